@@ -1,0 +1,220 @@
+//! `RuntimeBuilder`: shard count, ring size, threads and steal policy.
+
+use std::io;
+use std::time::Duration;
+
+use crate::runtime::Runtime;
+
+/// Which CPUs shard threads are bound to.
+///
+/// `true` binds shard `i` to CPU `i % cpus`; `false` leaves placement to the
+/// kernel; a list binds shard `i` to `list[i % list.len()]`.
+///
+/// ```
+/// use spargio_rt::ThreadAffinity;
+/// assert_eq!(ThreadAffinity::from(false), ThreadAffinity::None);
+/// assert_eq!(ThreadAffinity::from(vec![0, 1]), ThreadAffinity::Cpus(vec![0, 1]));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum ThreadAffinity {
+    /// No binding (the default).
+    #[default]
+    None,
+    /// Shard `i` runs on CPU `i % available CPUs`.
+    PerShard,
+    /// Shard `i` runs on `cpus[i % cpus.len()]`.
+    Cpus(Vec<usize>),
+}
+
+impl From<bool> for ThreadAffinity {
+    fn from(on: bool) -> Self {
+        if on {
+            ThreadAffinity::PerShard
+        } else {
+            ThreadAffinity::None
+        }
+    }
+}
+
+impl From<Vec<usize>> for ThreadAffinity {
+    fn from(cpus: Vec<usize>) -> Self {
+        ThreadAffinity::Cpus(cpus)
+    }
+}
+
+impl From<&[usize]> for ThreadAffinity {
+    fn from(cpus: &[usize]) -> Self {
+        ThreadAffinity::Cpus(cpus.to_vec())
+    }
+}
+
+/// How shards share stealable work.
+///
+/// ```
+/// use spargio_rt::StealPolicy;
+/// let p = StealPolicy { batch: 8, ..StealPolicy::default() };
+/// assert!(p.enabled);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StealPolicy {
+    /// Whether idle shards steal from busy ones (default `true`).
+    pub enabled: bool,
+    /// At most this many tasks move in one steal (default 32; half the
+    /// victim's queue is taken when it holds fewer).
+    pub batch: usize,
+    /// At most this many polls in a row come from the LIFO slot before the
+    /// shard goes back to its queue (default 3), so two tasks that keep waking
+    /// each other cannot starve the rest.
+    pub lifo_cap: usize,
+    /// Whether a new stealable task goes to the least loaded shard at spawn
+    /// time (default `true`); when `false` it starts on the spawning shard.
+    pub placement_balancing: bool,
+}
+
+impl Default for StealPolicy {
+    fn default() -> Self {
+        StealPolicy {
+            enabled: true,
+            batch: 32,
+            lifo_cap: 3,
+            placement_balancing: true,
+        }
+    }
+}
+
+/// Builds a [`Runtime`].
+///
+/// ```
+/// use spargio_rt::Runtime;
+/// let rt = Runtime::builder()
+///     .shards(2)
+///     .ring_entries(256)
+///     .thread_name("api")
+///     .build()
+///     .expect("io_uring available");
+/// assert_eq!(rt.handle().shard_count(), 2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct RuntimeBuilder {
+    pub(crate) shards: usize,
+    pub(crate) ring_entries: u32,
+    pub(crate) thread_name: String,
+    pub(crate) affinity: ThreadAffinity,
+    pub(crate) steal: StealPolicy,
+    pub(crate) task_budget: usize,
+    pub(crate) defer_taskrun: bool,
+    pub(crate) max_blocking_threads: usize,
+    pub(crate) blocking_keep_alive: Duration,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        RuntimeBuilder {
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ring_entries: 256,
+            thread_name: "spargio".to_string(),
+            affinity: ThreadAffinity::None,
+            steal: StealPolicy::default(),
+            task_budget: 64,
+            defer_taskrun: true,
+            max_blocking_threads: 512,
+            blocking_keep_alive: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RuntimeBuilder {
+    /// A builder with the defaults: one shard per available CPU, 256 ring entries.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of shards (threads, each with its own ring). At least 1.
+    pub fn shards(mut self, n: usize) -> Self {
+        self.shards = n;
+        self
+    }
+
+    /// Submission-queue entries per ring (the completion queue gets twice as many).
+    pub fn ring_entries(mut self, n: u32) -> Self {
+        self.ring_entries = n;
+        self
+    }
+
+    /// Prefix of shard thread names: shard `i` is named `{prefix}-{i}`.
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.thread_name = prefix.into();
+        self
+    }
+
+    /// Binds shard threads to CPUs: `true`, `false`, or a list of CPU numbers.
+    pub fn thread_affinity(mut self, affinity: impl Into<ThreadAffinity>) -> Self {
+        self.affinity = affinity.into();
+        self
+    }
+
+    /// Replaces the whole steal policy.
+    pub fn steal_policy(mut self, policy: StealPolicy) -> Self {
+        self.steal = policy;
+        self
+    }
+
+    /// Turns stealing between shards on or off (on by default).
+    pub fn stealing(mut self, enabled: bool) -> Self {
+        self.steal.enabled = enabled;
+        self
+    }
+
+    /// Most tasks moved by one steal (default 32).
+    pub fn steal_batch(mut self, batch: usize) -> Self {
+        self.steal.batch = batch.max(1);
+        self
+    }
+
+    /// Most polls in a row from the LIFO slot (default 3; 0 disables the slot).
+    pub fn lifo_cap(mut self, cap: usize) -> Self {
+        self.steal.lifo_cap = cap;
+        self
+    }
+
+    /// Tasks a shard polls before it reaps completions and submits again
+    /// (default 64).
+    pub fn task_budget(mut self, budget: usize) -> Self {
+        self.task_budget = budget.max(1);
+        self
+    }
+
+    /// Whether rings use `IORING_SETUP_DEFER_TASKRUN` when the kernel has it
+    /// (default `true`).
+    pub fn defer_taskrun(mut self, on: bool) -> Self {
+        self.defer_taskrun = on;
+        self
+    }
+
+    /// Most threads in the blocking pool (default 512).
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.max_blocking_threads = n.max(1);
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for work before it exits
+    /// (default 10 s).
+    pub fn blocking_keep_alive(mut self, d: Duration) -> Self {
+        self.blocking_keep_alive = d;
+        self
+    }
+
+    /// Starts the shards. Fails with a clear error when io_uring cannot be
+    /// set up (missing, disabled by `/proc/sys/kernel/io_uring_disabled`, or
+    /// refused for these parameters).
+    pub fn build(self) -> io::Result<Runtime> {
+        if self.shards == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "spargio: a runtime needs at least one shard",
+            ));
+        }
+        Runtime::start(self)
+    }
+}

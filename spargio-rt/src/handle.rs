@@ -1,0 +1,212 @@
+//! `RuntimeHandle`: spawn and inspect from anywhere.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::placement::{ShardId, TaskPlacement};
+use crate::scheduler::Inner;
+use crate::stats::{RuntimeStats, ShardStats};
+use crate::task::JoinHandle;
+
+/// A cheap, cloneable reference to a runtime (`Send + Sync`).
+///
+/// ```
+/// use spargio_rt::{RuntimeHandle, ShardId, TaskPlacement};
+/// spargio_rt::run(|handle: RuntimeHandle| async move {
+///     // Stealable by default: any idle shard may run it.
+///     let a = handle.spawn(async { 1 });
+///     // Pinned: always shard 1.
+///     let b = handle.spawn_pinned(ShardId(1), async {
+///         RuntimeHandle::current().current_shard()
+///     });
+///     assert_eq!(a.await.unwrap(), 1);
+///     assert_eq!(b.await.unwrap(), Some(ShardId(1)));
+///     // Sticky: the same key always lands on the same shard.
+///     let c = handle.spawn_with_placement(TaskPlacement::Sticky(7), async { 3 });
+///     assert_eq!(c.await.unwrap(), 3);
+/// })
+/// .unwrap();
+/// ```
+#[derive(Clone)]
+pub struct RuntimeHandle {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl RuntimeHandle {
+    /// The runtime of the current thread: the shard's own runtime on a shard
+    /// thread, or the one a `block_on` on this thread entered.
+    ///
+    /// # Panics
+    /// Outside any runtime; see [`try_current`](Self::try_current).
+    pub fn current() -> RuntimeHandle {
+        Self::try_current().expect(
+            "spargio: no runtime here; call this from a task, from Runtime::block_on, or use a RuntimeHandle",
+        )
+    }
+
+    /// The current runtime, or `None` outside any runtime.
+    pub fn try_current() -> Option<RuntimeHandle> {
+        if let Some((inner, _)) = crate::shard::local::current() {
+            return Some(RuntimeHandle { inner });
+        }
+        crate::block_on::entered()
+    }
+
+    /// Spawns a stealable task: it starts on the least loaded shard and idle
+    /// shards may steal it. The default; same as [`spawn_stealable`](Self::spawn_stealable).
+    pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.spawn(TaskPlacement::Stealable, fut)
+    }
+
+    /// Spawns a stealable task on the least loaded shard.
+    pub fn spawn_stealable<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.spawn(TaskPlacement::Stealable, fut)
+    }
+
+    /// Spawns a stealable task that starts on `shard`.
+    ///
+    /// # Panics
+    /// If `shard` does not exist.
+    pub fn spawn_stealable_on<F>(&self, shard: ShardId, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.spawn(TaskPlacement::StealablePreferred(shard), fut)
+    }
+
+    /// Spawns a task that runs on `shard` only.
+    ///
+    /// # Panics
+    /// If `shard` does not exist.
+    pub fn spawn_pinned<F>(&self, shard: ShardId, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.spawn(TaskPlacement::Pinned(shard), fut)
+    }
+
+    /// Spawns a task with an explicit [`TaskPlacement`].
+    ///
+    /// # Panics
+    /// If the placement names a shard that does not exist.
+    pub fn spawn_with_placement<F>(&self, placement: TaskPlacement, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.spawn(placement, fut)
+    }
+
+    /// Spawns a `!Send` future on the current shard; it never moves.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// spargio_rt::run(|h| async move {
+    ///     let shared = Rc::new(5);
+    ///     let s2 = shared.clone();
+    ///     let t = h.spawn_local(async move { *s2 + 1 });
+    ///     assert_eq!(t.await.unwrap(), 6);
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Panics
+    /// If the calling thread is not a shard of this runtime; use
+    /// [`spawn_local_on`](Self::spawn_local_on) from elsewhere.
+    pub fn spawn_local<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.inner.spawn_local(fut)
+    }
+
+    /// Builds a `!Send` future on `shard` (by calling `make` there) and runs
+    /// it there; `make` itself must be `Send`.
+    ///
+    /// # Panics
+    /// If `shard` does not exist.
+    pub fn spawn_local_on<C, Fut>(&self, shard: ShardId, make: C) -> JoinHandle<Fut::Output>
+    where
+        C: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        self.inner.spawn_local_on(shard.0, make)
+    }
+
+    /// Runs a blocking closure on the blocking pool (a bounded set of
+    /// reused threads), so it does not stall a shard.
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.inner.spawn_blocking(f)
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// The shard the calling thread is, if it is one of this runtime's.
+    pub fn current_shard(&self) -> Option<ShardId> {
+        crate::shard::local::current_index(&self.inner).map(ShardId)
+    }
+
+    /// A snapshot of the runtime's counters.
+    pub fn stats(&self) -> RuntimeStats {
+        let shards = self
+            .inner
+            .shards
+            .iter()
+            .map(|s| {
+                let c = &s.counters;
+                let mut st = ShardStats::default();
+                st.tasks_polled = c.tasks_polled.get();
+                st.stealable_polled = c.stealable_polled.get();
+                st.stolen = c.stolen.get();
+                st.steal_attempts = c.steal_attempts.get();
+                st.doorbells_sent = c.doorbells_sent.get();
+                st.doorbells_received = c.doorbells_received.get();
+                st.parks = c.parks.get();
+                st.ring_enters = c.ring_enters.get();
+                st.timers_fired = c.timers_fired.get();
+                st.panics = c.panics.get();
+                st.pinned_queue_depth = s.pinned_depth.load(std::sync::atomic::Ordering::Relaxed);
+                st.stealable_queue_depth = s.stealable_len();
+                st
+            })
+            .collect();
+        let mut stats = RuntimeStats::default();
+        stats.shards = shards;
+        stats.live_tasks = self.inner.registry.live();
+        stats.blocking_threads = self.inner.blocking.threads();
+        stats
+    }
+
+    /// Whether both handles refer to the same runtime.
+    pub fn ptr_eq(&self, other: &RuntimeHandle) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl fmt::Debug for RuntimeHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeHandle")
+            .field("shards", &self.shard_count())
+            .finish()
+    }
+}

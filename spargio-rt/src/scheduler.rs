@@ -1,0 +1,372 @@
+//! Runtime-wide scheduling: spawning with a placement, and routing every
+//! wake-up to the queue where the task belongs.
+//!
+//! | task kind | woken on its shard | woken elsewhere |
+//! | --- | --- | --- |
+//! | pinned / local | pinned queue | that shard's inbox + doorbell if parked |
+//! | stealable | LIFO slot (if woken by the running task) or deque | its last shard's injector + doorbell if parked, else one idle shard is told to steal |
+//! | blocking | - | the blocking pool's queue |
+//!
+//! A stealable task goes back to the shard that last ran it because its
+//! in-flight I/O completes on that shard's ring; idle shards take it from
+//! there by stealing when that shard is busy.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+
+use async_task::{ScheduleInfo, WithInfo};
+use crossbeam_deque::Injector;
+
+use crate::blocking::BlockingPool;
+use crate::builder::{RuntimeBuilder, StealPolicy};
+use crate::placement::TaskPlacement;
+use crate::shard::local;
+use crate::shard::park;
+use crate::shard::shared::ShardShared;
+use crate::task::ctl::Registry;
+use crate::task::guard::Guard;
+use crate::task::{Home, JoinHandle, Runnable, TaskMeta};
+
+/// State shared by all shards of one runtime and by its handles.
+pub(crate) struct Inner {
+    pub(crate) shards: Box<[ShardShared]>,
+    /// Stealable tasks spawned from threads outside the runtime.
+    pub(crate) global: Injector<Runnable>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) steal: StealPolicy,
+    pub(crate) task_budget: usize,
+    /// Shards woken to steal that have not yet looked; see `park.rs`.
+    pub(crate) searching: AtomicUsize,
+    search_start: AtomicUsize,
+    round_robin: AtomicUsize,
+    shutdown: AtomicBool,
+    pub(crate) blocking: BlockingPool,
+    /// Shards wait here before closing their rings, so no shard sends a
+    /// doorbell to a ring that is gone.
+    pub(crate) exit_barrier: Barrier,
+}
+
+impl Inner {
+    pub(crate) fn new(b: &RuntimeBuilder) -> std::io::Result<Self> {
+        let shards = (0..b.shards)
+            .map(ShardShared::new)
+            .collect::<std::io::Result<Vec<_>>>()?
+            .into_boxed_slice();
+        Ok(Inner {
+            global: Injector::new(),
+            registry: Arc::new(Registry::new(b.shards + 1)),
+            steal: b.steal.clone(),
+            task_budget: b.task_budget,
+            searching: AtomicUsize::new(0),
+            search_start: AtomicUsize::new(0),
+            round_robin: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            blocking: BlockingPool::new(
+                format!("{}-blocking", b.thread_name),
+                b.max_blocking_threads,
+                b.blocking_keep_alive,
+            ),
+            exit_barrier: Barrier::new(b.shards),
+            shards,
+        })
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// Starts shutdown and wakes every shard so it notices.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for s in self.shards.iter() {
+            s.ring_eventfd();
+        }
+    }
+
+    /// A rotating start index so idle-shard notifications spread out.
+    pub(crate) fn next_search_start(&self) -> usize {
+        self.search_start.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn check_shard(&self, shard: usize) -> usize {
+        assert!(
+            shard < self.shards.len(),
+            "spargio: shard {shard} does not exist (the runtime has {} shards)",
+            self.shards.len()
+        );
+        shard
+    }
+
+    /// Turns a placement into the task's home and first shard.
+    fn resolve(&self, placement: TaskPlacement) -> (Home, usize) {
+        let n = self.shards.len();
+        match placement {
+            TaskPlacement::Pinned(s) => {
+                let s = self.check_shard(s.0);
+                (Home::Pinned(s), s)
+            }
+            TaskPlacement::RoundRobin => {
+                let s = self.round_robin.fetch_add(1, Ordering::Relaxed) % n;
+                (Home::Pinned(s), s)
+            }
+            TaskPlacement::Sticky(key) => {
+                let s = (key % n as u64) as usize;
+                (Home::Pinned(s), s)
+            }
+            TaskPlacement::Stealable => (Home::Stealable, self.least_loaded()),
+            TaskPlacement::StealablePreferred(s) => (Home::Stealable, self.check_shard(s.0)),
+        }
+    }
+
+    /// Submission-time placement: the shard with the fewest queued stealable
+    /// tasks; ties go to the current shard (no hop, no doorbell).
+    fn least_loaded(&self) -> usize {
+        let n = self.shards.len();
+        let here = local::current_index(self);
+        if n == 1 {
+            return 0;
+        }
+        let start = here.unwrap_or_else(|| self.round_robin.fetch_add(1, Ordering::Relaxed) % n);
+        if !self.steal.placement_balancing {
+            return start;
+        }
+        let mut best = start;
+        let mut best_load = self.shards[start].stealable_len();
+        for i in 1..n {
+            if best_load == 0 {
+                break;
+            }
+            let idx = (start + i) % n;
+            let load = self.shards[idx].stealable_len();
+            if load < best_load {
+                best = idx;
+                best_load = load;
+            }
+        }
+        best
+    }
+
+    /// The schedule function every task of this runtime carries.
+    fn scheduler(self: &Arc<Self>) -> WithInfo<impl Fn(Runnable, ScheduleInfo) + Send + Sync + 'static> {
+        let inner = self.clone();
+        WithInfo(move |task: Runnable, info: ScheduleInfo| {
+            inner.route(task, !info.woken_while_running)
+        })
+    }
+
+    /// Spawns a `Send` future with `placement`.
+    pub(crate) fn spawn<F>(self: &Arc<Self>, placement: TaskPlacement, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (home, first) = self.resolve(placement);
+        let ctl = self.registry.insert(local::current_index(self).unwrap_or(self.shards.len()));
+        let guard = Guard::new(fut, ctl.clone(), self.registry.clone());
+        let (task, handle) = async_task::Builder::new()
+            .metadata(TaskMeta::new(home, first))
+            .spawn(move |_| guard, self.scheduler());
+        self.start(task, &ctl);
+        JoinHandle::new(handle, ctl)
+    }
+
+    /// Spawns a future that may be `!Send` onto shard `shard`, built there
+    /// by `make` (which is `Send`).
+    pub(crate) fn spawn_local_on<C, Fut>(self: &Arc<Self>, shard: usize, make: C) -> JoinHandle<Fut::Output>
+    where
+        C: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let shard = self.check_shard(shard);
+        let ctl = self.registry.insert(local::current_index(self).unwrap_or(self.shards.len()));
+        let guard = Guard::new(BuildThere::new(make), ctl.clone(), self.registry.clone());
+        // SAFETY: `spawn_unchecked` drops the `Send` and `'static`-output
+        // checks of `spawn`. The future may be `!Send`, so it must only be
+        // polled and dropped on shard `shard`'s thread. It is: its home is
+        // `Home::Local(shard)`, every schedule routes it to that shard's
+        // queues, only that thread pops them, and the shard drops whatever
+        // is left in them on its own thread when it exits. Before its first
+        // poll the future holds only `make`, which is `Send`, so dropping an
+        // unstarted task elsewhere (shutdown raced the spawn) is fine; after
+        // the shard has exited a started task is leaked, never dropped on the
+        // wrong thread (see `dead_letter`). The future and output are 'static.
+        let (task, handle) = unsafe {
+            async_task::Builder::new()
+                .metadata(TaskMeta::new(Home::Local(shard), shard))
+                .spawn_unchecked(move |_| guard, self.scheduler())
+        };
+        self.start(task, &ctl);
+        JoinHandle::new(handle, ctl)
+    }
+
+    /// Spawns a `!Send` future on the current shard.
+    ///
+    /// # Panics
+    /// If this thread is not a shard of this runtime.
+    pub(crate) fn spawn_local<F>(self: &Arc<Self>, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let shard = local::current_index(self)
+            .expect("spargio: spawn_local must be called on a shard of this runtime (use spawn_local_on from elsewhere)");
+        let ctl = self.registry.insert(shard);
+        let guard = Guard::new(fut, ctl.clone(), self.registry.clone());
+        // SAFETY: as in `spawn_local_on`: the task lives on this shard
+        // (`Home::Local`), is only polled and dropped by this thread, and is
+        // leaked rather than dropped elsewhere if woken after the shard
+        // exits. The output may be `!Send`: `JoinHandle<T>` is then `!Send`
+        // too (async-task's `Task<T>` is `Send` only for `T: Send`), so it is
+        // taken out on this thread.
+        let (task, handle) = unsafe {
+            async_task::Builder::new()
+                .metadata(TaskMeta::new(Home::Local(shard), shard))
+                .spawn_unchecked(move |_| guard, self.scheduler())
+        };
+        self.start(task, &ctl);
+        JoinHandle::new(handle, ctl)
+    }
+
+    /// Runs `f` on the blocking pool.
+    pub(crate) fn spawn_blocking<R, Fn_>(self: &Arc<Self>, f: Fn_) -> JoinHandle<R>
+    where
+        Fn_: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let registry = self.blocking.registry().clone();
+        let ctl = registry.insert(0);
+        let guard = Guard::new(RunOnce(Some(f)), ctl.clone(), registry);
+        let (task, handle) = async_task::Builder::new()
+            .metadata(TaskMeta::new(Home::Blocking, 0))
+            .spawn(move |_| guard, self.scheduler());
+        if self.is_shutdown() {
+            ctl.abort();
+        }
+        self.blocking.push(task);
+        JoinHandle::new(handle, ctl)
+    }
+
+    /// First scheduling of a new task.
+    fn start(self: &Arc<Self>, task: Runnable, ctl: &crate::task::ctl::TaskCtl) {
+        if self.is_shutdown() {
+            // Shutting down: the task is cancelled at its first poll (or
+            // dropped unpolled if no shard is left to poll it).
+            ctl.abort();
+        }
+        match task.metadata().home {
+            Home::Stealable if local::current_index(self).is_none() && !self.steal.enabled => {
+                self.push_stealable(task.metadata().last_shard(), task, false)
+            }
+            Home::Stealable if local::current_index(self).is_none() => {
+                let target = task.metadata().last_shard();
+                self.global.push(task);
+                if !park::wake(self, target) {
+                    park::notify_idle(self);
+                }
+            }
+            _ => self.route(task, false),
+        }
+    }
+
+    /// Routes a woken task to its queue; see the module table. `lifo` asks
+    /// for the LIFO slot (the task was woken by another task, not by itself).
+    fn route(&self, task: Runnable, lifo: bool) {
+        match task.metadata().home {
+            Home::Pinned(s) | Home::Local(s) => self.push_pinned(s, task),
+            Home::Stealable => {
+                let last = task.metadata().last_shard();
+                self.push_stealable(last, task, lifo)
+            }
+            Home::Blocking => self.blocking.push(task),
+        }
+    }
+
+    fn push_pinned(&self, shard: usize, task: Runnable) {
+        let task = match local::push_pinned_here(self, shard, task) {
+            Ok(()) => return,
+            Err(t) => t,
+        };
+        match self.shards[shard].push_pinned(task) {
+            Ok(()) => {
+                park::wake(self, shard);
+            }
+            Err(task) => dead_letter(task),
+        }
+    }
+
+    fn push_stealable(&self, shard: usize, task: Runnable, lifo: bool) {
+        let task = match local::push_stealable_here(self, shard, task, lifo) {
+            Ok(()) => return,
+            Err(t) => t,
+        };
+        self.shards[shard].injector.push(task);
+        if !park::wake(self, shard) {
+            // The shard is busy: let an idle one come and steal.
+            park::notify_idle(self);
+        }
+    }
+}
+
+/// A task woken after its shard exited. A `Local` task's future may be
+/// `!Send`, so it is leaked rather than dropped on this thread; any other
+/// task is dropped (which cancels it).
+fn dead_letter(task: Runnable) {
+    if matches!(task.metadata().home, Home::Local(_)) {
+        std::mem::forget(task);
+    } else {
+        drop(task);
+    }
+}
+
+/// Builds a future from a `Send` closure at its first poll, on the thread
+/// that polls it.
+enum BuildThere<C, Fut> {
+    Make(Option<C>),
+    Running(Fut),
+}
+
+impl<C, Fut> BuildThere<C, Fut> {
+    fn new(make: C) -> Self {
+        BuildThere::Make(Some(make))
+    }
+}
+
+impl<C, Fut> Future for BuildThere<C, Fut>
+where
+    C: FnOnce() -> Fut,
+    Fut: Future,
+{
+    type Output = Fut::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Fut::Output> {
+        // SAFETY: `Running(fut)` is structurally pinned: once built in place
+        // it is never moved (the enum is only ever overwritten while in the
+        // `Make` state, before any future exists). `Make` holds no pinned data.
+        let this = unsafe { self.get_unchecked_mut() };
+        if let BuildThere::Make(make) = this {
+            let make = make.take().expect("BuildThere polled after a panic in make");
+            *this = BuildThere::Running(make());
+        }
+        match this {
+            // SAFETY: see above.
+            BuildThere::Running(fut) => unsafe { std::pin::Pin::new_unchecked(fut) }.poll(cx),
+            BuildThere::Make(_) => unreachable!("just built"),
+        }
+    }
+}
+
+/// A closure run once, as a future (blocking-pool jobs).
+struct RunOnce<F>(Option<F>);
+
+impl<F> Unpin for RunOnce<F> {}
+
+impl<R, F: FnOnce() -> R> Future for RunOnce<F> {
+    type Output = R;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<R> {
+        let f = self.0.take().expect("RunOnce polled twice");
+        std::task::Poll::Ready(f())
+    }
+}

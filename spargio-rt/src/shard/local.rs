@@ -1,0 +1,474 @@
+//! The part of a shard only its own thread touches: the ring, the pinned
+//! queue, the stealable deque's owner end, the LIFO slot and the timer heap.
+//!
+//! A pointer to the running shard's `LocalShard` sits in a thread-local so
+//! wakers, spawns and timers issued on a shard thread find it. Every borrow
+//! of a `RefCell` here is short and never spans a task poll or a waker call,
+//! so re-entry from a waker (a task woken while the ring's CQEs are being
+//! dispatched, say) is always sound.
+
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
+use std::ptr;
+use std::sync::Arc;
+
+use crossbeam_deque::{Steal, Worker};
+use io_uring::IoUring;
+
+use crate::scheduler::Inner;
+use crate::shard::shared::ShardShared;
+use crate::shard::{park, ring};
+use crate::task::Runnable;
+use crate::time::heap::TimerHeap;
+use crate::time::TimerEntry;
+
+thread_local! {
+    static CURRENT: Cell<*const LocalShard> = const { Cell::new(ptr::null()) };
+}
+
+/// Thread-local state of a running shard.
+pub(crate) struct LocalShard {
+    pub(crate) index: usize,
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) ring: RefCell<IoUring>,
+    pinned: RefCell<VecDeque<Runnable>>,
+    worker: Worker<Runnable>,
+    lifo: Cell<Option<Runnable>>,
+    lifo_streak: Cell<usize>,
+    in_poll: Cell<bool>,
+    pub(crate) timers: RefCell<TimerHeap>,
+    doorbell_queued: Cell<bool>,
+    /// Landing place of the armed eventfd read; boxed so its address is
+    /// stable while the kernel may write to it.
+    eventfd_buf: Box<UnsafeCell<u64>>,
+    eventfd_armed: Cell<bool>,
+    tick: Cell<u64>,
+    /// Reused buffer of reaped CQEs: (user_data, result).
+    cqes: RefCell<Vec<(u64, i32)>>,
+}
+
+/// Runs `f` with the current thread's shard, if it belongs to `inner`'s runtime.
+#[inline]
+fn with_local<R>(inner: Option<&Inner>, f: impl FnOnce(&LocalShard) -> R) -> Option<R> {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `CURRENT` is non-null only while `LocalShard::enter`'s guard
+    // is alive on this thread, and the `LocalShard` it points to outlives
+    // that guard (it is dropped after the guard resets the pointer).
+    let local = unsafe { &*p };
+    match inner {
+        Some(i) if !ptr::eq(Arc::as_ptr(&local.inner), i) => None,
+        _ => Some(f(local)),
+    }
+}
+
+/// The current shard's runtime and index, if this is a shard thread.
+pub(crate) fn current() -> Option<(Arc<Inner>, usize)> {
+    with_local(None, |l| (l.inner.clone(), l.index))
+}
+
+/// The current shard's index, if this thread is a shard of `inner`.
+pub(crate) fn current_index(inner: &Inner) -> Option<usize> {
+    with_local(Some(inner), |l| l.index)
+}
+
+/// Puts a pinned task on the current shard's queue, if this thread is shard
+/// `shard` of `inner`; gives the task back otherwise.
+pub(crate) fn push_pinned_here(inner: &Inner, shard: usize, task: Runnable) -> Result<(), Runnable> {
+    let mut task = Some(task);
+    let done = with_local(Some(inner), |l| {
+        if l.index == shard {
+            l.pinned.borrow_mut().push_back(task.take().expect("once"));
+            true
+        } else {
+            false
+        }
+    });
+    match (done, task) {
+        (Some(true), _) => Ok(()),
+        (_, Some(t)) => Err(t),
+        (_, None) => unreachable!("task consumed without being queued"),
+    }
+}
+
+/// Puts a stealable task on the current shard, if this thread is shard
+/// `shard` of `inner`. `lifo` asks for the LIFO slot (a task woken by the
+/// task now running, which will likely want it next).
+pub(crate) fn push_stealable_here(
+    inner: &Inner,
+    shard: usize,
+    task: Runnable,
+    lifo: bool,
+) -> Result<(), Runnable> {
+    let mut task = Some(task);
+    let done = with_local(Some(inner), |l| {
+        if l.index != shard {
+            return false;
+        }
+        let t = task.take().expect("once");
+        if lifo && l.in_poll.get() && l.inner.steal.lifo_cap > 0 {
+            if let Some(prev) = l.lifo.replace(Some(t)) {
+                l.worker.push(prev);
+                park::notify_idle(&l.inner);
+            }
+        } else {
+            l.worker.push(t);
+            park::notify_idle(&l.inner);
+        }
+        true
+    });
+    match (done, task) {
+        (Some(true), _) => Ok(()),
+        (_, Some(t)) => Err(t),
+        (_, None) => unreachable!("task consumed without being queued"),
+    }
+}
+
+/// Queues a `MSG_RING` doorbell for shard `target` on the current shard's
+/// ring; false when this thread is not a shard of `inner` (use the eventfd).
+pub(crate) fn queue_doorbell(inner: &Inner, target: usize) -> bool {
+    with_local(Some(inner), |l| {
+        if l.index == target {
+            // Waking ourselves: we are running, nothing to ring.
+            return true;
+        }
+        let fd = inner.shards[target].ring_fd.load(std::sync::atomic::Ordering::Acquire);
+        if fd < 0 {
+            return false;
+        }
+        let mut enters = 0;
+        ring::push(&mut l.ring.borrow_mut(), &ring::doorbell_entry(fd, target), &mut enters);
+        l.note_enters(enters);
+        l.doorbell_queued.set(true);
+        true
+    })
+    .unwrap_or(false)
+}
+
+/// Adds a timer to the current shard's heap; gives it back off-shard.
+pub(crate) fn register_timer(entry: Arc<TimerEntry>) -> Result<(), Arc<TimerEntry>> {
+    let mut entry = Some(entry);
+    with_local(None, |l| l.timers.borrow_mut().insert(entry.take().expect("once")));
+    entry.map_or(Ok(()), Err)
+}
+
+/// Counts a task panic on the current shard.
+pub(crate) fn note_panic() {
+    with_local(None, |l| l.shared().counters.panics.bump());
+}
+
+/// Resets `CURRENT` when the shard loop ends, even by unwinding.
+pub(crate) struct EnterGuard;
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(ptr::null()));
+    }
+}
+
+impl LocalShard {
+    pub(crate) fn new(index: usize, inner: Arc<Inner>, ring: IoUring) -> Self {
+        let worker = Worker::new_fifo();
+        let _ = inner.shards[index].stealer.set(worker.stealer());
+        LocalShard {
+            index,
+            inner,
+            ring: RefCell::new(ring),
+            pinned: RefCell::new(VecDeque::new()),
+            worker,
+            lifo: Cell::new(None),
+            lifo_streak: Cell::new(0),
+            in_poll: Cell::new(false),
+            timers: RefCell::new(TimerHeap::default()),
+            doorbell_queued: Cell::new(false),
+            eventfd_buf: Box::new(UnsafeCell::new(0)),
+            eventfd_armed: Cell::new(false),
+            tick: Cell::new(0),
+            cqes: RefCell::new(Vec::with_capacity(64)),
+        }
+    }
+
+    /// Makes this the current thread's shard until the guard drops.
+    pub(crate) fn enter(&self) -> EnterGuard {
+        CURRENT.with(|c| c.set(self as *const LocalShard));
+        EnterGuard
+    }
+
+    pub(crate) fn shared(&self) -> &ShardShared {
+        &self.inner.shards[self.index]
+    }
+
+    fn note_enters(&self, n: u64) {
+        if n > 0 {
+            self.shared().counters.ring_enters.add(n);
+        }
+    }
+
+    /// Arms the eventfd read if it is not in flight.
+    pub(crate) fn arm_eventfd(&self) {
+        if self.eventfd_armed.get() {
+            return;
+        }
+        use std::os::fd::AsRawFd;
+        let e = ring::eventfd_read_entry(self.shared().eventfd.as_raw_fd(), self.eventfd_buf.get());
+        let mut enters = 0;
+        ring::push(&mut self.ring.borrow_mut(), &e, &mut enters);
+        self.note_enters(enters);
+        self.eventfd_armed.set(true);
+    }
+
+    /// Reaps every available CQE and acts on it. Returns how many.
+    pub(crate) fn reap(&self) -> usize {
+        let mut cqes = self.cqes.borrow_mut();
+        cqes.clear();
+        {
+            let mut ring = self.ring.borrow_mut();
+            cqes.extend(ring.completion().map(|c| (c.user_data(), c.result())));
+        }
+        let n = cqes.len();
+        for &(ud, res) in cqes.iter() {
+            match ud {
+                ring::UD_DOORBELL => self.shared().counters.doorbells_received.bump(),
+                ring::UD_EVENTFD => {
+                    self.eventfd_armed.set(false);
+                    self.shared().counters.doorbells_received.bump();
+                }
+                ud if ud & ring::UD_MSG_SENT == ring::UD_MSG_SENT => {
+                    // A MSG_RING send failed (res < 0): fall back to the eventfd.
+                    let target = (ud & 0xFFFF_FFFF) as usize;
+                    if res < 0 {
+                        if let Some(s) = self.inner.shards.get(target) {
+                            s.ring_eventfd();
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        n
+    }
+
+    /// Fires due timers; returns how many.
+    pub(crate) fn fire_timers(&self) -> u64 {
+        let now = std::time::Instant::now();
+        let fired = self.timers.borrow_mut().fire_due(now);
+        if fired > 0 {
+            self.shared().counters.timers_fired.add(fired);
+        }
+        fired
+    }
+
+    /// Submits queued SQEs (doorbells) right away, if any.
+    pub(crate) fn flush_doorbells(&self) {
+        if self.doorbell_queued.replace(false) {
+            self.submit(false, None);
+        }
+    }
+
+    /// One `io_uring_enter`: submit, and wait if asked.
+    pub(crate) fn submit(&self, wait: bool, timeout: Option<std::time::Duration>) {
+        let ring = self.ring.borrow();
+        self.shared().counters.ring_enters.bump();
+        if let Err(e) = ring::enter(&ring, wait, timeout) {
+            // Only programming errors (EFAULT, EBADF...) land here; say so
+            // instead of spinning silently.
+            eprintln!("spargio: shard {} io_uring_enter failed: {e}", self.index);
+        }
+    }
+
+    /// Submits if the SQ holds entries or the kernel has deferred work.
+    pub(crate) fn submit_if_needed(&self) {
+        let needed = ring::needs_enter(&mut self.ring.borrow_mut());
+        self.doorbell_queued.set(false);
+        if needed {
+            self.submit(false, None);
+        }
+    }
+
+    /// Moves pinned tasks woken elsewhere into the local queue.
+    pub(crate) fn drain_inbox(&self) {
+        self.shared().drain_inbox(&mut self.pinned.borrow_mut());
+    }
+
+    /// The next task to run, or `None` when every local queue is empty.
+    fn next_local(&self) -> Option<(Runnable, bool)> {
+        let cap = self.inner.steal.lifo_cap;
+        if self.lifo_streak.get() < cap {
+            if let Some(t) = self.lifo.take() {
+                self.lifo_streak.set(self.lifo_streak.get() + 1);
+                return Some((t, true));
+            }
+        } else if let Some(t) = self.lifo.take() {
+            // Streak over: the LIFO task goes behind the queue.
+            self.worker.push(t);
+        }
+        self.lifo_streak.set(0);
+        let tick = self.tick.get();
+        self.tick.set(tick.wrapping_add(1));
+        // Alternate which kind goes first so neither starves the other.
+        let pinned_first = tick % 2 == 0;
+        let pop_pinned = || self.pinned.borrow_mut().pop_front().map(|t| (t, false));
+        let pop_stealable = || self.pop_stealable().map(|t| (t, true));
+        if pinned_first {
+            pop_pinned().or_else(pop_stealable)
+        } else {
+            pop_stealable().or_else(pop_pinned)
+        }
+    }
+
+    /// From the own deque, then the own injector, then the global one.
+    fn pop_stealable(&self) -> Option<Runnable> {
+        if let Some(t) = self.worker.pop() {
+            return Some(t);
+        }
+        let batch = self.inner.steal.batch;
+        for inj in [&self.shared().injector, &self.inner.global] {
+            loop {
+                match inj.steal_batch_with_limit_and_pop(&self.worker, batch) {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        None
+    }
+
+    /// Runs up to `budget` tasks; returns how many ran.
+    pub(crate) fn run_batch(&self, budget: usize) -> usize {
+        let mut ran = 0;
+        while ran < budget {
+            let Some((task, stealable)) = self.next_local() else {
+                break;
+            };
+            self.run_task(task, stealable);
+            ran += 1;
+        }
+        ran
+    }
+
+    fn run_task(&self, task: Runnable, stealable: bool) {
+        let shared = self.shared();
+        if stealable {
+            task.metadata().set_last_shard(self.index);
+            shared.counters.stealable_polled.bump();
+        }
+        shared.counters.tasks_polled.bump();
+        shared.polling.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.in_poll.set(true);
+        task.run();
+        self.in_poll.set(false);
+        shared.polling.store(false, std::sync::atomic::Ordering::Relaxed);
+        // A doorbell queued during the poll goes out now, not after the
+        // whole batch: the shard it wakes may be the one that must run next.
+        self.flush_doorbells();
+    }
+
+    /// Tries to take stealable work from busy shards. Returns whether any
+    /// task was taken (it is then in the own deque).
+    pub(crate) fn steal(&self) -> bool {
+        let inner = &self.inner;
+        let n = inner.shards.len();
+        if n < 2 || !inner.steal.enabled {
+            return false;
+        }
+        let counters = &self.shared().counters;
+        let start = self.tick.get() as usize;
+        for i in 0..n {
+            let victim = &inner.shards[(start + i) % n];
+            if victim.index == self.index {
+                continue;
+            }
+            // Only busy shards are robbed: a parked or waking shard is about
+            // to run its own queue, and taking its task would only move it
+            // away from its ring.
+            if !victim.polling.load(std::sync::atomic::Ordering::Relaxed) || victim.stealable_len() == 0 {
+                continue;
+            }
+            counters.steal_attempts.bump();
+            let before = self.worker.len();
+            let mut got = false;
+            if let Some(stealer) = victim.stealer.get() {
+                got = steal_into(|| stealer.steal_batch_with_limit(&self.worker, inner.steal.batch));
+            }
+            if !got {
+                got = steal_into(|| victim.injector.steal_batch_with_limit(&self.worker, inner.steal.batch));
+            }
+            if got {
+                let moved = self.worker.len().saturating_sub(before).max(1);
+                counters.stolen.add(moved as u64);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether anything is runnable here or stealable elsewhere; the
+    /// re-check of the parking protocol (step 3 in `park.rs`).
+    pub(crate) fn has_work(&self) -> bool {
+        let shared = self.shared();
+        if !self.pinned.borrow().is_empty()
+            || !self.worker.is_empty()
+            || shared.has_inbox()
+            || !shared.injector.is_empty()
+            || !self.inner.global.is_empty()
+        {
+            return true;
+        }
+        // The LIFO slot is a `Cell<Option<_>>`: look by taking and putting back.
+        let lifo = self.lifo.take();
+        let has_lifo = lifo.is_some();
+        self.lifo.set(lifo);
+        if has_lifo {
+            return true;
+        }
+        if self.inner.steal.enabled {
+            for v in self.inner.shards.iter() {
+                if v.index != self.index
+                    && v.polling.load(std::sync::atomic::Ordering::Relaxed)
+                    && v.stealable_len() > 0
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Queued tasks right now (for stats).
+    pub(crate) fn publish_depth(&self) {
+        let lifo = self.lifo.take();
+        let n = self.pinned.borrow().len();
+        self.lifo.set(lifo);
+        self.shared()
+            .pinned_depth
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Drops every queued task (shard exit). Runs on the shard's own thread,
+    /// so pinned `!Send` futures are dropped where they live.
+    pub(crate) fn drop_queued(&self) {
+        drop(self.lifo.take());
+        let inbox = self.shared().close_inbox();
+        drop(inbox);
+        let pinned = std::mem::take(&mut *self.pinned.borrow_mut());
+        drop(pinned);
+        while let Some(t) = self.worker.pop() {
+            drop(t);
+        }
+        self.timers.borrow_mut().clear();
+    }
+}
+
+/// Retries a steal until it is decided; true when something moved.
+fn steal_into(mut f: impl FnMut() -> Steal<()>) -> bool {
+    loop {
+        match f() {
+            Steal::Success(()) => return true,
+            Steal::Empty => return false,
+            Steal::Retry => continue,
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Shards: one thread and one io_uring ring each.
+
+pub(crate) mod local;
+pub(crate) mod park;
+pub(crate) mod ring;
+pub(crate) mod shared;
+pub(crate) mod worker;

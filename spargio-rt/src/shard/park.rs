@@ -1,0 +1,92 @@
+//! Parking and waking shards: the protocol.
+//!
+//! A shard with nothing to do blocks in `io_uring_enter` until a CQE arrives
+//! or its nearest timer is due. Anyone who hands it work must make sure it
+//! wakes up, without waking it needlessly and without losing a wake-up.
+//!
+//! ```text
+//!   shard S (parking)                       waker W (hands S work)
+//!   ------------------                      ----------------------
+//!   1. sleeping := true          (SeqCst)   a. push task to S's queue
+//!   2. fence(SeqCst)                        b. fence(SeqCst)
+//!   3. look at every queue                  c. if sleeping.swap(false):
+//!      work? -> sleeping := false, run            ring S's doorbell
+//!   4. io_uring_enter(wait 1 CQE, timeout)
+//!   5. sleeping := false
+//! ```
+//!
+//! - No lost wake-up: 1-2 and a-b are a store-fence-load pair on each side
+//!   (Dekker). Either S's look in step 3 sees W's task, or W's load in step c
+//!   sees `sleeping == true`. In the second case W rings the doorbell, whose
+//!   CQE stays in S's completion queue, so S's enter in step 4 returns at
+//!   once even if the doorbell landed before S got there.
+//! - No herd: only the waker whose `swap` turned `true` into `false` rings;
+//!   every other waker sees `false` and does nothing. A shard that is running
+//!   (not parking) gets no doorbell at all: it looks at its queues every turn.
+//! - The doorbell is a `MSG_RING` CQE sent from the waker's own ring when the
+//!   waker runs on a shard of the same runtime (it goes out with that shard's
+//!   next submit, right after the current poll), and an eventfd write
+//!   otherwise (threads outside the runtime have no ring). The shard keeps an
+//!   eventfd read armed on its ring, so both arrive as CQEs.
+//! - A spurious doorbell (S found work in step 3 after W swapped) costs one
+//!   extra loop turn, never a missed one.
+//!
+//! Idle shards that should steal: when stealable work is queued behind a
+//! busy shard, [`notify_idle`] wakes at most one parked shard, and only if
+//! no shard is already out searching, so a burst of spawns wakes one helper,
+//! not all of them. The woken shard counts itself as searching until its
+//! first look for work is over.
+//!
+//! `tests/park_protocol.rs` checks the protocol exhaustively over the
+//! interleavings of a small model, and `tests/wakeups.rs` sends a million
+//! cross-shard wake-ups and checks that none is lost.
+
+use std::sync::atomic::{fence, Ordering};
+
+use crate::scheduler::Inner;
+
+/// Wakes shard `target` if it is parked or parking; returns whether a
+/// doorbell was sent. Call it after making work visible to `target`.
+pub(crate) fn wake(inner: &Inner, target: usize) -> bool {
+    fence(Ordering::SeqCst);
+    let shard = &inner.shards[target];
+    if shard.sleeping.load(Ordering::Relaxed) && shard.sleeping.swap(false, Ordering::SeqCst) {
+        ring_doorbell(inner, target);
+        true
+    } else {
+        false
+    }
+}
+
+/// Wakes one parked shard to steal, unless one is already searching.
+pub(crate) fn notify_idle(inner: &Inner) {
+    if inner.shards.len() < 2 || !inner.steal.enabled {
+        return;
+    }
+    fence(Ordering::SeqCst);
+    if inner.searching.load(Ordering::SeqCst) != 0 {
+        return;
+    }
+    let start = inner.next_search_start();
+    let n = inner.shards.len();
+    for i in 0..n {
+        let idx = (start + i) % n;
+        let shard = &inner.shards[idx];
+        if shard.sleeping.load(Ordering::Relaxed) && shard.sleeping.swap(false, Ordering::SeqCst) {
+            inner.searching.fetch_add(1, Ordering::SeqCst);
+            shard.woken_to_search.store(true, Ordering::SeqCst);
+            ring_doorbell(inner, idx);
+            return;
+        }
+    }
+}
+
+/// Sends the doorbell: `MSG_RING` from the current shard's ring, or the
+/// target's eventfd from anywhere else.
+fn ring_doorbell(inner: &Inner, target: usize) {
+    let shard = &inner.shards[target];
+    shard.counters.doorbells_sent.bump();
+    if !crate::shard::local::queue_doorbell(inner, target) {
+        shard.ring_eventfd();
+    }
+}

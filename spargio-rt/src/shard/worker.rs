@@ -1,0 +1,205 @@
+//! A shard's thread: start-up, the event loop, and exit.
+//!
+//! One loop turn:
+//! 1. reap completions (doorbells, eventfd, failed sends);
+//! 2. fire due timers;
+//! 3. take pinned tasks woken from elsewhere out of the inbox;
+//! 4. run up to `task_budget` tasks (LIFO slot, pinned queue, deque,
+//!    injectors), flushing any doorbell a poll queued right after that poll;
+//! 5. if nothing ran, try to steal from busy shards;
+//! 6. submit new SQEs with one `io_uring_enter` (or none if there are none),
+//!    or, with nothing to do at all, park in `io_uring_enter` until a CQE or
+//!    the nearest timer (see `park.rs`).
+
+use std::sync::atomic::{fence, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::builder::ThreadAffinity;
+use crate::scheduler::Inner;
+use crate::shard::local::LocalShard;
+use crate::shard::park;
+use crate::shard::ring;
+
+/// Everything a shard thread needs to start.
+pub(crate) struct ShardStart {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) index: usize,
+    pub(crate) ring_entries: u32,
+    pub(crate) defer_taskrun: bool,
+    pub(crate) cpu: Option<usize>,
+    pub(crate) ready: mpsc::Sender<(usize, std::io::Result<()>)>,
+    pub(crate) go: Arc<Gate>,
+}
+
+/// Holds shard threads until every ring is set up; then lets them run, or
+/// tells them to exit because another shard failed.
+#[derive(Default)]
+pub(crate) struct Gate {
+    state: Mutex<Option<bool>>,
+    opened: Condvar,
+}
+
+impl Gate {
+    /// Releases the waiting shards; `run` says whether they should start.
+    pub(crate) fn open(&self, run: bool) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(run);
+        self.opened.notify_all();
+    }
+
+    /// Waits for [`open`](Self::open); returns its `run`.
+    fn wait(&self) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(run) = *st {
+                return run;
+            }
+            st = self.opened.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// The CPU shard `index` is bound to, if any.
+pub(crate) fn cpu_for(affinity: &ThreadAffinity, index: usize) -> Option<usize> {
+    match affinity {
+        ThreadAffinity::None => None,
+        ThreadAffinity::PerShard => {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Some(index % cpus)
+        }
+        ThreadAffinity::Cpus(list) if list.is_empty() => None,
+        ThreadAffinity::Cpus(list) => Some(list[index % list.len()]),
+    }
+}
+
+fn bind_to_cpu(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: `set` is a plain bit set on the stack; CPU_SET only writes
+    // inside it for cpu < CPU_SETSIZE, which we check.
+    unsafe {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Body of a shard thread.
+pub(crate) fn main(start: ShardStart) {
+    let ShardStart {
+        inner,
+        index,
+        ring_entries,
+        defer_taskrun,
+        cpu,
+        ready,
+        go,
+    } = start;
+    let setup = cpu
+        .map_or(Ok(()), bind_to_cpu)
+        .and_then(|()| ring::create(ring_entries, defer_taskrun));
+    let setup = match setup {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ready.send((index, Err(e)));
+            return;
+        }
+    };
+    inner.shards[index]
+        .ring_fd
+        .store(ring::fd(&setup.ring), Ordering::Release);
+    let local = LocalShard::new(index, inner.clone(), setup.ring);
+    let _ = ready.send((index, Ok(())));
+    drop(ready);
+    if !go.wait() {
+        // Another shard failed to start; the runtime is not being built.
+        return;
+    }
+    let entered = local.enter();
+    local.arm_eventfd();
+    run(&local);
+    // Drop what is still queued here, on this thread, until nothing comes
+    // back (a dropped task's destructor may wake another).
+    local.drop_queued();
+    drop(entered);
+    inner.exit_barrier.wait();
+    drop(local);
+}
+
+/// The event loop; returns when the runtime shuts down and no task is left.
+fn run(local: &LocalShard) {
+    let inner = local.inner.clone();
+    let shared = local.shared();
+    let mut aborted_at_shutdown = false;
+    loop {
+        local.reap();
+        local.fire_timers();
+        local.drain_inbox();
+        let searching = shared.woken_to_search.swap(false, Ordering::SeqCst);
+        let mut ran = local.run_batch(inner.task_budget);
+        if ran == 0 && local.steal() {
+            ran = local.run_batch(inner.task_budget);
+        }
+        if searching {
+            inner.searching.fetch_sub(1, Ordering::SeqCst);
+            if ran > 0 && inner.shards.iter().any(|s| s.stealable_len() > 0) {
+                // Found work and more is queued: bring one more helper.
+                park::notify_idle(&inner);
+            }
+        }
+        if ran > 0 {
+            local.submit_if_needed();
+            continue;
+        }
+        if inner.is_shutdown() {
+            if !aborted_at_shutdown {
+                aborted_at_shutdown = true;
+                inner.registry.abort_all();
+                continue;
+            }
+            if inner.registry.live() == 0 && !local.has_work() {
+                return;
+            }
+        }
+        park(local, inner.is_shutdown());
+    }
+}
+
+/// Blocks until a CQE arrives or the next timer is due, unless the re-check
+/// finds work (steps 1-5 of the protocol in `park.rs`).
+fn park(local: &LocalShard, shutting_down: bool) {
+    let shared = local.shared();
+    local.publish_depth();
+    local.arm_eventfd();
+    shared.sleeping.store(true, Ordering::SeqCst);
+    fence(Ordering::SeqCst);
+    if local.has_work() {
+        shared.sleeping.store(false, Ordering::SeqCst);
+        local.submit_if_needed();
+        return;
+    }
+    let now = Instant::now();
+    let mut timeout = local
+        .timers
+        .borrow_mut()
+        .next_deadline()
+        .map(|d| d.saturating_duration_since(now));
+    if shutting_down {
+        // Tasks are finishing on other shards; look again soon.
+        timeout = Some(timeout.map_or(SHUTDOWN_POLL, |t| t.min(SHUTDOWN_POLL)));
+    }
+    if timeout == Some(Duration::ZERO) {
+        shared.sleeping.store(false, Ordering::SeqCst);
+        local.submit_if_needed();
+        return;
+    }
+    shared.counters.parks.bump();
+    local.submit(true, timeout);
+    shared.sleeping.store(false, Ordering::SeqCst);
+}
+
+const SHUTDOWN_POLL: Duration = Duration::from_millis(1);

@@ -1,0 +1,125 @@
+//! Runtime counters: what each shard did.
+//!
+//! Every counter is written by one shard thread only, so it is bumped with a
+//! relaxed load and store (no locked instruction on the hot path) and read by
+//! anyone with a relaxed load.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// One counter with a single writer (its shard thread).
+#[derive(Default, Debug)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning shard thread calls this.
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    /// Adds one. Only the owning shard thread calls this.
+    #[inline]
+    pub(crate) fn bump(&self) {
+        self.add(1);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// A counter that any thread may bump (doorbells sent from foreign threads).
+#[derive(Default, Debug)]
+pub(crate) struct SharedCounter(AtomicU64);
+
+impl SharedCounter {
+    #[inline]
+    pub(crate) fn bump(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// The live counters of one shard.
+#[derive(Default, Debug)]
+pub(crate) struct ShardCounters {
+    pub(crate) tasks_polled: Counter,
+    pub(crate) stealable_polled: Counter,
+    pub(crate) stolen: Counter,
+    pub(crate) steal_attempts: Counter,
+    pub(crate) doorbells_sent: SharedCounter,
+    pub(crate) doorbells_received: Counter,
+    pub(crate) parks: Counter,
+    pub(crate) ring_enters: Counter,
+    pub(crate) timers_fired: Counter,
+    pub(crate) panics: Counter,
+}
+
+/// A snapshot of one shard's counters. See [`RuntimeStats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShardStats {
+    /// Times a task (pinned or stealable) was polled on this shard.
+    pub tasks_polled: u64,
+    /// Of those, polls of stealable tasks.
+    pub stealable_polled: u64,
+    /// Stealable tasks this shard took from another shard's queue.
+    pub stolen: u64,
+    /// Times this shard looked in other shards' queues for work.
+    pub steal_attempts: u64,
+    /// Doorbells (msg_ring CQEs or eventfd writes) sent *to* this shard.
+    pub doorbells_sent: u64,
+    /// Doorbell completions this shard reaped.
+    pub doorbells_received: u64,
+    /// Times this shard blocked in `io_uring_enter` with nothing to do.
+    pub parks: u64,
+    /// `io_uring_enter` system calls this shard made.
+    pub ring_enters: u64,
+    /// Timers that expired on this shard.
+    pub timers_fired: u64,
+    /// Tasks that panicked while polled on this shard (the shard survived).
+    pub panics: u64,
+    /// Pinned tasks waiting in this shard's queues right now.
+    pub pinned_queue_depth: usize,
+    /// Stealable tasks waiting in this shard's queues right now.
+    pub stealable_queue_depth: usize,
+}
+
+/// A snapshot of every shard's counters, from
+/// [`RuntimeHandle::stats`](crate::RuntimeHandle::stats).
+///
+/// ```
+/// let rt = spargio_rt::Runtime::builder().shards(2).build().unwrap();
+/// let stats = rt.handle().stats();
+/// assert_eq!(stats.shards.len(), 2);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RuntimeStats {
+    /// One entry per shard, in shard order.
+    pub shards: Vec<ShardStats>,
+    /// Tasks spawned and not yet finished, over the whole runtime.
+    pub live_tasks: usize,
+    /// Threads in the blocking pool right now.
+    pub blocking_threads: usize,
+}
+
+impl RuntimeStats {
+    /// Sum of `tasks_polled` over all shards.
+    pub fn total_polled(&self) -> u64 {
+        self.shards.iter().map(|s| s.tasks_polled).sum()
+    }
+
+    /// Sum of `stolen` over all shards.
+    pub fn total_stolen(&self) -> u64 {
+        self.shards.iter().map(|s| s.stolen).sum()
+    }
+
+    /// Sum of `doorbells_received` over all shards.
+    pub fn total_doorbells(&self) -> u64 {
+        self.shards.iter().map(|s| s.doorbells_received).sum()
+    }
+}

@@ -1,0 +1,79 @@
+//! The future every spawned task actually runs: it checks for abort, catches
+//! panics, and unregisters the task when it is dropped.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::ctl::{Registry, TaskCtl};
+use super::join::JoinError;
+
+/// Wraps a user future. Its output is the `Result` a `JoinHandle` yields.
+pub(crate) struct Guard<F> {
+    /// `None` once the future finished, panicked or was aborted.
+    fut: Option<F>,
+    ctl: Arc<TaskCtl>,
+    registry: Arc<Registry>,
+}
+
+impl<F> Guard<F> {
+    pub(crate) fn new(fut: F, ctl: Arc<TaskCtl>, registry: Arc<Registry>) -> Self {
+        Guard {
+            fut: Some(fut),
+            ctl,
+            registry,
+        }
+    }
+
+    /// Drops the inner future now; a panic in its destructor is swallowed
+    /// (the task is already ending) rather than taking the shard down.
+    fn drop_future(&mut self) {
+        if self.fut.is_some() {
+            let _ = catch_unwind(AssertUnwindSafe(|| self.fut = None));
+        }
+    }
+}
+
+impl<F: Future> Future for Guard<F> {
+    type Output = Result<F::Output, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `fut` is structurally pinned: it is never moved out of the
+        // `Option` (only dropped in place by assigning `None`), and `Guard`
+        // has no `Unpin` impl that would let it move while pinned. The other
+        // fields are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.ctl.register(cx.waker());
+        if this.ctl.is_aborted() {
+            this.drop_future();
+            return Poll::Ready(Err(JoinError::cancelled()));
+        }
+        let Some(fut) = this.fut.as_mut() else {
+            return Poll::Ready(Err(JoinError::cancelled()));
+        };
+        // SAFETY: see above; `fut` stays where it is until dropped in place.
+        let fut = unsafe { Pin::new_unchecked(fut) };
+        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => {
+                this.drop_future();
+                Poll::Ready(Ok(out))
+            }
+            Err(payload) => {
+                crate::shard::local::note_panic();
+                this.drop_future();
+                Poll::Ready(Err(JoinError::panic(payload)))
+            }
+        }
+    }
+}
+
+impl<F> Drop for Guard<F> {
+    fn drop(&mut self) {
+        self.drop_future();
+        self.ctl.clear_waker();
+        self.registry.remove(&self.ctl);
+    }
+}

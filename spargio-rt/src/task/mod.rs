@@ -1,0 +1,60 @@
+//! Tasks: the metadata every task carries, the abort/shutdown control, the
+//! guard that catches panics, and join handles.
+//!
+//! Task cells themselves are `async-task` allocations (one allocation holding
+//! the future, its output slot and [`TaskMeta`]); this module adds what a
+//! runtime needs on top: where a task belongs, abort, panic capture, and a
+//! registry so shutdown can cancel every task, even ones nobody will wake.
+
+pub(crate) mod ctl;
+pub(crate) mod guard;
+pub(crate) mod join;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub use join::{JoinError, JoinHandle};
+
+/// A scheduled task, ready to be polled once.
+pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
+
+/// Where a task belongs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Home {
+    /// Only ever polled on this shard; the future may be `!Send`, so it must
+    /// also be dropped there.
+    Local(usize),
+    /// Only ever polled on this shard; the future is `Send`.
+    Pinned(usize),
+    /// Polled wherever it was last queued; may be stolen.
+    Stealable,
+    /// A closure for the blocking pool.
+    Blocking,
+}
+
+/// Per-task data stored inline in the task allocation.
+#[derive(Debug)]
+pub(crate) struct TaskMeta {
+    pub(crate) home: Home,
+    /// The shard that last polled (or was chosen for) a stealable task; its
+    /// wake-ups are sent there, because its in-flight I/O lives on that ring.
+    pub(crate) last_shard: AtomicUsize,
+}
+
+impl TaskMeta {
+    pub(crate) fn new(home: Home, shard: usize) -> Self {
+        TaskMeta {
+            home,
+            last_shard: AtomicUsize::new(shard),
+        }
+    }
+
+    pub(crate) fn last_shard(&self) -> usize {
+        self.last_shard.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_last_shard(&self, shard: usize) {
+        if self.last_shard.load(Ordering::Relaxed) != shard {
+            self.last_shard.store(shard, Ordering::Relaxed);
+        }
+    }
+}

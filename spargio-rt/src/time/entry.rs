@@ -1,0 +1,66 @@
+//! One registered timer, shared by the `Sleep` that waits on it and the heap
+//! that fires it (which may belong to another shard, or to the fallback
+//! timer thread, if the waiting task moved).
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::Waker;
+use std::time::Instant;
+
+use futures_util::task::AtomicWaker;
+
+const PENDING: u8 = 0;
+const FIRED: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// A deadline and the waker to call when it passes.
+#[derive(Debug)]
+pub(crate) struct TimerEntry {
+    pub(crate) deadline: Instant,
+    state: AtomicU8,
+    waker: AtomicWaker,
+}
+
+impl TimerEntry {
+    pub(crate) fn new(deadline: Instant, waker: &Waker) -> Self {
+        let entry = TimerEntry {
+            deadline,
+            state: AtomicU8::new(PENDING),
+            waker: AtomicWaker::new(),
+        };
+        entry.waker.register(waker);
+        entry
+    }
+
+    /// Called by the heap once the deadline has passed.
+    pub(crate) fn fire(&self) {
+        if self
+            .state
+            .compare_exchange(PENDING, FIRED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.waker.wake();
+        }
+    }
+
+    /// Called when the waiting `Sleep` is dropped or reset; the heap drops
+    /// the entry lazily.
+    pub(crate) fn cancel(&self) {
+        let _ = self
+            .state
+            .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire);
+        drop(self.waker.take());
+    }
+
+    pub(crate) fn is_fired(&self) -> bool {
+        self.state.load(Ordering::Acquire) == FIRED
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CANCELLED
+    }
+
+    /// Updates the waker a later fire will call.
+    pub(crate) fn register(&self, waker: &Waker) {
+        self.waker.register(waker);
+    }
+}

@@ -1,0 +1,58 @@
+//! Timers for threads that are not shards (a `block_on` caller, a tokio
+//! thread using `boundary`, a blocking-pool closure): one lazily started
+//! thread with its own heap, sleeping on a condvar until the nearest deadline.
+
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Instant;
+
+use super::entry::TimerEntry;
+use super::heap::TimerHeap;
+
+struct Fallback {
+    heap: Mutex<TimerHeap>,
+    changed: Condvar,
+}
+
+fn fallback() -> &'static Fallback {
+    static FALLBACK: OnceLock<&'static Fallback> = OnceLock::new();
+    FALLBACK.get_or_init(|| {
+        let fb: &'static Fallback = Box::leak(Box::new(Fallback {
+            heap: Mutex::new(TimerHeap::default()),
+            changed: Condvar::new(),
+        }));
+        std::thread::Builder::new()
+            .name("spargio-timer".into())
+            .spawn(move || run(fb))
+            .expect("spargio: could not start the fallback timer thread");
+        fb
+    })
+}
+
+fn run(fb: &'static Fallback) {
+    let mut heap = fb.heap.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        heap.fire_due(Instant::now());
+        heap = match heap.next_deadline() {
+            None => fb.changed.wait(heap).unwrap_or_else(|p| p.into_inner()),
+            Some(d) => {
+                let wait = d.saturating_duration_since(Instant::now());
+                fb.changed
+                    .wait_timeout(heap, wait)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
+            }
+        };
+    }
+}
+
+/// Registers `entry` with the fallback thread.
+pub(crate) fn register(entry: Arc<TimerEntry>) {
+    let fb = fallback();
+    let mut heap = fb.heap.lock().unwrap_or_else(|p| p.into_inner());
+    let earlier = heap.next_deadline().is_none_or(|d| entry.deadline < d);
+    heap.insert(entry);
+    drop(heap);
+    if earlier {
+        fb.changed.notify_one();
+    }
+}

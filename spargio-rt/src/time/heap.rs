@@ -1,0 +1,146 @@
+//! A min-heap of timers. Each shard owns one (its nearest deadline becomes
+//! the timeout of the shard's blocking `io_uring_enter`, so no SQE is spent
+//! per timer); the fallback timer thread owns another.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::entry::TimerEntry;
+
+struct Slot {
+    deadline: Instant,
+    seq: u64,
+    entry: Arc<TimerEntry>,
+}
+
+impl PartialEq for Slot {
+    fn eq(&self, other: &Self) -> bool {
+        self.deadline == other.deadline && self.seq == other.seq
+    }
+}
+impl Eq for Slot {}
+impl PartialOrd for Slot {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Slot {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.deadline, self.seq).cmp(&(other.deadline, other.seq))
+    }
+}
+
+/// Timers ordered by deadline, then by registration order, so equal
+/// deadlines fire in the order they were set.
+#[derive(Default)]
+pub(crate) struct TimerHeap {
+    heap: BinaryHeap<Reverse<Slot>>,
+    seq: u64,
+    /// Size after the last sweep of cancelled entries.
+    swept_len: usize,
+}
+
+/// Heaps smaller than this are never swept; cancelled entries there just
+/// wait for their deadline.
+const SWEEP_FLOOR: usize = 4096;
+
+impl TimerHeap {
+    pub(crate) fn insert(&mut self, entry: Arc<TimerEntry>) {
+        self.seq += 1;
+        self.heap.push(Reverse(Slot {
+            deadline: entry.deadline,
+            seq: self.seq,
+            entry,
+        }));
+        if self.heap.len() >= SWEEP_FLOOR && self.heap.len() > 2 * self.swept_len {
+            self.sweep();
+        }
+    }
+
+    /// Drops cancelled entries (long timeouts that finished early would
+    /// otherwise pile up until their deadlines).
+    fn sweep(&mut self) {
+        self.heap.retain(|Reverse(s)| !s.entry.is_cancelled());
+        self.swept_len = self.heap.len().max(SWEEP_FLOOR / 2);
+    }
+
+    /// Fires every timer due at `now`, in deadline order; returns how many.
+    pub(crate) fn fire_due(&mut self, now: Instant) -> u64 {
+        let mut fired = 0;
+        while let Some(Reverse(top)) = self.heap.peek() {
+            if top.deadline > now {
+                break;
+            }
+            let Reverse(slot) = self.heap.pop().expect("peeked");
+            if !slot.entry.is_cancelled() {
+                slot.entry.fire();
+                fired += 1;
+            }
+        }
+        fired
+    }
+
+    /// The nearest deadline of a timer that is still wanted.
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse(top)) = self.heap.peek() {
+            if top.entry.is_cancelled() {
+                self.heap.pop();
+            } else {
+                return Some(top.deadline);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Drops every entry (shard exit). Waiters are not woken; their tasks
+    /// are being cancelled.
+    pub(crate) fn clear(&mut self) {
+        self.heap.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+    use std::time::Duration;
+
+    #[test]
+    fn fires_in_deadline_then_insertion_order() {
+        let now = Instant::now();
+        let mut h = TimerHeap::default();
+        let w = Waker::noop();
+        let a = Arc::new(TimerEntry::new(now + Duration::from_millis(2), w));
+        let b = Arc::new(TimerEntry::new(now + Duration::from_millis(1), w));
+        let c = Arc::new(TimerEntry::new(now + Duration::from_millis(1), w));
+        h.insert(a.clone());
+        h.insert(b.clone());
+        h.insert(c.clone());
+        assert_eq!(h.next_deadline(), Some(now + Duration::from_millis(1)));
+        assert_eq!(h.fire_due(now), 0);
+        assert_eq!(h.fire_due(now + Duration::from_millis(1)), 2);
+        assert!(b.is_fired() && c.is_fired() && !a.is_fired());
+        c.cancel();
+        assert!(c.is_fired(), "cancel after fire keeps it fired");
+    }
+
+    #[test]
+    fn cancelled_entries_are_skipped_and_swept() {
+        let now = Instant::now();
+        let mut h = TimerHeap::default();
+        let w = Waker::noop();
+        for i in 0..10_000u64 {
+            let e = Arc::new(TimerEntry::new(now + Duration::from_secs(60 + i), w));
+            e.cancel();
+            h.insert(e);
+        }
+        assert!(h.len() < 10_000, "sweeps keep the heap bounded: {}", h.len());
+        assert_eq!(h.next_deadline(), None);
+    }
+}

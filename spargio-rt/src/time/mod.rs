@@ -1,0 +1,30 @@
+//! Timers: [`sleep`], [`timeout`], [`interval`].
+//!
+//! Each shard keeps its timers in a heap; the nearest deadline becomes the
+//! timeout of the shard's blocking `io_uring_enter`, so waiting costs no SQE
+//! and resolution is the kernel's high-resolution timer (microseconds, where
+//! tokio rounds to milliseconds). A timer never fires before its deadline.
+//! Futures polled off the runtime's shards (inside `Runtime::block_on`, on a
+//! tokio thread) use one shared fallback timer thread instead.
+
+mod entry;
+mod fallback;
+pub(crate) mod heap;
+mod interval;
+mod sleep;
+mod timeout;
+
+use std::sync::Arc;
+
+pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
+pub use sleep::{sleep, sleep_until, Sleep};
+pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
+
+pub(crate) use entry::TimerEntry;
+
+/// Hands a new timer to the current shard's heap, or to the fallback thread.
+fn register(entry: Arc<TimerEntry>) {
+    if let Err(entry) = crate::shard::local::register_timer(entry) {
+        fallback::register(entry);
+    }
+}

@@ -1,0 +1,109 @@
+//! `Sleep`, `sleep` and `sleep_until`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::entry::TimerEntry;
+
+/// Waits until `duration` has passed.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// spargio_rt::run(|_| async {
+///     let start = Instant::now();
+///     spargio_rt::time::sleep(Duration::from_millis(2)).await;
+///     assert!(start.elapsed() >= Duration::from_millis(2));
+/// })
+/// .unwrap();
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep::until(far_add(Instant::now(), duration))
+}
+
+/// Waits until `deadline`.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep::until(deadline)
+}
+
+/// `now + d`, saturating at about 30 years so huge durations mean "never".
+pub(crate) fn far_add(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+}
+
+/// A future that completes at its deadline, never before.
+///
+/// On a shard the timer lives in that shard's heap and costs no SQE: the
+/// shard's nearest deadline is the timeout of its blocking `io_uring_enter`.
+/// Elsewhere a shared timer thread serves it. `Sleep` is `Unpin` and can be
+/// [`reset`](Sleep::reset) to a new deadline.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    deadline: Instant,
+    entry: Option<Arc<TimerEntry>>,
+}
+
+impl Sleep {
+    /// A sleep that ends at `deadline`.
+    pub fn until(deadline: Instant) -> Sleep {
+        Sleep {
+            deadline,
+            entry: None,
+        }
+    }
+
+    /// When this sleep ends.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Moves the deadline (earlier or later). The old timer is cancelled;
+    /// the next poll registers the new one.
+    pub fn reset(&mut self, deadline: Instant) {
+        if deadline != self.deadline {
+            self.cancel();
+            self.deadline = deadline;
+        }
+    }
+
+    fn cancel(&mut self) {
+        if let Some(e) = self.entry.take() {
+            e.cancel();
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.entry.as_ref().is_some_and(|e| e.is_fired()) || Instant::now() >= self.deadline {
+            self.entry = None;
+            return Poll::Ready(());
+        }
+        match &self.entry {
+            Some(e) => e.register(cx.waker()),
+            None => {
+                let e = Arc::new(TimerEntry::new(self.deadline, cx.waker()));
+                super::register(e.clone());
+                self.entry = Some(e);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
