@@ -36,6 +36,7 @@ pub(crate) struct Inner {
     pub(crate) registry: Arc<Registry>,
     pub(crate) steal: StealPolicy,
     pub(crate) task_budget: usize,
+    pub(crate) park_spin: std::time::Duration,
     /// Shards woken to steal that have not yet looked; see `park.rs`.
     pub(crate) searching: AtomicUsize,
     search_start: AtomicUsize,
@@ -58,6 +59,7 @@ impl Inner {
             registry: Arc::new(Registry::new(b.shards + 1)),
             steal: b.steal.clone(),
             task_budget: b.task_budget,
+            park_spin: b.park_spin,
             searching: AtomicUsize::new(0),
             search_start: AtomicUsize::new(0),
             round_robin: AtomicUsize::new(0),
@@ -167,7 +169,7 @@ impl Inner {
         let (task, handle) = async_task::Builder::new()
             .metadata(TaskMeta::new(home, first))
             .spawn(move |_| guard, self.scheduler());
-        self.start(task, &ctl);
+        self.start(task, &ctl, placement == TaskPlacement::Stealable);
         JoinHandle::new(handle, ctl)
     }
 
@@ -197,7 +199,7 @@ impl Inner {
                 .metadata(TaskMeta::new(Home::Local(shard), shard))
                 .spawn_unchecked(move |_| guard, self.scheduler())
         };
-        self.start(task, &ctl);
+        self.start(task, &ctl, false);
         JoinHandle::new(handle, ctl)
     }
 
@@ -225,7 +227,7 @@ impl Inner {
                 .metadata(TaskMeta::new(Home::Local(shard), shard))
                 .spawn_unchecked(move |_| guard, self.scheduler())
         };
-        self.start(task, &ctl);
+        self.start(task, &ctl, false);
         JoinHandle::new(handle, ctl)
     }
 
@@ -248,26 +250,24 @@ impl Inner {
         JoinHandle::new(handle, ctl)
     }
 
-    /// First scheduling of a new task.
-    fn start(self: &Arc<Self>, task: Runnable, ctl: &crate::task::ctl::TaskCtl) {
+    /// First scheduling of a new task. A plain `Stealable` spawn from a
+    /// thread outside the runtime goes to the global injector (any shard
+    /// takes it); everything else goes where its placement says.
+    fn start(self: &Arc<Self>, task: Runnable, ctl: &crate::task::ctl::TaskCtl, anywhere: bool) {
         if self.is_shutdown() {
             // Shutting down: the task is cancelled at its first poll (or
             // dropped unpolled if no shard is left to poll it).
             ctl.abort();
         }
-        match task.metadata().home {
-            Home::Stealable if local::current_index(self).is_none() && !self.steal.enabled => {
-                self.push_stealable(task.metadata().last_shard(), task, false)
+        if anywhere && self.steal.enabled && local::current_index(self).is_none() {
+            let target = task.metadata().last_shard();
+            self.global.push(task);
+            if !park::wake(self, target) {
+                park::notify_idle(self);
             }
-            Home::Stealable if local::current_index(self).is_none() => {
-                let target = task.metadata().last_shard();
-                self.global.push(task);
-                if !park::wake(self, target) {
-                    park::notify_idle(self);
-                }
-            }
-            _ => self.route(task, false),
+            return;
         }
+        self.route(task, false);
     }
 
     /// Routes a woken task to its queue; see the module table. `lifo` asks

@@ -250,6 +250,25 @@ impl LocalShard {
         n
     }
 
+    /// Whether CQEs are waiting, or the kernel holds completions that an
+    /// enter would post (deferred task work, overflow).
+    pub(crate) fn has_completions(&self) -> bool {
+        let mut ring = self.ring.borrow_mut();
+        if !ring.completion().is_empty() {
+            return true;
+        }
+        let sq = ring.submission();
+        sq.taskrun() || sq.cq_overflow()
+    }
+
+    /// Whether the nearest timer is due.
+    pub(crate) fn timer_due(&self) -> bool {
+        self.timers
+            .borrow_mut()
+            .next_deadline()
+            .is_some_and(|d| d <= std::time::Instant::now())
+    }
+
     /// Fires due timers; returns how many.
     pub(crate) fn fire_timers(&self) -> u64 {
         let now = std::time::Instant::now();

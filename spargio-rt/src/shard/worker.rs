@@ -173,6 +173,9 @@ fn run(local: &LocalShard) {
 /// finds work (steps 1-5 of the protocol in `park.rs`).
 fn park(local: &LocalShard, shutting_down: bool) {
     let shared = local.shared();
+    if spin_for_work(local) {
+        return;
+    }
     local.publish_depth();
     local.arm_eventfd();
     shared.sleeping.store(true, Ordering::SeqCst);
@@ -200,6 +203,28 @@ fn park(local: &LocalShard, shutting_down: bool) {
     shared.counters.parks.bump();
     local.submit(true, timeout);
     shared.sleeping.store(false, Ordering::SeqCst);
+}
+
+/// Looks for work for up to `park_spin` before the shard blocks. While it
+/// spins the shard is not marked sleeping, so wakers send no doorbells: they
+/// only queue, and the spin sees the queue. Returns whether work showed up.
+fn spin_for_work(local: &LocalShard) -> bool {
+    let spin = local.inner.park_spin;
+    if spin.is_zero() {
+        return false;
+    }
+    let until = Instant::now() + spin;
+    loop {
+        for _ in 0..32 {
+            if local.has_work() || local.has_completions() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if Instant::now() >= until || local.timer_due() {
+            return local.timer_due();
+        }
+    }
 }
 
 const SHUTDOWN_POLL: Duration = Duration::from_millis(1);
