@@ -69,6 +69,11 @@ pub struct StealPolicy {
     /// Whether a new stealable task goes to the least loaded shard at spawn
     /// time (default `true`); when `false` it starts on the spawning shard.
     pub placement_balancing: bool,
+    /// A shard with a single queued stealable task is robbed only once it
+    /// has been inside one poll for this long (default 20 µs): a shard about
+    /// to finish its poll keeps its task, and its ring. A shard with two or
+    /// more queued is robbed at once.
+    pub min_victim_busy: Duration,
 }
 
 impl Default for StealPolicy {
@@ -78,6 +83,7 @@ impl Default for StealPolicy {
             batch: 32,
             lifo_cap: 3,
             placement_balancing: true,
+            min_victim_busy: Duration::from_micros(20),
         }
     }
 }

@@ -255,9 +255,13 @@ impl Inner {
     /// takes it); everything else goes where its placement says.
     fn start(self: &Arc<Self>, task: Runnable, ctl: &crate::task::ctl::TaskCtl, anywhere: bool) {
         if self.is_shutdown() {
-            // Shutting down: the task is cancelled at its first poll (or
-            // dropped unpolled if no shard is left to poll it).
+            // Shutting down: the task never runs. Dropping its runnable
+            // cancels it here; that is sound even for a `Local` task, whose
+            // future is still only its `Send` builder (`spawn_local_on`) or
+            // is on its own shard's thread (`spawn_local`).
             ctl.abort();
+            drop(task);
+            return;
         }
         if anywhere && self.steal.enabled && local::current_index(self).is_none() {
             let target = task.metadata().last_shard();

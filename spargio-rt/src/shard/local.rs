@@ -11,6 +11,7 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::ptr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_deque::{Steal, Worker};
 use io_uring::IoUring;
@@ -45,6 +46,23 @@ pub(crate) struct LocalShard {
     tick: Cell<u64>,
     /// Reused buffer of reaped CQEs: (user_data, result).
     cqes: RefCell<Vec<(u64, i32)>>,
+    /// Per other shard: its poll count and when we first saw it, to tell a
+    /// shard stuck in one poll from one that is moving along.
+    seen_polls: RefCell<Vec<(u64, Instant)>>,
+    /// Set when a look for work declined to steal from a shard that may soon
+    /// qualify; the shard then parks with a short timeout to look again.
+    declined: Cell<bool>,
+}
+
+/// What a look at another shard's stealable queue found.
+#[derive(PartialEq, Eq)]
+enum Victim {
+    /// Nothing to take.
+    Nothing,
+    /// Work is queued, but the shard is moving along; look again later.
+    NotYet,
+    /// Take it.
+    Ready,
 }
 
 /// Runs `f` with the current thread's shard, if it belongs to `inner`'s runtime.
@@ -170,6 +188,7 @@ impl Drop for EnterGuard {
 
 impl LocalShard {
     pub(crate) fn new(index: usize, inner: Arc<Inner>, ring: IoUring) -> Self {
+        let n = inner.shards.len();
         let worker = Worker::new_fifo();
         let _ = inner.shards[index].stealer.set(worker.stealer());
         LocalShard {
@@ -187,6 +206,8 @@ impl LocalShard {
             eventfd_armed: Cell::new(false),
             tick: Cell::new(0),
             cqes: RefCell::new(Vec::with_capacity(64)),
+            seen_polls: RefCell::new(vec![(u64::MAX, Instant::now()); n]),
+            declined: Cell::new(false),
         }
     }
 
@@ -400,11 +421,13 @@ impl LocalShard {
             if victim.index == self.index {
                 continue;
             }
-            // Only busy shards are robbed: a parked or waking shard is about
-            // to run its own queue, and taking its task would only move it
-            // away from its ring.
-            if !victim.polling.load(std::sync::atomic::Ordering::Relaxed) || victim.stealable_len() == 0 {
-                continue;
+            match self.look_at(victim) {
+                Victim::Nothing => continue,
+                Victim::NotYet => {
+                    self.declined.set(true);
+                    continue;
+                }
+                Victim::Ready => {}
             }
             counters.steal_attempts.bump();
             let before = self.worker.len();
@@ -445,15 +468,51 @@ impl LocalShard {
         }
         if self.inner.steal.enabled {
             for v in self.inner.shards.iter() {
-                if v.index != self.index
-                    && v.polling.load(std::sync::atomic::Ordering::Relaxed)
-                    && v.stealable_len() > 0
-                {
-                    return true;
+                if v.index == self.index {
+                    continue;
+                }
+                match self.look_at(v) {
+                    Victim::Ready => return true,
+                    Victim::NotYet => self.declined.set(true),
+                    Victim::Nothing => {}
                 }
             }
         }
         false
+    }
+
+    /// Whether shard `v` has stealable work we should take now. Only busy
+    /// shards are robbed: a parked or waking shard is about to run its own
+    /// queue, and taking its task would only move it away from its ring.
+    fn look_at(&self, v: &ShardShared) -> Victim {
+        if !v.polling.load(std::sync::atomic::Ordering::Relaxed) {
+            return Victim::Nothing;
+        }
+        let queued = v.stealable_len();
+        if queued == 0 {
+            return Victim::Nothing;
+        }
+        if queued >= 2 {
+            return Victim::Ready;
+        }
+        let polls = v.counters.tasks_polled.get();
+        let mut seen = self.seen_polls.borrow_mut();
+        let (seen_polls, since) = &mut seen[v.index];
+        if *seen_polls != polls {
+            *seen_polls = polls;
+            *since = Instant::now();
+            return Victim::NotYet;
+        }
+        if since.elapsed() >= self.inner.steal.min_victim_busy {
+            Victim::Ready
+        } else {
+            Victim::NotYet
+        }
+    }
+
+    /// Whether the last looks declined a steal (and clears the flag).
+    pub(crate) fn take_declined(&self) -> bool {
+        self.declined.replace(false)
     }
 
     /// Queued tasks right now (for stats).

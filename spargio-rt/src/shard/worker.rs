@@ -137,6 +137,7 @@ fn run(local: &LocalShard) {
     let mut aborted_at_shutdown = false;
     loop {
         local.reap();
+        local.take_declined();
         local.fire_timers();
         local.drain_inbox();
         let searching = shared.woken_to_search.swap(false, Ordering::SeqCst);
@@ -191,6 +192,12 @@ fn park(local: &LocalShard, shutting_down: bool) {
         .borrow_mut()
         .next_deadline()
         .map(|d| d.saturating_duration_since(now));
+    if local.take_declined() {
+        // Another shard has one task queued behind a poll that may turn out
+        // long: look again when it would qualify for stealing.
+        let again = local.inner.steal.min_victim_busy.max(Duration::from_micros(1));
+        timeout = Some(timeout.map_or(again, |t| t.min(again)));
+    }
     if shutting_down {
         // Tasks are finishing on other shards; look again soon.
         timeout = Some(timeout.map_or(SHUTDOWN_POLL, |t| t.min(SHUTDOWN_POLL)));
@@ -227,4 +234,4 @@ fn spin_for_work(local: &LocalShard) -> bool {
     }
 }
 
-const SHUTDOWN_POLL: Duration = Duration::from_millis(1);
+const SHUTDOWN_POLL: Duration = Duration::from_micros(20);

@@ -376,7 +376,9 @@ impl Drop for Cancelled<'_> {
 
 impl fmt::Debug for Cancelled<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cancelled").field("token", self.token).finish()
+        f.debug_struct("Cancelled")
+            .field("token", self.token)
+            .finish()
     }
 }
 
@@ -413,7 +415,9 @@ impl Drop for CancelledOwned {
 
 impl fmt::Debug for CancelledOwned {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CancelledOwned").field("token", &self.token).finish()
+        f.debug_struct("CancelledOwned")
+            .field("token", &self.token)
+            .finish()
     }
 }
 
@@ -495,12 +499,16 @@ pub struct DropGuard {
 impl DropGuard {
     /// Gives the token back without cancelling it.
     pub fn disarm(mut self) -> CancellationToken {
-        self.token.take().expect("DropGuard holds its token until dropped")
+        self.token
+            .take()
+            .expect("DropGuard holds its token until dropped")
     }
 
     /// The guarded token.
     pub fn token(&self) -> &CancellationToken {
-        self.token.as_ref().expect("DropGuard holds its token until dropped")
+        self.token
+            .as_ref()
+            .expect("DropGuard holds its token until dropped")
     }
 }
 
@@ -514,7 +522,9 @@ impl Drop for DropGuard {
 
 impl fmt::Debug for DropGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DropGuard").field("token", &self.token).finish()
+        f.debug_struct("DropGuard")
+            .field("token", &self.token)
+            .finish()
     }
 }
 

@@ -1,0 +1,134 @@
+//! Wall time and process CPU time (user + sys, all threads) per iteration
+//! for every row and peer of the `runtime` bench, and idle CPU per runtime.
+//!
+//! `cargo bench -p spargio-benches --bench cpu [-- FILTER...]`: FILTERs are
+//! substrings of row names (or `idle`); no filter runs everything.
+
+use spargio_benches::cpu::process_cpu_time;
+use spargio_benches::harness::Runner;
+use spargio_benches::{Cmd, Peer, Row};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// Each cell runs for at least this long (and at least `MIN_ITERS` times).
+const CELL_TIME: Duration = Duration::from_secs(1);
+const MIN_ITERS: u32 = 3;
+const IDLE_TIME: Duration = Duration::from_secs(1);
+
+struct Cell {
+    /// The last iteration's checksum, compared across peers.
+    value: u64,
+    iters: u32,
+    wall: Duration,
+    cpu: Duration,
+}
+
+fn measure(peer: Peer, row: Row) -> Cell {
+    let mut runner = Runner::new(peer, row);
+    let (wall0, cpu0) = (Instant::now(), process_cpu_time());
+    let (mut iters, mut value) = (0u32, 0u64);
+    while iters < MIN_ITERS || wall0.elapsed() < CELL_TIME {
+        value = black_box(runner.iter());
+        iters += 1;
+    }
+    let (wall, cpu) = (wall0.elapsed(), process_cpu_time() - cpu0);
+    drop(runner);
+    Cell {
+        value,
+        iters,
+        wall: wall / iters,
+        cpu: cpu / iters,
+    }
+}
+
+fn fmt(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns >= 1_000_000_000 {
+        format!("{:.3} s", d.as_secs_f64())
+    } else if ns >= 1_000_000 {
+        format!("{:.3} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.1} µs", d.as_secs_f64() * 1e6)
+    }
+}
+
+fn ratio(peer: Duration, ours: Duration) -> String {
+    if ours.is_zero() {
+        "-".into()
+    } else {
+        format!("{:.2}", peer.as_secs_f64() / ours.as_secs_f64())
+    }
+}
+
+fn main() {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f));
+
+    println!(
+        "wall and CPU (user+sys, whole process) per iteration; ratios are peer / spargio_rt;\n\
+         checksum: whether the last iteration's result equals spargio_rt's"
+    );
+    println!(
+        "{:<31} {:<25} {:>6} {:>11} {:>11} {:>6} {:>7} {:>7}  checksum",
+        "row", "peer", "iters", "wall/iter", "cpu/iter", "cores", "wall x", "cpu x"
+    );
+    for row in Row::ALL {
+        if !wanted(row.name()) {
+            continue;
+        }
+        let mut ours: Option<Cell> = None;
+        for &peer in row.peers() {
+            let cell = measure(peer, row);
+            let (wall_x, cpu_x, check) = match &ours {
+                Some(o) => (
+                    ratio(cell.wall, o.wall),
+                    ratio(cell.cpu, o.cpu),
+                    if o.value == cell.value {
+                        "same"
+                    } else {
+                        "DIFFERS"
+                    },
+                ),
+                None => ("1.00".into(), "1.00".into(), "-"),
+            };
+            println!(
+                "{:<31} {:<25} {:>6} {:>11} {:>11} {:>6.2} {:>7} {:>7}  {check}",
+                row.name(),
+                peer.name(),
+                cell.iters,
+                fmt(cell.wall),
+                fmt(cell.cpu),
+                cell.cpu.as_secs_f64() / cell.wall.as_secs_f64(),
+                wall_x,
+                cpu_x,
+            );
+            if peer == Peer::SpargioRt {
+                ours = Some(cell);
+            }
+        }
+    }
+
+    if wanted("idle") {
+        println!();
+        println!("idle CPU: harness built and warmed, then left alone for {IDLE_TIME:?}");
+        println!("{:<25} {:>14} {:>6}", "runtime", "cpu in window", "cores");
+        for peer in [Peer::SpargioRt, Peer::Tokio, Peer::Spargio] {
+            debug_assert!(peer.is_runtime());
+            let mut harness = peer.harness(Row::PingPong);
+            harness.run(Cmd::PingPong(16));
+            let (wall0, cpu0) = (Instant::now(), process_cpu_time());
+            std::thread::sleep(IDLE_TIME);
+            let (wall, cpu) = (wall0.elapsed(), process_cpu_time() - cpu0);
+            drop(harness);
+            println!(
+                "{:<25} {:>14} {:>6.2}",
+                peer.name(),
+                fmt(cpu),
+                cpu.as_secs_f64() / wall.as_secs_f64()
+            );
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Shared harness code for the `runtime` (criterion) and `cpu` bench targets.
+//!
+//! Every peer runtime is driven the same way: a long-lived runtime owns a
+//! driver task; the bench thread sends one [`Cmd`] over an `async_channel`
+//! and blocks on a `std::sync::mpsc` reply. That hop is in every timed
+//! iteration, for every peer, so it cancels out of the ratios.
+//!
+//! The workloads themselves are written once, generic over [`Exec`], and
+//! monomorphised for each runtime.
+
+pub mod cpu;
+pub mod exec;
+pub mod harness;
+pub mod raw_uring;
+pub mod spargio_msg_ring;
+pub mod workloads;
+
+pub use harness::{Bench, Peer, Row};
+pub use workloads::{Cmd, Workload};

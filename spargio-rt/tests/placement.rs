@@ -1,0 +1,130 @@
+//! Placement routes tasks where it says.
+
+use spargio_rt::{Runtime, RuntimeHandle, ShardId, TaskPlacement};
+
+fn shard_of_current() -> usize {
+    RuntimeHandle::current()
+        .current_shard()
+        .expect("tasks run on shards")
+        .0
+}
+
+fn rt(shards: usize) -> Runtime {
+    Runtime::builder().shards(shards).build().expect("runtime")
+}
+
+#[test]
+fn pinned_tasks_run_on_their_shard_every_poll() {
+    let rt = rt(3);
+    let h = rt.handle();
+    for s in 0..3 {
+        let seen = rt
+            .block_on(h.spawn_pinned(ShardId(s), async {
+                let mut seen = vec![shard_of_current()];
+                for _ in 0..20 {
+                    spargio_rt::time::sleep(std::time::Duration::from_micros(10)).await;
+                    seen.push(shard_of_current());
+                }
+                seen
+            }))
+            .unwrap();
+        assert!(seen.iter().all(|&x| x == s), "shard {s}: {seen:?}");
+    }
+}
+
+#[test]
+fn round_robin_cycles_through_shards() {
+    let rt = rt(3);
+    let h = rt.handle();
+    let shards: Vec<usize> = (0..9)
+        .map(|_| rt.block_on(h.spawn_with_placement(TaskPlacement::RoundRobin, async { shard_of_current() })).unwrap())
+        .collect();
+    // Consecutive round-robin spawns visit every shard in turn.
+    for w in shards.windows(2) {
+        assert_eq!((w[0] + 1) % 3, w[1], "{shards:?}");
+    }
+}
+
+#[test]
+fn sticky_keys_map_to_fixed_shards() {
+    let rt = rt(4);
+    let h = rt.handle();
+    for key in [0u64, 1, 5, 7, 1_000_003] {
+        for _ in 0..3 {
+            let s = rt
+                .block_on(h.spawn_with_placement(TaskPlacement::Sticky(key), async { shard_of_current() }))
+                .unwrap();
+            assert_eq!(s as u64, key % 4);
+        }
+    }
+}
+
+#[test]
+fn stealable_preferred_starts_on_the_named_shard() {
+    let rt = rt(2);
+    let h = rt.handle();
+    for s in 0..2 {
+        let got = rt
+            .block_on(h.spawn_with_placement(TaskPlacement::StealablePreferred(ShardId(s)), async {
+                shard_of_current()
+            }))
+            .unwrap();
+        assert_eq!(got, s);
+        let got = rt.block_on(h.spawn_stealable_on(ShardId(s), async { shard_of_current() })).unwrap();
+        assert_eq!(got, s);
+    }
+}
+
+#[test]
+fn stealable_spawns_spread_over_idle_shards() {
+    let rt = rt(2);
+    let h = rt.handle();
+    // From inside a task, with the other shard idle, new stealable tasks are
+    // placed on the least loaded shard: both shards get some.
+    let shards = rt
+        .block_on(h.spawn_pinned(ShardId(0), async {
+            let h = RuntimeHandle::current();
+            let tasks: Vec<_> = (0..32)
+                .map(|_| {
+                    h.spawn(async {
+                        std::hint::black_box((0..200_000u64).fold(0u64, |a, b| a ^ b.wrapping_mul(31)));
+                        shard_of_current()
+                    })
+                })
+                .collect();
+            let mut seen = [0usize; 2];
+            for t in tasks {
+                seen[t.await.unwrap()] += 1;
+            }
+            seen
+        }))
+        .unwrap();
+    assert!(shards[0] > 0 && shards[1] > 0, "{shards:?}");
+}
+
+#[test]
+#[should_panic(expected = "shard 5 does not exist")]
+fn pinning_to_a_missing_shard_panics_clearly() {
+    let rt = rt(2);
+    let _ = rt.handle().spawn_pinned(ShardId(5), async {});
+}
+
+#[test]
+fn spawn_local_on_builds_a_non_send_future_on_its_shard() {
+    let rt = rt(2);
+    let h = rt.handle();
+    let (shard, value) = rt
+        .block_on(h.spawn_local_on(ShardId(1), || {
+            let state = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+            async move {
+                for i in 0..5 {
+                    state.borrow_mut().push(i);
+                    spargio_rt::time::sleep(std::time::Duration::from_micros(5)).await;
+                }
+                let sum: i32 = state.borrow().iter().sum();
+                (shard_of_current(), sum)
+            }
+        }))
+        .unwrap();
+    assert_eq!((shard, value), (1, 10));
+}

@@ -1,0 +1,145 @@
+//! Dropping a runtime cancels everything, on the right threads, and leaks
+//! nothing.
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spargio_rt::time::sleep;
+use spargio_rt::{Runtime, RuntimeHandle, ShardId};
+
+struct Counted(Arc<AtomicUsize>);
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn drop_with_thousands_of_pending_tasks_and_timers_leaks_nothing() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let mut handles = Vec::new();
+    let mut expected = 0;
+    // Tasks parked on far timers.
+    for i in 0..3000u64 {
+        let c = Counted(dropped.clone());
+        handles.push(h.spawn(async move {
+            let _c = c;
+            sleep(Duration::from_secs(3600 + i)).await;
+        }));
+        expected += 1;
+    }
+    // Pairs of tasks waiting on each other: nothing will ever wake them, so
+    // only the runtime's task registry can reach them.
+    for i in 0..500usize {
+        let (tx_a, rx_a) = async_channel::bounded::<()>(1);
+        let (tx_b, rx_b) = async_channel::bounded::<()>(1);
+        let (c1, c2) = (Counted(dropped.clone()), Counted(dropped.clone()));
+        handles.push(h.spawn_pinned(ShardId(i % 2), async move {
+            let _keep = (c1, tx_b);
+            let _ = rx_a.recv().await;
+        }));
+        handles.push(h.spawn(async move {
+            let _keep = (c2, tx_a);
+            let _ = rx_b.recv().await;
+        }));
+        expected += 2;
+    }
+    // !Send tasks with Rc state, which must be dropped on their own shard.
+    for s in 0..2 {
+        let d = dropped.clone();
+        handles.push(h.spawn_local_on(ShardId(s), move || {
+            let c = Rc::new(Counted(d));
+            async move {
+                let _c = c.clone();
+                sleep(Duration::from_secs(3600)).await;
+            }
+        }));
+        expected += 1;
+    }
+    // Let every task reach its await.
+    while h.stats().total_polled() < expected as u64 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(h.stats().live_tasks, expected);
+    drop(rt);
+    assert_eq!(dropped.load(Ordering::SeqCst), expected, "every future was dropped");
+    for jh in handles {
+        let e = futures_block_on(jh).unwrap_err();
+        assert!(e.is_cancelled());
+    }
+    assert_eq!(h.stats().live_tasks, 0);
+}
+
+#[test]
+fn spawning_after_shutdown_reports_cancellation() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    drop(rt);
+    let e = futures_block_on(h.spawn(async { 1 })).unwrap_err();
+    assert!(e.is_cancelled());
+    let e = futures_block_on(h.spawn_pinned(ShardId(1), async { 1 })).unwrap_err();
+    assert!(e.is_cancelled());
+    let e = futures_block_on(h.spawn_local_on(ShardId(0), || async { 1 })).unwrap_err();
+    assert!(e.is_cancelled());
+}
+
+#[test]
+fn shutdown_timeout_returns_even_with_a_stuck_task() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let stuck = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let s2 = stuck.clone();
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let st2 = started.clone();
+    let _t = h.spawn_pinned(ShardId(1), async move {
+        st2.store(true, Ordering::SeqCst);
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while s2.load(Ordering::SeqCst) && Instant::now() < give_up {
+            std::hint::spin_loop();
+        }
+    });
+    while !started.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    rt.shutdown_timeout(Duration::from_millis(50));
+    // We got here although shard 1 is still spinning; release it.
+    stuck.store(false, Ordering::SeqCst);
+}
+
+#[test]
+fn runtime_dropped_inside_its_own_task_does_not_deadlock() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let rt = Arc::new(std::sync::Mutex::new(Some(rt)));
+    let r2 = rt.clone();
+    drop(h.spawn_pinned(ShardId(0), async move {
+        let taken = r2.lock().unwrap().take();
+        drop(taken);
+        tx.send(RuntimeHandle::current().shard_count()).unwrap();
+    }));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), 2);
+}
+
+fn futures_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}

@@ -1,0 +1,146 @@
+//! Idle shards steal stealable work from busy ones, including tasks that
+//! already ran; pinned tasks never move.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spargio_rt::{Runtime, RuntimeHandle, ShardId};
+
+fn current() -> usize {
+    RuntimeHandle::current().current_shard().unwrap().0
+}
+
+/// Spins on shard 0 until `release` is set, or gives up after a long
+/// safety limit (so a broken runtime fails the test instead of hanging it).
+fn hog(release: Arc<AtomicBool>, started: Arc<AtomicBool>) -> impl std::future::Future<Output = bool> {
+    async move {
+        started.store(true, Ordering::SeqCst);
+        let give_up = Instant::now() + Duration::from_secs(20);
+        while !release.load(Ordering::SeqCst) {
+            if Instant::now() > give_up {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+        true
+    }
+}
+
+fn wait_for(flag: &AtomicBool) {
+    while !flag.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn task_queued_behind_a_busy_shard_runs_on_the_other() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let release = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
+    let hogging = h.spawn_pinned(ShardId(0), hog(release.clone(), started.clone()));
+    wait_for(&started);
+    // Queued on shard 0, which is stuck: shard 1 must steal it, and it
+    // releases the hog, so the hog finishing proves the steal.
+    let r2 = release.clone();
+    let stolen = h.spawn_stealable_on(ShardId(0), async move {
+        r2.store(true, Ordering::SeqCst);
+        current()
+    });
+    assert_eq!(rt.block_on(stolen).unwrap(), 1);
+    assert!(rt.block_on(hogging).unwrap(), "the hog was released by the stolen task");
+    let stats = h.stats();
+    assert!(stats.shards[1].stolen >= 1, "{stats:?}");
+}
+
+#[test]
+fn task_that_already_ran_is_stolen_when_woken_behind_a_busy_shard() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let (tx, rx) = async_channel::bounded::<()>(1);
+    let release = Arc::new(AtomicBool::new(false));
+    let r2 = release.clone();
+    let first_poll = Arc::new(AtomicBool::new(false));
+    let fp = first_poll.clone();
+    let task = h.spawn_stealable_on(ShardId(0), async move {
+        let first = current();
+        fp.store(true, Ordering::SeqCst);
+        rx.recv().await.unwrap();
+        let second = current();
+        r2.store(true, Ordering::SeqCst);
+        (first, second)
+    });
+    wait_for(&first_poll);
+    let started = Arc::new(AtomicBool::new(false));
+    let hogging = h.spawn_pinned(ShardId(0), hog(release.clone(), started.clone()));
+    wait_for(&started);
+    // Wake the task from outside while its last shard (0) is stuck.
+    tx.send_blocking(()).unwrap();
+    let (first, second) = rt.block_on(task).unwrap();
+    assert_eq!(first, 0, "first poll on its preferred shard");
+    assert_eq!(second, 1, "resumed by the idle shard after being stolen");
+    assert!(rt.block_on(hogging).unwrap());
+}
+
+#[test]
+fn pinned_tasks_are_never_stolen() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let release = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
+    let hogging = h.spawn_pinned(ShardId(0), hog(release.clone(), started.clone()));
+    wait_for(&started);
+    let pinned = h.spawn_pinned(ShardId(0), async { current() });
+    // Give the idle shard every chance to (wrongly) take it.
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!pinned.is_finished(), "pinned task must wait for its own shard");
+    release.store(true, Ordering::SeqCst);
+    assert_eq!(rt.block_on(pinned).unwrap(), 0);
+    assert!(rt.block_on(hogging).unwrap());
+}
+
+#[test]
+fn stealing_can_be_turned_off() {
+    let rt = Runtime::builder().shards(2).stealing(false).build().unwrap();
+    let h = rt.handle();
+    let release = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
+    let hogging = h.spawn_pinned(ShardId(0), hog(release.clone(), started.clone()));
+    wait_for(&started);
+    let t = h.spawn_stealable_on(ShardId(0), async { current() });
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!t.is_finished());
+    release.store(true, Ordering::SeqCst);
+    assert_eq!(rt.block_on(t).unwrap(), 0);
+    assert!(rt.block_on(hogging).unwrap());
+    assert_eq!(h.stats().total_stolen(), 0);
+}
+
+#[test]
+fn skewed_fanout_uses_both_shards() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let per_shard = rt
+        .block_on(h.spawn_pinned(ShardId(0), async {
+            let h = RuntimeHandle::current();
+            let mut per_shard = [0usize; 2];
+            for req in 0..8u64 {
+                let branches: Vec<_> = (0..16u64)
+                    .map(|b| {
+                        h.spawn(async move {
+                            let n = if b == req % 16 { 400_000 } else { 20_000 };
+                            std::hint::black_box((0..n).fold(1u64, |a, x| a.rotate_left(5) ^ x));
+                            current()
+                        })
+                    })
+                    .collect();
+                for b in branches {
+                    per_shard[b.await.unwrap()] += 1;
+                }
+            }
+            per_shard
+        }))
+        .unwrap();
+    assert!(per_shard[0] > 0 && per_shard[1] > 0, "{per_shard:?}");
+}

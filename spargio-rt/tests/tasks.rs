@@ -1,0 +1,197 @@
+//! Task lifecycle: !Send tasks, abort, panics, join handles, free functions.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use spargio_rt::time::sleep;
+use spargio_rt::{Runtime, RuntimeHandle, ShardId};
+
+fn rt() -> Runtime {
+    Runtime::builder().shards(2).build().unwrap()
+}
+
+#[test]
+fn non_send_tasks_share_rc_state_on_one_shard() {
+    let out = spargio_rt::run_with(Runtime::builder().shards(2), |_| async {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..10 {
+            let log = log.clone();
+            tasks.push(spargio_rt::spawn_local(async move {
+                sleep(Duration::from_micros(10 * (10 - i))).await;
+                log.borrow_mut().push(i);
+                RuntimeHandle::current().current_shard()
+            }));
+        }
+        let mut shards = Vec::new();
+        for t in tasks {
+            shards.push(t.await.unwrap());
+        }
+        let mut got = log.borrow().clone();
+        got.sort();
+        (got, shards)
+    })
+    .unwrap();
+    assert_eq!(out.0, (0..10).collect::<Vec<_>>());
+    assert!(out.1.iter().all(|s| *s == Some(ShardId(0))), "{:?}", out.1);
+}
+
+#[test]
+fn abort_cancels_a_waiting_task_and_drops_its_future() {
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let rt = rt();
+    let h = rt.handle();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let guard = SetOnDrop(dropped.clone());
+    let t = h.spawn(async move {
+        let _g = guard;
+        sleep(Duration::from_secs(3600)).await;
+        1
+    });
+    rt.block_on(sleep(Duration::from_millis(2)));
+    t.abort();
+    let err = rt.block_on(t).unwrap_err();
+    assert!(err.is_cancelled() && !err.is_panic(), "{err:?}");
+    assert!(dropped.load(Ordering::SeqCst));
+}
+
+#[test]
+fn abort_before_first_poll_and_after_finish() {
+    let rt = rt();
+    let h = rt.handle();
+    // Finished tasks keep their output.
+    let done = h.spawn(async { 5 });
+    while !done.is_finished() {
+        std::thread::yield_now();
+    }
+    done.abort();
+    assert_eq!(rt.block_on(done).unwrap(), 5);
+    // A local task aborted right after spawn never produces output.
+    let out = rt
+        .block_on(h.spawn_pinned(ShardId(0), async {
+            let t = spargio_rt::spawn_local(async { 7 });
+            t.abort();
+            t.await
+        }))
+        .unwrap();
+    assert!(out.unwrap_err().is_cancelled());
+}
+
+#[test]
+fn panics_become_join_errors_and_the_shard_keeps_serving() {
+    let rt = rt();
+    let h = rt.handle();
+    for shard in 0..2 {
+        let err = rt
+            .block_on(h.spawn_pinned(ShardId(shard), async {
+                if RuntimeHandle::current().current_shard().is_some() {
+                    panic!("boom on purpose");
+                }
+                0
+            }))
+            .unwrap_err();
+        assert!(err.is_panic());
+        assert!(err.to_string().contains("boom on purpose"), "{err}");
+        let payload = err.into_panic();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom on purpose"));
+        // Same shard, still alive.
+        let ok = rt
+            .block_on(h.spawn_pinned(ShardId(shard), async { RuntimeHandle::current().current_shard() }))
+            .unwrap();
+        assert_eq!(ok, Some(ShardId(shard)));
+    }
+    assert_eq!(h.stats().shards.iter().map(|s| s.panics).sum::<u64>(), 2);
+}
+
+#[test]
+fn detached_tasks_keep_running() {
+    let rt = rt();
+    let h = rt.handle();
+    let (tx, rx) = async_channel::bounded(1);
+    drop(h.spawn(async move {
+        sleep(Duration::from_millis(1)).await;
+        tx.send(9).await.unwrap();
+    }));
+    assert_eq!(rt.block_on(rx.recv()).unwrap(), 9);
+}
+
+#[test]
+fn free_functions_use_the_current_runtime() {
+    let v = spargio_rt::run_with(Runtime::builder().shards(2), |_| async {
+        let a = spargio_rt::spawn(async { 1 });
+        let b = spargio_rt::spawn_local(async { 2 });
+        let c = spargio_rt::spawn_blocking(|| 3);
+        a.await.unwrap() + b.await.unwrap() + c.await.unwrap()
+    })
+    .unwrap();
+    assert_eq!(v, 6);
+}
+
+#[test]
+#[should_panic(expected = "no runtime here")]
+fn spawn_outside_a_runtime_panics_clearly() {
+    let _ = spargio_rt::spawn(async {});
+}
+
+#[test]
+fn spawn_local_off_shard_panics_clearly() {
+    let rt = rt();
+    let h = rt.handle();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = h.spawn_local(async {});
+    }));
+    let msg = r.unwrap_err();
+    let msg = msg
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| msg.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(msg.contains("spawn_local must be called on a shard"), "{msg}");
+}
+
+#[test]
+fn block_on_inside_a_shard_is_refused() {
+    let rt = rt();
+    let h = rt.handle();
+    let inner = Runtime::builder().shards(1).build().unwrap();
+    let inner = Arc::new(inner);
+    let i2 = inner.clone();
+    let err = rt
+        .block_on(h.spawn_pinned(ShardId(0), async move { i2.block_on(async { 1 }) }))
+        .unwrap_err();
+    assert!(err.to_string().contains("block_on called on a shard thread"), "{err}");
+}
+
+#[test]
+fn run_resumes_a_panic_of_the_main_future() {
+    let r = std::panic::catch_unwind(|| {
+        spargio_rt::run_with(Runtime::builder().shards(1), |_| async {
+            panic!("main failed");
+        })
+    });
+    let p = r.unwrap_err();
+    assert_eq!(p.downcast_ref::<&str>(), Some(&"main failed"));
+}
+
+#[test]
+fn join_error_formats() {
+    let rt = rt();
+    let h = rt.handle();
+    let t = h.spawn(async {
+        sleep(Duration::from_secs(10)).await;
+    });
+    t.abort();
+    let e = rt.block_on(t).unwrap_err();
+    assert_eq!(e.to_string(), "task was cancelled");
+    assert!(e.try_into_panic().is_err());
+    let io: std::io::Error = rt.block_on(h.spawn(async { panic!("x") })).unwrap_err().into();
+    assert!(io.to_string().contains("panicked"));
+}
