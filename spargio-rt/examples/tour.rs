@@ -73,11 +73,16 @@ async fn main(handle: RuntimeHandle) {
     }
     drop(to_1);
     echo.await.expect("echo task");
-    println!("1000 cross-shard round trips in {:?} (value {v})", t.elapsed());
+    println!(
+        "1000 cross-shard round trips in {:?} (value {v})",
+        t.elapsed()
+    );
 
     // 4. What each shard did.
     let stats = handle.stats();
-    println!("\nshard  polled  stealable  stolen  steal-tries  doorbells-in  parks  enters  timers");
+    println!(
+        "\nshard  polled  stealable  stolen  steal-tries  doorbells-in  parks  enters  timers"
+    );
     for (i, s) in stats.shards.iter().enumerate() {
         println!(
             "{i:>5}  {:>6}  {:>9}  {:>6}  {:>11}  {:>12}  {:>5}  {:>6}  {:>6}",

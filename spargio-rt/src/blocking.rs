@@ -103,7 +103,11 @@ impl BlockingPool {
         let mut st = self.shared.lock();
         while st.threads > 0 {
             st = match deadline {
-                None => self.shared.exited.wait(st).unwrap_or_else(|p| p.into_inner()),
+                None => self
+                    .shared
+                    .exited
+                    .wait(st)
+                    .unwrap_or_else(|p| p.into_inner()),
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {

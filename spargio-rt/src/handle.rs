@@ -81,7 +81,8 @@ impl RuntimeHandle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.inner.spawn(TaskPlacement::StealablePreferred(shard), fut)
+        self.inner
+            .spawn(TaskPlacement::StealablePreferred(shard), fut)
     }
 
     /// Spawns a task that runs on `shard` only.
@@ -174,27 +175,27 @@ impl RuntimeHandle {
             .iter()
             .map(|s| {
                 let c = &s.counters;
-                let mut st = ShardStats::default();
-                st.tasks_polled = c.tasks_polled.get();
-                st.stealable_polled = c.stealable_polled.get();
-                st.stolen = c.stolen.get();
-                st.steal_attempts = c.steal_attempts.get();
-                st.doorbells_sent = c.doorbells_sent.get();
-                st.doorbells_received = c.doorbells_received.get();
-                st.parks = c.parks.get();
-                st.ring_enters = c.ring_enters.get();
-                st.timers_fired = c.timers_fired.get();
-                st.panics = c.panics.get();
-                st.pinned_queue_depth = s.pinned_depth.load(std::sync::atomic::Ordering::Relaxed);
-                st.stealable_queue_depth = s.stealable_len();
-                st
+                ShardStats {
+                    tasks_polled: c.tasks_polled.get(),
+                    stealable_polled: c.stealable_polled.get(),
+                    stolen: c.stolen.get(),
+                    steal_attempts: c.steal_attempts.get(),
+                    doorbells_sent: c.doorbells_sent.get(),
+                    doorbells_received: c.doorbells_received.get(),
+                    parks: c.parks.get(),
+                    ring_enters: c.ring_enters.get(),
+                    timers_fired: c.timers_fired.get(),
+                    panics: c.panics.get(),
+                    pinned_queue_depth: s.pinned_depth.load(std::sync::atomic::Ordering::Relaxed),
+                    stealable_queue_depth: s.stealable_len(),
+                }
             })
             .collect();
-        let mut stats = RuntimeStats::default();
-        stats.shards = shards;
-        stats.live_tasks = self.inner.registry.live();
-        stats.blocking_threads = self.inner.blocking.threads();
-        stats
+        RuntimeStats {
+            shards,
+            live_tasks: self.inner.registry.live(),
+            blocking_threads: self.inner.blocking.threads(),
+        }
     }
 
     /// Whether both handles refer to the same runtime.

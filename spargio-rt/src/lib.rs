@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 mod block_on;
+mod blocking;
 pub mod boundary;
 mod builder;
 mod handle;
@@ -49,7 +50,6 @@ mod stats;
 pub mod sync;
 mod task;
 pub mod time;
-mod blocking;
 
 use std::future::Future;
 use std::io;
@@ -134,7 +134,9 @@ where
 {
     let rt = builder.build()?;
     let handle = rt.handle();
-    let task = rt.handle().spawn_local_on(ShardId(0), move || entry(handle));
+    let task = rt
+        .handle()
+        .spawn_local_on(ShardId(0), move || entry(handle));
     let out = rt.block_on(task);
     drop(rt);
     match out {

@@ -79,7 +79,9 @@ impl Runtime {
                     first_err.get_or_insert(e);
                 }
                 Err(_) => {
-                    first_err.get_or_insert_with(|| io::Error::other("spargio: a shard thread died during start-up"));
+                    first_err.get_or_insert_with(|| {
+                        io::Error::other("spargio: a shard thread died during start-up")
+                    });
                 }
             }
         }

@@ -150,7 +150,9 @@ impl Inner {
     }
 
     /// The schedule function every task of this runtime carries.
-    fn scheduler(self: &Arc<Self>) -> WithInfo<impl Fn(Runnable, ScheduleInfo) + Send + Sync + 'static> {
+    fn scheduler(
+        self: &Arc<Self>,
+    ) -> WithInfo<impl Fn(Runnable, ScheduleInfo) + Send + Sync + 'static> {
         let inner = self.clone();
         WithInfo(move |task: Runnable, info: ScheduleInfo| {
             inner.route(task, !info.woken_while_running)
@@ -158,13 +160,19 @@ impl Inner {
     }
 
     /// Spawns a `Send` future with `placement`.
-    pub(crate) fn spawn<F>(self: &Arc<Self>, placement: TaskPlacement, fut: F) -> JoinHandle<F::Output>
+    pub(crate) fn spawn<F>(
+        self: &Arc<Self>,
+        placement: TaskPlacement,
+        fut: F,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let (home, first) = self.resolve(placement);
-        let ctl = self.registry.insert(local::current_index(self).unwrap_or(self.shards.len()));
+        let ctl = self
+            .registry
+            .insert(local::current_index(self).unwrap_or(self.shards.len()));
         let guard = Guard::new(fut, ctl.clone(), self.registry.clone());
         let (task, handle) = async_task::Builder::new()
             .metadata(TaskMeta::new(home, first))
@@ -175,14 +183,20 @@ impl Inner {
 
     /// Spawns a future that may be `!Send` onto shard `shard`, built there
     /// by `make` (which is `Send`).
-    pub(crate) fn spawn_local_on<C, Fut>(self: &Arc<Self>, shard: usize, make: C) -> JoinHandle<Fut::Output>
+    pub(crate) fn spawn_local_on<C, Fut>(
+        self: &Arc<Self>,
+        shard: usize,
+        make: C,
+    ) -> JoinHandle<Fut::Output>
     where
         C: FnOnce() -> Fut + Send + 'static,
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
         let shard = self.check_shard(shard);
-        let ctl = self.registry.insert(local::current_index(self).unwrap_or(self.shards.len()));
+        let ctl = self
+            .registry
+            .insert(local::current_index(self).unwrap_or(self.shards.len()));
         let guard = Guard::new(BuildThere::new(make), ctl.clone(), self.registry.clone());
         // SAFETY: `spawn_unchecked` drops the `Send` and `'static`-output
         // checks of `spawn`. The future may be `!Send`, so it must only be
@@ -344,13 +358,18 @@ where
 {
     type Output = Fut::Output;
 
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Fut::Output> {
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Fut::Output> {
         // SAFETY: `Running(fut)` is structurally pinned: once built in place
         // it is never moved (the enum is only ever overwritten while in the
         // `Make` state, before any future exists). `Make` holds no pinned data.
         let this = unsafe { self.get_unchecked_mut() };
         if let BuildThere::Make(make) = this {
-            let make = make.take().expect("BuildThere polled after a panic in make");
+            let make = make
+                .take()
+                .expect("BuildThere polled after a panic in make");
             *this = BuildThere::Running(make());
         }
         match this {
@@ -369,7 +388,10 @@ impl<F> Unpin for RunOnce<F> {}
 impl<R, F: FnOnce() -> R> Future for RunOnce<F> {
     type Output = R;
 
-    fn poll(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<R> {
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<R> {
         let f = self.0.take().expect("RunOnce polled twice");
         std::task::Poll::Ready(f())
     }

@@ -23,7 +23,11 @@ fn blocking_closures_run_off_the_shards() {
 
 #[test]
 fn the_pool_is_bounded_and_reuses_threads() {
-    let rt = Runtime::builder().shards(1).max_blocking_threads(2).build().unwrap();
+    let rt = Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(2)
+        .build()
+        .unwrap();
     let h = rt.handle();
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
@@ -34,7 +38,10 @@ fn the_pool_is_bounded_and_reuses_threads() {
             h.spawn_blocking(move || {
                 let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                 peak.fetch_max(now, Ordering::SeqCst);
-                names.lock().unwrap().insert(std::thread::current().name().unwrap().to_string());
+                names
+                    .lock()
+                    .unwrap()
+                    .insert(std::thread::current().name().unwrap().to_string());
                 std::thread::sleep(Duration::from_millis(2));
                 running.fetch_sub(1, Ordering::SeqCst);
             })
@@ -51,7 +58,9 @@ fn the_pool_is_bounded_and_reuses_threads() {
 #[test]
 fn blocking_panics_are_join_errors() {
     let rt = Runtime::builder().shards(1).build().unwrap();
-    let e = rt.block_on(rt.handle().spawn_blocking(|| panic!("blocking boom"))).unwrap_err();
+    let e = rt
+        .block_on(rt.handle().spawn_blocking(|| panic!("blocking boom")))
+        .unwrap_err();
     assert!(e.is_panic());
     assert_eq!(rt.block_on(rt.handle().spawn_blocking(|| 4)).unwrap(), 4);
 }

@@ -29,7 +29,11 @@ fn idle_shards_park_instead_of_spinning() {
 #[test]
 fn parked_shards_use_no_cpu_time() {
     // CPU time (not wall time): an idle shard thread must not accumulate it.
-    let rt = Runtime::builder().shards(2).thread_name("idle-probe").build().unwrap();
+    let rt = Runtime::builder()
+        .shards(2)
+        .thread_name("idle-probe")
+        .build()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let before = shard_cpu_ticks("idle-probe");
     std::thread::sleep(Duration::from_millis(300));
@@ -46,7 +50,10 @@ fn parked_shards_use_no_cpu_time() {
 /// utime + stime of each thread of this process whose name starts with `prefix`.
 fn shard_cpu_ticks(prefix: &str) -> Vec<u64> {
     let mut out = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir("/proc/self/task").unwrap().flatten().collect();
+    let mut entries: Vec<_> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();

@@ -37,7 +37,12 @@ fn round_robin_cycles_through_shards() {
     let rt = rt(3);
     let h = rt.handle();
     let shards: Vec<usize> = (0..9)
-        .map(|_| rt.block_on(h.spawn_with_placement(TaskPlacement::RoundRobin, async { shard_of_current() })).unwrap())
+        .map(|_| {
+            rt.block_on(
+                h.spawn_with_placement(TaskPlacement::RoundRobin, async { shard_of_current() }),
+            )
+            .unwrap()
+        })
         .collect();
     // Consecutive round-robin spawns visit every shard in turn.
     for w in shards.windows(2) {
@@ -51,8 +56,10 @@ fn sticky_keys_map_to_fixed_shards() {
     let h = rt.handle();
     for key in [0u64, 1, 5, 7, 1_000_003] {
         for _ in 0..3 {
-            let s = rt
-                .block_on(h.spawn_with_placement(TaskPlacement::Sticky(key), async { shard_of_current() }))
+            let s =
+                rt.block_on(h.spawn_with_placement(TaskPlacement::Sticky(key), async {
+                    shard_of_current()
+                }))
                 .unwrap();
             assert_eq!(s as u64, key % 4);
         }
@@ -65,12 +72,16 @@ fn stealable_preferred_starts_on_the_named_shard() {
     let h = rt.handle();
     for s in 0..2 {
         let got = rt
-            .block_on(h.spawn_with_placement(TaskPlacement::StealablePreferred(ShardId(s)), async {
-                shard_of_current()
-            }))
+            .block_on(
+                h.spawn_with_placement(TaskPlacement::StealablePreferred(ShardId(s)), async {
+                    shard_of_current()
+                }),
+            )
             .unwrap();
         assert_eq!(got, s);
-        let got = rt.block_on(h.spawn_stealable_on(ShardId(s), async { shard_of_current() })).unwrap();
+        let got = rt
+            .block_on(h.spawn_stealable_on(ShardId(s), async { shard_of_current() }))
+            .unwrap();
         assert_eq!(got, s);
     }
 }
@@ -87,7 +98,9 @@ fn stealable_spawns_spread_over_idle_shards() {
             let tasks: Vec<_> = (0..32)
                 .map(|_| {
                     h.spawn(async {
-                        std::hint::black_box((0..200_000u64).fold(0u64, |a, b| a ^ b.wrapping_mul(31)));
+                        std::hint::black_box(
+                            (0..200_000u64).fold(0u64, |a, b| a ^ b.wrapping_mul(31)),
+                        );
                         shard_of_current()
                     })
                 })
@@ -106,7 +119,7 @@ fn stealable_spawns_spread_over_idle_shards() {
 #[should_panic(expected = "shard 5 does not exist")]
 fn pinning_to_a_missing_shard_panics_clearly() {
     let rt = rt(2);
-    let _ = rt.handle().spawn_pinned(ShardId(5), async {});
+    drop(rt.handle().spawn_pinned(ShardId(5), async {}));
 }
 
 #[test]

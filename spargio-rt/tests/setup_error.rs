@@ -6,7 +6,11 @@ use spargio_rt::Runtime;
 
 #[test]
 fn invalid_ring_parameters_are_reported() {
-    let err = Runtime::builder().shards(2).ring_entries(0).build().unwrap_err();
+    let err = Runtime::builder()
+        .shards(2)
+        .ring_entries(0)
+        .build()
+        .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("could not set up an io_uring ring"), "{msg}");
 }
@@ -30,22 +34,45 @@ fn refused_io_uring_names_the_causes() {
         return;
     }
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "refused_io_uring_names_the_causes", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "refused_io_uring_names_the_causes",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {stdout} {}", String::from_utf8_lossy(&out.stderr));
-    let line = stdout.lines().find(|l| l.contains("CHILD-ERROR")).expect("child printed its error");
-    assert!(line.contains("/proc/sys/kernel/io_uring_disabled"), "{line}");
-    assert!(line.contains("refused") || line.contains("disabled"), "{line}");
+    assert!(
+        out.status.success(),
+        "child failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("CHILD-ERROR"))
+        .expect("child printed its error");
+    assert!(
+        line.contains("/proc/sys/kernel/io_uring_disabled"),
+        "{line}"
+    );
+    assert!(
+        line.contains("refused") || line.contains("disabled"),
+        "{line}"
+    );
 }
 
 fn deny_io_uring_setup() {
     const NR_IO_URING_SETUP: u32 = 425;
     let filter = [
         // A = seccomp_data.nr
-        libc::sock_filter { code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, jt: 0, jf: 0, k: 0 },
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
         libc::sock_filter {
             code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
             jt: 0,
@@ -58,15 +85,27 @@ fn deny_io_uring_setup() {
             jf: 0,
             k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
         },
-        libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
     ];
-    let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut _ };
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut _,
+    };
     // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integers; the
     // seccomp call reads `prog`, which points at `filter`, both alive here.
     unsafe {
         assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
         assert_eq!(
-            libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const libc::sock_fprog),
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog
+            ),
             0
         );
     }

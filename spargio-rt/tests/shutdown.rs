@@ -66,7 +66,11 @@ fn drop_with_thousands_of_pending_tasks_and_timers_leaks_nothing() {
     }
     assert_eq!(h.stats().live_tasks, expected);
     drop(rt);
-    assert_eq!(dropped.load(Ordering::SeqCst), expected, "every future was dropped");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        expected,
+        "every future was dropped"
+    );
     for jh in handles {
         let e = futures_block_on(jh).unwrap_err();
         assert!(e.is_cancelled());

@@ -22,7 +22,9 @@ fn spawn_and_join() {
 #[test]
 fn pinned_runs_on_its_shard() {
     let out = spargio_rt::run_with(Runtime::builder().shards(2), |h| async move {
-        let a = h.spawn_pinned(ShardId(1), async { RuntimeHandle::current().current_shard() });
+        let a = h.spawn_pinned(ShardId(1), async {
+            RuntimeHandle::current().current_shard()
+        });
         a.await.unwrap()
     })
     .unwrap();

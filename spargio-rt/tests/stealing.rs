@@ -13,18 +13,16 @@ fn current() -> usize {
 
 /// Spins on shard 0 until `release` is set, or gives up after a long
 /// safety limit (so a broken runtime fails the test instead of hanging it).
-fn hog(release: Arc<AtomicBool>, started: Arc<AtomicBool>) -> impl std::future::Future<Output = bool> {
-    async move {
-        started.store(true, Ordering::SeqCst);
-        let give_up = Instant::now() + Duration::from_secs(20);
-        while !release.load(Ordering::SeqCst) {
-            if Instant::now() > give_up {
-                return false;
-            }
-            std::hint::spin_loop();
+async fn hog(release: Arc<AtomicBool>, started: Arc<AtomicBool>) -> bool {
+    started.store(true, Ordering::SeqCst);
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while !release.load(Ordering::SeqCst) {
+        if Instant::now() > give_up {
+            return false;
         }
-        true
+        std::hint::spin_loop();
     }
+    true
 }
 
 fn wait_for(flag: &AtomicBool) {
@@ -49,7 +47,10 @@ fn task_queued_behind_a_busy_shard_runs_on_the_other() {
         current()
     });
     assert_eq!(rt.block_on(stolen).unwrap(), 1);
-    assert!(rt.block_on(hogging).unwrap(), "the hog was released by the stolen task");
+    assert!(
+        rt.block_on(hogging).unwrap(),
+        "the hog was released by the stolen task"
+    );
     let stats = h.stats();
     assert!(stats.shards[1].stolen >= 1, "{stats:?}");
 }
@@ -94,7 +95,10 @@ fn pinned_tasks_are_never_stolen() {
     let pinned = h.spawn_pinned(ShardId(0), async { current() });
     // Give the idle shard every chance to (wrongly) take it.
     std::thread::sleep(Duration::from_millis(20));
-    assert!(!pinned.is_finished(), "pinned task must wait for its own shard");
+    assert!(
+        !pinned.is_finished(),
+        "pinned task must wait for its own shard"
+    );
     release.store(true, Ordering::SeqCst);
     assert_eq!(rt.block_on(pinned).unwrap(), 0);
     assert!(rt.block_on(hogging).unwrap());
@@ -102,7 +106,11 @@ fn pinned_tasks_are_never_stolen() {
 
 #[test]
 fn stealing_can_be_turned_off() {
-    let rt = Runtime::builder().shards(2).stealing(false).build().unwrap();
+    let rt = Runtime::builder()
+        .shards(2)
+        .stealing(false)
+        .build()
+        .unwrap();
     let h = rt.handle();
     let release = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicBool::new(false));

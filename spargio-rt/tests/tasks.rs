@@ -104,7 +104,9 @@ fn panics_become_join_errors_and_the_shard_keeps_serving() {
         assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom on purpose"));
         // Same shard, still alive.
         let ok = rt
-            .block_on(h.spawn_pinned(ShardId(shard), async { RuntimeHandle::current().current_shard() }))
+            .block_on(h.spawn_pinned(ShardId(shard), async {
+                RuntimeHandle::current().current_shard()
+            }))
             .unwrap();
         assert_eq!(ok, Some(ShardId(shard)));
     }
@@ -138,7 +140,7 @@ fn free_functions_use_the_current_runtime() {
 #[test]
 #[should_panic(expected = "no runtime here")]
 fn spawn_outside_a_runtime_panics_clearly() {
-    let _ = spargio_rt::spawn(async {});
+    drop(spargio_rt::spawn(async {}));
 }
 
 #[test]
@@ -146,7 +148,7 @@ fn spawn_local_off_shard_panics_clearly() {
     let rt = rt();
     let h = rt.handle();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let _ = h.spawn_local(async {});
+        drop(h.spawn_local(async {}));
     }));
     let msg = r.unwrap_err();
     let msg = msg
@@ -154,7 +156,10 @@ fn spawn_local_off_shard_panics_clearly() {
         .cloned()
         .or_else(|| msg.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default();
-    assert!(msg.contains("spawn_local must be called on a shard"), "{msg}");
+    assert!(
+        msg.contains("spawn_local must be called on a shard"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -167,7 +172,11 @@ fn block_on_inside_a_shard_is_refused() {
     let err = rt
         .block_on(h.spawn_pinned(ShardId(0), async move { i2.block_on(async { 1 }) }))
         .unwrap_err();
-    assert!(err.to_string().contains("block_on called on a shard thread"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("block_on called on a shard thread"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -192,6 +201,9 @@ fn join_error_formats() {
     let e = rt.block_on(t).unwrap_err();
     assert_eq!(e.to_string(), "task was cancelled");
     assert!(e.try_into_panic().is_err());
-    let io: std::io::Error = rt.block_on(h.spawn(async { panic!("x") })).unwrap_err().into();
+    let io: std::io::Error = rt
+        .block_on(h.spawn(async { panic!("x") }))
+        .unwrap_err()
+        .into();
     assert!(io.to_string().contains("panicked"));
 }

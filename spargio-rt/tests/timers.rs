@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use spargio_rt::time::{interval, interval_at, sleep, sleep_until, timeout, MissedTickBehavior, Sleep};
+use spargio_rt::time::{
+    interval, interval_at, sleep, sleep_until, timeout, MissedTickBehavior, Sleep,
+};
 use spargio_rt::{Runtime, ShardId};
 
 fn rt() -> Runtime {
@@ -43,7 +45,10 @@ fn timers_on_one_shard_fire_in_deadline_order() {
     let base = Instant::now() + Duration::from_millis(5);
     let mut tasks = Vec::new();
     // Deadlines registered in scrambled order; ties keep registration order.
-    for (seq, k) in [7u64, 3, 9, 1, 3, 0, 5, 8, 2, 6, 4, 1].into_iter().enumerate() {
+    for (seq, k) in [7u64, 3, 9, 1, 3, 0, 5, 8, 2, 6, 4, 1]
+        .into_iter()
+        .enumerate()
+    {
         let order = order.clone();
         tasks.push(h.spawn_pinned(ShardId(1), async move {
             sleep_until(base + Duration::from_micros(300 * k)).await;
@@ -134,7 +139,11 @@ fn interval_burst_catches_up_and_delay_does_not() {
     // by at least the stall.
     let (s, t) = delay;
     assert_eq!(t[1], s + period, "the late tick reports its schedule");
-    assert!(t[2] >= s + period * 5 + period, "{:?}", t.iter().map(|x| *x - s).collect::<Vec<_>>());
+    assert!(
+        t[2] >= s + period * 5 + period,
+        "{:?}",
+        t.iter().map(|x| *x - s).collect::<Vec<_>>()
+    );
     assert_eq!(t[3] - t[2], period);
     // Skip: the next ticks stay on the grid but skip the missed slots.
     let (s, t) = skip;

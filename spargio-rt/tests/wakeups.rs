@@ -17,7 +17,11 @@ fn a_million_cross_shard_wakeups_lose_nothing() {
         (std::time::Duration::ZERO, 500_000u64),
         (std::time::Duration::from_micros(50), 50_000),
     ] {
-        let rt = Runtime::builder().shards(2).park_spin(spin).build().unwrap();
+        let rt = Runtime::builder()
+            .shards(2)
+            .park_spin(spin)
+            .build()
+            .unwrap();
         let h = rt.handle();
         let (to_b, from_a) = async_channel::bounded::<u64>(1);
         let (to_a, from_b) = async_channel::bounded::<u64>(1);
@@ -48,7 +52,11 @@ fn a_million_cross_shard_wakeups_lose_nothing() {
 
 #[test]
 fn foreign_threads_spawn_and_wake_tasks() {
-    let rt = Runtime::builder().shards(2).park_spin(std::time::Duration::ZERO).build().unwrap();
+    let rt = Runtime::builder()
+        .shards(2)
+        .park_spin(std::time::Duration::ZERO)
+        .build()
+        .unwrap();
     let h = rt.handle();
     let done = Arc::new(AtomicUsize::new(0));
     let mut threads = Vec::new();
@@ -61,7 +69,9 @@ fn foreign_threads_spawn_and_wake_tasks() {
                 let task = if i % 2 == 0 {
                     h.spawn(async move { rx.recv().await.unwrap() * 2 })
                 } else {
-                    h.spawn_pinned(ShardId((t + i as usize) % 2), async move { rx.recv().await.unwrap() * 2 })
+                    h.spawn_pinned(ShardId((t + i as usize) % 2), async move {
+                        rx.recv().await.unwrap() * 2
+                    })
                 };
                 tx.send_blocking(i).unwrap();
                 // Wait from this foreign thread through a plain thread parker.

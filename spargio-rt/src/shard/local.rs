@@ -94,7 +94,11 @@ pub(crate) fn current_index(inner: &Inner) -> Option<usize> {
 
 /// Puts a pinned task on the current shard's queue, if this thread is shard
 /// `shard` of `inner`; gives the task back otherwise.
-pub(crate) fn push_pinned_here(inner: &Inner, shard: usize, task: Runnable) -> Result<(), Runnable> {
+pub(crate) fn push_pinned_here(
+    inner: &Inner,
+    shard: usize,
+    task: Runnable,
+) -> Result<(), Runnable> {
     let mut task = Some(task);
     let done = with_local(Some(inner), |l| {
         if l.index == shard {
@@ -152,12 +156,18 @@ pub(crate) fn queue_doorbell(inner: &Inner, target: usize) -> bool {
             // Waking ourselves: we are running, nothing to ring.
             return true;
         }
-        let fd = inner.shards[target].ring_fd.load(std::sync::atomic::Ordering::Acquire);
+        let fd = inner.shards[target]
+            .ring_fd
+            .load(std::sync::atomic::Ordering::Acquire);
         if fd < 0 {
             return false;
         }
         let mut enters = 0;
-        ring::push(&mut l.ring.borrow_mut(), &ring::doorbell_entry(fd, target), &mut enters);
+        ring::push(
+            &mut l.ring.borrow_mut(),
+            &ring::doorbell_entry(fd, target),
+            &mut enters,
+        );
         l.note_enters(enters);
         l.doorbell_queued.set(true);
         true
@@ -168,7 +178,9 @@ pub(crate) fn queue_doorbell(inner: &Inner, target: usize) -> bool {
 /// Adds a timer to the current shard's heap; gives it back off-shard.
 pub(crate) fn register_timer(entry: Arc<TimerEntry>) -> Result<(), Arc<TimerEntry>> {
     let mut entry = Some(entry);
-    with_local(None, |l| l.timers.borrow_mut().insert(entry.take().expect("once")));
+    with_local(None, |l| {
+        l.timers.borrow_mut().insert(entry.take().expect("once"))
+    });
     entry.map_or(Ok(()), Err)
 }
 
@@ -396,11 +408,15 @@ impl LocalShard {
             shared.counters.stealable_polled.bump();
         }
         shared.counters.tasks_polled.bump();
-        shared.polling.store(true, std::sync::atomic::Ordering::Relaxed);
+        shared
+            .polling
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.in_poll.set(true);
         task.run();
         self.in_poll.set(false);
-        shared.polling.store(false, std::sync::atomic::Ordering::Relaxed);
+        shared
+            .polling
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         // A doorbell queued during the poll goes out now, not after the
         // whole batch: the shard it wakes may be the one that must run next.
         self.flush_doorbells();
@@ -433,10 +449,15 @@ impl LocalShard {
             let before = self.worker.len();
             let mut got = false;
             if let Some(stealer) = victim.stealer.get() {
-                got = steal_into(|| stealer.steal_batch_with_limit(&self.worker, inner.steal.batch));
+                got =
+                    steal_into(|| stealer.steal_batch_with_limit(&self.worker, inner.steal.batch));
             }
             if !got {
-                got = steal_into(|| victim.injector.steal_batch_with_limit(&self.worker, inner.steal.batch));
+                got = steal_into(|| {
+                    victim
+                        .injector
+                        .steal_batch_with_limit(&self.worker, inner.steal.batch)
+                });
             }
             if got {
                 let moved = self.worker.len().saturating_sub(before).max(1);

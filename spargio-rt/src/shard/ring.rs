@@ -20,16 +20,10 @@ pub(crate) const UD_EVENTFD: u64 = u64::MAX - 1;
 /// carry the target shard, so a failed send can fall back to the eventfd.
 pub(crate) const UD_MSG_SENT: u64 = 0xFFFF_FFFE_0000_0000;
 
-/// What the kernel told us when the ring was set up.
-pub(crate) struct RingSetup {
-    pub(crate) ring: IoUring,
-    pub(crate) defer_taskrun: bool,
-}
-
 /// Creates a ring with the best flags this kernel accepts, falling back flag
 /// by flag. `SINGLE_ISSUER` and `DEFER_TASKRUN` require that only this thread
 /// ever submits, which the shard guarantees.
-pub(crate) fn create(entries: u32, want_defer: bool) -> io::Result<RingSetup> {
+pub(crate) fn create(entries: u32, want_defer: bool) -> io::Result<IoUring> {
     let cq = entries.saturating_mul(2).max(8);
     let attempts: [(bool, bool, bool); 4] = [
         // (single_issuer, coop_taskrun, defer_taskrun)
@@ -52,17 +46,14 @@ pub(crate) fn create(entries: u32, want_defer: bool) -> io::Result<RingSetup> {
             b.setup_defer_taskrun();
         }
         match b.build(entries) {
-            Ok(ring) => {
-                return Ok(RingSetup {
-                    ring,
-                    defer_taskrun: defer,
-                })
-            }
+            Ok(ring) => return Ok(ring),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last_err = Some(e),
             Err(e) => return Err(setup_error(e)),
         }
     }
-    Err(setup_error(last_err.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))))
+    Err(setup_error(last_err.unwrap_or_else(|| {
+        io::Error::from_raw_os_error(libc::EINVAL)
+    })))
 }
 
 /// Path of the sysctl that can switch io_uring off.
@@ -204,7 +195,7 @@ mod tests {
 
     #[test]
     fn creates_a_ring() {
-        let setup = create(8, true).expect("io_uring works on this machine");
-        assert!(fd(&setup.ring) >= 0);
+        let ring = create(8, true).expect("io_uring works on this machine");
+        assert!(fd(&ring) >= 0);
     }
 }

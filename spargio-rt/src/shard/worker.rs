@@ -102,8 +102,8 @@ pub(crate) fn main(start: ShardStart) {
     let setup = cpu
         .map_or(Ok(()), bind_to_cpu)
         .and_then(|()| ring::create(ring_entries, defer_taskrun));
-    let setup = match setup {
-        Ok(s) => s,
+    let ring = match setup {
+        Ok(r) => r,
         Err(e) => {
             let _ = ready.send((index, Err(e)));
             return;
@@ -111,8 +111,8 @@ pub(crate) fn main(start: ShardStart) {
     };
     inner.shards[index]
         .ring_fd
-        .store(ring::fd(&setup.ring), Ordering::Release);
-    let local = LocalShard::new(index, inner.clone(), setup.ring);
+        .store(ring::fd(&ring), Ordering::Release);
+    let local = LocalShard::new(index, inner.clone(), ring);
     let _ = ready.send((index, Ok(())));
     drop(ready);
     if !go.wait() {
@@ -195,7 +195,11 @@ fn park(local: &LocalShard, shutting_down: bool) {
     if local.take_declined() {
         // Another shard has one task queued behind a poll that may turn out
         // long: look again when it would qualify for stealing.
-        let again = local.inner.steal.min_victim_busy.max(Duration::from_micros(1));
+        let again = local
+            .inner
+            .steal
+            .min_victim_busy
+            .max(Duration::from_micros(1));
         timeout = Some(timeout.map_or(again, |t| t.min(again)));
     }
     if shutting_down {

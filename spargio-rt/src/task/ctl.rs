@@ -45,11 +45,14 @@ impl TaskCtl {
     }
 }
 
+/// One partition of the registry: the live tasks spawned from one shard.
+type Partition = CachePadded<Mutex<Slab<Arc<TaskCtl>>>>;
+
 /// All live tasks of one runtime, in partitions (one per shard plus one for
 /// spawns from other threads) so spawns on different shards don't contend.
 #[derive(Debug)]
 pub(crate) struct Registry {
-    parts: Box<[CachePadded<Mutex<Slab<Arc<TaskCtl>>>>]>,
+    parts: Box<[Partition]>,
     live: AtomicUsize,
 }
 

@@ -31,7 +31,10 @@ pub struct JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: async_task::Task<Result<T, JoinError>, TaskMeta>, ctl: Arc<TaskCtl>) -> Self {
+    pub(crate) fn new(
+        task: async_task::Task<Result<T, JoinError>, TaskMeta>,
+        ctl: Arc<TaskCtl>,
+    ) -> Self {
         JoinHandle {
             task: Some(task.fallible()),
             ctl,

@@ -45,9 +45,9 @@ impl TimerEntry {
     /// Called when the waiting `Sleep` is dropped or reset; the heap drops
     /// the entry lazily.
     pub(crate) fn cancel(&self) {
-        let _ = self
-            .state
-            .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire);
+        let _ =
+            self.state
+                .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire);
         drop(self.waker.take());
     }
 

@@ -44,7 +44,10 @@ pub fn interval(period: Duration) -> Interval {
 /// # Panics
 /// If `period` is zero.
 pub fn interval_at(start: Instant, period: Duration) -> Interval {
-    assert!(!period.is_zero(), "spargio: interval period must be non-zero");
+    assert!(
+        !period.is_zero(),
+        "spargio: interval period must be non-zero"
+    );
     Interval {
         next: start,
         period,
@@ -164,7 +167,11 @@ mod tests {
     #[test]
     fn on_time_ticks_follow_the_period() {
         let t0 = Instant::now() + Duration::from_secs(1);
-        for b in [MissedTickBehavior::Burst, MissedTickBehavior::Delay, MissedTickBehavior::Skip] {
+        for b in [
+            MissedTickBehavior::Burst,
+            MissedTickBehavior::Delay,
+            MissedTickBehavior::Skip,
+        ] {
             assert_eq!(iv(b, t0).following(t0, t0), t0 + Duration::from_millis(10));
         }
     }
