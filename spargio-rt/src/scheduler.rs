@@ -330,7 +330,7 @@ impl Inner {
 /// A task woken after its shard exited. A `Local` task's future may be
 /// `!Send`, so it is leaked rather than dropped on this thread; any other
 /// task is dropped (which cancels it).
-fn dead_letter(task: Runnable) {
+pub(crate) fn dead_letter(task: Runnable) {
     if matches!(task.metadata().home, Home::Local(_)) {
         std::mem::forget(task);
     } else {

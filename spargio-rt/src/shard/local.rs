@@ -7,7 +7,7 @@
 //! so re-entry from a waker (a task woken while the ring's CQEs are being
 //! dispatched, say) is always sound.
 
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ptr;
 use std::sync::Arc;
@@ -39,9 +39,9 @@ pub(crate) struct LocalShard {
     in_poll: Cell<bool>,
     pub(crate) timers: RefCell<TimerHeap>,
     doorbell_queued: Cell<bool>,
-    /// Landing place of the armed eventfd read; boxed so its address is
-    /// stable while the kernel may write to it.
-    eventfd_buf: Box<UnsafeCell<u64>>,
+    /// Landing place of the armed eventfd read: a heap cell with a stable
+    /// address, freed in `Drop` only when no read is in flight.
+    eventfd_buf: *mut u64,
     eventfd_armed: Cell<bool>,
     tick: Cell<u64>,
     /// Reused buffer of reaped CQEs: (user_data, result).
@@ -214,7 +214,7 @@ impl LocalShard {
             in_poll: Cell::new(false),
             timers: RefCell::new(TimerHeap::default()),
             doorbell_queued: Cell::new(false),
-            eventfd_buf: Box::new(UnsafeCell::new(0)),
+            eventfd_buf: Box::into_raw(Box::new(0u64)),
             eventfd_armed: Cell::new(false),
             tick: Cell::new(0),
             cqes: RefCell::new(Vec::with_capacity(64)),
@@ -245,11 +245,31 @@ impl LocalShard {
             return;
         }
         use std::os::fd::AsRawFd;
-        let e = ring::eventfd_read_entry(self.shared().eventfd.as_raw_fd(), self.eventfd_buf.get());
+        let e = ring::eventfd_read_entry(self.shared().eventfd.as_raw_fd(), self.eventfd_buf);
         let mut enters = 0;
         ring::push(&mut self.ring.borrow_mut(), &e, &mut enters);
         self.note_enters(enters);
         self.eventfd_armed.set(true);
+    }
+
+    /// Retires the eventfd read before the ring and its buffer go away: the
+    /// kernel must not write into `eventfd_buf` after it is freed. Cancels
+    /// the read and waits for its CQE; if that somehow never comes, the
+    /// 8-byte buffer is leaked rather than freed under the kernel.
+    pub(crate) fn quiesce(&self) {
+        if !self.eventfd_armed.get() {
+            return;
+        }
+        let mut enters = 0;
+        ring::push(&mut self.ring.borrow_mut(), &ring::cancel_eventfd_entry(), &mut enters);
+        for _ in 0..1000 {
+            self.submit(true, Some(std::time::Duration::from_millis(10)));
+            self.reap();
+            if !self.eventfd_armed.get() {
+                return;
+            }
+        }
+        // Still armed: `Drop` sees `eventfd_armed` and leaks the buffer.
     }
 
     /// Reaps every available CQE and acts on it. Returns how many.
@@ -266,8 +286,11 @@ impl LocalShard {
                 ring::UD_DOORBELL => self.shared().counters.doorbells_received.bump(),
                 ring::UD_EVENTFD => {
                     self.eventfd_armed.set(false);
-                    self.shared().counters.doorbells_received.bump();
+                    if res != -libc::ECANCELED {
+                        self.shared().counters.doorbells_received.bump();
+                    }
                 }
+                ring::UD_CANCEL_EVENTFD => {}
                 ud if ud & ring::UD_MSG_SENT == ring::UD_MSG_SENT => {
                     // A MSG_RING send failed (res < 0): fall back to the eventfd.
                     let target = (ud & 0xFFFF_FFFF) as usize;
@@ -471,20 +494,7 @@ impl LocalShard {
     /// Whether anything is runnable here or stealable elsewhere; the
     /// re-check of the parking protocol (step 3 in `park.rs`).
     pub(crate) fn has_work(&self) -> bool {
-        let shared = self.shared();
-        if !self.pinned.borrow().is_empty()
-            || !self.worker.is_empty()
-            || shared.has_inbox()
-            || !shared.injector.is_empty()
-            || !self.inner.global.is_empty()
-        {
-            return true;
-        }
-        // The LIFO slot is a `Cell<Option<_>>`: look by taking and putting back.
-        let lifo = self.lifo.take();
-        let has_lifo = lifo.is_some();
-        self.lifo.set(lifo);
-        if has_lifo {
+        if self.has_local_work() {
             return true;
         }
         if self.inner.steal.enabled {
@@ -500,6 +510,24 @@ impl LocalShard {
             }
         }
         false
+    }
+
+    /// Whether anything is runnable on this shard without stealing.
+    pub(crate) fn has_local_work(&self) -> bool {
+        let shared = self.shared();
+        if !self.pinned.borrow().is_empty()
+            || !self.worker.is_empty()
+            || shared.has_inbox()
+            || !shared.injector.is_empty()
+            || !self.inner.global.is_empty()
+        {
+            return true;
+        }
+        // The LIFO slot is a `Cell<Option<_>>`: look by taking and putting back.
+        let lifo = self.lifo.take();
+        let has_lifo = lifo.is_some();
+        self.lifo.set(lifo);
+        has_lifo
     }
 
     /// Whether shard `v` has stealable work we should take now. Only busy
@@ -558,6 +586,17 @@ impl LocalShard {
             drop(t);
         }
         self.timers.borrow_mut().clear();
+    }
+}
+
+impl Drop for LocalShard {
+    fn drop(&mut self) {
+        if !self.eventfd_armed.get() {
+            // SAFETY: the pointer came from `Box::into_raw` in `new` and is
+            // freed only here; no read is in flight (`quiesce` reaped it), so
+            // the kernel holds no reference to it.
+            drop(unsafe { Box::from_raw(self.eventfd_buf) });
+        }
     }
 }
 

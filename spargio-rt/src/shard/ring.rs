@@ -16,6 +16,8 @@ use io_uring::{opcode, squeue, types, IoUring};
 pub(crate) const UD_DOORBELL: u64 = u64::MAX;
 /// `user_data` of this shard's eventfd read.
 pub(crate) const UD_EVENTFD: u64 = u64::MAX - 1;
+/// `user_data` of the cancel that retires the eventfd read at shard exit.
+pub(crate) const UD_CANCEL_EVENTFD: u64 = u64::MAX - 2;
 /// `user_data` base of this shard's own `MSG_RING` sends; the low 32 bits
 /// carry the target shard, so a failed send can fall back to the eventfd.
 pub(crate) const UD_MSG_SENT: u64 = 0xFFFF_FFFE_0000_0000;
@@ -97,9 +99,9 @@ pub(crate) fn describe_setup_error(e: io::Error, sysctl: Option<&str>) -> io::Er
 pub(crate) fn push(ring: &mut IoUring, entry: &squeue::Entry, enters: &mut u64) {
     loop {
         // SAFETY: every entry pushed here references only memory that lives
-        // until its CQE is reaped: doorbells reference nothing, and the
-        // eventfd read points into the shard's boxed buffer, which outlives
-        // the ring (the ring is dropped first in `Shard::drop`).
+        // until its CQE is reaped: doorbells and cancels reference nothing,
+        // and the eventfd read points at the shard's heap cell, which
+        // `LocalShard::quiesce` retires (or leaks) before it is freed.
         let pushed = unsafe { ring.submission().push(entry) };
         if pushed.is_ok() {
             return;
@@ -125,6 +127,13 @@ pub(crate) fn eventfd_read_entry(efd: RawFd, buf: *mut u64) -> squeue::Entry {
     opcode::Read::new(types::Fd(efd), buf.cast(), 8)
         .build()
         .user_data(UD_EVENTFD)
+}
+
+/// Cancels the armed eventfd read (shard exit).
+pub(crate) fn cancel_eventfd_entry() -> squeue::Entry {
+    opcode::AsyncCancel::new(UD_EVENTFD)
+        .build()
+        .user_data(UD_CANCEL_EVENTFD)
 }
 
 /// Submits what is queued and, when `wait` is set, blocks until one CQE

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::{io, mem};
 
 use crossbeam_deque::{Injector, Stealer};
@@ -12,15 +12,6 @@ use crossbeam_utils::CachePadded;
 
 use crate::stats::ShardCounters;
 use crate::task::Runnable;
-
-/// Pinned tasks woken from other threads. `closed` is set (under the lock)
-/// when the shard exits, so a late wake can never strand a task in a queue
-/// nobody drains.
-#[derive(Default)]
-struct Inbox {
-    closed: bool,
-    tasks: VecDeque<Runnable>,
-}
 
 /// Shared state of one shard.
 pub(crate) struct ShardShared {
@@ -30,8 +21,10 @@ pub(crate) struct ShardShared {
     pub(crate) injector: Injector<Runnable>,
     /// Steals from the shard's own deque; set when the shard starts.
     pub(crate) stealer: OnceLock<Stealer<Runnable>>,
-    inbox: Mutex<Inbox>,
-    inbox_len: AtomicUsize,
+    /// Pinned tasks woken (or spawned) from other threads; lock-free.
+    inbox: Injector<Runnable>,
+    /// Set when the shard has exited; later pushes are refused.
+    inbox_closed: AtomicBool,
     /// The shard's ring fd, the target of other shards' `MSG_RING` doorbells.
     pub(crate) ring_fd: AtomicI32,
     /// Doorbell for threads that have no ring of their own.
@@ -61,8 +54,8 @@ impl ShardShared {
             index,
             injector: Injector::new(),
             stealer: OnceLock::new(),
-            inbox: Mutex::new(Inbox::default()),
-            inbox_len: AtomicUsize::new(0),
+            inbox: Injector::new(),
+            inbox_closed: AtomicBool::new(false),
             ring_fd: AtomicI32::new(-1),
             // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
@@ -76,36 +69,40 @@ impl ShardShared {
 
     /// Queues a pinned task woken from another thread. Gives it back if the
     /// shard has exited.
+    ///
+    /// A shard exits only once no task of its runtime is alive, and a
+    /// runnable exists only for a live task, so no push can race with the
+    /// exit; the flag turns a broken assumption into a refused push instead
+    /// of a stranded task (and `Drop` below handles the impossible rest).
     pub(crate) fn push_pinned(&self, task: Runnable) -> Result<(), Runnable> {
-        let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
-        if inbox.closed {
+        if self.inbox_closed.load(Ordering::SeqCst) {
             return Err(task);
         }
-        inbox.tasks.push_back(task);
-        self.inbox_len.fetch_add(1, Ordering::SeqCst);
+        self.inbox.push(task);
         Ok(())
     }
 
     /// Moves inbox tasks into `into` (called by the shard itself).
     pub(crate) fn drain_inbox(&self, into: &mut VecDeque<Runnable>) {
-        if self.inbox_len.load(Ordering::Acquire) == 0 {
-            return;
+        loop {
+            match self.inbox.steal() {
+                crossbeam_deque::Steal::Success(t) => into.push_back(t),
+                crossbeam_deque::Steal::Empty => return,
+                crossbeam_deque::Steal::Retry => continue,
+            }
         }
-        let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
-        self.inbox_len.store(0, Ordering::Release);
-        into.append(&mut inbox.tasks);
     }
 
     /// Closes the inbox and returns what was left in it.
     pub(crate) fn close_inbox(&self) -> VecDeque<Runnable> {
-        let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
-        inbox.closed = true;
-        self.inbox_len.store(0, Ordering::Release);
-        mem::take(&mut inbox.tasks)
+        self.inbox_closed.store(true, Ordering::SeqCst);
+        let mut left = VecDeque::new();
+        self.drain_inbox(&mut left);
+        left
     }
 
     pub(crate) fn has_inbox(&self) -> bool {
-        self.inbox_len.load(Ordering::SeqCst) != 0
+        !self.inbox.is_empty()
     }
 
     /// Stealable tasks queued on this shard (its deque and its injector).
@@ -124,6 +121,23 @@ impl ShardShared {
                 (&one as *const u64).cast(),
                 mem::size_of::<u64>(),
             );
+        }
+    }
+}
+
+impl Drop for ShardShared {
+    fn drop(&mut self) {
+        // Anything still queued here belongs to no running shard. A `Local`
+        // task's future may be `!Send`: leak it rather than drop it on this
+        // (possibly wrong) thread. Others are dropped, which cancels them.
+        for queue in [&self.inbox, &self.injector] {
+            loop {
+                match queue.steal() {
+                    crossbeam_deque::Steal::Success(t) => crate::scheduler::dead_letter(t),
+                    crossbeam_deque::Steal::Empty => break,
+                    crossbeam_deque::Steal::Retry => continue,
+                }
+            }
         }
     }
 }

@@ -125,6 +125,7 @@ pub(crate) fn main(start: ShardStart) {
     // Drop what is still queued here, on this thread, until nothing comes
     // back (a dropped task's destructor may wake another).
     local.drop_queued();
+    local.quiesce();
     drop(entered);
     inner.exit_barrier.wait();
     drop(local);
@@ -226,11 +227,17 @@ fn spin_for_work(local: &LocalShard) -> bool {
     }
     let until = Instant::now() + spin;
     loop {
-        for _ in 0..32 {
-            if local.has_work() || local.has_completions() {
+        // Own queues and completions every turn; other shards' queues only
+        // once per round, so a spinning shard does not keep pulling the
+        // busy shard's cache lines away from it.
+        for _ in 0..64 {
+            if local.has_local_work() || local.has_completions() {
                 return true;
             }
             std::hint::spin_loop();
+        }
+        if local.has_work() {
+            return true;
         }
         if Instant::now() >= until || local.timer_due() {
             return local.timer_due();
