@@ -148,8 +148,10 @@ pub enum Peer {
     /// spargio 0.5.13 using its own raw `msg_ring` messages, as its own
     /// `ping_pong` bench did (ping-pong rows only).
     SpargioMsgRing,
-    /// Two threads, two rings, `IORING_OP_MSG_RING`, no runtime.
+    /// Two threads, two rings, `IORING_OP_MSG_RING`, no runtime; blocking.
     RawUring,
+    /// The same, with both threads busy-polling their rings.
+    RawUringSpin,
 }
 
 impl Peer {
@@ -161,6 +163,7 @@ impl Peer {
             Peer::Spargio => "spargio_0_5_13",
             Peer::SpargioMsgRing => "spargio_0_5_13_msg_ring",
             Peer::RawUring => "raw_io_uring_limit",
+            Peer::RawUringSpin => "raw_io_uring_spin_limit",
         }
     }
 
@@ -176,6 +179,9 @@ impl Peer {
                 Box::new(crate::spargio_msg_ring::MsgRingHarness::new(entries))
             }
             Peer::RawUring => Box::new(crate::raw_uring::RawHarness::new()),
+            Peer::RawUringSpin => Box::new(crate::raw_uring::RawHarness::with_wait(
+                crate::raw_uring::Wait::Spin,
+            )),
         }
     }
 
@@ -242,6 +248,7 @@ impl Row {
                 Peer::Spargio,
                 Peer::SpargioMsgRing,
                 Peer::RawUring,
+                Peer::RawUringSpin,
             ],
             Row::ColdStart => &[
                 Peer::SpargioRt,

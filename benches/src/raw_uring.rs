@@ -1,7 +1,10 @@
-//! The "limit" row: no runtime, just two threads each owning an io_uring
-//! ring and exchanging `IORING_OP_MSG_RING` data messages, each blocking in
-//! `submit_and_wait`. The bench thread owns a third ring and reaches thread
-//! A the same way, so the command hop is a ring message too.
+//! The "limit" rows: no runtime, just two threads each owning an io_uring
+//! ring and exchanging `IORING_OP_MSG_RING` data messages. In the blocking
+//! variant each thread blocks in `submit_and_wait`; in the spinning variant
+//! each thread submits and then busy-polls its completion queue (the floor
+//! for a runtime that spins before it parks). The bench thread owns a third
+//! ring and reaches thread A the same way, so the command hop is a ring
+//! message too (the bench thread always blocks).
 
 use crate::harness::Bench;
 use crate::workloads::Cmd;
@@ -63,9 +66,25 @@ fn submit(ring: &IoUring, want: usize) {
     }
 }
 
+/// How a ring thread waits for its next message.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Wait {
+    /// Block in `io_uring_enter`.
+    Block,
+    /// Submit, then busy-poll the completion queue.
+    Spin,
+}
+
 /// The next message on `ring`: submits what is queued and blocks when no
 /// completion is ready.
 fn next_msg(ring: &mut IoUring) -> (u64, i32) {
+    next_msg_with(ring, Wait::Block)
+}
+
+fn next_msg_with(ring: &mut IoUring, wait: Wait) -> (u64, i32) {
+    if wait == Wait::Spin {
+        submit(ring, 0);
+    }
     loop {
         if let Some(cqe) = ring.completion().next() {
             assert_ne!(
@@ -76,18 +95,25 @@ fn next_msg(ring: &mut IoUring) -> (u64, i32) {
             );
             return (cqe.user_data(), cqe.result());
         }
-        submit(ring, 1);
+        match wait {
+            Wait::Block => submit(ring, 1),
+            Wait::Spin => std::hint::spin_loop(),
+        }
     }
 }
 
 fn expect_msg(ring: &mut IoUring, want: u64) -> i32 {
-    let (tag, val) = next_msg(ring);
+    expect_msg_with(ring, want, Wait::Block)
+}
+
+fn expect_msg_with(ring: &mut IoUring, want: u64, wait: Wait) -> i32 {
+    let (tag, val) = next_msg_with(ring, wait);
     assert_eq!(tag, want, "unexpected message {tag} (value {val})");
     val
 }
 
 /// Thread A: serves the bench thread's commands, pinging thread B.
-fn client(mut ring: IoUring, responder: RawFd, bench: RawFd) {
+fn client(mut ring: IoUring, responder: RawFd, bench: RawFd, wait: Wait) {
     loop {
         let (cmd, n) = next_msg(&mut ring);
         let reply = match cmd {
@@ -95,7 +121,7 @@ fn client(mut ring: IoUring, responder: RawFd, bench: RawFd) {
                 let mut checksum = 0i32;
                 for i in 0..n {
                     queue_msg(&mut ring, responder, PING, i);
-                    checksum = checksum.wrapping_add(expect_msg(&mut ring, ACK));
+                    checksum = checksum.wrapping_add(expect_msg_with(&mut ring, ACK, wait));
                 }
                 checksum
             }
@@ -104,7 +130,7 @@ fn client(mut ring: IoUring, responder: RawFd, bench: RawFd) {
                     queue_msg(&mut ring, responder, ONE_WAY, i);
                 }
                 queue_msg(&mut ring, responder, FLUSH, 0);
-                expect_msg(&mut ring, FLUSH_ACK)
+                expect_msg_with(&mut ring, FLUSH_ACK, wait)
             }
             CMD_SHUTDOWN => {
                 queue_msg(&mut ring, responder, SHUTDOWN, 0);
@@ -119,10 +145,10 @@ fn client(mut ring: IoUring, responder: RawFd, bench: RawFd) {
 }
 
 /// Thread B: answers pings, sums one-way values.
-fn responder(mut ring: IoUring, client: RawFd) {
+fn responder(mut ring: IoUring, client: RawFd, wait: Wait) {
     let mut acc = 0i32;
     loop {
-        match next_msg(&mut ring) {
+        match next_msg_with(&mut ring, wait) {
             (PING, v) => queue_msg(&mut ring, client, ACK, v),
             (ONE_WAY, v) => acc = acc.wrapping_add(v),
             (FLUSH, _) => queue_msg(&mut ring, client, FLUSH_ACK, std::mem::take(&mut acc)),
@@ -140,19 +166,25 @@ pub struct RawHarness {
 }
 
 impl RawHarness {
-    /// Creates the three rings and starts threads A and B.
+    /// Creates the three rings and starts threads A and B, which block.
     pub fn new() -> Self {
+        Self::with_wait(Wait::Block)
+    }
+
+    /// Creates the three rings and starts threads A and B waiting as `wait`
+    /// says (thread A still blocks between commands).
+    pub fn with_wait(wait: Wait) -> Self {
         let ring = new_ring();
         let (a, b) = (new_ring(), new_ring());
         let (bench_fd, client_fd, responder_fd) = (ring.as_raw_fd(), a.as_raw_fd(), b.as_raw_fd());
         let threads = vec![
             thread::Builder::new()
                 .name("bench-raw-a".into())
-                .spawn(move || client(a, responder_fd, bench_fd))
+                .spawn(move || client(a, responder_fd, bench_fd, wait))
                 .expect("spawn raw client"),
             thread::Builder::new()
                 .name("bench-raw-b".into())
-                .spawn(move || responder(b, client_fd))
+                .spawn(move || responder(b, client_fd, wait))
                 .expect("spawn raw responder"),
         ];
         Self {

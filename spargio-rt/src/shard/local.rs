@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_deque::{Steal, Worker};
+
+use super::steal::Victim;
 use io_uring::IoUring;
 
 use crate::scheduler::Inner;
@@ -32,37 +34,30 @@ pub(crate) struct LocalShard {
     pub(crate) index: usize,
     pub(crate) inner: Arc<Inner>,
     pub(crate) ring: RefCell<IoUring>,
-    pinned: RefCell<VecDeque<Runnable>>,
-    worker: Worker<Runnable>,
-    lifo: Cell<Option<Runnable>>,
-    lifo_streak: Cell<usize>,
-    in_poll: Cell<bool>,
+    pub(super) pinned: RefCell<VecDeque<Runnable>>,
+    pub(super) worker: Worker<Runnable>,
+    pub(super) lifo: Cell<Option<Runnable>>,
+    pub(super) lifo_streak: Cell<usize>,
+    pub(super) in_poll: Cell<bool>,
     pub(crate) timers: RefCell<TimerHeap>,
-    doorbell_queued: Cell<bool>,
+    pub(super) doorbell_queued: Cell<bool>,
     /// Landing place of the armed eventfd read: a heap cell with a stable
     /// address, freed in `Drop` only when no read is in flight.
-    eventfd_buf: *mut u64,
-    eventfd_armed: Cell<bool>,
-    tick: Cell<u64>,
+    pub(super) eventfd_buf: *mut u64,
+    pub(super) eventfd_armed: Cell<bool>,
+    pub(super) tick: Cell<u64>,
     /// Reused buffer of reaped CQEs: (user_data, result).
-    cqes: RefCell<Vec<(u64, i32)>>,
+    pub(super) cqes: RefCell<Vec<(u64, i32)>>,
     /// Per other shard: its poll count and when we first saw it, to tell a
     /// shard stuck in one poll from one that is moving along.
-    seen_polls: RefCell<Vec<(u64, Instant)>>,
+    pub(super) seen_polls: RefCell<Vec<(u64, Instant)>>,
     /// Set when a look for work declined to steal from a shard that may soon
     /// qualify; the shard then parks with a short timeout to look again.
-    declined: Cell<bool>,
-}
-
-/// What a look at another shard's stealable queue found.
-#[derive(PartialEq, Eq)]
-enum Victim {
-    /// Nothing to take.
-    Nothing,
-    /// Work is queued, but the shard is moving along; look again later.
-    NotYet,
-    /// Take it.
-    Ready,
+    pub(super) declined: Cell<bool>,
+    /// Sleeps in a row that ended by a steal re-check timeout with nothing
+    /// found; resets when a task runs. Non-zero skips the pre-park spin and
+    /// lengthens the re-check timeout.
+    pub(crate) idle_rounds: Cell<u32>,
 }
 
 /// Runs `f` with the current thread's shard, if it belongs to `inner`'s runtime.
@@ -220,6 +215,7 @@ impl LocalShard {
             cqes: RefCell::new(Vec::with_capacity(64)),
             seen_polls: RefCell::new(vec![(u64::MAX, Instant::now()); n]),
             declined: Cell::new(false),
+            idle_rounds: Cell::new(0),
         }
     }
 
@@ -233,88 +229,10 @@ impl LocalShard {
         &self.inner.shards[self.index]
     }
 
-    fn note_enters(&self, n: u64) {
+    pub(super) fn note_enters(&self, n: u64) {
         if n > 0 {
             self.shared().counters.ring_enters.add(n);
         }
-    }
-
-    /// Arms the eventfd read if it is not in flight.
-    pub(crate) fn arm_eventfd(&self) {
-        if self.eventfd_armed.get() {
-            return;
-        }
-        use std::os::fd::AsRawFd;
-        let e = ring::eventfd_read_entry(self.shared().eventfd.as_raw_fd(), self.eventfd_buf);
-        let mut enters = 0;
-        ring::push(&mut self.ring.borrow_mut(), &e, &mut enters);
-        self.note_enters(enters);
-        self.eventfd_armed.set(true);
-    }
-
-    /// Retires the eventfd read before the ring and its buffer go away: the
-    /// kernel must not write into `eventfd_buf` after it is freed. Cancels
-    /// the read and waits for its CQE; if that somehow never comes, the
-    /// 8-byte buffer is leaked rather than freed under the kernel.
-    pub(crate) fn quiesce(&self) {
-        if !self.eventfd_armed.get() {
-            return;
-        }
-        let mut enters = 0;
-        ring::push(&mut self.ring.borrow_mut(), &ring::cancel_eventfd_entry(), &mut enters);
-        for _ in 0..1000 {
-            self.submit(true, Some(std::time::Duration::from_millis(10)));
-            self.reap();
-            if !self.eventfd_armed.get() {
-                return;
-            }
-        }
-        // Still armed: `Drop` sees `eventfd_armed` and leaks the buffer.
-    }
-
-    /// Reaps every available CQE and acts on it. Returns how many.
-    pub(crate) fn reap(&self) -> usize {
-        let mut cqes = self.cqes.borrow_mut();
-        cqes.clear();
-        {
-            let mut ring = self.ring.borrow_mut();
-            cqes.extend(ring.completion().map(|c| (c.user_data(), c.result())));
-        }
-        let n = cqes.len();
-        for &(ud, res) in cqes.iter() {
-            match ud {
-                ring::UD_DOORBELL => self.shared().counters.doorbells_received.bump(),
-                ring::UD_EVENTFD => {
-                    self.eventfd_armed.set(false);
-                    if res != -libc::ECANCELED {
-                        self.shared().counters.doorbells_received.bump();
-                    }
-                }
-                ring::UD_CANCEL_EVENTFD => {}
-                ud if ud & ring::UD_MSG_SENT == ring::UD_MSG_SENT => {
-                    // A MSG_RING send failed (res < 0): fall back to the eventfd.
-                    let target = (ud & 0xFFFF_FFFF) as usize;
-                    if res < 0 {
-                        if let Some(s) = self.inner.shards.get(target) {
-                            s.ring_eventfd();
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        n
-    }
-
-    /// Whether CQEs are waiting, or the kernel holds completions that an
-    /// enter would post (deferred task work, overflow).
-    pub(crate) fn has_completions(&self) -> bool {
-        let mut ring = self.ring.borrow_mut();
-        if !ring.completion().is_empty() {
-            return true;
-        }
-        let sq = ring.submission();
-        sq.taskrun() || sq.cq_overflow()
     }
 
     /// Whether the nearest timer is due.
@@ -333,33 +251,6 @@ impl LocalShard {
             self.shared().counters.timers_fired.add(fired);
         }
         fired
-    }
-
-    /// Submits queued SQEs (doorbells) right away, if any.
-    pub(crate) fn flush_doorbells(&self) {
-        if self.doorbell_queued.replace(false) {
-            self.submit(false, None);
-        }
-    }
-
-    /// One `io_uring_enter`: submit, and wait if asked.
-    pub(crate) fn submit(&self, wait: bool, timeout: Option<std::time::Duration>) {
-        let ring = self.ring.borrow();
-        self.shared().counters.ring_enters.bump();
-        if let Err(e) = ring::enter(&ring, wait, timeout) {
-            // Only programming errors (EFAULT, EBADF...) land here; say so
-            // instead of spinning silently.
-            eprintln!("spargio: shard {} io_uring_enter failed: {e}", self.index);
-        }
-    }
-
-    /// Submits if the SQ holds entries or the kernel has deferred work.
-    pub(crate) fn submit_if_needed(&self) {
-        let needed = ring::needs_enter(&mut self.ring.borrow_mut());
-        self.doorbell_queued.set(false);
-        if needed {
-            self.submit(false, None);
-        }
     }
 
     /// Moves pinned tasks woken elsewhere into the local queue.
@@ -445,52 +336,6 @@ impl LocalShard {
         self.flush_doorbells();
     }
 
-    /// Tries to take stealable work from busy shards. Returns whether any
-    /// task was taken (it is then in the own deque).
-    pub(crate) fn steal(&self) -> bool {
-        let inner = &self.inner;
-        let n = inner.shards.len();
-        if n < 2 || !inner.steal.enabled {
-            return false;
-        }
-        let counters = &self.shared().counters;
-        let start = self.tick.get() as usize;
-        for i in 0..n {
-            let victim = &inner.shards[(start + i) % n];
-            if victim.index == self.index {
-                continue;
-            }
-            match self.look_at(victim) {
-                Victim::Nothing => continue,
-                Victim::NotYet => {
-                    self.declined.set(true);
-                    continue;
-                }
-                Victim::Ready => {}
-            }
-            counters.steal_attempts.bump();
-            let before = self.worker.len();
-            let mut got = false;
-            if let Some(stealer) = victim.stealer.get() {
-                got =
-                    steal_into(|| stealer.steal_batch_with_limit(&self.worker, inner.steal.batch));
-            }
-            if !got {
-                got = steal_into(|| {
-                    victim
-                        .injector
-                        .steal_batch_with_limit(&self.worker, inner.steal.batch)
-                });
-            }
-            if got {
-                let moved = self.worker.len().saturating_sub(before).max(1);
-                counters.stolen.add(moved as u64);
-                return true;
-            }
-        }
-        false
-    }
-
     /// Whether anything is runnable here or stealable elsewhere; the
     /// re-check of the parking protocol (step 3 in `park.rs`).
     pub(crate) fn has_work(&self) -> bool {
@@ -530,40 +375,6 @@ impl LocalShard {
         has_lifo
     }
 
-    /// Whether shard `v` has stealable work we should take now. Only busy
-    /// shards are robbed: a parked or waking shard is about to run its own
-    /// queue, and taking its task would only move it away from its ring.
-    fn look_at(&self, v: &ShardShared) -> Victim {
-        if !v.polling.load(std::sync::atomic::Ordering::Relaxed) {
-            return Victim::Nothing;
-        }
-        let queued = v.stealable_len();
-        if queued == 0 {
-            return Victim::Nothing;
-        }
-        if queued >= 2 {
-            return Victim::Ready;
-        }
-        let polls = v.counters.tasks_polled.get();
-        let mut seen = self.seen_polls.borrow_mut();
-        let (seen_polls, since) = &mut seen[v.index];
-        if *seen_polls != polls {
-            *seen_polls = polls;
-            *since = Instant::now();
-            return Victim::NotYet;
-        }
-        if since.elapsed() >= self.inner.steal.min_victim_busy {
-            Victim::Ready
-        } else {
-            Victim::NotYet
-        }
-    }
-
-    /// Whether the last looks declined a steal (and clears the flag).
-    pub(crate) fn take_declined(&self) -> bool {
-        self.declined.replace(false)
-    }
-
     /// Queued tasks right now (for stats).
     pub(crate) fn publish_depth(&self) {
         let lifo = self.lifo.take();
@@ -596,17 +407,6 @@ impl Drop for LocalShard {
             // freed only here; no read is in flight (`quiesce` reaped it), so
             // the kernel holds no reference to it.
             drop(unsafe { Box::from_raw(self.eventfd_buf) });
-        }
-    }
-}
-
-/// Retries a steal until it is decided; true when something moved.
-fn steal_into(mut f: impl FnMut() -> Steal<()>) -> bool {
-    loop {
-        match f() {
-            Steal::Success(()) => return true,
-            Steal::Empty => return false,
-            Steal::Retry => continue,
         }
     }
 }

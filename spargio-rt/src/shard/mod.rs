@@ -1,7 +1,9 @@
 //! Shards: one thread and one io_uring ring each.
 
+pub(crate) mod completions;
 pub(crate) mod local;
 pub(crate) mod park;
 pub(crate) mod ring;
 pub(crate) mod shared;
+pub(crate) mod steal;
 pub(crate) mod worker;

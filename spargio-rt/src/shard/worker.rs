@@ -154,6 +154,7 @@ fn run(local: &LocalShard) {
             }
         }
         if ran > 0 {
+            local.idle_rounds.set(0);
             local.submit_if_needed();
             continue;
         }
@@ -175,7 +176,12 @@ fn run(local: &LocalShard) {
 /// finds work (steps 1-5 of the protocol in `park.rs`).
 fn park(local: &LocalShard, shutting_down: bool) {
     let shared = local.shared();
-    if spin_for_work(local) {
+    // Doorbells queued outside a poll (by a timer or a completion that woke
+    // a task on another shard) go out now, not after the spin.
+    local.submit_if_needed();
+    // Spin only when the last sleep ended with work to do: a shard that
+    // keeps waking to find nothing (see `idle_rounds`) goes straight to sleep.
+    if local.idle_rounds.get() == 0 && spin_for_work(local) {
         return;
     }
     local.publish_depth();
@@ -195,13 +201,17 @@ fn park(local: &LocalShard, shutting_down: bool) {
         .map(|d| d.saturating_duration_since(now));
     if local.take_declined() {
         // Another shard has one task queued behind a poll that may turn out
-        // long: look again when it would qualify for stealing.
+        // long: look again when it would qualify for stealing, backing off
+        // (up to 64x) while every look comes back empty-handed.
+        let rounds = local.idle_rounds.get().min(6);
         let again = local
             .inner
             .steal
             .min_victim_busy
-            .max(Duration::from_micros(1));
+            .max(Duration::from_micros(1))
+            * (1u32 << rounds);
         timeout = Some(timeout.map_or(again, |t| t.min(again)));
+        local.idle_rounds.set(rounds + 1);
     }
     if shutting_down {
         // Tasks are finishing on other shards; look again soon.

@@ -6,6 +6,7 @@
 //! runtime needs on top: where a task belongs, abort, panic capture, and a
 //! registry so shutdown can cancel every task, even ones nobody will wake.
 
+pub(crate) mod adapters;
 pub(crate) mod ctl;
 pub(crate) mod guard;
 pub(crate) mod join;

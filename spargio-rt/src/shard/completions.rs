@@ -1,0 +1,116 @@
+//! The shard's side of its ring: the eventfd read that foreign threads wake
+//! it through, reaping CQEs, submitting, and retiring in-flight reads at exit.
+
+use super::local::LocalShard;
+use super::ring;
+
+impl LocalShard {
+    /// Arms the eventfd read if it is not in flight.
+    pub(crate) fn arm_eventfd(&self) {
+        if self.eventfd_armed.get() {
+            return;
+        }
+        use std::os::fd::AsRawFd;
+        let e = ring::eventfd_read_entry(self.shared().eventfd.as_raw_fd(), self.eventfd_buf);
+        let mut enters = 0;
+        ring::push(&mut self.ring.borrow_mut(), &e, &mut enters);
+        self.note_enters(enters);
+        self.eventfd_armed.set(true);
+    }
+
+    /// Retires the eventfd read before the ring and its buffer go away: the
+    /// kernel must not write into `eventfd_buf` after it is freed. Cancels
+    /// the read and waits for its CQE; if that somehow never comes, the
+    /// 8-byte buffer is leaked rather than freed under the kernel.
+    pub(crate) fn quiesce(&self) {
+        if !self.eventfd_armed.get() {
+            return;
+        }
+        let mut enters = 0;
+        ring::push(
+            &mut self.ring.borrow_mut(),
+            &ring::cancel_eventfd_entry(),
+            &mut enters,
+        );
+        for _ in 0..1000 {
+            self.submit(true, Some(std::time::Duration::from_millis(10)));
+            self.reap();
+            if !self.eventfd_armed.get() {
+                return;
+            }
+        }
+        // Still armed: `Drop` sees `eventfd_armed` and leaks the buffer.
+    }
+
+    /// Reaps every available CQE and acts on it. Returns how many.
+    pub(crate) fn reap(&self) -> usize {
+        let mut cqes = self.cqes.borrow_mut();
+        cqes.clear();
+        {
+            let mut ring = self.ring.borrow_mut();
+            cqes.extend(ring.completion().map(|c| (c.user_data(), c.result())));
+        }
+        let n = cqes.len();
+        for &(ud, res) in cqes.iter() {
+            match ud {
+                ring::UD_DOORBELL => self.shared().counters.doorbells_received.bump(),
+                ring::UD_EVENTFD => {
+                    self.eventfd_armed.set(false);
+                    if res != -libc::ECANCELED {
+                        self.shared().counters.doorbells_received.bump();
+                    }
+                }
+                ring::UD_CANCEL_EVENTFD => {}
+                ud if ud & ring::UD_MSG_SENT == ring::UD_MSG_SENT => {
+                    // A MSG_RING send failed (res < 0): fall back to the eventfd.
+                    let target = (ud & 0xFFFF_FFFF) as usize;
+                    if res < 0 {
+                        if let Some(s) = self.inner.shards.get(target) {
+                            s.ring_eventfd();
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        n
+    }
+
+    /// Whether CQEs are waiting, or the kernel holds completions that an
+    /// enter would post (deferred task work, overflow).
+    pub(crate) fn has_completions(&self) -> bool {
+        let mut ring = self.ring.borrow_mut();
+        if !ring.completion().is_empty() {
+            return true;
+        }
+        let sq = ring.submission();
+        sq.taskrun() || sq.cq_overflow()
+    }
+
+    /// Submits queued SQEs (doorbells) right away, if any.
+    pub(crate) fn flush_doorbells(&self) {
+        if self.doorbell_queued.replace(false) {
+            self.submit(false, None);
+        }
+    }
+
+    /// One `io_uring_enter`: submit, and wait if asked.
+    pub(crate) fn submit(&self, wait: bool, timeout: Option<std::time::Duration>) {
+        let ring = self.ring.borrow();
+        self.shared().counters.ring_enters.bump();
+        if let Err(e) = ring::enter(&ring, wait, timeout) {
+            // Only programming errors (EFAULT, EBADF...) land here; say so
+            // instead of spinning silently.
+            eprintln!("spargio: shard {} io_uring_enter failed: {e}", self.index);
+        }
+    }
+
+    /// Submits if the SQ holds entries or the kernel has deferred work.
+    pub(crate) fn submit_if_needed(&self) {
+        let needed = ring::needs_enter(&mut self.ring.borrow_mut());
+        self.doorbell_queued.set(false);
+        if needed {
+            self.submit(false, None);
+        }
+    }
+}
