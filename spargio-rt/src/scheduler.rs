@@ -282,7 +282,7 @@ impl Inner {
             let target = task.metadata().last_shard();
             self.global.push(task);
             if !park::wake(self, target) {
-                park::notify_idle(self);
+                park::notify_idle(self, self.global.len());
             }
             return;
         }
@@ -323,7 +323,7 @@ impl Inner {
         self.shards[shard].injector.push(task);
         if !park::wake(self, shard) {
             // The shard is busy: let an idle one come and steal.
-            park::notify_idle(self);
+            park::notify_idle(self, self.shards[shard].stealable_len());
         }
     }
 }

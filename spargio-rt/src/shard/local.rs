@@ -128,11 +128,11 @@ pub(crate) fn push_stealable_here(
         if lifo && l.in_poll.get() && l.inner.steal.lifo_cap > 0 {
             if let Some(prev) = l.lifo.replace(Some(t)) {
                 l.worker.push(prev);
-                park::notify_idle(&l.inner);
+                park::notify_idle(&l.inner, l.worker.len());
             }
         } else {
             l.worker.push(t);
-            park::notify_idle(&l.inner);
+            park::notify_idle(&l.inner, l.worker.len());
         }
         true
     });

@@ -59,12 +59,26 @@ pub(crate) fn wake(inner: &Inner, target: usize) -> bool {
 }
 
 /// Wakes one parked shard to steal, unless one is already searching.
-pub(crate) fn notify_idle(inner: &Inner) {
+///
+/// `backlog` is how many stealable tasks wait where the work was queued.
+/// With a single one, a shard that is asleep on a steal re-check timer
+/// counts as searching (it will look again by itself soon), so a task that
+/// spawns a task that spawns a task... does not ring a doorbell per spawn.
+/// Two or more qualify for stealing at once and always wake a helper.
+pub(crate) fn notify_idle(inner: &Inner, backlog: usize) {
     if inner.shards.len() < 2 || !inner.steal.enabled {
         return;
     }
     fence(Ordering::SeqCst);
     if inner.searching.load(Ordering::SeqCst) != 0 {
+        return;
+    }
+    if backlog < 2
+        && inner
+            .shards
+            .iter()
+            .any(|s| s.rechecking.load(Ordering::Relaxed) && s.sleeping.load(Ordering::Relaxed))
+    {
         return;
     }
     let start = inner.next_search_start();

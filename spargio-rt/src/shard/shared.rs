@@ -35,6 +35,9 @@ pub(crate) struct ShardShared {
     /// Set when the shard was woken to look for work to steal (not because
     /// work was sent to it).
     pub(crate) woken_to_search: AtomicBool,
+    /// Set while the shard sleeps on a steal re-check timer (it will look
+    /// at busy shards again by itself); see `park::notify_idle`.
+    pub(crate) rechecking: AtomicBool,
     /// Whether the shard is inside a task poll right now; idle shards only
     /// steal from shards that are busy.
     pub(crate) polling: CachePadded<AtomicBool>,
@@ -61,6 +64,7 @@ impl ShardShared {
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
             sleeping: CachePadded::new(AtomicBool::new(false)),
             woken_to_search: AtomicBool::new(false),
+            rechecking: AtomicBool::new(false),
             polling: CachePadded::new(AtomicBool::new(false)),
             counters: ShardCounters::default(),
             pinned_depth: AtomicUsize::new(0),

@@ -150,7 +150,7 @@ fn run(local: &LocalShard) {
             inner.searching.fetch_sub(1, Ordering::SeqCst);
             if ran > 0 && inner.shards.iter().any(|s| s.stealable_len() > 0) {
                 // Found work and more is queued: bring one more helper.
-                park::notify_idle(&inner);
+                park::notify_idle(&inner, usize::MAX);
             }
         }
         if ran > 0 {
@@ -212,6 +212,7 @@ fn park(local: &LocalShard, shutting_down: bool) {
             * (1u32 << rounds);
         timeout = Some(timeout.map_or(again, |t| t.min(again)));
         local.idle_rounds.set(rounds + 1);
+        shared.rechecking.store(true, Ordering::Relaxed);
     }
     if shutting_down {
         // Tasks are finishing on other shards; look again soon.
@@ -225,6 +226,7 @@ fn park(local: &LocalShard, shutting_down: bool) {
     shared.counters.parks.bump();
     local.submit(true, timeout);
     shared.sleeping.store(false, Ordering::SeqCst);
+    shared.rechecking.store(false, Ordering::Relaxed);
 }
 
 /// Looks for work for up to `park_spin` before the shard blocks. While it
