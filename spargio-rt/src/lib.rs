@@ -100,6 +100,25 @@ where
     RuntimeHandle::current().spawn_blocking(f)
 }
 
+/// Drives `fut` to completion on the calling thread, outside any runtime,
+/// parking the thread between wake-ups (like `futures::executor::block_on`).
+///
+/// For plain threads that need to wait on a [`JoinHandle`], a
+/// [`boundary`] call or a channel. Timers work (a shared timer thread serves
+/// them); `RuntimeHandle::current()` is whatever this thread already had.
+///
+/// ```
+/// let rt = spargio_rt::Runtime::builder().shards(1).build().unwrap();
+/// let task = rt.handle().spawn(async { 2 + 2 });
+/// assert_eq!(spargio_rt::block_on(task).unwrap(), 4);
+/// ```
+///
+/// # Panics
+/// On a shard thread (it would stall the shard).
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    block_on::block_on_here(None, fut)
+}
+
 /// Starts a runtime with default settings, runs `entry`'s future on shard 0
 /// (it may be `!Send`), and shuts the runtime down when it finishes.
 ///

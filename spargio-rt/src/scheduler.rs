@@ -195,27 +195,10 @@ impl Inner {
         Fut::Output: Send + 'static,
     {
         let shard = self.check_shard(shard);
-        let ctl = self
-            .registry
-            .insert(local::current_index(self).unwrap_or(self.shards.len()));
-        let guard = Guard::new(BuildThere::new(make), ctl.clone(), self.registry.clone());
-        // SAFETY: `spawn_unchecked` drops the `Send` and `'static`-output
-        // checks of `spawn`. The future may be `!Send`, so it must only be
-        // polled and dropped on shard `shard`'s thread. It is: its home is
-        // `Home::Local(shard)`, every schedule routes it to that shard's
-        // queues, only that thread pops them, and the shard drops whatever
-        // is left in them on its own thread when it exits. Before its first
-        // poll the future holds only `make`, which is `Send`, so dropping an
-        // unstarted task elsewhere (shutdown raced the spawn) is fine; after
-        // the shard has exited a started task is leaked, never dropped on the
-        // wrong thread (see `dead_letter`). The future and output are 'static.
-        let (task, handle) = unsafe {
-            async_task::Builder::new()
-                .metadata(TaskMeta::new(Home::Local(shard), shard))
-                .spawn_unchecked(move |_| guard, self.scheduler())
-        };
-        self.start(task, &ctl, false);
-        JoinHandle::new(handle, ctl)
+        // Before its first poll the future holds only `make`, which is
+        // `Send`: dropping it unstarted on another thread (shutdown raced
+        // the spawn) is fine.
+        self.spawn_local_unchecked(shard, BuildThere::new(make))
     }
 
     /// Spawns a `!Send` future on the current shard.
@@ -229,14 +212,36 @@ impl Inner {
     {
         let shard = local::current_index(self)
             .expect("spargio: spawn_local must be called on a shard of this runtime (use spawn_local_on from elsewhere)");
-        let ctl = self.registry.insert(shard);
+        self.spawn_local_unchecked(shard, fut)
+    }
+
+    /// Spawns a task that lives on shard `shard` only (`Home::Local`).
+    ///
+    /// Callers guarantee that `fut` may be dropped on the calling thread
+    /// until its first poll (it is `Send` until then, or this is `shard`'s
+    /// own thread), and that a `!Send` output is only taken on `shard`'s
+    /// thread (true when `F::Output: !Send`, as `JoinHandle` is then `!Send`).
+    fn spawn_local_unchecked<F>(self: &Arc<Self>, shard: usize, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let ctl = self
+            .registry
+            .insert(local::current_index(self).unwrap_or(self.shards.len()));
         let guard = Guard::new(fut, ctl.clone(), self.registry.clone());
-        // SAFETY: as in `spawn_local_on`: the task lives on this shard
-        // (`Home::Local`), is only polled and dropped by this thread, and is
-        // leaked rather than dropped elsewhere if woken after the shard
-        // exits. The output may be `!Send`: `JoinHandle<T>` is then `!Send`
-        // too (async-task's `Task<T>` is `Send` only for `T: Send`), so it is
-        // taken out on this thread.
+        // SAFETY: `spawn_unchecked` drops the `Send` and `'static`-output
+        // checks of `spawn`. The future may be `!Send`, so once started it
+        // must only be polled and dropped on shard `shard`'s thread. It is:
+        // its home is `Home::Local(shard)`, every schedule routes it to that
+        // shard's queues, only that thread pops them, and the shard drops
+        // whatever is left in them on its own thread when it exits; a task
+        // woken after its shard exited is leaked, never dropped on the wrong
+        // thread (see `dead_letter`). Before the first poll the callers'
+        // guarantee above covers a drop elsewhere. The output may be
+        // `!Send`: `JoinHandle<T>` is then `!Send` too (async-task's
+        // `Task<T>` is `Send` only for `T: Send`), so it is taken out on the
+        // shard's thread. The future and its output are `'static`.
         let (task, handle) = unsafe {
             async_task::Builder::new()
                 .metadata(TaskMeta::new(Home::Local(shard), shard))

@@ -70,7 +70,11 @@ fn sticky_keys_map_to_fixed_shards() {
 fn stealable_preferred_starts_on_the_named_shard() {
     // With stealing off, so that a shard preempted mid-poll by the other
     // tests running beside this one cannot have the task (rightly) stolen.
-    let rt = Runtime::builder().shards(2).stealing(false).build().unwrap();
+    let rt = Runtime::builder()
+        .shards(2)
+        .stealing(false)
+        .build()
+        .unwrap();
     let h = rt.handle();
     for s in 0..2 {
         let got = rt

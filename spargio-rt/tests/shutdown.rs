@@ -72,7 +72,7 @@ fn drop_with_thousands_of_pending_tasks_and_timers_leaks_nothing() {
         "every future was dropped"
     );
     for jh in handles {
-        let e = futures_block_on(jh).unwrap_err();
+        let e = spargio_rt::block_on(jh).unwrap_err();
         assert!(e.is_cancelled());
     }
     assert_eq!(h.stats().live_tasks, 0);
@@ -83,11 +83,11 @@ fn spawning_after_shutdown_reports_cancellation() {
     let rt = Runtime::builder().shards(2).build().unwrap();
     let h = rt.handle();
     drop(rt);
-    let e = futures_block_on(h.spawn(async { 1 })).unwrap_err();
+    let e = spargio_rt::block_on(h.spawn(async { 1 })).unwrap_err();
     assert!(e.is_cancelled());
-    let e = futures_block_on(h.spawn_pinned(ShardId(1), async { 1 })).unwrap_err();
+    let e = spargio_rt::block_on(h.spawn_pinned(ShardId(1), async { 1 })).unwrap_err();
     assert!(e.is_cancelled());
-    let e = futures_block_on(h.spawn_local_on(ShardId(0), || async { 1 })).unwrap_err();
+    let e = spargio_rt::block_on(h.spawn_local_on(ShardId(0), || async { 1 })).unwrap_err();
     assert!(e.is_cancelled());
 }
 
@@ -127,23 +127,4 @@ fn runtime_dropped_inside_its_own_task_does_not_deadlock() {
         tx.send(RuntimeHandle::current().shard_count()).unwrap();
     }));
     assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), 2);
-}
-
-fn futures_block_on<F: std::future::Future>(fut: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
 }

@@ -104,7 +104,7 @@ fn many_waiters_all_wake() {
         }
         // A waiter on a plain thread too.
         let t = root.clone();
-        let thread = std::thread::spawn(move || block_on(t.cancelled_owned()));
+        let thread = std::thread::spawn(move || spargio_rt::block_on(t.cancelled_owned()));
         sleep(Duration::from_millis(5)).await;
         root.cancel();
         for t in tasks {
@@ -436,25 +436,5 @@ struct OnDrop(Arc<AtomicUsize>);
 impl Drop for OnDrop {
     fn drop(&mut self) {
         self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A minimal executor for plain threads.
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
     }
 }

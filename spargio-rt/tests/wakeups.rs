@@ -75,7 +75,7 @@ fn foreign_threads_spawn_and_wake_tasks() {
                 };
                 tx.send_blocking(i).unwrap();
                 // Wait from this foreign thread through a plain thread parker.
-                let out = futures_lite_block_on(task).unwrap();
+                let out = spargio_rt::block_on(task).unwrap();
                 assert_eq!(out, i * 2);
                 done.fetch_add(1, Ordering::SeqCst);
             }
@@ -102,25 +102,4 @@ fn runtime_block_on_drives_futures_from_the_caller_thread() {
         sum
     });
     assert_eq!(out, 4950);
-}
-
-/// A minimal executor for a foreign thread (what a user without any
-/// runtime would write).
-fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
 }
