@@ -147,3 +147,48 @@ fn spawn_local_on_builds_a_non_send_future_on_its_shard() {
         .unwrap();
     assert_eq!((shard, value), (1, 10));
 }
+
+#[test]
+fn thread_affinity_binds_shards_to_the_listed_cpus() {
+    let rt = Runtime::builder()
+        .shards(2)
+        .thread_affinity(vec![0])
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    for s in 0..2 {
+        let cpus = rt
+            .block_on(h.spawn_pinned(ShardId(s), async { allowed_cpus() }))
+            .unwrap();
+        assert_eq!(cpus, vec![0], "shard {s}");
+    }
+    // `false` leaves the threads wherever the process may run.
+    let free = Runtime::builder()
+        .shards(1)
+        .thread_affinity(false)
+        .build()
+        .unwrap();
+    let cpus = free
+        .block_on(
+            free.handle()
+                .spawn_pinned(ShardId(0), async { allowed_cpus() }),
+        )
+        .unwrap();
+    assert_eq!(cpus, allowed_cpus());
+}
+
+/// The CPUs the calling thread may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a zeroed cpu_set_t on the stack that the kernel fills;
+    // CPU_ISSET only reads inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+            0
+        );
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
