@@ -112,6 +112,7 @@ pub struct RuntimeBuilder {
     pub(crate) park_spin: Duration,
     pub(crate) max_blocking_threads: usize,
     pub(crate) blocking_keep_alive: Duration,
+    pub(crate) max_ops_in_flight: usize,
 }
 
 impl Default for RuntimeBuilder {
@@ -127,6 +128,7 @@ impl Default for RuntimeBuilder {
             park_spin: Duration::from_micros(50),
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
+            max_ops_in_flight: 65_536,
         }
     }
 }
@@ -220,6 +222,14 @@ impl RuntimeBuilder {
     /// (default 10 s).
     pub fn blocking_keep_alive(mut self, d: Duration) -> Self {
         self.blocking_keep_alive = d;
+        self
+    }
+
+    /// Most I/O ops in flight on one shard (default 65536). An op that
+    /// finds its shard's table full waits for a slot: backpressure, not an
+    /// error.
+    pub fn max_ops_in_flight(mut self, n: usize) -> Self {
+        self.max_ops_in_flight = n.max(1);
         self
     }
 

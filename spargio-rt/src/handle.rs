@@ -186,6 +186,13 @@ impl RuntimeHandle {
                     ring_enters: c.ring_enters.get(),
                     timers_fired: c.timers_fired.get(),
                     panics: c.panics.get(),
+                    ops_submitted: c.ops_submitted.get(),
+                    ops_completed: c.ops_completed.get(),
+                    ops_cancelled: c.ops_cancelled.get(),
+                    sq_spills: c.sq_spills.get(),
+                    cq_overflows: c.cq_overflows.get(),
+                    submit_busy: c.submit_busy.get(),
+                    stale_cqes: c.stale_cqes.get(),
                     pinned_queue_depth: s.pinned_depth.load(std::sync::atomic::Ordering::Relaxed),
                     stealable_queue_depth: s.stealable_len(),
                 }

@@ -41,18 +41,24 @@ mod block_on;
 mod blocking;
 pub mod boundary;
 mod builder;
+mod driver;
+pub mod fs;
 mod handle;
+pub mod io;
+pub mod net;
 mod placement;
+pub mod process;
 mod runtime;
 mod scheduler;
 mod shard;
+pub mod signal;
 mod stats;
 pub mod sync;
 mod task;
 pub mod time;
+pub mod uring;
 
 use std::future::Future;
-use std::io;
 
 pub use builder::{RuntimeBuilder, StealPolicy, ThreadAffinity};
 pub use handle::RuntimeHandle;
@@ -129,7 +135,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
 /// let n = spargio_rt::run(|handle| async move { handle.shard_count() }).unwrap();
 /// assert!(n >= 1);
 /// ```
-pub fn run<F, Fut, T>(entry: F) -> io::Result<T>
+pub fn run<F, Fut, T>(entry: F) -> std::io::Result<T>
 where
     F: FnOnce(RuntimeHandle) -> Fut + Send + 'static,
     Fut: Future<Output = T> + 'static,
@@ -145,7 +151,7 @@ where
 /// let n = spargio_rt::run_with(rt, |handle| async move { handle.shard_count() }).unwrap();
 /// assert_eq!(n, 3);
 /// ```
-pub fn run_with<F, Fut, T>(builder: RuntimeBuilder, entry: F) -> io::Result<T>
+pub fn run_with<F, Fut, T>(builder: RuntimeBuilder, entry: F) -> std::io::Result<T>
 where
     F: FnOnce(RuntimeHandle) -> Fut + Send + 'static,
     Fut: Future<Output = T> + 'static,
@@ -161,6 +167,6 @@ where
     match out {
         Ok(v) => Ok(v),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(io::Error::other(e)),
+        Err(e) => Err(std::io::Error::other(e)),
     }
 }

@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     pub(crate) registry: Arc<Registry>,
     pub(crate) steal: StealPolicy,
     pub(crate) task_budget: usize,
+    /// Per-shard limit of in-flight ops.
+    pub(crate) max_ops_in_flight: usize,
     pub(crate) park_spin: std::time::Duration,
     /// Shards woken to steal that have not yet looked; see `park.rs`.
     pub(crate) searching: AtomicUsize,
@@ -60,6 +62,7 @@ impl Inner {
             registry: Arc::new(Registry::new(b.shards + 1)),
             steal: b.steal.clone(),
             task_budget: b.task_budget,
+            max_ops_in_flight: b.max_ops_in_flight,
             park_spin: b.park_spin,
             searching: AtomicUsize::new(0),
             search_start: AtomicUsize::new(0),

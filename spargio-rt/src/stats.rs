@@ -56,6 +56,13 @@ pub(crate) struct ShardCounters {
     pub(crate) ring_enters: Counter,
     pub(crate) timers_fired: Counter,
     pub(crate) panics: Counter,
+    pub(crate) ops_submitted: Counter,
+    pub(crate) ops_completed: Counter,
+    pub(crate) ops_cancelled: Counter,
+    pub(crate) sq_spills: Counter,
+    pub(crate) cq_overflows: Counter,
+    pub(crate) submit_busy: Counter,
+    pub(crate) stale_cqes: Counter,
 }
 
 /// A snapshot of one shard's counters. See [`RuntimeStats`].
@@ -82,6 +89,20 @@ pub struct ShardStats {
     pub timers_fired: u64,
     /// Tasks that panicked while polled on this shard (the shard survived).
     pub panics: u64,
+    /// I/O ops this shard submitted to its ring.
+    pub ops_submitted: u64,
+    /// Ops whose final CQE this shard reaped.
+    pub ops_completed: u64,
+    /// Cancel requests this shard submitted (dropped in-flight ops).
+    pub ops_cancelled: u64,
+    /// SQEs that found the SQ full and waited in the spill queue.
+    pub sq_spills: u64,
+    /// CQEs the kernel had to hold back because the CQ was full.
+    pub cq_overflows: u64,
+    /// Submissions the kernel refused with `EBUSY` (CQ backed up).
+    pub submit_busy: u64,
+    /// CQEs whose tag matched no live op (counted, never acted on).
+    pub stale_cqes: u64,
     /// Pinned tasks waiting in this shard's queues right now.
     pub pinned_queue_depth: usize,
     /// Stealable tasks waiting in this shard's queues right now.

@@ -12,9 +12,7 @@ impl LocalShard {
         }
         use std::os::fd::AsRawFd;
         let e = ring::eventfd_read_entry(self.shared().eventfd.as_raw_fd(), self.eventfd_buf);
-        let mut enters = 0;
-        ring::push(&mut self.ring.borrow_mut(), &e, &mut enters);
-        self.note_enters(enters);
+        self.push_sqe(e);
         self.eventfd_armed.set(true);
     }
 
@@ -26,12 +24,7 @@ impl LocalShard {
         if !self.eventfd_armed.get() {
             return;
         }
-        let mut enters = 0;
-        ring::push(
-            &mut self.ring.borrow_mut(),
-            &ring::cancel_eventfd_entry(),
-            &mut enters,
-        );
+        self.push_sqe(ring::cancel_eventfd_entry());
         for _ in 0..1000 {
             self.submit(true, Some(std::time::Duration::from_millis(10)));
             self.reap();
@@ -44,14 +37,17 @@ impl LocalShard {
 
     /// Reaps every available CQE and acts on it. Returns how many.
     pub(crate) fn reap(&self) -> usize {
-        let mut cqes = self.cqes.borrow_mut();
+        let mut cqes = std::mem::take(&mut *self.cqes.borrow_mut());
         cqes.clear();
         {
             let mut ring = self.ring.borrow_mut();
-            cqes.extend(ring.completion().map(|c| (c.user_data(), c.result())));
+            cqes.extend(
+                ring.completion()
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
         }
         let n = cqes.len();
-        for &(ud, res) in cqes.iter() {
+        for &(ud, res, flags) in cqes.iter() {
             match ud {
                 ring::UD_DOORBELL => self.shared().counters.doorbells_received.bump(),
                 ring::UD_EVENTFD => {
@@ -70,9 +66,22 @@ impl LocalShard {
                         }
                     }
                 }
-                _ => {}
+                ud => self.dispatch_op(ud, crate::driver::Cqe { res, flags }),
             }
         }
+        // Give the (emptied) buffer back for the next reap; a waker that ran
+        // above may have re-entered `reap` and left its own buffer there.
+        let mut slot = self.cqes.borrow_mut();
+        if slot.capacity() < cqes.capacity() {
+            cqes.clear();
+            *slot = cqes;
+        }
+        drop(slot);
+        if n > 0 {
+            self.note_cq_overflow();
+        }
+        // Room freed in the CQ: move spilled SQEs in.
+        self.flush_spill();
         n
     }
 
@@ -84,7 +93,7 @@ impl LocalShard {
             return true;
         }
         let sq = ring.submission();
-        sq.taskrun() || sq.cq_overflow()
+        sq.taskrun() || sq.cq_overflow() || self.shared().has_remote()
     }
 
     /// Submits queued SQEs (doorbells) right away, if any.
@@ -96,17 +105,21 @@ impl LocalShard {
 
     /// One `io_uring_enter`: submit, and wait if asked.
     pub(crate) fn submit(&self, wait: bool, timeout: Option<std::time::Duration>) {
+        self.flush_spill();
         let ring = self.ring.borrow();
         self.shared().counters.ring_enters.bump();
-        if let Err(e) = ring::enter(&ring, wait, timeout) {
+        match ring::enter(&ring, wait, timeout) {
+            Ok(true) => self.shared().counters.submit_busy.bump(),
+            Ok(false) => {}
             // Only programming errors (EFAULT, EBADF...) land here; say so
             // instead of spinning silently.
-            eprintln!("spargio: shard {} io_uring_enter failed: {e}", self.index);
+            Err(e) => eprintln!("spargio: shard {} io_uring_enter failed: {e}", self.index),
         }
     }
 
     /// Submits if the SQ holds entries or the kernel has deferred work.
     pub(crate) fn submit_if_needed(&self) {
+        self.flush_spill();
         let needed = ring::needs_enter(&mut self.ring.borrow_mut());
         self.doorbell_queued.set(false);
         if needed {

@@ -18,6 +18,7 @@ use crossbeam_deque::{Steal, Worker};
 use super::steal::Victim;
 use io_uring::IoUring;
 
+use crate::driver::table::OpTable;
 use crate::scheduler::Inner;
 use crate::shard::shared::ShardShared;
 use crate::shard::{park, ring};
@@ -47,7 +48,7 @@ pub(crate) struct LocalShard {
     pub(super) eventfd_armed: Cell<bool>,
     pub(super) tick: Cell<u64>,
     /// Reused buffer of reaped CQEs: (user_data, result).
-    pub(super) cqes: RefCell<Vec<(u64, i32)>>,
+    pub(super) cqes: RefCell<Vec<(u64, i32, u32)>>,
     /// Per other shard: its poll count and when we first saw it, to tell a
     /// shard stuck in one poll from one that is moving along.
     pub(super) seen_polls: RefCell<Vec<(u64, Instant)>>,
@@ -58,6 +59,12 @@ pub(crate) struct LocalShard {
     /// found; resets when a task runs. Non-zero skips the pre-park spin and
     /// lengthens the re-check timeout.
     pub(crate) idle_rounds: Cell<u32>,
+    /// In-flight ops (see `driver`).
+    pub(crate) ops: RefCell<OpTable>,
+    /// SQEs that did not fit in the SQ; moved in after the next enter.
+    pub(crate) spill: RefCell<VecDeque<io_uring::squeue::Entry>>,
+    /// The CQ overflow count last seen, to count new overflows.
+    pub(crate) cq_overflow_seen: Cell<u32>,
 }
 
 /// Runs `f` with the current thread's shard, if it belongs to `inner`'s runtime.
@@ -75,6 +82,11 @@ fn with_local<R>(inner: Option<&Inner>, f: impl FnOnce(&LocalShard) -> R) -> Opt
         Some(i) if !ptr::eq(Arc::as_ptr(&local.inner), i) => None,
         _ => Some(f(local)),
     }
+}
+
+/// Runs `f` with the current thread's shard (of any runtime), if any.
+pub(crate) fn with_current<R>(f: impl FnOnce(&LocalShard) -> R) -> Option<R> {
+    with_local(None, f)
 }
 
 /// The current shard's runtime and index, if this is a shard thread.
@@ -157,13 +169,7 @@ pub(crate) fn queue_doorbell(inner: &Inner, target: usize) -> bool {
         if fd < 0 {
             return false;
         }
-        let mut enters = 0;
-        ring::push(
-            &mut l.ring.borrow_mut(),
-            &ring::doorbell_entry(fd, target),
-            &mut enters,
-        );
-        l.note_enters(enters);
+        l.push_sqe(ring::doorbell_entry(fd, target));
         l.doorbell_queued.set(true);
         true
     })
@@ -197,6 +203,7 @@ impl LocalShard {
     pub(crate) fn new(index: usize, inner: Arc<Inner>, ring: IoUring) -> Self {
         let n = inner.shards.len();
         let worker = Worker::new_fifo();
+        let inner_ops_limit = inner.max_ops_in_flight;
         let _ = inner.shards[index].stealer.set(worker.stealer());
         LocalShard {
             index,
@@ -216,6 +223,9 @@ impl LocalShard {
             seen_polls: RefCell::new(vec![(u64::MAX, Instant::now()); n]),
             declined: Cell::new(false),
             idle_rounds: Cell::new(0),
+            ops: RefCell::new(OpTable::new(inner_ops_limit)),
+            spill: RefCell::new(VecDeque::new()),
+            cq_overflow_seen: Cell::new(0),
         }
     }
 
@@ -227,12 +237,6 @@ impl LocalShard {
 
     pub(crate) fn shared(&self) -> &ShardShared {
         &self.inner.shards[self.index]
-    }
-
-    pub(super) fn note_enters(&self, n: u64) {
-        if n > 0 {
-            self.shared().counters.ring_enters.add(n);
-        }
     }
 
     /// Whether the nearest timer is due.
@@ -365,6 +369,7 @@ impl LocalShard {
             || shared.has_inbox()
             || !shared.injector.is_empty()
             || !self.inner.global.is_empty()
+            || shared.has_remote()
         {
             return true;
         }

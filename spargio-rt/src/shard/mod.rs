@@ -2,6 +2,7 @@
 
 pub(crate) mod completions;
 pub(crate) mod local;
+pub(crate) mod ops;
 pub(crate) mod park;
 pub(crate) mod ring;
 pub(crate) mod shared;

@@ -95,24 +95,6 @@ pub(crate) fn describe_setup_error(e: io::Error, sysctl: Option<&str>) -> io::Er
     io::Error::new(kind, msg)
 }
 
-/// Queues `entry`, submitting first if the submission queue is full.
-pub(crate) fn push(ring: &mut IoUring, entry: &squeue::Entry, enters: &mut u64) {
-    loop {
-        // SAFETY: every entry pushed here references only memory that lives
-        // until its CQE is reaped: doorbells and cancels reference nothing,
-        // and the eventfd read points at the shard's heap cell, which
-        // `LocalShard::quiesce` retires (or leaks) before it is freed.
-        let pushed = unsafe { ring.submission().push(entry) };
-        if pushed.is_ok() {
-            return;
-        }
-        *enters += 1;
-        // A full SQ is drained by submitting; EBUSY (CQ full) is cleared by
-        // the caller reaping, so just retry after the enter.
-        let _ = ring.submit();
-    }
-}
-
 /// A `MSG_RING` doorbell aimed at `target_fd`, tagged with the target index
 /// so a failure can be retried through the eventfd.
 pub(crate) fn doorbell_entry(target_fd: RawFd, target_index: usize) -> squeue::Entry {
@@ -137,7 +119,8 @@ pub(crate) fn cancel_eventfd_entry() -> squeue::Entry {
 }
 
 /// Submits what is queued and, when `wait` is set, blocks until one CQE
-/// arrives or `timeout` passes. Returns whether an enter was made.
+/// arrives or `timeout` passes. Returns whether the kernel answered `EBUSY`
+/// (its CQ backed up: the caller reaps and submits again).
 pub(crate) fn enter(ring: &IoUring, wait: bool, timeout: Option<Duration>) -> io::Result<bool> {
     let res = if wait {
         match timeout {
@@ -154,11 +137,10 @@ pub(crate) fn enter(ring: &IoUring, wait: bool, timeout: Option<Duration>) -> io
         ring.submitter().submit()
     };
     match res {
-        Ok(_) => Ok(true),
+        Ok(_) => Ok(false),
         Err(e) => match e.raw_os_error() {
-            Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {
-                Ok(true)
-            }
+            Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EAGAIN) => Ok(false),
+            Some(libc::EBUSY) => Ok(true),
             _ => Err(e),
         },
     }

@@ -10,6 +10,7 @@ use std::{io, mem};
 use crossbeam_deque::{Injector, Stealer};
 use crossbeam_utils::CachePadded;
 
+use crate::driver::remote::RemoteReq;
 use crate::stats::ShardCounters;
 use crate::task::Runnable;
 
@@ -43,6 +44,9 @@ pub(crate) struct ShardShared {
     pub(crate) polling: CachePadded<AtomicBool>,
     pub(crate) counters: ShardCounters,
     pub(crate) pinned_depth: AtomicUsize,
+    /// Ops submitted or cancelled from other threads (see `driver::remote`).
+    remote: Injector<RemoteReq>,
+    remote_closed: AtomicBool,
 }
 
 impl ShardShared {
@@ -68,6 +72,8 @@ impl ShardShared {
             polling: CachePadded::new(AtomicBool::new(false)),
             counters: ShardCounters::default(),
             pinned_depth: AtomicUsize::new(0),
+            remote: Injector::new(),
+            remote_closed: AtomicBool::new(false),
         })
     }
 
@@ -103,6 +109,36 @@ impl ShardShared {
         let mut left = VecDeque::new();
         self.drain_inbox(&mut left);
         left
+    }
+
+    /// Queues an op request from another thread; gives it back if the
+    /// shard has exited.
+    pub(crate) fn push_remote(&self, req: RemoteReq) -> Result<(), RemoteReq> {
+        if self.remote_closed.load(Ordering::SeqCst) {
+            return Err(req);
+        }
+        self.remote.push(req);
+        Ok(())
+    }
+
+    /// Takes the next remote op request (called by the shard itself).
+    pub(crate) fn pop_remote(&self) -> Option<RemoteReq> {
+        loop {
+            match self.remote.steal() {
+                crossbeam_deque::Steal::Success(r) => return Some(r),
+                crossbeam_deque::Steal::Empty => return None,
+                crossbeam_deque::Steal::Retry => continue,
+            }
+        }
+    }
+
+    /// Refuses further remote requests (shard exit).
+    pub(crate) fn close_remote(&self) {
+        self.remote_closed.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn has_remote(&self) -> bool {
+        !self.remote.is_empty()
     }
 
     pub(crate) fn has_inbox(&self) -> bool {
@@ -141,6 +177,12 @@ impl Drop for ShardShared {
                     crossbeam_deque::Steal::Empty => break,
                     crossbeam_deque::Steal::Retry => continue,
                 }
+            }
+        }
+        // Ops that never reached the ring: fail them (nothing to free).
+        while let Some(req) = self.pop_remote() {
+            if let RemoteReq::Submit(_, op) = req {
+                op.fail_unsubmitted(libc::ECANCELED);
             }
         }
     }

@@ -125,6 +125,7 @@ pub(crate) fn main(start: ShardStart) {
     // Drop what is still queued here, on this thread, until nothing comes
     // back (a dropped task's destructor may wake another).
     local.drop_queued();
+    local.retire_ops();
     local.quiesce();
     drop(entered);
     inner.exit_barrier.wait();
@@ -138,6 +139,7 @@ fn run(local: &LocalShard) {
     let mut aborted_at_shutdown = false;
     loop {
         local.reap();
+        local.drain_remote();
         local.take_declined();
         local.fire_timers();
         local.drain_inbox();

@@ -1,0 +1,179 @@
+//! The state a single-shot op shares between its future and the driver.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+use futures_util::task::AtomicWaker;
+use io_uring::squeue::Entry;
+
+use super::Cqe;
+
+/// What an op owns while it is in flight: its buffers, its fd, any address
+/// or option storage the SQE points into.
+pub(crate) trait OpData: Send + 'static {
+    /// Builds the SQE. Called once, after `self` has reached the address it
+    /// keeps until the final CQE, so pointers into `self` stay valid.
+    fn entry(&mut self) -> Entry;
+
+    /// Releases what a completed op handed over when nobody will take the
+    /// result (the future was dropped): close an accepted fd, say.
+    fn orphaned(&mut self, _cqe: Cqe) {}
+}
+
+/// The driver's side of an in-flight op, kept in the shard's table.
+pub(crate) trait Completion: Send + Sync {
+    /// Delivers one CQE. Returns true when it was the op's last.
+    fn complete(&self, cqe: Cqe) -> bool;
+    /// Records the `user_data` the owner shard gave the op.
+    fn set_tag(&self, ud: u64);
+    /// The op's `user_data` on its owner shard (0 before registration).
+    fn tag(&self) -> u64;
+    /// Fails an op that never reached a ring (its shard exited first).
+    fn fail_unsubmitted(&self, errno: i32);
+}
+
+const IN_FLIGHT: u8 = 0;
+const DONE: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// A single-shot op's shared state.
+pub(crate) struct OpCell<T> {
+    state: AtomicU8,
+    res: AtomicI32,
+    flags: AtomicU32,
+    waker: AtomicWaker,
+    tag: AtomicU64,
+    data: UnsafeCell<Option<T>>,
+}
+
+// SAFETY: `data` is reached by one side at a time, decided by `state`:
+// the future before submission and after DONE, the driver only after it
+// won the race to DONE against ABANDONED (the future is then gone). `T:
+// Send` because it may be dropped on the driver's thread.
+unsafe impl<T: Send> Sync for OpCell<T> {}
+
+impl<T: OpData> OpCell<T> {
+    pub(crate) fn new(data: T) -> Self {
+        OpCell {
+            state: AtomicU8::new(IN_FLIGHT),
+            res: AtomicI32::new(0),
+            flags: AtomicU32::new(0),
+            waker: AtomicWaker::new(),
+            tag: AtomicU64::new(0),
+            data: UnsafeCell::new(Some(data)),
+        }
+    }
+
+    /// Builds the SQE from the data at its final address.
+    ///
+    /// # Safety
+    /// Only before the op is registered with a driver (nobody else holds it).
+    pub(crate) unsafe fn entry(&self) -> Entry {
+        // SAFETY: the caller guarantees exclusive access before submission.
+        let data = unsafe { &mut *self.data.get() };
+        data.as_mut()
+            .expect("op data present before submission")
+            .entry()
+    }
+
+    /// Registers `waker`; returns the CQE once the op is done.
+    pub(crate) fn poll_done(&self, waker: &std::task::Waker) -> Option<Cqe> {
+        if self.state.load(Ordering::Acquire) == DONE {
+            return Some(self.cqe());
+        }
+        self.waker.register(waker);
+        if self.state.load(Ordering::Acquire) == DONE {
+            return Some(self.cqe());
+        }
+        None
+    }
+
+    fn cqe(&self) -> Cqe {
+        Cqe {
+            res: self.res.load(Ordering::Relaxed),
+            flags: self.flags.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Takes the data back after DONE.
+    pub(crate) fn take(&self) -> T {
+        assert_eq!(self.state.load(Ordering::Acquire), DONE);
+        // SAFETY: DONE means the kernel and the driver are finished with the
+        // data; only the future (the caller) reaches it now.
+        unsafe { (*self.data.get()).take() }.expect("op data taken once")
+    }
+
+    /// Called when the future is dropped. Returns true if the op is still
+    /// in flight, so the caller must ask the owner to cancel it.
+    pub(crate) fn abandon(&self) -> bool {
+        match self.state.swap(ABANDONED, Ordering::AcqRel) {
+            IN_FLIGHT => true,
+            DONE => {
+                // Completed but never taken: release what it handed over.
+                let cqe = self.cqe();
+                // SAFETY: DONE, and the future (our caller) is being dropped:
+                // nobody else reaches the data.
+                if let Some(d) = unsafe { (*self.data.get()).as_mut() } {
+                    d.orphaned(cqe);
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
+impl<T: OpData> Completion for OpCell<T> {
+    fn set_tag(&self, ud: u64) {
+        self.tag.store(ud, Ordering::Release);
+    }
+
+    fn tag(&self) -> u64 {
+        self.tag.load(Ordering::Acquire)
+    }
+
+    fn fail_unsubmitted(&self, errno: i32) {
+        self.complete(Cqe {
+            res: -errno,
+            flags: 0,
+        });
+    }
+
+    fn complete(&self, cqe: Cqe) -> bool {
+        if cqe.more() {
+            // A zero-copy send's result; the buffer stays the kernel's until
+            // the notification CQE that follows.
+            self.res.store(cqe.res, Ordering::Relaxed);
+            self.flags.store(cqe.flags, Ordering::Relaxed);
+            return false;
+        }
+        if !io_uring::cqueue::notif(cqe.flags) {
+            self.res.store(cqe.res, Ordering::Relaxed);
+            self.flags.store(cqe.flags, Ordering::Relaxed);
+        }
+        match self
+            .state
+            .compare_exchange(IN_FLIGHT, DONE, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => self.waker.wake(),
+            Err(_) => {
+                // ABANDONED: the future is gone; the driver owns the data.
+                // SAFETY: the future swapped in ABANDONED and will not touch
+                // the data again; only this driver thread reaches it.
+                if let Some(d) = unsafe { (*self.data.get()).as_mut() } {
+                    d.orphaned(cqe);
+                }
+            }
+        }
+        true
+    }
+}
+
+impl<T> OpCell<T> {
+    /// The data of a cell that never reached a driver.
+    pub(crate) fn into_data(self) -> T {
+        self.data
+            .into_inner()
+            .expect("op data present before submission")
+    }
+}

@@ -1,0 +1,84 @@
+//! The op machinery: how an io_uring operation is submitted, completed,
+//! cancelled and freed.
+//!
+//! ## Life of an op
+//!
+//! ```text
+//!  future (any shard)              owner shard's driver (one thread)
+//!  ------------------              ---------------------------------
+//!  1. first poll: move the data
+//!     into an `Arc<OpCell>`, build
+//!     the SQE from its stable
+//!     address, register it in the
+//!     owner's table (user_data =
+//!     generation | slot)      ───>  2. SQE submitted with the next enter
+//!                                   3. CQE reaped: look the slot up, check
+//!                                      the generation, store res + flags,
+//!                                      state := DONE, wake the waker,
+//!                                      drop the table's `Arc`
+//!  4. poll sees DONE: take the
+//!     data back (buffers, fd)
+//! ```
+//!
+//! - **Owner.** The owner is the shard whose thread ran the first poll
+//!   (ring affinity). A future first polled off the runtime's shards (inside
+//!   `Runtime::block_on`) is handed to a shard through its *remote queue*,
+//!   which that shard drains every loop turn.
+//! - **Cancellation.** Dropping the future before DONE swaps the state to
+//!   ABANDONED and asks the owner to submit `IORING_OP_ASYNC_CANCEL` for the
+//!   op's user_data (directly when dropped on the owner's thread, through
+//!   the remote queue otherwise). The table still holds an `Arc` to the
+//!   cell, so the buffers and the fd stay alive until the final CQE; only
+//!   then is the cell freed. If the op completed anyway (the cancel lost the
+//!   race), the op's `orphaned` hook releases what the result handed over:
+//!   an accepted or opened fd is closed.
+//! - **Stale CQEs.** A slot's generation changes on every reuse, so a CQE
+//!   whose generation does not match is counted and ignored.
+//! - **Full SQ.** An SQE that does not fit is spilled to a queue that the
+//!   shard moves into the SQ after its next enter; nothing fails or blocks.
+//! - **Bounded.** Each shard's table holds at most `max_ops_in_flight` ops;
+//!   an op that finds it full waits for a slot (backpressure).
+//! - **Shutdown.** A shard leaves its loop only when no task is alive, so
+//!   every op future has been dropped; it then cancels everything still in
+//!   its table and reaps until the table is empty before anything is freed.
+
+pub(crate) mod cell;
+pub(crate) mod multi;
+pub(crate) mod op;
+pub(crate) mod remote;
+pub(crate) mod table;
+pub(crate) mod user_data;
+
+pub(crate) use cell::OpData;
+pub(crate) use multi::MultiData;
+pub(crate) use op::{MultiOp, Op};
+
+/// The result of one CQE: the kernel's `res` and `flags`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cqe {
+    /// The raw result: non-negative on success, `-errno` on failure.
+    pub res: i32,
+    /// The CQE flags (`IORING_CQE_F_MORE`, `IORING_CQE_F_BUFFER`, ...).
+    pub flags: u32,
+}
+
+impl Cqe {
+    /// The result as `io::Result`: the value on success, the errno as an error.
+    pub fn result(&self) -> std::io::Result<u32> {
+        if self.res < 0 {
+            Err(std::io::Error::from_raw_os_error(-self.res))
+        } else {
+            Ok(self.res as u32)
+        }
+    }
+
+    /// Whether more CQEs follow for this (multishot) op.
+    pub fn more(&self) -> bool {
+        io_uring::cqueue::more(self.flags)
+    }
+
+    /// The provided-buffer id this CQE consumed, if any.
+    pub fn buffer_id(&self) -> Option<u16> {
+        io_uring::cqueue::buffer_select(self.flags)
+    }
+}

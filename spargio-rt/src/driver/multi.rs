@@ -1,0 +1,150 @@
+//! The state a multishot op (accept, recv with provided buffers) shares
+//! between its consumer and the driver: a queue of CQEs instead of one slot.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use crossbeam_deque::{Injector, Steal};
+use futures_util::task::AtomicWaker;
+use io_uring::squeue::Entry;
+
+use super::cell::Completion;
+use super::Cqe;
+
+/// What a multishot op owns while it is armed.
+pub(crate) trait MultiData: Send + Sync + 'static {
+    /// Builds the SQE (called each time the op is armed).
+    fn entry(&self) -> Entry;
+
+    /// Releases what a CQE handed over when nobody will consume it (an
+    /// accepted fd is closed, a provided buffer goes back to its ring).
+    fn orphaned(&self, cqe: Cqe);
+}
+
+/// A multishot op's shared state.
+pub(crate) struct MultiCell<T> {
+    queue: Injector<Cqe>,
+    queued: AtomicUsize,
+    /// Set when the kernel posted the op's last CQE (no `F_MORE`).
+    ended: AtomicBool,
+    abandoned: AtomicBool,
+    waker: AtomicWaker,
+    tag: AtomicU64,
+    data: T,
+}
+
+impl<T: MultiData> MultiCell<T> {
+    pub(crate) fn new(data: T) -> Self {
+        MultiCell {
+            queue: Injector::new(),
+            queued: AtomicUsize::new(0),
+            ended: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            tag: AtomicU64::new(0),
+            data,
+        }
+    }
+
+    pub(crate) fn data(&self) -> &T {
+        &self.data
+    }
+
+    /// CQEs queued and not yet taken.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Marks the op as armed again (after a re-arm submission).
+    pub(crate) fn rearmed(&self) {
+        self.ended.store(false, Ordering::Release);
+    }
+
+    /// Whether the kernel ended the op (it must be re-armed to go on).
+    pub(crate) fn ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    fn pop(&self) -> Option<Cqe> {
+        loop {
+            match self.queue.steal() {
+                Steal::Success(c) => {
+                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    return Some(c);
+                }
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    /// The next CQE, registering `waker` if none is queued. `Err(())`
+    /// means the op ended with nothing queued.
+    pub(crate) fn poll_next(&self, waker: &std::task::Waker) -> Option<Result<Cqe, ()>> {
+        if let Some(c) = self.pop() {
+            return Some(Ok(c));
+        }
+        self.waker.register(waker);
+        if let Some(c) = self.pop() {
+            return Some(Ok(c));
+        }
+        if self.ended() {
+            return Some(Err(()));
+        }
+        None
+    }
+
+    /// The consumer is gone: release everything queued now and later.
+    /// Returns whether the op may still be armed (the caller cancels it).
+    pub(crate) fn abandon(&self) -> bool {
+        self.abandoned.store(true, Ordering::SeqCst);
+        while let Some(c) = self.pop() {
+            self.data.orphaned(c);
+        }
+        !self.ended()
+    }
+}
+
+impl<T: MultiData> Completion for MultiCell<T> {
+    fn set_tag(&self, ud: u64) {
+        self.tag.store(ud, Ordering::Release);
+    }
+
+    fn tag(&self) -> u64 {
+        self.tag.load(Ordering::Acquire)
+    }
+
+    fn fail_unsubmitted(&self, errno: i32) {
+        self.complete(Cqe {
+            res: -errno,
+            flags: 0,
+        });
+    }
+
+    fn complete(&self, cqe: Cqe) -> bool {
+        let last = !cqe.more();
+        let carries = cqe.res >= 0 || cqe.buffer_id().is_some();
+        if carries {
+            self.queue.push(cqe);
+            self.queued.fetch_add(1, Ordering::AcqRel);
+        } else if !last {
+            // An error that does not end the op carries nothing to hand on.
+        } else if cqe.res != -libc::ECANCELED {
+            // The final CQE is an error (ENOBUFS, a reset...): hand it on
+            // so the consumer sees why the op stopped.
+            self.queue.push(cqe);
+            self.queued.fetch_add(1, Ordering::AcqRel);
+        }
+        if last {
+            self.ended.store(true, Ordering::Release);
+        }
+        // Dekker pair with `abandon`: push, then look at the flag.
+        if self.abandoned.load(Ordering::SeqCst) {
+            while let Some(c) = self.pop() {
+                self.data.orphaned(c);
+            }
+        } else {
+            self.waker.wake();
+        }
+        last
+    }
+}

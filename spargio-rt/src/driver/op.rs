@@ -1,0 +1,154 @@
+//! The futures of ops: [`Op`] (one CQE) and [`MultiOp`] (a stream of CQEs).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::cell::{OpCell, OpData};
+use super::multi::{MultiCell, MultiData};
+use super::remote::{self, Owner};
+use super::Cqe;
+
+enum State<T: OpData> {
+    New(Option<T>),
+    /// Built, waiting for a slot in the owner's table.
+    Waiting(Arc<OpCell<T>>),
+    InFlight(Arc<OpCell<T>>, Owner),
+    Finished,
+}
+
+/// A single-shot op. Resolves to the CQE (or the error that kept it off
+/// the ring) and the op's data back. Submitted on first poll, on the ring
+/// of the shard that polls it; dropping it in flight cancels it safely.
+pub(crate) struct Op<T: OpData> {
+    state: State<T>,
+}
+
+impl<T: OpData> Op<T> {
+    pub(crate) fn new(data: T) -> Self {
+        Op {
+            state: State::New(Some(data)),
+        }
+    }
+}
+
+// The future never hands out pinned references to its fields.
+impl<T: OpData> Unpin for Op<T> {}
+
+impl<T: OpData> Future for Op<T> {
+    type Output = (io::Result<Cqe>, T);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match &mut self.state {
+                State::New(data) => {
+                    let cell = Arc::new(OpCell::new(data.take().expect("polled after completion")));
+                    self.state = State::Waiting(cell);
+                }
+                State::Waiting(cell) => {
+                    let c = cell.clone();
+                    // SAFETY: the cell is not registered anywhere yet; the
+                    // entry is built once, right before registration.
+                    let entry = move || unsafe { c.entry() };
+                    match remote::submit(cell.clone(), entry, cx.waker()) {
+                        Ok(Some(owner)) => {
+                            let cell = cell.clone();
+                            self.state = State::InFlight(cell, owner);
+                        }
+                        Ok(None) => return Poll::Pending,
+                        Err(e) => {
+                            let State::Waiting(cell) =
+                                std::mem::replace(&mut self.state, State::Finished)
+                            else {
+                                unreachable!()
+                            };
+                            let data = Arc::try_unwrap(cell)
+                                .ok()
+                                .expect("unsubmitted op has one owner")
+                                .into_data();
+                            return Poll::Ready((Err(e), data));
+                        }
+                    }
+                }
+                State::InFlight(cell, _) => {
+                    let Some(cqe) = cell.poll_done(cx.waker()) else {
+                        return Poll::Pending;
+                    };
+                    let data = cell.take();
+                    self.state = State::Finished;
+                    return Poll::Ready((Ok(cqe), data));
+                }
+                State::Finished => panic!("spargio: op polled after completion"),
+            }
+        }
+    }
+}
+
+impl<T: OpData> Drop for Op<T> {
+    fn drop(&mut self) {
+        if let State::InFlight(cell, owner) = &self.state {
+            if cell.abandon() {
+                remote::cancel(owner, cell.clone());
+            }
+        }
+    }
+}
+
+/// A multishot op: a stream of CQEs. When the kernel ends it (a CQE
+/// without `F_MORE`), [`poll_next`](Self::poll_next) reports `None` once;
+/// polling again re-arms it. Dropping it cancels it and releases whatever
+/// its queued and later CQEs hand over.
+pub(crate) struct MultiOp<T: MultiData> {
+    cell: Arc<MultiCell<T>>,
+    owner: Option<Owner>,
+    armed: bool,
+}
+
+impl<T: MultiData> MultiOp<T> {
+    pub(crate) fn new(data: T) -> Self {
+        MultiOp {
+            cell: Arc::new(MultiCell::new(data)),
+            owner: None,
+            armed: false,
+        }
+    }
+
+    pub(crate) fn data(&self) -> &T {
+        self.cell.data()
+    }
+
+    /// The next CQE; `Ok(None)` when the kernel ended the op (poll again
+    /// to re-arm it).
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Cqe>>> {
+        if !self.armed {
+            self.cell.rearmed();
+            let c = self.cell.clone();
+            match remote::submit(self.cell.clone(), move || c.data().entry(), cx.waker())? {
+                Some(owner) => {
+                    self.owner = Some(owner);
+                    self.armed = true;
+                }
+                None => return Poll::Pending,
+            }
+        }
+        match self.cell.poll_next(cx.waker()) {
+            Some(Ok(c)) => Poll::Ready(Ok(Some(c))),
+            Some(Err(())) => {
+                self.armed = false;
+                Poll::Ready(Ok(None))
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<T: MultiData> Drop for MultiOp<T> {
+    fn drop(&mut self) {
+        let still_armed = self.cell.abandon();
+        if let (true, Some(owner)) = (still_armed && self.armed, &self.owner) {
+            remote::cancel(owner, self.cell.clone());
+        }
+    }
+}

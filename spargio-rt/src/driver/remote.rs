@@ -1,0 +1,88 @@
+//! Routing an op to its owner shard: directly on the shard's own thread,
+//! through the shard's remote queue from anywhere else.
+
+use std::io;
+use std::sync::Arc;
+use std::task::Waker;
+
+use io_uring::squeue::Entry;
+
+use super::cell::Completion;
+use crate::scheduler::Inner;
+use crate::shard::{local, park};
+
+/// A request handed to a shard by another thread.
+pub(crate) enum RemoteReq {
+    /// Register the op and submit its SQE.
+    Submit(Entry, Arc<dyn Completion>),
+    /// Cancel the op (its future was dropped on another thread).
+    Cancel(Arc<dyn Completion>),
+}
+
+/// The shard an op was submitted on.
+pub(crate) struct Owner {
+    inner: Arc<Inner>,
+    shard: usize,
+}
+
+/// Submits `op` on the current shard's ring, or hands it to a shard of the
+/// runtime a `block_on` on this thread entered. `Ok(None)`: the shard's op
+/// table is full; `waker` is woken when a slot frees up.
+pub(crate) fn submit(
+    op: Arc<dyn Completion>,
+    entry: impl FnOnce() -> Entry,
+    waker: &Waker,
+) -> io::Result<Option<Owner>> {
+    let mut entry = Some(entry);
+    let mut op = Some(op);
+    let here = local::with_current(|l| {
+        let e = entry.take().expect("once");
+        let op = op.take().expect("once");
+        l.submit_op(op, e, waker).map(|()| Owner {
+            inner: l.inner.clone(),
+            shard: l.index,
+        })
+    });
+    if let Some(r) = here {
+        return Ok(r);
+    }
+    let Some(handle) = crate::block_on::entered() else {
+        return Err(io::Error::other(
+            "spargio: I/O must run on a spargio runtime: await it inside a task, \
+             or inside Runtime::block_on",
+        ));
+    };
+    let inner = handle.inner;
+    let shard = inner.next_search_start() % inner.shards.len();
+    let e = (entry.take().expect("once"))();
+    let op = op.take().expect("once");
+    if let Err(RemoteReq::Submit(_, op)) = inner.shards[shard].push_remote(RemoteReq::Submit(e, op))
+    {
+        op.fail_unsubmitted(libc::ECANCELED);
+        return Ok(Some(Owner { inner, shard }));
+    }
+    park::wake(&inner, shard);
+    Ok(Some(Owner { inner, shard }))
+}
+
+/// Asks `op`'s owner shard to cancel it.
+pub(crate) fn cancel(owner: &Owner, op: Arc<dyn Completion>) {
+    let done_here = local::with_current(|l| {
+        if l.index == owner.shard && Arc::ptr_eq(&l.inner, &owner.inner) {
+            l.cancel_op(op.tag());
+            true
+        } else {
+            false
+        }
+    });
+    if done_here == Some(true) {
+        return;
+    }
+    // A refused push means the shard has exited, after reaping every op.
+    if owner.inner.shards[owner.shard]
+        .push_remote(RemoteReq::Cancel(op))
+        .is_ok()
+    {
+        park::wake(&owner.inner, owner.shard);
+    }
+}

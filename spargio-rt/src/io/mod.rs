@@ -1,0 +1,25 @@
+//! Owned-buffer I/O: buffers, stream traits and their helpers.
+//!
+//! Every op takes its buffer by value and returns it with the result, as a
+//! [`BufResult`]. While the op is in flight the kernel owns the buffer; if
+//! the future is dropped, the runtime cancels the op and keeps the buffer
+//! (and the fd) alive until the kernel's completion arrives, then frees it.
+//! A cancelled read may still have consumed bytes from the stream: they are
+//! lost with the buffer, as with any cancelled read.
+//!
+//! - [`IoBuf`] / [`IoBufMut`]: `Vec<u8>`, `Box<[u8]>`, `bytes::Bytes` /
+//!   `BytesMut`, `&'static [u8]`, and [`Slice`]s of them.
+//! - [`AsyncRead`] / [`AsyncWrite`], with [`AsyncReadExt`]
+//!   (`read_exact`, `read_to_end`) and [`AsyncWriteExt`] (`write_all`,
+//!   `write_vectored_all`), which continue correctly after partial reads
+//!   and writes.
+
+mod buf;
+mod ext;
+pub(crate) mod fd;
+pub(crate) mod ops;
+mod traits;
+
+pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
+pub use ext::{AsyncReadExt, AsyncWriteExt};
+pub use traits::{AsyncRead, AsyncWrite};

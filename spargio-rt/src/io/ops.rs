@@ -1,0 +1,232 @@
+//! The byte-moving ops every stream and file shares: read, write, their
+//! vectored and socket forms. Each owns its fd clone and its buffers.
+
+use io_uring::{opcode, squeue::Entry, types};
+
+use super::buf::{BufResult, IoBuf, IoBufMut};
+use super::fd::SharedFd;
+use crate::driver::{Cqe, Op, OpData};
+
+/// Offset meaning "the file's current position" (streams, pipes).
+pub(crate) const CURRENT_POS: u64 = u64::MAX;
+
+/// Turns an op's outcome into a byte count, and on success records it
+/// with `on_ok` (e.g. to mark bytes initialised).
+fn bytes(res: std::io::Result<Cqe>) -> std::io::Result<usize> {
+    res.and_then(|c| c.result()).map(|n| n as usize)
+}
+
+struct Read<B> {
+    fd: SharedFd,
+    buf: B,
+    offset: u64,
+    recv: bool,
+}
+
+impl<B: IoBufMut> OpData for Read<B> {
+    fn entry(&mut self) -> Entry {
+        let ptr = self.buf.stable_mut_ptr();
+        let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
+        if self.recv {
+            opcode::Recv::new(self.fd.uring(), ptr, len).build()
+        } else {
+            opcode::Read::new(self.fd.uring(), ptr, len)
+                .offset(self.offset)
+                .build()
+        }
+    }
+}
+
+/// Reads into `buf` at `offset` (or the current position).
+pub(crate) async fn read_at<B: IoBufMut>(
+    fd: &SharedFd,
+    buf: B,
+    offset: u64,
+) -> BufResult<usize, B> {
+    run_read(Read {
+        fd: fd.clone(),
+        buf,
+        offset,
+        recv: false,
+    })
+    .await
+}
+
+/// Receives into `buf` from a socket.
+pub(crate) async fn recv<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
+    run_read(Read {
+        fd: fd.clone(),
+        buf,
+        offset: 0,
+        recv: true,
+    })
+    .await
+}
+
+async fn run_read<B: IoBufMut>(op: Read<B>) -> BufResult<usize, B> {
+    let (res, mut data) = Op::new(op).await;
+    let res = bytes(res);
+    if let Ok(n) = res {
+        // SAFETY: the kernel wrote `n` bytes from the buffer's start.
+        unsafe { data.buf.set_init(n) };
+    }
+    (res, data.buf)
+}
+
+struct Write<B> {
+    fd: SharedFd,
+    buf: B,
+    offset: u64,
+    send: bool,
+}
+
+impl<B: IoBuf> OpData for Write<B> {
+    fn entry(&mut self) -> Entry {
+        let ptr = self.buf.stable_ptr();
+        let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
+        if self.send {
+            opcode::Send::new(self.fd.uring(), ptr, len)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+        } else {
+            opcode::Write::new(self.fd.uring(), ptr, len)
+                .offset(self.offset)
+                .build()
+        }
+    }
+}
+
+/// Writes `buf`'s initialised bytes at `offset` (or the current position).
+pub(crate) async fn write_at<B: IoBuf>(fd: &SharedFd, buf: B, offset: u64) -> BufResult<usize, B> {
+    let (res, data) = Op::new(Write {
+        fd: fd.clone(),
+        buf,
+        offset,
+        send: false,
+    })
+    .await;
+    (bytes(res), data.buf)
+}
+
+/// Sends `buf`'s initialised bytes on a socket (no `SIGPIPE`).
+pub(crate) async fn send<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
+    let (res, data) = Op::new(Write {
+        fd: fd.clone(),
+        buf,
+        offset: 0,
+        send: true,
+    })
+    .await;
+    (bytes(res), data.buf)
+}
+
+struct Writev<B> {
+    fd: SharedFd,
+    bufs: Vec<B>,
+    iovecs: Vec<libc::iovec>,
+    msg: Box<libc::msghdr>,
+    offset: u64,
+    send: bool,
+}
+
+// SAFETY: the raw pointers in `iovecs` and `msg` point only into this op's
+// own buffers (and `iovecs`), which it owns and which travel with it; the
+// op cell hands the whole value between threads with acquire/release.
+unsafe impl<B: Send> Send for Writev<B> {}
+
+impl<B: IoBuf> OpData for Writev<B> {
+    fn entry(&mut self) -> Entry {
+        self.iovecs = self
+            .bufs
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.stable_ptr() as *mut libc::c_void,
+                iov_len: b.bytes_init(),
+            })
+            .collect();
+        if self.send {
+            // SAFETY: an all-zero msghdr is a valid empty header.
+            *self.msg = unsafe { std::mem::zeroed() };
+            self.msg.msg_iov = self.iovecs.as_mut_ptr();
+            self.msg.msg_iovlen = self.iovecs.len() as _;
+            opcode::SendMsg::new(self.fd.uring(), &*self.msg as *const libc::msghdr)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build()
+        } else {
+            opcode::Writev::new(
+                self.fd.uring(),
+                self.iovecs.as_ptr().cast(),
+                self.iovecs.len() as u32,
+            )
+            .offset(self.offset)
+            .build()
+        }
+    }
+}
+
+/// One vectored write (or `sendmsg` on a socket) of every buffer's
+/// initialised bytes, in order.
+pub(crate) async fn write_vectored<B: IoBuf>(
+    fd: &SharedFd,
+    bufs: Vec<B>,
+    offset: u64,
+    send: bool,
+) -> BufResult<usize, Vec<B>> {
+    let (res, data) = Op::new(Writev {
+        fd: fd.clone(),
+        bufs,
+        iovecs: Vec::new(),
+        // SAFETY: an all-zero msghdr is a valid empty header.
+        msg: Box::new(unsafe { std::mem::zeroed() }),
+        offset,
+        send,
+    })
+    .await;
+    (bytes(res), data.bufs)
+}
+
+struct Shutdown {
+    fd: SharedFd,
+    how: i32,
+}
+
+impl OpData for Shutdown {
+    fn entry(&mut self) -> Entry {
+        opcode::Shutdown::new(self.fd.uring(), self.how).build()
+    }
+}
+
+/// Shuts down part of a socket (`libc::SHUT_WR`, ...).
+pub(crate) async fn shutdown(fd: &SharedFd, how: i32) -> std::io::Result<()> {
+    let (res, _) = Op::new(Shutdown {
+        fd: fd.clone(),
+        how,
+    })
+    .await;
+    res.and_then(|c| c.result()).map(drop)
+}
+
+struct Fsync {
+    fd: SharedFd,
+    data_only: bool,
+}
+
+impl OpData for Fsync {
+    fn entry(&mut self) -> Entry {
+        let mut op = opcode::Fsync::new(self.fd.uring());
+        if self.data_only {
+            op = op.flags(types::FsyncFlags::DATASYNC);
+        }
+        op.build()
+    }
+}
+
+/// `fsync`/`fdatasync` through the ring.
+pub(crate) async fn fsync(fd: &SharedFd, data_only: bool) -> std::io::Result<()> {
+    let (res, _) = Op::new(Fsync {
+        fd: fd.clone(),
+        data_only,
+    })
+    .await;
+    res.and_then(|c| c.result()).map(drop)
+}

@@ -1,0 +1,162 @@
+//! The shard's side of the op machinery (see `driver`): registering and
+//! submitting ops, spilling SQEs that do not fit, dispatching CQEs,
+//! cancelling, and retiring every op at exit.
+
+use std::sync::Arc;
+use std::task::Waker;
+
+use io_uring::{opcode, squeue::Entry};
+
+use super::local::LocalShard;
+use crate::driver::cell::Completion;
+use crate::driver::remote::RemoteReq;
+use crate::driver::user_data::UD_IGNORE;
+use crate::driver::Cqe;
+
+impl LocalShard {
+    /// Queues `e` for submission; an SQE that does not fit goes to the spill
+    /// queue (in order) instead of failing or blocking.
+    pub(crate) fn push_sqe(&self, e: Entry) {
+        let mut spill = self.spill.borrow_mut();
+        if !spill.is_empty() {
+            spill.push_back(e);
+            return;
+        }
+        let Ok(mut ring) = self.ring.try_borrow_mut() else {
+            spill.push_back(e);
+            return;
+        };
+        // SAFETY: every SQE queued here points only at memory that outlives
+        // its CQE: an op's SQE into its `OpCell`/`MultiCell`, which the
+        // shard's table keeps alive until the op's final CQE is reaped (see
+        // `driver`); the eventfd read into the shard's heap cell, retired by
+        // `quiesce` before it is freed; doorbells and cancels at nothing.
+        if unsafe { ring.submission().push(&e) }.is_ok() {
+            return;
+        }
+        // Full: submit what is there (no wait) and try once more.
+        self.shared().counters.ring_enters.bump();
+        let _ = ring.submit();
+        // SAFETY: as above.
+        if unsafe { ring.submission().push(&e) }.is_err() {
+            self.shared().counters.sq_spills.bump();
+            spill.push_back(e);
+        }
+    }
+
+    /// Moves spilled SQEs into the SQ while there is room.
+    pub(crate) fn flush_spill(&self) {
+        let mut spill = self.spill.borrow_mut();
+        if spill.is_empty() {
+            return;
+        }
+        let mut ring = self.ring.borrow_mut();
+        let mut sq = ring.submission();
+        while let Some(e) = spill.front() {
+            // SAFETY: as in `push_sqe`; spilled entries obey the same rule.
+            if unsafe { sq.push(e) }.is_err() {
+                break;
+            }
+            spill.pop_front();
+        }
+    }
+
+    /// Registers `op` in the table and queues its SQE. `None` when the
+    /// table is full (`waker` is woken when a slot frees).
+    pub(crate) fn submit_op(
+        &self,
+        op: Arc<dyn Completion>,
+        entry: impl FnOnce() -> Entry,
+        waker: &Waker,
+    ) -> Option<()> {
+        let ud = self.ops.borrow_mut().insert(op.clone(), waker)?;
+        op.set_tag(ud);
+        self.push_sqe(entry().user_data(ud));
+        self.shared().counters.ops_submitted.bump();
+        Some(())
+    }
+
+    /// Queues an `ASYNC_CANCEL` for the op tagged `ud` (0: not registered).
+    pub(crate) fn cancel_op(&self, ud: u64) {
+        if ud == 0 {
+            return;
+        }
+        self.shared().counters.ops_cancelled.bump();
+        self.push_sqe(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
+    }
+
+    /// Handles requests other threads queued for this shard's ring.
+    pub(crate) fn drain_remote(&self) {
+        let shared = self.shared();
+        while let Some(req) = shared.pop_remote() {
+            match req {
+                RemoteReq::Submit(e, op) => {
+                    let ud = self.ops.borrow_mut().insert_unbounded(op.clone());
+                    op.set_tag(ud);
+                    self.push_sqe(e.user_data(ud));
+                    shared.counters.ops_submitted.bump();
+                }
+                RemoteReq::Cancel(op) => self.cancel_op(op.tag()),
+            }
+        }
+    }
+
+    /// Delivers one CQE to its op, if it belongs to one.
+    pub(crate) fn dispatch_op(&self, ud: u64, cqe: Cqe) {
+        let found = self.ops.borrow_mut().lookup(ud, cqe);
+        match found {
+            Some((op, last)) => {
+                op.complete(cqe);
+                if last {
+                    self.shared().counters.ops_completed.bump();
+                }
+            }
+            None if ud != UD_IGNORE => self.shared().counters.stale_cqes.bump(),
+            None => {}
+        }
+    }
+
+    /// Counts CQEs the kernel held back since the last look.
+    pub(crate) fn note_cq_overflow(&self) {
+        let now = self.ring.borrow_mut().completion().overflow();
+        let seen = self.cq_overflow_seen.replace(now);
+        if now != seen {
+            self.shared()
+                .counters
+                .cq_overflows
+                .add(u64::from(now.wrapping_sub(seen)));
+        }
+    }
+
+    /// Shard exit: refuses new remote requests, cancels every op still in
+    /// flight and reaps until the table is empty, so no buffer is freed
+    /// while the kernel may still write it. Ops whose CQE never comes are
+    /// leaked, not freed.
+    pub(crate) fn retire_ops(&self) {
+        self.shared().close_remote();
+        self.drain_remote();
+        self.ops.borrow_mut().wake_waiting();
+        let mut cancelled = false;
+        for _ in 0..2000 {
+            self.flush_spill();
+            if self.ops.borrow().live() == 0 && self.spill.borrow().is_empty() {
+                return;
+            }
+            if !cancelled {
+                for ud in self.ops.borrow().live_tags() {
+                    self.cancel_op(ud);
+                }
+                cancelled = true;
+            }
+            self.submit(true, Some(std::time::Duration::from_millis(5)));
+            self.reap();
+        }
+        eprintln!(
+            "spargio: shard {} exits with {} io_uring ops the kernel never completed; \
+             their buffers are leaked",
+            self.index,
+            self.ops.borrow().live()
+        );
+        self.ops.borrow_mut().leak_all();
+    }
+}

@@ -1,0 +1,219 @@
+//! The native extension API: submit any io_uring operation on the current
+//! shard's ring, with the data it points into kept alive until its CQE.
+//!
+//! This is how the runtime's own fs, net and process ops are built, opened
+//! up for opcodes it does not wrap. An op runs on the ring of the shard
+//! whose thread first polls it (inside `Runtime::block_on`, on a shard the
+//! runtime picks). Dropping the future in flight submits an
+//! `IORING_OP_ASYNC_CANCEL` and keeps `data` alive until the kernel's final
+//! CQE; only then is it dropped.
+//!
+//! ## Safety contract
+//!
+//! `submit` and `submit_multishot` are `unsafe` because the kernel will
+//! read and write whatever the SQE points at. The caller promises that the
+//! SQE built by `build`:
+//!
+//! 1. points only into memory owned by `data` (its heap allocations, or
+//!    `data` itself: `build` runs once `data` is at the address it keeps
+//!    until the final CQE) or into `'static` memory;
+//! 2. names only fds that stay open until the final CQE (own them in
+//!    `data`, or make sure they outlive the op);
+//! 3. does not set `user_data` (the runtime sets it) and, for
+//!    `submit`, asks for at most one CQE, except `IORING_OP_SEND_ZC`-style
+//!    ops whose extra CQE is a notification.
+//!
+//! ## Worked example: a safe `statx`
+//!
+//! [`crate::fs::metadata`] is built this way; here is the same idea,
+//! spelled out:
+//!
+//! ```
+//! use std::ffi::CString;
+//! use io_uring::{opcode, types};
+//!
+//! struct Statx {
+//!     path: CString,
+//!     out: Box<libc::statx>,
+//! }
+//!
+//! async fn file_size(path: &str) -> std::io::Result<u64> {
+//!     let data = Statx {
+//!         path: CString::new(path).unwrap(),
+//!         // SAFETY: statx is plain old data; all-zero is a valid value.
+//!         out: Box::new(unsafe { std::mem::zeroed() }),
+//!     };
+//!     // SAFETY: the SQE points at `d.path` and `d.out`, both owned by the
+//!     // op's data; the dirfd is AT_FDCWD, which needs no keeping alive.
+//!     let op = unsafe {
+//!         spargio_rt::uring::submit(data, |d| {
+//!             opcode::Statx::new(
+//!                 types::Fd(libc::AT_FDCWD),
+//!                 d.path.as_ptr(),
+//!                 (&mut *d.out as *mut libc::statx).cast(),
+//!             )
+//!             .mask(libc::STATX_SIZE)
+//!             .build()
+//!         })
+//!     };
+//!     let (res, data) = op.await;
+//!     res?.result()?;
+//!     Ok(data.out.stx_size)
+//! }
+//!
+//! let n = spargio_rt::run(|_| file_size("Cargo.toml")).unwrap().unwrap();
+//! assert!(n > 0);
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use io_uring::squeue::Entry;
+
+use crate::driver::{MultiData, MultiOp, Op, OpData};
+
+pub use crate::driver::Cqe;
+
+struct Native<T, F> {
+    data: T,
+    build: Option<F>,
+}
+
+impl<T, F> OpData for Native<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut T) -> Entry + Send + 'static,
+{
+    fn entry(&mut self) -> Entry {
+        let build = self.build.take().expect("entry built once");
+        build(&mut self.data)
+    }
+}
+
+/// A single-shot native op; resolves to the CQE and `data` back.
+/// See [`submit`].
+#[must_use = "an op does nothing until awaited"]
+pub struct NativeOp<T: Send + 'static, F: FnOnce(&mut T) -> Entry + Send + 'static> {
+    op: Op<Native<T, F>>,
+}
+
+impl<T, F> Future for NativeOp<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut T) -> Entry + Send + 'static,
+{
+    type Output = (io::Result<Cqe>, T);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.op)
+            .poll(cx)
+            .map(|(res, native)| (res, native.data))
+    }
+}
+
+/// Submits one SQE built by `build` from `data`, on the current shard's
+/// ring. The outer `io::Result` fails only when there is no runtime to
+/// submit on; the kernel's own result is in [`Cqe::res`] (see
+/// [`Cqe::result`]).
+///
+/// # Safety
+/// See the [module's contract](self#safety-contract).
+pub unsafe fn submit<T, F>(data: T, build: F) -> NativeOp<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut T) -> Entry + Send + 'static,
+{
+    NativeOp {
+        op: Op::new(Native {
+            data,
+            build: Some(build),
+        }),
+    }
+}
+
+struct NativeMulti<T, F> {
+    data: T,
+    build: F,
+}
+
+impl<T, F> MultiData for NativeMulti<T, F>
+where
+    T: Send + Sync + 'static,
+    F: Fn(&T) -> Entry + Send + Sync + 'static,
+{
+    fn entry(&self) -> Entry {
+        (self.build)(&self.data)
+    }
+
+    fn orphaned(&self, _cqe: Cqe) {}
+}
+
+/// A multishot native op: a stream of CQEs. See [`submit_multishot`].
+pub struct NativeMultishot<T, F>
+where
+    T: Send + Sync + 'static,
+    F: Fn(&T) -> Entry + Send + Sync + 'static,
+{
+    op: MultiOp<NativeMulti<T, F>>,
+    ended: bool,
+}
+
+impl<T, F> NativeMultishot<T, F>
+where
+    T: Send + Sync + 'static,
+    F: Fn(&T) -> Entry + Send + Sync + 'static,
+{
+    /// The next CQE; `None` once the kernel has ended the op (a CQE without
+    /// `IORING_CQE_F_MORE` was delivered, or it was cancelled). Call
+    /// [`rearm`](Self::rearm) to submit it again.
+    pub fn next(&mut self) -> impl Future<Output = Option<io::Result<Cqe>>> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            match self.op.poll_next(cx) {
+                Poll::Ready(Ok(Some(c))) => Poll::Ready(Some(Ok(c))),
+                Poll::Ready(Ok(None)) => {
+                    self.ended = true;
+                    Poll::Ready(None)
+                }
+                Poll::Ready(Err(e)) => {
+                    self.ended = true;
+                    Poll::Ready(Some(Err(e)))
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        })
+    }
+
+    /// Lets [`next`](Self::next) submit the op again after it ended.
+    pub fn rearm(&mut self) {
+        self.ended = false;
+    }
+
+    /// The op's data.
+    pub fn data(&self) -> &T {
+        &self.op.data().data
+    }
+}
+
+/// Submits a multishot SQE (multishot accept, recv, poll...) built by
+/// `build` from `data`; every CQE it posts comes out of
+/// [`NativeMultishot::next`]. Dropping the stream cancels the op; CQEs
+/// that arrive after that are dropped (`data` is dropped after the last).
+///
+/// # Safety
+/// See the [module's contract](self#safety-contract); the SQE may post many
+/// CQEs, and `build` may be called again to re-arm it.
+pub unsafe fn submit_multishot<T, F>(data: T, build: F) -> NativeMultishot<T, F>
+where
+    T: Send + Sync + 'static,
+    F: Fn(&T) -> Entry + Send + Sync + 'static,
+{
+    NativeMultishot {
+        op: MultiOp::new(NativeMulti { data, build }),
+        ended: false,
+    }
+}
