@@ -1,0 +1,404 @@
+//! [`File`]: an open file, read and written with owned buffers.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::blocking::asyncify;
+use super::metadata::Metadata;
+use super::open_options::OpenOptions;
+use super::ops as fs_ops;
+use crate::io::fd::SharedFd;
+use crate::io::ops::{self, CURRENT_POS};
+use crate::io::{AsyncRead, AsyncWrite, BufResult, IoBuf, IoBufMut};
+
+/// Set once the kernel turned `IORING_OP_FTRUNCATE` down but the plain
+/// syscall worked: the opcode is missing, so skip straight to the pool.
+static NO_NATIVE_FTRUNCATE: AtomicBool = AtomicBool::new(false);
+
+/// An open file.
+///
+/// Positional methods ([`read_at`](Self::read_at),
+/// [`write_at`](Self::write_at), ...) take `&self`, need no seeking and may
+/// run concurrently. The [`AsyncRead`]/[`AsyncWrite`] impls read and write
+/// at the file's current position and move it, like `std::io::Read` and
+/// `Write`. The file is unbuffered, so `flush` does nothing; use
+/// [`sync_all`](Self::sync_all) for durability.
+///
+/// The fd is closed when the `File` is dropped and no op that still uses
+/// it is in flight.
+///
+/// ```
+/// use spargio_rt::fs::File;
+///
+/// spargio_rt::run(|_| async {
+///     let path = std::env::temp_dir().join(format!("spargio-file-doc-{}", std::process::id()));
+///     let f = File::create(&path).await?;
+///     let (res, _) = f.write_all_at(b"hello world".to_vec(), 0).await;
+///     res?;
+///     let (res, buf) = f.read_exact_at(vec![0u8; 5], 6).await;
+///     // `create` opens write-only: reading fails with EBADF.
+///     assert!(res.is_err());
+///     drop(buf);
+///     let f = File::open(&path).await?;
+///     let (res, buf) = f.read_exact_at(Vec::with_capacity(5), 6).await;
+///     res?;
+///     assert_eq!(buf, b"world");
+///     spargio_rt::fs::remove_file(&path).await
+/// })
+/// .unwrap()
+/// .unwrap();
+/// ```
+pub struct File {
+    fd: SharedFd,
+}
+
+/// Positions past `i64::MAX` are invalid for the kernel, and `u64::MAX`
+/// would silently mean "the current position" to io_uring.
+fn check_pos(pos: u64) -> io::Result<()> {
+    if pos > i64::MAX as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "file offset out of range",
+        ));
+    }
+    Ok(())
+}
+
+impl File {
+    pub(crate) fn from_owned(fd: OwnedFd) -> Self {
+        File {
+            fd: SharedFd::new(fd),
+        }
+    }
+
+    /// Opens a file read-only (`O_RDONLY`).
+    pub async fn open(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new().read(true).open(path).await
+    }
+
+    /// Opens a file write-only, creating it or truncating it to length 0.
+    pub async fn create(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .await
+    }
+
+    /// Creates a new file for reading and writing; fails with
+    /// `AlreadyExists` if it exists.
+    pub async fn create_new(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .await
+    }
+
+    /// A blank [`OpenOptions`], same as [`OpenOptions::new`].
+    pub fn options() -> OpenOptions {
+        OpenOptions::new()
+    }
+
+    /// Reads once at `pos` into `buf`, filling it from its start up to its
+    /// capacity (`bytes_total`). Returns how many bytes arrived; 0 at end of
+    /// file. A short read is not an error.
+    pub async fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
+        if let Err(e) = check_pos(pos) {
+            return (Err(e), buf);
+        }
+        ops::read_at(&self.fd, buf, pos).await
+    }
+
+    /// Fills `buf` to its capacity (`bytes_total`) from `pos` on, reading
+    /// as often as needed: each read continues where the last one stopped.
+    /// Fails with `UnexpectedEof` if the file ends first; the bytes read so
+    /// far are in the returned buffer.
+    pub async fn read_exact_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<(), B> {
+        if let Err(e) = check_pos(pos) {
+            return (Err(e), buf);
+        }
+        let total = buf.bytes_total();
+        let mut filled = 0;
+        let mut buf = buf;
+        while filled < total {
+            let at = pos.saturating_add(filled as u64);
+            let (res, slice) = self.read_at(buf.slice(filled..), at).await;
+            buf = slice.into_inner();
+            match res {
+                Ok(0) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("file ended after {filled} of {total} bytes"),
+                    );
+                    return (Err(e), buf);
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    /// Writes once at `pos` from `buf`'s initialised bytes; returns how many
+    /// were written (possibly fewer).
+    pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
+        if let Err(e) = check_pos(pos) {
+            return (Err(e), buf);
+        }
+        ops::write_at(&self.fd, buf, pos).await
+    }
+
+    /// Writes all of `buf`'s initialised bytes at `pos`, continuing after
+    /// short writes. Fails with `WriteZero` if the kernel accepts nothing.
+    pub async fn write_all_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<(), B> {
+        let total = buf.bytes_init();
+        let mut written = 0;
+        let mut buf = buf;
+        while written < total {
+            let at = pos.saturating_add(written as u64);
+            let (res, slice) = self.write_at(buf.slice(written..), at).await;
+            buf = slice.into_inner();
+            match res {
+                Ok(0) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        format!("wrote {written} of {total} bytes, then nothing"),
+                    );
+                    return (Err(e), buf);
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    /// Reads from the current position to end of file, appending to `buf`
+    /// and moving the position; returns how many bytes were appended (as
+    /// `std::io::Read::read_to_end`).
+    pub async fn read_to_end(&self, buf: Vec<u8>) -> BufResult<usize, Vec<u8>> {
+        read_to_end_inner(&self.fd, buf, CURRENT_POS, None).await
+    }
+
+    /// Reads from `pos` to end of file, appending to `buf`; returns how many
+    /// bytes were appended. The current position does not move.
+    pub async fn read_to_end_at(&self, buf: Vec<u8>, pos: u64) -> BufResult<usize, Vec<u8>> {
+        if let Err(e) = check_pos(pos) {
+            return (Err(e), buf);
+        }
+        read_to_end_inner(&self.fd, buf, pos, None).await
+    }
+
+    /// Flushes data and metadata to the device (`fsync`).
+    pub async fn sync_all(&self) -> io::Result<()> {
+        ops::fsync(&self.fd, false).await
+    }
+
+    /// Flushes data, and only the metadata needed to read it back
+    /// (`fdatasync`).
+    pub async fn sync_data(&self) -> io::Result<()> {
+        ops::fsync(&self.fd, true).await
+    }
+
+    /// The open file's metadata (`statx` with `AT_EMPTY_PATH`).
+    pub async fn metadata(&self) -> io::Result<Metadata> {
+        fs_ops::statx_fd(&self.fd).await.map(Metadata::from_statx)
+    }
+
+    /// Truncates or extends the file to `size` bytes (extending fills with
+    /// zeros). Uses `IORING_OP_FTRUNCATE` (kernel 6.9+); on kernels without
+    /// it, runs `ftruncate` on the blocking pool. The file must be open for
+    /// writing.
+    pub async fn set_len(&self, size: u64) -> io::Result<()> {
+        let len = i64::try_from(size)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length out of range"))?;
+        if !NO_NATIVE_FTRUNCATE.load(Ordering::Relaxed) {
+            match fs_ops::ftruncate(&self.fd, size).await {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {}
+                other => return other,
+            }
+        }
+        let fd = self.fd.clone();
+        let res = asyncify(move || {
+            // SAFETY: `fd` is a clone of the open fd, kept alive by the
+            // closure; ftruncate only reads its arguments.
+            if unsafe { libc::ftruncate(fd.raw(), len) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+        .await;
+        if res.is_ok() {
+            // The ring refused what the syscall accepted: no native opcode.
+            NO_NATIVE_FTRUNCATE.store(true, Ordering::Relaxed);
+        }
+        res
+    }
+
+    /// Allocates (or, with `mode` flags, punches holes in or zeroes) the
+    /// byte range `offset..offset + len`, as `fallocate(2)`. `mode` is 0 or
+    /// a combination of `libc::FALLOC_FL_*` flags.
+    pub async fn fallocate(&self, offset: u64, len: u64, mode: i32) -> io::Result<()> {
+        check_pos(offset)?;
+        fs_ops::fallocate(&self.fd, offset, len, mode).await
+    }
+
+    /// Changes the file's permission bits (`fchmod`, on the blocking pool).
+    pub async fn set_permissions(&self, perm: std::fs::Permissions) -> io::Result<()> {
+        let fd = self.fd.clone();
+        asyncify(move || {
+            // SAFETY: `fd` keeps the fd open for the call; fchmod only
+            // reads its arguments.
+            if unsafe { libc::fchmod(fd.raw(), perm.mode()) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Wraps a `std` file; the fd is used as it is (its flags and position
+    /// are kept).
+    pub fn from_std(file: std::fs::File) -> File {
+        File::from_owned(OwnedFd::from(file))
+    }
+
+    /// Converts to a `std` file, for blocking use.
+    ///
+    /// The returned file is a duplicate (`F_DUPFD_CLOEXEC`) of this one's
+    /// fd: same open file, same position and flags. The original fd closes
+    /// once any op a dropped future left in flight is done. Fails only if
+    /// the process is out of fds.
+    pub fn into_std(self) -> io::Result<std::fs::File> {
+        Ok(std::fs::File::from(self.as_fd().try_clone_to_owned()?))
+    }
+}
+
+/// Reads to end of file from `pos` (or the current position), appending
+/// to `buf`. With a `hint` (the expected remaining size) the buffer is
+/// sized once and end of file is confirmed with a small probe read instead
+/// of doubling the buffer.
+pub(crate) async fn read_to_end_inner(
+    fd: &SharedFd,
+    mut buf: Vec<u8>,
+    mut pos: u64,
+    hint: Option<usize>,
+) -> BufResult<usize, Vec<u8>> {
+    let start = buf.len();
+    if let Some(h) = hint {
+        buf.reserve(h);
+    }
+    let mut probed = hint.is_none();
+    loop {
+        if buf.len() == buf.capacity() {
+            if !probed {
+                probed = true;
+                let (res, probe) = ops::read_at(fd, Vec::with_capacity(32), pos).await;
+                match res {
+                    Ok(0) => return (Ok(buf.len() - start), buf),
+                    Ok(n) => {
+                        buf.extend_from_slice(&probe);
+                        if pos != CURRENT_POS {
+                            pos += n as u64;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return (Err(e), buf),
+                }
+            }
+            buf.reserve(4096);
+        }
+        let len = buf.len();
+        let (res, slice) = ops::read_at(fd, buf.slice(len..), pos).await;
+        buf = slice.into_inner();
+        match res {
+            Ok(0) => return (Ok(buf.len() - start), buf),
+            Ok(n) => {
+                if pos != CURRENT_POS {
+                    pos += n as u64;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (Err(e), buf),
+        }
+    }
+}
+
+impl File {
+    pub(crate) fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+}
+
+impl AsRawFd for File {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsFd for File {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open at least as long as `self` (which holds
+        // a clone of the shared fd), so for the borrow's lifetime.
+        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
+    }
+}
+
+impl From<std::fs::File> for File {
+    fn from(file: std::fs::File) -> Self {
+        File::from_std(file)
+    }
+}
+
+impl fmt::Debug for File {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("File").field("fd", &self.fd.raw()).finish()
+    }
+}
+
+impl AsyncRead for File {
+    /// Reads once at the current position, moving it.
+    fn read<B: IoBufMut>(
+        &mut self,
+        buf: B,
+    ) -> impl std::future::Future<Output = BufResult<usize, B>> {
+        ops::read_at(&self.fd, buf, CURRENT_POS)
+    }
+}
+
+impl AsyncWrite for File {
+    /// Writes once at the current position (the end with `append`), moving it.
+    fn write<B: IoBuf>(
+        &mut self,
+        buf: B,
+    ) -> impl std::future::Future<Output = BufResult<usize, B>> {
+        ops::write_at(&self.fd, buf, CURRENT_POS)
+    }
+
+    /// One `writev` at the current position.
+    fn write_vectored<B: IoBuf>(
+        &mut self,
+        bufs: Vec<B>,
+    ) -> impl std::future::Future<Output = BufResult<usize, Vec<B>>> {
+        ops::write_vectored(&self.fd, bufs, CURRENT_POS, false)
+    }
+
+    /// Nothing to do: the file is unbuffered.
+    fn flush(&mut self) -> impl std::future::Future<Output = io::Result<()>> {
+        std::future::ready(Ok(()))
+    }
+
+    /// Nothing to do for a file (it has no write side to close).
+    fn shutdown(&mut self) -> impl std::future::Future<Output = io::Result<()>> {
+        std::future::ready(Ok(()))
+    }
+}
