@@ -1,1 +1,56 @@
-//! (in progress)
+//! Child processes, waited on and talked to through the ring.
+//!
+//! [`Command`] spawns with `std`'s fork/exec; after that everything is
+//! asynchronous:
+//!
+//! - **Waiting** ([`Child::wait`]) is an `IORING_OP_WAITID` on the child's
+//!   pidfd (`pidfd_open`), with `WNOWAIT`: the op only learns that the
+//!   child exited; the reap is a non-blocking `waitid` under the child's
+//!   lock, which records the status once. So a wait dropped mid-flight,
+//!   or two racing waits, never lose the status, and waiting again works.
+//!   On kernels without the op (before 6.7) the wait runs on the blocking
+//!   pool instead; without pidfds (before 5.3) it uses the pid.
+//! - **Killing** ([`Child::kill`], [`ChildKiller`]) is a synchronous
+//!   `pidfd_send_signal`; it never waits for, or blocks, a wait in flight.
+//!   `wait` takes `&mut self`, so kill from elsewhere with a
+//!   [`ChildKiller`] taken beforehand.
+//! - **Pipes** ([`ChildStdin`], [`ChildStdout`], [`ChildStderr`]) implement
+//!   the owned-buffer [`AsyncWrite`](crate::io::AsyncWrite) /
+//!   [`AsyncRead`](crate::io::AsyncRead); each read and write is a ring op.
+//! - **Dropping** a [`Child`] does not kill the process (as with `std`).
+//!
+//! ```
+//! use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};
+//! use spargio_rt::process::{Command, Stdio};
+//!
+//! spargio_rt::run(|_| async {
+//!     let mut child = Command::new("cat")
+//!         .stdin(Stdio::piped())
+//!         .stdout(Stdio::piped())
+//!         .spawn()
+//!         .unwrap();
+//!     let mut stdin = child.stdin.take().unwrap();
+//!     let (res, _) = stdin.write_all(b"ping".to_vec()).await;
+//!     res.unwrap();
+//!     drop(stdin);
+//!     let mut stdout = child.stdout.take().unwrap();
+//!     let (res, out) = stdout.read_to_end(Vec::new()).await;
+//!     res.unwrap();
+//!     assert_eq!(out, b"ping");
+//!     assert!(child.wait().await.unwrap().success());
+//! })
+//! .unwrap();
+//! ```
+
+mod child;
+mod command;
+mod pipe;
+mod proc;
+mod stdio;
+mod wait;
+
+pub use child::{Child, ChildKiller};
+pub use command::Command;
+pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
+pub use std::process::{ExitStatus, Output};
+pub use stdio::Stdio;

@@ -1,0 +1,178 @@
+//! `Command`: a process builder on top of `std::process::Command`.
+//!
+//! Spawning is `std`'s fork/exec (quick, and it reports exec failures);
+//! everything after the spawn (waiting, the stdio pipes) goes through the
+//! ring.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+use std::process::{ExitStatus, Output};
+
+use super::child::Child;
+use super::stdio::Stdio;
+
+/// A process builder, like `std::process::Command`, whose children are
+/// waited on and talked to through the runtime.
+///
+/// ```
+/// use spargio_rt::process::Command;
+/// spargio_rt::run(|_| async {
+///     let out = Command::new("echo").arg("hi").output().await.unwrap();
+///     assert!(out.status.success());
+///     assert_eq!(out.stdout, b"hi\n");
+/// })
+/// .unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Command {
+    inner: std::process::Command,
+    stdin_set: bool,
+    stdout_set: bool,
+    stderr_set: bool,
+}
+
+impl Command {
+    /// A command running `program` (looked up in `PATH` if it has no `/`),
+    /// with no arguments, the parent's environment and working directory.
+    pub fn new<S: AsRef<OsStr>>(program: S) -> Command {
+        Command::from(std::process::Command::new(program))
+    }
+
+    /// Adds one argument.
+    pub fn arg<S: AsRef<OsStr>>(&mut self, arg: S) -> &mut Command {
+        self.inner.arg(arg);
+        self
+    }
+
+    /// Adds several arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.inner.args(args);
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env<K: AsRef<OsStr>, V: AsRef<OsStr>>(&mut self, key: K, val: V) -> &mut Command {
+        self.inner.env(key, val);
+        self
+    }
+
+    /// Sets several environment variables for the child.
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        self.inner.envs(vars);
+        self
+    }
+
+    /// Removes an environment variable from the child's environment.
+    pub fn env_remove<K: AsRef<OsStr>>(&mut self, key: K) -> &mut Command {
+        self.inner.env_remove(key);
+        self
+    }
+
+    /// Starts the child with an empty environment (plus what `env` adds).
+    pub fn env_clear(&mut self) -> &mut Command {
+        self.inner.env_clear();
+        self
+    }
+
+    /// Sets the child's working directory.
+    pub fn current_dir<P: AsRef<Path>>(&mut self, dir: P) -> &mut Command {
+        self.inner.current_dir(dir);
+        self
+    }
+
+    /// Sets the child's stdin. Default: inherit for [`spawn`](Self::spawn)
+    /// and [`status`](Self::status), null for [`output`](Self::output).
+    pub fn stdin<T: Into<Stdio>>(&mut self, cfg: T) -> &mut Command {
+        self.inner.stdin(cfg.into().0);
+        self.stdin_set = true;
+        self
+    }
+
+    /// Sets the child's stdout. Default: inherit for [`spawn`](Self::spawn)
+    /// and [`status`](Self::status), piped for [`output`](Self::output).
+    pub fn stdout<T: Into<Stdio>>(&mut self, cfg: T) -> &mut Command {
+        self.inner.stdout(cfg.into().0);
+        self.stdout_set = true;
+        self
+    }
+
+    /// Sets the child's stderr. Default: inherit for [`spawn`](Self::spawn)
+    /// and [`status`](Self::status), piped for [`output`](Self::output).
+    pub fn stderr<T: Into<Stdio>>(&mut self, cfg: T) -> &mut Command {
+        self.inner.stderr(cfg.into().0);
+        self.stderr_set = true;
+        self
+    }
+
+    /// The underlying `std` command (to read its settings).
+    pub fn as_std(&self) -> &std::process::Command {
+        &self.inner
+    }
+
+    /// The underlying `std` command, for settings this type does not wrap
+    /// (`uid`, `process_group`, `pre_exec`, ...). Stdio set there counts as
+    /// unset here: spawning applies this type's defaults over it.
+    pub fn as_std_mut(&mut self) -> &mut std::process::Command {
+        &mut self.inner
+    }
+
+    /// Starts the child. Streams left unset are inherited.
+    ///
+    /// Fails if the program cannot be started (not found, not executable).
+    pub fn spawn(&mut self) -> io::Result<Child> {
+        self.spawn_with(Stdio::inherit, Stdio::inherit)
+    }
+
+    /// Runs the child to completion, collecting its stdout and stderr.
+    /// Unset streams: stdin is null, stdout and stderr are piped.
+    pub async fn output(&mut self) -> io::Result<Output> {
+        let child = self.spawn_with(Stdio::null, Stdio::piped)?;
+        child.wait_with_output().await
+    }
+
+    /// Runs the child to completion and returns its exit status. Streams
+    /// left unset are inherited.
+    pub async fn status(&mut self) -> io::Result<ExitStatus> {
+        let mut child = self.spawn()?;
+        child.wait().await
+    }
+
+    /// Spawns with `input` for an unset stdin and `out` for unset
+    /// stdout/stderr (set anew each time, so no default sticks).
+    fn spawn_with(&mut self, input: fn() -> Stdio, out: fn() -> Stdio) -> io::Result<Child> {
+        if !self.stdin_set {
+            self.inner.stdin(input().0);
+        }
+        if !self.stdout_set {
+            self.inner.stdout(out().0);
+        }
+        if !self.stderr_set {
+            self.inner.stderr(out().0);
+        }
+        let child = self.inner.spawn()?;
+        Ok(Child::from_std(child))
+    }
+}
+
+impl From<std::process::Command> for Command {
+    /// Wraps a configured `std` command. Its stdio settings count as unset
+    /// (see [`Command::as_std_mut`]).
+    fn from(inner: std::process::Command) -> Self {
+        Command {
+            inner,
+            stdin_set: false,
+            stdout_set: false,
+            stderr_set: false,
+        }
+    }
+}

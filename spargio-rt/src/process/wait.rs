@@ -1,0 +1,124 @@
+//! Waiting for a child to exit: `IORING_OP_WAITID` on the ring, or a
+//! blocking `waitid` on the blocking pool where the kernel lacks the op.
+//!
+//! Both wait with `WNOWAIT`: they only learn that the child exited and
+//! leave it a zombie. The reap is then a non-blocking `waitid` under the
+//! child's status lock ([`Proc::reap`]), so a wait that is dropped while
+//! its op completes, or two waits racing, never lose the status.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use io_uring::{opcode, squeue::Entry};
+
+use super::proc::Proc;
+use crate::driver::{Op, OpData};
+use crate::RuntimeHandle;
+
+/// Set once the kernel rejected `IORING_OP_WAITID` (before Linux 6.7).
+static RING_WAITID_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+
+/// The op's data: the child (its pidfd stays open until the final CQE)
+/// and the siginfo the kernel fills.
+struct WaitId {
+    proc: Arc<Proc>,
+    info: Box<SigInfo>,
+}
+
+/// A siginfo buffer that may cross threads.
+struct SigInfo(libc::siginfo_t);
+
+// SAFETY: siginfo_t is plain data; its pointer fields (`si_addr`, ...) are
+// never dereferenced by us, only filled by the kernel.
+unsafe impl Send for SigInfo {}
+
+impl OpData for WaitId {
+    fn entry(&mut self) -> Entry {
+        let (idtype, id) = self.proc.target();
+        opcode::WaitId::new(idtype, id, libc::WEXITED | libc::WNOWAIT)
+            .infop(&self.info.0 as *const libc::siginfo_t)
+            .build()
+    }
+}
+
+/// Waits until the child exits, reaps it, returns its status.
+pub(crate) async fn wait(proc: &Arc<Proc>) -> io::Result<std::process::ExitStatus> {
+    loop {
+        if let Some(s) = proc.reap()? {
+            return Ok(s);
+        }
+        match wait_exited(proc).await {
+            Ok(()) => {}
+            // Reaped behind our back (another waiter won): the next `reap`
+            // returns the recorded status, or the error if it was not us.
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Resolves once the child has exited (it stays a zombie).
+async fn wait_exited(proc: &Arc<Proc>) -> io::Result<()> {
+    if !RING_WAITID_UNSUPPORTED.load(Ordering::Relaxed) {
+        let data = WaitId {
+            proc: proc.clone(),
+            // SAFETY: siginfo_t is plain old data; all-zero is valid.
+            info: Box::new(SigInfo(unsafe { std::mem::zeroed() })),
+        };
+        let (res, _data) = Op::new(data).await;
+        match res?.result() {
+            Ok(_) => return Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
+                RING_WAITID_UNSUPPORTED.store(true, Ordering::Relaxed);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    wait_exited_blocking(proc).await
+}
+
+/// The fallback: a blocking `waitid` on the blocking pool. Dropping the
+/// future leaves that thread waiting until the child exits.
+pub(crate) async fn wait_exited_blocking(proc: &Arc<Proc>) -> io::Result<()> {
+    let handle = RuntimeHandle::try_current()
+        .ok_or_else(|| io::Error::other("spargio: waiting on a child needs a runtime"))?;
+    let proc = proc.clone();
+    let job = handle.spawn_blocking(move || {
+        let (idtype, id) = proc.target();
+        // SAFETY: siginfo_t is plain old data; all-zero is valid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid, writable siginfo_t; `proc` keeps the
+        // pidfd open for the whole call.
+        let r = unsafe { libc::waitid(idtype, id, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    });
+    job.await.map_err(io::Error::other)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The child is reaped through `Proc`, which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
+    #[test]
+    fn blocking_fallback_waits_and_reaps() {
+        let out = crate::run(|_| async {
+            let child = std::process::Command::new("sh")
+                .args(["-c", "exit 7"])
+                .spawn()
+                .unwrap();
+            let proc = Arc::new(Proc::new(child.id()));
+            wait_exited_blocking(&proc).await.unwrap();
+            proc.reap().unwrap()
+        })
+        .unwrap();
+        assert_eq!(out.and_then(|s| s.code()), Some(7));
+    }
+}
