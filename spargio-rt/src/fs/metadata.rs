@@ -151,9 +151,11 @@ impl Metadata {
         self.stx.stx_size
     }
 
-    /// The permission bits, as `std`'s type.
+    /// The permissions, as `std`'s type. As in `std`, its `mode()` is the
+    /// full `st_mode` (type bits included); mask with `0o7777` for the
+    /// permission bits alone.
     pub fn permissions(&self) -> std::fs::Permissions {
-        std::fs::Permissions::from_mode(self.mode() & 0o7777)
+        std::fs::Permissions::from_mode(self.mode())
     }
 
     /// The full mode: type bits and permission bits (`st_mode`).
