@@ -738,6 +738,27 @@ async fn dropped_in_flight_ops_leave_files_intact() {
         let _ = spargio_rt::time::timeout(Duration::ZERO, File::open(&p)).await;
         let _ = spargio_rt::time::timeout(Duration::ZERO, fs::metadata(&p)).await;
     }
+    // No opened fd leaked: once the cancelled ops have settled, only `f`
+    // has the file open. (Other tests open other paths, so counting the
+    // fds that point at this one is exact.) The wait is bounded, and only
+    // gives the shard time to reap the cancellations.
+    let target = std::fs::canonicalize(&p).unwrap();
+    let open_fds = || {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|l| *l == target)
+            .count()
+    };
+    let mut settled = false;
+    for _ in 0..500 {
+        if open_fds() == 1 {
+            settled = true;
+            break;
+        }
+        spargio_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(settled, "{} fds open on the file, expected 1", open_fds());
     // Writes dropped in flight into a scratch file.
     let w = dir.join("w");
     let wf = File::create(&w).await.unwrap();
