@@ -876,3 +876,57 @@ async fn std_conversions() {
     assert!(format!("{f:?}").contains("File"));
     assert_eq!(f.metadata().await.unwrap().len(), 8);
 }
+
+/// Every fs future can move between threads (so stealable tasks may use it).
+#[test]
+fn futures_are_send() {
+    fn send<T: Send>(_: T) {}
+    let p = Path::new("x");
+    send(File::open(p));
+    send(File::create(p));
+    send(OpenOptions::new().read(true).open(p));
+    send(fs::read(p));
+    send(fs::read_to_string(p));
+    send(fs::write(p, b"x"));
+    send(fs::copy(p, p));
+    send(fs::create_dir(p));
+    send(fs::create_dir_all(p));
+    send(DirBuilder::new().create(p));
+    send(fs::remove_file(p));
+    send(fs::remove_dir(p));
+    send(fs::remove_dir_all(p));
+    send(fs::rename(p, p));
+    send(fs::hard_link(p, p));
+    send(fs::symlink(p, p));
+    send(fs::metadata(p));
+    send(fs::symlink_metadata(p));
+    send(fs::try_exists(p));
+    send(fs::set_permissions(
+        p,
+        std::fs::Permissions::from_mode(0o644),
+    ));
+    send(fs::canonicalize(p));
+    send(fs::read_link(p));
+    send(fs::read_dir(p));
+    send(async move {
+        let mut rd = fs::read_dir(p).await?;
+        let entry = rd.next_entry().await?;
+        match entry {
+            Some(e) => e.file_type().await.map(drop),
+            None => Ok(()),
+        }
+    });
+    let f = File::from_std(std::fs::File::open("/dev/null").unwrap());
+    send(f.read_at(Vec::new(), 0));
+    send(f.read_exact_at(Vec::new(), 0));
+    send(f.write_at(Vec::new(), 0));
+    send(f.write_all_at(Vec::new(), 0));
+    send(f.read_to_end(Vec::new()));
+    send(f.read_to_end_at(Vec::new(), 0));
+    send(f.sync_all());
+    send(f.sync_data());
+    send(f.metadata());
+    send(f.set_len(0));
+    send(f.fallocate(0, 1, 0));
+    send(f.set_permissions(std::fs::Permissions::from_mode(0o644)));
+}
