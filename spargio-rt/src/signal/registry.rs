@@ -1,0 +1,160 @@
+//! The process-wide side of signal handling: the `sigaction` handler, the
+//! per-signal delivery counters it bumps, the eventfd it kicks, and the
+//! list of listeners to wake when a kick is read.
+//!
+//! The handler is async-signal-safe: it touches only atomics and calls
+//! `write(2)`, saving and restoring `errno` around it.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::Waker;
+
+use crate::io::fd::SharedFd;
+
+/// Signal numbers are 1..=64 on Linux.
+const SLOTS: usize = 65;
+
+/// How many times each signal has been delivered since its handler was
+/// installed.
+static DELIVERIES: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+
+/// The eventfd the handler writes to (-1 until it exists).
+static KICK_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Registration state: the eventfd and which handlers are installed.
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+/// Listeners waiting for any delivery, by listener id.
+static WAKERS: Mutex<Vec<(u64, Waker)>> = Mutex::new(Vec::new());
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+struct State {
+    kick: SharedFd,
+    installed: [bool; SLOTS],
+}
+
+/// Whether `signum` may be listened for: a standard signal other than
+/// those that cannot be caught or whose default action must not be
+/// replaced (faults), or a real-time signal the C library leaves to users.
+fn allowed(signum: i32) -> bool {
+    const FORBIDDEN: [i32; 6] = [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGILL,
+        libc::SIGFPE,
+    ];
+    let standard = (1..32).contains(&signum) && !FORBIDDEN.contains(&signum);
+    let realtime = (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signum);
+    (standard || realtime) && (signum as usize) < SLOTS
+}
+
+/// Installs the handler for `signum` (once per process) and returns the
+/// eventfd to read kicks from.
+pub(crate) fn register(signum: i32) -> io::Result<SharedFd> {
+    if !allowed(signum) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("spargio: signal {signum} cannot be listened for"),
+        ));
+    }
+    let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    if state.is_none() {
+        // SAFETY: plain syscall; returns a new fd or -1. Blocking (no
+        // EFD_NONBLOCK) so that ring reads wait in the kernel; the
+        // handler's write cannot block (the counter never nears 2^64).
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this fd; nobody else owns it.
+        let kick = SharedFd::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        // Never closed from now on: the `State` lives for the process.
+        KICK_FD.store(fd, Ordering::Release);
+        *state = Some(State {
+            kick,
+            installed: [false; SLOTS],
+        });
+    }
+    let st = state.as_mut().expect("state initialised above");
+    if !st.installed[signum as usize] {
+        install(signum)?;
+        st.installed[signum as usize] = true;
+    }
+    Ok(st.kick.clone())
+}
+
+fn install(signum: i32) -> io::Result<()> {
+    // SAFETY: sigaction is plain old data; all-zero is a valid start.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    action.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
+    // SAFETY: `sa_mask` is a valid sigset_t to initialise.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: `action` is fully initialised; the handler is async-signal-
+    // safe; a null old-action pointer is allowed.
+    if unsafe { libc::sigaction(signum, &action, std::ptr::null_mut()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The signal handler: count the delivery, kick the eventfd.
+extern "C" fn handler(signum: libc::c_int) {
+    // SAFETY: `__errno_location` returns this thread's errno slot; the
+    // handler saves it and puts it back so the interrupted code never sees
+    // the `write`'s errno.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: as above, the slot is valid for this thread.
+    let saved = unsafe { *errno };
+    if let Some(count) = DELIVERIES.get(signum as usize) {
+        count.fetch_add(1, Ordering::SeqCst);
+    }
+    let fd = KICK_FD.load(Ordering::Acquire);
+    if fd >= 0 {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live local to an eventfd that is
+        // never closed; `write` is async-signal-safe.
+        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    }
+    // SAFETY: as above.
+    unsafe { *errno = saved };
+}
+
+/// How many times `signum` has been delivered.
+pub(crate) fn deliveries(signum: i32) -> u64 {
+    DELIVERIES[signum as usize].load(Ordering::SeqCst)
+}
+
+/// A fresh listener id.
+pub(crate) fn listener_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Records that listener `id` waits, to be woken by `waker`.
+pub(crate) fn listen(id: u64, waker: &Waker) {
+    let mut wakers = WAKERS.lock().unwrap_or_else(|e| e.into_inner());
+    match wakers.iter_mut().find(|(i, _)| *i == id) {
+        Some((_, w)) => w.clone_from(waker),
+        None => wakers.push((id, waker.clone())),
+    }
+}
+
+/// Removes listener `id` (it was dropped).
+pub(crate) fn forget(id: u64) {
+    let mut wakers = WAKERS.lock().unwrap_or_else(|e| e.into_inner());
+    wakers.retain(|(i, _)| *i != id);
+}
+
+/// Wakes every waiting listener: a kick was read, some counter moved.
+/// Each re-registers when it is polled again.
+pub(crate) fn wake_all() {
+    let wakers = std::mem::take(&mut *WAKERS.lock().unwrap_or_else(|e| e.into_inner()));
+    for (_, w) in wakers {
+        w.wake();
+    }
+}
