@@ -184,6 +184,38 @@ fn sigchld_arrives_when_a_child_exits() {
 }
 
 #[test]
+fn a_listener_polled_once_and_left_holds_nobody_up() {
+    isolated("a_listener_polled_once_and_left_holds_nobody_up", || {
+        run(|| async {
+            let mut idle = signal(SignalKind::user_defined1()).unwrap();
+            let mut other = signal(SignalKind::user_defined2()).unwrap();
+            // `idle` keeps an eventfd read in flight and is never polled
+            // again; it may take the kick for SIGUSR2.
+            let first = poll!(futures_util::future::poll_fn(|cx| idle.poll_recv(cx)));
+            assert!(first.is_pending());
+            let waiter = spargio_rt::spawn(async move { other.recv().await });
+            kill_self(libc::SIGUSR2);
+            assert_eq!(waiter.await.unwrap(), Some(()));
+            idle.stop();
+        })
+    });
+}
+
+#[test]
+fn signal_is_a_stream() {
+    use futures_util::StreamExt;
+    isolated("signal_is_a_stream", || {
+        run(|| async {
+            let mut s = signal(SignalKind::from_raw(libc::SIGRTMIN() + 1)).unwrap();
+            raise(libc::SIGRTMIN() + 1);
+            raise(libc::SIGRTMIN() + 1);
+            assert_eq!(s.next().await, Some(()));
+            assert_eq!(s.next().await, Some(()));
+        })
+    });
+}
+
+#[test]
 fn uncatchable_and_invalid_signals_are_refused() {
     for sig in [
         libc::SIGKILL,

@@ -6,10 +6,12 @@
 //! process). The handler is async-signal-safe: it bumps that signal's
 //! delivery counter (an atomic) and writes to a process-wide eventfd.
 //! Each waiting [`Signal::recv`] keeps one read of that eventfd in flight
-//! on its shard's ring; whichever read completes wakes every listener,
-//! and each compares the counter with what it has already reported. There
-//! is no polling loop and no thread that sleeps; an idle listener is a
-//! parked ring read.
+//! on its shard's ring; whichever read completes wakes every listener
+//! (from the driver, through a broadcast waker, so a listener that is not
+//! being polled cannot swallow a kick), and each compares the counter
+//! with what it has already reported. There is no polling loop and no
+//! thread that sleeps; an idle listener is a parked ring read. [`Signal`]
+//! is also a `futures_core::Stream` of `()`.
 //!
 //! A handler rather than a `signalfd`, because a `signalfd` only sees a
 //! signal that is blocked in *every* thread: a runtime shard, a blocking

@@ -3,7 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
 
 use io_uring::{opcode, squeue::Entry};
 
@@ -13,11 +14,10 @@ use crate::driver::{Cqe, Op, OpData};
 use crate::io::fd::SharedFd;
 use crate::io::ops::CURRENT_POS;
 
-/// A read of the eventfd. Whoever's read completes wakes every listener;
-/// if its future is gone by then, `orphaned` does it, so a kick is never
-/// swallowed by a dropped listener. Reads live only while a `recv` is
-/// waiting (a finished or dropped `recv` drops its read), so every kick
-/// is taken by a read whose task is being woken, or by `orphaned`.
+/// A read of the eventfd. It is polled with the broadcast waker, so its
+/// completion wakes every listener straight from the driver, whether or
+/// not its own task polls it again; if its future was dropped first,
+/// `orphaned` does the same. A kick is never swallowed by a listener.
 struct KickRead {
     fd: SharedFd,
     buf: Box<u64>,
@@ -33,6 +33,21 @@ impl OpData for KickRead {
     fn orphaned(&mut self, _cqe: Cqe) {
         registry::wake_all();
     }
+}
+
+/// The waker the eventfd reads are polled with: waking it wakes every
+/// listener (each registered its own waker with the registry).
+struct Broadcast;
+
+impl Wake for Broadcast {
+    fn wake(self: Arc<Self>) {
+        registry::wake_all();
+    }
+}
+
+fn broadcast_waker() -> &'static Waker {
+    static WAKER: OnceLock<Waker> = OnceLock::new();
+    WAKER.get_or_init(|| Waker::from(Arc::new(Broadcast)))
 }
 
 /// A stream of one signal's deliveries, from [`signal`](super::signal).
@@ -84,9 +99,9 @@ impl Signal {
 
     /// The polling form of [`recv`](Self::recv).
     ///
-    /// A `Pending` result leaves a read of the shared eventfd in flight,
-    /// which may take a kick meant for other listeners: poll again when
-    /// woken (as any stream is), or call [`stop`](Self::stop) to drop it.
+    /// A `Pending` result leaves a read of the shared eventfd in flight
+    /// (it wakes every listener when it completes, so it never holds up
+    /// other listeners); [`stop`](Self::stop) drops it.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
         let signum = self.kind.as_raw();
         loop {
@@ -108,11 +123,15 @@ impl Signal {
                     buf: Box::new(0),
                 })
             });
-            let (res, _) = match Pin::new(read).poll(cx) {
+            // Our own task is woken through the registry, like all others.
+            let mut broadcast = Context::from_waker(broadcast_waker());
+            let (res, _) = match Pin::new(read).poll(&mut broadcast) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(out) => out,
             };
             self.read = None;
+            // Also here: a read that finished before its waker was
+            // registered woke nobody.
             registry::wake_all();
             if res.and_then(|c| c.result()).is_err() {
                 return Poll::Ready(None);
@@ -126,6 +145,15 @@ impl Signal {
     pub fn stop(&mut self) {
         self.read = None;
         registry::forget(self.id);
+    }
+}
+
+impl futures_core::Stream for Signal {
+    type Item = ();
+
+    /// [`Signal::poll_recv`]: one item per delivery.
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        self.poll_recv(cx)
     }
 }
 
