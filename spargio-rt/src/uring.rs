@@ -168,7 +168,7 @@ where
     /// The next CQE; `None` once the kernel has ended the op (a CQE without
     /// `IORING_CQE_F_MORE` was delivered, or it was cancelled). Call
     /// [`rearm`](Self::rearm) to submit it again.
-    pub fn next(&mut self) -> impl Future<Output = Option<io::Result<Cqe>>> + '_ {
+    pub fn next_cqe(&mut self) -> impl Future<Output = Option<io::Result<Cqe>>> + '_ {
         std::future::poll_fn(move |cx| {
             if self.ended {
                 return Poll::Ready(None);
@@ -188,7 +188,7 @@ where
         })
     }
 
-    /// Lets [`next`](Self::next) submit the op again after it ended.
+    /// Lets [`next_cqe`](Self::next_cqe) submit the op again after it ended.
     pub fn rearm(&mut self) {
         self.ended = false;
     }
@@ -201,7 +201,7 @@ where
 
 /// Submits a multishot SQE (multishot accept, recv, poll...) built by
 /// `build` from `data`; every CQE it posts comes out of
-/// [`NativeMultishot::next`]. Dropping the stream cancels the op; CQEs
+/// [`NativeMultishot::next_cqe`]. Dropping the stream cancels the op; CQEs
 /// that arrive after that are dropped (`data` is dropped after the last).
 ///
 /// # Safety

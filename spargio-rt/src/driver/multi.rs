@@ -49,11 +49,6 @@ impl<T: MultiData> MultiCell<T> {
         &self.data
     }
 
-    /// CQEs queued and not yet taken.
-    pub(crate) fn queued(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
-    }
-
     /// Marks the op as armed again (after a re-arm submission).
     pub(crate) fn rearmed(&self) {
         self.ended.store(false, Ordering::Release);

@@ -74,9 +74,7 @@ impl OpTable {
     /// CQE ends it (then the slot is freed: the caller holds the last
     /// driver-side reference). `None` for a stale tag.
     pub(crate) fn lookup(&mut self, ud: u64, cqe: Cqe) -> Option<(Arc<dyn Completion>, bool)> {
-        let Some((gen, idx)) = user_data::decode(ud) else {
-            return None;
-        };
+        let (gen, idx) = user_data::decode(ud)?;
         let found = self
             .slots
             .get_mut(idx as usize)

@@ -1,1 +1,29 @@
-//! (in progress)
+//! Networking on the ring: TCP, UDP and Unix sockets.
+//!
+//! Every read, write, accept and connect is an io_uring op on the ring of
+//! the shard that polls it, with owned buffers (see [`crate::io`]).
+//! Errors are the kernel's, as `io::Error` (`ConnectionRefused`,
+//! `ConnectionReset`...); end of stream is `Ok(0)`. Host names resolve on
+//! the blocking pool, never on a shard. Socket options are reachable
+//! through each type's `with_socket` (a [`socket2::Socket`] view).
+//!
+//! [`TcpListener::incoming`] uses one multishot accept for many
+//! connections; [`UdpSocket::send_msg`] / [`UdpSocket::recv_msg`] carry
+//! GSO, GRO, ECN and packet-info control messages.
+
+mod accept;
+mod addr;
+mod cmsg;
+mod datagram;
+mod socket;
+mod stream;
+mod tcp;
+mod udp;
+mod unix;
+mod zc;
+
+pub use addr::ToSocketAddrs;
+pub use cmsg::{RecvMeta, SendOptions};
+pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};

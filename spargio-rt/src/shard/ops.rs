@@ -13,6 +13,9 @@ use crate::driver::remote::RemoteReq;
 use crate::driver::user_data::UD_IGNORE;
 use crate::driver::Cqe;
 
+/// `IORING_ENTER_GETEVENTS` (the io-uring crate keeps its flag constants private).
+const IORING_ENTER_GETEVENTS: u32 = 1;
+
 impl LocalShard {
     /// Queues `e` for submission; an SQE that does not fit goes to the spill
     /// queue (in order) instead of failing or blocking.
@@ -83,6 +86,30 @@ impl LocalShard {
         }
         self.shared().counters.ops_cancelled.bump();
         self.push_sqe(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
+        self.settle_cancel();
+    }
+
+    /// Submits a cancel at once and lets the kernel finish it
+    /// (`GETEVENTS`, no wait) before anything else is queued.
+    ///
+    /// A cancelled poll-driven op (accept, recv) leaves its wait-queue
+    /// entry on the file until the cancel's task work runs; with
+    /// `DEFER_TASKRUN` that work waits for the next `GETEVENTS` enter. An
+    /// accept armed on the same listener in the meantime can lose the
+    /// listener's exclusive wake-up to the dying entry and never complete.
+    /// Running the task work right away closes that window.
+    fn settle_cancel(&self) {
+        let Ok(mut ring) = self.ring.try_borrow_mut() else {
+            return; // queued in the spill; it goes with the next enter
+        };
+        let pending = ring.submission().len() as u32;
+        self.shared().counters.ring_enters.bump();
+        // SAFETY: a plain io_uring_enter with no argument struct; every SQE
+        // it submits obeys `push_sqe`'s rule.
+        let _ = unsafe {
+            ring.submitter()
+                .enter::<libc::sigset_t>(pending, 0, IORING_ENTER_GETEVENTS, None)
+        };
     }
 
     /// Handles requests other threads queued for this shard's ring.
@@ -116,15 +143,22 @@ impl LocalShard {
         }
     }
 
-    /// Counts CQEs the kernel held back since the last look.
+    /// Counts CQ overflows: the kernel holding CQEs back because the CQ
+    /// was full (flushed by the next enter), and any it had to drop.
     pub(crate) fn note_cq_overflow(&self) {
-        let now = self.ring.borrow_mut().completion().overflow();
-        let seen = self.cq_overflow_seen.replace(now);
-        if now != seen {
-            self.shared()
-                .counters
+        let mut ring = self.ring.borrow_mut();
+        let backlog = ring.submission().cq_overflow();
+        let dropped = ring.completion().overflow();
+        drop(ring);
+        let seen = self.cq_overflow_seen.replace(dropped);
+        let counters = &self.shared().counters;
+        if backlog {
+            counters.cq_overflows.bump();
+        }
+        if dropped != seen {
+            counters
                 .cq_overflows
-                .add(u64::from(now.wrapping_sub(seen)));
+                .add(u64::from(dropped.wrapping_sub(seen)));
         }
     }
 

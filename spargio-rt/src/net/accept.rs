@@ -1,0 +1,107 @@
+//! Accepting connections: one at a time, or as a multishot stream.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::task::{Context, Poll};
+
+use io_uring::{opcode, squeue::Entry};
+
+use super::addr::AddrBuf;
+use crate::driver::{Cqe, MultiData, MultiOp, Op, OpData};
+use crate::io::fd::SharedFd;
+
+struct Accept {
+    fd: SharedFd,
+    addr: AddrBuf,
+}
+
+impl OpData for Accept {
+    fn entry(&mut self) -> Entry {
+        opcode::Accept::new(
+            self.fd.uring(),
+            (&mut self.addr.storage as *mut libc::sockaddr_storage).cast(),
+            &mut self.addr.len,
+        )
+        .flags(libc::SOCK_CLOEXEC)
+        .build()
+    }
+
+    fn orphaned(&mut self, cqe: Cqe) {
+        // The accept won the race against its cancel: close the connection
+        // nobody will take.
+        if cqe.res >= 0 {
+            close(cqe.res);
+        }
+    }
+}
+
+fn close(fd: i32) {
+    // SAFETY: `fd` was just created by the kernel for this op and handed to
+    // nobody else; taking ownership closes it exactly once.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+}
+
+/// Accepts one connection; returns its fd and the peer's address storage.
+pub(crate) async fn accept(fd: &SharedFd) -> io::Result<(OwnedFd, AddrBuf)> {
+    let (res, data) = Op::new(Accept {
+        fd: fd.clone(),
+        addr: AddrBuf::new(),
+    })
+    .await;
+    let n = res?.result()?;
+    // SAFETY: a successful accept returns a new fd that only we own.
+    let conn = unsafe { OwnedFd::from_raw_fd(n as i32) };
+    Ok((conn, data.addr))
+}
+
+struct AcceptMulti {
+    fd: SharedFd,
+}
+
+impl MultiData for AcceptMulti {
+    fn entry(&self) -> Entry {
+        opcode::AcceptMulti::new(self.fd.uring())
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+    }
+
+    fn orphaned(&self, cqe: Cqe) {
+        if cqe.res >= 0 {
+            close(cqe.res);
+        }
+    }
+}
+
+/// A multishot accept: one armed SQE yields connection after connection.
+pub(crate) struct MultiAccept {
+    op: MultiOp<AcceptMulti>,
+}
+
+impl MultiAccept {
+    pub(crate) fn new(fd: &SharedFd) -> Self {
+        MultiAccept {
+            op: MultiOp::new(AcceptMulti { fd: fd.clone() }),
+        }
+    }
+
+    /// The next accepted fd. Re-arms the op when the kernel ends it; an
+    /// accept error (e.g. `EMFILE`) is returned, and the next poll tries
+    /// again.
+    pub(crate) fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<OwnedFd>> {
+        loop {
+            match self.op.poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(None)) => continue, // ended: re-arm
+                Poll::Ready(Ok(Some(c))) => {
+                    let r = c.result().map(|n| {
+                        // SAFETY: a successful accept CQE carries a new fd
+                        // that only we own.
+                        unsafe { OwnedFd::from_raw_fd(n as i32) }
+                    });
+                    return Poll::Ready(r);
+                }
+            }
+        }
+    }
+}

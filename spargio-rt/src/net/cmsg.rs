@@ -1,0 +1,219 @@
+//! Encoding and decoding the control messages UDP needs for QUIC: GSO
+//! segment size, GRO, ECN and packet info.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Options for one [`UdpSocket::send_msg`](super::UdpSocket::send_msg).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// GSO: the buffer holds several datagrams of this size (the last may
+    /// be shorter); the kernel splits it (`UDP_SEGMENT`).
+    pub segment_size: Option<u16>,
+    /// The ECN codepoint (0-3) for the IP header.
+    pub ecn: Option<u8>,
+    /// The source IP to send from (`IP_PKTINFO` / `IPV6_PKTINFO`).
+    pub src_ip: Option<IpAddr>,
+}
+
+/// What [`UdpSocket::recv_msg`](super::UdpSocket::recv_msg) learned
+/// besides the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvMeta {
+    /// Bytes received (with GRO, several datagrams back to back).
+    pub len: usize,
+    /// The sender.
+    pub addr: std::net::SocketAddr,
+    /// GRO: the size of each coalesced datagram, when the kernel merged
+    /// several into this buffer.
+    pub segment_size: Option<usize>,
+    /// The ECN codepoint of the IP header, if `set_recv_ecn` is on.
+    pub ecn: Option<u8>,
+    /// The local address the datagram was sent to, if
+    /// `set_recv_pktinfo` is on.
+    pub dst_ip: Option<IpAddr>,
+    /// Whether the datagram was longer than the buffer (`MSG_TRUNC`).
+    pub truncated: bool,
+}
+
+impl RecvMeta {
+    /// The datagram boundaries in the received bytes: `len` split into
+    /// `segment_size` pieces (one piece without GRO).
+    pub fn segments(&self) -> impl Iterator<Item = std::ops::Range<usize>> {
+        let len = self.len;
+        let step = self.segment_size.unwrap_or(len).max(1);
+        (0..len).step_by(step).map(move |s| s..(s + step).min(len))
+    }
+}
+
+/// Room for every control message we decode.
+pub(crate) const RECV_SPACE: usize = 128;
+
+/// Encodes `opts` as control messages for a socket of `v6` family.
+pub(crate) fn encode(opts: &SendOptions, v6: bool) -> Vec<u8> {
+    let mut items: Vec<(i32, i32, Vec<u8>)> = Vec::new();
+    if let Some(seg) = opts.segment_size {
+        items.push((libc::SOL_UDP, libc::UDP_SEGMENT, seg.to_ne_bytes().to_vec()));
+    }
+    if let Some(ecn) = opts.ecn {
+        let v = i32::from(ecn & 0b11);
+        if v6 {
+            items.push((
+                libc::IPPROTO_IPV6,
+                libc::IPV6_TCLASS,
+                v.to_ne_bytes().to_vec(),
+            ));
+        } else {
+            items.push((libc::IPPROTO_IP, libc::IP_TOS, v.to_ne_bytes().to_vec()));
+        }
+    }
+    match opts.src_ip {
+        Some(IpAddr::V4(ip)) if !v6 => {
+            let info = libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(ip.octets()),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            items.push((libc::IPPROTO_IP, libc::IP_PKTINFO, pod_bytes(&info)));
+        }
+        Some(ip) if v6 => {
+            let ip6 = match ip {
+                IpAddr::V6(a) => a,
+                IpAddr::V4(a) => a.to_ipv6_mapped(),
+            };
+            let info = libc::in6_pktinfo {
+                ipi6_addr: libc::in6_addr {
+                    s6_addr: ip6.octets(),
+                },
+                ipi6_ifindex: 0,
+            };
+            items.push((libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, pod_bytes(&info)));
+        }
+        _ => {}
+    }
+    let space: usize = items
+        .iter()
+        // SAFETY: CMSG_SPACE is pure arithmetic.
+        .map(|(_, _, d)| unsafe { libc::CMSG_SPACE(d.len() as u32) } as usize)
+        .sum();
+    let mut buf = vec![0u8; space];
+    if space == 0 {
+        return buf;
+    }
+    // SAFETY: the msghdr only describes `buf`, which has exactly the room
+    // CMSG_SPACE asked for each item; CMSG_FIRSTHDR/NXTHDR stay inside it
+    // and each header's data gets `d.len()` bytes, within its space.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_control = buf.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        for (level, ty, d) in &items {
+            (*c).cmsg_level = *level;
+            (*c).cmsg_type = *ty;
+            (*c).cmsg_len = libc::CMSG_LEN(d.len() as u32) as _;
+            std::ptr::copy_nonoverlapping(d.as_ptr(), libc::CMSG_DATA(c), d.len());
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    buf
+}
+
+fn pod_bytes<T: Copy>(v: &T) -> Vec<u8> {
+    // SAFETY: `T` is a plain C struct with no padding we rely on; reading
+    // its bytes is reading initialised memory of its size.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+        .to_vec()
+}
+
+/// What the decoded control messages said.
+#[derive(Default)]
+pub(crate) struct Decoded {
+    pub(crate) segment_size: Option<usize>,
+    pub(crate) ecn: Option<u8>,
+    pub(crate) dst_ip: Option<IpAddr>,
+}
+
+/// Decodes the control messages the kernel wrote into `control`.
+pub(crate) fn decode(control: &mut [u8]) -> Decoded {
+    let mut out = Decoded::default();
+    if control.is_empty() {
+        return out;
+    }
+    // SAFETY: the msghdr describes `control`, whose first bytes the kernel
+    // filled with well-formed headers; CMSG_FIRSTHDR/NXTHDR return null at
+    // the end, and each read stays within the header's `cmsg_len`.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = control.len() as _;
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let data = libc::CMSG_DATA(c);
+            let dlen = (*c).cmsg_len as usize - (data as usize - c as usize);
+            match ((*c).cmsg_level, (*c).cmsg_type) {
+                (libc::SOL_UDP, libc::UDP_GRO) if dlen >= 4 => {
+                    let v = std::ptr::read_unaligned(data.cast::<i32>());
+                    out.segment_size = Some(v as usize);
+                }
+                (libc::IPPROTO_IP, libc::IP_TOS) if dlen >= 1 => {
+                    out.ecn = Some(*data & 0b11);
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if dlen >= 4 => {
+                    let v = std::ptr::read_unaligned(data.cast::<i32>());
+                    out.ecn = Some((v & 0b11) as u8);
+                }
+                (libc::IPPROTO_IP, libc::IP_PKTINFO)
+                    if dlen >= std::mem::size_of::<libc::in_pktinfo>() =>
+                {
+                    let info = std::ptr::read_unaligned(data.cast::<libc::in_pktinfo>());
+                    let ip = Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes());
+                    out.dst_ip = Some(IpAddr::V4(ip));
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO)
+                    if dlen >= std::mem::size_of::<libc::in6_pktinfo>() =>
+                {
+                    let info = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
+                    out.dst_ip = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                }
+                _ => {}
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_options_decode_back() {
+        let opts = SendOptions {
+            segment_size: Some(1200),
+            ecn: Some(2),
+            src_ip: None,
+        };
+        let mut buf = encode(&opts, false);
+        let d = decode(&mut buf);
+        // UDP_SEGMENT is not something recv reports, but IP_TOS is.
+        assert_eq!(d.ecn, Some(2));
+        assert_eq!(d.segment_size, None);
+    }
+
+    #[test]
+    fn segments_split_the_length() {
+        let m = RecvMeta {
+            len: 2500,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            segment_size: Some(1000),
+            ecn: None,
+            dst_ip: None,
+            truncated: false,
+        };
+        let v: Vec<_> = m.segments().collect();
+        assert_eq!(v, vec![0..1000, 1000..2000, 2000..2500]);
+    }
+}

@@ -1,0 +1,217 @@
+//! Unix domain sockets: [`UnixListener`], [`UnixStream`], [`UnixDatagram`].
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::SocketAddr as UnixAddr;
+use std::path::Path;
+use std::task::{Context, Poll};
+
+use socket2::{Domain, SockAddr, Type};
+
+use super::accept::{self, MultiAccept};
+use super::datagram;
+use super::socket::{self, new_socket, shared};
+use super::stream::stream_io;
+use crate::io::fd::SharedFd;
+use crate::io::{BufResult, IoBuf, IoBufMut};
+
+/// A std Unix address from the kernel's form: a path, an abstract name,
+/// or unnamed (a socket that never bound, like most clients).
+fn unix_addr(a: SockAddr) -> io::Result<UnixAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    if let Some(u) = a.as_unix() {
+        return Ok(u);
+    }
+    if let Some(name) = a.as_abstract_namespace() {
+        return UnixAddr::from_abstract_name(name);
+    }
+    if a.is_unnamed() || a.len() as usize <= std::mem::size_of::<libc::sa_family_t>() {
+        return unnamed();
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "not a Unix address",
+    ))
+}
+
+/// The unnamed Unix address (std has no constructor for it; an unbound
+/// socket reports it).
+fn unnamed() -> io::Result<UnixAddr> {
+    static UNNAMED: std::sync::OnceLock<UnixAddr> = std::sync::OnceLock::new();
+    if let Some(a) = UNNAMED.get() {
+        return Ok(a.clone());
+    }
+    let a = std::os::unix::net::UnixDatagram::unbound()?.local_addr()?;
+    Ok(UNNAMED.get_or_init(|| a).clone())
+}
+
+/// A Unix stream listener.
+#[derive(Debug)]
+pub struct UnixListener {
+    fd: SharedFd,
+}
+
+impl UnixListener {
+    /// Binds to `path` and listens (backlog 1024).
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        let s = new_socket(Domain::UNIX, Type::STREAM, None)?;
+        s.bind(&SockAddr::unix(path)?)?;
+        s.listen(1024)?;
+        Ok(UnixListener { fd: shared(s) })
+    }
+
+    /// Accepts one connection.
+    pub async fn accept(&self) -> io::Result<(UnixStream, UnixAddr)> {
+        let (fd, addr) = accept::accept(&self.fd).await?;
+        let addr = unix_addr(addr.to_sockaddr())?;
+        Ok((UnixStream::from_fd(fd), addr))
+    }
+
+    /// A multishot stream of accepted connections; see
+    /// [`TcpListener::incoming`](super::TcpListener::incoming).
+    pub fn incoming(&self) -> UnixIncoming {
+        UnixIncoming {
+            accept: MultiAccept::new(&self.fd),
+        }
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<UnixAddr> {
+        unix_addr(socket::local_addr(&self.fd)?)
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+/// Connections accepted by [`UnixListener::incoming`].
+pub struct UnixIncoming {
+    accept: MultiAccept,
+}
+
+impl UnixIncoming {
+    /// The next connection.
+    pub async fn next(&mut self) -> io::Result<UnixStream> {
+        std::future::poll_fn(|cx| self.poll_next_conn(cx)).await
+    }
+
+    /// Polls for the next connection.
+    pub fn poll_next_conn(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<UnixStream>> {
+        self.accept.poll_accept(cx).map_ok(UnixStream::from_fd)
+    }
+}
+
+/// A connected Unix stream socket.
+#[derive(Debug)]
+pub struct UnixStream {
+    pub(crate) fd: SharedFd,
+}
+
+stream_io!(UnixStream);
+
+impl UnixStream {
+    fn from_fd(fd: OwnedFd) -> UnixStream {
+        UnixStream {
+            fd: SharedFd::new(fd),
+        }
+    }
+
+    /// Connects to the socket at `path`.
+    pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let addr = SockAddr::unix(path)?;
+        let fd = shared(new_socket(Domain::UNIX, Type::STREAM, None)?);
+        socket::connect(&fd, addr).await?;
+        Ok(UnixStream { fd })
+    }
+
+    /// A connected pair of sockets.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = socket2::Socket::pair(Domain::UNIX, Type::STREAM.cloexec(), None)?;
+        Ok((UnixStream { fd: shared(a) }, UnixStream { fd: shared(b) }))
+    }
+
+    /// Wraps a connected std stream.
+    pub fn from_std(s: std::os::unix::net::UnixStream) -> UnixStream {
+        UnixStream::from_fd(OwnedFd::from(s))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<UnixAddr> {
+        unix_addr(socket::local_addr(&self.fd)?)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<UnixAddr> {
+        unix_addr(socket::peer_addr(&self.fd)?)
+    }
+}
+
+/// A Unix datagram socket.
+#[derive(Debug)]
+pub struct UnixDatagram {
+    fd: SharedFd,
+}
+
+impl UnixDatagram {
+    /// Binds to `path`.
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
+        let s = new_socket(Domain::UNIX, Type::DGRAM, None)?;
+        s.bind(&SockAddr::unix(path)?)?;
+        Ok(UnixDatagram { fd: shared(s) })
+    }
+
+    /// A socket bound to no address.
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        Ok(UnixDatagram {
+            fd: shared(new_socket(Domain::UNIX, Type::DGRAM, None)?),
+        })
+    }
+
+    /// A connected pair.
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = socket2::Socket::pair(Domain::UNIX, Type::DGRAM.cloexec(), None)?;
+        Ok((
+            UnixDatagram { fd: shared(a) },
+            UnixDatagram { fd: shared(b) },
+        ))
+    }
+
+    /// Sets the default destination.
+    pub async fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        socket::connect(&self.fd, SockAddr::unix(path)?).await
+    }
+
+    /// Sends one datagram to the connected peer.
+    pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        crate::io::ops::send(&self.fd, buf).await
+    }
+
+    /// Receives one datagram from the connected peer.
+    pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        crate::io::ops::recv(&self.fd, buf).await
+    }
+
+    /// Sends one datagram to `path`.
+    pub async fn send_to<B: IoBuf>(&self, buf: B, path: impl AsRef<Path>) -> BufResult<usize, B> {
+        let addr = match SockAddr::unix(path) {
+            Ok(a) => a,
+            Err(e) => return (Err(e), buf),
+        };
+        let (res, buf) = datagram::send_msg(&self.fd, buf, Some(addr), Vec::new()).await;
+        (res, buf)
+    }
+
+    /// Receives one datagram and its sender's address.
+    pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, UnixAddr), B> {
+        let (res, buf) = datagram::recv_msg(&self.fd, buf, 0).await;
+        (res.and_then(|m| Ok((m.len, unix_addr(m.addr)?))), buf)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<UnixAddr> {
+        unix_addr(socket::local_addr(&self.fd)?)
+    }
+}

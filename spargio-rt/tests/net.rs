@@ -1,0 +1,362 @@
+//! Sockets on the ring: TCP, Unix and UDP behaviour.
+
+use std::future::Future;
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use spargio_rt::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, IoBuf};
+use spargio_rt::net::{SendOptions, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use spargio_rt::Runtime;
+
+fn run<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
+    f: impl FnOnce() -> F + Send + 'static,
+) -> T {
+    spargio_rt::run_with(Runtime::builder().shards(2), move |_| f()).unwrap()
+}
+
+/// A deterministic pattern, so a byte in the wrong place is caught.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
+}
+
+/// Echoes everything back until EOF, in 64 KiB reads.
+async fn echo<S: AsyncRead + AsyncWrite>(mut s: S) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        buf.clear();
+        let (r, b) = s.read(buf).await;
+        let n = r.unwrap();
+        if n == 0 {
+            let _ = s.shutdown().await;
+            return;
+        }
+        let (r, b) = s.write_all(b).await;
+        r.unwrap();
+        buf = b;
+    }
+}
+
+/// Sends `data` to an echo peer in 256 KiB chunks, reading each chunk's
+/// echo back before the next, so neither socket buffer fills up.
+async fn round_trip<S: AsyncRead + AsyncWrite>(mut s: S, data: Vec<u8>) -> Vec<u8> {
+    let len = data.len();
+    let mut out = Vec::with_capacity(len);
+    let chunk = 256 * 1024;
+    let mut sent = 0;
+    let mut data = data;
+    while sent < len {
+        let end = (sent + chunk).min(len);
+        let (r, d) = s.write_all(data.slice(sent..end)).await;
+        r.unwrap();
+        data = d.into_inner();
+        let want = end - sent;
+        let start = out.len();
+        let (r, o) = s.read_exact(out.slice(start..start + want)).await;
+        r.unwrap();
+        out = o.into_inner();
+        sent = end;
+    }
+    out
+}
+
+#[test]
+fn tcp_echo_of_64_mib_arrives_intact() {
+    let ok = run(|| async {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = spargio_rt::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            echo(s).await;
+        });
+        let c = TcpStream::connect(addr).await.unwrap();
+        c.set_nodelay(true).unwrap();
+        assert!(c.nodelay().unwrap());
+        assert_eq!(c.peer_addr().unwrap(), addr);
+        let data = pattern(64 << 20);
+        let back = round_trip(c, data.clone()).await;
+        server.await.unwrap();
+        back == data
+    });
+    assert!(ok);
+}
+
+#[test]
+fn unix_echo_of_64_mib_arrives_intact() {
+    let ok = run(|| async {
+        let dir = std::env::temp_dir().join(format!("spargio-unix-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("echo.sock");
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).unwrap();
+        let server = spargio_rt::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            echo(s).await;
+        });
+        let c = UnixStream::connect(&path).await.unwrap();
+        let data = pattern(64 << 20);
+        let back = round_trip(c, data.clone()).await;
+        server.await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        back == data
+    });
+    assert!(ok);
+}
+
+#[test]
+fn read_exact_continues_after_partial_reads() {
+    let got = run(|| async {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let writer = spargio_rt::spawn(async move {
+            // Ten small writes with pauses: the reader sees many short reads.
+            for i in 0..10u8 {
+                let (r, _) = a.write_all(vec![i; 7]).await;
+                r.unwrap();
+                spargio_rt::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            a
+        });
+        let (r, buf) = b.read_exact(vec![0u8; 70]).await;
+        r.unwrap();
+        let _a = writer.await.unwrap();
+        buf
+    });
+    let want: Vec<u8> = (0..10u8).flat_map(|i| [i; 7]).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn write_vectored_all_sends_every_buffer_in_order() {
+    let got = run(|| async {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let bufs = vec![
+            b"ab".to_vec(),
+            Vec::new(),
+            b"cde".to_vec(),
+            pattern(300_000),
+        ];
+        let reader = spargio_rt::spawn(async move {
+            let (r, buf) = b.read_to_end(Vec::new()).await;
+            r.unwrap();
+            buf
+        });
+        let (r, back) = a.write_vectored_all(bufs).await;
+        r.unwrap();
+        assert_eq!(back.len(), 4, "buffers come back");
+        a.shutdown().await.unwrap();
+        reader.await.unwrap()
+    });
+    let mut want = b"abcde".to_vec();
+    want.extend(pattern(300_000));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn eof_reset_and_refused_are_the_kernels_answers() {
+    run(|| async {
+        // EOF: the peer shuts down its write side.
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        a.shutdown().await.unwrap();
+        let (r, _) = b.read(Vec::with_capacity(8)).await;
+        assert_eq!(r.unwrap(), 0);
+
+        // read_exact past EOF is UnexpectedEof, with what was read kept.
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let (r, _) = a.write_all(b"abc".to_vec()).await;
+        r.unwrap();
+        drop(a);
+        let (r, buf) = b.read_exact(vec![0u8; 10]).await;
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::UnexpectedEof);
+        assert_eq!(&buf[..3], b"abc");
+
+        // Reset: the peer closes with SO_LINGER 0.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let (s, _) = l.accept().await.unwrap();
+        s.with_socket(|s| s.set_linger(Some(std::time::Duration::ZERO)))
+            .unwrap();
+        drop(s);
+        let (r, _) = c.read(Vec::with_capacity(8)).await;
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::ConnectionReset);
+
+        // Refused: nobody listens on a port we just freed.
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let e = TcpStream::connect(("127.0.0.1", port)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+    });
+}
+
+#[test]
+fn incoming_accepts_many_connections_from_one_multishot() {
+    let n = run(|| async {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let clients = spargio_rt::spawn(async move {
+            let mut v = Vec::new();
+            for i in 0..50u8 {
+                let mut c = TcpStream::connect(addr).await.unwrap();
+                let (r, _) = c.write_all(vec![i]).await;
+                r.unwrap();
+                v.push(c);
+            }
+            v
+        });
+        let mut inc = l.incoming();
+        let mut seen = Vec::new();
+        for _ in 0..50 {
+            let mut s = inc.next().await.unwrap();
+            let (r, b) = s.read_exact(vec![0u8; 1]).await;
+            r.unwrap();
+            seen.push(b[0]);
+        }
+        drop(clients.await.unwrap());
+        seen.sort();
+        seen
+    });
+    assert_eq!(n, (0..50u8).collect::<Vec<_>>());
+}
+
+#[test]
+fn host_names_resolve_off_the_shards() {
+    run(|| async {
+        let l = TcpListener::bind("localhost:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let c = TcpStream::connect(("localhost", port)).await;
+        // localhost may resolve to ::1 first on some machines; one of the
+        // addresses must work since the listener took the first one.
+        assert!(c.is_ok() || l.local_addr().unwrap().is_ipv6());
+    });
+}
+
+#[test]
+fn udp_send_to_recv_from_and_connected() {
+    run(|| async {
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (r, _) = a.send_to(b"one".to_vec(), b.local_addr().unwrap()).await;
+        assert_eq!(r.unwrap(), 3);
+        let (r, buf) = b.recv_from(Vec::with_capacity(64)).await;
+        let (n, from) = r.unwrap();
+        assert_eq!((&buf[..n], from), (&b"one"[..], a.local_addr().unwrap()));
+        a.connect(b.local_addr().unwrap()).await.unwrap();
+        let (r, _) = a.send(b"two".to_vec()).await;
+        r.unwrap();
+        let (r, buf) = b.recv(Vec::with_capacity(64)).await;
+        assert_eq!(&buf[..r.unwrap()], b"two");
+    });
+}
+
+#[test]
+fn udp_gso_segments_and_gro_coalesces_on_loopback() {
+    run(|| async {
+        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        rx.set_gro(true).unwrap();
+        rx.set_recv_ecn(true).unwrap();
+        rx.set_recv_pktinfo(true).unwrap();
+        // One send of 4 datagrams (3 x 1000 + 500) with GSO, ECN ECT(0).
+        let payload = pattern(3500);
+        let opts = SendOptions {
+            segment_size: Some(1000),
+            ecn: Some(2),
+            src_ip: None,
+        };
+        let (r, _) = tx
+            .send_msg(payload.clone(), Some(rx.local_addr().unwrap()), opts)
+            .await;
+        assert_eq!(r.unwrap(), 3500);
+        // Receive until all 4 segments are counted, GRO-merged or not.
+        let mut segments = Vec::new();
+        let mut bytes = Vec::new();
+        while bytes.len() < 3500 {
+            let (r, buf) = rx.recv_msg(Vec::with_capacity(65536)).await;
+            let meta = r.unwrap();
+            assert_eq!(meta.addr, tx.local_addr().unwrap());
+            assert_eq!(meta.ecn, Some(2));
+            assert_eq!(meta.dst_ip, Some("127.0.0.1".parse().unwrap()));
+            for seg in meta.segments() {
+                segments.push(seg.len());
+            }
+            bytes.extend_from_slice(&buf[..meta.len]);
+        }
+        assert_eq!(segments, vec![1000, 1000, 1000, 500]);
+        assert_eq!(bytes, payload);
+    });
+}
+
+#[test]
+fn zero_copy_send_returns_the_buffer_after_the_kernel_is_done() {
+    let got = run(|| async {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let (mut s, _) = l.accept().await.unwrap();
+        let data = pattern(1 << 20);
+        let reader = spargio_rt::spawn(async move {
+            let (r, b) = s.read_exact(vec![0u8; 1 << 20]).await;
+            r.unwrap();
+            b
+        });
+        let mut sent = 0;
+        let mut buf = data.clone();
+        while sent < buf.len() {
+            let (r, b) = c.send_zc(buf.slice(sent..)).await;
+            buf = b.into_inner();
+            sent += r.unwrap();
+        }
+        (reader.await.unwrap(), data)
+    });
+    assert_eq!(got.0, got.1);
+}
+
+#[test]
+fn ops_work_inside_block_on_off_the_shards() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let got = rt.block_on(async {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let (r, _) = a.write_all(b"remote".to_vec()).await;
+        r.unwrap();
+        let (r, buf) = b.read_exact(vec![0u8; 6]).await;
+        r.unwrap();
+        buf
+    });
+    assert_eq!(got, b"remote");
+}
+
+#[test]
+fn io_outside_any_runtime_is_a_clear_error() {
+    let (mut a, _b) = UnixStream::pair().unwrap();
+    let (r, _) = spargio_rt::block_on(a.write(b"x".to_vec()));
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("spargio runtime"), "{e}");
+}
+
+#[test]
+fn an_accept_armed_right_after_a_cancelled_one_gets_the_connection() {
+    // Regression: the cancelled accept's wait-queue entry must be gone
+    // before the next accept is armed, or it swallows the wake-up.
+    run(|| async {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        for _ in 0..20 {
+            {
+                // Submit an accept, then drop it at the end of this block.
+                let mut fut = std::pin::pin!(l.accept());
+                let polled = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())
+                })
+                .await;
+                assert!(!polled);
+            }
+            let c = spargio_rt::spawn(async move { TcpStream::connect(addr).await.unwrap() });
+            // A guard, not a timing assertion: without the fix this accept
+            // never completes, and the test should fail rather than hang.
+            let accepted = spargio_rt::time::timeout(Duration::from_secs(30), l.accept()).await;
+            let (_s, peer) = accepted.expect("the accept lost its wake-up").unwrap();
+            assert_eq!(peer, c.await.unwrap().local_addr().unwrap());
+        }
+    });
+}
