@@ -17,6 +17,9 @@ pub(crate) enum RemoteReq {
     Submit(Entry, Arc<dyn Completion>),
     /// Cancel the op (its future was dropped on another thread).
     Cancel(Arc<dyn Completion>),
+    /// Run a closure on the shard's thread, with its ring (unregistering a
+    /// buffer ring, which only the ring's own thread may do).
+    Run(Box<dyn FnOnce(&crate::shard::local::LocalShard) + Send>),
 }
 
 /// The shard an op was submitted on.
@@ -84,5 +87,36 @@ pub(crate) fn cancel(owner: &Owner, op: Arc<dyn Completion>) {
         .is_ok()
     {
         park::wake(&owner.inner, owner.shard);
+    }
+}
+
+/// Runs `f` on shard `shard`'s thread: at once if this is that thread,
+/// through its remote queue otherwise. Gives `f` back if the shard has
+/// exited.
+#[allow(clippy::type_complexity)]
+pub(crate) fn run_on(
+    inner: &Arc<Inner>,
+    shard: usize,
+    f: Box<dyn FnOnce(&crate::shard::local::LocalShard) + Send>,
+) -> Result<(), Box<dyn FnOnce(&crate::shard::local::LocalShard) + Send>> {
+    let mut f = Some(f);
+    let here = local::with_current(|l| {
+        if l.index == shard && Arc::ptr_eq(&l.inner, inner) {
+            (f.take().expect("once"))(l);
+            true
+        } else {
+            false
+        }
+    });
+    if here == Some(true) {
+        return Ok(());
+    }
+    match inner.shards[shard].push_remote(RemoteReq::Run(f.take().expect("once"))) {
+        Ok(()) => {
+            park::wake(inner, shard);
+            Ok(())
+        }
+        Err(RemoteReq::Run(f)) => Err(f),
+        Err(_) => unreachable!("gave back what was pushed"),
     }
 }

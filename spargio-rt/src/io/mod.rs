@@ -15,11 +15,13 @@
 //!   and writes.
 
 mod buf;
+pub(crate) mod buf_ring;
 mod ext;
 pub(crate) mod fd;
 pub(crate) mod ops;
 mod traits;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
+pub use buf_ring::{BufRing, RingBuf};
 pub use ext::{AsyncReadExt, AsyncWriteExt};
 pub use traits::{AsyncRead, AsyncWrite};

@@ -15,6 +15,7 @@ mod accept;
 mod addr;
 mod cmsg;
 mod datagram;
+mod recv_multi;
 mod socket;
 mod stream;
 mod tcp;
@@ -24,6 +25,7 @@ mod zc;
 
 pub use addr::ToSocketAddrs;
 pub use cmsg::{RecvMeta, SendOptions};
+pub use recv_multi::RecvMultishot;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};

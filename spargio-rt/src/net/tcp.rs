@@ -195,6 +195,14 @@ impl TcpStream {
         crate::io::ops::shutdown(&self.fd, how).await
     }
 
+    /// A multishot receive into `ring`'s buffers: one armed SQE delivers
+    /// read after read, and the connection holds no buffer while idle.
+    /// `ring` must belong to the shard this is polled on (create it there:
+    /// connections stay on their session shard).
+    pub fn recv_multishot(&self, ring: &crate::io::BufRing) -> super::RecvMultishot {
+        super::RecvMultishot::new(&self.fd, ring)
+    }
+
     /// Sends with `IORING_OP_SEND_ZC`: the kernel transmits straight from
     /// `buf` without copying it, and the buffer comes back once the kernel
     /// has let go of it (after its notification CQE). Worth it for large

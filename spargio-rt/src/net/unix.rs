@@ -133,6 +133,12 @@ impl UnixStream {
         Ok((UnixStream { fd: shared(a) }, UnixStream { fd: shared(b) }))
     }
 
+    /// A multishot receive into `ring`'s buffers; see
+    /// [`TcpStream::recv_multishot`](super::TcpStream::recv_multishot).
+    pub fn recv_multishot(&self, ring: &crate::io::BufRing) -> super::RecvMultishot {
+        super::RecvMultishot::new(&self.fd, ring)
+    }
+
     /// Wraps a connected std stream.
     pub fn from_std(s: std::os::unix::net::UnixStream) -> UnixStream {
         UnixStream::from_fd(OwnedFd::from(s))

@@ -124,6 +124,7 @@ impl LocalShard {
                     shared.counters.ops_submitted.bump();
                 }
                 RemoteReq::Cancel(op) => self.cancel_op(op.tag()),
+                RemoteReq::Run(f) => f(self),
             }
         }
     }

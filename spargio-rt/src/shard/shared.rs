@@ -181,8 +181,12 @@ impl Drop for ShardShared {
         }
         // Ops that never reached the ring: fail them (nothing to free).
         while let Some(req) = self.pop_remote() {
-            if let RemoteReq::Submit(_, op) = req {
-                op.fail_unsubmitted(libc::ECANCELED);
+            match req {
+                RemoteReq::Submit(_, op) => op.fail_unsubmitted(libc::ECANCELED),
+                RemoteReq::Cancel(_) => {}
+                // Dropping the closure releases what it owned (e.g. the
+                // memory of a buffer ring whose ring is gone).
+                RemoteReq::Run(f) => drop(f),
             }
         }
     }

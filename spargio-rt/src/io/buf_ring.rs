@@ -1,0 +1,300 @@
+//! Provided-buffer rings: a pool of buffers the kernel picks from when a
+//! receive completes, so an idle connection holds no read buffer of its own.
+//!
+//! A [`BufRing`] is registered on one shard's io_uring ring (the shard
+//! whose thread creates it) and serves multishot receives submitted on that
+//! ring (connections pinned to their session shard). The kernel takes a
+//! buffer when data arrives and names it in the CQE; the receiver gets it
+//! as a [`RingBuf`], which goes back to the ring when dropped. When the ring
+//! runs dry the kernel ends the receive with `ENOBUFS`; the data stays in
+//! the socket, and the receive is re-armed once a buffer comes back:
+//! backpressure, not loss.
+
+use std::alloc::{self, Layout};
+use std::io;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+
+use io_uring::types::BufRingEntry;
+
+use crate::driver::remote;
+use crate::scheduler::Inner;
+use crate::shard::local;
+
+/// Group ids handed out to rings; unique per process until they wrap.
+static NEXT_GROUP: AtomicU16 = AtomicU16::new(1);
+
+/// A provided-buffer ring registered on the current shard's io_uring.
+///
+/// ```
+/// use spargio_rt::io::BufRing;
+/// spargio_rt::run(|_| async {
+///     let ring = BufRing::new(64, 4096).unwrap();
+///     assert_eq!(ring.available(), 64);
+///     assert_eq!(ring.buf_len(), 4096);
+/// })
+/// .unwrap();
+/// ```
+#[derive(Clone)]
+pub struct BufRing {
+    pub(crate) inner: Arc<RingInner>,
+}
+
+pub(crate) struct RingInner {
+    pub(crate) bgid: u16,
+    entries: u16,
+    buf_len: usize,
+    /// The ring of `io_uring_buf` entries the kernel reads (page aligned).
+    ring: *mut BufRingEntry,
+    ring_layout: Layout,
+    /// The buffers themselves, `entries * buf_len` bytes.
+    bufs: *mut u8,
+    bufs_layout: Layout,
+    /// The producer side (our tail); buffers come back from any thread.
+    tail: Mutex<u16>,
+    available: AtomicUsize,
+    waiters: Mutex<Vec<Waker>>,
+    owner: (Arc<Inner>, usize),
+}
+
+// SAFETY: the raw pointers lead to heap memory this value owns; the kernel
+// reads the ring and writes the buffers, and we write the ring only under
+// the `tail` lock and read a buffer only while a `RingBuf` owns its id.
+unsafe impl Send for RingInner {}
+// SAFETY: as above; shared access goes through the lock and atomics.
+unsafe impl Sync for RingInner {}
+
+impl BufRing {
+    /// Registers a ring of `entries` buffers of `buf_len` bytes each on the
+    /// current shard's io_uring. `entries` must be a power of two up to
+    /// 32768. Fails off a shard thread.
+    pub fn new(entries: u16, buf_len: usize) -> io::Result<BufRing> {
+        if entries == 0 || !entries.is_power_of_two() || entries > 32768 || buf_len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "spargio: a buffer ring needs a power-of-two entry count (1..=32768) and non-empty buffers",
+            ));
+        }
+        local::with_current(|l| Self::register(l, entries, buf_len)).unwrap_or_else(|| {
+            Err(io::Error::other(
+                "spargio: a buffer ring is registered on a shard's ring: create it inside a task",
+            ))
+        })
+    }
+
+    fn register(l: &local::LocalShard, entries: u16, buf_len: usize) -> io::Result<BufRing> {
+        let ring_layout = Layout::from_size_align(
+            usize::from(entries) * std::mem::size_of::<BufRingEntry>(),
+            4096,
+        )
+        .map_err(io::Error::other)?;
+        let bufs_layout = Layout::from_size_align(usize::from(entries) * buf_len, 64)
+            .map_err(io::Error::other)?;
+        // SAFETY: both layouts have a non-zero size (checked in `new`).
+        let (ring, bufs) = unsafe {
+            (
+                alloc::alloc_zeroed(ring_layout).cast::<BufRingEntry>(),
+                alloc::alloc(bufs_layout),
+            )
+        };
+        if ring.is_null() || bufs.is_null() {
+            alloc::handle_alloc_error(ring_layout);
+        }
+        let bgid = NEXT_GROUP.fetch_add(1, Ordering::Relaxed).max(1);
+        let inner = RingInner {
+            bgid,
+            entries,
+            buf_len,
+            ring,
+            ring_layout,
+            bufs,
+            bufs_layout,
+            tail: Mutex::new(0),
+            available: AtomicUsize::new(0),
+            waiters: Mutex::new(Vec::new()),
+            owner: (l.inner.clone(), l.index),
+        };
+        // SAFETY: `ring` is page aligned, `entries` entries long, and lives
+        // until `RingInner` is dropped, which unregisters it first (or
+        // frees it only once the io_uring itself is gone).
+        unsafe {
+            l.ring.borrow().submitter().register_buf_ring_with_flags(
+                ring as u64,
+                entries,
+                bgid,
+                0,
+            )?;
+        }
+        let ring = BufRing {
+            inner: Arc::new(inner),
+        };
+        for bid in 0..entries {
+            ring.inner.give_back(bid);
+        }
+        Ok(ring)
+    }
+
+    /// Buffers in the ring right now (not held by receivers).
+    pub fn available(&self) -> usize {
+        self.inner.available.load(Ordering::Acquire)
+    }
+
+    /// Bytes per buffer.
+    pub fn buf_len(&self) -> usize {
+        self.inner.buf_len
+    }
+
+    /// Buffers in all.
+    pub fn entries(&self) -> u16 {
+        self.inner.entries
+    }
+}
+
+impl RingInner {
+    /// Puts buffer `bid` back in the ring and wakes receivers waiting for
+    /// buffers.
+    pub(crate) fn give_back(&self, bid: u16) {
+        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let mask = self.entries - 1;
+        // SAFETY: `tail & mask` indexes inside the ring's `entries` slots;
+        // the slot is free (the kernel consumed it before handing out
+        // `bid`), and `bid < entries` so the address is inside `bufs`.
+        unsafe {
+            let e = &mut *self.ring.add(usize::from(*tail & mask));
+            e.set_addr(self.bufs.add(usize::from(bid) * self.buf_len) as u64);
+            e.set_len(self.buf_len as u32);
+            e.set_bid(bid);
+        }
+        *tail = tail.wrapping_add(1);
+        // SAFETY: the tail field lives in the ring's first entry; the
+        // release store publishes the entry written above to the kernel.
+        unsafe {
+            let t = BufRingEntry::tail(self.ring) as *const std::sync::atomic::AtomicU16;
+            (*t).store(*tail, Ordering::Release);
+        }
+        drop(tail);
+        self.available.fetch_add(1, Ordering::AcqRel);
+        let waiters = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// Whether this thread is the shard the ring is registered on.
+    pub(crate) fn is_local(&self) -> bool {
+        local::with_current(|l| l.index == self.owner.1 && Arc::ptr_eq(&l.inner, &self.owner.0))
+            .unwrap_or(false)
+    }
+
+    /// Records that the kernel took a buffer.
+    pub(crate) fn taken(&self) {
+        self.available.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Registers `waker` to be woken when a buffer comes back; returns
+    /// false if one is already available.
+    pub(crate) fn wait_for_buffer(&self, waker: &Waker) -> bool {
+        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if self.available.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        w.push(waker.clone());
+        true
+    }
+
+    /// The bytes of buffer `bid`.
+    ///
+    /// # Safety
+    /// The caller owns `bid` (the kernel handed it out and it has not been
+    /// given back), and `len <= buf_len`.
+    pub(crate) unsafe fn bytes(&self, bid: u16, len: usize) -> &[u8] {
+        // SAFETY: per the caller's contract the range is ours and written.
+        unsafe { std::slice::from_raw_parts(self.bufs.add(usize::from(bid) * self.buf_len), len) }
+    }
+}
+
+impl Drop for RingInner {
+    fn drop(&mut self) {
+        // Unregister on the owner's thread (a single-issuer ring refuses
+        // other threads), then free. If that shard has exited, no op is in
+        // flight on its ring any more, so the memory is free to go.
+        let mem = RingMemory {
+            ring: self.ring,
+            ring_layout: self.ring_layout,
+            bufs: self.bufs,
+            bufs_layout: self.bufs_layout,
+        };
+        let bgid = self.bgid;
+        let f: Box<dyn FnOnce(&local::LocalShard) + Send> = Box::new(move |l| {
+            let _ = l.ring.borrow().submitter().unregister_buf_ring(bgid);
+            drop(mem);
+        });
+        let (inner, shard) = &self.owner;
+        if let Err(f) = remote::run_on(inner, *shard, f) {
+            // The shard is gone; dropping the closure frees the memory.
+            drop(f);
+        }
+    }
+}
+
+/// The memory of a buffer ring, freed on drop.
+struct RingMemory {
+    ring: *mut BufRingEntry,
+    ring_layout: Layout,
+    bufs: *mut u8,
+    bufs_layout: Layout,
+}
+
+// SAFETY: plain heap allocations owned by this value alone.
+unsafe impl Send for RingMemory {}
+
+impl Drop for RingMemory {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `BufRing::register` with these layouts, and
+        // freed only here, once the kernel no longer uses them.
+        unsafe {
+            alloc::dealloc(self.ring.cast(), self.ring_layout);
+            alloc::dealloc(self.bufs, self.bufs_layout);
+        }
+    }
+}
+
+/// A received buffer from a [`BufRing`]; derefs to the bytes received and
+/// goes back to the ring when dropped.
+pub struct RingBuf {
+    ring: Arc<RingInner>,
+    bid: u16,
+    len: usize,
+}
+
+impl RingBuf {
+    pub(crate) fn new(ring: Arc<RingInner>, bid: u16, len: usize) -> RingBuf {
+        RingBuf { ring, bid, len }
+    }
+}
+
+impl std::ops::Deref for RingBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: this `RingBuf` owns `bid` until it drops, and the kernel
+        // wrote `len <= buf_len` bytes into it.
+        unsafe { self.ring.bytes(self.bid, self.len) }
+    }
+}
+
+impl std::fmt::Debug for RingBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingBuf")
+            .field("bid", &self.bid)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Drop for RingBuf {
+    fn drop(&mut self) {
+        self.ring.give_back(self.bid);
+    }
+}

@@ -1,0 +1,129 @@
+//! Provided-buffer rings and multishot receive.
+
+use spargio_rt::io::{AsyncWriteExt, BufRing};
+use spargio_rt::net::UnixStream;
+use spargio_rt::{Runtime, ShardId};
+
+fn on_shard<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
+    f: impl FnOnce() -> F + Send + 'static,
+) -> T {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    rt.block_on(h.spawn_local_on(ShardId(1), f)).unwrap()
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 253) as u8).collect()
+}
+
+#[test]
+fn multishot_receive_delivers_the_stream_in_order() {
+    let (got, idle_available) = on_shard(|| async {
+        let ring = BufRing::new(16, 4096).unwrap();
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let data = pattern(1 << 20);
+        let sender = spargio_rt::spawn(async move {
+            let (r, _) = a.write_all(data).await;
+            r.unwrap();
+        });
+        let mut rx = b.recv_multishot(&ring);
+        let mut got = Vec::new();
+        while got.len() < 1 << 20 {
+            let buf = rx.next().await.unwrap().expect("not at EOF yet");
+            got.extend_from_slice(&buf);
+        }
+        sender.await.unwrap();
+        // Every buffer is back once the receiver let go of them.
+        (got, ring.available())
+    });
+    assert_eq!(got, pattern(1 << 20));
+    assert_eq!(idle_available, 16, "an idle connection holds no buffer");
+}
+
+#[test]
+fn a_dry_ring_pauses_the_receive_and_loses_nothing() {
+    let (got, dry_seen) = on_shard(|| async {
+        let ring = BufRing::new(2, 64).unwrap();
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let total = 10_000;
+        let (r, _) = a.write_all(pattern(total)).await;
+        r.unwrap();
+        drop(a);
+        let mut rx = b.recv_multishot(&ring);
+        let mut got = Vec::new();
+        let mut dry_seen = false;
+        let mut held = Vec::new();
+        loop {
+            let Some(buf) = rx.next().await.unwrap() else {
+                break;
+            };
+            held.push(buf);
+            if ring.available() == 0 {
+                // Holding every buffer: the kernel ends the receive with
+                // ENOBUFS; the data must wait in the socket for us.
+                dry_seen = true;
+                for b in held.drain(..) {
+                    got.extend_from_slice(&b);
+                }
+            }
+        }
+        for b in held.drain(..) {
+            got.extend_from_slice(&b);
+        }
+        (got, dry_seen)
+    });
+    assert!(dry_seen, "the two-buffer ring ran dry");
+    assert_eq!(got, pattern(10_000));
+}
+
+#[test]
+fn dropping_the_receive_returns_queued_buffers() {
+    let available = on_shard(|| async {
+        let ring = BufRing::new(8, 128).unwrap();
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let (r, _) = a.write_all(pattern(4000)).await;
+        r.unwrap();
+        let mut rx = b.recv_multishot(&ring);
+        let first = rx.next().await.unwrap().unwrap();
+        assert!(!first.is_empty());
+        drop(first);
+        drop(rx);
+        // Wait (bounded) for the cancel's final completion to come in and
+        // the queued buffers to go back.
+        for _ in 0..5000 {
+            if ring.available() == 8 {
+                break;
+            }
+            spargio_rt::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        ring.available()
+    });
+    assert_eq!(available, 8);
+}
+
+#[test]
+fn a_receive_on_another_shard_is_refused_not_spun() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let ring = rt
+        .block_on(h.spawn_pinned(ShardId(0), async { BufRing::new(4, 64).unwrap() }))
+        .unwrap();
+    let err = rt
+        .block_on(h.spawn_pinned(ShardId(1), async move {
+            let (_a, b) = UnixStream::pair().unwrap();
+            let mut rx = b.recv_multishot(&ring);
+            rx.next().await.map(|_| ()).unwrap_err()
+        }))
+        .unwrap();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn a_ring_outside_a_shard_is_a_clear_error() {
+    let e = BufRing::new(4, 64).err().expect("no shard here");
+    assert!(e.to_string().contains("shard"), "{e}");
+    let e = spargio_rt::run(|_| async { BufRing::new(3, 64).err() })
+        .unwrap()
+        .expect("3 is not a power of two");
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+}
