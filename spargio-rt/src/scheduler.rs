@@ -233,7 +233,7 @@ impl Inner {
             .registry
             .insert(local::current_index(self).unwrap_or(self.shards.len()));
         let guard = Guard::new(fut, ctl.clone(), self.registry.clone());
-        // SAFETY: `spawn_unchecked` drops the `Send` and `'static`-output
+        // `spawn_unchecked` drops the `Send` and `'static`-output
         // checks of `spawn`. The future may be `!Send`, so once started it
         // must only be polled and dropped on shard `shard`'s thread. It is:
         // its home is `Home::Local(shard)`, every schedule routes it to that
@@ -245,6 +245,8 @@ impl Inner {
         // `!Send`: `JoinHandle<T>` is then `!Send` too (async-task's
         // `Task<T>` is `Send` only for `T: Send`), so it is taken out on the
         // shard's thread. The future and its output are `'static`.
+        // SAFETY: the task is only polled and dropped on its own shard, as
+        // argued above.
         let (task, handle) = unsafe {
             async_task::Builder::new()
                 .metadata(TaskMeta::new(Home::Local(shard), shard))

@@ -29,11 +29,12 @@ impl LocalShard {
             spill.push_back(e);
             return;
         };
-        // SAFETY: every SQE queued here points only at memory that outlives
-        // its CQE: an op's SQE into its `OpCell`/`MultiCell`, which the
-        // shard's table keeps alive until the op's final CQE is reaped (see
+        // Every SQE queued here points only at memory that outlives its
+        // CQE: an op's SQE into its `OpCell`/`MultiCell`, which the shard's
+        // table keeps alive until the op's final CQE is reaped (see
         // `driver`); the eventfd read into the shard's heap cell, retired by
         // `quiesce` before it is freed; doorbells and cancels at nothing.
+        // SAFETY: the entry's memory outlives its CQE, as said above.
         if unsafe { ring.submission().push(&e) }.is_ok() {
             return;
         }
