@@ -13,15 +13,29 @@
 //!   (`read_exact`, `read_to_end`) and [`AsyncWriteExt`] (`write_all`,
 //!   `write_vectored_all`), which continue correctly after partial reads
 //!   and writes.
+//! - [`split`] a stream into halves that read and write concurrently from
+//!   different tasks ([`Split`]), [`copy`] one stream into another,
+//!   [`BufReader`] (lines, delimiters, `fill_buf`) and [`BufWriter`].
+//! - [`compat`]: `futures_io` traits (`AsyncRead`, `AsyncWrite`,
+//!   `AsyncBufRead`) over sockets, for libraries such as futures-rustls.
 
 mod buf;
+mod buf_reader;
 pub(crate) mod buf_ring;
+mod buf_writer;
+pub mod compat;
+mod copy;
 mod ext;
 pub(crate) mod fd;
 pub(crate) mod ops;
+mod split;
 mod traits;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
+pub use buf_reader::{BufReader, Lines};
 pub use buf_ring::{BufRing, RingBuf};
+pub use buf_writer::BufWriter;
+pub use copy::copy;
 pub use ext::{AsyncReadExt, AsyncWriteExt};
+pub use split::{split, unsplit, ReadHalf, Split, WriteHalf};
 pub use traits::{AsyncRead, AsyncWrite};

@@ -1,0 +1,211 @@
+//! A write buffer in front of a stream: many small writes become one.
+
+use std::future::Future;
+use std::io;
+
+use super::buf::{BufResult, IoBuf, IoBufMut};
+use super::buf_reader::DEFAULT_BUF;
+use super::split::Split;
+use super::traits::{AsyncRead, AsyncWrite};
+
+/// Buffers writes to `W`: small writes are copied into one internal buffer
+/// that goes to the stream when it is full, on [`flush`](AsyncWrite::flush)
+/// and on [`shutdown`](AsyncWrite::shutdown). A write at least as large as
+/// the buffer skips it (after the buffered bytes go out).
+///
+/// The buffer is allocated once and reused. Dropping a `BufWriter` drops
+/// whatever is still buffered: flush first.
+///
+/// ```
+/// use spargio_rt::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+/// spargio_rt::run(|_| async {
+///     let (a, mut b) = spargio_rt::net::UnixStream::pair().unwrap();
+///     let mut w = BufWriter::new(a);
+///     for word in ["a", "b", "c"] {
+///         let (r, _) = w.write_all(word).await;
+///         r.unwrap();
+///     }
+///     assert_eq!(w.buffer(), b"abc");
+///     w.flush().await.unwrap();
+///     let (r, got) = b.read_exact(vec![0u8; 3]).await;
+///     r.unwrap();
+///     assert_eq!(got, b"abc");
+/// })
+/// .unwrap();
+/// ```
+#[derive(Debug)]
+pub struct BufWriter<W> {
+    inner: W,
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+impl<W> BufWriter<W> {
+    /// A writer with an 8 KiB buffer.
+    pub fn new(inner: W) -> Self {
+        Self::with_capacity(DEFAULT_BUF, inner)
+    }
+
+    /// A writer with a buffer of `capacity` bytes (at least 1).
+    pub fn with_capacity(capacity: usize, inner: W) -> Self {
+        let cap = capacity.max(1);
+        BufWriter {
+            inner,
+            buf: Vec::with_capacity(cap),
+            cap,
+        }
+    }
+
+    /// The bytes buffered and not yet written.
+    pub fn buffer(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The buffer's size.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
+    /// The stream, mutably. Writing to it directly skips the buffer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
+    /// The stream back; buffered bytes are dropped (flush first).
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: AsyncWrite> BufWriter<W> {
+    /// Writes out everything buffered. On error, the bytes not known to
+    /// have been written stay buffered.
+    async fn flush_buf(&mut self) -> io::Result<()> {
+        let len = self.buf.len();
+        let mut done = 0;
+        let mut res = Ok(());
+        while done < len {
+            let buf = std::mem::take(&mut self.buf);
+            let (r, slice) = self.inner.write(buf.slice(done..len)).await;
+            self.buf = slice.into_inner();
+            match r {
+                Ok(0) => {
+                    res = Err(io::ErrorKind::WriteZero.into());
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            }
+        }
+        self.buf.drain(..done);
+        res
+    }
+
+    /// Room for `n` more bytes, flushing first if need be; false if `n`
+    /// bytes should bypass the buffer.
+    async fn make_room(&mut self, n: usize) -> io::Result<bool> {
+        if self.buf.len() + n > self.cap {
+            self.flush_buf().await?;
+        }
+        if self.buf.capacity() < self.cap {
+            // Only after a cancelled flush lost the buffer.
+            self.buf.reserve_exact(self.cap - self.buf.len());
+        }
+        Ok(n < self.cap)
+    }
+}
+
+impl<W: AsyncWrite> AsyncWrite for BufWriter<W> {
+    /// Buffers `buf` (always in full) or, if it is at least as large as
+    /// the buffer, writes it straight to the stream once.
+    fn write<B: IoBuf>(&mut self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        async move {
+            let n = buf.bytes_init();
+            match self.make_room(n).await {
+                Ok(true) => {
+                    self.buf.extend_from_slice(buf.as_slice());
+                    (Ok(n), buf)
+                }
+                Ok(false) => self.inner.write(buf).await,
+                Err(e) => (Err(e), buf),
+            }
+        }
+    }
+
+    /// Buffers all of `bufs` or, if together they are at least as large as
+    /// the buffer, writes them straight to the stream in one vectored
+    /// write.
+    fn write_vectored<B: IoBuf>(
+        &mut self,
+        bufs: Vec<B>,
+    ) -> impl Future<Output = BufResult<usize, Vec<B>>> {
+        async move {
+            let n = bufs.iter().map(|b| b.bytes_init()).sum();
+            match self.make_room(n).await {
+                Ok(true) => {
+                    for b in &bufs {
+                        self.buf.extend_from_slice(b.as_slice());
+                    }
+                    (Ok(n), bufs)
+                }
+                Ok(false) => self.inner.write_vectored(bufs).await,
+                Err(e) => (Err(e), bufs),
+            }
+        }
+    }
+
+    /// Writes out the buffer, then flushes the stream.
+    fn flush(&mut self) -> impl Future<Output = io::Result<()>> {
+        async move {
+            self.flush_buf().await?;
+            self.inner.flush().await
+        }
+    }
+
+    /// Writes out the buffer, then shuts the stream's write side down.
+    fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> {
+        async move {
+            self.flush_buf().await?;
+            self.inner.shutdown().await
+        }
+    }
+}
+
+impl<W: AsyncRead> AsyncRead for BufWriter<W> {
+    fn read<B: IoBufMut>(&mut self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        self.inner.read(buf)
+    }
+}
+
+/// The write half keeps the buffer (and what is buffered in it).
+impl<T: Split> Split for BufWriter<T> {
+    type Read = T::Read;
+    type Write = BufWriter<T::Write>;
+
+    fn split_io(self) -> (Self::Read, Self::Write) {
+        let (r, w) = self.inner.split_io();
+        let write = BufWriter {
+            inner: w,
+            buf: self.buf,
+            cap: self.cap,
+        };
+        (r, write)
+    }
+
+    fn unsplit_io(read: Self::Read, write: Self::Write) -> Self {
+        BufWriter {
+            inner: T::unsplit_io(read, write.inner),
+            buf: write.buf,
+            cap: write.cap,
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Poll-based [`futures_io`] traits over our owned-buffer streams, for
+//! libraries written against them (futures-rustls, async-compression...).
+//!
+//! [`Compat`] splits the stream ([`Split`]) and keeps the two sides in
+//! separate slots, so a read can be in flight while writes go out: a TLS
+//! session waiting for the peer's record can still send its own.
+//!
+//! **Reads** go through one internal buffer (16 KiB by default), allocated
+//! once: while a read is in flight the read half and the buffer live in
+//! the op's future, which hands both back when the kernel is done; then
+//! `poll_read` / `poll_fill_buf` serve the bytes from it.
+//!
+//! **Writes** are write-behind: `poll_write` copies up to 64 KiB of the
+//! caller's bytes into the adapter's one reused write buffer, starts
+//! writing all of them, and reports them written at once. The next
+//! `poll_write`, `poll_flush` or `poll_close` first waits for that write
+//! to finish, and returns its error if it failed. So call `flush` (or
+//! `close`) before dropping the adapter: dropping it cancels a write still
+//! in flight, and those bytes are lost.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use super::ext::AsyncWriteExt;
+use super::split::Split;
+use super::traits::{AsyncRead, AsyncWrite};
+use crate::net::{TcpStream, UnixStream};
+
+/// A boxed, owned op future, as [`CompatIo`] makes them.
+pub type OpFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The default read buffer size of [`Compat`].
+const READ_BUF: usize = 16 * 1024;
+/// The most one `poll_write` takes.
+const MAX_WRITE: usize = 64 * 1024;
+
+/// A stream [`Compat`] can drive: its halves' ops, boxed as `Send`
+/// futures that own the half (and buffer) and give them back.
+///
+/// Implemented for [`TcpStream`] and [`UnixStream`]. A generic impl is not
+/// possible because our traits' futures are `impl Future`, whose `Send`ness
+/// only a concrete type can vouch for; for another `Split` stream whose
+/// futures are `Send`, implement it with bodies like
+/// `Box::pin(async move { let (r, b) = half.read(buf).await; (r, b, half) })`.
+pub trait CompatIo: Split {
+    /// One read into `buf` (from its start, up to its capacity).
+    fn read_op(
+        read: Self::Read,
+        buf: Vec<u8>,
+    ) -> OpFuture<(io::Result<usize>, Vec<u8>, Self::Read)>;
+
+    /// Writes all of `buf` ([`AsyncWriteExt::write_all`]).
+    fn write_op(
+        write: Self::Write,
+        buf: Vec<u8>,
+    ) -> OpFuture<(io::Result<()>, Vec<u8>, Self::Write)>;
+
+    /// Flushes the write side.
+    fn flush_op(write: Self::Write) -> OpFuture<(io::Result<()>, Self::Write)>;
+
+    /// Shuts the write side down.
+    fn shutdown_op(write: Self::Write) -> OpFuture<(io::Result<()>, Self::Write)>;
+}
+
+macro_rules! compat_io {
+    ($t:ty) => {
+        impl CompatIo for $t {
+            fn read_op(
+                mut read: Self::Read,
+                buf: Vec<u8>,
+            ) -> OpFuture<(io::Result<usize>, Vec<u8>, Self::Read)> {
+                Box::pin(async move {
+                    let (r, buf) = read.read(buf).await;
+                    (r, buf, read)
+                })
+            }
+
+            fn write_op(
+                mut write: Self::Write,
+                buf: Vec<u8>,
+            ) -> OpFuture<(io::Result<()>, Vec<u8>, Self::Write)> {
+                Box::pin(async move {
+                    let (r, buf) = write.write_all(buf).await;
+                    (r, buf, write)
+                })
+            }
+
+            fn flush_op(mut write: Self::Write) -> OpFuture<(io::Result<()>, Self::Write)> {
+                Box::pin(async move { (write.flush().await, write) })
+            }
+
+            fn shutdown_op(mut write: Self::Write) -> OpFuture<(io::Result<()>, Self::Write)> {
+                Box::pin(async move { (write.shutdown().await, write) })
+            }
+        }
+    };
+}
+
+compat_io!(TcpStream);
+compat_io!(UnixStream);
+
+type ReadFut<R> = OpFuture<(io::Result<usize>, Vec<u8>, R)>;
+type WriteFut<W> = OpFuture<(io::Result<()>, Vec<u8>, W)>;
+type CtlFut<W> = OpFuture<(io::Result<()>, W)>;
+
+enum ReadState<R> {
+    /// Only between taking the half and storing its op.
+    Taken,
+    Idle(R),
+    Reading(ReadFut<R>),
+}
+
+enum WriteState<W> {
+    /// Only between taking the half and storing its op.
+    Taken,
+    Idle(W),
+    Writing(WriteFut<W>),
+    Flushing(CtlFut<W>),
+    Closing(CtlFut<W>),
+}
+
+/// `futures_io` traits over one of our streams; see the
+/// [module docs](self) for how reads and writes run.
+///
+/// ```
+/// use futures_io::{AsyncRead as _, AsyncWrite as _};
+/// use spargio_rt::io::compat::Compat;
+/// use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};
+/// use std::future::poll_fn;
+/// use std::pin::Pin;
+/// spargio_rt::run(|_| async {
+///     let (a, mut b) = spargio_rt::net::UnixStream::pair().unwrap();
+///     let mut c = Compat::new(a);
+///     let n = poll_fn(|cx| Pin::new(&mut c).poll_write(cx, b"hi")).await.unwrap();
+///     assert_eq!(n, 2);
+///     poll_fn(|cx| Pin::new(&mut c).poll_flush(cx)).await.unwrap();
+///     let (r, got) = b.read_exact(vec![0u8; 2]).await;
+///     r.unwrap();
+///     assert_eq!(got, b"hi");
+///     let (r, _) = b.write_all(b"yo".to_vec()).await;
+///     r.unwrap();
+///     let mut out = [0u8; 2];
+///     poll_fn(|cx| Pin::new(&mut c).poll_read(cx, &mut out)).await.unwrap();
+///     assert_eq!(&out, b"yo");
+/// })
+/// .unwrap();
+/// ```
+pub struct Compat<T: CompatIo> {
+    read: ReadState<T::Read>,
+    /// `rbuf[pos..]` is read and not yet handed out; empty while a read
+    /// is in flight (the buffer is in the op).
+    rbuf: Vec<u8>,
+    pos: usize,
+    rcap: usize,
+    write: WriteState<T::Write>,
+    /// The reused write buffer; empty while a write is in flight.
+    wbuf: Vec<u8>,
+}
+
+// The halves are never pinned in place: they only move into and out of
+// boxed futures, so the adapter is `Unpin` whatever they are.
+impl<T: CompatIo> Unpin for Compat<T> {}
+
+impl<T: CompatIo> std::fmt::Debug for Compat<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compat")
+            .field("buffered", &(self.rbuf.len() - self.pos))
+            .field("reading", &matches!(self.read, ReadState::Reading(_)))
+            .field("writing", &!matches!(self.write, WriteState::Idle(_)))
+            .finish()
+    }
+}
+
+impl<T: CompatIo> Compat<T> {
+    /// Wraps `stream`, with a 16 KiB read buffer.
+    pub fn new(stream: T) -> Self {
+        Self::with_capacity(READ_BUF, stream)
+    }
+
+    /// Wraps `stream`, with a read buffer of `capacity` bytes (at least 1).
+    pub fn with_capacity(capacity: usize, stream: T) -> Self {
+        let (r, w) = stream.split_io();
+        let rcap = capacity.max(1);
+        Compat {
+            read: ReadState::Idle(r),
+            rbuf: Vec::with_capacity(rcap),
+            pos: 0,
+            rcap,
+            write: WriteState::Idle(w),
+            wbuf: Vec::new(),
+        }
+    }
+
+    /// The read and write halves, each `None` while an op is in flight on
+    /// that side.
+    pub fn get_ref(&self) -> (Option<&T::Read>, Option<&T::Write>) {
+        let r = match &self.read {
+            ReadState::Idle(r) => Some(r),
+            ReadState::Reading(_) | ReadState::Taken => None,
+        };
+        let w = match &self.write {
+            WriteState::Idle(w) => Some(w),
+            _ => None,
+        };
+        (r, w)
+    }
+
+    /// Bytes read from the stream and not yet handed out.
+    pub fn buffer(&self) -> &[u8] {
+        &self.rbuf[self.pos..]
+    }
+
+    /// The stream back, if no op is in flight (else the adapter, unchanged:
+    /// flush first, and do not leave a read pending). Bytes still in
+    /// [`buffer`](Self::buffer) are dropped.
+    pub fn into_inner(self) -> Result<T, Self> {
+        match (self.read, self.write) {
+            (ReadState::Idle(r), WriteState::Idle(w)) => Ok(T::unsplit_io(r, w)),
+            (read, write) => Err(Compat {
+                read,
+                write,
+                rbuf: self.rbuf,
+                pos: self.pos,
+                rcap: self.rcap,
+                wbuf: self.wbuf,
+            }),
+        }
+    }
+
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        while self.pos >= self.rbuf.len() {
+            let fut = match &mut self.read {
+                ReadState::Reading(fut) => fut,
+                ReadState::Taken => unreachable!("spargio: compat read half lost"),
+                ReadState::Idle(_) => {
+                    let mut buf = std::mem::take(&mut self.rbuf);
+                    buf.clear();
+                    if buf.capacity() < self.rcap {
+                        buf.reserve_exact(self.rcap);
+                    }
+                    self.pos = 0;
+                    let ReadState::Idle(r) = std::mem::replace(&mut self.read, ReadState::Taken)
+                    else {
+                        unreachable!()
+                    };
+                    self.read = ReadState::Reading(T::read_op(r, buf));
+                    continue;
+                }
+            };
+            let (res, buf, r) = ready!(fut.as_mut().poll(cx));
+            self.read = ReadState::Idle(r);
+            self.rbuf = buf;
+            self.pos = 0;
+            match res {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(&self.rbuf[self.pos..]))
+    }
+
+    fn consume_read(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.rbuf.len());
+    }
+
+    /// Waits until no write, flush or close is in flight; the error of the
+    /// one that just finished, if it failed.
+    fn poll_settle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let (res, w) = match &mut self.write {
+            WriteState::Idle(_) => return Poll::Ready(Ok(())),
+            WriteState::Taken => unreachable!("spargio: compat write half lost"),
+            WriteState::Writing(fut) => {
+                let (res, buf, w) = ready!(fut.as_mut().poll(cx));
+                self.wbuf = buf;
+                (res, w)
+            }
+            WriteState::Flushing(fut) | WriteState::Closing(fut) => ready!(fut.as_mut().poll(cx)),
+        };
+        self.write = WriteState::Idle(w);
+        Poll::Ready(res)
+    }
+
+    /// Takes the idle write half, leaving `next(half)` in its place.
+    fn start_write(&mut self, next: impl FnOnce(T::Write) -> WriteState<T::Write>) {
+        match std::mem::replace(&mut self.write, WriteState::Taken) {
+            WriteState::Idle(w) => self.write = next(w),
+            _ => unreachable!("spargio: compat write started while busy"),
+        }
+    }
+}
+
+impl<T: CompatIo> futures_io::AsyncRead for Compat<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if out.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let avail = ready!(this.poll_fill(cx))?;
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        this.consume_read(n);
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl<T: CompatIo> futures_io::AsyncBufRead for Compat<T> {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        self.get_mut().poll_fill(cx)
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        self.get_mut().consume_read(amt);
+    }
+}
+
+impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
+    /// Waits for the previous write, then takes up to 64 KiB of `data` and
+    /// reports them written while they go out in the background.
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_settle(cx))?;
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let n = data.len().min(MAX_WRITE);
+        let mut buf = std::mem::take(&mut this.wbuf);
+        buf.clear();
+        buf.extend_from_slice(&data[..n]);
+        this.start_write(|w| WriteState::Writing(T::write_op(w, buf)));
+        // Submit now; a failure this early is reported for these bytes.
+        match this.poll_settle(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(n)),
+        }
+    }
+
+    /// Waits for the last write, then flushes the write side.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            match &this.write {
+                WriteState::Idle(_) => this.start_write(|w| WriteState::Flushing(T::flush_op(w))),
+                WriteState::Flushing(_) => return this.poll_settle(cx),
+                WriteState::Writing(_) | WriteState::Closing(_) | WriteState::Taken => {
+                    ready!(this.poll_settle(cx))?
+                }
+            }
+        }
+    }
+
+    /// Waits for the last write, then shuts the write side down (a FIN for
+    /// sockets). Reads still work.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            match &this.write {
+                WriteState::Idle(_) => this.start_write(|w| WriteState::Closing(T::shutdown_op(w))),
+                WriteState::Closing(_) => return this.poll_settle(cx),
+                WriteState::Writing(_) | WriteState::Flushing(_) | WriteState::Taken => {
+                    ready!(this.poll_settle(cx))?
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! io utilities: split, copy, BufReader, BufWriter and the futures-io
+//! compat adapter.
+
+use std::future::{poll_fn, Future};
+use std::io::ErrorKind;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use spargio_rt::io::compat::Compat;
+use spargio_rt::io::{
+    self, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, IoBuf,
+};
+use spargio_rt::net::{TcpListener, TcpStream, UnixStream};
+use spargio_rt::{Runtime, RuntimeHandle};
+
+fn run<T: Send + 'static, F: Future<Output = T> + 'static>(
+    f: impl FnOnce() -> F + Send + 'static,
+) -> T {
+    spargio_rt::run_with(Runtime::builder().shards(2), move |_| f()).unwrap()
+}
+
+/// Fails the test instead of hanging it if `fut` deadlocks.
+async fn guard<T>(fut: impl Future<Output = T>) -> T {
+    spargio_rt::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .expect("deadlocked")
+}
+
+/// A deterministic pattern, so a byte in the wrong place is caught.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
+}
+
+/// Writes `data` in 64 KiB chunks.
+async fn write_chunks<W: AsyncWrite>(w: &mut W, data: &[u8]) {
+    for chunk in data.chunks(64 * 1024) {
+        let (r, _) = w.write_all(chunk.to_vec()).await;
+        r.unwrap();
+    }
+}
+
+async fn read_n<R: AsyncRead>(r: &mut R, n: usize) -> Vec<u8> {
+    let (res, buf) = r.read_exact(Vec::with_capacity(n)).await;
+    res.unwrap();
+    buf
+}
+
+fn ops_submitted() -> u64 {
+    let s = RuntimeHandle::current().stats();
+    s.shards.iter().map(|s| s.ops_submitted).sum()
+}
+
+/// Echoes until EOF, then shuts its write side down.
+async fn echo<S: AsyncRead + AsyncWrite>(mut s: S) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        buf.clear();
+        let (r, b) = s.read(buf).await;
+        if r.unwrap() == 0 {
+            s.shutdown().await.unwrap();
+            return;
+        }
+        let (r, b) = s.write_all(b).await;
+        r.unwrap();
+        buf = b;
+    }
+}
+
+#[test]
+fn split_halves_read_and_write_from_two_tasks_at_once() {
+    let ok = run(|| async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let server = spargio_rt::spawn(echo(b));
+        let (mut rd, mut wr) = io::split(a);
+        let data = pattern(4 << 20);
+        // The echo only makes progress if someone reads while the writer
+        // is still writing: a read and write serialised on one lock
+        // would deadlock once the socket buffers fill.
+        let len = data.len();
+        let reader = spargio_rt::spawn(async move {
+            let got = read_n(&mut rd, len).await;
+            (rd, got)
+        });
+        let expect = data.clone();
+        let writer = spargio_rt::spawn(async move {
+            write_chunks(&mut wr, &data).await;
+            wr.shutdown().await.unwrap();
+            wr
+        });
+        let (rd, got) = guard(reader).await.unwrap();
+        let wr = guard(writer).await.unwrap();
+        server.await.unwrap();
+        assert!(rd.is_pair_of(&wr));
+        let _a: UnixStream = io::unsplit(rd, wr);
+        got == expect
+    });
+    assert!(ok);
+}
+
+#[test]
+fn a_pending_read_on_one_half_does_not_hold_up_the_other() {
+    run(|| async {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        // The peer answers only once it has our message.
+        let peer = spargio_rt::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            assert_eq!(read_n(&mut s, 4).await, b"ping");
+            let (r, _) = s.write_all(b"pong".to_vec()).await;
+            r.unwrap();
+        });
+        let c = TcpStream::connect(addr).await.unwrap();
+        let (mut rd, mut wr) = c.into_split();
+        assert_eq!(rd.as_ref().peer_addr().unwrap(), addr);
+        let reader = spargio_rt::spawn(async move { (read_n(&mut rd, 4).await, rd) });
+        spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        let (r, _) = wr.write_all(&b"ping"[..]).await;
+        r.unwrap();
+        let (got, rd) = guard(reader).await.unwrap();
+        assert_eq!(got, b"pong");
+        peer.await.unwrap();
+        let c = rd.reunite(wr).unwrap();
+        assert_eq!(c.peer_addr().unwrap(), addr);
+    });
+}
+
+#[test]
+fn halves_of_different_sockets_do_not_reunite() {
+    run(|| async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (ra, _wa) = a.into_split();
+        let (_rb, wb) = b.into_split();
+        let err = ra.reunite(wb).unwrap_err();
+        assert!(err.to_string().contains("different sockets"));
+    });
+}
+
+#[test]
+#[should_panic(expected = "different streams")]
+fn unsplit_of_unrelated_halves_panics() {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (ra, _wa) = io::split(UnixStream::from_std(a));
+    let (_rb, wb) = io::split(UnixStream::from_std(b));
+    let _ = io::unsplit(ra, wb);
+}
+
+#[test]
+fn copy_moves_a_few_mib_intact() {
+    let ok = run(|| async {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let (mut c, mut d) = UnixStream::pair().unwrap();
+        let data = pattern((3 << 20) + 7);
+        let src = data.clone();
+        let feeder = spargio_rt::spawn(async move {
+            write_chunks(&mut a, &src).await;
+            a.shutdown().await.unwrap();
+        });
+        let copier = spargio_rt::spawn(async move {
+            let n = io::copy(&mut b, &mut c).await.unwrap();
+            c.shutdown().await.unwrap();
+            n
+        });
+        let (r, got) = d.read_to_end(Vec::new()).await;
+        r.unwrap();
+        feeder.await.unwrap();
+        assert_eq!(copier.await.unwrap(), data.len() as u64);
+        got == data
+    });
+    assert!(ok);
+}
+
+#[test]
+fn buf_reader_lines_and_delimiters_cross_buffer_boundaries() {
+    run(|| async {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let text = "first line\nsecond, much longer line\n\nk=v;x=y;tail";
+        let (r, _) = a.write_all(text.as_bytes().to_vec()).await;
+        r.unwrap();
+        drop(a);
+        let mut rd = BufReader::with_capacity(4, b);
+        assert_eq!(rd.capacity(), 4);
+        let mut line = String::new();
+        assert_eq!(rd.read_line(&mut line).await.unwrap(), 11);
+        assert_eq!(line, "first line\n");
+        // Appends, as std does.
+        assert_eq!(rd.read_line(&mut line).await.unwrap(), 25);
+        assert_eq!(line, "first line\nsecond, much longer line\n");
+        line.clear();
+        assert_eq!(rd.read_line(&mut line).await.unwrap(), 1);
+        assert_eq!(line, "\n");
+        let mut out = Vec::new();
+        assert_eq!(rd.read_until(b';', &mut out).await.unwrap(), 4);
+        assert_eq!(out, b"k=v;");
+        // fill_buf hands out what is buffered; consume takes part of it.
+        let avail = rd.fill_buf().await.unwrap().to_vec();
+        assert!(!avail.is_empty() && avail.len() <= 4);
+        assert!(b"x=y;tail".starts_with(&avail));
+        rd.consume(1);
+        assert_eq!(rd.buffer(), &avail[1..]);
+        let mut rest = Vec::new();
+        assert_eq!(rd.read_until(b'!', &mut rest).await.unwrap(), 7);
+        assert_eq!(rest, b"=y;tail");
+        assert!(rd.fill_buf().await.unwrap().is_empty());
+        assert_eq!(rd.read_line(&mut line).await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn buf_reader_serves_reads_from_its_buffer_and_bypasses_it_for_large_ones() {
+    let ok = run(|| async {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let data = pattern(100_000);
+        let src = data.clone();
+        let feeder = spargio_rt::spawn(async move {
+            write_chunks(&mut a, &src).await;
+        });
+        let mut rd = BufReader::with_capacity(1000, b);
+        let mut got = read_n(&mut rd, 10).await; // buffered
+        let (r, big) = rd.read_exact(vec![0u8; 50_000].slice(..)).await;
+        r.unwrap();
+        got.extend_from_slice(big.into_inner().as_slice());
+        let (r, rest) = rd.read_to_end(got).await;
+        r.unwrap();
+        feeder.await.unwrap();
+        rest == data
+    });
+    assert!(ok);
+}
+
+#[test]
+fn buf_reader_lines_and_bad_utf8() {
+    run(|| async {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let (r, _) = a.write_all(b"one\r\ntwo\n\xff\xfe\nthree".to_vec()).await;
+        r.unwrap();
+        drop(a);
+        let mut lines = BufReader::with_capacity(3, b).lines();
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "one");
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "two");
+        let err = lines.next_line().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidData);
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "three");
+        assert_eq!(lines.next_line().await.unwrap(), None);
+    });
+}
+
+#[test]
+fn buf_writer_coalesces_small_writes_into_few_ops() {
+    let ok = run(|| async {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut w = BufWriter::new(a);
+        let mut expect = Vec::new();
+        let writes = 1000;
+        let before = ops_submitted();
+        for i in 0..writes {
+            let piece = format!("{i:05}|").into_bytes();
+            expect.extend_from_slice(&piece);
+            let (r, _) = w.write_all(piece).await;
+            r.unwrap();
+        }
+        w.flush().await.unwrap();
+        let ops = ops_submitted() - before;
+        assert!(w.buffer().is_empty());
+        // 6000 bytes through an 8 KiB buffer: one send.
+        assert!(ops <= 2, "{ops} ops for {writes} writes");
+        read_n(&mut b, expect.len()).await == expect
+    });
+    assert!(ok);
+}
+
+#[test]
+fn buf_writer_keeps_order_when_large_writes_bypass_it() {
+    let ok = run(|| async {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut w = BufWriter::with_capacity(64, a);
+        let big = pattern(10_000);
+        let mut expect = b"small".to_vec();
+        expect.extend_from_slice(&big);
+        expect.extend_from_slice(b"ab");
+        expect.extend_from_slice(b"cd");
+        let (r, _) = w.write_all(&b"small"[..]).await;
+        r.unwrap();
+        assert_eq!(w.buffer(), b"small");
+        let (r, _) = w.write_all(big).await;
+        r.unwrap();
+        assert!(w.buffer().is_empty());
+        let (r, _) = w.write_vectored_all(vec![&b"ab"[..], &b"cd"[..]]).await;
+        r.unwrap();
+        assert_eq!(w.buffer(), b"abcd");
+        w.shutdown().await.unwrap();
+        let (r, got) = b.read_to_end(Vec::new()).await;
+        r.unwrap();
+        got == expect
+    });
+    assert!(ok);
+}
+
+#[test]
+fn compat_speaks_futures_io() {
+    use futures_util::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt as _};
+    let ok = run(|| async {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = spargio_rt::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            echo(s).await;
+        });
+        let mut c = Compat::new(TcpStream::connect(addr).await.unwrap());
+        c.write_all(b"hello\nworld\n").await.unwrap();
+        c.flush().await.unwrap();
+        let mut line = String::new();
+        c.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "hello\n");
+        let mut five = [0u8; 6];
+        c.read_exact(&mut five).await.unwrap();
+        assert_eq!(&five, b"world\n");
+        // Larger than the read buffer and one write's share, both ways.
+        let data = pattern(1 << 20);
+        let mut back = Vec::new();
+        for chunk in data.chunks(200_000) {
+            c.write_all(chunk).await.unwrap();
+            c.flush().await.unwrap();
+            let mut got = vec![0u8; chunk.len()];
+            c.read_exact(&mut got).await.unwrap();
+            back.extend_from_slice(&got);
+        }
+        c.write_all(b"bye").await.unwrap();
+        c.close().await.unwrap();
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).await.unwrap();
+        server.await.unwrap();
+        assert!(c.into_inner().is_ok());
+        back == data && rest == b"bye"
+    });
+    assert!(ok);
+}
+
+#[test]
+fn compat_writes_while_a_read_is_pending() {
+    use futures_io::AsyncRead as _;
+    use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    run(|| async {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        // The peer sends only once it has our message.
+        let peer = spargio_rt::spawn(async move {
+            assert_eq!(read_n(&mut b, 4).await, b"ping");
+            let (r, _) = b.write_all(b"pong".to_vec()).await;
+            r.unwrap();
+            b
+        });
+        let mut c = Compat::new(a);
+        let mut got = [0u8; 4];
+        // Start a read: nothing can have arrived yet.
+        poll_fn(|cx| {
+            assert!(Pin::new(&mut c).poll_read(cx, &mut got).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        assert!(c.get_ref().0.is_none(), "a read is in flight");
+        guard(async {
+            c.write_all(b"ping").await.unwrap();
+            c.flush().await.unwrap();
+            c.read_exact(&mut got).await.unwrap();
+        })
+        .await;
+        assert_eq!(&got, b"pong");
+        peer.await.unwrap();
+    });
+}
+
+#[test]
+fn compat_halves_in_two_tasks() {
+    use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let ok = run(|| async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let server = spargio_rt::spawn(echo(b));
+        let (mut rd, mut wr) = Compat::new(a).split();
+        let data = pattern(2 << 20);
+        let len = data.len();
+        let reader = spargio_rt::spawn(async move {
+            let mut got = vec![0u8; len];
+            rd.read_exact(&mut got).await.unwrap();
+            got
+        });
+        let src = data.clone();
+        let writer = spargio_rt::spawn(async move {
+            wr.write_all(&src).await.unwrap();
+            wr.close().await.unwrap();
+        });
+        let got = guard(reader).await.unwrap();
+        guard(writer).await.unwrap();
+        server.await.unwrap();
+        got == data
+    });
+    assert!(ok);
+}
+
+#[test]
+fn compat_reports_a_failed_write_on_a_later_call() {
+    use futures_util::io::AsyncWriteExt as _;
+    run(|| async {
+        let (a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        let mut c = Compat::new(a);
+        let chunk = vec![7u8; 1024];
+        let mut failed = None;
+        for _ in 0..4 {
+            if let Err(e) = c.write_all(&chunk).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        let err = match failed {
+            Some(e) => e,
+            None => c.flush().await.unwrap_err(),
+        };
+        assert_eq!(err.kind(), ErrorKind::BrokenPipe);
+    });
+}
+
+#[test]
+fn compat_is_send_and_unpin() {
+    fn check<T: Send + Unpin>() {}
+    check::<Compat<TcpStream>>();
+    check::<Compat<UnixStream>>();
+    check::<io::ReadHalf<TcpStream>>();
+    check::<io::WriteHalf<UnixStream>>();
+}
