@@ -427,3 +427,21 @@ fn compat_is_send_and_unpin() {
     check::<io::ReadHalf<TcpStream>>();
     check::<io::WriteHalf<UnixStream>>();
 }
+
+#[test]
+fn compat_read_dropped_mid_flight_loses_no_bytes() {
+    use futures_util::io::AsyncReadExt as _;
+    run(|| async {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut c = Compat::new(a);
+        let mut got = [0u8; 5];
+        // Nothing has been sent, so this read is still in flight when the
+        // timeout drops its future.
+        let early = spargio_rt::time::timeout(Duration::from_millis(5), c.read(&mut got)).await;
+        assert!(early.is_err());
+        let (r, _) = b.write_all(b"after".to_vec()).await;
+        r.unwrap();
+        guard(c.read_exact(&mut got)).await.unwrap();
+        assert_eq!(&got, b"after");
+    });
+}

@@ -189,26 +189,24 @@ impl<R: AsyncRead> Lines<R> {
 impl<R: AsyncRead> AsyncRead for BufReader<R> {
     /// Serves buffered bytes first; with none buffered, a read at least as
     /// large as the buffer goes straight to the stream.
-    fn read<B: IoBufMut>(&mut self, mut buf: B) -> impl Future<Output = BufResult<usize, B>> {
-        async move {
-            if self.pos >= self.buf.len() && buf.bytes_total() >= self.cap {
-                return self.inner.read(buf).await;
-            }
-            let avail = match self.fill_buf().await {
-                Ok(a) => a,
-                Err(e) => return (Err(e), buf),
-            };
-            let n = avail.len().min(buf.bytes_total());
-            // SAFETY: `buf` is valid for writes of `bytes_total >= n` bytes
-            // and is owned here, so it cannot overlap our buffer; the first
-            // `n` bytes are written before they are marked initialised.
-            unsafe {
-                std::ptr::copy_nonoverlapping(avail.as_ptr(), buf.stable_mut_ptr(), n);
-                buf.set_init(n);
-            }
-            self.consume(n);
-            (Ok(n), buf)
+    async fn read<B: IoBufMut>(&mut self, mut buf: B) -> BufResult<usize, B> {
+        if self.pos >= self.buf.len() && buf.bytes_total() >= self.cap {
+            return self.inner.read(buf).await;
         }
+        let avail = match self.fill_buf().await {
+            Ok(a) => a,
+            Err(e) => return (Err(e), buf),
+        };
+        let n = avail.len().min(buf.bytes_total());
+        // SAFETY: `buf` is valid for writes of `bytes_total >= n` bytes
+        // and is owned here, so it cannot overlap our buffer; the first
+        // `n` bytes are written before they are marked initialised.
+        unsafe {
+            std::ptr::copy_nonoverlapping(avail.as_ptr(), buf.stable_mut_ptr(), n);
+            buf.set_init(n);
+        }
+        self.consume(n);
+        (Ok(n), buf)
     }
 }
 

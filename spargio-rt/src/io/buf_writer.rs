@@ -14,7 +14,9 @@ use super::traits::{AsyncRead, AsyncWrite};
 /// the buffer skips it (after the buffered bytes go out).
 ///
 /// The buffer is allocated once and reused. Dropping a `BufWriter` drops
-/// whatever is still buffered: flush first.
+/// whatever is still buffered: flush first. A flush cancelled mid-write
+/// (its future dropped) loses the buffered bytes too, as the buffer is in
+/// the cancelled op.
 ///
 /// ```
 /// use spargio_rt::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
@@ -127,56 +129,45 @@ impl<W: AsyncWrite> BufWriter<W> {
 impl<W: AsyncWrite> AsyncWrite for BufWriter<W> {
     /// Buffers `buf` (always in full) or, if it is at least as large as
     /// the buffer, writes it straight to the stream once.
-    fn write<B: IoBuf>(&mut self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
-        async move {
-            let n = buf.bytes_init();
-            match self.make_room(n).await {
-                Ok(true) => {
-                    self.buf.extend_from_slice(buf.as_slice());
-                    (Ok(n), buf)
-                }
-                Ok(false) => self.inner.write(buf).await,
-                Err(e) => (Err(e), buf),
+    async fn write<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
+        let n = buf.bytes_init();
+        match self.make_room(n).await {
+            Ok(true) => {
+                self.buf.extend_from_slice(buf.as_slice());
+                (Ok(n), buf)
             }
+            Ok(false) => self.inner.write(buf).await,
+            Err(e) => (Err(e), buf),
         }
     }
 
     /// Buffers all of `bufs` or, if together they are at least as large as
     /// the buffer, writes them straight to the stream in one vectored
     /// write.
-    fn write_vectored<B: IoBuf>(
-        &mut self,
-        bufs: Vec<B>,
-    ) -> impl Future<Output = BufResult<usize, Vec<B>>> {
-        async move {
-            let n = bufs.iter().map(|b| b.bytes_init()).sum();
-            match self.make_room(n).await {
-                Ok(true) => {
-                    for b in &bufs {
-                        self.buf.extend_from_slice(b.as_slice());
-                    }
-                    (Ok(n), bufs)
+    async fn write_vectored<B: IoBuf>(&mut self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        let n = bufs.iter().map(|b| b.bytes_init()).sum();
+        match self.make_room(n).await {
+            Ok(true) => {
+                for b in &bufs {
+                    self.buf.extend_from_slice(b.as_slice());
                 }
-                Ok(false) => self.inner.write_vectored(bufs).await,
-                Err(e) => (Err(e), bufs),
+                (Ok(n), bufs)
             }
+            Ok(false) => self.inner.write_vectored(bufs).await,
+            Err(e) => (Err(e), bufs),
         }
     }
 
     /// Writes out the buffer, then flushes the stream.
-    fn flush(&mut self) -> impl Future<Output = io::Result<()>> {
-        async move {
-            self.flush_buf().await?;
-            self.inner.flush().await
-        }
+    async fn flush(&mut self) -> io::Result<()> {
+        self.flush_buf().await?;
+        self.inner.flush().await
     }
 
     /// Writes out the buffer, then shuts the stream's write side down.
-    fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> {
-        async move {
-            self.flush_buf().await?;
-            self.inner.shutdown().await
-        }
+    async fn shutdown(&mut self) -> io::Result<()> {
+        self.flush_buf().await?;
+        self.inner.shutdown().await
     }
 }
 

@@ -8,7 +8,10 @@
 //! **Reads** go through one internal buffer (16 KiB by default), allocated
 //! once: while a read is in flight the read half and the buffer live in
 //! the op's future, which hands both back when the kernel is done; then
-//! `poll_read` / `poll_fill_buf` serve the bytes from it.
+//! `poll_read` / `poll_fill_buf` serve the bytes from it. A read in flight
+//! belongs to the adapter, not to the caller's future: if that future is
+//! dropped (a `select` picked another branch), the read carries on and
+//! the next `poll_read` gets its bytes, so no data is lost.
 //!
 //! **Writes** are write-behind: `poll_write` copies up to 64 KiB of the
 //! caller's bytes into the adapter's one reused write buffer, starts
