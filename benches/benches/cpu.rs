@@ -1,12 +1,15 @@
 //! Wall time and process CPU time (user + sys, all threads) per iteration
-//! for every row and peer of the `runtime` bench, and idle CPU per runtime.
+//! for every row and peer of the `runtime` and `io` benches, and idle CPU
+//! per runtime.
 //!
 //! `cargo bench -p spargio-benches --bench cpu [-- FILTER...]`: FILTERs are
-//! substrings of row names (or `idle`); no filter runs everything.
+//! substrings of row names, `io` (every I/O row) or `idle`; no filter runs
+//! everything.
 
 use spargio_benches::cpu::process_cpu_time;
 use spargio_benches::harness::Runner;
-use spargio_benches::{Cmd, Peer, Row};
+use spargio_benches::io_harness::IoRunner;
+use spargio_benches::{Cmd, IoPeer, IoRow, Peer, Row};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -23,16 +26,16 @@ struct Cell {
     cpu: Duration,
 }
 
-fn measure(peer: Peer, row: Row) -> Cell {
-    let mut runner = Runner::new(peer, row);
+/// Runs `iter` (one timed iteration of a built, warmed harness) for the
+/// cell time.
+fn measure(mut iter: impl FnMut() -> u64) -> Cell {
     let (wall0, cpu0) = (Instant::now(), process_cpu_time());
     let (mut iters, mut value) = (0u32, 0u64);
     while iters < MIN_ITERS || wall0.elapsed() < CELL_TIME {
-        value = black_box(runner.iter());
+        value = black_box(iter());
         iters += 1;
     }
     let (wall, cpu) = (wall0.elapsed(), process_cpu_time() - cpu0);
-    drop(runner);
     Cell {
         value,
         iters,
@@ -60,6 +63,36 @@ fn ratio(peer: Duration, ours: Duration) -> String {
     }
 }
 
+/// Prints one cell with its ratios against `ours` (set when `is_ours`).
+fn report(row: &str, peer: &str, cell: Cell, is_ours: bool, ours: &mut Option<Cell>) {
+    let (wall_x, cpu_x, check) = match ours.as_ref() {
+        Some(o) => (
+            ratio(cell.wall, o.wall),
+            ratio(cell.cpu, o.cpu),
+            if o.value == cell.value {
+                "same"
+            } else {
+                "DIFFERS"
+            },
+        ),
+        None => ("1.00".into(), "1.00".into(), "-"),
+    };
+    println!(
+        "{:<47} {:<25} {:>6} {:>11} {:>11} {:>6.2} {:>7} {:>7}  {check}",
+        row,
+        peer,
+        cell.iters,
+        fmt(cell.wall),
+        fmt(cell.cpu),
+        cell.cpu.as_secs_f64() / cell.wall.as_secs_f64(),
+        wall_x,
+        cpu_x,
+    );
+    if is_ours {
+        *ours = Some(cell);
+    }
+}
+
 fn main() {
     let filters: Vec<String> = std::env::args()
         .skip(1)
@@ -72,7 +105,7 @@ fn main() {
          checksum: whether the last iteration's result equals spargio_rt's"
     );
     println!(
-        "{:<31} {:<25} {:>6} {:>11} {:>11} {:>6} {:>7} {:>7}  checksum",
+        "{:<47} {:<25} {:>6} {:>11} {:>11} {:>6} {:>7} {:>7}  checksum",
         "row", "peer", "iters", "wall/iter", "cpu/iter", "cores", "wall x", "cpu x"
     );
     for row in Row::ALL {
@@ -81,33 +114,29 @@ fn main() {
         }
         let mut ours: Option<Cell> = None;
         for &peer in row.peers() {
-            let cell = measure(peer, row);
-            let (wall_x, cpu_x, check) = match &ours {
-                Some(o) => (
-                    ratio(cell.wall, o.wall),
-                    ratio(cell.cpu, o.cpu),
-                    if o.value == cell.value {
-                        "same"
-                    } else {
-                        "DIFFERS"
-                    },
-                ),
-                None => ("1.00".into(), "1.00".into(), "-"),
-            };
-            println!(
-                "{:<31} {:<25} {:>6} {:>11} {:>11} {:>6.2} {:>7} {:>7}  {check}",
+            let mut runner = Runner::new(peer, row);
+            let cell = measure(|| runner.iter());
+            drop(runner);
+            report(
                 row.name(),
                 peer.name(),
-                cell.iters,
-                fmt(cell.wall),
-                fmt(cell.cpu),
-                cell.cpu.as_secs_f64() / cell.wall.as_secs_f64(),
-                wall_x,
-                cpu_x,
+                cell,
+                peer == Peer::SpargioRt,
+                &mut ours,
             );
-            if peer == Peer::SpargioRt {
-                ours = Some(cell);
-            }
+        }
+    }
+    for row in IoRow::ALL {
+        if !(wanted(row.name()) || filters.iter().any(|f| f == "io")) {
+            continue;
+        }
+        let mut ours: Option<Cell> = None;
+        for &peer in row.peers() {
+            let mut runner = IoRunner::new(peer, row);
+            let cell = measure(|| runner.iter());
+            drop(runner);
+            let is_ours = peer == IoPeer::SpargioRt;
+            report(row.name(), peer.name(), cell, is_ours, &mut ours);
         }
     }
 

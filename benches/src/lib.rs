@@ -1,4 +1,5 @@
-//! Shared harness code for the `runtime` (criterion) and `cpu` bench targets.
+//! Shared harness code for the `runtime` and `io` (criterion) and `cpu`
+//! bench targets.
 //!
 //! Every peer runtime is driven the same way: a long-lived runtime owns a
 //! driver task; the bench thread sends one [`Cmd`] over an `async_channel`
@@ -9,11 +10,18 @@
 //! monomorphised for each runtime.
 
 pub mod cpu;
+pub mod echo_peer;
 pub mod exec;
 pub mod harness;
+pub mod io_fixture;
+pub mod io_harness;
+pub mod io_impls;
+pub mod io_workloads;
+pub mod raw_io;
 pub mod raw_uring;
 pub mod spargio_msg_ring;
 pub mod workloads;
 
 pub use harness::{Bench, Peer, Row};
+pub use io_harness::{IoPeer, IoRow};
 pub use workloads::{Cmd, Workload};
