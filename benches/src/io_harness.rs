@@ -100,8 +100,15 @@ impl Drop for IoHarness {
 /// stream in the multi-stream rows.
 pub fn spargio_rt() -> IoHarness {
     IoHarness::build("spargio-rt", |s| {
+        // `SPARGIO_BENCH_PARK_SPIN_US` overrides the shards' pre-park spin
+        // (default 50 µs) to see what spinning costs the echo peer's core.
+        let spin: u64 = std::env::var("SPARGIO_BENCH_PARK_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(50);
         let rt = spargio_rt::Runtime::builder()
             .shards(WORKERS)
+            .park_spin(Duration::from_micros(spin))
             .thread_name("bench-io-spargio-rt")
             .build()
             .expect("build spargio-rt runtime");

@@ -179,6 +179,35 @@ macro_rules! exec_spawner {
     };
 }
 
-exec_spawner!(spargio_rt::RuntimeHandle, spargio_rt::net::TcpStream);
+/// spargio-rt's stream tasks: stealable by default (as tokio's `spawn`),
+/// or pinned round-robin over the shards (each connection on its session
+/// shard, the spargio-service model) with `SPARGIO_BENCH_STREAMS=pinned`.
+impl StreamSpawner<spargio_rt::net::TcpStream> for spargio_rt::RuntimeHandle {
+    fn run_all(
+        &self,
+        jobs: Vec<(spargio_rt::net::TcpStream, StreamJob)>,
+    ) -> impl Future<Output = Vec<(spargio_rt::net::TcpStream, u64)>> {
+        let placement = match std::env::var("SPARGIO_BENCH_STREAMS").as_deref() {
+            Ok("pinned") => spargio_rt::TaskPlacement::RoundRobin,
+            _ => spargio_rt::TaskPlacement::Stealable,
+        };
+        let joins: Vec<_> = jobs
+            .into_iter()
+            .map(|(mut stream, job)| {
+                self.spawn_with_placement(placement, async move {
+                    let value = run_job(&mut stream, job).await;
+                    (stream, value)
+                })
+            })
+            .collect();
+        async move {
+            let mut out = Vec::with_capacity(joins.len());
+            for join in joins {
+                out.push(join.await.expect("join stream task"));
+            }
+            out
+        }
+    }
+}
 exec_spawner!(tokio::runtime::Handle, tokio::net::TcpStream);
 exec_spawner!(spargio::RuntimeHandle, spargio::net::TcpStream);
