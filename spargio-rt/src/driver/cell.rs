@@ -24,13 +24,31 @@ pub(crate) trait OpData: Send + 'static {
 pub(crate) trait Completion: Send + Sync {
     /// Delivers one CQE. Returns true when it was the op's last.
     fn complete(&self, cqe: Cqe) -> bool;
+    /// Where the op keeps the `user_data` its owner shard gave it.
+    fn op_tag(&self) -> &OpTag;
+
     /// Records the `user_data` the owner shard gave the op.
-    fn set_tag(&self, ud: u64);
+    fn set_tag(&self, ud: u64) {
+        self.op_tag().0.store(ud, Ordering::Release);
+    }
+
     /// The op's `user_data` on its owner shard (0 before registration).
-    fn tag(&self) -> u64;
+    fn tag(&self) -> u64 {
+        self.op_tag().0.load(Ordering::Acquire)
+    }
+
     /// Fails an op that never reached a ring (its shard exited first).
-    fn fail_unsubmitted(&self, errno: i32);
+    fn fail_unsubmitted(&self, errno: i32) {
+        self.complete(Cqe {
+            res: -errno,
+            flags: 0,
+        });
+    }
 }
+
+/// An op's `user_data` on its owner shard, for cancelling it from elsewhere.
+#[derive(Default)]
+pub(crate) struct OpTag(AtomicU64);
 
 const IN_FLIGHT: u8 = 0;
 const DONE: u8 = 1;
@@ -42,7 +60,7 @@ pub(crate) struct OpCell<T> {
     res: AtomicI32,
     flags: AtomicU32,
     waker: AtomicWaker,
-    tag: AtomicU64,
+    tag: OpTag,
     data: UnsafeCell<Option<T>>,
 }
 
@@ -59,7 +77,7 @@ impl<T: OpData> OpCell<T> {
             res: AtomicI32::new(0),
             flags: AtomicU32::new(0),
             waker: AtomicWaker::new(),
-            tag: AtomicU64::new(0),
+            tag: OpTag::default(),
             data: UnsafeCell::new(Some(data)),
         }
     }
@@ -124,19 +142,8 @@ impl<T: OpData> OpCell<T> {
 }
 
 impl<T: OpData> Completion for OpCell<T> {
-    fn set_tag(&self, ud: u64) {
-        self.tag.store(ud, Ordering::Release);
-    }
-
-    fn tag(&self) -> u64 {
-        self.tag.load(Ordering::Acquire)
-    }
-
-    fn fail_unsubmitted(&self, errno: i32) {
-        self.complete(Cqe {
-            res: -errno,
-            flags: 0,
-        });
+    fn op_tag(&self) -> &OpTag {
+        &self.tag
     }
 
     fn complete(&self, cqe: Cqe) -> bool {

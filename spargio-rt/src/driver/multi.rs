@@ -1,13 +1,13 @@
 //! The state a multishot op (accept, recv with provided buffers) shares
 //! between its consumer and the driver: a queue of CQEs instead of one slot.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crossbeam_deque::{Injector, Steal};
 use futures_util::task::AtomicWaker;
 use io_uring::squeue::Entry;
 
-use super::cell::Completion;
+use super::cell::{Completion, OpTag};
 use super::Cqe;
 
 /// What a multishot op owns while it is armed.
@@ -28,7 +28,7 @@ pub(crate) struct MultiCell<T> {
     ended: AtomicBool,
     abandoned: AtomicBool,
     waker: AtomicWaker,
-    tag: AtomicU64,
+    tag: OpTag,
     data: T,
 }
 
@@ -40,7 +40,7 @@ impl<T: MultiData> MultiCell<T> {
             ended: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             waker: AtomicWaker::new(),
-            tag: AtomicU64::new(0),
+            tag: OpTag::default(),
             data,
         }
     }
@@ -100,19 +100,8 @@ impl<T: MultiData> MultiCell<T> {
 }
 
 impl<T: MultiData> Completion for MultiCell<T> {
-    fn set_tag(&self, ud: u64) {
-        self.tag.store(ud, Ordering::Release);
-    }
-
-    fn tag(&self) -> u64 {
-        self.tag.load(Ordering::Acquire)
-    }
-
-    fn fail_unsubmitted(&self, errno: i32) {
-        self.complete(Cqe {
-            res: -errno,
-            flags: 0,
-        });
+    fn op_tag(&self) -> &OpTag {
+        &self.tag
     }
 
     fn complete(&self, cqe: Cqe) -> bool {

@@ -132,17 +132,15 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    struct Count(AtomicUsize);
+    struct Count(AtomicUsize, super::super::cell::OpTag);
     impl Completion for Count {
         fn complete(&self, _: Cqe) -> bool {
             self.0.fetch_add(1, Ordering::Relaxed);
             true
         }
-        fn set_tag(&self, _: u64) {}
-        fn tag(&self) -> u64 {
-            0
+        fn op_tag(&self) -> &super::super::cell::OpTag {
+            &self.1
         }
-        fn fail_unsubmitted(&self, _: i32) {}
     }
 
     fn noop_waker() -> Waker {
@@ -152,7 +150,7 @@ mod tests {
     #[test]
     fn a_reused_slot_rejects_the_old_tag() {
         let mut t = OpTable::new(4);
-        let op: Arc<dyn Completion> = Arc::new(Count(AtomicUsize::new(0)));
+        let op: Arc<dyn Completion> = Arc::new(Count(AtomicUsize::new(0), Default::default()));
         let first = t.insert(op.clone(), &noop_waker()).unwrap();
         let done = Cqe { res: 0, flags: 0 };
         assert!(t.lookup(first, done).is_some());
@@ -167,7 +165,7 @@ mod tests {
     #[test]
     fn a_full_table_gives_backpressure() {
         let mut t = OpTable::new(1);
-        let op: Arc<dyn Completion> = Arc::new(Count(AtomicUsize::new(0)));
+        let op: Arc<dyn Completion> = Arc::new(Count(AtomicUsize::new(0), Default::default()));
         let a = t.insert(op.clone(), &noop_waker()).unwrap();
         assert!(t.insert(op.clone(), &noop_waker()).is_none());
         t.lookup(a, Cqe { res: 0, flags: 0 });
@@ -177,7 +175,7 @@ mod tests {
     #[test]
     fn multishot_cqes_keep_the_slot_until_the_last() {
         let mut t = OpTable::new(2);
-        let op: Arc<dyn Completion> = Arc::new(Count(AtomicUsize::new(0)));
+        let op: Arc<dyn Completion> = Arc::new(Count(AtomicUsize::new(0), Default::default()));
         let ud = t.insert(op, &noop_waker()).unwrap();
         let more = Cqe {
             res: 5,

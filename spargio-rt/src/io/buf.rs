@@ -118,18 +118,28 @@ unsafe impl IoBufMut for Vec<u8> {
     }
 }
 
-// SAFETY: a boxed slice's bytes live on the heap and are all initialised.
-unsafe impl IoBuf for Box<[u8]> {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
+/// `IoBuf` for byte containers whose bytes are all initialised and whose
+/// length never changes while they are held.
+macro_rules! fixed_len_buf {
+    ($($t:ty),*) => {$(
+        // SAFETY: the bytes live on the heap (`Box<[u8]>`, `Bytes`) or in
+        // static memory, do not move with the handle, and are all
+        // initialised; `len` is both the initialised and the total size.
+        unsafe impl IoBuf for $t {
+            fn stable_ptr(&self) -> *const u8 {
+                self.as_ptr()
+            }
+            fn bytes_init(&self) -> usize {
+                self.len()
+            }
+            fn bytes_total(&self) -> usize {
+                self.len()
+            }
+        }
+    )*};
 }
+
+fixed_len_buf!(Box<[u8]>, &'static [u8], &'static str, bytes::Bytes);
 
 // SAFETY: as above; every byte is writable.
 unsafe impl IoBufMut for Box<[u8]> {
@@ -137,46 +147,6 @@ unsafe impl IoBufMut for Box<[u8]> {
         self.as_mut_ptr()
     }
     unsafe fn set_init(&mut self, _n: usize) {}
-}
-
-// SAFETY: static bytes never move and are never freed.
-unsafe impl IoBuf for &'static [u8] {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
-}
-
-// SAFETY: as for `&'static [u8]`.
-unsafe impl IoBuf for &'static str {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
-}
-
-// SAFETY: `Bytes` points at immutable, reference-counted heap (or static)
-// memory that does not move while the handle lives.
-unsafe impl IoBuf for bytes::Bytes {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
 }
 
 // SAFETY: `BytesMut`'s storage is on the heap and does not move while we
