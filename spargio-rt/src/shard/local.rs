@@ -42,6 +42,9 @@ pub(crate) struct LocalShard {
     pub(super) in_poll: Cell<bool>,
     pub(crate) timers: RefCell<TimerHeap>,
     pub(super) doorbell_queued: Cell<bool>,
+    /// A stealable task was queued outside a poll without waking a helper
+    /// (this shard meant to run it next); see `push_stealable_here`.
+    unannounced: Cell<bool>,
     /// Landing place of the armed eventfd read: a heap cell with a stable
     /// address, freed in `Drop` only when no read is in flight.
     pub(super) eventfd_buf: *mut u64,
@@ -144,7 +147,19 @@ pub(crate) fn push_stealable_here(
             }
         } else {
             l.worker.push(t);
-            park::notify_idle(&l.inner, l.worker.len());
+            // Outside a poll (reaping completions, firing timers) this shard
+            // runs its queue next: one task there needs no helper, and
+            // waking one would only cost a core's worth of wake-ups while
+            // a single I/O-bound task bounces between its ring and the
+            // queue. A second queued task is work for another shard.
+            // `run_task` announces it after all if another task is polled
+            // first.
+            let queued = l.worker.len();
+            if l.in_poll.get() || queued >= 2 {
+                park::notify_idle(&l.inner, queued);
+            } else {
+                l.unannounced.set(true);
+            }
         }
         true
     });
@@ -216,6 +231,7 @@ impl LocalShard {
             in_poll: Cell::new(false),
             timers: RefCell::new(TimerHeap::default()),
             doorbell_queued: Cell::new(false),
+            unannounced: Cell::new(false),
             eventfd_buf: Box::into_raw(Box::new(0u64)),
             eventfd_armed: Cell::new(false),
             tick: Cell::new(0),
@@ -326,6 +342,10 @@ impl LocalShard {
             shared.counters.stealable_polled.bump();
         }
         shared.counters.tasks_polled.bump();
+        if self.unannounced.replace(false) && !self.worker.is_empty() {
+            // A task queued without a helper still waits behind this poll.
+            park::notify_idle(&self.inner, self.worker.len());
+        }
         shared
             .polling
             .store(true, std::sync::atomic::Ordering::Relaxed);
