@@ -1,0 +1,1 @@
+//! A length-delimited request/response protocol (filled in by the codec work).

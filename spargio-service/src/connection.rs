@@ -1,0 +1,115 @@
+//! What a protocol knows about the connection it serves.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spargio_rt::sync::CancellationToken;
+use spargio_rt::ShardId;
+
+use crate::stats::Counters;
+
+/// Facts about an accepted connection; also the target a
+/// [`MakeService`](tower_service::Service) is called with to build the
+/// connection's service.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    /// Server-wide connection number, from 0.
+    pub id: u64,
+    /// The client's address.
+    pub peer_addr: Option<SocketAddr>,
+    /// The address the connection was accepted on.
+    pub local_addr: Option<SocketAddr>,
+    /// The shard whose ring serves the connection's I/O.
+    pub shard: ShardId,
+}
+
+/// A protocol's view of its connection: who it is, whether it should stop,
+/// and the idle timeout.
+pub struct Connection {
+    info: ConnInfo,
+    idle_timeout: Option<Duration>,
+    closing: CancellationToken,
+    counters: Arc<Counters>,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        info: ConnInfo,
+        idle_timeout: Option<Duration>,
+        closing: CancellationToken,
+        counters: Arc<Counters>,
+    ) -> Connection {
+        Connection {
+            info,
+            idle_timeout,
+            closing,
+            counters,
+        }
+    }
+
+    /// The connection's facts.
+    pub fn info(&self) -> &ConnInfo {
+        &self.info
+    }
+
+    /// Waits for `fut` — the read that brings the next request — while the
+    /// connection is idle. Returns `None`, dropping (cancelling) `fut`, when
+    /// the idle timeout passes first or the server starts a graceful
+    /// shutdown; the protocol then closes the connection.
+    ///
+    /// ```no_run
+    /// # async fn demo(conn: &spargio_service::Connection, stream: &mut spargio_rt::net::TcpStream) {
+    /// use spargio_rt::io::AsyncRead;
+    /// match conn.idle(stream.read(vec![0u8; 4096])).await {
+    ///     None => { /* idle too long or shutting down: close */ }
+    ///     Some((res, buf)) => { /* parse the request */ let _ = (res, buf); }
+    /// }
+    /// # }
+    /// ```
+    pub async fn idle<F: Future>(&self, fut: F) -> Option<F::Output> {
+        if self.closing.is_cancelled() {
+            return None;
+        }
+        let closing = self.closing.cancelled();
+        let work = async {
+            match self.idle_timeout {
+                Some(d) => {
+                    let out = spargio_rt::time::timeout(d, fut).await.ok();
+                    if out.is_none() {
+                        self.counters.idle_timeouts.add(1);
+                    }
+                    out
+                }
+                None => Some(fut.await),
+            }
+        };
+        let closing = async {
+            closing.await;
+            None
+        };
+        futures_util::pin_mut!(work, closing);
+        match futures_util::future::select(work, closing).await {
+            futures_util::future::Either::Left((out, _)) => out,
+            futures_util::future::Either::Right((out, _)) => out,
+        }
+    }
+
+    /// Whether the server asked this connection to close once its current
+    /// request is answered (graceful shutdown).
+    pub fn is_closing(&self) -> bool {
+        self.closing.is_cancelled()
+    }
+
+    /// Resolves when the server asks the connection to close.
+    pub async fn closing(&self) {
+        self.closing.cancelled().await
+    }
+
+    /// Counts a request the protocol rejected before it reached the service
+    /// (malformed, too large).
+    pub fn record_bad_request(&self) {
+        self.counters.bad_requests.add(1);
+    }
+}

@@ -1,0 +1,1 @@
+//! Runtime-native tower layers (filled in by the layers work).

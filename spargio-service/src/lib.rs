@@ -1,0 +1,29 @@
+//! Serve tower `Service`s on spargio-rt.
+//!
+//! A listener accepts connections and hands each to a *session shard*
+//! (round-robin, one `SO_REUSEPORT` listener per shard, or one pinned
+//! shard). The connection's task stays pinned there, so all of its socket
+//! I/O goes through that shard's ring. The wire protocol (HTTP, QUIC, the
+//! [`codec`] here, or your own [`Protocol`]) decodes requests and hands them
+//! to the tower service through a [`Handler`], which places each response
+//! future per [`HandlerPlacement`]: inline on the connection's task,
+//! stealable so CPU-heavy handlers spread over idle shards, or adaptive.
+//!
+//! The crate is protocol-agnostic; [`codec::LengthDelimited`] is a simple
+//! request/response framing for RPC-style services and for testing.
+
+#![warn(missing_docs)]
+
+pub mod codec;
+mod connection;
+mod error;
+pub mod layers;
+mod placement;
+mod protocol;
+mod stats;
+
+pub use connection::{ConnInfo, Connection};
+pub use error::{BoxError, HandlerError};
+pub use placement::{AdaptiveConfig, HandlerPlacement};
+pub use protocol::{Handler, Protocol, RouteKey};
+pub use stats::{ServerStats, StatsHandle};

@@ -1,0 +1,41 @@
+//! Where a request's handler future runs relative to its connection.
+
+use std::time::Duration;
+
+/// Where the service's response futures run.
+///
+/// The connection's own task (its reads and writes) always stays on its
+/// session shard; this picks where the *handler* runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum HandlerPlacement {
+    /// Polled on the connection's task: no hop, lowest latency for cheap
+    /// handlers; a CPU-heavy handler holds up the shard's other connections.
+    Inline,
+    /// Spawned as a stealable task: an idle shard can take it while the
+    /// connection stays pinned. Costs a spawn and a wake-up per request.
+    #[default]
+    Stealable,
+    /// Starts inline and measures each route's poll times; a route whose
+    /// polls run long (see [`AdaptiveConfig`]) moves to stealable, and
+    /// moves back when its polls get short again.
+    Adaptive,
+}
+
+/// Tuning of [`HandlerPlacement::Adaptive`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdaptiveConfig {
+    /// A route whose smoothed longest poll per request reaches this moves to
+    /// stealable; it moves back below half of it.
+    pub heavy_poll: Duration,
+    /// Routes tracked at once; requests of further routes share one slot.
+    pub max_routes: usize,
+}
+
+impl Default for AdaptiveConfig {
+    fn default() -> Self {
+        AdaptiveConfig {
+            heavy_poll: Duration::from_micros(100),
+            max_routes: 1024,
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The seam between a wire protocol and the server: [`Protocol`] serves one
+//! connection, handing each decoded request to a [`Handler`].
+
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::io;
+
+use spargio_rt::net::TcpStream;
+
+use crate::connection::Connection;
+use crate::error::HandlerError;
+
+/// Which measurements a request counts towards under
+/// [`HandlerPlacement::Adaptive`](crate::HandlerPlacement::Adaptive): a
+/// protocol keys requests by route (HTTP: the path's first segments), or
+/// uses [`RouteKey::DEFAULT`] to treat the whole service as one route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct RouteKey(pub u64);
+
+impl RouteKey {
+    /// The one route of a service that does not key its requests.
+    pub const DEFAULT: RouteKey = RouteKey(0);
+
+    /// A key from any hashable value (a path, a method name, a message type).
+    ///
+    /// ```
+    /// use spargio_service::RouteKey;
+    /// assert_eq!(RouteKey::of("/users"), RouteKey::of("/users"));
+    /// assert_ne!(RouteKey::of("/users"), RouteKey::of("/orders"));
+    /// ```
+    pub fn of<T: Hash + ?Sized>(value: &T) -> RouteKey {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        value.hash(&mut h);
+        RouteKey(h.finish())
+    }
+}
+
+/// The server's service as a protocol sees it: readiness, then calls.
+///
+/// The server builds one per connection around the user's tower `Service`,
+/// adding handler placement (inline, stealable or adaptive), the request
+/// timeout, panic containment and the request counters. Protocols are
+/// written once against this trait and work under both
+/// [`Server::serve`](crate::Server::serve) and
+/// [`Server::serve_local`](crate::Server::serve_local).
+pub trait Handler<Req>: 'static {
+    /// The service's response.
+    type Response: 'static;
+
+    /// Waits until the service accepts a request (`poll_ready`). A protocol
+    /// calls it before it reads the next request, so a service that is not
+    /// ready stops the connection from reading: backpressure reaches the
+    /// client through TCP instead of piling up in buffers.
+    fn ready(&mut self) -> impl Future<Output = Result<(), HandlerError>>;
+
+    /// Calls the service with `req` (after [`ready`](Self::ready)). The
+    /// returned future does not borrow the handler, so a pipelining protocol
+    /// may keep several in flight.
+    fn call(
+        &mut self,
+        route: RouteKey,
+        req: Req,
+    ) -> impl Future<Output = Result<Self::Response, HandlerError>> + 'static;
+}
+
+/// A wire protocol: reads requests from a connection, hands them to the
+/// handler, writes the responses.
+///
+/// The future runs on the connection's session shard, pinned: every read
+/// and write of `stream` stays on that shard's ring. It should call
+/// [`Connection::idle`] around the wait for a new request (so idle timeouts
+/// and graceful shutdown close it), call [`Handler::ready`] before reading a
+/// request, and stop after the current response once
+/// [`Connection::is_closing`] is true. Malformed input gets the protocol's
+/// error reply and either a clean close or a sound connection, never a
+/// panic.
+pub trait Protocol: Clone + Send + Sync + 'static {
+    /// A decoded request.
+    type Request: 'static;
+    /// What the service answers with.
+    type Response: 'static;
+
+    /// Serves one connection until it closes.
+    fn serve_connection<H>(
+        &self,
+        stream: TcpStream,
+        handler: H,
+        conn: Connection,
+    ) -> impl Future<Output = io::Result<()>>
+    where
+        H: Handler<Self::Request, Response = Self::Response>;
+}

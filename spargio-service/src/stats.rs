@@ -1,0 +1,131 @@
+//! Per-server counters and the snapshot users read.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A relaxed event counter.
+#[derive(Default, Debug)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    pub(crate) fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The live counters behind [`ServerStats`].
+#[derive(Debug)]
+pub(crate) struct Counters {
+    pub(crate) accepted: Counter,
+    pub(crate) active: Counter,
+    pub(crate) per_shard_active: Vec<Counter>,
+    pub(crate) per_shard_accepted: Vec<Counter>,
+    pub(crate) requests: Counter,
+    pub(crate) requests_failed: Counter,
+    pub(crate) panics: Counter,
+    pub(crate) request_timeouts: Counter,
+    pub(crate) idle_timeouts: Counter,
+    pub(crate) bad_requests: Counter,
+    pub(crate) handlers_stealable: Counter,
+    pub(crate) handler_steals: Counter,
+    pub(crate) accept_errors: Counter,
+    pub(crate) accept_backoffs: Counter,
+    pub(crate) accept_pauses: Counter,
+}
+
+impl Counters {
+    pub(crate) fn new(shards: usize) -> Arc<Counters> {
+        Arc::new(Counters {
+            accepted: Counter::default(),
+            active: Counter::default(),
+            per_shard_active: (0..shards).map(|_| Counter::default()).collect(),
+            per_shard_accepted: (0..shards).map(|_| Counter::default()).collect(),
+            requests: Counter::default(),
+            requests_failed: Counter::default(),
+            panics: Counter::default(),
+            request_timeouts: Counter::default(),
+            idle_timeouts: Counter::default(),
+            bad_requests: Counter::default(),
+            handlers_stealable: Counter::default(),
+            handler_steals: Counter::default(),
+            accept_errors: Counter::default(),
+            accept_backoffs: Counter::default(),
+            accept_pauses: Counter::default(),
+        })
+    }
+
+    pub(crate) fn snapshot(&self) -> ServerStats {
+        ServerStats {
+            accepted: self.accepted.get(),
+            active: self.active.get(),
+            active_per_shard: self.per_shard_active.iter().map(Counter::get).collect(),
+            accepted_per_shard: self.per_shard_accepted.iter().map(Counter::get).collect(),
+            requests: self.requests.get(),
+            requests_failed: self.requests_failed.get(),
+            panics: self.panics.get(),
+            request_timeouts: self.request_timeouts.get(),
+            idle_timeouts: self.idle_timeouts.get(),
+            bad_requests: self.bad_requests.get(),
+            handlers_stealable: self.handlers_stealable.get(),
+            handler_steals: self.handler_steals.get(),
+            accept_errors: self.accept_errors.get(),
+            accept_backoffs: self.accept_backoffs.get(),
+            accept_pauses: self.accept_pauses.get(),
+        }
+    }
+}
+
+/// A snapshot of a server's counters ([`StatsHandle::snapshot`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections accepted since start.
+    pub accepted: u64,
+    /// Connections open now.
+    pub active: u64,
+    /// Connections open now, per session shard.
+    pub active_per_shard: Vec<u64>,
+    /// Connections accepted since start, per session shard.
+    pub accepted_per_shard: Vec<u64>,
+    /// Requests handed to the service.
+    pub requests: u64,
+    /// Of those, requests that ended in an error, panic or timeout.
+    pub requests_failed: u64,
+    /// Handler panics (each contained to its request).
+    pub panics: u64,
+    /// Requests dropped by the request timeout.
+    pub request_timeouts: u64,
+    /// Connections closed by the idle timeout.
+    pub idle_timeouts: u64,
+    /// Requests the protocol rejected as malformed.
+    pub bad_requests: u64,
+    /// Handler futures spawned stealable (Stealable, or Adaptive's heavy routes).
+    pub handlers_stealable: u64,
+    /// Of those, handlers that ran on a shard other than their connection's.
+    pub handler_steals: u64,
+    /// Failed accepts (any error).
+    pub accept_errors: u64,
+    /// Times accepting backed off after running out of file descriptors
+    /// (`EMFILE`/`ENFILE`).
+    pub accept_backoffs: u64,
+    /// Times accepting paused at `max_connections`.
+    pub accept_pauses: u64,
+}
+
+/// A cheap, cloneable view of a server's live counters.
+#[derive(Clone, Debug)]
+pub struct StatsHandle(pub(crate) Arc<Counters>);
+
+impl StatsHandle {
+    /// Reads the counters now.
+    pub fn snapshot(&self) -> ServerStats {
+        self.0.snapshot()
+    }
+}
