@@ -104,6 +104,7 @@ pub(crate) struct MultiOp<T: MultiData> {
     cell: Arc<MultiCell<T>>,
     owner: Option<Owner>,
     armed: bool,
+    paused: bool,
 }
 
 impl<T: MultiData> MultiOp<T> {
@@ -112,7 +113,28 @@ impl<T: MultiData> MultiOp<T> {
             cell: Arc::new(MultiCell::new(data)),
             owner: None,
             armed: false,
+            paused: false,
         }
+    }
+
+    /// Cancels the armed op but keeps consuming: CQEs the kernel posted
+    /// before the cancel landed are still handed out by `poll_next`, which
+    /// then reports `Ok(None)` and does not re-arm until [`resume`](Self::resume).
+    pub(crate) fn pause(&mut self) {
+        if self.paused {
+            return;
+        }
+        self.paused = true;
+        if self.armed && !self.cell.ended() {
+            if let Some(owner) = &self.owner {
+                remote::cancel(owner, self.cell.clone());
+            }
+        }
+    }
+
+    /// Lets the next `poll_next` arm the op again after [`pause`](Self::pause).
+    pub(crate) fn resume(&mut self) {
+        self.paused = false;
     }
 
     pub(crate) fn data(&self) -> &T {
@@ -122,6 +144,9 @@ impl<T: MultiData> MultiOp<T> {
     /// The next CQE; `Ok(None)` when the kernel ended the op (poll again
     /// to re-arm it).
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Cqe>>> {
+        if !self.armed && self.paused {
+            return Poll::Ready(Ok(None));
+        }
         if !self.armed {
             self.cell.rearmed();
             let c = self.cell.clone();

@@ -84,10 +84,40 @@ impl MultiAccept {
         }
     }
 
+    /// Stops accepting; see [`Incoming::pause`](super::Incoming::pause).
+    pub(crate) fn pause(&mut self) {
+        self.op.pause();
+    }
+
+    /// Accepts again from the next poll on.
+    pub(crate) fn resume(&mut self) {
+        self.op.resume();
+    }
+
+    /// A connection accepted before [`pause`](Self::pause), or `None` once
+    /// the paused op has handed out everything.
+    pub(crate) fn poll_paused(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<OwnedFd>>> {
+        match self.op.poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(None)) => Poll::Ready(None),
+            Poll::Ready(Ok(Some(c))) => Poll::Ready(Some(c.result().map(|n| {
+                // SAFETY: a successful accept CQE carries a new fd that
+                // only we own.
+                unsafe { OwnedFd::from_raw_fd(n as i32) }
+            }))),
+        }
+    }
+
     /// The next accepted fd. Re-arms the op when the kernel ends it; an
     /// accept error (e.g. `EMFILE`) is returned, and the next poll tries
     /// again.
     pub(crate) fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<OwnedFd>> {
+        // Asking for the next connection ends a pause.
+        self.op.resume();
         loop {
             match self.op.poll_next(cx) {
                 Poll::Pending => return Poll::Pending,

@@ -112,6 +112,47 @@ impl Incoming {
         std::future::poll_fn(|cx| self.poll_next_conn(cx)).await
     }
 
+    /// Stops accepting without losing a connection: cancels the multishot
+    /// accept, after which [`next_paused`](Self::next_paused) hands out the
+    /// connections the kernel accepted before the cancel landed, then
+    /// `None`. New connections wait in the listen backlog until
+    /// [`resume`](Self::resume). Servers use it to pause at a connection
+    /// limit. (Dropping an `Incoming` instead closes whatever it had
+    /// accepted and not handed out.)
+    ///
+    /// ```no_run
+    /// # async fn demo(listener: spargio_rt::net::TcpListener) -> std::io::Result<()> {
+    /// let mut incoming = listener.incoming();
+    /// let first = incoming.next().await?;
+    /// incoming.pause();
+    /// while let Some(conn) = incoming.next_paused().await {
+    ///     let _queued = conn?; // accepted before the pause
+    /// }
+    /// incoming.resume();
+    /// let _next = incoming.next().await?;
+    /// # drop(first); Ok(()) }
+    /// ```
+    pub fn pause(&mut self) {
+        self.accept.pause();
+    }
+
+    /// After [`pause`](Self::pause): the next connection accepted before
+    /// the pause, or `None` once there are no more.
+    pub async fn next_paused(&mut self) -> Option<io::Result<TcpStream>> {
+        std::future::poll_fn(|cx| {
+            self.accept
+                .poll_paused(cx)
+                .map(|o| o.map(|r| r.map(TcpStream::from_fd)))
+        })
+        .await
+    }
+
+    /// Accepts again after [`pause`](Self::pause) (so does
+    /// [`next`](Self::next)).
+    pub fn resume(&mut self) {
+        self.accept.resume();
+    }
+
     /// Polls for the next connection.
     pub fn poll_next_conn(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<TcpStream>> {
         self.accept.poll_accept(cx).map_ok(TcpStream::from_fd)
