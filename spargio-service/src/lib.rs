@@ -14,16 +14,28 @@
 
 #![warn(missing_docs)]
 
+mod accept;
+mod adaptive;
+mod builder;
 pub mod codec;
+mod conn;
 mod connection;
 mod error;
+mod handler;
 pub mod layers;
+mod local;
+mod measured;
 mod placement;
 mod protocol;
+mod server;
+mod shutdown;
 mod stats;
 
+pub use builder::{AcceptMode, ServerBuilder};
 pub use connection::{ConnInfo, Connection};
 pub use error::{BoxError, HandlerError};
 pub use placement::{AdaptiveConfig, HandlerPlacement};
 pub use protocol::{Handler, Protocol, RouteKey};
+pub use server::Server;
+pub use shutdown::{ShutdownHandle, ShutdownReport};
 pub use stats::{ServerStats, StatsHandle};

@@ -29,6 +29,7 @@ pub(crate) struct Counters {
     pub(crate) per_shard_active: Vec<Counter>,
     pub(crate) per_shard_accepted: Vec<Counter>,
     pub(crate) requests: Counter,
+    pub(crate) in_flight: Counter,
     pub(crate) requests_failed: Counter,
     pub(crate) panics: Counter,
     pub(crate) request_timeouts: Counter,
@@ -39,6 +40,7 @@ pub(crate) struct Counters {
     pub(crate) accept_errors: Counter,
     pub(crate) accept_backoffs: Counter,
     pub(crate) accept_pauses: Counter,
+    pub(crate) make_errors: Counter,
 }
 
 impl Counters {
@@ -49,6 +51,7 @@ impl Counters {
             per_shard_active: (0..shards).map(|_| Counter::default()).collect(),
             per_shard_accepted: (0..shards).map(|_| Counter::default()).collect(),
             requests: Counter::default(),
+            in_flight: Counter::default(),
             requests_failed: Counter::default(),
             panics: Counter::default(),
             request_timeouts: Counter::default(),
@@ -59,6 +62,7 @@ impl Counters {
             accept_errors: Counter::default(),
             accept_backoffs: Counter::default(),
             accept_pauses: Counter::default(),
+            make_errors: Counter::default(),
         })
     }
 
@@ -69,6 +73,7 @@ impl Counters {
             active_per_shard: self.per_shard_active.iter().map(Counter::get).collect(),
             accepted_per_shard: self.per_shard_accepted.iter().map(Counter::get).collect(),
             requests: self.requests.get(),
+            requests_in_flight: self.in_flight.get(),
             requests_failed: self.requests_failed.get(),
             panics: self.panics.get(),
             request_timeouts: self.request_timeouts.get(),
@@ -79,6 +84,7 @@ impl Counters {
             accept_errors: self.accept_errors.get(),
             accept_backoffs: self.accept_backoffs.get(),
             accept_pauses: self.accept_pauses.get(),
+            make_errors: self.make_errors.get(),
         }
     }
 }
@@ -96,6 +102,8 @@ pub struct ServerStats {
     pub accepted_per_shard: Vec<u64>,
     /// Requests handed to the service.
     pub requests: u64,
+    /// Requests handed to the service and not answered yet.
+    pub requests_in_flight: u64,
     /// Of those, requests that ended in an error, panic or timeout.
     pub requests_failed: u64,
     /// Handler panics (each contained to its request).
@@ -117,6 +125,9 @@ pub struct ServerStats {
     pub accept_backoffs: u64,
     /// Times accepting paused at `max_connections`.
     pub accept_pauses: u64,
+    /// Connections closed because the make-service failed to build their
+    /// service.
+    pub make_errors: u64,
 }
 
 /// A cheap, cloneable view of a server's live counters.

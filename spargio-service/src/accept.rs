@@ -1,0 +1,163 @@
+//! Accept loops: one per listener, pinned to the listener's shard. Each
+//! takes a `max_connections` permit before it takes a connection, and hands
+//! the connection to its session shard.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_lock::Semaphore;
+use futures_util::future::{select, Either};
+use spargio_rt::net::{Incoming, TcpListener, TcpStream};
+use spargio_rt::ShardId;
+
+use crate::conn::{Accepted, ConnGuard};
+use crate::shutdown::ServerState;
+
+/// Hands an accepted connection to its session shard (spawns its task).
+pub(crate) type Dispatch = Arc<dyn Fn(Accepted) + Send + Sync>;
+
+/// Which shards an accept loop hands connections to.
+pub(crate) enum Targets {
+    /// Every shard in turn.
+    RoundRobin(usize),
+    /// Always this one.
+    One(ShardId),
+}
+
+/// What all accept loops of a server share.
+pub(crate) struct AcceptShared {
+    pub(crate) state: Arc<ServerState>,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) nodelay: bool,
+    pub(crate) dispatch: Dispatch,
+}
+
+/// The first back-off after running out of file descriptors; doubles up to
+/// [`MAX_BACKOFF`] while accepts keep failing.
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// Consecutive failures of other kinds after which the loop backs off too.
+const ERRORS_BEFORE_BACKOFF: u32 = 8;
+
+fn out_of_fds(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Accepts on `listener` until shutdown starts.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    targets: Targets,
+    shared: Arc<AcceptShared>,
+) {
+    let mut incoming = listener.incoming();
+    let mut turn = 0usize;
+    let mut backoff = FIRST_BACKOFF;
+    let mut failures = 0u32;
+    let closing = shared.state.closing.clone();
+    let counters = shared.state.counters.clone();
+    loop {
+        // A place first, then a connection: at the limit, stop the
+        // multishot accept and serve what it already took as places free.
+        let permit = match shared.permits.try_acquire_arc() {
+            Some(p) => p,
+            None => {
+                counters.accept_pauses.add(1);
+                incoming.pause();
+                if !drain_paused(&mut incoming, &targets, &mut turn, &shared).await {
+                    return;
+                }
+                let wait = shared.permits.acquire_arc();
+                let stop = closing.cancelled();
+                futures_util::pin_mut!(wait, stop);
+                match select(wait, stop).await {
+                    Either::Left((p, _)) => p,
+                    Either::Right(_) => return,
+                }
+            }
+        };
+        let next = incoming.next();
+        let stop = closing.cancelled();
+        futures_util::pin_mut!(next, stop);
+        let res = match select(next, stop).await {
+            Either::Left((res, _)) => res,
+            Either::Right(_) => return,
+        };
+        match res {
+            Ok(stream) => {
+                backoff = FIRST_BACKOFF;
+                failures = 0;
+                hand_over(stream, permit, &targets, &mut turn, &shared);
+            }
+            Err(e) => {
+                drop(permit);
+                counters.accept_errors.add(1);
+                failures += 1;
+                if out_of_fds(&e) || failures >= ERRORS_BEFORE_BACKOFF {
+                    if out_of_fds(&e) {
+                        counters.accept_backoffs.add(1);
+                    }
+                    let nap = spargio_rt::time::sleep(backoff);
+                    let stop = closing.cancelled();
+                    futures_util::pin_mut!(nap, stop);
+                    if let Either::Right(_) = select(nap, stop).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+/// Serves the connections a paused multishot accept had already taken,
+/// each as a place frees. Returns false when shutdown started meanwhile.
+async fn drain_paused(
+    incoming: &mut Incoming,
+    targets: &Targets,
+    turn: &mut usize,
+    shared: &Arc<AcceptShared>,
+) -> bool {
+    while let Some(res) = incoming.next_paused().await {
+        let Ok(stream) = res else {
+            shared.state.counters.accept_errors.add(1);
+            continue;
+        };
+        let wait = shared.permits.acquire_arc();
+        let stop = shared.state.closing.cancelled();
+        futures_util::pin_mut!(wait, stop);
+        match select(wait, stop).await {
+            Either::Left((permit, _)) => hand_over(stream, permit, targets, turn, shared),
+            Either::Right(_) => return false,
+        }
+    }
+    true
+}
+
+fn hand_over(
+    stream: TcpStream,
+    permit: async_lock::SemaphoreGuardArc,
+    targets: &Targets,
+    turn: &mut usize,
+    shared: &Arc<AcceptShared>,
+) {
+    if shared.nodelay {
+        let _ = stream.set_nodelay(true);
+    }
+    let shard = match targets {
+        Targets::RoundRobin(n) => {
+            let s = ShardId(*turn % n);
+            *turn = turn.wrapping_add(1);
+            s
+        }
+        Targets::One(s) => *s,
+    };
+    let guard = ConnGuard::new(shared.state.clone(), shard, permit);
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    (shared.dispatch)(Accepted { stream, id, guard });
+}

@@ -1,0 +1,118 @@
+//! `HandlerPlacement::Adaptive`'s memory: per route, a smoothed longest
+//! poll, and whether the route runs inline or stealable.
+//!
+//! The table is a fixed array of atomic slots indexed by the route key, so
+//! every shard reads and updates it without a lock. Routes beyond the table
+//! size share slots (documented on `AdaptiveConfig::max_routes`). Updates
+//! race benignly: a lost sample only slows the average down.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::placement::AdaptiveConfig;
+use crate::protocol::RouteKey;
+
+/// Top bit of a slot: the route currently runs stealable.
+const HEAVY: u64 = 1 << 63;
+
+/// Per-route poll-time averages and placement decisions.
+pub(crate) struct AdaptiveTable {
+    slots: Box<[AtomicU64]>,
+    heavy_ns: u64,
+}
+
+impl AdaptiveTable {
+    pub(crate) fn new(cfg: AdaptiveConfig) -> AdaptiveTable {
+        let n = cfg.max_routes.max(1);
+        AdaptiveTable {
+            slots: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            heavy_ns: u64::try_from(cfg.heavy_poll.as_nanos())
+                .unwrap_or(u64::MAX >> 2)
+                .max(1),
+        }
+    }
+
+    fn slot(&self, route: RouteKey) -> &AtomicU64 {
+        // Spread keys that differ only in high bits over the slots too.
+        let h = route.0 ^ (route.0 >> 29) ^ (route.0 >> 47);
+        &self.slots[(h % self.slots.len() as u64) as usize]
+    }
+
+    /// Whether requests of `route` should run stealable now.
+    pub(crate) fn is_heavy(&self, route: RouteKey) -> bool {
+        self.slot(route).load(Ordering::Relaxed) & HEAVY != 0
+    }
+
+    /// Records that a request of `route` had `longest` as its longest
+    /// single poll, and updates the route's placement: heavy from
+    /// `heavy_poll` up, light again below half of it.
+    pub(crate) fn record(&self, route: RouteKey, longest: Duration) {
+        let sample = u64::try_from(longest.as_nanos()).unwrap_or(u64::MAX >> 2);
+        let slot = self.slot(route);
+        let old = slot.load(Ordering::Relaxed);
+        let avg = old & !HEAVY;
+        // Exponential average with weight 1/8 for the new sample.
+        let avg = if avg == 0 {
+            sample
+        } else {
+            avg - avg / 8 + sample / 8
+        }
+        .min(u64::MAX >> 2);
+        let was_heavy = old & HEAVY != 0;
+        let heavy = if was_heavy {
+            avg >= self.heavy_ns / 2
+        } else {
+            avg >= self.heavy_ns
+        };
+        slot.store(avg | if heavy { HEAVY } else { 0 }, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> AdaptiveTable {
+        AdaptiveTable::new(AdaptiveConfig {
+            heavy_poll: Duration::from_micros(100),
+            max_routes: 16,
+        })
+    }
+
+    #[test]
+    fn a_route_with_long_polls_turns_heavy_and_back() {
+        let t = table();
+        let r = RouteKey(7);
+        assert!(!t.is_heavy(r));
+        for _ in 0..4 {
+            t.record(r, Duration::from_micros(500));
+        }
+        assert!(t.is_heavy(r));
+        // Short polls bring the average below half the threshold.
+        for _ in 0..64 {
+            t.record(r, Duration::from_micros(5));
+        }
+        assert!(!t.is_heavy(r));
+    }
+
+    #[test]
+    fn hysteresis_keeps_a_heavy_route_heavy_between_the_thresholds() {
+        let t = table();
+        let r = RouteKey(1);
+        t.record(r, Duration::from_micros(200));
+        assert!(t.is_heavy(r));
+        for _ in 0..64 {
+            t.record(r, Duration::from_micros(70));
+        }
+        assert!(t.is_heavy(r), "70 µs is above half of 100 µs");
+    }
+
+    #[test]
+    fn routes_are_tracked_apart() {
+        let t = table();
+        t.record(RouteKey(1), Duration::from_millis(1));
+        t.record(RouteKey(2), Duration::from_micros(1));
+        assert!(t.is_heavy(RouteKey(1)));
+        assert!(!t.is_heavy(RouteKey(2)));
+    }
+}

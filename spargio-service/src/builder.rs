@@ -1,0 +1,212 @@
+//! `Server::builder()`: how the server accepts, limits and places work.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use spargio_rt::net::TcpListener;
+use spargio_rt::{RuntimeHandle, ShardId};
+
+use crate::placement::{AdaptiveConfig, HandlerPlacement};
+use crate::server::Server;
+
+/// How connections are accepted and which shard serves each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AcceptMode {
+    /// One listening socket with a multishot accept on one shard (shard 0
+    /// unless [`ServerBuilder::accept_shard`] says otherwise); each
+    /// connection goes to the next shard in turn. Even spread whatever the
+    /// kernel's hashing does; one hop (a doorbell) per connection.
+    #[default]
+    RoundRobin,
+    /// One `SO_REUSEPORT` listener per shard; the kernel spreads connections
+    /// by hashing their addresses and each shard serves what it accepts. No
+    /// hop; the spread is only as even as the hash.
+    ReusePort,
+    /// One listener on one shard, which also serves every connection (the
+    /// other shards only run stealable handlers).
+    Pinned(ShardId),
+}
+
+/// Settings shared by a server's tasks.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerConfig {
+    pub(crate) accept: AcceptMode,
+    pub(crate) accept_shard: ShardId,
+    pub(crate) max_connections: usize,
+    pub(crate) placement: HandlerPlacement,
+    pub(crate) adaptive: AdaptiveConfig,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) request_timeout: Option<Duration>,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) backlog: i32,
+    pub(crate) nodelay: bool,
+}
+
+/// Builds a [`Server`]: `Server::builder()...bind(&handle, addr)`.
+///
+/// ```
+/// use spargio_service::{AcceptMode, HandlerPlacement, Server};
+/// use std::time::Duration;
+///
+/// spargio_rt::run(|handle| async move {
+///     let server = Server::builder()
+///         .accept(AcceptMode::RoundRobin)
+///         .max_connections(50_000)
+///         .handler_placement(HandlerPlacement::Adaptive)
+///         .idle_timeout(Duration::from_secs(60))
+///         .request_timeout(Duration::from_secs(10))
+///         .bind(&handle, "127.0.0.1:0")
+///         .unwrap();
+///     assert!(server.local_addr().port() != 0);
+/// })
+/// .unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct ServerBuilder {
+    cfg: ServerConfig,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            cfg: ServerConfig {
+                accept: AcceptMode::RoundRobin,
+                accept_shard: ShardId(0),
+                max_connections: 100_000,
+                placement: HandlerPlacement::Stealable,
+                adaptive: AdaptiveConfig::default(),
+                idle_timeout: None,
+                request_timeout: None,
+                shutdown_timeout: Duration::from_secs(30),
+                backlog: 1024,
+                nodelay: true,
+            },
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// A builder with the defaults: round-robin accept, 100,000 connections
+    /// at most, stealable handlers, no idle or request timeout, 30 s to
+    /// shut down, backlog 1024, `TCP_NODELAY` on.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How connections are accepted and spread over shards.
+    pub fn accept(mut self, mode: AcceptMode) -> Self {
+        self.cfg.accept = mode;
+        self
+    }
+
+    /// The shard that runs the accept loop in [`AcceptMode::RoundRobin`].
+    pub fn accept_shard(mut self, shard: ShardId) -> Self {
+        self.cfg.accept_shard = shard;
+        self
+    }
+
+    /// At most `n` open connections (at least 1): accepting pauses at the
+    /// limit (new connections wait in the listen backlog) and resumes when
+    /// one closes.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.cfg.max_connections = n.max(1);
+        self
+    }
+
+    /// Where the service's response futures run.
+    pub fn handler_placement(mut self, placement: HandlerPlacement) -> Self {
+        self.cfg.placement = placement;
+        self
+    }
+
+    /// Tuning of [`HandlerPlacement::Adaptive`].
+    pub fn adaptive(mut self, cfg: AdaptiveConfig) -> Self {
+        self.cfg.adaptive = cfg;
+        self
+    }
+
+    /// Closes a connection that has waited this long for its next request.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.cfg.idle_timeout = Some(d);
+        self
+    }
+
+    /// Drops a request whose handler runs longer than this; the protocol
+    /// answers it with a timeout error.
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.cfg.request_timeout = Some(d);
+        self
+    }
+
+    /// How long a graceful shutdown waits for connections to finish before
+    /// it cuts the rest.
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.cfg.shutdown_timeout = d;
+        self
+    }
+
+    /// The listen backlog.
+    pub fn backlog(mut self, n: i32) -> Self {
+        self.cfg.backlog = n.max(1);
+        self
+    }
+
+    /// Whether accepted connections get `TCP_NODELAY` (default on).
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.cfg.nodelay = on;
+        self
+    }
+
+    /// Binds the listener(s) on the runtime behind `handle`.
+    ///
+    /// The address is resolved with the system resolver on the calling
+    /// thread: pass an IP address (as servers usually do) when calling from
+    /// a shard. Port 0 picks a free port; with [`AcceptMode::ReusePort`]
+    /// every shard's listener shares it.
+    pub fn bind(self, handle: &RuntimeHandle, addr: impl ToSocketAddrs) -> io::Result<Server> {
+        let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing")
+        })?;
+        let shards = handle.shard_count();
+        let check = |s: ShardId| {
+            if s.0 >= shards {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("shard {} does not exist (the runtime has {shards})", s.0),
+                ))
+            } else {
+                Ok(s)
+            }
+        };
+        let listeners = match self.cfg.accept {
+            AcceptMode::RoundRobin => {
+                let shard = check(self.cfg.accept_shard)?;
+                vec![(
+                    shard,
+                    TcpListener::bind_with(addr, self.cfg.backlog, false)?,
+                )]
+            }
+            AcceptMode::Pinned(shard) => {
+                let shard = check(shard)?;
+                vec![(
+                    shard,
+                    TcpListener::bind_with(addr, self.cfg.backlog, false)?,
+                )]
+            }
+            AcceptMode::ReusePort => {
+                let first = TcpListener::bind_with(addr, self.cfg.backlog, true)?;
+                let bound: SocketAddr = first.local_addr()?;
+                let mut all = vec![(ShardId(0), first)];
+                for s in 1..shards {
+                    all.push((
+                        ShardId(s),
+                        TcpListener::bind_with(bound, self.cfg.backlog, true)?,
+                    ));
+                }
+                all
+            }
+        };
+        Server::new(self.cfg, handle.clone(), listeners)
+    }
+}

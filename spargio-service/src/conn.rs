@@ -1,0 +1,96 @@
+//! One connection's life on its session shard: counted open, served by the
+//! protocol, cut at the shutdown deadline, counted closed.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_lock::SemaphoreGuardArc;
+use futures_util::future::{select, Either};
+use spargio_rt::net::TcpStream;
+use spargio_rt::ShardId;
+
+use crate::connection::{ConnInfo, Connection};
+use crate::shutdown::ServerState;
+
+/// Holds a connection's place: counted open from accept until dropped
+/// (also when its task never got to run), and its `max_connections` permit.
+pub(crate) struct ConnGuard {
+    state: Arc<ServerState>,
+    shard: ShardId,
+    _permit: SemaphoreGuardArc,
+}
+
+impl ConnGuard {
+    pub(crate) fn new(state: Arc<ServerState>, shard: ShardId, permit: SemaphoreGuardArc) -> Self {
+        let c = &state.counters;
+        c.accepted.add(1);
+        c.active.add(1);
+        c.per_shard_accepted[shard.0].add(1);
+        c.per_shard_active[shard.0].add(1);
+        ConnGuard {
+            state,
+            shard,
+            _permit: permit,
+        }
+    }
+
+    pub(crate) fn shard(&self) -> ShardId {
+        self.shard
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let c = &self.state.counters;
+        c.per_shard_active[self.shard.0].sub(1);
+        c.active.sub(1);
+        self.state.conn_ended.notify(usize::MAX);
+    }
+}
+
+/// What the accept loop hands to the session shard.
+pub(crate) struct Accepted {
+    pub(crate) stream: TcpStream,
+    pub(crate) id: u64,
+    pub(crate) guard: ConnGuard,
+}
+
+impl Accepted {
+    /// The connection's facts, read on the session shard.
+    pub(crate) fn info(&self) -> ConnInfo {
+        ConnInfo {
+            id: self.id,
+            peer_addr: self.stream.peer_addr().ok(),
+            local_addr: self.stream.local_addr().ok(),
+            shard: self.guard.shard(),
+        }
+    }
+}
+
+/// Runs `serve` (the protocol on this connection) until it ends or the
+/// shutdown deadline cuts it; then releases the connection's place.
+pub(crate) async fn run_connection<F>(state: Arc<ServerState>, guard: ConnGuard, serve: F)
+where
+    F: Future<Output = std::io::Result<()>>,
+{
+    let forced = state.force.cancelled();
+    futures_util::pin_mut!(serve, forced);
+    if let Either::Right(((), _)) = select(serve, forced).await {
+        state.cut.add(1);
+    }
+    drop(guard);
+}
+
+/// The [`Connection`] a protocol gets for `info`.
+pub(crate) fn connection(
+    state: &ServerState,
+    info: ConnInfo,
+    idle_timeout: Option<std::time::Duration>,
+) -> Connection {
+    Connection::new(
+        info,
+        idle_timeout,
+        state.closing.child_token(),
+        state.counters.clone(),
+    )
+}

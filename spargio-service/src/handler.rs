@@ -1,0 +1,298 @@
+//! The server's [`Handler`]s: a tower service behind handler placement,
+//! the request timeout, panic containment and the request counters.
+
+use std::future::{poll_fn, Future};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use spargio_rt::{JoinHandle, RuntimeHandle, ShardId};
+use tower_service::Service;
+
+use crate::adaptive::AdaptiveTable;
+use crate::error::{BoxError, HandlerError};
+use crate::measured::{Measured, PollReport};
+use crate::placement::HandlerPlacement;
+use crate::protocol::{Handler, RouteKey};
+use crate::stats::Counters;
+
+/// What every handler of one server shares.
+pub(crate) struct HandlerShared {
+    pub(crate) placement: HandlerPlacement,
+    pub(crate) adaptive: AdaptiveTable,
+    pub(crate) request_timeout: Option<Duration>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) handle: RuntimeHandle,
+}
+
+impl HandlerShared {
+    fn count_failure(&self, e: &HandlerError) {
+        self.counters.requests_failed.add(1);
+        match e {
+            HandlerError::Panicked(_) => self.counters.panics.add(1),
+            HandlerError::TimedOut => self.counters.request_timeouts.add(1),
+            _ => {}
+        }
+    }
+
+    /// Whether requests of `route` run stealable now.
+    fn stealable(&self, route: RouteKey) -> bool {
+        match self.placement {
+            HandlerPlacement::Inline => false,
+            HandlerPlacement::Stealable => true,
+            HandlerPlacement::Adaptive => self.adaptive.is_heavy(route),
+        }
+    }
+
+    fn adaptive(&self) -> bool {
+        self.placement == HandlerPlacement::Adaptive
+    }
+
+    fn learn(&self, route: RouteKey, report: &PollReport) {
+        if self.adaptive() {
+            self.adaptive.record(route, report.longest);
+        }
+    }
+
+    /// Polls `fut` on the calling (connection) task.
+    async fn run_inline<F, T, E>(
+        self: Arc<Self>,
+        route: RouteKey,
+        home: ShardId,
+        fut: F,
+    ) -> Result<T, HandlerError>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: Into<BoxError>,
+    {
+        let measured = Measured::new(fut, home, self.adaptive(), false);
+        let caught = AssertUnwindSafe(measured).catch_unwind();
+        let res = match self.request_timeout {
+            Some(d) => match spargio_rt::time::timeout(d, caught).await {
+                Ok(r) => r,
+                Err(_) => return Err(HandlerError::TimedOut),
+            },
+            None => caught.await,
+        };
+        match res {
+            Ok((out, report)) => {
+                self.learn(route, &report);
+                out.map_err(|e| HandlerError::Service(e.into()))
+            }
+            Err(payload) => Err(HandlerError::from_panic(&*payload)),
+        }
+    }
+
+    /// Spawns `fut` stealable and waits for it; dropping the wait aborts it.
+    async fn run_stealable<F, T, E>(
+        self: Arc<Self>,
+        route: RouteKey,
+        home: ShardId,
+        fut: F,
+    ) -> Result<T, HandlerError>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        self.counters.handlers_stealable.add(1);
+        let task = AbortOnDrop(self.handle.spawn_stealable(Measured::new(
+            fut,
+            home,
+            self.adaptive(),
+            true,
+        )));
+        let joined = match self.request_timeout {
+            Some(d) => match spargio_rt::time::timeout(d, task).await {
+                Ok(r) => r,
+                Err(_) => return Err(HandlerError::TimedOut),
+            },
+            None => task.await,
+        };
+        match joined {
+            Ok((out, report)) => {
+                if report.moved {
+                    self.counters.handler_steals.add(1);
+                }
+                self.learn(route, &report);
+                out.map_err(|e| HandlerError::Service(e.into()))
+            }
+            Err(e) if e.is_panic() => Err(HandlerError::from_panic(&*e.into_panic())),
+            Err(_) => Err(HandlerError::Cancelled),
+        }
+    }
+}
+
+/// A stealable handler task that is aborted when nobody waits for it any
+/// more (request timeout, connection closed).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, spargio_rt::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        if !self.0.is_finished() {
+            self.0.abort();
+        }
+    }
+}
+
+/// Keeps `requests_in_flight` right however the call ends.
+struct InFlight(Arc<Counters>);
+
+impl InFlight {
+    fn new(c: &Arc<Counters>) -> InFlight {
+        c.in_flight.add(1);
+        InFlight(c.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.sub(1);
+    }
+}
+
+/// Waits for `poll_ready`, turning an error or a panic into a `HandlerError`.
+async fn ready<S, Req>(service: &mut S) -> Result<(), HandlerError>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    poll_fn(
+        |cx| match std::panic::catch_unwind(AssertUnwindSafe(|| service.poll_ready(cx))) {
+            Ok(p) => p.map_err(|e| HandlerError::Service(e.into())),
+            Err(payload) => Poll::Ready(Err(HandlerError::from_panic(&*payload))),
+        },
+    )
+    .await
+}
+
+/// Calls the service, containing a panic in `call` itself.
+fn start<S, Req>(service: &mut S, req: Req) -> Result<S::Future, HandlerError>
+where
+    S: Service<Req>,
+{
+    std::panic::catch_unwind(AssertUnwindSafe(|| service.call(req)))
+        .map_err(|payload| HandlerError::from_panic(&*payload))
+}
+
+/// A `Send` service under [`HandlerPlacement`] (for `Server::serve`).
+pub(crate) struct ServiceHandler<S> {
+    service: S,
+    home: ShardId,
+    shared: Arc<HandlerShared>,
+}
+
+impl<S> ServiceHandler<S> {
+    pub(crate) fn new(service: S, home: ShardId, shared: Arc<HandlerShared>) -> Self {
+        ServiceHandler {
+            service,
+            home,
+            shared,
+        }
+    }
+}
+
+impl<S, Req> Handler<Req> for ServiceHandler<S>
+where
+    S: Service<Req> + 'static,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+{
+    type Response = S::Response;
+
+    fn ready(&mut self) -> impl Future<Output = Result<(), HandlerError>> {
+        ready::<S, Req>(&mut self.service)
+    }
+
+    fn call(
+        &mut self,
+        route: RouteKey,
+        req: Req,
+    ) -> impl Future<Output = Result<S::Response, HandlerError>> + 'static {
+        let shared = self.shared.clone();
+        shared.counters.requests.add(1);
+        let started = start(&mut self.service, req);
+        let home = self.home;
+        let in_flight = InFlight::new(&shared.counters);
+        async move {
+            let _in_flight = in_flight;
+            let res = match started {
+                Err(e) => Err(e),
+                Ok(fut) if shared.stealable(route) => {
+                    shared.clone().run_stealable(route, home, fut).await
+                }
+                Ok(fut) => shared.clone().run_inline(route, home, fut).await,
+            };
+            if let Err(e) = &res {
+                shared.count_failure(e);
+            }
+            res
+        }
+    }
+}
+
+/// A `!Send` service, handlers inline (for `Server::serve_local`).
+pub(crate) struct LocalServiceHandler<S> {
+    service: S,
+    home: ShardId,
+    shared: Arc<HandlerShared>,
+}
+
+impl<S> LocalServiceHandler<S> {
+    pub(crate) fn new(service: S, home: ShardId, shared: Arc<HandlerShared>) -> Self {
+        LocalServiceHandler {
+            service,
+            home,
+            shared,
+        }
+    }
+}
+
+impl<S, Req> Handler<Req> for LocalServiceHandler<S>
+where
+    S: Service<Req> + 'static,
+    S::Future: 'static,
+    S::Response: 'static,
+    S::Error: Into<BoxError> + 'static,
+{
+    type Response = S::Response;
+
+    fn ready(&mut self) -> impl Future<Output = Result<(), HandlerError>> {
+        ready::<S, Req>(&mut self.service)
+    }
+
+    fn call(
+        &mut self,
+        route: RouteKey,
+        req: Req,
+    ) -> impl Future<Output = Result<S::Response, HandlerError>> + 'static {
+        let shared = self.shared.clone();
+        shared.counters.requests.add(1);
+        let started = start(&mut self.service, req);
+        let home = self.home;
+        let in_flight = InFlight::new(&shared.counters);
+        async move {
+            let _in_flight = in_flight;
+            let res = match started {
+                Err(e) => Err(e),
+                Ok(fut) => shared.clone().run_inline(route, home, fut).await,
+            };
+            if let Err(e) = &res {
+                shared.count_failure(e);
+            }
+            res
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! A future wrapper that measures a handler's polls: the longest single
+//! poll (what holds a shard up) and whether it ran away from its
+//! connection's shard.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use spargio_rt::{RuntimeHandle, ShardId};
+
+/// What [`Measured`] saw.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PollReport {
+    /// The longest single poll (zero when timing was off).
+    pub(crate) longest: Duration,
+    /// Whether any poll ran on a shard other than the connection's.
+    pub(crate) moved: bool,
+}
+
+pin_project_lite::pin_project! {
+    /// Polls `inner`, timing each poll when `timed`, and noting the shard.
+    pub(crate) struct Measured<F> {
+        #[pin]
+        inner: F,
+        home: ShardId,
+        timed: bool,
+        check_shard: bool,
+        report: PollReport,
+    }
+}
+
+impl<F> Measured<F> {
+    /// `timed` turns on poll timing (two clock reads per poll);
+    /// `check_shard` compares each poll's shard with `home`.
+    pub(crate) fn new(inner: F, home: ShardId, timed: bool, check_shard: bool) -> Self {
+        Measured {
+            inner,
+            home,
+            timed,
+            check_shard,
+            report: PollReport::default(),
+        }
+    }
+}
+
+impl<F: Future> Future for Measured<F> {
+    type Output = (F::Output, PollReport);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if *this.check_shard && !this.report.moved {
+            let here = RuntimeHandle::try_current().and_then(|h| h.current_shard());
+            if here.is_some_and(|s| s != *this.home) {
+                this.report.moved = true;
+            }
+        }
+        let start = this.timed.then(Instant::now);
+        let out = this.inner.poll(cx);
+        if let Some(start) = start {
+            let took = start.elapsed();
+            if took > this.report.longest {
+                this.report.longest = took;
+            }
+        }
+        out.map(|o| (o, *this.report))
+    }
+}

@@ -1,0 +1,388 @@
+//! [`Server`]: bound listeners plus the settings; `serve` runs it.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_lock::Semaphore;
+use futures_util::future::{select, Either};
+use spargio_rt::net::TcpListener;
+use spargio_rt::sync::CancellationToken;
+use spargio_rt::{RuntimeHandle, ShardId};
+use tower_service::Service;
+
+use crate::accept::{accept_loop, AcceptShared, Dispatch, Targets};
+use crate::adaptive::AdaptiveTable;
+use crate::builder::{AcceptMode, ServerBuilder, ServerConfig};
+use crate::conn::{connection, run_connection, Accepted};
+use crate::connection::ConnInfo;
+use crate::error::BoxError;
+use crate::handler::{HandlerShared, LocalServiceHandler, ServiceHandler};
+use crate::local;
+use crate::protocol::Protocol;
+use crate::shutdown::{ServerState, ShutdownHandle, ShutdownReport};
+use crate::stats::{Counters, StatsHandle};
+
+type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A bound server, ready to [`serve`](Server::serve) a tower service over a
+/// [`Protocol`].
+///
+/// ```
+/// use bytes::Bytes;
+/// use spargio_service::codec::{Client, LengthDelimited};
+/// use spargio_service::Server;
+///
+/// spargio_rt::run(|handle| async move {
+///     let server = Server::builder().bind(&handle, "127.0.0.1:0").unwrap();
+///     let addr = server.local_addr();
+///     let stop = server.shutdown_handle();
+///     // A tower service: upper-cases each request.
+///     let service = tower::service_fn(|req: Bytes| async move {
+///         Ok::<_, std::convert::Infallible>(Bytes::from(req.to_ascii_uppercase()))
+///     });
+///     let serving = handle.spawn_local(server.serve_service(LengthDelimited::new(), service));
+///
+///     let mut client = Client::connect(addr).await.unwrap();
+///     let reply = client.call(Bytes::from_static(b"hello")).await.unwrap();
+///     assert_eq!(reply.unwrap(), Bytes::from_static(b"HELLO"));
+///
+///     drop(client);
+///     stop.shutdown();
+///     let report = serving.await.unwrap().unwrap();
+///     assert_eq!(report.cut, 0);
+/// })
+/// .unwrap();
+/// ```
+pub struct Server {
+    cfg: ServerConfig,
+    handle: RuntimeHandle,
+    listeners: Vec<(ShardId, TcpListener)>,
+    local_addr: SocketAddr,
+    counters: Arc<Counters>,
+    closing: CancellationToken,
+    signal: Option<Signal>,
+}
+
+impl Server {
+    /// Starts building a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::new()
+    }
+
+    pub(crate) fn new(
+        cfg: ServerConfig,
+        handle: RuntimeHandle,
+        listeners: Vec<(ShardId, TcpListener)>,
+    ) -> io::Result<Server> {
+        let local_addr = listeners[0].1.local_addr()?;
+        let counters = Counters::new(handle.shard_count());
+        Ok(Server {
+            cfg,
+            handle,
+            listeners,
+            local_addr,
+            counters,
+            closing: CancellationToken::new(),
+            signal: None,
+        })
+    }
+
+    /// The address the server listens on (the real port when bound to 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The server's live counters.
+    pub fn stats(&self) -> StatsHandle {
+        StatsHandle(self.counters.clone())
+    }
+
+    /// A handle that starts a graceful shutdown from anywhere.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.closing.clone())
+    }
+
+    /// Starts a graceful shutdown when `signal` completes, e.g.
+    /// `spargio_rt::signal::ctrl_c()`.
+    ///
+    /// ```no_run
+    /// # fn demo(server: spargio_service::Server) -> spargio_service::Server {
+    /// server.with_graceful_shutdown(async {
+    ///     let _ = spargio_rt::signal::ctrl_c().await;
+    /// })
+    /// # }
+    /// ```
+    pub fn with_graceful_shutdown(
+        mut self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        self.signal = Some(Box::pin(signal));
+        self
+    }
+
+    /// Serves until shutdown: each connection calls `make` (a tower
+    /// `MakeService`, such as axum's `into_make_service()`) on its session
+    /// shard with the connection's [`ConnInfo`], and the protocol hands its
+    /// requests to the service it returns, placed per the builder's
+    /// [`HandlerPlacement`](crate::HandlerPlacement).
+    ///
+    /// Returns when the graceful shutdown is over, with its report.
+    pub async fn serve<P, M, S>(self, protocol: P, make: M) -> io::Result<ShutdownReport>
+    where
+        P: Protocol,
+        P::Response: Send,
+        M: Service<ConnInfo, Response = S> + Clone + Send + 'static,
+        M::Future: 'static,
+        M::Error: Into<BoxError>,
+        S: Service<P::Request, Response = P::Response> + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError> + Send + 'static,
+    {
+        let shared = Arc::new(HandlerShared {
+            placement: self.cfg.placement,
+            adaptive: AdaptiveTable::new(self.cfg.adaptive),
+            request_timeout: self.cfg.request_timeout,
+            counters: self.counters.clone(),
+            handle: self.handle.clone(),
+        });
+        let state = ServerState::new(self.closing.clone(), self.counters.clone());
+        let idle = self.cfg.idle_timeout;
+        let handle = self.handle.clone();
+        let make = Mutex::new(make);
+        let st = state.clone();
+        let dispatch: Dispatch = Arc::new(move |acc: Accepted| {
+            let shard = acc.guard.shard();
+            let protocol = protocol.clone();
+            let make = make.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let shared = shared.clone();
+            let state = st.clone();
+            drop(handle.spawn_local_on(shard, move || async move {
+                let info = acc.info();
+                let Accepted { stream, guard, .. } = acc;
+                let mut make = make;
+                let Ok(service) = make_service(&mut make, info.clone()).await else {
+                    state.counters.make_errors.add(1);
+                    return;
+                };
+                let conn = connection(&state, info, idle);
+                let handler = ServiceHandler::new(service, shard, shared);
+                let serve = protocol.serve_connection(stream, handler, conn);
+                run_connection(state.clone(), guard, serve).await;
+            }));
+        });
+        self.run(state, dispatch).await
+    }
+
+    /// Serves one service for every connection (cloned per connection): a
+    /// shorthand for [`serve`](Self::serve) with a make-service that clones
+    /// `service`.
+    pub async fn serve_service<P, S>(self, protocol: P, service: S) -> io::Result<ShutdownReport>
+    where
+        P: Protocol,
+        P::Response: Send,
+        S: Service<P::Request, Response = P::Response> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError> + Send + 'static,
+    {
+        self.serve(protocol, CloneService(service)).await
+    }
+
+    /// Thread-per-core serving: `factory` builds one service per shard, on
+    /// that shard, the first time a connection lands there (`Rc` state is
+    /// fine; connections on the shard get clones), and handlers always run
+    /// inline on their connection's task.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use spargio_service::codec::{Client, LengthDelimited};
+    /// use spargio_service::Server;
+    ///
+    /// spargio_rt::run(|handle| async move {
+    ///     let server = Server::builder().bind(&handle, "127.0.0.1:0").unwrap();
+    ///     let addr = server.local_addr();
+    ///     let stop = server.shutdown_handle();
+    ///     let serving = handle.spawn_local(server.serve_local(LengthDelimited::new(), |_shard| {
+    ///         // A per-shard counter: `Rc<Cell<_>>` is not `Send`.
+    ///         let hits = Rc::new(Cell::new(0u64));
+    ///         tower::service_fn(move |_req: Bytes| {
+    ///             hits.set(hits.get() + 1);
+    ///             let n = hits.get();
+    ///             async move { Ok::<_, std::convert::Infallible>(Bytes::from(n.to_string())) }
+    ///         })
+    ///     }));
+    ///     let mut client = Client::connect(addr).await.unwrap();
+    ///     assert_eq!(client.call(Bytes::new()).await.unwrap().unwrap(), Bytes::from("1"));
+    ///     assert_eq!(client.call(Bytes::new()).await.unwrap().unwrap(), Bytes::from("2"));
+    ///     drop(client);
+    ///     stop.shutdown();
+    ///     serving.await.unwrap().unwrap();
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn serve_local<P, F, S>(self, protocol: P, factory: F) -> io::Result<ShutdownReport>
+    where
+        P: Protocol,
+        F: Fn(ShardId) -> S + Send + Sync + 'static,
+        S: Service<P::Request, Response = P::Response> + Clone + 'static,
+        S::Error: Into<BoxError> + 'static,
+    {
+        let shared = Arc::new(HandlerShared {
+            placement: crate::HandlerPlacement::Inline,
+            adaptive: AdaptiveTable::new(self.cfg.adaptive),
+            request_timeout: self.cfg.request_timeout,
+            counters: self.counters.clone(),
+            handle: self.handle.clone(),
+        });
+        let state = ServerState::new(self.closing.clone(), self.counters.clone());
+        let idle = self.cfg.idle_timeout;
+        let handle = self.handle.clone();
+        let key = local::server_key();
+        let factory = Arc::new(factory);
+        let st = state.clone();
+        let dispatch: Dispatch = Arc::new(move |acc: Accepted| {
+            let shard = acc.guard.shard();
+            let protocol = protocol.clone();
+            let factory = factory.clone();
+            let shared = shared.clone();
+            let state = st.clone();
+            drop(handle.spawn_local_on(shard, move || async move {
+                let info = acc.info();
+                let Accepted { stream, guard, .. } = acc;
+                let service = local::service(key, || factory(shard));
+                let conn = connection(&state, info, idle);
+                let handler = LocalServiceHandler::new(service, shard, shared);
+                let serve = protocol.serve_connection(stream, handler, conn);
+                run_connection(state.clone(), guard, serve).await;
+            }));
+        });
+        let handle = self.handle.clone();
+        let out = self.run(state, dispatch).await;
+        for s in 0..handle.shard_count() {
+            let _ = handle
+                .spawn_local_on(ShardId(s), move || async move { local::forget(key) })
+                .await;
+        }
+        out
+    }
+
+    /// Runs the accept loops until shutdown, then drains connections.
+    async fn run(self, state: Arc<ServerState>, dispatch: Dispatch) -> io::Result<ShutdownReport> {
+        let Server {
+            cfg,
+            handle,
+            listeners,
+            counters,
+            closing,
+            signal,
+            ..
+        } = self;
+        let shards = handle.shard_count();
+        let accept = Arc::new(AcceptShared {
+            state: state.clone(),
+            permits: Arc::new(Semaphore::new(cfg.max_connections)),
+            next_id: AtomicU64::new(0),
+            nodelay: cfg.nodelay,
+            dispatch,
+        });
+        let mut loops = Vec::with_capacity(listeners.len());
+        for (shard, listener) in listeners {
+            let targets = match cfg.accept {
+                AcceptMode::RoundRobin => Targets::RoundRobin(shards),
+                AcceptMode::ReusePort => Targets::One(shard),
+                AcceptMode::Pinned(s) => Targets::One(s),
+            };
+            let shared = accept.clone();
+            loops
+                .push(handle.spawn_local_on(shard, move || accept_loop(listener, targets, shared)));
+        }
+        match signal {
+            Some(signal) => {
+                let asked = closing.cancelled();
+                futures_util::pin_mut!(asked);
+                let _ = select(signal, asked).await;
+            }
+            None => closing.cancelled().await,
+        }
+        closing.cancel();
+        for l in loops {
+            let _ = l.await;
+        }
+        let open_at_start = counters.active.get();
+        let deadline = Instant::now() + cfg.shutdown_timeout;
+        let mut report = ShutdownReport {
+            open_at_start,
+            ..ShutdownReport::default()
+        };
+        if !all_closed(&state, Some(deadline)).await {
+            report.requests_cut = counters.in_flight.get();
+            state.force.cancel();
+            all_closed(&state, None).await;
+        }
+        report.cut = state.cut.get();
+        report.closed_gracefully = open_at_start.saturating_sub(report.cut);
+        Ok(report)
+    }
+}
+
+/// Waits until no connection is open (true) or `deadline` passes (false).
+async fn all_closed(state: &ServerState, deadline: Option<Instant>) -> bool {
+    loop {
+        if state.counters.active.get() == 0 {
+            return true;
+        }
+        let ended = state.conn_ended.listen();
+        if state.counters.active.get() == 0 {
+            return true;
+        }
+        match deadline {
+            None => ended.await,
+            Some(d) => {
+                let nap = spargio_rt::time::sleep_until(d);
+                futures_util::pin_mut!(nap);
+                if let Either::Right(_) = select(ended, nap).await {
+                    return state.counters.active.get() == 0;
+                }
+            }
+        }
+    }
+}
+
+/// Calls a make-service for one connection.
+async fn make_service<M, S>(make: &mut M, info: ConnInfo) -> Result<S, BoxError>
+where
+    M: Service<ConnInfo, Response = S>,
+    M::Error: Into<BoxError>,
+{
+    poll_fn(|cx| make.poll_ready(cx))
+        .await
+        .map_err(Into::into)?;
+    make.call(info).await.map_err(Into::into)
+}
+
+/// A make-service that hands every connection a clone of one service.
+#[derive(Clone)]
+struct CloneService<S>(S);
+
+impl<S: Clone> Service<ConnInfo> for CloneService<S> {
+    type Response = S;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<S, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _info: ConnInfo) -> Self::Future {
+        std::future::ready(Ok(self.0.clone()))
+    }
+}

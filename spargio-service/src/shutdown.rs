@@ -1,0 +1,67 @@
+//! Graceful shutdown: the signals a server's tasks watch, and the report
+//! `serve` returns.
+
+use std::sync::Arc;
+
+use event_listener::Event;
+use spargio_rt::sync::CancellationToken;
+
+use crate::stats::{Counter, Counters};
+
+/// State every task of one running server shares.
+pub(crate) struct ServerState {
+    /// Cancelled when shutdown starts: accept loops stop, idle connections
+    /// close, busy ones close after their current response.
+    pub(crate) closing: CancellationToken,
+    /// Cancelled at the shutdown deadline: connections still open are cut.
+    pub(crate) force: CancellationToken,
+    /// Connections cut at the deadline.
+    pub(crate) cut: Counter,
+    /// Notified whenever a connection ends.
+    pub(crate) conn_ended: Event,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl ServerState {
+    pub(crate) fn new(closing: CancellationToken, counters: Arc<Counters>) -> Arc<ServerState> {
+        Arc::new(ServerState {
+            closing,
+            force: CancellationToken::new(),
+            cut: Counter::default(),
+            conn_ended: Event::new(),
+            counters,
+        })
+    }
+}
+
+/// Starts a server's graceful shutdown from anywhere
+/// ([`Server::shutdown_handle`](crate::Server::shutdown_handle)).
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle(pub(crate) CancellationToken);
+
+impl ShutdownHandle {
+    /// Stops accepting, lets in-flight requests finish and closes idle
+    /// connections; connections still open at the shutdown timeout are cut.
+    pub fn shutdown(&self) {
+        self.0.cancel();
+    }
+
+    /// Whether shutdown has started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.0.is_cancelled()
+    }
+}
+
+/// How a server's shutdown went, returned by `serve` when it ends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Connections open when shutdown started.
+    pub open_at_start: u64,
+    /// Of those, connections that closed by themselves before the deadline
+    /// (idle ones, and busy ones after their last response).
+    pub closed_gracefully: u64,
+    /// Connections still open at the deadline, closed by force.
+    pub cut: u64,
+    /// Requests in flight on the cut connections.
+    pub requests_cut: u64,
+}
