@@ -1,0 +1,234 @@
+//! [`ConcurrencyLimitLayer`] and [`ConcurrencyLimit`]: at most N calls in
+//! flight.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_lock::futures::AcquireArc;
+use async_lock::{Semaphore, SemaphoreGuardArc};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Wraps services in a [`ConcurrencyLimit`] of `max` calls in flight.
+///
+/// Each service the layer wraps gets its own limit; clones of that service
+/// share it.
+///
+/// ```
+/// use spargio_service::layers::ConcurrencyLimitLayer;
+/// use tower::{ServiceBuilder, ServiceExt};
+///
+/// spargio_rt::run(|_| async {
+///     let svc = ServiceBuilder::new()
+///         .layer(ConcurrencyLimitLayer::new(2))
+///         .service_fn(|x: u32| async move { Ok::<_, std::convert::Infallible>(x * 2) });
+///     assert_eq!(svc.available_permits(), 2);
+///     assert_eq!(svc.oneshot(21).await.unwrap(), 42);
+/// })
+/// .unwrap();
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ConcurrencyLimitLayer {
+    max: usize,
+}
+
+impl ConcurrencyLimitLayer {
+    /// A layer allowing `max` calls in flight per wrapped service.
+    pub fn new(max: usize) -> ConcurrencyLimitLayer {
+        ConcurrencyLimitLayer { max }
+    }
+}
+
+impl<S> Layer<S> for ConcurrencyLimitLayer {
+    type Service = ConcurrencyLimit<S>;
+
+    fn layer(&self, inner: S) -> ConcurrencyLimit<S> {
+        ConcurrencyLimit::new(inner, self.max)
+    }
+}
+
+/// Keeps at most `max` calls of the inner service in flight.
+///
+/// `poll_ready` waits (`Pending`, woken by the semaphore — no timer, no
+/// spin) for a permit of an [`async_lock::Semaphore`], then polls the inner
+/// service. [`call`](Service::call) moves the permit into the response
+/// future, which releases it when the response is ready or when the future
+/// is dropped unfinished. A service dropped while holding an unused permit
+/// releases it too.
+///
+/// Clones share the limit: every clone draws from the same permits, so a
+/// server that clones the service per connection limits the whole server.
+/// A clone starts without a permit of its own.
+///
+/// The inner service's errors pass through unchanged.
+///
+/// # Panics
+///
+/// [`call`](Service::call) panics unless `poll_ready` returned `Ready(Ok)`
+/// since the last call, as the `Service` contract requires.
+///
+/// ```
+/// use spargio_service::layers::ConcurrencyLimit;
+/// use tower::{service_fn, Service, ServiceExt};
+///
+/// spargio_rt::run(|_| async {
+///     let echo = service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) });
+///     let mut svc = ConcurrencyLimit::new(echo, 1);
+///     let response = svc.ready().await.unwrap().call(5);
+///     assert_eq!(svc.available_permits(), 0); // held by `response`
+///     assert_eq!(response.await.unwrap(), 5);
+///     assert_eq!(svc.available_permits(), 1);
+/// })
+/// .unwrap();
+/// ```
+pub struct ConcurrencyLimit<S> {
+    inner: S,
+    max: usize,
+    semaphore: Arc<Semaphore>,
+    /// The permit `poll_ready` got, for the next call.
+    permit: Option<SemaphoreGuardArc>,
+    /// A wait for a permit in progress (boxed: `AcquireArc` is `!Unpin`).
+    acquiring: Option<Pin<Box<AcquireArc>>>,
+}
+
+impl<S> ConcurrencyLimit<S> {
+    /// Wraps `inner`, allowing `max` calls in flight.
+    pub fn new(inner: S, max: usize) -> ConcurrencyLimit<S> {
+        ConcurrencyLimit {
+            inner,
+            max,
+            semaphore: Arc::new(Semaphore::new(max)),
+            permit: None,
+            acquiring: None,
+        }
+    }
+
+    /// A [`ConcurrencyLimitLayer`] of `max`.
+    pub fn layer(max: usize) -> ConcurrencyLimitLayer {
+        ConcurrencyLimitLayer::new(max)
+    }
+
+    /// The limit.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Permits free right now, across all clones (neither held by a ready
+    /// service nor by a response in flight).
+    pub fn available_permits(&self) -> usize {
+        self.semaphore.available_permits()
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service (releasing an unused permit).
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone> Clone for ConcurrencyLimit<S> {
+    /// A clone sharing this service's permits; it holds none of its own.
+    fn clone(&self) -> Self {
+        ConcurrencyLimit {
+            inner: self.inner.clone(),
+            max: self.max,
+            semaphore: self.semaphore.clone(),
+            permit: None,
+            acquiring: None,
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for ConcurrencyLimit<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConcurrencyLimit")
+            .field("inner", &self.inner)
+            .field("max", &self.max)
+            .field("available_permits", &self.semaphore.available_permits())
+            .field("has_permit", &self.permit.is_some())
+            .finish()
+    }
+}
+
+impl<S, Req> Service<Req> for ConcurrencyLimit<S>
+where
+    S: Service<Req>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ConcurrencyLimitFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        if self.permit.is_none() {
+            if self.acquiring.is_none() {
+                // Uncontended: no allocation, no listener.
+                match self.semaphore.try_acquire_arc() {
+                    Some(permit) => self.permit = Some(permit),
+                    None => self.acquiring = Some(Box::pin(self.semaphore.acquire_arc())),
+                }
+            }
+            if let Some(acquiring) = &mut self.acquiring {
+                let permit = std::task::ready!(acquiring.as_mut().poll(cx));
+                self.acquiring = None;
+                self.permit = Some(permit);
+            }
+        }
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let permit = self.permit.take().expect(
+            "ConcurrencyLimit::call without a permit: poll_ready must return Ready(Ok) before each call",
+        );
+        ConcurrencyLimitFuture {
+            inner: self.inner.call(req),
+            permit: Some(permit),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`ConcurrencyLimit`]. Holds a permit until the
+    /// response is ready or the future is dropped. `Send` when the inner
+    /// future is.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ConcurrencyLimitFuture<F> {
+        #[pin]
+        inner: F,
+        permit: Option<SemaphoreGuardArc>,
+    }
+}
+
+impl<F: fmt::Debug> fmt::Debug for ConcurrencyLimitFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConcurrencyLimitFuture")
+            .field("inner", &self.inner)
+            .field("holds_permit", &self.permit.is_some())
+            .finish()
+    }
+}
+
+impl<F: Future> Future for ConcurrencyLimitFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        // Release the permit as soon as the response is ready, not when the
+        // finished future is eventually dropped.
+        *this.permit = None;
+        Poll::Ready(out)
+    }
+}

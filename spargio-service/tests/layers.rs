@@ -1,0 +1,607 @@
+//! The runtime-native layers (timeout, rate limit, concurrency limit, load
+//! shed) on spargio-rt, and tower's runtime-agnostic layers stacked with
+//! them.
+//!
+//! Timing assertions are one-sided only: a timer "did not fire early" or
+//! "did fire".
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures_util::future::poll_fn;
+use spargio_rt::sync::CancellationToken;
+use spargio_rt::time::{sleep, timeout};
+use spargio_service::layers::{
+    ConcurrencyLimit, ConcurrencyLimitLayer, Elapsed, LoadShed, LoadShedLayer, Overloaded, Rate,
+    RateLimit, RateLimitLayer, Timeout, TimeoutLayer,
+};
+use spargio_service::BoxError;
+use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
+
+// ---------------------------------------------------------------- helpers
+
+/// Long enough that a test never reaches it unless something hangs.
+const HANG: Duration = Duration::from_secs(10);
+
+/// Polls `svc.poll_ready` exactly once, with the current task's waker.
+async fn poll_ready_once<S: Service<R>, R>(svc: &mut S) -> Poll<Result<(), S::Error>> {
+    poll_fn(|cx| Poll::Ready(svc.poll_ready(cx))).await
+}
+
+/// Polls a future once.
+async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    poll_fn(|cx| Poll::Ready(Pin::new(&mut *fut).poll(cx))).await
+}
+
+/// Counts how often a future is polled (a spinning wait polls thousands of
+/// times; a timer- or event-driven one a handful).
+struct CountPolls<F> {
+    fut: Pin<Box<F>>,
+    polls: usize,
+}
+
+impl<F> CountPolls<F> {
+    fn new(fut: F) -> Self {
+        CountPolls {
+            fut: Box::pin(fut),
+            polls: 0,
+        }
+    }
+}
+
+impl<F: Future> Future for CountPolls<F> {
+    type Output = (F::Output, usize);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.polls += 1;
+        let polls = self.polls;
+        self.fut.as_mut().poll(cx).map(|out| (out, polls))
+    }
+}
+
+/// A request whose response waits for `gate` to be cancelled (opened).
+type Gated = (u32, CancellationToken);
+
+/// A service whose responses wait on their request's gate.
+fn gated_service() -> impl Service<
+    Gated,
+    Response = u32,
+    Error = Infallible,
+    Future = impl Future<Output = Result<u32, Infallible>> + Send,
+> + Clone {
+    service_fn(|(id, gate): Gated| async move {
+        gate.cancelled_owned().await;
+        Ok::<_, Infallible>(id)
+    })
+}
+
+/// A service whose readiness the test controls.
+#[derive(Clone, Default)]
+struct Toggle {
+    state: Arc<Mutex<ToggleState>>,
+    calls: Arc<AtomicUsize>,
+}
+
+#[derive(Default)]
+struct ToggleState {
+    ready: bool,
+    fail: bool,
+    waker: Option<Waker>,
+}
+
+impl Toggle {
+    fn set_ready(&self, ready: bool) {
+        let mut s = self.state.lock().unwrap();
+        s.ready = ready;
+        if ready {
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    fn set_failing(&self) {
+        self.state.lock().unwrap().fail = true;
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Service<u32> for Toggle {
+    type Response = u32;
+    type Error = io::Error;
+    type Future = futures_util::future::Ready<Result<u32, io::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        let mut s = self.state.lock().unwrap();
+        if s.fail {
+            Poll::Ready(Err(io::Error::other("toggle broke")))
+        } else if s.ready {
+            Poll::Ready(Ok(()))
+        } else {
+            s.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    fn call(&mut self, req: u32) -> Self::Future {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        futures_util::future::ready(Ok(req))
+    }
+}
+
+fn assert_send<T: Send>(_: &T) {}
+
+// ---------------------------------------------------------------- timeout
+
+#[spargio_rt::test]
+async fn timeout_fires_when_the_call_runs_too_long() {
+    let limit = Duration::from_millis(20);
+    let svc = TimeoutLayer::new(limit).layer(service_fn(|_: ()| async {
+        sleep(HANG).await;
+        Ok::<_, Infallible>("late")
+    }));
+    let start = Instant::now();
+    let err = timeout(HANG, svc.oneshot(()))
+        .await
+        .expect("the timeout layer must fire")
+        .unwrap_err();
+    assert!(start.elapsed() >= limit, "fired early");
+    assert!(err.is::<Elapsed>(), "{err}");
+    assert_eq!(err.to_string(), "request timed out");
+}
+
+#[spargio_rt::test]
+async fn timeout_does_not_fire_for_calls_that_finish_in_time() {
+    let svc = Timeout::new(
+        service_fn(|x: u32| async move {
+            sleep(Duration::from_millis(2)).await;
+            Ok::<_, Infallible>(x + 1)
+        }),
+        HANG,
+    );
+    assert_eq!(svc.timeout(), HANG);
+    assert_eq!(svc.oneshot(41).await.unwrap(), 42);
+}
+
+#[spargio_rt::test]
+async fn timeout_passes_inner_errors_through_boxed() {
+    let svc = Timeout::new(
+        service_fn(|_: ()| async { Err::<(), _>(io::Error::other("inner failure")) }),
+        HANG,
+    );
+    let err = svc.oneshot(()).await.unwrap_err();
+    assert!(!err.is::<Elapsed>());
+    assert_eq!(
+        err.downcast_ref::<io::Error>().unwrap().to_string(),
+        "inner failure"
+    );
+}
+
+#[spargio_rt::test]
+async fn timeout_drops_the_inner_future_when_it_fires() {
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = dropped.clone();
+    let svc = Timeout::new(
+        service_fn(move |_: ()| {
+            let guard = SetOnDrop(flag.clone());
+            async move {
+                let _guard = guard;
+                sleep(HANG).await;
+                Ok::<_, Infallible>(())
+            }
+        }),
+        Duration::from_millis(5),
+    );
+    let err = svc.oneshot(()).await.unwrap_err();
+    assert!(err.is::<Elapsed>());
+    assert!(dropped.load(Ordering::SeqCst), "inner future still alive");
+}
+
+#[spargio_rt::test]
+async fn timeout_counts_from_the_call_not_the_first_poll() {
+    let limit = Duration::from_millis(10);
+    let mut svc = Timeout::new(
+        service_fn(|_: ()| async {
+            sleep(HANG).await;
+            Ok::<_, Infallible>(())
+        }),
+        limit,
+    );
+    let before = Instant::now();
+    let fut = svc.ready().await.unwrap().call(());
+    assert!(fut.deadline() >= before + limit);
+    sleep(limit).await;
+    // Past the deadline before its first poll: fails on that poll.
+    let mut fut = Box::pin(fut);
+    match poll_once(&mut fut).await {
+        Poll::Ready(Err(e)) => assert!(e.is::<Elapsed>()),
+        other => panic!(
+            "expected Elapsed on the first poll, got {:?}",
+            other.is_ready()
+        ),
+    }
+}
+
+#[spargio_rt::test]
+async fn timeout_poll_ready_errors_are_boxed() {
+    let toggle = Toggle::default();
+    toggle.set_failing();
+    let mut svc = Timeout::new(toggle, HANG);
+    let err = svc.ready().await.err().expect("poll_ready error");
+    assert!(err.is::<io::Error>());
+}
+
+// ---------------------------------------------------------------- rate limit
+
+#[spargio_rt::test]
+async fn rate_limit_lets_num_through_per_window_then_waits_for_the_next() {
+    let per = Duration::from_millis(300);
+    let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+    let mut svc = RateLimitLayer::new(3, per).layer(echo);
+    assert_eq!(svc.rate(), Rate::new(3, per));
+
+    let t0 = Instant::now();
+    for i in 0..3 {
+        assert!(
+            poll_ready_once(&mut svc).await.is_ready(),
+            "call {i} of the first window must be ready at once"
+        );
+        assert_eq!(svc.call(i).await.unwrap(), i);
+    }
+    // The fourth waits: not ready while the window lasts...
+    assert!(poll_ready_once(&mut svc).await.is_pending());
+    assert!(poll_ready_once(&mut svc).await.is_pending());
+    assert!(t0.elapsed() < per, "test machine too slow for this window");
+
+    // ...and ready once it has passed, woken by a timer, not a spin.
+    let (ready, polls) = timeout(HANG, CountPolls::new(svc.ready()))
+        .await
+        .expect("the rate limit never woke up");
+    ready.unwrap();
+    assert!(Instant::now() >= t0 + per, "window ended early");
+    assert!(polls <= 5, "woke {polls} times waiting for the window");
+    assert_eq!(svc.call(3).await.unwrap(), 3);
+
+    // The second window has two more slots, then waits again.
+    for i in 4..6 {
+        assert!(poll_ready_once(&mut svc).await.is_ready());
+        assert_eq!(svc.call(i).await.unwrap(), i);
+    }
+    assert!(poll_ready_once(&mut svc).await.is_pending());
+}
+
+#[spargio_rt::test]
+async fn rate_limit_is_shared_by_clones() {
+    let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+    let mut a = RateLimit::new(echo, Rate::new(2, HANG));
+    let mut b = a.clone();
+    let mut c = b.clone();
+    assert!(poll_ready_once(&mut a).await.is_ready());
+    assert_eq!(a.call(1).await.unwrap(), 1);
+    assert!(poll_ready_once(&mut b).await.is_ready());
+    assert_eq!(b.call(2).await.unwrap(), 2);
+    // The window is used up for every clone.
+    assert!(poll_ready_once(&mut c).await.is_pending());
+    assert!(poll_ready_once(&mut a).await.is_pending());
+}
+
+#[spargio_rt::test]
+async fn rate_limit_hands_an_unused_slot_back_when_dropped() {
+    let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+    let mut a = RateLimit::new(echo, Rate::new(1, HANG));
+    let mut b = a.clone();
+    assert!(poll_ready_once(&mut a).await.is_ready()); // a holds the slot
+    assert!(poll_ready_once(&mut b).await.is_pending());
+    drop(a);
+    assert!(poll_ready_once(&mut b).await.is_ready());
+    assert_eq!(b.call(7).await.unwrap(), 7);
+    assert!(poll_ready_once(&mut b).await.is_pending());
+}
+
+#[test]
+#[should_panic(expected = "poll_ready must return Ready")]
+fn rate_limit_call_without_poll_ready_panics() {
+    let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+    let mut svc = RateLimit::new(echo, Rate::new(1, HANG));
+    drop(svc.call(1));
+}
+
+#[test]
+#[should_panic(expected = "num must be at least 1")]
+fn rate_of_zero_is_rejected() {
+    let _ = Rate::new(0, Duration::from_secs(1));
+}
+
+// ---------------------------------------------------------------- concurrency limit
+
+#[spargio_rt::test]
+async fn concurrency_limit_third_call_waits_until_one_completes() {
+    let mut a = ConcurrencyLimitLayer::new(2).layer(gated_service());
+    let mut b = a.clone();
+    let mut c = a.clone();
+    assert_eq!(a.max(), 2);
+    let (gate_a, gate_b) = (CancellationToken::new(), CancellationToken::new());
+
+    let fa = a.ready().await.unwrap().call((1, gate_a.clone()));
+    let fb = b.ready().await.unwrap().call((2, gate_b.clone()));
+    assert_eq!(a.available_permits(), 0);
+    assert!(poll_ready_once(&mut c).await.is_pending());
+    assert!(poll_ready_once(&mut c).await.is_pending());
+
+    // The response futures are Send: run them as stealable tasks.
+    assert_send(&fa);
+    let ha = spargio_rt::spawn(fa);
+    let hb = spargio_rt::spawn(fb);
+    let waiting = CountPolls::new(c.ready());
+    let opener = async {
+        sleep(Duration::from_millis(5)).await;
+        gate_a.cancel();
+        ha.await.unwrap()
+    };
+    let (ready, first) = futures_util::join!(timeout(HANG, waiting), opener);
+    let (ready, polls) = ready.expect("the third call was never woken");
+    ready.unwrap();
+    assert_eq!(first.unwrap(), 1);
+    assert!(polls <= 5, "woke {polls} times waiting for a permit");
+    assert!(poll_ready_once(&mut b).await.is_pending());
+
+    let fc = c.call((3, CancellationToken::new()));
+    drop(fc); // dropping an unfinished response releases its permit
+    assert!(poll_ready_once(&mut b).await.is_ready());
+
+    gate_b.cancel();
+    assert_eq!(hb.await.unwrap().unwrap(), 2);
+    // b holds one permit (ready, not called); the other is free.
+    assert_eq!(a.available_permits(), 1);
+}
+
+#[spargio_rt::test]
+async fn concurrency_limit_releases_the_permit_of_a_dropped_response() {
+    let mut a = ConcurrencyLimit::new(gated_service(), 1);
+    let mut b = a.clone();
+    let fa = a.ready().await.unwrap().call((1, CancellationToken::new()));
+    assert!(poll_ready_once(&mut b).await.is_pending());
+    drop(fa);
+    assert!(poll_ready_once(&mut b).await.is_ready());
+}
+
+#[spargio_rt::test]
+async fn concurrency_limit_releases_the_permit_when_the_response_is_ready() {
+    let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+    let mut svc = ConcurrencyLimit::new(echo, 1);
+    let mut fut = Box::pin(svc.ready().await.unwrap().call(4));
+    assert_eq!(svc.available_permits(), 0);
+    assert_eq!(poll_once(&mut fut).await, Poll::Ready(Ok(4)));
+    // The finished future is still alive, but its permit is back.
+    assert_eq!(svc.available_permits(), 1);
+    drop(fut);
+}
+
+#[spargio_rt::test]
+async fn concurrency_limit_clones_share_the_limit_but_not_the_permit() {
+    let mut a = ConcurrencyLimit::new(gated_service(), 1);
+    assert!(poll_ready_once(&mut a).await.is_ready()); // a holds the permit
+    let mut b = a.clone(); // ...which b does not inherit
+    assert!(poll_ready_once(&mut b).await.is_pending());
+    drop(a); // an unused permit goes back with its service
+    assert!(poll_ready_once(&mut b).await.is_ready());
+    let gate = CancellationToken::new();
+    gate.cancel();
+    assert_eq!(b.call((9, gate)).await.unwrap(), 9);
+}
+
+#[spargio_rt::test]
+async fn concurrency_limit_passes_inner_readiness_through() {
+    let toggle = Toggle::default();
+    let mut svc = ConcurrencyLimit::new(toggle.clone(), 1);
+    assert!(poll_ready_once(&mut svc).await.is_pending()); // permit taken, inner not ready
+    toggle.set_ready(true);
+    assert!(poll_ready_once(&mut svc).await.is_ready());
+    assert_eq!(svc.call(3).await.unwrap(), 3);
+}
+
+// ---------------------------------------------------------------- load shed
+
+#[spargio_rt::test]
+async fn load_shed_rejects_with_overloaded_when_the_inner_service_is_not_ready() {
+    let toggle = Toggle::default();
+    let mut svc = LoadShedLayer::new().layer(toggle.clone());
+    // Always ready itself...
+    assert!(matches!(
+        poll_ready_once(&mut svc).await,
+        Poll::Ready(Ok(()))
+    ));
+    // ...but the call fails at once without reaching the inner service.
+    let fut = svc.call(1);
+    assert!(fut.is_overloaded());
+    let err = fut.await.unwrap_err();
+    assert!(err.is::<Overloaded>(), "{err}");
+    assert_eq!(toggle.calls(), 0);
+}
+
+#[spargio_rt::test]
+async fn load_shed_passes_requests_when_the_inner_service_is_ready() {
+    let toggle = Toggle::default();
+    toggle.set_ready(true);
+    let mut svc = LoadShed::new(toggle.clone());
+    let fut = svc.ready().await.unwrap().call(5);
+    assert!(!fut.is_overloaded());
+    assert_eq!(fut.await.unwrap(), 5);
+    assert_eq!(toggle.calls(), 1);
+
+    // Readiness is checked again for every request.
+    toggle.set_ready(false);
+    let err = svc.ready().await.unwrap().call(6).await.unwrap_err();
+    assert!(err.is::<Overloaded>());
+    toggle.set_ready(true);
+    assert_eq!(svc.ready().await.unwrap().call(7).await.unwrap(), 7);
+    assert_eq!(toggle.calls(), 2);
+}
+
+#[spargio_rt::test]
+async fn load_shed_returns_inner_poll_ready_errors() {
+    let toggle = Toggle::default();
+    toggle.set_failing();
+    let mut svc = LoadShed::new(toggle);
+    let err = svc.ready().await.err().expect("poll_ready error");
+    assert!(err.is::<io::Error>());
+    assert!(!err.is::<Overloaded>());
+}
+
+#[spargio_rt::test]
+async fn load_shed_over_our_concurrency_limit_sheds_the_excess() {
+    let mut svc = ServiceBuilder::new()
+        .layer(LoadShedLayer::new())
+        .layer(ConcurrencyLimitLayer::new(1))
+        .service(gated_service());
+    let gate = CancellationToken::new();
+    let busy = svc.ready().await.unwrap().call((1, gate.clone()));
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call((2, CancellationToken::new()))
+        .await
+        .unwrap_err();
+    assert!(err.is::<Overloaded>());
+    gate.cancel();
+    assert_eq!(busy.await.unwrap(), 1);
+    let open = CancellationToken::new();
+    open.cancel();
+    assert_eq!(svc.ready().await.unwrap().call((3, open)).await.unwrap(), 3);
+}
+
+// ---------------------------------------------------------------- tower interop
+
+#[spargio_rt::test]
+async fn tower_layers_stack_with_ours_on_spargio() {
+    let svc = ServiceBuilder::new()
+        .layer(LoadShedLayer::new())
+        .layer(TimeoutLayer::new(Duration::from_millis(20)))
+        .layer(tower::filter::FilterLayer::new(|s: String| {
+            if s.is_empty() {
+                Err::<String, BoxError>("empty request".into())
+            } else {
+                Ok(s)
+            }
+        }))
+        .map_request(|s: String| s.to_uppercase())
+        .map_response(|n: usize| format!("len={n}"))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(4))
+        .layer(ConcurrencyLimitLayer::new(4))
+        .layer(RateLimitLayer::new(100, Duration::from_secs(1)))
+        .service_fn(|s: String| async move {
+            if s == "SLOW" {
+                sleep(HANG).await;
+            }
+            Ok::<_, Infallible>(s.len())
+        });
+
+    let fut = svc.clone().oneshot("hello".to_string());
+    assert_send(&fut);
+    // Stealable: the whole stack's future runs as a Send task.
+    assert_eq!(spargio_rt::spawn(fut).await.unwrap().unwrap(), "len=5");
+
+    let err = svc.clone().oneshot(String::new()).await.unwrap_err();
+    assert_eq!(err.to_string(), "empty request");
+
+    let err = svc.clone().oneshot("slow".to_string()).await.unwrap_err();
+    assert!(err.is::<Elapsed>(), "{err}");
+}
+
+#[spargio_rt::test]
+async fn tower_load_shed_and_concurrency_limit_work_on_spargio() {
+    let mut svc = ServiceBuilder::new()
+        .layer(tower::load_shed::LoadShedLayer::new())
+        .layer(tower::limit::ConcurrencyLimitLayer::new(1))
+        .layer(TimeoutLayer::new(HANG))
+        .service(gated_service());
+    let gate = CancellationToken::new();
+    let busy = svc.ready().await.unwrap().call((1, gate.clone()));
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call((2, CancellationToken::new()))
+        .await
+        .unwrap_err();
+    assert!(err.is::<tower::load_shed::error::Overloaded>(), "{err}");
+    // tower's semaphore wakes the waiter on spargio like any other waker.
+    let busy = spargio_rt::spawn(busy);
+    gate.cancel();
+    assert_eq!(busy.await.unwrap().unwrap(), 1);
+    let open = CancellationToken::new();
+    open.cancel();
+    assert_eq!(svc.ready().await.unwrap().call((3, open)).await.unwrap(), 3);
+}
+
+#[spargio_rt::test]
+async fn tower_buffer_runs_with_its_worker_spawned_on_spargio() {
+    let inner = ServiceBuilder::new()
+        .layer(TimeoutLayer::new(HANG))
+        .layer(ConcurrencyLimitLayer::new(2))
+        .layer(RateLimitLayer::new(1000, Duration::from_secs(1)))
+        .service_fn(|x: u64| async move {
+            sleep(Duration::from_micros(100)).await;
+            Ok::<_, Infallible>(x * 2)
+        });
+    let (buffer, worker) = tower::buffer::Buffer::pair(inner, 16);
+    let worker = spargio_rt::spawn(worker);
+    let mut tasks = Vec::new();
+    for i in 0..16u64 {
+        let svc = buffer.clone();
+        tasks.push(spargio_rt::spawn(async move { svc.oneshot(i).await }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap().unwrap(), i as u64 * 2);
+    }
+    drop(buffer);
+    worker.await.unwrap(); // the worker ends once every handle is gone
+}
+
+// ---------------------------------------------------------------- Send / Clone
+
+#[test]
+fn services_and_futures_are_send_and_clone() {
+    fn send_sync_clone<T: Send + Sync + Clone>() {}
+    fn send<T: Send>() {}
+    type Inner = tower::util::BoxCloneSyncService<u32, u32, BoxError>;
+    type F = <Inner as Service<u32>>::Future;
+    send_sync_clone::<Timeout<Inner>>();
+    send_sync_clone::<RateLimit<Inner>>();
+    send_sync_clone::<ConcurrencyLimit<Inner>>();
+    send_sync_clone::<LoadShed<Inner>>();
+    send::<spargio_service::layers::TimeoutFuture<F>>();
+    send::<spargio_service::layers::ConcurrencyLimitFuture<F>>();
+    send::<spargio_service::layers::LoadShedFuture<F>>();
+    send_sync_clone::<TimeoutLayer>();
+    send_sync_clone::<RateLimitLayer>();
+    send_sync_clone::<ConcurrencyLimitLayer>();
+    send_sync_clone::<LoadShedLayer>();
+}
+
+#[test]
+fn errors_display_and_are_errors() {
+    fn error<E: std::error::Error + Send + Sync + 'static>(e: E) -> String {
+        e.to_string()
+    }
+    assert_eq!(error(Elapsed::new()), "request timed out");
+    assert_eq!(error(Overloaded::new()), "service overloaded");
+    let io: io::Error = Elapsed::new().into();
+    assert_eq!(io.kind(), io::ErrorKind::TimedOut);
+}
