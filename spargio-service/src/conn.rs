@@ -41,6 +41,9 @@ impl ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        if !self.state.closing.is_cancelled() {
+            self.state.ended_before_shutdown.add(1);
+        }
         let c = &self.state.counters;
         c.per_shard_active[self.shard.0].sub(1);
         c.active.sub(1);

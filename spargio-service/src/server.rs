@@ -314,7 +314,12 @@ impl Server {
         for l in loops {
             let _ = l.await;
         }
-        let open_at_start = counters.active.get();
+        // Every connection accepted (the loops are done) and not ended
+        // before shutdown started was open at its start.
+        let open_at_start = counters
+            .accepted
+            .get()
+            .saturating_sub(state.ended_before_shutdown.get());
         let deadline = Instant::now() + cfg.shutdown_timeout;
         let mut report = ShutdownReport {
             open_at_start,

@@ -17,6 +17,8 @@ pub(crate) struct ServerState {
     pub(crate) force: CancellationToken,
     /// Connections cut at the deadline.
     pub(crate) cut: Counter,
+    /// Connections that ended before shutdown started.
+    pub(crate) ended_before_shutdown: Counter,
     /// Notified whenever a connection ends.
     pub(crate) conn_ended: Event,
     pub(crate) counters: Arc<Counters>,
@@ -28,6 +30,7 @@ impl ServerState {
             closing,
             force: CancellationToken::new(),
             cut: Counter::default(),
+            ended_before_shutdown: Counter::default(),
             conn_ended: Event::new(),
             counters,
         })

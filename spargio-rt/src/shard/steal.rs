@@ -73,15 +73,19 @@ impl LocalShard {
     }
 
     /// Whether shard `v` has stealable work we should take now. Only busy
-    /// shards are robbed: a parked or waking shard is about to run its own
-    /// queue, and taking its task would only move it away from its ring.
+    /// shards are robbed: a shard between polls is about to run its own
+    /// queue, and taking its task would only move it away from its ring, so
+    /// it gets a second look instead.
     pub(super) fn look_at(&self, v: &ShardShared) -> Victim {
-        if !v.polling.load(std::sync::atomic::Ordering::Relaxed) {
-            return Victim::Nothing;
-        }
         let queued = v.stealable_len();
         if queued == 0 {
             return Victim::Nothing;
+        }
+        if !v.polling.load(std::sync::atomic::Ordering::Relaxed) {
+            // Between two polls: the shard is about to run its queue, but
+            // only one task at a time. Look again later; if it is then
+            // stuck in a long poll with work still queued, take it.
+            return Victim::NotYet;
         }
         if queued >= 2 {
             return Victim::Ready;
