@@ -1,0 +1,267 @@
+//! [`LengthDelimited`]: the codec as a [`Protocol`](crate::Protocol).
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use spargio_rt::io::{AsyncRead, AsyncWrite, IoBuf};
+use spargio_rt::net::TcpStream;
+
+use super::frame::{FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN, MAX_RESPONSE_PAYLOAD};
+use super::status::Status;
+use super::write::Output;
+use crate::connection::Connection;
+use crate::protocol::{Handler, Protocol, RouteKey};
+
+/// The smallest read the connection makes (and its first buffer's size).
+const MIN_READ: usize = 4 * 1024;
+
+/// The most a single read grows the buffer by; a large frame arrives over
+/// several reads while the buffer doubles, so a client that declares a
+/// large frame and sends nothing does not get a large allocation.
+const MAX_READ_RESERVE: usize = 64 * 1024;
+
+/// After a bad request the server stops writing and, to make sure the
+/// client receives the error frame (closing with unread input would send a
+/// reset that can discard it), reads and discards input for at most this
+/// long ...
+const LINGER: Duration = Duration::from_secs(1);
+
+/// ... or this many bytes, whichever comes first.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// The length-delimited request/response protocol (see the
+/// [module docs](super) for the wire format).
+///
+/// Requests on a connection are answered in order, one at a time;
+/// pipelined requests are read ahead only as far as the read buffer goes,
+/// and their responses are written together when they are ready together.
+///
+/// ```
+/// use spargio_service::codec::LengthDelimited;
+/// let protocol = LengthDelimited::new().max_frame_len(64 * 1024);
+/// assert_eq!(protocol.get_max_frame_len(), 64 * 1024);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LengthDelimited {
+    max_frame_len: usize,
+}
+
+impl LengthDelimited {
+    /// The protocol with requests of up to
+    /// [`DEFAULT_MAX_FRAME_LEN`](super::DEFAULT_MAX_FRAME_LEN) (8 MiB).
+    pub const fn new() -> LengthDelimited {
+        LengthDelimited {
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+
+    /// Refuses requests whose payload is longer than `max` bytes: the
+    /// client gets a [`Status::BadRequest`] frame and the connection closes.
+    pub const fn max_frame_len(mut self, max: usize) -> LengthDelimited {
+        self.max_frame_len = max;
+        self
+    }
+
+    /// The largest request payload accepted.
+    pub const fn get_max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
+    /// The decoder this protocol reads requests with.
+    pub const fn decoder(&self) -> FrameDecoder {
+        FrameDecoder::with_max_frame_len(self.max_frame_len)
+    }
+}
+
+impl Default for LengthDelimited {
+    fn default() -> LengthDelimited {
+        LengthDelimited::new()
+    }
+}
+
+impl Protocol for LengthDelimited {
+    type Request = Bytes;
+    type Response = Bytes;
+
+    /// Serves the connection until the client closes it, the idle timeout
+    /// passes, the server asks it to close, or a request is too large.
+    ///
+    /// Before reading each request it waits for [`Handler::ready`], so a
+    /// service that is not ready stops the reads. A service error, panic,
+    /// timeout or shutdown cut becomes an error frame and the connection
+    /// goes on. A `ready` that fails means the service takes no more
+    /// requests: the next request is answered with that error and the
+    /// connection closes. A frame over the limit is counted
+    /// ([`Connection::record_bad_request`]), answered with
+    /// [`Status::BadRequest`], and the connection closes (the stream cannot
+    /// be resynchronised). Returns `Ok` for all of these; `Err` only for a
+    /// socket error.
+    async fn serve_connection<H>(
+        &self,
+        stream: TcpStream,
+        handler: H,
+        conn: Connection,
+    ) -> io::Result<()>
+    where
+        H: Handler<Bytes, Response = Bytes>,
+    {
+        serve(self.decoder(), stream, handler, conn).await
+    }
+}
+
+/// How waiting for the next request ended.
+enum Next {
+    /// A complete request.
+    Request(Bytes),
+    /// The client closed the connection, or it sat idle too long, or the
+    /// server is closing it.
+    Closed,
+    /// A frame the decoder refused.
+    Bad(FrameError),
+}
+
+/// One connection's state: the stream and its two buffers.
+struct Conn<S> {
+    stream: S,
+    decoder: FrameDecoder,
+    input: BytesMut,
+    output: Output,
+}
+
+impl<S: AsyncRead + AsyncWrite> Conn<S> {
+    /// The next request: from the buffer if a whole one is there, otherwise
+    /// after flushing queued responses and reading more (under
+    /// [`Connection::idle`]).
+    async fn next_request(&mut self, conn: &Connection) -> io::Result<Next> {
+        loop {
+            let needed = match self.decoder.decode(&mut self.input) {
+                Ok(Some(req)) => return Ok(Next::Request(req)),
+                Ok(None) => self.decoder.bytes_needed(&self.input),
+                Err(e) => return Ok(Next::Bad(e)),
+            };
+            let needed = match needed {
+                Ok(n) => n,
+                Err(e) => return Ok(Next::Bad(e)),
+            };
+            self.output.flush(&mut self.stream).await?;
+            self.input.reserve(needed.clamp(MIN_READ, MAX_READ_RESERVE));
+            let filled = self.input.len();
+            let buf = std::mem::take(&mut self.input).slice(filled..);
+            let Some((res, buf)) = conn.idle(self.stream.read(buf)).await else {
+                return Ok(Next::Closed);
+            };
+            self.input = buf.into_inner();
+            match res {
+                Ok(0) => return Ok(Next::Closed),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Queues a response (or an error frame in its place if it is too large
+    /// for one).
+    async fn respond(&mut self, status: Status, payload: Bytes) -> io::Result<()> {
+        if payload.len() > MAX_RESPONSE_PAYLOAD {
+            let msg = format!("response of {} bytes does not fit a frame", payload.len());
+            return self
+                .output
+                .response(&mut self.stream, Status::ServiceError, Bytes::from(msg))
+                .await;
+        }
+        self.output
+            .response(&mut self.stream, status, payload)
+            .await
+    }
+
+    /// A frame the decoder refused: counts it, answers it with
+    /// [`Status::BadRequest`], writes what is queued, ends the write side,
+    /// and drains input for a while so the client gets the replies before
+    /// the connection closes.
+    async fn bad_request(&mut self, conn: &Connection, bad: FrameError) -> io::Result<()> {
+        conn.record_bad_request();
+        self.respond(Status::BadRequest, Bytes::from(bad.to_string()))
+            .await?;
+        self.output.flush(&mut self.stream).await?;
+        if self.stream.shutdown().await.is_err() {
+            return Ok(());
+        }
+        let mut buf = std::mem::take(&mut self.input);
+        buf.clear();
+        buf.reserve(MIN_READ);
+        let stream = &mut self.stream;
+        let drain = async move {
+            let mut drained = 0;
+            while drained < LINGER_BYTES {
+                let (res, b) = stream.read(buf).await;
+                buf = b;
+                buf.clear();
+                match res {
+                    Ok(0) => break,
+                    Ok(n) => drained += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        };
+        let _ = conn.idle(spargio_rt::time::timeout(LINGER, drain)).await;
+        Ok(())
+    }
+}
+
+async fn serve<H>(
+    decoder: FrameDecoder,
+    stream: TcpStream,
+    mut handler: H,
+    conn: Connection,
+) -> io::Result<()>
+where
+    H: Handler<Bytes, Response = Bytes>,
+{
+    let mut c = Conn {
+        stream,
+        decoder,
+        input: BytesMut::new(),
+        output: Output::new(),
+    };
+    loop {
+        // Backpressure: no read until the service is ready.
+        let ready = c
+            .output
+            .flush_while_pending(&mut c.stream, handler.ready())
+            .await?;
+        if let Err(e) = ready {
+            // The service takes no more requests: tell the next one why.
+            match c.next_request(&conn).await? {
+                Next::Request(_) => {
+                    c.respond(Status::from(&e), Bytes::from(e.to_string()))
+                        .await?;
+                }
+                Next::Bad(bad) => return c.bad_request(&conn, bad).await,
+                Next::Closed => {}
+            }
+            return c.output.flush(&mut c.stream).await;
+        }
+        let req = match c.next_request(&conn).await? {
+            Next::Request(req) => req,
+            Next::Closed => return c.output.flush(&mut c.stream).await,
+            Next::Bad(bad) => return c.bad_request(&conn, bad).await,
+        };
+        let res = c
+            .output
+            .flush_while_pending(&mut c.stream, handler.call(RouteKey::DEFAULT, req))
+            .await?;
+        match res {
+            Ok(resp) => c.respond(Status::Ok, resp).await?,
+            Err(e) => {
+                c.respond(Status::from(&e), Bytes::from(e.to_string()))
+                    .await?
+            }
+        }
+        if conn.is_closing() {
+            return c.output.flush(&mut c.stream).await;
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! `LengthDelimited::serve_connection` end to end over loopback TCP, with
+//! a hand-built `Connection` (its constructor is crate-private).
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::mem::MaybeUninit;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use spargio_rt::io::AsyncWriteExt;
+use spargio_rt::net::{TcpListener, TcpStream};
+use spargio_rt::sync::CancellationToken;
+use spargio_rt::JoinHandle;
+use spargio_rt::ShardId;
+
+use super::*;
+use crate::connection::{ConnInfo, Connection};
+use crate::stats::Counters;
+use crate::{Handler, HandlerError, Protocol, RouteKey};
+
+/// A `Handler` around a closure, counting `ready`s and calls; `ready` can
+/// be held shut by a gate or made to fail.
+struct TestHandler<F> {
+    f: F,
+    calls: Rc<Cell<usize>>,
+    readies: Rc<Cell<usize>>,
+    gate: Option<CancellationToken>,
+    fail_ready: bool,
+}
+
+fn handler<F, Fut>(f: F) -> TestHandler<F>
+where
+    F: FnMut(Bytes) -> Fut + 'static,
+    Fut: Future<Output = Result<Bytes, HandlerError>> + 'static,
+{
+    TestHandler {
+        f,
+        calls: Rc::default(),
+        readies: Rc::default(),
+        gate: None,
+        fail_ready: false,
+    }
+}
+
+fn echo() -> TestHandler<impl FnMut(Bytes) -> std::future::Ready<Result<Bytes, HandlerError>>> {
+    handler(|req| std::future::ready(Ok(req)))
+}
+
+impl<F, Fut> Handler<Bytes> for TestHandler<F>
+where
+    F: FnMut(Bytes) -> Fut + 'static,
+    Fut: Future<Output = Result<Bytes, HandlerError>> + 'static,
+{
+    type Response = Bytes;
+
+    async fn ready(&mut self) -> Result<(), HandlerError> {
+        self.readies.set(self.readies.get() + 1);
+        if let Some(gate) = &self.gate {
+            gate.cancelled().await;
+        }
+        if self.fail_ready {
+            return Err(HandlerError::Service("overloaded".into()));
+        }
+        Ok(())
+    }
+
+    fn call(
+        &mut self,
+        _route: RouteKey,
+        req: Bytes,
+    ) -> impl Future<Output = Result<Bytes, HandlerError>> + 'static {
+        self.calls.set(self.calls.get() + 1);
+        (self.f)(req)
+    }
+}
+
+/// A served connection and its client.
+struct Fixture {
+    client: Client,
+    server: JoinHandle<io::Result<()>>,
+    counters: Arc<Counters>,
+    closing: CancellationToken,
+}
+
+impl Fixture {
+    /// Waits for `serve_connection` to return; it must return `Ok`.
+    async fn served(self) -> Arc<Counters> {
+        drop(self.client);
+        self.server
+            .await
+            .expect("server task")
+            .expect("serve_connection");
+        self.counters
+    }
+}
+
+/// Serves `stream` with `protocol` and `h` on a task of its own; the
+/// closing token is the one given, so tests (and handlers) can cancel it.
+fn spawn_server<H>(
+    protocol: LengthDelimited,
+    h: H,
+    idle: Option<Duration>,
+    closing: &CancellationToken,
+    stream: TcpStream,
+) -> (JoinHandle<io::Result<()>>, Arc<Counters>)
+where
+    H: Handler<Bytes, Response = Bytes>,
+{
+    let counters = Counters::new(1);
+    let info = ConnInfo {
+        id: 0,
+        peer_addr: stream.peer_addr().ok(),
+        local_addr: stream.local_addr().ok(),
+        shard: ShardId(0),
+    };
+    let conn = Connection::new(info, idle, closing.clone(), counters.clone());
+    let server =
+        spargio_rt::spawn_local(async move { protocol.serve_connection(stream, h, conn).await });
+    (server, counters)
+}
+
+/// Accepts one connection from a new client and serves it.
+async fn serve_one<H>(
+    protocol: LengthDelimited,
+    h: H,
+    idle: Option<Duration>,
+    closing: CancellationToken,
+) -> Fixture
+where
+    H: Handler<Bytes, Response = Bytes>,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (client, accepted) = futures_util::join!(Client::connect(addr), listener.accept());
+    let (stream, _) = accepted.unwrap();
+    let (server, counters) = spawn_server(protocol, h, idle, &closing, stream);
+    Fixture {
+        client: client.unwrap(),
+        server,
+        counters,
+        closing,
+    }
+}
+
+async fn serve<H: Handler<Bytes, Response = Bytes>>(h: H) -> Fixture {
+    serve_one(LengthDelimited::new(), h, None, CancellationToken::new()).await
+}
+
+/// A deterministic pattern, so a byte out of place is caught.
+fn pattern(len: usize, seed: usize) -> Bytes {
+    (0..len)
+        .map(|i| (i * 31 + seed * 7 + i / 251) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Awaits `fut`, failing the test instead of hanging if it never ends (a
+/// bound for deadlocks, far above any real duration, not a timing check).
+async fn bounded<F: Future>(fut: F) -> F::Output {
+    spargio_rt::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("hung")
+}
+
+fn assert_eof(res: io::Result<Reply>) {
+    match res {
+        Err(e) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}"),
+        Ok(r) => panic!("expected the server to close, got {r:?}"),
+    }
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn echoes_several_requests() {
+    let h = echo();
+    let calls = h.calls.clone();
+    let mut f = serve(h).await;
+    // Small, larger than a read and than the copy limit, then small again.
+    for (i, len) in [5, 100_000, 0, 3].into_iter().enumerate() {
+        let req = pattern(len, i);
+        let reply = bounded(f.client.call(req.clone())).await.unwrap();
+        assert_eq!(reply, Ok(req));
+    }
+    assert_eq!(calls.get(), 4);
+    let counters = bounded(f.served()).await;
+    assert_eq!(counters.bad_requests.get(), 0);
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn pipelined_requests_are_answered_in_order() {
+    // Earlier requests take longer, so any reordering would show.
+    let h = handler(|req: Bytes| async move {
+        let wait = 8 - u64::from(req[0] % 8);
+        spargio_rt::time::sleep(Duration::from_millis(wait)).await;
+        Ok(req)
+    });
+    let mut f = serve(h).await;
+    let reqs: Vec<Bytes> = (0..64)
+        .map(|i| {
+            let mut p = pattern((i * 97) % 3000 + 1, i).to_vec();
+            p[0] = i as u8;
+            Bytes::from(p)
+        })
+        .collect();
+    for r in &reqs {
+        f.client.feed(r.clone()).await.unwrap();
+    }
+    f.client.flush().await.unwrap();
+    for r in &reqs {
+        assert_eq!(bounded(f.client.recv()).await.unwrap(), Ok(r.clone()));
+    }
+    bounded(f.served()).await;
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn queued_responses_are_written_while_a_later_request_is_pending() {
+    let release = CancellationToken::new();
+    let r = release.clone();
+    let h = handler(move |req: Bytes| {
+        let r = r.clone();
+        async move {
+            if &req[..] == b"wait" {
+                r.cancelled().await;
+                return Ok(Bytes::from_static(b"waited"));
+            }
+            Ok(req)
+        }
+    });
+    let mut f = serve(h).await;
+    f.client.feed(Bytes::from_static(b"a")).await.unwrap();
+    f.client.feed(Bytes::from_static(b"wait")).await.unwrap();
+    f.client.flush().await.unwrap();
+    // "a" arrives although "wait" has not been answered.
+    let a = bounded(f.client.recv()).await.unwrap();
+    assert_eq!(a, Ok(Bytes::from_static(b"a")));
+    release.cancel();
+    let w = bounded(f.client.recv()).await.unwrap();
+    assert_eq!(w, Ok(Bytes::from_static(b"waited")));
+    bounded(f.served()).await;
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn empty_requests_and_responses_are_frames() {
+    let h = handler(|req: Bytes| async move {
+        if &req[..] == b"nothing" {
+            Ok(Bytes::new())
+        } else {
+            Ok(req)
+        }
+    });
+    let mut f = serve(h).await;
+    let empty = bounded(f.client.call(Bytes::new())).await.unwrap();
+    assert_eq!(empty, Ok(Bytes::new()));
+    let nothing = bounded(f.client.call(Bytes::from_static(b"nothing")))
+        .await
+        .unwrap();
+    assert_eq!(nothing, Ok(Bytes::new()));
+    let after = bounded(f.client.call(Bytes::from_static(b"x")))
+        .await
+        .unwrap();
+    assert_eq!(after, Ok(Bytes::from_static(b"x")));
+    bounded(f.served()).await;
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn handler_errors_become_error_frames_and_the_connection_goes_on() {
+    let h = handler(|req: Bytes| async move {
+        match &req[..] {
+            b"service" => Err(HandlerError::Service("boom".into())),
+            b"panic" => Err(HandlerError::Panicked("oops".into())),
+            b"timeout" => Err(HandlerError::TimedOut),
+            b"cancel" => Err(HandlerError::Cancelled),
+            _ => Ok(req),
+        }
+    });
+    let calls = h.calls.clone();
+    let mut f = serve(h).await;
+    let cases = [
+        ("service", Status::ServiceError, "service error: boom"),
+        ("panic", Status::Panicked, "handler panicked: oops"),
+        ("timeout", Status::TimedOut, "request timed out"),
+        (
+            "cancel",
+            Status::ShuttingDown,
+            "request cancelled by server shutdown",
+        ),
+    ];
+    for (req, status, msg) in cases {
+        let reply = bounded(f.client.call(Bytes::from(req))).await.unwrap();
+        assert_eq!(reply, Err((status, msg.to_string())), "{req}");
+        let ok = bounded(f.client.call(Bytes::from_static(b"still here")))
+            .await
+            .unwrap();
+        assert_eq!(ok, Ok(Bytes::from_static(b"still here")));
+    }
+    assert_eq!(calls.get(), 8);
+    bounded(f.served()).await;
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_too_large_frame_gets_bad_request_then_the_connection_closes() {
+    let h = echo();
+    let calls = h.calls.clone();
+    let protocol = LengthDelimited::new().max_frame_len(16);
+    let mut f = serve_one(protocol, h, None, CancellationToken::new()).await;
+    // A good request, then one byte too many, pipelined.
+    f.client.feed(pattern(16, 1)).await.unwrap();
+    f.client.feed(pattern(17, 2)).await.unwrap();
+    f.client.flush().await.unwrap();
+    let ok = bounded(f.client.recv()).await.unwrap();
+    assert_eq!(ok, Ok(pattern(16, 1)));
+    let bad = bounded(f.client.recv()).await.unwrap();
+    assert_eq!(
+        bad,
+        Err((
+            Status::BadRequest,
+            "frame of 17 bytes exceeds the limit of 16 bytes".to_string()
+        ))
+    );
+    assert_eof(bounded(f.client.recv()).await);
+    assert_eq!(calls.get(), 1);
+    let counters = bounded(f.served()).await;
+    assert_eq!(counters.bad_requests.get(), 1);
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_huge_header_is_refused_without_waiting_for_its_payload() {
+    let h = echo();
+    let calls = h.calls.clone();
+    let f = serve(h).await;
+    // Only the header of a 1 GiB frame; its payload never comes.
+    let mut stream = f.client.into_inner();
+    let mut header = BytesMut::new();
+    encode_request_header(1 << 30, &mut header);
+    let (res, _) = stream.write_all(header).await;
+    res.unwrap();
+    let mut client = Client::new(stream);
+    let bad = bounded(client.recv()).await.unwrap();
+    let Err((Status::BadRequest, msg)) = bad else {
+        panic!("expected bad request, got {bad:?}");
+    };
+    assert!(msg.contains("1073741824"), "{msg}");
+    assert_eof(bounded(client.recv()).await);
+    drop(client);
+    bounded(f.server).await.unwrap().unwrap();
+    assert_eq!(f.counters.bad_requests.get(), 1);
+    assert_eq!(calls.get(), 0);
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn the_idle_timeout_closes_the_connection() {
+    let idle = Some(Duration::from_millis(50));
+    let mut f = serve_one(
+        LengthDelimited::new(),
+        echo(),
+        idle,
+        CancellationToken::new(),
+    )
+    .await;
+    let ok = bounded(f.client.call(Bytes::from_static(b"hi")))
+        .await
+        .unwrap();
+    assert_eq!(ok, Ok(Bytes::from_static(b"hi")));
+    // Then nothing: the server gives up on the connection.
+    assert_eof(bounded(f.client.recv()).await);
+    let counters = bounded(f.served()).await;
+    assert_eq!(counters.idle_timeouts.get(), 1);
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn closing_while_idle_closes_the_connection() {
+    let mut f = serve(echo()).await;
+    let ok = bounded(f.client.call(Bytes::from_static(b"hi")))
+        .await
+        .unwrap();
+    assert_eq!(ok, Ok(Bytes::from_static(b"hi")));
+    f.closing.cancel();
+    assert_eof(bounded(f.client.recv()).await);
+    let counters = bounded(f.served()).await;
+    assert_eq!(counters.idle_timeouts.get(), 0);
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn closing_during_a_request_answers_it_then_closes() {
+    let closing = CancellationToken::new();
+    let k = closing.clone();
+    let h = handler(move |req: Bytes| {
+        // The server starts shutting down while this request is handled.
+        k.cancel();
+        std::future::ready(Ok(req))
+    });
+    let calls = h.calls.clone();
+    let mut f = serve_one(LengthDelimited::new(), h, None, closing).await;
+    f.client.feed(Bytes::from_static(b"last")).await.unwrap();
+    f.client.feed(Bytes::from_static(b"never")).await.unwrap();
+    f.client.flush().await.unwrap();
+    let last = bounded(f.client.recv()).await.unwrap();
+    assert_eq!(last, Ok(Bytes::from_static(b"last")));
+    assert_eof(bounded(f.client.recv()).await);
+    assert_eq!(calls.get(), 1);
+    bounded(f.served()).await;
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_client_closing_mid_frame_ends_the_connection_quietly() {
+    let h = echo();
+    let calls = h.calls.clone();
+    let f = serve(h).await;
+    let mut stream: TcpStream = f.client.into_inner();
+    // A header for 10 bytes and only 3 of them.
+    let (res, _) = stream.write_all(vec![0, 0, 0, 10, 1, 2, 3]).await;
+    res.unwrap();
+    drop(stream);
+    bounded(f.server).await.unwrap().unwrap();
+    assert_eq!(calls.get(), 0);
+}
+
+/// How many bytes wait unread in `s`'s receive queue (a non-blocking peek).
+fn unread(s: &TcpStream) -> usize {
+    let mut buf = [MaybeUninit::<u8>::uninit(); 64];
+    s.with_socket(|s| s.recv_with_flags(&mut buf, libc::MSG_PEEK | libc::MSG_DONTWAIT))
+        .unwrap_or(0)
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_service_that_is_not_ready_stops_the_reads() {
+    let gate = CancellationToken::new();
+    let mut h = echo();
+    h.gate = Some(gate.clone());
+    let (calls, readies) = (h.calls.clone(), h.readies.clone());
+    // Accept with std so a duplicate of the server's socket can watch its
+    // receive queue. The client's connect has completed the handshake, so
+    // the blocking accept returns at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = Client::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let watch = TcpStream::from_std(accepted.try_clone().unwrap());
+    let closing = CancellationToken::new();
+    let (server, _) = spawn_server(
+        LengthDelimited::new(),
+        h,
+        None,
+        &closing,
+        TcpStream::from_std(accepted),
+    );
+
+    client.send(Bytes::from_static(b"x")).await.unwrap();
+    // The server waits in `ready`; the request's 5 bytes are in the queue.
+    bounded(async {
+        while readies.get() == 0 || unread(&watch) < 5 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    // And they stay there, unread, while the service is not ready.
+    spargio_rt::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        unread(&watch),
+        5,
+        "the server read before the service was ready"
+    );
+    assert_eq!(calls.get(), 0);
+
+    gate.cancel();
+    let reply = bounded(client.recv()).await.unwrap();
+    assert_eq!(reply, Ok(Bytes::from_static(b"x")));
+    assert_eq!(calls.get(), 1);
+    assert_eq!(unread(&watch), 0);
+    drop((watch, client));
+    bounded(server).await.unwrap().unwrap();
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_failed_ready_answers_the_next_request_then_closes() {
+    let mut h = echo();
+    h.fail_ready = true;
+    let calls = h.calls.clone();
+    let mut f = serve(h).await;
+    let reply = bounded(f.client.call(Bytes::from_static(b"x")))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply,
+        Err((
+            Status::ServiceError,
+            "service error: overloaded".to_string()
+        ))
+    );
+    assert_eof(bounded(f.client.recv()).await);
+    assert_eq!(calls.get(), 0);
+    bounded(f.served()).await;
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn the_client_refuses_a_response_over_its_limit() {
+    let mut f = serve(echo()).await;
+    f.client = f.client.max_frame_len(8);
+    // 7 payload bytes + the status byte fit; 8 do not.
+    let ok = bounded(f.client.call(pattern(7, 0))).await.unwrap();
+    assert_eq!(ok, Ok(pattern(7, 0)));
+    let err = bounded(f.client.call(pattern(8, 0))).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    bounded(f.served()).await;
+}

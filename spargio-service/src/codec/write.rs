@@ -1,0 +1,111 @@
+//! The outgoing side shared by the server and the client: frames gather in
+//! one reusable buffer and go out in as few writes as possible.
+
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::task::Poll;
+
+use bytes::{Bytes, BytesMut};
+use spargio_rt::io::{AsyncWrite, AsyncWriteExt};
+
+use super::frame::{encode_request_header, encode_response_header};
+use super::status::Status;
+
+/// Payloads up to this size are copied into the write buffer; larger ones
+/// are written from their own memory (one vectored write with the
+/// buffered bytes before them).
+const COPY_LIMIT: usize = 16 * 1024;
+
+/// Buffered frames are written out once they reach this size, even if more
+/// could be added.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Frames waiting to be written.
+pub(super) struct Output {
+    buf: BytesMut,
+}
+
+impl Output {
+    pub(super) fn new() -> Output {
+        Output {
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Whether nothing waits to be written.
+    pub(super) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Queues a response frame; writes if the buffer is full or the payload
+    /// is large.
+    pub(super) async fn response<S: AsyncWrite>(
+        &mut self,
+        stream: &mut S,
+        status: Status,
+        payload: Bytes,
+    ) -> io::Result<()> {
+        encode_response_header(status, payload.len(), &mut self.buf);
+        self.payload(stream, payload).await
+    }
+
+    /// Queues a request frame; writes if the buffer is full or the payload
+    /// is large.
+    pub(super) async fn request<S: AsyncWrite>(
+        &mut self,
+        stream: &mut S,
+        payload: Bytes,
+    ) -> io::Result<()> {
+        encode_request_header(payload.len(), &mut self.buf);
+        self.payload(stream, payload).await
+    }
+
+    async fn payload<S: AsyncWrite>(&mut self, stream: &mut S, payload: Bytes) -> io::Result<()> {
+        if payload.len() <= COPY_LIMIT {
+            self.buf.extend_from_slice(&payload);
+            if self.buf.len() >= FLUSH_AT {
+                self.flush(stream).await?;
+            }
+            return Ok(());
+        }
+        // Large: the header (and whatever was queued) and the payload in
+        // one vectored write, without copying the payload. The split-off
+        // head shares the buffer's memory; once it is dropped the buffer
+        // reclaims that memory on its next `reserve`.
+        let head = self.buf.split().freeze();
+        let (res, _) = stream.write_vectored_all(vec![head, payload]).await;
+        res
+    }
+
+    /// Writes everything queued.
+    pub(super) async fn flush<S: AsyncWrite>(&mut self, stream: &mut S) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let (res, mut buf) = stream.write_all(buf).await;
+        buf.clear();
+        self.buf = buf;
+        res
+    }
+
+    /// Awaits `fut`, but if it cannot finish at once and frames are queued,
+    /// writes them first: queued responses never wait behind a request
+    /// that is still being handled (or a service that is not ready).
+    pub(super) async fn flush_while_pending<F: Future, S: AsyncWrite>(
+        &mut self,
+        stream: &mut S,
+        fut: F,
+    ) -> io::Result<F::Output> {
+        let mut fut = pin!(fut);
+        if !self.is_empty() {
+            let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+            if let Poll::Ready(out) = first {
+                return Ok(out);
+            }
+            self.flush(stream).await?;
+        }
+        Ok(fut.await)
+    }
+}
