@@ -19,6 +19,11 @@ pub mod io_impls;
 pub mod io_workloads;
 pub mod raw_io;
 pub mod raw_uring;
+pub mod service_harness;
+pub mod service_load;
+pub mod service_route;
+pub mod service_tokio;
+pub mod service_workload;
 pub mod spargio_msg_ring;
 pub mod workloads;
 

@@ -1,0 +1,202 @@
+//! The service rows: what the load generator sends and the tower service
+//! every server peer runs.
+//!
+//! Every request carries a 64-byte payload whose first bytes say how much
+//! CPU the server should burn for it:
+//!
+//! ```text
+//! byte 0     kind: 0 = cheap, 1 = heavy
+//! bytes 1..5 burn in microseconds (big-endian u32; heavy requests only)
+//! byte 5     connection index, byte 6 phase, byte 7 request index
+//! bytes 8..  filler
+//! ```
+//!
+//! The service ([`WorkService`]) reads that, busy-loops on
+//! `Instant::elapsed` for the burn (inside its response future's poll, so
+//! a stealable placement can move it), and echoes the request. The server
+//! never needs to know the row: the payload decides.
+
+use bytes::Bytes;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// Client connections per run.
+pub const CONNECTIONS: usize = 64;
+/// Requests each connection makes per iteration.
+pub const REQUESTS_PER_CONN: u32 = 32;
+/// Requests per iteration.
+pub const REQUESTS_PER_ITER: u64 = CONNECTIONS as u64 * REQUESTS_PER_CONN as u64;
+/// Request (and response) payload size.
+pub const PAYLOAD_LEN: usize = 64;
+
+/// `payload[0]` of a cheap request.
+pub const KIND_CHEAP: u8 = 0;
+/// `payload[0]` of a heavy request.
+pub const KIND_HEAVY: u8 = 1;
+
+/// Skewed row: one request in this many is heavy ...
+pub const SKEW_EVERY: u32 = 16;
+/// ... and burns this long.
+pub const SKEW_BURN: Duration = Duration::from_millis(1);
+
+/// Hot-rotation row: phases per iteration; in phase `p` the connections
+/// `c` with `c % ROTATION_PHASES == p` are hot ...
+pub const ROTATION_PHASES: u32 = 8;
+/// ... and each of their requests burns this long.
+pub const ROTATION_BURN: Duration = Duration::from_micros(200);
+
+/// The service rows, in the order they are run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceRow {
+    /// Every request cheap: echo 64 bytes.
+    Cheap,
+    /// One request in 16 burns ~1 ms of CPU, staggered over connections
+    /// (request `j` of connection `c` is heavy when `(c + j) % 16 == 0`).
+    Skewed,
+    /// 8 phases of 4 requests per connection with a barrier between
+    /// phases; in phase `p` the connections `c % 8 == p` are hot and each of
+    /// their requests burns ~200 µs. Round-robin accept puts connection `c`
+    /// on shard `c % 2`, so a phase's hot set shares one shard.
+    HotRotation,
+}
+
+impl ServiceRow {
+    /// Every row.
+    pub const ALL: [ServiceRow; 3] = [
+        ServiceRow::Cheap,
+        ServiceRow::Skewed,
+        ServiceRow::HotRotation,
+    ];
+
+    /// The criterion group name / table label.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceRow::Cheap => "service_cheap",
+            ServiceRow::Skewed => "service_skewed",
+            ServiceRow::HotRotation => "service_hot_rotation",
+        }
+    }
+
+    /// Phases per iteration; all connections finish a phase before the
+    /// next starts.
+    pub fn phases(self) -> u32 {
+        match self {
+            ServiceRow::HotRotation => ROTATION_PHASES,
+            ServiceRow::Cheap | ServiceRow::Skewed => 1,
+        }
+    }
+
+    /// Requests per connection per phase.
+    pub fn per_phase(self) -> u32 {
+        REQUESTS_PER_CONN / self.phases()
+    }
+
+    /// The CPU request `i` of phase `phase` on connection `conn` asks the
+    /// server to burn; `None` for a cheap request.
+    pub fn burn(self, conn: usize, phase: u32, i: u32) -> Option<Duration> {
+        match self {
+            ServiceRow::Cheap => None,
+            ServiceRow::Skewed => {
+                let j = phase * self.per_phase() + i;
+                ((conn as u32 + j) % SKEW_EVERY == 0).then_some(SKEW_BURN)
+            }
+            ServiceRow::HotRotation => {
+                (conn as u32 % ROTATION_PHASES == phase % ROTATION_PHASES).then_some(ROTATION_BURN)
+            }
+        }
+    }
+
+    /// CPU the server is asked to burn per iteration.
+    pub fn burn_per_iter(self) -> Duration {
+        let mut total = Duration::ZERO;
+        for conn in 0..CONNECTIONS {
+            for phase in 0..self.phases() {
+                for i in 0..self.per_phase() {
+                    total += self.burn(conn, phase, i).unwrap_or_default();
+                }
+            }
+        }
+        total
+    }
+
+    /// Writes the payload of that request into `buf`.
+    pub fn payload(self, conn: usize, phase: u32, i: u32, buf: &mut [u8; PAYLOAD_LEN]) {
+        let burn = self.burn(conn, phase, i);
+        buf[0] = if burn.is_some() {
+            KIND_HEAVY
+        } else {
+            KIND_CHEAP
+        };
+        let us = burn.map_or(0, |d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX));
+        buf[1..5].copy_from_slice(&us.to_be_bytes());
+        buf[5] = conn as u8;
+        buf[6] = phase as u8;
+        buf[7] = i as u8;
+        for (k, b) in buf.iter_mut().enumerate().skip(8) {
+            *b = k as u8;
+        }
+    }
+}
+
+/// Whether a request payload is heavy.
+pub fn is_heavy(payload: &[u8]) -> bool {
+    payload.first() == Some(&KIND_HEAVY)
+}
+
+/// The CPU a request payload asks for.
+pub fn requested_burn(payload: &[u8]) -> Duration {
+    match payload.get(1..5) {
+        Some(b) if is_heavy(payload) => {
+            Duration::from_micros(u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+        }
+        _ => Duration::ZERO,
+    }
+}
+
+/// Busy-loops for `d` of wall time, checking `Instant::elapsed`.
+pub fn burn(d: Duration) {
+    if d.is_zero() {
+        return;
+    }
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// The tower service every server peer runs: burns what the payload asks
+/// for, then echoes it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WorkService;
+
+impl tower_service::Service<Bytes> for WorkService {
+    type Response = Bytes;
+    type Error = Infallible;
+    type Future = WorkFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Bytes) -> WorkFuture {
+        WorkFuture(Some(req))
+    }
+}
+
+/// [`WorkService`]'s response future: the work happens in its (single)
+/// poll, not in `call`, as in a handler that computes its answer.
+#[derive(Debug)]
+pub struct WorkFuture(Option<Bytes>);
+
+impl Future for WorkFuture {
+    type Output = Result<Bytes, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let req = self.0.take().expect("WorkFuture polled after completion");
+        burn(requested_burn(&req));
+        Poll::Ready(Ok(req))
+    }
+}
