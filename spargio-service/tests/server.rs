@@ -1,0 +1,637 @@
+//! The server end to end over loopback TCP with the length-delimited codec:
+//! accept modes, session shards, handler placement, limits, timeouts,
+//! shutdown, panics.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use spargio_rt::{RuntimeHandle, ShardId};
+use spargio_service::codec::{Client, LengthDelimited, Status};
+use spargio_service::{
+    AcceptMode, Connection, Handler, HandlerPlacement, Protocol, Server, ServerBuilder,
+    ShutdownReport,
+};
+use tower::service_fn;
+
+/// Runs `f` on a 2-shard runtime.
+fn run2<F, Fut, T>(f: F) -> T
+where
+    F: FnOnce(RuntimeHandle) -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    spargio_rt::run_with(spargio_rt::Runtime::builder().shards(2), f).expect("runtime")
+}
+
+fn echo() -> impl tower::Service<
+    Bytes,
+    Response = Bytes,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Bytes, Infallible>> + Send,
+> + Clone
+       + Send {
+    service_fn(|req: Bytes| async move { Ok::<_, Infallible>(req) })
+}
+
+/// Burns about `d` of CPU without yielding.
+fn burn(d: Duration) {
+    let start = std::time::Instant::now();
+    let mut x = 1u64;
+    while start.elapsed() < d {
+        for _ in 0..1000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+    }
+}
+
+async fn ok(client: &mut Client, payload: &'static [u8]) -> Bytes {
+    client
+        .call(Bytes::from_static(payload))
+        .await
+        .expect("call")
+        .expect("ok status")
+}
+
+/// Starts `server` with `service` on a local task; returns the wait for
+/// its report.
+fn start<S>(
+    handle: &RuntimeHandle,
+    server: Server,
+    service: S,
+) -> spargio_rt::JoinHandle<std::io::Result<ShutdownReport>>
+where
+    S: tower::Service<Bytes, Response = Bytes> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<spargio_service::BoxError> + Send + 'static,
+{
+    handle.spawn_local(server.serve_service(LengthDelimited::new(), service))
+}
+
+#[test]
+fn round_robin_spreads_connections_evenly_over_shards() {
+    run2(|handle| async move {
+        let server = Server::builder().bind(&handle, "127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        // The service answers with the shard its connection lives on.
+        let make = service_fn(|info: spargio_service::ConnInfo| async move {
+            let shard = info.shard.0;
+            Ok::<_, Infallible>(service_fn(move |_req: Bytes| async move {
+                Ok::<_, Infallible>(Bytes::from(vec![shard as u8]))
+            }))
+        });
+        let serving = handle.spawn_local(server.serve(LengthDelimited::new(), make));
+        let mut clients = Vec::new();
+        let mut per_shard = [0usize; 2];
+        for _ in 0..10 {
+            let mut c = Client::connect(addr).await.unwrap();
+            let shard = ok(&mut c, b"?").await[0] as usize;
+            per_shard[shard] += 1;
+            clients.push(c);
+        }
+        assert_eq!(per_shard, [5, 5]);
+        let s = stats.snapshot();
+        assert_eq!(s.accepted, 10);
+        assert_eq!(s.accepted_per_shard, vec![5, 5]);
+        assert_eq!(s.active_per_shard, vec![5, 5]);
+        drop(clients);
+        stop.shutdown();
+        let report = serving.await.unwrap().unwrap();
+        assert_eq!(report.cut, 0);
+        assert_eq!(stats.snapshot().active, 0);
+    });
+}
+
+/// A protocol wrapper that checks, at every poll of the connection's
+/// future (where all its socket ops are submitted), that it runs on the
+/// connection's session shard.
+#[derive(Clone)]
+struct ShardChecked {
+    inner: LengthDelimited,
+    wrong: Arc<AtomicUsize>,
+    polls: Arc<AtomicUsize>,
+}
+
+impl Protocol for ShardChecked {
+    type Request = Bytes;
+    type Response = Bytes;
+
+    fn serve_connection<H>(
+        &self,
+        stream: spargio_rt::net::TcpStream,
+        handler: H,
+        conn: Connection,
+    ) -> impl Future<Output = std::io::Result<()>>
+    where
+        H: Handler<Bytes, Response = Bytes>,
+    {
+        let home = conn.info().shard;
+        let wrong = self.wrong.clone();
+        let polls = self.polls.clone();
+        let mut fut = Box::pin(self.inner.serve_connection(stream, handler, conn));
+        std::future::poll_fn(move |cx| {
+            polls.fetch_add(1, Ordering::Relaxed);
+            if RuntimeHandle::current().current_shard() != Some(home) {
+                wrong.fetch_add(1, Ordering::Relaxed);
+            }
+            fut.as_mut().poll(cx)
+        })
+    }
+}
+
+#[test]
+fn connection_io_stays_on_its_shard_while_stealable_handlers_run_elsewhere() {
+    run2(|handle| async move {
+        let server = Server::builder()
+            .accept(AcceptMode::Pinned(ShardId(0)))
+            .handler_placement(HandlerPlacement::Stealable)
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let handler_shards = Arc::new(Mutex::new(Vec::new()));
+        let seen = handler_shards.clone();
+        let service = service_fn(move |_req: Bytes| {
+            let seen = seen.clone();
+            async move {
+                burn(Duration::from_millis(3));
+                let shard = RuntimeHandle::current().current_shard().unwrap();
+                seen.lock().unwrap().push(shard);
+                Ok::<_, Infallible>(Bytes::from(vec![shard.0 as u8]))
+            }
+        });
+        let protocol = ShardChecked {
+            inner: LengthDelimited::new(),
+            wrong: Arc::new(AtomicUsize::new(0)),
+            polls: Arc::new(AtomicUsize::new(0)),
+        };
+        let (wrong, polls) = (protocol.wrong.clone(), protocol.polls.clone());
+        let serving = handle.spawn_local(server.serve_service(protocol, service));
+        // Four clients (on shard 1, away from the connections) keep
+        // several CPU-heavy requests queued at once.
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            tasks.push(handle.spawn_pinned(ShardId(1), async move {
+                let mut c = Client::connect(addr).await.unwrap();
+                for _ in 0..8 {
+                    c.call(Bytes::from_static(b"x")).await.unwrap().unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+        assert!(polls.load(Ordering::Relaxed) > 0);
+        assert_eq!(
+            wrong.load(Ordering::Relaxed),
+            0,
+            "connection polled off its shard"
+        );
+        let shards = handler_shards.lock().unwrap().clone();
+        assert_eq!(shards.len(), 32);
+        assert!(
+            shards.contains(&ShardId(1)),
+            "no handler ran away from shard 0: {shards:?} {:?} {:?}",
+            stats.snapshot(),
+            handle.stats()
+        );
+        let s = stats.snapshot();
+        assert_eq!(s.accepted_per_shard, vec![4, 0]);
+        assert_eq!(s.handlers_stealable, 32);
+        assert!(s.handler_steals > 0);
+    });
+}
+
+#[test]
+fn reuse_port_listeners_on_every_shard_serve_the_same_port() {
+    run2(|handle| async move {
+        let server = Server::builder()
+            .accept(AcceptMode::ReusePort)
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let serving = start(&handle, server, echo());
+        let mut clients = Vec::new();
+        for _ in 0..16 {
+            let mut c = Client::connect(addr).await.unwrap();
+            assert_eq!(ok(&mut c, b"hi").await, Bytes::from_static(b"hi"));
+            clients.push(c);
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.accepted, 16);
+        assert_eq!(s.accepted_per_shard.iter().sum::<u64>(), 16);
+        drop(clients);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}
+
+#[test]
+fn serve_local_builds_one_service_per_shard_with_rc_state() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    run2(|handle| async move {
+        let server = Server::builder().bind(&handle, "127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        let stop = server.shutdown_handle();
+        let built = Arc::new(AtomicUsize::new(0));
+        let b = built.clone();
+        let serving =
+            handle.spawn_local(server.serve_local(LengthDelimited::new(), move |shard| {
+                b.fetch_add(1, Ordering::Relaxed);
+                let hits = Rc::new(Cell::new(0u8));
+                service_fn(move |_req: Bytes| {
+                    assert_eq!(RuntimeHandle::current().current_shard(), Some(shard));
+                    hits.set(hits.get() + 1);
+                    let reply = Bytes::from(vec![shard.0 as u8, hits.get()]);
+                    async move { Ok::<_, Infallible>(reply) }
+                })
+            }));
+        // Connections 0 and 2 land on shard 0, 1 and 3 on shard 1: each
+        // shard's connections share that shard's counter.
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(Client::connect(addr).await.unwrap());
+        }
+        let mut replies = Vec::new();
+        for c in clients.iter_mut() {
+            replies.push(ok(c, b"").await.to_vec());
+        }
+        assert_eq!(
+            replies,
+            vec![vec![0, 1], vec![1, 1], vec![0, 2], vec![1, 2]]
+        );
+        assert_eq!(built.load(Ordering::Relaxed), 2);
+        drop(clients);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}
+
+/// A service that is not ready until released, counting calls.
+#[derive(Clone)]
+struct Gate {
+    open: Arc<AtomicBool>,
+    waiters: Arc<Mutex<Vec<Waker>>>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        Gate {
+            open: Arc::new(AtomicBool::new(false)),
+            waiters: Arc::new(Mutex::new(Vec::new())),
+            calls: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn release(&self) {
+        self.open.store(true, Ordering::SeqCst);
+        for w in self.waiters.lock().unwrap().drain(..) {
+            w.wake();
+        }
+    }
+}
+
+impl tower::Service<Bytes> for Gate {
+    type Response = Bytes;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Bytes, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        if self.open.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(()));
+        }
+        self.waiters.lock().unwrap().push(cx.waker().clone());
+        if self.open.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Pending
+    }
+
+    fn call(&mut self, req: Bytes) -> Self::Future {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(req))
+    }
+}
+
+#[test]
+fn poll_ready_backpressure_holds_requests_until_the_service_is_ready() {
+    run2(|handle| async move {
+        let server = Server::builder().bind(&handle, "127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let gate = Gate::new();
+        let serving = start(&handle, server, gate.clone());
+        let mut c = Client::connect(addr).await.unwrap();
+        c.send(Bytes::from_static(b"one")).await.unwrap();
+        c.send(Bytes::from_static(b"two")).await.unwrap();
+        // Give the server every chance to (wrongly) call the service.
+        spargio_rt::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(gate.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(stats.snapshot().requests, 0);
+        gate.release();
+        assert_eq!(c.recv().await.unwrap().unwrap(), Bytes::from_static(b"one"));
+        assert_eq!(c.recv().await.unwrap().unwrap(), Bytes::from_static(b"two"));
+        assert_eq!(gate.calls.load(Ordering::SeqCst), 2);
+        drop(c);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}
+
+#[test]
+fn max_connections_pauses_accepting_and_resumes_when_one_closes() {
+    run2(|handle| async move {
+        let server = Server::builder()
+            .max_connections(2)
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let serving = start(&handle, server, echo());
+        let mut a = Client::connect(addr).await.unwrap();
+        let mut b = Client::connect(addr).await.unwrap();
+        ok(&mut a, b"a").await;
+        ok(&mut b, b"b").await;
+        // The third connects (the kernel's backlog takes it) but is not
+        // served while two are open.
+        let mut c = Client::connect(addr).await.unwrap();
+        c.send(Bytes::from_static(b"c")).await.unwrap();
+        let waited = spargio_rt::time::timeout(Duration::from_millis(100), c.recv()).await;
+        assert!(waited.is_err(), "served beyond max_connections");
+        let s = stats.snapshot();
+        assert_eq!(s.active, 2);
+        assert!(s.accept_pauses >= 1);
+        drop(a);
+        // Now it is accepted and its queued request answered.
+        let mut c = c;
+        let reply = c.recv().await.unwrap().unwrap();
+        assert_eq!(reply, Bytes::from_static(b"c"));
+        assert_eq!(stats.snapshot().accepted, 3);
+        drop((b, c));
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}
+
+#[test]
+fn idle_connections_are_closed_after_the_idle_timeout() {
+    run2(|handle| async move {
+        let server = Server::builder()
+            .idle_timeout(Duration::from_millis(50))
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let serving = start(&handle, server, echo());
+        let mut c = Client::connect(addr).await.unwrap();
+        ok(&mut c, b"still here").await;
+        // Then silence: the server closes, the client reads EOF.
+        let err = c.recv().await.expect_err("connection closed by the server");
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
+        assert_eq!(stats.snapshot().idle_timeouts, 1);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}
+
+#[test]
+fn a_slow_request_times_out_and_the_connection_keeps_serving() {
+    for placement in [HandlerPlacement::Inline, HandlerPlacement::Stealable] {
+        run2(move |handle| async move {
+            let server = Server::builder()
+                .handler_placement(placement)
+                .request_timeout(Duration::from_millis(50))
+                .bind(&handle, "127.0.0.1:0")
+                .unwrap();
+            let addr = server.local_addr();
+            let stats = server.stats();
+            let stop = server.shutdown_handle();
+            let service = service_fn(|req: Bytes| async move {
+                if &req[..] == b"slow" {
+                    spargio_rt::time::sleep(Duration::from_secs(30)).await;
+                }
+                Ok::<_, Infallible>(req)
+            });
+            let serving = start(&handle, server, service);
+            let mut c = Client::connect(addr).await.unwrap();
+            let reply = c.call(Bytes::from_static(b"slow")).await.unwrap();
+            assert_eq!(reply.unwrap_err().0, Status::TimedOut, "{placement:?}");
+            assert_eq!(ok(&mut c, b"fast").await, Bytes::from_static(b"fast"));
+            let s = stats.snapshot();
+            assert_eq!(
+                (s.request_timeouts, s.requests, s.requests_failed),
+                (1, 2, 1)
+            );
+            assert_eq!(s.requests_in_flight, 0);
+            drop(c);
+            stop.shutdown();
+            serving.await.unwrap().unwrap();
+        });
+    }
+}
+
+#[test]
+fn a_panicking_handler_fails_only_its_request() {
+    for placement in [
+        HandlerPlacement::Inline,
+        HandlerPlacement::Stealable,
+        HandlerPlacement::Adaptive,
+    ] {
+        run2(move |handle| async move {
+            let server = Server::builder()
+                .handler_placement(placement)
+                .bind(&handle, "127.0.0.1:0")
+                .unwrap();
+            let addr = server.local_addr();
+            let stats = server.stats();
+            let stop = server.shutdown_handle();
+            let service = service_fn(|req: Bytes| async move {
+                if &req[..] == b"boom" {
+                    panic!("handler blew up");
+                }
+                Ok::<_, Infallible>(req)
+            });
+            let serving = start(&handle, server, service);
+            let mut c = Client::connect(addr).await.unwrap();
+            let (status, msg) = c
+                .call(Bytes::from_static(b"boom"))
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(status, Status::Panicked);
+            assert!(msg.contains("handler blew up"), "{msg}");
+            assert_eq!(ok(&mut c, b"fine").await, Bytes::from_static(b"fine"));
+            assert_eq!(stats.snapshot().panics, 1);
+            drop(c);
+            stop.shutdown();
+            serving.await.unwrap().unwrap();
+        });
+    }
+}
+
+#[test]
+fn graceful_shutdown_lets_slow_requests_finish_before_the_deadline() {
+    run2(|handle| async move {
+        let server = Server::builder()
+            .handler_placement(HandlerPlacement::Stealable)
+            .shutdown_timeout(Duration::from_secs(20))
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let started = Arc::new(AtomicUsize::new(0));
+        let s2 = started.clone();
+        let service = service_fn(move |req: Bytes| {
+            let started = s2.clone();
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                spargio_rt::time::sleep(Duration::from_millis(200)).await;
+                Ok::<_, Infallible>(req)
+            }
+        });
+        let serving = start(&handle, server, service);
+        let mut busy = Vec::new();
+        for _ in 0..3 {
+            let mut c = Client::connect(addr).await.unwrap();
+            c.send(Bytes::from_static(b"slow")).await.unwrap();
+            busy.push(c);
+        }
+        let idle = Client::connect(addr).await.unwrap();
+        while started.load(Ordering::SeqCst) < 3 || stats.snapshot().accepted < 4 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        stop.shutdown();
+        // Every in-flight request is answered, then the server closes.
+        for c in busy.iter_mut() {
+            assert_eq!(
+                c.recv().await.unwrap().unwrap(),
+                Bytes::from_static(b"slow")
+            );
+        }
+        let report = serving.await.unwrap().unwrap();
+        assert_eq!(report.open_at_start, 4);
+        assert_eq!(report.closed_gracefully, 4);
+        assert_eq!((report.cut, report.requests_cut), (0, 0));
+        // New connections are refused once the listener is gone.
+        assert!(spargio_rt::net::TcpStream::connect(addr).await.is_err());
+        drop((busy, idle));
+    });
+}
+
+#[test]
+fn shutdown_cuts_what_is_still_running_at_the_deadline_and_counts_it() {
+    run2(|handle| async move {
+        let server = Server::builder()
+            .handler_placement(HandlerPlacement::Stealable)
+            .shutdown_timeout(Duration::from_millis(50))
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let service = service_fn(|req: Bytes| async move {
+            if &req[..] == b"stuck" {
+                spargio_rt::time::sleep(Duration::from_secs(60)).await;
+            }
+            Ok::<_, Infallible>(req)
+        });
+        let serving = start(&handle, server, service);
+        let mut stuck = Client::connect(addr).await.unwrap();
+        let mut quick = Client::connect(addr).await.unwrap();
+        ok(&mut quick, b"q").await;
+        stuck.send(Bytes::from_static(b"stuck")).await.unwrap();
+        while stats.snapshot().requests_in_flight < 1 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        stop.shutdown();
+        let report = serving.await.unwrap().unwrap();
+        assert_eq!(report.open_at_start, 2);
+        assert_eq!(report.cut, 1);
+        assert_eq!(report.requests_cut, 1);
+        assert_eq!(report.closed_gracefully, 1);
+        // The cut connection is closed: the client sees the end.
+        assert!(stuck.recv().await.is_err());
+        // The cut request's stealable handler was aborted, not leaked.
+        assert_eq!(stats.snapshot().requests_in_flight, 0);
+        drop(quick);
+    });
+}
+
+#[test]
+fn with_graceful_shutdown_stops_on_the_signal() {
+    run2(|handle| async move {
+        let server = Server::builder().bind(&handle, "127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        let signal = spargio_rt::sync::CancellationToken::new();
+        let server = server.with_graceful_shutdown(signal.clone().cancelled_owned());
+        let serving = start(&handle, server, echo());
+        let mut c = Client::connect(addr).await.unwrap();
+        ok(&mut c, b"x").await;
+        drop(c);
+        signal.cancel();
+        let report = serving.await.unwrap().unwrap();
+        assert_eq!(report.cut, 0);
+    });
+}
+
+#[test]
+fn adaptive_moves_only_the_heavy_route_to_stealable() {
+    run2(|handle| async move {
+        let server = ServerBuilder::new()
+            .handler_placement(HandlerPlacement::Adaptive)
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let service = service_fn(|req: Bytes| async move {
+            if &req[..] == b"heavy" {
+                burn(Duration::from_millis(2));
+            }
+            Ok::<_, Infallible>(req)
+        });
+        // All requests share one route: the codec keys every request with
+        // RouteKey::DEFAULT, so heavy polls move the whole service.
+        let serving = start(&handle, server, service);
+        let mut c = Client::connect(addr).await.unwrap();
+        for _ in 0..20 {
+            ok(&mut c, b"light").await;
+        }
+        assert_eq!(
+            stats.snapshot().handlers_stealable,
+            0,
+            "cheap handlers stay inline"
+        );
+        for _ in 0..5 {
+            ok(&mut c, b"heavy").await;
+        }
+        let before = stats.snapshot().handlers_stealable;
+        ok(&mut c, b"heavy").await;
+        assert_eq!(
+            stats.snapshot().handlers_stealable,
+            before + 1,
+            "a heavy route runs stealable"
+        );
+        drop(c);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}
