@@ -635,3 +635,48 @@ fn adaptive_moves_only_the_heavy_route_to_stealable() {
         serving.await.unwrap().unwrap();
     });
 }
+
+#[test]
+fn adaptive_with_routes_moves_the_heavy_method_and_keeps_the_cheap_one_inline() {
+    run2(|handle| async move {
+        let server = ServerBuilder::new()
+            .handler_placement(HandlerPlacement::Adaptive)
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let service = service_fn(|req: Bytes| async move {
+            if req[0] == b'H' {
+                burn(Duration::from_millis(2));
+            }
+            Ok::<_, Infallible>(req)
+        });
+        // The first byte names the "method".
+        let protocol = LengthDelimited::new()
+            .route_by(|req| spargio_service::RouteKey(req.first().copied().unwrap_or(0).into()));
+        let serving = handle.spawn_local(server.serve_service(protocol, service));
+        let mut c = Client::connect(addr).await.unwrap();
+        for _ in 0..4 {
+            ok(&mut c, b"Heavy").await;
+        }
+        let heavy_moved = stats.snapshot().handlers_stealable;
+        for _ in 0..20 {
+            ok(&mut c, b"light").await;
+        }
+        assert_eq!(
+            stats.snapshot().handlers_stealable,
+            heavy_moved,
+            "the cheap method stays inline"
+        );
+        ok(&mut c, b"Heavy").await;
+        assert_eq!(
+            stats.snapshot().handlers_stealable,
+            heavy_moved + 1,
+            "the heavy method runs stealable"
+        );
+        drop(c);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}

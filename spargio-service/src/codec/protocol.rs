@@ -42,9 +42,15 @@ const LINGER_BYTES: usize = 1 << 20;
 /// let protocol = LengthDelimited::new().max_frame_len(64 * 1024);
 /// assert_eq!(protocol.get_max_frame_len(), 64 * 1024);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct LengthDelimited {
     max_frame_len: usize,
+    route: fn(&Bytes) -> RouteKey,
+}
+
+/// The default route of every request.
+fn default_route(_req: &Bytes) -> RouteKey {
+    RouteKey::DEFAULT
 }
 
 impl LengthDelimited {
@@ -53,6 +59,7 @@ impl LengthDelimited {
     pub const fn new() -> LengthDelimited {
         LengthDelimited {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            route: default_route,
         }
     }
 
@@ -60,6 +67,25 @@ impl LengthDelimited {
     /// client gets a [`Status::BadRequest`] frame and the connection closes.
     pub const fn max_frame_len(mut self, max: usize) -> LengthDelimited {
         self.max_frame_len = max;
+        self
+    }
+
+    /// Keys each request's route for
+    /// [`HandlerPlacement::Adaptive`](crate::HandlerPlacement::Adaptive)
+    /// (by default every request is [`RouteKey::DEFAULT`]). An RPC
+    /// protocol whose first byte names the method would key by it, so a
+    /// CPU-heavy method moves to stealable on its own while cheap ones stay
+    /// inline.
+    ///
+    /// ```
+    /// use spargio_service::codec::LengthDelimited;
+    /// use spargio_service::RouteKey;
+    /// let protocol = LengthDelimited::new()
+    ///     .route_by(|req| RouteKey(req.first().copied().unwrap_or(0).into()));
+    /// # let _ = protocol;
+    /// ```
+    pub const fn route_by(mut self, route: fn(&Bytes) -> RouteKey) -> LengthDelimited {
+        self.route = route;
         self
     }
 
@@ -106,7 +132,7 @@ impl Protocol for LengthDelimited {
     where
         H: Handler<Bytes, Response = Bytes>,
     {
-        serve(self.decoder(), stream, handler, conn).await
+        serve(self.decoder(), self.route, stream, handler, conn).await
     }
 }
 
@@ -213,6 +239,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
 
 async fn serve<H>(
     decoder: FrameDecoder,
+    route: fn(&Bytes) -> RouteKey,
     stream: TcpStream,
     mut handler: H,
     conn: Connection,
@@ -251,7 +278,10 @@ where
         };
         let res = c
             .output
-            .flush_while_pending(&mut c.stream, handler.call(RouteKey::DEFAULT, req))
+            .flush_while_pending(&mut c.stream, {
+                let key = route(&req);
+                handler.call(key, req)
+            })
             .await?;
         match res {
             Ok(resp) => c.respond(Status::Ok, resp).await?,
