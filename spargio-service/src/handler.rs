@@ -68,7 +68,7 @@ impl HandlerShared {
         F: Future<Output = Result<T, E>>,
         E: Into<BoxError>,
     {
-        let measured = Measured::new(fut, home, self.adaptive(), false);
+        let measured = Measured::new(fut, home, self.adaptive(), None);
         let caught = AssertUnwindSafe(measured).catch_unwind();
         let res = match self.request_timeout {
             Some(d) => match spargio_rt::time::timeout(d, caught).await {
@@ -103,7 +103,7 @@ impl HandlerShared {
             fut,
             home,
             self.adaptive(),
-            true,
+            Some(self.handle.clone()),
         )));
         let joined = match self.request_timeout {
             Some(d) => match spargio_rt::time::timeout(d, task).await {

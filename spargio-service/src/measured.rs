@@ -25,20 +25,26 @@ pin_project_lite::pin_project! {
         inner: F,
         home: ShardId,
         timed: bool,
-        check_shard: bool,
+        runtime: Option<RuntimeHandle>,
         report: PollReport,
     }
 }
 
 impl<F> Measured<F> {
-    /// `timed` turns on poll timing (two clock reads per poll);
-    /// `check_shard` compares each poll's shard with `home`.
-    pub(crate) fn new(inner: F, home: ShardId, timed: bool, check_shard: bool) -> Self {
+    /// `timed` turns on poll timing (two clock reads per poll); with
+    /// `runtime`, each poll's shard (a thread-local lookup) is compared with
+    /// `home` until one differs.
+    pub(crate) fn new(
+        inner: F,
+        home: ShardId,
+        timed: bool,
+        runtime: Option<RuntimeHandle>,
+    ) -> Self {
         Measured {
             inner,
             home,
             timed,
-            check_shard,
+            runtime,
             report: PollReport::default(),
         }
     }
@@ -49,9 +55,8 @@ impl<F: Future> Future for Measured<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if *this.check_shard && !this.report.moved {
-            let here = RuntimeHandle::try_current().and_then(|h| h.current_shard());
-            if here.is_some_and(|s| s != *this.home) {
+        if let (Some(rt), false) = (this.runtime.as_ref(), this.report.moved) {
+            if rt.current_shard().is_some_and(|s| s != *this.home) {
                 this.report.moved = true;
             }
         }
