@@ -186,24 +186,53 @@ where
         .map_err(|payload| HandlerError::from_panic(&*payload))
 }
 
-/// A `Send` service under [`HandlerPlacement`] (for `Server::serve`).
-pub(crate) struct ServiceHandler<S> {
+/// Counts a request from its call to its end (however it ends) and its
+/// failure, around `run`.
+fn tracked<T>(
+    shared: Arc<HandlerShared>,
+    run: impl Future<Output = Result<T, HandlerError>>,
+) -> impl Future<Output = Result<T, HandlerError>> {
+    shared.counters.requests.add(1);
+    let in_flight = InFlight::new(&shared.counters);
+    async move {
+        let _in_flight = in_flight;
+        let res = run.await;
+        if let Err(e) = &res {
+            shared.count_failure(e);
+        }
+        res
+    }
+}
+
+/// [`ServiceHandler`] of `Server::serve`: a `Send` service whose response
+/// futures go where [`HandlerPlacement`] says.
+pub(crate) struct Placed;
+
+/// [`ServiceHandler`] of `Server::serve_local`: any service, response
+/// futures inline.
+pub(crate) struct Local;
+
+/// A connection's service with what the server adds around each call;
+/// `Mode` is [`Placed`] or [`Local`].
+pub(crate) struct ServiceHandler<S, Mode> {
     service: S,
     home: ShardId,
     shared: Arc<HandlerShared>,
+    _mode: std::marker::PhantomData<Mode>,
 }
 
-impl<S> ServiceHandler<S> {
+impl<S, Mode> ServiceHandler<S, Mode> {
     pub(crate) fn new(service: S, home: ShardId, shared: Arc<HandlerShared>) -> Self {
         ServiceHandler {
             service,
             home,
             shared,
+            _mode: std::marker::PhantomData,
         }
     }
 }
 
-impl<S, Req> Handler<Req> for ServiceHandler<S>
+impl<S, Req> Handler<Req> for ServiceHandler<S, Placed>
 where
     S: Service<Req> + 'static,
     S::Future: Send + 'static,
@@ -221,46 +250,18 @@ where
         route: RouteKey,
         req: Req,
     ) -> impl Future<Output = Result<S::Response, HandlerError>> + 'static {
-        let shared = self.shared.clone();
-        shared.counters.requests.add(1);
         let started = start(&mut self.service, req);
-        let home = self.home;
-        let in_flight = InFlight::new(&shared.counters);
-        async move {
-            let _in_flight = in_flight;
-            let res = match started {
-                Err(e) => Err(e),
-                Ok(fut) if shared.stealable(route) => {
-                    shared.clone().run_stealable(route, home, fut).await
-                }
-                Ok(fut) => shared.clone().run_inline(route, home, fut).await,
-            };
-            if let Err(e) = &res {
-                shared.count_failure(e);
+        let (shared, home) = (self.shared.clone(), self.home);
+        tracked(self.shared.clone(), async move {
+            match started? {
+                fut if shared.stealable(route) => shared.run_stealable(route, home, fut).await,
+                fut => shared.run_inline(route, home, fut).await,
             }
-            res
-        }
+        })
     }
 }
 
-/// A `!Send` service, handlers inline (for `Server::serve_local`).
-pub(crate) struct LocalServiceHandler<S> {
-    service: S,
-    home: ShardId,
-    shared: Arc<HandlerShared>,
-}
-
-impl<S> LocalServiceHandler<S> {
-    pub(crate) fn new(service: S, home: ShardId, shared: Arc<HandlerShared>) -> Self {
-        LocalServiceHandler {
-            service,
-            home,
-            shared,
-        }
-    }
-}
-
-impl<S, Req> Handler<Req> for LocalServiceHandler<S>
+impl<S, Req> Handler<Req> for ServiceHandler<S, Local>
 where
     S: Service<Req> + 'static,
     S::Future: 'static,
@@ -278,21 +279,10 @@ where
         route: RouteKey,
         req: Req,
     ) -> impl Future<Output = Result<S::Response, HandlerError>> + 'static {
-        let shared = self.shared.clone();
-        shared.counters.requests.add(1);
         let started = start(&mut self.service, req);
-        let home = self.home;
-        let in_flight = InFlight::new(&shared.counters);
-        async move {
-            let _in_flight = in_flight;
-            let res = match started {
-                Err(e) => Err(e),
-                Ok(fut) => shared.clone().run_inline(route, home, fut).await,
-            };
-            if let Err(e) = &res {
-                shared.count_failure(e);
-            }
-            res
-        }
+        let (shared, home) = (self.shared.clone(), self.home);
+        tracked(self.shared.clone(), async move {
+            shared.run_inline(route, home, started?).await
+        })
     }
 }

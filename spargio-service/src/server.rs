@@ -21,7 +21,7 @@ use crate::builder::{AcceptMode, ServerBuilder, ServerConfig};
 use crate::conn::{connection, run_connection, Accepted};
 use crate::connection::ConnInfo;
 use crate::error::BoxError;
-use crate::handler::{HandlerShared, LocalServiceHandler, ServiceHandler};
+use crate::handler::{HandlerShared, Local, Placed, ServiceHandler};
 use crate::local;
 use crate::protocol::Protocol;
 use crate::shutdown::{ServerState, ShutdownHandle, ShutdownReport};
@@ -170,7 +170,7 @@ impl Server {
                     return;
                 };
                 let conn = connection(&state, info, idle);
-                let handler = ServiceHandler::new(service, shard, shared);
+                let handler = ServiceHandler::<_, Placed>::new(service, shard, shared);
                 let serve = protocol.serve_connection(stream, handler, conn);
                 run_connection(state.clone(), guard, serve).await;
             }));
@@ -257,7 +257,7 @@ impl Server {
                 let Accepted { stream, guard, .. } = acc;
                 let service = local::service(key, || factory(shard));
                 let conn = connection(&state, info, idle);
-                let handler = LocalServiceHandler::new(service, shard, shared);
+                let handler = ServiceHandler::<_, Local>::new(service, shard, shared);
                 let serve = protocol.serve_connection(stream, handler, conn);
                 run_connection(state.clone(), guard, serve).await;
             }));
