@@ -1,0 +1,272 @@
+//! TLS streams and their halves, as [`Transport`]s.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_util::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use rustls::{ClientConnection, ProtocolVersion, ServerConnection};
+use spargio_rt::io::compat::Compat;
+use spargio_rt::net::TcpStream;
+
+use crate::transport::{RawIo, Transport, TransportRead, TransportWrite};
+
+/// Either side's TLS stream: what the halves share.
+type Inner = futures_rustls::TlsStream<Compat<TcpStream>>;
+
+/// The most one [`TlsReader::read_some`] hands over: the largest TLS
+/// record's plaintext.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A server-side TLS connection, from [`TlsAcceptor::accept`](super::TlsAcceptor::accept).
+///
+/// Ask it about the session ([`alpn_protocol`](Self::alpn_protocol),
+/// [`server_name`](Self::server_name)...) before [splitting](Transport::split)
+/// it for the HTTP driver.
+#[derive(Debug)]
+pub struct ServerTlsStream(futures_rustls::server::TlsStream<Compat<TcpStream>>);
+
+/// A client-side TLS connection, from [`TlsConnector::connect`](super::TlsConnector::connect).
+///
+/// Ask it about the session before [splitting](Transport::split) it.
+#[derive(Debug)]
+pub struct ClientTlsStream(futures_rustls::client::TlsStream<Compat<TcpStream>>);
+
+impl ServerTlsStream {
+    pub(crate) fn new(s: futures_rustls::server::TlsStream<Compat<TcpStream>>) -> Self {
+        ServerTlsStream(s)
+    }
+
+    /// The protocol agreed with ALPN (`b"http/1.1"`), or `None` if the
+    /// client offered none.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.connection().alpn_protocol()
+    }
+
+    /// The host name the client asked for with SNI, or `None` (clients
+    /// connecting to an IP address send none).
+    pub fn server_name(&self) -> Option<&str> {
+        self.connection().server_name()
+    }
+
+    /// The TLS version in use.
+    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
+        self.connection().protocol_version()
+    }
+
+    /// The rustls session, for anything else (the cipher suite, the
+    /// client's certificates when the configuration asks for them).
+    pub fn connection(&self) -> &ServerConnection {
+        self.0.get_ref().1
+    }
+}
+
+impl ClientTlsStream {
+    pub(crate) fn new(s: futures_rustls::client::TlsStream<Compat<TcpStream>>) -> Self {
+        ClientTlsStream(s)
+    }
+
+    /// The protocol the server chose with ALPN, or `None` if it chose
+    /// none (or we offered none).
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.connection().alpn_protocol()
+    }
+
+    /// The TLS version in use.
+    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
+        self.connection().protocol_version()
+    }
+
+    /// The rustls session, for anything else (the cipher suite, the
+    /// server's certificate chain).
+    pub fn connection(&self) -> &ClientConnection {
+        self.0.get_ref().1
+    }
+}
+
+/// The read half of a TLS connection (either side).
+///
+/// Plaintext comes out of rustls through a small buffer of the reader's
+/// own (16 KiB, zeroed once when first used) and is copied into the
+/// caller's `BytesMut`: a copy of the bytes that arrived instead of
+/// zeroing the caller's spare capacity on every read. Nothing stays in
+/// that buffer between reads.
+pub struct TlsReader {
+    half: ReadHalf<Inner>,
+    scratch: Vec<u8>,
+    /// The peer cut the connection without `close_notify`: every later
+    /// read says so again (futures-rustls would report `Ok(0)`).
+    truncated: bool,
+}
+
+/// The write half of a TLS connection (either side).
+pub struct TlsWriter {
+    half: WriteHalf<Inner>,
+}
+
+fn split_inner(stream: Inner) -> (TlsReader, TlsWriter) {
+    let (read, write) = AsyncReadExt::split(stream);
+    let reader = TlsReader {
+        half: read,
+        scratch: Vec::new(),
+        truncated: false,
+    };
+    (reader, TlsWriter { half: write })
+}
+
+fn rejoin_inner(read: TlsReader, write: TlsWriter) -> Box<dyn RawIo> {
+    match read.half.reunite(write.half) {
+        Ok(stream) => Box::new(stream),
+        // Halves of two different connections: keep them paired as they
+        // were given rather than panic.
+        Err(futures_util::io::ReuniteError(read, write)) => Box::new(Unmatched { read, write }),
+    }
+}
+
+impl Transport for ServerTlsStream {
+    type Reader = TlsReader;
+    type Writer = TlsWriter;
+
+    /// Splits the connection into halves that read and write
+    /// concurrently (they share the rustls session behind a lock held
+    /// only while one of them is being polled).
+    fn split(self) -> (TlsReader, TlsWriter) {
+        split_inner(self.0.into())
+    }
+
+    /// The TLS stream again, as a `futures_io` stream.
+    fn rejoin(read: TlsReader, write: TlsWriter) -> Box<dyn RawIo> {
+        rejoin_inner(read, write)
+    }
+}
+
+impl Transport for ClientTlsStream {
+    type Reader = TlsReader;
+    type Writer = TlsWriter;
+
+    /// Splits the connection into halves that read and write
+    /// concurrently.
+    fn split(self) -> (TlsReader, TlsWriter) {
+        split_inner(self.0.into())
+    }
+
+    /// The TLS stream again, as a `futures_io` stream.
+    fn rejoin(read: TlsReader, write: TlsWriter) -> Box<dyn RawIo> {
+        rejoin_inner(read, write)
+    }
+}
+
+fn truncation_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "peer closed connection without sending TLS close_notify",
+    )
+}
+
+impl TransportRead for TlsReader {
+    /// Reads up to 16 KiB of plaintext (at most the spare capacity, or
+    /// 16 KiB if there is none, growing `buf`). `Ok(0)` only after the
+    /// peer's `close_notify`; a connection closed without one is an
+    /// [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) error, now and on
+    /// every later call. Cancel-safe: bytes are appended only when the
+    /// read completes.
+    async fn read_some(&mut self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        if self.truncated {
+            return (Err(truncation_error()), buf);
+        }
+        let spare = buf.capacity() - buf.len();
+        let want = if spare == 0 {
+            READ_CHUNK
+        } else {
+            spare.min(READ_CHUNK)
+        };
+        if self.scratch.len() < want {
+            self.scratch.resize(want, 0);
+        }
+        match self.half.read(&mut self.scratch[..want]).await {
+            Ok(n) => {
+                buf.extend_from_slice(&self.scratch[..n]);
+                (Ok(n), buf)
+            }
+            Err(e) => {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    self.truncated = true;
+                }
+                (Err(e), buf)
+            }
+        }
+    }
+}
+
+impl TransportWrite for TlsWriter {
+    /// Encrypts and sends all of `buf`, then flushes; clears it on
+    /// success.
+    async fn write_all(&mut self, mut buf: BytesMut) -> (io::Result<()>, BytesMut) {
+        let res = async {
+            self.half.write_all(&buf).await?;
+            self.half.flush().await
+        }
+        .await;
+        if res.is_ok() {
+            buf.clear();
+        }
+        (res, buf)
+    }
+
+    /// Sends `close_notify`, then shuts the TCP write side down. The
+    /// reader can still receive.
+    async fn shutdown(&mut self) -> io::Result<()> {
+        self.half.close().await
+    }
+}
+
+impl fmt::Debug for TlsReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsReader")
+            .field("truncated", &self.truncated)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for TlsWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsWriter").finish_non_exhaustive()
+    }
+}
+
+/// Halves that did not come from the same split, rejoined side by side.
+struct Unmatched {
+    read: ReadHalf<Inner>,
+    write: WriteHalf<Inner>,
+}
+
+impl AsyncRead for Unmatched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Unmatched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.write).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.write).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.write).poll_close(cx)
+    }
+}
