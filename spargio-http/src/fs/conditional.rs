@@ -1,0 +1,327 @@
+//! Validators (`ETag`, `Last-Modified`) and the conditional request
+//! headers that use them (RFC 9110 §8.8 and §13).
+//!
+//! The `ETag` is strong: `"<inode>-<size>-<mtime>"`, each in lowercase
+//! hex, the mtime in nanoseconds since the Unix epoch (`0` when the
+//! filesystem gives none). Rewriting a file in place changes its mtime;
+//! replacing it (rename over) changes its inode; so two different
+//! contents practically never share a tag. Being strong, it can be used
+//! with `If-Range` and `If-Match`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE,
+    IF_UNMODIFIED_SINCE,
+};
+use spargio_rt::fs::Metadata;
+
+/// The last second `httpdate` can format (31 Dec 9999 23:59:59 UTC).
+const MAX_HTTP_DATE_SECS: u64 = 253_402_300_799;
+
+/// A file's validators.
+#[derive(Debug, Clone)]
+pub(crate) struct Validators {
+    /// The quoted strong entity tag, e.g. `"1a2b-400-17f..."`.
+    etag: String,
+    /// Modification time in whole seconds since the epoch, if the
+    /// filesystem reports one that an HTTP date can carry.
+    modified_secs: Option<u64>,
+}
+
+/// What the preconditions decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Precondition {
+    /// Go on and serve.
+    Proceed,
+    /// `304 Not Modified`.
+    NotModified,
+    /// `412 Precondition Failed`.
+    Failed,
+}
+
+impl Validators {
+    /// The validators of a file with these metadata.
+    pub(crate) fn new(meta: &Metadata) -> Self {
+        let modified = meta.modified().ok();
+        let mtime_nanos = modified
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let etag = format!("\"{:x}-{:x}-{:x}\"", meta.ino(), meta.len(), mtime_nanos);
+        let modified_secs = modified
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .filter(|&s| s <= MAX_HTTP_DATE_SECS);
+        Validators {
+            etag,
+            modified_secs,
+        }
+    }
+
+    /// The `ETag` header value.
+    pub(crate) fn etag_header(&self) -> HeaderValue {
+        // Hex digits, dashes and quotes only: always a valid value.
+        HeaderValue::from_str(&self.etag).expect("an ETag of hex digits is a valid header value")
+    }
+
+    /// The `Last-Modified` header value, if there is a usable mtime.
+    pub(crate) fn last_modified_header(&self) -> Option<HeaderValue> {
+        let secs = self.modified_secs?;
+        let time = UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        HeaderValue::from_str(&httpdate::fmt_http_date(time)).ok()
+    }
+
+    /// Evaluates `If-Match`, `If-Unmodified-Since`, `If-None-Match` and
+    /// `If-Modified-Since` in the order of RFC 9110 §13.2.2, for a GET or
+    /// HEAD request.
+    pub(crate) fn precondition(&self, headers: &HeaderMap) -> Precondition {
+        if let Some(list) = tag_list(headers, &IF_MATCH) {
+            if !self.matches(&list, true) {
+                return Precondition::Failed;
+            }
+        } else if let Some(since) = date(headers, &IF_UNMODIFIED_SINCE) {
+            if self.modified_secs.is_some_and(|m| m > since) {
+                return Precondition::Failed;
+            }
+        }
+        if let Some(list) = tag_list(headers, &IF_NONE_MATCH) {
+            if self.matches(&list, false) {
+                return Precondition::NotModified;
+            }
+        } else if let Some(since) = date(headers, &IF_MODIFIED_SINCE) {
+            if self.modified_secs.is_some_and(|m| m <= since) {
+                return Precondition::NotModified;
+            }
+        }
+        Precondition::Proceed
+    }
+
+    /// Whether a `Range` may be honoured given `If-Range` (RFC 9110
+    /// §13.1.5): true without the header; with an entity tag, only if it
+    /// is strongly equal to ours; with a date, only if it is exactly our
+    /// `Last-Modified`. Anything unparsable means "send everything".
+    pub(crate) fn if_range_allows(&self, headers: &HeaderMap) -> bool {
+        let mut values = headers.get_all(IF_RANGE).iter();
+        let value = match (values.next(), values.next()) {
+            (None, _) => return true,
+            (Some(v), None) => v,
+            (Some(_), Some(_)) => return false,
+        };
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        let value = value.trim();
+        if value.starts_with('"') || value.starts_with("W/") {
+            return matches!(parse_tags(value), Some(TagList::Tags(tags))
+                if tags.len() == 1 && !tags[0].weak && tags[0].opaque == self.opaque());
+        }
+        match (parse_date(value), self.modified_secs) {
+            (Some(d), Some(m)) => d == m,
+            _ => false,
+        }
+    }
+
+    /// The tag without its quotes.
+    fn opaque(&self) -> &str {
+        &self.etag[1..self.etag.len() - 1]
+    }
+
+    /// Whether `list` matches our tag: strong comparison (both strong and
+    /// equal) or weak comparison (opaque parts equal).
+    fn matches(&self, list: &TagList<'_>, strong: bool) -> bool {
+        match list {
+            TagList::Any => true,
+            TagList::Tags(tags) => tags
+                .iter()
+                .any(|t| t.opaque == self.opaque() && !(strong && t.weak)),
+        }
+    }
+}
+
+/// A parsed `If-Match` / `If-None-Match` value.
+#[derive(Debug, PartialEq, Eq)]
+enum TagList<'a> {
+    /// `*`.
+    Any,
+    /// Entity tags.
+    Tags(Vec<Tag<'a>>),
+}
+
+/// One entity tag.
+#[derive(Debug, PartialEq, Eq)]
+struct Tag<'a> {
+    weak: bool,
+    /// Between the quotes.
+    opaque: &'a str,
+}
+
+/// All fields of `name` joined as one list. `None` if absent; a
+/// malformed field yields an empty list (matches nothing).
+fn tag_list<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<TagList<'h>> {
+    let mut tags = Vec::new();
+    let mut any_field = false;
+    for value in headers.get_all(name) {
+        any_field = true;
+        match value.to_str().ok().and_then(parse_tags) {
+            Some(TagList::Any) => return Some(TagList::Any),
+            Some(TagList::Tags(t)) => tags.extend(t),
+            None => {}
+        }
+    }
+    any_field.then_some(TagList::Tags(tags))
+}
+
+/// Parses `*` or `#entity-tag`. Tags may contain commas (inside their
+/// quotes), so this walks the value instead of splitting it.
+fn parse_tags(value: &str) -> Option<TagList<'_>> {
+    let value = value.trim();
+    if value == "*" {
+        return Some(TagList::Any);
+    }
+    let mut tags = Vec::new();
+    let mut rest = value;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if rest.is_empty() {
+            break;
+        }
+        let (weak, after) = match rest.strip_prefix("W/") {
+            Some(after) => (true, after),
+            None => (false, rest),
+        };
+        let after = after.strip_prefix('"')?;
+        let end = after.find('"')?;
+        let opaque = &after[..end];
+        if !opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
+        {
+            return None;
+        }
+        tags.push(Tag { weak, opaque });
+        rest = &after[end + 1..];
+        let trimmed = rest.trim_start_matches([' ', '\t']);
+        if !(trimmed.is_empty() || trimmed.starts_with(',')) {
+            return None;
+        }
+    }
+    Some(TagList::Tags(tags))
+}
+
+/// The single `name` field as whole seconds since the epoch; `None` if
+/// absent, repeated, or not a valid HTTP date (the header is then ignored).
+fn date(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => parse_date(v.to_str().ok()?.trim()),
+        _ => None,
+    }
+}
+
+fn parse_date(s: &str) -> Option<u64> {
+    let time = httpdate::parse_http_date(s).ok()?;
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validators(modified_secs: Option<u64>) -> Validators {
+        Validators {
+            etag: "\"abc-10-ff\"".to_owned(),
+            modified_secs,
+        }
+    }
+
+    fn headers(pairs: &[(HeaderName, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(name.clone(), HeaderValue::from_static(value));
+        }
+        h
+    }
+
+    const DATE_1000: &str = "Thu, 01 Jan 1970 00:16:40 GMT";
+    const DATE_999: &str = "Thu, 01 Jan 1970 00:16:39 GMT";
+
+    #[test]
+    fn fs_parse_tags() {
+        assert_eq!(parse_tags("*"), Some(TagList::Any));
+        assert_eq!(
+            parse_tags(r#""a", W/"b,c" ,"d""#),
+            Some(TagList::Tags(vec![
+                Tag {
+                    weak: false,
+                    opaque: "a"
+                },
+                Tag {
+                    weak: true,
+                    opaque: "b,c"
+                },
+                Tag {
+                    weak: false,
+                    opaque: "d"
+                },
+            ]))
+        );
+        assert_eq!(parse_tags("abc"), None);
+        assert_eq!(parse_tags(r#""a"x"#), None);
+        assert_eq!(parse_tags(r#""a"#), None);
+    }
+
+    #[test]
+    fn fs_if_none_match() {
+        let v = validators(Some(1000));
+        let nm = |s| v.precondition(&headers(&[(IF_NONE_MATCH, s)]));
+        assert_eq!(nm(r#""abc-10-ff""#), Precondition::NotModified);
+        assert_eq!(nm(r#"W/"abc-10-ff""#), Precondition::NotModified);
+        assert_eq!(nm(r#""x", "abc-10-ff""#), Precondition::NotModified);
+        assert_eq!(nm("*"), Precondition::NotModified);
+        assert_eq!(nm(r#""x""#), Precondition::Proceed);
+        assert_eq!(nm("garbage"), Precondition::Proceed);
+        // If-None-Match wins over If-Modified-Since.
+        let h = headers(&[(IF_NONE_MATCH, r#""x""#), (IF_MODIFIED_SINCE, DATE_1000)]);
+        assert_eq!(v.precondition(&h), Precondition::Proceed);
+    }
+
+    #[test]
+    fn fs_if_modified_since() {
+        let v = validators(Some(1000));
+        let ims = |s| v.precondition(&headers(&[(IF_MODIFIED_SINCE, s)]));
+        assert_eq!(ims(DATE_1000), Precondition::NotModified);
+        assert_eq!(ims(DATE_999), Precondition::Proceed);
+        assert_eq!(ims("yesterday"), Precondition::Proceed);
+        let none = validators(None);
+        let h = headers(&[(IF_MODIFIED_SINCE, DATE_1000)]);
+        assert_eq!(none.precondition(&h), Precondition::Proceed);
+    }
+
+    #[test]
+    fn fs_if_match_and_unmodified_since() {
+        let v = validators(Some(1000));
+        let pre = |n: HeaderName, s| v.precondition(&headers(&[(n, s)]));
+        assert_eq!(pre(IF_MATCH, r#""abc-10-ff""#), Precondition::Proceed);
+        assert_eq!(pre(IF_MATCH, "*"), Precondition::Proceed);
+        assert_eq!(pre(IF_MATCH, r#"W/"abc-10-ff""#), Precondition::Failed);
+        assert_eq!(pre(IF_MATCH, r#""x""#), Precondition::Failed);
+        assert_eq!(pre(IF_UNMODIFIED_SINCE, DATE_1000), Precondition::Proceed);
+        assert_eq!(pre(IF_UNMODIFIED_SINCE, DATE_999), Precondition::Failed);
+    }
+
+    #[test]
+    fn fs_if_range() {
+        let v = validators(Some(1000));
+        let ir = |s| v.if_range_allows(&headers(&[(IF_RANGE, s)]));
+        assert!(v.if_range_allows(&HeaderMap::new()));
+        assert!(ir(r#""abc-10-ff""#));
+        assert!(!ir(r#"W/"abc-10-ff""#));
+        assert!(!ir(r#""other""#));
+        assert!(ir(DATE_1000));
+        assert!(!ir(DATE_999));
+        assert!(!ir("nonsense"));
+        assert!(!validators(None).if_range_allows(&headers(&[(IF_RANGE, DATE_1000)])));
+    }
+}

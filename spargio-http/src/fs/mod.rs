@@ -1,0 +1,58 @@
+//! Static files as tower services, on spargio-rt's io_uring files:
+//! [`ServeDir`] serves a directory tree, [`ServeFile`] one file. Both
+//! answer with a [`FileBody`] that streams the file in chunks with
+//! `read_at`, on whichever shard polls it.
+//!
+//! ```no_run
+//! use spargio_http::fs::{ServeDir, ServeFile};
+//!
+//! // `/` serves `public/index.html`, `/docs` redirects to `/docs/`, ...
+//! let site = ServeDir::new("public");
+//! // ... and one fixed file, e.g. as an SPA fallback or a favicon.
+//! let favicon = ServeFile::new("public/favicon.ico");
+//! # let _ = (site, favicon);
+//! ```
+//!
+//! # Responses
+//!
+//! Every `200` and `206` has `Content-Type` (guessed from the extension,
+//! `; charset=utf-8` for text), `Content-Length` (set explicitly, so a
+//! `HEAD` response reports the real length though its body is empty),
+//! `Accept-Ranges: bytes`, `ETag` and `Last-Modified`. The `ETag` is
+//! strong, `"<inode>-<size>-<mtime ns>"` in hex; `Last-Modified` is the
+//! mtime (omitted if the filesystem has none).
+//!
+//! | Situation | Status |
+//! |---|---|
+//! | method other than `GET` / `HEAD` | `405`, `Allow: GET, HEAD` |
+//! | path with `.`, `..`, `%2f`, `\`/`%5c` or NUL segments | `404` |
+//! | missing file, not a regular file, symlink escaping the root | `404` |
+//! | the OS denies access (`EACCES` / `EPERM`) | `403` |
+//! | directory without trailing slash (index on) | `308`, `Location: ./name/` |
+//! | `If-Match` / `If-Unmodified-Since` fails | `412` |
+//! | `If-None-Match` matches (weak comparison, `*` too), or, without it, `If-Modified-Since` is not older than `Last-Modified` | `304` with `ETag` / `Last-Modified`, no body |
+//! | `GET` with one satisfiable `Range` (`a-b`, `a-`, `-n`), `If-Range` absent or matching | `206`, `Content-Range: bytes a-b/size` |
+//! | one `Range` wholly past the end (or `-0`) | `416`, `Content-Range: bytes */size` |
+//! | malformed `Range`, another unit, several ranges, a range on an empty file, `If-Range` not matching (strong `ETag` or exact date), or `HEAD` | `200` with the whole file |
+//! | any other I/O error | `500` |
+//!
+//! Multiple ranges are answered with the whole file rather than a
+//! `multipart/byteranges` body (RFC 9110 lets a server ignore `Range`).
+//! Error responses have an empty body with `Content-Length: 0`.
+
+mod body;
+mod conditional;
+mod mime;
+mod path;
+mod range;
+mod respond;
+mod serve_dir;
+mod serve_file;
+
+#[cfg(test)]
+mod tests;
+
+pub use body::{FileBody, DEFAULT_CHUNK_SIZE};
+pub use respond::ResponseFuture;
+pub use serve_dir::ServeDir;
+pub use serve_file::ServeFile;

@@ -1,0 +1,297 @@
+//! What both services share: opening a regular file, building the
+//! response for it (validators, preconditions, ranges, `HEAD`), the error
+//! responses, and the response future.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::header::{
+    HeaderValue, ACCEPT_ENCODING, ACCEPT_RANGES, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH,
+    CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED, LOCATION, VARY,
+};
+use http::request::Parts;
+use http::{Method, Response, StatusCode};
+use spargio_rt::fs::{File, Metadata, OpenOptions};
+
+use super::body::{FileBody, DEFAULT_CHUNK_SIZE};
+use super::conditional::{Precondition, Validators};
+use super::range::{self, RangeRequest};
+
+/// Settings both services have.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServeOptions {
+    pub(crate) chunk_size: usize,
+    pub(crate) precompressed_gzip: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            precompressed_gzip: false,
+        }
+    }
+}
+
+/// An open file and what the response needs to know about it.
+pub(crate) struct Opened {
+    pub(crate) file: File,
+    pub(crate) meta: Metadata,
+    pub(crate) content_type: HeaderValue,
+    /// The file is the `.gz` sibling: send `Content-Encoding: gzip`.
+    pub(crate) gzip: bool,
+}
+
+/// Opens `path` read-only and non-blocking (so a FIFO cannot stall the
+/// open), without following a final symlink if `nofollow`, and returns it
+/// with its `fstat`.
+pub(crate) async fn open(path: &Path, nofollow: bool) -> io::Result<(File, Metadata)> {
+    let mut flags = libc::O_NONBLOCK;
+    if nofollow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .await?;
+    let meta = file.metadata().await?;
+    Ok((file, meta))
+}
+
+/// `path` with `.gz` appended to its file name.
+pub(crate) fn gz_sibling(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".gz");
+    PathBuf::from(name)
+}
+
+/// Whether `Accept-Encoding` accepts `gzip` (or `x-gzip`, or `*` without
+/// gzip being listed) with a non-zero quality.
+pub(crate) fn accepts_gzip(parts: &Parts) -> bool {
+    let mut gzip = None;
+    let mut star = None;
+    for value in parts.headers.get_all(ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut params = item.split(';');
+            let coding = params.next().unwrap_or("").trim();
+            let q = params
+                .find_map(|p| {
+                    let (k, v) = p.split_once('=')?;
+                    k.trim().eq_ignore_ascii_case("q").then(|| v.trim())
+                })
+                .is_none_or(|q| q.parse::<f32>().is_ok_and(|q| q > 0.0));
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                gzip = Some(gzip.unwrap_or(false) || q);
+            } else if coding == "*" {
+                star = Some(q);
+            }
+        }
+    }
+    gzip.or(star).unwrap_or(false)
+}
+
+/// Whether the method is one the services answer (anything else gets 405).
+pub(crate) fn method_allowed(method: &Method) -> bool {
+    method == Method::GET || method == Method::HEAD
+}
+
+/// The response for an opened regular file.
+pub(crate) fn respond(parts: &Parts, opened: Opened, opts: &ServeOptions) -> Response<FileBody> {
+    let Opened {
+        file,
+        meta,
+        content_type,
+        gzip,
+    } = opened;
+    let size = meta.len();
+    let validators = Validators::new(&meta);
+
+    let mut res = Response::new(FileBody::empty());
+    let headers = res.headers_mut();
+    headers.insert(ETAG, validators.etag_header());
+    if let Some(lm) = validators.last_modified_header() {
+        headers.insert(LAST_MODIFIED, lm);
+    }
+    if opts.precompressed_gzip {
+        headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    }
+
+    match validators.precondition(&parts.headers) {
+        Precondition::Proceed => {}
+        Precondition::NotModified => {
+            *res.status_mut() = StatusCode::NOT_MODIFIED;
+            return res;
+        }
+        Precondition::Failed => {
+            *res.status_mut() = StatusCode::PRECONDITION_FAILED;
+            res.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(0u64));
+            return res;
+        }
+    }
+
+    let headers = res.headers_mut();
+    headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let is_get = parts.method == Method::GET;
+    let range = if is_get && validators.if_range_allows(&parts.headers) {
+        range::evaluate(&parts.headers, size)
+    } else {
+        RangeRequest::Full
+    };
+    let (start, len) = match range {
+        RangeRequest::Full => (0, size),
+        RangeRequest::Partial { start, end } => {
+            *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let value = format!("bytes {start}-{end}/{size}");
+            res.headers_mut().insert(
+                CONTENT_RANGE,
+                HeaderValue::from_str(&value).expect("digits are a valid header value"),
+            );
+            (start, end - start + 1)
+        }
+        RangeRequest::Unsatisfiable => {
+            *res.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            let value = format!("bytes */{size}");
+            let headers = res.headers_mut();
+            headers.insert(
+                CONTENT_RANGE,
+                HeaderValue::from_str(&value).expect("digits are a valid header value"),
+            );
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(0u64));
+            return res;
+        }
+    };
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, content_type);
+    if gzip {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    if is_get && len > 0 {
+        *res.body_mut() = FileBody::file(file, start, len).with_chunk_size(opts.chunk_size);
+    }
+    res
+}
+
+/// A response with `status`, an empty body and `Content-Length: 0`.
+pub(crate) fn empty(status: StatusCode) -> Response<FileBody> {
+    let mut res = Response::new(FileBody::empty());
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(0u64));
+    res
+}
+
+/// `405 Method Not Allowed` with `Allow: GET, HEAD`.
+pub(crate) fn method_not_allowed() -> Response<FileBody> {
+    let mut res = empty(StatusCode::METHOD_NOT_ALLOWED);
+    res.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    res
+}
+
+/// `308 Permanent Redirect` to `location`.
+pub(crate) fn redirect(location: &str) -> Response<FileBody> {
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            let mut res = empty(StatusCode::PERMANENT_REDIRECT);
+            res.headers_mut().insert(LOCATION, value);
+            res
+        }
+        Err(_) => empty(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// The response for a failed filesystem call: `404` for a path that does
+/// not lead to a file (missing, through a non-directory, a symlink loop,
+/// a name too long), `403` when the OS denies access, `500` otherwise.
+pub(crate) fn io_error(e: &io::Error) -> Response<FileBody> {
+    empty(io_error_status(e))
+}
+
+fn io_error_status(e: &io::Error) -> StatusCode {
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG | libc::EISDIR) => {
+            StatusCode::NOT_FOUND
+        }
+        Some(libc::EACCES | libc::EPERM) => StatusCode::FORBIDDEN,
+        _ => match e.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => StatusCode::NOT_FOUND,
+            io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+    }
+}
+
+/// The future of [`ServeDir`](super::ServeDir) and
+/// [`ServeFile`](super::ServeFile) calls. It is `Send` and never fails:
+/// problems are answered with 4xx/5xx responses.
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Response<FileBody>> + Send + 'static>>,
+}
+
+impl ResponseFuture {
+    pub(crate) fn new(fut: impl Future<Output = Response<FileBody>> + Send + 'static) -> Self {
+        ResponseFuture {
+            inner: Box::pin(fut),
+        }
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<FileBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx).map(Ok)
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts_with(accept: &[&'static str]) -> Parts {
+        let mut req = http::Request::new(());
+        for a in accept {
+            req.headers_mut()
+                .append(ACCEPT_ENCODING, HeaderValue::from_static(a));
+        }
+        req.into_parts().0
+    }
+
+    #[test]
+    fn fs_accept_encoding() {
+        assert!(accepts_gzip(&parts_with(&["gzip"])));
+        assert!(accepts_gzip(&parts_with(&["br, gzip;q=0.5"])));
+        assert!(accepts_gzip(&parts_with(&["deflate", "GZIP"])));
+        assert!(accepts_gzip(&parts_with(&["*"])));
+        assert!(!accepts_gzip(&parts_with(&["gzip;q=0"])));
+        assert!(!accepts_gzip(&parts_with(&["*, gzip;q=0"])));
+        assert!(!accepts_gzip(&parts_with(&["br"])));
+        assert!(!accepts_gzip(&parts_with(&[])));
+        assert!(!accepts_gzip(&parts_with(&["identity;q=1, *;q=0"])));
+    }
+
+    #[test]
+    fn fs_error_statuses() {
+        let st = |errno| io_error_status(&io::Error::from_raw_os_error(errno));
+        assert_eq!(st(libc::ENOENT), StatusCode::NOT_FOUND);
+        assert_eq!(st(libc::ENOTDIR), StatusCode::NOT_FOUND);
+        assert_eq!(st(libc::ELOOP), StatusCode::NOT_FOUND);
+        assert_eq!(st(libc::EACCES), StatusCode::FORBIDDEN);
+        assert_eq!(st(libc::EIO), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

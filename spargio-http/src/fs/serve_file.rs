@@ -1,0 +1,138 @@
+//! [`ServeFile`]: serves one file for every request.
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::request::Parts;
+use http::{HeaderValue, Request, Response, StatusCode};
+
+use super::body::FileBody;
+use super::mime::content_type_for;
+use super::respond::{self, Opened, ResponseFuture, ServeOptions};
+
+/// A tower service that answers every `GET` and `HEAD` request with one
+/// file, whatever the request path.
+///
+/// Same responses as [`ServeDir`](super::ServeDir) (validators,
+/// conditional and range requests, `405` for other methods); the path is
+/// the one given, opened afresh per request (symlinks followed), so
+/// replacing the file is picked up. A missing file, or one that is not a
+/// regular file, is `404`.
+///
+/// ```no_run
+/// use http::Request;
+/// use spargio_http::fs::ServeFile;
+/// use tower_service::Service;
+///
+/// spargio_rt::run(|_| async {
+///     let mut favicon = ServeFile::new("static/favicon.ico");
+///     let res = favicon.call(Request::get("/favicon.ico").body(()).unwrap()).await.unwrap();
+///     assert_eq!(res.headers()["content-type"], "image/x-icon");
+/// })
+/// .unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServeFile {
+    config: Arc<FileConfig>,
+}
+
+#[derive(Debug, Clone)]
+struct FileConfig {
+    path: PathBuf,
+    content_type: HeaderValue,
+    options: ServeOptions,
+}
+
+impl ServeFile {
+    /// Serves the file at `path`, with a `Content-Type` guessed from its
+    /// extension.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        let path = path.as_ref().to_owned();
+        ServeFile {
+            config: Arc::new(FileConfig {
+                content_type: content_type_for(&path),
+                path,
+                options: ServeOptions::default(),
+            }),
+        }
+    }
+
+    /// Sends this `Content-Type` instead of the guessed one.
+    ///
+    /// ```
+    /// # use spargio_http::fs::ServeFile;
+    /// use http::HeaderValue;
+    /// let manifest = ServeFile::new("site.webmanifest")
+    ///     .with_content_type(HeaderValue::from_static("application/manifest+json"));
+    /// ```
+    pub fn with_content_type(mut self, content_type: HeaderValue) -> Self {
+        Arc::make_mut(&mut self.config).content_type = content_type;
+        self
+    }
+
+    /// Serves `<path>.gz`, with `Content-Encoding: gzip`, when the client
+    /// accepts gzip and that file exists; as
+    /// [`ServeDir::precompressed_gzip`](super::ServeDir::precompressed_gzip).
+    pub fn precompressed_gzip(mut self) -> Self {
+        Arc::make_mut(&mut self.config).options.precompressed_gzip = true;
+        self
+    }
+
+    /// How many bytes each read of a response body asks for (default
+    /// [`DEFAULT_CHUNK_SIZE`](super::DEFAULT_CHUNK_SIZE), 64 KiB).
+    pub fn with_buf_chunk_size(mut self, chunk_size: usize) -> Self {
+        Arc::make_mut(&mut self.config).options.chunk_size = chunk_size.max(1);
+        self
+    }
+
+    /// The file's path, as given.
+    pub fn path(&self) -> &Path {
+        &self.config.path
+    }
+}
+
+impl<B: Send + 'static> tower_service::Service<Request<B>> for ServeFile {
+    type Response = Response<FileBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> ResponseFuture {
+        let (parts, _body) = req.into_parts();
+        ResponseFuture::new(serve(Arc::clone(&self.config), parts))
+    }
+}
+
+async fn serve(config: Arc<FileConfig>, parts: Parts) -> Response<FileBody> {
+    if !respond::method_allowed(&parts.method) {
+        return respond::method_not_allowed();
+    }
+    let (file, meta) = match respond::open(&config.path, false).await {
+        Ok(opened) => opened,
+        Err(e) => return respond::io_error(&e),
+    };
+    if !meta.is_file() {
+        return respond::empty(StatusCode::NOT_FOUND);
+    }
+    let mut opened = Opened {
+        file,
+        meta,
+        content_type: config.content_type.clone(),
+        gzip: false,
+    };
+    if config.options.precompressed_gzip && respond::accepts_gzip(&parts) {
+        if let Ok((file, meta)) = respond::open(&respond::gz_sibling(&config.path), false).await {
+            if meta.is_file() {
+                opened.file = file;
+                opened.meta = meta;
+                opened.gzip = true;
+            }
+        }
+    }
+    respond::respond(&parts, opened, &config.options)
+}

@@ -1,0 +1,616 @@
+//! End-to-end tests of the file services, calling them directly.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http::header::{
+    ACCEPT_ENCODING, ACCEPT_RANGES, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
+    CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, LOCATION, RANGE,
+    VARY,
+};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::BodyExt;
+use spargio_rt::{RuntimeHandle, ShardId};
+use tempfile::TempDir;
+use tower_service::Service;
+
+use super::{FileBody, ServeDir, ServeFile};
+
+/// 1 MiB + 17 bytes: more than one chunk, not a multiple of one.
+const BIG_LEN: usize = 1024 * 1024 + 17;
+
+fn big_content() -> Vec<u8> {
+    (0..BIG_LEN).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// A temp dir holding `root/` (served) and `secret` (outside the root).
+struct Site {
+    _tmp: TempDir,
+    base: PathBuf,
+    root: PathBuf,
+}
+
+fn site() -> Site {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().to_owned();
+    let root = base.join("root");
+    std::fs::create_dir_all(root.join("docs/deep")).unwrap();
+    std::fs::create_dir_all(root.join("noindex")).unwrap();
+    std::fs::write(root.join("big.bin"), big_content()).unwrap();
+    std::fs::write(root.join("hello.txt"), "hello, world\n").unwrap();
+    std::fs::write(root.join("hello world.txt"), "spaced").unwrap();
+    std::fs::write(root.join("index.html"), "<h1>home</h1>").unwrap();
+    std::fs::write(root.join("docs/index.html"), "<h1>docs</h1>").unwrap();
+    std::fs::write(root.join("docs/deep/page.css"), "body{}").unwrap();
+    std::fs::write(root.join("empty.txt"), "").unwrap();
+    std::fs::write(base.join("secret"), "top secret").unwrap();
+    Site {
+        _tmp: tmp,
+        base,
+        root,
+    }
+}
+
+fn request(method: Method, uri: &str, headers: &[(http::HeaderName, &str)]) -> Request<()> {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        req = req.header(name, *value);
+    }
+    req.body(()).unwrap()
+}
+
+fn get(uri: &str) -> Request<()> {
+    request(Method::GET, uri, &[])
+}
+
+async fn call<S>(svc: &mut S, req: Request<()>) -> (http::response::Parts, Bytes)
+where
+    S: Service<Request<()>, Response = Response<FileBody>, Error = std::convert::Infallible>,
+{
+    let res = svc.call(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    let exact = body.size_hint().exact();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    assert_eq!(exact, Some(bytes.len() as u64), "size hint is exact");
+    (parts, bytes)
+}
+
+fn content_length(h: &HeaderMap) -> u64 {
+    h[CONTENT_LENGTH].to_str().unwrap().parse().unwrap()
+}
+
+#[spargio_rt::test]
+async fn fs_get_big_file_whole() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root);
+    let (res, body) = call(&mut svc, get("/big.bin")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.headers[CONTENT_TYPE], "application/octet-stream");
+    assert_eq!(content_length(&res.headers), BIG_LEN as u64);
+    assert_eq!(res.headers[ACCEPT_RANGES], "bytes");
+    assert!(res.headers.contains_key(ETAG));
+    assert!(res.headers.contains_key(LAST_MODIFIED));
+    assert_eq!(body.len(), BIG_LEN);
+    assert!(body == big_content());
+}
+
+#[spargio_rt::test]
+async fn fs_content_type_and_query_ignored() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root);
+    let (res, body) = call(&mut svc, get("/hello.txt?v=3&x")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.headers[CONTENT_TYPE], "text/plain; charset=utf-8");
+    assert_eq!(body, "hello, world\n");
+    let (res, body) = call(&mut svc, get("/docs/deep/page.css")).await;
+    assert_eq!(res.headers[CONTENT_TYPE], "text/css; charset=utf-8");
+    assert_eq!(body, "body{}");
+    let (res, body) = call(&mut svc, get("/hello%20world.txt")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "spaced");
+}
+
+#[spargio_rt::test]
+async fn fs_etag_and_last_modified_values() {
+    let site = site();
+    let meta = std::fs::metadata(site.root.join("hello.txt")).unwrap();
+    let mut svc = ServeDir::new(&site.root);
+    let (res, _) = call(&mut svc, get("/hello.txt")).await;
+    let etag = res.headers[ETAG].to_str().unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let nanos = meta
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    assert_eq!(
+        etag,
+        format!("\"{:x}-{:x}-{:x}\"", meta.ino(), meta.len(), nanos)
+    );
+    let lm = res.headers[LAST_MODIFIED].to_str().unwrap();
+    assert_eq!(lm, httpdate::fmt_http_date(meta.modified().unwrap()));
+}
+
+#[spargio_rt::test]
+async fn fs_head_has_headers_no_body() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root);
+    let (get_res, _) = call(&mut svc, get("/big.bin")).await;
+    let (res, body) = call(&mut svc, request(Method::HEAD, "/big.bin", &[])).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(body.is_empty());
+    assert_eq!(content_length(&res.headers), BIG_LEN as u64);
+    for name in [CONTENT_TYPE, ETAG, LAST_MODIFIED, ACCEPT_RANGES] {
+        assert_eq!(res.headers[&name], get_res.headers[&name], "{name}");
+    }
+    // Range does not apply to HEAD.
+    let (res, body) = call(
+        &mut svc,
+        request(Method::HEAD, "/big.bin", &[(RANGE, "bytes=0-9")]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(body.is_empty());
+    assert_eq!(content_length(&res.headers), BIG_LEN as u64);
+}
+
+#[spargio_rt::test]
+async fn fs_ranges() {
+    let site = site();
+    let content = big_content();
+    let size = BIG_LEN as u64;
+    let mut svc = ServeDir::new(&site.root);
+    let cases: &[(&str, u64, u64)] = &[
+        ("bytes=0-9", 0, 9),
+        ("bytes=65530-131080", 65530, 131080),
+        ("bytes=1048570-", 1048570, size - 1),
+        ("bytes=-100", size - 100, size - 1),
+        ("bytes=-5000000", 0, size - 1),
+        ("bytes=100-99999999", 100, size - 1),
+    ];
+    for &(range, start, end) in cases {
+        let (res, body) = call(
+            &mut svc,
+            request(Method::GET, "/big.bin", &[(RANGE, range)]),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            res.headers[CONTENT_RANGE],
+            format!("bytes {start}-{end}/{size}").as_str(),
+            "{range}"
+        );
+        assert_eq!(content_length(&res.headers), end - start + 1);
+        assert!(body == content[start as usize..=end as usize], "{range}");
+        assert_eq!(res.headers[CONTENT_TYPE], "application/octet-stream");
+    }
+}
+
+#[spargio_rt::test]
+async fn fs_range_unsatisfiable_and_ignored() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root);
+    for range in ["bytes=13-", "bytes=20-30", "bytes=-0"] {
+        let (res, body) = call(
+            &mut svc,
+            request(Method::GET, "/hello.txt", &[(RANGE, range)]),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+        assert_eq!(res.headers[CONTENT_RANGE], "bytes */13");
+        assert!(body.is_empty());
+    }
+    for range in ["bytes=5-1", "bytes=x-", "pages=1-2", "bytes=0-1,4-5"] {
+        let (res, body) = call(
+            &mut svc,
+            request(Method::GET, "/hello.txt", &[(RANGE, range)]),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::OK, "{range}");
+        assert!(!res.headers.contains_key(CONTENT_RANGE));
+        assert_eq!(body, "hello, world\n");
+    }
+    let (res, body) = call(
+        &mut svc,
+        request(Method::GET, "/empty.txt", &[(RANGE, "bytes=0-")]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(content_length(&res.headers), 0);
+    assert!(body.is_empty());
+}
+
+#[spargio_rt::test]
+async fn fs_if_none_match_304() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root);
+    let (first, _) = call(&mut svc, get("/hello.txt")).await;
+    let etag = first.headers[ETAG].to_str().unwrap().to_owned();
+    let weak = format!("W/{etag}");
+    let list = format!("\"nope\", {etag}");
+    for inm in [etag.as_str(), weak.as_str(), list.as_str(), "*"] {
+        for method in [Method::GET, Method::HEAD] {
+            let (res, body) = call(
+                &mut svc,
+                request(method.clone(), "/hello.txt", &[(IF_NONE_MATCH, inm)]),
+            )
+            .await;
+            assert_eq!(res.status, StatusCode::NOT_MODIFIED, "{inm} {method}");
+            assert!(body.is_empty());
+            assert_eq!(res.headers[ETAG], first.headers[ETAG]);
+            assert_eq!(res.headers[LAST_MODIFIED], first.headers[LAST_MODIFIED]);
+        }
+    }
+    let (res, body) = call(
+        &mut svc,
+        request(Method::GET, "/hello.txt", &[(IF_NONE_MATCH, "\"other\"")]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "hello, world\n");
+}
+
+#[spargio_rt::test]
+async fn fs_if_modified_since_304() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root);
+    let (first, _) = call(&mut svc, get("/hello.txt")).await;
+    let lm = first.headers[LAST_MODIFIED].to_str().unwrap().to_owned();
+    let (res, body) = call(
+        &mut svc,
+        request(Method::GET, "/hello.txt", &[(IF_MODIFIED_SINCE, &lm)]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+    assert_eq!(res.headers[ETAG], first.headers[ETAG]);
+    let old = "Mon, 01 Jan 2001 00:00:00 GMT";
+    let (res, body) = call(
+        &mut svc,
+        request(Method::GET, "/hello.txt", &[(IF_MODIFIED_SINCE, old)]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "hello, world\n");
+    // If-None-Match that does not match wins over a matching date.
+    let (res, _) = call(
+        &mut svc,
+        request(
+            Method::GET,
+            "/hello.txt",
+            &[(IF_NONE_MATCH, "\"other\""), (IF_MODIFIED_SINCE, &lm)],
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+}
+
+#[spargio_rt::test]
+async fn fs_if_range() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root);
+    let (first, _) = call(&mut svc, get("/hello.txt")).await;
+    let etag = first.headers[ETAG].to_str().unwrap().to_owned();
+    let lm = first.headers[LAST_MODIFIED].to_str().unwrap().to_owned();
+    let with = |if_range: &str| {
+        request(
+            Method::GET,
+            "/hello.txt",
+            &[(RANGE, "bytes=0-4"), (IF_RANGE, if_range)],
+        )
+    };
+    let (res, body) = call(&mut svc, with(&etag)).await;
+    assert_eq!(res.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body, "hello");
+    let (res, body) = call(&mut svc, with(&lm)).await;
+    assert_eq!(res.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body, "hello");
+    for stale in [
+        "\"stale\"",
+        &format!("W/{etag}"),
+        "Mon, 01 Jan 2001 00:00:00 GMT",
+    ] {
+        let (res, body) = call(&mut svc, with(stale)).await;
+        assert_eq!(res.status, StatusCode::OK, "{stale}");
+        assert_eq!(body, "hello, world\n");
+    }
+}
+
+#[spargio_rt::test]
+async fn fs_index_html_and_redirect() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root);
+    let (res, body) = call(&mut svc, get("/")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.headers[CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(body, "<h1>home</h1>");
+    let (res, body) = call(&mut svc, get("/docs/")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "<h1>docs</h1>");
+    let (res, body) = call(&mut svc, get("/docs")).await;
+    assert_eq!(res.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(res.headers[LOCATION], "./docs/");
+    assert!(body.is_empty());
+    let (res, _) = call(&mut svc, get("/docs/deep?x=1")).await;
+    assert_eq!(res.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(res.headers[LOCATION], "./deep/?x=1");
+    // A directory without index.html.
+    let (res, _) = call(&mut svc, get("/noindex/")).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    // A file asked for as a directory.
+    let (res, _) = call(&mut svc, get("/hello.txt/")).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+
+    let mut plain = ServeDir::new(&site.root).append_index_html_on_directories(false);
+    for uri in ["/", "/docs/", "/docs"] {
+        let (res, _) = call(&mut plain, get(uri)).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{uri}");
+    }
+    let (res, _) = call(&mut plain, get("/docs/index.html")).await;
+    assert_eq!(res.status, StatusCode::OK);
+}
+
+#[spargio_rt::test]
+async fn fs_method_not_allowed() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root);
+    for method in [Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS] {
+        let (res, body) = call(&mut svc, request(method.clone(), "/hello.txt", &[])).await;
+        assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(res.headers[ALLOW], "GET, HEAD");
+        assert!(body.is_empty());
+    }
+    let mut file = ServeFile::new(site.root.join("hello.txt"));
+    let (res, _) = call(&mut file, request(Method::POST, "/", &[])).await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[spargio_rt::test]
+async fn fs_not_found() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root);
+    for uri in ["/missing.txt", "/docs/missing/x", "/hello.txt/x", "/a%00b"] {
+        let (res, body) = call(&mut svc, get(uri)).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(content_length(&res.headers), 0);
+        assert!(body.is_empty());
+    }
+    let mut gone = ServeDir::new(site.base.join("no-such-root"));
+    let (res, _) = call(&mut gone, get("/hello.txt")).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+}
+
+#[spargio_rt::test]
+async fn fs_traversal_refused() {
+    let site = site();
+    std::fs::create_dir_all(site.root.join("a")).unwrap();
+    let mut svc = ServeDir::new(&site.root);
+    for uri in [
+        "/../secret",
+        "/a/../../secret",
+        "/%2e%2e/secret",
+        "/%2E%2E/secret",
+        "/a/%2f..%2fsecret",
+        "/a/..%2f..%2fsecret",
+        "/..%5csecret",
+        "/a/..%5c..%5csecret",
+        "/./hello.txt",
+        "/%2e/hello.txt",
+    ] {
+        let (res, body) = call(&mut svc, get(uri)).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(body.is_empty(), "{uri}");
+    }
+}
+
+#[spargio_rt::test]
+async fn fs_symlinks() {
+    let site = site();
+    let root = &site.root;
+    std::os::unix::fs::symlink(site.base.join("secret"), root.join("out.txt")).unwrap();
+    std::os::unix::fs::symlink(&site.base, root.join("outdir")).unwrap();
+    std::os::unix::fs::symlink("../secret", root.join("docs/rel-out.txt")).unwrap();
+    std::os::unix::fs::symlink(root.join("hello.txt"), root.join("in.txt")).unwrap();
+    std::os::unix::fs::symlink("deep", root.join("docs/deep-link")).unwrap();
+    std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+    let mut svc = ServeDir::new(root);
+    for uri in [
+        "/out.txt",
+        "/outdir/secret",
+        "/outdir/root/hello.txt/../../secret",
+        "/docs/rel-out.txt",
+        "/loop",
+    ] {
+        let (res, body) = call(&mut svc, get(uri)).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(body.is_empty());
+    }
+    let (res, body) = call(&mut svc, get("/in.txt")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "hello, world\n");
+    let (res, body) = call(&mut svc, get("/docs/deep-link/page.css")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "body{}");
+
+    // The root itself may be a symlink.
+    let link_root = site.base.join("root-link");
+    std::os::unix::fs::symlink(root, &link_root).unwrap();
+    let mut via_link = ServeDir::new(&link_root);
+    let (res, body) = call(&mut via_link, get("/hello.txt")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "hello, world\n");
+    let (res, _) = call(&mut via_link, get("/out.txt")).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+}
+
+#[spargio_rt::test]
+async fn fs_serve_file() {
+    let site = site();
+    let mut svc = ServeFile::new(site.root.join("big.bin"));
+    for uri in ["/", "/anything/else", "/../secret"] {
+        let (res, body) = call(&mut svc, get(uri)).await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert!(body == big_content());
+    }
+    let (res, body) = call(&mut svc, request(Method::GET, "/", &[(RANGE, "bytes=-17")])).await;
+    assert_eq!(res.status, StatusCode::PARTIAL_CONTENT);
+    assert!(body == big_content()[BIG_LEN - 17..]);
+    let (res, body) = call(&mut svc, request(Method::HEAD, "/", &[])).await;
+    assert_eq!(content_length(&res.headers), BIG_LEN as u64);
+    assert!(body.is_empty());
+
+    let mut html = ServeFile::new(site.root.join("index.html"));
+    let (res, _) = call(&mut html, get("/x")).await;
+    assert_eq!(res.headers[CONTENT_TYPE], "text/html; charset=utf-8");
+    let etag = res.headers[ETAG].to_str().unwrap().to_owned();
+    let (res, _) = call(
+        &mut html,
+        request(Method::GET, "/", &[(IF_NONE_MATCH, &etag)]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::NOT_MODIFIED);
+
+    let mut typed = ServeFile::new(site.root.join("hello.txt"))
+        .with_content_type(http::HeaderValue::from_static("text/x-custom"));
+    let (res, _) = call(&mut typed, get("/")).await;
+    assert_eq!(res.headers[CONTENT_TYPE], "text/x-custom");
+
+    let mut missing = ServeFile::new(site.root.join("missing"));
+    let (res, _) = call(&mut missing, get("/")).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    let mut dir = ServeFile::new(&site.root);
+    let (res, _) = call(&mut dir, get("/")).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+}
+
+#[spargio_rt::test]
+async fn fs_precompressed_gzip() {
+    let site = site();
+    // Not real gzip: the service only picks the file.
+    std::fs::write(site.root.join("hello.txt.gz"), "GZ-hello").unwrap();
+    std::fs::write(site.root.join("docs/index.html.gz"), "GZ-docs").unwrap();
+    let mut svc = ServeDir::new(&site.root).precompressed_gzip();
+    let gz = [(ACCEPT_ENCODING, "br, gzip")];
+    let (res, body) = call(&mut svc, request(Method::GET, "/hello.txt", &gz)).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.headers[CONTENT_ENCODING], "gzip");
+    assert_eq!(res.headers[CONTENT_TYPE], "text/plain; charset=utf-8");
+    assert_eq!(res.headers[VARY], "accept-encoding");
+    assert_eq!(body, "GZ-hello");
+    let (res, body) = call(&mut svc, request(Method::GET, "/docs/", &gz)).await;
+    assert_eq!(res.headers[CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(body, "GZ-docs");
+    // No .gz sibling: the plain file.
+    let (res, body) = call(&mut svc, request(Method::GET, "/index.html", &gz)).await;
+    assert!(!res.headers.contains_key(CONTENT_ENCODING));
+    assert_eq!(body, "<h1>home</h1>");
+    // Client does not accept gzip.
+    let (res, body) = call(&mut svc, get("/hello.txt")).await;
+    assert!(!res.headers.contains_key(CONTENT_ENCODING));
+    assert_eq!(res.headers[VARY], "accept-encoding");
+    assert_eq!(body, "hello, world\n");
+    // Without the option, never.
+    let mut plain = ServeDir::new(&site.root);
+    let (res, body) = call(&mut plain, request(Method::GET, "/hello.txt", &gz)).await;
+    assert!(!res.headers.contains_key(CONTENT_ENCODING));
+    assert!(!res.headers.contains_key(VARY));
+    assert_eq!(body, "hello, world\n");
+
+    let mut file = ServeFile::new(site.root.join("hello.txt")).precompressed_gzip();
+    let (res, body) = call(&mut file, request(Method::GET, "/", &gz)).await;
+    assert_eq!(res.headers[CONTENT_ENCODING], "gzip");
+    assert_eq!(body, "GZ-hello");
+}
+
+#[spargio_rt::test]
+async fn fs_body_chunks() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root).with_buf_chunk_size(100_000);
+    let res = svc.call(get("/big.bin")).await.unwrap();
+    let mut body = res.into_body();
+    let mut got = Vec::new();
+    let mut frames = 0;
+    while let Some(frame) = body.frame().await {
+        let data = frame.unwrap().into_data().unwrap();
+        assert!(data.len() <= 100_000);
+        got.extend_from_slice(&data);
+        frames += 1;
+        assert_eq!(body.size_hint().exact(), Some((BIG_LEN - got.len()) as u64));
+    }
+    assert!(body.is_end_stream());
+    assert!(frames >= BIG_LEN.div_ceil(100_000));
+    assert!(got == big_content());
+}
+
+#[spargio_rt::test]
+async fn fs_body_on_other_shards() {
+    let site = site();
+    let handle = RuntimeHandle::current();
+    let svc = ServeDir::new(&site.root);
+    // The service's future runs on shard 1 ...
+    let mut on1 = svc.clone();
+    let res = handle
+        .spawn_pinned(ShardId(1), async move { on1.call(get("/big.bin")).await })
+        .await
+        .unwrap()
+        .unwrap();
+    // ... and its body is read on shard 0, then another on shard 1.
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(bytes == big_content());
+    let mut svc = svc;
+    let res = svc.call(get("/big.bin")).await.unwrap();
+    let bytes = handle
+        .spawn_pinned(ShardId(1), async move {
+            res.into_body().collect().await.map(|c| c.to_bytes())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(bytes == big_content());
+}
+
+#[spargio_rt::test]
+async fn fs_truncated_file_fails_body() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root);
+    let res = svc.call(get("/big.bin")).await.unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(site.root.join("big.bin"))
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    let err = res.into_body().collect().await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+}
+
+#[spargio_rt::test]
+async fn fs_permission_denied() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return; // root reads everything
+    }
+    let site = site();
+    let locked = site.root.join("locked.txt");
+    std::fs::write(&locked, "x").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut svc = ServeDir::new(&site.root);
+    let (res, _) = call(&mut svc, get("/locked.txt")).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+}
+
+#[test]
+fn fs_services_are_send_clone() {
+    fn check<S>(_: &S)
+    where
+        S: Service<Request<()>> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+    {
+    }
+    check(&ServeDir::new(Path::new("/")));
+    check(&ServeFile::new(Path::new("/x")));
+}
