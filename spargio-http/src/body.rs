@@ -1,0 +1,516 @@
+//! [`Body`]: the request body a service receives (and the response body the
+//! [`Client`](crate::Client) returns), streamed from the socket on demand.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Frame, SizeHint};
+
+/// Why a body could not be read to its end.
+#[derive(Debug)]
+pub enum BodyError {
+    /// The connection failed or closed before the body was complete.
+    Io(std::io::Error),
+    /// The body's framing was invalid (a bad chunk); the connection closes.
+    Malformed(&'static str),
+    /// The body is larger than the server allows (it answers 413).
+    TooLarge {
+        /// The configured limit in bytes.
+        limit: u64,
+    },
+    /// The connection stopped feeding the body: the response was already
+    /// sent and the rest of the body was not wanted, or the server is
+    /// shutting down.
+    Aborted,
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::Io(e) => write!(f, "body read failed: {e}"),
+            BodyError::Malformed(why) => write!(f, "malformed body: {why}"),
+            BodyError::TooLarge { limit } => write!(f, "body larger than {limit} bytes"),
+            BodyError::Aborted => f.write_str("body reading was aborted"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BodyError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// An HTTP body with `Data = Bytes`: empty, a whole buffer, or streamed
+/// from a connection.
+///
+/// A server hands each request's body to the service as a `Body`. Its
+/// bytes are read from the socket only as the service asks for them (one
+/// chunk ahead at most), so a service that reads slowly slows the client
+/// down through TCP instead of filling memory; a service that never reads
+/// it makes the server send no `100 Continue` (when the client asked for
+/// one). `Body` is `Send + Sync + 'static`, so axum's extractors and
+/// tower-http's layers take it as it is.
+///
+/// ```
+/// use http_body_util::BodyExt;
+/// use spargio_http::Body;
+///
+/// # spargio_rt::run(|_| async {
+/// let body = Body::from("hello");
+/// let bytes = body.collect().await.unwrap().to_bytes();
+/// assert_eq!(bytes, "hello");
+/// # }).unwrap();
+/// ```
+pub struct Body {
+    kind: Kind,
+}
+
+enum Kind {
+    Empty,
+    Full(Option<Bytes>),
+    Incoming(Incoming),
+}
+
+impl Body {
+    /// A body with no bytes.
+    pub const fn empty() -> Body {
+        Body { kind: Kind::Empty }
+    }
+
+    /// A body of one buffer.
+    pub fn full(bytes: impl Into<Bytes>) -> Body {
+        let bytes = bytes.into();
+        if bytes.is_empty() {
+            return Body::empty();
+        }
+        Body {
+            kind: Kind::Full(Some(bytes)),
+        }
+    }
+
+    /// A body fed by a connection; the sender is the connection's side.
+    pub(crate) fn channel(length: Option<u64>, gated: bool) -> (Body, BodySender) {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                frame: None,
+                end: None,
+                polled: !gated,
+                consumer: None,
+                producer: None,
+                consumer_gone: false,
+            }),
+        });
+        let body = Body {
+            kind: Kind::Incoming(Incoming {
+                shared: shared.clone(),
+                remaining: length,
+                done: length == Some(0),
+            }),
+        };
+        (body, BodySender { shared })
+    }
+}
+
+impl Default for Body {
+    fn default() -> Body {
+        Body::empty()
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Empty => f.write_str("Body::Empty"),
+            Kind::Full(b) => write!(f, "Body::Full({} bytes)", b.as_ref().map_or(0, Bytes::len)),
+            Kind::Incoming(i) => write!(f, "Body::Incoming(remaining: {:?})", i.remaining),
+        }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Body {
+        Body::full(b)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(v: Vec<u8>) -> Body {
+        Body::full(v)
+    }
+}
+
+impl From<String> for Body {
+    fn from(s: String) -> Body {
+        Body::full(s)
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Body {
+        Body::full(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+impl From<&'static [u8]> for Body {
+    fn from(s: &'static [u8]) -> Body {
+        Body::full(Bytes::from_static(s))
+    }
+}
+
+impl From<()> for Body {
+    fn from(_: ()) -> Body {
+        Body::empty()
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match &mut self.kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Incoming(i) => i.poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Full(b) => b.is_none(),
+            Kind::Incoming(i) => i.done,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Incoming(i) => match (i.done, i.remaining) {
+                (true, _) => SizeHint::with_exact(0),
+                (false, Some(n)) => SizeHint::with_exact(n),
+                (false, None) => SizeHint::default(),
+            },
+        }
+    }
+}
+
+/// The consumer side of a connection-fed body.
+struct Incoming {
+    shared: Arc<Shared>,
+    /// Bytes still to come, for a `Content-Length` body.
+    remaining: Option<u64>,
+    done: bool,
+}
+
+impl Incoming {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let mut st = self.shared.lock();
+        if !st.polled {
+            st.polled = true;
+        }
+        if let Some(frame) = st.frame.take() {
+            let producer = st.producer.take();
+            drop(st);
+            if let Some(w) = producer {
+                w.wake();
+            }
+            if let (Some(n), Some(data)) = (self.remaining.as_mut(), frame.data_ref()) {
+                *n = n.saturating_sub(data.len() as u64);
+            }
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        match st.end.take() {
+            Some(Ok(())) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Some(Err(e)) => {
+                self.done = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            None => {
+                if !st.consumer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    st.consumer = Some(cx.waker().clone());
+                }
+                let producer = st.producer.take();
+                drop(st);
+                if let Some(w) = producer {
+                    w.wake();
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        st.consumer_gone = true;
+        let producer = st.producer.take();
+        drop(st);
+        if let Some(w) = producer {
+            w.wake();
+        }
+    }
+}
+
+/// State shared by a connection-fed [`Body`] and its [`BodySender`].
+struct Shared {
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-made
+        // (every update is a field assignment), so a poisoned lock is fine.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct State {
+    /// The one frame waiting for the consumer.
+    frame: Option<Frame<Bytes>>,
+    /// Set once: the body ended cleanly or with an error.
+    end: Option<Result<(), BodyError>>,
+    /// The consumer has asked for data (opens the gate of an
+    /// `Expect: 100-continue` body).
+    polled: bool,
+    consumer: Option<Waker>,
+    producer: Option<Waker>,
+    consumer_gone: bool,
+}
+
+/// What the connection can do next for a body it feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Demand {
+    /// The slot is free (and the gate open): send a frame.
+    Ready,
+    /// The consumer dropped the body: stop feeding it.
+    Gone,
+}
+
+/// The connection's side of a [`Body`]: puts frames in its one-frame slot.
+/// Dropping it without [`finish`](Self::finish) ends the body with an
+/// error, so a service never mistakes a cut body for a complete one.
+pub(crate) struct BodySender {
+    shared: Arc<Shared>,
+}
+
+impl BodySender {
+    /// Waits until a frame can be sent (the slot is free and, for a gated
+    /// body, the consumer has asked for data) or the consumer is gone.
+    pub(crate) fn poll_demand(&self, cx: &mut Context<'_>) -> Poll<Demand> {
+        let mut st = self.shared.lock();
+        if st.consumer_gone {
+            return Poll::Ready(Demand::Gone);
+        }
+        if st.polled && st.frame.is_none() {
+            return Poll::Ready(Demand::Ready);
+        }
+        if !st.producer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.producer = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// [`poll_demand`](Self::poll_demand) as a future.
+    pub(crate) async fn demand(&self) -> Demand {
+        std::future::poll_fn(|cx| self.poll_demand(cx)).await
+    }
+
+    /// Whether the consumer has asked for data yet.
+    pub(crate) fn was_polled(&self) -> bool {
+        self.shared.lock().polled
+    }
+
+    /// Whether the consumer dropped the body.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.shared.lock().consumer_gone
+    }
+
+    /// Puts a data frame in the slot (after [`Demand::Ready`]).
+    pub(crate) fn send_data(&self, data: Bytes) {
+        self.put(Frame::data(data));
+    }
+
+    /// Puts the trailers in the slot (after [`Demand::Ready`]).
+    pub(crate) fn send_trailers(&self, trailers: HeaderMap) {
+        self.put(Frame::trailers(trailers));
+    }
+
+    fn put(&self, frame: Frame<Bytes>) {
+        let mut st = self.shared.lock();
+        debug_assert!(st.frame.is_none(), "a body frame was sent without demand");
+        st.frame = Some(frame);
+        let consumer = st.consumer.take();
+        drop(st);
+        if let Some(w) = consumer {
+            w.wake();
+        }
+    }
+
+    /// Ends the body cleanly (after the last frame was sent).
+    pub(crate) fn finish(self) {
+        self.end(Ok(()));
+    }
+
+    /// Ends the body with an error.
+    pub(crate) fn fail(self, err: BodyError) {
+        self.end(Err(err));
+    }
+
+    fn end(&self, res: Result<(), BodyError>) {
+        let mut st = self.shared.lock();
+        if st.end.is_none() {
+            st.end = Some(res);
+        }
+        let consumer = st.consumer.take();
+        drop(st);
+        if let Some(w) = consumer {
+            w.wake();
+        }
+    }
+}
+
+/// Resolves when the consumer first asks for data: the moment to send
+/// `100 Continue`. Polled by the connection's task, like its
+/// [`BodySender`] (they share the waker slot).
+pub(crate) struct Gate {
+    shared: Arc<Shared>,
+}
+
+impl Gate {
+    /// Waits until the body is first polled.
+    pub(crate) async fn opened(&self) {
+        std::future::poll_fn(|cx| {
+            let mut st = self.shared.lock();
+            if st.polled {
+                return Poll::Ready(());
+            }
+            if !st.producer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                st.producer = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+impl BodySender {
+    /// A [`Gate`] on this body.
+    pub(crate) fn gate(&self) -> Gate {
+        Gate {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for BodySender {
+    fn drop(&mut self) {
+        self.end(Err(BodyError::Aborted));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+    use std::task::Waker;
+
+    fn poll(body: &mut Body) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let mut cx = Context::from_waker(Waker::noop());
+        Pin::new(body).poll_frame(&mut cx)
+    }
+
+    #[test]
+    fn full_body_yields_once_with_exact_hint() {
+        let mut b = Body::from("abc");
+        assert_eq!(b.size_hint().exact(), Some(3));
+        assert!(!b.is_end_stream());
+        let Poll::Ready(Some(Ok(f))) = poll(&mut b) else {
+            panic!("expected a frame")
+        };
+        assert_eq!(f.into_data().unwrap(), "abc");
+        assert!(b.is_end_stream());
+        assert!(matches!(poll(&mut b), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn empty_string_is_an_empty_body() {
+        let b = Body::from(String::new());
+        assert!(b.is_end_stream());
+        assert_eq!(b.size_hint().exact(), Some(0));
+    }
+
+    #[test]
+    fn channel_delivers_frames_then_end() {
+        let (mut body, tx) = Body::channel(Some(5), false);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Demand::Ready));
+        tx.send_data(Bytes::from_static(b"hel"));
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Pending, "slot is full");
+        let Poll::Ready(Some(Ok(f))) = poll(&mut body) else {
+            panic!()
+        };
+        assert_eq!(f.into_data().unwrap(), "hel");
+        assert_eq!(body.size_hint().exact(), Some(2));
+        tx.send_data(Bytes::from_static(b"lo"));
+        tx.finish();
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Ok(_)))));
+        assert!(matches!(poll(&mut body), Poll::Ready(None)));
+        assert!(body.is_end_stream());
+    }
+
+    #[test]
+    fn gated_channel_waits_for_first_poll() {
+        let (mut body, tx) = Body::channel(Some(3), true);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Pending);
+        assert!(!tx.was_polled());
+        assert!(poll(&mut body).is_pending());
+        assert!(tx.was_polled());
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Demand::Ready));
+    }
+
+    #[test]
+    fn dropped_sender_is_an_error_not_a_clean_end() {
+        let (mut body, tx) = Body::channel(None, false);
+        drop(tx);
+        assert!(matches!(
+            poll(&mut body),
+            Poll::Ready(Some(Err(BodyError::Aborted)))
+        ));
+    }
+
+    #[test]
+    fn dropped_body_tells_the_sender() {
+        let (body, tx) = Body::channel(None, true);
+        drop(body);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Demand::Gone));
+        assert!(tx.is_gone());
+    }
+
+    #[test]
+    fn body_is_send_sync_static() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<Body>();
+    }
+}

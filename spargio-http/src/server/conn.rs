@@ -1,0 +1,344 @@
+//! One HTTP/1.1 connection: the request loop on the connection's session
+//! shard.
+
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::Buf;
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::Body as HttpBody;
+use spargio_service::{BoxError, Connection, Handler, RouteKey};
+
+use super::config::HttpConfig;
+use super::error_page;
+use super::feed::{feed_body, Feed, FeedEnd, Framing, Progress};
+use super::io::{Input, Output};
+use super::respond::{flush_while_pending, respond, Exchange, Responded};
+use crate::body::Body;
+use crate::h1::{self, BodyLength, ChunkedDecoder, RequestHead};
+use crate::transport::{Transport, TransportRead, TransportWrite};
+use crate::upgrade::{self, Upgraded};
+
+/// The most input read and discarded while lingering before a close.
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Serves one connection until it closes.
+pub(crate) async fn serve<T, H, B>(
+    io: T,
+    mut handler: H,
+    conn: &Connection,
+    cfg: &HttpConfig,
+) -> io::Result<()>
+where
+    T: Transport,
+    H: Handler<Request<Body>, Response = Response<B>>,
+    B: HttpBody + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (reader, writer) = io.split();
+    let mut input = Input::new(reader, cfg.read_buffer);
+    let mut out = Output::new(writer);
+    loop {
+        // Backpressure: no request is read until the service is ready.
+        let ready = flush_while_pending(&mut out, handler.ready()).await?;
+        if ready.is_err() {
+            // The service takes no more requests: say so to the next one.
+            if let Next::Head(head) = read_head(&mut input, &mut out, conn, cfg).await? {
+                error_page::write(
+                    &mut out.buf,
+                    head.version,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    false,
+                );
+            }
+            return close_lingering(&mut input, &mut out, cfg).await;
+        }
+        let head = match read_head(&mut input, &mut out, conn, cfg).await? {
+            Next::Head(head) => head,
+            Next::Closed => {
+                let _ = out.shutdown().await;
+                return Ok(());
+            }
+            Next::Bad(status) => {
+                conn.record_bad_request();
+                error_page::write(&mut out.buf, Version::HTTP_11, status, false);
+                return close_lingering(&mut input, &mut out, cfg).await;
+            }
+            Next::TimedOut => {
+                error_page::write(
+                    &mut out.buf,
+                    Version::HTTP_11,
+                    StatusCode::REQUEST_TIMEOUT,
+                    false,
+                );
+                return close_lingering(&mut input, &mut out, cfg).await;
+            }
+        };
+        match exchange(&mut input, &mut out, &mut handler, head, conn, cfg).await? {
+            After::KeepAlive => {
+                if conn.is_closing() {
+                    let _ = out.shutdown().await;
+                    return Ok(());
+                }
+            }
+            After::Close => return close_lingering(&mut input, &mut out, cfg).await,
+            After::Switch(pending) => {
+                out.flush().await?;
+                let (reader, read_ahead) = input.into_parts();
+                let io = T::rejoin(reader, out.into_writer());
+                pending.fulfill(Upgraded::new(read_ahead.freeze(), io));
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// How waiting for a request head ended.
+enum Next {
+    Head(RequestHead),
+    /// The client closed, the connection idled out, or the server is
+    /// closing it, with no partial request pending.
+    Closed,
+    /// The head was refused with this status.
+    Bad(StatusCode),
+    /// A partial head did not complete within the header-read timeout.
+    TimedOut,
+}
+
+/// Reads until a whole request head is buffered. Queued responses are
+/// written before each read. The head must arrive within the header-read
+/// timeout, counted from now; while nothing of it has arrived, the wait
+/// is also bounded by the idle timeout and ended by a graceful shutdown.
+async fn read_head<R, W>(
+    input: &mut Input<R>,
+    out: &mut Output<W>,
+    conn: &Connection,
+    cfg: &HttpConfig,
+) -> io::Result<Next>
+where
+    R: TransportRead,
+    W: TransportWrite,
+{
+    let deadline = Instant::now() + cfg.header_read_timeout;
+    loop {
+        if !input.buf.is_empty() {
+            match h1::parse_request(&input.buf, &cfg.limits) {
+                Ok(Some((head, n))) => {
+                    input.buf.advance(n);
+                    return Ok(Next::Head(head));
+                }
+                Ok(None) => {}
+                Err(e) => return Ok(Next::Bad(e.status())),
+            }
+        }
+        if input.eof {
+            return Ok(Next::Closed);
+        }
+        out.flush().await?;
+        let idle = input.buf.is_empty();
+        let read = spargio_rt::time::timeout_at(deadline, input.fill());
+        let res = if idle {
+            match conn.idle(read).await {
+                Some(res) => res,
+                None => return Ok(Next::Closed),
+            }
+        } else {
+            read.await
+        };
+        match res {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if is_disconnect(&e) => return Ok(Next::Closed),
+            Ok(Err(e)) => return Err(e),
+            Err(_) if idle => return Ok(Next::Closed),
+            Err(_) => return Ok(Next::TimedOut),
+        }
+    }
+}
+
+/// Errors that just mean the client went away.
+fn is_disconnect(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// What the connection does after an exchange.
+enum After {
+    KeepAlive,
+    Close,
+    Switch(upgrade::Pending),
+}
+
+/// One request and its response.
+async fn exchange<R, W, H, B>(
+    input: &mut Input<R>,
+    out: &mut Output<W>,
+    handler: &mut H,
+    head: RequestHead,
+    conn: &Connection,
+    cfg: &HttpConfig,
+) -> io::Result<After>
+where
+    R: TransportRead,
+    W: TransportWrite,
+    H: Handler<Request<Body>, Response = Response<B>>,
+    B: HttpBody + 'static,
+    B::Error: Into<BoxError>,
+{
+    let RequestHead {
+        method,
+        uri,
+        version,
+        headers,
+        body,
+        keep_alive,
+        expect_continue,
+        upgrade,
+        must_close,
+    } = head;
+    if let (Some(max), BodyLength::Length(n)) = (cfg.max_body, body) {
+        if n > max {
+            conn.record_bad_request();
+            error_page::write(&mut out.buf, version, StatusCode::PAYLOAD_TOO_LARGE, false);
+            return Ok(After::Close);
+        }
+    }
+    let gated = expect_continue && body != BodyLength::Empty;
+    let (req_body, feed) = match body {
+        BodyLength::Empty => (Body::empty(), None),
+        BodyLength::Length(n) => {
+            let (b, sender) = Body::channel(Some(n), gated);
+            let framing = Framing::Length(n);
+            (b, Some(Feed { framing, sender, gated }))
+        }
+        BodyLength::Chunked => {
+            let (b, sender) = Body::channel(None, gated);
+            let framing = Framing::Chunked(ChunkedDecoder::new(&cfg.limits));
+            (b, Some(Feed { framing, sender, gated }))
+        }
+    };
+    let route = route_key(&uri);
+    let mut req = Request::new(req_body);
+    *req.method_mut() = method.clone();
+    *req.uri_mut() = uri;
+    *req.version_mut() = version;
+    *req.headers_mut() = headers;
+    let pending = if upgrade {
+        let (on, pending) = upgrade::pending();
+        req.extensions_mut().insert(on);
+        Some(pending)
+    } else {
+        None
+    };
+    let ex = Exchange {
+        method,
+        version,
+        keep_alive: keep_alive && cfg.keep_alive && !must_close,
+        upgrade_requested: pending.is_some(),
+        gated,
+    };
+    let fut = handler.call(route, req);
+    let stop = Cell::new(false);
+    let progress = Progress::default();
+    progress.done.set(feed.is_none());
+    let (fed, responded) = match feed {
+        None => (
+            FeedEnd::Complete,
+            respond(out, fut, &ex, None, &progress, conn, cfg).await?,
+        ),
+        Some(feed) => {
+            let gate = feed.gated.then(|| feed.sender.gate());
+            let feeding = feed_body(input, feed, &stop, &progress, cfg, conn);
+            let responding = respond(out, fut, &ex, gate, &progress, conn, cfg);
+            both(feeding, responding, &stop).await?
+        }
+    };
+    Ok(match responded {
+        Responded::Switched => match pending {
+            Some(p) if p.is_wanted() && fed == FeedEnd::Complete => After::Switch(p),
+            _ => After::Close,
+        },
+        Responded::Done { keep_alive } if keep_alive && fed == FeedEnd::Complete => {
+            After::KeepAlive
+        }
+        Responded::Done { .. } => After::Close,
+    })
+}
+
+/// Runs the body feed and the response side of one exchange together on
+/// this task. When the response is done, `stop` tells the feed to drain
+/// the rest of the body (or give up on it).
+async fn both<F, R>(feed: F, respond: R, stop: &Cell<bool>) -> io::Result<(FeedEnd, Responded)>
+where
+    F: Future<Output = FeedEnd>,
+    R: Future<Output = io::Result<Responded>>,
+{
+    let mut feed = pin!(feed);
+    let mut respond = pin!(respond);
+    let mut fed = None;
+    let mut responded = None;
+    poll_fn(|cx| {
+        if responded.is_none() {
+            if let Poll::Ready(r) = respond.as_mut().poll(cx) {
+                responded = Some(r?);
+                stop.set(true);
+            }
+        }
+        if fed.is_none() {
+            if let Poll::Ready(f) = feed.as_mut().poll(cx) {
+                fed = Some(f);
+            }
+        }
+        match (fed, responded) {
+            (Some(f), Some(r)) => Poll::Ready(Ok((f, r))),
+            _ => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// The route a request counts towards under adaptive handler placement:
+/// the first segment of its path.
+fn route_key(uri: &Uri) -> RouteKey {
+    let path = uri.path().trim_start_matches('/');
+    let first = path.split('/').next().unwrap_or("");
+    RouteKey::of(first)
+}
+
+/// Writes what is queued, ends the write side, then reads and discards
+/// input for a while so the client receives the last response before the
+/// socket closes (closing with unread input sends a reset that can discard
+/// it).
+async fn close_lingering<R, W>(
+    input: &mut Input<R>,
+    out: &mut Output<W>,
+    cfg: &HttpConfig,
+) -> io::Result<()>
+where
+    R: TransportRead,
+    W: TransportWrite,
+{
+    if out.shutdown().await.is_err() || input.eof {
+        return Ok(());
+    }
+    let drain = async {
+        let mut seen = 0;
+        while seen < LINGER_BYTES {
+            input.buf.clear();
+            match input.fill().await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen += n,
+            }
+        }
+    };
+    let _ = spargio_rt::time::timeout(cfg.drain_timeout, drain).await;
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! Feeding a request body from the socket to the service's [`Body`], on
+//! demand, and draining what the service did not read.
+
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::task::Poll;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use spargio_service::Connection;
+
+use super::config::HttpConfig;
+use super::io::Input;
+use crate::body::{BodyError, BodySender, Demand};
+use crate::h1::{ChunkedDecoder, ChunkedItem};
+use crate::transport::TransportRead;
+
+/// What the response side needs to know about the request body's progress.
+#[derive(Default)]
+pub(crate) struct Progress {
+    /// The body was read to its end.
+    pub done: Cell<bool>,
+    /// The body's framing was refused (bad chunk: 400; over the size limit:
+    /// 413); a response not yet started is replaced by this status.
+    pub refused: Cell<Option<http::StatusCode>>,
+}
+
+/// How a request body is delimited.
+pub(crate) enum Framing {
+    /// `Content-Length`: this many bytes still to come.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked(ChunkedDecoder),
+}
+
+/// A body to feed: its framing and the service side's sender.
+pub(crate) struct Feed {
+    pub framing: Framing,
+    pub sender: BodySender,
+    /// `Expect: 100-continue`: nothing is read until the service asks.
+    pub gated: bool,
+}
+
+/// How feeding a body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FeedEnd {
+    /// The whole body was read (by the service or drained): the next
+    /// request starts at the input buffer's front.
+    Complete,
+    /// The body was never asked for and the client was never told to send
+    /// it (`100 Continue`): whether it will come is unknown, so the
+    /// connection must close.
+    Abandoned,
+    /// The body could not be read to its end (bad framing, too large, EOF,
+    /// timeout, or more unread bytes than the drain limit): the connection
+    /// must close.
+    Close,
+}
+
+enum Item {
+    Data(Bytes),
+    End(Option<HeaderMap>),
+}
+
+enum Want {
+    Ready,
+    Gone,
+    Stop,
+}
+
+/// Waits for the consumer to want a frame, or for the response side to say
+/// the service is done (`stop`).
+async fn want(sender: &BodySender, stop: &Cell<bool>) -> Want {
+    poll_fn(|cx| {
+        if stop.get() {
+            return Poll::Ready(Want::Stop);
+        }
+        sender.poll_demand(cx).map(|d| match d {
+            Demand::Ready => Want::Ready,
+            Demand::Gone => Want::Gone,
+        })
+    })
+    .await
+}
+
+/// Feeds `feed` from `input` until the body ends. While the service wants
+/// the body, frames go to it one at a time as it asks; once the service
+/// drops the body or the response is done (`stop`), the rest is read and
+/// discarded up to [`HttpConfig::drain_limit`] bytes. Records in
+/// `progress` when the body was read to its end or refused.
+pub(crate) async fn feed_body<R: TransportRead>(
+    input: &mut Input<R>,
+    feed: Feed,
+    stop: &Cell<bool>,
+    progress: &Progress,
+    cfg: &HttpConfig,
+    conn: &Connection,
+) -> FeedEnd {
+    let Feed {
+        mut framing,
+        sender,
+        gated,
+    } = feed;
+    let mut sender = Some(sender);
+    let mut gate_open = !gated;
+    let mut drained: u64 = 0;
+    let mut total: u64 = 0;
+    loop {
+        let item = match &mut framing {
+            Framing::Length(rem) => {
+                if *rem == 0 {
+                    Some(Item::End(None))
+                } else if input.buf.is_empty() {
+                    None
+                } else {
+                    let n = (*rem).min(input.buf.len() as u64);
+                    *rem -= n;
+                    Some(Item::Data(input.buf.split_to(n as usize).freeze()))
+                }
+            }
+            Framing::Chunked(dec) => match dec.decode(&mut input.buf) {
+                Ok(ChunkedItem::Data(b)) => Some(Item::Data(b)),
+                Ok(ChunkedItem::NeedMore) => None,
+                Ok(ChunkedItem::End(trailers)) => Some(Item::End(trailers)),
+                Err(e) => {
+                    conn.record_bad_request();
+                    progress.refused.set(Some(http::StatusCode::BAD_REQUEST));
+                    if let Some(s) = sender.take() {
+                        s.fail(BodyError::Malformed(e.0));
+                    }
+                    return FeedEnd::Close;
+                }
+            },
+        };
+        match item {
+            Some(Item::Data(data)) => {
+                total += data.len() as u64;
+                if let Some(limit) = cfg.max_body.filter(|&m| total > m) {
+                    progress
+                        .refused
+                        .set(Some(http::StatusCode::PAYLOAD_TOO_LARGE));
+                    if let Some(s) = sender.take() {
+                        s.fail(BodyError::TooLarge { limit });
+                    }
+                    return FeedEnd::Close;
+                }
+                if let Some(s) = &sender {
+                    match want(s, stop).await {
+                        Want::Ready => {
+                            s.send_data(data);
+                            continue;
+                        }
+                        Want::Gone | Want::Stop => {
+                            sender = None;
+                        }
+                    }
+                }
+                drained += data.len() as u64;
+                if drained > cfg.drain_limit {
+                    return FeedEnd::Close;
+                }
+            }
+            Some(Item::End(trailers)) => {
+                if let Some(s) = sender.take() {
+                    if let Some(t) = trailers {
+                        if let Want::Ready = want(&s, stop).await {
+                            s.send_trailers(t);
+                        }
+                    }
+                    s.finish();
+                }
+                progress.done.set(true);
+                return FeedEnd::Complete;
+            }
+            None => {
+                if let Some(s) = &sender {
+                    let w = want(s, stop).await;
+                    gate_open |= s.was_polled();
+                    if !matches!(w, Want::Ready) {
+                        sender = None;
+                    }
+                }
+                if !gate_open {
+                    // Never asked for, and the client was never told to
+                    // send it: do not wait for bytes that may not come.
+                    return FeedEnd::Abandoned;
+                }
+                let limit = if sender.is_none() || stop.get() {
+                    cfg.drain_timeout
+                } else {
+                    cfg.header_read_timeout
+                };
+                let err = match spargio_rt::time::timeout(limit, input.fill()).await {
+                    Ok(Ok(0)) => BodyError::Io(std::io::ErrorKind::UnexpectedEof.into()),
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(e)) => BodyError::Io(e),
+                    Err(_) => BodyError::Io(std::io::ErrorKind::TimedOut.into()),
+                };
+                if let Some(s) = sender.take() {
+                    s.fail(err);
+                }
+                return FeedEnd::Close;
+            }
+        }
+    }
+}

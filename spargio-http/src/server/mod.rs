@@ -1,0 +1,175 @@
+//! [`Http`]: HTTP/1.1 as a [`spargio_service::Protocol`], so a
+//! [`spargio_service::Server`] serves tower services over it.
+
+mod config;
+mod conn;
+mod error_page;
+mod feed;
+pub(crate) mod io;
+mod respond;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body::Body as HttpBody;
+use spargio_rt::net::TcpStream;
+use spargio_service::{BoxError, Connection, Handler, Protocol};
+
+use crate::body::Body;
+use crate::h1::Limits;
+use config::HttpConfig;
+
+/// The HTTP/1.1 protocol for [`spargio_service::Server`]: parses requests
+/// on each connection's session shard, hands them to the tower service as
+/// `http::Request<`[`Body`]`>`, and writes its `http::Response<B>` for any
+/// body type `B` (axum's, tower-http's, [`Body`], `Full<Bytes>`...).
+///
+/// Keep-alive, pipelining (answered in order), chunked bodies both ways,
+/// trailers, `Expect: 100-continue`, upgrades, and strict framing with a
+/// 4xx and a close for anything malformed. `B` is inferred from the
+/// service.
+///
+/// ```no_run
+/// use spargio_http::{Body, Http};
+/// use spargio_service::Server;
+///
+/// # fn main() -> std::io::Result<()> {
+/// spargio_rt::run(|handle| async move {
+///     let service = tower::service_fn(|_req: http::Request<Body>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(Body::from("hello\n")))
+///     });
+///     let server = Server::builder().bind(&handle, "127.0.0.1:8080")?;
+///     server.serve_service(Http::new(), service).await?;
+///     Ok(())
+/// })?
+/// # }
+/// ```
+pub struct Http<B = Body> {
+    cfg: Arc<HttpConfig>,
+    _body: PhantomData<fn() -> B>,
+}
+
+impl<B> Clone for Http<B> {
+    fn clone(&self) -> Http<B> {
+        Http {
+            cfg: self.cfg.clone(),
+            _body: PhantomData,
+        }
+    }
+}
+
+impl<B> fmt::Debug for Http<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Http").field("config", &self.cfg).finish()
+    }
+}
+
+impl<B> Default for Http<B> {
+    fn default() -> Http<B> {
+        Http::new()
+    }
+}
+
+impl<B> Http<B> {
+    /// The protocol with default limits: 100 headers, 64 KiB heads, 8 KiB
+    /// URIs, a 30 s header-read timeout, no body size limit, keep-alive on.
+    pub fn new() -> Http<B> {
+        Http {
+            cfg: Arc::new(HttpConfig::default()),
+            _body: PhantomData,
+        }
+    }
+
+    fn cfg_mut(&mut self) -> &mut HttpConfig {
+        Arc::make_mut(&mut self.cfg)
+    }
+
+    /// The most request headers accepted (default 100); more get `431`.
+    pub fn max_headers(mut self, n: usize) -> Self {
+        self.cfg_mut().limits.max_headers = n;
+        self
+    }
+
+    /// The largest request head (request line and headers) accepted, in
+    /// bytes (default 64 KiB); larger gets `431`.
+    pub fn max_head_bytes(mut self, n: usize) -> Self {
+        self.cfg_mut().limits.max_head_bytes = n;
+        self
+    }
+
+    /// The longest request target accepted (default 8 KiB); longer gets
+    /// `414`.
+    pub fn max_uri_len(mut self, n: usize) -> Self {
+        self.cfg_mut().limits.max_uri_len = n;
+        self
+    }
+
+    /// Refuses request bodies larger than `n` bytes: `413` when
+    /// `Content-Length` says so, a body error (and a close) when a chunked
+    /// body grows past it. Off by default.
+    pub fn max_body_bytes(mut self, n: u64) -> Self {
+        self.cfg_mut().max_body = Some(n);
+        self
+    }
+
+    /// All request head limits at once.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.cfg_mut().limits = limits;
+        self
+    }
+
+    /// How long a request head may take to arrive, from accept or from the
+    /// previous response (default 30 s). A client that has sent part of a
+    /// head gets `408` and a close; an idle one is closed quietly. Body
+    /// reads that stall this long fail the body.
+    pub fn header_read_timeout(mut self, d: Duration) -> Self {
+        self.cfg_mut().header_read_timeout = d;
+        self
+    }
+
+    /// Keep connections open between requests (default on). Off: every
+    /// response says `Connection: close`.
+    pub fn keep_alive(mut self, on: bool) -> Self {
+        self.cfg_mut().keep_alive = on;
+        self
+    }
+
+    /// How many unread request body bytes are drained after a response so
+    /// the connection can be reused (default 64 KiB); above it the
+    /// connection closes instead.
+    pub fn drain_limit(mut self, n: u64) -> Self {
+        self.cfg_mut().drain_limit = n;
+        self
+    }
+
+    /// Response bytes buffered before they are written (default 64 KiB):
+    /// the bound that makes a slow reader hold back the response body.
+    pub fn write_buffer(mut self, n: usize) -> Self {
+        self.cfg_mut().write_buffer = n.max(1);
+        self
+    }
+}
+
+impl<B> Protocol for Http<B>
+where
+    B: HttpBody + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Request = Request<Body>;
+    type Response = Response<B>;
+
+    async fn serve_connection<H>(
+        &self,
+        stream: TcpStream,
+        handler: H,
+        conn: Connection,
+    ) -> std::io::Result<()>
+    where
+        H: Handler<Request<Body>, Response = Response<B>>,
+    {
+        conn::serve(stream, handler, &conn, &self.cfg).await
+    }
+}

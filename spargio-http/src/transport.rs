@@ -1,0 +1,93 @@
+//! The byte stream under an HTTP connection: plain TCP or TLS, split into
+//! a read side and a write side so a request body can be read while a
+//! response is written.
+
+use std::future::Future;
+use std::io;
+
+use bytes::BytesMut;
+use futures_io::{AsyncRead as FuturesRead, AsyncWrite as FuturesWrite};
+use spargio_rt::io::compat::Compat;
+use spargio_rt::io::{AsyncRead, AsyncWrite, AsyncWriteExt, IoBuf};
+use spargio_rt::net::TcpStream;
+
+/// A raw connection handed over after a `101 Switching Protocols`, as a
+/// poll-based `futures_io` stream (see [`Upgraded`](crate::Upgraded)).
+pub trait RawIo: FuturesRead + FuturesWrite + Send + Unpin + 'static {}
+impl<T: FuturesRead + FuturesWrite + Send + Unpin + 'static> RawIo for T {}
+
+/// A connection's byte stream as the HTTP code drives it.
+pub trait Transport: Sized + 'static {
+    /// The read side.
+    type Reader: TransportRead;
+    /// The write side.
+    type Writer: TransportWrite;
+
+    /// Takes the stream apart into sides that work concurrently.
+    fn split(self) -> (Self::Reader, Self::Writer);
+
+    /// Puts the sides back together as a poll-based stream, for a
+    /// connection upgrade.
+    fn rejoin(read: Self::Reader, write: Self::Writer) -> Box<dyn RawIo>;
+}
+
+/// The read side of a [`Transport`].
+pub trait TransportRead: 'static {
+    /// Reads once, appending to `buf` (into its spare capacity; the caller
+    /// reserves room first). `Ok(0)` is a clean end of stream; a TLS
+    /// stream cut without `close_notify` is an error, not `Ok(0)`.
+    fn read_some(&mut self, buf: BytesMut) -> impl Future<Output = (io::Result<usize>, BytesMut)>;
+}
+
+/// The write side of a [`Transport`].
+pub trait TransportWrite: 'static {
+    /// Writes all of `buf` and flushes; gives the buffer back (cleared on
+    /// success) so it can be reused.
+    fn write_all(&mut self, buf: BytesMut) -> impl Future<Output = (io::Result<()>, BytesMut)>;
+
+    /// Closes the write side (TLS: sends `close_notify`; TCP: FIN).
+    fn shutdown(&mut self) -> impl Future<Output = io::Result<()>>;
+}
+
+/// The read half of a plain TCP connection.
+pub struct TcpReader(spargio_rt::io::ReadHalf<TcpStream>);
+
+/// The write half of a plain TCP connection.
+pub struct TcpWriter(spargio_rt::io::WriteHalf<TcpStream>);
+
+impl Transport for TcpStream {
+    type Reader = TcpReader;
+    type Writer = TcpWriter;
+
+    fn split(self) -> (TcpReader, TcpWriter) {
+        let (r, w) = spargio_rt::io::split(self);
+        (TcpReader(r), TcpWriter(w))
+    }
+
+    fn rejoin(read: TcpReader, write: TcpWriter) -> Box<dyn RawIo> {
+        Box::new(Compat::new(spargio_rt::io::unsplit(read.0, write.0)))
+    }
+}
+
+impl TransportRead for TcpReader {
+    async fn read_some(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        let start = buf.len();
+        let end = buf.capacity();
+        let (res, slice) = self.0.read(buf.slice(start..end)).await;
+        (res, slice.into_inner())
+    }
+}
+
+impl TransportWrite for TcpWriter {
+    async fn write_all(&mut self, buf: BytesMut) -> (io::Result<()>, BytesMut) {
+        let (res, mut buf) = AsyncWriteExt::write_all(&mut self.0, buf).await;
+        if res.is_ok() {
+            buf.clear();
+        }
+        (res, buf)
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        AsyncWrite::shutdown(&mut self.0).await
+    }
+}

@@ -1,0 +1,278 @@
+//! Test support: an HTTP server on its own runtime thread, and a blocking
+//! raw-socket client that reads responses byte-exactly.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body::Body as HttpBody;
+use spargio_http::{Body, Http};
+use spargio_service::{BoxError, Server, ShutdownHandle, ShutdownReport};
+use tower_service::Service;
+
+/// A server running on a 2-shard runtime in a background thread.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    thread: Option<JoinHandle<ShutdownReport>>,
+}
+
+impl TestServer {
+    /// Serves `service` with the default protocol settings.
+    pub fn start<S, B>(service: S) -> TestServer
+    where
+        S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError> + Send + 'static,
+        B: HttpBody + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        TestServer::start_with(Http::new(), |b| b, service)
+    }
+
+    /// Serves `service` with `http` and a server builder tweaked by
+    /// `builder`.
+    pub fn start_with<S, B>(
+        http: Http<B>,
+        builder: impl FnOnce(spargio_service::ServerBuilder) -> spargio_service::ServerBuilder
+            + Send
+            + 'static,
+        service: S,
+    ) -> TestServer
+    where
+        S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError> + Send + 'static,
+        B: HttpBody + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            spargio_rt::run_with(
+                spargio_rt::Runtime::builder().shards(2),
+                move |handle| async move {
+                    let server =
+                        builder(Server::builder().shutdown_timeout(Duration::from_secs(5)))
+                            .bind(&handle, "127.0.0.1:0")
+                            .expect("bind");
+                    tx.send((server.local_addr(), server.shutdown_handle()))
+                        .unwrap();
+                    server.serve_service(http, service).await.expect("serve")
+                },
+            )
+            .expect("runtime")
+        });
+        let (addr, shutdown) = rx.recv().expect("server started");
+        TestServer {
+            addr,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+
+    /// A connected raw client with a read timeout (so a hung server fails
+    /// the test instead of hanging it).
+    pub fn connect(&self) -> RawClient {
+        RawClient::connect(self.addr)
+    }
+
+    /// Shuts the server down gracefully and returns its report.
+    pub fn stop(mut self) -> ShutdownReport {
+        self.shutdown.shutdown();
+        self.thread.take().unwrap().join().expect("server thread")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.shutdown.shutdown();
+            let _ = t.join();
+        }
+    }
+}
+
+/// A response as read off the wire.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub version: u8,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub trailers: Vec<(String, String)>,
+    pub chunked: bool,
+}
+
+impl RawResponse {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn body_str(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("utf-8 body")
+    }
+}
+
+/// A blocking client that writes raw bytes and parses responses.
+pub struct RawClient {
+    pub reader: BufReader<TcpStream>,
+    pub stream: TcpStream,
+}
+
+impl RawClient {
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        RawClient {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Reads one response; `head_request` says the request was HEAD (no
+    /// body follows whatever the headers say).
+    pub fn read_response_to(&mut self, head_request: bool) -> RawResponse {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        assert!(
+            line.ends_with("\r\n"),
+            "status line not CRLF-terminated: {line:?}"
+        );
+        let mut parts = line.trim_end().splitn(3, ' ');
+        let version = match parts.next().unwrap() {
+            "HTTP/1.1" => 1,
+            "HTTP/1.0" => 0,
+            v => panic!("bad version {v:?} in {line:?}"),
+        };
+        let status: u16 = parts.next().unwrap().parse().unwrap();
+        let headers = self.read_fields();
+        let mut resp = RawResponse {
+            version,
+            status,
+            headers,
+            body: Vec::new(),
+            trailers: Vec::new(),
+            chunked: false,
+        };
+        if head_request || status / 100 == 1 || status == 204 || status == 304 {
+            return resp;
+        }
+        if resp
+            .header("transfer-encoding")
+            .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+        {
+            resp.chunked = true;
+            loop {
+                let mut size = String::new();
+                self.reader.read_line(&mut size).unwrap();
+                let size = size.trim_end().split(';').next().unwrap();
+                let n = usize::from_str_radix(size, 16).expect("chunk size");
+                if n == 0 {
+                    resp.trailers = self.read_fields();
+                    break;
+                }
+                let mut chunk = vec![0u8; n + 2];
+                self.reader.read_exact(&mut chunk).unwrap();
+                assert_eq!(&chunk[n..], b"\r\n");
+                resp.body.extend_from_slice(&chunk[..n]);
+            }
+        } else if let Some(len) = resp.header("content-length") {
+            let n: usize = len.parse().unwrap();
+            resp.body = vec![0u8; n];
+            self.reader.read_exact(&mut resp.body).unwrap();
+        } else {
+            self.reader.read_to_end(&mut resp.body).unwrap();
+        }
+        resp
+    }
+
+    pub fn read_response(&mut self) -> RawResponse {
+        self.read_response_to(false)
+    }
+
+    fn read_fields(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                return out;
+            }
+            let (n, v) = line.trim_end().split_once(':').expect("header line");
+            out.push((n.to_string(), v.trim().to_string()));
+        }
+    }
+
+    /// Whether the server closed the connection (EOF on the next read).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        match self.reader.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ),
+        }
+    }
+
+    /// Sends `req` and reads the response.
+    pub fn roundtrip(&mut self, req: &[u8]) -> RawResponse {
+        self.send(req);
+        self.read_response()
+    }
+}
+
+/// A service that answers with a summary of the request it got: method,
+/// path, and the body it read (all of it).
+pub fn echo_service() -> impl Service<
+    Request<Body>,
+    Response = Response<Body>,
+    Error = std::convert::Infallible,
+    Future = impl std::future::Future<Output = Result<Response<Body>, std::convert::Infallible>>
+                 + Send
+                 + 'static,
+> + Clone
+       + Send
+       + 'static {
+    tower::service_fn(|req: Request<Body>| async move {
+        use http_body_util::BodyExt;
+        let (parts, body) = req.into_parts();
+        let collected = body.collect().await;
+        let text = match collected {
+            Ok(c) => {
+                let trailers = c
+                    .trailers()
+                    .map(|t| format!(" trailers={}", t.len()))
+                    .unwrap_or_default();
+                let bytes = c.to_bytes();
+                format!(
+                    "{} {} len={}{} body={}",
+                    parts.method,
+                    parts.uri,
+                    bytes.len(),
+                    trailers,
+                    String::from_utf8_lossy(&bytes)
+                )
+            }
+            Err(e) => format!("body error: {e}"),
+        };
+        Ok::<_, std::convert::Infallible>(Response::new(Body::from(text)))
+    })
+}
