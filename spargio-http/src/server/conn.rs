@@ -217,12 +217,26 @@ where
         BodyLength::Length(n) => {
             let (b, sender) = Body::channel(Some(n), gated);
             let framing = Framing::Length(n);
-            (b, Some(Feed { framing, sender, gated }))
+            (
+                b,
+                Some(Feed {
+                    framing,
+                    sender,
+                    gated,
+                }),
+            )
         }
         BodyLength::Chunked => {
             let (b, sender) = Body::channel(None, gated);
             let framing = Framing::Chunked(ChunkedDecoder::new(&cfg.limits));
-            (b, Some(Feed { framing, sender, gated }))
+            (
+                b,
+                Some(Feed {
+                    framing,
+                    sender,
+                    gated,
+                }),
+            )
         }
     };
     let route = route_key(&uri);

@@ -127,7 +127,12 @@ where
         if !ex.upgrade_requested {
             // A 101 to a request that did not ask to switch would leave the
             // client reading a stream it cannot parse.
-            error_page::write(&mut out.buf, ex.version, StatusCode::INTERNAL_SERVER_ERROR, false);
+            error_page::write(
+                &mut out.buf,
+                ex.version,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                false,
+            );
             return Ok(Responded::Done { keep_alive: false });
         }
         if let Err(_e) = h1::encode_response_head(
@@ -139,7 +144,12 @@ where
             None,
             true,
         ) {
-            error_page::write(&mut out.buf, ex.version, StatusCode::INTERNAL_SERVER_ERROR, false);
+            error_page::write(
+                &mut out.buf,
+                ex.version,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                false,
+            );
             return Ok(Responded::Done { keep_alive: false });
         }
         out.flush().await?;
@@ -178,7 +188,12 @@ where
     .is_err()
     {
         // A header value with CR/LF/NUL is refused, never sent.
-        error_page::write(&mut out.buf, ex.version, StatusCode::INTERNAL_SERVER_ERROR, keep_alive);
+        error_page::write(
+            &mut out.buf,
+            ex.version,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            keep_alive,
+        );
         return Ok(Responded::Done { keep_alive });
     }
     let complete = match framing {

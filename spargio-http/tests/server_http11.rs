@@ -1,0 +1,406 @@
+//! HTTP/1.1 semantics over real sockets: keep-alive, HTTP/1.0, pipelining,
+//! chunked bodies and trailers, `Expect: 100-continue`, bodiless
+//! responses, `Date`, upgrades.
+
+mod common;
+
+use std::convert::Infallible;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{echo_service, TestServer};
+use futures_util::{AsyncReadExt, AsyncWriteExt};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use spargio_http::{upgrade, Body};
+
+fn text(s: &'static str) -> Response<Body> {
+    Response::new(Body::from(s))
+}
+
+#[test]
+fn keep_alive_serves_many_requests_on_one_connection() {
+    let server = TestServer::start(echo_service());
+    let mut c = server.connect();
+    for i in 0..5 {
+        let resp = c.roundtrip(format!("GET /n{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.header("connection"), None);
+        assert!(resp.body_str().starts_with(&format!("GET /n{i} ")));
+    }
+}
+
+#[test]
+fn connection_close_from_the_client_is_honoured() {
+    let server = TestServer::start(echo_service());
+    let mut c = server.connect();
+    let resp = c.roundtrip(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("connection"), Some("close"));
+    assert!(c.is_closed());
+}
+
+#[test]
+fn connection_close_from_the_service_is_honoured() {
+    let service = tower::service_fn(|_req: Request<Body>| async {
+        let mut r = text("bye");
+        r.headers_mut()
+            .insert("connection", "close".parse().unwrap());
+        Ok::<_, Infallible>(r)
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    let resp = c.roundtrip(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(resp.body_str(), "bye");
+    assert!(c.is_closed());
+}
+
+#[test]
+fn http10_closes_by_default() {
+    let server = TestServer::start(echo_service());
+    let mut c = server.connect();
+    let resp = c.roundtrip(b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(resp.version, 0);
+    assert_eq!(resp.status, 200);
+    assert!(c.is_closed());
+}
+
+#[test]
+fn http10_keeps_alive_only_when_asked() {
+    let server = TestServer::start(echo_service());
+    let mut c = server.connect();
+    let resp = c.roundtrip(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(resp.header("connection"), Some("keep-alive"));
+    let resp = c.roundtrip(b"GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert!(resp.body_str().starts_with("GET /b"));
+}
+
+#[test]
+fn http10_streaming_response_is_close_delimited() {
+    let service = tower::service_fn(|_req: Request<Body>| async {
+        let chunks = futures_util::stream::iter(vec![
+            Ok::<_, Infallible>(http_body::Frame::data(Bytes::from_static(b"ab"))),
+            Ok(http_body::Frame::data(Bytes::from_static(b"cd"))),
+        ]);
+        Ok::<_, Infallible>(Response::new(StreamBody::new(chunks)))
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    let resp = c.roundtrip(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert!(resp.header("content-length").is_none());
+    assert!(!resp.chunked);
+    assert_eq!(resp.body, b"abcd");
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = TestServer::start(echo_service());
+    let mut c = server.connect();
+    let mut raw = Vec::new();
+    for i in 0..16 {
+        raw.extend_from_slice(format!("GET /p{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+    }
+    raw.extend_from_slice(b"POST /last HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody");
+    c.send(&raw);
+    for i in 0..16 {
+        let resp = c.read_response();
+        assert!(
+            resp.body_str().starts_with(&format!("GET /p{i} ")),
+            "{}",
+            resp.body_str()
+        );
+    }
+    assert!(c.read_response().body_str().ends_with("body=body"));
+}
+
+#[test]
+fn chunked_request_body_with_trailers_reaches_the_service() {
+    let server = TestServer::start(echo_service());
+    let mut c = server.connect();
+    c.send(b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n");
+    let resp = c.read_response();
+    assert_eq!(
+        resp.body_str(),
+        "POST /up len=11 trailers=1 body=hello world"
+    );
+}
+
+#[test]
+fn unknown_length_response_is_chunked_with_trailers() {
+    let service = tower::service_fn(|_req: Request<Body>| async {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-checksum", "42".parse().unwrap());
+        let frames = futures_util::stream::iter(vec![
+            Ok::<_, Infallible>(http_body::Frame::data(Bytes::from_static(b"part1 "))),
+            Ok(http_body::Frame::data(Bytes::from_static(b"part2"))),
+            Ok(http_body::Frame::trailers(trailers)),
+        ]);
+        Ok::<_, Infallible>(Response::new(StreamBody::new(frames)))
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    let resp = c.roundtrip(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(resp.chunked);
+    assert_eq!(resp.body, b"part1 part2");
+    assert_eq!(
+        resp.trailers,
+        vec![("x-checksum".to_string(), "42".to_string())]
+    );
+    // The connection is still good.
+    assert_eq!(
+        c.roundtrip(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").status,
+        200
+    );
+}
+
+#[test]
+fn exact_size_response_gets_content_length() {
+    let server = TestServer::start(tower::service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(text("twelve bytes"))
+    }));
+    let mut c = server.connect();
+    let resp = c.roundtrip(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(resp.header("content-length"), Some("12"));
+    assert!(!resp.chunked);
+}
+
+#[test]
+fn head_gets_headers_and_no_body() {
+    let server = TestServer::start(tower::service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(text("twelve bytes"))
+    }));
+    let mut c = server.connect();
+    c.send(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let resp = c.read_response_to(true);
+    assert_eq!(resp.header("content-length"), Some("12"));
+    // No body bytes: the next response starts right away.
+    let resp = c.roundtrip(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(resp.body_str(), "twelve bytes");
+}
+
+#[test]
+fn status_204_and_304_have_no_body() {
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        let status = if req.uri().path() == "/204" {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::NOT_MODIFIED
+        };
+        let mut r = text("ignored body");
+        *r.status_mut() = status;
+        Ok::<_, Infallible>(r)
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    let resp = c.roundtrip(b"GET /204 HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(resp.status, 204);
+    assert!(resp.header("content-length").is_none());
+    assert!(resp.header("transfer-encoding").is_none());
+    let resp = c.roundtrip(b"GET /304 HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(resp.status, 304);
+    assert_eq!(
+        c.roundtrip(b"GET /204 HTTP/1.1\r\nHost: a\r\n\r\n").status,
+        204
+    );
+}
+
+#[test]
+fn responses_carry_a_valid_date() {
+    let server = TestServer::start(echo_service());
+    let mut c = server.connect();
+    let resp = c.roundtrip(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let date = resp.header("date").expect("date header");
+    let when = httpdate::parse_http_date(date).expect("HTTP date");
+    let age = std::time::SystemTime::now()
+        .duration_since(when)
+        .unwrap_or_default();
+    assert!(age <= Duration::from_secs(2), "date {date} is stale");
+}
+
+#[test]
+fn expect_continue_is_sent_when_the_body_is_read() {
+    let server = TestServer::start(echo_service());
+    let mut c = server.connect();
+    c.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    let interim = c.read_response();
+    assert_eq!(interim.status, 100);
+    c.send(b"hello");
+    let resp = c.read_response();
+    assert!(resp.body_str().ends_with("body=hello"));
+}
+
+#[test]
+fn expect_continue_is_not_sent_when_the_body_is_not_read() {
+    let service = tower::service_fn(|_req: Request<Body>| async {
+        let mut r = text("no thanks");
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        Ok::<_, Infallible>(r)
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    c.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    let resp = c.read_response();
+    assert_eq!(resp.status, 403, "the final response comes first, no 100");
+    assert_eq!(resp.header("connection"), Some("close"));
+    assert!(c.is_closed());
+}
+
+#[test]
+fn expect_continue_is_never_sent_to_http10() {
+    let server = TestServer::start(echo_service());
+    let mut c = server.connect();
+    c.send(b"POST / HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello");
+    let resp = c.read_response();
+    assert_eq!(resp.status, 200);
+    assert!(resp.body_str().ends_with("body=hello"));
+}
+
+#[test]
+fn large_streamed_request_body_arrives_whole() {
+    let server = TestServer::start(echo_service());
+    let mut c = server.connect();
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    c.send(
+        format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let mut w = c.stream.try_clone().unwrap();
+    let sent = body.clone();
+    let writer = std::thread::spawn(move || w.write_all(&sent).unwrap());
+    let resp = c.read_response();
+    writer.join().unwrap();
+    assert!(resp.body_str().contains("len=3000000 body=abcdefghij"));
+}
+
+#[test]
+fn slow_reader_holds_back_a_large_response() {
+    // A 32 MiB streamed response to a client that reads nothing: the
+    // server must stop producing (bounded buffers), and everything arrives
+    // intact once the client reads.
+    let produced = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let p = produced.clone();
+    let service = tower::service_fn(move |_req: Request<Body>| {
+        let p = p.clone();
+        async move {
+            let chunks = futures_util::stream::iter(0..512).map(move |i| {
+                p.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, Infallible>(http_body::Frame::data(Bytes::from(vec![
+                    (i % 251) as u8;
+                    64 * 1024
+                ])))
+            });
+            Ok::<_, Infallible>(Response::new(StreamBody::new(chunks)))
+        }
+    });
+    use futures_util::StreamExt;
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let early = produced.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        early < 512,
+        "the whole response was produced for a client that reads nothing"
+    );
+    let resp = c.read_response();
+    assert_eq!(resp.body.len(), 512 * 64 * 1024);
+    for (i, chunk) in resp.body.chunks(64 * 1024).enumerate() {
+        assert!(chunk.iter().all(|&b| b == (i % 251) as u8));
+    }
+}
+
+#[test]
+fn slow_header_is_cut_with_408() {
+    let server = TestServer::start_with(
+        spargio_http::Http::new().header_read_timeout(Duration::from_millis(200)),
+        |b| b,
+        echo_service(),
+    );
+    let mut c = server.connect();
+    c.send(b"GET / HTTP/1.1\r\nHost: a\r\n");
+    let resp = c.read_response();
+    assert_eq!(resp.status, 408);
+    assert!(c.is_closed());
+}
+
+#[test]
+fn upgrade_hands_over_the_raw_connection() {
+    let service = tower::service_fn(|mut req: Request<Body>| async move {
+        let on = upgrade::on(&mut req);
+        spargio_rt::spawn(async move {
+            let mut io = on.await.expect("upgraded");
+            let mut buf = [0u8; 5];
+            io.read_exact(&mut buf).await.unwrap();
+            io.write_all(&buf.to_ascii_uppercase()).await.unwrap();
+            io.flush().await.unwrap();
+        });
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        r.headers_mut()
+            .insert("connection", "upgrade".parse().unwrap());
+        r.headers_mut().insert("upgrade", "shout".parse().unwrap());
+        Ok::<_, Infallible>(r)
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    // The first bytes of the new protocol come right behind the request.
+    c.send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: shout\r\n\r\nhel");
+    let resp = c.read_response();
+    assert_eq!(resp.status, 101);
+    c.send(b"lo");
+    let mut got = [0u8; 5];
+    c.reader.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"HELLO");
+}
+
+#[test]
+fn handler_errors_and_panics_become_500_and_the_connection_goes_on() {
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        match req.uri().path() {
+            "/panic" => panic!("boom"),
+            "/err" => Err::<Response<Body>, _>(std::io::Error::other("nope")),
+            _ => Ok(text("fine")),
+        }
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    assert_eq!(
+        c.roundtrip(b"GET /panic HTTP/1.1\r\nHost: a\r\n\r\n")
+            .status,
+        500
+    );
+    assert_eq!(
+        c.roundtrip(b"GET /err HTTP/1.1\r\nHost: a\r\n\r\n").status,
+        500
+    );
+    assert_eq!(
+        c.roundtrip(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n")
+            .body_str(),
+        "fine"
+    );
+}
+
+#[test]
+fn body_collected_by_a_stealable_handler_on_another_shard() {
+    // The handler runs stealable (default placement) and reads the body
+    // wherever it runs; bytes come from the connection's shard.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        Ok::<_, Infallible>(Response::new(Body::from(body)))
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    for n in [1usize, 1000, 100_000] {
+        let body = vec![b'z'; n];
+        let mut raw =
+            format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {n}\r\n\r\n").into_bytes();
+        raw.extend_from_slice(&body);
+        c.send(&raw);
+        assert_eq!(c.read_response().body, body);
+    }
+    let _ = c.stream.read(&mut [0u8; 0]);
+}
