@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
+use futures_util::future::join_all;
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
+use spargio_rt::fs::{File, Metadata};
 
 use super::body::FileBody;
 use super::mime::content_type_for;
@@ -28,11 +30,16 @@ use super::respond::{self, Opened, ResponseFuture, ServeOptions};
 ///
 /// Path safety: a request whose decoded path has a `.` or `..` segment,
 /// or a segment holding `/` (`%2f`), `\` (`%5c`) or NUL, gets `404`
-/// before the filesystem is touched. The file found is then canonicalized
-/// (symlinks resolved) and must lie under the canonical root, or the
-/// answer is again `404`: a symlink inside the root that points inside it
-/// is followed, one that points outside is refused as if the file did not
-/// exist. The canonical path is what gets opened (with `O_NOFOLLOW`).
+/// before the filesystem is touched. The path found must then resolve,
+/// symlinks followed, to a place under the canonical root, or the answer
+/// is again `404`: a symlink inside the root that points inside it is
+/// followed, one that points outside is refused as if the file did not
+/// exist. The check costs one `statx` (not following symlinks) per path
+/// component, all submitted together on the ring; only a path that does
+/// contain a symlink is `canonicalize`d (on the blocking pool). The
+/// resolved path is what gets opened, with `O_NOFOLLOW`. (Someone who can
+/// swap a checked directory for a symlink between the check and the open
+/// could still race it; the root is meant to hold trusted content.)
 ///
 /// ```no_run
 /// use http::Request;
@@ -139,6 +146,10 @@ enum Found {
     Response(Response<FileBody>),
 }
 
+/// Paths deeper than this skip the per-component check and go straight
+/// to `canonicalize`, so one request cannot queue hundreds of `statx`.
+const MAX_FAST_DEPTH: usize = 32;
+
 async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
     if !respond::method_allowed(&parts.method) {
         return respond::method_not_allowed();
@@ -150,8 +161,7 @@ async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
         Ok(root) => root,
         Err(e) => return respond::io_error(&e),
     };
-    let requested = config.root.join(&request_path.relative);
-    let target = match confine(&root, &requested).await {
+    let target = match confine(&root, &root, &request_path.relative).await {
         Found::Path(p) => p,
         Found::Response(res) => return res,
     };
@@ -160,7 +170,9 @@ async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
         Err(e) => return respond::io_error(&e),
     };
 
-    let (file, meta, requested, target) = if meta.is_dir() {
+    // `name` is what the client asked for: it picks the Content-Type
+    // (a symlink `latest` -> `v2.css` is typed by `latest`).
+    let (file, meta, target, name) = if meta.is_dir() {
         drop(file);
         if !config.append_index_html {
             return respond::empty(StatusCode::NOT_FOUND);
@@ -168,35 +180,32 @@ async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
         if !request_path.trailing_slash {
             return redirect_to_dir(&request_path, &parts);
         }
-        let requested = requested.join("index.html");
-        let target = match confine(&root, &requested).await {
+        let index = match confine(&root, &target, Path::new(INDEX)).await {
             Found::Path(p) => p,
             Found::Response(res) => return res,
         };
-        match respond::open(&target, true).await {
-            Ok((file, meta)) => (file, meta, requested, target),
+        match respond::open(&index, true).await {
+            Ok((file, meta)) => (file, meta, index, request_path.relative.join(INDEX)),
             Err(e) => return respond::io_error(&e),
         }
     } else if request_path.trailing_slash {
         // `/file.txt/`: not a directory.
         return respond::empty(StatusCode::NOT_FOUND);
     } else {
-        (file, meta, requested, target)
+        (file, meta, target, request_path.relative)
     };
-    drop(target);
     if !meta.is_file() {
         return respond::empty(StatusCode::NOT_FOUND);
     }
 
-    let content_type = content_type_for(&requested);
     let mut opened = Opened {
         file,
         meta,
-        content_type,
+        content_type: content_type_for(&name),
         gzip: false,
     };
     if config.options.precompressed_gzip && respond::accepts_gzip(&parts) {
-        if let Some((file, meta)) = open_gz(&root, &requested).await {
+        if let Some((file, meta)) = open_gz(&root, &target).await {
             opened.file = file;
             opened.meta = meta;
             opened.gzip = true;
@@ -204,6 +213,9 @@ async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
     }
     respond::respond(&parts, opened, &config.options)
 }
+
+/// The file a directory request serves.
+const INDEX: &str = "index.html";
 
 /// The canonical root, computed once.
 async fn canonical_root(config: &DirConfig) -> io::Result<PathBuf> {
@@ -214,9 +226,50 @@ async fn canonical_root(config: &DirConfig) -> io::Result<PathBuf> {
     Ok(config.canonical_root.get_or_init(|| root).clone())
 }
 
-/// Resolves `path` and checks it stays under `root` (both canonical).
-async fn confine(root: &Path, path: &Path) -> Found {
-    match spargio_rt::fs::canonicalize(path).await {
+/// Resolves `base/tail` and checks that it exists and stays under `root`.
+/// `root` and `base` are canonical, `base` lies under `root`, and `tail`
+/// is relative with plain components only (no `.` or `..`: see
+/// [`path::decode`]).
+///
+/// Fast path: `statx` without following symlinks on every prefix of
+/// `base/tail`, all submitted at once on the ring. If none is a symlink,
+/// `base/tail` is already canonical and under `root`. Only when one is
+/// a symlink (or the path is very deep) does the path go through
+/// `canonicalize` on the blocking pool, and the result is checked
+/// against `root`.
+async fn confine(root: &Path, base: &Path, tail: &Path) -> Found {
+    let full = base.join(tail);
+    let depth = tail.components().count();
+    if depth == 0 {
+        return Found::Path(full);
+    }
+    if depth <= MAX_FAST_DEPTH {
+        let mut prefix = base.to_path_buf();
+        let prefixes: Vec<PathBuf> = tail
+            .components()
+            .map(|c| {
+                prefix.push(c);
+                prefix.clone()
+            })
+            .collect();
+        let stats = join_all(prefixes.iter().map(spargio_rt::fs::symlink_metadata)).await;
+        let mut saw_symlink = false;
+        for stat in stats {
+            match stat {
+                Ok(meta) if meta.is_symlink() => {
+                    saw_symlink = true;
+                    break;
+                }
+                Ok(_) => {}
+                // The first failing prefix (before any symlink) says why.
+                Err(e) => return Found::Response(respond::io_error(&e)),
+            }
+        }
+        if !saw_symlink {
+            return Found::Path(full);
+        }
+    }
+    match spargio_rt::fs::canonicalize(&full).await {
         Ok(resolved) if resolved.starts_with(root) => Found::Path(resolved),
         // A symlink out of the root: as if it did not exist.
         Ok(_) => Found::Response(respond::empty(StatusCode::NOT_FOUND)),
@@ -224,13 +277,12 @@ async fn confine(root: &Path, path: &Path) -> Found {
     }
 }
 
-/// The `.gz` sibling of `requested`, if it exists under the root and is a
-/// regular file.
-async fn open_gz(
-    root: &Path,
-    requested: &Path,
-) -> Option<(spargio_rt::fs::File, spargio_rt::fs::Metadata)> {
-    let Found::Path(gz) = confine(root, &respond::gz_sibling(requested)).await else {
+/// The `.gz` twin of the file being served (`target`, canonical), if it
+/// exists under the root and is a regular file.
+async fn open_gz(root: &Path, target: &Path) -> Option<(File, Metadata)> {
+    let dir = target.parent()?;
+    let gz_name = respond::gz_sibling(Path::new(target.file_name()?));
+    let Found::Path(gz) = confine(root, dir, &gz_name).await else {
         return None;
     };
     let (file, meta) = respond::open(&gz, true).await.ok()?;

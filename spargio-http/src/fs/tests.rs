@@ -614,3 +614,43 @@ fn fs_services_are_send_clone() {
     check(&ServeDir::new(Path::new("/")));
     check(&ServeFile::new(Path::new("/x")));
 }
+
+#[spargio_rt::test]
+async fn fs_deep_paths() {
+    let site = site();
+    // Deeper than the per-component fast path: resolved by canonicalize.
+    let mut dir = site.root.clone();
+    let mut uri = String::new();
+    for i in 0..40 {
+        dir.push(format!("d{i}"));
+        uri.push_str(&format!("/d{i}"));
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("leaf.txt"), "leaf").unwrap();
+    std::os::unix::fs::symlink(site.base.join("secret"), dir.join("out")).unwrap();
+    let mut svc = ServeDir::new(&site.root);
+    let (res, body) = call(&mut svc, get(&format!("{uri}/leaf.txt"))).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "leaf");
+    let (res, _) = call(&mut svc, get(&format!("{uri}/out"))).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    let (res, _) = call(&mut svc, get(&format!("{uri}/missing"))).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+}
+
+#[spargio_rt::test]
+async fn fs_gzip_twin_follows_target_and_stays_inside() {
+    let site = site();
+    std::fs::write(site.root.join("hello.txt.gz"), "GZ-hello").unwrap();
+    std::os::unix::fs::symlink("hello.txt", site.root.join("alias.txt")).unwrap();
+    // A .gz that escapes the root is not used.
+    std::os::unix::fs::symlink(site.base.join("secret"), site.root.join("index.html.gz")).unwrap();
+    let mut svc = ServeDir::new(&site.root).precompressed_gzip();
+    let gz = [(ACCEPT_ENCODING, "gzip")];
+    let (res, body) = call(&mut svc, request(Method::GET, "/alias.txt", &gz)).await;
+    assert_eq!(res.headers[CONTENT_ENCODING], "gzip");
+    assert_eq!(body, "GZ-hello");
+    let (res, body) = call(&mut svc, request(Method::GET, "/", &gz)).await;
+    assert!(!res.headers.contains_key(CONTENT_ENCODING));
+    assert_eq!(body, "<h1>home</h1>");
+}
