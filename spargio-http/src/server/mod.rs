@@ -20,6 +20,7 @@ use spargio_service::{BoxError, Connection, Handler, Protocol};
 
 use crate::body::Body;
 use crate::h1::Limits;
+use crate::tls::TlsAcceptor;
 use config::HttpConfig;
 
 /// The HTTP/1.1 protocol for [`spargio_service::Server`]: parses requests
@@ -49,6 +50,7 @@ use config::HttpConfig;
 /// ```
 pub struct Http<B = Body> {
     cfg: Arc<HttpConfig>,
+    tls: Option<TlsAcceptor>,
     _body: PhantomData<fn() -> B>,
 }
 
@@ -56,6 +58,7 @@ impl<B> Clone for Http<B> {
     fn clone(&self) -> Http<B> {
         Http {
             cfg: self.cfg.clone(),
+            tls: self.tls.clone(),
             _body: PhantomData,
         }
     }
@@ -63,7 +66,10 @@ impl<B> Clone for Http<B> {
 
 impl<B> fmt::Debug for Http<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Http").field("config", &self.cfg).finish()
+        f.debug_struct("Http")
+            .field("config", &self.cfg)
+            .field("tls", &self.tls.is_some())
+            .finish()
     }
 }
 
@@ -79,6 +85,7 @@ impl<B> Http<B> {
     pub fn new() -> Http<B> {
         Http {
             cfg: Arc::new(HttpConfig::default()),
+            tls: None,
             _body: PhantomData,
         }
     }
@@ -145,6 +152,23 @@ impl<B> Http<B> {
         self
     }
 
+    /// Serves HTTPS: every connection starts with a TLS handshake through
+    /// `acceptor` (ALPN `http/1.1`, SNI through the rustls config's
+    /// resolver), bounded by the acceptor's handshake timeout. A failed or
+    /// timed-out handshake closes that connection only.
+    ///
+    /// ```no_run
+    /// # fn demo(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), spargio_http::tls::TlsError> {
+    /// use spargio_http::{tls::TlsAcceptor, Http};
+    /// let http: Http = Http::new().tls(TlsAcceptor::from_pem(cert_pem, key_pem)?);
+    /// # let _ = http; Ok(())
+    /// # }
+    /// ```
+    pub fn tls(mut self, acceptor: TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
+    }
+
     /// Response bytes buffered before they are written (default 64 KiB):
     /// the bound that makes a slow reader hold back the response body.
     pub fn write_buffer(mut self, n: usize) -> Self {
@@ -170,6 +194,18 @@ where
     where
         H: Handler<Request<Body>, Response = Response<B>>,
     {
-        conn::serve(stream, handler, &conn, &self.cfg).await
+        match &self.tls {
+            None => conn::serve(stream, handler, &conn, &self.cfg).await,
+            Some(acceptor) => match conn.idle(acceptor.accept(stream)).await {
+                Some(Ok(tls)) => conn::serve(tls, handler, &conn, &self.cfg).await,
+                // A failed handshake is the client's problem (a scanner, a
+                // wrong certificate, a timeout); the server goes on.
+                Some(Err(_)) => {
+                    conn.record_bad_request();
+                    Ok(())
+                }
+                None => Ok(()),
+            },
+        }
     }
 }
