@@ -1,0 +1,259 @@
+//! Field-level rules shared by request, response and trailer parsing and by
+//! the encoders: Content-Length and Transfer-Encoding framing, Connection
+//! tokens, list splitting and value checks.
+
+use std::mem::MaybeUninit;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::HeaderMap;
+
+/// Header slots kept on the stack; larger `max_headers` use a heap vector.
+pub(super) const STACK_HEADERS: usize = 100;
+
+/// A `HeaderMap` cannot hold more entries than this, so more parse slots
+/// would be useless.
+const MAX_MAP_HEADERS: usize = 1 << 15;
+
+/// Uninitialized httparse slots on the stack (creating them costs nothing).
+pub(super) type StackSlots<'b> = [MaybeUninit<httparse::Header<'b>>; STACK_HEADERS];
+
+/// Fresh stack slots.
+#[inline(always)]
+pub(super) fn stack_slots<'b>() -> StackSlots<'b> {
+    [MaybeUninit::uninit(); STACK_HEADERS]
+}
+
+/// Room for `max` headers: the stack slots when they are enough, else
+/// `heap` (filled here).
+#[inline]
+pub(super) fn slots<'a, 'b>(
+    stack: &'a mut StackSlots<'b>,
+    heap: &'a mut Vec<MaybeUninit<httparse::Header<'b>>>,
+    max: usize,
+) -> &'a mut [MaybeUninit<httparse::Header<'b>>] {
+    if max <= STACK_HEADERS {
+        &mut stack[..max]
+    } else {
+        *heap = vec![MaybeUninit::uninit(); max.min(MAX_MAP_HEADERS)];
+        heap
+    }
+}
+
+/// Strips optional whitespace (SP / HTAB) from both ends.
+#[inline]
+pub(super) fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Iterates the non-empty, OWS-trimmed elements of a comma-separated list
+/// (empty elements are ignored, as RFC 9110 §5.6.1 asks of recipients).
+#[inline]
+pub(super) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
+/// Whether a comma-separated list value contains `token` (ASCII
+/// case-insensitive).
+#[inline]
+pub(super) fn list_has_token(value: &[u8], token: &str) -> bool {
+    list_elements(value).any(|e| e.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Whether any `Connection` header in `headers` lists `token` (ASCII
+/// case-insensitive), e.g. `connection_has_token(&h, "close")`.
+///
+/// The server uses this to fold a response's own `Connection: close` into
+/// the keep-alive decision before calling
+/// [`encode_response_head`](super::encode_response_head), which regenerates
+/// the `Connection` header.
+pub fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .any(|v| list_has_token(v.as_bytes(), token))
+}
+
+/// Parses one Content-Length field value: a list whose elements must all be
+/// plain ASCII digits (no sign, no spaces inside, no hex), fit in a `u64`,
+/// and be equal.
+pub(super) fn parse_content_length_value(value: &[u8]) -> Result<u64, &'static str> {
+    let mut result: Option<u64> = None;
+    for element in value.split(|&b| b == b',') {
+        let n = parse_digits(trim_ows(element))?;
+        match result {
+            Some(prev) if prev != n => return Err("differing content-length values"),
+            _ => result = Some(n),
+        }
+    }
+    // `split` always yields at least one element, so `result` is set.
+    result.ok_or("content-length is not plain digits")
+}
+
+/// Plain ASCII decimal digits, at least one, without overflow.
+#[inline]
+fn parse_digits(s: &[u8]) -> Result<u64, &'static str> {
+    if s.is_empty() {
+        return Err("content-length is not plain digits");
+    }
+    let mut n: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return Err("content-length is not plain digits");
+        }
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(b - b'0')))
+            .ok_or("content-length overflows u64")?;
+    }
+    Ok(n)
+}
+
+/// The Content-Length of `headers`: `Ok(None)` without the header,
+/// `Ok(Some(n))` when every Content-Length field (and every element of a
+/// comma list) is the same plain decimal number, `Err` otherwise.
+pub fn parse_content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
+    let mut cl = ContentLength::default();
+    for v in headers.get_all(http::header::CONTENT_LENGTH) {
+        cl.add(v.as_bytes())?;
+    }
+    Ok(cl.value)
+}
+
+/// Accumulates Content-Length fields of one head.
+#[derive(Default)]
+pub(super) struct ContentLength {
+    pub(super) value: Option<u64>,
+}
+
+impl ContentLength {
+    #[inline]
+    pub(super) fn add(&mut self, value: &[u8]) -> Result<(), &'static str> {
+        let n = parse_content_length_value(value)?;
+        match self.value {
+            Some(prev) if prev != n => Err("differing content-length values"),
+            _ => {
+                self.value = Some(n);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Accumulates the transfer codings of all Transfer-Encoding fields of one
+/// head, in order.
+#[derive(Default)]
+pub(super) struct TransferEncoding {
+    /// A Transfer-Encoding field was present.
+    pub(super) present: bool,
+    /// How many times `chunked` was listed.
+    pub(super) chunked: u32,
+    /// The last listed coding is `chunked`.
+    pub(super) last_is_chunked: bool,
+    /// A coding other than `chunked` was listed.
+    pub(super) other: bool,
+}
+
+impl TransferEncoding {
+    #[inline]
+    pub(super) fn add(&mut self, value: &[u8]) {
+        self.present = true;
+        for coding in list_elements(value) {
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                self.chunked = self.chunked.saturating_add(1);
+                self.last_is_chunked = true;
+            } else {
+                self.other = true;
+                self.last_is_chunked = false;
+            }
+        }
+    }
+}
+
+/// Whether a value can be written on a header line: no CR, LF or NUL.
+#[inline]
+pub(super) fn value_is_writable(value: &[u8]) -> bool {
+    !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+/// The error for an unwritable header value.
+#[cold]
+pub(super) fn bad_value(name: &HeaderName) -> super::EncodeError {
+    super::EncodeError(format!("CR/LF/NUL in value of header {name}"))
+}
+
+/// Builds a `HeaderValue` from a value httparse accepted, sharing `head`.
+///
+/// `range` locates the value inside `head`.
+#[inline]
+pub(super) fn shared_value(head: &Bytes, range: std::ops::Range<usize>) -> HeaderValue {
+    let bytes = head.slice(range);
+    debug_assert!(HeaderValue::from_bytes(&bytes).is_ok());
+    // SAFETY: httparse accepts only HTAB, 0x20..=0x7E and 0x80..=0xFF in a
+    // header value (its HEADER_VALUE_MAP, and the same set in its SIMD
+    // paths), which is exactly the set `HeaderValue` allows; the check is
+    // not repeated here because this runs for every header of every request.
+    unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) }
+}
+
+/// Offset range of `part` (a subslice of `whole`) inside `whole`.
+#[inline]
+pub(super) fn range_in(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    debug_assert!(start + part.len() <= whole.len());
+    start..start + part.len()
+}
+
+/// Whether a Host field value is acceptable: empty, or `host[:port]`
+/// without userinfo.
+pub(super) fn host_is_valid(value: &[u8]) -> bool {
+    if value.is_empty() {
+        return true;
+    }
+    if value.contains(&b'@') {
+        return false;
+    }
+    http::uri::Authority::try_from(value).is_ok()
+}
+
+/// Writes `n` in decimal.
+#[inline]
+pub(super) fn put_decimal(dst: &mut bytes::BytesMut, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    dst.extend_from_slice(&buf[i..]);
+}
+
+/// Writes `n` in lowercase hexadecimal without leading zeros.
+#[inline]
+pub(super) fn put_hex(dst: &mut bytes::BytesMut, mut n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = DIGITS[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    dst.extend_from_slice(&buf[i..]);
+}

@@ -1,0 +1,41 @@
+//! A sans-IO HTTP/1.1 codec: parses and encodes byte buffers, no sockets and
+//! no async.
+//!
+//! * Server side: [`parse_request`] reads a request head and decides its
+//!   [`BodyLength`]; [`ChunkedDecoder`] decodes chunked bodies;
+//!   [`response_framing`] and [`encode_response_head`], [`encode_chunk`],
+//!   [`encode_last_chunk`] write the response; [`CONTINUE`] answers
+//!   `Expect: 100-continue`; [`http_date`] gives the cached `Date`.
+//! * Client side: [`encode_request_head`] writes a request head and
+//!   [`parse_response`] reads the response head.
+//!
+//! Parsing is strict where leniency enables request smuggling or response
+//! splitting (conflicting Content-Length, Transfer-Encoding rules, obs-fold,
+//! bare LF in chunked framing, CR/LF in values) and bounded by [`Limits`].
+//! Heads are parsed with `httparse` into stack slots; header values and the
+//! target share one copy of the head, without per-field allocation.
+
+mod chunked;
+mod date;
+mod encode;
+mod error;
+mod fields;
+mod head;
+mod limits;
+mod request;
+mod response_head;
+
+#[cfg(test)]
+mod tests;
+
+pub use chunked::{ChunkedDecoder, ChunkedItem};
+pub use date::http_date;
+pub use encode::{
+    encode_chunk, encode_last_chunk, encode_request_head, encode_response_head, response_framing,
+    ResponseFraming, CONTINUE,
+};
+pub use error::{ChunkedError, EncodeError, RequestError, ResponseError};
+pub use fields::{connection_has_token, parse_content_length};
+pub use limits::Limits;
+pub use request::{parse_request, BodyLength, RequestHead};
+pub use response_head::{parse_response, ResponseBodyLength, ResponseHead};

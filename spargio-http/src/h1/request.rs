@@ -1,0 +1,295 @@
+//! Server side: parsing a request head and deciding how its body is framed.
+
+use bytes::Bytes;
+use http::{header, HeaderMap, Method, Uri, Version};
+
+use super::fields::{range_in, slots, stack_slots};
+use super::head::{scan_headers, ScanError};
+use super::{Limits, RequestError};
+
+/// How the body of a request (or of a request this client sends) is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLength {
+    /// No body: the message has neither Content-Length nor Transfer-Encoding.
+    Empty,
+    /// Exactly this many bytes follow the head (`Content-Length`; `0` is
+    /// reported as `Length(0)`).
+    Length(u64),
+    /// A chunked body follows; decode it with
+    /// [`ChunkedDecoder`](super::ChunkedDecoder).
+    Chunked,
+}
+
+/// A parsed and validated request head.
+#[derive(Debug)]
+pub struct RequestHead {
+    /// The request method.
+    pub method: Method,
+    /// The request target: origin-form (`/path?query`), absolute-form
+    /// (`http://host/path`), `*` (OPTIONS only) or authority-form
+    /// (`host:port`, CONNECT only).
+    pub uri: Uri,
+    /// [`Version::HTTP_10`] or [`Version::HTTP_11`].
+    pub version: Version,
+    /// The header fields in received order, names lowercased. When the
+    /// request had both Transfer-Encoding and Content-Length, the
+    /// Content-Length fields are removed (RFC 9112 §6.3: the coding wins and
+    /// the length must not be passed on).
+    pub headers: HeaderMap,
+    /// How the body is framed.
+    pub body: BodyLength,
+    /// Whether the connection may carry another request after this one:
+    /// on HTTP/1.1 unless `Connection: close`, on HTTP/1.0 only with
+    /// `Connection: keep-alive`; always false when `must_close` is true.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on an HTTP/1.1 request: send
+    /// [`CONTINUE`](super::CONTINUE) before reading the body. Other `Expect`
+    /// values are ignored (left in `headers` for the service to judge), and
+    /// HTTP/1.0 requests never set this.
+    pub expect_continue: bool,
+    /// The client asks to switch protocols: an HTTP/1.1 request whose
+    /// `Connection` lists `upgrade` and that has an `Upgrade` field, or any
+    /// CONNECT request.
+    pub upgrade: bool,
+    /// The request had both Transfer-Encoding and Content-Length: its body
+    /// is framed by the chunked coding, and the connection must be closed
+    /// after the response.
+    pub must_close: bool,
+}
+
+/// Parses a request head from the start of `buf`.
+///
+/// Returns `Ok(None)` when the head is incomplete (read more and call again
+/// with the grown buffer), and `Ok(Some((head, n)))` when the head took the
+/// first `n` bytes of `buf` (the body, if any, follows).
+///
+/// Incomplete input of `limits.max_head_bytes` or more is refused with
+/// [`RequestError::HeadTooLarge`], and an incomplete request line whose
+/// target already exceeds `limits.max_uri_len` with
+/// [`RequestError::UriTooLong`], so a client cannot make the server buffer
+/// without bound. Empty lines before the request line are skipped (RFC 9112
+/// §2.2) and count towards `n`. Lines may end in CRLF or a bare LF, as
+/// RFC 9112 §2.2 allows; a bare CR is an error.
+///
+/// Rules beyond the grammar (each a [`RequestError::Malformed`] unless
+/// noted): Content-Length must be plain decimal digits, and several values
+/// (fields or list elements) must agree; Transfer-Encoding must end in
+/// `chunked`, list it once, and is refused on HTTP/1.0; a coding other than
+/// `chunked` before it is [`RequestError::NotImplemented`]; with both
+/// Transfer-Encoding and Content-Length the body is chunked and
+/// `must_close` is set; an HTTP/1.1 request needs exactly one Host field
+/// (HTTP/1.0: at most one), whose value is empty or `host[:port]`; the
+/// target must fit the method (`*` only for OPTIONS, authority-form with a
+/// port only and always for CONNECT).
+pub fn parse_request(
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<(RequestHead, usize)>, RequestError> {
+    let scan = &buf[..buf.len().min(limits.max_head_bytes)];
+    let mut stack = stack_slots();
+    let mut heap = Vec::new();
+    let slots = slots(&mut stack, &mut heap, limits.max_headers);
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(scan, slots) {
+        Ok(httparse::Status::Complete(n)) => {
+            let method = req.method.unwrap_or_default();
+            let path = req.path.unwrap_or_default();
+            let version = if req.version == Some(0) {
+                Version::HTTP_10
+            } else {
+                Version::HTTP_11
+            };
+            build(buf, n, method, path, version, req.headers, limits).map(|h| Some((h, n)))
+        }
+        Ok(httparse::Status::Partial) => {
+            match (req.method, req.path) {
+                (_, Some(path)) if path.len() > limits.max_uri_len => {
+                    return Err(RequestError::UriTooLong)
+                }
+                (Some(method), None) => {
+                    // The target is being received: it starts after the
+                    // method and one space, and runs to the end of `scan`.
+                    let start = range_in(scan, method.as_bytes()).end + 1;
+                    if scan.len().saturating_sub(start) > limits.max_uri_len {
+                        return Err(RequestError::UriTooLong);
+                    }
+                }
+                _ => {}
+            }
+            if scan.len() >= limits.max_head_bytes {
+                Err(RequestError::HeadTooLarge)
+            } else {
+                Ok(None)
+            }
+        }
+        Err(e) => Err(match e {
+            httparse::Error::TooManyHeaders => RequestError::TooManyHeaders,
+            httparse::Error::Version if names_other_version(scan) => {
+                RequestError::UnsupportedVersion
+            }
+            httparse::Error::Version => RequestError::Malformed("invalid HTTP version"),
+            httparse::Error::HeaderName => RequestError::Malformed("invalid header name"),
+            httparse::Error::HeaderValue => RequestError::Malformed("invalid header value"),
+            httparse::Error::NewLine => RequestError::Malformed("invalid line ending"),
+            httparse::Error::Token | httparse::Error::Status => {
+                RequestError::Malformed("invalid request line")
+            }
+        }),
+    }
+}
+
+/// Builds the head once httparse found a complete one of `n` bytes.
+fn build(
+    buf: &[u8],
+    n: usize,
+    method: &str,
+    path: &str,
+    version: Version,
+    parsed: &[httparse::Header<'_>],
+    limits: &Limits,
+) -> Result<RequestHead, RequestError> {
+    // `http::Uri` refuses targets of u16::MAX bytes or more.
+    if path.len() > limits.max_uri_len || path.len() >= usize::from(u16::MAX) {
+        return Err(RequestError::UriTooLong);
+    }
+    let method = Method::from_bytes(method.as_bytes())
+        .map_err(|_| RequestError::Malformed("invalid method"))?;
+
+    let head = Bytes::copy_from_slice(&buf[..n]);
+    let uri = Uri::from_maybe_shared(head.slice(range_in(buf, path.as_bytes())))
+        .map_err(|_| RequestError::Malformed("invalid request target"))?;
+    check_target(&method, path, &uri)?;
+
+    let mut s = scan_headers(parsed, buf, &head).map_err(|e| match e {
+        ScanError::TooMany => RequestError::TooManyHeaders,
+        ScanError::Invalid(what) => RequestError::Malformed(what),
+    })?;
+
+    let http11 = version == Version::HTTP_11;
+    if s.hosts > 1 {
+        return Err(RequestError::Malformed("more than one host header"));
+    }
+    if http11 && s.hosts == 0 {
+        return Err(RequestError::Malformed("missing host header"));
+    }
+    if s.host_invalid {
+        return Err(RequestError::Malformed("invalid host header"));
+    }
+
+    let mut must_close = false;
+    let body = if s.transfer_encoding.present {
+        let te = &s.transfer_encoding;
+        if !http11 {
+            return Err(RequestError::Malformed(
+                "transfer-encoding in an HTTP/1.0 request",
+            ));
+        }
+        if te.chunked > 1 {
+            return Err(RequestError::Malformed("chunked applied more than once"));
+        }
+        if !te.last_is_chunked {
+            return Err(RequestError::Malformed(
+                "transfer-encoding does not end in chunked",
+            ));
+        }
+        if te.other {
+            return Err(RequestError::NotImplemented(
+                "transfer coding other than chunked",
+            ));
+        }
+        if s.content_length.value.is_some() {
+            must_close = true;
+            s.headers.remove(header::CONTENT_LENGTH);
+        }
+        BodyLength::Chunked
+    } else {
+        match s.content_length.value {
+            Some(n) => BodyLength::Length(n),
+            None => BodyLength::Empty,
+        }
+    };
+
+    let keep_alive = if http11 {
+        !s.conn_close
+    } else {
+        s.conn_keep_alive && !s.conn_close
+    };
+    let upgrade = (http11 && s.conn_upgrade && s.upgrade) || method == Method::CONNECT;
+    Ok(RequestHead {
+        method,
+        uri,
+        version,
+        headers: s.headers,
+        body,
+        keep_alive: keep_alive && !must_close,
+        expect_continue: http11 && s.expect_continue,
+        upgrade,
+        must_close,
+    })
+}
+
+/// Checks that the request-target form fits the method (RFC 9112 §3.2).
+fn check_target(method: &Method, path: &str, uri: &Uri) -> Result<(), RequestError> {
+    if *method == Method::CONNECT {
+        // authority-form: host:port, nothing else.
+        let ok = uri.scheme().is_none()
+            && uri.path_and_query().is_none()
+            && uri
+                .authority()
+                .is_some_and(|a| a.port_u16().is_some() && !a.as_str().contains('@'));
+        return if ok {
+            Ok(())
+        } else {
+            Err(RequestError::Malformed(
+                "CONNECT needs an authority-form target",
+            ))
+        };
+    }
+    match path.as_bytes()[0] {
+        // origin-form; `Uri` reads a leading '/' as a path.
+        b'/' => Ok(()),
+        b'*' if path.len() == 1 => {
+            if *method == Method::OPTIONS {
+                Ok(())
+            } else {
+                Err(RequestError::Malformed(
+                    "asterisk-form target is only for OPTIONS",
+                ))
+            }
+        }
+        // absolute-form
+        _ if uri.scheme().is_some() && uri.authority().is_some() => Ok(()),
+        _ => Err(RequestError::Malformed("invalid request target")),
+    }
+}
+
+/// After httparse refused the version: whether the request line's third
+/// part looks like `HTTP/<digits>[.<digits>]`, i.e. a well-formed version we
+/// do not speak (HTTP/2 preface, HTTP/0.9, HTTP/1.2, ...).
+fn names_other_version(buf: &[u8]) -> bool {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let rest = &buf[start..];
+    let line_end = rest
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(rest.len());
+    let mut parts = rest[..line_end].splitn(3, |&b| b == b' ');
+    let (Some(_), Some(_), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    is_version_like(version)
+}
+
+/// `HTTP/` followed by digits with at most one dot, starting with a digit.
+pub(super) fn is_version_like(version: &[u8]) -> bool {
+    let Some(num) = version.strip_prefix(b"HTTP/") else {
+        return false;
+    };
+    let dots = num.iter().filter(|&&b| b == b'.').count();
+    num.first().is_some_and(u8::is_ascii_digit)
+        && dots <= 1
+        && num.iter().all(|&b| b.is_ascii_digit() || b == b'.')
+}
