@@ -445,3 +445,41 @@ fn compat_read_dropped_mid_flight_loses_no_bytes() {
         assert_eq!(&got, b"after");
     });
 }
+
+#[test]
+fn compat_write_vectored_gathers_all_slices_in_order() {
+    use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let ok = run(|| async {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = spargio_rt::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            echo(s).await;
+        });
+        let mut c = Compat::new(TcpStream::connect(addr).await.unwrap());
+        // Three slices whose total is over one write's 64 KiB share: the
+        // first write takes a prefix of them across slice boundaries.
+        let a = pattern(40_000);
+        let b = vec![7u8; 30_000];
+        let d = pattern(5_000);
+        let mut expect = a.clone();
+        expect.extend_from_slice(&b);
+        expect.extend_from_slice(&d);
+        let mut sent = 0;
+        while sent < expect.len() {
+            let rest = &expect[sent..];
+            let (x, y) = rest.split_at(rest.len() / 2);
+            let slices = [std::io::IoSlice::new(x), std::io::IoSlice::new(y)];
+            let n = c.write_vectored(&slices).await.unwrap();
+            assert!(n > 0 && n <= 64 * 1024);
+            sent += n;
+        }
+        c.flush().await.unwrap();
+        let mut got = vec![0u8; expect.len()];
+        c.read_exact(&mut got).await.unwrap();
+        c.close().await.unwrap();
+        server.await.unwrap();
+        got == expect
+    });
+    assert!(ok);
+}

@@ -349,6 +349,37 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
         }
     }
 
+    /// As [`poll_write`](Self::poll_write), gathering the slices (up to
+    /// 64 KiB in all) into one write: a TLS session hands its records over
+    /// this way, and one write per record would serialise them.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_settle(cx))?;
+        let mut buf = std::mem::take(&mut this.wbuf);
+        buf.clear();
+        for slice in bufs {
+            let room = MAX_WRITE - buf.len();
+            if room == 0 {
+                break;
+            }
+            buf.extend_from_slice(&slice[..slice.len().min(room)]);
+        }
+        let n = buf.len();
+        if n == 0 {
+            this.wbuf = buf;
+            return Poll::Ready(Ok(0));
+        }
+        this.start_write(|w| WriteState::Writing(T::write_op(w, buf)));
+        match this.poll_settle(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(n)),
+        }
+    }
+
     /// Waits for the last write, then flushes the write side.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
