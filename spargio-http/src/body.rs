@@ -216,7 +216,10 @@ struct Incoming {
 }
 
 impl Incoming {
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         if self.done {
             return Poll::Ready(None);
         }
@@ -245,7 +248,11 @@ impl Incoming {
                 Poll::Ready(Some(Err(e)))
             }
             None => {
-                if !st.consumer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                if !st
+                    .consumer
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
                     st.consumer = Some(cx.waker().clone());
                 }
                 let producer = st.producer.take();
@@ -324,7 +331,11 @@ impl BodySender {
         if st.polled && st.frame.is_none() {
             return Poll::Ready(Demand::Ready);
         }
-        if !st.producer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        if !st
+            .producer
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
             st.producer = Some(cx.waker().clone());
         }
         Poll::Pending
@@ -404,7 +415,11 @@ impl Gate {
             if st.polled {
                 return Poll::Ready(());
             }
-            if !st.producer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            if !st
+                .producer
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
                 st.producer = Some(cx.waker().clone());
             }
             Poll::Pending
