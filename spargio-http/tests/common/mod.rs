@@ -276,3 +276,41 @@ pub fn echo_service() -> impl Service<
         Ok::<_, std::convert::Infallible>(Response::new(Body::from(text)))
     })
 }
+
+/// Like [`TestServer::start`], but serves a tower `MakeService` (called with
+/// each connection's [`spargio_service::ConnInfo`]) through `Server::serve`,
+/// such as axum's `Router::into_make_service()`.
+pub fn start_make<M, S, B>(make: M) -> TestServer
+where
+    M: Service<spargio_service::ConnInfo, Response = S> + Clone + Send + 'static,
+    M::Future: 'static,
+    M::Error: Into<BoxError>,
+    S: Service<Request<Body>, Response = Response<B>> + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    B: HttpBody + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        spargio_rt::run_with(
+            spargio_rt::Runtime::builder().shards(2),
+            move |handle| async move {
+                let server = Server::builder()
+                    .shutdown_timeout(Duration::from_secs(5))
+                    .bind(&handle, "127.0.0.1:0")
+                    .expect("bind");
+                tx.send((server.local_addr(), server.shutdown_handle()))
+                    .unwrap();
+                server.serve(Http::new(), make).await.expect("serve")
+            },
+        )
+        .expect("runtime")
+    });
+    let (addr, shutdown) = rx.recv().expect("server started");
+    TestServer {
+        addr,
+        shutdown,
+        thread: Some(thread),
+    }
+}
