@@ -1,0 +1,189 @@
+//! [`ClientBuilder`]: a [`Client`]'s settings.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use super::pool::Pool;
+use super::{Client, Inner};
+use crate::h1::Limits;
+use crate::tls::TlsConnector;
+
+/// How long connecting (TCP and TLS handshake) may take unless set.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may stay idle in the pool unless set.
+pub(crate) const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How many idle connections per host and shard the pool keeps unless set.
+pub(crate) const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 32;
+
+/// A client's settings, shared by its clones.
+pub(crate) struct Config {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Option<Duration>,
+    pub(crate) limits: Limits,
+}
+
+/// Settings for a [`Client`]; make one with [`Client::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use spargio_http::Client;
+///
+/// let client = Client::builder()
+///     .connect_timeout(Duration::from_secs(2))
+///     .request_timeout(Duration::from_secs(30))
+///     .pool_idle_timeout(Duration::from_secs(60))
+///     .pool_max_idle_per_host(8)
+///     .build();
+/// # drop(client);
+/// ```
+#[must_use = "a builder does nothing until build() is called"]
+pub struct ClientBuilder {
+    connect_timeout: Duration,
+    request_timeout: Option<Duration>,
+    pool_idle_timeout: Duration,
+    pool_max_idle_per_host: usize,
+    tls: Option<TlsConnector>,
+}
+
+impl ClientBuilder {
+    pub(crate) fn new() -> ClientBuilder {
+        ClientBuilder {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: None,
+            pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            pool_max_idle_per_host: DEFAULT_POOL_MAX_IDLE_PER_HOST,
+            tls: None,
+        }
+    }
+
+    /// How long making a connection may take: name resolution, the TCP
+    /// connect and, for `https`, the TLS handshake (which also has the
+    /// connector's own handshake timeout). 10 seconds by default; running
+    /// out gives [`ClientError::Timeout`](super::ClientError::Timeout) with
+    /// `connecting: true`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = spargio_http::Client::builder()
+    ///     .connect_timeout(Duration::from_millis(500))
+    ///     .build();
+    /// # drop(client);
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> ClientBuilder {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a request may take until its response head has arrived:
+    /// getting a connection, writing the request, and waiting for the
+    /// answer. No limit by default. The response body is not covered
+    /// (wrap its reads in [`spargio_rt::time::timeout`] for that).
+    /// Running out gives
+    /// [`ClientError::Timeout`](super::ClientError::Timeout) with
+    /// `connecting: false` (or `true` if it ran out while connecting).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = spargio_http::Client::builder()
+    ///     .request_timeout(Duration::from_secs(5))
+    ///     .build();
+    /// # drop(client);
+    /// ```
+    pub fn request_timeout(mut self, timeout: Duration) -> ClientBuilder {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// How long an idle connection is kept for reuse. 90 seconds by
+    /// default. Expired connections are closed when the pool is next used
+    /// on their shard.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = spargio_http::Client::builder()
+    ///     .pool_idle_timeout(Duration::from_secs(15))
+    ///     .build();
+    /// # drop(client);
+    /// ```
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> ClientBuilder {
+        self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// How many idle connections are kept per host (scheme, host and port)
+    /// on each shard. 32 by default; 0 turns connection reuse off.
+    ///
+    /// ```
+    /// let no_reuse = spargio_http::Client::builder().pool_max_idle_per_host(0).build();
+    /// # drop(no_reuse);
+    /// ```
+    pub fn pool_max_idle_per_host(mut self, max: usize) -> ClientBuilder {
+        self.pool_max_idle_per_host = max;
+        self
+    }
+
+    /// The TLS connector for `https` URIs: to trust other roots than the
+    /// Mozilla ones, present a client certificate, or change the handshake
+    /// timeout. By default a [`TlsConnector::webpki_roots`] connector is
+    /// built on the first `https` request.
+    ///
+    /// ```
+    /// use spargio_http::tls::{root_store_from_pem, TlsConnector};
+    ///
+    /// let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// let roots = root_store_from_pem(cert.cert.pem().as_bytes()).unwrap();
+    /// let client = spargio_http::Client::builder()
+    ///     .tls(TlsConnector::with_root_store(roots))
+    ///     .build();
+    /// # drop(client);
+    /// ```
+    pub fn tls(mut self, connector: TlsConnector) -> ClientBuilder {
+        self.tls = Some(connector);
+        self
+    }
+
+    /// Builds the client. It may be built outside a runtime; requests need
+    /// one.
+    ///
+    /// ```
+    /// let client = spargio_http::Client::builder().build();
+    /// # drop(client);
+    /// ```
+    pub fn build(self) -> Client {
+        let tls = OnceLock::new();
+        if let Some(connector) = self.tls {
+            let _ = tls.set(connector);
+        }
+        Client {
+            inner: Arc::new(Inner {
+                config: Config {
+                    connect_timeout: self.connect_timeout,
+                    request_timeout: self.request_timeout,
+                    limits: Limits::default(),
+                },
+                tls,
+                pool: Pool::new(self.pool_idle_timeout, self.pool_max_idle_per_host),
+                next_shard: Default::default(),
+            }),
+        }
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}

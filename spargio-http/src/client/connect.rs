@@ -1,0 +1,206 @@
+//! Making a connection (TCP, then TLS for `https`) and the buffered halves
+//! the exchange drives.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use spargio_rt::net::TcpStream;
+
+use super::target::Target;
+use super::{ClientError, Inner};
+use crate::tls::{TlsReader, TlsWriter};
+use crate::transport::{TcpReader, TcpWriter, Transport, TransportRead, TransportWrite};
+
+/// How much room a read asks for.
+const READ_SIZE: usize = 16 * 1024;
+
+/// The read side of a plain or TLS connection.
+pub(crate) enum ConnReader {
+    Tcp(TcpReader),
+    Tls(TlsReader),
+}
+
+/// The write side of a plain or TLS connection.
+pub(crate) enum ConnWriter {
+    Tcp(TcpWriter),
+    Tls(TlsWriter),
+}
+
+impl TransportRead for ConnReader {
+    async fn read_some(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        match self {
+            ConnReader::Tcp(r) => r.read_some(buf).await,
+            ConnReader::Tls(r) => r.read_some(buf).await,
+        }
+    }
+}
+
+impl TransportWrite for ConnWriter {
+    async fn write_all(&mut self, buf: BytesMut) -> (io::Result<()>, BytesMut) {
+        match self {
+            ConnWriter::Tcp(w) => w.write_all(buf).await,
+            ConnWriter::Tls(w) => w.write_all(buf).await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            ConnWriter::Tcp(w) => w.shutdown().await,
+            ConnWriter::Tls(w) => w.shutdown().await,
+        }
+    }
+}
+
+/// The read side and the bytes read but not yet used.
+pub(crate) struct Input {
+    reader: ConnReader,
+    /// Bytes read and not yet parsed. Lost if a read is cancelled (the
+    /// connection is then dropped).
+    pub(crate) buf: BytesMut,
+    /// The peer closed its side (a clean end of stream).
+    pub(crate) eof: bool,
+}
+
+impl Input {
+    pub(crate) fn new(reader: ConnReader) -> Input {
+        Input {
+            reader,
+            buf: BytesMut::new(),
+            eof: false,
+        }
+    }
+
+    /// Reads once, appending to `buf`; `Ok(0)` at end of stream (which
+    /// also sets `eof`).
+    pub(crate) async fn fill(&mut self) -> io::Result<usize> {
+        self.buf.reserve(READ_SIZE);
+        let buf = std::mem::take(&mut self.buf);
+        let (res, buf) = self.reader.read_some(buf).await;
+        self.buf = buf;
+        if let Ok(0) = res {
+            self.eof = true;
+        }
+        res
+    }
+}
+
+/// The write side and the bytes queued for it.
+pub(crate) struct Output {
+    writer: ConnWriter,
+    /// Encoded request bytes not yet written.
+    pub(crate) buf: BytesMut,
+}
+
+impl Output {
+    pub(crate) fn new(writer: ConnWriter) -> Output {
+        Output {
+            writer,
+            buf: BytesMut::with_capacity(4096),
+        }
+    }
+
+    /// Writes out everything queued.
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let (res, mut buf) = self.writer.write_all(buf).await;
+        buf.clear();
+        self.buf = buf;
+        res
+    }
+
+    /// Flushes, then closes the write side (TLS: `close_notify`; TCP: FIN).
+    pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
+        self.flush().await?;
+        self.writer.shutdown().await
+    }
+}
+
+/// An open connection to one server.
+pub(crate) struct Conn {
+    pub(crate) input: Input,
+    pub(crate) output: Output,
+}
+
+impl Conn {
+    fn new<T>(
+        stream: T,
+        wrap: impl FnOnce(T::Reader, T::Writer) -> (ConnReader, ConnWriter),
+    ) -> Conn
+    where
+        T: Transport,
+    {
+        let (r, w) = stream.split();
+        let (reader, writer) = wrap(r, w);
+        Conn {
+            input: Input::new(reader),
+            output: Output::new(writer),
+        }
+    }
+
+    /// Whether the connection can carry another request: nothing unread,
+    /// nothing unwritten, and the server has not closed its side.
+    pub(crate) fn is_clean(&self) -> bool {
+        self.input.buf.is_empty() && !self.input.eof && self.output.buf.is_empty()
+    }
+}
+
+/// Connects to `target` within the connect timeout and before
+/// `request_deadline`.
+pub(crate) async fn connect(
+    inner: &Inner,
+    target: &Target,
+    request_deadline: Option<(Instant, Duration)>,
+) -> Result<Conn, ClientError> {
+    let connect_timeout = inner.config.connect_timeout;
+    let connect_deadline = Instant::now()
+        .checked_add(connect_timeout)
+        .unwrap_or_else(far_future);
+    let (deadline, after, connecting) = match request_deadline {
+        Some((at, after)) if at < connect_deadline => (at, after, false),
+        _ => (connect_deadline, connect_timeout, true),
+    };
+    match spargio_rt::time::timeout_at(deadline, establish(inner, target)).await {
+        Ok(res) => res,
+        Err(_) => Err(ClientError::Timeout {
+            host: target.authority.clone(),
+            after,
+            connecting,
+        }),
+    }
+}
+
+async fn establish(inner: &Inner, target: &Target) -> Result<Conn, ClientError> {
+    let tcp = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|source| ClientError::Connect {
+            host: target.authority.clone(),
+            source,
+        })?;
+    // Requests are written whole; no reason to let Nagle hold them back.
+    let _ = tcp.set_nodelay(true);
+    if !target.https {
+        return Ok(Conn::new(tcp, |r, w| {
+            (ConnReader::Tcp(r), ConnWriter::Tcp(w))
+        }));
+    }
+    let tls = inner
+        .tls_connector()
+        .connect(&target.host, tcp)
+        .await
+        .map_err(|source| ClientError::Tls {
+            host: target.authority.clone(),
+            source,
+        })?;
+    Ok(Conn::new(tls, |r, w| {
+        (ConnReader::Tls(r), ConnWriter::Tls(w))
+    }))
+}
+
+/// An instant so far ahead it never comes (for a timeout that overflows).
+pub(crate) fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}

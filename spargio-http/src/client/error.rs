@@ -1,0 +1,232 @@
+//! [`ClientError`]: why a request got no response.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use spargio_service::BoxError;
+
+use crate::tls::TlsError;
+
+/// Why [`Client::request`](super::Client::request) produced no response.
+///
+/// Every variant but [`InvalidUri`](ClientError::InvalidUri) names the
+/// server (`host:port`) it was talking to, and its `Display` says what
+/// failed there. Errors that happen once the response head has arrived
+/// (a connection cut in the middle of the body, a malformed chunk) are
+/// reported by the response [`Body`](crate::Body) as a
+/// [`BodyError`](crate::BodyError) instead.
+///
+/// ```
+/// use spargio_http::{Client, ClientError};
+///
+/// spargio_rt::run(|_| async {
+///     let err = Client::new().get("ftp://example.com/").await.unwrap_err();
+///     assert!(matches!(err, ClientError::InvalidUri { .. }));
+///     assert_eq!(
+///         err.to_string(),
+///         "invalid URI \"ftp://example.com/\": the scheme must be http or https"
+///     );
+/// })
+/// .unwrap();
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URI is not an absolute `http://` or `https://` URI with a host.
+    InvalidUri {
+        /// The URI as given.
+        uri: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The request head could not be written: a header value holds CR, LF
+    /// or NUL (possible only through the `unchecked` constructors of
+    /// `http::HeaderValue`). Nothing was sent.
+    InvalidRequest {
+        /// The server the request was for.
+        host: String,
+        /// What is wrong with the request.
+        reason: String,
+    },
+    /// The TCP connection could not be made: the name did not resolve, or
+    /// the server refused or did not answer.
+    Connect {
+        /// The server the connection was for.
+        host: String,
+        /// The error from resolving or connecting.
+        source: io::Error,
+    },
+    /// The TLS handshake of an `https` connection failed (for instance the
+    /// certificate is not trusted or not valid for the host).
+    Tls {
+        /// The server the connection was for.
+        host: String,
+        /// The error from the handshake.
+        source: TlsError,
+    },
+    /// A time limit ran out: the connect timeout while connecting (TCP and
+    /// TLS handshake), or the request timeout before the response head
+    /// arrived.
+    Timeout {
+        /// The server the request was for.
+        host: String,
+        /// The limit that ran out.
+        after: Duration,
+        /// `true` if the connection was still being made, `false` if the
+        /// request was waiting for its response.
+        connecting: bool,
+    },
+    /// Writing the request or reading the response head failed.
+    Io {
+        /// The server the request was for.
+        host: String,
+        /// The error from the connection.
+        source: io::Error,
+    },
+    /// The response head is not valid HTTP/1.x (or is larger than the
+    /// client accepts).
+    Parse {
+        /// The server the response came from.
+        host: String,
+        /// What is wrong with the response.
+        reason: &'static str,
+    },
+    /// The server closed the connection before a complete response head
+    /// arrived.
+    Closed {
+        /// The server the request was for.
+        host: String,
+    },
+    /// The request body failed (its `poll_frame` returned an error, or it
+    /// produced a different number of bytes than its exact size hint). The
+    /// connection was closed.
+    Body {
+        /// The server the request was for.
+        host: String,
+        /// The body's error.
+        source: BoxError,
+    },
+}
+
+impl ClientError {
+    /// The server (`host:port`) the request was for; `None` for
+    /// [`InvalidUri`](ClientError::InvalidUri).
+    ///
+    /// ```
+    /// use spargio_http::Client;
+    ///
+    /// spargio_rt::run(|_| async {
+    ///     // Nothing listens on port 1 of the loopback address.
+    ///     let err = Client::new().get("http://127.0.0.1:1/").await.unwrap_err();
+    ///     assert_eq!(err.host(), Some("127.0.0.1:1"));
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            ClientError::InvalidUri { .. } => None,
+            ClientError::InvalidRequest { host, .. }
+            | ClientError::Connect { host, .. }
+            | ClientError::Tls { host, .. }
+            | ClientError::Timeout { host, .. }
+            | ClientError::Io { host, .. }
+            | ClientError::Parse { host, .. }
+            | ClientError::Closed { host }
+            | ClientError::Body { host, .. } => Some(host),
+        }
+    }
+
+    /// Whether this is a [`Timeout`](ClientError::Timeout).
+    ///
+    /// ```
+    /// use spargio_http::Client;
+    ///
+    /// spargio_rt::run(|_| async {
+    ///     let err = Client::new().get("http://127.0.0.1:1/").await.unwrap_err();
+    ///     assert!(!err.is_timeout());
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ClientError::Timeout { .. })
+    }
+
+    /// Whether the connection could not be made: a
+    /// [`Connect`](ClientError::Connect), a [`Tls`](ClientError::Tls), or
+    /// a [`Timeout`](ClientError::Timeout) while connecting. Such a
+    /// request never reached the server.
+    ///
+    /// ```
+    /// use spargio_http::Client;
+    ///
+    /// spargio_rt::run(|_| async {
+    ///     let err = Client::new().get("http://127.0.0.1:1/").await.unwrap_err();
+    ///     assert!(err.is_connect());
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn is_connect(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. }
+                | ClientError::Tls { .. }
+                | ClientError::Timeout {
+                    connecting: true,
+                    ..
+                }
+        )
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::InvalidUri { uri, reason } => write!(f, "invalid URI {uri:?}: {reason}"),
+            ClientError::InvalidRequest { host, reason } => {
+                write!(f, "invalid request for {host}: {reason}")
+            }
+            ClientError::Connect { host, source } => {
+                write!(f, "could not connect to {host}: {source}")
+            }
+            ClientError::Tls { host, source } => write!(f, "TLS with {host} failed: {source}"),
+            ClientError::Timeout {
+                host,
+                after,
+                connecting: true,
+            } => write!(f, "connecting to {host} timed out after {after:?}"),
+            ClientError::Timeout {
+                host,
+                after,
+                connecting: false,
+            } => write!(f, "no response from {host} within {after:?}"),
+            ClientError::Io { host, source } => {
+                write!(f, "connection to {host} failed: {source}")
+            }
+            ClientError::Parse { host, reason } => {
+                write!(f, "invalid response from {host}: {reason}")
+            }
+            ClientError::Closed { host } => {
+                write!(f, "{host} closed the connection before responding")
+            }
+            ClientError::Body { host, source } => {
+                write!(f, "request body for {host} failed: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Connect { source, .. } | ClientError::Io { source, .. } => Some(source),
+            ClientError::Tls { source, .. } => Some(source),
+            ClientError::Body { source, .. } => Some(&**source),
+            ClientError::InvalidUri { .. }
+            | ClientError::InvalidRequest { .. }
+            | ClientError::Timeout { .. }
+            | ClientError::Parse { .. }
+            | ClientError::Closed { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,635 @@
+//! One request on one connection: the task that writes the request, reads
+//! the response head, hands the response over and then feeds its body,
+//! all on the shard that owns the connection.
+//!
+//! Writing the request body and reading the response run side by side
+//! (a server may answer before it has read the whole body, or stream its
+//! answer while it reads), in one poll loop over two futures that borrow
+//! the connection's two halves.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, BytesMut};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body as HttpBody;
+use spargio_service::BoxError;
+
+use super::connect::{connect, far_future, Conn, Input, Output};
+use super::oneshot;
+use super::target::Target;
+use super::{ClientError, Inner};
+use crate::body::{Body, BodyError, BodySender, Demand};
+use crate::h1::{
+    connection_has_token, encode_chunk, encode_last_chunk, encode_request_head, parse_response,
+    BodyLength, ChunkedDecoder, ChunkedError, ChunkedItem, Limits, ResponseBodyLength,
+    ResponseHead,
+};
+
+/// Where the task hands the response (or the error) to the caller.
+pub(crate) type Reply = oneshot::Sender<Result<Response<Body>, ClientError>>;
+
+/// Request bytes are written once this many are buffered.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Runs `req` to the end on the current shard (`shard`): the response, or
+/// the error, goes to `reply`; the task then keeps feeding the response
+/// body and finally returns the connection to the pool if it can carry
+/// another request.
+pub(crate) async fn run<B>(
+    inner: Arc<Inner>,
+    shard: usize,
+    target: Target,
+    req: Request<B>,
+    reply: Reply,
+) where
+    B: HttpBody + 'static,
+    B::Error: Into<BoxError>,
+{
+    let mut reply = Some(reply);
+    if let Err(e) = drive(&inner, shard, &target, req, &mut reply).await {
+        if let Some(reply) = reply.take() {
+            reply.send(Err(e));
+        }
+    }
+}
+
+/// What every attempt of one request shares.
+struct Ctx<'a> {
+    inner: &'a Inner,
+    shard: usize,
+    target: &'a Target,
+    method: &'a Method,
+    /// The request timeout: when it runs out, and its length.
+    deadline: Option<(Instant, Duration)>,
+    /// The request did not ask to close the connection.
+    reuse_allowed: bool,
+}
+
+impl Ctx<'_> {
+    fn host(&self) -> String {
+        self.target.authority.clone()
+    }
+}
+
+/// How one attempt on one connection ended.
+enum Attempt {
+    /// The response was handed over (and its body fed as far as it went).
+    Done,
+    /// The request failed.
+    Failed(ClientError),
+    /// The connection failed before any response byte came: a reused
+    /// connection the server had closed; the request may be retried on a
+    /// new one.
+    Stale(ClientError),
+}
+
+async fn drive<B>(
+    inner: &Inner,
+    shard: usize,
+    target: &Target,
+    req: Request<B>,
+    reply: &mut Option<Reply>,
+) -> Result<(), ClientError>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    let deadline = inner.config.request_timeout.map(|after| {
+        let at = Instant::now().checked_add(after).unwrap_or_else(far_future);
+        (at, after)
+    });
+    let (parts, body) = req.into_parts();
+    let framing = request_framing(&body);
+    let mut body = match framing {
+        BodyLength::Empty => None,
+        BodyLength::Length(_) | BodyLength::Chunked => Some(body),
+    };
+    let mut head = BytesMut::new();
+    encode_request_head(
+        &mut head,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        framing,
+        false,
+    )
+    .map_err(|e| ClientError::InvalidRequest {
+        host: target.authority.clone(),
+        reason: e.to_string(),
+    })?;
+    let ctx = Ctx {
+        inner,
+        shard,
+        target,
+        method: &parts.method,
+        deadline,
+        reuse_allowed: parts.method != Method::CONNECT
+            && !connection_has_token(&parts.headers, "close"),
+    };
+    // Only a request that can be sent twice without harm, and whose
+    // (empty) body is not consumed by the first try, is retried.
+    let mut may_retry = body.is_none() && is_idempotent(&parts.method);
+    loop {
+        let (conn, reused) = match inner.pool.checkout(shard, target) {
+            Some(conn) => (conn, true),
+            None => (connect(inner, target, deadline).await?, false),
+        };
+        match attempt(&ctx, conn, &head, framing, body.take(), reply).await {
+            Attempt::Done => return Ok(()),
+            Attempt::Failed(e) => return Err(e),
+            Attempt::Stale(e) => {
+                if reused && may_retry {
+                    may_retry = false;
+                } else {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// How the request body is framed: by its exact size if it has one, else
+/// chunked; nothing at all if it is empty.
+fn request_framing<B: HttpBody>(body: &B) -> BodyLength {
+    if body.is_end_stream() {
+        return BodyLength::Empty;
+    }
+    match body.size_hint().exact() {
+        Some(0) => BodyLength::Empty,
+        Some(n) => BodyLength::Length(n),
+        None => BodyLength::Chunked,
+    }
+}
+
+/// Methods whose requests may be sent twice (RFC 9110 §9.2.2), minus
+/// POST/PATCH/CONNECT.
+fn is_idempotent(method: &Method) -> bool {
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::TRACE,
+    ]
+    .contains(method)
+}
+
+/// How writing the request ended.
+enum WriteEnd {
+    /// Everything was written.
+    Done,
+    /// The connection failed.
+    Io(io::Error),
+    /// The request body failed; the write side was shut down.
+    Body(BoxError),
+}
+
+/// How reading the response head failed.
+enum HeadError {
+    /// The server closed the connection.
+    Closed { any_bytes: bool },
+    /// Reading failed.
+    Io { err: io::Error, any_bytes: bool },
+    /// The head is not valid.
+    Parse(&'static str),
+}
+
+/// How feeding the response body ended.
+enum Fed {
+    /// The body was read to its end; the sender's `finish` is left to the
+    /// caller, to be called once the connection is back in the pool (so a
+    /// caller that saw the end and sends the next request finds it there).
+    Complete(BodySender),
+    /// The body was not read to its end (the connection cannot be reused).
+    Incomplete,
+}
+
+/// What the response turned out to need once its head arrived.
+enum Delivery {
+    /// A response without a body, to hand over once the connection is back
+    /// in the pool.
+    Later(Response<Body>),
+    /// A response already handed over whose body was fed.
+    Fed(Fed),
+}
+
+/// Polls the writer unless it has finished.
+fn poll_writer<F: Future<Output = WriteEnd>>(
+    writer: Pin<&mut F>,
+    written: &mut Option<WriteEnd>,
+    cx: &mut Context<'_>,
+) {
+    if written.is_none() {
+        if let Poll::Ready(end) = writer.poll(cx) {
+            *written = Some(end);
+        }
+    }
+}
+
+async fn attempt<B>(
+    ctx: &Ctx<'_>,
+    conn: Conn,
+    head: &[u8],
+    framing: BodyLength,
+    body: Option<B>,
+    reply: &mut Option<Reply>,
+) -> Attempt
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    let Conn {
+        mut input,
+        mut output,
+    } = conn;
+    output.buf.extend_from_slice(head);
+    let limits = &ctx.inner.config.limits;
+    let mut written: Option<WriteEnd> = None;
+    let (delivery, keep_alive) = {
+        let mut writer = pin!(write_request(&mut output, body, framing));
+
+        // Until the head: write and read side by side, under the request
+        // timeout.
+        let mut timer = pin!(ctx
+            .deadline
+            .map(|(at, _)| spargio_rt::time::sleep_until(at)));
+        let read = {
+            let mut reader = pin!(read_head(&mut input, ctx.method, limits));
+            poll_fn(|cx| {
+                poll_writer(writer.as_mut(), &mut written, cx);
+                if let Some(WriteEnd::Body(_)) = written {
+                    return Poll::Ready(None);
+                }
+                if let Poll::Ready(res) = reader.as_mut().poll(cx) {
+                    return Poll::Ready(Some(Ok(res)));
+                }
+                if let Some(timer) = timer.as_mut().as_pin_mut() {
+                    if timer.poll(cx).is_ready() {
+                        return Poll::Ready(Some(Err(())));
+                    }
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        let head = match read {
+            None => {
+                let Some(WriteEnd::Body(source)) = written else {
+                    unreachable!("the loop stops early only for a body error")
+                };
+                return Attempt::Failed(ClientError::Body {
+                    host: ctx.host(),
+                    source,
+                });
+            }
+            Some(Err(())) => {
+                return Attempt::Failed(ClientError::Timeout {
+                    host: ctx.host(),
+                    after: ctx.deadline.map_or(Duration::ZERO, |(_, after)| after),
+                    connecting: false,
+                });
+            }
+            Some(Ok(Err(e))) => return head_failed(ctx, e, written),
+            Some(Ok(Ok(head))) => head,
+        };
+
+        let mut keep_alive = head.keep_alive && ctx.reuse_allowed;
+        let body_length = head.body;
+        let status = head.status;
+        let mut response = response_from(head);
+        let framing = match body_length {
+            _ if status == StatusCode::SWITCHING_PROTOCOLS => {
+                // The connection now speaks another protocol, which the
+                // client does not; it is closed.
+                keep_alive = false;
+                None
+            }
+            ResponseBodyLength::Empty | ResponseBodyLength::Length(0) => None,
+            ResponseBodyLength::Length(n) => Some(Framing::Length(n)),
+            ResponseBodyLength::Chunked => Some(Framing::Chunked(ChunkedDecoder::new(limits))),
+            ResponseBodyLength::CloseDelimited => {
+                keep_alive = false;
+                Some(Framing::Close)
+            }
+        };
+        let delivery = match framing {
+            None => Delivery::Later(response),
+            Some(framing) => {
+                let length = match framing {
+                    Framing::Length(n) => Some(n),
+                    Framing::Chunked(_) | Framing::Close => None,
+                };
+                let (body, sender) = Body::channel(length, false);
+                *response.body_mut() = body;
+                if let Some(reply) = reply.take() {
+                    reply.send(Ok(response));
+                }
+                // The rest of the request body (if any) keeps going out
+                // while the response body comes in.
+                let mut feed = pin!(feed_body(&mut input, framing, sender));
+                let fed = poll_fn(|cx| {
+                    poll_writer(writer.as_mut(), &mut written, cx);
+                    feed.as_mut().poll(cx)
+                })
+                .await;
+                Delivery::Fed(fed)
+            }
+        };
+        (delivery, keep_alive)
+        // An unfinished writer is dropped here: the response is complete
+        // without the rest of the request body, and the connection closes.
+    };
+
+    let complete = match &delivery {
+        Delivery::Later(_) | Delivery::Fed(Fed::Complete(_)) => true,
+        Delivery::Fed(Fed::Incomplete) => false,
+    };
+    let conn = Conn { input, output };
+    if keep_alive && complete && matches!(written, Some(WriteEnd::Done)) && conn.is_clean() {
+        ctx.inner.pool.checkin(ctx.shard, ctx.target, conn);
+    } else {
+        drop(conn);
+    }
+    match delivery {
+        Delivery::Later(response) => {
+            if let Some(reply) = reply.take() {
+                reply.send(Ok(response));
+            }
+        }
+        Delivery::Fed(Fed::Complete(sender)) => sender.finish(),
+        Delivery::Fed(Fed::Incomplete) => {}
+    }
+    Attempt::Done
+}
+
+/// The error for a response head that did not come; [`Attempt::Stale`] if
+/// nothing at all came back.
+fn head_failed(ctx: &Ctx<'_>, err: HeadError, written: Option<WriteEnd>) -> Attempt {
+    let host = ctx.host();
+    let (err, any_bytes) = match (err, written) {
+        (HeadError::Parse(reason), _) => {
+            return Attempt::Failed(ClientError::Parse { host, reason })
+        }
+        // The write error says more than the read side's end.
+        (
+            HeadError::Closed { any_bytes } | HeadError::Io { any_bytes, .. },
+            Some(WriteEnd::Io(source)),
+        ) => (ClientError::Io { host, source }, any_bytes),
+        (HeadError::Closed { any_bytes }, _) => (ClientError::Closed { host }, any_bytes),
+        (HeadError::Io { err, any_bytes }, _) => (ClientError::Io { host, source: err }, any_bytes),
+    };
+    if any_bytes {
+        Attempt::Failed(err)
+    } else {
+        Attempt::Stale(err)
+    }
+}
+
+/// The response for `head`, with an empty body for now.
+fn response_from(head: ResponseHead) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = head.status;
+    *response.version_mut() = head.version;
+    *response.headers_mut() = head.headers;
+    response
+}
+
+/// Writes the request: the head already in `out.buf`, then the body with
+/// `framing`.
+async fn write_request<B>(out: &mut Output, body: Option<B>, framing: BodyLength) -> WriteEnd
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    let Some(body) = body else {
+        return match out.flush().await {
+            Ok(()) => WriteEnd::Done,
+            Err(e) => WriteEnd::Io(e),
+        };
+    };
+    let mut body = pin!(body);
+    let mut sent: u64 = 0;
+    let mut trailers: Option<HeaderMap> = None;
+    loop {
+        // Frames that are ready join the bytes already buffered (the head
+        // goes out with the first of them); before waiting for one, what
+        // is buffered is written.
+        let frame = match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                if let Err(e) = out.flush().await {
+                    return WriteEnd::Io(e);
+                }
+                poll_fn(|cx| body.as_mut().poll_frame(cx)).await
+            }
+        };
+        let frame = match frame {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => return body_failed(out, e.into()).await,
+        };
+        match frame.into_data() {
+            Ok(mut data) => {
+                let n = data.remaining();
+                if n == 0 {
+                    continue;
+                }
+                sent += n as u64;
+                match framing {
+                    BodyLength::Length(len) => {
+                        if sent > len {
+                            return body_failed(
+                                out,
+                                "the request body is longer than its size hint".into(),
+                            )
+                            .await;
+                        }
+                        out.buf.put(data);
+                    }
+                    BodyLength::Chunked | BodyLength::Empty => {
+                        if data.chunk().len() == n {
+                            encode_chunk(&mut out.buf, data.chunk());
+                        } else {
+                            encode_chunk(&mut out.buf, &data.copy_to_bytes(n));
+                        }
+                    }
+                }
+            }
+            Err(frame) => {
+                if let Ok(t) = frame.into_trailers() {
+                    // Trailers end the body.
+                    trailers = Some(t);
+                    break;
+                }
+            }
+        }
+        if out.buf.len() >= WRITE_BUFFER {
+            if let Err(e) = out.flush().await {
+                return WriteEnd::Io(e);
+            }
+        }
+    }
+    match framing {
+        BodyLength::Length(len) if sent != len => {
+            return body_failed(out, "the request body is shorter than its size hint".into()).await;
+        }
+        BodyLength::Chunked => {
+            if let Err(e) = encode_last_chunk(&mut out.buf, trailers.as_ref()) {
+                return body_failed(out, e.into()).await;
+            }
+        }
+        BodyLength::Length(_) | BodyLength::Empty => {}
+    }
+    match out.flush().await {
+        Ok(()) => WriteEnd::Done,
+        Err(e) => WriteEnd::Io(e),
+    }
+}
+
+/// Ends a request whose body failed: the server sees the connection's
+/// write side close in the middle of the body.
+async fn body_failed(out: &mut Output, err: BoxError) -> WriteEnd {
+    let _ = out.shutdown().await;
+    WriteEnd::Body(err)
+}
+
+/// Reads up to the final response head, skipping interim (1xx) responses
+/// other than `101 Switching Protocols`.
+async fn read_head(
+    input: &mut Input,
+    method: &Method,
+    limits: &Limits,
+) -> Result<ResponseHead, HeadError> {
+    let mut any_bytes = !input.buf.is_empty();
+    loop {
+        if !input.buf.is_empty() {
+            match parse_response(&input.buf, method, limits) {
+                Ok(Some((head, n))) => {
+                    input.buf.advance(n);
+                    if head.status.is_informational()
+                        && head.status != StatusCode::SWITCHING_PROTOCOLS
+                    {
+                        continue;
+                    }
+                    return Ok(head);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(HeadError::Parse(e.0)),
+            }
+        }
+        match input.fill().await {
+            Ok(0) => return Err(HeadError::Closed { any_bytes }),
+            Ok(_) => any_bytes = true,
+            Err(err) => return Err(HeadError::Io { err, any_bytes }),
+        }
+    }
+}
+
+/// How the response body is delimited, and how much of it is left.
+enum Framing {
+    /// `Content-Length`: this many bytes still to come.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked(ChunkedDecoder),
+    /// Until the server closes the connection.
+    Close,
+}
+
+/// A step through the buffered response body.
+enum Item {
+    Data(bytes::Bytes),
+    End(Option<HeaderMap>),
+    NeedMore,
+}
+
+/// The next step from what `input` holds.
+fn next_item(input: &mut Input, framing: &mut Framing) -> Result<Item, ChunkedError> {
+    Ok(match framing {
+        Framing::Length(0) => Item::End(None),
+        Framing::Length(rem) => {
+            if input.buf.is_empty() {
+                Item::NeedMore
+            } else {
+                let n = (*rem).min(input.buf.len() as u64);
+                *rem -= n;
+                Item::Data(input.buf.split_to(n as usize).freeze())
+            }
+        }
+        Framing::Chunked(dec) => match dec.decode(&mut input.buf)? {
+            ChunkedItem::Data(data) => Item::Data(data),
+            ChunkedItem::NeedMore => Item::NeedMore,
+            ChunkedItem::End(trailers) => Item::End(trailers),
+        },
+        Framing::Close => {
+            if !input.buf.is_empty() {
+                Item::Data(input.buf.split().freeze())
+            } else if input.eof {
+                Item::End(None)
+            } else {
+                Item::NeedMore
+            }
+        }
+    })
+}
+
+/// Feeds the response body to `sender` as the caller asks for it, reading
+/// from the connection only when what is buffered has been taken.
+async fn feed_body(input: &mut Input, mut framing: Framing, sender: BodySender) -> Fed {
+    loop {
+        let item = match next_item(input, &mut framing) {
+            Ok(item) => item,
+            Err(e) => {
+                sender.fail(BodyError::Malformed(e.0));
+                return Fed::Incomplete;
+            }
+        };
+        match item {
+            Item::Data(data) => match sender.demand().await {
+                Demand::Ready => sender.send_data(data),
+                Demand::Gone => return drain_buffered(input, &mut framing, sender),
+            },
+            Item::End(trailers) => {
+                if let Some(trailers) = trailers {
+                    if sender.demand().await == Demand::Ready {
+                        sender.send_trailers(trailers);
+                    }
+                }
+                return Fed::Complete(sender);
+            }
+            Item::NeedMore => {
+                if sender.demand().await == Demand::Gone {
+                    return drain_buffered(input, &mut framing, sender);
+                }
+                let err = match input.fill().await {
+                    Ok(0) if matches!(framing, Framing::Close) => continue,
+                    Ok(0) => io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection closed before the response body was complete",
+                    ),
+                    Ok(_) => continue,
+                    Err(e) => e,
+                };
+                sender.fail(BodyError::Io(err));
+                return Fed::Incomplete;
+            }
+        }
+    }
+}
+
+/// The caller dropped the body: the connection can still be reused if the
+/// rest of the body is already buffered (a small body usually is).
+fn drain_buffered(input: &mut Input, framing: &mut Framing, sender: BodySender) -> Fed {
+    loop {
+        match next_item(input, framing) {
+            Ok(Item::Data(_)) => {}
+            Ok(Item::End(_)) => return Fed::Complete(sender),
+            Ok(Item::NeedMore) | Err(_) => return Fed::Incomplete,
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! [`Client`]: HTTP/1.1 requests over TCP and TLS, with keep-alive
+//! connections pooled per shard.
+//!
+//! Each request runs as a task pinned to the shard that made it (the shard
+//! whose thread first polls the request future): that task owns the
+//! connection, so its reads and writes go through one ring, and it takes
+//! and returns idle connections from that shard's own pool. The future
+//! [`Client::request`] returns only waits for that task's answer, so it is
+//! `Send` and can be awaited in a stealable task (an axum handler, say),
+//! whatever shard it moves to.
+
+mod builder;
+mod connect;
+mod error;
+mod exchange;
+mod oneshot;
+mod pool;
+mod target;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use http::{Request, Response, Uri};
+use http_body::Body as HttpBody;
+use spargio_rt::{JoinHandle, RuntimeHandle, ShardId};
+use spargio_service::BoxError;
+
+use crate::body::Body;
+use crate::tls::TlsConnector;
+pub use builder::ClientBuilder;
+use builder::Config;
+pub use error::ClientError;
+use pool::Pool;
+use target::Target;
+
+/// An HTTP/1.1 client for `http://` and `https://` URIs.
+///
+/// Cheap to clone (clones share settings and idle connections) and
+/// `Send + Sync`. Connections are kept alive and reused per shard and per
+/// server (scheme, host, port); `https` uses rustls with the Mozilla roots
+/// unless [`ClientBuilder::tls`] says otherwise. Requests need a spargio
+/// runtime; the client itself may be made anywhere.
+///
+/// ```no_run
+/// use http_body_util::BodyExt;
+/// use spargio_http::Client;
+///
+/// spargio_rt::run(|_| async {
+///     let client = Client::new();
+///     let response = client.get("http://example.com/").await?;
+///     println!("{}", response.status());
+///     let body = response.into_body().collect().await?.to_bytes();
+///     println!("{} bytes", body.len());
+///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+/// })
+/// .unwrap()
+/// .unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// What the clones of a client share.
+pub(crate) struct Inner {
+    config: Config,
+    /// The TLS connector, made on first `https` use unless given.
+    tls: OnceLock<TlsConnector>,
+    pool: Pool,
+    /// Round-robin shard choice for requests made off the shards.
+    next_shard: AtomicUsize,
+}
+
+impl Inner {
+    fn tls_connector(&self) -> &TlsConnector {
+        self.tls.get_or_init(TlsConnector::webpki_roots)
+    }
+}
+
+impl Client {
+    /// A client with the default settings: 10 s connect timeout, no
+    /// request timeout, idle connections kept 90 s (at most 32 per host and
+    /// shard), TLS trusting the Mozilla roots.
+    ///
+    /// ```
+    /// let client = spargio_http::Client::new();
+    /// # drop(client);
+    /// ```
+    pub fn new() -> Client {
+        ClientBuilder::new().build()
+    }
+
+    /// A builder for a client with other settings.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = spargio_http::Client::builder()
+    ///     .request_timeout(Duration::from_secs(10))
+    ///     .build();
+    /// # drop(client);
+    /// ```
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+
+    /// Sends `req` and resolves to the response once its head has arrived;
+    /// the body then streams in as the returned [`Body`] is read.
+    ///
+    /// - The URI must be absolute, `http` or `https`, with a host (else
+    ///   [`ClientError::InvalidUri`]); the port defaults to 80 or 443. The
+    ///   request goes out as HTTP/1.1 in origin form (`GET /path?q
+    ///   HTTP/1.1`) whatever `req.version()` says, with a `Host` header
+    ///   from the URI unless `req` has one.
+    /// - The body is sent with `Content-Length` when its size hint is
+    ///   exact, chunked otherwise (trailers included), and not at all when
+    ///   it is empty (`content-length: 0` for POST, PUT and PATCH). Any
+    ///   `Content-Length` or `Transfer-Encoding` in `req` is replaced.
+    ///   It keeps streaming while the response comes in.
+    /// - `Expect: 100-continue` is not waited on: the body is sent at once,
+    ///   and interim `1xx` responses are skipped. A `101 Switching
+    ///   Protocols` response is returned as it is, with an empty body, and
+    ///   its connection is closed: upgrades are not supported on the
+    ///   client side.
+    /// - The response body is [`Body`], framed by `Content-Length`, chunked
+    ///   (trailers arrive as a trailers frame) or the closing of the
+    ///   connection, and empty for HEAD, 204, 304. A connection that fails
+    ///   or closes before the body is complete makes the body yield
+    ///   [`BodyError::Io`](crate::BodyError::Io), never a clean end.
+    ///
+    /// The connection goes back to the pool when the response body has been
+    /// read to its end (or dropped with the rest already received), the
+    /// whole request was sent, and neither side asked to close it. A
+    /// pooled connection that turns out to have been closed by the server
+    /// (nothing came back on it) is replaced by a fresh one, once, for a
+    /// request with an empty body and an idempotent method (GET, HEAD,
+    /// PUT, DELETE, OPTIONS, TRACE).
+    ///
+    /// The returned future is `Send` and `'static`. Dropping it before the
+    /// response arrives abandons the request and closes its connection.
+    ///
+    /// ```no_run
+    /// use http::Request;
+    /// use spargio_http::{Body, Client};
+    ///
+    /// spargio_rt::run(|_| async {
+    ///     let req = Request::post("http://127.0.0.1:8080/items")
+    ///         .header("content-type", "application/json")
+    ///         .body(Body::from(r#"{"name":"spargio"}"#))
+    ///         .unwrap();
+    ///     let response = Client::new().request(req).await?;
+    ///     assert!(response.status().is_success());
+    ///     Ok::<_, spargio_http::ClientError>(())
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    ///
+    /// # Panics
+    /// When polled outside a spargio runtime.
+    pub fn request<B>(
+        &self,
+        req: Request<B>,
+    ) -> impl Future<Output = Result<Response<Body>, ClientError>> + Send + 'static
+    where
+        B: HttpBody + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let inner = self.inner.clone();
+        async move {
+            let target = Target::from_uri(req.uri())?;
+            let host = target.authority.clone();
+            let handle = RuntimeHandle::current();
+            let (reply, answer) = oneshot::channel();
+            let task = match handle.current_shard() {
+                Some(ShardId(shard)) => {
+                    handle.spawn_local(exchange::run(inner, shard, target, req, reply))
+                }
+                None => {
+                    let shard =
+                        inner.next_shard.fetch_add(1, Ordering::Relaxed) % handle.shard_count();
+                    handle.spawn_local_on(ShardId(shard), move || {
+                        exchange::run(inner, shard, target, req, reply)
+                    })
+                }
+            };
+            let mut task = AbortOnDrop(Some(task));
+            match answer.await {
+                Some(result) => {
+                    // The task goes on feeding the body.
+                    task.detach();
+                    result
+                }
+                None => match task.take().await {
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    _ => Err(ClientError::Io {
+                        host,
+                        source: io::Error::other(
+                            "the request was cancelled: the runtime is shutting down",
+                        ),
+                    }),
+                },
+            }
+        }
+    }
+
+    /// Sends a `GET` request for `uri` (see [`request`](Self::request)).
+    ///
+    /// ```no_run
+    /// use spargio_http::Client;
+    ///
+    /// spargio_rt::run(|_| async {
+    ///     let response = Client::new().get("https://example.com/").await?;
+    ///     println!("{:?}", response.headers());
+    ///     Ok::<_, spargio_http::ClientError>(())
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUri`] if `uri` is not a valid URI, and the
+    /// errors of [`request`](Self::request).
+    pub fn get<U>(
+        &self,
+        uri: U,
+    ) -> impl Future<Output = Result<Response<Body>, ClientError>> + Send + 'static
+    where
+        U: TryInto<Uri> + fmt::Display,
+    {
+        let text = uri.to_string();
+        let req = uri.try_into().map(|uri| {
+            let mut req = Request::new(Body::empty());
+            *req.uri_mut() = uri;
+            req
+        });
+        let sent = req.ok().map(|req| self.request(req));
+        async move {
+            match sent {
+                Some(sent) => sent.await,
+                None => Err(ClientError::InvalidUri {
+                    uri: text,
+                    reason: "not a valid URI",
+                }),
+            }
+        }
+    }
+}
+
+impl Default for Client {
+    fn default() -> Client {
+        Client::new()
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.inner.config;
+        f.debug_struct("Client")
+            .field("connect_timeout", &c.connect_timeout)
+            .field("request_timeout", &c.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Aborts the request task if the caller gives up before the response.
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl AbortOnDrop {
+    /// Lets the task run on by itself.
+    fn detach(&mut self) {
+        self.0 = None;
+    }
+
+    /// The task, no longer aborted on drop.
+    fn take(&mut self) -> JoinHandle<()> {
+        self.0.take().expect("the task is taken once")
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}

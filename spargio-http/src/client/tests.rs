@@ -1,0 +1,137 @@
+//! Unit tests of the client's parts: URI targets, the pool, the oneshot.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use http::Uri;
+use spargio_rt::net::{TcpListener, TcpStream};
+
+use super::connect::{Conn, ConnReader, ConnWriter, Input, Output};
+use super::oneshot;
+use super::pool::Pool;
+use super::target::Target;
+use super::{Client, ClientError};
+use crate::transport::Transport;
+
+fn target(uri: &str) -> Result<Target, ClientError> {
+    Target::from_uri(&uri.parse::<Uri>().unwrap())
+}
+
+#[test]
+fn client_target_defaults_ports_and_lowercases_hosts() {
+    let t = target("http://Example.COM/a?b").unwrap();
+    assert_eq!(
+        (t.https, t.host.as_str(), t.port),
+        (false, "example.com", 80)
+    );
+    assert_eq!(t.authority, "example.com:80");
+    let t = target("https://example.com").unwrap();
+    assert_eq!((t.https, t.port), (true, 443));
+    let t = target("HTTPS://user:pw@host:8443/").unwrap();
+    assert_eq!((t.https, t.host.as_str(), t.port), (true, "host", 8443));
+    let t = target("http://[::1]:8080/").unwrap();
+    assert_eq!(t.host, "::1");
+    assert_eq!(t.authority, "[::1]:8080");
+}
+
+#[test]
+fn client_target_refuses_what_cannot_be_reached() {
+    for (uri, reason) in [
+        (
+            "/relative",
+            "an absolute http:// or https:// URI is required",
+        ),
+        (
+            "example.com:80",
+            "an absolute http:// or https:// URI is required",
+        ),
+        ("ftp://example.com/", "the scheme must be http or https"),
+        ("ws://example.com/", "the scheme must be http or https"),
+        ("http://example.com:0/", "port 0 cannot be connected to"),
+    ] {
+        match target(uri) {
+            Err(ClientError::InvalidUri { uri: u, reason: r }) => {
+                assert_eq!(r, reason, "{uri}");
+                assert_eq!(u, uri.parse::<Uri>().unwrap().to_string());
+            }
+            other => panic!("{uri}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn client_is_send_sync_and_its_futures_are_send() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send_static<T: Send + 'static>(_: &T) {}
+    send_sync::<Client>();
+    send_sync::<ClientError>();
+    let client = Client::new();
+    let req = http::Request::new(http_body_util::Full::new(bytes::Bytes::from_static(b"x")));
+    let fut = client.request(req);
+    send_static(&fut);
+    let fut2 = client.get("http://localhost/");
+    send_static(&fut2);
+}
+
+#[test]
+fn client_oneshot_delivers_or_reports_the_sender_gone() {
+    let mut cx = Context::from_waker(Waker::noop());
+    let (tx, rx) = oneshot::channel::<u8>();
+    let mut rx = pin!(rx);
+    assert!(rx.as_mut().poll(&mut cx).is_pending());
+    tx.send(7);
+    assert_eq!(rx.as_mut().poll(&mut cx), Poll::Ready(Some(7)));
+
+    let (tx, rx) = oneshot::channel::<u8>();
+    drop(tx);
+    assert_eq!(pin!(rx).poll(&mut cx), Poll::Ready(None));
+}
+
+/// A plain TCP connection to a fresh listener, as the pool holds it.
+async fn tcp_conn(listener: &TcpListener) -> Conn {
+    let tcp = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (r, w) = tcp.split();
+    Conn {
+        input: Input::new(ConnReader::Tcp(r)),
+        output: Output::new(ConnWriter::Tcp(w)),
+    }
+}
+
+#[test]
+fn client_pool_reuses_per_target_caps_and_expires() {
+    spargio_rt::run(|_| async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = target("http://a.test/").unwrap();
+        let b = target("https://a.test/").unwrap();
+
+        let pool = Pool::new(Duration::from_secs(60), 2);
+        assert!(pool.checkout(0, &a).is_none());
+        for _ in 0..3 {
+            pool.checkin(0, &a, tcp_conn(&listener).await);
+        }
+        assert_eq!(pool.idle_count(0), 2, "capped per host");
+        assert!(
+            pool.checkout(0, &b).is_none(),
+            "the scheme is part of the key"
+        );
+        assert!(pool.checkout(0, &a).is_some());
+        assert!(pool.checkout(0, &a).is_some());
+        assert!(pool.checkout(0, &a).is_none());
+
+        let pool = Pool::new(Duration::from_millis(20), 4);
+        pool.checkin(0, &a, tcp_conn(&listener).await);
+        pool.checkin(0, &a, tcp_conn(&listener).await);
+        spargio_rt::time::sleep(Duration::from_millis(40)).await;
+        assert!(pool.checkout(0, &a).is_none(), "expired ones are dropped");
+        assert_eq!(pool.idle_count(0), 0);
+
+        let off = Pool::new(Duration::from_secs(60), 0);
+        off.checkin(0, &a, tcp_conn(&listener).await);
+        assert_eq!(off.idle_count(0), 0, "a zero cap turns reuse off");
+    })
+    .unwrap();
+}

@@ -1,0 +1,995 @@
+//! `spargio_http::Client` against raw test servers written here (plain
+//! bytes over `spargio_rt::net` and the crate's `tls::TlsAcceptor`; no use
+//! of the crate's HTTP server).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{Request, StatusCode, Version};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, StreamBody};
+use spargio_http::tls::{root_store_from_pem, TlsAcceptor, TlsConnector};
+use spargio_http::transport::{Transport, TransportRead, TransportWrite};
+use spargio_http::{Body, BodyError, Client, ClientError};
+use spargio_rt::net::{TcpListener, TcpStream};
+use spargio_rt::{RuntimeHandle, ShardId};
+
+// ---------------------------------------------------------------------------
+// Test servers
+
+/// One accepted connection, read and written as raw bytes.
+struct Peer<T: Transport> {
+    reader: T::Reader,
+    writer: T::Writer,
+    buf: BytesMut,
+}
+
+impl<T: Transport> Peer<T> {
+    fn new(stream: T) -> Peer<T> {
+        let (reader, writer) = stream.split();
+        Peer {
+            reader,
+            writer,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Reads more; `false` at end of stream or on an error.
+    async fn fill(&mut self) -> bool {
+        self.buf.reserve(8192);
+        let buf = std::mem::take(&mut self.buf);
+        let (res, buf) = self.reader.read_some(buf).await;
+        self.buf = buf;
+        matches!(res, Ok(n) if n > 0)
+    }
+
+    /// The next request head (up to and with the empty line), or `None` if
+    /// the client closed the connection.
+    async fn head(&mut self) -> Option<String> {
+        loop {
+            if let Some(pos) = find(&self.buf, b"\r\n\r\n") {
+                let head = self.buf.split_to(pos + 4);
+                return Some(String::from_utf8(head.to_vec()).unwrap());
+            }
+            if !self.fill().await {
+                return None;
+            }
+        }
+    }
+
+    /// Exactly `n` body bytes.
+    async fn exact(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(self.fill().await, "the body ended early");
+        }
+        self.buf.split_to(n).to_vec()
+    }
+
+    /// One CRLF-terminated line, without the CRLF.
+    async fn line(&mut self) -> String {
+        loop {
+            if let Some(pos) = find(&self.buf, b"\r\n") {
+                let line = self.buf.split_to(pos + 2);
+                return String::from_utf8(line[..pos].to_vec()).unwrap();
+            }
+            assert!(self.fill().await, "the body ended early");
+        }
+    }
+
+    /// A chunked body: its data, its chunk sizes, and its trailer lines.
+    async fn chunked(&mut self) -> (Vec<u8>, Vec<usize>, Vec<String>) {
+        let mut data = Vec::new();
+        let mut sizes = Vec::new();
+        loop {
+            let size = usize::from_str_radix(&self.line().await, 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            sizes.push(size);
+            data.extend(self.exact(size).await);
+            assert_eq!(self.line().await, "");
+        }
+        let mut trailers = Vec::new();
+        loop {
+            let line = self.line().await;
+            if line.is_empty() {
+                return (data, sizes, trailers);
+            }
+            trailers.push(line);
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> bool {
+        let (res, _) = self.writer.write_all(BytesMut::from(bytes)).await;
+        res.is_ok()
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = self.writer.shutdown().await;
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A test server: its address, how many connections it accepted, and the
+/// request heads it read (pushed by the handlers).
+#[derive(Clone)]
+struct Server {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+/// Starts a server on shard 0 that runs `handler` for each accepted
+/// connection (with the connection's index).
+fn serve<F, Fut>(handler: F) -> Server
+where
+    F: Fn(Peer<TcpStream>, usize, Server) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    serve_raw(move |tcp, n, server| handler(Peer::new(tcp), n, server))
+}
+
+/// [`serve`] with the accepted TCP stream itself.
+fn serve_raw<F, Fut>(handler: F) -> Server
+where
+    F: Fn(TcpStream, usize, Server) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = Server {
+        addr: std_listener.local_addr().unwrap(),
+        accepted: Arc::default(),
+        heads: Arc::default(),
+    };
+    let s = server.clone();
+    let _accept_loop = RuntimeHandle::current().spawn_local_on(ShardId(0), move || async move {
+        let listener = TcpListener::from_std(std_listener);
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let n = s.accepted.fetch_add(1, Ordering::SeqCst);
+            let _conn = spargio_rt::spawn_local(handler(tcp, n, s.clone()));
+        }
+    });
+    server
+}
+
+/// A server that answers every request on every connection with
+/// `response`, after reading the request head (and a Content-Length or
+/// chunked body).
+fn serve_fixed(response: &'static str) -> Server {
+    serve(move |mut peer, _, server| async move {
+        while let Some(head) = peer.head().await {
+            read_body(&mut peer, &head).await;
+            server.heads.lock().unwrap().push(head);
+            if !peer.write(response.as_bytes()).await {
+                return;
+            }
+        }
+    })
+}
+
+/// Reads the request body `head` announces.
+async fn read_body<T: Transport>(peer: &mut Peer<T>, head: &str) -> Vec<u8> {
+    let lower = head.to_ascii_lowercase();
+    if lower.contains("transfer-encoding: chunked") {
+        return peer.chunked().await.0;
+    }
+    match lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map(|n| n.trim().parse::<usize>().unwrap())
+    {
+        Some(n) => peer.exact(n).await,
+        None => Vec::new(),
+    }
+}
+
+fn run<F, Fut>(test: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let rt = spargio_rt::Runtime::builder().shards(2);
+    spargio_rt::run_with(rt, move |_| test()).unwrap();
+}
+
+async fn body_bytes(body: Body) -> Result<Bytes, BodyError> {
+    Ok(body.collect().await?.to_bytes())
+}
+
+/// Waits until `cond` holds (polling every few ms), for up to 5 s.
+async fn eventually(mut cond: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        spargio_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("condition not reached in 5 s");
+}
+
+// ---------------------------------------------------------------------------
+// Responses
+
+#[test]
+fn client_get_content_length_body() {
+    run(|| async {
+        let server =
+            serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-test: yes\r\n\r\nhello");
+        let client = Client::new();
+        let resp = client.get(server.url("/path?q=1")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.version(), Version::HTTP_11);
+        assert_eq!(resp.headers()["x-test"], "yes");
+        assert_eq!(resp.headers()["content-length"], "5");
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "hello");
+
+        let head = &server.heads()[0];
+        assert!(head.starts_with("GET /path?q=1 HTTP/1.1\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("host: {}\r\n", server.addr)),
+            "{head}"
+        );
+        assert!(!head.contains("content-length"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+    });
+}
+
+#[test]
+fn client_chunked_body_with_trailers() {
+    run(|| async {
+        let server = serve_fixed(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-sum: 42\r\n\r\n",
+        );
+        let resp = Client::new().get(server.url("/")).await.unwrap();
+        assert!(resp.headers().get("content-length").is_none());
+        let collected = resp.into_body().collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["x-sum"], "42");
+        assert_eq!(collected.to_bytes(), "hello world");
+    });
+}
+
+#[test]
+fn client_close_delimited_body_is_read_to_eof_and_not_reused() {
+    run(|| async {
+        let server = serve(|mut peer, _, _| async move {
+            peer.head().await.unwrap();
+            peer.write(b"HTTP/1.1 200 OK\r\n\r\nall of ").await;
+            spargio_rt::time::sleep(Duration::from_millis(20)).await;
+            peer.write(b"it").await;
+            peer.shutdown().await;
+        });
+        let client = Client::new();
+        for _ in 0..2 {
+            let resp = client.get(server.url("/")).await.unwrap();
+            assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "all of it");
+        }
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+#[test]
+fn client_head_has_no_body_and_keeps_the_connection() {
+    run(|| async {
+        let server = serve(|mut peer, _, _| async move {
+            let head = peer.head().await.unwrap();
+            assert!(head.starts_with("HEAD / HTTP/1.1\r\n"));
+            peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
+                .await;
+            peer.head().await.unwrap();
+            peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+            peer.head().await;
+        });
+        let client = Client::new();
+        let req = Request::head(server.url("/")).body(Body::empty()).unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.headers()["content-length"], "100");
+        assert!(http_body::Body::is_end_stream(resp.body()));
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "");
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        assert_eq!(server.accepted(), 1);
+    });
+}
+
+#[test]
+fn client_204_and_304_have_no_body() {
+    run(|| async {
+        let server = serve(|mut peer, _, _| async move {
+            peer.head().await.unwrap();
+            peer.write(b"HTTP/1.1 204 No Content\r\n\r\n").await;
+            peer.head().await.unwrap();
+            peer.write(b"HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n")
+                .await;
+            peer.head().await;
+        });
+        let client = Client::new();
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "");
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "");
+        assert_eq!(server.accepted(), 1);
+    });
+}
+
+#[test]
+fn client_skips_100_continue_and_other_interim_responses() {
+    run(|| async {
+        let server = serve_fixed(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n\
+             HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok",
+        );
+        let req = Request::put(server.url("/x"))
+            .header("expect", "100-continue")
+            .body(Full::new(Bytes::from_static(b"data")))
+            .unwrap();
+        let resp = Client::new().request(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        assert!(resp.headers().get("link").is_none());
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+    });
+}
+
+#[test]
+fn client_101_is_returned_and_its_connection_not_reused() {
+    run(|| async {
+        let server = serve_fixed(
+            "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n",
+        );
+        let client = Client::new();
+        for _ in 0..2 {
+            let req = Request::get(server.url("/"))
+                .header("connection", "upgrade")
+                .header("upgrade", "echo")
+                .body(Body::empty())
+                .unwrap();
+            let resp = client.request(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+            assert_eq!(resp.headers()["upgrade"], "echo");
+        }
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+#[test]
+fn client_http10_response_closes_unless_keep_alive() {
+    run(|| async {
+        let plain = serve_fixed("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\na");
+        let kept =
+            serve_fixed("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 1\r\n\r\na");
+        let client = Client::new();
+        for server in [&plain, &kept] {
+            for _ in 0..2 {
+                let resp = client.get(server.url("/")).await.unwrap();
+                assert_eq!(resp.version(), Version::HTTP_10);
+                assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "a");
+            }
+        }
+        assert_eq!(plain.accepted(), 2);
+        assert_eq!(kept.accepted(), 1);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Keep-alive and the pool
+
+#[test]
+fn client_reuses_a_kept_alive_connection() {
+    run(|| async {
+        let server = serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        let client = Client::new();
+        for _ in 0..3 {
+            let resp = client.get(server.url("/")).await.unwrap();
+            assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        }
+        // A clone shares the pool.
+        let resp = client.clone().get(server.url("/")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        assert_eq!(server.accepted(), 1);
+        assert_eq!(server.heads().len(), 4);
+    });
+}
+
+#[test]
+fn client_reuses_when_the_dropped_body_was_already_received() {
+    run(|| async {
+        let server = serve_fixed("HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot found");
+        let client = Client::new();
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        drop(resp);
+        // The task notices the dropped body on its own time.
+        spargio_rt::time::sleep(Duration::from_millis(20)).await;
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "not found");
+        assert_eq!(server.accepted(), 1);
+    });
+}
+
+#[test]
+fn client_does_not_reuse_after_connection_close() {
+    run(|| async {
+        let server =
+            serve_fixed("HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok");
+        let client = Client::new();
+        for _ in 0..2 {
+            let resp = client.get(server.url("/")).await.unwrap();
+            assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        }
+        assert_eq!(server.accepted(), 2);
+
+        // The request asking for it works the same.
+        let server = serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        for _ in 0..2 {
+            let req = Request::get(server.url("/"))
+                .header("connection", "close")
+                .body(Body::empty())
+                .unwrap();
+            let resp = client.request(req).await.unwrap();
+            assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        }
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+#[test]
+fn client_pool_can_be_turned_off() {
+    run(|| async {
+        let server = serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        let client = Client::builder().pool_max_idle_per_host(0).build();
+        for _ in 0..2 {
+            let resp = client.get(server.url("/")).await.unwrap();
+            assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        }
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+#[test]
+fn client_idle_connections_expire() {
+    run(|| async {
+        let server = serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        let client = Client::builder()
+            .pool_idle_timeout(Duration::from_millis(30))
+            .build();
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        spargio_rt::time::sleep(Duration::from_millis(60)).await;
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+/// A server whose first connection answers one request (keep-alive) and
+/// then closes; later connections answer every request.
+fn serve_closing_first() -> Server {
+    serve(|mut peer, n, server| async move {
+        while let Some(head) = peer.head().await {
+            read_body(&mut peer, &head).await;
+            server.heads.lock().unwrap().push(head);
+            peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+            if n == 0 {
+                peer.shutdown().await;
+                return;
+            }
+        }
+    })
+}
+
+#[test]
+fn client_retries_a_stale_pooled_connection_once() {
+    run(|| async {
+        let server = serve_closing_first();
+        let client = Client::new();
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        // Let the server's close arrive: the pooled connection is stale.
+        spargio_rt::time::sleep(Duration::from_millis(50)).await;
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+#[test]
+fn client_does_not_retry_a_post_on_a_stale_connection() {
+    run(|| async {
+        let server = serve_closing_first();
+        let client = Client::new();
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        spargio_rt::time::sleep(Duration::from_millis(50)).await;
+        let req = Request::post(server.url("/"))
+            .body(Full::new(Bytes::from_static(b"once")))
+            .unwrap();
+        let err = client.request(req).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Closed { .. } | ClientError::Io { .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.host(), Some(server.addr.to_string().as_str()));
+        assert_eq!(server.accepted(), 1);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Request bodies
+
+#[test]
+fn client_streams_an_unknown_length_body_chunked() {
+    run(|| async {
+        let server = serve(|mut peer, _, server| async move {
+            let head = peer.head().await.unwrap();
+            let (data, sizes, trailers) = peer.chunked().await;
+            server.heads.lock().unwrap().push(head);
+            assert_eq!(data, b"hello, world");
+            assert_eq!(sizes, [5, 7]);
+            assert_eq!(trailers, ["x-checksum: 12"]);
+            let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", data.len());
+            peer.write(resp.as_bytes()).await;
+            peer.write(&data).await;
+            peer.head().await;
+        });
+        let (tx, rx) = async_channel_like();
+        let body = StreamBody::new(rx);
+        let req = Request::post(server.url("/upload")).body(body).unwrap();
+        let client = Client::new();
+        let pending = spargio_rt::spawn(client.request(req));
+        tx.send(Frame::data(Bytes::from_static(b"hello")));
+        spargio_rt::time::sleep(Duration::from_millis(20)).await;
+        tx.send(Frame::data(Bytes::from_static(b", world")));
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-checksum", "12".parse().unwrap());
+        tx.send(Frame::trailers(trailers));
+        drop(tx);
+        let resp = pending.await.unwrap().unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "hello, world");
+        let head = &server.heads()[0];
+        assert!(head.starts_with("POST /upload HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
+        assert!(!head.contains("content-length"), "{head}");
+    });
+}
+
+#[test]
+fn client_sends_a_known_length_body_with_content_length() {
+    run(|| async {
+        let server = serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        let client = Client::new();
+        let req = Request::post(server.url("/"))
+            .header("content-length", "999")
+            .body(Full::new(Bytes::from_static(b"payload")))
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "");
+        // An empty POST says content-length: 0; an empty GET says nothing.
+        let req = Request::post(server.url("/")).body(Body::empty()).unwrap();
+        client.request(req).await.unwrap();
+        let heads = server.heads();
+        assert!(heads[0].contains("content-length: 7\r\n"), "{}", heads[0]);
+        assert!(!heads[0].contains("999"), "{}", heads[0]);
+        assert!(heads[1].contains("content-length: 0\r\n"), "{}", heads[1]);
+        assert_eq!(server.accepted(), 1);
+    });
+}
+
+#[test]
+fn client_reports_a_failing_request_body() {
+    run(|| async {
+        let server = serve(|mut peer, _, _| async move {
+            peer.head().await;
+            // Read until the client gives up.
+            while peer.fill().await {}
+        });
+        let (tx, rx) = async_channel_like();
+        let req = Request::post(server.url("/"))
+            .body(StreamBody::new(rx))
+            .unwrap();
+        let pending = spargio_rt::spawn(Client::new().request(req));
+        tx.send(Frame::data(Bytes::from_static(b"partial")));
+        tx.fail("disk on fire");
+        let err = pending.await.unwrap().unwrap_err();
+        match &err {
+            ClientError::Body { source, .. } => assert_eq!(source.to_string(), "disk on fire"),
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("request body"), "{err}");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Failures
+
+#[test]
+fn client_body_cut_mid_way_is_an_error_not_an_end() {
+    run(|| async {
+        let length = serve(|mut peer, _, _| async move {
+            peer.head().await.unwrap();
+            peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
+                .await;
+            peer.shutdown().await;
+        });
+        let chunked = serve(|mut peer, _, _| async move {
+            peer.head().await.unwrap();
+            peer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n7\r\npartial\r\n")
+                .await;
+            peer.shutdown().await;
+        });
+        let client = Client::new();
+        for server in [length, chunked] {
+            let resp = client.get(server.url("/")).await.unwrap();
+            match body_bytes(resp.into_body()).await {
+                Err(BodyError::Io(e)) => {
+                    assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+}
+
+#[test]
+fn client_malformed_chunk_is_a_body_error() {
+    run(|| async {
+        let server = serve_fixed("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n");
+        let resp = Client::new().get(server.url("/")).await.unwrap();
+        assert!(matches!(
+            body_bytes(resp.into_body()).await,
+            Err(BodyError::Malformed(_))
+        ));
+    });
+}
+
+#[test]
+fn client_invalid_response_head_is_a_parse_error() {
+    run(|| async {
+        let server =
+            serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n");
+        let err = Client::new().get(server.url("/")).await.unwrap_err();
+        assert!(matches!(err, ClientError::Parse { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("invalid response from 127.0.0.1:"),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn client_closed_before_the_head() {
+    run(|| async {
+        let server = serve(|mut peer, _, _| async move {
+            peer.head().await.unwrap();
+            peer.write(b"HTTP/1.1 200 O").await;
+            peer.shutdown().await;
+        });
+        let err = Client::new().get(server.url("/")).await.unwrap_err();
+        assert!(matches!(err, ClientError::Closed { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("{} closed the connection before responding", server.addr)
+        );
+    });
+}
+
+#[test]
+fn client_connect_refused() {
+    run(|| async {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = Client::new()
+            .get(format!("http://{addr}/"))
+            .await
+            .unwrap_err();
+        match &err {
+            ClientError::Connect { host, source } => {
+                assert_eq!(host, &addr.to_string());
+                assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.is_connect());
+        assert!(std::error::Error::source(&err).is_some());
+    });
+}
+
+#[test]
+fn client_request_timeout() {
+    run(|| async {
+        let server = serve(|mut peer, _, _| async move {
+            peer.head().await;
+            // Never answer; wait for the client to go away.
+            while peer.fill().await {}
+        });
+        let client = Client::builder()
+            .request_timeout(Duration::from_millis(100))
+            .build();
+        let started = std::time::Instant::now();
+        let err = client.get(server.url("/")).await.unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        match err {
+            ClientError::Timeout {
+                after, connecting, ..
+            } => {
+                assert_eq!(after, Duration::from_millis(100));
+                assert!(!connecting);
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
+fn client_invalid_uris() {
+    run(|| async {
+        let client = Client::new();
+        for uri in [
+            "/relative/path",
+            "ftp://example.com/",
+            "http:///nohost",
+            "not a uri",
+        ] {
+            let err = client.get(uri).await.unwrap_err();
+            assert!(
+                matches!(err, ClientError::InvalidUri { .. }),
+                "{uri}: {err:?}"
+            );
+            assert!(err.host().is_none());
+        }
+        let req = Request::get("/only/a/path").body(Body::empty()).unwrap();
+        let err = client.request(req).await.unwrap_err();
+        assert!(err.to_string().contains("absolute"), "{err}");
+    });
+}
+
+#[test]
+fn client_dropped_request_closes_its_connection() {
+    run(|| async {
+        let closed = Arc::new(AtomicUsize::new(0));
+        let c = closed.clone();
+        let server = serve(move |mut peer, _, _| {
+            let closed = c.clone();
+            async move {
+                peer.head().await;
+                while peer.fill().await {}
+                closed.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let client = Client::new();
+        let pending = client.get(server.url("/"));
+        let _ = spargio_rt::time::timeout(Duration::from_millis(50), pending).await;
+        eventually(|| closed.load(Ordering::SeqCst) == 1).await;
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Where requests run
+
+#[test]
+fn client_works_from_stealable_tasks_and_off_the_shards() {
+    run(|| async {
+        let server = serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        let client = Client::new();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let client = client.clone();
+                let url = server.url("/");
+                spargio_rt::spawn(async move {
+                    let resp = client.get(url).await.unwrap();
+                    body_bytes(resp.into_body()).await.unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), "ok");
+        }
+    });
+
+    // From a thread that is not a shard (Runtime::block_on).
+    let rt = spargio_rt::Runtime::builder().shards(2).build().unwrap();
+    rt.block_on(async {
+        let server = serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        let client = Client::new();
+        for _ in 0..4 {
+            let resp = client.get(server.url("/")).await.unwrap();
+            assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// TLS
+
+struct TlsFixture {
+    acceptor: TlsAcceptor,
+    connector: TlsConnector,
+}
+
+fn tls_fixture() -> TlsFixture {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert_pem = cert.cert.pem();
+    let acceptor = TlsAcceptor::from_pem(
+        cert_pem.as_bytes(),
+        cert.key_pair.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    let connector =
+        TlsConnector::with_root_store(root_store_from_pem(cert_pem.as_bytes()).unwrap());
+    TlsFixture {
+        acceptor,
+        connector,
+    }
+}
+
+/// A TLS server on shard 0: each connection is handshaken, then handed
+/// to `handler`.
+fn serve_tls<F, Fut>(acceptor: TlsAcceptor, handler: F) -> Server
+where
+    F: Fn(Peer<spargio_http::tls::ServerTlsStream>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let handler = Arc::new(handler);
+    serve_raw(move |tcp, _, _| {
+        let acceptor = acceptor.clone();
+        let handler = handler.clone();
+        async move {
+            if let Ok(tls) = acceptor.accept(tcp).await {
+                handler(Peer::new(tls)).await;
+            }
+        }
+    })
+}
+
+#[test]
+fn client_https_get_and_reuse() {
+    let fx = tls_fixture();
+    run(move || async move {
+        let server = serve_tls(fx.acceptor, |mut peer| async move {
+            while let Some(head) = peer.head().await {
+                assert!(head.contains("host: localhost:"), "{head}");
+                peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecure")
+                    .await;
+            }
+            peer.shutdown().await;
+        });
+        let client = Client::builder().tls(fx.connector).build();
+        let url = format!("https://localhost:{}/", server.addr.port());
+        for _ in 0..2 {
+            let resp = client.get(url.as_str()).await.unwrap();
+            assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "secure");
+        }
+        assert_eq!(server.accepted(), 1);
+    });
+}
+
+#[test]
+fn client_https_truncation_without_close_notify_is_a_body_error() {
+    let fx = tls_fixture();
+    run(move || async move {
+        let server = serve_tls(fx.acceptor, |mut peer| async move {
+            peer.head().await.unwrap();
+            // Close-delimited, then the TCP connection is dropped without
+            // close_notify.
+            peer.write(b"HTTP/1.1 200 OK\r\n\r\ncut here").await;
+        });
+        let client = Client::builder().tls(fx.connector).build();
+        let url = format!("https://localhost:{}/", server.addr.port());
+        let resp = client.get(url.as_str()).await.unwrap();
+        match body_bytes(resp.into_body()).await {
+            Err(BodyError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof),
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
+fn client_https_untrusted_certificate_is_a_tls_error() {
+    let fx = tls_fixture();
+    run(move || async move {
+        let server = serve_tls(fx.acceptor, |_| async {});
+        // Default roots: the self-signed certificate is not trusted.
+        let url = format!("https://localhost:{}/", server.addr.port());
+        let err = Client::new().get(url.as_str()).await.unwrap_err();
+        assert!(matches!(err, ClientError::Tls { .. }), "{err:?}");
+        assert!(err.is_connect());
+        assert!(err.to_string().starts_with("TLS with localhost:"), "{err}");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// A tiny channel-backed body stream for request bodies.
+
+type FrameResult = Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>;
+
+struct StreamTx(Arc<Mutex<StreamState>>);
+struct StreamRx(Arc<Mutex<StreamState>>);
+
+#[derive(Default)]
+struct StreamState {
+    queue: std::collections::VecDeque<FrameResult>,
+    closed: bool,
+    waker: Option<std::task::Waker>,
+}
+
+fn async_channel_like() -> (StreamTx, StreamRx) {
+    let s = Arc::new(Mutex::new(StreamState::default()));
+    (StreamTx(s.clone()), StreamRx(s))
+}
+
+impl StreamTx {
+    fn push(&self, item: FrameResult) {
+        let mut s = self.0.lock().unwrap();
+        s.queue.push_back(item);
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+    }
+
+    fn send(&self, frame: Frame<Bytes>) {
+        self.push(Ok(frame));
+    }
+
+    fn fail(&self, why: &str) {
+        self.push(Err(why.into()));
+    }
+}
+
+impl Drop for StreamTx {
+    fn drop(&mut self) {
+        let mut s = self.0.lock().unwrap();
+        s.closed = true;
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+impl futures_util::Stream for StreamRx {
+    type Item = FrameResult;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<FrameResult>> {
+        let mut s = self.0.lock().unwrap();
+        if let Some(item) = s.queue.pop_front() {
+            return std::task::Poll::Ready(Some(item));
+        }
+        if s.closed {
+            return std::task::Poll::Ready(None);
+        }
+        s.waker = Some(cx.waker().clone());
+        std::task::Poll::Pending
+    }
+}
