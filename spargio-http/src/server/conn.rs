@@ -110,7 +110,7 @@ enum Next {
 }
 
 /// Reads until a whole request head is buffered. Queued responses are
-/// written before each read. The head must arrive within the header-read
+/// written alongside each read. The head must arrive within the header-read
 /// timeout, counted from now; while nothing of it has arrived, the wait
 /// is also bounded by the idle timeout and ended by a graceful shutdown.
 async fn read_head<R, W>(
@@ -138,16 +138,20 @@ where
         if input.eof {
             return Ok(Next::Closed);
         }
-        out.flush().await?;
         let idle = input.buf.is_empty();
-        let read = spargio_rt::time::timeout_at(deadline, input.fill());
-        let res = if idle {
-            match conn.idle(read).await {
-                Some(res) => res,
-                None => return Ok(Next::Closed),
-            }
-        } else {
-            read.await
+        // The read goes out together with the write of the queued
+        // responses (one ring submission for both), instead of after it.
+        let read = async {
+            let read = spargio_rt::time::timeout_at(deadline, input.fill());
+            Ok(if idle {
+                conn.idle(read).await
+            } else {
+                Some(read.await)
+            })
+        };
+        let ((), res) = futures_util::future::try_join(out.flush(), read).await?;
+        let Some(res) = res else {
+            return Ok(Next::Closed);
         };
         match res {
             Ok(Ok(_)) => {}
