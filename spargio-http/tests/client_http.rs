@@ -626,6 +626,96 @@ fn client_reports_a_failing_request_body() {
     });
 }
 
+#[test]
+fn client_large_bodies_both_ways() {
+    run(|| async {
+        const N: usize = 1 << 20;
+        let server = serve(|mut peer, _, _| async move {
+            while let Some(head) = peer.head().await {
+                let body = read_body(&mut peer, &head).await;
+                let expected: Vec<u8> = (0..N).map(|i| (i % 251) as u8).collect();
+                assert!(body == expected, "request body differs");
+                // Answer with the same bytes, chunked, in 64 KiB chunks.
+                peer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                    .await;
+                for chunk in body.chunks(64 * 1024) {
+                    let mut out = format!("{:x}\r\n", chunk.len()).into_bytes();
+                    out.extend_from_slice(chunk);
+                    out.extend_from_slice(b"\r\n");
+                    peer.write(&out).await;
+                }
+                peer.write(b"0\r\n\r\n").await;
+            }
+        });
+        let client = Client::new();
+        let data: Vec<u8> = (0..N).map(|i| (i % 251) as u8).collect();
+        for _ in 0..2 {
+            let req = Request::put(server.url("/big"))
+                .body(Full::new(Bytes::from(data.clone())))
+                .unwrap();
+            let resp = client.request(req).await.unwrap();
+            let got = body_bytes(resp.into_body()).await.unwrap();
+            assert!(got == data, "response body differs");
+        }
+        assert_eq!(server.accepted(), 1);
+    });
+}
+
+#[test]
+fn client_streams_both_ways_at_once() {
+    run(|| async {
+        // An echo server: answers at once, then sends back each chunk of
+        // the request body as it arrives.
+        let server = serve(|mut peer, _, _| async move {
+            let head = peer.head().await.unwrap();
+            assert!(head.contains("transfer-encoding: chunked"));
+            peer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                .await;
+            loop {
+                let size = usize::from_str_radix(&peer.line().await, 16).unwrap();
+                let data = peer.exact(size).await;
+                assert_eq!(peer.line().await, "");
+                let mut out = format!("{size:x}\r\n").into_bytes();
+                out.extend_from_slice(&data);
+                out.extend_from_slice(b"\r\n");
+                peer.write(&out).await;
+                if size == 0 {
+                    return;
+                }
+            }
+        });
+        let (tx, rx) = async_channel_like();
+        let req = Request::post(server.url("/echo"))
+            .body(StreamBody::new(rx))
+            .unwrap();
+        let client = Client::new();
+        tx.send(Frame::data(Bytes::from_static(b"ping")));
+        // The response arrives while the request body is still open.
+        let resp = client.request(req).await.unwrap();
+        let mut body = resp.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "ping");
+        tx.send(Frame::data(Bytes::from_static(b"pong")));
+        let second = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(second, "pong");
+        drop(tx);
+        assert!(body.frame().await.is_none());
+    });
+}
+
+#[test]
+fn client_does_not_reuse_a_connection_with_extra_bytes() {
+    run(|| async {
+        let server = serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokJUNK");
+        let client = Client::new();
+        for _ in 0..2 {
+            let resp = client.get(server.url("/")).await.unwrap();
+            assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        }
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
 // ---------------------------------------------------------------------------
 // Failures
 
@@ -747,6 +837,45 @@ fn client_request_timeout() {
             }
             other => panic!("{other:?}"),
         }
+    });
+}
+
+#[test]
+fn client_connect_timeout() {
+    run(|| async {
+        // A listener that never accepts, with its accept queue filled: the
+        // kernel drops further SYNs, so connecting hangs.
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let listener = TcpListener::bind_with(addr, 0, false).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..8 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(50)) {
+                Ok(s) => fillers.push(s),
+                Err(_) => break,
+            }
+        }
+        let client = Client::builder()
+            .connect_timeout(Duration::from_millis(100))
+            // Never hang, whatever the kernel does.
+            .request_timeout(Duration::from_secs(5))
+            .build();
+        let err = client.get(format!("http://{addr}/")).await.unwrap_err();
+        match &err {
+            ClientError::Timeout {
+                after, connecting, ..
+            } => {
+                assert_eq!(*after, Duration::from_millis(100));
+                assert!(*connecting);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.is_connect() && err.is_timeout());
+        assert!(
+            err.to_string().starts_with("connecting to 127.0.0.1:"),
+            "{err}"
+        );
+        drop(listener);
     });
 }
 

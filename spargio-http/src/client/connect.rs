@@ -159,16 +159,18 @@ pub(crate) async fn connect(
     let connect_deadline = Instant::now()
         .checked_add(connect_timeout)
         .unwrap_or_else(far_future);
-    let (deadline, after, connecting) = match request_deadline {
-        Some((at, after)) if at < connect_deadline => (at, after, false),
-        _ => (connect_deadline, connect_timeout, true),
+    // Whichever limit comes first: the connect timeout or what is left of
+    // the request timeout.
+    let (deadline, after) = match request_deadline {
+        Some((at, after)) if at < connect_deadline => (at, after),
+        _ => (connect_deadline, connect_timeout),
     };
     match spargio_rt::time::timeout_at(deadline, establish(inner, target)).await {
         Ok(res) => res,
         Err(_) => Err(ClientError::Timeout {
             host: target.authority.clone(),
             after,
-            connecting,
+            connecting: true,
         }),
     }
 }

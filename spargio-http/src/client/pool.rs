@@ -115,11 +115,18 @@ impl Pool {
                     !list.is_empty()
                 });
             }
-            let list = pool.idle.entry(target.clone()).or_default();
-            if list.len() >= self.max_idle_per_host {
-                dead.push(list.remove(0));
+            let idle = Idle { conn, since: now };
+            match pool.idle.get_mut(target) {
+                Some(list) => {
+                    if list.len() >= self.max_idle_per_host {
+                        dead.push(list.remove(0));
+                    }
+                    list.push(idle);
+                }
+                None => {
+                    pool.idle.insert(target.clone(), vec![idle]);
+                }
             }
-            list.push(Idle { conn, since: now });
         }
         drop(dead);
     }
