@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod body;
+pub mod client;
 pub mod fs;
 pub mod h1;
 mod server;
@@ -45,6 +46,7 @@ pub mod transport;
 pub mod upgrade;
 
 pub use body::{Body, BodyError};
+pub use client::{Client, ClientBuilder, ClientError};
 pub use server::Http;
 pub use spargio_service::{
     AcceptMode, HandlerPlacement, Server, ServerBuilder, ShutdownHandle, ShutdownReport,
