@@ -351,11 +351,6 @@ impl BodySender {
         self.shared.lock().polled
     }
 
-    /// Whether the consumer dropped the body.
-    pub(crate) fn is_gone(&self) -> bool {
-        self.shared.lock().consumer_gone
-    }
-
     /// Puts a data frame in the slot (after [`Demand::Ready`]).
     pub(crate) fn send_data(&self, data: Bytes) {
         self.put(Frame::data(data));
@@ -520,7 +515,6 @@ mod tests {
         drop(body);
         let mut cx = Context::from_waker(Waker::noop());
         assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Demand::Gone));
-        assert!(tx.is_gone());
     }
 
     #[test]

@@ -98,6 +98,9 @@ where
 }
 
 /// How waiting for a request head ended.
+// Returned once per request and moved straight out: boxing the head would
+// cost an allocation per request to save a copy.
+#[allow(clippy::large_enum_variant)]
 enum Next {
     Head(RequestHead),
     /// The client closed, the connection idled out, or the server is
