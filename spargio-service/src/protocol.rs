@@ -48,9 +48,13 @@ pub trait Handler<Req>: 'static {
     type Response: 'static;
 
     /// Waits until the service accepts a request (`poll_ready`). A protocol
-    /// calls it before it reads the next request, so a service that is not
-    /// ready stops the connection from reading: backpressure reaches the
-    /// client through TCP instead of piling up in buffers.
+    /// calls it before it reads further than it must, so a service that is
+    /// not ready stops the connection from reading: backpressure reaches
+    /// the client through TCP instead of piling up in buffers. (The
+    /// length-delimited codec asks before reading the next frame; HTTP asks
+    /// once a request head has arrived, so an idle keep-alive connection
+    /// never holds what `poll_ready` reserves, such as a concurrency
+    /// permit.)
     fn ready(&mut self) -> impl Future<Output = Result<(), HandlerError>>;
 
     /// Calls the service with `req` (after [`ready`](Self::ready)). The

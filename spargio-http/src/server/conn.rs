@@ -43,20 +43,6 @@ where
     let mut input = Input::new(reader, cfg.read_buffer);
     let mut out = Output::new(writer);
     loop {
-        // Backpressure: no request is read until the service is ready.
-        let ready = flush_while_pending(&mut out, handler.ready()).await?;
-        if ready.is_err() {
-            // The service takes no more requests: say so to the next one.
-            if let Next::Head(head) = read_head(&mut input, &mut out, conn, cfg).await? {
-                error_page::write(
-                    &mut out.buf,
-                    head.version,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    false,
-                );
-            }
-            return close_lingering(&mut input, &mut out, cfg).await;
-        }
         let head = match read_head(&mut input, &mut out, conn, cfg).await? {
             Next::Head(head) => head,
             Next::Closed => {
@@ -78,6 +64,22 @@ where
                 return close_lingering(&mut input, &mut out, cfg).await;
             }
         };
+        // Backpressure: the request (its body, and any request behind it)
+        // is not read further until the service is ready. Readiness is
+        // asked only once a request head is here, so an idle keep-alive
+        // connection never holds what `poll_ready` reserves (a
+        // concurrency-limit permit, say) while other connections wait.
+        let ready = flush_while_pending(&mut out, handler.ready()).await?;
+        if ready.is_err() {
+            // The service takes no more requests: say so, and close.
+            error_page::write(
+                &mut out.buf,
+                head.version,
+                StatusCode::SERVICE_UNAVAILABLE,
+                false,
+            );
+            return close_lingering(&mut input, &mut out, cfg).await;
+        }
         match exchange(&mut input, &mut out, &mut handler, head, conn, cfg).await? {
             After::KeepAlive => {
                 if conn.is_closing() {
