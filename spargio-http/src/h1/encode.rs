@@ -7,7 +7,9 @@ use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
 use super::chunked::is_forbidden_trailer;
 use super::date::{put_date, DATE_LEN};
-use super::fields::{bad_value, parse_content_length, put_decimal, put_hex, value_is_writable};
+use super::fields::{
+    bad_value, parse_content_length, put_decimal, put_hex, value_is_writable, ContentLength,
+};
 use super::{BodyLength, EncodeError};
 
 /// The interim response sent before reading the body of an
@@ -37,9 +39,9 @@ pub enum ResponseFraming {
 /// Content-Length set by the service gives `Length(n)`; else HTTP/1.1 gets
 /// `Chunked` and HTTP/1.0 `CloseDelimited`.
 ///
-/// For HEAD (and 304), pass the length the body would have had to
-/// [`encode_response_head`] as `head_length`: `exact_size`, else
-/// [`parse_content_length`]`(headers)`.
+/// For HEAD (and 304), pass the exact size of the body the response would
+/// have had, if known, to [`encode_response_head`] as `head_length`;
+/// without it the service's own Content-Length is kept.
 pub fn response_framing(
     req_method: &Method,
     req_version: Version,
@@ -77,9 +79,10 @@ pub fn response_framing(
 /// with [`connection_has_token`](super::connection_has_token)), then:
 ///
 /// * the framing: `content-length: n` for `Length(n)`,
-///   `transfer-encoding: chunked` for `Chunked`, and for `NoBody` a
-///   `content-length` from `head_length` if it is `Some` (HEAD, 304); 1xx
-///   and 204 responses never get either;
+///   `transfer-encoding: chunked` for `Chunked`, and for `NoBody` (HEAD,
+///   304) a `content-length` from `head_length` if it is `Some`, else the
+///   service's Content-Length if it is valid (written as one field); 1xx and
+///   204 responses never get either;
 /// * `connection: close` when `!keep_alive` on HTTP/1.1, `connection:
 ///   keep-alive` when `keep_alive` on HTTP/1.0 (`CloseDelimited` always
 ///   counts as not keep-alive); none for 1xx, and a 101 response keeps the
@@ -131,8 +134,18 @@ pub(super) fn encode_response_fields(
     // Check every value before writing anything, and size the head.
     let mut size = 64 + DATE_LEN;
     let mut has_date = false;
+    // The service's Content-Length, kept for NoBody without `head_length`;
+    // `Err` once a value is invalid or values differ.
+    let mut user_length = Ok(ContentLength::default());
     for (name, value) in headers.fields() {
         if skip(name) {
+            if *name == header::CONTENT_LENGTH && framing == ResponseFraming::NoBody {
+                if let Ok(cl) = &mut user_length {
+                    if cl.add(value).is_err() {
+                        user_length = Err(());
+                    }
+                }
+            }
             continue;
         }
         if !value_is_writable(value) {
@@ -162,7 +175,8 @@ pub(super) fn encode_response_fields(
         match framing {
             ResponseFraming::Length(n) => put_content_length(dst, n),
             ResponseFraming::NoBody => {
-                if let Some(n) = head_length {
+                let user = user_length.ok().and_then(|cl| cl.value);
+                if let Some(n) = head_length.or(user) {
                     put_content_length(dst, n);
                 }
             }

@@ -6,6 +6,9 @@ use http::{HeaderMap, Method, StatusCode, Version};
 
 use crate::h1::encode::{encode_last_chunk_fields, encode_request_fields, encode_response_fields};
 use crate::h1::{
+    connection_has_token, parse_content_length, EncodeError, RequestError, ResponseError,
+};
+use crate::h1::{
     encode_chunk, encode_last_chunk, encode_request_head, encode_response_head, response_framing,
     BodyLength, ResponseFraming, CONTINUE,
 };
@@ -715,4 +718,154 @@ fn request_head_refuses_impossible_forms() {
     )
     .is_err());
     assert!(dst.is_empty());
+}
+
+#[test]
+fn response_head_for_head_request_keeps_user_length_without_head_length() {
+    let h = headers(&[("content-length", "99"), ("x-a", "1")]);
+    let head = response(
+        Version::HTTP_11,
+        200,
+        &h,
+        ResponseFraming::NoBody,
+        None,
+        true,
+    );
+    assert_eq!(
+        without_date(&head),
+        "HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 99\r\n\r\n"
+    );
+    // Identical duplicates collapse into one field.
+    let h = headers(&[("content-length", "7"), ("content-length", "7")]);
+    let head = response(
+        Version::HTTP_11,
+        200,
+        &h,
+        ResponseFraming::NoBody,
+        None,
+        true,
+    );
+    assert_eq!(
+        without_date(&head),
+        "HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\n"
+    );
+}
+
+#[test]
+fn response_head_drops_invalid_user_length() {
+    for bad in [
+        &[("content-length", "x")][..],
+        &[("content-length", "1"), ("content-length", "2")],
+    ] {
+        let head = response(
+            Version::HTTP_11,
+            200,
+            &headers(bad),
+            ResponseFraming::NoBody,
+            None,
+            true,
+        );
+        assert_eq!(without_date(&head), "HTTP/1.1 200 OK\r\n\r\n");
+        let head = response(
+            Version::HTTP_11,
+            200,
+            &headers(bad),
+            ResponseFraming::Chunked,
+            None,
+            true,
+        );
+        assert_eq!(
+            without_date(&head),
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+    }
+}
+
+#[test]
+fn response_head_user_length_replaced_by_framing_length() {
+    let h = headers(&[("content-length", "99")]);
+    let head = response(
+        Version::HTTP_11,
+        200,
+        &h,
+        ResponseFraming::Length(5),
+        None,
+        true,
+    );
+    assert_eq!(
+        without_date(&head),
+        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"
+    );
+}
+
+#[test]
+fn response_head_304_keeps_user_length() {
+    let h = headers(&[("content-length", "42")]);
+    let head = response(
+        Version::HTTP_11,
+        304,
+        &h,
+        ResponseFraming::NoBody,
+        None,
+        true,
+    );
+    assert_eq!(
+        without_date(&head),
+        "HTTP/1.1 304 Not Modified\r\ncontent-length: 42\r\n\r\n"
+    );
+}
+
+#[test]
+fn response_head_204_drops_user_length() {
+    let h = headers(&[("content-length", "42")]);
+    let head = response(
+        Version::HTTP_11,
+        204,
+        &h,
+        ResponseFraming::NoBody,
+        None,
+        true,
+    );
+    assert_eq!(without_date(&head), "HTTP/1.1 204 No Content\r\n\r\n");
+}
+
+#[test]
+fn connection_token_helper() {
+    let h = headers(&[
+        ("connection", "keep-alive"),
+        ("connection", "Upgrade, CLOSE"),
+    ]);
+    assert!(connection_has_token(&h, "close"));
+    assert!(connection_has_token(&h, "upgrade"));
+    assert!(!connection_has_token(&h, "te"));
+    assert!(!connection_has_token(&HeaderMap::new(), "close"));
+}
+
+#[test]
+fn content_length_helper() {
+    assert_eq!(parse_content_length(&HeaderMap::new()), Ok(None));
+    assert_eq!(
+        parse_content_length(&headers(&[("content-length", "12")])),
+        Ok(Some(12))
+    );
+    assert_eq!(
+        parse_content_length(&headers(&[("content-length", "3, 3")])),
+        Ok(Some(3))
+    );
+    assert!(parse_content_length(&headers(&[
+        ("content-length", "3"),
+        ("content-length", "4")
+    ]))
+    .is_err());
+    assert!(parse_content_length(&headers(&[("content-length", "-1")])).is_err());
+}
+
+#[test]
+fn error_display() {
+    assert_eq!(EncodeError("x".into()).to_string(), "x");
+    assert_eq!(ResponseError("bad").to_string(), "invalid response: bad");
+    assert_eq!(
+        RequestError::UnsupportedVersion.to_string(),
+        "unsupported HTTP version"
+    );
 }
