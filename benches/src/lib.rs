@@ -13,6 +13,7 @@ pub mod cpu;
 pub mod echo_peer;
 pub mod exec;
 pub mod harness;
+pub mod http;
 pub mod io_fixture;
 pub mod io_harness;
 pub mod io_impls;

@@ -1,0 +1,3 @@
+-- Keep-alive GET /json, one request in flight per connection.
+wrk.path = "/json"
+dofile("report.lua")

@@ -1,0 +1,3 @@
+-- Keep-alive GET /plaintext, one request in flight per connection.
+wrk.path = "/plaintext"
+dofile("report.lua")

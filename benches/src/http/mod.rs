@@ -1,0 +1,88 @@
+//! The HTTP servers compared by `benches/http/run.sh` (wrk as the load
+//! generator), each started by name by the `http_server` binary:
+//!
+//! | name | stack |
+//! |---|---|
+//! | `spargio` | spargio-http `Http` on `spargio_service::Server`, `HandlerPlacement::Adaptive` |
+//! | `spargio-inline` | the same, `HandlerPlacement::Inline` |
+//! | `spargio-stealable` | the same, `HandlerPlacement::Stealable` |
+//! | `hyper` | hyper 1.x `http1` on tokio, the same service through `TowerToHyperService` |
+//! | `axum-tokio` | an axum `Router` with the same routes, `axum::serve` on tokio |
+//! | `axum-spargio` | the same `Router` on spargio-http (adaptive placement) |
+//! | `limit` | a hand-written io_uring loop answering `/plaintext` bytes ([`limit`]) |
+//!
+//! Every server uses [`WORKERS`](crate::harness::WORKERS) shards or worker
+//! threads, prints `ready <addr>` once it listens, and stops on `SIGINT` or
+//! `SIGTERM`. The routes are in [`service`].
+
+pub mod limit;
+pub mod router;
+pub mod service;
+pub mod spargio;
+pub mod tokio;
+
+use spargio_service::HandlerPlacement;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+
+/// A server the `http_server` binary can start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    /// spargio-http serving [`service::BenchService`] with this placement.
+    Spargio(HandlerPlacement),
+    /// hyper 1.x on tokio serving [`service::BenchService`].
+    Hyper,
+    /// The axum router on tokio (`axum::serve`).
+    AxumTokio,
+    /// The axum router on spargio-http.
+    AxumSpargio,
+    /// The hand-written io_uring server.
+    Limit,
+}
+
+impl ServerKind {
+    /// Every server, by name.
+    pub const ALL: [(&'static str, ServerKind); 7] = [
+        ("spargio", ServerKind::Spargio(HandlerPlacement::Adaptive)),
+        (
+            "spargio-inline",
+            ServerKind::Spargio(HandlerPlacement::Inline),
+        ),
+        (
+            "spargio-stealable",
+            ServerKind::Spargio(HandlerPlacement::Stealable),
+        ),
+        ("hyper", ServerKind::Hyper),
+        ("axum-tokio", ServerKind::AxumTokio),
+        ("axum-spargio", ServerKind::AxumSpargio),
+        ("limit", ServerKind::Limit),
+    ];
+
+    /// The server called `name`.
+    pub fn from_name(name: &str) -> Option<ServerKind> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, kind)| kind)
+    }
+
+    /// Serves on `addr` until the process is told to stop.
+    pub fn run(self, addr: SocketAddr) -> io::Result<()> {
+        match self {
+            ServerKind::Spargio(placement) => spargio::run(addr, spargio::App::Service, placement),
+            ServerKind::AxumSpargio => {
+                spargio::run(addr, spargio::App::Axum, HandlerPlacement::Adaptive)
+            }
+            ServerKind::Hyper => tokio::run_hyper(addr),
+            ServerKind::AxumTokio => tokio::run_axum(addr),
+            ServerKind::Limit => limit::run(addr),
+        }
+    }
+}
+
+/// Announces that the server listens; the driver waits for this line.
+fn ready(addr: SocketAddr) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "ready {addr}");
+    let _ = out.flush();
+}

@@ -1,0 +1,67 @@
+//! The spargio servers: spargio-http's [`Http`] on a
+//! [`spargio_service::Server`] over a [`WORKERS`]-shard spargio-rt runtime,
+//! serving either [`BenchService`] or the axum [`router`], with
+//! `spargio_http::fs::ServeDir` on `/file`.
+
+use super::ready;
+use super::router::router;
+use super::service::{file_dir, BenchService};
+use crate::harness::WORKERS;
+use futures::future::select;
+use spargio_http::fs::ServeDir;
+use spargio_http::{HandlerPlacement, Http, Server};
+use spargio_rt::signal::{signal, SignalKind};
+use spargio_rt::Runtime;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Duration;
+
+/// What the spargio server serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum App {
+    /// [`BenchService`] itself.
+    Service,
+    /// The axum [`router`].
+    Axum,
+}
+
+/// Serves `app` on `addr` with handlers placed per `placement` until
+/// `SIGINT` or `SIGTERM`; prints `ready` once listening.
+pub fn run(addr: SocketAddr, app: App, placement: HandlerPlacement) -> io::Result<()> {
+    // As the other spargio bench harnesses: `SPARGIO_BENCH_PARK_SPIN_US`
+    // overrides the shards' pre-park spin (default 50 µs).
+    let spin: u64 = std::env::var("SPARGIO_BENCH_PARK_SPIN_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let builder = Runtime::builder()
+        .shards(WORKERS)
+        .park_spin(Duration::from_micros(spin))
+        .thread_name("http-spargio");
+    spargio_rt::run_with(builder, move |handle| async move {
+        // Handlers first, so a signal sent right after `ready` stops the
+        // server instead of being lost.
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let stop = async move {
+            let _ = select(pin!(int.recv()), pin!(term.recv())).await;
+        };
+        let server = Server::builder()
+            .handler_placement(placement)
+            .shutdown_timeout(Duration::from_secs(2))
+            .bind(&handle, addr)?
+            .with_graceful_shutdown(stop);
+        ready(server.local_addr());
+        let files = ServeDir::new(file_dir());
+        match app {
+            App::Service => {
+                server
+                    .serve_service(Http::new(), BenchService::new(files))
+                    .await?
+            }
+            App::Axum => server.serve_service(Http::new(), router(files)).await?,
+        };
+        Ok(())
+    })?
+}
