@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod body;
+mod buffered;
 pub mod client;
 pub mod fs;
 pub mod h1;

@@ -52,72 +52,11 @@ impl TransportWrite for ConnWriter {
     }
 }
 
-/// The read side and the bytes read but not yet used.
-pub(crate) struct Input {
-    reader: ConnReader,
-    /// Bytes read and not yet parsed. Lost if a read is cancelled (the
-    /// connection is then dropped).
-    pub(crate) buf: BytesMut,
-    /// The peer closed its side (a clean end of stream).
-    pub(crate) eof: bool,
-}
+/// A connection's read side and the bytes read but not yet used.
+pub(crate) type Input = crate::buffered::Input<ConnReader>;
 
-impl Input {
-    pub(crate) fn new(reader: ConnReader) -> Input {
-        Input {
-            reader,
-            buf: BytesMut::new(),
-            eof: false,
-        }
-    }
-
-    /// Reads once, appending to `buf`; `Ok(0)` at end of stream (which
-    /// also sets `eof`).
-    pub(crate) async fn fill(&mut self) -> io::Result<usize> {
-        self.buf.reserve(READ_SIZE);
-        let buf = std::mem::take(&mut self.buf);
-        let (res, buf) = self.reader.read_some(buf).await;
-        self.buf = buf;
-        if let Ok(0) = res {
-            self.eof = true;
-        }
-        res
-    }
-}
-
-/// The write side and the bytes queued for it.
-pub(crate) struct Output {
-    writer: ConnWriter,
-    /// Encoded request bytes not yet written.
-    pub(crate) buf: BytesMut,
-}
-
-impl Output {
-    pub(crate) fn new(writer: ConnWriter) -> Output {
-        Output {
-            writer,
-            buf: BytesMut::with_capacity(4096),
-        }
-    }
-
-    /// Writes out everything queued.
-    pub(crate) async fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let buf = std::mem::take(&mut self.buf);
-        let (res, mut buf) = self.writer.write_all(buf).await;
-        buf.clear();
-        self.buf = buf;
-        res
-    }
-
-    /// Flushes, then closes the write side (TLS: `close_notify`; TCP: FIN).
-    pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
-        self.flush().await?;
-        self.writer.shutdown().await
-    }
-}
+/// A connection's write side and the request bytes queued for it.
+pub(crate) type Output = crate::buffered::Output<ConnWriter>;
 
 /// An open connection to one server.
 pub(crate) struct Conn {
@@ -136,7 +75,7 @@ impl Conn {
         let (r, w) = stream.split();
         let (reader, writer) = wrap(r, w);
         Conn {
-            input: Input::new(reader),
+            input: Input::new(reader, READ_SIZE),
             output: Output::new(writer),
         }
     }

@@ -96,7 +96,7 @@ async fn tcp_conn(listener: &TcpListener) -> Conn {
         .unwrap();
     let (r, w) = tcp.split();
     Conn {
-        input: Input::new(ConnReader::Tcp(r)),
+        input: Input::new(ConnReader::Tcp(r), 16 * 1024),
         output: Output::new(ConnWriter::Tcp(w)),
     }
 }

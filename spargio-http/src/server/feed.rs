@@ -10,8 +10,8 @@ use http::HeaderMap;
 use spargio_service::Connection;
 
 use super::config::HttpConfig;
-use super::io::Input;
 use crate::body::{BodyError, BodySender, Demand};
+use crate::buffered::Input;
 use crate::h1::{ChunkedDecoder, ChunkedItem};
 use crate::transport::TransportRead;
 

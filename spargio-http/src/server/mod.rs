@@ -5,7 +5,6 @@ mod config;
 mod conn;
 mod error_page;
 mod feed;
-pub(crate) mod io;
 mod respond;
 
 use std::fmt;

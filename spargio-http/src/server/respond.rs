@@ -16,8 +16,8 @@ use spargio_service::{BoxError, Connection, HandlerError};
 use super::config::HttpConfig;
 use super::error_page;
 use super::feed::Progress;
-use super::io::Output;
 use crate::body::Gate;
+use crate::buffered::Output;
 use crate::h1::{self, ResponseFraming};
 use crate::transport::TransportWrite;
 

@@ -1,5 +1,5 @@
-//! A connection's two buffered sides: input (read buffer) and output
-//! (write buffer).
+//! A connection's two buffered sides, input (read buffer) and output
+//! (write buffer), as the server's connections and the client's use them.
 
 use std::io;
 
