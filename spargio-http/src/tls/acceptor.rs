@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::io::AsyncWriteExt;
 use rustls::ServerConfig;
 use spargio_rt::io::compat::Compat;
 use spargio_rt::net::TcpStream;
@@ -133,21 +132,8 @@ impl TlsAcceptor {
     /// takes longer than the [timeout](Self::handshake_timeout). The
     /// connection is closed in every case.
     pub async fn accept(&self, tcp: TcpStream) -> Result<ServerTlsStream, TlsError> {
-        let handshake = async {
-            match self.inner.accept(Compat::new(tcp)).into_fallible().await {
-                Ok(stream) => Ok(ServerTlsStream::new(stream)),
-                Err((e, mut io)) => {
-                    // rustls may have queued an alert for the client: let
-                    // it go out, then send our FIN (best effort).
-                    let _ = io.close().await;
-                    Err(TlsError::from_handshake(e))
-                }
-            }
-        };
-        match spargio_rt::time::timeout(self.handshake_timeout, handshake).await {
-            Ok(res) => res,
-            Err(_) => Err(TlsError::HandshakeTimeout(self.handshake_timeout)),
-        }
+        let handshake = self.inner.accept(Compat::new(tcp)).into_fallible();
+        super::handshake::run(self.handshake_timeout, handshake, ServerTlsStream::new).await
     }
 }
 

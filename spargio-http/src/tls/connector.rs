@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::io::AsyncWriteExt;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::ServerName;
 use spargio_rt::io::compat::Compat;
@@ -108,26 +107,8 @@ impl TlsConnector {
         let name = ServerName::try_from(server_name)
             .map_err(|_| TlsError::InvalidServerName(server_name.to_owned()))?
             .to_owned();
-        let handshake = async {
-            match self
-                .inner
-                .connect(name, Compat::new(tcp))
-                .into_fallible()
-                .await
-            {
-                Ok(stream) => Ok(ClientTlsStream::new(stream)),
-                Err((e, mut io)) => {
-                    // Deliver the alert rustls queued for the server, if
-                    // any, then our FIN (best effort).
-                    let _ = io.close().await;
-                    Err(TlsError::from_handshake(e))
-                }
-            }
-        };
-        match spargio_rt::time::timeout(self.handshake_timeout, handshake).await {
-            Ok(res) => res,
-            Err(_) => Err(TlsError::HandshakeTimeout(self.handshake_timeout)),
-        }
+        let handshake = self.inner.connect(name, Compat::new(tcp)).into_fallible();
+        super::handshake::run(self.handshake_timeout, handshake, ClientTlsStream::new).await
     }
 }
 

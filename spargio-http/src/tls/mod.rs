@@ -76,6 +76,7 @@ use std::time::Duration;
 mod acceptor;
 mod connector;
 mod error;
+mod handshake;
 mod pem;
 mod stream;
 #[cfg(test)]
