@@ -98,6 +98,10 @@ where
             }
         }
     };
+    // The client waits for `100 Continue` before it sends the body; if the
+    // service answered without asking for it, whether the body follows is
+    // unknown, so the connection closes after this response.
+    let body_unknown = ex.gated && !continue_sent && !progress.done.get();
     let resp = match res {
         Ok(resp) => resp,
         Err(e) => {
@@ -107,9 +111,7 @@ where
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             };
-            let keep_alive = ex.keep_alive
-                && !conn.is_closing()
-                && !(ex.gated && !continue_sent && !progress.done.get());
+            let keep_alive = ex.keep_alive && !conn.is_closing() && !body_unknown;
             error_page::write(&mut out.buf, ex.version, status, keep_alive);
             return Ok(Responded::Done { keep_alive });
         }
@@ -167,10 +169,7 @@ where
         && !service_closes
         && !conn.is_closing()
         && framing != ResponseFraming::CloseDelimited
-        // The client waits for `100 Continue` before it sends the body; if
-        // the service answered without asking for it, whether the body
-        // follows is unknown, so the connection closes after this response.
-        && !(ex.gated && !continue_sent && !progress.done.get());
+        && !body_unknown;
     let head_length = if ex.method == Method::HEAD {
         exact.filter(|&n| n > 0)
     } else {
