@@ -207,6 +207,12 @@ impl RuntimeBuilder {
     /// Waking a blocked thread costs tens of microseconds on virtual
     /// machines; a short spin lets back-to-back messages between shards skip
     /// it. A shard idle for longer than this uses no CPU.
+    ///
+    /// This is the most a spin lasts. Each shard also learns from its own
+    /// recent idle gaps whether spinning pays off: it spins only while work
+    /// usually comes back sooner than a sleep and wake-up would cost, so a
+    /// shard whose gaps are long (light load, or a machine shared with other
+    /// busy threads) parks at once instead of burning the CPU they need.
     pub fn park_spin(mut self, spin: Duration) -> Self {
         self.park_spin = spin;
         self

@@ -6,6 +6,7 @@
 //! size share slots (documented on `AdaptiveConfig::max_routes`). Updates
 //! race benignly: a lost sample only slows the average down.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -43,6 +44,16 @@ impl AdaptiveTable {
         self.slot(route).load(Ordering::Relaxed) & HEAVY != 0
     }
 
+    /// Whether an inline request of `route` should have its polls timed:
+    /// always until the route has a sample, then one request in
+    /// [`SAMPLE_EVERY`], picked at random (so a route that is heavy every
+    /// n-th request is not missed by a fixed stride). Timing costs two clock
+    /// reads per poll and recording writes a slot that every shard shares,
+    /// which cheap routes would otherwise pay on every request.
+    pub(crate) fn should_time(&self, route: RouteKey) -> bool {
+        self.slot(route).load(Ordering::Relaxed) == 0 || sampled()
+    }
+
     /// Records that a request of `route` had `longest` as its longest
     /// single poll, and updates the route's placement: heavy from
     /// `heavy_poll` up, light again below half of it.
@@ -66,6 +77,22 @@ impl AdaptiveTable {
         };
         slot.store(avg | if heavy { HEAVY } else { 0 }, Ordering::Relaxed);
     }
+}
+
+/// One in this many inline requests of a sampled route is timed.
+pub(crate) const SAMPLE_EVERY: u32 = 8;
+
+/// A per-thread xorshift draw: true one time in [`SAMPLE_EVERY`].
+fn sampled() -> bool {
+    thread_local!(static STATE: Cell<u32> = const { Cell::new(0x9E37_79B9) });
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        s.set(x);
+        x % SAMPLE_EVERY == 0
+    })
 }
 
 #[cfg(test)]
@@ -105,6 +132,19 @@ mod tests {
             t.record(r, Duration::from_micros(70));
         }
         assert!(t.is_heavy(r), "70 µs is above half of 100 µs");
+    }
+
+    #[test]
+    fn a_new_route_is_always_timed_then_sampled() {
+        let t = table();
+        let r = RouteKey(7);
+        assert!((0..100).all(|_| t.should_time(r)));
+        t.record(r, Duration::from_micros(3));
+        let timed = (0..8000).filter(|_| t.should_time(r)).count();
+        assert!(
+            (500..1500).contains(&timed),
+            "about one in {SAMPLE_EVERY} timed, got {timed} of 8000"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::future::{poll_fn, Future};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -59,7 +60,7 @@ impl HandlerShared {
 
     /// Polls `fut` on the calling (connection) task.
     async fn run_inline<F, T, E>(
-        self: Arc<Self>,
+        &self,
         route: RouteKey,
         home: ShardId,
         fut: F,
@@ -68,7 +69,8 @@ impl HandlerShared {
         F: Future<Output = Result<T, E>>,
         E: Into<BoxError>,
     {
-        let measured = Measured::new(fut, home, self.adaptive(), None);
+        let timed = self.adaptive() && self.adaptive.should_time(route);
+        let measured = Measured::new(fut, home, timed, None);
         let caught = AssertUnwindSafe(measured).catch_unwind();
         let res = match self.request_timeout {
             Some(d) => match spargio_rt::time::timeout(d, caught).await {
@@ -79,7 +81,9 @@ impl HandlerShared {
         };
         match res {
             Ok((out, report)) => {
-                self.learn(route, &report);
+                if timed {
+                    self.learn(route, &report);
+                }
                 out.map_err(|e| HandlerError::Service(e.into()))
             }
             Err(payload) => Err(HandlerError::from_panic(&*payload)),
@@ -88,7 +92,7 @@ impl HandlerShared {
 
     /// Spawns `fut` stealable and waits for it; dropping the wait aborts it.
     async fn run_stealable<F, T, E>(
-        self: Arc<Self>,
+        &self,
         route: RouteKey,
         home: ShardId,
         fut: F,
@@ -146,19 +150,48 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// Keeps `requests_in_flight` right however the call ends.
-struct InFlight(Arc<Counters>);
+/// The server's shared state as one connection's handler holds it, so each
+/// request clones an `Rc` (no atomic, no cache line shared with other
+/// shards) instead of the `Arc`.
+pub(crate) struct ConnShared(Arc<HandlerShared>);
 
-impl InFlight {
-    fn new(c: &Arc<Counters>) -> InFlight {
-        c.in_flight.add(1);
-        InFlight(c.clone())
+impl std::ops::Deref for ConnShared {
+    type Target = HandlerShared;
+
+    fn deref(&self) -> &HandlerShared {
+        &self.0
     }
 }
 
-impl Drop for InFlight {
+/// One request from its call to its end: counted in `requests` and
+/// `requests_in_flight` (on the connection's shard's slot, so shards do not
+/// share a hot cache line) and, when it fails, in the failure counters.
+struct Tracked {
+    shared: Rc<ConnShared>,
+    home: ShardId,
+}
+
+impl Tracked {
+    fn new(shared: &Rc<ConnShared>, home: ShardId) -> Tracked {
+        shared.counters.requests.add(home.0, 1);
+        shared.counters.in_flight.add(home.0, 1);
+        Tracked {
+            shared: shared.clone(),
+            home,
+        }
+    }
+
+    fn finished<T>(&self, res: Result<T, HandlerError>) -> Result<T, HandlerError> {
+        if let Err(e) = &res {
+            self.shared.count_failure(e);
+        }
+        res
+    }
+}
+
+impl Drop for Tracked {
     fn drop(&mut self) {
-        self.0.in_flight.sub(1);
+        self.shared.counters.in_flight.sub(self.home.0, 1);
     }
 }
 
@@ -186,24 +219,6 @@ where
         .map_err(|payload| HandlerError::from_panic(&*payload))
 }
 
-/// Counts a request from its call to its end (however it ends) and its
-/// failure, around `run`.
-fn tracked<T>(
-    shared: Arc<HandlerShared>,
-    run: impl Future<Output = Result<T, HandlerError>>,
-) -> impl Future<Output = Result<T, HandlerError>> {
-    shared.counters.requests.add(1);
-    let in_flight = InFlight::new(&shared.counters);
-    async move {
-        let _in_flight = in_flight;
-        let res = run.await;
-        if let Err(e) = &res {
-            shared.count_failure(e);
-        }
-        res
-    }
-}
-
 /// [`ServiceHandler`] of `Server::serve`: a `Send` service whose response
 /// futures go where [`HandlerPlacement`] says.
 pub(crate) struct Placed;
@@ -213,11 +228,13 @@ pub(crate) struct Placed;
 pub(crate) struct Local;
 
 /// A connection's service with what the server adds around each call;
-/// `Mode` is [`Placed`] or [`Local`].
+/// `Mode` is [`Placed`] or [`Local`]. It lives on the connection's shard,
+/// so each request takes a cheap `Rc` clone of the server's shared state
+/// rather than an atomic `Arc` clone that every shard contends on.
 pub(crate) struct ServiceHandler<S, Mode> {
     service: S,
     home: ShardId,
-    shared: Arc<HandlerShared>,
+    shared: Rc<ConnShared>,
     _mode: std::marker::PhantomData<Mode>,
 }
 
@@ -226,7 +243,7 @@ impl<S, Mode> ServiceHandler<S, Mode> {
         ServiceHandler {
             service,
             home,
-            shared,
+            shared: Rc::new(ConnShared(shared)),
             _mode: std::marker::PhantomData,
         }
     }
@@ -251,13 +268,17 @@ where
         req: Req,
     ) -> impl Future<Output = Result<S::Response, HandlerError>> + 'static {
         let started = start(&mut self.service, req);
-        let (shared, home) = (self.shared.clone(), self.home);
-        tracked(self.shared.clone(), async move {
-            match started? {
-                fut if shared.stealable(route) => shared.run_stealable(route, home, fut).await,
-                fut => shared.run_inline(route, home, fut).await,
-            }
-        })
+        let home = self.home;
+        let tracked = Tracked::new(&self.shared, home);
+        async move {
+            let shared = &tracked.shared;
+            let res = match started {
+                Err(e) => Err(e),
+                Ok(fut) if shared.stealable(route) => shared.run_stealable(route, home, fut).await,
+                Ok(fut) => shared.run_inline(route, home, fut).await,
+            };
+            tracked.finished(res)
+        }
     }
 }
 
@@ -280,9 +301,14 @@ where
         req: Req,
     ) -> impl Future<Output = Result<S::Response, HandlerError>> + 'static {
         let started = start(&mut self.service, req);
-        let (shared, home) = (self.shared.clone(), self.home);
-        tracked(self.shared.clone(), async move {
-            shared.run_inline(route, home, started?).await
-        })
+        let home = self.home;
+        let tracked = Tracked::new(&self.shared, home);
+        async move {
+            let res = match started {
+                Err(e) => Err(e),
+                Ok(fut) => tracked.shared.run_inline(route, home, fut).await,
+            };
+            tracked.finished(res)
+        }
     }
 }

@@ -21,6 +21,49 @@ impl Counter {
     }
 }
 
+/// A counter that every shard bumps on every request: one slot per shard,
+/// each on its own cache line, summed when read.
+#[derive(Debug)]
+pub(crate) struct ShardedCounter(Box<[PaddedCounter]>);
+
+/// A slot of [`ShardedCounter`], alone on its cache line (128 bytes: the
+/// adjacent-line prefetcher pairs 64-byte lines).
+#[derive(Default, Debug)]
+#[repr(align(128))]
+struct PaddedCounter(AtomicU64);
+
+impl ShardedCounter {
+    pub(crate) fn new(shards: usize) -> ShardedCounter {
+        ShardedCounter(
+            (0..shards.max(1))
+                .map(|_| PaddedCounter::default())
+                .collect(),
+        )
+    }
+
+    fn slot(&self, shard: usize) -> &AtomicU64 {
+        &self.0[shard % self.0.len()].0
+    }
+
+    /// Adds `n` on `shard`'s slot.
+    pub(crate) fn add(&self, shard: usize, n: u64) {
+        self.slot(shard).fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Takes `n` off `shard`'s slot; a slot may wrap below zero when
+    /// another slot got the matching add, the sum stays right.
+    pub(crate) fn sub(&self, shard: usize, n: u64) {
+        self.slot(shard).fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// The sum over all slots.
+    pub(crate) fn get(&self) -> u64 {
+        self.0
+            .iter()
+            .fold(0u64, |sum, c| sum.wrapping_add(c.0.load(Ordering::Relaxed)))
+    }
+}
+
 /// The live counters behind [`ServerStats`].
 #[derive(Debug)]
 pub(crate) struct Counters {
@@ -28,8 +71,8 @@ pub(crate) struct Counters {
     pub(crate) active: Counter,
     pub(crate) per_shard_active: Vec<Counter>,
     pub(crate) per_shard_accepted: Vec<Counter>,
-    pub(crate) requests: Counter,
-    pub(crate) in_flight: Counter,
+    pub(crate) requests: ShardedCounter,
+    pub(crate) in_flight: ShardedCounter,
     pub(crate) requests_failed: Counter,
     pub(crate) panics: Counter,
     pub(crate) request_timeouts: Counter,
@@ -50,8 +93,8 @@ impl Counters {
             active: Counter::default(),
             per_shard_active: (0..shards).map(|_| Counter::default()).collect(),
             per_shard_accepted: (0..shards).map(|_| Counter::default()).collect(),
-            requests: Counter::default(),
-            in_flight: Counter::default(),
+            requests: ShardedCounter::new(shards),
+            in_flight: ShardedCounter::new(shards),
             requests_failed: Counter::default(),
             panics: Counter::default(),
             request_timeouts: Counter::default(),

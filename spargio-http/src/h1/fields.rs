@@ -219,10 +219,33 @@ pub(super) fn host_is_valid(value: &[u8]) -> bool {
     if value.is_empty() {
         return true;
     }
+    if is_plain_host(value) {
+        return true;
+    }
     if value.contains(&b'@') {
         return false;
     }
     http::uri::Authority::try_from(value).is_ok()
+}
+
+/// The common Host shape, checked without a full authority parse: a name
+/// or IPv4 address of letters, digits, `.` and `-`, and an optional port
+/// of 1 to 5 digits up to 65535. Anything else takes the full parse.
+fn is_plain_host(value: &[u8]) -> bool {
+    let (host, port) = match value.iter().position(|&b| b == b':') {
+        Some(i) => (&value[..i], Some(&value[i + 1..])),
+        None => (value, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let port_ok = port.is_none_or(|p| {
+        (1..=5).contains(&p.len())
+            && p.iter().all(u8::is_ascii_digit)
+            && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
+    });
+    host_ok && port_ok
 }
 
 /// Writes `n` in decimal.
@@ -256,4 +279,45 @@ pub(super) fn put_hex(dst: &mut bytes::BytesMut, mut n: u64) {
         }
     }
     dst.extend_from_slice(&buf[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_hosts_take_the_fast_path_and_agree_with_the_full_parse() {
+        for v in [
+            "localhost",
+            "localhost:8080",
+            "example.com",
+            "a-b.example.com:1",
+            "127.0.0.1:65535",
+            "10.0.0.1",
+        ] {
+            assert!(is_plain_host(v.as_bytes()), "{v}");
+            assert!(http::uri::Authority::try_from(v).is_ok(), "{v}");
+            assert!(host_is_valid(v.as_bytes()), "{v}");
+        }
+    }
+
+    #[test]
+    fn other_shapes_take_the_full_parse() {
+        for v in [
+            "[::1]:8080",
+            "host:65536",
+            "host:",
+            ":80",
+            "host:123456",
+            "user@host",
+            "ho st",
+            "host:8a",
+        ] {
+            assert!(!is_plain_host(v.as_bytes()), "{v}");
+        }
+        assert!(host_is_valid(b"[::1]:8080"));
+        assert!(host_is_valid(b""));
+        assert!(!host_is_valid(b"user@host"));
+        assert!(!host_is_valid(b"ho st"));
+    }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::Buf;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as HttpBody;
-use spargio_service::{BoxError, Connection, Handler, RouteKey};
+use spargio_service::{BoxError, Connection, Handler, HandlerError, RouteKey};
 
 use super::config::HttpConfig;
 use super::error_page;
@@ -43,7 +43,12 @@ where
     let mut input = Input::new(reader, cfg.read_buffer);
     let mut out = Output::new(writer);
     loop {
-        let head = match read_head(&mut input, &mut out, conn, cfg).await? {
+        // A head already buffered (pipelining) needs no read.
+        let next = match parse_buffered(&mut input, cfg) {
+            Some(next) => next,
+            None => read_head(&mut input, &mut out, conn, cfg).await?,
+        };
+        let head = match next {
             Next::Head(head) => head,
             Next::Closed => {
                 let _ = out.shutdown().await;
@@ -80,7 +85,23 @@ where
             );
             return close_lingering(&mut input, &mut out, cfg).await;
         }
-        match exchange(&mut input, &mut out, &mut handler, head, conn, cfg).await? {
+        // Futures are moved whole when awaited, so the common case (a
+        // bodiless request) awaits only what it needs; the body path's
+        // larger future is boxed.
+        let after = match start(&mut out, &mut handler, head, conn, cfg) {
+            Started::Bodiless(Call { fut, ex, pending }) => {
+                let responded = respond(&mut out, fut, &ex, None, None, conn, cfg).await?;
+                after(responded, FeedEnd::Complete, pending)
+            }
+            Started::WithBody(call, feed) => {
+                Box::pin(exchange_with_body(
+                    &mut input, &mut out, call, feed, conn, cfg,
+                ))
+                .await?
+            }
+            Started::Refused => After::Close,
+        };
+        match after {
             After::KeepAlive => {
                 if conn.is_closing() {
                     let _ = out.shutdown().await;
@@ -130,15 +151,8 @@ where
 {
     let deadline = Instant::now() + cfg.header_read_timeout;
     loop {
-        if !input.buf.is_empty() {
-            match h1::parse_request(&input.buf, &cfg.limits) {
-                Ok(Some((head, n))) => {
-                    input.buf.advance(n);
-                    return Ok(Next::Head(head));
-                }
-                Ok(None) => {}
-                Err(e) => return Ok(Next::Bad(e.status())),
-            }
+        if let Some(next) = parse_buffered(input, cfg) {
+            return Ok(next);
         }
         if input.eof {
             return Ok(Next::Closed);
@@ -168,6 +182,22 @@ where
     }
 }
 
+/// Takes a whole request head off the front of the input buffer, if one is
+/// there (or says why what is there is refused).
+fn parse_buffered<R>(input: &mut Input<R>, cfg: &HttpConfig) -> Option<Next> {
+    if input.buf.is_empty() {
+        return None;
+    }
+    match h1::parse_request(&input.buf, &cfg.limits) {
+        Ok(Some((head, n))) => {
+            input.buf.advance(n);
+            Some(Next::Head(head))
+        }
+        Ok(None) => None,
+        Err(e) => Some(Next::Bad(e.status())),
+    }
+}
+
 /// Errors that just mean the client went away.
 fn is_disconnect(e: &io::Error) -> bool {
     matches!(
@@ -186,21 +216,36 @@ enum After {
     Switch(upgrade::Pending),
 }
 
-/// One request and its response.
-async fn exchange<R, W, H, B>(
-    input: &mut Input<R>,
+/// A request handed to the service, before its response is awaited.
+enum Started<F> {
+    /// The request has no body: only the response is left to wait for.
+    Bodiless(Call<F>),
+    /// The body is fed from the connection while the response is awaited.
+    WithBody(Call<F>, Feed),
+    /// The request was answered without calling the service (413 queued).
+    Refused,
+}
+
+/// The service's response future and what the response side needs.
+struct Call<F> {
+    fut: F,
+    ex: Exchange,
+    pending: Option<upgrade::Pending>,
+}
+
+/// Turns `head` into a `Request`, calls the service, and says what is left
+/// to do. No I/O: the caller awaits the response (and feeds the body), so
+/// the common bodiless exchange needs no future of its own.
+fn start<'h, W, H, B>(
     out: &mut Output<W>,
-    handler: &mut H,
+    handler: &'h mut H,
     head: RequestHead,
     conn: &Connection,
     cfg: &HttpConfig,
-) -> io::Result<After>
+) -> Started<impl Future<Output = Result<Response<B>, HandlerError>> + 'static + use<'h, W, H, B>>
 where
-    R: TransportRead,
     W: TransportWrite,
     H: Handler<Request<Body>, Response = Response<B>>,
-    B: HttpBody + 'static,
-    B::Error: Into<BoxError>,
 {
     let RequestHead {
         method,
@@ -217,7 +262,7 @@ where
         if n > max {
             conn.record_bad_request();
             error_page::write(&mut out.buf, version, StatusCode::PAYLOAD_TOO_LARGE, false);
-            return Ok(After::Close);
+            return Started::Refused;
         }
     }
     let gated = expect_continue && body != BodyLength::Empty;
@@ -268,23 +313,49 @@ where
         upgrade_requested: pending.is_some(),
         gated,
     };
-    let fut = handler.call(route, req);
+    let call = Call {
+        fut: handler.call(route, req),
+        ex,
+        pending,
+    };
+    match feed {
+        None => Started::Bodiless(call),
+        Some(feed) => Started::WithBody(call, feed),
+    }
+}
+
+/// Feeds the request body while the response is awaited and written.
+async fn exchange_with_body<R, W, F, B>(
+    input: &mut Input<R>,
+    out: &mut Output<W>,
+    call: Call<F>,
+    feed: Feed,
+    conn: &Connection,
+    cfg: &HttpConfig,
+) -> io::Result<After>
+where
+    R: TransportRead,
+    W: TransportWrite,
+    F: Future<Output = Result<Response<B>, HandlerError>>,
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    let Call { fut, ex, pending } = call;
     let stop = Cell::new(false);
     let progress = Progress::default();
-    progress.done.set(feed.is_none());
-    let (fed, responded) = match feed {
-        None => (
-            FeedEnd::Complete,
-            respond(out, fut, &ex, None, &progress, conn, cfg).await?,
-        ),
-        Some(feed) => {
-            let gate = feed.gated.then(|| feed.sender.gate());
-            let feeding = feed_body(input, feed, &stop, &progress, cfg, conn);
-            let responding = respond(out, fut, &ex, gate, &progress, conn, cfg);
-            both(feeding, responding, &stop).await?
-        }
-    };
-    Ok(match responded {
+    let gate = feed.gated.then(|| feed.sender.gate());
+    let (fed, responded) = both(
+        feed_body(input, feed, &stop, &progress, cfg, conn),
+        respond(out, fut, &ex, gate, Some(&progress), conn, cfg),
+        &stop,
+    )
+    .await?;
+    Ok(after(responded, fed, pending))
+}
+
+/// What the connection does once the response went out.
+fn after(responded: Responded, fed: FeedEnd, pending: Option<upgrade::Pending>) -> After {
+    match responded {
         Responded::Switched => match pending {
             Some(p) if p.is_wanted() && fed == FeedEnd::Complete => After::Switch(p),
             _ => After::Close,
@@ -293,7 +364,7 @@ where
             After::KeepAlive
         }
         Responded::Done { .. } => After::Close,
-    })
+    }
 }
 
 /// Runs the body feed and the response side of one exchange together on

@@ -4,13 +4,13 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::pin;
-use std::task::Poll;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
 
 use bytes::{Buf, BufMut, Bytes};
 use futures_util::future::{select, Either};
 use http::{header, Method, Response, StatusCode, Version};
-use http_body::Body as HttpBody;
+use http_body::{Body as HttpBody, Frame};
 use spargio_service::{BoxError, Connection, HandlerError};
 
 use super::config::HttpConfig;
@@ -58,14 +58,20 @@ where
     Ok(fut.await)
 }
 
-/// Waits for the service's response to `ex` and writes it.
+/// Waits for the service's response to `ex` and writes it. `progress` is
+/// the request body's feed, if the request has a body.
+///
+/// The common case (the response is ready at its first poll and so is its
+/// whole body) completes inside one poll without awaiting anything; only
+/// the waits are separate futures (the body's boxed), which keeps this
+/// future small: futures are copied whole when they are awaited.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn respond<W, F, B>(
     out: &mut Output<W>,
     fut: F,
     ex: &Exchange,
     gate: Option<Gate>,
-    progress: &Progress,
+    progress: Option<&Progress>,
     conn: &Connection,
     cfg: &HttpConfig,
 ) -> io::Result<Responded>
@@ -75,25 +81,17 @@ where
     B: HttpBody,
     B::Error: Into<BoxError>,
 {
-    let mut fut = pin!(fut);
-    let mut continue_sent = false;
-    let res = match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
-        Poll::Ready(res) => res,
-        Poll::Pending => {
-            out.flush().await?;
-            match gate {
-                None => fut.await,
-                Some(gate) => {
-                    let opened = pin!(gate.opened());
-                    match select(fut.as_mut(), opened).await {
-                        Either::Left((res, _)) => res,
-                        Either::Right(((), _)) => {
-                            out.buf.extend_from_slice(h1::CONTINUE);
-                            out.flush().await?;
-                            continue_sent = true;
-                            fut.await
-                        }
-                    }
+    let (res, continue_sent) = {
+        let mut fut = pin!(fut);
+        match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+            Poll::Ready(res) => (res, false),
+            Poll::Pending => {
+                // Earlier pipelined responses go out while this one is
+                // being worked on.
+                out.flush().await?;
+                match gate {
+                    None => (fut.await, false),
+                    Some(gate) => Box::pin(wait_gated(out, fut.as_mut(), gate)).await?,
                 }
             }
         }
@@ -101,7 +99,71 @@ where
     // The client waits for `100 Continue` before it sends the body; if the
     // service answered without asking for it, whether the body follows is
     // unknown, so the connection closes after this response.
-    let body_unknown = ex.gated && !continue_sent && !progress.done.get();
+    let body_done = progress.is_none_or(|p| p.done.get());
+    let body_unknown = ex.gated && !continue_sent && !body_done;
+    let refused = progress.and_then(|p| p.refused.get());
+    match write_head(out, res, ex, body_unknown, refused, conn) {
+        Head::Done(responded) => Ok(responded),
+        Head::Switched => {
+            out.flush().await?;
+            Ok(Responded::Switched)
+        }
+        Head::Body {
+            body,
+            framing,
+            keep_alive,
+        } => {
+            let mut body = pin!(body);
+            let mut written = 0;
+            let ready = poll_fn(|cx| {
+                Poll::Ready(put_ready_frames(
+                    out,
+                    body.as_mut(),
+                    framing,
+                    &mut written,
+                    cfg,
+                    cx,
+                ))
+            })
+            .await;
+            let complete = match ready {
+                Some(complete) => complete,
+                None => Box::pin(write_body(out, body.as_mut(), framing, written, cfg)).await?,
+            };
+            Ok(Responded::Done {
+                keep_alive: keep_alive && complete,
+            })
+        }
+    }
+}
+
+/// What is left after the head is queued.
+enum Head<B> {
+    /// Nothing: the response (or the error page in its place) is queued.
+    Done(Responded),
+    /// A `101` head is queued: flush it and hand the connection over.
+    Switched,
+    /// The body goes out next, framed so.
+    Body {
+        body: B,
+        framing: ResponseFraming,
+        keep_alive: bool,
+    },
+}
+
+/// Queues the head of the service's answer `res` (or the error page that
+/// replaces it). No I/O, so none of this is kept in the response future.
+fn write_head<W, B>(
+    out: &mut Output<W>,
+    res: Result<Response<B>, HandlerError>,
+    ex: &Exchange,
+    body_unknown: bool,
+    refused: Option<StatusCode>,
+    conn: &Connection,
+) -> Head<B>
+where
+    B: HttpBody,
+{
     let resp = match res {
         Ok(resp) => resp,
         Err(e) => {
@@ -113,31 +175,34 @@ where
             };
             let keep_alive = ex.keep_alive && !conn.is_closing() && !body_unknown;
             error_page::write(&mut out.buf, ex.version, status, keep_alive);
-            return Ok(Responded::Done { keep_alive });
+            return Head::Done(Responded::Done { keep_alive });
         }
     };
-    if let Some(status) = progress.refused.get() {
+    if let Some(status) = refused {
         // The request body was malformed or too large: the request gets
         // the error, not the service's answer to a body it never fully had.
         error_page::write(&mut out.buf, ex.version, status, false);
-        return Ok(Responded::Done { keep_alive: false });
+        return Head::Done(Responded::Done { keep_alive: false });
     }
     let (parts, body) = resp.into_parts();
     let status = parts.status;
+    let internal_error = |out: &mut Output<W>, keep_alive| {
+        error_page::write(
+            &mut out.buf,
+            ex.version,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            keep_alive,
+        );
+        Head::Done(Responded::Done { keep_alive })
+    };
 
     if status == StatusCode::SWITCHING_PROTOCOLS {
         if !ex.upgrade_requested {
             // A 101 to a request that did not ask to switch would leave the
             // client reading a stream it cannot parse.
-            error_page::write(
-                &mut out.buf,
-                ex.version,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                false,
-            );
-            return Ok(Responded::Done { keep_alive: false });
+            return internal_error(out, false);
         }
-        if let Err(_e) = h1::encode_response_head(
+        let encoded = h1::encode_response_head(
             &mut out.buf,
             ex.version,
             status,
@@ -145,17 +210,11 @@ where
             ResponseFraming::NoBody,
             None,
             true,
-        ) {
-            error_page::write(
-                &mut out.buf,
-                ex.version,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                false,
-            );
-            return Ok(Responded::Done { keep_alive: false });
-        }
-        out.flush().await?;
-        return Ok(Responded::Switched);
+        );
+        return match encoded {
+            Ok(()) => Head::Switched,
+            Err(_) => internal_error(out, false),
+        };
     }
 
     let exact = body.size_hint().exact();
@@ -175,7 +234,7 @@ where
     } else {
         None
     };
-    if h1::encode_response_head(
+    let encoded = h1::encode_response_head(
         &mut out.buf,
         ex.version,
         status,
@@ -183,44 +242,90 @@ where
         framing,
         head_length,
         keep_alive,
-    )
-    .is_err()
-    {
+    );
+    if encoded.is_err() {
         // A header value with CR/LF/NUL is refused, never sent.
-        error_page::write(
-            &mut out.buf,
-            ex.version,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            keep_alive,
-        );
-        return Ok(Responded::Done { keep_alive });
+        return internal_error(out, keep_alive);
     }
-    let complete = match framing {
-        ResponseFraming::NoBody => true,
-        _ => write_body(out, body, framing, cfg).await?,
-    };
-    Ok(Responded::Done {
-        keep_alive: keep_alive && complete,
-    })
+    match framing {
+        ResponseFraming::NoBody => Head::Done(Responded::Done { keep_alive }),
+        _ => Head::Body {
+            body,
+            framing,
+            keep_alive,
+        },
+    }
 }
 
-/// Streams the response body. Returns whether it was complete and
-/// correctly framed (if not, the connection must close: the client cannot
-/// find the end of this response otherwise).
+/// Waits for the response to a request with `Expect: 100-continue`,
+/// sending `100 Continue` when the service first asks for the body.
+/// Returns the response and whether `100 Continue` went out.
+async fn wait_gated<W, F>(
+    out: &mut Output<W>,
+    mut fut: Pin<&mut F>,
+    gate: Gate,
+) -> io::Result<(F::Output, bool)>
+where
+    W: TransportWrite,
+    F: Future,
+{
+    let opened = pin!(gate.opened());
+    match select(fut.as_mut(), opened).await {
+        Either::Left((res, _)) => Ok((res, false)),
+        Either::Right(((), _)) => {
+            out.buf.extend_from_slice(h1::CONTINUE);
+            out.flush().await?;
+            Ok((fut.await, true))
+        }
+    }
+}
+
+/// Appends the body frames that are ready now, until the body ends
+/// (`Some(complete)`, see [`write_body`]), or it is not ready or the write
+/// buffer is full (`None`: [`write_body`] goes on from here).
+fn put_ready_frames<W, B>(
+    out: &mut Output<W>,
+    mut body: Pin<&mut B>,
+    framing: ResponseFraming,
+    written: &mut u64,
+    cfg: &HttpConfig,
+    cx: &mut Context<'_>,
+) -> Option<bool>
+where
+    B: HttpBody,
+{
+    while out.buf.len() < cfg.write_buffer {
+        match body.as_mut().poll_frame(cx) {
+            Poll::Pending => return None,
+            Poll::Ready(frame) => {
+                if let Some(complete) = put_frame(out, frame, framing, written) {
+                    return Some(complete);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Streams the rest of the response body, `written` bytes of it already
+/// queued. Returns whether it was complete and correctly framed (if not,
+/// the connection must close: the client cannot find the end of this
+/// response otherwise).
 async fn write_body<W, B>(
     out: &mut Output<W>,
-    body: B,
+    mut body: Pin<&mut B>,
     framing: ResponseFraming,
+    mut written: u64,
     cfg: &HttpConfig,
 ) -> io::Result<bool>
 where
     W: TransportWrite,
     B: HttpBody,
-    B::Error: Into<BoxError>,
 {
-    let mut body = pin!(body);
-    let mut written: u64 = 0;
     loop {
+        if out.buf.len() >= cfg.write_buffer {
+            out.flush().await?;
+        }
         let frame = match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
             Poll::Ready(f) => f,
             Poll::Pending => {
@@ -228,54 +333,64 @@ where
                 poll_fn(|cx| body.as_mut().poll_frame(cx)).await
             }
         };
-        let frame = match frame {
-            None => break,
-            Some(Ok(frame)) => frame,
-            Some(Err(_)) => return Ok(false),
-        };
-        match frame.into_data() {
-            Ok(mut data) => {
-                let n = data.remaining();
-                if n == 0 {
-                    continue;
-                }
-                match framing {
-                    ResponseFraming::Chunked => {
-                        let bytes: Bytes = data.copy_to_bytes(n);
-                        h1::encode_chunk(&mut out.buf, &bytes);
-                    }
-                    ResponseFraming::Length(len) => {
-                        if written + n as u64 > len {
-                            // More bytes than the head promised.
-                            return Ok(false);
-                        }
-                        out.buf.put(data);
-                    }
-                    ResponseFraming::CloseDelimited => out.buf.put(data),
-                    ResponseFraming::NoBody => {}
-                }
-                written += n as u64;
-            }
-            Err(frame) => {
-                if let (Ok(trailers), ResponseFraming::Chunked) = (frame.into_trailers(), framing) {
-                    if h1::encode_last_chunk(&mut out.buf, Some(&trailers)).is_err() {
-                        return Ok(false);
-                    }
-                    return Ok(true);
-                }
-            }
-        }
-        if out.buf.len() >= cfg.write_buffer {
-            out.flush().await?;
+        if let Some(complete) = put_frame(out, frame, framing, &mut written) {
+            return Ok(complete);
         }
     }
-    match framing {
-        ResponseFraming::Chunked => {
-            let _ = h1::encode_last_chunk(&mut out.buf, None);
-            Ok(true)
+}
+
+/// Queues one polled body frame (`None`: the body ended). Returns
+/// `Some(complete)` when the body is over: ended, failed, or framed wrong.
+fn put_frame<W, D: Buf, E>(
+    out: &mut Output<W>,
+    frame: Option<Result<Frame<D>, E>>,
+    framing: ResponseFraming,
+    written: &mut u64,
+) -> Option<bool> {
+    let frame = match frame {
+        None => {
+            return Some(match framing {
+                ResponseFraming::Chunked => {
+                    let _ = h1::encode_last_chunk(&mut out.buf, None);
+                    true
+                }
+                ResponseFraming::Length(len) => *written == len,
+                _ => true,
+            })
         }
-        ResponseFraming::Length(len) => Ok(written == len),
-        _ => Ok(true),
+        Some(Ok(frame)) => frame,
+        Some(Err(_)) => return Some(false),
+    };
+    match frame.into_data() {
+        Ok(mut data) => {
+            let n = data.remaining();
+            if n == 0 {
+                return None;
+            }
+            match framing {
+                ResponseFraming::Chunked => {
+                    let bytes: Bytes = data.copy_to_bytes(n);
+                    h1::encode_chunk(&mut out.buf, &bytes);
+                }
+                ResponseFraming::Length(len) => {
+                    if *written + n as u64 > len {
+                        // More bytes than the head promised.
+                        return Some(false);
+                    }
+                    out.buf.put(data);
+                }
+                ResponseFraming::CloseDelimited => out.buf.put(data),
+                ResponseFraming::NoBody => {}
+            }
+            *written += n as u64;
+            None
+        }
+        Err(frame) => match (frame.into_trailers(), framing) {
+            (Ok(trailers), ResponseFraming::Chunked) => {
+                Some(h1::encode_last_chunk(&mut out.buf, Some(&trailers)).is_ok())
+            }
+            _ => None,
+        },
     }
 }
 

@@ -21,6 +21,7 @@ use io_uring::IoUring;
 use crate::driver::table::OpTable;
 use crate::scheduler::Inner;
 use crate::shard::shared::ShardShared;
+use crate::shard::spin::SpinPolicy;
 use crate::shard::{park, ring};
 use crate::task::Runnable;
 use crate::time::heap::TimerHeap;
@@ -62,6 +63,8 @@ pub(crate) struct LocalShard {
     /// found; resets when a task runs. Non-zero skips the pre-park spin and
     /// lengthens the re-check timeout.
     pub(crate) idle_rounds: Cell<u32>,
+    /// Whether to spin before parking, from recent idle gaps.
+    pub(crate) spin: SpinPolicy,
     /// In-flight ops (see `driver`).
     pub(crate) ops: RefCell<OpTable>,
     /// SQEs that did not fit in the SQ; moved in after the next enter.
@@ -220,6 +223,7 @@ impl LocalShard {
         let worker = Worker::new_fifo();
         let inner_ops_limit = inner.max_ops_in_flight;
         let _ = inner.shards[index].stealer.set(worker.stealer());
+        let spin = SpinPolicy::new(inner.park_spin);
         LocalShard {
             index,
             inner,
@@ -239,6 +243,7 @@ impl LocalShard {
             seen_polls: RefCell::new(vec![(u64::MAX, Instant::now()); n]),
             declined: Cell::new(false),
             idle_rounds: Cell::new(0),
+            spin,
             ops: RefCell::new(OpTable::new(inner_ops_limit)),
             spill: RefCell::new(VecDeque::new()),
             cq_overflow_seen: Cell::new(0),

@@ -6,5 +6,6 @@ pub(crate) mod ops;
 pub(crate) mod park;
 pub(crate) mod ring;
 pub(crate) mod shared;
+pub(crate) mod spin;
 pub(crate) mod steal;
 pub(crate) mod worker;

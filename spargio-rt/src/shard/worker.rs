@@ -176,14 +176,23 @@ fn run(local: &LocalShard) {
 
 /// Blocks until a CQE arrives or the next timer is due, unless the re-check
 /// finds work (steps 1-5 of the protocol in `park.rs`).
+/// The time from entering to leaving is recorded as an idle gap for the
+/// spin policy (see `spin.rs`).
 fn park(local: &LocalShard, shutting_down: bool) {
+    let entered = Instant::now();
+    park_or_spin(local, shutting_down, entered);
+    local.spin.record(entered.elapsed());
+}
+
+fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
     let shared = local.shared();
     // Doorbells queued outside a poll (by a timer or a completion that woke
     // a task on another shard) go out now, not after the spin.
     local.submit_if_needed();
-    // Spin only when the last sleep ended with work to do: a shard that
-    // keeps waking to find nothing (see `idle_rounds`) goes straight to sleep.
-    if local.idle_rounds.get() == 0 && spin_for_work(local) {
+    // Spin only when the last sleep ended with work to do (a shard that
+    // keeps waking to find nothing, see `idle_rounds`, goes straight to
+    // sleep) and recent idle gaps say a spin is likely to pay off.
+    if local.idle_rounds.get() == 0 && local.spin.should_spin() && spin_for_work(local, entered) {
         return;
     }
     local.publish_depth();
@@ -231,15 +240,12 @@ fn park(local: &LocalShard, shutting_down: bool) {
     shared.rechecking.store(false, Ordering::Relaxed);
 }
 
-/// Looks for work for up to `park_spin` before the shard blocks. While it
-/// spins the shard is not marked sleeping, so wakers send no doorbells: they
-/// only queue, and the spin sees the queue. Returns whether work showed up.
-fn spin_for_work(local: &LocalShard) -> bool {
-    let spin = local.inner.park_spin;
-    if spin.is_zero() {
-        return false;
-    }
-    let until = Instant::now() + spin;
+/// Looks for work for up to the spin budget (`park_spin`) from `entered`
+/// before the shard blocks. While it spins the shard is not marked
+/// sleeping, so wakers send no doorbells: they only queue, and the spin sees
+/// the queue. Returns whether work showed up.
+fn spin_for_work(local: &LocalShard, entered: Instant) -> bool {
+    let until = entered + local.spin.budget();
     loop {
         // Own queues and completions every turn; other shards' queues only
         // once per round, so a spinning shard does not keep pulling the
