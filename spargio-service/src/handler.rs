@@ -3,7 +3,7 @@
 
 use std::future::{poll_fn, Future};
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -71,13 +71,22 @@ impl HandlerShared {
     {
         let timed = self.adaptive() && self.adaptive.should_time(route);
         let measured = Measured::new(fut, home, timed, None);
-        let caught = AssertUnwindSafe(measured).catch_unwind();
-        let res = match self.request_timeout {
-            Some(d) => match spargio_rt::time::timeout(d, caught).await {
-                Ok(r) => r,
-                Err(_) => return Err(HandlerError::TimedOut),
-            },
-            None => caught.await,
+        let mut caught = pin!(AssertUnwindSafe(measured).catch_unwind());
+        // One future for both cases (with and without a request timeout),
+        // polled in place: this runs on every inline request.
+        let mut deadline = self.request_timeout.map(spargio_rt::time::sleep);
+        let res = poll_fn(|cx| {
+            if let Poll::Ready(res) = caught.as_mut().poll(cx) {
+                return Poll::Ready(Some(res));
+            }
+            match deadline.as_mut() {
+                Some(sleep) => Pin::new(sleep).poll(cx).map(|()| None),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        let Some(res) = res else {
+            return Err(HandlerError::TimedOut);
         };
         match res {
             Ok((out, report)) => {

@@ -43,11 +43,11 @@ pub(super) enum ScanError {
     Invalid(&'static str),
 }
 
-/// Scans `parsed` (slices of `buf`), building the map from `head`, a copy of
-/// the first bytes of `buf` that contains every field.
+/// Scans `parsed` ((name, value) slices of `buf`), building the map from
+/// `head`, the first bytes of `buf` (or a copy of them) holding every field.
 #[inline]
-pub(super) fn scan_headers(
-    parsed: &[httparse::Header<'_>],
+pub(super) fn scan_headers<'a>(
+    parsed: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
     buf: &[u8],
     head: &Bytes,
 ) -> Result<Scanned, ScanError> {
@@ -55,10 +55,9 @@ pub(super) fn scan_headers(
         headers: HeaderMap::try_with_capacity(parsed.len()).map_err(|_| ScanError::TooMany)?,
         ..Scanned::default()
     };
-    for h in parsed {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| ScanError::Invalid("invalid header name"))?;
-        let raw = h.value;
+    for (name, raw) in parsed {
+        let name =
+            HeaderName::from_bytes(name).map_err(|_| ScanError::Invalid("invalid header name"))?;
         if name == header::CONTENT_LENGTH {
             s.content_length.add(raw).map_err(ScanError::Invalid)?;
         } else if name == header::TRANSFER_ENCODING {

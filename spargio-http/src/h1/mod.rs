@@ -37,5 +37,5 @@ pub use encode::{
 pub use error::{ChunkedError, EncodeError, RequestError, ResponseError};
 pub use fields::{connection_has_token, parse_content_length};
 pub use limits::Limits;
-pub use request::{parse_request, BodyLength, RequestHead};
+pub use request::{parse_request, parse_request_buf, BodyLength, RequestHead};
 pub use response_head::{parse_response, ResponseBodyLength, ResponseHead};

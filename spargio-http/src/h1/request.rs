@@ -1,6 +1,9 @@
 //! Server side: parsing a request head and deciding how its body is framed.
 
-use bytes::Bytes;
+use std::cell::RefCell;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, Method, Uri, Version};
 
 use super::fields::{range_in, slots, stack_slots};
@@ -85,6 +88,64 @@ pub fn parse_request(
     buf: &[u8],
     limits: &Limits,
 ) -> Result<Option<(RequestHead, usize)>, RequestError> {
+    with_scratch(|fields| {
+        let Some(found) = locate(buf, limits, fields)? else {
+            return Ok(None);
+        };
+        let head = Bytes::copy_from_slice(&buf[..found.len]);
+        build(&head, &found, fields, limits).map(|h| Some((h, found.len)))
+    })
+}
+
+/// [`parse_request`] that takes the head off the front of `buf` when it is
+/// complete, without copying it: the request's header values and target
+/// share `buf`'s memory (as hyper's do), which `buf` reclaims for later
+/// reads once the request is dropped. On `Ok(None)` `buf` is untouched.
+pub fn parse_request_buf(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<RequestHead>, RequestError> {
+    with_scratch(|fields| {
+        let Some(found) = locate(buf, limits, fields)? else {
+            return Ok(None);
+        };
+        let head = buf.split_to(found.len).freeze();
+        build(&head, &found, fields, limits).map(Some)
+    })
+}
+
+/// Where a complete head's parts lie in the input.
+struct Located {
+    /// The head's length, its final empty line included.
+    len: usize,
+    method: Range<usize>,
+    path: Range<usize>,
+    version: Version,
+}
+
+/// (name, value) of each header field, as ranges of the input.
+type FieldRanges = Vec<(Range<usize>, Range<usize>)>;
+
+/// Runs `f` with this thread's reused field-range list, emptied.
+fn with_scratch<R>(f: impl FnOnce(&mut FieldRanges) -> R) -> R {
+    thread_local!(static FIELDS: RefCell<FieldRanges> = const { RefCell::new(Vec::new()) });
+    FIELDS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut fields) => {
+            fields.clear();
+            f(&mut fields)
+        }
+        // Only reachable if parsing re-entered itself; stay correct.
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+/// Runs httparse over the start of `buf`: the head's layout (its fields in
+/// `fields`) once complete, `None` while incomplete, or why it is refused.
+fn locate(
+    buf: &[u8],
+    limits: &Limits,
+    fields: &mut FieldRanges,
+) -> Result<Option<Located>, RequestError> {
     let scan = &buf[..buf.len().min(limits.max_head_bytes)];
     let mut stack = stack_slots();
     let mut heap = Vec::new();
@@ -99,7 +160,17 @@ pub fn parse_request(
             } else {
                 Version::HTTP_11
             };
-            build(buf, n, method, path, version, req.headers, limits).map(|h| Some((h, n)))
+            fields.extend(
+                req.headers
+                    .iter()
+                    .map(|h| (range_in(buf, h.name.as_bytes()), range_in(buf, h.value))),
+            );
+            Ok(Some(Located {
+                len: n,
+                method: range_in(buf, method.as_bytes()),
+                path: range_in(buf, path.as_bytes()),
+                version,
+            }))
         }
         Ok(httparse::Status::Partial) => {
             match (req.method, req.path) {
@@ -138,29 +209,31 @@ pub fn parse_request(
     }
 }
 
-/// Builds the head once httparse found a complete one of `n` bytes.
+/// Builds the head from `head` (the complete head's bytes, laid out as
+/// `found` and `fields` say).
 fn build(
-    buf: &[u8],
-    n: usize,
-    method: &str,
-    path: &str,
-    version: Version,
-    parsed: &[httparse::Header<'_>],
+    head: &Bytes,
+    found: &Located,
+    fields: &FieldRanges,
     limits: &Limits,
 ) -> Result<RequestHead, RequestError> {
+    let version = found.version;
+    let path_bytes = &head[found.path.clone()];
     // `http::Uri` refuses targets of u16::MAX bytes or more.
-    if path.len() > limits.max_uri_len || path.len() >= usize::from(u16::MAX) {
+    if path_bytes.len() > limits.max_uri_len || path_bytes.len() >= usize::from(u16::MAX) {
         return Err(RequestError::UriTooLong);
     }
-    let method = Method::from_bytes(method.as_bytes())
+    let method = Method::from_bytes(&head[found.method.clone()])
         .map_err(|_| RequestError::Malformed("invalid method"))?;
 
-    let head = Bytes::copy_from_slice(&buf[..n]);
-    let uri = Uri::from_maybe_shared(head.slice(range_in(buf, path.as_bytes())))
+    let uri = Uri::from_maybe_shared(head.slice(found.path.clone()))
         .map_err(|_| RequestError::Malformed("invalid request target"))?;
-    check_target(&method, path, &uri)?;
+    check_target(&method, path_bytes, &uri)?;
 
-    let mut s = scan_headers(parsed, buf, &head).map_err(|e| match e {
+    let parsed = fields
+        .iter()
+        .map(|(name, value)| (&head[name.clone()], &head[value.clone()]));
+    let mut s = scan_headers(parsed, head, head).map_err(|e| match e {
         ScanError::TooMany => RequestError::TooManyHeaders,
         ScanError::Invalid(what) => RequestError::Malformed(what),
     })?;
@@ -229,7 +302,7 @@ fn build(
 }
 
 /// Checks that the request-target form fits the method (RFC 9112 §3.2).
-fn check_target(method: &Method, path: &str, uri: &Uri) -> Result<(), RequestError> {
+fn check_target(method: &Method, path: &[u8], uri: &Uri) -> Result<(), RequestError> {
     if *method == Method::CONNECT {
         // authority-form: host:port, nothing else.
         let ok = uri.scheme().is_none()
@@ -245,7 +318,7 @@ fn check_target(method: &Method, path: &str, uri: &Uri) -> Result<(), RequestErr
             ))
         };
     }
-    match path.as_bytes()[0] {
+    match path[0] {
         // origin-form; `Uri` reads a leading '/' as a path.
         b'/' => Ok(()),
         b'*' if path.len() == 1 => {

@@ -108,7 +108,8 @@ fn build(
     }
     let status = StatusCode::from_u16(code).map_err(|_| ResponseError("invalid status code"))?;
     let head = Bytes::copy_from_slice(&buf[..n]);
-    let mut s = scan_headers(parsed, buf, &head).map_err(|e| match e {
+    let fields = parsed.iter().map(|h| (h.name.as_bytes(), h.value));
+    let mut s = scan_headers(fields, buf, &head).map_err(|e| match e {
         ScanError::TooMany => ResponseError("too many header fields"),
         ScanError::Invalid(what) => ResponseError(what),
     })?;

@@ -8,7 +8,6 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Instant;
 
-use bytes::Buf;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as HttpBody;
 use spargio_service::{BoxError, Connection, Handler, HandlerError, RouteKey};
@@ -188,11 +187,8 @@ fn parse_buffered<R>(input: &mut Input<R>, cfg: &HttpConfig) -> Option<Next> {
     if input.buf.is_empty() {
         return None;
     }
-    match h1::parse_request(&input.buf, &cfg.limits) {
-        Ok(Some((head, n))) => {
-            input.buf.advance(n);
-            Some(Next::Head(head))
-        }
+    match h1::parse_request_buf(&mut input.buf, &cfg.limits) {
+        Ok(Some(head)) => Some(Next::Head(head)),
         Ok(None) => None,
         Err(e) => Some(Next::Bad(e.status())),
     }

@@ -537,3 +537,49 @@ fn error_statuses() {
         "malformed request: content-length is not plain digits"
     );
 }
+
+#[test]
+fn parse_request_buf_takes_heads_off_the_buffer_one_at_a_time() {
+    use crate::h1::parse_request_buf;
+    let limits = Limits::default();
+    let mut buf = bytes::BytesMut::from(
+        &b"GET /a HTTP/1.1\r\nHost: x\r\nX-One: 1\r\n\r\nPOST /b HTTP/1.1\r\nHost: y\r\nContent-Length: 2\r\n\r\nhiGET /c"[..],
+    );
+    let a = parse_request_buf(&mut buf, &limits).unwrap().unwrap();
+    assert_eq!((a.method, a.uri.path()), (Method::GET, "/a"));
+    assert_eq!(a.headers["x-one"], "1");
+    assert!(buf.starts_with(b"POST /b"));
+    let b = parse_request_buf(&mut buf, &limits).unwrap().unwrap();
+    assert_eq!((b.method, b.uri.path()), (Method::POST, "/b"));
+    assert_eq!(b.headers["host"], "y");
+    assert_eq!(b.body, BodyLength::Length(2));
+    // The body is left for the caller; an incomplete head leaves the
+    // buffer as it was.
+    assert_eq!(&buf[..], b"hiGET /c");
+    let _ = buf.split_to(2);
+    assert!(parse_request_buf(&mut buf, &limits).unwrap().is_none());
+    assert_eq!(&buf[..], b"GET /c");
+    // The first request's fields outlive later reads into the buffer.
+    buf.extend_from_slice(b" HTTP/1.1\r\nHost: z\r\n\r\n");
+    let c = parse_request_buf(&mut buf, &limits).unwrap().unwrap();
+    assert_eq!(c.uri.path(), "/c");
+    assert_eq!(a.headers["host"], "x");
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn parse_request_buf_and_parse_request_agree_on_errors() {
+    use crate::h1::parse_request_buf;
+    let limits = Limits::default();
+    for bad in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+        b"GET x HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        let copied = parse_request(bad, &limits).unwrap_err();
+        let shared = parse_request_buf(&mut bytes::BytesMut::from(bad), &limits).unwrap_err();
+        assert_eq!(copied.status(), shared.status());
+        assert_eq!(format!("{copied}"), format!("{shared}"));
+    }
+}
