@@ -73,6 +73,13 @@ pub(crate) struct LocalShard {
     pub(crate) cq_overflow_seen: Cell<u32>,
 }
 
+/// How many task polls may queue SQEs before they are submitted mid-batch:
+/// a batch of up to `task_budget` polls would otherwise hold the first
+/// poll's I/O back until the last poll is done (a latency of the whole
+/// batch), while submitting after every poll would pay an
+/// `io_uring_enter` per op.
+const SUBMIT_EVERY: usize = 16;
+
 /// Runs `f` with the current thread's shard, if it belongs to `inner`'s runtime.
 #[inline]
 fn with_local<R>(inner: Option<&Inner>, f: impl FnOnce(&LocalShard) -> R) -> Option<R> {
@@ -336,6 +343,11 @@ impl LocalShard {
             };
             self.run_task(task, stealable);
             ran += 1;
+            if ran % SUBMIT_EVERY == 0 {
+                // Ops queued by the tasks so far (a response's send, say)
+                // go to the kernel now rather than after the whole batch.
+                self.submit_if_needed();
+            }
         }
         ran
     }
