@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::future::{maybe_done, MaybeDone};
 use http_body::{Body, Frame, SizeHint};
 use spargio_rt::fs::File;
 
@@ -72,10 +73,13 @@ struct FileStream {
     /// Bytes still to send.
     remaining: u64,
     chunk: usize,
-    /// The read in flight. The future is `Send` but need not be `Sync`;
-    /// the mutex makes the body `Sync` and costs nothing, since it is
-    /// only ever reached through `&mut` ([`Mutex::get_mut`] never locks).
-    read: Mutex<Option<ReadFuture>>,
+    /// The read of the next chunk: in flight, or done and not yet taken.
+    /// It is started as soon as the previous chunk is handed out, so the
+    /// disk read overlaps the socket write of that chunk. The future is
+    /// `Send` but need not be `Sync`; the mutex makes the body `Sync` and
+    /// costs nothing, since it is only ever reached through `&mut`
+    /// ([`Mutex::get_mut`] never locks).
+    read: Mutex<Option<MaybeDone<ReadFuture>>>,
 }
 
 impl FileBody {
@@ -126,21 +130,41 @@ impl FileBody {
 }
 
 impl FileStream {
+    /// Starts reading the next chunk (if any is left and none is being
+    /// read) and polls it once, which submits it.
+    fn read_ahead(&mut self, cx: &mut Context<'_>) {
+        if self.remaining == 0 {
+            return;
+        }
+        let slot = self.read.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let read = slot.get_or_insert_with(|| {
+            let want = usize::try_from(self.remaining).map_or(self.chunk, |r| r.min(self.chunk));
+            let file = Arc::clone(&self.file);
+            let pos = self.pos;
+            maybe_done(Box::pin(
+                async move { file.read_at(BytesMut::with_capacity(want), pos).await },
+            ) as ReadFuture)
+        });
+        // A result that is ready at once stays in the slot for the next call.
+        let _ = Pin::new(read).poll(cx);
+    }
+
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         loop {
             if self.remaining == 0 {
                 return Poll::Ready(None);
             }
+            self.read_ahead(cx);
             let slot = self.read.get_mut().unwrap_or_else(PoisonError::into_inner);
-            let read = slot.get_or_insert_with(|| {
-                let want =
-                    usize::try_from(self.remaining).map_or(self.chunk, |r| r.min(self.chunk));
-                let file = Arc::clone(&self.file);
-                let pos = self.pos;
-                Box::pin(async move { file.read_at(BytesMut::with_capacity(want), pos).await })
-            });
-            let (res, mut buf) = ready!(read.as_mut().poll(cx));
+            let Some(read) = slot.as_mut() else {
+                return Poll::Ready(None);
+            };
+            ready!(Pin::new(&mut *read).poll(cx));
+            let taken = Pin::new(read).take_output();
             *slot = None;
+            let Some((res, mut buf)) = taken else {
+                continue;
+            };
             match res {
                 Ok(0) => {
                     let missing = self.remaining;
@@ -156,6 +180,7 @@ impl FileStream {
                     buf.truncate(n);
                     self.pos += n as u64;
                     self.remaining -= n as u64;
+                    self.read_ahead(cx);
                     return Poll::Ready(Some(Ok(buf.freeze())));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -546,6 +546,24 @@ async fn fs_body_chunks() {
 }
 
 #[spargio_rt::test]
+async fn fs_body_dropped_with_the_next_chunk_being_read() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root).with_buf_chunk_size(64 * 1024);
+    for _ in 0..20 {
+        let res = svc.call(get("/big.bin")).await.unwrap();
+        let mut body = res.into_body();
+        // The first chunk is handed out with the second one's read in
+        // flight; dropping the body then cancels that read.
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..], &big_content()[..first.len()]);
+        drop(body);
+    }
+    let res = svc.call(get("/big.bin")).await.unwrap();
+    let got = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(got == big_content());
+}
+
+#[spargio_rt::test]
 async fn fs_body_on_other_shards() {
     let site = site();
     let handle = RuntimeHandle::current();
