@@ -14,6 +14,14 @@
 //! learned from the shard's own recent history. Gaps are measured on every
 //! park, spun or slept, so a shard that stopped spinning starts again as
 //! soon as work comes back quickly.
+//!
+//! Work handed over by another shard (a task woken or queued from there)
+//! counts as a quick hit whatever the gap was: between shards the gap is
+//! long only because the other side was asleep too, and two shards that
+//! both stop spinning would each make the other's gaps long for good
+//! (ping-pong between shards would pay two wake-ups per round trip).
+//! Gaps that end in I/O completions, which come from outside the runtime,
+//! are judged as measured.
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -64,11 +72,13 @@ impl SpinPolicy {
     }
 
     /// Records one idle gap: the time from entering `park` until work was
-    /// found, by spinning or after sleeping.
-    pub(crate) fn record(&self, gap: Duration) {
+    /// found, by spinning or after sleeping; `from_shard` when another
+    /// shard handed that work over (see the module docs).
+    pub(crate) fn record(&self, gap: Duration, from_shard: bool) {
         if self.budget_ns == 0 {
             return;
         }
+        let gap = if from_shard { Duration::ZERO } else { gap };
         let gap_ns = gap.as_nanos().min(u128::from(self.budget_ns)) as u32;
         let hit = if gap_ns < self.budget_ns { ONE } else { 0 };
         self.hit_rate.set(ewma(self.hit_rate.get(), hit));
@@ -91,7 +101,7 @@ mod tests {
 
     fn feed(p: &SpinPolicy, gap: Duration, times: usize) {
         for _ in 0..times {
-            p.record(gap);
+            p.record(gap, false);
         }
     }
 
@@ -134,11 +144,20 @@ mod tests {
     fn mostly_long_gaps_with_a_few_quick_ones_do_not_spin() {
         let p = SpinPolicy::new(BUDGET);
         for _ in 0..40 {
-            p.record(Duration::from_micros(1));
-            p.record(Duration::from_micros(200));
-            p.record(Duration::from_micros(200));
+            p.record(Duration::from_micros(1), false);
+            p.record(Duration::from_micros(200), false);
+            p.record(Duration::from_micros(200), false);
         }
         assert!(!p.should_spin());
+    }
+
+    #[test]
+    fn work_from_other_shards_keeps_it_spinning_even_after_long_gaps() {
+        let p = SpinPolicy::new(BUDGET);
+        for _ in 0..40 {
+            p.record(Duration::from_micros(300), true);
+        }
+        assert!(p.should_spin());
     }
 
     #[test]

@@ -181,7 +181,10 @@ fn run(local: &LocalShard) {
 fn park(local: &LocalShard, shutting_down: bool) {
     let entered = Instant::now();
     park_or_spin(local, shutting_down, entered);
-    local.spin.record(entered.elapsed());
+    // Nothing runs while parked, so queued tasks now came from elsewhere
+    // (other shards, or threads outside the runtime); I/O completions
+    // only turn into tasks when they are reaped, after this.
+    local.spin.record(entered.elapsed(), local.has_local_work());
 }
 
 fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
