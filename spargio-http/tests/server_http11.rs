@@ -13,7 +13,7 @@ use common::{echo_service, TestServer};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
-use spargio_http::{upgrade, Body};
+use spargio_http::{upgrade, Body, Http};
 
 fn text(s: &'static str) -> Response<Body> {
     Response::new(Body::from(s))
@@ -112,6 +112,27 @@ fn pipelined_requests_are_answered_in_order() {
         );
     }
     assert!(c.read_response().body_str().ends_with("body=body"));
+}
+
+#[test]
+fn a_long_pipelined_run_is_answered_in_order_through_a_small_write_buffer() {
+    // More answers than the write buffer holds: they go out in several
+    // writes between requests, still in order.
+    let server = TestServer::start_with(Http::new().write_buffer(256), |b| b, echo_service());
+    let mut c = server.connect();
+    let mut raw = Vec::new();
+    for i in 0..300 {
+        raw.extend_from_slice(format!("GET /q{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+    }
+    c.send(&raw);
+    for i in 0..300 {
+        let resp = c.read_response();
+        assert!(
+            resp.body_str().starts_with(&format!("GET /q{i} ")),
+            "{}",
+            resp.body_str()
+        );
+    }
 }
 
 #[test]

@@ -42,6 +42,11 @@ where
     let mut input = Input::new(reader, cfg.read_buffer);
     let mut out = Output::new(writer);
     loop {
+        if out.buf.len() >= cfg.write_buffer {
+            // Answers to a long run of pipelined requests go out before
+            // more are queued: the write buffer stays bounded.
+            out.flush().await?;
+        }
         // A head already buffered (pipelining) needs no read.
         let next = match parse_buffered(&mut input, cfg) {
             Some(next) => next,
