@@ -1,12 +1,13 @@
-//! `parse_request` on arbitrary bytes: never panics, and a parsed head keeps
-//! its invariants and survives re-encoding.
+//! `parse_request` on arbitrary bytes: never panics, agrees with
+//! `parse_request_buf`, and a parsed head keeps its invariants and survives
+//! re-encoding.
 
 #![no_main]
 
 use bytes::BytesMut;
 use http::{Method, Version};
 use libfuzzer_sys::fuzz_target;
-use spargio_http::h1::{encode_request_head, parse_request, BodyLength, Limits};
+use spargio_http::h1::{encode_request_head, parse_request, parse_request_buf, BodyLength, Limits};
 
 fuzz_target!(|data: &[u8]| {
     let small = Limits {
@@ -21,7 +22,22 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check(data: &[u8], limits: &Limits) {
-    let (head, n) = match parse_request(data, limits) {
+    // The server's zero-copy path agrees with the copying one: the same
+    // head (taken off the buffer) or error, and an untouched buffer while
+    // the head is incomplete.
+    let copied = parse_request(data, limits);
+    let mut buf = BytesMut::from(data);
+    match (&copied, parse_request_buf(&mut buf, limits)) {
+        (Ok(Some((a, n))), Ok(Some(b))) => {
+            assert_eq!(format!("{a:?}"), format!("{b:?}"));
+            assert_eq!(&buf[..], &data[*n..]);
+        }
+        (Ok(None), Ok(None)) => assert_eq!(&buf[..], data),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        (a, b) => panic!("parse_request {a:?} but parse_request_buf {b:?}"),
+    }
+
+    let (head, n) = match copied {
         Err(e) => {
             let _ = (e.status(), e.to_string());
             return;
