@@ -71,21 +71,8 @@ impl HandlerShared {
     {
         let timed = self.adaptive() && self.adaptive.should_time(route);
         let measured = Measured::new(fut, home, timed, None);
-        let mut caught = pin!(AssertUnwindSafe(measured).catch_unwind());
-        // One future for both cases (with and without a request timeout),
-        // polled in place: this runs on every inline request.
-        let mut deadline = self.request_timeout.map(spargio_rt::time::sleep);
-        let res = poll_fn(|cx| {
-            if let Poll::Ready(res) = caught.as_mut().poll(cx) {
-                return Poll::Ready(Some(res));
-            }
-            match deadline.as_mut() {
-                Some(sleep) => Pin::new(sleep).poll(cx).map(|()| None),
-                None => Poll::Pending,
-            }
-        })
-        .await;
-        let Some(res) = res else {
+        let caught = AssertUnwindSafe(measured).catch_unwind();
+        let Some(res) = within(self.request_timeout, caught).await else {
             return Err(HandlerError::TimedOut);
         };
         match res {
@@ -118,12 +105,8 @@ impl HandlerShared {
             self.adaptive(),
             Some(self.handle.clone()),
         )));
-        let joined = match self.request_timeout {
-            Some(d) => match spargio_rt::time::timeout(d, task).await {
-                Ok(r) => r,
-                Err(_) => return Err(HandlerError::TimedOut),
-            },
-            None => task.await,
+        let Some(joined) = within(self.request_timeout, task).await else {
+            return Err(HandlerError::TimedOut);
         };
         match joined {
             Ok((out, report)) => {
@@ -137,6 +120,24 @@ impl HandlerShared {
             Err(_) => Err(HandlerError::Cancelled),
         }
     }
+}
+
+/// Runs `fut` for at most `limit` (`None` when it runs out). One future
+/// whether or not there is a limit, polled in place: this wraps every
+/// request.
+async fn within<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    let mut deadline = limit.map(spargio_rt::time::sleep);
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        match deadline.as_mut() {
+            Some(sleep) => Pin::new(sleep).poll(cx).map(|()| None),
+            None => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// A stealable handler task that is aborted when nobody waits for it any

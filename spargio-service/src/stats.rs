@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crossbeam_utils::CachePadded;
+
 /// A relaxed event counter.
 #[derive(Default, Debug)]
 pub(crate) struct Counter(AtomicU64);
@@ -24,25 +26,19 @@ impl Counter {
 /// A counter that every shard bumps on every request: one slot per shard,
 /// each on its own cache line, summed when read.
 #[derive(Debug)]
-pub(crate) struct ShardedCounter(Box<[PaddedCounter]>);
-
-/// A slot of [`ShardedCounter`], alone on its cache line (128 bytes: the
-/// adjacent-line prefetcher pairs 64-byte lines).
-#[derive(Default, Debug)]
-#[repr(align(128))]
-struct PaddedCounter(AtomicU64);
+pub(crate) struct ShardedCounter(Box<[CachePadded<AtomicU64>]>);
 
 impl ShardedCounter {
     pub(crate) fn new(shards: usize) -> ShardedCounter {
         ShardedCounter(
             (0..shards.max(1))
-                .map(|_| PaddedCounter::default())
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
         )
     }
 
     fn slot(&self, shard: usize) -> &AtomicU64 {
-        &self.0[shard % self.0.len()].0
+        &self.0[shard % self.0.len()]
     }
 
     /// Adds `n` on `shard`'s slot.
@@ -60,7 +56,7 @@ impl ShardedCounter {
     pub(crate) fn get(&self) -> u64 {
         self.0
             .iter()
-            .fold(0u64, |sum, c| sum.wrapping_add(c.0.load(Ordering::Relaxed)))
+            .fold(0u64, |sum, c| sum.wrapping_add(c.load(Ordering::Relaxed)))
     }
 }
 
