@@ -5,6 +5,10 @@
 //! `cargo bench -p spargio-benches --bench cpu [-- FILTER...]`: FILTERs are
 //! substrings of row names, `io` (every I/O row) or `idle`; no filter runs
 //! everything.
+//!
+//! For profiling: `SPARGIO_BENCH_PEERS=spargio_rt,tokio_mt_2` keeps only
+//! the named peers (the ratio columns then need `spargio_rt` among them),
+//! and `SPARGIO_BENCH_CELL_SECS=5` makes every cell run that long.
 
 use spargio_benches::cpu::process_cpu_time;
 use spargio_benches::harness::Runner;
@@ -13,7 +17,8 @@ use spargio_benches::{Cmd, IoPeer, IoRow, Peer, Row};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// Each cell runs for at least this long (and at least `MIN_ITERS` times).
+/// Each cell runs for at least this long (and at least `MIN_ITERS` times),
+/// unless `SPARGIO_BENCH_CELL_SECS` says otherwise.
 const CELL_TIME: Duration = Duration::from_secs(1);
 const MIN_ITERS: u32 = 3;
 const IDLE_TIME: Duration = Duration::from_secs(1);
@@ -29,9 +34,13 @@ struct Cell {
 /// Runs `iter` (one timed iteration of a built, warmed harness) for the
 /// cell time.
 fn measure(mut iter: impl FnMut() -> u64) -> Cell {
+    let cell_time = std::env::var("SPARGIO_BENCH_CELL_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(CELL_TIME, Duration::from_secs_f64);
     let (wall0, cpu0) = (Instant::now(), process_cpu_time());
     let (mut iters, mut value) = (0u32, 0u64);
-    while iters < MIN_ITERS || wall0.elapsed() < CELL_TIME {
+    while iters < MIN_ITERS || wall0.elapsed() < cell_time {
         value = black_box(iter());
         iters += 1;
     }
@@ -99,6 +108,10 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f));
+    let peers: Option<Vec<String>> = std::env::var("SPARGIO_BENCH_PEERS")
+        .ok()
+        .map(|v| v.split(',').map(|p| p.trim().to_string()).collect());
+    let peer_wanted = |name: &str| peers.as_ref().is_none_or(|p| p.iter().any(|q| q == name));
 
     println!(
         "wall and CPU (user+sys, whole process) per iteration; ratios are peer / spargio_rt;\n\
@@ -114,6 +127,9 @@ fn main() {
         }
         let mut ours: Option<Cell> = None;
         for &peer in row.peers() {
+            if !peer_wanted(peer.name()) {
+                continue;
+            }
             let mut runner = Runner::new(peer, row);
             let cell = measure(|| runner.iter());
             drop(runner);
@@ -132,6 +148,9 @@ fn main() {
         }
         let mut ours: Option<Cell> = None;
         for &peer in row.peers() {
+            if !peer_wanted(peer.name()) {
+                continue;
+            }
             let mut runner = IoRunner::new(peer, row);
             let cell = measure(|| runner.iter());
             drop(runner);

@@ -128,7 +128,14 @@ pub fn spargio_rt() -> IoHarness {
             }
             serve_loop(spawner, file, streams, s.cmds, s.replies).await;
         }));
-        Box::new(move || rt.shutdown_timeout(Duration::from_secs(5)))
+        Box::new(move || {
+            // `SPARGIO_BENCH_STATS=1` prints the shards' counters (whole
+            // harness life, warm-up included) for profiling.
+            if std::env::var_os("SPARGIO_BENCH_STATS").is_some() {
+                eprintln!("{:#?}", rt.handle().stats());
+            }
+            rt.shutdown_timeout(Duration::from_secs(5))
+        })
     })
 }
 

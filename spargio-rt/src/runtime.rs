@@ -2,7 +2,8 @@
 
 use std::future::Future;
 use std::io;
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use crate::block_on::block_on_here;
 use crate::builder::RuntimeBuilder;
 use crate::handle::RuntimeHandle;
 use crate::scheduler::Inner;
+use crate::shard::ring;
 use crate::shard::worker::{self, Gate, ShardStart};
 
 /// A running set of shards.
@@ -30,6 +32,49 @@ use crate::shard::worker::{self, Gate, ShardStart};
 pub struct Runtime {
     handle: RuntimeHandle,
     threads: Vec<thread::JoinHandle<()>>,
+    exited: Arc<ExitCount>,
+}
+
+/// How many shard threads have left their loop; shutdown waits on it
+/// instead of polling the threads.
+#[derive(Default)]
+struct ExitCount {
+    count: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl ExitCount {
+    /// Waits until `n` threads have exited or `deadline` passes (`None`:
+    /// no deadline). Returns whether all `n` did.
+    fn wait_for(&self, n: usize, deadline: Option<Instant>) -> bool {
+        let mut count = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        while *count < n {
+            count = match deadline {
+                None => self.changed.wait(count).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    self.changed
+                        .wait_timeout(count, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+        true
+    }
+}
+
+/// Counts its shard thread as exited when dropped (also on a panic).
+struct ExitNotice(Arc<ExitCount>);
+
+impl Drop for ExitNotice {
+    fn drop(&mut self) {
+        *self.0.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.changed.notify_all();
+    }
 }
 
 impl Runtime {
@@ -46,46 +91,50 @@ impl Runtime {
     pub(crate) fn start(b: RuntimeBuilder) -> io::Result<Runtime> {
         let inner = Arc::new(Inner::new(&b)?);
         let n = b.shards;
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let go = Arc::new(Gate::default());
-        let mut threads = Vec::with_capacity(n);
-        let mut first_err = None;
+        // Every ring is made here, disabled, so a setup error is returned
+        // from `build` and every shard's ring fd is known (for `MSG_RING`
+        // doorbells) before any shard runs. Nothing waits for the threads
+        // to come up: each enables its own ring when the gate opens.
+        let mut rings = Vec::with_capacity(n);
         for index in 0..n {
+            let ring = ring::create(b.ring_entries, b.defer_taskrun)?;
+            inner.shards[index]
+                .ring_fd
+                .store(ring::fd(&ring), Ordering::Release);
+            rings.push(ring);
+        }
+        let go = Arc::new(Gate::default());
+        let exited = Arc::new(ExitCount::default());
+        let mut threads = Vec::with_capacity(n);
+        let mut failure = None;
+        for (index, ring) in rings.into_iter().enumerate() {
             let start = ShardStart {
                 inner: inner.clone(),
                 index,
-                ring_entries: b.ring_entries,
-                defer_taskrun: b.defer_taskrun,
-                cpu: worker::cpu_for(&b.affinity, index),
-                ready: ready_tx.clone(),
+                ring,
                 go: go.clone(),
             };
+            let notice = ExitNotice(exited.clone());
             let spawned = thread::Builder::new()
                 .name(format!("{}-{index}", b.thread_name))
-                .spawn(move || worker::main(start));
-            match spawned {
-                Ok(t) => threads.push(t),
-                Err(e) => {
-                    first_err = Some(e);
-                    break;
-                }
+                .spawn(move || {
+                    let _notice = notice;
+                    worker::main(start)
+                });
+            let bound = spawned.and_then(|t| {
+                let res = worker::cpu_for(&b.affinity, index)
+                    .map_or(Ok(()), |cpu| worker::bind_to_cpu(&t, cpu));
+                threads.push(t);
+                res
+            });
+            if let Err(e) = bound {
+                failure = Some(e);
+                break;
             }
         }
-        drop(ready_tx);
-        for _ in 0..threads.len() {
-            match ready_rx.recv() {
-                Ok((_, Ok(()))) => {}
-                Ok((_, Err(e))) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(_) => {
-                    first_err.get_or_insert_with(|| {
-                        io::Error::other("spargio: a shard thread died during start-up")
-                    });
-                }
-            }
-        }
-        if let Some(e) = first_err {
+        if let Some(e) = failure {
+            // The threads that did start exit at the gate without touching
+            // their rings.
             go.open(false);
             for t in threads {
                 let _ = t.join();
@@ -96,6 +145,7 @@ impl Runtime {
         Ok(Runtime {
             handle: RuntimeHandle { inner },
             threads,
+            exited,
         })
     }
 
@@ -138,19 +188,13 @@ impl Runtime {
             // for ourselves. The shards finish on their own.
             return;
         }
+        // Every shard signals when it leaves its loop; a thread that has
+        // signalled only has its thread-locals left to drop, so joining it
+        // does not wait on anything the runtime controls.
+        let all_exited = self.exited.wait_for(threads.len(), deadline);
         for t in threads {
-            match deadline {
-                None => {
-                    let _ = t.join();
-                }
-                Some(d) => {
-                    while !t.is_finished() && Instant::now() < d {
-                        thread::sleep(Duration::from_micros(200));
-                    }
-                    if t.is_finished() {
-                        let _ = t.join();
-                    }
-                }
+            if all_exited || t.is_finished() {
+                let _ = t.join();
             }
         }
         inner.blocking.shutdown(deadline);

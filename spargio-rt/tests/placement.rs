@@ -177,6 +177,26 @@ fn thread_affinity_binds_shards_to_the_listed_cpus() {
     assert_eq!(cpus, allowed_cpus());
 }
 
+#[test]
+fn binding_to_a_cpu_that_does_not_exist_fails_the_build() {
+    // The second shard's CPU is past any real machine's: `build` must say
+    // so (the first shard's thread, already spawned, is stopped and joined).
+    let err = Runtime::builder()
+        .shards(2)
+        .thread_affinity(vec![0, 1000])
+        .build()
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
+    // Nothing is left behind that stops a new runtime from starting.
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    assert_eq!(
+        rt.block_on(h.spawn_pinned(ShardId(1), async { 7 }))
+            .unwrap(),
+        7
+    );
+}
+
 /// The CPUs the calling thread may run on.
 fn allowed_cpus() -> Vec<usize> {
     // SAFETY: `set` is a zeroed cpu_set_t on the stack that the kernel fills;

@@ -1,4 +1,8 @@
-//! The ring driver: one io_uring per shard, created on the shard's thread.
+//! The ring driver: one io_uring per shard. `Runtime::build` creates every
+//! ring (disabled) on the building thread, so setup errors come back from
+//! `build` and every ring's fd is known before any shard runs; each shard
+//! thread then enables its own ring, which makes it the ring's single
+//! issuer.
 //!
 //! The ring carries three kinds of completion today:
 //! - doorbells: `IORING_OP_MSG_RING` CQEs posted by another shard's ring;
@@ -22,9 +26,10 @@ pub(crate) const UD_CANCEL_EVENTFD: u64 = u64::MAX - 2;
 /// carry the target shard, so a failed send can fall back to the eventfd.
 pub(crate) const UD_MSG_SENT: u64 = 0xFFFF_FFFE_0000_0000;
 
-/// Creates a ring with the best flags this kernel accepts, falling back flag
-/// by flag. `SINGLE_ISSUER` and `DEFER_TASKRUN` require that only this thread
-/// ever submits, which the shard guarantees.
+/// Creates a disabled ring with the best flags this kernel accepts, falling
+/// back flag by flag. `SINGLE_ISSUER` and `DEFER_TASKRUN` require that only
+/// one thread ever submits: the one that calls [`enable`], which is the
+/// shard's own.
 pub(crate) fn create(entries: u32, want_defer: bool) -> io::Result<IoUring> {
     let cq = entries.saturating_mul(2).max(8);
     let attempts: [(bool, bool, bool); 4] = [
@@ -37,7 +42,7 @@ pub(crate) fn create(entries: u32, want_defer: bool) -> io::Result<IoUring> {
     let mut last_err = None;
     for (single, coop, defer) in attempts {
         let mut b = IoUring::builder();
-        b.setup_cqsize(cq).setup_clamp();
+        b.setup_cqsize(cq).setup_clamp().setup_r_disabled();
         if single {
             b.setup_single_issuer();
         }
@@ -56,6 +61,12 @@ pub(crate) fn create(entries: u32, want_defer: bool) -> io::Result<IoUring> {
     Err(setup_error(last_err.unwrap_or_else(|| {
         io::Error::from_raw_os_error(libc::EINVAL)
     })))
+}
+
+/// Enables a ring made by [`create`]; the calling thread becomes its
+/// submitter.
+pub(crate) fn enable(ring: &IoUring) -> io::Result<()> {
+    ring.submitter().register_enable_rings()
 }
 
 /// Path of the sysctl that can switch io_uring off.

@@ -13,7 +13,9 @@
 //!    the nearest timer (see `park.rs`).
 
 use std::sync::atomic::{fence, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+
+use io_uring::IoUring;
 use std::time::{Duration, Instant};
 
 use crate::builder::ThreadAffinity;
@@ -26,15 +28,14 @@ use crate::shard::ring;
 pub(crate) struct ShardStart {
     pub(crate) inner: Arc<Inner>,
     pub(crate) index: usize,
-    pub(crate) ring_entries: u32,
-    pub(crate) defer_taskrun: bool,
-    pub(crate) cpu: Option<usize>,
-    pub(crate) ready: mpsc::Sender<(usize, std::io::Result<()>)>,
+    /// The shard's ring, created disabled by `Runtime::build`.
+    pub(crate) ring: IoUring,
     pub(crate) go: Arc<Gate>,
 }
 
-/// Holds shard threads until every ring is set up; then lets them run, or
-/// tells them to exit because another shard failed.
+/// Holds shard threads until all of them are spawned (and bound to their
+/// CPUs); then lets them run, or tells them to exit because the runtime is
+/// not being built after all.
 #[derive(Default)]
 pub(crate) struct Gate {
     state: Mutex<Option<bool>>,
@@ -73,18 +74,26 @@ pub(crate) fn cpu_for(affinity: &ThreadAffinity, index: usize) -> Option<usize> 
     }
 }
 
-fn bind_to_cpu(cpu: usize) -> std::io::Result<()> {
-    // SAFETY: `set` is a plain bit set on the stack; CPU_SET only writes
-    // inside it for cpu < CPU_SETSIZE, which we check.
-    unsafe {
-        if cpu >= libc::CPU_SETSIZE as usize {
-            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
-        }
+/// Binds the (already spawned) thread `thread` to `cpu`.
+pub(crate) fn bind_to_cpu(thread: &std::thread::JoinHandle<()>, cpu: usize) -> std::io::Result<()> {
+    use std::os::unix::thread::JoinHandleExt;
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: `set` is a plain bit set on the stack and CPU_SET writes
+    // inside it (cpu < CPU_SETSIZE, checked above); the pthread handle is
+    // valid while its `JoinHandle` lives, which the caller holds.
+    let rc = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        libc::pthread_setaffinity_np(
+            thread.as_pthread_t(),
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &set,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
     }
     Ok(())
 }
@@ -94,32 +103,24 @@ pub(crate) fn main(start: ShardStart) {
     let ShardStart {
         inner,
         index,
-        ring_entries,
-        defer_taskrun,
-        cpu,
-        ready,
+        ring,
         go,
     } = start;
-    let setup = cpu
-        .map_or(Ok(()), bind_to_cpu)
-        .and_then(|()| ring::create(ring_entries, defer_taskrun));
-    let ring = match setup {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = ready.send((index, Err(e)));
-            return;
-        }
-    };
-    inner.shards[index]
-        .ring_fd
-        .store(ring::fd(&ring), Ordering::Release);
-    let local = LocalShard::new(index, inner.clone(), ring);
-    let _ = ready.send((index, Ok(())));
-    drop(ready);
     if !go.wait() {
-        // Another shard failed to start; the runtime is not being built.
+        // The runtime is not being built (another thread failed to spawn).
         return;
     }
+    if let Err(e) = ring::enable(&ring) {
+        // Cannot happen with a ring from `ring::create` (it is disabled
+        // until here); should it, the runtime cannot run without this
+        // shard: say so and shut the whole runtime down instead of leaving
+        // tasks queued here forever.
+        eprintln!("spargio: shard {index} could not enable its io_uring ring: {e}; shutting the runtime down");
+        inner.begin_shutdown();
+        inner.exit_barrier.wait();
+        return;
+    }
+    let local = LocalShard::new(index, inner.clone(), ring);
     let entered = local.enter();
     local.arm_eventfd();
     run(&local);
@@ -245,7 +246,7 @@ fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
 }
 
 /// Looks for work for up to the spin budget (`park_spin`) from `entered`
-/// before the shard blocks. While it spins the shard is not marked
+/// before the shard blocks, yielding the CPU between rounds. While it spins the shard is not marked
 /// sleeping, so wakers send no doorbells: they only queue, and the spin sees
 /// the queue. Returns whether work showed up.
 fn spin_for_work(local: &LocalShard, entered: Instant) -> bool {
@@ -266,6 +267,14 @@ fn spin_for_work(local: &LocalShard, entered: Instant) -> bool {
         if Instant::now() >= until || local.timer_due() {
             return local.timer_due();
         }
+        // Let any thread that is runnable on this CPU go first: a spin that
+        // holds the CPU while the shard it waits on (or a load generator,
+        // or the blocking pool) sits runnable behind it only delays the
+        // work it waits for. With nothing else runnable this returns at
+        // once. Two shards that the kernel put on one CPU would otherwise
+        // take turns spinning out their whole budget on every round trip.
+        // SAFETY: sched_yield takes no arguments and has no preconditions.
+        unsafe { libc::sched_yield() };
     }
 }
 
