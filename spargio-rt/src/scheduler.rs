@@ -126,7 +126,8 @@ impl Inner {
     }
 
     /// Submission-time placement: the shard with the fewest queued stealable
-    /// tasks; ties go to the current shard (no hop, no doorbell).
+    /// tasks; ties go to the current shard (no hop, no doorbell), unless the
+    /// current shard is busy with other queued tasks and another is parked.
     fn least_loaded(&self) -> usize {
         let n = self.shards.len();
         let here = local::current_index(self);
@@ -148,6 +149,13 @@ impl Inner {
             if load < best_load {
                 best = idx;
                 best_load = load;
+            }
+        }
+        if best_load == 0 && Some(best) == here {
+            // Nothing stealable queued here, but other tasks may be: see
+            // `idle_shard_for_spawn`.
+            if let Some(idle) = self.idle_shard_for_spawn(best) {
+                return idle;
             }
         }
         best
@@ -297,6 +305,27 @@ impl Inner {
             return;
         }
         self.route(task, false);
+    }
+
+    /// A parked shard to take a new stealable task spawned by a poll on
+    /// shard `here` while `here` has other tasks waiting to run. Queued on
+    /// `here`, the new task would wait behind them, and a thief would take it only once `here` is
+    /// stuck in one long poll with it still queued; a connection task that
+    /// spawns its handler and awaits it, then the next connection task
+    /// that does the same, never leaves a handler queued that long, so
+    /// CPU-heavy handlers would all run on their connections' shard while
+    /// the other shard sleeps. Handing it to the sleeper at spawn time is
+    /// submission-time placement: one doorbell, and the task runs at once.
+    fn idle_shard_for_spawn(&self, here: usize) -> Option<usize> {
+        let n = self.shards.len();
+        let busy_here = local::with_current(|l| l.in_poll() && l.has_local_work())?;
+        if !busy_here {
+            return None;
+        }
+        let start = self.next_search_start();
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| i != here && self.shards[i].sleeping.load(Ordering::Relaxed))
     }
 
     /// Routes a woken task to its queue; see the module table. `lifo` asks

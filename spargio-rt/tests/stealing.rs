@@ -152,3 +152,51 @@ fn skewed_fanout_uses_both_shards() {
         .unwrap();
     assert!(per_shard[0] > 0 && per_shard[1] > 0, "{per_shard:?}");
 }
+
+#[test]
+fn stealable_spawn_from_a_busy_shard_goes_to_a_parked_one() {
+    // Lone queued tasks are never stolen here (the victim would have to sit
+    // in one poll for an hour), so only spawn-time placement can move the
+    // task: spawned while its shard has other work queued and the other
+    // shard is parked, it must start on the parked shard, while the
+    // spawning poll is still running.
+    let policy = spargio_rt::StealPolicy {
+        min_victim_busy: Duration::from_secs(3600),
+        ..spargio_rt::StealPolicy::default()
+    };
+    let rt = Runtime::builder()
+        .shards(2)
+        .steal_policy(policy)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    let handed_over = rt
+        .block_on(h.spawn_pinned(ShardId(0), async {
+            let h = RuntimeHandle::current();
+            // Shard 1 has nothing to do and parks; a sleep lets it get
+            // there. Should it still be awake (a slow machine), the task
+            // simply runs here and the next attempt tries again.
+            for _ in 0..20 {
+                spargio_rt::time::sleep(Duration::from_millis(5)).await;
+                // Other work queued on this shard, behind this poll.
+                let filler = h.spawn_pinned(ShardId(0), async {});
+                let ran_on = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+                let seen = ran_on.clone();
+                let task = h.spawn(async move { seen.store(current(), Ordering::SeqCst) });
+                // Stay inside this poll until the task ran somewhere else,
+                // or give up for this attempt (it then runs here later).
+                let give_up = Instant::now() + Duration::from_secs(1);
+                while ran_on.load(Ordering::SeqCst) == usize::MAX && Instant::now() < give_up {
+                    std::hint::spin_loop();
+                }
+                task.await.unwrap();
+                filler.await.unwrap();
+                if ran_on.load(Ordering::SeqCst) == 1 {
+                    return true;
+                }
+            }
+            false
+        }))
+        .unwrap();
+    assert!(handed_over, "no spawn went to the parked shard");
+}

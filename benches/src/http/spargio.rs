@@ -9,7 +9,7 @@ use super::service::{file_dir, BenchService};
 use crate::harness::WORKERS;
 use futures::future::select;
 use spargio_http::fs::ServeDir;
-use spargio_http::{HandlerPlacement, Http, Server};
+use spargio_http::{AcceptMode, HandlerPlacement, Http, Server};
 use spargio_rt::signal::{signal, SignalKind};
 use spargio_rt::Runtime;
 use std::io;
@@ -47,7 +47,14 @@ pub fn run(addr: SocketAddr, app: App, placement: HandlerPlacement) -> io::Resul
         let stop = async move {
             let _ = select(pin!(int.recv()), pin!(term.recv())).await;
         };
+        // `SPARGIO_BENCH_ACCEPT=reuseport` gives each shard its own
+        // listener instead of the default round-robin hand-off.
+        let accept = match std::env::var("SPARGIO_BENCH_ACCEPT").as_deref() {
+            Ok("reuseport") => AcceptMode::ReusePort,
+            _ => AcceptMode::RoundRobin,
+        };
         let server = Server::builder()
+            .accept(accept)
             .handler_placement(placement)
             .shutdown_timeout(Duration::from_secs(2))
             .bind(&handle, addr)?

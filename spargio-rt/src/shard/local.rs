@@ -398,6 +398,11 @@ impl LocalShard {
         false
     }
 
+    /// Whether a task poll is running on this shard right now.
+    pub(crate) fn in_poll(&self) -> bool {
+        self.in_poll.get()
+    }
+
     /// Whether anything is runnable on this shard without stealing.
     pub(crate) fn has_local_work(&self) -> bool {
         let shared = self.shared();
