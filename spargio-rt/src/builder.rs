@@ -67,7 +67,7 @@ pub struct StealPolicy {
     /// each other cannot starve the rest.
     pub lifo_cap: usize,
     /// Whether a new stealable task goes to the least loaded shard at spawn
-    /// time (default `true`), or to a parked shard when the spawning shard
+    /// time (default `true`), or to an idle shard when the spawning shard
     /// is busy with other queued tasks; when `false` it starts on the
     /// spawning shard.
     pub placement_balancing: bool,

@@ -127,7 +127,7 @@ impl Inner {
 
     /// Submission-time placement: the shard with the fewest queued stealable
     /// tasks; ties go to the current shard (no hop, no doorbell), unless the
-    /// current shard is busy with other queued tasks and another is parked.
+    /// current shard is busy with other queued tasks and another is idle.
     fn least_loaded(&self) -> usize {
         let n = self.shards.len();
         let here = local::current_index(self);
@@ -307,15 +307,18 @@ impl Inner {
         self.route(task, false);
     }
 
-    /// A parked shard to take a new stealable task spawned by a poll on
-    /// shard `here` while `here` has other tasks waiting to run. Queued on
-    /// `here`, the new task would wait behind them, and a thief would take it only once `here` is
+    /// An idle shard (spinning before it parks, or parked) to take a new
+    /// stealable task spawned by a poll on shard `here` while `here` has
+    /// other tasks waiting to run. Queued on `here`, the new task would
+    /// wait behind them, and a thief would take it only once `here` is
     /// stuck in one long poll with it still queued; a connection task that
     /// spawns its handler and awaits it, then the next connection task
     /// that does the same, never leaves a handler queued that long, so
     /// CPU-heavy handlers would all run on their connections' shard while
-    /// the other shard sleeps. Handing it to the sleeper at spawn time is
-    /// submission-time placement: one doorbell, and the task runs at once.
+    /// the other shard idles. Handing it over at spawn time is
+    /// submission-time placement: at most one doorbell (none to a shard
+    /// that is still spinning), and the task runs at once. Each idle spell
+    /// takes one task; more go there only by stealing.
     fn idle_shard_for_spawn(&self, here: usize) -> Option<usize> {
         let n = self.shards.len();
         let busy_here = local::with_current(|l| l.in_poll() && l.has_local_work())?;
@@ -323,9 +326,13 @@ impl Inner {
             return None;
         }
         let start = self.next_search_start();
-        (0..n)
-            .map(|i| (start + i) % n)
-            .find(|&i| i != here && self.shards[i].sleeping.load(Ordering::Relaxed))
+        (0..n).map(|i| (start + i) % n).find(|&i| {
+            // Claim the idle shard: one hand-over per idle spell, so a
+            // burst of spawns does not pile up on a shard that has not
+            // yet noticed the first.
+            let idle = &self.shards[i].idle;
+            i != here && idle.load(Ordering::Relaxed) && idle.swap(false, Ordering::Relaxed)
+        })
     }
 
     /// Routes a woken task to its queue; see the module table. `lifo` asks

@@ -33,6 +33,11 @@ pub(crate) struct ShardShared {
     /// Set by the shard just before it blocks; cleared by whoever wakes it.
     /// See `park.rs` for the protocol.
     pub(crate) sleeping: CachePadded<AtomicBool>,
+    /// Set while the shard is out of work: spinning before it parks, or
+    /// parked. New stealable work may be handed to it (see
+    /// `Inner::idle_shard_for_spawn`); a spinning shard finds it in its
+    /// injector without a doorbell.
+    pub(crate) idle: AtomicBool,
     /// Set when the shard was woken to look for work to steal (not because
     /// work was sent to it).
     pub(crate) woken_to_search: AtomicBool,
@@ -67,6 +72,7 @@ impl ShardShared {
             // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
             sleeping: CachePadded::new(AtomicBool::new(false)),
+            idle: AtomicBool::new(false),
             woken_to_search: AtomicBool::new(false),
             rechecking: AtomicBool::new(false),
             polling: CachePadded::new(AtomicBool::new(false)),

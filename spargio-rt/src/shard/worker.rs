@@ -182,7 +182,10 @@ fn run(local: &LocalShard) {
 /// spin policy (see `spin.rs`).
 fn park(local: &LocalShard, shutting_down: bool) {
     let entered = Instant::now();
+    let idle = &local.shared().idle;
+    idle.store(true, Ordering::Relaxed);
     park_or_spin(local, shutting_down, entered);
+    idle.store(false, Ordering::Relaxed);
     // Nothing runs while parked, so queued tasks now came from elsewhere
     // (other shards, or threads outside the runtime); I/O completions
     // only turn into tasks when they are reaped, after this.
