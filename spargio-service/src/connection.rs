@@ -68,6 +68,10 @@ impl Connection {
     /// }
     /// # }
     /// ```
+    ///
+    /// A protocol that reads many requests over the connection keeps a
+    /// [`ReadWatch`](crate::ReadWatch) instead, which arms its timer and
+    /// shutdown wait once for the connection rather than once per read.
     pub async fn idle<F: Future>(&self, fut: F) -> Option<F::Output> {
         if self.closing.is_cancelled() {
             return None;
@@ -78,7 +82,7 @@ impl Connection {
                 Some(d) => {
                     let out = spargio_rt::time::timeout(d, fut).await.ok();
                     if out.is_none() {
-                        self.counters.idle_timeouts.add(1);
+                        self.count_idle_timeout();
                     }
                     out
                 }
@@ -94,6 +98,21 @@ impl Connection {
             futures_util::future::Either::Left((out, _)) => out,
             futures_util::future::Either::Right((out, _)) => out,
         }
+    }
+
+    /// The server's shutdown signal for this connection.
+    pub(crate) fn closing_token(&self) -> &CancellationToken {
+        &self.closing
+    }
+
+    /// The idle timeout, if the server has one.
+    pub(crate) fn idle_limit(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    /// Counts an idle wait that timed out.
+    pub(crate) fn count_idle_timeout(&self) {
+        self.counters.idle_timeouts.add(1);
     }
 
     /// Whether the server asked this connection to close once its current

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as HttpBody;
-use spargio_service::{BoxError, Connection, Handler, HandlerError, RouteKey};
+use spargio_service::{BoxError, Connection, Handler, HandlerError, ReadWatch, RouteKey, Watched};
 
 use super::config::HttpConfig;
 use super::error_page;
@@ -41,6 +41,7 @@ where
     let (reader, writer) = io.split();
     let mut input = Input::new(reader, cfg.read_buffer);
     let mut out = Output::new(writer);
+    let mut watch = ReadWatch::new(conn);
     loop {
         if out.buf.len() >= cfg.write_buffer {
             // Answers to a long run of pipelined requests go out before
@@ -50,7 +51,7 @@ where
         // A head already buffered (pipelining) needs no read.
         let next = match parse_buffered(&mut input, cfg) {
             Some(next) => next,
-            None => read_head(&mut input, &mut out, conn, cfg).await?,
+            None => read_head(&mut input, &mut out, &mut watch, cfg).await?,
         };
         let head = match next {
             Next::Head(head) => head,
@@ -142,11 +143,12 @@ enum Next {
 /// Reads until a whole request head is buffered. Queued responses are
 /// written alongside each read. The head must arrive within the header-read
 /// timeout, counted from now; while nothing of it has arrived, the wait
-/// is also bounded by the idle timeout and ended by a graceful shutdown.
+/// is also bounded by the idle timeout and ended by a graceful shutdown
+/// (`watch` keeps those timers armed across requests).
 async fn read_head<R, W>(
     input: &mut Input<R>,
     out: &mut Output<W>,
-    conn: &Connection,
+    watch: &mut ReadWatch<'_>,
     cfg: &HttpConfig,
 ) -> io::Result<Next>
 where
@@ -164,24 +166,15 @@ where
         let idle = input.buf.is_empty();
         // The read goes out together with the write of the queued
         // responses (one ring submission for both), instead of after it.
-        let read = async {
-            let read = spargio_rt::time::timeout_at(deadline, input.fill());
-            Ok(if idle {
-                conn.idle(read).await
-            } else {
-                Some(read.await)
-            })
-        };
+        let read = async { Ok(watch.wait(input.fill(), Some(deadline), idle).await) };
         let ((), res) = futures_util::future::try_join(out.flush(), read).await?;
-        let Some(res) = res else {
-            return Ok(Next::Closed);
-        };
         match res {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) if is_disconnect(&e) => return Ok(Next::Closed),
-            Ok(Err(e)) => return Err(e),
-            Err(_) if idle => return Ok(Next::Closed),
-            Err(_) => return Ok(Next::TimedOut),
+            Watched::Done(Ok(_)) => {}
+            Watched::Done(Err(e)) if is_disconnect(&e) => return Ok(Next::Closed),
+            Watched::Done(Err(e)) => return Err(e),
+            Watched::Closing => return Ok(Next::Closed),
+            Watched::TimedOut if idle => return Ok(Next::Closed),
+            Watched::TimedOut => return Ok(Next::TimedOut),
         }
     }
 }

@@ -86,18 +86,24 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.entry.as_ref().is_some_and(|e| e.is_fired()) || Instant::now() >= self.deadline {
-            self.entry = None;
+        if let Some(e) = &self.entry {
+            // Registered: the timer heap fires the entry once the deadline
+            // has passed, so later polls (a task woken by something else
+            // it waits on) need no clock read. The waker goes in first, so
+            // a fire racing with this poll is seen below or wakes it.
+            e.register(cx.waker());
+            if e.is_fired() {
+                self.entry = None;
+                return Poll::Ready(());
+            }
+            return Poll::Pending;
+        }
+        if Instant::now() >= self.deadline {
             return Poll::Ready(());
         }
-        match &self.entry {
-            Some(e) => e.register(cx.waker()),
-            None => {
-                let e = Arc::new(TimerEntry::new(self.deadline, cx.waker()));
-                super::register(e.clone());
-                self.entry = Some(e);
-            }
-        }
+        let e = Arc::new(TimerEntry::new(self.deadline, cx.waker()));
+        super::register(e.clone());
+        self.entry = Some(e);
         Poll::Pending
     }
 }

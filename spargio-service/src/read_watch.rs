@@ -1,0 +1,152 @@
+//! Bounding a connection's reads by its idle timeout, a deadline of the
+//! protocol's own, and graceful shutdown — with one timer and one shutdown
+//! registration for the connection's whole life instead of one per read.
+
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use spargio_rt::sync::Cancelled;
+use spargio_rt::time::Sleep;
+
+use crate::connection::Connection;
+
+/// How a [`ReadWatch::wait`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Watched<T> {
+    /// The read finished first.
+    Done(T),
+    /// The deadline passed (the idle timeout, when the wait was idle and
+    /// that came first); the read was dropped (cancelled).
+    TimedOut,
+    /// The server began a graceful shutdown during an idle wait; the read
+    /// was dropped.
+    Closing,
+}
+
+/// Waits for a connection's reads against its idle timeout, a deadline the
+/// protocol sets (a header-read timeout, say) and graceful shutdown.
+///
+/// [`Connection::idle`] does the same for one read; a protocol that reads
+/// many requests over a connection keeps one `ReadWatch` for it. Its timer
+/// is re-armed lazily: a later deadline than the armed one (the usual case,
+/// each request pushing it out) costs nothing until the armed one passes,
+/// and the wait for shutdown stays registered between reads.
+///
+/// ```no_run
+/// # async fn demo(conn: &spargio_service::Connection, stream: &mut spargio_rt::net::TcpStream) {
+/// use spargio_rt::io::AsyncRead;
+/// use spargio_service::{ReadWatch, Watched};
+/// use std::time::{Duration, Instant};
+/// let mut watch = ReadWatch::new(conn);
+/// loop {
+///     let deadline = Instant::now() + Duration::from_secs(30);
+///     match watch.wait(stream.read(vec![0u8; 4096]), Some(deadline), true).await {
+///         Watched::Done((res, buf)) => { /* parse the request */ let _ = (res, buf); }
+///         Watched::TimedOut | Watched::Closing => break,
+///     }
+/// }
+/// # }
+/// ```
+pub struct ReadWatch<'c> {
+    conn: &'c Connection,
+    closing: Cancelled<'c>,
+    /// The waker `closing` was last polled with: while the task's waker
+    /// stays the same, an atomic load tells whether shutdown began, and
+    /// the registration (behind the token's lock) is left alone.
+    closing_waker: Option<Waker>,
+    /// Armed at or before the deadline of the current wait (never after).
+    timer: Sleep,
+}
+
+impl<'c> ReadWatch<'c> {
+    /// A watch over `conn`'s reads.
+    pub fn new(conn: &'c Connection) -> Self {
+        ReadWatch {
+            conn,
+            closing: conn.closing_token().cancelled(),
+            closing_waker: None,
+            timer: spargio_rt::time::sleep(Duration::MAX),
+        }
+    }
+
+    /// Waits for `fut` until `deadline`. When `idle` (no request is in
+    /// progress), the connection's idle timeout also bounds the wait and a
+    /// graceful shutdown ends it; an idle wait that times out on the idle
+    /// timeout is counted in the server's stats.
+    pub async fn wait<F: Future>(
+        &mut self,
+        fut: F,
+        deadline: Option<Instant>,
+        idle: bool,
+    ) -> Watched<F::Output> {
+        if idle && self.conn.is_closing() {
+            return Watched::Closing;
+        }
+        let idle_deadline = self
+            .conn
+            .idle_limit()
+            .filter(|_| idle)
+            .and_then(|d| Instant::now().checked_add(d));
+        let (until, by_idle) = match (deadline, idle_deadline) {
+            (Some(d), Some(i)) if i < d => (Some(i), true),
+            (Some(d), _) => (Some(d), false),
+            (None, Some(i)) => (Some(i), true),
+            (None, None) => (None, false),
+        };
+        if let Some(until) = until {
+            if until < self.timer.deadline() {
+                self.timer.reset(until);
+            }
+        }
+        let mut fut = pin!(fut);
+        let this = &mut *self;
+        let out = poll_fn(|cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Watched::Done(out));
+            }
+            if idle && this.closing_ended(cx) {
+                return Poll::Ready(Watched::Closing);
+            }
+            let Some(until) = until else {
+                return Poll::Pending;
+            };
+            while Pin::new(&mut this.timer).poll(cx).is_ready() {
+                if Instant::now() >= until {
+                    return Poll::Ready(Watched::TimedOut);
+                }
+                // Armed for an earlier wait's deadline: move it out.
+                this.timer.reset(until);
+            }
+            Poll::Pending
+        })
+        .await;
+        if matches!(out, Watched::TimedOut) {
+            // Disarm: the next wait arms for its own deadline.
+            self.timer = spargio_rt::time::sleep(Duration::MAX);
+            if by_idle {
+                self.conn.count_idle_timeout();
+            }
+        }
+        out
+    }
+
+    /// Whether shutdown began; registers the task for the shutdown wake-up
+    /// when its waker is not the one registered already.
+    fn closing_ended(&mut self, cx: &mut Context<'_>) -> bool {
+        if self
+            .closing_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return self.conn.is_closing();
+        }
+        self.closing_waker = Some(cx.waker().clone());
+        Pin::new(&mut self.closing).poll(cx).is_ready()
+    }
+}
+
+#[cfg(test)]
+#[path = "read_watch_tests.rs"]
+mod tests;
