@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use spargio_rt::{JoinHandle, RuntimeHandle, ShardId};
 use tower_service::Service;
 
 use crate::adaptive::AdaptiveTable;
 use crate::error::{BoxError, HandlerError};
+use crate::inline_call::{Call, InlineCall};
 use crate::measured::{Measured, PollReport};
 use crate::placement::HandlerPlacement;
 use crate::protocol::{Handler, RouteKey};
@@ -48,41 +48,18 @@ impl HandlerShared {
         }
     }
 
+    /// Whether an inline request of `route` should have its polls timed.
+    fn times_inline(&self, route: RouteKey) -> bool {
+        self.adaptive() && self.adaptive.should_time(route)
+    }
+
     fn adaptive(&self) -> bool {
         self.placement == HandlerPlacement::Adaptive
     }
 
-    fn learn(&self, route: RouteKey, report: &PollReport) {
+    pub(crate) fn learn(&self, route: RouteKey, report: &PollReport) {
         if self.adaptive() {
             self.adaptive.record(route, report.longest);
-        }
-    }
-
-    /// Polls `fut` on the calling (connection) task.
-    async fn run_inline<F, T, E>(
-        &self,
-        route: RouteKey,
-        home: ShardId,
-        fut: F,
-    ) -> Result<T, HandlerError>
-    where
-        F: Future<Output = Result<T, E>>,
-        E: Into<BoxError>,
-    {
-        let timed = self.adaptive() && self.adaptive.should_time(route);
-        let measured = Measured::new(fut, home, timed, None);
-        let caught = AssertUnwindSafe(measured).catch_unwind();
-        let Some(res) = within(self.request_timeout, caught).await else {
-            return Err(HandlerError::TimedOut);
-        };
-        match res {
-            Ok((out, report)) => {
-                if timed {
-                    self.learn(route, &report);
-                }
-                out.map_err(|e| HandlerError::Service(e.into()))
-            }
-            Err(payload) => Err(HandlerError::from_panic(&*payload)),
         }
     }
 
@@ -176,8 +153,8 @@ impl std::ops::Deref for ConnShared {
 /// One request from its call to its end: counted in `requests` and
 /// `requests_in_flight` (on the connection's shard's slot, so shards do not
 /// share a hot cache line) and, when it fails, in the failure counters.
-struct Tracked {
-    shared: Rc<ConnShared>,
+pub(crate) struct Tracked {
+    pub(crate) shared: Rc<ConnShared>,
     home: ShardId,
 }
 
@@ -191,7 +168,7 @@ impl Tracked {
         }
     }
 
-    fn finished<T>(&self, res: Result<T, HandlerError>) -> Result<T, HandlerError> {
+    pub(crate) fn finished<T>(&self, res: Result<T, HandlerError>) -> Result<T, HandlerError> {
         if let Err(e) = &res {
             self.shared.count_failure(e);
         }
@@ -280,14 +257,24 @@ where
         let started = start(&mut self.service, req);
         let home = self.home;
         let tracked = Tracked::new(&self.shared, home);
-        async move {
-            let shared = &tracked.shared;
-            let res = match started {
-                Err(e) => Err(e),
-                Ok(fut) if shared.stealable(route) => shared.run_stealable(route, home, fut).await,
-                Ok(fut) => shared.run_inline(route, home, fut).await,
-            };
-            tracked.finished(res)
+        match started {
+            // Boxed: this state holds the service's future twice over
+            // (before and inside the spawn) plus the join and the timer, and
+            // the call future is moved whole on the inline path too. A
+            // stealable request allocates its task anyway.
+            Ok(fut) if tracked.shared.stealable(route) => Call::Stealable {
+                call: Box::pin(async move {
+                    let res = tracked.shared.run_stealable(route, home, fut).await;
+                    tracked.finished(res)
+                }),
+            },
+            started => {
+                let timed = tracked.shared.times_inline(route);
+                let limit = tracked.shared.request_timeout;
+                Call::Inline {
+                    call: InlineCall::new(started, tracked, route, timed, limit),
+                }
+            }
         }
     }
 }
@@ -311,14 +298,9 @@ where
         req: Req,
     ) -> impl Future<Output = Result<S::Response, HandlerError>> + 'static {
         let started = start(&mut self.service, req);
-        let home = self.home;
-        let tracked = Tracked::new(&self.shared, home);
-        async move {
-            let res = match started {
-                Err(e) => Err(e),
-                Ok(fut) => tracked.shared.run_inline(route, home, fut).await,
-            };
-            tracked.finished(res)
-        }
+        let tracked = Tracked::new(&self.shared, self.home);
+        let timed = tracked.shared.times_inline(route);
+        let limit = tracked.shared.request_timeout;
+        InlineCall::new(started, tracked, route, timed, limit)
     }
 }

@@ -22,6 +22,7 @@ mod conn;
 mod connection;
 mod error;
 mod handler;
+mod inline_call;
 pub mod layers;
 mod local;
 mod measured;
