@@ -12,6 +12,7 @@
 pub mod cpu;
 pub mod echo_peer;
 pub mod exec;
+pub mod fd_handoff;
 pub mod harness;
 pub mod http;
 pub mod io_fixture;
