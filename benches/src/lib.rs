@@ -6,7 +6,7 @@
 //! and blocks on a `std::sync::mpsc` reply. That hop is in every timed
 //! iteration, for every peer, so it cancels out of the ratios.
 //!
-//! The workloads themselves are written once, generic over [`Exec`], and
+//! The workloads themselves are written once, generic over [`Exec`](exec::Exec), and
 //! monomorphised for each runtime.
 
 pub mod cpu;

@@ -12,7 +12,7 @@ use spargio_rt::io::{AsyncRead, AsyncWrite, AsyncWriteExt, IoBuf};
 use spargio_rt::net::TcpStream;
 
 /// A raw connection handed over after a `101 Switching Protocols`, as a
-/// poll-based `futures_io` stream (see [`Upgraded`](crate::Upgraded)).
+/// poll-based `futures_io` stream (see [`Upgraded`](crate::upgrade::Upgraded)).
 pub trait RawIo: FuturesRead + FuturesWrite + Send + Unpin + 'static {}
 impl<T: FuturesRead + FuturesWrite + Send + Unpin + 'static> RawIo for T {}
 

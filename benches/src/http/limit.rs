@@ -45,7 +45,7 @@ const ACCEPT: u64 = u64::MAX;
 const SEND_BIT: u64 = 1;
 
 /// Counts the request heads that end in `bytes`. `matched` is how much of
-/// [`HEAD_END`] the bytes before ended with (0 to 3), and is updated.
+/// the head terminator (`\r\n\r\n`) the bytes before ended with (0 to 3), and is updated.
 pub fn count_heads(matched: &mut u8, bytes: &[u8]) -> usize {
     let mut m = usize::from(*matched);
     let mut heads = 0;

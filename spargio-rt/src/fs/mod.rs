@@ -45,7 +45,7 @@
 //! | [`File::set_len`] | `IORING_OP_FTRUNCATE` (kernel 6.9+); falls back to the blocking pool where the kernel lacks it |
 //! | [`File::fallocate`] | `IORING_OP_FALLOCATE` |
 //! | [`read`], [`read_to_string`] | `OPENAT` + `STATX` + `READ` |
-//! | [`write`] | `OPENAT` + `WRITE` |
+//! | [`write()`] | `OPENAT` + `WRITE` |
 //! | [`copy`] | `OPENAT` + `STATX` + `READ`/`WRITE` loop (`fchmod` on the blocking pool only if an existing destination's permissions differ) |
 //! | [`create_dir`], [`create_dir_all`], [`DirBuilder::create`] | `IORING_OP_MKDIRAT` (+ `STATX` when a component exists) |
 //! | [`remove_file`] | `IORING_OP_UNLINKAT` |

@@ -349,7 +349,7 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
         }
     }
 
-    /// As [`poll_write`](Self::poll_write), gathering the slices (up to
+    /// As `poll_write`, gathering the slices (up to
     /// 64 KiB in all) into one write: a TLS session hands its records over
     /// this way, and one write per record would serialise them.
     fn poll_write_vectored(
