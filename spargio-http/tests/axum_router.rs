@@ -26,7 +26,7 @@ use axum::extract::{Extension, MatchedPath, OriginalUri, Path, Query};
 use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::{RawClient, RawResponse, TestServer};
+use common::{fnv1a, pattern, RawClient, RawResponse, TestServer};
 use serde::{Deserialize, Serialize};
 use spargio_service::ConnInfo;
 use tower::ServiceBuilder;
@@ -53,26 +53,6 @@ struct Search {
 fn big_text() -> String {
     (0..2000)
         .map(|i| format!("line {i}: the quick brown fox jumps over the lazy dog\n"))
-        .collect()
-}
-
-/// FNV-1a of `bytes`, to show that a large body arrived byte-exact.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    })
-}
-
-/// A deterministic, non-repeating body of `n` bytes.
-fn pattern(n: usize) -> Vec<u8> {
-    let mut x = 0x2545f4914f6cdd1du64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
         .collect()
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use bytes::Bytes;
-use common::{echo_service, TestServer};
+use common::{echo_service, fnv1a, pattern, TestServer};
 use http::{HeaderMap, Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, StreamBody};
@@ -26,26 +26,6 @@ use spargio_http::tls::TlsAcceptor;
 use spargio_http::{Body, Http};
 use spargio_service::BoxError;
 use tower::ServiceExt;
-
-/// FNV-1a, as in the python scripts.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    })
-}
-
-/// A deterministic, non-repeating body of `n` bytes.
-fn pattern(n: usize) -> Vec<u8> {
-    let mut x = 0x9e3779b97f4a7c15u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// What `client_service` answers with.
 type Reply = Response<BoxBody<Bytes, BoxError>>;

@@ -100,28 +100,8 @@ impl BlockingPool {
         drop(st);
         drop(queued);
         self.shared.work.notify_all();
-        let mut st = self.shared.lock();
-        while st.threads > 0 {
-            st = match deadline {
-                None => self
-                    .shared
-                    .exited
-                    .wait(st)
-                    .unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return false;
-                    }
-                    self.shared
-                        .exited
-                        .wait_timeout(st, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
-        }
-        true
+        let st = self.shared.lock();
+        crate::deadline_wait::wait_until(&self.shared.exited, st, deadline, |st| st.threads == 0).1
     }
 }
 

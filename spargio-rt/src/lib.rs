@@ -41,6 +41,7 @@ mod block_on;
 mod blocking;
 pub mod boundary;
 mod builder;
+mod deadline_wait;
 mod driver;
 pub mod fs;
 mod handle;

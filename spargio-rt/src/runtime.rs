@@ -47,23 +47,8 @@ impl ExitCount {
     /// Waits until `n` threads have exited or `deadline` passes (`None`:
     /// no deadline). Returns whether all `n` did.
     fn wait_for(&self, n: usize, deadline: Option<Instant>) -> bool {
-        let mut count = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        while *count < n {
-            count = match deadline {
-                None => self.changed.wait(count).unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return false;
-                    }
-                    self.changed
-                        .wait_timeout(count, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
-        }
-        true
+        let count = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        crate::deadline_wait::wait_until(&self.changed, count, deadline, |c| *c >= n).1
     }
 }
 

@@ -321,6 +321,12 @@ impl Inner {
     /// takes one task; more go there only by stealing.
     fn idle_shard_for_spawn(&self, here: usize) -> Option<usize> {
         let n = self.shards.len();
+        // Cheapest test first: with no other shard idle (a busy runtime),
+        // a few relaxed loads and nothing else.
+        let idle_elsewhere = |i: usize| i != here && self.shards[i].idle.load(Ordering::Relaxed);
+        if !(0..n).any(idle_elsewhere) {
+            return None;
+        }
         let busy_here = local::with_current(|l| l.in_poll() && l.has_local_work())?;
         if !busy_here {
             return None;
@@ -330,8 +336,7 @@ impl Inner {
             // Claim the idle shard: one hand-over per idle spell, so a
             // burst of spawns does not pile up on a shard that has not
             // yet noticed the first.
-            let idle = &self.shards[i].idle;
-            i != here && idle.load(Ordering::Relaxed) && idle.swap(false, Ordering::Relaxed)
+            idle_elsewhere(i) && self.shards[i].idle.swap(false, Ordering::Relaxed)
         })
     }
 

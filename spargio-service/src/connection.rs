@@ -73,30 +73,9 @@ impl Connection {
     /// [`ReadWatch`](crate::ReadWatch) instead, which arms its timer and
     /// shutdown wait once for the connection rather than once per read.
     pub async fn idle<F: Future>(&self, fut: F) -> Option<F::Output> {
-        if self.closing.is_cancelled() {
-            return None;
-        }
-        let closing = self.closing.cancelled();
-        let work = async {
-            match self.idle_timeout {
-                Some(d) => {
-                    let out = spargio_rt::time::timeout(d, fut).await.ok();
-                    if out.is_none() {
-                        self.count_idle_timeout();
-                    }
-                    out
-                }
-                None => Some(fut.await),
-            }
-        };
-        let closing = async {
-            closing.await;
-            None
-        };
-        futures_util::pin_mut!(work, closing);
-        match futures_util::future::select(work, closing).await {
-            futures_util::future::Either::Left((out, _)) => out,
-            futures_util::future::Either::Right((out, _)) => out,
+        match crate::ReadWatch::new(self).wait(fut, None, true).await {
+            crate::Watched::Done(out) => Some(out),
+            crate::Watched::TimedOut | crate::Watched::Closing => None,
         }
     }
 

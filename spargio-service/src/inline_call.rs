@@ -13,7 +13,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use spargio_rt::time::Sleep;
 
@@ -34,7 +34,7 @@ pin_project_lite::pin_project! {
         route: RouteKey,
         // Whether adaptive placement wants this request's poll times.
         timed: bool,
-        longest: Duration,
+        report: PollReport,
         deadline: Option<Sleep>,
     }
 }
@@ -59,7 +59,7 @@ impl<F> InlineCall<F> {
             tracked,
             route,
             timed,
-            longest: Duration::ZERO,
+            report: PollReport::default(),
             deadline: limit.map(spargio_rt::time::sleep),
         }
     }
@@ -81,19 +81,13 @@ where
                 .expect("InlineCall polled after it finished");
             return Poll::Ready(this.tracked.finished(Err(e)));
         };
-        let start = this.timed.then(Instant::now);
-        let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
-        if let Some(start) = start {
-            *this.longest = (*this.longest).max(start.elapsed());
-        }
+        let polled = this.report.time(*this.timed, || {
+            catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
+        });
         let res = match polled {
             Ok(Poll::Ready(out)) => {
                 if *this.timed {
-                    let report = PollReport {
-                        longest: *this.longest,
-                        moved: false,
-                    };
-                    this.tracked.shared.learn(*this.route, &report);
+                    this.tracked.shared.learn(*this.route, this.report);
                 }
                 out.map_err(|e| HandlerError::Service(e.into()))
             }

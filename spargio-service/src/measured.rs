@@ -18,6 +18,19 @@ pub(crate) struct PollReport {
     pub(crate) moved: bool,
 }
 
+impl PollReport {
+    /// Runs one poll, `f`, counting its time towards `longest` when
+    /// `timed` (two clock reads; none when not timed).
+    pub(crate) fn time<R>(&mut self, timed: bool, f: impl FnOnce() -> R) -> R {
+        let start = timed.then(Instant::now);
+        let out = f();
+        if let Some(start) = start {
+            self.longest = self.longest.max(start.elapsed());
+        }
+        out
+    }
+}
+
 pin_project_lite::pin_project! {
     /// Polls `inner`, timing each poll when `timed`, and noting the shard.
     pub(crate) struct Measured<F> {
@@ -60,14 +73,8 @@ impl<F: Future> Future for Measured<F> {
                 this.report.moved = true;
             }
         }
-        let start = this.timed.then(Instant::now);
-        let out = this.inner.poll(cx);
-        if let Some(start) = start {
-            let took = start.elapsed();
-            if took > this.report.longest {
-                this.report.longest = took;
-            }
-        }
+        let inner = this.inner;
+        let out = this.report.time(*this.timed, || inner.poll(cx));
         out.map(|o| (o, *this.report))
     }
 }

@@ -51,28 +51,7 @@ impl TestServer {
         B: HttpBody + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            spargio_rt::run_with(
-                spargio_rt::Runtime::builder().shards(2),
-                move |handle| async move {
-                    let server =
-                        builder(Server::builder().shutdown_timeout(Duration::from_secs(5)))
-                            .bind(&handle, "127.0.0.1:0")
-                            .expect("bind");
-                    tx.send((server.local_addr(), server.shutdown_handle()))
-                        .unwrap();
-                    server.serve_service(http, service).await.expect("serve")
-                },
-            )
-            .expect("runtime")
-        });
-        let (addr, shutdown) = rx.recv().expect("server started");
-        TestServer {
-            addr,
-            shutdown,
-            thread: Some(thread),
-        }
+        run_server(builder, move |server| server.serve_service(http, service))
     }
 
     /// A connected raw client with a read timeout (so a hung server fails
@@ -291,18 +270,32 @@ where
     B: HttpBody + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    run_server(|b| b, move |server| server.serve(Http::new(), make))
+}
+
+/// Binds a server on 127.0.0.1 (2 shards, 5 s shutdown timeout, then
+/// `builder`'s tweaks) on a thread of its own and runs `serve` on it.
+fn run_server<F, Fut>(
+    builder: impl FnOnce(spargio_service::ServerBuilder) -> spargio_service::ServerBuilder
+        + Send
+        + 'static,
+    serve: F,
+) -> TestServer
+where
+    F: FnOnce(Server) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = std::io::Result<ShutdownReport>>,
+{
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
         spargio_rt::run_with(
             spargio_rt::Runtime::builder().shards(2),
             move |handle| async move {
-                let server = Server::builder()
-                    .shutdown_timeout(Duration::from_secs(5))
+                let server = builder(Server::builder().shutdown_timeout(Duration::from_secs(5)))
                     .bind(&handle, "127.0.0.1:0")
                     .expect("bind");
                 tx.send((server.local_addr(), server.shutdown_handle()))
                     .unwrap();
-                server.serve(Http::new(), make).await.expect("serve")
+                serve(server).await.expect("serve")
             },
         )
         .expect("runtime")
@@ -313,4 +306,25 @@ where
         shutdown,
         thread: Some(thread),
     }
+}
+
+/// FNV-1a of `bytes` (the python clients use the same), to show that a
+/// large body arrived byte-exact.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// A deterministic, non-repeating body of `n` bytes.
+pub fn pattern(n: usize) -> Vec<u8> {
+    let mut x = 0x2545f4914f6cdd1du64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }
