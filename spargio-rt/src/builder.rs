@@ -67,7 +67,9 @@ pub struct StealPolicy {
     /// each other cannot starve the rest.
     pub lifo_cap: usize,
     /// Whether a new stealable task goes to the least loaded shard at spawn
-    /// time (default `true`), or to an idle shard when the spawning shard
+    /// time (default `true`; one poll hands at most one spawn to each other
+    /// shard this way, and leaves the rest of a burst to stealing, which
+    /// moves a batch per steal), or to an idle shard when the spawning shard
     /// is busy with other queued tasks; when `false` it starts on the
     /// spawning shard.
     pub placement_balancing: bool,

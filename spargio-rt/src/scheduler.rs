@@ -128,6 +128,10 @@ impl Inner {
     /// Submission-time placement: the shard with the fewest queued stealable
     /// tasks; ties go to the current shard (no hop, no doorbell), unless the
     /// current shard is busy with other queued tasks and another is idle.
+    ///
+    /// One poll places at most one spawn per other shard by load; the rest
+    /// of a burst stays queued here, where a thief takes a batch per steal
+    /// instead of paying one remote push (and maybe a doorbell) per task.
     fn least_loaded(&self) -> usize {
         let n = self.shards.len();
         let here = local::current_index(self);
@@ -137,6 +141,19 @@ impl Inner {
         let start = here.unwrap_or_else(|| self.round_robin.fetch_add(1, Ordering::Relaxed) % n);
         if !self.steal.placement_balancing {
             return start;
+        }
+        if let Some(here) = here {
+            let budget_left = local::with_current(|l| l.placement_budget_left(n as u32 - 1));
+            if budget_left == Some(false) {
+                // Only an idle hand-over is left, and that only when
+                // nothing stealable is queued here.
+                if self.shards[here].stealable_len() == 0 {
+                    if let Some(idle) = self.idle_shard_for_spawn(here) {
+                        return idle;
+                    }
+                }
+                return here;
+            }
         }
         let mut best = start;
         let mut best_load = self.shards[start].stealable_len();
@@ -151,11 +168,16 @@ impl Inner {
                 best_load = load;
             }
         }
-        if best_load == 0 && Some(best) == here {
-            // Nothing stealable queued here, but other tasks may be: see
-            // `idle_shard_for_spawn`.
-            if let Some(idle) = self.idle_shard_for_spawn(best) {
-                return idle;
+        if let Some(here) = here {
+            if best != here {
+                local::with_current(local::LocalShard::spend_placement_budget);
+            }
+            if best_load == 0 && best == here {
+                // Nothing stealable queued here, but other tasks may be: see
+                // `idle_shard_for_spawn`.
+                if let Some(idle) = self.idle_shard_for_spawn(here) {
+                    return idle;
+                }
             }
         }
         best
@@ -189,6 +211,7 @@ impl Inner {
         let (task, handle) = async_task::Builder::new()
             .metadata(TaskMeta::new(home, first))
             .spawn(move |_| guard, self.scheduler());
+        ctl.register(&task.waker());
         self.start(task, &ctl, placement == TaskPlacement::Stealable);
         JoinHandle::new(handle, ctl)
     }
@@ -260,6 +283,7 @@ impl Inner {
                 .metadata(TaskMeta::new(Home::Local(shard), shard))
                 .spawn_unchecked(move |_| guard, self.scheduler())
         };
+        ctl.register(&task.waker());
         self.start(task, &ctl, false);
         JoinHandle::new(handle, ctl)
     }
@@ -276,6 +300,7 @@ impl Inner {
         let (task, handle) = async_task::Builder::new()
             .metadata(TaskMeta::new(Home::Blocking, 0))
             .spawn(move |_| guard, self.scheduler());
+        ctl.register(&task.waker());
         if self.is_shutdown() {
             ctl.abort();
         }

@@ -200,3 +200,35 @@ fn stealable_spawn_from_a_busy_shard_goes_to_a_parked_one() {
         .unwrap();
     assert!(handed_over, "no spawn went to the parked shard");
 }
+
+#[test]
+fn a_burst_spawned_in_one_poll_places_one_task_per_other_shard_by_load() {
+    // With stealing off, only spawn-time placement moves tasks. A poll that
+    // spawns a burst may hand one of them to each other shard by queue
+    // length; the rest stay queued on the spawning shard (thieves would
+    // take them a batch per steal), instead of every other spawn paying a
+    // remote push.
+    let policy = spargio_rt::StealPolicy {
+        enabled: false,
+        ..spargio_rt::StealPolicy::default()
+    };
+    let rt = Runtime::builder()
+        .shards(2)
+        .steal_policy(policy)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    let shards_run: Vec<usize> = rt
+        .block_on(h.spawn_pinned(ShardId(0), async {
+            let h = RuntimeHandle::current();
+            let tasks: Vec<_> = (0..64).map(|_| h.spawn(async { current() })).collect();
+            let mut ran = Vec::new();
+            for t in tasks {
+                ran.push(t.await.unwrap());
+            }
+            ran
+        }))
+        .unwrap();
+    let away = shards_run.iter().filter(|&&s| s == 1).count();
+    assert_eq!(away, 1, "tasks placed on shard 1: {shards_run:?}");
+}

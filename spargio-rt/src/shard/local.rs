@@ -41,6 +41,8 @@ pub(crate) struct LocalShard {
     pub(super) lifo: Cell<Option<Runnable>>,
     pub(super) lifo_streak: Cell<usize>,
     pub(super) in_poll: Cell<bool>,
+    /// Stealable spawns this poll has placed on other shards.
+    pub(super) placed_away: Cell<u32>,
     pub(crate) timers: RefCell<TimerHeap>,
     pub(super) doorbell_queued: Cell<bool>,
     /// A stealable task was queued outside a poll without waking a helper
@@ -240,6 +242,7 @@ impl LocalShard {
             lifo: Cell::new(None),
             lifo_streak: Cell::new(0),
             in_poll: Cell::new(false),
+            placed_away: Cell::new(0),
             timers: RefCell::new(TimerHeap::default()),
             doorbell_queued: Cell::new(false),
             unannounced: Cell::new(false),
@@ -367,6 +370,7 @@ impl LocalShard {
             .polling
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.in_poll.set(true);
+        self.placed_away.set(0);
         task.run();
         self.in_poll.set(false);
         shared
@@ -399,6 +403,18 @@ impl LocalShard {
     }
 
     /// Whether a task poll is running on this shard right now.
+    /// Whether this poll may still place a spawn on another shard by load
+    /// (outside a poll there is no limit); see `Inner::least_loaded`.
+    pub(crate) fn placement_budget_left(&self, budget: u32) -> bool {
+        !self.in_poll.get() || self.placed_away.get() < budget
+    }
+
+    /// Counts a spawn this poll placed on another shard.
+    pub(crate) fn spend_placement_budget(&self) {
+        self.placed_away
+            .set(self.placed_away.get().saturating_add(1));
+    }
+
     pub(crate) fn in_poll(&self) -> bool {
         self.in_poll.get()
     }

@@ -1,6 +1,6 @@
 //! Abort control and the live-task registry.
 //!
-//! Every spawned task registers a [`TaskCtl`]. `JoinHandle::abort` and
+//! Every spawned task registers a [`TaskCtl`] holding its waker. `JoinHandle::abort` and
 //! runtime shutdown set its `aborted` flag and wake the task; the task's
 //! [`Guard`](super::guard::Guard) sees the flag at its next poll, drops the
 //! future on the thread that owns it, and completes as cancelled. The
@@ -25,7 +25,6 @@ pub(crate) struct TaskCtl {
     aborted: AtomicBool,
     finished: AtomicBool,
     waker: AtomicWaker,
-    part: usize,
 }
 
 impl TaskCtl {
@@ -39,7 +38,10 @@ impl TaskCtl {
         self.aborted.load(Ordering::SeqCst)
     }
 
-    /// Remembers the waker of the task's current poll (cheap when unchanged).
+    /// Remembers the task's own waker, once, when it is spawned: every
+    /// poll of an `async-task` task gets a waker for the same task, so
+    /// there is nothing to refresh per poll. [`clear_waker`](Self::clear_waker)
+    /// drops it when the task ends, so the task holds no reference to itself.
     pub(crate) fn register(&self, waker: &std::task::Waker) {
         self.waker.register(waker);
     }
@@ -98,7 +100,6 @@ impl Registry {
             aborted: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             waker: AtomicWaker::new(),
-            part,
         });
         let mut tasks = lock(&p.tasks);
         if tasks.list.len() >= (2 * tasks.swept_len).max(SWEEP_FLOOR) {
@@ -112,9 +113,16 @@ impl Registry {
     }
 
     /// Marks a task finished; a later sweep forgets it.
+    ///
+    /// The count goes to the partition of the thread the task ends on (only
+    /// the sum over partitions means anything), so a task stolen away from
+    /// the shard that spawned it does not touch that shard's cache lines.
     pub(crate) fn remove(&self, ctl: &TaskCtl) {
         if !ctl.finished.swap(true, Ordering::AcqRel) {
-            self.parts[ctl.part].finished.fetch_add(1, Ordering::SeqCst);
+            let part = crate::shard::local::with_current(|l| l.index).unwrap_or(usize::MAX);
+            self.parts[part % self.parts.len()]
+                .finished
+                .fetch_add(1, Ordering::SeqCst);
         }
     }
 

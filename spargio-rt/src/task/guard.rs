@@ -45,7 +45,6 @@ impl<F: Future> Future for Guard<F> {
         // has no `Unpin` impl that would let it move while pinned. The other
         // fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
-        this.ctl.register(cx.waker());
         if this.ctl.is_aborted() {
             this.drop_future();
             return Poll::Ready(Err(JoinError::cancelled()));
