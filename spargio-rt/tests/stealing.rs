@@ -25,6 +25,15 @@ async fn hog(release: Arc<AtomicBool>, started: Arc<AtomicBool>) -> bool {
     true
 }
 
+/// A 2-shard runtime with `policy`.
+fn two_shards_with(policy: spargio_rt::StealPolicy) -> Runtime {
+    Runtime::builder()
+        .shards(2)
+        .steal_policy(policy)
+        .build()
+        .unwrap()
+}
+
 fn wait_for(flag: &AtomicBool) {
     while !flag.load(Ordering::SeqCst) {
         std::thread::yield_now();
@@ -164,11 +173,7 @@ fn stealable_spawn_from_a_busy_shard_goes_to_a_parked_one() {
         min_victim_busy: Duration::from_secs(3600),
         ..spargio_rt::StealPolicy::default()
     };
-    let rt = Runtime::builder()
-        .shards(2)
-        .steal_policy(policy)
-        .build()
-        .unwrap();
+    let rt = two_shards_with(policy);
     let h = rt.handle();
     let handed_over = rt
         .block_on(h.spawn_pinned(ShardId(0), async {
@@ -212,11 +217,7 @@ fn a_burst_spawned_in_one_poll_places_one_task_per_other_shard_by_load() {
         enabled: false,
         ..spargio_rt::StealPolicy::default()
     };
-    let rt = Runtime::builder()
-        .shards(2)
-        .steal_policy(policy)
-        .build()
-        .unwrap();
+    let rt = two_shards_with(policy);
     let h = rt.handle();
     let shards_run: Vec<usize> = rt
         .block_on(h.spawn_pinned(ShardId(0), async {
