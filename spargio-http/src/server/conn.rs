@@ -166,8 +166,8 @@ where
         let idle = input.buf.is_empty();
         // The read goes out together with the write of the queued
         // responses (one ring submission for both), instead of after it.
-        let read = async { Ok(watch.wait(input.fill(), Some(deadline), idle).await) };
-        let ((), res) = futures_util::future::try_join(out.flush(), read).await?;
+        let res =
+            flush_and_read(out.flush(), watch.wait(input.fill(), Some(deadline), idle)).await?;
         match res {
             Watched::Done(Ok(_)) => {}
             Watched::Done(Err(e)) if is_disconnect(&e) => return Ok(Next::Closed),
@@ -177,6 +177,43 @@ where
             Watched::TimedOut => return Ok(Next::TimedOut),
         }
     }
+}
+
+/// Runs `flush` and `read` together; a failed flush ends both. Both are
+/// pinned where they are built (a `try_join` would move each into itself
+/// and then move itself into the caller's frame: a memory copy of both
+/// futures per request).
+async fn flush_and_read<F, R>(flush: F, read: R) -> io::Result<R::Output>
+where
+    F: Future<Output = io::Result<()>>,
+    R: Future,
+{
+    let mut flush = pin!(flush);
+    let mut read = pin!(read);
+    let mut flushed = false;
+    let mut got = None;
+    poll_fn(|cx| {
+        if !flushed {
+            match flush.as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => flushed = true,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+        }
+        if got.is_none() {
+            if let Poll::Ready(v) = read.as_mut().poll(cx) {
+                got = Some(v);
+            }
+        }
+        match got.take() {
+            Some(v) if flushed => Poll::Ready(Ok(v)),
+            other => {
+                got = other;
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }
 
 /// Takes a whole request head off the front of the input buffer, if one is
