@@ -402,7 +402,6 @@ impl LocalShard {
         false
     }
 
-    /// Whether a task poll is running on this shard right now.
     /// Whether this poll may still place a spawn on another shard by load
     /// (outside a poll there is no limit); see `Inner::least_loaded`.
     pub(crate) fn placement_budget_left(&self, budget: u32) -> bool {
@@ -415,6 +414,7 @@ impl LocalShard {
             .set(self.placed_away.get().saturating_add(1));
     }
 
+    /// Whether a task poll is running on this shard right now.
     pub(crate) fn in_poll(&self) -> bool {
         self.in_poll.get()
     }

@@ -1,16 +1,18 @@
 //! Abort control and the live-task registry.
 //!
-//! Every spawned task registers a [`TaskCtl`] holding its waker. `JoinHandle::abort` and
-//! runtime shutdown set its `aborted` flag and wake the task; the task's
-//! [`Guard`](super::guard::Guard) sees the flag at its next poll, drops the
-//! future on the thread that owns it, and completes as cancelled. The
+//! Every spawned task registers a [`TaskCtl`] holding its waker.
+//! `JoinHandle::abort` and runtime shutdown set its `aborted` flag and wake
+//! the task; the task's [`Guard`](super::guard::Guard) sees the flag at its
+//! next poll, drops the future on the thread that owns it, and completes as
+//! cancelled. The
 //! registry is what lets shutdown reach tasks that nothing would ever wake
 //! again (two tasks waiting on each other, say), so nothing leaks.
 //!
 //! The registry is off the hot path's contended lines: each shard appends
 //! the tasks it spawns to its own partition (one lock, taken by that shard
 //! only, except at shutdown), and a finishing task only sets a flag and bumps
-//! its partition's finished count — no lock, wherever it finishes. The
+//! the finished count of the partition of the thread it ends on — no lock,
+//! and no line of the spawning shard's, wherever it finishes. The
 //! owner drops finished entries in sweeps, amortised over its spawns.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
