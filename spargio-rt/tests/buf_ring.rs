@@ -1,6 +1,6 @@
 //! Provided-buffer rings and multishot receive.
 
-use spargio_rt::io::{AsyncWriteExt, BufRing};
+use spargio_rt::io::{AsyncReadExt, AsyncWriteExt, BufRing};
 use spargio_rt::net::UnixStream;
 use spargio_rt::{Runtime, ShardId};
 
@@ -126,4 +126,37 @@ fn a_ring_outside_a_shard_is_a_clear_error() {
         .unwrap()
         .expect("3 is not a power of two");
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn a_stopped_multishot_receive_hands_out_what_it_took_and_leaves_the_rest_in_the_socket() {
+    let got = on_shard(|| async {
+        let ring = BufRing::new(16, 4096).unwrap();
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let mut rx = b.recv_multishot(&ring);
+        let mut got = Vec::new();
+        let (r, _) = a.write_all(b"first ".to_vec()).await;
+        r.unwrap();
+        got.extend_from_slice(&rx.next().await.unwrap().expect("data"));
+        // Delivered while nobody asks: queued on the receive's completions.
+        let (r, _) = a.write_all(b"second ".to_vec()).await;
+        r.unwrap();
+        spargio_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+        rx.stop();
+        while let Some(buf) = rx.next().await.unwrap() {
+            got.extend_from_slice(&buf);
+        }
+        assert!(rx.next().await.unwrap().is_none(), "stays stopped");
+        drop(rx);
+        // Sent after the stop: in the socket, for a plain read.
+        let (r, _) = a.write_all(b"third".to_vec()).await;
+        r.unwrap();
+        drop(a);
+        let (r, rest) = b.read_to_end(Vec::new()).await;
+        r.unwrap();
+        got.extend_from_slice(&rest);
+        (got, ring.available())
+    });
+    assert_eq!(got.0, b"first second third");
+    assert_eq!(got.1, 16, "every buffer went back to the ring");
 }

@@ -35,13 +35,16 @@ impl MultiData for RecvMultiData {
 ///
 /// Each item is a [`RingBuf`] holding what one completion delivered; drop
 /// it (or let it go out of scope) to return the buffer to the ring.
-/// `Ok(None)` is end of stream. When the ring runs dry, the receive
+/// `Ok(None)` is end of stream (or, after [`stop`](RecvMultishot::stop),
+/// the end of what was received before it). When the ring runs dry, the receive
 /// pauses until a buffer comes back, then resumes where the data stopped.
 pub struct RecvMultishot {
     op: MultiOp<RecvMultiData>,
     ring: Arc<RingInner>,
     starved: bool,
     eof: bool,
+    /// [`stop`](RecvMultishot::stop) was called: no re-arming.
+    stopped: bool,
 }
 
 impl RecvMultishot {
@@ -54,7 +57,39 @@ impl RecvMultishot {
             ring: ring.inner.clone(),
             starved: false,
             eof: false,
+            stopped: false,
         }
+    }
+
+    /// Stops receiving without losing data: the armed receive is
+    /// cancelled, and [`next`](Self::next) hands out what the kernel
+    /// delivered before the cancel landed, then `Ok(None)`. Whatever
+    /// arrives after that stays in the socket for ordinary reads, so the
+    /// connection can be handed over (an HTTP upgrade, say) with every byte
+    /// in order.
+    ///
+    /// ```no_run
+    /// # use spargio_rt::io::{AsyncRead, BufRing};
+    /// # use spargio_rt::net::TcpStream;
+    /// # async fn demo(mut stream: TcpStream) -> std::io::Result<()> {
+    /// let ring = BufRing::new(64, 4096)?;
+    /// let mut recv = stream.recv_multishot(&ring);
+    /// let mut seen = Vec::new();
+    /// if let Some(buf) = recv.next().await? {
+    ///     seen.extend_from_slice(&buf);
+    /// }
+    /// recv.stop();
+    /// while let Some(buf) = recv.next().await? {
+    ///     seen.extend_from_slice(&buf);
+    /// }
+    /// // From here on, plain reads see the bytes that follow `seen`.
+    /// let (_res, _rest) = stream.read(vec![0u8; 4096]).await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stop(&mut self) {
+        self.stopped = true;
+        self.op.pause();
     }
 
     /// The next received buffer; `Ok(None)` at end of stream.
@@ -74,6 +109,11 @@ impl RecvMultishot {
             if self.eof {
                 return Poll::Ready(Ok(None));
             }
+            if self.starved && self.stopped {
+                // The kernel had already ended the receive: the rest is
+                // still in the socket.
+                return Poll::Ready(Ok(None));
+            }
             if self.starved {
                 if self.ring.wait_for_buffer(cx.waker()) {
                     return Poll::Pending;
@@ -83,7 +123,9 @@ impl RecvMultishot {
             let cqe = match self.op.poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                // Ended by the kernel: polling again re-arms it.
+                // Ended (by the kernel, or by `stop`): polling again
+                // re-arms it, unless stopped.
+                Poll::Ready(Ok(None)) if self.stopped => return Poll::Ready(Ok(None)),
                 Poll::Ready(Ok(None)) => continue,
                 Poll::Ready(Ok(Some(c))) => c,
             };
