@@ -44,6 +44,12 @@ impl<R: TransportRead> Input<R> {
         }
     }
 
+    /// Stops the reader's armed read, keeping what it received (see
+    /// [`TransportRead::release`]); call before [`into_parts`](Self::into_parts).
+    pub(crate) async fn release(&mut self) -> io::Result<()> {
+        self.reader.release(&mut self.buf).await
+    }
+
     /// The read side, for an upgrade.
     pub(crate) fn into_parts(self) -> (R, BytesMut) {
         (self.reader, self.buf)

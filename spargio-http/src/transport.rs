@@ -37,6 +37,15 @@ pub trait TransportRead: 'static {
     /// reserves room first). `Ok(0)` is a clean end of stream; a TLS
     /// stream cut without `close_notify` is an error, not `Ok(0)`.
     fn read_some(&mut self, buf: BytesMut) -> impl Future<Output = (io::Result<usize>, BytesMut)>;
+
+    /// Stops any read this side keeps armed between calls and appends
+    /// what that read already received to `buf`, so the stream can be
+    /// handed over (an upgrade) without losing or reordering a byte. The
+    /// default has nothing armed and does nothing.
+    fn release(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<()>> {
+        let _ = buf;
+        async { Ok(()) }
+    }
 }
 
 /// The write side of a [`Transport`].
@@ -50,10 +59,10 @@ pub trait TransportWrite: 'static {
 }
 
 /// The read half of a plain TCP connection.
-pub struct TcpReader(spargio_rt::io::ReadHalf<TcpStream>);
+pub struct TcpReader(pub(crate) spargio_rt::io::ReadHalf<TcpStream>);
 
 /// The write half of a plain TCP connection.
-pub struct TcpWriter(spargio_rt::io::WriteHalf<TcpStream>);
+pub struct TcpWriter(pub(crate) spargio_rt::io::WriteHalf<TcpStream>);
 
 impl Transport for TcpStream {
     type Reader = TcpReader;

@@ -379,6 +379,92 @@ fn upgrade_hands_over_the_raw_connection() {
 }
 
 #[test]
+fn multishot_reads_serve_keep_alive_requests_pipelines_and_large_bodies() {
+    let server = TestServer::start_with(Http::new().multishot_reads(true), |b| b, echo_service());
+    let mut c = server.connect();
+    // Bodies smaller and larger than one ring buffer (4 KiB) and than the
+    // connection's read buffer (8 KiB).
+    for n in [0usize, 1, 4096, 10_000, 300_000] {
+        let body: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut raw =
+            format!("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {n}\r\n\r\n").into_bytes();
+        raw.extend_from_slice(&body);
+        let resp = c.roundtrip(&raw);
+        assert_eq!(resp.status, 200);
+        let want = format!("POST /up len={n} body={}", String::from_utf8_lossy(&body));
+        assert_eq!(resp.body_str(), want);
+    }
+    // Three pipelined requests in one write, answered in order.
+    c.send(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n");
+    for i in 1..=3 {
+        assert_eq!(
+            c.read_response().body_str(),
+            format!("GET /{i} len=0 body=")
+        );
+    }
+}
+
+/// A service that answers an upgrade after `delay`, then echoes the new
+/// protocol's first `len` bytes upper-cased.
+fn slow_shouting_upgrade(
+    delay: Duration,
+    len: usize,
+) -> impl tower::Service<
+    Request<Body>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl std::future::Future<Output = Result<Response<Body>, Infallible>> + Send,
+> + Clone
+       + Send
+       + 'static {
+    tower::service_fn(move |mut req: Request<Body>| async move {
+        let on = upgrade::on(&mut req);
+        spargio_rt::spawn(async move {
+            let mut io = on.await.expect("upgraded");
+            let mut buf = vec![0u8; len];
+            io.read_exact(&mut buf).await.unwrap();
+            io.write_all(&buf.to_ascii_uppercase()).await.unwrap();
+            io.flush().await.unwrap();
+        });
+        spargio_rt::time::sleep(delay).await;
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        r.headers_mut()
+            .insert("connection", "upgrade".parse().unwrap());
+        r.headers_mut().insert("upgrade", "shout".parse().unwrap());
+        Ok::<_, Infallible>(r)
+    })
+}
+
+#[test]
+fn upgrade_keeps_every_byte_that_arrived_while_the_101_was_pending() {
+    // While the service takes its time, the client sends the new
+    // protocol's bytes in separate writes. The server's read side has
+    // already taken some of them off the socket (a multishot receive stays
+    // armed between requests); the upgraded stream must still see them
+    // all, in order, whichever read mode the server uses.
+    for multishot in [true, false] {
+        let server = TestServer::start_with(
+            Http::new().multishot_reads(multishot),
+            |b| b,
+            slow_shouting_upgrade(Duration::from_millis(150), 12),
+        );
+        let mut c = server.connect();
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: shout\r\n\r\n");
+        for part in [&b"abc"[..], b"def", b"ghi"] {
+            std::thread::sleep(Duration::from_millis(20));
+            c.send(part);
+        }
+        let resp = c.read_response();
+        assert_eq!(resp.status, 101);
+        c.send(b"jkl");
+        let mut got = [0u8; 12];
+        c.reader.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ABCDEFGHIJKL", "multishot reads: {multishot}");
+    }
+}
+
+#[test]
 fn handler_errors_and_panics_become_500_and_the_connection_goes_on() {
     let service = tower::service_fn(|req: Request<Body>| async move {
         match req.uri().path() {

@@ -64,11 +64,19 @@ pub fn run(addr: SocketAddr, app: App, placement: HandlerPlacement) -> io::Resul
         match app {
             App::Service => {
                 server
-                    .serve_service(Http::new(), BenchService::new(files))
+                    .serve_service(http(), BenchService::new(files))
                     .await?
             }
-            App::Axum => server.serve_service(Http::new(), router(files)).await?,
+            App::Axum => server.serve_service(http(), router(files)).await?,
         };
         Ok(())
     })?
+}
+
+/// The HTTP protocol settings; `SPARGIO_BENCH_MULTISHOT=1` reads plain-TCP
+/// connections through a multishot receive instead of one receive at a
+/// time (for A/B runs).
+fn http<B>() -> Http<B> {
+    let multishot = std::env::var("SPARGIO_BENCH_MULTISHOT").is_ok_and(|v| v == "1");
+    Http::new().multishot_reads(multishot)
 }

@@ -28,6 +28,9 @@ pub(crate) struct HttpConfig {
     pub write_buffer: usize,
     /// The first read buffer of a connection.
     pub read_buffer: usize,
+    /// Plain-TCP reads through a multishot receive into the shard's
+    /// buffer ring (see `ring_tcp`), instead of one receive per read.
+    pub multishot_reads: bool,
 }
 
 impl Default for HttpConfig {
@@ -41,6 +44,7 @@ impl Default for HttpConfig {
             drain_timeout: Duration::from_secs(2),
             write_buffer: 64 * 1024,
             read_buffer: 8 * 1024,
+            multishot_reads: false,
         }
     }
 }

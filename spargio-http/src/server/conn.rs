@@ -116,6 +116,7 @@ where
             After::Close => return close_lingering(&mut input, &mut out, cfg).await,
             After::Switch(pending) => {
                 out.flush().await?;
+                input.release().await?;
                 let (reader, read_ahead) = input.into_parts();
                 let io = T::rejoin(reader, out.into_writer());
                 pending.fulfill(Upgraded::new(read_ahead.freeze(), io));

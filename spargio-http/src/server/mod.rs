@@ -6,6 +6,7 @@ mod conn;
 mod error_page;
 mod feed;
 mod respond;
+mod ring_tcp;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -21,6 +22,7 @@ use crate::body::Body;
 use crate::h1::Limits;
 use crate::tls::TlsAcceptor;
 use config::HttpConfig;
+use ring_tcp::RingTcp;
 
 /// The HTTP/1.1 protocol for [`spargio_service::Server`]: parses requests
 /// on each connection's session shard, hands them to the tower service as
@@ -174,6 +176,23 @@ impl<B> Http<B> {
         self.cfg_mut().write_buffer = n.max(1);
         self
     }
+
+    /// Read plain-TCP connections through one multishot receive each, into
+    /// a ring of provided buffers per shard (512 × 4 KiB, shared by every
+    /// connection of the shard), instead of one receive per read (default
+    /// off). Each arrival is copied into the connection's read buffer and
+    /// its ring buffer handed straight back; when the ring runs dry the
+    /// receives pause until buffers return (backpressure, nothing lost).
+    /// TLS connections always read one receive at a time.
+    ///
+    /// Off by default because the ring is shared: a connection whose
+    /// handler stops reading its request body keeps the buffers the kernel
+    /// already filled for it, and enough such connections leave the
+    /// shard's other receives waiting for buffers.
+    pub fn multishot_reads(mut self, on: bool) -> Self {
+        self.cfg_mut().multishot_reads = on;
+        self
+    }
 }
 
 impl<B> Protocol for Http<B>
@@ -194,6 +213,9 @@ where
         H: Handler<Request<Body>, Response = Response<B>>,
     {
         match &self.tls {
+            None if self.cfg.multishot_reads => {
+                conn::serve(RingTcp(stream), handler, &conn, &self.cfg).await
+            }
             None => conn::serve(stream, handler, &conn, &self.cfg).await,
             Some(acceptor) => match conn.idle(acceptor.accept(stream)).await {
                 Some(Ok(tls)) => conn::serve(tls, handler, &conn, &self.cfg).await,

@@ -1,0 +1,130 @@
+//! Plain-TCP connections of the server, read through one multishot receive
+//! into the shard's provided-buffer ring.
+//!
+//! A single-shot read per request costs a receive submission and, when the
+//! request has not arrived yet, a poll the kernel arms and disarms. A
+//! multishot receive stays armed for the connection's life: each arrival
+//! is one completion carrying a buffer the kernel took from the shard's
+//! ring, copied into the connection's read buffer and handed straight
+//! back. Connections are pinned to their session shard, the shard whose
+//! ring the buffers are registered on.
+//!
+//! When the shard has no buffer ring (the kernel refused one), reads fall
+//! back to one receive per read. Before the stream is handed over (an
+//! upgrade), [`TransportRead::release`] stops the receive and appends what
+//! it had already taken, so no byte is lost or reordered.
+
+use std::cell::RefCell;
+use std::io;
+
+use bytes::BytesMut;
+use spargio_rt::io::compat::Compat;
+use spargio_rt::io::{BufRing, RingBuf};
+use spargio_rt::net::{RecvMultishot, TcpStream};
+
+use crate::transport::{RawIo, TcpReader, TcpWriter, Transport, TransportRead};
+
+/// Buffers in a shard's receive ring.
+const RING_ENTRIES: u16 = 512;
+/// Bytes per receive buffer: 2 MiB per shard in all.
+const RING_BUF_LEN: usize = 4096;
+
+thread_local! {
+    /// This shard's receive ring, made on first use; `Some(None)` when the
+    /// kernel refused one (reads then go one receive at a time).
+    static SHARD_RING: RefCell<Option<Option<BufRing>>> = const { RefCell::new(None) };
+}
+
+/// The current shard's receive ring, if it has (or can get) one.
+fn shard_ring() -> Option<BufRing> {
+    SHARD_RING.with(|slot| {
+        slot.borrow_mut()
+            .get_or_insert_with(|| BufRing::new(RING_ENTRIES, RING_BUF_LEN).ok())
+            .clone()
+    })
+}
+
+/// A served plain-TCP connection whose reads come from a multishot receive.
+pub(crate) struct RingTcp(pub(crate) TcpStream);
+
+/// The read side of a [`RingTcp`].
+pub(crate) struct RingTcpReader {
+    /// The socket's read half, read directly when there is no receive.
+    half: TcpReader,
+    /// The armed receive; `None` without a shard ring, or once released.
+    recv: Option<RecvMultishot>,
+    /// A received buffer that did not fit the last read, and how much of
+    /// it was already copied out.
+    rest: Option<(RingBuf, usize)>,
+}
+
+impl Transport for RingTcp {
+    type Reader = RingTcpReader;
+    type Writer = TcpWriter;
+
+    fn split(self) -> (RingTcpReader, TcpWriter) {
+        let recv = shard_ring().map(|ring| self.0.recv_multishot(&ring));
+        let (read, write) = spargio_rt::io::split(self.0);
+        let reader = RingTcpReader {
+            half: TcpReader(read),
+            recv,
+            rest: None,
+        };
+        (reader, TcpWriter(write))
+    }
+
+    /// The receive must have been released first (the server does, before
+    /// it hands a connection over); one still armed is cancelled here and
+    /// what it held would be lost.
+    fn rejoin(read: RingTcpReader, write: TcpWriter) -> Box<dyn RawIo> {
+        debug_assert!(read.recv.is_none() && read.rest.is_none());
+        Box::new(Compat::new(spargio_rt::io::unsplit(read.half.0, write.0)))
+    }
+}
+
+impl RingTcpReader {
+    /// Copies what fits of `got` (from offset `off`) into `buf`'s spare
+    /// capacity; keeps the remainder for the next read.
+    fn take_from(&mut self, got: RingBuf, off: usize, buf: &mut BytesMut) -> usize {
+        let room = buf.capacity() - buf.len();
+        let n = room.min(got.len() - off);
+        buf.extend_from_slice(&got[off..off + n]);
+        if off + n < got.len() {
+            self.rest = Some((got, off + n));
+        }
+        n
+    }
+}
+
+impl TransportRead for RingTcpReader {
+    async fn read_some(&mut self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        if let Some((got, off)) = self.rest.take() {
+            let n = self.take_from(got, off, &mut buf);
+            return (Ok(n), buf);
+        }
+        let Some(recv) = self.recv.as_mut() else {
+            return self.half.read_some(buf).await;
+        };
+        match recv.next().await {
+            Ok(Some(got)) => {
+                let n = self.take_from(got, 0, &mut buf);
+                (Ok(n), buf)
+            }
+            Ok(None) => (Ok(0), buf),
+            Err(e) => (Err(e), buf),
+        }
+    }
+
+    async fn release(&mut self, buf: &mut BytesMut) -> io::Result<()> {
+        if let Some((got, off)) = self.rest.take() {
+            buf.extend_from_slice(&got[off..]);
+        }
+        if let Some(mut recv) = self.recv.take() {
+            recv.stop();
+            while let Some(got) = recv.next().await? {
+                buf.extend_from_slice(&got);
+            }
+        }
+        Ok(())
+    }
+}
