@@ -160,3 +160,72 @@ fn a_stopped_multishot_receive_hands_out_what_it_took_and_leaves_the_rest_in_the
     assert_eq!(got.0, b"first second third");
     assert_eq!(got.1, 16, "every buffer went back to the ring");
 }
+
+#[test]
+fn a_consumer_that_falls_behind_holds_only_about_its_queue_cap_of_buffers() {
+    let (taken_while_idle, got, back) = on_shard(|| async {
+        let ring = BufRing::new(256, 64).unwrap();
+        // TCP: a unix stream's multishot receive that drains data and a
+        // close in one burst never posts the end-of-stream completion on
+        // this kernel (a later plain receive would see it).
+        let l = spargio_rt::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let mut a = spargio_rt::net::TcpStream::connect(l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (b, _) = l.accept().await.unwrap();
+        let total = 8192; // 128 buffers' worth: half the ring
+        let (r, _) = a.write_all(pattern(total)).await;
+        r.unwrap();
+        drop(a);
+        let mut rx = b.recv_multishot(&ring);
+        rx.max_queued(2);
+        let mut got = Vec::new();
+        got.extend_from_slice(&rx.next().await.unwrap().expect("data"));
+        // Not consuming: without the cap the kernel would fill 127 more
+        // buffers and queue them all.
+        spargio_rt::time::sleep(std::time::Duration::from_millis(30)).await;
+        let taken_while_idle = rx.queued();
+        while let Some(buf) = rx.next().await.unwrap() {
+            got.extend_from_slice(&buf);
+        }
+        (taken_while_idle, got, ring.available())
+    });
+    // The kernel may post a burst of completions before the driver sees
+    // the cap and cancels, but nowhere near the whole backlog.
+    assert!(taken_while_idle < 64, "{taken_while_idle} buffers held");
+    assert_eq!(got, pattern(8192), "paused and resumed without loss");
+    assert_eq!(back, 256);
+}
+
+#[test]
+fn a_dry_ring_can_fail_the_receive_so_the_caller_reads_the_socket_itself() {
+    let (got, dry_error) = on_shard(|| async {
+        let ring = BufRing::new(2, 64).unwrap();
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let (r, _) = a.write_all(pattern(1000)).await;
+        r.unwrap();
+        drop(a);
+        let mut rx = b.recv_multishot(&ring);
+        rx.fail_when_dry(true);
+        let mut held = Vec::new();
+        let dry_error = loop {
+            match rx.next().await {
+                Ok(Some(buf)) => held.push(buf),
+                Ok(None) => panic!("end of stream before the ring ran dry"),
+                Err(e) => break e,
+            }
+        };
+        let mut got: Vec<u8> = held.iter().flat_map(|b| b.to_vec()).collect();
+        drop(held);
+        drop(rx);
+        // What did not fit is still in the socket, next in line.
+        let (r, rest) = b.read_to_end(Vec::new()).await;
+        r.unwrap();
+        got.extend_from_slice(&rest);
+        (got, dry_error)
+    });
+    assert_eq!(dry_error.raw_os_error(), Some(libc::ENOBUFS));
+    assert_eq!(got, pattern(1000));
+}

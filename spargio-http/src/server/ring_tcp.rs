@@ -9,8 +9,11 @@
 //! back. Connections are pinned to their session shard, the shard whose
 //! ring the buffers are registered on.
 //!
-//! When the shard has no buffer ring (the kernel refused one), reads fall
-//! back to one receive per read. Before the stream is handed over (an
+//! A connection leaves at most a few received buffers waiting (then its
+//! receive pauses and the data waits in the socket), and a read that finds
+//! the ring dry goes straight to the socket, so connections whose handlers
+//! stop reading cannot stall the others. When the shard has no buffer
+//! ring (the kernel refused one), reads fall back to one receive per read. Before the stream is handed over (an
 //! upgrade), [`TransportRead::release`] stops the receive and appends what
 //! it had already taken, so no byte is lost or reordered.
 
@@ -28,6 +31,9 @@ use crate::transport::{RawIo, TcpReader, TcpWriter, Transport, TransportRead};
 const RING_ENTRIES: u16 = 512;
 /// Bytes per receive buffer: 2 MiB per shard in all.
 const RING_BUF_LEN: usize = 4096;
+/// Received buffers a connection may leave waiting before its receive
+/// pauses (the rest waits in the socket, under TCP flow control).
+const MAX_QUEUED_PER_CONN: usize = 4;
 
 thread_local! {
     /// This shard's receive ring, made on first use; `Some(None)` when the
@@ -63,7 +69,11 @@ impl Transport for RingTcp {
     type Writer = TcpWriter;
 
     fn split(self) -> (RingTcpReader, TcpWriter) {
-        let recv = shard_ring().map(|ring| self.0.recv_multishot(&ring));
+        let recv = shard_ring().map(|ring| {
+            let mut recv = self.0.recv_multishot(&ring);
+            recv.max_queued(MAX_QUEUED_PER_CONN).fail_when_dry(true);
+            recv
+        });
         let (read, write) = spargio_rt::io::split(self.0);
         let reader = RingTcpReader {
             half: TcpReader(read),
@@ -111,6 +121,10 @@ impl TransportRead for RingTcpReader {
                 (Ok(n), buf)
             }
             Ok(None) => (Ok(0), buf),
+            // The shard's ring is dry (other connections hold its buffers):
+            // this read goes straight to the socket, where the data waits,
+            // instead of waiting for them.
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => self.half.read_some(buf).await,
             Err(e) => (Err(e), buf),
         }
     }

@@ -27,6 +27,11 @@ pub(crate) struct MultiCell<T> {
     /// Set when the kernel posted the op's last CQE (no `F_MORE`).
     ended: AtomicBool,
     abandoned: AtomicBool,
+    /// Queued CQEs at which the driver cancels the op until the consumer
+    /// catches up (`usize::MAX`: never).
+    cap: AtomicUsize,
+    /// A cancel for reaching `cap` went out since the op was last armed.
+    capped: AtomicBool,
     waker: AtomicWaker,
     tag: OpTag,
     data: T,
@@ -39,6 +44,8 @@ impl<T: MultiData> MultiCell<T> {
             queued: AtomicUsize::new(0),
             ended: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
+            cap: AtomicUsize::new(usize::MAX),
+            capped: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             tag: OpTag::default(),
             data,
@@ -51,7 +58,19 @@ impl<T: MultiData> MultiCell<T> {
 
     /// Marks the op as armed again (after a re-arm submission).
     pub(crate) fn rearmed(&self) {
+        self.capped.store(false, Ordering::Relaxed);
         self.ended.store(false, Ordering::Release);
+    }
+
+    /// CQEs waiting for the consumer.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Sets how many CQEs may wait for the consumer before the driver
+    /// cancels the op; the consumer re-arms it once it has taken them.
+    pub(crate) fn set_cap(&self, cap: usize) {
+        self.cap.store(cap.max(1), Ordering::Relaxed);
     }
 
     /// Whether the kernel ended the op (it must be re-armed to go on).
@@ -109,7 +128,18 @@ impl<T: MultiData> Completion for MultiCell<T> {
         let carries = cqe.res >= 0 || cqe.buffer_id().is_some();
         if carries {
             self.queue.push(cqe);
-            self.queued.fetch_add(1, Ordering::AcqRel);
+            let queued = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
+            if !last
+                && queued >= self.cap.load(Ordering::Relaxed)
+                && !self.capped.swap(true, Ordering::Relaxed)
+            {
+                // The consumer is this far behind: stop the op (what the
+                // kernel has not delivered yet waits at its source) until
+                // it catches up and re-arms. Completions are dispatched on
+                // the op's owner shard, whose ring takes the cancel.
+                let ud = self.tag();
+                crate::shard::local::with_current(|l| l.cancel_op(ud));
+            }
         } else if !last {
             // An error that does not end the op carries nothing to hand on.
         } else if cqe.res != -libc::ECANCELED {

@@ -132,6 +132,16 @@ impl<T: MultiData> MultiOp<T> {
         }
     }
 
+    /// CQEs waiting for the consumer.
+    pub(crate) fn queued(&self) -> usize {
+        self.cell.queued()
+    }
+
+    /// Caps the CQEs waiting for the consumer; see `MultiCell::set_cap`.
+    pub(crate) fn set_queue_cap(&self, cap: usize) {
+        self.cell.set_cap(cap);
+    }
+
     /// Lets the next `poll_next` arm the op again after [`pause`](Self::pause).
     pub(crate) fn resume(&mut self) {
         self.paused = false;

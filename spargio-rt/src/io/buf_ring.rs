@@ -137,7 +137,7 @@ impl BufRing {
 
     /// Buffers in the ring right now (not held by receivers).
     pub fn available(&self) -> usize {
-        self.inner.available.load(Ordering::Acquire)
+        self.inner.available()
     }
 
     /// Bytes per buffer.
@@ -185,6 +185,11 @@ impl RingInner {
     pub(crate) fn is_local(&self) -> bool {
         local::with_current(|l| l.index == self.owner.1 && Arc::ptr_eq(&l.inner, &self.owner.0))
             .unwrap_or(false)
+    }
+
+    /// Buffers the kernel can fill right now.
+    pub(crate) fn available(&self) -> usize {
+        self.available.load(Ordering::Acquire)
     }
 
     /// Records that the kernel took a buffer.

@@ -26,7 +26,7 @@ mod zc;
 
 pub use addr::ToSocketAddrs;
 pub use cmsg::{RecvMeta, SendOptions};
-pub use recv_multi::RecvMultishot;
+pub use recv_multi::{RecvMultishot, DEFAULT_MAX_QUEUED};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;

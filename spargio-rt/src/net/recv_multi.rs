@@ -45,20 +45,57 @@ pub struct RecvMultishot {
     eof: bool,
     /// [`stop`](RecvMultishot::stop) was called: no re-arming.
     stopped: bool,
+    /// A dry ring fails `next` with `ENOBUFS` instead of waiting.
+    fail_when_dry: bool,
 }
+
+/// Received buffers that may wait for the consumer before the receive
+/// pauses (the rest stays in the socket); see [`RecvMultishot::max_queued`].
+pub const DEFAULT_MAX_QUEUED: usize = 16;
 
 impl RecvMultishot {
     pub(crate) fn new(fd: &SharedFd, ring: &BufRing) -> RecvMultishot {
+        let op = MultiOp::new(RecvMultiData {
+            fd: fd.clone(),
+            ring: ring.inner.clone(),
+        });
+        op.set_queue_cap(DEFAULT_MAX_QUEUED);
         RecvMultishot {
-            op: MultiOp::new(RecvMultiData {
-                fd: fd.clone(),
-                ring: ring.inner.clone(),
-            }),
+            op,
             ring: ring.inner.clone(),
             starved: false,
             eof: false,
             stopped: false,
+            fail_when_dry: false,
         }
+    }
+
+    /// At most `n` received buffers wait for [`next`](Self::next) (default
+    /// [`DEFAULT_MAX_QUEUED`]); at `n` the receive is cancelled, so a
+    /// consumer that falls behind holds no more of the shared ring, and
+    /// further data waits in the socket (TCP flow control) until `next`
+    /// has taken the queued buffers and re-arms the receive.
+    pub fn max_queued(&mut self, n: usize) -> &mut Self {
+        self.op.set_queue_cap(n);
+        self
+    }
+
+    /// Received buffers waiting for [`next`](Self::next) (how far behind
+    /// the consumer is).
+    pub fn queued(&self) -> usize {
+        self.op.queued()
+    }
+
+    /// When the ring runs dry, make [`next`](Self::next) fail with
+    /// `ENOBUFS` (at once, and again while the ring stays dry) instead of
+    /// waiting for a buffer to come back (default: wait). Nothing is lost:
+    /// everything received before is handed out first, and the data that
+    /// did not fit stays in the socket for a plain read; a later `next`
+    /// re-arms the receive once buffers are back. A server uses this so
+    /// that connections holding buffers cannot stall the others.
+    pub fn fail_when_dry(&mut self, on: bool) -> &mut Self {
+        self.fail_when_dry = on;
+        self
     }
 
     /// Stops receiving without losing data: the armed receive is
@@ -115,7 +152,11 @@ impl RecvMultishot {
                 return Poll::Ready(Ok(None));
             }
             if self.starved {
-                if self.ring.wait_for_buffer(cx.waker()) {
+                if self.fail_when_dry {
+                    if self.ring.available() == 0 {
+                        return Poll::Ready(Err(io::Error::from_raw_os_error(libc::ENOBUFS)));
+                    }
+                } else if self.ring.wait_for_buffer(cx.waker()) {
                     return Poll::Pending;
                 }
                 self.starved = false;
