@@ -60,6 +60,7 @@ pub fn run(addr: SocketAddr, app: App, placement: HandlerPlacement) -> io::Resul
             .bind(&handle, addr)?
             .with_graceful_shutdown(stop);
         ready(server.local_addr());
+        let server_stats = server.stats();
         let files = ServeDir::new(file_dir());
         match app {
             App::Service => {
@@ -69,6 +70,9 @@ pub fn run(addr: SocketAddr, app: App, placement: HandlerPlacement) -> io::Resul
             }
             App::Axum => server.serve_service(http(), router(files)).await?,
         };
+        if std::env::var_os("SPARGIO_BENCH_STATS").is_some() {
+            print_stats(&handle, server_stats.snapshot().requests);
+        }
         Ok(())
     })?
 }
@@ -79,4 +83,21 @@ pub fn run(addr: SocketAddr, app: App, placement: HandlerPlacement) -> io::Resul
 fn http<B>() -> Http<B> {
     let multishot = std::env::var("SPARGIO_BENCH_MULTISHOT").is_ok_and(|v| v == "1");
     Http::new().multishot_reads(multishot)
+}
+
+/// `SPARGIO_BENCH_STATS=1`: per-shard counters per request served, on
+/// stderr at exit (for profiling: polls, parks and ring enters per request).
+fn print_stats(handle: &spargio_rt::RuntimeHandle, requests: u64) {
+    let per = |n: u64| n as f64 / requests.max(1) as f64;
+    eprintln!("requests {requests}");
+    for (i, s) in handle.stats().shards.iter().enumerate() {
+        eprintln!(
+            "shard {i}: polls/req {:.2} parks/req {:.2} enters/req {:.2} ops/req {:.2} doorbells/req {:.2}",
+            per(s.tasks_polled),
+            per(s.parks),
+            per(s.ring_enters),
+            per(s.ops_submitted),
+            per(s.doorbells_received),
+        );
+    }
 }
