@@ -1,7 +1,7 @@
 //! The state a single-shot op shares between its future and the driver.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use futures_util::task::AtomicWaker;
 use io_uring::squeue::Entry;
@@ -18,6 +18,13 @@ pub(crate) trait OpData: Send + 'static {
     /// Releases what a completed op handed over when nobody will take the
     /// result (the future was dropped): close an accepted fd, say.
     fn orphaned(&mut self, _cqe: Cqe) {}
+
+    /// The result of a complete success that need not wake a task polling
+    /// inside [`quiet_writes`](crate::io::quiet_writes) (a write of all
+    /// its bytes); `None`: every completion wakes.
+    fn quiet_result(&self) -> Option<i32> {
+        None
+    }
 }
 
 /// The driver's side of an in-flight op, kept in the shard's table.
@@ -61,8 +68,15 @@ pub(crate) struct OpCell<T> {
     flags: AtomicU32,
     waker: AtomicWaker,
     tag: OpTag,
+    /// [`OpData::quiet_result`], or `NOT_QUIET`.
+    quiet_res: i32,
+    /// The op's last poll ran inside `quiet_writes`.
+    quiet: AtomicBool,
     data: UnsafeCell<Option<T>>,
 }
+
+/// `quiet_res` of an op whose completions always wake.
+const NOT_QUIET: i32 = i32::MIN;
 
 // SAFETY: `data` is reached by one side at a time, decided by `state`:
 // the future before submission and after DONE, the driver only after it
@@ -78,7 +92,19 @@ impl<T: OpData> OpCell<T> {
             flags: AtomicU32::new(0),
             waker: AtomicWaker::new(),
             tag: OpTag::default(),
+            quiet_res: data.quiet_result().unwrap_or(NOT_QUIET),
+            quiet: AtomicBool::new(false),
             data: UnsafeCell::new(Some(data)),
+        }
+    }
+
+    /// Records whether the poll now under way runs inside `quiet_writes`;
+    /// call before [`poll_done`](Self::poll_done). Paired with the load in
+    /// `complete` (both `SeqCst`, as are the state accesses between): a
+    /// loud poll either sees the op done or is woken by its completion.
+    pub(crate) fn set_quiet(&self, quiet: bool) {
+        if self.quiet_res != NOT_QUIET {
+            self.quiet.store(quiet, Ordering::SeqCst);
         }
     }
 
@@ -96,11 +122,11 @@ impl<T: OpData> OpCell<T> {
 
     /// Registers `waker`; returns the CQE once the op is done.
     pub(crate) fn poll_done(&self, waker: &std::task::Waker) -> Option<Cqe> {
-        if self.state.load(Ordering::Acquire) == DONE {
+        if self.state.load(Ordering::SeqCst) == DONE {
             return Some(self.cqe());
         }
         self.waker.register(waker);
-        if self.state.load(Ordering::Acquire) == DONE {
+        if self.state.load(Ordering::SeqCst) == DONE {
             return Some(self.cqe());
         }
         None
@@ -160,9 +186,16 @@ impl<T: OpData> Completion for OpCell<T> {
         }
         match self
             .state
-            .compare_exchange(IN_FLIGHT, DONE, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(IN_FLIGHT, DONE, Ordering::SeqCst, Ordering::Acquire)
         {
-            Ok(_) => self.waker.wake(),
+            Ok(_) => {
+                let quiet = cqe.res == self.quiet_res
+                    && self.quiet_res != NOT_QUIET
+                    && self.quiet.load(Ordering::SeqCst);
+                if !quiet {
+                    self.waker.wake();
+                }
+            }
             Err(_) => {
                 // ABANDONED: the future is gone; the driver owns the data.
                 // SAFETY: the future swapped in ABANDONED and will not touch

@@ -52,6 +52,7 @@ impl<T: OpData> Future for Op<T> {
                     // SAFETY: the cell is not registered anywhere yet; the
                     // entry is built once, right before registration.
                     let entry = move || unsafe { c.entry() };
+                    cell.set_quiet(crate::io::is_quiet());
                     match remote::submit(cell.clone(), entry, cx.waker()) {
                         Ok(Some(owner)) => {
                             let cell = cell.clone();
@@ -73,6 +74,7 @@ impl<T: OpData> Future for Op<T> {
                     }
                 }
                 State::InFlight(cell, _) => {
+                    cell.set_quiet(crate::io::is_quiet());
                     let Some(cqe) = cell.poll_done(cx.waker()) else {
                         return Poll::Pending;
                     };

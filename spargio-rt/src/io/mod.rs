@@ -28,6 +28,7 @@ mod copy;
 mod ext;
 pub(crate) mod fd;
 pub(crate) mod ops;
+mod quiet;
 mod split;
 mod traits;
 
@@ -37,5 +38,7 @@ pub use buf_ring::{BufRing, RingBuf};
 pub use buf_writer::BufWriter;
 pub use copy::copy;
 pub use ext::{AsyncReadExt, AsyncWriteExt};
+pub(crate) use quiet::is_quiet;
+pub use quiet::quiet_writes;
 pub use split::{split, unsplit, ReadHalf, Split, WriteHalf};
 pub use traits::{AsyncRead, AsyncWrite};

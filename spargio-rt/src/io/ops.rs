@@ -94,6 +94,10 @@ impl<B: IoBuf> OpData for Write<B> {
                 .build()
         }
     }
+
+    fn quiet_result(&self) -> Option<i32> {
+        i32::try_from(self.buf.bytes_init()).ok().filter(|&n| n > 0)
+    }
 }
 
 /// Writes `buf`'s initialised bytes at `offset` (or the current position).

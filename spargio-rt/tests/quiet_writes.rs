@@ -1,0 +1,108 @@
+//! `quiet_writes`: a write that completes in full inside it does not wake
+//! the task; a loud poll afterwards, a partial write or an error does.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use spargio_rt::io::{quiet_writes, AsyncRead, AsyncWrite};
+
+use spargio_rt::net::UnixStream;
+
+/// A waker that counts its wake-ups.
+struct Counter(AtomicUsize);
+
+impl Wake for Counter {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counting() -> (Arc<Counter>, Waker) {
+    let c = Arc::new(Counter(AtomicUsize::new(0)));
+    (c.clone(), Waker::from(c))
+}
+
+async fn settle() {
+    // Lets the shard reap whatever completed meanwhile.
+    spargio_rt::time::sleep(Duration::from_millis(20)).await;
+}
+
+#[spargio_rt::test]
+async fn a_full_write_polled_quietly_completes_without_a_wake_up() {
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let (count, waker) = counting();
+    let mut cx = Context::from_waker(&waker);
+    let mut write = pin!(a.write(b"ping".to_vec()));
+    assert!(quiet_writes(|| write.as_mut().poll(&mut cx)).is_pending());
+    settle().await;
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        0,
+        "a quiet full write woke the task"
+    );
+    // The result was kept: the next poll (quiet or not) takes it.
+    let Poll::Ready((res, _)) = write.as_mut().poll(&mut cx) else {
+        panic!("finished write not ready");
+    };
+    assert_eq!(res.unwrap(), 4);
+    let (res, got) = b.read(vec![0u8; 16]).await;
+    assert_eq!(&got[..res.unwrap()], b"ping");
+}
+
+/// Fills `a`'s send buffer (the peer reads nothing yet).
+async fn fill(a: &mut UnixStream) {
+    let (res, _) = a.write(vec![7u8; 8 << 20]).await;
+    assert!(res.unwrap() < 8 << 20, "a stream socket takes what fits");
+}
+
+#[spargio_rt::test]
+async fn a_loud_poll_after_a_quiet_one_is_woken_by_the_completion() {
+    for loud_again in [true, false] {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        fill(&mut a).await;
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        let mut write = pin!(a.write(b"tail".to_vec()));
+        // The send waits for room.
+        assert!(quiet_writes(|| write.as_mut().poll(&mut cx)).is_pending());
+        if loud_again {
+            assert!(write.as_mut().poll(&mut cx).is_pending());
+        }
+        let (res, _) = b.read(vec![0u8; 8 << 20]).await;
+        assert!(res.unwrap() > 0);
+        settle().await;
+        let woken = count.0.load(Ordering::SeqCst);
+        if loud_again {
+            assert!(woken > 0, "the loud poll was never woken");
+        } else {
+            assert_eq!(woken, 0, "the quiet write woke the task");
+        }
+        let Poll::Ready((res, _)) = write.as_mut().poll(&mut cx) else {
+            panic!("write not done after the reader made room");
+        };
+        assert_eq!(res.unwrap(), 4);
+        drop(b);
+    }
+}
+
+#[spargio_rt::test]
+async fn a_partial_write_wakes_even_when_polled_quietly() {
+    let (mut a, _b) = UnixStream::pair().unwrap();
+    let (count, waker) = counting();
+    let mut cx = Context::from_waker(&waker);
+    let mut write = pin!(a.write(vec![1u8; 8 << 20]));
+    assert!(quiet_writes(|| write.as_mut().poll(&mut cx)).is_pending());
+    settle().await;
+    assert!(
+        count.0.load(Ordering::SeqCst) > 0,
+        "a partial write did not wake"
+    );
+    let Poll::Ready((res, _)) = write.as_mut().poll(&mut cx) else {
+        panic!("partial write not ready");
+    };
+    assert!(res.unwrap() < 8 << 20);
+}
