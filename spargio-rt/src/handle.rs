@@ -184,6 +184,7 @@ impl RuntimeHandle {
                     doorbells_received: c.doorbells_received.get(),
                     parks: c.parks.get(),
                     ring_enters: c.ring_enters.get(),
+                    busy_yields: c.busy_yields.get(),
                     timers_fired: c.timers_fired.get(),
                     panics: c.panics.get(),
                     ops_submitted: c.ops_submitted.get(),

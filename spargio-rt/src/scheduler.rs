@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     /// Per-shard limit of in-flight ops.
     pub(crate) max_ops_in_flight: usize,
     pub(crate) park_spin: std::time::Duration,
+    /// Busy time after which a shard yields its CPU once (zero: never).
+    pub(crate) busy_yield: std::time::Duration,
     /// Shards woken to steal that have not yet looked; see `park.rs`.
     pub(crate) searching: AtomicUsize,
     search_start: AtomicUsize,
@@ -64,6 +66,7 @@ impl Inner {
             task_budget: b.task_budget,
             max_ops_in_flight: b.max_ops_in_flight,
             park_spin: b.park_spin,
+            busy_yield: b.busy_yield,
             searching: AtomicUsize::new(0),
             search_start: AtomicUsize::new(0),
             round_robin: AtomicUsize::new(0),

@@ -54,6 +54,7 @@ pub(crate) struct ShardCounters {
     pub(crate) doorbells_received: Counter,
     pub(crate) parks: Counter,
     pub(crate) ring_enters: Counter,
+    pub(crate) busy_yields: Counter,
     pub(crate) timers_fired: Counter,
     pub(crate) panics: Counter,
     pub(crate) ops_submitted: Counter,
@@ -85,6 +86,9 @@ pub struct ShardStats {
     pub parks: u64,
     /// `io_uring_enter` system calls this shard made.
     pub ring_enters: u64,
+    /// Times this shard, busy for `RuntimeBuilder::busy_yield` without a
+    /// break, offered its CPU to other runnable threads.
+    pub busy_yields: u64,
     /// Timers that expired on this shard.
     pub timers_fired: u64,
     /// Tasks that panicked while polled on this shard (the shard survived).

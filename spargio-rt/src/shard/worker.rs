@@ -139,6 +139,7 @@ fn run(local: &LocalShard) {
     let inner = local.inner.clone();
     let shared = local.shared();
     let mut aborted_at_shutdown = false;
+    let mut busy = BusyClock::new(inner.busy_yield);
     loop {
         local.reap();
         local.drain_remote();
@@ -160,8 +161,12 @@ fn run(local: &LocalShard) {
         if ran > 0 {
             local.idle_rounds.set(0);
             local.submit_if_needed();
+            if busy.ran() {
+                shared.counters.busy_yields.bump();
+            }
             continue;
         }
+        busy.idle();
         if inner.is_shutdown() {
             if !aborted_at_shutdown {
                 aborted_at_shutdown = true;
@@ -283,6 +288,44 @@ fn spin_for_work(local: &LocalShard, entered: Instant) -> bool {
         if now - entered >= YIELD_AFTER {
             // SAFETY: sched_yield takes no arguments and has no preconditions.
             unsafe { libc::sched_yield() };
+        }
+    }
+}
+
+/// Times a shard's unbroken stretches of running tasks and yields the CPU
+/// once per `after` of them (see `RuntimeBuilder::busy_yield`).
+struct BusyClock {
+    after: Duration,
+    since: Instant,
+}
+
+impl BusyClock {
+    fn new(after: Duration) -> BusyClock {
+        BusyClock {
+            after,
+            since: Instant::now(),
+        }
+    }
+
+    /// A loop turn ran tasks; returns whether the shard yielded.
+    fn ran(&mut self) -> bool {
+        if self.after.is_zero() {
+            return false;
+        }
+        let now = Instant::now();
+        if now - self.since < self.after {
+            return false;
+        }
+        // SAFETY: sched_yield takes no arguments and has no preconditions.
+        unsafe { libc::sched_yield() };
+        self.since = Instant::now();
+        true
+    }
+
+    /// A loop turn found nothing to run: the busy stretch is over.
+    fn idle(&mut self) {
+        if !self.after.is_zero() {
+            self.since = Instant::now();
         }
     }
 }
