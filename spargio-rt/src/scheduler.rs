@@ -145,23 +145,14 @@ impl Inner {
         if !self.steal.placement_balancing {
             return start;
         }
-        if let Some(here) = here {
-            let budget_left = local::with_current(|l| l.placement_budget_left(n as u32 - 1));
-            if budget_left == Some(false) {
-                // Only an idle hand-over is left, and that only when
-                // nothing stealable is queued here.
-                if self.shards[here].stealable_len() == 0 {
-                    if let Some(idle) = self.idle_shard_for_spawn(here) {
-                        return idle;
-                    }
-                }
-                return here;
-            }
-        }
+        // A poll that already placed its share elsewhere keeps the rest
+        // (an idle hand-over below is still open to it).
+        let may_place_away = here.is_none()
+            || local::with_current(|l| l.placement_budget_left(n as u32 - 1)) != Some(false);
         let mut best = start;
         let mut best_load = self.shards[start].stealable_len();
         for i in 1..n {
-            if best_load == 0 {
+            if best_load == 0 || !may_place_away {
                 break;
             }
             let idx = (start + i) % n;

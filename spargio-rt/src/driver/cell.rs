@@ -102,8 +102,12 @@ impl<T: OpData> OpCell<T> {
     /// call before [`poll_done`](Self::poll_done). Paired with the load in
     /// `complete` (both `SeqCst`, as are the state accesses between): a
     /// loud poll either sees the op done or is woken by its completion.
+    ///
+    /// Only the future's poller writes the flag, so when it already holds
+    /// `quiet` (a loud poll of an op that was never quiet, the common case)
+    /// there is nothing to publish and no store.
     pub(crate) fn set_quiet(&self, quiet: bool) {
-        if self.quiet_res != NOT_QUIET {
+        if self.quiet_res != NOT_QUIET && self.quiet.load(Ordering::Relaxed) != quiet {
             self.quiet.store(quiet, Ordering::SeqCst);
         }
     }
