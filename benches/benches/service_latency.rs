@@ -5,6 +5,14 @@
 //! FILTERs are substrings of row names; no filter runs every row.
 //! `SERVICE_CELL_SECS` sets the time per cell (default 3).
 //!
+//! `SERVICE_LOAD=open` runs every cell open loop instead: requests arrive
+//! as a Poisson process at the row's `paced_rate` (about 60% of what the
+//! servers reach closed loop; `SERVICE_RATE` overrides it for every row),
+//! and each latency counts from the time its request was due. Closed loop
+//! measures how much a saturated server gets through; open loop measures
+//! how long requests wait when the server has headroom but the load is
+//! bursty or skewed — where handler placement matters.
+//!
 //! Columns: requests/s (and its ratio to tokio's and to serve_local's:
 //! above 1 is faster), latency p50 and p99 over all requests (p99 ratios:
 //! below 1 is better), p99 of the cheap requests alone and p50 of the heavy
@@ -41,11 +49,11 @@ fn quantile(sorted: &[u32], q: f64) -> Option<Duration> {
     Some(Duration::from_nanos(u64::from(sorted[rank - 1])))
 }
 
-fn measure(peer: ServicePeer, row: ServiceRow, time: Duration) -> Cell {
+fn measure(peer: ServicePeer, row: ServiceRow, time: Duration, rate: Option<f64>) -> Cell {
     let mut runner = ServiceRunner::new(peer, row);
     let before = runner.stats();
     let cpu0 = process_cpu_time();
-    let mut run = runner.run_for(time);
+    let mut run = runner.run_for(time, rate);
     let cpu = process_cpu_time() - cpu0;
     let after = runner.stats();
     drop(runner);
@@ -171,9 +179,23 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3.0);
     let time = Duration::from_secs_f64(secs);
+    let open = match std::env::var("SERVICE_LOAD").as_deref() {
+        Ok("open") => true,
+        Ok("closed") | Err(_) => false,
+        Ok(other) => panic!("SERVICE_LOAD={other}: expected `open` or `closed`"),
+    };
+    let rate_override: Option<f64> = std::env::var("SERVICE_RATE")
+        .ok()
+        .map(|v| v.parse().expect("SERVICE_RATE: requests per second"));
+    let rate_of = |row: ServiceRow| open.then(|| rate_override.unwrap_or(row.paced_rate()));
 
+    let mode = if open {
+        "open loop (Poisson arrivals at the row's offered rate; latency from the due time)"
+    } else {
+        "closed loop"
+    };
     println!(
-        "64 connections, closed loop, 64 × 32 requests per iteration, {secs} s per cell;\n\
+        "64 connections, {mode}, 64 × 32 requests per iteration, {secs} s per cell;\n\
          req/s ratios: peer / baseline (above 1 is faster); p99 ratios: peer / baseline \
          (below 1 is better);\n\
          cpu/req: whole process incl. the load generator; srv/req: without the load \
@@ -184,14 +206,16 @@ fn main() {
         if !wanted(row.name()) {
             continue;
         }
+        let rate = rate_of(row);
         eprintln!(
-            "{}: server burns {} per iteration",
+            "{}: server burns {} per iteration{}",
             row.name(),
-            fmt(row.burn_per_iter())
+            fmt(row.burn_per_iter()),
+            rate.map_or_else(String::new, |r| format!("; offered {r:.0} req/s"))
         );
         let mut cells = Vec::new();
         for peer in ServicePeer::ALL {
-            let cell = measure(peer, row, time);
+            let cell = measure(peer, row, time, rate);
             eprintln!(
                 "  {:<24} {:>9.0} req/s  p50 {:>9}  p99 {:>9}",
                 peer.name(),

@@ -23,6 +23,7 @@ pub mod raw_io;
 pub mod raw_uring;
 pub mod service_harness;
 pub mod service_load;
+pub mod service_pacer;
 pub mod service_route;
 pub mod service_tokio;
 pub mod service_workload;

@@ -172,6 +172,7 @@ impl ServiceRunner {
             min_iters: WARMUP_ITERS,
             min_time: WARMUP_TIME,
             record: false,
+            rate: None,
         });
         let runner = ServiceRunner { row, load, server };
         if let Some(stats) = runner.stats() {
@@ -199,17 +200,21 @@ impl ServiceRunner {
                 min_iters: 1,
                 min_time: Duration::ZERO,
                 record: false,
+                rate: None,
             })
             .requests
     }
 
-    /// Whole iterations for at least `time`, recording every latency.
-    pub fn run_for(&mut self, time: Duration) -> LoadRun {
+    /// Whole iterations for at least `time`, recording every latency:
+    /// closed loop when `rate` is `None`, else open loop offering `rate`
+    /// requests per second.
+    pub fn run_for(&mut self, time: Duration, rate: Option<f64>) -> LoadRun {
         self.load.run(LoadCmd {
             row: self.row,
             min_iters: 1,
             min_time: time,
             record: true,
+            rate,
         })
     }
 

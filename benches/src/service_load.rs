@@ -4,12 +4,18 @@
 //! loop: send a request, wait for its response, record the latency,
 //! repeat.
 //!
+//! With [`LoadCmd::rate`] set, the loop is open instead: each connection
+//! sends its requests when a [`Pacer`] says they are due (the connections
+//! together offer that many requests per second, Poisson arrivals) and a
+//! latency counts from the due time.
+//!
 //! One iteration is [`REQUESTS_PER_CONN`] requests on every connection,
 //! in the row's phases (all connections finish a phase before the next
 //! starts). Client-side framing is spargio-service's sans-IO codec
 //! ([`encode_request`], [`FrameDecoder::decode_response`]); every response
 //! is checked to be the echo of its request.
 
+use crate::service_pacer::Pacer;
 use crate::service_workload::{ServiceRow, CONNECTIONS, PAYLOAD_LEN, REQUESTS_PER_CONN};
 use bytes::BytesMut;
 use spargio_service::codec::{encode_request, FrameDecoder, Status};
@@ -39,6 +45,10 @@ pub struct LoadCmd {
     pub min_time: Duration,
     /// Whether to keep every request's latency.
     pub record: bool,
+    /// Open loop at this many requests per second over all connections;
+    /// `None`: closed loop (each connection sends its next request when the
+    /// previous response is in).
+    pub rate: Option<f64>,
 }
 
 /// What a run did.
@@ -81,6 +91,7 @@ impl LoadGen {
         let thread = std::thread::Builder::new()
             .name("bench-svc-load".into())
             .spawn(move || {
+                raise_priority();
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -200,18 +211,57 @@ impl Conn {
         phase: u32,
         record: bool,
     ) -> io::Result<()> {
-        let mut payload = [0u8; PAYLOAD_LEN];
         for i in 0..row.per_phase() {
-            row.payload(conn, phase, i, &mut payload);
-            let start = Instant::now();
-            self.call(&payload).await?;
-            if record {
-                let ns = u32::try_from(start.elapsed().as_nanos()).unwrap_or(u32::MAX);
-                if row.burn(conn, phase, i).is_some() {
-                    self.heavy.push(ns);
-                } else {
-                    self.cheap.push(ns);
-                }
+            self.timed_call(row, conn, phase, i, Instant::now(), record)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `count` requests, each sent when `pacer` says it is due. The phase
+    /// of a request follows the clock, not the other connections: phase
+    /// `p` covers due times `[p * phase_len, (p + 1) * phase_len)` after
+    /// `start`, the time a connection takes on average for its requests of
+    /// one phase.
+    async fn paced(
+        &mut self,
+        row: ServiceRow,
+        conn: usize,
+        mut pacer: Pacer,
+        count: u32,
+        phase_len: Duration,
+        record: bool,
+    ) -> io::Result<()> {
+        let start = Instant::now();
+        for j in 0..count {
+            let due = pacer.next().await?;
+            let elapsed = due.saturating_duration_since(start);
+            let phase = (elapsed.as_nanos() / phase_len.as_nanos().max(1)) as u32 % row.phases();
+            self.timed_call(row, conn, phase, j % row.per_phase(), due, record)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Request `i` of `phase`, its latency counted from `since`.
+    async fn timed_call(
+        &mut self,
+        row: ServiceRow,
+        conn: usize,
+        phase: u32,
+        i: u32,
+        since: Instant,
+        record: bool,
+    ) -> io::Result<()> {
+        let mut payload = [0u8; PAYLOAD_LEN];
+        row.payload(conn, phase, i, &mut payload);
+        self.call(&payload).await?;
+        if record {
+            let ns = u32::try_from(since.elapsed().as_nanos()).unwrap_or(u32::MAX);
+            if row.burn(conn, phase, i).is_some() {
+                self.heavy.push(ns);
+            } else {
+                self.cheap.push(ns);
             }
         }
         Ok(())
@@ -232,9 +282,40 @@ async fn iteration(conns: &mut [Conn], row: ServiceRow, record: bool) -> io::Res
     Ok(())
 }
 
+/// Open loop: every connection sends `iterations` × [`REQUESTS_PER_CONN`]
+/// requests at its own Poisson pace, together `rate` per second.
+async fn open_loop(
+    conns: &mut [Conn],
+    row: ServiceRow,
+    rate: f64,
+    iterations: u32,
+    record: bool,
+) -> io::Result<()> {
+    let gap = Duration::from_secs_f64(conns.len() as f64 / rate);
+    let phase_len = gap * row.per_phase();
+    let mut calls = Vec::with_capacity(conns.len());
+    for (c, conn) in conns.iter_mut().enumerate() {
+        let pacer = Pacer::new(gap, c as u64 + 1)?;
+        let count = iterations * REQUESTS_PER_CONN;
+        calls.push(conn.paced(row, c, pacer, count, phase_len, record));
+    }
+    for res in futures::future::join_all(calls).await {
+        res?;
+    }
+    Ok(())
+}
+
 async fn run(conns: &mut [Conn], cmd: LoadCmd) -> io::Result<LoadRun> {
     let (wall0, cpu0) = (Instant::now(), thread_cpu_time());
     let mut iterations = 0;
+    if let Some(rate) = cmd.rate {
+        // As many whole iterations' worth of requests as `rate` offers in
+        // `min_time`.
+        let per_iter = (conns.len() as u32 * REQUESTS_PER_CONN) as f64;
+        let offered = rate * cmd.min_time.as_secs_f64() / per_iter;
+        iterations = (offered.ceil() as u32).max(cmd.min_iters);
+        open_loop(conns, cmd.row, rate, iterations, cmd.record).await?;
+    }
     while iterations < cmd.min_iters || wall0.elapsed() < cmd.min_time {
         iteration(conns, cmd.row, cmd.record).await?;
         iterations += 1;
@@ -252,6 +333,28 @@ async fn run(conns: &mut [Conn], cmd: LoadCmd) -> io::Result<LoadRun> {
         out.heavy.append(&mut conn.heavy);
     }
     Ok(out)
+}
+
+/// `SERVICE_CLIENT_NICE=N` (negative: higher priority; needs root or
+/// CAP_SYS_NICE) sets the calling thread's nice value.
+fn raise_priority() {
+    let Some(nice) = std::env::var("SERVICE_CLIENT_NICE")
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return;
+    };
+    // SAFETY: gettid takes no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: setpriority takes plain integers; PRIO_PROCESS with a thread
+    // id sets that one thread's nice value on Linux.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
+    if rc != 0 {
+        eprintln!(
+            "SERVICE_CLIENT_NICE={nice}: setpriority failed: {}",
+            io::Error::last_os_error()
+        );
+    }
 }
 
 /// CPU time the calling thread has used.

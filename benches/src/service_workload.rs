@@ -80,6 +80,18 @@ impl ServiceRow {
         }
     }
 
+    /// The offered rate (requests per second, all connections together)
+    /// of the row's open-loop run: about half of what the servers reach in
+    /// closed loop on the 2-core machine, so queues come from bursts and
+    /// skew, not from a saturated machine.
+    pub fn paced_rate(self) -> f64 {
+        match self {
+            ServiceRow::Cheap => 60_000.0,
+            ServiceRow::Skewed => 12_000.0,
+            ServiceRow::HotRotation => 20_000.0,
+        }
+    }
+
     /// Phases per iteration; all connections finish a phase before the
     /// next starts.
     pub fn phases(self) -> u32 {

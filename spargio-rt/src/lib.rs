@@ -66,6 +66,7 @@ pub use handle::RuntimeHandle;
 pub use placement::{ShardId, TaskPlacement};
 pub use runtime::Runtime;
 pub use stats::{RuntimeStats, ShardStats};
+pub use task::yield_now::{yield_now, YieldNow};
 pub use task::{JoinError, JoinHandle};
 
 #[cfg(feature = "macros")]

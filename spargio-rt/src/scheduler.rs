@@ -183,7 +183,14 @@ impl Inner {
     ) -> WithInfo<impl Fn(Runnable, ScheduleInfo) + Send + Sync + 'static> {
         let inner = self.clone();
         WithInfo(move |task: Runnable, info: ScheduleInfo| {
-            inner.route(task, !info.woken_while_running)
+            if !info.woken_while_running {
+                return inner.route(task, true);
+            }
+            // Woken during its own poll (a cooperative yield): it runs
+            // again after this shard has reaped its completions.
+            if let Err(task) = local::defer_here(&inner, task) {
+                inner.route(task, false);
+            }
         })
     }
 

@@ -207,3 +207,58 @@ fn join_error_formats() {
         .into();
     assert!(io.to_string().contains("panicked"));
 }
+
+#[test]
+fn yield_now_lets_io_that_completed_meanwhile_run_first() {
+    // One shard: the reader and the yielding task share it. The yielding
+    // task writes to the reader's socket, then yields until the reader has
+    // seen the bytes. A yield that only re-queued the task would run it
+    // again and again in the same batch (up to the task budget of 64)
+    // before the shard looked at its completions.
+    let yields = spargio_rt::run_with(Runtime::builder().shards(1), |_| async {
+        use spargio_rt::io::AsyncReadExt;
+        let (std_a, std_b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut b = spargio_rt::net::UnixStream::from_std(std_b);
+        let seen = Rc::new(std::cell::Cell::new(false));
+        let flag = seen.clone();
+        let reader = spargio_rt::spawn_local(async move {
+            let (n, _) = b.read_exact(vec![0u8; 4]).await;
+            n.unwrap();
+            flag.set(true);
+        });
+        // Let the reader submit its read.
+        spargio_rt::yield_now().await;
+        std::io::Write::write_all(&mut &std_a, b"ping").unwrap();
+        let mut yields = 0;
+        while !seen.get() {
+            spargio_rt::yield_now().await;
+            yields += 1;
+            assert!(yields < 64, "the reader never ran between yields");
+        }
+        reader.await.unwrap();
+        yields
+    })
+    .unwrap();
+    assert!(
+        yields <= 3,
+        "the reader waited {yields} yields for its completion"
+    );
+}
+
+#[test]
+fn yield_now_resumes_off_a_shard_too() {
+    let rt = rt();
+    rt.block_on(async {
+        for _ in 0..3 {
+            spargio_rt::yield_now().await;
+        }
+    });
+    let done = rt.handle().spawn_blocking(|| {
+        spargio_rt::Runtime::builder()
+            .shards(1)
+            .build()
+            .unwrap()
+            .block_on(spargio_rt::yield_now())
+    });
+    rt.block_on(done).unwrap();
+}

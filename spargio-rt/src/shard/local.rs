@@ -23,7 +23,7 @@ use crate::scheduler::Inner;
 use crate::shard::shared::ShardShared;
 use crate::shard::spin::SpinPolicy;
 use crate::shard::{park, ring};
-use crate::task::Runnable;
+use crate::task::{Home, Runnable};
 use crate::time::heap::TimerHeap;
 use crate::time::TimerEntry;
 
@@ -73,6 +73,10 @@ pub(crate) struct LocalShard {
     pub(crate) spill: RefCell<VecDeque<io_uring::squeue::Entry>>,
     /// The CQ overflow count last seen, to count new overflows.
     pub(crate) cq_overflow_seen: Cell<u32>,
+    /// Tasks that woke themselves while running here (a cooperative yield,
+    /// such as `yield_now`), queued at the top of the next loop turn, after
+    /// the completion queue has been reaped.
+    deferred: RefCell<Vec<Runnable>>,
 }
 
 /// How many task polls may queue SQEs before they are submitted mid-batch:
@@ -129,6 +133,33 @@ pub(crate) fn push_pinned_here(
         } else {
             false
         }
+    });
+    match (done, task) {
+        (Some(true), _) => Ok(()),
+        (_, Some(t)) => Err(t),
+        (_, None) => unreachable!("task consumed without being queued"),
+    }
+}
+
+/// Holds back a task that woke itself while this thread's shard polled it
+/// (a cooperative yield) until the shard's next loop turn, so the I/O that
+/// completed meanwhile runs first; a plain re-queue would run it again in
+/// the same batch, before the shard looks at its completions. Gives the
+/// task back when this thread is not a shard of `inner`, or the task
+/// cannot run here (pinned elsewhere, or a blocking-pool closure).
+pub(crate) fn defer_here(inner: &Inner, task: Runnable) -> Result<(), Runnable> {
+    let mut task = Some(task);
+    let done = with_local(Some(inner), |l| {
+        let t = task.as_ref().expect("once");
+        let runs_here = match t.metadata().home {
+            Home::Pinned(s) | Home::Local(s) => s == l.index,
+            Home::Stealable => l.in_poll.get(),
+            Home::Blocking => false,
+        };
+        if runs_here {
+            l.deferred.borrow_mut().push(task.take().expect("once"));
+        }
+        runs_here
     });
     match (done, task) {
         (Some(true), _) => Ok(()),
@@ -257,6 +288,7 @@ impl LocalShard {
             ops: RefCell::new(OpTable::new(inner_ops_limit)),
             spill: RefCell::new(VecDeque::new()),
             cq_overflow_seen: Cell::new(0),
+            deferred: RefCell::new(Vec::new()),
         }
     }
 
@@ -335,6 +367,25 @@ impl LocalShard {
             }
         }
         None
+    }
+
+    /// Queues the tasks that yielded since the last call, in the order
+    /// they yielded (see [`defer_here`]).
+    pub(crate) fn wake_deferred(&self) {
+        if self.deferred.borrow().is_empty() {
+            return;
+        }
+        let tasks = std::mem::take(&mut *self.deferred.borrow_mut());
+        for task in tasks {
+            match task.metadata().home {
+                Home::Pinned(_) | Home::Local(_) => self.pinned.borrow_mut().push_back(task),
+                Home::Stealable | Home::Blocking => {
+                    if let Err(task) = push_stealable_here(&self.inner, self.index, task, false) {
+                        unreachable!("shard {} is this thread: {task:?}", self.index);
+                    }
+                }
+            }
+        }
     }
 
     /// Runs up to `budget` tasks; returns how many ran.
@@ -423,6 +474,7 @@ impl LocalShard {
     pub(crate) fn has_local_work(&self) -> bool {
         let shared = self.shared();
         if !self.pinned.borrow().is_empty()
+            || !self.deferred.borrow().is_empty()
             || !self.worker.is_empty()
             || shared.has_inbox()
             || !shared.injector.is_empty()
@@ -452,6 +504,7 @@ impl LocalShard {
     /// so pinned `!Send` futures are dropped where they live.
     pub(crate) fn drop_queued(&self) {
         drop(self.lifo.take());
+        drop(std::mem::take(&mut *self.deferred.borrow_mut()));
         let inbox = self.shared().close_inbox();
         drop(inbox);
         let pinned = std::mem::take(&mut *self.pinned.borrow_mut());

@@ -146,6 +146,8 @@ fn run(local: &LocalShard) {
         local.take_declined();
         local.fire_timers();
         local.drain_inbox();
+        // Tasks that yielded go behind the ones the reap above woke.
+        local.wake_deferred();
         let searching = shared.woken_to_search.swap(false, Ordering::SeqCst);
         let mut ran = local.run_batch(inner.task_budget);
         if ran == 0 && local.steal() {

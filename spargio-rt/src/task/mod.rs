@@ -10,6 +10,7 @@ pub(crate) mod adapters;
 pub(crate) mod ctl;
 pub(crate) mod guard;
 pub(crate) mod join;
+pub(crate) mod yield_now;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
