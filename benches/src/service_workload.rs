@@ -5,7 +5,8 @@
 //! CPU the server should burn for it:
 //!
 //! ```text
-//! byte 0     kind: 0 = cheap, 1 = heavy
+//! byte 0     kind: 0 = cheap, 1 = heavy, 2 = heavy, yielding between
+//!            slices of [`YIELD_SLICE`]
 //! bytes 1..5 burn in microseconds (big-endian u32; heavy requests only)
 //! byte 5     connection index, byte 6 phase, byte 7 request index
 //! bytes 8..  filler
@@ -13,7 +14,10 @@
 //!
 //! The service ([`WorkService`]) reads that, busy-loops on
 //! `Instant::elapsed` for the burn (inside its response future's poll, so
-//! a stealable placement can move it), and echoes the request. The server
+//! a stealable placement can move it), and echoes the request. A yielding
+//! heavy request burns in slices, waking its own task and returning
+//! `Pending` between them (the runtime-agnostic cooperative yield), so the
+//! same code yields on every runtime. The server
 //! never needs to know the row: the payload decides.
 
 use bytes::Bytes;
@@ -36,6 +40,10 @@ pub const PAYLOAD_LEN: usize = 64;
 pub const KIND_CHEAP: u8 = 0;
 /// `payload[0]` of a heavy request.
 pub const KIND_HEAVY: u8 = 1;
+/// `payload[0]` of a heavy request that yields between slices.
+pub const KIND_HEAVY_YIELDING: u8 = 2;
+/// The burn between two yields of a yielding heavy request.
+pub const YIELD_SLICE: Duration = Duration::from_micros(100);
 
 /// Skewed row: one request in this many is heavy ...
 pub const SKEW_EVERY: u32 = 16;
@@ -56,6 +64,9 @@ pub enum ServiceRow {
     /// One request in 16 burns ~1 ms of CPU, staggered over connections
     /// (request `j` of connection `c` is heavy when `(c + j) % 16 == 0`).
     Skewed,
+    /// As `Skewed`, but a heavy handler yields after every
+    /// [`YIELD_SLICE`] of its burn.
+    SkewedYielding,
     /// 8 phases of 4 requests per connection with a barrier between
     /// phases; in phase `p` the connections `c % 8 == p` are hot and each of
     /// their requests burns ~200 µs. Round-robin accept puts connection `c`
@@ -65,9 +76,10 @@ pub enum ServiceRow {
 
 impl ServiceRow {
     /// Every row.
-    pub const ALL: [ServiceRow; 3] = [
+    pub const ALL: [ServiceRow; 4] = [
         ServiceRow::Cheap,
         ServiceRow::Skewed,
+        ServiceRow::SkewedYielding,
         ServiceRow::HotRotation,
     ];
 
@@ -76,6 +88,7 @@ impl ServiceRow {
         match self {
             ServiceRow::Cheap => "service_cheap",
             ServiceRow::Skewed => "service_skewed",
+            ServiceRow::SkewedYielding => "service_skewed_yielding",
             ServiceRow::HotRotation => "service_hot_rotation",
         }
     }
@@ -87,7 +100,7 @@ impl ServiceRow {
     pub fn paced_rate(self) -> f64 {
         match self {
             ServiceRow::Cheap => 60_000.0,
-            ServiceRow::Skewed => 12_000.0,
+            ServiceRow::Skewed | ServiceRow::SkewedYielding => 12_000.0,
             ServiceRow::HotRotation => 20_000.0,
         }
     }
@@ -97,7 +110,7 @@ impl ServiceRow {
     pub fn phases(self) -> u32 {
         match self {
             ServiceRow::HotRotation => ROTATION_PHASES,
-            ServiceRow::Cheap | ServiceRow::Skewed => 1,
+            ServiceRow::Cheap | ServiceRow::Skewed | ServiceRow::SkewedYielding => 1,
         }
     }
 
@@ -111,7 +124,7 @@ impl ServiceRow {
     pub fn burn(self, conn: usize, phase: u32, i: u32) -> Option<Duration> {
         match self {
             ServiceRow::Cheap => None,
-            ServiceRow::Skewed => {
+            ServiceRow::Skewed | ServiceRow::SkewedYielding => {
                 let j = phase * self.per_phase() + i;
                 ((conn as u32 + j) % SKEW_EVERY == 0).then_some(SKEW_BURN)
             }
@@ -137,10 +150,10 @@ impl ServiceRow {
     /// Writes the payload of that request into `buf`.
     pub fn payload(self, conn: usize, phase: u32, i: u32, buf: &mut [u8; PAYLOAD_LEN]) {
         let burn = self.burn(conn, phase, i);
-        buf[0] = if burn.is_some() {
-            KIND_HEAVY
-        } else {
-            KIND_CHEAP
+        buf[0] = match (burn, self) {
+            (None, _) => KIND_CHEAP,
+            (Some(_), ServiceRow::SkewedYielding) => KIND_HEAVY_YIELDING,
+            (Some(_), _) => KIND_HEAVY,
         };
         let us = burn.map_or(0, |d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX));
         buf[1..5].copy_from_slice(&us.to_be_bytes());
@@ -155,7 +168,12 @@ impl ServiceRow {
 
 /// Whether a request payload is heavy.
 pub fn is_heavy(payload: &[u8]) -> bool {
-    payload.first() == Some(&KIND_HEAVY)
+    matches!(payload.first(), Some(&(KIND_HEAVY | KIND_HEAVY_YIELDING)))
+}
+
+/// Whether a heavy request yields between slices of its burn.
+pub fn yields(payload: &[u8]) -> bool {
+    payload.first() == Some(&KIND_HEAVY_YIELDING)
 }
 
 /// The CPU a request payload asks for.
@@ -194,21 +212,40 @@ impl tower_service::Service<Bytes> for WorkService {
     }
 
     fn call(&mut self, req: Bytes) -> WorkFuture {
-        WorkFuture(Some(req))
+        let left = requested_burn(&req);
+        WorkFuture {
+            req: Some(req),
+            left,
+        }
     }
 }
 
-/// [`WorkService`]'s response future: the work happens in its (single)
-/// poll, not in `call`, as in a handler that computes its answer.
+/// [`WorkService`]'s response future: the work happens in its poll, not in
+/// `call`, as in a handler that computes its answer: all of it in one poll,
+/// or a [`YIELD_SLICE`] per poll for a yielding request.
 #[derive(Debug)]
-pub struct WorkFuture(Option<Bytes>);
+pub struct WorkFuture {
+    req: Option<Bytes>,
+    left: Duration,
+}
 
 impl Future for WorkFuture {
     type Output = Result<Bytes, Infallible>;
 
-    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let req = self.0.take().expect("WorkFuture polled after completion");
-        burn(requested_burn(&req));
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let req = self
+            .req
+            .as_ref()
+            .expect("WorkFuture polled after completion");
+        if yields(req) && self.left > YIELD_SLICE {
+            burn(YIELD_SLICE);
+            self.left -= YIELD_SLICE;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        burn(self.left);
+        self.left = Duration::ZERO;
+        let req = self.req.take().expect("checked above");
         Poll::Ready(Ok(req))
     }
 }
