@@ -5,7 +5,11 @@ use std::time::Duration;
 /// Where the service's response futures run.
 ///
 /// The connection's own task (its reads and writes) always stays on its
-/// session shard; this picks where the *handler* runs.
+/// session shard; this picks where the *handler* runs. Whatever the
+/// placement, a handler poll that computes for long holds the shard it
+/// runs on, and with it that shard's connections: a handler with
+/// milliseconds of work should `spargio_rt::yield_now().await` between
+/// slices of it, so the shard serves its connections in between.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum HandlerPlacement {
     /// Polled on the connection's task: no hop, lowest latency for cheap
