@@ -38,6 +38,7 @@ pub fn run(addr: SocketAddr, app: App, placement: HandlerPlacement) -> io::Resul
     let builder = Runtime::builder()
         .shards(WORKERS)
         .park_spin(Duration::from_micros(spin))
+        .busy_yield(Duration::from_micros(busy_yield_us()))
         .thread_name("http-spargio");
     spargio_rt::run_with(builder, move |handle| async move {
         // Handlers first, so a signal sent right after `ready` stops the
@@ -75,6 +76,15 @@ pub fn run(addr: SocketAddr, app: App, placement: HandlerPlacement) -> io::Resul
         }
         Ok(())
     })?
+}
+
+/// `SPARGIO_BENCH_BUSY_YIELD_US=N`: the shards' `busy_yield` (default
+/// the runtime's, 1000 µs; 0 turns it off), for A/B runs.
+fn busy_yield_us() -> u64 {
+    std::env::var("SPARGIO_BENCH_BUSY_YIELD_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
 }
 
 /// The HTTP protocol settings; `SPARGIO_BENCH_MULTISHOT=1` reads plain-TCP

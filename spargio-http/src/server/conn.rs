@@ -4,13 +4,13 @@
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::{pin, Pin};
-use std::task::{Context, Poll};
+use std::pin::pin;
+use std::task::Poll;
 use std::time::Instant;
 
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as HttpBody;
-use spargio_rt::io::quiet_writes;
+use spargio_rt::io::flush_and_read;
 use spargio_service::{BoxError, Connection, Handler, HandlerError, ReadWatch, RouteKey, Watched};
 
 use super::config::HttpConfig;
@@ -178,72 +178,6 @@ where
             Watched::TimedOut if idle => return Ok(Next::Closed),
             Watched::TimedOut => return Ok(Next::TimedOut),
         }
-    }
-}
-
-/// Runs `flush` and `read` together; a failed flush ends both. Both are
-/// pinned where they are built (a `try_join` would move each into itself
-/// and then move itself into the caller's frame: a memory copy of both
-/// futures per request).
-///
-/// While the read is pending the flush is polled inside
-/// [`quiet_writes`]: the read's completion (the next request) wakes the
-/// task anyway, so a response sent in full needs no wake-up and no poll of
-/// its own. Once the read is done, the flush is polled loudly again in the
-/// same turn, so the task is woken when the write finishes.
-async fn flush_and_read<F, R>(flush: F, read: R) -> io::Result<R::Output>
-where
-    F: Future<Output = io::Result<()>>,
-    R: Future,
-{
-    let mut flush = pin!(flush);
-    let mut read = pin!(read);
-    let mut flushed = false;
-    let mut got = None;
-    poll_fn(|cx| {
-        if !flushed {
-            match poll_flush(flush.as_mut(), cx, got.is_none()) {
-                Ok(done) => flushed = done,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-        if got.is_none() {
-            if let Poll::Ready(v) = read.as_mut().poll(cx) {
-                got = Some(v);
-                if !flushed {
-                    // Nothing else will wake us now: poll the flush loudly.
-                    match poll_flush(flush.as_mut(), cx, false) {
-                        Ok(done) => flushed = done,
-                        Err(e) => return Poll::Ready(Err(e)),
-                    }
-                }
-            }
-        }
-        match got.take() {
-            Some(v) if flushed => Poll::Ready(Ok(v)),
-            other => {
-                got = other;
-                Poll::Pending
-            }
-        }
-    })
-    .await
-}
-
-/// Polls a flush once, quietly or not; `Ok(true)` when it is done.
-fn poll_flush<F>(flush: Pin<&mut F>, cx: &mut Context<'_>, quiet: bool) -> io::Result<bool>
-where
-    F: Future<Output = io::Result<()>>,
-{
-    let poll = if quiet {
-        quiet_writes(|| flush.poll(cx))
-    } else {
-        flush.poll(cx)
-    };
-    match poll {
-        Poll::Ready(Ok(())) => Ok(true),
-        Poll::Ready(Err(e)) => Err(e),
-        Poll::Pending => Ok(false),
     }
 }
 

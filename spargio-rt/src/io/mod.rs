@@ -39,6 +39,6 @@ pub use buf_writer::BufWriter;
 pub use copy::copy;
 pub use ext::{AsyncReadExt, AsyncWriteExt};
 pub(crate) use quiet::is_quiet;
-pub use quiet::quiet_writes;
+pub use quiet::{flush_and_read, quiet_writes};
 pub use split::{split, unsplit, ReadHalf, Split, WriteHalf};
 pub use traits::{AsyncRead, AsyncWrite};

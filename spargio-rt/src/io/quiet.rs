@@ -1,6 +1,10 @@
 //! Quiet writes: ring writes whose complete success does not wake the task.
 
 use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
 
 thread_local! {
     /// Whether the ops polled right now may complete quietly.
@@ -56,4 +60,100 @@ pub fn quiet_writes<R>(f: impl FnOnce() -> R) -> R {
 /// Whether an op polled now may complete quietly.
 pub(crate) fn is_quiet() -> bool {
     QUIET.with(Cell::get)
+}
+
+/// Runs `flush` (writing out queued responses) and `read` (of the next
+/// request) together, and returns the read's output once both are done; a
+/// failed flush ends both (the read is dropped, which cancels its op).
+///
+/// While the read is pending the flush is polled inside [`quiet_writes`]:
+/// the read's completion wakes the task anyway, so a flush that goes out in
+/// full needs no wake-up and no poll of its own. Once the read is done, the
+/// flush is polled loudly, so the task is woken when the write finishes. A
+/// keep-alive exchange (response out, next request in) then costs the
+/// connection's task one poll instead of two. Both futures are pinned
+/// where they are built: a `try_join` would move each into itself, and
+/// then itself into the caller's frame.
+///
+/// The two futures must borrow different things; for one socket, split it
+/// (`TcpStream::into_split`) or keep the read's buffer apart from the
+/// writer's.
+///
+/// ```
+/// use spargio_rt::io::{flush_and_read, AsyncReadExt, AsyncWriteExt};
+/// use spargio_rt::net::UnixStream;
+/// # spargio_rt::run(|_| async {
+/// let (mut client, server) = UnixStream::pair().unwrap();
+/// let (mut server_rd, mut server_wr) = server.into_split();
+/// let (res, _) = client.write_all(b"second".to_vec()).await;
+/// res.unwrap();
+/// // The server writes its answer to the first request and reads the
+/// // second request in one go.
+/// let flush = async {
+///     let (res, _) = server_wr.write_all(b"first done".to_vec()).await;
+///     res
+/// };
+/// let read = server_rd.read_exact(vec![0u8; 6]);
+/// let (res, request) = flush_and_read(flush, read).await.unwrap();
+/// res.unwrap();
+/// assert_eq!(request, b"second");
+/// let (res, answer) = client.read_exact(vec![0u8; 10]).await;
+/// res.unwrap();
+/// assert_eq!(answer, b"first done");
+/// # }).unwrap();
+/// ```
+pub async fn flush_and_read<F, R>(flush: F, read: R) -> io::Result<R::Output>
+where
+    F: Future<Output = io::Result<()>>,
+    R: Future,
+{
+    let mut flush = pin!(flush);
+    let mut read = pin!(read);
+    let mut flushed = false;
+    let mut got = None;
+    poll_fn(|cx| {
+        if !flushed {
+            match poll_flush(flush.as_mut(), cx, got.is_none()) {
+                Ok(done) => flushed = done,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        if got.is_none() {
+            if let Poll::Ready(v) = read.as_mut().poll(cx) {
+                got = Some(v);
+                if !flushed {
+                    // Nothing else will wake us now: poll the flush loudly.
+                    match poll_flush(flush.as_mut(), cx, false) {
+                        Ok(done) => flushed = done,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+            }
+        }
+        match got.take() {
+            Some(v) if flushed => Poll::Ready(Ok(v)),
+            other => {
+                got = other;
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// Polls a flush once, quietly or not; `Ok(true)` when it is done.
+fn poll_flush<F>(flush: Pin<&mut F>, cx: &mut Context<'_>, quiet: bool) -> io::Result<bool>
+where
+    F: Future<Output = io::Result<()>>,
+{
+    let poll = if quiet {
+        quiet_writes(|| flush.poll(cx))
+    } else {
+        flush.poll(cx)
+    };
+    match poll {
+        Poll::Ready(Ok(())) => Ok(true),
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => Ok(false),
+    }
 }

@@ -4,7 +4,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use spargio_rt::io::{AsyncRead, AsyncWrite, IoBuf};
+use spargio_rt::io::{flush_and_read, AsyncRead, AsyncWrite, IoBuf};
 use spargio_rt::net::TcpStream;
 
 use super::frame::{FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN, MAX_RESPONSE_PAYLOAD};
@@ -147,18 +147,20 @@ enum Next {
     Bad(FrameError),
 }
 
-/// One connection's state: the stream and its two buffers.
-struct Conn<S> {
-    stream: S,
+/// One connection's state: the stream's two halves and their buffers.
+struct Conn<R, W> {
+    reader: R,
+    writer: W,
     decoder: FrameDecoder,
     input: BytesMut,
     output: Output,
 }
 
-impl<S: AsyncRead + AsyncWrite> Conn<S> {
+impl<R: AsyncRead, W: AsyncWrite> Conn<R, W> {
     /// The next request: from the buffer if a whole one is there, otherwise
-    /// after flushing queued responses and reading more (under
-    /// [`Connection::idle`]).
+    /// after reading more (under [`Connection::idle`]) while the queued
+    /// responses are flushed ([`flush_and_read`]: one task poll for the
+    /// response out and the next request in).
     async fn next_request(&mut self, conn: &Connection) -> io::Result<Next> {
         loop {
             let needed = match self.decoder.decode(&mut self.input) {
@@ -170,11 +172,12 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                 Ok(n) => n,
                 Err(e) => return Ok(Next::Bad(e)),
             };
-            self.output.flush(&mut self.stream).await?;
             self.input.reserve(needed.clamp(MIN_READ, MAX_READ_RESERVE));
             let filled = self.input.len();
             let buf = std::mem::take(&mut self.input).slice(filled..);
-            let Some((res, buf)) = conn.idle(self.stream.read(buf)).await else {
+            let flush = self.output.flush(&mut self.writer);
+            let read = conn.idle(self.reader.read(buf));
+            let Some((res, buf)) = flush_and_read(flush, read).await? else {
                 return Ok(Next::Closed);
             };
             self.input = buf.into_inner();
@@ -194,11 +197,11 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             let msg = format!("response of {} bytes does not fit a frame", payload.len());
             return self
                 .output
-                .response(&mut self.stream, Status::ServiceError, Bytes::from(msg))
+                .response(&mut self.writer, Status::ServiceError, Bytes::from(msg))
                 .await;
         }
         self.output
-            .response(&mut self.stream, status, payload)
+            .response(&mut self.writer, status, payload)
             .await
     }
 
@@ -210,14 +213,14 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         conn.record_bad_request();
         self.respond(Status::BadRequest, Bytes::from(bad.to_string()))
             .await?;
-        self.output.flush(&mut self.stream).await?;
-        if self.stream.shutdown().await.is_err() {
+        self.output.flush(&mut self.writer).await?;
+        if self.writer.shutdown().await.is_err() {
             return Ok(());
         }
         let mut buf = std::mem::take(&mut self.input);
         buf.clear();
         buf.reserve(MIN_READ);
-        let stream = &mut self.stream;
+        let stream = &mut self.reader;
         let drain = async move {
             let mut drained = 0;
             while drained < LINGER_BYTES {
@@ -247,8 +250,10 @@ async fn serve<H>(
 where
     H: Handler<Bytes, Response = Bytes>,
 {
+    let (reader, writer) = stream.into_split();
     let mut c = Conn {
-        stream,
+        reader,
+        writer,
         decoder,
         input: BytesMut::new(),
         output: Output::new(),
@@ -257,7 +262,7 @@ where
         // Backpressure: no read until the service is ready.
         let ready = c
             .output
-            .flush_while_pending(&mut c.stream, handler.ready())
+            .flush_while_pending(&mut c.writer, handler.ready())
             .await?;
         if let Err(e) = ready {
             // The service takes no more requests: tell the next one why.
@@ -269,16 +274,16 @@ where
                 Next::Bad(bad) => return c.bad_request(&conn, bad).await,
                 Next::Closed => {}
             }
-            return c.output.flush(&mut c.stream).await;
+            return c.output.flush(&mut c.writer).await;
         }
         let req = match c.next_request(&conn).await? {
             Next::Request(req) => req,
-            Next::Closed => return c.output.flush(&mut c.stream).await,
+            Next::Closed => return c.output.flush(&mut c.writer).await,
             Next::Bad(bad) => return c.bad_request(&conn, bad).await,
         };
         let res = c
             .output
-            .flush_while_pending(&mut c.stream, {
+            .flush_while_pending(&mut c.writer, {
                 let key = route(&req);
                 handler.call(key, req)
             })
@@ -291,7 +296,7 @@ where
             }
         }
         if conn.is_closing() {
-            return c.output.flush(&mut c.stream).await;
+            return c.output.flush(&mut c.writer).await;
         }
     }
 }

@@ -506,3 +506,67 @@ async fn the_client_refuses_a_response_over_its_limit() {
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     bounded(f.served()).await;
 }
+
+/// Counts the polls of the future it wraps.
+struct CountPolls<F> {
+    inner: std::pin::Pin<Box<F>>,
+    polls: Rc<Cell<usize>>,
+}
+
+impl<F: Future> Future for CountPolls<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.polls.set(self.polls.get() + 1);
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_keep_alive_exchange_costs_the_connection_one_poll() {
+    // The response goes out quietly while the read of the next request is
+    // pending, so only the next request wakes the connection's task: one
+    // poll per request, where a flush awaited before the read is two.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (client, accepted) = futures_util::join!(Client::connect(addr), listener.accept());
+    let (mut client, (stream, _)) = (client.unwrap(), accepted.unwrap());
+    let closing = CancellationToken::new();
+    let conn = Connection::new(
+        ConnInfo {
+            id: 0,
+            peer_addr: None,
+            local_addr: None,
+            shard: ShardId(0),
+        },
+        None,
+        closing,
+        Counters::new(1),
+    );
+    let polls = Rc::new(Cell::new(0));
+    let server = spargio_rt::spawn_local(CountPolls {
+        inner: Box::pin(async move {
+            LengthDelimited::new()
+                .serve_connection(stream, echo(), conn)
+                .await
+        }),
+        polls: polls.clone(),
+    });
+    const REQUESTS: usize = 32;
+    for i in 0..REQUESTS {
+        let req = pattern(16, i);
+        let reply = bounded(client.call(req.clone())).await.unwrap();
+        assert_eq!(reply, Ok(req));
+    }
+    drop(client);
+    bounded(server).await.unwrap().unwrap();
+    // One poll per request, plus the first and the one that sees EOF.
+    assert!(
+        polls.get() <= REQUESTS + 2,
+        "{} polls for {REQUESTS} requests",
+        polls.get()
+    );
+}
