@@ -17,7 +17,7 @@ use spargio_service::{Connection, Handler, HandlerError, Protocol, RouteKey};
 use std::future::Future;
 use std::io;
 
-/// `LengthDelimited`, with each request's route keyed by `payload[0]`.
+/// `LengthDelimited`, with each request's route keyed by `payload[0] + 1`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RouteByKind(LengthDelimited);
 
@@ -60,7 +60,9 @@ impl<H: Handler<Bytes>> Handler<Bytes> for KeyByKind<H> {
         _route: RouteKey,
         req: Bytes,
     ) -> impl Future<Output = Result<H::Response, HandlerError>> + 'static {
-        let route = RouteKey(u64::from(req.first().copied().unwrap_or(0)));
+        // Kind + 1: every request has a route of its own kind, none is
+        // `RouteKey::DEFAULT` (the "no route" key).
+        let route = RouteKey(u64::from(req.first().copied().unwrap_or(0)) + 1);
         self.0.call(route, req)
     }
 }

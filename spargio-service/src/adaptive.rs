@@ -39,17 +39,23 @@ impl AdaptiveTable {
         &self.slots[(h % self.slots.len() as u64) as usize]
     }
 
+    /// Whether one request's longest poll reached the heavy threshold.
+    pub(crate) fn is_heavy_poll(&self, longest: Duration) -> bool {
+        u64::try_from(longest.as_nanos()).unwrap_or(u64::MAX) >= self.heavy_ns
+    }
+
     /// Whether requests of `route` should run stealable now.
     pub(crate) fn is_heavy(&self, route: RouteKey) -> bool {
         self.slot(route).load(Ordering::Relaxed) & HEAVY != 0
     }
 
-    /// Whether an inline request of `route` should have its polls timed:
-    /// always until the route has a sample, then one request in
-    /// [`SAMPLE_EVERY`], picked at random (so a route that is heavy every
-    /// n-th request is not missed by a fixed stride). Timing costs two clock
-    /// reads per poll and recording writes a slot that every shard shares,
-    /// which cheap routes would otherwise pay on every request.
+    /// Whether an inline request of `route` should be recorded in the
+    /// route's average: always until the route has a sample, then one
+    /// request in [`SAMPLE_EVERY`], picked at random (so a route that is
+    /// heavy every n-th request is not missed by a fixed stride). Recording
+    /// writes a slot that every shard shares, which cheap routes would
+    /// otherwise pay on every request. (Every adaptive request is timed for
+    /// its connection's own record, which stays on the connection's shard.)
     pub(crate) fn should_time(&self, route: RouteKey) -> bool {
         self.slot(route).load(Ordering::Relaxed) == 0 || sampled()
     }

@@ -1,6 +1,7 @@
 //! The server's [`Handler`]s: a tower service behind handler placement,
 //! the request timeout, panic containment and the request counters.
 
+use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
@@ -39,26 +40,71 @@ impl HandlerShared {
         }
     }
 
-    /// Whether requests of `route` run stealable now.
+    fn adaptive(&self) -> bool {
+        self.placement == HandlerPlacement::Adaptive
+    }
+}
+
+/// How adaptive placement should treat one inline request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Timing {
+    /// Not adaptive: no clock reads.
+    Off,
+    /// Time its polls for the connection's own record only.
+    Connection,
+    /// Time its polls, and record them in the route's shared average too.
+    Route,
+}
+
+impl Timing {
+    pub(crate) fn timed(self) -> bool {
+        self != Timing::Off
+    }
+}
+
+impl ConnShared {
+    /// Whether a request of `route` runs stealable now: always, never, or
+    /// (adaptive) when its route is heavy, or, for a request the protocol
+    /// gave no route ([`RouteKey::DEFAULT`]), when this connection's last
+    /// request was heavy. The per-connection rule catches a connection
+    /// that turns hot when one route mixes it with many cheap ones: the
+    /// route's average stays low, the hot connection's requests after its
+    /// first heavy one go where an idle shard can take them.
     fn stealable(&self, route: RouteKey) -> bool {
         match self.placement {
             HandlerPlacement::Inline => false,
             HandlerPlacement::Stealable => true,
-            HandlerPlacement::Adaptive => self.adaptive.is_heavy(route),
+            HandlerPlacement::Adaptive => {
+                self.adaptive.is_heavy(route)
+                    || (route == RouteKey::DEFAULT && self.last_heavy.get())
+            }
         }
     }
 
-    /// Whether an inline request of `route` should have its polls timed.
-    fn times_inline(&self, route: RouteKey) -> bool {
-        self.adaptive() && self.adaptive.should_time(route)
+    /// How an inline request of `route` is timed: under adaptive placement
+    /// always for the connection's record (two clock reads per poll), and
+    /// for the route's shared average until it has a sample, then one
+    /// request in [`SAMPLE_EVERY`](crate::adaptive::SAMPLE_EVERY) (that
+    /// average is a slot every shard writes).
+    fn inline_timing(&self, route: RouteKey) -> Timing {
+        if !self.adaptive() {
+            Timing::Off
+        } else if self.adaptive.should_time(route) {
+            Timing::Route
+        } else {
+            Timing::Connection
+        }
     }
 
-    fn adaptive(&self) -> bool {
-        self.placement == HandlerPlacement::Adaptive
-    }
-
-    pub(crate) fn learn(&self, route: RouteKey, report: &PollReport) {
-        if self.adaptive() {
+    /// Records one adaptive request's polls: the connection's last-request
+    /// flag, and with `to_route` the route's average.
+    pub(crate) fn learn(&self, route: RouteKey, report: &PollReport, to_route: bool) {
+        if !self.adaptive() {
+            return;
+        }
+        self.last_heavy
+            .set(self.adaptive.is_heavy_poll(report.longest));
+        if to_route {
             self.adaptive.record(route, report.longest);
         }
     }
@@ -90,7 +136,7 @@ impl HandlerShared {
                 if report.moved {
                     self.counters.handler_steals.add(1);
                 }
-                self.learn(route, &report);
+                self.learn(route, &report, true);
                 out.map_err(|e| HandlerError::Service(e.into()))
             }
             Err(e) if e.is_panic() => Err(HandlerError::from_panic(&*e.into_panic())),
@@ -139,14 +185,19 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// The server's shared state as one connection's handler holds it, so each
 /// request clones an `Rc` (no atomic, no cache line shared with other
-/// shards) instead of the `Arc`.
-pub(crate) struct ConnShared(Arc<HandlerShared>);
+/// shards) instead of the `Arc`, plus what adaptive placement remembers of
+/// this connection.
+pub(crate) struct ConnShared {
+    shared: Arc<HandlerShared>,
+    /// Whether the connection's last timed request had a heavy poll.
+    last_heavy: Cell<bool>,
+}
 
 impl std::ops::Deref for ConnShared {
     type Target = HandlerShared;
 
     fn deref(&self) -> &HandlerShared {
-        &self.0
+        &self.shared
     }
 }
 
@@ -230,7 +281,10 @@ impl<S, Mode> ServiceHandler<S, Mode> {
         ServiceHandler {
             service,
             home,
-            shared: Rc::new(ConnShared(shared)),
+            shared: Rc::new(ConnShared {
+                shared,
+                last_heavy: Cell::new(false),
+            }),
             _mode: std::marker::PhantomData,
         }
     }
@@ -269,10 +323,10 @@ where
                 }),
             },
             started => {
-                let timed = tracked.shared.times_inline(route);
+                let timing = tracked.shared.inline_timing(route);
                 let limit = tracked.shared.request_timeout;
                 Call::Inline {
-                    call: InlineCall::new(started, tracked, route, timed, limit),
+                    call: InlineCall::new(started, tracked, route, timing, limit),
                 }
             }
         }
@@ -299,8 +353,8 @@ where
     ) -> impl Future<Output = Result<S::Response, HandlerError>> + 'static {
         let started = start(&mut self.service, req);
         let tracked = Tracked::new(&self.shared, self.home);
-        let timed = tracked.shared.times_inline(route);
+        let timing = tracked.shared.inline_timing(route);
         let limit = tracked.shared.request_timeout;
-        InlineCall::new(started, tracked, route, timed, limit)
+        InlineCall::new(started, tracked, route, timing, limit)
     }
 }

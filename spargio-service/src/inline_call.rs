@@ -18,7 +18,7 @@ use std::time::Duration;
 use spargio_rt::time::Sleep;
 
 use crate::error::{BoxError, HandlerError};
-use crate::handler::Tracked;
+use crate::handler::{Timing, Tracked};
 use crate::measured::PollReport;
 use crate::protocol::RouteKey;
 
@@ -32,8 +32,9 @@ pin_project_lite::pin_project! {
         failed: Option<HandlerError>,
         tracked: Tracked,
         route: RouteKey,
-        // Whether adaptive placement wants this request's poll times.
-        timed: bool,
+        // Whether (and for what) adaptive placement wants this request's
+        // poll times.
+        timing: Timing,
         report: PollReport,
         deadline: Option<Sleep>,
     }
@@ -41,12 +42,12 @@ pin_project_lite::pin_project! {
 
 impl<F> InlineCall<F> {
     /// Polls `started` (the service's future, or why `call` failed) under
-    /// the request timeout `limit`, timing its polls when `timed`.
+    /// the request timeout `limit`, timing its polls as `timing` says.
     pub(crate) fn new(
         started: Result<F, HandlerError>,
         tracked: Tracked,
         route: RouteKey,
-        timed: bool,
+        timing: Timing,
         limit: Option<Duration>,
     ) -> Self {
         let (fut, failed) = match started {
@@ -58,7 +59,7 @@ impl<F> InlineCall<F> {
             failed,
             tracked,
             route,
-            timed,
+            timing,
             report: PollReport::default(),
             deadline: limit.map(spargio_rt::time::sleep),
         }
@@ -81,13 +82,16 @@ where
                 .expect("InlineCall polled after it finished");
             return Poll::Ready(this.tracked.finished(Err(e)));
         };
-        let polled = this.report.time(*this.timed, || {
+        let polled = this.report.time(this.timing.timed(), || {
             catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         });
         let res = match polled {
             Ok(Poll::Ready(out)) => {
-                if *this.timed {
-                    this.tracked.shared.learn(*this.route, this.report);
+                if this.timing.timed() {
+                    let to_route = *this.timing == Timing::Route;
+                    this.tracked
+                        .shared
+                        .learn(*this.route, this.report, to_route);
                 }
                 out.map_err(|e| HandlerError::Service(e.into()))
             }

@@ -21,7 +21,12 @@ pub enum HandlerPlacement {
     Stealable,
     /// Starts inline and measures each route's poll times; a route whose
     /// polls run long (see [`AdaptiveConfig`]) moves to stealable, and
-    /// moves back when its polls get short again.
+    /// moves back when its polls get short again. For requests the
+    /// protocol gives no route ([`RouteKey::DEFAULT`](crate::RouteKey::DEFAULT)),
+    /// a connection whose last request had a poll of `heavy_poll` or more
+    /// also sends its next request stealable: a connection that turns hot
+    /// moves even while the one route's average, diluted by every other
+    /// connection's cheap requests, stays low.
     Adaptive,
 }
 
@@ -29,7 +34,8 @@ pub enum HandlerPlacement {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdaptiveConfig {
     /// A route whose smoothed longest poll per request reaches this moves to
-    /// stealable; it moves back below half of it.
+    /// stealable; it moves back below half of it. An unrouted request with
+    /// a poll this long sends its connection's next request stealable.
     pub heavy_poll: Duration,
     /// Routes tracked at once; requests of further routes share one slot.
     pub max_routes: usize,

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use spargio_rt::{RuntimeHandle, ShardId};
 use spargio_service::codec::{Client, LengthDelimited, Status};
 use spargio_service::{
-    AcceptMode, Connection, Handler, HandlerPlacement, Protocol, Server, ServerBuilder,
-    ShutdownReport,
+    AcceptMode, AdaptiveConfig, Connection, Handler, HandlerPlacement, Protocol, Server,
+    ServerBuilder, ShutdownReport,
 };
 use tower::service_fn;
 
@@ -629,6 +629,60 @@ fn adaptive_moves_only_the_heavy_route_to_stealable() {
             stats.snapshot().handlers_stealable,
             before + 1,
             "a heavy route runs stealable"
+        );
+        drop(c);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}
+
+#[test]
+fn adaptive_sends_a_hot_connections_next_request_stealable_while_its_route_stays_light() {
+    run2(|handle| async move {
+        let server = ServerBuilder::new()
+            .handler_placement(HandlerPlacement::Adaptive)
+            .adaptive(AdaptiveConfig {
+                heavy_poll: Duration::from_millis(1),
+                ..AdaptiveConfig::default()
+            })
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        // A heavy request polls for 3 ms: over the 1 ms threshold on its
+        // own, but a route average (weight 1/8) needs several in a row.
+        let service = service_fn(|req: Bytes| async move {
+            if &req[..] == b"heavy" {
+                burn(Duration::from_millis(3));
+            }
+            Ok::<_, Infallible>(req)
+        });
+        let serving = start(&handle, server, service);
+        let mut c = Client::connect(addr).await.unwrap();
+        for _ in 0..40 {
+            ok(&mut c, b"light").await;
+        }
+        let stealable = || stats.snapshot().handlers_stealable;
+        assert_eq!(stealable(), 0, "cheap handlers stay inline");
+        ok(&mut c, b"heavy").await;
+        assert_eq!(
+            stealable(),
+            0,
+            "a connection's first heavy request runs inline"
+        );
+        ok(&mut c, b"heavy").await;
+        assert_eq!(
+            stealable(),
+            1,
+            "the request after a heavy one on the same connection runs stealable"
+        );
+        ok(&mut c, b"light").await;
+        ok(&mut c, b"light").await;
+        assert_eq!(
+            stealable(),
+            2,
+            "one request after the last heavy one runs stealable, then inline again"
         );
         drop(c);
         stop.shutdown();
