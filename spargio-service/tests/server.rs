@@ -14,7 +14,7 @@ use spargio_rt::{RuntimeHandle, ShardId};
 use spargio_service::codec::{Client, LengthDelimited, Status};
 use spargio_service::{
     AcceptMode, AdaptiveConfig, Connection, Handler, HandlerPlacement, Protocol, Server,
-    ServerBuilder, ShutdownReport,
+    ServerBuilder, ShutdownHandle, ShutdownReport, StatsHandle,
 };
 use tower::service_fn;
 
@@ -592,22 +592,51 @@ fn with_graceful_shutdown_stops_on_the_signal() {
     });
 }
 
+/// An Adaptive server with `cfg`, bound to a free port: the server, its
+/// address, counters and shutdown handle.
+fn adaptive_server(
+    handle: &RuntimeHandle,
+    cfg: AdaptiveConfig,
+) -> (Server, std::net::SocketAddr, StatsHandle, ShutdownHandle) {
+    let server = ServerBuilder::new()
+        .handler_placement(HandlerPlacement::Adaptive)
+        .adaptive(cfg)
+        .bind(handle, "127.0.0.1:0")
+        .unwrap();
+    let (addr, stats, stop) = (
+        server.local_addr(),
+        server.stats(),
+        server.shutdown_handle(),
+    );
+    (server, addr, stats, stop)
+}
+
+/// An echo service that burns `d` of CPU in the poll of the requests
+/// `heavy` picks.
+fn burning_echo(
+    heavy: fn(&[u8]) -> bool,
+    d: Duration,
+) -> impl tower::Service<
+    Bytes,
+    Response = Bytes,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Bytes, Infallible>> + Send,
+> + Clone
+       + Send
+       + 'static {
+    service_fn(move |req: Bytes| async move {
+        if heavy(&req) {
+            burn(d);
+        }
+        Ok::<_, Infallible>(req)
+    })
+}
+
 #[test]
 fn adaptive_moves_only_the_heavy_route_to_stealable() {
     run2(|handle| async move {
-        let server = ServerBuilder::new()
-            .handler_placement(HandlerPlacement::Adaptive)
-            .bind(&handle, "127.0.0.1:0")
-            .unwrap();
-        let addr = server.local_addr();
-        let stats = server.stats();
-        let stop = server.shutdown_handle();
-        let service = service_fn(|req: Bytes| async move {
-            if &req[..] == b"heavy" {
-                burn(Duration::from_millis(2));
-            }
-            Ok::<_, Infallible>(req)
-        });
+        let (server, addr, stats, stop) = adaptive_server(&handle, AdaptiveConfig::default());
+        let service = burning_echo(|req| req == b"heavy", Duration::from_millis(2));
         // All requests share one route: the codec keys every request with
         // RouteKey::DEFAULT, so heavy polls move the whole service.
         let serving = start(&handle, server, service);
@@ -639,25 +668,14 @@ fn adaptive_moves_only_the_heavy_route_to_stealable() {
 #[test]
 fn adaptive_sends_a_hot_connections_next_request_stealable_while_its_route_stays_light() {
     run2(|handle| async move {
-        let server = ServerBuilder::new()
-            .handler_placement(HandlerPlacement::Adaptive)
-            .adaptive(AdaptiveConfig {
-                heavy_poll: Duration::from_millis(1),
-                ..AdaptiveConfig::default()
-            })
-            .bind(&handle, "127.0.0.1:0")
-            .unwrap();
-        let addr = server.local_addr();
-        let stats = server.stats();
-        let stop = server.shutdown_handle();
+        let cfg = AdaptiveConfig {
+            heavy_poll: Duration::from_millis(1),
+            ..AdaptiveConfig::default()
+        };
+        let (server, addr, stats, stop) = adaptive_server(&handle, cfg);
         // A heavy request polls for 3 ms: over the 1 ms threshold on its
         // own, but a route average (weight 1/8) needs several in a row.
-        let service = service_fn(|req: Bytes| async move {
-            if &req[..] == b"heavy" {
-                burn(Duration::from_millis(3));
-            }
-            Ok::<_, Infallible>(req)
-        });
+        let service = burning_echo(|req| req == b"heavy", Duration::from_millis(3));
         let serving = start(&handle, server, service);
         let mut c = Client::connect(addr).await.unwrap();
         for _ in 0..40 {
@@ -693,19 +711,8 @@ fn adaptive_sends_a_hot_connections_next_request_stealable_while_its_route_stays
 #[test]
 fn adaptive_with_routes_moves_the_heavy_method_and_keeps_the_cheap_one_inline() {
     run2(|handle| async move {
-        let server = ServerBuilder::new()
-            .handler_placement(HandlerPlacement::Adaptive)
-            .bind(&handle, "127.0.0.1:0")
-            .unwrap();
-        let addr = server.local_addr();
-        let stats = server.stats();
-        let stop = server.shutdown_handle();
-        let service = service_fn(|req: Bytes| async move {
-            if req[0] == b'H' {
-                burn(Duration::from_millis(2));
-            }
-            Ok::<_, Infallible>(req)
-        });
+        let (server, addr, stats, stop) = adaptive_server(&handle, AdaptiveConfig::default());
+        let service = burning_echo(|req| req[0] == b'H', Duration::from_millis(2));
         // The first byte names the "method".
         let protocol = LengthDelimited::new()
             .route_by(|req| spargio_service::RouteKey(req.first().copied().unwrap_or(0).into()));
