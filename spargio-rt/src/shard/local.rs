@@ -43,6 +43,8 @@ pub(crate) struct LocalShard {
     pub(super) in_poll: Cell<bool>,
     /// Stealable spawns this poll has placed on other shards.
     pub(super) placed_away: Cell<u32>,
+    /// The backlog this poll last announced to idle shards (0: none yet).
+    announced: Cell<usize>,
     pub(crate) timers: RefCell<TimerHeap>,
     pub(super) doorbell_queued: Cell<bool>,
     /// A stealable task was queued outside a poll without waking a helper
@@ -186,7 +188,7 @@ pub(crate) fn push_stealable_here(
         if lifo && l.in_poll.get() && l.inner.steal.lifo_cap > 0 {
             if let Some(prev) = l.lifo.replace(Some(t)) {
                 l.worker.push(prev);
-                park::notify_idle(&l.inner, l.worker.len());
+                l.announce(l.worker.len());
             }
         } else {
             l.worker.push(t);
@@ -199,7 +201,7 @@ pub(crate) fn push_stealable_here(
             // first.
             let queued = l.worker.len();
             if l.in_poll.get() || queued >= 2 {
-                park::notify_idle(&l.inner, queued);
+                l.announce(queued);
             } else {
                 l.unannounced.set(true);
             }
@@ -274,6 +276,7 @@ impl LocalShard {
             lifo_streak: Cell::new(0),
             in_poll: Cell::new(false),
             placed_away: Cell::new(0),
+            announced: Cell::new(0),
             timers: RefCell::new(TimerHeap::default()),
             doorbell_queued: Cell::new(false),
             unannounced: Cell::new(false),
@@ -369,6 +372,25 @@ impl LocalShard {
         None
     }
 
+    /// Tells idle shards that `queued` stealable tasks wait here
+    /// ([`park::notify_idle`], a `SeqCst` fence and a look at every shard's
+    /// flags). Inside a poll that queues many (a task spawning a burst),
+    /// only a backlog that has doubled since the poll's last announcement
+    /// is announced again (1, 2, 4, 8, ...): the helper woken by the first
+    /// keeps stealing while work is queued, and a shard that goes to sleep
+    /// meanwhile re-checks the queues after publishing that it sleeps, so
+    /// it sees the backlog itself. Outside a poll every call announces.
+    fn announce(&self, queued: usize) {
+        if self.in_poll.get() {
+            let last = self.announced.get();
+            if last != 0 && queued < last.saturating_mul(2) {
+                return;
+            }
+            self.announced.set(queued.max(1));
+        }
+        park::notify_idle(&self.inner, queued);
+    }
+
     /// Queues the tasks that yielded since the last call, in the order
     /// they yielded (see [`defer_here`]).
     pub(crate) fn wake_deferred(&self) {
@@ -422,6 +444,7 @@ impl LocalShard {
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.in_poll.set(true);
         self.placed_away.set(0);
+        self.announced.set(0);
         task.run();
         self.in_poll.set(false);
         shared
