@@ -397,16 +397,22 @@ impl LocalShard {
         if self.deferred.borrow().is_empty() {
             return;
         }
-        let tasks = std::mem::take(&mut *self.deferred.borrow_mut());
-        for task in tasks {
+        let mut tasks = std::mem::take(&mut *self.deferred.borrow_mut());
+        for task in tasks.drain(..) {
             match task.metadata().home {
                 Home::Pinned(_) | Home::Local(_) => self.pinned.borrow_mut().push_back(task),
-                Home::Stealable | Home::Blocking => {
+                Home::Stealable => {
                     if let Err(task) = push_stealable_here(&self.inner, self.index, task, false) {
                         unreachable!("shard {} is this thread: {task:?}", self.index);
                     }
                 }
+                Home::Blocking => unreachable!("defer_here never holds a blocking-pool task"),
             }
+        }
+        // Keep the list's buffer for the next turn's yields.
+        let mut deferred = self.deferred.borrow_mut();
+        if deferred.is_empty() {
+            *deferred = tasks;
         }
     }
 
