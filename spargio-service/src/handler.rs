@@ -81,18 +81,21 @@ impl ConnShared {
         }
     }
 
-    /// How an inline request of `route` is timed: under adaptive placement
-    /// always for the connection's record (two clock reads per poll), and
+    /// How an inline request of `route` is timed under adaptive placement:
     /// for the route's shared average until it has a sample, then one
     /// request in [`SAMPLE_EVERY`](crate::adaptive::SAMPLE_EVERY) (that
-    /// average is a slot every shard writes).
+    /// average is a slot every shard writes); an unrouted request
+    /// ([`RouteKey::DEFAULT`]) always, for its connection's own record.
+    /// Timing costs two clock reads per poll.
     fn inline_timing(&self, route: RouteKey) -> Timing {
         if !self.adaptive() {
             Timing::Off
         } else if self.adaptive.should_time(route) {
             Timing::Route
-        } else {
+        } else if route == RouteKey::DEFAULT {
             Timing::Connection
+        } else {
+            Timing::Off
         }
     }
 
