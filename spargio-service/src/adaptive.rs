@@ -54,8 +54,9 @@ impl AdaptiveTable {
     /// request in [`SAMPLE_EVERY`], picked at random (so a route that is
     /// heavy every n-th request is not missed by a fixed stride). Recording
     /// writes a slot that every shard shares, which cheap routes would
-    /// otherwise pay on every request. (Every adaptive request is timed for
-    /// its connection's own record, which stays on the connection's shard.)
+    /// otherwise pay on every request. (Unrouted requests are also timed on
+    /// every poll for their connection's own record, which stays on the
+    /// connection's shard.)
     pub(crate) fn should_time(&self, route: RouteKey) -> bool {
         self.slot(route).load(Ordering::Relaxed) == 0 || sampled()
     }
