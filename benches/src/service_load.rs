@@ -314,11 +314,16 @@ async fn run(conns: &mut [Conn], cmd: LoadCmd) -> io::Result<LoadRun> {
         let per_iter = (conns.len() as u32 * REQUESTS_PER_CONN) as f64;
         let offered = rate * cmd.min_time.as_secs_f64() / per_iter;
         iterations = (offered.ceil() as u32).max(cmd.min_iters);
+        // The run ends with its last request, even if the Poisson gaps
+        // added up to a little less than `min_time`: a closed-loop
+        // iteration appended here would mix its latencies into the open
+        // loop's.
         open_loop(conns, cmd.row, rate, iterations, cmd.record).await?;
-    }
-    while iterations < cmd.min_iters || wall0.elapsed() < cmd.min_time {
-        iteration(conns, cmd.row, cmd.record).await?;
-        iterations += 1;
+    } else {
+        while iterations < cmd.min_iters || wall0.elapsed() < cmd.min_time {
+            iteration(conns, cmd.row, cmd.record).await?;
+            iterations += 1;
+        }
     }
     let (wall, client_cpu) = (wall0.elapsed(), thread_cpu_time() - cpu0);
     let mut out = LoadRun {

@@ -10,8 +10,8 @@
 //!
 //! tokio's own timer rounds to whole milliseconds, far coarser than the
 //! gaps between requests, so each pacer waits on a `timerfd` of its own
-//! (`CLOCK_MONOTONIC`, absolute deadlines, nanosecond resolution) through
-//! tokio's `AsyncFd`.
+//! (`CLOCK_MONOTONIC`, nanosecond resolution, armed for the time left until
+//! the request is due) through tokio's `AsyncFd`.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -81,6 +81,8 @@ impl Pacer {
 
     /// Sleeps for `d` on the timerfd (a relative one-shot timer).
     async fn sleep(&mut self, d: Duration) -> io::Result<()> {
+        // A zero it_value disarms the timer: wait at least 1 ns.
+        let d = d.max(Duration::from_nanos(1));
         let spec = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
@@ -88,9 +90,7 @@ impl Pacer {
             },
             it_value: libc::timespec {
                 tv_sec: d.as_secs() as libc::time_t,
-                // A zero it_value disarms the timer; wait at least 1 ns.
-                tv_nsec: i64::from(d.subsec_nanos().max(u32::from(d.as_secs() == 0)))
-                    as libc::c_long,
+                tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
             },
         };
         let fd = self.timer.get_ref().as_raw_fd();
