@@ -136,6 +136,44 @@ fn a_long_pipelined_run_is_answered_in_order_through_a_small_write_buffer() {
 }
 
 #[test]
+fn each_request_on_a_connection_sees_only_its_own_head() {
+    // The connection parses every head into one reused head; nothing of a
+    // request (method, target, version, fields) may show in the next one.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        let mut names: Vec<_> = req
+            .headers()
+            .keys()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        names.sort();
+        let text = format!(
+            "{} {} {:?} [{}]",
+            req.method(),
+            req.uri(),
+            req.version(),
+            names.join(",")
+        );
+        Ok::<_, Infallible>(Response::new(Body::from(text)))
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    c.send(
+        b"DELETE /first?x=1 HTTP/1.1\r\nHost: a\r\nX-One: 1\r\nX-Two: 2\r\n\r\n\
+          GET /second HTTP/1.1\r\nHost: b\r\n\r\n\
+          OPTIONS * HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    assert_eq!(
+        c.read_response().body_str(),
+        "DELETE /first?x=1 HTTP/1.1 [host,x-one,x-two]"
+    );
+    assert_eq!(c.read_response().body_str(), "GET /second HTTP/1.1 [host]");
+    assert_eq!(
+        c.read_response().body_str(),
+        "OPTIONS * HTTP/1.0 [connection]"
+    );
+}
+
+#[test]
 fn chunked_request_body_with_trailers_reaches_the_service() {
     let server = TestServer::start(echo_service());
     let mut c = server.connect();

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spargio_rt::time::Sleep;
 
@@ -82,19 +82,27 @@ where
                 .expect("InlineCall polled after it finished");
             return Poll::Ready(this.tracked.finished(Err(e)));
         };
-        let polled = this.report.time(this.timing.timed(), || {
-            catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
-        });
-        let res = match polled {
-            Ok(Poll::Ready(out)) => {
-                if this.timing.timed() {
-                    let to_route = *this.timing == Timing::Route;
-                    this.tracked
-                        .shared
-                        .learn(*this.route, this.report, to_route);
-                }
-                out.map_err(|e| HandlerError::Service(e.into()))
+        // Timed here rather than through `PollReport::time`: one closure
+        // less for the response to be copied out of.
+        let started = this.timing.timed().then(Instant::now);
+        let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+        if let Some(started) = started {
+            this.report.record(started.elapsed());
+        }
+        if this.timing.timed() && matches!(polled, Ok(Poll::Ready(_))) {
+            let to_route = *this.timing == Timing::Route;
+            this.tracked
+                .shared
+                .learn(*this.route, this.report, to_route);
+        }
+        let failed = match polled {
+            Ok(Poll::Ready(Ok(out))) => {
+                // The answer goes straight out (every hand-over on the way
+                // is a copy of the whole response).
+                this.fut.set(None);
+                return Poll::Ready(Ok(out));
             }
+            Ok(Poll::Ready(Err(e))) => HandlerError::Service(e.into()),
             Ok(Poll::Pending) => {
                 let timed_out = this
                     .deadline
@@ -103,14 +111,14 @@ where
                 if !timed_out {
                     return Poll::Pending;
                 }
-                Err(HandlerError::TimedOut)
+                HandlerError::TimedOut
             }
-            Err(payload) => Err(HandlerError::from_panic(&*payload)),
+            Err(payload) => HandlerError::from_panic(&*payload),
         };
-        // Finished, timed out or panicked: the future is dropped now and
+        // Failed, timed out or panicked: the future is dropped now and
         // never polled again.
         this.fut.set(None);
-        Poll::Ready(this.tracked.finished(res))
+        Poll::Ready(this.tracked.finished(Err(failed)))
     }
 }
 

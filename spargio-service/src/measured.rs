@@ -25,9 +25,14 @@ impl PollReport {
         let start = timed.then(Instant::now);
         let out = f();
         if let Some(start) = start {
-            self.longest = self.longest.max(start.elapsed());
+            self.record(start.elapsed());
         }
         out
+    }
+
+    /// Counts one poll that took `elapsed`.
+    pub(crate) fn record(&mut self, elapsed: Duration) {
+        self.longest = self.longest.max(elapsed);
     }
 }
 

@@ -37,5 +37,6 @@ pub use encode::{
 pub use error::{ChunkedError, EncodeError, RequestError, ResponseError};
 pub use fields::{connection_has_token, parse_content_length};
 pub use limits::Limits;
+pub(crate) use request::parse_request_buf_into;
 pub use request::{parse_request, parse_request_buf, BodyLength, RequestHead};
 pub use response_head::{parse_response, ResponseBodyLength, ResponseHead};

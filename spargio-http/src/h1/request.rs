@@ -93,7 +93,9 @@ pub fn parse_request(
             return Ok(None);
         };
         let head = Bytes::copy_from_slice(&buf[..found.len]);
-        build(&head, &found, fields, limits).map(|h| Some((h, found.len)))
+        let mut out = RequestHead::default();
+        build_into(&head, &found, fields, limits, &mut out)?;
+        Ok(Some((out, found.len)))
     })
 }
 
@@ -105,13 +107,45 @@ pub fn parse_request_buf(
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<RequestHead>, RequestError> {
+    let mut head = RequestHead::default();
+    Ok(parse_request_buf_into(buf, limits, &mut head)?.then_some(head))
+}
+
+/// [`parse_request_buf`] that writes the head into `out` (overwriting
+/// every field) and returns `Ok(true)`, instead of returning it: a server
+/// keeps one head per connection and moves its parts out, so the 200-odd
+/// bytes of a head are not copied through each return on the way. On
+/// `Ok(false)` neither `buf` nor `out` is changed; on an error `out` is
+/// unchanged.
+pub(crate) fn parse_request_buf_into(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    out: &mut RequestHead,
+) -> Result<bool, RequestError> {
     with_scratch(|fields| {
         let Some(found) = locate(buf, limits, fields)? else {
-            return Ok(None);
+            return Ok(false);
         };
         let head = buf.split_to(found.len).freeze();
-        build(&head, &found, fields, limits).map(Some)
+        build_into(&head, &found, fields, limits, out).map(|()| true)
     })
+}
+
+impl Default for RequestHead {
+    /// `GET /` over HTTP/1.1 with no fields and no body.
+    fn default() -> RequestHead {
+        RequestHead {
+            method: Method::GET,
+            uri: Uri::default(),
+            version: Version::HTTP_11,
+            headers: HeaderMap::new(),
+            body: BodyLength::Empty,
+            keep_alive: true,
+            expect_continue: false,
+            upgrade: false,
+            must_close: false,
+        }
+    }
 }
 
 /// Where a complete head's parts lie in the input.
@@ -210,13 +244,14 @@ fn locate(
 }
 
 /// Builds the head from `head` (the complete head's bytes, laid out as
-/// `found` and `fields` say).
-fn build(
+/// `found` and `fields` say) into `out`.
+fn build_into(
     head: &Bytes,
     found: &Located,
     fields: &FieldRanges,
     limits: &Limits,
-) -> Result<RequestHead, RequestError> {
+    out: &mut RequestHead,
+) -> Result<(), RequestError> {
     let version = found.version;
     let path_bytes = &head[found.path.clone()];
     // `http::Uri` refuses targets of u16::MAX bytes or more.
@@ -288,17 +323,16 @@ fn build(
         s.conn_keep_alive && !s.conn_close
     };
     let upgrade = (http11 && s.conn_upgrade && s.upgrade) || method == Method::CONNECT;
-    Ok(RequestHead {
-        method,
-        uri,
-        version,
-        headers: s.headers,
-        body,
-        keep_alive: keep_alive && !must_close,
-        expect_continue: http11 && s.expect_continue,
-        upgrade,
-        must_close,
-    })
+    out.method = method;
+    out.uri = uri;
+    out.version = version;
+    out.headers = s.headers;
+    out.body = body;
+    out.keep_alive = keep_alive && !must_close;
+    out.expect_continue = http11 && s.expect_continue;
+    out.upgrade = upgrade;
+    out.must_close = must_close;
+    Ok(())
 }
 
 /// Checks that the request-target form fits the method (RFC 9112 §3.2).

@@ -43,6 +43,9 @@ where
     let mut input = Input::new(reader, cfg.read_buffer);
     let mut out = Output::new(writer);
     let mut watch = ReadWatch::new(conn);
+    // Each request head is parsed into this one, and its parts are moved
+    // out when the request is built.
+    let mut head = RequestHead::default();
     loop {
         if out.buf.len() >= cfg.write_buffer {
             // Answers to a long run of pipelined requests go out before
@@ -50,12 +53,12 @@ where
             out.flush().await?;
         }
         // A head already buffered (pipelining) needs no read.
-        let next = match parse_buffered(&mut input, cfg) {
+        let next = match parse_buffered(&mut input, cfg, &mut head) {
             Some(next) => next,
-            None => read_head(&mut input, &mut out, &mut watch, cfg).await?,
+            None => read_head(&mut input, &mut out, &mut watch, cfg, &mut head).await?,
         };
-        let head = match next {
-            Next::Head(head) => head,
+        match next {
+            Next::Head => {}
             Next::Closed => {
                 let _ = out.shutdown().await;
                 return Ok(());
@@ -74,7 +77,7 @@ where
                 );
                 return close_lingering(&mut input, &mut out, cfg).await;
             }
-        };
+        }
         // Backpressure: the request (its body, and any request behind it)
         // is not read further until the service is ready. Readiness is
         // asked only once a request head is here, so an idle keep-alive
@@ -94,7 +97,7 @@ where
         // Futures are moved whole when awaited, so the common case (a
         // bodiless request) awaits only what it needs; the body path's
         // larger future is boxed.
-        let after = match start(&mut out, &mut handler, head, conn, cfg) {
+        let after = match start(&mut out, &mut handler, &mut head, conn, cfg) {
             Started::Bodiless(Call { fut, ex, pending }) => {
                 let responded = respond(&mut out, fut, &ex, None, None, conn, cfg).await?;
                 after(responded, FeedEnd::Complete, pending)
@@ -128,11 +131,9 @@ where
 }
 
 /// How waiting for a request head ended.
-// Returned once per request and moved straight out: boxing the head would
-// cost an allocation per request to save a copy.
-#[allow(clippy::large_enum_variant)]
 enum Next {
-    Head(RequestHead),
+    /// A request head was parsed into the connection's head.
+    Head,
     /// The client closed, the connection idled out, or the server is
     /// closing it, with no partial request pending.
     Closed,
@@ -146,12 +147,14 @@ enum Next {
 /// written alongside each read. The head must arrive within the header-read
 /// timeout, counted from now; while nothing of it has arrived, the wait
 /// is also bounded by the idle timeout and ended by a graceful shutdown
-/// (`watch` keeps those timers armed across requests).
+/// (`watch` keeps those timers armed across requests). A head is parsed
+/// into `head`.
 async fn read_head<R, W>(
     input: &mut Input<R>,
     out: &mut Output<W>,
     watch: &mut ReadWatch<'_>,
     cfg: &HttpConfig,
+    head: &mut RequestHead,
 ) -> io::Result<Next>
 where
     R: TransportRead,
@@ -159,7 +162,7 @@ where
 {
     let deadline = Instant::now() + cfg.header_read_timeout;
     loop {
-        if let Some(next) = parse_buffered(input, cfg) {
+        if let Some(next) = parse_buffered(input, cfg, head) {
             return Ok(next);
         }
         if input.eof {
@@ -181,15 +184,19 @@ where
     }
 }
 
-/// Takes a whole request head off the front of the input buffer, if one is
-/// there (or says why what is there is refused).
-fn parse_buffered<R>(input: &mut Input<R>, cfg: &HttpConfig) -> Option<Next> {
+/// Takes a whole request head off the front of the input buffer into
+/// `head`, if one is there (or says why what is there is refused).
+fn parse_buffered<R>(
+    input: &mut Input<R>,
+    cfg: &HttpConfig,
+    head: &mut RequestHead,
+) -> Option<Next> {
     if input.buf.is_empty() {
         return None;
     }
-    match h1::parse_request_buf(&mut input.buf, &cfg.limits) {
-        Ok(Some(head)) => Some(Next::Head(head)),
-        Ok(None) => None,
+    match h1::parse_request_buf_into(&mut input.buf, &cfg.limits, head) {
+        Ok(true) => Some(Next::Head),
+        Ok(false) => None,
         Err(e) => Some(Next::Bad(e.status())),
     }
 }
@@ -229,13 +236,14 @@ struct Call<F> {
     pending: Option<upgrade::Pending>,
 }
 
-/// Turns `head` into a `Request`, calls the service, and says what is left
-/// to do. No I/O: the caller awaits the response (and feeds the body), so
-/// the common bodiless exchange needs no future of its own.
+/// Turns `head` into a `Request` (moving its target and fields out), calls
+/// the service, and says what is left to do. No I/O: the caller awaits the
+/// response (and feeds the body), so the common bodiless exchange needs no
+/// future of its own.
 fn start<'h, W, H, B>(
     out: &mut Output<W>,
     handler: &'h mut H,
-    head: RequestHead,
+    head: &mut RequestHead,
     conn: &Connection,
     cfg: &HttpConfig,
 ) -> Started<impl Future<Output = Result<Response<B>, HandlerError>> + 'static + use<'h, W, H, B>>
@@ -244,16 +252,16 @@ where
     H: Handler<Request<Body>, Response = Response<B>>,
 {
     let RequestHead {
-        method,
-        uri,
+        ref mut method,
+        ref mut uri,
         version,
-        headers,
+        ref mut headers,
         body,
         keep_alive,
         expect_continue,
         upgrade,
         must_close,
-    } = head;
+    } = *head;
     if let (Some(max), BodyLength::Length(n)) = (cfg.max_body, body) {
         if n > max {
             conn.record_bad_request();
@@ -289,12 +297,12 @@ where
             )
         }
     };
-    let route = route_key(&uri);
+    let route = route_key(uri);
     let mut req = Request::new(req_body);
     *req.method_mut() = method.clone();
-    *req.uri_mut() = uri;
+    *req.uri_mut() = std::mem::take(uri);
     *req.version_mut() = version;
-    *req.headers_mut() = headers;
+    *req.headers_mut() = std::mem::take(headers);
     let pending = if upgrade {
         let (on, pending) = upgrade::pending();
         req.extensions_mut().insert(on);
@@ -303,7 +311,7 @@ where
         None
     };
     let ex = Exchange {
-        method,
+        method: std::mem::take(method),
         version,
         keep_alive: keep_alive && cfg.keep_alive && !must_close,
         upgrade_requested: pending.is_some(),

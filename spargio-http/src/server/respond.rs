@@ -81,28 +81,32 @@ where
     B: HttpBody,
     B::Error: Into<BoxError>,
 {
-    let (res, continue_sent) = {
-        let mut fut = pin!(fut);
-        match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
-            Poll::Ready(res) => (res, false),
-            Poll::Pending => {
-                // Earlier pipelined responses go out while this one is
-                // being worked on.
-                out.flush().await?;
-                match gate {
-                    None => (fut.await, false),
-                    Some(gate) => Box::pin(wait_gated(out, fut.as_mut(), gate)).await?,
-                }
-            }
-        }
-    };
     // The client waits for `100 Continue` before it sends the body; if the
     // service answered without asking for it, whether the body follows is
     // unknown, so the connection closes after this response.
-    let body_done = progress.is_none_or(|p| p.done.get());
-    let body_unknown = ex.gated && !continue_sent && !body_done;
-    let refused = progress.and_then(|p| p.refused.get());
-    match write_head(out, res, ex, body_unknown, refused, conn) {
+    let context = |continue_sent: bool| HeadContext {
+        ex,
+        body_unknown: ex.gated && !continue_sent && !progress.is_none_or(|p| p.done.get()),
+        refused: progress.and_then(|p| p.refused.get()),
+        conn,
+    };
+    let mut fut = pin!(fut);
+    // A response ready at the first poll goes straight from the poll into
+    // the head's encoding (each hand-over of it on the way is a copy).
+    let head = match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        Poll::Ready(res) => write_head(out, res, context(false)),
+        Poll::Pending => {
+            // Earlier pipelined responses go out while this one is being
+            // worked on.
+            out.flush().await?;
+            let (res, continue_sent) = match gate {
+                None => (fut.await, false),
+                Some(gate) => Box::pin(wait_gated(out, fut.as_mut(), gate)).await?,
+            };
+            write_head(out, res, context(continue_sent))
+        }
+    };
+    match head {
         Head::Done(responded) => Ok(responded),
         Head::Switched => {
             out.flush().await?;
@@ -151,21 +155,28 @@ enum Head<B> {
     },
 }
 
+/// What the head of a response depends on besides the response.
+struct HeadContext<'a> {
+    ex: &'a Exchange,
+    /// Whether the request's body may still follow (see `respond`).
+    body_unknown: bool,
+    /// The error the request body's feed answers instead, if any.
+    refused: Option<StatusCode>,
+    conn: &'a Connection,
+}
+
 /// Queues the head of the service's answer `res` (or the error page that
 /// replaces it). No I/O, so none of this is kept in the response future.
 fn write_head<W, B>(
     out: &mut Output<W>,
     res: Result<Response<B>, HandlerError>,
-    ex: &Exchange,
-    body_unknown: bool,
-    refused: Option<StatusCode>,
-    conn: &Connection,
+    cx: HeadContext<'_>,
 ) -> Head<B>
 where
     B: HttpBody,
 {
-    let resp = match res {
-        Ok(resp) => resp,
+    match res {
+        Ok(resp) => write_response_head(out, resp, cx),
         Err(e) => {
             let status = match e {
                 HandlerError::TimedOut | HandlerError::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
@@ -173,19 +184,33 @@ where
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             };
-            let keep_alive = ex.keep_alive && !conn.is_closing() && !body_unknown;
-            error_page::write(&mut out.buf, ex.version, status, keep_alive);
-            return Head::Done(Responded::Done { keep_alive });
+            let keep_alive = cx.ex.keep_alive && !cx.conn.is_closing() && !cx.body_unknown;
+            error_page::write(&mut out.buf, cx.ex.version, status, keep_alive);
+            Head::Done(Responded::Done { keep_alive })
         }
-    };
+    }
+}
+
+/// [`write_head`] for a response the service gave.
+fn write_response_head<W, B>(out: &mut Output<W>, resp: Response<B>, cx: HeadContext<'_>) -> Head<B>
+where
+    B: HttpBody,
+{
+    let HeadContext {
+        ex,
+        body_unknown,
+        refused,
+        conn,
+    } = cx;
     if let Some(status) = refused {
         // The request body was malformed or too large: the request gets
         // the error, not the service's answer to a body it never fully had.
         error_page::write(&mut out.buf, ex.version, status, false);
         return Head::Done(Responded::Done { keep_alive: false });
     }
-    let (parts, body) = resp.into_parts();
-    let status = parts.status;
+    // The head is read in place; only the body is moved out at the end
+    // (taking the response apart first would copy all of it).
+    let status = resp.status();
     let internal_error = |out: &mut Output<W>, keep_alive| {
         error_page::write(
             &mut out.buf,
@@ -206,7 +231,7 @@ where
             &mut out.buf,
             ex.version,
             status,
-            &parts.headers,
+            resp.headers(),
             ResponseFraming::NoBody,
             None,
             true,
@@ -217,10 +242,10 @@ where
         };
     }
 
-    let exact = body.size_hint().exact();
-    let framing = h1::response_framing(&ex.method, ex.version, status, &parts.headers, exact);
-    let service_closes = parts
-        .headers
+    let exact = resp.body().size_hint().exact();
+    let framing = h1::response_framing(&ex.method, ex.version, status, resp.headers(), exact);
+    let service_closes = resp
+        .headers()
         .get_all(header::CONNECTION)
         .iter()
         .any(|v| has_token(v.as_bytes(), b"close"));
@@ -238,7 +263,7 @@ where
         &mut out.buf,
         ex.version,
         status,
-        &parts.headers,
+        resp.headers(),
         framing,
         head_length,
         keep_alive,
@@ -250,7 +275,7 @@ where
     match framing {
         ResponseFraming::NoBody => Head::Done(Responded::Done { keep_alive }),
         _ => Head::Body {
-            body,
+            body: resp.into_body(),
             framing,
             keep_alive,
         },
