@@ -207,6 +207,8 @@ impl std::ops::Deref for ConnShared {
 /// One request from its call to its end: counted in `requests` and
 /// `requests_in_flight` (on the connection's shard's slot, so shards do not
 /// share a hot cache line) and, when it fails, in the failure counters.
+/// `!Send` (it holds an `Rc`): it lives and dies on `home`'s thread, the
+/// only writer of `home`'s slots.
 pub(crate) struct Tracked {
     pub(crate) shared: Rc<ConnShared>,
     home: ShardId,

@@ -25,6 +25,12 @@ impl Counter {
 
 /// A counter that every shard bumps on every request: one slot per shard,
 /// each on its own cache line, summed when read.
+///
+/// Each slot has one writer, the thread of its shard: updates are a plain
+/// load and store (no locked read-modify-write on the request path), which
+/// would lose counts if two threads wrote one slot, though never memory
+/// safety. Callers hold something `!Send` made on the shard they name
+/// (`Tracked` holds an `Rc`), which keeps them on that shard's thread.
 #[derive(Debug)]
 pub(crate) struct ShardedCounter(Box<[CachePadded<AtomicU64>]>);
 
@@ -41,15 +47,22 @@ impl ShardedCounter {
         &self.0[shard % self.0.len()]
     }
 
-    /// Adds `n` on `shard`'s slot.
+    /// Adds `n` on `shard`'s slot; only `shard`'s thread may call this.
     pub(crate) fn add(&self, shard: usize, n: u64) {
-        self.slot(shard).fetch_add(n, Ordering::Relaxed);
+        let slot = self.slot(shard);
+        slot.store(
+            slot.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
-    /// Takes `n` off `shard`'s slot; a slot may wrap below zero when
-    /// another slot got the matching add, the sum stays right.
+    /// Takes `n` off `shard`'s slot; only `shard`'s thread may call this.
     pub(crate) fn sub(&self, shard: usize, n: u64) {
-        self.slot(shard).fetch_sub(n, Ordering::Relaxed);
+        let slot = self.slot(shard);
+        slot.store(
+            slot.load(Ordering::Relaxed).wrapping_sub(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// The sum over all slots.

@@ -406,9 +406,16 @@ where
 /// The route a request counts towards under adaptive handler placement:
 /// the first segment of its path.
 fn route_key(uri: &Uri) -> RouteKey {
-    let path = uri.path().trim_start_matches('/');
-    let first = path.split('/').next().unwrap_or("");
-    RouteKey::of(first)
+    // Byte scans: paths are short, and `str` searching costs more here
+    // than the hashing.
+    let path = uri.path();
+    let bytes = path.as_bytes();
+    let start = bytes.iter().position(|&b| b != b'/').unwrap_or(bytes.len());
+    let len = bytes[start..]
+        .iter()
+        .position(|&b| b == b'/')
+        .unwrap_or(bytes.len() - start);
+    RouteKey::of(&path[start..start + len])
 }
 
 /// Writes what is queued, ends the write side, then reads and discards
@@ -439,4 +446,22 @@ where
     };
     let _ = spargio_rt::time::timeout(cfg.drain_timeout, drain).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_route_is_the_first_path_segment() {
+        let key = |target: &str| route_key(&target.parse::<Uri>().unwrap());
+        assert_eq!(key("/users/7/posts"), RouteKey::of("users"));
+        assert_eq!(key("/users"), RouteKey::of("users"));
+        assert_eq!(key("//users/"), RouteKey::of("users"));
+        assert_eq!(key("/search?q=a/b"), RouteKey::of("search"));
+        assert_eq!(key("http://example.com/api/v1"), RouteKey::of("api"));
+        assert_eq!(key("/"), RouteKey::of(""));
+        assert_eq!(key("*"), RouteKey::of("*"));
+        assert_ne!(key("/users"), key("/posts"));
+    }
 }
