@@ -1,10 +1,13 @@
 //! `HandlerPlacement::Adaptive`'s memory: per route, a smoothed longest
 //! poll, and whether the route runs inline or stealable.
 //!
-//! The table is a fixed array of atomic slots indexed by the route key, so
-//! every shard reads and updates it without a lock. Routes beyond the table
-//! size share slots (documented on `AdaptiveConfig::max_routes`). Updates
-//! race benignly: a lost sample only slows the average down.
+//! Each shard has its own table, a fixed array of slots indexed by the
+//! route key, which only that shard's connections read and write: a
+//! shard learns a route from its own requests, and no cache line is shared
+//! between shards on the request path (a table shared by all shards had
+//! every sampled request write a line that every other shard then read).
+//! Routes beyond the table size share slots (documented on
+//! `AdaptiveConfig::max_routes`).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,27 +19,33 @@ use crate::protocol::RouteKey;
 /// Top bit of a slot: the route currently runs stealable.
 const HEAVY: u64 = 1 << 63;
 
-/// Per-route poll-time averages and placement decisions.
+/// Per-shard, per-route poll-time averages and placement decisions.
 pub(crate) struct AdaptiveTable {
-    slots: Box<[AtomicU64]>,
+    /// One slot array per shard. The slots are atomics only so the table
+    /// can be shared; each array has one thread using it.
+    shards: Box<[Box<[AtomicU64]>]>,
     heavy_ns: u64,
 }
 
 impl AdaptiveTable {
-    pub(crate) fn new(cfg: AdaptiveConfig) -> AdaptiveTable {
+    /// A table for `shards` shards.
+    pub(crate) fn new(cfg: AdaptiveConfig, shards: usize) -> AdaptiveTable {
         let n = cfg.max_routes.max(1);
         AdaptiveTable {
-            slots: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            shards: (0..shards.max(1))
+                .map(|_| (0..n).map(|_| AtomicU64::new(0)).collect())
+                .collect(),
             heavy_ns: u64::try_from(cfg.heavy_poll.as_nanos())
                 .unwrap_or(u64::MAX >> 2)
                 .max(1),
         }
     }
 
-    fn slot(&self, route: RouteKey) -> &AtomicU64 {
+    fn slot(&self, shard: usize, route: RouteKey) -> &AtomicU64 {
+        let slots = &self.shards[shard % self.shards.len()];
         // Spread keys that differ only in high bits over the slots too.
         let h = route.0 ^ (route.0 >> 29) ^ (route.0 >> 47);
-        &self.slots[(h % self.slots.len() as u64) as usize]
+        &slots[(h % slots.len() as u64) as usize]
     }
 
     /// Whether one request's longest poll reached the heavy threshold.
@@ -45,8 +54,8 @@ impl AdaptiveTable {
     }
 
     /// Whether requests of `route` should run stealable now.
-    pub(crate) fn is_heavy(&self, route: RouteKey) -> bool {
-        self.slot(route).load(Ordering::Relaxed) & HEAVY != 0
+    pub(crate) fn is_heavy(&self, shard: usize, route: RouteKey) -> bool {
+        self.slot(shard, route).load(Ordering::Relaxed) & HEAVY != 0
     }
 
     /// Whether an inline request of `route` should be recorded in the
@@ -57,16 +66,16 @@ impl AdaptiveTable {
     /// otherwise pay on every request. (Unrouted requests are also timed on
     /// every poll for their connection's own record, which stays on the
     /// connection's shard.)
-    pub(crate) fn should_time(&self, route: RouteKey) -> bool {
-        self.slot(route).load(Ordering::Relaxed) == 0 || sampled()
+    pub(crate) fn should_time(&self, shard: usize, route: RouteKey) -> bool {
+        self.slot(shard, route).load(Ordering::Relaxed) == 0 || sampled()
     }
 
     /// Records that a request of `route` had `longest` as its longest
     /// single poll, and updates the route's placement: heavy from
     /// `heavy_poll` up, light again below half of it.
-    pub(crate) fn record(&self, route: RouteKey, longest: Duration) {
+    pub(crate) fn record(&self, shard: usize, route: RouteKey, longest: Duration) {
         let sample = u64::try_from(longest.as_nanos()).unwrap_or(u64::MAX >> 2);
-        let slot = self.slot(route);
+        let slot = self.slot(shard, route);
         let old = slot.load(Ordering::Relaxed);
         let avg = old & !HEAVY;
         // Exponential average with weight 1/8 for the new sample.
@@ -107,47 +116,50 @@ mod tests {
     use super::*;
 
     fn table() -> AdaptiveTable {
-        AdaptiveTable::new(AdaptiveConfig {
-            heavy_poll: Duration::from_micros(100),
-            max_routes: 16,
-        })
+        AdaptiveTable::new(
+            AdaptiveConfig {
+                heavy_poll: Duration::from_micros(100),
+                max_routes: 16,
+            },
+            2,
+        )
     }
 
     #[test]
     fn a_route_with_long_polls_turns_heavy_and_back() {
         let t = table();
         let r = RouteKey(7);
-        assert!(!t.is_heavy(r));
+        assert!(!t.is_heavy(0, r));
         for _ in 0..4 {
-            t.record(r, Duration::from_micros(500));
+            t.record(0, r, Duration::from_micros(500));
         }
-        assert!(t.is_heavy(r));
+        assert!(t.is_heavy(0, r));
         // Short polls bring the average below half the threshold.
         for _ in 0..64 {
-            t.record(r, Duration::from_micros(5));
+            t.record(0, r, Duration::from_micros(5));
         }
-        assert!(!t.is_heavy(r));
+        assert!(!t.is_heavy(0, r));
     }
 
     #[test]
     fn hysteresis_keeps_a_heavy_route_heavy_between_the_thresholds() {
         let t = table();
         let r = RouteKey(1);
-        t.record(r, Duration::from_micros(200));
-        assert!(t.is_heavy(r));
+        t.record(0, r, Duration::from_micros(200));
+        assert!(t.is_heavy(0, r));
         for _ in 0..64 {
-            t.record(r, Duration::from_micros(70));
+            t.record(0, r, Duration::from_micros(70));
         }
-        assert!(t.is_heavy(r), "70 µs is above half of 100 µs");
+        assert!(t.is_heavy(0, r), "70 µs is above half of 100 µs");
     }
 
     #[test]
     fn a_new_route_is_always_timed_then_sampled() {
         let t = table();
         let r = RouteKey(7);
-        assert!((0..100).all(|_| t.should_time(r)));
-        t.record(r, Duration::from_micros(3));
-        let timed = (0..8000).filter(|_| t.should_time(r)).count();
+        assert!((0..100).all(|_| t.should_time(0, r)));
+        t.record(0, r, Duration::from_micros(3));
+        let timed = (0..8000).filter(|_| t.should_time(0, r)).count();
         assert!(
             (500..1500).contains(&timed),
             "about one in {SAMPLE_EVERY} timed, got {timed} of 8000"
@@ -155,11 +167,21 @@ mod tests {
     }
 
     #[test]
+    fn each_shard_learns_a_route_for_itself() {
+        let t = table();
+        let r = RouteKey(3);
+        t.record(0, r, Duration::from_millis(1));
+        assert!(t.is_heavy(0, r));
+        assert!(!t.is_heavy(1, r));
+        assert!(t.should_time(1, r), "shard 1 has no sample of it yet");
+    }
+
+    #[test]
     fn routes_are_tracked_apart() {
         let t = table();
-        t.record(RouteKey(1), Duration::from_millis(1));
-        t.record(RouteKey(2), Duration::from_micros(1));
-        assert!(t.is_heavy(RouteKey(1)));
-        assert!(!t.is_heavy(RouteKey(2)));
+        t.record(0, RouteKey(1), Duration::from_millis(1));
+        t.record(0, RouteKey(2), Duration::from_micros(1));
+        assert!(t.is_heavy(0, RouteKey(1)));
+        assert!(!t.is_heavy(0, RouteKey(2)));
     }
 }

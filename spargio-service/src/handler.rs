@@ -75,22 +75,22 @@ impl ConnShared {
             HandlerPlacement::Inline => false,
             HandlerPlacement::Stealable => true,
             HandlerPlacement::Adaptive => {
-                self.adaptive.is_heavy(route)
+                self.adaptive.is_heavy(self.home, route)
                     || (route == RouteKey::DEFAULT && self.last_heavy.get())
             }
         }
     }
 
     /// How an inline request of `route` is timed under adaptive placement:
-    /// for the route's shared average until it has a sample, then one
-    /// request in [`SAMPLE_EVERY`](crate::adaptive::SAMPLE_EVERY) (that
-    /// average is a slot every shard writes); an unrouted request
+    /// for the route's average (on this shard) until it has a sample, then
+    /// one request in [`SAMPLE_EVERY`](crate::adaptive::SAMPLE_EVERY) (the
+    /// clock reads are what sampling saves); an unrouted request
     /// ([`RouteKey::DEFAULT`]) always, for its connection's own record.
     /// Timing costs two clock reads per poll.
     fn inline_timing(&self, route: RouteKey) -> Timing {
         if !self.adaptive() {
             Timing::Off
-        } else if self.adaptive.should_time(route) {
+        } else if self.adaptive.should_time(self.home, route) {
             Timing::Route
         } else if route == RouteKey::DEFAULT {
             Timing::Connection
@@ -108,7 +108,7 @@ impl ConnShared {
         self.last_heavy
             .set(self.adaptive.is_heavy_poll(report.longest));
         if to_route {
-            self.adaptive.record(route, report.longest);
+            self.adaptive.record(self.home, route, report.longest);
         }
     }
 
@@ -192,6 +192,8 @@ impl<T> Drop for AbortOnDrop<T> {
 /// this connection.
 pub(crate) struct ConnShared {
     shared: Arc<HandlerShared>,
+    /// The connection's shard: its adaptive table is that shard's.
+    home: usize,
     /// Whether the connection's last timed request had a heavy poll.
     last_heavy: Cell<bool>,
 }
@@ -288,6 +290,7 @@ impl<S, Mode> ServiceHandler<S, Mode> {
             home,
             shared: Rc::new(ConnShared {
                 shared,
+                home: home.0,
                 last_heavy: Cell::new(false),
             }),
             _mode: std::marker::PhantomData,

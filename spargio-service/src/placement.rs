@@ -21,7 +21,9 @@ pub enum HandlerPlacement {
     Stealable,
     /// Starts inline and measures each route's poll times; a route whose
     /// polls run long (see [`AdaptiveConfig`]) moves to stealable, and
-    /// moves back when its polls get short again. For requests the
+    /// moves back when its polls get short again. Each shard learns a
+    /// route from its own connections' requests (no state is shared
+    /// between shards on the request path). For requests the
     /// protocol gives no route ([`RouteKey::DEFAULT`](crate::RouteKey::DEFAULT)),
     /// a connection whose last request had a poll of `heavy_poll` or more
     /// also sends its next request stealable: a connection that turns hot
@@ -37,7 +39,8 @@ pub struct AdaptiveConfig {
     /// stealable; it moves back below half of it. An unrouted request with
     /// a poll this long sends its connection's next request stealable.
     pub heavy_poll: Duration,
-    /// Routes tracked at once; requests of further routes share one slot.
+    /// Routes tracked at once per shard (8 bytes each); requests of further
+    /// routes share one slot.
     pub max_routes: usize,
 }
 

@@ -145,7 +145,7 @@ impl Server {
     {
         let shared = Arc::new(HandlerShared {
             placement: self.cfg.placement,
-            adaptive: AdaptiveTable::new(self.cfg.adaptive),
+            adaptive: AdaptiveTable::new(self.cfg.adaptive, self.handle.shard_count()),
             request_timeout: self.cfg.request_timeout,
             counters: self.counters.clone(),
             handle: self.handle.clone(),
@@ -235,7 +235,7 @@ impl Server {
     {
         let shared = Arc::new(HandlerShared {
             placement: crate::HandlerPlacement::Inline,
-            adaptive: AdaptiveTable::new(self.cfg.adaptive),
+            adaptive: AdaptiveTable::new(self.cfg.adaptive, self.handle.shard_count()),
             request_timeout: self.cfg.request_timeout,
             counters: self.counters.clone(),
             handle: self.handle.clone(),
