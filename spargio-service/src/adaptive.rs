@@ -61,11 +61,10 @@ impl AdaptiveTable {
     /// Whether an inline request of `route` should be recorded in the
     /// route's average: always until the route has a sample, then one
     /// request in [`SAMPLE_EVERY`], picked at random (so a route that is
-    /// heavy every n-th request is not missed by a fixed stride). Recording
-    /// writes a slot that every shard shares, which cheap routes would
-    /// otherwise pay on every request. (Unrouted requests are also timed on
-    /// every poll for their connection's own record, which stays on the
-    /// connection's shard.)
+    /// heavy every n-th request is not missed by a fixed stride). Timing
+    /// costs two clock reads per poll, which cheap routes would otherwise
+    /// pay on every request. (Unrouted requests are also timed on every
+    /// poll for their connection's own record.)
     pub(crate) fn should_time(&self, shard: usize, route: RouteKey) -> bool {
         self.slot(shard, route).load(Ordering::Relaxed) == 0 || sampled()
     }

@@ -90,20 +90,23 @@ where
         refused: progress.and_then(|p| p.refused.get()),
         conn,
     };
-    let mut fut = pin!(fut);
     // A response ready at the first poll goes straight from the poll into
-    // the head's encoding (each hand-over of it on the way is a copy).
-    let head = match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
-        Poll::Ready(res) => write_head(out, res, context(false)),
-        Poll::Pending => {
-            // Earlier pipelined responses go out while this one is being
-            // worked on.
-            out.flush().await?;
-            let (res, continue_sent) = match gate {
-                None => (fut.await, false),
-                Some(gate) => Box::pin(wait_gated(out, fut.as_mut(), gate)).await?,
-            };
-            write_head(out, res, context(continue_sent))
+    // the head's encoding (each hand-over of it on the way is a copy). The
+    // service's future ends with this block, before the body is written.
+    let head = {
+        let mut fut = pin!(fut);
+        match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+            Poll::Ready(res) => write_head(out, res, context(false)),
+            Poll::Pending => {
+                // Earlier pipelined responses go out while this one is
+                // being worked on.
+                out.flush().await?;
+                let (res, continue_sent) = match gate {
+                    None => (fut.await, false),
+                    Some(gate) => Box::pin(wait_gated(out, fut.as_mut(), gate)).await?,
+                };
+                write_head(out, res, context(continue_sent))
+            }
         }
     };
     match head {
