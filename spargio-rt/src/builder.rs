@@ -106,7 +106,10 @@ impl Default for StealPolicy {
 /// ```
 #[derive(Clone, Debug)]
 pub struct RuntimeBuilder {
-    pub(crate) shards: usize,
+    /// `None`: one shard per available CPU, looked up when the runtime is
+    /// built (reading the cgroup quota is not free, and most builders set
+    /// a count).
+    pub(crate) shards: Option<usize>,
     pub(crate) ring_entries: u32,
     pub(crate) thread_name: String,
     pub(crate) affinity: ThreadAffinity,
@@ -123,7 +126,7 @@ pub struct RuntimeBuilder {
 impl Default for RuntimeBuilder {
     fn default() -> Self {
         RuntimeBuilder {
-            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            shards: None,
             ring_entries: 256,
             thread_name: "spargio".to_string(),
             affinity: ThreadAffinity::None,
@@ -147,7 +150,7 @@ impl RuntimeBuilder {
 
     /// Number of shards (threads, each with its own ring). At least 1.
     pub fn shards(mut self, n: usize) -> Self {
-        self.shards = n;
+        self.shards = Some(n);
         self
     }
 
@@ -264,12 +267,15 @@ impl RuntimeBuilder {
     /// set up (missing, disabled by `/proc/sys/kernel/io_uring_disabled`, or
     /// refused for these parameters).
     pub fn build(self) -> io::Result<Runtime> {
-        if self.shards == 0 {
+        let shards = self
+            .shards
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if shards == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "spargio: a runtime needs at least one shard",
             ));
         }
-        Runtime::start(self)
+        Runtime::start(self, shards)
     }
 }

@@ -185,6 +185,7 @@ impl RuntimeHandle {
                     parks: c.parks.get(),
                     ring_enters: c.ring_enters.get(),
                     busy_yields: c.busy_yields.get(),
+                    shared_cpu_parks: c.shared_cpu_parks.get(),
                     timers_fired: c.timers_fired.get(),
                     panics: c.panics.get(),
                     ops_submitted: c.ops_submitted.get(),

@@ -73,9 +73,9 @@ impl Runtime {
         RuntimeBuilder::new().build()
     }
 
-    pub(crate) fn start(b: RuntimeBuilder) -> io::Result<Runtime> {
-        let inner = Arc::new(Inner::new(&b)?);
-        let n = b.shards;
+    /// Starts `n` shards (`n` ≥ 1, resolved by the builder).
+    pub(crate) fn start(b: RuntimeBuilder, n: usize) -> io::Result<Runtime> {
+        let inner = Arc::new(Inner::new(&b, n)?);
         // Every ring is made here, disabled, so a setup error is returned
         // from `build` and every shard's ring fd is known (for `MSG_RING`
         // doorbells) before any shard runs. Nothing waits for the threads

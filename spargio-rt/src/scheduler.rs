@@ -54,14 +54,14 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(b: &RuntimeBuilder) -> std::io::Result<Self> {
-        let shards = (0..b.shards)
+    pub(crate) fn new(b: &RuntimeBuilder, n: usize) -> std::io::Result<Self> {
+        let shards = (0..n)
             .map(ShardShared::new)
             .collect::<std::io::Result<Vec<_>>>()?
             .into_boxed_slice();
         Ok(Inner {
             global: Injector::new(),
-            registry: Arc::new(Registry::new(b.shards + 1)),
+            registry: Arc::new(Registry::new(n + 1)),
             steal: b.steal.clone(),
             task_budget: b.task_budget,
             max_ops_in_flight: b.max_ops_in_flight,
@@ -76,7 +76,7 @@ impl Inner {
                 b.max_blocking_threads,
                 b.blocking_keep_alive,
             ),
-            exit_barrier: Barrier::new(b.shards),
+            exit_barrier: Barrier::new(n),
             shards,
         })
     }

@@ -55,6 +55,7 @@ pub(crate) struct ShardCounters {
     pub(crate) parks: Counter,
     pub(crate) ring_enters: Counter,
     pub(crate) busy_yields: Counter,
+    pub(crate) shared_cpu_parks: Counter,
     pub(crate) timers_fired: Counter,
     pub(crate) panics: Counter,
     pub(crate) ops_submitted: Counter,
@@ -89,6 +90,11 @@ pub struct ShardStats {
     /// Times this shard, busy for `RuntimeBuilder::busy_yield` without a
     /// break, offered its CPU to other runnable threads.
     pub busy_yields: u64,
+    /// Times this shard, out of work, parked at once instead of spinning
+    /// because another awake shard was on its CPU (a spin there would only
+    /// take turns with the shard it waits for; parked, the wake-up lets the
+    /// kernel move it to an idle CPU).
+    pub shared_cpu_parks: u64,
     /// Timers that expired on this shard.
     pub timers_fired: u64,
     /// Tasks that panicked while polled on this shard (the shard survived).

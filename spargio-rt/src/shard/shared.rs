@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::{io, mem};
 
@@ -13,6 +13,10 @@ use crossbeam_utils::CachePadded;
 use crate::driver::remote::RemoteReq;
 use crate::stats::ShardCounters;
 use crate::task::Runnable;
+
+/// [`ShardShared::cpu`] before the shard has published one (or when the
+/// kernel cannot say).
+pub(crate) const NO_CPU: u32 = u32::MAX;
 
 /// Shared state of one shard.
 pub(crate) struct ShardShared {
@@ -38,6 +42,10 @@ pub(crate) struct ShardShared {
     /// `Inner::idle_shard_for_spawn`); a spinning shard finds it in its
     /// injector without a doorbell.
     pub(crate) idle: AtomicBool,
+    /// The CPU the shard's thread was on when it last ran out of work
+    /// ([`NO_CPU`] until then). A shard about to spin that finds another
+    /// awake shard on its own CPU parks instead (see `worker::park_or_spin`).
+    pub(crate) cpu: AtomicU32,
     /// Set when the shard was woken to look for work to steal (not because
     /// work was sent to it).
     pub(crate) woken_to_search: AtomicBool,
@@ -73,6 +81,7 @@ impl ShardShared {
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
             sleeping: CachePadded::new(AtomicBool::new(false)),
             idle: AtomicBool::new(false),
+            cpu: AtomicU32::new(NO_CPU),
             woken_to_search: AtomicBool::new(false),
             rechecking: AtomicBool::new(false),
             polling: CachePadded::new(AtomicBool::new(false)),

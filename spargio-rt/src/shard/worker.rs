@@ -206,8 +206,13 @@ fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
     local.submit_if_needed();
     // Spin only when the last sleep ended with work to do (a shard that
     // keeps waking to find nothing, see `idle_rounds`, goes straight to
-    // sleep) and recent idle gaps say a spin is likely to pay off.
-    if local.idle_rounds.get() == 0 && local.spin.should_spin() && spin_for_work(local, entered) {
+    // sleep), recent idle gaps say a spin is likely to pay off, and no other
+    // awake shard shares this CPU.
+    if local.idle_rounds.get() == 0
+        && local.spin.should_spin()
+        && !shares_cpu_with_awake_shard(local)
+        && spin_for_work(local, entered)
+    {
         return;
     }
     local.publish_depth();
@@ -253,6 +258,39 @@ fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
     local.submit(true, timeout);
     shared.sleeping.store(false, Ordering::SeqCst);
     shared.rechecking.store(false, Ordering::Relaxed);
+}
+
+/// Publishes the CPU this shard is on and says whether another shard that
+/// is not asleep is on the same one.
+///
+/// Two shards the kernel started on one CPU (it happens to a fresh
+/// runtime: a new thread goes where its parent left room, and the load
+/// balancer leaves a thread that has just run where it is) would spin in
+/// turns: each cross-shard hand-off waits for the other's spin to yield,
+/// about ten times a hand-off across CPUs. A shard that finds itself
+/// sharing parks instead; the hand-off then rings its doorbell, and the
+/// kernel places the woken thread on an idle CPU if there is one.
+fn shares_cpu_with_awake_shard(local: &LocalShard) -> bool {
+    // SAFETY: sched_getcpu takes no arguments and only reads the calling
+    // thread's CPU number (from rseq or the vDSO).
+    let cpu = unsafe { libc::sched_getcpu() };
+    let Ok(cpu) = u32::try_from(cpu) else {
+        return false;
+    };
+    let me = local.shared();
+    // Written only when it changes: other shards read it on every park.
+    if me.cpu.load(Ordering::Relaxed) != cpu {
+        me.cpu.store(cpu, Ordering::Relaxed);
+    }
+    let shared = local.inner.shards.iter().any(|s| {
+        s.index != me.index
+            && s.cpu.load(Ordering::Relaxed) == cpu
+            && !s.sleeping.load(Ordering::Relaxed)
+    });
+    if shared {
+        me.counters.shared_cpu_parks.bump();
+    }
+    shared
 }
 
 /// Looks for work for up to the spin budget (`park_spin`) from `entered`
