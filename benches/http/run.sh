@@ -14,6 +14,8 @@
 #                   limit only runs the plaintext and pipelined rows)
 #   PIPELINE_CONNS  connections of the pipelined row (default 256)
 #   PIPELINE_DEPTH  requests per pipelined batch (default 16)
+#   OPEN_RATE       requests per second the open-loop rows offer (default 12000, about half of
+#                   what the servers manage on the closed-loop mix)
 #   HOST, PORT      where servers listen: PORT is the first port, one more per cell (default 127.0.0.1, 18080)
 #   OUT             the markdown report (default benches/http/results-<date>.md)
 #   LOG_DIR         where server logs and raw wrk output go (default: a new temp dir, kept)
@@ -28,13 +30,14 @@ ROWS=${ROWS:-}
 SERVERS=${SERVERS:-}
 PIPELINE_CONNS=${PIPELINE_CONNS:-256}
 PIPELINE_DEPTH=${PIPELINE_DEPTH:-16}
+OPEN_RATE=${OPEN_RATE:-12000}
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-18080}
 OUT=${OUT:-$HERE/results-$(date +%F).md}
 LOG_DIR=${LOG_DIR:-$(mktemp -d -t spargio-http-bench.XXXXXX)}
 mkdir -p "$LOG_DIR"
 
-ALL_ROWS="plaintext-16 plaintext-256 pipelined json-256 file-16 mix-64 churn-64"
+ALL_ROWS="plaintext-16 plaintext-256 pipelined json-256 file-16 mix-64 mix-open-64 churn-64"
 DEFAULT_SERVERS="spargio hyper axum-spargio axum-tokio limit"
 
 # row -> connections, wrk script, script arguments, description.
@@ -50,6 +53,7 @@ row_script() {
     pipelined) echo pipeline.lua ;;
     json-*) echo json.lua ;;
     file-*) echo file.lua ;;
+    mix-open-*) echo "" ;; # http_load, not wrk
     mix-*) echo mix.lua ;;
     churn-*) echo churn.lua ;;
     esac
@@ -68,6 +72,7 @@ row_desc() {
     pipelined) echo "GET /plaintext pipelined $PIPELINE_DEPTH deep, $c connections" ;;
     json-*) echo "GET /json (serde_json per request), keep-alive, $c connections" ;;
     file-*) echo "GET /file (1 MiB static file), keep-alive, $c connections" ;;
+    mix-open-*) echo "skewed mix, open loop: $OPEN_RATE req/s offered on a Poisson schedule (http_load), 1 in 16 GET /burn, latency from each request's due time, $c connections" ;;
     mix-*) echo "skewed mix: 1 in 16 requests GET /burn (~1 ms CPU), the rest /plaintext, $c connections" ;;
     churn-*) echo "connection churn: every 25th request 'Connection: close', $c connections" ;;
     esac
@@ -112,8 +117,9 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/http_server
+LOAD_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/http_load
 if [ "${NO_BUILD:-0}" != 1 ]; then
-    (cd "$ROOT" && cargo build --release -p spargio-benches --bin http_server) >&2
+    (cd "$ROOT" && cargo build --release -p spargio-benches --bin http_server --bin http_load) >&2
 fi
 [ -x "$BIN" ] || {
     echo "run.sh: $BIN not built" >&2
@@ -196,15 +202,25 @@ run_cell() { # row server
     echo "run.sh: $row / $server ($conns connections, ${SECS}s)" >&2
     start_server "$server" "$port" "$log" || return 0
     local url="http://$HOST:$port/"
-    # wrk runs from this directory so the scripts find report.lua.
-    # shellcheck disable=SC2086
-    if [ "$WARMUP" != 0 ]; then
-        (cd "$HERE" && wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$script" "$url" -- $args) >/dev/null 2>&1 || true
+    if [ -z "$script" ]; then
+        # Open loop (http_load), warmed up by a run of its own as wrk is.
+        if [ "$WARMUP" != 0 ]; then
+            "$LOAD_BIN" "$HOST:$port" "$conns" "$OPEN_RATE" 0 "$WARMUP" /plaintext 16 /burn >/dev/null 2>&1 || true
+        fi
+        t0=$(cpu_ticks "$SERVER_PID")
+        "$LOAD_BIN" "$HOST:$port" "$conns" "$OPEN_RATE" 0 "$SECS" /plaintext 16 /burn >"$raw" 2>&1 || true
+        t1=$(cpu_ticks "$SERVER_PID")
+    else
+        # wrk runs from this directory so the scripts find report.lua.
+        # shellcheck disable=SC2086
+        if [ "$WARMUP" != 0 ]; then
+            (cd "$HERE" && wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$script" "$url" -- $args) >/dev/null 2>&1 || true
+        fi
+        t0=$(cpu_ticks "$SERVER_PID")
+        # shellcheck disable=SC2086
+        (cd "$HERE" && wrk -t1 -c"$conns" -d"${SECS}s" --latency -s "$script" "$url" -- $args) >"$raw" 2>&1 || true
+        t1=$(cpu_ticks "$SERVER_PID")
     fi
-    t0=$(cpu_ticks "$SERVER_PID")
-    # shellcheck disable=SC2086
-    (cd "$HERE" && wrk -t1 -c"$conns" -d"${SECS}s" --latency -s "$script" "$url" -- $args) >"$raw" 2>&1 || true
-    t1=$(cpu_ticks "$SERVER_PID")
     stop_server
     line=$(grep '^RESULT' "$raw" || true)
     if [ -z "$line" ]; then
@@ -311,6 +327,7 @@ REPORT=$LOG_DIR/report.md
     echo "- commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(uname -sr), $(nproc) cores"
     echo "- wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), \`-t1\`, ${SECS} s per cell after ${WARMUP} s of warm-up; one fresh server process per cell"
     echo "- every server runs 2 shards / 2 worker threads; **wrk runs on the same cores**, so every server shares its CPU with the load generator alike"
+    echo "- open-loop rows (\`mix-open-*\`) are driven by \`http_load\` (one thread, like wrk): each connection sends on a Poisson schedule, ${OPEN_RATE} req/s over all, and a latency counts from the request's due time (no coordinated omission); their req/s is the offered rate met, not capacity"
     echo "- req/s and latency percentiles are wrk's (\`--latency\`); CPU/req is the server process's utime + stime over the measured run (from /proc, ${CLK_TCK} Hz ticks) divided by the requests; server CPU is that time over the run's wall time (200% = both cores)"
     echo "- ratios are against hyper: req/s above 1 is faster, p99 below 1 is better"
     echo

@@ -16,6 +16,7 @@
 //! `SIGTERM`. The routes are in [`service`].
 
 pub mod limit;
+pub mod open_load;
 pub mod router;
 pub mod service;
 pub mod spargio;
