@@ -42,9 +42,10 @@ pub(crate) struct ShardShared {
     /// `Inner::idle_shard_for_spawn`); a spinning shard finds it in its
     /// injector without a doorbell.
     pub(crate) idle: AtomicBool,
-    /// The CPU the shard's thread was on when it last ran out of work
-    /// ([`NO_CPU`] until then). A shard about to spin that finds another
-    /// awake shard on its own CPU parks instead (see `worker::park_or_spin`).
+    /// The CPU the shard's thread was on the last time it was about to spin
+    /// for work ([`NO_CPU`] until then). A shard about to spin that finds
+    /// another awake shard on its own CPU parks instead (see
+    /// `worker::park_or_spin`).
     pub(crate) cpu: AtomicU32,
     /// Set when the shard was woken to look for work to steal (not because
     /// work was sent to it).
