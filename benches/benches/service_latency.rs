@@ -22,6 +22,7 @@
 //! the share of those that ran on a shard other than their connection's.
 
 use spargio_benches::cpu::process_cpu_time;
+use spargio_benches::quantile::nearest_rank;
 use spargio_benches::service_harness::{ServicePeer, ServiceRunner};
 use spargio_benches::service_workload::{ServiceRow, REQUESTS_PER_ITER};
 use std::time::Duration;
@@ -42,11 +43,7 @@ struct Cell {
 
 /// The `q` quantile of sorted nanosecond samples.
 fn quantile(sorted: &[u32], q: f64) -> Option<Duration> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    Some(Duration::from_nanos(u64::from(sorted[rank - 1])))
+    nearest_rank(sorted, q).map(|ns| Duration::from_nanos(u64::from(ns)))
 }
 
 fn measure(peer: ServicePeer, row: ServiceRow, time: Duration, rate: Option<f64>) -> Cell {

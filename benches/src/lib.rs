@@ -19,6 +19,7 @@ pub mod io_fixture;
 pub mod io_harness;
 pub mod io_impls;
 pub mod io_workloads;
+pub mod quantile;
 pub mod raw_io;
 pub mod raw_uring;
 pub mod service_harness;

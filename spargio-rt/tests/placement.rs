@@ -1,5 +1,8 @@
 //! Placement routes tasks where it says.
 
+mod common;
+use common::allowed_cpus;
+
 use spargio_rt::{Runtime, RuntimeHandle, ShardId, TaskPlacement};
 
 fn shard_of_current() -> usize {
@@ -195,20 +198,4 @@ fn binding_to_a_cpu_that_does_not_exist_fails_the_build() {
             .unwrap(),
         7
     );
-}
-
-/// The CPUs the calling thread may run on.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: `set` is a zeroed cpu_set_t on the stack that the kernel fills;
-    // CPU_ISSET only reads inside it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        assert_eq!(
-            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
-            0
-        );
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    }
 }

@@ -1,21 +1,10 @@
 //! A shard that runs out of work parks at once, instead of spinning, when
 //! another awake shard is on its CPU: the two would only take turns.
 
-use spargio_rt::{Runtime, ShardId};
+mod common;
+use common::allowed_cpus;
 
-/// The CPUs this thread may run on.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: `set` is a plain bit set on the stack, written by the kernel
-    // (size passed) and read with CPU_ISSET below CPU_SETSIZE.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        let rc = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
-        assert_eq!(rc, 0, "sched_getaffinity");
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    }
-}
+use spargio_rt::{Runtime, ShardId};
 
 /// Runs 200 round trips between a task on shard 0 and one on shard 1 with
 /// the shards bound to `cpus`; returns the shards' shared-CPU parks.

@@ -14,6 +14,7 @@
 //! `Content-Length` (the bench servers' routes all do); anything else is
 //! counted as an error and the connection is opened again.
 
+use crate::quantile::nearest_rank;
 use crate::service_pacer::Pacer;
 use std::io;
 use std::net::SocketAddr;
@@ -144,11 +145,7 @@ async fn drive(load: &OpenLoad) -> io::Result<OpenResult> {
 
 /// The `p`th percentile of sorted samples (0 when there are none).
 fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    nearest_rank(sorted, p / 100.0).unwrap_or(0)
 }
 
 /// One connection's share of the load.
