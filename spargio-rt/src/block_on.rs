@@ -47,6 +47,13 @@ impl Drop for Restore {
     }
 }
 
+/// Runs `f` with `rt` as this thread's entered runtime (restored after,
+/// even if `f` unwinds): what a pool thread does around each task it runs.
+pub(crate) fn with_entered<R>(rt: RuntimeHandle, f: impl FnOnce() -> R) -> R {
+    let _restore = Restore(ENTERED.with(|e| e.borrow_mut().replace(rt)));
+    f()
+}
+
 /// Polls `fut` on this thread, parking the thread between wake-ups.
 pub(crate) fn block_on_here<F: Future>(rt: Option<RuntimeHandle>, fut: F) -> F::Output {
     assert!(

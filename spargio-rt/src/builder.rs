@@ -120,6 +120,9 @@ pub struct RuntimeBuilder {
     pub(crate) busy_yield: Duration,
     pub(crate) max_blocking_threads: usize,
     pub(crate) blocking_keep_alive: Duration,
+    /// `None`: one background thread per shard.
+    pub(crate) background_threads: Option<usize>,
+    pub(crate) background_nice: i32,
     pub(crate) max_ops_in_flight: usize,
 }
 
@@ -137,6 +140,8 @@ impl Default for RuntimeBuilder {
             busy_yield: Duration::from_millis(1),
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
+            background_threads: None,
+            background_nice: 10,
             max_ops_in_flight: 65_536,
         }
     }
@@ -252,6 +257,26 @@ impl RuntimeBuilder {
     /// (default 10 s).
     pub fn blocking_keep_alive(mut self, d: Duration) -> Self {
         self.blocking_keep_alive = d;
+        self
+    }
+
+    /// Most threads in the background pool
+    /// ([`RuntimeHandle::spawn_background`](crate::RuntimeHandle::spawn_background));
+    /// default: one per shard. Threads start on demand and exit after the
+    /// [`blocking_keep_alive`](Self::blocking_keep_alive) time idle.
+    pub fn background_threads(mut self, n: usize) -> Self {
+        self.background_threads = Some(n.max(1));
+        self
+    }
+
+    /// The nice value of background-pool threads (default 10, clamped to
+    /// 0..=19; 0 runs them at the shards' priority). Each step of 1 is
+    /// about 1.25x less CPU share against a busy thread at nice 0; at 10 a
+    /// background thread still gets about a tenth of a core its shard
+    /// wants, so it is slowed, never starved, while the shards are busy,
+    /// and takes whole cores when they are idle.
+    pub fn background_nice(mut self, nice: i32) -> Self {
+        self.background_nice = nice.clamp(0, 19);
         self
     }
 

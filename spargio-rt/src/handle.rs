@@ -157,6 +157,37 @@ impl RuntimeHandle {
         self.inner.spawn_blocking(f)
     }
 
+    /// Runs a CPU-heavy future on the background pool: threads outside the
+    /// shards, as many as shards by default, at a lower CPU priority (nice
+    /// 10 by default; see [`RuntimeBuilder::background_nice`](crate::RuntimeBuilder::background_nice)).
+    ///
+    /// A poll that computes for a millisecond holds its shard for that
+    /// millisecond, and every task pinned there (a server's connections)
+    /// waits with it, even when stealing moves the task to another shard.
+    /// On the background pool the kernel time-slices the computation
+    /// instead, and runs a shard that has I/O to handle first. The future
+    /// can spawn, use timers and do I/O; its I/O is submitted to a shard's
+    /// ring from the pool thread (a hop per op), so keep I/O-heavy work on
+    /// the shards. Abort and panics work as for [`spawn`](Self::spawn);
+    /// shutdown aborts background tasks at their next poll.
+    ///
+    /// ```
+    /// spargio_rt::run(|h| async move {
+    ///     let digest = h.spawn_background(async {
+    ///         (0..1_000_000u64).fold(0u64, |acc, x| acc.wrapping_mul(31).wrapping_add(x))
+    ///     });
+    ///     assert_ne!(digest.await.unwrap(), 0);
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn spawn_background<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.spawn_background(fut)
+    }
+
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
         self.inner.shards.len()
@@ -204,6 +235,8 @@ impl RuntimeHandle {
             shards,
             live_tasks: self.inner.registry.live(),
             blocking_threads: self.inner.blocking.threads(),
+            background_threads: self.inner.background.threads(),
+            live_background_tasks: self.inner.background.registry().live(),
         }
     }
 

@@ -38,7 +38,6 @@
 #![warn(missing_docs)]
 
 mod block_on;
-mod blocking;
 pub mod boundary;
 mod builder;
 mod deadline_wait;
@@ -48,6 +47,7 @@ mod handle;
 pub mod io;
 pub mod net;
 mod placement;
+mod pool;
 pub mod process;
 mod runtime;
 mod scheduler;
@@ -106,6 +106,19 @@ where
     R: Send + 'static,
 {
     RuntimeHandle::current().spawn_blocking(f)
+}
+
+/// Runs a CPU-heavy future on the current runtime's background pool; see
+/// [`RuntimeHandle::spawn_background`].
+///
+/// # Panics
+/// Outside a runtime.
+pub fn spawn_background<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    RuntimeHandle::current().spawn_background(fut)
 }
 
 /// Drives `fut` to completion on the calling thread, outside any runtime,

@@ -76,6 +76,8 @@ impl Runtime {
     /// Starts `n` shards (`n` ≥ 1, resolved by the builder).
     pub(crate) fn start(b: RuntimeBuilder, n: usize) -> io::Result<Runtime> {
         let inner = Arc::new(Inner::new(&b, n)?);
+        inner.blocking.set_runtime(Arc::downgrade(&inner));
+        inner.background.set_runtime(Arc::downgrade(&inner));
         // Every ring is made here, disabled, so a setup error is returned
         // from `build` and every shard's ring fd is known (for `MSG_RING`
         // doorbells) before any shard runs. Nothing waits for the threads
@@ -166,6 +168,10 @@ impl Runtime {
     fn shutdown(&mut self, deadline: Option<Instant>) {
         let inner = &self.handle.inner;
         inner.begin_shutdown();
+        // Background tasks are dropped at their next poll, on a pool
+        // thread, while the shards still run: their in-flight I/O is
+        // cancelled on rings that are still there.
+        inner.background.abort_all();
         let on_own_shard = crate::shard::local::current_index(inner).is_some();
         let threads = std::mem::take(&mut self.threads);
         if on_own_shard {
@@ -182,6 +188,7 @@ impl Runtime {
                 let _ = t.join();
             }
         }
+        inner.background.shutdown(deadline);
         inner.blocking.shutdown(deadline);
     }
 }

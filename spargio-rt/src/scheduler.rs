@@ -6,6 +6,7 @@
 //! | pinned / local | pinned queue | that shard's inbox + doorbell if parked |
 //! | stealable | LIFO slot (if woken by the running task) or deque | its last shard's injector + doorbell if parked, else one idle shard is told to steal |
 //! | blocking | - | the blocking pool's queue |
+//! | background | - | the background pool's queue |
 //!
 //! A stealable task goes back to the shard that last ran it because its
 //! in-flight I/O completes on that shard's ring; idle shards take it from
@@ -18,9 +19,9 @@ use std::sync::{Arc, Barrier};
 use async_task::{ScheduleInfo, WithInfo};
 use crossbeam_deque::Injector;
 
-use crate::blocking::BlockingPool;
 use crate::builder::{RuntimeBuilder, StealPolicy};
 use crate::placement::TaskPlacement;
+use crate::pool::{PoolConfig, ThreadPool};
 use crate::shard::local;
 use crate::shard::park;
 use crate::shard::shared::ShardShared;
@@ -47,7 +48,9 @@ pub(crate) struct Inner {
     search_start: AtomicUsize,
     round_robin: AtomicUsize,
     shutdown: AtomicBool,
-    pub(crate) blocking: BlockingPool,
+    pub(crate) blocking: ThreadPool,
+    /// Threads at a lower CPU priority for CPU-heavy futures.
+    pub(crate) background: ThreadPool,
     /// Shards wait here before closing their rings, so no shard sends a
     /// doorbell to a ring that is gone.
     pub(crate) exit_barrier: Barrier,
@@ -71,11 +74,18 @@ impl Inner {
             search_start: AtomicUsize::new(0),
             round_robin: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
-            blocking: BlockingPool::new(
-                format!("{}-blocking", b.thread_name),
-                b.max_blocking_threads,
-                b.blocking_keep_alive,
-            ),
+            blocking: ThreadPool::new(PoolConfig {
+                name: format!("{}-blocking", b.thread_name),
+                max_threads: b.max_blocking_threads,
+                keep_alive: b.blocking_keep_alive,
+                nice: 0,
+            }),
+            background: ThreadPool::new(PoolConfig {
+                name: format!("{}-background", b.thread_name),
+                max_threads: b.background_threads.unwrap_or(n).max(1),
+                keep_alive: b.blocking_keep_alive,
+                nice: b.background_nice,
+            }),
             exit_barrier: Barrier::new(n),
             shards,
         })
@@ -309,6 +319,26 @@ impl Inner {
         JoinHandle::new(handle, ctl)
     }
 
+    /// Spawns a `Send` future on the background pool.
+    pub(crate) fn spawn_background<F>(self: &Arc<Self>, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let registry = self.background.registry().clone();
+        let ctl = registry.insert(0);
+        let guard = Guard::new(fut, ctl.clone(), registry);
+        let (task, handle) = async_task::Builder::new()
+            .metadata(TaskMeta::new(Home::Background, 0))
+            .spawn(move |_| guard, self.scheduler());
+        ctl.register(&task.waker());
+        if self.is_shutdown() {
+            ctl.abort();
+        }
+        self.background.push(task);
+        JoinHandle::new(handle, ctl)
+    }
+
     /// First scheduling of a new task. A plain `Stealable` spawn from a
     /// thread outside the runtime goes to the global injector (any shard
     /// takes it); everything else goes where its placement says.
@@ -376,6 +406,7 @@ impl Inner {
                 self.push_stealable(last, task, lifo)
             }
             Home::Blocking => self.blocking.push(task),
+            Home::Background => self.background.push(task),
         }
     }
 

@@ -136,6 +136,11 @@ pub struct RuntimeStats {
     pub live_tasks: usize,
     /// Threads in the blocking pool right now.
     pub blocking_threads: usize,
+    /// Threads in the background pool right now
+    /// ([`RuntimeHandle::spawn_background`](crate::RuntimeHandle::spawn_background)).
+    pub background_threads: usize,
+    /// Background tasks spawned and not yet finished.
+    pub live_background_tasks: usize,
 }
 
 impl RuntimeStats {

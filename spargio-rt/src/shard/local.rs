@@ -156,7 +156,7 @@ pub(crate) fn defer_here(inner: &Inner, task: Runnable) -> Result<(), Runnable> 
         let runs_here = match t.metadata().home {
             Home::Pinned(s) | Home::Local(s) => s == l.index,
             Home::Stealable => l.in_poll.get(),
-            Home::Blocking => false,
+            Home::Blocking | Home::Background => false,
         };
         if runs_here {
             l.deferred.borrow_mut().push(task.take().expect("once"));
@@ -406,7 +406,9 @@ impl LocalShard {
                         unreachable!("shard {} is this thread: {task:?}", self.index);
                     }
                 }
-                Home::Blocking => unreachable!("defer_here never holds a blocking-pool task"),
+                Home::Blocking | Home::Background => {
+                    unreachable!("defer_here never holds a pool task")
+                }
             }
         }
         // Keep the list's buffer for the next turn's yields.

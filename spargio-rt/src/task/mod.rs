@@ -31,6 +31,8 @@ pub(crate) enum Home {
     Stealable,
     /// A closure for the blocking pool.
     Blocking,
+    /// A future for the background pool.
+    Background,
 }
 
 /// Per-task data stored inline in the task allocation.

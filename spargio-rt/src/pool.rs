@@ -1,0 +1,201 @@
+//! The runtime's thread pools outside the shards, both run by [`ThreadPool`]:
+//!
+//! - the **blocking pool**, for closures that would stall a shard (blocking
+//!   syscalls, libraries without async APIs), many threads;
+//! - the **background pool**, for CPU-heavy futures
+//!   (`RuntimeHandle::spawn_background`): as many threads as shards, at a
+//!   lower CPU priority (a higher nice value), so the kernel runs a shard
+//!   that has I/O to handle before a long computation.
+//!
+//! Threads are started on demand up to the pool's limit and exit after
+//! sitting idle for the keep-alive time. Tasks beyond the limit wait in a
+//! FIFO queue. Each task runs with the runtime entered (as in
+//! `Runtime::block_on`), so it can spawn, use timers and do I/O, which it
+//! submits to a shard's ring. On shutdown, queued tasks that never started
+//! are cancelled; running ones are waited for up to the shutdown deadline.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use crate::scheduler::Inner;
+use crate::task::ctl::Registry;
+use crate::task::Runnable;
+
+/// How a [`ThreadPool`]'s threads are named, counted and prioritised.
+pub(crate) struct PoolConfig {
+    /// Thread name prefix; threads are `{name}-{n}`.
+    pub(crate) name: String,
+    pub(crate) max_threads: usize,
+    pub(crate) keep_alive: Duration,
+    /// Nice value each thread sets for itself when it starts (0: leave it).
+    pub(crate) nice: i32,
+}
+
+pub(crate) struct ThreadPool {
+    shared: Arc<PoolShared>,
+    registry: Arc<Registry>,
+}
+
+struct PoolShared {
+    state: Mutex<State>,
+    work: Condvar,
+    exited: Condvar,
+    config: PoolConfig,
+    /// The runtime each task runs in (set once the runtime is built; weak,
+    /// so idle threads do not keep it alive).
+    runtime: OnceLock<Weak<Inner>>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Runnable>,
+    threads: usize,
+    idle: usize,
+    shutdown: bool,
+    spawned: usize,
+}
+
+impl ThreadPool {
+    pub(crate) fn new(config: PoolConfig) -> Self {
+        ThreadPool {
+            shared: Arc::new(PoolShared {
+                state: Mutex::new(State::default()),
+                work: Condvar::new(),
+                exited: Condvar::new(),
+                config,
+                runtime: OnceLock::new(),
+            }),
+            registry: Arc::new(Registry::new(1)),
+        }
+    }
+
+    /// Names the runtime the pool's tasks run in.
+    pub(crate) fn set_runtime(&self, inner: Weak<Inner>) {
+        let _ = self.shared.runtime.set(inner);
+    }
+
+    /// A pool's live tasks are tracked apart from shard tasks: shards do not
+    /// wait for them at shutdown.
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub(crate) fn threads(&self) -> usize {
+        self.shared.lock().threads
+    }
+
+    pub(crate) fn push(&self, task: Runnable) {
+        let mut st = self.shared.lock();
+        if st.shutdown {
+            drop(st);
+            drop(task); // cancels it; its JoinHandle reports cancellation
+            return;
+        }
+        st.queue.push_back(task);
+        if st.idle > 0 {
+            drop(st);
+            self.shared.work.notify_one();
+            return;
+        }
+        if st.threads < self.shared.config.max_threads {
+            st.threads += 1;
+            st.spawned += 1;
+            let id = st.spawned;
+            drop(st);
+            let shared = self.shared.clone();
+            let started = std::thread::Builder::new()
+                .name(format!("{}-{id}", self.shared.config.name))
+                .spawn(move || shared.run());
+            if let Err(e) = started {
+                self.shared.lock().threads -= 1;
+                eprintln!(
+                    "spargio: could not start a {} thread: {e}",
+                    self.shared.config.name
+                );
+            }
+        }
+    }
+
+    /// Asks every live task of the pool to stop (each is dropped at its
+    /// next poll, on a pool thread). Returns how many were asked.
+    pub(crate) fn abort_all(&self) -> usize {
+        self.registry.abort_all()
+    }
+
+    /// Cancels queued jobs and waits until `deadline` for running ones.
+    /// Returns whether every thread exited.
+    pub(crate) fn shutdown(&self, deadline: Option<Instant>) -> bool {
+        let mut st = self.shared.lock();
+        st.shutdown = true;
+        let queued = std::mem::take(&mut st.queue);
+        drop(st);
+        drop(queued);
+        self.shared.work.notify_all();
+        let st = self.shared.lock();
+        crate::deadline_wait::wait_until(&self.shared.exited, st, deadline, |st| st.threads == 0).1
+    }
+}
+
+impl PoolShared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run(&self) {
+        lower_priority(self.config.nice);
+        let mut st = self.lock();
+        loop {
+            if let Some(task) = st.queue.pop_front() {
+                drop(st);
+                match self.runtime.get().and_then(Weak::upgrade) {
+                    Some(inner) => {
+                        crate::block_on::with_entered(crate::RuntimeHandle { inner }, || {
+                            task.run()
+                        });
+                    }
+                    None => {
+                        task.run();
+                    }
+                }
+                st = self.lock();
+                continue;
+            }
+            if st.shutdown {
+                break;
+            }
+            st.idle += 1;
+            let (guard, waited) = self
+                .work
+                .wait_timeout(st, self.config.keep_alive)
+                .unwrap_or_else(|p| p.into_inner());
+            st = guard;
+            st.idle -= 1;
+            if waited.timed_out() && st.queue.is_empty() {
+                break;
+            }
+        }
+        st.threads -= 1;
+        drop(st);
+        self.exited.notify_all();
+    }
+}
+
+/// Raises the calling thread's nice value to `nice` (a lower CPU priority);
+/// nothing for 0. Lowering one's own priority needs no privilege; should it
+/// fail anyway, the thread runs at its old priority.
+fn lower_priority(nice: i32) {
+    if nice <= 0 {
+        return;
+    }
+    // SAFETY: `setpriority` only reads its arguments. On Linux the nice
+    // value is per thread and `who == 0` names the calling thread, so this
+    // changes no other thread of the process.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if rc != 0 {
+        eprintln!(
+            "spargio: could not lower a pool thread's priority to nice {nice}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
