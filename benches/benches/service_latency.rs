@@ -18,8 +18,9 @@
 //! below 1 is better), p99 of the cheap requests alone and p50 of the heavy
 //! ones, process CPU (user + sys, all threads, load generator included) per
 //! request, the server's share of it (process minus the load generator's
-//! thread), the share of handlers spawned stealable (spargio-service) and
-//! the share of those that ran on a shard other than their connection's.
+//! thread), the share of handlers spawned stealable (spargio-service), the
+//! share of those that ran on a shard other than their connection's, and
+//! the share of handlers run on the runtime's background pool.
 
 use spargio_benches::cpu::process_cpu_time;
 use spargio_benches::quantile::nearest_rank;
@@ -39,6 +40,7 @@ struct Cell {
     server_cpu: Duration,
     stealable: Option<f64>,
     moved: Option<f64>,
+    background: Option<f64>,
 }
 
 /// The `q` quantile of sorted nanosecond samples.
@@ -66,9 +68,11 @@ fn measure(peer: ServicePeer, row: ServiceRow, time: Duration, rate: Option<f64>
         assert_eq!(handled, run.requests, "server counted every request");
         let stealable = a.handlers_stealable - b.handlers_stealable;
         let moved = a.handler_steals - b.handler_steals;
+        let background = a.handlers_background - b.handlers_background;
         (
             stealable as f64 / handled as f64,
             (stealable > 0).then(|| moved as f64 / stealable as f64),
+            background as f64 / handled as f64,
         )
     });
     let mut all: Vec<u32> = run.cheap.iter().chain(&run.heavy).copied().collect();
@@ -88,6 +92,7 @@ fn measure(peer: ServicePeer, row: ServiceRow, time: Duration, rate: Option<f64>
         server_cpu: per_req(cpu.saturating_sub(run.client_cpu)),
         stealable: counts.map(|c| c.0),
         moved: counts.and_then(|c| c.1),
+        background: counts.map(|c| c.2),
     }
 }
 
@@ -117,7 +122,7 @@ fn ratio(x: f64, base: Option<f64>) -> String {
 
 fn print_header() {
     println!(
-        "{:<21} {:<24} {:>5} {:>9} {:>6} {:>6} {:>9} {:>9} {:>6} {:>6} {:>10} {:>10} {:>9} {:>9} {:>6} {:>6}",
+        "{:<21} {:<24} {:>5} {:>9} {:>6} {:>6} {:>9} {:>9} {:>6} {:>6} {:>10} {:>10} {:>9} {:>9} {:>6} {:>6} {:>5}",
         "row",
         "peer",
         "iters",
@@ -134,6 +139,7 @@ fn print_header() {
         "srv/req",
         "stl%",
         "moved%",
+        "bg%",
     );
 }
 
@@ -144,7 +150,7 @@ fn print_row(row: ServiceRow, cells: &[Cell]) {
     for c in cells {
         let p99 = c.p99.as_secs_f64();
         println!(
-            "{:<21} {:<24} {:>5} {:>9.0} {:>6} {:>6} {:>9} {:>9} {:>6} {:>6} {:>10} {:>10} {:>9} {:>9} {:>6} {:>6}",
+            "{:<21} {:<24} {:>5} {:>9.0} {:>6} {:>6} {:>9} {:>9} {:>6} {:>6} {:>10} {:>10} {:>9} {:>9} {:>6} {:>6} {:>5}",
             row.name(),
             c.peer.name(),
             c.iters,
@@ -161,6 +167,7 @@ fn print_row(row: ServiceRow, cells: &[Cell]) {
             fmt(c.server_cpu),
             pct(c.stealable),
             pct(c.moved),
+            pct(c.background),
         );
     }
 }

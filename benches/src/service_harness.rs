@@ -35,6 +35,9 @@ pub enum ServicePeer {
     /// spargio-service, `HandlerPlacement::Adaptive`, requests keyed by
     /// payload kind ([`RouteByKind`]).
     AdaptiveRouted,
+    /// spargio-service, `HandlerPlacement::Background`: every handler on
+    /// the runtime's background pool.
+    Background,
     /// spargio-service `serve_local` (thread-per-core, handlers inline).
     ServeLocal,
     /// tokio multi-thread, a task per connection calling the service
@@ -44,11 +47,12 @@ pub enum ServicePeer {
 
 impl ServicePeer {
     /// Every peer, ours first.
-    pub const ALL: [ServicePeer; 6] = [
+    pub const ALL: [ServicePeer; 7] = [
         ServicePeer::Inline,
         ServicePeer::Stealable,
         ServicePeer::Adaptive,
         ServicePeer::AdaptiveRouted,
+        ServicePeer::Background,
         ServicePeer::ServeLocal,
         ServicePeer::Tokio,
     ];
@@ -60,6 +64,7 @@ impl ServicePeer {
             ServicePeer::Stealable => "spargio_stealable",
             ServicePeer::Adaptive => "spargio_adaptive",
             ServicePeer::AdaptiveRouted => "spargio_adaptive_routed",
+            ServicePeer::Background => "spargio_background",
             ServicePeer::ServeLocal => "spargio_serve_local",
             ServicePeer::Tokio => "tokio_mt_2",
         }
@@ -69,6 +74,7 @@ impl ServicePeer {
         match self {
             ServicePeer::Inline => spargio(self, HandlerPlacement::Inline),
             ServicePeer::Stealable => spargio(self, HandlerPlacement::Stealable),
+            ServicePeer::Background => spargio(self, HandlerPlacement::Background),
             ServicePeer::Adaptive | ServicePeer::AdaptiveRouted => {
                 spargio(self, HandlerPlacement::Adaptive)
             }

@@ -50,5 +50,6 @@ pub use body::{Body, BodyError};
 pub use client::{Client, ClientBuilder, ClientError};
 pub use server::Http;
 pub use spargio_service::{
-    AcceptMode, HandlerPlacement, Server, ServerBuilder, ShutdownHandle, ShutdownReport,
+    AcceptMode, AdaptiveConfig, HandlerPlacement, Server, ServerBuilder, ShutdownHandle,
+    ShutdownReport,
 };

@@ -159,7 +159,7 @@ impl RuntimeHandle {
 
     /// Runs a CPU-heavy future on the background pool: threads outside the
     /// shards, as many as shards by default, at a lower CPU priority (nice
-    /// 10 by default; see [`RuntimeBuilder::background_nice`](crate::RuntimeBuilder::background_nice)).
+    /// 5 by default; see [`RuntimeBuilder::background_nice`](crate::RuntimeBuilder::background_nice)).
     ///
     /// A poll that computes for a millisecond holds its shard for that
     /// millisecond, and every task pinned there (a server's connections)
@@ -186,6 +186,21 @@ impl RuntimeHandle {
         F::Output: Send + 'static,
     {
         self.inner.spawn_background(fut)
+    }
+
+    /// Whether a background task spawned now would start at once: fewer
+    /// background tasks are queued or running than the pool has threads.
+    /// A hint for callers that can run work elsewhere when the pool is
+    /// saturated (spargio-service's adaptive placement keeps a heavy
+    /// handler on the shards then, so a saturated pool never builds a
+    /// queue of them at a lower priority).
+    ///
+    /// ```
+    /// let rt = spargio_rt::Runtime::builder().shards(1).build().unwrap();
+    /// assert!(rt.handle().background_has_room());
+    /// ```
+    pub fn background_has_room(&self) -> bool {
+        self.inner.background.has_room()
     }
 
     /// Number of shards.

@@ -15,6 +15,7 @@
 //! are cancelled; running ones are waited for up to the shutdown deadline.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,9 @@ struct PoolShared {
     /// The runtime each task runs in (set once the runtime is built; weak,
     /// so idle threads do not keep it alive).
     runtime: OnceLock<Weak<Inner>>,
+    /// Task runs queued or running right now (a hint for callers deciding
+    /// whether to use the pool; read without the lock).
+    pending_runs: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -65,6 +69,7 @@ impl ThreadPool {
                 exited: Condvar::new(),
                 config,
                 runtime: OnceLock::new(),
+                pending_runs: AtomicUsize::new(0),
             }),
             registry: Arc::new(Registry::new(1)),
         }
@@ -85,6 +90,13 @@ impl ThreadPool {
         self.shared.lock().threads
     }
 
+    /// Whether a task pushed now would run at once: fewer runs are queued
+    /// or running than the pool has threads (started or not). A hint: it
+    /// reads one counter without the lock.
+    pub(crate) fn has_room(&self) -> bool {
+        self.shared.pending_runs.load(Ordering::Relaxed) < self.shared.config.max_threads
+    }
+
     pub(crate) fn push(&self, task: Runnable) {
         let mut st = self.shared.lock();
         if st.shutdown {
@@ -93,6 +105,7 @@ impl ThreadPool {
             return;
         }
         st.queue.push_back(task);
+        self.shared.pending_runs.fetch_add(1, Ordering::Relaxed);
         if st.idle > 0 {
             drop(st);
             self.shared.work.notify_one();
@@ -130,6 +143,9 @@ impl ThreadPool {
         st.shutdown = true;
         let queued = std::mem::take(&mut st.queue);
         drop(st);
+        self.shared
+            .pending_runs
+            .fetch_sub(queued.len(), Ordering::Relaxed);
         drop(queued);
         self.shared.work.notify_all();
         let st = self.shared.lock();
@@ -158,6 +174,7 @@ impl PoolShared {
                         task.run();
                     }
                 }
+                self.pending_runs.fetch_sub(1, Ordering::Relaxed);
                 st = self.lock();
                 continue;
             }

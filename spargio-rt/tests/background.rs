@@ -39,7 +39,7 @@ fn background_threads_run_at_a_lower_priority() {
     let base = own_nice();
     let rt = Runtime::builder().shards(1).build().unwrap();
     let nice = rt.block_on(rt.handle().spawn_background(async { own_nice() }));
-    assert_eq!(nice.unwrap(), base.max(10), "default nice 10");
+    assert_eq!(nice.unwrap(), base.max(5), "default nice 5");
 
     let rt = Runtime::builder()
         .shards(1)
@@ -103,6 +103,47 @@ fn the_background_pool_is_bounded() {
     assert_eq!(names.lock().unwrap().len(), 1, "one thread ran all eight");
     assert!(h.stats().background_threads <= 1);
     assert_eq!(h.stats().live_background_tasks, 0);
+}
+
+#[test]
+fn the_pool_says_when_it_has_no_room() {
+    let rt = Runtime::builder()
+        .shards(1)
+        .background_threads(1)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    assert!(h.background_has_room());
+    // A task that holds the one thread until told to go.
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let (running, is_running) = std::sync::mpsc::channel::<()>();
+    let task = h.spawn_background(async move {
+        running.send(()).unwrap();
+        wait.recv().unwrap();
+    });
+    is_running.recv().unwrap();
+    assert!(!h.background_has_room(), "the only thread is busy");
+    go.send(()).unwrap();
+    rt.block_on(task).unwrap();
+    // The count drops right after the run returns, which may be a moment
+    // after the join handle saw the output.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !h.background_has_room() {
+        assert!(std::time::Instant::now() < deadline, "room comes back");
+        std::thread::yield_now();
+    }
+    // A task that waits (not running, not queued) takes no room.
+    let parked = h.spawn_background(pending::<()>());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !h.background_has_room() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pending task parks"
+        );
+        std::thread::yield_now();
+    }
+    assert!(h.background_has_room());
+    parked.abort();
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `HandlerPlacement::Adaptive`'s memory: per route, a smoothed longest
-//! poll, and whether the route runs inline or stealable.
+//! poll, and whether the route runs inline, stealable or on the background
+//! pool.
 //!
 //! Each shard has its own table, a fixed array of slots indexed by the
 //! route key, which only that shard's connections read and write: a
@@ -18,6 +19,21 @@ use crate::protocol::RouteKey;
 
 /// Top bit of a slot: the route currently runs stealable.
 const HEAVY: u64 = 1 << 63;
+/// Next bit: the route currently runs on the background pool.
+const BACKGROUND: u64 = 1 << 62;
+/// The bits of a slot that hold the average (in nanoseconds).
+const AVG: u64 = BACKGROUND - 1;
+
+/// Where an adaptive request's handler runs; ordered from the lightest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Tier {
+    /// Polled on the connection's task.
+    Inline,
+    /// Spawned stealable.
+    Stealable,
+    /// Spawned on the runtime's background pool.
+    Background,
+}
 
 /// Per-shard, per-route poll-time averages and placement decisions.
 pub(crate) struct AdaptiveTable {
@@ -25,6 +41,8 @@ pub(crate) struct AdaptiveTable {
     /// can be shared; each array has one thread using it.
     shards: Box<[Box<[AtomicU64]>]>,
     heavy_ns: u64,
+    /// `u64::MAX`: never background.
+    background_ns: u64,
 }
 
 impl AdaptiveTable {
@@ -35,9 +53,8 @@ impl AdaptiveTable {
             shards: (0..shards.max(1))
                 .map(|_| (0..n).map(|_| AtomicU64::new(0)).collect())
                 .collect(),
-            heavy_ns: u64::try_from(cfg.heavy_poll.as_nanos())
-                .unwrap_or(u64::MAX >> 2)
-                .max(1),
+            heavy_ns: nanos(cfg.heavy_poll).max(1),
+            background_ns: cfg.background_poll.map_or(u64::MAX, |d| nanos(d).max(1)),
         }
     }
 
@@ -48,14 +65,29 @@ impl AdaptiveTable {
         &slots[(h % slots.len() as u64) as usize]
     }
 
-    /// Whether one request's longest poll reached the heavy threshold.
-    pub(crate) fn is_heavy_poll(&self, longest: Duration) -> bool {
-        u64::try_from(longest.as_nanos()).unwrap_or(u64::MAX) >= self.heavy_ns
+    /// The tier one request's longest poll calls for, without hysteresis
+    /// (a connection's own record).
+    pub(crate) fn tier_of_poll(&self, longest: Duration) -> Tier {
+        let ns = nanos(longest);
+        if ns >= self.background_ns {
+            Tier::Background
+        } else if ns >= self.heavy_ns {
+            Tier::Stealable
+        } else {
+            Tier::Inline
+        }
     }
 
-    /// Whether requests of `route` should run stealable now.
-    pub(crate) fn is_heavy(&self, shard: usize, route: RouteKey) -> bool {
-        self.slot(shard, route).load(Ordering::Relaxed) & HEAVY != 0
+    /// Where requests of `route` should run now.
+    pub(crate) fn tier(&self, shard: usize, route: RouteKey) -> Tier {
+        let slot = self.slot(shard, route).load(Ordering::Relaxed);
+        if slot & BACKGROUND != 0 {
+            Tier::Background
+        } else if slot & HEAVY != 0 {
+            Tier::Stealable
+        } else {
+            Tier::Inline
+        }
     }
 
     /// Whether an inline request of `route` should be recorded in the
@@ -70,28 +102,43 @@ impl AdaptiveTable {
     }
 
     /// Records that a request of `route` had `longest` as its longest
-    /// single poll, and updates the route's placement: heavy from
-    /// `heavy_poll` up, light again below half of it.
+    /// single poll, and updates the route's placement: stealable from
+    /// `heavy_poll` up, background from `background_poll` up, each left
+    /// again below half of its threshold.
     pub(crate) fn record(&self, shard: usize, route: RouteKey, longest: Duration) {
-        let sample = u64::try_from(longest.as_nanos()).unwrap_or(u64::MAX >> 2);
+        let sample = nanos(longest).min(AVG);
         let slot = self.slot(shard, route);
         let old = slot.load(Ordering::Relaxed);
-        let avg = old & !HEAVY;
-        // Exponential average with weight 1/8 for the new sample.
+        let avg = old & AVG;
+        // Exponential average with weight 1/8 for the new sample; never 0
+        // once recorded (0 means "no sample yet").
         let avg = if avg == 0 {
             sample
         } else {
             avg - avg / 8 + sample / 8
         }
-        .min(u64::MAX >> 2);
-        let was_heavy = old & HEAVY != 0;
-        let heavy = if was_heavy {
-            avg >= self.heavy_ns / 2
-        } else {
-            avg >= self.heavy_ns
+        .clamp(1, AVG);
+        let above = |flag: u64, threshold: u64| {
+            if old & flag != 0 {
+                avg >= threshold / 2
+            } else {
+                avg >= threshold
+            }
         };
-        slot.store(avg | if heavy { HEAVY } else { 0 }, Ordering::Relaxed);
+        let mut new = avg;
+        if above(HEAVY, self.heavy_ns) {
+            new |= HEAVY;
+        }
+        if above(BACKGROUND, self.background_ns) {
+            new |= BACKGROUND;
+        }
+        slot.store(new, Ordering::Relaxed);
     }
+}
+
+/// A duration in nanoseconds, saturating.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// One in this many inline requests of a sampled route is timed.
@@ -118,6 +165,7 @@ mod tests {
         AdaptiveTable::new(
             AdaptiveConfig {
                 heavy_poll: Duration::from_micros(100),
+                background_poll: Some(Duration::from_micros(400)),
                 max_routes: 16,
             },
             2,
@@ -128,16 +176,66 @@ mod tests {
     fn a_route_with_long_polls_turns_heavy_and_back() {
         let t = table();
         let r = RouteKey(7);
-        assert!(!t.is_heavy(0, r));
+        assert_eq!(t.tier(0, r), Tier::Inline);
         for _ in 0..4 {
             t.record(0, r, Duration::from_micros(500));
         }
-        assert!(t.is_heavy(0, r));
+        assert_ne!(t.tier(0, r), Tier::Inline);
         // Short polls bring the average below half the threshold.
         for _ in 0..64 {
             t.record(0, r, Duration::from_micros(5));
         }
-        assert!(!t.is_heavy(0, r));
+        assert_eq!(t.tier(0, r), Tier::Inline);
+    }
+
+    #[test]
+    fn a_route_with_very_long_polls_goes_to_the_background_and_back() {
+        let t = table();
+        let r = RouteKey(9);
+        t.record(0, r, Duration::from_micros(300));
+        assert_eq!(t.tier(0, r), Tier::Stealable, "between the thresholds");
+        for _ in 0..16 {
+            t.record(0, r, Duration::from_millis(1));
+        }
+        assert_eq!(t.tier(0, r), Tier::Background);
+        // 250 µs: below the background threshold, above half of it.
+        for _ in 0..64 {
+            t.record(0, r, Duration::from_micros(250));
+        }
+        assert_eq!(t.tier(0, r), Tier::Background, "hysteresis");
+        for _ in 0..64 {
+            t.record(0, r, Duration::from_micros(120));
+        }
+        assert_eq!(t.tier(0, r), Tier::Stealable);
+        for _ in 0..64 {
+            t.record(0, r, Duration::from_micros(5));
+        }
+        assert_eq!(t.tier(0, r), Tier::Inline);
+    }
+
+    #[test]
+    fn without_a_background_threshold_routes_stay_on_the_shards() {
+        let t = AdaptiveTable::new(
+            AdaptiveConfig {
+                background_poll: None,
+                ..AdaptiveConfig::default()
+            },
+            1,
+        );
+        let r = RouteKey(4);
+        for _ in 0..8 {
+            t.record(0, r, Duration::from_secs(1));
+        }
+        assert_eq!(t.tier(0, r), Tier::Stealable);
+        assert_eq!(t.tier_of_poll(Duration::from_secs(1)), Tier::Stealable);
+    }
+
+    #[test]
+    fn one_poll_picks_its_tier() {
+        let t = table();
+        assert_eq!(t.tier_of_poll(Duration::from_micros(50)), Tier::Inline);
+        assert_eq!(t.tier_of_poll(Duration::from_micros(100)), Tier::Stealable);
+        assert_eq!(t.tier_of_poll(Duration::from_micros(400)), Tier::Background);
     }
 
     #[test]
@@ -145,11 +243,14 @@ mod tests {
         let t = table();
         let r = RouteKey(1);
         t.record(0, r, Duration::from_micros(200));
-        assert!(t.is_heavy(0, r));
+        assert_ne!(t.tier(0, r), Tier::Inline);
         for _ in 0..64 {
             t.record(0, r, Duration::from_micros(70));
         }
-        assert!(t.is_heavy(0, r), "70 µs is above half of 100 µs");
+        assert!(
+            (t.tier(0, r) != Tier::Inline),
+            "70 µs is above half of 100 µs"
+        );
     }
 
     #[test]
@@ -170,8 +271,8 @@ mod tests {
         let t = table();
         let r = RouteKey(3);
         t.record(0, r, Duration::from_millis(1));
-        assert!(t.is_heavy(0, r));
-        assert!(!t.is_heavy(1, r));
+        assert_ne!(t.tier(0, r), Tier::Inline);
+        assert_eq!(t.tier(1, r), Tier::Inline);
         assert!(t.should_time(1, r), "shard 1 has no sample of it yet");
     }
 
@@ -180,7 +281,7 @@ mod tests {
         let t = table();
         t.record(0, RouteKey(1), Duration::from_millis(1));
         t.record(0, RouteKey(2), Duration::from_micros(1));
-        assert!(t.is_heavy(0, RouteKey(1)));
-        assert!(!t.is_heavy(0, RouteKey(2)));
+        assert_ne!(t.tier(0, RouteKey(1)), Tier::Inline);
+        assert_eq!(t.tier(0, RouteKey(2)), Tier::Inline);
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use spargio_rt::{JoinHandle, RuntimeHandle, ShardId};
 use tower_service::Service;
 
-use crate::adaptive::AdaptiveTable;
+use crate::adaptive::{AdaptiveTable, Tier};
 use crate::error::{BoxError, HandlerError};
 use crate::inline_call::{Call, InlineCall};
 use crate::measured::{Measured, PollReport};
@@ -63,20 +63,26 @@ impl Timing {
 }
 
 impl ConnShared {
-    /// Whether a request of `route` runs stealable now: always, never, or
-    /// (adaptive) when its route is heavy, or, for a request the protocol
-    /// gave no route ([`RouteKey::DEFAULT`]), when this connection's last
-    /// request was heavy. The per-connection rule catches a connection
-    /// that turns hot when one route mixes it with many cheap ones: the
-    /// route's average stays low, the hot connection's requests after its
-    /// first heavy one go where an idle shard can take them.
-    fn stealable(&self, route: RouteKey) -> bool {
+    /// Where a request of `route` runs: as the placement says, or
+    /// (adaptive) as its route's record says, or, for a request the
+    /// protocol gave no route ([`RouteKey::DEFAULT`]), at least where this
+    /// connection's last request would have gone. The per-connection rule
+    /// catches a connection that turns hot when one route mixes it with
+    /// many cheap ones: the route's average stays low, the hot connection's
+    /// requests after its first heavy one go where an idle shard (or the
+    /// background pool) can take them.
+    fn tier(&self, route: RouteKey) -> Tier {
         match self.placement {
-            HandlerPlacement::Inline => false,
-            HandlerPlacement::Stealable => true,
+            HandlerPlacement::Inline => Tier::Inline,
+            HandlerPlacement::Stealable => Tier::Stealable,
+            HandlerPlacement::Background => Tier::Background,
             HandlerPlacement::Adaptive => {
-                self.adaptive.is_heavy(self.home, route)
-                    || (route == RouteKey::DEFAULT && self.last_heavy.get())
+                let tier = self.adaptive.tier(self.home, route);
+                if route == RouteKey::DEFAULT {
+                    tier.max(self.last_tier.get())
+                } else {
+                    tier
+                }
             }
         }
     }
@@ -105,32 +111,42 @@ impl ConnShared {
         if !self.adaptive() {
             return;
         }
-        self.last_heavy
-            .set(self.adaptive.is_heavy_poll(report.longest));
+        self.last_tier
+            .set(self.adaptive.tier_of_poll(report.longest));
         if to_route {
             self.adaptive.record(self.home, route, report.longest);
         }
     }
 
-    /// Spawns `fut` stealable and waits for it; dropping the wait aborts it.
-    async fn run_stealable<F, T, E>(
+    /// Spawns `fut` stealable or on the background pool (`tier`) and waits
+    /// for it; dropping the wait aborts it.
+    async fn run_spawned<F, T, E>(
         &self,
         route: RouteKey,
         home: ShardId,
         fut: F,
+        tier: Tier,
     ) -> Result<T, HandlerError>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
         E: Into<BoxError> + Send + 'static,
     {
-        self.counters.handlers_stealable.add(1);
-        let task = AbortOnDrop(self.handle.spawn_stealable(Measured::new(
-            fut,
-            home,
-            self.adaptive(),
-            Some(self.handle.clone()),
-        )));
+        let measured = Measured::new(fut, home, self.adaptive(), Some(self.handle.clone()));
+        // Adaptive placement sends a heavy handler to the background pool
+        // only while the pool has a free thread; a saturated machine would
+        // otherwise queue heavy requests there at a lower priority without
+        // bound, while the shards keep taking cheap ones.
+        let background = tier == Tier::Background
+            && (self.placement == HandlerPlacement::Background
+                || self.handle.background_has_room());
+        let task = AbortOnDrop(if background {
+            self.counters.handlers_background.add(1);
+            self.handle.spawn_background(measured)
+        } else {
+            self.counters.handlers_stealable.add(1);
+            self.handle.spawn_stealable(measured)
+        });
         let Some(joined) = within(self.request_timeout, task).await else {
             return Err(HandlerError::TimedOut);
         };
@@ -166,7 +182,7 @@ async fn within<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output>
     .await
 }
 
-/// A stealable handler task that is aborted when nobody waits for it any
+/// A spawned handler task that is aborted when nobody waits for it any
 /// more (request timeout, connection closed).
 struct AbortOnDrop<T>(JoinHandle<T>);
 
@@ -194,8 +210,9 @@ pub(crate) struct ConnShared {
     shared: Arc<HandlerShared>,
     /// The connection's shard: its adaptive table is that shard's.
     home: usize,
-    /// Whether the connection's last timed request had a heavy poll.
-    last_heavy: Cell<bool>,
+    /// Where the connection's last timed request's longest poll says its
+    /// next unrouted request should go.
+    last_tier: Cell<Tier>,
 }
 
 impl std::ops::Deref for ConnShared {
@@ -291,7 +308,7 @@ impl<S, Mode> ServiceHandler<S, Mode> {
             shared: Rc::new(ConnShared {
                 shared,
                 home: home.0,
-                last_heavy: Cell::new(false),
+                last_tier: Cell::new(Tier::Inline),
             }),
             _mode: std::marker::PhantomData,
         }
@@ -324,9 +341,10 @@ where
             // (before and inside the spawn) plus the join and the timer, and
             // the call future is moved whole on the inline path too. A
             // stealable request allocates its task anyway.
-            Ok(fut) if tracked.shared.stealable(route) => Call::Stealable {
+            Ok(fut) if tracked.shared.tier(route) != Tier::Inline => Call::Spawned {
                 call: Box::pin(async move {
-                    let res = tracked.shared.run_stealable(route, home, fut).await;
+                    let tier = tracked.shared.tier(route);
+                    let res = tracked.shared.run_spawned(route, home, fut, tier).await;
                     tracked.finished(res)
                 }),
             },

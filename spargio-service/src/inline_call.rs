@@ -123,13 +123,14 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// A `Placed` handler's call: inline, or waiting for a stealable task.
+    /// A `Placed` handler's call: inline, or waiting for a spawned task
+    /// (stealable, or on the background pool).
     #[project = CallProj]
     pub(crate) enum Call<F, S> {
         /// Polled on the connection's task.
         Inline { #[pin] call: InlineCall<F> },
-        /// Spawned stealable; this waits for it.
-        Stealable { #[pin] call: S },
+        /// Spawned; this waits for it.
+        Spawned { #[pin] call: S },
     }
 }
 
@@ -144,7 +145,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             CallProj::Inline { call } => call.poll(cx),
-            CallProj::Stealable { call } => call.poll(cx),
+            CallProj::Spawned { call } => call.poll(cx),
         }
     }
 }

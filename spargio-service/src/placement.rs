@@ -5,11 +5,12 @@ use std::time::Duration;
 /// Where the service's response futures run.
 ///
 /// The connection's own task (its reads and writes) always stays on its
-/// session shard; this picks where the *handler* runs. Whatever the
-/// placement, a handler poll that computes for long holds the shard it
-/// runs on, and with it that shard's connections: a handler with
-/// milliseconds of work should `spargio_rt::yield_now().await` between
-/// slices of it, so the shard serves its connections in between.
+/// session shard; this picks where the *handler* runs. On a shard, a
+/// handler poll that computes for long holds that shard, and with it the
+/// shard's connections: a handler with milliseconds of work should either
+/// `spargio_rt::yield_now().await` between slices of it, or run on the
+/// background pool ([`Background`](Self::Background), or
+/// [`Adaptive`](Self::Adaptive), which moves such routes there itself).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum HandlerPlacement {
     /// Polled on the connection's task: no hop, lowest latency for cheap
@@ -19,14 +20,24 @@ pub enum HandlerPlacement {
     /// connection stays pinned. Costs a spawn and a wake-up per request.
     #[default]
     Stealable,
+    /// Spawned on the runtime's background pool
+    /// ([`spawn_background`](spargio_rt::RuntimeHandle::spawn_background)):
+    /// threads outside the shards at a lower CPU priority, so a handler
+    /// that computes for milliseconds never holds a shard, and the kernel
+    /// runs a shard with I/O to handle before it. Costs a hop to a pool
+    /// thread and back per request, and the handler's own I/O is submitted
+    /// to a shard from there: for CPU-heavy handlers only.
+    Background,
     /// Starts inline and measures each route's poll times; a route whose
-    /// polls run long (see [`AdaptiveConfig`]) moves to stealable, and
-    /// moves back when its polls get short again. Each shard learns a
+    /// polls run long (see [`AdaptiveConfig`]) moves to stealable, one
+    /// whose polls run very long to the background pool, and each moves
+    /// back when its polls get short again. Each shard learns a
     /// route from its own connections' requests (no state is shared
     /// between shards on the request path). For requests the
     /// protocol gives no route ([`RouteKey::DEFAULT`](crate::RouteKey::DEFAULT)),
     /// a connection whose last request had a poll of `heavy_poll` or more
-    /// also sends its next request stealable: a connection that turns hot
+    /// also sends its next request stealable (or to the background pool,
+    /// from `background_poll`): a connection that turns hot
     /// moves even while the one route's average, diluted by every other
     /// connection's cheap requests, stays low.
     Adaptive,
@@ -39,6 +50,13 @@ pub struct AdaptiveConfig {
     /// stealable; it moves back below half of it. An unrouted request with
     /// a poll this long sends its connection's next request stealable.
     pub heavy_poll: Duration,
+    /// A route whose smoothed longest poll reaches this runs on the
+    /// background pool (see [`HandlerPlacement::Background`]) while the
+    /// pool has a free thread, and stealable when it has none; it comes
+    /// back below half of it. `None` keeps every route on the shards.
+    /// Default 500 µs: a poll that long holds a shard's connections for
+    /// half a millisecond, far more than a pool hop costs.
+    pub background_poll: Option<Duration>,
     /// Routes tracked at once per shard (8 bytes each); requests of further
     /// routes share one slot.
     pub max_routes: usize,
@@ -48,6 +66,7 @@ impl Default for AdaptiveConfig {
     fn default() -> Self {
         AdaptiveConfig {
             heavy_poll: Duration::from_micros(100),
+            background_poll: Some(Duration::from_micros(500)),
             max_routes: 1024,
         }
     }

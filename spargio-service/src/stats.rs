@@ -89,6 +89,7 @@ pub(crate) struct Counters {
     pub(crate) bad_requests: Counter,
     pub(crate) handlers_stealable: Counter,
     pub(crate) handler_steals: Counter,
+    pub(crate) handlers_background: Counter,
     pub(crate) accept_errors: Counter,
     pub(crate) accept_backoffs: Counter,
     pub(crate) accept_pauses: Counter,
@@ -111,6 +112,7 @@ impl Counters {
             bad_requests: Counter::default(),
             handlers_stealable: Counter::default(),
             handler_steals: Counter::default(),
+            handlers_background: Counter::default(),
             accept_errors: Counter::default(),
             accept_backoffs: Counter::default(),
             accept_pauses: Counter::default(),
@@ -133,6 +135,7 @@ impl Counters {
             bad_requests: self.bad_requests.get(),
             handlers_stealable: self.handlers_stealable.get(),
             handler_steals: self.handler_steals.get(),
+            handlers_background: self.handlers_background.get(),
             accept_errors: self.accept_errors.get(),
             accept_backoffs: self.accept_backoffs.get(),
             accept_pauses: self.accept_pauses.get(),
@@ -170,6 +173,9 @@ pub struct ServerStats {
     pub handlers_stealable: u64,
     /// Of those, handlers that ran on a shard other than their connection's.
     pub handler_steals: u64,
+    /// Handler futures spawned on the runtime's background pool
+    /// (Background, or Adaptive's very heavy routes).
+    pub handlers_background: u64,
     /// Failed accepts (any error).
     pub accept_errors: u64,
     /// Times accepting backed off after running out of file descriptors

@@ -598,8 +598,18 @@ fn adaptive_server(
     handle: &RuntimeHandle,
     cfg: AdaptiveConfig,
 ) -> (Server, std::net::SocketAddr, StatsHandle, ShutdownHandle) {
+    placed_server(handle, HandlerPlacement::Adaptive, cfg)
+}
+
+/// A server with `placement` (and `cfg` for Adaptive), bound to a free
+/// port: the server, its address, counters and shutdown handle.
+fn placed_server(
+    handle: &RuntimeHandle,
+    placement: HandlerPlacement,
+    cfg: AdaptiveConfig,
+) -> (Server, std::net::SocketAddr, StatsHandle, ShutdownHandle) {
     let server = ServerBuilder::new()
-        .handler_placement(HandlerPlacement::Adaptive)
+        .handler_placement(placement)
         .adaptive(cfg)
         .bind(handle, "127.0.0.1:0")
         .unwrap();
@@ -609,6 +619,107 @@ fn adaptive_server(
         server.shutdown_handle(),
     );
     (server, addr, stats, stop)
+}
+
+/// Adaptive placement that never uses the background pool: the tests of
+/// the inline/stealable split.
+fn shards_only() -> AdaptiveConfig {
+    AdaptiveConfig {
+        background_poll: None,
+        ..AdaptiveConfig::default()
+    }
+}
+
+/// A service that answers with the name of the thread its future ran on,
+/// after burning `d` of CPU for requests that start with `H`.
+fn where_it_ran(
+    d: Duration,
+) -> impl tower::Service<
+    Bytes,
+    Response = Bytes,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Bytes, Infallible>> + Send,
+> + Clone
+       + Send
+       + 'static {
+    service_fn(move |req: Bytes| async move {
+        if req.first() == Some(&b'H') {
+            burn(d);
+        }
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        Ok::<_, Infallible>(Bytes::from(name))
+    })
+}
+
+/// Whether a reply of [`where_it_ran`] names a background-pool thread.
+fn ran_in_background(reply: &Bytes) -> bool {
+    std::str::from_utf8(reply).unwrap().contains("background")
+}
+
+#[test]
+fn adaptive_sends_a_route_with_very_long_polls_to_the_background_pool() {
+    run2(|handle| async move {
+        // 2 ms polls: past the default 500 µs background threshold.
+        let (server, addr, stats, stop) = adaptive_server(&handle, AdaptiveConfig::default());
+        let protocol = LengthDelimited::new()
+            .route_by(|req| spargio_service::RouteKey(req.first().copied().unwrap_or(0).into()));
+        let serving = handle
+            .spawn_local(server.serve_service(protocol, where_it_ran(Duration::from_millis(2))));
+        let mut c = Client::connect(addr).await.unwrap();
+        let first = ok(&mut c, b"Heavy").await;
+        assert!(
+            !ran_in_background(&first),
+            "the first request runs inline and is timed"
+        );
+        for _ in 0..3 {
+            let reply = ok(&mut c, b"Heavy").await;
+            assert!(
+                ran_in_background(&reply),
+                "then the route runs in the background"
+            );
+        }
+        for _ in 0..10 {
+            let reply = ok(&mut c, b"light").await;
+            assert!(
+                !ran_in_background(&reply),
+                "the cheap route stays on the shards"
+            );
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.handlers_background, 3);
+        assert_eq!(s.handlers_stealable, 0);
+        drop(c);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}
+
+#[test]
+fn background_placement_runs_every_handler_on_the_background_pool() {
+    run2(|handle| async move {
+        let (server, addr, stats, stop) = placed_server(
+            &handle,
+            HandlerPlacement::Background,
+            AdaptiveConfig::default(),
+        );
+        let serving = start(&handle, server, where_it_ran(Duration::from_micros(100)));
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(Client::connect(addr).await.unwrap());
+        }
+        for c in &mut clients {
+            for payload in [&b"Heavy"[..], b"light"] {
+                let reply = ok(c, payload).await;
+                assert!(ran_in_background(&reply), "{reply:?}");
+            }
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.handlers_background, 8);
+        assert_eq!(s.requests, 8);
+        drop(clients);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
 }
 
 /// An echo service that burns `d` of CPU in the poll of the requests
@@ -635,7 +746,7 @@ fn burning_echo(
 #[test]
 fn adaptive_moves_only_the_heavy_route_to_stealable() {
     run2(|handle| async move {
-        let (server, addr, stats, stop) = adaptive_server(&handle, AdaptiveConfig::default());
+        let (server, addr, stats, stop) = adaptive_server(&handle, shards_only());
         let service = burning_echo(|req| req == b"heavy", Duration::from_millis(2));
         // All requests share one route: the codec keys every request with
         // RouteKey::DEFAULT, so heavy polls move the whole service.
@@ -670,7 +781,7 @@ fn adaptive_sends_a_hot_connections_next_request_stealable_while_its_route_stays
     run2(|handle| async move {
         let cfg = AdaptiveConfig {
             heavy_poll: Duration::from_millis(1),
-            ..AdaptiveConfig::default()
+            ..shards_only()
         };
         let (server, addr, stats, stop) = adaptive_server(&handle, cfg);
         // A heavy request polls for 3 ms: over the 1 ms threshold on its
@@ -711,7 +822,7 @@ fn adaptive_sends_a_hot_connections_next_request_stealable_while_its_route_stays
 #[test]
 fn adaptive_with_routes_moves_the_heavy_method_and_keeps_the_cheap_one_inline() {
     run2(|handle| async move {
-        let (server, addr, stats, stop) = adaptive_server(&handle, AdaptiveConfig::default());
+        let (server, addr, stats, stop) = adaptive_server(&handle, shards_only());
         let service = burning_echo(|req| req[0] == b'H', Duration::from_millis(2));
         // The first byte names the "method".
         let protocol = LengthDelimited::new()

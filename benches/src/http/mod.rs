@@ -6,6 +6,7 @@
 //! | `spargio` | spargio-http `Http` on `spargio_service::Server`, `HandlerPlacement::Adaptive` |
 //! | `spargio-inline` | the same, `HandlerPlacement::Inline` |
 //! | `spargio-stealable` | the same, `HandlerPlacement::Stealable` |
+//! | `spargio-background` | the same, `HandlerPlacement::Background` |
 //! | `hyper` | hyper 1.x `http1` on tokio, the same service through `TowerToHyperService` |
 //! | `axum-tokio` | an axum `Router` with the same routes, `axum::serve` on tokio |
 //! | `axum-spargio` | the same `Router` on spargio-http (adaptive placement) |
@@ -43,7 +44,7 @@ pub enum ServerKind {
 
 impl ServerKind {
     /// Every server, by name.
-    pub const ALL: [(&'static str, ServerKind); 7] = [
+    pub const ALL: [(&'static str, ServerKind); 8] = [
         ("spargio", ServerKind::Spargio(HandlerPlacement::Adaptive)),
         (
             "spargio-inline",
@@ -52,6 +53,10 @@ impl ServerKind {
         (
             "spargio-stealable",
             ServerKind::Spargio(HandlerPlacement::Stealable),
+        ),
+        (
+            "spargio-background",
+            ServerKind::Spargio(HandlerPlacement::Background),
         ),
         ("hyper", ServerKind::Hyper),
         ("axum-tokio", ServerKind::AxumTokio),

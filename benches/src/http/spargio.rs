@@ -9,7 +9,7 @@ use super::service::{file_dir, BenchService};
 use crate::harness::WORKERS;
 use futures::future::select;
 use spargio_http::fs::ServeDir;
-use spargio_http::{AcceptMode, HandlerPlacement, Http, Server};
+use spargio_http::{AcceptMode, AdaptiveConfig, HandlerPlacement, Http, Server};
 use spargio_rt::signal::{signal, SignalKind};
 use spargio_rt::Runtime;
 use std::io;
@@ -31,14 +31,12 @@ pub enum App {
 pub fn run(addr: SocketAddr, app: App, placement: HandlerPlacement) -> io::Result<()> {
     // As the other spargio bench harnesses: `SPARGIO_BENCH_PARK_SPIN_US`
     // overrides the shards' pre-park spin (default 50 µs).
-    let spin: u64 = std::env::var("SPARGIO_BENCH_PARK_SPIN_US")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
+    let spin = env_u64("SPARGIO_BENCH_PARK_SPIN_US").unwrap_or(50);
     let builder = Runtime::builder()
         .shards(WORKERS)
         .park_spin(Duration::from_micros(spin))
         .busy_yield(Duration::from_micros(busy_yield_us()))
+        .background_nice(env_u64("SPARGIO_BENCH_BACKGROUND_NICE").map_or(5, |n| n as i32))
         .thread_name("http-spargio");
     spargio_rt::run_with(builder, move |handle| async move {
         // Handlers first, so a signal sent right after `ready` stops the
@@ -57,6 +55,7 @@ pub fn run(addr: SocketAddr, app: App, placement: HandlerPlacement) -> io::Resul
         let server = Server::builder()
             .accept(accept)
             .handler_placement(placement)
+            .adaptive(adaptive_config())
             .shutdown_timeout(Duration::from_secs(2))
             .bind(&handle, addr)?
             .with_graceful_shutdown(stop);
@@ -78,13 +77,26 @@ pub fn run(addr: SocketAddr, app: App, placement: HandlerPlacement) -> io::Resul
     })?
 }
 
+/// Adaptive placement's settings: the defaults, except that
+/// `SPARGIO_BENCH_BACKGROUND_POLL_US=N` sets the background threshold (0
+/// keeps every handler on the shards), for A/B runs.
+fn adaptive_config() -> AdaptiveConfig {
+    let mut cfg = AdaptiveConfig::default();
+    if let Some(us) = env_u64("SPARGIO_BENCH_BACKGROUND_POLL_US") {
+        cfg.background_poll = (us > 0).then(|| Duration::from_micros(us));
+    }
+    cfg
+}
+
+/// An environment variable read as a number.
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
 /// `SPARGIO_BENCH_BUSY_YIELD_US=N`: the shards' `busy_yield` (default
 /// the runtime's, 1000 µs; 0 turns it off), for A/B runs.
 fn busy_yield_us() -> u64 {
-    std::env::var("SPARGIO_BENCH_BUSY_YIELD_US")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+    env_u64("SPARGIO_BENCH_BUSY_YIELD_US").unwrap_or(1000)
 }
 
 /// The HTTP protocol settings; `SPARGIO_BENCH_MULTISHOT=1` reads plain-TCP
