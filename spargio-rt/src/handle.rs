@@ -148,7 +148,9 @@ impl RuntimeHandle {
     }
 
     /// Runs a blocking closure on the blocking pool (a bounded set of
-    /// reused threads), so it does not stall a shard.
+    /// reused threads), so it does not stall a shard. The closure runs with
+    /// this runtime entered: `RuntimeHandle::current()` and the free
+    /// `spawn` functions work inside it.
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -201,6 +203,29 @@ impl RuntimeHandle {
     /// ```
     pub fn background_has_room(&self) -> bool {
         self.inner.background.has_room()
+    }
+
+    /// Whether no background task is queued or running right now (a hint,
+    /// as [`background_has_room`](Self::background_has_room)).
+    pub fn background_idle(&self) -> bool {
+        self.inner.background.is_idle()
+    }
+
+    /// How many shards are out of work right now (spinning before they
+    /// park, or parked). A hint, read without synchronisation: a caller
+    /// choosing between running work on the shards and elsewhere (the
+    /// background pool) can tell a saturated runtime from one with room.
+    ///
+    /// ```
+    /// let rt = spargio_rt::Runtime::builder().shards(2).build().unwrap();
+    /// assert!(rt.handle().idle_shards() <= 2);
+    /// ```
+    pub fn idle_shards(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .filter(|s| s.idle.load(std::sync::atomic::Ordering::Relaxed))
+            .count()
     }
 
     /// Number of shards.

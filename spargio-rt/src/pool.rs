@@ -90,6 +90,11 @@ impl ThreadPool {
         self.shared.lock().threads
     }
 
+    /// Whether no task is queued or running (a hint, as [`has_room`](Self::has_room)).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.shared.pending_runs.load(Ordering::Relaxed) == 0
+    }
+
     /// Whether a task pushed now would run at once: fewer runs are queued
     /// or running than the pool has threads (started or not). A hint: it
     /// reads one counter without the lock.

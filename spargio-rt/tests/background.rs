@@ -114,6 +114,7 @@ fn the_pool_says_when_it_has_no_room() {
         .unwrap();
     let h = rt.handle();
     assert!(h.background_has_room());
+    assert!(h.background_idle());
     // A task that holds the one thread until told to go.
     let (go, wait) = std::sync::mpsc::channel::<()>();
     let (running, is_running) = std::sync::mpsc::channel::<()>();
@@ -123,6 +124,7 @@ fn the_pool_says_when_it_has_no_room() {
     });
     is_running.recv().unwrap();
     assert!(!h.background_has_room(), "the only thread is busy");
+    assert!(!h.background_idle());
     go.send(()).unwrap();
     rt.block_on(task).unwrap();
     // The count drops right after the run returns, which may be a moment

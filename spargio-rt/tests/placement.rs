@@ -199,3 +199,33 @@ fn binding_to_a_cpu_that_does_not_exist_fails_the_build() {
         7
     );
 }
+
+#[test]
+fn idle_shards_counts_the_shards_out_of_work() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let rt = rt(2);
+    let h = rt.handle();
+    let wait_for = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    wait_for("both shards go idle", &|| h.idle_shards() == 2);
+    // Shard 1 busy in one long poll until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let busy = h.spawn_pinned(ShardId(1), async move {
+        while !s.load(Ordering::SeqCst) {
+            std::hint::spin_loop();
+        }
+    });
+    wait_for("the busy shard is not idle", &|| h.idle_shards() == 1);
+    stop.store(true, Ordering::SeqCst);
+    rt.block_on(busy).unwrap();
+    wait_for("it goes idle again", &|| h.idle_shards() == 2);
+}

@@ -51,9 +51,10 @@ pub struct AdaptiveConfig {
     /// a poll this long sends its connection's next request stealable.
     pub heavy_poll: Duration,
     /// A route whose smoothed longest poll reaches this runs on the
-    /// background pool (see [`HandlerPlacement::Background`]) while the
-    /// pool has a free thread, and stealable when it has none; it comes
-    /// back below half of it. `None` keeps every route on the shards.
+    /// background pool (see [`HandlerPlacement::Background`]) when the
+    /// pool has a free thread and either some shard is out of work or the
+    /// pool has nothing else to run; otherwise (a saturated machine) it
+    /// runs stealable. It comes back below half of the threshold. `None` keeps every route on the shards.
     /// Default 500 µs: a poll that long holds a shard's connections for
     /// half a millisecond, far more than a pool hop costs.
     pub background_poll: Option<Duration>,
