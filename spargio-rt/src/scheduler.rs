@@ -305,18 +305,7 @@ impl Inner {
         Fn_: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let registry = self.blocking.registry().clone();
-        let ctl = registry.insert(0);
-        let guard = Guard::new(RunOnce(Some(f)), ctl.clone(), registry);
-        let (task, handle) = async_task::Builder::new()
-            .metadata(TaskMeta::new(Home::Blocking, 0))
-            .spawn(move |_| guard, self.scheduler());
-        ctl.register(&task.waker());
-        if self.is_shutdown() {
-            ctl.abort();
-        }
-        self.blocking.push(task);
-        JoinHandle::new(handle, ctl)
+        self.spawn_on_pool(Home::Blocking, RunOnce(Some(f)))
     }
 
     /// Spawns a `Send` future on the background pool.
@@ -325,18 +314,41 @@ impl Inner {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let registry = self.background.registry().clone();
+        self.spawn_on_pool(Home::Background, fut)
+    }
+
+    /// Spawns `fut` on the pool of `home` (`Blocking` or `Background`),
+    /// registered in that pool's registry; after shutdown began it is
+    /// cancelled at once.
+    fn spawn_on_pool<F>(self: &Arc<Self>, home: Home, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let pool = self.pool(home);
+        let registry = pool.registry().clone();
         let ctl = registry.insert(0);
         let guard = Guard::new(fut, ctl.clone(), registry);
         let (task, handle) = async_task::Builder::new()
-            .metadata(TaskMeta::new(Home::Background, 0))
+            .metadata(TaskMeta::new(home, 0))
             .spawn(move |_| guard, self.scheduler());
         ctl.register(&task.waker());
         if self.is_shutdown() {
             ctl.abort();
         }
-        self.background.push(task);
+        pool.push(task);
         JoinHandle::new(handle, ctl)
+    }
+
+    /// The thread pool of a pool task's `home`.
+    fn pool(&self, home: Home) -> &ThreadPool {
+        match home {
+            Home::Blocking => &self.blocking,
+            Home::Background => &self.background,
+            Home::Local(_) | Home::Pinned(_) | Home::Stealable => {
+                unreachable!("{home:?} tasks run on shards, not on a pool")
+            }
+        }
     }
 
     /// First scheduling of a new task. A plain `Stealable` spawn from a
@@ -405,8 +417,7 @@ impl Inner {
                 let last = task.metadata().last_shard();
                 self.push_stealable(last, task, lifo)
             }
-            Home::Blocking => self.blocking.push(task),
-            Home::Background => self.background.push(task),
+            home @ (Home::Blocking | Home::Background) => self.pool(home).push(task),
         }
     }
 
