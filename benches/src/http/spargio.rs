@@ -32,11 +32,14 @@ pub fn run(addr: SocketAddr, app: App, placement: HandlerPlacement) -> io::Resul
     // As the other spargio bench harnesses: `SPARGIO_BENCH_PARK_SPIN_US`
     // overrides the shards' pre-park spin (default 50 µs).
     let spin = env_u64("SPARGIO_BENCH_PARK_SPIN_US").unwrap_or(50);
+    // `SPARGIO_BENCH_AFFINITY=1` pins shard i to CPU i (default: unpinned),
+    // for A/B runs of how shards and the load generator share the cores.
     let builder = Runtime::builder()
         .shards(WORKERS)
         .park_spin(Duration::from_micros(spin))
         .busy_yield(Duration::from_micros(busy_yield_us()))
         .background_nice(env_u64("SPARGIO_BENCH_BACKGROUND_NICE").map_or(5, |n| n as i32))
+        .thread_affinity(env_u64("SPARGIO_BENCH_AFFINITY") == Some(1))
         .thread_name("http-spargio");
     spargio_rt::run_with(builder, move |handle| async move {
         // Handlers first, so a signal sent right after `ready` stops the
