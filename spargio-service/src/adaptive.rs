@@ -161,6 +161,13 @@ fn sampled() -> bool {
 mod tests {
     use super::*;
 
+    /// Records `n` polls of `poll` for route `r` on shard 0.
+    fn record_n(t: &AdaptiveTable, r: RouteKey, n: usize, poll: Duration) {
+        for _ in 0..n {
+            t.record(0, r, poll);
+        }
+    }
+
     fn table() -> AdaptiveTable {
         AdaptiveTable::new(
             AdaptiveConfig {
@@ -177,14 +184,10 @@ mod tests {
         let t = table();
         let r = RouteKey(7);
         assert_eq!(t.tier(0, r), Tier::Inline);
-        for _ in 0..4 {
-            t.record(0, r, Duration::from_micros(500));
-        }
+        record_n(&t, r, 4, Duration::from_micros(500));
         assert_ne!(t.tier(0, r), Tier::Inline);
         // Short polls bring the average below half the threshold.
-        for _ in 0..64 {
-            t.record(0, r, Duration::from_micros(5));
-        }
+        record_n(&t, r, 64, Duration::from_micros(5));
         assert_eq!(t.tier(0, r), Tier::Inline);
     }
 
@@ -194,22 +197,14 @@ mod tests {
         let r = RouteKey(9);
         t.record(0, r, Duration::from_micros(300));
         assert_eq!(t.tier(0, r), Tier::Stealable, "between the thresholds");
-        for _ in 0..16 {
-            t.record(0, r, Duration::from_millis(1));
-        }
+        record_n(&t, r, 16, Duration::from_millis(1));
         assert_eq!(t.tier(0, r), Tier::Background);
         // 250 µs: below the background threshold, above half of it.
-        for _ in 0..64 {
-            t.record(0, r, Duration::from_micros(250));
-        }
+        record_n(&t, r, 64, Duration::from_micros(250));
         assert_eq!(t.tier(0, r), Tier::Background, "hysteresis");
-        for _ in 0..64 {
-            t.record(0, r, Duration::from_micros(120));
-        }
+        record_n(&t, r, 64, Duration::from_micros(120));
         assert_eq!(t.tier(0, r), Tier::Stealable);
-        for _ in 0..64 {
-            t.record(0, r, Duration::from_micros(5));
-        }
+        record_n(&t, r, 64, Duration::from_micros(5));
         assert_eq!(t.tier(0, r), Tier::Inline);
     }
 
@@ -223,9 +218,7 @@ mod tests {
             1,
         );
         let r = RouteKey(4);
-        for _ in 0..8 {
-            t.record(0, r, Duration::from_secs(1));
-        }
+        record_n(&t, r, 8, Duration::from_secs(1));
         assert_eq!(t.tier(0, r), Tier::Stealable);
         assert_eq!(t.tier_of_poll(Duration::from_secs(1)), Tier::Stealable);
     }
@@ -244,9 +237,7 @@ mod tests {
         let r = RouteKey(1);
         t.record(0, r, Duration::from_micros(200));
         assert_ne!(t.tier(0, r), Tier::Inline);
-        for _ in 0..64 {
-            t.record(0, r, Duration::from_micros(70));
-        }
+        record_n(&t, r, 64, Duration::from_micros(70));
         assert!(
             (t.tier(0, r) != Tier::Inline),
             "70 µs is above half of 100 µs"

@@ -642,13 +642,11 @@ fn where_it_ran(
 > + Clone
        + Send
        + 'static {
-    service_fn(move |req: Bytes| async move {
-        if req.first() == Some(&b'H') {
-            burn(d);
-        }
-        let name = std::thread::current().name().unwrap_or("").to_string();
-        Ok::<_, Infallible>(Bytes::from(name))
-    })
+    burning(
+        |req| req.first() == Some(&b'H'),
+        d,
+        |_| Bytes::from(std::thread::current().name().unwrap_or("").to_string()),
+    )
 }
 
 /// Whether a reply of [`where_it_ran`] names a background-pool thread.
@@ -735,11 +733,29 @@ fn burning_echo(
 > + Clone
        + Send
        + 'static {
+    burning(heavy, d, |req| req)
+}
+
+/// A service that burns `d` of CPU in the poll of the requests `heavy`
+/// picks, then answers with `reply(request)` (computed in that poll, on
+/// the thread the future runs on).
+fn burning(
+    heavy: fn(&[u8]) -> bool,
+    d: Duration,
+    reply: fn(Bytes) -> Bytes,
+) -> impl tower::Service<
+    Bytes,
+    Response = Bytes,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Bytes, Infallible>> + Send,
+> + Clone
+       + Send
+       + 'static {
     service_fn(move |req: Bytes| async move {
         if heavy(&req) {
             burn(d);
         }
-        Ok::<_, Infallible>(req)
+        Ok::<_, Infallible>(reply(req))
     })
 }
 
