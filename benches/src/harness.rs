@@ -85,7 +85,7 @@ pub fn spargio_rt() -> Harness {
         .expect("build spargio-rt runtime");
     let handle = rt.handle();
     let ((cmd_tx, cmd_rx), (rep_tx, rep_rx)) = Harness::channels();
-    let (wire, responder) = Wire::async_channel();
+    let (wire, responder) = Wire::new();
     let responder = handle.spawn_pinned(ShardId(1), responder.run());
     drop(handle.spawn_pinned(
         ShardId(0),
@@ -107,7 +107,7 @@ pub fn tokio_mt() -> Harness {
         .expect("build tokio runtime");
     let handle = rt.handle().clone();
     let ((cmd_tx, cmd_rx), (rep_tx, rep_rx)) = Harness::channels();
-    let (wire, responder) = Wire::tokio();
+    let (wire, responder) = Wire::new();
     let responder = rt.spawn(responder.run());
     drop(rt.spawn(drive(handle, cmd_rx, rep_tx, wire, responder)));
     Harness::new("tokio", cmd_tx, rep_rx, move || {
@@ -116,7 +116,7 @@ pub fn tokio_mt() -> Harness {
 }
 
 /// spargio 0.5.13, 2 shards: driver pinned on shard 0, responder pinned on
-/// shard 1, the same `async_channel` wire as spargio-rt.
+/// shard 1, the same tokio-mpsc wire as every peer.
 pub fn spargio_0_5_13() -> Harness {
     let rt = spargio::Runtime::builder()
         .shards(WORKERS)
@@ -124,7 +124,7 @@ pub fn spargio_0_5_13() -> Harness {
         .expect("build spargio 0.5.13 runtime");
     let handle = rt.handle();
     let ((cmd_tx, cmd_rx), (rep_tx, rep_rx)) = Harness::channels();
-    let (wire, responder) = Wire::async_channel();
+    let (wire, responder) = Wire::new();
     let responder = handle
         .spawn_pinned(1, responder.run())
         .expect("spawn responder");

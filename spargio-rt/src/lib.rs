@@ -33,6 +33,9 @@
 //! Channels: spargio-rt does not ship its own. Any runtime-agnostic channel
 //! works on it; we use and recommend [`async-channel`](https://docs.rs/async-channel)
 //! (bounded and unbounded MPMC) and `futures-channel`'s `oneshot`.
+//! `tokio::sync` needs no tokio runtime either; its single-consumer `mpsc`
+//! wakes a task on another shard more cheaply (see the book's Channels
+//! section).
 //! [`boundary`] wraps them into a request/reply channel for services that
 //! run tokio beside spargio.
 #![warn(missing_docs)]
