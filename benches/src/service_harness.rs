@@ -110,14 +110,19 @@ impl Drop for ServerUnderTest {
 /// spargio-service on a 2-shard spargio-rt, round-robin accept on shard 0.
 fn spargio(peer: ServicePeer, placement: HandlerPlacement) -> ServerUnderTest {
     // As io_harness.rs: `SPARGIO_BENCH_PARK_SPIN_US` overrides the shards'
-    // pre-park spin (default 50 µs).
-    let spin: u64 = std::env::var("SPARGIO_BENCH_PARK_SPIN_US")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
-    let rt = Runtime::builder()
+    // pre-park spin (default 50 µs); as the HTTP bench,
+    // `SPARGIO_BENCH_BACKGROUND_NICE` the background pool's nice value
+    // (default 5) and `SPARGIO_BENCH_BACKGROUND_THREADS` its size.
+    let env_u64 = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let spin = env_u64("SPARGIO_BENCH_PARK_SPIN_US").unwrap_or(50);
+    let mut builder = Runtime::builder()
         .shards(WORKERS)
         .park_spin(Duration::from_micros(spin))
+        .background_nice(env_u64("SPARGIO_BENCH_BACKGROUND_NICE").map_or(5, |n| n as i32));
+    if let Some(n) = env_u64("SPARGIO_BENCH_BACKGROUND_THREADS") {
+        builder = builder.background_threads(n as usize);
+    }
+    let rt = builder
         .thread_name("bench-svc-spargio")
         .build()
         .expect("build spargio-rt runtime");
