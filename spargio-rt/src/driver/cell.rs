@@ -36,12 +36,12 @@ pub(crate) trait Completion: Send + Sync {
 
     /// Records the `user_data` the owner shard gave the op.
     fn set_tag(&self, ud: u64) {
-        self.op_tag().0.store(ud, Ordering::Release);
+        self.op_tag().ud.store(ud, Ordering::Release);
     }
 
     /// The op's `user_data` on its owner shard (0 before registration).
     fn tag(&self) -> u64 {
-        self.op_tag().0.load(Ordering::Acquire)
+        self.op_tag().ud.load(Ordering::Acquire)
     }
 
     /// Fails an op that never reached a ring (its shard exited first).
@@ -53,9 +53,18 @@ pub(crate) trait Completion: Send + Sync {
     }
 }
 
-/// An op's `user_data` on its owner shard, for cancelling it from elsewhere.
+/// An op's `user_data` on its owner shard, for cancelling it from
+/// elsewhere, and its place in the queue for a slot while the shard's op
+/// table is full.
 #[derive(Default)]
-pub(crate) struct OpTag(AtomicU64);
+pub(crate) struct OpTag {
+    ud: AtomicU64,
+    /// Whom to wake when a slot frees up.
+    pub(crate) slot_waker: AtomicWaker,
+    /// The op is in a table's queue of ops waiting for a slot (so another
+    /// poll of its future only updates `slot_waker`).
+    pub(crate) slot_queued: AtomicBool,
+}
 
 const IN_FLIGHT: u8 = 0;
 const DONE: u8 = 1;

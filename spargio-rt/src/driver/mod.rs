@@ -37,7 +37,10 @@
 //! - **Full SQ.** An SQE that does not fit is spilled to a queue that the
 //!   shard moves into the SQ after its next enter; nothing fails or blocks.
 //! - **Bounded.** Each shard's table holds at most `max_ops_in_flight` ops;
-//!   an op that finds it full waits for a slot (backpressure).
+//!   an op that finds it full waits for a slot (backpressure). Waiting ops
+//!   queue once each, oldest first; every freed slot, and every loop turn
+//!   while slots are free, wakes the next one, skipping ops whose futures
+//!   were dropped, so an aborted waiter never strands the rest.
 //! - **Shutdown.** A shard leaves its loop only when no task is alive, so
 //!   every op future has been dropped; it then cancels everything still in
 //!   its table and reaps until the table is empty before anything is freed.

@@ -2,6 +2,7 @@
 //! op's `user_data`, with a generation per slot.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -20,8 +21,9 @@ pub(crate) struct OpTable {
     free: Vec<u32>,
     live: usize,
     limit: usize,
-    /// Ops waiting for a free slot (backpressure when the table is full).
-    waiting: VecDeque<Waker>,
+    /// Ops waiting for a free slot (backpressure when the table is full),
+    /// each queued once however often its future is polled.
+    waiting: VecDeque<Arc<dyn Completion>>,
     /// CQEs whose tag matched no live op (counted, never acted on).
     pub(crate) stale: u64,
 }
@@ -44,13 +46,46 @@ impl OpTable {
     }
 
     /// Registers `op`; returns its `user_data`, or `None` when the table is
-    /// full (then `waker` is woken when a slot frees up).
+    /// full (then `waker` is woken when a slot frees up; see
+    /// [`wake_for_free_slots`](Self::wake_for_free_slots)).
     pub(crate) fn insert(&mut self, op: Arc<dyn Completion>, waker: &Waker) -> Option<u64> {
         if self.live >= self.limit {
-            self.waiting.push_back(waker.clone());
+            let tag = op.op_tag();
+            tag.slot_waker.register(waker);
+            if !tag.slot_queued.swap(true, Ordering::AcqRel) {
+                self.waiting.push_back(op);
+            }
             return None;
         }
         Some(self.insert_unbounded(op))
+    }
+
+    /// Whether ops are queued for a slot.
+    pub(crate) fn has_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// Wakes queued ops, one per free slot, oldest first. An op whose
+    /// future was dropped while it waited (the queue holds the last
+    /// reference) leaves the queue without taking a wake-up from a live one.
+    ///
+    /// Called whenever a slot frees and on every loop turn while ops wait,
+    /// so a woken op that never came back for its slot (its task was
+    /// aborted before it ran) does not strand the ones behind it.
+    pub(crate) fn wake_for_free_slots(&mut self) {
+        let mut free = self.limit.saturating_sub(self.live);
+        while free > 0 {
+            let Some(op) = self.waiting.pop_front() else {
+                return;
+            };
+            let tag = op.op_tag();
+            tag.slot_queued.store(false, Ordering::Release);
+            if Arc::strong_count(&op) == 1 {
+                continue;
+            }
+            tag.slot_waker.wake();
+            free -= 1;
+        }
     }
 
     /// Registers `op` even past the limit (remote submissions that already
@@ -88,9 +123,7 @@ impl OpTable {
             let op = slot.op.take().expect("checked");
             self.free.push(idx);
             self.live -= 1;
-            if let Some(w) = self.waiting.pop_front() {
-                w.wake();
-            }
+            self.wake_for_free_slots();
             op
         } else {
             slot.op.clone().expect("checked")
@@ -121,8 +154,10 @@ impl OpTable {
 
     /// Wakes everyone waiting for a slot (shutdown).
     pub(crate) fn wake_waiting(&mut self) {
-        for w in self.waiting.drain(..) {
-            w.wake();
+        for op in self.waiting.drain(..) {
+            let tag = op.op_tag();
+            tag.slot_queued.store(false, Ordering::Release);
+            tag.slot_waker.wake();
         }
     }
 }
@@ -170,6 +205,79 @@ mod tests {
         assert!(t.insert(op.clone(), &noop_waker()).is_none());
         t.lookup(a, Cqe { res: 0, flags: 0 });
         assert!(t.insert(op, &noop_waker()).is_some());
+    }
+
+    /// A waker that counts its wake-ups.
+    struct Wakes(AtomicUsize);
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting_waker() -> (Arc<Wakes>, Waker) {
+        let w = Arc::new(Wakes(AtomicUsize::new(0)));
+        (w.clone(), Waker::from(w))
+    }
+
+    fn count_op() -> Arc<dyn Completion> {
+        Arc::new(Count(AtomicUsize::new(0), Default::default()))
+    }
+
+    #[test]
+    fn a_waiter_whose_future_is_gone_does_not_take_the_free_slot() {
+        let mut t = OpTable::new(1);
+        let a = t.insert(count_op(), &noop_waker()).unwrap();
+        // B waits, then its future is dropped (the table holds the last
+        // reference); C waits behind it.
+        assert!(t.insert(count_op(), &noop_waker()).is_none());
+        let c = count_op();
+        let (c_wakes, c_waker) = counting_waker();
+        assert!(t.insert(c.clone(), &c_waker).is_none());
+        t.lookup(a, Cqe { res: 0, flags: 0 });
+        assert_eq!(
+            c_wakes.0.load(Ordering::SeqCst),
+            1,
+            "C gets the slot B left"
+        );
+        assert!(t.insert(c, &c_waker).is_some());
+    }
+
+    #[test]
+    fn a_waiter_polled_again_is_queued_once_and_woken_through_its_last_waker() {
+        let mut t = OpTable::new(1);
+        let a = t.insert(count_op(), &noop_waker()).unwrap();
+        let b = count_op();
+        let (first, first_waker) = counting_waker();
+        let (last, last_waker) = counting_waker();
+        assert!(t.insert(b.clone(), &first_waker).is_none());
+        assert!(t.insert(b.clone(), &last_waker).is_none());
+        assert_eq!(t.waiting.len(), 1);
+        t.lookup(a, Cqe { res: 0, flags: 0 });
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(last.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn waiters_woken_for_a_slot_they_never_took_are_followed_by_the_next() {
+        let mut t = OpTable::new(1);
+        let a = t.insert(count_op(), &noop_waker()).unwrap();
+        let b = count_op();
+        let c = count_op();
+        let (b_wakes, b_waker) = counting_waker();
+        let (c_wakes, c_waker) = counting_waker();
+        assert!(t.insert(b.clone(), &b_waker).is_none());
+        assert!(t.insert(c.clone(), &c_waker).is_none());
+        t.lookup(a, Cqe { res: 0, flags: 0 });
+        assert_eq!(b_wakes.0.load(Ordering::SeqCst), 1);
+        // B's task was aborted after its wake-up, before it polled: no op
+        // completes again, but the next turn's check hands the slot on.
+        drop(b);
+        assert_eq!(c_wakes.0.load(Ordering::SeqCst), 0);
+        t.wake_for_free_slots();
+        assert_eq!(c_wakes.0.load(Ordering::SeqCst), 1);
+        assert!(t.insert(c, &c_waker).is_some());
+        assert!(!t.has_waiting());
     }
 
     #[test]

@@ -80,6 +80,14 @@ impl LocalShard {
         if n > 0 {
             self.note_cq_overflow();
         }
+        // Ops queued for a slot in a full table: hand out the free ones
+        // (also those a woken op never came back for).
+        {
+            let mut ops = self.ops.borrow_mut();
+            if ops.has_waiting() {
+                ops.wake_for_free_slots();
+            }
+        }
         // Room freed in the CQ: move spilled SQEs in.
         self.flush_spill();
         n
