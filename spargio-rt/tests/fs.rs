@@ -231,6 +231,22 @@ async fn large_file_round_trip() {
 }
 
 #[spargio_rt::test]
+async fn write_vectored_all_to_a_file_takes_more_buffers_than_one_writev() {
+    let dir = TempDir::new("many-iovecs");
+    let p = dir.join("v");
+    let bufs: Vec<Vec<u8>> = (0..2500)
+        .map(|i| vec![(i % 253) as u8; 1 + i % 7])
+        .collect();
+    let want = bufs.concat();
+    let mut f = File::create(&p).await.unwrap();
+    let (res, back) = f.write_vectored_all(bufs).await;
+    res.unwrap();
+    assert_eq!(back.len(), 2500);
+    drop(f);
+    assert_eq!(std::fs::read(&p).unwrap(), want);
+}
+
+#[spargio_rt::test]
 async fn current_position_streams_and_append() {
     let dir = TempDir::new("stream");
     let p = dir.join("s");

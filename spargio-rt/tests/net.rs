@@ -151,6 +151,29 @@ fn write_vectored_all_sends_every_buffer_in_order() {
 }
 
 #[test]
+fn write_vectored_all_sends_more_buffers_than_one_call_takes() {
+    // The kernel refuses more than 1024 vectors per writev/sendmsg: a
+    // longer list goes out in several calls, not as an error.
+    const N: usize = 3000;
+    let bufs: Vec<Vec<u8>> = (0..N).map(|i| vec![(i % 251) as u8; 1 + i % 5]).collect();
+    let want: Vec<u8> = bufs.concat();
+    let (got, back_len) = run(|| async move {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let reader = spargio_rt::spawn(async move {
+            let (r, buf) = b.read_to_end(Vec::new()).await;
+            r.unwrap();
+            buf
+        });
+        let (r, back) = a.write_vectored_all(bufs).await;
+        r.unwrap();
+        a.shutdown().await.unwrap();
+        (reader.await.unwrap(), back.len())
+    });
+    assert_eq!(back_len, N, "buffers come back");
+    assert_eq!(got, want);
+}
+
+#[test]
 fn eof_reset_and_refused_are_the_kernels_answers() {
     run(|| async {
         // EOF: the peer shuts down its write side.

@@ -140,9 +140,13 @@ unsafe impl<B: Send> Send for Writev<B> {}
 
 impl<B: IoBuf> OpData for Writev<B> {
     fn entry(&mut self) -> Entry {
+        // The kernel takes at most IOV_MAX vectors in one call; a longer
+        // list is a partial write of its first IOV_MAX buffers, which the
+        // caller continues like any other short write.
         self.iovecs = self
             .bufs
             .iter()
+            .take(IOV_MAX)
             .map(|b| libc::iovec {
                 iov_base: b.stable_ptr() as *mut libc::c_void,
                 iov_len: b.bytes_init(),
@@ -168,8 +172,13 @@ impl<B: IoBuf> OpData for Writev<B> {
     }
 }
 
-/// One vectored write (or `sendmsg` on a socket) of every buffer's
-/// initialised bytes, in order.
+/// Most buffers one vectored write passes to the kernel (Linux's
+/// `UIO_MAXIOV`); more would fail the call with `EINVAL`/`EMSGSIZE`.
+pub(crate) const IOV_MAX: usize = 1024;
+
+/// One vectored write (or `sendmsg` on a socket) of the buffers'
+/// initialised bytes, in order: of the first [`IOV_MAX`] buffers only,
+/// when there are more (a short write).
 pub(crate) async fn write_vectored<B: IoBuf>(
     fd: &SharedFd,
     bufs: Vec<B>,

@@ -21,6 +21,10 @@ pub trait AsyncWrite {
 
     /// Writes once from several buffers in order (one `writev`/`sendmsg`
     /// where the stream has it); returns how many bytes went in total.
+    /// Like any single write it may be short: the kernel's streams take at
+    /// most the first 1024 buffers per call.
+    /// [`write_vectored_all`](crate::io::AsyncWriteExt::write_vectored_all)
+    /// writes every buffer of a list of any length.
     fn write_vectored<B: IoBuf>(
         &mut self,
         bufs: Vec<B>,
