@@ -239,6 +239,51 @@ fn body_over_the_configured_limit_is_413() {
     assert!(c.is_closed());
 }
 
+/// A service that fails (returns `Err`) when the request body does, as a
+/// plain `collect().await?` handler does.
+fn collecting_service_that_fails_on_a_body_error() -> impl tower::Service<
+    http::Request<Body>,
+    Response = Response<Body>,
+    Error = spargio_service::BoxError,
+    Future = impl std::future::Future<Output = Result<Response<Body>, spargio_service::BoxError>>
+                 + Send
+                 + 'static,
+> + Clone
+       + Send
+       + 'static {
+    tower::service_fn(|req: http::Request<Body>| async move {
+        use http_body_util::BodyExt;
+        let bytes = req.into_body().collect().await?.to_bytes();
+        Ok::<_, spargio_service::BoxError>(Response::new(Body::from(bytes)))
+    })
+}
+
+#[test]
+fn malformed_chunked_body_is_400_and_closes_when_the_service_fails_on_it() {
+    let server = TestServer::start(collecting_service_that_fails_on_a_body_error());
+    let mut c = server.connect();
+    c.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n");
+    let resp = c.read_response();
+    assert_eq!(resp.status, 400, "{resp:?}");
+    assert_eq!(resp.header("connection"), Some("close"));
+    assert!(c.is_closed());
+}
+
+#[test]
+fn streamed_body_over_the_limit_is_413_and_closes_when_the_service_fails_on_it() {
+    let server = TestServer::start_with(
+        Http::new().max_body_bytes(10),
+        |b| b,
+        collecting_service_that_fails_on_a_body_error(),
+    );
+    let mut c = server.connect();
+    c.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n8\r\n89abcdef\r\n0\r\n\r\n");
+    let resp = c.read_response();
+    assert_eq!(resp.status, 413, "{resp:?}");
+    assert_eq!(resp.header("connection"), Some("close"));
+    assert!(c.is_closed());
+}
+
 #[test]
 fn unread_body_is_drained_never_parsed_as_a_request() {
     // The handler never reads the body; the body looks like a request.

@@ -530,6 +530,38 @@ fn handler_errors_and_panics_become_500_and_the_connection_goes_on() {
 }
 
 #[test]
+fn head_to_a_failing_handler_gets_the_error_head_without_a_body() {
+    // HEAD, 204 and 304 carry no body, and neither does the error page
+    // the server writes when a HEAD request's handler fails: the next
+    // response on the connection must start right after the head.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        match req.uri().path() {
+            "/panic" => panic!("boom"),
+            "/err" => Err::<Response<Body>, _>(std::io::Error::other("nope")),
+            _ => Ok(text("fine")),
+        }
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    for path in ["/panic", "/err"] {
+        c.send(format!("HEAD {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+        let resp = c.read_response_to(true);
+        assert_eq!(resp.status, 500, "HEAD {path}");
+        assert!(resp.body.is_empty());
+        assert!(
+            resp.header("content-length").is_some(),
+            "the head says what a GET would carry"
+        );
+        assert_eq!(
+            c.roundtrip(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n")
+                .body_str(),
+            "fine",
+            "the connection goes on after HEAD {path}"
+        );
+    }
+}
+
+#[test]
 fn body_collected_by_a_stealable_handler_on_another_shard() {
     // The handler runs stealable (default placement) and reads the body
     // wherever it runs; bytes come from the connection's shard.

@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Instant;
 
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as HttpBody;
 use spargio_rt::io::flush_and_read;
 use spargio_service::{BoxError, Connection, Handler, HandlerError, ReadWatch, RouteKey, Watched};
@@ -65,7 +65,7 @@ where
             }
             Next::Bad(status) => {
                 conn.record_bad_request();
-                error_page::write(&mut out.buf, Version::HTTP_11, status, false);
+                error_page::write(&mut out.buf, Version::HTTP_11, status, false, false);
                 return close_lingering(&mut input, &mut out, cfg).await;
             }
             Next::TimedOut => {
@@ -73,6 +73,7 @@ where
                     &mut out.buf,
                     Version::HTTP_11,
                     StatusCode::REQUEST_TIMEOUT,
+                    false,
                     false,
                 );
                 return close_lingering(&mut input, &mut out, cfg).await;
@@ -91,6 +92,7 @@ where
                 head.version,
                 StatusCode::SERVICE_UNAVAILABLE,
                 false,
+                head.method == Method::HEAD,
             );
             return close_lingering(&mut input, &mut out, cfg).await;
         }
@@ -265,7 +267,13 @@ where
     if let (Some(max), BodyLength::Length(n)) = (cfg.max_body, body) {
         if n > max {
             conn.record_bad_request();
-            error_page::write(&mut out.buf, version, StatusCode::PAYLOAD_TOO_LARGE, false);
+            error_page::write(
+                &mut out.buf,
+                version,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                false,
+                *method == Method::HEAD,
+            );
             return Started::Refused;
         }
     }

@@ -178,6 +178,14 @@ fn write_head<W, B>(
 where
     B: HttpBody,
 {
+    let head_only = cx.ex.method == Method::HEAD;
+    if let Some(status) = cx.refused {
+        // The request body was malformed or too large: the request gets
+        // that error (and the connection closes), not the service's answer
+        // or failure over a body it never fully had.
+        error_page::write(&mut out.buf, cx.ex.version, status, false, head_only);
+        return Head::Done(Responded::Done { keep_alive: false });
+    }
     match res {
         Ok(resp) => write_response_head(out, resp, cx),
         Err(e) => {
@@ -188,7 +196,7 @@ where
                 }
             };
             let keep_alive = cx.ex.keep_alive && !cx.conn.is_closing() && !cx.body_unknown;
-            error_page::write(&mut out.buf, cx.ex.version, status, keep_alive);
+            error_page::write(&mut out.buf, cx.ex.version, status, keep_alive, head_only);
             Head::Done(Responded::Done { keep_alive })
         }
     }
@@ -202,15 +210,9 @@ where
     let HeadContext {
         ex,
         body_unknown,
-        refused,
+        refused: _,
         conn,
     } = cx;
-    if let Some(status) = refused {
-        // The request body was malformed or too large: the request gets
-        // the error, not the service's answer to a body it never fully had.
-        error_page::write(&mut out.buf, ex.version, status, false);
-        return Head::Done(Responded::Done { keep_alive: false });
-    }
     // The head is read in place; only the body is moved out at the end
     // (taking the response apart first would copy all of it).
     let status = resp.status();
@@ -220,6 +222,7 @@ where
             ex.version,
             StatusCode::INTERNAL_SERVER_ERROR,
             keep_alive,
+            ex.method == Method::HEAD,
         );
         Head::Done(Responded::Done { keep_alive })
     };
