@@ -502,16 +502,27 @@ fn upgrade_keeps_every_byte_that_arrived_while_the_101_was_pending() {
     }
 }
 
-#[test]
-fn handler_errors_and_panics_become_500_and_the_connection_goes_on() {
-    let service = tower::service_fn(|req: Request<Body>| async move {
+/// `/panic` panics, `/err` returns `Err`, anything else answers "fine".
+fn failing_routes() -> impl tower::Service<
+    Request<Body>,
+    Response = Response<Body>,
+    Error = std::io::Error,
+    Future = impl std::future::Future<Output = Result<Response<Body>, std::io::Error>> + Send + 'static,
+> + Clone
+       + Send
+       + 'static {
+    tower::service_fn(|req: Request<Body>| async move {
         match req.uri().path() {
             "/panic" => panic!("boom"),
             "/err" => Err::<Response<Body>, _>(std::io::Error::other("nope")),
             _ => Ok(text("fine")),
         }
-    });
-    let server = TestServer::start(service);
+    })
+}
+
+#[test]
+fn handler_errors_and_panics_become_500_and_the_connection_goes_on() {
+    let server = TestServer::start(failing_routes());
     let mut c = server.connect();
     assert_eq!(
         c.roundtrip(b"GET /panic HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -534,14 +545,7 @@ fn head_to_a_failing_handler_gets_the_error_head_without_a_body() {
     // HEAD, 204 and 304 carry no body, and neither does the error page
     // the server writes when a HEAD request's handler fails: the next
     // response on the connection must start right after the head.
-    let service = tower::service_fn(|req: Request<Body>| async move {
-        match req.uri().path() {
-            "/panic" => panic!("boom"),
-            "/err" => Err::<Response<Body>, _>(std::io::Error::other("nope")),
-            _ => Ok(text("fine")),
-        }
-    });
-    let server = TestServer::start(service);
+    let server = TestServer::start(failing_routes());
     let mut c = server.connect();
     for path in ["/panic", "/err"] {
         c.send(format!("HEAD {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
