@@ -113,11 +113,13 @@ impl Protocol for LengthDelimited {
     /// Serves the connection until the client closes it, the idle timeout
     /// passes, the server asks it to close, or a request is too large.
     ///
-    /// Before reading each request it waits for [`Handler::ready`], so a
-    /// service that is not ready stops the reads. A service error, panic,
+    /// Once a request has arrived it waits for [`Handler::ready`] before it
+    /// reads anything more, so a service that is not ready stops the reads;
+    /// an idle connection asks for no readiness (and holds no permit of a
+    /// concurrency or rate limit). A service error, panic,
     /// timeout or shutdown cut becomes an error frame and the connection
     /// goes on. A `ready` that fails means the service takes no more
-    /// requests: the next request is answered with that error and the
+    /// requests: the request is answered with that error and the
     /// connection closes. A frame over the limit is counted
     /// ([`Connection::record_bad_request`]), answered with
     /// [`Status::BadRequest`], and the connection closes (the stream cannot
@@ -259,28 +261,26 @@ where
         output: Output::new(),
     };
     loop {
-        // Backpressure: no read until the service is ready.
-        let ready = c
-            .output
-            .flush_while_pending(&mut c.writer, handler.ready())
-            .await?;
-        if let Err(e) = ready {
-            // The service takes no more requests: tell the next one why.
-            match c.next_request(&conn).await? {
-                Next::Request(_) => {
-                    c.respond(Status::from(&e), Bytes::from(e.to_string()))
-                        .await?;
-                }
-                Next::Bad(bad) => return c.bad_request(&conn, bad).await,
-                Next::Closed => {}
-            }
-            return c.output.flush(&mut c.writer).await;
-        }
         let req = match c.next_request(&conn).await? {
             Next::Request(req) => req,
             Next::Closed => return c.output.flush(&mut c.writer).await,
             Next::Bad(bad) => return c.bad_request(&conn, bad).await,
         };
+        // Backpressure: nothing more is read until the service is ready for
+        // this request. Readiness is asked only once a request is here, so
+        // an idle connection never holds what `poll_ready` reserves (a
+        // concurrency-limit permit, a rate-limit slot) while others wait.
+        let ready = c
+            .output
+            .flush_while_pending(&mut c.writer, handler.ready())
+            .await?;
+        if let Err(e) = ready {
+            // The service takes no more requests: tell this one why, and
+            // close.
+            c.respond(Status::from(&e), Bytes::from(e.to_string()))
+                .await?;
+            return c.output.flush(&mut c.writer).await;
+        }
         let res = c
             .output
             .flush_while_pending(&mut c.writer, {

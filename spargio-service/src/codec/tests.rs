@@ -448,27 +448,41 @@ async fn a_service_that_is_not_ready_stops_the_reads() {
         TcpStream::from_std(accepted),
     );
 
+    // A connection that has sent nothing holds no readiness.
+    spargio_rt::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(readies.get(), 0, "an idle connection asked for readiness");
+
+    // The first request is read; the server then waits in `ready`.
     client.send(Bytes::from_static(b"x")).await.unwrap();
-    // The server waits in `ready`; the request's 5 bytes are in the queue.
     bounded(async {
-        while readies.get() == 0 || unread(&watch) < 5 {
+        while readies.get() == 0 || unread(&watch) > 0 {
             spargio_rt::time::sleep(Duration::from_millis(1)).await;
         }
     })
     .await;
-    // And they stay there, unread, while the service is not ready.
+    // The next request's 5 bytes reach the queue and stay there, unread,
+    // while the service is not ready.
+    client.send(Bytes::from_static(b"y")).await.unwrap();
+    bounded(async {
+        while unread(&watch) < 5 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
     spargio_rt::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(
         unread(&watch),
         5,
-        "the server read before the service was ready"
+        "the server read on before the service was ready"
     );
     assert_eq!(calls.get(), 0);
 
     gate.cancel();
-    let reply = bounded(client.recv()).await.unwrap();
-    assert_eq!(reply, Ok(Bytes::from_static(b"x")));
-    assert_eq!(calls.get(), 1);
+    for want in [&b"x"[..], &b"y"[..]] {
+        let reply = bounded(client.recv()).await.unwrap();
+        assert_eq!(reply, Ok(Bytes::copy_from_slice(want)));
+    }
+    assert_eq!(calls.get(), 2);
     assert_eq!(unread(&watch), 0);
     drop((watch, client));
     bounded(server).await.unwrap().unwrap();
