@@ -841,6 +841,38 @@ fn client_request_timeout() {
 }
 
 #[test]
+fn client_body_read_timeout_fails_a_stalled_body_and_drops_the_connection() {
+    run(|| async {
+        let server = serve(|mut peer, n, _| async move {
+            while peer.head().await.is_some() {
+                if n == 0 {
+                    // The head and 3 of 10 body bytes, then nothing more.
+                    peer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+                        .await;
+                } else {
+                    peer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await;
+                }
+            }
+        });
+        let client = Client::builder()
+            .body_read_timeout(Duration::from_millis(100))
+            .build();
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        match body_bytes(resp.into_body()).await {
+            Err(BodyError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}"),
+            other => panic!("a stalled body must fail, got {other:?}"),
+        }
+        // The stalled connection is not reused: the next request opens a
+        // new one and gets its whole answer.
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+#[test]
 fn client_connect_timeout() {
     run(|| async {
         // A listener that never accepts, with its accept queue filled: the

@@ -20,6 +20,7 @@ pub(crate) const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 32;
 pub(crate) struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Option<Duration>,
+    pub(crate) body_read_timeout: Option<Duration>,
     pub(crate) limits: Limits,
 }
 
@@ -41,6 +42,7 @@ pub(crate) struct Config {
 pub struct ClientBuilder {
     connect_timeout: Duration,
     request_timeout: Option<Duration>,
+    body_read_timeout: Option<Duration>,
     pool_idle_timeout: Duration,
     pool_max_idle_per_host: usize,
     tls: Option<TlsConnector>,
@@ -51,6 +53,7 @@ impl ClientBuilder {
         ClientBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: None,
+            body_read_timeout: None,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             pool_max_idle_per_host: DEFAULT_POOL_MAX_IDLE_PER_HOST,
             tls: None,
@@ -77,8 +80,8 @@ impl ClientBuilder {
 
     /// How long a request may take until its response head has arrived:
     /// getting a connection, writing the request, and waiting for the
-    /// answer. No limit by default. The response body is not covered
-    /// (wrap its reads in [`spargio_rt::time::timeout`] for that).
+    /// answer. No limit by default. The response body is not covered: see
+    /// [`body_read_timeout`](Self::body_read_timeout).
     /// Running out gives
     /// [`ClientError::Timeout`](super::ClientError::Timeout) with
     /// `connecting: false` (or `true` if it ran out while connecting).
@@ -92,6 +95,26 @@ impl ClientBuilder {
     /// ```
     pub fn request_timeout(mut self, timeout: Duration) -> ClientBuilder {
         self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// How long the response body may stall: the longest wait for its next
+    /// bytes from the server once the caller asks for more. No limit by
+    /// default. Running out fails the body with a
+    /// [`BodyError::Io`](crate::BodyError::Io) of kind
+    /// [`TimedOut`](std::io::ErrorKind::TimedOut), and the connection is
+    /// closed, not reused. A slow reader is never timed out: the clock runs
+    /// only while the client waits for the server.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = spargio_http::Client::builder()
+    ///     .body_read_timeout(Duration::from_secs(10))
+    ///     .build();
+    /// # drop(client);
+    /// ```
+    pub fn body_read_timeout(mut self, timeout: Duration) -> ClientBuilder {
+        self.body_read_timeout = Some(timeout);
         self
     }
 
@@ -160,6 +183,7 @@ impl ClientBuilder {
                 config: Config {
                     connect_timeout: self.connect_timeout,
                     request_timeout: self.request_timeout,
+                    body_read_timeout: self.body_read_timeout,
                     limits: Limits::default(),
                 },
                 tls,
@@ -181,6 +205,7 @@ impl fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
             .field("tls", &self.tls)

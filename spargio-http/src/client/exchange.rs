@@ -332,7 +332,8 @@ where
                 }
                 // The rest of the request body (if any) keeps going out
                 // while the response body comes in.
-                let mut feed = pin!(feed_body(&mut input, framing, sender));
+                let stall = ctx.inner.config.body_read_timeout;
+                let mut feed = pin!(feed_body(&mut input, framing, sender, stall));
                 let fed = poll_fn(|cx| {
                     poll_writer(writer.as_mut(), &mut written, cx);
                     feed.as_mut().poll(cx)
@@ -579,8 +580,14 @@ fn next_item(input: &mut Input, framing: &mut Framing) -> Result<Item, ChunkedEr
 }
 
 /// Feeds the response body to `sender` as the caller asks for it, reading
-/// from the connection only when what is buffered has been taken.
-async fn feed_body(input: &mut Input, mut framing: Framing, sender: BodySender) -> Fed {
+/// from the connection only when what is buffered has been taken; a read
+/// that brings nothing for `stall` fails the body.
+async fn feed_body(
+    input: &mut Input,
+    mut framing: Framing,
+    sender: BodySender,
+    stall: Option<Duration>,
+) -> Fed {
     loop {
         let item = match next_item(input, &mut framing) {
             Ok(item) => item,
@@ -606,7 +613,18 @@ async fn feed_body(input: &mut Input, mut framing: Framing, sender: BodySender) 
                 if sender.demand().await == Demand::Gone {
                     return drain_buffered(input, &mut framing, sender);
                 }
-                let err = match input.fill().await {
+                let filled = match stall {
+                    None => input.fill().await,
+                    Some(limit) => spargio_rt::time::timeout(limit, input.fill())
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!("the response body stalled: no bytes for {limit:?}"),
+                            ))
+                        }),
+                };
+                let err = match filled {
                     Ok(0) if matches!(framing, Framing::Close) => continue,
                     Ok(0) => io::Error::new(
                         io::ErrorKind::UnexpectedEof,
