@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::{io, mem};
 
@@ -129,12 +129,38 @@ impl ShardShared {
 
     /// Queues an op request from another thread; gives it back if the
     /// shard has exited.
+    ///
+    /// A push can race the shard's exit (it passed the check, then the
+    /// shard closed and made its last drain). Dekker pair with
+    /// [`close_remote`](Self::close_remote): push, fence, look at the flag;
+    /// the shard sets the flag, fences, then drains. So either the shard's
+    /// drain takes the request, or this thread sees the flag and fails
+    /// whatever is still queued itself (an op gets `ECANCELED`): no request
+    /// is left in a queue nobody reads.
     pub(crate) fn push_remote(&self, req: RemoteReq) -> Result<(), RemoteReq> {
         if self.remote_closed.load(Ordering::SeqCst) {
             return Err(req);
         }
         self.remote.push(req);
+        fence(Ordering::SeqCst);
+        if self.remote_closed.load(Ordering::SeqCst) {
+            self.fail_stranded_remote();
+        }
         Ok(())
+    }
+
+    /// Fails the requests left in the queue of a shard that has closed it:
+    /// an op that never reached the ring completes with `ECANCELED`; a
+    /// cancel has nothing left to do, and dropping a closure for the gone
+    /// ring releases what it owned (e.g. the memory of a buffer ring).
+    fn fail_stranded_remote(&self) {
+        while let Some(req) = self.pop_remote() {
+            match req {
+                RemoteReq::Submit(_, op) => op.fail_unsubmitted(libc::ECANCELED),
+                RemoteReq::Cancel(_) => {}
+                RemoteReq::Run(f) => drop(f),
+            }
+        }
     }
 
     /// Takes the next remote op request (called by the shard itself).
@@ -148,9 +174,11 @@ impl ShardShared {
         }
     }
 
-    /// Refuses further remote requests (shard exit).
+    /// Refuses further remote requests (shard exit); the caller drains the
+    /// queue right after (see [`push_remote`](Self::push_remote)).
     pub(crate) fn close_remote(&self) {
         self.remote_closed.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
     }
 
     pub(crate) fn has_remote(&self) -> bool {
@@ -196,14 +224,6 @@ impl Drop for ShardShared {
             }
         }
         // Ops that never reached the ring: fail them (nothing to free).
-        while let Some(req) = self.pop_remote() {
-            match req {
-                RemoteReq::Submit(_, op) => op.fail_unsubmitted(libc::ECANCELED),
-                RemoteReq::Cancel(_) => {}
-                // Dropping the closure releases what it owned (e.g. the
-                // memory of a buffer ring whose ring is gone).
-                RemoteReq::Run(f) => drop(f),
-            }
-        }
+        self.fail_stranded_remote();
     }
 }
