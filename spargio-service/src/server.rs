@@ -165,14 +165,20 @@ impl Server {
                 let info = acc.info();
                 let Accepted { stream, guard, .. } = acc;
                 let mut make = make;
-                let Ok(service) = make_service(&mut make, info.clone()).await else {
-                    state.counters.make_errors.add(1);
-                    return;
+                let st = state.clone();
+                // Building the service is part of the connection's life:
+                // the shutdown deadline cuts a make-service that never
+                // finishes like any other connection.
+                let serve = async move {
+                    let Ok(service) = make_service(&mut make, info.clone()).await else {
+                        st.counters.make_errors.add(1);
+                        return Ok(());
+                    };
+                    let conn = connection(&st, info, idle);
+                    let handler = ServiceHandler::<_, Placed>::new(service, shard, shared);
+                    protocol.serve_connection(stream, handler, conn).await
                 };
-                let conn = connection(&state, info, idle);
-                let handler = ServiceHandler::<_, Placed>::new(service, shard, shared);
-                let serve = protocol.serve_connection(stream, handler, conn);
-                run_connection(state.clone(), guard, serve).await;
+                run_connection(state, guard, serve).await;
             }));
         });
         self.run(state, dispatch).await
@@ -332,6 +338,7 @@ impl Server {
         }
         report.cut = state.cut.get();
         report.closed_gracefully = open_at_start.saturating_sub(report.cut);
+        let _ = counters.shutdown.set(report);
         Ok(report)
     }
 }

@@ -1,9 +1,11 @@
 //! Per-server counters and the snapshot users read.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_utils::CachePadded;
+
+use crate::shutdown::ShutdownReport;
 
 /// A relaxed event counter.
 #[derive(Default, Debug)]
@@ -94,6 +96,8 @@ pub(crate) struct Counters {
     pub(crate) accept_backoffs: Counter,
     pub(crate) accept_pauses: Counter,
     pub(crate) make_errors: Counter,
+    /// How the shutdown went, once it has finished.
+    pub(crate) shutdown: OnceLock<ShutdownReport>,
 }
 
 impl Counters {
@@ -117,6 +121,7 @@ impl Counters {
             accept_backoffs: Counter::default(),
             accept_pauses: Counter::default(),
             make_errors: Counter::default(),
+            shutdown: OnceLock::new(),
         })
     }
 
@@ -140,6 +145,7 @@ impl Counters {
             accept_backoffs: self.accept_backoffs.get(),
             accept_pauses: self.accept_pauses.get(),
             make_errors: self.make_errors.get(),
+            shutdown: self.shutdown.get().copied(),
         }
     }
 }
@@ -186,6 +192,9 @@ pub struct ServerStats {
     /// Connections closed because the make-service failed to build their
     /// service.
     pub make_errors: u64,
+    /// How the graceful shutdown went (the report `serve` also returns),
+    /// once it has finished; `None` while the server runs.
+    pub shutdown: Option<ShutdownReport>,
 }
 
 /// A cheap, cloneable view of a server's live counters.

@@ -561,8 +561,14 @@ fn shutdown_cuts_what_is_still_running_at_the_deadline_and_counts_it() {
         while stats.snapshot().requests_in_flight < 1 {
             spargio_rt::time::sleep(Duration::from_millis(1)).await;
         }
+        assert_eq!(stats.snapshot().shutdown, None, "still serving");
         stop.shutdown();
         let report = serving.await.unwrap().unwrap();
+        assert_eq!(
+            stats.snapshot().shutdown,
+            Some(report),
+            "the stats carry the shutdown outcome"
+        );
         assert_eq!(report.open_at_start, 2);
         assert_eq!(report.cut, 1);
         assert_eq!(report.requests_cut, 1);
@@ -572,6 +578,39 @@ fn shutdown_cuts_what_is_still_running_at_the_deadline_and_counts_it() {
         // The cut request's stealable handler was aborted, not leaked.
         assert_eq!(stats.snapshot().requests_in_flight, 0);
         drop(quick);
+    });
+}
+
+#[test]
+fn shutdown_cuts_a_connection_whose_make_service_never_finishes() {
+    run2(|handle| async move {
+        let server = Server::builder()
+            .shutdown_timeout(Duration::from_millis(50))
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        // Builds no service, ever.
+        let make = service_fn(|_info: spargio_service::ConnInfo| async move {
+            std::future::pending::<()>().await;
+            Ok::<_, Infallible>(service_fn(
+                |req: Bytes| async move { Ok::<_, Infallible>(req) },
+            ))
+        });
+        let serving = handle.spawn_local(server.serve(LengthDelimited::new(), make));
+        let _client = Client::connect(addr).await.unwrap();
+        while stats.snapshot().active < 1 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        stop.shutdown();
+        let report = spargio_rt::time::timeout(Duration::from_secs(20), serving)
+            .await
+            .expect("serve must return after the shutdown deadline")
+            .unwrap()
+            .unwrap();
+        assert_eq!((report.open_at_start, report.cut), (1, 1));
+        assert_eq!(stats.snapshot().active, 0);
     });
 }
 
