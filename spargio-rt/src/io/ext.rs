@@ -6,7 +6,8 @@ use std::io;
 use super::buf::{BufResult, IoBuf, IoBufMut};
 use super::traits::{AsyncRead, AsyncWrite};
 
-/// Helpers for every [`AsyncRead`].
+/// Helpers for every [`AsyncRead`] (its `read` is a method of [`AsyncRead`]
+/// itself: import both traits, or [`spargio_rt::io::prelude::*`](crate::io::prelude)).
 ///
 /// ```
 /// use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};
@@ -83,7 +84,9 @@ pub trait AsyncReadExt: AsyncRead {
 
 impl<T: AsyncRead + ?Sized> AsyncReadExt for T {}
 
-/// Helpers for every [`AsyncWrite`].
+/// Helpers for every [`AsyncWrite`]. `flush` and `shutdown` are methods
+/// of [`AsyncWrite`] itself: import both traits, or
+/// [`spargio_rt::io::prelude::*`](crate::io::prelude).
 pub trait AsyncWriteExt: AsyncWrite {
     /// Writes all of `buf`'s initialised bytes, as many writes as it takes.
     /// A write that takes nothing fails with `WriteZero`.

@@ -18,6 +18,27 @@
 //!   [`BufReader`] (lines, delimiters, `fill_buf`) and [`BufWriter`].
 //! - [`compat`]: `futures_io` traits (`AsyncRead`, `AsyncWrite`,
 //!   `AsyncBufRead`) over sockets, for libraries such as futures-rustls.
+//!
+//! `read`, `write`, `flush` and `shutdown` are methods of [`AsyncRead`] /
+//! [`AsyncWrite`], the loops of the `Ext` traits; `use
+//! spargio_rt::io::prelude::*` brings all four traits into scope at once:
+//!
+//! ```
+//! use spargio_rt::io::prelude::*;
+//! use spargio_rt::net::UnixStream;
+//!
+//! spargio_rt::run(|_| async {
+//!     let (mut a, mut b) = UnixStream::pair().unwrap();
+//!     let (res, _) = a.write_all(b"ping".to_vec()).await;
+//!     res.unwrap();
+//!     a.flush().await.unwrap();
+//!     a.shutdown().await.unwrap();
+//!     let (res, got) = b.read_to_end(Vec::new()).await;
+//!     res.unwrap();
+//!     assert_eq!(got, b"ping");
+//! })
+//! .unwrap();
+//! ```
 
 mod buf;
 mod buf_reader;
@@ -42,3 +63,10 @@ pub(crate) use quiet::is_quiet;
 pub use quiet::{flush_and_read, quiet_writes};
 pub use split::{split, unsplit, ReadHalf, Split, WriteHalf};
 pub use traits::{AsyncRead, AsyncWrite};
+
+/// The four I/O traits, for a glob import: `use spargio_rt::io::prelude::*`
+/// gives every stream its `read`/`write`/`flush`/`shutdown` and the
+/// `read_exact`/`read_to_end`/`write_all`/`write_vectored_all` loops.
+pub mod prelude {
+    pub use super::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+}
