@@ -3,9 +3,11 @@
 //!
 //! A request that asks for an upgrade (`Connection: upgrade` with an
 //! `Upgrade` header, or `CONNECT`) carries an [`OnUpgrade`] in its
-//! extensions. The handler takes it with [`on`], answers `101`, and awaits
-//! it (typically in a task it spawns) to get the [`Upgraded`] stream once
-//! the server has written the `101` head.
+//! extensions. The handler takes it with [`on`], answers `101` (or, to
+//! `CONNECT`, any 2xx: the connection becomes a tunnel), and awaits it
+//! (typically in a task it spawns) to get the [`Upgraded`] stream once the
+//! server has written that head. A switch nobody takes closes the
+//! connection.
 //!
 //! ```no_run
 //! use futures_util::{AsyncReadExt, AsyncWriteExt};

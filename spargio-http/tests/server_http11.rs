@@ -417,6 +417,34 @@ fn upgrade_hands_over_the_raw_connection() {
 }
 
 #[test]
+fn a_2xx_to_connect_hands_over_the_tunnel() {
+    let service = tower::service_fn(|mut req: Request<Body>| async move {
+        assert_eq!(req.method(), http::Method::CONNECT);
+        let on = upgrade::on(&mut req);
+        spargio_rt::spawn(async move {
+            let mut io = on.await.expect("tunnel");
+            let mut buf = [0u8; 5];
+            io.read_exact(&mut buf).await.unwrap();
+            io.write_all(&buf.to_ascii_uppercase()).await.unwrap();
+            io.flush().await.unwrap();
+        });
+        Ok::<_, Infallible>(Response::new(Body::empty()))
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    c.send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    // No body follows a 2xx to CONNECT, whatever the head says.
+    let resp = c.read_response_to(true);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("content-length"), None);
+    assert_eq!(resp.header("transfer-encoding"), None);
+    c.send(b"hello");
+    let mut got = [0u8; 5];
+    c.reader.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"HELLO");
+}
+
+#[test]
 fn multishot_reads_serve_keep_alive_requests_pipelines_and_large_bodies() {
     let server = TestServer::start_with(Http::new().multishot_reads(true), |b| b, echo_service());
     let mut c = server.connect();

@@ -227,12 +227,18 @@ where
         Head::Done(Responded::Done { keep_alive })
     };
 
-    if status == StatusCode::SWITCHING_PROTOCOLS {
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    // A 2xx to CONNECT turns the connection into a tunnel (RFC 9110,
+    // 9.3.6), handed over like a 101.
+    let tunnel = ex.method == Method::CONNECT && status.is_success();
+    if switching || tunnel {
         if !ex.upgrade_requested {
             // A 101 to a request that did not ask to switch would leave the
             // client reading a stream it cannot parse.
             return internal_error(out, false);
         }
+        // The head goes out with no body framing; then the handler that
+        // took the upgrade gets the raw connection.
         let encoded = h1::encode_response_head(
             &mut out.buf,
             ex.version,
