@@ -386,17 +386,23 @@ fn slow_header_is_cut_with_408() {
     assert!(c.is_closed());
 }
 
+/// Takes the request's upgrade and, once the server hands the connection
+/// over, reads 5 bytes and answers them in upper case.
+fn shout_back_once_switched(req: &mut Request<Body>) {
+    let on = upgrade::on(req);
+    spargio_rt::spawn(async move {
+        let mut io = on.await.expect("upgraded");
+        let mut buf = [0u8; 5];
+        io.read_exact(&mut buf).await.unwrap();
+        io.write_all(&buf.to_ascii_uppercase()).await.unwrap();
+        io.flush().await.unwrap();
+    });
+}
+
 #[test]
 fn upgrade_hands_over_the_raw_connection() {
     let service = tower::service_fn(|mut req: Request<Body>| async move {
-        let on = upgrade::on(&mut req);
-        spargio_rt::spawn(async move {
-            let mut io = on.await.expect("upgraded");
-            let mut buf = [0u8; 5];
-            io.read_exact(&mut buf).await.unwrap();
-            io.write_all(&buf.to_ascii_uppercase()).await.unwrap();
-            io.flush().await.unwrap();
-        });
+        shout_back_once_switched(&mut req);
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         r.headers_mut()
@@ -420,14 +426,7 @@ fn upgrade_hands_over_the_raw_connection() {
 fn a_2xx_to_connect_hands_over_the_tunnel() {
     let service = tower::service_fn(|mut req: Request<Body>| async move {
         assert_eq!(req.method(), http::Method::CONNECT);
-        let on = upgrade::on(&mut req);
-        spargio_rt::spawn(async move {
-            let mut io = on.await.expect("tunnel");
-            let mut buf = [0u8; 5];
-            io.read_exact(&mut buf).await.unwrap();
-            io.write_all(&buf.to_ascii_uppercase()).await.unwrap();
-            io.flush().await.unwrap();
-        });
+        shout_back_once_switched(&mut req);
         Ok::<_, Infallible>(Response::new(Body::empty()))
     });
     let server = TestServer::start(service);

@@ -124,16 +124,12 @@ fn read_exact_continues_after_partial_reads() {
     assert_eq!(got, want);
 }
 
-#[test]
-fn write_vectored_all_sends_every_buffer_in_order() {
-    let got = run(|| async {
+/// Sends `bufs` with `write_vectored_all` over a Unix socket pair and
+/// reads them back to EOF; returns what arrived and how many buffers came
+/// back from the write.
+fn vectored_through_a_pair(bufs: Vec<Vec<u8>>) -> (Vec<u8>, usize) {
+    run(|| async move {
         let (mut a, mut b) = UnixStream::pair().unwrap();
-        let bufs = vec![
-            b"ab".to_vec(),
-            Vec::new(),
-            b"cde".to_vec(),
-            pattern(300_000),
-        ];
         let reader = spargio_rt::spawn(async move {
             let (r, buf) = b.read_to_end(Vec::new()).await;
             r.unwrap();
@@ -141,10 +137,21 @@ fn write_vectored_all_sends_every_buffer_in_order() {
         });
         let (r, back) = a.write_vectored_all(bufs).await;
         r.unwrap();
-        assert_eq!(back.len(), 4, "buffers come back");
         a.shutdown().await.unwrap();
-        reader.await.unwrap()
-    });
+        (reader.await.unwrap(), back.len())
+    })
+}
+
+#[test]
+fn write_vectored_all_sends_every_buffer_in_order() {
+    let bufs = vec![
+        b"ab".to_vec(),
+        Vec::new(),
+        b"cde".to_vec(),
+        pattern(300_000),
+    ];
+    let (got, back_len) = vectored_through_a_pair(bufs);
+    assert_eq!(back_len, 4, "buffers come back");
     let mut want = b"abcde".to_vec();
     want.extend(pattern(300_000));
     assert_eq!(got, want);
@@ -157,18 +164,7 @@ fn write_vectored_all_sends_more_buffers_than_one_call_takes() {
     const N: usize = 3000;
     let bufs: Vec<Vec<u8>> = (0..N).map(|i| vec![(i % 251) as u8; 1 + i % 5]).collect();
     let want: Vec<u8> = bufs.concat();
-    let (got, back_len) = run(|| async move {
-        let (mut a, mut b) = UnixStream::pair().unwrap();
-        let reader = spargio_rt::spawn(async move {
-            let (r, buf) = b.read_to_end(Vec::new()).await;
-            r.unwrap();
-            buf
-        });
-        let (r, back) = a.write_vectored_all(bufs).await;
-        r.unwrap();
-        a.shutdown().await.unwrap();
-        (reader.await.unwrap(), back.len())
-    });
+    let (got, back_len) = vectored_through_a_pair(bufs);
     assert_eq!(back_len, N, "buffers come back");
     assert_eq!(got, want);
 }
