@@ -3,7 +3,9 @@
 
 use std::io;
 
-use bytes::BytesMut;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::h1;
 
 use crate::transport::{TransportRead, TransportWrite};
 
@@ -56,30 +58,103 @@ impl<R: TransportRead> Input<R> {
     }
 }
 
+/// Data frames at least this long are queued by reference (a `Bytes`
+/// handle; no copy for `Bytes` or `BytesMut` data) and written from where
+/// they are with a vectored write. Shorter ones are copied into the write
+/// buffer, where many small frames and heads become one write.
+pub(crate) const ZERO_COPY_MIN: usize = 16 * 1024;
+
 /// The write side and the bytes queued for it.
+///
+/// Bytes go out in the order they were queued: first `queued` (earlier
+/// contents of `buf`, sealed, and large frames kept by reference), then
+/// `buf`. So a large frame never passes through, or grows, the write
+/// buffer: a 1 GiB body does not leave a 1 GiB buffer on the connection.
 pub(crate) struct Output<W> {
     writer: W,
-    /// Encoded response bytes not yet written.
+    /// Encoded bytes not yet written, after everything in `queued`.
     pub buf: BytesMut,
+    /// Segments that go out before `buf`, in order.
+    queued: Vec<Bytes>,
+    /// Total length of `queued`.
+    queued_len: usize,
 }
 
-impl<W: TransportWrite> Output<W> {
+impl<W> Output<W> {
     pub(crate) fn new(writer: W) -> Output<W> {
         Output {
             writer,
             buf: BytesMut::with_capacity(4096),
+            queued: Vec::new(),
+            queued_len: 0,
         }
     }
 
+    /// How many bytes are queued and not yet written.
+    pub(crate) fn pending(&self) -> usize {
+        self.queued_len + self.buf.len()
+    }
+
+    /// Queues body data as it is: copied into `buf` if short, kept by
+    /// reference if at least [`ZERO_COPY_MIN`] long.
+    pub(crate) fn put_data<D: Buf>(&mut self, mut data: D) {
+        let n = data.remaining();
+        if n < ZERO_COPY_MIN {
+            self.buf.put(data);
+            return;
+        }
+        // `copy_to_bytes` of a `Bytes` or `BytesMut` hands over the same
+        // memory; other `Buf`s copy once, as `put` would.
+        let bytes = data.copy_to_bytes(n);
+        self.seal();
+        self.queued_len += bytes.len();
+        self.queued.push(bytes);
+    }
+
+    /// Queues body data as one chunk of a chunked body (nothing for empty
+    /// data: an empty chunk would end the body).
+    pub(crate) fn put_chunk<D: Buf>(&mut self, data: D) {
+        let n = data.remaining();
+        if n == 0 {
+            return;
+        }
+        h1::encode_chunk_size(&mut self.buf, n);
+        self.put_data(data);
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// Moves what `buf` holds to the end of `queued`, so that what is
+    /// queued next goes out after it. `buf` keeps the rest of its
+    /// allocation for what follows.
+    fn seal(&mut self) {
+        if !self.buf.is_empty() {
+            let sealed = self.buf.split().freeze();
+            self.queued_len += sealed.len();
+            self.queued.push(sealed);
+        }
+    }
+}
+
+impl<W: TransportWrite> Output<W> {
     /// Writes out everything queued.
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
+        if self.queued.is_empty() {
+            if self.buf.is_empty() {
+                return Ok(());
+            }
+            let buf = std::mem::take(&mut self.buf);
+            let (res, mut buf) = self.writer.write_all(buf).await;
+            buf.clear();
+            self.buf = buf;
+            return res;
         }
-        let buf = std::mem::take(&mut self.buf);
-        let (res, mut buf) = self.writer.write_all(buf).await;
-        buf.clear();
-        self.buf = buf;
+        self.seal();
+        let segments = std::mem::take(&mut self.queued);
+        self.queued_len = 0;
+        let (res, mut segments) = self.writer.write_segments(segments).await;
+        // Dropping the handles lets `buf` take its sealed memory back.
+        segments.clear();
+        self.queued = segments;
         res
     }
 
@@ -92,5 +167,120 @@ impl<W: TransportWrite> Output<W> {
     /// The write side, for an upgrade.
     pub(crate) fn into_writer(self) -> W {
         self.writer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use bytes::{Bytes, BytesMut};
+
+    use super::{Output, ZERO_COPY_MIN};
+    use crate::transport::TransportWrite;
+
+    /// A write side that records every write: plain buffers as copies,
+    /// segments as the handles it was given.
+    #[derive(Default)]
+    struct Recorder {
+        writes: Vec<Bytes>,
+        segments_calls: usize,
+    }
+
+    impl Recorder {
+        fn all(&self) -> Vec<u8> {
+            self.writes.iter().flat_map(|w| w.iter().copied()).collect()
+        }
+    }
+
+    impl TransportWrite for Recorder {
+        async fn write_all(&mut self, buf: BytesMut) -> (io::Result<()>, BytesMut) {
+            self.writes.push(Bytes::copy_from_slice(&buf));
+            (Ok(()), buf)
+        }
+
+        async fn write_segments(&mut self, segments: Vec<Bytes>) -> (io::Result<()>, Vec<Bytes>) {
+            self.segments_calls += 1;
+            self.writes.extend(segments.iter().cloned());
+            (Ok(()), segments)
+        }
+
+        async fn shutdown(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[spargio_rt::test]
+    async fn a_large_frame_is_written_from_where_it_is_and_does_not_grow_the_buffer() {
+        let mut out = Output::new(Recorder::default());
+        let large = Bytes::from(vec![7u8; 8 * 1024 * 1024]);
+        out.buf.extend_from_slice(b"HEAD\r\n\r\n");
+        out.put_data(large.clone());
+        out.buf.extend_from_slice(b"next");
+        assert_eq!(out.pending(), 8 + large.len() + 4);
+        assert!(out.buf.capacity() < ZERO_COPY_MIN);
+        out.flush().await.unwrap();
+        assert_eq!(out.pending(), 0);
+
+        let rec = out.into_writer();
+        assert_eq!(rec.segments_calls, 1);
+        assert_eq!(rec.writes.len(), 3);
+        assert_eq!(&rec.writes[0][..], b"HEAD\r\n\r\n");
+        // The very same memory, not a copy of it.
+        assert_eq!(rec.writes[1].as_ptr(), large.as_ptr());
+        assert_eq!(rec.writes[1].len(), large.len());
+        assert_eq!(&rec.writes[2][..], b"next");
+    }
+
+    #[spargio_rt::test]
+    async fn small_frames_are_copied_into_one_write() {
+        let mut out = Output::new(Recorder::default());
+        out.buf.extend_from_slice(b"HEAD ");
+        out.put_data(Bytes::from_static(b"abc"));
+        out.put_data(&b"def"[..]);
+        out.flush().await.unwrap();
+        // Nothing queued: flushing again writes nothing.
+        out.flush().await.unwrap();
+        let rec = out.into_writer();
+        assert_eq!(rec.segments_calls, 0);
+        assert_eq!(rec.writes, vec![Bytes::from_static(b"HEAD abcdef")]);
+    }
+
+    #[spargio_rt::test]
+    async fn large_and_small_chunks_keep_their_order_and_framing() {
+        let mut out = Output::new(Recorder::default());
+        let large = Bytes::from(vec![b'x'; ZERO_COPY_MIN]);
+        out.put_chunk(Bytes::from_static(b"hi"));
+        out.put_chunk(large.clone());
+        out.put_chunk(Bytes::new());
+        out.put_chunk(Bytes::from_static(b"bye"));
+        out.flush().await.unwrap();
+        let rec = out.into_writer();
+
+        let mut expected = b"2\r\nhi\r\n4000\r\n".to_vec();
+        expected.extend_from_slice(&large);
+        expected.extend_from_slice(b"\r\n3\r\nbye\r\n");
+        assert_eq!(rec.all(), expected);
+        assert!(rec.writes.iter().any(|w| w.as_ptr() == large.as_ptr()));
+    }
+
+    #[spargio_rt::test]
+    async fn the_buffer_is_reused_after_segments_go_out() {
+        let mut out = Output::new(Recorder::default());
+        for round in 0..3u8 {
+            out.buf.extend_from_slice(&[round; 100]);
+            out.put_data(Bytes::from(vec![round; ZERO_COPY_MIN * 2]));
+            out.flush().await.unwrap();
+            assert_eq!(out.pending(), 0);
+        }
+        let rec = out.into_writer();
+        assert_eq!(rec.segments_calls, 3);
+        let all = rec.all();
+        assert_eq!(all.len(), 3 * (100 + ZERO_COPY_MIN * 2));
+        let per_round = 100 + ZERO_COPY_MIN * 2;
+        for round in 0..3u8 {
+            let part = &all[round as usize * per_round..(round as usize + 1) * per_round];
+            assert!(part.iter().all(|&b| b == round));
+        }
     }
 }

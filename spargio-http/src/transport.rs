@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::io;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_io::{AsyncRead as FuturesRead, AsyncWrite as FuturesWrite};
 use spargio_rt::io::compat::Compat;
 use spargio_rt::io::{AsyncRead, AsyncWrite, AsyncWriteExt, IoBuf};
@@ -54,6 +54,14 @@ pub trait TransportWrite: 'static {
     /// success) so it can be reused.
     fn write_all(&mut self, buf: BytesMut) -> impl Future<Output = (io::Result<()>, BytesMut)>;
 
+    /// Writes every segment in full, in order, and flushes; gives the
+    /// list back so it can be reused. Large body frames come this way,
+    /// written from where they are instead of copied into a buffer.
+    fn write_segments(
+        &mut self,
+        segments: Vec<Bytes>,
+    ) -> impl Future<Output = (io::Result<()>, Vec<Bytes>)>;
+
     /// Closes the write side (TLS: sends `close_notify`; TCP: FIN).
     fn shutdown(&mut self) -> impl Future<Output = io::Result<()>>;
 }
@@ -94,6 +102,12 @@ impl TransportWrite for TcpWriter {
             buf.clear();
         }
         (res, buf)
+    }
+
+    async fn write_segments(&mut self, segments: Vec<Bytes>) -> (io::Result<()>, Vec<Bytes>) {
+        // One `writev` for all of them (several if there are more than the
+        // kernel takes at once); a partial write goes on where it stopped.
+        AsyncWriteExt::write_vectored_all(&mut self.0, segments).await
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {

@@ -225,6 +225,33 @@ fn exact_size_response_gets_content_length() {
 }
 
 #[test]
+fn a_large_single_frame_body_arrives_whole_and_the_connection_goes_on() {
+    // One 24 MiB frame: written from the handler's own memory rather than
+    // through the write buffer, after a head that is in the buffer, and
+    // followed on the same connection by a small response.
+    let server = TestServer::start(tower::service_fn(|req: Request<Body>| async move {
+        let body = if req.uri().path() == "/large" {
+            let bytes: Vec<u8> = (0..24 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
+            Body::from(Bytes::from(bytes))
+        } else {
+            Body::from("small")
+        };
+        Ok::<_, Infallible>(Response::new(body))
+    }));
+    let mut c = server.connect();
+    let resp = c.roundtrip(b"GET /large HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(resp.header("content-length"), Some("25165824"));
+    assert_eq!(resp.body.len(), 24 * 1024 * 1024);
+    assert!(resp
+        .body
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == (i % 253) as u8));
+    let resp = c.roundtrip(b"GET /small HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(resp.body_str(), "small");
+}
+
+#[test]
 fn head_gets_headers_and_no_body() {
     let server = TestServer::start(tower::service_fn(|_req: Request<Body>| async {
         Ok::<_, Infallible>(text("twelve bytes"))

@@ -4,7 +4,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use spargio_rt::net::TcpStream;
 
 use super::target::Target;
@@ -41,6 +41,13 @@ impl TransportWrite for ConnWriter {
         match self {
             ConnWriter::Tcp(w) => w.write_all(buf).await,
             ConnWriter::Tls(w) => w.write_all(buf).await,
+        }
+    }
+
+    async fn write_segments(&mut self, segments: Vec<Bytes>) -> (io::Result<()>, Vec<Bytes>) {
+        match self {
+            ConnWriter::Tcp(w) => w.write_segments(segments).await,
+            ConnWriter::Tls(w) => w.write_segments(segments).await,
         }
     }
 

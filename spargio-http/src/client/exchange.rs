@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BytesMut};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use spargio_service::BoxError;
@@ -25,9 +25,8 @@ use super::target::Target;
 use super::{ClientError, Inner};
 use crate::body::{Body, BodyError, BodySender, Demand};
 use crate::h1::{
-    connection_has_token, encode_chunk, encode_last_chunk, encode_request_head, parse_response,
-    BodyLength, ChunkedDecoder, ChunkedError, ChunkedItem, Limits, ResponseBodyLength,
-    ResponseHead,
+    connection_has_token, encode_last_chunk, encode_request_head, parse_response, BodyLength,
+    ChunkedDecoder, ChunkedError, ChunkedItem, Limits, ResponseBodyLength, ResponseHead,
 };
 
 /// Where the task hands the response (or the error) to the caller.
@@ -436,7 +435,7 @@ where
             Some(Err(e)) => return body_failed(out, e.into()).await,
         };
         match frame.into_data() {
-            Ok(mut data) => {
+            Ok(data) => {
                 let n = data.remaining();
                 if n == 0 {
                     continue;
@@ -451,15 +450,9 @@ where
                             )
                             .await;
                         }
-                        out.buf.put(data);
+                        out.put_data(data);
                     }
-                    BodyLength::Chunked | BodyLength::Empty => {
-                        if data.chunk().len() == n {
-                            encode_chunk(&mut out.buf, data.chunk());
-                        } else {
-                            encode_chunk(&mut out.buf, &data.copy_to_bytes(n));
-                        }
-                    }
+                    BodyLength::Chunked | BodyLength::Empty => out.put_chunk(data),
                 }
             }
             Err(frame) => {
@@ -470,7 +463,7 @@ where
                 }
             }
         }
-        if out.buf.len() >= WRITE_BUFFER {
+        if out.pending() >= WRITE_BUFFER {
             if let Err(e) = out.flush().await {
                 return WriteEnd::Io(e);
             }

@@ -215,6 +215,14 @@ pub fn encode_chunk(dst: &mut BytesMut, data: &[u8]) {
     dst.extend_from_slice(b"\r\n");
 }
 
+/// Appends the line that opens a chunk of `len` bytes: the size in hex and
+/// CRLF. The caller appends the `len` data bytes and a CRLF after it
+/// (what [`encode_chunk`] does in one call, for data it may copy).
+pub(crate) fn encode_chunk_size(dst: &mut BytesMut, len: usize) {
+    put_hex(dst, len as u64);
+    dst.extend_from_slice(b"\r\n");
+}
+
 /// Appends the end of a chunked body: `0` CRLF, the trailer fields, CRLF.
 ///
 /// Trailer values with CR, LF or NUL, and the framing/routing fields

@@ -30,6 +30,7 @@ mod tests;
 
 pub use chunked::{ChunkedDecoder, ChunkedItem};
 pub use date::http_date;
+pub(crate) use encode::encode_chunk_size;
 pub use encode::{
     encode_chunk, encode_last_chunk, encode_request_head, encode_response_head, response_framing,
     ResponseFraming, CONTINUE,

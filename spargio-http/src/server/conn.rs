@@ -47,7 +47,7 @@ where
     // out when the request is built.
     let mut head = RequestHead::default();
     loop {
-        if out.buf.len() >= cfg.write_buffer {
+        if out.pending() >= cfg.write_buffer {
             // Answers to a long run of pipelined requests go out before
             // more are queued: the write buffer stays bounded.
             out.flush().await?;

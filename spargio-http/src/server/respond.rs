@@ -7,7 +7,7 @@ use std::io;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Buf;
 use futures_util::future::{select, Either};
 use http::{header, Method, Response, StatusCode, Version};
 use http_body::{Body as HttpBody, Frame};
@@ -331,7 +331,7 @@ fn put_ready_frames<W, B>(
 where
     B: HttpBody,
 {
-    while out.buf.len() < cfg.write_buffer {
+    while out.pending() < cfg.write_buffer {
         match body.as_mut().poll_frame(cx) {
             Poll::Pending => return None,
             Poll::Ready(frame) => {
@@ -360,7 +360,7 @@ where
     B: HttpBody,
 {
     loop {
-        if out.buf.len() >= cfg.write_buffer {
+        if out.pending() >= cfg.write_buffer {
             out.flush().await?;
         }
         let frame = match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
@@ -399,24 +399,21 @@ fn put_frame<W, D: Buf, E>(
         Some(Err(_)) => return Some(false),
     };
     match frame.into_data() {
-        Ok(mut data) => {
+        Ok(data) => {
             let n = data.remaining();
             if n == 0 {
                 return None;
             }
             match framing {
-                ResponseFraming::Chunked => {
-                    let bytes: Bytes = data.copy_to_bytes(n);
-                    h1::encode_chunk(&mut out.buf, &bytes);
-                }
+                ResponseFraming::Chunked => out.put_chunk(data),
                 ResponseFraming::Length(len) => {
                     if *written + n as u64 > len {
                         // More bytes than the head promised.
                         return Some(false);
                     }
-                    out.buf.put(data);
+                    out.put_data(data);
                 }
-                ResponseFraming::CloseDelimited => out.buf.put(data),
+                ResponseFraming::CloseDelimited => out.put_data(data),
                 ResponseFraming::NoBody => {}
             }
             *written += n as u64;

@@ -5,7 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use rustls::{ClientConnection, ProtocolVersion, ServerConnection};
@@ -214,6 +214,19 @@ impl TransportWrite for TlsWriter {
             buf.clear();
         }
         (res, buf)
+    }
+
+    /// Encrypts and sends every segment in order, then flushes. rustls
+    /// copies each into its records; nothing is copied before that.
+    async fn write_segments(&mut self, segments: Vec<Bytes>) -> (io::Result<()>, Vec<Bytes>) {
+        let res = async {
+            for segment in &segments {
+                self.half.write_all(segment).await?;
+            }
+            self.half.flush().await
+        }
+        .await;
+        (res, segments)
     }
 
     /// Sends `close_notify`, then shuts the TCP write side down. The

@@ -157,6 +157,34 @@ fn tls_halves_read_and_write_concurrently() {
 }
 
 #[test]
+fn tls_write_segments_sends_them_in_order() {
+    let (acceptor, connector) = localhost_pair();
+    run(move || async move {
+        let (l, addr) = listen().await;
+        let data = pattern(3 << 20);
+        let segments: Vec<bytes::Bytes> = vec![
+            bytes::Bytes::copy_from_slice(&data[..10]),
+            bytes::Bytes::copy_from_slice(&data[10..(2 << 20)]),
+            bytes::Bytes::new(),
+            bytes::Bytes::copy_from_slice(&data[(2 << 20)..]),
+        ];
+        let server = spargio_rt::spawn(async move {
+            let (tcp, _) = l.accept().await.unwrap();
+            let (_r, mut w) = acceptor.accept(tcp).await.unwrap().split();
+            let (res, back) = w.write_segments(segments).await;
+            res.unwrap();
+            assert_eq!(back.len(), 4, "the list comes back for reuse");
+            w.shutdown().await.unwrap();
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (mut r, _w) = connector.connect("localhost", tcp).await.unwrap().split();
+        let got = read_n(&mut r, usize::MAX).await.unwrap();
+        assert!(got == data);
+        server.await.unwrap();
+    });
+}
+
+#[test]
 fn tls_close_notify_is_a_clean_end_and_half_close_works() {
     let (acceptor, connector) = localhost_pair();
     run(move || async move {
