@@ -116,6 +116,19 @@ async fn test_returns_io_result(handle: RuntimeHandle) -> std::io::Result<()> {
 }
 
 #[spargio_rt::test]
+async fn test_returns_a_non_send_boxed_error(
+    handle: RuntimeHandle,
+) -> Result<(), Box<dyn std::error::Error>> {
+    // `Box<dyn Error>` is not `Send`: the test's result is reported on
+    // shard 0 and only its exit code comes back.
+    let state = std::rc::Rc::new(handle.current_shard());
+    let n: u32 = "42".parse()?;
+    assert_eq!(n, 42);
+    assert_eq!(*state, Some(ShardId(0)));
+    Ok(())
+}
+
+#[spargio_rt::test]
 #[should_panic(expected = "boom from the test body")]
 async fn test_panic_in_body_fails_the_test() {
     panic!("boom from the test body");

@@ -62,6 +62,13 @@
 //! The body runs on shard 0 and need not be `Send`; its output is handed
 //! back to the calling thread, so the return type must be `Send + 'static`.
 //!
+//! Except for a program's `main` (a function named `main`) and for tests
+//! that return something: there the body becomes a nested `async fn`, and
+//! its output is reported on shard 0 with `std::process::Termination`
+//! (`Error: {err:?}` on stderr for an `Err`, as std does for a plain
+//! `main`). Only the resulting `ExitCode` crosses threads, so the output
+//! need not be `Send`: `Result<(), Box<dyn Error>>` works.
+//!
 //! A `return` in the body returns from the async block, whose output is the
 //! function's return type, so it behaves like a `return` from the function.
 //! Attributes (doc comments, `#[allow]`, ...) and the visibility of the
@@ -90,10 +97,15 @@ use syn::{Expr, ExprLit, FnArg, ItemFn, Lit, LitStr, Pat, Path, ReturnType, Toke
 ///
 /// The function may take no argument or one argument of type
 /// `RuntimeHandle` (with any pattern). It must be `async` and must not be
-/// generic. The body runs on a shard thread and need not be `Send`, but its
-/// output is handed back to the calling thread, so the return type must be
-/// `Send + 'static`: it may be a `Result`, but a boxed error must be
-/// `Box<dyn Error + Send + Sync>` rather than `Box<dyn Error>`.
+/// generic. The body runs on a shard thread and need not be `Send`.
+///
+/// On a program's `main` the output is reported on shard 0 the way std
+/// reports a plain `main`'s (any `std::process::Termination` type; an
+/// `Err` prints `Error: {err:?}` and exits with code 1), and the generated
+/// `main` returns the `ExitCode`: so `Result<(), Box<dyn Error>>` works.
+/// On a function with another name the output is handed back to the
+/// caller, so it must be `Send + 'static` (a boxed error must then be
+/// `Box<dyn Error + Send + Sync>`).
 ///
 /// # Options
 ///
@@ -146,8 +158,9 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[should_panic]` or `#[ignore]` are kept. Do not add `#[test]` yourself.
 ///
 /// The test may take no argument or one `RuntimeHandle` argument, and may
-/// return `()` or any `Send + 'static` type a `#[test]` function may return,
-/// such as `Result<(), E>`.
+/// return `()` or any type a `#[test]` function may return, such as
+/// `Result<(), E>` or `Result<(), Box<dyn Error>>` (the result is reported
+/// on shard 0, so it need not be `Send`; an `Err` fails the test).
 ///
 /// # Options
 ///
@@ -525,6 +538,46 @@ fn expand(
     // The body's statements are spliced (not nested as a block) so that a
     // single-expression body does not trip the `unused_braces` lint.
     let stmts = &func.block.stmts;
+
+    // A program's `main` and a test report their output on shard 0 and
+    // hand back only the `ExitCode`, as std's `main` and libtest would
+    // report it: so the output itself need not be `Send`, and
+    // `Result<(), Box<dyn Error>>` works as it does on a plain `main`.
+    if let ReturnType::Type(_, ret_ty) = &func.sig.output {
+        if kind == Kind::Test || ident == "main" {
+            let body_fn = Ident::new("__spargio_body", Span::mixed_site());
+            let (param, call_arg) = match handle_arg {
+                Some((pat, ty)) => (quote!(#pat: #ty), quote!(#handle)),
+                None => (TokenStream2::new(), TokenStream2::new()),
+            };
+            let takes = if handle_arg.is_some() {
+                quote!(#handle)
+            } else {
+                quote!(_)
+            };
+            return quote! {
+                #test_attr
+                #(#attrs)*
+                #vis fn #ident() -> ::std::process::ExitCode {
+                    async fn #body_fn(#param) -> #ret_ty {
+                        #(#stmts)*
+                    }
+                    let #output = #krate::run_with(
+                        #builder,
+                        move |#takes: #krate::RuntimeHandle| async move {
+                            ::std::process::Termination::report(#body_fn(#call_arg).await)
+                        },
+                    );
+                    match #output {
+                        ::core::result::Result::Ok(#output) => #output,
+                        ::core::result::Result::Err(#error) => {
+                            ::core::panic!("spargio runtime failed to start: {}", #error)
+                        }
+                    }
+                }
+            };
+        }
+    }
     let closure = quote! {
         move |#param: #krate::RuntimeHandle| async move {
             #binding
