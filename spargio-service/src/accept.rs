@@ -1,6 +1,7 @@
 //! Accept loops: one per listener, pinned to the listener's shard. Each
-//! takes a `max_connections` permit before it takes a connection, and hands
-//! the connection to its session shard.
+//! takes a connection, then a `max_connections` permit for it (pausing the
+//! multishot accept while none is free), and hands the connection to its
+//! session shard.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,40 +63,41 @@ pub(crate) async fn accept_loop(
     let closing = shared.state.closing.clone();
     let counters = shared.state.counters.clone();
     loop {
-        // A place first, then a connection: at the limit, stop the
-        // multishot accept and serve what it already took as places free.
-        let permit = match shared.permits.try_acquire_arc() {
-            Some(p) => p,
-            None => {
-                counters.accept_pauses.add(1);
-                incoming.pause();
-                if !drain_paused(&mut incoming, &targets, &mut turn, &shared).await {
-                    return;
-                }
-                let wait = shared.permits.acquire_arc();
-                let stop = closing.cancelled();
-                futures_util::pin_mut!(wait, stop);
-                match select(wait, stop).await {
-                    Either::Left((p, _)) => p,
-                    Either::Right(_) => return,
-                }
+        let res = {
+            let next = incoming.next();
+            let stop = closing.cancelled();
+            futures_util::pin_mut!(next, stop);
+            match select(next, stop).await {
+                Either::Left((res, _)) => res,
+                Either::Right(_) => return,
             }
-        };
-        let next = incoming.next();
-        let stop = closing.cancelled();
-        futures_util::pin_mut!(next, stop);
-        let res = match select(next, stop).await {
-            Either::Left((res, _)) => res,
-            Either::Right(_) => return,
         };
         match res {
             Ok(stream) => {
                 backoff = FIRST_BACKOFF;
                 failures = 0;
-                hand_over(stream, permit, &targets, &mut turn, &shared);
+                // A connection first, then its place: a waiting accept
+                // holds no place, so with one listener per shard
+                // (`ReusePort`) a connection the kernel gave to one shard
+                // never waits for a place another shard's idle accept
+                // holds.
+                if let Some(permit) = shared.permits.try_acquire_arc() {
+                    hand_over(stream, permit, &targets, &mut turn, &shared);
+                    continue;
+                }
+                // At the limit: stop the multishot accept; this connection,
+                // then those it had already taken, are served in order as
+                // places free; new ones wait in the listen backlog.
+                counters.accept_pauses.add(1);
+                incoming.pause();
+                if !serve_when_placed(stream, &targets, &mut turn, &shared).await {
+                    return;
+                }
+                if !drain_paused(&mut incoming, &targets, &mut turn, &shared).await {
+                    return;
+                }
             }
             Err(e) => {
-                drop(permit);
                 counters.accept_errors.add(1);
                 failures += 1;
                 if out_of_fds(&e) || failures >= ERRORS_BEFORE_BACKOFF {
@@ -115,6 +117,26 @@ pub(crate) async fn accept_loop(
     }
 }
 
+/// Waits for a place for `stream` and hands it over. Returns false (and
+/// closes `stream`) when shutdown starts first.
+async fn serve_when_placed(
+    stream: TcpStream,
+    targets: &Targets,
+    turn: &mut usize,
+    shared: &Arc<AcceptShared>,
+) -> bool {
+    let wait = shared.permits.acquire_arc();
+    let stop = shared.state.closing.cancelled();
+    futures_util::pin_mut!(wait, stop);
+    match select(wait, stop).await {
+        Either::Left((permit, _)) => {
+            hand_over(stream, permit, targets, turn, shared);
+            true
+        }
+        Either::Right(_) => false,
+    }
+}
+
 /// Serves the connections a paused multishot accept had already taken,
 /// each as a place frees. Returns false when shutdown started meanwhile.
 async fn drain_paused(
@@ -128,12 +150,8 @@ async fn drain_paused(
             shared.state.counters.accept_errors.add(1);
             continue;
         };
-        let wait = shared.permits.acquire_arc();
-        let stop = shared.state.closing.cancelled();
-        futures_util::pin_mut!(wait, stop);
-        match select(wait, stop).await {
-            Either::Left((permit, _)) => hand_over(stream, permit, targets, turn, shared),
-            Either::Right(_) => return false,
+        if !serve_when_placed(stream, targets, turn, shared).await {
+            return false;
         }
     }
     true

@@ -239,6 +239,46 @@ fn reuse_port_listeners_on_every_shard_serve_the_same_port() {
 }
 
 #[test]
+fn reuse_port_below_the_limit_serves_a_connection_on_any_shard() {
+    // One place, a listener per shard: the kernel spreads connections over
+    // both listeners by their ports. Every connection, opened after the
+    // previous one closed, must be served, whichever shard it landed on
+    // (an idle accept that held the place starved the other shard's).
+    run2(|handle| async move {
+        let server = Server::builder()
+            .accept(AcceptMode::ReusePort)
+            .max_connections(1)
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let serving = start(&handle, server, echo());
+        for i in 0..24u64 {
+            let mut c = Client::connect(addr).await.unwrap();
+            let answered = spargio_rt::time::timeout(Duration::from_secs(20), ok(&mut c, b"hi"))
+                .await
+                .unwrap_or_else(|_| panic!("connection {i} was never served below the limit"));
+            assert_eq!(answered, Bytes::from_static(b"hi"));
+            drop(c);
+            // Its place is free again once the server saw it close.
+            while stats.snapshot().active != 0 {
+                spargio_rt::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.accepted, 24);
+        assert!(
+            s.accepted_per_shard.iter().all(|&n| n > 0),
+            "the kernel used both listeners: {:?}",
+            s.accepted_per_shard
+        );
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}
+
+#[test]
 fn serve_local_builds_one_service_per_shard_with_rc_state() {
     use std::cell::Cell;
     use std::rc::Rc;
