@@ -521,13 +521,101 @@ fn client_retries_a_stale_pooled_connection_once() {
 }
 
 #[test]
-fn client_does_not_retry_a_post_on_a_stale_connection() {
+fn client_sends_a_post_on_a_new_connection_after_the_server_closed_the_idle_one() {
     run(|| async {
         let server = serve_closing_first();
         let client = Client::new();
         let resp = client.get(server.url("/")).await.unwrap();
         assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        // The server's close arrives while the connection is idle: the pool
+        // sees it and does not hand the connection out, so even a POST,
+        // which is never retried, goes out on a live one.
         spargio_rt::time::sleep(Duration::from_millis(50)).await;
+        let req = Request::post(server.url("/"))
+            .body(Full::new(Bytes::from_static(b"once")))
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+#[test]
+fn client_skips_every_idle_connection_the_server_closed() {
+    run(|| async {
+        // Each connection answers one request slowly, then closes: two
+        // requests at once leave two connections in the pool, and both
+        // die while idle (a server's keep-alive timeout closes them all).
+        let server = serve(|mut peer, _, server| async move {
+            if let Some(head) = peer.head().await {
+                server.heads.lock().unwrap().push(head);
+                spargio_rt::time::sleep(Duration::from_millis(30)).await;
+                peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                spargio_rt::time::sleep(Duration::from_millis(30)).await;
+                peer.shutdown().await;
+            }
+        });
+        let client = Client::new();
+        let (a, b) =
+            futures_util::future::join(client.get(server.url("/a")), client.get(server.url("/b")))
+                .await;
+        for resp in [a.unwrap(), b.unwrap()] {
+            assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        }
+        assert_eq!(server.accepted(), 2);
+        spargio_rt::time::sleep(Duration::from_millis(100)).await;
+        let req = Request::put(server.url("/c"))
+            .body(Full::new(Bytes::from_static(b"body")))
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        assert_eq!(server.accepted(), 3);
+    });
+}
+
+#[test]
+fn client_does_not_use_an_idle_connection_with_unasked_for_bytes() {
+    run(|| async {
+        // After its answer the server sends a second, unasked-for response
+        // while the connection is idle; it must not be read as the answer
+        // to the next request.
+        let server = serve(|mut peer, n, server| async move {
+            while let Some(head) = peer.head().await {
+                server.heads.lock().unwrap().push(head);
+                let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n{n}");
+                peer.write(answer.as_bytes()).await;
+                spargio_rt::time::sleep(Duration::from_millis(20)).await;
+                peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale")
+                    .await;
+            }
+        });
+        let client = Client::new();
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "0");
+        spargio_rt::time::sleep(Duration::from_millis(80)).await;
+        let req = Request::post(server.url("/"))
+            .body(Full::new(Bytes::from_static(b"x")))
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "1");
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+#[test]
+fn client_does_not_retry_a_post_the_server_dropped() {
+    run(|| async {
+        // The server reads the POST whole and closes without an answer:
+        // the request may have been acted on, so it is not sent again.
+        let server = serve(|mut peer, _, server| async move {
+            if let Some(head) = peer.head().await {
+                read_body(&mut peer, &head).await;
+                server.heads.lock().unwrap().push(head);
+                peer.shutdown().await;
+            }
+        });
+        let client = Client::new();
         let req = Request::post(server.url("/"))
             .body(Full::new(Bytes::from_static(b"once")))
             .unwrap();
@@ -538,6 +626,7 @@ fn client_does_not_retry_a_post_on_a_stale_connection() {
         );
         assert_eq!(err.host(), Some(server.addr.to_string().as_str()));
         assert_eq!(server.accepted(), 1);
+        assert_eq!(server.heads().len(), 1);
     });
 }
 

@@ -2,6 +2,7 @@
 //! the exchange drives.
 
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -69,11 +70,13 @@ pub(crate) type Output = crate::buffered::Output<ConnWriter>;
 pub(crate) struct Conn {
     pub(crate) input: Input,
     pub(crate) output: Output,
+    pub(crate) probe: Probe,
 }
 
 impl Conn {
     fn new<T>(
         stream: T,
+        probe: Probe,
         wrap: impl FnOnce(T::Reader, T::Writer) -> (ConnReader, ConnWriter),
     ) -> Conn
     where
@@ -84,13 +87,53 @@ impl Conn {
         Conn {
             input: Input::new(reader, READ_SIZE),
             output: Output::new(writer),
+            probe,
         }
     }
 
     /// Whether the connection can carry another request: nothing unread,
     /// nothing unwritten, and the server has not closed its side.
     pub(crate) fn is_clean(&self) -> bool {
-        self.input.buf.is_empty() && !self.input.eof && self.output.buf.is_empty()
+        self.input.buf.is_empty() && !self.input.eof && self.output.pending() == 0
+    }
+}
+
+/// How to tell whether an idle connection is still usable without reading
+/// from it: its socket, and whether TLS runs over it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Probe {
+    /// The connection's TCP socket; open as long as the `Conn` is.
+    pub(crate) fd: RawFd,
+    pub(crate) tls: bool,
+}
+
+impl Probe {
+    /// Whether an idle connection looks usable: the server has not closed
+    /// or reset it, and (plain TCP) sent nothing since its last response,
+    /// which would otherwise be read as the next request's answer. One
+    /// `poll(2)` with a zero timeout, when the pool hands the connection
+    /// out; it never waits. Over TLS, bytes at idle may be a late session
+    /// ticket, so only a close or an error counts there (a `close_notify`
+    /// comes with the FIN).
+    pub(crate) fn looks_alive(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN | libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is one valid, initialised `pollfd` that lives for
+        // the call, and the count says one; a zero timeout never blocks.
+        // The fd belongs to the connection this probe was made for, which
+        // the caller still holds, so it is open and not reused.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        if n < 0 {
+            return false;
+        }
+        let gone = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL;
+        if pfd.revents & gone != 0 {
+            return false;
+        }
+        self.tls || pfd.revents & libc::POLLIN == 0
     }
 }
 
@@ -131,10 +174,18 @@ async fn establish(inner: &Inner, target: &Target) -> Result<Conn, ClientError> 
     // Requests are written whole; no reason to let Nagle hold them back.
     let _ = tcp.set_nodelay(true);
     if !target.https {
-        return Ok(Conn::new(tcp, |r, w| {
+        let probe = Probe {
+            fd: tcp.as_raw_fd(),
+            tls: false,
+        };
+        return Ok(Conn::new(tcp, probe, |r, w| {
             (ConnReader::Tcp(r), ConnWriter::Tcp(w))
         }));
     }
+    let probe = Probe {
+        fd: tcp.as_raw_fd(),
+        tls: true,
+    };
     let tls = inner
         .tls_connector()
         .connect(&target.host, tcp)
@@ -143,7 +194,7 @@ async fn establish(inner: &Inner, target: &Target) -> Result<Conn, ClientError> 
             host: target.authority.clone(),
             source,
         })?;
-    Ok(Conn::new(tls, |r, w| {
+    Ok(Conn::new(tls, probe, |r, w| {
         (ConnReader::Tls(r), ConnWriter::Tls(w))
     }))
 }

@@ -133,8 +133,16 @@ where
     // Only a request that can be sent twice without harm, and whose
     // (empty) body is not consumed by the first try, is retried.
     let mut may_retry = body.is_none() && is_idempotent(&parts.method);
+    let mut retrying = false;
     loop {
-        let (conn, reused) = match inner.pool.checkout(shard, target) {
+        // The retry goes to a new connection: when a server closes its
+        // idle connections (a keep-alive timeout, a restart) it closes all
+        // of them, so the next pooled one is likely dead too.
+        let pooled = match retrying {
+            false => inner.pool.checkout(shard, target),
+            true => None,
+        };
+        let (conn, reused) = match pooled {
             Some(conn) => (conn, true),
             None => (connect(inner, target, deadline).await?, false),
         };
@@ -144,6 +152,7 @@ where
             Attempt::Stale(e) => {
                 if reused && may_retry {
                     may_retry = false;
+                    retrying = true;
                 } else {
                     return Err(e);
                 }
@@ -246,6 +255,7 @@ where
     let Conn {
         mut input,
         mut output,
+        probe,
     } = conn;
     output.buf.extend_from_slice(head);
     let limits = &ctx.inner.config.limits;
@@ -350,7 +360,11 @@ where
         Delivery::Later(_) | Delivery::Fed(Fed::Complete(_)) => true,
         Delivery::Fed(Fed::Incomplete) => false,
     };
-    let conn = Conn { input, output };
+    let conn = Conn {
+        input,
+        output,
+        probe,
+    };
     if keep_alive && complete && matches!(written, Some(WriteEnd::Done)) && conn.is_clean() {
         ctx.inner.pool.checkin(ctx.shard, ctx.target, conn);
     } else {

@@ -61,7 +61,8 @@ impl Pool {
     }
 
     /// Takes the most recently returned live connection to `target` on
-    /// `shard`, dropping the expired ones.
+    /// `shard`, dropping the expired ones and those the server closed (or,
+    /// plain TCP, sent unasked-for bytes on) while they were idle.
     pub(crate) fn checkout(&self, shard: usize, target: &Target) -> Option<Conn> {
         if self.max_idle_per_host == 0 {
             return None;
@@ -71,16 +72,20 @@ impl Pool {
         let found = {
             let mut pool = self.lock(shard);
             let list = pool.idle.get_mut(target)?;
-            let found = match list.pop() {
-                Some(idle) if !self.expired(&idle, now) => Some(idle.conn),
-                Some(idle) => {
+            let mut found = None;
+            while let Some(idle) = list.pop() {
+                if self.expired(&idle, now) {
                     // Everything older than an expired one is expired too.
                     dead.push(idle);
                     dead.append(list);
-                    None
+                    break;
                 }
-                None => None,
-            };
+                if idle.conn.probe.looks_alive() {
+                    found = Some(idle.conn);
+                    break;
+                }
+                dead.push(idle);
+            }
             if list.is_empty() {
                 pool.idle.remove(target);
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::Uri;
 use spargio_rt::net::{TcpListener, TcpStream};
 
-use super::connect::{Conn, ConnReader, ConnWriter, Input, Output};
+use super::connect::{Conn, ConnReader, ConnWriter, Input, Output, Probe};
 use super::oneshot;
 use super::pool::Pool;
 use super::target::Target;
@@ -94,10 +94,15 @@ async fn tcp_conn(listener: &TcpListener) -> Conn {
     let tcp = TcpStream::connect(listener.local_addr().unwrap())
         .await
         .unwrap();
+    let probe = Probe {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&tcp),
+        tls: false,
+    };
     let (r, w) = tcp.split();
     Conn {
         input: Input::new(ConnReader::Tcp(r), 16 * 1024),
         output: Output::new(ConnWriter::Tcp(w)),
+        probe,
     }
 }
 
