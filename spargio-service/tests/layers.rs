@@ -409,10 +409,93 @@ async fn concurrency_limit_clones_share_the_limit_but_not_the_permit() {
 async fn concurrency_limit_passes_inner_readiness_through() {
     let toggle = Toggle::default();
     let mut svc = ConcurrencyLimit::new(toggle.clone(), 1);
-    assert!(poll_ready_once(&mut svc).await.is_pending()); // permit taken, inner not ready
+    assert!(poll_ready_once(&mut svc).await.is_pending()); // inner not ready
     toggle.set_ready(true);
     assert!(poll_ready_once(&mut svc).await.is_ready());
     assert_eq!(svc.call(3).await.unwrap(), 3);
+}
+
+#[spargio_rt::test]
+async fn concurrency_limit_waiting_on_its_inner_service_holds_no_permit() {
+    let toggle = Toggle::default();
+    let mut waiting = ConcurrencyLimit::new(toggle.clone(), 1);
+    assert!(poll_ready_once(&mut waiting).await.is_pending());
+    // The inner service is not ready, so the permit went back: another
+    // clone over a ready service can take it.
+    assert_eq!(waiting.available_permits(), 1);
+    toggle.set_ready(true);
+    assert!(poll_ready_once(&mut waiting).await.is_ready());
+    assert_eq!(waiting.available_permits(), 0);
+    assert_eq!(waiting.call(4).await.unwrap(), 4);
+}
+
+#[spargio_rt::test]
+async fn rate_limit_waiting_on_its_inner_service_holds_no_slot() {
+    let toggle = Toggle::default();
+    let rate = Rate::new(1, Duration::from_secs(3600));
+    let mut waiting = RateLimit::new(toggle.clone(), rate);
+    let mut other = waiting.clone();
+    assert!(poll_ready_once(&mut waiting).await.is_pending());
+    // The window's one slot went back when the inner service said
+    // Pending: the clone gets it.
+    toggle.set_ready(true);
+    assert!(poll_ready_once(&mut other).await.is_ready());
+    assert_eq!(other.call(1).await.unwrap(), 1);
+    // And the window is used up for the first one now.
+    assert!(poll_ready_once(&mut waiting).await.is_pending());
+    assert_eq!(toggle.calls(), 1);
+}
+
+#[spargio_rt::test]
+async fn rate_limit_slot_from_an_ended_window_is_exchanged() {
+    let per = Duration::from_millis(50);
+    let calls = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let log = calls.clone();
+    let svc = service_fn(move |x: u32| {
+        log.lock().unwrap().push(Instant::now());
+        async move { Ok::<_, Infallible>(x) }
+    });
+    let mut early = RateLimit::new(svc, Rate::new(1, per));
+    let mut late = early.clone();
+    // `early` takes the first window's slot and then sits on it past the
+    // window's end; `late` takes the second window's slot and calls.
+    assert!(poll_ready_once(&mut early).await.is_ready());
+    sleep(per + Duration::from_millis(10)).await;
+    assert!(poll_ready_once(&mut late).await.is_ready());
+    late.call(1).await.unwrap();
+    // `early`'s old slot is not good for this window: it waits for the
+    // next one instead of making a second call in this one.
+    assert!(poll_ready_once(&mut early).await.is_pending());
+    timeout(HANG, early.ready()).await.unwrap().unwrap();
+    early.call(2).await.unwrap();
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.len(), 2);
+    assert!(calls[1] >= calls[0], "calls out of order");
+}
+
+#[spargio_rt::test]
+async fn load_shed_over_limits_does_not_let_shed_connections_keep_the_permits() {
+    // LoadShed → ConcurrencyLimit(1) → RateLimit(1 per 100 ms): when the
+    // rate window is used up, the shed requests' services must not keep
+    // the one permit, or every later request is shed after the window
+    // reopens too.
+    let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+    let base = ServiceBuilder::new()
+        .layer(LoadShedLayer::new())
+        .layer(ConcurrencyLimitLayer::new(1))
+        .layer(RateLimitLayer::new(1, Duration::from_millis(100)))
+        .service(echo);
+    let mut a = base.clone();
+    assert_eq!(a.ready().await.unwrap().call(1).await.unwrap(), 1);
+    // Window used up: `b` is shed (and then sits idle, like a keep-alive
+    // connection whose client went quiet).
+    let mut b = base.clone();
+    let err = b.ready().await.unwrap().call(2).await.unwrap_err();
+    assert!(err.is::<Overloaded>());
+    sleep(Duration::from_millis(150)).await;
+    let mut c = base.clone();
+    assert_eq!(c.ready().await.unwrap().call(3).await.unwrap(), 3);
+    drop(b);
 }
 
 // ---------------------------------------------------------------- load shed

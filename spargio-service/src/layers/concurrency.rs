@@ -54,7 +54,9 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
 ///
 /// `poll_ready` waits (`Pending`, woken by the semaphore — no timer, no
 /// spin) for a permit of an [`async_lock::Semaphore`], then polls the inner
-/// service. [`call`](Service::call) moves the permit into the response
+/// service; if that is not ready, the permit is released before
+/// `Pending` is returned, so a service that waits (or that a `LoadShed`
+/// gives up on) holds none. [`call`](Service::call) moves the permit into the response
 /// future, which releases it when the response is ready or when the future
 /// is dropped unfinished. A service dropped while holding an unused permit
 /// releases it too.
@@ -185,7 +187,14 @@ where
                 self.permit = Some(permit);
             }
         }
-        self.inner.poll_ready(cx)
+        let ready = self.inner.poll_ready(cx);
+        if ready.is_pending() {
+            // Never wait holding a permit: a caller that gives up on a
+            // service that is not ready (`LoadShed`, an idle connection)
+            // would keep it from the others.
+            self.permit = None;
+        }
+        ready
     }
 
     fn call(&mut self, req: Req) -> Self::Future {

@@ -128,8 +128,13 @@ impl<S> Layer<S> for RateLimitLayer {
 ///   same windows, so a server that clones the service per connection
 ///   limits the whole server, not each connection. Wrap services
 ///   separately (one [`RateLimitLayer::layer`] each) for separate limits.
-/// * The inner service's readiness is polled after a slot is taken; its
-///   errors and its response future pass through unchanged.
+/// * The inner service's readiness is polled after a slot is taken; if it
+///   is not ready, the slot goes back to its window before `poll_ready`
+///   returns `Pending`, so a service that waits (or that a `LoadShed`
+///   gives up on) holds no slot. A slot whose window ended before the
+///   call (ready, then not called for a while) is exchanged for one of the
+///   current window at the next `poll_ready`. Its errors and its response
+///   future pass through unchanged.
 ///
 /// # Panics
 ///
@@ -210,14 +215,30 @@ impl Slot {
     }
 }
 
-impl Drop for Slot {
-    fn drop(&mut self) {
+impl Slot {
+    /// Hands an unused slot back to its window, if that window is still
+    /// the current one.
+    fn give_back(&mut self) {
         if let Some(epoch) = self.held.take() {
             let mut w = self.shared.lock();
             if w.epoch == epoch {
                 w.remaining += 1;
             }
         }
+    }
+
+    /// Whether the held slot belongs to a window that has ended.
+    fn is_stale(&self) -> bool {
+        self.held.is_some_and(|epoch| {
+            let w = self.shared.lock();
+            epoch != w.epoch || Instant::now() >= w.end
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.give_back();
     }
 }
 
@@ -292,6 +313,12 @@ where
     type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        if self.slot.is_stale() {
+            // A slot from a window that has ended (ready, then not called
+            // for a while) would let this call into a later window beyond
+            // its `num`: take one of the current window instead.
+            self.slot.held = None;
+        }
         while self.slot.held.is_none() {
             match self.slot.try_take() {
                 Ok(()) => self.sleep = None,
@@ -306,7 +333,14 @@ where
                 }
             }
         }
-        self.inner.poll_ready(cx)
+        let ready = self.inner.poll_ready(cx);
+        if ready.is_pending() {
+            // Never wait holding a slot: a caller that gives up on a
+            // service that is not ready (`LoadShed`, an idle connection)
+            // would keep it from the others.
+            self.slot.give_back();
+        }
+        ready
     }
 
     fn call(&mut self, req: Req) -> S::Future {
