@@ -1,7 +1,7 @@
 //! [`LengthDelimited`]: the codec as a [`Protocol`](crate::Protocol).
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use spargio_rt::io::{flush_and_read, AsyncRead, AsyncWrite, IoBuf};
@@ -12,6 +12,7 @@ use super::status::Status;
 use super::write::Output;
 use crate::connection::Connection;
 use crate::protocol::{Handler, Protocol, RouteKey};
+use crate::read_watch::{ReadWatch, Watched};
 
 /// The smallest read the connection makes (and its first buffer's size).
 const MIN_READ: usize = 4 * 1024;
@@ -164,6 +165,13 @@ impl<R: AsyncRead, W: AsyncWrite> Conn<R, W> {
     /// responses are flushed ([`flush_and_read`]: one task poll for the
     /// response out and the next request in).
     async fn next_request(&mut self, conn: &Connection) -> io::Result<Next> {
+        // The idle timeout bounds the wait for the whole next request, from
+        // when the wait begins: a client that trickles a frame in a byte at
+        // a time does not push it out with every read.
+        let deadline = conn
+            .idle_limit()
+            .and_then(|idle| Instant::now().checked_add(idle));
+        let mut watch = ReadWatch::new(conn);
         loop {
             let needed = match self.decoder.decode(&mut self.input) {
                 Ok(Some(req)) => return Ok(Next::Request(req)),
@@ -178,9 +186,16 @@ impl<R: AsyncRead, W: AsyncWrite> Conn<R, W> {
             let filled = self.input.len();
             let buf = std::mem::take(&mut self.input).slice(filled..);
             let flush = self.output.flush(&mut self.writer);
-            let read = conn.idle(self.reader.read(buf));
-            let Some((res, buf)) = flush_and_read(flush, read).await? else {
-                return Ok(Next::Closed);
+            // Between requests a graceful shutdown ends the wait too.
+            let idle = self.input.is_empty();
+            let read = watch.wait(self.reader.read(buf), deadline, idle);
+            let (res, buf) = match flush_and_read(flush, read).await? {
+                Watched::Done(done) => done,
+                Watched::TimedOut => {
+                    conn.count_idle_timeout();
+                    return Ok(Next::Closed);
+                }
+                Watched::Closing => return Ok(Next::Closed),
             };
             self.input = buf.into_inner();
             match res {

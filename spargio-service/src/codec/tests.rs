@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use spargio_rt::io::AsyncWriteExt;
+use spargio_rt::io::{AsyncRead, AsyncWriteExt};
 use spargio_rt::net::{TcpListener, TcpStream};
 use spargio_rt::sync::CancellationToken;
 use spargio_rt::JoinHandle;
@@ -367,6 +367,38 @@ async fn the_idle_timeout_closes_the_connection() {
     assert_eof(bounded(f.client.recv()).await);
     let counters = bounded(f.served()).await;
     assert_eq!(counters.idle_timeouts.get(), 1);
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_frame_trickled_in_does_not_push_the_idle_timeout_out() {
+    // A byte every 30 ms, each well inside the 80 ms idle timeout: the
+    // wait for the whole request is what the timeout bounds, so the
+    // connection is closed although bytes keep coming.
+    let idle = Some(Duration::from_millis(80));
+    let h = echo();
+    let calls = h.calls.clone();
+    let f = serve_one(LengthDelimited::new(), h, idle, CancellationToken::new()).await;
+    let mut stream = f.client.into_inner();
+    let mut frame = BytesMut::new();
+    encode_request_header(64, &mut frame);
+    frame.extend_from_slice(&[b'x'; 64]);
+    let mut cut = false;
+    for byte in frame.iter().copied() {
+        let (res, _) = stream.write_all(vec![byte]).await;
+        if res.is_err() {
+            cut = true;
+            break;
+        }
+        spargio_rt::time::sleep(Duration::from_millis(30)).await;
+    }
+    let (res, _) = bounded(stream.read(vec![0u8; 16])).await;
+    assert!(
+        cut || matches!(res, Ok(0) | Err(_)),
+        "the trickling client was served: {res:?}"
+    );
+    bounded(f.server).await.unwrap().unwrap();
+    assert_eq!(f.counters.idle_timeouts.get(), 1);
+    assert_eq!(calls.get(), 0);
 }
 
 #[spargio_rt::test(shards = 1)]
