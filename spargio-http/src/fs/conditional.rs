@@ -48,9 +48,15 @@ impl Validators {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         let etag = format!("\"{:x}-{:x}-{:x}\"", meta.ino(), meta.len(), mtime_nanos);
+        // A modification time in the future (clock skew, an unpacked
+        // archive) is sent as now (RFC 9110, 8.8.2.1): a future date would
+        // make a client's later `If-Modified-Since` match a newer file.
+        let now_secs = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let modified_secs = modified
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_secs())
+            .map(|d| d.as_secs().min(now_secs))
             .filter(|&s| s <= MAX_HTTP_DATE_SECS);
         Validators {
             etag,

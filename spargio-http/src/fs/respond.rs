@@ -51,7 +51,10 @@ pub(crate) struct Opened {
 /// open), without following a final symlink if `nofollow`, and returns it
 /// with its `fstat`.
 pub(crate) async fn open(path: &Path, nofollow: bool) -> io::Result<(File, Metadata)> {
-    let mut flags = libc::O_NONBLOCK;
+    // O_NOCTTY: a terminal device under the root never becomes the
+    // process's controlling terminal. O_LARGEFILE: files over 2 GiB open on
+    // 32-bit targets too (io_uring's openat does not add it there).
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_LARGEFILE;
     if nofollow {
         flags |= libc::O_NOFOLLOW;
     }
@@ -211,16 +214,24 @@ pub(crate) fn redirect(location: &str) -> Response<FileBody> {
 
 /// The response for a failed filesystem call: `404` for a path that does
 /// not lead to a file (missing, through a non-directory, a symlink loop,
-/// a name too long), `403` when the OS denies access, `500` otherwise.
+/// a name too long, a socket or a device that cannot be opened), `403` when the OS denies access, `500` otherwise.
 pub(crate) fn io_error(e: &io::Error) -> Response<FileBody> {
     empty(io_error_status(e))
 }
 
 fn io_error_status(e: &io::Error) -> StatusCode {
     match e.raw_os_error() {
-        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG | libc::EISDIR) => {
-            StatusCode::NOT_FOUND
-        }
+        Some(
+            libc::ENOENT
+            | libc::ENOTDIR
+            | libc::ELOOP
+            | libc::ENAMETOOLONG
+            | libc::EISDIR
+            // A socket, or a device with nothing behind it: not a file.
+            | libc::ENXIO
+            | libc::ENODEV
+            | libc::EOPNOTSUPP,
+        ) => StatusCode::NOT_FOUND,
         Some(libc::EACCES | libc::EPERM) => StatusCode::FORBIDDEN,
         _ => match e.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => StatusCode::NOT_FOUND,

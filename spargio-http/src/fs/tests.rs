@@ -2,6 +2,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
@@ -286,6 +287,56 @@ async fn fs_if_modified_since_304() {
     )
     .await;
     assert_eq!(res.status, StatusCode::OK);
+}
+
+#[spargio_rt::test]
+async fn fs_future_mtime_is_sent_as_now() {
+    // A file dated ten years ahead: its Last-Modified must not be in the
+    // future, or a client's later If-Modified-Since would keep matching
+    // (304) after the file is replaced.
+    let site = site();
+    let path = site.root.join("hello.txt");
+    let ahead = std::time::SystemTime::now() + Duration::from_secs(10 * 365 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(ahead)
+        .unwrap();
+    let mut svc = ServeDir::new(&site.root);
+    let (first, _) = call(&mut svc, get("/hello.txt")).await;
+    let lm = first.headers[LAST_MODIFIED].to_str().unwrap().to_owned();
+    let sent = httpdate::parse_http_date(&lm).unwrap();
+    assert!(
+        sent <= std::time::SystemTime::now(),
+        "Last-Modified {lm} is in the future"
+    );
+    // The file is replaced (mtime now): the old date no longer matches.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&path, "replaced\n").unwrap();
+    let (res, body) = call(
+        &mut svc,
+        request(Method::GET, "/hello.txt", &[(IF_MODIFIED_SINCE, &lm)]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "replaced\n");
+}
+
+#[spargio_rt::test]
+async fn fs_unix_socket_and_fifo_under_the_root_are_not_found() {
+    let site = site();
+    let _listener = std::os::unix::net::UnixListener::bind(site.root.join("app.sock")).unwrap();
+    let fifo = std::ffi::CString::new(site.root.join("pipe").into_os_string().into_encoded_bytes())
+        .unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only reads it.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let mut svc = ServeDir::new(&site.root);
+    for path in ["/app.sock", "/pipe"] {
+        let (res, body) = call(&mut svc, get(path)).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(body.is_empty());
+    }
 }
 
 #[spargio_rt::test]
