@@ -358,6 +358,30 @@ fn client_skips_100_continue_and_other_interim_responses() {
 }
 
 #[test]
+fn client_gives_up_on_a_server_that_only_sends_interim_responses() {
+    run(|| async {
+        let server = serve(|mut peer, _, _| async move {
+            if peer.head().await.is_some() {
+                for _ in 0..40 {
+                    if !peer.write(b"HTTP/1.1 103 Early Hints\r\n\r\n").await {
+                        return;
+                    }
+                }
+                // Then silence, with the connection open.
+                spargio_rt::time::sleep(Duration::from_secs(30)).await;
+            }
+        });
+        let err = Client::new().get(server.url("/")).await.unwrap_err();
+        match err {
+            ClientError::Parse { reason, .. } => {
+                assert!(reason.contains("interim"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
 fn client_101_is_returned_and_its_connection_not_reused() {
     run(|| async {
         let server = serve_fixed(

@@ -10,7 +10,7 @@ use spargio_rt::net::TcpStream;
 
 use super::target::Target;
 use super::{ClientError, Inner};
-use crate::tls::{TlsReader, TlsWriter};
+use crate::tls::{TlsError, TlsReader, TlsWriter};
 use crate::transport::{TcpReader, TcpWriter, Transport, TransportRead, TransportWrite};
 
 /// How much room a read asks for.
@@ -190,9 +190,18 @@ async fn establish(inner: &Inner, target: &Target) -> Result<Conn, ClientError> 
         .tls_connector()
         .connect(&target.host, tcp)
         .await
-        .map_err(|source| ClientError::Tls {
-            host: target.authority.clone(),
-            source,
+        .map_err(|source| match source {
+            // The connector's own handshake limit is a timeout like the
+            // others (`is_timeout`), not a TLS failure.
+            TlsError::HandshakeTimeout(after) => ClientError::Timeout {
+                host: target.authority.clone(),
+                after,
+                connecting: true,
+            },
+            source => ClientError::Tls {
+                host: target.authority.clone(),
+                source,
+            },
         })?;
     Ok(Conn::new(tls, probe, |r, w| {
         (ConnReader::Tls(r), ConnWriter::Tls(w))

@@ -507,6 +507,10 @@ async fn body_failed(out: &mut Output, err: BoxError) -> WriteEnd {
     WriteEnd::Body(err)
 }
 
+/// How many interim (1xx) responses one request may get before its final
+/// one.
+const MAX_INTERIM_RESPONSES: usize = 32;
+
 /// Reads up to the final response head, skipping interim (1xx) responses
 /// other than `101 Switching Protocols`.
 async fn read_head(
@@ -515,6 +519,7 @@ async fn read_head(
     limits: &Limits,
 ) -> Result<ResponseHead, HeadError> {
     let mut any_bytes = !input.buf.is_empty();
+    let mut interim = 0;
     loop {
         if !input.buf.is_empty() {
             match parse_response(&input.buf, method, limits) {
@@ -523,6 +528,12 @@ async fn read_head(
                     if head.status.is_informational()
                         && head.status != StatusCode::SWITCHING_PROTOCOLS
                     {
+                        // A server that sends nothing but interim answers
+                        // must not hold the request forever.
+                        interim += 1;
+                        if interim > MAX_INTERIM_RESPONSES {
+                            return Err(HeadError::Parse("too many interim (1xx) responses"));
+                        }
                         continue;
                     }
                     return Ok(head);

@@ -120,8 +120,15 @@ fn build(
         s.conn_keep_alive && !s.conn_close
     };
 
+    let no_body = *req_method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || (*req_method == Method::CONNECT && status.is_success());
     let te = &s.transfer_encoding;
-    if te.present {
+    // A response without a body may carry the Transfer-Encoding its GET
+    // would have had (HEAD, 304); there is nothing to decode then.
+    if te.present && !no_body {
         if !http11 {
             return Err(ResponseError("transfer-encoding in an HTTP/1.0 response"));
         }
@@ -133,11 +140,6 @@ fn build(
         }
     }
 
-    let no_body = *req_method == Method::HEAD
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-        || (*req_method == Method::CONNECT && status.is_success());
     let body = if no_body {
         ResponseBodyLength::Empty
     } else if te.present {

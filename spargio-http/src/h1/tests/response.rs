@@ -137,6 +137,25 @@ fn response_te_rules() {
     error("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
     error("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
     error("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+    // Without a body there is nothing to decode: the codings a GET would
+    // have had are fine on HEAD, 204 and 304.
+    for (raw, method) in [
+        (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            Method::HEAD,
+        ),
+        (
+            "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            Method::GET,
+        ),
+        (
+            "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Method::GET,
+        ),
+    ] {
+        let h = head(raw, method);
+        assert_eq!(h.body, ResponseBodyLength::Empty, "{raw}");
+    }
 }
 
 #[test]
