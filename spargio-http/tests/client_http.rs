@@ -694,6 +694,38 @@ fn client_streams_an_unknown_length_body_chunked() {
 }
 
 #[test]
+fn client_streams_a_body_with_the_content_length_the_caller_set() {
+    run(|| async {
+        // A stream with no exact size hint, but the caller knows its length
+        // and says so: it goes out with that Content-Length, not chunked
+        // (servers such as S3 refuse chunked uploads).
+        let server = serve(|mut peer, _, server| async move {
+            let head = peer.head().await.unwrap();
+            let data = read_body(&mut peer, &head).await;
+            server.heads.lock().unwrap().push(head);
+            assert_eq!(data, b"hello, world");
+            peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+            peer.head().await;
+        });
+        let (tx, rx) = async_channel_like();
+        let req = Request::put(server.url("/object"))
+            .header("content-length", "12")
+            .body(StreamBody::new(rx))
+            .unwrap();
+        let pending = spargio_rt::spawn(Client::new().request(req));
+        tx.send(Frame::data(Bytes::from_static(b"hello")));
+        tx.send(Frame::data(Bytes::from_static(b", world")));
+        drop(tx);
+        let resp = pending.await.unwrap().unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        let head = &server.heads()[0];
+        assert!(head.contains("content-length: 12\r\n"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+    });
+}
+
+#[test]
 fn client_sends_a_known_length_body_with_content_length() {
     run(|| async {
         let server = serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");

@@ -103,7 +103,7 @@ where
         (at, after)
     });
     let (parts, body) = req.into_parts();
-    let framing = request_framing(&body);
+    let framing = request_framing(&body, &parts.headers);
     let mut body = match framing {
         BodyLength::Empty => None,
         BodyLength::Length(_) | BodyLength::Chunked => Some(body),
@@ -162,15 +162,21 @@ where
 }
 
 /// How the request body is framed: by its exact size if it has one, else
-/// chunked; nothing at all if it is empty.
-fn request_framing<B: HttpBody>(body: &B) -> BodyLength {
+/// by the `Content-Length` the caller set (a stream whose length the caller
+/// knows: many servers refuse chunked uploads), else chunked; nothing at
+/// all if it is empty. Sending more or fewer bytes than the length fails
+/// the request (see `write_request`).
+fn request_framing<B: HttpBody>(body: &B, headers: &http::HeaderMap) -> BodyLength {
     if body.is_end_stream() {
         return BodyLength::Empty;
     }
     match body.size_hint().exact() {
         Some(0) => BodyLength::Empty,
         Some(n) => BodyLength::Length(n),
-        None => BodyLength::Chunked,
+        None => match crate::h1::parse_content_length(headers) {
+            Ok(Some(n)) => BodyLength::Length(n),
+            _ => BodyLength::Chunked,
+        },
     }
 }
 
