@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{Request, StatusCode, Version};
+use http::{Method, Request, StatusCode, Version};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody};
 use spargio_http::tls::{root_store_from_pem, TlsAcceptor, TlsConnector};
@@ -218,6 +218,17 @@ where
 
 async fn body_bytes(body: Body) -> Result<Bytes, BodyError> {
     Ok(body.collect().await?.to_bytes())
+}
+
+/// Sends `body` with `method` to `url` and returns the response body.
+async fn send_body(client: &Client, method: Method, url: String, body: &'static [u8]) -> Bytes {
+    let req = Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Full::new(Bytes::from_static(body)))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    body_bytes(resp.into_body()).await.unwrap()
 }
 
 /// Waits until `cond` holds (polling every few ms), for up to 5 s.
@@ -555,11 +566,8 @@ fn client_sends_a_post_on_a_new_connection_after_the_server_closed_the_idle_one(
         // sees it and does not hand the connection out, so even a POST,
         // which is never retried, goes out on a live one.
         spargio_rt::time::sleep(Duration::from_millis(50)).await;
-        let req = Request::post(server.url("/"))
-            .body(Full::new(Bytes::from_static(b"once")))
-            .unwrap();
-        let resp = client.request(req).await.unwrap();
-        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        let answer = send_body(&client, Method::POST, server.url("/"), b"once").await;
+        assert_eq!(answer, "ok");
         assert_eq!(server.accepted(), 2);
     });
 }
@@ -589,11 +597,8 @@ fn client_skips_every_idle_connection_the_server_closed() {
         }
         assert_eq!(server.accepted(), 2);
         spargio_rt::time::sleep(Duration::from_millis(100)).await;
-        let req = Request::put(server.url("/c"))
-            .body(Full::new(Bytes::from_static(b"body")))
-            .unwrap();
-        let resp = client.request(req).await.unwrap();
-        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        let answer = send_body(&client, Method::PUT, server.url("/c"), b"body").await;
+        assert_eq!(answer, "ok");
         assert_eq!(server.accepted(), 3);
     });
 }
@@ -618,11 +623,8 @@ fn client_does_not_use_an_idle_connection_with_unasked_for_bytes() {
         let resp = client.get(server.url("/")).await.unwrap();
         assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "0");
         spargio_rt::time::sleep(Duration::from_millis(80)).await;
-        let req = Request::post(server.url("/"))
-            .body(Full::new(Bytes::from_static(b"x")))
-            .unwrap();
-        let resp = client.request(req).await.unwrap();
-        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "1");
+        let answer = send_body(&client, Method::POST, server.url("/"), b"x").await;
+        assert_eq!(answer, "1");
         assert_eq!(server.accepted(), 2);
     });
 }

@@ -138,10 +138,9 @@ where
         // The retry goes to a new connection: when a server closes its
         // idle connections (a keep-alive timeout, a restart) it closes all
         // of them, so the next pooled one is likely dead too.
-        let pooled = match retrying {
-            false => inner.pool.checkout(shard, target),
-            true => None,
-        };
+        let pooled = (!retrying)
+            .then(|| inner.pool.checkout(shard, target))
+            .flatten();
         let (conn, reused) = match pooled {
             Some(conn) => (conn, true),
             None => (connect(inner, target, deadline).await?, false),

@@ -543,53 +543,47 @@ fn expand(
     // hand back only the `ExitCode`, as std's `main` and libtest would
     // report it: so the output itself need not be `Send`, and
     // `Result<(), Box<dyn Error>>` works as it does on a plain `main`.
-    if let ReturnType::Type(_, ret_ty) = &func.sig.output {
-        if kind == Kind::Test || ident == "main" {
+    // The body becomes a nested `async fn` with the declared return type.
+    let reported = match &func.sig.output {
+        ReturnType::Type(_, ty) if kind == Kind::Test || ident == "main" => Some(ty),
+        _ => None,
+    };
+    let (ret, body_item, call) = match reported {
+        Some(ret_ty) => {
             let body_fn = Ident::new("__spargio_body", Span::mixed_site());
-            let (param, call_arg) = match handle_arg {
+            let (fn_param, call_arg) = match handle_arg {
                 Some((pat, ty)) => (quote!(#pat: #ty), quote!(#handle)),
                 None => (TokenStream2::new(), TokenStream2::new()),
             };
-            let takes = if handle_arg.is_some() {
-                quote!(#handle)
-            } else {
-                quote!(_)
-            };
-            return quote! {
-                #test_attr
-                #(#attrs)*
-                #vis fn #ident() -> ::std::process::ExitCode {
-                    async fn #body_fn(#param) -> #ret_ty {
-                        #(#stmts)*
-                    }
-                    let #output = #krate::run_with(
-                        #builder,
-                        move |#takes: #krate::RuntimeHandle| async move {
-                            ::std::process::Termination::report(#body_fn(#call_arg).await)
-                        },
-                    );
-                    match #output {
-                        ::core::result::Result::Ok(#output) => #output,
-                        ::core::result::Result::Err(#error) => {
-                            ::core::panic!("spargio runtime failed to start: {}", #error)
-                        }
-                    }
+            let body_item = quote! {
+                async fn #body_fn(#fn_param) -> #ret_ty {
+                    #(#stmts)*
                 }
             };
+            let call = quote! {
+                #krate::run_with(#builder, move |#param: #krate::RuntimeHandle| async move {
+                    ::std::process::Termination::report(#body_fn(#call_arg).await)
+                })
+            };
+            (quote!(-> ::std::process::ExitCode), body_item, call)
         }
-    }
-    let closure = quote! {
-        move |#param: #krate::RuntimeHandle| async move {
-            #binding
-            #(#stmts)*
+        None => {
+            let closure = quote! {
+                move |#param: #krate::RuntimeHandle| async move {
+                    #binding
+                    #(#stmts)*
+                }
+            };
+            let call = quote_spanned!(run_with_span=> #run_with(#builder, #closure));
+            (ret.to_token_stream(), TokenStream2::new(), call)
         }
     };
-    let call = quote_spanned!(run_with_span=> #run_with(#builder, #closure));
 
     quote! {
         #test_attr
         #(#attrs)*
         #vis fn #ident() #ret {
+            #body_item
             match #call {
                 ::core::result::Result::Ok(#output) => #output,
                 ::core::result::Result::Err(#error) => {
