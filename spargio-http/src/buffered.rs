@@ -5,6 +5,8 @@ use std::io;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use spargio_service::{SendWatch, SEND_PIECE};
+
 use crate::h1;
 
 use crate::transport::{TransportRead, TransportWrite};
@@ -78,6 +80,8 @@ pub(crate) struct Output<W> {
     queued: Vec<Bytes>,
     /// Total length of `queued`.
     queued_len: usize,
+    /// Bounds each write by the connection's send timeout.
+    send: SendWatch,
 }
 
 impl<W> Output<W> {
@@ -87,7 +91,15 @@ impl<W> Output<W> {
             buf: BytesMut::with_capacity(4096),
             queued: Vec::new(),
             queued_len: 0,
+            send: SendWatch::unbounded(),
         }
+    }
+
+    /// The same output with each write bounded by `send` (a server
+    /// connection's send timeout).
+    pub(crate) fn bounded_by(mut self, send: SendWatch) -> Output<W> {
+        self.send = send;
+        self
     }
 
     /// How many bytes are queued and not yet written.
@@ -136,14 +148,16 @@ impl<W> Output<W> {
 }
 
 impl<W: TransportWrite> Output<W> {
-    /// Writes out everything queued.
+    /// Writes out everything queued. Each write is bounded by the send
+    /// watch; one that times out fails the flush with `TimedOut` and loses
+    /// what it carried (the connection closes then).
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
-        if self.queued.is_empty() {
+        if self.queued.is_empty() && self.buf.len() <= SEND_PIECE {
             if self.buf.is_empty() {
                 return Ok(());
             }
             let buf = std::mem::take(&mut self.buf);
-            let (res, mut buf) = self.writer.write_all(buf).await;
+            let (res, mut buf) = self.send.bound(self.writer.write_all(buf)).await?;
             buf.clear();
             self.buf = buf;
             return res;
@@ -151,17 +165,21 @@ impl<W: TransportWrite> Output<W> {
         self.seal();
         let segments = std::mem::take(&mut self.queued);
         self.queued_len = 0;
-        let (res, mut segments) = self.writer.write_segments(segments).await;
-        // Dropping the handles lets `buf` take its sealed memory back.
-        segments.clear();
-        self.queued = segments;
-        res
+        for piece in self.send.pieces(segments) {
+            let (res, mut piece) = self.send.bound(self.writer.write_segments(piece)).await?;
+            res?;
+            // Dropping the handles lets `buf` take its sealed memory
+            // back; the list is kept for the next flush.
+            piece.clear();
+            self.queued = piece;
+        }
+        Ok(())
     }
 
     /// Flushes, then closes the write side.
     pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
         self.flush().await?;
-        self.writer.shutdown().await
+        self.send.bound(self.writer.shutdown()).await?
     }
 
     /// The write side, for an upgrade.
@@ -175,6 +193,8 @@ mod tests {
     use std::io;
 
     use bytes::{Bytes, BytesMut};
+
+    use spargio_service::{SendWatch, SEND_PIECE};
 
     use super::{Output, ZERO_COPY_MIN};
     use crate::transport::TransportWrite;
@@ -230,6 +250,22 @@ mod tests {
         assert_eq!(rec.writes[1].as_ptr(), large.as_ptr());
         assert_eq!(rec.writes[1].len(), large.len());
         assert_eq!(&rec.writes[2][..], b"next");
+    }
+
+    #[spargio_rt::test]
+    async fn with_a_send_timeout_a_large_frame_goes_out_in_bounded_pieces() {
+        let send = SendWatch::with_limit(Some(std::time::Duration::from_secs(30)));
+        let mut out = Output::new(Recorder::default()).bounded_by(send);
+        let large = Bytes::from((0..3 * SEND_PIECE).map(|i| i as u8).collect::<Vec<u8>>());
+        out.buf.extend_from_slice(b"HEAD");
+        out.put_data(large.clone());
+        out.flush().await.unwrap();
+        assert_eq!(out.pending(), 0);
+        let rec = out.into_writer();
+        assert_eq!(rec.segments_calls, 4);
+        let mut expected = b"HEAD".to_vec();
+        expected.extend_from_slice(&large);
+        assert_eq!(rec.all(), expected);
     }
 
     #[spargio_rt::test]

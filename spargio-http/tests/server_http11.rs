@@ -413,6 +413,45 @@ fn slow_header_is_cut_with_408() {
     assert!(c.is_closed());
 }
 
+#[test]
+fn a_client_that_stops_reading_is_closed_by_the_send_timeout() {
+    // 64 pipelined requests for 1 MiB each; the client reads nothing for a
+    // while, so the server's writes stall once the socket buffers are
+    // full, and the send timeout closes the connection. Before, it stayed
+    // open (and held its connection place) for as long as the client
+    // liked.
+    const BODY: usize = 1 << 20;
+    let body = Bytes::from(vec![b'x'; BODY]);
+    let service = tower::service_fn(move |_req: Request<Body>| {
+        let body = body.clone();
+        async move { Ok::<_, Infallible>(Response::new(Body::from(body))) }
+    });
+    let server = TestServer::start_with(
+        Http::new(),
+        |b| b.send_timeout(Duration::from_millis(100)),
+        service,
+    );
+    let mut c = server.connect();
+    for _ in 0..64 {
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    }
+    // Not reading is the point; how long only has to exceed the timeout.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match c.stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the connection was not closed: {e}"),
+        }
+    }
+    assert!(total < 64 * BODY, "every response arrived ({total} bytes)");
+    let report = server.stop();
+    assert_eq!(report.open_at_start, 0, "{report:?}");
+}
+
 /// Takes the request's upgrade and, once the server hands the connection
 /// over, reads 5 bytes and answers them in upper case.
 fn shout_back_once_switched(req: &mut Request<Body>) {

@@ -10,6 +10,10 @@ use spargio_rt::{RuntimeHandle, ShardId};
 use crate::placement::{AdaptiveConfig, HandlerPlacement};
 use crate::server::Server;
 
+/// How long one write to a peer may take by default (see
+/// [`ServerBuilder::send_timeout`]).
+const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How connections are accepted and which shard serves each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum AcceptMode {
@@ -37,6 +41,7 @@ pub(crate) struct ServerConfig {
     pub(crate) placement: HandlerPlacement,
     pub(crate) adaptive: AdaptiveConfig,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) send_timeout: Option<Duration>,
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) backlog: i32,
@@ -77,6 +82,7 @@ impl Default for ServerBuilder {
                 placement: HandlerPlacement::Stealable,
                 adaptive: AdaptiveConfig::default(),
                 idle_timeout: None,
+                send_timeout: Some(DEFAULT_SEND_TIMEOUT),
                 request_timeout: None,
                 shutdown_timeout: Duration::from_secs(30),
                 backlog: 1024,
@@ -88,7 +94,8 @@ impl Default for ServerBuilder {
 
 impl ServerBuilder {
     /// A builder with the defaults: round-robin accept, 100,000 connections
-    /// at most, stealable handlers, no idle or request timeout, 30 s to
+    /// at most, stealable handlers, no idle or request timeout, a 60 s
+    /// send timeout, 30 s to
     /// shut down, backlog 1024, `TCP_NODELAY` on.
     pub fn new() -> Self {
         Self::default()
@@ -129,6 +136,16 @@ impl ServerBuilder {
     /// Closes a connection that has waited this long for its next request.
     pub fn idle_timeout(mut self, d: Duration) -> Self {
         self.cfg.idle_timeout = Some(d);
+        self
+    }
+
+    /// Closes a connection whose peer takes no data for this long: one
+    /// write of at most [`SEND_PIECE`](crate::SEND_PIECE) bytes must finish
+    /// within it (a client that stops reading its responses would
+    /// otherwise hold its connection open forever). Default 60 s; `None`
+    /// turns it off. Counted in [`ServerStats::send_timeouts`](crate::ServerStats::send_timeouts).
+    pub fn send_timeout(mut self, limit: impl Into<Option<Duration>>) -> Self {
+        self.cfg.send_timeout = limit.into();
         self
     }
 

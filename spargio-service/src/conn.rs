@@ -88,12 +88,22 @@ where
 pub(crate) fn connection(
     state: &ServerState,
     info: ConnInfo,
-    idle_timeout: Option<std::time::Duration>,
+    timeouts: ConnTimeouts,
 ) -> Connection {
     Connection::new(
         info,
-        idle_timeout,
+        timeouts.idle,
         state.closing.child_token(),
         state.counters.clone(),
     )
+    .with_send_timeout(timeouts.send)
+}
+
+/// The timeouts every connection of a server gets.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnTimeouts {
+    /// How long a connection may wait for its next request.
+    pub(crate) idle: Option<std::time::Duration>,
+    /// How long one write to the peer may take.
+    pub(crate) send: Option<std::time::Duration>,
 }

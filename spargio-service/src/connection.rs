@@ -8,6 +8,7 @@ use std::time::Duration;
 use spargio_rt::sync::CancellationToken;
 use spargio_rt::ShardId;
 
+use crate::send_watch::SendWatch;
 use crate::stats::Counters;
 
 /// Facts about an accepted connection; also the target a
@@ -30,6 +31,7 @@ pub struct ConnInfo {
 pub struct Connection {
     info: ConnInfo,
     idle_timeout: Option<Duration>,
+    send_timeout: Option<Duration>,
     closing: CancellationToken,
     counters: Arc<Counters>,
 }
@@ -44,9 +46,16 @@ impl Connection {
         Connection {
             info,
             idle_timeout,
+            send_timeout: None,
             closing,
             counters,
         }
+    }
+
+    /// The same connection with this send timeout.
+    pub(crate) fn with_send_timeout(mut self, limit: Option<Duration>) -> Connection {
+        self.send_timeout = limit;
+        self
     }
 
     /// The connection's facts.
@@ -77,6 +86,23 @@ impl Connection {
             crate::Watched::Done(out) => Some(out),
             crate::Watched::TimedOut | crate::Watched::Closing => None,
         }
+    }
+
+    /// The longest one write to the peer may take (see [`SendWatch`]);
+    /// `None`: writes are not bounded.
+    pub fn send_timeout(&self) -> Option<Duration> {
+        self.send_timeout
+    }
+
+    /// A [`SendWatch`] that bounds this connection's writes by its send
+    /// timeout and counts the writes that time out in the server's stats.
+    pub fn send_watch(&self) -> SendWatch {
+        SendWatch::for_connection(self)
+    }
+
+    /// The server's counters.
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.counters
     }
 
     /// The server's shutdown signal for this connection.

@@ -18,7 +18,7 @@ use tower_service::Service;
 use crate::accept::{accept_loop, AcceptShared, Dispatch, Targets};
 use crate::adaptive::AdaptiveTable;
 use crate::builder::{AcceptMode, ServerBuilder, ServerConfig};
-use crate::conn::{connection, run_connection, Accepted};
+use crate::conn::{connection, run_connection, Accepted, ConnTimeouts};
 use crate::connection::ConnInfo;
 use crate::error::BoxError;
 use crate::handler::{HandlerShared, Local, Placed, ServiceHandler};
@@ -151,7 +151,10 @@ impl Server {
             handle: self.handle.clone(),
         });
         let state = ServerState::new(self.closing.clone(), self.counters.clone());
-        let idle = self.cfg.idle_timeout;
+        let idle = ConnTimeouts {
+            idle: self.cfg.idle_timeout,
+            send: self.cfg.send_timeout,
+        };
         let handle = self.handle.clone();
         let make = Mutex::new(make);
         let st = state.clone();
@@ -247,7 +250,10 @@ impl Server {
             handle: self.handle.clone(),
         });
         let state = ServerState::new(self.closing.clone(), self.counters.clone());
-        let idle = self.cfg.idle_timeout;
+        let idle = ConnTimeouts {
+            idle: self.cfg.idle_timeout,
+            send: self.cfg.send_timeout,
+        };
         let handle = self.handle.clone();
         let key = local::server_key();
         let factory = Arc::new(factory);

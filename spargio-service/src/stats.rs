@@ -88,6 +88,7 @@ pub(crate) struct Counters {
     pub(crate) panics: Counter,
     pub(crate) request_timeouts: Counter,
     pub(crate) idle_timeouts: Counter,
+    pub(crate) send_timeouts: Counter,
     pub(crate) bad_requests: Counter,
     pub(crate) handlers_stealable: Counter,
     pub(crate) handler_steals: Counter,
@@ -113,6 +114,7 @@ impl Counters {
             panics: Counter::default(),
             request_timeouts: Counter::default(),
             idle_timeouts: Counter::default(),
+            send_timeouts: Counter::default(),
             bad_requests: Counter::default(),
             handlers_stealable: Counter::default(),
             handler_steals: Counter::default(),
@@ -137,6 +139,7 @@ impl Counters {
             panics: self.panics.get(),
             request_timeouts: self.request_timeouts.get(),
             idle_timeouts: self.idle_timeouts.get(),
+            send_timeouts: self.send_timeouts.get(),
             bad_requests: self.bad_requests.get(),
             handlers_stealable: self.handlers_stealable.get(),
             handler_steals: self.handler_steals.get(),
@@ -173,6 +176,9 @@ pub struct ServerStats {
     pub request_timeouts: u64,
     /// Connections closed by the idle timeout.
     pub idle_timeouts: u64,
+    /// Connections closed because the peer took no data for the send
+    /// timeout.
+    pub send_timeouts: u64,
     /// Requests the protocol rejected as malformed.
     pub bad_requests: u64,
     /// Handler futures spawned stealable (Stealable, or Adaptive's heavy routes).

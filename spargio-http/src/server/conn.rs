@@ -41,7 +41,7 @@ where
 {
     let (reader, writer) = io.split();
     let mut input = Input::new(reader, cfg.read_buffer);
-    let mut out = Output::new(writer);
+    let mut out = Output::new(writer).bounded_by(conn.send_watch());
     let mut watch = ReadWatch::new(conn);
     // Each request head is parsed into this one, and its parts are moved
     // out when the request is built.

@@ -9,6 +9,7 @@ use spargio_rt::net::{TcpStream, ToSocketAddrs};
 use super::frame::{FrameDecoder, DEFAULT_MAX_FRAME_LEN};
 use super::status::Status;
 use super::write::Output;
+use crate::send_watch::SendWatch;
 
 /// The smallest read the client makes.
 const MIN_READ: usize = 4 * 1024;
@@ -72,7 +73,7 @@ impl Client {
             stream,
             decoder: FrameDecoder::with_max_frame_len(DEFAULT_MAX_FRAME_LEN),
             input: BytesMut::new(),
-            output: Output::new(),
+            output: Output::new(SendWatch::unbounded()),
         }
     }
 

@@ -273,7 +273,7 @@ where
         writer,
         decoder,
         input: BytesMut::new(),
-        output: Output::new(),
+        output: Output::new(conn.send_watch()),
     };
     loop {
         let req = match c.next_request(&conn).await? {

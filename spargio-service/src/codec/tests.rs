@@ -402,6 +402,47 @@ async fn a_frame_trickled_in_does_not_push_the_idle_timeout_out() {
 }
 
 #[spargio_rt::test(shards = 1)]
+async fn a_client_that_stops_reading_is_cut_by_the_send_timeout() {
+    // Each 1 KiB request is answered with 1 MiB; the client sends many and
+    // reads nothing, so the server's writes stall once the socket buffers
+    // are full. The send timeout ends the connection.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (client, accepted) = futures_util::join!(TcpStream::connect(addr), listener.accept());
+    let mut client = client.unwrap();
+    let (stream, _) = accepted.unwrap();
+    let counters = Counters::new(1);
+    let info = ConnInfo {
+        id: 0,
+        peer_addr: None,
+        local_addr: None,
+        shard: ShardId(0),
+    };
+    let conn = Connection::new(info, None, CancellationToken::new(), counters.clone())
+        .with_send_timeout(Some(Duration::from_millis(100)));
+    let big = pattern(1 << 20, 3);
+    let h = handler(move |_req| std::future::ready(Ok(big.clone())));
+    let calls = h.calls.clone();
+    let server = spargio_rt::spawn_local(async move {
+        LengthDelimited::new()
+            .serve_connection(stream, h, conn)
+            .await
+    });
+    let mut requests = BytesMut::new();
+    for _ in 0..64 {
+        encode_request_header(1024, &mut requests);
+        requests.extend_from_slice(&[b'r'; 1024]);
+    }
+    let (res, _) = bounded(client.write_all(requests)).await;
+    res.unwrap();
+    let served = bounded(server).await.unwrap();
+    let err = served.expect_err("the stalled connection ended cleanly");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert_eq!(counters.send_timeouts.get(), 1);
+    assert!(calls.get() < 64, "every response went out: {}", calls.get());
+}
+
+#[spargio_rt::test(shards = 1)]
 async fn closing_while_idle_closes_the_connection() {
     let mut f = serve(echo()).await;
     let ok = bounded(f.client.call(Bytes::from_static(b"hi")))

@@ -9,6 +9,8 @@ use std::task::Poll;
 use bytes::{Bytes, BytesMut};
 use spargio_rt::io::{AsyncWrite, AsyncWriteExt};
 
+use crate::send_watch::{SendWatch, SEND_PIECE};
+
 use super::frame::{encode_request_header, encode_response_header};
 use super::status::Status;
 
@@ -21,15 +23,18 @@ const COPY_LIMIT: usize = 16 * 1024;
 /// could be added.
 const FLUSH_AT: usize = 64 * 1024;
 
-/// Frames waiting to be written.
+/// Frames waiting to be written, and the bound on each write.
 pub(super) struct Output {
     buf: BytesMut,
+    send: SendWatch,
 }
 
 impl Output {
-    pub(super) fn new() -> Output {
+    /// An empty output whose writes `send` bounds.
+    pub(super) fn new(send: SendWatch) -> Output {
         Output {
             buf: BytesMut::new(),
+            send,
         }
     }
 
@@ -74,8 +79,20 @@ impl Output {
         // head shares the buffer's memory; once it is dropped the buffer
         // reclaims that memory on its next `reserve`.
         let head = self.buf.split().freeze();
-        let (res, _) = stream.write_vectored_all(vec![head, payload]).await;
-        res
+        self.write_pieces(stream, vec![head, payload]).await
+    }
+
+    /// Writes `segments` as bounded writes of at most [`SEND_PIECE`] bytes.
+    async fn write_pieces<S: AsyncWrite>(
+        &mut self,
+        stream: &mut S,
+        segments: Vec<Bytes>,
+    ) -> io::Result<()> {
+        for piece in self.send.pieces(segments) {
+            let (res, _) = self.send.bound(stream.write_vectored_all(piece)).await?;
+            res?;
+        }
+        Ok(())
     }
 
     /// Writes everything queued.
@@ -83,8 +100,13 @@ impl Output {
         if self.buf.is_empty() {
             return Ok(());
         }
+        if self.buf.len() > SEND_PIECE {
+            let all = self.buf.split().freeze();
+            return self.write_pieces(stream, vec![all]).await;
+        }
+        // A write that times out keeps the buffer; the connection closes.
         let buf = std::mem::take(&mut self.buf);
-        let (res, mut buf) = stream.write_all(buf).await;
+        let (res, mut buf) = self.send.bound(stream.write_all(buf)).await?;
         buf.clear();
         self.buf = buf;
         res
