@@ -27,6 +27,11 @@ pub(crate) struct Validators {
     /// Modification time in whole seconds since the epoch, if the
     /// filesystem reports one that an HTTP date can carry.
     modified_secs: Option<u64>,
+    /// Whether `modified_secs` is a strong validator (RFC 9110 §8.8.2.2):
+    /// the second it names has passed, so the file cannot change again
+    /// within it unseen. A file written this second (or dated in the
+    /// future) has only a weak date.
+    date_is_strong: bool,
 }
 
 /// What the preconditions decided.
@@ -54,13 +59,16 @@ impl Validators {
         let now_secs = std::time::SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let modified_secs = modified
+        let mtime_secs = modified
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_secs().min(now_secs))
+            .map(|d| d.as_secs());
+        let modified_secs = mtime_secs
+            .map(|s| s.min(now_secs))
             .filter(|&s| s <= MAX_HTTP_DATE_SECS);
         Validators {
             etag,
             modified_secs,
+            date_is_strong: mtime_secs.is_some_and(|m| m < now_secs),
         }
     }
 
@@ -105,7 +113,9 @@ impl Validators {
     /// Whether a `Range` may be honoured given `If-Range` (RFC 9110
     /// §13.1.5): true without the header; with an entity tag, only if it
     /// is strongly equal to ours; with a date, only if it is exactly our
-    /// `Last-Modified`. Anything unparsable means "send everything".
+    /// `Last-Modified` and that date is strong (the file was not modified
+    /// within the current second). Anything unparsable means "send
+    /// everything".
     pub(crate) fn if_range_allows(&self, headers: &HeaderMap) -> bool {
         let mut values = headers.get_all(IF_RANGE).iter();
         let value = match (values.next(), values.next()) {
@@ -122,7 +132,7 @@ impl Validators {
                 if tags.len() == 1 && !tags[0].weak && tags[0].opaque == self.opaque());
         }
         match (parse_date(value), self.modified_secs) {
-            (Some(d), Some(m)) => d == m,
+            (Some(d), Some(m)) => self.date_is_strong && d == m,
             _ => false,
         }
     }
@@ -239,6 +249,7 @@ mod tests {
         Validators {
             etag: "\"abc-10-ff\"".to_owned(),
             modified_secs,
+            date_is_strong: true,
         }
     }
 
@@ -329,5 +340,13 @@ mod tests {
         assert!(!ir(DATE_999));
         assert!(!ir("nonsense"));
         assert!(!validators(None).if_range_allows(&headers(&[(IF_RANGE, DATE_1000)])));
+        // Modified within the current second: the date is weak, and a weak
+        // validator never lets a range through.
+        let recent = Validators {
+            date_is_strong: false,
+            ..validators(Some(1000))
+        };
+        assert!(!recent.if_range_allows(&headers(&[(IF_RANGE, DATE_1000)])));
+        assert!(recent.if_range_allows(&headers(&[(IF_RANGE, r#""abc-10-ff""#)])));
     }
 }

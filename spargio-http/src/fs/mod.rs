@@ -33,7 +33,7 @@
 //! | `If-None-Match` matches (weak comparison, `*` too), or, without it, `If-Modified-Since` is not older than `Last-Modified` | `304` with `ETag` / `Last-Modified`, no body |
 //! | `GET` with one satisfiable `Range` (`a-b`, `a-`, `-n`), `If-Range` absent or matching | `206`, `Content-Range: bytes a-b/size` |
 //! | one `Range` wholly past the end (or `-0`) | `416`, `Content-Range: bytes */size` |
-//! | malformed `Range`, another unit, several ranges, a range on an empty file, `If-Range` not matching (strong `ETag` or exact date), or `HEAD` | `200` with the whole file |
+//! | malformed `Range`, another unit, several ranges, a range on an empty file, `If-Range` not matching (strong `ETag`, or the exact date when that date is strong: the file was not modified within the current second), or `HEAD` | `200` with the whole file |
 //! | any other I/O error | `500` |
 //!
 //! Multiple ranges are answered with the whole file rather than a
@@ -46,6 +46,7 @@ mod mime;
 mod path;
 mod range;
 mod respond;
+mod root;
 mod serve_dir;
 mod serve_file;
 

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::join_all;
@@ -15,6 +15,7 @@ use super::body::FileBody;
 use super::mime::content_type_for;
 use super::path::{self, RequestPath};
 use super::respond::{self, Opened, ResponseFuture, ServeOptions};
+use super::root::ResolvedRoot;
 
 /// A tower service that serves the files under a root directory, for
 /// `GET` and `HEAD` requests.
@@ -67,10 +68,10 @@ pub struct ServeDir {
 #[derive(Debug, Clone)]
 struct DirConfig {
     root: PathBuf,
-    /// The root with symlinks resolved, computed by the first request that
-    /// finds the root (and then kept: moving the root away later is not
-    /// noticed).
-    canonical_root: Arc<OnceLock<PathBuf>>,
+    /// The root with symlinks resolved, looked up again every second: a
+    /// symlinked root re-pointed at another directory
+    /// (a deploy) is served from there a moment later.
+    canonical_root: Arc<ResolvedRoot>,
     append_index_html: bool,
     options: ServeOptions,
 }
@@ -82,7 +83,7 @@ impl ServeDir {
         ServeDir {
             config: Arc::new(DirConfig {
                 root: root.as_ref().to_owned(),
-                canonical_root: Arc::new(OnceLock::new()),
+                canonical_root: Arc::default(),
                 append_index_html: true,
                 options: ServeOptions::default(),
             }),
@@ -217,13 +218,9 @@ async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
 /// The file a directory request serves.
 const INDEX: &str = "index.html";
 
-/// The canonical root, computed once.
-async fn canonical_root(config: &DirConfig) -> io::Result<PathBuf> {
-    if let Some(root) = config.canonical_root.get() {
-        return Ok(root.clone());
-    }
-    let root = spargio_rt::fs::canonicalize(&config.root).await?;
-    Ok(config.canonical_root.get_or_init(|| root).clone())
+/// The canonical root (see [`ResolvedRoot`]).
+async fn canonical_root(config: &DirConfig) -> io::Result<Arc<Path>> {
+    config.canonical_root.get(&config.root).await
 }
 
 /// Resolves `base/tail` and checks that it exists and stays under `root`.

@@ -342,6 +342,10 @@ async fn fs_unix_socket_and_fifo_under_the_root_are_not_found() {
 #[spargio_rt::test]
 async fn fs_if_range() {
     let site = site();
+    let hello = site.root.join("hello.txt");
+    // Modified well before this second, so its date is a strong validator.
+    let past = std::time::SystemTime::now() - Duration::from_secs(120);
+    set_mtime(&hello, past);
     let mut svc = ServeDir::new(&site.root);
     let (first, _) = call(&mut svc, get("/hello.txt")).await;
     let etag = first.headers[ETAG].to_str().unwrap().to_owned();
@@ -368,6 +372,29 @@ async fn fs_if_range() {
         assert_eq!(res.status, StatusCode::OK, "{stale}");
         assert_eq!(body, "hello, world\n");
     }
+
+    // A file whose modification second has not passed (here: dated in the
+    // future, sent as now) has a weak date, which never lets a range
+    // through: it could change again within that second unseen.
+    set_mtime(
+        &hello,
+        std::time::SystemTime::now() + Duration::from_secs(3600),
+    );
+    let (now, _) = call(&mut svc, get("/hello.txt")).await;
+    let lm = now.headers[LAST_MODIFIED].to_str().unwrap().to_owned();
+    let (res, body) = call(&mut svc, with(&lm)).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "hello, world\n");
+}
+
+/// Sets a file's modification time.
+fn set_mtime(path: &std::path::Path, time: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
 }
 
 #[spargio_rt::test]
@@ -455,6 +482,36 @@ async fn fs_traversal_refused() {
         assert_eq!(res.status, StatusCode::NOT_FOUND, "{uri}");
         assert!(body.is_empty(), "{uri}");
     }
+}
+
+#[spargio_rt::test]
+async fn fs_a_re_pointed_root_symlink_is_followed() {
+    // The usual deploy: `current` points at a release directory and is
+    // swapped (atomically, by rename) to the next one. Before, the root
+    // was resolved once for the service's life and the old release went
+    // on being served (or, once deleted, every request was a 404).
+    let site = site();
+    let (one, two) = (site.base.join("release-1"), site.base.join("release-2"));
+    for (dir, text) in [(&one, "one"), (&two, "two")] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("v.txt"), text).unwrap();
+    }
+    let current = site.base.join("current");
+    std::os::unix::fs::symlink(&one, &current).unwrap();
+    let mut svc = ServeDir::new(&current);
+    let (res, body) = call(&mut svc, get("/v.txt")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "one");
+
+    let next = site.base.join("current.next");
+    std::os::unix::fs::symlink(&two, &next).unwrap();
+    std::fs::rename(&next, &current).unwrap();
+    std::fs::remove_dir_all(&one).unwrap();
+    // Past the time a resolved root is reused.
+    spargio_rt::time::sleep(super::root::ROOT_REFRESH + Duration::from_millis(50)).await;
+    let (res, body) = call(&mut svc, get("/v.txt")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "two");
 }
 
 #[spargio_rt::test]
