@@ -346,6 +346,25 @@ impl BodySender {
         std::future::poll_fn(|cx| self.poll_demand(cx)).await
     }
 
+    /// Ready once the consumer has dropped the body (whether or not it
+    /// wants a frame now): what a connection waiting on its socket for
+    /// more of the body watches, so it stops waiting for bytes nobody will
+    /// read.
+    pub(crate) fn poll_gone(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.shared.lock();
+        if st.consumer_gone {
+            return Poll::Ready(());
+        }
+        if !st
+            .producer
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            st.producer = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
     /// Whether the consumer has asked for data yet.
     pub(crate) fn was_polled(&self) -> bool {
         self.shared.lock().polled

@@ -867,6 +867,40 @@ fn client_does_not_reuse_a_connection_with_extra_bytes() {
 // Failures
 
 #[test]
+fn client_closes_the_connection_when_a_body_is_dropped_while_the_server_is_silent() {
+    run(|| async {
+        // The server sends part of a long body and then nothing more,
+        // keeping the connection open. Once the caller drops the body the
+        // client closes the connection; before, its task waited on the
+        // socket for bytes nobody would read, for as long as the server
+        // stayed silent.
+        let closed = Arc::new(AtomicUsize::new(0));
+        let seen = closed.clone();
+        let server = serve(move |mut peer, _, _| {
+            let seen = seen.clone();
+            async move {
+                peer.head().await.unwrap();
+                peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\nfirst")
+                    .await;
+                // Wait for the client to close its side.
+                while peer.fill().await {}
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let client = Client::new();
+        let resp = client.get(server.url("/")).await.unwrap();
+        let mut body = resp.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "first");
+        // The caller asks for more, gives up waiting, and drops the body.
+        let more = spargio_rt::time::timeout(Duration::from_millis(50), body.frame()).await;
+        assert!(more.is_err(), "the silent server sent more: {more:?}");
+        drop(body);
+        eventually(|| closed.load(Ordering::SeqCst) == 1).await;
+    });
+}
+
+#[test]
 fn client_body_cut_mid_way_is_an_error_not_an_end() {
     run(|| async {
         let length = serve(|mut peer, _, _| async move {

@@ -636,16 +636,32 @@ async fn feed_body(
                 if sender.demand().await == Demand::Gone {
                     return drain_buffered(input, &mut framing, sender);
                 }
-                let filled = match stall {
-                    None => input.fill().await,
-                    Some(limit) => spargio_rt::time::timeout(limit, input.fill())
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(io::Error::new(
-                                io::ErrorKind::TimedOut,
-                                format!("the response body stalled: no bytes for {limit:?}"),
-                            ))
-                        }),
+                let fill = async {
+                    match stall {
+                        None => input.fill().await,
+                        Some(limit) => spargio_rt::time::timeout(limit, input.fill())
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(io::Error::new(
+                                    io::ErrorKind::TimedOut,
+                                    format!("the response body stalled: no bytes for {limit:?}"),
+                                ))
+                            }),
+                    }
+                };
+                // A body dropped while the server is slow to send more
+                // ends the wait (and the connection) now, not when (or
+                // if) the next bytes come.
+                let mut fill = pin!(fill);
+                let filled = poll_fn(|cx| {
+                    if let Poll::Ready(filled) = fill.as_mut().poll(cx) {
+                        return Poll::Ready(Some(filled));
+                    }
+                    sender.poll_gone(cx).map(|()| None)
+                })
+                .await;
+                let Some(filled) = filled else {
+                    return Fed::Incomplete;
                 };
                 let err = match filled {
                     Ok(0) if matches!(framing, Framing::Close) => continue,
