@@ -119,8 +119,9 @@ impl ClientBuilder {
     }
 
     /// How long an idle connection is kept for reuse. 90 seconds by
-    /// default. Expired connections are closed when the pool is next used
-    /// on their shard.
+    /// default. While a shard holds idle connections, a task on that
+    /// shard closes the expired ones (checking every half timeout, at most
+    /// every 100 ms), whether or not the client is used again.
     ///
     /// ```
     /// use std::time::Duration;
@@ -187,7 +188,10 @@ impl ClientBuilder {
                     limits: Limits::default(),
                 },
                 tls,
-                pool: Pool::new(self.pool_idle_timeout, self.pool_max_idle_per_host),
+                pool: Arc::new(Pool::new(
+                    self.pool_idle_timeout,
+                    self.pool_max_idle_per_host,
+                )),
                 next_shard: Default::default(),
             }),
         }

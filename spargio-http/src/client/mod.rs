@@ -71,7 +71,7 @@ pub(crate) struct Inner {
     config: Config,
     /// The TLS connector, made on first `https` use unless given.
     tls: OnceLock<TlsConnector>,
-    pool: Pool,
+    pool: Arc<Pool>,
     /// Round-robin shard choice for requests made off the shards.
     next_shard: AtomicUsize,
 }

@@ -3,12 +3,17 @@
 //! A connection is used by tasks of the shard it was made on only (its
 //! reads and writes go through that shard's ring), so each shard has its
 //! own idle lists behind its own lock, which only that shard takes.
+//!
+//! While a shard holds idle connections, a sweeper task on that shard
+//! closes the ones that expire, so a client that goes quiet does not keep
+//! its sockets (and the servers' connection slots) open until its next
+//! request.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use spargio_rt::RuntimeHandle;
+use spargio_rt::{RuntimeHandle, ShardId};
 
 use super::connect::Conn;
 use super::target::Target;
@@ -27,7 +32,26 @@ struct ShardPool {
     /// Oldest first, so the most recently used connection (the least
     /// likely to have been closed by the server) is taken first.
     idle: HashMap<Target, Vec<Idle>>,
-    last_sweep: Option<Instant>,
+    /// A sweeper task runs for this shard.
+    sweeping: bool,
+}
+
+/// The shortest wait between two sweeps (a very short idle timeout must
+/// not make the sweeper spin).
+const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A shard's sweeper: every `every`, closes the expired connections;
+/// ends when the shard has no idle connection left or the client is gone.
+async fn sweep_while_idle(pool: Weak<Pool>, shard: usize, every: Duration) {
+    loop {
+        spargio_rt::time::sleep(every).await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        if !pool.sweep(shard) {
+            return;
+        }
+    }
 }
 
 struct Idle {
@@ -97,29 +121,16 @@ impl Pool {
     }
 
     /// Keeps `conn` for the next request to `target` on `shard` (dropping
-    /// the oldest idle one if the host has too many).
-    pub(crate) fn checkin(&self, shard: usize, target: &Target, conn: Conn) {
+    /// the oldest idle one if the host has too many), and starts the
+    /// shard's sweeper if it is not running.
+    pub(crate) fn checkin(self: &Arc<Self>, shard: usize, target: &Target, conn: Conn) {
         if self.max_idle_per_host == 0 {
             return;
         }
         let now = Instant::now();
         let mut dead = Vec::new();
-        {
+        let start_sweeper = {
             let mut pool = self.lock(shard);
-            let due = pool
-                .last_sweep
-                .is_none_or(|at| now.saturating_duration_since(at) >= self.idle_timeout / 2);
-            if due {
-                pool.last_sweep = Some(now);
-                pool.idle.retain(|_, list| {
-                    let live = list
-                        .iter()
-                        .position(|idle| !self.expired(idle, now))
-                        .unwrap_or(list.len());
-                    dead.extend(list.drain(..live));
-                    !list.is_empty()
-                });
-            }
             let idle = Idle { conn, since: now };
             match pool.idle.get_mut(target) {
                 Some(list) => {
@@ -132,8 +143,58 @@ impl Pool {
                     pool.idle.insert(target.clone(), vec![idle]);
                 }
             }
-        }
+            !std::mem::replace(&mut pool.sweeping, true)
+        };
         drop(dead);
+        if start_sweeper && !self.spawn_sweeper(shard) {
+            // No runtime to run it on: expired connections are still
+            // dropped when the pool is next used.
+            self.lock(shard).sweeping = false;
+        }
+    }
+
+    /// Starts the task that closes `shard`'s expired connections; `false`
+    /// if there is no runtime to start it on.
+    fn spawn_sweeper(self: &Arc<Self>, shard: usize) -> bool {
+        let Some(handle) = RuntimeHandle::try_current() else {
+            return false;
+        };
+        // The task holds the pool weakly: dropping the client ends it.
+        let pool = Arc::downgrade(self);
+        let every = (self.idle_timeout / 2).max(MIN_SWEEP_INTERVAL);
+        drop(
+            handle.spawn_local_on(ShardId(shard % handle.shard_count().max(1)), move || {
+                sweep_while_idle(pool, shard, every)
+            }),
+        );
+        true
+    }
+
+    /// Closes `shard`'s expired connections; returns whether any idle
+    /// connection is left (if not, the sweeper stops and says so).
+    fn sweep(&self, shard: usize) -> bool {
+        let now = Instant::now();
+        let mut dead = Vec::new();
+        let left = {
+            let mut pool = self.lock(shard);
+            pool.idle.retain(|_, list| {
+                // Oldest first: the expired ones are a prefix.
+                let live = list
+                    .iter()
+                    .position(|idle| !self.expired(idle, now))
+                    .unwrap_or(list.len());
+                dead.extend(list.drain(..live));
+                !list.is_empty()
+            });
+            let left = !pool.idle.is_empty();
+            if !left {
+                pool.sweeping = false;
+            }
+            left
+        };
+        // Closed outside the lock.
+        drop(dead);
+        left
     }
 
     /// How many idle connections `shard` holds (for tests).

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -113,7 +114,7 @@ fn client_pool_reuses_per_target_caps_and_expires() {
         let a = target("http://a.test/").unwrap();
         let b = target("https://a.test/").unwrap();
 
-        let pool = Pool::new(Duration::from_secs(60), 2);
+        let pool = Arc::new(Pool::new(Duration::from_secs(60), 2));
         assert!(pool.checkout(0, &a).is_none());
         for _ in 0..3 {
             pool.checkin(0, &a, tcp_conn(&listener).await);
@@ -127,16 +128,46 @@ fn client_pool_reuses_per_target_caps_and_expires() {
         assert!(pool.checkout(0, &a).is_some());
         assert!(pool.checkout(0, &a).is_none());
 
-        let pool = Pool::new(Duration::from_millis(20), 4);
+        let pool = Arc::new(Pool::new(Duration::from_millis(20), 4));
         pool.checkin(0, &a, tcp_conn(&listener).await);
         pool.checkin(0, &a, tcp_conn(&listener).await);
         spargio_rt::time::sleep(Duration::from_millis(40)).await;
         assert!(pool.checkout(0, &a).is_none(), "expired ones are dropped");
         assert_eq!(pool.idle_count(0), 0);
 
-        let off = Pool::new(Duration::from_secs(60), 0);
+        let off = Arc::new(Pool::new(Duration::from_secs(60), 0));
         off.checkin(0, &a, tcp_conn(&listener).await);
         assert_eq!(off.idle_count(0), 0, "a zero cap turns reuse off");
+    })
+    .unwrap();
+}
+
+#[test]
+fn client_pool_closes_expired_connections_without_being_used_again() {
+    spargio_rt::run(|_| async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = target("http://a.test/").unwrap();
+        let pool = Arc::new(Pool::new(Duration::from_millis(20), 4));
+        pool.checkin(0, &a, tcp_conn(&listener).await);
+        pool.checkin(0, &a, tcp_conn(&listener).await);
+        assert_eq!(pool.idle_count(0), 2);
+        // No checkout or checkin follows: the shard's sweeper closes them.
+        for _ in 0..500 {
+            if pool.idle_count(0) == 0 {
+                break;
+            }
+            spargio_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(pool.idle_count(0), 0, "expired connections stayed open");
+        // The sweeper stopped with the pool empty, and starts again.
+        pool.checkin(0, &a, tcp_conn(&listener).await);
+        for _ in 0..500 {
+            if pool.idle_count(0) == 0 {
+                break;
+            }
+            spargio_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(pool.idle_count(0), 0);
     })
     .unwrap();
 }
