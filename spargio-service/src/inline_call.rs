@@ -89,7 +89,18 @@ where
         if let Some(started) = started {
             this.report.record(started.elapsed());
         }
-        if this.timing.timed() && matches!(polled, Ok(Poll::Ready(_))) {
+        let timed_out = matches!(polled, Ok(Poll::Pending))
+            && this
+                .deadline
+                .as_mut()
+                .is_some_and(|sleep| Pin::new(sleep).poll(cx).is_ready());
+        if matches!(polled, Ok(Poll::Pending)) && !timed_out {
+            return Poll::Pending;
+        }
+        // The call is over, however it ended: what its polls cost is
+        // learned even when it timed out or panicked (a route whose calls
+        // run past the request timeout is as heavy as they come).
+        if this.timing.timed() {
             let to_route = *this.timing == Timing::Route;
             this.tracked
                 .shared
@@ -103,16 +114,7 @@ where
                 return Poll::Ready(Ok(out));
             }
             Ok(Poll::Ready(Err(e))) => HandlerError::Service(e.into()),
-            Ok(Poll::Pending) => {
-                let timed_out = this
-                    .deadline
-                    .as_mut()
-                    .is_some_and(|sleep| Pin::new(sleep).poll(cx).is_ready());
-                if !timed_out {
-                    return Poll::Pending;
-                }
-                HandlerError::TimedOut
-            }
+            Ok(Poll::Pending) => HandlerError::TimedOut,
             Err(payload) => HandlerError::from_panic(&*payload),
         };
         // Failed, timed out or panicked: the future is dropped now and

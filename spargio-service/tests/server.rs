@@ -839,6 +839,50 @@ fn burning(
 }
 
 #[test]
+fn adaptive_learns_from_a_heavy_call_that_timed_out() {
+    run2(|handle| async move {
+        // Each call burns 2 ms in its first poll and then waits far past
+        // the request timeout, so every call times out. Its cost is learned
+        // all the same: the next call does not run inline. (Before, only a
+        // call that answered was learned from, and a route whose calls all
+        // timed out ran inline on the connection's shard for ever.)
+        let server = ServerBuilder::new()
+            .handler_placement(HandlerPlacement::Adaptive)
+            .adaptive(shards_only())
+            .request_timeout(Duration::from_millis(20))
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let (addr, stats, stop) = (
+            server.local_addr(),
+            server.stats(),
+            server.shutdown_handle(),
+        );
+        let service = service_fn(|req: Bytes| async move {
+            burn(Duration::from_millis(2));
+            spargio_rt::time::sleep(Duration::from_secs(30)).await;
+            Ok::<_, Infallible>(req)
+        });
+        let serving = start(&handle, server, service);
+        let mut c = Client::connect(addr).await.unwrap();
+        let first = c.call(Bytes::from_static(b"x")).await.unwrap();
+        assert!(first.is_err(), "the call was not timed out: {first:?}");
+        assert_eq!(
+            stats.snapshot().handlers_stealable,
+            0,
+            "the first runs inline"
+        );
+        let second = c.call(Bytes::from_static(b"x")).await.unwrap();
+        assert!(second.is_err());
+        let s = stats.snapshot();
+        assert_eq!(s.request_timeouts, 2);
+        assert_eq!(s.handlers_stealable, 1, "the heavy call was not learned");
+        drop(c);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}
+
+#[test]
 fn adaptive_moves_only_the_heavy_route_to_stealable() {
     run2(|handle| async move {
         let (server, addr, stats, stop) = adaptive_server(&handle, shards_only());

@@ -61,6 +61,15 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
 /// is dropped unfinished. A service dropped while holding an unused permit
 /// releases it too.
 ///
+/// Permits are not handed out in FIFO order: a freed permit goes to
+/// whichever clone asks first after it is freed (a woken waiter, or a
+/// caller that finds it free), not to the longest waiter. That is on
+/// purpose: a FIFO semaphore assigns a freed permit to the first queued
+/// waiter even if that waiter's caller has given up (a `LoadShed` that
+/// shed the request, a connection gone idle), and the permit then sits
+/// unused until that caller polls again. The price is that under steady
+/// contention one caller can be served out of turn.
+///
 /// Clones share the limit: every clone draws from the same permits, so a
 /// server that clones the service per connection limits the whole server.
 /// A clone starts without a permit of its own.
