@@ -1,6 +1,7 @@
 //! Timers never fire early, fire in order, and intervals follow their
 //! missed-tick behaviour.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -169,4 +170,106 @@ fn first_interval_tick_is_immediate_and_ticks_are_not_early() {
         }
         assert!(start.elapsed() >= Duration::from_micros(2500));
     });
+}
+
+/// Whether `fut` ends before `bound` passes; once the bound has passed,
+/// `fut` is not polled again (a plain `timeout` polls it first and would
+/// hide a lost wake-up).
+async fn ended_before<F: Future>(bound: Duration, fut: F) -> bool {
+    let mut fut = std::pin::pin!(fut);
+    let mut limit = sleep(bound);
+    std::future::poll_fn(|cx| {
+        if std::pin::Pin::new(&mut limit).poll(cx).is_ready() {
+            return std::task::Poll::Ready(false);
+        }
+        fut.as_mut().poll(cx).map(|_| true)
+    })
+    .await
+}
+
+/// Polls `sleep` once (it waits), then resets it to `to` and returns
+/// `Pending` without polling it again: the reset alone must arrange the
+/// wake-up. Polls it normally after that.
+struct ResetWithoutRepoll {
+    sleep: Sleep,
+    to: Option<Instant>,
+}
+
+impl Future for ResetWithoutRepoll {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if let Some(to) = self.to.take() {
+            assert!(std::pin::Pin::new(&mut self.sleep).poll(cx).is_pending());
+            self.sleep.reset(to);
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.sleep).poll(cx)
+    }
+}
+
+#[test]
+fn a_reset_sleep_wakes_its_task_without_another_poll() {
+    let rt = rt();
+    let h = rt.handle();
+    for (shard, later) in [(0, 2u64), (1, 0)] {
+        let task = h.spawn_pinned(ShardId(shard), async move {
+            let to = Instant::now() + Duration::from_millis(later);
+            let fut = ResetWithoutRepoll {
+                sleep: sleep(Duration::from_secs(3600)),
+                to: Some(to),
+            };
+            // The bound only catches a lost wake-up (which used to last
+            // until the bound re-polled the future).
+            let done = ended_before(Duration::from_secs(20), fut).await;
+            (done, Instant::now() >= to)
+        });
+        assert_eq!(rt.block_on(task).unwrap(), (true, true), "shard {shard}");
+    }
+}
+
+#[test]
+fn reset_immediately_wakes_a_waiting_interval() {
+    let rt = rt();
+    let task = rt.handle().spawn_pinned(ShardId(0), async {
+        let mut iv = interval(Duration::from_secs(3600));
+        iv.tick().await; // the immediate first tick
+        let mut reset = false;
+        let tick = std::future::poll_fn(|cx| {
+            let polled = iv.poll_tick(cx);
+            if polled.is_pending() && !reset {
+                reset = true;
+                iv.reset_immediately();
+            }
+            polled
+        });
+        ended_before(Duration::from_secs(20), tick).await
+    });
+    assert!(rt.block_on(task).unwrap());
+}
+
+#[test]
+fn delay_keeps_ticks_a_period_apart_after_a_tick_taken_late() {
+    let rt = rt();
+    let task = rt.handle().spawn_pinned(ShardId(0), async {
+        let period = Duration::from_millis(40);
+        let mut iv = interval(period);
+        iv.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        iv.tick().await;
+        // The second tick is due one period after the first; take it half
+        // a period late (not a whole tick missed).
+        std::thread::sleep(period * 3 / 2);
+        iv.tick().await;
+        let taken = Instant::now();
+        iv.tick().await;
+        Instant::now() - taken
+    });
+    let gap = rt.block_on(task).unwrap();
+    assert!(
+        gap >= Duration::from_millis(40) - Duration::from_millis(1),
+        "{gap:?}"
+    );
 }

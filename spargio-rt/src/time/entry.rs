@@ -51,6 +51,15 @@ impl TimerEntry {
         drop(self.waker.take());
     }
 
+    /// Cancels the entry and hands back the waker a fire would have
+    /// called, if one is registered.
+    pub(crate) fn cancel_taking_waker(&self) -> Option<Waker> {
+        let _ =
+            self.state
+                .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire);
+        self.waker.take()
+    }
+
     pub(crate) fn is_fired(&self) -> bool {
         self.state.load(Ordering::Acquire) == FIRED
     }

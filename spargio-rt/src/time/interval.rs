@@ -7,6 +7,12 @@ use std::time::{Duration, Instant};
 
 use super::sleep::{far_add, Sleep};
 
+/// How late a tick may be taken before [`MissedTickBehavior::Delay`]
+/// counts the next period from then instead of from the tick's time (a
+/// little lateness is every timer's, and must not make the schedule
+/// drift).
+pub const DELAY_TOLERANCE: Duration = Duration::from_millis(1);
+
 /// What an [`Interval`] does when a tick comes late (the task was busy).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MissedTickBehavior {
@@ -14,7 +20,10 @@ pub enum MissedTickBehavior {
     /// original schedule (the default).
     #[default]
     Burst,
-    /// Fire once now, and count the next period from now.
+    /// Fire once now, and count the next period from now. A tick taken
+    /// more than [`DELAY_TOLERANCE`] after its time counts as late, even
+    /// when the next tick's time has not come yet: ticks stay at least a
+    /// period apart.
     Delay,
     /// Fire once now, and skip to the next tick on the original schedule.
     Skip,
@@ -88,7 +97,9 @@ impl Interval {
 
     fn following(&self, scheduled: Instant, now: Instant) -> Instant {
         let on_schedule = far_add(scheduled, self.period);
-        if on_schedule > now {
+        let delayed = self.behavior == MissedTickBehavior::Delay
+            && now.saturating_duration_since(scheduled) > DELAY_TOLERANCE;
+        if on_schedule > now && !delayed {
             return on_schedule;
         }
         match self.behavior {
@@ -107,11 +118,14 @@ impl Interval {
     /// Starts the schedule over: the next tick is one period from now.
     pub fn reset(&mut self) {
         self.next = far_add(Instant::now(), self.period);
+        self.sleep.reset(self.next);
     }
 
-    /// Makes the next tick complete at once.
+    /// Makes the next tick complete at once (a task waiting in
+    /// [`poll_tick`](Self::poll_tick) is woken).
     pub fn reset_immediately(&mut self) {
         self.next = Instant::now();
+        self.sleep.reset(self.next);
     }
 
     /// The period.
@@ -154,6 +168,19 @@ mod tests {
         let i = iv(MissedTickBehavior::Delay, t0);
         let late = t0 + Duration::from_millis(35);
         assert_eq!(i.following(t0, late), late + Duration::from_millis(10));
+    }
+
+    #[test]
+    fn delay_counts_from_now_when_late_by_less_than_a_period() {
+        // Period 10 ms, taken 6 ms late: the next tick is 10 ms after it
+        // was taken (tokio does the same), not 4 ms.
+        let t0 = Instant::now();
+        let i = iv(MissedTickBehavior::Delay, t0);
+        let late = t0 + Duration::from_millis(6);
+        assert_eq!(i.following(t0, late), late + Duration::from_millis(10));
+        // Within the tolerance the schedule is kept.
+        let nearly = t0 + Duration::from_micros(300);
+        assert_eq!(i.following(t0, nearly), t0 + Duration::from_millis(10));
     }
 
     #[test]

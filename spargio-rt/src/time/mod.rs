@@ -16,7 +16,7 @@ mod timeout;
 
 use std::sync::Arc;
 
-pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
+pub use interval::{interval, interval_at, Interval, MissedTickBehavior, DELAY_TOLERANCE};
 pub use sleep::{sleep, sleep_until, Sleep};
 pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
 

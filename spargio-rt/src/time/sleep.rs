@@ -66,13 +66,29 @@ impl Sleep {
         Instant::now() >= self.deadline
     }
 
-    /// Moves the deadline (earlier or later). The old timer is cancelled;
-    /// the next poll registers the new one.
+    /// Moves the deadline (earlier or later). A sleep that was waiting
+    /// goes on waiting for the new deadline with the same waker, so a
+    /// future that resets its sleep and returns `Pending` without polling
+    /// it again is still woken (at once if the new deadline has passed).
     pub fn reset(&mut self, deadline: Instant) {
-        if deadline != self.deadline {
-            self.cancel();
-            self.deadline = deadline;
+        if deadline == self.deadline {
+            return;
         }
+        self.deadline = deadline;
+        let Some(old) = self.entry.take() else {
+            return;
+        };
+        let Some(waker) = old.cancel_taking_waker() else {
+            // Fired already (its wake-up is on its way) or never waited.
+            return;
+        };
+        if Instant::now() >= deadline {
+            waker.wake();
+            return;
+        }
+        let e = Arc::new(TimerEntry::new(deadline, &waker));
+        super::register(e.clone());
+        self.entry = Some(e);
     }
 
     fn cancel(&mut self) {

@@ -7,12 +7,10 @@ use spargio_rt::io::{AsyncRead, IoBuf};
 use spargio_rt::net::{TcpStream, ToSocketAddrs};
 
 use super::frame::{FrameDecoder, DEFAULT_MAX_FRAME_LEN};
+use super::protocol::{MAX_READ_RESERVE, MIN_READ};
 use super::status::Status;
 use super::write::Output;
 use crate::send_watch::SendWatch;
-
-/// The smallest read the client makes.
-const MIN_READ: usize = 4 * 1024;
 
 /// What a call comes back with: the service's response, or the server's
 /// error status and message.
@@ -127,7 +125,9 @@ impl Client {
                 });
             }
             let needed = self.decoder.bytes_needed(&self.input)?;
-            self.input.reserve(needed.max(MIN_READ));
+            // Grown a read at a time: a server that declares a large frame
+            // and sends nothing does not get a large allocation out of us.
+            self.input.reserve(needed.clamp(MIN_READ, MAX_READ_RESERVE));
             let filled = self.input.len();
             let buf = std::mem::take(&mut self.input).slice(filled..);
             let (res, buf) = self.stream.read(buf).await;

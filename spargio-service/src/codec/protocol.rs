@@ -15,12 +15,12 @@ use crate::protocol::{Handler, Protocol, RouteKey};
 use crate::read_watch::{ReadWatch, Watched};
 
 /// The smallest read the connection makes (and its first buffer's size).
-const MIN_READ: usize = 4 * 1024;
+pub(super) const MIN_READ: usize = 4 * 1024;
 
 /// The most a single read grows the buffer by; a large frame arrives over
-/// several reads while the buffer doubles, so a client that declares a
+/// several reads while the buffer doubles, so a peer that declares a
 /// large frame and sends nothing does not get a large allocation.
-const MAX_READ_RESERVE: usize = 64 * 1024;
+pub(super) const MAX_READ_RESERVE: usize = 64 * 1024;
 
 /// After a bad request the server stops writing and, to make sure the
 /// client receives the error frame (closing with unread input would send a
