@@ -946,3 +946,24 @@ fn futures_are_send() {
     send(f.fallocate(0, 1, 0));
     send(f.set_permissions(std::fs::Permissions::from_mode(0o644)));
 }
+
+#[spargio_rt::test]
+async fn reading_a_huge_sparse_file_is_an_error_not_an_abort() {
+    // The file claims 8 TiB; sizing the buffer from that must fail with an
+    // error (as `std::fs::read` does), not abort the process.
+    const HUGE: usize = 8 << 40;
+    if Vec::<u8>::new().try_reserve_exact(HUGE).is_ok() {
+        // Memory overcommit lets this machine reserve it: nothing to show.
+        eprintln!("skipped: an 8 TiB reservation succeeds here");
+        return;
+    }
+    let dir = TempDir::new("sparse");
+    let path = dir.join("huge");
+    let file = std::fs::File::create(&path).unwrap();
+    if file.set_len(HUGE as u64).is_err() {
+        eprintln!("skipped: the file system refuses an 8 TiB file");
+        return;
+    }
+    drop(file);
+    assert_eq!(kind(fs::read(&path).await), ErrorKind::OutOfMemory);
+}

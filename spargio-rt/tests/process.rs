@@ -283,3 +283,49 @@ fn child_stdout_is_read_incrementally() {
     });
     assert_eq!(lines, b"one\ntwo\n");
 }
+
+/// The state letter in `/proc/<pid>/stat` (`Z` for a zombie), or `None`
+/// once the pid is gone.
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) S ...": the state follows the last ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Waits (up to 10 s) until `pid` is neither running as our child nor a
+/// zombie.
+async fn until_reaped(pid: u32) -> Option<char> {
+    for _ in 0..1000 {
+        proc_state(pid)?;
+        spargio_rt::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    proc_state(pid)
+}
+
+#[test]
+fn a_dropped_child_is_reaped_when_it_exits() {
+    let left = run(|| async {
+        let child = Command::new("sleep").arg("0.05").spawn().unwrap();
+        let pid = child.id();
+        // Still running when dropped: it used to stay a zombie after it
+        // exited, until this process exited.
+        drop(child);
+        until_reaped(pid).await
+    });
+    assert_eq!(left, None, "the dropped child was left behind");
+}
+
+#[test]
+fn kill_on_drop_kills_and_reaps_the_child() {
+    let left = run(|| async {
+        let child = Command::new("sleep")
+            .arg("30")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        drop(child);
+        until_reaped(pid).await
+    });
+    assert_eq!(left, None, "the child still runs or is a zombie");
+}

@@ -291,7 +291,12 @@ pub(crate) async fn read_to_end_inner(
 ) -> BufResult<usize, Vec<u8>> {
     let start = buf.len();
     if let Some(h) = hint {
-        buf.reserve(h);
+        // The size comes from the file system (a sparse file can claim
+        // terabytes): an allocation that fails is an error, as in `std`,
+        // not an abort.
+        if let Err(e) = buf.try_reserve_exact(h) {
+            return (Err(io::Error::new(io::ErrorKind::OutOfMemory, e)), buf);
+        }
     }
     let mut probed = hint.is_none();
     loop {

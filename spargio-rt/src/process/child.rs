@@ -19,13 +19,17 @@ use crate::io::{AsyncRead, AsyncReadExt};
 /// [`ChildKiller`] first with [`killer`](Self::killer): it is `Clone`,
 /// `Send` and `'static`, and killing never waits for the waiter.
 ///
-/// **Dropping a `Child` does not kill the process** (as with `std`); it
-/// keeps running and its pipes close. If it has already exited it is
-/// reaped on drop; otherwise it stays a zombie after it exits, until this
-/// process exits.
+/// **Dropping a `Child` does not kill the process** (as with `std` and
+/// `tokio`) unless the command set
+/// [`kill_on_drop`](super::Command::kill_on_drop); it keeps running and
+/// its pipes close. If it has already exited it is reaped on drop;
+/// otherwise a task on the runtime waits for it and reaps it when it
+/// exits, so it never lingers as a zombie (outside a runtime, or once the
+/// runtime has shut down, it does until this process exits).
 #[derive(Debug)]
 pub struct Child {
     proc: Arc<Proc>,
+    kill_on_drop: bool,
     /// The parent's end of the child's stdin, if it was piped.
     pub stdin: Option<ChildStdin>,
     /// The parent's end of the child's stdout, if it was piped.
@@ -43,7 +47,7 @@ pub struct ChildKiller {
 }
 
 impl Child {
-    pub(crate) fn from_std(mut child: std::process::Child) -> Child {
+    pub(crate) fn from_std(mut child: std::process::Child, kill_on_drop: bool) -> Child {
         let proc = Arc::new(Proc::new(child.id()));
         let stdin = child
             .stdin
@@ -61,6 +65,7 @@ impl Child {
         drop(child);
         Child {
             proc,
+            kill_on_drop,
             stdin,
             stdout,
             stderr,
@@ -103,7 +108,8 @@ impl Child {
     /// again (or after the child exited) returns the same status.
     ///
     /// The wait is an `IORING_OP_WAITID` on the child's pidfd; on kernels
-    /// without it (before 6.7) it runs on the blocking pool.
+    /// without it (before 6.7), a ring poll of the pidfd. Neither holds a
+    /// thread, so waits given up on (under a `timeout`, say) cost nothing.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
         wait::wait(&self.proc).await
@@ -142,9 +148,27 @@ async fn drain<R: AsyncRead>(pipe: Option<R>) -> io::Result<Vec<u8>> {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        // Reap it if it already exited, so it does not linger as a zombie.
-        let _ = self.proc.reap();
+        if self.kill_on_drop {
+            let _ = self.proc.signal(libc::SIGKILL);
+        }
+        // Reap it if it already exited; otherwise reap it when it does.
+        if let Ok(None) = self.proc.reap() {
+            reap_when_it_exits(self.proc.clone());
+        }
     }
+}
+
+/// Waits on the runtime for a dropped child to exit and reaps it, so it
+/// does not stay a zombie for the rest of this process's life. The wait
+/// is a ring op (no thread is held), cancelled if the runtime shuts down
+/// first.
+fn reap_when_it_exits(proc: Arc<Proc>) {
+    let Some(handle) = crate::RuntimeHandle::try_current() else {
+        return;
+    };
+    drop(handle.spawn(async move {
+        let _ = wait::wait(&proc).await;
+    }));
 }
 
 impl ChildKiller {

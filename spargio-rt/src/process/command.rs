@@ -30,6 +30,7 @@ pub struct Command {
     stdin_set: bool,
     stdout_set: bool,
     stderr_set: bool,
+    kill_on_drop: bool,
 }
 
 impl Command {
@@ -126,6 +127,28 @@ impl Command {
         &mut self.inner
     }
 
+    /// Whether dropping the [`Child`] (or a cancelled
+    /// [`output`](Self::output) / [`status`](Self::status)) sends it
+    /// `SIGKILL`. Off by default, as in `std` and `tokio`: the child runs
+    /// on, and is reaped in the background when it exits.
+    ///
+    /// ```
+    /// use spargio_rt::process::Command;
+    /// use std::time::Duration;
+    /// spargio_rt::run(|_| async {
+    ///     let mut cmd = Command::new("sleep");
+    ///     cmd.arg("30").kill_on_drop(true);
+    ///     // Given up on: the child is killed, not left running.
+    ///     let out = spargio_rt::time::timeout(Duration::from_millis(10), cmd.output()).await;
+    ///     assert!(out.is_err());
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn kill_on_drop(&mut self, kill: bool) -> &mut Command {
+        self.kill_on_drop = kill;
+        self
+    }
+
     /// Starts the child. Streams left unset are inherited.
     ///
     /// Fails if the program cannot be started (not found, not executable).
@@ -135,6 +158,9 @@ impl Command {
 
     /// Runs the child to completion, collecting its stdout and stderr.
     /// Unset streams: stdin is null, stdout and stderr are piped.
+    /// Cancelling it (a `timeout`) leaves the child running unless
+    /// [`kill_on_drop`](Self::kill_on_drop) is set; either way it is
+    /// reaped when it exits.
     pub async fn output(&mut self) -> io::Result<Output> {
         let child = self.spawn_with(Stdio::null, Stdio::piped)?;
         child.wait_with_output().await
@@ -160,7 +186,7 @@ impl Command {
             self.inner.stderr(out().0);
         }
         let child = self.inner.spawn()?;
-        Ok(Child::from_std(child))
+        Ok(Child::from_std(child, self.kill_on_drop))
     }
 }
 
@@ -173,6 +199,7 @@ impl From<std::process::Command> for Command {
             stdin_set: false,
             stdout_set: false,
             stderr_set: false,
+            kill_on_drop: false,
         }
     }
 }

@@ -8,8 +8,9 @@
 //!   child exited; the reap is a non-blocking `waitid` under the child's
 //!   lock, which records the status once. So a wait dropped mid-flight,
 //!   or two racing waits, never lose the status, and waiting again works.
-//!   On kernels without the op (before 6.7) the wait runs on the blocking
-//!   pool instead; without pidfds (before 5.3) it uses the pid.
+//!   On kernels without the op (before 6.7) the wait is a ring poll of
+//!   the pidfd (readable once the child exits); only without pidfds
+//!   (before 5.3) does it run on the blocking pool, with the pid.
 //! - **Killing** ([`Child::kill`], [`ChildKiller`]) is a synchronous
 //!   `pidfd_send_signal`; it never waits for, or blocks, a wait in flight.
 //!   `wait` takes `&mut self`, so kill from elsewhere with a
@@ -17,7 +18,9 @@
 //! - **Pipes** ([`ChildStdin`], [`ChildStdout`], [`ChildStderr`]) implement
 //!   the owned-buffer [`AsyncWrite`](crate::io::AsyncWrite) /
 //!   [`AsyncRead`](crate::io::AsyncRead); each read and write is a ring op.
-//! - **Dropping** a [`Child`] does not kill the process (as with `std`).
+//! - **Dropping** a [`Child`] does not kill the process (as with `std`)
+//!   unless [`Command::kill_on_drop`] is set; a child still running is
+//!   reaped by a task on the runtime when it exits, never left a zombie.
 //!
 //! ```
 //! use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};

@@ -44,6 +44,11 @@ impl Proc {
         self.pid
     }
 
+    /// The child's pidfd, where the kernel has them.
+    pub(crate) fn pidfd(&self) -> Option<&SharedFd> {
+        self.pidfd.as_ref()
+    }
+
     /// The `waitid` target: `(P_PIDFD, pidfd)` or `(P_PID, pid)`.
     pub(crate) fn target(&self) -> (libc::idtype_t, libc::id_t) {
         match &self.pidfd {

@@ -1,8 +1,10 @@
-//! Waiting for a child to exit: `IORING_OP_WAITID` on the ring, or a
-//! blocking `waitid` on the blocking pool where the kernel lacks the op.
+//! Waiting for a child to exit: `IORING_OP_WAITID` on the ring; where the
+//! kernel lacks that op (before 6.7), a poll of the child's pidfd on the
+//! ring (it turns readable when the child exits); only without a pidfd
+//! (before 5.3), a blocking `waitid` on the blocking pool.
 //!
-//! Both wait with `WNOWAIT`: they only learn that the child exited and
-//! leave it a zombie. The reap is then a non-blocking `waitid` under the
+//! All of them leave the child a zombie (`WNOWAIT`, or a poll that reaps
+//! nothing): they only learn that it exited. The reap is then a non-blocking `waitid` under the
 //! child's status lock ([`Proc::reap`]), so a wait that is dropped while
 //! its op completes, or two waits racing, never lose the status.
 
@@ -76,11 +78,38 @@ async fn wait_exited(proc: &Arc<Proc>) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
+    if proc.pidfd().is_some() {
+        return wait_exited_polling(proc).await;
+    }
     wait_exited_blocking(proc).await
 }
 
-/// The fallback: a blocking `waitid` on the blocking pool. Dropping the
-/// future leaves that thread waiting until the child exits.
+/// A poll of the child's pidfd for `POLLIN` (readable once the child has
+/// exited); the pidfd stays open until the final CQE.
+struct PidfdPoll {
+    proc: Arc<Proc>,
+}
+
+impl OpData for PidfdPoll {
+    fn entry(&mut self) -> Entry {
+        let fd = self
+            .proc
+            .pidfd()
+            .expect("a pidfd poll is made only for a child with a pidfd");
+        opcode::PollAdd::new(fd.uring(), libc::POLLIN as u32).build()
+    }
+}
+
+/// The fallback before Linux 6.7: a ring poll of the pidfd. Like the
+/// `WAITID` op, dropping it cancels it; nothing is left behind.
+pub(crate) async fn wait_exited_polling(proc: &Arc<Proc>) -> io::Result<()> {
+    let (res, _data) = Op::new(PidfdPoll { proc: proc.clone() }).await;
+    res?.result().map(drop)
+}
+
+/// The last fallback (no pidfd): a blocking `waitid` on the blocking
+/// pool. Dropping the future leaves that thread waiting until the child
+/// exits.
 pub(crate) async fn wait_exited_blocking(proc: &Arc<Proc>) -> io::Result<()> {
     let handle = RuntimeHandle::try_current()
         .ok_or_else(|| io::Error::other("spargio: waiting on a child needs a runtime"))?;
@@ -120,5 +149,39 @@ mod tests {
         })
         .unwrap();
         assert_eq!(out.and_then(|s| s.code()), Some(7));
+    }
+
+    // The child is reaped through `Proc`, which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
+    #[test]
+    fn pidfd_poll_fallback_waits_and_cancelled_polls_leave_nothing_behind() {
+        let (status, blocking) = crate::run(|handle| async move {
+            let child = std::process::Command::new("sh")
+                .args(["-c", "read _; exit 9"])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut child = child;
+            let stdin = child.stdin.take().unwrap();
+            let proc = Arc::new(Proc::new(child.id()));
+            assert!(proc.pidfd().is_some(), "this kernel has pidfds");
+            // Polls given up on while the child runs (a wait under a
+            // timeout, in a loop): each is cancelled on the ring.
+            for _ in 0..20 {
+                let waited = crate::time::timeout(
+                    std::time::Duration::from_millis(1),
+                    wait_exited_polling(&proc),
+                )
+                .await;
+                assert!(waited.is_err(), "the child exited early");
+            }
+            drop(stdin);
+            wait_exited_polling(&proc).await.unwrap();
+            let blocking = handle.stats().blocking_threads;
+            (proc.reap().unwrap(), blocking)
+        })
+        .unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(9));
+        assert_eq!(blocking, 0, "a poll took a blocking thread");
     }
 }

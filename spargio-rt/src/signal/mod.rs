@@ -74,8 +74,12 @@ pub use stream::Signal;
 /// .unwrap();
 /// ```
 pub fn signal(kind: SignalKind) -> io::Result<Signal> {
+    // Counted from before the handler goes in: a signal that arrives
+    // while it is being installed is this stream's to report (the default
+    // action no longer happens, so it would otherwise be lost).
+    let seen = registry::deliveries(kind.as_raw());
     let kick = registry::register(kind.as_raw())?;
-    Ok(Signal::new(kind, kick))
+    Ok(Signal::new(kind, kick, seen))
 }
 
 /// Resolves at the next `SIGINT` (Ctrl-C) after this call.

@@ -127,7 +127,12 @@ extern "C" fn handler(signum: libc::c_int) {
 
 /// How many times `signum` has been delivered.
 pub(crate) fn deliveries(signum: i32) -> u64 {
-    DELIVERIES[signum as usize].load(Ordering::SeqCst)
+    // Out of range: no handler can be installed for it (`register`
+    // refuses it), so nothing was ever delivered.
+    usize::try_from(signum)
+        .ok()
+        .and_then(|i| DELIVERIES.get(i))
+        .map_or(0, |d| d.load(Ordering::SeqCst))
 }
 
 /// A fresh listener id.

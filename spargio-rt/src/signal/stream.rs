@@ -74,10 +74,11 @@ impl std::fmt::Debug for Signal {
 }
 
 impl Signal {
-    pub(crate) fn new(kind: SignalKind, kick: SharedFd) -> Signal {
+    /// A stream that reports deliveries after the `seen`th.
+    pub(crate) fn new(kind: SignalKind, kick: SharedFd, seen: u64) -> Signal {
         Signal {
             kind,
-            seen: registry::deliveries(kind.as_raw()),
+            seen,
             id: registry::listener_id(),
             kick,
             read: None,
