@@ -355,3 +355,17 @@ fn halves_and_futures_are_send_sync() {
         BoundaryServer<String, Vec<u8>>,
     ) = (client.clone(), server.clone());
 }
+
+#[test]
+fn a_call_whose_deadline_has_passed_is_never_queued() {
+    let (client, server) = boundary::channel::<u8, u8>(1);
+    let past = std::time::Instant::now() - Duration::from_millis(1);
+    assert_eq!(
+        block_on(client.call_until(1, past)),
+        Err(BoundaryError::Timeout)
+    );
+    // Its slot was never taken: the queue is empty and has room.
+    assert_eq!(client.queue_len(), 0);
+    let _ticket = client.try_call(2).unwrap();
+    assert_eq!(server.try_recv().unwrap().unwrap().request(), &2);
+}

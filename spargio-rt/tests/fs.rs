@@ -967,3 +967,21 @@ async fn reading_a_huge_sparse_file_is_an_error_not_an_abort() {
     drop(file);
     assert_eq!(kind(fs::read(&path).await), ErrorKind::OutOfMemory);
 }
+
+#[test]
+fn a_listing_cut_short_by_shutdown_never_ends_as_if_complete() {
+    let dir = TempDir::new("cut-listing");
+    for i in 0..3 {
+        std::fs::write(dir.join(&format!("f{i}")), b"x").unwrap();
+    }
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let path = dir.path().to_owned();
+    let mut listing = rt.block_on(async move { fs::read_dir(path).await.unwrap() });
+    drop(rt);
+    // The runtime is gone, so the listing's blocking job cannot run: an
+    // error, and never a clean end after it.
+    let first = spargio_rt::block_on(listing.next_entry());
+    assert!(first.is_err(), "{first:?}");
+    let second = spargio_rt::block_on(listing.next_entry());
+    assert!(second.is_err(), "the cut listing ended cleanly: {second:?}");
+}

@@ -63,6 +63,10 @@ impl<Req, Resp> BoundaryClient<Req, Resp> {
     /// [`call`](Self::call) with a deadline covering both queueing and the
     /// reply; see [`call_with_timeout`](Self::call_with_timeout).
     pub async fn call_until(&self, req: Req, deadline: Instant) -> Result<Resp, BoundaryError> {
+        if Instant::now() >= deadline {
+            // Expired before it was sent: it takes no queue slot.
+            return Err(BoundaryError::Timeout);
+        }
         crate::time::timeout_at(deadline, self.call_inner(req, Some(deadline)))
             .await
             .unwrap_or(Err(BoundaryError::Timeout))

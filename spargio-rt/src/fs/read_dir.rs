@@ -47,6 +47,7 @@ pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
     Ok(ReadDir {
         handle,
         inner: Some(inner),
+        cut: false,
         buf: VecDeque::new(),
         pending: None,
     })
@@ -65,6 +66,9 @@ pub struct ReadDir {
     inner: Option<std::fs::ReadDir>,
     buf: VecDeque<io::Result<DirEntry>>,
     pending: Option<JoinHandle<Batch>>,
+    /// A batch was lost in the pool (shutdown, panic): the listing is
+    /// incomplete, and every later call says so rather than end cleanly.
+    cut: bool,
 }
 
 impl ReadDir {
@@ -87,11 +91,19 @@ impl ReadDir {
                         self.buf = batch;
                         self.inner = more.then_some(inner);
                     }
-                    Err(e) => return Poll::Ready(Err(e.into())),
+                    Err(e) => {
+                        self.cut = true;
+                        return Poll::Ready(Err(e.into()));
+                    }
                 }
                 continue;
             }
             let Some(mut inner) = self.inner.take() else {
+                if self.cut {
+                    return Poll::Ready(Err(io::Error::other(
+                        "spargio: the directory listing was cut short (its blocking job failed)",
+                    )));
+                }
                 return Poll::Ready(Ok(None));
             };
             self.pending = Some(self.handle.spawn_blocking(move || {
