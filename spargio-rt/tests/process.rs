@@ -329,3 +329,33 @@ fn kill_on_drop_kills_and_reaps_the_child() {
     });
     assert_eq!(left, None, "the child still runs or is a zombie");
 }
+
+#[test]
+fn a_child_dropped_by_runtime_shutdown_is_handled_quietly() {
+    // A task that owns a running child is dropped when the runtime shuts
+    // down; the child's reaper cannot be spawned any more, and that must
+    // neither panic nor hang the shutdown.
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _task = rt.handle().spawn(async move {
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        tx.send(child.id()).unwrap();
+        child.wait().await
+    });
+    let pid = rx.recv().unwrap();
+    drop(rt);
+    // Killed on drop; whoever reaps it (nobody, now) it stops running.
+    let mut state = proc_state(pid);
+    for _ in 0..500 {
+        if matches!(state, None | Some('Z') | Some('X')) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        state = proc_state(pid);
+    }
+    assert!(matches!(state, None | Some('Z') | Some('X')), "{state:?}");
+}
