@@ -139,11 +139,12 @@ impl ServerBuilder {
         self
     }
 
-    /// Closes a connection whose peer takes no data for this long: one
-    /// write of at most [`SEND_PIECE`](crate::SEND_PIECE) bytes must finish
-    /// within it (a client that stops reading its responses would
-    /// otherwise hold its connection open forever). Default 60 s; `None`
-    /// turns it off. Counted in [`ServerStats::send_timeouts`](crate::ServerStats::send_timeouts).
+    /// Closes a connection whose peer does not take its data: each write
+    /// of at most [`SEND_PIECE`](crate::SEND_PIECE) (256 KiB) bytes must
+    /// finish within this limit (a client that stops reading its responses
+    /// would otherwise hold its connection open forever). With the default
+    /// of 60 s, a peer reading slower than about 4.4 KB/s is closed too;
+    /// raise it (or pass `None` to turn it off) for very slow clients. Counted in [`ServerStats::send_timeouts`](crate::ServerStats::send_timeouts).
     pub fn send_timeout(mut self, limit: impl Into<Option<Duration>>) -> Self {
         self.cfg.send_timeout = limit.into();
         self

@@ -24,6 +24,7 @@ mod error;
 mod handler;
 mod inline_call;
 pub mod layers;
+mod lazy_deadline;
 mod local;
 mod measured;
 mod placement;

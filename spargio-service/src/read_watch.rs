@@ -5,12 +5,12 @@
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use spargio_rt::sync::Cancelled;
-use spargio_rt::time::Sleep;
 
 use crate::connection::Connection;
+use crate::lazy_deadline::LazyDeadline;
 
 /// How a [`ReadWatch::wait`] ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub struct ReadWatch<'c> {
     /// the registration (behind the token's lock) is left alone.
     closing_waker: Option<Waker>,
     /// Armed at or before the deadline of the current wait (never after).
-    timer: Sleep,
+    timer: LazyDeadline,
 }
 
 impl<'c> ReadWatch<'c> {
@@ -67,7 +67,7 @@ impl<'c> ReadWatch<'c> {
             conn,
             closing: conn.closing_token().cancelled(),
             closing_waker: None,
-            timer: spargio_rt::time::sleep(Duration::MAX),
+            timer: LazyDeadline::default(),
         }
     }
 
@@ -96,9 +96,7 @@ impl<'c> ReadWatch<'c> {
             (None, None) => (None, false),
         };
         if let Some(until) = until {
-            if until < self.timer.deadline() {
-                self.timer.reset(until);
-            }
+            self.timer.arm(until);
         }
         let mut fut = pin!(fut);
         let this = &mut *self;
@@ -112,19 +110,15 @@ impl<'c> ReadWatch<'c> {
             let Some(until) = until else {
                 return Poll::Pending;
             };
-            while Pin::new(&mut this.timer).poll(cx).is_ready() {
-                if Instant::now() >= until {
-                    return Poll::Ready(Watched::TimedOut);
-                }
-                // Armed for an earlier wait's deadline: move it out.
-                this.timer.reset(until);
+            if this.timer.poll_passed(cx, until) {
+                return Poll::Ready(Watched::TimedOut);
             }
             Poll::Pending
         })
         .await;
         if matches!(out, Watched::TimedOut) {
-            // Disarm: the next wait arms for its own deadline.
-            self.timer = spargio_rt::time::sleep(Duration::MAX);
+            // The next wait arms for its own deadline.
+            self.timer.disarm();
             if by_idle {
                 self.conn.count_idle_timeout();
             }

@@ -4,23 +4,23 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use spargio_rt::time::Sleep;
 
 use crate::connection::Connection;
+use crate::lazy_deadline::LazyDeadline;
 use crate::stats::Counters;
 
 /// The most bytes one bounded write should carry: the send timeout
 /// allows this much time for at most this many bytes to leave.
 ///
 /// A response larger than this goes out as several writes, each with the
-/// full send timeout; so the timeout measures how long the peer may go
-/// without taking data, not how long a large response may take.
+/// full send timeout; so the timeout bounds how long the peer may take for
+/// this many bytes, not how long a large response may take.
 pub const SEND_PIECE: usize = 256 * 1024;
 
 /// Bounds a connection's writes: each write must finish within the send
@@ -44,9 +44,8 @@ pub const SEND_PIECE: usize = 256 * 1024;
 pub struct SendWatch {
     limit: Option<Duration>,
     counters: Option<Arc<Counters>>,
-    /// Armed at or before the deadline of the current write (never after);
-    /// made at the first bounded write.
-    timer: Option<Sleep>,
+    /// Armed at or before the deadline of the current write (never after).
+    timer: LazyDeadline,
 }
 
 impl SendWatch {
@@ -55,7 +54,7 @@ impl SendWatch {
         SendWatch {
             limit: None,
             counters: None,
-            timer: None,
+            timer: LazyDeadline::default(),
         }
     }
 
@@ -64,7 +63,7 @@ impl SendWatch {
         SendWatch {
             limit,
             counters: None,
-            timer: None,
+            timer: LazyDeadline::default(),
         }
     }
 
@@ -72,7 +71,7 @@ impl SendWatch {
         SendWatch {
             limit: conn.send_timeout(),
             counters: Some(conn.counters().clone()),
-            timer: None,
+            timer: LazyDeadline::default(),
         }
     }
 
@@ -101,23 +100,15 @@ impl SendWatch {
         let Some(until) = Instant::now().checked_add(limit) else {
             return Ok(write.await);
         };
-        let timer = self
-            .timer
-            .get_or_insert_with(|| spargio_rt::time::sleep_until(until));
-        if until < timer.deadline() {
-            timer.reset(until);
-        }
+        self.timer.arm(until);
         let mut write = pin!(write);
+        let timer = &mut self.timer;
         let out = poll_fn(|cx| {
             if let Poll::Ready(out) = write.as_mut().poll(cx) {
                 return Poll::Ready(Some(out));
             }
-            while Pin::new(&mut *timer).poll(cx).is_ready() {
-                if Instant::now() >= until {
-                    return Poll::Ready(None);
-                }
-                // Armed for an earlier write's deadline: move it out.
-                timer.reset(until);
+            if timer.poll_passed(cx, until) {
+                return Poll::Ready(None);
             }
             Poll::Pending
         })
@@ -125,8 +116,8 @@ impl SendWatch {
         match out {
             Some(out) => Ok(out),
             None => {
-                // Disarm: a later write arms for its own deadline.
-                self.timer = None;
+                // A later write arms for its own deadline.
+                self.timer.disarm();
                 if let Some(counters) = &self.counters {
                     counters.send_timeouts.add(1);
                 }

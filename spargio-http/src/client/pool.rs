@@ -42,14 +42,36 @@ const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A shard's sweeper: every `every`, closes the expired connections;
 /// ends when the shard has no idle connection left or the client is gone.
-async fn sweep_while_idle(pool: Weak<Pool>, shard: usize, every: Duration) {
+async fn sweep_while_idle(mut guard: Sweeping, every: Duration) {
     loop {
         spargio_rt::time::sleep(every).await;
-        let Some(pool) = pool.upgrade() else {
+        let Some(pool) = guard.pool.upgrade() else {
             return;
         };
-        if !pool.sweep(shard) {
+        if !pool.sweep(guard.shard) {
+            guard.stopped_itself = true;
             return;
+        }
+    }
+}
+
+/// Owned by a sweeper task: if the task is dropped before it stops by
+/// itself (aborted at runtime shutdown, or never run), the shard is marked
+/// as having no sweeper, so the next checkin starts one again.
+struct Sweeping {
+    pool: Weak<Pool>,
+    shard: usize,
+    /// The sweeper found the shard empty and cleared the mark itself.
+    stopped_itself: bool,
+}
+
+impl Drop for Sweeping {
+    fn drop(&mut self) {
+        if self.stopped_itself {
+            return;
+        }
+        if let Some(pool) = self.pool.upgrade() {
+            pool.lock(self.shard).sweeping = false;
         }
     }
 }
@@ -147,8 +169,8 @@ impl Pool {
         };
         drop(dead);
         if start_sweeper && !self.spawn_sweeper(shard) {
-            // No runtime to run it on: expired connections are still
-            // dropped when the pool is next used.
+            // No runtime to run it on: expired connections to a target are
+            // still dropped when a request to it checks out.
             self.lock(shard).sweeping = false;
         }
     }
@@ -160,11 +182,15 @@ impl Pool {
             return false;
         };
         // The task holds the pool weakly: dropping the client ends it.
-        let pool = Arc::downgrade(self);
+        let guard = Sweeping {
+            pool: Arc::downgrade(self),
+            shard,
+            stopped_itself: false,
+        };
         let every = (self.idle_timeout / 2).max(MIN_SWEEP_INTERVAL);
         drop(
             handle.spawn_local_on(ShardId(shard % handle.shard_count().max(1)), move || {
-                sweep_while_idle(pool, shard, every)
+                sweep_while_idle(guard, every)
             }),
         );
         true

@@ -171,3 +171,31 @@ fn client_pool_closes_expired_connections_without_being_used_again() {
     })
     .unwrap();
 }
+
+#[test]
+fn client_pool_sweeps_again_on_a_new_runtime_after_the_first_shut_down() {
+    // A client that outlives a runtime (a static one shared by several):
+    // its sweeper was aborted with the first runtime, and the next
+    // runtime's checkin must start another.
+    let pool = Arc::new(Pool::new(Duration::from_millis(20), 4));
+    let a = target("http://a.test/").unwrap();
+    let first = pool.clone();
+    let a1 = a.clone();
+    spargio_rt::run(move |_| async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        first.checkin(0, &a1, tcp_conn(&listener).await);
+    })
+    .unwrap();
+    spargio_rt::run(move |_| async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        pool.checkin(0, &a, tcp_conn(&listener).await);
+        for _ in 0..500 {
+            if pool.idle_count(0) == 0 {
+                break;
+            }
+            spargio_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(pool.idle_count(0), 0, "no sweeper ran on the new runtime");
+    })
+    .unwrap();
+}

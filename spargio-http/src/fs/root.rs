@@ -40,7 +40,13 @@ impl ResolvedRoot {
         };
         // A poisoned lock only means another thread panicked while
         // storing a path; the value is still a whole `Option`.
-        *self.cached.write().unwrap_or_else(|p| p.into_inner()) = Some(resolved);
+        let mut cached = self.cached.write().unwrap_or_else(|p| p.into_inner());
+        // Requests that found the cache stale together each resolve it;
+        // the one that started last holds the newest answer, whichever
+        // finishes last.
+        if cached.as_ref().is_none_or(|c| c.at <= resolved.at) {
+            *cached = Some(resolved);
+        }
         Ok(path)
     }
 

@@ -37,7 +37,9 @@ use super::root::ResolvedRoot;
 /// followed, one that points outside is refused as if the file did not
 /// exist. The check costs one `statx` (not following symlinks) per path
 /// component, all submitted together on the ring; only a path that does
-/// contain a symlink is `canonicalize`d (on the blocking pool). The
+/// contain a symlink is `canonicalize`d (on the blocking pool), as is the
+/// root itself at most once a second (so re-pointing a symlinked root, a
+/// deploy, is picked up without a restart). The
 /// resolved path is what gets opened, with `O_NOFOLLOW`. (Someone who can
 /// swap a checked directory for a symlink between the check and the open
 /// could still race it; the root is meant to hold trusted content.)

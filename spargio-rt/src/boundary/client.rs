@@ -65,6 +65,9 @@ impl<Req, Resp> BoundaryClient<Req, Resp> {
     pub async fn call_until(&self, req: Req, deadline: Instant) -> Result<Resp, BoundaryError> {
         if Instant::now() >= deadline {
             // Expired before it was sent: it takes no queue slot.
+            if self.is_closed() {
+                return Err(BoundaryError::Closed);
+            }
             return Err(BoundaryError::Timeout);
         }
         crate::time::timeout_at(deadline, self.call_inner(req, Some(deadline)))

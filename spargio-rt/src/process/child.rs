@@ -163,6 +163,12 @@ impl Drop for Child {
 /// is a ring op (no thread is held), cancelled if the runtime shuts down
 /// first.
 fn reap_when_it_exits(proc: Arc<Proc>) {
+    // Without a pidfd (before Linux 5.3) the wait would hold a blocking
+    // thread until the child exits, and shutting the runtime down would
+    // wait for it: the child is left to be reaped at exit, as before.
+    if proc.pidfd().is_none() {
+        return;
+    }
     let Some(handle) = crate::RuntimeHandle::try_current() else {
         return;
     };

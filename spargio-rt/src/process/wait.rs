@@ -155,7 +155,7 @@ mod tests {
     #[allow(clippy::zombie_processes)]
     #[test]
     fn pidfd_poll_fallback_waits_and_cancelled_polls_leave_nothing_behind() {
-        let (status, blocking) = crate::run(|handle| async move {
+        let status = crate::run(|handle| async move {
             let child = std::process::Command::new("sh")
                 .args(["-c", "read _; exit 9"])
                 .stdin(std::process::Stdio::piped())
@@ -177,11 +177,17 @@ mod tests {
             }
             drop(stdin);
             wait_exited_polling(&proc).await.unwrap();
-            let blocking = handle.stats().blocking_threads;
-            (proc.reap().unwrap(), blocking)
+            let stats = handle.stats();
+            let cancelled: u64 = stats.shards.iter().map(|s| s.ops_cancelled).sum();
+            (proc.reap().unwrap(), stats.blocking_threads, cancelled)
         })
         .unwrap();
+        let (status, blocking, cancelled) = status;
         assert_eq!(status.and_then(|s| s.code()), Some(9));
         assert_eq!(blocking, 0, "a poll took a blocking thread");
+        assert!(
+            cancelled >= 20,
+            "the given-up polls stayed on the ring: {cancelled}"
+        );
     }
 }

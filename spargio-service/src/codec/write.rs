@@ -104,7 +104,8 @@ impl Output {
             let all = self.buf.split().freeze();
             return self.write_pieces(stream, vec![all]).await;
         }
-        // A write that times out keeps the buffer; the connection closes.
+        // A write that times out loses the buffer (it goes with the
+        // cancelled write); the connection closes then.
         let buf = std::mem::take(&mut self.buf);
         let (res, mut buf) = self.send.bound(stream.write_all(buf)).await?;
         buf.clear();
