@@ -248,13 +248,7 @@ impl Incoming {
                 Poll::Ready(Some(Err(e)))
             }
             None => {
-                if !st
-                    .consumer
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()))
-                {
-                    st.consumer = Some(cx.waker().clone());
-                }
+                remember(&mut st.consumer, cx);
                 let producer = st.producer.take();
                 drop(st);
                 if let Some(w) = producer {
@@ -304,6 +298,14 @@ struct State {
     consumer_gone: bool,
 }
 
+/// Keeps `cx`'s waker in `slot`, cloning it only when it is not the one
+/// kept already.
+fn remember(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        *slot = Some(cx.waker().clone());
+    }
+}
+
 /// What the connection can do next for a body it feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Demand {
@@ -331,13 +333,7 @@ impl BodySender {
         if st.polled && st.frame.is_none() {
             return Poll::Ready(Demand::Ready);
         }
-        if !st
-            .producer
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            st.producer = Some(cx.waker().clone());
-        }
+        remember(&mut st.producer, cx);
         Poll::Pending
     }
 
@@ -355,13 +351,7 @@ impl BodySender {
         if st.consumer_gone {
             return Poll::Ready(());
         }
-        if !st
-            .producer
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            st.producer = Some(cx.waker().clone());
-        }
+        remember(&mut st.producer, cx);
         Poll::Pending
     }
 
@@ -429,13 +419,7 @@ impl Gate {
             if st.polled {
                 return Poll::Ready(());
             }
-            if !st
-                .producer
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                st.producer = Some(cx.waker().clone());
-            }
+            remember(&mut st.producer, cx);
             Poll::Pending
         })
         .await

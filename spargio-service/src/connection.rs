@@ -52,6 +52,22 @@ impl Connection {
         }
     }
 
+    /// A connection on shard 0 with no addresses, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        idle_timeout: Option<Duration>,
+        closing: &CancellationToken,
+        counters: &Arc<Counters>,
+    ) -> Connection {
+        let info = ConnInfo {
+            id: 0,
+            peer_addr: None,
+            local_addr: None,
+            shard: ShardId(0),
+        };
+        Connection::new(info, idle_timeout, closing.clone(), counters.clone())
+    }
+
     /// The same connection with this send timeout.
     pub(crate) fn with_send_timeout(mut self, limit: Option<Duration>) -> Connection {
         self.send_timeout = limit;

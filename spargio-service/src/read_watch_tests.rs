@@ -6,21 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spargio_rt::sync::CancellationToken;
-use spargio_rt::ShardId;
 
 use super::{ReadWatch, Watched};
-use crate::connection::{ConnInfo, Connection};
+use crate::connection::Connection;
 use crate::stats::Counters;
 
 fn connection(idle: Option<Duration>, closing: &CancellationToken) -> (Connection, Arc<Counters>) {
     let counters = Counters::new(1);
-    let info = ConnInfo {
-        id: 0,
-        peer_addr: None,
-        local_addr: None,
-        shard: ShardId(0),
-    };
-    let conn = Connection::new(info, idle, closing.clone(), counters.clone());
+    let conn = Connection::for_test(idle, closing, &counters);
     (conn, counters)
 }
 

@@ -4,22 +4,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use spargio_rt::sync::CancellationToken;
-use spargio_rt::ShardId;
 
 use super::{Pieces, SendWatch, SEND_PIECE};
-use crate::connection::{ConnInfo, Connection};
+use crate::connection::Connection;
 use crate::stats::Counters;
 
 fn connection(send: Option<Duration>) -> (Connection, Arc<Counters>) {
     let counters = Counters::new(1);
-    let info = ConnInfo {
-        id: 0,
-        peer_addr: None,
-        local_addr: None,
-        shard: ShardId(0),
-    };
-    let conn = Connection::new(info, None, CancellationToken::new(), counters.clone())
-        .with_send_timeout(send);
+    let conn =
+        Connection::for_test(None, &CancellationToken::new(), &counters).with_send_timeout(send);
     (conn, counters)
 }
 

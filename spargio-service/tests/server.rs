@@ -687,11 +687,21 @@ fn placed_server(
     placement: HandlerPlacement,
     cfg: AdaptiveConfig,
 ) -> (Server, std::net::SocketAddr, StatsHandle, ShutdownHandle) {
-    let server = ServerBuilder::new()
-        .handler_placement(placement)
-        .adaptive(cfg)
-        .bind(handle, "127.0.0.1:0")
-        .unwrap();
+    bound(
+        handle,
+        ServerBuilder::new()
+            .handler_placement(placement)
+            .adaptive(cfg),
+    )
+}
+
+/// `builder`'s server, bound to a free port: the server, its address,
+/// counters and shutdown handle.
+fn bound(
+    handle: &RuntimeHandle,
+    builder: ServerBuilder,
+) -> (Server, std::net::SocketAddr, StatsHandle, ShutdownHandle) {
+    let server = builder.bind(handle, "127.0.0.1:0").unwrap();
     let (addr, stats, stop) = (
         server.local_addr(),
         server.stats(),
@@ -846,16 +856,12 @@ fn adaptive_learns_from_a_heavy_call_that_timed_out() {
         // all the same: the next call does not run inline. (Before, only a
         // call that answered was learned from, and a route whose calls all
         // timed out ran inline on the connection's shard for ever.)
-        let server = ServerBuilder::new()
-            .handler_placement(HandlerPlacement::Adaptive)
-            .adaptive(shards_only())
-            .request_timeout(Duration::from_millis(20))
-            .bind(&handle, "127.0.0.1:0")
-            .unwrap();
-        let (addr, stats, stop) = (
-            server.local_addr(),
-            server.stats(),
-            server.shutdown_handle(),
+        let (server, addr, stats, stop) = bound(
+            &handle,
+            ServerBuilder::new()
+                .handler_placement(HandlerPlacement::Adaptive)
+                .adaptive(shards_only())
+                .request_timeout(Duration::from_millis(20)),
         );
         let service = service_fn(|req: Bytes| async move {
             burn(Duration::from_millis(2));

@@ -412,13 +412,7 @@ async fn a_client_that_stops_reading_is_cut_by_the_send_timeout() {
     let mut client = client.unwrap();
     let (stream, _) = accepted.unwrap();
     let counters = Counters::new(1);
-    let info = ConnInfo {
-        id: 0,
-        peer_addr: None,
-        local_addr: None,
-        shard: ShardId(0),
-    };
-    let conn = Connection::new(info, None, CancellationToken::new(), counters.clone())
+    let conn = Connection::for_test(None, &CancellationToken::new(), &counters)
         .with_send_timeout(Some(Duration::from_millis(100)));
     let big = pattern(1 << 20, 3);
     let h = handler(move |_req| std::future::ready(Ok(big.clone())));
