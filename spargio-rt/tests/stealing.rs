@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use spargio_rt::{Runtime, RuntimeHandle, ShardId};
 
+mod common;
+use common::wait_for;
+
 fn current() -> usize {
     RuntimeHandle::current().current_shard().unwrap().0
 }
@@ -15,14 +18,7 @@ fn current() -> usize {
 /// safety limit (so a broken runtime fails the test instead of hanging it).
 async fn hog(release: Arc<AtomicBool>, started: Arc<AtomicBool>) -> bool {
     started.store(true, Ordering::SeqCst);
-    let give_up = Instant::now() + Duration::from_secs(20);
-    while !release.load(Ordering::SeqCst) {
-        if Instant::now() > give_up {
-            return false;
-        }
-        std::hint::spin_loop();
-    }
-    true
+    common::spin_until(&release, Duration::from_secs(20))
 }
 
 /// A 2-shard runtime with `policy`.
@@ -32,12 +28,6 @@ fn two_shards_with(policy: spargio_rt::StealPolicy) -> Runtime {
         .steal_policy(policy)
         .build()
         .unwrap()
-}
-
-fn wait_for(flag: &AtomicBool) {
-    while !flag.load(Ordering::SeqCst) {
-        std::thread::yield_now();
-    }
 }
 
 #[test]

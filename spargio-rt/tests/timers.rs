@@ -2,6 +2,7 @@
 //! missed-tick behaviour.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,9 @@ use spargio_rt::time::{
     interval, interval_at, sleep, sleep_until, timeout, MissedTickBehavior, Sleep,
 };
 use spargio_rt::{Runtime, ShardId};
+
+mod common;
+use common::wait_for;
 
 fn rt() -> Runtime {
     Runtime::builder().shards(2).build().unwrap()
@@ -272,4 +276,66 @@ fn delay_keeps_ticks_a_period_apart_after_a_tick_taken_late() {
         gap >= Duration::from_millis(40) - Duration::from_millis(1),
         "{gap:?}"
     );
+}
+
+#[test]
+fn a_stolen_task_s_sleep_fires_while_its_first_shard_is_stuck() {
+    let rt = rt();
+    let h = rt.handle();
+    let (tx, rx) = async_channel::bounded::<()>(1);
+    let release = Arc::new(AtomicBool::new(false));
+    let armed = Arc::new(AtomicBool::new(false));
+    let (r2, a2) = (release.clone(), armed.clone());
+    let task = h.spawn_stealable_on(ShardId(0), async move {
+        let mut nap = std::pin::pin!(sleep(Duration::from_millis(20)));
+        // The first poll, on shard 0, puts the timer in shard 0's heap.
+        let first = futures_util::poll!(nap.as_mut());
+        let first_shard = spargio_rt::RuntimeHandle::current().current_shard();
+        a2.store(true, Ordering::SeqCst);
+        rx.recv().await.unwrap();
+        let resumed_on = spargio_rt::RuntimeHandle::current().current_shard();
+        nap.await;
+        r2.store(true, Ordering::SeqCst);
+        (first.is_pending(), first_shard, resumed_on)
+    });
+    wait_for(&armed);
+    // Shard 0 is stuck in one poll from now until the sleep has ended.
+    let started = Arc::new(AtomicBool::new(false));
+    let (r3, s3) = (release.clone(), started.clone());
+    let hog = h.spawn_pinned(ShardId(0), async move {
+        s3.store(true, Ordering::SeqCst);
+        common::spin_until(&r3, Duration::from_secs(10))
+    });
+    wait_for(&started);
+    // Woken behind the stuck shard, the task is stolen by shard 1; its
+    // sleep, polled there, must not wait for shard 0.
+    tx.send_blocking(()).unwrap();
+    let (pending, first_shard, resumed_on) = rt.block_on(task).unwrap();
+    assert!(pending);
+    assert_eq!(first_shard, Some(ShardId(0)));
+    assert_eq!(resumed_on, Some(ShardId(1)));
+    assert!(
+        rt.block_on(hog).unwrap(),
+        "the sleep ended while shard 0 was still stuck"
+    );
+}
+
+#[test]
+// The task hands its half-waited sleep out of the runtime on purpose.
+#[allow(clippy::async_yields_async)]
+fn a_sleep_first_polled_on_a_shard_ends_off_the_runtime_after_shutdown() {
+    let rt = rt();
+    let h = rt.handle();
+    let nap = rt
+        .block_on(h.spawn_pinned(ShardId(0), async {
+            let mut nap = sleep(Duration::from_millis(20));
+            assert!(futures_util::poll!(&mut nap).is_pending());
+            nap
+        }))
+        .unwrap();
+    // Its timer was in shard 0's heap, which went with the runtime.
+    drop(rt);
+    let other = Runtime::builder().shards(1).build().unwrap();
+    let ended = other.block_on(timeout(Duration::from_secs(10), nap));
+    assert!(ended.is_ok(), "the sleep ended on the fallback timer");
 }

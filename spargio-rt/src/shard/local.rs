@@ -10,6 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -46,6 +47,9 @@ pub(crate) struct LocalShard {
     /// The backlog this poll last announced to idle shards (0: none yet).
     announced: Cell<usize>,
     pub(crate) timers: RefCell<TimerHeap>,
+    /// Tells this shard's timer heap from every other heap in the process
+    /// (see [`current_timer_heap`]).
+    timer_heap_id: u64,
     pub(super) doorbell_queued: Cell<bool>,
     /// A stealable task was queued outside a poll without waking a helper
     /// (this shard meant to run it next); see `push_stealable_here`.
@@ -236,13 +240,35 @@ pub(crate) fn queue_doorbell(inner: &Inner, target: usize) -> bool {
     .unwrap_or(false)
 }
 
-/// Adds a timer to the current shard's heap; gives it back off-shard.
-pub(crate) fn register_timer(entry: Arc<TimerEntry>) -> Result<(), Arc<TimerEntry>> {
+/// The id of the fallback timer thread's heap, the heap of every thread
+/// that is not a shard. Shard heaps get ids above it.
+pub(crate) const FALLBACK_TIMER_HEAP: u64 = 0;
+
+/// A process-wide unique id for a new shard's timer heap (never reused, so
+/// a timer left in the heap of a shard that has exited is never mistaken
+/// for one in a live heap).
+fn next_timer_heap_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(FALLBACK_TIMER_HEAP + 1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The id of the heap a timer registered by this thread goes to.
+pub(crate) fn current_timer_heap() -> u64 {
+    with_local(None, |l| l.timer_heap_id).unwrap_or(FALLBACK_TIMER_HEAP)
+}
+
+/// Adds a timer to the current shard's heap and returns the heap's id;
+/// gives it back off-shard.
+pub(crate) fn register_timer(entry: Arc<TimerEntry>) -> Result<u64, Arc<TimerEntry>> {
     let mut entry = Some(entry);
-    with_local(None, |l| {
-        l.timers.borrow_mut().insert(entry.take().expect("once"))
+    let id = with_local(None, |l| {
+        l.timers.borrow_mut().insert(entry.take().expect("once"));
+        l.timer_heap_id
     });
-    entry.map_or(Ok(()), Err)
+    match id {
+        Some(id) => Ok(id),
+        None => Err(entry.expect("not taken off-shard")),
+    }
 }
 
 /// Counts a task panic on the current shard.
@@ -278,6 +304,7 @@ impl LocalShard {
             placed_away: Cell::new(0),
             announced: Cell::new(0),
             timers: RefCell::new(TimerHeap::default()),
+            timer_heap_id: next_timer_heap_id(),
             doorbell_queued: Cell::new(false),
             unannounced: Cell::new(false),
             eventfd_buf: Box::into_raw(Box::new(0u64)),

@@ -22,9 +22,20 @@ pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
 
 pub(crate) use entry::TimerEntry;
 
-/// Hands a new timer to the current shard's heap, or to the fallback thread.
-fn register(entry: Arc<TimerEntry>) {
-    if let Err(entry) = crate::shard::local::register_timer(entry) {
-        fallback::register(entry);
+/// Hands a new timer to the current shard's heap, or to the fallback
+/// thread; returns the id of the heap that took it.
+fn register(entry: Arc<TimerEntry>) -> u64 {
+    match crate::shard::local::register_timer(entry) {
+        Ok(heap) => heap,
+        Err(entry) => {
+            fallback::register(entry);
+            crate::shard::local::FALLBACK_TIMER_HEAP
+        }
     }
+}
+
+/// The id of the heap a timer registered now, from this thread, would go
+/// to: the current shard's, or the fallback thread's.
+fn current_heap() -> u64 {
+    crate::shard::local::current_timer_heap()
 }

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::entry::TimerEntry;
@@ -38,13 +38,19 @@ pub(crate) fn far_add(now: Instant, d: Duration) -> Instant {
 ///
 /// On a shard the timer lives in that shard's heap and costs no SQE: the
 /// shard's nearest deadline is the timeout of its blocking `io_uring_enter`.
-/// Elsewhere a shared timer thread serves it. `Sleep` is `Unpin` and can be
-/// [`reset`](Sleep::reset) to a new deadline.
+/// Elsewhere a shared timer thread serves it. A sleep polled on another
+/// shard than the one holding its timer (its task was stolen), or off the
+/// runtime, moves its timer there, so a busy or exited shard never delays
+/// it. `Sleep` is `Unpin` and can be [`reset`](Sleep::reset) to a new
+/// deadline.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     deadline: Instant,
     entry: Option<Arc<TimerEntry>>,
+    /// The id of the heap holding `entry` (see `super::current_heap`);
+    /// meaningless while `entry` is `None`.
+    heap: u64,
 }
 
 impl Sleep {
@@ -53,6 +59,7 @@ impl Sleep {
         Sleep {
             deadline,
             entry: None,
+            heap: 0,
         }
     }
 
@@ -86,8 +93,14 @@ impl Sleep {
             waker.wake();
             return;
         }
-        let e = Arc::new(TimerEntry::new(deadline, &waker));
-        super::register(e.clone());
+        self.wait_with(&waker);
+    }
+
+    /// Registers a timer for the deadline that wakes `waker`, in the
+    /// current thread's heap.
+    fn wait_with(&mut self, waker: &Waker) {
+        let e = Arc::new(TimerEntry::new(self.deadline, waker));
+        self.heap = super::register(e.clone());
         self.entry = Some(e);
     }
 
@@ -112,14 +125,22 @@ impl Future for Sleep {
                 self.entry = None;
                 return Poll::Ready(());
             }
-            return Poll::Pending;
+            if super::current_heap() == self.heap {
+                return Poll::Pending;
+            }
+            // Polled away from the heap holding the timer: that shard may
+            // be stuck in a long poll, or gone. The timer moves here,
+            // unless it fired meanwhile.
+            let old = self.entry.take().expect("registered");
+            old.cancel();
+            if old.is_fired() {
+                return Poll::Ready(());
+            }
         }
         if Instant::now() >= self.deadline {
             return Poll::Ready(());
         }
-        let e = Arc::new(TimerEntry::new(self.deadline, cx.waker()));
-        super::register(e.clone());
-        self.entry = Some(e);
+        self.wait_with(cx.waker());
         Poll::Pending
     }
 }

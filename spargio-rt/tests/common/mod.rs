@@ -2,6 +2,7 @@
 //! them declares `mod common;`).
 
 /// The CPUs the calling thread may run on.
+#[allow(dead_code)] // not every test file uses every helper
 pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: `set` is a zeroed cpu_set_t on the stack that the kernel fills
     // (its size is passed); CPU_ISSET only reads inside it, below
@@ -16,5 +17,28 @@ pub fn allowed_cpus() -> Vec<usize> {
         (0..libc::CPU_SETSIZE as usize)
             .filter(|&c| libc::CPU_ISSET(c, &set))
             .collect()
+    }
+}
+
+/// Spins (holding the caller's thread, so a task calling it holds its shard
+/// in one long poll) until `release` is set; false if `limit` ran out
+/// first, so a broken runtime fails a test instead of hanging it.
+#[allow(dead_code)] // not every test file uses every helper
+pub fn spin_until(release: &std::sync::atomic::AtomicBool, limit: std::time::Duration) -> bool {
+    let give_up = std::time::Instant::now() + limit;
+    while !release.load(std::sync::atomic::Ordering::SeqCst) {
+        if std::time::Instant::now() > give_up {
+            return false;
+        }
+        std::hint::spin_loop();
+    }
+    true
+}
+
+/// Yields the calling thread until `flag` is set.
+#[allow(dead_code)] // not every test file uses every helper
+pub fn wait_for(flag: &std::sync::atomic::AtomicBool) {
+    while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::yield_now();
     }
 }
