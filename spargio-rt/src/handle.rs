@@ -266,6 +266,7 @@ impl RuntimeHandle {
                     cq_overflows: c.cq_overflows.get(),
                     submit_busy: c.submit_busy.get(),
                     stale_cqes: c.stale_cqes.get(),
+                    ring_closes: c.ring_closes.get(),
                     pinned_queue_depth: s.pinned_depth.load(std::sync::atomic::Ordering::Relaxed),
                     stealable_queue_depth: s.stealable_len(),
                 }

@@ -65,6 +65,7 @@ pub(crate) struct ShardCounters {
     pub(crate) cq_overflows: Counter,
     pub(crate) submit_busy: Counter,
     pub(crate) stale_cqes: Counter,
+    pub(crate) ring_closes: Counter,
 }
 
 /// A snapshot of one shard's counters. See [`RuntimeStats`].
@@ -113,6 +114,10 @@ pub struct ShardStats {
     pub submit_busy: u64,
     /// CQEs whose tag matched no live op (counted, never acted on).
     pub stale_cqes: u64,
+    /// Files dropped on this shard and closed through its ring
+    /// (`IORING_OP_CLOSE`) instead of a `close(2)` on the shard's thread,
+    /// which blocks while a network or FUSE file system flushes.
+    pub ring_closes: u64,
     /// Pinned tasks waiting in this shard's queues right now.
     pub pinned_queue_depth: usize,
     /// Stealable tasks waiting in this shard's queues right now.

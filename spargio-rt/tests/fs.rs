@@ -985,3 +985,68 @@ fn a_listing_cut_short_by_shutdown_never_ends_as_if_complete() {
     let second = spargio_rt::block_on(listing.next_entry());
     assert!(second.is_err(), "the cut listing ended cleanly: {second:?}");
 }
+
+#[test]
+fn files_dropped_on_a_shard_are_closed_through_its_ring() {
+    let dir = TempDir::new("ring-close");
+    let p = dir.join("f");
+    std::fs::write(&p, b"x").unwrap();
+    let target = std::fs::canonicalize(&p).unwrap();
+    let open_fds = move || {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|l| *l == target)
+            .count()
+    };
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    let before = h.stats().shards[0].ring_closes;
+    let p2 = p.clone();
+    let open_after_drop = rt
+        .block_on(h.spawn(async move {
+            let mut files = Vec::new();
+            for _ in 0..20 {
+                files.push(File::open(&p2).await.unwrap());
+            }
+            drop(files);
+            // Queued on the ring, not closed yet, until the shard submits:
+            // the next await lets it (a bounded wait, in case it is slow).
+            for _ in 0..500 {
+                spargio_rt::time::sleep(Duration::from_millis(1)).await;
+                if open_fds() == 0 {
+                    break;
+                }
+            }
+            open_fds()
+        }))
+        .unwrap();
+    assert_eq!(open_after_drop, 0, "every dropped file was closed");
+    assert!(h.stats().shards[0].ring_closes - before >= 20);
+}
+
+#[test]
+fn a_program_written_and_dropped_on_a_shard_runs_at_once() {
+    let dir = TempDir::new("ring-close-exec");
+    let script = dir.join("script.sh");
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let status = rt
+        .block_on(rt.handle().spawn(async move {
+            let f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .mode(0o755)
+                .open(&script)
+                .await
+                .unwrap();
+            let (r, _) = f.write_all_at(b"#!/bin/sh\nexit 7\n".to_vec(), 0).await;
+            r.unwrap();
+            // Dropped and run in the same poll: its close (queued on the
+            // ring) must be done before the program runs, or exec fails
+            // with ETXTBSY (the file still open for writing).
+            drop(f);
+            spargio_rt::process::Command::new(&script).status().await
+        }))
+        .unwrap();
+    assert_eq!(status.unwrap().code(), Some(7));
+}

@@ -29,7 +29,14 @@ static NO_NATIVE_FTRUNCATE: AtomicBool = AtomicBool::new(false);
 /// [`sync_all`](Self::sync_all) for durability.
 ///
 /// The fd is closed when the `File` is dropped and no op that still uses
-/// it is in flight.
+/// it is in flight. Dropped on a shard, it is closed through the shard's
+/// ring (`IORING_OP_CLOSE`, with the shard's next submission), so a close
+/// that flushes (NFS, FUSE) never blocks the shard; elsewhere with
+/// `close(2)`. [`process::Command`](crate::process::Command) submits such
+/// closes before it starts a program, so a script written and dropped
+/// just before is not "text file busy"; to run one with
+/// `std::process::Command` from a shard, close the file off the shard, or
+/// await something first.
 ///
 /// ```
 /// use spargio_rt::fs::File;
@@ -67,7 +74,7 @@ fn check_pos(pos: u64) -> io::Result<()> {
 impl File {
     pub(crate) fn from_owned(fd: OwnedFd) -> Self {
         File {
-            fd: SharedFd::new(fd),
+            fd: SharedFd::for_file(fd),
         }
     }
 

@@ -185,6 +185,9 @@ impl Command {
         if !self.stderr_set {
             self.inner.stderr(out().0);
         }
+        // Files this shard dropped are closed for real first (see
+        // `submit_ring_closes`).
+        crate::shard::local::submit_ring_closes();
         let child = self.inner.spawn()?;
         Ok(Child::from_std(child, self.kill_on_drop))
     }

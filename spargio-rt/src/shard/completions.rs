@@ -57,7 +57,10 @@ impl LocalShard {
                     }
                 }
                 ring::UD_CANCEL_EVENTFD => {}
-                ud if ud & ring::UD_MSG_SENT == ring::UD_MSG_SENT => {
+                // The fd is gone whatever the result (as with `close(2)`,
+                // an error still releases the descriptor).
+                ring::UD_CLOSE => self.closes_in_flight.set(self.closes_in_flight.get() - 1),
+                ud if ud >> 32 == ring::UD_MSG_SENT >> 32 => {
                     // A MSG_RING send failed (res < 0): fall back to the eventfd.
                     let target = (ud & 0xFFFF_FFFF) as usize;
                     if res < 0 {
@@ -116,6 +119,9 @@ impl LocalShard {
         self.flush_spill();
         let ring = self.ring.borrow();
         self.shared().counters.ring_enters.bump();
+        if self.spill.borrow().is_empty() {
+            self.closes_unsubmitted.set(false);
+        }
         match ring::enter(&ring, wait, timeout) {
             Ok(true) => self.shared().counters.submit_busy.bump(),
             Ok(false) => {}

@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::os::fd::{IntoRawFd, OwnedFd};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::time::Instant;
 use crossbeam_deque::{Steal, Worker};
 
 use super::steal::Victim;
-use io_uring::IoUring;
+use io_uring::{opcode, types, IoUring};
 
 use crate::driver::table::OpTable;
 use crate::scheduler::Inner;
@@ -83,6 +84,13 @@ pub(crate) struct LocalShard {
     /// such as `yield_now`), queued at the top of the next loop turn, after
     /// the completion queue has been reaped.
     deferred: RefCell<Vec<Runnable>>,
+    /// Whether fds dropped on this thread are closed through the ring
+    /// (cleared at shard exit, once the last ones have been).
+    ring_closes_open: Cell<bool>,
+    /// Ring closes submitted (or queued) whose CQE has not been reaped.
+    pub(super) closes_in_flight: Cell<u64>,
+    /// A ring close was queued since the last submission.
+    pub(super) closes_unsubmitted: Cell<bool>,
 }
 
 /// How many task polls may queue SQEs before they are submitted mid-batch:
@@ -271,6 +279,32 @@ pub(crate) fn register_timer(entry: Arc<TimerEntry>) -> Result<u64, Arc<TimerEnt
     }
 }
 
+/// Closes `fd` through the current shard's ring, if this is a shard
+/// thread; gives it back otherwise (the caller closes it at once).
+pub(crate) fn close_on_ring(fd: OwnedFd) -> Result<(), OwnedFd> {
+    let mut fd = Some(fd);
+    with_local(None, |l| {
+        if l.ring_closes_open.get() {
+            l.queue_close(fd.take().expect("once"));
+        }
+    });
+    fd.map_or(Ok(()), Err)
+}
+
+/// Submits the ring closes the current shard has queued (no-op off a
+/// shard, or with none queued): before a process is spawned, so a file
+/// just written and dropped is no longer open for writing when it is run
+/// (`ETXTBSY`), and the child does not inherit it. A close of a local
+/// file completes during the submission; one that must flush (NFS) may
+/// still be running in a kernel worker.
+pub(crate) fn submit_ring_closes() {
+    with_local(None, |l| {
+        if l.closes_unsubmitted.get() {
+            l.submit(false, None);
+        }
+    });
+}
+
 /// Counts a task panic on the current shard.
 pub(crate) fn note_panic() {
     with_local(None, |l| l.shared().counters.panics.bump());
@@ -319,6 +353,9 @@ impl LocalShard {
             spill: RefCell::new(VecDeque::new()),
             cq_overflow_seen: Cell::new(0),
             deferred: RefCell::new(Vec::new()),
+            ring_closes_open: Cell::new(true),
+            closes_in_flight: Cell::new(0),
+            closes_unsubmitted: Cell::new(false),
         }
     }
 
@@ -556,6 +593,41 @@ impl LocalShard {
         self.shared()
             .pinned_depth
             .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Queues an `IORING_OP_CLOSE` of `fd`: it goes out with the shard's
+    /// next submission, so a dropped file or socket costs no `close(2)` of
+    /// its own, and a close that blocks (a file on NFS or FUSE flushing
+    /// its data) blocks a kernel worker, not the shard.
+    fn queue_close(&self, fd: OwnedFd) {
+        let raw = fd.into_raw_fd();
+        self.push_sqe(
+            opcode::Close::new(types::Fd(raw))
+                .build()
+                .user_data(ring::UD_CLOSE),
+        );
+        self.closes_in_flight.set(self.closes_in_flight.get() + 1);
+        self.closes_unsubmitted.set(true);
+        self.shared().counters.ring_closes.bump();
+    }
+
+    /// Shard exit: submits the ring closes still queued and reaps them, so
+    /// no fd outlives the ring that was to close it. From here on, fds
+    /// dropped on this thread are closed at once.
+    pub(crate) fn settle_closes(&self) {
+        self.ring_closes_open.set(false);
+        for _ in 0..1000 {
+            if self.closes_in_flight.get() == 0 {
+                return;
+            }
+            self.submit(true, Some(std::time::Duration::from_millis(10)));
+            self.reap();
+        }
+        eprintln!(
+            "spargio: shard {} exits with {} ring closes the kernel never completed",
+            self.index,
+            self.closes_in_flight.get()
+        );
     }
 
     /// Drops every queued task (shard exit). Runs on the shard's own thread,

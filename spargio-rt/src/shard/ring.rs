@@ -22,6 +22,9 @@ pub(crate) const UD_DOORBELL: u64 = u64::MAX;
 pub(crate) const UD_EVENTFD: u64 = u64::MAX - 1;
 /// `user_data` of the cancel that retires the eventfd read at shard exit.
 pub(crate) const UD_CANCEL_EVENTFD: u64 = u64::MAX - 2;
+/// `user_data` of an `IORING_OP_CLOSE` of a dropped fd (see
+/// `LocalShard::close_on_ring`).
+pub(crate) const UD_CLOSE: u64 = u64::MAX - 4;
 /// `user_data` base of this shard's own `MSG_RING` sends; the low 32 bits
 /// carry the target shard, so a failed send can fall back to the eventfd.
 pub(crate) const UD_MSG_SENT: u64 = 0xFFFF_FFFE_0000_0000;

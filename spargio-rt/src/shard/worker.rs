@@ -129,6 +129,7 @@ pub(crate) fn main(start: ShardStart) {
     local.drop_queued();
     local.retire_ops();
     local.quiesce();
+    local.settle_closes();
     drop(entered);
     inner.exit_barrier.wait();
     drop(local);
