@@ -229,3 +229,17 @@ fn a_dry_ring_can_fail_the_receive_so_the_caller_reads_the_socket_itself() {
     assert_eq!(dry_error.raw_os_error(), Some(libc::ENOBUFS));
     assert_eq!(got, pattern(1000));
 }
+
+#[test]
+fn a_buffer_ring_too_large_to_allocate_is_refused() {
+    let errors = on_shard(|| async {
+        [
+            // Buffers past what the kernel's u32 length can say.
+            BufRing::new(2, (u32::MAX as usize) + 1).err(),
+            // A total size that wraps around.
+            BufRing::new(2, usize::MAX / 2 + 1).err(),
+        ]
+        .map(|e| e.map(|e| e.kind()))
+    });
+    assert_eq!(errors, [Some(std::io::ErrorKind::InvalidInput); 2]);
+}

@@ -423,3 +423,87 @@ async fn paused_incoming_keeps_every_connection() {
     seen.sort();
     assert_eq!(seen, (0..6).collect::<Vec<u8>>());
 }
+
+/// A socket of `kind` bound to `path`, which fills all 108 bytes of
+/// `sun_path` with no terminating NUL (Linux allows it; std cannot bind
+/// one).
+fn bound_to_full_path(kind: libc::c_int, path: &[u8]) -> socket2::Socket {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a zeroed `sockaddr_un` that `path`
+    // (exactly `sun_path`'s size) fills; the new fd is owned by the
+    // returned socket.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+        let socket = socket2::Socket::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        assert_eq!(path.len(), addr.sun_path.len());
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, s) in addr.sun_path.iter_mut().zip(path) {
+            *d = *s as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        let r = libc::bind(fd, (&raw const addr).cast::<libc::sockaddr>(), len);
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+        socket
+    }
+}
+
+#[test]
+fn a_peer_bound_to_a_path_filling_sun_path_is_accepted_and_heard() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("spargio-sunpath-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = dir.as_os_str().as_bytes().len() + 1;
+    let long = |tag: &str| {
+        let name = format!("{tag}{}", "x".repeat(108 - prefix - tag.len()));
+        dir.join(name)
+    };
+    let (stream_path, dgram_path) = (long("s"), long("d"));
+    let (listen_path, server_path) = (dir.join("listen"), dir.join("dgram"));
+    let d2 = dir.clone();
+    run(move || async move {
+        let l = UnixListener::bind(&listen_path).unwrap();
+        let client = bound_to_full_path(libc::SOCK_STREAM, stream_path.as_os_str().as_bytes());
+        client
+            .connect(&socket2::SockAddr::unix(&listen_path).unwrap())
+            .unwrap();
+        // Accepting it used to panic in the address conversion.
+        let (s, addr) = l.accept().await.unwrap();
+        assert_eq!(addr.as_pathname(), Some(stream_path.as_path()));
+        assert_eq!(
+            s.peer_addr().unwrap().as_pathname(),
+            Some(stream_path.as_path())
+        );
+
+        let server = spargio_rt::net::UnixDatagram::bind(&server_path).unwrap();
+        let sender = bound_to_full_path(libc::SOCK_DGRAM, dgram_path.as_os_str().as_bytes());
+        sender
+            .send_to(b"hi", &socket2::SockAddr::unix(&server_path).unwrap())
+            .unwrap();
+        let (res, buf) = server.recv_from(Vec::with_capacity(8)).await;
+        let (n, from) = res.unwrap();
+        assert_eq!(&buf[..n], b"hi");
+        assert!(from.is_unnamed(), "{from:?}");
+    });
+    let _ = std::fs::remove_dir_all(&d2);
+}
+
+#[test]
+fn an_ipv6_source_on_an_ipv4_socket_is_refused_not_ignored() {
+    run(|| async {
+        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let opts = SendOptions {
+            segment_size: None,
+            ecn: None,
+            src_ip: Some("::1".parse().unwrap()),
+        };
+        let (r, buf) = tx
+            .send_msg(b"x".to_vec(), Some(rx.local_addr().unwrap()), opts)
+            .await;
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(buf, b"x", "the buffer comes back");
+    });
+}

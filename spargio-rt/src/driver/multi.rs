@@ -98,10 +98,15 @@ impl<T: MultiData> MultiCell<T> {
             return Some(Ok(c));
         }
         self.waker.register(waker);
+        // `ended` is read before the last look in the queue: the driver
+        // queues the final CQE before it sets `ended`, so a queue found
+        // empty after `ended` was seen set is empty for good (read after
+        // it, a CQE queued in between would be left behind).
+        let ended = self.ended();
         if let Some(c) = self.pop() {
             return Some(Ok(c));
         }
-        if self.ended() {
+        if ended {
             return Some(Err(()));
         }
         None

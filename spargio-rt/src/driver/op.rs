@@ -49,8 +49,11 @@ impl<T: OpData> Future for Op<T> {
                 }
                 State::Waiting(cell) => {
                     let c = cell.clone();
-                    // SAFETY: the cell is not registered anywhere yet; the
-                    // entry is built once, right before registration.
+                    // SAFETY: the entry is built once, by the submitting
+                    // shard right after it registers the cell and before it
+                    // pushes the SQE; that shard's thread is the only one
+                    // touching the cell until then, and no CQE for it can
+                    // arrive before the SQE is pushed.
                     let entry = move || unsafe { c.entry() };
                     cell.set_quiet(crate::io::is_quiet());
                     match remote::submit(cell.clone(), entry, cx.waker()) {

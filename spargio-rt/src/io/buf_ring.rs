@@ -76,6 +76,18 @@ impl BufRing {
                 "spargio: a buffer ring needs a power-of-two entry count (1..=32768) and non-empty buffers",
             ));
         }
+        // The kernel takes a buffer's length as a u32, and all the buffers
+        // are one allocation.
+        let fits = u32::try_from(buf_len).is_ok()
+            && usize::from(entries)
+                .checked_mul(buf_len)
+                .is_some_and(|total| total <= isize::MAX as usize);
+        if !fits {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "spargio: buffer ring too large (each buffer at most 4 GiB, all of them addressable)",
+            ));
+        }
         local::with_current(|l| Self::register(l, entries, buf_len)).unwrap_or_else(|| {
             Err(io::Error::other(
                 "spargio: a buffer ring is registered on a shard's ring: create it inside a task",

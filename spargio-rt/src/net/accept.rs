@@ -77,11 +77,17 @@ pub(crate) struct MultiAccept {
     op: MultiOp<AcceptMulti>,
 }
 
+/// Accepted connections that may wait for the consumer before the
+/// multishot accept is stopped (re-armed once they are taken): a consumer
+/// that falls behind leaves the rest in the listen backlog, where the
+/// kernel applies backpressure, instead of piling up open fds here.
+const ACCEPT_QUEUE_CAP: usize = 256;
+
 impl MultiAccept {
     pub(crate) fn new(fd: &SharedFd) -> Self {
-        MultiAccept {
-            op: MultiOp::new(AcceptMulti { fd: fd.clone() }),
-        }
+        let op = MultiOp::new(AcceptMulti { fd: fd.clone() });
+        op.set_queue_cap(ACCEPT_QUEUE_CAP);
+        MultiAccept { op }
     }
 
     /// Stops accepting; see [`Incoming::pause`](super::Incoming::pause).

@@ -1,6 +1,7 @@
 //! Encoding and decoding the control messages UDP needs for QUIC: GSO
 //! segment size, GRO, ECN and packet info.
 
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Options for one [`UdpSocket::send_msg`](super::UdpSocket::send_msg).
@@ -11,7 +12,9 @@ pub struct SendOptions {
     pub segment_size: Option<u16>,
     /// The ECN codepoint (0-3) for the IP header.
     pub ecn: Option<u8>,
-    /// The source IP to send from (`IP_PKTINFO` / `IPV6_PKTINFO`).
+    /// The source IP to send from (`IP_PKTINFO` / `IPV6_PKTINFO`). On an
+    /// IPv6 socket an IPv4 address is sent as its mapped form; an IPv6
+    /// address on an IPv4 socket fails the send with `InvalidInput`.
     pub src_ip: Option<IpAddr>,
 }
 
@@ -49,7 +52,7 @@ impl RecvMeta {
 pub(crate) const RECV_SPACE: usize = 128;
 
 /// Encodes `opts` as control messages for a socket of `v6` family.
-pub(crate) fn encode(opts: &SendOptions, v6: bool) -> Vec<u8> {
+pub(crate) fn encode(opts: &SendOptions, v6: bool) -> io::Result<Vec<u8>> {
     let mut items: Vec<(i32, i32, Vec<u8>)> = Vec::new();
     if let Some(seg) = opts.segment_size {
         items.push((libc::SOL_UDP, libc::UDP_SEGMENT, seg.to_ne_bytes().to_vec()));
@@ -90,7 +93,15 @@ pub(crate) fn encode(opts: &SendOptions, v6: bool) -> Vec<u8> {
             };
             items.push((libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, pod_bytes(&info)));
         }
-        _ => {}
+        Some(_) => {
+            // Left: an IPv6 address on an IPv4 socket. Silently sent from another address instead, it would reach
+            // the peer from an address it does not expect.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an IPv6 source address for a datagram on an IPv4 socket",
+            ));
+        }
+        None => {}
     }
     let space: usize = items
         .iter()
@@ -99,7 +110,7 @@ pub(crate) fn encode(opts: &SendOptions, v6: bool) -> Vec<u8> {
         .sum();
     let mut buf = vec![0u8; space];
     if space == 0 {
-        return buf;
+        return Ok(buf);
     }
     // SAFETY: the msghdr only describes `buf`, which has exactly the room
     // CMSG_SPACE asked for each item; CMSG_FIRSTHDR/NXTHDR stay inside it
@@ -117,7 +128,7 @@ pub(crate) fn encode(opts: &SendOptions, v6: bool) -> Vec<u8> {
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    buf
+    Ok(buf)
 }
 
 fn pod_bytes<T: Copy>(v: &T) -> Vec<u8> {
@@ -151,7 +162,14 @@ pub(crate) fn decode(control: &mut [u8]) -> Decoded {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
             let data = libc::CMSG_DATA(c);
-            let dlen = (*c).cmsg_len as usize - (data as usize - c as usize);
+            // The header's length, clamped to the buffer (the kernel never
+            // writes past it, but a short or long `cmsg_len` must not send
+            // a read outside it either).
+            let header = data as usize - c as usize;
+            let end = control.as_ptr() as usize + control.len();
+            let dlen = ((*c).cmsg_len as usize)
+                .saturating_sub(header)
+                .min(end.saturating_sub(data as usize));
             match ((*c).cmsg_level, (*c).cmsg_type) {
                 (libc::SOL_UDP, libc::UDP_GRO) if dlen >= 4 => {
                     let v = std::ptr::read_unaligned(data.cast::<i32>());
@@ -196,7 +214,7 @@ mod tests {
             ecn: Some(2),
             src_ip: None,
         };
-        let mut buf = encode(&opts, false);
+        let mut buf = encode(&opts, false).unwrap();
         let d = decode(&mut buf);
         // UDP_SEGMENT is not something recv reports, but IP_TOS is.
         assert_eq!(d.ecn, Some(2));

@@ -100,7 +100,10 @@ impl UdpSocket {
         to: Option<SocketAddr>,
         opts: SendOptions,
     ) -> BufResult<usize, B> {
-        let control = cmsg::encode(&opts, self.v6);
+        let control = match cmsg::encode(&opts, self.v6) {
+            Ok(control) => control,
+            Err(e) => return (Err(e), buf),
+        };
         datagram::send_msg(&self.fd, buf, to.map(SockAddr::from), control).await
     }
 

@@ -19,8 +19,16 @@ use crate::io::{BufResult, IoBuf, IoBufMut};
 /// or unnamed (a socket that never bound, like most clients).
 fn unix_addr(a: SockAddr) -> io::Result<UnixAddr> {
     use std::os::linux::net::SocketAddrExt;
-    if let Some(u) = a.as_unix() {
-        return Ok(u);
+    if let Some(path) = a.as_pathname() {
+        // A path filling all of `sun_path` (no NUL; Linux allows it) is
+        // more than std can build an address from (socket2's `as_unix`
+        // panics on it).
+        return UnixAddr::from_pathname(path).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a Unix socket path that fills sun_path without a terminating NUL",
+            )
+        });
     }
     if let Some(name) = a.as_abstract_namespace() {
         return UnixAddr::from_abstract_name(name);
@@ -32,6 +40,22 @@ fn unix_addr(a: SockAddr) -> io::Result<UnixAddr> {
         io::ErrorKind::InvalidData,
         "not a Unix address",
     ))
+}
+
+/// A socket's own (`getsockname`) or its peer's (`getpeername`) address,
+/// through std, which keeps a path that fills all of `sun_path`.
+fn std_addr(fd: &SharedFd, peer: bool) -> io::Result<UnixAddr> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the fd is open (`fd` owns it) for as long as the borrowed
+    // std socket lives, and `ManuallyDrop` never closes it.
+    let s = std::mem::ManuallyDrop::new(unsafe {
+        std::os::unix::net::UnixStream::from_raw_fd(fd.raw())
+    });
+    if peer {
+        s.peer_addr()
+    } else {
+        s.local_addr()
+    }
 }
 
 /// The unnamed Unix address (std has no constructor for it; an unbound
@@ -63,8 +87,12 @@ impl UnixListener {
     /// Accepts one connection.
     pub async fn accept(&self) -> io::Result<(UnixStream, UnixAddr)> {
         let (fd, addr) = accept::accept(&self.fd).await?;
-        let addr = unix_addr(addr.to_sockaddr())?;
-        Ok((UnixStream::from_fd(fd), addr))
+        let stream = UnixStream::from_fd(fd);
+        let addr = match unix_addr(addr.to_sockaddr()) {
+            Ok(addr) => addr,
+            Err(_) => std_addr(&stream.fd, true)?,
+        };
+        Ok((stream, addr))
     }
 
     /// A multishot stream of accepted connections; see
@@ -77,7 +105,7 @@ impl UnixListener {
 
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<UnixAddr> {
-        unix_addr(socket::local_addr(&self.fd)?)
+        std_addr(&self.fd, false)
     }
 }
 
@@ -146,12 +174,12 @@ impl UnixStream {
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<UnixAddr> {
-        unix_addr(socket::local_addr(&self.fd)?)
+        std_addr(&self.fd, false)
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<UnixAddr> {
-        unix_addr(socket::peer_addr(&self.fd)?)
+        std_addr(&self.fd, true)
     }
 }
 
@@ -210,14 +238,24 @@ impl UnixDatagram {
         (res, buf)
     }
 
-    /// Receives one datagram and its sender's address.
+    /// Receives one datagram and its sender's address. A sender bound to
+    /// a path that fills all of `sun_path` (which std cannot represent) is
+    /// reported unnamed, like a sender that never bound: the datagram is
+    /// kept, but cannot be answered.
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, UnixAddr), B> {
         let (res, buf) = datagram::recv_msg(&self.fd, buf, 0).await;
-        (res.and_then(|m| Ok((m.len, unix_addr(m.addr)?))), buf)
+        let res = res.and_then(|m| {
+            let addr = match unix_addr(m.addr) {
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => unnamed()?,
+                other => other?,
+            };
+            Ok((m.len, addr))
+        });
+        (res, buf)
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<UnixAddr> {
-        unix_addr(socket::local_addr(&self.fd)?)
+        std_addr(&self.fd, false)
     }
 }
