@@ -4,6 +4,7 @@
 //! session shard.
 
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,5 +178,11 @@ fn hand_over(
     };
     let guard = ConnGuard::new(shared.state.clone(), shard, permit);
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    (shared.dispatch)(Accepted { stream, id, guard });
+    let accepted = Accepted { stream, id, guard };
+    // Dispatch clones the user's make-service and protocol; a clone that
+    // panics loses this connection (closed, its place given back while
+    // unwinding), not the accept loop.
+    if catch_unwind(AssertUnwindSafe(|| (shared.dispatch)(accepted))).is_err() {
+        shared.state.counters.make_errors.add(1);
+    }
 }

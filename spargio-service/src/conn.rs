@@ -76,9 +76,14 @@ pub(crate) async fn run_connection<F>(state: Arc<ServerState>, guard: ConnGuard,
 where
     F: Future<Output = std::io::Result<()>>,
 {
-    let forced = state.force.cancelled();
-    futures_util::pin_mut!(serve, forced);
-    if let Either::Right(((), _)) = select(serve, forced).await {
+    let cut = {
+        let forced = state.force.cancelled();
+        futures_util::pin_mut!(serve, forced);
+        matches!(select(serve, forced).await, Either::Right(((), _)))
+        // `serve` (the socket, the service, its spawned handlers) is
+        // dropped here, before the connection's place is given back.
+    };
+    if cut {
         state.cut.add(1);
     }
     drop(guard);

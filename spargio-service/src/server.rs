@@ -332,12 +332,13 @@ impl Server {
             .accepted
             .get()
             .saturating_sub(state.ended_before_shutdown.get());
-        let deadline = Instant::now() + cfg.shutdown_timeout;
+        // A timeout too far off to express (`Duration::MAX`) means never.
+        let deadline = Instant::now().checked_add(cfg.shutdown_timeout);
         let mut report = ShutdownReport {
             open_at_start,
             ..ShutdownReport::default()
         };
-        if !all_closed(&state, Some(deadline)).await {
+        if !all_closed(&state, deadline).await {
             report.requests_cut = counters.in_flight.get();
             state.force.cancel();
             all_closed(&state, None).await;

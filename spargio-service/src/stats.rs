@@ -196,7 +196,8 @@ pub struct ServerStats {
     /// Times accepting paused at `max_connections`.
     pub accept_pauses: u64,
     /// Connections closed because the make-service failed to build their
-    /// service.
+    /// service (or a clone of it, or of the protocol, panicked while the
+    /// connection was handed to its shard).
     pub make_errors: u64,
     /// How the graceful shutdown went (the report `serve` also returns),
     /// once it has finished; `None` while the server runs.

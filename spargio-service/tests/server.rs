@@ -526,6 +526,22 @@ fn a_panicking_handler_fails_only_its_request() {
     }
 }
 
+/// Echoes each request after `delay`, counting in `started` the requests
+/// it has begun.
+fn slow_echo(
+    started: Arc<AtomicUsize>,
+    delay: Duration,
+) -> impl tower::Service<Bytes, Response = Bytes, Error = Infallible, Future: Send> + Clone + Send {
+    service_fn(move |req: Bytes| {
+        let started = started.clone();
+        async move {
+            started.fetch_add(1, Ordering::SeqCst);
+            spargio_rt::time::sleep(delay).await;
+            Ok::<_, Infallible>(req)
+        }
+    })
+}
+
 #[test]
 fn graceful_shutdown_lets_slow_requests_finish_before_the_deadline() {
     run2(|handle| async move {
@@ -538,15 +554,7 @@ fn graceful_shutdown_lets_slow_requests_finish_before_the_deadline() {
         let stats = server.stats();
         let stop = server.shutdown_handle();
         let started = Arc::new(AtomicUsize::new(0));
-        let s2 = started.clone();
-        let service = service_fn(move |req: Bytes| {
-            let started = s2.clone();
-            async move {
-                started.fetch_add(1, Ordering::SeqCst);
-                spargio_rt::time::sleep(Duration::from_millis(200)).await;
-                Ok::<_, Infallible>(req)
-            }
-        });
+        let service = slow_echo(started.clone(), Duration::from_millis(200));
         let serving = start(&handle, server, service);
         let mut busy = Vec::new();
         for _ in 0..3 {
@@ -573,6 +581,32 @@ fn graceful_shutdown_lets_slow_requests_finish_before_the_deadline() {
         // New connections are refused once the listener is gone.
         assert!(spargio_rt::net::TcpStream::connect(addr).await.is_err());
         drop((busy, idle));
+    });
+}
+
+#[test]
+fn a_shutdown_timeout_too_far_off_to_express_means_no_deadline() {
+    run2(|handle| async move {
+        let server = Server::builder()
+            .shutdown_timeout(Duration::MAX)
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stop = server.shutdown_handle();
+        let started = Arc::new(AtomicUsize::new(0));
+        let service = slow_echo(started.clone(), Duration::from_millis(50));
+        let serving = start(&handle, server, service);
+        let mut c = Client::connect(addr).await.unwrap();
+        c.send(Bytes::from_static(b"slow")).await.unwrap();
+        while started.load(Ordering::SeqCst) < 1 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Used to panic computing the deadline.
+        stop.shutdown();
+        let answer = c.recv().await.unwrap().unwrap();
+        assert_eq!(answer, Bytes::from_static(b"slow"));
+        let report = serving.await.unwrap().unwrap();
+        assert_eq!((report.cut, report.closed_gracefully), (0, 1));
     });
 }
 

@@ -186,8 +186,10 @@ impl<R: AsyncRead, W: AsyncWrite> Conn<R, W> {
             let filled = self.input.len();
             let buf = std::mem::take(&mut self.input).slice(filled..);
             let flush = self.output.flush(&mut self.writer);
-            // Between requests a graceful shutdown ends the wait too.
-            let idle = self.input.is_empty();
+            // Between requests (nothing of the next one here yet) a
+            // graceful shutdown ends the wait too; a request begun is
+            // waited for (the deadline still bounds it).
+            let idle = filled == 0;
             let read = watch.wait(self.reader.read(buf), deadline, idle);
             let (res, buf) = match flush_and_read(flush, read).await? {
                 Watched::Done(done) => done,

@@ -471,6 +471,41 @@ async fn closing_during_a_request_answers_it_then_closes() {
 }
 
 #[spargio_rt::test(shards = 1)]
+async fn closing_while_a_request_is_half_received_waits_for_it_and_answers_it() {
+    let h = echo();
+    let calls = h.calls.clone();
+    let Fixture {
+        client,
+        server,
+        closing,
+        ..
+    } = serve(h).await;
+    let mut stream = client.into_inner();
+    // A whole request ("a"), then the header of a 7-byte one and 2 of its
+    // bytes, in one write: the server reads them together.
+    let (res, _) = stream
+        .write_all(vec![0, 0, 0, 1, b'a', 0, 0, 0, 7, b'h', b'a'])
+        .await;
+    res.unwrap();
+    let mut client = Client::new(stream);
+    let first = bounded(client.recv()).await.unwrap();
+    assert_eq!(first, Ok(Bytes::from_static(b"a")));
+    // Shutdown begins while the server holds half a request. The pause
+    // gives a server that wrongly closes now the time to do it.
+    closing.cancel();
+    spargio_rt::time::sleep(Duration::from_millis(20)).await;
+    let mut stream = client.into_inner();
+    let (res, _) = stream.write_all(b"lfway".to_vec()).await;
+    res.unwrap();
+    let mut client = Client::new(stream);
+    let second = bounded(client.recv()).await.unwrap();
+    assert_eq!(second, Ok(Bytes::from_static(b"halfway")));
+    assert_eof(bounded(client.recv()).await);
+    assert_eq!(calls.get(), 2);
+    bounded(server).await.unwrap().unwrap();
+}
+
+#[spargio_rt::test(shards = 1)]
 async fn a_client_closing_mid_frame_ends_the_connection_quietly() {
     let h = echo();
     let calls = h.calls.clone();

@@ -7,7 +7,7 @@ use std::pin::pin;
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
-use spargio_rt::io::{AsyncWrite, AsyncWriteExt};
+use spargio_rt::io::{flush_beside, AsyncWrite, AsyncWriteExt};
 
 use crate::send_watch::{SendWatch, SEND_PIECE};
 
@@ -114,21 +114,25 @@ impl Output {
     }
 
     /// Awaits `fut`, but if it cannot finish at once and frames are queued,
-    /// writes them first: queued responses never wait behind a request
+    /// writes them meanwhile: queued responses never wait behind a request
     /// that is still being handled (or a service that is not ready).
+    ///
+    /// `fut` is polled all through the write: a service waiting for a
+    /// permit must take the wake-up that hands it one when it comes, or
+    /// the permit's other waiters are not woken until this write ends.
     pub(super) async fn flush_while_pending<F: Future, S: AsyncWrite>(
         &mut self,
         stream: &mut S,
         fut: F,
     ) -> io::Result<F::Output> {
         let mut fut = pin!(fut);
-        if !self.is_empty() {
-            let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-            if let Poll::Ready(out) = first {
-                return Ok(out);
-            }
-            self.flush(stream).await?;
+        if self.is_empty() {
+            return Ok(fut.await);
         }
-        Ok(fut.await)
+        let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        if let Poll::Ready(v) = first {
+            return Ok(v);
+        }
+        flush_beside(self.flush(stream), fut).await
     }
 }
