@@ -11,6 +11,7 @@ use bytes::Buf;
 use futures_util::future::{select, Either};
 use http::{header, Method, Response, StatusCode, Version};
 use http_body::{Body as HttpBody, Frame};
+use spargio_rt::io::flush_beside;
 use spargio_service::{BoxError, Connection, HandlerError};
 
 use super::config::HttpConfig;
@@ -45,6 +46,11 @@ pub(crate) enum Responded {
 
 /// Polls `fut` once; if it is not ready, flushes queued output (earlier
 /// pipelined responses) so the client does not wait for them, then waits.
+///
+/// `fut` is polled all through the flush: a service waiting for a permit
+/// (`ConcurrencyLimit`) must take the wake-up that hands it one when it
+/// comes, or the permit's other waiters are not woken until this flush
+/// ends, which a client that reads slowly can drag out.
 pub(crate) async fn flush_while_pending<W, F>(out: &mut Output<W>, fut: F) -> io::Result<F::Output>
 where
     W: TransportWrite,
@@ -54,8 +60,7 @@ where
     if let Poll::Ready(v) = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
         return Ok(v);
     }
-    out.flush().await?;
-    Ok(fut.await)
+    flush_beside(out.flush(), fut).await
 }
 
 /// Waits for the service's response to `ex` and writes it. `progress` is
