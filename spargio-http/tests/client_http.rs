@@ -1236,6 +1236,64 @@ fn client_https_get_and_reuse() {
 }
 
 #[test]
+fn client_https_does_not_use_an_idle_connection_with_unasked_for_bytes() {
+    let fx = tls_fixture();
+    run(move || async move {
+        // As over plain TCP: a response the server sends while the
+        // connection is idle must not become the next request's answer.
+        let conns = Arc::new(AtomicUsize::new(0));
+        let server = serve_tls(fx.acceptor, move |mut peer| {
+            let n = conns.fetch_add(1, Ordering::SeqCst);
+            async move {
+                while peer.head().await.is_some() {
+                    let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n{n}");
+                    peer.write(answer.as_bytes()).await;
+                    spargio_rt::time::sleep(Duration::from_millis(20)).await;
+                    peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale")
+                        .await;
+                }
+            }
+        });
+        let client = Client::builder().tls(fx.connector).build();
+        let url = format!("https://localhost:{}/", server.addr.port());
+        let resp = client.get(url.as_str()).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "0");
+        spargio_rt::time::sleep(Duration::from_millis(80)).await;
+        let resp = client.get(url.as_str()).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "1");
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+#[test]
+fn client_https_refuses_a_server_that_chose_another_alpn_protocol() {
+    let fx = tls_fixture();
+    // The server speaks only h2; the client offers h2 and http/1.1.
+    let mut server_cfg = (**fx.acceptor.config()).clone();
+    server_cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = TlsAcceptor::new(Arc::new(server_cfg));
+    let mut client_cfg = (**fx.connector.config()).clone();
+    client_cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let connector = TlsConnector::from_config(Arc::new(client_cfg));
+    run(move || async move {
+        // A request that got through anyway is answered with a close, so
+        // the test ends either way.
+        let server = serve_tls(acceptor, |mut peer| async move {
+            let _ = peer.head().await;
+        });
+        let client = Client::builder().tls(connector).build();
+        let url = format!("https://localhost:{}/", server.addr.port());
+        let err = client.get(url.as_str()).await.unwrap_err();
+        match &err {
+            ClientError::Tls { source, .. } => {
+                assert!(source.to_string().contains("h2"), "{source}")
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
 fn client_https_truncation_without_close_notify_is_a_body_error() {
     let fx = tls_fixture();
     run(move || async move {

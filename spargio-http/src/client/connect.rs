@@ -203,6 +203,20 @@ async fn establish(inner: &Inner, target: &Target) -> Result<Conn, ClientError> 
                 source,
             },
         })?;
+    // A connector configured to offer other protocols too (`h2`) must not
+    // go on in HTTP/1.1 when the server chose one of those.
+    if let Some(chosen) = tls.alpn_protocol() {
+        if chosen != b"http/1.1" {
+            let msg = format!(
+                "the server chose ALPN protocol {:?}; this client speaks only http/1.1",
+                String::from_utf8_lossy(chosen)
+            );
+            return Err(ClientError::Tls {
+                host: target.authority.clone(),
+                source: TlsError::Handshake(rustls::Error::General(msg)),
+            });
+        }
+    }
     Ok(Conn::new(tls, probe, |r, w| {
         (ConnReader::Tls(r), ConnWriter::Tls(w))
     }))
