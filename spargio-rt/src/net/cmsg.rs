@@ -94,7 +94,8 @@ pub(crate) fn encode(opts: &SendOptions, v6: bool) -> io::Result<Vec<u8>> {
             items.push((libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, pod_bytes(&info)));
         }
         Some(_) => {
-            // Left: an IPv6 address on an IPv4 socket. Silently sent from another address instead, it would reach
+            // Left: an IPv6 address on an IPv4 socket. Sent from whatever
+            // address the kernel picks instead, the datagram would reach
             // the peer from an address it does not expect.
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

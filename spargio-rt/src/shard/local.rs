@@ -595,10 +595,10 @@ impl LocalShard {
             .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Queues an `IORING_OP_CLOSE` of `fd`: it goes out with the shard's
-    /// next submission, so a dropped file or socket costs no `close(2)` of
-    /// its own, and a close that blocks (a file on NFS or FUSE flushing
-    /// its data) blocks a kernel worker, not the shard.
+    /// Queues an `IORING_OP_CLOSE` of a dropped file's `fd`: it goes out
+    /// with the shard's next submission, so it costs no `close(2)` of its
+    /// own, and a close that blocks (a file on NFS or FUSE flushing its
+    /// data) blocks a kernel worker, not the shard.
     fn queue_close(&self, fd: OwnedFd) {
         let raw = fd.into_raw_fd();
         self.push_sqe(
