@@ -49,11 +49,10 @@ impl<T: OpData> Future for Op<T> {
                 }
                 State::Waiting(cell) => {
                     let c = cell.clone();
-                    // SAFETY: the entry is built once, by the submitting
-                    // shard right after it registers the cell and before it
-                    // pushes the SQE; that shard's thread is the only one
-                    // touching the cell until then, and no CQE for it can
-                    // arrive before the SQE is pushed.
+                    // The submitting shard builds the entry once, on its own
+                    // thread, after registering the cell and before pushing
+                    // the SQE, so no CQE can reach the cell meanwhile.
+                    // SAFETY: built once, before the SQE exists (above).
                     let entry = move || unsafe { c.entry() };
                     cell.set_quiet(crate::io::is_quiet());
                     match remote::submit(cell.clone(), entry, cx.waker()) {
