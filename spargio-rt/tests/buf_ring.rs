@@ -243,3 +243,53 @@ fn a_buffer_ring_too_large_to_allocate_is_refused() {
     });
     assert_eq!(errors, [Some(std::io::ErrorKind::InvalidInput); 2]);
 }
+
+#[test]
+fn buffers_queued_for_one_connection_are_not_counted_free_for_another() {
+    let (free_while_queued, dry, got_a, got_b) = on_shard(|| async {
+        let ring = BufRing::new(4, 64).unwrap();
+        let (mut a_tx, a) = UnixStream::pair().unwrap();
+        let (mut b_tx, mut b) = UnixStream::pair().unwrap();
+        let mut ra = a.recv_multishot(&ring);
+        let mut got_a = Vec::new();
+        let (r, _) = a_tx.write_all(pattern(64)).await;
+        r.unwrap();
+        let first = ra.next().await.unwrap().expect("data");
+        // Three more buffers' worth: the kernel fills the rest of the ring
+        // and queues them for A, which does not take them yet.
+        let (r, _) = a_tx.write_all(pattern(3 * 64)).await;
+        r.unwrap();
+        while ra.queued() < 3 {
+            spargio_rt::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let free_while_queued = ring.available();
+        // B's receive finds the ring dry. Counting A's queued buffers as
+        // free, it re-armed into ENOBUFS over and over instead of failing.
+        let mut rb = b.recv_multishot(&ring);
+        rb.fail_when_dry(true);
+        let (r, _) = b_tx.write_all(b"for b".to_vec()).await;
+        r.unwrap();
+        let dry = spargio_rt::time::timeout(std::time::Duration::from_secs(10), rb.next())
+            .await
+            .expect("B's receive gave up instead of re-arming into a dry ring")
+            .expect_err("the ring is dry");
+        got_a.extend_from_slice(&first);
+        drop(first);
+        while got_a.len() < 4 * 64 {
+            got_a.extend_from_slice(&ra.next().await.unwrap().expect("data"));
+        }
+        drop(rb);
+        let (r, got_b) = b.read_exact(vec![0u8; 5]).await;
+        r.unwrap();
+        (free_while_queued, dry, got_a, got_b)
+    });
+    assert_eq!(
+        free_while_queued, 0,
+        "A's queued completions hold the whole ring"
+    );
+    assert_eq!(dry.raw_os_error(), Some(libc::ENOBUFS));
+    let mut want = pattern(64);
+    want.extend_from_slice(&pattern(3 * 64));
+    assert_eq!(got_a, want);
+    assert_eq!(got_b, b"for b", "nothing B was sent is lost");
+}

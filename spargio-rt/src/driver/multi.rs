@@ -15,6 +15,11 @@ pub(crate) trait MultiData: Send + Sync + 'static {
     /// Builds the SQE (called each time the op is armed).
     fn entry(&self) -> Entry;
 
+    /// Sees every CQE as the driver dispatches it, on the ring's shard,
+    /// before anyone consumes it (a receive counts the provided buffer
+    /// the kernel took here, not when its consumer gets round to it).
+    fn delivered(&self, _cqe: &Cqe) {}
+
     /// Releases what a CQE handed over when nobody will consume it (an
     /// accepted fd is closed, a provided buffer goes back to its ring).
     fn orphaned(&self, cqe: Cqe);
@@ -129,6 +134,7 @@ impl<T: MultiData> Completion for MultiCell<T> {
     }
 
     fn complete(&self, cqe: Cqe) -> bool {
+        self.data.delivered(&cqe);
         let last = !cqe.more();
         let carries = cqe.res >= 0 || cqe.buffer_id().is_some();
         if carries {

@@ -147,7 +147,8 @@ impl BufRing {
         Ok(ring)
     }
 
-    /// Buffers in the ring right now (not held by receivers).
+    /// Buffers in the ring right now: not filled by the kernel, whether a
+    /// filled one is held by its receiver or still queued for it.
     pub fn available(&self) -> usize {
         self.inner.available()
     }

@@ -21,10 +21,18 @@ impl MultiData for RecvMultiData {
         opcode::RecvMulti::new(self.fd.uring(), self.ring.bgid).build()
     }
 
+    fn delivered(&self, cqe: &Cqe) {
+        // The kernel took the buffer when it posted this CQE: it is no
+        // longer free for the other receives sharing the ring, however
+        // long this one's consumer takes to get to it.
+        if cqe.buffer_id().is_some() {
+            self.ring.taken();
+        }
+    }
+
     fn orphaned(&self, cqe: Cqe) {
         // Nobody will read this buffer: straight back to the ring.
         if let Some(bid) = cqe.buffer_id() {
-            self.ring.taken();
             self.ring.give_back(bid);
         }
     }
@@ -171,7 +179,6 @@ impl RecvMultishot {
                 Poll::Ready(Ok(Some(c))) => c,
             };
             if let Some(bid) = cqe.buffer_id() {
-                self.ring.taken();
                 let buf = RingBuf::new(self.ring.clone(), bid, cqe.res.max(0) as usize);
                 if cqe.res > 0 {
                     return Poll::Ready(Ok(Some(buf)));
