@@ -211,8 +211,11 @@ pub(crate) fn push_stealable_here(
             // queue. A second queued task is work for another shard.
             // `run_task` announces it after all if another task is polled
             // first.
+            // Nor is a backlog of quick polls (I/O-bound tasks their
+            // completions woke) that this shard runs sooner than a helper
+            // would wake up: see `poll_cost`.
             let queued = l.worker.len();
-            if l.in_poll.get() || queued >= 2 {
+            if l.in_poll.get() || (queued >= 2 && l.shared().poll_cost.worth_a_helper(queued)) {
                 l.announce(queued);
             } else {
                 l.unannounced.set(true);
@@ -484,11 +487,16 @@ impl LocalShard {
 
     /// Runs up to `budget` tasks; returns how many ran.
     pub(crate) fn run_batch(&self, budget: usize) -> usize {
+        if budget == 0 {
+            return 0;
+        }
+        let Some(mut next) = self.next_local() else {
+            return 0;
+        };
+        let started = Instant::now();
         let mut ran = 0;
-        while ran < budget {
-            let Some((task, stealable)) = self.next_local() else {
-                break;
-            };
+        loop {
+            let (task, stealable) = next;
             self.run_task(task, stealable);
             ran += 1;
             if ran % SUBMIT_EVERY == 0 {
@@ -496,7 +504,15 @@ impl LocalShard {
                 // go to the kernel now rather than after the whole batch.
                 self.submit_if_needed();
             }
+            if ran >= budget {
+                break;
+            }
+            match self.next_local() {
+                Some(t) => next = t,
+                None => break,
+            }
         }
+        self.shared().poll_cost.record(started.elapsed(), ran);
         ran
     }
 
@@ -507,7 +523,10 @@ impl LocalShard {
             shared.counters.stealable_polled.bump();
         }
         shared.counters.tasks_polled.bump();
-        if self.unannounced.replace(false) && !self.worker.is_empty() {
+        if self.unannounced.replace(false)
+            && !self.worker.is_empty()
+            && self.shared().poll_cost.worth_a_helper(self.worker.len())
+        {
             // A task queued without a helper still waits behind this poll.
             park::notify_idle(&self.inner, self.worker.len());
         }

@@ -4,6 +4,7 @@ pub(crate) mod completions;
 pub(crate) mod local;
 pub(crate) mod ops;
 pub(crate) mod park;
+pub(crate) mod poll_cost;
 pub(crate) mod ring;
 pub(crate) mod shared;
 pub(crate) mod spin;

@@ -11,6 +11,7 @@ use crossbeam_deque::{Injector, Stealer};
 use crossbeam_utils::CachePadded;
 
 use crate::driver::remote::RemoteReq;
+use crate::shard::poll_cost::PollCost;
 use crate::stats::ShardCounters;
 use crate::task::Runnable;
 
@@ -57,6 +58,8 @@ pub(crate) struct ShardShared {
     /// steal from shards that are busy.
     pub(crate) polling: CachePadded<AtomicBool>,
     pub(crate) counters: ShardCounters,
+    /// How long this shard's polls take (see `poll_cost`).
+    pub(crate) poll_cost: PollCost,
     pub(crate) pinned_depth: AtomicUsize,
     /// Ops submitted or cancelled from other threads (see `driver::remote`).
     remote: Injector<RemoteReq>,
@@ -87,6 +90,7 @@ impl ShardShared {
             rechecking: AtomicBool::new(false),
             polling: CachePadded::new(AtomicBool::new(false)),
             counters: ShardCounters::default(),
+            poll_cost: PollCost::new(),
             pinned_depth: AtomicUsize::new(0),
             remote: Injector::new(),
             remote_closed: AtomicBool::new(false),

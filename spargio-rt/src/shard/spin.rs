@@ -28,7 +28,7 @@ use std::time::Duration;
 
 /// What one park (and its wake-up) is taken to cost: the `io_uring_enter`
 /// sleep, the context switch and the scheduler's wake-up latency.
-const WAKE_COST: Duration = Duration::from_micros(15);
+pub(crate) const WAKE_COST: Duration = Duration::from_micros(15);
 
 /// Fixed-point scale of the hit rate.
 const ONE: u32 = 1 << 10;
@@ -87,7 +87,7 @@ impl SpinPolicy {
 }
 
 /// Moves `avg` 1 / 2^SHIFT of the way towards `sample`.
-fn ewma(avg: u32, sample: u32) -> u32 {
+pub(crate) fn ewma(avg: u32, sample: u32) -> u32 {
     let avg = i64::from(avg);
     let next = avg + ((i64::from(sample) - avg) >> SHIFT);
     next.clamp(0, i64::from(u32::MAX)) as u32
