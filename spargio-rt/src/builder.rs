@@ -60,7 +60,7 @@ pub struct StealPolicy {
     /// Whether idle shards steal from busy ones (default `true`).
     pub enabled: bool,
     /// At most this many tasks move in one steal (default 32; half the
-    /// victim's queue is taken when it holds fewer).
+    /// victim's queue is taken when it holds fewer; at least 1).
     pub batch: usize,
     /// At most this many polls in a row come from the LIFO slot before the
     /// shard goes back to its queue (default 3), so two tasks that keep waking
@@ -76,7 +76,8 @@ pub struct StealPolicy {
     /// A shard with a single queued stealable task is robbed only once it
     /// has been inside one poll for this long (default 20 µs): a shard about
     /// to finish its poll keeps its task, and its ring. A shard with two or
-    /// more queued is robbed at once.
+    /// more queued is robbed at once. `Duration::MAX` never robs a single
+    /// task.
     pub min_victim_busy: Duration,
 }
 
@@ -177,9 +178,13 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Replaces the whole steal policy.
+    /// Replaces the whole steal policy. A `batch` of 0 is taken as 1 (a
+    /// steal moves at least one task).
     pub fn steal_policy(mut self, policy: StealPolicy) -> Self {
-        self.steal = policy;
+        self.steal = StealPolicy {
+            batch: policy.batch.max(1),
+            ..policy
+        };
         self
     }
 

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use spargio_rt::time::sleep;
 use spargio_rt::{Runtime, RuntimeHandle, ShardId};
 
+mod common;
+
 struct Counted(Arc<AtomicUsize>);
 impl Drop for Counted {
     fn drop(&mut self) {
@@ -127,4 +129,26 @@ fn runtime_dropped_inside_its_own_task_does_not_deadlock() {
         tx.send(RuntimeHandle::current().shard_count()).unwrap();
     }));
     assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), 2);
+}
+
+#[test]
+fn shutdown_cancels_tasks_on_shards_that_never_run_out_of_work() {
+    // Every shard always has a task to run (each yields and is runnable
+    // again at once), so no shard ever has an idle loop turn.
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let running = Arc::new(AtomicUsize::new(0));
+    for shard in 0..2 {
+        let running = running.clone();
+        drop(h.spawn_pinned(ShardId(shard), async move {
+            running.fetch_add(1, Ordering::SeqCst);
+            loop {
+                spargio_rt::yield_now().await;
+            }
+        }));
+    }
+    while running.load(Ordering::SeqCst) < 2 {
+        std::thread::yield_now();
+    }
+    assert!(common::drops_in_time(rt), "dropping the runtime hung");
 }

@@ -223,3 +223,59 @@ fn a_burst_spawned_in_one_poll_places_one_task_per_other_shard_by_load() {
     let away = shards_run.iter().filter(|&&s| s == 1).count();
     assert_eq!(away, 1, "tasks placed on shard 1: {shards_run:?}");
 }
+
+/// Awaits `task` on `rt`, failing the test if it takes longer than a
+/// generous bound instead of hanging it.
+fn within<T: Send + 'static>(rt: &Runtime, task: spargio_rt::JoinHandle<T>) -> T {
+    rt.block_on(spargio_rt::time::timeout(Duration::from_secs(10), task))
+        .expect("the task never finished")
+        .unwrap()
+}
+
+#[test]
+fn a_zero_steal_batch_still_steals() {
+    let policy = spargio_rt::StealPolicy {
+        batch: 0,
+        ..spargio_rt::StealPolicy::default()
+    };
+    let rt = two_shards_with(policy);
+    let h = rt.handle();
+    let release = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
+    let hogging = h.spawn_pinned(ShardId(0), hog(release.clone(), started.clone()));
+    wait_for(&started);
+    // Two queued behind the stuck shard: shard 1 takes them, and the
+    // second releases the hog.
+    let first = h.spawn_stealable_on(ShardId(0), async { current() });
+    let r2 = release.clone();
+    let second = h.spawn_stealable_on(ShardId(0), async move {
+        r2.store(true, Ordering::SeqCst);
+        current()
+    });
+    assert_eq!(within(&rt, second), 1);
+    within(&rt, first);
+    assert!(within(&rt, hogging), "released by a stolen task");
+    assert!(common::drops_in_time(rt), "dropping the runtime hung");
+}
+
+#[test]
+fn a_victim_busy_threshold_of_duration_max_never_robs_a_lone_task() {
+    let policy = spargio_rt::StealPolicy {
+        min_victim_busy: Duration::MAX,
+        ..spargio_rt::StealPolicy::default()
+    };
+    let rt = two_shards_with(policy);
+    let h = rt.handle();
+    let release = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
+    let hogging = h.spawn_pinned(ShardId(0), hog(release.clone(), started.clone()));
+    wait_for(&started);
+    let lone = h.spawn_stealable_on(ShardId(0), async { current() });
+    // Shard 1 looks at the lone task, declines, sleeps, looks again (its
+    // back-off once overflowed the duration and took the shard down).
+    std::thread::sleep(Duration::from_millis(50));
+    release.store(true, Ordering::SeqCst);
+    assert!(within(&rt, hogging));
+    assert_eq!(within(&rt, lone), 0, "never robbed");
+    assert!(common::drops_in_time(rt), "dropping the runtime hung");
+}

@@ -139,8 +139,10 @@ pub(crate) fn enter(ring: &IoUring, wait: bool, timeout: Option<Duration>) -> io
     let res = if wait {
         match timeout {
             Some(d) => {
+                // The kernel reads the seconds as an i64; past that a wait
+                // is endless anyway.
                 let ts = types::Timespec::new()
-                    .sec(d.as_secs())
+                    .sec(d.as_secs().min(i64::MAX as u64))
                     .nsec(d.subsec_nanos());
                 let args = types::SubmitArgs::new().timespec(&ts);
                 ring.submitter().submit_with_args(1, &args)

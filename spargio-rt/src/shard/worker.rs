@@ -142,6 +142,13 @@ fn run(local: &LocalShard) {
     let mut aborted_at_shutdown = false;
     let mut busy = BusyClock::new(inner.busy_yield);
     loop {
+        if !aborted_at_shutdown && inner.is_shutdown() {
+            // Checked every turn, not only on idle ones: a shard whose tasks
+            // keep it busy (each yields and is runnable again) never has
+            // an idle turn, and its tasks must be cancelled all the same.
+            aborted_at_shutdown = true;
+            inner.registry.abort_all();
+        }
         local.reap();
         local.drain_remote();
         local.take_declined();
@@ -170,15 +177,8 @@ fn run(local: &LocalShard) {
             continue;
         }
         busy.idle();
-        if inner.is_shutdown() {
-            if !aborted_at_shutdown {
-                aborted_at_shutdown = true;
-                inner.registry.abort_all();
-                continue;
-            }
-            if inner.registry.live() == 0 && !local.has_work() {
-                return;
-            }
+        if aborted_at_shutdown && inner.registry.live() == 0 && !local.has_work() {
+            return;
         }
         park(local, inner.is_shutdown());
     }
@@ -241,7 +241,7 @@ fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
             .steal
             .min_victim_busy
             .max(Duration::from_micros(1))
-            * (1u32 << rounds);
+            .saturating_mul(1u32 << rounds);
         timeout = Some(timeout.map_or(again, |t| t.min(again)));
         local.idle_rounds.set(rounds + 1);
         shared.rechecking.store(true, Ordering::Relaxed);

@@ -42,3 +42,15 @@ pub fn wait_for(flag: &std::sync::atomic::AtomicBool) {
         std::thread::yield_now();
     }
 }
+
+/// Drops `rt` on another thread; true if the drop returned within a
+/// generous bound (a hang is the failure this guards against).
+#[allow(dead_code)] // not every test file uses every helper
+pub fn drops_in_time(rt: spargio_rt::Runtime) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(rt);
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20)).is_ok()
+}
