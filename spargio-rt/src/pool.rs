@@ -51,6 +51,12 @@ struct PoolShared {
     pending_runs: AtomicUsize,
 }
 
+std::thread_local! {
+    /// The pool (its `PoolShared` address) whose thread this is; 0 on
+    /// other threads.
+    static CURRENT_POOL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 #[derive(Default)]
 struct State {
     queue: VecDeque<Runnable>,
@@ -111,10 +117,16 @@ impl ThreadPool {
         }
         st.queue.push_back(task);
         self.shared.pending_runs.fetch_add(1, Ordering::Relaxed);
-        if st.idle > 0 {
+        // Each queued task needs an idle thread of its own: a thread that
+        // was notified stays counted idle until it takes the lock again,
+        // so a second push before then must not count it a second time.
+        if st.queue.len() <= st.idle {
             drop(st);
             self.shared.work.notify_one();
             return;
+        }
+        if st.idle > 0 {
+            self.shared.work.notify_one();
         }
         if st.threads < self.shared.config.max_threads {
             st.threads += 1;
@@ -153,8 +165,16 @@ impl ThreadPool {
             .fetch_sub(queued.len(), Ordering::Relaxed);
         drop(queued);
         self.shared.work.notify_all();
+        // Shut down from one of this pool's own threads (a blocking
+        // closure dropped the runtime): that thread cannot exit while it
+        // waits here, so wait for the others only.
+        let own = CURRENT_POOL.with(|c| c.get()) == Arc::as_ptr(&self.shared) as usize;
+        let floor = usize::from(own);
         let st = self.shared.lock();
-        crate::deadline_wait::wait_until(&self.shared.exited, st, deadline, |st| st.threads == 0).1
+        crate::deadline_wait::wait_until(&self.shared.exited, st, deadline, |st| {
+            st.threads <= floor
+        })
+        .1
     }
 }
 
@@ -165,6 +185,7 @@ impl PoolShared {
 
     fn run(&self) {
         lower_priority(self.config.nice);
+        CURRENT_POOL.with(|c| c.set(self as *const PoolShared as usize));
         let mut st = self.lock();
         loop {
             if let Some(task) = st.queue.pop_front() {

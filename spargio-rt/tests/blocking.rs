@@ -64,3 +64,34 @@ fn blocking_panics_are_join_errors() {
     assert!(e.is_panic());
     assert_eq!(rt.block_on(rt.handle().spawn_blocking(|| 4)).unwrap(), 4);
 }
+
+#[test]
+fn two_jobs_pushed_at_once_do_not_wait_for_one_idle_thread() {
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    // One pool thread, then idle (a moment to get back to waiting).
+    rt.block_on(h.spawn_blocking(|| ())).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    // A waits for what B sends: with B queued behind A on the one idle
+    // thread (both pushes counted that thread), A would never get it.
+    let (tx, rx) = std::sync::mpsc::channel::<u32>();
+    let a = h.spawn_blocking(move || rx.recv_timeout(Duration::from_secs(10)).ok());
+    let b = h.spawn_blocking(move || tx.send(7).is_ok());
+    assert_eq!(rt.block_on(a).unwrap(), Some(7), "A got B's value");
+    assert!(rt.block_on(b).unwrap());
+}
+
+#[test]
+fn a_runtime_dropped_inside_a_blocking_closure_does_not_wait_for_that_closure() {
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    let (tx, rx) = std::sync::mpsc::channel();
+    drop(h.spawn_blocking(move || {
+        drop(rt);
+        let _ = tx.send(());
+    }));
+    assert!(
+        rx.recv_timeout(Duration::from_secs(20)).is_ok(),
+        "dropping the runtime waited for the thread dropping it"
+    );
+}
