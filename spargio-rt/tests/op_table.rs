@@ -139,3 +139,29 @@ fn a_waiting_op_polled_again_still_gets_its_slot() {
         );
     });
 }
+
+#[test]
+fn an_op_whose_entry_builder_panics_gives_its_slot_back() {
+    let rt = one_shard_with_one_op_slot();
+    let h = rt.handle();
+    let panicked = rt.block_on(h.spawn_pinned(ShardId(0), async {
+        // SAFETY: the builder never returns an entry (it panics), so there
+        // is nothing for the kernel to use.
+        let op = unsafe {
+            spargio_rt::uring::submit((), |_: &mut ()| -> io_uring::squeue::Entry {
+                panic!("builder fails")
+            })
+        };
+        let _ = op.await;
+    }));
+    assert!(panicked.unwrap_err().is_panic());
+    // The only slot must be free again: a plain op completes.
+    let done = rt.block_on(h.spawn_pinned(ShardId(0), async {
+        // SAFETY: a NOP touches no memory.
+        let op = unsafe {
+            spargio_rt::uring::submit((), |_: &mut ()| io_uring::opcode::Nop::new().build())
+        };
+        spargio_rt::time::timeout(HANG, op).await.is_ok()
+    }));
+    assert!(done.unwrap(), "the panicked op still held the only slot");
+}

@@ -105,6 +105,24 @@ impl OpTable {
         user_data::encode(slot.gen, idx)
     }
 
+    /// Frees the slot of an op whose SQE was never queued (building it
+    /// panicked), so it does not hold a slot for good.
+    pub(crate) fn release_unsubmitted(&mut self, ud: u64) {
+        let Some((gen, idx)) = user_data::decode(ud) else {
+            return;
+        };
+        if let Some(slot) = self
+            .slots
+            .get_mut(idx as usize)
+            .filter(|s| s.gen == gen && s.op.is_some())
+        {
+            slot.op = None;
+            self.free.push(idx);
+            self.live -= 1;
+            self.wake_for_free_slots();
+        }
+    }
+
     /// Looks up the op a CQE belongs to. Returns the op and whether this
     /// CQE ends it (then the slot is freed: the caller holds the last
     /// driver-side reference). `None` for a stale tag.

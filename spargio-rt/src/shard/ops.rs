@@ -75,7 +75,13 @@ impl LocalShard {
     ) -> Option<()> {
         let ud = self.ops.borrow_mut().insert(op.clone(), waker)?;
         op.set_tag(ud);
-        self.push_sqe(entry().user_data(ud));
+        // Building the entry may run user code (`uring::submit`'s builder,
+        // a multishot op's `entry`): should it panic, the slot goes back
+        // instead of staying taken by an op the kernel never saw.
+        let release = ReleaseOnUnwind { shard: self, ud };
+        let e = entry();
+        std::mem::forget(release);
+        self.push_sqe(e.user_data(ud));
         self.shared().counters.ops_submitted.bump();
         Some(())
     }
@@ -194,5 +200,20 @@ impl LocalShard {
             self.ops.borrow().live()
         );
         self.ops.borrow_mut().leak_all();
+    }
+}
+
+/// Frees an op's table slot if dropped, which happens only while unwinding
+/// out of building its entry (see `submit_op`).
+struct ReleaseOnUnwind<'a> {
+    shard: &'a LocalShard,
+    ud: u64,
+}
+
+impl Drop for ReleaseOnUnwind<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut ops) = self.shard.ops.try_borrow_mut() {
+            ops.release_unsubmitted(self.ud);
+        }
     }
 }
