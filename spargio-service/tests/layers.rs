@@ -688,3 +688,46 @@ fn errors_display_and_are_errors() {
     let io: io::Error = Elapsed::new().into();
     assert_eq!(io.kind(), io::ErrorKind::TimedOut);
 }
+
+/// A waker that records that it was woken.
+struct Flag(AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[spargio_rt::test]
+async fn concurrency_limit_a_waiter_that_gave_up_does_not_swallow_every_later_wake_up() {
+    let mut a = ConcurrencyLimit::new(gated_service(), 2);
+    let mut b = a.clone();
+    let mut quitter = a.clone();
+    let mut waiter = a.clone();
+    let fa = a.ready().await.unwrap().call((1, CancellationToken::new()));
+    let fb = b.ready().await.unwrap().call((2, CancellationToken::new()));
+    // Both wait; `quitter`'s caller then gives up on it (a shed request)
+    // but keeps the service, as a connection keeps its clone.
+    let quitter_woken = Arc::new(Flag(AtomicBool::new(false)));
+    let waiter_woken = Arc::new(Flag(AtomicBool::new(false)));
+    let quitter_waker = Waker::from(quitter_woken.clone());
+    let waiter_waker = Waker::from(waiter_woken.clone());
+    assert!(quitter
+        .poll_ready(&mut Context::from_waker(&quitter_waker))
+        .is_pending());
+    assert!(waiter
+        .poll_ready(&mut Context::from_waker(&waiter_waker))
+        .is_pending());
+    // Two permits come back. Whoever the first wakes, the second must
+    // wake the other: the quitter never comes back to take its turn.
+    drop(fa);
+    drop(fb);
+    assert!(
+        waiter_woken.0.load(Ordering::SeqCst),
+        "the waiting caller was never woken although both permits are free"
+    );
+    assert!(waiter
+        .poll_ready(&mut Context::from_waker(&waiter_waker))
+        .is_ready());
+    drop(quitter);
+}

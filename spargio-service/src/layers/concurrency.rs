@@ -7,8 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_lock::futures::AcquireArc;
-use async_lock::{Semaphore, SemaphoreGuardArc};
+use event_listener::EventListener;
+
+use super::permits::{Permit, Permits};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -52,8 +53,8 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
 
 /// Keeps at most `max` calls of the inner service in flight.
 ///
-/// `poll_ready` waits (`Pending`, woken by the semaphore — no timer, no
-/// spin) for a permit of an [`async_lock::Semaphore`], then polls the inner
+/// `poll_ready` waits (`Pending`, woken when a permit is released — no
+/// timer, no spin) for a permit, then polls the inner
 /// service; if that is not ready, the permit is released before
 /// `Pending` is returned, so a service that waits (or that a `LoadShed`
 /// gives up on) holds none. [`call`](Service::call) moves the permit into the response
@@ -68,7 +69,9 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
 /// waiter even if that waiter's caller has given up (a `LoadShed` that
 /// shed the request, a connection gone idle), and the permit then sits
 /// unused until that caller polls again. The price is that under steady
-/// contention one caller can be served out of turn.
+/// contention one caller can be served out of turn. Each release wakes
+/// one more waiter than are already awake, so a waiter whose caller gave
+/// up can absorb at most the wake-up it was sent, never the later ones.
 ///
 /// Clones share the limit: every clone draws from the same permits, so a
 /// server that clones the service per connection limits the whole server.
@@ -98,11 +101,11 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
 pub struct ConcurrencyLimit<S> {
     inner: S,
     max: usize,
-    semaphore: Arc<Semaphore>,
+    permits: Arc<Permits>,
     /// The permit `poll_ready` got, for the next call.
-    permit: Option<SemaphoreGuardArc>,
-    /// A wait for a permit in progress (boxed: `AcquireArc` is `!Unpin`).
-    acquiring: Option<Pin<Box<AcquireArc>>>,
+    permit: Option<Permit>,
+    /// Registered to hear of a released permit while waiting for one.
+    listener: Option<EventListener>,
 }
 
 impl<S> ConcurrencyLimit<S> {
@@ -111,9 +114,9 @@ impl<S> ConcurrencyLimit<S> {
         ConcurrencyLimit {
             inner,
             max,
-            semaphore: Arc::new(Semaphore::new(max)),
+            permits: Permits::new(max),
             permit: None,
-            acquiring: None,
+            listener: None,
         }
     }
 
@@ -130,7 +133,7 @@ impl<S> ConcurrencyLimit<S> {
     /// Permits free right now, across all clones (neither held by a ready
     /// service nor by a response in flight).
     pub fn available_permits(&self) -> usize {
-        self.semaphore.available_permits()
+        self.permits.available()
     }
 
     /// The wrapped service.
@@ -155,9 +158,9 @@ impl<S: Clone> Clone for ConcurrencyLimit<S> {
         ConcurrencyLimit {
             inner: self.inner.clone(),
             max: self.max,
-            semaphore: self.semaphore.clone(),
+            permits: self.permits.clone(),
             permit: None,
-            acquiring: None,
+            listener: None,
         }
     }
 }
@@ -167,7 +170,7 @@ impl<S: fmt::Debug> fmt::Debug for ConcurrencyLimit<S> {
         f.debug_struct("ConcurrencyLimit")
             .field("inner", &self.inner)
             .field("max", &self.max)
-            .field("available_permits", &self.semaphore.available_permits())
+            .field("available_permits", &self.permits.available())
             .field("has_permit", &self.permit.is_some())
             .finish()
     }
@@ -182,18 +185,20 @@ where
     type Future = ConcurrencyLimitFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        if self.permit.is_none() {
-            if self.acquiring.is_none() {
-                // Uncontended: no allocation, no listener.
-                match self.semaphore.try_acquire_arc() {
-                    Some(permit) => self.permit = Some(permit),
-                    None => self.acquiring = Some(Box::pin(self.semaphore.acquire_arc())),
-                }
-            }
-            if let Some(acquiring) = &mut self.acquiring {
-                let permit = std::task::ready!(acquiring.as_mut().poll(cx));
-                self.acquiring = None;
+        while self.permit.is_none() {
+            // Uncontended: no listener, no allocation.
+            if let Some(permit) = self.permits.try_acquire() {
                 self.permit = Some(permit);
+                self.listener = None;
+                break;
+            }
+            match &mut self.listener {
+                // Listen, then try again: a release in between is seen.
+                None => self.listener = Some(self.permits.listen()),
+                Some(listener) => {
+                    std::task::ready!(Pin::new(listener).poll(cx));
+                    self.listener = None;
+                }
             }
         }
         let ready = self.inner.poll_ready(cx);
@@ -225,7 +230,7 @@ pin_project_lite::pin_project! {
     pub struct ConcurrencyLimitFuture<F> {
         #[pin]
         inner: F,
-        permit: Option<SemaphoreGuardArc>,
+        permit: Option<Permit>,
     }
 }
 

@@ -43,6 +43,7 @@
 mod concurrency;
 mod error;
 mod load_shed;
+mod permits;
 mod rate_limit;
 mod timeout;
 
