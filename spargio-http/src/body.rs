@@ -404,14 +404,20 @@ impl BodySender {
     }
 }
 
-/// Resolves when the consumer first asks for data: the moment to send
-/// `100 Continue`. Polled by the connection's task, like its
+/// The response side's view of a body the connection feeds: when the
+/// consumer first asks for data (the moment to send `100 Continue`), and
+/// whether it dropped the body. Polled by the connection's task, like its
 /// [`BodySender`] (they share the waker slot).
 pub(crate) struct Gate {
     shared: Arc<Shared>,
 }
 
 impl Gate {
+    /// Whether the consumer has dropped the body (it will read no more).
+    pub(crate) fn is_dropped(&self) -> bool {
+        self.shared.lock().consumer_gone
+    }
+
     /// Waits until the body is first polled.
     pub(crate) async fn opened(&self) {
         std::future::poll_fn(|cx| {
@@ -515,9 +521,12 @@ mod tests {
     #[test]
     fn dropped_body_tells_the_sender() {
         let (body, tx) = Body::channel(None, true);
+        let gate = tx.gate();
+        assert!(!gate.is_dropped());
         drop(body);
         let mut cx = Context::from_waker(Waker::noop());
         assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Demand::Gone));
+        assert!(gate.is_dropped());
     }
 
     #[test]

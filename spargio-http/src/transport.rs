@@ -50,6 +50,18 @@ pub trait TransportRead: 'static {
 
 /// The write side of a [`Transport`].
 pub trait TransportWrite: 'static {
+    /// Whether the server may flush this side quietly while it waits for
+    /// the next request (see [`spargio_rt::io::flush_and_read`]): the ring
+    /// writes' completions then do not wake the connection's task.
+    ///
+    /// Only sound if a write whose ring operations all completed in full
+    /// has nothing left to submit: a write that starts another ring write
+    /// only when it is polled after one completes (TLS: the records behind
+    /// the first 64 KiB, or behind an earlier segment) would stall until
+    /// the client sends something. `false` (the default) flushes with
+    /// wake-ups.
+    const QUIET_FLUSH: bool = false;
+
     /// Writes all of `buf` and flushes; gives the buffer back (cleared on
     /// success) so it can be reused.
     fn write_all(&mut self, buf: BytesMut) -> impl Future<Output = (io::Result<()>, BytesMut)>;
@@ -96,6 +108,10 @@ impl TransportRead for TcpReader {
 }
 
 impl TransportWrite for TcpWriter {
+    /// Each write is one ring operation, and a partial write wakes the
+    /// task anyway.
+    const QUIET_FLUSH: bool = true;
+
     async fn write_all(&mut self, buf: BytesMut) -> (io::Result<()>, BytesMut) {
         let (res, mut buf) = AsyncWriteExt::write_all(&mut self.0, buf).await;
         if res.is_ok() {

@@ -678,3 +678,34 @@ fn body_collected_by_a_stealable_handler_on_another_shard() {
     }
     let _ = c.stream.read(&mut [0u8; 0]);
 }
+
+#[test]
+fn an_informational_final_response_becomes_500_and_the_pipeline_stays_in_step() {
+    // A 1xx (other than an accepted 101) cannot end an exchange: the client
+    // would go on waiting for the final response, and every later response
+    // on the connection would answer the request before it.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        let status = match req.uri().path() {
+            "/100" => StatusCode::CONTINUE,
+            "/102" => StatusCode::PROCESSING,
+            "/103" => StatusCode::from_u16(103).unwrap(),
+            _ => return Ok::<_, Infallible>(text("fine")),
+        };
+        let mut r = text("interim");
+        *r.status_mut() = status;
+        Ok(r)
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    for path in ["/103", "/100", "/102"] {
+        c.send(
+            format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+                .as_bytes(),
+        );
+        let resp = c.read_response();
+        assert_eq!(resp.status, 500, "GET {path}: {resp:?}");
+        let next = c.read_response();
+        assert_eq!(next.status, 200, "after GET {path}: {next:?}");
+        assert_eq!(next.body_str(), "fine");
+    }
+}

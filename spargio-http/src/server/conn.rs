@@ -4,13 +4,13 @@
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::Instant;
 
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as HttpBody;
-use spargio_rt::io::flush_and_read;
+use spargio_rt::io::{flush_and_read, flush_beside};
 use spargio_service::{BoxError, Connection, Handler, HandlerError, ReadWatch, RouteKey, Watched};
 
 use super::config::HttpConfig;
@@ -172,9 +172,14 @@ where
         }
         let idle = input.buf.is_empty();
         // The read goes out together with the write of the queued
-        // responses (one ring submission for both), instead of after it.
-        let res =
-            flush_and_read(out.flush(), watch.wait(input.fill(), Some(deadline), idle)).await?;
+        // responses (one ring submission for both), instead of after it;
+        // quietly only where the transport allows it (not TLS).
+        let read = watch.wait(input.fill(), Some(deadline), idle);
+        let res = if W::QUIET_FLUSH {
+            flush_and_read(out.flush(), read).await?
+        } else {
+            flush_beside(out.flush(), read).await?
+        };
         match res {
             Watched::Done(Ok(_)) => {}
             Watched::Done(Err(e)) if is_disconnect(&e) => return Ok(Next::Closed),
@@ -354,14 +359,19 @@ where
 {
     let Call { fut, ex, pending } = call;
     let stop = Cell::new(false);
-    let progress = Progress::default();
+    let progress = Progress::new(feed.sender.gate());
     let gate = feed.gated.then(|| feed.sender.gate());
-    let (fed, responded) = both(
-        feed_body(input, feed, &stop, &progress, cfg, conn),
-        respond(out, fut, &ex, gate, Some(&progress), conn, cfg),
-        &stop,
-    )
-    .await?;
+    let mut feed = pin!(feed_body(input, feed, &stop, &progress, cfg, conn));
+    let responding = respond(out, fut, &ex, gate, Some(&progress), conn, cfg);
+    let (fed, responded) = until_responded(feed.as_mut(), responding, &stop).await?;
+    let fed = match (fed, responded) {
+        (Some(fed), _) => fed,
+        // The head says the connection closes: the rest of the body is not
+        // waited for (the close lingers to read it instead).
+        (None, Responded::Done { keep_alive: false }) => FeedEnd::Close,
+        // The response goes out now, while the rest of the body is drained.
+        (None, _) => flush_beside(out.flush(), feed).await?,
+    };
     Ok(after(responded, fed, pending))
 }
 
@@ -380,33 +390,41 @@ fn after(responded: Responded, fed: FeedEnd, pending: Option<upgrade::Pending>) 
 }
 
 /// Runs the body feed and the response side of one exchange together on
-/// this task. When the response is done, `stop` tells the feed to drain
-/// the rest of the body (or give up on it).
-async fn both<F, R>(feed: F, respond: R, stop: &Cell<bool>) -> io::Result<(FeedEnd, Responded)>
+/// this task until the response is written (queued). When it is, `stop`
+/// tells the feed to drain the rest of the body (or give up on it), and
+/// the feed is polled once more to see it. Returns the feed's end if it
+/// came, so the feed is not polled again after it.
+///
+/// The feed is polled first, so the response's head sees what it did with
+/// the bytes already here (a body received whole, or drained).
+async fn until_responded<F, R>(
+    mut feed: Pin<&mut F>,
+    respond: R,
+    stop: &Cell<bool>,
+) -> io::Result<(Option<FeedEnd>, Responded)>
 where
     F: Future<Output = FeedEnd>,
     R: Future<Output = io::Result<Responded>>,
 {
-    let mut feed = pin!(feed);
     let mut respond = pin!(respond);
     let mut fed = None;
-    let mut responded = None;
     poll_fn(|cx| {
-        if responded.is_none() {
-            if let Poll::Ready(r) = respond.as_mut().poll(cx) {
-                responded = Some(r?);
-                stop.set(true);
-            }
-        }
         if fed.is_none() {
             if let Poll::Ready(f) = feed.as_mut().poll(cx) {
                 fed = Some(f);
             }
         }
-        match (fed, responded) {
-            (Some(f), Some(r)) => Poll::Ready(Ok((f, r))),
-            _ => Poll::Pending,
+        let responded = match respond.as_mut().poll(cx) {
+            Poll::Ready(r) => r?,
+            Poll::Pending => return Poll::Pending,
+        };
+        stop.set(true);
+        if fed.is_none() {
+            if let Poll::Ready(f) = feed.as_mut().poll(cx) {
+                fed = Some(f);
+            }
         }
+        Poll::Ready(Ok((fed, responded)))
     })
     .await
 }

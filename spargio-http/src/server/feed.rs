@@ -2,27 +2,52 @@
 //! demand, and draining what the service did not read.
 
 use std::cell::Cell;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::{pin, Pin};
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::HeaderMap;
+use spargio_rt::time::Sleep;
 use spargio_service::Connection;
 
 use super::config::HttpConfig;
-use crate::body::{BodyError, BodySender, Demand};
+use crate::body::{BodyError, BodySender, Demand, Gate};
 use crate::buffered::Input;
 use crate::h1::{ChunkedDecoder, ChunkedItem};
 use crate::transport::TransportRead;
 
 /// What the response side needs to know about the request body's progress.
-#[derive(Default)]
 pub(crate) struct Progress {
     /// The body was read to its end.
     pub done: Cell<bool>,
+    /// All of the body has come off the connection (some of it may not be
+    /// handed over or drained yet).
+    pub received: Cell<bool>,
     /// The body's framing was refused (bad chunk: 400; over the size limit:
     /// 413); a response not yet started is replaced by this status.
     pub refused: Cell<Option<http::StatusCode>>,
+    /// The service's side of the body.
+    pub body: Gate,
+}
+
+impl Progress {
+    /// The progress of the body `body` watches, nothing of it read yet.
+    pub(crate) fn new(body: Gate) -> Progress {
+        Progress {
+            done: Cell::new(false),
+            received: Cell::new(false),
+            refused: Cell::new(None),
+            body,
+        }
+    }
+
+    /// Whether the rest of the body has still to come from the client.
+    pub(crate) fn rest_to_come(&self) -> bool {
+        !self.done.get() && !self.received.get()
+    }
 }
 
 /// How a request body is delimited.
@@ -86,8 +111,9 @@ async fn want(sender: &BodySender, stop: &Cell<bool>) -> Want {
 /// Feeds `feed` from `input` until the body ends. While the service wants
 /// the body, frames go to it one at a time as it asks; once the service
 /// drops the body or the response is done (`stop`), the rest is read and
-/// discarded up to [`HttpConfig::drain_limit`] bytes. Records in
-/// `progress` when the body was read to its end or refused.
+/// discarded up to [`HttpConfig::drain_limit`] bytes, all within
+/// [`HttpConfig::drain_timeout`]. Records in `progress` when the body was
+/// received, read to its end or refused.
 pub(crate) async fn feed_body<R: TransportRead>(
     input: &mut Input<R>,
     feed: Feed,
@@ -105,6 +131,8 @@ pub(crate) async fn feed_body<R: TransportRead>(
     let mut gate_open = !gated;
     let mut drained: u64 = 0;
     let mut total: u64 = 0;
+    // When the drain must end; set when it first waits for input.
+    let mut drain_deadline = None;
     loop {
         let item = match &mut framing {
             Framing::Length(rem) => {
@@ -115,6 +143,9 @@ pub(crate) async fn feed_body<R: TransportRead>(
                 } else {
                     let n = (*rem).min(input.buf.len() as u64);
                     *rem -= n;
+                    if *rem == 0 {
+                        progress.received.set(true);
+                    }
                     Some(Item::Data(input.buf.split_to(n as usize).freeze()))
                 }
             }
@@ -185,16 +216,17 @@ pub(crate) async fn feed_body<R: TransportRead>(
                     // send it: do not wait for bytes that may not come.
                     return FeedEnd::Abandoned;
                 }
-                let limit = if sender.is_none() || stop.get() {
-                    cfg.drain_timeout
-                } else {
-                    cfg.header_read_timeout
+                let wait = Wait {
+                    sender: sender.as_ref(),
+                    stop,
+                    read_limit: cfg.header_read_timeout,
+                    drain_limit: cfg.drain_timeout,
                 };
-                let err = match spargio_rt::time::timeout(limit, input.fill()).await {
-                    Ok(Ok(0)) => BodyError::Io(std::io::ErrorKind::UnexpectedEof.into()),
-                    Ok(Ok(_)) => continue,
-                    Ok(Err(e)) => BodyError::Io(e),
-                    Err(_) => BodyError::Io(std::io::ErrorKind::TimedOut.into()),
+                let err = match wait.fill(input, &mut drain_deadline).await {
+                    Some(Ok(0)) => BodyError::Io(io::ErrorKind::UnexpectedEof.into()),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => BodyError::Io(e),
+                    None => BodyError::Io(io::ErrorKind::TimedOut.into()),
                 };
                 if let Some(s) = sender.take() {
                     s.fail(err);
@@ -203,4 +235,61 @@ pub(crate) async fn feed_body<R: TransportRead>(
             }
         }
     }
+}
+
+/// How long a read of more body may wait.
+struct Wait<'a> {
+    /// The body's sender, while the service may still read the body.
+    sender: Option<&'a BodySender>,
+    stop: &'a Cell<bool>,
+    /// The most one read may wait while the service reads the body.
+    read_limit: Duration,
+    /// The most the whole drain may take.
+    drain_limit: Duration,
+}
+
+impl Wait<'_> {
+    /// Reads once into `input`; `None` if the time ran out first.
+    ///
+    /// While the service reads the body, the read may wait `read_limit`.
+    /// Once the body is being drained (the service dropped it, or the
+    /// response is done: `stop`), the wait ends at `drain_deadline`, which
+    /// is set to `drain_limit` from the first such wait and kept for the
+    /// rest of the drain. A wait that began while the service read the body
+    /// switches to it when draining starts.
+    async fn fill<R: TransportRead>(
+        self,
+        input: &mut Input<R>,
+        drain_deadline: &mut Option<Instant>,
+    ) -> Option<io::Result<usize>> {
+        let mut draining = false;
+        let mut start_drain = |timer: &mut Sleep| {
+            let end = *drain_deadline.get_or_insert_with(|| after(self.drain_limit));
+            if end < timer.deadline() {
+                timer.reset(end);
+            }
+        };
+        let mut timer = Sleep::until(after(self.read_limit));
+        let mut fill = pin!(input.fill());
+        poll_fn(|cx| {
+            if let Poll::Ready(res) = fill.as_mut().poll(cx) {
+                return Poll::Ready(Some(res));
+            }
+            if !draining
+                && (self.stop.get() || self.sender.is_none_or(|s| s.poll_gone(cx).is_ready()))
+            {
+                draining = true;
+                start_drain(&mut timer);
+            }
+            Pin::new(&mut timer).poll(cx).map(|()| None)
+        })
+        .await
+    }
+}
+
+/// The instant `d` from now (far in the future if that cannot be told).
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

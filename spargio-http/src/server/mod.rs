@@ -20,7 +20,8 @@ use spargio_service::{BoxError, Connection, Handler, Protocol};
 
 use crate::body::Body;
 use crate::h1::Limits;
-use crate::tls::TlsAcceptor;
+use crate::tls::{ServerTlsStream, TlsAcceptor, ALPN_HTTP_11};
+use crate::transport::{Transport, TransportWrite};
 use config::HttpConfig;
 use ring_tcp::RingTcp;
 
@@ -147,7 +148,12 @@ impl<B> Http<B> {
 
     /// How many unread request body bytes are drained after a response so
     /// the connection can be reused (default 64 KiB); above it the
-    /// connection closes instead.
+    /// connection closes instead. The whole drain must end within 2 s.
+    ///
+    /// A response is sent as soon as it is ready, even while the request
+    /// body is still arriving. If the service dropped the body (or failed)
+    /// before the client sent all of it, the response says
+    /// `Connection: close` and the rest is not waited for.
     pub fn drain_limit(mut self, n: u64) -> Self {
         self.cfg_mut().drain_limit = n;
         self
@@ -157,6 +163,13 @@ impl<B> Http<B> {
     /// `acceptor` (ALPN `http/1.1`, SNI through the rustls config's
     /// resolver), bounded by the acceptor's handshake timeout. A failed or
     /// timed-out handshake closes that connection only.
+    ///
+    /// A connection whose handshake agreed through ALPN on a protocol
+    /// other than `http/1.1` (possible when the acceptor's configuration
+    /// lists `h2` too) is closed right after it with `close_notify`, and no
+    /// HTTP bytes: this server speaks only HTTP/1.1. With `h2` listed first,
+    /// rustls picks it for every client that offers it, so list only
+    /// `http/1.1` (the default).
     ///
     /// ```no_run
     /// # fn demo(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), spargio_http::tls::TlsError> {
@@ -221,6 +234,12 @@ where
             }
             None => conn::serve(stream, handler, &conn, &self.cfg).await,
             Some(acceptor) => match conn.idle(acceptor.accept(stream)).await {
+                Some(Ok(tls)) if speaks_other_protocol(&tls) => {
+                    conn.record_bad_request();
+                    let (_, mut writer) = tls.split();
+                    let _ = conn.send_watch().bound(writer.shutdown()).await;
+                    Ok(())
+                }
                 Some(Ok(tls)) => conn::serve(tls, handler, &conn, &self.cfg).await,
                 // A failed handshake is the client's problem (a scanner, a
                 // wrong certificate, a timeout); the server goes on.
@@ -232,4 +251,11 @@ where
             },
         }
     }
+}
+
+/// Whether the client and server agreed through ALPN on a protocol other
+/// than HTTP/1.1 (`h2` listed in the server's configuration, say): HTTP/1.1
+/// bytes sent into it would be garbage to the client.
+fn speaks_other_protocol(tls: &ServerTlsStream) -> bool {
+    tls.alpn_protocol().is_some_and(|p| p != ALPN_HTTP_11)
 }

@@ -92,6 +92,8 @@ where
     let context = |continue_sent: bool| HeadContext {
         ex,
         body_unknown: ex.gated && !continue_sent && !progress.is_none_or(|p| p.done.get()),
+        rest_to_come: progress.is_some_and(Progress::rest_to_come),
+        body_dropped: progress.is_some_and(|p| p.body.is_dropped()),
         refused: progress.and_then(|p| p.refused.get()),
         conn,
     };
@@ -168,6 +170,10 @@ struct HeadContext<'a> {
     ex: &'a Exchange,
     /// Whether the request's body may still follow (see `respond`).
     body_unknown: bool,
+    /// Part of the request body has not arrived yet.
+    rest_to_come: bool,
+    /// The service dropped the request body: it reads no more of it.
+    body_dropped: bool,
     /// The error the request body's feed answers instead, if any.
     refused: Option<StatusCode>,
     conn: &'a Connection,
@@ -200,7 +206,10 @@ where
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             };
-            let keep_alive = cx.ex.keep_alive && !cx.conn.is_closing() && !cx.body_unknown;
+            // The service will not read the rest of the body; whether the
+            // client still sends it is unknown, so the connection closes.
+            let keep_alive =
+                cx.ex.keep_alive && !cx.conn.is_closing() && !cx.body_unknown && !cx.rest_to_come;
             error_page::write(&mut out.buf, cx.ex.version, status, keep_alive, head_only);
             Head::Done(Responded::Done { keep_alive })
         }
@@ -215,6 +224,8 @@ where
     let HeadContext {
         ex,
         body_unknown,
+        rest_to_come,
+        body_dropped,
         refused: _,
         conn,
     } = cx;
@@ -258,6 +269,18 @@ where
             Err(_) => internal_error(out, false),
         };
     }
+    // An answer given without the rest of the body, which the service no
+    // longer wants: whether the client sends it is unknown, so the
+    // connection closes after this response (which goes out at once).
+    let unread = rest_to_come && body_dropped;
+    if status.is_informational() {
+        // Any other 1xx is interim: sent as the answer, it would leave the
+        // client waiting for the final response and put every later
+        // response on the connection one request behind. The error page is
+        // a complete response, so the connection can go on.
+        let keep_alive = ex.keep_alive && !conn.is_closing() && !body_unknown && !rest_to_come;
+        return internal_error(out, keep_alive);
+    }
 
     let exact = resp.body().size_hint().exact();
     let framing = h1::response_framing(&ex.method, ex.version, status, resp.headers(), exact);
@@ -270,7 +293,8 @@ where
         && !service_closes
         && !conn.is_closing()
         && framing != ResponseFraming::CloseDelimited
-        && !body_unknown;
+        && !body_unknown
+        && !unread;
     let head_length = if ex.method == Method::HEAD {
         exact.filter(|&n| n > 0)
     } else {

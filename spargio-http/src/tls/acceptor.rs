@@ -46,6 +46,9 @@ impl TlsAcceptor {
     /// that offer ALPN learn that this server speaks HTTP/1.1; a list you
     /// set is kept as it is. With any list set, rustls refuses clients
     /// whose ALPN offer shares no protocol with it (`no_application_protocol`).
+    /// rustls picks the first protocol of this list that the client offers;
+    /// [`Http`](crate::Http) closes a connection that agreed on anything but
+    /// `http/1.1`, so list other protocols only for servers that speak them.
     ///
     /// Build the configuration with the ring provider, as this crate does:
     ///

@@ -202,6 +202,11 @@ impl TransportRead for TlsReader {
 }
 
 impl TransportWrite for TlsWriter {
+    /// Not quiet: the TLS session hands its records to the socket a ring
+    /// write at a time, starting the next one only when polled after the
+    /// last completes; a quiet completion would leave the rest unsent.
+    const QUIET_FLUSH: bool = false;
+
     /// Encrypts and sends all of `buf`, then flushes; clears it on
     /// success.
     async fn write_all(&mut self, mut buf: BytesMut) -> (io::Result<()>, BytesMut) {

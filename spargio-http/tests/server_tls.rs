@@ -1,0 +1,154 @@
+//! The HTTP server over TLS, against a blocking rustls client: ALPN is
+//! checked after the handshake, and keep-alive responses of any size go
+//! out whole.
+
+mod common;
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{pattern, TestServer};
+use http::{Request, Response};
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use spargio_http::tls::{root_store_from_pem, TlsAcceptor, TlsConnector};
+use spargio_http::{Body, Http};
+
+type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+/// Answers `/size/N` with an `N`-byte body (see [`pattern`]), anything
+/// else with "fine".
+fn sized_service() -> impl tower::Service<
+    Request<Body>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl std::future::Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+> + Clone
+       + Send
+       + 'static {
+    tower::service_fn(|req: Request<Body>| async move {
+        let body = match req.uri().path().strip_prefix("/size/") {
+            Some(n) => Body::from(pattern(n.parse().unwrap())),
+            None => Body::from("fine"),
+        };
+        Ok::<_, Infallible>(Response::new(body))
+    })
+}
+
+/// A TLS server whose configuration lists `server_alpn`, and the client
+/// configuration that trusts it, offering `client_alpn`.
+fn tls_server(server_alpn: &[&[u8]], client_alpn: &[&[u8]]) -> (TestServer, Arc<ClientConfig>) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert_pem = cert.cert.pem();
+    let acceptor = TlsAcceptor::from_pem(
+        cert_pem.as_bytes(),
+        cert.key_pair.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    let mut server_cfg = (**acceptor.config()).clone();
+    server_cfg.alpn_protocols = server_alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = TlsAcceptor::new(Arc::new(server_cfg));
+    let connector =
+        TlsConnector::with_root_store(root_store_from_pem(cert_pem.as_bytes()).unwrap());
+    let mut client_cfg = (**connector.config()).clone();
+    client_cfg.alpn_protocols = client_alpn.iter().map(|p| p.to_vec()).collect();
+    let server = TestServer::start_with(Http::new().tls(acceptor), |b| b, sized_service());
+    (server, Arc::new(client_cfg))
+}
+
+/// A connected client, its handshake done; reads time out after 10 s (a
+/// safety bound against a hang).
+fn connect(server: &TestServer, cfg: &Arc<ClientConfig>) -> TlsStream {
+    let tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let conn = ClientConnection::new(cfg.clone(), "localhost".try_into().unwrap()).unwrap();
+    let mut tls = StreamOwned::new(conn, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).unwrap();
+    }
+    tls
+}
+
+/// Reads one response with a `content-length` body: its status and body.
+fn read_response(reader: &mut BufReader<TlsStream>) -> (u16, Vec<u8>) {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("status line");
+    let status = line.split(' ').nth(1).expect("status").parse().unwrap();
+    let mut len = 0;
+    loop {
+        let mut field = String::new();
+        reader.read_line(&mut field).expect("header line");
+        if field == "\r\n" {
+            break;
+        }
+        let (name, value) = field.trim_end().split_once(':').unwrap();
+        if name.eq_ignore_ascii_case("content-length") {
+            len = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).expect("body");
+    (status, body)
+}
+
+#[test]
+fn a_client_that_negotiated_another_alpn_protocol_gets_no_http_bytes() {
+    let (server, client_cfg) = tls_server(&[b"h2", b"http/1.1"], &[b"h2"]);
+    let mut tls = connect(&server, &client_cfg);
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"h2"[..]));
+    // The request may meet a connection already closed.
+    let _ = tls.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    // Ok(0) (close_notify) or an error (an alert, a reset): either way, no
+    // response.
+    let mut buf = [0u8; 4096];
+    let got = match tls.read(&mut buf) {
+        Ok(n) => buf[..n].to_vec(),
+        Err(e) => {
+            assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "not closed");
+            Vec::new()
+        }
+    };
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+}
+
+#[test]
+fn a_client_that_negotiated_http11_is_served() {
+    let (server, client_cfg) = tls_server(&[b"h2", b"http/1.1"], &[b"http/1.1"]);
+    let tls = connect(&server, &client_cfg);
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let mut c = BufReader::new(tls);
+    c.get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let (status, body) = read_response(&mut c);
+    assert_eq!((status, &body[..]), (200, &b"fine"[..]));
+}
+
+#[test]
+fn keep_alive_responses_of_any_size_go_out_whole_and_the_next_request_is_served() {
+    // A response queued in more than one write (a body frame of 16 KiB or
+    // more goes out as a segment of its own) must be written in full while
+    // the server waits for the next request, including the writes the TLS
+    // session makes after the first one completes.
+    let (server, client_cfg) = tls_server(&[b"http/1.1"], &[b"http/1.1"]);
+    let mut c = BufReader::new(connect(&server, &client_cfg));
+    let sizes = [1_000, 20_000, 40_000]
+        .into_iter()
+        .chain((65_300..=65_600).step_by(25))
+        .chain([200_000]);
+    for n in sizes {
+        let req = format!("GET /size/{n} HTTP/1.1\r\nHost: a\r\n\r\n");
+        c.get_mut().write_all(req.as_bytes()).unwrap();
+        let (status, body) = read_response(&mut c);
+        assert_eq!(status, 200, "size {n}");
+        assert!(body == pattern(n), "size {n}: the body differs");
+        // The next request on the same connection is answered too.
+        c.get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
+        let (status, body) = read_response(&mut c);
+        assert_eq!((status, &body[..]), (200, &b"fine"[..]), "after size {n}");
+    }
+}
