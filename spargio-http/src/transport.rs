@@ -108,8 +108,9 @@ impl TransportRead for TcpReader {
 }
 
 impl TransportWrite for TcpWriter {
-    /// Each write is one ring operation, and a partial write wakes the
-    /// task anyway.
+    /// A write that is not the last of a flush wakes the task: a partial
+    /// one always, and `write_vectored_all` finishes a part-sent segment
+    /// loudly when more follow.
     const QUIET_FLUSH: bool = true;
 
     async fn write_all(&mut self, buf: BytesMut) -> (io::Result<()>, BytesMut) {

@@ -106,3 +106,33 @@ async fn a_partial_write_wakes_even_when_polled_quietly() {
     };
     assert!(res.unwrap() < 8 << 20);
 }
+
+#[spargio_rt::test]
+async fn a_quiet_vectored_write_that_finishes_a_segment_part_way_goes_on_to_the_next() {
+    use spargio_rt::io::AsyncWriteExt;
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let big = 4 << 20;
+    let reader = spargio_rt::spawn(async move {
+        let mut got = 0usize;
+        while got < big + 4 {
+            let (res, _) = b.read(vec![0u8; 1 << 20]).await;
+            match res.unwrap() {
+                0 => break,
+                n => got += n,
+            }
+        }
+        got
+    });
+    // The first sendmsg takes part of the big segment; the rest of it goes
+    // in plain writes, the last of which completes in full while the tail
+    // segment is still to be sent. Polled quietly throughout (as a server
+    // flushes while it waits for the next request), that last write must
+    // still wake the task, or the tail is never sent.
+    let mut write = pin!(a.write_vectored_all(vec![vec![1u8; big], b"tail".to_vec()]));
+    let quietly = std::future::poll_fn(|cx| quiet_writes(|| write.as_mut().poll(cx)));
+    let (res, _) = spargio_rt::time::timeout(Duration::from_secs(10), quietly)
+        .await
+        .expect("the write stalled after finishing the big segment");
+    res.unwrap();
+    assert_eq!(reader.await.unwrap(), big + 4);
+}

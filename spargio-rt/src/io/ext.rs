@@ -145,9 +145,16 @@ pub trait AsyncWriteExt: AsyncWrite {
                     rest = back;
                     res
                 } else {
-                    // Part-way into a buffer: finish it with a plain write.
+                    // Part-way into a buffer: finish it with a plain write,
+                    // loud when buffers follow it (a quiet one completing
+                    // in full would leave them unsent, the task asleep).
                     let head = rest.remove(0);
-                    let (res, slice) = self.write(head.slice(skip..lens[first])).await;
+                    let write = self.write(head.slice(skip..lens[first]));
+                    let (res, slice) = if rest.is_empty() {
+                        write.await
+                    } else {
+                        super::quiet::loud(write).await
+                    };
                     rest.insert(0, slice.into_inner());
                     res
                 };

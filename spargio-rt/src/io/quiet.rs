@@ -62,6 +62,20 @@ pub(crate) fn is_quiet() -> bool {
     QUIET.with(Cell::get)
 }
 
+/// Awaits `fut` with its ring writes loud even inside [`quiet_writes`]:
+/// for a write whose full completion does not end the caller's work (more
+/// follows it), so its completion must wake the task to go on.
+pub(crate) async fn loud<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    poll_fn(|cx| {
+        let before = QUIET.with(|q| q.replace(false));
+        let out = fut.as_mut().poll(cx);
+        QUIET.with(|q| q.set(before));
+        out
+    })
+    .await
+}
+
 /// Runs `flush` (writing out queued responses) and `read` (of the next
 /// request) together, and returns the read's output once both are done; a
 /// failed flush ends both (the read is dropped, which cancels its op).

@@ -208,12 +208,14 @@ pub(crate) fn push_stealable_here(
             // runs its queue next: one task there needs no helper, and
             // waking one would only cost a core's worth of wake-ups while
             // a single I/O-bound task bounces between its ring and the
-            // queue. A second queued task is work for another shard.
-            // `run_task` announces it after all if another task is polled
-            // first.
-            // Nor is a backlog of quick polls (I/O-bound tasks their
+            // queue. A second queued task is work for another shard, unless
+            // the backlog is of quick polls (I/O-bound tasks their
             // completions woke) that this shard runs sooner than a helper
-            // would wake up: see `poll_cost`.
+            // would wake up: see `poll_cost`. `run_task` announces a
+            // backlog that is worth it after all if another task is polled
+            // first. The price: tasks queued behind a poll that turns out
+            // long, on a shard whose polls are usually quick, wait for it
+            // (stealing them needs a woken helper).
             let queued = l.worker.len();
             if l.in_poll.get() || (queued >= 2 && l.shared().poll_cost.worth_a_helper(queued)) {
                 l.announce(queued);
