@@ -232,18 +232,29 @@ fn within<T: Send + 'static>(rt: &Runtime, task: spargio_rt::JoinHandle<T>) -> T
         .unwrap()
 }
 
+/// A 2-shard runtime with `policy` whose shard 0 is stuck in a [`hog`]
+/// until the returned flag is set.
+fn hogged_two_shards(
+    policy: spargio_rt::StealPolicy,
+) -> (Runtime, Arc<AtomicBool>, spargio_rt::JoinHandle<bool>) {
+    let rt = two_shards_with(policy);
+    let release = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
+    let hogging = rt
+        .handle()
+        .spawn_pinned(ShardId(0), hog(release.clone(), started.clone()));
+    wait_for(&started);
+    (rt, release, hogging)
+}
+
 #[test]
 fn a_zero_steal_batch_still_steals() {
     let policy = spargio_rt::StealPolicy {
         batch: 0,
         ..spargio_rt::StealPolicy::default()
     };
-    let rt = two_shards_with(policy);
+    let (rt, release, hogging) = hogged_two_shards(policy);
     let h = rt.handle();
-    let release = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(AtomicBool::new(false));
-    let hogging = h.spawn_pinned(ShardId(0), hog(release.clone(), started.clone()));
-    wait_for(&started);
     // Two queued behind the stuck shard: shard 1 takes them, and the
     // second releases the hog.
     let first = h.spawn_stealable_on(ShardId(0), async { current() });
@@ -264,12 +275,8 @@ fn a_victim_busy_threshold_of_duration_max_never_robs_a_lone_task() {
         min_victim_busy: Duration::MAX,
         ..spargio_rt::StealPolicy::default()
     };
-    let rt = two_shards_with(policy);
+    let (rt, release, hogging) = hogged_two_shards(policy);
     let h = rt.handle();
-    let release = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(AtomicBool::new(false));
-    let hogging = h.spawn_pinned(ShardId(0), hog(release.clone(), started.clone()));
-    wait_for(&started);
     let lone = h.spawn_stealable_on(ShardId(0), async { current() });
     // Shard 1 looks at the lone task, declines, sleeps, looks again (its
     // back-off once overflowed the duration and took the shard down).
