@@ -259,6 +259,7 @@ impl RuntimeHandle {
                     shared_cpu_parks: c.shared_cpu_parks.get(),
                     timers_fired: c.timers_fired.get(),
                     panics: c.panics.get(),
+                    loop_panics: c.loop_panics.get(),
                     ops_submitted: c.ops_submitted.get(),
                     ops_completed: c.ops_completed.get(),
                     ops_cancelled: c.ops_cancelled.get(),

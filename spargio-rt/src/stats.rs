@@ -58,6 +58,7 @@ pub(crate) struct ShardCounters {
     pub(crate) shared_cpu_parks: Counter,
     pub(crate) timers_fired: Counter,
     pub(crate) panics: Counter,
+    pub(crate) loop_panics: Counter,
     pub(crate) ops_submitted: Counter,
     pub(crate) ops_completed: Counter,
     pub(crate) ops_cancelled: Counter,
@@ -100,6 +101,10 @@ pub struct ShardStats {
     pub timers_fired: u64,
     /// Tasks that panicked while polled on this shard (the shard survived).
     pub panics: u64,
+    /// Panics that escaped this shard's event loop itself (from a waker or
+    /// an op's destructor the loop ran, not from a task poll); each one
+    /// shuts the runtime down.
+    pub loop_panics: u64,
     /// I/O ops this shard submitted to its ring.
     pub ops_submitted: u64,
     /// Ops whose final CQE this shard reaped.

@@ -1,6 +1,7 @@
 //! Dropping a runtime cancels everything, on the right threads, and leaks
 //! nothing.
 
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -150,5 +151,53 @@ fn shutdown_cancels_tasks_on_shards_that_never_run_out_of_work() {
     while running.load(Ordering::SeqCst) < 2 {
         std::thread::yield_now();
     }
+    assert!(common::drops_in_time(rt), "dropping the runtime hung");
+}
+
+/// A waker that panics when woken: run by the shard's timer wheel, outside
+/// any task poll, its panic escapes the shard's event loop itself.
+struct PanicsOnWake;
+
+impl std::task::Wake for PanicsOnWake {
+    fn wake(self: Arc<Self>) {
+        panic!("a waker panicked (on purpose, in a test)");
+    }
+}
+
+#[test]
+fn a_panic_in_the_shard_loop_shuts_the_runtime_down_cleanly() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    // A task on the other shard waits on I/O-free work that never ends by
+    // itself: the shutdown the panic starts must cancel it.
+    let bystander = h.spawn_pinned(ShardId(1), async {
+        sleep(Duration::from_secs(3600)).await;
+    });
+    let armed = h.spawn_pinned(ShardId(0), async {
+        let mut trap = Box::pin(sleep(Duration::from_millis(1)));
+        {
+            let waker = std::task::Waker::from(Arc::new(PanicsOnWake));
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(trap.as_mut().poll(&mut cx).is_pending());
+        }
+        // Keep the timer registered (with its panicking waker) while this
+        // task waits; the shard fires it from its loop.
+        sleep(Duration::from_secs(3600)).await;
+        drop(trap);
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send((spargio_rt::block_on(bystander), spargio_rt::block_on(armed)));
+    });
+    let Ok((bystander, armed)) = rx.recv_timeout(Duration::from_secs(20)) else {
+        // Dropping a runtime whose shard died would hang this test too.
+        std::mem::forget(rt);
+        panic!("tasks were not cancelled after the shard loop panicked");
+    };
+    assert!(bystander.unwrap_err().is_cancelled());
+    assert!(armed.unwrap_err().is_cancelled());
+    let stats = h.stats();
+    assert_eq!(stats.shards[0].loop_panics, 1);
+    assert_eq!(stats.shards[1].loop_panics, 0);
     assert!(common::drops_in_time(rt), "dropping the runtime hung");
 }

@@ -123,7 +123,10 @@ pub(crate) fn main(start: ShardStart) {
     let local = LocalShard::new(index, inner.clone(), ring);
     let entered = local.enter();
     local.arm_eventfd();
-    run(&local);
+    run_to_exit(&local);
+    // From here on an unwind would tear the ring down (and free buffers)
+    // while the kernel may still write into them: abort instead.
+    let no_unwind = AbortOnUnwind(index);
     // Drop what is still queued here, on this thread, until nothing comes
     // back (a dropped task's destructor may wake another).
     local.drop_queued();
@@ -133,6 +136,62 @@ pub(crate) fn main(start: ShardStart) {
     drop(entered);
     inner.exit_barrier.wait();
     drop(local);
+    std::mem::forget(no_unwind);
+}
+
+/// How many panics escaping the event loop a shard survives (each one
+/// followed by the loop again, shutting down) before it gives up.
+const LOOP_PANICS_BEFORE_ABORT: u32 = 3;
+
+/// Runs the event loop until it returns at shutdown.
+///
+/// Task polls catch their own panics; a panic that reaches this far came
+/// from code the loop itself runs, such as a waker (a timer's, or an op's)
+/// or a destructor of an op's data. The shard's state is whole again once
+/// the panic has unwound out of the loop (no borrow is held across turns),
+/// but completions reaped in the same turn and not yet acted on are lost,
+/// so the tasks waiting on them would wait for ever: the runtime shuts
+/// down, and the loop runs again to cancel this shard's tasks and let them
+/// go the way a normal shutdown does. A shard that keeps panicking while
+/// it shuts down aborts the process, since unwinding past its ring with
+/// ops in flight would free memory the kernel still writes to.
+fn run_to_exit(local: &LocalShard) {
+    let mut panics = 0;
+    loop {
+        let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(local)));
+        if turn.is_ok() {
+            return;
+        }
+        panics += 1;
+        local.shared().counters.loop_panics.bump();
+        if panics >= LOOP_PANICS_BEFORE_ABORT {
+            eprintln!(
+                "spargio: shard {}'s event loop panicked {panics} times while shutting down; aborting",
+                local.index
+            );
+            std::process::abort();
+        }
+        eprintln!(
+            "spargio: shard {}'s event loop panicked outside any task (see the message above); \
+             shutting the runtime down",
+            local.index
+        );
+        local.inner.begin_shutdown();
+    }
+}
+
+/// Aborts the process if dropped while unwinding (see its use in [`main`]).
+struct AbortOnUnwind(usize);
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        eprintln!(
+            "spargio: shard {} panicked while retiring its io_uring ops; aborting, since the \
+             kernel may still write into their buffers",
+            self.0
+        );
+        std::process::abort();
+    }
 }
 
 /// The event loop; returns when the runtime shuts down and no task is left.
