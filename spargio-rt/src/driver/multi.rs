@@ -63,6 +63,9 @@ impl<T: MultiData> MultiCell<T> {
 
     /// Marks the op as armed again (after a re-arm submission).
     pub(crate) fn rearmed(&self) {
+        // Unregistered until the new submission is: a cancel asked for in
+        // between must not use the tag of the ended op (see `remote::cancel`).
+        self.set_tag(0);
         self.capped.store(false, Ordering::Relaxed);
         self.ended.store(false, Ordering::Release);
     }

@@ -15,8 +15,11 @@ use crate::shard::{local, park};
 pub(crate) enum RemoteReq {
     /// Register the op and submit its SQE.
     Submit(Entry, Arc<dyn Completion>),
-    /// Cancel the op (its future was dropped on another thread).
-    Cancel(Arc<dyn Completion>),
+    /// Cancel the op (its future was dropped on another thread): the
+    /// op's tag read when the cancel was asked for, or 0 if the op was not
+    /// registered yet (its `Submit` is then ahead in the same queue, and
+    /// the tag is read after it).
+    Cancel(u64, Arc<dyn Completion>),
     /// Run a closure on the shard's thread, with its ring (unregistering a
     /// buffer ring, which only the ring's own thread may do).
     Run(Box<dyn FnOnce(&crate::shard::local::LocalShard) + Send>),
@@ -81,9 +84,13 @@ pub(crate) fn cancel(owner: &Owner, op: Arc<dyn Completion>) {
     if done_here == Some(true) {
         return;
     }
+    // The tag now, not when the shard gets to the request: a multishot op
+    // may have ended and been re-armed on another shard by then, and its
+    // new tag would name an unrelated op on this ring.
+    let tag = op.tag();
     // A refused push means the shard has exited, after reaping every op.
     if owner.inner.shards[owner.shard]
-        .push_remote(RemoteReq::Cancel(op))
+        .push_remote(RemoteReq::Cancel(tag, op))
         .is_ok()
     {
         park::wake(&owner.inner, owner.shard);

@@ -130,7 +130,7 @@ impl LocalShard {
                     self.push_sqe(e.user_data(ud));
                     shared.counters.ops_submitted.bump();
                 }
-                RemoteReq::Cancel(op) => self.cancel_op(op.tag()),
+                RemoteReq::Cancel(tag, op) => self.cancel_op(if tag != 0 { tag } else { op.tag() }),
                 RemoteReq::Run(f) => f(self),
             }
         }

@@ -161,7 +161,7 @@ impl ShardShared {
         while let Some(req) = self.pop_remote() {
             match req {
                 RemoteReq::Submit(_, op) => op.fail_unsubmitted(libc::ECANCELED),
-                RemoteReq::Cancel(_) => {}
+                RemoteReq::Cancel(..) => {}
                 RemoteReq::Run(f) => drop(f),
             }
         }
