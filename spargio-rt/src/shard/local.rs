@@ -72,6 +72,8 @@ pub(crate) struct LocalShard {
     /// found; resets when a task runs. Non-zero skips the pre-park spin and
     /// lengthens the re-check timeout.
     pub(crate) idle_rounds: Cell<u32>,
+    /// Parks during shutdown so far (their timeout backs off).
+    pub(crate) shutdown_polls: Cell<u32>,
     /// Whether to spin before parking, from recent idle gaps.
     pub(crate) spin: SpinPolicy,
     /// In-flight ops (see `driver`).
@@ -353,6 +355,7 @@ impl LocalShard {
             seen_polls: RefCell::new(vec![(u64::MAX, Instant::now()); n]),
             declined: Cell::new(false),
             idle_rounds: Cell::new(0),
+            shutdown_polls: Cell::new(0),
             spin,
             ops: RefCell::new(OpTable::new(inner_ops_limit)),
             spill: RefCell::new(VecDeque::new()),

@@ -237,6 +237,11 @@ fn run(local: &LocalShard) {
         }
         busy.idle();
         if aborted_at_shutdown && inner.registry.live() == 0 && !local.has_work() {
+            // The last task may have ended here: the shards still waiting
+            // for that (parked with a backed-off timeout) leave now.
+            for s in inner.shards.iter().filter(|s| s.index != local.index) {
+                s.ring_eventfd();
+            }
             return;
         }
         park(local, inner.is_shutdown());
@@ -306,8 +311,13 @@ fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
         shared.rechecking.store(true, Ordering::Relaxed);
     }
     if shutting_down {
-        // Tasks are finishing on other shards; look again soon.
-        timeout = Some(timeout.map_or(SHUTDOWN_POLL, |t| t.min(SHUTDOWN_POLL)));
+        // Tasks are finishing on other shards; look again soon. The shard
+        // that sees the last one go rings the others, so this is only a
+        // safety net: it backs off (up to 64x) while a task never ends.
+        let polls = local.shutdown_polls.get();
+        local.shutdown_polls.set(polls.saturating_add(1));
+        let again = SHUTDOWN_POLL.saturating_mul(1 << polls.min(6));
+        timeout = Some(timeout.map_or(again, |t| t.min(again)));
     }
     if timeout == Some(Duration::ZERO) {
         shared.sleeping.store(false, Ordering::SeqCst);
