@@ -54,10 +54,12 @@ impl std::error::Error for BodyError {
 /// A server hands each request's body to the service as a `Body`. Its
 /// bytes are read from the socket only as the service asks for them (one
 /// chunk ahead at most), so a service that reads slowly slows the client
-/// down through TCP instead of filling memory; a service that never reads
-/// it makes the server send no `100 Continue` (when the client asked for
-/// one). `Body` is `Send + Sync + 'static`, so axum's extractors and
-/// tower-http's layers take it as it is.
+/// down through TCP instead of filling memory. When the client asked for
+/// `100 Continue`, the server sends it as soon as the body is first polled
+/// (by the service, or by the first poll of a response body that streams
+/// it, as an echo does), and never if nothing asks for the body. `Body` is
+/// `Send + Sync + 'static`, so axum's extractors and tower-http's layers
+/// take it as it is.
 ///
 /// ```
 /// use http_body_util::BodyExt;
@@ -102,7 +104,8 @@ impl Body {
             state: Mutex::new(State {
                 frame: None,
                 end: None,
-                polled: !gated,
+                gated,
+                asked: false,
                 consumer: None,
                 producer: None,
                 consumer_gone: false,
@@ -224,9 +227,7 @@ impl Incoming {
             return Poll::Ready(None);
         }
         let mut st = self.shared.lock();
-        if !st.polled {
-            st.polled = true;
-        }
+        st.asked = true;
         if let Some(frame) = st.frame.take() {
             let producer = st.producer.take();
             drop(st);
@@ -290,9 +291,11 @@ struct State {
     frame: Option<Frame<Bytes>>,
     /// Set once: the body ended cleanly or with an error.
     end: Option<Result<(), BodyError>>,
-    /// The consumer has asked for data (opens the gate of an
-    /// `Expect: 100-continue` body).
-    polled: bool,
+    /// Nothing is sent before the consumer asks (`Expect: 100-continue`).
+    gated: bool,
+    /// The consumer has asked for a frame (opens the gate of a gated
+    /// body; tells the connection the body is being read).
+    asked: bool,
     consumer: Option<Waker>,
     producer: Option<Waker>,
     consumer_gone: bool,
@@ -330,7 +333,7 @@ impl BodySender {
         if st.consumer_gone {
             return Poll::Ready(Demand::Gone);
         }
-        if st.polled && st.frame.is_none() {
+        if (st.asked || !st.gated) && st.frame.is_none() {
             return Poll::Ready(Demand::Ready);
         }
         remember(&mut st.producer, cx);
@@ -355,9 +358,9 @@ impl BodySender {
         Poll::Pending
     }
 
-    /// Whether the consumer has asked for data yet.
-    pub(crate) fn was_polled(&self) -> bool {
-        self.shared.lock().polled
+    /// Whether the consumer has asked for a frame yet.
+    pub(crate) fn was_asked(&self) -> bool {
+        self.shared.lock().asked
     }
 
     /// Puts a data frame in the slot (after [`Demand::Ready`]).
@@ -418,11 +421,17 @@ impl Gate {
         self.shared.lock().consumer_gone
     }
 
-    /// Waits until the body is first polled.
+    /// Whether the consumer has asked for a frame yet (for a body that is
+    /// not gated too: whether the service has started reading it).
+    pub(crate) fn was_asked(&self) -> bool {
+        self.shared.lock().asked
+    }
+
+    /// Waits until the consumer first asks for a frame.
     pub(crate) async fn opened(&self) {
         std::future::poll_fn(|cx| {
             let mut st = self.shared.lock();
-            if st.polled {
+            if st.asked {
                 return Poll::Ready(());
             }
             remember(&mut st.producer, cx);
@@ -502,10 +511,21 @@ mod tests {
         let (mut body, tx) = Body::channel(Some(3), true);
         let mut cx = Context::from_waker(Waker::noop());
         assert_eq!(tx.poll_demand(&mut cx), Poll::Pending);
-        assert!(!tx.was_polled());
+        assert!(!tx.was_asked());
         assert!(poll(&mut body).is_pending());
-        assert!(tx.was_polled());
+        assert!(tx.was_asked());
         assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Demand::Ready));
+    }
+
+    #[test]
+    fn an_ungated_channel_sends_at_once_and_tells_when_it_is_first_asked_for() {
+        let (mut body, tx) = Body::channel(Some(3), false);
+        let gate = tx.gate();
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Demand::Ready));
+        assert!(!gate.was_asked());
+        assert!(poll(&mut body).is_pending());
+        assert!(gate.was_asked() && tx.was_asked());
     }
 
     #[test]

@@ -94,6 +94,29 @@ fn http10_streaming_response_is_close_delimited() {
 }
 
 #[test]
+fn a_chunked_response_whose_body_fails_gets_no_last_chunk() {
+    // The last chunk would pass the cut body off as whole.
+    let service = tower::service_fn(|_req: Request<Body>| async {
+        let frames = futures_util::stream::iter(vec![
+            Ok(http_body::Frame::data(Bytes::from_static(b"partial"))),
+            Err(std::io::Error::other("the body failed")),
+        ]);
+        Ok::<_, Infallible>(Response::new(StreamBody::new(frames)))
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let mut got = Vec::new();
+    match c.reader.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("transfer-encoding: chunked"), "{text}");
+    assert!(text.ends_with("7\r\npartial\r\n"), "{text:?}");
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order() {
     let server = TestServer::start(echo_service());
     let mut c = server.connect();

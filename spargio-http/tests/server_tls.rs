@@ -10,8 +10,11 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::{pattern, TestServer};
 use http::{Request, Response};
+use http_body::Frame;
+use http_body_util::StreamBody;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use spargio_http::tls::{root_store_from_pem, TlsAcceptor, TlsConnector};
 use spargio_http::{Body, Http};
@@ -40,6 +43,22 @@ fn sized_service() -> impl tower::Service<
 /// A TLS server whose configuration lists `server_alpn`, and the client
 /// configuration that trusts it, offering `client_alpn`.
 fn tls_server(server_alpn: &[&[u8]], client_alpn: &[&[u8]]) -> (TestServer, Arc<ClientConfig>) {
+    tls_server_of(server_alpn, client_alpn, sized_service())
+}
+
+/// [`tls_server`] serving `service`.
+fn tls_server_of<S, B>(
+    server_alpn: &[&[u8]],
+    client_alpn: &[&[u8]],
+    service: S,
+) -> (TestServer, Arc<ClientConfig>)
+where
+    S: tower::Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<spargio_service::BoxError> + Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<spargio_service::BoxError>,
+{
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     let cert_pem = cert.cert.pem();
     let acceptor = TlsAcceptor::from_pem(
@@ -54,7 +73,7 @@ fn tls_server(server_alpn: &[&[u8]], client_alpn: &[&[u8]]) -> (TestServer, Arc<
         TlsConnector::with_root_store(root_store_from_pem(cert_pem.as_bytes()).unwrap());
     let mut client_cfg = (**connector.config()).clone();
     client_cfg.alpn_protocols = client_alpn.iter().map(|p| p.to_vec()).collect();
-    let server = TestServer::start_with(Http::new().tls(acceptor), |b| b, sized_service());
+    let server = TestServer::start_with(Http::new().tls(acceptor), |b| b, service);
     (server, Arc::new(client_cfg))
 }
 
@@ -151,4 +170,92 @@ fn keep_alive_responses_of_any_size_go_out_whole_and_the_next_request_is_served(
         let (status, body) = read_response(&mut c);
         assert_eq!((status, &body[..]), (200, &b"fine"[..]), "after size {n}");
     }
+}
+
+/// Answers with a body of unknown length that yields "partial " and then
+/// fails.
+fn failing_body_service() -> impl tower::Service<
+    Request<Body>,
+    Response = Response<FailingBody>,
+    Error = Infallible,
+    Future = impl std::future::Future<Output = Result<Response<FailingBody>, Infallible>>
+                 + Send
+                 + 'static,
+> + Clone
+       + Send
+       + 'static {
+    tower::service_fn(|_req: Request<Body>| async {
+        let frames = futures_util::stream::iter(vec![
+            Ok(Frame::data(Bytes::from_static(b"partial "))),
+            Err(std::io::Error::other("the body failed")),
+        ]);
+        Ok::<_, Infallible>(Response::new(StreamBody::new(frames)))
+    })
+}
+
+type FailingBody = StreamBody<
+    futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>,
+>;
+
+/// Reads until the server ends the connection: what came, and how it
+/// ended (`Ok` only for a `close_notify`). A read that times out fails the
+/// test instead of passing for an unclean end.
+fn read_to_the_end(tls: &mut TlsStream) -> (Vec<u8>, std::io::Result<()>) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => return (got, Ok(())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                assert!(
+                    !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    "the server never ended the connection"
+                );
+                return (got, Err(e));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_close_delimited_response_whose_body_fails_ends_without_close_notify() {
+    // HTTP/1.0 and a body of unknown length: the close ends the body, so a
+    // clean close (close_notify) would pass the cut body off as whole.
+    let (server, client_cfg) =
+        tls_server_of(&[b"http/1.1"], &[b"http/1.1"], failing_body_service());
+    let mut tls = connect(&server, &client_cfg);
+    tls.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let (got, end) = read_to_the_end(&mut tls);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("content-length"),
+        "{text}"
+    );
+    assert!(text.ends_with("partial "), "{text}");
+    assert!(end.is_err(), "the cut body ended with close_notify: {text}");
+}
+
+#[test]
+fn a_chunked_response_whose_body_fails_gets_no_last_chunk_nor_close_notify() {
+    let (server, client_cfg) =
+        tls_server_of(&[b"http/1.1"], &[b"http/1.1"], failing_body_service());
+    let mut tls = connect(&server, &client_cfg);
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    let (got, end) = read_to_the_end(&mut tls);
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("8\r\npartial \r\n"),
+        "no last chunk: {text:?}"
+    );
+    assert!(end.is_err(), "the cut body ended with close_notify: {text}");
 }

@@ -97,3 +97,87 @@ fn draining_a_trickled_body_is_bounded_as_a_whole() {
     trickle.join().unwrap();
     assert!(closed, "the drain went on past its deadline");
 }
+
+/// A service that keeps each request's body (unread, not dropped) and
+/// answers at once with `status` and `text`.
+fn keeping_service(
+    status: u16,
+    text: &'static str,
+) -> impl tower::Service<
+    Request<Body>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl std::future::Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+> + Clone
+       + Send
+       + 'static {
+    let held = Arc::new(Mutex::new(Vec::new()));
+    tower::service_fn(move |req: Request<Body>| {
+        let held = held.clone();
+        async move {
+            held.lock().unwrap().push(req.into_body());
+            let mut r = Response::new(Body::from(text));
+            *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            Ok::<_, Infallible>(r)
+        }
+    })
+}
+
+/// The head of a POST whose body is far over the default drain limit
+/// (64 KiB), and the first 5 bytes of its body.
+const LONG_PARTIAL: &[u8] = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\nhello";
+
+#[test]
+fn an_answer_that_leaves_more_than_the_drain_limit_unread_says_it_closes() {
+    // The service keeps the body without reading it: after the answer the
+    // rest could only be drained, and it is over the drain limit, so the
+    // server closes. The head must say so rather than promise keep-alive.
+    for (status, text) in [(200, "kept"), (204, "")] {
+        let server = TestServer::start(keeping_service(status, text));
+        let mut c = server.connect();
+        c.send(LONG_PARTIAL);
+        let resp = c.read_response();
+        assert_eq!((resp.status, resp.body_str()), (status, text));
+        assert_eq!(resp.header("connection"), Some("close"), "{status}");
+        assert!(c.is_closed(), "{status}");
+    }
+}
+
+#[test]
+fn an_answer_that_leaves_less_than_the_drain_limit_unread_keeps_the_connection() {
+    let server = TestServer::start(keeping_service(200, "kept"));
+    let mut c = server.connect();
+    c.send(PARTIAL);
+    let resp = c.read_response();
+    assert_eq!((resp.status, resp.body_str()), (200, "kept"));
+    assert_eq!(resp.header("connection"), None);
+    // The rest is drained, and the connection goes on.
+    c.send(&[b'x'; 95]);
+    let resp = c.roundtrip(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!((resp.status, resp.body_str()), (200, "kept"));
+}
+
+#[test]
+fn a_streaming_echo_of_a_body_over_the_drain_limit_keeps_the_connection() {
+    // The answer's head goes out before the body is read, but the answer
+    // reads all of it: nothing is left to drain.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        Ok::<_, Infallible>(Response::new(req.into_body()))
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    let body = common::pattern(1_000_000);
+    c.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n");
+    let writer = {
+        let mut w = c.stream.try_clone().unwrap();
+        let body = body.clone();
+        std::thread::spawn(move || w.write_all(&body).unwrap())
+    };
+    let resp = c.read_response();
+    writer.join().unwrap();
+    assert_eq!(resp.status, 200);
+    assert!(resp.body == body, "the echo differs");
+    assert_eq!(resp.header("connection"), None);
+    let resp = c.roundtrip(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(resp.status, 200);
+}

@@ -101,7 +101,7 @@ where
         // larger future is boxed.
         let after = match start(&mut out, &mut handler, &mut head, conn, cfg) {
             Started::Bodiless(Call { fut, ex, pending }) => {
-                let responded = respond(&mut out, fut, &ex, None, None, conn, cfg).await?;
+                let responded = respond(&mut out, fut, &ex, None, conn, cfg).await?;
                 after(responded, FeedEnd::Complete, pending)
             }
             Started::WithBody(call, feed) => {
@@ -120,6 +120,10 @@ where
                 }
             }
             After::Close => return close_lingering(&mut input, &mut out, cfg).await,
+            After::Abort => {
+                abort(&mut out).await;
+                return Ok(());
+            }
             After::Switch(pending) => {
                 out.flush().await?;
                 input.release().await?;
@@ -223,6 +227,9 @@ fn is_disconnect(e: &io::Error) -> bool {
 enum After {
     KeepAlive,
     Close,
+    /// The response was cut short: end the connection without a clean
+    /// close (see [`abort`]).
+    Abort,
     Switch(upgrade::Pending),
 }
 
@@ -359,16 +366,19 @@ where
 {
     let Call { fut, ex, pending } = call;
     let stop = Cell::new(false);
-    let progress = Progress::new(feed.sender.gate());
-    let gate = feed.gated.then(|| feed.sender.gate());
+    let length = match feed.framing {
+        Framing::Length(n) => Some(n),
+        Framing::Chunked(_) => None,
+    };
+    let progress = Progress::new(feed.sender.gate(), length);
     let mut feed = pin!(feed_body(input, feed, &stop, &progress, cfg, conn));
-    let responding = respond(out, fut, &ex, gate, Some(&progress), conn, cfg);
+    let responding = respond(out, fut, &ex, Some(&progress), conn, cfg);
     let (fed, responded) = until_responded(feed.as_mut(), responding, &stop).await?;
     let fed = match (fed, responded) {
         (Some(fed), _) => fed,
         // The head says the connection closes: the rest of the body is not
         // waited for (the close lingers to read it instead).
-        (None, Responded::Done { keep_alive: false }) => FeedEnd::Close,
+        (None, Responded::Done { keep_alive: false } | Responded::Aborted) => FeedEnd::Close,
         // The response goes out now, while the rest of the body is drained.
         (None, _) => flush_beside(out.flush(), feed).await?,
     };
@@ -386,6 +396,7 @@ fn after(responded: Responded, fed: FeedEnd, pending: Option<upgrade::Pending>) 
             After::KeepAlive
         }
         Responded::Done { .. } => After::Close,
+        Responded::Aborted => After::Abort,
     }
 }
 
@@ -442,6 +453,17 @@ fn route_key(uri: &Uri) -> RouteKey {
         .position(|&b| b == b'/')
         .unwrap_or(bytes.len() - start);
     RouteKey::of(&path[start..start + len])
+}
+
+/// Ends a connection whose last response was cut short (its body failed
+/// or broke its framing): what is queued goes out, and the connection is
+/// then dropped without closing the write side cleanly. Over TLS that
+/// means no `close_notify`, so the client sees a truncated stream rather
+/// than the end of a close-delimited body (an HTTP/1.0 response without a
+/// length would otherwise look complete); a chunked body lacks its last
+/// chunk, a sized one its last bytes.
+async fn abort<W: TransportWrite>(out: &mut Output<W>) {
+    let _ = out.flush().await;
 }
 
 /// Writes what is queued, ends the write side, then reads and discards

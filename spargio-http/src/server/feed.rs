@@ -31,22 +31,54 @@ pub(crate) struct Progress {
     pub refused: Cell<Option<http::StatusCode>>,
     /// The service's side of the body.
     pub body: Gate,
+    /// Bytes of a `Content-Length` body neither handed to the service nor
+    /// drained yet; `None` for a chunked body (its length is unknown).
+    left: Cell<Option<u64>>,
+    /// Bytes drained (read and discarded) so far.
+    drained: Cell<u64>,
 }
 
 impl Progress {
-    /// The progress of the body `body` watches, nothing of it read yet.
-    pub(crate) fn new(body: Gate) -> Progress {
+    /// The progress of the body `body` watches, nothing of it read yet;
+    /// `length` is its `Content-Length`, if it has one.
+    pub(crate) fn new(body: Gate, length: Option<u64>) -> Progress {
         Progress {
             done: Cell::new(false),
             received: Cell::new(false),
             refused: Cell::new(None),
             body,
+            left: Cell::new(length),
+            drained: Cell::new(0),
         }
     }
 
     /// Whether the rest of the body has still to come from the client.
     pub(crate) fn rest_to_come(&self) -> bool {
         !self.done.get() && !self.received.get()
+    }
+
+    /// Whether draining what is left of the body, if the service reads no
+    /// more of it, would go over `drain_limit` (and so close the
+    /// connection). Always `false` for a chunked body, whose length is
+    /// unknown until it ends.
+    pub(crate) fn drain_overflows(&self, drain_limit: u64) -> bool {
+        self.left
+            .get()
+            .is_some_and(|left| left.saturating_add(self.drained.get()) > drain_limit)
+    }
+
+    /// Counts `n` bytes handed to the service.
+    fn handed(&self, n: u64) {
+        self.left
+            .set(self.left.get().map(|left| left.saturating_sub(n)));
+    }
+
+    /// Counts `n` bytes drained; returns all drained so far.
+    fn drain(&self, n: u64) -> u64 {
+        self.handed(n);
+        let drained = self.drained.get().saturating_add(n);
+        self.drained.set(drained);
+        drained
     }
 }
 
@@ -129,7 +161,6 @@ pub(crate) async fn feed_body<R: TransportRead>(
     } = feed;
     let mut sender = Some(sender);
     let mut gate_open = !gated;
-    let mut drained: u64 = 0;
     let mut total: u64 = 0;
     // When the drain must end; set when it first waits for input.
     let mut drain_deadline = None;
@@ -178,6 +209,7 @@ pub(crate) async fn feed_body<R: TransportRead>(
                 if let Some(s) = &sender {
                     match want(s, stop).await {
                         Want::Ready => {
+                            progress.handed(data.len() as u64);
                             s.send_data(data);
                             continue;
                         }
@@ -186,8 +218,7 @@ pub(crate) async fn feed_body<R: TransportRead>(
                         }
                     }
                 }
-                drained += data.len() as u64;
-                if drained > cfg.drain_limit {
+                if progress.drain(data.len() as u64) > cfg.drain_limit {
                     return FeedEnd::Close;
                 }
             }
@@ -206,7 +237,7 @@ pub(crate) async fn feed_body<R: TransportRead>(
             None => {
                 if let Some(s) = &sender {
                     let w = want(s, stop).await;
-                    gate_open |= s.was_polled();
+                    gate_open |= s.was_asked();
                     if !matches!(w, Want::Ready) {
                         sender = None;
                     }

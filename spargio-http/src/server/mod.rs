@@ -5,6 +5,7 @@ mod config;
 mod conn;
 mod error_page;
 mod feed;
+mod request_body;
 mod respond;
 mod ring_tcp;
 
@@ -153,7 +154,19 @@ impl<B> Http<B> {
     /// A response is sent as soon as it is ready, even while the request
     /// body is still arriving. If the service dropped the body (or failed)
     /// before the client sent all of it, the response says
-    /// `Connection: close` and the rest is not waited for.
+    /// `Connection: close` and the rest is not waited for. It also says so
+    /// when what is left of a `Content-Length` body is over this limit and
+    /// nothing has asked for any of the body (the service keeps it unread,
+    /// and the response's body does not read it either when first polled).
+    ///
+    /// What only turns out after the head went out cannot be in it: a
+    /// service that read part of the body and keeps the rest unread, a
+    /// chunked body whose rest proves longer than this limit, a client
+    /// that sends the rest too slowly or not at all. The response then
+    /// promised keep-alive and arrives whole, and the connection closes
+    /// after it, as an idle keep-alive connection may at any time: a
+    /// request the client sends on it next fails with the connection
+    /// closed, to be retried on a new one.
     pub fn drain_limit(mut self, n: u64) -> Self {
         self.cfg_mut().drain_limit = n;
         self

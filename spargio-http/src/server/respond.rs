@@ -17,7 +17,7 @@ use spargio_service::{BoxError, Connection, HandlerError};
 use super::config::HttpConfig;
 use super::error_page;
 use super::feed::Progress;
-use crate::body::Gate;
+use super::request_body::{BodyState, Probed, RequestBody};
 use crate::buffered::Output;
 use crate::h1::{self, ResponseFraming};
 use crate::transport::TransportWrite;
@@ -42,6 +42,11 @@ pub(crate) enum Responded {
     Done { keep_alive: bool },
     /// A `101` head went out: the connection now belongs to the handler.
     Switched,
+    /// The response could not be completed: its body failed, or gave
+    /// fewer or more bytes than its head promised. The client must not
+    /// take what it got for a whole response, so the connection ends
+    /// without a clean close.
+    Aborted,
 }
 
 /// Polls `fut` once; if it is not ready, flushes queued output (earlier
@@ -70,12 +75,10 @@ where
 /// whole body) completes inside one poll without awaiting anything; only
 /// the waits are separate futures (the body's boxed), which keeps this
 /// future small: futures are copied whole when they are awaited.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn respond<W, F, B>(
     out: &mut Output<W>,
     fut: F,
     ex: &Exchange,
-    gate: Option<Gate>,
     progress: Option<&Progress>,
     conn: &Connection,
     cfg: &HttpConfig,
@@ -86,36 +89,126 @@ where
     B: HttpBody,
     B::Error: Into<BoxError>,
 {
-    // The client waits for `100 Continue` before it sends the body; if the
-    // service answered without asking for it, whether the body follows is
-    // unknown, so the connection closes after this response.
-    let context = |continue_sent: bool| HeadContext {
-        ex,
-        body_unknown: ex.gated && !continue_sent && !progress.is_none_or(|p| p.done.get()),
-        rest_to_come: progress.is_some_and(Progress::rest_to_come),
-        body_dropped: progress.is_some_and(|p| p.body.is_dropped()),
-        refused: progress.and_then(|p| p.refused.get()),
-        conn,
-    };
+    let mut request = RequestBody::new(progress, ex.gated);
     // A response ready at the first poll goes straight from the poll into
     // the head's encoding (each hand-over of it on the way is a copy). The
     // service's future ends with this block, before the body is written.
-    let head = {
+    let answer = {
         let mut fut = pin!(fut);
         match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
-            Poll::Ready(res) => write_head(out, res, context(false)),
+            Poll::Ready(res) => take_answer(out, res, ex, &mut request, conn, cfg),
             Poll::Pending => {
                 // Earlier pipelined responses go out while this one is
                 // being worked on.
                 out.flush().await?;
-                let (res, continue_sent) = match gate {
-                    None => (fut.await, false),
-                    Some(gate) => Box::pin(wait_gated(out, fut.as_mut(), gate)).await?,
+                let res = match request.awaiting_continue() {
+                    None => fut.await,
+                    Some(_) => Box::pin(wait_gated(out, fut.as_mut(), &mut request)).await?,
                 };
-                write_head(out, res, context(continue_sent))
+                take_answer(out, res, ex, &mut request, conn, cfg)
             }
         }
     };
+    match answer {
+        Answer::Write(head) => send_rest(out, head, cfg).await,
+        Answer::Probe(resp) => Box::pin(respond_probed(out, resp, ex, request, conn, cfg)).await,
+    }
+}
+
+/// What to do with the service's answer.
+enum Answer<B> {
+    /// Its head (or the error page in its place) is queued.
+    Write(Head<B>),
+    /// Its head depends on whether its body reads the request body: see
+    /// [`respond_probed`].
+    Probe(Response<B>),
+}
+
+/// Takes the service's answer `res`: queues `100 Continue` first if the
+/// service asked for a body the client holds back, then the head, unless
+/// the body has to be probed first.
+fn take_answer<W, B>(
+    out: &mut Output<W>,
+    res: Result<Response<B>, HandlerError>,
+    ex: &Exchange,
+    request: &mut RequestBody<'_>,
+    conn: &Connection,
+    cfg: &HttpConfig,
+) -> Answer<B>
+where
+    B: HttpBody,
+{
+    request.continue_if_asked(out);
+    match res {
+        Ok(resp) if request.probe_wanted(cfg.drain_limit) && writes_body(ex, &resp) => {
+            Answer::Probe(resp)
+        }
+        res => {
+            let body = request.state(cfg.drain_limit);
+            Answer::Write(write_head(out, res, HeadContext { ex, body, conn }))
+        }
+    }
+}
+
+/// Writes an answer whose head depends on what its body does with the
+/// request body, which the service holds but has never asked for, while
+/// the client waits for `100 Continue` or while the rest is more than the
+/// server drains. The answer's body is polled once before the head: if
+/// that asks for the request body (an echo), `100 Continue` goes out ahead
+/// of the head and the body is being read, so the connection may stay
+/// open. If not, the head says the connection closes.
+async fn respond_probed<W, B>(
+    out: &mut Output<W>,
+    resp: Response<B>,
+    ex: &Exchange,
+    mut request: RequestBody<'_>,
+    conn: &Connection,
+    cfg: &HttpConfig,
+) -> io::Result<Responded>
+where
+    W: TransportWrite,
+    B: HttpBody,
+{
+    let (parts, body) = resp.into_parts();
+    let mut body = Probed::new(body);
+    poll_fn(|cx| {
+        body.probe(cx);
+        Poll::Ready(())
+    })
+    .await;
+    request.continue_if_asked(out);
+    let cx = HeadContext {
+        ex,
+        body: request.state(cfg.drain_limit),
+        conn,
+    };
+    let head = write_head(out, Ok(Response::from_parts(parts, body)), cx);
+    send_rest(out, head, cfg).await
+}
+
+/// Whether the head of `resp`, the answer to `ex`, frames a body that is
+/// written (not an upgrade, an interim status, or a bodiless answer).
+fn writes_body<B: HttpBody>(ex: &Exchange, resp: &Response<B>) -> bool {
+    let status = resp.status();
+    let tunnel = ex.method == Method::CONNECT && status.is_success();
+    if status.is_informational() || tunnel {
+        return false;
+    }
+    let exact = resp.body().size_hint().exact();
+    h1::response_framing(&ex.method, ex.version, status, resp.headers(), exact)
+        != ResponseFraming::NoBody
+}
+
+/// Writes what follows a queued head: the body, if it has one.
+async fn send_rest<W, B>(
+    out: &mut Output<W>,
+    head: Head<B>,
+    cfg: &HttpConfig,
+) -> io::Result<Responded>
+where
+    W: TransportWrite,
+    B: HttpBody,
+{
     match head {
         Head::Done(responded) => Ok(responded),
         Head::Switched => {
@@ -144,9 +237,11 @@ where
                 Some(complete) => complete,
                 None => Box::pin(write_body(out, body.as_mut(), framing, written, cfg)).await?,
             };
-            Ok(Responded::Done {
-                keep_alive: keep_alive && complete,
-            })
+            if complete {
+                Ok(Responded::Done { keep_alive })
+            } else {
+                Ok(Responded::Aborted)
+            }
         }
     }
 }
@@ -168,15 +263,22 @@ enum Head<B> {
 /// What the head of a response depends on besides the response.
 struct HeadContext<'a> {
     ex: &'a Exchange,
-    /// Whether the request's body may still follow (see `respond`).
-    body_unknown: bool,
-    /// Part of the request body has not arrived yet.
-    rest_to_come: bool,
-    /// The service dropped the request body: it reads no more of it.
-    body_dropped: bool,
-    /// The error the request body's feed answers instead, if any.
-    refused: Option<StatusCode>,
+    /// Where the request body stands.
+    body: BodyState,
     conn: &'a Connection,
+}
+
+impl HeadContext<'_> {
+    /// Whether an answer that is complete in itself (an error page in
+    /// place of the service's) may keep the connection open: the request
+    /// body must be here whole (the service will not read the rest, and
+    /// whether the client still sends it is unknown) and drainable.
+    fn error_keeps_alive(&self) -> bool {
+        self.ex.keep_alive
+            && !self.conn.is_closing()
+            && !self.body.rest_to_come
+            && !self.body.undrainable
+    }
 }
 
 /// Queues the head of the service's answer `res` (or the error page that
@@ -190,7 +292,7 @@ where
     B: HttpBody,
 {
     let head_only = cx.ex.method == Method::HEAD;
-    if let Some(status) = cx.refused {
+    if let Some(status) = cx.body.refused {
         // The request body was malformed or too large: the request gets
         // that error (and the connection closes), not the service's answer
         // or failure over a body it never fully had.
@@ -206,10 +308,7 @@ where
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             };
-            // The service will not read the rest of the body; whether the
-            // client still sends it is unknown, so the connection closes.
-            let keep_alive =
-                cx.ex.keep_alive && !cx.conn.is_closing() && !cx.body_unknown && !cx.rest_to_come;
+            let keep_alive = cx.error_keeps_alive();
             error_page::write(&mut out.buf, cx.ex.version, status, keep_alive, head_only);
             Head::Done(Responded::Done { keep_alive })
         }
@@ -221,14 +320,7 @@ fn write_response_head<W, B>(out: &mut Output<W>, resp: Response<B>, cx: HeadCon
 where
     B: HttpBody,
 {
-    let HeadContext {
-        ex,
-        body_unknown,
-        rest_to_come,
-        body_dropped,
-        refused: _,
-        conn,
-    } = cx;
+    let ex = cx.ex;
     // The head is read in place; only the body is moved out at the end
     // (taking the response apart first would copy all of it).
     let status = resp.status();
@@ -269,17 +361,12 @@ where
             Err(_) => internal_error(out, false),
         };
     }
-    // An answer given without the rest of the body, which the service no
-    // longer wants: whether the client sends it is unknown, so the
-    // connection closes after this response (which goes out at once).
-    let unread = rest_to_come && body_dropped;
     if status.is_informational() {
         // Any other 1xx is interim: sent as the answer, it would leave the
         // client waiting for the final response and put every later
         // response on the connection one request behind. The error page is
         // a complete response, so the connection can go on.
-        let keep_alive = ex.keep_alive && !conn.is_closing() && !body_unknown && !rest_to_come;
-        return internal_error(out, keep_alive);
+        return internal_error(out, cx.error_keeps_alive());
     }
 
     let exact = resp.body().size_hint().exact();
@@ -291,10 +378,9 @@ where
         .any(|v| has_token(v.as_bytes(), b"close"));
     let keep_alive = ex.keep_alive
         && !service_closes
-        && !conn.is_closing()
+        && !cx.conn.is_closing()
         && framing != ResponseFraming::CloseDelimited
-        && !body_unknown
-        && !unread;
+        && request_body_allows_keep_alive(&cx.body);
     let head_length = if ex.method == Method::HEAD {
         exact.filter(|&n| n > 0)
     } else {
@@ -323,25 +409,44 @@ where
     }
 }
 
+/// Whether, as far as the request body goes, the head of an answer the
+/// service gave may promise to keep the connection open.
+fn request_body_allows_keep_alive(body: &BodyState) -> bool {
+    // The client waits for `100 Continue` before it sends the body: if the
+    // service answered without asking for it, whether the body follows is
+    // unknown.
+    let unknown = body.held_back;
+    // An answer given without the rest of the body, which the service no
+    // longer wants: whether the client sends it is unknown (the answer
+    // goes out at once, before it).
+    let unread = body.rest_to_come && body.dropped;
+    // Draining the rest would go over the drain limit.
+    !unknown && !unread && !body.undrainable
+}
+
 /// Waits for the response to a request with `Expect: 100-continue`,
-/// sending `100 Continue` when the service first asks for the body.
-/// Returns the response and whether `100 Continue` went out.
+/// sending `100 Continue` (and flushing it) as soon as the service first
+/// asks for the body, if the body has not arrived by then.
 async fn wait_gated<W, F>(
     out: &mut Output<W>,
     mut fut: Pin<&mut F>,
-    gate: Gate,
-) -> io::Result<(F::Output, bool)>
+    request: &mut RequestBody<'_>,
+) -> io::Result<F::Output>
 where
     W: TransportWrite,
     F: Future,
 {
-    let opened = pin!(gate.opened());
+    let Some(progress) = request.awaiting_continue() else {
+        return Ok(fut.await);
+    };
+    let opened = pin!(progress.body.opened());
     match select(fut.as_mut(), opened).await {
-        Either::Left((res, _)) => Ok((res, false)),
+        Either::Left((res, _)) => Ok(res),
         Either::Right(((), _)) => {
-            out.buf.extend_from_slice(h1::CONTINUE);
-            out.flush().await?;
-            Ok((fut.await, true))
+            if request.continue_if_asked(out) {
+                out.flush().await?;
+            }
+            Ok(fut.await)
         }
     }
 }

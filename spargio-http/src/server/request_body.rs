@@ -1,0 +1,219 @@
+//! The request body as the response side sees it: when `100 Continue` is
+//! due, whether the head may promise keep-alive, and [`Probed`], a
+//! response body whose first frame was polled before its head was written.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use super::feed::Progress;
+use crate::buffered::Output;
+use crate::h1;
+
+/// What the response side knows of the request body, and whether
+/// `100 Continue` went out for it.
+pub(super) struct RequestBody<'a> {
+    /// The body's feed, if the request has a body.
+    progress: Option<&'a Progress>,
+    /// The request has `Expect: 100-continue` (HTTP/1.1) and a body.
+    gated: bool,
+    /// `100 Continue` was queued.
+    continue_sent: bool,
+}
+
+/// What the head of a response depends on in the request body.
+pub(super) struct BodyState {
+    /// The client may be holding the body back, waiting for a
+    /// `100 Continue` it was never sent: whether the body follows is
+    /// unknown.
+    pub held_back: bool,
+    /// Part of the request body has not arrived yet.
+    pub rest_to_come: bool,
+    /// The service dropped the request body: it reads no more of it.
+    pub dropped: bool,
+    /// What is left of the request body is more than the server drains,
+    /// and nothing is known to be reading it: the connection closes after
+    /// this response.
+    pub undrainable: bool,
+    /// The error the request body's feed answers instead, if any.
+    pub refused: Option<http::StatusCode>,
+}
+
+impl<'a> RequestBody<'a> {
+    /// The view of a request body fed through `progress` (`None`: no body),
+    /// gated by `Expect: 100-continue` if `gated`.
+    pub(super) fn new(progress: Option<&'a Progress>, gated: bool) -> RequestBody<'a> {
+        RequestBody {
+            progress,
+            gated,
+            continue_sent: false,
+        }
+    }
+
+    /// The body's feed, if the request has a body (and `100 Continue` is
+    /// still owed for it).
+    pub(super) fn awaiting_continue(&self) -> Option<&'a Progress> {
+        self.progress.filter(|_| self.gated && !self.continue_sent)
+    }
+
+    /// Queues `100 Continue` if it is due: the client is waiting for it
+    /// (gated, not yet sent), the service has asked for the body and still
+    /// holds it, and the body has not all arrived. Returns whether it was
+    /// queued; the caller flushes it (or queues the final head right
+    /// behind it).
+    pub(super) fn continue_if_asked<W>(&mut self, out: &mut Output<W>) -> bool {
+        let asked = self
+            .awaiting_continue()
+            .is_some_and(|p| p.body.was_asked() && !p.body.is_dropped() && p.rest_to_come());
+        if asked {
+            out.buf.extend_from_slice(h1::CONTINUE);
+            self.continue_sent = true;
+        }
+        asked
+    }
+
+    /// Whether the client may be holding the body back, waiting for a
+    /// `100 Continue` it was never sent.
+    fn held_back(&self) -> bool {
+        self.awaiting_continue().is_some_and(Progress::rest_to_come)
+    }
+
+    /// Whether the head of an answer with a body depends on whether that
+    /// body reads the request body, so its first frame is polled before
+    /// the head is written (see [`Probed`]): the service holds a body it
+    /// has never asked for, and either the client waits for
+    /// `100 Continue` or the rest is more than the server drains.
+    pub(super) fn probe_wanted(&self, drain_limit: u64) -> bool {
+        let Some(p) = self.progress else {
+            return false;
+        };
+        if p.body.is_dropped() || p.body.was_asked() || p.done.get() {
+            return false;
+        }
+        self.held_back() || p.drain_overflows(drain_limit)
+    }
+
+    /// The state the head depends on.
+    pub(super) fn state(&self, drain_limit: u64) -> BodyState {
+        let p = self.progress;
+        BodyState {
+            held_back: self.held_back(),
+            rest_to_come: p.is_some_and(Progress::rest_to_come),
+            dropped: p.is_some_and(|p| p.body.is_dropped()),
+            undrainable: p.is_some_and(|p| unread_past(p, drain_limit)),
+            refused: p.and_then(|p| p.refused.get()),
+        }
+    }
+}
+
+/// Whether the rest of the body is left to be drained and is more than
+/// `drain_limit`: the service dropped the body, or never asked for any of
+/// it (nor did the answer's body, when it was probed). A service that has
+/// read some of the body and keeps it is taken to read the rest.
+fn unread_past(p: &Progress, drain_limit: u64) -> bool {
+    let unread = p.body.is_dropped() || !p.body.was_asked();
+    unread && p.drain_overflows(drain_limit)
+}
+
+/// The result of one poll of a body for a frame.
+type Polled<B> = Option<Result<Frame<<B as HttpBody>::Data>, <B as HttpBody>::Error>>;
+
+pin_project_lite::pin_project! {
+    /// A response body whose first frame was polled before its head was
+    /// written, to see whether the body reads the request body (an echo
+    /// does): the frame it gave (if any) comes first, then the rest of
+    /// the body. Until it is polled, it reports the size the body had
+    /// before that first poll.
+    pub(super) struct Probed<B: HttpBody> {
+        first: Option<Polled<B>>,
+        hint: Option<SizeHint>,
+        body: Pin<Box<B>>,
+    }
+}
+
+impl<B: HttpBody> Probed<B> {
+    /// `body`, not polled yet.
+    pub(super) fn new(body: B) -> Probed<B> {
+        Probed {
+            first: None,
+            hint: Some(body.size_hint()),
+            body: Box::pin(body),
+        }
+    }
+
+    /// Polls the body once for a frame with `cx` and keeps what it gave
+    /// (nothing if it was not ready; `cx` is woken when it is).
+    pub(super) fn probe(&mut self, cx: &mut Context<'_>) {
+        if self.first.is_none() {
+            if let Poll::Ready(polled) = self.body.as_mut().poll_frame(cx) {
+                self.first = Some(polled);
+            }
+        }
+    }
+}
+
+impl<B: HttpBody> HttpBody for Probed<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        *this.hint = None;
+        match this.first.take() {
+            Some(polled) => Poll::Ready(polled),
+            None => this.body.as_mut().poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.first {
+            Some(polled) => polled.is_none(),
+            None => self.body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.hint.unwrap_or_else(|| self.body.size_hint())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::task::Waker;
+
+    #[test]
+    fn a_probed_body_gives_its_first_frame_then_the_rest_with_its_first_size() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut probed = Probed::new(crate::Body::from("abc"));
+        probed.probe(&mut cx);
+        assert_eq!(probed.size_hint().exact(), Some(3));
+        assert!(!probed.is_end_stream());
+        let mut probed = Pin::new(&mut probed);
+        let Poll::Ready(Some(Ok(frame))) = probed.as_mut().poll_frame(&mut cx) else {
+            panic!("the first frame is kept");
+        };
+        assert_eq!(frame.into_data().ok(), Some(Bytes::from("abc")));
+        assert_eq!(probed.size_hint().exact(), Some(0));
+        assert!(matches!(
+            probed.as_mut().poll_frame(&mut cx),
+            Poll::Ready(None)
+        ));
+    }
+
+    #[test]
+    fn a_probe_that_found_nothing_ready_leaves_the_body_as_it_was() {
+        let (body, _sender) = crate::Body::channel(Some(4), false);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut probed = Probed::new(body);
+        probed.probe(&mut cx);
+        assert_eq!(probed.size_hint().exact(), Some(4));
+        assert!(!probed.is_end_stream());
+        assert!(Pin::new(&mut probed).poll_frame(&mut cx).is_pending());
+    }
+}

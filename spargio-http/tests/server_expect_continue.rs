@@ -1,0 +1,301 @@
+//! `Expect: 100-continue` over real sockets: the interim `100 Continue` goes
+//! out as soon as the handler first asks for a body that has not arrived,
+//! whatever the handler placement and however the handler reads it; never
+//! when the handler answers without reading it, never to HTTP/1.0, and
+//! never for an empty body. The clients here wait for the `100` before they
+//! send the body, as curl does; their read timeout only bounds a hang.
+
+mod common;
+
+use std::convert::Infallible;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::{echo_service, RawClient, TestServer};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use spargio_http::{Body, Http};
+use spargio_service::HandlerPlacement;
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The placements a handler's future can run under on a shard.
+const PLACEMENTS: [HandlerPlacement; 3] = [
+    HandlerPlacement::Inline,
+    HandlerPlacement::Stealable,
+    HandlerPlacement::Adaptive,
+];
+
+/// Serves `service` with its handlers placed so.
+fn start_placed<S>(placement: HandlerPlacement, service: S) -> TestServer
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    TestServer::start_with(
+        Http::new(),
+        move |b| b.handler_placement(placement),
+        service,
+    )
+}
+
+/// A client whose reads give up after 5 s (a bound against a hang, so a
+/// server that never sends `100 Continue` fails the test).
+fn connect(server: &TestServer) -> RawClient {
+    let c = server.connect();
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    c
+}
+
+/// Reads the next bytes and checks they are exactly `100 Continue`.
+fn expect_continue(c: &mut RawClient, what: &str) {
+    let mut got = vec![0u8; CONTINUE.len()];
+    if let Err(e) = c.reader.read_exact(&mut got) {
+        panic!("{what}: no 100 Continue came ({e})");
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(CONTINUE),
+        "{what}: the first bytes are not 100 Continue"
+    );
+}
+
+/// The head of a 5-byte POST to `path` that waits for `100 Continue`.
+fn gated_head(path: &str) -> Vec<u8> {
+    format!("POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .into_bytes()
+}
+
+/// Sends a gated request, waits for `100 Continue`, sends the body, and
+/// checks the answer `check` and that the connection then serves another
+/// request.
+fn gated_roundtrip(server: &TestServer, what: &str, check: impl Fn(&str)) {
+    let mut c = connect(server);
+    c.send(&gated_head("/first"));
+    expect_continue(&mut c, what);
+    c.send(b"hello");
+    let resp = c.read_response();
+    assert_eq!(resp.status, 200, "{what}");
+    assert_eq!(resp.header("connection"), None, "{what}: kept alive");
+    check(resp.body_str());
+    // The connection goes on: the body was read whole.
+    let resp = c.roundtrip(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(resp.status, 200, "{what}: the next request");
+}
+
+#[test]
+fn a_handler_that_collects_the_body_gets_100_continue_under_every_placement() {
+    for placement in PLACEMENTS {
+        let server = start_placed(placement, echo_service());
+        gated_roundtrip(&server, &format!("{placement:?}"), |body| {
+            assert!(body.ends_with("body=hello"), "{placement:?}: {body}");
+        });
+    }
+}
+
+#[test]
+fn a_streaming_echo_gets_100_continue_under_every_placement() {
+    // The response body is the request body: the handler answers at once
+    // and the body is first asked for while the response is written.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        Ok::<_, Infallible>(Response::new(req.into_body()))
+    });
+    for placement in PLACEMENTS {
+        let server = start_placed(placement, service);
+        gated_roundtrip(&server, &format!("{placement:?}"), |body| {
+            assert_eq!(body, "hello", "{placement:?}");
+        });
+    }
+}
+
+#[test]
+fn a_handler_that_reads_the_first_frame_then_streams_the_rest_gets_100_continue() {
+    // The body is asked for from inside the handler's future, which then
+    // answers with a response streaming what is left of it.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        let mut body = req.into_body();
+        let first = match body.frame().await {
+            Some(Ok(frame)) => frame.into_data().unwrap_or_default(),
+            _ => Default::default(),
+        };
+        let rest = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        let mut all = first.to_vec();
+        all.extend_from_slice(&rest);
+        Ok::<_, Infallible>(Response::new(Body::from(all)))
+    });
+    for placement in PLACEMENTS {
+        let server = start_placed(placement, service);
+        gated_roundtrip(&server, &format!("{placement:?}"), |body| {
+            assert_eq!(body, "hello", "{placement:?}");
+        });
+    }
+}
+
+#[test]
+fn a_handler_that_asks_for_the_body_and_answers_at_once_gets_100_continue() {
+    // The handler asks for a frame (none has come: the client waits for
+    // the 100) and answers in the same poll with the body it holds.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        let mut body = req.into_body();
+        std::future::poll_fn(|cx| {
+            let _ = http_body::Body::poll_frame(std::pin::Pin::new(&mut body), cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        Ok::<_, Infallible>(Response::new(body))
+    });
+    for placement in PLACEMENTS {
+        let server = start_placed(placement, service);
+        gated_roundtrip(&server, &format!("{placement:?}"), |body| {
+            assert_eq!(body, "hello", "{placement:?}");
+        });
+    }
+}
+
+#[test]
+fn a_handler_that_waits_before_reading_the_body_gets_100_continue() {
+    // The handler's first polls do not touch the body; a later one does.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        spargio_rt::time::sleep(Duration::from_millis(20)).await;
+        let body = req.into_body().collect().await;
+        let n = body.map(|c| c.to_bytes().len()).unwrap_or(usize::MAX);
+        Ok::<_, Infallible>(Response::new(Body::from(format!("len={n}"))))
+    });
+    for placement in PLACEMENTS {
+        let server = start_placed(placement, service);
+        gated_roundtrip(&server, &format!("{placement:?}"), |body| {
+            assert_eq!(body, "len=5", "{placement:?}");
+        });
+    }
+}
+
+#[test]
+fn a_chunked_body_gets_100_continue_when_read() {
+    for placement in PLACEMENTS {
+        let server = start_placed(placement, echo_service());
+        let mut c = connect(&server);
+        c.send(
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\
+              Expect: 100-continue\r\n\r\n",
+        );
+        expect_continue(&mut c, &format!("{placement:?}"));
+        c.send(b"5\r\nhello\r\n0\r\n\r\n");
+        let resp = c.read_response();
+        assert!(resp.body_str().ends_with("body=hello"), "{placement:?}");
+        assert_eq!(resp.header("connection"), None, "{placement:?}");
+    }
+}
+
+#[test]
+fn an_empty_body_gets_no_100_continue_and_a_kept_alive_answer() {
+    for placement in PLACEMENTS {
+        let server = start_placed(placement, echo_service());
+        let mut c = connect(&server);
+        let resp = c.roundtrip(
+            b"POST /empty HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\
+              Expect: 100-continue\r\n\r\n",
+        );
+        assert_eq!(resp.status, 200, "{placement:?}: no 100 for no body");
+        assert!(resp.body_str().ends_with("len=0 body="), "{placement:?}");
+        assert_eq!(resp.header("connection"), None, "{placement:?}");
+        let resp = c.roundtrip(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(resp.status, 200, "{placement:?}: the next request");
+        assert!(resp.body_str().starts_with("GET /next"), "{placement:?}");
+    }
+}
+
+#[test]
+fn an_empty_body_answered_without_reading_it_keeps_the_connection() {
+    let service = tower::service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Body::from("fine")))
+    });
+    for placement in PLACEMENTS {
+        let server = start_placed(placement, service);
+        let mut c = connect(&server);
+        let resp = c.roundtrip(
+            b"POST /empty HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\
+              Expect: 100-continue\r\n\r\n",
+        );
+        assert_eq!(
+            (resp.status, resp.body_str()),
+            (200, "fine"),
+            "{placement:?}"
+        );
+        assert_eq!(resp.header("connection"), None, "{placement:?}");
+        let resp = c.roundtrip(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(resp.status, 200, "{placement:?}: the next request");
+    }
+}
+
+#[test]
+fn an_answer_without_reading_the_body_sends_no_100_and_never_parses_the_body() {
+    // POSTs are refused unread; anything else is answered with its path.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        let mut r = Response::new(Body::from(req.uri().path().to_string()));
+        if req.method() == http::Method::POST {
+            *r.status_mut() = StatusCode::FORBIDDEN;
+        }
+        Ok::<_, Infallible>(r)
+    });
+    // A body that looks like a request of its own.
+    let smuggled: &[u8] = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        smuggled.len()
+    );
+    // The client waits for the 100 (and gets the answer instead), or sends
+    // the body at once without waiting, as it may.
+    for eager in [false, true] {
+        for placement in PLACEMENTS {
+            let what = format!("{placement:?}, eager: {eager}");
+            let server = start_placed(placement, service);
+            let mut c = connect(&server);
+            c.send(head.as_bytes());
+            if eager {
+                c.send(smuggled);
+            }
+            let resp = c.read_response();
+            assert_eq!(resp.status, 403, "{what}: the final answer, no 100");
+            // The body is never answered as a request: either the
+            // connection closes, or the next answer is to the next request.
+            if !eager {
+                let _ = c.stream.write_all(smuggled);
+            }
+            let _ = c.stream.write_all(b"GET /real HTTP/1.1\r\nHost: a\r\n\r\n");
+            if resp.header("connection") == Some("close") {
+                assert!(c.is_closed(), "{what}");
+            } else {
+                let next = c.read_response();
+                assert_eq!(next.body_str(), "/real", "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn http10_gets_no_100_continue_whatever_the_handler_does() {
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        Ok::<_, Infallible>(Response::new(req.into_body()))
+    });
+    for placement in PLACEMENTS {
+        let server = start_placed(placement, service);
+        let mut c = connect(&server);
+        c.send(b"POST / HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello");
+        let resp = c.read_response();
+        assert_eq!(resp.version, 0, "{placement:?}");
+        assert_eq!(
+            (resp.status, resp.body_str()),
+            (200, "hello"),
+            "{placement:?}"
+        );
+    }
+}
