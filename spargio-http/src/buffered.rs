@@ -165,8 +165,17 @@ impl<W: TransportWrite> Output<W> {
         self.seal();
         let segments = std::mem::take(&mut self.queued);
         self.queued_len = 0;
-        for piece in self.send.pieces(segments) {
-            let (res, mut piece) = self.send.bound(self.writer.write_segments(piece)).await?;
+        let mut pieces = self.send.pieces(segments).peekable();
+        while let Some(piece) = pieces.next() {
+            let write = self.send.bound(self.writer.write_segments(piece));
+            // A flush polled quietly (beside the next request's read) may
+            // end with a write that wakes nobody; one with more pieces
+            // after it must wake the task, or they wait for that read.
+            let (res, mut piece) = if pieces.peek().is_some() {
+                spargio_rt::io::loud(write).await?
+            } else {
+                write.await?
+            };
             res?;
             // Dropping the handles lets `buf` take its sealed memory
             // back; the list is kept for the next flush.

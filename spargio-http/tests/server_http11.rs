@@ -732,3 +732,46 @@ fn an_informational_final_response_becomes_500_and_the_pipeline_stays_in_step() 
         assert_eq!(next.body_str(), "fine");
     }
 }
+
+#[test]
+fn a_response_of_several_send_pieces_reaches_a_slow_reader_whole() {
+    // 1 MiB body, under a write buffer larger than that: the whole
+    // response is flushed beside the next request's read (quietly), in
+    // 256 KiB pieces. The client does not read at first, so a piece's
+    // write is cut short; its last write then completed without waking
+    // the task and the next pieces waited for the header-read timeout.
+    const BODY: usize = 1 << 20;
+    let body = Bytes::from(common::pattern(BODY));
+    let service = tower::service_fn(move |_req: Request<Body>| {
+        let body = body.clone();
+        async move { Ok::<_, Infallible>(Response::new(Body::from(body))) }
+    });
+    let server = TestServer::start_with(
+        Http::new()
+            .write_buffer(4 << 20)
+            .header_read_timeout(Duration::from_secs(120)),
+        |b| b.send_timeout(Duration::from_secs(120)),
+        service,
+    );
+    let mut c = server.connect();
+    // A small receive window keeps the server's writes short.
+    let small: libc::c_int = 4096;
+    // SAFETY: sets an int socket option on a socket this test owns, from
+    // a live local of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&c.stream),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            std::ptr::addr_of!(small).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUF");
+    c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let resp = c.read_response();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body.len(), BODY);
+    assert_eq!(resp.body, common::pattern(BODY));
+}

@@ -246,6 +246,20 @@ fn buf_reader_lines_and_bad_utf8() {
 }
 
 #[test]
+fn buf_reader_read_into_an_empty_buffer_returns_at_once() {
+    let ok = run(|| async {
+        // The peer is open and silent: a real read would wait for ever.
+        let (a, _b) = UnixStream::pair().unwrap();
+        let mut r = BufReader::new(a);
+        let (res, _) = spargio_rt::time::timeout(Duration::from_secs(10), r.read(Vec::new()))
+            .await
+            .expect("a read with no room waited for data");
+        res.unwrap() == 0
+    });
+    assert!(ok);
+}
+
+#[test]
 fn buf_writer_coalesces_small_writes_into_few_ops() {
     let ok = run(|| async {
         let (a, mut b) = UnixStream::pair().unwrap();
@@ -292,6 +306,30 @@ fn buf_writer_keeps_order_when_large_writes_bypass_it() {
         let (r, got) = b.read_to_end(Vec::new()).await;
         r.unwrap();
         got == expect
+    });
+    assert!(ok);
+}
+
+#[test]
+fn buf_writer_cancelled_while_writing_its_buffer_fails_every_later_call() {
+    let ok = run(|| async {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let mut w = BufWriter::with_capacity(64, a);
+        // Fill the socket (the peer reads nothing), so the buffer's write
+        // waits for room.
+        let (r, _) = w.get_mut().write(vec![7u8; 8 << 20]).await;
+        assert!(r.unwrap() < 8 << 20);
+        let (r, _) = w.write_all(&b"buffered"[..]).await;
+        r.unwrap();
+        let cancelled = spargio_rt::time::timeout(Duration::from_millis(50), w.flush()).await;
+        assert!(cancelled.is_err(), "the flush could not have finished");
+        // The buffered bytes went with the cancelled write: going on
+        // would leave a hole in the stream.
+        let (r, _) = w.write_all(&b"more"[..]).await;
+        let write_err = r.unwrap_err();
+        let flush_err = w.flush().await.unwrap_err();
+        write_err.to_string().contains("BufWriter is broken")
+            && flush_err.to_string().contains("BufWriter is broken")
     });
     assert!(ok);
 }

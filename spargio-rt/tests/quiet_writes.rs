@@ -136,3 +136,31 @@ async fn a_quiet_vectored_write_that_finishes_a_segment_part_way_goes_on_to_the_
     res.unwrap();
     assert_eq!(reader.await.unwrap(), big + 4);
 }
+
+#[test]
+fn a_panic_inside_quiet_writes_leaves_later_writes_on_that_shard_loud() {
+    let rt = spargio_rt::Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    let panicked = h.spawn_pinned(spargio_rt::ShardId(0), async {
+        quiet_writes(|| panic!("a quiet poll panicked (on purpose, in a test)"))
+    });
+    assert!(rt.block_on(panicked).unwrap_err().is_panic());
+    // The same shard's thread: a write that completes in full must still
+    // wake the task awaiting it.
+    let woken = h.spawn_pinned(spargio_rt::ShardId(0), async {
+        let (mut a, _b) = UnixStream::pair().unwrap();
+        let (count, waker) = counting();
+        let mut write = pin!(a.write(b"ping".to_vec()));
+        {
+            let mut cx = Context::from_waker(&waker);
+            assert!(write.as_mut().poll(&mut cx).is_pending());
+        }
+        settle().await;
+        count.0.load(Ordering::SeqCst)
+    });
+    assert_eq!(
+        rt.block_on(woken).unwrap(),
+        1,
+        "a full write after the panic woke nobody"
+    );
+}

@@ -190,6 +190,11 @@ impl<R: AsyncRead> AsyncRead for BufReader<R> {
     /// Serves buffered bytes first; with none buffered, a read at least as
     /// large as the buffer goes straight to the stream.
     async fn read<B: IoBufMut>(&mut self, mut buf: B) -> BufResult<usize, B> {
+        if buf.bytes_total() == 0 {
+            // Nothing fits: no read (one would wait for data it cannot
+            // take, then look like the end of the stream).
+            return (Ok(0), buf);
+        }
         if self.pos >= self.buf.len() && buf.bytes_total() >= self.cap {
             return self.inner.read(buf).await;
         }

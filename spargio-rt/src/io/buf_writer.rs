@@ -14,9 +14,12 @@ use super::traits::{AsyncRead, AsyncWrite};
 /// the buffer skips it (after the buffered bytes go out).
 ///
 /// The buffer is allocated once and reused. Dropping a `BufWriter` drops
-/// whatever is still buffered: flush first. A flush cancelled mid-write
-/// (its future dropped) loses the buffered bytes too, as the buffer is in
-/// the cancelled op.
+/// whatever is still buffered: flush first. A write of the buffer to the
+/// stream owns the buffer while it is in flight (the ring writes from it),
+/// so a call cancelled during one (a `flush`, or a `write` that had to make
+/// room; its future dropped, by a timeout say) takes the buffered bytes
+/// with it: the writer is then broken, and every later call fails with an
+/// error that says so, rather than go on with a hole in the stream.
 ///
 /// ```
 /// use spargio_rt::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
@@ -40,6 +43,9 @@ pub struct BufWriter<W> {
     inner: W,
     buf: Vec<u8>,
     cap: usize,
+    /// Set while a write of the buffer owns it; still set at the next
+    /// call, that write's future was dropped and the buffer went with it.
+    writing: bool,
 }
 
 impl<W> BufWriter<W> {
@@ -55,6 +61,7 @@ impl<W> BufWriter<W> {
             inner,
             buf: Vec::with_capacity(cap),
             cap,
+            writing: false,
         }
     }
 
@@ -88,12 +95,15 @@ impl<W: AsyncWrite> BufWriter<W> {
     /// Writes out everything buffered. On error, the bytes not known to
     /// have been written stay buffered.
     async fn flush_buf(&mut self) -> io::Result<()> {
+        self.intact()?;
         let len = self.buf.len();
         let mut done = 0;
         let mut res = Ok(());
         while done < len {
             let buf = std::mem::take(&mut self.buf);
+            self.writing = true;
             let (r, slice) = self.inner.write(buf.slice(done..len)).await;
+            self.writing = false;
             self.buf = slice.into_inner();
             match r {
                 Ok(0) => {
@@ -115,14 +125,23 @@ impl<W: AsyncWrite> BufWriter<W> {
     /// Room for `n` more bytes, flushing first if need be; false if `n`
     /// bytes should bypass the buffer.
     async fn make_room(&mut self, n: usize) -> io::Result<bool> {
+        self.intact()?;
         if self.buf.len() + n > self.cap {
             self.flush_buf().await?;
         }
-        if self.buf.capacity() < self.cap {
-            // Only after a cancelled flush lost the buffer.
-            self.buf.reserve_exact(self.cap - self.buf.len());
-        }
         Ok(n < self.cap)
+    }
+
+    /// Fails if a cancelled write took the buffered bytes (see the type's
+    /// docs).
+    fn intact(&self) -> io::Result<()> {
+        if self.writing {
+            return Err(io::Error::other(
+                "spargio: BufWriter is broken: a call was cancelled while the buffer was being \
+                 written, and the buffered bytes it held are lost",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -188,6 +207,7 @@ impl<T: Split> Split for BufWriter<T> {
             inner: w,
             buf: self.buf,
             cap: self.cap,
+            writing: self.writing,
         };
         (r, write)
     }
@@ -197,6 +217,7 @@ impl<T: Split> Split for BufWriter<T> {
             inner: T::unsplit_io(read, write.inner),
             buf: write.buf,
             cap: write.cap,
+            writing: write.writing,
         }
     }
 }

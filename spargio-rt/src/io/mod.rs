@@ -62,7 +62,7 @@ pub use copy::copy;
 pub use ext::{AsyncReadExt, AsyncWriteExt};
 pub use flush_beside::flush_beside;
 pub(crate) use quiet::is_quiet;
-pub use quiet::{flush_and_read, quiet_writes};
+pub use quiet::{flush_and_read, loud, quiet_writes};
 pub use split::{split, unsplit, ReadHalf, Split, WriteHalf};
 pub use traits::{AsyncRead, AsyncWrite};
 

@@ -51,10 +51,30 @@ thread_local! {
 /// }
 /// ```
 pub fn quiet_writes<R>(f: impl FnOnce() -> R) -> R {
-    let before = QUIET.with(|q| q.replace(true));
-    let out = f();
-    QUIET.with(|q| q.set(before));
-    out
+    let _restore = Quietness::set(true);
+    f()
+}
+
+/// Sets the thread's quietness and puts the earlier value back when
+/// dropped, also when what ran in between panicked: a task's panic is
+/// caught and its shard goes on, and a flag left set would make every
+/// later full write on that thread wake nobody.
+struct Quietness {
+    before: bool,
+}
+
+impl Quietness {
+    fn set(quiet: bool) -> Quietness {
+        Quietness {
+            before: QUIET.with(|q| q.replace(quiet)),
+        }
+    }
+}
+
+impl Drop for Quietness {
+    fn drop(&mut self) {
+        QUIET.with(|q| q.set(self.before));
+    }
 }
 
 /// Whether an op polled now may complete quietly.
@@ -62,16 +82,42 @@ pub(crate) fn is_quiet() -> bool {
     QUIET.with(Cell::get)
 }
 
-/// Awaits `fut` with its ring writes loud even inside [`quiet_writes`]:
-/// for a write whose full completion does not end the caller's work (more
-/// follows it), so its completion must wake the task to go on.
-pub(crate) async fn loud<F: Future>(fut: F) -> F::Output {
+/// Awaits `fut` with its ring writes loud even when the caller is polled
+/// inside [`quiet_writes`].
+///
+/// For a write whose full completion does not end the caller's work: when
+/// more follows it (the next piece of a long response, say), its
+/// completion must wake the task to go on, or the rest waits for whatever
+/// else wakes the task next.
+///
+/// ```
+/// use spargio_rt::io::{loud, AsyncWriteExt};
+/// use spargio_rt::net::UnixStream;
+///
+/// /// Writes `pieces` in order; correct even when polled quietly.
+/// async fn write_pieces(out: &mut UnixStream, pieces: Vec<Vec<u8>>) -> std::io::Result<()> {
+///     let last = pieces.len().saturating_sub(1);
+///     for (i, piece) in pieces.into_iter().enumerate() {
+///         let res = if i < last {
+///             loud(out.write_all(piece)).await.0
+///         } else {
+///             // The last write ends the work: quiet is fine.
+///             out.write_all(piece).await.0
+///         };
+///         res?;
+///     }
+///     Ok(())
+/// }
+/// # spargio_rt::run(|_| async {
+/// let (mut a, _b) = UnixStream::pair().unwrap();
+/// write_pieces(&mut a, vec![b"one".to_vec(), b"two".to_vec()]).await.unwrap();
+/// # });
+/// ```
+pub async fn loud<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
     poll_fn(|cx| {
-        let before = QUIET.with(|q| q.replace(false));
-        let out = fut.as_mut().poll(cx);
-        QUIET.with(|q| q.set(before));
-        out
+        let _restore = Quietness::set(false);
+        fut.as_mut().poll(cx)
     })
     .await
 }
