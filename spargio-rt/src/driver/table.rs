@@ -126,6 +126,19 @@ impl OpTable {
     /// Looks up the op a CQE belongs to. Returns the op and whether this
     /// CQE ends it (then the slot is freed: the caller holds the last
     /// driver-side reference). `None` for a stale tag.
+    /// Whether `ud` names `op` itself (live, same slot generation): a tag
+    /// taken elsewhere may be stale and name another op.
+    pub(crate) fn holds(&self, ud: u64, op: &Arc<dyn Completion>) -> bool {
+        let Some((gen, idx)) = user_data::decode(ud) else {
+            return false;
+        };
+        self.slots
+            .get(idx as usize)
+            .filter(|s| s.gen == gen)
+            .and_then(|s| s.op.as_ref())
+            .is_some_and(|held| Arc::ptr_eq(held, op))
+    }
+
     pub(crate) fn lookup(&mut self, ud: u64, cqe: Cqe) -> Option<(Arc<dyn Completion>, bool)> {
         let (gen, idx) = user_data::decode(ud)?;
         let found = self

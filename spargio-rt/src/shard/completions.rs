@@ -39,6 +39,8 @@ impl LocalShard {
     pub(crate) fn reap(&self) -> usize {
         let mut cqes = std::mem::take(&mut *self.cqes.borrow_mut());
         cqes.clear();
+        // What a reap cut short by a panic left (see `Unreaped`) comes first.
+        cqes.append(&mut self.unreaped.borrow_mut());
         {
             let mut ring = self.ring.borrow_mut();
             cqes.extend(
@@ -47,35 +49,22 @@ impl LocalShard {
             );
         }
         let n = cqes.len();
-        for &(ud, res, flags) in cqes.iter() {
-            match ud {
-                ring::UD_DOORBELL => self.shared().counters.doorbells_received.bump(),
-                ring::UD_EVENTFD => {
-                    self.eventfd_armed.set(false);
-                    if res != -libc::ECANCELED {
-                        self.shared().counters.doorbells_received.bump();
-                    }
-                }
-                ring::UD_CANCEL_EVENTFD => {}
-                // The fd is gone whatever the result (as with `close(2)`,
-                // an error still releases the descriptor).
-                ring::UD_CLOSE => self.closes_in_flight.set(self.closes_in_flight.get() - 1),
-                ud if ud >> 32 == ring::UD_MSG_SENT >> 32 => {
-                    // A MSG_RING send failed (res < 0): fall back to the eventfd.
-                    let target = (ud & 0xFFFF_FFFF) as usize;
-                    if res < 0 {
-                        if let Some(s) = self.inner.shards.get(target) {
-                            s.ring_eventfd();
-                        }
-                    }
-                }
-                ud => self.dispatch_op(ud, crate::driver::Cqe { res, flags }),
-            }
+        let mut rest = Unreaped {
+            shard: self,
+            cqes,
+            next: 0,
+        };
+        while let Some(&(ud, res, flags)) = rest.cqes.get(rest.next) {
+            rest.next += 1;
+            self.act_on(ud, res, flags);
         }
+        let cqes = std::mem::take(&mut rest.cqes);
+        drop(rest);
         // Give the (emptied) buffer back for the next reap; a waker that ran
         // above may have re-entered `reap` and left its own buffer there.
         let mut slot = self.cqes.borrow_mut();
         if slot.capacity() < cqes.capacity() {
+            let mut cqes = cqes;
             cqes.clear();
             *slot = cqes;
         }
@@ -94,6 +83,33 @@ impl LocalShard {
         // Room freed in the CQ: move spilled SQEs in.
         self.flush_spill();
         n
+    }
+
+    /// Acts on one reaped CQE.
+    fn act_on(&self, ud: u64, res: i32, flags: u32) {
+        match ud {
+            ring::UD_DOORBELL => self.shared().counters.doorbells_received.bump(),
+            ring::UD_EVENTFD => {
+                self.eventfd_armed.set(false);
+                if res != -libc::ECANCELED {
+                    self.shared().counters.doorbells_received.bump();
+                }
+            }
+            ring::UD_CANCEL_EVENTFD => {}
+            // The fd is gone whatever the result (as with `close(2)`,
+            // an error still releases the descriptor).
+            ring::UD_CLOSE => self.closes_in_flight.set(self.closes_in_flight.get() - 1),
+            ud if ud >> 32 == ring::UD_MSG_SENT >> 32 => {
+                // A MSG_RING send failed (res < 0): fall back to the eventfd.
+                let target = (ud & 0xFFFF_FFFF) as usize;
+                if res < 0 {
+                    if let Some(s) = self.inner.shards.get(target) {
+                        s.ring_eventfd();
+                    }
+                }
+            }
+            ud => self.dispatch_op(ud, crate::driver::Cqe { res, flags }),
+        }
     }
 
     /// Whether CQEs are waiting, or the kernel holds completions that an
@@ -138,6 +154,28 @@ impl LocalShard {
         self.doorbell_queued.set(false);
         if needed {
             self.submit(false, None);
+        }
+    }
+}
+
+/// CQEs a reap took off the ring and has not acted on yet. The ring counts
+/// them consumed once taken, so if acting on one panics (a waker, an op's
+/// destructor), the rest are kept for the next reap instead of lost with
+/// the unwinding (their ops would never complete, and shutdown would wait
+/// for them in vain). The one that panicked counts as handled.
+struct Unreaped<'a> {
+    shard: &'a LocalShard,
+    cqes: Vec<(u64, i32, u32)>,
+    /// The first not acted on.
+    next: usize,
+}
+
+impl Drop for Unreaped<'_> {
+    fn drop(&mut self) {
+        if let Some(rest) = self.cqes.get(self.next..) {
+            if !rest.is_empty() {
+                self.shard.unreaped.borrow_mut().extend_from_slice(rest);
+            }
         }
     }
 }

@@ -62,6 +62,9 @@ pub(crate) struct LocalShard {
     pub(super) tick: Cell<u64>,
     /// Reused buffer of reaped CQEs: (user_data, result).
     pub(super) cqes: RefCell<Vec<(u64, i32, u32)>>,
+    /// CQEs taken off the ring by a reap that a panic cut short; the next
+    /// reap acts on them first.
+    pub(super) unreaped: RefCell<Vec<(u64, i32, u32)>>,
     /// Per other shard: its poll count and when we first saw it, to tell a
     /// shard stuck in one poll from one that is moving along.
     pub(super) seen_polls: RefCell<Vec<(u64, Instant)>>,
@@ -352,6 +355,7 @@ impl LocalShard {
             eventfd_armed: Cell::new(false),
             tick: Cell::new(0),
             cqes: RefCell::new(Vec::with_capacity(64)),
+            unreaped: RefCell::new(Vec::new()),
             seen_polls: RefCell::new(vec![(u64::MAX, Instant::now()); n]),
             declined: Cell::new(false),
             idle_rounds: Cell::new(0),

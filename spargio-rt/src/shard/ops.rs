@@ -130,7 +130,14 @@ impl LocalShard {
                     self.push_sqe(e.user_data(ud));
                     shared.counters.ops_submitted.bump();
                 }
-                RemoteReq::Cancel(tag, op) => self.cancel_op(if tag != 0 { tag } else { op.tag() }),
+                RemoteReq::Cancel(tag, op) => {
+                    let ud = if tag != 0 { tag } else { op.tag() };
+                    // Only if the tag still names this op on this ring (it
+                    // may have ended, and been re-armed elsewhere).
+                    if self.ops.borrow().holds(ud, &op) {
+                        self.cancel_op(ud);
+                    }
+                }
                 RemoteReq::Run(f) => f(self),
             }
         }
