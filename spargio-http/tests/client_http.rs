@@ -2,6 +2,8 @@
 //! bytes over `spargio_rt::net` and the crate's `tls::TlsAcceptor`; no use
 //! of the crate's HTTP server).
 
+mod common;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use http::{Method, Request, StatusCode, Version};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody};
-use spargio_http::tls::{root_store_from_pem, TlsAcceptor, TlsConnector};
+use spargio_http::tls::{TlsAcceptor, TlsConnector};
 use spargio_http::transport::{Transport, TransportRead, TransportWrite};
 use spargio_http::{Body, BodyError, Client, ClientError};
 use spargio_rt::net::{TcpListener, TcpStream};
@@ -1179,15 +1181,7 @@ struct TlsFixture {
 }
 
 fn tls_fixture() -> TlsFixture {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert_pem = cert.cert.pem();
-    let acceptor = TlsAcceptor::from_pem(
-        cert_pem.as_bytes(),
-        cert.key_pair.serialize_pem().as_bytes(),
-    )
-    .unwrap();
-    let connector =
-        TlsConnector::with_root_store(root_store_from_pem(cert_pem.as_bytes()).unwrap());
+    let (acceptor, connector) = common::localhost_tls();
     TlsFixture {
         acceptor,
         connector,

@@ -16,7 +16,7 @@ use http::{Request, Response};
 use http_body::Frame;
 use http_body_util::StreamBody;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
-use spargio_http::tls::{root_store_from_pem, TlsAcceptor, TlsConnector};
+use spargio_http::tls::TlsAcceptor;
 use spargio_http::{Body, Http};
 
 type TlsStream = StreamOwned<ClientConnection, TcpStream>;
@@ -59,18 +59,10 @@ where
     B: http_body::Body + Send + 'static,
     B::Error: Into<spargio_service::BoxError>,
 {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert_pem = cert.cert.pem();
-    let acceptor = TlsAcceptor::from_pem(
-        cert_pem.as_bytes(),
-        cert.key_pair.serialize_pem().as_bytes(),
-    )
-    .unwrap();
+    let (acceptor, connector) = common::localhost_tls();
     let mut server_cfg = (**acceptor.config()).clone();
     server_cfg.alpn_protocols = server_alpn.iter().map(|p| p.to_vec()).collect();
     let acceptor = TlsAcceptor::new(Arc::new(server_cfg));
-    let connector =
-        TlsConnector::with_root_store(root_store_from_pem(cert_pem.as_bytes()).unwrap());
     let mut client_cfg = (**connector.config()).clone();
     client_cfg.alpn_protocols = client_alpn.iter().map(|p| p.to_vec()).collect();
     let server = TestServer::start_with(Http::new().tls(acceptor), |b| b, service);

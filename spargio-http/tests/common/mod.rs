@@ -328,3 +328,22 @@ pub fn pattern(n: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A fresh self-signed certificate for `localhost`: a TLS acceptor that
+/// serves it and a connector that trusts it (and nothing else).
+pub fn localhost_tls() -> (
+    spargio_http::tls::TlsAcceptor,
+    spargio_http::tls::TlsConnector,
+) {
+    use spargio_http::tls::{root_store_from_pem, TlsAcceptor, TlsConnector};
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert_pem = cert.cert.pem();
+    let acceptor = TlsAcceptor::from_pem(
+        cert_pem.as_bytes(),
+        cert.key_pair.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    let connector =
+        TlsConnector::with_root_store(root_store_from_pem(cert_pem.as_bytes()).unwrap());
+    (acceptor, connector)
+}
