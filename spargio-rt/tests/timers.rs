@@ -339,3 +339,80 @@ fn a_sleep_first_polled_on_a_shard_ends_off_the_runtime_after_shutdown() {
     let ended = other.block_on(timeout(Duration::from_secs(10), nap));
     assert!(ended.is_ok(), "the sleep ended on the fallback timer");
 }
+
+/// A waker that, when a timer fires it, sets a timer of its own on the
+/// same shard (by polling a fresh `Sleep`), then reports.
+struct SetsATimerOnWake {
+    done: std::sync::mpsc::Sender<bool>,
+}
+
+impl std::task::Wake for SetsATimerOnWake {
+    fn wake(self: Arc<Self>) {
+        let mut next = Box::pin(sleep(Duration::from_secs(3600)));
+        let waker = std::task::Waker::noop();
+        let pending = next
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker))
+            .is_pending();
+        let _ = self.done.send(pending);
+    }
+}
+
+#[test]
+fn a_waker_fired_by_a_timer_may_set_a_timer_on_the_same_shard() {
+    let rt = rt();
+    let h = rt.handle();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let task = h.spawn_pinned(ShardId(0), async move {
+        let mut trap = Box::pin(sleep(Duration::from_millis(1)));
+        {
+            let waker = std::task::Waker::from(Arc::new(SetsATimerOnWake { done: tx }));
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(trap.as_mut().poll(&mut cx).is_pending());
+        }
+        // Keep the timer registered while its waker is the custom one; the
+        // shard fires it from its loop.
+        sleep(Duration::from_millis(50)).await;
+        drop(trap);
+    });
+    let woke = rx.recv_timeout(Duration::from_secs(20));
+    let joined = spargio_rt::block_on(async { timeout(Duration::from_secs(20), task).await });
+    let loop_panics = h.stats().shards[0].loop_panics;
+    if loop_panics != 0 {
+        // The shard loop died with the heap borrowed; do not risk a hang.
+        std::mem::forget(rt);
+    }
+    assert_eq!(woke, Ok(true), "the waker ran and its sleep was pending");
+    assert_eq!(
+        loop_panics, 0,
+        "setting a timer from a timer's waker panicked the shard loop"
+    );
+    assert!(
+        matches!(joined, Ok(Ok(()))),
+        "the task finished: {joined:?}"
+    );
+}
+
+#[test]
+fn a_waker_fired_by_the_off_runtime_timer_thread_may_set_a_timer() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Polled on this test thread (no shard), the sleep is registered with
+    // the fallback timer thread, which runs the waker.
+    let mut trap = Box::pin(sleep(Duration::from_millis(1)));
+    let waker = std::task::Waker::from(Arc::new(SetsATimerOnWake { done: tx }));
+    assert!(trap
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(&waker))
+        .is_pending());
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(20)),
+        Ok(true),
+        "the waker ran and its sleep was pending"
+    );
+    // The timer thread goes on firing timers.
+    let ended = spargio_rt::block_on(timeout(
+        Duration::from_secs(20),
+        sleep(Duration::from_millis(2)),
+    ));
+    assert!(ended.is_ok(), "a later off-runtime sleep ended");
+}

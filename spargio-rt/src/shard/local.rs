@@ -48,6 +48,9 @@ pub(crate) struct LocalShard {
     /// The backlog this poll last announced to idle shards (0: none yet).
     announced: Cell<usize>,
     pub(crate) timers: RefCell<TimerHeap>,
+    /// Due timers taken out of `timers`, fired once its borrow has ended
+    /// (kept between turns so its allocation is reused).
+    due_timers: Cell<Vec<Arc<TimerEntry>>>,
     /// Tells this shard's timer heap from every other heap in the process
     /// (see [`current_timer_heap`]).
     timer_heap_id: u64,
@@ -348,6 +351,7 @@ impl LocalShard {
             placed_away: Cell::new(0),
             announced: Cell::new(0),
             timers: RefCell::new(TimerHeap::default()),
+            due_timers: Cell::new(Vec::new()),
             timer_heap_id: next_timer_heap_id(),
             doorbell_queued: Cell::new(false),
             unannounced: Cell::new(false),
@@ -392,7 +396,11 @@ impl LocalShard {
     /// Fires due timers; returns how many.
     pub(crate) fn fire_timers(&self) -> u64 {
         let now = std::time::Instant::now();
-        let fired = self.timers.borrow_mut().fire_due(now);
+        let mut due = self.due_timers.take();
+        self.timers.borrow_mut().take_due(now, &mut due);
+        // Fired outside the heap's borrow: a waker may set a timer itself.
+        let fired = crate::time::heap::fire_all(&mut due);
+        self.due_timers.set(due);
         if fired > 0 {
             self.shared().counters.timers_fired.add(fired);
         }
@@ -670,7 +678,8 @@ impl LocalShard {
         while let Some(t) = self.worker.pop() {
             drop(t);
         }
-        self.timers.borrow_mut().clear();
+        let timers = self.timers.borrow_mut().take_all();
+        drop(timers);
     }
 }
 

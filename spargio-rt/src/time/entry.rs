@@ -31,15 +31,17 @@ impl TimerEntry {
         entry
     }
 
-    /// Called by the heap once the deadline has passed.
-    pub(crate) fn fire(&self) {
-        if self
+    /// Called by the heap's owner once the deadline has passed; `false`
+    /// if the entry was cancelled (or fired) before.
+    pub(crate) fn fire(&self) -> bool {
+        let won = self
             .state
             .compare_exchange(PENDING, FIRED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+            .is_ok();
+        if won {
             self.waker.wake();
         }
+        won
     }
 
     /// Called when the waiting `Sleep` is dropped or reset; the heap drops

@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 use super::entry::TimerEntry;
-use super::heap::TimerHeap;
+use super::heap::{fire_all, TimerHeap};
 
 struct Fallback {
     heap: Mutex<TimerHeap>,
@@ -30,8 +30,15 @@ fn fallback() -> &'static Fallback {
 
 fn run(fb: &'static Fallback) {
     let mut heap = fb.heap.lock().unwrap_or_else(|p| p.into_inner());
+    let mut due = Vec::new();
     loop {
-        heap.fire_due(Instant::now());
+        heap.take_due(Instant::now(), &mut due);
+        if !due.is_empty() {
+            // Wakers run without the lock: one may set a timer itself.
+            drop(heap);
+            fire_all(&mut due);
+            heap = fb.heap.lock().unwrap_or_else(|p| p.into_inner());
+        }
         heap = match heap.next_deadline() {
             None => fb.changed.wait(heap).unwrap_or_else(|p| p.into_inner()),
             Some(d) => {

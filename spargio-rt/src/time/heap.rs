@@ -66,20 +66,20 @@ impl TimerHeap {
         self.swept_len = self.heap.len().max(SWEEP_FLOOR / 2);
     }
 
-    /// Fires every timer due at `now`, in deadline order; returns how many.
-    pub(crate) fn fire_due(&mut self, now: Instant) -> u64 {
-        let mut fired = 0;
+    /// Moves every timer due at `now` into `due`, in deadline order; the
+    /// caller fires them with [`fire_all`] once it no longer holds the heap
+    /// (a waker may run arbitrary code, including code that sets a timer on
+    /// this same heap).
+    pub(crate) fn take_due(&mut self, now: Instant, due: &mut Vec<Arc<TimerEntry>>) {
         while let Some(Reverse(top)) = self.heap.peek() {
             if top.deadline > now {
                 break;
             }
             let Reverse(slot) = self.heap.pop().expect("peeked");
             if !slot.entry.is_cancelled() {
-                slot.entry.fire();
-                fired += 1;
+                due.push(slot.entry);
             }
         }
-        fired
     }
 
     /// The nearest deadline of a timer that is still wanted.
@@ -94,11 +94,25 @@ impl TimerHeap {
         None
     }
 
-    /// Drops every entry (shard exit). Waiters are not woken; their tasks
-    /// are being cancelled.
-    pub(crate) fn clear(&mut self) {
-        self.heap.clear();
+    /// Takes every entry out (shard exit), for the caller to drop once it
+    /// no longer holds the heap. Waiters are not woken; their tasks are
+    /// being cancelled.
+    pub(crate) fn take_all(&mut self) -> TimerHeap {
+        std::mem::take(self)
     }
+}
+
+/// Fires the entries [`TimerHeap::take_due`] took, in order, and empties
+/// `due`; returns how many fired (an entry cancelled since it was taken
+/// does not count).
+pub(crate) fn fire_all(due: &mut Vec<Arc<TimerEntry>>) -> u64 {
+    let mut fired = 0;
+    for entry in due.drain(..) {
+        if entry.fire() {
+            fired += 1;
+        }
+    }
+    fired
 }
 
 #[cfg(test)]
@@ -119,8 +133,15 @@ mod tests {
         h.insert(b.clone());
         h.insert(c.clone());
         assert_eq!(h.next_deadline(), Some(now + Duration::from_millis(1)));
-        assert_eq!(h.fire_due(now), 0);
-        assert_eq!(h.fire_due(now + Duration::from_millis(1)), 2);
+        let mut due = Vec::new();
+        h.take_due(now, &mut due);
+        assert!(due.is_empty());
+        h.take_due(now + Duration::from_millis(1), &mut due);
+        assert_eq!(due.len(), 2);
+        assert!(Arc::ptr_eq(&due[0], &b) && Arc::ptr_eq(&due[1], &c));
+        assert!(!b.is_fired(), "taking does not fire");
+        assert_eq!(fire_all(&mut due), 2);
+        assert!(due.is_empty());
         assert!(b.is_fired() && c.is_fired() && !a.is_fired());
         c.cancel();
         assert!(c.is_fired(), "cancel after fire keeps it fired");
