@@ -412,14 +412,15 @@ fn max_connections_pauses_accepting_and_resumes_when_one_closes() {
         // served while two are open.
         let mut c = Client::connect(addr).await.unwrap();
         c.send(Bytes::from_static(b"c")).await.unwrap();
-        let waited = spargio_rt::time::timeout(Duration::from_millis(100), c.recv()).await;
-        assert!(waited.is_err(), "served beyond max_connections");
+        // (Not a `recv` under a timeout: a cancelled `recv` breaks the
+        // client.) Time for a server that wrongly accepts it to do so.
+        spargio_rt::time::sleep(Duration::from_millis(100)).await;
         let s = stats.snapshot();
+        assert_eq!(s.accepted, 2, "accepted beyond max_connections");
         assert_eq!(s.active, 2);
         assert!(s.accept_pauses >= 1);
         drop(a);
         // Now it is accepted and its queued request answered.
-        let mut c = c;
         let reply = c.recv().await.unwrap().unwrap();
         assert_eq!(reply, Bytes::from_static(b"c"));
         assert_eq!(stats.snapshot().accepted, 3);

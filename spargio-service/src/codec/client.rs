@@ -27,6 +27,16 @@ pub type Reply = Result<Bytes, (Status, String)>;
 /// Outer `Err`s are I/O or protocol failures (the connection is unusable);
 /// the inner `Err` is a request the server answered with an error status.
 ///
+/// # Cancellation
+///
+/// A call, send, feed, flush or recv dropped before it finished (under a
+/// timeout, say) may have written part of a frame or read part of a
+/// response that is then lost, so the connection's framing is unknown
+/// afterwards. Such a client is *broken*: every later method fails at once
+/// with [`io::ErrorKind::BrokenPipe`] naming what was cut short, instead of
+/// sending a corrupt frame or handing back another request's response.
+/// Connect a new client after a cancelled call.
+///
 /// ```no_run
 /// use bytes::Bytes;
 /// use spargio_service::codec::{Client, Status};
@@ -54,6 +64,9 @@ pub struct Client {
     decoder: FrameDecoder,
     input: BytesMut,
     output: Output,
+    /// The operation in progress, set while it awaits I/O; still set when
+    /// the next method starts means that operation was dropped midway.
+    cut: Option<&'static str>,
 }
 
 impl Client {
@@ -72,7 +85,38 @@ impl Client {
             decoder: FrameDecoder::with_max_frame_len(DEFAULT_MAX_FRAME_LEN),
             input: BytesMut::new(),
             output: Output::new(SendWatch::unbounded()),
+            cut: None,
         }
+    }
+
+    /// Fails if an earlier operation was dropped midway; otherwise marks
+    /// `what` as in progress until [`done`](Self::done).
+    fn begin(&mut self, what: &'static str) -> io::Result<()> {
+        if let Some(cut) = self.cut {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                format!(
+                    "codec client is broken: an earlier {cut} was cancelled midway, so the \
+                     connection's framing is unknown; connect a new client"
+                ),
+            ));
+        }
+        self.cut = Some(what);
+        Ok(())
+    }
+
+    /// Ends the operation [`begin`](Self::begin) started, passing its
+    /// result through.
+    fn done<T>(&mut self, result: T) -> T {
+        self.cut = None;
+        result
+    }
+
+    /// Whether an earlier operation was cancelled midway (see
+    /// [Cancellation](Self#cancellation)); every method of a broken
+    /// client fails.
+    pub fn is_broken(&self) -> bool {
+        self.cut.is_some()
     }
 
     /// Refuses response frames longer than `max` bytes (status byte
@@ -89,33 +133,55 @@ impl Client {
     /// returns the first of those instead: use `call` on a client that is
     /// not pipelining.
     pub async fn call(&mut self, payload: Bytes) -> io::Result<Reply> {
-        self.send(payload).await?;
-        self.recv().await
+        self.begin("call")?;
+        let result = async {
+            self.output.request(&mut self.stream, payload).await?;
+            self.output.flush(&mut self.stream).await?;
+            self.read_response().await
+        }
+        .await;
+        self.done(result)
     }
 
     /// Sends a request (and anything [`feed`](Self::feed) queued) without
     /// waiting for its response.
     pub async fn send(&mut self, payload: Bytes) -> io::Result<()> {
-        self.feed(payload).await?;
-        self.flush().await
+        self.begin("send")?;
+        let result = async {
+            self.output.request(&mut self.stream, payload).await?;
+            self.output.flush(&mut self.stream).await
+        }
+        .await;
+        self.done(result)
     }
 
     /// Queues a request to go out with the next [`flush`](Self::flush) or
     /// [`send`](Self::send), so that several requests share a write. Large
     /// payloads, or many queued bytes, are written at once.
     pub async fn feed(&mut self, payload: Bytes) -> io::Result<()> {
-        self.output.request(&mut self.stream, payload).await
+        self.begin("feed")?;
+        let result = self.output.request(&mut self.stream, payload).await;
+        self.done(result)
     }
 
     /// Writes every queued request.
     pub async fn flush(&mut self) -> io::Result<()> {
-        self.output.flush(&mut self.stream).await
+        self.begin("flush")?;
+        let result = self.output.flush(&mut self.stream).await;
+        self.done(result)
     }
 
     /// Waits for the next response. Fails with `UnexpectedEof` if the
     /// server closes the connection first, and with `InvalidData` on a
     /// malformed or too large frame.
     pub async fn recv(&mut self) -> io::Result<Reply> {
+        self.begin("recv")?;
+        let result = self.read_response().await;
+        self.done(result)
+    }
+
+    /// Decodes the next response, reading until one is whole.
+    async fn read_response(&mut self) -> io::Result<Reply> {
         loop {
             if let Some((status, payload)) = self.decoder.decode_response(&mut self.input)? {
                 return Ok(if status.is_ok() {
@@ -172,6 +238,7 @@ impl std::fmt::Debug for Client {
             .field("stream", &self.stream)
             .field("max_frame_len", &self.decoder.max_frame_len())
             .field("buffered", &self.input.len())
+            .field("broken", &self.is_broken())
             .finish()
     }
 }

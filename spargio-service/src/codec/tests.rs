@@ -686,3 +686,69 @@ async fn a_keep_alive_exchange_costs_the_connection_one_poll() {
         polls.get()
     );
 }
+
+/// A server by hand: answers the first request only once `reply_now` is
+/// cancelled, then answers a second one.
+async fn late_replier(listener: TcpListener, reply_now: CancellationToken) -> io::Result<()> {
+    use spargio_rt::io::AsyncReadExt;
+    let (mut conn, _) = listener.accept().await?;
+    for (i, payload) in [&b"first"[..], b"second"].into_iter().enumerate() {
+        let (res, _) = conn.read_exact(vec![0u8; 4 + payload.len()]).await;
+        res?;
+        if i == 0 {
+            reply_now.cancelled().await;
+        }
+        let mut frame = BytesMut::new();
+        encode_response(Status::Ok, payload, &mut frame);
+        let (res, _) = conn.write_all(frame).await;
+        res?;
+    }
+    Ok(())
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_call_cancelled_midway_breaks_the_client_instead_of_misaligning_replies() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reply_now = CancellationToken::new();
+    let server = spargio_rt::spawn(late_replier(listener, reply_now.clone()));
+    let mut client = Client::connect(addr).await.unwrap();
+    let cut = spargio_rt::time::timeout(
+        Duration::from_millis(20),
+        client.call(Bytes::from_static(b"first")),
+    )
+    .await;
+    assert!(cut.is_err(), "the first call was answered early: {cut:?}");
+    // The answer to the cancelled call arrives now; the next call must not
+    // take it for its own.
+    reply_now.cancel();
+    match bounded(client.call(Bytes::from_static(b"second"))).await {
+        Err(e) => {
+            assert_eq!(e.kind(), io::ErrorKind::BrokenPipe, "{e}");
+            assert!(e.to_string().contains("call was cancelled"), "{e}");
+        }
+        Ok(reply) => panic!("a call on a client whose last call was cut got {reply:?}"),
+    }
+    assert!(client.is_broken());
+    // Every method says so, not just call.
+    let e = bounded(client.recv()).await.unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+    drop(client);
+    let _ = bounded(server).await;
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_call_that_finished_leaves_the_client_whole() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reply_now = CancellationToken::new();
+    reply_now.cancel();
+    let server = spargio_rt::spawn(late_replier(listener, reply_now));
+    let mut client = Client::connect(addr).await.unwrap();
+    for payload in [&b"first"[..], b"second"] {
+        let reply = bounded(client.call(Bytes::copy_from_slice(payload))).await;
+        assert_eq!(reply.unwrap(), Ok(Bytes::copy_from_slice(payload)));
+        assert!(!client.is_broken());
+    }
+    bounded(server).await.unwrap().unwrap();
+}
