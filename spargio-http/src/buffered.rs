@@ -66,6 +66,11 @@ impl<R: TransportRead> Input<R> {
 /// buffer, where many small frames and heads become one write.
 pub(crate) const ZERO_COPY_MIN: usize = 16 * 1024;
 
+/// A place in an [`Output`]'s bytes: how many had been queued over its
+/// whole life when it was taken ([`Output::mark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mark(u64);
+
 /// The write side and the bytes queued for it.
 ///
 /// Bytes go out in the order they were queued: first `queued` (earlier
@@ -80,6 +85,9 @@ pub(crate) struct Output<W> {
     queued: Vec<Bytes>,
     /// Total length of `queued`.
     queued_len: usize,
+    /// How many bytes were handed to the writer, over the output's life
+    /// (written, or lost with a failed write).
+    taken: u64,
     /// Bounds each write by the connection's send timeout.
     send: SendWatch,
 }
@@ -91,6 +99,7 @@ impl<W> Output<W> {
             buf: BytesMut::with_capacity(4096),
             queued: Vec::new(),
             queued_len: 0,
+            taken: 0,
             send: SendWatch::unbounded(),
         }
     }
@@ -105,6 +114,42 @@ impl<W> Output<W> {
     /// How many bytes are queued and not yet written.
     pub(crate) fn pending(&self) -> usize {
         self.queued_len + self.buf.len()
+    }
+
+    /// The place right after what is queued now: bytes queued next (into
+    /// `buf` or otherwise) come after it.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark(self.taken + self.pending() as u64)
+    }
+
+    /// Drops everything queued after `mark`, if none of it has been handed
+    /// to the writer yet; says whether it could. What was queued before
+    /// `mark` stays queued either way.
+    pub(crate) fn discard_from(&mut self, mark: Mark) -> bool {
+        let Some(keep) = mark.0.checked_sub(self.taken) else {
+            // Bytes after the mark have gone out (or are going).
+            return false;
+        };
+        // A mark past the end (none of this output's) has nothing after it.
+        let keep = usize::try_from(keep).map_or(self.pending(), |k| k.min(self.pending()));
+        if keep >= self.queued_len {
+            self.buf.truncate(keep - self.queued_len);
+            return true;
+        }
+        // The mark falls inside `queued`: keep the segments before it and
+        // the front of the one it falls in.
+        let mut before = 0;
+        let mut kept = 0;
+        while before < keep {
+            let segment = &mut self.queued[kept];
+            segment.truncate(keep - before);
+            before += segment.len();
+            kept += 1;
+        }
+        self.queued.truncate(kept);
+        self.queued_len = keep;
+        self.buf.clear();
+        true
     }
 
     /// Queues body data as it is: copied into `buf` if short, kept by
@@ -157,6 +202,7 @@ impl<W: TransportWrite> Output<W> {
                 return Ok(());
             }
             let buf = std::mem::take(&mut self.buf);
+            self.taken += buf.len() as u64;
             let (res, mut buf) = self.send.bound(self.writer.write_all(buf)).await?;
             buf.clear();
             self.buf = buf;
@@ -164,6 +210,7 @@ impl<W: TransportWrite> Output<W> {
         }
         self.seal();
         let segments = std::mem::take(&mut self.queued);
+        self.taken += self.queued_len as u64;
         self.queued_len = 0;
         let mut pieces = self.send.pieces(segments).peekable();
         while let Some(piece) = pieces.next() {
@@ -189,6 +236,14 @@ impl<W: TransportWrite> Output<W> {
     pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
         self.flush().await?;
         self.send.bound(self.writer.shutdown()).await?
+    }
+
+    /// Writes out what is queued (best effort), then has the connection
+    /// end with a reset instead of a clean close once it is dropped (see
+    /// [`TransportWrite::abort`]).
+    pub(crate) async fn abort(&mut self) {
+        let _ = self.flush().await;
+        self.writer.abort();
     }
 
     /// The write side, for an upgrade.
@@ -307,6 +362,64 @@ mod tests {
         expected.extend_from_slice(b"\r\n3\r\nbye\r\n");
         assert_eq!(rec.all(), expected);
         assert!(rec.writes.iter().any(|w| w.as_ptr() == large.as_ptr()));
+    }
+
+    #[spargio_rt::test]
+    async fn discarding_from_a_mark_keeps_what_was_queued_before_it() {
+        let mut out = Output::new(Recorder::default());
+        let earlier = Bytes::from(vec![b'e'; ZERO_COPY_MIN]);
+        out.buf.extend_from_slice(b"first ");
+        out.put_data(earlier.clone());
+        out.buf.extend_from_slice(b" second");
+        let mark = out.mark();
+        out.buf.extend_from_slice(b"HEAD ");
+        out.put_data(Bytes::from(vec![b'x'; ZERO_COPY_MIN]));
+        out.buf.extend_from_slice(b"tail");
+        assert!(out.discard_from(mark));
+        assert_eq!(out.pending(), 6 + ZERO_COPY_MIN + 7);
+        out.buf.extend_from_slice(b" after");
+        out.flush().await.unwrap();
+
+        let mut expected = b"first ".to_vec();
+        expected.extend_from_slice(&earlier);
+        expected.extend_from_slice(b" second after");
+        assert_eq!(out.into_writer().all(), expected);
+    }
+
+    #[spargio_rt::test]
+    async fn a_mark_inside_a_queued_segment_cuts_that_segment() {
+        let mut out = Output::new(Recorder::default());
+        out.put_data(Bytes::from(vec![b'a'; ZERO_COPY_MIN]));
+        out.put_data(Bytes::from(vec![b'b'; ZERO_COPY_MIN]));
+        let at_end = out.mark();
+        let mut whole = out.mark();
+        whole.0 -= ZERO_COPY_MIN as u64 + 10;
+        assert!(out.discard_from(whole));
+        assert_eq!(out.pending(), ZERO_COPY_MIN - 10);
+        // A mark past what is queued has nothing after it.
+        assert!(out.discard_from(at_end));
+        assert_eq!(out.pending(), ZERO_COPY_MIN - 10);
+        out.flush().await.unwrap();
+        assert_eq!(out.into_writer().all(), vec![b'a'; ZERO_COPY_MIN - 10]);
+    }
+
+    #[spargio_rt::test]
+    async fn nothing_is_discarded_once_bytes_after_the_mark_went_out() {
+        let mut out = Output::new(Recorder::default());
+        out.buf.extend_from_slice(b"before ");
+        out.flush().await.unwrap();
+        let mark = out.mark();
+        out.buf.extend_from_slice(b"HEAD ");
+        out.flush().await.unwrap();
+        out.buf.extend_from_slice(b"body");
+        assert!(!out.discard_from(mark));
+        assert_eq!(out.pending(), 4);
+        // A mark taken after the flush still works.
+        let mark = out.mark();
+        out.buf.extend_from_slice(b" more");
+        assert!(out.discard_from(mark));
+        out.flush().await.unwrap();
+        assert_eq!(out.into_writer().all(), b"before HEAD body");
     }
 
     #[spargio_rt::test]

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::io;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_io::{AsyncRead as FuturesRead, AsyncWrite as FuturesWrite};
@@ -76,6 +77,15 @@ pub trait TransportWrite: 'static {
 
     /// Closes the write side (TLS: sends `close_notify`; TCP: FIN).
     fn shutdown(&mut self) -> impl Future<Output = io::Result<()>>;
+
+    /// Makes the connection end abortively, in place of
+    /// [`shutdown`](Self::shutdown): when the stream is closed (both
+    /// sides dropped), the peer gets a TCP reset instead of an orderly end
+    /// of stream, so a response cut short cannot pass for a whole one.
+    /// Bytes already written and not yet sent by the kernel may be
+    /// discarded. Best effort; the default (a side with no socket to
+    /// reset) does nothing.
+    fn abort(&mut self) {}
 }
 
 /// The read half of a plain TCP connection.
@@ -129,5 +139,11 @@ impl TransportWrite for TcpWriter {
 
     async fn shutdown(&mut self) -> io::Result<()> {
         AsyncWrite::shutdown(&mut self.0).await
+    }
+
+    /// Sets `SO_LINGER` to (on, 0 s): the socket's close sends a reset.
+    fn abort(&mut self) {
+        let stream: &TcpStream = self.0.get_ref().as_ref();
+        let _ = stream.with_socket(|s| s.set_linger(Some(Duration::ZERO)));
     }
 }

@@ -229,7 +229,13 @@ fn a_close_delimited_response_whose_body_fails_ends_without_close_notify() {
         "{text}"
     );
     assert!(text.ends_with("partial "), "{text}");
-    assert!(end.is_err(), "the cut body ended with close_notify: {text}");
+    let err = end.expect_err("the cut body ended with close_notify");
+    // No close_notify, and the TCP connection is reset rather than closed.
+    assert_eq!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionReset,
+        "{err}: {text}"
+    );
 }
 
 #[test]
@@ -249,5 +255,11 @@ fn a_chunked_response_whose_body_fails_gets_no_last_chunk_nor_close_notify() {
         text.ends_with("8\r\npartial \r\n"),
         "no last chunk: {text:?}"
     );
-    assert!(end.is_err(), "the cut body ended with close_notify: {text}");
+    let err = end.expect_err("the cut body ended with close_notify");
+    // No close_notify, and the TCP connection is reset rather than closed.
+    assert_eq!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionReset,
+        "{err}: {text}"
+    );
 }

@@ -15,13 +15,20 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How many idle connections per host and shard the pool keeps unless set.
 pub(crate) const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 32;
+/// How many interim (1xx) responses may come before the final one unless
+/// set.
+pub(crate) const DEFAULT_MAX_INTERIM_RESPONSES: usize = 32;
 
 /// A client's settings, shared by its clones.
 pub(crate) struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) body_read_timeout: Option<Duration>,
+    /// Bounds on response heads and chunked response bodies
+    /// (`max_uri_len` is unused: responses have no target).
     pub(crate) limits: Limits,
+    /// How many interim (1xx) responses may come before the final one.
+    pub(crate) max_interim_responses: usize,
 }
 
 /// Settings for a [`Client`]; make one with [`Client::builder`].
@@ -46,6 +53,8 @@ pub struct ClientBuilder {
     pool_idle_timeout: Duration,
     pool_max_idle_per_host: usize,
     tls: Option<TlsConnector>,
+    limits: Limits,
+    max_interim_responses: usize,
 }
 
 impl ClientBuilder {
@@ -57,6 +66,8 @@ impl ClientBuilder {
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             pool_max_idle_per_host: DEFAULT_POOL_MAX_IDLE_PER_HOST,
             tls: None,
+            limits: Limits::default(),
+            max_interim_responses: DEFAULT_MAX_INTERIM_RESPONSES,
         }
     }
 
@@ -167,6 +178,82 @@ impl ClientBuilder {
         self
     }
 
+    /// The most header fields a response head may have. 100 by default. A
+    /// response with more fails the request with
+    /// [`ClientError::Parse`](super::ClientError::Parse) ("too many header
+    /// fields"). It also bounds the trailer fields after a chunked response
+    /// body (more fail the body with
+    /// [`BodyError::Malformed`](crate::BodyError::Malformed)).
+    ///
+    /// ```
+    /// let client = spargio_http::Client::builder().max_response_headers(50).build();
+    /// # drop(client);
+    /// ```
+    pub fn max_response_headers(mut self, max: usize) -> ClientBuilder {
+        self.limits.max_headers = max;
+        self
+    }
+
+    /// The most bytes a response head may take: the status line, the
+    /// header fields and the empty line after them. 64 KiB by default. A
+    /// larger head fails the request with
+    /// [`ClientError::Parse`](super::ClientError::Parse) ("response head
+    /// too large"); the client never buffers more than this while waiting
+    /// for a head.
+    ///
+    /// ```
+    /// let client = spargio_http::Client::builder()
+    ///     .max_response_head_bytes(16 * 1024)
+    ///     .build();
+    /// # drop(client);
+    /// ```
+    pub fn max_response_head_bytes(mut self, max: usize) -> ClientBuilder {
+        self.limits.max_head_bytes = max;
+        self
+    }
+
+    /// The most bytes of chunk extensions (`;name=value` after a chunk
+    /// size) accepted over one chunked response body. 4 KiB by default.
+    /// More fail the body with
+    /// [`BodyError::Malformed`](crate::BodyError::Malformed).
+    ///
+    /// ```
+    /// let client = spargio_http::Client::builder().max_chunk_ext_bytes(256).build();
+    /// # drop(client);
+    /// ```
+    pub fn max_chunk_ext_bytes(mut self, max: usize) -> ClientBuilder {
+        self.limits.max_chunk_ext_bytes = max;
+        self
+    }
+
+    /// The most bytes the trailer section after a chunked response body
+    /// may take. 16 KiB by default. A larger one fails the body with
+    /// [`BodyError::Malformed`](crate::BodyError::Malformed).
+    ///
+    /// ```
+    /// let client = spargio_http::Client::builder().max_trailer_bytes(1024).build();
+    /// # drop(client);
+    /// ```
+    pub fn max_trailer_bytes(mut self, max: usize) -> ClientBuilder {
+        self.limits.max_trailer_bytes = max;
+        self
+    }
+
+    /// How many interim responses (`1xx` other than `101`, such as
+    /// `100 Continue` or `103 Early Hints`) a request may get before its
+    /// final response. 32 by default. One more fails the request with
+    /// [`ClientError::Parse`](super::ClientError::Parse) ("too many
+    /// interim (1xx) responses").
+    ///
+    /// ```
+    /// let client = spargio_http::Client::builder().max_interim_responses(4).build();
+    /// # drop(client);
+    /// ```
+    pub fn max_interim_responses(mut self, max: usize) -> ClientBuilder {
+        self.max_interim_responses = max;
+        self
+    }
+
     /// Builds the client. It may be built outside a runtime; requests need
     /// one.
     ///
@@ -185,7 +272,8 @@ impl ClientBuilder {
                     connect_timeout: self.connect_timeout,
                     request_timeout: self.request_timeout,
                     body_read_timeout: self.body_read_timeout,
-                    limits: Limits::default(),
+                    limits: self.limits,
+                    max_interim_responses: self.max_interim_responses,
                 },
                 tls,
                 pool: Arc::new(Pool::new(
@@ -213,6 +301,8 @@ impl fmt::Debug for ClientBuilder {
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
             .field("tls", &self.tls)
+            .field("limits", &self.limits)
+            .field("max_interim_responses", &self.max_interim_responses)
             .finish()
     }
 }

@@ -274,7 +274,8 @@ where
             .deadline
             .map(|(at, _)| spargio_rt::time::sleep_until(at)));
         let read = {
-            let mut reader = pin!(read_head(&mut input, ctx.method, limits));
+            let max_interim = ctx.inner.config.max_interim_responses;
+            let mut reader = pin!(read_head(&mut input, ctx.method, limits, max_interim));
             poll_fn(|cx| {
                 poll_writer(writer.as_mut(), &mut written, cx);
                 if let Some(WriteEnd::Body(_)) = written {
@@ -512,16 +513,13 @@ async fn body_failed(out: &mut Output, err: BoxError) -> WriteEnd {
     WriteEnd::Body(err)
 }
 
-/// How many interim (1xx) responses one request may get before its final
-/// one.
-const MAX_INTERIM_RESPONSES: usize = 32;
-
 /// Reads up to the final response head, skipping interim (1xx) responses
-/// other than `101 Switching Protocols`.
+/// other than `101 Switching Protocols` (at most `max_interim` of them).
 async fn read_head(
     input: &mut Input,
     method: &Method,
     limits: &Limits,
+    max_interim: usize,
 ) -> Result<ResponseHead, HeadError> {
     let mut any_bytes = !input.buf.is_empty();
     let mut interim = 0;
@@ -536,7 +534,7 @@ async fn read_head(
                         // A server that sends nothing but interim answers
                         // must not hold the request forever.
                         interim += 1;
-                        if interim > MAX_INTERIM_RESPONSES {
+                        if interim > max_interim {
                             return Err(HeadError::Parse("too many interim (1xx) responses"));
                         }
                         continue;

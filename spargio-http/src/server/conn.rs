@@ -457,14 +457,13 @@ fn route_key(uri: &Uri) -> RouteKey {
 
 /// Ends a connection whose last response was cut short (its body failed
 /// or broke its framing): what is queued goes out, and the connection is
-/// then dropped without a TLS `close_notify`, so a TLS client sees a
-/// truncated stream rather than the end of a close-delimited body (an
-/// HTTP/1.0 response without a length would otherwise look complete); a
-/// chunked body lacks its last chunk, a sized one its last bytes. Over
-/// plain TCP the drop is an ordinary close (FIN): a close-delimited body
-/// cut short looks complete there, as with other servers.
+/// then dropped without a TLS `close_notify` and with a TCP reset, so the
+/// client sees an error rather than the end of the stream. A clean close
+/// would pass a cut close-delimited body (an HTTP/1.0 response without a
+/// length) off as complete; a chunked body lacks its last chunk, a sized
+/// one its last bytes, and the reset says so at once.
 async fn abort<W: TransportWrite>(out: &mut Output<W>) {
-    let _ = out.flush().await;
+    out.abort().await;
 }
 
 /// Writes what is queued, ends the write side, then reads and discards

@@ -18,7 +18,7 @@ use super::config::HttpConfig;
 use super::error_page;
 use super::feed::Progress;
 use super::request_body::{BodyState, Probed, RequestBody};
-use crate::buffered::Output;
+use crate::buffered::{Mark, Output};
 use crate::h1::{self, ResponseFraming};
 use crate::transport::TransportWrite;
 
@@ -43,9 +43,10 @@ pub(crate) enum Responded {
     /// A `101` head went out: the connection now belongs to the handler.
     Switched,
     /// The response could not be completed: its body failed, or gave
-    /// fewer or more bytes than its head promised. The client must not
-    /// take what it got for a whole response, so the connection ends
-    /// without a clean close.
+    /// fewer or more bytes than its head promised, once some of the
+    /// response had gone out or some of its body was queued (before that,
+    /// a `500` replaces it). The client must not take what it got for a
+    /// whole response, so the connection ends without a clean close.
     Aborted,
 }
 
@@ -110,7 +111,7 @@ where
         }
     };
     match answer {
-        Answer::Write(head) => send_rest(out, head, cfg).await,
+        Answer::Write(head) => send_rest(out, head, ex, cfg).await,
         Answer::Probe(resp) => Box::pin(respond_probed(out, resp, ex, request, conn, cfg)).await,
     }
 }
@@ -183,7 +184,7 @@ where
         conn,
     };
     let head = write_head(out, Ok(Response::from_parts(parts, body)), cx);
-    send_rest(out, head, cfg).await
+    send_rest(out, head, ex, cfg).await
 }
 
 /// Whether the head of `resp`, the answer to `ex`, frames a body that is
@@ -200,9 +201,16 @@ fn writes_body<B: HttpBody>(ex: &Exchange, resp: &Response<B>) -> bool {
 }
 
 /// Writes what follows a queued head: the body, if it has one.
+///
+/// A body that cannot be completed (it fails, or breaks the framing its
+/// head promised) before any of its bytes are queued, while its head has
+/// not gone out either, gets a `500` in place of its head, and the
+/// connection closes after it; one cut short later aborts the connection
+/// (see [`Responded::Aborted`]).
 async fn send_rest<W, B>(
     out: &mut Output<W>,
     head: Head<B>,
+    ex: &Exchange,
     cfg: &HttpConfig,
 ) -> io::Result<Responded>
 where
@@ -219,6 +227,7 @@ where
             body,
             framing,
             keep_alive,
+            start,
         } => {
             let mut body = pin!(body);
             let mut written = 0;
@@ -235,10 +244,25 @@ where
             .await;
             let complete = match ready {
                 Some(complete) => complete,
-                None => Box::pin(write_body(out, body.as_mut(), framing, written, cfg)).await?,
+                None => {
+                    Box::pin(write_body(out, body.as_mut(), framing, &mut written, cfg)).await?
+                }
             };
             if complete {
                 Ok(Responded::Done { keep_alive })
+            } else if written == 0 && out.discard_from(start) {
+                // Nothing of this response has been sent, nor any of its
+                // body queued: the client gets a whole error response
+                // rather than a cut one (and earlier responses queued
+                // before it stay).
+                error_page::write(
+                    &mut out.buf,
+                    ex.version,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    false,
+                    false,
+                );
+                Ok(Responded::Done { keep_alive: false })
             } else {
                 Ok(Responded::Aborted)
             }
@@ -257,6 +281,9 @@ enum Head<B> {
         body: B,
         framing: ResponseFraming,
         keep_alive: bool,
+        /// Where the head starts in the output: a body that fails before
+        /// any of it goes out is answered with a `500` from here.
+        start: Mark,
     },
 }
 
@@ -386,6 +413,7 @@ where
     } else {
         None
     };
+    let start = out.mark();
     let encoded = h1::encode_response_head(
         &mut out.buf,
         ex.version,
@@ -405,6 +433,7 @@ where
             body: resp.into_body(),
             framing,
             keep_alive,
+            start,
         },
     }
 }
@@ -479,14 +508,14 @@ where
 }
 
 /// Streams the rest of the response body, `written` bytes of it already
-/// queued. Returns whether it was complete and correctly framed (if not,
-/// the connection must close: the client cannot find the end of this
-/// response otherwise).
+/// queued (and counted there as more are). Returns whether it was complete
+/// and correctly framed (if not, the connection must close: the client
+/// cannot find the end of this response otherwise).
 async fn write_body<W, B>(
     out: &mut Output<W>,
     mut body: Pin<&mut B>,
     framing: ResponseFraming,
-    mut written: u64,
+    written: &mut u64,
     cfg: &HttpConfig,
 ) -> io::Result<bool>
 where
@@ -504,7 +533,7 @@ where
                 poll_fn(|cx| body.as_mut().poll_frame(cx)).await
             }
         };
-        if let Some(complete) = put_frame(out, frame, framing, &mut written) {
+        if let Some(complete) = put_frame(out, frame, framing, written) {
             return Ok(complete);
         }
     }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -105,16 +106,31 @@ pub struct TlsReader {
 /// The write half of a TLS connection (either side).
 pub struct TlsWriter {
     half: WriteHalf<Inner>,
+    /// The TCP socket under the session, for [`TransportWrite::abort`];
+    /// `None` if both its sides were busy with an op when it was split.
+    /// `half` keeps the socket (so this fd) open.
+    socket: Option<RawFd>,
 }
 
 fn split_inner(stream: Inner) -> (TlsReader, TlsWriter) {
+    let socket = match stream.get_ref().0.get_ref() {
+        (Some(read), _) => Some(read.as_raw_fd()),
+        (None, Some(write)) => Some(write.as_raw_fd()),
+        (None, None) => None,
+    };
     let (read, write) = AsyncReadExt::split(stream);
     let reader = TlsReader {
         half: read,
         scratch: Vec::new(),
         truncated: false,
     };
-    (reader, TlsWriter { half: write })
+    (
+        reader,
+        TlsWriter {
+            half: write,
+            socket,
+        },
+    )
 }
 
 fn rejoin_inner(read: TlsReader, write: TlsWriter) -> Box<dyn RawIo> {
@@ -239,6 +255,36 @@ impl TransportWrite for TlsWriter {
     async fn shutdown(&mut self) -> io::Result<()> {
         self.half.close().await
     }
+
+    /// Sends no `close_notify` and sets `SO_LINGER` to (on, 0 s) on the
+    /// TCP socket: its close sends a reset.
+    fn abort(&mut self) {
+        if let Some(fd) = self.socket {
+            reset_on_close(fd);
+        }
+    }
+}
+
+/// Sets `SO_LINGER` to on with a zero timeout on the socket `fd`, so its
+/// final close sends a reset (RST) rather than a FIN. Best effort: a
+/// failure is ignored. `fd` must be open for the call.
+fn reset_on_close(fd: RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `setsockopt` only reads `size_of::<linger>()` bytes from
+    // `linger`, a live local of that type. `fd` is open: the caller's
+    // `TlsWriter` holds the stream that owns it.
+    let _ = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
 }
 
 impl fmt::Debug for TlsReader {
