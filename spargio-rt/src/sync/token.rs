@@ -257,7 +257,7 @@ impl CancellationToken {
     pub fn cancelled(&self) -> Cancelled<'_> {
         Cancelled {
             token: self,
-            slot: None,
+            waiter: Waiter::default(),
         }
     }
 
@@ -266,7 +266,7 @@ impl CancellationToken {
     pub fn cancelled_owned(self) -> CancelledOwned {
         CancelledOwned {
             token: self,
-            slot: None,
+            waiter: Waiter::default(),
         }
     }
 
@@ -338,14 +338,46 @@ impl fmt::Debug for CancellationToken {
     }
 }
 
-fn poll_cancelled(node: &Node, slot: &mut Option<usize>, cx: &mut Context<'_>) -> Poll<()> {
+/// A cancellation future's place in a node's waiter list, and the waker
+/// it holds there.
+#[derive(Default)]
+struct Waiter {
+    slot: Option<usize>,
+    /// A clone of the waker registered in `slot`: while the task polls with
+    /// a waker that would wake the same task, polling is an atomic load,
+    /// not a turn of the node's lock (a lock many tasks on many threads
+    /// may share, as a server's shutdown token is).
+    waker: Option<Waker>,
+}
+
+impl Waiter {
+    fn unregister(&mut self, node: &Node) {
+        node.unregister(&mut self.slot);
+        self.waker = None;
+    }
+}
+
+fn poll_cancelled(node: &Node, waiter: &mut Waiter, cx: &mut Context<'_>) -> Poll<()> {
     if node.is_cancelled() {
-        node.unregister(slot);
+        waiter.unregister(node);
         return Poll::Ready(());
     }
-    if node.register(slot, cx.waker()) {
+    // Only this future replaces the waker in its slot, and a cancel that
+    // comes after the load above wakes that waker, so the same task is
+    // woken as if it had registered again.
+    if waiter.slot.is_some()
+        && waiter
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+    {
+        return Poll::Pending;
+    }
+    if node.register(&mut waiter.slot, cx.waker()) {
+        waiter.waker = Some(cx.waker().clone());
         Poll::Pending
     } else {
+        waiter.waker = None;
         Poll::Ready(())
     }
 }
@@ -356,7 +388,7 @@ fn poll_cancelled(node: &Node, slot: &mut Option<usize>, cx: &mut Context<'_>) -
 #[must_use = "futures do nothing unless polled"]
 pub struct Cancelled<'a> {
     token: &'a CancellationToken,
-    slot: Option<usize>,
+    waiter: Waiter,
 }
 
 impl Future for Cancelled<'_> {
@@ -364,13 +396,13 @@ impl Future for Cancelled<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        poll_cancelled(&this.token.node, &mut this.slot, cx)
+        poll_cancelled(&this.token.node, &mut this.waiter, cx)
     }
 }
 
 impl Drop for Cancelled<'_> {
     fn drop(&mut self) {
-        self.token.node.unregister(&mut self.slot);
+        self.waiter.unregister(&self.token.node);
     }
 }
 
@@ -388,7 +420,7 @@ impl fmt::Debug for Cancelled<'_> {
 #[must_use = "futures do nothing unless polled"]
 pub struct CancelledOwned {
     token: CancellationToken,
-    slot: Option<usize>,
+    waiter: Waiter,
 }
 
 impl CancelledOwned {
@@ -403,13 +435,13 @@ impl Future for CancelledOwned {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        poll_cancelled(&this.token.node, &mut this.slot, cx)
+        poll_cancelled(&this.token.node, &mut this.waiter, cx)
     }
 }
 
 impl Drop for CancelledOwned {
     fn drop(&mut self) {
-        self.token.node.unregister(&mut self.slot);
+        self.waiter.unregister(&self.token.node);
     }
 }
 
@@ -599,6 +631,23 @@ mod tests {
         assert!(b.as_mut().poll(&mut cx).is_ready());
         drop(b);
         assert_eq!(waiters_len(&t), 0);
+    }
+
+    #[test]
+    fn the_waker_of_the_latest_poll_is_the_one_woken() {
+        let t = CancellationToken::new();
+        let first = Arc::new(CountWake(AtomicUsize::new(0)));
+        let second = Arc::new(CountWake(AtomicUsize::new(0)));
+        let (w1, w2) = (Waker::from(first.clone()), Waker::from(second.clone()));
+        let mut a = Box::pin(t.cancelled());
+        for w in [&w1, &w1, &w2, &w2, &w1, &w2] {
+            assert!(a.as_mut().poll(&mut Context::from_waker(w)).is_pending());
+        }
+        assert_eq!(waiters_len(&t), 1, "one entry however often it is polled");
+        t.cancel();
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert!(a.as_mut().poll(&mut Context::from_waker(&w1)).is_ready());
     }
 
     #[test]
