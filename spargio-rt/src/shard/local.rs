@@ -393,9 +393,10 @@ impl LocalShard {
             .is_some_and(|d| d <= std::time::Instant::now())
     }
 
-    /// Fires due timers; returns how many.
-    pub(crate) fn fire_timers(&self) -> u64 {
-        let now = std::time::Instant::now();
+    /// Fires the timers due at `now`; returns how many. `now` may be a
+    /// little in the past (the loop reuses the time it last read): a
+    /// timer then fires a turn later, never early.
+    pub(crate) fn fire_timers(&self, now: Instant) -> u64 {
         let mut due = self.due_timers.take();
         self.timers.borrow_mut().take_due(now, &mut due);
         // Fired outside the heap's borrow: a waker may set a timer itself.
@@ -502,13 +503,14 @@ impl LocalShard {
         }
     }
 
-    /// Runs up to `budget` tasks; returns how many ran.
-    pub(crate) fn run_batch(&self, budget: usize) -> usize {
+    /// Runs up to `budget` tasks; returns how many ran, and when the batch
+    /// ended if any did.
+    pub(crate) fn run_batch(&self, budget: usize) -> (usize, Option<Instant>) {
         if budget == 0 {
-            return 0;
+            return (0, None);
         }
         let Some(mut next) = self.next_local() else {
-            return 0;
+            return (0, None);
         };
         let started = Instant::now();
         let mut ran = 0;
@@ -529,8 +531,9 @@ impl LocalShard {
                 None => break,
             }
         }
-        self.shared().poll_cost.record(started.elapsed(), ran);
-        ran
+        let ended = Instant::now();
+        self.shared().poll_cost.record(ended - started, ran);
+        (ran, Some(ended))
     }
 
     fn run_task(&self, task: Runnable, stealable: bool) {

@@ -200,6 +200,10 @@ fn run(local: &LocalShard) {
     let shared = local.shared();
     let mut aborted_at_shutdown = false;
     let mut busy = BusyClock::new(inner.busy_yield);
+    // The last time read: the end of the last batch, or of the last park.
+    // Timers fire against it (a few microseconds late at most, never
+    // early), which saves a clock read per turn.
+    let mut now = Instant::now();
     loop {
         if !aborted_at_shutdown && inner.is_shutdown() {
             // Checked every turn, not only on idle ones: a shard whose tasks
@@ -211,14 +215,14 @@ fn run(local: &LocalShard) {
         local.reap();
         local.drain_remote();
         local.take_declined();
-        local.fire_timers();
+        local.fire_timers(now);
         local.drain_inbox();
         // Tasks that yielded go behind the ones the reap above woke.
         local.wake_deferred();
         let searching = shared.woken_to_search.swap(false, Ordering::SeqCst);
-        let mut ran = local.run_batch(inner.task_budget);
+        let (mut ran, mut ended) = local.run_batch(inner.task_budget);
         if ran == 0 && local.steal() {
-            ran = local.run_batch(inner.task_budget);
+            (ran, ended) = local.run_batch(inner.task_budget);
         }
         if searching {
             inner.searching.fetch_sub(1, Ordering::SeqCst);
@@ -227,11 +231,13 @@ fn run(local: &LocalShard) {
                 park::notify_idle(&inner, usize::MAX);
             }
         }
-        if ran > 0 {
+        if let Some(ended) = ended {
+            now = ended;
             local.idle_rounds.set(0);
             local.submit_if_needed();
-            if busy.ran() {
+            if busy.ran(ended) {
                 shared.counters.busy_yields.bump();
+                now = Instant::now();
             }
             continue;
         }
@@ -244,15 +250,15 @@ fn run(local: &LocalShard) {
             }
             return;
         }
-        park(local, inner.is_shutdown());
+        now = park(local, inner.is_shutdown());
     }
 }
 
 /// Blocks until a CQE arrives or the next timer is due, unless the re-check
 /// finds work (steps 1-5 of the protocol in `park.rs`).
 /// The time from entering to leaving is recorded as an idle gap for the
-/// spin policy (see `spin.rs`).
-fn park(local: &LocalShard, shutting_down: bool) {
+/// spin policy (see `spin.rs`). Returns when it left.
+fn park(local: &LocalShard, shutting_down: bool) -> Instant {
     let entered = Instant::now();
     let idle = &local.shared().idle;
     idle.store(true, Ordering::Relaxed);
@@ -261,7 +267,9 @@ fn park(local: &LocalShard, shutting_down: bool) {
     // Nothing runs while parked, so queued tasks now came from elsewhere
     // (other shards, or threads outside the runtime); I/O completions
     // only turn into tasks when they are reaped, after this.
-    local.spin.record(entered.elapsed(), local.has_local_work());
+    let left = Instant::now();
+    local.spin.record(left - entered, local.has_local_work());
+    left
 }
 
 fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
@@ -406,37 +414,37 @@ fn spin_for_work(local: &LocalShard, entered: Instant) -> bool {
 /// once per `after` of them (see `RuntimeBuilder::busy_yield`).
 struct BusyClock {
     after: Duration,
-    since: Instant,
+    /// When the current busy stretch began (`None` between stretches).
+    since: Option<Instant>,
 }
 
 impl BusyClock {
     fn new(after: Duration) -> BusyClock {
-        BusyClock {
-            after,
-            since: Instant::now(),
-        }
+        BusyClock { after, since: None }
     }
 
-    /// A loop turn ran tasks; returns whether the shard yielded.
-    fn ran(&mut self) -> bool {
+    /// A loop turn ran tasks, up to `now`; returns whether the shard
+    /// yielded. A stretch is timed from the end of its first turn.
+    fn ran(&mut self, now: Instant) -> bool {
         if self.after.is_zero() {
             return false;
         }
-        let now = Instant::now();
-        if now - self.since < self.after {
+        let Some(since) = self.since else {
+            self.since = Some(now);
+            return false;
+        };
+        if now - since < self.after {
             return false;
         }
         // SAFETY: sched_yield takes no arguments and has no preconditions.
         unsafe { libc::sched_yield() };
-        self.since = Instant::now();
+        self.since = Some(Instant::now());
         true
     }
 
     /// A loop turn found nothing to run: the busy stretch is over.
     fn idle(&mut self) {
-        if !self.after.is_zero() {
-            self.since = Instant::now();
-        }
+        self.since = None;
     }
 }
 
