@@ -132,6 +132,9 @@ impl Server {
     /// [`HandlerPlacement`](crate::HandlerPlacement).
     ///
     /// Returns when the graceful shutdown is over, with its report.
+    /// Dropping the returned future before that (it lost a `select`, or
+    /// its task was aborted) stops the server at once: accepting stops, the
+    /// listeners close and open connections are cut.
     pub async fn serve<P, M, S>(self, protocol: P, make: M) -> io::Result<ShutdownReport>
     where
         P: Protocol,
@@ -295,6 +298,11 @@ impl Server {
             signal,
             ..
         } = self;
+        // If this future is dropped before the shutdown is over, the accept
+        // loops (spawned, so not dropped with it) and the connections stop
+        // too: no server goes on running with nobody to shut it down.
+        let _stop_accepting = closing.clone().drop_guard();
+        let _cut_connections = state.force.clone().drop_guard();
         let shards = handle.shard_count();
         let accept = Arc::new(AcceptShared {
             state: state.clone(),

@@ -1032,3 +1032,39 @@ fn adaptive_with_routes_moves_the_heavy_method_and_keeps_the_cheap_one_inline() 
         serving.await.unwrap().unwrap();
     });
 }
+
+#[test]
+fn dropping_the_serve_future_stops_accepting_and_cuts_connections() {
+    run2(|handle| async move {
+        let server = Server::builder().bind(&handle, "127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let serving = start(&handle, server, echo());
+        let mut c = Client::connect(addr).await.unwrap();
+        ok(&mut c, b"x").await;
+        serving.abort();
+        assert!(serving.await.unwrap_err().is_cancelled());
+        // The open connection is cut...
+        let after =
+            spargio_rt::time::timeout(Duration::from_secs(20), c.call(Bytes::from_static(b"y")))
+                .await
+                .expect("the connection was left open");
+        assert!(
+            after.is_err(),
+            "served after the server was dropped: {after:?}"
+        );
+        // ...and the listener closes: new connections are refused.
+        let refused = spargio_rt::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match Client::connect(addr).await {
+                    Err(e) => return e.kind(),
+                    Ok(_) => spargio_rt::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        })
+        .await
+        .expect("still accepting after the server was dropped");
+        assert_eq!(refused, std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(stats.snapshot().active, 0);
+    });
+}
