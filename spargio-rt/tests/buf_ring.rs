@@ -293,3 +293,28 @@ fn buffers_queued_for_one_connection_are_not_counted_free_for_another() {
     assert_eq!(got_a, want);
     assert_eq!(got_b, b"for b", "nothing B was sent is lost");
 }
+
+#[test]
+fn group_ids_that_wrap_skip_a_live_ring_and_leave_it_working() {
+    let got = on_shard(|| async {
+        let live = BufRing::new(4, 64).unwrap();
+        // More rings than there are group ids, one at a time: the ids wrap
+        // past the live ring's, which must be skipped, not taken from it.
+        for i in 0..70_000u32 {
+            let ring =
+                BufRing::new(1, 8).unwrap_or_else(|e| panic!("ring {i} could not be made: {e}"));
+            drop(ring);
+        }
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let (r, _) = a.write_all(pattern(100)).await;
+        r.unwrap();
+        drop(a);
+        let mut rx = b.recv_multishot(&live);
+        let mut got = Vec::new();
+        while let Some(buf) = rx.next().await.unwrap() {
+            got.extend_from_slice(&buf);
+        }
+        got
+    });
+    assert_eq!(got, pattern(100));
+}

@@ -88,9 +88,11 @@ pub(crate) struct OpCell<T> {
 const NOT_QUIET: i32 = i32::MIN;
 
 // SAFETY: `data` is reached by one side at a time, decided by `state`:
-// the future before submission and after DONE, the driver only after it
-// won the race to DONE against ABANDONED (the future is then gone). `T:
-// Send` because it may be dropped on the driver's thread.
+// the future before submission and after DONE; the completing side (the
+// owner shard's driver, or the thread that fails an op whose submission
+// was refused) only after the future swapped in ABANDONED, i.e. after it
+// lost the race to DONE and is gone. `T: Send` because it may be dropped
+// on that other thread.
 unsafe impl<T: Send> Sync for OpCell<T> {}
 
 impl<T: OpData> OpCell<T> {
@@ -212,7 +214,8 @@ impl<T: OpData> Completion for OpCell<T> {
             Err(_) => {
                 // ABANDONED: the future is gone; the driver owns the data.
                 // SAFETY: the future swapped in ABANDONED and will not touch
-                // the data again; only this driver thread reaches it.
+                // the data again; the one completing side (the driver, or
+                // the thread failing a refused submission) reaches it.
                 if let Some(d) = unsafe { (*self.data.get()).as_mut() } {
                     d.orphaned(cqe);
                 }

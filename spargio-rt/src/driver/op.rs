@@ -49,9 +49,11 @@ impl<T: OpData> Future for Op<T> {
                 }
                 State::Waiting(cell) => {
                     let c = cell.clone();
-                    // The submitting shard builds the entry once, on its own
-                    // thread, after registering the cell and before pushing
-                    // the SQE, so no CQE can reach the cell meanwhile.
+                    // The entry is built once, before its SQE exists: on the
+                    // submitting shard after registering the cell, or (from
+                    // a thread outside the runtime) by the caller before
+                    // the request is queued; either way no CQE can reach
+                    // the cell meanwhile.
                     // SAFETY: built once, before the SQE exists (above).
                     let entry = move || unsafe { c.entry() };
                     cell.set_quiet(crate::io::is_quiet());

@@ -74,8 +74,12 @@ pub(crate) fn submit(
 /// Asks `op`'s owner shard to cancel it.
 pub(crate) fn cancel(owner: &Owner, op: Arc<dyn Completion>) {
     let done_here = local::with_current(|l| {
-        if l.index == owner.shard && Arc::ptr_eq(&l.inner, &owner.inner) {
-            l.cancel_op(op.tag());
+        // Tag 0: the op's remote Submit is still in this shard's queue (it
+        // came from a thread outside the runtime); the cancel must go in
+        // behind it, below, or it would be lost.
+        let tag = op.tag();
+        if l.index == owner.shard && Arc::ptr_eq(&l.inner, &owner.inner) && tag != 0 {
+            l.cancel_op(tag);
             true
         } else {
             false

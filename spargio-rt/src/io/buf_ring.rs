@@ -22,8 +22,13 @@ use crate::driver::remote;
 use crate::scheduler::Inner;
 use crate::shard::local;
 
-/// Group ids handed out to rings; unique per process until they wrap.
+/// Group ids handed out to rings, in turn. After 65,535 rings they wrap;
+/// an id still held by a live ring on the same io_uring is then refused
+/// (`EEXIST`) and the next one is tried.
 static NEXT_GROUP: AtomicU16 = AtomicU16::new(1);
+
+/// How many group ids a new ring tries before it gives up.
+const GROUP_ATTEMPTS: usize = 4096;
 
 /// A provided-buffer ring registered on the current shard's io_uring.
 ///
@@ -56,6 +61,9 @@ pub(crate) struct RingInner {
     available: AtomicUsize,
     waiters: Mutex<Vec<Waker>>,
     owner: (Arc<Inner>, usize),
+    /// Whether the kernel took the ring under `bgid`: only then does the
+    /// drop unregister `bgid` (which may belong to another ring otherwise).
+    registered: bool,
 }
 
 // SAFETY: the raw pointers lead to heap memory this value owns; the kernel
@@ -113,9 +121,8 @@ impl BufRing {
         if ring.is_null() || bufs.is_null() {
             alloc::handle_alloc_error(ring_layout);
         }
-        let bgid = NEXT_GROUP.fetch_add(1, Ordering::Relaxed).max(1);
-        let inner = RingInner {
-            bgid,
+        let mut inner = RingInner {
+            bgid: 0,
             entries,
             buf_len,
             ring,
@@ -126,17 +133,40 @@ impl BufRing {
             available: AtomicUsize::new(0),
             waiters: Mutex::new(Vec::new()),
             owner: (l.inner.clone(), l.index),
+            registered: false,
         };
-        // SAFETY: `ring` is page aligned, `entries` entries long, and lives
-        // until `RingInner` is dropped, which unregisters it first (or
-        // frees it only once the io_uring itself is gone).
-        unsafe {
-            l.ring.borrow().submitter().register_buf_ring_with_flags(
-                ring as u64,
-                entries,
-                bgid,
-                0,
-            )?;
+        for attempt in 1..=GROUP_ATTEMPTS {
+            let bgid = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
+            if bgid == 0 {
+                continue;
+            }
+            // SAFETY: `ring` is page aligned, `entries` entries long, and
+            // lives until `RingInner` is dropped, which unregisters this
+            // group first (or frees the memory only once the io_uring itself
+            // is gone); a failed registration leaves nothing registered.
+            let res = unsafe {
+                l.ring.borrow().submitter().register_buf_ring_with_flags(
+                    ring as u64,
+                    entries,
+                    bgid,
+                    0,
+                )
+            };
+            match res {
+                Ok(()) => {
+                    inner.bgid = bgid;
+                    inner.registered = true;
+                    break;
+                }
+                // Another live ring holds this id: try the next.
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) && attempt < GROUP_ATTEMPTS => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !inner.registered {
+            return Err(io::Error::other(
+                "spargio: no free buffer group id for a new buffer ring",
+            ));
         }
         let ring = BufRing {
             inner: Arc::new(inner),
@@ -244,8 +274,11 @@ impl Drop for RingInner {
             bufs_layout: self.bufs_layout,
         };
         let bgid = self.bgid;
+        let registered = self.registered;
         let f: Box<dyn FnOnce(&local::LocalShard) + Send> = Box::new(move |l| {
-            let _ = l.ring.borrow().submitter().unregister_buf_ring(bgid);
+            if registered {
+                let _ = l.ring.borrow().submitter().unregister_buf_ring(bgid);
+            }
             drop(mem);
         });
         let (inner, shard) = &self.owner;
