@@ -22,10 +22,11 @@ pub(super) const MIN_READ: usize = 4 * 1024;
 /// large frame and sends nothing does not get a large allocation.
 pub(super) const MAX_READ_RESERVE: usize = 64 * 1024;
 
-/// After a bad request the server stops writing and, to make sure the
-/// client receives the error frame (closing with unread input would send a
-/// reset that can discard it), reads and discards input for at most this
-/// long ...
+/// When the server closes a connection it may not have read all of (after
+/// a bad request, a failed `ready`, or the last request answered during
+/// shutdown), it stops writing and, to make sure the client receives the
+/// replies (closing with unread input would send a reset that can discard
+/// them), reads and discards input for at most this long ...
 const LINGER: Duration = Duration::from_secs(1);
 
 /// ... or this many bytes, whichever comes first.
@@ -225,13 +226,26 @@ impl<R: AsyncRead, W: AsyncWrite> Conn<R, W> {
     }
 
     /// A frame the decoder refused: counts it, answers it with
-    /// [`Status::BadRequest`], writes what is queued, ends the write side,
-    /// and drains input for a while so the client gets the replies before
-    /// the connection closes.
+    /// [`Status::BadRequest`] and closes the connection ([`Conn::close`]).
     async fn bad_request(&mut self, conn: &Connection, bad: FrameError) -> io::Result<()> {
         conn.record_bad_request();
         self.respond(Status::BadRequest, Bytes::from(bad.to_string()))
             .await?;
+        self.close().await
+    }
+
+    /// Closes the connection without losing the replies: writes what is
+    /// queued, ends the write side (the client reads EOF after the last
+    /// reply), then reads and discards input until the client closes, for
+    /// at most [`LINGER`] or [`LINGER_BYTES`]. Closing a socket with unread
+    /// input sends a reset, which can discard replies still in the send
+    /// queue and makes the client read an error instead of EOF.
+    ///
+    /// The drain is bounded by its own timer, not [`Connection::idle`]: that
+    /// ends at once during a graceful shutdown, the very time a connection
+    /// is most likely to close with requests unread. A forced shutdown may
+    /// still drop this future midway; the socket then just closes.
+    async fn close(&mut self) -> io::Result<()> {
         self.output.flush(&mut self.writer).await?;
         if self.writer.shutdown().await.is_err() {
             return Ok(());
@@ -254,7 +268,7 @@ impl<R: AsyncRead, W: AsyncWrite> Conn<R, W> {
                 }
             }
         };
-        let _ = conn.idle(spargio_rt::time::timeout(LINGER, drain)).await;
+        let _ = spargio_rt::time::timeout(LINGER, drain).await;
         Ok(())
     }
 }
@@ -296,7 +310,7 @@ where
             // close.
             c.respond(Status::from(&e), Bytes::from(e.to_string()))
                 .await?;
-            return c.output.flush(&mut c.writer).await;
+            return c.close().await;
         }
         let res = c
             .output
@@ -313,7 +327,7 @@ where
             }
         }
         if conn.is_closing() {
-            return c.output.flush(&mut c.writer).await;
+            return c.close().await;
         }
     }
 }

@@ -590,6 +590,126 @@ async fn a_service_that_is_not_ready_stops_the_reads() {
     bounded(server).await.unwrap().unwrap();
 }
 
+/// Serves a connection accepted with std, with a duplicate of the server's
+/// socket to watch its receive queue with [`unread`]. The duplicate keeps
+/// the socket open: drop it before the server closes.
+async fn serve_watched<H>(
+    protocol: LengthDelimited,
+    h: H,
+    closing: &CancellationToken,
+) -> (Client, TcpStream, JoinHandle<io::Result<()>>)
+where
+    H: Handler<Bytes, Response = Bytes>,
+{
+    // The client's connect has completed the handshake, so the blocking
+    // accept returns at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = Client::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let watch = TcpStream::from_std(accepted.try_clone().unwrap());
+    let (server, _) = spawn_server(protocol, h, None, closing, TcpStream::from_std(accepted));
+    (client, watch, server)
+}
+
+/// Waits until `cond` holds, polling every millisecond.
+async fn until(mut cond: impl FnMut() -> bool) {
+    bounded(async {
+        while !cond() {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn closing_with_a_request_unread_still_delivers_the_last_reply_and_eof() {
+    // Closing a socket with unread input sends a reset, which can discard
+    // the last reply and makes the client read an error instead of EOF.
+    let gate = CancellationToken::new();
+    let g = gate.clone();
+    let h = handler(move |req: Bytes| {
+        let g = g.clone();
+        async move {
+            g.cancelled().await;
+            Ok(req)
+        }
+    });
+    let calls = h.calls.clone();
+    let closing = CancellationToken::new();
+    let (mut client, watch, server) = serve_watched(LengthDelimited::new(), h, &closing).await;
+    // Request A is read and handled (held at the gate) ...
+    client.send(Bytes::from_static(b"A")).await.unwrap();
+    until(|| calls.get() == 1 && unread(&watch) == 0).await;
+    // ... while request B reaches the server's receive queue, unread.
+    client.send(Bytes::from_static(b"B")).await.unwrap();
+    until(|| unread(&watch) == 5).await;
+    closing.cancel();
+    drop(watch);
+    gate.cancel();
+    let reply = bounded(client.recv()).await.unwrap();
+    assert_eq!(reply, Ok(Bytes::from_static(b"A")));
+    assert_eof(bounded(client.recv()).await);
+    assert_eq!(calls.get(), 1);
+    drop(client);
+    bounded(server).await.unwrap().unwrap();
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_bad_request_during_shutdown_with_input_unread_still_gets_every_reply_and_eof() {
+    // The client reads nothing until the server is done, so most of a large
+    // reply still waits in the server's send queue when it closes: a reset
+    // (closing with input unread) would discard it.
+    const BIG: usize = 1 << 20;
+    let h = echo();
+    let calls = h.calls.clone();
+    let closing = CancellationToken::new();
+    let protocol = LengthDelimited::new().max_frame_len(2 * BIG);
+    let (client, watch, server) = serve_watched(protocol, h, &closing).await;
+    watch
+        .with_socket(|s| s.set_send_buffer_size(4 * BIG))
+        .unwrap();
+    let mut stream = client.into_inner();
+    // A large request, then half the header of the next: the server answers
+    // the first and waits for the rest of the second even once shutdown
+    // begins.
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&(BIG as u32).to_be_bytes());
+    out.extend_from_slice(&pattern(BIG, 3));
+    out.extend_from_slice(&[0, 0x40]);
+    let (res, _) = stream.write_all(out.to_vec()).await;
+    res.unwrap();
+    until(|| calls.get() == 1 && unread(&watch) == 0).await;
+    spargio_rt::time::sleep(Duration::from_millis(20)).await;
+    closing.cancel();
+    drop(watch);
+    // The rest of a too-large header (4 MiB), and more input after it that
+    // the server does not read before it closes.
+    let mut rest = vec![0, 0];
+    rest.resize(2 + 16 * 1024, 7);
+    let (res, _) = stream.write_all(rest).await;
+    res.unwrap();
+    bounded(server).await.unwrap().unwrap();
+    let mut client = Client::new(stream);
+    let reply = bounded(client.recv()).await.unwrap();
+    assert_eq!(reply, Ok(pattern(BIG, 3)));
+    let bad = bounded(client.recv()).await.unwrap();
+    assert_eq!(
+        bad,
+        Err((
+            Status::BadRequest,
+            format!(
+                "frame of {} bytes exceeds the limit of {} bytes",
+                4 * BIG,
+                2 * BIG
+            )
+        ))
+    );
+    assert_eof(bounded(client.recv()).await);
+    assert_eq!(calls.get(), 1);
+}
+
 #[spargio_rt::test(shards = 1)]
 async fn a_failed_ready_answers_the_next_request_then_closes() {
     let mut h = echo();
