@@ -238,12 +238,14 @@ impl<W: TransportWrite> Output<W> {
         self.send.bound(self.writer.shutdown()).await?
     }
 
-    /// Writes out what is queued (best effort), then has the connection
-    /// end with a reset instead of a clean close once it is dropped (see
-    /// [`TransportWrite::abort`]).
-    pub(crate) async fn abort(&mut self) {
+    /// Writes out what is queued (best effort); with `reset`, has the
+    /// connection end with a reset instead of a clean close once it is
+    /// dropped (see [`TransportWrite::abort`]).
+    pub(crate) async fn abort(&mut self, reset: bool) {
         let _ = self.flush().await;
-        self.writer.abort();
+        if reset {
+            self.writer.abort();
+        }
     }
 
     /// The write side, for an upgrade.

@@ -84,8 +84,12 @@ fn a_close_delimited_response_whose_body_fails_ends_with_a_reset() {
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
 }
 
+/// A chunked body cut short lacks its last chunk, which the client sees
+/// at the clean close; a reset there would also throw away whatever the
+/// kernel had not yet delivered (earlier pipelined responses), so there
+/// is none.
 #[test]
-fn a_chunked_response_whose_body_fails_ends_with_a_reset() {
+fn a_chunked_response_whose_body_fails_ends_without_its_last_chunk() {
     let server = TestServer::start(failing_bodies());
     let mut c = server.connect();
     c.send(b"GET /partial HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -97,8 +101,7 @@ fn a_chunked_response_whose_body_fails_ends_with_a_reset() {
         text.ends_with("7\r\npartial\r\n"),
         "no last chunk: {text:?}"
     );
-    let err = end.expect_err("a cut body ended with a clean close");
-    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+    end.expect("a clean close after the cut chunked body");
 }
 
 #[test]

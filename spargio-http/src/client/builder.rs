@@ -198,8 +198,8 @@ impl ClientBuilder {
     /// header fields and the empty line after them. 64 KiB by default. A
     /// larger head fails the request with
     /// [`ClientError::Parse`](super::ClientError::Parse) ("response head
-    /// too large"); the client never buffers more than this while waiting
-    /// for a head.
+    /// too large") as soon as this much has arrived without the end of the
+    /// head: the client never waits for more than this.
     ///
     /// ```
     /// let client = spargio_http::Client::builder()

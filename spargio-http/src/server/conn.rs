@@ -120,8 +120,8 @@ where
                 }
             }
             After::Close => return close_lingering(&mut input, &mut out, cfg).await,
-            After::Abort => {
-                abort(&mut out).await;
+            After::Abort { reset } => {
+                abort(&mut out, reset).await;
                 return Ok(());
             }
             After::Switch(pending) => {
@@ -228,8 +228,10 @@ enum After {
     KeepAlive,
     Close,
     /// The response was cut short: end the connection without a clean
-    /// close (see [`abort`]).
-    Abort,
+    /// close (see [`abort`]); `reset` for a close-delimited body.
+    Abort {
+        reset: bool,
+    },
     Switch(upgrade::Pending),
 }
 
@@ -378,7 +380,7 @@ where
         (Some(fed), _) => fed,
         // The head says the connection closes: the rest of the body is not
         // waited for (the close lingers to read it instead).
-        (None, Responded::Done { keep_alive: false } | Responded::Aborted) => FeedEnd::Close,
+        (None, Responded::Done { keep_alive: false } | Responded::Aborted { .. }) => FeedEnd::Close,
         // The response goes out now, while the rest of the body is drained.
         (None, _) => flush_beside(out.flush(), feed).await?,
     };
@@ -396,7 +398,7 @@ fn after(responded: Responded, fed: FeedEnd, pending: Option<upgrade::Pending>) 
             After::KeepAlive
         }
         Responded::Done { .. } => After::Close,
-        Responded::Aborted => After::Abort,
+        Responded::Aborted { reset } => After::Abort { reset },
     }
 }
 
@@ -457,13 +459,15 @@ fn route_key(uri: &Uri) -> RouteKey {
 
 /// Ends a connection whose last response was cut short (its body failed
 /// or broke its framing): what is queued goes out, and the connection is
-/// then dropped without a TLS `close_notify` and with a TCP reset, so the
-/// client sees an error rather than the end of the stream. A clean close
-/// would pass a cut close-delimited body (an HTTP/1.0 response without a
-/// length) off as complete; a chunked body lacks its last chunk, a sized
-/// one its last bytes, and the reset says so at once.
-async fn abort<W: TransportWrite>(out: &mut Output<W>) {
-    out.abort().await;
+/// then dropped without a TLS `close_notify`, so a TLS client sees a
+/// truncated stream. A chunked body lacks its last chunk and a sized one
+/// its last bytes, which a plain FIN shows well enough; a close-delimited
+/// body (an HTTP/1.0 response without a length) would look whole after a
+/// FIN, so with `reset` the plain-TCP connection ends with a TCP reset
+/// instead. The reset is kept to that case because it also discards what
+/// the kernel has not yet delivered, earlier pipelined responses included.
+async fn abort<W: TransportWrite>(out: &mut Output<W>, reset: bool) {
+    out.abort(reset).await;
 }
 
 /// Writes what is queued, ends the write side, then reads and discards

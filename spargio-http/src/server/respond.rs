@@ -47,7 +47,9 @@ pub(crate) enum Responded {
     /// response had gone out or some of its body was queued (before that,
     /// a `500` replaces it). The client must not take what it got for a
     /// whole response, so the connection ends without a clean close.
-    Aborted,
+    /// `reset`: the body was close-delimited, so only a TCP reset (not a
+    /// FIN, which would end it as if whole) tells a plain-TCP client.
+    Aborted { reset: bool },
 }
 
 /// Polls `fut` once; if it is not ready, flushes queued output (earlier
@@ -264,7 +266,9 @@ where
                 );
                 Ok(Responded::Done { keep_alive: false })
             } else {
-                Ok(Responded::Aborted)
+                Ok(Responded::Aborted {
+                    reset: framing == ResponseFraming::CloseDelimited,
+                })
             }
         }
     }

@@ -90,8 +90,8 @@ const NOT_QUIET: i32 = i32::MIN;
 // SAFETY: `data` is reached by one side at a time, decided by `state`:
 // the future before submission and after DONE; the completing side (the
 // owner shard's driver, or the thread that fails an op whose submission
-// was refused) only after the future swapped in ABANDONED, i.e. after it
-// lost the race to DONE and is gone. `T: Send` because it may be dropped
+// was refused) only after the future swapped in ABANDONED before DONE
+// (the completer's swap to DONE failed), so the future is gone. `T: Send` because it may be dropped
 // on that other thread.
 unsafe impl<T: Send> Sync for OpCell<T> {}
 

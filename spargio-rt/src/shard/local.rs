@@ -400,8 +400,18 @@ impl LocalShard {
         let mut due = self.due_timers.take();
         self.timers.borrow_mut().take_due(now, &mut due);
         // Fired outside the heap's borrow: a waker may set a timer itself.
-        let fired = crate::time::heap::fire_all(&mut due);
-        self.due_timers.set(due);
+        let mut firing = Refire {
+            shard: self,
+            due,
+            next: 0,
+        };
+        let mut fired = 0;
+        while let Some(entry) = firing.due.get(firing.next) {
+            firing.next += 1;
+            if entry.fire() {
+                fired += 1;
+            }
+        }
         if fired > 0 {
             self.shared().counters.timers_fired.add(fired);
         }
@@ -694,5 +704,28 @@ impl Drop for LocalShard {
             // the kernel holds no reference to it.
             drop(unsafe { Box::from_raw(self.eventfd_buf) });
         }
+    }
+}
+
+/// The due timers a shard is firing. If a waker panics, its drop puts the
+/// ones not fired yet back into the heap (still due, they fire next turn)
+/// instead of losing them with the unwinding; either way it gives the
+/// emptied list back for reuse.
+struct Refire<'a> {
+    shard: &'a LocalShard,
+    due: Vec<Arc<TimerEntry>>,
+    next: usize,
+}
+
+impl Drop for Refire<'_> {
+    fn drop(&mut self) {
+        if self.next < self.due.len() {
+            let mut heap = self.shard.timers.borrow_mut();
+            for entry in self.due.drain(self.next..) {
+                heap.insert(entry);
+            }
+        }
+        self.due.clear();
+        self.shard.due_timers.set(std::mem::take(&mut self.due));
     }
 }

@@ -201,8 +201,8 @@ fn run(local: &LocalShard) {
     let mut aborted_at_shutdown = false;
     let mut busy = BusyClock::new(inner.busy_yield);
     // The last time read: the end of the last batch, or of the last park.
-    // Timers fire against it (a few microseconds late at most, never
-    // early), which saves a clock read per turn.
+    // Timers fire against it (at most one loop turn late, never early),
+    // which saves a clock read per turn.
     let mut now = Instant::now();
     loop {
         if !aborted_at_shutdown && inner.is_shutdown() {
@@ -232,12 +232,14 @@ fn run(local: &LocalShard) {
             }
         }
         if let Some(ended) = ended {
+            // The batch began after `now` (the last time read).
+            let began = now;
             now = ended;
             local.idle_rounds.set(0);
             local.submit_if_needed();
-            if busy.ran(ended) {
+            if let Some(after_yield) = busy.ran(began, ended) {
                 shared.counters.busy_yields.bump();
-                now = Instant::now();
+                now = after_yield;
             }
             continue;
         }
@@ -423,23 +425,22 @@ impl BusyClock {
         BusyClock { after, since: None }
     }
 
-    /// A loop turn ran tasks, up to `now`; returns whether the shard
-    /// yielded. A stretch is timed from the end of its first turn.
-    fn ran(&mut self, now: Instant) -> bool {
+    /// A loop turn ran tasks from about `began` to `ended`; if the stretch
+    /// has lasted `after`, yields the CPU and returns the time after the
+    /// yield.
+    fn ran(&mut self, began: Instant, ended: Instant) -> Option<Instant> {
         if self.after.is_zero() {
-            return false;
+            return None;
         }
-        let Some(since) = self.since else {
-            self.since = Some(now);
-            return false;
-        };
-        if now - since < self.after {
-            return false;
+        let since = *self.since.get_or_insert(began);
+        if ended - since < self.after {
+            return None;
         }
         // SAFETY: sched_yield takes no arguments and has no preconditions.
         unsafe { libc::sched_yield() };
-        self.since = Some(Instant::now());
-        true
+        let now = Instant::now();
+        self.since = Some(now);
+        Some(now)
     }
 
     /// A loop turn found nothing to run: the busy stretch is over.

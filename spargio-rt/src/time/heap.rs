@@ -67,7 +67,7 @@ impl TimerHeap {
     }
 
     /// Moves every timer due at `now` into `due`, in deadline order; the
-    /// caller fires them with [`fire_all`] once it no longer holds the heap
+    /// caller fires them (see [`fire_all`]) once it no longer holds the heap
     /// (a waker may run arbitrary code, including code that sets a timer on
     /// this same heap).
     pub(crate) fn take_due(&mut self, now: Instant, due: &mut Vec<Arc<TimerEntry>>) {
@@ -104,7 +104,9 @@ impl TimerHeap {
 
 /// Fires the entries [`TimerHeap::take_due`] took, in order, and empties
 /// `due`; returns how many fired (an entry cancelled since it was taken
-/// does not count).
+/// does not count). Should a waker panic, the entries after it are
+/// dropped unfired (the fallback timer thread does not survive a panic
+/// anyway; shards fire their own way, putting them back).
 pub(crate) fn fire_all(due: &mut Vec<Arc<TimerEntry>>) -> u64 {
     let mut fired = 0;
     for entry in due.drain(..) {
