@@ -1,35 +1,17 @@
 //! A response body that fails, over plain TCP: cut short after some of it
-//! went out, the connection ends with a reset (never a clean close the
-//! client could take for the end of the body); failing before any of it
-//! went out, it is answered with a `500` instead.
+//! went out, a close-delimited body ends with a reset (never a clean close
+//! the client could take for the end of the body) and a chunked one without
+//! its last chunk; failing before any of it went out, it is answered with a
+//! `500` instead.
 
 mod common;
 
 use std::convert::Infallible;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 
-use bytes::Bytes;
-use common::{RawClient, TestServer};
+use common::{frames, read_to_the_end, Frames, TestServer};
 use http::{Request, Response};
-use http_body::Frame;
-use http_body_util::StreamBody;
 use spargio_http::{Body, HandlerPlacement, Http};
-
-/// A body of these frames, in order, with no size hint.
-type Frames = StreamBody<
-    futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>,
->;
-
-fn frames(list: Vec<Result<&'static [u8], &'static str>>) -> Frames {
-    let list = list
-        .into_iter()
-        .map(|f| match f {
-            Ok(data) => Ok(Frame::data(Bytes::from_static(data))),
-            Err(why) => Err(std::io::Error::other(why)),
-        })
-        .collect::<Vec<_>>();
-    StreamBody::new(futures_util::stream::iter(list))
-}
 
 /// `/partial` answers with a body that gives "partial" and then fails,
 /// `/fail` with one that fails at once; anything else with "fine".
@@ -51,20 +33,6 @@ fn failing_bodies() -> impl tower::Service<
     })
 }
 
-/// Reads until the connection ends: what came, and how it ended (`Ok` for
-/// a clean end of stream). A read that times out fails the test.
-fn read_to_the_end(c: &mut RawClient) -> (Vec<u8>, std::io::Result<()>) {
-    let mut got = Vec::new();
-    let end = c.reader.read_to_end(&mut got).map(|_| ());
-    if let Err(e) = &end {
-        assert!(
-            !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-            "the server never ended the connection"
-        );
-    }
-    (got, end)
-}
-
 #[test]
 fn a_close_delimited_response_whose_body_fails_ends_with_a_reset() {
     // HTTP/1.0 and no length: only the end of the connection ends the
@@ -72,7 +40,7 @@ fn a_close_delimited_response_whose_body_fails_ends_with_a_reset() {
     let server = TestServer::start(failing_bodies());
     let mut c = server.connect();
     c.send(b"GET /partial HTTP/1.0\r\n\r\n");
-    let (got, end) = read_to_the_end(&mut c);
+    let (got, end) = read_to_the_end(&mut c.reader);
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.0 200"), "{text}");
     assert!(
@@ -93,7 +61,7 @@ fn a_chunked_response_whose_body_fails_ends_without_its_last_chunk() {
     let server = TestServer::start(failing_bodies());
     let mut c = server.connect();
     c.send(b"GET /partial HTTP/1.1\r\nHost: a\r\n\r\n");
-    let (got, end) = read_to_the_end(&mut c);
+    let (got, end) = read_to_the_end(&mut c.reader);
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("transfer-encoding: chunked"), "{text}");
@@ -114,7 +82,7 @@ fn a_body_that_fails_before_any_of_it_goes_out_becomes_a_500() {
     assert!(resp.header("transfer-encoding").is_none(), "{resp:?}");
     assert_eq!(resp.body_str(), "Internal Server Error\n");
     // Then a clean close: the 500 is a whole response.
-    let (rest, end) = read_to_the_end(&mut c);
+    let (rest, end) = read_to_the_end(&mut c.reader);
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
     end.expect("a clean close after the 500");
 }
@@ -126,7 +94,7 @@ fn a_close_delimited_body_that_fails_at_once_becomes_a_500() {
     let resp = c.roundtrip(b"GET /fail HTTP/1.0\r\n\r\n");
     assert_eq!((resp.version, resp.status), (0, 500), "{resp:?}");
     assert_eq!(resp.body_str(), "Internal Server Error\n");
-    let (rest, end) = read_to_the_end(&mut c);
+    let (rest, end) = read_to_the_end(&mut c.reader);
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
     end.expect("a clean close after the 500");
 }
@@ -150,7 +118,7 @@ fn a_pipelined_response_before_a_failing_body_arrives_whole_then_the_500() {
     assert_eq!(second.status, 500, "{second:?}");
     assert_eq!(second.header("connection"), Some("close"), "{second:?}");
     assert_eq!(second.body_str(), "Internal Server Error\n");
-    let (rest, end) = read_to_the_end(&mut c);
+    let (rest, end) = read_to_the_end(&mut c.reader);
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
     end.expect("a clean close after the 500");
 }

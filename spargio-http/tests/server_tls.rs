@@ -10,11 +10,8 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::{pattern, TestServer};
+use common::{frames, pattern, read_to_the_end, Frames, TestServer};
 use http::{Request, Response};
-use http_body::Frame;
-use http_body_util::StreamBody;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use spargio_http::tls::TlsAcceptor;
 use spargio_http::{Body, Http};
@@ -168,49 +165,16 @@ fn keep_alive_responses_of_any_size_go_out_whole_and_the_next_request_is_served(
 /// fails.
 fn failing_body_service() -> impl tower::Service<
     Request<Body>,
-    Response = Response<FailingBody>,
+    Response = Response<Frames>,
     Error = Infallible,
-    Future = impl std::future::Future<Output = Result<Response<FailingBody>, Infallible>>
-                 + Send
-                 + 'static,
+    Future = impl std::future::Future<Output = Result<Response<Frames>, Infallible>> + Send + 'static,
 > + Clone
        + Send
        + 'static {
     tower::service_fn(|_req: Request<Body>| async {
-        let frames = futures_util::stream::iter(vec![
-            Ok(Frame::data(Bytes::from_static(b"partial "))),
-            Err(std::io::Error::other("the body failed")),
-        ]);
-        Ok::<_, Infallible>(Response::new(StreamBody::new(frames)))
+        let body = frames(vec![Ok(b"partial "), Err("the body failed")]);
+        Ok::<_, Infallible>(Response::new(body))
     })
-}
-
-type FailingBody = StreamBody<
-    futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>,
->;
-
-/// Reads until the server ends the connection: what came, and how it
-/// ended (`Ok` only for a `close_notify`). A read that times out fails the
-/// test instead of passing for an unclean end.
-fn read_to_the_end(tls: &mut TlsStream) -> (Vec<u8>, std::io::Result<()>) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match tls.read(&mut buf) {
-            Ok(0) => return (got, Ok(())),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => {
-                assert!(
-                    !matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ),
-                    "the server never ended the connection"
-                );
-                return (got, Err(e));
-            }
-        }
-    }
 }
 
 #[test]

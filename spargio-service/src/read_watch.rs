@@ -4,7 +4,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use spargio_rt::sync::Cancelled;
@@ -51,11 +51,10 @@ pub enum Watched<T> {
 /// ```
 pub struct ReadWatch<'c> {
     conn: &'c Connection,
+    /// Ends the wait at a graceful shutdown. Polling it again with the
+    /// same task's waker is an atomic load (the token's lock is taken only
+    /// to register a new waker).
     closing: Cancelled<'c>,
-    /// The waker `closing` was last polled with: while the task's waker
-    /// stays the same, an atomic load tells whether shutdown began, and
-    /// the registration (behind the token's lock) is left alone.
-    closing_waker: Option<Waker>,
     /// Armed at or before the deadline of the current wait (never after).
     timer: LazyDeadline,
 }
@@ -66,7 +65,6 @@ impl<'c> ReadWatch<'c> {
         ReadWatch {
             conn,
             closing: conn.closing_token().cancelled(),
-            closing_waker: None,
             timer: LazyDeadline::default(),
         }
     }
@@ -126,17 +124,8 @@ impl<'c> ReadWatch<'c> {
         out
     }
 
-    /// Whether shutdown began; registers the task for the shutdown wake-up
-    /// when its waker is not the one registered already.
+    /// Whether shutdown began; registers the task for the shutdown wake-up.
     fn closing_ended(&mut self, cx: &mut Context<'_>) -> bool {
-        if self
-            .closing_waker
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            return self.conn.is_closing();
-        }
-        self.closing_waker = Some(cx.waker().clone());
         Pin::new(&mut self.closing).poll(cx).is_ready()
     }
 }

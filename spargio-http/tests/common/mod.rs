@@ -347,3 +347,47 @@ pub fn localhost_tls() -> (
         TlsConnector::with_root_store(root_store_from_pem(cert_pem.as_bytes()).unwrap());
     (acceptor, connector)
 }
+
+/// A response body of these frames, in order, with no size hint.
+pub type Frames = http_body_util::StreamBody<
+    futures_util::stream::Iter<
+        std::vec::IntoIter<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>,
+    >,
+>;
+
+/// A body giving `list` in order: `Ok` data frames, `Err` failures.
+pub fn frames(list: Vec<Result<&'static [u8], &'static str>>) -> Frames {
+    let list = list
+        .into_iter()
+        .map(|f| match f {
+            Ok(data) => Ok(http_body::Frame::data(bytes::Bytes::from_static(data))),
+            Err(why) => Err(std::io::Error::other(why)),
+        })
+        .collect::<Vec<_>>();
+    http_body_util::StreamBody::new(futures_util::stream::iter(list))
+}
+
+/// Reads until the peer ends the stream: what came, and how it ended
+/// (`Ok` for a clean end: a FIN, or under TLS a `close_notify`). A read
+/// that times out fails the test instead of passing for an unclean end.
+pub fn read_to_the_end(r: &mut impl Read) -> (Vec<u8>, std::io::Result<()>) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return (got, Ok(())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                assert!(
+                    !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    "the peer never ended the connection"
+                );
+                return (got, Err(e));
+            }
+        }
+    }
+}
