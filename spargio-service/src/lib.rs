@@ -40,7 +40,7 @@ pub use connection::{ConnInfo, Connection};
 pub use error::{BoxError, HandlerError};
 pub use placement::{AdaptiveConfig, HandlerPlacement};
 pub use protocol::{Handler, Protocol, RouteKey};
-pub use read_watch::{ReadWatch, Watched};
+pub use read_watch::{ReadWatch, ReadWatchWait, Watched};
 pub use send_watch::{Pieces, SendWatch, SEND_PIECE};
 pub use server::Server;
 pub use shutdown::{ShutdownHandle, ShutdownReport};

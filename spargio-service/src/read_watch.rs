@@ -2,8 +2,8 @@
 //! protocol's own, and graceful shutdown — with one timer and one shutdown
 //! registration for the connection's whole life instead of one per read.
 
-use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -73,19 +73,20 @@ impl<'c> ReadWatch<'c> {
     /// progress), the connection's idle timeout also bounds the wait and a
     /// graceful shutdown ends it; an idle wait that times out on the idle
     /// timeout is counted in the server's stats.
-    pub async fn wait<F: Future>(
+    ///
+    /// The wait's clock starts, and its timer is armed, when `wait` is
+    /// called; await the returned future at once.
+    pub fn wait<F: Future>(
         &mut self,
         fut: F,
         deadline: Option<Instant>,
         idle: bool,
-    ) -> Watched<F::Output> {
-        if idle && self.conn.is_closing() {
-            return Watched::Closing;
-        }
+    ) -> ReadWatchWait<'_, 'c, F> {
+        let closing_already = idle && self.conn.is_closing();
         let idle_deadline = self
             .conn
             .idle_limit()
-            .filter(|_| idle)
+            .filter(|_| idle && !closing_already)
             .and_then(|d| Instant::now().checked_add(d));
         let (until, by_idle) = match (deadline, idle_deadline) {
             (Some(d), Some(i)) if i < d => (Some(i), true),
@@ -93,40 +94,72 @@ impl<'c> ReadWatch<'c> {
             (None, Some(i)) => (Some(i), true),
             (None, None) => (None, false),
         };
-        if let Some(until) = until {
+        if let (Some(until), false) = (until, closing_already) {
             self.timer.arm(until);
         }
-        let mut fut = pin!(fut);
-        let this = &mut *self;
-        let out = poll_fn(|cx| {
-            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-                return Poll::Ready(Watched::Done(out));
-            }
-            if idle && this.closing_ended(cx) {
-                return Poll::Ready(Watched::Closing);
-            }
-            let Some(until) = until else {
-                return Poll::Pending;
-            };
-            if this.timer.poll_passed(cx, until) {
-                return Poll::Ready(Watched::TimedOut);
-            }
-            Poll::Pending
-        })
-        .await;
-        if matches!(out, Watched::TimedOut) {
-            // The next wait arms for its own deadline.
-            self.timer.disarm();
-            if by_idle {
-                self.conn.count_idle_timeout();
-            }
+        ReadWatchWait {
+            watch: self,
+            fut,
+            until,
+            idle,
+            by_idle,
+            closing_already,
         }
-        out
     }
 
     /// Whether shutdown began; registers the task for the shutdown wake-up.
     fn closing_ended(&mut self, cx: &mut Context<'_>) -> bool {
         Pin::new(&mut self.closing).poll(cx).is_ready()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`ReadWatch::wait`].
+    ///
+    /// A named future rather than an `async fn`, so the read it runs is
+    /// stored once, where it is pinned (an `async fn` would hold it twice,
+    /// as its argument and as the pinned local it polls, and copy it on
+    /// every start).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ReadWatchWait<'w, 'c, F> {
+        watch: &'w mut ReadWatch<'c>,
+        #[pin]
+        fut: F,
+        until: Option<Instant>,
+        idle: bool,
+        by_idle: bool,
+        // An idle wait begun after the shutdown began ends at once.
+        closing_already: bool,
+    }
+}
+
+impl<F: Future> Future for ReadWatchWait<'_, '_, F> {
+    type Output = Watched<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if *this.closing_already {
+            return Poll::Ready(Watched::Closing);
+        }
+        if let Poll::Ready(out) = this.fut.poll(cx) {
+            return Poll::Ready(Watched::Done(out));
+        }
+        let watch = &mut **this.watch;
+        if *this.idle && watch.closing_ended(cx) {
+            return Poll::Ready(Watched::Closing);
+        }
+        let Some(until) = *this.until else {
+            return Poll::Pending;
+        };
+        if !watch.timer.poll_passed(cx, until) {
+            return Poll::Pending;
+        }
+        // The next wait arms for its own deadline.
+        watch.timer.disarm();
+        if *this.by_idle {
+            watch.conn.count_idle_timeout();
+        }
+        Poll::Ready(Watched::TimedOut)
     }
 }
 

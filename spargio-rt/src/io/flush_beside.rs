@@ -1,10 +1,10 @@
 //! [`flush_beside`]: write queued output out while waiting for something
 //! else.
 
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io;
-use std::pin::pin;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// Runs `flush` to its end while polling `fut` beside it, then finishes
 /// `fut`; returns `fut`'s output. A failed flush ends both (`fut` is
@@ -36,25 +36,58 @@ use std::task::Poll;
 /// assert_eq!(answer, b"earlier answer");
 /// # }).unwrap();
 /// ```
-pub async fn flush_beside<F, R>(flush: F, fut: R) -> io::Result<R::Output>
+pub fn flush_beside<F, R>(flush: F, fut: R) -> FlushBeside<F, R>
 where
     F: Future<Output = io::Result<()>>,
     R: Future,
 {
-    let mut flush = pin!(flush);
-    let mut fut = pin!(fut);
-    let mut out = None;
-    poll_fn(|cx| {
-        if out.is_none() {
-            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-                out = Some(v);
+    FlushBeside {
+        flush,
+        fut,
+        flushed: false,
+        out: None,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`flush_beside`]; a named future for the reason
+    /// [`FlushAndRead`](super::FlushAndRead) is one (its two futures are
+    /// stored, and copied, once).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct FlushBeside<F, R: Future> {
+        #[pin]
+        flush: F,
+        #[pin]
+        fut: R,
+        flushed: bool,
+        out: Option<R::Output>,
+    }
+}
+
+impl<F, R> Future for FlushBeside<F, R>
+where
+    F: Future<Output = io::Result<()>>,
+    R: Future,
+{
+    type Output = io::Result<R::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if this.out.is_none() {
+            if let Poll::Ready(v) = this.fut.as_mut().poll(cx) {
+                *this.out = Some(v);
             }
         }
-        flush.as_mut().poll(cx)
-    })
-    .await?;
-    match out {
-        Some(v) => Ok(v),
-        None => Ok(fut.await),
+        if !*this.flushed {
+            match this.flush.poll(cx) {
+                Poll::Ready(Ok(())) => *this.flushed = true,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        match this.out.take() {
+            Some(v) => Poll::Ready(Ok(v)),
+            None => this.fut.poll(cx).map(Ok),
+        }
     }
 }

@@ -60,9 +60,9 @@ pub use buf_ring::{BufRing, RingBuf};
 pub use buf_writer::BufWriter;
 pub use copy::copy;
 pub use ext::{AsyncReadExt, AsyncWriteExt};
-pub use flush_beside::flush_beside;
+pub use flush_beside::{flush_beside, FlushBeside};
 pub(crate) use quiet::is_quiet;
-pub use quiet::{flush_and_read, loud, quiet_writes};
+pub use quiet::{flush_and_read, loud, quiet_writes, FlushAndRead};
 pub use split::{split, unsplit, ReadHalf, Split, WriteHalf};
 pub use traits::{AsyncRead, AsyncWrite};
 

@@ -131,9 +131,9 @@ pub async fn loud<F: Future>(fut: F) -> F::Output {
 /// full needs no wake-up and no poll of its own. Once the read is done, the
 /// flush is polled loudly, so the task is woken when the write finishes. A
 /// keep-alive exchange (response out, next request in) then costs the
-/// connection's task one poll instead of two. Both futures are pinned
-/// where they are built: a `try_join` would move each into itself, and
-/// then itself into the caller's frame.
+/// connection's task one poll instead of two. Both futures are stored
+/// once, inside the returned [`FlushAndRead`], and polled where it is
+/// pinned.
 ///
 /// The two futures must borrow different things; for one socket, split it
 /// (`TcpStream::into_split`) or keep the read's buffer apart from the
@@ -162,43 +162,72 @@ pub async fn loud<F: Future>(fut: F) -> F::Output {
 /// assert_eq!(answer, b"first done");
 /// # }).unwrap();
 /// ```
-pub async fn flush_and_read<F, R>(flush: F, read: R) -> io::Result<R::Output>
+pub fn flush_and_read<F, R>(flush: F, read: R) -> FlushAndRead<F, R>
 where
     F: Future<Output = io::Result<()>>,
     R: Future,
 {
-    let mut flush = pin!(flush);
-    let mut read = pin!(read);
-    let mut flushed = false;
-    let mut got = None;
-    poll_fn(|cx| {
-        if !flushed {
-            match poll_flush(flush.as_mut(), cx, got.is_none()) {
-                Ok(done) => flushed = done,
+    FlushAndRead {
+        flush,
+        read,
+        flushed: false,
+        got: None,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`flush_and_read`].
+    ///
+    /// A named future rather than an `async fn`: the two futures it runs
+    /// are stored once, where it is pinned (an `async fn` keeps its
+    /// arguments and the pinned copies it polls side by side, and copies
+    /// both on every start, which for a connection's flush and read was
+    /// several KiB of copying per request).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct FlushAndRead<F, R: Future> {
+        #[pin]
+        flush: F,
+        #[pin]
+        read: R,
+        flushed: bool,
+        got: Option<R::Output>,
+    }
+}
+
+impl<F, R> Future for FlushAndRead<F, R>
+where
+    F: Future<Output = io::Result<()>>,
+    R: Future,
+{
+    type Output = io::Result<R::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if !*this.flushed {
+            match poll_flush(this.flush.as_mut(), cx, this.got.is_none()) {
+                Ok(done) => *this.flushed = done,
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
-        if got.is_none() {
-            if let Poll::Ready(v) = read.as_mut().poll(cx) {
-                got = Some(v);
-                if !flushed {
+        if this.got.is_none() {
+            if let Poll::Ready(v) = this.read.poll(cx) {
+                *this.got = Some(v);
+                if !*this.flushed {
                     // Nothing else will wake us now: poll the flush loudly.
-                    match poll_flush(flush.as_mut(), cx, false) {
-                        Ok(done) => flushed = done,
+                    match poll_flush(this.flush.as_mut(), cx, false) {
+                        Ok(done) => *this.flushed = done,
                         Err(e) => return Poll::Ready(Err(e)),
                     }
                 }
             }
         }
-        match got.take() {
-            Some(v) if flushed => Poll::Ready(Ok(v)),
-            other => {
-                got = other;
-                Poll::Pending
+        if *this.flushed {
+            if let Some(v) = this.got.take() {
+                return Poll::Ready(Ok(v));
             }
         }
-    })
-    .await
+        Poll::Pending
+    }
 }
 
 /// Polls a flush once, quietly or not; `Ok(true)` when it is done.
