@@ -2,10 +2,19 @@
 //! slot instead of failing, and every waiting op gets one, also when some
 //! waiters are aborted or polled again while they wait.
 
+use std::future::Future;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use io_uring::{opcode, types};
 use spargio_rt::io::{AsyncRead, AsyncWriteExt};
 use spargio_rt::net::UnixStream;
+use spargio_rt::uring::Cqe;
 use spargio_rt::{Runtime, ShardId, TaskPlacement};
 
 /// Long enough that only a hang reaches it.
@@ -164,4 +173,148 @@ fn an_op_whose_entry_builder_panics_gives_its_slot_back() {
         spargio_rt::time::timeout(HANG, op).await.is_ok()
     }));
     assert!(done.unwrap(), "the panicked op still held the only slot");
+}
+
+/// Polls `f` once, from inside a task.
+async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx))).await
+}
+
+type Socket = std::os::unix::net::UnixStream;
+
+/// What a native read of a socket into a buffer resolves to.
+type ReadOutput = (std::io::Result<Cqe>, (Socket, Vec<u8>));
+
+/// A native read that, once submitted, holds a slot of its shard's table
+/// until a byte is written to the peer returned with it. A native op owns
+/// its data, so the future can leave the task that submitted it.
+fn blocked_read() -> (impl Future<Output = ReadOutput> + Send + Unpin, Socket) {
+    let (sock, peer) = Socket::pair().unwrap();
+    // SAFETY: the SQE points into the op's own buffer and names the op's
+    // own socket, both kept by its data until the final CQE.
+    let op = unsafe {
+        spargio_rt::uring::submit((sock, vec![0u8; 8]), |(s, buf)| {
+            opcode::Read::new(types::Fd(s.as_raw_fd()), buf.as_mut_ptr(), buf.len() as u32).build()
+        })
+    };
+    (op, peer)
+}
+
+/// Submits `op` on shard `shard` (its first poll, from a task pinned
+/// there) and hands back the future, still pending.
+// The task hands its half-polled op out of the runtime on purpose.
+#[allow(clippy::async_yields_async)]
+fn first_poll_on<F>(rt: &Runtime, shard: usize, op: F) -> F
+where
+    F: Future + Send + Unpin + 'static,
+{
+    let h = rt.handle();
+    rt.block_on(h.spawn_pinned(ShardId(shard), async move {
+        let mut op = op;
+        assert!(poll_once(&mut op).await.is_pending(), "the op is pending");
+        op
+    }))
+    .unwrap()
+}
+
+/// A NOP that keeps `data` until its CQE.
+fn nop<T: Send + 'static>(
+    data: T,
+) -> impl Future<Output = (std::io::Result<Cqe>, T)> + Send + Unpin {
+    // SAFETY: a NOP touches no memory.
+    unsafe { spargio_rt::uring::submit(data, |_| opcode::Nop::new().build()) }
+}
+
+#[test]
+fn a_waiting_op_that_moves_to_another_full_shard_gets_that_shards_slot() {
+    let rt = Runtime::builder()
+        .shards(2)
+        .max_ops_in_flight(1)
+        .build()
+        .expect("build runtime");
+    let h = rt.handle();
+    // Both shards' only slot is taken.
+    let (hold0, mut peer0) = blocked_read();
+    let (hold1, mut peer1) = blocked_read();
+    let hold0 = first_poll_on(&rt, 0, hold0);
+    let hold1 = first_poll_on(&rt, 1, hold1);
+    // A NOP waits for shard 0's slot...
+    let op = first_poll_on(&rt, 0, nop(()));
+    // ...then moves to shard 1 (as a stolen task does) and waits there.
+    let (polled_tx, polled_rx) = std::sync::mpsc::channel();
+    let waiter = h.spawn_pinned(ShardId(1), async move {
+        let mut op = op;
+        assert!(poll_once(&mut op).await.is_pending());
+        polled_tx.send(()).unwrap();
+        op.await.0.unwrap().res
+    });
+    polled_rx.recv_timeout(HANG).expect("the waiter polled");
+    // Shard 1's slot frees; shard 0's stays taken.
+    peer1.write_all(b"1").unwrap();
+    let res = rt
+        .block_on(spargio_rt::time::timeout(HANG, waiter))
+        .expect("the op waits for the slot of the shard it was polled on last")
+        .unwrap();
+    assert_eq!(res, 0);
+    let (read, _) = rt.block_on(hold1);
+    assert_eq!(read.unwrap().res, 1);
+    peer0.write_all(b"0").unwrap();
+    let (read, _) = rt.block_on(hold0);
+    assert_eq!(read.unwrap().res, 1);
+}
+
+#[test]
+fn an_op_dropped_while_it_waits_for_a_slot_releases_its_data_at_once() {
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let rt = one_shard_with_one_op_slot();
+    let (hold, mut peer) = blocked_read();
+    let hold = first_poll_on(&rt, 0, hold);
+    let dropped = Arc::new(AtomicBool::new(false));
+    let waiting = first_poll_on(&rt, 0, nop(SetOnDrop(dropped.clone())));
+    drop(waiting);
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the data (buffers, fd) of an op dropped while it waits goes at once"
+    );
+    // The slot still works for a live op.
+    peer.write_all(b"x").unwrap();
+    assert_eq!(rt.block_on(hold).0.unwrap().res, 1);
+    let h = rt.handle();
+    let (res, ()) = rt
+        .block_on(spargio_rt::time::timeout(
+            HANG,
+            h.spawn_pinned(ShardId(0), nop(())),
+        ))
+        .expect("the slot is free")
+        .unwrap();
+    assert_eq!(res.unwrap().res, 0);
+}
+
+#[test]
+fn an_op_that_waited_for_a_slot_fails_cleanly_when_polled_off_the_runtime() {
+    let rt = one_shard_with_one_op_slot();
+    let (hold, mut peer) = blocked_read();
+    let hold = first_poll_on(&rt, 0, hold);
+    let waiting = first_poll_on(&rt, 0, nop(vec![7u8; 4]));
+    // A plain thread, with no runtime to submit on: the op fails at once
+    // and gives its data back.
+    let (res, data) = std::thread::spawn(move || {
+        let mut op = waiting;
+        let waker = futures_util::task::noop_waker();
+        match Pin::new(&mut op).poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("off the runtime the op cannot wait"),
+        }
+    })
+    .join()
+    .expect("polling the op off the runtime panicked");
+    assert!(res.is_err());
+    assert_eq!(data, vec![7u8; 4]);
+    peer.write_all(b"x").unwrap();
+    assert_eq!(rt.block_on(hold).0.unwrap().res, 1);
 }

@@ -201,3 +201,32 @@ fn a_panic_in_the_shard_loop_shuts_the_runtime_down_cleanly() {
     assert_eq!(stats.shards[1].loop_panics, 0);
     assert!(common::drops_in_time(rt), "dropping the runtime hung");
 }
+
+#[test]
+fn a_multishot_accept_polled_after_the_shards_exited_fails_instead_of_looping() {
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    let listener =
+        spargio_rt::net::TcpListener::bind_with("127.0.0.1:0".parse().unwrap(), 16, false).unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    // A blocking-pool thread: outside the shards, with the runtime entered.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let _closure = h.spawn_blocking(move || {
+        started_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+        let mut incoming = listener.incoming();
+        let first = spargio_rt::block_on(incoming.next());
+        done_tx.send(first.map(drop)).unwrap();
+    });
+    started_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the closure started");
+    rt.shutdown_background();
+    go_tx.send(()).unwrap();
+    let first = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the accept ended (it re-armed in a loop)");
+    let e = first.expect_err("no connection after shutdown");
+    assert!(e.to_string().contains("shut down"), "{e}");
+}

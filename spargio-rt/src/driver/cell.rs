@@ -54,16 +54,21 @@ pub(crate) trait Completion: Send + Sync {
 }
 
 /// An op's `user_data` on its owner shard, for cancelling it from
-/// elsewhere, and its place in the queue for a slot while the shard's op
+/// elsewhere, and its place in the queue for a slot while a shard's op
 /// table is full.
 #[derive(Default)]
 pub(crate) struct OpTag {
     ud: AtomicU64,
     /// Whom to wake when a slot frees up.
     pub(crate) slot_waker: AtomicWaker,
-    /// The op is in a table's queue of ops waiting for a slot (so another
-    /// poll of its future only updates `slot_waker`).
-    pub(crate) slot_queued: AtomicBool,
+    /// The id of the op table whose queue of ops waiting for a slot holds
+    /// the op's live entry (0: none). Another poll of the future on that
+    /// table's shard only updates `slot_waker`. A future that moves to
+    /// another shard (its task was stolen) and finds that table full too
+    /// queues there and writes the new table's id, which turns the entry
+    /// left in the first queue stale: that table skips it when it comes up.
+    /// Cleared when the op is woken for a slot or gets one.
+    pub(crate) slot_queue: AtomicU64,
 }
 
 const IN_FLIGHT: u8 = 0;
@@ -89,10 +94,12 @@ const NOT_QUIET: i32 = i32::MIN;
 
 // SAFETY: `data` is reached by one side at a time, decided by `state`:
 // the future before submission and after DONE; the completing side (the
-// owner shard's driver, or the thread that fails an op whose submission
-// was refused) only after the future swapped in ABANDONED before DONE
-// (the completer's swap to DONE failed), so the future is gone. `T: Send` because it may be dropped
-// on that other thread.
+// owner shard's driver, or the thread that fails an op left in the remote
+// queue of a shard that exited) only after the future swapped in ABANDONED
+// before DONE (the completer's swap to DONE failed), so the future is
+// gone. Anyone else holding the cell (a table's queue of ops waiting for a
+// slot) touches only its tag. `T: Send` because it may be dropped on that
+// other thread.
 unsafe impl<T: Send> Sync for OpCell<T> {}
 
 impl<T: OpData> OpCell<T> {
@@ -215,7 +222,8 @@ impl<T: OpData> Completion for OpCell<T> {
                 // ABANDONED: the future is gone; the driver owns the data.
                 // SAFETY: the future swapped in ABANDONED and will not touch
                 // the data again; the one completing side (the driver, or
-                // the thread failing a refused submission) reaches it.
+                // the thread failing an op stranded in the remote queue of
+                // a shard that exited) reaches it.
                 if let Some(d) = unsafe { (*self.data.get()).as_mut() } {
                     d.orphaned(cqe);
                 }
@@ -226,10 +234,18 @@ impl<T: OpData> Completion for OpCell<T> {
 }
 
 impl<T> OpCell<T> {
-    /// The data of a cell that never reached a driver.
-    pub(crate) fn into_data(self) -> T {
-        self.data
-            .into_inner()
-            .expect("op data present before submission")
+    /// Takes the data back from a cell that never reached a driver (its
+    /// submission failed). Other references to the cell may still exist:
+    /// a table's queue of ops waiting for a slot may hold a weak one and
+    /// briefly upgrade it to wake the op, which touches only the op's tag.
+    ///
+    /// # Safety
+    /// The op was never registered with a driver, so no driver and no
+    /// kernel reaches `data`, and the caller is the op's future, which
+    /// alone reaches it before registration.
+    pub(crate) unsafe fn take_unsubmitted(&self) -> T {
+        // SAFETY: the caller guarantees that the op never reached a driver
+        // and that it is the future, the only side that reaches `data` then.
+        unsafe { (*self.data.get()).take() }.expect("op data present before submission")
     }
 }

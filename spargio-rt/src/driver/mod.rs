@@ -23,7 +23,8 @@
 //! - **Owner.** The owner is the shard whose thread ran the first poll
 //!   (ring affinity). A future first polled off the runtime's shards (inside
 //!   `Runtime::block_on`) is handed to a shard through its *remote queue*,
-//!   which that shard drains every loop turn.
+//!   which that shard drains every loop turn; once the shards have exited
+//!   (the runtime shut down) such an op fails with an error.
 //! - **Cancellation.** Dropping the future before DONE swaps the state to
 //!   ABANDONED and asks the owner to submit `IORING_OP_ASYNC_CANCEL` for the
 //!   op's user_data (directly when dropped on the owner's thread, through
@@ -36,11 +37,17 @@
 //!   whose generation does not match is counted and ignored.
 //! - **Full SQ.** An SQE that does not fit is spilled to a queue that the
 //!   shard moves into the SQ after its next enter; nothing fails or blocks.
+//!   Before an enter that waits, the shard submits the spill queue to the
+//!   kernel, an SQ-full at a time, so no spilled SQE waits for a CQE.
 //! - **Bounded.** Each shard's table holds at most `max_ops_in_flight` ops;
 //!   an op that finds it full waits for a slot (backpressure). Waiting ops
-//!   queue once each, oldest first; every freed slot, and every loop turn
-//!   while slots are free, wakes the next one, skipping ops whose futures
-//!   were dropped, so an aborted waiter never strands the rest.
+//!   queue once each per shard, oldest first; every freed slot, and every
+//!   loop turn while slots are free, wakes the next one, skipping ops whose
+//!   futures were dropped, so an aborted waiter never strands the rest. The
+//!   queue holds ops weakly: a future dropped while it waits releases its
+//!   buffers and fd at once. An op whose task moves to another shard while
+//!   it waits waits for that shard's slots from its next poll there; the
+//!   entry left in the first shard's queue is skipped.
 //! - **Shutdown.** A shard leaves its loop only when no task is alive, so
 //!   every op future has been dropped; it then cancels everything still in
 //!   its table and reaps until the table is empty before anything is freed.

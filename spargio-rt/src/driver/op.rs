@@ -69,10 +69,9 @@ impl<T: OpData> Future for Op<T> {
                             else {
                                 unreachable!()
                             };
-                            let data = Arc::try_unwrap(cell)
-                                .ok()
-                                .expect("unsubmitted op has one owner")
-                                .into_data();
+                            // SAFETY: a failed submission registered the op
+                            // nowhere, and this is its future.
+                            let data = unsafe { cell.take_unsubmitted() };
                             return Poll::Ready((Err(e), data));
                         }
                     }

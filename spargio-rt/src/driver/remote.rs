@@ -2,6 +2,7 @@
 //! through the shard's remote queue from anywhere else.
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -33,7 +34,9 @@ pub(crate) struct Owner {
 
 /// Submits `op` on the current shard's ring, or hands it to a shard of the
 /// runtime a `block_on` on this thread entered. `Ok(None)`: the shard's op
-/// table is full; `waker` is woken when a slot frees up.
+/// table is full; `waker` is woken when a slot frees up. An error means the
+/// op reached no shard (there is no runtime here, or it has shut down), so
+/// the caller still owns it alone.
 pub(crate) fn submit(
     op: Arc<dyn Completion>,
     entry: impl FnOnce() -> Entry,
@@ -62,10 +65,18 @@ pub(crate) fn submit(
     let shard = inner.next_search_start() % inner.shards.len();
     let e = (entry.take().expect("once"))();
     let op = op.take().expect("once");
-    if let Err(RemoteReq::Submit(_, op)) = inner.shards[shard].push_remote(RemoteReq::Submit(e, op))
+    // Whatever queue for a slot the op waited in, it waits there no more.
+    op.op_tag().slot_queue.store(0, Ordering::Release);
+    if inner.shards[shard]
+        .push_remote(RemoteReq::Submit(e, op))
+        .is_err()
     {
-        op.fail_unsubmitted(libc::ECANCELED);
-        return Ok(Some(Owner { inner, shard }));
+        // The shard has exited, as every shard does only once the runtime
+        // shuts down. An error, not a failed op: a multishot op ended by
+        // `ECANCELED` would be re-armed, and refused again, for ever.
+        return Err(io::Error::other(
+            "spargio: the runtime has shut down; it runs no more I/O",
+        ));
     }
     park::wake(&inner, shard);
     Ok(Some(Owner { inner, shard }))

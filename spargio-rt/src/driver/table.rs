@@ -2,8 +2,8 @@
 //! op's `user_data`, with a generation per slot.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::Waker;
 
 use super::cell::Completion;
@@ -15,15 +15,25 @@ struct Slot {
     op: Option<Arc<dyn Completion>>,
 }
 
+/// Where table ids come from: each table gets its own, never reused.
+static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
+
 /// In-flight ops of one shard. Only the shard's thread touches it.
 pub(crate) struct OpTable {
+    /// This table's id (never 0), which an op waiting in its queue records
+    /// in `OpTag::slot_queue`.
+    id: u64,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
     limit: usize,
     /// Ops waiting for a free slot (backpressure when the table is full),
-    /// each queued once however often its future is polled.
-    waiting: VecDeque<Arc<dyn Completion>>,
+    /// each queued once however often its future is polled here. Weak, so
+    /// that an op whose future is dropped while it waits releases its
+    /// buffers and fd at once; its entry stays behind, dead, until it
+    /// comes up. An entry is live only while its op's `slot_queue` names
+    /// this table (see `OpTag::slot_queue`); others are skipped.
+    waiting: VecDeque<Weak<dyn Completion>>,
     /// CQEs whose tag matched no live op (counted, never acted on).
     pub(crate) stale: u64,
 }
@@ -31,6 +41,7 @@ pub(crate) struct OpTable {
 impl OpTable {
     pub(crate) fn new(limit: usize) -> Self {
         OpTable {
+            id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -48,12 +59,16 @@ impl OpTable {
     /// Registers `op`; returns its `user_data`, or `None` when the table is
     /// full (then `waker` is woken when a slot frees up; see
     /// [`wake_for_free_slots`](Self::wake_for_free_slots)).
+    ///
+    /// An op already waiting in another table's queue (its future moved
+    /// here from another shard) queues here too, and from then on waits
+    /// for this table's slots only.
     pub(crate) fn insert(&mut self, op: Arc<dyn Completion>, waker: &Waker) -> Option<u64> {
         if self.live >= self.limit {
             let tag = op.op_tag();
             tag.slot_waker.register(waker);
-            if !tag.slot_queued.swap(true, Ordering::AcqRel) {
-                self.waiting.push_back(op);
+            if tag.slot_queue.swap(self.id, Ordering::AcqRel) != self.id {
+                self.waiting.push_back(Arc::downgrade(&op));
             }
             return None;
         }
@@ -65,9 +80,10 @@ impl OpTable {
         !self.waiting.is_empty()
     }
 
-    /// Wakes queued ops, one per free slot, oldest first. An op whose
-    /// future was dropped while it waited (the queue holds the last
-    /// reference) leaves the queue without taking a wake-up from a live one.
+    /// Wakes queued ops, one per free slot, oldest first. An entry whose
+    /// op is gone (its future was dropped while it waited) or no longer
+    /// waits here (it moved to another shard's queue, or got a slot
+    /// meanwhile) leaves the queue without taking a wake-up from a live one.
     ///
     /// Called whenever a slot frees and on every loop turn while ops wait,
     /// so a woken op that never came back for its slot (its task was
@@ -75,22 +91,36 @@ impl OpTable {
     pub(crate) fn wake_for_free_slots(&mut self) {
         let mut free = self.limit.saturating_sub(self.live);
         while free > 0 {
-            let Some(op) = self.waiting.pop_front() else {
+            let Some(entry) = self.waiting.pop_front() else {
                 return;
             };
-            let tag = op.op_tag();
-            tag.slot_queued.store(false, Ordering::Release);
-            if Arc::strong_count(&op) == 1 {
-                continue;
+            if let Some(op) = self.take_entry(&entry) {
+                op.op_tag().slot_waker.wake();
+                free -= 1;
             }
-            tag.slot_waker.wake();
-            free -= 1;
         }
+    }
+
+    /// The op of a queue entry taken off the queue, if the entry is live:
+    /// the op exists and waits in this table's queue (which it then no
+    /// longer does).
+    fn take_entry(&self, entry: &Weak<dyn Completion>) -> Option<Arc<dyn Completion>> {
+        let op = entry.upgrade()?;
+        op.op_tag()
+            .slot_queue
+            .compare_exchange(self.id, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()?;
+        Some(op)
     }
 
     /// Registers `op` even past the limit (remote submissions that already
     /// waited their turn elsewhere).
     pub(crate) fn insert_unbounded(&mut self, op: Arc<dyn Completion>) -> u64 {
+        // The op waits in no queue any more: an entry left in one is stale.
+        let queued = &op.op_tag().slot_queue;
+        if queued.load(Ordering::Relaxed) != 0 {
+            queued.store(0, Ordering::Release);
+        }
         self.live += 1;
         let idx = match self.free.pop() {
             Some(i) => i,
@@ -123,9 +153,6 @@ impl OpTable {
         }
     }
 
-    /// Looks up the op a CQE belongs to. Returns the op and whether this
-    /// CQE ends it (then the slot is freed: the caller holds the last
-    /// driver-side reference). `None` for a stale tag.
     /// Whether `ud` names `op` itself (live, same slot generation): a tag
     /// taken elsewhere may be stale and name another op.
     pub(crate) fn holds(&self, ud: u64, op: &Arc<dyn Completion>) -> bool {
@@ -139,6 +166,9 @@ impl OpTable {
             .is_some_and(|held| Arc::ptr_eq(held, op))
     }
 
+    /// Looks up the op a CQE belongs to. Returns the op and whether this
+    /// CQE ends it (then the slot is freed: the caller holds the last
+    /// driver-side reference). `None` for a stale tag.
     pub(crate) fn lookup(&mut self, ud: u64, cqe: Cqe) -> Option<(Arc<dyn Completion>, bool)> {
         let (gen, idx) = user_data::decode(ud)?;
         let found = self
@@ -183,12 +213,12 @@ impl OpTable {
         self.live = 0;
     }
 
-    /// Wakes everyone waiting for a slot (shutdown).
+    /// Wakes everyone waiting for a slot here (shutdown).
     pub(crate) fn wake_waiting(&mut self) {
-        for op in self.waiting.drain(..) {
-            let tag = op.op_tag();
-            tag.slot_queued.store(false, Ordering::Release);
-            tag.slot_waker.wake();
+        for entry in std::mem::take(&mut self.waiting) {
+            if let Some(op) = self.take_entry(&entry) {
+                op.op_tag().slot_waker.wake();
+            }
         }
     }
 }
@@ -309,6 +339,66 @@ mod tests {
         assert_eq!(c_wakes.0.load(Ordering::SeqCst), 1);
         assert!(t.insert(c, &c_waker).is_some());
         assert!(!t.has_waiting());
+    }
+
+    #[test]
+    fn an_op_that_moves_to_a_second_full_table_waits_for_that_tables_slot() {
+        let mut first = OpTable::new(1);
+        let mut second = OpTable::new(1);
+        let a = first.insert(count_op(), &noop_waker()).unwrap();
+        let b = second.insert(count_op(), &noop_waker()).unwrap();
+        let op = count_op();
+        let (wakes, waker) = counting_waker();
+        // Queued on the first shard, then polled on the second (its task
+        // was stolen): it queues there as well.
+        assert!(first.insert(op.clone(), &waker).is_none());
+        assert!(second.insert(op.clone(), &waker).is_none());
+        assert!(second.has_waiting());
+        // A later waiter on the first shard.
+        let c = count_op();
+        let (c_wakes, c_waker) = counting_waker();
+        assert!(first.insert(c.clone(), &c_waker).is_none());
+
+        second.lookup(b, Cqe { res: 0, flags: 0 });
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the second shard's slot");
+        assert!(second.insert(op.clone(), &waker).is_some());
+
+        // The entry left on the first shard is stale: the first shard's
+        // free slot goes to the op still waiting there.
+        first.lookup(a, Cqe { res: 0, flags: 0 });
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert_eq!(c_wakes.0.load(Ordering::SeqCst), 1);
+        assert!(first.insert(c, &c_waker).is_some());
+        assert!(!first.has_waiting());
+    }
+
+    #[test]
+    fn the_queue_does_not_keep_a_dropped_waiter_alive() {
+        struct Dropped(
+            Arc<std::sync::atomic::AtomicBool>,
+            super::super::cell::OpTag,
+        );
+        impl Completion for Dropped {
+            fn complete(&self, _: Cqe) -> bool {
+                true
+            }
+            fn op_tag(&self) -> &super::super::cell::OpTag {
+                &self.1
+            }
+        }
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let mut t = OpTable::new(1);
+        t.insert(count_op(), &noop_waker()).unwrap();
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let op: Arc<dyn Completion> = Arc::new(Dropped(gone.clone(), Default::default()));
+        assert!(t.insert(op.clone(), &noop_waker()).is_none());
+        drop(op);
+        assert!(gone.load(Ordering::SeqCst), "dropped while it waits");
+        assert!(t.has_waiting(), "its (dead) entry is still queued");
     }
 
     #[test]

@@ -131,8 +131,14 @@ impl LocalShard {
     }
 
     /// One `io_uring_enter`: submit, and wait if asked.
+    ///
+    /// Spilled SQEs go to the kernel first (see
+    /// [`submit_spill`](Self::submit_spill)): a wait with some still
+    /// spilled could sleep until an unrelated CQE, or for ever, when only
+    /// the spilled ops would complete. Should the kernel stop taking SQEs
+    /// with some still spilled, the enter does not wait.
     pub(crate) fn submit(&self, wait: bool, timeout: Option<std::time::Duration>) {
-        self.flush_spill();
+        let wait = self.submit_spill() && wait;
         let ring = self.ring.borrow();
         self.shared().counters.ring_enters.bump();
         if self.spill.borrow().is_empty() {
@@ -144,6 +150,27 @@ impl LocalShard {
             // Only programming errors (EFAULT, EBADF...) land here; say so
             // instead of spinning silently.
             Err(e) => eprintln!("spargio: shard {} io_uring_enter failed: {e}", self.index),
+        }
+    }
+
+    /// Moves every spilled SQE into the kernel: fills the SQ from the spill
+    /// queue and submits it (an enter that does not wait), until the spill
+    /// queue is empty. Returns whether it is; `false` when the kernel took
+    /// none of the SQEs queued (it can refuse them for a while, short of
+    /// memory), so SQEs are still spilled.
+    fn submit_spill(&self) -> bool {
+        loop {
+            self.flush_spill();
+            if self.spill.borrow().is_empty() {
+                return true;
+            }
+            let queued = self.ring.borrow_mut().submission().len();
+            self.shared().counters.ring_enters.bump();
+            // An error shows again, and is reported, in the caller's enter.
+            let _ = ring::enter(&self.ring.borrow(), false, None);
+            if self.ring.borrow_mut().submission().len() >= queued {
+                return false;
+            }
         }
     }
 
@@ -177,5 +204,92 @@ impl Drop for Unreaped<'_> {
                 self.shard.unreaped.borrow_mut().extend_from_slice(rest);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::os::fd::AsRawFd;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use io_uring::{opcode, squeue, types};
+
+    use crate::driver::user_data::UD_IGNORE;
+    use crate::{Runtime, ShardId};
+
+    /// Long enough that only a hang reaches it.
+    const HANG: Duration = Duration::from_secs(20);
+
+    type Socket = std::os::unix::net::UnixStream;
+
+    /// SQEs spilled past what the SQ holds reach the kernel before the
+    /// shard blocks in `io_uring_enter`, even when nothing else (no CQE,
+    /// no timer, no wake-up) would end that wait.
+    #[test]
+    fn spilled_sqes_are_submitted_before_the_shard_waits() {
+        let rt = Runtime::builder()
+            .shards(1)
+            .ring_entries(4)
+            .build()
+            .expect("build runtime");
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (peers_tx, peers_rx) = std::sync::mpsc::channel();
+        let _task = rt.handle().spawn_pinned(ShardId(0), async move {
+            // The kernel can take fewer SQEs than were queued (short of
+            // memory); the ones left over wait in the spill queue, and every
+            // SQE after them is spilled too, in order. Put the shard in that
+            // state with a NOP that posts no CQE.
+            crate::shard::local::with_current(|l| {
+                l.spill.borrow_mut().push_back(
+                    opcode::Nop::new()
+                        .build()
+                        .flags(squeue::Flags::SKIP_SUCCESS)
+                        .user_data(UD_IGNORE),
+                );
+            })
+            .expect("on a shard");
+            // Many SQ-fulls of reads that never complete, then a NOP.
+            let mut reads = Vec::new();
+            let mut peers = Vec::new();
+            for _ in 0..64 {
+                let (sock, peer) = Socket::pair().unwrap();
+                peers.push(peer);
+                // SAFETY: the SQE points into the op's own buffer and names
+                // the op's own socket, both kept by its data until the CQE.
+                let mut read = unsafe {
+                    crate::uring::submit((sock, [0u8; 1]), |(s, buf)| {
+                        opcode::Read::new(types::Fd(s.as_raw_fd()), buf.as_mut_ptr(), 1).build()
+                    })
+                };
+                let polled = std::future::poll_fn(|cx: &mut Context<'_>| {
+                    Poll::Ready(Pin::new(&mut read).poll(cx).is_pending())
+                })
+                .await;
+                assert!(polled);
+                reads.push(read);
+            }
+            peers_tx.send(peers).unwrap();
+            // SAFETY: a NOP touches no memory.
+            let nop = unsafe { crate::uring::submit((), |_| opcode::Nop::new().build()) };
+            let (res, ()) = nop.await;
+            done_tx.send(res.unwrap().res).unwrap();
+            drop(reads);
+        });
+        let peers = peers_rx.recv_timeout(HANG).expect("the task ran");
+        let done = done_rx.recv_timeout(HANG);
+        if done.is_err() {
+            // Wake the stuck shard (a read completes) so that the runtime
+            // can shut down and the test fails instead of hanging.
+            for mut p in &peers {
+                let _ = std::io::Write::write_all(&mut p, b"x");
+            }
+        }
+        assert_eq!(
+            done.expect("the spilled NOP reached the kernel before the shard slept"),
+            0
+        );
     }
 }
