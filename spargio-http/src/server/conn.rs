@@ -178,11 +178,15 @@ where
         // The read goes out together with the write of the queued
         // responses (one ring submission for both), instead of after it;
         // quietly only where the transport allows it (not TLS).
-        let read = watch.wait(input.fill(), Some(deadline), idle);
+        // Both futures are pinned here, where they are built, and run
+        // through references: moved into the combinator, each would be
+        // copied once more per request.
+        let read = pin!(watch.wait(input.fill(), Some(deadline), idle));
+        let flush = pin!(out.flush());
         let res = if W::QUIET_FLUSH {
-            flush_and_read(out.flush(), read).await?
+            flush_and_read(flush, read).await?
         } else {
-            flush_beside(out.flush(), read).await?
+            flush_beside(flush, read).await?
         };
         match res {
             Watched::Done(Ok(_)) => {}
