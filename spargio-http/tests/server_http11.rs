@@ -732,3 +732,27 @@ fn an_informational_final_response_becomes_500_and_the_pipeline_stays_in_step() 
         assert_eq!(next.body_str(), "fine");
     }
 }
+
+/// A connection that lingers after its `Connection: close` response (the
+/// server has written everything and waits for the client to close) when
+/// the shutdown deadline passes had all its work done: the report does not
+/// count it as cut.
+#[test]
+fn a_connection_lingering_after_its_last_response_is_not_counted_as_cut() {
+    let server = TestServer::start_with(
+        Http::new(),
+        |b| b.shutdown_timeout(Duration::from_millis(300)),
+        echo_service(),
+    );
+    let mut c = server.connect();
+    let res = c.roundtrip(b"GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n");
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("connection"), Some("close"));
+    // The client keeps its end open, so the server lingers past the
+    // shutdown deadline.
+    let report = server.stop();
+    assert_eq!(report.open_at_start, 1, "{report:?}");
+    assert_eq!(report.cut, 0, "{report:?}");
+    assert_eq!(report.closed_gracefully, 1, "{report:?}");
+    assert!(c.is_closed(), "the server closed its end");
+}

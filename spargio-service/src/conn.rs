@@ -2,6 +2,7 @@
 //! protocol, cut at the shutdown deadline, counted closed.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_lock::SemaphoreGuardArc;
@@ -72,8 +73,16 @@ impl Accepted {
 
 /// Runs `serve` (the protocol on this connection) until it ends or the
 /// shutdown deadline cuts it; then releases the connection's place.
-pub(crate) async fn run_connection<F>(state: Arc<ServerState>, guard: ConnGuard, serve: F)
-where
+///
+/// `lingering` is the flag of the connection's [`Connection::lingering`]:
+/// a connection the deadline ends while it lingers (every reply written,
+/// only draining input before its close) is not counted as cut.
+pub(crate) async fn run_connection<F>(
+    state: Arc<ServerState>,
+    guard: ConnGuard,
+    lingering: Arc<AtomicBool>,
+    serve: F,
+) where
     F: Future<Output = std::io::Result<()>>,
 {
     let cut = {
@@ -83,17 +92,18 @@ where
         // `serve` (the socket, the service, its spawned handlers) is
         // dropped here, before the connection's place is given back.
     };
-    if cut {
+    if cut && !lingering.load(Ordering::Relaxed) {
         state.cut.add(1);
     }
     drop(guard);
 }
 
-/// The [`Connection`] a protocol gets for `info`.
+/// The [`Connection`] a protocol gets for `info`; `lingering` is the flag [`run_connection`] reads.
 pub(crate) fn connection(
     state: &ServerState,
     info: ConnInfo,
     timeouts: ConnTimeouts,
+    lingering: Arc<AtomicBool>,
 ) -> Connection {
     Connection::new(
         info,
@@ -102,6 +112,7 @@ pub(crate) fn connection(
         state.counters.clone(),
     )
     .with_send_timeout(timeouts.send)
+    .with_lingering_flag(lingering)
 }
 
 /// The timeouts every connection of a server gets.

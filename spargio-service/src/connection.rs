@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +35,9 @@ pub struct Connection {
     send_timeout: Option<Duration>,
     closing: CancellationToken,
     counters: Arc<Counters>,
+    /// Set by [`Connection::lingering`]; the server reads it when the
+    /// shutdown deadline cuts the connection. `None`: nobody reads it.
+    lingering: Option<Arc<AtomicBool>>,
 }
 
 impl Connection {
@@ -49,6 +53,7 @@ impl Connection {
             send_timeout: None,
             closing,
             counters,
+            lingering: None,
         }
     }
 
@@ -72,6 +77,29 @@ impl Connection {
     pub(crate) fn with_send_timeout(mut self, limit: Option<Duration>) -> Connection {
         self.send_timeout = limit;
         self
+    }
+
+    /// The same connection, with `flag` set when the protocol calls
+    /// [`lingering`](Self::lingering).
+    pub(crate) fn with_lingering_flag(mut self, flag: Arc<AtomicBool>) -> Connection {
+        self.lingering = Some(flag);
+        self
+    }
+
+    /// Tells the server that the connection is only lingering before its
+    /// close: every reply has been written and the write side shut down,
+    /// and what is left is reading and discarding the client's input, so
+    /// that closing with input unread does not reset the connection and
+    /// discard replies still on their way.
+    ///
+    /// The shutdown deadline still ends a lingering connection, but does
+    /// not count it in [`ShutdownReport::cut`](crate::ShutdownReport::cut):
+    /// the server finished all of its work on it. (The close may then send
+    /// a reset, if the client went on sending.)
+    pub fn lingering(&self) {
+        if let Some(flag) = &self.lingering {
+            flag.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The connection's facts.

@@ -32,12 +32,7 @@ pub(crate) struct HandlerShared {
 
 impl HandlerShared {
     fn count_failure(&self, e: &HandlerError) {
-        self.counters.requests_failed.add(1);
-        match e {
-            HandlerError::Panicked(_) => self.counters.panics.add(1),
-            HandlerError::TimedOut => self.counters.request_timeouts.add(1),
-            _ => {}
-        }
+        self.counters.count_failure(e);
     }
 
     fn adaptive(&self) -> bool {
@@ -265,17 +260,32 @@ impl Drop for Tracked {
 }
 
 /// Waits for `poll_ready`, turning an error or a panic into a `HandlerError`.
-async fn ready<S, Req>(service: &mut S) -> Result<(), HandlerError>
+///
+/// A protocol asks for readiness once a request has arrived, so a failure
+/// here fails that request: it is counted as a request and as a failed one
+/// (on `home`'s slot; this runs on `home`'s thread, like every call of the
+/// connection's handler).
+async fn ready<S, Req>(
+    service: &mut S,
+    counters: &Counters,
+    home: ShardId,
+) -> Result<(), HandlerError>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
 {
-    poll_fn(
-        |cx| match std::panic::catch_unwind(AssertUnwindSafe(|| service.poll_ready(cx))) {
-            Ok(p) => p.map_err(|e| HandlerError::Service(e.into())),
-            Err(payload) => Poll::Ready(Err(HandlerError::from_panic(&*payload))),
-        },
-    )
+    poll_fn(|cx| {
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| service.poll_ready(cx)));
+        let res = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(res)) => res.map_err(|e| HandlerError::Service(e.into())),
+            Err(payload) => Err(HandlerError::from_panic(&*payload)),
+        };
+        if let Err(e) = &res {
+            counters.count_refused(home.0, e);
+        }
+        Poll::Ready(res)
+    })
     .await
 }
 
@@ -332,7 +342,7 @@ where
     type Response = S::Response;
 
     fn ready(&mut self) -> impl Future<Output = Result<(), HandlerError>> {
-        ready::<S, Req>(&mut self.service)
+        ready::<S, Req>(&mut self.service, &self.shared.counters, self.home)
     }
 
     fn call(
@@ -376,7 +386,7 @@ where
     type Response = S::Response;
 
     fn ready(&mut self) -> impl Future<Output = Result<(), HandlerError>> {
-        ready::<S, Req>(&mut self.service)
+        ready::<S, Req>(&mut self.service, &self.shared.counters, self.home)
     }
 
     fn call(

@@ -78,7 +78,9 @@ pub trait Handler<Req>: 'static {
     /// length-delimited codec asks before reading the next frame; HTTP asks
     /// once a request head has arrived, so an idle keep-alive connection
     /// never holds what `poll_ready` reserves, such as a concurrency
-    /// permit.)
+    /// permit.) An error (or a contained panic) fails the request that
+    /// waits: the server's handler counts it as a request and a failed one
+    /// in [`ServerStats`](crate::ServerStats).
     fn ready(&mut self) -> impl Future<Output = Result<(), HandlerError>>;
 
     /// Calls the service with `req` (after [`ready`](Self::ready)). The

@@ -4,7 +4,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -172,6 +172,8 @@ impl Server {
                 let Accepted { stream, guard, .. } = acc;
                 let mut make = make;
                 let st = state.clone();
+                let lingering = Arc::new(AtomicBool::new(false));
+                let linger = lingering.clone();
                 // Building the service is part of the connection's life:
                 // the shutdown deadline cuts a make-service that never
                 // finishes like any other connection.
@@ -180,11 +182,11 @@ impl Server {
                         st.counters.make_errors.add(1);
                         return Ok(());
                     };
-                    let conn = connection(&st, info, idle);
+                    let conn = connection(&st, info, idle, linger);
                     let handler = ServiceHandler::<_, Placed>::new(service, shard, shared);
                     protocol.serve_connection(stream, handler, conn).await
                 };
-                run_connection(state, guard, serve).await;
+                run_connection(state, guard, lingering, serve).await;
             }));
         });
         self.run(state, dispatch).await
@@ -208,6 +210,12 @@ impl Server {
     /// that shard, the first time a connection lands there (`Rc` state is
     /// fine; connections on the shard get clones), and handlers always run
     /// inline on their connection's task.
+    ///
+    /// Returns when the graceful shutdown is over, with its report, once
+    /// every shard has dropped its service. Dropping the returned future
+    /// before that stops the server at once, as for
+    /// [`serve`](Self::serve), and the shards drop their services soon
+    /// after (they are not waited for).
     ///
     /// ```
     /// use bytes::Bytes;
@@ -268,22 +276,42 @@ impl Server {
             let shared = shared.clone();
             let state = st.clone();
             drop(handle.spawn_local_on(shard, move || async move {
+                if state.force.is_cancelled() {
+                    // Cut (the shutdown deadline passed, or the serve
+                    // future was dropped) before its task ran: no service
+                    // is built, which after a dropped serve future nobody
+                    // would ever drop again.
+                    state.cut.add(1);
+                    drop(acc);
+                    return;
+                }
                 let info = acc.info();
                 let Accepted { stream, guard, .. } = acc;
                 let service = local::service(key, || factory(shard));
-                let conn = connection(&state, info, idle);
+                let lingering = Arc::new(AtomicBool::new(false));
+                let conn = connection(&state, info, idle, lingering.clone());
                 let handler = ServiceHandler::<_, Local>::new(service, shard, shared);
                 let serve = protocol.serve_connection(stream, handler, conn);
-                run_connection(state.clone(), guard, serve).await;
+                run_connection(state.clone(), guard, lingering, serve).await;
             }));
         });
-        let handle = self.handle.clone();
+        let mut services = ForgetServices {
+            handle: self.handle.clone(),
+            key,
+            force: state.force.clone(),
+            armed: true,
+        };
         let out = self.run(state, dispatch).await;
-        for s in 0..handle.shard_count() {
-            let _ = handle
+        // Every connection has ended: the services go now, before `serve`
+        // returns. If this future is dropped before then, `services` drops
+        // them (without waiting).
+        for s in 0..services.handle.shard_count() {
+            let _ = services
+                .handle
                 .spawn_local_on(ShardId(s), move || async move { local::forget(key) })
                 .await;
         }
+        services.armed = false;
         out
     }
 
@@ -355,6 +383,38 @@ impl Server {
         report.closed_gracefully = open_at_start.saturating_sub(report.cut);
         let _ = counters.shutdown.set(report);
         Ok(report)
+    }
+}
+
+/// Drops `serve_local`'s per-shard services when `serve_local`'s future is
+/// dropped before it has (it lost a `select`, its task was aborted).
+struct ForgetServices {
+    handle: RuntimeHandle,
+    /// The `serve_local` call's key in each shard's services.
+    key: u64,
+    /// The server's force-close token.
+    force: CancellationToken,
+    /// Cleared once the services are dropped.
+    armed: bool,
+}
+
+impl Drop for ForgetServices {
+    /// Cuts the connections first, then has every shard drop its service:
+    /// a connection task that runs on a shard after that shard's drop sees
+    /// the cut and builds no service again. The shards do this in their
+    /// own time (`Drop` cannot wait).
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.force.cancel();
+        for s in 0..self.handle.shard_count() {
+            let key = self.key;
+            drop(
+                self.handle
+                    .spawn_local_on(ShardId(s), move || async move { local::forget(key) }),
+            );
+        }
     }
 }
 

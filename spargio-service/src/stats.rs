@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use crossbeam_utils::CachePadded;
 
+use crate::error::HandlerError;
 use crate::shutdown::ShutdownReport;
 
 /// A relaxed event counter.
@@ -127,6 +128,26 @@ impl Counters {
         })
     }
 
+    /// Counts a failed request: in `requests_failed`, and in `panics` or
+    /// `request_timeouts` when it was one of those.
+    pub(crate) fn count_failure(&self, e: &HandlerError) {
+        self.requests_failed.add(1);
+        match e {
+            HandlerError::Panicked(_) => self.panics.add(1),
+            HandlerError::TimedOut => self.request_timeouts.add(1),
+            _ => {}
+        }
+    }
+
+    /// Counts a request that failed before the service was called (its
+    /// `poll_ready` failed or panicked, or the protocol's routing of it
+    /// panicked): as a request, on `shard`'s slot, and as a failure. Only
+    /// `shard`'s thread may call this (see [`ShardedCounter::add`]).
+    pub(crate) fn count_refused(&self, shard: usize, e: &HandlerError) {
+        self.requests.add(shard, 1);
+        self.count_failure(e);
+    }
+
     pub(crate) fn snapshot(&self) -> ServerStats {
         ServerStats {
             accepted: self.accepted.get(),
@@ -164,13 +185,17 @@ pub struct ServerStats {
     pub active_per_shard: Vec<u64>,
     /// Connections accepted since start, per session shard.
     pub accepted_per_shard: Vec<u64>,
-    /// Requests handed to the service.
+    /// Requests handed to the service, and requests that failed on their
+    /// way to it (a `poll_ready` that failed or panicked while the request
+    /// waited, a panic in the protocol's routing of it).
     pub requests: u64,
     /// Requests handed to the service and not answered yet.
     pub requests_in_flight: u64,
-    /// Of those, requests that ended in an error, panic or timeout.
+    /// Of those, requests that ended in an error, panic or timeout (the
+    /// ones that failed on their way to the service included).
     pub requests_failed: u64,
-    /// Handler panics (each contained to its request).
+    /// Panics contained to their request: in the service's `call` or its
+    /// future, in its `poll_ready`, or in the protocol's routing function.
     pub panics: u64,
     /// Requests dropped by the request timeout.
     pub request_timeouts: u64,

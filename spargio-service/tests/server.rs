@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
+use spargio_rt::sync::CancellationToken;
 use spargio_rt::{RuntimeHandle, ShardId};
 use spargio_service::codec::{Client, LengthDelimited, Status};
 use spargio_service::{
@@ -1066,5 +1067,212 @@ fn dropping_the_serve_future_stops_accepting_and_cuts_connections() {
         .expect("still accepting after the server was dropped");
         assert_eq!(refused, std::io::ErrorKind::ConnectionRefused);
         assert_eq!(stats.snapshot().active, 0);
+    });
+}
+
+/// A service whose `poll_ready` fails: with an error the first time it is
+/// asked, with a panic after that.
+#[derive(Clone)]
+struct NeverReady {
+    asked: Arc<AtomicUsize>,
+}
+
+impl tower::Service<Bytes> for NeverReady {
+    type Response = Bytes;
+    type Error = spargio_service::BoxError;
+    type Future = std::future::Ready<Result<Bytes, spargio_service::BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.asked.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Poll::Ready(Err("overloaded".into()));
+        }
+        panic!("poll_ready blew up");
+    }
+
+    fn call(&mut self, req: Bytes) -> Self::Future {
+        std::future::ready(Ok(req))
+    }
+}
+
+#[test]
+fn a_failed_poll_ready_counts_as_a_failed_request() {
+    for local in [false, true] {
+        run2(move |handle| async move {
+            let server = Server::builder().bind(&handle, "127.0.0.1:0").unwrap();
+            let addr = server.local_addr();
+            let stats = server.stats();
+            let stop = server.shutdown_handle();
+            let service = NeverReady {
+                asked: Arc::new(AtomicUsize::new(0)),
+            };
+            let serving = if local {
+                handle.spawn_local(
+                    server.serve_local(LengthDelimited::new(), move |_| service.clone()),
+                )
+            } else {
+                start(&handle, server, service)
+            };
+            let expected = [
+                (Status::ServiceError, "service error: overloaded"),
+                (Status::Panicked, "handler panicked: poll_ready blew up"),
+            ];
+            for (status, msg) in expected {
+                // The request that waited is answered with the error, and
+                // the connection closes.
+                let mut c = Client::connect(addr).await.unwrap();
+                let reply = c.call(Bytes::from_static(b"x")).await.unwrap();
+                assert_eq!(reply, Err((status, msg.to_string())), "local: {local}");
+                assert!(c.recv().await.is_err(), "still open after a failed ready");
+            }
+            stop.shutdown();
+            serving.await.unwrap().unwrap();
+            let s = stats.snapshot();
+            assert_eq!(
+                (s.requests, s.requests_failed, s.panics),
+                (2, 2, 1),
+                "local: {local}"
+            );
+            assert_eq!(s.requests_in_flight, 0);
+        });
+    }
+}
+
+/// Echoes each request once `release` is cancelled.
+fn held_echo(
+    release: CancellationToken,
+) -> impl tower::Service<Bytes, Response = Bytes, Error = Infallible, Future: Send> + Clone + Send {
+    service_fn(move |req: Bytes| {
+        let released = release.clone().cancelled_owned();
+        async move {
+            released.await;
+            Ok::<_, Infallible>(req)
+        }
+    })
+}
+
+/// Starts a server with a 300 ms shutdown timeout (well under the codec's
+/// 1 s linger) and [`held_echo`]; sends `reqs` pipelined on one connection,
+/// starts the shutdown while the first is handled, then releases it. The
+/// client reads that reply, then the server's end, and keeps its
+/// connection open, as a connection pool would, until `serve` returns.
+fn shutdown_with_a_client_left_open(reqs: &'static [&'static [u8]]) -> ShutdownReport {
+    run2(move |handle| async move {
+        let server = Server::builder()
+            .shutdown_timeout(Duration::from_millis(300))
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let release = CancellationToken::new();
+        let serving = start(&handle, server, held_echo(release.clone()));
+        let mut c = Client::connect(addr).await.unwrap();
+        for req in reqs {
+            c.feed(Bytes::from_static(req)).await.unwrap();
+        }
+        c.flush().await.unwrap();
+        while stats.snapshot().requests_in_flight < 1 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        stop.shutdown();
+        release.cancel();
+        let last = c.recv().await.unwrap();
+
+        assert_eq!(last, Ok(Bytes::from_static(reqs[0])));
+        let end = c.recv().await.unwrap_err();
+        assert_eq!(end.kind(), std::io::ErrorKind::UnexpectedEof, "{end}");
+        let report = spargio_rt::time::timeout(Duration::from_secs(20), serving)
+            .await
+            .expect("serve must return after the shutdown deadline")
+            .unwrap()
+            .unwrap();
+        drop(c);
+        report
+    })
+}
+
+#[test]
+fn shutdown_does_not_wait_for_a_pooled_client_that_sent_nothing_after_its_last_reply() {
+    // Nothing unread: the server closes at once instead of lingering
+    // past the deadline.
+    let report = shutdown_with_a_client_left_open(&[b"last"]);
+    assert_eq!(report.open_at_start, 1);
+    assert_eq!((report.cut, report.closed_gracefully), (0, 1));
+    assert_eq!(report.requests_cut, 0);
+}
+
+#[test]
+fn a_connection_still_lingering_at_the_shutdown_deadline_is_not_counted_as_cut() {
+    // A request the server never reads makes it linger; the deadline ends
+    // the linger, but every reply had been written.
+    let report = shutdown_with_a_client_left_open(&[b"last", b"unread"]);
+    assert_eq!(report.open_at_start, 1);
+    assert_eq!((report.cut, report.closed_gracefully), (0, 1));
+    assert_eq!(report.requests_cut, 0);
+}
+
+/// A service that counts its live instances in `live`.
+struct Live {
+    live: Arc<AtomicUsize>,
+}
+
+impl Live {
+    fn new(live: Arc<AtomicUsize>) -> Live {
+        live.fetch_add(1, Ordering::SeqCst);
+        Live { live }
+    }
+}
+
+impl Clone for Live {
+    fn clone(&self) -> Live {
+        Live::new(self.live.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl tower::Service<Bytes> for Live {
+    type Response = Bytes;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Bytes, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Bytes) -> Self::Future {
+        std::future::ready(Ok(req))
+    }
+}
+
+#[test]
+fn dropping_the_serve_local_future_drops_the_per_shard_services() {
+    run2(|handle| async move {
+        let server = Server::builder().bind(&handle, "127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        let live = Arc::new(AtomicUsize::new(0));
+        let l = live.clone();
+        let serving = handle
+            .spawn_local(server.serve_local(LengthDelimited::new(), move |_| Live::new(l.clone())));
+        // One connection per shard: both shards build their service.
+        let mut a = Client::connect(addr).await.unwrap();
+        let mut b = Client::connect(addr).await.unwrap();
+        ok(&mut a, b"a").await;
+        ok(&mut b, b"b").await;
+        assert!(live.load(Ordering::SeqCst) >= 2);
+        serving.abort();
+        assert!(serving.await.unwrap_err().is_cancelled());
+        spargio_rt::time::timeout(Duration::from_secs(20), async {
+            while live.load(Ordering::SeqCst) > 0 {
+                spargio_rt::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("a per-shard service outlived the dropped serve future");
+        drop((a, b));
     });
 }

@@ -66,7 +66,7 @@ where
             Next::Bad(status) => {
                 conn.record_bad_request();
                 error_page::write(&mut out.buf, Version::HTTP_11, status, false, false);
-                return close_lingering(&mut input, &mut out, cfg).await;
+                return close_lingering(&mut input, &mut out, conn, cfg).await;
             }
             Next::TimedOut => {
                 error_page::write(
@@ -76,7 +76,7 @@ where
                     false,
                     false,
                 );
-                return close_lingering(&mut input, &mut out, cfg).await;
+                return close_lingering(&mut input, &mut out, conn, cfg).await;
             }
         }
         // Backpressure: the request (its body, and any request behind it)
@@ -94,7 +94,7 @@ where
                 false,
                 head.method == Method::HEAD,
             );
-            return close_lingering(&mut input, &mut out, cfg).await;
+            return close_lingering(&mut input, &mut out, conn, cfg).await;
         }
         // Futures are moved whole when awaited, so the common case (a
         // bodiless request) awaits only what it needs; the body path's
@@ -119,7 +119,7 @@ where
                     return Ok(());
                 }
             }
-            After::Close => return close_lingering(&mut input, &mut out, cfg).await,
+            After::Close => return close_lingering(&mut input, &mut out, conn, cfg).await,
             After::Abort { reset } => {
                 abort(&mut out, reset).await;
                 return Ok(());
@@ -477,10 +477,12 @@ async fn abort<W: TransportWrite>(out: &mut Output<W>, reset: bool) {
 /// Writes what is queued, ends the write side, then reads and discards
 /// input for a while so the client receives the last response before the
 /// socket closes (closing with unread input sends a reset that can discard
-/// it).
+/// it). The server is told the connection lingers: cut by the shutdown
+/// deadline then, it is not counted as cut (its work is done).
 async fn close_lingering<R, W>(
     input: &mut Input<R>,
     out: &mut Output<W>,
+    conn: &Connection,
     cfg: &HttpConfig,
 ) -> io::Result<()>
 where
@@ -490,6 +492,7 @@ where
     if out.shutdown().await.is_err() || input.eof {
         return Ok(());
     }
+    conn.lingering();
     let drain = async {
         let mut seen = 0;
         while seen < LINGER_BYTES {

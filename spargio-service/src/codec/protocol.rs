@@ -1,6 +1,9 @@
 //! [`LengthDelimited`]: the codec as a [`Protocol`](crate::Protocol).
 
 use std::io;
+use std::mem::MaybeUninit;
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -11,6 +14,7 @@ use super::frame::{FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN, MAX_RESPONSE
 use super::status::Status;
 use super::write::Output;
 use crate::connection::Connection;
+use crate::error::HandlerError;
 use crate::protocol::{Handler, Protocol, RouteKey};
 use crate::read_watch::{ReadWatch, Watched};
 
@@ -79,6 +83,15 @@ impl LengthDelimited {
     /// CPU-heavy method moves to stealable on its own while cheap ones stay
     /// inline.
     ///
+    /// `route` sees every request before the service does, so a panic in it
+    /// is contained like a panic in the service: that request is answered
+    /// with [`Status::Panicked`] (without asking the service for
+    /// readiness), counted as a failed request and a panic in the server's
+    /// stats, and the connection goes on. Going on is sound: the request
+    /// was already cut whole out of the stream, and `route`, a plain `fn`,
+    /// holds no state of the connection that the panic could leave half
+    /// changed.
+    ///
     /// ```
     /// use spargio_service::codec::LengthDelimited;
     /// use spargio_service::RouteKey;
@@ -118,12 +131,12 @@ impl Protocol for LengthDelimited {
     /// Once a request has arrived it waits for [`Handler::ready`] before it
     /// reads anything more, so a service that is not ready stops the reads;
     /// an idle connection asks for no readiness (and holds no permit of a
-    /// concurrency or rate limit). A service error, panic,
-    /// timeout or shutdown cut becomes an error frame and the connection
-    /// goes on. A `ready` that fails means the service takes no more
-    /// requests: the request is answered with that error and the
-    /// connection closes. A frame over the limit is counted
-    /// ([`Connection::record_bad_request`]), answered with
+    /// concurrency or rate limit). A service error, panic (also in the
+    /// [`route_by`](Self::route_by) function), timeout or shutdown cut
+    /// becomes an error frame and the connection goes on. A `ready` that
+    /// fails means the service takes no more requests: the request is
+    /// answered with that error and the connection closes. A frame over the
+    /// limit is counted ([`Connection::record_bad_request`]), answered with
     /// [`Status::BadRequest`], and the connection closes (the stream cannot
     /// be resynchronised). Returns `Ok` for all of these; `Err` only for a
     /// socket error.
@@ -160,7 +173,7 @@ struct Conn<R, W> {
     output: Output,
 }
 
-impl<R: AsyncRead, W: AsyncWrite> Conn<R, W> {
+impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
     /// The next request: from the buffer if a whole one is there, otherwise
     /// after reading more (under [`Connection::idle`]) while the queued
     /// responses are flushed ([`flush_and_read`]: one task poll for the
@@ -186,12 +199,14 @@ impl<R: AsyncRead, W: AsyncWrite> Conn<R, W> {
             self.input.reserve(needed.clamp(MIN_READ, MAX_READ_RESERVE));
             let filled = self.input.len();
             let buf = std::mem::take(&mut self.input).slice(filled..);
-            let flush = self.output.flush(&mut self.writer);
             // Between requests (nothing of the next one here yet) a
             // graceful shutdown ends the wait too; a request begun is
             // waited for (the deadline still bounds it).
             let idle = filled == 0;
-            let read = watch.wait(self.reader.read(buf), deadline, idle);
+            // Both pinned where they are built and run by reference, so
+            // neither is copied again into the combinator.
+            let read = pin!(watch.wait(self.reader.read(buf), deadline, idle));
+            let flush = pin!(self.output.flush(&mut self.writer));
             let (res, buf) = match flush_and_read(flush, read).await? {
                 Watched::Done(done) => done,
                 Watched::TimedOut => {
@@ -225,31 +240,68 @@ impl<R: AsyncRead, W: AsyncWrite> Conn<R, W> {
             .await
     }
 
+    /// Answers a request with the error `e` (a failed `ready` or call, a
+    /// panic).
+    async fn fail(&mut self, e: &HandlerError) -> io::Result<()> {
+        self.respond(Status::from(e), Bytes::from(e.to_string()))
+            .await
+    }
+
     /// A frame the decoder refused: counts it, answers it with
     /// [`Status::BadRequest`] and closes the connection ([`Conn::close`]).
     async fn bad_request(&mut self, conn: &Connection, bad: FrameError) -> io::Result<()> {
         conn.record_bad_request();
         self.respond(Status::BadRequest, Bytes::from(bad.to_string()))
             .await?;
-        self.close().await
+        self.close(conn).await
+    }
+
+    /// Whether the client has sent input that nothing has read: bytes
+    /// buffered but not parsed, or waiting in the socket's receive queue
+    /// (a non-blocking peek). An error other than "nothing there" counts as
+    /// input, so the caller takes the cautious way.
+    fn input_unread(&self) -> bool {
+        if !self.input.is_empty() {
+            return true;
+        }
+        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+        let peeked = self
+            .reader
+            .as_ref()
+            .with_socket(|s| s.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT));
+        match peeked {
+            // Ok(0): the client has ended its side, with nothing before it.
+            Ok(n) => n > 0,
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        }
     }
 
     /// Closes the connection without losing the replies: writes what is
-    /// queued, ends the write side (the client reads EOF after the last
-    /// reply), then reads and discards input until the client closes, for
-    /// at most [`LINGER`] or [`LINGER_BYTES`]. Closing a socket with unread
-    /// input sends a reset, which can discard replies still in the send
-    /// queue and makes the client read an error instead of EOF.
+    /// queued and ends the write side (the client reads EOF after the last
+    /// reply). If the client has sent input nothing has read, it then
+    /// reads and discards input until the client closes, for at most
+    /// [`LINGER`] or [`LINGER_BYTES`]: closing a socket with unread input
+    /// sends a reset, which can discard replies still in the send queue and
+    /// makes the client read an error instead of EOF. With no input unread
+    /// the close sends a FIN, so it closes at once: a pooled client that
+    /// keeps its connection open and sends nothing after its last reply
+    /// does not hold the connection (and a graceful shutdown) for
+    /// [`LINGER`]. (Input that arrives between the check and the close
+    /// still gets a reset; such a client sent it after the server had ended
+    /// its side.)
     ///
     /// The drain is bounded by its own timer, not [`Connection::idle`]: that
     /// ends at once during a graceful shutdown, the very time a connection
-    /// is most likely to close with requests unread. A forced shutdown may
-    /// still drop this future midway; the socket then just closes.
-    async fn close(&mut self) -> io::Result<()> {
+    /// is most likely to close with requests unread. The drain is marked
+    /// [`Connection::lingering`]: a forced shutdown that drops this future
+    /// midway closes the socket but does not count the connection as cut,
+    /// since every reply was written.
+    async fn close(&mut self, conn: &Connection) -> io::Result<()> {
         self.output.flush(&mut self.writer).await?;
-        if self.writer.shutdown().await.is_err() {
+        if self.writer.shutdown().await.is_err() || !self.input_unread() {
             return Ok(());
         }
+        conn.lingering();
         let mut buf = std::mem::take(&mut self.input);
         buf.clear();
         buf.reserve(MIN_READ);
@@ -297,6 +349,22 @@ where
             Next::Closed => return c.output.flush(&mut c.writer).await,
             Next::Bad(bad) => return c.bad_request(&conn, bad).await,
         };
+        // `route` runs on the peer's bytes; a panic in it fails only this
+        // request (see `LengthDelimited::route_by` for why the connection
+        // stays sound). Keyed before readiness is asked, so a request that
+        // fails here holds nothing `poll_ready` reserves.
+        let key = match std::panic::catch_unwind(AssertUnwindSafe(|| route(&req))) {
+            Ok(key) => key,
+            Err(payload) => {
+                let e = HandlerError::from_panic(&*payload);
+                conn.counters().count_refused(conn.info().shard.0, &e);
+                c.fail(&e).await?;
+                if conn.is_closing() {
+                    return c.close(&conn).await;
+                }
+                continue;
+            }
+        };
         // Backpressure: nothing more is read until the service is ready for
         // this request. Readiness is asked only once a request is here, so
         // an idle connection never holds what `poll_ready` reserves (a
@@ -307,27 +375,20 @@ where
             .await?;
         if let Err(e) = ready {
             // The service takes no more requests: tell this one why, and
-            // close.
-            c.respond(Status::from(&e), Bytes::from(e.to_string()))
-                .await?;
-            return c.close().await;
+            // close. (The server's handler has counted the failure.)
+            c.fail(&e).await?;
+            return c.close(&conn).await;
         }
         let res = c
             .output
-            .flush_while_pending(&mut c.writer, {
-                let key = route(&req);
-                handler.call(key, req)
-            })
+            .flush_while_pending(&mut c.writer, handler.call(key, req))
             .await?;
         match res {
             Ok(resp) => c.respond(Status::Ok, resp).await?,
-            Err(e) => {
-                c.respond(Status::from(&e), Bytes::from(e.to_string()))
-                    .await?
-            }
+            Err(e) => c.fail(&e).await?,
         }
         if conn.is_closing() {
-            return c.close().await;
+            return c.close(&conn).await;
         }
     }
 }

@@ -21,7 +21,9 @@ pub enum Status {
     /// 1: the service returned an error (`poll_ready` or `call`,
     /// [`HandlerError::Service`]).
     ServiceError = 1,
-    /// 2: the handler panicked ([`HandlerError::Panicked`]).
+    /// 2: the handler panicked ([`HandlerError::Panicked`]), or the
+    /// protocol's [`route_by`](super::LengthDelimited::route_by) function
+    /// did on this request.
     Panicked = 2,
     /// 3: the request ran past the server's request timeout
     /// ([`HandlerError::TimedOut`]).

@@ -299,6 +299,50 @@ async fn handler_errors_become_error_frames_and_the_connection_goes_on() {
     bounded(f.served()).await;
 }
 
+/// Keys a request by its first byte; panics on one that starts with `!`.
+fn route_or_panic(req: &Bytes) -> RouteKey {
+    if req.first() == Some(&b'!') {
+        panic!("no route for {req:?}");
+    }
+    RouteKey(req.first().copied().unwrap_or(0).into())
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_panic_in_route_by_fails_only_its_request() {
+    let h = echo();
+    let (calls, readies) = (h.calls.clone(), h.readies.clone());
+    let protocol = LengthDelimited::new().route_by(route_or_panic);
+    let mut f = serve_one(protocol, h, None, CancellationToken::new()).await;
+    // Pipelined, so the panic comes with a request before and after it in
+    // the read buffer.
+    for req in [&b"a"[..], b"!x", b"b"] {
+        f.client.feed(Bytes::from_static(req)).await.unwrap();
+    }
+    f.client.flush().await.unwrap();
+    let a = bounded(f.client.recv()).await.unwrap();
+    assert_eq!(a, Ok(Bytes::from_static(b"a")));
+    let panicked = bounded(f.client.recv()).await.unwrap();
+    let msg = format!(
+        "handler panicked: no route for {:?}",
+        Bytes::from_static(b"!x")
+    );
+    assert_eq!(panicked, Err((Status::Panicked, msg)));
+    let b = bounded(f.client.recv()).await.unwrap();
+    assert_eq!(b, Ok(Bytes::from_static(b"b")));
+    // The connection still serves.
+    let c = bounded(f.client.call(Bytes::from_static(b"c")))
+        .await
+        .unwrap();
+    assert_eq!(c, Ok(Bytes::from_static(b"c")));
+    // The service never saw the request, nor was asked to be ready for it.
+    assert_eq!((calls.get(), readies.get()), (3, 3));
+    let counters = bounded(f.served()).await;
+    // The test handler counts nothing itself: these are the refused one's.
+    assert_eq!(counters.requests.get(), 1);
+    assert_eq!(counters.requests_failed.get(), 1);
+    assert_eq!(counters.panics.get(), 1);
+}
+
 #[spargio_rt::test(shards = 1)]
 async fn a_too_large_frame_gets_bad_request_then_the_connection_closes() {
     let h = echo();
