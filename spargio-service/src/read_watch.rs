@@ -18,10 +18,10 @@ pub enum Watched<T> {
     /// The read finished first.
     Done(T),
     /// The deadline passed (the idle timeout, when the wait was idle and
-    /// that came first); the read was dropped (cancelled).
+    /// that came first); the read is not finished (dropping it cancels it).
     TimedOut,
     /// The server began a graceful shutdown during an idle wait; the read
-    /// was dropped.
+    /// is not finished (dropping it cancels it).
     Closing,
 }
 

@@ -60,10 +60,12 @@ impl ShutdownHandle {
 pub struct ShutdownReport {
     /// Connections open when shutdown started.
     pub open_at_start: u64,
-    /// Of those, connections that closed by themselves before the deadline
-    /// (idle ones, and busy ones after their last response).
+    /// Of those, connections whose work ended before the deadline: closed
+    /// by themselves (idle ones, and busy ones after their last response),
+    /// or ended by the deadline while only lingering (every reply written;
+    /// see [`Connection::lingering`](crate::Connection::lingering)).
     pub closed_gracefully: u64,
-    /// Connections still open at the deadline, closed by force.
+    /// Connections still at work at the deadline, closed by force.
     pub cut: u64,
     /// Requests in flight on the cut connections.
     pub requests_cut: u64,

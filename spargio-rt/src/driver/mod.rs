@@ -36,9 +36,10 @@
 //! - **Stale CQEs.** A slot's generation changes on every reuse, so a CQE
 //!   whose generation does not match is counted and ignored.
 //! - **Full SQ.** An SQE that does not fit is spilled to a queue that the
-//!   shard moves into the SQ after its next enter; nothing fails or blocks.
-//!   Before an enter that waits, the shard submits the spill queue to the
-//!   kernel, an SQ-full at a time, so no spilled SQE waits for a CQE.
+//!   shard moves into the SQ before its next enter; nothing fails or
+//!   blocks. Every enter first submits the whole spill queue to the kernel,
+//!   an SQ-full at a time, and an enter that would wait does not while any
+//!   SQE stays spilled, so no spilled SQE waits for a CQE.
 //! - **Bounded.** Each shard's table holds at most `max_ops_in_flight` ops;
 //!   an op that finds it full waits for a slot (backpressure). Waiting ops
 //!   queue once each per shard, oldest first; every freed slot, and every

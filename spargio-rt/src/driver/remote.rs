@@ -55,6 +55,11 @@ pub(crate) fn submit(
     if let Some(r) = here {
         return Ok(r);
     }
+    // Off the shards, whatever queue for a slot the op waited in (on a
+    // shard it ran on before), it waits there no more.
+    if let Some(op) = &op {
+        op.op_tag().slot_queue.store(0, Ordering::Release);
+    }
     let Some(handle) = crate::block_on::entered() else {
         return Err(io::Error::other(
             "spargio: I/O must run on a spargio runtime: await it inside a task, \
@@ -65,8 +70,6 @@ pub(crate) fn submit(
     let shard = inner.next_search_start() % inner.shards.len();
     let e = (entry.take().expect("once"))();
     let op = op.take().expect("once");
-    // Whatever queue for a slot the op waited in, it waits there no more.
-    op.op_tag().slot_queue.store(0, Ordering::Release);
     if inner.shards[shard]
         .push_remote(RemoteReq::Submit(e, op))
         .is_err()

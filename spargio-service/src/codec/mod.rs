@@ -26,7 +26,7 @@
 //! |-------:|---------|
 //! | 0 | ok: the payload is the response |
 //! | 1 | the service returned an error |
-//! | 2 | the handler panicked |
+//! | 2 | the handler panicked (or the protocol's `route_by` function did) |
 //! | 3 | the request timed out |
 //! | 4 | the server is shutting down and cut the request |
 //! | 5 | bad request: the frame was larger than the server accepts (default 8 MiB); the server then closes the connection |

@@ -33,6 +33,11 @@ pub(super) const MAX_READ_RESERVE: usize = 64 * 1024;
 /// them), reads and discards input for at most this long ...
 const LINGER: Duration = Duration::from_secs(1);
 
+/// How long a close lingers when no input was unread at the time: long
+/// enough for requests the client sent just before the server ended its
+/// side, still on the network, to arrive and be discarded.
+const LINGER_QUIET: Duration = Duration::from_millis(100);
+
 /// ... or this many bytes, whichever comes first.
 const LINGER_BYTES: usize = 1 << 20;
 
@@ -278,17 +283,16 @@ impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
 
     /// Closes the connection without losing the replies: writes what is
     /// queued and ends the write side (the client reads EOF after the last
-    /// reply). If the client has sent input nothing has read, it then
-    /// reads and discards input until the client closes, for at most
-    /// [`LINGER`] or [`LINGER_BYTES`]: closing a socket with unread input
-    /// sends a reset, which can discard replies still in the send queue and
-    /// makes the client read an error instead of EOF. With no input unread
-    /// the close sends a FIN, so it closes at once: a pooled client that
-    /// keeps its connection open and sends nothing after its last reply
-    /// does not hold the connection (and a graceful shutdown) for
-    /// [`LINGER`]. (Input that arrives between the check and the close
-    /// still gets a reset; such a client sent it after the server had ended
-    /// its side.)
+    /// reply). It then reads and discards input until the client closes,
+    /// for at most [`LINGER`] or [`LINGER_BYTES`]: closing a socket with
+    /// unread input sends a reset, which can discard replies still in the
+    /// send queue and makes the client read an error instead of EOF. When
+    /// no input is unread at that point (nothing buffered, nothing in the
+    /// socket's receive queue) the drain lasts at most [`LINGER_QUIET`],
+    /// enough for requests still on the network to arrive: a pooled client
+    /// that keeps its connection open and sends nothing after its last
+    /// reply does not hold the connection (and a graceful shutdown) for
+    /// [`LINGER`].
     ///
     /// The drain is bounded by its own timer, not [`Connection::idle`]: that
     /// ends at once during a graceful shutdown, the very time a connection
@@ -298,9 +302,14 @@ impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
     /// since every reply was written.
     async fn close(&mut self, conn: &Connection) -> io::Result<()> {
         self.output.flush(&mut self.writer).await?;
-        if self.writer.shutdown().await.is_err() || !self.input_unread() {
+        if self.writer.shutdown().await.is_err() {
             return Ok(());
         }
+        let linger = if self.input_unread() {
+            LINGER
+        } else {
+            LINGER_QUIET
+        };
         conn.lingering();
         let mut buf = std::mem::take(&mut self.input);
         buf.clear();
@@ -320,7 +329,7 @@ impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
                 }
             }
         };
-        let _ = spargio_rt::time::timeout(LINGER, drain).await;
+        let _ = spargio_rt::time::timeout(linger, drain).await;
         Ok(())
     }
 }
