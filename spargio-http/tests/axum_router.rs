@@ -26,7 +26,7 @@ use axum::extract::{Extension, MatchedPath, OriginalUri, Path, Query};
 use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::{fnv1a, pattern, RawClient, RawResponse, TestServer};
+use common::{fnv1a, pattern, RawClient, RawResponse, TestServer, TestService};
 use serde::{Deserialize, Serialize};
 use spargio_service::ConnInfo;
 use tower::ServiceBuilder;
@@ -569,16 +569,7 @@ fn into_make_service_and_a_per_connection_make_service() {
 /// The routes plus `/work`, which records how many of its requests run at
 /// once (`max_seen`) and yields for a moment so that requests overlap when
 /// nothing serialises them.
-fn limited_app(
-    max_seen: Arc<AtomicUsize>,
-) -> impl tower::Service<
-    axum::http::Request<spargio_http::Body>,
-    Response = axum::http::Response<axum::body::Body>,
-    Error = Infallible,
-    Future = impl Send + 'static,
-> + Clone
-       + Send
-       + 'static {
+fn limited_app(max_seen: Arc<AtomicUsize>) -> impl TestService<axum::body::Body> {
     let in_flight = Arc::new(AtomicUsize::new(0));
     let router = routes().route(
         "/work",

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use bytes::Bytes;
-use common::{echo_service, fnv1a, pattern, TestServer};
+use common::{echo_service, fnv1a, pattern, TestServer, TestService};
 use http::{HeaderMap, Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, StreamBody};
@@ -27,21 +27,14 @@ use spargio_http::{Body, Http};
 use spargio_service::BoxError;
 use tower::ServiceExt;
 
-/// What `client_service` answers with.
-type Reply = Response<BoxBody<Bytes, BoxError>>;
+/// The body `client_service` answers with.
+type ReplyBody = BoxBody<Bytes, BoxError>;
 
 /// The service the clients talk to: `/chunked` streams ten chunks of
 /// unknown total length with an `x-count` trailer (so it goes out
 /// chunked), `/hash` answers `len=N fnv=HEX` for the request body, and
 /// anything else is [`echo_service`].
-fn client_service() -> impl tower::Service<
-    Request<Body>,
-    Response = Reply,
-    Error = Infallible,
-    Future = impl std::future::Future<Output = Result<Reply, Infallible>> + Send + 'static,
-> + Clone
-       + Send
-       + 'static {
+fn client_service() -> impl TestService<ReplyBody> {
     tower::service_fn(|req: Request<Body>| async move {
         let resp = match req.uri().path() {
             "/chunked" => {

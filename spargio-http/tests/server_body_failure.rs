@@ -9,20 +9,13 @@ mod common;
 use std::convert::Infallible;
 use std::io::ErrorKind;
 
-use common::{frames, read_to_the_end, Frames, TestServer};
+use common::{frames, read_to_the_end, Frames, TestServer, TestService};
 use http::{Request, Response};
 use spargio_http::{Body, HandlerPlacement, Http};
 
 /// `/partial` answers with a body that gives "partial" and then fails,
 /// `/fail` with one that fails at once; anything else with "fine".
-fn failing_bodies() -> impl tower::Service<
-    Request<Body>,
-    Response = Response<Frames>,
-    Error = Infallible,
-    Future = impl std::future::Future<Output = Result<Response<Frames>, Infallible>> + Send + 'static,
-> + Clone
-       + Send
-       + 'static {
+fn failing_bodies() -> impl TestService<Frames> {
     tower::service_fn(|req: Request<Body>| async move {
         let body = match req.uri().path() {
             "/partial" => frames(vec![Ok(b"partial"), Err("the body failed")]),

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{echo_service, TestServer};
+use common::{echo_service, TestServer, TestService};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
@@ -560,17 +560,7 @@ fn multishot_reads_serve_keep_alive_requests_pipelines_and_large_bodies() {
 
 /// A service that answers an upgrade after `delay`, then echoes the new
 /// protocol's first `len` bytes upper-cased.
-fn slow_shouting_upgrade(
-    delay: Duration,
-    len: usize,
-) -> impl tower::Service<
-    Request<Body>,
-    Response = Response<Body>,
-    Error = Infallible,
-    Future = impl std::future::Future<Output = Result<Response<Body>, Infallible>> + Send,
-> + Clone
-       + Send
-       + 'static {
+fn slow_shouting_upgrade(delay: Duration, len: usize) -> impl TestService<Body> {
     tower::service_fn(move |mut req: Request<Body>| async move {
         let on = upgrade::on(&mut req);
         spargio_rt::spawn(async move {

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{frames, pattern, read_to_the_end, Frames, TestServer};
+use common::{frames, pattern, read_to_the_end, Frames, TestServer, TestService};
 use http::{Request, Response};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use spargio_http::tls::TlsAcceptor;
@@ -20,14 +20,7 @@ type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
 /// Answers `/size/N` with an `N`-byte body (see [`pattern`]), anything
 /// else with "fine".
-fn sized_service() -> impl tower::Service<
-    Request<Body>,
-    Response = Response<Body>,
-    Error = Infallible,
-    Future = impl std::future::Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
-> + Clone
-       + Send
-       + 'static {
+fn sized_service() -> impl TestService<Body> {
     tower::service_fn(|req: Request<Body>| async move {
         let body = match req.uri().path().strip_prefix("/size/") {
             Some(n) => Body::from(pattern(n.parse().unwrap())),
@@ -163,14 +156,7 @@ fn keep_alive_responses_of_any_size_go_out_whole_and_the_next_request_is_served(
 
 /// Answers with a body of unknown length that yields "partial " and then
 /// fails.
-fn failing_body_service() -> impl tower::Service<
-    Request<Body>,
-    Response = Response<Frames>,
-    Error = Infallible,
-    Future = impl std::future::Future<Output = Result<Response<Frames>, Infallible>> + Send + 'static,
-> + Clone
-       + Send
-       + 'static {
+fn failing_body_service() -> impl TestService<Frames> {
     tower::service_fn(|_req: Request<Body>| async {
         let body = frames(vec![Ok(b"partial "), Err("the body failed")]);
         Ok::<_, Infallible>(Response::new(body))

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::TestService;
+
 use std::convert::Infallible;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,17 +102,7 @@ fn draining_a_trickled_body_is_bounded_as_a_whole() {
 
 /// A service that keeps each request's body (unread, not dropped) and
 /// answers at once with `status` and `text`.
-fn keeping_service(
-    status: u16,
-    text: &'static str,
-) -> impl tower::Service<
-    Request<Body>,
-    Response = Response<Body>,
-    Error = Infallible,
-    Future = impl std::future::Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
-> + Clone
-       + Send
-       + 'static {
+fn keeping_service(status: u16, text: &'static str) -> impl TestService<Body> {
     let held = Arc::new(Mutex::new(Vec::new()));
     tower::service_fn(move |req: Request<Body>| {
         let held = held.clone();

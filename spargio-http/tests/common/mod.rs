@@ -218,18 +218,36 @@ impl RawClient {
     }
 }
 
+/// What the tests' hand-written services are: tower services of HTTP
+/// requests answering with `Response<B>` that never fail, with the bounds
+/// [`TestServer::start`] asks for.
+pub trait TestService<B>:
+    Service<
+        Request<Body>,
+        Response = Response<B>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> TestService<B> for S where
+    S: Service<
+            Request<Body>,
+            Response = Response<B>,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// A service that answers with a summary of the request it got: method,
 /// path, and the body it read (all of it).
-pub fn echo_service() -> impl Service<
-    Request<Body>,
-    Response = Response<Body>,
-    Error = std::convert::Infallible,
-    Future = impl std::future::Future<Output = Result<Response<Body>, std::convert::Infallible>>
-                 + Send
-                 + 'static,
-> + Clone
-       + Send
-       + 'static {
+pub fn echo_service() -> impl TestService<Body> {
     tower::service_fn(|req: Request<Body>| async move {
         use http_body_util::BodyExt;
         let (parts, body) = req.into_parts();
