@@ -1150,42 +1150,74 @@ fn held_echo(
     })
 }
 
+/// A server serving [`held_echo`] with `shutdown_timeout`, started; the
+/// token releases the held requests.
+struct HeldServer {
+    addr: std::net::SocketAddr,
+    stats: spargio_service::StatsHandle,
+    stop: spargio_service::ShutdownHandle,
+    release: CancellationToken,
+    serving: spargio_rt::JoinHandle<std::io::Result<ShutdownReport>>,
+}
+
+impl HeldServer {
+    fn start(handle: &RuntimeHandle, shutdown_timeout: Duration) -> HeldServer {
+        let server = Server::builder()
+            .shutdown_timeout(shutdown_timeout)
+            .bind(handle, "127.0.0.1:0")
+            .unwrap();
+        let release = CancellationToken::new();
+        HeldServer {
+            addr: server.local_addr(),
+            stats: server.stats(),
+            stop: server.shutdown_handle(),
+            release: release.clone(),
+            serving: start(handle, server, held_echo(release)),
+        }
+    }
+
+    /// Waits until a request is in the service.
+    async fn handling(&self) {
+        while self.stats.snapshot().requests_in_flight < 1 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Waits (bounded) for `serve` to return its report.
+    async fn report(self) -> ShutdownReport {
+        spargio_rt::time::timeout(Duration::from_secs(20), self.serving)
+            .await
+            .expect("serve must return after the shutdown deadline")
+            .unwrap()
+            .unwrap()
+    }
+}
+
 /// Starts a server with a 300 ms shutdown timeout (well under the codec's
-/// 1 s linger) and [`held_echo`]; sends `reqs` pipelined on one connection,
-/// starts the shutdown while the first is handled, then releases it. The
-/// client reads that reply, then the server's end, and keeps its
+/// 1 s linger) and [`held_echo`]; sends the first of `reqs`, then the
+/// rest once the first is being handled (so they wait in the socket, not
+/// in the server's buffer), starts the shutdown, then releases the first.
+/// The client reads that reply, then the server's end, and keeps its
 /// connection open, as a connection pool would, until `serve` returns.
 fn shutdown_with_a_client_left_open(reqs: &'static [&'static [u8]]) -> ShutdownReport {
     run2(move |handle| async move {
-        let server = Server::builder()
-            .shutdown_timeout(Duration::from_millis(300))
-            .bind(&handle, "127.0.0.1:0")
-            .unwrap();
-        let addr = server.local_addr();
-        let stats = server.stats();
-        let stop = server.shutdown_handle();
-        let release = CancellationToken::new();
-        let serving = start(&handle, server, held_echo(release.clone()));
-        let mut c = Client::connect(addr).await.unwrap();
-        for req in reqs {
+        let server = HeldServer::start(&handle, Duration::from_millis(300));
+        let mut c = Client::connect(server.addr).await.unwrap();
+        c.feed(Bytes::from_static(reqs[0])).await.unwrap();
+        c.flush().await.unwrap();
+        server.handling().await;
+        for req in &reqs[1..] {
             c.feed(Bytes::from_static(req)).await.unwrap();
         }
         c.flush().await.unwrap();
-        while stats.snapshot().requests_in_flight < 1 {
-            spargio_rt::time::sleep(Duration::from_millis(1)).await;
-        }
-        stop.shutdown();
-        release.cancel();
+        server.stop.shutdown();
+        server.release.cancel();
         let last = c.recv().await.unwrap();
 
         assert_eq!(last, Ok(Bytes::from_static(reqs[0])));
         let end = c.recv().await.unwrap_err();
         assert_eq!(end.kind(), std::io::ErrorKind::UnexpectedEof, "{end}");
-        let report = spargio_rt::time::timeout(Duration::from_secs(20), serving)
-            .await
-            .expect("serve must return after the shutdown deadline")
-            .unwrap()
-            .unwrap();
+        let report = server.report().await;
         drop(c);
         report
     })
@@ -1209,6 +1241,43 @@ fn a_connection_still_lingering_at_the_shutdown_deadline_is_not_counted_as_cut()
     assert_eq!(report.open_at_start, 1);
     assert_eq!((report.cut, report.closed_gracefully), (0, 1));
     assert_eq!(report.requests_cut, 0);
+}
+
+#[test]
+fn requests_pipelined_behind_the_last_one_at_shutdown_are_answered_shutting_down() {
+    run2(|handle| async move {
+        let server = HeldServer::start(&handle, Duration::from_secs(10));
+        let stats = server.stats.clone();
+        let mut c = Client::connect(server.addr).await.unwrap();
+        // One write: the server reads all three at once, handles the
+        // first and holds the other two in its buffer.
+        for req in [&b"first"[..], b"second", b"third"] {
+            c.feed(Bytes::from_static(req)).await.unwrap();
+        }
+        c.flush().await.unwrap();
+        server.handling().await;
+        server.stop.shutdown();
+        server.release.cancel();
+        let replies = spargio_rt::time::timeout(Duration::from_secs(20), async {
+            let mut replies = Vec::new();
+            for _ in 0..3 {
+                replies.push(c.recv().await.unwrap());
+            }
+            (replies, c.recv().await.unwrap_err())
+        });
+        let (replies, end) = replies.await.expect("replies and the connection's end");
+        assert_eq!(replies[0], Ok(Bytes::from_static(b"first")));
+        for refused in &replies[1..] {
+            let status = refused.as_ref().map_err(|(status, _)| *status);
+            assert_eq!(status, Err(Status::ShuttingDown), "{refused:?}");
+        }
+        assert_eq!(end.kind(), std::io::ErrorKind::UnexpectedEof, "{end}");
+        let report = server.report().await;
+        assert_eq!((report.cut, report.closed_gracefully), (0, 1));
+        assert_eq!(report.requests_cut, 0);
+        let s = stats.snapshot();
+        assert_eq!((s.requests, s.requests_failed), (3, 2));
+    });
 }
 
 /// A service that counts its live instances in `live`.

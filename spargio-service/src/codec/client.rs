@@ -2,12 +2,12 @@
 
 use std::io;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use spargio_rt::io::{AsyncRead, IoBuf};
 use spargio_rt::net::{TcpStream, ToSocketAddrs};
 
 use super::frame::{FrameDecoder, DEFAULT_MAX_FRAME_LEN};
-use super::protocol::{MAX_READ_RESERVE, MIN_READ};
+use super::read_buffer::ReadBuffer;
 use super::status::Status;
 use super::write::Output;
 use crate::send_watch::SendWatch;
@@ -62,7 +62,7 @@ pub type Reply = Result<Bytes, (Status, String)>;
 pub struct Client {
     stream: TcpStream,
     decoder: FrameDecoder,
-    input: BytesMut,
+    input: ReadBuffer,
     output: Output,
     /// The operation in progress, set while it awaits I/O; still set when
     /// the next method starts means that operation was dropped midway.
@@ -83,7 +83,7 @@ impl Client {
         Client {
             stream,
             decoder: FrameDecoder::with_max_frame_len(DEFAULT_MAX_FRAME_LEN),
-            input: BytesMut::new(),
+            input: ReadBuffer::default(),
             output: Output::new(SendWatch::unbounded()),
             cut: None,
         }
@@ -183,31 +183,31 @@ impl Client {
     /// Decodes the next response, reading until one is whole.
     async fn read_response(&mut self) -> io::Result<Reply> {
         loop {
-            if let Some((status, payload)) = self.decoder.decode_response(&mut self.input)? {
+            if let Some((status, payload)) = self.decoder.decode_response(&mut self.input.bytes)? {
                 return Ok(if status.is_ok() {
                     Ok(payload)
                 } else {
                     Err((status, String::from_utf8_lossy(&payload).into_owned()))
                 });
             }
-            let needed = self.decoder.bytes_needed(&self.input)?;
+            let needed = self.decoder.bytes_needed(&self.input.bytes)?;
             // Grown a read at a time: a server that declares a large frame
             // and sends nothing does not get a large allocation out of us.
-            self.input.reserve(needed.clamp(MIN_READ, MAX_READ_RESERVE));
-            let filled = self.input.len();
-            let buf = std::mem::take(&mut self.input).slice(filled..);
+            let buf = self.input.take_for_read(needed);
+            let filled = buf.len();
+            let buf = buf.slice(filled..);
             let (res, buf) = self.stream.read(buf).await;
-            self.input = buf.into_inner();
+            self.input.put_back(buf.into_inner());
             match res {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
-                        if self.input.is_empty() {
+                        if self.input.bytes.is_empty() {
                             "server closed the connection".to_string()
                         } else {
                             format!(
                                 "server closed the connection inside a frame ({} bytes of it read)",
-                                self.input.len()
+                                self.input.bytes.len()
                             )
                         },
                     ))
@@ -237,7 +237,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("stream", &self.stream)
             .field("max_frame_len", &self.decoder.max_frame_len())
-            .field("buffered", &self.input.len())
+            .field("buffered", &self.input.bytes.len())
             .field("broken", &self.is_broken())
             .finish()
     }

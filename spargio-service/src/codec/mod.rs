@@ -28,7 +28,7 @@
 //! | 1 | the service returned an error |
 //! | 2 | the handler panicked (or the protocol's `route_by` function did) |
 //! | 3 | the request timed out |
-//! | 4 | the server is shutting down and cut the request |
+//! | 4 | the server is shutting down and cut the request, or did not process it (pipelined behind the last request it answered) |
 //! | 5 | bad request: the frame was larger than the server accepts (default 8 MiB); the server then closes the connection |
 //!
 //! Clients may pipeline: send several requests without waiting, then read
@@ -87,6 +87,7 @@
 mod client;
 mod frame;
 mod protocol;
+mod read_buffer;
 mod status;
 mod write;
 

@@ -6,25 +6,18 @@ use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use spargio_rt::io::{flush_and_read, AsyncRead, AsyncWrite, IoBuf};
 use spargio_rt::net::TcpStream;
 
 use super::frame::{FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN, MAX_RESPONSE_PAYLOAD};
+use super::read_buffer::{ReadBuffer, MIN_READ};
 use super::status::Status;
 use super::write::Output;
 use crate::connection::Connection;
 use crate::error::HandlerError;
 use crate::protocol::{Handler, Protocol, RouteKey};
 use crate::read_watch::{ReadWatch, Watched};
-
-/// The smallest read the connection makes (and its first buffer's size).
-pub(super) const MIN_READ: usize = 4 * 1024;
-
-/// The most a single read grows the buffer by; a large frame arrives over
-/// several reads while the buffer doubles, so a peer that declares a
-/// large frame and sends nothing does not get a large allocation.
-pub(super) const MAX_READ_RESERVE: usize = 64 * 1024;
 
 /// When the server closes a connection it may not have read all of (after
 /// a bad request, a failed `ready`, or the last request answered during
@@ -174,7 +167,7 @@ struct Conn<R, W> {
     reader: R,
     writer: W,
     decoder: FrameDecoder,
-    input: BytesMut,
+    input: ReadBuffer,
     output: Output,
 }
 
@@ -192,18 +185,18 @@ impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
             .and_then(|idle| Instant::now().checked_add(idle));
         let mut watch = ReadWatch::new(conn);
         loop {
-            let needed = match self.decoder.decode(&mut self.input) {
+            let needed = match self.decoder.decode(&mut self.input.bytes) {
                 Ok(Some(req)) => return Ok(Next::Request(req)),
-                Ok(None) => self.decoder.bytes_needed(&self.input),
+                Ok(None) => self.decoder.bytes_needed(&self.input.bytes),
                 Err(e) => return Ok(Next::Bad(e)),
             };
             let needed = match needed {
                 Ok(n) => n,
                 Err(e) => return Ok(Next::Bad(e)),
             };
-            self.input.reserve(needed.clamp(MIN_READ, MAX_READ_RESERVE));
-            let filled = self.input.len();
-            let buf = std::mem::take(&mut self.input).slice(filled..);
+            let buf = self.input.take_for_read(needed);
+            let filled = buf.len();
+            let buf = buf.slice(filled..);
             // Between requests (nothing of the next one here yet) a
             // graceful shutdown ends the wait too; a request begun is
             // waited for (the deadline still bounds it).
@@ -220,7 +213,7 @@ impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
                 }
                 Watched::Closing => return Ok(Next::Closed),
             };
-            self.input = buf.into_inner();
+            self.input.put_back(buf.into_inner());
             match res {
                 Ok(0) => return Ok(Next::Closed),
                 Ok(_) => {}
@@ -261,12 +254,30 @@ impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
         self.close(conn).await
     }
 
+    /// Answers every whole request already buffered with
+    /// [`Status::ShuttingDown`], in order, without calling the service:
+    /// the server is closing the connection (a graceful shutdown) after the
+    /// request it was handling, and a client that pipelined more learns
+    /// that these were not processed (safe to send again elsewhere)
+    /// instead of reading the connection's end where their replies should
+    /// be. Each counts as a failed request. A partial frame, or one the
+    /// decoder refuses, stays unread; [`close`](Self::close) lingers over
+    /// it.
+    async fn refuse_buffered(&mut self, conn: &Connection) -> io::Result<()> {
+        let refused = HandlerError::Cancelled;
+        while let Ok(Some(_)) = self.decoder.decode(&mut self.input.bytes) {
+            conn.counters().count_refused(conn.info().shard.0, &refused);
+            self.fail(&refused).await?;
+        }
+        Ok(())
+    }
+
     /// Whether the client has sent input that nothing has read: bytes
     /// buffered but not parsed, or waiting in the socket's receive queue
     /// (a non-blocking peek). An error other than "nothing there" counts as
     /// input, so the caller takes the cautious way.
     fn input_unread(&self) -> bool {
-        if !self.input.is_empty() {
+        if !self.input.bytes.is_empty() {
             return true;
         }
         let mut byte = [MaybeUninit::<u8>::uninit(); 1];
@@ -311,7 +322,7 @@ impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
             LINGER_QUIET
         };
         conn.lingering();
-        let mut buf = std::mem::take(&mut self.input);
+        let mut buf = std::mem::take(&mut self.input.bytes);
         buf.clear();
         buf.reserve(MIN_READ);
         let stream = &mut self.reader;
@@ -349,7 +360,7 @@ where
         reader,
         writer,
         decoder,
-        input: BytesMut::new(),
+        input: ReadBuffer::default(),
         output: Output::new(conn.send_watch()),
     };
     loop {
@@ -369,6 +380,7 @@ where
                 conn.counters().count_refused(conn.info().shard.0, &e);
                 c.fail(&e).await?;
                 if conn.is_closing() {
+                    c.refuse_buffered(&conn).await?;
                     return c.close(&conn).await;
                 }
                 continue;
@@ -397,6 +409,7 @@ where
             Err(e) => c.fail(&e).await?,
         }
         if conn.is_closing() {
+            c.refuse_buffered(&conn).await?;
             return c.close(&conn).await;
         }
     }

@@ -29,7 +29,10 @@ pub enum Status {
     /// ([`HandlerError::TimedOut`]).
     TimedOut = 3,
     /// 4: the server is shutting down and cut the request
-    /// ([`HandlerError::Cancelled`]).
+    /// ([`HandlerError::Cancelled`]), or did not process it at all: it was
+    /// pipelined behind the last request the connection answered before
+    /// closing. Either way the service's work for it is not done (a cut
+    /// one may have begun); an idempotent request can be sent again.
     ShuttingDown = 4,
     /// 5: the request was malformed (its frame was larger than the server
     /// accepts); the server closes the connection after this reply.

@@ -494,7 +494,7 @@ async fn closing_while_idle_closes_the_connection() {
 }
 
 #[spargio_rt::test(shards = 1)]
-async fn closing_during_a_request_answers_it_then_closes() {
+async fn closing_during_a_request_answers_it_refuses_the_pipelined_rest_then_closes() {
     let closing = CancellationToken::new();
     let k = closing.clone();
     let h = handler(move |req: Bytes| {
@@ -509,6 +509,9 @@ async fn closing_during_a_request_answers_it_then_closes() {
     f.client.flush().await.unwrap();
     let last = bounded(f.client.recv()).await.unwrap();
     assert_eq!(last, Ok(Bytes::from_static(b"last")));
+    // Read with "last", never handed to the service: refused, not lost.
+    let never = bounded(f.client.recv()).await.unwrap();
+    assert_eq!(never.map_err(|(s, _)| s), Err(Status::ShuttingDown));
     assert_eof(bounded(f.client.recv()).await);
     assert_eq!(calls.get(), 1);
     bounded(f.served()).await;
