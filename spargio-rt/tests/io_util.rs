@@ -246,6 +246,46 @@ fn buf_reader_lines_and_bad_utf8() {
 }
 
 #[test]
+fn buf_reader_lines_survive_a_cancelled_next_line() {
+    run(|| async {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        // A small buffer: the half line spans several fills.
+        let mut lines = BufReader::with_capacity(4, b).lines();
+        let (r, _) = a.write_all(b"first\nhello wor".to_vec()).await;
+        r.unwrap();
+        assert_eq!(guard(lines.next_line()).await.unwrap().unwrap(), "first");
+        // The rest of the line has not been sent: the wait is given up.
+        let gave_up = spargio_rt::time::timeout(Duration::from_millis(20), lines.next_line()).await;
+        assert!(gave_up.is_err(), "{gave_up:?}");
+        let (r, _) = a.write_all(b"ld\nlast\n".to_vec()).await;
+        r.unwrap();
+        assert_eq!(
+            guard(lines.next_line()).await.unwrap().unwrap(),
+            "hello world"
+        );
+        let mut reader = lines.into_inner();
+        // Given up twice over with `read_line`, the same.
+        let mut line = String::new();
+        guard(reader.read_line(&mut line)).await.unwrap();
+        assert_eq!(line, "last\n");
+        line.clear();
+        let (r, _) = a.write_all(b"aga".to_vec()).await;
+        r.unwrap();
+        for _ in 0..2 {
+            let gave_up =
+                spargio_rt::time::timeout(Duration::from_millis(20), reader.read_line(&mut line))
+                    .await;
+            assert!(gave_up.is_err());
+        }
+        assert_eq!(line, "", "nothing of an unfinished line is handed out");
+        let (r, _) = a.write_all(b"in\n".to_vec()).await;
+        r.unwrap();
+        guard(reader.read_line(&mut line)).await.unwrap();
+        assert_eq!(line, "again\n");
+    });
+}
+
+#[test]
 fn buf_reader_read_into_an_empty_buffer_returns_at_once() {
     let ok = run(|| async {
         // The peer is open and silent: a real read would wait for ever.

@@ -269,6 +269,52 @@ fn udp_send_to_recv_from_and_connected() {
 }
 
 #[test]
+fn a_dual_stack_socket_reports_and_sends_ecn_for_ipv4_peers() {
+    run(|| async {
+        // Receiving: an IPv4 datagram on a socket bound to [::].
+        let rx6 = UdpSocket::bind("[::]:0").await.unwrap();
+        rx6.set_recv_ecn(true).unwrap();
+        rx6.set_recv_pktinfo(true).unwrap();
+        let tx4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to: std::net::SocketAddr = format!("127.0.0.1:{}", rx6.local_addr().unwrap().port())
+            .parse()
+            .unwrap();
+        let ect0 = SendOptions {
+            ecn: Some(2),
+            ..SendOptions::default()
+        };
+        let (r, _) = tx4.send_msg(b"to v6".to_vec(), Some(to), ect0).await;
+        r.unwrap();
+        let (r, _) = rx6.recv_msg(Vec::with_capacity(64)).await;
+        let meta = r.unwrap();
+        assert_eq!(meta.ecn, Some(2), "{meta:?}");
+        assert_eq!(meta.dst_ip, Some("127.0.0.1".parse().unwrap()), "{meta:?}");
+        assert!(!meta.control_truncated);
+
+        // Sending: from [::] to an IPv4 peer, plain and IPv4-mapped.
+        let rx4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        rx4.set_recv_ecn(true).unwrap();
+        let port = rx4.local_addr().unwrap().port();
+        for to in [
+            format!("127.0.0.1:{port}"),
+            format!("[::ffff:127.0.0.1]:{port}"),
+        ] {
+            let to: std::net::SocketAddr = to.parse().unwrap();
+            let (r, _) = rx6.send_msg(b"to v4".to_vec(), Some(to), ect0).await;
+            r.unwrap();
+            let (r, _) = rx4.recv_msg(Vec::with_capacity(64)).await;
+            assert_eq!(r.unwrap().ecn, Some(2), "sent to {to}");
+        }
+        // A connected dual-stack socket picks the same way.
+        rx6.connect(format!("127.0.0.1:{port}")).await.unwrap();
+        let (r, _) = rx6.send_msg(b"connected".to_vec(), None, ect0).await;
+        r.unwrap();
+        let (r, _) = rx4.recv_msg(Vec::with_capacity(64)).await;
+        assert_eq!(r.unwrap().ecn, Some(2), "connected");
+    });
+}
+
+#[test]
 fn udp_gso_segments_and_gro_coalesces_on_loopback() {
     run(|| async {
         let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();

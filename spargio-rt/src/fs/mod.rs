@@ -46,7 +46,7 @@
 //! | [`File::fallocate`] | `IORING_OP_FALLOCATE` |
 //! | [`read`], [`read_to_string`] | `OPENAT` + `STATX` + `READ` |
 //! | [`write()`] | `OPENAT` + `WRITE` |
-//! | [`copy`] | `OPENAT` + `STATX` + `READ`/`WRITE` loop (`fchmod` on the blocking pool only if an existing destination's permissions differ) |
+//! | [`copy`] | `OPENAT` + `STATX` + `READ`/`WRITE` loop (`fchmod` on the blocking pool only if the destination's mode differs from the source's: an existing file, or a new one the umask cut) |
 //! | [`create_dir`], [`create_dir_all`], [`DirBuilder::create`] | `IORING_OP_MKDIRAT` (+ `STATX` when a component exists) |
 //! | [`remove_file`] | `IORING_OP_UNLINKAT` |
 //! | [`remove_dir`] | `IORING_OP_UNLINKAT` with `AT_REMOVEDIR` |

@@ -75,7 +75,8 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
         .await?;
     let dst_meta = dst.metadata().await?;
     if dst_meta.is_file() && dst_meta.permissions().mode() != perm.mode() {
-        // An existing destination keeps its mode through O_CREAT.
+        // An existing destination keeps its mode through O_CREAT, and a
+        // new one's is cut by the umask.
         dst.set_permissions(perm).await?;
     }
     let chunk = usize::try_from(meta.len()).map_or(COPY_CHUNK, |n| n.clamp(4096, COPY_CHUNK));

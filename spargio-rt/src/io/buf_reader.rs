@@ -119,6 +119,12 @@ impl<R: AsyncRead> BufReader<R> {
     /// Appends bytes to `out` up to and including `byte` (or to end of
     /// stream), across as many fills as it takes; returns how many were
     /// appended (0 at end of stream).
+    ///
+    /// Bytes are appended as they are taken: if the future is dropped
+    /// before it finishes (a timeout, a lost `select`), what it took is in
+    /// `out`, and calling it again with the same `out` goes on where it
+    /// stopped. (Only the bytes of a fill in flight at that moment can be
+    /// lost, as with any cancelled read.)
     pub async fn read_until(&mut self, byte: u8, out: &mut Vec<u8>) -> io::Result<usize> {
         let mut n = 0;
         loop {
@@ -143,9 +149,20 @@ impl<R: AsyncRead> BufReader<R> {
     /// its length in bytes (0 at end of stream). If the line is not UTF-8
     /// it fails with `InvalidData` and `out` is left as it was (the line's
     /// bytes are consumed).
+    ///
+    /// Cancel-safe as far as a read can be: if the future is dropped (or
+    /// a read fails) before the line is whole, the part of it already
+    /// taken goes back in front of the buffer, and the next call reads the
+    /// whole line. (Only the bytes of a fill in flight at that moment can
+    /// be lost, as with any cancelled read.)
     pub async fn read_line(&mut self, out: &mut String) -> io::Result<usize> {
-        let mut line = Vec::new();
-        let n = self.read_until(b'\n', &mut line).await?;
+        let mut partial = PartialLine {
+            reader: self,
+            line: Vec::new(),
+        };
+        let n = partial.reader.read_until(b'\n', &mut partial.line).await?;
+        let line = std::mem::take(&mut partial.line);
+        drop(partial);
         let s = String::from_utf8(line)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "line is not valid UTF-8"))?;
         out.push_str(&s);
@@ -158,6 +175,30 @@ impl<R: AsyncRead> BufReader<R> {
     }
 }
 
+/// The line a [`BufReader::read_line`] is gathering. Dropped before the
+/// line is whole (the future dropped, a read failed), it puts the bytes it
+/// took back in front of the reader's unread ones.
+struct PartialLine<'a, R> {
+    reader: &'a mut BufReader<R>,
+    line: Vec<u8>,
+}
+
+impl<R> Drop for PartialLine<'_, R> {
+    fn drop(&mut self) {
+        if self.line.is_empty() {
+            return;
+        }
+        let r = &mut *self.reader;
+        // After a cancelled fill `r.buf` is empty (its Vec went to the
+        // read); otherwise `buf[pos..]` is what follows the line.
+        let rest = &r.buf[r.pos.min(r.buf.len())..];
+        let mut buf = std::mem::take(&mut self.line);
+        buf.extend_from_slice(rest);
+        r.buf = buf;
+        r.pos = 0;
+    }
+}
+
 /// Lines of a [`BufReader`], from [`BufReader::lines`].
 #[derive(Debug)]
 pub struct Lines<R> {
@@ -166,6 +207,9 @@ pub struct Lines<R> {
 
 impl<R: AsyncRead> Lines<R> {
     /// The next line without its line ending, or `None` at end of stream.
+    ///
+    /// Cancel-safe as [`BufReader::read_line`] is: a line half read when
+    /// the future is dropped is read whole by the next call.
     pub async fn next_line(&mut self) -> io::Result<Option<String>> {
         let mut line = String::new();
         if self.reader.read_line(&mut line).await? == 0 {

@@ -36,11 +36,17 @@ pub struct RecvMeta {
     pub dst_ip: Option<IpAddr>,
     /// Whether the datagram was longer than the buffer (`MSG_TRUNC`).
     pub truncated: bool,
+    /// Whether the kernel had more control messages than fit the room
+    /// `recv_msg` gives them (`MSG_CTRUNC`): some of `segment_size`,
+    /// `ecn` and `dst_ip` may be missing. Happens only when options
+    /// beyond these (timestamps, say, through `with_socket`) are also on.
+    pub control_truncated: bool,
 }
 
 impl RecvMeta {
     /// The datagram boundaries in the received bytes: `len` split into
-    /// `segment_size` pieces (one piece without GRO).
+    /// `segment_size` pieces (one piece without GRO; none for an empty
+    /// datagram, which `len == 0` tells).
     pub fn segments(&self) -> impl Iterator<Item = std::ops::Range<usize>> {
         let len = self.len;
         let step = self.segment_size.unwrap_or(len).max(1);
@@ -48,18 +54,22 @@ impl RecvMeta {
     }
 }
 
-/// Room for every control message we decode.
-pub(crate) const RECV_SPACE: usize = 128;
+/// Room for every control message we decode (about 90 bytes with GRO, ECN
+/// and packet info on), and for a few more a user turned on.
+pub(crate) const RECV_SPACE: usize = 256;
 
-/// Encodes `opts` as control messages for a socket of `v6` family.
-pub(crate) fn encode(opts: &SendOptions, v6: bool) -> io::Result<Vec<u8>> {
+/// Encodes `opts` as control messages for a socket of `v6` family, for a
+/// datagram that goes out as IPv4 when `v4_destination` (on an IPv6
+/// socket: to an IPv4-mapped address; its IP header takes the TOS byte
+/// only from `IP_TOS`, the kernel ignoring `IPV6_TCLASS` there).
+pub(crate) fn encode(opts: &SendOptions, v6: bool, v4_destination: bool) -> io::Result<Vec<u8>> {
     let mut items: Vec<(i32, i32, Vec<u8>)> = Vec::new();
     if let Some(seg) = opts.segment_size {
         items.push((libc::SOL_UDP, libc::UDP_SEGMENT, seg.to_ne_bytes().to_vec()));
     }
     if let Some(ecn) = opts.ecn {
         let v = i32::from(ecn & 0b11);
-        if v6 {
+        if v6 && !v4_destination {
             items.push((
                 libc::IPPROTO_IPV6,
                 libc::IPV6_TCLASS,
@@ -215,7 +225,7 @@ mod tests {
             ecn: Some(2),
             src_ip: None,
         };
-        let mut buf = encode(&opts, false).unwrap();
+        let mut buf = encode(&opts, false, true).unwrap();
         let d = decode(&mut buf);
         // UDP_SEGMENT is not something recv reports, but IP_TOS is.
         assert_eq!(d.ecn, Some(2));
@@ -231,6 +241,7 @@ mod tests {
             ecn: None,
             dst_ip: None,
             truncated: false,
+            control_truncated: false,
         };
         let v: Vec<_> = m.segments().collect();
         assert_eq!(v, vec![0..1000, 1000..2000, 2000..2500]);

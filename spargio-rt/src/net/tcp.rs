@@ -70,6 +70,12 @@ impl TcpListener {
     }
 
     /// Accepts one connection (an `IORING_OP_ACCEPT`).
+    ///
+    /// Not cancel-safe: if the future is dropped (a `select` or timeout
+    /// around it) just as the kernel accepts a connection, that connection
+    /// is closed, and its client sees the end of the stream or a reset.
+    /// Accept in a loop of its own, or use [`incoming`](Self::incoming),
+    /// whose stream keeps connections accepted while nobody polled it.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (fd, addr) = accept::accept(&self.fd).await?;
         Ok((TcpStream::from_fd(fd), addr.to_socket_addr()?))

@@ -2,7 +2,7 @@
 //! a QUIC stack needs (GSO, GRO, ECN, packet info).
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -100,7 +100,7 @@ impl UdpSocket {
         to: Option<SocketAddr>,
         opts: SendOptions,
     ) -> BufResult<usize, B> {
-        let control = match cmsg::encode(&opts, self.v6) {
+        let control = match cmsg::encode(&opts, self.v6, self.v4_destination(to)) {
             Ok(control) => control,
             Err(e) => return (Err(e), buf),
         };
@@ -122,6 +122,7 @@ impl UdpSocket {
                 ecn: d.ecn,
                 dst_ip: d.dst_ip,
                 truncated: m.flags & libc::MSG_TRUNC != 0,
+                control_truncated: m.flags & libc::MSG_CTRUNC != 0,
             })
         });
         (res, buf)
@@ -134,20 +135,62 @@ impl UdpSocket {
     }
 
     /// Reports each datagram's ECN bits in [`RecvMeta::ecn`].
+    ///
+    /// On a dual-stack IPv6 socket (bound to `[::]`, not v6-only) this
+    /// turns on the IPv4 report too: the kernel reports an IPv4 datagram's
+    /// TOS byte only through the IPv4 option.
     pub fn set_recv_ecn(&self, on: bool) -> io::Result<()> {
         if self.v6 {
-            self.set_int(libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, on as i32)
+            self.set_int(libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, on as i32)?;
+            if !self.v6_only()? {
+                self.set_int(libc::IPPROTO_IP, libc::IP_RECVTOS, on as i32)?;
+            }
+            Ok(())
         } else {
             self.set_int(libc::IPPROTO_IP, libc::IP_RECVTOS, on as i32)
         }
     }
 
     /// Reports each datagram's destination IP in [`RecvMeta::dst_ip`].
+    ///
+    /// On a dual-stack IPv6 socket this turns on the IPv4 report too (an
+    /// IPv4 datagram's destination comes as an IPv4 address then).
     pub fn set_recv_pktinfo(&self, on: bool) -> io::Result<()> {
         if self.v6 {
-            self.set_int(libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, on as i32)
+            self.set_int(libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, on as i32)?;
+            if !self.v6_only()? {
+                self.set_int(libc::IPPROTO_IP, libc::IP_PKTINFO, on as i32)?;
+            }
+            Ok(())
         } else {
             self.set_int(libc::IPPROTO_IP, libc::IP_PKTINFO, on as i32)
+        }
+    }
+
+    /// Whether an IPv6 socket carries IPv6 only (no IPv4-mapped peers).
+    fn v6_only(&self) -> io::Result<bool> {
+        self.with_socket(|s| s.only_v6())
+    }
+
+    /// Whether a datagram to `to` (or, with `None`, to the connected peer)
+    /// goes out as IPv4: always on an IPv4 socket, and on an IPv6 socket
+    /// for an IPv4 or IPv4-mapped destination, whose IP header the kernel
+    /// builds from IPv4 control messages only.
+    fn v4_destination(&self, to: Option<SocketAddr>) -> bool {
+        if !self.v6 {
+            return true;
+        }
+        let to = match to {
+            Some(to) => to,
+            // Not connected: the send fails on its own.
+            None => match self.peer_addr() {
+                Ok(peer) => peer,
+                Err(_) => return false,
+            },
+        };
+        match to.ip() {
+            IpAddr::V4(_) => true,
+            IpAddr::V6(ip) => ip.to_ipv4_mapped().is_some(),
         }
     }
 

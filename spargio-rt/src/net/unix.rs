@@ -85,6 +85,12 @@ impl UnixListener {
     }
 
     /// Accepts one connection.
+    ///
+    /// Not cancel-safe: if the future is dropped (a `select` or timeout
+    /// around it) just as the kernel accepts a connection, that connection
+    /// is closed, and its client sees the end of the stream or a reset.
+    /// Accept in a loop of its own, or use [`incoming`](Self::incoming),
+    /// whose stream keeps connections accepted while nobody polled it.
     pub async fn accept(&self) -> io::Result<(UnixStream, UnixAddr)> {
         let (fd, addr) = accept::accept(&self.fd).await?;
         let stream = UnixStream::from_fd(fd);
