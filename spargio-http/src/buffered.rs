@@ -11,31 +11,83 @@ use crate::h1;
 
 use crate::transport::{TransportRead, TransportWrite};
 
+/// A read buffer whose allocation grew past this (a large request head,
+/// or input that arrived faster than it was used) is dropped once it is
+/// empty, for a fresh one of the read size; see [`Input::fill`]. The bound
+/// is the larger of this and [`SHRINK_READS`] reads, so that a large read
+/// size does not replace its buffer after every request.
+const SHRINK_ABOVE: usize = 64 * 1024;
+
+/// The shrink bound in reads: a buffer of a few reads is normal use, not
+/// worth giving back.
+const SHRINK_READS: usize = 4;
+
 /// The read side and the bytes read but not yet used.
 pub(crate) struct Input<R> {
     reader: R,
-    /// Bytes read and not yet parsed. Empty (and unusable) after a read
-    /// was cancelled mid-flight; the connection closes then.
+    /// Bytes read and not yet parsed. Empty after a read was cancelled
+    /// mid-flight (what it held is lost); the connection closes then.
     pub buf: BytesMut,
     /// The peer closed its side.
     pub eof: bool,
     read_size: usize,
+    /// `buf`'s allocation grew past [`shrink_above`](Self::shrink_above)
+    /// since it was last replaced. Its capacity cannot show it: after a
+    /// split it is the capacity of what is left, and `reserve` takes back
+    /// the whole allocation once the split-off parts are dropped.
+    oversized: bool,
+    /// The allocation size above which an empty `buf` is replaced.
+    shrink_above: usize,
 }
 
 impl<R: TransportRead> Input<R> {
+    /// An input over `reader` that makes room for at least `read_size`
+    /// bytes before each read.
     pub(crate) fn new(reader: R, read_size: usize) -> Input<R> {
         Input {
             reader,
             buf: BytesMut::new(),
             eof: false,
             read_size,
+            oversized: false,
+            shrink_above: SHRINK_ABOVE.max(read_size.saturating_mul(SHRINK_READS)),
+        }
+    }
+
+    /// Whether input is unread: bytes in `buf`, or waiting below the
+    /// reader ([`TransportRead::input_waiting`]). `None` when `buf` is
+    /// empty and the reader cannot tell.
+    pub(crate) fn unread(&self) -> Option<bool> {
+        if self.buf.is_empty() {
+            self.reader.input_waiting()
+        } else {
+            Some(true)
         }
     }
 
     /// Reads once, appending to `buf`; returns how many bytes came (0 at
     /// end of stream, which also sets `eof`). Cancelling it loses `buf`.
+    ///
+    /// Room for a read is reserved first; that reuses `buf`'s allocation
+    /// when nothing else holds it (the parts split off it were dropped),
+    /// so a connection's small requests need no allocation. An empty `buf`
+    /// whose allocation grew past the shrink bound is replaced by a fresh
+    /// one instead: an idle connection does not keep the memory of its
+    /// largest request for its whole life.
     pub(crate) async fn fill(&mut self) -> io::Result<usize> {
+        if self.oversized && self.buf.is_empty() {
+            self.buf = BytesMut::with_capacity(self.read_size);
+            self.oversized = false;
+        }
         self.buf.reserve(self.read_size);
+        // The allocation only grows in a `reserve`. Right after one that
+        // grew it, the capacity shows all of it (a new allocation) or at
+        // least half (one grown in place at least doubles, and the part
+        // before `buf` is at most the old size): an allocation of more
+        // than twice the bound is always caught here.
+        if self.buf.capacity() > self.shrink_above {
+            self.oversized = true;
+        }
         let buf = std::mem::take(&mut self.buf);
         let (res, buf) = self.reader.read_some(buf).await;
         self.buf = buf;
@@ -262,8 +314,73 @@ mod tests {
 
     use spargio_service::{SendWatch, SEND_PIECE};
 
-    use super::{Output, ZERO_COPY_MIN};
-    use crate::transport::TransportWrite;
+    use super::{Input, Output, SHRINK_ABOVE, ZERO_COPY_MIN};
+    use crate::transport::{TransportRead, TransportWrite};
+
+    /// A read side that hands out what it was given, as much as fits each
+    /// read.
+    #[derive(Default)]
+    struct Feeder {
+        data: Vec<u8>,
+    }
+
+    impl TransportRead for Feeder {
+        async fn read_some(&mut self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+            let n = (buf.capacity() - buf.len()).min(self.data.len());
+            buf.extend_from_slice(&self.data[..n]);
+            self.data.drain(..n);
+            (Ok(n), buf)
+        }
+    }
+
+    #[spargio_rt::test]
+    async fn a_large_input_does_not_keep_its_allocation_once_used() {
+        let mut input = Input::new(Feeder::default(), 8 * 1024);
+        // A large head (or other input) that arrives over many reads
+        // before any of it is used.
+        input.reader.data = vec![b'h'; 200 * 1024];
+        while !input.reader.data.is_empty() {
+            input.fill().await.unwrap();
+        }
+        assert_eq!(input.buf.len(), 200 * 1024);
+        drop(input.buf.split().freeze());
+        // The next request is small.
+        input.reader.data = b"GET / HTTP/1.1\r\n\r\n".to_vec();
+        input.fill().await.unwrap();
+        assert_eq!(&input.buf[..], b"GET / HTTP/1.1\r\n\r\n");
+        assert!(
+            !input.buf.try_reclaim(SHRINK_ABOVE),
+            "the large allocation is still the buffer's"
+        );
+    }
+
+    #[spargio_rt::test]
+    async fn small_inputs_reuse_one_allocation() {
+        // Also with a read size whose buffer is over the default bound.
+        for read_size in [8 * 1024, 2 * SHRINK_ABOVE] {
+            let mut input = Input::new(Feeder::default(), read_size);
+            input.reader.data = b"first".to_vec();
+            input.fill().await.unwrap();
+            let first = input.buf.as_ptr();
+            for _ in 0..3 {
+                drop(input.buf.split().freeze());
+                input.reader.data = b"next".to_vec();
+                input.fill().await.unwrap();
+                assert_eq!(&input.buf[..], b"next");
+                assert_eq!(input.buf.as_ptr(), first, "read size {read_size}");
+            }
+        }
+    }
+
+    #[spargio_rt::test]
+    async fn buffered_bytes_are_unread_input() {
+        let mut input = Input::new(Feeder::default(), 1024);
+        // The feeder cannot tell what waits below it.
+        assert_eq!(input.unread(), None);
+        input.reader.data = b"GET".to_vec();
+        input.fill().await.unwrap();
+        assert_eq!(input.unread(), Some(true));
+    }
 
     /// A write side that records every write: plain buffers as copies,
     /// segments as the handles it was given.

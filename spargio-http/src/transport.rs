@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -46,6 +47,15 @@ pub trait TransportRead: 'static {
     fn release(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<()>> {
         let _ = buf;
         async { Ok(()) }
+    }
+
+    /// Whether input the peer sent is waiting below this side, not yet
+    /// handed to a read: in the socket's receive queue, or taken off the
+    /// socket and held here. Does not block or consume anything. `None`
+    /// when this side cannot tell (the default; TLS, whose session may
+    /// hold records it has taken off the socket).
+    fn input_waiting(&self) -> Option<bool> {
+        None
     }
 }
 
@@ -115,6 +125,20 @@ impl TransportRead for TcpReader {
         let (res, slice) = self.0.read(buf.slice(start..end)).await;
         (res, slice.into_inner())
     }
+
+    /// A non-blocking `MSG_PEEK` of the socket's receive queue. An error
+    /// other than "nothing there" counts as input, so the caller takes the
+    /// cautious way; the end of stream with nothing before it does not.
+    fn input_waiting(&self) -> Option<bool> {
+        let stream: &TcpStream = self.0.get_ref().as_ref();
+        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+        let peeked = stream
+            .with_socket(|s| s.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT));
+        Some(match peeked {
+            Ok(n) => n > 0,
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        })
+    }
 }
 
 impl TransportWrite for TcpWriter {
@@ -145,5 +169,54 @@ impl TransportWrite for TcpWriter {
     fn abort(&mut self) {
         let stream: &TcpStream = self.0.get_ref().as_ref();
         let _ = stream.with_socket(|s| s.set_linger(Some(Duration::ZERO)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+    use spargio_rt::io::{AsyncWrite, AsyncWriteExt};
+    use spargio_rt::net::{TcpListener, TcpStream};
+
+    use super::{Transport, TransportRead};
+
+    /// Waits until `reader` sees input waiting, or fails after 5 s.
+    async fn until_waiting(reader: &impl TransportRead) {
+        for _ in 0..5000 {
+            if reader.input_waiting() == Some(true) {
+                return;
+            }
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("the input never showed");
+    }
+
+    #[spargio_rt::test]
+    async fn a_tcp_reader_sees_input_waiting_in_the_socket_without_taking_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (mut reader, _writer) = server.split();
+        assert_eq!(reader.input_waiting(), Some(false));
+
+        let (res, _) = client.write_all(b"GET".to_vec()).await;
+        res.unwrap();
+        until_waiting(&reader).await;
+        // Looking took nothing.
+        assert_eq!(reader.input_waiting(), Some(true));
+        let (res, buf) = reader.read_some(BytesMut::with_capacity(16)).await;
+        assert_eq!(res.unwrap(), 3);
+        assert_eq!(&buf[..], b"GET");
+        assert_eq!(reader.input_waiting(), Some(false));
+
+        // The client's end of stream, with nothing before it, is not input.
+        AsyncWrite::shutdown(&mut client).await.unwrap();
+        let (res, _) = reader.read_some(BytesMut::with_capacity(16)).await;
+        assert_eq!(res.unwrap(), 0);
+        assert_eq!(reader.input_waiting(), Some(false));
     }
 }

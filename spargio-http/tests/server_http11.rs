@@ -6,14 +6,17 @@ mod common;
 
 use std::convert::Infallible;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{echo_service, TestServer, TestService};
+use common::{echo_service, pattern, read_to_the_end, TestServer, TestService};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use spargio_http::{upgrade, Body, Http};
+use spargio_service::ShutdownReport;
 
 fn text(s: &'static str) -> Response<Body> {
     Response::new(Body::from(s))
@@ -745,4 +748,204 @@ fn a_connection_lingering_after_its_last_response_is_not_counted_as_cut() {
     assert_eq!(report.cut, 0, "{report:?}");
     assert_eq!(report.closed_gracefully, 1, "{report:?}");
     assert!(c.is_closed(), "the server closed its end");
+}
+
+/// Bytes of further requests the client pipelines behind the first in the
+/// graceful-shutdown tests, sent with it: more than the server reads ahead
+/// (its read buffer, or the buffers a multishot receive keeps before it
+/// pauses).
+const PIPELINED: usize = 64 * 1024;
+
+/// Bytes of further requests the client sends while the first is in
+/// flight: the server is reading nothing then (a multishot receive has
+/// paused), so these are still in its socket, unread, when the first
+/// response is done.
+const PIPELINED_LATER: usize = 16 * 1024;
+
+/// The body of the first response in the graceful-shutdown tests: more
+/// than a client that is not reading lets in (its receive window), so the
+/// server's kernel still holds part of it when the server closes.
+const FIRST_BODY: usize = 256 * 1024;
+
+/// Waits, on the server, until `flag` is set; gives up after 10 s, so a
+/// failed test does not leave the server waiting.
+async fn released(flag: &AtomicBool) {
+    for _ in 0..2000 {
+        if flag.load(Ordering::SeqCst) {
+            return;
+        }
+        spargio_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The graceful-shutdown scenario: the client sends `GET /first` with
+/// [`PIPELINED`] bytes of further requests behind it. Once the service
+/// sets `started` (the first request is in flight), the client pipelines
+/// [`PIPELINED_LATER`] bytes more and ends its side, the server begins a
+/// graceful shutdown, and `release` lets the service go on. The client
+/// reads nothing until the server has stopped. Returns what it then read,
+/// how its connection ended, and the shutdown report.
+fn pipelined_into_a_shutdown(
+    server: TestServer,
+    started: &AtomicBool,
+    release: &AtomicBool,
+) -> (Vec<u8>, std::io::Result<()>, ShutdownReport) {
+    let pipelined = |first: &[u8], len: usize| {
+        let mut raw = first.to_vec();
+        while raw.len() < len {
+            raw.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+        }
+        raw
+    };
+    let mut c = server.connect();
+    c.send(&pipelined(
+        b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n",
+        PIPELINED,
+    ));
+    let mut waited = 0;
+    while !started.load(Ordering::SeqCst) {
+        assert!(waited < 2000, "the first request never reached the service");
+        std::thread::sleep(Duration::from_millis(5));
+        waited += 1;
+    }
+    c.send(&pipelined(b"", PIPELINED_LATER));
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    server.begin_shutdown();
+    release.store(true, Ordering::SeqCst);
+    let report = server.stop();
+    let (got, end) = read_to_the_end(&mut c.reader);
+    (got, end, report)
+}
+
+/// Checks what [`pipelined_into_a_shutdown`] saw: one 200 response with
+/// body `want`, nothing after it, a clean end (no reset), no connection
+/// cut. Returns the response head.
+fn assert_whole_then_clean_end(
+    multishot: bool,
+    (got, end, report): (Vec<u8>, std::io::Result<()>, ShutdownReport),
+    want: &[u8],
+) -> String {
+    assert!(
+        end.is_ok(),
+        "multishot {multishot}: after {} bytes the connection ended with {end:?}",
+        got.len()
+    );
+    let (head, body, after) = split_response(&got);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(body == want, "multishot {multishot}: body differs");
+    assert!(after.is_empty(), "{} bytes after the response", after.len());
+    assert_eq!(report.cut, 0, "{report:?}");
+    head
+}
+
+/// Splits one response off the front of `raw`: its head (as text) and its
+/// body (de-chunked), and what follows it. Fails the test if the response
+/// is not all there.
+fn split_response(raw: &[u8]) -> (String, Vec<u8>, &[u8]) {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no whole head in {} bytes", raw.len()));
+    let head = String::from_utf8(raw[..end].to_vec()).unwrap();
+    let mut rest = &raw[end + 4..];
+    let lower = head.to_ascii_lowercase();
+    let mut body = Vec::new();
+    if lower.contains("\r\ntransfer-encoding: chunked") {
+        loop {
+            let line = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("a whole chunk size line");
+            let size = std::str::from_utf8(&rest[..line]).unwrap();
+            let n = usize::from_str_radix(size, 16).expect("chunk size");
+            rest = &rest[line + 2..];
+            assert!(rest.len() >= n + 2, "a chunk of {n} bytes was cut short");
+            body.extend_from_slice(&rest[..n]);
+            rest = &rest[n + 2..];
+            if n == 0 {
+                break;
+            }
+        }
+    } else {
+        let len = lower
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .expect("a content-length");
+        let n: usize = len.parse().unwrap();
+        assert!(rest.len() >= n, "{} of {n} body bytes came", rest.len());
+        body.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+    }
+    (head, body, rest)
+}
+
+/// A request in flight when a graceful shutdown begins is answered whole,
+/// with `Connection: close`, and the connection then ends cleanly (no
+/// reset), though requests the client pipelined behind it are unread.
+#[test]
+fn a_request_in_flight_at_a_graceful_shutdown_gets_its_whole_response_and_a_clean_end() {
+    for multishot in [false, true] {
+        let started = Arc::new(AtomicBool::new(false));
+        let release = Arc::new(AtomicBool::new(false));
+        let (s, r) = (started.clone(), release.clone());
+        let service = tower::service_fn(move |req: Request<Body>| {
+            let (started, release) = (s.clone(), r.clone());
+            async move {
+                assert_eq!(req.uri().path(), "/first", "only the first is answered");
+                started.store(true, Ordering::SeqCst);
+                released(&release).await;
+                Ok::<_, Infallible>(Response::new(Body::from(pattern(FIRST_BODY))))
+            }
+        });
+        let server = TestServer::start_with(Http::new().multishot_reads(multishot), |b| b, service);
+        let ended = pipelined_into_a_shutdown(server, &started, &release);
+        let head = assert_whole_then_clean_end(multishot, ended, &pattern(FIRST_BODY));
+        assert!(
+            head.to_ascii_lowercase().contains("\r\nconnection: close"),
+            "{head}"
+        );
+    }
+}
+
+/// A response whose head went out (promising keep-alive) before a
+/// graceful shutdown began ends the connection once it is whole. Requests
+/// the client pipelined behind it are still unread then: closing the
+/// socket over them would send a reset, which discards what the kernel has
+/// not yet sent of the response.
+#[test]
+fn a_response_under_way_when_a_graceful_shutdown_begins_arrives_whole_before_a_clean_end() {
+    for multishot in [false, true] {
+        let started = Arc::new(AtomicBool::new(false));
+        let release = Arc::new(AtomicBool::new(false));
+        let (s, r) = (started.clone(), release.clone());
+        let service = tower::service_fn(move |req: Request<Body>| {
+            assert_eq!(req.uri().path(), "/first", "only the first is answered");
+            // The first frame, then (once the head is out) the rest when
+            // the shutdown has begun.
+            let frames = futures_util::stream::unfold(0, {
+                let (started, release) = (s.clone(), r.clone());
+                move |step| {
+                    let (started, release) = (started.clone(), release.clone());
+                    async move {
+                        let data = match step {
+                            0 => Bytes::from_static(b"first;"),
+                            1 => {
+                                started.store(true, Ordering::SeqCst);
+                                released(&release).await;
+                                Bytes::from(pattern(FIRST_BODY))
+                            }
+                            _ => return None,
+                        };
+                        Some((Ok::<_, Infallible>(http_body::Frame::data(data)), step + 1))
+                    }
+                }
+            });
+            async move { Ok::<_, Infallible>(Response::new(StreamBody::new(frames))) }
+        });
+        let server = TestServer::start_with(Http::new().multishot_reads(multishot), |b| b, service);
+        let ended = pipelined_into_a_shutdown(server, &started, &release);
+        let mut want = b"first;".to_vec();
+        want.extend_from_slice(&pattern(FIRST_BODY));
+        assert_whole_then_clean_end(multishot, ended, &want);
+    }
 }

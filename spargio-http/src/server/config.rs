@@ -20,8 +20,8 @@ pub(crate) struct HttpConfig {
     /// Unread request body bytes the server reads and discards after the
     /// response so the connection can be reused; more than this closes it.
     pub drain_limit: u64,
-    /// How long draining an unread body (and lingering after an error
-    /// response) may take.
+    /// How long draining an unread body (and lingering before a close
+    /// with input unread) may take.
     pub drain_timeout: Duration,
     /// Response bytes buffered before they are written out; a slow reader
     /// holds the response body back once this is full.

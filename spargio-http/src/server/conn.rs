@@ -6,7 +6,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as HttpBody;
@@ -25,6 +25,14 @@ use crate::upgrade::{self, Upgraded};
 
 /// The most input read and discarded while lingering before a close.
 const LINGER_BYTES: usize = 256 * 1024;
+
+/// How long a close between requests lingers when no input was unread at
+/// the time: long enough for requests the client sent just before the
+/// server ended its side, still on the network, to arrive and be
+/// discarded, and short enough that a pooled client keeping an idle
+/// connection open does not hold it (and a graceful shutdown) for the
+/// whole drain timeout.
+const LINGER_QUIET: Duration = Duration::from_millis(100);
 
 /// Serves one connection until it closes.
 pub(crate) async fn serve<T, H, B>(
@@ -63,10 +71,13 @@ where
                 let _ = out.shutdown().await;
                 return Ok(());
             }
+            Next::Idle => {
+                return close_lingering(&mut input, &mut out, conn, cfg, Linger::Idle).await;
+            }
             Next::Bad(status) => {
                 conn.record_bad_request();
                 error_page::write(&mut out.buf, Version::HTTP_11, status, false, false);
-                return close_lingering(&mut input, &mut out, conn, cfg).await;
+                return close_lingering(&mut input, &mut out, conn, cfg, Linger::Full).await;
             }
             Next::TimedOut => {
                 error_page::write(
@@ -76,7 +87,7 @@ where
                     false,
                     false,
                 );
-                return close_lingering(&mut input, &mut out, conn, cfg).await;
+                return close_lingering(&mut input, &mut out, conn, cfg, Linger::Full).await;
             }
         }
         // Backpressure: the request (its body, and any request behind it)
@@ -94,7 +105,7 @@ where
                 false,
                 head.method == Method::HEAD,
             );
-            return close_lingering(&mut input, &mut out, conn, cfg).await;
+            return close_lingering(&mut input, &mut out, conn, cfg, Linger::Full).await;
         }
         // Futures are moved whole when awaited, so the common case (a
         // bodiless request) awaits only what it needs; the body path's
@@ -115,11 +126,17 @@ where
         match after {
             After::KeepAlive => {
                 if conn.is_closing() {
-                    let _ = out.shutdown().await;
-                    return Ok(());
+                    // A graceful shutdown began after the head went out
+                    // (promising keep-alive). The client may have sent
+                    // more requests: the close lingers so that they do not
+                    // turn it into a reset, which would discard what the
+                    // kernel has not yet sent of the response.
+                    return close_lingering(&mut input, &mut out, conn, cfg, Linger::Between).await;
                 }
             }
-            After::Close => return close_lingering(&mut input, &mut out, conn, cfg).await,
+            After::Close => {
+                return close_lingering(&mut input, &mut out, conn, cfg, Linger::Full).await;
+            }
             After::Abort { reset } => {
                 abort(&mut out, reset).await;
                 return Ok(());
@@ -140,9 +157,12 @@ where
 enum Next {
     /// A request head was parsed into the connection's head.
     Head,
-    /// The client closed, the connection idled out, or the server is
-    /// closing it, with no partial request pending.
+    /// The client closed its side or went away, with no partial request
+    /// pending.
     Closed,
+    /// The connection idled out, or the server is closing it, while it
+    /// waited for a request with nothing of one read.
+    Idle,
     /// The head was refused with this status.
     Bad(StatusCode),
     /// A partial head did not complete within the header-read timeout.
@@ -192,8 +212,8 @@ where
             Watched::Done(Ok(_)) => {}
             Watched::Done(Err(e)) if is_disconnect(&e) => return Ok(Next::Closed),
             Watched::Done(Err(e)) => return Err(e),
-            Watched::Closing => return Ok(Next::Closed),
-            Watched::TimedOut if idle => return Ok(Next::Closed),
+            Watched::Closing => return Ok(Next::Idle),
+            Watched::TimedOut if idle => return Ok(Next::Idle),
             Watched::TimedOut => return Ok(Next::TimedOut),
         }
     }
@@ -474,16 +494,43 @@ async fn abort<W: TransportWrite>(out: &mut Output<W>, reset: bool) {
     out.abort(reset).await;
 }
 
+/// How long a close lingers, reading and discarding input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Linger {
+    /// The whole drain timeout: the close may cut a request short (one
+    /// refused, or answered before all of it was read), whose rest the
+    /// client is still sending.
+    Full,
+    /// After a whole exchange, between requests: the whole drain timeout
+    /// if input is unread (buffered, or waiting below the transport) or
+    /// may be (the transport cannot tell, as with TLS); [`LINGER_QUIET`]
+    /// if none is.
+    Between,
+    /// While waiting for a request with nothing of one read (idle timeout,
+    /// graceful shutdown): [`LINGER_QUIET`], unless input is seen waiting
+    /// below the transport. The read was pending on an empty buffer, so
+    /// no request had arrived whole; a transport that cannot tell gets
+    /// the short linger too.
+    Idle,
+}
+
 /// Writes what is queued, ends the write side, then reads and discards
-/// input for a while so the client receives the last response before the
-/// socket closes (closing with unread input sends a reset that can discard
-/// it). The server is told the connection lingers: cut by the shutdown
-/// deadline then, it is not counted as cut (its work is done).
+/// input for a while (see [`Linger`]; at most [`LINGER_BYTES`]) so the
+/// client receives the last response before the socket closes (closing
+/// with unread input sends a reset that can discard it). The client reads
+/// the end of stream after the last response; one that closes its side
+/// then ends the linger at once. The server is told the connection
+/// lingers: cut by the shutdown deadline then, it is not counted as cut
+/// (its work is done).
+///
+/// The linger is bounded by its own timer, not the connection's idle
+/// timeout or graceful shutdown: those may be what is closing it.
 async fn close_lingering<R, W>(
     input: &mut Input<R>,
     out: &mut Output<W>,
     conn: &Connection,
     cfg: &HttpConfig,
+    linger: Linger,
 ) -> io::Result<()>
 where
     R: TransportRead,
@@ -492,6 +539,18 @@ where
     if out.shutdown().await.is_err() || input.eof {
         return Ok(());
     }
+    // Asked once the write side has ended, which gives requests already
+    // on their way more time to show.
+    let unread = match linger {
+        Linger::Full => true,
+        Linger::Between => input.unread() != Some(false),
+        Linger::Idle => input.unread() == Some(true),
+    };
+    let limit = if unread {
+        cfg.drain_timeout
+    } else {
+        LINGER_QUIET.min(cfg.drain_timeout)
+    };
     conn.lingering();
     let drain = async {
         let mut seen = 0;
@@ -503,7 +562,7 @@ where
             }
         }
     };
-    let _ = spargio_rt::time::timeout(cfg.drain_timeout, drain).await;
+    let _ = spargio_rt::time::timeout(limit, drain).await;
     Ok(())
 }
 

@@ -129,6 +129,15 @@ impl TransportRead for RingTcpReader {
         }
     }
 
+    /// Buffers the receive took off the socket count as waiting input;
+    /// with none, the socket itself is peeked.
+    fn input_waiting(&self) -> Option<bool> {
+        if self.rest.is_some() || self.recv.as_ref().is_some_and(|r| r.queued() > 0) {
+            return Some(true);
+        }
+        self.half.input_waiting()
+    }
+
     async fn release(&mut self, buf: &mut BytesMut) -> io::Result<()> {
         if let Some((got, off)) = self.rest.take() {
             buf.extend_from_slice(&got[off..]);

@@ -60,6 +60,12 @@ impl TestServer {
         RawClient::connect(self.addr)
     }
 
+    /// Begins a graceful shutdown and returns at once; [`stop`](Self::stop)
+    /// then waits for it to end.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.shutdown();
+    }
+
     /// Shuts the server down gracefully and returns its report.
     pub fn stop(mut self) -> ShutdownReport {
         self.shutdown.shutdown();
