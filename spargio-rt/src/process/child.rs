@@ -161,19 +161,15 @@ impl Drop for Child {
 /// Waits on the runtime for a dropped child to exit and reaps it, so it
 /// does not stay a zombie for the rest of this process's life. The wait
 /// is a ring op (no thread is held), cancelled if the runtime shuts down
-/// first.
+/// first; see [`wait::reap_without_a_thread`] for the one case (a bare
+/// pid on a kernel without the ring's `WAITID` op) left to the process's
+/// exit.
 fn reap_when_it_exits(proc: Arc<Proc>) {
-    // Without a pidfd (before Linux 5.3) the wait would hold a blocking
-    // thread until the child exits, and shutting the runtime down would
-    // wait for it: the child is left to be reaped at exit, as before.
-    if proc.pidfd().is_none() {
-        return;
-    }
     let Some(handle) = crate::RuntimeHandle::try_current() else {
         return;
     };
     drop(handle.spawn(async move {
-        let _ = wait::wait(&proc).await;
+        wait::reap_without_a_thread(&proc).await;
     }));
 }
 

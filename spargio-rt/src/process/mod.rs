@@ -20,7 +20,10 @@
 //!   [`AsyncRead`](crate::io::AsyncRead); each read and write is a ring op.
 //! - **Dropping** a [`Child`] does not kill the process (as with `std`)
 //!   unless [`Command::kill_on_drop`] is set; a child still running is
-//!   reaped by a task on the runtime when it exits, never left a zombie.
+//!   reaped by a task on the runtime when it exits, never left a zombie
+//!   (short of a child without a pidfd on a kernel older than 6.7, which
+//!   only a blocking thread could wait for: it is left for this process's
+//!   exit).
 //!
 //! ```
 //! use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};

@@ -18,12 +18,24 @@ use crate::io::fd::SharedFd;
 #[derive(Debug)]
 pub(crate) struct Proc {
     pid: u32,
-    /// `None` on kernels without `pidfd_open` (before 5.3): the bare pid.
+    /// `None` on kernels without `pidfd_open` (before 5.3), or when it
+    /// failed (`EMFILE` at the fd limit): the bare pid.
     pidfd: Option<SharedFd>,
     status: Mutex<Option<ExitStatus>>,
 }
 
 impl Proc {
+    /// A handle on the child `pid` by its bare pid, as where `pidfd_open`
+    /// fails.
+    #[cfg(test)]
+    pub(crate) fn without_pidfd(pid: u32) -> Proc {
+        Proc {
+            pid,
+            pidfd: None,
+            status: Mutex::new(None),
+        }
+    }
+
     /// Takes a handle on the child `pid`, which must not have been reaped.
     pub(crate) fn new(pid: u32) -> Proc {
         // SAFETY: `pidfd_open(pid, 0)` takes two integers and returns a new

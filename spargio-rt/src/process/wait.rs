@@ -63,25 +63,68 @@ pub(crate) async fn wait(proc: &Arc<Proc>) -> io::Result<std::process::ExitStatu
 
 /// Resolves once the child has exited (it stays a zombie).
 async fn wait_exited(proc: &Arc<Proc>) -> io::Result<()> {
-    if !RING_WAITID_UNSUPPORTED.load(Ordering::Relaxed) {
-        let data = WaitId {
-            proc: proc.clone(),
-            // SAFETY: siginfo_t is plain old data; all-zero is valid.
-            info: Box::new(SigInfo(unsafe { std::mem::zeroed() })),
-        };
-        let (res, _data) = Op::new(data).await;
-        match res?.result() {
-            Ok(_) => return Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
-                RING_WAITID_UNSUPPORTED.store(true, Ordering::Relaxed);
-            }
-            Err(e) => return Err(e),
-        }
+    if let Some(done) = wait_exited_on_ring(proc).await {
+        return done;
     }
     if proc.pidfd().is_some() {
         return wait_exited_polling(proc).await;
     }
     wait_exited_blocking(proc).await
+}
+
+/// The `IORING_OP_WAITID` wait, for a pidfd or a bare pid; `None` where
+/// the kernel lacks the op.
+async fn wait_exited_on_ring(proc: &Arc<Proc>) -> Option<io::Result<()>> {
+    if RING_WAITID_UNSUPPORTED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let data = WaitId {
+        proc: proc.clone(),
+        // SAFETY: siginfo_t is plain old data; all-zero is valid.
+        info: Box::new(SigInfo(unsafe { std::mem::zeroed() })),
+    };
+    let (res, _data) = Op::new(data).await;
+    let res = match res {
+        Ok(cqe) => cqe.result(),
+        Err(e) => return Some(Err(e)),
+    };
+    match res {
+        Ok(_) => Some(Ok(())),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
+            RING_WAITID_UNSUPPORTED.store(true, Ordering::Relaxed);
+            None
+        }
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// Reaps a dropped child when it exits, where that holds no thread: with
+/// a pidfd (the ring's `WAITID` op or a poll of the pidfd), or with a bare
+/// pid where the kernel has the `WAITID` op. A child with neither (a bare
+/// pid before Linux 6.7) is left for this process's exit to reap: a
+/// blocking wait would hold a pool thread, and the runtime's shutdown,
+/// until the child exits. Gives up on any other error.
+pub(crate) async fn reap_without_a_thread(proc: &Arc<Proc>) {
+    loop {
+        if !matches!(proc.reap(), Ok(None)) {
+            return;
+        }
+        let exited = if proc.pidfd().is_some() {
+            wait_exited(proc).await
+        } else {
+            match wait_exited_on_ring(proc).await {
+                Some(done) => done,
+                None => return,
+            }
+        };
+        match exited {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Reaped behind our back: the next `reap` says so.
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// A poll of the child's pidfd for `POLLIN` (readable once the child has
@@ -189,5 +232,39 @@ mod tests {
             cancelled >= 20,
             "the given-up polls stayed on the ring: {cancelled}"
         );
+    }
+
+    // The child is reaped through `Proc`, which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
+    #[test]
+    fn a_child_known_only_by_its_pid_is_reaped_on_the_ring_once_it_exits() {
+        let child = std::process::Command::new("sh")
+            .args(["-c", "read _"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut child = child;
+        let pid = child.id();
+        let stdin = child.stdin.take().unwrap();
+        let (reaped, blocking) = crate::run(move |handle| async move {
+            let proc = Arc::new(Proc::without_pidfd(pid));
+            let reaper = handle.spawn(async move {
+                reap_without_a_thread(&proc).await;
+                proc.status()
+            });
+            drop(stdin);
+            let reaped = crate::time::timeout(std::time::Duration::from_secs(20), reaper)
+                .await
+                .expect("never reaped")
+                .unwrap();
+            (reaped, handle.stats().blocking_threads)
+        })
+        .unwrap();
+        assert!(reaped.is_some(), "the reaper gave up");
+        assert_eq!(blocking, 0, "the wait took a blocking thread");
+        // Reaped: nothing is left for a wait of our own.
+        // SAFETY: a plain waitpid on a pid we spawned; no memory passed.
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), libc::WNOHANG) };
+        assert_eq!(r, -1, "the child was left a zombie");
     }
 }
