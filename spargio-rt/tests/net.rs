@@ -269,6 +269,37 @@ fn udp_send_to_recv_from_and_connected() {
 }
 
 #[test]
+fn connect_races_past_an_address_that_never_answers() {
+    // A listener whose accept queue is full drops every further SYN: a
+    // connect to it hangs for the kernel's whole SYN timeout (~2 min).
+    let silent = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    silent
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    silent.listen(0).unwrap();
+    let silent_addr = silent.local_addr().unwrap().as_socket().unwrap();
+    let _queued = std::net::TcpStream::connect(silent_addr).unwrap();
+    run(move || async move {
+        let good = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let good_addr = good.local_addr().unwrap();
+        let connected = spargio_rt::time::timeout(
+            Duration::from_secs(20),
+            TcpStream::connect(&[silent_addr, good_addr][..]),
+        )
+        .await
+        .expect("the connect waited on the silent address")
+        .unwrap();
+        assert_eq!(connected.peer_addr().unwrap(), good_addr);
+        drop(silent);
+    });
+}
+
+#[test]
 fn a_dual_stack_socket_reports_and_sends_ecn_for_ipv4_peers() {
     run(|| async {
         // Receiving: an IPv4 datagram on a socket bound to [::].

@@ -14,6 +14,7 @@
 mod accept;
 mod addr;
 mod cmsg;
+mod connect_race;
 mod datagram;
 mod recv_multi;
 mod socket;
