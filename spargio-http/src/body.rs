@@ -106,6 +106,7 @@ impl Body {
                 end: None,
                 gated,
                 asked: false,
+                waiting: false,
                 consumer: None,
                 producer: None,
                 consumer_gone: false,
@@ -228,6 +229,7 @@ impl Incoming {
         }
         let mut st = self.shared.lock();
         st.asked = true;
+        st.waiting = false;
         if let Some(frame) = st.frame.take() {
             let producer = st.producer.take();
             drop(st);
@@ -250,6 +252,7 @@ impl Incoming {
             }
             None => {
                 remember(&mut st.consumer, cx);
+                st.waiting = true;
                 let producer = st.producer.take();
                 drop(st);
                 if let Some(w) = producer {
@@ -296,6 +299,9 @@ struct State {
     /// The consumer has asked for a frame (opens the gate of a gated
     /// body; tells the connection the body is being read).
     asked: bool,
+    /// The consumer's last poll found nothing and it has not been given a
+    /// frame (or the end) since: it is waiting for the connection now.
+    waiting: bool,
     consumer: Option<Waker>,
     producer: Option<Waker>,
     consumer_gone: bool,
@@ -315,6 +321,18 @@ pub(crate) enum Demand {
     /// The slot is free (and the gate open): send a frame.
     Ready,
     /// The consumer dropped the body: stop feeding it.
+    Gone,
+}
+
+/// What the consumer of a body is doing, as [`BodySender::watch`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Watch {
+    /// It has not asked for the next frame (it may be busy with the last
+    /// one, or not reading the body at all yet).
+    Idle,
+    /// It asked for a frame and is waiting for one.
+    Waiting,
+    /// It dropped the body.
     Gone,
 }
 
@@ -356,6 +374,24 @@ impl BodySender {
         }
         remember(&mut st.producer, cx);
         Poll::Pending
+    }
+
+    /// Watches the consumer while the connection waits on its socket for
+    /// more of the body: [`Watch::Gone`] once it has dropped the body,
+    /// [`Watch::Waiting`] while it waits for a frame (it polled and got
+    /// nothing), [`Watch::Idle`] otherwise. Unless gone, `cx` is woken
+    /// when that changes (the consumer starts waiting, or drops the body).
+    pub(crate) fn watch(&self, cx: &mut Context<'_>) -> Watch {
+        let mut st = self.shared.lock();
+        if st.consumer_gone {
+            return Watch::Gone;
+        }
+        remember(&mut st.producer, cx);
+        if st.waiting {
+            Watch::Waiting
+        } else {
+            Watch::Idle
+        }
     }
 
     /// Whether the consumer has asked for a frame yet.
@@ -526,6 +562,22 @@ mod tests {
         assert!(!gate.was_asked());
         assert!(poll(&mut body).is_pending());
         assert!(gate.was_asked() && tx.was_asked());
+    }
+
+    #[test]
+    fn the_sender_sees_when_the_consumer_waits_for_a_frame() {
+        let (mut body, tx) = Body::channel(None, false);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(tx.watch(&mut cx), Watch::Idle, "nothing asked yet");
+        assert!(poll(&mut body).is_pending());
+        assert_eq!(tx.watch(&mut cx), Watch::Waiting);
+        tx.send_data(Bytes::from_static(b"a"));
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Ok(_)))));
+        assert_eq!(tx.watch(&mut cx), Watch::Idle, "given a frame, not asking");
+        assert!(poll(&mut body).is_pending());
+        assert_eq!(tx.watch(&mut cx), Watch::Waiting);
+        drop(body);
+        assert_eq!(tx.watch(&mut cx), Watch::Gone);
     }
 
     #[test]

@@ -25,6 +25,10 @@
 //!                     break;
 //!                 }
 //!             }
+//!             // A finished write may still be buffered (over TLS, or not
+//!             // yet handed to the kernel): close before dropping, or the
+//!             // last bytes may be lost.
+//!             let _ = io.close().await;
 //!         }
 //!     });
 //!     let mut resp = Response::new(Body::empty());
@@ -39,7 +43,8 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes};
@@ -53,7 +58,7 @@ use crate::transport::RawIo;
 pub fn on<B>(req: &mut http::Request<B>) -> OnUpgrade {
     req.extensions_mut()
         .remove::<OnUpgrade>()
-        .unwrap_or(OnUpgrade { slot: None })
+        .unwrap_or(OnUpgrade { slot: None, key: 0 })
 }
 
 /// Why an upgrade did not happen.
@@ -81,9 +86,39 @@ impl fmt::Display for UpgradeError {
 impl std::error::Error for UpgradeError {}
 
 /// A future of the upgraded connection; see the [module docs](self).
-#[derive(Clone)]
+///
+/// Clones share the one connection: once the server has switched it, the
+/// first clone polled gets the [`Upgraded`] stream and every other clone
+/// [`UpgradeError::AlreadyTaken`]; if it is not switched, every clone gets
+/// [`UpgradeError::NotSwitched`]. Every clone waiting at that moment is
+/// woken.
 pub struct OnUpgrade {
     slot: Option<Arc<Slot>>,
+    /// This clone's key for its waker in the slot.
+    key: usize,
+}
+
+impl Clone for OnUpgrade {
+    fn clone(&self) -> OnUpgrade {
+        OnUpgrade {
+            slot: self.slot.clone(),
+            key: self
+                .slot
+                .as_ref()
+                .map_or(0, |slot| slot.next_key.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Drop for OnUpgrade {
+    fn drop(&mut self) {
+        // A clone dropped while waiting leaves no waker behind.
+        if let Some(slot) = &self.slot {
+            if let State::Waiting(wakers) = &mut *slot.lock() {
+                wakers.retain(|(key, _)| *key != self.key);
+            }
+        }
+    }
 }
 
 impl fmt::Debug for OnUpgrade {
@@ -96,12 +131,28 @@ impl fmt::Debug for OnUpgrade {
 
 struct Slot {
     state: Mutex<State>,
+    /// The key the next clone of the [`OnUpgrade`] gets.
+    next_key: AtomicUsize,
+}
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update is a whole-value assignment, so a poisoned lock
+        // still holds a consistent state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 enum State {
-    Waiting(Option<Waker>),
+    /// Not switched yet: the wakers of the clones waiting, each under its
+    /// clone's key (so a clone polled again replaces its own waker, and
+    /// every clone waiting is woken when the switch is decided).
+    Waiting(Vec<(usize, Waker)>),
+    /// Switched: the connection waits for the first clone polled.
     Ready(Upgraded),
+    /// A clone took the connection.
     Taken,
+    /// Not switched (or the connection closed first).
     Failed,
 }
 
@@ -114,11 +165,13 @@ pub(crate) struct Pending {
 /// connection's side.
 pub(crate) fn pending() -> (OnUpgrade, Pending) {
     let slot = Arc::new(Slot {
-        state: Mutex::new(State::Waiting(None)),
+        state: Mutex::new(State::Waiting(Vec::new())),
+        next_key: AtomicUsize::new(1),
     });
     (
         OnUpgrade {
             slot: Some(slot.clone()),
+            key: 0,
         },
         Pending { slot },
     )
@@ -136,13 +189,14 @@ impl Pending {
         self.finish(State::Ready(io));
     }
 
+    /// Decides the switch and wakes every clone waiting for it.
     fn finish(&self, new: State) {
-        let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.slot.lock();
         if let State::Waiting(w) = &mut *st {
-            let waker = w.take();
+            let wakers = std::mem::take(w);
             *st = new;
             drop(st);
-            if let Some(w) = waker {
+            for (_, w) in wakers {
                 w.wake();
             }
         }
@@ -162,14 +216,19 @@ impl Future for OnUpgrade {
         let Some(slot) = &self.slot else {
             return Poll::Ready(Err(UpgradeError::NotRequested));
         };
-        let mut st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
-        match std::mem::replace(&mut *st, State::Taken) {
-            State::Waiting(_) => {
-                *st = State::Waiting(Some(cx.waker().clone()));
-                Poll::Pending
+        let mut st = slot.lock();
+        if let State::Waiting(wakers) = &mut *st {
+            match wakers.iter_mut().find(|(key, _)| *key == self.key) {
+                Some((_, w)) if w.will_wake(cx.waker()) => {}
+                Some((_, w)) => *w = cx.waker().clone(),
+                None => wakers.push((self.key, cx.waker().clone())),
             }
+            return Poll::Pending;
+        }
+        match std::mem::replace(&mut *st, State::Taken) {
             State::Ready(io) => Poll::Ready(Ok(io)),
-            State::Taken => Poll::Ready(Err(UpgradeError::AlreadyTaken)),
+            // (`Waiting` was handled above.)
+            State::Taken | State::Waiting(_) => Poll::Ready(Err(UpgradeError::AlreadyTaken)),
             State::Failed => {
                 *st = State::Failed;
                 Poll::Ready(Err(UpgradeError::NotSwitched))
@@ -181,6 +240,14 @@ impl Future for OnUpgrade {
 /// An upgraded connection: the bytes the client sent after the upgrade
 /// request that the server had already read, then the raw stream (plain
 /// TCP or TLS), as `futures_io` `AsyncRead + AsyncWrite`.
+///
+/// A write that has returned may not have gone out yet: it can still be in
+/// flight to the kernel, or (over TLS) held in the session's buffer. Flush
+/// ([`AsyncWriteExt::flush`](futures_util::AsyncWriteExt::flush)) or close
+/// ([`AsyncWriteExt::close`](futures_util::AsyncWriteExt::close), which
+/// also sends TLS's `close_notify` and shuts the write side down) before
+/// dropping it, or the last bytes written may be lost. The same holds for
+/// the stream [`into_parts`](Self::into_parts) gives.
 pub struct Upgraded {
     read_ahead: Bytes,
     io: Box<dyn RawIo>,
@@ -195,11 +262,14 @@ impl fmt::Debug for Upgraded {
 }
 
 impl Upgraded {
+    /// The connection handed over: `read_ahead` (bytes the server read
+    /// past the upgrade request) comes first, then `io`.
     pub(crate) fn new(read_ahead: Bytes, io: Box<dyn RawIo>) -> Upgraded {
         Upgraded { read_ahead, io }
     }
 
-    /// The bytes already read from the client and the raw stream.
+    /// The bytes already read from the client and the raw stream (flush or
+    /// close it before dropping it, as for `Upgraded`).
     pub fn into_parts(self) -> (Bytes, Box<dyn RawIo>) {
         (self.read_ahead, self.io)
     }
@@ -236,5 +306,106 @@ impl AsyncWrite for Upgraded {
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut *self.io).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    /// A waker that counts how often it was woken.
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting_waker() -> (Arc<Counter>, Waker) {
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        (counter.clone(), Waker::from(counter))
+    }
+
+    fn woken(counter: &Counter) -> usize {
+        counter.0.load(Ordering::SeqCst)
+    }
+
+    fn poll(on: &mut OnUpgrade, waker: &Waker) -> Poll<Result<Upgraded, UpgradeError>> {
+        Pin::new(on).poll(&mut Context::from_waker(waker))
+    }
+
+    fn upgraded() -> Upgraded {
+        Upgraded::new(
+            Bytes::from_static(b"ahead"),
+            Box::new(futures_util::io::Cursor::new(Vec::new())),
+        )
+    }
+
+    #[test]
+    fn every_waiting_clone_is_woken_and_one_of_them_takes_the_connection() {
+        let (mut first, pending) = super::pending();
+        let mut second = first.clone();
+        let (first_count, first_waker) = counting_waker();
+        let (second_count, second_waker) = counting_waker();
+        assert!(poll(&mut first, &first_waker).is_pending());
+        assert!(poll(&mut second, &second_waker).is_pending());
+        // Polled again while waiting: still one waker for that clone.
+        assert!(poll(&mut first, &first_waker).is_pending());
+
+        pending.fulfill(upgraded());
+        assert_eq!(woken(&first_count), 1, "the first clone was not woken");
+        assert_eq!(woken(&second_count), 1, "the second clone was not woken");
+        match poll(&mut second, &second_waker) {
+            Poll::Ready(Ok(io)) => assert_eq!(io.into_parts().0, "ahead"),
+            other => panic!("the clone polled first takes the connection: {other:?}"),
+        }
+        assert!(matches!(
+            poll(&mut first, &first_waker),
+            Poll::Ready(Err(UpgradeError::AlreadyTaken))
+        ));
+    }
+
+    #[test]
+    fn every_waiting_clone_hears_that_the_connection_was_not_switched() {
+        let (mut first, pending) = super::pending();
+        let mut second = first.clone();
+        let (first_count, first_waker) = counting_waker();
+        let (second_count, second_waker) = counting_waker();
+        assert!(poll(&mut first, &first_waker).is_pending());
+        assert!(poll(&mut second, &second_waker).is_pending());
+
+        drop(pending);
+        assert_eq!(woken(&first_count), 1, "the first clone was not woken");
+        assert_eq!(woken(&second_count), 1, "the second clone was not woken");
+        for on in [&mut first, &mut second] {
+            assert!(matches!(
+                poll(on, Waker::noop()),
+                Poll::Ready(Err(UpgradeError::NotSwitched))
+            ));
+        }
+    }
+
+    #[test]
+    fn a_clone_dropped_while_waiting_is_not_woken() {
+        let (mut kept, pending) = super::pending();
+        let mut dropped = kept.clone();
+        let (kept_count, kept_waker) = counting_waker();
+        let (dropped_count, dropped_waker) = counting_waker();
+        assert!(poll(&mut kept, &kept_waker).is_pending());
+        assert!(poll(&mut dropped, &dropped_waker).is_pending());
+        drop(dropped);
+        assert!(pending.is_wanted());
+
+        pending.fulfill(upgraded());
+        assert_eq!(woken(&kept_count), 1);
+        assert_eq!(woken(&dropped_count), 0);
+        assert!(matches!(poll(&mut kept, &kept_waker), Poll::Ready(Ok(_))));
     }
 }

@@ -1056,6 +1056,39 @@ fn client_body_read_timeout_fails_a_stalled_body_and_drops_the_connection() {
 }
 
 #[test]
+fn client_body_read_timeout_runs_only_while_the_caller_waits_for_the_body() {
+    run(|| async {
+        // The body comes 800 ms after the head, later than the 500 ms
+        // limit; but the caller only asks for it 600 ms after the head, so
+        // it waits less than the limit. The clock starts when the caller
+        // asks, not when the head is handed over.
+        let server = serve(|mut peer, _, _| async move {
+            peer.head().await;
+            peer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
+                .await;
+            spargio_rt::time::sleep(Duration::from_millis(800)).await;
+            peer.write(b"body").await;
+            peer.head().await;
+        });
+        let client = Client::builder()
+            .body_read_timeout(Duration::from_millis(500))
+            .build();
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        // The caller is busy with something else before it reads the body.
+        spargio_rt::time::sleep(Duration::from_millis(600)).await;
+        let read = body_bytes(resp.into_body());
+        let body = spargio_rt::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("the body neither came nor failed");
+        match body {
+            Ok(body) => assert_eq!(body, "body"),
+            Err(e) => panic!("a caller slow to start reading must not be timed out: {e}"),
+        }
+    });
+}
+
+#[test]
 fn client_connect_timeout() {
     run(|| async {
         // A listener that never accepts, with its accept queue filled: the

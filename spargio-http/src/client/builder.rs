@@ -114,8 +114,10 @@ impl ClientBuilder {
     /// default. Running out fails the body with a
     /// [`BodyError::Io`](crate::BodyError::Io) of kind
     /// [`TimedOut`](std::io::ErrorKind::TimedOut), and the connection is
-    /// closed, not reused. A slow reader is never timed out: the clock runs
-    /// only while the client waits for the server.
+    /// closed, not reused. A slow reader is never timed out: the clock
+    /// starts only when the caller polls the body for its next frame and
+    /// nothing is there yet, so a caller that takes its time before it
+    /// starts reading the body, or between reads, is not timed out.
     ///
     /// ```
     /// use std::time::Duration;

@@ -98,9 +98,10 @@ pub enum ClientError {
         /// The server the request was for.
         host: String,
     },
-    /// The request body failed (its `poll_frame` returned an error, or it
-    /// produced a different number of bytes than its exact size hint). The
-    /// connection was closed.
+    /// The request body failed: its `poll_frame` returned an error, or it
+    /// produced a different number of bytes than the `Content-Length` it
+    /// was sent with (its exact size hint, or else the request's own
+    /// `Content-Length` header). The connection was closed.
     Body {
         /// The server the request was for.
         host: String,
@@ -154,8 +155,13 @@ impl ClientError {
 
     /// Whether the connection could not be made: a
     /// [`Connect`](ClientError::Connect), a [`Tls`](ClientError::Tls), or
-    /// a [`Timeout`](ClientError::Timeout) while connecting. Such a
-    /// request never reached the server.
+    /// a [`Timeout`](ClientError::Timeout) while connecting. The request
+    /// was not sent on the connection that failed. It reached no server
+    /// unless it was being retried: a request sent on a pooled connection
+    /// the server had closed, without any answer, is retried once on a new
+    /// connection (only with an empty body and an idempotent method; see
+    /// [`Client::request`](super::Client::request)), and if that connection
+    /// cannot be made this is its error.
     ///
     /// ```
     /// use spargio_http::Client;

@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
+use spargio_rt::time::Sleep;
 use spargio_service::BoxError;
 
 use super::connect::{connect, far_future, Conn, Input, Output};
 use super::oneshot;
 use super::target::Target;
 use super::{ClientError, Inner};
-use crate::body::{Body, BodyError, BodySender, Demand};
+use crate::body::{Body, BodyError, BodySender, Demand, Watch};
 use crate::h1::{
     connection_has_token, encode_last_chunk, encode_request_head, parse_response, BodyLength,
     ChunkedDecoder, ChunkedError, ChunkedItem, Limits, ResponseBodyLength, ResponseHead,
@@ -464,11 +465,10 @@ where
                 match framing {
                     BodyLength::Length(len) => {
                         if sent > len {
-                            return body_failed(
-                                out,
-                                "the request body is longer than its size hint".into(),
-                            )
-                            .await;
+                            let msg = format!(
+                                "the request body is longer than its content-length ({len} bytes)"
+                            );
+                            return body_failed(out, msg.into()).await;
                         }
                         out.put_data(data);
                     }
@@ -491,7 +491,10 @@ where
     }
     match framing {
         BodyLength::Length(len) if sent != len => {
-            return body_failed(out, "the request body is shorter than its size hint".into()).await;
+            let msg = format!(
+                "the request body is shorter than its content-length ({sent} of {len} bytes)"
+            );
+            return body_failed(out, msg.into()).await;
         }
         BodyLength::Chunked => {
             if let Err(e) = encode_last_chunk(&mut out.buf, trailers.as_ref()) {
@@ -602,7 +605,9 @@ fn next_item(input: &mut Input, framing: &mut Framing) -> Result<Item, ChunkedEr
 
 /// Feeds the response body to `sender` as the caller asks for it, reading
 /// from the connection only when what is buffered has been taken; a read
-/// that brings nothing for `stall` fails the body.
+/// that brings nothing for `stall` while the caller waits for the next
+/// frame fails the body (the clock starts when the caller asks, not when
+/// the read does).
 async fn feed_body(
     input: &mut Input,
     mut framing: Framing,
@@ -634,28 +639,37 @@ async fn feed_body(
                 if sender.demand().await == Demand::Gone {
                     return drain_buffered(input, &mut framing, sender);
                 }
-                let fill = async {
-                    match stall {
-                        None => input.fill().await,
-                        Some(limit) => spargio_rt::time::timeout(limit, input.fill())
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(io::Error::new(
-                                    io::ErrorKind::TimedOut,
-                                    format!("the response body stalled: no bytes for {limit:?}"),
-                                ))
-                            }),
-                    }
-                };
-                // A body dropped while the server is slow to send more
-                // ends the wait (and the connection) now, not when (or
-                // if) the next bytes come.
-                let mut fill = pin!(fill);
+                // The read starts now (one frame ahead of the caller), but
+                // the stall clock only once the caller waits for the next
+                // frame: a caller slow to ask is not the server's stall.
+                let mut fill = pin!(input.fill());
+                let mut timer: Option<Sleep> = None;
                 let filled = poll_fn(|cx| {
                     if let Poll::Ready(filled) = fill.as_mut().poll(cx) {
                         return Poll::Ready(Some(filled));
                     }
-                    sender.poll_gone(cx).map(|()| None)
+                    match sender.watch(cx) {
+                        // A body dropped while the server is slow to send
+                        // more ends the wait (and the connection) now, not
+                        // when (or if) the next bytes come.
+                        Watch::Gone => return Poll::Ready(None),
+                        Watch::Waiting if timer.is_none() => {
+                            timer = stall.map(|limit| {
+                                let at = Instant::now().checked_add(limit);
+                                Sleep::until(at.unwrap_or_else(far_future))
+                            });
+                        }
+                        Watch::Waiting | Watch::Idle => {}
+                    }
+                    if let (Some(timer), Some(limit)) = (&mut timer, stall) {
+                        if Pin::new(timer).poll(cx).is_ready() {
+                            return Poll::Ready(Some(Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!("the response body stalled: no bytes for {limit:?}"),
+                            ))));
+                        }
+                    }
+                    Poll::Pending
                 })
                 .await;
                 let Some(filled) = filled else {

@@ -117,10 +117,15 @@ impl Client {
     ///   HTTP/1.1`) whatever `req.version()` says, with a `Host` header
     ///   from the URI unless `req` has one.
     /// - The body is sent with `Content-Length` when its size hint is
-    ///   exact, chunked otherwise (trailers included), and not at all when
-    ///   it is empty (`content-length: 0` for POST, PUT and PATCH). Any
-    ///   `Content-Length` or `Transfer-Encoding` in `req` is replaced.
-    ///   It keeps streaming while the response comes in.
+    ///   exact; else, if `req` has a valid `Content-Length` header, with
+    ///   that length (a stream whose length the caller knows: many servers
+    ///   refuse chunked uploads); else chunked (trailers included). An
+    ///   empty body is not sent at all (`content-length: 0` for POST, PUT
+    ///   and PATCH). `req`'s own `Content-Length` and `Transfer-Encoding`
+    ///   headers are replaced by this framing (an exact size hint wins
+    ///   over the header). A body that yields more or fewer bytes than its
+    ///   `Content-Length` fails the request with [`ClientError::Body`]. The
+    ///   body keeps streaming while the response comes in.
     /// - `Expect: 100-continue` is not waited on: the body is sent at once,
     ///   and interim `1xx` responses are skipped. A `101 Switching
     ///   Protocols` response is returned as it is, with an empty body, and
@@ -138,7 +143,9 @@ impl Client {
     /// pooled connection that turns out to have been closed by the server
     /// (nothing came back on it) is replaced by a fresh one, once, for a
     /// request with an empty body and an idempotent method (GET, HEAD,
-    /// PUT, DELETE, OPTIONS, TRACE).
+    /// PUT, DELETE, OPTIONS, TRACE). If that new connection cannot be made,
+    /// its error is returned (a [`ClientError::is_connect`] one), although
+    /// the request was written once on the closed connection.
     ///
     /// The returned future is `Send` and `'static`. Dropping it before the
     /// response arrives abandons the request and closes its connection.
