@@ -348,14 +348,30 @@ mod tests {
         )
     }
 
-    #[test]
-    fn every_waiting_clone_is_woken_and_one_of_them_takes_the_connection() {
+    /// A clone of an `OnUpgrade` with its wake-up counter and waker.
+    type Waiting = (OnUpgrade, Arc<Counter>, Waker);
+
+    /// An `OnUpgrade` and a clone of it, both polled (and waiting), and
+    /// the connection's side.
+    fn two_waiting_clones() -> (Waiting, Waiting, super::Pending) {
         let (mut first, pending) = super::pending();
         let mut second = first.clone();
         let (first_count, first_waker) = counting_waker();
         let (second_count, second_waker) = counting_waker();
         assert!(poll(&mut first, &first_waker).is_pending());
         assert!(poll(&mut second, &second_waker).is_pending());
+        (
+            (first, first_count, first_waker),
+            (second, second_count, second_waker),
+            pending,
+        )
+    }
+
+    #[test]
+    fn every_waiting_clone_is_woken_and_one_of_them_takes_the_connection() {
+        let (first, second, pending) = two_waiting_clones();
+        let (mut first, first_count, first_waker) = first;
+        let (mut second, second_count, second_waker) = second;
         // Polled again while waiting: still one waker for that clone.
         assert!(poll(&mut first, &first_waker).is_pending());
 
@@ -374,12 +390,9 @@ mod tests {
 
     #[test]
     fn every_waiting_clone_hears_that_the_connection_was_not_switched() {
-        let (mut first, pending) = super::pending();
-        let mut second = first.clone();
-        let (first_count, first_waker) = counting_waker();
-        let (second_count, second_waker) = counting_waker();
-        assert!(poll(&mut first, &first_waker).is_pending());
-        assert!(poll(&mut second, &second_waker).is_pending());
+        let (first, second, pending) = two_waiting_clones();
+        let (mut first, first_count, _) = first;
+        let (mut second, second_count, _) = second;
 
         drop(pending);
         assert_eq!(woken(&first_count), 1, "the first clone was not woken");
@@ -394,12 +407,8 @@ mod tests {
 
     #[test]
     fn a_clone_dropped_while_waiting_is_not_woken() {
-        let (mut kept, pending) = super::pending();
-        let mut dropped = kept.clone();
-        let (kept_count, kept_waker) = counting_waker();
-        let (dropped_count, dropped_waker) = counting_waker();
-        assert!(poll(&mut kept, &kept_waker).is_pending());
-        assert!(poll(&mut dropped, &dropped_waker).is_pending());
+        let ((mut kept, kept_count, kept_waker), dropped, pending) = two_waiting_clones();
+        let (dropped, dropped_count, _) = dropped;
         drop(dropped);
         assert!(pending.is_wanted());
 
