@@ -303,7 +303,11 @@ fn connect_races_past_an_address_that_never_answers() {
 fn a_dual_stack_socket_reports_and_sends_ecn_for_ipv4_peers() {
     run(|| async {
         // Receiving: an IPv4 datagram on a socket bound to [::].
-        let rx6 = UdpSocket::bind("[::]:0").await.unwrap();
+        let rx6 = match UdpSocket::bind("[::]:0").await {
+            Ok(rx6) if !rx6.with_socket(|s| s.only_v6()).unwrap() => rx6,
+            // No IPv6 here, or v6-only sockets by default: nothing to test.
+            other => return eprintln!("skipped: no dual-stack socket ({other:?})"),
+        };
         rx6.set_recv_ecn(true).unwrap();
         rx6.set_recv_pktinfo(true).unwrap();
         let tx4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();

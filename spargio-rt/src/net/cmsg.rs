@@ -204,7 +204,11 @@ pub(crate) fn decode(control: &mut [u8]) -> Decoded {
                     if dlen >= std::mem::size_of::<libc::in6_pktinfo>() =>
                 {
                     let info = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
-                    out.dst_ip = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                    // An IPv4 datagram on a dual-stack socket comes with
+                    // its address mapped; reported as the IPv4 address,
+                    // as its `IP_PKTINFO` (which may come too) says it.
+                    let ip = Ipv6Addr::from(info.ipi6_addr.s6_addr);
+                    out.dst_ip = Some(ip.to_canonical());
                 }
                 _ => {}
             }

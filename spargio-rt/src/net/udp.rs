@@ -100,7 +100,10 @@ impl UdpSocket {
         to: Option<SocketAddr>,
         opts: SendOptions,
     ) -> BufResult<usize, B> {
-        let control = match cmsg::encode(&opts, self.v6, self.v4_destination(to)) {
+        // Only the ECN message depends on the destination's family (and
+        // finding a connected socket's costs a syscall).
+        let v4_destination = opts.ecn.is_some() && self.v4_destination(to);
+        let control = match cmsg::encode(&opts, self.v6, v4_destination) {
             Ok(control) => control,
             Err(e) => return (Err(e), buf),
         };

@@ -238,12 +238,11 @@ mod tests {
     #[allow(clippy::zombie_processes)]
     #[test]
     fn a_child_known_only_by_its_pid_is_reaped_on_the_ring_once_it_exits() {
-        let child = std::process::Command::new("sh")
+        let mut child = std::process::Command::new("sh")
             .args(["-c", "read _"])
             .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let mut child = child;
         let pid = child.id();
         let stdin = child.stdin.take().unwrap();
         let (reaped, blocking) = crate::run(move |handle| async move {
@@ -260,6 +259,13 @@ mod tests {
             (reaped, handle.stats().blocking_threads)
         })
         .unwrap();
+        if reaped.is_none() && RING_WAITID_UNSUPPORTED.load(Ordering::Relaxed) {
+            // A kernel before 6.7: by design nothing reaps it without a
+            // thread. Reap it here and skip.
+            child.wait().unwrap();
+            eprintln!("skipped: this kernel has no IORING_OP_WAITID");
+            return;
+        }
         assert!(reaped.is_some(), "the reaper gave up");
         assert_eq!(blocking, 0, "the wait took a blocking thread");
         // Reaped: nothing is left for a wait of our own.
