@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::io;
-use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -126,18 +125,10 @@ impl TransportRead for TcpReader {
         (res, slice.into_inner())
     }
 
-    /// A non-blocking `MSG_PEEK` of the socket's receive queue. An error
-    /// other than "nothing there" counts as input, so the caller takes the
-    /// cautious way; the end of stream with nothing before it does not.
+    /// A non-blocking `MSG_PEEK` of the socket's receive queue
+    /// ([`spargio_service::input_waiting`]).
     fn input_waiting(&self) -> Option<bool> {
-        let stream: &TcpStream = self.0.get_ref().as_ref();
-        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
-        let peeked = stream
-            .with_socket(|s| s.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT));
-        Some(match peeked {
-            Ok(n) => n > 0,
-            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
-        })
+        Some(spargio_service::input_waiting(self.0.get_ref().as_ref()))
     }
 }
 

@@ -1,7 +1,6 @@
 //! [`LengthDelimited`]: the codec as a [`Protocol`](crate::Protocol).
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::time::{Duration, Instant};
@@ -277,19 +276,7 @@ impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
     /// (a non-blocking peek). An error other than "nothing there" counts as
     /// input, so the caller takes the cautious way.
     fn input_unread(&self) -> bool {
-        if !self.input.bytes.is_empty() {
-            return true;
-        }
-        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
-        let peeked = self
-            .reader
-            .as_ref()
-            .with_socket(|s| s.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT));
-        match peeked {
-            // Ok(0): the client has ended its side, with nothing before it.
-            Ok(n) => n > 0,
-            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
-        }
+        !self.input.bytes.is_empty() || crate::input_waiting(self.reader.as_ref())
     }
 
     /// Closes the connection without losing the replies: writes what is
