@@ -153,9 +153,11 @@ impl ThreadPool {
         self.registry.abort_all()
     }
 
-    /// Cancels queued jobs and waits until `deadline` for running ones.
-    /// Returns whether every thread exited.
-    pub(crate) fn shutdown(&self, deadline: Option<Instant>) -> bool {
+    /// Closes the pool without waiting for anything: cancels queued jobs
+    /// (dropped here, their `JoinHandle`s report cancellation), cancels
+    /// jobs pushed from now on, and tells idle threads to exit. Running
+    /// jobs go on; their threads exit when they return.
+    pub(crate) fn close(&self) {
         let mut st = self.shared.lock();
         st.shutdown = true;
         let queued = std::mem::take(&mut st.queue);
@@ -163,8 +165,15 @@ impl ThreadPool {
         self.shared
             .pending_runs
             .fetch_sub(queued.len(), Ordering::Relaxed);
+        // Dropped without the lock: a job's drop may push to this pool.
         drop(queued);
         self.shared.work.notify_all();
+    }
+
+    /// [`close`](Self::close)s the pool and waits until `deadline` for
+    /// running jobs. Returns whether every thread exited.
+    pub(crate) fn shutdown(&self, deadline: Option<Instant>) -> bool {
+        self.close();
         // Shut down from one of this pool's own threads (a blocking
         // closure dropped the runtime): that thread cannot exit while it
         // waits here, so wait for the others only.

@@ -18,7 +18,10 @@ use crate::shard::worker::{self, Gate, ShardStart};
 ///
 /// Dropping it shuts it down: every task still alive is cancelled (dropped
 /// on the shard that owns it), timers are cleared, shard threads are joined
-/// and the blocking pool waits for its running closures.
+/// and the blocking pool waits for its running closures. Blocking closures
+/// still queued (not started) are cancelled. Dropped inside one of its own
+/// tasks, it cancels the same but waits for nothing: the shards and running
+/// closures finish on their own.
 ///
 /// ```
 /// use spargio_rt::Runtime;
@@ -176,7 +179,14 @@ impl Runtime {
         let threads = std::mem::take(&mut self.threads);
         if on_own_shard {
             // Dropped from inside one of its own tasks: joining would wait
-            // for ourselves. The shards finish on their own.
+            // for ourselves. The shards finish on their own. Blocking jobs
+            // not yet started are cancelled, as on the normal path, but the
+            // running ones are not waited for (one may be waiting for this
+            // very shard). The background pool stays open: its jobs were
+            // all aborted above (each is dropped at its next turn, on a
+            // pool thread), whereas a closed pool would drop a background
+            // task woken by the shards' exit on the waking shard's thread.
+            inner.blocking.close();
             return;
         }
         // Every shard signals when it leaves its loop; a thread that has

@@ -95,3 +95,42 @@ fn a_runtime_dropped_inside_a_blocking_closure_does_not_wait_for_that_closure() 
         "dropping the runtime waited for the thread dropping it"
     );
 }
+
+#[test]
+fn a_runtime_dropped_inside_its_own_task_cancels_queued_blocking_jobs() {
+    let rt = Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    // Keep the pool's only thread busy so the next job waits in the queue.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let busy = h.spawn_blocking(move || {
+        started_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(Duration::from_secs(30));
+    });
+    started_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r2 = ran.clone();
+    let queued = h.spawn_blocking(move || r2.store(true, Ordering::SeqCst));
+    // Drop the runtime from inside one of its own tasks.
+    let (dropped_tx, dropped_rx) = std::sync::mpsc::channel();
+    let slot = Arc::new(std::sync::Mutex::new(Some(rt)));
+    drop(h.spawn(async move {
+        let taken = slot.lock().unwrap().take();
+        drop(taken);
+        dropped_tx.send(()).unwrap();
+    }));
+    dropped_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    // Free the pool thread: a job still queued would run now.
+    release_tx.send(()).unwrap();
+    spargio_rt::block_on(busy).unwrap();
+    let r = spargio_rt::block_on(queued);
+    assert!(
+        r.is_err_and(|e| e.is_cancelled()),
+        "the queued job ran after the runtime was dropped"
+    );
+    assert!(!ran.load(Ordering::SeqCst));
+}

@@ -423,6 +423,65 @@ fn many_tasks_drained_with_join_next() {
     assert_eq!(n, 1000);
 }
 
+#[test]
+fn spawn_after_shutdown_whose_dropped_future_spawns_into_the_same_group() {
+    // After shutdown began a spawn drops its task on the caller's thread;
+    // here the future's drop spawns into the same group again, which must
+    // not wait for the first spawn to let go of the group.
+    struct Respawn(Arc<TaskGroup>);
+    impl Drop for Respawn {
+        fn drop(&mut self) {
+            self.0.spawn(async {});
+        }
+    }
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let g = Arc::new(TaskGroup::<()>::new(rt.handle()));
+    drop(rt);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = Respawn(g.clone());
+        g.spawn(async move {
+            let _r = r;
+        });
+        tx.send(g.len()).unwrap();
+    });
+    let running = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a spawn whose dropped future spawns into the same group hung");
+    assert_eq!(running, 0, "both tasks were dropped at once");
+}
+
+#[test]
+fn a_task_counts_as_running_until_its_future_is_dropped() {
+    // The probe's drop runs as the cancelled task's future is dropped and
+    // reads how many tasks the group still counts as running: its own task
+    // must be among them (it has not finished dropping yet).
+    struct Probe {
+        group: Arc<TaskGroup<u8>>,
+        tx: async_channel::Sender<usize>,
+    }
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.tx.try_send(self.group.len()).unwrap();
+        }
+    }
+    let seen = run2(|h| async move {
+        let g = Arc::new(TaskGroup::<u8>::new(h));
+        let (tx, rx) = async_channel::unbounded();
+        let probe = Probe {
+            group: g.clone(),
+            tx,
+        };
+        g.spawn(async move {
+            let _probe = probe;
+            std::future::pending::<u8>().await
+        });
+        g.cancel();
+        rx.recv().await.unwrap()
+    });
+    assert_eq!(seen, 1);
+}
+
 // ---------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------

@@ -17,6 +17,12 @@ use super::{BoundaryError, Envelope};
 /// is safe: a request not yet queued is simply dropped, and a queued or
 /// running one is seen by the server as
 /// [cancelled](super::BoundaryRequest::is_cancelled).
+///
+/// A call abandoned while queued (its future or ticket dropped, or its
+/// deadline passed) keeps its queue slot until a server dequeues it and
+/// skips it, as with tokio's `mpsc`: abandoned calls count against the
+/// capacity, so a server that stops receiving can leave the queue full of
+/// them.
 pub struct BoundaryClient<Req, Resp> {
     tx: Sender<Envelope<Req, Resp>>,
 }

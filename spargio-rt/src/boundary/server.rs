@@ -83,13 +83,16 @@ impl<Req, Resp> BoundaryServer<Req, Resp> {
 
     /// Filters out requests nobody waits for.
     fn accept(&self, env: Envelope<Req, Resp>) -> Option<BoundaryRequest<Req, Resp>> {
-        if env.reply.is_canceled() {
-            self.shared.abandoned.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
+        // The deadline first: a caller whose deadline passed has usually
+        // dropped its reply slot already (its timeout fired), which is an
+        // expiry, not an abandonment.
         if env.deadline.is_some_and(|d| Instant::now() >= d) {
             self.shared.expired.fetch_add(1, Ordering::Relaxed);
             let _ = env.reply.send(Err(BoundaryError::Timeout));
+            return None;
+        }
+        if env.reply.is_canceled() {
+            self.shared.abandoned.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         Some(BoundaryRequest {
@@ -110,13 +113,15 @@ impl<Req, Resp> BoundaryServer<Req, Resp> {
     }
 
     /// How many requests were skipped because their deadline had passed
-    /// when they reached the front of the queue.
+    /// when they reached the front of the queue (whether or not the caller
+    /// still waited: one whose call timed out has stopped waiting).
     pub fn expired_count(&self) -> u64 {
         self.shared.expired.load(Ordering::Relaxed)
     }
 
     /// How many requests were skipped because their caller had stopped
-    /// waiting before they reached the front of the queue.
+    /// waiting (dropped its future or ticket) before they reached the front
+    /// of the queue, their deadline, if any, not having passed yet.
     pub fn abandoned_count(&self) -> u64 {
         self.shared.abandoned.load(Ordering::Relaxed)
     }

@@ -223,17 +223,24 @@ impl<T: Send + 'static> TaskGroup<T> {
         F: Future<Output = T>,
         S: FnOnce(TaskFuture<F>) -> JoinHandle<Option<T>>,
     {
-        // Hold the lock across the spawn so the handle is in the map before
-        // anyone can pop the task's id (the joiner needs `&mut self` anyway).
-        let mut tasks = lock(&self.tasks);
-        let id = tasks.next_id;
-        tasks.next_id += 1;
+        // Take an id under the lock, but spawn without it: once shutdown has
+        // begun, `spawn` drops the task (the user's future) right here, and
+        // that drop may use this group again (spawn into it, say). The
+        // handle goes in afterwards; no joiner can pop the id in between, as
+        // joining needs `&mut self`. (A spawn that panics, on a bad
+        // placement, leaves an id without a handle, which joiners skip.)
+        let id = {
+            let mut tasks = lock(&self.tasks);
+            let id = tasks.next_id;
+            tasks.next_id += 1;
+            id
+        };
         let task = TaskFuture {
-            _notify: Notify::new(&self.done, id),
             inner: self.token.clone().run_until_cancelled_owned(fut),
+            _notify: Notify::new(&self.done, id),
         };
         let handle = spawn(task);
-        tasks.handles.insert(id, handle);
+        lock(&self.tasks).handles.insert(id, handle);
     }
 
     /// The group's token. Tasks may watch it; cancelling it is
@@ -259,8 +266,15 @@ impl<T: Send + 'static> TaskGroup<T> {
     /// reports [`JoinError::is_cancelled`] unless it already finished. Unlike
     /// [`cancel`](Self::cancel), later spawns are unaffected.
     pub fn abort_all(&self) {
-        for h in lock(&self.tasks).handles.values() {
-            h.abort();
+        // Abort outside the lock: a wake-up after the task's shard exited
+        // drops the task on this thread, and its drop may use the group.
+        let ctls: Vec<_> = lock(&self.tasks)
+            .handles
+            .values()
+            .map(|h| h.ctl().clone())
+            .collect();
+        for ctl in ctls {
+            ctl.abort();
         }
     }
 
@@ -366,10 +380,16 @@ impl<T> fmt::Debug for TaskGroup<T> {
 pin_project_lite::pin_project! {
     /// A group task: the user's future raced against the group's token, plus
     /// the completion notifier (dropped with the future, whatever happens).
+    ///
+    /// Field order matters: fields drop in declaration order, so `inner`
+    /// (the user's future) is dropped before `_notify` reports the task
+    /// finished. The other way round, `len` would stop counting the task,
+    /// and the joiner be woken, while the future's destructors had still to
+    /// run.
     struct TaskFuture<F> {
-        _notify: Notify,
         #[pin]
         inner: super::token::RunUntilCancelledOwned<F>,
+        _notify: Notify,
     }
 }
 

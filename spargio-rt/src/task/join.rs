@@ -52,6 +52,13 @@ impl<T> JoinHandle<T> {
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(|t| t.is_finished())
     }
+
+    /// The task's control block: [`TaskCtl::abort`] on it is
+    /// [`abort`](Self::abort), usable once the handle is out of reach (say,
+    /// behind a lock that must not be held while a task may be dropped).
+    pub(crate) fn ctl(&self) -> &Arc<TaskCtl> {
+        &self.ctl
+    }
 }
 
 impl<T> Future for JoinHandle<T> {

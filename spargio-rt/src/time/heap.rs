@@ -38,7 +38,11 @@ impl Ord for Slot {
 pub(crate) struct TimerHeap {
     heap: BinaryHeap<Reverse<Slot>>,
     seq: u64,
-    /// Size after the last sweep of cancelled entries.
+    /// Size after the last sweep of cancelled entries, less the entries
+    /// popped since: the next sweep comes once the inserts since the last
+    /// one outnumber it. Shrinking it as timers fire keeps dead entries in
+    /// step with the live size rather than with the largest size the heap
+    /// ever had.
     swept_len: usize,
 }
 
@@ -76,6 +80,7 @@ impl TimerHeap {
                 break;
             }
             let Reverse(slot) = self.heap.pop().expect("peeked");
+            self.swept_len = self.swept_len.saturating_sub(1);
             if !slot.entry.is_cancelled() {
                 due.push(slot.entry);
             }
@@ -87,6 +92,7 @@ impl TimerHeap {
         while let Some(Reverse(top)) = self.heap.peek() {
             if top.entry.is_cancelled() {
                 self.heap.pop();
+                self.swept_len = self.swept_len.saturating_sub(1);
             } else {
                 return Some(top.deadline);
             }
@@ -165,5 +171,37 @@ mod tests {
             h.heap.len()
         );
         assert_eq!(h.next_deadline(), None);
+    }
+
+    #[test]
+    fn sweeps_follow_the_live_size_after_a_burst_fires() {
+        let now = Instant::now();
+        let mut h = TimerHeap::default();
+        let w = Waker::noop();
+        // A burst: many short timers (and a few long ones) at once.
+        let long = 100;
+        for i in 0..20_000u64 {
+            let secs = if i < long { 3600 } else { 1 };
+            h.insert(Arc::new(TimerEntry::new(
+                now + Duration::from_secs(secs),
+                w,
+            )));
+        }
+        let mut due = Vec::new();
+        h.take_due(now + Duration::from_secs(1), &mut due);
+        assert_eq!(due.len(), 20_000 - long as usize);
+        assert_eq!(h.heap.len(), long as usize);
+        // Then churn: long timeouts that finish early (cancelled at once).
+        let mut peak = 0;
+        for i in 0..30_000u64 {
+            let e = Arc::new(TimerEntry::new(now + Duration::from_secs(60 + i), w));
+            e.cancel();
+            h.insert(e);
+            peak = peak.max(h.heap.len());
+        }
+        // Dead entries stay bounded by the live size (or the floor under
+        // which no sweep happens), not by the burst's peak.
+        let bound = 2 * (long as usize).max(SWEEP_FLOOR / 2) + 1;
+        assert!(peak <= bound, "{peak} entries for {long} live ones");
     }
 }

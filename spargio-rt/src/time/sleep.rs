@@ -38,11 +38,15 @@ pub(crate) fn far_add(now: Instant, d: Duration) -> Instant {
 ///
 /// On a shard the timer lives in that shard's heap and costs no SQE: the
 /// shard's nearest deadline is the timeout of its blocking `io_uring_enter`.
-/// Elsewhere a shared timer thread serves it. A sleep polled on another
-/// shard than the one holding its timer (its task was stolen), or off the
-/// runtime, moves its timer there, so a busy or exited shard never delays
-/// it. `Sleep` is `Unpin` and can be [`reset`](Sleep::reset) to a new
-/// deadline.
+/// Elsewhere a shared timer thread serves it. The timer stays in the heap
+/// where it was registered until the sleep is polled on another shard (its
+/// task was stolen) or off the runtime; that poll moves the timer to the
+/// polling thread's heap, so from then on the old shard no longer delays
+/// it. Until such a poll, the timer fires only when the shard holding it
+/// gets to it: a task that waits on nothing but this sleep is woken by that
+/// shard, and if that shard is stuck in a long poll, the wake-up comes when
+/// the poll ends. `Sleep` is `Unpin` and can be [`reset`](Sleep::reset) to a
+/// new deadline.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
