@@ -204,6 +204,16 @@ fn missing_host_on_http11_is_400() {
 }
 
 #[test]
+fn fragment_in_target_is_400() {
+    expect_rejected(b"GET /admin#/../public HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+}
+
+#[test]
+fn userinfo_in_absolute_target_is_400() {
+    expect_rejected(b"GET http://u:p@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+}
+
+#[test]
 fn too_many_headers_is_431() {
     let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
     for i in 0..150 {

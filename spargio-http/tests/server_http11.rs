@@ -439,6 +439,68 @@ fn slow_header_is_cut_with_408() {
     assert!(c.is_closed());
 }
 
+/// The request of the stray-CRLF tests: a POST whose body is followed by
+/// an extra CRLF, as some clients send (RFC 9112 §2.2 has the server
+/// ignore it).
+const POST_WITH_STRAY_CRLF: &[u8] = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx\r\n";
+
+/// An empty line after a request is not the start of the next one: the
+/// connection waits as an idle one does, and the header-read timeout
+/// closes it quietly, as it closes an idle one, instead of answering it
+/// with a 408.
+#[test]
+fn a_stray_crlf_after_a_request_is_ignored_not_answered_with_408() {
+    let server = TestServer::start_with(
+        Http::new().header_read_timeout(Duration::from_millis(200)),
+        |b| b,
+        echo_service(),
+    );
+    // A plain idle connection, then one with the stray CRLF: both end the
+    // same way.
+    let plain: &[u8] = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx";
+    for req in [plain, POST_WITH_STRAY_CRLF] {
+        let mut c = server.connect();
+        let resp = c.roundtrip(req);
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.header("connection"), None, "kept alive");
+        let (got, end) = read_to_the_end(&mut c.reader);
+        assert!(end.is_ok(), "{end:?}");
+        assert!(
+            got.is_empty(),
+            "unsolicited {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+}
+
+/// A connection holding only a stray CRLF after its last request is idle:
+/// a graceful shutdown ends it at once instead of waiting out the
+/// header-read timeout and then cutting it.
+#[test]
+fn a_stray_crlf_after_a_request_does_not_hold_a_graceful_shutdown() {
+    let server = TestServer::start_with(
+        Http::new().header_read_timeout(Duration::from_secs(60)),
+        |b| b,
+        echo_service(),
+    );
+    let mut c = server.connect();
+    let resp = c.roundtrip(POST_WITH_STRAY_CRLF);
+    assert_eq!(resp.status, 200);
+    // The shutdown deadline (5 s) bounds this; the header-read timeout is
+    // far beyond it.
+    let report = server.stop();
+    assert_eq!(report.open_at_start, 1, "{report:?}");
+    assert_eq!(report.cut, 0, "{report:?}");
+    assert_eq!(report.closed_gracefully, 1, "{report:?}");
+    let (got, end) = read_to_the_end(&mut c.reader);
+    assert!(end.is_ok(), "{end:?}");
+    assert!(
+        got.is_empty(),
+        "unsolicited {:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
 #[test]
 fn a_client_that_stops_reading_is_closed_by_the_send_timeout() {
     // 64 pipelined requests for 1 MiB each; the client reads nothing for a
@@ -529,6 +591,31 @@ fn a_2xx_to_connect_hands_over_the_tunnel() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("content-length"), None);
     assert_eq!(resp.header("transfer-encoding"), None);
+    c.send(b"hello");
+    let mut got = [0u8; 5];
+    c.reader.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"HELLO");
+}
+
+/// A 2xx response to CONNECT carries no Content-Length or
+/// Transfer-Encoding (RFC 9110 §9.3.6), even when the handler set one:
+/// the client would otherwise read the tunnel's bytes as a body.
+#[test]
+fn a_2xx_to_connect_drops_the_handlers_content_length() {
+    let service = tower::service_fn(|mut req: Request<Body>| async move {
+        shout_back_once_switched(&mut req);
+        let mut r = Response::new(Body::empty());
+        r.headers_mut()
+            .insert("content-length", "0".parse().unwrap());
+        Ok::<_, Infallible>(r)
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    c.send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    let resp = c.read_response_to(true);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("content-length"), None, "{resp:?}");
+    assert_eq!(resp.header("transfer-encoding"), None, "{resp:?}");
     c.send(b"hello");
     let mut got = [0u8; 5];
     c.reader.read_exact(&mut got).unwrap();

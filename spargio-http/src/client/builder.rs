@@ -215,7 +215,8 @@ impl ClientBuilder {
     }
 
     /// The most bytes of chunk extensions (`;name=value` after a chunk
-    /// size) accepted over one chunked response body. 4 KiB by default.
+    /// size, with any whitespace before it) accepted over one chunked
+    /// response body. 4 KiB by default.
     /// More fail the body with
     /// [`BodyError::Malformed`](crate::BodyError::Malformed).
     ///

@@ -46,11 +46,11 @@ enum State {
 ///
 /// Strict: sizes are hex digits only (no sign, `0x`, or leading spaces; at
 /// most 16 digits), every line ends in CRLF (a bare LF is an error), chunk
-/// extensions are allowed but their bytes count against
-/// [`Limits::max_chunk_ext_bytes`] for the whole body and must not contain
-/// control characters, and the trailer section is limited by
-/// [`Limits::max_trailer_bytes`] and [`Limits::max_headers`] and parsed like
-/// a head (obs-fold, bad names, and the framing/routing fields
+/// extensions are allowed but their bytes (and the whitespace before them)
+/// count against [`Limits::max_chunk_ext_bytes`] for the whole body and
+/// must not contain control characters, and the trailer section is
+/// limited by [`Limits::max_trailer_bytes`] and [`Limits::max_headers`] and
+/// parsed like a head (obs-fold, bad names, and the framing/routing fields
 /// Content-Length, Transfer-Encoding and Host are refused).
 #[derive(Debug, Clone)]
 pub struct ChunkedDecoder {
@@ -152,13 +152,18 @@ impl ChunkedDecoder {
                             self.spend_ext()?;
                             State::Ext
                         }
-                        b' ' | b'\t' => State::SizeWs,
+                        b' ' | b'\t' => {
+                            self.spend_ext()?;
+                            State::SizeWs
+                        }
                         b'\n' => return Err(ChunkedError("bare LF after chunk size")),
                         _ => return Err(ChunkedError("invalid byte after chunk size")),
                     };
                 }
                 State::SizeWs => match b {
-                    b' ' | b'\t' => {}
+                    // Framing overhead like the extension it precedes, so
+                    // bounded by the same budget.
+                    b' ' | b'\t' => self.spend_ext()?,
                     b';' => {
                         self.spend_ext()?;
                         self.state = State::Ext;

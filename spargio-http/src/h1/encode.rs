@@ -19,8 +19,12 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// How the server frames a response body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseFraming {
-    /// No body is sent (1xx, 204, 304, HEAD, 2xx to CONNECT).
+    /// No body is sent (1xx, 204, 304, HEAD).
     NoBody,
+    /// No body, and no Content-Length or Transfer-Encoding either: a 2xx
+    /// response to CONNECT, after which the connection is a tunnel
+    /// (RFC 9110 §9.3.6).
+    Tunnel,
     /// Exactly this many body bytes follow (`Content-Length`).
     Length(u64),
     /// The body is sent with the chunked coding (HTTP/1.1 only).
@@ -32,10 +36,11 @@ pub enum ResponseFraming {
 
 /// Decides how a response body is framed.
 ///
-/// 1xx, 204 and 304 responses, responses to HEAD, and 2xx responses to
-/// CONNECT have no body ([`ResponseFraming::NoBody`]). Otherwise an exact
-/// body size (`exact_size`, e.g. from `http_body::Body::size_hint`) gives
-/// `Length(n)` (replacing any Content-Length the service set); else a valid
+/// 2xx responses to CONNECT open a tunnel ([`ResponseFraming::Tunnel`]);
+/// 1xx, 204 and 304 responses and responses to HEAD have no body
+/// ([`ResponseFraming::NoBody`]). Otherwise an exact body size
+/// (`exact_size`, e.g. from `http_body::Body::size_hint`) gives `Length(n)`
+/// (replacing any Content-Length the service set); else a valid
 /// Content-Length set by the service gives `Length(n)`; else HTTP/1.1 gets
 /// `Chunked` and HTTP/1.0 `CloseDelimited`.
 ///
@@ -49,11 +54,13 @@ pub fn response_framing(
     headers: &HeaderMap,
     exact_size: Option<u64>,
 ) -> ResponseFraming {
+    if *req_method == Method::CONNECT && status.is_success() {
+        return ResponseFraming::Tunnel;
+    }
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || *req_method == Method::HEAD
-        || (*req_method == Method::CONNECT && status.is_success())
     {
         return ResponseFraming::NoBody;
     }
@@ -82,7 +89,7 @@ pub fn response_framing(
 ///   `transfer-encoding: chunked` for `Chunked`, and for `NoBody` (HEAD,
 ///   304) a `content-length` from `head_length` if it is `Some`, else the
 ///   service's Content-Length if it is valid (written as one field); 1xx and
-///   204 responses never get either;
+///   204 responses, and `Tunnel` (a 2xx to CONNECT), never get either;
 /// * `connection: close` when `!keep_alive` on HTTP/1.1, `connection:
 ///   keep-alive` when `keep_alive` on HTTP/1.0 (`CloseDelimited` always
 ///   counts as not keep-alive); none for 1xx, and a 101 response keeps the
@@ -170,7 +177,8 @@ pub(super) fn encode_response_fields(
         put_field(dst, name.as_str().as_bytes(), value);
     }
 
-    let no_framing_fields = informational || status == StatusCode::NO_CONTENT;
+    let no_framing_fields =
+        informational || status == StatusCode::NO_CONTENT || framing == ResponseFraming::Tunnel;
     if !no_framing_fields {
         match framing {
             ResponseFraming::Length(n) => put_content_length(dst, n),
@@ -181,7 +189,7 @@ pub(super) fn encode_response_fields(
                 }
             }
             ResponseFraming::Chunked => dst.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-            ResponseFraming::CloseDelimited => {}
+            ResponseFraming::CloseDelimited | ResponseFraming::Tunnel => {}
         }
     }
 

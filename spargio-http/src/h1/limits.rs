@@ -15,8 +15,9 @@ pub struct Limits {
     pub max_head_bytes: usize,
     /// Maximum length in bytes of a request target. Default 8 KiB.
     pub max_uri_len: usize,
-    /// Maximum total bytes of chunk extensions (`;name=value`) accepted over
-    /// one chunked body. Default 4 KiB.
+    /// Maximum total bytes of chunk extensions (`;name=value`, with any
+    /// whitespace between the chunk size and them) accepted over one
+    /// chunked body. Default 4 KiB.
     pub max_chunk_ext_bytes: usize,
     /// Maximum size in bytes of the trailer section of a chunked body.
     /// Default 16 KiB.

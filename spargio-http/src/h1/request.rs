@@ -83,7 +83,8 @@ pub struct RequestHead {
 /// `must_close` is set; an HTTP/1.1 request needs exactly one Host field
 /// (HTTP/1.0: at most one), whose value is empty or `host[:port]`; the
 /// target must fit the method (`*` only for OPTIONS, authority-form with a
-/// port only and always for CONNECT).
+/// port only and always for CONNECT), and has no fragment (`#`) and no
+/// userinfo (`user@` in an absolute-form or CONNECT target).
 pub fn parse_request(
     buf: &[u8],
     limits: &Limits,
@@ -258,6 +259,12 @@ fn build_into(
     if path_bytes.len() > limits.max_uri_len || path_bytes.len() >= usize::from(u16::MAX) {
         return Err(RequestError::UriTooLong);
     }
+    // A request-target has no fragment (RFC 9112 §3.2), and `Uri` would
+    // drop one silently: the service would see another target than the
+    // one sent (`/admin#/../public` as `/admin`).
+    if path_bytes.contains(&b'#') {
+        return Err(RequestError::Malformed("fragment in request target"));
+    }
     let method = Method::from_bytes(&head[found.method.clone()])
         .map_err(|_| RequestError::Malformed("invalid method"))?;
 
@@ -364,9 +371,14 @@ fn check_target(method: &Method, path: &[u8], uri: &Uri) -> Result<(), RequestEr
                 ))
             }
         }
-        // absolute-form
-        _ if uri.scheme().is_some() && uri.authority().is_some() => Ok(()),
-        _ => Err(RequestError::Malformed("invalid request target")),
+        // absolute-form; userinfo in it is an error (RFC 9110 §4.2.4).
+        _ => match (uri.scheme(), uri.authority()) {
+            (Some(_), Some(a)) if a.as_str().contains('@') => {
+                Err(RequestError::Malformed("userinfo in request target"))
+            }
+            (Some(_), Some(_)) => Ok(()),
+            _ => Err(RequestError::Malformed("invalid request target")),
+        },
     }
 }
 

@@ -8,6 +8,7 @@ use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, BytesMut};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as HttpBody;
 use spargio_rt::io::{flush_and_read, flush_beside};
@@ -194,7 +195,9 @@ where
         if input.eof {
             return Ok(Next::Closed);
         }
-        let idle = input.buf.is_empty();
+        // Nothing of a request has come: the buffer is empty (its empty
+        // lines were dropped) or holds only the CR of one more.
+        let idle = input.buf.is_empty() || input.buf[..] == *b"\r";
         // The read goes out together with the write of the queued
         // responses (one ring submission for both), instead of after it;
         // quietly only where the transport allows it (not TLS).
@@ -221,11 +224,18 @@ where
 
 /// Takes a whole request head off the front of the input buffer into
 /// `head`, if one is there (or says why what is there is refused).
+///
+/// Empty lines before it are dropped first (RFC 9112 §2.2 has a server
+/// ignore them; some clients send a CRLF after a body): they are no part
+/// of a request, so a connection holding only them waits as an idle one,
+/// bounded by the idle and header-read timeouts and ended by a graceful
+/// shutdown, and a stream of them cannot hold it open any longer.
 fn parse_buffered<R>(
     input: &mut Input<R>,
     cfg: &HttpConfig,
     head: &mut RequestHead,
 ) -> Option<Next> {
+    skip_empty_lines(&mut input.buf);
     if input.buf.is_empty() {
         return None;
     }
@@ -233,6 +243,22 @@ fn parse_buffered<R>(
         Ok(true) => Some(Next::Head),
         Ok(false) => None,
         Err(e) => Some(Next::Bad(e.status())),
+    }
+}
+
+/// Drops the empty lines (CRLF, or a bare LF, which RFC 9112 §2.2 also
+/// allows) at the front of `buf`. A CR whose LF has not come yet stays.
+fn skip_empty_lines(buf: &mut BytesMut) {
+    let mut n = 0;
+    loop {
+        match buf[n..] {
+            [b'\n', ..] => n += 1,
+            [b'\r', b'\n', ..] => n += 2,
+            _ => break,
+        }
+    }
+    if n > 0 {
+        buf.advance(n);
     }
 }
 
@@ -569,6 +595,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leading_empty_lines_are_skipped_up_to_a_lone_cr() {
+        let skipped = |raw: &[u8]| {
+            let mut buf = BytesMut::from(raw);
+            skip_empty_lines(&mut buf);
+            buf
+        };
+        assert_eq!(skipped(b"\r\n"), &b""[..]);
+        assert_eq!(skipped(b"\r\n\n\r\nGET"), &b"GET"[..]);
+        assert_eq!(skipped(b"\r\n\r"), &b"\r"[..]);
+        assert_eq!(skipped(b"\rGET"), &b"\rGET"[..]);
+        assert_eq!(skipped(b"GET\r\n"), &b"GET\r\n"[..]);
+    }
 
     #[test]
     fn the_route_is_the_first_path_segment() {

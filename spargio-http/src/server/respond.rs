@@ -193,13 +193,12 @@ where
 /// written (not an upgrade, an interim status, or a bodiless answer).
 fn writes_body<B: HttpBody>(ex: &Exchange, resp: &Response<B>) -> bool {
     let status = resp.status();
-    let tunnel = ex.method == Method::CONNECT && status.is_success();
-    if status.is_informational() || tunnel {
+    if status.is_informational() {
         return false;
     }
     let exact = resp.body().size_hint().exact();
-    h1::response_framing(&ex.method, ex.version, status, resp.headers(), exact)
-        != ResponseFraming::NoBody
+    let framing = h1::response_framing(&ex.method, ex.version, status, resp.headers(), exact);
+    !matches!(framing, ResponseFraming::NoBody | ResponseFraming::Tunnel)
 }
 
 /// Writes what follows a queued head: the body, if it has one.
@@ -376,14 +375,20 @@ where
             // client reading a stream it cannot parse.
             return internal_error(out, false);
         }
-        // The head goes out with no body framing; then the handler that
-        // took the upgrade gets the raw connection.
+        // The head goes out with no body framing (a 2xx to CONNECT not
+        // even the handler's Content-Length); then the handler that took
+        // the upgrade gets the raw connection.
+        let framing = if tunnel {
+            ResponseFraming::Tunnel
+        } else {
+            ResponseFraming::NoBody
+        };
         let encoded = h1::encode_response_head(
             &mut out.buf,
             ex.version,
             status,
             resp.headers(),
-            ResponseFraming::NoBody,
+            framing,
             None,
             true,
         );
@@ -432,7 +437,9 @@ where
         return internal_error(out, keep_alive);
     }
     match framing {
-        ResponseFraming::NoBody => Head::Done(Responded::Done { keep_alive }),
+        ResponseFraming::NoBody | ResponseFraming::Tunnel => {
+            Head::Done(Responded::Done { keep_alive })
+        }
         _ => Head::Body {
             body: resp.into_body(),
             framing,
@@ -581,7 +588,7 @@ fn put_frame<W, D: Buf, E>(
                     out.put_data(data);
                 }
                 ResponseFraming::CloseDelimited => out.put_data(data),
-                ResponseFraming::NoBody => {}
+                ResponseFraming::NoBody | ResponseFraming::Tunnel => {}
             }
             *written += n as u64;
             None

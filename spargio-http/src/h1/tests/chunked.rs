@@ -95,6 +95,24 @@ fn chunk_extensions_are_bounded_per_body() {
     assert!(decode_all(b"1;abcdefghij\r\na\r\n0\r\n\r\n", &limits).is_err());
 }
 
+/// Whitespace between a chunk size and its extension is framing overhead
+/// like the extension itself: it counts against the same budget, so a
+/// client cannot send an endless run of it.
+#[test]
+fn whitespace_after_a_chunk_size_counts_against_the_extension_budget() {
+    let limits = Limits {
+        max_chunk_ext_bytes: 10,
+        ..Limits::default()
+    };
+    let mut input = b"1".to_vec();
+    input.extend_from_slice(&[b' '; 100]);
+    input.extend_from_slice(b";a\r\nx\r\n0\r\n\r\n");
+    let e = decode_all(&input, &limits).unwrap_err();
+    assert_eq!(e, ChunkedError("chunk extensions too large"));
+    // Within the budget, whitespace and extension together are fine.
+    assert!(decode_all(b"1  \t;abcdef\r\nx\r\n0\r\n\r\n", &limits).is_ok());
+}
+
 #[test]
 fn control_bytes_in_chunk_extension_rejected() {
     err(b"1;a\0b\r\nx\r\n0\r\n\r\n");

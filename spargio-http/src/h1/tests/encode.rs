@@ -108,8 +108,14 @@ fn framing_head_has_no_body() {
 #[test]
 fn framing_connect_2xx_has_no_body() {
     assert_eq!(
-        framing(Method::CONNECT, Version::HTTP_11, 200, &[], None),
-        ResponseFraming::NoBody
+        framing(
+            Method::CONNECT,
+            Version::HTTP_11,
+            200,
+            &[("content-length", "0")],
+            Some(0)
+        ),
+        ResponseFraming::Tunnel
     );
     assert_eq!(
         framing(Method::CONNECT, Version::HTTP_11, 407, &[], None),
@@ -352,6 +358,22 @@ fn response_head_204_has_no_length() {
         true,
     );
     assert_eq!(without_date(&head), "HTTP/1.1 204 No Content\r\n\r\n");
+}
+
+/// A 2xx to CONNECT gets no Content-Length or Transfer-Encoding, not
+/// even the service's own (RFC 9110 §9.3.6).
+#[test]
+fn response_head_tunnel_has_no_length() {
+    let h = headers(&[("content-length", "0"), ("transfer-encoding", "chunked")]);
+    let head = response(
+        Version::HTTP_11,
+        200,
+        &h,
+        ResponseFraming::Tunnel,
+        Some(5),
+        true,
+    );
+    assert_eq!(without_date(&head), "HTTP/1.1 200 OK\r\n\r\n");
 }
 
 #[test]

@@ -236,6 +236,32 @@ fn invalid_targets_are_rejected() {
     assert_bad_request("GET http:/a HTTP/1.1\r\nHost: h\r\n\r\n");
 }
 
+/// A request-target has no fragment (RFC 9112 §3.2); `http::Uri` would
+/// drop one silently, handing the service a different path than the one
+/// sent (`/admin#/../public` as `/admin`).
+#[test]
+fn a_fragment_in_the_target_is_rejected() {
+    assert_bad_request("GET /a#b HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_bad_request("GET /admin#/../public HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_bad_request("GET /a?q=1# HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_bad_request("GET http://h/a#b HTTP/1.1\r\nHost: h\r\n\r\n");
+}
+
+/// Userinfo in an absolute-form target is an error (RFC 9110 §4.2.4), as
+/// it is in a CONNECT target and in Host.
+#[test]
+fn userinfo_in_an_absolute_target_is_rejected() {
+    assert_bad_request("GET http://u:p@host/ HTTP/1.1\r\nHost: host\r\n\r\n");
+    assert_bad_request("GET http://u@host/ HTTP/1.1\r\nHost: host\r\n\r\n");
+    // An `@` in the path is no userinfo.
+    assert_eq!(
+        head("GET http://host/a@b HTTP/1.1\r\nHost: host\r\n\r\n")
+            .uri
+            .path(),
+        "/a@b"
+    );
+}
+
 #[test]
 fn targets_are_as_lenient_as_http_uri() {
     // `http::Uri` lets some bytes outside RFC 3986 through (`{`, `}`, `|`),
