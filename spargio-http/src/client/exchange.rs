@@ -10,6 +10,7 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -200,7 +201,8 @@ enum WriteEnd {
     Done,
     /// The connection failed.
     Io(io::Error),
-    /// The request body failed; the write side was shut down.
+    /// The request body failed; the write side was shut down, or the
+    /// connection is to be dropped (see [`body_failed`]).
     Body(BoxError),
 }
 
@@ -267,7 +269,10 @@ where
     let limits = &ctx.inner.config.limits;
     let mut written: Option<WriteEnd> = None;
     let (delivery, keep_alive) = {
-        let mut writer = pin!(write_request(&mut output, body, framing));
+        // Set once the response head is in: from then on a failing request
+        // body shuts the write side down and the response goes on coming.
+        let head_in = AtomicBool::new(false);
+        let mut writer = pin!(write_request(&mut output, body, framing, &head_in));
 
         // Until the head: write and read side by side, under the request
         // timeout.
@@ -314,6 +319,7 @@ where
             Some(Ok(Err(e))) => return head_failed(ctx, e, written),
             Some(Ok(Ok(head))) => head,
         };
+        head_in.store(true, Ordering::Relaxed);
 
         let mut keep_alive = head.keep_alive && ctx.reuse_allowed;
         let body_length = head.body;
@@ -423,7 +429,12 @@ fn response_from(head: ResponseHead) -> Response<Body> {
 
 /// Writes the request: the head already in `out.buf`, then the body with
 /// `framing`.
-async fn write_request<B>(out: &mut Output, body: Option<B>, framing: BodyLength) -> WriteEnd
+async fn write_request<B>(
+    out: &mut Output,
+    body: Option<B>,
+    framing: BodyLength,
+    head_in: &AtomicBool,
+) -> WriteEnd
 where
     B: HttpBody,
     B::Error: Into<BoxError>,
@@ -453,7 +464,7 @@ where
         let frame = match frame {
             None => break,
             Some(Ok(frame)) => frame,
-            Some(Err(e)) => return body_failed(out, e.into()).await,
+            Some(Err(e)) => return body_failed(out, e.into(), head_in).await,
         };
         match frame.into_data() {
             Ok(data) => {
@@ -468,7 +479,7 @@ where
                             let msg = format!(
                                 "the request body is longer than its content-length ({len} bytes)"
                             );
-                            return body_failed(out, msg.into()).await;
+                            return body_failed(out, msg.into(), head_in).await;
                         }
                         out.put_data(data);
                     }
@@ -494,11 +505,11 @@ where
             let msg = format!(
                 "the request body is shorter than its content-length ({sent} of {len} bytes)"
             );
-            return body_failed(out, msg.into()).await;
+            return body_failed(out, msg.into(), head_in).await;
         }
         BodyLength::Chunked => {
             if let Err(e) = encode_last_chunk(&mut out.buf, trailers.as_ref()) {
-                return body_failed(out, e.into()).await;
+                return body_failed(out, e.into(), head_in).await;
             }
         }
         BodyLength::Length(_) | BodyLength::Empty => {}
@@ -510,9 +521,18 @@ where
 }
 
 /// Ends a request whose body failed: the server sees the connection's
-/// write side close in the middle of the body.
-async fn body_failed(out: &mut Output, err: BoxError) -> WriteEnd {
-    let _ = out.shutdown().await;
+/// write side close in the middle of the body (shut down here once the
+/// response head is in; before it, closed with the whole connection when
+/// the attempt drops it).
+async fn body_failed(out: &mut Output, err: BoxError, head_in: &AtomicBool) -> WriteEnd {
+    // Before the response head the attempt fails at once and drops (closes)
+    // the connection; a shutdown awaited here could let the server's close,
+    // its answer to our FIN, be read first and the failure be reported as
+    // the server closing. After the head, the response still comes in, so
+    // only the write side ends.
+    if head_in.load(Ordering::Relaxed) {
+        let _ = out.shutdown().await;
+    }
     WriteEnd::Body(err)
 }
 
