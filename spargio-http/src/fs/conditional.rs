@@ -1,14 +1,19 @@
 //! Validators (`ETag`, `Last-Modified`) and the conditional request
 //! headers that use them (RFC 9110 §8.8 and §13).
 //!
-//! The `ETag` is strong: `"<inode>-<size>-<mtime>"`, each in lowercase
-//! hex, the mtime in nanoseconds since the Unix epoch (`0` when the
-//! filesystem gives none). Rewriting a file in place changes its mtime;
-//! replacing it (rename over) changes its inode; so two different
-//! contents practically never share a tag. Being strong, it can be used
-//! with `If-Range` and `If-Match`.
+//! The `ETag` is `"<inode>-<size>-<mtime>"`, each in lowercase hex, the
+//! mtime in nanoseconds since the Unix epoch (`0` when the filesystem
+//! gives none). Rewriting a file in place changes its mtime; replacing it
+//! (rename over) changes its inode; so two different contents practically
+//! never share a tag, and the tag is strong, usable with `If-Range` and
+//! `If-Match`. Except while the mtime is less than a second old (or in the
+//! future, or missing): the kernel stamps mtimes from a clock that ticks
+//! coarsely, so a second write within the same tick, of the same size,
+//! would leave the tag unchanged. Such a tag is sent weak (`W/"..."`), as
+//! the `Last-Modified` date of a file modified within the current second
+//! already was, and only weak comparison (`If-None-Match`) matches it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE,
@@ -22,8 +27,11 @@ const MAX_HTTP_DATE_SECS: u64 = 253_402_300_799;
 /// A file's validators.
 #[derive(Debug, Clone)]
 pub(crate) struct Validators {
-    /// The quoted strong entity tag, e.g. `"1a2b-400-17f..."`.
+    /// The quoted entity tag, e.g. `"1a2b-400-17f..."`, without `W/`.
     etag: String,
+    /// Whether the tag is weak: the mtime is too recent (or unknown) for
+    /// the tag to be sure to change with the content.
+    etag_is_weak: bool,
     /// Modification time in whole seconds since the epoch, if the
     /// filesystem reports one that an HTTP date can carry.
     modified_secs: Option<u64>,
@@ -46,36 +54,47 @@ pub(crate) enum Precondition {
 }
 
 impl Validators {
-    /// The validators of a file with these metadata.
+    /// The validators of a file with these metadata (from an `fstat` just
+    /// done).
+    ///
+    /// The clock is read here, just after the `fstat`: the one-second
+    /// window that makes a recent mtime weak is far wider than that delay
+    /// and than the tick the kernel stamps mtimes with.
     pub(crate) fn new(meta: &Metadata) -> Self {
-        let modified = meta.modified().ok();
-        let mtime_nanos = modified
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+        let mtime_nanos = mtime.map_or(0, |d| d.as_nanos());
         let etag = format!("\"{:x}-{:x}-{:x}\"", meta.ino(), meta.len(), mtime_nanos);
         // A modification time in the future (clock skew, an unpacked
         // archive) is sent as now (RFC 9110, 8.8.2.1): a future date would
         // make a client's later `If-Modified-Since` match a newer file.
-        let now_secs = std::time::SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let mtime_secs = modified
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_secs());
+        let now_secs = now.as_secs();
+        let mtime_secs = mtime.map(|d| d.as_secs());
         let modified_secs = mtime_secs
             .map(|s| s.min(now_secs))
             .filter(|&s| s <= MAX_HTTP_DATE_SECS);
         Validators {
             etag,
+            etag_is_weak: mtime.is_none_or(|m| m + Duration::from_secs(1) > now),
             modified_secs,
             date_is_strong: mtime_secs.is_some_and(|m| m < now_secs),
         }
     }
 
-    /// The `ETag` header value.
+    /// The `ETag` header value (`W/"..."` when weak).
     pub(crate) fn etag_header(&self) -> HeaderValue {
-        // Hex digits, dashes and quotes only: always a valid value.
-        HeaderValue::from_str(&self.etag).expect("an ETag of hex digits is a valid header value")
+        let value = if self.etag_is_weak {
+            format!("W/{}", self.etag)
+        } else {
+            self.etag.clone()
+        };
+        // Hex digits, dashes, quotes and `W/` only: always a valid value.
+        HeaderValue::from_str(&value).expect("an ETag of hex digits is a valid header value")
     }
 
     /// The `Last-Modified` header value, if there is a usable mtime.
@@ -112,7 +131,7 @@ impl Validators {
 
     /// Whether a `Range` may be honoured given `If-Range` (RFC 9110
     /// §13.1.5): true without the header; with an entity tag, only if it
-    /// is strongly equal to ours; with a date, only if it is exactly our
+    /// is strongly equal to ours (both strong, same tag); with a date, only if it is exactly our
     /// `Last-Modified` and that date is strong (the file was not modified
     /// within the current second). Anything unparsable means "send
     /// everything".
@@ -128,8 +147,9 @@ impl Validators {
         };
         let value = value.trim();
         if value.starts_with('"') || value.starts_with("W/") {
-            return matches!(parse_tags(value), Some(TagList::Tags(tags))
-                if tags.len() == 1 && !tags[0].weak && tags[0].opaque == self.opaque());
+            return !self.etag_is_weak
+                && matches!(parse_tags(value), Some(TagList::Tags(tags))
+                    if tags.len() == 1 && !tags[0].weak && tags[0].opaque == self.opaque());
         }
         match (parse_date(value), self.modified_secs) {
             (Some(d), Some(m)) => self.date_is_strong && d == m,
@@ -149,7 +169,7 @@ impl Validators {
             TagList::Any => true,
             TagList::Tags(tags) => tags
                 .iter()
-                .any(|t| t.opaque == self.opaque() && !(strong && t.weak)),
+                .any(|t| t.opaque == self.opaque() && !(strong && (t.weak || self.etag_is_weak))),
         }
     }
 }
@@ -248,6 +268,7 @@ mod tests {
     fn validators(modified_secs: Option<u64>) -> Validators {
         Validators {
             etag: "\"abc-10-ff\"".to_owned(),
+            etag_is_weak: false,
             modified_secs,
             date_is_strong: true,
         }
@@ -348,5 +369,31 @@ mod tests {
         };
         assert!(!recent.if_range_allows(&headers(&[(IF_RANGE, DATE_1000)])));
         assert!(recent.if_range_allows(&headers(&[(IF_RANGE, r#""abc-10-ff""#)])));
+    }
+
+    #[test]
+    fn fs_weak_etag() {
+        let v = Validators {
+            etag_is_weak: true,
+            ..validators(Some(1000))
+        };
+        assert_eq!(v.etag_header(), "W/\"abc-10-ff\"");
+        assert_eq!(validators(Some(1000)).etag_header(), "\"abc-10-ff\"");
+        let pre = |n: HeaderName, s| v.precondition(&headers(&[(n, s)]));
+        // Weak comparison: If-None-Match matches either form.
+        assert_eq!(
+            pre(IF_NONE_MATCH, r#"W/"abc-10-ff""#),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            pre(IF_NONE_MATCH, r#""abc-10-ff""#),
+            Precondition::NotModified
+        );
+        // Strong comparison never matches a weak tag: If-Match fails
+        // (unless `*`), If-Range sends everything.
+        assert_eq!(pre(IF_MATCH, r#""abc-10-ff""#), Precondition::Failed);
+        assert_eq!(pre(IF_MATCH, r#"W/"abc-10-ff""#), Precondition::Failed);
+        assert_eq!(pre(IF_MATCH, "*"), Precondition::Proceed);
+        assert!(!v.if_range_allows(&headers(&[(IF_RANGE, r#""abc-10-ff""#)])));
     }
 }

@@ -19,14 +19,16 @@
 //! `; charset=utf-8` for text), `Content-Length` (set explicitly, so a
 //! `HEAD` response reports the real length though its body is empty),
 //! `Accept-Ranges: bytes`, `ETag` and `Last-Modified`. The `ETag` is
-//! strong, `"<inode>-<size>-<mtime ns>"` in hex; `Last-Modified` is the
-//! mtime (omitted if the filesystem has none).
+//! `"<inode>-<size>-<mtime ns>"` in hex, strong once the mtime is a second
+//! old, weak (`W/"..."`) before that (a second write within the same
+//! clock tick could leave it unchanged); `Last-Modified` is the mtime
+//! (omitted if the filesystem has none).
 //!
 //! | Situation | Status |
 //! |---|---|
 //! | method other than `GET` / `HEAD` | `405`, `Allow: GET, HEAD` |
 //! | path with `.`, `..`, `%2f`, `\`/`%5c` or NUL segments | `404` |
-//! | missing file, not a regular file, symlink escaping the root | `404` |
+//! | missing file, not a regular file (a FIFO or device is not even opened), symlink escaping the root | `404` |
 //! | the OS denies access (`EACCES` / `EPERM`) | `403` |
 //! | directory without trailing slash (index on) | `308`, `Location: ./name/` |
 //! | `If-Match` / `If-Unmodified-Since` fails | `412` |
@@ -42,7 +44,9 @@
 
 mod body;
 mod conditional;
+mod confine;
 mod mime;
+mod open;
 mod path;
 mod range;
 mod respond;
@@ -50,6 +54,8 @@ mod root;
 mod serve_dir;
 mod serve_file;
 
+#[cfg(test)]
+mod safety_tests;
 #[cfg(test)]
 mod tests;
 

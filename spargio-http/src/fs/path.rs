@@ -1,9 +1,9 @@
 //! Turning a request path into a relative filesystem path, safely.
 //!
 //! Only the lexical part lives here: percent-decoding and refusing every
-//! segment that could climb out of the root or smuggle a separator. The
-//! symlink check (the resolved file must stay under the canonical root)
-//! is done by the service after this, see [`super::serve_dir`].
+//! segment that could climb out of the root or smuggle a separator.
+//! Symlinks are kept under the root by the kernel as the path is opened,
+//! see [`super::confine`].
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

@@ -1,6 +1,7 @@
-//! What both services share: opening a regular file, building the
-//! response for it (validators, preconditions, ranges, `HEAD`), the error
-//! responses, and the response future.
+//! What both services share: building the response for an opened
+//! regular file (validators, preconditions, ranges, `HEAD`), the error
+//! responses, and the response future. (Opening is in
+//! [`open`](super::open).)
 
 use std::convert::Infallible;
 use std::fmt;
@@ -16,7 +17,7 @@ use http::header::{
 };
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
-use spargio_rt::fs::{File, Metadata, OpenOptions};
+use spargio_rt::fs::{File, Metadata};
 
 use super::body::{FileBody, DEFAULT_CHUNK_SIZE};
 use super::conditional::{Precondition, Validators};
@@ -45,26 +46,6 @@ pub(crate) struct Opened {
     pub(crate) content_type: HeaderValue,
     /// The file is the `.gz` sibling: send `Content-Encoding: gzip`.
     pub(crate) gzip: bool,
-}
-
-/// Opens `path` read-only and non-blocking (so a FIFO cannot stall the
-/// open), without following a final symlink if `nofollow`, and returns it
-/// with its `fstat`.
-pub(crate) async fn open(path: &Path, nofollow: bool) -> io::Result<(File, Metadata)> {
-    // O_NOCTTY: a terminal device under the root never becomes the
-    // process's controlling terminal. O_LARGEFILE: files over 2 GiB open on
-    // 32-bit targets too (io_uring's openat does not add it there).
-    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_LARGEFILE;
-    if nofollow {
-        flags |= libc::O_NOFOLLOW;
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)
-        .await?;
-    let meta = file.metadata().await?;
-    Ok((file, meta))
 }
 
 /// `path` with `.gz` appended to its file name.
@@ -214,7 +195,8 @@ pub(crate) fn redirect(location: &str) -> Response<FileBody> {
 
 /// The response for a failed filesystem call: `404` for a path that does
 /// not lead to a file (missing, through a non-directory, a symlink loop,
-/// a name too long, a socket or a device that cannot be opened), `403` when the OS denies access, `500` otherwise.
+/// a name too long, a socket or a device that cannot be opened, a symlink
+/// out of the root), `403` when the OS denies access, `500` otherwise.
 pub(crate) fn io_error(e: &io::Error) -> Response<FileBody> {
     empty(io_error_status(e))
 }
@@ -227,6 +209,8 @@ fn io_error_status(e: &io::Error) -> StatusCode {
             | libc::ELOOP
             | libc::ENAMETOOLONG
             | libc::EISDIR
+            // A symlink out of the root (`RESOLVE_BENEATH`).
+            | libc::EXDEV
             // A socket, or a device with nothing behind it: not a file.
             | libc::ENXIO
             | libc::ENODEV
@@ -302,6 +286,7 @@ mod tests {
         assert_eq!(st(libc::ENOENT), StatusCode::NOT_FOUND);
         assert_eq!(st(libc::ENOTDIR), StatusCode::NOT_FOUND);
         assert_eq!(st(libc::ELOOP), StatusCode::NOT_FOUND);
+        assert_eq!(st(libc::EXDEV), StatusCode::NOT_FOUND);
         assert_eq!(st(libc::EACCES), StatusCode::FORBIDDEN);
         assert_eq!(st(libc::EIO), StatusCode::INTERNAL_SERVER_ERROR);
     }

@@ -6,16 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_util::future::join_all;
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use spargio_rt::fs::{File, Metadata};
 
 use super::body::FileBody;
+use super::confine::open_under;
 use super::mime::content_type_for;
+use super::open::Found;
 use super::path::{self, RequestPath};
 use super::respond::{self, Opened, ResponseFuture, ServeOptions};
-use super::root::ResolvedRoot;
+use super::root::{ResolvedRoot, Root};
 
 /// A tower service that serves the files under a root directory, for
 /// `GET` and `HEAD` requests.
@@ -31,18 +32,24 @@ use super::root::ResolvedRoot;
 ///
 /// Path safety: a request whose decoded path has a `.` or `..` segment,
 /// or a segment holding `/` (`%2f`), `\` (`%5c`) or NUL, gets `404`
-/// before the filesystem is touched. The path found must then resolve,
-/// symlinks followed, to a place under the canonical root, or the answer
-/// is again `404`: a symlink inside the root that points inside it is
-/// followed, one that points outside is refused as if the file did not
-/// exist. The check costs one `statx` (not following symlinks) per path
-/// component, all submitted together on the ring; only a path that does
-/// contain a symlink is `canonicalize`d (on the blocking pool), as is the
-/// root itself at most once a second (so re-pointing a symlinked root, a
-/// deploy, is picked up without a restart). The
-/// resolved path is what gets opened, with `O_NOFOLLOW`. (Someone who can
-/// swap a checked directory for a symlink between the check and the open
-/// could still race it; the root is meant to hold trusted content.)
+/// before the filesystem is touched. The path is then opened by the
+/// kernel relative to a handle on the canonical root with `openat2`'s
+/// `RESOLVE_BENEATH`: a symlink inside the root that points inside it is
+/// followed, one that leads outside is refused as if the file did not
+/// exist (`404`). Since the kernel checks while it resolves, swapping a
+/// directory for a symlink mid-request cannot get a path out either.
+/// Absolute symlinks, which `RESOLVE_BENEATH` refuses even when they point
+/// back inside, are resolved with `canonicalize` (on the blocking pool),
+/// checked against the root, and opened again with no symlink allowed.
+/// The root itself is resolved and opened at most once a second (so
+/// re-pointing a symlinked root, a deploy, is picked up without a
+/// restart).
+///
+/// Only regular files and directories are opened: what the path names is
+/// looked at through an `O_PATH` handle first, so a FIFO or a device under
+/// the root is answered `404` without being opened (opening a FIFO would
+/// release a writer waiting for a reader; opening a device can have side
+/// effects).
 ///
 /// ```no_run
 /// use http::Request;
@@ -70,9 +77,9 @@ pub struct ServeDir {
 #[derive(Debug, Clone)]
 struct DirConfig {
     root: PathBuf,
-    /// The root with symlinks resolved, looked up again every second: a
-    /// symlinked root re-pointed at another directory
-    /// (a deploy) is served from there a moment later.
+    /// The root with symlinks resolved, and a handle on it, looked up
+    /// again every second: a symlinked root re-pointed at another
+    /// directory (a deploy) is served from there a moment later.
     canonical_root: Arc<ResolvedRoot>,
     append_index_html: bool,
     options: ServeOptions,
@@ -104,10 +111,13 @@ impl ServeDir {
     }
 
     /// Serves `<file>.gz` instead of `<file>`, with `Content-Encoding:
-    /// gzip`, when the client accepts gzip and that file exists (it must
-    /// pass the same root check). `Content-Type` stays the original
-    /// file's, and every response gets `Vary: accept-encoding`. Ranges and
-    /// validators then apply to the compressed file.
+    /// gzip`, when the client accepts gzip and that file exists as a
+    /// regular file (opened as safely as any other). `<file>` is the path
+    /// asked for (`index.html` under it for a directory), as in
+    /// tower-http: a symlink `alias.txt -> hello.txt` has the twin
+    /// `alias.txt.gz`, not `hello.txt.gz`. `Content-Type` stays the
+    /// original file's, and every response gets `Vary: accept-encoding`.
+    /// Ranges and validators then apply to the compressed file.
     pub fn precompressed_gzip(mut self) -> Self {
         Arc::make_mut(&mut self.config).options.precompressed_gzip = true;
         self
@@ -141,18 +151,6 @@ impl<B: Send + 'static> tower_service::Service<Request<B>> for ServeDir {
     }
 }
 
-/// Where a request leads under the canonical root.
-enum Found {
-    /// A path that exists and stays under the root, canonical.
-    Path(PathBuf),
-    /// The answer is already known (missing, escapes the root, error).
-    Response(Response<FileBody>),
-}
-
-/// Paths deeper than this skip the per-component check and go straight
-/// to `canonicalize`, so one request cannot queue hundreds of `statx`.
-const MAX_FAST_DEPTH: usize = 32;
-
 async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
     if !respond::method_allowed(&parts.method) {
         return respond::method_not_allowed();
@@ -164,51 +162,43 @@ async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
         Ok(root) => root,
         Err(e) => return respond::io_error(&e),
     };
-    let target = match confine(&root, &root, &request_path.relative).await {
-        Found::Path(p) => p,
-        Found::Response(res) => return res,
-    };
-    let (file, meta) = match respond::open(&target, true).await {
-        Ok(opened) => opened,
+    // `served` is the path asked for (with `index.html` for a directory):
+    // it picks the Content-Type (a symlink `latest` -> `v2.css` is typed
+    // by `latest`) and names the `.gz` twin.
+    let (file, meta, served) = match open_under(&root, &request_path.relative).await {
         Err(e) => return respond::io_error(&e),
+        Ok(Found::Other) => return respond::empty(StatusCode::NOT_FOUND),
+        Ok(Found::File(file, meta)) => {
+            if request_path.trailing_slash {
+                // `/file.txt/`: not a directory.
+                return respond::empty(StatusCode::NOT_FOUND);
+            }
+            (file, meta, request_path.relative)
+        }
+        Ok(Found::Dir) => {
+            if !config.append_index_html {
+                return respond::empty(StatusCode::NOT_FOUND);
+            }
+            if !request_path.trailing_slash {
+                return redirect_to_dir(&request_path, &parts);
+            }
+            let index = request_path.relative.join(INDEX);
+            match open_under(&root, &index).await {
+                Ok(Found::File(file, meta)) => (file, meta, index),
+                Ok(Found::Dir | Found::Other) => return respond::empty(StatusCode::NOT_FOUND),
+                Err(e) => return respond::io_error(&e),
+            }
+        }
     };
-
-    // `name` is what the client asked for: it picks the Content-Type
-    // (a symlink `latest` -> `v2.css` is typed by `latest`).
-    let (file, meta, target, name) = if meta.is_dir() {
-        drop(file);
-        if !config.append_index_html {
-            return respond::empty(StatusCode::NOT_FOUND);
-        }
-        if !request_path.trailing_slash {
-            return redirect_to_dir(&request_path, &parts);
-        }
-        let index = match confine(&root, &target, Path::new(INDEX)).await {
-            Found::Path(p) => p,
-            Found::Response(res) => return res,
-        };
-        match respond::open(&index, true).await {
-            Ok((file, meta)) => (file, meta, index, request_path.relative.join(INDEX)),
-            Err(e) => return respond::io_error(&e),
-        }
-    } else if request_path.trailing_slash {
-        // `/file.txt/`: not a directory.
-        return respond::empty(StatusCode::NOT_FOUND);
-    } else {
-        (file, meta, target, request_path.relative)
-    };
-    if !meta.is_file() {
-        return respond::empty(StatusCode::NOT_FOUND);
-    }
 
     let mut opened = Opened {
         file,
         meta,
-        content_type: content_type_for(&name),
+        content_type: content_type_for(&served),
         gzip: false,
     };
     if config.options.precompressed_gzip && respond::accepts_gzip(&parts) {
-        if let Some((file, meta)) = open_gz(&root, &target).await {
+        if let Some((file, meta)) = open_gz(&root, &served).await {
             opened.file = file;
             opened.meta = meta;
             opened.gzip = true;
@@ -220,72 +210,18 @@ async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
 /// The file a directory request serves.
 const INDEX: &str = "index.html";
 
-/// The canonical root (see [`ResolvedRoot`]).
-async fn canonical_root(config: &DirConfig) -> io::Result<Arc<Path>> {
+/// The canonical root and its handle (see [`ResolvedRoot`]).
+async fn canonical_root(config: &DirConfig) -> io::Result<Arc<Root>> {
     config.canonical_root.get(&config.root).await
 }
 
-/// Resolves `base/tail` and checks that it exists and stays under `root`.
-/// `root` and `base` are canonical, `base` lies under `root`, and `tail`
-/// is relative with plain components only (no `.` or `..`: see
-/// [`path::decode`]).
-///
-/// Fast path: `statx` without following symlinks on every prefix of
-/// `base/tail`, all submitted at once on the ring. If none is a symlink,
-/// `base/tail` is already canonical and under `root`. Only when one is
-/// a symlink (or the path is very deep) does the path go through
-/// `canonicalize` on the blocking pool, and the result is checked
-/// against `root`.
-async fn confine(root: &Path, base: &Path, tail: &Path) -> Found {
-    let full = base.join(tail);
-    let depth = tail.components().count();
-    if depth == 0 {
-        return Found::Path(full);
+/// The `.gz` twin of `served` (relative to the root), if it is a regular
+/// file under the root.
+async fn open_gz(root: &Root, served: &Path) -> Option<(File, Metadata)> {
+    match open_under(root, &respond::gz_sibling(served)).await {
+        Ok(Found::File(file, meta)) => Some((file, meta)),
+        _ => None,
     }
-    if depth <= MAX_FAST_DEPTH {
-        let mut prefix = base.to_path_buf();
-        let prefixes: Vec<PathBuf> = tail
-            .components()
-            .map(|c| {
-                prefix.push(c);
-                prefix.clone()
-            })
-            .collect();
-        let stats = join_all(prefixes.iter().map(spargio_rt::fs::symlink_metadata)).await;
-        let mut saw_symlink = false;
-        for stat in stats {
-            match stat {
-                Ok(meta) if meta.is_symlink() => {
-                    saw_symlink = true;
-                    break;
-                }
-                Ok(_) => {}
-                // The first failing prefix (before any symlink) says why.
-                Err(e) => return Found::Response(respond::io_error(&e)),
-            }
-        }
-        if !saw_symlink {
-            return Found::Path(full);
-        }
-    }
-    match spargio_rt::fs::canonicalize(&full).await {
-        Ok(resolved) if resolved.starts_with(root) => Found::Path(resolved),
-        // A symlink out of the root: as if it did not exist.
-        Ok(_) => Found::Response(respond::empty(StatusCode::NOT_FOUND)),
-        Err(e) => Found::Response(respond::io_error(&e)),
-    }
-}
-
-/// The `.gz` twin of the file being served (`target`, canonical), if it
-/// exists under the root and is a regular file.
-async fn open_gz(root: &Path, target: &Path) -> Option<(File, Metadata)> {
-    let dir = target.parent()?;
-    let gz_name = respond::gz_sibling(Path::new(target.file_name()?));
-    let Found::Path(gz) = confine(root, dir, &gz_name).await else {
-        return None;
-    };
-    let (file, meta) = respond::open(&gz, true).await.ok()?;
-    meta.is_file().then_some((file, meta))
 }
 
 /// `308` to the same path with a trailing slash, as a relative reference

@@ -1,15 +1,18 @@
 //! [`ServeFile`]: serves one file for every request.
 
 use std::convert::Infallible;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
+use spargio_rt::fs::{File, Metadata, ResolveFlags};
 
 use super::body::FileBody;
 use super::mime::content_type_for;
+use super::open::{self, Found, Location};
 use super::respond::{self, Opened, ResponseFuture, ServeOptions};
 
 /// A tower service that answers every `GET` and `HEAD` request with one
@@ -19,7 +22,8 @@ use super::respond::{self, Opened, ResponseFuture, ServeOptions};
 /// conditional and range requests, `405` for other methods); the path is
 /// the one given, opened afresh per request (symlinks followed), so
 /// replacing the file is picked up. A missing file, or one that is not a
-/// regular file, is `404`.
+/// regular file, is `404`; as with `ServeDir`, anything else (a FIFO, a
+/// device) is looked at through an `O_PATH` handle and never opened.
 ///
 /// ```no_run
 /// use http::Request;
@@ -112,13 +116,11 @@ async fn serve(config: Arc<FileConfig>, parts: Parts) -> Response<FileBody> {
     if !respond::method_allowed(&parts.method) {
         return respond::method_not_allowed();
     }
-    let (file, meta) = match respond::open(&config.path, false).await {
-        Ok(opened) => opened,
+    let (file, meta) = match open_file(&config.path).await {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return respond::empty(StatusCode::NOT_FOUND),
         Err(e) => return respond::io_error(&e),
     };
-    if !meta.is_file() {
-        return respond::empty(StatusCode::NOT_FOUND);
-    }
     let mut opened = Opened {
         file,
         meta,
@@ -126,13 +128,25 @@ async fn serve(config: Arc<FileConfig>, parts: Parts) -> Response<FileBody> {
         gzip: false,
     };
     if config.options.precompressed_gzip && respond::accepts_gzip(&parts) {
-        if let Ok((file, meta)) = respond::open(&respond::gz_sibling(&config.path), false).await {
-            if meta.is_file() {
-                opened.file = file;
-                opened.meta = meta;
-                opened.gzip = true;
-            }
+        if let Ok(Some((file, meta))) = open_file(&respond::gz_sibling(&config.path)).await {
+            opened.file = file;
+            opened.meta = meta;
+            opened.gzip = true;
         }
     }
     respond::respond(&parts, opened, &config.options)
+}
+
+/// Opens `path` (from the current directory, symlinks followed) if it is
+/// a regular file; `None` if it is something else.
+async fn open_file(path: &Path) -> io::Result<Option<(File, Metadata)>> {
+    let at = Location {
+        dir: None,
+        path,
+        resolve: ResolveFlags::empty(),
+    };
+    Ok(match open::open(at).await? {
+        Found::File(file, meta) => Some((file, meta)),
+        Found::Dir | Found::Other => None,
+    })
 }

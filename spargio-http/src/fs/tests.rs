@@ -27,13 +27,13 @@ fn big_content() -> Vec<u8> {
 }
 
 /// A temp dir holding `root/` (served) and `secret` (outside the root).
-struct Site {
+pub(super) struct Site {
     _tmp: TempDir,
-    base: PathBuf,
-    root: PathBuf,
+    pub(super) base: PathBuf,
+    pub(super) root: PathBuf,
 }
 
-fn site() -> Site {
+pub(super) fn site() -> Site {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().to_owned();
     let root = base.join("root");
@@ -47,6 +47,21 @@ fn site() -> Site {
     std::fs::write(root.join("docs/deep/page.css"), "body{}").unwrap();
     std::fs::write(root.join("empty.txt"), "").unwrap();
     std::fs::write(base.join("secret"), "top secret").unwrap();
+    // Written a while ago, as served files usually are: their validators
+    // are strong. (A file modified within the last second has a weak
+    // `ETag`; the tests that want one set the mtime themselves.)
+    let past = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for file in [
+        "big.bin",
+        "hello.txt",
+        "hello world.txt",
+        "index.html",
+        "docs/index.html",
+        "docs/deep/page.css",
+        "empty.txt",
+    ] {
+        set_mtime(&root.join(file), past);
+    }
     Site {
         _tmp: tmp,
         base,
@@ -62,11 +77,11 @@ fn request(method: Method, uri: &str, headers: &[(http::HeaderName, &str)]) -> R
     req.body(()).unwrap()
 }
 
-fn get(uri: &str) -> Request<()> {
+pub(super) fn get(uri: &str) -> Request<()> {
     request(Method::GET, uri, &[])
 }
 
-async fn call<S>(svc: &mut S, req: Request<()>) -> (http::response::Parts, Bytes)
+pub(super) async fn call<S>(svc: &mut S, req: Request<()>) -> (http::response::Parts, Bytes)
 where
     S: Service<Request<()>, Response = Response<FileBody>, Error = std::convert::Infallible>,
 {
@@ -388,7 +403,7 @@ async fn fs_if_range() {
 }
 
 /// Sets a file's modification time.
-fn set_mtime(path: &std::path::Path, time: std::time::SystemTime) {
+pub(super) fn set_mtime(path: &std::path::Path, time: std::time::SystemTime) {
     std::fs::File::options()
         .write(true)
         .open(path)
@@ -744,7 +759,8 @@ fn fs_services_are_send_clone() {
 #[spargio_rt::test]
 async fn fs_deep_paths() {
     let site = site();
-    // Deeper than the per-component fast path: resolved by canonicalize.
+    // A deep path (once deeper than a per-component check went), and a
+    // symlink out at its end.
     let mut dir = site.root.clone();
     let mut uri = String::new();
     for i in 0..40 {
@@ -765,18 +781,74 @@ async fn fs_deep_paths() {
 }
 
 #[spargio_rt::test]
-async fn fs_gzip_twin_follows_target_and_stays_inside() {
+async fn fs_gzip_twin_is_the_requested_name_and_stays_inside() {
+    // The twin is the name asked for with `.gz` appended, as in
+    // tower-http. (It used to be the symlink target's twin; the kernel
+    // now resolves the path as it opens it, confined to the root, and
+    // does not say where a symlink led.)
     let site = site();
     std::fs::write(site.root.join("hello.txt.gz"), "GZ-hello").unwrap();
     std::os::unix::fs::symlink("hello.txt", site.root.join("alias.txt")).unwrap();
+    std::os::unix::fs::symlink("hello.txt", site.root.join("twin.txt")).unwrap();
+    std::os::unix::fs::symlink("hello.txt.gz", site.root.join("twin.txt.gz")).unwrap();
     // A .gz that escapes the root is not used.
     std::os::unix::fs::symlink(site.base.join("secret"), site.root.join("index.html.gz")).unwrap();
+    std::os::unix::fs::symlink("../secret", site.root.join("empty.txt.gz")).unwrap();
     let mut svc = ServeDir::new(&site.root).precompressed_gzip();
     let gz = [(ACCEPT_ENCODING, "gzip")];
+    // `alias.txt.gz` does not exist: the plain file (through the alias).
     let (res, body) = call(&mut svc, request(Method::GET, "/alias.txt", &gz)).await;
+    assert!(!res.headers.contains_key(CONTENT_ENCODING));
+    assert_eq!(body, "hello, world\n");
+    let (res, body) = call(&mut svc, request(Method::GET, "/twin.txt", &gz)).await;
     assert_eq!(res.headers[CONTENT_ENCODING], "gzip");
     assert_eq!(body, "GZ-hello");
+    let (res, body) = call(&mut svc, request(Method::GET, "/empty.txt", &gz)).await;
+    assert!(!res.headers.contains_key(CONTENT_ENCODING));
+    assert!(body.is_empty());
     let (res, body) = call(&mut svc, request(Method::GET, "/", &gz)).await;
     assert!(!res.headers.contains_key(CONTENT_ENCODING));
     assert_eq!(body, "<h1>home</h1>");
+}
+
+/// A file modified within the current second could change again without
+/// its mtime (or size, or inode) changing, so its `ETag` is weak, as its
+/// `Last-Modified` already was; once that second has passed it is strong.
+/// (The weak case failed on the old code, whose tag was always strong.)
+#[spargio_rt::test]
+async fn fs_etag_is_weak_while_the_mtime_is_this_second() {
+    let site = site();
+    let hello = site.root.join("hello.txt");
+    set_mtime(&hello, std::time::SystemTime::now());
+    let mut svc = ServeDir::new(&site.root);
+    let (res, _) = call(&mut svc, get("/hello.txt")).await;
+    let etag = res.headers[ETAG].to_str().unwrap().to_owned();
+    assert!(etag.starts_with("W/\""), "{etag}");
+    // Weak comparison still lets If-None-Match answer 304 ...
+    let (res, _) = call(
+        &mut svc,
+        request(Method::GET, "/hello.txt", &[(IF_NONE_MATCH, &etag)]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::NOT_MODIFIED);
+    // ... but If-Range needs a strong tag: the whole file.
+    let (res, body) = call(
+        &mut svc,
+        request(
+            Method::GET,
+            "/hello.txt",
+            &[(RANGE, "bytes=0-4"), (IF_RANGE, &etag)],
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "hello, world\n");
+
+    set_mtime(
+        &hello,
+        std::time::SystemTime::now() - Duration::from_secs(120),
+    );
+    let (res, _) = call(&mut svc, get("/hello.txt")).await;
+    let etag = res.headers[ETAG].to_str().unwrap();
+    assert!(etag.starts_with('"'), "{etag}");
 }

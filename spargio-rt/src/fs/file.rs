@@ -104,6 +104,37 @@ impl File {
             .await
     }
 
+    /// Opens a handle on a directory (`O_PATH | O_DIRECTORY`), to open
+    /// files relative to it with [`OpenOptions::open_at`] or to take its
+    /// [`metadata`](Self::metadata). Fails with `NotADirectory` if `path`
+    /// is not a directory (a final symlink is followed).
+    ///
+    /// An `O_PATH` handle needs no read permission on the directory (only
+    /// search permission on the way to it) and does not open it for I/O:
+    /// reading or writing through it fails with `EBADF`.
+    ///
+    /// ```
+    /// use spargio_rt::fs::{File, OpenOptions};
+    ///
+    /// spargio_rt::run(|_| async {
+    ///     let dir = File::open_dir(std::env::temp_dir()).await?;
+    ///     assert!(dir.metadata().await?.is_dir());
+    ///     let path = format!("spargio-open-dir-doc-{}", std::process::id());
+    ///     let f = OpenOptions::new().write(true).create(true).open_at(&dir, &path).await?;
+    ///     drop(f);
+    ///     spargio_rt::fs::remove_file(std::env::temp_dir().join(path)).await
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
+    pub async fn open_dir(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(path)
+            .await
+    }
+
     /// A blank [`OpenOptions`], same as [`OpenOptions::new`].
     pub fn options() -> OpenOptions {
         OpenOptions::new()

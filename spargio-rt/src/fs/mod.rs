@@ -37,7 +37,8 @@
 //!
 //! | Function | How it runs |
 //! |---|---|
-//! | [`File::open`], [`File::create`], [`OpenOptions::open`] | `IORING_OP_OPENAT` |
+//! | [`File::open`], [`File::create`], [`File::open_dir`], [`OpenOptions::open`], [`OpenOptions::open_at`] | `IORING_OP_OPENAT` |
+//! | [`OpenOptions::open`], [`OpenOptions::open_at`] with [`OpenOptions::resolve`] flags | `IORING_OP_OPENAT2` |
 //! | [`File::read_at`], [`File::read_exact_at`], [`File::read_to_end`], [`File::read_to_end_at`], [`AsyncRead`](crate::io::AsyncRead) for [`File`] | `IORING_OP_READ` |
 //! | [`File::write_at`], [`File::write_all_at`], [`AsyncWrite`](crate::io::AsyncWrite) for [`File`] | `IORING_OP_WRITE` (`IORING_OP_WRITEV` for vectored writes) |
 //! | [`File::sync_all`], [`File::sync_data`] | `IORING_OP_FSYNC` |
@@ -62,8 +63,10 @@
 //! ## Cancellation
 //!
 //! Dropping any of these futures is safe. An in-flight op is cancelled and
-//! its buffers and fd stay alive until the kernel's completion; an `openat`
-//! that completes after its future was dropped has its new fd closed. A
+//! its buffers and fd stay alive until the kernel's completion (for
+//! [`OpenOptions::open_at`], the directory's fd too); an `openat` or
+//! `openat2` that completes after its future was dropped has its new fd
+//! closed. A
 //! blocking-pool call that was already running finishes on its own.
 //!
 //! [`ErrorKind::NotFound`]: std::io::ErrorKind::NotFound
@@ -79,6 +82,7 @@ mod open_options;
 mod ops;
 mod path_ops;
 mod read_dir;
+mod resolve;
 
 pub use dir::{create_dir, create_dir_all, remove_dir, remove_dir_all, DirBuilder};
 pub use file::File;
@@ -89,3 +93,4 @@ pub use path_ops::{
     set_permissions, symlink, symlink_metadata, try_exists, write,
 };
 pub use read_dir::{read_dir, DirEntry, ReadDir};
+pub use resolve::ResolveFlags;

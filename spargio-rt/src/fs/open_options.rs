@@ -6,9 +6,15 @@ use std::path::Path;
 use super::blocking::cstr;
 use super::file::File;
 use super::ops;
+use super::resolve::ResolveFlags;
 
 /// Options for opening a file, mirroring [`std::fs::OpenOptions`]; opening
-/// is one `IORING_OP_OPENAT` (always with `O_CLOEXEC`).
+/// is one `IORING_OP_OPENAT` (always with `O_CLOEXEC`), or one
+/// `IORING_OP_OPENAT2` with [`resolve`](Self::resolve) flags.
+///
+/// Beyond `std`, a file can be opened relative to a directory handle
+/// ([`open_at`](Self::open_at)), with the kernel confining how the path
+/// resolves ([`resolve`](Self::resolve)).
 ///
 /// ```
 /// use spargio_rt::fs::OpenOptions;
@@ -33,6 +39,7 @@ pub struct OpenOptions {
     create_new: bool,
     mode: u32,
     custom_flags: i32,
+    resolve: ResolveFlags,
 }
 
 impl Default for OpenOptions {
@@ -53,6 +60,7 @@ impl OpenOptions {
             create_new: false,
             mode: 0o666,
             custom_flags: 0,
+            resolve: ResolveFlags::empty(),
         }
     }
 
@@ -108,15 +116,105 @@ impl OpenOptions {
         self
     }
 
-    /// Opens `path` with these options.
+    /// How the kernel may resolve the path (`openat2(2)`'s `RESOLVE_*`
+    /// flags; default none). With any flag set, opening uses
+    /// `IORING_OP_OPENAT2` (Linux 5.6+), so the restriction holds however
+    /// the tree changes during the lookup.
+    ///
+    /// `openat2` is stricter than `open(2)` about flags: unknown bits in
+    /// [`custom_flags`](Self::custom_flags) fail with `InvalidInput`
+    /// (`EINVAL`) instead of being ignored. The two cases `open(2)`
+    /// tolerates silently are handled here as `open(2)` does: the
+    /// [`mode`](Self::mode) is only passed when creating, and with
+    /// `O_PATH` every flag but `O_DIRECTORY`, `O_NOFOLLOW` and `O_CLOEXEC`
+    /// is dropped.
+    ///
+    /// With [`ResolveFlags::BENEATH`] or [`ResolveFlags::IN_ROOT`], an
+    /// `EAGAIN` from the kernel (a rename or mount raced a `..` in the
+    /// lookup, and the kernel gave up rather than risk a wrong answer) is
+    /// retried a few times before it is returned.
+    ///
+    /// ```
+    /// use spargio_rt::fs::{File, OpenOptions, ResolveFlags};
+    ///
+    /// spargio_rt::run(|_| async {
+    ///     let root = std::env::temp_dir().join(format!("spargio-resolve-doc-{}", std::process::id()));
+    ///     spargio_rt::fs::create_dir_all(&root).await?;
+    ///     spargio_rt::fs::write(root.join("page.html"), b"<p>hi</p>").await?;
+    ///     // A symlink pointing out of the directory ...
+    ///     let _ = spargio_rt::fs::remove_file(root.join("escape")).await;
+    ///     spargio_rt::fs::symlink("/etc/hostname", root.join("escape")).await?;
+    ///
+    ///     let dir = File::open_dir(&root).await?;
+    ///     let mut opts = OpenOptions::new();
+    ///     opts.read(true).resolve(ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS);
+    ///     assert!(opts.open_at(&dir, "page.html").await.is_ok());
+    ///     // ... cannot be followed: the kernel refuses with EXDEV.
+    ///     let err = opts.open_at(&dir, "escape").await.unwrap_err();
+    ///     assert_eq!(err.raw_os_error(), Some(libc::EXDEV));
+    ///     spargio_rt::fs::remove_dir_all(&root).await
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
+    pub fn resolve(&mut self, flags: ResolveFlags) -> &mut Self {
+        self.resolve = flags;
+        self
+    }
+
+    /// Opens `path` with these options; a relative `path` starts from the
+    /// current directory.
     ///
     /// Fails with `InvalidInput` for contradictory options (no access mode,
     /// `create`/`truncate` without write access, `truncate` with `append`)
     /// or a path containing a NUL byte, otherwise with the kernel's error.
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
+        self.open_from(None, path.as_ref()).await
+    }
+
+    /// Opens `path` relative to the directory `dir` (`openat(2)` /
+    /// `openat2(2)` with `dir` as the `dirfd`); an absolute `path` ignores
+    /// `dir`, unless [`resolve`](Self::resolve) flags forbid leaving it.
+    ///
+    /// `dir` is any open directory: one opened with [`File::open_dir`]
+    /// (`O_PATH`, needs no read permission) or for reading. It stays open
+    /// until the kernel has finished with the open, even if the returned
+    /// future is dropped early. Errors as for [`open`](Self::open); a
+    /// `dir` that is not a directory gives `NotADirectory` (for a relative
+    /// `path`).
+    ///
+    /// ```
+    /// use spargio_rt::fs::{File, OpenOptions};
+    ///
+    /// spargio_rt::run(|_| async {
+    ///     let root = std::env::temp_dir().join(format!("spargio-open-at-doc-{}", std::process::id()));
+    ///     spargio_rt::fs::create_dir_all(root.join("sub")).await?;
+    ///     let dir = File::open_dir(&root).await?;
+    ///     let f = OpenOptions::new().write(true).create(true).open_at(&dir, "sub/new.txt").await?;
+    ///     let (res, _) = f.write_all_at(b"made here".to_vec(), 0).await;
+    ///     res?;
+    ///     assert_eq!(spargio_rt::fs::read(root.join("sub/new.txt")).await?, b"made here");
+    ///     spargio_rt::fs::remove_dir_all(&root).await
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
+    pub async fn open_at(&self, dir: &File, path: impl AsRef<Path>) -> io::Result<File> {
+        self.open_from(Some(dir), path.as_ref()).await
+    }
+
+    /// Opens `path` relative to `dir` (the cwd when `None`): `openat`
+    /// without resolve flags, `openat2` with them.
+    async fn open_from(&self, dir: Option<&File>, path: &Path) -> io::Result<File> {
         let flags = self.flags()?;
-        let path = cstr(path.as_ref())?;
-        let fd = ops::open(path, flags, self.mode).await?;
+        let path = cstr(path)?;
+        let dir = dir.map(|d| d.shared_fd().clone());
+        let fd = if self.resolve.is_empty() {
+            ops::open(dir, path, flags, self.mode).await?
+        } else {
+            let (flags, mode) = openat2_flags(flags, self.mode);
+            ops::open2(dir, path, flags, mode, self.resolve.bits()).await?
+        };
         Ok(File::from_owned(fd))
     }
 
@@ -151,5 +249,43 @@ impl OpenOptions {
             (true, true, false) => libc::O_CREAT | libc::O_TRUNC,
         };
         Ok(access | creation | (self.custom_flags & !libc::O_ACCMODE) | libc::O_CLOEXEC)
+    }
+}
+
+/// The flags and mode `open(2)` would act on, for `openat2`, which refuses
+/// what `open(2)` ignores: a mode when nothing is created, and flags
+/// beside `O_PATH` other than the few that mean something with it.
+fn openat2_flags(flags: i32, mode: u32) -> (i32, u32) {
+    const O_PATH_FLAGS: i32 = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let flags = if flags & libc::O_PATH != 0 {
+        flags & O_PATH_FLAGS
+    } else {
+        flags
+    };
+    // O_TMPFILE includes O_DIRECTORY's bit, so test for all of it.
+    let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    (flags, if creates { mode } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::openat2_flags;
+
+    #[test]
+    fn openat2_gets_only_what_open_would_use() {
+        let cloexec = libc::O_CLOEXEC;
+        // A mode only when creating.
+        assert_eq!(openat2_flags(cloexec, 0o666), (cloexec, 0));
+        let create = libc::O_WRONLY | libc::O_CREAT | cloexec;
+        assert_eq!(openat2_flags(create, 0o640), (create, 0o640));
+        let tmp = libc::O_RDWR | libc::O_TMPFILE | cloexec;
+        assert_eq!(openat2_flags(tmp, 0o600), (tmp, 0o600));
+        assert_eq!(openat2_flags(libc::O_DIRECTORY | cloexec, 0o666).1, 0);
+        // O_PATH keeps only the flags that mean something with it.
+        let path = libc::O_PATH | libc::O_DIRECTORY | libc::O_NONBLOCK | libc::O_NOCTTY | cloexec;
+        assert_eq!(
+            openat2_flags(path, 0o666),
+            (libc::O_PATH | libc::O_DIRECTORY | cloexec, 0)
+        );
     }
 }

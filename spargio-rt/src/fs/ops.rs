@@ -15,19 +15,35 @@ fn result(res: io::Result<Cqe>) -> io::Result<u32> {
     res.and_then(|c| c.result())
 }
 
-/// `openat(AT_FDCWD, path, flags, mode)`.
+/// How an [`OpenAt`] opens: `openat`'s flags and mode, or `openat2`'s
+/// `open_how` (which the kernel reads when it prepares the SQE, so it
+/// lives in the op, at its final address, until then).
+enum How {
+    /// `IORING_OP_OPENAT`.
+    At { flags: i32, mode: u32 },
+    /// `IORING_OP_OPENAT2`.
+    At2(types::OpenHow),
+}
+
+/// `openat(dir, path, flags, mode)` or `openat2(dir, path, how)`, with
+/// `dir` the cwd when `None`.
 struct OpenAt {
+    /// Kept open until the kernel is done with the op.
+    dir: Option<SharedFd>,
     path: CString,
-    flags: i32,
-    mode: u32,
+    how: How,
 }
 
 impl OpData for OpenAt {
     fn entry(&mut self) -> Entry {
-        opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), self.path.as_ptr())
-            .flags(self.flags)
-            .mode(self.mode)
-            .build()
+        let dirfd = types::Fd(self.dir.as_ref().map_or(libc::AT_FDCWD, SharedFd::raw));
+        match &self.how {
+            How::At { flags, mode } => opcode::OpenAt::new(dirfd, self.path.as_ptr())
+                .flags(*flags)
+                .mode(*mode)
+                .build(),
+            How::At2(how) => opcode::OpenAt2::new(dirfd, self.path.as_ptr(), how).build(),
+        }
     }
 
     fn orphaned(&mut self, cqe: Cqe) {
@@ -39,12 +55,72 @@ impl OpData for OpenAt {
     }
 }
 
-/// Opens `path`; `flags` should include `O_CLOEXEC`.
-pub(crate) async fn open(path: CString, flags: i32, mode: u32) -> io::Result<OwnedFd> {
-    let (res, _) = Op::new(OpenAt { path, flags, mode }).await;
+/// Takes ownership of the fd a successful open returned.
+fn owned(res: io::Result<Cqe>) -> io::Result<OwnedFd> {
     let fd = result(res)?;
-    // SAFETY: a successful openat returns a new fd that only we own.
+    // SAFETY: a successful openat/openat2 returns a new fd that only we
+    // own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Opens `path` relative to `dir` (the cwd when `None`) with `openat`;
+/// `flags` should include `O_CLOEXEC`.
+pub(crate) async fn open(
+    dir: Option<SharedFd>,
+    path: CString,
+    flags: i32,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    let how = How::At { flags, mode };
+    let (res, _) = Op::new(OpenAt { dir, path, how }).await;
+    owned(res)
+}
+
+/// How often [`open2`] tries again when the kernel reports (`EAGAIN`)
+/// that a rename or mount raced a `BENEATH`/`IN_ROOT` lookup.
+const OPENAT2_RACE_RETRIES: usize = 8;
+
+/// Opens `path` relative to `dir` (the cwd when `None`) with `openat2`;
+/// `flags` should include `O_CLOEXEC`, and must be valid for `openat2`
+/// (which, unlike `openat`, refuses unknown bits, a mode without
+/// `O_CREAT`/`O_TMPFILE`, and `O_PATH` with other flags).
+///
+/// With `BENEATH` or `IN_ROOT` (and not `CACHED`), `EAGAIN` means the
+/// kernel saw a rename or mount while resolving `..` and gave up rather
+/// than risk a wrong answer; the open is then tried again, a few times.
+pub(crate) async fn open2(
+    dir: Option<SharedFd>,
+    path: CString,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    let how = types::OpenHow::new()
+        .flags(flags as u32 as u64)
+        .mode(u64::from(mode))
+        .resolve(resolve);
+    let retry_races = resolve & (libc::RESOLVE_BENEATH | libc::RESOLVE_IN_ROOT) != 0
+        && resolve & libc::RESOLVE_CACHED == 0;
+    let mut op = OpenAt {
+        dir,
+        path,
+        how: How::At2(how),
+    };
+    let mut attempts = 0;
+    loop {
+        let (res, data) = Op::new(op).await;
+        attempts += 1;
+        match owned(res) {
+            Err(e)
+                if retry_races
+                    && attempts <= OPENAT2_RACE_RETRIES
+                    && e.raw_os_error() == Some(libc::EAGAIN) =>
+            {
+                op = data;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// `statx` of a path (relative to the cwd) or, with an empty path and
