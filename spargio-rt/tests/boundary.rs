@@ -183,7 +183,9 @@ fn unanswered_call_times_out_and_server_sees_it() {
     assert_eq!(req.respond(9), Err(BoundaryError::Canceled));
 
     // A timed-out call still in the queue is skipped by the server.
-    let r = block_on(client.call_with_timeout(2, Duration::from_millis(1)));
+    // 50 ms: long enough that the call is surely queued before its
+    // deadline, however the thread is scheduled.
+    let r = block_on(client.call_with_timeout(2, Duration::from_millis(50)));
     assert_eq!(r, Err(BoundaryError::Timeout));
     assert!(server.try_recv().unwrap().is_none());
     assert_eq!(server.expired_count(), 1);
@@ -195,7 +197,7 @@ fn a_call_that_times_out_in_the_queue_counts_as_expired() {
     // The caller gives up at its deadline (dropping its reply slot) before
     // any server looks: that is an expiry, not an abandonment.
     let (client, server) = boundary::channel::<u8, u8>(4);
-    let r = block_on(client.call_with_timeout(1, Duration::from_millis(1)));
+    let r = block_on(client.call_with_timeout(1, Duration::from_millis(50)));
     assert_eq!(r, Err(BoundaryError::Timeout));
     assert!(server.try_recv().unwrap().is_none());
     assert_eq!(server.expired_count(), 1);

@@ -38,10 +38,12 @@ pub(crate) enum Found {
 /// Looks at what `at` names and, if it is a regular file, opens it for
 /// reading.
 ///
-/// The sequence, and why it is the cheapest sound one (four ring ops, the
-/// same for every path):
+/// The sequence, and why it is the cheapest sound one (for a regular file
+/// four ring ops, plus the `O_PATH` handle's close; a missing path stops
+/// after the first). The opens are `openat2` when `at.resolve` has
+/// restrictions (`ServeDir`), plain `openat` otherwise (`ServeFile`):
 ///
-/// 1. `openat2(O_PATH)`: resolves the path, with `at.resolve`'s
+/// 1. `open(O_PATH)`: resolves the path, with `at.resolve`'s
 ///    restrictions, to the inode, without opening it: no driver `open`
 ///    runs, a FIFO gains no reader. It is also where a path that leaves
 ///    the root fails.
@@ -50,7 +52,7 @@ pub(crate) enum Found {
 ///    would do for the type, but could not refuse a path out of the root
 ///    the way the `O_PATH` open does, so a directory there could not be
 ///    told from one outside.)
-/// 3. `openat2(O_RDONLY | O_NONBLOCK)` of the same path with the same
+/// 3. `open(O_RDONLY | O_NONBLOCK)` of the same path with the same
 ///    restrictions. An `O_PATH` handle cannot be turned into a readable
 ///    file without going through `/proc` (a magic link), so the path is
 ///    resolved again. Should it now name something else (replaced in

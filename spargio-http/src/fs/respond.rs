@@ -217,6 +217,9 @@ fn io_error_status(e: &io::Error) -> StatusCode {
             | libc::EOPNOTSUPP,
         ) => StatusCode::NOT_FOUND,
         Some(libc::EACCES | libc::EPERM) => StatusCode::FORBIDDEN,
+        // The kernel refused the open itself (flags, or no openat2 in a
+        // sandbox): a server fault, not a missing file.
+        Some(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => match e.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => StatusCode::NOT_FOUND,
             io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,

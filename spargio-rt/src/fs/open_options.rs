@@ -253,8 +253,10 @@ impl OpenOptions {
 }
 
 /// The flags and mode `open(2)` would act on, for `openat2`, which refuses
-/// what `open(2)` ignores: a mode when nothing is created, and flags
-/// beside `O_PATH` other than the few that mean something with it.
+/// what `open(2)` ignores: a mode when nothing is created, mode bits
+/// above `0o7777` (a mode copied from metadata carries the file type),
+/// and flags beside `O_PATH` other than the few that mean something with
+/// it.
 fn openat2_flags(flags: i32, mode: u32) -> (i32, u32) {
     const O_PATH_FLAGS: i32 = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     let flags = if flags & libc::O_PATH != 0 {
@@ -264,7 +266,7 @@ fn openat2_flags(flags: i32, mode: u32) -> (i32, u32) {
     };
     // O_TMPFILE includes O_DIRECTORY's bit, so test for all of it.
     let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
-    (flags, if creates { mode } else { 0 })
+    (flags, if creates { mode & 0o7777 } else { 0 })
 }
 
 #[cfg(test)]
@@ -278,6 +280,9 @@ mod tests {
         assert_eq!(openat2_flags(cloexec, 0o666), (cloexec, 0));
         let create = libc::O_WRONLY | libc::O_CREAT | cloexec;
         assert_eq!(openat2_flags(create, 0o640), (create, 0o640));
+        // Only permission bits, as open(2) keeps (a mode from metadata
+        // carries the file type, which openat2 refuses).
+        assert_eq!(openat2_flags(create, 0o104_755), (create, 0o4755));
         let tmp = libc::O_RDWR | libc::O_TMPFILE | cloexec;
         assert_eq!(openat2_flags(tmp, 0o600), (tmp, 0o600));
         assert_eq!(openat2_flags(libc::O_DIRECTORY | cloexec, 0o666).1, 0);

@@ -85,9 +85,11 @@ const OPENAT2_RACE_RETRIES: usize = 8;
 /// (which, unlike `openat`, refuses unknown bits, a mode without
 /// `O_CREAT`/`O_TMPFILE`, and `O_PATH` with other flags).
 ///
-/// With `BENEATH` or `IN_ROOT` (and not `CACHED`), `EAGAIN` means the
+/// With `BENEATH` or `IN_ROOT` (and not `CACHED`), `EAGAIN` may mean the
 /// kernel saw a rename or mount while resolving `..` and gave up rather
 /// than risk a wrong answer; the open is then tried again, a few times.
+/// (Under `O_NONBLOCK` it may also be a file lease; the retries are then
+/// wasted but harmless, and the last `EAGAIN` is returned.)
 pub(crate) async fn open2(
     dir: Option<SharedFd>,
     path: CString,
