@@ -5,6 +5,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -24,9 +25,28 @@ pub(crate) struct Root {
 }
 
 /// The [`Root`] of a configured path, cached for [`ROOT_REFRESH`].
+///
+/// One request at a time refreshes a stale root; requests that find it
+/// stale meanwhile go on with the stale one (at most a refresh's time
+/// older), so a busy server does not queue a `canonicalize` per request
+/// on the blocking pool every second.
 #[derive(Debug, Default)]
 pub(crate) struct ResolvedRoot {
     cached: RwLock<Option<Resolved>>,
+    /// A request is resolving the root again.
+    refreshing: AtomicBool,
+    /// Resolutions started, for tests.
+    resolutions: AtomicU64,
+}
+
+/// Clears [`ResolvedRoot::refreshing`] when the refreshing request is done
+/// with it, whether it stored a root, failed, or was dropped mid-way.
+struct RefreshTurn<'a>(&'a AtomicBool);
+
+impl Drop for RefreshTurn<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -42,9 +62,18 @@ impl ResolvedRoot {
     /// error even if it could be before (it was moved away or deleted).
     pub(crate) async fn get(&self, configured: &Path) -> io::Result<Arc<Root>> {
         let now = Instant::now();
-        if let Some(fresh) = self.fresh(now) {
-            return Ok(fresh);
+        let (cached, fresh) = self.cached(now);
+        if let (Some(root), true) = (&cached, fresh) {
+            return Ok(root.clone());
         }
+        let _turn = match cached {
+            // Stale, and another request is already refreshing it.
+            Some(stale) if self.refreshing.swap(true, Ordering::AcqRel) => return Ok(stale),
+            Some(_) => Some(RefreshTurn(&self.refreshing)),
+            // Nothing to fall back on: every first request resolves.
+            None => None,
+        };
+        self.resolutions.fetch_add(1, Ordering::Relaxed);
         let path = spargio_rt::fs::canonicalize(configured).await?;
         // Opened by its canonical name: should that name change between
         // the two calls (a deploy), the handle is still a root someone
@@ -68,9 +97,47 @@ impl ResolvedRoot {
         Ok(root)
     }
 
-    fn fresh(&self, now: Instant) -> Option<Arc<Root>> {
+    /// The cached root, if any, and whether it is still fresh at `now`.
+    fn cached(&self, now: Instant) -> (Option<Arc<Root>>, bool) {
         let cached = self.cached.read().unwrap_or_else(|p| p.into_inner());
-        let resolved = cached.as_ref()?;
-        (now.saturating_duration_since(resolved.at) < ROOT_REFRESH).then(|| resolved.root.clone())
+        match cached.as_ref() {
+            Some(r) => (
+                Some(r.root.clone()),
+                now.saturating_duration_since(r.at) < ROOT_REFRESH,
+            ),
+            None => (None, false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::future::join_all;
+
+    /// Requests that find the root stale together start one refresh;
+    /// the rest use the stale root meanwhile. (Before, each started its
+    /// own `canonicalize`: 1 + 32 resolutions.)
+    #[spargio_rt::test]
+    async fn fs_a_stale_root_is_refreshed_once_at_a_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let resolved = ResolvedRoot::default();
+        let first = resolved.get(tmp.path()).await.unwrap();
+        assert_eq!(resolved.resolutions.load(Ordering::Relaxed), 1);
+        // Make the cache stale.
+        if let Some(r) = resolved.cached.write().unwrap().as_mut() {
+            r.at -= ROOT_REFRESH * 2;
+        }
+        // All polled in one pass: the first starts the refresh (waiting on
+        // the blocking pool), the others find it under way.
+        let roots = join_all((0..32).map(|_| resolved.get(tmp.path()))).await;
+        assert_eq!(resolved.resolutions.load(Ordering::Relaxed), 2);
+        for root in roots {
+            assert_eq!(root.unwrap().path, first.path);
+        }
+        // Fresh again: no more resolutions.
+        resolved.get(tmp.path()).await.unwrap();
+        assert_eq!(resolved.resolutions.load(Ordering::Relaxed), 2);
+        assert!(!resolved.refreshing.load(Ordering::Relaxed));
     }
 }
