@@ -737,6 +737,31 @@ fn handler_errors_and_panics_become_500_and_the_connection_goes_on() {
 }
 
 #[test]
+fn load_shed_and_timeout_layer_errors_become_503_and_the_connection_goes_on() {
+    use spargio_service::layers::{Elapsed, Overloaded};
+    use spargio_service::BoxError;
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        match req.uri().path() {
+            "/shed" => Err::<Response<Body>, BoxError>(Overloaded::new().into()),
+            "/late" => Err(Elapsed::new().into()),
+            "/err" => Err("a fault".into()),
+            _ => Ok(text("fine")),
+        }
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    for (path, status) in [("/shed", 503), ("/late", 503), ("/err", 500)] {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(c.roundtrip(req.as_bytes()).status, status, "{path}");
+    }
+    assert_eq!(
+        c.roundtrip(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n")
+            .body_str(),
+        "fine"
+    );
+}
+
+#[test]
 fn head_to_a_failing_handler_gets_the_error_head_without_a_body() {
     // HEAD, 204 and 304 carry no body, and neither does the error page
     // the server writes when a HEAD request's handler fails: the next

@@ -68,9 +68,15 @@ pub(crate) async fn accept_loop(
             let next = incoming.next();
             let stop = closing.cancelled();
             futures_util::pin_mut!(next, stop);
-            match select(next, stop).await {
-                Either::Left((res, _)) => res,
-                Either::Right(_) => return,
+            // Shutdown first: `select` polls its first future first, and
+            // while connections keep arriving (a flood) the accept would
+            // always be ready, so the loop would go on handing over
+            // connections after shutdown began and the shutdown deadline
+            // (which starts once every accept loop has returned) would
+            // never start.
+            match select(stop, next).await {
+                Either::Left(_) => return,
+                Either::Right((res, _)) => res,
             }
         };
         match res {
@@ -102,9 +108,7 @@ pub(crate) async fn accept_loop(
                 counters.accept_errors.add(1);
                 failures += 1;
                 if out_of_fds(&e) || failures >= ERRORS_BEFORE_BACKOFF {
-                    if out_of_fds(&e) {
-                        counters.accept_backoffs.add(1);
-                    }
+                    counters.accept_backoffs.add(1);
                     let nap = spargio_rt::time::sleep(backoff);
                     let stop = closing.cancelled();
                     futures_util::pin_mut!(nap, stop);
@@ -129,12 +133,13 @@ async fn serve_when_placed(
     let wait = shared.permits.acquire_arc();
     let stop = shared.state.closing.cancelled();
     futures_util::pin_mut!(wait, stop);
-    match select(wait, stop).await {
-        Either::Left((permit, _)) => {
+    // Shutdown first, as in the accept loop.
+    match select(stop, wait).await {
+        Either::Left(_) => false,
+        Either::Right((permit, _)) => {
             hand_over(stream, permit, targets, turn, shared);
             true
         }
-        Either::Right(_) => false,
     }
 }
 

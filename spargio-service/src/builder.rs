@@ -113,9 +113,15 @@ impl ServerBuilder {
         self
     }
 
-    /// At most `n` open connections (at least 1): accepting pauses at the
+    /// At most `n` served connections (at least 1): accepting pauses at the
     /// limit (new connections wait in the listen backlog) and resumes when
     /// one closes.
+    ///
+    /// Open file descriptors can exceed `n`: a multishot accept may have
+    /// taken up to 256 connections from the backlog before it stopped (per
+    /// listener; one per shard with [`AcceptMode::ReusePort`]), and those
+    /// wait open, unserved, until places free. Size `n` at least that far
+    /// below `RLIMIT_NOFILE`.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.cfg.max_connections = n.max(1);
         self

@@ -31,6 +31,47 @@ impl HandlerError {
         matches!(self, HandlerError::Service(_))
     }
 
+    /// Whether the request timed out: the server's request timeout
+    /// ([`HandlerError::TimedOut`]) or a [`Timeout`](crate::layers::Timeout)
+    /// layer's [`Elapsed`](crate::layers::Elapsed), found anywhere in the
+    /// service error's `source()` chain (a layer above may have wrapped it).
+    ///
+    /// ```
+    /// use spargio_service::layers::Elapsed;
+    /// use spargio_service::HandlerError;
+    ///
+    /// assert!(HandlerError::TimedOut.is_timeout());
+    /// assert!(HandlerError::Service(Elapsed::new().into()).is_timeout());
+    /// assert!(!HandlerError::Service("boom".into()).is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            HandlerError::TimedOut => true,
+            HandlerError::Service(e) => in_chain::<crate::layers::Elapsed>(&**e),
+            _ => false,
+        }
+    }
+
+    /// Whether the service refused the request for load: a
+    /// [`LoadShed`](crate::layers::LoadShed) layer's
+    /// [`Overloaded`](crate::layers::Overloaded), found anywhere in the
+    /// service error's `source()` chain. Protocols answer it as "try again
+    /// later" (HTTP 503) rather than as a fault of the service (500).
+    ///
+    /// ```
+    /// use spargio_service::layers::Overloaded;
+    /// use spargio_service::HandlerError;
+    ///
+    /// assert!(HandlerError::Service(Overloaded::new().into()).is_overloaded());
+    /// assert!(!HandlerError::Service("boom".into()).is_overloaded());
+    /// ```
+    pub fn is_overloaded(&self) -> bool {
+        match self {
+            HandlerError::Service(e) => in_chain::<crate::layers::Overloaded>(&**e),
+            _ => false,
+        }
+    }
+
     pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send)) -> HandlerError {
         let msg = if let Some(s) = payload.downcast_ref::<&'static str>() {
             (*s).to_string()
@@ -41,6 +82,18 @@ impl HandlerError {
         };
         HandlerError::Panicked(msg)
     }
+}
+
+/// Whether `err` or one of its sources is a `T`.
+fn in_chain<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.is::<T>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 impl fmt::Display for HandlerError {

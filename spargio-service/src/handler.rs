@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use spargio_rt::time::Sleep;
 use spargio_rt::{JoinHandle, RuntimeHandle, ShardId};
 use tower_service::Service;
 
@@ -128,13 +129,15 @@ impl ConnShared {
     }
 
     /// Spawns `fut` stealable or on the background pool (`tier`) and waits
-    /// for it; dropping the wait aborts it.
+    /// for it until `deadline` (the request timeout, started at the call);
+    /// dropping the wait aborts it.
     async fn run_spawned<F, T, E>(
         &self,
         route: RouteKey,
         home: ShardId,
         fut: F,
         tier: Tier,
+        deadline: Option<Sleep>,
     ) -> Result<T, HandlerError>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
@@ -149,7 +152,7 @@ impl ConnShared {
             self.counters.handlers_stealable.add(1);
             self.handle.spawn_stealable(measured)
         });
-        let Some(joined) = within(self.request_timeout, task).await else {
+        let Some(joined) = within(deadline, task).await else {
             return Err(HandlerError::TimedOut);
         };
         match joined {
@@ -166,12 +169,12 @@ impl ConnShared {
     }
 }
 
-/// Runs `fut` for at most `limit` (`None` when it runs out). One future
-/// whether or not there is a limit, polled in place: this wraps every
-/// request.
-async fn within<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output> {
+/// Runs `fut` until `deadline` fires (`None` when it does first). One
+/// future whether or not there is a deadline, polled in place: this wraps
+/// every spawned request.
+async fn within<F: Future>(deadline: Option<Sleep>, fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
-    let mut deadline = limit.map(spargio_rt::time::sleep);
+    let mut deadline = deadline;
     poll_fn(|cx| {
         if let Poll::Ready(out) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(out));
@@ -359,12 +362,20 @@ where
             // (before and inside the spawn) plus the join and the timer, and
             // the call future is moved whole on the inline path too. A
             // stealable request allocates its task anyway.
-            Ok(fut) if tier != Tier::Inline => Call::Spawned {
-                call: Box::pin(async move {
-                    let res = tracked.shared.run_spawned(route, home, fut, tier).await;
-                    tracked.finished(res)
-                }),
-            },
+            Ok(fut) if tier != Tier::Inline => {
+                // The request timeout counts from this call, as on the
+                // inline path, not from the call future's first poll.
+                let deadline = tracked.shared.request_timeout.map(spargio_rt::time::sleep);
+                Call::Spawned {
+                    call: Box::pin(async move {
+                        let res = tracked
+                            .shared
+                            .run_spawned(route, home, fut, tier, deadline)
+                            .await;
+                        tracked.finished(res)
+                    }),
+                }
+            }
             started => {
                 let timing = tracked.shared.inline_timing(route);
                 let limit = tracked.shared.request_timeout;

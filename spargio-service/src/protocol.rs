@@ -72,13 +72,13 @@ pub trait Handler<Req>: 'static {
     type Response: 'static;
 
     /// Waits until the service accepts a request (`poll_ready`). A protocol
-    /// calls it before it reads further than it must, so a service that is
-    /// not ready stops the connection from reading: backpressure reaches
-    /// the client through TCP instead of piling up in buffers. (The
-    /// length-delimited codec asks before reading the next frame; HTTP asks
-    /// once a request head has arrived, so an idle keep-alive connection
-    /// never holds what `poll_ready` reserves, such as a concurrency
-    /// permit.) An error (or a contained panic) fails the request that
+    /// calls it once a request has arrived and before it reads further, so
+    /// a service that is not ready stops the connection from reading:
+    /// backpressure reaches the client through TCP instead of piling up in
+    /// buffers. Not before a request arrives: an idle keep-alive connection
+    /// would then hold what `poll_ready` reserves (a concurrency permit, a
+    /// rate-limit slot) for as long as it stays idle. (Both the
+    /// length-delimited codec and HTTP ask once a request is here.) An error (or a contained panic) fails the request that
     /// waits: the server's handler counts it as a request and a failed one
     /// in [`ServerStats`](crate::ServerStats).
     fn ready(&mut self) -> impl Future<Output = Result<(), HandlerError>>;
@@ -99,8 +99,8 @@ pub trait Handler<Req>: 'static {
 /// The future runs on the connection's session shard, pinned: every read
 /// and write of `stream` stays on that shard's ring. It should call
 /// [`Connection::idle`] around the wait for a new request (so idle timeouts
-/// and graceful shutdown close it), call [`Handler::ready`] before reading a
-/// request, and stop after the current response once
+/// and graceful shutdown close it), call [`Handler::ready`] once a request
+/// has arrived and before reading further, and stop after the current response once
 /// [`Connection::is_closing`] is true. Malformed input gets the protocol's
 /// error reply and either a clean close or a sound connection, never a
 /// panic.

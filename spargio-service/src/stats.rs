@@ -215,8 +215,10 @@ pub struct ServerStats {
     pub handlers_background: u64,
     /// Failed accepts (any error).
     pub accept_errors: u64,
-    /// Times accepting backed off after running out of file descriptors
-    /// (`EMFILE`/`ENFILE`).
+    /// Times accepting backed off (slept before the next try): after running
+    /// out of file descriptors or kernel memory (`EMFILE`, `ENFILE`,
+    /// `ENOBUFS`, `ENOMEM`), or after eight failed accepts in a row of any
+    /// other kind.
     pub accept_backoffs: u64,
     /// Times accepting paused at `max_connections`.
     pub accept_pauses: u64,

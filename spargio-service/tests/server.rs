@@ -489,6 +489,79 @@ fn a_slow_request_times_out_and_the_connection_keeps_serving() {
     }
 }
 
+/// A protocol that calls the handler once per connection, waits 60 ms
+/// before it first polls the call, then records whether that first poll
+/// found the request timed out.
+#[derive(Clone)]
+struct LateFirstPoll {
+    timed_out_at_first_poll: Arc<Mutex<Vec<bool>>>,
+}
+
+impl Protocol for LateFirstPoll {
+    type Request = Bytes;
+    type Response = Bytes;
+
+    fn serve_connection<H>(
+        &self,
+        _stream: spargio_rt::net::TcpStream,
+        mut handler: H,
+        _conn: Connection,
+    ) -> impl Future<Output = std::io::Result<()>>
+    where
+        H: Handler<Bytes, Response = Bytes>,
+    {
+        let seen = self.timed_out_at_first_poll.clone();
+        async move {
+            handler.ready().await.map_err(std::io::Error::other)?;
+            let mut call = Box::pin(handler.call(spargio_service::RouteKey::DEFAULT, Bytes::new()));
+            spargio_rt::time::sleep(Duration::from_millis(60)).await;
+            let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+            let timed_out = matches!(
+                first,
+                Poll::Ready(Err(spargio_service::HandlerError::TimedOut))
+            );
+            seen.lock().unwrap().push(timed_out);
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn the_request_timeout_counts_from_the_call_on_every_placement() {
+    // A protocol may poll a call some time after making it; the timeout
+    // runs from the call either way (spawned handlers used to start it at
+    // their first poll, so they got the protocol's delay on top).
+    for placement in [HandlerPlacement::Inline, HandlerPlacement::Stealable] {
+        let seen = run2(move |handle| async move {
+            let server = Server::builder()
+                .handler_placement(placement)
+                .request_timeout(Duration::from_millis(30))
+                .bind(&handle, "127.0.0.1:0")
+                .unwrap();
+            let addr = server.local_addr();
+            let stop = server.shutdown_handle();
+            let protocol = LateFirstPoll {
+                timed_out_at_first_poll: Arc::default(),
+            };
+            let seen = protocol.timed_out_at_first_poll.clone();
+            // Never answers: only the timeout ends the call.
+            let service =
+                service_fn(|_req: Bytes| std::future::pending::<Result<Bytes, Infallible>>());
+            let serving = handle.spawn_local(server.serve_service(protocol, service));
+            let conn = spargio_rt::net::TcpStream::connect(addr).await.unwrap();
+            while seen.lock().unwrap().is_empty() {
+                spargio_rt::time::sleep(Duration::from_millis(1)).await;
+            }
+            drop(conn);
+            stop.shutdown();
+            serving.await.unwrap().unwrap();
+            let seen = seen.lock().unwrap().clone();
+            seen
+        });
+        assert_eq!(seen, vec![true], "{placement:?}");
+    }
+}
+
 #[test]
 fn a_panicking_handler_fails_only_its_request() {
     for placement in [
@@ -687,6 +760,59 @@ fn shutdown_cuts_a_connection_whose_make_service_never_finishes() {
             .unwrap();
         assert_eq!((report.open_at_start, report.cut), (1, 1));
         assert_eq!(stats.snapshot().active, 0);
+    });
+}
+
+#[test]
+fn connections_queued_for_accept_when_shutdown_starts_are_not_served() {
+    // The accept loop runs on shard 1. Block that shard, let connections
+    // queue up for its multishot accept, start the shutdown, unblock: the
+    // loop must see the shutdown before the queued connections (it used to
+    // hand every ready one over first, so a connection flood kept it from
+    // ever returning and the shutdown deadline from starting).
+    run2(|handle| async move {
+        let server = Server::builder()
+            .accept(AcceptMode::Pinned(ShardId(1)))
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let serving = start(&handle, server, echo());
+        let mut first = Client::connect(addr).await.unwrap();
+        ok(&mut first, b"armed").await;
+        drop(first);
+        while stats.snapshot().active > 0 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+
+        let (blocked_tx, blocked_rx) = std::sync::mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = handle.spawn_pinned(ShardId(1), async move {
+            blocked_tx.send(()).unwrap();
+            // Holds shard 1's thread until the test releases it.
+            release_rx.recv().unwrap();
+        });
+        // Off the shards: this task's shard must keep running meanwhile.
+        let queued = spargio_rt::spawn_blocking(move || {
+            blocked_rx.recv().unwrap();
+            (0..16)
+                .map(|_| std::net::TcpStream::connect(addr).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        stop.shutdown();
+        release_tx.send(()).unwrap();
+        blocker.await.unwrap();
+        let report = serving.await.unwrap().unwrap();
+        assert_eq!(
+            stats.snapshot().accepted,
+            1,
+            "connections handed over after the shutdown began"
+        );
+        assert_eq!(report.open_at_start, 0);
+        drop(queued);
     });
 }
 

@@ -26,7 +26,8 @@ pub enum Status {
     /// did on this request.
     Panicked = 2,
     /// 3: the request ran past the server's request timeout
-    /// ([`HandlerError::TimedOut`]).
+    /// ([`HandlerError::TimedOut`]) or a [`Timeout`](crate::layers::Timeout)
+    /// layer's (see [`HandlerError::is_timeout`]).
     TimedOut = 3,
     /// 4: the server is shutting down and cut the request
     /// ([`HandlerError::Cancelled`]), or did not process it at all: it was
@@ -37,6 +38,12 @@ pub enum Status {
     /// 5: the request was malformed (its frame was larger than the server
     /// accepts); the server closes the connection after this reply.
     BadRequest = 5,
+    /// 6: the service refused the request for load (a
+    /// [`LoadShed`](crate::layers::LoadShed) layer's
+    /// [`Overloaded`](crate::layers::Overloaded), see
+    /// [`HandlerError::is_overloaded`]); the service did no work for it and
+    /// it can be sent again later.
+    Overloaded = 6,
 }
 
 impl Status {
@@ -55,6 +62,7 @@ impl Status {
             3 => Status::TimedOut,
             4 => Status::ShuttingDown,
             5 => Status::BadRequest,
+            6 => Status::Overloaded,
             _ => return None,
         })
     }
@@ -73,6 +81,7 @@ impl Status {
             Status::TimedOut => "request timed out",
             Status::ShuttingDown => "server shutting down",
             Status::BadRequest => "bad request",
+            Status::Overloaded => "service overloaded",
         }
     }
 }
@@ -80,6 +89,12 @@ impl Status {
 impl From<&HandlerError> for Status {
     /// The error status a handler error is reported with.
     fn from(e: &HandlerError) -> Status {
+        if e.is_timeout() {
+            return Status::TimedOut;
+        }
+        if e.is_overloaded() {
+            return Status::Overloaded;
+        }
         match e {
             HandlerError::Service(_) => Status::ServiceError,
             HandlerError::Panicked(_) => Status::Panicked,
@@ -104,10 +119,10 @@ mod tests {
         for byte in 0..=255u8 {
             match Status::from_u8(byte) {
                 Some(s) => {
-                    assert!(byte <= 5);
+                    assert!(byte <= 6);
                     assert_eq!(s.as_u8(), byte);
                 }
-                None => assert!(byte > 5),
+                None => assert!(byte > 6),
             }
         }
         assert!(Status::Ok.is_ok());
@@ -124,6 +139,36 @@ mod tests {
         );
         assert_eq!(Status::from(&HandlerError::TimedOut), Status::TimedOut);
         assert_eq!(Status::from(&HandlerError::Cancelled), Status::ShuttingDown);
+    }
+
+    /// An error that wraps another, as a layer above `LoadShed` or
+    /// `Timeout` might.
+    #[derive(Debug)]
+    struct Wrapped(crate::BoxError);
+
+    impl fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "wrapped: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    #[test]
+    fn layer_errors_map_to_load_and_timeout_statuses() {
+        use crate::layers::{Elapsed, Overloaded};
+        let shed = HandlerError::Service(Overloaded::new().into());
+        assert_eq!(Status::from(&shed), Status::Overloaded);
+        let late = HandlerError::Service(Elapsed::new().into());
+        assert_eq!(Status::from(&late), Status::TimedOut);
+        let wrapped = HandlerError::Service(Box::new(Wrapped(Overloaded::new().into())));
+        assert_eq!(Status::from(&wrapped), Status::Overloaded);
+        let wrapped = HandlerError::Service(Box::new(Wrapped("boom".into())));
+        assert_eq!(Status::from(&wrapped), Status::ServiceError);
     }
 
     #[test]
