@@ -7,9 +7,14 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why a request did not get a response from the service.
 ///
-/// Protocols turn each case into a reply of their own (HTTP: 500, 503 or
-/// 504; the length-delimited codec: an error frame) and keep the
-/// connection serving.
+/// Protocols turn each case into a reply of their own and keep the
+/// connection serving: spargio-http answers 503 for a timeout, a shutdown
+/// cut or an overloaded service (see [`is_timeout`](Self::is_timeout) and
+/// [`is_overloaded`](Self::is_overloaded)) and 500 for any other failure;
+/// the length-delimited codec sends an error frame with the matching
+/// [`Status`](crate::codec::Status). A failed `poll_ready` is the exception:
+/// the service takes no more requests, so the reply (from spargio-http
+/// always a 503) is followed by a close.
 #[derive(Debug)]
 pub enum HandlerError {
     /// `poll_ready` or the call itself returned an error.

@@ -3,7 +3,7 @@
 //! A listener accepts connections and hands each to a *session shard*
 //! (round-robin, one `SO_REUSEPORT` listener per shard, or one pinned
 //! shard). The connection's task stays pinned there, so all of its socket
-//! I/O goes through that shard's ring. The wire protocol (HTTP, QUIC, the
+//! I/O goes through that shard's ring. The wire protocol (HTTP in spargio-http, the
 //! [`codec`] here, or your own [`Protocol`]) decodes requests and hands them
 //! to the tower service through a [`Handler`], which places each response
 //! future per [`HandlerPlacement`]: inline on the connection's task,

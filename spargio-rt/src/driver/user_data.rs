@@ -6,8 +6,9 @@
 //! ```
 //!
 //! Bit 63 is always clear, so op tags never collide with the shard's own
-//! reserved tags (doorbells, the eventfd read, failed sends), which all have
-//! it set. The generation runs from 1 to 2^31 - 1 and wraps, skipping 0.
+//! reserved tags (doorbells, the eventfd read, failed sends, cancel requests
+//! ([`UD_IGNORE`]), ring closes of files (`UD_CLOSE` in `shard/ring.rs`)),
+//! which all have it set. The generation runs from 1 to 2^31 - 1 and wraps, skipping 0.
 
 /// Tag of SQEs whose CQE carries nothing to act on (cancel requests).
 pub(crate) const UD_IGNORE: u64 = u64::MAX - 3;

@@ -4,11 +4,21 @@
 //! thread then enables its own ring, which makes it the ring's single
 //! issuer.
 //!
-//! The ring carries three kinds of completion today:
+//! The ring's completions are told apart by `user_data`. The runtime's own
+//! tags, defined here (and `UD_IGNORE` in `driver::user_data`), have bit 63
+//! set:
 //! - doorbells: `IORING_OP_MSG_RING` CQEs posted by another shard's ring;
-//! - the shard's eventfd read, which threads outside the runtime use to wake it;
+//! - the shard's eventfd read, which threads outside the runtime use to wake
+//!   it, and the cancel that retires it at shard exit;
 //! - failures of this shard's own `MSG_RING` sends (successes post nothing,
-//!   thanks to `IOSQE_CQE_SKIP_SUCCESS`).
+//!   thanks to `IOSQE_CQE_SKIP_SUCCESS`);
+//! - closes of files dropped on this shard (`UD_CLOSE`);
+//! - cancel requests for dropped ops (`UD_IGNORE`), which carry nothing to
+//!   act on.
+//!
+//! Every other CQE belongs to an I/O op of the `driver`: its tag, with bit
+//! 63 clear, is a generation and a slot of the shard's op table, and
+//! `LocalShard::dispatch_op` hands the CQE to its op.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -22,8 +32,8 @@ pub(crate) const UD_DOORBELL: u64 = u64::MAX;
 pub(crate) const UD_EVENTFD: u64 = u64::MAX - 1;
 /// `user_data` of the cancel that retires the eventfd read at shard exit.
 pub(crate) const UD_CANCEL_EVENTFD: u64 = u64::MAX - 2;
-/// `user_data` of an `IORING_OP_CLOSE` of a dropped fd (see
-/// `LocalShard::close_on_ring`).
+/// `user_data` of an `IORING_OP_CLOSE` of a dropped file's fd (see
+/// `shard::local::close_on_ring`).
 pub(crate) const UD_CLOSE: u64 = u64::MAX - 4;
 /// `user_data` base of this shard's own `MSG_RING` sends; the low 32 bits
 /// carry the target shard, so a failed send can fall back to the eventfd.

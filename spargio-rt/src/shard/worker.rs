@@ -1,7 +1,8 @@
 //! A shard's thread: start-up, the event loop, and exit.
 //!
 //! One loop turn:
-//! 1. reap completions (doorbells, eventfd, failed sends);
+//! 1. reap completions (doorbells, eventfd, failed sends, I/O ops, ring
+//!    closes) and take ops handed over from other threads;
 //! 2. fire due timers;
 //! 3. take pinned tasks woken from elsewhere out of the inbox;
 //! 4. run up to `task_budget` tasks (LIFO slot, pinned queue, deque,

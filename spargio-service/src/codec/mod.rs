@@ -27,9 +27,10 @@
 //! | 0 | ok: the payload is the response |
 //! | 1 | the service returned an error |
 //! | 2 | the handler panicked (or the protocol's `route_by` function did) |
-//! | 3 | the request timed out |
+//! | 3 | the request timed out (the server's request timeout, or a `Timeout` layer's) |
 //! | 4 | the server is shutting down and cut the request, or did not process it (pipelined behind the last request it answered) |
 //! | 5 | bad request: the frame was larger than the server accepts (default 8 MiB); the server then closes the connection |
+//! | 6 | overloaded: a `LoadShed` layer refused the request; the service did no work for it, and it can be sent again later |
 //!
 //! Clients may pipeline: send several requests without waiting, then read
 //! the responses, which come back in request order.
