@@ -253,7 +253,7 @@ fn receive(mut b: IoUring, a_fd: RawFd, how: Handoff, queue: Arc<Injector<RawFd>
                         .user_data(TAG_QUIET);
                     push(&mut b, close);
                     got += 1;
-                    if got % WINDOW == 0 {
+                    if got.is_multiple_of(WINDOW) {
                         let ack = opcode::MsgRingData::new(types::Fd(a_fd), 0, TAG_ACK, None)
                             .build()
                             .flags(squeue::Flags::SKIP_SUCCESS)

@@ -126,7 +126,9 @@ impl ServiceRow {
             ServiceRow::Cheap => None,
             ServiceRow::Skewed | ServiceRow::SkewedYielding => {
                 let j = phase * self.per_phase() + i;
-                ((conn as u32 + j) % SKEW_EVERY == 0).then_some(SKEW_BURN)
+                (conn as u32 + j)
+                    .is_multiple_of(SKEW_EVERY)
+                    .then_some(SKEW_BURN)
             }
             ServiceRow::HotRotation => {
                 (conn as u32 % ROTATION_PHASES == phase % ROTATION_PHASES).then_some(ROTATION_BURN)

@@ -11,31 +11,41 @@
 //! curl -H 'content-type: application/json' -d '{"name":"Ada","email":"ada@example.com"}' \
 //!      http://127.0.0.1:8080/users
 //! curl --compressed -v http://127.0.0.1:8080/        # content-encoding: gzip
-//! # CPU-heavy requests, several at once: idle shards steal their handlers.
-//! for i in $(seq 8); do curl -s http://127.0.0.1:8080/hash/20000000 & done; wait
+//! # CPU-heavy requests, four per core at once: the handlers queue up
+//! # behind each other, and a shard that runs out of work steals the
+//! # queued ones, even half-way through their computation.
+//! for i in $(seq $(( $(nproc) * 4 ))); do curl -s http://127.0.0.1:8080/hash/50000000 & done; wait
 //! curl http://127.0.0.1:8080/stats
 //! ```
 //!
-//! Ctrl-C shuts it down gracefully and prints the server's counters and the
-//! shutdown report.
+//! Ctrl-C shuts it down gracefully (open connections get 5 s to finish) and
+//! prints the server's counters and the shutdown report; a second Ctrl-C
+//! exits at once.
 //!
 //! Every handler runs as a stealable task: the connection's own reads and
 //! writes stay on its shard, and a handler that waits there behind a busy
-//! shard can be taken by an idle one. Each `/hash` answer says which shard
-//! ran it; `/stats` and the report at exit count the handlers that ran on
-//! another shard than their connection's. With connections spread evenly
-//! over busy shards there is little to steal; `ACCEPT=pinned` serves every
-//! connection from shard 0 so the other shards only run stolen handlers.
+//! shard can be taken by an idle one. `/hash` computes in slices and yields
+//! between them, so it can also be stolen mid-computation; each answer
+//! lists the shards that computed it and how often it moved. `/stats` and
+//! the report at exit count the handlers that ran on another shard than
+//! their connection's. With connections spread evenly over busy shards
+//! there is little to steal; `ACCEPT=pinned` serves every connection from
+//! shard 0, so the other shards run only stolen handlers and the stealing
+//! shows even with a few requests.
 //!
 //! `TraceLayer` logs through `tracing`; install a subscriber (for example
 //! `tracing_subscriber::fmt::init()`) to see its lines.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::{header, Method, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -50,25 +60,39 @@ use tower_http::trace::TraceLayer;
 /// What every handler can reach through `State`.
 #[derive(Clone)]
 struct AppState {
+    /// The server's live counters, for `/stats`.
     stats: StatsHandle,
+    /// When the application was built, for the uptime in `/stats`.
     started: Instant,
 }
 
+/// A user as `/users` answers it (JSON).
 #[derive(Serialize)]
 struct User {
+    /// Its number.
     id: u64,
+    /// Its name.
     name: String,
+    /// Its e-mail address.
     email: String,
 }
 
+/// The JSON body of `POST /users`.
 #[derive(Deserialize)]
 struct NewUser {
+    /// The new user's name.
     name: String,
+    /// The new user's e-mail address.
     email: String,
 }
 
 /// The most rounds `/hash` accepts (a few hundred ms of CPU).
 const MAX_ROUNDS: u64 = 200_000_000;
+
+/// Rounds `/hash` computes between two yields: well under a millisecond
+/// of CPU, so the handler goes back to its shard's queue often enough for
+/// the shard's other work to run and for an idle shard to steal it.
+const SLICE: u64 = 250_000;
 
 /// The shard this code runs on.
 fn shard() -> usize {
@@ -77,6 +101,7 @@ fn shard() -> usize {
         .map_or(usize::MAX, |s| s.index())
 }
 
+/// `GET /`: the list of routes.
 async fn index() -> &'static str {
     "spargio + axum\n\
      GET  /users/{id}\n\
@@ -85,6 +110,7 @@ async fn index() -> &'static str {
      GET  /stats\n"
 }
 
+/// `GET /users/{id}`: a made-up user with that id.
 async fn get_user(Path(id): Path<u64>) -> Json<User> {
     Json(User {
         id,
@@ -93,6 +119,7 @@ async fn get_user(Path(id): Path<u64>) -> Json<User> {
     })
 }
 
+/// `POST /users`: echoes the new user back with an id, as `201 Created`.
 async fn create_user(Json(new): Json<NewUser>) -> impl IntoResponse {
     let id = new.name.len() as u64 * 1000 + new.email.len() as u64;
     (
@@ -105,18 +132,22 @@ async fn create_user(Json(new): Json<NewUser>) -> impl IntoResponse {
     )
 }
 
-/// Mixes a 64-bit state `rounds` times: a few ms of pure CPU for a few
-/// million rounds, the kind of handler that holds its shard.
-fn digest(rounds: u64) -> u64 {
-    let mut x = 0x243f_6a88_85a3_08d3u64;
-    for i in 0..rounds {
+/// Mixes the 64-bit state `x` once for each round number in `rounds`: a
+/// few ms of pure CPU for a few million rounds, the kind of work that holds
+/// its shard. Mixing `0..a` then `a..b` gives what `0..b` gives.
+fn mix(mut x: u64, rounds: Range<u64>) -> u64 {
+    for i in rounds {
         x ^= i;
         x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
     }
     x
 }
 
-async fn hash(Path(rounds): Path<u64>) -> impl IntoResponse {
+/// `GET /hash/{rounds}`: a CPU-heavy handler. It mixes `rounds` rounds in
+/// slices of [`SLICE`], yielding to its shard between slices, and answers
+/// with the digest, the shards that computed it (in the order they first
+/// did), how many times it moved between shards, and the time it took.
+async fn hash(Path(rounds): Path<u64>) -> Response {
     if rounds > MAX_ROUNDS {
         return (
             StatusCode::BAD_REQUEST,
@@ -125,16 +156,39 @@ async fn hash(Path(rounds): Path<u64>) -> impl IntoResponse {
             .into_response();
     }
     let start = Instant::now();
-    let value = digest(rounds);
+    let mut value = 0x243f_6a88_85a3_08d3u64;
+    let mut shards: Vec<usize> = Vec::new();
+    let mut moves = 0u32;
+    let mut done = 0;
+    loop {
+        let here = shard();
+        if !shards.contains(&here) {
+            shards.push(here);
+        }
+        let end = rounds.min(done + SLICE);
+        value = mix(value, done..end);
+        done = end;
+        if done == rounds {
+            break;
+        }
+        // Back in the shard's queue until the next turn, where an idle
+        // shard may steal this handler.
+        spargio_rt::yield_now().await;
+        if shard() != here {
+            moves += 1;
+        }
+    }
     Json(json!({
         "rounds": rounds,
         "digest": format!("{value:016x}"),
-        "shard": shard(),
+        "shards": shards,
+        "moves": moves,
         "micros": start.elapsed().as_micros() as u64,
     }))
     .into_response()
 }
 
+/// `GET /stats`: the server's counters, and the shard that answered.
 async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
     let s = state.stats.snapshot();
     Json(json!({
@@ -190,12 +244,10 @@ async fn main(handle: RuntimeHandle) -> std::io::Result<()> {
         // cheap routes inline and moves only the slow ones (here `/hash`).
         .handler_placement(HandlerPlacement::Stealable)
         .idle_timeout(Duration::from_secs(60))
-        .shutdown_timeout(Duration::from_secs(5))
-        .bind(&handle, addr)?
-        .with_graceful_shutdown(async {
-            let _ = spargio_rt::signal::ctrl_c().await;
-            println!("ctrl-c: shutting down");
-        });
+        .shutdown_timeout(support::SHUTDOWN_TIMEOUT)
+        .bind(&handle, addr)
+        .map_err(|e| support::listen_error(addr, "PORT", e))?
+        .with_graceful_shutdown(support::ctrl_c()?);
     let stats = server.stats();
     let router = app(AppState {
         stats: stats.clone(),

@@ -1,9 +1,16 @@
-//! The smallest HTTP server: one `service_fn`, Ctrl-C stops it gracefully.
+//! The smallest HTTP server: one `service_fn`. Ctrl-C stops it gracefully
+//! (open connections get 5 s to finish); a second Ctrl-C exits at once.
 //!
 //! ```text
 //! cargo run --release -p spargio-http --example hello
 //! curl http://127.0.0.1:8080/
 //! ```
+//!
+//! `ADDR` picks another address (default `127.0.0.1:8080`), for example
+//! `ADDR=0.0.0.0:3000`.
+
+#[path = "support/mod.rs"]
+mod support;
 
 use std::convert::Infallible;
 
@@ -14,10 +21,10 @@ use spargio_http::{Body, Http, Server};
 async fn main(handle: spargio_rt::RuntimeHandle) -> std::io::Result<()> {
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_string());
     let server = Server::builder()
-        .bind(&handle, addr.as_str())?
-        .with_graceful_shutdown(async {
-            let _ = spargio_rt::signal::ctrl_c().await;
-        });
+        .shutdown_timeout(support::SHUTDOWN_TIMEOUT)
+        .bind(&handle, addr.as_str())
+        .map_err(|e| support::listen_error(&addr, "ADDR", e))?
+        .with_graceful_shutdown(support::ctrl_c()?);
     println!(
         "hello: listening on http://{} ({} shards); ctrl-c stops it",
         server.local_addr(),

@@ -1,15 +1,22 @@
 //! A static file server over `ServeDir` (io_uring file reads, ranges,
-//! conditional requests), stopped gracefully by Ctrl-C.
+//! conditional requests). Ctrl-C stops it gracefully (open connections get
+//! 5 s to finish); a second Ctrl-C exits at once.
 //!
 //! ```text
 //! cargo run --release -p spargio-http --example serve -- <dir>
-//! curl http://127.0.0.1:8080/
+//! curl -i http://127.0.0.1:8080/README.md     # with <dir> the checkout
 //! ```
 //!
-//! `ADDR` picks another address (default `127.0.0.1:8080`). Every request
-//! is logged with its status and time; the server's counters print at the
-//! end.
+//! `<dir>` is the directory to serve; without it, the current directory
+//! (`.`). `ADDR` picks another address (default `127.0.0.1:8080`). Every
+//! request is logged with its status and time; the server's counters print
+//! at the end.
 
+#[path = "support/mod.rs"]
+mod support;
+
+use std::io;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use http::Request;
@@ -18,17 +25,26 @@ use spargio_http::{Body, Http, Server};
 use tower::ServiceExt;
 
 #[spargio_rt::main]
-async fn main(handle: spargio_rt::RuntimeHandle) -> std::io::Result<()> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| ".".to_string());
+async fn main(handle: spargio_rt::RuntimeHandle) -> io::Result<()> {
+    // `args_os`: a directory name need not be UTF-8.
+    let dir = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     let root = std::fs::canonicalize(&dir)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot serve {dir}: {e}")))?;
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot serve {}: {e}", dir.display())))?;
+    if !root.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("cannot serve {}: not a directory", dir.display()),
+        ));
+    }
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_string());
     let server = Server::builder()
-        .bind(&handle, addr.as_str())?
-        .with_graceful_shutdown(async {
-            let _ = spargio_rt::signal::ctrl_c().await;
-            println!("ctrl-c: shutting down");
-        });
+        .shutdown_timeout(support::SHUTDOWN_TIMEOUT)
+        .bind(&handle, addr.as_str())
+        .map_err(|e| support::listen_error(&addr, "ADDR", e))?
+        .with_graceful_shutdown(support::ctrl_c()?);
     let stats = server.stats();
     println!(
         "serving {} on http://{}/ ({} shards); ctrl-c stops it",

@@ -6,7 +6,7 @@
 //! framing (scripts in `tests/clients/`).
 //!
 //! Needs `curl` and `python3` with `h11` (`python3 -m pip install h11`;
-//! `.ci/run` installs it). A missing tool fails the test with a message
+//! `bash .ci/test-tools` installs what is missing). A missing tool fails the test with a message
 //! saying what to install.
 
 mod common;

@@ -179,7 +179,7 @@ impl Connection {
                 return Ok(tally);
             }
             let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
-            let is_heavy = self.load.heavy_every != 0 && n % self.load.heavy_every == 0;
+            let is_heavy = self.load.heavy_every != 0 && n.is_multiple_of(self.load.heavy_every);
             let req = if is_heavy { &heavy } else { &plain };
             let status = match exchange(&mut stream, self.load.addr, req, &mut buf).await {
                 Ok(status) => status,

@@ -439,7 +439,7 @@ impl LocalShard {
         let tick = self.tick.get();
         self.tick.set(tick.wrapping_add(1));
         // Alternate which kind goes first so neither starves the other.
-        let pinned_first = tick % 2 == 0;
+        let pinned_first = tick.is_multiple_of(2);
         let pop_pinned = || self.pinned.borrow_mut().pop_front().map(|t| (t, false));
         let pop_stealable = || self.pop_stealable().map(|t| (t, true));
         if pinned_first {
