@@ -150,6 +150,9 @@ impl Client {
     /// The returned future is `Send` and `'static`. Dropping it before the
     /// response arrives abandons the request and closes its connection.
     ///
+    /// Redirects are not followed: a 3xx response is returned as it is, and
+    /// the caller decides whether to send a new request to its `Location`.
+    ///
     /// ```no_run
     /// use http::Request;
     /// use spargio_http::{Body, Client};
