@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p spargio-http --example tls
-//! curl --cacert <the path it prints>/cert.pem https://localhost:8443/
+//! curl --cacert <the certificate path it prints> https://localhost:8443/
 //! ```
 //!
 //! The certificate (for `localhost` and `127.0.0.1`) is written to

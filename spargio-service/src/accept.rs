@@ -65,18 +65,24 @@ pub(crate) async fn accept_loop(
     let counters = shared.state.counters.clone();
     loop {
         let res = {
+            // Shutdown first: while connections keep arriving (a flood)
+            // the accept is always ready and `select` below never polls
+            // `stop`, so the loop would go on handing over connections
+            // after shutdown began and the shutdown deadline (which starts
+            // once every accept loop has returned) would never start. A
+            // flag load, not a poll of `stop`: that registers with the
+            // token's lock on every connection.
+            if closing.is_cancelled() {
+                return;
+            }
             let next = incoming.next();
             let stop = closing.cancelled();
             futures_util::pin_mut!(next, stop);
-            // Shutdown first: `select` polls its first future first, and
-            // while connections keep arriving (a flood) the accept would
-            // always be ready, so the loop would go on handing over
-            // connections after shutdown began and the shutdown deadline
-            // (which starts once every accept loop has returned) would
-            // never start.
-            match select(stop, next).await {
-                Either::Left(_) => return,
-                Either::Right((res, _)) => res,
+            match select(next, stop).await {
+                // Woken by both: the shutdown wins here too.
+                Either::Left(_) if closing.is_cancelled() => return,
+                Either::Left((res, _)) => res,
+                Either::Right(_) => return,
             }
         };
         match res {
@@ -133,13 +139,14 @@ async fn serve_when_placed(
     let wait = shared.permits.acquire_arc();
     let stop = shared.state.closing.cancelled();
     futures_util::pin_mut!(wait, stop);
-    // Shutdown first, as in the accept loop.
-    match select(stop, wait).await {
-        Either::Left(_) => false,
-        Either::Right((permit, _)) => {
+    match select(wait, stop).await {
+        // Shutdown first, as in the accept loop.
+        Either::Left(_) if shared.state.closing.is_cancelled() => false,
+        Either::Left((permit, _)) => {
             hand_over(stream, permit, targets, turn, shared);
             true
         }
+        Either::Right(_) => false,
     }
 }
 

@@ -37,8 +37,9 @@ impl HandlerError {
     }
 
     /// Whether the request timed out: the server's request timeout
-    /// ([`HandlerError::TimedOut`]) or a [`Timeout`](crate::layers::Timeout)
-    /// layer's [`Elapsed`](crate::layers::Elapsed), found anywhere in the
+    /// ([`HandlerError::TimedOut`]) or this crate's
+    /// [`Timeout`](crate::layers::Timeout) layer's
+    /// [`Elapsed`](crate::layers::Elapsed) (not tower's own), found anywhere in the
     /// service error's `source()` chain (a layer above may have wrapped it).
     ///
     /// ```
@@ -57,8 +58,8 @@ impl HandlerError {
         }
     }
 
-    /// Whether the service refused the request for load: a
-    /// [`LoadShed`](crate::layers::LoadShed) layer's
+    /// Whether the service refused the request for load: this crate's
+    /// [`LoadShed`](crate::layers::LoadShed) layer's (not tower's own)
     /// [`Overloaded`](crate::layers::Overloaded), found anywhere in the
     /// service error's `source()` chain. Protocols answer it as "try again
     /// later" (HTTP 503) rather than as a fault of the service (500).

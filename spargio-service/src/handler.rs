@@ -144,6 +144,11 @@ impl ConnShared {
         T: Send + 'static,
         E: Into<BoxError> + Send + 'static,
     {
+        // First polled after its deadline (a protocol that polls late):
+        // answer without spawning work whose result nobody will wait for.
+        if deadline.as_ref().is_some_and(Sleep::is_elapsed) {
+            return Err(HandlerError::TimedOut);
+        }
         let measured = Measured::new(fut, home, self.adaptive(), Some(self.handle.clone()));
         let task = AbortOnDrop(if self.on_background(tier) {
             self.counters.handlers_background.add(1);

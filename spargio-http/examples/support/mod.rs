@@ -21,8 +21,8 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Listening starts when this is called. Once spargio-rt listens for
 /// `SIGINT`, Ctrl-C no longer ends the process by itself (its handler
 /// stays for the life of the process), so the second one is handled here.
-/// Call it on the runtime: the second Ctrl-C is awaited by a task spawned
-/// there.
+/// Poll the returned future on the runtime: the second Ctrl-C is awaited
+/// by a task it spawns there.
 pub fn ctrl_c() -> io::Result<impl Future<Output = ()> + Send + 'static> {
     let mut interrupts = signal(SignalKind::interrupt())?;
     Ok(async move {

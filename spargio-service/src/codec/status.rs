@@ -19,7 +19,8 @@ pub enum Status {
     /// 0: the payload is the service's response.
     Ok = 0,
     /// 1: the service returned an error (`poll_ready` or `call`,
-    /// [`HandlerError::Service`]).
+    /// [`HandlerError::Service`]), other than a spargio-service `Timeout`
+    /// or `LoadShed` layer's (3 and 6).
     ServiceError = 1,
     /// 2: the handler panicked ([`HandlerError::Panicked`]), or the
     /// protocol's [`route_by`](super::LengthDelimited::route_by) function
