@@ -54,6 +54,11 @@ impl<R: TransportRead> Input<R> {
         }
     }
 
+    /// The read side itself, for a look at what it holds.
+    pub(crate) fn reader_mut(&mut self) -> &mut R {
+        &mut self.reader
+    }
+
     /// Whether input is unread: bytes in `buf`, or waiting below the
     /// reader ([`TransportRead::input_waiting`]). `None` when `buf` is
     /// empty and the reader cannot tell.

@@ -96,25 +96,44 @@ impl Conn {
     pub(crate) fn is_clean(&self) -> bool {
         self.input.buf.is_empty() && !self.input.eof && self.output.pending() == 0
     }
+
+    /// Whether an idle connection is still usable, asked when the pool
+    /// hands it out: [`Probe::looks_alive`], and over TLS nothing waiting
+    /// in the session's own buffers either (bytes that came in the same
+    /// socket read as the end of the last response: the probe cannot see
+    /// them). Never waits.
+    pub(crate) fn looks_usable(&mut self) -> bool {
+        if !self.probe.looks_alive() {
+            return false;
+        }
+        match self.input.reader_mut() {
+            ConnReader::Tcp(_) => true,
+            // After the probe: a read this starts may take bytes off the
+            // socket before the probe could see them.
+            ConnReader::Tls(reader) => !reader.has_input_now(),
+        }
+    }
 }
 
 /// How to tell whether an idle connection is still usable without reading
-/// from it: its socket, and whether TLS runs over it.
+/// from it: its socket.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Probe {
     /// The connection's TCP socket; open as long as the `Conn` is.
     pub(crate) fd: RawFd,
-    pub(crate) tls: bool,
 }
 
 impl Probe {
     /// Whether an idle connection looks usable: the server has not closed
-    /// or reset it, and (plain TCP) sent nothing since its last response,
-    /// which would otherwise be read as the next request's answer. One
-    /// `poll(2)` with a zero timeout, when the pool hands the connection
-    /// out; it never waits. Over TLS, bytes at idle may be a late session
-    /// ticket, so only a close or an error counts there (a `close_notify`
-    /// comes with the FIN).
+    /// or reset it, and sent nothing since its last response, which would
+    /// otherwise be read as the next request's answer. One `poll(2)` with
+    /// a zero timeout, when the pool hands the connection out; it never
+    /// waits. Over TLS too, bytes at idle count against the connection:
+    /// the server's session tickets come before its first response (it
+    /// sends them when the handshake ends, and the client reads them on
+    /// the way to that response), so what comes later is an unasked-for
+    /// response, a `close_notify` whose FIN is still on the way, or a rare
+    /// key update; a new connection is right for all of them.
     pub(crate) fn looks_alive(&self) -> bool {
         let mut pfd = libc::pollfd {
             fd: self.fd,
@@ -133,7 +152,7 @@ impl Probe {
         if pfd.revents & gone != 0 {
             return false;
         }
-        self.tls || pfd.revents & libc::POLLIN == 0
+        pfd.revents & libc::POLLIN == 0
     }
 }
 
@@ -176,7 +195,6 @@ async fn establish(inner: &Inner, target: &Target) -> Result<Conn, ClientError> 
     if !target.https {
         let probe = Probe {
             fd: tcp.as_raw_fd(),
-            tls: false,
         };
         return Ok(Conn::new(tcp, probe, |r, w| {
             (ConnReader::Tcp(r), ConnWriter::Tcp(w))
@@ -184,7 +202,6 @@ async fn establish(inner: &Inner, target: &Target) -> Result<Conn, ClientError> 
     }
     let probe = Probe {
         fd: tcp.as_raw_fd(),
-        tls: true,
     };
     let tls = inner
         .tls_connector()

@@ -126,7 +126,8 @@ impl Pool {
                     dead.append(list);
                     break;
                 }
-                if idle.conn.probe.looks_alive() {
+                let mut idle = idle;
+                if idle.conn.looks_usable() {
                     found = Some(idle.conn);
                     break;
                 }

@@ -97,7 +97,6 @@ async fn tcp_conn(listener: &TcpListener) -> Conn {
         .unwrap();
     let probe = Probe {
         fd: std::os::fd::AsRawFd::as_raw_fd(&tcp),
-        tls: false,
     };
     let (r, w) = tcp.split();
     Conn {

@@ -182,6 +182,28 @@ fn truncation_error() -> io::Error {
     )
 }
 
+impl TlsReader {
+    /// Whether a read now would return at once: plaintext, the peer's
+    /// `close_notify`, or an error (a truncation, a bad record) is already
+    /// here, in rustls or in the bytes read from the socket but not yet
+    /// decrypted. Never waits: one poll with a waker that does nothing.
+    /// When nothing is here that poll leaves a socket read in flight,
+    /// which the next [`read_some`](TransportRead::read_some) takes over
+    /// (the compat adapter keeps it), so ask just before reading. A byte
+    /// of plaintext found this way is consumed: the caller is expected to
+    /// drop the connection then.
+    pub(crate) fn has_input_now(&mut self) -> bool {
+        if self.truncated {
+            return true;
+        }
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let mut byte = [0u8; 1];
+        Pin::new(&mut self.half)
+            .poll_read(&mut cx, &mut byte)
+            .is_ready()
+    }
+}
+
 impl TransportRead for TlsReader {
     /// Reads up to 16 KiB of plaintext (at most the spare capacity, or
     /// 16 KiB if there is none, growing `buf`). `Ok(0)` only after the
