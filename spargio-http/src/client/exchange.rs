@@ -28,7 +28,7 @@ use super::{ClientError, Inner};
 use crate::body::{Body, BodyError, BodySender, Demand, Watch};
 use crate::h1::{
     connection_has_token, encode_last_chunk, encode_request_head, parse_response, BodyLength,
-    ChunkedDecoder, ChunkedError, ChunkedItem, Limits, ResponseBodyLength, ResponseHead,
+    ChunkedDecoder, ChunkedError, ChunkedItem, HeadScan, Limits, ResponseBodyLength, ResponseHead,
 };
 
 /// Where the task hands the response (or the error) to the caller.
@@ -546,11 +546,15 @@ async fn read_head(
 ) -> Result<ResponseHead, HeadError> {
     let mut any_bytes = !input.buf.is_empty();
     let mut interim = 0;
+    // A head dripped a byte at a time is not parsed again from its start
+    // after every read.
+    let mut scan = HeadScan::default();
     loop {
-        if !input.buf.is_empty() {
+        if scan.worth_parsing(&input.buf, limits.max_head_bytes, 0) {
             match parse_response(&input.buf, method, limits) {
                 Ok(Some((head, n))) => {
                     input.buf.advance(n);
+                    scan.reset();
                     if head.status.is_informational()
                         && head.status != StatusCode::SWITCHING_PROTOCOLS
                     {

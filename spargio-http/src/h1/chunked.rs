@@ -5,6 +5,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::HeaderMap;
 
 use super::fields::STACK_HEADERS;
+use super::head_scan::HeadScan;
 use super::{ChunkedError, Limits};
 
 /// A step of chunked decoding.
@@ -63,6 +64,9 @@ pub struct ChunkedDecoder {
     ext_budget: usize,
     max_trailer_bytes: usize,
     max_trailers: usize,
+    /// What of the trailer section was looked at, so a section dripped a
+    /// byte at a time is not parsed again from its start after each read.
+    trailer_scan: HeadScan,
 }
 
 impl ChunkedDecoder {
@@ -75,6 +79,7 @@ impl ChunkedDecoder {
             ext_budget: limits.max_chunk_ext_bytes,
             max_trailer_bytes: limits.max_trailer_bytes,
             max_trailers: limits.max_headers,
+            trailer_scan: HeadScan::default(),
         }
     }
 
@@ -238,6 +243,12 @@ impl ChunkedDecoder {
                 return Err(ChunkedError("trailer section not ended by CRLF"))
             }
             _ => {}
+        }
+        if !self
+            .trailer_scan
+            .worth_parsing(src, self.max_trailer_bytes, 0)
+        {
+            return Ok(ChunkedItem::NeedMore);
         }
         let scan = &src[..src.len().min(self.max_trailer_bytes)];
         let mut stack;

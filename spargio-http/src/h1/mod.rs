@@ -21,6 +21,7 @@ mod encode;
 mod error;
 mod fields;
 mod head;
+mod head_scan;
 mod limits;
 mod request;
 mod response_head;
@@ -37,6 +38,7 @@ pub use encode::{
 };
 pub use error::{ChunkedError, EncodeError, RequestError, ResponseError};
 pub use fields::{connection_has_token, parse_content_length};
+pub(crate) use head_scan::HeadScan;
 pub use limits::Limits;
 pub(crate) use request::parse_request_buf_into;
 pub use request::{parse_request, parse_request_buf, BodyLength, RequestHead};

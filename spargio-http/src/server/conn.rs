@@ -20,7 +20,7 @@ use super::feed::{feed_body, Feed, FeedEnd, Framing, Progress};
 use super::respond::{flush_while_pending, respond, Exchange, Responded};
 use crate::body::Body;
 use crate::buffered::{Input, Output};
-use crate::h1::{self, BodyLength, ChunkedDecoder, RequestHead};
+use crate::h1::{self, BodyLength, ChunkedDecoder, HeadScan, RequestHead};
 use crate::transport::{Transport, TransportRead, TransportWrite};
 use crate::upgrade::{self, Upgraded};
 
@@ -62,9 +62,10 @@ where
             out.flush().await?;
         }
         // A head already buffered (pipelining) needs no read.
-        let next = match parse_buffered(&mut input, cfg, &mut head) {
+        let mut scan = HeadScan::default();
+        let next = match parse_buffered(&mut input, cfg, &mut head, &mut scan) {
             Some(next) => next,
-            None => read_head(&mut input, &mut out, &mut watch, cfg, &mut head).await?,
+            None => read_head(&mut input, &mut out, &mut watch, cfg, &mut head, &mut scan).await?,
         };
         match next {
             Next::Head => {}
@@ -175,13 +176,14 @@ enum Next {
 /// timeout, counted from now; while nothing of it has arrived, the wait
 /// is also bounded by the idle timeout and ended by a graceful shutdown
 /// (`watch` keeps those timers armed across requests). A head is parsed
-/// into `head`.
+/// into `head`; `scan` remembers what of it was looked at already.
 async fn read_head<R, W>(
     input: &mut Input<R>,
     out: &mut Output<W>,
     watch: &mut ReadWatch<'_>,
     cfg: &HttpConfig,
     head: &mut RequestHead,
+    scan: &mut HeadScan,
 ) -> io::Result<Next>
 where
     R: TransportRead,
@@ -189,7 +191,7 @@ where
 {
     let deadline = Instant::now() + cfg.header_read_timeout;
     loop {
-        if let Some(next) = parse_buffered(input, cfg, head) {
+        if let Some(next) = parse_buffered(input, cfg, head, scan) {
             return Ok(next);
         }
         if input.eof {
@@ -223,7 +225,10 @@ where
 }
 
 /// Takes a whole request head off the front of the input buffer into
-/// `head`, if one is there (or says why what is there is refused).
+/// `head`, if one is there (or says why what is there is refused). The
+/// parser runs only when [`HeadScan`] says the bytes may hold a whole head
+/// or break a limit: a head dripped a byte at a time is not parsed again
+/// from its start after every read.
 ///
 /// Empty lines before it are dropped first (RFC 9112 §2.2 has a server
 /// ignore them; some clients send a CRLF after a body): they are no part
@@ -234,21 +239,37 @@ fn parse_buffered<R>(
     input: &mut Input<R>,
     cfg: &HttpConfig,
     head: &mut RequestHead,
+    scan: &mut HeadScan,
 ) -> Option<Next> {
-    skip_empty_lines(&mut input.buf);
+    if skip_empty_lines(&mut input.buf) {
+        scan.reset();
+    }
     if input.buf.is_empty() {
         return None;
     }
-    match h1::parse_request_buf_into(&mut input.buf, &cfg.limits, head) {
+    let limits = &cfg.limits;
+    // Up to here the request line is checked on every read: its target's
+    // length is refused (414) before the line is whole.
+    let eager_until = limits.max_uri_len.saturating_add(EAGER_METHOD_BYTES);
+    if !scan.worth_parsing(&input.buf, limits.max_head_bytes, eager_until) {
+        return None;
+    }
+    match h1::parse_request_buf_into(&mut input.buf, limits, head) {
         Ok(true) => Some(Next::Head),
         Ok(false) => None,
         Err(e) => Some(Next::Bad(e.status())),
     }
 }
 
+/// Room for the method and its space before the target, in the stretch
+/// of a request line that is parsed on every read (longer methods are
+/// still checked, after the line doubles in length).
+const EAGER_METHOD_BYTES: usize = 32;
+
 /// Drops the empty lines (CRLF, or a bare LF, which RFC 9112 §2.2 also
-/// allows) at the front of `buf`. A CR whose LF has not come yet stays.
-fn skip_empty_lines(buf: &mut BytesMut) {
+/// allows) at the front of `buf`; whether there were any. A CR whose LF
+/// has not come yet stays.
+fn skip_empty_lines(buf: &mut BytesMut) -> bool {
     let mut n = 0;
     loop {
         match buf[n..] {
@@ -260,6 +281,7 @@ fn skip_empty_lines(buf: &mut BytesMut) {
     if n > 0 {
         buf.advance(n);
     }
+    n > 0
 }
 
 /// Errors that just mean the client went away.

@@ -340,3 +340,40 @@ fn done_decoder_returns_end_without_consuming() {
 fn error_display() {
     assert_eq!(ChunkedError("x").to_string(), "invalid chunked body: x");
 }
+
+/// Feeds `input` a byte at a time; the first error, if any.
+fn dripped_err(input: &[u8], limits: &Limits) -> Option<ChunkedError> {
+    let mut dec = ChunkedDecoder::new(limits);
+    let mut src = BytesMut::new();
+    for &b in input {
+        src.extend_from_slice(&[b]);
+        loop {
+            match dec.decode(&mut src) {
+                Err(e) => return Some(e),
+                Ok(ChunkedItem::Data(_)) => {}
+                Ok(ChunkedItem::NeedMore | ChunkedItem::End(_)) => break,
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn dripped_trailers_are_still_checked_and_bounded() {
+    // The trailer section is not parsed after every byte, but its end, its
+    // errors and its size bound are all still found.
+    let limits = Limits {
+        max_trailer_bytes: 64,
+        ..Limits::default()
+    };
+    assert_eq!(dripped_err(b"0\r\nX-A: 1\r\nX-B: 2\r\n\r\n", &limits), None);
+    assert_eq!(
+        dripped_err(b"0\r\nX-A: 1\n\r\n", &limits),
+        Some(ChunkedError("bare LF in trailer section"))
+    );
+    let long = [&b"0\r\nX-A: "[..], &[b'v'; 100]].concat();
+    assert_eq!(
+        dripped_err(&long, &limits),
+        Some(ChunkedError("trailer section too large"))
+    );
+}
