@@ -779,6 +779,35 @@ fn client_reports_a_failing_request_body() {
 }
 
 #[test]
+fn client_request_body_failing_after_the_response_head_keeps_the_response() {
+    run(|| async {
+        // The server answers early (before the body ends); the body fails
+        // after that. The answer stands, and the connection is not reused.
+        let server = serve(|mut peer, _, _| async move {
+            if peer.head().await.is_none() {
+                return;
+            }
+            peer.write(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!")
+                .await;
+            while peer.fill().await {}
+        });
+        let (tx, rx) = async_channel_like();
+        let req = Request::post(server.url("/"))
+            .body(StreamBody::new(rx))
+            .unwrap();
+        let client = Client::new();
+        tx.send(Frame::data(Bytes::from_static(b"partial")));
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.status(), 413);
+        tx.fail("disk on fire");
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "big!");
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(resp.status(), 413);
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+#[test]
 fn client_large_bodies_both_ways() {
     run(|| async {
         const N: usize = 1 << 20;

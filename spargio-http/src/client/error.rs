@@ -102,6 +102,12 @@ pub enum ClientError {
     /// produced a different number of bytes than the `Content-Length` it
     /// was sent with (its exact size hint, or else the request's own
     /// `Content-Length` header). The connection was closed.
+    ///
+    /// Only before the response head: once the head is in, the response
+    /// is what the request gets (a server may answer before it has read
+    /// the whole body, a `413` say), so a body that fails later ends the
+    /// request's write side and the connection is not reused, but no
+    /// error reaches the caller.
     Body {
         /// The server the request was for.
         host: String,
