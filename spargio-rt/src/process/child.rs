@@ -110,6 +110,9 @@ impl Child {
     /// The wait is an `IORING_OP_WAITID` on the child's pidfd; on kernels
     /// without it (before 6.7), a ring poll of the pidfd. Neither holds a
     /// thread, so waits given up on (under a `timeout`, say) cost nothing.
+    /// The exception: a child without a pidfd (`pidfd_open` failed at the
+    /// fd limit) on a kernel before 6.7 is waited for on the blocking
+    /// pool, a thread per wait until the child exits.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
         wait::wait(&self.proc).await

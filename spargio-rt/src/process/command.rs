@@ -1,6 +1,7 @@
 //! `Command`: a process builder on top of `std::process::Command`.
 //!
-//! Spawning is `std`'s fork/exec (quick, and it reports exec failures);
+//! Spawning is `std`'s fork/exec (it reports exec failures), which blocks
+//! the calling shard until the child has exec'd (see the module docs);
 //! everything after the spawn (waiting, the stdio pipes) goes through the
 //! ring.
 
@@ -152,6 +153,9 @@ impl Command {
     /// Starts the child. Streams left unset are inherited.
     ///
     /// Fails if the program cannot be started (not found, not executable).
+    /// Blocks the calling thread until the child has exec'd: a `vfork`,
+    /// or a full `fork` where `pre_exec`, `uid` or `gid` are set (see the
+    /// [module docs](super)).
     pub fn spawn(&mut self) -> io::Result<Child> {
         self.spawn_with(Stdio::inherit, Stdio::inherit)
     }

@@ -1,7 +1,11 @@
 //! Child processes, waited on and talked to through the ring.
 //!
-//! [`Command`] spawns with `std`'s fork/exec; after that everything is
-//! asynchronous:
+//! [`Command`] spawns with `std`'s fork/exec, which blocks the calling
+//! thread (the shard, with every task on it) until the child has exec'd:
+//! a `vfork` for plain commands, a full `fork` (slower the more memory
+//! this process maps) with `pre_exec`, `uid`, `gid` and the like. Spawn a
+//! heavy fork from `spawn_blocking`, or accept the stall. After that
+//! everything is asynchronous:
 //!
 //! - **Waiting** ([`Child::wait`]) is an `IORING_OP_WAITID` on the child's
 //!   pidfd (`pidfd_open`), with `WNOWAIT`: the op only learns that the
@@ -9,8 +13,11 @@
 //!   lock, which records the status once. So a wait dropped mid-flight,
 //!   or two racing waits, never lose the status, and waiting again works.
 //!   On kernels without the op (before 6.7) the wait is a ring poll of
-//!   the pidfd (readable once the child exits); only without pidfds
-//!   (before 5.3) does it run on the blocking pool, with the pid.
+//!   the pidfd (readable once the child exits). Only without a pidfd
+//!   (`pidfd_open` missing, before 5.3, or failing at the fd limit) on a
+//!   kernel without the op does it run on the blocking pool, with the
+//!   pid: each such wait holds a pool thread until the child exits, even
+//!   if the wait is dropped.
 //! - **Killing** ([`Child::kill`], [`ChildKiller`]) is a synchronous
 //!   `pidfd_send_signal`; it never waits for, or blocks, a wait in flight.
 //!   `wait` takes `&mut self`, so kill from elsewhere with a
@@ -18,6 +25,13 @@
 //! - **Pipes** ([`ChildStdin`], [`ChildStdout`], [`ChildStderr`]) implement
 //!   the owned-buffer [`AsyncWrite`](crate::io::AsyncWrite) /
 //!   [`AsyncRead`](crate::io::AsyncRead); each read and write is a ring op.
+//!   A write to a child that closed its stdin fails with `BrokenPipe`, and
+//!   the kernel raises `SIGPIPE` too: harmless in a Rust program (its
+//!   runtime ignores `SIGPIPE`), fatal where it is left at its default.
+//! - **A child reaped by someone else** (`SIGCHLD` set to `SIG_IGN`, a
+//!   library calling `waitpid(-1)`) is never signalled afterwards (its pid
+//!   may name another process by then); waiting for it fails with
+//!   `ECHILD`.
 //! - **Dropping** a [`Child`] does not kill the process (as with `std`)
 //!   unless [`Command::kill_on_drop`] is set; a child still running is
 //!   reaped by a task on the runtime when it exits, never left a zombie

@@ -1,7 +1,9 @@
 //! Waiting for a child to exit: `IORING_OP_WAITID` on the ring; where the
 //! kernel lacks that op (before 6.7), a poll of the child's pidfd on the
 //! ring (it turns readable when the child exits); only without a pidfd
-//! (before 5.3), a blocking `waitid` on the blocking pool.
+//! (before 5.3, or `pidfd_open` failed at the fd limit) on such a kernel,
+//! a blocking `waitid` on the blocking pool, which holds its thread until
+//! the child exits.
 //!
 //! All of them leave the child a zombie (`WNOWAIT`, or a poll that reaps
 //! nothing): they only learn that it exited. The reap is then a non-blocking `waitid` under the
@@ -39,7 +41,8 @@ impl OpData for WaitId {
     fn entry(&mut self) -> Entry {
         let (idtype, id) = self.proc.target();
         opcode::WaitId::new(idtype, id, libc::WEXITED | libc::WNOWAIT)
-            .infop(&self.info.0 as *const libc::siginfo_t)
+            // Derived from a unique borrow: the kernel writes through it.
+            .infop((&raw mut self.info.0).cast_const())
             .build()
     }
 }

@@ -30,6 +30,12 @@
 //!   program by itself. A handler installed earlier by someone else is
 //!   replaced, not chained. Children get default dispositions again at
 //!   `exec`.
+//! - **Any thread may run the handler.** It is installed with
+//!   `SA_RESTART`, but calls the kernel never restarts after a handler
+//!   (`poll`, `epoll_wait`, `nanosleep`, socket calls with a timeout) fail
+//!   with `EINTR` on the thread the signal interrupted; code on threads of
+//!   your own should retry on it, as it must under any handler. The
+//!   runtime's own threads do.
 //! - **Every listener sees every delivery**, once per delivery; the kernel
 //!   merges deliveries of one signal that arrive while it is still pending.
 //! - Signals that cannot be caught or must keep their meaning (`SIGKILL`,
