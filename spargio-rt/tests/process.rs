@@ -315,6 +315,36 @@ fn a_dropped_child_is_reaped_when_it_exits() {
     assert_eq!(left, None, "the dropped child was left behind");
 }
 
+/// Polls (up to 10 s, from a plain thread) until `pid` is a zombie.
+fn until_zombie(pid: u32) -> Option<char> {
+    for _ in 0..1000 {
+        let state = proc_state(pid);
+        if matches!(state, None | Some('Z')) {
+            return state;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    proc_state(pid)
+}
+
+#[test]
+fn a_child_dropped_outside_a_runtime_is_reaped_at_the_next_spawn() {
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let child = rt.block_on(async { Command::new("sleep").arg("0.05").spawn().unwrap() });
+    let pid = child.id();
+    // No runtime here to wait for it: it used to stay a zombie until this
+    // process exited.
+    drop(child);
+    // (A sweep by another test running beside this one may reap it first.)
+    let state = until_zombie(pid);
+    assert!(matches!(state, None | Some('Z')), "{state:?}");
+    rt.block_on(async {
+        let status = Command::new("true").status().await.unwrap();
+        assert!(status.success());
+    });
+    assert_eq!(proc_state(pid), None, "the orphan was not reaped");
+}
+
 #[test]
 fn kill_on_drop_kills_and_reaps_the_child() {
     let left = run(|| async {

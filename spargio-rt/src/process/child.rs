@@ -6,6 +6,7 @@ use std::os::fd::OwnedFd;
 use std::process::{ExitStatus, Output};
 use std::sync::Arc;
 
+use super::orphans::{self, ReapGuard};
 use super::pipe::{ChildStderr, ChildStdin, ChildStdout};
 use super::proc::Proc;
 use super::wait;
@@ -24,8 +25,9 @@ use crate::io::{AsyncRead, AsyncReadExt};
 /// [`kill_on_drop`](super::Command::kill_on_drop); it keeps running and
 /// its pipes close. If it has already exited it is reaped on drop;
 /// otherwise a task on the runtime waits for it and reaps it when it
-/// exits, so it never lingers as a zombie (outside a runtime, or once the
-/// runtime has shut down, it does until this process exits).
+/// exits, so it never lingers as a zombie. Outside a runtime, or once the
+/// runtime has shut down, it is reaped (once it has exited) at the next
+/// spawn or `Child` drop in this process instead.
 #[derive(Debug)]
 pub struct Child {
     proc: Arc<Proc>,
@@ -158,21 +160,26 @@ impl Drop for Child {
         if let Ok(None) = self.proc.reap() {
             reap_when_it_exits(self.proc.clone());
         }
+        orphans::sweep();
     }
 }
 
 /// Waits on the runtime for a dropped child to exit and reaps it, so it
 /// does not stay a zombie for the rest of this process's life. The wait
-/// is a ring op (no thread is held), cancelled if the runtime shuts down
-/// first; see [`wait::reap_without_a_thread`] for the one case (a bare
-/// pid on a kernel without the ring's `WAITID` op) left to the process's
-/// exit.
+/// is a ring op (no thread is held). Outside a runtime, when the runtime
+/// shuts down first, or where only a thread could wait (a bare pid on a
+/// kernel without the ring's `WAITID` op; see
+/// [`wait::reap_without_a_thread`]), the child goes to the
+/// [orphans](orphans), reaped at a later spawn or `Child` drop.
 fn reap_when_it_exits(proc: Arc<Proc>) {
     let Some(handle) = crate::RuntimeHandle::try_current() else {
+        orphans::adopt(proc);
         return;
     };
+    let guard = ReapGuard::new(proc);
     drop(handle.spawn(async move {
-        wait::reap_without_a_thread(&proc).await;
+        wait::reap_without_a_thread(guard.proc()).await;
+        drop(guard);
     }));
 }
 

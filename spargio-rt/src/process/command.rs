@@ -192,6 +192,9 @@ impl Command {
         // Files this shard dropped are closed for real first (see
         // `submit_ring_closes`).
         crate::shard::local::submit_ring_closes();
+        // Children dropped earlier that no task could wait for are reaped
+        // now if they have exited.
+        super::orphans::sweep();
         let child = self.inner.spawn()?;
         Ok(Child::from_std(child, self.kill_on_drop))
     }

@@ -34,10 +34,11 @@
 //!   `ECHILD`.
 //! - **Dropping** a [`Child`] does not kill the process (as with `std`)
 //!   unless [`Command::kill_on_drop`] is set; a child still running is
-//!   reaped by a task on the runtime when it exits, never left a zombie
-//!   (short of a child without a pidfd on a kernel older than 6.7, which
-//!   only a blocking thread could wait for: it is left for this process's
-//!   exit).
+//!   reaped by a task on the runtime when it exits, never left a zombie.
+//!   Where no task can wait for it (dropped outside a runtime, a runtime
+//!   that shut down first, or a child without a pidfd on a kernel older
+//!   than 6.7, which only a blocking thread could wait for), it is reaped
+//!   once it has exited at the next spawn or `Child` drop in the process.
 //!
 //! ```
 //! use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};
@@ -64,6 +65,7 @@
 
 mod child;
 mod command;
+mod orphans;
 mod pipe;
 mod proc;
 mod stdio;

@@ -104,9 +104,9 @@ async fn wait_exited_on_ring(proc: &Arc<Proc>) -> Option<io::Result<()>> {
 /// Reaps a dropped child when it exits, where that holds no thread: with
 /// a pidfd (the ring's `WAITID` op or a poll of the pidfd), or with a bare
 /// pid where the kernel has the `WAITID` op. A child with neither (a bare
-/// pid before Linux 6.7) is left for this process's exit to reap: a
-/// blocking wait would hold a pool thread, and the runtime's shutdown,
-/// until the child exits. Gives up on any other error.
+/// pid before Linux 6.7) returns at once, left to the orphans (a blocking
+/// wait would hold a pool thread, and the runtime's shutdown, until the
+/// child exits). Gives up on any other error.
 pub(crate) async fn reap_without_a_thread(proc: &Arc<Proc>) {
     loop {
         if !matches!(proc.reap(), Ok(None)) {
