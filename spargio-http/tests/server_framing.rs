@@ -247,12 +247,31 @@ fn overlong_uri_sent_in_pieces_is_414_before_its_line_ends() {
     let server = TestServer::start(echo_service());
     let mut c = server.connect();
     c.send(b"GET /");
+    // Pieces of any size: a read that jumps over the few dozen bytes
+    // where the target first breaks its limit is still checked.
     for _ in 0..90 {
         c.send(&[b'a'; 100]);
         std::thread::sleep(std::time::Duration::from_micros(200));
     }
     let resp = c.read_response();
     assert_eq!(resp.status, 414);
+    assert!(c.is_closed());
+}
+
+#[test]
+fn malformed_head_cut_short_by_the_client_closing_is_still_400() {
+    // The second piece breaks the head but is not parsed when it comes
+    // (no end of head, no limit, the buffer has not doubled); the end of
+    // the stream has what came judged once more.
+    let server = TestServer::start(echo_service());
+    let mut c = server.connect();
+    c.send(b"GET / HTTP/1.1\r\nX-A: 0123456789012345678901234567890123456789\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    c.send(b"Bad Name: v\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let resp = c.read_response();
+    assert_eq!(resp.status, 400);
     assert!(c.is_closed());
 }
 

@@ -550,7 +550,7 @@ async fn read_head(
     // after every read.
     let mut scan = HeadScan::default();
     loop {
-        if scan.worth_parsing(&input.buf, limits.max_head_bytes, 0) {
+        if scan.worth_parsing(&input.buf, limits.max_head_bytes, None) {
             match parse_response(&input.buf, method, limits) {
                 Ok(Some((head, n))) => {
                     input.buf.advance(n);
@@ -573,7 +573,16 @@ async fn read_head(
             }
         }
         match input.fill().await {
-            Ok(0) => return Err(HeadError::Closed { any_bytes }),
+            Ok(0) => {
+                // Judged once more whatever the scan says: a malformed
+                // head cut short is a parse error, not just a close.
+                if !input.buf.is_empty() {
+                    if let Err(e) = parse_response(&input.buf, method, limits) {
+                        return Err(HeadError::Parse(e.0));
+                    }
+                }
+                return Err(HeadError::Closed { any_bytes });
+            }
             Ok(_) => any_bytes = true,
             Err(err) => return Err(HeadError::Io { err, any_bytes }),
         }

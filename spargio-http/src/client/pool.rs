@@ -107,8 +107,8 @@ impl Pool {
     }
 
     /// Takes the most recently returned live connection to `target` on
-    /// `shard`, dropping the expired ones and those the server closed (or,
-    /// plain TCP, sent unasked-for bytes on) while they were idle.
+    /// `shard`, dropping the expired ones and those the server closed (or
+    /// sent unasked-for bytes on) while they were idle.
     pub(crate) fn checkout(&self, shard: usize, target: &Target) -> Option<Conn> {
         if self.max_idle_per_host == 0 {
             return None;

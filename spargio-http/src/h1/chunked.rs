@@ -246,7 +246,7 @@ impl ChunkedDecoder {
         }
         if !self
             .trailer_scan
-            .worth_parsing(src, self.max_trailer_bytes, 0)
+            .worth_parsing(src, self.max_trailer_bytes, None)
         {
             return Ok(ChunkedItem::NeedMore);
         }

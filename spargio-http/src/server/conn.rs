@@ -195,7 +195,7 @@ where
             return Ok(next);
         }
         if input.eof {
-            return Ok(Next::Closed);
+            return Ok(judged_once_more(input, cfg, head, scan).unwrap_or(Next::Closed));
         }
         // Nothing of a request has come: the buffer is empty (its empty
         // lines were dropped) or holds only the CR of one more.
@@ -206,12 +206,14 @@ where
         // Both futures are pinned here, where they are built, and run
         // through references: moved into the combinator, each would be
         // copied once more per request.
-        let read = pin!(watch.wait(input.fill(), Some(deadline), idle));
-        let flush = pin!(out.flush());
-        let res = if W::QUIET_FLUSH {
-            flush_and_read(flush, read).await?
-        } else {
-            flush_beside(flush, read).await?
+        let res = {
+            let read = pin!(watch.wait(input.fill(), Some(deadline), idle));
+            let flush = pin!(out.flush());
+            if W::QUIET_FLUSH {
+                flush_and_read(flush, read).await?
+            } else {
+                flush_beside(flush, read).await?
+            }
         };
         match res {
             Watched::Done(Ok(_)) => {}
@@ -219,7 +221,9 @@ where
             Watched::Done(Err(e)) => return Err(e),
             Watched::Closing => return Ok(Next::Idle),
             Watched::TimedOut if idle => return Ok(Next::Idle),
-            Watched::TimedOut => return Ok(Next::TimedOut),
+            Watched::TimedOut => {
+                return Ok(judged_once_more(input, cfg, head, scan).unwrap_or(Next::TimedOut))
+            }
         }
     }
 }
@@ -248,10 +252,10 @@ fn parse_buffered<R>(
         return None;
     }
     let limits = &cfg.limits;
-    // Up to here the request line is checked on every read: its target's
-    // length is refused (414) before the line is whole.
-    let eager_until = limits.max_uri_len.saturating_add(EAGER_METHOD_BYTES);
-    if !scan.worth_parsing(&input.buf, limits.max_head_bytes, eager_until) {
+    // Where the request line can first break the target limit, it is
+    // checked on every read: the 414 comes before the line is whole.
+    let eager = limits.max_uri_len..=limits.max_uri_len.saturating_add(EAGER_METHOD_BYTES);
+    if !scan.worth_parsing(&input.buf, limits.max_head_bytes, Some(eager)) {
         return None;
     }
     match h1::parse_request_buf_into(&mut input.buf, limits, head) {
@@ -261,9 +265,23 @@ fn parse_buffered<R>(
     }
 }
 
-/// Room for the method and its space before the target, in the stretch
-/// of a request line that is parsed on every read (longer methods are
-/// still checked, after the line doubles in length).
+/// Parses what came of a head whatever [`HeadScan`] says, when no more
+/// will come (the stream ended, or the header-read time ran out): a
+/// malformed head cut short is refused (400), not just closed on.
+fn judged_once_more<R>(
+    input: &mut Input<R>,
+    cfg: &HttpConfig,
+    head: &mut RequestHead,
+    scan: &mut HeadScan,
+) -> Option<Next> {
+    scan.reset();
+    parse_buffered(input, cfg, head, scan)
+}
+
+/// Room for the method, its space and the target's first bytes in the
+/// stretch of a request line that is parsed on every read (a target past
+/// its limit after a longer method is still refused, once the line
+/// doubles in length).
 const EAGER_METHOD_BYTES: usize = 32;
 
 /// Drops the empty lines (CRLF, or a bare LF, which RFC 9112 §2.2 also

@@ -29,9 +29,12 @@
 //!   the kernel raises `SIGPIPE` too: harmless in a Rust program (its
 //!   runtime ignores `SIGPIPE`), fatal where it is left at its default.
 //! - **A child reaped by someone else** (`SIGCHLD` set to `SIG_IGN`, a
-//!   library calling `waitpid(-1)`) is never signalled afterwards (its pid
-//!   may name another process by then); waiting for it fails with
-//!   `ECHILD`.
+//!   library calling `waitpid(-1)`) is not signalled afterwards (its pid
+//!   may name another process by then) once that shows: at once with a
+//!   pidfd (checked when it is taken), after a reap finds it gone without
+//!   one; waiting for it fails with `ECHILD`. (One race is left: a child
+//!   reaped elsewhere between the fork and `pidfd_open` whose pid was
+//!   already reused by another child of this process.)
 //! - **Dropping** a [`Child`] does not kill the process (as with `std`)
 //!   unless [`Command::kill_on_drop`] is set; a child still running is
 //!   reaped by a task on the runtime when it exits, never left a zombie.
