@@ -119,14 +119,13 @@ impl Pool {
             let mut pool = self.lock(shard);
             let list = pool.idle.get_mut(target)?;
             let mut found = None;
-            while let Some(idle) = list.pop() {
+            while let Some(mut idle) = list.pop() {
                 if self.expired(&idle, now) {
                     // Everything older than an expired one is expired too.
                     dead.push(idle);
                     dead.append(list);
                     break;
                 }
-                let mut idle = idle;
                 if idle.conn.looks_usable() {
                     found = Some(idle.conn);
                     break;
