@@ -156,6 +156,49 @@ fn tls_halves_read_and_write_concurrently() {
     });
 }
 
+/// The pool's idle check: plaintext already decrypted into the session
+/// (none of it on the socket), then nothing, then the peer's close_notify.
+/// A probe that finds nothing leaves a read the next `read_some` takes over.
+#[test]
+fn tls_has_input_now_sees_buffered_plaintext_and_hands_over_its_read() {
+    let (acceptor, connector) = localhost_pair();
+    run(move || async move {
+        let (l, addr) = listen().await;
+        let server = spargio_rt::spawn(async move {
+            let (tcp, _) = l.accept().await.unwrap();
+            let (mut r, mut w) = acceptor.accept(tcp).await.unwrap().split();
+            // One record of two bytes, then only when the client asks.
+            send(&mut w, b"ab").await;
+            assert_eq!(read_n(&mut r, 1).await.unwrap(), b"1");
+            send(&mut w, b"c").await;
+            assert_eq!(read_n(&mut r, 1).await.unwrap(), b"2");
+            w.shutdown().await.unwrap();
+            assert_eq!(read_n(&mut r, usize::MAX).await.unwrap(), b"");
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (mut r, mut w) = connector.connect("localhost", tcp).await.unwrap().split();
+        // Room for one byte: "b" stays decrypted in the session while the
+        // socket holds nothing more.
+        let (res, buf) = r.read_some(BytesMut::with_capacity(1)).await;
+        assert_eq!(res.unwrap(), 1);
+        assert_eq!(&buf[..], b"a");
+        assert!(r.has_input_now(), "plaintext held by the session counts");
+        // That probe consumed "b"; the server sends nothing until asked.
+        assert!(!r.has_input_now(), "nothing more has come");
+        send(&mut w, b"1").await;
+        assert_eq!(read_n(&mut r, 1).await.unwrap(), b"c");
+        send(&mut w, b"2").await;
+        // The close_notify is input too (a read would return at once).
+        while !r.has_input_now() {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (res, _) = r.read_some(BytesMut::with_capacity(16)).await;
+        assert_eq!(res.unwrap(), 0, "a clean end after close_notify");
+        w.shutdown().await.unwrap();
+        server.await.unwrap();
+    });
+}
+
 #[test]
 fn tls_write_segments_sends_them_in_order() {
     let (acceptor, connector) = localhost_pair();
