@@ -743,6 +743,7 @@ fn load_shed_and_timeout_layer_errors_become_503_and_the_connection_goes_on() {
     let service = tower::service_fn(|req: Request<Body>| async move {
         match req.uri().path() {
             "/shed" => Err::<Response<Body>, BoxError>(Overloaded::new().into()),
+            "/tower-shed" => Err(tower::load_shed::error::Overloaded::new().into()),
             "/late" => Err(Elapsed::new().into()),
             "/err" => Err("a fault".into()),
             _ => Ok(text("fine")),
@@ -750,7 +751,12 @@ fn load_shed_and_timeout_layer_errors_become_503_and_the_connection_goes_on() {
     });
     let server = TestServer::start(service);
     let mut c = server.connect();
-    for (path, status) in [("/shed", 503), ("/late", 503), ("/err", 500)] {
+    for (path, status) in [
+        ("/shed", 503),
+        ("/tower-shed", 503),
+        ("/late", 503),
+        ("/err", 500),
+    ] {
         let req = format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n");
         assert_eq!(c.roundtrip(req.as_bytes()).status, status, "{path}");
     }

@@ -39,7 +39,8 @@ impl HandlerError {
     /// Whether the request timed out: the server's request timeout
     /// ([`HandlerError::TimedOut`]) or this crate's
     /// [`Timeout`](crate::layers::Timeout) layer's
-    /// [`Elapsed`](crate::layers::Elapsed) (not tower's own), found anywhere in the
+    /// [`Elapsed`](crate::layers::Elapsed) (not tower's own: its `timeout`
+    /// needs tokio's timer and cannot run here), found anywhere in the
     /// service error's `source()` chain (a layer above may have wrapped it).
     ///
     /// ```
@@ -58,22 +59,28 @@ impl HandlerError {
         }
     }
 
-    /// Whether the service refused the request for load: this crate's
-    /// [`LoadShed`](crate::layers::LoadShed) layer's (not tower's own)
-    /// [`Overloaded`](crate::layers::Overloaded), found anywhere in the
-    /// service error's `source()` chain. Protocols answer it as "try again
-    /// later" (HTTP 503) rather than as a fault of the service (500).
+    /// Whether the service refused the request for load: an `Overloaded`
+    /// from this crate's [`LoadShed`](crate::layers::LoadShed) layer or
+    /// from tower's own `load_shed` (it runs on spargio as it is), found
+    /// anywhere in the service error's `source()` chain. Protocols answer
+    /// it as "try again later" (HTTP 503) rather than as a fault of the
+    /// service (500).
     ///
     /// ```
     /// use spargio_service::layers::Overloaded;
     /// use spargio_service::HandlerError;
     ///
     /// assert!(HandlerError::Service(Overloaded::new().into()).is_overloaded());
+    /// let tower_own = tower::load_shed::error::Overloaded::new();
+    /// assert!(HandlerError::Service(tower_own.into()).is_overloaded());
     /// assert!(!HandlerError::Service("boom".into()).is_overloaded());
     /// ```
     pub fn is_overloaded(&self) -> bool {
         match self {
-            HandlerError::Service(e) => in_chain::<crate::layers::Overloaded>(&**e),
+            HandlerError::Service(e) => {
+                in_chain::<crate::layers::Overloaded>(&**e)
+                    || in_chain::<tower::load_shed::error::Overloaded>(&**e)
+            }
             _ => false,
         }
     }

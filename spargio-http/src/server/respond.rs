@@ -334,9 +334,9 @@ where
         Err(e) => {
             let status = match e {
                 HandlerError::TimedOut | HandlerError::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
-                // A spargio-service `LoadShed` or `Timeout` layer's refusal
-                // (not tower's own) is load, not a fault: "try again
-                // later", as the server's own timeout.
+                // A `LoadShed` (ours or tower's) or our `Timeout` layer's
+                // refusal is load, not a fault: "try again later", as the
+                // server's own timeout.
                 e if e.is_overloaded() || e.is_timeout() => StatusCode::SERVICE_UNAVAILABLE,
                 HandlerError::Service(_) | HandlerError::Panicked(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR

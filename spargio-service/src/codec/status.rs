@@ -41,7 +41,7 @@ pub enum Status {
     BadRequest = 5,
     /// 6: the service refused the request for load (a
     /// [`LoadShed`](crate::layers::LoadShed) layer's
-    /// [`Overloaded`](crate::layers::Overloaded), see
+    /// [`Overloaded`](crate::layers::Overloaded) or tower's own, see
     /// [`HandlerError::is_overloaded`]); the service did no work for it and
     /// it can be sent again later.
     Overloaded = 6,
@@ -167,6 +167,9 @@ mod tests {
         let late = HandlerError::Service(Elapsed::new().into());
         assert_eq!(Status::from(&late), Status::TimedOut);
         let wrapped = HandlerError::Service(Box::new(Wrapped(Overloaded::new().into())));
+        assert_eq!(Status::from(&wrapped), Status::Overloaded);
+        let towers = tower::load_shed::error::Overloaded::new();
+        let wrapped = HandlerError::Service(Box::new(Wrapped(towers.into())));
         assert_eq!(Status::from(&wrapped), Status::Overloaded);
         let wrapped = HandlerError::Service(Box::new(Wrapped("boom".into())));
         assert_eq!(Status::from(&wrapped), Status::ServiceError);
