@@ -223,7 +223,7 @@ fn app(state: AppState) -> Router {
 }
 
 #[spargio_rt::main]
-async fn main(handle: RuntimeHandle) -> std::io::Result<()> {
+async fn main(handle: RuntimeHandle) -> Result<(), support::Failure> {
     let port = match std::env::var("PORT") {
         Ok(p) => p
             .parse()

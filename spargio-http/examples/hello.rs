@@ -18,7 +18,7 @@ use http::{Request, Response};
 use spargio_http::{Body, Http, Server};
 
 #[spargio_rt::main]
-async fn main(handle: spargio_rt::RuntimeHandle) -> std::io::Result<()> {
+async fn main(handle: spargio_rt::RuntimeHandle) -> Result<(), support::Failure> {
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_string());
     let server = Server::builder()
         .shutdown_timeout(support::SHUTDOWN_TIMEOUT)

@@ -195,7 +195,7 @@ fn status(code: StatusCode, text: &'static str) -> Response<Body> {
 }
 
 #[spargio_rt::main]
-async fn main(handle: spargio_rt::RuntimeHandle) -> io::Result<()> {
+async fn main(handle: spargio_rt::RuntimeHandle) -> Result<(), support::Failure> {
     let upstream_text =
         std::env::var("UPSTREAM").unwrap_or_else(|_| "http://127.0.0.1:8080".to_string());
     let upstream = Upstream::parse(&upstream_text).map_err(|why| {

@@ -25,7 +25,7 @@ use spargio_http::{Body, Http, Server};
 use tower::ServiceExt;
 
 #[spargio_rt::main]
-async fn main(handle: spargio_rt::RuntimeHandle) -> io::Result<()> {
+async fn main(handle: spargio_rt::RuntimeHandle) -> Result<(), support::Failure> {
     // `args_os`: a directory name need not be UTF-8.
     let dir = std::env::args_os()
         .nth(1)
@@ -34,10 +34,7 @@ async fn main(handle: spargio_rt::RuntimeHandle) -> io::Result<()> {
     let root = std::fs::canonicalize(&dir)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot serve {}: {e}", dir.display())))?;
     if !root.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotADirectory,
-            format!("cannot serve {}: not a directory", dir.display()),
-        ));
+        return Err(format!("cannot serve {}: not a directory", dir.display()).into());
     }
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_string());
     let server = Server::builder()

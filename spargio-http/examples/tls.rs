@@ -27,9 +27,7 @@ use spargio_http::tls::TlsAcceptor;
 use spargio_http::{Body, Http, Server};
 
 #[spargio_rt::main]
-async fn main(
-    handle: spargio_rt::RuntimeHandle,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn main(handle: spargio_rt::RuntimeHandle) -> Result<(), support::Failure> {
     let cert =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
     // A new directory with a random name (creating it fails rather than

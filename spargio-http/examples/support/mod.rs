@@ -51,3 +51,22 @@ pub fn listen_error(addr: impl Display, var: &str, err: io::Error) -> io::Error 
         format!("cannot listen on {addr}: {err} (set {var}=...)"),
     )
 }
+
+/// What an example's `main` returns on failure: any error, reported as
+/// its message. A `main` that returns `Err` prints it with `Debug`, which
+/// for an `io::Error` made with a message is a struct dump
+/// (`Custom { kind: AddrInUse, error: "..." }`); this prints the message
+/// itself (`Error: cannot listen on ...`) and exits with status 1.
+pub struct Failure(Box<dyn std::error::Error + Send + Sync>);
+
+impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for Failure {
+    fn from(err: E) -> Self {
+        Failure(err.into())
+    }
+}
+
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Display::fmt(&self.0, f)
+    }
+}
