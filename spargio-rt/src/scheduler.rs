@@ -305,6 +305,9 @@ impl Inner {
         Fn_: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        // A file dropped just before is closed before the job can start
+        // (see `submit_ring_closes`).
+        crate::shard::local::submit_ring_closes();
         self.spawn_on_pool(Home::Blocking, RunOnce(Some(f)))
     }
 

@@ -12,6 +12,9 @@ use spargio_rt::fs::{self, DirBuilder, File, OpenOptions};
 use spargio_rt::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, IoBuf};
 use spargio_rt::{Runtime, RuntimeHandle};
 
+mod common;
+use common::fds_on;
+
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
 
@@ -1049,4 +1052,110 @@ fn a_program_written_and_dropped_on_a_shard_runs_at_once() {
         }))
         .unwrap();
     assert_eq!(status.unwrap().code(), Some(7));
+}
+
+/// A fresh directory holding one file `f` ("x"): the directory, the
+/// file's path and its canonical path (as `/proc/self/fd` shows it).
+fn dir_with_one_file(name: &str) -> (TempDir, PathBuf, PathBuf) {
+    let dir = TempDir::new(name);
+    let p = dir.join("f");
+    std::fs::write(&p, b"x").unwrap();
+    let target = std::fs::canonicalize(&p).unwrap();
+    (dir, p, target)
+}
+
+#[test]
+fn a_blocking_job_queued_after_a_drop_sees_the_file_closed() {
+    let (_dir, p, target) = dir_with_one_file("close-then-job");
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let open_in_job = rt
+        .block_on(rt.handle().spawn(async move {
+            let f = File::open(&p).await.unwrap();
+            drop(f);
+            let job = spargio_rt::spawn_blocking(move || fds_on(&target));
+            // Hold the shard (no await): only a submission made before the
+            // job was queued can have closed the file by now.
+            std::thread::sleep(Duration::from_millis(100));
+            job.await.unwrap()
+        }))
+        .unwrap();
+    assert_eq!(open_in_job, 0, "the job saw the dropped file still open");
+}
+
+#[test]
+fn close_waits_for_the_close_on_and_off_the_shards() {
+    let (_dir, p, target) = dir_with_one_file("close");
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    let before = h.stats().shards[0].ring_closes;
+    let (p2, t2) = (p.clone(), target.clone());
+    let open_after = rt
+        .block_on(h.spawn(async move {
+            let files = [
+                File::open(&p2).await.unwrap(),
+                File::open(&p2).await.unwrap(),
+            ];
+            assert_eq!(fds_on(&t2), 2);
+            for f in files {
+                f.close().await.unwrap();
+            }
+            fds_on(&t2)
+        }))
+        .unwrap();
+    assert_eq!(open_after, 0);
+    assert_eq!(
+        h.stats().shards[0].ring_closes,
+        before,
+        "an awaited close is an op of its own, not a queued drop"
+    );
+    // From block_on, off the shards: closed at once.
+    let f = rt.block_on(File::open(&p)).unwrap();
+    assert_eq!(fds_on(&target), 1);
+    rt.block_on(f.close()).unwrap();
+    assert_eq!(fds_on(&target), 0);
+}
+
+#[test]
+fn an_open_completed_after_its_future_was_dropped_is_closed_through_the_ring() {
+    let (_dir, p, target) = dir_with_one_file("orphan-open");
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    let before = h.stats().shards[0].ring_closes;
+    let t2 = target.clone();
+    rt.block_on(h.spawn(async move {
+        let mut open = Box::pin(File::open(&p));
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(open.as_mut(), cx).is_pending())
+        })
+        .await;
+        assert!(first, "an open goes to the ring before it completes");
+        // Let the shard submit the open and reap its completion; the
+        // result waits in the op for a poll that never comes.
+        while fds_on(&t2) == 0 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        drop(open);
+        while fds_on(&t2) != 0 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+    }))
+    .unwrap();
+    assert_eq!(fds_on(&target), 0);
+    assert_eq!(
+        h.stats().shards[0].ring_closes - before,
+        1,
+        "the orphaned fd was closed through the ring, not with close(2) on the shard"
+    );
+}
+
+#[spargio_rt::test]
+async fn positional_writes_to_an_append_file_go_to_its_end() {
+    let dir = TempDir::new("append-at");
+    let p = dir.join("f");
+    std::fs::write(&p, b"hello").unwrap();
+    let f = OpenOptions::new().append(true).open(&p).await.unwrap();
+    let (res, _) = f.write_all_at(b"J".to_vec(), 0).await;
+    res.unwrap();
+    f.close().await.unwrap();
+    assert_eq!(std::fs::read(&p).unwrap(), b"helloJ", "as the docs say");
 }

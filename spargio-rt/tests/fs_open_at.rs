@@ -4,11 +4,14 @@
 
 use std::io::ErrorKind;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use spargio_rt::fs::{self, File, OpenOptions, ResolveFlags};
+
+mod common;
+use common::fds_on;
 
 /// A fresh directory under the system temp dir, removed on drop, holding
 /// `root/` (with `hello.txt` and `sub/inner.txt`) and `outside.txt` next
@@ -233,15 +236,6 @@ async fn o_path_takes_the_flags_open_would_ignore() {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
     let f = opts.open_at(&dir, "fifo").await.unwrap();
     assert!(f.metadata().await.unwrap().file_type().is_fifo());
-}
-
-/// Open fds of this process that point at `target`.
-fn fds_on(target: &Path) -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|l| l == target)
-        .count()
 }
 
 #[spargio_rt::test]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,11 +32,13 @@ static NO_NATIVE_FTRUNCATE: AtomicBool = AtomicBool::new(false);
 /// it is in flight. Dropped on a shard, it is closed through the shard's
 /// ring (`IORING_OP_CLOSE`, with the shard's next submission), so a close
 /// that flushes (NFS, FUSE) never blocks the shard; elsewhere with
-/// `close(2)`. [`process::Command`](crate::process::Command) submits such
-/// closes before it starts a program, so a script written and dropped
-/// just before is not "text file busy"; to run one with
-/// `std::process::Command` from a shard, close the file off the shard, or
-/// await something first.
+/// `close(2)`. [`process::Command`](crate::process::Command) and
+/// [`spawn_blocking`](crate::spawn_blocking) submit such closes before
+/// they start a program or a job, so a script written and dropped just
+/// before is not "text file busy". A close that must flush (NFS, FUSE)
+/// may still be running then, and ring ops that follow (an unlink, a
+/// rename) are not ordered after it: to know the file is closed, and to
+/// see the close's error, use [`close`](Self::close).
 ///
 /// ```
 /// use spargio_rt::fs::File;
@@ -183,6 +185,9 @@ impl File {
 
     /// Writes once at `pos` from `buf`'s initialised bytes; returns how many
     /// were written (possibly fewer).
+    ///
+    /// On a file opened with [`append`](OpenOptions::append) the kernel
+    /// ignores `pos` and writes at the end, as `pwrite` does on Linux.
     pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
         if let Err(e) = check_pos(pos) {
             return (Err(e), buf);
@@ -192,6 +197,8 @@ impl File {
 
     /// Writes all of `buf`'s initialised bytes at `pos`, continuing after
     /// short writes. Fails with `WriteZero` if the kernel accepts nothing.
+    /// With [`append`](OpenOptions::append), at the end (see
+    /// [`write_at`](Self::write_at)).
     pub async fn write_all_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<(), B> {
         let total = buf.bytes_init();
         let mut written = 0;
@@ -219,6 +226,13 @@ impl File {
     /// Reads from the current position to end of file, appending to `buf`
     /// and moving the position; returns how many bytes were appended (as
     /// `std::io::Read::read_to_end`).
+    ///
+    /// Unlike `read(2)`, an io_uring read takes the position when it
+    /// starts and stores it back when it ends, with no lock between: two
+    /// reads at the current position in flight at once (this, the
+    /// `AsyncRead` impl, or a duplicate of the fd) may return the same
+    /// bytes twice. Use [`read_to_end_at`](Self::read_to_end_at) when
+    /// several tasks read one file.
     pub async fn read_to_end(&self, buf: Vec<u8>) -> BufResult<usize, Vec<u8>> {
         read_to_end_inner(&self.fd, buf, CURRENT_POS, None).await
     }
@@ -304,6 +318,57 @@ impl File {
     /// are kept).
     pub fn from_std(file: std::fs::File) -> File {
         File::from_owned(OwnedFd::from(file))
+    }
+
+    /// Closes the file and waits until it is closed, reporting what the
+    /// close returned: a file system that writes data back on close (NFS,
+    /// FUSE) reports a failed write-back here, and after `close` returns,
+    /// the file is no longer open here: a `spawn_blocking` job, a program
+    /// started with `std::process::Command`, or an unlink on NFS that
+    /// follows sees it closed. Dropping a `File` closes it too, but in the
+    /// background and with any error lost.
+    ///
+    /// Through the shard's ring (`IORING_OP_CLOSE`) on a shard, with
+    /// `close(2)` elsewhere. If a future dropped earlier left an op on this
+    /// file in flight, the fd stays open until that op ends (closing it
+    /// under the kernel would be unsound), and this returns `Ok` at once.
+    ///
+    /// ```
+    /// use spargio_rt::fs::File;
+    ///
+    /// spargio_rt::run(|_| async {
+    ///     let path = std::env::temp_dir().join(format!("spargio-close-doc-{}", std::process::id()));
+    ///     let f = File::create(&path).await?;
+    ///     let (res, _) = f.write_all_at(b"#!/bin/sh\n".to_vec(), 0).await;
+    ///     res?;
+    ///     f.close().await?;
+    ///     spargio_rt::fs::remove_file(&path).await
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
+    pub async fn close(self) -> io::Result<()> {
+        let fd = match self.fd.into_owned() {
+            Ok(fd) => fd,
+            // An abandoned op still holds it: closed when that op ends.
+            Err(shared) => {
+                drop(shared);
+                return Ok(());
+            }
+        };
+        if crate::shard::local::with_current(|_| ()).is_some() {
+            fs_ops::close(fd).await
+        } else {
+            let raw = fd.into_raw_fd();
+            // SAFETY: `raw` is an fd we own (just taken out of its
+            // `OwnedFd`); it is closed once here and never used again,
+            // whatever `close` returns (Linux frees the number even when
+            // close reports an error).
+            if unsafe { libc::close(raw) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        }
     }
 
     /// Converts to a `std` file, for blocking use.

@@ -76,8 +76,9 @@ impl OpenOptions {
         self
     }
 
-    /// Open for appending (`O_APPEND`): writes at the current position go to
-    /// the end of the file. Implies write access.
+    /// Open for appending (`O_APPEND`): every write goes to the end of the
+    /// file, positional ones ([`File::write_at`]) included. Implies write
+    /// access.
     pub fn append(&mut self, append: bool) -> &mut Self {
         self.append = append;
         self

@@ -86,10 +86,12 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
         buf.clear();
         let (res, b) = src.read_at(buf, pos).await;
         buf = b;
-        let n = res?;
-        if n == 0 {
-            return Ok(pos);
-        }
+        let n = match res {
+            Ok(0) => return Ok(pos),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         let (res, b) = dst.write_all_at(buf, pos).await;
         buf = b;
         res?;

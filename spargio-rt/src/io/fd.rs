@@ -58,6 +58,15 @@ impl SharedFd {
         }))
     }
 
+    /// The fd itself, if this is its last clone (no op holds it); the
+    /// clone back otherwise.
+    pub(crate) fn into_owned(self) -> Result<OwnedFd, SharedFd> {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut closing) => Ok(closing.fd.take().expect("taken only while dropping")),
+            Err(shared) => Err(SharedFd(shared)),
+        }
+    }
+
     pub(crate) fn raw(&self) -> RawFd {
         self.0.raw
     }

@@ -305,9 +305,10 @@ pub(crate) fn close_on_ring(fd: OwnedFd) -> Result<(), OwnedFd> {
 }
 
 /// Submits the ring closes the current shard has queued (no-op off a
-/// shard, or with none queued): before a process is spawned, so a file
-/// just written and dropped is no longer open for writing when it is run
-/// (`ETXTBSY`), and the child does not inherit it. A close of a local
+/// shard, or with none queued): before a process is spawned or a blocking
+/// job is queued, so a file just written and dropped is no longer open
+/// for writing when it is run (`ETXTBSY`), the child does not inherit it,
+/// and a job sees it closed. A close of a local
 /// file completes during the submission; one that must flush (NFS) may
 /// still be running in a kernel worker.
 pub(crate) fn submit_ring_closes() {

@@ -54,3 +54,13 @@ pub fn drops_in_time(rt: spargio_rt::Runtime) -> bool {
     });
     rx.recv_timeout(std::time::Duration::from_secs(20)).is_ok()
 }
+
+/// Open fds of this process that point at `target` (a canonical path).
+#[allow(dead_code)] // not every test file uses every helper
+pub fn fds_on(target: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l == target)
+        .count()
+}
