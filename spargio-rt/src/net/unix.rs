@@ -6,11 +6,11 @@ use std::os::unix::net::SocketAddr as UnixAddr;
 use std::path::Path;
 use std::task::{Context, Poll};
 
-use socket2::{Domain, SockAddr, Type};
+use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::accept::{self, MultiAccept};
 use super::datagram;
-use super::socket::{self, new_socket, shared};
+use super::socket::{self, new_socket, shared, with_socket};
 use super::stream::stream_io;
 use crate::io::fd::SharedFd;
 use crate::io::{BufResult, IoBuf, IoBufMut};
@@ -109,9 +109,21 @@ impl UnixListener {
         }
     }
 
+    /// Wraps a listening std socket.
+    pub fn from_std(l: std::os::unix::net::UnixListener) -> UnixListener {
+        UnixListener {
+            fd: SharedFd::new(OwnedFd::from(l)),
+        }
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<UnixAddr> {
         std_addr(&self.fd, false)
+    }
+
+    /// Any socket option, through the socket2 view.
+    pub fn with_socket<R>(&self, f: impl FnOnce(&Socket) -> io::Result<R>) -> io::Result<R> {
+        with_socket(&self.fd, f)
     }
 }
 
@@ -187,6 +199,11 @@ impl UnixStream {
     pub fn peer_addr(&self) -> io::Result<UnixAddr> {
         std_addr(&self.fd, true)
     }
+
+    /// Any socket option, through the socket2 view.
+    pub fn with_socket<R>(&self, f: impl FnOnce(&Socket) -> io::Result<R>) -> io::Result<R> {
+        with_socket(&self.fd, f)
+    }
 }
 
 /// A Unix datagram socket.
@@ -208,6 +225,13 @@ impl UnixDatagram {
         Ok(UnixDatagram {
             fd: shared(new_socket(Domain::UNIX, Type::DGRAM, None)?),
         })
+    }
+
+    /// Wraps a std datagram socket (bound, connected or neither).
+    pub fn from_std(s: std::os::unix::net::UnixDatagram) -> UnixDatagram {
+        UnixDatagram {
+            fd: SharedFd::new(OwnedFd::from(s)),
+        }
     }
 
     /// A connected pair.
@@ -263,5 +287,21 @@ impl UnixDatagram {
     /// The local address.
     pub fn local_addr(&self) -> io::Result<UnixAddr> {
         std_addr(&self.fd, false)
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<UnixAddr> {
+        std_addr(&self.fd, true)
+    }
+
+    /// Any socket option, through the socket2 view.
+    pub fn with_socket<R>(&self, f: impl FnOnce(&Socket) -> io::Result<R>) -> io::Result<R> {
+        with_socket(&self.fd, f)
+    }
+}
+
+impl AsRawFd for UnixDatagram {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
     }
 }
