@@ -264,7 +264,7 @@ impl UnixDatagram {
             Ok(a) => a,
             Err(e) => return (Err(e), buf),
         };
-        let (res, buf) = datagram::send_msg(&self.fd, buf, Some(addr), Vec::new()).await;
+        let (res, buf) = datagram::send_msg(&self.fd, buf, Some(addr), Default::default()).await;
         (res, buf)
     }
 
