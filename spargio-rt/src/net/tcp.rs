@@ -255,8 +255,18 @@ impl TcpStream {
 
     /// A multishot receive into `ring`'s buffers: one armed SQE delivers
     /// read after read, and the connection holds no buffer while idle.
-    /// `ring` must belong to the shard this is polled on (create it there:
-    /// connections stay on their session shard).
+    ///
+    /// The receive is armed on `ring`'s shard (the one that created it),
+    /// so poll it only from a task that stays there: one started with
+    /// [`spawn_local`](crate::spawn_local) on that shard, or
+    /// [`RuntimeHandle::spawn_pinned`](crate::RuntimeHandle::spawn_pinned)
+    /// to it. A task from [`spawn`](crate::spawn) is stealable and can be
+    /// moved to another shard between two polls. Polled off the ring's
+    /// shard, [`next`](super::RecvMultishot::next) still hands out the
+    /// buffers already received, but fails with `InvalidInput` as soon as
+    /// the receive would have to be armed again (at first, after the ring
+    /// ran dry, after the queue cap, or when the kernel ended it); what
+    /// was not received by then stays in the socket for plain reads.
     pub fn recv_multishot(&self, ring: &crate::io::BufRing) -> super::RecvMultishot {
         super::RecvMultishot::new(&self.fd, ring)
     }
