@@ -58,14 +58,24 @@ fn std_addr(fd: &SharedFd, peer: bool) -> io::Result<UnixAddr> {
     }
 }
 
-/// The unnamed Unix address (std has no constructor for it; an unbound
-/// socket reports it).
+/// The unnamed Unix address, built without a file descriptor.
+///
+/// std has no constructor for it by name, but an empty path gives it:
+/// `from_pathname("")` holds just the address family, which is how the
+/// kernel reports an unnamed socket. Needing no fd matters: this runs
+/// after a datagram was received, and an `EMFILE` here would lose it. The
+/// fallback (a std build that refused the empty path) asks an unbound
+/// socket once; the test `the_unnamed_address_needs_no_socket` catches a
+/// std that takes that path.
 fn unnamed() -> io::Result<UnixAddr> {
     static UNNAMED: std::sync::OnceLock<UnixAddr> = std::sync::OnceLock::new();
     if let Some(a) = UNNAMED.get() {
         return Ok(a.clone());
     }
-    let a = std::os::unix::net::UnixDatagram::unbound()?.local_addr()?;
+    let a = match UnixAddr::from_pathname("") {
+        Ok(a) if a.is_unnamed() => a,
+        _ => std::os::unix::net::UnixDatagram::unbound()?.local_addr()?,
+    };
     Ok(UNNAMED.get_or_init(|| a).clone())
 }
 
@@ -303,5 +313,18 @@ impl UnixDatagram {
 impl AsRawFd for UnixDatagram {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.raw()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unnamed_address_needs_no_socket() {
+        let a = UnixAddr::from_pathname("").expect("std builds it from an empty path");
+        assert!(a.is_unnamed());
+        assert_eq!(a.as_pathname(), None);
+        assert!(unnamed().unwrap().is_unnamed());
     }
 }
