@@ -11,6 +11,11 @@ pub struct SendOptions {
     /// be shorter); the kernel splits it (`UDP_SEGMENT`).
     pub segment_size: Option<u16>,
     /// The ECN codepoint (0-3) for the IP header.
+    ///
+    /// The control message (`IP_TOS` / `IPV6_TCLASS`) sets the whole TOS
+    /// (IPv4) or traffic-class (IPv6) byte for this datagram, not only its
+    /// two ECN bits: the DSCP bits a socket option set are replaced, with
+    /// 0, for it. Leave this `None` to send with the socket's byte.
     pub ecn: Option<u8>,
     /// The source IP to send from (`IP_PKTINFO` / `IPV6_PKTINFO`). On an
     /// IPv6 socket an IPv4 address is sent as its mapped form; an IPv6

@@ -273,8 +273,18 @@ impl TcpStream {
 
     /// Sends with `IORING_OP_SEND_ZC`: the kernel transmits straight from
     /// `buf` without copying it, and the buffer comes back once the kernel
-    /// has let go of it (after its notification CQE). Worth it for large
-    /// buffers (tens of KiB and up); small ones are cheaper with a copy.
+    /// has let go of it. Worth it for large buffers (tens of KiB and up);
+    /// small ones are cheaper with a copy.
+    ///
+    /// The future resolves only when the kernel's notification arrives,
+    /// not when the data is queued: for TCP that is once the peer has
+    /// acknowledged the data (the kernel holds the pages until then, for a
+    /// retransmit). So each call costs at least a round trip, and a peer
+    /// that stops reading (a full receive window) keeps it pending, for as
+    /// long as the connection lasts. Until the notification the op also
+    /// keeps the socket open, even if this stream and the future are
+    /// dropped. A plain [`write`](crate::io::AsyncWrite::write) returns as
+    /// soon as the data is copied into the socket's send buffer.
     pub async fn send_zc<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
         super::zc::send_zc(&self.fd, buf).await
     }
