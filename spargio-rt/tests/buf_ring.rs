@@ -119,6 +119,95 @@ fn a_receive_on_another_shard_is_refused_not_spun() {
 }
 
 #[test]
+fn buffers_already_received_are_handed_out_after_the_receive_moves_shard() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    // On the ring's shard: arm the receive, take one buffer, and let a
+    // second one queue up.
+    let (ring, mut a, mut rx, first) = rt
+        .block_on(h.spawn_pinned(ShardId(0), async {
+            let ring = BufRing::new(8, 256).unwrap();
+            let (mut a, b) = UnixStream::pair().unwrap();
+            let mut rx = b.recv_multishot(&ring);
+            let (r, _) = a.write_all(b"first".to_vec()).await;
+            r.unwrap();
+            let first = rx.next().await.unwrap().expect("data").to_vec();
+            let (r, _) = a.write_all(b"second".to_vec()).await;
+            r.unwrap();
+            for _ in 0..5000 {
+                if rx.queued() > 0 {
+                    break;
+                }
+                spargio_rt::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            assert!(rx.queued() > 0, "the second write was received");
+            (ring, a, rx, first)
+        }))
+        .unwrap();
+    assert_eq!(first, b"first");
+    // On the other shard (where a stolen task would find itself): what was
+    // received is still handed out, the receive still armed on shard 0
+    // keeps delivering, and the end of the stream is seen.
+    let (second, third, end) = rt
+        .block_on(h.spawn_pinned(ShardId(1), async move {
+            let second = rx.next().await.unwrap().expect("queued data").to_vec();
+            let (r, _) = a.write_all(b"third".to_vec()).await;
+            r.unwrap();
+            let third = rx.next().await.unwrap().expect("more data").to_vec();
+            drop(a);
+            let end = rx.next().await.unwrap().map(|b| b.to_vec());
+            (second, third, end)
+        }))
+        .unwrap();
+    assert_eq!(second, b"second");
+    assert_eq!(third, b"third");
+    assert_eq!(end, None);
+    assert_eq!(ring.available(), 8, "every buffer went back to the ring");
+}
+
+#[test]
+fn a_moved_receive_that_needs_rearming_fails_after_its_data_and_loses_nothing() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let total = 1000;
+    // A queue cap of one: the first completion cancels the receive, so it
+    // needs re-arming once what it took is handed out.
+    let (_ring, b, rx, first) = rt
+        .block_on(h.spawn_pinned(ShardId(0), async move {
+            let ring = BufRing::new(8, 256).unwrap();
+            let (mut a, b) = UnixStream::pair().unwrap();
+            let (r, _) = a.write_all(pattern(total)).await;
+            r.unwrap();
+            drop(a);
+            let mut rx = b.recv_multishot(&ring);
+            rx.max_queued(1);
+            let first = rx.next().await.unwrap().expect("data").to_vec();
+            (ring, b, rx, first)
+        }))
+        .unwrap();
+    let (got, err) = rt
+        .block_on(h.spawn_pinned(ShardId(1), async move {
+            let (mut b, mut rx) = (b, rx);
+            let mut got = first;
+            let err = loop {
+                match rx.next().await {
+                    Ok(Some(buf)) => got.extend_from_slice(&buf),
+                    Ok(None) => panic!("the receive was cut short, not ended"),
+                    Err(e) => break e,
+                }
+            };
+            // The rest is still in the socket.
+            let (r, rest) = b.read_exact(vec![0u8; total - got.len()]).await;
+            r.unwrap();
+            got.extend_from_slice(&rest);
+            (got, err)
+        }))
+        .unwrap();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(got, pattern(total));
+}
+
+#[test]
 fn a_ring_outside_a_shard_is_a_clear_error() {
     let e = BufRing::new(4, 64).err().expect("no shard here");
     assert!(e.to_string().contains("shard"), "{e}");

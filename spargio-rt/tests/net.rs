@@ -588,3 +588,111 @@ fn an_ipv6_source_on_an_ipv4_socket_is_refused_not_ignored() {
         assert_eq!(buf, b"x", "the buffer comes back");
     });
 }
+
+/// `SO_RCVBUF` as the kernel reports it for `fd`, read without socket2.
+fn raw_rcvbuf(fd: std::os::fd::RawFd) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are live locals of the sizes passed.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    v
+}
+
+#[test]
+fn unix_sockets_take_options_through_with_socket() {
+    use spargio_rt::net::UnixDatagram;
+    use std::os::fd::AsRawFd;
+    let dir = std::env::temp_dir().join(format!("spargio-unixopt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("l");
+    let d2 = dir.clone();
+    run(move || async move {
+        let l = UnixListener::bind(&path).unwrap();
+        let (s, _) = UnixStream::pair().unwrap();
+        let d = UnixDatagram::unbound().unwrap();
+        // Each type: a small and a larger receive buffer, set through the
+        // socket2 view, read back through it and through the raw fd.
+        let check = |fd: std::os::fd::RawFd,
+                     set: &dyn Fn(usize) -> std::io::Result<()>,
+                     get: &dyn Fn() -> std::io::Result<usize>| {
+            set(4096).unwrap();
+            let small = get().unwrap();
+            assert_eq!(small as i32, raw_rcvbuf(fd));
+            set(64 * 1024).unwrap();
+            let large = get().unwrap();
+            assert_eq!(large as i32, raw_rcvbuf(fd));
+            assert!(small >= 4096 && large >= 64 * 1024 && small < large);
+        };
+        check(
+            l.as_raw_fd(),
+            &|n| l.with_socket(|s| s.set_recv_buffer_size(n)),
+            &|| l.with_socket(|s| s.recv_buffer_size()),
+        );
+        check(
+            s.as_raw_fd(),
+            &|n| s.with_socket(|s| s.set_recv_buffer_size(n)),
+            &|| s.with_socket(|s| s.recv_buffer_size()),
+        );
+        check(
+            d.as_raw_fd(),
+            &|n| d.with_socket(|s| s.set_recv_buffer_size(n)),
+            &|| d.with_socket(|s| s.recv_buffer_size()),
+        );
+    });
+    let _ = std::fs::remove_dir_all(&d2);
+}
+
+#[test]
+fn unix_std_sockets_wrap_and_work_end_to_end() {
+    use spargio_rt::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("spargio-unixstd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (dgram_path, listen_path) = (dir.join("d"), dir.join("l"));
+    let d2 = dir.clone();
+    run(move || async move {
+        // A std datagram socket bound to a path, and an unbound sender.
+        let rx =
+            UnixDatagram::from_std(std::os::unix::net::UnixDatagram::bind(&dgram_path).unwrap());
+        assert_eq!(
+            rx.local_addr().unwrap().as_pathname(),
+            Some(dgram_path.as_path())
+        );
+        let tx = UnixDatagram::from_std(std::os::unix::net::UnixDatagram::unbound().unwrap());
+        let (r, _) = tx.send_to(b"one".to_vec(), &dgram_path).await;
+        assert_eq!(r.unwrap(), 3);
+        let (r, buf) = rx.recv_from(Vec::with_capacity(8)).await;
+        let (n, from) = r.unwrap();
+        assert_eq!((&buf[..n], from.is_unnamed()), (&b"one"[..], true));
+
+        // A connected std pair, both ends wrapped.
+        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let (a, b) = (UnixDatagram::from_std(a), UnixDatagram::from_std(b));
+        let (r, _) = a.send(b"two".to_vec()).await;
+        r.unwrap();
+        let (r, buf) = b.recv(Vec::with_capacity(8)).await;
+        assert_eq!(&buf[..r.unwrap()], b"two");
+
+        // A std listener.
+        let l =
+            UnixListener::from_std(std::os::unix::net::UnixListener::bind(&listen_path).unwrap());
+        let mut c = UnixStream::connect(&listen_path).await.unwrap();
+        let (mut conn, _) = l.accept().await.unwrap();
+        let (r, _) = c.write_all(b"three".to_vec()).await;
+        r.unwrap();
+        let (r, buf) = conn.read_exact(vec![0u8; 5]).await;
+        r.unwrap();
+        assert_eq!(buf, b"three");
+    });
+    let _ = std::fs::remove_dir_all(&d2);
+}

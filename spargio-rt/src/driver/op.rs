@@ -152,6 +152,13 @@ impl<T: MultiData> MultiOp<T> {
         self.paused = false;
     }
 
+    /// Whether the next [`poll_next`](Self::poll_next) would submit the
+    /// op (it is not armed, and not paused): the one step that needs the
+    /// ring of the shard polling it. Taking CQEs already queued does not.
+    pub(crate) fn needs_arming(&self) -> bool {
+        !self.armed && !self.paused
+    }
+
     pub(crate) fn data(&self) -> &T {
         self.cell.data()
     }

@@ -11,6 +11,11 @@ pub struct SendOptions {
     /// be shorter); the kernel splits it (`UDP_SEGMENT`).
     pub segment_size: Option<u16>,
     /// The ECN codepoint (0-3) for the IP header.
+    ///
+    /// The control message (`IP_TOS` / `IPV6_TCLASS`) sets the whole TOS
+    /// (IPv4) or traffic-class (IPv6) byte for this datagram, not only its
+    /// two ECN bits: the DSCP bits a socket option set are replaced, with
+    /// 0, for it. Leave this `None` to send with the socket's byte.
     pub ecn: Option<u8>,
     /// The source IP to send from (`IP_PKTINFO` / `IPV6_PKTINFO`). On an
     /// IPv6 socket an IPv4 address is sent as its mapped form; an IPv6
@@ -54,6 +59,60 @@ impl RecvMeta {
     }
 }
 
+/// Control-message bytes in storage aligned for `cmsghdr`.
+///
+/// The kernel's layout (and the `CMSG_*` macros walking it) reads the
+/// buffer as `cmsghdr` headers, which need their alignment: a `Vec<u8>`
+/// only promises 1. The bytes live in `u64` words (alignment 8, at least
+/// `cmsghdr`'s everywhere), of which the first `len` bytes are the buffer.
+#[derive(Default)]
+pub(crate) struct CmsgBuf {
+    words: Vec<u64>,
+    len: usize,
+}
+
+// A word is at least as aligned as a header, on every target.
+const _: () = assert!(std::mem::align_of::<u64>() >= std::mem::align_of::<libc::cmsghdr>());
+
+impl CmsgBuf {
+    /// `len` zeroed bytes.
+    pub(crate) fn zeroed(len: usize) -> CmsgBuf {
+        CmsgBuf {
+            words: vec![0u64; len.div_ceil(8)],
+            len,
+        }
+    }
+
+    /// The buffer's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer holds no byte.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Where the bytes start (aligned for `cmsghdr`).
+    pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.words.as_mut_ptr().cast()
+    }
+
+    /// The bytes.
+    pub(crate) fn as_mut_bytes(&mut self) -> &mut [u8] {
+        let len = self.len;
+        // SAFETY: the words hold at least `len` initialised bytes (a
+        // multiple of 8 at or above it), any byte pattern is a valid
+        // `u8`, and the slice borrows `self` mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.as_mut_ptr(), len) }
+    }
+
+    /// Keeps the first `len` bytes (no effect if it is longer already).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+}
+
 /// Room for every control message we decode (about 90 bytes with GRO, ECN
 /// and packet info on), and for a few more a user turned on.
 pub(crate) const RECV_SPACE: usize = 256;
@@ -62,7 +121,7 @@ pub(crate) const RECV_SPACE: usize = 256;
 /// datagram that goes out as IPv4 when `v4_destination` (on an IPv6
 /// socket: to an IPv4-mapped address; its IP header takes the TOS byte
 /// only from `IP_TOS`, the kernel ignoring `IPV6_TCLASS` there).
-pub(crate) fn encode(opts: &SendOptions, v6: bool, v4_destination: bool) -> io::Result<Vec<u8>> {
+pub(crate) fn encode(opts: &SendOptions, v6: bool, v4_destination: bool) -> io::Result<CmsgBuf> {
     let mut items: Vec<(i32, i32, Vec<u8>)> = Vec::new();
     if let Some(seg) = opts.segment_size {
         items.push((libc::SOL_UDP, libc::UDP_SEGMENT, seg.to_ne_bytes().to_vec()));
@@ -119,13 +178,14 @@ pub(crate) fn encode(opts: &SendOptions, v6: bool, v4_destination: bool) -> io::
         // SAFETY: CMSG_SPACE is pure arithmetic.
         .map(|(_, _, d)| unsafe { libc::CMSG_SPACE(d.len() as u32) } as usize)
         .sum();
-    let mut buf = vec![0u8; space];
+    let mut buf = CmsgBuf::zeroed(space);
     if space == 0 {
         return Ok(buf);
     }
-    // SAFETY: the msghdr only describes `buf`, which has exactly the room
-    // CMSG_SPACE asked for each item; CMSG_FIRSTHDR/NXTHDR stay inside it
-    // and each header's data gets `d.len()` bytes, within its space.
+    // SAFETY: the msghdr only describes `buf`, which is aligned for
+    // `cmsghdr` and has exactly the room CMSG_SPACE asked for each item;
+    // CMSG_FIRSTHDR/NXTHDR stay inside it (and keep the alignment), and
+    // each header's data gets `d.len()` bytes, within its space.
     unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_control = buf.as_mut_ptr().cast();
@@ -158,14 +218,16 @@ pub(crate) struct Decoded {
 }
 
 /// Decodes the control messages the kernel wrote into `control`.
-pub(crate) fn decode(control: &mut [u8]) -> Decoded {
+pub(crate) fn decode(control: &mut CmsgBuf) -> Decoded {
     let mut out = Decoded::default();
     if control.is_empty() {
         return out;
     }
-    // SAFETY: the msghdr describes `control`, whose first bytes the kernel
-    // filled with well-formed headers; CMSG_FIRSTHDR/NXTHDR return null at
-    // the end, and each read stays within the header's `cmsg_len`.
+    let control = control.as_mut_bytes();
+    // SAFETY: the msghdr describes `control`, aligned for `cmsghdr` (a
+    // `CmsgBuf`), whose first bytes the kernel filled with well-formed
+    // headers; CMSG_FIRSTHDR/NXTHDR return null at the end, and each read
+    // stays within the header's `cmsg_len`.
     unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_control = control.as_mut_ptr().cast();
@@ -234,6 +296,37 @@ mod tests {
         // UDP_SEGMENT is not something recv reports, but IP_TOS is.
         assert_eq!(d.ecn, Some(2));
         assert_eq!(d.segment_size, None);
+    }
+
+    #[test]
+    fn control_buffers_are_aligned_for_headers_whatever_their_size() {
+        let align = std::mem::align_of::<libc::cmsghdr>();
+        for len in [0, 1, 3, 7, 9, 17, 33, 255, 256] {
+            let mut b = CmsgBuf::zeroed(len);
+            assert_eq!(b.as_mut_ptr() as usize % align, 0, "len {len}");
+            assert_eq!(b.len(), len);
+            assert_eq!(b.as_mut_bytes(), vec![0u8; len].as_slice());
+            b.truncate(len / 2);
+            assert_eq!(b.len(), len / 2);
+            assert_eq!(b.as_mut_ptr() as usize % align, 0, "len {len}");
+        }
+        // And what `encode` builds, for odd data sizes (a u16 segment
+        // size alone: CMSG_SPACE(2)).
+        for opts in [
+            SendOptions {
+                segment_size: Some(1200),
+                ..SendOptions::default()
+            },
+            SendOptions {
+                segment_size: Some(1),
+                ecn: Some(3),
+                src_ip: Some("10.0.0.1".parse().unwrap()),
+            },
+        ] {
+            let mut b = encode(&opts, false, true).unwrap();
+            assert!(!b.is_empty());
+            assert_eq!(b.as_mut_ptr() as usize % align, 0);
+        }
     }
 
     #[test]

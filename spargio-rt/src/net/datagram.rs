@@ -7,6 +7,7 @@ use io_uring::{opcode, squeue::Entry};
 use socket2::SockAddr;
 
 use super::addr::AddrBuf;
+use super::cmsg::CmsgBuf;
 use crate::driver::{Op, OpData};
 use crate::io::fd::SharedFd;
 use crate::io::{BufResult, IoBuf, IoBufMut};
@@ -15,7 +16,7 @@ struct SendMsg<B> {
     fd: SharedFd,
     buf: B,
     addr: Option<SockAddr>,
-    control: Vec<u8>,
+    control: CmsgBuf,
     iov: libc::iovec,
     msg: libc::msghdr,
 }
@@ -50,12 +51,12 @@ impl<B: IoBuf> OpData for SendMsg<B> {
 }
 
 /// One `sendmsg` of `buf` to `addr` (or the connected peer) with the
-/// encoded control messages `control`.
+/// encoded control messages `control` (empty: none).
 pub(crate) async fn send_msg<B: IoBuf>(
     fd: &SharedFd,
     buf: B,
     addr: Option<SockAddr>,
-    control: Vec<u8>,
+    control: CmsgBuf,
 ) -> BufResult<usize, B> {
     let (res, data) = Op::new(SendMsg {
         fd: fd.clone(),
@@ -77,7 +78,7 @@ struct RecvMsg<B> {
     fd: SharedFd,
     buf: B,
     addr: AddrBuf,
-    control: Vec<u8>,
+    control: CmsgBuf,
     iov: libc::iovec,
     msg: libc::msghdr,
 }
@@ -110,7 +111,7 @@ pub(crate) struct Received {
     pub(crate) len: usize,
     pub(crate) addr: SockAddr,
     /// The control messages the kernel wrote (only the used part).
-    pub(crate) control: Vec<u8>,
+    pub(crate) control: CmsgBuf,
     /// `msg_flags` (`MSG_TRUNC`, `MSG_CTRUNC`...).
     pub(crate) flags: i32,
 }
@@ -126,7 +127,7 @@ pub(crate) async fn recv_msg<B: IoBufMut>(
         fd: fd.clone(),
         buf,
         addr: AddrBuf::new(),
-        control: vec![0u8; control_space],
+        control: CmsgBuf::zeroed(control_space),
         iov: libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,

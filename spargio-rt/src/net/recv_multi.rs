@@ -46,6 +46,11 @@ impl MultiData for RecvMultiData {
 /// `Ok(None)` is end of stream (or, after [`stop`](RecvMultishot::stop),
 /// the end of what was received before it). When the ring runs dry, the receive
 /// pauses until a buffer comes back, then resumes where the data stopped.
+///
+/// Poll it only from a task pinned to the ring's shard (`spawn_local`,
+/// `spawn_pinned`): off that shard the receive cannot be re-armed, so
+/// `next` fails with `InvalidInput` once the buffers already received are
+/// handed out.
 pub struct RecvMultishot {
     op: MultiOp<RecvMultiData>,
     ring: Arc<RingInner>,
@@ -143,13 +148,27 @@ impl RecvMultishot {
     }
 
     /// Polls for the next received buffer.
+    ///
+    /// Buffers already received are handed out wherever this is polled;
+    /// arming (or re-arming) the receive needs the ring's own shard, so
+    /// off it, once those are taken and the receive would have to be
+    /// armed again, this fails with `InvalidInput`. See
+    /// [`TcpStream::recv_multishot`](super::TcpStream::recv_multishot)
+    /// for keeping the consumer on that shard.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<RingBuf>>> {
-        if !self.ring.is_local() {
-            return Poll::Ready(Err(io::Error::new(
+        // Taking queued completions is sound on any thread: the queue is a
+        // concurrent one with an atomic waker, the kernel finished writing
+        // a buffer before its CQE was queued, and a `RingBuf` goes back to
+        // the ring under its lock from any thread. Only a submission must
+        // go to the ring that registered the buffer group.
+        let local = self.ring.is_local();
+        let off_shard = || {
+            Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "spargio: a multishot receive must run on the shard that owns its BufRing",
-            )));
-        }
+                "spargio: a multishot receive must run on the shard that owns its BufRing \
+                 (poll it from a task pinned there: spawn_local or spawn_pinned)",
+            )))
+        };
         loop {
             if self.eof {
                 return Poll::Ready(Ok(None));
@@ -164,10 +183,17 @@ impl RecvMultishot {
                     if self.ring.available() == 0 {
                         return Poll::Ready(Err(io::Error::from_raw_os_error(libc::ENOBUFS)));
                     }
+                } else if !local {
+                    // Waiting for a buffer would end in a re-arm, which
+                    // cannot happen here.
+                    return off_shard();
                 } else if self.ring.wait_for_buffer(cx.waker()) {
                     return Poll::Pending;
                 }
                 self.starved = false;
+            }
+            if !local && self.op.needs_arming() {
+                return off_shard();
             }
             let cqe = match self.op.poll_next(cx) {
                 Poll::Pending => return Poll::Pending,

@@ -255,16 +255,36 @@ impl TcpStream {
 
     /// A multishot receive into `ring`'s buffers: one armed SQE delivers
     /// read after read, and the connection holds no buffer while idle.
-    /// `ring` must belong to the shard this is polled on (create it there:
-    /// connections stay on their session shard).
+    ///
+    /// The receive is armed on `ring`'s shard (the one that created it),
+    /// so poll it only from a task that stays there: one started with
+    /// [`spawn_local`](crate::spawn_local) on that shard, or
+    /// [`RuntimeHandle::spawn_pinned`](crate::RuntimeHandle::spawn_pinned)
+    /// to it. A task from [`spawn`](crate::spawn) is stealable and can be
+    /// moved to another shard between two polls. Polled off the ring's
+    /// shard, [`next`](super::RecvMultishot::next) still hands out the
+    /// buffers already received, but fails with `InvalidInput` as soon as
+    /// the receive would have to be armed again (at first, after the ring
+    /// ran dry, after the queue cap, or when the kernel ended it); what
+    /// was not received by then stays in the socket for plain reads.
     pub fn recv_multishot(&self, ring: &crate::io::BufRing) -> super::RecvMultishot {
         super::RecvMultishot::new(&self.fd, ring)
     }
 
     /// Sends with `IORING_OP_SEND_ZC`: the kernel transmits straight from
     /// `buf` without copying it, and the buffer comes back once the kernel
-    /// has let go of it (after its notification CQE). Worth it for large
-    /// buffers (tens of KiB and up); small ones are cheaper with a copy.
+    /// has let go of it. Worth it for large buffers (tens of KiB and up);
+    /// small ones are cheaper with a copy.
+    ///
+    /// The future resolves only when the kernel's notification arrives,
+    /// not when the data is queued: for TCP that is once the peer has
+    /// acknowledged the data (the kernel holds the pages until then, for a
+    /// retransmit). So each call costs at least a round trip, and a peer
+    /// that stops reading (a full receive window) keeps it pending, for as
+    /// long as the connection lasts. Until the notification the op also
+    /// keeps the socket open, even if this stream and the future are
+    /// dropped. A plain [`write`](crate::io::AsyncWrite::write) returns as
+    /// soon as the data is copied into the socket's send buffer.
     pub async fn send_zc<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
         super::zc::send_zc(&self.fd, buf).await
     }

@@ -73,7 +73,13 @@ impl UdpSocket {
 
     /// Sends one datagram to `addr`.
     pub async fn send_to<B: IoBuf>(&self, buf: B, addr: SocketAddr) -> BufResult<usize, B> {
-        datagram::send_msg(&self.fd, buf, Some(SockAddr::from(addr)), Vec::new()).await
+        datagram::send_msg(
+            &self.fd,
+            buf,
+            Some(SockAddr::from(addr)),
+            Default::default(),
+        )
+        .await
     }
 
     /// Receives one datagram and its sender.

@@ -6,11 +6,11 @@ use std::os::unix::net::SocketAddr as UnixAddr;
 use std::path::Path;
 use std::task::{Context, Poll};
 
-use socket2::{Domain, SockAddr, Type};
+use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::accept::{self, MultiAccept};
 use super::datagram;
-use super::socket::{self, new_socket, shared};
+use super::socket::{self, new_socket, shared, with_socket};
 use super::stream::stream_io;
 use crate::io::fd::SharedFd;
 use crate::io::{BufResult, IoBuf, IoBufMut};
@@ -58,14 +58,24 @@ fn std_addr(fd: &SharedFd, peer: bool) -> io::Result<UnixAddr> {
     }
 }
 
-/// The unnamed Unix address (std has no constructor for it; an unbound
-/// socket reports it).
+/// The unnamed Unix address, built without a file descriptor.
+///
+/// std has no constructor for it by name, but an empty path gives it:
+/// `from_pathname("")` holds just the address family, which is how the
+/// kernel reports an unnamed socket. Needing no fd matters: this runs
+/// after a datagram was received, and an `EMFILE` here would lose it. The
+/// fallback (a std build that refused the empty path) asks an unbound
+/// socket once; the test `the_unnamed_address_needs_no_socket` catches a
+/// std that takes that path.
 fn unnamed() -> io::Result<UnixAddr> {
     static UNNAMED: std::sync::OnceLock<UnixAddr> = std::sync::OnceLock::new();
     if let Some(a) = UNNAMED.get() {
         return Ok(a.clone());
     }
-    let a = std::os::unix::net::UnixDatagram::unbound()?.local_addr()?;
+    let a = match UnixAddr::from_pathname("") {
+        Ok(a) if a.is_unnamed() => a,
+        _ => std::os::unix::net::UnixDatagram::unbound()?.local_addr()?,
+    };
     Ok(UNNAMED.get_or_init(|| a).clone())
 }
 
@@ -109,9 +119,21 @@ impl UnixListener {
         }
     }
 
+    /// Wraps a listening std socket.
+    pub fn from_std(l: std::os::unix::net::UnixListener) -> UnixListener {
+        UnixListener {
+            fd: SharedFd::new(OwnedFd::from(l)),
+        }
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<UnixAddr> {
         std_addr(&self.fd, false)
+    }
+
+    /// Any socket option, through the socket2 view.
+    pub fn with_socket<R>(&self, f: impl FnOnce(&Socket) -> io::Result<R>) -> io::Result<R> {
+        with_socket(&self.fd, f)
     }
 }
 
@@ -187,6 +209,11 @@ impl UnixStream {
     pub fn peer_addr(&self) -> io::Result<UnixAddr> {
         std_addr(&self.fd, true)
     }
+
+    /// Any socket option, through the socket2 view.
+    pub fn with_socket<R>(&self, f: impl FnOnce(&Socket) -> io::Result<R>) -> io::Result<R> {
+        with_socket(&self.fd, f)
+    }
 }
 
 /// A Unix datagram socket.
@@ -208,6 +235,13 @@ impl UnixDatagram {
         Ok(UnixDatagram {
             fd: shared(new_socket(Domain::UNIX, Type::DGRAM, None)?),
         })
+    }
+
+    /// Wraps a std datagram socket (bound, connected or neither).
+    pub fn from_std(s: std::os::unix::net::UnixDatagram) -> UnixDatagram {
+        UnixDatagram {
+            fd: SharedFd::new(OwnedFd::from(s)),
+        }
     }
 
     /// A connected pair.
@@ -240,7 +274,7 @@ impl UnixDatagram {
             Ok(a) => a,
             Err(e) => return (Err(e), buf),
         };
-        let (res, buf) = datagram::send_msg(&self.fd, buf, Some(addr), Vec::new()).await;
+        let (res, buf) = datagram::send_msg(&self.fd, buf, Some(addr), Default::default()).await;
         (res, buf)
     }
 
@@ -263,5 +297,34 @@ impl UnixDatagram {
     /// The local address.
     pub fn local_addr(&self) -> io::Result<UnixAddr> {
         std_addr(&self.fd, false)
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<UnixAddr> {
+        std_addr(&self.fd, true)
+    }
+
+    /// Any socket option, through the socket2 view.
+    pub fn with_socket<R>(&self, f: impl FnOnce(&Socket) -> io::Result<R>) -> io::Result<R> {
+        with_socket(&self.fd, f)
+    }
+}
+
+impl AsRawFd for UnixDatagram {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unnamed_address_needs_no_socket() {
+        let a = UnixAddr::from_pathname("").expect("std builds it from an empty path");
+        assert!(a.is_unnamed());
+        assert_eq!(a.as_pathname(), None);
+        assert!(unnamed().unwrap().is_unnamed());
     }
 }

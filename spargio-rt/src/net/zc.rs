@@ -20,7 +20,10 @@ impl<B: IoBuf> OpData for SendZc<B> {
     }
 }
 
-/// One zero-copy send; the buffer is held until the notification CQE.
+/// One zero-copy send; the buffer is held until the notification CQE,
+/// which for TCP comes once the peer has acknowledged the data. The op
+/// (and with it a clone of `fd`, so the socket stays open) lives until
+/// then, even if the future is dropped.
 pub(crate) async fn send_zc<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
     let (res, data) = Op::new(SendZc {
         fd: fd.clone(),
