@@ -762,13 +762,7 @@ async fn dropped_in_flight_ops_leave_files_intact() {
     // fds that point at this one is exact.) The wait is bounded, and only
     // gives the shard time to reap the cancellations.
     let target = std::fs::canonicalize(&p).unwrap();
-    let open_fds = || {
-        std::fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-            .filter(|l| *l == target)
-            .count()
-    };
+    let open_fds = || fds_on(&target);
     let mut settled = false;
     for _ in 0..500 {
         if open_fds() == 1 {
@@ -995,13 +989,7 @@ fn files_dropped_on_a_shard_are_closed_through_its_ring() {
     let p = dir.join("f");
     std::fs::write(&p, b"x").unwrap();
     let target = std::fs::canonicalize(&p).unwrap();
-    let open_fds = move || {
-        std::fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-            .filter(|l| *l == target)
-            .count()
-    };
+    let open_fds = move || fds_on(&target);
     let rt = Runtime::builder().shards(1).build().unwrap();
     let h = rt.handle();
     let before = h.stats().shards[0].ring_closes;
@@ -1072,11 +1060,21 @@ fn a_blocking_job_queued_after_a_drop_sees_the_file_closed() {
         .block_on(rt.handle().spawn(async move {
             let f = File::open(&p).await.unwrap();
             drop(f);
-            let job = spargio_rt::spawn_blocking(move || fds_on(&target));
-            // Hold the shard (no await): only a submission made before the
-            // job was queued can have closed the file by now.
-            std::thread::sleep(Duration::from_millis(100));
-            job.await.unwrap()
+            let (tx, rx) = std::sync::mpsc::channel();
+            let job = spargio_rt::spawn_blocking(move || {
+                // A file system with a flush step (overlayfs) finishes a
+                // submitted close in a kernel worker: allow it a while.
+                let give_up = std::time::Instant::now() + Duration::from_secs(2);
+                while fds_on(&target) != 0 && std::time::Instant::now() < give_up {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                tx.send(fds_on(&target)).unwrap();
+            });
+            // Wait for the job's answer holding the shard (no await): only
+            // a submission made before the job was queued can close it.
+            let open = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+            job.await.unwrap();
+            open
         }))
         .unwrap();
     assert_eq!(open_in_job, 0, "the job saw the dropped file still open");

@@ -61,7 +61,7 @@ impl HandlerError {
 
     /// Whether the service refused the request for load: an `Overloaded`
     /// from this crate's [`LoadShed`](crate::layers::LoadShed) layer or
-    /// from tower's own `load_shed` (it runs on spargio as it is), found
+    /// from tower 0.5's own `load_shed` (it runs on spargio as it is), found
     /// anywhere in the service error's `source()` chain. Protocols answer
     /// it as "try again later" (HTTP 503) rather than as a fault of the
     /// service (500).

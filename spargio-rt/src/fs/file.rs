@@ -35,10 +35,12 @@ static NO_NATIVE_FTRUNCATE: AtomicBool = AtomicBool::new(false);
 /// `close(2)`. [`process::Command`](crate::process::Command) and
 /// [`spawn_blocking`](crate::spawn_blocking) submit such closes before
 /// they start a program or a job, so a script written and dropped just
-/// before is not "text file busy". A close that must flush (NFS, FUSE)
-/// may still be running then, and ring ops that follow (an unlink, a
-/// rename) are not ordered after it: to know the file is closed, and to
-/// see the close's error, use [`close`](Self::close).
+/// before is not "text file busy" — on a file system whose close has no
+/// flush step (ext4, xfs, tmpfs, btrfs). On one that has (overlayfs, as
+/// a container's `/tmp` often is, NFS, FUSE) the close may still be
+/// running then, and ring ops that follow (an unlink, a rename) are not
+/// ordered after it either: to know the file is closed, and to see the
+/// close's error, use [`close`](Self::close).
 ///
 /// ```
 /// use spargio_rt::fs::File;
@@ -320,18 +322,21 @@ impl File {
         File::from_owned(OwnedFd::from(file))
     }
 
-    /// Closes the file and waits until it is closed, reporting what the
-    /// close returned: a file system that writes data back on close (NFS,
-    /// FUSE) reports a failed write-back here, and after `close` returns,
-    /// the file is no longer open here: a `spawn_blocking` job, a program
-    /// started with `std::process::Command`, or an unlink on NFS that
-    /// follows sees it closed. Dropping a `File` closes it too, but in the
-    /// background and with any error lost.
+    /// Closes the file and waits until it is closed, reporting what
+    /// `close(2)` returned — unless a future dropped earlier left an op on
+    /// this file in flight: the fd then stays open until that op ends
+    /// (closing it under the kernel would be unsound), and this returns
+    /// `Ok` at once.
     ///
-    /// Through the shard's ring (`IORING_OP_CLOSE`) on a shard, with
-    /// `close(2)` elsewhere. If a future dropped earlier left an op on this
-    /// file in flight, the fd stays open until that op ends (closing it
-    /// under the kernel would be unsound), and this returns `Ok` at once.
+    /// Otherwise, once this returns the file is no longer open here: a
+    /// `spawn_blocking` job, a program started with
+    /// `std::process::Command`, or an unlink on NFS that follows sees it
+    /// closed, and a file system that writes data back on close (NFS,
+    /// FUSE) has reported how that went. Dropping a `File` closes it too,
+    /// but in the background and with any error lost.
+    ///
+    /// On a runtime the `close(2)` runs on the blocking pool (it can wait
+    /// on a flush); elsewhere, here.
     ///
     /// ```
     /// use spargio_rt::fs::File;
@@ -356,18 +361,22 @@ impl File {
                 return Ok(());
             }
         };
-        if crate::shard::local::with_current(|_| ()).is_some() {
-            fs_ops::close(fd).await
-        } else {
+        let close = move || {
             let raw = fd.into_raw_fd();
             // SAFETY: `raw` is an fd we own (just taken out of its
             // `OwnedFd`); it is closed once here and never used again,
             // whatever `close` returns (Linux frees the number even when
-            // close reports an error).
+            // close reports an error). A job dropped before it runs drops
+            // the `OwnedFd` instead, which closes it.
             if unsafe { libc::close(raw) } < 0 {
                 return Err(io::Error::last_os_error());
             }
             Ok(())
+        };
+        if crate::RuntimeHandle::try_current().is_some() {
+            asyncify(close).await
+        } else {
+            close()
         }
     }
 

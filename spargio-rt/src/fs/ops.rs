@@ -3,7 +3,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use io_uring::{opcode, squeue::Entry, types};
 
@@ -56,59 +56,6 @@ impl OpData for OpenAt {
             // a file that flushes on close (FUSE, NFS) must not block it.
             drop(SharedFd::for_file(fd));
         }
-    }
-}
-
-/// `close(fd)` as an op, to learn its result. The fd is the kernel's from
-/// the moment the SQE is built: whatever comes back, it is not closed
-/// again, except after a cancel that won (the close never ran).
-struct Close {
-    /// `Some` until the SQE is built.
-    fd: Option<OwnedFd>,
-    raw: i32,
-}
-
-impl OpData for Close {
-    fn entry(&mut self) -> Entry {
-        // The SQE owns the fd from here on (see `orphaned`).
-        let raw = self
-            .fd
-            .take()
-            .map(IntoRawFd::into_raw_fd)
-            .unwrap_or(self.raw);
-        opcode::Close::new(types::Fd(raw)).build()
-    }
-
-    fn orphaned(&mut self, cqe: Cqe) {
-        if cqe.res == -libc::ECANCELED {
-            // SAFETY: a cancelled close never ran, so the fd is still open
-            // and still ours (`entry` gave up its `OwnedFd` to the SQE).
-            let fd = unsafe { OwnedFd::from_raw_fd(self.raw) };
-            drop(SharedFd::for_file(fd));
-        }
-    }
-}
-
-/// Closes `fd` through the ring and waits for the kernel's answer (the
-/// errors a close can report: `EIO` from a file system that writes back
-/// on close, `EINTR`).
-pub(crate) async fn close(fd: OwnedFd) -> io::Result<()> {
-    let raw = fd.as_raw_fd();
-    let (res, mut data) = Op::new(Close { fd: Some(fd), raw }).await;
-    match res.and_then(|c| c.result()) {
-        Ok(_) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => {
-            // Not run (the shard was shutting down): close it here.
-            let fd = match data.fd.take() {
-                Some(fd) => fd,
-                // SAFETY: as in `orphaned`: the close never ran, and the
-                // fd has been nobody's since `entry` took it.
-                None => unsafe { OwnedFd::from_raw_fd(data.raw) },
-            };
-            drop(fd);
-            Ok(())
-        }
-        Err(e) => Err(e),
     }
 }
 

@@ -308,9 +308,10 @@ pub(crate) fn close_on_ring(fd: OwnedFd) -> Result<(), OwnedFd> {
 /// shard, or with none queued): before a process is spawned or a blocking
 /// job is queued, so a file just written and dropped is no longer open
 /// for writing when it is run (`ETXTBSY`), the child does not inherit it,
-/// and a job sees it closed. A close of a local
-/// file completes during the submission; one that must flush (NFS) may
-/// still be running in a kernel worker.
+/// and a job sees it closed. A close completes during the submission
+/// when its file system has no flush step (ext4, xfs, tmpfs, btrfs); on
+/// one that has (overlayfs — a container's usual `/tmp` —, NFS, FUSE) it
+/// may still be running in a kernel worker.
 pub(crate) fn submit_ring_closes() {
     with_local(None, |l| {
         if l.closes_unsubmitted.get() {
