@@ -150,7 +150,17 @@ where
     fn orphaned(&self, _cqe: Cqe) {}
 }
 
+/// CQEs a [`NativeMultishot`] lets wait for its consumer before it stops
+/// the op (see [`NativeMultishot::max_queued`]), the same as the runtime's
+/// own multishot accept.
+pub const DEFAULT_MULTISHOT_MAX_QUEUED: usize = 256;
+
 /// A multishot native op: a stream of CQEs. See [`submit_multishot`].
+///
+/// At most [`max_queued`](Self::max_queued) CQEs (default
+/// [`DEFAULT_MULTISHOT_MAX_QUEUED`]) wait for [`next_cqe`](Self::next_cqe):
+/// a consumer that falls behind makes the runtime cancel the op rather
+/// than queue without bound.
 pub struct NativeMultishot<T, F>
 where
     T: Send + Sync + 'static,
@@ -193,6 +203,30 @@ where
         self.ended = false;
     }
 
+    /// At most `n` CQEs (at least 1; default
+    /// [`DEFAULT_MULTISHOT_MAX_QUEUED`]) wait for
+    /// [`next_cqe`](Self::next_cqe). When the `n`th is queued the runtime
+    /// cancels the op: whatever the kernel has not delivered yet stays at
+    /// its source (connections in the listen backlog, data in the socket).
+    /// Nothing is lost: `next_cqe` hands out every CQE queued before the
+    /// cancel landed (so a few more than `n` may wait: those the kernel
+    /// posted before it saw the cancel, such as a whole backlog accepted
+    /// at once), then returns `None` as for any op the kernel ended (the
+    /// cancel's own `ECANCELED` is not handed out); call
+    /// [`rearm`](Self::rearm) to submit it again and go on.
+    ///
+    /// `usize::MAX` never cancels, and lets the queue grow without bound.
+    pub fn max_queued(&mut self, n: usize) -> &mut Self {
+        self.op.set_queue_cap(n);
+        self
+    }
+
+    /// CQEs waiting for [`next_cqe`](Self::next_cqe) (how far behind the
+    /// consumer is).
+    pub fn queued(&self) -> usize {
+        self.op.queued()
+    }
+
     /// The op's data.
     pub fn data(&self) -> &T {
         &self.op.data().data
@@ -201,8 +235,12 @@ where
 
 /// Submits a multishot SQE (multishot accept, recv, poll...) built by
 /// `build` from `data`; every CQE it posts comes out of
-/// [`NativeMultishot::next_cqe`]. Dropping the stream cancels the op; CQEs
-/// that arrive after that are dropped (`data` is dropped after the last).
+/// [`NativeMultishot::next_cqe`]. At most
+/// [`DEFAULT_MULTISHOT_MAX_QUEUED`] CQEs wait for the consumer before the
+/// op is cancelled (see [`NativeMultishot::max_queued`]). Dropping the
+/// stream cancels the op; CQEs queued or arriving after that are dropped
+/// (`data` is dropped after the last), and whatever they hand over (an
+/// accepted fd, say) is not released for you.
 ///
 /// # Safety
 /// See the [module's contract](self#safety-contract); the SQE may post many
@@ -212,8 +250,7 @@ where
     T: Send + Sync + 'static,
     F: Fn(&T) -> Entry + Send + Sync + 'static,
 {
-    NativeMultishot {
-        op: MultiOp::new(NativeMulti { data, build }),
-        ended: false,
-    }
+    let op = MultiOp::new(NativeMulti { data, build });
+    op.set_queue_cap(DEFAULT_MULTISHOT_MAX_QUEUED);
+    NativeMultishot { op, ended: false }
 }
