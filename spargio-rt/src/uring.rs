@@ -23,6 +23,23 @@
 //!    `submit`, asks for at most one CQE, except `IORING_OP_SEND_ZC`-style
 //!    ops whose extra CQE is a notification.
 //!
+//! The runtime refuses, with an [`io::ErrorKind::InvalidInput`] error
+//! naming the flag and without submitting anything, an SQE that sets one
+//! of these flags, which would break the ring for everyone else on it:
+//!
+//! - `IOSQE_IO_LINK`, `IOSQE_IO_HARDLINK`: the SQE queued next is
+//!   whatever the runtime queues next (another task's op, the close of a
+//!   dropped file), which would wait for this op and be cancelled if it
+//!   fails (a cancelled close leaks its fd);
+//! - `IOSQE_CQE_SKIP_SUCCESS`: a success would post no CQE, so the op
+//!   would never complete and its slot would stay taken;
+//! - `IOSQE_BUFFER_SELECT`: the runtime's buffer rings are taken and given
+//!   back by its own receives (use [`crate::io::BufRing`] with
+//!   `recv_multishot`).
+//!
+//! Other flags (`IOSQE_ASYNC`, `IOSQE_IO_DRAIN`...) are the caller's
+//! business.
+//!
 //! ## Worked example: a safe `statx`
 //!
 //! [`crate::fs::metadata`] is built this way; here is the same idea,
@@ -86,6 +103,8 @@ where
     T: Send + 'static,
     F: FnOnce(&mut T) -> Entry + Send + 'static,
 {
+    const NATIVE: bool = true;
+
     fn entry(&mut self) -> Entry {
         let build = self.build.take().expect("entry built once");
         build(&mut self.data)
@@ -115,8 +134,11 @@ where
 
 /// Submits one SQE built by `build` from `data`, on the current shard's
 /// ring. The outer `io::Result` fails only when there is no runtime to
-/// submit on; the kernel's own result is in [`Cqe::res`] (see
-/// [`Cqe::result`]).
+/// submit on, or when the SQE sets a flag the runtime refuses
+/// ([`io::ErrorKind::InvalidInput`], see the
+/// [module's contract](self#safety-contract)); either way `data` comes
+/// back and nothing was submitted. The kernel's own result is in
+/// [`Cqe::res`] (see [`Cqe::result`]).
 ///
 /// # Safety
 /// See the [module's contract](self#safety-contract).
@@ -143,6 +165,8 @@ where
     T: Send + Sync + 'static,
     F: Fn(&T) -> Entry + Send + Sync + 'static,
 {
+    const NATIVE: bool = true;
+
     fn entry(&self) -> Entry {
         (self.build)(&self.data)
     }
@@ -177,7 +201,10 @@ where
 {
     /// The next CQE; `None` once the kernel has ended the op (a CQE without
     /// `IORING_CQE_F_MORE` was delivered, or it was cancelled). Call
-    /// [`rearm`](Self::rearm) to submit it again.
+    /// [`rearm`](Self::rearm) to submit it again. `Some(Err(_))` when the
+    /// op could not be submitted (no runtime, or an SQE flag the runtime
+    /// refuses, see the [module's contract](self#safety-contract)); the
+    /// stream has then ended too.
     pub fn next_cqe(&mut self) -> impl Future<Output = Option<io::Result<Cqe>>> + '_ {
         std::future::poll_fn(move |cx| {
             if self.ended {

@@ -1,5 +1,5 @@
 //! The native extension API (`spargio_rt::uring`): the bound on a native
-//! multishot op's queue.
+//! multishot op's queue, and the SQE flags it refuses.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -132,5 +132,70 @@ fn accept_flood(set_cap: Option<usize>, extra: usize) {
         assert_eq!(want.len(), cap + 1 + extra);
         assert_eq!(got, want);
         assert_eq!(accepted.len(), want.len());
+    });
+}
+
+/// A native SQE that would link to whatever the runtime queues next is
+/// refused before it reaches the ring, and the op's data comes back.
+#[test]
+fn native_submit_with_io_link_is_refused() {
+    // One op slot: a refused op that kept its slot would stall the next.
+    let rt = Runtime::builder()
+        .shards(1)
+        .max_ops_in_flight(1)
+        .build()
+        .expect("build runtime");
+    let handle = rt.handle();
+    let on_shard = handle.spawn(async {
+        // SAFETY: a NOP points at no memory and names no fd.
+        let op = unsafe {
+            uring::submit(7u32, |_| {
+                opcode::Nop::new()
+                    .build()
+                    .flags(io_uring::squeue::Flags::IO_LINK)
+            })
+        };
+        let (res, data) = op.await;
+        let err = res.expect_err("an IO_LINK SQE is refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("IOSQE_IO_LINK"), "{err}");
+        assert_eq!(data, 7);
+        // The refused op gave its slot back: a plain NOP gets it.
+        // SAFETY: as above.
+        let nop = unsafe { uring::submit((), |_| opcode::Nop::new().build()) };
+        let (res, ()) = in_time("a NOP after a refused op", nop).await;
+        assert_eq!(res.unwrap().res, 0);
+    });
+    rt.block_on(async move {
+        on_shard.await.unwrap();
+
+        // From block_on's own thread (handed to a shard) too.
+        // SAFETY: as above.
+        let op = unsafe {
+            uring::submit((), |_| {
+                opcode::Nop::new()
+                    .build()
+                    .flags(io_uring::squeue::Flags::IO_HARDLINK)
+            })
+        };
+        let err = op.await.0.expect_err("an IO_HARDLINK SQE is refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+
+        // A multishot one ends its stream with the error.
+        // SAFETY: as above.
+        let mut polls = unsafe {
+            uring::submit_multishot((), |_| {
+                opcode::Nop::new()
+                    .build()
+                    .flags(io_uring::squeue::Flags::SKIP_SUCCESS)
+            })
+        };
+        let err = polls
+            .next_cqe()
+            .await
+            .expect("an item")
+            .expect_err("refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(polls.next_cqe().await.is_none());
     });
 }

@@ -54,6 +54,7 @@
 //!   its table and reaps until the table is empty before anything is freed.
 
 pub(crate) mod cell;
+pub(crate) mod flags;
 pub(crate) mod multi;
 pub(crate) mod op;
 pub(crate) mod remote;
@@ -61,6 +62,7 @@ pub(crate) mod table;
 pub(crate) mod user_data;
 
 pub(crate) use cell::OpData;
+pub(crate) use flags::check_native;
 pub(crate) use multi::MultiData;
 pub(crate) use op::{MultiOp, Op};
 

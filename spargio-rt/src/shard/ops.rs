@@ -2,6 +2,7 @@
 //! submitting ops, spilling SQEs that do not fit, dispatching CQEs,
 //! cancelling, and retiring every op at exit.
 
+use std::io;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -65,25 +66,38 @@ impl LocalShard {
         }
     }
 
-    /// Registers `op` in the table and queues its SQE. `None` when the
-    /// table is full (`waker` is woken when a slot frees).
+    /// Registers `op` in the table and queues its SQE. `Ok(None)` when the
+    /// table is full (`waker` is woken when a slot frees). An error when
+    /// the SQE of a `native` op sets a flag `driver::flags` refuses: the op
+    /// is then registered nowhere and nothing is queued.
     pub(crate) fn submit_op(
         &self,
         op: Arc<dyn Completion>,
         entry: impl FnOnce() -> Entry,
+        native: bool,
         waker: &Waker,
-    ) -> Option<()> {
-        let ud = self.ops.borrow_mut().insert(op.clone(), waker)?;
+    ) -> io::Result<Option<()>> {
+        let Some(ud) = self.ops.borrow_mut().insert(op.clone(), waker) else {
+            return Ok(None);
+        };
         op.set_tag(ud);
         // Building the entry may run user code (`uring::submit`'s builder,
-        // a multishot op's `entry`): should it panic, the slot goes back
-        // instead of staying taken by an op the kernel never saw.
+        // a multishot op's `entry`): should it panic, or its SQE be
+        // refused, the slot goes back instead of staying taken by an op
+        // the kernel never saw.
         let release = ReleaseOnUnwind { shard: self, ud };
         let e = entry();
+        if native {
+            if let Err(err) = crate::driver::check_native(&e) {
+                drop(release);
+                op.set_tag(0);
+                return Err(err);
+            }
+        }
         std::mem::forget(release);
         self.push_sqe(e.user_data(ud));
         self.shared().counters.ops_submitted.bump();
-        Some(())
+        Ok(Some(()))
     }
 
     /// Queues an `ASYNC_CANCEL` for the op tagged `ud` (0: not registered).
@@ -211,7 +225,8 @@ impl LocalShard {
 }
 
 /// Frees an op's table slot if dropped, which happens only while unwinding
-/// out of building its entry (see `submit_op`).
+/// out of building its entry, or when the entry is refused (see
+/// `submit_op`).
 struct ReleaseOnUnwind<'a> {
     shard: &'a LocalShard,
     ud: u64,
