@@ -172,9 +172,11 @@ impl LocalShard {
         }
     }
 
-    /// Counts CQ overflows: the kernel holding CQEs back because the CQ
-    /// was full (flushed by the next enter), and any it had to drop.
-    pub(crate) fn note_cq_overflow(&self) {
+    /// Counts CQ overflows: a reap that finds the kernel holding CQEs back
+    /// because the CQ was full (they reach the CQ with a later enter), and
+    /// CQEs the kernel had to drop (its count of them grew; see
+    /// `ring::Entered::CqesLost`). Returns how many were newly dropped.
+    pub(crate) fn note_cq_overflow(&self) -> u32 {
         let mut ring = self.ring.borrow_mut();
         let backlog = ring.submission().cq_overflow();
         let dropped = ring.completion().overflow();
@@ -184,11 +186,24 @@ impl LocalShard {
         if backlog {
             counters.cq_overflows.bump();
         }
-        if dropped != seen {
-            counters
-                .cq_overflows
-                .add(u64::from(dropped.wrapping_sub(seen)));
+        let lost = dropped.wrapping_sub(seen);
+        if lost != 0 {
+            counters.cqes_lost.add(u64::from(lost));
         }
+        lost
+    }
+
+    /// An enter reported `EBADR`: the kernel dropped CQEs. Counts them from
+    /// its count of dropped CQEs (at least one, whatever that says).
+    pub(crate) fn note_cqes_lost(&self) {
+        if self.note_cq_overflow() == 0 {
+            self.shared().counters.cqes_lost.bump();
+        }
+        eprintln!(
+            "spargio: shard {} lost CQEs: the kernel found no memory to queue them \
+             (io_uring_enter: EBADR); ops whose completion was lost never finish",
+            self.index
+        );
     }
 
     /// Shard exit: refuses new remote requests, cancels every op still in

@@ -476,7 +476,7 @@ mod tests {
     fn early_return_with_a_due_timer_clears_rechecking() {
         let b = RuntimeBuilder::new();
         let inner = Arc::new(Inner::new(&b, 2).expect("shard state"));
-        let ring = ring::create(8, false).expect("io_uring works on this machine");
+        let ring = ring::create(8, 64, false).expect("io_uring works on this machine");
         ring::enable(&ring).expect("enable the ring");
         let local = LocalShard::new(0, inner.clone(), ring);
         // No pre-park spin, so the park goes straight to the timeout logic.
