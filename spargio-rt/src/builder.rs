@@ -160,7 +160,11 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Submission-queue entries per ring (the completion queue gets twice as many).
+    /// Submission-queue entries per ring. The completion queue gets room
+    /// for one CQE per op in flight ([`max_ops_in_flight`](Self::max_ops_in_flight)),
+    /// up to 4096 (64 KiB), and at least twice this many entries; CQEs past
+    /// that wait in the kernel's overflow list (see
+    /// [`ShardStats::cq_overflows`](crate::ShardStats::cq_overflows)).
     pub fn ring_entries(mut self, n: u32) -> Self {
         self.ring_entries = n;
         self
@@ -293,7 +297,8 @@ impl RuntimeBuilder {
 
     /// Most I/O ops in flight on one shard (default 65536). An op that
     /// finds its shard's table full waits for a slot: backpressure, not an
-    /// error.
+    /// error. Also sizes each ring's completion queue (see
+    /// [`ring_entries`](Self::ring_entries)).
     pub fn max_ops_in_flight(mut self, n: usize) -> Self {
         self.max_ops_in_flight = n.max(1);
         self

@@ -265,6 +265,7 @@ impl RuntimeHandle {
                     ops_cancelled: c.ops_cancelled.get(),
                     sq_spills: c.sq_spills.get(),
                     cq_overflows: c.cq_overflows.get(),
+                    cqes_lost: c.cqes_lost.get(),
                     submit_busy: c.submit_busy.get(),
                     stale_cqes: c.stale_cqes.get(),
                     ring_closes: c.ring_closes.get(),

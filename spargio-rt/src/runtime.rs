@@ -87,7 +87,7 @@ impl Runtime {
         // to come up: each enables its own ring when the gate opens.
         let mut rings = Vec::with_capacity(n);
         for index in 0..n {
-            let ring = ring::create(b.ring_entries, b.defer_taskrun)?;
+            let ring = ring::create(b.ring_entries, b.max_ops_in_flight, b.defer_taskrun)?;
             inner.shards[index]
                 .ring_fd
                 .store(ring::fd(&ring), Ordering::Release);

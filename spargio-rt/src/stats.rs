@@ -64,6 +64,7 @@ pub(crate) struct ShardCounters {
     pub(crate) ops_cancelled: Counter,
     pub(crate) sq_spills: Counter,
     pub(crate) cq_overflows: Counter,
+    pub(crate) cqes_lost: Counter,
     pub(crate) submit_busy: Counter,
     pub(crate) stale_cqes: Counter,
     pub(crate) ring_closes: Counter,
@@ -113,8 +114,17 @@ pub struct ShardStats {
     pub ops_cancelled: u64,
     /// SQEs that found the SQ full and waited in the spill queue.
     pub sq_spills: u64,
-    /// CQEs the kernel had to hold back because the CQ was full.
+    /// Reaps that found the kernel holding CQEs back in its overflow list
+    /// because the CQ was full (they reach the CQ with a later enter;
+    /// nothing is lost). Counts occurrences, not CQEs.
     pub cq_overflows: u64,
+    /// CQEs the kernel dropped: the CQ was full and it found no memory to
+    /// hold them back (`io_uring_enter` then fails with `EBADR` once,
+    /// which the shard counts here and gets over). Should never happen
+    /// short of a machine out of memory. An op whose CQE was lost is never
+    /// told it completed: its future hangs until dropped, and the shard's
+    /// exit gives up on it (its buffers are leaked, not freed).
+    pub cqes_lost: u64,
     /// Submissions the kernel refused with `EBUSY` (CQ backed up).
     pub submit_busy: u64,
     /// CQEs whose tag matched no live op (counted, never acted on).

@@ -23,6 +23,23 @@
 //!    `submit`, asks for at most one CQE, except `IORING_OP_SEND_ZC`-style
 //!    ops whose extra CQE is a notification.
 //!
+//! The runtime refuses, with an [`io::ErrorKind::InvalidInput`] error
+//! naming the flag and without submitting anything, an SQE that sets one
+//! of these flags, which would break the ring for everyone else on it:
+//!
+//! - `IOSQE_IO_LINK`, `IOSQE_IO_HARDLINK`: the SQE queued next is
+//!   whatever the runtime queues next (another task's op, the close of a
+//!   dropped file), which would wait for this op and be cancelled if it
+//!   fails (a cancelled close leaks its fd);
+//! - `IOSQE_CQE_SKIP_SUCCESS`: a success would post no CQE, so the op
+//!   would never complete and its slot would stay taken;
+//! - `IOSQE_BUFFER_SELECT`: the runtime's buffer rings are taken and given
+//!   back by its own receives (use [`crate::io::BufRing`] with
+//!   `recv_multishot`).
+//!
+//! Other flags (`IOSQE_ASYNC`, `IOSQE_IO_DRAIN`...) are the caller's
+//! business.
+//!
 //! ## Worked example: a safe `statx`
 //!
 //! [`crate::fs::metadata`] is built this way; here is the same idea,
@@ -86,6 +103,8 @@ where
     T: Send + 'static,
     F: FnOnce(&mut T) -> Entry + Send + 'static,
 {
+    const NATIVE: bool = true;
+
     fn entry(&mut self) -> Entry {
         let build = self.build.take().expect("entry built once");
         build(&mut self.data)
@@ -115,8 +134,11 @@ where
 
 /// Submits one SQE built by `build` from `data`, on the current shard's
 /// ring. The outer `io::Result` fails only when there is no runtime to
-/// submit on; the kernel's own result is in [`Cqe::res`] (see
-/// [`Cqe::result`]).
+/// submit on, or when the SQE sets a flag the runtime refuses
+/// ([`io::ErrorKind::InvalidInput`], see the
+/// [module's contract](self#safety-contract)); either way `data` comes
+/// back and nothing was submitted. The kernel's own result is in
+/// [`Cqe::res`] (see [`Cqe::result`]).
 ///
 /// # Safety
 /// See the [module's contract](self#safety-contract).
@@ -143,6 +165,8 @@ where
     T: Send + Sync + 'static,
     F: Fn(&T) -> Entry + Send + Sync + 'static,
 {
+    const NATIVE: bool = true;
+
     fn entry(&self) -> Entry {
         (self.build)(&self.data)
     }
@@ -150,7 +174,17 @@ where
     fn orphaned(&self, _cqe: Cqe) {}
 }
 
+/// CQEs a [`NativeMultishot`] lets wait for its consumer before it stops
+/// the op (see [`NativeMultishot::max_queued`]), the same as the runtime's
+/// own multishot accept.
+pub const DEFAULT_MULTISHOT_MAX_QUEUED: usize = 256;
+
 /// A multishot native op: a stream of CQEs. See [`submit_multishot`].
+///
+/// At most [`max_queued`](Self::max_queued) CQEs (default
+/// [`DEFAULT_MULTISHOT_MAX_QUEUED`]) wait for [`next_cqe`](Self::next_cqe):
+/// a consumer that falls behind makes the runtime cancel the op rather
+/// than queue without bound.
 pub struct NativeMultishot<T, F>
 where
     T: Send + Sync + 'static,
@@ -167,7 +201,10 @@ where
 {
     /// The next CQE; `None` once the kernel has ended the op (a CQE without
     /// `IORING_CQE_F_MORE` was delivered, or it was cancelled). Call
-    /// [`rearm`](Self::rearm) to submit it again.
+    /// [`rearm`](Self::rearm) to submit it again. `Some(Err(_))` when the
+    /// op could not be submitted (no runtime, or an SQE flag the runtime
+    /// refuses, see the [module's contract](self#safety-contract)); the
+    /// stream has then ended too.
     pub fn next_cqe(&mut self) -> impl Future<Output = Option<io::Result<Cqe>>> + '_ {
         std::future::poll_fn(move |cx| {
             if self.ended {
@@ -193,6 +230,30 @@ where
         self.ended = false;
     }
 
+    /// At most `n` CQEs (at least 1; default
+    /// [`DEFAULT_MULTISHOT_MAX_QUEUED`]) wait for
+    /// [`next_cqe`](Self::next_cqe). When the `n`th is queued the runtime
+    /// cancels the op: whatever the kernel has not delivered yet stays at
+    /// its source (connections in the listen backlog, data in the socket).
+    /// Nothing is lost: `next_cqe` hands out every CQE queued before the
+    /// cancel landed (so a few more than `n` may wait: those the kernel
+    /// posted before it saw the cancel, such as a whole backlog accepted
+    /// at once), then returns `None` as for any op the kernel ended (the
+    /// cancel's own `ECANCELED` is not handed out); call
+    /// [`rearm`](Self::rearm) to submit it again and go on.
+    ///
+    /// `usize::MAX` never cancels, and lets the queue grow without bound.
+    pub fn max_queued(&mut self, n: usize) -> &mut Self {
+        self.op.set_queue_cap(n);
+        self
+    }
+
+    /// CQEs waiting for [`next_cqe`](Self::next_cqe) (how far behind the
+    /// consumer is).
+    pub fn queued(&self) -> usize {
+        self.op.queued()
+    }
+
     /// The op's data.
     pub fn data(&self) -> &T {
         &self.op.data().data
@@ -201,8 +262,12 @@ where
 
 /// Submits a multishot SQE (multishot accept, recv, poll...) built by
 /// `build` from `data`; every CQE it posts comes out of
-/// [`NativeMultishot::next_cqe`]. Dropping the stream cancels the op; CQEs
-/// that arrive after that are dropped (`data` is dropped after the last).
+/// [`NativeMultishot::next_cqe`]. At most
+/// [`DEFAULT_MULTISHOT_MAX_QUEUED`] CQEs wait for the consumer before the
+/// op is cancelled (see [`NativeMultishot::max_queued`]). Dropping the
+/// stream cancels the op; CQEs queued or arriving after that are dropped
+/// (`data` is dropped after the last), and whatever they hand over (an
+/// accepted fd, say) is not released for you.
 ///
 /// # Safety
 /// See the [module's contract](self#safety-contract); the SQE may post many
@@ -212,8 +277,7 @@ where
     T: Send + Sync + 'static,
     F: Fn(&T) -> Entry + Send + Sync + 'static,
 {
-    NativeMultishot {
-        op: MultiOp::new(NativeMulti { data, build }),
-        ended: false,
-    }
+    let op = MultiOp::new(NativeMulti { data, build });
+    op.set_queue_cap(DEFAULT_MULTISHOT_MAX_QUEUED);
+    NativeMultishot { op, ended: false }
 }

@@ -170,9 +170,9 @@ fn a_tiny_ring_overflows_its_cq_and_recovers() {
         .unwrap();
     let h = rt.handle();
     let total = rt.block_on(h.spawn(async {
-        // 512 NOPs submitted at once through the native API: far more
-        // completions than an 8-entry CQ holds.
-        let ops: Vec<_> = (0..512u32)
+        // 8192 NOPs submitted at once through the native API: more
+        // completions than the CQ holds (at most 4096 entries).
+        let ops: Vec<_> = (0..8192u32)
             .map(|_| {
                 // SAFETY: a NOP points at nothing.
                 unsafe { spargio_rt::uring::submit((), |_| io_uring::opcode::Nop::new().build()) }
@@ -183,7 +183,7 @@ fn a_tiny_ring_overflows_its_cq_and_recovers() {
             .filter(|(r, ())| r.as_ref().unwrap().res == 0)
             .count()
     }));
-    assert_eq!(total.unwrap(), 512);
+    assert_eq!(total.unwrap(), 8192);
     let s = h.stats();
     assert!(
         s.shards[0].cq_overflows > 0,

@@ -11,6 +11,10 @@ use super::Cqe;
 /// What an op owns while it is in flight: its buffers, its fd, any address
 /// or option storage the SQE points into.
 pub(crate) trait OpData: Send + 'static {
+    /// Whether the SQE comes from the native API (`crate::uring`): its
+    /// flags are then checked (see `driver::flags`).
+    const NATIVE: bool = false;
+
     /// Builds the SQE. Called once, after `self` has reached the address it
     /// keeps until the final CQE, so pointers into `self` stay valid.
     fn entry(&mut self) -> Entry;

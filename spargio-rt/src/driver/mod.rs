@@ -36,10 +36,15 @@
 //! - **Stale CQEs.** A slot's generation changes on every reuse, so a CQE
 //!   whose generation does not match is counted and ignored.
 //! - **Full SQ.** An SQE that does not fit is spilled to a queue that the
-//!   shard moves into the SQ before its next enter; nothing fails or
-//!   blocks. Every enter first submits the whole spill queue to the kernel,
-//!   an SQ-full at a time, and an enter that would wait does not while any
-//!   SQE stays spilled, so no spilled SQE waits for a CQE.
+//!   shard moves into the SQ as room frees up (in order: once one SQE is
+//!   spilled, every later one queues behind it); nothing fails or blocks.
+//!   The invariant: no enter that waits runs while SQEs are spilled. An
+//!   enter that may wait (`LocalShard::submit`) first submits the whole
+//!   spill queue, an SQ-full at a time, and does not wait if the kernel
+//!   stops taking SQEs with some still spilled; so no spilled SQE waits
+//!   for a CQE. Enters that never wait may leave the spill queue alone
+//!   (the cancel's own `GETEVENTS` enter in `settle_cancel`, the submit
+//!   of a full SQ in `push_sqe`).
 //! - **Bounded.** Each shard's table holds at most `max_ops_in_flight` ops;
 //!   an op that finds it full waits for a slot (backpressure). Waiting ops
 //!   queue once each per shard, oldest first; every freed slot, and every
@@ -49,11 +54,19 @@
 //!   buffers and fd at once. An op whose task moves to another shard while
 //!   it waits waits for that shard's slots from its next poll there; the
 //!   entry left in the first shard's queue is skipped.
-//! - **Shutdown.** A shard leaves its loop only when no task is alive, so
-//!   every op future has been dropped; it then cancels everything still in
-//!   its table and reaps until the table is empty before anything is freed.
+//! - **Shutdown.** A shard leaves its loop only when no task of its runtime
+//!   is alive, but op futures may still be alive elsewhere: one awaited in
+//!   `Runtime::block_on` (its op went through the remote queue), or one in
+//!   a background future on the background pool. `retire_ops` closes the
+//!   remote queue (a later submission fails with an error), cancels every
+//!   op still in its table and reaps until the table is empty: each op
+//!   gets its final CQE (`-ECANCELED`, or its result if it won the race)
+//!   and a live future finds it done. Safety does not rest on the futures
+//!   being gone: the table holds an `Arc` to every cell until its final
+//!   CQE, and ops whose CQE never comes are leaked, not freed.
 
 pub(crate) mod cell;
+pub(crate) mod flags;
 pub(crate) mod multi;
 pub(crate) mod op;
 pub(crate) mod remote;
@@ -61,6 +74,7 @@ pub(crate) mod table;
 pub(crate) mod user_data;
 
 pub(crate) use cell::OpData;
+pub(crate) use flags::check_native;
 pub(crate) use multi::MultiData;
 pub(crate) use op::{MultiOp, Op};
 

@@ -12,6 +12,10 @@ use super::Cqe;
 
 /// What a multishot op owns while it is armed.
 pub(crate) trait MultiData: Send + Sync + 'static {
+    /// Whether the SQE comes from the native API (`crate::uring`): its
+    /// flags are then checked (see `driver::flags`).
+    const NATIVE: bool = false;
+
     /// Builds the SQE (called each time the op is armed).
     fn entry(&self) -> Entry;
 

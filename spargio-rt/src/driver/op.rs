@@ -57,7 +57,7 @@ impl<T: OpData> Future for Op<T> {
                     // SAFETY: built once, before the SQE exists (above).
                     let entry = move || unsafe { c.entry() };
                     cell.set_quiet(crate::io::is_quiet());
-                    match remote::submit(cell.clone(), entry, cx.waker()) {
+                    match remote::submit(cell.clone(), entry, T::NATIVE, cx.waker()) {
                         Ok(Some(owner)) => {
                             let cell = cell.clone();
                             self.state = State::InFlight(cell, owner);
@@ -172,7 +172,8 @@ impl<T: MultiData> MultiOp<T> {
         if !self.armed {
             self.cell.rearmed();
             let c = self.cell.clone();
-            match remote::submit(self.cell.clone(), move || c.data().entry(), cx.waker())? {
+            let entry = move || c.data().entry();
+            match remote::submit(self.cell.clone(), entry, T::NATIVE, cx.waker())? {
                 Some(owner) => {
                     self.owner = Some(owner);
                     self.armed = true;

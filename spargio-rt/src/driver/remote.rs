@@ -35,11 +35,13 @@ pub(crate) struct Owner {
 /// Submits `op` on the current shard's ring, or hands it to a shard of the
 /// runtime a `block_on` on this thread entered. `Ok(None)`: the shard's op
 /// table is full; `waker` is woken when a slot frees up. An error means the
-/// op reached no shard (there is no runtime here, or it has shut down), so
-/// the caller still owns it alone.
+/// op reached no shard (there is no runtime here, or it has shut down, or,
+/// `native`, its SQE sets a flag `driver::flags` refuses), so the caller
+/// still owns it alone.
 pub(crate) fn submit(
     op: Arc<dyn Completion>,
     entry: impl FnOnce() -> Entry,
+    native: bool,
     waker: &Waker,
 ) -> io::Result<Option<Owner>> {
     let mut entry = Some(entry);
@@ -47,13 +49,13 @@ pub(crate) fn submit(
     let here = local::with_current(|l| {
         let e = entry.take().expect("once");
         let op = op.take().expect("once");
-        l.submit_op(op, e, waker).map(|()| Owner {
+        Ok(l.submit_op(op, e, native, waker)?.map(|()| Owner {
             inner: l.inner.clone(),
             shard: l.index,
-        })
+        }))
     });
     if let Some(r) = here {
-        return Ok(r);
+        return r;
     }
     // Off the shards, whatever queue for a slot the op waited in (on a
     // shard it ran on before), it waits there no more.
@@ -69,6 +71,9 @@ pub(crate) fn submit(
     let inner = handle.inner;
     let shard = inner.next_search_start() % inner.shards.len();
     let e = (entry.take().expect("once"))();
+    if native {
+        super::check_native(&e)?;
+    }
     let op = op.take().expect("once");
     if inner.shards[shard]
         .push_remote(RemoteReq::Submit(e, op))

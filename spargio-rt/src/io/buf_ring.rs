@@ -265,8 +265,13 @@ impl RingInner {
 impl Drop for RingInner {
     fn drop(&mut self) {
         // Unregister on the owner's thread (a single-issuer ring refuses
-        // other threads), then free. If that shard has exited, no op is in
-        // flight on its ring any more, so the memory is free to go.
+        // other threads), then free. From another thread, `run_on` is
+        // refused from the start of the shard's `retire_ops` on (its remote
+        // queue is closed), maybe with receives from this ring still in
+        // flight. Freeing the memory here is sound anyway: every receive op
+        // keeps an `Arc<RingInner>`, so this drop runs only once the last
+        // one is gone (the op table drops its op at the final CQE, or leaks
+        // it), and the kernel writes into a buffer only for an op in flight.
         let mem = RingMemory {
             ring: self.ring,
             ring_layout: self.ring_layout,

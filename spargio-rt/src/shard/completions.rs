@@ -70,7 +70,7 @@ impl LocalShard {
         }
         drop(slot);
         if n > 0 {
-            self.note_cq_overflow();
+            let _ = self.note_cq_overflow();
         }
         // Ops queued for a slot in a full table: hand out the free ones
         // (also those a woken op never came back for).
@@ -145,8 +145,12 @@ impl LocalShard {
             self.closes_unsubmitted.set(false);
         }
         match ring::enter(&ring, wait, timeout) {
-            Ok(true) => self.shared().counters.submit_busy.bump(),
-            Ok(false) => {}
+            Ok(ring::Entered::Busy) => self.shared().counters.submit_busy.bump(),
+            Ok(ring::Entered::Done) => {}
+            Ok(ring::Entered::CqesLost) => {
+                drop(ring);
+                self.note_cqes_lost();
+            }
             // Only programming errors (EFAULT, EBADF...) land here; say so
             // instead of spinning silently.
             Err(e) => eprintln!("spargio: shard {} io_uring_enter failed: {e}", self.index),

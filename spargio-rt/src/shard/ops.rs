@@ -2,6 +2,7 @@
 //! submitting ops, spilling SQEs that do not fit, dispatching CQEs,
 //! cancelling, and retiring every op at exit.
 
+use std::io;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -65,25 +66,38 @@ impl LocalShard {
         }
     }
 
-    /// Registers `op` in the table and queues its SQE. `None` when the
-    /// table is full (`waker` is woken when a slot frees).
+    /// Registers `op` in the table and queues its SQE. `Ok(None)` when the
+    /// table is full (`waker` is woken when a slot frees). An error when
+    /// the SQE of a `native` op sets a flag `driver::flags` refuses: the op
+    /// is then registered nowhere and nothing is queued.
     pub(crate) fn submit_op(
         &self,
         op: Arc<dyn Completion>,
         entry: impl FnOnce() -> Entry,
+        native: bool,
         waker: &Waker,
-    ) -> Option<()> {
-        let ud = self.ops.borrow_mut().insert(op.clone(), waker)?;
+    ) -> io::Result<Option<()>> {
+        let Some(ud) = self.ops.borrow_mut().insert(op.clone(), waker) else {
+            return Ok(None);
+        };
         op.set_tag(ud);
         // Building the entry may run user code (`uring::submit`'s builder,
-        // a multishot op's `entry`): should it panic, the slot goes back
-        // instead of staying taken by an op the kernel never saw.
+        // a multishot op's `entry`): should it panic, or its SQE be
+        // refused, the slot goes back instead of staying taken by an op
+        // the kernel never saw.
         let release = ReleaseOnUnwind { shard: self, ud };
         let e = entry();
+        if native {
+            if let Err(err) = crate::driver::check_native(&e) {
+                drop(release);
+                op.set_tag(0);
+                return Err(err);
+            }
+        }
         std::mem::forget(release);
         self.push_sqe(e.user_data(ud));
         self.shared().counters.ops_submitted.bump();
-        Some(())
+        Ok(Some(()))
     }
 
     /// Queues an `ASYNC_CANCEL` for the op tagged `ud` (0: not registered).
@@ -158,9 +172,11 @@ impl LocalShard {
         }
     }
 
-    /// Counts CQ overflows: the kernel holding CQEs back because the CQ
-    /// was full (flushed by the next enter), and any it had to drop.
-    pub(crate) fn note_cq_overflow(&self) {
+    /// Counts CQ overflows: a reap that finds the kernel holding CQEs back
+    /// because the CQ was full (they reach the CQ with a later enter), and
+    /// CQEs the kernel had to drop (its count of them grew; see
+    /// `ring::Entered::CqesLost`). Returns how many were newly dropped.
+    pub(crate) fn note_cq_overflow(&self) -> u32 {
         let mut ring = self.ring.borrow_mut();
         let backlog = ring.submission().cq_overflow();
         let dropped = ring.completion().overflow();
@@ -170,11 +186,24 @@ impl LocalShard {
         if backlog {
             counters.cq_overflows.bump();
         }
-        if dropped != seen {
-            counters
-                .cq_overflows
-                .add(u64::from(dropped.wrapping_sub(seen)));
+        let lost = dropped.wrapping_sub(seen);
+        if lost != 0 {
+            counters.cqes_lost.add(u64::from(lost));
         }
+        lost
+    }
+
+    /// An enter reported `EBADR`: the kernel dropped CQEs. Counts them from
+    /// its count of dropped CQEs (at least one, whatever that says).
+    pub(crate) fn note_cqes_lost(&self) {
+        if self.note_cq_overflow() == 0 {
+            self.shared().counters.cqes_lost.bump();
+        }
+        eprintln!(
+            "spargio: shard {} lost CQEs: the kernel found no memory to queue them \
+             (io_uring_enter: EBADR); ops whose completion was lost never finish",
+            self.index
+        );
     }
 
     /// Shard exit: refuses new remote requests, cancels every op still in
@@ -211,7 +240,8 @@ impl LocalShard {
 }
 
 /// Frees an op's table slot if dropped, which happens only while unwinding
-/// out of building its entry (see `submit_op`).
+/// out of building its entry, or when the entry is refused (see
+/// `submit_op`).
 struct ReleaseOnUnwind<'a> {
     shard: &'a LocalShard,
     ud: u64,

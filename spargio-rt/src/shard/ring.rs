@@ -39,12 +39,34 @@ pub(crate) const UD_CLOSE: u64 = u64::MAX - 4;
 /// carry the target shard, so a failed send can fall back to the eventfd.
 pub(crate) const UD_MSG_SENT: u64 = 0xFFFF_FFFE_0000_0000;
 
+/// Most CQ entries [`cq_entries`] sizes a ring for on account of
+/// `max_ops_in_flight`: 4096 CQEs are 64 KiB per shard. Sizing for the
+/// default 65,536 ops would take 1 MiB per shard for bursts the kernel's
+/// overflow list absorbs anyway (see [`Entered::CqesLost`] for when it
+/// cannot).
+pub(crate) const CQ_ENTRIES_FOR_OPS_MAX: u32 = 4096;
+
+/// The CQ size to ask for: room for one CQE per op in flight
+/// (`max_ops_in_flight`) up to [`CQ_ENTRIES_FOR_OPS_MAX`], and never less
+/// than twice the SQ (at least 8); the kernel rounds it up to a power of
+/// two (and `IORING_SETUP_CLAMP` caps it at its own maximum).
+pub(crate) fn cq_entries(sq_entries: u32, max_ops_in_flight: usize) -> u32 {
+    let for_ops = u32::try_from(max_ops_in_flight)
+        .unwrap_or(u32::MAX)
+        .min(CQ_ENTRIES_FOR_OPS_MAX);
+    sq_entries.saturating_mul(2).max(8).max(for_ops)
+}
+
 /// Creates a disabled ring with the best flags this kernel accepts, falling
 /// back flag by flag. `SINGLE_ISSUER` and `DEFER_TASKRUN` require that only
 /// one thread ever submits: the one that calls [`enable`], which is the
-/// shard's own.
-pub(crate) fn create(entries: u32, want_defer: bool) -> io::Result<IoUring> {
-    let cq = entries.saturating_mul(2).max(8);
+/// shard's own. The CQ is sized by [`cq_entries`].
+pub(crate) fn create(
+    entries: u32,
+    max_ops_in_flight: usize,
+    want_defer: bool,
+) -> io::Result<IoUring> {
+    let cq = cq_entries(entries, max_ops_in_flight);
     let attempts: [(bool, bool, bool); 4] = [
         // (single_issuer, coop_taskrun, defer_taskrun)
         (true, true, want_defer),
@@ -142,10 +164,27 @@ pub(crate) fn cancel_eventfd_entry() -> squeue::Entry {
         .user_data(UD_CANCEL_EVENTFD)
 }
 
+/// How an `io_uring_enter` went, short of an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entered {
+    /// Submitted (and waited, if asked), or the wait ended early (timeout,
+    /// signal): the caller just goes on.
+    Done,
+    /// `EBUSY`: the CQ backed up; the caller reaps and submits again.
+    Busy,
+    /// `EBADR`: the kernel dropped at least one CQE, having found no memory
+    /// for it in its overflow list (the CQ was full). The condition is
+    /// cleared by reporting it. An op whose CQE was lost is never told it
+    /// completed: its future hangs (and its buffers stay with the op
+    /// table) unless it is dropped, and at shard exit it counts as one the
+    /// kernel never completed. The shard counts the loss
+    /// (`ShardStats::cqes_lost`) and goes on.
+    CqesLost,
+}
+
 /// Submits what is queued and, when `wait` is set, blocks until one CQE
-/// arrives or `timeout` passes. Returns whether the kernel answered `EBUSY`
-/// (its CQ backed up: the caller reaps and submits again).
-pub(crate) fn enter(ring: &IoUring, wait: bool, timeout: Option<Duration>) -> io::Result<bool> {
+/// arrives or `timeout` passes.
+pub(crate) fn enter(ring: &IoUring, wait: bool, timeout: Option<Duration>) -> io::Result<Entered> {
     let res = if wait {
         match timeout {
             Some(d) => {
@@ -162,11 +201,18 @@ pub(crate) fn enter(ring: &IoUring, wait: bool, timeout: Option<Duration>) -> io
     } else {
         ring.submitter().submit()
     };
+    entered(res)
+}
+
+/// Sorts the result of an `io_uring_enter` (see [`Entered`]); what is left
+/// is a real failure.
+pub(crate) fn entered(res: io::Result<usize>) -> io::Result<Entered> {
     match res {
-        Ok(_) => Ok(false),
+        Ok(_) => Ok(Entered::Done),
         Err(e) => match e.raw_os_error() {
-            Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EAGAIN) => Ok(false),
-            Some(libc::EBUSY) => Ok(true),
+            Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EAGAIN) => Ok(Entered::Done),
+            Some(libc::EBUSY) => Ok(Entered::Busy),
+            Some(libc::EBADR) => Ok(Entered::CqesLost),
             _ => Err(e),
         },
     }
@@ -212,7 +258,32 @@ mod tests {
 
     #[test]
     fn creates_a_ring() {
-        let ring = create(8, true).expect("io_uring works on this machine");
+        let ring = create(8, 65_536, true).expect("io_uring works on this machine");
         assert!(fd(&ring) >= 0);
+        let ring = create(8, 1, false).expect("io_uring works on this machine");
+        assert!(fd(&ring) >= 0);
+    }
+
+    #[test]
+    fn cq_is_sized_for_the_ops_in_flight_within_bounds() {
+        // Twice the SQ at least, and 8 at least.
+        assert_eq!(cq_entries(256, 1), 512);
+        assert_eq!(cq_entries(2, 1), 8);
+        // One CQE per op in flight, up to the cap.
+        assert_eq!(cq_entries(256, 1000), 1000);
+        assert_eq!(cq_entries(256, 65_536), CQ_ENTRIES_FOR_OPS_MAX);
+        assert_eq!(cq_entries(256, usize::MAX), CQ_ENTRIES_FOR_OPS_MAX);
+        // A large SQ still gets twice its size.
+        assert_eq!(cq_entries(4096, 65_536), 8192);
+    }
+
+    #[test]
+    fn a_dropped_cqe_is_its_own_outcome_not_a_failure() {
+        let os = |errno| Err(io::Error::from_raw_os_error(errno));
+        assert_eq!(entered(os(libc::EBADR)).unwrap(), Entered::CqesLost);
+        assert_eq!(entered(os(libc::EBUSY)).unwrap(), Entered::Busy);
+        assert_eq!(entered(os(libc::ETIME)).unwrap(), Entered::Done);
+        assert_eq!(entered(Ok(3)).unwrap(), Entered::Done);
+        assert!(entered(os(libc::EFAULT)).is_err());
     }
 }

@@ -306,7 +306,8 @@ fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
         .borrow_mut()
         .next_deadline()
         .map(|d| d.saturating_duration_since(now));
-    if local.take_declined() {
+    let recheck = local.take_declined();
+    if recheck {
         // Another shard has one task queued behind a poll that may turn out
         // long: look again when it would qualify for stealing, backing off
         // (up to 64x) while every look comes back empty-handed.
@@ -319,7 +320,6 @@ fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
             .saturating_mul(1u32 << rounds);
         timeout = Some(timeout.map_or(again, |t| t.min(again)));
         local.idle_rounds.set(rounds + 1);
-        shared.rechecking.store(true, Ordering::Relaxed);
     }
     if shutting_down {
         // Tasks are finishing on other shards; look again soon. The shard
@@ -336,6 +336,14 @@ fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
         return;
     }
     shared.counters.parks.bump();
+    // Set only for the sleep that has the re-check timeout, and cleared
+    // right after it: a shard still marked after leaving this way (a timer
+    // already due above, say) would later sleep without a timeout yet make
+    // `notify_idle` believe it will look again by itself, so a single
+    // stealable task would wake nobody.
+    if recheck {
+        shared.rechecking.store(true, Ordering::Relaxed);
+    }
     local.submit(true, timeout);
     shared.sleeping.store(false, Ordering::SeqCst);
     shared.rechecking.store(false, Ordering::Relaxed);
@@ -454,3 +462,48 @@ impl BusyClock {
 const YIELD_AFTER: Duration = Duration::from_micros(3);
 
 const SHUTDOWN_POLL: Duration = Duration::from_micros(20);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::RuntimeBuilder;
+    use crate::time::TimerEntry;
+
+    /// A park that declined a steal but found a timer already due leaves at
+    /// once; it must not leave the shard marked as re-checking, or its next
+    /// sleep (with no timeout) would swallow `notify_idle`'s wake-up.
+    #[test]
+    fn early_return_with_a_due_timer_clears_rechecking() {
+        let b = RuntimeBuilder::new();
+        let inner = Arc::new(Inner::new(&b, 2).expect("shard state"));
+        let ring = ring::create(8, 64, false).expect("io_uring works on this machine");
+        ring::enable(&ring).expect("enable the ring");
+        let local = LocalShard::new(0, inner.clone(), ring);
+        // No pre-park spin, so the park goes straight to the timeout logic.
+        local.idle_rounds.set(1);
+        local.declined.set(true);
+        let due = Arc::new(TimerEntry::new(Instant::now(), std::task::Waker::noop()));
+        local.timers.borrow_mut().insert(due);
+
+        park_or_spin(&local, false, Instant::now());
+
+        let me = &inner.shards[0];
+        assert!(!me.sleeping.load(Ordering::SeqCst));
+        assert!(
+            !me.rechecking.load(Ordering::Relaxed),
+            "a park that never slept left the shard marked as re-checking"
+        );
+
+        // The shard's next sleep has no timeout. A single stealable task
+        // queued elsewhere must wake it.
+        me.sleeping.store(true, Ordering::SeqCst);
+        park::notify_idle(&inner, 1);
+        assert!(
+            !me.sleeping.load(Ordering::SeqCst),
+            "notify_idle woke nobody"
+        );
+        assert_eq!(inner.searching.load(Ordering::SeqCst), 1);
+
+        local.quiesce();
+    }
+}
