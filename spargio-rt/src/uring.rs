@@ -37,8 +37,11 @@
 //!   back by its own receives (use [`crate::io::BufRing`] with
 //!   `recv_multishot`).
 //!
-//! Other flags (`IOSQE_ASYNC`, `IOSQE_IO_DRAIN`...) are the caller's
-//! business.
+//! - `IOSQE_IO_DRAIN`: it would wait for every op in flight on the ring,
+//!   the shard's own always-armed reads included, and hold up every SQE
+//!   after it: the shard's I/O would stop.
+//!
+//! Other flags (`IOSQE_ASYNC`...) are the caller's business.
 //!
 //! ## Worked example: a safe `statx`
 //!
@@ -234,7 +237,7 @@ where
     /// [`DEFAULT_MULTISHOT_MAX_QUEUED`]) wait for
     /// [`next_cqe`](Self::next_cqe). When the `n`th is queued the runtime
     /// cancels the op: whatever the kernel has not delivered yet stays at
-    /// its source (connections in the listen backlog, data in the socket).
+    /// its source (connections in the listen backlog, for instance).
     /// Nothing is lost: `next_cqe` hands out every CQE queued before the
     /// cancel landed (so a few more than `n` may wait: those the kernel
     /// posted before it saw the cancel, such as a whole backlog accepted
@@ -260,7 +263,8 @@ where
     }
 }
 
-/// Submits a multishot SQE (multishot accept, recv, poll...) built by
+/// Submits a multishot SQE (multishot accept, poll, timeout...; not a
+/// buffer-selecting recv, see the module docs) built by
 /// `build` from `data`; every CQE it posts comes out of
 /// [`NativeMultishot::next_cqe`]. At most
 /// [`DEFAULT_MULTISHOT_MAX_QUEUED`] CQEs wait for the consumer before the

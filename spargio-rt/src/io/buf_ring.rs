@@ -210,6 +210,9 @@ impl RingInner {
             e.set_bid(bid);
         }
         *tail = tail.wrapping_add(1);
+        // Counted before the kernel can take it: a receive taking it on
+        // another thread (`taken`) must never find the count at 0.
+        self.available.fetch_add(1, Ordering::AcqRel);
         // SAFETY: the tail field lives in the ring's first entry; the
         // release store publishes the entry written above to the kernel.
         unsafe {
@@ -217,7 +220,6 @@ impl RingInner {
             (*t).store(*tail, Ordering::Release);
         }
         drop(tail);
-        self.available.fetch_add(1, Ordering::AcqRel);
         let waiters = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|p| p.into_inner()));
         for w in waiters {
             w.wake();
