@@ -28,13 +28,13 @@ const REFUSED: [(Flags, &str); 5] = [
 // `flags_of` reads byte 1 of the kernel's 64-byte SQE.
 const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 
-/// The SQE's flags byte.
+/// The SQE's flags byte. The io-uring crate has no getter for it, but
+/// `Entry` is `#[repr(C)]` around the kernel's `io_uring_sqe`, itself
+/// `#[repr(C)]` and starting `opcode: u8, flags: u8`; the crate builds
+/// every entry from a zeroed SQE, so each byte is initialised.
 fn flags_of(e: &Entry) -> Flags {
-    // SAFETY: `Entry` is `#[repr(C)]` around the kernel's 64-byte
-    // `io_uring_sqe`, itself `#[repr(C)]` and starting `opcode: u8,
-    // flags: u8`, so byte 1 of the value is its flags, initialised like
-    // every byte of an entry built by the io-uring crate (it starts from a
-    // zeroed SQE). The crate has no getter for it.
+    // SAFETY: byte 1 of a 64-byte, fully initialised `#[repr(C)]` SQE
+    // (see above) is in bounds and initialised: its flags.
     let byte = unsafe { std::ptr::from_ref(e).cast::<u8>().add(1).read() };
     Flags::from_bits_retain(byte)
 }

@@ -361,13 +361,13 @@ impl File {
                 return Ok(());
             }
         };
+        // The job owns the fd: one dropped before it runs drops the
+        // `OwnedFd`, which closes it. Linux frees the number even when
+        // `close` reports an error, so it is never closed twice.
         let close = move || {
             let raw = fd.into_raw_fd();
-            // SAFETY: `raw` is an fd we own (just taken out of its
-            // `OwnedFd`); it is closed once here and never used again,
-            // whatever `close` returns (Linux frees the number even when
-            // close reports an error). A job dropped before it runs drops
-            // the `OwnedFd` instead, which closes it.
+            // SAFETY: `raw` is ours, just taken out of its `OwnedFd`, and
+            // is closed once here and never used again.
             if unsafe { libc::close(raw) } < 0 {
                 return Err(io::Error::last_os_error());
             }
