@@ -242,13 +242,25 @@ where
     /// cancel landed (so a few more than `n` may wait: those the kernel
     /// posted before it saw the cancel, such as a whole backlog accepted
     /// at once), then returns `None` as for any op the kernel ended (the
-    /// cancel's own `ECANCELED` is not handed out); call
-    /// [`rearm`](Self::rearm) to submit it again and go on.
+    /// cancel's own `ECANCELED` is not handed out; [`capped`](Self::capped)
+    /// tells this end from the kernel's); call [`rearm`](Self::rearm) to
+    /// submit it again and go on. Should the cancel fail (an op running in
+    /// a kernel worker), another goes out after every `n` more CQEs.
     ///
     /// `usize::MAX` never cancels, and lets the queue grow without bound.
     pub fn max_queued(&mut self, n: usize) -> &mut Self {
         self.op.set_queue_cap(n);
         self
+    }
+
+    /// Whether the runtime cancelled the op since it was last armed
+    /// because [`max_queued`](Self::max_queued) CQEs were waiting: after
+    /// [`next_cqe`](Self::next_cqe) returned `None`, this tells a stop for
+    /// the cap (call [`rearm`](Self::rearm) and go on) from the kernel
+    /// ending the op. If the kernel ended it with an error at the same
+    /// time, that error's CQE came out of `next_cqe` before the `None`.
+    pub fn capped(&self) -> bool {
+        self.op.capped()
     }
 
     /// CQEs waiting for [`next_cqe`](Self::next_cqe) (how far behind the

@@ -84,6 +84,7 @@ fn accept_flood(set_cap: Option<usize>, extra: usize) {
             .expect("a CQE")
             .expect("no submit error");
         assert!(first.more(), "the op goes on");
+        assert!(!accepts.capped(), "nothing has stopped the op");
         // SAFETY: a successful accept CQE carries a new fd only we own.
         accepted.push(unsafe { OwnedFd::from_raw_fd(first.result().unwrap() as i32) });
 
@@ -117,6 +118,7 @@ fn accept_flood(set_cap: Option<usize>, extra: usize) {
             "only about the capped queue was handed out: {before_end} of cap {cap}"
         );
         assert_eq!(accepts.queued(), 0);
+        assert!(accepts.capped(), "the stream ended for its cap");
 
         // Re-armed, the op takes what waited in the backlog.
         accepts.rearm();

@@ -23,6 +23,12 @@ pub(crate) trait OpData: Send + 'static {
     /// result (the future was dropped): close an accepted fd, say.
     fn orphaned(&mut self, _cqe: Cqe) {}
 
+    /// Sees the first CQE of an op that posts another after it (a
+    /// zero-copy send's result, before its notification), on the owner
+    /// shard's driver: release what the kernel no longer needs (the
+    /// socket) while it keeps the rest (the buffer).
+    fn partly_done(&mut self, _cqe: &Cqe) {}
+
     /// The result of a complete success that need not wake a task polling
     /// inside [`quiet_writes`](crate::io::quiet_writes) (a write of all
     /// its bytes); `None`: every completion wakes.
@@ -101,7 +107,9 @@ const NOT_QUIET: i32 = i32::MIN;
 // owner shard's driver, or the thread that fails an op left in the remote
 // queue of a shard that exited) only after the future swapped in ABANDONED
 // before DONE (the completer's swap to DONE failed), so the future is
-// gone. Anyone else holding the cell (a table's queue of ops waiting for a
+// gone; and the driver alone at a CQE that posts another after it, when
+// the state cannot be DONE yet (the future touches `data` in no other
+// state). Anyone else holding the cell (a table's queue of ops waiting for a
 // slot) touches only its tag. `T: Send` because it may be dropped on that
 // other thread.
 unsafe impl<T: Send> Sync for OpCell<T> {}
@@ -204,6 +212,11 @@ impl<T: OpData> Completion for OpCell<T> {
             // the notification CQE that follows.
             self.res.store(cqe.res, Ordering::Relaxed);
             self.flags.store(cqe.flags, Ordering::Relaxed);
+            // SAFETY: not DONE before the final CQE, so the future does not
+            // reach the data; this driver thread is its only other user.
+            if let Some(d) = unsafe { (*self.data.get()).as_mut() } {
+                d.partly_done(&cqe);
+            }
             return false;
         }
         if !io_uring::cqueue::notif(cqe.flags) {

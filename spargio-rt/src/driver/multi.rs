@@ -29,6 +29,20 @@ pub(crate) trait MultiData: Send + Sync + 'static {
     fn orphaned(&self, cqe: Cqe);
 }
 
+/// Whether a CQE that made the queue `queued` long calls for a cancel of
+/// the op, given its `cap` and the length at which the last cancel for the
+/// cap went out (`capped_at`, 0: none since the op was armed). Once one
+/// went out, another goes out every `cap` CQEs the queue grows past it: a
+/// cancel that failed (`EALREADY` for an op running in a kernel worker)
+/// must not leave the queue to grow without bound.
+fn cancel_for_cap(queued: usize, cap: usize, capped_at: usize) -> bool {
+    if capped_at == 0 {
+        queued >= cap
+    } else {
+        queued >= capped_at.saturating_add(cap)
+    }
+}
+
 /// A multishot op's shared state.
 pub(crate) struct MultiCell<T> {
     queue: Injector<Cqe>,
@@ -39,8 +53,10 @@ pub(crate) struct MultiCell<T> {
     /// Queued CQEs at which the driver cancels the op until the consumer
     /// catches up (`usize::MAX`: never).
     cap: AtomicUsize,
-    /// A cancel for reaching `cap` went out since the op was last armed.
-    capped: AtomicBool,
+    /// The queue length at which a cancel for reaching `cap` last went
+    /// out since the op was armed (0: none). Only the owner shard's
+    /// driver writes it, and `rearmed` before the op is armed again.
+    capped_at: AtomicUsize,
     waker: AtomicWaker,
     tag: OpTag,
     data: T,
@@ -54,7 +70,7 @@ impl<T: MultiData> MultiCell<T> {
             ended: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             cap: AtomicUsize::new(usize::MAX),
-            capped: AtomicBool::new(false),
+            capped_at: AtomicUsize::new(0),
             waker: AtomicWaker::new(),
             tag: OpTag::default(),
             data,
@@ -70,7 +86,7 @@ impl<T: MultiData> MultiCell<T> {
         // Unregistered until the new submission is: a cancel asked for in
         // between must not use the tag of the ended op (see `remote::cancel`).
         self.set_tag(0);
-        self.capped.store(false, Ordering::Relaxed);
+        self.capped_at.store(0, Ordering::Relaxed);
         self.ended.store(false, Ordering::Release);
     }
 
@@ -83,6 +99,12 @@ impl<T: MultiData> MultiCell<T> {
     /// cancels the op; the consumer re-arms it once it has taken them.
     pub(crate) fn set_cap(&self, cap: usize) {
         self.cap.store(cap.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether the driver cancelled the op for reaching its cap since it
+    /// was last armed.
+    pub(crate) fn capped(&self) -> bool {
+        self.capped_at.load(Ordering::Relaxed) != 0
     }
 
     /// Whether the kernel ended the op (it must be re-armed to go on).
@@ -147,14 +169,13 @@ impl<T: MultiData> Completion for MultiCell<T> {
         if carries {
             self.queue.push(cqe);
             let queued = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
-            if !last
-                && queued >= self.cap.load(Ordering::Relaxed)
-                && !self.capped.swap(true, Ordering::Relaxed)
-            {
+            let capped_at = self.capped_at.load(Ordering::Relaxed);
+            if !last && cancel_for_cap(queued, self.cap.load(Ordering::Relaxed), capped_at) {
                 // The consumer is this far behind: stop the op (what the
                 // kernel has not delivered yet waits at its source) until
                 // it catches up and re-arms. Completions are dispatched on
                 // the op's owner shard, whose ring takes the cancel.
+                self.capped_at.store(queued, Ordering::Relaxed);
                 let ud = self.tag();
                 crate::shard::local::with_current(|l| l.cancel_op(ud));
             }
@@ -178,5 +199,25 @@ impl<T: MultiData> Completion for MultiCell<T> {
             self.waker.wake();
         }
         last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cancel_for_cap;
+
+    #[test]
+    fn the_first_cancel_goes_out_at_the_cap() {
+        assert!(!cancel_for_cap(255, 256, 0));
+        assert!(cancel_for_cap(256, 256, 0));
+        assert!(cancel_for_cap(300, 256, 0));
+    }
+
+    #[test]
+    fn a_cancel_that_did_not_stop_the_op_is_sent_again_a_cap_later() {
+        assert!(!cancel_for_cap(257, 256, 256));
+        assert!(!cancel_for_cap(511, 256, 256));
+        assert!(cancel_for_cap(512, 256, 256));
+        assert!(!cancel_for_cap(1 << 40, usize::MAX, 0), "no cap: never");
     }
 }

@@ -142,6 +142,12 @@ impl<T: MultiData> MultiOp<T> {
         self.cell.queued()
     }
 
+    /// Whether the driver cancelled the op for reaching its queue cap
+    /// since it was last armed.
+    pub(crate) fn capped(&self) -> bool {
+        self.cell.capped()
+    }
+
     /// Caps the CQEs waiting for the consumer; see `MultiCell::set_cap`.
     pub(crate) fn set_queue_cap(&self, cap: usize) {
         self.cell.set_cap(cap);

@@ -281,9 +281,11 @@ impl TcpStream {
     /// acknowledged the data (the kernel holds the pages until then, for a
     /// retransmit). So each call costs at least a round trip, and a peer
     /// that stops reading (a full receive window) keeps it pending, for as
-    /// long as the connection lasts. Until the notification the op also
-    /// keeps the socket open, even if this stream and the future are
-    /// dropped. A plain [`write`](crate::io::AsyncWrite::write) returns as
+    /// long as the connection lasts. Dropping the future does not end the
+    /// send: the kernel goes on transmitting and the buffer is freed at
+    /// the notification. The socket itself is held only until the kernel
+    /// has queued the data, so dropping this stream closes it as usual. A
+    /// plain [`write`](crate::io::AsyncWrite::write) returns as
     /// soon as the data is copied into the socket's send buffer.
     pub async fn send_zc<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
         super::zc::send_zc(&self.fd, buf).await
