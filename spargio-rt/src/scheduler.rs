@@ -20,6 +20,7 @@ use async_task::{ScheduleInfo, WithInfo};
 use crossbeam_deque::Injector;
 
 use crate::builder::{RuntimeBuilder, StealPolicy};
+use crate::driver::remote_slots::RemoteSlots;
 use crate::placement::TaskPlacement;
 use crate::pool::{PoolConfig, ThreadPool};
 use crate::shard::local;
@@ -40,6 +41,9 @@ pub(crate) struct Inner {
     pub(crate) task_budget: usize,
     /// Per-shard limit of in-flight ops.
     pub(crate) max_ops_in_flight: usize,
+    /// Bounds the ops in flight for threads outside the runtime
+    /// (`max_ops_in_flight` of them, beside each shard's own).
+    pub(crate) remote_slots: RemoteSlots,
     pub(crate) park_spin: std::time::Duration,
     /// Busy time after which a shard yields its CPU once (zero: never).
     pub(crate) busy_yield: std::time::Duration,
@@ -68,6 +72,7 @@ impl Inner {
             steal: b.steal.clone(),
             task_budget: b.task_budget,
             max_ops_in_flight: b.max_ops_in_flight,
+            remote_slots: RemoteSlots::new(b.max_ops_in_flight),
             park_spin: b.park_spin,
             busy_yield: b.busy_yield,
             searching: AtomicUsize::new(0),

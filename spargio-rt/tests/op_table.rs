@@ -318,3 +318,83 @@ fn an_op_that_waited_for_a_slot_fails_cleanly_when_polled_off_the_runtime() {
     peer.write_all(b"x").unwrap();
     assert_eq!(rt.block_on(hold).0.unwrap().res, 1);
 }
+
+#[test]
+fn ops_from_outside_the_runtime_wait_for_a_slot_too() {
+    // `block_on` runs its future on this thread, outside the shards: its
+    // ops go to a shard through its remote queue, and count against the
+    // shard's slots for such ops (`max_ops_in_flight` of them).
+    let rt = one_shard_with_one_op_slot();
+    rt.block_on(async {
+        let (mut hold, mut hold_peer) = blocked_read();
+        assert!(poll_once(&mut hold).await.is_pending());
+        let (mut waiting, mut waiting_peer) = blocked_read();
+        assert!(poll_once(&mut waiting).await.is_pending());
+        // Its byte is there, but the op was not submitted: no slot.
+        waiting_peer.write_all(b"w").unwrap();
+        for _ in 0..20 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+            assert!(
+                poll_once(&mut waiting).await.is_pending(),
+                "a second op from outside the runtime ran past the limit"
+            );
+        }
+        // The slot frees; the waiting op gets it and finds its byte.
+        hold_peer.write_all(b"h").unwrap();
+        let (read, _) = spargio_rt::time::timeout(HANG, hold)
+            .await
+            .expect("held op");
+        assert_eq!(read.unwrap().res, 1);
+        let (read, (_, buf)) = spargio_rt::time::timeout(HANG, waiting)
+            .await
+            .expect("the waiting op got the freed slot");
+        assert_eq!(read.unwrap().res, 1);
+        assert_eq!(buf[0], b'w');
+    });
+}
+
+#[test]
+fn many_ops_from_outside_the_runtime_all_complete_through_few_slots() {
+    let rt = Runtime::builder()
+        .shards(2)
+        .max_ops_in_flight(2)
+        .build()
+        .expect("build runtime");
+    let results = rt.block_on(spargio_rt::time::timeout(
+        HANG,
+        futures_util::future::join_all((0..200u32).map(nop)),
+    ));
+    let results = results.expect("every op got a slot in turn");
+    for (i, (res, data)) in results.into_iter().enumerate() {
+        assert_eq!(res.unwrap().res, 0);
+        assert_eq!(data, i as u32);
+    }
+}
+
+#[test]
+fn an_op_waiting_for_a_slot_from_outside_the_runtime_fails_when_it_shuts_down() {
+    let rt = one_shard_with_one_op_slot();
+    let (mut hold, _hold_peer) = blocked_read();
+    let (mut waiting, _waiting_peer) = blocked_read();
+    rt.block_on(async {
+        assert!(poll_once(&mut hold).await.is_pending());
+        assert!(poll_once(&mut waiting).await.is_pending());
+    });
+    // Shut down with one op holding the slot and one waiting for it.
+    let handle = rt.handle();
+    rt.shutdown_timeout(Duration::from_secs(5));
+    drop(handle);
+    let (res, _) = std::thread::spawn(move || {
+        let waker = futures_util::task::noop_waker();
+        match Pin::new(&mut waiting).poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("the op waits for a slot of a runtime that is gone"),
+        }
+    })
+    .join()
+    .expect("no panic");
+    assert!(res.is_err());
+    let (res, _) = futures_util::future::FutureExt::now_or_never(hold)
+        .expect("the held op was cancelled at shutdown");
+    assert!(res.is_err() || res.unwrap().res < 0);
+}

@@ -53,7 +53,10 @@
 //!   queue holds ops weakly: a future dropped while it waits releases its
 //!   buffers and fd at once. An op whose task moves to another shard while
 //!   it waits waits for that shard's slots from its next poll there; the
-//!   entry left in the first shard's queue is skipped.
+//!   entry left in the first shard's queue is skipped. Ops submitted from
+//!   threads outside the runtime cannot reach a table; they take one of
+//!   the runtime's `max_ops_in_flight` slots for such ops first
+//!   (`remote_slots`), waiting in its queue when none is free.
 //! - **Shutdown.** A shard leaves its loop only when no task of its runtime
 //!   is alive, but op futures may still be alive elsewhere: one awaited in
 //!   `Runtime::block_on` (its op went through the remote queue), or one in
@@ -70,6 +73,7 @@ pub(crate) mod flags;
 pub(crate) mod multi;
 pub(crate) mod op;
 pub(crate) mod remote;
+pub(crate) mod remote_slots;
 pub(crate) mod table;
 pub(crate) mod user_data;
 

@@ -34,7 +34,8 @@ pub(crate) struct Owner {
 
 /// Submits `op` on the current shard's ring, or hands it to a shard of the
 /// runtime a `block_on` on this thread entered. `Ok(None)`: the shard's op
-/// table is full; `waker` is woken when a slot frees up. An error means the
+/// table is full (off the shards: the runtime's `RemoteSlots` are); `waker`
+/// is woken when a slot frees up. An error means the
 /// op reached no shard (there is no runtime here, or it has shut down, or,
 /// `native`, its SQE sets a flag `driver::flags` refuses), so the caller
 /// still owns it alone.
@@ -57,11 +58,6 @@ pub(crate) fn submit(
     if let Some(r) = here {
         return r;
     }
-    // Off the shards, whatever queue for a slot the op waited in (on a
-    // shard it ran on before), it waits there no more.
-    if let Some(op) = &op {
-        op.op_tag().slot_queue.store(0, Ordering::Release);
-    }
     let Some(handle) = crate::block_on::entered() else {
         return Err(io::Error::other(
             "spargio: I/O must run on a spargio runtime: await it inside a task, \
@@ -69,25 +65,59 @@ pub(crate) fn submit(
         ));
     };
     let inner = handle.inner;
-    let shard = inner.next_search_start() % inner.shards.len();
+    let op = op.take().expect("once");
+    let Some(shard) = remote_slot(&inner, &op, waker)? else {
+        return Ok(None);
+    };
+    // Whatever queue for a slot the op waited in (a shard's table, when
+    // it ran on one before, or another `RemoteSlots`), it waits there no
+    // more.
+    op.op_tag().slot_queue.store(0, Ordering::Release);
+    let slots = &inner.remote_slots;
     let e = (entry.take().expect("once"))();
     if native {
-        super::check_native(&e)?;
+        if let Err(e) = super::check_native(&e) {
+            slots.release();
+            return Err(e);
+        }
     }
-    let op = op.take().expect("once");
     if inner.shards[shard]
         .push_remote(RemoteReq::Submit(e, op))
         .is_err()
     {
+        slots.release();
         // The shard has exited, as every shard does only once the runtime
         // shuts down. An error, not a failed op: a multishot op ended by
         // `ECANCELED` would be re-armed, and refused again, for ever.
-        return Err(io::Error::other(
-            "spargio: the runtime has shut down; it runs no more I/O",
-        ));
+        return Err(shut_down());
     }
     park::wake(&inner, shard);
     Ok(Some(Owner { inner, shard }))
+}
+
+/// Takes a slot for `op` among the runtime's slots for ops from outside
+/// it and picks the shard to run it (a different one each time).
+/// `Ok(None)` when every slot is taken: `op` then waits in their queue,
+/// and `waker` is woken when a slot frees up.
+fn remote_slot(
+    inner: &Arc<Inner>,
+    op: &Arc<dyn Completion>,
+    waker: &Waker,
+) -> io::Result<Option<usize>> {
+    let shard = inner.next_search_start() % inner.shards.len();
+    if inner.remote_slots.acquire(op, waker) {
+        return Ok(Some(shard));
+    }
+    // Queued, then the look at the flag: a shard that exits sets it before
+    // it wakes the queue (`retire_ops`), so this either sees it or is woken.
+    if inner.shards[shard].is_remote_closed() {
+        return Err(shut_down());
+    }
+    Ok(None)
+}
+
+fn shut_down() -> io::Error {
+    io::Error::other("spargio: the runtime has shut down; it runs no more I/O")
 }
 
 /// Asks `op`'s owner shard to cancel it.

@@ -13,10 +13,29 @@ use super::Cqe;
 struct Slot {
     gen: u32,
     op: Option<Arc<dyn Completion>>,
+    /// The op came from outside the runtime and holds one of the shard's
+    /// `RemoteSlots`, given back at its last CQE.
+    remote: bool,
 }
 
-/// Where table ids come from: each table gets its own, never reused.
+/// What a CQE's tag named in the table.
+pub(crate) struct Found {
+    pub(crate) op: Arc<dyn Completion>,
+    /// The CQE ends the op (its slot is free again).
+    pub(crate) last: bool,
+    /// The op holds one of the shard's `RemoteSlots` (it came from outside
+    /// the runtime); with `last`, the caller gives it back.
+    pub(crate) remote: bool,
+}
+
+/// Where ids of queues for a slot come from (op tables, `RemoteSlots`):
+/// each queue gets its own, never reused.
 static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh id for a queue of ops waiting for a slot (never 0).
+pub(crate) fn new_queue_id() -> u64 {
+    NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed)
+}
 
 /// In-flight ops of one shard. Only the shard's thread touches it.
 pub(crate) struct OpTable {
@@ -41,7 +60,7 @@ pub(crate) struct OpTable {
 impl OpTable {
     pub(crate) fn new(limit: usize) -> Self {
         OpTable {
-            id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
+            id: new_queue_id(),
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -72,7 +91,7 @@ impl OpTable {
             }
             return None;
         }
-        Some(self.insert_unbounded(op))
+        Some(self.insert_unbounded(op, false))
     }
 
     /// Whether ops are queued for a slot.
@@ -113,9 +132,10 @@ impl OpTable {
         Some(op)
     }
 
-    /// Registers `op` even past the limit (remote submissions that already
-    /// waited their turn elsewhere).
-    pub(crate) fn insert_unbounded(&mut self, op: Arc<dyn Completion>) -> u64 {
+    /// Registers `op` even past the limit: `remote`, an op from outside
+    /// the runtime, which waited for one of the shard's `RemoteSlots`
+    /// instead (see [`Found::remote`]).
+    pub(crate) fn insert_unbounded(&mut self, op: Arc<dyn Completion>, remote: bool) -> u64 {
         // The op waits in no queue any more: an entry left in one is stale.
         let queued = &op.op_tag().slot_queue;
         if queued.load(Ordering::Relaxed) != 0 {
@@ -125,13 +145,18 @@ impl OpTable {
         let idx = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.slots.push(Slot { gen: 0, op: None });
+                self.slots.push(Slot {
+                    gen: 0,
+                    op: None,
+                    remote: false,
+                });
                 (self.slots.len() - 1) as u32
             }
         };
         let slot = &mut self.slots[idx as usize];
         slot.gen = user_data::next_gen(slot.gen);
         slot.op = Some(op);
+        slot.remote = remote;
         user_data::encode(slot.gen, idx)
     }
 
@@ -166,10 +191,10 @@ impl OpTable {
             .is_some_and(|held| Arc::ptr_eq(held, op))
     }
 
-    /// Looks up the op a CQE belongs to. Returns the op and whether this
-    /// CQE ends it (then the slot is freed: the caller holds the last
-    /// driver-side reference). `None` for a stale tag.
-    pub(crate) fn lookup(&mut self, ud: u64, cqe: Cqe) -> Option<(Arc<dyn Completion>, bool)> {
+    /// Looks up the op a CQE belongs to. When the CQE ends it, the slot is
+    /// freed (the caller holds the last driver-side reference). `None` for
+    /// a stale tag.
+    pub(crate) fn lookup(&mut self, ud: u64, cqe: Cqe) -> Option<Found> {
         let (gen, idx) = user_data::decode(ud)?;
         let found = self
             .slots
@@ -180,6 +205,7 @@ impl OpTable {
             return None;
         };
         let last = !cqe.more();
+        let remote = slot.remote;
         let op = if last {
             let op = slot.op.take().expect("checked");
             self.free.push(idx);
@@ -189,7 +215,7 @@ impl OpTable {
         } else {
             slot.op.clone().expect("checked")
         };
-        Some((op, last))
+        Some(Found { op, last, remote })
     }
 
     /// Every live op's `user_data` (shutdown cancels them all).
@@ -410,11 +436,14 @@ mod tests {
             res: 5,
             flags: 1 << 1, // IORING_CQE_F_MORE
         };
-        assert!(matches!(t.lookup(ud, more), Some((_, false))));
+        assert!(matches!(
+            t.lookup(ud, more),
+            Some(Found { last: false, .. })
+        ));
         assert_eq!(t.live(), 1);
         assert!(matches!(
             t.lookup(ud, Cqe { res: 0, flags: 0 }),
-            Some((_, true))
+            Some(Found { last: true, .. })
         ));
         assert_eq!(t.live(), 0);
     }

@@ -11,6 +11,7 @@ use io_uring::{opcode, squeue::Entry};
 use super::local::LocalShard;
 use crate::driver::cell::Completion;
 use crate::driver::remote::RemoteReq;
+use crate::driver::table::Found;
 use crate::driver::user_data::UD_IGNORE;
 use crate::driver::Cqe;
 
@@ -139,7 +140,7 @@ impl LocalShard {
         while let Some(req) = shared.pop_remote() {
             match req {
                 RemoteReq::Submit(e, op) => {
-                    let ud = self.ops.borrow_mut().insert_unbounded(op.clone());
+                    let ud = self.ops.borrow_mut().insert_unbounded(op.clone(), true);
                     op.set_tag(ud);
                     self.push_sqe(e.user_data(ud));
                     shared.counters.ops_submitted.bump();
@@ -161,10 +162,13 @@ impl LocalShard {
     pub(crate) fn dispatch_op(&self, ud: u64, cqe: Cqe) {
         let found = self.ops.borrow_mut().lookup(ud, cqe);
         match found {
-            Some((op, last)) => {
+            Some(Found { op, last, remote }) => {
                 op.complete(cqe);
                 if last {
                     self.shared().counters.ops_completed.bump();
+                    if remote {
+                        self.inner.remote_slots.release();
+                    }
                 }
             }
             None if ud != UD_IGNORE => self.shared().counters.stale_cqes.bump(),
@@ -214,6 +218,9 @@ impl LocalShard {
         self.shared().close_remote();
         self.drain_remote();
         self.ops.borrow_mut().wake_waiting();
+        // Submitters outside the runtime waiting for a slot retry, and learn
+        // that the shard is gone.
+        self.inner.remote_slots.wake_all();
         let mut cancelled = false;
         for _ in 0..2000 {
             self.flush_spill();

@@ -185,6 +185,11 @@ impl ShardShared {
         fence(Ordering::SeqCst);
     }
 
+    /// Whether the shard has exited (it takes no more remote requests).
+    pub(crate) fn is_remote_closed(&self) -> bool {
+        self.remote_closed.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn has_remote(&self) -> bool {
         !self.remote.is_empty()
     }
