@@ -27,6 +27,39 @@ fn idle_shards_park_instead_of_spinning() {
 }
 
 #[test]
+fn a_shard_whose_nearest_timer_is_centuries_away_parks() {
+    // The kernel wraps a wait of about 292 years or more into the past and
+    // returns at once: without a cap on the wait the shard would spin.
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    let far = [
+        Duration::from_millis(u64::MAX),
+        Duration::from_secs(10_000_000_000),
+        Duration::MAX,
+    ];
+    let sleepers: Vec<_> = far
+        .into_iter()
+        .map(|d| {
+            h.spawn_pinned(spargio_rt::ShardId(0), async move {
+                spargio_rt::time::sleep(d).await;
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(20));
+    let before = h.stats();
+    std::thread::sleep(Duration::from_millis(200));
+    let after = h.stats();
+    let (b, a) = (&before.shards[0], &after.shards[0]);
+    assert!(a.ring_enters - b.ring_enters <= 2, "{b:?} -> {a:?}");
+    for s in &sleepers {
+        assert!(!s.is_finished(), "a far timer never fires early");
+    }
+    for s in sleepers {
+        s.abort();
+    }
+}
+
+#[test]
 fn parked_shards_use_no_cpu_time() {
     // CPU time (not wall time): an idle shard thread must not accumulate it.
     let rt = Runtime::builder()

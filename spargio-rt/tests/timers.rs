@@ -235,6 +235,54 @@ fn a_reset_sleep_wakes_its_task_without_another_poll() {
     }
 }
 
+/// Polls `sleep` once (it waits); in the poll its fire wakes, resets it
+/// to `to` and returns `Pending` without polling it; then polls it.
+struct ResetAfterFire {
+    sleep: Sleep,
+    polls: u32,
+    to: Instant,
+}
+
+impl Future for ResetAfterFire {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.polls += 1;
+        match self.polls {
+            1 => {
+                assert!(std::pin::Pin::new(&mut self.sleep).poll(cx).is_pending());
+                std::task::Poll::Pending
+            }
+            2 => {
+                // Woken by the fire (nothing else wakes this task).
+                let to = self.to;
+                self.sleep.reset(to);
+                std::task::Poll::Pending
+            }
+            _ => std::pin::Pin::new(&mut self.sleep).poll(cx),
+        }
+    }
+}
+
+#[test]
+fn a_sleep_reset_in_the_poll_its_fire_woke_still_wakes_its_task() {
+    let rt = rt();
+    let task = rt.handle().spawn_pinned(ShardId(0), async {
+        let to = Instant::now() + Duration::from_millis(30);
+        let fut = ResetAfterFire {
+            sleep: sleep(Duration::from_millis(1)),
+            polls: 0,
+            to,
+        };
+        let done = ended_before(Duration::from_secs(10), fut).await;
+        (done, Instant::now() >= to)
+    });
+    assert_eq!(rt.block_on(task).unwrap(), (true, true));
+}
+
 #[test]
 fn reset_immediately_wakes_a_waiting_interval() {
     let rt = rt();

@@ -60,10 +60,11 @@ impl<Req, Resp> BoundaryClient<Req, Resp> {
         req: Req,
         timeout: Duration,
     ) -> Result<Resp, BoundaryError> {
-        match Instant::now().checked_add(timeout) {
-            Some(deadline) => self.call_until(req, deadline).await,
-            None => self.call(req).await,
+        if timeout >= crate::time::FAR {
+            return self.call(req).await;
         }
+        self.call_until(req, crate::time::far_add(Instant::now(), timeout))
+            .await
     }
 
     /// [`call`](Self::call) with a deadline covering both queueing and the
@@ -181,8 +182,7 @@ impl<Req, Resp> fmt::Debug for BoundaryClient<Req, Resp> {
 /// A queued call's reply, from [`BoundaryClient::try_call`].
 ///
 /// Resolves to the response, or [`Canceled`](BoundaryError::Canceled) if
-/// the server dropped the request unanswered,
-/// [`Timeout`](BoundaryError::Timeout) if the server skipped it as expired,
+/// the server dropped the request unanswered, or
 /// [`Closed`](BoundaryError::Closed) if the last server went away before
 /// receiving it. Dropping the ticket abandons the call (the server sees
 /// [`is_cancelled`](super::BoundaryRequest::is_cancelled)). Put a time limit

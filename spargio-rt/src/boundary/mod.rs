@@ -75,7 +75,8 @@ struct Shared {
 }
 
 /// Creates a request/reply channel whose queue holds at most `capacity`
-/// requests. Both halves are `Clone + Send + Sync`: clone the client for
+/// requests. Both halves are `Clone`, and `Send + Sync` when `Req` and
+/// `Resp` are `Send`: clone the client for
 /// more callers and the server for more workers (each request goes to one
 /// server).
 ///

@@ -182,16 +182,23 @@ pub(crate) enum Entered {
     CqesLost,
 }
 
+/// The longest a single wait in `io_uring_enter` asks for.
+const MAX_WAIT: Duration = Duration::from_secs(86_400);
+
 /// Submits what is queued and, when `wait` is set, blocks until one CQE
-/// arrives or `timeout` passes.
+/// arrives or `timeout` passes (at most [`MAX_WAIT`] at a time).
 pub(crate) fn enter(ring: &IoUring, wait: bool, timeout: Option<Duration>) -> io::Result<Entered> {
     let res = if wait {
         match timeout {
             Some(d) => {
-                // The kernel reads the seconds as an i64; past that a wait
-                // is endless anyway.
+                // The kernel adds the timeout to its clock without
+                // saturating: one of about 292 years or more wraps into the
+                // past and the wait returns at once, so an idle shard with
+                // a far timer would spin. A day is far enough; the loop
+                // parks again if the timer is still not due.
+                let d = d.min(MAX_WAIT);
                 let ts = types::Timespec::new()
-                    .sec(d.as_secs().min(i64::MAX as u64))
+                    .sec(d.as_secs())
                     .nsec(d.subsec_nanos());
                 let args = types::SubmitArgs::new().timespec(&ts);
                 ring.submitter().submit_with_args(1, &args)

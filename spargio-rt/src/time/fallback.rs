@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 use super::entry::TimerEntry;
-use super::heap::{fire_all, TimerHeap};
+use super::heap::TimerHeap;
 
 struct Fallback {
     heap: Mutex<TimerHeap>,
@@ -36,7 +36,7 @@ fn run(fb: &'static Fallback) {
         if !due.is_empty() {
             // Wakers run without the lock: one may set a timer itself.
             drop(heap);
-            fire_all(&mut due);
+            fire_each(&mut due);
             heap = fb.heap.lock().unwrap_or_else(|p| p.into_inner());
         }
         heap = match heap.next_deadline() {
@@ -49,6 +49,15 @@ fn run(fb: &'static Fallback) {
                     .0
             }
         };
+    }
+}
+
+/// Fires the entries `due` holds, in order, and empties it. A waker that
+/// panics is contained to its own entry: the thread goes on, since every
+/// later timer off the shards in the process depends on it.
+fn fire_each(due: &mut Vec<Arc<TimerEntry>>) {
+    for entry in due.drain(..) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.fire()));
     }
 }
 

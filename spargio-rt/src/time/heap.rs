@@ -71,7 +71,7 @@ impl TimerHeap {
     }
 
     /// Moves every timer due at `now` into `due`, in deadline order; the
-    /// caller fires them (see [`fire_all`]) once it no longer holds the heap
+    /// caller fires them once it no longer holds the heap
     /// (a waker may run arbitrary code, including code that sets a timer on
     /// this same heap).
     pub(crate) fn take_due(&mut self, now: Instant, due: &mut Vec<Arc<TimerEntry>>) {
@@ -108,21 +108,6 @@ impl TimerHeap {
     }
 }
 
-/// Fires the entries [`TimerHeap::take_due`] took, in order, and empties
-/// `due`; returns how many fired (an entry cancelled since it was taken
-/// does not count). Should a waker panic, the entries after it are
-/// dropped unfired (the fallback timer thread does not survive a panic
-/// anyway; shards fire their own way, putting them back).
-pub(crate) fn fire_all(due: &mut Vec<Arc<TimerEntry>>) -> u64 {
-    let mut fired = 0;
-    for entry in due.drain(..) {
-        if entry.fire() {
-            fired += 1;
-        }
-    }
-    fired
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,8 +133,7 @@ mod tests {
         assert_eq!(due.len(), 2);
         assert!(Arc::ptr_eq(&due[0], &b) && Arc::ptr_eq(&due[1], &c));
         assert!(!b.is_fired(), "taking does not fire");
-        assert_eq!(fire_all(&mut due), 2);
-        assert!(due.is_empty());
+        assert!(due.drain(..).all(|e| e.fire()));
         assert!(b.is_fired() && c.is_fired() && !a.is_fired());
         c.cancel();
         assert!(c.is_fired(), "cancel after fire keeps it fired");

@@ -12,6 +12,7 @@ mod fallback;
 pub(crate) mod heap;
 mod interval;
 mod sleep;
+pub(crate) use sleep::{far_add, FAR};
 mod timeout;
 
 use std::sync::Arc;

@@ -28,10 +28,14 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep::until(deadline)
 }
 
-/// `now + d`, saturating at about 30 years so huge durations mean "never".
+/// The furthest a relative timer reaches: durations past it mean "never".
+pub(crate) const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `now + d`, with `d` capped at [`FAR`] (about 30 years).
 pub(crate) fn far_add(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+    // An `Instant` holds i64 seconds: 30 years on from any clock reading
+    // cannot overflow.
+    now + d.min(FAR)
 }
 
 /// A future that completes at its deadline, never before.
@@ -55,6 +59,9 @@ pub struct Sleep {
     /// The id of the heap holding `entry` (see `super::current_heap`);
     /// meaningless while `entry` is `None`.
     heap: u64,
+    /// The waker of the last poll that registered: a reset after the
+    /// entry fired (its own copy is gone with the wake-up) waits with it.
+    waker: Option<Waker>,
 }
 
 impl Sleep {
@@ -64,6 +71,7 @@ impl Sleep {
             deadline,
             entry: None,
             heap: 0,
+            waker: None,
         }
     }
 
@@ -72,7 +80,9 @@ impl Sleep {
         self.deadline
     }
 
-    /// Whether the deadline has passed.
+    /// Whether the deadline has passed (by the clock: a poll may still
+    /// return `Pending` until the timer has fired, on the shard's next
+    /// loop turn).
     pub fn is_elapsed(&self) -> bool {
         Instant::now() >= self.deadline
     }
@@ -89,8 +99,10 @@ impl Sleep {
         let Some(old) = self.entry.take() else {
             return;
         };
-        let Some(waker) = old.cancel_taking_waker() else {
-            // Fired already (its wake-up is on its way) or never waited.
+        // Fired already: the wake-up went to the task, whose poll may be
+        // the one resetting and may return without polling the sleep
+        // again, so the new deadline waits with the same waker.
+        let Some(waker) = old.cancel_taking_waker().or_else(|| self.waker.clone()) else {
             return;
         };
         if Instant::now() >= deadline {
@@ -119,6 +131,9 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.waker = Some(cx.waker().clone());
+        }
         if let Some(e) = &self.entry {
             // Registered: the timer heap fires the entry once the deadline
             // has passed, so later polls (a task woken by something else

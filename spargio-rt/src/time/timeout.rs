@@ -26,7 +26,8 @@ impl From<Elapsed> for std::io::Error {
     }
 }
 
-/// Runs `fut` for at most `duration`; dropping it if time runs out.
+/// Runs `fut` for at most `duration`: the [`Timeout`] resolves to
+/// `Err(Elapsed)` if time runs out first (`fut` is dropped with it).
 ///
 /// ```
 /// use std::time::Duration;
