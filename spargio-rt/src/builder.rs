@@ -299,8 +299,8 @@ impl RuntimeBuilder {
     /// finds its shard's table full waits for a slot: backpressure, not an
     /// error. Ops awaited outside the shards (in
     /// [`Runtime::block_on`](crate::Runtime::block_on), on the background
-    /// pool) count against a limit of their own, as many again for the
-    /// whole runtime, and wait the same way. Also sizes each ring's completion queue (see
+    /// pool) count against a limit of their own, `n` per shard but shared
+    /// by the whole runtime, and wait the same way. Also sizes each ring's completion queue (see
     /// [`ring_entries`](Self::ring_entries)).
     pub fn max_ops_in_flight(mut self, n: usize) -> Self {
         self.max_ops_in_flight = n.max(1);

@@ -42,7 +42,7 @@ pub(crate) struct Inner {
     /// Per-shard limit of in-flight ops.
     pub(crate) max_ops_in_flight: usize,
     /// Bounds the ops in flight for threads outside the runtime
-    /// (`max_ops_in_flight` of them, beside each shard's own).
+    /// (`max_ops_in_flight` per shard, beside each shard's own).
     pub(crate) remote_slots: RemoteSlots,
     pub(crate) park_spin: std::time::Duration,
     /// Busy time after which a shard yields its CPU once (zero: never).
@@ -72,7 +72,7 @@ impl Inner {
             steal: b.steal.clone(),
             task_budget: b.task_budget,
             max_ops_in_flight: b.max_ops_in_flight,
-            remote_slots: RemoteSlots::new(b.max_ops_in_flight),
+            remote_slots: RemoteSlots::new(b.max_ops_in_flight.saturating_mul(n)),
             park_spin: b.park_spin,
             busy_yield: b.busy_yield,
             searching: AtomicUsize::new(0),

@@ -245,7 +245,8 @@ where
     /// cancel's own `ECANCELED` is not handed out; [`capped`](Self::capped)
     /// tells this end from the kernel's); call [`rearm`](Self::rearm) to
     /// submit it again and go on. Should the cancel fail (an op running in
-    /// a kernel worker), another goes out after every `n` more CQEs.
+    /// a kernel worker), another goes out once the queue is `n` longer
+    /// than it was at the last one.
     ///
     /// `usize::MAX` never cancels, and lets the queue grow without bound.
     pub fn max_queued(&mut self, n: usize) -> &mut Self {

@@ -323,7 +323,7 @@ fn an_op_that_waited_for_a_slot_fails_cleanly_when_polled_off_the_runtime() {
 fn ops_from_outside_the_runtime_wait_for_a_slot_too() {
     // `block_on` runs its future on this thread, outside the shards: its
     // ops go to a shard through its remote queue, and count against the
-    // shard's slots for such ops (`max_ops_in_flight` of them).
+    // runtime's slots for such ops (`max_ops_in_flight` per shard).
     let rt = one_shard_with_one_op_slot();
     rt.block_on(async {
         let (mut hold, mut hold_peer) = blocked_read();
@@ -397,4 +397,25 @@ fn an_op_waiting_for_a_slot_from_outside_the_runtime_fails_when_it_shuts_down() 
     let (res, _) = futures_util::future::FutureExt::now_or_never(hold)
         .expect("the held op was cancelled at shutdown");
     assert!(res.is_err() || res.unwrap().res < 0);
+}
+
+#[test]
+fn an_op_from_outside_the_runtime_whose_builder_panics_gives_its_slot_back() {
+    let rt = one_shard_with_one_op_slot();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            // SAFETY: the builder never returns an entry (it panics), so
+            // there is nothing for the kernel to use.
+            let op = unsafe {
+                spargio_rt::uring::submit((), |_: &mut ()| -> io_uring::squeue::Entry {
+                    panic!("builder fails (on purpose)")
+                })
+            };
+            let _ = op.await;
+        })
+    }));
+    assert!(panicked.is_err());
+    // The only slot for ops from outside the runtime must be free again.
+    let done = rt.block_on(spargio_rt::time::timeout(HANG, nop(())));
+    assert_eq!(done.expect("the slot is free").0.unwrap().res, 0);
 }

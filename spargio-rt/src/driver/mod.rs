@@ -55,7 +55,7 @@
 //!   it waits waits for that shard's slots from its next poll there; the
 //!   entry left in the first shard's queue is skipped. Ops submitted from
 //!   threads outside the runtime cannot reach a table; they take one of
-//!   the runtime's `max_ops_in_flight` slots for such ops first
+//!   the runtime's slots for such ops first (`max_ops_in_flight` per shard)
 //!   (`remote_slots`), waiting in its queue when none is free.
 //! - **Shutdown.** A shard leaves its loop only when no task of its runtime
 //!   is alive, but op futures may still be alive elsewhere: one awaited in

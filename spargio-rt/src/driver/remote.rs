@@ -9,6 +9,7 @@ use std::task::Waker;
 use io_uring::squeue::Entry;
 
 use super::cell::Completion;
+use super::remote_slots::RemoteSlots;
 use crate::scheduler::Inner;
 use crate::shard::{local, park};
 
@@ -73,24 +74,25 @@ pub(crate) fn submit(
     // it ran on one before, or another `RemoteSlots`), it waits there no
     // more.
     op.op_tag().slot_queue.store(0, Ordering::Release);
-    let slots = &inner.remote_slots;
+    // Building the entry may run user code (`uring::submit`'s builder):
+    // should it panic, or its SQE be refused, or the shard be gone, the
+    // slot goes back.
+    let slot = SlotGuard(&inner.remote_slots);
     let e = (entry.take().expect("once"))();
     if native {
-        if let Err(e) = super::check_native(&e) {
-            slots.release();
-            return Err(e);
-        }
+        super::check_native(&e)?;
     }
     if inner.shards[shard]
         .push_remote(RemoteReq::Submit(e, op))
         .is_err()
     {
-        slots.release();
         // The shard has exited, as every shard does only once the runtime
         // shuts down. An error, not a failed op: a multishot op ended by
         // `ECANCELED` would be re-armed, and refused again, for ever.
         return Err(shut_down());
     }
+    // The shard gives the slot back at the op's last CQE.
+    std::mem::forget(slot);
     park::wake(&inner, shard);
     Ok(Some(Owner { inner, shard }))
 }
@@ -114,6 +116,15 @@ fn remote_slot(
         return Err(shut_down());
     }
     Ok(None)
+}
+
+/// Gives back a slot taken from `RemoteSlots` unless forgotten.
+struct SlotGuard<'a>(&'a RemoteSlots);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
 }
 
 fn shut_down() -> io::Error {

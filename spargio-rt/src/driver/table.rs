@@ -13,8 +13,8 @@ use super::Cqe;
 struct Slot {
     gen: u32,
     op: Option<Arc<dyn Completion>>,
-    /// The op came from outside the runtime and holds one of the shard's
-    /// `RemoteSlots`, given back at its last CQE.
+    /// The op came from outside the runtime and holds one of the
+    /// runtime's `RemoteSlots`, given back at its last CQE.
     remote: bool,
 }
 
@@ -23,7 +23,7 @@ pub(crate) struct Found {
     pub(crate) op: Arc<dyn Completion>,
     /// The CQE ends the op (its slot is free again).
     pub(crate) last: bool,
-    /// The op holds one of the shard's `RemoteSlots` (it came from outside
+    /// The op holds one of the runtime's `RemoteSlots` (it came from outside
     /// the runtime); with `last`, the caller gives it back.
     pub(crate) remote: bool,
 }
@@ -133,7 +133,7 @@ impl OpTable {
     }
 
     /// Registers `op` even past the limit: `remote`, an op from outside
-    /// the runtime, which waited for one of the shard's `RemoteSlots`
+    /// the runtime, which waited for one of the runtime's `RemoteSlots`
     /// instead (see [`Found::remote`]).
     pub(crate) fn insert_unbounded(&mut self, op: Arc<dyn Completion>, remote: bool) -> u64 {
         // The op waits in no queue any more: an entry left in one is stale.
