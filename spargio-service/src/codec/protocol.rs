@@ -19,8 +19,9 @@ use crate::protocol::{Handler, Protocol, RouteKey};
 use crate::read_watch::{ReadWatch, Watched};
 
 /// When the server closes a connection it may not have read all of (after
-/// a bad request, a failed `ready`, or the last request answered during
-/// shutdown), it stops writing and, to make sure the client receives the
+/// a bad request, a failed `ready`, the last request answered during
+/// shutdown, or while waiting for a request, at the idle timeout or a
+/// graceful shutdown), it stops writing and, to make sure the client receives the
 /// replies (closing with unread input would send a reset that can discard
 /// them), reads and discards input for at most this long ...
 const LINGER: Duration = Duration::from_secs(1);
@@ -154,9 +155,13 @@ impl Protocol for LengthDelimited {
 enum Next {
     /// A complete request.
     Request(Bytes),
-    /// The client closed the connection, or it sat idle too long, or the
-    /// server is closing it.
+    /// The client closed the connection (EOF): nothing is left to read.
     Closed,
+    /// The server ends the connection: it sat idle too long (perhaps with
+    /// part of a request read), or a graceful shutdown began while it
+    /// waited for a request. The client may still send, and may not have
+    /// read every reply: close it with [`Conn::close`].
+    Ended,
     /// A frame the decoder refused.
     Bad(FrameError),
 }
@@ -208,9 +213,9 @@ impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
                 Watched::Done(done) => done,
                 Watched::TimedOut => {
                     conn.count_idle_timeout();
-                    return Ok(Next::Closed);
+                    return Ok(Next::Ended);
                 }
-                Watched::Closing => return Ok(Next::Closed),
+                Watched::Closing => return Ok(Next::Ended),
             };
             self.input.put_back(buf.into_inner());
             match res {
@@ -353,7 +358,14 @@ where
     loop {
         let req = match c.next_request(&conn).await? {
             Next::Request(req) => req,
+            // The client is done: what is queued goes out, and the socket
+            // closes with nothing unread.
             Next::Closed => return c.output.flush(&mut c.writer).await,
+            // The client may still be sending (a request pipelined behind
+            // a reply it has yet to read): closing the socket at once would
+            // answer that with a reset, which discards the replies still
+            // in the send queue.
+            Next::Ended => return c.close(&conn).await,
             Next::Bad(bad) => return c.bad_request(&conn, bad).await,
         };
         // `route` runs on the peer's bytes; a panic in it fails only this
