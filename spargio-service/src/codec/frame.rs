@@ -136,6 +136,15 @@ pub fn split_response(mut frame: Bytes) -> Result<(Status, Bytes), FrameError> {
     Ok((status, frame))
 }
 
+/// The largest length a decoder accepts whatever it is told: what a `u32`
+/// header can declare, and no more than leaves `HEADER_LEN + len` within a
+/// `usize` (which bounds it on 32-bit targets).
+const MAX_DECLARED_LEN: usize = if (u32::MAX as usize) < usize::MAX - HEADER_LEN {
+    u32::MAX as usize
+} else {
+    usize::MAX - HEADER_LEN
+};
+
 /// Cuts complete frames out of a read buffer.
 ///
 /// Feed it the buffer your reads append to; each [`decode`](Self::decode)
@@ -177,7 +186,16 @@ impl FrameDecoder {
 
     /// A decoder that accepts frames whose declared length is at most
     /// `max` bytes (for a response frame, the status byte counts).
+    ///
+    /// A `max` above what a header can declare, `u32::MAX` (on a 32-bit
+    /// target, `usize::MAX - HEADER_LEN`, so that a frame with its header
+    /// still has a length), is clamped to it.
     pub const fn with_max_frame_len(max: usize) -> FrameDecoder {
+        let max = if max < MAX_DECLARED_LEN {
+            max
+        } else {
+            MAX_DECLARED_LEN
+        };
         FrameDecoder { max_frame_len: max }
     }
 
@@ -187,7 +205,8 @@ impl FrameDecoder {
     }
 
     /// The declared length of the frame at the front of `buf`, once its
-    /// header is complete.
+    /// header is complete. At most [`MAX_DECLARED_LEN`], so adding
+    /// [`HEADER_LEN`] to it cannot overflow.
     fn declared_len(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
         let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
             return Ok(None);
@@ -366,6 +385,29 @@ mod tests {
                 max: 8 << 20
             })
         );
+    }
+
+    #[test]
+    fn the_limit_is_clamped_to_what_a_header_can_declare() {
+        let d = FrameDecoder::with_max_frame_len(usize::MAX);
+        assert!(d.max_frame_len() <= u32::MAX as usize);
+        assert!(d.max_frame_len() <= usize::MAX - HEADER_LEN);
+        assert_eq!(
+            d,
+            FrameDecoder::with_max_frame_len(u32::MAX as usize),
+            "u32::MAX is clamped no further on this target"
+        );
+        // The largest header's frame and its header add up without
+        // overflow: still to come whole, or refused outright.
+        let mut max = BytesMut::from(&[0xff; 4][..]);
+        match d.decode(&mut max) {
+            Ok(None) => assert_eq!(d.bytes_needed(&max), Ok(u32::MAX as usize)),
+            Err(FrameError::TooLarge { .. }) => {}
+            other => panic!("the largest header decoded as {other:?}"),
+        }
+        assert_eq!(max.len(), HEADER_LEN);
+        let protocol = super::super::LengthDelimited::new().max_frame_len(usize::MAX);
+        assert_eq!(protocol.get_max_frame_len(), d.max_frame_len());
     }
 
     #[test]

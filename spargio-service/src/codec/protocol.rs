@@ -69,8 +69,10 @@ impl LengthDelimited {
 
     /// Refuses requests whose payload is longer than `max` bytes: the
     /// client gets a [`Status::BadRequest`] frame and the connection closes.
+    /// A `max` above what a header can declare is clamped to it (see
+    /// [`FrameDecoder::with_max_frame_len`]).
     pub const fn max_frame_len(mut self, max: usize) -> LengthDelimited {
-        self.max_frame_len = max;
+        self.max_frame_len = FrameDecoder::with_max_frame_len(max).max_frame_len();
         self
     }
 
