@@ -6,7 +6,7 @@ use bytes::Bytes;
 use spargio_rt::io::{AsyncRead, IoBuf};
 use spargio_rt::net::{TcpStream, ToSocketAddrs};
 
-use super::frame::{FrameDecoder, DEFAULT_MAX_FRAME_LEN};
+use super::frame::{request_len, FrameDecoder, DEFAULT_MAX_FRAME_LEN};
 use super::read_buffer::ReadBuffer;
 use super::status::Status;
 use super::write::Output;
@@ -132,7 +132,13 @@ impl Client {
     /// If responses to earlier [`send`](Self::send)s are still unread, this
     /// returns the first of those instead: use `call` on a client that is
     /// not pipelining.
+    ///
+    /// A payload longer than
+    /// [`MAX_REQUEST_PAYLOAD`](super::MAX_REQUEST_PAYLOAD) fails with
+    /// [`io::ErrorKind::InvalidInput`] before anything is sent (as with
+    /// [`send`](Self::send) and [`feed`](Self::feed)).
     pub async fn call(&mut self, payload: Bytes) -> io::Result<Reply> {
+        request_len(payload.len())?;
         self.begin("call")?;
         let result = async {
             self.output.request(&mut self.stream, payload).await?;
@@ -144,8 +150,11 @@ impl Client {
     }
 
     /// Sends a request (and anything [`feed`](Self::feed) queued) without
-    /// waiting for its response.
+    /// waiting for its response. A payload over
+    /// [`MAX_REQUEST_PAYLOAD`](super::MAX_REQUEST_PAYLOAD) fails with
+    /// [`io::ErrorKind::InvalidInput`], sending nothing.
     pub async fn send(&mut self, payload: Bytes) -> io::Result<()> {
+        request_len(payload.len())?;
         self.begin("send")?;
         let result = async {
             self.output.request(&mut self.stream, payload).await?;
@@ -157,8 +166,11 @@ impl Client {
 
     /// Queues a request to go out with the next [`flush`](Self::flush) or
     /// [`send`](Self::send), so that several requests share a write. Large
-    /// payloads, or many queued bytes, are written at once.
+    /// payloads, or many queued bytes, are written at once. A payload over
+    /// [`MAX_REQUEST_PAYLOAD`](super::MAX_REQUEST_PAYLOAD) fails with
+    /// [`io::ErrorKind::InvalidInput`], queueing nothing.
     pub async fn feed(&mut self, payload: Bytes) -> io::Result<()> {
+        request_len(payload.len())?;
         self.begin("feed")?;
         let result = self.output.request(&mut self.stream, payload).await;
         self.done(result)

@@ -62,14 +62,28 @@ impl From<FrameError> for io::Error {
     }
 }
 
+/// A request header's length field for a payload of `payload_len` bytes,
+/// or an [`io::ErrorKind::InvalidInput`] error if the payload is longer
+/// than [`MAX_REQUEST_PAYLOAD`].
+pub(super) fn request_len(payload_len: usize) -> io::Result<u32> {
+    u32::try_from(payload_len).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "request payload of {payload_len} bytes does not fit a frame \
+                 (at most {MAX_REQUEST_PAYLOAD})"
+            ),
+        )
+    })
+}
+
 /// Appends a request frame's header for a payload of `payload_len` bytes;
 /// the payload itself is to follow (write it separately to avoid a copy).
 ///
 /// # Panics
 /// If `payload_len` exceeds [`MAX_REQUEST_PAYLOAD`].
 pub fn encode_request_header(payload_len: usize, dst: &mut BytesMut) {
-    let len = u32::try_from(payload_len)
-        .unwrap_or_else(|_| panic!("request payload of {payload_len} bytes does not fit a frame"));
+    let len = request_len(payload_len).unwrap_or_else(|e| panic!("{e}"));
     dst.put_u32(len);
 }
 
@@ -451,6 +465,24 @@ mod tests {
         encode_request_header(3, &mut buf);
         encode_response_header(Status::TimedOut, 3, &mut buf);
         assert_eq!(&buf[..], &[0, 0, 0, 3, 0, 0, 0, 4, 3]);
+    }
+
+    #[test]
+    fn a_request_payload_over_u32_is_invalid_input() {
+        assert_eq!(request_len(0).unwrap(), 0);
+        assert_eq!(request_len(MAX_REQUEST_PAYLOAD).unwrap(), u32::MAX);
+        if let Some(over) = MAX_REQUEST_PAYLOAD.checked_add(1) {
+            let e = request_len(over).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            assert!(e.to_string().contains("does not fit a frame"), "{e}");
+        }
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    #[should_panic(expected = "does not fit a frame")]
+    fn a_request_header_over_u32_panics() {
+        encode_request_header(u32::MAX as usize + 1, &mut BytesMut::new());
     }
 
     #[test]
