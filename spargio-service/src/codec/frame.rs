@@ -23,12 +23,21 @@ pub const MAX_RESPONSE_PAYLOAD: usize = u32::MAX as usize - 1;
 /// The largest payload a request frame can carry.
 pub const MAX_REQUEST_PAYLOAD: usize = u32::MAX as usize;
 
-/// Why bytes could not be decoded into a frame. The stream cannot be
-/// resynchronised after any of these: the reader should close it.
+/// Why bytes could not be decoded into a frame. Whether the stream can go
+/// on depends on the variant: after [`TooLarge`](Self::TooLarge) nothing
+/// was consumed and the stream cannot be resynchronised (the reader should
+/// close it); a [`MissingStatus`](Self::MissingStatus) or
+/// [`UnknownStatus`](Self::UnknownStatus) frame was whole and has been
+/// consumed, so the buffer starts at the next frame and the reader may go
+/// on (that frame's content is lost).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FrameError {
     /// The frame's declared length is more than the decoder accepts.
+    ///
+    /// Nothing is consumed: the buffer is left as it was, and every later
+    /// decode of it fails the same way. The stream cannot be
+    /// resynchronised; close it.
     TooLarge {
         /// The declared length (the header's value).
         len: usize,
@@ -36,8 +45,14 @@ pub enum FrameError {
         max: usize,
     },
     /// A response frame of length 0: it has no status byte.
+    ///
+    /// The frame is consumed (by [`FrameDecoder::decode_response`]); the
+    /// buffer starts at the next frame.
     MissingStatus,
     /// A response frame whose status byte is not a known [`Status`].
+    ///
+    /// The frame is consumed (by [`FrameDecoder::decode_response`]),
+    /// payload and all; the buffer starts at the next frame.
     UnknownStatus(u8),
 }
 
@@ -253,7 +268,9 @@ impl FrameDecoder {
     }
 
     /// [`decode`](Self::decode) for a response frame, split into its status
-    /// and payload ([`split_response`]).
+    /// and payload ([`split_response`]). A frame without a known status
+    /// ([`FrameError::MissingStatus`], [`FrameError::UnknownStatus`]) is
+    /// still taken out of `buf`.
     pub fn decode_response(
         &self,
         buf: &mut BytesMut,

@@ -787,6 +787,55 @@ async fn the_client_refuses_a_response_over_its_limit() {
     assert_eq!(ok, Ok(pattern(7, 0)));
     let err = bounded(f.client.call(pattern(8, 0))).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    // The frame is still in the stream, so the client cannot go on: it is
+    // broken, and says so, instead of failing on that frame again.
+    assert!(f.client.is_broken());
+    let again = bounded(f.client.recv()).await.unwrap_err();
+    assert_eq!(again.kind(), io::ErrorKind::BrokenPipe, "{again}");
+    assert!(again.to_string().contains("exceeds the limit"), "{again}");
+    bounded(f.served()).await;
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_response_with_an_unknown_status_is_consumed_and_the_client_goes_on() {
+    use spargio_rt::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A server by hand: reads two requests, answers the first with status
+    // 9 and the second with "ok".
+    let server = spargio_rt::spawn(async move {
+        let (mut conn, _) = listener.accept().await?;
+        let (res, _) = conn.read_exact(vec![0u8; 2 * (4 + 1)]).await;
+        res?;
+        let mut frames = BytesMut::from(&[0, 0, 0, 3, 9, b'?', b'?'][..]);
+        encode_response(Status::Ok, b"ok", &mut frames);
+        let (res, _) = conn.write_all(frames).await;
+        res?;
+        io::Result::Ok(conn)
+    });
+    let mut client = Client::connect(addr).await.unwrap();
+    client.feed(Bytes::from_static(b"a")).await.unwrap();
+    client.send(Bytes::from_static(b"b")).await.unwrap();
+    let err = bounded(client.recv()).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    assert_eq!(err.to_string(), "unknown response status 9");
+    assert!(!client.is_broken());
+    let next = bounded(client.recv()).await.unwrap();
+    assert_eq!(next, Ok(Bytes::from_static(b"ok")));
+    drop(bounded(server).await.unwrap().unwrap());
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_server_that_closed_breaks_the_client() {
+    let mut f = serve(echo()).await;
+    f.closing.cancel();
+    assert_eof(bounded(f.client.recv()).await);
+    assert!(f.client.is_broken());
+    let e = bounded(f.client.call(Bytes::from_static(b"x")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::BrokenPipe, "{e}");
+    assert!(e.to_string().contains("recv failed"), "{e}");
     bounded(f.served()).await;
 }
 
