@@ -179,7 +179,12 @@ const MAX_DECLARED_LEN: usize = if (u32::MAX as usize) < usize::MAX - HEADER_LEN
 /// Feed it the buffer your reads append to; each [`decode`](Self::decode)
 /// removes one complete frame from the front and returns its payload
 /// (sharing the buffer's memory, no copy), or `None` if the buffer does not
-/// hold a complete frame yet: read more and call again. The decoder keeps
+/// hold a complete frame yet: read more and call again.
+///
+/// A payload shares the buffer's whole allocation, not just its own bytes:
+/// holding it keeps that allocation (and every other frame's bytes in it)
+/// alive. Copy a payload kept long, or one small next to a large buffer,
+/// with [`Bytes::copy_from_slice`]. The decoder keeps
 /// no state of its own, so a frame may arrive in any number of reads and
 /// several frames may arrive in one.
 ///
@@ -251,7 +256,8 @@ impl FrameDecoder {
     }
 
     /// Removes the first complete frame from `buf` and returns its payload
-    /// (without the header); `Ok(None)` if `buf` holds no complete frame
+    /// (without the header, sharing `buf`'s allocation: see the
+    /// [type docs](Self)); `Ok(None)` if `buf` holds no complete frame
     /// yet (it is left as it was). Fails with [`FrameError::TooLarge`] as
     /// soon as the header declares more than
     /// [`max_frame_len`](Self::max_frame_len), without waiting for the
