@@ -39,6 +39,17 @@ pub type Reply = Result<Bytes, (Status, String)>;
 ///
 /// The inner `Err` is a request the server answered with an error status.
 ///
+/// # Pipelining limits
+///
+/// While [`feed`](Self::feed), [`send`](Self::send) or
+/// [`flush`](Self::flush) write, nothing reads the responses, and the
+/// server stops reading requests while it cannot write its responses. So
+/// the requests in flight, and their responses, must fit the socket
+/// buffers (a few hundred KiB), or the client must read responses as it
+/// goes (a window of sends, then their [`recv`](Self::recv)s); otherwise
+/// both sides block in writes until the server's send timeout closes the
+/// connection. See the [module docs](super).
+///
 /// # Cancellation
 ///
 /// A call, send, feed, flush or recv dropped before it finished (under a

@@ -39,7 +39,11 @@ const LINGER_BYTES: usize = 1 << 20;
 ///
 /// Requests on a connection are answered in order, one at a time;
 /// pipelined requests are read ahead only as far as the read buffer goes,
-/// and their responses are written together when they are ready together.
+/// and their responses are written together when they are ready together
+/// (so a client's requests in flight must fit the socket buffers, or it
+/// must read as it goes: see the [module docs](super)). Without a server
+/// [`idle_timeout`](crate::ServerBuilder::idle_timeout) (the default), a
+/// peer that stops partway through a request holds its connection.
 ///
 /// ```
 /// use spargio_service::codec::LengthDelimited;
@@ -131,7 +135,10 @@ impl Protocol for LengthDelimited {
     /// Once a request has arrived it waits for [`Handler::ready`] before it
     /// reads anything more, so a service that is not ready stops the reads;
     /// an idle connection asks for no readiness (and holds no permit of a
-    /// concurrency or rate limit). A service error, panic (also in the
+    /// concurrency or rate limit). That wait is bounded by neither the
+    /// request timeout nor a graceful shutdown's start, and the wait for a
+    /// request only by the idle timeout, off by default (see
+    /// [Timeouts](super#timeouts)). A service error, panic (also in the
     /// [`route_by`](Self::route_by) function), timeout or shutdown cut
     /// becomes an error frame and the connection goes on. A `ready` that
     /// fails means the service takes no more requests: the request is
