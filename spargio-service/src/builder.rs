@@ -140,6 +140,17 @@ impl ServerBuilder {
     }
 
     /// Closes a connection that has waited this long for its next request.
+    ///
+    /// Off by default: without it, a peer that sends nothing more holds its
+    /// connection (and its place under
+    /// [`max_connections`](Self::max_connections)) until it closes it or
+    /// the server shuts down. What else bounds the wait depends on the
+    /// protocol (an HTTP server has its own header-read timeout); the
+    /// [codec](crate::codec#timeouts) has nothing else, so there a peer
+    /// that sends 3 bytes of a header and stops holds its connection for
+    /// ever, and through a graceful shutdown until
+    /// [`shutdown_timeout`](Self::shutdown_timeout) cuts it. Set it on a
+    /// server open to untrusted peers.
     pub fn idle_timeout(mut self, d: Duration) -> Self {
         self.cfg.idle_timeout = Some(d);
         self

@@ -121,7 +121,9 @@ pub struct TaskGroup<T = ()> {
     tasks: Mutex<Tasks<T>>,
 }
 
-impl<T: Send + 'static> TaskGroup<T> {
+/// For any output: a group of `!Send` outputs spawns with
+/// [`spawn_local`](TaskGroup::spawn_local) only (and is itself `!Send`).
+impl<T: 'static> TaskGroup<T> {
     /// An empty group on `handle`'s runtime with a fresh root token.
     pub fn new(handle: RuntimeHandle) -> TaskGroup<T> {
         Self::with_own_token(handle, CancellationToken::new())
@@ -168,46 +170,22 @@ impl<T: Send + 'static> TaskGroup<T> {
         }
     }
 
-    /// Spawns a stealable task in the group (see [`RuntimeHandle::spawn`]).
-    pub fn spawn<F>(&self, fut: F)
-    where
-        F: Future<Output = T> + Send + 'static,
-    {
-        self.spawn_with_placement(TaskPlacement::Stealable, fut);
-    }
-
-    /// Spawns a task in the group with an explicit placement.
+    /// Spawns a `!Send` task on the current shard (see
+    /// [`RuntimeHandle::spawn_local`]). Its output need not be `Send`
+    /// either.
     ///
     /// ```
-    /// use spargio_rt::{RuntimeHandle, ShardId, TaskPlacement};
+    /// use std::rc::Rc;
     /// use spargio_rt::sync::TaskGroup;
     ///
-    /// let rt = spargio_rt::Runtime::builder().shards(2);
-    /// spargio_rt::run_with(rt, |handle| async move {
+    /// spargio_rt::run(|handle| async move {
     ///     let mut group = TaskGroup::new(handle);
-    ///     group.spawn_with_placement(TaskPlacement::Pinned(ShardId(1)), async {
-    ///         RuntimeHandle::current().current_shard()
-    ///     });
-    ///     let results = group.join_all().await;
-    ///     assert_eq!(results[0].as_ref().unwrap(), &Some(ShardId(1)));
+    ///     group.spawn_local(async { Rc::new("local") });
+    ///     let out: Rc<&str> = group.join_next().await.unwrap().unwrap();
+    ///     assert_eq!(*out, "local");
     /// })
     /// .unwrap();
     /// ```
-    ///
-    /// # Panics
-    /// If the placement names a shard that does not exist.
-    pub fn spawn_with_placement<F>(&self, placement: TaskPlacement, fut: F)
-    where
-        F: Future<Output = T> + Send + 'static,
-    {
-        self.spawn_inner(
-            |task| self.handle.spawn_with_placement(placement, task),
-            fut,
-        );
-    }
-
-    /// Spawns a `!Send` task on the current shard (see
-    /// [`RuntimeHandle::spawn_local`]).
     ///
     /// # Panics
     /// If the calling thread is not a shard of the group's runtime.
@@ -319,47 +297,139 @@ impl<T: Send + 'static> TaskGroup<T> {
         out.into_iter().map(|(_, r)| r).collect()
     }
 
+    /// The result of a task that has already finished, without waiting:
+    /// `None` if none has (or no task is left). Results come in completion
+    /// order, as from [`join_next`](Self::join_next), and each once: call
+    /// it until `None` to reap a long-lived group from synchronous code (a
+    /// loop that also does other work, a `poll` function) instead of
+    /// awaiting `join_next`.
+    ///
+    /// A task that finished a moment ago on another thread may not have
+    /// handed over its output yet; its result comes from a later call.
+    ///
+    /// ```
+    /// use spargio_rt::sync::TaskGroup;
+    ///
+    /// spargio_rt::run(|handle| async move {
+    ///     let mut group = TaskGroup::new(handle);
+    ///     group.spawn_local(async { 7 });
+    ///     // Not run yet: this task has not let the shard go.
+    ///     assert!(group.try_join_next().is_none());
+    ///     while !group.is_empty() {
+    ///         spargio_rt::yield_now().await;
+    ///     }
+    ///     assert_eq!(group.try_join_next().unwrap().unwrap(), 7);
+    ///     assert!(group.try_join_next().is_none());
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
+        let tasks = self.tasks.get_mut().unwrap_or_else(|e| e.into_inner());
+        // Nothing is registered to be woken: a handle not ready yet stays
+        // at the front, for the next join.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match poll_finished(tasks, &self.done, &mut cx) {
+            Poll::Ready(Some((_, r))) => Some(r),
+            Poll::Ready(None) | Poll::Pending => None,
+        }
+    }
+
     fn poll_join_next(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<(u64, Result<T, JoinError>)>> {
         let tasks = self.tasks.get_mut().unwrap_or_else(|e| e.into_inner());
         loop {
-            let id = match tasks.front.take().or_else(|| self.done.pop()) {
-                Some(id) => id,
-                None => {
-                    if tasks.handles.is_empty() {
-                        return Poll::Ready(None);
-                    }
-                    self.done.waker.register(cx.waker());
-                    match self.done.pop() {
-                        Some(id) => id,
-                        None => return Poll::Pending,
-                    }
-                }
-            };
-            // An id without a handle belongs to a spawn that panicked
-            // (bad placement) before its handle was stored: skip it.
-            let Some(handle) = tasks.handles.get_mut(&id) else {
-                continue;
-            };
-            match Pin::new(handle).poll(cx) {
-                Poll::Pending => {
-                    tasks.front = Some(id);
-                    return Poll::Pending;
-                }
-                Poll::Ready(r) => {
-                    tasks.handles.remove(&id);
-                    let r = match r {
-                        Ok(Some(v)) => Ok(v),
-                        Ok(None) => Err(JoinError::cancelled()),
-                        Err(e) => Err(e),
-                    };
-                    return Poll::Ready(Some((id, r)));
-                }
+            match poll_finished(tasks, &self.done, cx) {
+                Poll::Ready(None) => {}
+                finished => return finished,
+            }
+            if tasks.handles.is_empty() {
+                return Poll::Ready(None);
+            }
+            // Registered before the queue is looked at again, so a task
+            // that finishes in between wakes this joiner.
+            self.done.waker.register(cx.waker());
+            if lock(&self.done.queue).is_empty() {
+                return Poll::Pending;
             }
         }
     }
+}
+
+/// Spawning `Send` tasks, which may run on any shard: their output must be
+/// `Send` too.
+impl<T: Send + 'static> TaskGroup<T> {
+    /// Spawns a stealable task in the group (see [`RuntimeHandle::spawn`]).
+    pub fn spawn<F>(&self, fut: F)
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        self.spawn_with_placement(TaskPlacement::Stealable, fut);
+    }
+
+    /// Spawns a task in the group with an explicit placement.
+    ///
+    /// ```
+    /// use spargio_rt::{RuntimeHandle, ShardId, TaskPlacement};
+    /// use spargio_rt::sync::TaskGroup;
+    ///
+    /// let rt = spargio_rt::Runtime::builder().shards(2);
+    /// spargio_rt::run_with(rt, |handle| async move {
+    ///     let mut group = TaskGroup::new(handle);
+    ///     group.spawn_with_placement(TaskPlacement::Pinned(ShardId(1)), async {
+    ///         RuntimeHandle::current().current_shard()
+    ///     });
+    ///     let results = group.join_all().await;
+    ///     assert_eq!(results[0].as_ref().unwrap(), &Some(ShardId(1)));
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Panics
+    /// If the placement names a shard that does not exist.
+    pub fn spawn_with_placement<F>(&self, placement: TaskPlacement, fut: F)
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        self.spawn_inner(
+            |task| self.handle.spawn_with_placement(placement, task),
+            fut,
+        );
+    }
+}
+
+/// The result of the next task in the completion queue: `Ready(None)` when
+/// the queue is empty, `Pending` (the id kept at the front, `cx` woken
+/// when the output is stored) when the task's output is not stored yet.
+fn poll_finished<T>(
+    tasks: &mut Tasks<T>,
+    done: &Done,
+    cx: &mut Context<'_>,
+) -> Poll<Option<(u64, Result<T, JoinError>)>> {
+    while let Some(id) = tasks.front.take().or_else(|| done.pop()) {
+        // An id without a handle belongs to a spawn that panicked (bad
+        // placement) before its handle was stored: skip it.
+        let Some(handle) = tasks.handles.get_mut(&id) else {
+            continue;
+        };
+        return match Pin::new(handle).poll(cx) {
+            Poll::Pending => {
+                tasks.front = Some(id);
+                Poll::Pending
+            }
+            Poll::Ready(r) => {
+                tasks.handles.remove(&id);
+                let r = match r {
+                    Ok(Some(v)) => Ok(v),
+                    Ok(None) => Err(JoinError::cancelled()),
+                    Err(e) => Err(e),
+                };
+                Poll::Ready(Some((id, r)))
+            }
+        };
+    }
+    Poll::Ready(None)
 }
 
 impl<T> Drop for TaskGroup<T> {
@@ -432,6 +502,56 @@ mod tests {
                 assert!(lock(&g.done.queue).is_empty());
                 assert_eq!(g.len(), 0);
             }
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn spawn_local_takes_a_non_send_output() {
+        crate::run(|h| async move {
+            let mut g = TaskGroup::new(h);
+            for i in 0..3u32 {
+                g.spawn_local(async move { std::rc::Rc::new(i) });
+            }
+            let outs: Vec<u32> = g
+                .join_all()
+                .await
+                .into_iter()
+                .map(|r| *r.unwrap())
+                .collect();
+            assert_eq!(outs, [0, 1, 2]);
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn try_join_next_takes_only_finished_tasks_and_never_waits() {
+        crate::run(|h| async move {
+            let mut g = TaskGroup::new(h);
+            assert!(g.try_join_next().is_none(), "an empty group");
+            g.spawn_local(async { std::rc::Rc::new(1u8) });
+            g.spawn_local(std::future::pending());
+            // This task has not let the shard go: neither task has run.
+            assert!(g.try_join_next().is_none());
+            // The quick one finishes (its output is stored before this task
+            // runs again, on the same shard); the other never does.
+            while g.len() > 1 {
+                crate::yield_now().await;
+            }
+            assert_eq!(*g.try_join_next().unwrap().unwrap(), 1);
+            assert!(g.try_join_next().is_none(), "the pending task was joined");
+            assert_eq!(g.len(), 1);
+            // Taken once: join_next does not hand it out again.
+            g.cancel();
+            while !g.is_empty() {
+                crate::yield_now().await;
+            }
+            assert!(g.try_join_next().unwrap().unwrap_err().is_cancelled());
+            assert!(g.try_join_next().is_none());
+            assert!(g.join_next().await.is_none());
+            let tasks = g.tasks.get_mut().unwrap();
+            assert!(tasks.handles.is_empty());
+            assert!(tasks.front.is_none());
         })
         .unwrap();
     }

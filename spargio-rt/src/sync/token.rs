@@ -56,7 +56,9 @@ impl Node {
     }
 
     /// Cancels this node and its whole subtree. Iterative, so deep trees
-    /// cannot overflow the stack; wakers run with no lock held.
+    /// cannot overflow the stack; wakers run with no lock held. A node
+    /// found already cancelled is skipped with its subtree: whoever
+    /// cancelled it walks that (and may still be at it).
     fn cancel(self: &Arc<Node>) {
         let mut stack = vec![self.clone()];
         let mut wakers = Vec::new();
@@ -233,6 +235,20 @@ impl CancellationToken {
 
     /// Cancels this token and every token below it in the tree, and wakes
     /// everything waiting on them. Idempotent.
+    ///
+    /// When it returns, this token is cancelled. For the call that
+    /// cancels it, every descendant is cancelled (and its waiters woken) by
+    /// then too, unless a cancel racing on another thread had already begun
+    /// on part of the subtree: the walk leaves a token it finds already
+    /// cancelled to whoever cancelled it, who may still be walking below
+    /// it. In particular, a `cancel` of a token that is already cancelled
+    /// (by an earlier or a racing call, or by an ancestor's) returns at
+    /// once, while a racing cancel may not yet have reached every
+    /// descendant: each descendant's [`is_cancelled`] and [`cancelled`]
+    /// report it once it is reached.
+    ///
+    /// [`is_cancelled`]: Self::is_cancelled
+    /// [`cancelled`]: Self::cancelled
     pub fn cancel(&self) {
         self.node.cancel();
     }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use spargio_rt::io::{AsyncRead, IoBuf};
 use spargio_rt::net::{TcpStream, ToSocketAddrs};
 
-use super::frame::{FrameDecoder, DEFAULT_MAX_FRAME_LEN};
+use super::frame::{request_len, FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN};
 use super::read_buffer::ReadBuffer;
 use super::status::Status;
 use super::write::Output;
@@ -24,8 +24,31 @@ pub type Reply = Result<Bytes, (Status, String)>;
 /// [`flush`](Self::flush)) and [`recv`](Self::recv) the responses later:
 /// they come back in the order the requests went.
 ///
-/// Outer `Err`s are I/O or protocol failures (the connection is unusable);
-/// the inner `Err` is a request the server answered with an error status.
+/// An outer `Err` is an I/O or protocol failure (a socket error, the
+/// server's close, a response frame over
+/// [`max_frame_len`](Self::max_frame_len)): the connection is unusable,
+/// and the client is *broken* ([`is_broken`](Self::is_broken)): every
+/// later method fails at once with [`io::ErrorKind::BrokenPipe`] naming
+/// the failure. Two outer `Err`s leave the client whole: a payload too
+/// large to send ([`io::ErrorKind::InvalidInput`], nothing sent), and a
+/// response frame whose status byte is missing or unknown
+/// ([`FrameError::MissingStatus`], [`FrameError::UnknownStatus`], as
+/// [`io::ErrorKind::InvalidData`]): that frame is consumed in its
+/// request's place, and the next [`recv`](Self::recv) reads the next
+/// response.
+///
+/// The inner `Err` is a request the server answered with an error status.
+///
+/// # Pipelining limits
+///
+/// While [`feed`](Self::feed), [`send`](Self::send) or
+/// [`flush`](Self::flush) write, nothing reads the responses, and the
+/// server stops reading requests while it cannot write its responses. So
+/// the requests in flight, and their responses, must fit the socket
+/// buffers (a few hundred KiB), or the client must read responses as it
+/// goes (a window of sends, then their [`recv`](Self::recv)s); otherwise
+/// both sides block in writes until the server's send timeout closes the
+/// connection. See the [module docs](super).
 ///
 /// # Cancellation
 ///
@@ -67,6 +90,9 @@ pub struct Client {
     /// The operation in progress, set while it awaits I/O; still set when
     /// the next method starts means that operation was dropped midway.
     cut: Option<&'static str>,
+    /// Set when an operation failed and left the connection unusable: what
+    /// failed and why.
+    failed: Option<String>,
 }
 
 impl Client {
@@ -86,11 +112,13 @@ impl Client {
             input: ReadBuffer::default(),
             output: Output::new(SendWatch::unbounded()),
             cut: None,
+            failed: None,
         }
     }
 
-    /// Fails if an earlier operation was dropped midway; otherwise marks
-    /// `what` as in progress until [`done`](Self::done).
+    /// Fails if an earlier operation was dropped midway or failed the
+    /// connection; otherwise marks `what` as in progress until
+    /// [`done`](Self::done).
     fn begin(&mut self, what: &'static str) -> io::Result<()> {
         if let Some(cut) = self.cut {
             return Err(io::Error::new(
@@ -101,22 +129,37 @@ impl Client {
                 ),
             ));
         }
+        if let Some(failed) = &self.failed {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                format!("codec client is broken: {failed}; connect a new client"),
+            ));
+        }
         self.cut = Some(what);
         Ok(())
     }
 
     /// Ends the operation [`begin`](Self::begin) started, passing its
-    /// result through.
-    fn done<T>(&mut self, result: T) -> T {
-        self.cut = None;
+    /// result through; an error that leaves the connection unusable
+    /// breaks the client.
+    fn done<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
+        let what = self.cut.take().unwrap_or("operation");
+        if let Err(e) = &result {
+            if !leaves_the_stream_whole(e) {
+                self.failed = Some(format!("an earlier {what} failed ({e})"));
+            }
+        }
         result
     }
 
-    /// Whether an earlier operation was cancelled midway (see
-    /// [Cancellation](Self#cancellation)); every method of a broken
-    /// client fails.
+    /// Whether the client can no longer be used: an earlier operation was
+    /// cancelled midway (see [Cancellation](Self#cancellation)), or failed
+    /// in a way that leaves the connection unusable (an I/O error, the
+    /// server's close, a response frame over the limit; see the
+    /// [type docs](Self)). Every method of a broken client fails with
+    /// [`io::ErrorKind::BrokenPipe`].
     pub fn is_broken(&self) -> bool {
-        self.cut.is_some()
+        self.cut.is_some() || self.failed.is_some()
     }
 
     /// Refuses response frames longer than `max` bytes (status byte
@@ -132,7 +175,13 @@ impl Client {
     /// If responses to earlier [`send`](Self::send)s are still unread, this
     /// returns the first of those instead: use `call` on a client that is
     /// not pipelining.
+    ///
+    /// A payload longer than
+    /// [`MAX_REQUEST_PAYLOAD`](super::MAX_REQUEST_PAYLOAD) fails with
+    /// [`io::ErrorKind::InvalidInput`] before anything is sent (as with
+    /// [`send`](Self::send) and [`feed`](Self::feed)).
     pub async fn call(&mut self, payload: Bytes) -> io::Result<Reply> {
+        request_len(payload.len())?;
         self.begin("call")?;
         let result = async {
             self.output.request(&mut self.stream, payload).await?;
@@ -144,8 +193,11 @@ impl Client {
     }
 
     /// Sends a request (and anything [`feed`](Self::feed) queued) without
-    /// waiting for its response.
+    /// waiting for its response. A payload over
+    /// [`MAX_REQUEST_PAYLOAD`](super::MAX_REQUEST_PAYLOAD) fails with
+    /// [`io::ErrorKind::InvalidInput`], sending nothing.
     pub async fn send(&mut self, payload: Bytes) -> io::Result<()> {
+        request_len(payload.len())?;
         self.begin("send")?;
         let result = async {
             self.output.request(&mut self.stream, payload).await?;
@@ -157,8 +209,11 @@ impl Client {
 
     /// Queues a request to go out with the next [`flush`](Self::flush) or
     /// [`send`](Self::send), so that several requests share a write. Large
-    /// payloads, or many queued bytes, are written at once.
+    /// payloads, or many queued bytes, are written at once. A payload over
+    /// [`MAX_REQUEST_PAYLOAD`](super::MAX_REQUEST_PAYLOAD) fails with
+    /// [`io::ErrorKind::InvalidInput`], queueing nothing.
     pub async fn feed(&mut self, payload: Bytes) -> io::Result<()> {
+        request_len(payload.len())?;
         self.begin("feed")?;
         let result = self.output.request(&mut self.stream, payload).await;
         self.done(result)
@@ -173,7 +228,9 @@ impl Client {
 
     /// Waits for the next response. Fails with `UnexpectedEof` if the
     /// server closes the connection first, and with `InvalidData` on a
-    /// malformed or too large frame.
+    /// malformed or too large frame. All of these but a frame with a
+    /// missing or unknown status byte break the client (see the
+    /// [type docs](Self)).
     pub async fn recv(&mut self) -> io::Result<Reply> {
         self.begin("recv")?;
         let result = self.read_response().await;
@@ -230,6 +287,17 @@ impl Client {
     pub fn into_inner(self) -> TcpStream {
         self.stream
     }
+}
+
+/// Whether a failed operation's error leaves the stream at a frame
+/// boundary: a response frame whose status byte is missing or unknown was
+/// consumed whole.
+fn leaves_the_stream_whole(e: &io::Error) -> bool {
+    matches!(
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<FrameError>()),
+        Some(FrameError::MissingStatus | FrameError::UnknownStatus(_))
+    )
 }
 
 impl std::fmt::Debug for Client {

@@ -23,12 +23,21 @@ pub const MAX_RESPONSE_PAYLOAD: usize = u32::MAX as usize - 1;
 /// The largest payload a request frame can carry.
 pub const MAX_REQUEST_PAYLOAD: usize = u32::MAX as usize;
 
-/// Why bytes could not be decoded into a frame. The stream cannot be
-/// resynchronised after any of these: the reader should close it.
+/// Why bytes could not be decoded into a frame. Whether the stream can go
+/// on depends on the variant: after [`TooLarge`](Self::TooLarge) nothing
+/// was consumed and the stream cannot be resynchronised (the reader should
+/// close it); a [`MissingStatus`](Self::MissingStatus) or
+/// [`UnknownStatus`](Self::UnknownStatus) frame was whole and has been
+/// consumed, so the buffer starts at the next frame and the reader may go
+/// on (that frame's content is lost).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FrameError {
     /// The frame's declared length is more than the decoder accepts.
+    ///
+    /// Nothing is consumed: the buffer is left as it was, and every later
+    /// decode of it fails the same way. The stream cannot be
+    /// resynchronised; close it.
     TooLarge {
         /// The declared length (the header's value).
         len: usize,
@@ -36,8 +45,14 @@ pub enum FrameError {
         max: usize,
     },
     /// A response frame of length 0: it has no status byte.
+    ///
+    /// The frame is consumed (by [`FrameDecoder::decode_response`]); the
+    /// buffer starts at the next frame.
     MissingStatus,
     /// A response frame whose status byte is not a known [`Status`].
+    ///
+    /// The frame is consumed (by [`FrameDecoder::decode_response`]),
+    /// payload and all; the buffer starts at the next frame.
     UnknownStatus(u8),
 }
 
@@ -62,14 +77,28 @@ impl From<FrameError> for io::Error {
     }
 }
 
+/// A request header's length field for a payload of `payload_len` bytes,
+/// or an [`io::ErrorKind::InvalidInput`] error if the payload is longer
+/// than [`MAX_REQUEST_PAYLOAD`].
+pub(super) fn request_len(payload_len: usize) -> io::Result<u32> {
+    u32::try_from(payload_len).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "request payload of {payload_len} bytes does not fit a frame \
+                 (at most {MAX_REQUEST_PAYLOAD})"
+            ),
+        )
+    })
+}
+
 /// Appends a request frame's header for a payload of `payload_len` bytes;
 /// the payload itself is to follow (write it separately to avoid a copy).
 ///
 /// # Panics
 /// If `payload_len` exceeds [`MAX_REQUEST_PAYLOAD`].
 pub fn encode_request_header(payload_len: usize, dst: &mut BytesMut) {
-    let len = u32::try_from(payload_len)
-        .unwrap_or_else(|_| panic!("request payload of {payload_len} bytes does not fit a frame"));
+    let len = request_len(payload_len).unwrap_or_else(|e| panic!("{e}"));
     dst.put_u32(len);
 }
 
@@ -136,12 +165,26 @@ pub fn split_response(mut frame: Bytes) -> Result<(Status, Bytes), FrameError> {
     Ok((status, frame))
 }
 
+/// The largest length a decoder accepts whatever it is told: what a `u32`
+/// header can declare, and no more than leaves `HEADER_LEN + len` within a
+/// `usize` (which bounds it on 32-bit targets).
+const MAX_DECLARED_LEN: usize = if (u32::MAX as usize) < usize::MAX - HEADER_LEN {
+    u32::MAX as usize
+} else {
+    usize::MAX - HEADER_LEN
+};
+
 /// Cuts complete frames out of a read buffer.
 ///
 /// Feed it the buffer your reads append to; each [`decode`](Self::decode)
 /// removes one complete frame from the front and returns its payload
 /// (sharing the buffer's memory, no copy), or `None` if the buffer does not
-/// hold a complete frame yet: read more and call again. The decoder keeps
+/// hold a complete frame yet: read more and call again.
+///
+/// A payload shares the buffer's whole allocation, not just its own bytes:
+/// holding it keeps that allocation (and every other frame's bytes in it)
+/// alive. Copy a payload kept long, or one small next to a large buffer,
+/// with [`Bytes::copy_from_slice`]. The decoder keeps
 /// no state of its own, so a frame may arrive in any number of reads and
 /// several frames may arrive in one.
 ///
@@ -177,7 +220,16 @@ impl FrameDecoder {
 
     /// A decoder that accepts frames whose declared length is at most
     /// `max` bytes (for a response frame, the status byte counts).
+    ///
+    /// A `max` above what a header can declare, `u32::MAX` (on a 32-bit
+    /// target, `usize::MAX - HEADER_LEN`, so that a frame with its header
+    /// still has a length), is clamped to it.
     pub const fn with_max_frame_len(max: usize) -> FrameDecoder {
+        let max = if max < MAX_DECLARED_LEN {
+            max
+        } else {
+            MAX_DECLARED_LEN
+        };
         FrameDecoder { max_frame_len: max }
     }
 
@@ -187,7 +239,8 @@ impl FrameDecoder {
     }
 
     /// The declared length of the frame at the front of `buf`, once its
-    /// header is complete.
+    /// header is complete. At most [`MAX_DECLARED_LEN`], so adding
+    /// [`HEADER_LEN`] to it cannot overflow.
     fn declared_len(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
         let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
             return Ok(None);
@@ -203,7 +256,8 @@ impl FrameDecoder {
     }
 
     /// Removes the first complete frame from `buf` and returns its payload
-    /// (without the header); `Ok(None)` if `buf` holds no complete frame
+    /// (without the header, sharing `buf`'s allocation: see the
+    /// [type docs](Self)); `Ok(None)` if `buf` holds no complete frame
     /// yet (it is left as it was). Fails with [`FrameError::TooLarge`] as
     /// soon as the header declares more than
     /// [`max_frame_len`](Self::max_frame_len), without waiting for the
@@ -220,7 +274,9 @@ impl FrameDecoder {
     }
 
     /// [`decode`](Self::decode) for a response frame, split into its status
-    /// and payload ([`split_response`]).
+    /// and payload ([`split_response`]). A frame without a known status
+    /// ([`FrameError::MissingStatus`], [`FrameError::UnknownStatus`]) is
+    /// still taken out of `buf`.
     pub fn decode_response(
         &self,
         buf: &mut BytesMut,
@@ -369,6 +425,29 @@ mod tests {
     }
 
     #[test]
+    fn the_limit_is_clamped_to_what_a_header_can_declare() {
+        let d = FrameDecoder::with_max_frame_len(usize::MAX);
+        assert!(d.max_frame_len() <= u32::MAX as usize);
+        assert!(d.max_frame_len() <= usize::MAX - HEADER_LEN);
+        assert_eq!(
+            d,
+            FrameDecoder::with_max_frame_len(u32::MAX as usize),
+            "u32::MAX is clamped no further on this target"
+        );
+        // The largest header's frame and its header add up without
+        // overflow: still to come whole, or refused outright.
+        let mut max = BytesMut::from(&[0xff; 4][..]);
+        match d.decode(&mut max) {
+            Ok(None) => assert_eq!(d.bytes_needed(&max), Ok(u32::MAX as usize)),
+            Err(FrameError::TooLarge { .. }) => {}
+            other => panic!("the largest header decoded as {other:?}"),
+        }
+        assert_eq!(max.len(), HEADER_LEN);
+        let protocol = super::super::LengthDelimited::new().max_frame_len(usize::MAX);
+        assert_eq!(protocol.get_max_frame_len(), d.max_frame_len());
+    }
+
+    #[test]
     fn responses_round_trip_with_their_status() {
         let d = FrameDecoder::new();
         let mut buf = BytesMut::new();
@@ -409,6 +488,24 @@ mod tests {
         encode_request_header(3, &mut buf);
         encode_response_header(Status::TimedOut, 3, &mut buf);
         assert_eq!(&buf[..], &[0, 0, 0, 3, 0, 0, 0, 4, 3]);
+    }
+
+    #[test]
+    fn a_request_payload_over_u32_is_invalid_input() {
+        assert_eq!(request_len(0).unwrap(), 0);
+        assert_eq!(request_len(MAX_REQUEST_PAYLOAD).unwrap(), u32::MAX);
+        if let Some(over) = MAX_REQUEST_PAYLOAD.checked_add(1) {
+            let e = request_len(over).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            assert!(e.to_string().contains("does not fit a frame"), "{e}");
+        }
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    #[should_panic(expected = "does not fit a frame")]
+    fn a_request_header_over_u32_panics() {
+        encode_request_header(u32::MAX as usize + 1, &mut BytesMut::new());
     }
 
     #[test]

@@ -35,6 +35,35 @@
 //! Clients may pipeline: send several requests without waiting, then read
 //! the responses, which come back in request order.
 //!
+//! Pipelining is bounded by the socket buffers. The server stops reading
+//! while it writes a response the client has not taken (it reads ahead at
+//! most one read buffer), and the [`Client`] cannot read while
+//! [`feed`](Client::feed), [`send`](Client::send) or
+//! [`flush`](Client::flush) write. A client that keeps writing requests
+//! without reading, while their responses fill its receive buffer, ends
+//! with both sides blocked in writes, until the server's send timeout
+//! closes the connection. Keep the requests in flight, and their
+//! responses, within what the socket buffers hold (a few hundred KiB;
+//! less on a peer with small buffers), or read responses as you go: send
+//! a window of requests, [`recv`](Client::recv) its responses, then send
+//! the next.
+//!
+//! # Timeouts
+//!
+//! The wait for the next request is bounded only by the server's
+//! [`idle_timeout`](crate::ServerBuilder::idle_timeout), which is off by
+//! default: a peer that sends part of a frame (3 bytes of a header, say)
+//! and stops then holds its connection until it closes it, and through a
+//! graceful shutdown (which waits for a request begun) until the
+//! [`shutdown_timeout`](crate::ServerBuilder::shutdown_timeout) cuts it.
+//! Once a request is here, the wait for the service's readiness
+//! ([`Handler::ready`](crate::Handler::ready), the service's `poll_ready`)
+//! is bounded by neither the
+//! [`request_timeout`](crate::ServerBuilder::request_timeout), which
+//! bounds the call, nor a graceful shutdown's start: a service that can
+//! stay unready long should refuse instead of waiting (a
+//! [`LoadShed`](crate::layers::LoadShed) layer does).
+//!
 //! # Pieces
 //!
 //! - [`LengthDelimited`]: the server side, a [`Protocol`](crate::Protocol)

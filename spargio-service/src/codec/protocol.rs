@@ -19,8 +19,9 @@ use crate::protocol::{Handler, Protocol, RouteKey};
 use crate::read_watch::{ReadWatch, Watched};
 
 /// When the server closes a connection it may not have read all of (after
-/// a bad request, a failed `ready`, or the last request answered during
-/// shutdown), it stops writing and, to make sure the client receives the
+/// a bad request, a failed `ready`, the last request answered during
+/// shutdown, or while waiting for a request, at the idle timeout or a
+/// graceful shutdown), it stops writing and, to make sure the client receives the
 /// replies (closing with unread input would send a reset that can discard
 /// them), reads and discards input for at most this long ...
 const LINGER: Duration = Duration::from_secs(1);
@@ -38,7 +39,11 @@ const LINGER_BYTES: usize = 1 << 20;
 ///
 /// Requests on a connection are answered in order, one at a time;
 /// pipelined requests are read ahead only as far as the read buffer goes,
-/// and their responses are written together when they are ready together.
+/// and their responses are written together when they are ready together
+/// (so a client's requests in flight must fit the socket buffers, or it
+/// must read as it goes: see the [module docs](super)). Without a server
+/// [`idle_timeout`](crate::ServerBuilder::idle_timeout) (the default), a
+/// peer that stops partway through a request holds its connection.
 ///
 /// ```
 /// use spargio_service::codec::LengthDelimited;
@@ -68,8 +73,10 @@ impl LengthDelimited {
 
     /// Refuses requests whose payload is longer than `max` bytes: the
     /// client gets a [`Status::BadRequest`] frame and the connection closes.
+    /// A `max` above what a header can declare is clamped to it (see
+    /// [`FrameDecoder::with_max_frame_len`]).
     pub const fn max_frame_len(mut self, max: usize) -> LengthDelimited {
-        self.max_frame_len = max;
+        self.max_frame_len = FrameDecoder::with_max_frame_len(max).max_frame_len();
         self
     }
 
@@ -128,7 +135,10 @@ impl Protocol for LengthDelimited {
     /// Once a request has arrived it waits for [`Handler::ready`] before it
     /// reads anything more, so a service that is not ready stops the reads;
     /// an idle connection asks for no readiness (and holds no permit of a
-    /// concurrency or rate limit). A service error, panic (also in the
+    /// concurrency or rate limit). That wait is bounded by neither the
+    /// request timeout nor a graceful shutdown's start, and the wait for a
+    /// request only by the idle timeout, off by default (see
+    /// [Timeouts](super#timeouts)). A service error, panic (also in the
     /// [`route_by`](Self::route_by) function), timeout or shutdown cut
     /// becomes an error frame and the connection goes on. A `ready` that
     /// fails means the service takes no more requests: the request is
@@ -154,9 +164,13 @@ impl Protocol for LengthDelimited {
 enum Next {
     /// A complete request.
     Request(Bytes),
-    /// The client closed the connection, or it sat idle too long, or the
-    /// server is closing it.
+    /// The client closed the connection (EOF): nothing is left to read.
     Closed,
+    /// The server ends the connection: it sat idle too long (perhaps with
+    /// part of a request read), or a graceful shutdown began while it
+    /// waited for a request. The client may still send, and may not have
+    /// read every reply: close it with [`Conn::close`].
+    Ended,
     /// A frame the decoder refused.
     Bad(FrameError),
 }
@@ -208,9 +222,9 @@ impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
                 Watched::Done(done) => done,
                 Watched::TimedOut => {
                     conn.count_idle_timeout();
-                    return Ok(Next::Closed);
+                    return Ok(Next::Ended);
                 }
-                Watched::Closing => return Ok(Next::Closed),
+                Watched::Closing => return Ok(Next::Ended),
             };
             self.input.put_back(buf.into_inner());
             match res {
@@ -353,7 +367,14 @@ where
     loop {
         let req = match c.next_request(&conn).await? {
             Next::Request(req) => req,
+            // The client is done: what is queued goes out, and the socket
+            // closes with nothing unread.
             Next::Closed => return c.output.flush(&mut c.writer).await,
+            // The client may still be sending (a request pipelined behind
+            // a reply it has yet to read): closing the socket at once would
+            // answer that with a reset, which discards the replies still
+            // in the send queue.
+            Next::Ended => return c.close(&conn).await,
             Next::Bad(bad) => return c.bad_request(&conn, bad).await,
         };
         // `route` runs on the peer's bytes; a panic in it fails only this

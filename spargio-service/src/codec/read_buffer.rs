@@ -25,9 +25,13 @@ const KEEP_AT_MOST: usize = MAX_READ_RESERVE;
 /// small frames allocation-free; it would also keep a 16 MiB allocation
 /// for ever after one 16 MiB frame. This buffer remembers that it grew
 /// past [`KEEP_AT_MOST`] and starts over from an empty buffer the next
-/// time it is empty and asked for room. The frame taken out of it keeps
-/// its own part of the old allocation for as long as the service holds
-/// it.
+/// time it is empty and asked for room.
+///
+/// A frame taken out of it (a frozen `split_to`) shares the allocation it
+/// was read into: holding it keeps that whole allocation alive, not just
+/// its own bytes, for as long as the service holds it (a 16-byte frame
+/// kept from a read buffer that once held a 16 MiB frame keeps 16 MiB).
+/// The buffer itself starts over from a new allocation meanwhile.
 #[derive(Debug, Default)]
 pub(super) struct ReadBuffer {
     /// The bytes; the decoder takes whole frames off their front.

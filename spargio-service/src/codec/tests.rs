@@ -787,6 +787,55 @@ async fn the_client_refuses_a_response_over_its_limit() {
     assert_eq!(ok, Ok(pattern(7, 0)));
     let err = bounded(f.client.call(pattern(8, 0))).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    // The frame is still in the stream, so the client cannot go on: it is
+    // broken, and says so, instead of failing on that frame again.
+    assert!(f.client.is_broken());
+    let again = bounded(f.client.recv()).await.unwrap_err();
+    assert_eq!(again.kind(), io::ErrorKind::BrokenPipe, "{again}");
+    assert!(again.to_string().contains("exceeds the limit"), "{again}");
+    bounded(f.served()).await;
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_response_with_an_unknown_status_is_consumed_and_the_client_goes_on() {
+    use spargio_rt::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A server by hand: reads two requests, answers the first with status
+    // 9 and the second with "ok".
+    let server = spargio_rt::spawn(async move {
+        let (mut conn, _) = listener.accept().await?;
+        let (res, _) = conn.read_exact(vec![0u8; 2 * (4 + 1)]).await;
+        res?;
+        let mut frames = BytesMut::from(&[0, 0, 0, 3, 9, b'?', b'?'][..]);
+        encode_response(Status::Ok, b"ok", &mut frames);
+        let (res, _) = conn.write_all(frames).await;
+        res?;
+        io::Result::Ok(conn)
+    });
+    let mut client = Client::connect(addr).await.unwrap();
+    client.feed(Bytes::from_static(b"a")).await.unwrap();
+    client.send(Bytes::from_static(b"b")).await.unwrap();
+    let err = bounded(client.recv()).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    assert_eq!(err.to_string(), "unknown response status 9");
+    assert!(!client.is_broken());
+    let next = bounded(client.recv()).await.unwrap();
+    assert_eq!(next, Ok(Bytes::from_static(b"ok")));
+    drop(bounded(server).await.unwrap().unwrap());
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_server_that_closed_breaks_the_client() {
+    let mut f = serve(echo()).await;
+    f.closing.cancel();
+    assert_eof(bounded(f.client.recv()).await);
+    assert!(f.client.is_broken());
+    let e = bounded(f.client.call(Bytes::from_static(b"x")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::BrokenPipe, "{e}");
+    assert!(e.to_string().contains("recv failed"), "{e}");
     bounded(f.served()).await;
 }
 
@@ -918,4 +967,101 @@ async fn a_call_that_finished_leaves_the_client_whole() {
         assert!(!client.is_broken());
     }
     bounded(server).await.unwrap().unwrap();
+}
+
+/// How the server ends an idle connection in
+/// [`an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply`].
+#[derive(Clone, Copy, Debug)]
+enum IdleEnd {
+    /// A graceful shutdown begins while the connection waits for a request.
+    Shutdown,
+    /// The idle timeout passes.
+    IdleTimeout,
+}
+
+/// The client has a large reply still unread (most of it in the server's
+/// send queue) when the server ends the connection while waiting for the
+/// next request; the client then pipelines one more request. Closing the
+/// socket at once would answer that request with a reset, which discards
+/// the reply still queued: the server must close as it does elsewhere
+/// (end its write side, drain the input), and the client read the whole
+/// reply, then EOF.
+async fn an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(end: IdleEnd) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const BIG: usize = 1 << 20;
+    let reply = pattern(BIG, 5);
+    let r = reply.clone();
+    let h = handler(move |_req| std::future::ready(Ok(r.clone())));
+    let calls = h.calls.clone();
+    // The client's connect has completed the handshake, so the blocking
+    // accept returns at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    // The client takes little of the reply into its own buffer ...
+    client
+        .with_socket(|s| s.set_recv_buffer_size(16 * 1024))
+        .unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let stream = TcpStream::from_std(accepted);
+    // ... and the server's send queue holds the rest, so its write of the
+    // reply finishes while the client reads nothing.
+    stream
+        .with_socket(|s| s.set_send_buffer_size(4 * BIG))
+        .unwrap();
+    let idle = match end {
+        IdleEnd::Shutdown => None,
+        IdleEnd::IdleTimeout => Some(Duration::from_millis(50)),
+    };
+    let closing = CancellationToken::new();
+    let counters = Counters::new(1);
+    let lingering = Arc::new(AtomicBool::new(false));
+    let conn =
+        Connection::for_test(idle, &closing, &counters).with_lingering_flag(lingering.clone());
+    let finished = Rc::new(Cell::new(false));
+    let done = finished.clone();
+    let server = spargio_rt::spawn_local(async move {
+        let res = LengthDelimited::new()
+            .serve_connection(stream, h, conn)
+            .await;
+        done.set(true);
+        res
+    });
+    let mut client = Client::new(client);
+    client.send(Bytes::from_static(b"big")).await.unwrap();
+    until(|| calls.get() == 1).await;
+    match end {
+        IdleEnd::Shutdown => {
+            // The pause lets the server write the reply and wait for the
+            // next request, so the shutdown finds it idle.
+            spargio_rt::time::sleep(Duration::from_millis(50)).await;
+            closing.cancel();
+        }
+        IdleEnd::IdleTimeout => until(|| counters.idle_timeouts.get() == 1).await,
+    }
+    // The server ends the connection: it lingers, or (closing at once) its
+    // task ends; the pause then lets the socket's close land.
+    until(|| lingering.load(Ordering::Relaxed) || finished.get()).await;
+    if !lingering.load(Ordering::Relaxed) {
+        spargio_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    client.send(Bytes::from_static(b"one more")).await.unwrap();
+    let got = bounded(client.recv()).await.unwrap();
+    assert_eq!(got, Ok(reply), "{end:?}");
+    assert_eof(bounded(client.recv()).await);
+    assert_eq!(calls.get(), 1);
+    drop(client);
+    bounded(server).await.unwrap().unwrap();
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_shutdown_while_idle_still_delivers_an_unread_reply() {
+    an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(IdleEnd::Shutdown).await;
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn an_idle_timeout_still_delivers_an_unread_reply() {
+    an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(IdleEnd::IdleTimeout)
+        .await;
 }
