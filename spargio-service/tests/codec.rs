@@ -126,7 +126,7 @@ async fn client_pipelines_requests_and_reads_responses_in_order() {
 
 #[spargio_rt::test(shards = 1)]
 async fn client_reports_malformed_responses_and_early_close() {
-    // An unknown status byte: the connection is unusable.
+    // An unknown status byte: reported, and that frame is consumed.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = spargio_rt::spawn_local(fake_server(listener, |_| {

@@ -305,7 +305,10 @@ impl<T: 'static> TaskGroup<T> {
     /// awaiting `join_next`.
     ///
     /// A task that finished a moment ago on another thread may not have
-    /// handed over its output yet; its result comes from a later call.
+    /// handed over its output yet; its result comes from a later call, and
+    /// until then it holds back the results of tasks that finished after
+    /// it. `None` does not say whether tasks are still running:
+    /// [`is_empty`](Self::is_empty) does.
     ///
     /// ```
     /// use spargio_rt::sync::TaskGroup;

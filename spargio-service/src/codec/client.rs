@@ -29,7 +29,9 @@ pub type Reply = Result<Bytes, (Status, String)>;
 /// [`max_frame_len`](Self::max_frame_len)): the connection is unusable,
 /// and the client is *broken* ([`is_broken`](Self::is_broken)): every
 /// later method fails at once with [`io::ErrorKind::BrokenPipe`] naming
-/// the failure. Two outer `Err`s leave the client whole: a payload too
+/// the failure (after a failed write, [`recv`](Self::recv) still reads
+/// the responses already on their way, such as those a server sent before
+/// it closed). Two outer `Err`s leave the client whole: a payload too
 /// large to send ([`io::ErrorKind::InvalidInput`], nothing sent), and a
 /// response frame whose status byte is missing or unknown
 /// ([`FrameError::MissingStatus`], [`FrameError::UnknownStatus`], as
@@ -93,6 +95,9 @@ pub struct Client {
     /// Set when an operation failed and left the connection unusable: what
     /// failed and why.
     failed: Option<String>,
+    /// Set when a write failed (`send`, `feed`, `flush`): no more requests
+    /// go out, but responses already on their way can still be received.
+    write_failed: Option<String>,
 }
 
 impl Client {
@@ -113,6 +118,7 @@ impl Client {
             output: Output::new(SendWatch::unbounded()),
             cut: None,
             failed: None,
+            write_failed: None,
         }
     }
 
@@ -129,7 +135,12 @@ impl Client {
                 ),
             ));
         }
-        if let Some(failed) = &self.failed {
+        let writes = what != "recv";
+        let failed = self
+            .failed
+            .as_ref()
+            .or(self.write_failed.as_ref().filter(|_| writes));
+        if let Some(failed) = failed {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 format!("codec client is broken: {failed}; connect a new client"),
@@ -146,7 +157,14 @@ impl Client {
         let what = self.cut.take().unwrap_or("operation");
         if let Err(e) = &result {
             if !leaves_the_stream_whole(e) {
-                self.failed = Some(format!("an earlier {what} failed ({e})"));
+                let failed = Some(format!("an earlier {what} failed ({e})"));
+                if matches!(what, "send" | "feed" | "flush") {
+                    // Responses to requests that went out earlier may still
+                    // be read (the server may have answered, then closed).
+                    self.write_failed = failed;
+                } else {
+                    self.failed = failed;
+                }
             }
         }
         result
@@ -157,9 +175,11 @@ impl Client {
     /// in a way that leaves the connection unusable (an I/O error, the
     /// server's close, a response frame over the limit; see the
     /// [type docs](Self)). Every method of a broken client fails with
-    /// [`io::ErrorKind::BrokenPipe`].
+    /// [`io::ErrorKind::BrokenPipe`], except after a failed `send`, `feed`
+    /// or `flush`: then [`recv`](Self::recv) still reads the responses
+    /// already on their way.
     pub fn is_broken(&self) -> bool {
-        self.cut.is_some() || self.failed.is_some()
+        self.cut.is_some() || self.failed.is_some() || self.write_failed.is_some()
     }
 
     /// Refuses response frames longer than `max` bytes (status byte

@@ -1065,3 +1065,38 @@ async fn an_idle_timeout_still_delivers_an_unread_reply() {
     an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(IdleEnd::IdleTimeout)
         .await;
 }
+
+#[spargio_rt::test(shards = 1)]
+async fn after_a_failed_send_the_responses_already_sent_can_still_be_received() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A server by hand: answers "ok" at once and keeps the connection.
+    let server = spargio_rt::spawn(async move {
+        let (mut conn, _) = listener.accept().await?;
+        let mut frames = BytesMut::new();
+        encode_response(Status::Ok, b"ok", &mut frames);
+        let (res, _) = conn.write_all(frames).await;
+        res?;
+        io::Result::Ok(conn)
+    });
+    let stream = TcpStream::connect(addr).await.unwrap();
+    // Our write side is shut: every send fails (EPIPE).
+    stream
+        .shutdown_std(std::net::Shutdown::Write)
+        .await
+        .unwrap();
+    let mut client = Client::new(stream);
+    let e = bounded(client.send(Bytes::from_static(b"x")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::BrokenPipe, "{e}");
+    assert!(client.is_broken());
+    let e = bounded(client.send(Bytes::from_static(b"y")))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("an earlier send failed"), "{e}");
+    // The response the server sent is still there to read.
+    let got = bounded(client.recv()).await.unwrap();
+    assert_eq!(got, Ok(Bytes::from_static(b"ok")));
+    drop(bounded(server).await.unwrap().unwrap());
+}
