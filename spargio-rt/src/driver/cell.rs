@@ -3,6 +3,8 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+use std::task::Waker;
+
 use futures_util::task::AtomicWaker;
 use io_uring::squeue::Entry;
 
@@ -79,6 +81,24 @@ pub(crate) struct OpTag {
     /// left in the first queue stale: that table skips it when it comes up.
     /// Cleared when the op is woken for a slot or gets one.
     pub(crate) slot_queue: AtomicU64,
+}
+
+impl OpTag {
+    /// Marks the op as waiting in queue `queue` for a slot, to be woken
+    /// through `waker`. True when it had no live entry there yet: the
+    /// caller pushes one (any entry in another queue turns stale).
+    pub(crate) fn wait_in(&self, queue: u64, waker: &Waker) -> bool {
+        self.slot_waker.register(waker);
+        self.slot_queue.swap(queue, Ordering::AcqRel) != queue
+    }
+
+    /// Takes the op out of queue `queue` if its entry there is live (it
+    /// still waits there): the caller then wakes it or hands it a slot.
+    pub(crate) fn leave(&self, queue: u64) -> bool {
+        self.slot_queue
+            .compare_exchange(queue, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
 }
 
 const IN_FLIGHT: u8 = 0;

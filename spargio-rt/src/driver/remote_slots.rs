@@ -67,11 +67,9 @@ impl RemoteSlots {
         if self.try_acquire() {
             return true;
         }
-        let tag = op.op_tag();
-        tag.slot_waker.register(waker);
         {
             let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-            if tag.slot_queue.swap(self.id, Ordering::AcqRel) != self.id {
+            if op.op_tag().wait_in(self.id, waker) {
                 waiting.push_back(Arc::downgrade(op));
                 self.queued.fetch_add(1, Ordering::SeqCst);
             }
@@ -100,13 +98,8 @@ impl RemoteSlots {
             let Some(op) = entry.upgrade() else {
                 continue; // its future was dropped while it waited
             };
-            let tag = op.op_tag();
-            if tag
-                .slot_queue
-                .compare_exchange(self.id, 0, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                tag.slot_waker.wake();
+            if op.op_tag().leave(self.id) {
+                op.op_tag().slot_waker.wake();
             }
         }
     }

@@ -84,9 +84,7 @@ impl OpTable {
     /// for this table's slots only.
     pub(crate) fn insert(&mut self, op: Arc<dyn Completion>, waker: &Waker) -> Option<u64> {
         if self.live >= self.limit {
-            let tag = op.op_tag();
-            tag.slot_waker.register(waker);
-            if tag.slot_queue.swap(self.id, Ordering::AcqRel) != self.id {
+            if op.op_tag().wait_in(self.id, waker) {
                 self.waiting.push_back(Arc::downgrade(&op));
             }
             return None;
@@ -125,11 +123,7 @@ impl OpTable {
     /// longer does).
     fn take_entry(&self, entry: &Weak<dyn Completion>) -> Option<Arc<dyn Completion>> {
         let op = entry.upgrade()?;
-        op.op_tag()
-            .slot_queue
-            .compare_exchange(self.id, 0, Ordering::AcqRel, Ordering::Relaxed)
-            .ok()?;
-        Some(op)
+        op.op_tag().leave(self.id).then_some(op)
     }
 
     /// Registers `op` even past the limit: `remote`, an op from outside
