@@ -34,9 +34,10 @@ pub trait Transport: Sized + 'static {
 
 /// The read side of a [`Transport`].
 pub trait TransportRead: 'static {
-    /// Reads once, appending to `buf` (into its spare capacity; the caller
-    /// reserves room first). `Ok(0)` is a clean end of stream; a TLS
-    /// stream cut without `close_notify` is an error, not `Ok(0)`.
+    /// Reads once, appending to `buf` (into its spare capacity, or, when
+    /// it has none, into 16 KiB it reserves). `Ok(0)` is a clean end of
+    /// stream, never a full buffer; a TLS stream cut without
+    /// `close_notify` is an error, not `Ok(0)`.
     fn read_some(&mut self, buf: BytesMut) -> impl Future<Output = (io::Result<usize>, BytesMut)>;
 
     /// Stops any read this side keeps armed between calls and appends
@@ -97,6 +98,9 @@ pub trait TransportWrite: 'static {
     fn abort(&mut self) {}
 }
 
+/// What `read_some` reserves when the caller's buffer has no spare room.
+const READ_CHUNK: usize = 16 * 1024;
+
 /// The read half of a plain TCP connection.
 pub struct TcpReader(pub(crate) spargio_rt::io::ReadHalf<TcpStream>);
 
@@ -118,7 +122,11 @@ impl Transport for TcpStream {
 }
 
 impl TransportRead for TcpReader {
-    async fn read_some(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+    async fn read_some(&mut self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        if buf.len() == buf.capacity() {
+            // An empty slice would read `Ok(0)`: a false end of stream.
+            buf.reserve(READ_CHUNK);
+        }
         let start = buf.len();
         let end = buf.capacity();
         let (res, slice) = self.0.read(buf.slice(start..end)).await;
@@ -203,6 +211,13 @@ mod tests {
         assert_eq!(res.unwrap(), 3);
         assert_eq!(&buf[..], b"GET");
         assert_eq!(reader.input_waiting(), Some(false));
+
+        // A buffer with no spare room grows: no false end of stream.
+        let (res, _) = client.write_all(b"HEAD".to_vec()).await;
+        res.unwrap();
+        let (res, buf) = reader.read_some(BytesMut::new()).await;
+        assert_eq!(res.unwrap(), 4);
+        assert_eq!(&buf[..], b"HEAD");
 
         // The client's end of stream, with nothing before it, is not input.
         AsyncWrite::shutdown(&mut client).await.unwrap();
