@@ -87,11 +87,29 @@ pub(crate) fn notify_idle(inner: &Inner, backlog: usize) {
         let idx = (start + i) % n;
         let shard = &inner.shards[idx];
         if shard.sleeping.load(Ordering::Relaxed) && shard.sleeping.swap(false, Ordering::SeqCst) {
-            inner.searching.fetch_add(1, Ordering::SeqCst);
-            shard.woken_to_search.store(true, Ordering::SeqCst);
+            send_to_search(inner, idx);
             ring_doorbell(inner, idx);
             return;
         }
+    }
+}
+
+/// Counts shard `idx` as searching until its next loop turn, which takes
+/// its `woken_to_search` flag and gives the count back once.
+///
+/// One count per raised flag: two notifiers can both get here for one
+/// turn of the shard (the first woke it from one sleep and was preempted
+/// before counting; the shard slept again and the second woke it too), and
+/// the second count would never be given back, leaving `searching` above
+/// zero and every later `notify_idle` silent. The notifier that finds the
+/// flag already raised takes its own count back.
+fn send_to_search(inner: &Inner, idx: usize) {
+    inner.searching.fetch_add(1, Ordering::SeqCst);
+    if inner.shards[idx]
+        .woken_to_search
+        .swap(true, Ordering::SeqCst)
+    {
+        inner.searching.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -102,5 +120,43 @@ fn ring_doorbell(inner: &Inner, target: usize) {
     shard.counters.doorbells_sent.bump();
     if !crate::shard::local::queue_doorbell(inner, target) {
         shard.ring_eventfd();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::RuntimeBuilder;
+    use std::sync::Arc;
+
+    /// The shard's side of `send_to_search`, as its loop turn does it.
+    fn turn_takes_the_flag(inner: &Inner, idx: usize) {
+        if inner.shards[idx]
+            .woken_to_search
+            .swap(false, Ordering::SeqCst)
+        {
+            inner.searching.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn two_notifiers_for_one_turn_leave_no_searcher_counted() {
+        let inner = Arc::new(Inner::new(&RuntimeBuilder::new(), 2).expect("shard state"));
+        // Both notifiers found shard 1 asleep (it slept again between the
+        // two) before its loop turn ran.
+        send_to_search(&inner, 1);
+        send_to_search(&inner, 1);
+        turn_takes_the_flag(&inner, 1);
+        assert_eq!(
+            inner.searching.load(Ordering::SeqCst),
+            0,
+            "a searcher was counted that no turn gives back"
+        );
+
+        // Later wake-ups still reach a sleeping shard.
+        inner.shards[1].sleeping.store(true, Ordering::SeqCst);
+        notify_idle(&inner, 2);
+        assert!(!inner.shards[1].sleeping.load(Ordering::SeqCst));
+        assert_eq!(inner.searching.load(Ordering::SeqCst), 1);
     }
 }
