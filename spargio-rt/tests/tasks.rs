@@ -113,6 +113,44 @@ fn panics_become_join_errors_and_the_shard_keeps_serving() {
     assert_eq!(h.stats().shards.iter().map(|s| s.panics).sum::<u64>(), 2);
 }
 
+/// Sets its flag, then panics, when dropped.
+struct PanicsOnDrop(Arc<AtomicBool>);
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+        panic!("an output that panics when dropped");
+    }
+}
+
+#[test]
+fn a_detached_task_whose_output_or_panic_panics_when_dropped_leaves_the_shard_serving() {
+    let rt = rt();
+    let h = rt.handle();
+    for payload in [false, true] {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = dropped.clone();
+        // Nobody takes the result: the task drops it where it ends.
+        drop(h.spawn_pinned(ShardId(0), async move {
+            if payload {
+                std::panic::panic_any(PanicsOnDrop(flag));
+            }
+            PanicsOnDrop(flag)
+        }));
+        rt.block_on(async {
+            while !dropped.load(Ordering::SeqCst) {
+                spargio_rt::yield_now().await;
+            }
+        });
+        // Same shard, still alive (the process did not abort).
+        let ok = rt
+            .block_on(h.spawn_pinned(ShardId(0), async {
+                RuntimeHandle::current().current_shard()
+            }))
+            .unwrap();
+        assert_eq!(ok, Some(ShardId(0)));
+    }
+}
+
 #[test]
 fn detached_tasks_keep_running() {
     let rt = rt();

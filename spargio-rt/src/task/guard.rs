@@ -36,10 +36,41 @@ impl<F> Guard<F> {
     }
 }
 
+/// A task's result as the task hands it over: dropped where nobody takes
+/// it (the `JoinHandle` was dropped before the task ended, so the task
+/// itself drops it when it finishes), its destructor's panic is swallowed.
+/// Left to unwind there, it would abort the process: the task's
+/// bookkeeping drops the output with panics turned into aborts.
+pub(crate) struct Outcome<T>(Option<Result<T, JoinError>>);
+
+impl<T> Outcome<T> {
+    /// The result, for the `JoinHandle` that awaits it.
+    pub(crate) fn take(mut self) -> Result<T, JoinError> {
+        self.0.take().expect("an outcome is taken once")
+    }
+}
+
+impl<T> Drop for Outcome<T> {
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            let _ = catch_unwind(AssertUnwindSafe(|| self.0 = None));
+        }
+    }
+}
+
 impl<F: Future> Future for Guard<F> {
-    type Output = Result<F::Output, JoinError>;
+    type Output = Outcome<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_result(cx).map(|r| Outcome(Some(r)))
+    }
+}
+
+impl<F: Future> Guard<F> {
+    fn poll_result(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<F::Output, JoinError>> {
         // SAFETY: `fut` is structurally pinned: it is never moved out of the
         // `Option` (only dropped in place by assigning `None`), and `Guard`
         // has no `Unpin` impl that would let it move while pinned. The other

@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use super::ctl::TaskCtl;
+use super::guard::Outcome;
 use super::TaskMeta;
 
-type Inner<T> = async_task::FallibleTask<Result<T, JoinError>, TaskMeta>;
+type Inner<T> = async_task::FallibleTask<Outcome<T>, TaskMeta>;
 
 /// An owned permission to await a spawned task's output.
 ///
@@ -31,10 +32,7 @@ pub struct JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(
-        task: async_task::Task<Result<T, JoinError>, TaskMeta>,
-        ctl: Arc<TaskCtl>,
-    ) -> Self {
+    pub(crate) fn new(task: async_task::Task<Outcome<T>, TaskMeta>, ctl: Arc<TaskCtl>) -> Self {
         JoinHandle {
             task: Some(task.fallible()),
             ctl,
@@ -72,7 +70,7 @@ impl<T> Future for JoinHandle<T> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
                 self.task = None;
-                Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled())))
+                Poll::Ready(out.map_or_else(|| Err(JoinError::cancelled()), Outcome::take))
             }
         }
     }
