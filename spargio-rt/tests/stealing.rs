@@ -286,3 +286,53 @@ fn a_victim_busy_threshold_of_duration_max_never_robs_a_lone_task() {
     assert_eq!(within(&rt, lone), 0, "never robbed");
     assert!(common::drops_in_time(rt), "dropping the runtime hung");
 }
+
+/// Two stealable tasks that wake each other keep their shard's own queue
+/// from ever running empty; a task spawned from outside the runtime (it
+/// waits in an injector) must still run while they go on.
+#[test]
+fn injected_tasks_run_while_two_tasks_keep_waking_each_other() {
+    const ROUNDS: u64 = 200_000;
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    let rounds = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ping_tx, ping_rx) = async_channel::bounded::<()>(1);
+    let (pong_tx, pong_rx) = async_channel::bounded::<()>(1);
+    let pinger = {
+        let (rounds, stop) = (rounds.clone(), stop.clone());
+        h.spawn(async move {
+            while !stop.load(Ordering::SeqCst) && rounds.load(Ordering::SeqCst) < ROUNDS {
+                ping_tx.send(()).await.unwrap();
+                pong_rx.recv().await.unwrap();
+                rounds.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let ponger = h.spawn(async move {
+        while ping_rx.recv().await.is_ok() {
+            if pong_tx.send(()).await.is_err() {
+                break;
+            }
+        }
+    });
+    // The ping-pong is under way before the outside spawn.
+    while rounds.load(Ordering::SeqCst) <= 100 && !pinger.is_finished() {
+        std::thread::yield_now();
+    }
+    let seen_at = {
+        let (rounds, stop) = (rounds.clone(), stop.clone());
+        rt.block_on(h.spawn(async move {
+            let seen = rounds.load(Ordering::SeqCst);
+            stop.store(true, Ordering::SeqCst);
+            seen
+        }))
+        .unwrap()
+    };
+    rt.block_on(pinger).unwrap();
+    rt.block_on(ponger).unwrap();
+    assert!(
+        seen_at < ROUNDS,
+        "the injected task ran only once the ping-pong had ended"
+    );
+}

@@ -108,6 +108,13 @@ pub(crate) struct LocalShard {
 /// `io_uring_enter` per op.
 const SUBMIT_EVERY: usize = 16;
 
+/// How often (in picks that do not come from the LIFO slot) a shard looks
+/// at the injectors before its own deque, so tasks woken or spawned from
+/// other threads run even while the deque never runs empty. Odd, so the
+/// pick falls in turn on the ticks that put pinned tasks first and on
+/// those that put stealable ones first.
+const INJECTED_FIRST_EVERY: u64 = 31;
+
 /// Runs `f` with the current thread's shard, if it belongs to `inner`'s runtime.
 #[inline]
 fn with_local<R>(inner: Option<&Inner>, f: impl FnOnce(&LocalShard) -> R) -> Option<R> {
@@ -440,6 +447,14 @@ impl LocalShard {
         self.lifo_streak.set(0);
         let tick = self.tick.get();
         self.tick.set(tick.wrapping_add(1));
+        if tick.is_multiple_of(INJECTED_FIRST_EVERY) {
+            // Tasks woken or spawned from other threads wait in the
+            // injectors, behind a deque that two tasks waking each other
+            // can keep from ever running empty.
+            if let Some(t) = self.pop_injected() {
+                return Some((t, true));
+            }
+        }
         // Alternate which kind goes first so neither starves the other.
         let pinned_first = tick.is_multiple_of(2);
         let pop_pinned = || self.pinned.borrow_mut().pop_front().map(|t| (t, false));
@@ -451,11 +466,14 @@ impl LocalShard {
         }
     }
 
-    /// From the own deque, then the own injector, then the global one.
+    /// From the own deque, then the injectors.
     fn pop_stealable(&self) -> Option<Runnable> {
-        if let Some(t) = self.worker.pop() {
-            return Some(t);
-        }
+        self.worker.pop().or_else(|| self.pop_injected())
+    }
+
+    /// From the own injector, then the global one, taking a batch into the
+    /// deque with the task.
+    fn pop_injected(&self) -> Option<Runnable> {
         let batch = self.inner.steal.batch;
         for inj in [&self.shared().injector, &self.inner.global] {
             loop {
