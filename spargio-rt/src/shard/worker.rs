@@ -220,17 +220,20 @@ fn run(local: &LocalShard) {
         local.drain_inbox();
         // Tasks that yielded go behind the ones the reap above woke.
         local.wake_deferred();
-        let searching = shared.woken_to_search.swap(false, Ordering::SeqCst);
-        let (mut ran, mut ended) = local.run_batch(inner.task_budget);
-        if ran == 0 && local.steal() {
-            (ran, ended) = local.run_batch(inner.task_budget);
-        }
-        if searching {
+        if shared.woken_to_search.swap(false, Ordering::SeqCst) {
+            // Woken to steal: searching only until this first look is over,
+            // not through the batch it finds (up to `task_budget` polls,
+            // during which no other idle shard would be woken).
+            let found = local.has_local_work() || local.steal();
             inner.searching.fetch_sub(1, Ordering::SeqCst);
-            if ran > 0 && inner.shards.iter().any(|s| s.stealable_len() > 0) {
+            if found && inner.shards.iter().any(|s| s.stealable_len() > 0) {
                 // Found work and more is queued: bring one more helper.
                 park::notify_idle(&inner, usize::MAX);
             }
+        }
+        let (ran, mut ended) = local.run_batch(inner.task_budget);
+        if ran == 0 && local.steal() {
+            ended = local.run_batch(inner.task_budget).1;
         }
         if let Some(ended) = ended {
             // The batch began after `now` (the last time read).
