@@ -336,3 +336,37 @@ fn injected_tasks_run_while_two_tasks_keep_waking_each_other() {
         "the injected task ran only once the ping-pong had ended"
     );
 }
+
+/// A stealable task handed at spawn time to a parked shard runs there at
+/// once, while the spawning poll goes on computing: the doorbell does not
+/// wait for that poll to return.
+#[test]
+fn a_spawn_handed_to_a_parked_shard_runs_while_the_spawning_poll_computes() {
+    // No stealing: only the hand-off can move the task.
+    let policy = spargio_rt::StealPolicy {
+        min_victim_busy: Duration::from_secs(3600),
+        ..spargio_rt::StealPolicy::default()
+    };
+    let rt = two_shards_with(policy);
+    let h = rt.handle();
+    let ran_during_the_poll = rt
+        .block_on(h.spawn_pinned(ShardId(0), async {
+            let h = RuntimeHandle::current();
+            // Shard 1 has nothing to do: it parks.
+            spargio_rt::time::sleep(Duration::from_millis(50)).await;
+            // Other work queued here, so the spawn is handed over.
+            let filler = h.spawn_pinned(ShardId(0), async {});
+            let ran = Arc::new(AtomicBool::new(false));
+            let seen = ran.clone();
+            let task = h.spawn(async move { seen.store(true, Ordering::SeqCst) });
+            let during = common::spin_until(&ran, Duration::from_secs(5));
+            task.await.unwrap();
+            filler.await.unwrap();
+            during
+        }))
+        .unwrap();
+    assert!(
+        ran_during_the_poll,
+        "the handed-over task waited for the spawning poll to return"
+    );
+}

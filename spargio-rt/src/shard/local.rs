@@ -248,7 +248,9 @@ pub(crate) fn push_stealable_here(
 }
 
 /// Queues a `MSG_RING` doorbell for shard `target` on the current shard's
-/// ring; false when this thread is not a shard of `inner` (use the eventfd).
+/// ring (submitted at once when rung from inside a task's poll, else with
+/// the shard's next enter); false when this thread is not a shard of
+/// `inner` (use the eventfd).
 pub(crate) fn queue_doorbell(inner: &Inner, target: usize) -> bool {
     with_local(Some(inner), |l| {
         if l.index == target {
@@ -262,7 +264,16 @@ pub(crate) fn queue_doorbell(inner: &Inner, target: usize) -> bool {
             return false;
         }
         l.push_sqe(ring::doorbell_entry(fd, target));
-        l.doorbell_queued.set(true);
+        if l.in_poll.get() {
+            // Rung from inside a task's poll (a wake-up, a spawn handed to
+            // a parked shard): out now. Held until the poll returns, it
+            // would keep the target asleep for as long as the poll goes on
+            // computing, with its task claimed for it and no one else to
+            // run it. The enter the poll's end would make is made here.
+            l.submit(false, None);
+        } else {
+            l.doorbell_queued.set(true);
+        }
         true
     })
     .unwrap_or(false)
