@@ -22,6 +22,10 @@ const SHRINK_ABOVE: usize = 64 * 1024;
 /// worth giving back.
 const SHRINK_READS: usize = 4;
 
+/// Body frames shorter than the read size divided by this are copied out
+/// of the read buffer instead of split off it; see [`Input::take_frame`].
+const OWN_FRAME_DIVISOR: usize = 4;
+
 /// The read side and the bytes read but not yet used.
 pub(crate) struct Input<R> {
     reader: R,
@@ -38,6 +42,44 @@ pub(crate) struct Input<R> {
     oversized: bool,
     /// The allocation size above which an empty `buf` is replaced.
     shrink_above: usize,
+}
+
+impl<R> Input<R> {
+    /// Takes the first `n` buffered bytes (at most `buf.len()`) as a body
+    /// frame.
+    ///
+    /// A frame split off `buf` shares its allocation for as long as
+    /// anyone holds the frame: `buf` can no longer reuse it, and the next
+    /// read allocates a fresh one. For a large frame that is the cheaper
+    /// way; a small one is copied instead (see [`own_frame`](Self::own_frame)),
+    /// or a service that keeps many small frames (a body collected from a
+    /// client that sends it a byte at a time) would keep a whole read
+    /// buffer alive for each.
+    pub(crate) fn take_frame(&mut self, n: usize) -> Bytes {
+        if n < self.own_below() {
+            let frame = Bytes::copy_from_slice(&self.buf[..n]);
+            self.buf.advance(n);
+            frame
+        } else {
+            self.buf.split_to(n).freeze()
+        }
+    }
+
+    /// `frame`, split off `buf` (by a chunked decoder), as a frame of its
+    /// own if it is small: the copy lets go of `buf`'s allocation, as
+    /// [`take_frame`](Self::take_frame) does.
+    pub(crate) fn own_frame(&self, frame: Bytes) -> Bytes {
+        if frame.len() < self.own_below() {
+            Bytes::copy_from_slice(&frame)
+        } else {
+            frame
+        }
+    }
+
+    /// Frames shorter than this are copied out of `buf`.
+    fn own_below(&self) -> usize {
+        self.read_size / OWN_FRAME_DIVISOR
+    }
 }
 
 impl<R: TransportRead> Input<R> {
@@ -375,6 +417,52 @@ mod tests {
                 assert_eq!(input.buf.as_ptr(), first, "read size {read_size}");
             }
         }
+    }
+
+    #[spargio_rt::test]
+    async fn small_frames_are_copied_so_the_buffer_is_reused_while_they_are_held() {
+        let mut input = Input::new(Feeder::default(), 8 * 1024);
+        input.reader.data = b"x".to_vec();
+        input.fill().await.unwrap();
+        let first = input.buf.as_ptr();
+        let mut held = Vec::new();
+        for i in 0..100 {
+            held.push(input.take_frame(1));
+            input.reader.data = vec![b'x' + (i % 2)];
+            input.fill().await.unwrap();
+            // Held frames are not the buffer's: it takes its allocation
+            // back for the next read instead of leaving it to them.
+            assert_eq!(input.buf.as_ptr(), first, "read {i}");
+        }
+        assert!(held.iter().all(|f| f.len() == 1 && f.is_unique()));
+    }
+
+    #[spargio_rt::test]
+    async fn a_small_frame_split_off_by_a_decoder_lets_go_of_the_buffer() {
+        let mut input = Input::new(Feeder::default(), 8 * 1024);
+        input.reader.data = b"hello".to_vec();
+        input.fill().await.unwrap();
+        let split = input.buf.split_to(3).freeze();
+        let frame = input.own_frame(split);
+        assert_eq!(&frame[..], b"hel");
+        // More room than the buffer has after its end: only taking back
+        // the front, which the frame was split from, makes it.
+        let more = input.buf.capacity() - input.buf.len() + 1;
+        assert!(input.buf.try_reclaim(more), "the buffer is its own");
+    }
+
+    #[spargio_rt::test]
+    async fn a_large_frame_is_split_off_the_buffer_without_a_copy() {
+        let read_size = 8 * 1024;
+        let mut input = Input::new(Feeder::default(), read_size);
+        input.reader.data = vec![b'x'; read_size];
+        input.fill().await.unwrap();
+        let at = input.buf.as_ptr();
+        let frame = input.take_frame(read_size / 2);
+        assert_eq!(frame.as_ptr(), at);
+        let split = input.buf.split_to(read_size / 4).freeze();
+        let frame = input.own_frame(split);
+        assert_eq!(frame.as_ptr(), at.wrapping_add(read_size / 2));
     }
 
     #[spargio_rt::test]
