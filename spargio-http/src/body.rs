@@ -56,8 +56,10 @@ impl std::error::Error for BodyError {
 /// chunk ahead at most), so a service that reads slowly slows the client
 /// down through TCP instead of filling memory. When the client asked for
 /// `100 Continue`, the server sends it as soon as the body is first polled
-/// (by the service, or by the first poll of a response body that streams
-/// it, as an echo does), and never if nothing asks for the body. `Body` is
+/// (by the service, or by a response body that streams it, as an echo
+/// does: the response head then waits until that body asks for it, drops
+/// it, or gives its first frame), and never if nothing asks for the body.
+/// `Body` is
 /// `Send + Sync + 'static`, so axum's extractors and tower-http's layers
 /// take it as it is.
 ///

@@ -22,11 +22,16 @@ const SHRINK_ABOVE: usize = 64 * 1024;
 /// worth giving back.
 const SHRINK_READS: usize = 4;
 
+/// Body frames shorter than the read size divided by this are copied out
+/// of the read buffer instead of split off it; see [`Input::take_frame`].
+const OWN_FRAME_DIVISOR: usize = 4;
+
 /// The read side and the bytes read but not yet used.
 pub(crate) struct Input<R> {
     reader: R,
-    /// Bytes read and not yet parsed. Empty after a read was cancelled
-    /// mid-flight (what it held is lost); the connection closes then.
+    /// Bytes read and not yet parsed. A read cancelled mid-flight leaves
+    /// what was here before it (what it received itself is lost); the
+    /// connection closes then, judging a partial head on what came.
     pub buf: BytesMut,
     /// The peer closed its side.
     pub eof: bool,
@@ -38,6 +43,44 @@ pub(crate) struct Input<R> {
     oversized: bool,
     /// The allocation size above which an empty `buf` is replaced.
     shrink_above: usize,
+}
+
+impl<R> Input<R> {
+    /// Takes the first `n` buffered bytes (at most `buf.len()`) as a body
+    /// frame.
+    ///
+    /// A frame split off `buf` shares its allocation for as long as
+    /// anyone holds the frame: `buf` can no longer reuse it, and the next
+    /// read allocates a fresh one. For a large frame that is the cheaper
+    /// way; a small one is copied instead (see [`own_frame`](Self::own_frame)),
+    /// or a service that keeps many small frames (a body collected from a
+    /// client that sends it a byte at a time) would keep a whole read
+    /// buffer alive for each.
+    pub(crate) fn take_frame(&mut self, n: usize) -> Bytes {
+        if n < self.own_below() {
+            let frame = Bytes::copy_from_slice(&self.buf[..n]);
+            self.buf.advance(n);
+            frame
+        } else {
+            self.buf.split_to(n).freeze()
+        }
+    }
+
+    /// `frame`, split off `buf` (by a chunked decoder), as a frame of its
+    /// own if it is small: the copy lets go of `buf`'s allocation, as
+    /// [`take_frame`](Self::take_frame) does.
+    pub(crate) fn own_frame(&self, frame: Bytes) -> Bytes {
+        if frame.len() < self.own_below() {
+            Bytes::copy_from_slice(&frame)
+        } else {
+            frame
+        }
+    }
+
+    /// Frames shorter than this are copied out of `buf`.
+    fn own_below(&self) -> usize {
+        self.read_size / OWN_FRAME_DIVISOR
+    }
 }
 
 impl<R: TransportRead> Input<R> {
@@ -71,7 +114,10 @@ impl<R: TransportRead> Input<R> {
     }
 
     /// Reads once, appending to `buf`; returns how many bytes came (0 at
-    /// end of stream, which also sets `eof`). Cancelling it loses `buf`.
+    /// end of stream, which also sets `eof`). Cancelling it leaves `buf`
+    /// as it was: the read goes into the room after the bytes already
+    /// here, which are split off for its time (see [`Rejoin`]; no copy,
+    /// and nothing at all for an empty `buf`).
     ///
     /// Room for a read is reserved first; that reuses `buf`'s allocation
     /// when nothing else holds it (the parts split off it were dropped),
@@ -93,9 +139,19 @@ impl<R: TransportRead> Input<R> {
         if self.buf.capacity() > self.shrink_above {
             self.oversized = true;
         }
-        let buf = std::mem::take(&mut self.buf);
-        let (res, buf) = self.reader.read_some(buf).await;
-        self.buf = buf;
+        let front = if self.buf.is_empty() {
+            BytesMut::new()
+        } else {
+            self.buf.split()
+        };
+        let room = std::mem::take(&mut self.buf);
+        let rejoin = Rejoin {
+            buf: &mut self.buf,
+            front,
+        };
+        let (res, read) = self.reader.read_some(room).await;
+        *rejoin.buf = read;
+        drop(rejoin);
         match res {
             Ok(0) => {
                 self.eof = true;
@@ -114,6 +170,24 @@ impl<R: TransportRead> Input<R> {
     /// The read side, for an upgrade.
     pub(crate) fn into_parts(self) -> (R, BytesMut) {
         (self.reader, self.buf)
+    }
+}
+
+/// The bytes an input held before a read, kept out of the read while it
+/// is in flight: when it ends (or is cancelled, and `buf` is empty), they
+/// go back in front of what `buf` holds then. Split from the same
+/// allocation as the room the read fills, they rejoin it without a copy.
+struct Rejoin<'a> {
+    buf: &'a mut BytesMut,
+    front: BytesMut,
+}
+
+impl Drop for Rejoin<'_> {
+    fn drop(&mut self) {
+        let read = std::mem::take(self.buf);
+        let mut front = std::mem::take(&mut self.front);
+        front.unsplit(read);
+        *self.buf = front;
     }
 }
 
@@ -313,9 +387,10 @@ impl<W: TransportWrite> Output<W> {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
     use std::io;
 
-    use bytes::{Bytes, BytesMut};
+    use bytes::{Buf, Bytes, BytesMut};
 
     use spargio_service::{SendWatch, SEND_PIECE};
 
@@ -375,6 +450,89 @@ mod tests {
                 assert_eq!(input.buf.as_ptr(), first, "read size {read_size}");
             }
         }
+    }
+
+    #[spargio_rt::test]
+    async fn small_frames_are_copied_so_the_buffer_is_reused_while_they_are_held() {
+        let mut input = Input::new(Feeder::default(), 8 * 1024);
+        input.reader.data = b"x".to_vec();
+        input.fill().await.unwrap();
+        let first = input.buf.as_ptr();
+        let mut held = Vec::new();
+        for i in 0..100 {
+            held.push(input.take_frame(1));
+            input.reader.data = vec![b'x' + (i % 2)];
+            input.fill().await.unwrap();
+            // Held frames are not the buffer's: it takes its allocation
+            // back for the next read instead of leaving it to them.
+            assert_eq!(input.buf.as_ptr(), first, "read {i}");
+        }
+        assert!(held.iter().all(|f| f.len() == 1 && f.is_unique()));
+    }
+
+    #[spargio_rt::test]
+    async fn a_small_frame_split_off_by_a_decoder_lets_go_of_the_buffer() {
+        let mut input = Input::new(Feeder::default(), 8 * 1024);
+        input.reader.data = b"hello".to_vec();
+        input.fill().await.unwrap();
+        let split = input.buf.split_to(3).freeze();
+        let frame = input.own_frame(split);
+        assert_eq!(&frame[..], b"hel");
+        // More room than the buffer has after its end: only taking back
+        // the front, which the frame was split from, makes it.
+        let more = input.buf.capacity() - input.buf.len() + 1;
+        assert!(input.buf.try_reclaim(more), "the buffer is its own");
+    }
+
+    #[spargio_rt::test]
+    async fn a_large_frame_is_split_off_the_buffer_without_a_copy() {
+        let read_size = 8 * 1024;
+        let mut input = Input::new(Feeder::default(), read_size);
+        input.reader.data = vec![b'x'; read_size];
+        input.fill().await.unwrap();
+        let at = input.buf.as_ptr();
+        let frame = input.take_frame(read_size / 2);
+        assert_eq!(frame.as_ptr(), at);
+        let split = input.buf.split_to(read_size / 4).freeze();
+        let frame = input.own_frame(split);
+        assert_eq!(frame.as_ptr(), at.wrapping_add(read_size / 2));
+    }
+
+    /// A read side whose reads never end.
+    struct Stalled;
+
+    impl TransportRead for Stalled {
+        async fn read_some(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+            std::future::pending::<()>().await;
+            (Ok(0), buf)
+        }
+    }
+
+    #[test]
+    fn a_cancelled_read_keeps_the_bytes_read_before_it() {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut input = Input::new(Stalled, 1024);
+        input.buf.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        {
+            let mut fill = std::pin::pin!(input.fill());
+            assert!(fill.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(&input.buf[..], b"GET / HTTP/1.1\r\n");
+    }
+
+    #[spargio_rt::test]
+    async fn a_read_appends_to_the_bytes_already_there_in_place() {
+        let mut input = Input::new(Feeder::default(), 1024);
+        input.reader.data = b"GET / HT".to_vec();
+        input.fill().await.unwrap();
+        input.reader.data = b"TP/1.1\r\n".to_vec();
+        input.fill().await.unwrap();
+        assert_eq!(&input.buf[..], b"GET / HTTP/1.1\r\n");
+        // One buffer again, nothing else holding its allocation: once
+        // used, its front can be taken back.
+        let cap = input.buf.capacity();
+        input.buf.advance(input.buf.len());
+        assert!(input.buf.try_reclaim(cap));
     }
 
     #[spargio_rt::test]

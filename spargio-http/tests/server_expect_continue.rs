@@ -299,3 +299,90 @@ fn http10_gets_no_100_continue_whatever_the_handler_does() {
         );
     }
 }
+
+/// A response body that waits (a timer standing for any other work)
+/// before its first frame, then gives `then`'s frames: the request body it
+/// holds (an echo), or a frame of its own.
+struct AfterWait<B> {
+    wait: Option<spargio_rt::time::Sleep>,
+    then: B,
+}
+
+impl<B> AfterWait<B> {
+    fn new(then: B) -> AfterWait<B> {
+        AfterWait {
+            wait: Some(spargio_rt::time::sleep(Duration::from_millis(20))),
+            then,
+        }
+    }
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for AfterWait<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        use std::future::Future;
+        if let Some(wait) = self.wait.as_mut() {
+            std::task::ready!(std::pin::Pin::new(wait).poll(cx));
+            self.wait = None;
+        }
+        std::pin::Pin::new(&mut self.then).poll_frame(cx)
+    }
+}
+
+#[test]
+fn a_response_body_that_reads_the_request_body_after_a_wait_gets_100_continue() {
+    // The handler answers at once; its response body first waits for
+    // something else, and only then streams the request body. The head
+    // waits for that: a 100 cannot follow it.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        Ok::<_, Infallible>(Response::new(AfterWait::new(req.into_body())))
+    });
+    for placement in PLACEMENTS {
+        let server = TestServer::start_with(
+            Http::new(),
+            move |b| b.handler_placement(placement),
+            service,
+        );
+        gated_roundtrip(&server, &format!("{placement:?}"), |body| {
+            assert_eq!(body, "hello", "{placement:?}");
+        });
+    }
+}
+
+#[test]
+fn a_response_body_that_answers_after_a_wait_without_the_request_body_gets_no_100() {
+    // The request body is held by the response body but never read: its
+    // first frame is its own, and the head (which waited for it) says the
+    // connection closes, the client never having been told to send.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        let kept = req.into_body();
+        let own = common::frames(vec![Ok(b"own")]);
+        let body = AfterWait::new(own).map_err(move |e| {
+            let _ = &kept;
+            e
+        });
+        Ok::<_, Infallible>(Response::new(body))
+    });
+    for placement in PLACEMENTS {
+        let server = TestServer::start_with(
+            Http::new(),
+            move |b| b.handler_placement(placement),
+            service,
+        );
+        let mut c = connect(&server);
+        c.send(&gated_head("/"));
+        let resp = c.read_response();
+        assert_eq!(
+            (resp.status, resp.body_str()),
+            (200, "own"),
+            "{placement:?}"
+        );
+        assert_eq!(resp.header("connection"), Some("close"), "{placement:?}");
+        assert!(c.is_closed(), "{placement:?}");
+    }
+}

@@ -439,6 +439,28 @@ fn slow_header_is_cut_with_408() {
     assert!(c.is_closed());
 }
 
+/// A head cut short by the header-read timeout is still judged on what
+/// came of it: a malformed one gets 400, not 408. (The bytes read before
+/// the timed-out read were lost with it, and an empty head got 408.)
+#[test]
+fn a_malformed_head_cut_short_by_the_timeout_gets_400() {
+    let server = TestServer::start_with(
+        Http::new().header_read_timeout(Duration::from_millis(200)),
+        |b| b,
+        echo_service(),
+    );
+    let mut c = server.connect();
+    // In two reads: the first is parsed (a whole line, so far so good),
+    // the second, too short to be worth parsing, is not. (The pause lets
+    // the first arrive alone; if it did not, the 400 would come at once.)
+    c.send(b"GET / HTTP/1.1\r\n");
+    std::thread::sleep(Duration::from_millis(50));
+    c.send(b"Bad Name: x\r\n");
+    let resp = c.read_response();
+    assert_eq!(resp.status, 400);
+    assert!(c.is_closed());
+}
+
 /// The request of the stray-CRLF tests: a POST whose body is followed by
 /// an extra CRLF, as some clients send (RFC 9112 §2.2 has the server
 /// ignore it).

@@ -616,17 +616,17 @@ fn next_item(input: &mut Input, framing: &mut Framing) -> Result<Item, ChunkedEr
             } else {
                 let n = (*rem).min(input.buf.len() as u64);
                 *rem -= n;
-                Item::Data(input.buf.split_to(n as usize).freeze())
+                Item::Data(input.take_frame(n as usize))
             }
         }
         Framing::Chunked(dec) => match dec.decode(&mut input.buf)? {
-            ChunkedItem::Data(data) => Item::Data(data),
+            ChunkedItem::Data(data) => Item::Data(input.own_frame(data)),
             ChunkedItem::NeedMore => Item::NeedMore,
             ChunkedItem::End(trailers) => Item::End(trailers),
         },
         Framing::Close => {
             if !input.buf.is_empty() {
-                Item::Data(input.buf.split().freeze())
+                Item::Data(input.take_frame(input.buf.len()))
             } else if input.eof {
                 Item::End(None)
             } else {

@@ -9,9 +9,14 @@
 //! `If-Match`. Except while the mtime is less than a second old (or in the
 //! future, or missing): the kernel stamps mtimes from a clock that ticks
 //! coarsely, so a second write within the same tick, of the same size,
-//! would leave the tag unchanged. Such a tag is sent weak (`W/"..."`), as
-//! the `Last-Modified` date of a file modified within the current second
-//! already was, and only weak comparison (`If-None-Match`) matches it.
+//! would leave the tag unchanged. Such a tag is sent weak (`W/"..."`), and
+//! only weak comparison (`If-None-Match`) matches it.
+//!
+//! The `Last-Modified` date, in whole seconds, is weak in that window
+//! too: a second write within the same second leaves it unchanged. It is
+//! left out then, and neither `If-Modified-Since` nor a date in
+//! `If-Range` is compared with it: a client that revalidates by date
+//! alone gets the file again, never a stale `304`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -97,9 +102,10 @@ impl Validators {
         HeaderValue::from_str(&value).expect("an ETag of hex digits is a valid header value")
     }
 
-    /// The `Last-Modified` header value, if there is a usable mtime.
+    /// The `Last-Modified` header value, if there is a usable mtime and
+    /// its date is strong (its second has passed).
     pub(crate) fn last_modified_header(&self) -> Option<HeaderValue> {
-        let secs = self.modified_secs?;
+        let secs = self.strong_date()?;
         let time = UNIX_EPOCH + std::time::Duration::from_secs(secs);
         HeaderValue::from_str(&httpdate::fmt_http_date(time)).ok()
     }
@@ -122,11 +128,17 @@ impl Validators {
                 return Precondition::NotModified;
             }
         } else if let Some(since) = date(headers, &IF_MODIFIED_SINCE) {
-            if self.modified_secs.is_some_and(|m| m <= since) {
+            // A weak date cannot tell a later write in the same second.
+            if self.strong_date().is_some_and(|m| m <= since) {
                 return Precondition::NotModified;
             }
         }
         Precondition::Proceed
+    }
+
+    /// The modification date, if it is a strong validator.
+    fn strong_date(&self) -> Option<u64> {
+        self.modified_secs.filter(|_| self.date_is_strong)
     }
 
     /// Whether a `Range` may be honoured given `If-Range` (RFC 9110
@@ -151,8 +163,8 @@ impl Validators {
                 && matches!(parse_tags(value), Some(TagList::Tags(tags))
                     if tags.len() == 1 && !tags[0].weak && tags[0].opaque == self.opaque());
         }
-        match (parse_date(value), self.modified_secs) {
-            (Some(d), Some(m)) => self.date_is_strong && d == m,
+        match (parse_date(value), self.strong_date()) {
+            (Some(d), Some(m)) => d == m,
             _ => false,
         }
     }
@@ -335,6 +347,24 @@ mod tests {
         let none = validators(None);
         let h = headers(&[(IF_MODIFIED_SINCE, DATE_1000)]);
         assert_eq!(none.precondition(&h), Precondition::Proceed);
+    }
+
+    #[test]
+    fn fs_a_weak_date_is_not_sent_nor_compared() {
+        // Modified within the current second: a later write in that
+        // second would keep the date.
+        let recent = Validators {
+            date_is_strong: false,
+            ..validators(Some(1000))
+        };
+        assert_eq!(recent.last_modified_header(), None);
+        let ims = |s| recent.precondition(&headers(&[(IF_MODIFIED_SINCE, s)]));
+        assert_eq!(ims(DATE_1000), Precondition::Proceed);
+        assert_eq!(ims("Fri, 01 Jan 2100 00:00:00 GMT"), Precondition::Proceed);
+        assert_eq!(
+            validators(Some(1000)).last_modified_header().unwrap(),
+            DATE_1000
+        );
     }
 
     #[test]

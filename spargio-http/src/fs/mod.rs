@@ -21,8 +21,9 @@
 //! `Accept-Ranges: bytes`, `ETag` and `Last-Modified`. The `ETag` is
 //! `"<inode>-<size>-<mtime ns>"` in hex, strong once the mtime is a second
 //! old, weak (`W/"..."`) before that (a second write within the same
-//! clock tick could leave it unchanged); `Last-Modified` is the mtime
-//! (omitted if the filesystem has none).
+//! clock tick could leave it unchanged); `Last-Modified` is the mtime,
+//! omitted if the filesystem has none and while it is weak (less than a
+//! second old, or in the future), when `If-Modified-Since` is ignored.
 //!
 //! | Situation | Status |
 //! |---|---|
@@ -32,7 +33,7 @@
 //! | the OS denies access (`EACCES` / `EPERM`) | `403` |
 //! | directory without trailing slash (index on) | `308`, `Location: ./name/` |
 //! | `If-Match` / `If-Unmodified-Since` fails | `412` |
-//! | `If-None-Match` matches (weak comparison, `*` too), or, without it, `If-Modified-Since` is not older than `Last-Modified` | `304` with `ETag` / `Last-Modified`, no body |
+//! | `If-None-Match` matches (weak comparison, `*` too), or, without it, `If-Modified-Since` is not older than a strong `Last-Modified` | `304` with `ETag` / `Last-Modified`, no body |
 //! | `GET` with one satisfiable `Range` (`a-b`, `a-`, `-n`), `If-Range` absent or matching | `206`, `Content-Range: bytes a-b/size` |
 //! | one `Range` wholly past the end (or `-0`) | `416`, `Content-Range: bytes */size` |
 //! | malformed `Range`, another unit, several ranges, a range on an empty file, `If-Range` not matching (strong `ETag`, or the exact date when that date is strong: the file was not modified within the current second), or `HEAD` | `200` with the whole file |

@@ -177,11 +177,11 @@ pub(crate) async fn feed_body<R: TransportRead>(
                     if *rem == 0 {
                         progress.received.set(true);
                     }
-                    Some(Item::Data(input.buf.split_to(n as usize).freeze()))
+                    Some(Item::Data(input.take_frame(n as usize)))
                 }
             }
             Framing::Chunked(dec) => match dec.decode(&mut input.buf) {
-                Ok(ChunkedItem::Data(b)) => Some(Item::Data(b)),
+                Ok(ChunkedItem::Data(b)) => Some(Item::Data(input.own_frame(b))),
                 Ok(ChunkedItem::NeedMore) => None,
                 Ok(ChunkedItem::End(trailers)) => Some(Item::End(trailers)),
                 Err(e) => {

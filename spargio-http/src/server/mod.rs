@@ -133,7 +133,8 @@ impl<B> Http<B> {
 
     /// How long a request head may take to arrive, from accept or from the
     /// previous response (default 30 s). A client that has sent part of a
-    /// head gets `408` and a close; an idle one is closed quietly. Body
+    /// head gets `408` and a close (`400` if what it sent is already
+    /// malformed); an idle one is closed quietly. Body
     /// reads that stall this long fail the body.
     pub fn header_read_timeout(mut self, d: Duration) -> Self {
         self.cfg_mut().header_read_timeout = d;

@@ -79,6 +79,16 @@ impl<'a> RequestBody<'a> {
         self.awaiting_continue().is_some_and(Progress::rest_to_come)
     }
 
+    /// Whether the client may be waiting for `100 Continue` and it is not
+    /// yet known whether it is due: the body is held back, and the service
+    /// has neither asked for it nor dropped it.
+    pub(super) fn continue_undecided(&self) -> bool {
+        self.held_back()
+            && self
+                .progress
+                .is_some_and(|p| !p.body.was_asked() && !p.body.is_dropped())
+    }
+
     /// Whether the head of an answer with a body depends on whether that
     /// body reads the request body, so its first frame is polled before
     /// the head is written (see [`Probed`]): the service holds a body it
@@ -143,13 +153,15 @@ impl<B: HttpBody> Probed<B> {
     }
 
     /// Polls the body once for a frame with `cx` and keeps what it gave
-    /// (nothing if it was not ready; `cx` is woken when it is).
-    pub(super) fn probe(&mut self, cx: &mut Context<'_>) {
+    /// (nothing if it was not ready; `cx` is woken when it is). Returns
+    /// whether the first frame (or the end) is here.
+    pub(super) fn probe(&mut self, cx: &mut Context<'_>) -> bool {
         if self.first.is_none() {
             if let Poll::Ready(polled) = self.body.as_mut().poll_frame(cx) {
                 self.first = Some(polled);
             }
         }
+        self.first.is_some()
     }
 }
 
@@ -191,7 +203,7 @@ mod tests {
     fn a_probed_body_gives_its_first_frame_then_the_rest_with_its_first_size() {
         let mut cx = Context::from_waker(Waker::noop());
         let mut probed = Probed::new(crate::Body::from("abc"));
-        probed.probe(&mut cx);
+        assert!(probed.probe(&mut cx));
         assert_eq!(probed.size_hint().exact(), Some(3));
         assert!(!probed.is_end_stream());
         let mut probed = Pin::new(&mut probed);
@@ -211,7 +223,7 @@ mod tests {
         let (body, _sender) = crate::Body::channel(Some(4), false);
         let mut cx = Context::from_waker(Waker::noop());
         let mut probed = Probed::new(body);
-        probed.probe(&mut cx);
+        assert!(!probed.probe(&mut cx));
         assert_eq!(probed.size_hint().exact(), Some(4));
         assert!(!probed.is_end_stream());
         assert!(Pin::new(&mut probed).poll_frame(&mut cx).is_pending());

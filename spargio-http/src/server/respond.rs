@@ -156,10 +156,17 @@ where
 /// Writes an answer whose head depends on what its body does with the
 /// request body, which the service holds but has never asked for, while
 /// the client waits for `100 Continue` or while the rest is more than the
-/// server drains. The answer's body is polled once before the head: if
-/// that asks for the request body (an echo), `100 Continue` goes out ahead
-/// of the head and the body is being read, so the connection may stay
-/// open. If not, the head says the connection closes.
+/// server drains. The answer's body is polled before the head: if that
+/// asks for the request body (an echo), `100 Continue` goes out ahead of
+/// the head and the body is being read, so the connection may stay open.
+/// If not, the head says the connection closes.
+///
+/// While the client waits for `100 Continue`, the head waits for the
+/// answer's body to decide: to ask for the request body, drop it, or give
+/// its first frame (or end). A body that first awaits something else and
+/// then streams the request body still gets its `100` (it cannot follow
+/// the final head); the client, which sends nothing until then, loses
+/// nothing by the wait. Otherwise the body is polled once.
 async fn respond_probed<W, B>(
     out: &mut Output<W>,
     resp: Response<B>,
@@ -174,11 +181,22 @@ where
 {
     let (parts, body) = resp.into_parts();
     let mut body = Probed::new(body);
-    poll_fn(|cx| {
-        body.probe(cx);
-        Poll::Ready(())
-    })
-    .await;
+    let decided = |body: &mut Probed<B>, request: &RequestBody<'_>, cx: &mut Context<'_>| {
+        body.probe(cx) || !request.continue_undecided()
+    };
+    let now = poll_fn(|cx| Poll::Ready(decided(&mut body, &request, cx))).await;
+    if !now {
+        // Earlier pipelined responses go out while the body decides.
+        out.flush().await?;
+        poll_fn(|cx| {
+            if decided(&mut body, &request, cx) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
     request.continue_if_asked(out);
     let cx = HeadContext {
         ex,
