@@ -98,8 +98,9 @@ pub trait TransportWrite: 'static {
     fn abort(&mut self) {}
 }
 
-/// What `read_some` reserves when the caller's buffer has no spare room.
-const READ_CHUNK: usize = 16 * 1024;
+/// What a `read_some` reserves when the caller's buffer has no spare room
+/// (and the most a TLS read asks rustls for at once).
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
 
 /// The read half of a plain TCP connection.
 pub struct TcpReader(pub(crate) spargio_rt::io::ReadHalf<TcpStream>);

@@ -292,17 +292,22 @@ fn a_victim_busy_threshold_of_duration_max_never_robs_a_lone_task() {
 /// waits in an injector) must still run while they go on.
 #[test]
 fn injected_tasks_run_while_two_tasks_keep_waking_each_other() {
+    use std::sync::atomic::AtomicU64;
     const ROUNDS: u64 = 200_000;
     let rt = Runtime::builder().shards(1).build().unwrap();
     let h = rt.handle();
-    let rounds = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let rounds = Arc::new(AtomicU64::new(0));
+    // The ping-pong stops by itself `ROUNDS` after the outside spawn.
+    let limit = Arc::new(AtomicU64::new(u64::MAX));
     let stop = Arc::new(AtomicBool::new(false));
     let (ping_tx, ping_rx) = async_channel::bounded::<()>(1);
     let (pong_tx, pong_rx) = async_channel::bounded::<()>(1);
     let pinger = {
-        let (rounds, stop) = (rounds.clone(), stop.clone());
+        let (rounds, stop, limit) = (rounds.clone(), stop.clone(), limit.clone());
         h.spawn(async move {
-            while !stop.load(Ordering::SeqCst) && rounds.load(Ordering::SeqCst) < ROUNDS {
+            while !stop.load(Ordering::SeqCst)
+                && rounds.load(Ordering::SeqCst) < limit.load(Ordering::SeqCst)
+            {
                 ping_tx.send(()).await.unwrap();
                 pong_rx.recv().await.unwrap();
                 rounds.fetch_add(1, Ordering::SeqCst);
@@ -320,6 +325,8 @@ fn injected_tasks_run_while_two_tasks_keep_waking_each_other() {
     while rounds.load(Ordering::SeqCst) <= 100 && !pinger.is_finished() {
         std::thread::yield_now();
     }
+    let limit_at = rounds.load(Ordering::SeqCst) + ROUNDS;
+    limit.store(limit_at, Ordering::SeqCst);
     let seen_at = {
         let (rounds, stop) = (rounds.clone(), stop.clone());
         rt.block_on(h.spawn(async move {
@@ -332,7 +339,7 @@ fn injected_tasks_run_while_two_tasks_keep_waking_each_other() {
     rt.block_on(pinger).unwrap();
     rt.block_on(ponger).unwrap();
     assert!(
-        seen_at < ROUNDS,
+        seen_at < limit_at,
         "the injected task ran only once the ping-pong had ended"
     );
 }
@@ -352,8 +359,13 @@ fn a_spawn_handed_to_a_parked_shard_runs_while_the_spawning_poll_computes() {
     let ran_during_the_poll = rt
         .block_on(h.spawn_pinned(ShardId(0), async {
             let h = RuntimeHandle::current();
-            // Shard 1 has nothing to do: it parks.
-            spargio_rt::time::sleep(Duration::from_millis(50)).await;
+            // Shard 1 has nothing to do: it parks (seen in its stats).
+            for _ in 0..5000 {
+                if h.stats().shards[1].parks > 0 {
+                    break;
+                }
+                spargio_rt::time::sleep(Duration::from_millis(1)).await;
+            }
             // Other work queued here, so the spawn is handed over.
             let filler = h.spawn_pinned(ShardId(0), async {});
             let ran = Arc::new(AtomicBool::new(false));

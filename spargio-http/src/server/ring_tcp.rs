@@ -108,6 +108,10 @@ impl RingTcpReader {
 
 impl TransportRead for RingTcpReader {
     async fn read_some(&mut self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        if buf.len() == buf.capacity() {
+            // Copying into no room would read `Ok(0)`: a false end of stream.
+            buf.reserve(crate::transport::READ_CHUNK);
+        }
         if let Some((got, off)) = self.rest.take() {
             let n = self.take_from(got, off, &mut buf);
             return (Ok(n), buf);
@@ -149,5 +153,37 @@ impl TransportRead for RingTcpReader {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use spargio_rt::io::AsyncWriteExt;
+    use spargio_rt::net::{TcpListener, TcpStream};
+
+    use super::RingTcp;
+    use crate::transport::{Transport, TransportRead};
+
+    #[spargio_rt::test]
+    async fn a_full_buffer_grows_instead_of_reading_a_false_end_of_stream() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (mut reader, _writer) = RingTcp(server).split();
+        let (res, _) = client.write_all(b"GET / HTTP/1.1\r\n".to_vec()).await;
+        res.unwrap();
+        // The first read keeps what does not fit for the next one.
+        let (res, buf) = reader.read_some(BytesMut::with_capacity(4)).await;
+        assert_eq!(res.unwrap(), 4);
+        assert_eq!(&buf[..], b"GET ");
+        // A buffer with no room left: the rest still comes.
+        let full = BytesMut::from(&b"full"[..]);
+        assert_eq!(full.len(), full.capacity());
+        let (res, buf) = reader.read_some(full).await;
+        assert_eq!(res.unwrap(), 12);
+        assert_eq!(&buf[4..], b"/ HTTP/1.1\r\n");
     }
 }

@@ -13,14 +13,12 @@ use rustls::{ClientConnection, ProtocolVersion, ServerConnection};
 use spargio_rt::io::compat::Compat;
 use spargio_rt::net::TcpStream;
 
-use crate::transport::{RawIo, Transport, TransportRead, TransportWrite};
+// `READ_CHUNK`: the most one `TlsReader::read_some` hands over, the
+// largest TLS record's plaintext (16 KiB).
+use crate::transport::{RawIo, Transport, TransportRead, TransportWrite, READ_CHUNK};
 
 /// Either side's TLS stream: what the halves share.
 type Inner = futures_rustls::TlsStream<Compat<TcpStream>>;
-
-/// The most one [`TlsReader::read_some`] hands over: the largest TLS
-/// record's plaintext.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// A server-side TLS connection, from [`TlsAcceptor::accept`](super::TlsAcceptor::accept).
 ///

@@ -591,6 +591,9 @@ impl LocalShard {
             // A task queued without a helper still waits behind this poll.
             park::notify_idle(&self.inner, self.worker.len());
         }
+        // Doorbells queued between polls (that one, or by a reap or a
+        // timer) go out before this poll, however long it turns out.
+        self.flush_doorbells();
         shared
             .polling
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -602,8 +605,9 @@ impl LocalShard {
         shared
             .polling
             .store(false, std::sync::atomic::Ordering::Relaxed);
-        // A doorbell queued during the poll goes out now, not after the
-        // whole batch: the shard it wakes may be the one that must run next.
+        // Doorbells rung during the poll went out at once
+        // (`queue_doorbell`); nothing is left here unless one was queued
+        // another way, and then it goes out now, not after the batch.
         self.flush_doorbells();
     }
 

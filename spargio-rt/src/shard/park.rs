@@ -24,8 +24,10 @@
 //!   every other waker sees `false` and does nothing. A shard that is running
 //!   (not parking) gets no doorbell at all: it looks at its queues every turn.
 //! - The doorbell is a `MSG_RING` CQE sent from the waker's own ring when the
-//!   waker runs on a shard of the same runtime (it goes out with that shard's
-//!   next submit, right after the current poll), and an eventfd write
+//!   waker runs on a shard of the same runtime (rung from inside a task's
+//!   poll it goes out at once, with an enter of its own; rung between polls
+//!   it goes out with that shard's next submit, before the next poll), and
+//!   an eventfd write
 //!   otherwise (threads outside the runtime have no ring). The shard keeps an
 //!   eventfd read armed on its ring, so both arrive as CQEs.
 //! - A spurious doorbell (S found work in step 3 after W swapped) costs one
@@ -113,6 +115,18 @@ fn send_to_search(inner: &Inner, idx: usize) {
     }
 }
 
+/// The shard side of [`send_to_search`], once per loop turn: whether shard
+/// `idx` was woken to search; if so its count is given back.
+pub(crate) fn end_search(inner: &Inner, idx: usize) -> bool {
+    let woken = inner.shards[idx]
+        .woken_to_search
+        .swap(false, Ordering::SeqCst);
+    if woken {
+        inner.searching.fetch_sub(1, Ordering::SeqCst);
+    }
+    woken
+}
+
 /// Sends the doorbell: `MSG_RING` from the current shard's ring, or the
 /// target's eventfd from anywhere else.
 fn ring_doorbell(inner: &Inner, target: usize) {
@@ -129,16 +143,6 @@ mod tests {
     use crate::builder::RuntimeBuilder;
     use std::sync::Arc;
 
-    /// The shard's side of `send_to_search`, as its loop turn does it.
-    fn turn_takes_the_flag(inner: &Inner, idx: usize) {
-        if inner.shards[idx]
-            .woken_to_search
-            .swap(false, Ordering::SeqCst)
-        {
-            inner.searching.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
     #[test]
     fn two_notifiers_for_one_turn_leave_no_searcher_counted() {
         let inner = Arc::new(Inner::new(&RuntimeBuilder::new(), 2).expect("shard state"));
@@ -146,7 +150,7 @@ mod tests {
         // two) before its loop turn ran.
         send_to_search(&inner, 1);
         send_to_search(&inner, 1);
-        turn_takes_the_flag(&inner, 1);
+        assert!(end_search(&inner, 1));
         assert_eq!(
             inner.searching.load(Ordering::SeqCst),
             0,

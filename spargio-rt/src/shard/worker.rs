@@ -220,14 +220,20 @@ fn run(local: &LocalShard) {
         local.drain_inbox();
         // Tasks that yielded go behind the ones the reap above woke.
         local.wake_deferred();
-        if shared.woken_to_search.swap(false, Ordering::SeqCst) {
+        if shared.woken_to_search.load(Ordering::Relaxed) {
             // Woken to steal: searching only until this first look is over,
             // not through the batch it finds (up to `task_budget` polls,
             // during which no other idle shard would be woken).
             let found = local.has_local_work() || local.steal();
-            inner.searching.fetch_sub(1, Ordering::SeqCst);
-            if found && inner.shards.iter().any(|s| s.stealable_len() > 0) {
-                // Found work and more is queued: bring one more helper.
+            park::end_search(&inner, local.index);
+            // More queued than this shard takes on: its own deque's first
+            // task is what it runs next.
+            let more_queued = inner
+                .shards
+                .iter()
+                .any(|s| s.stealable_len() > usize::from(s.index == local.index));
+            if found && more_queued {
+                // Bring one more helper.
                 park::notify_idle(&inner, usize::MAX);
             }
         }

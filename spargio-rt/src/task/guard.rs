@@ -10,7 +10,8 @@ use std::task::{Context, Poll};
 use super::ctl::{Registry, TaskCtl};
 use super::join::JoinError;
 
-/// Wraps a user future. Its output is the `Result` a `JoinHandle` yields.
+/// Wraps a user future. Its output is an [`Outcome`]: the `Result` a
+/// `JoinHandle` yields.
 pub(crate) struct Guard<F> {
     /// `None` once the future finished, panicked or was aborted.
     fut: Option<F>,
@@ -31,7 +32,10 @@ impl<F> Guard<F> {
     /// (the task is already ending) rather than taking the shard down.
     fn drop_future(&mut self) {
         if self.fut.is_some() {
-            let _ = catch_unwind(AssertUnwindSafe(|| self.fut = None));
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.fut = None)) {
+                // Its own drop could panic too: leaked, not dropped.
+                std::mem::forget(payload);
+            }
         }
     }
 }
@@ -53,7 +57,10 @@ impl<T> Outcome<T> {
 impl<T> Drop for Outcome<T> {
     fn drop(&mut self) {
         if self.0.is_some() {
-            let _ = catch_unwind(AssertUnwindSafe(|| self.0 = None));
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.0 = None)) {
+                // Its own drop could panic too: leaked, not dropped.
+                std::mem::forget(payload);
+            }
         }
     }
 }
