@@ -58,10 +58,12 @@ impl std::error::Error for BodyError {
 /// `100 Continue`, the server sends it as soon as the body is first polled
 /// (by the service, or by a response body that streams it, as an echo
 /// does: the response head then waits until that body asks for it, drops
-/// it, or gives its first frame), and never if nothing asks for the body.
-/// `Body` is
-/// `Send + Sync + 'static`, so axum's extractors and tower-http's layers
-/// take it as it is.
+/// it, or gives its first frame, for at most the server's
+/// [`header_read_timeout`](crate::Http::header_read_timeout), after which
+/// the head goes out saying the connection closes and no `100` follows),
+/// and never if nothing asks for the body. `Body` is `Send + Sync +
+/// 'static`, so axum's extractors and tower-http's layers take it as it
+/// is.
 ///
 /// ```
 /// use http_body_util::BodyExt;
