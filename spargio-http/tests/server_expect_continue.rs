@@ -449,3 +449,49 @@ fn a_response_body_that_holds_the_request_body_and_gives_nothing_gets_its_head_w
         assert!(end.is_ok(), "{placement:?}: {end:?}");
     }
 }
+
+#[test]
+fn a_refused_body_is_answered_at_once_though_the_response_body_holds_it() {
+    // The client sends the body without waiting for the 100, as it may,
+    // and its framing is refused (a bad chunk; more than the size limit)
+    // while the response body holds the request body unread and gives
+    // nothing. The error replaces the answer: it goes out at once, not
+    // after the head's wait for that body (30 s by default, longer than
+    // the client's read timeout here).
+    let cases: [(&str, &[u8], u16); 2] = [
+        ("bad chunk", b"ZZ\r\n", 400),
+        ("too large", b"5\r\nhello\r\n", 413),
+    ];
+    for (what, body, status) in cases {
+        for placement in PLACEMENTS {
+            let what = format!("{what}, {placement:?}");
+            let token = spargio_rt::sync::CancellationToken::new();
+            let event = token.clone();
+            let service = tower::service_fn(move |req: Request<Body>| {
+                let until = event.clone().cancelled_owned();
+                async move {
+                    Ok::<_, Infallible>(Response::new(Quiet {
+                        _request: req.into_body(),
+                        until,
+                    }))
+                }
+            });
+            let server = TestServer::start_with(
+                Http::new().max_body_bytes(3),
+                move |b| b.handler_placement(placement),
+                service,
+            );
+            let mut c = connect(&server);
+            let mut req = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\
+                            Expect: 100-continue\r\n\r\n"
+                .to_vec();
+            req.extend_from_slice(body);
+            c.send(&req);
+            let resp = c.read_response();
+            token.cancel();
+            assert_eq!(resp.status, status, "{what}");
+            assert_eq!(resp.header("connection"), Some("close"), "{what}");
+            assert!(c.is_closed(), "{what}");
+        }
+    }
+}

@@ -163,7 +163,10 @@ where
 ///
 /// While the client waits for `100 Continue`, the head waits for the
 /// answer's body to decide: to ask for the request body, drop it, or give
-/// its first frame (or end). A body that first awaits something else and
+/// its first frame (or end), unless the request body's framing is refused
+/// meanwhile (a bad chunk, or more than the size limit, sent without
+/// waiting): the answer is then that error, at once. A body that first
+/// awaits something else and
 /// then streams the request body still gets its `100` (it cannot follow
 /// the final head); the client, which sends nothing until then, loses
 /// nothing by the wait. The wait lasts at most
@@ -188,7 +191,7 @@ where
     let (parts, body) = resp.into_parts();
     let mut body = Probed::new(body);
     let decided = |body: &mut Probed<B>, request: &RequestBody<'_>, cx: &mut Context<'_>| {
-        body.probe(cx) || !request.continue_undecided()
+        body.probe(cx) || request.continue_decided(cx)
     };
     let now = poll_fn(|cx| Poll::Ready(decided(&mut body, &request, cx))).await;
     if !now {
