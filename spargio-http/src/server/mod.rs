@@ -139,7 +139,7 @@ impl<B> Http<B> {
     ///
     /// It also bounds how long a response head waits for its body when the
     /// client asked for `100 Continue` and the response body holds the
-    /// request body unread (see [`Body`](crate::Body)): if that body has
+    /// request body unread (see [`Body`]): if that body has
     /// neither read the request body, dropped it, nor given a frame by
     /// then, the head goes out saying the connection closes, and no `100`
     /// follows.
