@@ -58,10 +58,12 @@ impl std::error::Error for BodyError {
 /// `100 Continue`, the server sends it as soon as the body is first polled
 /// (by the service, or by a response body that streams it, as an echo
 /// does: the response head then waits until that body asks for it, drops
-/// it, or gives its first frame), and never if nothing asks for the body.
-/// `Body` is
-/// `Send + Sync + 'static`, so axum's extractors and tower-http's layers
-/// take it as it is.
+/// it, or gives its first frame, for at most the server's
+/// [`header_read_timeout`](crate::Http::header_read_timeout), after which
+/// the head goes out saying the connection closes and no `100` follows),
+/// and never if nothing asks for the body. `Body` is `Send + Sync +
+/// 'static`, so axum's extractors and tower-http's layers take it as it
+/// is.
 ///
 /// ```
 /// use http_body_util::BodyExt;
@@ -230,6 +232,7 @@ impl Incoming {
             return Poll::Ready(None);
         }
         let mut st = self.shared.lock();
+        let first_ask = !st.asked;
         st.asked = true;
         st.waiting = false;
         if let Some(frame) = st.frame.take() {
@@ -244,13 +247,19 @@ impl Incoming {
             return Poll::Ready(Some(Ok(frame)));
         }
         match st.end.take() {
-            Some(Ok(())) => {
+            Some(end) => {
                 self.done = true;
-                Poll::Ready(None)
-            }
-            Some(Err(e)) => {
-                self.done = true;
-                Poll::Ready(Some(Err(e)))
+                // The connection's side watches for the first ask (the
+                // gate) even once the body has ended.
+                let producer = st.producer.take().filter(|_| first_ask);
+                drop(st);
+                if let Some(w) = producer {
+                    w.wake();
+                }
+                match end {
+                    Ok(()) => Poll::Ready(None),
+                    Err(e) => Poll::Ready(Some(Err(e))),
+                }
             }
             None => {
                 remember(&mut st.consumer, cx);
@@ -465,6 +474,19 @@ impl Gate {
         self.shared.lock().asked
     }
 
+    /// Ready once the consumer has asked for a frame or dropped the body:
+    /// once it is known whether it reads the body. Until then `cx` is woken
+    /// when either happens, whether or not the connection still feeds the
+    /// body (it may have failed it already).
+    pub(crate) fn poll_asked_or_dropped(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.shared.lock();
+        if st.asked || st.consumer_gone {
+            return Poll::Ready(());
+        }
+        remember(&mut st.producer, cx);
+        Poll::Pending
+    }
+
     /// Waits until the consumer first asks for a frame.
     pub(crate) async fn opened(&self) {
         std::future::poll_fn(|cx| {
@@ -601,6 +623,47 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Demand::Gone));
         assert!(gate.is_dropped());
+    }
+
+    /// A waker that counts its wake-ups.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl Count {
+        fn new() -> Arc<Count> {
+            Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)))
+        }
+
+        fn get(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[test]
+    fn the_gate_is_woken_when_a_failed_body_is_first_read_or_dropped() {
+        for drop_it in [false, true] {
+            let (mut body, tx) = Body::channel(None, true);
+            let gate = tx.gate();
+            // The connection failed the body (a bad chunk) before the
+            // consumer asked for it: nothing feeds it any more.
+            tx.fail(BodyError::Malformed("bad chunk"));
+            let count = Count::new();
+            let waker = Waker::from(count.clone());
+            let mut cx = Context::from_waker(&waker);
+            assert!(gate.poll_asked_or_dropped(&mut cx).is_pending());
+            if drop_it {
+                drop(body);
+            } else {
+                assert!(matches!(poll(&mut body), Poll::Ready(Some(Err(_)))));
+            }
+            assert_eq!(count.get(), 1, "dropped: {drop_it}");
+            assert!(gate.poll_asked_or_dropped(&mut cx).is_ready());
+        }
     }
 
     #[test]

@@ -386,3 +386,112 @@ fn a_response_body_that_answers_after_a_wait_without_the_request_body_gets_no_10
         assert!(c.is_closed(), "{placement:?}");
     }
 }
+
+/// A response body that holds the request body unread and gives nothing
+/// until `until` fires, then ends: a long poll whose event has not come.
+struct Quiet {
+    _request: Body,
+    until: spargio_rt::sync::CancelledOwned,
+}
+
+impl http_body::Body for Quiet {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Infallible>>> {
+        use std::future::Future;
+        std::task::ready!(std::pin::Pin::new(&mut self.until).poll(cx));
+        std::task::Poll::Ready(None)
+    }
+}
+
+#[test]
+fn a_response_body_that_holds_the_request_body_and_gives_nothing_gets_its_head_with_close() {
+    // The handler keeps the request body without reading it and answers
+    // with a body whose first event is far off. The head waits for that
+    // body to decide only up to the header read timeout, then goes out
+    // saying the connection closes (the client was never told to send).
+    for placement in PLACEMENTS {
+        let token = spargio_rt::sync::CancellationToken::new();
+        let event = token.clone();
+        let service = tower::service_fn(move |req: Request<Body>| {
+            let until = event.clone().cancelled_owned();
+            async move {
+                Ok::<_, Infallible>(Response::new(Quiet {
+                    _request: req.into_body(),
+                    until,
+                }))
+            }
+        });
+        let server = TestServer::start_with(
+            Http::new().header_read_timeout(Duration::from_secs(1)),
+            move |b| b.handler_placement(placement),
+            service,
+        );
+        // The default 10 s read timeout stands for a client giving up.
+        let mut c = server.connect();
+        c.send(&gated_head("/events"));
+        let head = c.read_response_to(true);
+        assert_eq!(head.status, 200, "{placement:?}: the final head, no 100");
+        assert_eq!(head.header("connection"), Some("close"), "{placement:?}");
+        assert_eq!(
+            head.header("transfer-encoding"),
+            Some("chunked"),
+            "{placement:?}"
+        );
+        // The event comes: the body ends, and so does the connection.
+        token.cancel();
+        let (rest, end) = common::read_to_the_end(&mut c.reader);
+        assert_eq!(String::from_utf8_lossy(&rest), "0\r\n\r\n", "{placement:?}");
+        assert!(end.is_ok(), "{placement:?}: {end:?}");
+    }
+}
+
+#[test]
+fn a_refused_body_is_answered_at_once_though_the_response_body_holds_it() {
+    // The client sends the body without waiting for the 100, as it may,
+    // and its framing is refused (a bad chunk; more than the size limit)
+    // while the response body holds the request body unread and gives
+    // nothing. The error replaces the answer: it goes out at once, not
+    // after the head's wait for that body (30 s by default, longer than
+    // the client's read timeout here).
+    let cases: [(&str, &[u8], u16); 2] = [
+        ("bad chunk", b"ZZ\r\n", 400),
+        ("too large", b"5\r\nhello\r\n", 413),
+    ];
+    for (what, body, status) in cases {
+        for placement in PLACEMENTS {
+            let what = format!("{what}, {placement:?}");
+            let token = spargio_rt::sync::CancellationToken::new();
+            let event = token.clone();
+            let service = tower::service_fn(move |req: Request<Body>| {
+                let until = event.clone().cancelled_owned();
+                async move {
+                    Ok::<_, Infallible>(Response::new(Quiet {
+                        _request: req.into_body(),
+                        until,
+                    }))
+                }
+            });
+            let server = TestServer::start_with(
+                Http::new().max_body_bytes(3),
+                move |b| b.handler_placement(placement),
+                service,
+            );
+            let mut c = connect(&server);
+            let mut req = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\
+                            Expect: 100-continue\r\n\r\n"
+                .to_vec();
+            req.extend_from_slice(body);
+            c.send(&req);
+            let resp = c.read_response();
+            token.cancel();
+            assert_eq!(resp.status, status, "{what}");
+            assert_eq!(resp.header("connection"), Some("close"), "{what}");
+            assert!(c.is_closed(), "{what}");
+        }
+    }
+}

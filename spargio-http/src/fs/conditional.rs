@@ -76,8 +76,12 @@ impl Validators {
         let mtime_nanos = mtime.map_or(0, |d| d.as_nanos());
         let etag = format!("\"{:x}-{:x}-{:x}\"", meta.ino(), meta.len(), mtime_nanos);
         // A modification time in the future (clock skew, an unpacked
-        // archive) is sent as now (RFC 9110, 8.8.2.1): a future date would
-        // make a client's later `If-Modified-Since` match a newer file.
+        // archive) makes a weak date (`date_is_strong` below), so it is
+        // never sent as `Last-Modified` nor used to answer
+        // `If-Modified-Since`. It is taken as now (as RFC 9110, 8.8.2.1
+        // has a future date replaced) only where a weak date is still
+        // used, `If-Unmodified-Since`: a client's date at or after now
+        // passes, instead of failing until the clock catches up.
         let now_secs = now.as_secs();
         let mtime_secs = mtime.map(|d| d.as_secs());
         let modified_secs = mtime_secs

@@ -11,7 +11,10 @@ pub(crate) struct HttpConfig {
     /// extensions, trailers).
     pub limits: Limits,
     /// The most a request head may take to arrive, counted from accept or
-    /// from the end of the previous response (slowloris defence).
+    /// from the end of the previous response (slowloris defence). Also the
+    /// most a response head waits, while the client waits for
+    /// `100 Continue`, for a response body holding the unread request body
+    /// to decide whether it reads it (see `respond_probed`).
     pub header_read_timeout: Duration,
     /// The largest request body accepted (413 above it); `None`: no limit.
     pub max_body: Option<u64>,

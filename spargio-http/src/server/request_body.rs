@@ -80,13 +80,28 @@ impl<'a> RequestBody<'a> {
     }
 
     /// Whether the client may be waiting for `100 Continue` and it is not
-    /// yet known whether it is due: the body is held back, and the service
-    /// has neither asked for it nor dropped it.
-    pub(super) fn continue_undecided(&self) -> bool {
+    /// yet known whether it is due: the body is held back, its framing was
+    /// not refused (the answer is then that error), and the service has
+    /// neither asked for it nor dropped it.
+    fn continue_undecided(&self) -> bool {
         self.held_back()
-            && self
-                .progress
-                .is_some_and(|p| !p.body.was_asked() && !p.body.is_dropped())
+            && self.progress.is_some_and(|p| {
+                p.refused.get().is_none() && !p.body.was_asked() && !p.body.is_dropped()
+            })
+    }
+
+    /// Whether it is known whether `100 Continue` is due (see
+    /// [`continue_undecided`](Self::continue_undecided)). If not, `cx` is
+    /// woken when the service asks for the body or drops it, by whichever
+    /// task does, even once the connection has stopped feeding the body.
+    /// The rest of what decides it (the body arriving or being refused)
+    /// comes from the feed, which runs on the same task.
+    pub(super) fn continue_decided(&self, cx: &mut Context<'_>) -> bool {
+        if !self.continue_undecided() {
+            return true;
+        }
+        self.progress
+            .is_none_or(|p| p.body.poll_asked_or_dropped(cx).is_ready())
     }
 
     /// Whether the head of an answer with a body depends on whether that

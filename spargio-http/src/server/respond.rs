@@ -163,10 +163,19 @@ where
 ///
 /// While the client waits for `100 Continue`, the head waits for the
 /// answer's body to decide: to ask for the request body, drop it, or give
-/// its first frame (or end). A body that first awaits something else and
+/// its first frame (or end), unless the request body's framing is refused
+/// meanwhile (a bad chunk, or more than the size limit, sent without
+/// waiting): the answer is then that error, at once. A body that first
+/// awaits something else and
 /// then streams the request body still gets its `100` (it cannot follow
 /// the final head); the client, which sends nothing until then, loses
-/// nothing by the wait. Otherwise the body is polled once.
+/// nothing by the wait. The wait lasts at most
+/// [`HttpConfig::header_read_timeout`] (the time a client is given to send
+/// its head is the time it waits for ours): a body that keeps the request
+/// body unread and gives nothing for longer (a long poll, an event stream)
+/// then has its head sent saying the connection closes, as if it had
+/// decided not to read, and a `100` it asks for later is never sent.
+/// Otherwise the body is polled once.
 async fn respond_probed<W, B>(
     out: &mut Output<W>,
     resp: Response<B>,
@@ -182,14 +191,16 @@ where
     let (parts, body) = resp.into_parts();
     let mut body = Probed::new(body);
     let decided = |body: &mut Probed<B>, request: &RequestBody<'_>, cx: &mut Context<'_>| {
-        body.probe(cx) || !request.continue_undecided()
+        body.probe(cx) || request.continue_decided(cx)
     };
     let now = poll_fn(|cx| Poll::Ready(decided(&mut body, &request, cx))).await;
     if !now {
+        // The head waits no longer than this for the body to decide.
+        let mut bound = spargio_rt::time::sleep(cfg.header_read_timeout);
         // Earlier pipelined responses go out while the body decides.
         out.flush().await?;
         poll_fn(|cx| {
-            if decided(&mut body, &request, cx) {
+            if decided(&mut body, &request, cx) || Pin::new(&mut bound).poll(cx).is_ready() {
                 Poll::Ready(())
             } else {
                 Poll::Pending
