@@ -1,4 +1,4 @@
-//! Feeding a request body from the socket to the service's [`Body`], on
+//! Feeding a request body from the socket to the service's [`Body`](crate::Body), on
 //! demand, and draining what the service did not read.
 
 use std::cell::Cell;
