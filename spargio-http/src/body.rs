@@ -234,7 +234,7 @@ impl Incoming {
         let mut st = self.shared.lock();
         let first_ask = !st.asked;
         st.asked = true;
-        st.waiting = false;
+        let was_waiting = std::mem::replace(&mut st.waiting, false);
         if let Some(frame) = st.frame.take() {
             let producer = st.producer.take();
             drop(st);
@@ -264,7 +264,12 @@ impl Incoming {
             None => {
                 remember(&mut st.consumer, cx);
                 st.waiting = true;
-                let producer = st.producer.take();
+                // The producer hears of the demand once, when it starts:
+                // woken on every poll while it waits, a producer polled by
+                // the same task (a response body that streams the request
+                // body back) would wake that task again each time, a busy
+                // loop until the client sends more.
+                let producer = st.producer.take_if(|_| !was_waiting);
                 drop(st);
                 if let Some(w) = producer {
                     w.wake();

@@ -164,13 +164,15 @@ where
 /// While the client waits for `100 Continue`, the head waits for the
 /// answer's body to decide: to ask for the request body, drop it, or give
 /// its first frame (or end), unless the request body's framing is refused
-/// meanwhile (a bad chunk, or more than the size limit, sent without
-/// waiting): the answer is then that error, at once. A body that first
+/// (a bad chunk, or more than the size limit, in bytes the client sent
+/// with its head without waiting; the gated body reads no further): the
+/// answer is then that error, at once. A body that first
 /// awaits something else and
 /// then streams the request body still gets its `100` (it cannot follow
 /// the final head); the client, which sends nothing until then, loses
 /// nothing by the wait. The wait lasts at most
-/// [`HttpConfig::header_read_timeout`] (the time a client is given to send
+/// [`HttpConfig::header_read_timeout`] after earlier pipelined answers
+/// went out (the time a client is given to send
 /// its head is the time it waits for ours): a body that keeps the request
 /// body unread and gives nothing for longer (a long poll, an event stream)
 /// then has its head sent saying the connection closes, as if it had
@@ -195,10 +197,11 @@ where
     };
     let now = poll_fn(|cx| Poll::Ready(decided(&mut body, &request, cx))).await;
     if !now {
-        // The head waits no longer than this for the body to decide.
-        let mut bound = spargio_rt::time::sleep(cfg.header_read_timeout);
-        // Earlier pipelined responses go out while the body decides.
+        // Earlier pipelined responses go out first (the body may decide
+        // meanwhile).
         out.flush().await?;
+        // Then the head waits no longer than this for the body to decide.
+        let mut bound = spargio_rt::time::sleep(cfg.header_read_timeout);
         poll_fn(|cx| {
             if decided(&mut body, &request, cx) || Pin::new(&mut bound).poll(cx).is_ready() {
                 Poll::Ready(())
