@@ -319,6 +319,10 @@ struct State {
     /// frame (or the end) since: it is waiting for the connection now.
     waiting: bool,
     consumer: Option<Waker>,
+    /// One slot: all of the producer side (feed, gate, request body) polls
+    /// from one task, the connection's. A consumer that keeps waiting does
+    /// not wake it again, so a second producer-side task whose waker was
+    /// replaced here would not be woken.
     producer: Option<Waker>,
     consumer_gone: bool,
 }
@@ -669,6 +673,30 @@ mod tests {
             assert_eq!(count.get(), 1, "dropped: {drop_it}");
             assert!(gate.poll_asked_or_dropped(&mut cx).is_ready());
         }
+    }
+
+    #[test]
+    fn a_consumer_wakes_the_producer_when_it_starts_waiting_not_on_every_poll() {
+        let (mut body, tx) = Body::channel(None, false);
+        let count = Count::new();
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(matches!(tx.watch(&mut cx), Watch::Idle));
+        assert!(poll(&mut body).is_pending());
+        assert_eq!(count.get(), 1, "the consumer started waiting");
+        assert!(matches!(tx.watch(&mut cx), Watch::Waiting));
+        // Polled again with nothing new: the producer is not woken again.
+        assert!(poll(&mut body).is_pending());
+        assert_eq!(count.get(), 1, "woken by a poll that changed nothing");
+        assert!(matches!(tx.watch(&mut cx), Watch::Waiting));
+        // Given a frame, it stops waiting; its next wait wakes again.
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Demand::Ready));
+        tx.send_data(Bytes::from_static(b"x"));
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Ok(_)))));
+        let after_frame = count.get();
+        assert!(matches!(tx.watch(&mut cx), Watch::Idle));
+        assert!(poll(&mut body).is_pending());
+        assert_eq!(count.get(), after_frame + 1, "a new wait went unheard");
     }
 
     #[test]
