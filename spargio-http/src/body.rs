@@ -528,6 +528,7 @@ impl Drop for BodySender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::counting_waker::{counting_waker, woken};
     use http_body::Body as _;
     use std::task::Waker;
 
@@ -634,25 +635,6 @@ mod tests {
         assert!(gate.is_dropped());
     }
 
-    /// A waker that counts its wake-ups.
-    struct Count(std::sync::atomic::AtomicUsize);
-
-    impl std::task::Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-
-    impl Count {
-        fn new() -> Arc<Count> {
-            Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)))
-        }
-
-        fn get(&self) -> usize {
-            self.0.load(std::sync::atomic::Ordering::SeqCst)
-        }
-    }
-
     #[test]
     fn the_gate_is_woken_when_a_failed_body_is_first_read_or_dropped() {
         for drop_it in [false, true] {
@@ -661,8 +643,7 @@ mod tests {
             // The connection failed the body (a bad chunk) before the
             // consumer asked for it: nothing feeds it any more.
             tx.fail(BodyError::Malformed("bad chunk"));
-            let count = Count::new();
-            let waker = Waker::from(count.clone());
+            let (count, waker) = counting_waker();
             let mut cx = Context::from_waker(&waker);
             assert!(gate.poll_asked_or_dropped(&mut cx).is_pending());
             if drop_it {
@@ -670,7 +651,7 @@ mod tests {
             } else {
                 assert!(matches!(poll(&mut body), Poll::Ready(Some(Err(_)))));
             }
-            assert_eq!(count.get(), 1, "dropped: {drop_it}");
+            assert_eq!(woken(&count), 1, "dropped: {drop_it}");
             assert!(gate.poll_asked_or_dropped(&mut cx).is_ready());
         }
     }
@@ -678,25 +659,24 @@ mod tests {
     #[test]
     fn a_consumer_wakes_the_producer_when_it_starts_waiting_not_on_every_poll() {
         let (mut body, tx) = Body::channel(None, false);
-        let count = Count::new();
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(matches!(tx.watch(&mut cx), Watch::Idle));
         assert!(poll(&mut body).is_pending());
-        assert_eq!(count.get(), 1, "the consumer started waiting");
+        assert_eq!(woken(&count), 1, "the consumer started waiting");
         assert!(matches!(tx.watch(&mut cx), Watch::Waiting));
         // Polled again with nothing new: the producer is not woken again.
         assert!(poll(&mut body).is_pending());
-        assert_eq!(count.get(), 1, "woken by a poll that changed nothing");
+        assert_eq!(woken(&count), 1, "woken by a poll that changed nothing");
         assert!(matches!(tx.watch(&mut cx), Watch::Waiting));
         // Given a frame, it stops waiting; its next wait wakes again.
         assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Demand::Ready));
         tx.send_data(Bytes::from_static(b"x"));
         assert!(matches!(poll(&mut body), Poll::Ready(Some(Ok(_)))));
-        let after_frame = count.get();
+        let after_frame = woken(&count);
         assert!(matches!(tx.watch(&mut cx), Watch::Idle));
         assert!(poll(&mut body).is_pending());
-        assert_eq!(count.get(), after_frame + 1, "a new wait went unheard");
+        assert_eq!(woken(&count), after_frame + 1, "a new wait went unheard");
     }
 
     #[test]

@@ -39,6 +39,8 @@
 mod body;
 mod buffered;
 pub mod client;
+#[cfg(test)]
+mod counting_waker;
 pub mod fs;
 pub mod h1;
 mod server;

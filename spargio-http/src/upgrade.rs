@@ -312,30 +312,7 @@ impl AsyncWrite for Upgraded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
-    /// A waker that counts how often it was woken.
-    struct Counter(AtomicUsize);
-
-    impl Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.wake_by_ref();
-        }
-
-        fn wake_by_ref(self: &Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counting_waker() -> (Arc<Counter>, Waker) {
-        let counter = Arc::new(Counter(AtomicUsize::new(0)));
-        (counter.clone(), Waker::from(counter))
-    }
-
-    fn woken(counter: &Counter) -> usize {
-        counter.0.load(Ordering::SeqCst)
-    }
+    use crate::counting_waker::{counting_waker, woken, Counter};
 
     fn poll(on: &mut OnUpgrade, waker: &Waker) -> Poll<Result<Upgraded, UpgradeError>> {
         Pin::new(on).poll(&mut Context::from_waker(waker))

@@ -408,6 +408,28 @@ impl http_body::Body for Quiet {
     }
 }
 
+/// Serves, with `http` and handlers placed so, a handler that answers
+/// every request with a [`Quiet`] body holding its request body; the
+/// token is the event that ends those bodies.
+fn serve_quiet(
+    http: Http<Quiet>,
+    placement: HandlerPlacement,
+) -> (TestServer, spargio_rt::sync::CancellationToken) {
+    let token = spargio_rt::sync::CancellationToken::new();
+    let event = token.clone();
+    let service = tower::service_fn(move |req: Request<Body>| {
+        let until = event.clone().cancelled_owned();
+        async move {
+            Ok::<_, Infallible>(Response::new(Quiet {
+                _request: req.into_body(),
+                until,
+            }))
+        }
+    });
+    let server = TestServer::start_with(http, move |b| b.handler_placement(placement), service);
+    (server, token)
+}
+
 #[test]
 fn a_response_body_that_holds_the_request_body_and_gives_nothing_gets_its_head_with_close() {
     // The handler keeps the request body without reading it and answers
@@ -415,21 +437,9 @@ fn a_response_body_that_holds_the_request_body_and_gives_nothing_gets_its_head_w
     // body to decide only up to the header read timeout, then goes out
     // saying the connection closes (the client was never told to send).
     for placement in PLACEMENTS {
-        let token = spargio_rt::sync::CancellationToken::new();
-        let event = token.clone();
-        let service = tower::service_fn(move |req: Request<Body>| {
-            let until = event.clone().cancelled_owned();
-            async move {
-                Ok::<_, Infallible>(Response::new(Quiet {
-                    _request: req.into_body(),
-                    until,
-                }))
-            }
-        });
-        let server = TestServer::start_with(
+        let (server, token) = serve_quiet(
             Http::new().header_read_timeout(Duration::from_secs(1)),
-            move |b| b.handler_placement(placement),
-            service,
+            placement,
         );
         // The default 10 s read timeout stands for a client giving up.
         let mut c = server.connect();
@@ -465,22 +475,7 @@ fn a_refused_body_is_answered_at_once_though_the_response_body_holds_it() {
     for (what, body, status) in cases {
         for placement in PLACEMENTS {
             let what = format!("{what}, {placement:?}");
-            let token = spargio_rt::sync::CancellationToken::new();
-            let event = token.clone();
-            let service = tower::service_fn(move |req: Request<Body>| {
-                let until = event.clone().cancelled_owned();
-                async move {
-                    Ok::<_, Infallible>(Response::new(Quiet {
-                        _request: req.into_body(),
-                        until,
-                    }))
-                }
-            });
-            let server = TestServer::start_with(
-                Http::new().max_body_bytes(3),
-                move |b| b.handler_placement(placement),
-                service,
-            );
+            let (server, token) = serve_quiet(Http::new().max_body_bytes(3), placement);
             let mut c = connect(&server);
             let mut req = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\
                             Expect: 100-continue\r\n\r\n"

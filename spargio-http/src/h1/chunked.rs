@@ -94,8 +94,8 @@ impl ChunkedDecoder {
     /// Data is handed out zero-copy (`split_to(..).freeze()`), at most what
     /// is buffered of the current chunk. Such data shares `src`'s
     /// allocation while it is held: a caller that hands small pieces on to
-    /// be kept should copy them, so `src` can reuse its memory. Returns [`ChunkedItem::NeedMore`]
-    /// when `src` holds nothing more to decode; once the body is done,
+    /// be kept should copy them, so `src` can reuse its memory. Returns
+    /// [`ChunkedItem::NeedMore`] when `src` holds nothing more to decode; once the body is done,
     /// returns `End(None)` without consuming anything. After an error the
     /// body (and the connection) cannot be trusted any more.
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<ChunkedItem, ChunkedError> {

@@ -134,15 +134,14 @@ impl<B> Http<B> {
     /// How long a request head may take to arrive, from accept or from the
     /// previous response (default 30 s). A client that has sent part of a
     /// head gets `408` and a close (`400` if what it sent is already
-    /// malformed); an idle one is closed quietly. Body
-    /// reads that stall this long fail the body.
+    /// malformed); an idle one is closed quietly. Body reads that stall this
+    /// long fail the body.
     ///
     /// It also bounds how long a response head waits for its body when the
     /// client asked for `100 Continue` and the response body holds the
-    /// request body unread (see [`Body`]): if that body has
-    /// neither read the request body, dropped it, nor given a frame by
-    /// then, the head goes out saying the connection closes, and no `100`
-    /// follows.
+    /// request body unread (see [`Body`]): if that body has neither read
+    /// the request body, dropped it, nor given a frame by then, the head
+    /// goes out saying the connection closes, and no `100` follows.
     pub fn header_read_timeout(mut self, d: Duration) -> Self {
         self.cfg_mut().header_read_timeout = d;
         self

@@ -166,18 +166,16 @@ where
 /// its first frame (or end), unless the request body's framing is refused
 /// (a bad chunk, or more than the size limit, in bytes the client sent
 /// with its head without waiting; the gated body reads no further): the
-/// answer is then that error, at once. A body that first
-/// awaits something else and
-/// then streams the request body still gets its `100` (it cannot follow
-/// the final head); the client, which sends nothing until then, loses
-/// nothing by the wait. The wait lasts at most
-/// [`HttpConfig::header_read_timeout`] after earlier pipelined answers
-/// went out (the time a client is given to send
-/// its head is the time it waits for ours): a body that keeps the request
-/// body unread and gives nothing for longer (a long poll, an event stream)
-/// then has its head sent saying the connection closes, as if it had
-/// decided not to read, and a `100` it asks for later is never sent.
-/// Otherwise the body is polled once.
+/// answer is then that error, at once. A body that first awaits something
+/// else and then streams the request body still gets its `100` (it cannot
+/// follow the final head); the client, which sends nothing until then,
+/// loses nothing by the wait. The wait lasts at most
+/// [`HttpConfig::header_read_timeout`] after earlier pipelined answers went
+/// out (the time a client is given to send its head is the time it waits
+/// for ours): a body that keeps the request body unread and gives nothing
+/// for longer (a long poll, an event stream) then has its head sent saying
+/// the connection closes, as if it had decided not to read, and a `100` it
+/// asks for later is never sent. Otherwise the body is polled once.
 async fn respond_probed<W, B>(
     out: &mut Output<W>,
     resp: Response<B>,

@@ -31,11 +31,16 @@ impl<F> Guard<F> {
     /// Drops the inner future now; a panic in its destructor is swallowed
     /// (the task is already ending) rather than taking the shard down.
     fn drop_future(&mut self) {
-        if self.fut.is_some() {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.fut = None)) {
-                // Its own drop could panic too: leaked, not dropped.
-                std::mem::forget(payload);
-            }
+        drop_quietly(&mut self.fut);
+    }
+}
+
+/// Empties `slot`, swallowing a panic of what it held's destructor (the
+/// payload of that panic is leaked: its own drop could panic too).
+fn drop_quietly<T>(slot: &mut Option<T>) {
+    if slot.is_some() {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| *slot = None)) {
+            std::mem::forget(payload);
         }
     }
 }
@@ -56,12 +61,7 @@ impl<T> Outcome<T> {
 
 impl<T> Drop for Outcome<T> {
     fn drop(&mut self) {
-        if self.0.is_some() {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.0 = None)) {
-                // Its own drop could panic too: leaked, not dropped.
-                std::mem::forget(payload);
-            }
-        }
+        drop_quietly(&mut self.0);
     }
 }
 
