@@ -261,6 +261,8 @@ impl RuntimeHandle {
                     panics: c.panics.get(),
                     loop_panics: c.loop_panics.get(),
                     ops_submitted: c.ops_submitted.get(),
+                    ops_inline: c.ops_inline.get(),
+                    ops_inline_done: c.ops_inline_done.get(),
                     ops_completed: c.ops_completed.get(),
                     ops_cancelled: c.ops_cancelled.get(),
                     sq_spills: c.sq_spills.get(),

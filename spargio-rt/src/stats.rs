@@ -60,6 +60,8 @@ pub(crate) struct ShardCounters {
     pub(crate) panics: Counter,
     pub(crate) loop_panics: Counter,
     pub(crate) ops_submitted: Counter,
+    pub(crate) ops_inline: Counter,
+    pub(crate) ops_inline_done: Counter,
     pub(crate) ops_completed: Counter,
     pub(crate) ops_cancelled: Counter,
     pub(crate) sq_spills: Counter,
@@ -108,6 +110,13 @@ pub struct ShardStats {
     pub loop_panics: u64,
     /// I/O ops this shard submitted to its ring.
     pub ops_submitted: u64,
+    /// Of those, ops submitted at once from inside their task's poll,
+    /// each with an `io_uring_enter` of its own, because the task's
+    /// previous op moved data the same way (a burst of writes or reads).
+    pub ops_inline: u64,
+    /// Of those, ops the kernel completed during that enter, so that the
+    /// task went on without waiting for a loop turn.
+    pub ops_inline_done: u64,
     /// Ops whose final CQE this shard reaped.
     pub ops_completed: u64,
     /// Cancel requests this shard submitted (dropped in-flight ops).

@@ -117,11 +117,13 @@ fn print_stats(handle: &spargio_rt::RuntimeHandle, requests: u64) {
     eprintln!("requests {requests}");
     for (i, s) in handle.stats().shards.iter().enumerate() {
         eprintln!(
-            "shard {i}: polls/req {:.2} parks/req {:.2} enters/req {:.2} ops/req {:.2} doorbells/req {:.2}",
+            "shard {i}: polls/req {:.2} parks/req {:.2} enters/req {:.2} ops/req {:.2} inline/req {:.2} (done {:.2}) doorbells/req {:.2}",
             per(s.tasks_polled),
             per(s.parks),
             per(s.ring_enters),
             per(s.ops_submitted),
+            per(s.ops_inline),
+            per(s.ops_inline_done),
             per(s.doorbells_received),
         );
     }

@@ -10,12 +10,28 @@ use io_uring::squeue::Entry;
 
 use super::Cqe;
 
+/// Which way an op moves data through its fd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Direction {
+    /// Neither (or both): opens, timeouts, accepts, waits.
+    Other = 0,
+    /// Into a buffer: reads and receives.
+    In = 1,
+    /// Out of a buffer: writes and sends.
+    Out = 2,
+}
+
 /// What an op owns while it is in flight: its buffers, its fd, any address
 /// or option storage the SQE points into.
 pub(crate) trait OpData: Send + 'static {
     /// Whether the SQE comes from the native API (`crate::uring`): its
     /// flags are then checked (see `driver::flags`).
     const NATIVE: bool = false;
+
+    /// Which way the op moves data, for the inline-submission streak (see
+    /// `LocalShard::submitted`).
+    const DIRECTION: Direction = Direction::Other;
 
     /// Builds the SQE. Called once, after `self` has reached the address it
     /// keeps until the final CQE, so pointers into `self` stay valid.
@@ -184,6 +200,11 @@ impl<T: OpData> OpCell<T> {
             return Some(self.cqe());
         }
         None
+    }
+
+    /// Whether the op's final CQE has been delivered.
+    pub(crate) fn is_done(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == DONE
     }
 
     fn cqe(&self) -> Cqe {

@@ -60,6 +60,9 @@ impl<T: OpData> Future for Op<T> {
                     match remote::submit(cell.clone(), entry, T::NATIVE, cx.waker()) {
                         Ok(Some(owner)) => {
                             let cell = cell.clone();
+                            crate::shard::local::with_current(|l| {
+                                l.submitted(T::DIRECTION, || cell.is_done())
+                            });
                             self.state = State::InFlight(cell, owner);
                         }
                         Ok(None) => return Poll::Pending,

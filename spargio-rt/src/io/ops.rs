@@ -24,6 +24,8 @@ struct Read<B> {
 }
 
 impl<B: IoBufMut> OpData for Read<B> {
+    const DIRECTION: crate::driver::cell::Direction = crate::driver::cell::Direction::In;
+
     fn entry(&mut self) -> Entry {
         let ptr = self.buf.stable_mut_ptr();
         let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
@@ -81,6 +83,8 @@ struct Write<B> {
 }
 
 impl<B: IoBuf> OpData for Write<B> {
+    const DIRECTION: crate::driver::cell::Direction = crate::driver::cell::Direction::Out;
+
     fn entry(&mut self) -> Entry {
         let ptr = self.buf.stable_ptr();
         let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
@@ -139,6 +143,8 @@ struct Writev<B> {
 unsafe impl<B: Send> Send for Writev<B> {}
 
 impl<B: IoBuf> OpData for Writev<B> {
+    const DIRECTION: crate::driver::cell::Direction = crate::driver::cell::Direction::Out;
+
     fn entry(&mut self) -> Entry {
         // The kernel takes at most IOV_MAX vectors in one call; a longer
         // list is a partial write of its first IOV_MAX buffers, which the

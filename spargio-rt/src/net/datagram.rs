@@ -27,6 +27,8 @@ struct SendMsg<B> {
 unsafe impl<B: Send> Send for SendMsg<B> {}
 
 impl<B: IoBuf> OpData for SendMsg<B> {
+    const DIRECTION: crate::driver::cell::Direction = crate::driver::cell::Direction::Out;
+
     fn entry(&mut self) -> Entry {
         self.iov = libc::iovec {
             iov_base: self.buf.stable_ptr() as *mut libc::c_void,
@@ -87,6 +89,8 @@ struct RecvMsg<B> {
 unsafe impl<B: Send> Send for RecvMsg<B> {}
 
 impl<B: IoBufMut> OpData for RecvMsg<B> {
+    const DIRECTION: crate::driver::cell::Direction = crate::driver::cell::Direction::In;
+
     fn entry(&mut self) -> Entry {
         self.iov = libc::iovec {
             iov_base: self.buf.stable_mut_ptr().cast(),

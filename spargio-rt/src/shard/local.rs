@@ -45,6 +45,10 @@ pub(crate) struct LocalShard {
     pub(super) in_poll: Cell<bool>,
     /// Stealable spawns this poll has placed on other shards.
     pub(super) placed_away: Cell<u32>,
+    /// Ops this poll may still submit and reap inline.
+    pub(super) inline_left: Cell<u32>,
+    /// The metadata of the task being polled (null between polls).
+    pub(super) polled_task: Cell<*const crate::task::TaskMeta>,
     /// The backlog this poll last announced to idle shards (0: none yet).
     announced: Cell<usize>,
     pub(crate) timers: RefCell<TimerHeap>,
@@ -369,6 +373,8 @@ impl LocalShard {
             lifo_streak: Cell::new(0),
             in_poll: Cell::new(false),
             placed_away: Cell::new(0),
+            inline_left: Cell::new(0),
+            polled_task: Cell::new(ptr::null()),
             announced: Cell::new(0),
             timers: RefCell::new(TimerHeap::default()),
             due_timers: Cell::new(Vec::new()),
@@ -600,7 +606,10 @@ impl LocalShard {
         self.in_poll.set(true);
         self.placed_away.set(0);
         self.announced.set(0);
+        self.inline_left.set(crate::shard::ops::INLINE_OPS_PER_POLL);
+        self.polled_task.set(task.metadata());
         task.run();
+        self.polled_task.set(ptr::null());
         self.in_poll.set(false);
         shared
             .polling

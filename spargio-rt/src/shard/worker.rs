@@ -7,7 +7,9 @@
 //! 3. take pinned tasks woken from elsewhere out of the inbox;
 //! 4. run up to `task_budget` tasks (LIFO slot, pinned queue, deque,
 //!    injectors), flushing any doorbell a poll queued right after that poll
-//!    and submitting queued SQEs every 16 polls;
+//!    and submitting queued SQEs every 16 polls (a task's op that moves
+//!    data the same way as its previous one is submitted, and reaped if
+//!    the kernel completed it, inside the poll: see `ops.rs`);
 //! 5. if nothing ran, try to steal from busy shards;
 //! 6. submit new SQEs with one `io_uring_enter` (or none if there are none),
 //!    or, with nothing to do at all, park in `io_uring_enter` until a CQE or

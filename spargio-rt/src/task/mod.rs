@@ -12,7 +12,7 @@ pub(crate) mod guard;
 pub(crate) mod join;
 pub(crate) mod yield_now;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 pub use join::{JoinError, JoinHandle};
 
@@ -42,6 +42,10 @@ pub(crate) struct TaskMeta {
     /// The shard that last polled (or was chosen for) a stealable task; its
     /// wake-ups are sent there, because its in-flight I/O lives on that ring.
     pub(crate) last_shard: AtomicUsize,
+    /// The direction of the last op the task submitted on a shard
+    /// (`driver::cell::Direction` as a byte), for the inline-submission
+    /// streak. Only the thread polling the task touches it.
+    pub(crate) last_op: AtomicU8,
 }
 
 impl TaskMeta {
@@ -49,6 +53,7 @@ impl TaskMeta {
         TaskMeta {
             home,
             last_shard: AtomicUsize::new(shard),
+            last_op: AtomicU8::new(0),
         }
     }
 

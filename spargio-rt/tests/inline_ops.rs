@@ -1,0 +1,147 @@
+//! Ops submitted inline: a task whose op moves data the same way as its
+//! previous one (a burst of writes, a run of reads) submits it at once from
+//! inside its poll and goes on without a loop turn when the kernel
+//! completes it right away. The data stays in order, reads that have to
+//! wait still complete, and such a task still lets others run.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};
+use spargio_rt::net::UnixStream;
+use spargio_rt::{Runtime, RuntimeHandle, ShardId};
+
+/// Long enough that only a hang reaches it.
+const HANG: Duration = Duration::from_secs(20);
+
+/// (inline ops, of which completed inline) over every shard.
+fn inline_counts(handle: &RuntimeHandle) -> (u64, u64) {
+    let s = handle.stats();
+    let ops = s.shards.iter().map(|s| s.ops_inline).sum();
+    let done = s.shards.iter().map(|s| s.ops_inline_done).sum();
+    (ops, done)
+}
+
+fn one_shard() -> Runtime {
+    Runtime::builder().shards(1).build().expect("build runtime")
+}
+
+#[test]
+fn a_burst_of_writes_completes_inline_and_in_order() {
+    let rt = one_shard();
+    let handle = rt.handle();
+    let (mut a, b) = UnixStream::pair().unwrap();
+    let writes = 32usize;
+    let task = handle.spawn_pinned(ShardId(0), async move {
+        for i in 0..writes {
+            let piece = format!("{i:03}|").into_bytes();
+            let (res, _) = a.write_all(piece).await;
+            res.unwrap();
+        }
+        a
+    });
+    let a = rt.block_on(task).expect("writer task");
+    // The socket had room for all of it: every write after the first
+    // followed one in the same direction and completed in its enter.
+    let (ops, done) = inline_counts(&handle);
+    assert_eq!(ops, writes as u64 - 1);
+    assert_eq!(done, ops);
+    drop(a);
+    let reader = handle.spawn_pinned(ShardId(0), async move {
+        let mut b = b;
+        let mut all = Vec::new();
+        let (res, got) = b.read_to_end(Vec::new()).await;
+        res.unwrap();
+        all.extend_from_slice(&got);
+        all
+    });
+    let got = rt.block_on(reader).expect("reader task");
+    let want: Vec<u8> = (0..writes)
+        .flat_map(|i| format!("{i:03}|").into_bytes())
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn reads_in_a_row_that_must_wait_still_complete() {
+    let rt = one_shard();
+    let handle = rt.handle();
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut a = UnixStream::from_std(a);
+    let (asked_tx, asked_rx) = std::sync::mpsc::channel::<usize>();
+    let rounds = 8usize;
+    let task = handle.spawn_pinned(ShardId(0), async move {
+        let mut got = Vec::new();
+        for i in 0..rounds {
+            // Tell the writer to send this round's byte, then read it: the
+            // read usually reaches the kernel before the byte does, so an
+            // inline read finds nothing and has to wait.
+            asked_tx.send(i).unwrap();
+            let (res, buf) = a.read_exact(Vec::with_capacity(1)).await;
+            res.unwrap();
+            got.extend_from_slice(&buf);
+        }
+        got
+    });
+    let writer = std::thread::spawn(move || {
+        while let Ok(i) = asked_rx.recv_timeout(HANG) {
+            std::thread::sleep(Duration::from_millis(5));
+            std::io::Write::write_all(&mut b, &[b'a' + i as u8]).unwrap();
+            if i + 1 == rounds {
+                break;
+            }
+        }
+    });
+    let got = rt.block_on(task).expect("reader task");
+    writer.join().unwrap();
+    let want: Vec<u8> = (0..rounds).map(|i| b'a' + i as u8).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_task_whose_writes_all_complete_inline_still_lets_others_run() {
+    let rt = one_shard();
+    let handle = rt.handle();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_writer = stop.clone();
+    let (streaming_tx, streaming_rx) = std::sync::mpsc::channel();
+    let writer = handle.spawn_pinned(ShardId(0), async move {
+        // Writes to /dev/null always complete in their enter, and the task
+        // awaits nothing else: only the per-poll cap on inline ops sends it
+        // back to the queue.
+        let null = spargio_rt::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .await
+            .expect("open /dev/null");
+        let mut writes = 0u64;
+        while !stop_writer.load(Ordering::Relaxed) {
+            let (res, _) = null.write_all_at(vec![7u8; 64], 0).await;
+            res.unwrap();
+            writes += 1;
+            if writes == 2 {
+                // In its streak now: the other task is spawned only now.
+                streaming_tx.send(()).unwrap();
+            }
+        }
+        writes
+    });
+    streaming_rx.recv_timeout(HANG).expect("the writer started");
+    let stop_other = stop.clone();
+    let other = handle.spawn_pinned(ShardId(0), async move {
+        stop_other.store(true, Ordering::Relaxed);
+    });
+    let ran = rt.block_on(spargio_rt::time::timeout(HANG, other));
+    // Stop the writer either way, so that a failure does not hang.
+    stop.store(true, Ordering::Relaxed);
+    ran.expect("the other task ran while the writer kept writing")
+        .unwrap();
+    let writes = rt.block_on(writer).expect("writer task");
+    assert!(writes > 2);
+    let (ops, done) = inline_counts(&handle);
+    assert!(
+        ops > 0 && done == ops,
+        "{ops} inline ops, {done} done inline"
+    );
+}
