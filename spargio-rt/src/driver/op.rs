@@ -6,10 +6,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::cell::{OpCell, OpData};
+use super::cell::{Direction, OpCell, OpData};
 use super::multi::{MultiCell, MultiData};
 use super::remote::{self, Owner};
 use super::Cqe;
+use crate::shard::local;
 
 enum State<T: OpData> {
     New(Option<T>),
@@ -60,10 +61,14 @@ impl<T: OpData> Future for Op<T> {
                     match remote::submit(cell.clone(), entry, T::NATIVE, cx.waker()) {
                         Ok(Some(owner)) => {
                             let cell = cell.clone();
-                            crate::shard::local::with_current(|l| {
-                                l.submitted(T::DIRECTION, || cell.is_done())
-                            });
-                            self.state = State::InFlight(cell, owner);
+                            // In flight first: should the inline reap below
+                            // unwind, dropping the future cancels the op.
+                            self.state = State::InFlight(cell.clone(), owner);
+                            if T::DIRECTION != Direction::Other {
+                                local::with_current(|l| {
+                                    l.submitted(T::DIRECTION, || cell.is_done())
+                                });
+                            }
                         }
                         Ok(None) => return Poll::Pending,
                         Err(e) => {
@@ -86,6 +91,9 @@ impl<T: OpData> Future for Op<T> {
                     };
                     let data = cell.take();
                     self.state = State::Finished;
+                    if T::DIRECTION != Direction::Other {
+                        local::with_current(|l| l.completed(T::DIRECTION));
+                    }
                     return Poll::Ready((Ok(cqe), data));
                 }
                 State::Finished => panic!("spargio: op polled after completion"),

@@ -45,10 +45,17 @@ pub(crate) struct LocalShard {
     pub(super) in_poll: Cell<bool>,
     /// Stealable spawns this poll has placed on other shards.
     pub(super) placed_away: Cell<u32>,
-    /// Ops this poll may still submit and reap inline.
+    /// Ops this poll may still submit and reap inline (see `inline.rs`).
     pub(super) inline_left: Cell<u32>,
     /// The metadata of the task being polled (null between polls).
     pub(super) polled_task: Cell<*const crate::task::TaskMeta>,
+    /// Counts task polls, to tell this poll from earlier ones.
+    pub(super) poll_seq: Cell<u32>,
+    /// An inline reap is under way: tasks it wakes are queued as the
+    /// loop's reap queues them, not put in the LIFO slot.
+    pub(super) inline_reap: Cell<bool>,
+    /// A panic out of an inline reap, resumed once the poll returns.
+    pub(super) inline_panic: Cell<Option<Box<dyn std::any::Any + Send>>>,
     /// The backlog this poll last announced to idle shards (0: none yet).
     announced: Cell<usize>,
     pub(crate) timers: RefCell<TimerHeap>,
@@ -216,7 +223,7 @@ pub(crate) fn push_stealable_here(
             return false;
         }
         let t = task.take().expect("once");
-        if lifo && l.in_poll.get() && l.inner.steal.lifo_cap > 0 {
+        if lifo && l.in_poll.get() && !l.inline_reap.get() && l.inner.steal.lifo_cap > 0 {
             if let Some(prev) = l.lifo.replace(Some(t)) {
                 l.worker.push(prev);
                 l.announce(l.worker.len());
@@ -375,6 +382,9 @@ impl LocalShard {
             placed_away: Cell::new(0),
             inline_left: Cell::new(0),
             polled_task: Cell::new(ptr::null()),
+            poll_seq: Cell::new(0),
+            inline_reap: Cell::new(false),
+            inline_panic: Cell::new(None),
             announced: Cell::new(0),
             timers: RefCell::new(TimerHeap::default()),
             due_timers: Cell::new(Vec::new()),
@@ -606,14 +616,21 @@ impl LocalShard {
         self.in_poll.set(true);
         self.placed_away.set(0);
         self.announced.set(0);
-        self.inline_left.set(crate::shard::ops::INLINE_OPS_PER_POLL);
+        self.inline_left
+            .set(crate::shard::inline::INLINE_OPS_PER_POLL);
+        self.poll_seq.set(self.poll_seq.get().wrapping_add(1));
         self.polled_task.set(task.metadata());
-        task.run();
-        self.polled_task.set(ptr::null());
-        self.in_poll.set(false);
-        shared
-            .polling
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        {
+            // Ends the poll's state however `run` returns (it can unwind
+            // out of a schedule function).
+            let _scope = PollScope(self);
+            task.run();
+        }
+        if let Some(payload) = self.inline_panic.take() {
+            // A waker or an op's destructor panicked in an inline reap
+            // during the poll: the loop's panic, not the task's.
+            std::panic::resume_unwind(payload);
+        }
         // Doorbells rung during the poll went out at once
         // (`queue_doorbell`); nothing is left here unless one was queued
         // another way, and then it goes out now, not after the batch.
@@ -771,5 +788,19 @@ impl Drop for Refire<'_> {
         }
         self.due.clear();
         self.shard.due_timers.set(std::mem::take(&mut self.due));
+    }
+}
+
+/// Clears a shard's in-poll state when a task poll ends, also by unwinding.
+struct PollScope<'a>(&'a LocalShard);
+
+impl Drop for PollScope<'_> {
+    fn drop(&mut self) {
+        let l = self.0;
+        l.polled_task.set(ptr::null());
+        l.in_poll.set(false);
+        l.shared()
+            .polling
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -9,16 +9,11 @@ use std::task::Waker;
 use io_uring::{opcode, squeue::Entry};
 
 use super::local::LocalShard;
-use std::sync::atomic::Ordering;
-
-use crate::driver::cell::{Completion, Direction};
+use crate::driver::cell::Completion;
 use crate::driver::remote::RemoteReq;
 use crate::driver::table::Found;
 use crate::driver::user_data::UD_IGNORE;
 use crate::driver::Cqe;
-
-/// Ops one task poll may submit and reap inline (see `submit_inline`).
-pub(crate) const INLINE_OPS_PER_POLL: u32 = 64;
 
 /// `IORING_ENTER_GETEVENTS` (the io-uring crate keeps its flag constants private).
 const IORING_ENTER_GETEVENTS: u32 = 1;
@@ -104,60 +99,6 @@ impl LocalShard {
         self.push_sqe(e.user_data(ud));
         self.shared().counters.ops_submitted.bump();
         Ok(Some(()))
-    }
-
-    /// Notes that the polled task submitted an op moving data `dir`, and
-    /// submits it at once when the task's previous op moved data the same
-    /// way: a task writing (or reading) several buffers in a row gets them
-    /// through one after another within its poll, as a burst, instead of
-    /// one per loop turn interleaved with every other task's ops.
-    /// `done` tells whether the op completed during that submission.
-    pub(crate) fn submitted(&self, dir: Direction, done: impl FnOnce() -> bool) {
-        let meta = self.polled_task.get();
-        if meta.is_null() {
-            return;
-        }
-        // SAFETY: `polled_task` is set only for the length of that task's
-        // poll (`run_task`), and this runs inside it: the task, and the
-        // metadata in its allocation, are alive.
-        let meta = unsafe { &*meta };
-        let prev = meta.last_op.load(Ordering::Relaxed);
-        if prev != dir as u8 {
-            meta.last_op.store(dir as u8, Ordering::Relaxed);
-        } else if dir != Direction::Other && self.submit_inline() {
-            let counters = &self.shared().counters;
-            counters.ops_inline.bump();
-            if done() {
-                counters.ops_inline_done.bump();
-            } else {
-                // The kernel has to wait for this one (a read with nothing
-                // to read yet): the streak is over, and the next op of the
-                // task goes with the loop's batch again.
-                meta.last_op
-                    .store(Direction::Other as u8, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Submits the SQ from inside a task's poll and reaps what the kernel
-    /// completed while taking it (a write with room in the socket, a read
-    /// with bytes waiting), so that the op's future finds itself done when
-    /// it next looks. Up to `INLINE_OPS_PER_POLL` times per poll: a task
-    /// whose every op completes at once still goes back to the queue
-    /// behind the others. The reap runs as the loop's does (not "inside a
-    /// poll"): tasks it wakes are queued, not put in the LIFO slot.
-    /// Returns whether it submitted.
-    fn submit_inline(&self) -> bool {
-        let left = self.inline_left.get();
-        if !self.in_poll.get() || left == 0 || !self.spill.borrow().is_empty() {
-            return false;
-        }
-        self.inline_left.set(left - 1);
-        self.submit(false, None);
-        self.in_poll.set(false);
-        self.reap();
-        self.in_poll.set(true);
-        true
     }
 
     /// Queues an `ASYNC_CANCEL` for the op tagged `ud` (0: not registered).

@@ -12,7 +12,7 @@ pub(crate) mod guard;
 pub(crate) mod join;
 pub(crate) mod yield_now;
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 pub use join::{JoinError, JoinHandle};
 
@@ -46,6 +46,9 @@ pub(crate) struct TaskMeta {
     /// (`driver::cell::Direction` as a byte), for the inline-submission
     /// streak. Only the thread polling the task touches it.
     pub(crate) last_op: AtomicU8,
+    /// The shard's poll count (`LocalShard::poll_seq`) when the task last
+    /// saw an op in `last_op`'s direction complete.
+    pub(crate) op_done_in: AtomicU32,
 }
 
 impl TaskMeta {
@@ -54,6 +57,7 @@ impl TaskMeta {
             home,
             last_shard: AtomicUsize::new(shard),
             last_op: AtomicU8::new(0),
+            op_done_in: AtomicU32::new(0),
         }
     }
 
