@@ -29,8 +29,8 @@ pub(crate) trait OpData: Send + 'static {
     /// flags are then checked (see `driver::flags`).
     const NATIVE: bool = false;
 
-    /// Which way the op moves data, for the inline-submission streak (see
-    /// `LocalShard::submitted`).
+    /// Which way the op moves data: a run of ops one way is submitted
+    /// inline (see `shard::inline`).
     const DIRECTION: Direction = Direction::Other;
 
     /// Builds the SQE. Called once, after `self` has reached the address it

@@ -8,8 +8,9 @@
 //! 4. run up to `task_budget` tasks (LIFO slot, pinned queue, deque,
 //!    injectors), flushing any doorbell a poll queued right after that poll
 //!    and submitting queued SQEs every 16 polls (a task's op that moves
-//!    data the same way as its previous one is submitted, and reaped if
-//!    the kernel completed it, inside the poll: see `ops.rs`);
+//!    data the same way as its previous one, completed in the same poll,
+//!    is submitted, and reaped if the kernel completed it, inside the
+//!    poll: see `inline.rs`);
 //! 5. if nothing ran, try to steal from busy shards;
 //! 6. submit new SQEs with one `io_uring_enter` (or none if there are none),
 //!    or, with nothing to do at all, park in `io_uring_enter` until a CQE or

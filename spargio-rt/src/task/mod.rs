@@ -43,8 +43,8 @@ pub(crate) struct TaskMeta {
     /// wake-ups are sent there, because its in-flight I/O lives on that ring.
     pub(crate) last_shard: AtomicUsize,
     /// The direction of the last op the task submitted on a shard
-    /// (`driver::cell::Direction` as a byte), for the inline-submission
-    /// streak. Only the thread polling the task touches it.
+    /// (`driver::cell::Direction` as a byte), for inline submission (see
+    /// `shard::inline`). Only the thread polling the task touches it.
     pub(crate) last_op: AtomicU8,
     /// The shard's poll count (`LocalShard::poll_seq`) when the task last
     /// saw an op in `last_op`'s direction complete.
