@@ -161,9 +161,13 @@ fn writes_in_flight_together_keep_the_batch() {
         let (mut ours, theirs): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
         // One write to each of 8 sockets, all submitted in one poll before
         // any completes: a fan-out, not a run, so one enter takes them all.
-        let writes = ours.iter_mut().map(|s| s.write_all(b"x".to_vec()));
-        for (res, _) in futures_util::future::join_all(writes).await {
-            res.unwrap();
+        // Twice: the second batch follows the first one's 8 completions,
+        // which do not make its first write the next of a run either.
+        for _ in 0..2 {
+            let writes = ours.iter_mut().map(|s| s.write_all(b"x".to_vec()));
+            for (res, _) in futures_util::future::join_all(writes).await {
+                res.unwrap();
+            }
         }
         theirs
     });

@@ -9,8 +9,9 @@
 //! loop turn, interleaved with every other task's ops, and its peer wakes
 //! up for each frame instead of for the burst. So: when the op a task
 //! submits moves data the same way as its previous op, and that previous
-//! op completed during this same poll (a sequence, not a fan-out of ops in
-//! flight together), the shard enters at once and reaps. A write with room
+//! op's completion, alone, is what the task saw during this same poll (a
+//! sequence, not a fan-out of ops in flight together, nor the next batch
+//! after a batch joined together), the shard enters at once and reaps. A write with room
 //! in the socket, or a read with bytes waiting, is then done when its
 //! future looks, and the task goes on in the same poll.
 //!
@@ -58,9 +59,14 @@ impl LocalShard {
             return;
         };
         let seq = self.poll_seq.get();
+        // A run: the task's last op went the same way, and its completion,
+        // alone, is what the task saw before this one. Several completions
+        // (a batch of reads joined together) are followed by the next
+        // batch, whose SQEs should go to the kernel together.
         let run = dir != Direction::Other
             && meta.last_op.load(Ordering::Relaxed) == dir as u8
-            && meta.op_done_in.load(Ordering::Relaxed) == seq;
+            && meta.op_done_in.load(Ordering::Relaxed) == seq
+            && meta.ops_done.load(Ordering::Relaxed) == 1;
         meta.last_op.store(dir as u8, Ordering::Relaxed);
         // This op, not yet complete, is the task's last one now.
         meta.op_done_in
@@ -84,9 +90,16 @@ impl LocalShard {
         let Some(meta) = self.polled_meta() else {
             return;
         };
-        if meta.last_op.load(Ordering::Relaxed) == dir as u8 {
-            meta.op_done_in
-                .store(self.poll_seq.get(), Ordering::Relaxed);
+        if meta.last_op.load(Ordering::Relaxed) != dir as u8 {
+            return;
+        }
+        let seq = self.poll_seq.get();
+        if meta.op_done_in.load(Ordering::Relaxed) == seq {
+            let n = meta.ops_done.load(Ordering::Relaxed);
+            meta.ops_done.store(n.saturating_add(1), Ordering::Relaxed);
+        } else {
+            meta.op_done_in.store(seq, Ordering::Relaxed);
+            meta.ops_done.store(1, Ordering::Relaxed);
         }
     }
 

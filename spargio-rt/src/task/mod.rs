@@ -49,6 +49,9 @@ pub(crate) struct TaskMeta {
     /// The shard's poll count (`LocalShard::poll_seq`) when the task last
     /// saw an op in `last_op`'s direction complete.
     pub(crate) op_done_in: AtomicU32,
+    /// How many such completions it saw in that poll since its last op
+    /// (saturating).
+    pub(crate) ops_done: AtomicU8,
 }
 
 impl TaskMeta {
@@ -58,6 +61,7 @@ impl TaskMeta {
             last_shard: AtomicUsize::new(shard),
             last_op: AtomicU8::new(0),
             op_done_in: AtomicU32::new(0),
+            ops_done: AtomicU8::new(0),
         }
     }
 
