@@ -112,8 +112,9 @@ pub struct ShardStats {
     pub ops_submitted: u64,
     /// Of those, ops submitted at once from inside their task's poll,
     /// each with an `io_uring_enter` of its own, because the task's
-    /// previous op moved data the same way and completed during the same
-    /// poll (a run of writes, or of reads, awaited one after another).
+    /// previous op moved data the same way and its completion was the one
+    /// the task saw in the same poll (a run of writes, or of reads, awaited
+    /// one after another).
     pub ops_inline: u64,
     /// Of those, ops the kernel completed during that enter, so that the
     /// task went on without waiting for a loop turn.

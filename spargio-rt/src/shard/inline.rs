@@ -11,9 +11,9 @@
 //! submits moves data the same way as its previous op, and that previous
 //! op's completion, alone, is what the task saw during this same poll (a
 //! sequence, not a fan-out of ops in flight together, nor the next batch
-//! after a batch joined together), the shard enters at once and reaps. A write with room
-//! in the socket, or a read with bytes waiting, is then done when its
-//! future looks, and the task goes on in the same poll.
+//! after a batch joined together), the shard enters at once and reaps. A
+//! write with room in the socket, or a read with bytes waiting, is then
+//! done when its future looks, and the task goes on in the same poll.
 //!
 //! Bounds: [`INLINE_OPS_PER_POLL`] per poll, after which the task's ops wait
 //! for the loop again (so a task whose every op completes at once still
