@@ -336,15 +336,8 @@ async fn fs_future_mtime_has_no_last_modified() {
 /// is sent and compared. (Both weak-date checks failed on the old code.)
 #[spargio_rt::test]
 async fn fs_last_modified_is_left_out_while_the_date_is_weak() {
-    let site = site();
+    let (site, mut svc) = site_with_hello_this_second();
     let hello = site.root.join("hello.txt");
-    // A minute ahead stays "not yet a second old" however slowly the
-    // requests below are served (a future mtime counts the same).
-    set_mtime(
-        &hello,
-        std::time::SystemTime::now() + Duration::from_secs(60),
-    );
-    let mut svc = ServeDir::new(&site.root);
     let (res, _) = call(&mut svc, get("/hello.txt")).await;
     assert!(!res.headers.contains_key(LAST_MODIFIED));
     // The date a client may hold for this second (as the old code sent).
@@ -442,6 +435,19 @@ async fn fs_if_range() {
 }
 
 /// Sets a file's modification time.
+/// A site whose `hello.txt` counts as modified within the current second
+/// (its mtime a minute ahead, which stays "not yet a second old" however
+/// slowly the requests are served), and a `ServeDir` over it.
+fn site_with_hello_this_second() -> (Site, ServeDir) {
+    let site = site();
+    set_mtime(
+        &site.root.join("hello.txt"),
+        std::time::SystemTime::now() + Duration::from_secs(60),
+    );
+    let svc = ServeDir::new(&site.root);
+    (site, svc)
+}
+
 pub(super) fn set_mtime(path: &std::path::Path, time: std::time::SystemTime) {
     std::fs::File::options()
         .write(true)
@@ -856,15 +862,8 @@ async fn fs_gzip_twin_is_the_requested_name_and_stays_inside() {
 /// (The weak case failed on the old code, whose tag was always strong.)
 #[spargio_rt::test]
 async fn fs_etag_is_weak_while_the_mtime_is_this_second() {
-    let site = site();
+    let (site, mut svc) = site_with_hello_this_second();
     let hello = site.root.join("hello.txt");
-    // A minute ahead stays "not yet a second old" however slowly the
-    // request below is served (a future mtime counts the same).
-    set_mtime(
-        &hello,
-        std::time::SystemTime::now() + Duration::from_secs(60),
-    );
-    let mut svc = ServeDir::new(&site.root);
     let (res, _) = call(&mut svc, get("/hello.txt")).await;
     let etag = res.headers[ETAG].to_str().unwrap().to_owned();
     assert!(etag.starts_with("W/\""), "{etag}");
