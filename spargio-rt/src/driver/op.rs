@@ -49,22 +49,31 @@ impl<T: OpData> Future for Op<T> {
                     self.state = State::Waiting(cell);
                 }
                 State::Waiting(cell) => {
-                    let c = cell.clone();
                     // The entry is built once, before its SQE exists: on the
                     // submitting shard after registering the cell, or (from
                     // a thread outside the runtime) by the caller before
                     // the request is queued; either way no CQE can reach
                     // the cell meanwhile.
+                    let c: &OpCell<T> = cell;
                     // SAFETY: built once, before the SQE exists (above).
-                    let entry = move || unsafe { c.entry() };
+                    let entry = || unsafe { c.entry() };
                     cell.set_quiet(crate::io::is_quiet());
+                    // The one reference the driver's table keeps; the
+                    // future's own moves from `Waiting` to `InFlight`.
                     match remote::submit(cell.clone(), entry, T::NATIVE, cx.waker()) {
                         Ok(Some(owner)) => {
-                            let cell = cell.clone();
+                            let State::Waiting(cell) =
+                                std::mem::replace(&mut self.state, State::Finished)
+                            else {
+                                unreachable!()
+                            };
                             // In flight first: should the inline reap below
                             // unwind, dropping the future cancels the op.
-                            self.state = State::InFlight(cell.clone(), owner);
+                            self.state = State::InFlight(cell, owner);
                             if T::DIRECTION != Direction::Other {
+                                let State::InFlight(cell, _) = &self.state else {
+                                    unreachable!()
+                                };
                                 local::with_current(|l| {
                                     l.submitted(T::DIRECTION, || cell.is_done())
                                 });

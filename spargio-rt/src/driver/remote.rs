@@ -28,9 +28,28 @@ pub(crate) enum RemoteReq {
 }
 
 /// The shard an op was submitted on.
-pub(crate) struct Owner {
+///
+/// A reference to the shard's own [`OwnerShard`], not a clone of the
+/// runtime's `Arc<Inner>`: every op in flight holds one, and taking and
+/// dropping a reference on the count of `Inner`, which every shard shares,
+/// moved that cache line between the cores at every op. The shard's
+/// `OwnerShard` count is touched by that shard's thread alone, except when
+/// a stolen task's op is dropped elsewhere.
+pub(crate) struct Owner(Arc<OwnerShard>);
+
+/// What an op needs to reach its owner shard from anywhere: one per shard
+/// (`LocalShard::owner`), made again for each op submitted from outside
+/// the runtime.
+pub(crate) struct OwnerShard {
     inner: Arc<Inner>,
     shard: usize,
+}
+
+impl OwnerShard {
+    /// The owner record of shard `shard` of `inner`.
+    pub(crate) fn new(inner: Arc<Inner>, shard: usize) -> Arc<OwnerShard> {
+        Arc::new(OwnerShard { inner, shard })
+    }
 }
 
 /// Submits `op` on the current shard's ring, or hands it to a shard of the
@@ -51,10 +70,8 @@ pub(crate) fn submit(
     let here = local::with_current(|l| {
         let e = entry.take().expect("once");
         let op = op.take().expect("once");
-        Ok(l.submit_op(op, e, native, waker)?.map(|()| Owner {
-            inner: l.inner.clone(),
-            shard: l.index,
-        }))
+        Ok(l.submit_op(op, e, native, waker)?
+            .map(|()| Owner(l.owner.clone())))
     });
     if let Some(r) = here {
         return r;
@@ -94,7 +111,7 @@ pub(crate) fn submit(
     // The shard gives the slot back at the op's last CQE.
     std::mem::forget(slot);
     park::wake(&inner, shard);
-    Ok(Some(Owner { inner, shard }))
+    Ok(Some(Owner(OwnerShard::new(inner, shard))))
 }
 
 /// Takes a slot for `op` among the runtime's slots for ops from outside
@@ -133,6 +150,7 @@ fn shut_down() -> io::Error {
 
 /// Asks `op`'s owner shard to cancel it.
 pub(crate) fn cancel(owner: &Owner, op: Arc<dyn Completion>) {
+    let owner = &*owner.0;
     let done_here = local::with_current(|l| {
         // Tag 0: the op's remote Submit is still in this shard's queue (it
         // came from a thread outside the runtime); the cancel must go in

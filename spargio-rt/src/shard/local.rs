@@ -20,6 +20,7 @@ use crossbeam_deque::{Steal, Worker};
 use super::steal::Victim;
 use io_uring::{opcode, types, IoUring};
 
+use crate::driver::remote::OwnerShard;
 use crate::driver::table::OpTable;
 use crate::scheduler::Inner;
 use crate::shard::shared::ShardShared;
@@ -37,6 +38,8 @@ thread_local! {
 pub(crate) struct LocalShard {
     pub(crate) index: usize,
     pub(crate) inner: Arc<Inner>,
+    /// What this shard's ops hold to reach it (see `driver::remote::Owner`).
+    pub(crate) owner: Arc<OwnerShard>,
     pub(crate) ring: RefCell<IoUring>,
     pub(super) pinned: RefCell<VecDeque<Runnable>>,
     pub(super) worker: Worker<Runnable>,
@@ -372,6 +375,7 @@ impl LocalShard {
         let spin = SpinPolicy::new(inner.park_spin);
         LocalShard {
             index,
+            owner: OwnerShard::new(inner.clone(), index),
             inner,
             ring: RefCell::new(ring),
             pinned: RefCell::new(VecDeque::new()),
