@@ -5,7 +5,6 @@ use std::io::ErrorKind;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use spargio_rt::fs::{self, DirBuilder, File, OpenOptions};
@@ -13,17 +12,14 @@ use spargio_rt::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, IoBuf};
 use spargio_rt::{Runtime, RuntimeHandle};
 
 mod common;
-use common::fds_on;
+use common::{fds_on, unique_temp_path};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("spargio-fs-{name}-{}-{n}", std::process::id()));
+        let dir = unique_temp_path("fs", name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)

@@ -5,13 +5,12 @@
 use std::io::ErrorKind;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use spargio_rt::fs::{self, File, OpenOptions, ResolveFlags};
 
 mod common;
-use common::fds_on;
+use common::{fds_on, unique_temp_path};
 
 /// A fresh directory under the system temp dir, removed on drop, holding
 /// `root/` (with `hello.txt` and `sub/inner.txt`) and `outside.txt` next
@@ -20,10 +19,7 @@ struct Tree(PathBuf);
 
 impl Tree {
     fn new(name: &str) -> Tree {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let base =
-            std::env::temp_dir().join(format!("spargio-open-at-{name}-{}-{n}", std::process::id()));
+        let base = unique_temp_path("open-at", name);
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(base.join("root/sub")).unwrap();
         std::fs::write(base.join("root/hello.txt"), "hello").unwrap();

@@ -1,7 +1,7 @@
 //! [`File`]: an open file, read and written with owned buffers.
 
 use std::fmt;
-use std::io;
+use std::io::{self, SeekFrom};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -248,6 +248,98 @@ impl File {
         read_to_end_inner(&self.fd, buf, pos, None).await
     }
 
+    /// Moves the file's current position, the one the
+    /// [`AsyncRead`]/[`AsyncWrite`] impls and [`read_to_end`](Self::read_to_end)
+    /// read and write at, and returns the new position from the start of
+    /// the file, as `std::io::Seek::seek` and tokio's `AsyncSeekExt::seek`
+    /// do. Positional methods ([`read_at`](Self::read_at),
+    /// [`write_at`](Self::write_at), ...) neither use nor move it. A
+    /// [`try_clone`](Self::try_clone) shares it.
+    ///
+    /// A position past the end is allowed (a write there leaves a hole).
+    /// One before the start fails with `InvalidInput` (the kernel's
+    /// `EINVAL`), and so does a `Start` beyond `i64::MAX`; the position
+    /// is then unchanged.
+    ///
+    /// io_uring has no seek opcode. For `Start` and `Current` this is
+    /// `lseek(2)` called right here on the shard, not on the blocking
+    /// pool: a plain syscall that only sets the open file's offset in
+    /// memory, with no I/O (on NFS and FUSE too), so it does not block
+    /// the shard, and a trip to the pool would cost far more than the
+    /// call. (It can wait only while another thread is inside a plain
+    /// `read(2)`/`write(2)` on the same open file, say through
+    /// [`into_std`](Self::into_std).) `End` runs `lseek` on the
+    /// blocking pool: to know where the end is, NFS and FUSE first
+    /// refresh the file's size from the server, which can wait on the
+    /// network. (A seek to `End` whose future is dropped after its job
+    /// started still moves the position.)
+    ///
+    /// An op at the current position that a dropped future left in flight
+    /// still moves the position when it completes, after this seek.
+    ///
+    /// ```
+    /// use std::io::SeekFrom;
+    /// use spargio_rt::fs::File;
+    /// use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// spargio_rt::run(|_| async {
+    ///     let path = std::env::temp_dir().join(format!("spargio-seek-doc-{}", std::process::id()));
+    ///     let mut f = File::options().read(true).write(true).create(true).open(&path).await?;
+    ///     let (res, _) = f.write_all(b"hello world".to_vec()).await;
+    ///     res?;
+    ///     assert_eq!(f.seek(SeekFrom::End(-5)).await?, 6);
+    ///     let (res, buf) = f.read_exact(Vec::with_capacity(5)).await;
+    ///     res?;
+    ///     assert_eq!(buf, b"world");
+    ///     assert_eq!(f.seek(SeekFrom::Start(0)).await?, 0);
+    ///     spargio_rt::fs::remove_file(&path).await
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
+    pub async fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        match pos {
+            SeekFrom::Start(n) => {
+                check_pos(n)?;
+                lseek(&self.fd, n as i64, libc::SEEK_SET)
+            }
+            SeekFrom::Current(n) => lseek(&self.fd, n, libc::SEEK_CUR),
+            SeekFrom::End(n) => {
+                let fd = self.fd.clone();
+                asyncify(move || lseek(&fd, n, libc::SEEK_END)).await
+            }
+        }
+    }
+
+    /// The file's current position ([`seek`](Self::seek) with
+    /// `SeekFrom::Current(0)`: `lseek(2)` on the shard, no I/O), as
+    /// `std::io::Seek::stream_position`. Positional methods
+    /// ([`read_at`](Self::read_at), [`write_at`](Self::write_at), ...)
+    /// neither use nor move it.
+    ///
+    /// ```
+    /// use spargio_rt::fs::File;
+    /// use spargio_rt::io::AsyncWriteExt;
+    ///
+    /// spargio_rt::run(|_| async {
+    ///     let path = std::env::temp_dir().join(format!("spargio-stream-pos-doc-{}", std::process::id()));
+    ///     let mut f = File::create(&path).await?;
+    ///     let (res, _) = f.write_all(b"hello".to_vec()).await;
+    ///     res?;
+    ///     assert_eq!(f.stream_position().await?, 5);
+    ///     // Positional writes leave it where it is.
+    ///     let (res, _) = f.write_all_at(b"world".to_vec(), 5).await;
+    ///     res?;
+    ///     assert_eq!(f.stream_position().await?, 5);
+    ///     spargio_rt::fs::remove_file(&path).await
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
+    pub async fn stream_position(&mut self) -> io::Result<u64> {
+        lseek(&self.fd, 0, libc::SEEK_CUR)
+    }
+
     /// Flushes data and metadata to the device (`fsync`).
     pub async fn sync_all(&self) -> io::Result<()> {
         ops::fsync(&self.fd, false).await
@@ -322,6 +414,42 @@ impl File {
         File::from_owned(OwnedFd::from(file))
     }
 
+    /// A second `File` on a duplicate of this one's fd
+    /// (`fcntl(F_DUPFD_CLOEXEC)`, on the calling thread: no I/O), as
+    /// `std::fs::File::try_clone` and tokio's `File::try_clone`.
+    ///
+    /// Both fds refer to the same open file description: they share its
+    /// current position (a [`seek`](Self::seek) or a read at the current
+    /// position through one moves it for the other) and its status flags
+    /// (`O_APPEND`, `O_NONBLOCK`, ...). The duplicate is close-on-exec,
+    /// whether or not the original is. Each `File` closes its own fd when
+    /// dropped; the other stays usable. Fails only if the process is out
+    /// of fds.
+    ///
+    /// ```
+    /// use std::io::SeekFrom;
+    /// use spargio_rt::fs::File;
+    /// use spargio_rt::io::AsyncReadExt;
+    ///
+    /// spargio_rt::run(|_| async {
+    ///     let path = std::env::temp_dir().join(format!("spargio-try-clone-doc-{}", std::process::id()));
+    ///     spargio_rt::fs::write(&path, b"hello world").await?;
+    ///     let f = File::open(&path).await?;
+    ///     let mut clone = f.try_clone().await?;
+    ///     drop(f);
+    ///     clone.seek(SeekFrom::Start(6)).await?;
+    ///     let (res, buf) = clone.read_to_end(Vec::new()).await;
+    ///     res?;
+    ///     assert_eq!(buf, b"world");
+    ///     spargio_rt::fs::remove_file(&path).await
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
+    pub async fn try_clone(&self) -> io::Result<File> {
+        Ok(File::from_owned(self.as_fd().try_clone_to_owned()?))
+    }
+
     /// Closes the file and waits until it is closed, reporting what
     /// `close(2)` returned — unless a future dropped earlier left an op on
     /// this file in flight: the fd then stays open until that op ends
@@ -389,6 +517,18 @@ impl File {
     pub fn into_std(self) -> io::Result<std::fs::File> {
         Ok(std::fs::File::from(self.as_fd().try_clone_to_owned()?))
     }
+}
+
+/// `lseek(2)` on `fd`: the new position from the start of the file, or
+/// the kernel's error.
+fn lseek(fd: &SharedFd, offset: i64, whence: i32) -> io::Result<u64> {
+    // SAFETY: the borrowed `SharedFd` keeps the fd open for the call;
+    // lseek only reads its integer arguments.
+    let pos = unsafe { libc::lseek(fd.raw(), offset, whence) };
+    if pos < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pos as u64)
 }
 
 /// Reads to end of file from `pos` (or the current position), appending

@@ -64,3 +64,15 @@ pub fn fds_on(target: &std::path::Path) -> usize {
         .filter(|l| l == target)
         .count()
 }
+
+/// A path under the system temp dir that no other test in this process
+/// uses: `spargio-{prefix}-{name}-{pid}-{n}`. Nothing is created there.
+#[allow(dead_code)] // not every test file uses every helper
+pub fn unique_temp_path(prefix: &str, name: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!(
+        "spargio-{prefix}-{name}-{}-{n}",
+        std::process::id()
+    ))
+}
