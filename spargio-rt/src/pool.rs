@@ -35,10 +35,11 @@ pub(crate) struct PoolConfig {
 
 pub(crate) struct ThreadPool {
     shared: Arc<PoolShared>,
-    registry: Arc<Registry>,
 }
 
 struct PoolShared {
+    /// The pool's live tasks.
+    registry: Registry,
     state: Mutex<State>,
     work: Condvar,
     exited: Condvar,
@@ -70,6 +71,7 @@ impl ThreadPool {
     pub(crate) fn new(config: PoolConfig) -> Self {
         ThreadPool {
             shared: Arc::new(PoolShared {
+                registry: Registry::for_pool(),
                 state: Mutex::new(State::default()),
                 work: Condvar::new(),
                 exited: Condvar::new(),
@@ -77,7 +79,6 @@ impl ThreadPool {
                 runtime: OnceLock::new(),
                 pending_runs: AtomicUsize::new(0),
             }),
-            registry: Arc::new(Registry::new(1)),
         }
     }
 
@@ -88,8 +89,8 @@ impl ThreadPool {
 
     /// A pool's live tasks are tracked apart from shard tasks: shards do not
     /// wait for them at shutdown.
-    pub(crate) fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.shared.registry
     }
 
     pub(crate) fn threads(&self) -> usize {
@@ -150,7 +151,7 @@ impl ThreadPool {
     /// Asks every live task of the pool to stop (each is dropped at its
     /// next poll, on a pool thread). Returns how many were asked.
     pub(crate) fn abort_all(&self) -> usize {
-        self.registry.abort_all()
+        self.shared.registry.abort_all()
     }
 
     /// Closes the pool without waiting for anything: cancels queued jobs
@@ -202,11 +203,11 @@ impl PoolShared {
                 match self.runtime.get().and_then(Weak::upgrade) {
                     Some(inner) => {
                         crate::block_on::with_entered(crate::RuntimeHandle { inner }, || {
-                            task.run()
+                            crate::task::run(task, &self.registry)
                         });
                     }
                     None => {
-                        task.run();
+                        crate::task::run(task, &self.registry);
                     }
                 }
                 self.pending_runs.fetch_sub(1, Ordering::Relaxed);

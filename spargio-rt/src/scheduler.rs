@@ -36,7 +36,7 @@ pub(crate) struct Inner {
     pub(crate) shards: Box<[ShardShared]>,
     /// Stealable tasks spawned from threads outside the runtime.
     pub(crate) global: Injector<Runnable>,
-    pub(crate) registry: Arc<Registry>,
+    pub(crate) registry: Registry,
     pub(crate) steal: StealPolicy,
     pub(crate) task_budget: usize,
     /// Per-shard limit of in-flight ops.
@@ -68,7 +68,7 @@ impl Inner {
             .into_boxed_slice();
         Ok(Inner {
             global: Injector::new(),
-            registry: Arc::new(Registry::new(n + 1)),
+            registry: Registry::for_shards(n),
             steal: b.steal.clone(),
             task_budget: b.task_budget,
             max_ops_in_flight: b.max_ops_in_flight,
@@ -220,16 +220,18 @@ impl Inner {
         F::Output: Send + 'static,
     {
         let (home, first) = self.resolve(placement);
-        let ctl = self
-            .registry
-            .insert(local::current_index(self).unwrap_or(self.shards.len()));
-        let guard = Guard::new(fut, ctl.clone(), self.registry.clone());
-        let (task, handle) = async_task::Builder::new()
-            .metadata(TaskMeta::new(home, first))
-            .spawn(move |_| guard, self.scheduler());
-        ctl.register(&task.waker());
-        self.start(task, &ctl, placement == TaskPlacement::Stealable);
-        JoinHandle::new(handle, ctl)
+        let part = local::current_index(self).unwrap_or(self.shards.len());
+        let (task, handle) = self.registry.insert(part, |slot| {
+            let guard = Guard::new(fut, slot);
+            let (task, handle) = async_task::Builder::new()
+                .metadata(TaskMeta::new(home, first))
+                .spawn(move |_| guard, self.scheduler());
+            let waker = task.waker();
+            ((task, handle), waker)
+        });
+        let waker = task.waker();
+        self.start(task, placement == TaskPlacement::Stealable);
+        JoinHandle::new(handle, waker)
     }
 
     /// Spawns a future that may be `!Send` onto shard `shard`, built there
@@ -276,10 +278,7 @@ impl Inner {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let ctl = self
-            .registry
-            .insert(local::current_index(self).unwrap_or(self.shards.len()));
-        let guard = Guard::new(fut, ctl.clone(), self.registry.clone());
+        let part = local::current_index(self).unwrap_or(self.shards.len());
         // `spawn_unchecked` drops the `Send` and `'static`-output
         // checks of `spawn`. The future may be `!Send`, so once started it
         // must only be polled and dropped on shard `shard`'s thread. It is:
@@ -292,16 +291,21 @@ impl Inner {
         // `!Send`: `JoinHandle<T>` is then `!Send` too (async-task's
         // `Task<T>` is `Send` only for `T: Send`), so it is taken out on the
         // shard's thread. The future and its output are `'static`.
-        // SAFETY: the task is only polled and dropped on its own shard, as
-        // argued above.
-        let (task, handle) = unsafe {
-            async_task::Builder::new()
-                .metadata(TaskMeta::new(Home::Local(shard), shard))
-                .spawn_unchecked(move |_| guard, self.scheduler())
-        };
-        ctl.register(&task.waker());
-        self.start(task, &ctl, false);
-        JoinHandle::new(handle, ctl)
+        let (task, handle) = self.registry.insert(part, |slot| {
+            let guard = Guard::new(fut, slot);
+            // SAFETY: the task is only polled and dropped on its own shard,
+            // as argued above.
+            let (task, handle) = unsafe {
+                async_task::Builder::new()
+                    .metadata(TaskMeta::new(Home::Local(shard), shard))
+                    .spawn_unchecked(move |_| guard, self.scheduler())
+            };
+            let waker = task.waker();
+            ((task, handle), waker)
+        });
+        let waker = task.waker();
+        self.start(task, false);
+        JoinHandle::new(handle, waker)
     }
 
     /// Runs `f` on the blocking pool.
@@ -334,18 +338,20 @@ impl Inner {
         F::Output: Send + 'static,
     {
         let pool = self.pool(home);
-        let registry = pool.registry().clone();
-        let ctl = registry.insert(0);
-        let guard = Guard::new(fut, ctl.clone(), registry);
-        let (task, handle) = async_task::Builder::new()
-            .metadata(TaskMeta::new(home, 0))
-            .spawn(move |_| guard, self.scheduler());
-        ctl.register(&task.waker());
+        let (task, handle) = pool.registry().insert(0, |slot| {
+            let guard = Guard::new(fut, slot);
+            let (task, handle) = async_task::Builder::new()
+                .metadata(TaskMeta::new(home, 0))
+                .spawn(move |_| guard, self.scheduler());
+            let waker = task.waker();
+            ((task, handle), waker)
+        });
+        let waker = task.waker();
         if self.is_shutdown() {
-            ctl.abort();
+            task.metadata().abort();
         }
         pool.push(task);
-        JoinHandle::new(handle, ctl)
+        JoinHandle::new(handle, waker)
     }
 
     /// The thread pool of a pool task's `home`.
@@ -362,13 +368,12 @@ impl Inner {
     /// First scheduling of a new task. A plain `Stealable` spawn from a
     /// thread outside the runtime goes to the global injector (any shard
     /// takes it); everything else goes where its placement says.
-    fn start(self: &Arc<Self>, task: Runnable, ctl: &crate::task::ctl::TaskCtl, anywhere: bool) {
+    fn start(self: &Arc<Self>, task: Runnable, anywhere: bool) {
         if self.is_shutdown() {
             // Shutting down: the task never runs. Dropping its runnable
             // cancels it here; that is sound even for a `Local` task, whose
             // future is still only its `Send` builder (`spawn_local_on`) or
             // is on its own shard's thread (`spawn_local`).
-            ctl.abort();
             drop(task);
             return;
         }

@@ -628,7 +628,7 @@ impl LocalShard {
             // Ends the poll's state however `run` returns (it can unwind
             // out of a schedule function).
             let _scope = PollScope(self);
-            task.run();
+            crate::task::run(task, &self.inner.registry);
         }
         if let Some(payload) = self.inline_panic.take() {
             // A waker or an op's destructor panicked in an inline reap

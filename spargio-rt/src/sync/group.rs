@@ -246,13 +246,13 @@ impl<T: 'static> TaskGroup<T> {
     pub fn abort_all(&self) {
         // Abort outside the lock: a wake-up after the task's shard exited
         // drops the task on this thread, and its drop may use the group.
-        let ctls: Vec<_> = lock(&self.tasks)
+        let wakers: Vec<_> = lock(&self.tasks)
             .handles
             .values()
-            .map(|h| h.ctl().clone())
+            .filter_map(JoinHandle::request_abort)
             .collect();
-        for ctl in ctls {
-            ctl.abort();
+        for waker in wakers {
+            waker.wake();
         }
     }
 

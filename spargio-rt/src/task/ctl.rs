@@ -1,166 +1,215 @@
-//! Abort control and the live-task registry.
+//! The live-task registry, and abort.
 //!
-//! Every spawned task registers a [`TaskCtl`] holding its waker.
-//! `JoinHandle::abort` and runtime shutdown set its `aborted` flag and wake
-//! the task; the task's [`Guard`](super::guard::Guard) sees the flag at its
-//! next poll, drops the future on the thread that owns it, and completes as
-//! cancelled. The
-//! registry is what lets shutdown reach tasks that nothing would ever wake
-//! again (two tasks waiting on each other, say), so nothing leaks.
+//! A task's abort flag lives in its own allocation ([`TaskMeta`]'s
+//! `aborted`); whoever runs tasks (a shard, a pool thread) checks it, and
+//! the registry's `aborting` flag, before each poll, and drops an aborted
+//! task's runnable instead of polling it: async-task then drops the future
+//! there, on the thread that owns it, and the task's `JoinHandle` reports
+//! it cancelled. [`JoinHandle::abort`](super::JoinHandle::abort) sets the
+//! flag and wakes the task so that this happens at once.
 //!
-//! The registry is off the hot path's contended lines: each shard appends
-//! the tasks it spawns to its own partition (one lock, taken by that shard
-//! only, except at shutdown), and a finishing task only sets a flag and bumps
-//! the finished count of the partition of the thread it ends on — no lock,
-//! and no line of the spawning shard's, wherever it finishes. The
-//! owner drops finished entries in sweeps, amortised over its spawns.
+//! The registry is what lets shutdown reach tasks that nothing would ever
+//! wake again (two tasks waiting on each other, say), so nothing leaks: it
+//! holds a waker of every live task, in a slot of the partition of the
+//! shard that spawned it (one more partition for threads outside the
+//! runtime). Shutdown sets `aborting` and wakes them all. A task leaves its
+//! slot when its future is dropped (it finished, was aborted or cancelled),
+//! through the [`Guard`](super::guard::Guard) around it, which holds its
+//! partition and slot. One lock round per spawn and per end, no allocation
+//! (freed slots are reused) and no sweep. A partition's lock is its shard's
+//! alone: a task that ends on another shard (it was stolen) puts its slot
+//! on the partition's `returned` list instead, which the shard takes back
+//! in one go when it runs out of free slots, so a shard spawning tasks
+//! that the other shard runs does not fight it for its lock.
+//!
+//! [`TaskMeta`]: super::TaskMeta
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 
 use crossbeam_utils::CachePadded;
-use futures_util::task::AtomicWaker;
-
-/// Abort state shared by a task, its join handle and the registry.
-#[derive(Debug)]
-pub(crate) struct TaskCtl {
-    aborted: AtomicBool,
-    finished: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl TaskCtl {
-    /// Marks the task aborted and wakes it so it notices.
-    pub(crate) fn abort(&self) {
-        self.aborted.store(true, Ordering::SeqCst);
-        self.waker.wake();
-    }
-
-    pub(crate) fn is_aborted(&self) -> bool {
-        self.aborted.load(Ordering::SeqCst)
-    }
-
-    /// Remembers the task's own waker, once, when it is spawned: every
-    /// poll of an `async-task` task gets a waker for the same task, so
-    /// there is nothing to refresh per poll. [`clear_waker`](Self::clear_waker)
-    /// drops it when the task ends, so the task holds no reference to itself.
-    pub(crate) fn register(&self, waker: &std::task::Waker) {
-        self.waker.register(waker);
-    }
-
-    /// Drops the stored waker; the task holds no reference to itself after this.
-    pub(crate) fn clear_waker(&self) {
-        drop(self.waker.take());
-    }
-
-    fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::Acquire)
-    }
-}
 
 /// The tasks spawned from one shard (or, for the last partition, from
-/// threads outside the runtime).
+/// threads outside the runtime): a slot per live task, holding its waker.
 #[derive(Debug, Default)]
-struct Partition {
-    tasks: Mutex<Tasks>,
-    /// Tasks ever registered here.
-    inserted: AtomicU64,
-    /// Of those, tasks that finished.
-    finished: AtomicU64,
+pub(crate) struct Partition {
+    /// The shard that spawns into this partition; `None` for the partition
+    /// of threads outside the runtime, and for a pool's.
+    owner: Option<usize>,
+    slots: Mutex<Slots>,
+    /// Slots freed on threads other than `owner`'s, still holding their
+    /// wakers, to go back to `slots`.
+    returned: Mutex<Vec<u32>>,
 }
 
 #[derive(Debug, Default)]
-struct Tasks {
-    list: Vec<Arc<TaskCtl>>,
-    /// Length after the last sweep of finished entries.
-    swept_len: usize,
+struct Slots {
+    /// `None`: free, its index is in `free`.
+    wakers: Vec<Option<Waker>>,
+    free: Vec<u32>,
+    live: usize,
 }
 
-/// All live tasks of one runtime, in partitions.
+/// Slot arrays are trimmed back to this many when their partition has no
+/// live task left (after a burst of spawns, say).
+const KEEP_SLOTS: usize = 1024;
+
+/// A task's place in the registry, held by its guard.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    part: Arc<CachePadded<Partition>>,
+    index: u32,
+}
+
+impl Slot {
+    /// Frees the slot; the task is no longer live. Called once, when the
+    /// task's future is dropped.
+    pub(crate) fn release(&self) {
+        let part = &*self.part;
+        if part.owner.is_some() && crate::shard::local::with_current(|l| l.index) != part.owner {
+            // Another shard's partition: its owner takes the slot back.
+            lock(&part.returned).push(self.index);
+            return;
+        }
+        let waker = {
+            let mut slots = lock(&part.slots);
+            let waker = slots.wakers[self.index as usize].take();
+            debug_assert!(waker.is_some(), "a registry slot released twice");
+            slots.free.push(self.index);
+            slots.live -= 1;
+            if slots.live == 0 && slots.wakers.len() > KEEP_SLOTS {
+                // No slot is held: nothing refers to any index.
+                slots.wakers.clear();
+                slots.wakers.shrink_to(KEEP_SLOTS);
+                slots.free.clear();
+                slots.free.shrink_to(KEEP_SLOTS);
+            }
+            waker
+        };
+        // Outside the lock: a waker's drop may free its task, and with it
+        // the runtime handle its scheduler holds.
+        drop(waker);
+    }
+}
+
+impl Partition {
+    fn new(owner: Option<usize>) -> Self {
+        Partition {
+            owner,
+            ..Partition::default()
+        }
+    }
+
+    /// Tasks registered here and not yet finished.
+    fn live(&self) -> usize {
+        let slots = lock(&self.slots);
+        slots.live - lock(&self.returned).len()
+    }
+}
+
+/// Takes the slots other threads freed back into `slots`; returns their
+/// wakers, for the caller to drop once it let go of the lock.
+fn take_back(part: &Partition, slots: &mut Slots) -> Vec<Waker> {
+    let returned = std::mem::take(&mut *lock(&part.returned));
+    let mut wakers = Vec::with_capacity(returned.len());
+    for i in returned {
+        wakers.extend(slots.wakers[i as usize].take());
+        slots.free.push(i);
+        slots.live -= 1;
+    }
+    wakers
+}
+
+/// All live tasks of one runtime (or of one pool), in partitions.
 #[derive(Debug)]
 pub(crate) struct Registry {
-    parts: Box<[CachePadded<Partition>]>,
+    parts: Box<[Arc<CachePadded<Partition>>]>,
+    /// Set by [`abort_all`](Self::abort_all): every task is dropped at its
+    /// next scheduling point, whenever it was spawned.
+    aborting: AtomicBool,
 }
 
-/// Partitions shorter than this are never swept.
-const SWEEP_FLOOR: usize = 64;
-
 impl Registry {
-    pub(crate) fn new(parts: usize) -> Self {
+    /// A registry with a partition for each of `shards` shards, and one
+    /// more for threads outside the runtime.
+    pub(crate) fn for_shards(shards: usize) -> Self {
+        Self::with_partitions((0..=shards).map(|i| (i < shards).then_some(i)))
+    }
+
+    /// A registry of one partition, for a pool.
+    pub(crate) fn for_pool() -> Self {
+        Self::with_partitions([None])
+    }
+
+    fn with_partitions(owners: impl IntoIterator<Item = Option<usize>>) -> Self {
         Registry {
-            parts: (0..parts.max(1))
-                .map(|_| CachePadded::new(Partition::default()))
+            parts: owners
+                .into_iter()
+                .map(|owner| Arc::new(CachePadded::new(Partition::new(owner))))
                 .collect(),
+            aborting: AtomicBool::new(false),
         }
     }
 
-    /// Registers a new task in partition `part % parts`.
-    pub(crate) fn insert(&self, part: usize) -> Arc<TaskCtl> {
-        let part = part % self.parts.len();
-        let p = &self.parts[part];
-        let ctl = Arc::new(TaskCtl {
-            aborted: AtomicBool::new(false),
-            finished: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
-        });
-        let mut tasks = lock(&p.tasks);
-        if tasks.list.len() >= (2 * tasks.swept_len).max(SWEEP_FLOOR) {
-            tasks.list.retain(|c| !c.is_finished());
-            tasks.swept_len = tasks.list.len();
+    /// Registers a new task in partition `part % parts`: `spawn` gets the
+    /// task's slot (for its guard) and returns what it built with the
+    /// task's waker, which the slot keeps. `spawn` runs under the
+    /// partition's lock: it must only build the task (no wake-up, no
+    /// scheduling, nothing that can panic: unwinding would drop the guard
+    /// holding the slot, whose release takes the same lock).
+    pub(crate) fn insert<R>(&self, part: usize, spawn: impl FnOnce(Slot) -> (R, Waker)) -> R {
+        let part = &self.parts[part % self.parts.len()];
+        let mut slots = lock(&part.slots);
+        let mut finished = Vec::new();
+        if slots.free.is_empty() {
+            finished = take_back(part, &mut slots);
         }
-        tasks.list.push(ctl.clone());
-        drop(tasks);
-        p.inserted.fetch_add(1, Ordering::SeqCst);
-        ctl
+        let index = match slots.free.pop() {
+            Some(i) => i,
+            None => {
+                let i = u32::try_from(slots.wakers.len())
+                    .expect("spargio: more than 2^32 live tasks spawned from one shard");
+                slots.wakers.push(None);
+                i
+            }
+        };
+        let slot = Slot {
+            part: part.clone(),
+            index,
+        };
+        let (built, waker) = spawn(slot);
+        slots.wakers[index as usize] = Some(waker);
+        slots.live += 1;
+        drop(slots);
+        drop(finished);
+        built
     }
 
-    /// Marks a task finished; a later sweep forgets it.
-    ///
-    /// The count goes to the partition of the thread the task ends on (only
-    /// the sum over partitions means anything), so a task stolen away from
-    /// the shard that spawned it does not touch that shard's cache lines.
-    pub(crate) fn remove(&self, ctl: &TaskCtl) {
-        if !ctl.finished.swap(true, Ordering::AcqRel) {
-            let part = crate::shard::local::with_current(|l| l.index).unwrap_or(usize::MAX);
-            self.parts[part % self.parts.len()]
-                .finished
-                .fetch_add(1, Ordering::SeqCst);
-        }
+    /// Whether every task is being dropped (see [`abort_all`](Self::abort_all)).
+    pub(crate) fn aborting(&self) -> bool {
+        self.aborting.load(Ordering::Acquire)
     }
 
     /// Tasks spawned and not yet finished.
-    ///
-    /// Finished counts are read before inserted counts, so a concurrent
-    /// spawn can only make the result too high, never a false zero.
     pub(crate) fn live(&self) -> usize {
-        let finished: u64 = self
-            .parts
-            .iter()
-            .map(|p| p.finished.load(Ordering::SeqCst))
-            .sum();
-        let inserted: u64 = self
-            .parts
-            .iter()
-            .map(|p| p.inserted.load(Ordering::SeqCst))
-            .sum();
-        inserted.saturating_sub(finished) as usize
+        self.parts.iter().map(|p| p.live()).sum()
     }
 
-    /// Aborts every live task. Returns how many were asked to stop.
+    /// Aborts every task, live now or spawned later: each is dropped at its
+    /// next scheduling point, and the live ones are woken so that comes at
+    /// once (a finished task in a `returned` slot is woken too, which does
+    /// nothing). Returns how many were woken.
     pub(crate) fn abort_all(&self) -> usize {
+        self.aborting.store(true, Ordering::Release);
         let mut n = 0;
         for part in self.parts.iter() {
-            let ctls: Vec<Arc<TaskCtl>> = lock(&part.tasks)
-                .list
-                .iter()
-                .filter(|c| !c.is_finished())
-                .cloned()
-                .collect();
-            for c in ctls {
-                if !c.is_aborted() {
-                    c.abort();
-                    n += 1;
-                }
+            // Woken outside the lock: a wake-up can drop the task on this
+            // thread (its shard exited), which releases its slot.
+            let wakers: Vec<Waker> = lock(&part.slots).wakers.iter().flatten().cloned().collect();
+            n += wakers.len();
+            for w in wakers {
+                w.wake();
             }
         }
         n
@@ -168,7 +217,7 @@ impl Registry {
 }
 
 /// Locks a registry partition; a panic elsewhere never poisons our data
-/// (we only push and retain), so poisoning is ignored.
+/// (no code of ours panics while holding it), so poisoning is ignored.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -176,24 +225,79 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    struct Counted(AtomicUsize);
+
+    impl Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn register(r: &Registry, part: usize, w: &Arc<Counted>) -> Slot {
+        r.insert(part, |slot| (slot, Waker::from(w.clone())))
+    }
 
     #[test]
-    fn live_counts_and_sweeps() {
-        let r = Registry::new(2);
-        let ctls: Vec<_> = (0..200).map(|i| r.insert(i)).collect();
+    fn live_counts_reuse_and_abort_all() {
+        let r = Registry::with_partitions([None, None]);
+        let w = Arc::new(Counted(AtomicUsize::new(0)));
+        let slots: Vec<_> = (0..200).map(|i| register(&r, i, &w)).collect();
         assert_eq!(r.live(), 200);
-        for c in &ctls[..150] {
-            r.remove(c);
-            r.remove(c); // twice is harmless
+        for s in &slots[..150] {
+            s.release();
         }
         assert_eq!(r.live(), 50);
-        // More spawns sweep the finished entries out of the lists.
-        let more: Vec<_> = (0..200).map(|i| r.insert(i)).collect();
-        let listed: usize = r.parts.iter().map(|p| lock(&p.tasks).list.len()).sum();
-        assert!(listed < 400, "{listed}");
-        assert_eq!(r.live(), 250);
-        assert_eq!(r.abort_all(), 250);
-        assert!(more.iter().all(|c| c.is_aborted()));
-        assert!(!ctls[0].is_aborted(), "finished tasks are not aborted");
+        // Freed slots are reused: the slot arrays do not grow.
+        let more: Vec<_> = (0..150).map(|i| register(&r, i, &w)).collect();
+        let len: usize = r.parts.iter().map(|p| lock(&p.slots).wakers.len()).sum();
+        assert_eq!(len, 200);
+        assert_eq!(r.live(), 200);
+        assert!(!r.aborting());
+        assert_eq!(r.abort_all(), 200);
+        assert!(r.aborting());
+        assert_eq!(w.0.load(Ordering::SeqCst), 200);
+        for s in slots[150..].iter().chain(&more) {
+            s.release();
+        }
+        assert_eq!(r.live(), 0);
+        // The waker clones the registry held are gone.
+        assert_eq!(Arc::strong_count(&w), 1);
+    }
+
+    #[test]
+    fn an_empty_partition_gives_back_its_slots() {
+        let r = Registry::for_pool();
+        let w = Arc::new(Counted(AtomicUsize::new(0)));
+        let slots: Vec<_> = (0..3 * KEEP_SLOTS).map(|_| register(&r, 0, &w)).collect();
+        for s in &slots {
+            s.release();
+        }
+        let p = lock(&r.parts[0].slots);
+        assert!(p.wakers.is_empty() && p.wakers.capacity() <= KEEP_SLOTS);
+    }
+
+    #[test]
+    fn slots_freed_off_their_shard_come_back_when_the_free_list_runs_out() {
+        // Partition 0 belongs to shard 0; this test thread is no shard, so
+        // its releases go to the `returned` list.
+        let r = Registry::with_partitions([Some(0)]);
+        let w = Arc::new(Counted(AtomicUsize::new(0)));
+        let slots: Vec<_> = (0..10).map(|_| register(&r, 0, &w)).collect();
+        for s in &slots {
+            s.release();
+        }
+        assert_eq!(r.live(), 0, "returned slots are not live");
+        assert_eq!(lock(&r.parts[0].returned).len(), 10);
+        assert_eq!(Arc::strong_count(&w), 11, "their wakers wait for the owner");
+        // The next spawn finds no free slot and takes the returned ones back.
+        let again = register(&r, 0, &w);
+        assert!(lock(&r.parts[0].returned).is_empty());
+        assert_eq!(Arc::strong_count(&w), 2);
+        assert_eq!(r.live(), 1);
+        assert_eq!(lock(&r.parts[0].slots).wakers.len(), 10, "no slot added");
+        again.release();
     }
 }

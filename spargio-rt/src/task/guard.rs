@@ -1,13 +1,12 @@
-//! The future every spawned task actually runs: it checks for abort, catches
-//! panics, and unregisters the task when it is dropped.
+//! The future every spawned task actually runs: it catches panics, and
+//! unregisters the task when it is dropped.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::ctl::{Registry, TaskCtl};
+use super::ctl::Slot;
 use super::join::JoinError;
 
 /// Wraps a user future. Its output is an [`Outcome`]: the `Result` a
@@ -15,16 +14,15 @@ use super::join::JoinError;
 pub(crate) struct Guard<F> {
     /// `None` once the future finished, panicked or was aborted.
     fut: Option<F>,
-    ctl: Arc<TaskCtl>,
-    registry: Arc<Registry>,
+    /// The task's registry slot, released when the guard is dropped.
+    slot: Slot,
 }
 
 impl<F> Guard<F> {
-    pub(crate) fn new(fut: F, ctl: Arc<TaskCtl>, registry: Arc<Registry>) -> Self {
+    pub(crate) fn new(fut: F, slot: Slot) -> Self {
         Guard {
             fut: Some(fut),
-            ctl,
-            registry,
+            slot,
         }
     }
 
@@ -83,10 +81,6 @@ impl<F: Future> Guard<F> {
         // has no `Unpin` impl that would let it move while pinned. The other
         // fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
-        if this.ctl.is_aborted() {
-            this.drop_future();
-            return Poll::Ready(Err(JoinError::cancelled()));
-        }
         let Some(fut) = this.fut.as_mut() else {
             return Poll::Ready(Err(JoinError::cancelled()));
         };
@@ -110,7 +104,6 @@ impl<F: Future> Guard<F> {
 impl<F> Drop for Guard<F> {
     fn drop(&mut self) {
         self.drop_future();
-        self.ctl.clear_waker();
-        self.registry.remove(&self.ctl);
+        self.slot.release();
     }
 }

@@ -4,10 +4,10 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::ptr::NonNull;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 
-use super::ctl::TaskCtl;
 use super::guard::Outcome;
 use super::TaskMeta;
 
@@ -28,14 +28,35 @@ type Inner<T> = async_task::FallibleTask<Outcome<T>, TaskMeta>;
 /// ```
 pub struct JoinHandle<T> {
     task: Option<Inner<T>>,
-    ctl: Arc<TaskCtl>,
+    /// The task's metadata, for [`abort`](Self::abort); valid while `task`
+    /// is `Some` (see [`MetaRef`]).
+    meta: MetaRef,
+    /// The task's waker, for [`abort`](Self::abort).
+    waker: Waker,
 }
 
+/// The metadata of a task whose async-task `Task` handle is alive.
+///
+/// `FallibleTask`, which the handle keeps, has no `metadata()` of its own,
+/// so the address is taken from the `Task` it is made from (and wraps):
+/// the metadata lives in the task's allocation, which does not move and
+/// is not freed while that `Task` exists.
+struct MetaRef(NonNull<TaskMeta>);
+
+// SAFETY: a `MetaRef` only hands out `&TaskMeta`, and `TaskMeta` is `Sync`
+// (atomics and plain data), so sharing or sending the pointer across
+// threads is no more than sharing the reference.
+unsafe impl Send for MetaRef {}
+// SAFETY: as above.
+unsafe impl Sync for MetaRef {}
+
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: async_task::Task<Outcome<T>, TaskMeta>, ctl: Arc<TaskCtl>) -> Self {
+    pub(crate) fn new(task: async_task::Task<Outcome<T>, TaskMeta>, waker: Waker) -> Self {
+        let meta = MetaRef(NonNull::from(task.metadata()));
         JoinHandle {
             task: Some(task.fallible()),
-            ctl,
+            meta,
+            waker,
         }
     }
 
@@ -43,19 +64,29 @@ impl<T> JoinHandle<T> {
     /// its own shard) and the handle then yields [`JoinError::is_cancelled`].
     /// A task that already finished keeps its output.
     pub fn abort(&self) {
-        self.ctl.abort();
+        if let Some(waker) = self.request_abort() {
+            waker.wake();
+        }
+    }
+
+    /// Marks the task aborted and returns the wake-up that makes it notice
+    /// (none once the handle gave the task's result): [`abort`](Self::abort)
+    /// in two steps, for a caller that must wake outside a lock (the
+    /// wake-up can drop the task on the calling thread).
+    pub(crate) fn request_abort(&self) -> Option<Waker> {
+        // Still holding the task: its metadata is alive.
+        self.task.as_ref()?;
+        // SAFETY: `task` is `Some`, so the `Task` the pointer was taken
+        // from is alive (inside the `FallibleTask`), and with it the
+        // allocation that holds the metadata (see `MetaRef`).
+        let meta = unsafe { self.meta.0.as_ref() };
+        meta.abort();
+        Some(self.waker.clone())
     }
 
     /// Whether the task has finished (completed, panicked or been cancelled).
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(|t| t.is_finished())
-    }
-
-    /// The task's control block: [`TaskCtl::abort`] on it is
-    /// [`abort`](Self::abort), usable once the handle is out of reach (say,
-    /// behind a lock that must not be held while a task may be dropped).
-    pub(crate) fn ctl(&self) -> &Arc<TaskCtl> {
-        &self.ctl
     }
 }
 

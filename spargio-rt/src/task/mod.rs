@@ -5,6 +5,9 @@
 //! the future, its output slot and [`TaskMeta`]); this module adds what a
 //! runtime needs on top: where a task belongs, abort, panic capture, and a
 //! registry so shutdown can cancel every task, even ones nobody will wake.
+//!
+//! Whoever polls tasks calls [`run`] rather than `Runnable::run`: it drops an
+//! aborted task instead of polling it.
 
 pub(crate) mod adapters;
 pub(crate) mod ctl;
@@ -12,7 +15,7 @@ pub(crate) mod guard;
 pub(crate) mod join;
 pub(crate) mod yield_now;
 
-use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 pub use join::{JoinError, JoinHandle};
 
@@ -52,6 +55,21 @@ pub(crate) struct TaskMeta {
     /// How many such completions it saw in that poll since its last op
     /// (saturating).
     pub(crate) ops_done: AtomicU8,
+    /// Set by `JoinHandle::abort`: the task is dropped instead of polled
+    /// (see [`ctl`]).
+    aborted: AtomicBool,
+}
+
+/// Polls `task` once, or drops it if it was aborted, alone or with every
+/// task of `registry` (shutdown). Dropping the runnable drops the future
+/// here, on the thread that polls the task, and its `JoinHandle` reports
+/// cancellation.
+pub(crate) fn run(task: Runnable, registry: &ctl::Registry) {
+    if task.metadata().is_aborted() || registry.aborting() {
+        drop(task);
+    } else {
+        task.run();
+    }
 }
 
 impl TaskMeta {
@@ -62,7 +80,18 @@ impl TaskMeta {
             last_op: AtomicU8::new(0),
             op_done_in: AtomicU32::new(0),
             ops_done: AtomicU8::new(0),
+            aborted: AtomicBool::new(false),
         }
+    }
+
+    /// Asks for the task to be dropped at its next scheduling point.
+    pub(crate) fn abort(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`abort`](Self::abort) was called.
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::SeqCst)
     }
 
     pub(crate) fn last_shard(&self) -> usize {
