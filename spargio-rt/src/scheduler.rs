@@ -28,7 +28,7 @@ use crate::shard::park;
 use crate::shard::shared::ShardShared;
 use crate::task::adapters::{BuildThere, RunOnce};
 use crate::task::ctl::Registry;
-use crate::task::guard::Guard;
+use crate::task::guard::{Guard, Outcome};
 use crate::task::{Home, JoinHandle, Runnable, TaskMeta};
 
 /// State shared by all shards of one runtime and by its handles.
@@ -221,17 +221,13 @@ impl Inner {
     {
         let (home, first) = self.resolve(placement);
         let part = local::current_index(self).unwrap_or(self.shards.len());
-        let (task, handle) = self.registry.insert(part, |slot| {
-            let guard = Guard::new(fut, slot);
-            let (task, handle) = async_task::Builder::new()
+        let (task, handle) = register(&self.registry, part, fut, |guard| {
+            async_task::Builder::new()
                 .metadata(TaskMeta::new(home, first))
-                .spawn(move |_| guard, self.scheduler());
-            let waker = task.waker();
-            ((task, handle), waker)
+                .spawn(move |_| guard, self.scheduler())
         });
-        let waker = task.waker();
         self.start(task, placement == TaskPlacement::Stealable);
-        JoinHandle::new(handle, waker)
+        handle
     }
 
     /// Spawns a future that may be `!Send` onto shard `shard`, built there
@@ -291,21 +287,17 @@ impl Inner {
         // `!Send`: `JoinHandle<T>` is then `!Send` too (async-task's
         // `Task<T>` is `Send` only for `T: Send`), so it is taken out on the
         // shard's thread. The future and its output are `'static`.
-        let (task, handle) = self.registry.insert(part, |slot| {
-            let guard = Guard::new(fut, slot);
+        let (task, handle) = register(&self.registry, part, fut, |guard| {
             // SAFETY: the task is only polled and dropped on its own shard,
             // as argued above.
-            let (task, handle) = unsafe {
+            unsafe {
                 async_task::Builder::new()
                     .metadata(TaskMeta::new(Home::Local(shard), shard))
                     .spawn_unchecked(move |_| guard, self.scheduler())
-            };
-            let waker = task.waker();
-            ((task, handle), waker)
+            }
         });
-        let waker = task.waker();
         self.start(task, false);
-        JoinHandle::new(handle, waker)
+        handle
     }
 
     /// Runs `f` on the blocking pool.
@@ -338,20 +330,16 @@ impl Inner {
         F::Output: Send + 'static,
     {
         let pool = self.pool(home);
-        let (task, handle) = pool.registry().insert(0, |slot| {
-            let guard = Guard::new(fut, slot);
-            let (task, handle) = async_task::Builder::new()
+        let (task, handle) = register(pool.registry(), 0, fut, |guard| {
+            async_task::Builder::new()
                 .metadata(TaskMeta::new(home, 0))
-                .spawn(move |_| guard, self.scheduler());
-            let waker = task.waker();
-            ((task, handle), waker)
+                .spawn(move |_| guard, self.scheduler())
         });
-        let waker = task.waker();
         if self.is_shutdown() {
             task.metadata().abort();
         }
         pool.push(task);
-        JoinHandle::new(handle, waker)
+        handle
     }
 
     /// The thread pool of a pool task's `home`.
@@ -469,4 +457,24 @@ pub(crate) fn dead_letter(task: Runnable) {
     } else {
         drop(task);
     }
+}
+
+/// Builds a task around `fut` with `build` (given the future wrapped in its
+/// [`Guard`], which holds the task's slot in partition `part` of
+/// `registry`), lets the slot keep the task's waker, and returns the task's
+/// runnable and its `JoinHandle`. `build` runs under the partition's lock:
+/// it only builds the task (see [`Registry::insert`]).
+fn register<F: Future>(
+    registry: &Registry,
+    part: usize,
+    fut: F,
+    build: impl FnOnce(Guard<F>) -> (Runnable, async_task::Task<Outcome<F::Output>, TaskMeta>),
+) -> (Runnable, JoinHandle<F::Output>) {
+    let (task, handle) = registry.insert(part, |slot| {
+        let (task, handle) = build(Guard::new(fut, slot));
+        let waker = task.waker();
+        ((task, handle), waker)
+    });
+    let waker = task.waker();
+    (task, JoinHandle::new(handle, waker))
 }
