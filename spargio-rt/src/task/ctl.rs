@@ -39,8 +39,9 @@ pub(crate) struct Partition {
     owner: Option<usize>,
     slots: Mutex<Slots>,
     /// Slots freed on threads other than `owner`'s, still holding their
-    /// wakers, to go back to `slots`.
-    returned: Mutex<Vec<u32>>,
+    /// wakers, to go back to `slots`. On a cache line of its own: other
+    /// shards write it while the owner works on `slots`.
+    returned: CachePadded<Mutex<Vec<u32>>>,
 }
 
 #[derive(Debug, Default)]
