@@ -52,6 +52,7 @@ pub mod net;
 mod placement;
 mod pool;
 pub mod process;
+mod queue;
 mod runtime;
 mod scheduler;
 mod shard;

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crossbeam_deque::{Injector, Steal};
+use crossbeam_deque::Injector;
 use futures_util::task::AtomicWaker;
 use io_uring::squeue::Entry;
 
@@ -113,16 +113,9 @@ impl<T: MultiData> MultiCell<T> {
     }
 
     fn pop(&self) -> Option<Cqe> {
-        loop {
-            match self.queue.steal() {
-                Steal::Success(c) => {
-                    self.queued.fetch_sub(1, Ordering::AcqRel);
-                    return Some(c);
-                }
-                Steal::Empty => return None,
-                Steal::Retry => continue,
-            }
-        }
+        let cqe = crate::queue::take(&self.queue)?;
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        Some(cqe)
     }
 
     /// The next CQE, registering `waker` if none is queued. `Err(())`

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_deque::{Steal, Worker};
+use crossbeam_deque::Worker;
 
 use super::steal::Victim;
 use io_uring::{opcode, types, IoUring};
@@ -506,16 +506,14 @@ impl LocalShard {
     /// deque with the task.
     fn pop_injected(&self) -> Option<Runnable> {
         let batch = self.inner.steal.batch;
-        for inj in [&self.shared().injector, &self.inner.global] {
-            loop {
-                match inj.steal_batch_with_limit_and_pop(&self.worker, batch) {
-                    Steal::Success(t) => return Some(t),
-                    Steal::Empty => break,
-                    Steal::Retry => continue,
-                }
-            }
-        }
-        None
+        [&self.shared().injector, &self.inner.global]
+            .into_iter()
+            .find_map(|inj| {
+                crate::queue::steal_batch(inj, |q| {
+                    q.steal_batch_with_limit_and_pop(&self.worker, batch)
+                })
+                .success()
+            })
     }
 
     /// Tells idle shards that `queued` stealable tasks wait here

@@ -114,12 +114,8 @@ impl ShardShared {
 
     /// Moves inbox tasks into `into` (called by the shard itself).
     pub(crate) fn drain_inbox(&self, into: &mut VecDeque<Runnable>) {
-        loop {
-            match self.inbox.steal() {
-                crossbeam_deque::Steal::Success(t) => into.push_back(t),
-                crossbeam_deque::Steal::Empty => return,
-                crossbeam_deque::Steal::Retry => continue,
-            }
+        while let Some(t) = crate::queue::take(&self.inbox) {
+            into.push_back(t);
         }
     }
 
@@ -169,13 +165,7 @@ impl ShardShared {
 
     /// Takes the next remote op request (called by the shard itself).
     pub(crate) fn pop_remote(&self) -> Option<RemoteReq> {
-        loop {
-            match self.remote.steal() {
-                crossbeam_deque::Steal::Success(r) => return Some(r),
-                crossbeam_deque::Steal::Empty => return None,
-                crossbeam_deque::Steal::Retry => continue,
-            }
-        }
+        crate::queue::take(&self.remote)
     }
 
     /// Refuses further remote requests (shard exit); the caller drains the

@@ -57,11 +57,10 @@ impl LocalShard {
                     steal_into(|| stealer.steal_batch_with_limit(&self.worker, inner.steal.batch));
             }
             if !got {
-                got = steal_into(|| {
-                    victim
-                        .injector
-                        .steal_batch_with_limit(&self.worker, inner.steal.batch)
-                });
+                got = crate::queue::steal_batch(&victim.injector, |q| {
+                    q.steal_batch_with_limit(&self.worker, inner.steal.batch)
+                })
+                .is_success();
             }
             if got {
                 let moved = self.worker.len().saturating_sub(before).max(1);

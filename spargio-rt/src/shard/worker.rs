@@ -265,16 +265,17 @@ fn run(local: &LocalShard) {
             }
             return;
         }
-        now = park(local, inner.is_shutdown());
+        // `now` is the end of the last batch (or park): only this empty
+        // turn has run since, so it stands in for the time of entering.
+        now = park(local, inner.is_shutdown(), now);
     }
 }
 
 /// Blocks until a CQE arrives or the next timer is due, unless the re-check
 /// finds work (steps 1-5 of the protocol in `park.rs`).
-/// The time from entering to leaving is recorded as an idle gap for the
+/// The time from `entered` to leaving is recorded as an idle gap for the
 /// spin policy (see `spin.rs`). Returns when it left.
-fn park(local: &LocalShard, shutting_down: bool) -> Instant {
-    let entered = Instant::now();
+fn park(local: &LocalShard, shutting_down: bool, entered: Instant) -> Instant {
     let idle = &local.shared().idle;
     idle.store(true, Ordering::Relaxed);
     park_or_spin(local, shutting_down, entered);
