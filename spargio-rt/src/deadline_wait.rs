@@ -1,5 +1,5 @@
 //! Waiting on a condition variable until a condition holds or a deadline
-//! passes: what runtime shutdown and the blocking pool's shutdown both do.
+//! passes, as the blocking pool's shutdown does.
 
 use std::sync::{Condvar, MutexGuard};
 use std::time::Instant;

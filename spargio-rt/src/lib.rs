@@ -60,6 +60,7 @@ pub mod signal;
 mod stats;
 pub mod sync;
 mod task;
+mod thread_join;
 pub mod time;
 pub mod uring;
 

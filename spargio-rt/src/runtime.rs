@@ -2,8 +2,7 @@
 
 use std::future::Future;
 use std::io;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,34 +34,6 @@ use crate::shard::worker::{self, Gate, ShardStart};
 pub struct Runtime {
     handle: RuntimeHandle,
     threads: Vec<thread::JoinHandle<()>>,
-    exited: Arc<ExitCount>,
-}
-
-/// How many shard threads have left their loop; shutdown waits on it
-/// instead of polling the threads.
-#[derive(Default)]
-struct ExitCount {
-    count: Mutex<usize>,
-    changed: Condvar,
-}
-
-impl ExitCount {
-    /// Waits until `n` threads have exited or `deadline` passes (`None`:
-    /// no deadline). Returns whether all `n` did.
-    fn wait_for(&self, n: usize, deadline: Option<Instant>) -> bool {
-        let count = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        crate::deadline_wait::wait_until(&self.changed, count, deadline, |c| *c >= n).1
-    }
-}
-
-/// Counts its shard thread as exited when dropped (also on a panic).
-struct ExitNotice(Arc<ExitCount>);
-
-impl Drop for ExitNotice {
-    fn drop(&mut self) {
-        *self.0.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.0.changed.notify_all();
-    }
 }
 
 impl Runtime {
@@ -88,13 +59,10 @@ impl Runtime {
         let mut rings = Vec::with_capacity(n);
         for index in 0..n {
             let ring = ring::create(b.ring_entries, b.max_ops_in_flight, b.defer_taskrun)?;
-            inner.shards[index]
-                .ring_fd
-                .store(ring::fd(&ring), Ordering::Release);
+            inner.shards[index].set_doorbell_target(ring::fd(&ring))?;
             rings.push(ring);
         }
         let go = Arc::new(Gate::default());
-        let exited = Arc::new(ExitCount::default());
         let mut threads = Vec::with_capacity(n);
         let mut failure = None;
         for (index, ring) in rings.into_iter().enumerate() {
@@ -104,13 +72,9 @@ impl Runtime {
                 ring,
                 go: go.clone(),
             };
-            let notice = ExitNotice(exited.clone());
             let spawned = thread::Builder::new()
                 .name(format!("{}-{index}", b.thread_name))
-                .spawn(move || {
-                    let _notice = notice;
-                    worker::main(start)
-                });
+                .spawn(move || worker::main(start));
             let bound = spawned.and_then(|t| {
                 let res = worker::cpu_for(&b.affinity, index)
                     .map_or(Ok(()), |cpu| worker::bind_to_cpu(&t, cpu));
@@ -135,7 +99,6 @@ impl Runtime {
         Ok(Runtime {
             handle: RuntimeHandle { inner },
             threads,
-            exited,
         })
     }
 
@@ -189,14 +152,14 @@ impl Runtime {
             inner.blocking.close();
             return;
         }
-        // Every shard signals when it leaves its loop; a thread that has
-        // signalled only has its thread-locals left to drop, so joining it
-        // does not wait on anything the runtime controls.
-        let all_exited = self.exited.wait_for(threads.len(), deadline);
+        let mut all_joined = true;
         for t in threads {
-            if all_exited || t.is_finished() {
-                let _ = t.join();
-            }
+            all_joined &= crate::thread_join::join_by(t, deadline);
+        }
+        if all_joined {
+            // Alone now: unmapping needs no other CPU's TLB flushed (see
+            // `Inner::retire_ring`). Otherwise they go with the state.
+            inner.drop_retired_rings();
         }
         inner.background.shutdown(deadline);
         inner.blocking.shutdown(deadline);

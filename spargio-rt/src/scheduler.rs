@@ -14,7 +14,9 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Mutex};
+
+use io_uring::IoUring;
 
 use async_task::{ScheduleInfo, WithInfo};
 use crossbeam_deque::Injector;
@@ -55,9 +57,12 @@ pub(crate) struct Inner {
     pub(crate) blocking: ThreadPool,
     /// Threads at a lower CPU priority for CPU-heavy futures.
     pub(crate) background: ThreadPool,
-    /// Shards wait here before closing their rings, so no shard sends a
-    /// doorbell to a ring that is gone.
-    pub(crate) exit_barrier: Barrier,
+    /// Shards that may still submit to their rings (and so send doorbells
+    /// to the others'); see [`Inner::done_submitting`].
+    submitting: AtomicUsize,
+    /// Rings of exited shards, dropped by the thread that joins the shards
+    /// (see [`Inner::retire_ring`]) or with this state.
+    retired_rings: Mutex<Vec<IoUring>>,
 }
 
 impl Inner {
@@ -91,9 +96,44 @@ impl Inner {
                 keep_alive: b.blocking_keep_alive,
                 nice: b.background_nice,
             }),
-            exit_barrier: Barrier::new(n),
+            submitting: AtomicUsize::new(n),
+            retired_rings: Mutex::new(Vec::with_capacity(n)),
             shards,
         })
+    }
+
+    /// Called by each exiting shard once it will submit nothing more to
+    /// its ring. The last one closes every shard's doorbell target (see
+    /// [`ShardShared::set_doorbell_target`]): until then another shard may
+    /// still send a `MSG_RING` doorbell to it, and the fd number, closed
+    /// and reused by a new file or ring, would take the doorbell somewhere
+    /// else. No shard waits for another here.
+    pub(crate) fn done_submitting(&self) {
+        if self.submitting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            for s in self.shards.iter() {
+                s.close_doorbell_target();
+            }
+        }
+    }
+
+    /// Keeps an exited shard's ring (its ops all reaped) for
+    /// [`Inner::drop_retired_rings`]. Unmapping a ring while other threads
+    /// of the process run makes the kernel interrupt their CPUs to flush
+    /// their TLBs (slow on a VM); shard threads that unmapped their rings
+    /// as they exited did that to each other. The thread that joined them
+    /// unmaps the rings when it is the only one left running.
+    pub(crate) fn retire_ring(&self, ring: IoUring) {
+        self.retired_rings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ring);
+    }
+
+    /// Drops the rings [`Inner::retire_ring`] kept.
+    pub(crate) fn drop_retired_rings(&self) {
+        let rings =
+            std::mem::take(&mut *self.retired_rings.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(rings);
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {

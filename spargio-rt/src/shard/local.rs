@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::mem::ManuallyDrop;
 use std::os::fd::{IntoRawFd, OwnedFd};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +41,9 @@ pub(crate) struct LocalShard {
     pub(crate) inner: Arc<Inner>,
     /// What this shard's ops hold to reach it (see `driver::remote::Owner`).
     pub(crate) owner: Arc<OwnerShard>,
-    pub(crate) ring: RefCell<IoUring>,
+    /// The shard's ring; handed to [`Inner::retire_ring`] when the shard
+    /// is dropped (hence `ManuallyDrop`).
+    pub(crate) ring: RefCell<ManuallyDrop<IoUring>>,
     pub(super) pinned: RefCell<VecDeque<Runnable>>,
     pub(super) worker: Worker<Runnable>,
     pub(super) lifo: Cell<Option<Runnable>>,
@@ -377,7 +380,7 @@ impl LocalShard {
             index,
             owner: OwnerShard::new(inner.clone(), index),
             inner,
-            ring: RefCell::new(ring),
+            ring: RefCell::new(ManuallyDrop::new(ring)),
             pinned: RefCell::new(VecDeque::new()),
             worker,
             lifo: Cell::new(None),
@@ -767,6 +770,10 @@ impl Drop for LocalShard {
             // the kernel holds no reference to it.
             drop(unsafe { Box::from_raw(self.eventfd_buf) });
         }
+        // SAFETY: the ring is taken out once, here, and the field is not
+        // touched again (the shard is being dropped).
+        let ring = unsafe { ManuallyDrop::take(self.ring.get_mut()) };
+        self.inner.retire_ring(ring);
     }
 }
 

@@ -2,9 +2,9 @@
 //! from elsewhere, its doorbell targets, its sleep flag and its counters.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::{io, mem};
 
 use crossbeam_deque::{Injector, Stealer};
@@ -31,8 +31,14 @@ pub(crate) struct ShardShared {
     inbox: Injector<Runnable>,
     /// Set when the shard has exited; later pushes are refused.
     inbox_closed: AtomicBool,
-    /// The shard's ring fd, the target of other shards' `MSG_RING` doorbells.
+    /// The target of other shards' `MSG_RING` doorbells: a duplicate of
+    /// the shard's ring fd, -1 before the ring exists and after
+    /// [`Inner::done_submitting`](crate::scheduler::Inner::done_submitting)
+    /// closed it. Being a duplicate, it keeps the ring (not its memory
+    /// mapping) alive after the shard dropped its own fd.
     pub(crate) ring_fd: AtomicI32,
+    /// Owns the duplicate behind `ring_fd`.
+    doorbell_target: Mutex<Option<OwnedFd>>,
     /// Doorbell for threads that have no ring of their own.
     pub(crate) eventfd: OwnedFd,
     /// Set by the shard just before it blocks; cleared by whoever wakes it.
@@ -81,6 +87,7 @@ impl ShardShared {
             inbox: Injector::new(),
             inbox_closed: AtomicBool::new(false),
             ring_fd: AtomicI32::new(-1),
+            doorbell_target: Mutex::new(None),
             // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
             sleeping: CachePadded::new(AtomicBool::new(false)),
@@ -95,6 +102,37 @@ impl ShardShared {
             remote: Injector::new(),
             remote_closed: AtomicBool::new(false),
         })
+    }
+
+    /// Makes a duplicate of `ring` (the shard's ring fd) the target of
+    /// doorbells; see [`ring_fd`](Self::ring_fd).
+    pub(crate) fn set_doorbell_target(&self, ring: RawFd) -> io::Result<()> {
+        // SAFETY: `ring` is an open fd for the duration of the call (the
+        // caller holds the ring); F_DUPFD_CLOEXEC only reads it.
+        let dup = unsafe { libc::fcntl(ring, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `dup` was just returned by fcntl and is owned by nobody else.
+        let owned = unsafe { OwnedFd::from_raw_fd(dup) };
+        self.ring_fd.store(dup, Ordering::Release);
+        *self
+            .doorbell_target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(owned);
+        Ok(())
+    }
+
+    /// Closes the doorbell target (a shard that finds -1 in `ring_fd`
+    /// rings the eventfd instead).
+    pub(crate) fn close_doorbell_target(&self) {
+        self.ring_fd.store(-1, Ordering::Release);
+        let owned = self
+            .doorbell_target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(owned);
     }
 
     /// Queues a pinned task woken from another thread. Gives it back if the

@@ -121,7 +121,7 @@ pub(crate) fn main(start: ShardStart) {
         // tasks queued here forever.
         eprintln!("spargio: shard {index} could not enable its io_uring ring: {e}; shutting the runtime down");
         inner.begin_shutdown();
-        inner.exit_barrier.wait();
+        inner.done_submitting();
         return;
     }
     let local = LocalShard::new(index, inner.clone(), ring);
@@ -138,7 +138,10 @@ pub(crate) fn main(start: ShardStart) {
     local.quiesce();
     local.settle_closes();
     drop(entered);
-    inner.exit_barrier.wait();
+    // Nothing more goes to the ring from here on (its doorbells
+    // included), so the last shard to get here may close the doorbell
+    // targets; this one's ring lives on through its own until then.
+    inner.done_submitting();
     drop(local);
     std::mem::forget(no_unwind);
 }
@@ -300,7 +303,7 @@ fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
     if local.idle_rounds.get() == 0
         && local.spin.should_spin()
         && !shares_cpu_with_awake_shard(local)
-        && spin_for_work(local, entered)
+        && spin_for_work(local, entered, shutting_down)
     {
         return;
     }
@@ -398,8 +401,9 @@ fn shares_cpu_with_awake_shard(local: &LocalShard) -> bool {
 /// Looks for work for up to the spin budget (`park_spin`) from `entered`
 /// before the shard blocks, yielding the CPU between rounds. While it spins the shard is not marked
 /// sleeping, so wakers send no doorbells: they only queue, and the spin sees
-/// the queue. Returns whether work showed up.
-fn spin_for_work(local: &LocalShard, entered: Instant) -> bool {
+/// the queue. While `shutting_down`, the end of the runtime's last task
+/// counts as work (the loop then exits). Returns whether work showed up.
+fn spin_for_work(local: &LocalShard, entered: Instant, shutting_down: bool) -> bool {
     let until = entered + local.spin.budget();
     loop {
         // Own queues and completions every turn; other shards' queues only
@@ -412,6 +416,11 @@ fn spin_for_work(local: &LocalShard, entered: Instant) -> bool {
             std::hint::spin_loop();
         }
         if local.has_work() {
+            return true;
+        }
+        if shutting_down && local.inner.registry.live() == 0 {
+            // The runtime's last task ended on another shard, which rang
+            // this one's eventfd; the ring shows that only after an enter.
             return true;
         }
         let now = Instant::now();
