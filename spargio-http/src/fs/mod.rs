@@ -31,7 +31,8 @@
 //! | path with `.`, `..`, `%2f`, `\`/`%5c` or NUL segments | `404` |
 //! | missing file, not a regular file (a FIFO or device is not even opened), symlink escaping the root | `404` |
 //! | the OS denies access (`EACCES` / `EPERM`) | `403` |
-//! | directory without trailing slash (index on) | `308`, `Location: ./name/` |
+//! | directory without trailing slash (index or listing on) | `308`, `Location: ./name/` |
+//! | directory with no `index.html` to serve | `404`, or with [`ServeDir::list_directories`] a `200` HTML page linking its entries |
 //! | `If-Match` / `If-Unmodified-Since` fails | `412` |
 //! | `If-None-Match` matches (weak comparison, `*` too), or, without it, `If-Modified-Since` is not older than a strong `Last-Modified` | `304` with `ETag` / `Last-Modified`, no body |
 //! | `GET` with one satisfiable `Range` (`a-b`, `a-`, `-n`), `If-Range` absent or matching | `206`, `Content-Range: bytes a-b/size` |
@@ -46,6 +47,7 @@
 mod body;
 mod conditional;
 mod confine;
+mod listing;
 mod mime;
 mod open;
 mod path;
@@ -55,6 +57,8 @@ mod root;
 mod serve_dir;
 mod serve_file;
 
+#[cfg(test)]
+mod listing_tests;
 #[cfg(test)]
 mod safety_tests;
 #[cfg(test)]

@@ -84,6 +84,13 @@ pub(crate) async fn open(at: Location<'_>) -> io::Result<Found> {
     Ok(Found::File(file, meta))
 }
 
+/// Opens the directory `at` names, for reading its entries. `O_DIRECTORY`
+/// makes the kernel refuse anything else (`ENOTDIR`) before opening it,
+/// so a FIFO or a device swapped in is never opened.
+pub(crate) async fn open_dir(at: Location<'_>) -> io::Result<File> {
+    open_with(at, libc::O_DIRECTORY | libc::O_NOCTTY).await
+}
+
 /// Opens `at` read-only with extra `flags`.
 async fn open_with(at: Location<'_>, flags: i32) -> io::Result<File> {
     let mut opts = OpenOptions::new();

@@ -12,6 +12,7 @@ use spargio_rt::fs::{File, Metadata};
 
 use super::body::FileBody;
 use super::confine::open_under;
+use super::listing;
 use super::mime::content_type_for;
 use super::open::Found;
 use super::path::{self, RequestPath};
@@ -82,6 +83,7 @@ struct DirConfig {
     /// directory (a deploy) is served from there a moment later.
     canonical_root: Arc<ResolvedRoot>,
     append_index_html: bool,
+    list_directories: bool,
     options: ServeOptions,
 }
 
@@ -94,6 +96,7 @@ impl ServeDir {
                 root: root.as_ref().to_owned(),
                 canonical_root: Arc::default(),
                 append_index_html: true,
+                list_directories: false,
                 options: ServeOptions::default(),
             }),
         }
@@ -107,6 +110,28 @@ impl ServeDir {
     /// `false`, directories are `404`.
     pub fn append_index_html_on_directories(mut self, append: bool) -> Self {
         Arc::make_mut(&mut self.config).append_index_html = append;
+        self
+    }
+
+    /// Whether a directory with no `index.html` to serve (none there, or
+    /// [`append_index_html_on_directories`](Self::append_index_html_on_directories)
+    /// off) is answered with an HTML page linking its entries (default
+    /// `false`: `404`). Hidden entries (names starting with `.`) are left
+    /// out, directories come first, and at most 10,000 entries are listed
+    /// (the page says how many more there are). The names are read on the
+    /// blocking pool from the directory opened under the root as safely
+    /// as a file is. A listing has no validators and carries
+    /// `Cache-Control: no-cache`. With listings on, a directory asked for
+    /// without the trailing slash is redirected to it, as for an index.
+    ///
+    /// ```no_run
+    /// use spargio_http::fs::ServeDir;
+    /// // `/` lists the files under `downloads` (no index.html there).
+    /// let files = ServeDir::new("downloads").list_directories(true);
+    /// # drop(files);
+    /// ```
+    pub fn list_directories(mut self, list: bool) -> Self {
+        Arc::make_mut(&mut self.config).list_directories = list;
         self
     }
 
@@ -176,17 +201,31 @@ async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
             (file, meta, request_path.relative)
         }
         Ok(Found::Dir) => {
-            if !config.append_index_html {
+            if !config.append_index_html && !config.list_directories {
                 return respond::empty(StatusCode::NOT_FOUND);
             }
             if !request_path.trailing_slash {
                 return redirect_to_dir(&request_path, &parts);
             }
             let index = request_path.relative.join(INDEX);
-            match open_under(&root, &index).await {
+            let found = if config.append_index_html {
+                open_under(&root, &index).await
+            } else {
+                Ok(Found::Other)
+            };
+            match found {
                 Ok(Found::File(file, meta)) => (file, meta, index),
-                Ok(Found::Dir | Found::Other) => return respond::empty(StatusCode::NOT_FOUND),
-                Err(e) => return respond::io_error(&e),
+                Ok(Found::Dir | Found::Other) if !config.list_directories => {
+                    return respond::empty(StatusCode::NOT_FOUND)
+                }
+                Err(e) if !config.list_directories || e.kind() != io::ErrorKind::NotFound => {
+                    return respond::io_error(&e)
+                }
+                // No index to serve: the listing.
+                Ok(_) | Err(_) => {
+                    let shown = listing::shown_path(parts.uri.path());
+                    return listing::respond(&root, &request_path.relative, &shown, &parts).await;
+                }
             }
         }
     };
