@@ -39,7 +39,7 @@ pub(crate) struct Listing {
 
 /// Answers a request for the directory `rel` under `root` with its
 /// listing; `shown` is the request's path, for the page's title.
-pub(crate) async fn respond(
+pub(crate) async fn list(
     root: &Root,
     rel: &Path,
     shown: &str,

@@ -224,7 +224,7 @@ async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
                 // No index to serve: the listing.
                 Ok(_) | Err(_) => {
                     let shown = listing::shown_path(parts.uri.path());
-                    return listing::respond(&root, &request_path.relative, &shown, &parts).await;
+                    return listing::list(&root, &request_path.relative, &shown, &parts).await;
                 }
             }
         }
