@@ -3,7 +3,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsFd, IntoRawFd, OwnedFd};
+use std::os::fd::{IntoRawFd, OwnedFd};
 use std::path::Path;
 
 use bytes::Bytes;
@@ -49,11 +49,10 @@ pub(crate) async fn list(
         Ok(dir) => dir,
         Err(e) => return respond::io_error(&e),
     };
-    let fd = match dir.as_fd().try_clone_to_owned() {
-        Ok(fd) => fd,
+    let fd = match dir.into_std() {
+        Ok(dir) => OwnedFd::from(dir),
         Err(e) => return respond::io_error(&e),
     };
-    drop(dir);
     let listing = match spargio_rt::spawn_blocking(move || read_listing(fd)).await {
         Ok(Ok(listing)) => listing,
         Ok(Err(e)) => return respond::io_error(&e),

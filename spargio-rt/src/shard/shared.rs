@@ -252,12 +252,8 @@ impl Drop for ShardShared {
         // task's future may be `!Send`: leak it rather than drop it on this
         // (possibly wrong) thread. Others are dropped, which cancels them.
         for queue in [&self.inbox, &self.injector] {
-            loop {
-                match queue.steal() {
-                    crossbeam_deque::Steal::Success(t) => crate::scheduler::dead_letter(t),
-                    crossbeam_deque::Steal::Empty => break,
-                    crossbeam_deque::Steal::Retry => continue,
-                }
+            while let Some(t) = crate::queue::take(queue) {
+                crate::scheduler::dead_letter(t);
             }
         }
         // Ops that never reached the ring: fail them (nothing to free).
