@@ -204,25 +204,23 @@ pub(crate) async fn write_vectored<B: IoBuf>(
     (bytes(res), data.bufs)
 }
 
-struct Shutdown {
-    fd: SharedFd,
-    how: i32,
-}
-
-impl OpData for Shutdown {
-    fn entry(&mut self) -> Entry {
-        opcode::Shutdown::new(self.fd.uring(), self.how).build()
-    }
-}
-
 /// Shuts down part of a socket (`libc::SHUT_WR`, ...).
+///
+/// A plain `shutdown(2)`, not `IORING_OP_SHUTDOWN`: the kernel never
+/// issues that op inline (it always hands it to an io-wq worker thread,
+/// one wake-up and two context switches per call), while the syscall only
+/// queues a FIN (or marks the read side closed) and never waits for the
+/// peer. A connection-per-request load paid the worker hand-off once per
+/// connection.
 pub(crate) async fn shutdown(fd: &SharedFd, how: i32) -> std::io::Result<()> {
-    let (res, _) = Op::new(Shutdown {
-        fd: fd.clone(),
-        how,
-    })
-    .await;
-    res.and_then(|c| c.result()).map(drop)
+    // SAFETY: `fd` is an open descriptor owned by `SharedFd` for the
+    // duration of the call; `shutdown` reads nothing from our memory.
+    let rc = unsafe { libc::shutdown(fd.raw(), how) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 struct Fsync {
