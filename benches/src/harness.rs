@@ -77,6 +77,21 @@ impl Drop for Harness {
 /// spargio-rt: driver pinned on shard 0, responder pinned on shard 1,
 /// workload tasks spawned stealable.
 pub fn spargio_rt() -> Harness {
+    spargio_rt_with_responder_on(spargio_rt::ShardId(1), "spargio-rt")
+}
+
+/// spargio-rt with the driver and the responder both pinned on shard 0:
+/// the ping-pong rows become a same-thread exchange, the shape tokio's
+/// scheduler picks for two spawned tasks that keep waking each other
+/// ([`tokio_mt`]).
+pub fn spargio_rt_same_shard() -> Harness {
+    spargio_rt_with_responder_on(spargio_rt::ShardId(0), "spargio-rt (same shard)")
+}
+
+fn spargio_rt_with_responder_on(
+    responder_shard: spargio_rt::ShardId,
+    name: &'static str,
+) -> Harness {
     use spargio_rt::{Runtime, ShardId};
     let rt = Runtime::builder()
         .shards(WORKERS)
@@ -86,12 +101,12 @@ pub fn spargio_rt() -> Harness {
     let handle = rt.handle();
     let ((cmd_tx, cmd_rx), (rep_tx, rep_rx)) = Harness::channels();
     let (wire, responder) = Wire::new();
-    let responder = handle.spawn_pinned(ShardId(1), responder.run());
+    let responder = handle.spawn_pinned(responder_shard, responder.run());
     drop(handle.spawn_pinned(
         ShardId(0),
         drive(handle.clone(), cmd_rx, rep_tx, wire, responder),
     ));
-    Harness::new("spargio-rt", cmd_tx, rep_rx, move || {
+    Harness::new(name, cmd_tx, rep_rx, move || {
         rt.shutdown_timeout(Duration::from_secs(5))
     })
 }
@@ -112,6 +127,35 @@ pub fn tokio_mt() -> Harness {
     drop(rt.spawn(drive(handle, cmd_rx, rep_tx, wire, responder)));
     Harness::new("tokio", cmd_tx, rep_rx, move || {
         rt.shutdown_timeout(Duration::from_secs(5))
+    })
+}
+
+/// tokio multi-thread, 2 workers, `enable_all`, the way spargio 0.5.13's
+/// own `ping_pong` bench ran tokio: the driver is the future of a
+/// `block_on` on a thread of its own (not a worker), the responder a
+/// spawned task, so every round trip crosses threads as the shape's
+/// "shard 0 ↔ shard 1" says. With both spawned ([`tokio_mt`]) tokio's
+/// scheduler runs the pair on one worker, a same-thread exchange.
+pub fn tokio_block_on() -> Harness {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .thread_name("bench-tokio")
+        .enable_all()
+        .build()
+        .expect("build tokio runtime");
+    let handle = rt.handle().clone();
+    let ((cmd_tx, cmd_rx), (rep_tx, rep_rx)) = Harness::channels();
+    let (wire, responder) = Wire::new();
+    let responder = rt.spawn(responder.run());
+    let driver = std::thread::Builder::new()
+        .name("bench-tokio-driver".to_owned())
+        .spawn(move || {
+            rt.block_on(drive(handle, cmd_rx, rep_tx, wire, responder));
+            rt.shutdown_timeout(Duration::from_secs(5));
+        })
+        .expect("spawn the tokio driver thread");
+    Harness::new("tokio (block_on driver)", cmd_tx, rep_rx, move || {
+        driver.join().expect("tokio driver thread panicked")
     })
 }
 
@@ -143,6 +187,12 @@ pub enum Peer {
     SpargioRt,
     /// tokio multi-thread with [`WORKERS`] workers.
     Tokio,
+    /// tokio with the driver in `block_on` on its own thread, as spargio
+    /// 0.5.13's `ping_pong` bench (ping-pong and cold-start rows only).
+    TokioBlockOn,
+    /// Our runtime with driver and responder on one shard (ping-pong rows
+    /// only): the same-thread exchange tokio's scheduler picks.
+    SpargioRtSameShard,
     /// spargio 0.5.13 with [`WORKERS`] shards, same channels as ours.
     Spargio,
     /// spargio 0.5.13 using its own raw `msg_ring` messages, as its own
@@ -160,6 +210,8 @@ impl Peer {
         match self {
             Peer::SpargioRt => "spargio_rt",
             Peer::Tokio => "tokio_mt_2",
+            Peer::TokioBlockOn => "tokio_mt_2_block_on",
+            Peer::SpargioRtSameShard => "spargio_rt_same_shard",
             Peer::Spargio => "spargio_0_5_13",
             Peer::SpargioMsgRing => "spargio_0_5_13_msg_ring",
             Peer::RawUring => "raw_io_uring_limit",
@@ -172,6 +224,8 @@ impl Peer {
         match self {
             Peer::SpargioRt => Box::new(spargio_rt()),
             Peer::Tokio => Box::new(tokio_mt()),
+            Peer::TokioBlockOn => Box::new(tokio_block_on()),
+            Peer::SpargioRtSameShard => Box::new(spargio_rt_same_shard()),
             Peer::Spargio => Box::new(spargio_0_5_13()),
             Peer::SpargioMsgRing => {
                 // As spargio 0.5.13's own bench: 4096 entries for one-way.
@@ -187,7 +241,14 @@ impl Peer {
 
     /// Whether this peer is a runtime (has idle CPU worth measuring).
     pub fn is_runtime(self) -> bool {
-        matches!(self, Peer::SpargioRt | Peer::Tokio | Peer::Spargio)
+        matches!(
+            self,
+            Peer::SpargioRt
+                | Peer::Tokio
+                | Peer::Spargio
+                | Peer::TokioBlockOn
+                | Peer::SpargioRtSameShard
+        )
     }
 }
 
@@ -245,6 +306,8 @@ impl Row {
             Row::PingPong | Row::OneWay => &[
                 Peer::SpargioRt,
                 Peer::Tokio,
+                Peer::TokioBlockOn,
+                Peer::SpargioRtSameShard,
                 Peer::Spargio,
                 Peer::SpargioMsgRing,
                 Peer::RawUring,
@@ -253,6 +316,7 @@ impl Row {
             Row::ColdStart => &[
                 Peer::SpargioRt,
                 Peer::Tokio,
+                Peer::TokioBlockOn,
                 Peer::Spargio,
                 Peer::SpargioMsgRing,
             ],
