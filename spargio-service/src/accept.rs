@@ -4,6 +4,7 @@
 //! session shard.
 
 use std::io;
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,6 +27,43 @@ pub(crate) enum Targets {
     RoundRobin(usize),
     /// Always this one.
     One(ShardId),
+}
+
+/// Where one accept loop's connections go, and what it knows about them
+/// without asking the kernel.
+struct Placement {
+    targets: Targets,
+    /// Connections handed over so far (the round-robin position).
+    turn: usize,
+    /// The local address of every connection this listener accepts, when
+    /// the listener is bound to one IP (not `0.0.0.0` or `[::]`): saves a
+    /// `getsockname` per connection.
+    local_addr: Option<SocketAddr>,
+}
+
+impl Placement {
+    fn new(listener: &TcpListener, targets: Targets) -> Placement {
+        let local_addr = listener
+            .local_addr()
+            .ok()
+            .filter(|a| !a.ip().is_unspecified());
+        Placement {
+            targets,
+            turn: 0,
+            local_addr,
+        }
+    }
+
+    fn next_shard(&mut self) -> ShardId {
+        match self.targets {
+            Targets::RoundRobin(n) => {
+                let s = ShardId(self.turn % n);
+                self.turn = self.turn.wrapping_add(1);
+                s
+            }
+            Targets::One(s) => s,
+        }
+    }
 }
 
 /// What all accept loops of a server share.
@@ -58,7 +96,7 @@ pub(crate) async fn accept_loop(
     shared: Arc<AcceptShared>,
 ) {
     let mut incoming = listener.incoming();
-    let mut turn = 0usize;
+    let mut place = Placement::new(&listener, targets);
     let mut backoff = FIRST_BACKOFF;
     let mut failures = 0u32;
     let closing = shared.state.closing.clone();
@@ -95,7 +133,7 @@ pub(crate) async fn accept_loop(
                 // never waits for a place another shard's idle accept
                 // holds.
                 if let Some(permit) = shared.permits.try_acquire_arc() {
-                    hand_over(stream, permit, &targets, &mut turn, &shared);
+                    hand_over(stream, permit, &mut place, &shared);
                     continue;
                 }
                 // At the limit: stop the multishot accept; this connection,
@@ -103,10 +141,10 @@ pub(crate) async fn accept_loop(
                 // places free; new ones wait in the listen backlog.
                 counters.accept_pauses.add(1);
                 incoming.pause();
-                if !serve_when_placed(stream, &targets, &mut turn, &shared).await {
+                if !serve_when_placed(stream, &mut place, &shared).await {
                     return;
                 }
-                if !drain_paused(&mut incoming, &targets, &mut turn, &shared).await {
+                if !drain_paused(&mut incoming, &mut place, &shared).await {
                     return;
                 }
             }
@@ -132,8 +170,7 @@ pub(crate) async fn accept_loop(
 /// closes `stream`) when shutdown starts first.
 async fn serve_when_placed(
     stream: TcpStream,
-    targets: &Targets,
-    turn: &mut usize,
+    place: &mut Placement,
     shared: &Arc<AcceptShared>,
 ) -> bool {
     let wait = shared.permits.acquire_arc();
@@ -143,7 +180,7 @@ async fn serve_when_placed(
         // Shutdown first, as in the accept loop.
         Either::Left(_) if shared.state.closing.is_cancelled() => false,
         Either::Left((permit, _)) => {
-            hand_over(stream, permit, targets, turn, shared);
+            hand_over(stream, permit, place, shared);
             true
         }
         Either::Right(_) => false,
@@ -154,8 +191,7 @@ async fn serve_when_placed(
 /// each as a place frees. Returns false when shutdown started meanwhile.
 async fn drain_paused(
     incoming: &mut Incoming,
-    targets: &Targets,
-    turn: &mut usize,
+    place: &mut Placement,
     shared: &Arc<AcceptShared>,
 ) -> bool {
     while let Some(res) = incoming.next_paused().await {
@@ -163,7 +199,7 @@ async fn drain_paused(
             shared.state.counters.accept_errors.add(1);
             continue;
         };
-        if !serve_when_placed(stream, targets, turn, shared).await {
+        if !serve_when_placed(stream, place, shared).await {
             return false;
         }
     }
@@ -173,24 +209,21 @@ async fn drain_paused(
 fn hand_over(
     stream: TcpStream,
     permit: async_lock::SemaphoreGuardArc,
-    targets: &Targets,
-    turn: &mut usize,
+    place: &mut Placement,
     shared: &Arc<AcceptShared>,
 ) {
     if shared.nodelay {
         let _ = stream.set_nodelay(true);
     }
-    let shard = match targets {
-        Targets::RoundRobin(n) => {
-            let s = ShardId(*turn % n);
-            *turn = turn.wrapping_add(1);
-            s
-        }
-        Targets::One(s) => *s,
-    };
+    let shard = place.next_shard();
     let guard = ConnGuard::new(shared.state.clone(), shard, permit);
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let accepted = Accepted { stream, id, guard };
+    let accepted = Accepted {
+        stream,
+        id,
+        guard,
+        local_addr: place.local_addr,
+    };
     // Dispatch clones the user's make-service and protocol; a clone that
     // panics loses this connection (closed, its place given back while
     // unwinding), not the accept loop.

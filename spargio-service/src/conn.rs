@@ -2,6 +2,7 @@
 //! protocol, cut at the shutdown deadline, counted closed.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -57,6 +58,9 @@ pub(crate) struct Accepted {
     pub(crate) stream: TcpStream,
     pub(crate) id: u64,
     pub(crate) guard: ConnGuard,
+    /// The connection's local address when the accept loop knows it (its
+    /// listener is bound to one IP); `None`: ask the socket.
+    pub(crate) local_addr: Option<SocketAddr>,
 }
 
 impl Accepted {
@@ -65,7 +69,7 @@ impl Accepted {
         ConnInfo {
             id: self.id,
             peer_addr: self.stream.peer_addr().ok(),
-            local_addr: self.stream.local_addr().ok(),
+            local_addr: self.local_addr.or_else(|| self.stream.local_addr().ok()),
             shard: self.guard.shard(),
         }
     }

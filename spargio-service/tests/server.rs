@@ -1475,3 +1475,44 @@ fn dropping_the_serve_local_future_drops_the_per_shard_services() {
         drop((a, b));
     });
 }
+
+/// Asks a server bound to `bind` for its connection's addresses
+/// (`ConnInfo`), connecting to `127.0.0.1` at the bound port.
+fn addresses_seen(bind: &'static str) -> (std::net::SocketAddr, String) {
+    run2(move |handle| async move {
+        let server = Server::builder().bind(&handle, bind).unwrap();
+        let port = server.local_addr().port();
+        let stop = server.shutdown_handle();
+        let make = service_fn(|info: spargio_service::ConnInfo| async move {
+            let seen = format!("{:?} {:?}", info.local_addr, info.peer_addr);
+            Ok::<_, Infallible>(service_fn(move |_req: Bytes| {
+                let seen = seen.clone();
+                async move { Ok::<_, Infallible>(Bytes::from(seen)) }
+            }))
+        });
+        let serving = handle.spawn_local(server.serve(LengthDelimited::new(), make));
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut c = Client::connect(addr).await.unwrap();
+        let seen = ok(&mut c, b"?").await;
+        drop(c);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+        (addr, String::from_utf8(seen.to_vec()).unwrap())
+    })
+}
+
+#[test]
+fn conn_info_carries_local_and_peer_addresses() {
+    // Bound to one IP: the local address comes from the listener; bound
+    // to every interface: from the connection's socket.
+    for bind in ["127.0.0.1:0", "0.0.0.0:0"] {
+        let (addr, seen) = addresses_seen(bind);
+        let (local, peer) = seen.split_once(' ').unwrap();
+        assert_eq!(local, format!("Some({addr})"), "bound to {bind}");
+        assert!(
+            peer.starts_with("Some(127.0.0.1:"),
+            "bound to {bind}: {peer}"
+        );
+        assert_ne!(peer, format!("Some({addr})"), "bound to {bind}");
+    }
+}
