@@ -111,15 +111,20 @@ fn spargio_rt_with_responder_on(
     })
 }
 
-/// tokio multi-thread, 2 workers, `enable_all`; driver and responder are
-/// plain `spawn`s (tokio cannot pin), talking over tokio's unbounded mpsc.
-pub fn tokio_mt() -> Harness {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// tokio's multi-thread runtime with [`WORKERS`] workers, `enable_all`.
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
         .thread_name("bench-tokio")
         .enable_all()
         .build()
-        .expect("build tokio runtime");
+        .expect("build tokio runtime")
+}
+
+/// tokio multi-thread, 2 workers, `enable_all`; driver and responder are
+/// plain `spawn`s (tokio cannot pin), talking over tokio's unbounded mpsc.
+pub fn tokio_mt() -> Harness {
+    let rt = tokio_runtime();
     let handle = rt.handle().clone();
     let ((cmd_tx, cmd_rx), (rep_tx, rep_rx)) = Harness::channels();
     let (wire, responder) = Wire::new();
@@ -137,12 +142,7 @@ pub fn tokio_mt() -> Harness {
 /// "shard 0 ↔ shard 1" says. With both spawned ([`tokio_mt`]) tokio's
 /// scheduler runs the pair on one worker, a same-thread exchange.
 pub fn tokio_block_on() -> Harness {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .thread_name("bench-tokio")
-        .enable_all()
-        .build()
-        .expect("build tokio runtime");
+    let rt = tokio_runtime();
     let handle = rt.handle().clone();
     let ((cmd_tx, cmd_rx), (rep_tx, rep_rx)) = Harness::channels();
     let (wire, responder) = Wire::new();
