@@ -46,7 +46,7 @@ impl Placement {
         let local_addr = listener
             .local_addr()
             .ok()
-            .filter(|a| !a.ip().is_unspecified());
+            .filter(|a| !a.ip().is_unspecified() && !is_transparent(listener, a));
         Placement {
             targets,
             turn: 0,
@@ -64,6 +64,33 @@ impl Placement {
             Targets::One(s) => s,
         }
     }
+}
+
+/// Whether `listener` (bound to `addr`) may accept connections addressed
+/// to other addresses than its own: `IP_TRANSPARENT` / `IPV6_TRANSPARENT`
+/// (a TPROXY listener), whose connections keep their original destination
+/// as their local address. `true` when it cannot tell.
+fn is_transparent(listener: &TcpListener, addr: &SocketAddr) -> bool {
+    use std::os::fd::AsRawFd;
+    let (level, name) = if addr.is_ipv4() {
+        (libc::SOL_IP, libc::IP_TRANSPARENT)
+    } else {
+        (libc::SOL_IPV6, libc::IPV6_TRANSPARENT)
+    };
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `on` and `len` are live locals of the sizes passed; the
+    // listener's fd is open for the duration of the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            listener.as_raw_fd(),
+            level,
+            name,
+            (&mut on as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc != 0 || on != 0
 }
 
 /// What all accept loops of a server share.
@@ -229,5 +256,54 @@ fn hand_over(
     // unwinding), not the accept loop.
     if catch_unwind(AssertUnwindSafe(|| (shared.dispatch)(accepted))).is_err() {
         shared.state.counters.make_errors.add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(addr: &str) -> Option<(TcpListener, SocketAddr)> {
+        let std = std::net::TcpListener::bind(addr).ok()?;
+        let bound = std.local_addr().unwrap();
+        Some((TcpListener::from_std(std), bound))
+    }
+
+    fn set_transparent(l: &TcpListener, addr: &SocketAddr) -> bool {
+        use std::os::fd::AsRawFd;
+        let (level, name) = if addr.is_ipv4() {
+            (libc::SOL_IP, libc::IP_TRANSPARENT)
+        } else {
+            (libc::SOL_IPV6, libc::IPV6_TRANSPARENT)
+        };
+        let on: libc::c_int = 1;
+        // SAFETY: `on` is a live c_int of the size passed; the fd is open.
+        let rc = unsafe {
+            libc::setsockopt(
+                l.as_raw_fd(),
+                level,
+                name,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        rc == 0
+    }
+
+    #[test]
+    fn a_plain_listener_is_not_transparent_and_a_tproxy_one_is() {
+        let (v4, a4) = listener("127.0.0.1:0").expect("bind 127.0.0.1");
+        assert!(!is_transparent(&v4, &a4));
+        // Setting the option takes CAP_NET_ADMIN; without it only the
+        // plain case is checked.
+        if set_transparent(&v4, &a4) {
+            assert!(is_transparent(&v4, &a4));
+        }
+        if let Some((v6, a6)) = listener("[::1]:0") {
+            assert!(!is_transparent(&v6, &a6));
+            if set_transparent(&v6, &a6) {
+                assert!(is_transparent(&v6, &a6));
+            }
+        }
     }
 }
