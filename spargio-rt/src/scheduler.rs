@@ -20,6 +20,7 @@ use io_uring::IoUring;
 
 use async_task::{ScheduleInfo, WithInfo};
 use crossbeam_deque::Injector;
+use crossbeam_utils::CachePadded;
 
 use crate::builder::{RuntimeBuilder, StealPolicy};
 use crate::driver::remote_slots::RemoteSlots;
@@ -50,9 +51,11 @@ pub(crate) struct Inner {
     /// Busy time after which a shard yields its CPU once (zero: never).
     pub(crate) busy_yield: std::time::Duration,
     /// Shards woken to steal that have not yet looked; see `park.rs`.
-    pub(crate) searching: AtomicUsize,
-    search_start: AtomicUsize,
-    round_robin: AtomicUsize,
+    /// (These three are written often, each on a cache line of its own so
+    /// the read-mostly fields around them stay cached on every shard.)
+    pub(crate) searching: CachePadded<AtomicUsize>,
+    search_start: CachePadded<AtomicUsize>,
+    round_robin: CachePadded<AtomicUsize>,
     shutdown: AtomicBool,
     pub(crate) blocking: ThreadPool,
     /// Threads at a lower CPU priority for CPU-heavy futures.
@@ -80,9 +83,9 @@ impl Inner {
             remote_slots: RemoteSlots::new(b.max_ops_in_flight.saturating_mul(n)),
             park_spin: b.park_spin,
             busy_yield: b.busy_yield,
-            searching: AtomicUsize::new(0),
-            search_start: AtomicUsize::new(0),
-            round_robin: AtomicUsize::new(0),
+            searching: CachePadded::new(AtomicUsize::new(0)),
+            search_start: CachePadded::new(AtomicUsize::new(0)),
+            round_robin: CachePadded::new(AtomicUsize::new(0)),
             shutdown: AtomicBool::new(false),
             blocking: ThreadPool::new(PoolConfig {
                 name: format!("{}-blocking", b.thread_name),

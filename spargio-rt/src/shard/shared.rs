@@ -48,7 +48,7 @@ pub(crate) struct ShardShared {
     /// parked. New stealable work may be handed to it (see
     /// `Inner::idle_shard_for_spawn`); a spinning shard finds it in its
     /// injector without a doorbell.
-    pub(crate) idle: AtomicBool,
+    pub(crate) idle: CachePadded<AtomicBool>,
     /// The CPU the shard's thread was on the last time it was about to spin
     /// for work ([`NO_CPU`] until then). A shard about to spin that finds
     /// another awake shard on its own CPU parks instead (see
@@ -65,8 +65,8 @@ pub(crate) struct ShardShared {
     pub(crate) polling: CachePadded<AtomicBool>,
     pub(crate) counters: ShardCounters,
     /// How long this shard's polls take (see `poll_cost`).
-    pub(crate) poll_cost: PollCost,
-    pub(crate) pinned_depth: AtomicUsize,
+    pub(crate) poll_cost: CachePadded<PollCost>,
+    pub(crate) pinned_depth: CachePadded<AtomicUsize>,
     /// Ops submitted or cancelled from other threads (see `driver::remote`).
     remote: Injector<RemoteReq>,
     remote_closed: AtomicBool,
@@ -91,14 +91,14 @@ impl ShardShared {
             // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
             sleeping: CachePadded::new(AtomicBool::new(false)),
-            idle: AtomicBool::new(false),
+            idle: CachePadded::new(AtomicBool::new(false)),
             cpu: AtomicU32::new(NO_CPU),
             woken_to_search: AtomicBool::new(false),
             rechecking: AtomicBool::new(false),
             polling: CachePadded::new(AtomicBool::new(false)),
             counters: ShardCounters::default(),
-            poll_cost: PollCost::new(),
-            pinned_depth: AtomicUsize::new(0),
+            poll_cost: CachePadded::new(PollCost::new()),
+            pinned_depth: CachePadded::new(AtomicUsize::new(0)),
             remote: Injector::new(),
             remote_closed: AtomicBool::new(false),
         })
