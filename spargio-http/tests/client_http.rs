@@ -1386,6 +1386,40 @@ fn client_https_truncation_without_close_notify_is_a_body_error() {
 }
 
 #[test]
+fn client_https_closes_with_close_notify_after_a_whole_exchange() {
+    let fx = tls_fixture();
+    run(move || async move {
+        // What the server's read after its answer gave: `Ok(0)` is the
+        // client's close_notify, an UnexpectedEof error a bare TCP close.
+        let seen: Arc<Mutex<Option<Result<usize, std::io::ErrorKind>>>> = Arc::default();
+        let record = seen.clone();
+        let server = serve_tls(fx.acceptor, move |mut peer| {
+            let record = record.clone();
+            async move {
+                peer.head().await.unwrap();
+                peer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                let (res, _) = peer.reader.read_some(BytesMut::with_capacity(64)).await;
+                *record.lock().unwrap() = Some(res.map_err(|e| e.kind()));
+            }
+        });
+        let client = Client::builder().tls(fx.connector).build();
+        let url = format!("https://localhost:{}/", server.addr.port());
+        let resp = client.get(url.as_str()).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        let mut got = None;
+        for _ in 0..1000 {
+            got = seen.lock().unwrap().take();
+            if got.is_some() {
+                break;
+            }
+            spargio_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(got, Some(Ok(0)), "the server saw no close_notify");
+    });
+}
+
+#[test]
 fn client_https_untrusted_certificate_is_a_tls_error() {
     let fx = tls_fixture();
     run(move || async move {

@@ -115,6 +115,41 @@ fn a_client_that_negotiated_another_alpn_protocol_gets_no_http_bytes() {
 }
 
 #[test]
+fn only_a_refused_handshake_counts_as_a_bad_request() {
+    let (server, client_cfg) = tls_server(&[b"http/1.1"], &[b"http/1.1"]);
+    // A TCP health check: connect, close. Nothing to count.
+    drop(TcpStream::connect(server.addr).unwrap());
+    // Plain HTTP sent to the TLS port: refused by rustls.
+    let mut plain = TcpStream::connect(server.addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = plain.read_to_end(&mut sink);
+    // A served connection shows both earlier ones were handled.
+    let mut c = BufReader::new(connect(&server, &client_cfg));
+    c.get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut c).0, 200);
+    // Once the first two connections have ended (only the served one is
+    // open), their outcome is counted.
+    let mut stats = server.stats.snapshot();
+    for _ in 0..1000 {
+        if stats.active == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        stats = server.stats.snapshot();
+    }
+    assert_eq!((stats.accepted, stats.active), (3, 1), "{stats:?}");
+    assert_eq!(stats.bad_requests, 1, "{stats:?}");
+}
+
+#[test]
 fn a_client_that_negotiated_http11_is_served() {
     let (server, client_cfg) = tls_server(&[b"h2", b"http/1.1"], &[b"http/1.1"]);
     let tls = connect(&server, &client_cfg);

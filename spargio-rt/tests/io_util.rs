@@ -498,6 +498,75 @@ fn compat_reports_a_failed_write_on_a_later_call() {
 }
 
 #[test]
+fn compat_a_failed_write_fails_every_later_call() {
+    use futures_util::io::AsyncWriteExt as _;
+    run(|| async {
+        let (a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        let mut c = Compat::new(a);
+        // Write-behind: the bytes are taken at once, the failure comes
+        // with the next call.
+        let _ = c.write(&[1u8; 512]).await;
+        let first = c.flush().await.unwrap_err();
+        assert_eq!(first.kind(), ErrorKind::BrokenPipe);
+        // The lost bytes are never reported sent by a later call.
+        let again = c.flush().await.unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::BrokenPipe);
+        assert!(c.write(b"more").await.is_err());
+        assert!(c.close().await.is_err());
+    });
+}
+
+#[test]
+fn compat_wakes_the_writer_after_another_task_polled_its_write() {
+    // The halves of a TLS session in two tasks: the reader may poll the
+    // write side once (to send an alert) while the writer waits on it.
+    use std::sync::{Arc, Mutex};
+    let ok = run(|| async {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let shared = Arc::new(Mutex::new(Compat::new(a)));
+        let data = pattern(4 << 20);
+        let len = data.len();
+        let c = shared.clone();
+        let writer = spargio_rt::spawn(async move {
+            let mut off = 0;
+            while off < data.len() {
+                off += poll_fn(|cx| {
+                    let mut g = c.lock().unwrap();
+                    futures_io::AsyncWrite::poll_write(Pin::new(&mut *g), cx, &data[off..])
+                })
+                .await
+                .unwrap();
+            }
+            poll_fn(|cx| futures_io::AsyncWrite::poll_flush(Pin::new(&mut *c.lock().unwrap()), cx))
+                .await
+                .unwrap();
+        });
+        // The peer reads nothing yet: the writer is stuck on a write in
+        // flight. Another task polls that write once, and goes away.
+        spargio_rt::time::sleep(Duration::from_millis(50)).await;
+        let c = shared.clone();
+        let pending = spargio_rt::spawn(async move {
+            poll_fn(|cx| {
+                let mut g = c.lock().unwrap();
+                Poll::Ready(futures_io::AsyncWrite::poll_flush(Pin::new(&mut *g), cx).is_pending())
+            })
+            .await
+        })
+        .await
+        .unwrap();
+        assert!(pending, "the writer should still be waiting");
+        let (r, got) = guard(b.read_exact(vec![0u8; len])).await;
+        r.unwrap();
+        // The write the other task polled completed: the writer must hear.
+        let done = spargio_rt::time::timeout(Duration::from_secs(10), writer).await;
+        done.expect("the writer was never woken").unwrap();
+        got == pattern(len)
+    });
+    assert!(ok);
+}
+
+#[test]
 fn compat_is_send_and_unpin() {
     fn check<T: Send + Unpin>() {}
     check::<Compat<TcpStream>>();

@@ -378,9 +378,13 @@ where
         output,
         probe,
     };
+    let mut closing = None;
     if keep_alive && complete && matches!(written, Some(WriteEnd::Done)) && conn.is_clean() {
         ctx.inner.pool.checkin(ctx.shard, ctx.target, conn);
+    } else if complete {
+        closing = Some(conn);
     } else {
+        // Cut short: no `close_notify` that could pass for a clean end.
         drop(conn);
     }
     match delivery {
@@ -392,8 +396,19 @@ where
         Delivery::Fed(Fed::Complete(sender)) => sender.finish(),
         Delivery::Fed(Fed::Incomplete) => {}
     }
+    if let Some(mut conn) = closing {
+        // The response is whole and delivered: close the way TLS asks
+        // (`close_notify`, then a FIN; a FIN on plain TCP), for a short
+        // while at most, so a server that reads nothing more cannot hold
+        // the task.
+        let _ = spargio_rt::time::timeout(GRACEFUL_CLOSE_WAIT, conn.output.shutdown()).await;
+    }
     Attempt::Done
 }
+
+/// The most a connection the client closes after a whole exchange waits
+/// for its `close_notify` (and FIN) to go out.
+const GRACEFUL_CLOSE_WAIT: Duration = Duration::from_millis(500);
 
 /// The error for a response head that did not come; [`Attempt::Stale`] if
 /// nothing at all came back.

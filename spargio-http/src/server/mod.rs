@@ -21,7 +21,7 @@ use spargio_service::{BoxError, Connection, Handler, Protocol};
 
 use crate::body::Body;
 use crate::h1::Limits;
-use crate::tls::{ServerTlsStream, TlsAcceptor, ALPN_HTTP_11};
+use crate::tls::{ServerTlsStream, TlsAcceptor, TlsError, ALPN_HTTP_11};
 use crate::transport::{Transport, TransportWrite};
 use config::HttpConfig;
 use ring_tcp::RingTcp;
@@ -262,11 +262,15 @@ where
                 }
                 Some(Ok(tls)) => conn::serve(tls, handler, &conn, &self.cfg).await,
                 // A failed handshake is the client's problem (a scanner, a
-                // wrong certificate, a timeout); the server goes on.
-                Some(Err(_)) => {
+                // wrong certificate, a timeout); the server goes on. Only
+                // TLS the server refused counts as a bad request: a client
+                // that connects and leaves (a TCP health check) or stalls
+                // counts as nothing, as on plain HTTP.
+                Some(Err(TlsError::Handshake(_))) => {
                     conn.record_bad_request();
                     Ok(())
                 }
+                Some(Err(_)) => Ok(()),
                 None => Ok(()),
             },
         }

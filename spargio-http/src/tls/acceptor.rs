@@ -130,7 +130,8 @@ impl TlsAcceptor {
     ///
     /// # Errors
     /// [`TlsError::Handshake`] if rustls rejects the client (an alert is
-    /// sent to it first), [`TlsError::Io`] if the connection fails or the
+    /// sent to it first if the socket takes it at once),
+    /// [`TlsError::Io`] if the connection fails or the
     /// client leaves, and [`TlsError::HandshakeTimeout`] if the handshake
     /// takes longer than the [timeout](Self::handshake_timeout). The
     /// connection is closed in every case.

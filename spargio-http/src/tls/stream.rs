@@ -132,11 +132,73 @@ fn split_inner(stream: Inner) -> (TlsReader, TlsWriter) {
 }
 
 fn rejoin_inner(read: TlsReader, write: TlsWriter) -> Box<dyn RawIo> {
+    let truncated = read.truncated;
     match read.half.reunite(write.half) {
-        Ok(stream) => Box::new(stream),
+        Ok(stream) => Box::new(Truncation::latch(stream, truncated)),
         // Halves of two different connections: keep them paired as they
         // were given rather than panic.
-        Err(futures_util::io::ReuniteError(read, write)) => Box::new(Unmatched { read, write }),
+        Err(futures_util::io::ReuniteError(read, write)) => {
+            Box::new(Truncation::latch(Unmatched { read, write }, truncated))
+        }
+    }
+}
+
+/// A rejoined TLS stream that keeps reporting a truncation: futures-rustls
+/// reports a connection cut without `close_notify` once, as an
+/// [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) error, and then `Ok(0)`
+/// as if the stream had ended cleanly; this says it again on every read,
+/// as [`TlsReader`] does.
+struct Truncation<S> {
+    inner: S,
+    truncated: bool,
+}
+
+impl<S> Truncation<S> {
+    fn latch(inner: S, truncated: bool) -> Self {
+        Truncation { inner, truncated }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Truncation<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.truncated {
+            return Poll::Ready(Err(truncation_error()));
+        }
+        let res = std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
+        if matches!(&res, Err(e) if e.kind() == io::ErrorKind::UnexpectedEof) {
+            self.truncated = true;
+        }
+        Poll::Ready(res)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Truncation<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
     }
 }
 

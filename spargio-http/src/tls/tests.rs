@@ -252,26 +252,34 @@ fn tls_close_notify_is_a_clean_end_and_half_close_works() {
     });
 }
 
+/// A client driven by hand over a blocking socket: it sends `data`, then
+/// a TCP FIN with no close_notify, and keeps the socket open until the
+/// server is done (so no RST muddles the picture).
+fn truncating_client(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    data: &'static [u8],
+) -> spargio_rt::JoinHandle<()> {
+    spargio_rt::spawn_blocking(move || {
+        let mut sock = std::net::TcpStream::connect(addr).unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut conn = rustls::ClientConnection::new(config, name).unwrap();
+        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+        tls.write_all(data).unwrap();
+        tls.flush().unwrap();
+        sock.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        let _ = sock.read_to_end(&mut rest);
+    })
+}
+
 #[test]
 fn tls_truncation_without_close_notify_is_an_error() {
     let (acceptor, connector) = localhost_pair();
     let client_config = Arc::clone(connector.config());
     run(move || async move {
         let (l, addr) = listen().await;
-        // A client driven by hand over a blocking socket: it sends data,
-        // then a TCP FIN with no close_notify, and keeps the socket open
-        // until the server is done (so no RST muddles the picture).
-        let client = spargio_rt::spawn_blocking(move || {
-            let mut sock = std::net::TcpStream::connect(addr).unwrap();
-            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-            let mut conn = rustls::ClientConnection::new(client_config, name).unwrap();
-            let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-            tls.write_all(b"partial request").unwrap();
-            tls.flush().unwrap();
-            sock.shutdown(std::net::Shutdown::Write).unwrap();
-            let mut rest = Vec::new();
-            let _ = sock.read_to_end(&mut rest);
-        });
+        let client = truncating_client(addr, client_config, b"partial request");
         let (tcp, _) = l.accept().await.unwrap();
         let (mut r, w) = acceptor.accept(tcp).await.unwrap().split();
         let mut buf = BytesMut::with_capacity(4096);
@@ -559,6 +567,31 @@ fn tls_rejoin_gives_back_a_working_stream() {
         raw.read_to_end(&mut rest).await.unwrap();
         assert_eq!(rest, b"raw reply");
         server.await.unwrap();
+    });
+}
+
+#[test]
+fn tls_rejoined_stream_keeps_reporting_a_truncation() {
+    let (acceptor, connector) = localhost_pair();
+    let client_config = Arc::clone(connector.config());
+    run(move || async move {
+        let (l, addr) = listen().await;
+        // (After an upgrade, say.)
+        let client = truncating_client(addr, client_config, b"ping");
+        let (tcp, _) = l.accept().await.unwrap();
+        let (mut r, w) = acceptor.accept(tcp).await.unwrap().split();
+        assert_eq!(read_n(&mut r, 4).await.unwrap(), b"ping");
+        let mut raw = ServerTlsStream::rejoin(r, w);
+        let mut buf = [0u8; 16];
+        for _ in 0..3 {
+            let err = raw
+                .read(&mut buf)
+                .await
+                .expect_err("a truncation, not an end");
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        }
+        drop(raw);
+        client.await.unwrap();
     });
 }
 

@@ -12,12 +12,14 @@ use std::time::Duration;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
 use spargio_http::{Body, Http};
-use spargio_service::{BoxError, Server, ShutdownHandle, ShutdownReport};
+use spargio_service::{BoxError, Server, ShutdownHandle, ShutdownReport, StatsHandle};
 use tower_service::Service;
 
 /// A server running on a 2-shard runtime in a background thread.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The server's live counters.
+    pub stats: StatsHandle,
     shutdown: ShutdownHandle,
     thread: Option<JoinHandle<ShutdownReport>>,
 }
@@ -317,16 +319,21 @@ where
                 let server = builder(Server::builder().shutdown_timeout(Duration::from_secs(5)))
                     .bind(&handle, "127.0.0.1:0")
                     .expect("bind");
-                tx.send((server.local_addr(), server.shutdown_handle()))
-                    .unwrap();
+                tx.send((
+                    server.local_addr(),
+                    server.shutdown_handle(),
+                    server.stats(),
+                ))
+                .unwrap();
                 serve(server).await.expect("serve")
             },
         )
         .expect("runtime")
     });
-    let (addr, shutdown) = rx.recv().expect("server started");
+    let (addr, shutdown, stats) = rx.recv().expect("server started");
     TestServer {
         addr,
+        stats,
         shutdown,
         thread: Some(thread),
     }

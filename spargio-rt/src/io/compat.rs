@@ -17,14 +17,23 @@
 //! caller's bytes into the adapter's one reused write buffer, starts
 //! writing all of them, and reports them written at once. The next
 //! `poll_write`, `poll_flush` or `poll_close` first waits for that write
-//! to finish, and returns its error if it failed. So call `flush` (or
-//! `close`) before dropping the adapter: dropping it cancels a write still
-//! in flight, and those bytes are lost.
+//! to finish, and returns its error if it failed; a failed write fails
+//! every later write, flush and close too (its bytes are lost, so nothing
+//! after them may be reported sent). So call `flush` (or `close`) before
+//! dropping the adapter: dropping it cancels a write still in flight, and
+//! those bytes are lost.
+//!
+//! **Two tasks** may poll one side, as when the halves of a TLS session
+//! run in two tasks: its read half sends an alert through the write side
+//! when it meets a bad record. Every task waiting on a side's op is woken
+//! when the op completes (up to two at a time; a third makes the oldest
+//! poll again), not only the last one to poll it.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll, Wake, Waker};
 
 use super::ext::AsyncWriteExt;
 use super::split::Split;
@@ -160,6 +169,127 @@ pub struct Compat<T: CompatIo> {
     write: WriteState<T::Write>,
     /// The reused write buffer; empty while a write is in flight.
     wbuf: Vec<u8>,
+    /// Kept out of line: the adapter stays small to move.
+    side: Box<SideState>,
+}
+
+/// What the adapter keeps about its two sides besides their ops.
+struct SideState {
+    /// Why a write failed, once one has: later writes fail with it.
+    write_failed: Option<FailedWrite>,
+    /// The tasks waiting on the read op, and the waker it is polled with.
+    read_waiters: Waiters,
+    /// The same for the write side's op.
+    write_waiters: Waiters,
+}
+
+/// The tasks waiting for one side's op. The op is polled with a waker of
+/// its own that wakes them all, so a task that polled the op once (a TLS
+/// reader sending an alert through the write side) does not take the
+/// wake-up from the one that waits on it for good.
+struct Waiters {
+    set: Arc<WaiterSet>,
+    /// Wakes everything in `set`.
+    waker: Waker,
+}
+
+#[derive(Default)]
+struct WaiterSet(Mutex<[Option<Waker>; 2]>);
+
+impl Waiters {
+    fn new() -> Self {
+        let set = Arc::new(WaiterSet::default());
+        Waiters {
+            waker: Waker::from(set.clone()),
+            set,
+        }
+    }
+
+    /// Adds `waker` to the set (once); returns the waker to poll the op
+    /// with.
+    fn join(&self, waker: &Waker) -> &Waker {
+        let evicted = {
+            let mut slots = self.set.lock();
+            if slots.iter().flatten().any(|w| w.will_wake(waker)) {
+                None
+            } else if let Some(free) = slots.iter_mut().find(|w| w.is_none()) {
+                *free = Some(waker.clone());
+                None
+            } else {
+                // A third task: the oldest makes room, and is woken so
+                // that it polls (and joins) again if it still waits.
+                let oldest = slots[0].take();
+                slots[0] = slots[1].take();
+                slots[1] = Some(waker.clone());
+                oldest
+            }
+        };
+        if let Some(w) = evicted {
+            w.wake();
+        }
+        &self.waker
+    }
+
+    /// Forgets the waiting tasks (the op they waited for is done).
+    fn clear(&self) {
+        let taken = {
+            let mut slots = self.set.lock();
+            [slots[0].take(), slots[1].take()]
+        };
+        drop(taken);
+    }
+}
+
+impl WaiterSet {
+    fn lock(&self) -> std::sync::MutexGuard<'_, [Option<Waker>; 2]> {
+        // Nothing panics while holding it (waking happens after).
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Wake for WaiterSet {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Woken outside the lock: a waker may run anything.
+        let taken = {
+            let mut slots = self.lock();
+            [slots[0].take(), slots[1].take()]
+        };
+        for w in taken.into_iter().flatten() {
+            w.wake();
+        }
+    }
+}
+
+/// A write error kept to fail the writes after it (`io::Error` is not
+/// `Clone`).
+struct FailedWrite {
+    kind: io::ErrorKind,
+    os: Option<i32>,
+    message: String,
+}
+
+impl FailedWrite {
+    fn of(e: &io::Error) -> Self {
+        FailedWrite {
+            kind: e.kind(),
+            os: e.raw_os_error(),
+            message: e.to_string(),
+        }
+    }
+
+    fn error(&self) -> io::Error {
+        match self.os {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(
+                self.kind,
+                format!("an earlier write failed: {}", self.message),
+            ),
+        }
+    }
 }
 
 // The halves are never pinned in place: they only move into and out of
@@ -193,6 +323,11 @@ impl<T: CompatIo> Compat<T> {
             rcap,
             write: WriteState::Idle(w),
             wbuf: Vec::new(),
+            side: Box::new(SideState {
+                write_failed: None,
+                read_waiters: Waiters::new(),
+                write_waiters: Waiters::new(),
+            }),
         }
     }
 
@@ -228,6 +363,7 @@ impl<T: CompatIo> Compat<T> {
                 pos: self.pos,
                 rcap: self.rcap,
                 wbuf: self.wbuf,
+                side: self.side,
             }),
         }
     }
@@ -252,7 +388,9 @@ impl<T: CompatIo> Compat<T> {
                     continue;
                 }
             };
-            let (res, buf, r) = ready!(fut.as_mut().poll(cx));
+            let waker = self.side.read_waiters.join(cx.waker());
+            let (res, buf, r) = ready!(fut.as_mut().poll(&mut Context::from_waker(waker)));
+            self.side.read_waiters.clear();
             self.read = ReadState::Idle(r);
             self.rbuf = buf;
             self.pos = 0;
@@ -271,20 +409,41 @@ impl<T: CompatIo> Compat<T> {
     }
 
     /// Waits until no write, flush or close is in flight; the error of the
-    /// one that just finished, if it failed.
+    /// one that just finished, or of any write before, if one failed.
     fn poll_settle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let WriteState::Idle(_) = self.write {
+            return Poll::Ready(self.failed());
+        }
+        let waker = self.side.write_waiters.join(cx.waker());
+        let mut op_cx = Context::from_waker(waker);
         let (res, w) = match &mut self.write {
-            WriteState::Idle(_) => return Poll::Ready(Ok(())),
+            WriteState::Idle(_) => unreachable!("checked above"),
             WriteState::Taken => unreachable!("spargio: compat write half lost"),
             WriteState::Writing(fut) => {
-                let (res, buf, w) = ready!(fut.as_mut().poll(cx));
+                let (res, buf, w) = ready!(fut.as_mut().poll(&mut op_cx));
                 self.wbuf = buf;
+                if let Err(e) = &res {
+                    self.side
+                        .write_failed
+                        .get_or_insert_with(|| FailedWrite::of(e));
+                }
                 (res, w)
             }
-            WriteState::Flushing(fut) | WriteState::Closing(fut) => ready!(fut.as_mut().poll(cx)),
+            WriteState::Flushing(fut) | WriteState::Closing(fut) => {
+                ready!(fut.as_mut().poll(&mut op_cx))
+            }
         };
+        self.side.write_waiters.clear();
         self.write = WriteState::Idle(w);
         Poll::Ready(res)
+    }
+
+    /// The error of a write that failed, if one did.
+    fn failed(&self) -> io::Result<()> {
+        match &self.side.write_failed {
+            Some(failed) => Err(failed.error()),
+            None => Ok(()),
+        }
     }
 
     /// Takes the idle write half, leaving `next(half)` in its place.
@@ -385,6 +544,9 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
         let this = self.get_mut();
         loop {
             match &this.write {
+                WriteState::Idle(_) if this.side.write_failed.is_some() => {
+                    return Poll::Ready(this.failed())
+                }
                 WriteState::Idle(_) => this.start_write(|w| WriteState::Flushing(T::flush_op(w))),
                 WriteState::Flushing(_) => return this.poll_settle(cx),
                 WriteState::Writing(_) | WriteState::Closing(_) | WriteState::Taken => {
@@ -395,11 +557,15 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
     }
 
     /// Waits for the last write, then shuts the write side down (a FIN for
-    /// sockets). Reads still work.
+    /// sockets). Reads still work. After a failed write, fails with its
+    /// error without shutting anything down.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
             match &this.write {
+                WriteState::Idle(_) if this.side.write_failed.is_some() => {
+                    return Poll::Ready(this.failed())
+                }
                 WriteState::Idle(_) => this.start_write(|w| WriteState::Closing(T::shutdown_op(w))),
                 WriteState::Closing(_) => return this.poll_settle(cx),
                 WriteState::Writing(_) | WriteState::Flushing(_) | WriteState::Taken => {
