@@ -1,6 +1,7 @@
 //! Shards: one thread and one io_uring ring each.
 
 pub(crate) mod completions;
+pub(crate) mod inbox;
 pub(crate) mod inline;
 pub(crate) mod local;
 pub(crate) mod ops;

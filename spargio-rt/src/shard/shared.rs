@@ -11,6 +11,7 @@ use crossbeam_deque::{Injector, Stealer};
 use crossbeam_utils::CachePadded;
 
 use crate::driver::remote::RemoteReq;
+use crate::shard::inbox::Inbox;
 use crate::shard::poll_cost::PollCost;
 use crate::stats::ShardCounters;
 use crate::task::Runnable;
@@ -28,7 +29,7 @@ pub(crate) struct ShardShared {
     /// Steals from the shard's own deque; set when the shard starts.
     pub(crate) stealer: OnceLock<Stealer<Runnable>>,
     /// Pinned tasks woken (or spawned) from other threads; lock-free.
-    inbox: Injector<Runnable>,
+    inbox: Inbox,
     /// Set when the shard has exited; later pushes are refused.
     inbox_closed: AtomicBool,
     /// The target of other shards' `MSG_RING` doorbells: a duplicate of
@@ -84,7 +85,7 @@ impl ShardShared {
             index,
             injector: Injector::new(),
             stealer: OnceLock::new(),
-            inbox: Injector::new(),
+            inbox: Inbox::new(),
             inbox_closed: AtomicBool::new(false),
             ring_fd: AtomicI32::new(-1),
             doorbell_target: Mutex::new(None),
@@ -152,9 +153,7 @@ impl ShardShared {
 
     /// Moves inbox tasks into `into` (called by the shard itself).
     pub(crate) fn drain_inbox(&self, into: &mut VecDeque<Runnable>) {
-        while let Some(t) = crate::queue::take(&self.inbox) {
-            into.push_back(t);
-        }
+        self.inbox.drain_into(into);
     }
 
     /// Closes the inbox and returns what was left in it.
@@ -251,10 +250,9 @@ impl Drop for ShardShared {
         // Anything still queued here belongs to no running shard. A `Local`
         // task's future may be `!Send`: leak it rather than drop it on this
         // (possibly wrong) thread. Others are dropped, which cancels them.
-        for queue in [&self.inbox, &self.injector] {
-            while let Some(t) = crate::queue::take(queue) {
-                crate::scheduler::dead_letter(t);
-            }
+        // (The inbox does the same when it is dropped.)
+        while let Some(t) = crate::queue::take(&self.injector) {
+            crate::scheduler::dead_letter(t);
         }
         // Ops that never reached the ring: fail them (nothing to free).
         self.fail_stranded_remote();

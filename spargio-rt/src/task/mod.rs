@@ -15,7 +15,7 @@ pub(crate) mod guard;
 pub(crate) mod join;
 pub(crate) mod yield_now;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 pub use join::{JoinError, JoinHandle};
 
@@ -58,6 +58,9 @@ pub(crate) struct TaskMeta {
     /// Set by `JoinHandle::abort`: the task is dropped instead of polled
     /// (see [`ctl`]).
     aborted: AtomicBool,
+    /// The task queued before this one in a shard's inbox, while this
+    /// task's runnable is in it (see `shard::inbox`).
+    pub(crate) inbox_next: AtomicPtr<()>,
 }
 
 /// Polls `task` once, or drops it if it was aborted, alone or with every
@@ -81,6 +84,7 @@ impl TaskMeta {
             op_done_in: AtomicU32::new(0),
             ops_done: AtomicU8::new(0),
             aborted: AtomicBool::new(false),
+            inbox_next: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
