@@ -119,12 +119,14 @@ fn interval_burst_catches_up_and_delay_does_not() {
                 let mut iv = interval_at(start, period);
                 iv.set_missed_tick_behavior(b);
                 let mut ticks = vec![iv.tick().await];
+                let mut taken = vec![Instant::now()];
                 // Stall for several periods without yielding.
                 std::thread::sleep(period * 5);
                 for _ in 0..3 {
                     ticks.push(iv.tick().await);
+                    taken.push(Instant::now());
                 }
-                (start, ticks)
+                (start, ticks, taken)
             };
             (
                 run(MissedTickBehavior::Burst).await,
@@ -135,23 +137,29 @@ fn interval_burst_catches_up_and_delay_does_not() {
         .unwrap();
     let period = Duration::from_millis(2);
     // Burst: scheduled times stay on the grid, one period apart.
-    let (s, t) = burst;
+    let (s, t, _) = burst;
     for (i, tick) in t.iter().enumerate() {
         assert_eq!(*tick, s + period * i as u32);
     }
     // Delay: after the stall, the tick after the late one is a full period
     // after the late tick was *taken*, i.e. strictly off the original grid
     // by at least the stall.
-    let (s, t) = delay;
+    let (s, t, taken) = delay;
     assert_eq!(t[1], s + period, "the late tick reports its schedule");
     assert!(
         t[2] >= s + period * 5 + period,
         "{:?}",
         t.iter().map(|x| *x - s).collect::<Vec<_>>()
     );
-    assert_eq!(t[3] - t[2], period);
+    // The next tick is a period after the previous one's time if that was
+    // taken on time, else a period after it was taken (a loaded machine
+    // can wake the task late here too).
+    assert!(t[3] >= t[2] + period && t[3] <= taken[2] + period);
+    if taken[2] - t[2] <= spargio_rt::time::DELAY_TOLERANCE {
+        assert_eq!(t[3] - t[2], period);
+    }
     // Skip: the next ticks stay on the grid but skip the missed slots.
-    let (s, t) = skip;
+    let (s, t, _) = skip;
     assert_eq!(t[1], s + period);
     let offs: Vec<Duration> = t.iter().map(|x| *x - s).collect();
     for o in &offs {
