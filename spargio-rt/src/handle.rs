@@ -271,7 +271,7 @@ impl RuntimeHandle {
                     submit_busy: c.submit_busy.get(),
                     stale_cqes: c.stale_cqes.get(),
                     ring_closes: c.ring_closes.get(),
-                    pinned_queue_depth: s.pinned_depth.load(std::sync::atomic::Ordering::Relaxed),
+                    pinned_queue_depth: s.pinned_len(),
                     stealable_queue_depth: s.stealable_len(),
                 }
             })

@@ -134,18 +134,36 @@ impl ThreadPool {
             st.spawned += 1;
             let id = st.spawned;
             drop(st);
-            let shared = self.shared.clone();
-            let started = std::thread::Builder::new()
-                .name(format!("{}-{id}", self.shared.config.name))
-                .spawn(move || shared.run());
-            if let Err(e) = started {
-                self.shared.lock().threads -= 1;
+            if let Err(e) = self.start_thread(id) {
                 eprintln!(
                     "spargio: could not start a {} thread: {e}",
                     self.shared.config.name
                 );
+                let mut st = self.shared.lock();
+                st.threads -= 1;
+                // With no thread at all, nothing would ever take the queue
+                // (until a later push started one): cancel what waits, so
+                // its `JoinHandle`s report it instead of hanging. Threads
+                // that are busy will come back to the queue by themselves.
+                if st.threads == 0 {
+                    self.cancel_queued(st);
+                }
             }
         }
+    }
+
+    /// Starts pool thread number `id`. (In unit tests, a pool whose name
+    /// ends in `-spawn-fails` fails here, to exercise that path.)
+    fn start_thread(&self, id: usize) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self.shared.config.name.ends_with("-spawn-fails") {
+            return Err(std::io::Error::from_raw_os_error(libc::EAGAIN));
+        }
+        let shared = self.shared.clone();
+        std::thread::Builder::new()
+            .name(format!("{}-{id}", self.shared.config.name))
+            .spawn(move || shared.run())
+            .map(drop)
     }
 
     /// Asks every live task of the pool to stop (each is dropped at its
@@ -161,14 +179,20 @@ impl ThreadPool {
     pub(crate) fn close(&self) {
         let mut st = self.shared.lock();
         st.shutdown = true;
+        self.cancel_queued(st);
+        self.shared.work.notify_all();
+    }
+
+    /// Drops every queued job (their `JoinHandle`s report cancellation),
+    /// after letting go of the lock `st`: a job's drop may push to this
+    /// pool.
+    fn cancel_queued(&self, mut st: std::sync::MutexGuard<'_, State>) {
         let queued = std::mem::take(&mut st.queue);
         drop(st);
         self.shared
             .pending_runs
             .fetch_sub(queued.len(), Ordering::Relaxed);
-        // Dropped without the lock: a job's drop may push to this pool.
         drop(queued);
-        self.shared.work.notify_all();
     }
 
     /// [`close`](Self::close)s the pool and waits until `deadline` for
@@ -250,5 +274,62 @@ fn lower_priority(nice: i32) {
             "spargio: could not lower a pool thread's priority to nice {nice}: {}",
             std::io::Error::last_os_error()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::{Home, TaskMeta};
+    use std::sync::atomic::AtomicBool;
+
+    /// Sets its flag when dropped.
+    struct DropFlag(Arc<AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A job whose every thread fails to start is cancelled at once
+    /// instead of waiting in a queue that no thread will ever take.
+    #[test]
+    fn a_job_no_thread_can_take_is_cancelled() {
+        let pool = ThreadPool::new(PoolConfig {
+            name: "spargio-test-spawn-fails".into(),
+            max_threads: 2,
+            keep_alive: Duration::from_secs(1),
+            nice: 0,
+        });
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let (runnable, task) = async_task::Builder::new()
+            .metadata(TaskMeta::new(Home::Blocking, 0))
+            .spawn(
+                move |_| async move {
+                    let _flag = flag;
+                },
+                |_| {},
+            );
+        pool.push(runnable);
+        assert!(dropped.load(Ordering::SeqCst), "the job is still queued");
+        assert_eq!(pool.threads(), 0);
+        assert!(pool.is_idle());
+        // Its task reports the cancellation.
+        assert!(poll_until_ready(task.fallible()).is_none());
+    }
+
+    /// Polls `fut` on this thread until it is ready.
+    fn poll_until_ready<F: std::future::Future>(fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        loop {
+            if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::yield_now();
+        }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! `Injector::steal` (and its batch forms) issue a `SeqCst` fence before
 //! they can tell that the queue is empty. A shard's loop turn looks at
-//! several injectors (its inbox, its remote-op queue, its stealable
+//! several injectors (its remote-op queue, its stealable
 //! injector, the global one) and usually finds most of them empty, so on a
 //! cross-shard round trip those fences were a good part of each turn.
 //! `Injector::is_empty` is two plain loads; looking first costs nothing on

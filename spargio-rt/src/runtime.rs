@@ -113,7 +113,7 @@ impl Runtime {
     /// shards.
     ///
     /// # Panics
-    /// When called on one of the runtime's own shard threads (it would stall
+    /// When called on a shard thread of any spargio runtime (it would stall
     /// the shard).
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         block_on_here(Some(self.handle.clone()), fut)

@@ -51,11 +51,15 @@ pub(crate) struct Inner {
     /// Busy time after which a shard yields its CPU once (zero: never).
     pub(crate) busy_yield: std::time::Duration,
     /// Shards woken to steal that have not yet looked; see `park.rs`.
-    /// (These three are written often, each on a cache line of its own so
+    /// (These four are written often, each on a cache line of its own so
     /// the read-mostly fields around them stay cached on every shard.)
     pub(crate) searching: CachePadded<AtomicUsize>,
     search_start: CachePadded<AtomicUsize>,
+    /// The next shard for `TaskPlacement::RoundRobin`.
     round_robin: CachePadded<AtomicUsize>,
+    /// Where placement by load starts looking for a spawn from outside the
+    /// runtime (kept apart from `round_robin`, which must go in turn).
+    outside_start: CachePadded<AtomicUsize>,
     shutdown: AtomicBool,
     pub(crate) blocking: ThreadPool,
     /// Threads at a lower CPU priority for CPU-heavy futures.
@@ -86,6 +90,7 @@ impl Inner {
             searching: CachePadded::new(AtomicUsize::new(0)),
             search_start: CachePadded::new(AtomicUsize::new(0)),
             round_robin: CachePadded::new(AtomicUsize::new(0)),
+            outside_start: CachePadded::new(AtomicUsize::new(0)),
             shutdown: AtomicBool::new(false),
             blocking: ThreadPool::new(PoolConfig {
                 name: format!("{}-blocking", b.thread_name),
@@ -199,7 +204,7 @@ impl Inner {
         if n == 1 {
             return 0;
         }
-        let start = here.unwrap_or_else(|| self.round_robin.fetch_add(1, Ordering::Relaxed) % n);
+        let start = here.unwrap_or_else(|| self.outside_start.fetch_add(1, Ordering::Relaxed) % n);
         if !self.steal.placement_balancing {
             return start;
         }

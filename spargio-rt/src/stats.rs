@@ -76,13 +76,16 @@ pub(crate) struct ShardCounters {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShardStats {
-    /// Times a task (pinned or stealable) was polled on this shard.
+    /// Times a task (pinned or stealable) was run on this shard: polled, or
+    /// dropped unpolled because it had been aborted.
     pub tasks_polled: u64,
     /// Of those, polls of stealable tasks.
     pub stealable_polled: u64,
     /// Stealable tasks this shard took from another shard's queue.
     pub stolen: u64,
-    /// Times this shard looked in other shards' queues for work.
+    /// Times this shard tried to take work from another shard that had
+    /// some to give (busy, with stealable tasks queued); looks that found
+    /// nothing to take are not counted.
     pub steal_attempts: u64,
     /// Doorbells (msg_ring CQEs or eventfd writes) sent *to* this shard.
     pub doorbells_sent: u64,

@@ -41,6 +41,8 @@ fn round_robin_cycles_through_shards() {
     let h = rt.handle();
     let shards: Vec<usize> = (0..9)
         .map(|_| {
+            // A spawn placed by load in between does not move the turn.
+            rt.block_on(h.spawn(async {})).unwrap();
             rt.block_on(
                 h.spawn_with_placement(TaskPlacement::RoundRobin, async { shard_of_current() }),
             )
@@ -228,4 +230,32 @@ fn idle_shards_counts_the_shards_out_of_work() {
     stop.store(true, Ordering::SeqCst);
     rt.block_on(busy).unwrap();
     wait_for("it goes idle again", &|| h.idle_shards() == 2);
+}
+
+#[test]
+fn pinned_tasks_queued_behind_a_busy_shard_are_counted() {
+    let rt = rt(2);
+    let h = rt.handle();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    // Hold shard 0 inside one poll until released.
+    let blocker = h.spawn_pinned(ShardId(0), async move {
+        started_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+    });
+    started_rx.recv().unwrap();
+    let queued: Vec<_> = (0..10)
+        .map(|i| h.spawn_pinned(ShardId(0), async move { i }))
+        .collect();
+    let stats = h.stats();
+    assert_eq!(stats.shards[0].pinned_queue_depth, 10);
+    assert_eq!(stats.shards[1].pinned_queue_depth, 0);
+    release_tx.send(()).unwrap();
+    rt.block_on(blocker).unwrap();
+    for (i, task) in queued.into_iter().enumerate() {
+        assert_eq!(rt.block_on(task).unwrap(), i);
+    }
+    // Dropping the runtime joins the shards; nothing is queued any more.
+    drop(rt);
+    assert_eq!(h.stats().shards[0].pinned_queue_depth, 0);
 }

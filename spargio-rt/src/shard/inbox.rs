@@ -28,7 +28,7 @@
 
 use std::collections::VecDeque;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use crate::task::Runnable;
 
@@ -38,12 +38,18 @@ pub(crate) struct Inbox {
     /// The last runnable pushed (as `Runnable::into_raw`), linked to the
     /// one before it through its `inbox_next`; null when empty.
     head: AtomicPtr<()>,
+    /// How many runnables are linked from `head` (for stats): raised after
+    /// each push, lowered after each drain, so it can lag a push or a
+    /// drain in flight but never drifts. On `head`'s cache line, which
+    /// both sides hold exclusively just before they touch it.
+    len: AtomicUsize,
 }
 
 impl Inbox {
     pub(crate) const fn new() -> Self {
         Inbox {
             head: AtomicPtr::new(ptr::null_mut()),
+            len: AtomicUsize::new(0),
         }
     }
 
@@ -62,9 +68,22 @@ impl Inbox {
                 .head
                 .compare_exchange_weak(head, raw, Ordering::SeqCst, Ordering::Relaxed)
             {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(now) => head = now,
             }
+        }
+        self.len.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many tasks are queued (for stats; see the field).
+    pub(crate) fn len(&self) -> usize {
+        // A drain can lower the count before the push that raced it has
+        // raised it: read a wrapped value as empty.
+        let n = self.len.load(Ordering::Relaxed);
+        if n > isize::MAX as usize {
+            0
+        } else {
+            n
         }
     }
 
@@ -92,19 +111,25 @@ impl Inbox {
             task.metadata().inbox_next.store(oldest, Ordering::Relaxed);
             oldest = task.into_raw().as_ptr();
         }
+        let mut taken = 0;
         while let Some(node) = NonNull::new(oldest) {
             // SAFETY: as above; each pointer is rebuilt into its runnable
             // exactly once, here, and the list is not read again after.
             let task = unsafe { Runnable::from_raw(node) };
             oldest = task.metadata().inbox_next.load(Ordering::Relaxed);
             into.push_back(task);
+            taken += 1;
         }
+        self.len.fetch_sub(taken, Ordering::Relaxed);
     }
 }
 
 impl Drop for Inbox {
     fn drop(&mut self) {
         // Tasks still here belong to no running shard (see `dead_letter`).
+        // A backstop: a runtime task's scheduler holds the runtime's state,
+        // and with it this inbox, so a runtime's inbox is only dropped
+        // empty (shards exit once no task is left).
         let mut left = VecDeque::new();
         self.drain_into(&mut left);
         left.into_iter().for_each(crate::scheduler::dead_letter);

@@ -491,7 +491,7 @@ impl LocalShard {
         }
         // Alternate which kind goes first so neither starves the other.
         let pinned_first = tick.is_multiple_of(2);
-        let pop_pinned = || self.pinned.borrow_mut().pop_front().map(|t| (t, false));
+        let pop_pinned = || self.pop_pinned().map(|t| (t, false));
         let pop_stealable = || self.pop_stealable().map(|t| (t, true));
         if pinned_first {
             pop_pinned().or_else(pop_stealable)
@@ -700,14 +700,25 @@ impl LocalShard {
         has_lifo
     }
 
-    /// Queued tasks right now (for stats).
+    /// Takes the next pinned task off the queue, publishing the depth left.
+    fn pop_pinned(&self) -> Option<Runnable> {
+        let task = self.pinned.borrow_mut().pop_front();
+        if task.is_some() {
+            self.publish_depth();
+        }
+        task
+    }
+
+    /// Publishes how many pinned tasks this shard has queued (for stats;
+    /// the inbox, filled by other threads, is counted apart). Called every
+    /// loop turn and every pinned pop, so it stores only when the number
+    /// changed.
     pub(crate) fn publish_depth(&self) {
-        let lifo = self.lifo.take();
         let n = self.pinned.borrow().len();
-        self.lifo.set(lifo);
-        self.shared()
-            .pinned_depth
-            .store(n, std::sync::atomic::Ordering::Relaxed);
+        let depth = &self.shared().pinned_depth;
+        if depth.load(std::sync::atomic::Ordering::Relaxed) != n {
+            depth.store(n, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Queues an `IORING_OP_CLOSE` of a dropped file's `fd`: it goes out
@@ -745,20 +756,30 @@ impl LocalShard {
         );
     }
 
-    /// Drops every queued task (shard exit). Runs on the shard's own thread,
-    /// so pinned `!Send` futures are dropped where they live.
+    /// Drops every queued task and timer (shard exit), again and again
+    /// until a pass finds nothing (a dropped future's destructor may wake
+    /// another task of this shard). Runs on the shard's own thread, so
+    /// pinned `!Send` futures are dropped where they live.
     pub(crate) fn drop_queued(&self) {
-        drop(self.lifo.take());
-        drop(std::mem::take(&mut *self.deferred.borrow_mut()));
-        let inbox = self.shared().close_inbox();
-        drop(inbox);
-        let pinned = std::mem::take(&mut *self.pinned.borrow_mut());
-        drop(pinned);
-        while let Some(t) = self.worker.pop() {
-            drop(t);
+        loop {
+            let lifo = self.lifo.take();
+            let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
+            let inbox = self.shared().close_inbox();
+            let pinned = std::mem::take(&mut *self.pinned.borrow_mut());
+            let mut found = lifo.is_some() || !deferred.is_empty();
+            found |= !inbox.is_empty() || !pinned.is_empty();
+            drop((lifo, deferred, inbox, pinned));
+            while let Some(t) = self.worker.pop() {
+                found = true;
+                drop(t);
+            }
+            let timers = self.timers.borrow_mut().take_all();
+            found |= !timers.is_empty();
+            drop(timers);
+            if !found {
+                return;
+            }
         }
-        let timers = self.timers.borrow_mut().take_all();
-        drop(timers);
     }
 }
 

@@ -190,7 +190,7 @@ impl ShardShared {
     /// an op that never reached the ring completes with `ECANCELED`; a
     /// cancel has nothing left to do, and dropping a closure for the gone
     /// ring releases what it owned (e.g. the memory of a buffer ring).
-    fn fail_stranded_remote(&self) {
+    pub(crate) fn fail_stranded_remote(&self) {
         while let Some(req) = self.pop_remote() {
             match req {
                 RemoteReq::Submit(_, op) => op.fail_unsubmitted(libc::ECANCELED),
@@ -225,6 +225,12 @@ impl ShardShared {
         !self.inbox.is_empty()
     }
 
+    /// Pinned tasks queued on this shard: those in its own queue (as it
+    /// last published) and those in its inbox now.
+    pub(crate) fn pinned_len(&self) -> usize {
+        self.pinned_depth.load(Ordering::Relaxed) + self.inbox.len()
+    }
+
     /// Stealable tasks queued on this shard (its deque and its injector).
     pub(crate) fn stealable_len(&self) -> usize {
         self.injector.len() + self.stealer.get().map_or(0, |s| s.len())
@@ -250,7 +256,9 @@ impl Drop for ShardShared {
         // Anything still queued here belongs to no running shard. A `Local`
         // task's future may be `!Send`: leak it rather than drop it on this
         // (possibly wrong) thread. Others are dropped, which cancels them.
-        // (The inbox does the same when it is dropped.)
+        // (The inbox does the same when it is dropped.) A backstop: a
+        // queued runtime task's scheduler holds the runtime's state, this
+        // included, so in a runtime these queues are empty by now.
         while let Some(t) = crate::queue::take(&self.injector) {
             crate::scheduler::dead_letter(t);
         }

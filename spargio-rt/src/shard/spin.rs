@@ -15,10 +15,11 @@
 //! park, spun or slept, so a shard that stopped spinning starts again as
 //! soon as work comes back quickly.
 //!
-//! Work handed over by another shard (a task woken or queued from there)
-//! counts as a quick hit whatever the gap was: between shards the gap is
-//! long only because the other side was asleep too, and two shards that
-//! both stop spinning would each make the other's gaps long for good
+//! Work handed over by another thread (a task woken or queued from there,
+//! or an op sent from there) counts as a quick hit whatever the gap was:
+//! between shards the gap is long only because the other side was asleep
+//! too, and two shards that both stop spinning would each make the
+//! other's gaps long for good
 //! (ping-pong between shards would pay two wake-ups per round trip).
 //! Gaps that end in I/O completions, which come from outside the runtime,
 //! are judged as measured.

@@ -16,6 +16,7 @@
 //!    or, with nothing to do at all, park in `io_uring_enter` until a CQE or
 //!    the nearest timer (see `park.rs`).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -62,6 +63,44 @@ impl Gate {
             }
             st = self.opened.wait(st).unwrap_or_else(|p| p.into_inner());
         }
+    }
+}
+
+/// Enables the shard's ring on its own thread (which becomes the ring's
+/// single issuer). In unit tests, a shard whose thread name ends in
+/// `-enable-fails-1` fails here instead, to exercise that path.
+fn enable(ring: &IoUring) -> std::io::Result<()> {
+    #[cfg(test)]
+    if std::thread::current()
+        .name()
+        .is_some_and(|n| n.ends_with("-enable-fails-1"))
+    {
+        return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+    }
+    ring::enable(ring)
+}
+
+/// Stands in for a shard that cannot use its ring while the runtime shuts
+/// down: fails every op request and drops every task sent to it (on this,
+/// their home thread), until no task of the runtime is left.
+fn drop_work_until_shutdown(inner: &Inner, index: usize) {
+    let shared = &inner.shards[index];
+    // Others ring the eventfd instead of a ring that will never look.
+    shared.close_doorbell_target();
+    shared.close_remote();
+    loop {
+        shared.fail_stranded_remote();
+        let mut tasks = VecDeque::new();
+        shared.drain_inbox(&mut tasks);
+        while let Some(t) = crate::queue::take(&shared.injector) {
+            tasks.push_back(t);
+        }
+        let dropped = !tasks.is_empty();
+        drop(tasks);
+        if !dropped && inner.registry.live() == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -114,14 +153,20 @@ pub(crate) fn main(start: ShardStart) {
         // The runtime is not being built (another thread failed to spawn).
         return;
     }
-    if let Err(e) = ring::enable(&ring) {
-        // Cannot happen with a ring from `ring::create` (it is disabled
-        // until here); should it, the runtime cannot run without this
-        // shard: say so and shut the whole runtime down instead of leaving
-        // tasks queued here forever.
-        eprintln!("spargio: shard {index} could not enable its io_uring ring: {e}; shutting the runtime down");
+    if let Err(e) = enable(&ring) {
+        // Should not happen with a ring from `ring::create` (a seccomp
+        // policy that lets io_uring_setup through but not
+        // io_uring_register could do it). The runtime cannot run without
+        // this shard: say so, shut it down, and drop whatever is sent here
+        // meanwhile so no task is stranded (`build` does not wait for the
+        // shards to come up, so this cannot fail it).
+        eprintln!(
+            "spargio: shard {index} could not enable its io_uring ring: {e}; shutting the runtime down"
+        );
         inner.begin_shutdown();
+        drop_work_until_shutdown(&inner, index);
         inner.done_submitting();
+        drop(ring);
         return;
     }
     let local = LocalShard::new(index, inner.clone(), ring);
@@ -226,6 +271,7 @@ fn run(local: &LocalShard) {
         local.drain_inbox();
         // Tasks that yielded go behind the ones the reap above woke.
         local.wake_deferred();
+        local.publish_depth();
         if shared.woken_to_search.load(Ordering::Relaxed) {
             // Woken to steal: searching only until this first look is over,
             // not through the batch it finds (up to `task_budget` polls,
@@ -308,6 +354,8 @@ fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
         return;
     }
     local.publish_depth();
+    // Out of work: let go of finished stolen tasks (see `Registry::reclaim`).
+    local.inner.registry.reclaim(local.index);
     local.arm_eventfd();
     shared.sleeping.store(true, Ordering::SeqCst);
     fence(Ordering::SeqCst);
@@ -490,6 +538,32 @@ mod tests {
     use super::*;
     use crate::builder::RuntimeBuilder;
     use crate::time::TimerEntry;
+
+    /// A shard that cannot enable its ring shuts the runtime down, and
+    /// what was sent to it meanwhile is cancelled rather than stranded:
+    /// the tasks' handles resolve and dropping the runtime returns.
+    #[test]
+    fn a_shard_that_cannot_enable_its_ring_strands_nothing() {
+        let rt = RuntimeBuilder::new()
+            .shards(2)
+            .thread_name("spargio-enable-fails")
+            .build()
+            .expect("build does not wait for the shards");
+        let h = rt.handle();
+        let pinned = h.spawn_pinned(crate::ShardId(1), std::future::pending::<()>());
+        let stealable = h.spawn_stealable_on(crate::ShardId(1), std::future::pending::<()>());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = (crate::block_on(pinned), crate::block_on(stealable));
+            drop(rt);
+            let _ = tx.send(outcome);
+        });
+        let (pinned, stealable) = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the tasks sent to the failed shard were stranded");
+        assert!(pinned.unwrap_err().is_cancelled());
+        assert!(stealable.unwrap_err().is_cancelled());
+    }
 
     /// A park that declined a steal but found a timer already due leaves at
     /// once; it must not leave the shard marked as re-checking, or its next

@@ -19,8 +19,9 @@
 //! (freed slots are reused) and no sweep. A partition's lock is its shard's
 //! alone: a task that ends on another shard (it was stolen) puts its slot
 //! on the partition's `returned` list instead, which the shard takes back
-//! in one go when it runs out of free slots, so a shard spawning tasks
-//! that the other shard runs does not fight it for its lock.
+//! in one go when it runs out of free slots or out of work, so a shard
+//! spawning tasks that the other shard runs does not fight it for its
+//! lock.
 //!
 //! [`TaskMeta`]: super::TaskMeta
 
@@ -187,6 +188,21 @@ impl Registry {
         built
     }
 
+    /// Takes back the slots freed off their owner into partition `part`
+    /// (a shard's own, called by that shard when it runs out of work), so
+    /// the wakers they hold, and with them the allocations of finished
+    /// tasks, go now rather than at the owner's next spawn that finds no
+    /// free slot, which may never come.
+    pub(crate) fn reclaim(&self, part: usize) {
+        let part = &self.parts[part % self.parts.len()];
+        if lock(&part.returned).is_empty() {
+            return;
+        }
+        let finished = take_back(part, &mut lock(&part.slots));
+        // Outside the lock, as in `Slot::release`.
+        drop(finished);
+    }
+
     /// Whether every task is being dropped (see [`abort_all`](Self::abort_all)).
     pub(crate) fn aborting(&self) -> bool {
         self.aborting.load(Ordering::Acquire)
@@ -300,5 +316,28 @@ mod tests {
         assert_eq!(r.live(), 1);
         assert_eq!(lock(&r.parts[0].slots).wakers.len(), 10, "no slot added");
         again.release();
+    }
+
+    #[test]
+    fn reclaim_takes_back_returned_slots_and_drops_their_wakers() {
+        let r = Registry::with_partitions([Some(0)]);
+        let w = Arc::new(Counted(AtomicUsize::new(0)));
+        let slots: Vec<_> = (0..10).map(|_| register(&r, 0, &w)).collect();
+        for s in &slots {
+            s.release();
+        }
+        assert_eq!(Arc::strong_count(&w), 11);
+        r.reclaim(0);
+        assert!(lock(&r.parts[0].returned).is_empty());
+        assert_eq!(
+            Arc::strong_count(&w),
+            1,
+            "the finished tasks' wakers are gone"
+        );
+        assert_eq!(lock(&r.parts[0].slots).free.len(), 10);
+        assert_eq!(r.live(), 0);
+        // Nothing to take back: a no-op.
+        r.reclaim(0);
+        assert_eq!(lock(&r.parts[0].slots).free.len(), 10);
     }
 }

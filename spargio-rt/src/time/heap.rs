@@ -106,6 +106,11 @@ impl TimerHeap {
     pub(crate) fn take_all(&mut self) -> TimerHeap {
         std::mem::take(self)
     }
+
+    /// Whether no entry (wanted or cancelled) is left.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
 }
 
 #[cfg(test)]
