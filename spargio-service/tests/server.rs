@@ -876,12 +876,32 @@ fn bound(
     (server, addr, stats, stop)
 }
 
+/// How much longer than the defaults the adaptive tests' thresholds and
+/// burns are. Placement judges polls by wall time, so a cheap poll that a
+/// loaded machine preempts looks heavy; at the defaults (100 µs) that
+/// happened with two CPU hogs beside the suite. Every threshold and burn
+/// is scaled alike, so the ratios the tests rely on stay as they were.
+const SCALE: u32 = 100;
+
+/// A burn well past [`slow_adaptive`]'s thresholds (2 ms at the defaults).
+const HEAVY_BURN: Duration = Duration::from_millis(2 * SCALE as u64);
+
+/// The default adaptive tuning, every threshold [`SCALE`]d.
+fn slow_adaptive() -> AdaptiveConfig {
+    let d = AdaptiveConfig::default();
+    AdaptiveConfig {
+        heavy_poll: d.heavy_poll * SCALE,
+        background_poll: d.background_poll.map(|b| b * SCALE),
+        ..d
+    }
+}
+
 /// Adaptive placement that never uses the background pool: the tests of
 /// the inline/stealable split.
 fn shards_only() -> AdaptiveConfig {
     AdaptiveConfig {
         background_poll: None,
-        ..AdaptiveConfig::default()
+        ..slow_adaptive()
     }
 }
 
@@ -912,12 +932,11 @@ fn ran_in_background(reply: &Bytes) -> bool {
 #[test]
 fn adaptive_sends_a_route_with_very_long_polls_to_the_background_pool() {
     run2(|handle| async move {
-        // 2 ms polls: past the default 500 µs background threshold.
-        let (server, addr, stats, stop) = adaptive_server(&handle, AdaptiveConfig::default());
+        // Polls past the background threshold.
+        let (server, addr, stats, stop) = adaptive_server(&handle, slow_adaptive());
         let protocol = LengthDelimited::new()
             .route_by(|req| spargio_service::RouteKey(req.first().copied().unwrap_or(0).into()));
-        let serving = handle
-            .spawn_local(server.serve_service(protocol, where_it_ran(Duration::from_millis(2))));
+        let serving = handle.spawn_local(server.serve_service(protocol, where_it_ran(HEAVY_BURN)));
         let mut c = Client::connect(addr).await.unwrap();
         let first = ok(&mut c, b"Heavy").await;
         assert!(
@@ -1017,7 +1036,7 @@ fn burning(
 #[test]
 fn adaptive_learns_from_a_heavy_call_that_timed_out() {
     run2(|handle| async move {
-        // Each call burns 2 ms in its first poll and then waits far past
+        // Each call burns in its first poll and then waits far past
         // the request timeout, so every call times out. Its cost is learned
         // all the same: the next call does not run inline. (Before, only a
         // call that answered was learned from, and a route whose calls all
@@ -1027,10 +1046,10 @@ fn adaptive_learns_from_a_heavy_call_that_timed_out() {
             ServerBuilder::new()
                 .handler_placement(HandlerPlacement::Adaptive)
                 .adaptive(shards_only())
-                .request_timeout(Duration::from_millis(20)),
+                .request_timeout(HEAVY_BURN * 2),
         );
         let service = service_fn(|req: Bytes| async move {
-            burn(Duration::from_millis(2));
+            burn(HEAVY_BURN);
             spargio_rt::time::sleep(Duration::from_secs(30)).await;
             Ok::<_, Infallible>(req)
         });
@@ -1058,7 +1077,7 @@ fn adaptive_learns_from_a_heavy_call_that_timed_out() {
 fn adaptive_moves_only_the_heavy_route_to_stealable() {
     run2(|handle| async move {
         let (server, addr, stats, stop) = adaptive_server(&handle, shards_only());
-        let service = burning_echo(|req| req == b"heavy", Duration::from_millis(2));
+        let service = burning_echo(|req| req == b"heavy", HEAVY_BURN);
         // All requests share one route: the codec keys every request with
         // RouteKey::DEFAULT, so heavy polls move the whole service.
         let serving = start(&handle, server, service);
@@ -1091,13 +1110,13 @@ fn adaptive_moves_only_the_heavy_route_to_stealable() {
 fn adaptive_sends_a_hot_connections_next_request_stealable_while_its_route_stays_light() {
     run2(|handle| async move {
         let cfg = AdaptiveConfig {
-            heavy_poll: Duration::from_millis(1),
+            heavy_poll: Duration::from_millis(u64::from(SCALE)),
             ..shards_only()
         };
         let (server, addr, stats, stop) = adaptive_server(&handle, cfg);
-        // A heavy request polls for 3 ms: over the 1 ms threshold on its
+        // A heavy request polls for 3 thresholds: over the threshold on its
         // own, but a route average (weight 1/8) needs several in a row.
-        let service = burning_echo(|req| req == b"heavy", Duration::from_millis(3));
+        let service = burning_echo(|req| req == b"heavy", cfg.heavy_poll * 3);
         let serving = start(&handle, server, service);
         let mut c = Client::connect(addr).await.unwrap();
         for _ in 0..40 {
@@ -1134,7 +1153,7 @@ fn adaptive_sends_a_hot_connections_next_request_stealable_while_its_route_stays
 fn adaptive_with_routes_moves_the_heavy_method_and_keeps_the_cheap_one_inline() {
     run2(|handle| async move {
         let (server, addr, stats, stop) = adaptive_server(&handle, shards_only());
-        let service = burning_echo(|req| req[0] == b'H', Duration::from_millis(2));
+        let service = burning_echo(|req| req[0] == b'H', HEAVY_BURN);
         // The first byte names the "method".
         let protocol = LengthDelimited::new()
             .route_by(|req| spargio_service::RouteKey(req.first().copied().unwrap_or(0).into()));
