@@ -339,6 +339,18 @@ fn a_buffer_ring_too_large_to_allocate_is_refused() {
 }
 
 #[test]
+fn a_buffer_ring_the_allocator_cannot_give_is_an_error_not_an_abort() {
+    // 32768 buffers of 4 GiB: valid sizes, but about the whole 47-bit user
+    // address space, so no allocator can give it, overcommit or not.
+    let error = on_shard(|| async {
+        BufRing::new(32768, u32::MAX as usize)
+            .err()
+            .map(|e| e.kind())
+    });
+    assert_eq!(error, Some(std::io::ErrorKind::OutOfMemory));
+}
+
+#[test]
 fn buffers_queued_for_one_connection_are_not_counted_free_for_another() {
     let (free_while_queued, dry, got_a, got_b) = on_shard(|| async {
         let ring = BufRing::new(4, 64).unwrap();

@@ -208,6 +208,29 @@ async fn entry_boxed_error() -> Result<(), Box<dyn std::error::Error + Send + Sy
     Ok(())
 }
 
+/// An error type of our own, for a boxed error that must coerce.
+#[derive(Debug)]
+struct OwnError;
+
+impl std::fmt::Display for OwnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("own error")
+    }
+}
+
+impl std::error::Error for OwnError {}
+
+/// `return Err(Box::new(..))` coerces to the declared `Box<dyn Error>`
+/// (the body is checked against the return type, not inferred alone).
+#[spargio_rt::main(shards = 2)]
+async fn entry_returns_a_boxed_error_of_its_own(
+) -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
+    if std::hint::black_box(true) {
+        return Err(Box::new(OwnError));
+    }
+    Ok(7)
+}
+
 #[spargio_rt::main(shards = 2)]
 async fn entry_panics() {
     panic!("boom from main body");
@@ -251,6 +274,12 @@ fn main_unit_return() {
 #[test]
 fn main_spawn_inside() {
     assert_eq!(entry_spawns(), 55);
+}
+
+#[test]
+fn main_boxed_error_of_its_own_coerces() {
+    let err = entry_returns_a_boxed_error_of_its_own().unwrap_err();
+    assert_eq!(err.to_string(), "own error");
 }
 
 #[test]

@@ -241,15 +241,32 @@ fn entry(kind: Kind, args: TokenStream2, item: TokenStream2) -> TokenStream2 {
                     None => errors = Some(err),
                 }
             }
-            // Emit the function unchanged next to the errors so that uses of
-            // it do not produce a cascade of unrelated "not found" errors.
+            // Emit the function's signature next to the errors so that uses
+            // of it do not produce a cascade of unrelated "not found" errors;
+            // made synchronous with an empty body (an `async fn main`, or a
+            // `main` taking the handle, would add rustc's own error about
+            // `main` to ours).
             let mut out = errors
                 .map(syn::Error::into_compile_error)
                 .unwrap_or_default();
-            out.extend(item);
+            out.extend(stand_in(func).into_token_stream());
             out
         }
     }
+}
+
+/// What a function whose attribute has errors expands to beside them: its
+/// signature, not `async`, without parameters if it is `main`, and a body
+/// that only panics.
+fn stand_in(mut func: ItemFn) -> ItemFn {
+    func.sig.asyncness = None;
+    if func.sig.ident == "main" {
+        func.sig.inputs.clear();
+    }
+    func.block = Box::new(syn::parse_quote!({
+        ::core::panic!("this function's spargio_rt attribute has errors")
+    }));
+    func
 }
 
 /// Parses `shards = N, ring_entries = N, crate = "path"`.
@@ -544,12 +561,14 @@ fn expand(
     // report it: so the output itself need not be `Send`, and
     // `Result<(), Box<dyn Error>>` works as it does on a plain `main`.
     // The body becomes a nested `async fn` with the declared return type.
-    let reported = match &func.sig.output {
-        ReturnType::Type(_, ty) if kind == Kind::Test || ident == "main" => Some(ty),
-        _ => None,
-    };
-    let (ret, body_item, call) = match reported {
-        Some(ret_ty) => {
+    // Any other function with a return type gets the nested `async fn`
+    // too, so its body is checked against that type (a bare `async` block
+    // infers its output from the body alone, and `return Err(Box::new(e))`
+    // would not coerce to `Box<dyn Error>`); its output comes back from
+    // `run_with` as it is.
+    let reported = kind == Kind::Test || ident == "main";
+    let (ret, body_item, call) = match &func.sig.output {
+        ReturnType::Type(_, ret_ty) => {
             let body_fn = Ident::new("__spargio_body", Span::mixed_site());
             let (fn_param, call_arg) = match handle_arg {
                 Some((pat, ty)) => (quote!(#pat: #ty), quote!(#handle)),
@@ -560,14 +579,22 @@ fn expand(
                     #(#stmts)*
                 }
             };
-            let call = quote! {
-                #krate::run_with(#builder, move |#param: #krate::RuntimeHandle| async move {
-                    ::std::process::Termination::report(#body_fn(#call_arg).await)
-                })
-            };
-            (quote!(-> ::std::process::ExitCode), body_item, call)
+            if reported {
+                let call = quote! {
+                    #krate::run_with(#builder, move |#param: #krate::RuntimeHandle| async move {
+                        ::std::process::Termination::report(#body_fn(#call_arg).await)
+                    })
+                };
+                (quote!(-> ::std::process::ExitCode), body_item, call)
+            } else {
+                let closure = quote! {
+                    move |#param: #krate::RuntimeHandle| async move { #body_fn(#call_arg).await }
+                };
+                let call = quote_spanned!(run_with_span=> #run_with(#builder, #closure));
+                (ret.to_token_stream(), body_item, call)
+            }
         }
-        None => {
+        ReturnType::Default => {
             let closure = quote! {
                 move |#param: #krate::RuntimeHandle| async move {
                     #binding
@@ -591,5 +618,28 @@ fn expand(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[::core::prelude::v1::test]
+    fn a_bad_option_leaves_no_async_main_behind() {
+        let out = entry(
+            Kind::Main,
+            quote!(shard = 4),
+            quote!(
+                async fn main(h: RuntimeHandle) {
+                    h.shard_count();
+                }
+            ),
+        )
+        .to_string();
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("fn main ()"), "{out}");
+        assert!(!out.contains("async"), "{out}");
+        assert!(!out.contains("shard_count"), "{out}");
     }
 }

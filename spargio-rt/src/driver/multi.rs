@@ -158,10 +158,14 @@ impl<T: MultiData> Completion for MultiCell<T> {
     fn complete(&self, cqe: Cqe) -> bool {
         self.data.delivered(&cqe);
         let last = !cqe.more();
-        let carries = cqe.res >= 0 || cqe.buffer_id().is_some();
+        // An error that does not end the op (a multishot timeout's tick is
+        // `-ETIME`) is handed on like any other item.
+        let carries = cqe.res >= 0 || cqe.buffer_id().is_some() || !last;
         if carries {
-            self.queue.push(cqe);
+            // Counted before it is queued: a consumer on another thread
+            // may pop it at once, and its decrement must not go below zero.
             let queued = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
+            self.queue.push(cqe);
             let capped_at = self.capped_at.load(Ordering::Relaxed);
             if !last && cancel_for_cap(queued, self.cap.load(Ordering::Relaxed), capped_at) {
                 // The consumer is this far behind: stop the op (what the
@@ -172,13 +176,11 @@ impl<T: MultiData> Completion for MultiCell<T> {
                 let ud = self.tag();
                 crate::shard::local::with_current(|l| l.cancel_op(ud));
             }
-        } else if !last {
-            // An error that does not end the op carries nothing to hand on.
         } else if cqe.res != -libc::ECANCELED {
             // The final CQE is an error (ENOBUFS, a reset...): hand it on
             // so the consumer sees why the op stopped.
-            self.queue.push(cqe);
             self.queued.fetch_add(1, Ordering::AcqRel);
+            self.queue.push(cqe);
         }
         if last {
             self.ended.store(true, Ordering::Release);
@@ -197,7 +199,79 @@ impl<T: MultiData> Completion for MultiCell<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::cancel_for_cap;
+    use super::*;
+
+    /// Owns nothing; counts what it was asked to release.
+    #[derive(Default)]
+    struct Nothing(AtomicUsize);
+
+    impl MultiData for Nothing {
+        fn entry(&self) -> Entry {
+            io_uring::opcode::Nop::new().build()
+        }
+
+        fn orphaned(&self, _cqe: Cqe) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `IORING_CQE_F_MORE`.
+    const MORE: u32 = 1 << 1;
+
+    #[test]
+    fn an_error_that_does_not_end_the_op_is_handed_on() {
+        let cell = MultiCell::new(Nothing::default());
+        let waker = std::task::Waker::noop();
+        // A multishot timeout's ticks, then its end.
+        for _ in 0..3 {
+            assert!(!cell.complete(Cqe {
+                res: -libc::ETIME,
+                flags: MORE,
+            }));
+        }
+        assert!(cell.complete(Cqe { res: 0, flags: 0 }));
+        for _ in 0..3 {
+            let tick = cell.poll_next(waker).unwrap().unwrap();
+            assert_eq!(tick.res, -libc::ETIME);
+        }
+        assert_eq!(cell.poll_next(waker).unwrap().unwrap().res, 0);
+        assert_eq!(cell.poll_next(waker), Some(Err(())));
+        assert_eq!(cell.queued(), 0);
+    }
+
+    /// The count of queued CQEs never goes below zero while a consumer on
+    /// another thread takes them as fast as they come (it was raised after
+    /// the push, so a quick pop lowered it first: an overflow panic in a
+    /// debug build).
+    #[test]
+    fn the_queued_count_stays_sound_with_a_consumer_on_another_thread() {
+        const N: usize = 200_000;
+        let cell = std::sync::Arc::new(MultiCell::new(Nothing::default()));
+        let consumer = {
+            let cell = cell.clone();
+            std::thread::spawn(move || {
+                let waker = std::task::Waker::noop();
+                let mut taken = 0;
+                loop {
+                    assert!(cell.queued() <= N, "the count wrapped");
+                    match cell.poll_next(waker) {
+                        Some(Ok(_)) => taken += 1,
+                        Some(Err(())) => return taken,
+                        None => std::hint::spin_loop(),
+                    }
+                }
+            })
+        };
+        for i in 0..N {
+            let last = i + 1 == N;
+            cell.complete(Cqe {
+                res: 1,
+                flags: if last { 0 } else { MORE },
+            });
+        }
+        assert_eq!(consumer.join().unwrap(), N);
+        assert_eq!(cell.queued(), 0);
+    }
 
     #[test]
     fn the_first_cancel_goes_out_at_the_cap() {

@@ -119,7 +119,22 @@ impl BufRing {
             )
         };
         if ring.is_null() || bufs.is_null() {
-            alloc::handle_alloc_error(ring_layout);
+            // SAFETY: each non-null pointer was just allocated with its
+            // layout and is referenced nowhere else.
+            unsafe {
+                if !ring.is_null() {
+                    alloc::dealloc(ring.cast(), ring_layout);
+                }
+                if !bufs.is_null() {
+                    alloc::dealloc(bufs, bufs_layout);
+                }
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "spargio: could not allocate a buffer ring of {entries} buffers of {buf_len} bytes"
+                ),
+            ));
         }
         let mut inner = RingInner {
             bgid: 0,
@@ -141,9 +156,13 @@ impl BufRing {
                 continue;
             }
             // SAFETY: `ring` is page aligned, `entries` entries long, and
-            // lives until `RingInner` is dropped, which unregisters this
-            // group first (or frees the memory only once the io_uring itself
-            // is gone); a failed registration leaves nothing registered.
+            // lives until `RingInner` is dropped, which happens only once no
+            // op selecting from this group is in flight (each holds an
+            // `Arc<RingInner>`), so the kernel no longer reads the entries
+            // or writes the buffers; it keeps the ring's pages pinned while
+            // the group is registered, so freeing our allocation before an
+            // unregister that could not run (the shard is gone) is harmless.
+            // A failed registration leaves nothing registered.
             let res = unsafe {
                 l.ring.borrow().submitter().register_buf_ring_with_flags(
                     ring as u64,
@@ -249,7 +268,11 @@ impl RingInner {
         if self.available.load(Ordering::Acquire) > 0 {
             return false;
         }
-        w.push(waker.clone());
+        // A task that polls again while it waits is listed once (the list
+        // is bounded by the tasks waiting, not by their polls).
+        if !w.iter().any(|listed| listed.will_wake(waker)) {
+            w.push(waker.clone());
+        }
         true
     }
 
@@ -354,5 +377,39 @@ impl std::fmt::Debug for RingBuf {
 impl Drop for RingBuf {
     fn drop(&mut self) {
         self.ring.give_back(self.bid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A waker that does nothing.
+    struct NoWake;
+
+    impl std::task::Wake for NoWake {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+
+    #[test]
+    fn a_task_polling_again_while_it_waits_is_listed_once() {
+        let rt = crate::Runtime::builder().shards(1).build().unwrap();
+        let h = rt.handle();
+        let listed = rt
+            .block_on(h.spawn_local_on(crate::ShardId(0), || async {
+                let ring = BufRing::new(1, 64).unwrap();
+                // As if the kernel had taken the one buffer.
+                ring.inner.taken();
+                // The waker of the task polling (a clone of it each poll).
+                let waker = std::task::Waker::from(std::sync::Arc::new(NoWake));
+                for _ in 0..1000 {
+                    assert!(ring.inner.wait_for_buffer(&waker.clone()));
+                }
+                let listed = ring.inner.waiters.lock().unwrap().len();
+                ring.inner.available.fetch_add(1, Ordering::AcqRel);
+                listed
+            }))
+            .unwrap();
+        assert_eq!(listed, 1);
     }
 }
