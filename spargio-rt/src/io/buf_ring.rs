@@ -155,14 +155,13 @@ impl BufRing {
             if bgid == 0 {
                 continue;
             }
-            // SAFETY: `ring` is page aligned, `entries` entries long, and
-            // lives until `RingInner` is dropped, which happens only once no
-            // op selecting from this group is in flight (each holds an
-            // `Arc<RingInner>`), so the kernel no longer reads the entries
-            // or writes the buffers; it keeps the ring's pages pinned while
-            // the group is registered, so freeing our allocation before an
-            // unregister that could not run (the shard is gone) is harmless.
-            // A failed registration leaves nothing registered.
+            // The memory lives until `RingInner` drops, which needs every op
+            // selecting from this group gone (each holds an `Arc`), so the
+            // kernel no longer touches it; while the group stays registered
+            // (its shard gone) the kernel only keeps the pages pinned.
+            // SAFETY: `ring` is page aligned and `entries` entries long, and
+            // outlives every use the kernel makes of it (above); a failed
+            // registration leaves nothing registered.
             let res = unsafe {
                 l.ring.borrow().submitter().register_buf_ring_with_flags(
                     ring as u64,
