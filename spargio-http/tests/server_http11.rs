@@ -439,6 +439,24 @@ fn slow_header_is_cut_with_408() {
     assert!(c.is_closed());
 }
 
+#[test]
+fn a_header_read_timeout_past_the_clock_means_no_timeout() {
+    // `Duration::MAX` cannot be added to an `Instant`; it is no deadline,
+    // for heads and for bodies alike.
+    let server = TestServer::start_with(
+        Http::new().header_read_timeout(Duration::MAX),
+        |b| b,
+        echo_service(),
+    );
+    let mut c = server.connect();
+    c.send(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(c.read_response().status, 200);
+    c.send(b"POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+    let resp = c.read_response();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body_str(), "POST /b len=5 body=hello");
+}
+
 /// A head cut short by the header-read timeout is still judged on what
 /// came of it: a malformed one gets 400, not 408. (The bytes read before
 /// the timed-out read were lost with it, and an empty head got 408.)

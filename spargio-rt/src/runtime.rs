@@ -122,8 +122,10 @@ impl Runtime {
     /// Shuts down, waiting at most `timeout` for tasks to be dropped and
     /// blocking closures to return; threads still busy after that are left
     /// to finish on their own.
+    /// A timeout past what the clock can express (`Duration::MAX`) waits
+    /// as long as dropping the runtime does.
     pub fn shutdown_timeout(mut self, timeout: Duration) {
-        self.shutdown(Some(Instant::now() + timeout));
+        self.shutdown(Instant::now().checked_add(timeout));
     }
 
     /// Shuts down without waiting for anything; like `shutdown_timeout(0)`.

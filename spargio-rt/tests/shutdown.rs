@@ -118,6 +118,27 @@ fn shutdown_timeout_returns_even_with_a_stuck_task() {
 }
 
 #[test]
+fn shutdown_timeout_past_the_clock_waits_like_a_drop() {
+    // `Duration::MAX` cannot be added to an `Instant`: it means no deadline,
+    // so shutdown waits for the task to be dropped, as a drop does.
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    struct SetOnDrop(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let guard = SetOnDrop(dropped.clone());
+    let _t = rt.handle().spawn_pinned(ShardId(1), async move {
+        let _guard = guard;
+        std::future::pending::<()>().await;
+    });
+    rt.shutdown_timeout(Duration::MAX);
+    assert!(dropped.load(Ordering::SeqCst));
+}
+
+#[test]
 fn runtime_dropped_inside_its_own_task_does_not_deadlock() {
     let rt = Runtime::builder().shards(2).build().unwrap();
     let h = rt.handle();

@@ -189,7 +189,8 @@ where
     R: TransportRead,
     W: TransportWrite,
 {
-    let deadline = Instant::now() + cfg.header_read_timeout;
+    // A timeout too long for the clock to express is no deadline at all.
+    let deadline = Instant::now().checked_add(cfg.header_read_timeout);
     loop {
         if let Some(next) = parse_buffered(input, cfg, head, scan) {
             return Ok(next);
@@ -207,7 +208,7 @@ where
         // through references: moved into the combinator, each would be
         // copied once more per request.
         let res = {
-            let read = pin!(watch.wait(input.fill(), Some(deadline), idle));
+            let read = pin!(watch.wait(input.fill(), deadline, idle));
             let flush = pin!(out.flush());
             if W::QUIET_FLUSH {
                 flush_and_read(flush, read).await?
