@@ -173,3 +173,71 @@ fn a_streaming_echo_of_a_body_over_the_drain_limit_keeps_the_connection() {
     let resp = c.roundtrip(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(resp.status, 200);
 }
+
+/// The bytes of a chunked POST to `/first` in several chunks with a
+/// trailer, all sent with the head, then a pipelined GET to `/second`.
+const CHUNKED_THEN_GET: &[u8] =
+    b"POST /first HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+    1\r\na\r\n2\r\nbc\r\n3\r\ndef\r\n0\r\nx-sum: 6\r\n\r\n\
+    GET /second HTTP/1.1\r\nHost: a\r\n\r\n";
+
+/// Serves `service` with its handlers placed by `placement`.
+fn start_placed<S>(placement: spargio_service::HandlerPlacement, service: S) -> TestServer
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<spargio_service::BoxError> + Send + 'static,
+{
+    TestServer::start_with(
+        Http::new(),
+        move |b| b.handler_placement(placement),
+        service,
+    )
+}
+
+const PLACEMENTS: [spargio_service::HandlerPlacement; 3] = [
+    spargio_service::HandlerPlacement::Inline,
+    spargio_service::HandlerPlacement::Stealable,
+    spargio_service::HandlerPlacement::Adaptive,
+];
+
+#[test]
+fn a_chunked_body_all_here_but_unread_keeps_the_connection() {
+    // The service answers without reading a chunked body that came whole
+    // with its head: the body is drained from the buffer, as a sized one
+    // is, and the connection goes on to the pipelined request.
+    for placement in PLACEMENTS {
+        let service = tower::service_fn(|req: Request<Body>| async move {
+            Ok::<_, Infallible>(Response::new(Body::from(req.uri().path().to_string())))
+        });
+        let server = start_placed(placement, service);
+        let mut c = server.connect();
+        c.send(CHUNKED_THEN_GET);
+        let first = c.read_response();
+        assert_eq!(first.body_str(), "/first", "{placement:?}");
+        assert_eq!(first.header("connection"), None, "{placement:?}");
+        let second = c.read_response();
+        assert_eq!(second.body_str(), "/second", "{placement:?}");
+    }
+}
+
+#[test]
+fn an_error_answer_to_an_unread_chunked_body_all_here_keeps_the_connection() {
+    // A failing handler that never read the body: 500, and the connection
+    // stays sound for the pipelined request.
+    for placement in PLACEMENTS {
+        let service = tower::service_fn(|req: Request<Body>| async move {
+            if req.uri().path() == "/first" {
+                return Err::<Response<Body>, _>(std::io::Error::other("refused"));
+            }
+            Ok(Response::new(Body::from("fine")))
+        });
+        let server = start_placed(placement, service);
+        let mut c = server.connect();
+        c.send(CHUNKED_THEN_GET);
+        let first = c.read_response();
+        assert_eq!(first.status, 500, "{placement:?}");
+        assert_eq!(first.header("connection"), None, "{placement:?}");
+        assert_eq!(c.read_response().body_str(), "fine", "{placement:?}");
+    }
+}

@@ -73,6 +73,18 @@ impl<'a> RequestBody<'a> {
         asked
     }
 
+    /// Whether the service dropped the body while part of it is still to
+    /// be drained or to come. The feed, which runs on the connection's
+    /// task before the response side, may not have seen the drop yet: a
+    /// chunked body's end is only known once the feed has decoded up to
+    /// it, and the feed decodes no further than the frame the service has
+    /// not taken. Given a turn, it drains what is buffered, so the head
+    /// does not close the connection for a body that was all here.
+    pub(super) fn feed_behind(&self) -> bool {
+        self.progress
+            .is_some_and(|p| p.rest_to_come() && p.body.is_dropped())
+    }
+
     /// Whether the client may be holding the body back, waiting for a
     /// `100 Continue` it was never sent.
     fn held_back(&self) -> bool {

@@ -93,13 +93,24 @@ where
     B::Error: Into<BoxError>,
 {
     let mut request = RequestBody::new(progress, ex.gated);
+    // When the service dropped the request body as it answered, the feed
+    // (on this task, polled before this) has not seen the drop yet: it
+    // waits to hand over its next frame. The answer waits one turn for the
+    // feed to drain what of the body is already here, so the head knows
+    // whether the rest is still to come (see `RequestBody::feed_behind`).
     // A response ready at the first poll goes straight from the poll into
     // the head's encoding (each hand-over of it on the way is a copy). The
     // service's future ends with this block, before the body is written.
     let answer = {
         let mut fut = pin!(fut);
         match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
-            Poll::Ready(res) => take_answer(out, res, ex, &mut request, conn, cfg),
+            Poll::Ready(res) if !request.feed_behind() => {
+                take_answer(out, res, ex, &mut request, conn, cfg)
+            }
+            Poll::Ready(res) => {
+                spargio_rt::yield_now().await;
+                take_answer(out, res, ex, &mut request, conn, cfg)
+            }
             Poll::Pending => {
                 // Earlier pipelined responses go out while this one is
                 // being worked on.
@@ -108,6 +119,9 @@ where
                     None => fut.await,
                     Some(_) => Box::pin(wait_gated(out, fut.as_mut(), &mut request)).await?,
                 };
+                if request.feed_behind() {
+                    spargio_rt::yield_now().await;
+                }
                 take_answer(out, res, ex, &mut request, conn, cfg)
             }
         }
