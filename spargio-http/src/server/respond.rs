@@ -554,6 +554,9 @@ where
     B: HttpBody,
 {
     while out.pending() < cfg.write_buffer {
+        if length_met(framing, *written) {
+            return Some(true);
+        }
         match body.as_mut().poll_frame(cx) {
             Poll::Pending => return None,
             Poll::Ready(frame) => {
@@ -582,6 +585,9 @@ where
     B: HttpBody,
 {
     loop {
+        if length_met(framing, *written) {
+            return Ok(true);
+        }
         if out.pending() >= cfg.write_buffer {
             out.flush().await?;
         }
@@ -596,6 +602,14 @@ where
             return Ok(complete);
         }
     }
+}
+
+/// Whether a body framed by its length has had all of it written: the
+/// response is then whole on the wire, and the body is not polled again
+/// (a stream that is slow to say it ended must not hold up the next
+/// request, and what it might give past the length would not be sent).
+fn length_met(framing: ResponseFraming, written: u64) -> bool {
+    matches!(framing, ResponseFraming::Length(len) if written == len)
 }
 
 /// Queues one polled body frame (`None`: the body ended). Returns
