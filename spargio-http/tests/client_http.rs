@@ -733,6 +733,29 @@ fn client_streams_a_body_with_the_content_length_the_caller_set() {
 }
 
 #[test]
+fn client_request_body_is_over_when_its_content_length_is_sent() {
+    run(|| async {
+        // The stream gives all 5 bytes the caller declared but does not
+        // end (its sender is kept): the request is whole on the wire, so
+        // the connection goes back to the pool for the next request.
+        let server = serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        let (tx, rx) = async_channel_like();
+        let req = Request::put(server.url("/object"))
+            .header("content-length", "5")
+            .body(StreamBody::new(rx))
+            .unwrap();
+        let client = Client::new();
+        tx.send(Frame::data(Bytes::from_static(b"hello")));
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        let resp = client.get(server.url("/next")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        assert_eq!(server.accepted(), 1);
+        drop(tx);
+    });
+}
+
+#[test]
 fn client_sends_a_known_length_body_with_content_length() {
     run(|| async {
         let server = serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");

@@ -497,6 +497,12 @@ where
                             return body_failed(out, msg.into(), head_in).await;
                         }
                         out.put_data(data);
+                        if sent == len {
+                            // The request is whole on the wire: the body is
+                            // not polled again (a stream slow to say it
+                            // ended would hold the connection back).
+                            break;
+                        }
                     }
                     BodyLength::Chunked | BodyLength::Empty => out.put_chunk(data),
                 }
