@@ -282,19 +282,47 @@ where
     S: Service<Req>,
     S::Error: Into<BoxError>,
 {
+    // Counted as waiting from its first pending poll until it is ready,
+    // fails, or is dropped (the connection closed or was cut).
+    let mut waiting = None;
     poll_fn(|cx| {
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| service.poll_ready(cx)));
         let res = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Pending) => {
+                waiting.get_or_insert_with(|| AwaitingReady::new(counters, home));
+                return Poll::Pending;
+            }
             Ok(Poll::Ready(res)) => res.map_err(|e| HandlerError::Service(e.into())),
             Err(payload) => Err(HandlerError::from_panic(&*payload)),
         };
+        waiting = None;
         if let Err(e) = &res {
             counters.count_refused(home.0, e);
         }
         Poll::Ready(res)
     })
     .await
+}
+
+/// A request counted in [`Counters::awaiting_ready`] while it lives, on
+/// `home`'s slot (it is created and dropped on `home`'s thread: the
+/// connection's task is pinned there).
+struct AwaitingReady<'a> {
+    counters: &'a Counters,
+    home: ShardId,
+}
+
+impl<'a> AwaitingReady<'a> {
+    fn new(counters: &'a Counters, home: ShardId) -> AwaitingReady<'a> {
+        counters.awaiting_ready.add(home.0, 1);
+        AwaitingReady { counters, home }
+    }
+}
+
+impl Drop for AwaitingReady<'_> {
+    fn drop(&mut self) {
+        self.counters.awaiting_ready.sub(self.home.0, 1);
+    }
 }
 
 /// Calls the service, containing a panic in `call` itself.

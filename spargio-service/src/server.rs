@@ -375,7 +375,12 @@ impl Server {
             ..ShutdownReport::default()
         };
         if !all_closed(&state, deadline).await {
-            report.requests_cut = counters.in_flight.get();
+            // Requests that arrived and wait for the service's readiness
+            // are cut as surely as those it is working on.
+            report.requests_cut = counters
+                .in_flight
+                .get()
+                .saturating_add(counters.awaiting_ready.get());
             state.force.cancel();
             all_closed(&state, None).await;
         }

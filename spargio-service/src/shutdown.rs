@@ -67,6 +67,7 @@ pub struct ShutdownReport {
     pub closed_gracefully: u64,
     /// Connections still at work at the deadline, closed by force.
     pub cut: u64,
-    /// Requests in flight on the cut connections.
+    /// Requests in flight on the cut connections: handed to the service,
+    /// or arrived and waiting for it to be ready.
     pub requests_cut: u64,
 }

@@ -85,6 +85,7 @@ pub(crate) struct Counters {
     pub(crate) per_shard_accepted: Vec<Counter>,
     pub(crate) requests: ShardedCounter,
     pub(crate) in_flight: ShardedCounter,
+    pub(crate) awaiting_ready: ShardedCounter,
     pub(crate) requests_failed: Counter,
     pub(crate) panics: Counter,
     pub(crate) request_timeouts: Counter,
@@ -111,6 +112,7 @@ impl Counters {
             per_shard_accepted: (0..shards).map(|_| Counter::default()).collect(),
             requests: ShardedCounter::new(shards),
             in_flight: ShardedCounter::new(shards),
+            awaiting_ready: ShardedCounter::new(shards),
             requests_failed: Counter::default(),
             panics: Counter::default(),
             request_timeouts: Counter::default(),
@@ -156,6 +158,7 @@ impl Counters {
             accepted_per_shard: self.per_shard_accepted.iter().map(Counter::get).collect(),
             requests: self.requests.get(),
             requests_in_flight: self.in_flight.get(),
+            requests_awaiting_ready: self.awaiting_ready.get(),
             requests_failed: self.requests_failed.get(),
             panics: self.panics.get(),
             request_timeouts: self.request_timeouts.get(),
@@ -191,6 +194,10 @@ pub struct ServerStats {
     pub requests: u64,
     /// Requests handed to the service and not answered yet.
     pub requests_in_flight: u64,
+    /// Requests that have arrived and wait for the service to be ready
+    /// (its `poll_ready` is pending: a concurrency limit, a rate limit, a
+    /// full queue); not counted in `requests` until they are handed over.
+    pub requests_awaiting_ready: u64,
     /// Of those, requests that ended in an error, panic or timeout (the
     /// ones that failed on their way to the service included).
     pub requests_failed: u64,

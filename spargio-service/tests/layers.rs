@@ -314,6 +314,27 @@ async fn rate_limit_hands_an_unused_slot_back_when_dropped() {
 }
 
 #[test]
+fn rate_limit_wakes_a_waiting_clone_when_a_slot_is_handed_back() {
+    // The window lasts an hour: `b` hears of the slot only if `a`'s
+    // hand-back wakes it.
+    spargio_rt::run(|_| async {
+        let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+        let mut a = RateLimit::new(echo, Rate::new(1, Duration::from_secs(3600)));
+        let mut b = a.clone();
+        assert!(poll_ready_once(&mut a).await.is_ready()); // a holds the slot
+        let woken = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(b.poll_ready(&mut cx).is_pending());
+        drop(a);
+        assert!(woken.0.load(Ordering::SeqCst), "b was not woken");
+        assert!(b.poll_ready(&mut cx).is_ready());
+        assert_eq!(b.call(7).await.unwrap(), 7);
+    })
+    .unwrap();
+}
+
+#[test]
 #[should_panic(expected = "poll_ready must return Ready")]
 fn rate_limit_call_without_poll_ready_panics() {
     let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
@@ -328,6 +349,19 @@ fn rate_of_zero_is_rejected() {
 }
 
 // ---------------------------------------------------------------- concurrency limit
+
+#[test]
+#[should_panic(expected = "max must be at least 1")]
+fn concurrency_limit_of_zero_is_rejected() {
+    let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+    let _ = ConcurrencyLimit::new(echo, 0);
+}
+
+#[test]
+#[should_panic(expected = "max must be at least 1")]
+fn concurrency_limit_layer_of_zero_is_rejected() {
+    let _ = ConcurrencyLimitLayer::new(0);
+}
 
 #[spargio_rt::test]
 async fn concurrency_limit_third_call_waits_until_one_completes() {

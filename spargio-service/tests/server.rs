@@ -735,6 +735,46 @@ fn shutdown_cuts_what_is_still_running_at_the_deadline_and_counts_it() {
 }
 
 #[test]
+fn shutdown_counts_requests_waiting_for_readiness_as_cut() {
+    // One request holds the only concurrency permit; a second has arrived
+    // on another connection and waits for the service to be ready. Both
+    // are cut at the deadline, and both are counted.
+    run2(|handle| async move {
+        let server = Server::builder()
+            .shutdown_timeout(Duration::from_millis(50))
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let service = service_fn(|req: Bytes| async move {
+            spargio_rt::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, Infallible>(req)
+        });
+        let limited = spargio_service::layers::ConcurrencyLimit::new(service, 1);
+        let serving = start(&handle, server, limited);
+        let mut holding = Client::connect(addr).await.unwrap();
+        let mut waiting = Client::connect(addr).await.unwrap();
+        holding.send(Bytes::from_static(b"a")).await.unwrap();
+        while stats.snapshot().requests_in_flight < 1 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        waiting.send(Bytes::from_static(b"b")).await.unwrap();
+        while stats.snapshot().requests_awaiting_ready < 1 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(stats.snapshot().requests, 1, "not handed over yet");
+        stop.shutdown();
+        let report = serving.await.unwrap().unwrap();
+        assert_eq!(report.cut, 2);
+        assert_eq!(report.requests_cut, 2);
+        let after = stats.snapshot();
+        assert_eq!(after.requests_in_flight, 0);
+        assert_eq!(after.requests_awaiting_ready, 0);
+    });
+}
+
+#[test]
 fn shutdown_cuts_a_connection_whose_make_service_never_finishes() {
     run2(|handle| async move {
         let server = Server::builder()

@@ -13,6 +13,11 @@ use super::permits::{Permit, Permits};
 use tower_layer::Layer;
 use tower_service::Service;
 
+/// Refuses a limit of no calls at all: every request would wait for ever.
+fn assert_max(max: usize) {
+    assert!(max > 0, "ConcurrencyLimit: max must be at least 1");
+}
+
 /// Wraps services in a [`ConcurrencyLimit`] of `max` calls in flight.
 ///
 /// Each service the layer wraps gets its own limit; clones of that service
@@ -38,7 +43,12 @@ pub struct ConcurrencyLimitLayer {
 
 impl ConcurrencyLimitLayer {
     /// A layer allowing `max` calls in flight per wrapped service.
+    ///
+    /// # Panics
+    ///
+    /// If `max` is 0 (a service that is never ready).
     pub fn new(max: usize) -> ConcurrencyLimitLayer {
+        assert_max(max);
         ConcurrencyLimitLayer { max }
     }
 }
@@ -121,7 +131,12 @@ pub struct ConcurrencyLimit<S> {
 
 impl<S> ConcurrencyLimit<S> {
     /// Wraps `inner`, allowing `max` calls in flight.
+    ///
+    /// # Panics
+    ///
+    /// If `max` is 0 (a service that is never ready).
     pub fn new(inner: S, max: usize) -> ConcurrencyLimit<S> {
+        assert_max(max);
         ConcurrencyLimit {
             inner,
             max,
@@ -132,6 +147,10 @@ impl<S> ConcurrencyLimit<S> {
     }
 
     /// A [`ConcurrencyLimitLayer`] of `max`.
+    ///
+    /// # Panics
+    ///
+    /// If `max` is 0.
     pub fn layer(max: usize) -> ConcurrencyLimitLayer {
         ConcurrencyLimitLayer::new(max)
     }

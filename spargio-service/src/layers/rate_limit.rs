@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use spargio_rt::time::Sleep;
@@ -120,7 +120,8 @@ impl<S> Layer<S> for RateLimitLayer {
 ///   `Ready(Ok)`, the service holds a slot of the current window, which the
 ///   next [`call`](Service::call) uses. A service dropped while holding an
 ///   unused slot gives it back to its window (if that window is still the
-///   current one). A call counts against the window its slot came from.
+///   current one), and a clone waiting for a slot of that window is woken
+///   to take it. A call counts against the window its slot came from.
 /// * **Waiting is a timer, never a spin.** When the window is used up,
 ///   `poll_ready` returns `Pending` with a spargio-rt timer set for the
 ///   window's end, and tries again when it fires.
@@ -175,6 +176,10 @@ struct Window {
     end: Instant,
     /// Slots left in the current window.
     remaining: u64,
+    /// Services that found the current window used up, each listed once:
+    /// a slot handed back wakes one of them (the rest wait for the
+    /// window's end, on their own timers). Cleared when a window opens.
+    waiting: Vec<Waker>,
 }
 
 impl Shared {
@@ -194,8 +199,9 @@ struct Slot {
 }
 
 impl Slot {
-    /// Takes a slot, or returns the end of the (used-up) current window.
-    fn try_take(&mut self) -> Result<(), Instant> {
+    /// Takes a slot, or returns the end of the (used-up) current window
+    /// and lists `waker` to be woken if a slot of it is handed back.
+    fn try_take(&mut self, waker: &Waker) -> Result<(), Instant> {
         let now = Instant::now();
         let rate = self.shared.rate;
         let mut w = self.shared.lock();
@@ -205,8 +211,13 @@ impl Slot {
                 .checked_add(rate.per)
                 .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30));
             w.remaining = rate.num;
+            // Everyone listed waits on a timer for this moment anyway.
+            w.waiting.clear();
         }
         if w.remaining == 0 {
+            if !w.waiting.iter().any(|listed| listed.will_wake(waker)) {
+                w.waiting.push(waker.clone());
+            }
             return Err(w.end);
         }
         w.remaining -= 1;
@@ -217,12 +228,20 @@ impl Slot {
 
 impl Slot {
     /// Hands an unused slot back to its window, if that window is still
-    /// the current one.
+    /// the current one, and wakes a service waiting for one. (A woken
+    /// service that takes it and then finds its inner service not ready
+    /// hands it back in turn, waking the next: each waiter is woken once,
+    /// so this cannot go round in a loop.)
     fn give_back(&mut self) {
         if let Some(epoch) = self.held.take() {
             let mut w = self.shared.lock();
             if w.epoch == epoch {
                 w.remaining += 1;
+                let next = w.waiting.pop();
+                drop(w);
+                if let Some(waker) = next {
+                    waker.wake();
+                }
             }
         }
     }
@@ -251,6 +270,7 @@ impl<S> RateLimit<S> {
                 epoch: 0,
                 end: Instant::now(),
                 remaining: 0,
+                waiting: Vec::new(),
             }),
         });
         RateLimit {
@@ -320,7 +340,7 @@ where
             self.slot.held = None;
         }
         while self.slot.held.is_none() {
-            match self.slot.try_take() {
+            match self.slot.try_take(cx.waker()) {
                 Ok(()) => self.sleep = None,
                 Err(end) => {
                     let sleep = self.sleep.get_or_insert_with(|| Sleep::until(end));
