@@ -164,3 +164,75 @@ fn a_panic_inside_quiet_writes_leaves_later_writes_on_that_shard_loud() {
         "a full write after the panic woke nobody"
     );
 }
+
+/// A `UnixStream` pair whose server side has just read a request (so its
+/// last op was a read, as a server's is), split for `flush_and_read`.
+async fn served_pair() -> (
+    UnixStream,
+    spargio_rt::net::OwnedReadHalf<UnixStream>,
+    spargio_rt::net::OwnedWriteHalf<UnixStream>,
+) {
+    use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client, server) = UnixStream::pair().unwrap();
+    let (mut rd, wr) = server.into_split();
+    let (res, _) = client.write_all(b"req".to_vec()).await;
+    res.unwrap();
+    let (res, _) = rd.read_exact(vec![0u8; 3]).await;
+    res.unwrap();
+    (client, rd, wr)
+}
+
+/// Runs `fut` on its own task, polled quietly throughout, as
+/// `flush_and_read` polls a flush while its read waits. Nothing else wakes
+/// that task: a write that completes without waking it stalls it for good.
+fn spawn_quiet<F>(fut: F) -> spargio_rt::JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    spargio_rt::spawn_local(async move {
+        let mut fut = pin!(fut);
+        std::future::poll_fn(|cx| quiet_writes(|| fut.as_mut().poll(cx))).await
+    })
+}
+
+#[spargio_rt::test]
+async fn a_quiet_buffered_write_that_must_flush_first_goes_on_to_buffer_and_flush() {
+    use spargio_rt::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+    let (mut client, _rd, wr) = served_pair().await;
+    let mut bw = BufWriter::with_capacity(16, wr);
+    let (res, _) = bw.write_all(vec![1u8; 10]).await;
+    res.unwrap();
+    // Ten more bytes do not fit: the buffer is written out first (a write
+    // whose completion does not end the call), then they are buffered and
+    // flushed. That first write must wake the task though polled quietly.
+    let writer = spawn_quiet(async move {
+        let (res, _) = bw.write_all(vec![2u8; 10]).await;
+        res?;
+        bw.flush().await
+    });
+    let (res, got) =
+        spargio_rt::time::timeout(Duration::from_secs(10), client.read_exact(vec![0u8; 20]))
+            .await
+            .expect("the buffered write stalled after writing out the buffer");
+    res.unwrap();
+    assert_eq!(got, [[1u8; 10], [2u8; 10]].concat());
+    writer.await.unwrap().unwrap();
+}
+
+#[spargio_rt::test]
+async fn a_quiet_buffered_shutdown_writes_out_the_buffer_then_ends_the_stream() {
+    use spargio_rt::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+    let (mut client, _rd, wr) = served_pair().await;
+    let mut bw = BufWriter::with_capacity(16, wr);
+    let (res, _) = bw.write_all(b"bye".to_vec()).await;
+    res.unwrap();
+    let writer = spawn_quiet(async move { bw.shutdown().await });
+    let (res, got) =
+        spargio_rt::time::timeout(Duration::from_secs(10), client.read_to_end(Vec::new()))
+            .await
+            .expect("the shutdown stalled after writing out the buffer");
+    res.unwrap();
+    assert_eq!(got, b"bye");
+    writer.await.unwrap().unwrap();
+}

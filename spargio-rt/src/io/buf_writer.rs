@@ -127,7 +127,9 @@ impl<W: AsyncWrite> BufWriter<W> {
     async fn make_room(&mut self, n: usize) -> io::Result<bool> {
         self.intact()?;
         if self.buf.len() + n > self.cap {
-            self.flush_buf().await?;
+            // The call goes on after this write: loud, so that its
+            // completion wakes a task polled inside `quiet_writes`.
+            super::quiet::loud(self.flush_buf()).await?;
         }
         Ok(n < self.cap)
     }
@@ -179,13 +181,16 @@ impl<W: AsyncWrite> AsyncWrite for BufWriter<W> {
 
     /// Writes out the buffer, then flushes the stream.
     async fn flush(&mut self) -> io::Result<()> {
-        self.flush_buf().await?;
+        // Loud: the stream's own flush may be I/O of its own (a buffered
+        // writer over another).
+        super::quiet::loud(self.flush_buf()).await?;
         self.inner.flush().await
     }
 
     /// Writes out the buffer, then shuts the stream's write side down.
     async fn shutdown(&mut self) -> io::Result<()> {
-        self.flush_buf().await?;
+        // Loud: the shutdown follows this write.
+        super::quiet::loud(self.flush_buf()).await?;
         self.inner.shutdown().await
     }
 }
