@@ -447,6 +447,52 @@ fn compat_writes_while_a_read_is_pending() {
     });
 }
 
+/// A connected pair whose first end has a small send buffer, so that a
+/// large write to it is taken in several sends.
+fn pair_with_small_send_buffer() -> (UnixStream, UnixStream) {
+    use std::os::fd::AsRawFd;
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let size: libc::c_int = 4096;
+    // SAFETY: `a` is an open socket for the whole call, and the option
+    // value is a live `c_int` whose size is passed with it.
+    let rc = unsafe {
+        libc::setsockopt(
+            a.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt: {}", std::io::Error::last_os_error());
+    (UnixStream::from_std(a), UnixStream::from_std(b))
+}
+
+#[test]
+fn compat_write_goes_on_while_only_the_read_side_is_polled() {
+    use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    run(|| async {
+        let (a, mut b) = pair_with_small_send_buffer();
+        // The peer answers once it has the whole request.
+        let peer = spargio_rt::spawn(async move {
+            spargio_rt::time::sleep(Duration::from_millis(50)).await;
+            let got = read_n(&mut b, 60_000).await;
+            let (r, _) = b.write_all(b"ok".to_vec()).await;
+            r.unwrap();
+            got
+        });
+        let mut c = Compat::new(a);
+        // No flush: the rest of the request goes out in the background
+        // while the task waits on the read side only.
+        c.write_all(&pattern(60_000)).await.unwrap();
+        let mut answer = [0u8; 2];
+        guard(c.read_exact(&mut answer)).await.unwrap();
+        assert_eq!(&answer, b"ok");
+        assert_eq!(peer.await.unwrap(), pattern(60_000));
+        c.flush().await.unwrap();
+    });
+}
+
 #[test]
 fn compat_halves_in_two_tasks() {
     use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};

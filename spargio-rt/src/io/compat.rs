@@ -19,7 +19,9 @@
 //! `poll_write`, `poll_flush` or `poll_close` first waits for that write
 //! to finish, and returns its error if it failed; a failed write fails
 //! every later write, flush and close too (its bytes are lost, so nothing
-//! after them may be reported sent). So call `flush` (or `close`) before
+//! after them may be reported sent). Reads drive a write in flight too, so
+//! a request written without a flush still goes out in full while its
+//! writer waits for the answer. Still, call `flush` (or `close`) before
 //! dropping the adapter: dropping it cancels a write still in flight, and
 //! those bytes are lost.
 //!
@@ -369,6 +371,7 @@ impl<T: CompatIo> Compat<T> {
     }
 
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        self.advance_write(cx);
         while self.pos >= self.rbuf.len() {
             let fut = match &mut self.read {
                 ReadState::Reading(fut) => fut,
@@ -436,6 +439,19 @@ impl<T: CompatIo> Compat<T> {
         self.side.write_waiters.clear();
         self.write = WriteState::Idle(w);
         Poll::Ready(res)
+    }
+
+    /// Drives a write in flight from the read side: a write the kernel
+    /// took only part of goes on only when its op is polled again, and a
+    /// task that wrote and now waits to read (`write_all`, then
+    /// `read_exact`, with no flush) polls only the read side. How the
+    /// write ended is kept for the write side's next call (an error fails
+    /// it, as it would have).
+    fn advance_write(&mut self, cx: &mut Context<'_>) {
+        if let WriteState::Writing(_) = self.write {
+            // Ignored here: a failure is kept in `write_failed`.
+            let _ = self.poll_settle(cx);
+        }
     }
 
     /// The error of a write that failed, if one did.
