@@ -212,13 +212,14 @@ async fn read_body<T: Transport>(peer: &mut Peer<T>, head: &str) -> Vec<u8> {
     }
 }
 
-fn run<F, Fut>(test: F)
+fn run<F, Fut, T>(test: F) -> T
 where
     F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
 {
     let rt = spargio_rt::Runtime::builder().shards(2);
-    spargio_rt::run_with(rt, move |_| test()).unwrap();
+    spargio_rt::run_with(rt, move |_| test()).unwrap()
 }
 
 async fn body_bytes(body: Body) -> Result<Bytes, BodyError> {
@@ -751,6 +752,28 @@ fn client_request_body_is_over_when_its_content_length_is_sent() {
         let resp = client.get(server.url("/next")).await.unwrap();
         assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
         assert_eq!(server.accepted(), 1);
+        drop(tx);
+    });
+}
+
+#[test]
+fn client_request_body_of_content_length_zero_is_not_waited_for() {
+    run(|| async {
+        // The caller says the stream is empty, and the stream never ends:
+        // the request is whole once its head is out.
+        let server = serve_fixed("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        let (tx, rx) = async_channel_like();
+        let req = Request::post(server.url("/empty"))
+            .header("content-length", "0")
+            .body(StreamBody::new(rx))
+            .unwrap();
+        let client = Client::new();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        let resp = client.get(server.url("/next")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        assert_eq!(server.accepted(), 1);
+        assert!(server.heads()[0].contains("content-length: 0\r\n"));
         drop(tx);
     });
 }
@@ -1408,25 +1431,32 @@ fn client_https_truncation_without_close_notify_is_a_body_error() {
     });
 }
 
-#[test]
-fn client_https_closes_with_close_notify_after_a_whole_exchange() {
+/// Whether the server saw the client's `close_notify` after one whole
+/// HTTPS exchange answered with `response`, the client's pool keeping
+/// idle connections or not (`pool_off`). `Ok(0)` from the server's read
+/// after its answer is a `close_notify`, an `UnexpectedEof` a bare close.
+fn close_after_exchange(
+    response: &'static [u8],
+    pool_off: bool,
+) -> Option<Result<usize, std::io::ErrorKind>> {
     let fx = tls_fixture();
     run(move || async move {
-        // What the server's read after its answer gave: `Ok(0)` is the
-        // client's close_notify, an UnexpectedEof error a bare TCP close.
         let seen: Arc<Mutex<Option<Result<usize, std::io::ErrorKind>>>> = Arc::default();
         let record = seen.clone();
         let server = serve_tls(fx.acceptor, move |mut peer| {
             let record = record.clone();
             async move {
                 peer.head().await.unwrap();
-                peer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
+                peer.write(response).await;
                 let (res, _) = peer.reader.read_some(BytesMut::with_capacity(64)).await;
                 *record.lock().unwrap() = Some(res.map_err(|e| e.kind()));
             }
         });
-        let client = Client::builder().tls(fx.connector).build();
+        let mut builder = Client::builder().tls(fx.connector);
+        if pool_off {
+            builder = builder.pool_max_idle_per_host(0);
+        }
+        let client = builder.build();
         let url = format!("https://localhost:{}/", server.addr.port());
         let resp = client.get(url.as_str()).await.unwrap();
         assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
@@ -1438,8 +1468,22 @@ fn client_https_closes_with_close_notify_after_a_whole_exchange() {
             }
             spargio_rt::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(got, Some(Ok(0)), "the server saw no close_notify");
-    });
+        got
+    })
+}
+
+#[test]
+fn client_https_closes_with_close_notify_after_a_whole_exchange() {
+    let response = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok";
+    let got = close_after_exchange(response, false);
+    assert_eq!(got, Some(Ok(0)), "the server saw no close_notify");
+}
+
+#[test]
+fn client_https_with_the_pool_off_closes_a_reusable_connection_with_close_notify() {
+    let response = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let got = close_after_exchange(response, true);
+    assert_eq!(got, Some(Ok(0)), "the server saw no close_notify");
 }
 
 #[test]

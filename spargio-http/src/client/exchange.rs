@@ -379,7 +379,8 @@ where
         probe,
     };
     let mut closing = None;
-    if keep_alive && complete && matches!(written, Some(WriteEnd::Done)) && conn.is_clean() {
+    let reusable = keep_alive && matches!(written, Some(WriteEnd::Done)) && conn.is_clean();
+    if complete && reusable && ctx.inner.pool.keeps_idle() {
         ctx.inner.pool.checkin(ctx.shard, ctx.target, conn);
     } else if complete {
         closing = Some(conn);
@@ -464,6 +465,12 @@ where
     let mut sent: u64 = 0;
     let mut trailers: Option<HeaderMap> = None;
     loop {
+        if matches!(framing, BodyLength::Length(len) if sent == len) {
+            // The request is whole on the wire: the body is not polled
+            // again (a stream slow to say it ended would hold the
+            // connection back). A length of 0 polls nothing.
+            break;
+        }
         // Frames that are ready join the bytes already buffered (the head
         // goes out with the first of them); before waiting for one, what
         // is buffered is written.
@@ -497,12 +504,6 @@ where
                             return body_failed(out, msg.into(), head_in).await;
                         }
                         out.put_data(data);
-                        if sent == len {
-                            // The request is whole on the wire: the body is
-                            // not polled again (a stream slow to say it
-                            // ended would hold the connection back).
-                            break;
-                        }
                     }
                     BodyLength::Chunked | BodyLength::Empty => out.put_chunk(data),
                 }

@@ -142,6 +142,13 @@ impl Pool {
         found
     }
 
+    /// Whether the pool keeps idle connections at all
+    /// (`pool_max_idle_per_host` above 0): if not, a connection that could
+    /// be reused is closed gracefully instead of handed in.
+    pub(crate) fn keeps_idle(&self) -> bool {
+        self.max_idle_per_host > 0
+    }
+
     /// Keeps `conn` for the next request to `target` on `shard` (dropping
     /// the oldest idle one if the host has too many), and starts the
     /// shard's sweeper if it is not running.
