@@ -52,6 +52,16 @@ pub(crate) fn decode(path: &str) -> Option<RequestPath> {
     })
 }
 
+impl RequestPath {
+    /// Whether any segment of the path starts with `.` (a dotfile or a
+    /// dot-directory).
+    pub(crate) fn is_hidden(&self) -> bool {
+        self.relative
+            .components()
+            .any(|c| c.as_os_str().as_bytes().first() == Some(&b'.'))
+    }
+}
+
 /// Whether one decoded segment may be used as a path component.
 fn segment_is_safe(seg: &[u8]) -> bool {
     !seg.is_empty()

@@ -84,6 +84,8 @@ struct DirConfig {
     canonical_root: Arc<ResolvedRoot>,
     append_index_html: bool,
     list_directories: bool,
+    /// Whether paths with a segment starting with `.` are served.
+    serve_hidden: bool,
     options: ServeOptions,
 }
 
@@ -97,6 +99,7 @@ impl ServeDir {
                 canonical_root: Arc::default(),
                 append_index_html: true,
                 list_directories: false,
+                serve_hidden: true,
                 options: ServeOptions::default(),
             }),
         }
@@ -132,6 +135,24 @@ impl ServeDir {
     /// ```
     pub fn list_directories(mut self, list: bool) -> Self {
         Arc::make_mut(&mut self.config).list_directories = list;
+        self
+    }
+
+    /// Whether a path with any segment starting with `.` (`/.env`,
+    /// `/.git/config`, `/app/.secret/key`) is served (default `true`, as
+    /// tower-http does). With `false` such requests are answered `404`
+    /// without touching the file system: a root that is a checkout or a
+    /// build directory may hold dotfiles that were never meant to be
+    /// public. That refuses `/.well-known/` too; serve it from its own
+    /// `ServeDir` if you need it.
+    ///
+    /// ```no_run
+    /// use spargio_http::fs::ServeDir;
+    /// let site = ServeDir::new("site").serve_hidden(false);
+    /// # drop(site);
+    /// ```
+    pub fn serve_hidden(mut self, serve: bool) -> Self {
+        Arc::make_mut(&mut self.config).serve_hidden = serve;
         self
     }
 
@@ -183,6 +204,9 @@ async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
     let Some(request_path) = path::decode(parts.uri.path()) else {
         return respond::empty(StatusCode::NOT_FOUND);
     };
+    if !config.serve_hidden && request_path.is_hidden() {
+        return respond::empty(StatusCode::NOT_FOUND);
+    }
     let root = match canonical_root(&config).await {
         Ok(root) => root,
         Err(e) => return respond::io_error(&e),

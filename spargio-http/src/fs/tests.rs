@@ -113,6 +113,29 @@ async fn fs_get_big_file_whole() {
 }
 
 #[spargio_rt::test]
+async fn fs_hidden_paths_are_served_unless_turned_off() {
+    let site = site();
+    std::fs::write(site.root.join(".env"), "KEY=1").unwrap();
+    std::fs::create_dir_all(site.root.join("docs/.git")).unwrap();
+    std::fs::write(site.root.join("docs/.git/config"), "[core]").unwrap();
+    let mut open = ServeDir::new(&site.root);
+    let (res, body) = call(&mut open, get("/.env")).await;
+    assert_eq!((res.status, &body[..]), (StatusCode::OK, &b"KEY=1"[..]));
+    let mut closed = ServeDir::new(&site.root).serve_hidden(false);
+    for hidden in ["/.env", "/docs/.git/config", "/docs/%2egit/config"] {
+        let (res, body) = call(&mut closed, get(hidden)).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{hidden}");
+        assert!(body.is_empty(), "{hidden}");
+    }
+    // Other files are served as before.
+    let (res, body) = call(&mut closed, get("/hello.txt")).await;
+    assert_eq!(
+        (res.status, &body[..]),
+        (StatusCode::OK, &b"hello, world\n"[..])
+    );
+}
+
+#[spargio_rt::test]
 async fn fs_content_type_and_query_ignored() {
     let site = site();
     let mut svc = ServeDir::new(&site.root);
