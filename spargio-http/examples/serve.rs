@@ -1,5 +1,6 @@
 //! A static file server over `ServeDir` (io_uring file reads, ranges,
-//! conditional requests; directories without an `index.html` are listed). Ctrl-C stops it gracefully (open connections get
+//! conditional requests; directories without an `index.html` are listed;
+//! dotfiles are not served). Ctrl-C stops it gracefully (open connections get
 //! 5 s to finish); a second Ctrl-C exits at once.
 //!
 //! ```text
@@ -49,7 +50,10 @@ async fn main(handle: spargio_rt::RuntimeHandle) -> Result<(), support::Failure>
         server.local_addr(),
         handle.shard_count()
     );
-    let files = ServeDir::new(&root).list_directories(true);
+    // Dotfiles (a checkout's `.git/`, an `.env`) are not served.
+    let files = ServeDir::new(&root)
+        .list_directories(true)
+        .serve_hidden(false);
     let logged = tower::service_fn(move |req: Request<Body>| {
         let files = files.clone();
         async move {
