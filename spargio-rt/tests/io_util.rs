@@ -494,6 +494,55 @@ fn compat_write_goes_on_while_only_the_read_side_is_polled() {
 }
 
 #[test]
+fn compat_wakes_every_task_waiting_on_a_side_and_none_before() {
+    use futures_io::AsyncWrite as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    run(|| async {
+        let (a, mut b) = pair_with_small_send_buffer();
+        let mut c = Compat::new(a);
+        // A write the peer does not read yet: it waits for room.
+        poll_fn(|cx| Pin::new(&mut c).poll_write(cx, &pattern(64 * 1024)))
+            .await
+            .unwrap();
+        let counts: Vec<Arc<Count>> = (0..3)
+            .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+            .collect();
+        let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(c.clone())).collect();
+        // Three tasks wait for the flush; none is woken while it waits.
+        for w in &wakers {
+            let mut cx = Context::from_waker(w);
+            assert!(Pin::new(&mut c).poll_flush(&mut cx).is_pending());
+        }
+        let woken: Vec<usize> = counts.iter().map(|c| c.0.load(Ordering::SeqCst)).collect();
+        assert_eq!(
+            woken,
+            [0, 0, 0],
+            "a waiting task was woken with nothing done"
+        );
+        // The peer reads: every waiting task hears of the write's progress.
+        let peer = spargio_rt::spawn(async move { read_n(&mut b, 64 * 1024).await });
+        guard(async {
+            while counts.iter().any(|c| c.0.load(Ordering::SeqCst) == 0) {
+                spargio_rt::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        guard(poll_fn(|cx| Pin::new(&mut c).poll_flush(cx)))
+            .await
+            .unwrap();
+        assert_eq!(peer.await.unwrap(), pattern(64 * 1024));
+    });
+}
+
+#[test]
 fn compat_halves_in_two_tasks() {
     use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let ok = run(|| async {

@@ -28,8 +28,7 @@
 //! **Two tasks** may poll one side, as when the halves of a TLS session
 //! run in two tasks: its read half sends an alert through the write side
 //! when it meets a bad record. Every task waiting on a side's op is woken
-//! when the op completes (up to two at a time; a third makes the oldest
-//! poll again), not only the last one to poll it.
+//! when the op completes, not only the last one to poll it.
 
 use std::future::Future;
 use std::io;
@@ -196,7 +195,7 @@ struct Waiters {
 }
 
 #[derive(Default)]
-struct WaiterSet(Mutex<[Option<Waker>; 2]>);
+struct WaiterSet(Mutex<Vec<Waker>>);
 
 impl Waiters {
     fn new() -> Self {
@@ -207,43 +206,26 @@ impl Waiters {
         }
     }
 
-    /// Adds `waker` to the set (once); returns the waker to poll the op
-    /// with.
+    /// Adds `waker` to the set (once per task: a task polling again is
+    /// not listed again, so the set holds at most one waker for each task
+    /// waiting on the op); returns the waker to poll the op with.
     fn join(&self, waker: &Waker) -> &Waker {
-        let evicted = {
-            let mut slots = self.set.lock();
-            if slots.iter().flatten().any(|w| w.will_wake(waker)) {
-                None
-            } else if let Some(free) = slots.iter_mut().find(|w| w.is_none()) {
-                *free = Some(waker.clone());
-                None
-            } else {
-                // A third task: the oldest makes room, and is woken so
-                // that it polls (and joins) again if it still waits.
-                let oldest = slots[0].take();
-                slots[0] = slots[1].take();
-                slots[1] = Some(waker.clone());
-                oldest
-            }
-        };
-        if let Some(w) = evicted {
-            w.wake();
+        let mut listed = self.set.lock();
+        if !listed.iter().any(|w| w.will_wake(waker)) {
+            listed.push(waker.clone());
         }
         &self.waker
     }
 
     /// Forgets the waiting tasks (the op they waited for is done).
     fn clear(&self) {
-        let taken = {
-            let mut slots = self.set.lock();
-            [slots[0].take(), slots[1].take()]
-        };
+        let taken = std::mem::take(&mut *self.set.lock());
         drop(taken);
     }
 }
 
 impl WaiterSet {
-    fn lock(&self) -> std::sync::MutexGuard<'_, [Option<Waker>; 2]> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waker>> {
         // Nothing panics while holding it (waking happens after).
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -256,11 +238,8 @@ impl Wake for WaiterSet {
 
     fn wake_by_ref(self: &Arc<Self>) {
         // Woken outside the lock: a waker may run anything.
-        let taken = {
-            let mut slots = self.lock();
-            [slots[0].take(), slots[1].take()]
-        };
-        for w in taken.into_iter().flatten() {
+        let taken = std::mem::take(&mut *self.lock());
+        for w in taken {
             w.wake();
         }
     }
