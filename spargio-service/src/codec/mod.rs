@@ -62,7 +62,10 @@
 //! [`request_timeout`](crate::ServerBuilder::request_timeout), which
 //! bounds the call, nor a graceful shutdown's start: a service that can
 //! stay unready long should refuse instead of waiting (a
-//! [`LoadShed`](crate::layers::LoadShed) layer does).
+//! [`LoadShed`](crate::layers::LoadShed) layer does). A readiness that
+//! fails ends the connection: the request and every whole one pipelined
+//! behind it are answered with that error (none reached the service),
+//! then the connection closes.
 //!
 //! # Pieces
 //!

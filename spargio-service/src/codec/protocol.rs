@@ -267,20 +267,23 @@ impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
         self.close(conn).await
     }
 
-    /// Answers every whole request already buffered with
-    /// [`Status::ShuttingDown`], in order, without calling the service:
-    /// the server is closing the connection (a graceful shutdown) after the
-    /// request it was handling, and a client that pipelined more learns
-    /// that these were not processed (safe to send again elsewhere)
-    /// instead of reading the connection's end where their replies should
-    /// be. Each counts as a failed request. A partial frame, or one the
-    /// decoder refuses, stays unread; [`close`](Self::close) lingers over
-    /// it.
-    async fn refuse_buffered(&mut self, conn: &Connection) -> io::Result<()> {
-        let refused = HandlerError::Cancelled;
+    /// Answers every whole request already buffered with `refused`, in
+    /// order, without calling the service: the server is closing the
+    /// connection after the request it was handling (a graceful shutdown:
+    /// [`Status::ShuttingDown`]; a service that takes no more requests:
+    /// the error its readiness gave), and a client that pipelined more
+    /// learns that these were not processed instead of reading the
+    /// connection's end where their replies should be. Each counts as a
+    /// failed request. A partial frame, or one the decoder refuses, stays
+    /// unread; [`close`](Self::close) lingers over it.
+    async fn refuse_buffered(
+        &mut self,
+        conn: &Connection,
+        refused: &HandlerError,
+    ) -> io::Result<()> {
         while let Ok(Some(_)) = self.decoder.decode(&mut self.input.bytes) {
-            conn.counters().count_refused(conn.info().shard.0, &refused);
-            self.fail(&refused).await?;
+            conn.counters().count_refused(conn.info().shard.0, refused);
+            self.fail(refused).await?;
         }
         Ok(())
     }
@@ -388,7 +391,7 @@ where
                 conn.counters().count_refused(conn.info().shard.0, &e);
                 c.fail(&e).await?;
                 if conn.is_closing() {
-                    c.refuse_buffered(&conn).await?;
+                    c.refuse_buffered(&conn, &HandlerError::Cancelled).await?;
                     return c.close(&conn).await;
                 }
                 continue;
@@ -404,8 +407,10 @@ where
             .await?;
         if let Err(e) = ready {
             // The service takes no more requests: tell this one why, and
-            // close. (The server's handler has counted the failure.)
+            // those pipelined behind it, then close. (The server's handler
+            // has counted this one's failure.)
             c.fail(&e).await?;
+            c.refuse_buffered(&conn, &e).await?;
             return c.close(&conn).await;
         }
         let res = c
@@ -417,7 +422,7 @@ where
             Err(e) => c.fail(&e).await?,
         }
         if conn.is_closing() {
-            c.refuse_buffered(&conn).await?;
+            c.refuse_buffered(&conn, &HandlerError::Cancelled).await?;
             return c.close(&conn).await;
         }
     }

@@ -779,6 +779,32 @@ async fn a_failed_ready_answers_the_next_request_then_closes() {
 }
 
 #[spargio_rt::test(shards = 1)]
+async fn a_failed_ready_answers_every_pipelined_request_then_closes() {
+    let mut h = echo();
+    h.fail_ready = true;
+    let calls = h.calls.clone();
+    let mut f = serve(h).await;
+    for req in [&b"a"[..], b"b", b"c"] {
+        f.client.feed(Bytes::from_static(req)).await.unwrap();
+    }
+    f.client.flush().await.unwrap();
+    for i in 0..3 {
+        let reply = bounded(f.client.recv()).await.unwrap();
+        assert_eq!(
+            reply,
+            Err((
+                Status::ServiceError,
+                "service error: overloaded".to_string()
+            )),
+            "request {i}"
+        );
+    }
+    assert_eof(bounded(f.client.recv()).await);
+    assert_eq!(calls.get(), 0);
+    bounded(f.served()).await;
+}
+
+#[spargio_rt::test(shards = 1)]
 async fn the_client_refuses_a_response_over_its_limit() {
     let mut f = serve(echo()).await;
     f.client = f.client.max_frame_len(8);
