@@ -599,13 +599,7 @@ fn shout_back_once_switched(req: &mut Request<Body>) {
 #[test]
 fn upgrade_hands_over_the_raw_connection() {
     let service = tower::service_fn(|mut req: Request<Body>| async move {
-        shout_back_once_switched(&mut req);
-        let mut r = Response::new(Body::empty());
-        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        r.headers_mut()
-            .insert("connection", "upgrade".parse().unwrap());
-        r.headers_mut().insert("upgrade", "shout".parse().unwrap());
-        Ok::<_, Infallible>(r)
+        Ok::<_, Infallible>(switching(&mut req, true))
     });
     let server = TestServer::start(service);
     let mut c = server.connect();
@@ -617,6 +611,73 @@ fn upgrade_hands_over_the_raw_connection() {
     let mut got = [0u8; 5];
     c.reader.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"HELLO");
+}
+
+/// A `101 Switching Protocols` answer, taking the upgrade only if `take`.
+fn switching(req: &mut Request<Body>, take: bool) -> Response<Body> {
+    if take {
+        shout_back_once_switched(req);
+    }
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    r.headers_mut()
+        .insert("connection", "upgrade".parse().unwrap());
+    r.headers_mut().insert("upgrade", "shout".parse().unwrap());
+    r
+}
+
+#[test]
+fn a_101_to_a_request_that_asked_for_no_upgrade_is_a_500_and_a_close() {
+    let service = tower::service_fn(|mut req: Request<Body>| async move {
+        Ok::<_, Infallible>(switching(&mut req, false))
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(c.read_response().status, 500);
+    assert!(c.is_closed());
+}
+
+#[test]
+fn a_101_nobody_takes_closes_the_connection() {
+    let service = tower::service_fn(|mut req: Request<Body>| async move {
+        Ok::<_, Infallible>(switching(&mut req, false))
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    // The request behind it is never parsed as HTTP: the connection is
+    // the new protocol's, and nobody took it.
+    c.send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: shout\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(c.read_response().status, 101);
+    assert!(c.is_closed());
+}
+
+#[test]
+fn an_upgrade_answered_without_switching_keeps_the_connection_as_http() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let tx = std::sync::Arc::new(tx);
+    let service = tower::service_fn(move |mut req: Request<Body>| {
+        let tx = tx.clone();
+        async move {
+            if req.uri().path() == "/ws" {
+                let on = upgrade::on(&mut req);
+                spargio_rt::spawn(async move {
+                    let switched = on.await.is_ok();
+                    tx.lock().unwrap().send(switched).unwrap();
+                });
+            }
+            Ok::<_, Infallible>(Response::new(Body::from(req.uri().path().to_string())))
+        }
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    c.send(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: shout\r\n\r\n");
+    let resp = c.read_response();
+    assert_eq!((resp.status, resp.body_str()), (200, "/ws"));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(false));
+    c.send(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(c.read_response().body_str(), "/next");
 }
 
 #[test]
