@@ -289,11 +289,12 @@ impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
     }
 
     /// Whether the client has sent input that nothing has read: bytes
-    /// buffered but not parsed, or waiting in the socket's receive queue
-    /// (a non-blocking peek). An error other than "nothing there" counts as
+    /// buffered but not parsed (or part of a request whose read the idle
+    /// timeout cut short), or waiting in the socket's receive queue (a
+    /// non-blocking peek). An error other than "nothing there" counts as
     /// input, so the caller takes the cautious way.
     fn input_unread(&self) -> bool {
-        !self.input.bytes.is_empty() || crate::input_waiting(self.reader.as_ref())
+        self.input.holds_partial() || crate::input_waiting(self.reader.as_ref())
     }
 
     /// Closes the connection without losing the replies: writes what is

@@ -39,6 +39,12 @@ pub(super) struct ReadBuffer {
     /// The allocation grew past [`KEEP_AT_MOST`] and has not been dropped
     /// since.
     oversized: bool,
+    /// The bytes are out for a read (taken by
+    /// [`take_for_read`](Self::take_for_read), not yet put back) and held
+    /// part of a request: if the read is dropped unfinished (an idle
+    /// timeout), that part is gone with it, and the client
+    /// may still be sending the rest.
+    lent_partial: bool,
 }
 
 impl ReadBuffer {
@@ -54,6 +60,7 @@ impl ReadBuffer {
         if self.bytes.capacity() > KEEP_AT_MOST {
             self.oversized = true;
         }
+        self.lent_partial = !self.bytes.is_empty();
         std::mem::take(&mut self.bytes)
     }
 
@@ -61,6 +68,14 @@ impl ReadBuffer {
     /// with what the read appended.
     pub(super) fn put_back(&mut self, bytes: BytesMut) {
         self.bytes = bytes;
+        self.lent_partial = false;
+    }
+
+    /// Whether part of a request was read and is not here to be decoded:
+    /// bytes buffered, or lent to a read that was dropped before it gave
+    /// them back (see [`take_for_read`](Self::take_for_read)).
+    pub(super) fn holds_partial(&self) -> bool {
+        !self.bytes.is_empty() || self.lent_partial
     }
 }
 

@@ -1003,6 +1003,10 @@ enum IdleEnd {
     Shutdown,
     /// The idle timeout passes.
     IdleTimeout,
+    /// The idle timeout passes with part of the next request read; the
+    /// client sends the rest well after the server began to close (later
+    /// than the short linger of a close with nothing unread).
+    IdleTimeoutMidRequest,
 }
 
 /// The client has a large reply still unread (most of it in the server's
@@ -1038,7 +1042,7 @@ async fn an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(e
         .unwrap();
     let idle = match end {
         IdleEnd::Shutdown => None,
-        IdleEnd::IdleTimeout => Some(Duration::from_millis(50)),
+        IdleEnd::IdleTimeout | IdleEnd::IdleTimeoutMidRequest => Some(Duration::from_millis(50)),
     };
     let closing = CancellationToken::new();
     let counters = Counters::new(1);
@@ -1057,6 +1061,8 @@ async fn an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(e
     let mut client = Client::new(client);
     client.send(Bytes::from_static(b"big")).await.unwrap();
     until(|| calls.get() == 1).await;
+    let mut one_more = BytesMut::new();
+    crate::codec::frame::encode_request(b"one more", &mut one_more);
     match end {
         IdleEnd::Shutdown => {
             // The pause lets the server write the reply and wait for the
@@ -1065,6 +1071,11 @@ async fn an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(e
             closing.cancel();
         }
         IdleEnd::IdleTimeout => until(|| counters.idle_timeouts.get() == 1).await,
+        IdleEnd::IdleTimeoutMidRequest => {
+            let sent = client.get_ref().with_socket(|s| s.send(&one_more[..5]));
+            assert_eq!(sent.unwrap(), 5);
+            until(|| counters.idle_timeouts.get() == 1).await;
+        }
     }
     // The server ends the connection: it lingers, or (closing at once) its
     // task ends; the pause then lets the socket's close land.
@@ -1072,7 +1083,13 @@ async fn an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(e
     if !lingering.load(Ordering::Relaxed) {
         spargio_rt::time::sleep(Duration::from_millis(50)).await;
     }
-    client.send(Bytes::from_static(b"one more")).await.unwrap();
+    if let IdleEnd::IdleTimeoutMidRequest = end {
+        spargio_rt::time::sleep(Duration::from_millis(300)).await;
+        let sent = client.get_ref().with_socket(|s| s.send(&one_more[5..]));
+        assert_eq!(sent.unwrap(), one_more.len() - 5);
+    } else {
+        client.send(Bytes::from_static(b"one more")).await.unwrap();
+    }
     let got = bounded(client.recv()).await.unwrap();
     assert_eq!(got, Ok(reply), "{end:?}");
     assert_eof(bounded(client.recv()).await);
@@ -1090,6 +1107,14 @@ async fn a_shutdown_while_idle_still_delivers_an_unread_reply() {
 async fn an_idle_timeout_still_delivers_an_unread_reply() {
     an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(IdleEnd::IdleTimeout)
         .await;
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn an_idle_timeout_midway_through_a_request_still_delivers_an_unread_reply() {
+    an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(
+        IdleEnd::IdleTimeoutMidRequest,
+    )
+    .await;
 }
 
 #[spargio_rt::test(shards = 1)]
