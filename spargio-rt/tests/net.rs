@@ -696,3 +696,47 @@ fn unix_std_sockets_wrap_and_work_end_to_end() {
     });
     let _ = std::fs::remove_dir_all(&d2);
 }
+
+#[test]
+fn unix_paths_with_a_nul_past_the_first_byte_are_invalid_input() {
+    use spargio_rt::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("spargio-unixnul-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d2 = dir.clone();
+    run(move || async move {
+        // The kernel would stop at the NUL and name `dir/sock`: a socket
+        // other than the one asked for.
+        let bad = dir.join("sock\0tail");
+        let kind = |r: std::io::Result<()>| r.unwrap_err().kind();
+        assert_eq!(
+            kind(UnixListener::bind(&bad).map(drop)),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind(UnixDatagram::bind(&bad).map(drop)),
+            ErrorKind::InvalidInput
+        );
+        assert!(!dir.join("sock").exists());
+        // Connects and sends name no socket either, even when the
+        // truncated path is one.
+        let _listening = UnixListener::bind(dir.join("sock")).unwrap();
+        let _receiving = UnixDatagram::bind(dir.join("dgram")).unwrap();
+        let bad_dgram = dir.join("dgram\0tail");
+        assert_eq!(
+            kind(UnixStream::connect(&bad).await.map(drop)),
+            ErrorKind::InvalidInput
+        );
+        let d = UnixDatagram::unbound().unwrap();
+        assert_eq!(kind(d.connect(&bad_dgram).await), ErrorKind::InvalidInput);
+        let (sent, _) = d.send_to(b"x".to_vec(), &bad_dgram).await;
+        assert_eq!(kind(sent.map(drop)), ErrorKind::InvalidInput);
+        // A first NUL names an abstract socket, which works end to end.
+        let name = format!("\0spargio-abstract-{}", std::process::id());
+        let l = UnixListener::bind(&name).unwrap();
+        let (client, accepted) = futures_util::join!(UnixStream::connect(&name), l.accept());
+        client.unwrap();
+        accepted.unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&d2);
+}

@@ -15,6 +15,22 @@ use super::stream::stream_io;
 use crate::io::fd::SharedFd;
 use crate::io::{BufResult, IoBuf, IoBufMut};
 
+/// The kernel's address for `path`: a file system path, or (when the
+/// first byte is NUL) a name in Linux's abstract namespace. A NUL anywhere
+/// else is refused as `InvalidInput`, as std does: the kernel would stop
+/// at it and name another socket than the one asked for.
+fn unix_sockaddr(path: &Path) -> io::Result<SockAddr> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.iter().skip(1).any(|&b| b == 0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a Unix socket path must not contain a NUL byte (other than a first one, which names an abstract socket)",
+        ));
+    }
+    SockAddr::unix(path)
+}
+
 /// A std Unix address from the kernel's form: a path, an abstract name,
 /// or unnamed (a socket that never bound, like most clients).
 fn unix_addr(a: SockAddr) -> io::Result<UnixAddr> {
@@ -87,9 +103,13 @@ pub struct UnixListener {
 
 impl UnixListener {
     /// Binds to `path` and listens (backlog 1024).
+    ///
+    /// A `path` whose first byte is NUL names a socket in Linux's abstract
+    /// namespace (no file is created); a NUL anywhere else is
+    /// `InvalidInput`. The same holds for every path this module takes.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
         let s = new_socket(Domain::UNIX, Type::STREAM, None)?;
-        s.bind(&SockAddr::unix(path)?)?;
+        s.bind(&unix_sockaddr(path.as_ref())?)?;
         s.listen(1024)?;
         Ok(UnixListener { fd: shared(s) })
     }
@@ -177,7 +197,7 @@ impl UnixStream {
 
     /// Connects to the socket at `path`.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
-        let addr = SockAddr::unix(path)?;
+        let addr = unix_sockaddr(path.as_ref())?;
         let fd = shared(new_socket(Domain::UNIX, Type::STREAM, None)?);
         socket::connect(&fd, addr).await?;
         Ok(UnixStream { fd })
@@ -226,7 +246,7 @@ impl UnixDatagram {
     /// Binds to `path`.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
         let s = new_socket(Domain::UNIX, Type::DGRAM, None)?;
-        s.bind(&SockAddr::unix(path)?)?;
+        s.bind(&unix_sockaddr(path.as_ref())?)?;
         Ok(UnixDatagram { fd: shared(s) })
     }
 
@@ -255,7 +275,7 @@ impl UnixDatagram {
 
     /// Sets the default destination.
     pub async fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
-        socket::connect(&self.fd, SockAddr::unix(path)?).await
+        socket::connect(&self.fd, unix_sockaddr(path.as_ref())?).await
     }
 
     /// Sends one datagram to the connected peer.
@@ -270,7 +290,7 @@ impl UnixDatagram {
 
     /// Sends one datagram to `path`.
     pub async fn send_to<B: IoBuf>(&self, buf: B, path: impl AsRef<Path>) -> BufResult<usize, B> {
-        let addr = match SockAddr::unix(path) {
+        let addr = match unix_sockaddr(path.as_ref()) {
             Ok(a) => a,
             Err(e) => return (Err(e), buf),
         };
