@@ -43,10 +43,15 @@ enum State {
     Done,
 }
 
+/// The most hex digits a chunk size may have, leading zeros included: 16
+/// carry any `u64`; the rest bounds a run of zeros, which carries nothing.
+pub const MAX_CHUNK_SIZE_DIGITS: u8 = 64;
+
 /// An incremental decoder of one chunked body.
 ///
-/// Strict: sizes are hex digits only (no sign, `0x`, or leading spaces; at
-/// most 16 digits), every line ends in CRLF (a bare LF is an error), chunk
+/// Strict: sizes are hex digits only (no sign, `0x`, or leading spaces),
+/// of a value that fits a `u64`, in at most [`MAX_CHUNK_SIZE_DIGITS`] digits
+/// (leading zeros are allowed, as RFC 9112 has them), every line ends in CRLF (a bare LF is an error), chunk
 /// extensions are allowed but their bytes (and the whitespace before them)
 /// count against [`Limits::max_chunk_ext_bytes`] for the whole body and
 /// must not contain control characters, and the trailer section is
@@ -143,8 +148,11 @@ impl ChunkedDecoder {
             match self.state {
                 State::Size => {
                     if let Some(d) = hex_value(b) {
-                        if self.digits == 16 {
+                        if self.size >> 60 != 0 {
                             return Err(ChunkedError("chunk size too large"));
+                        }
+                        if self.digits == MAX_CHUNK_SIZE_DIGITS {
+                            return Err(ChunkedError("chunk size has too many digits"));
                         }
                         self.digits += 1;
                         self.size = (self.size << 4) | u64::from(d);

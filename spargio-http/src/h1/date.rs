@@ -1,7 +1,7 @@
 //! The `Date` header value, formatted at most once per second per thread.
 
 use std::cell::RefCell;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use http::HeaderValue;
@@ -39,19 +39,7 @@ thread_local! {
 /// far inside the second a `Date` may be old, and costs a few nanoseconds
 /// instead of a full clock read on every response.
 fn now_secs() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the
-    // call; clock_gettime writes nothing else.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    if rc == 0 {
-        return u64::try_from(ts.tv_sec).unwrap_or(0);
-    }
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::coarse_clock::coarse_now().as_secs()
 }
 
 /// Runs `f` on this thread's cached date, refreshed if the second changed.

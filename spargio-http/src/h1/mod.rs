@@ -29,7 +29,7 @@ mod response_head;
 #[cfg(test)]
 mod tests;
 
-pub use chunked::{ChunkedDecoder, ChunkedItem};
+pub use chunked::{ChunkedDecoder, ChunkedItem, MAX_CHUNK_SIZE_DIGITS};
 pub use date::http_date;
 pub(crate) use encode::encode_chunk_size;
 pub use encode::{

@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::h1::{ChunkedDecoder, ChunkedError, ChunkedItem, Limits};
+use crate::h1::{ChunkedDecoder, ChunkedError, ChunkedItem, Limits, MAX_CHUNK_SIZE_DIGITS};
 
 /// What a whole body decoded to: (data, trailers, bytes left after it).
 type Decoded = (Vec<u8>, Option<http::HeaderMap>, Vec<u8>);
@@ -165,6 +165,42 @@ fn chunk_size_overflow_rejected() {
     assert_eq!(
         dec.decode(&mut src).unwrap(),
         ChunkedItem::Data(Bytes::from_static(b"ab"))
+    );
+}
+
+#[test]
+fn chunk_sizes_with_leading_zeros_are_accepted_up_to_the_digit_bound() {
+    // RFC 9112's chunk-size is 1*HEXDIG: zeros in front change nothing,
+    // even past the 16 digits a u64 takes.
+    let mut dec = ChunkedDecoder::new(&Limits::default());
+    let mut src =
+        BytesMut::from(&b"00000000000000000005\r\nhello\r\n00000000000000000\r\n\r\n"[..]);
+    assert_eq!(
+        dec.decode(&mut src).unwrap(),
+        ChunkedItem::Data(Bytes::from_static(b"hello"))
+    );
+    assert_eq!(dec.decode(&mut src).unwrap(), ChunkedItem::End(None));
+    let mut dec = ChunkedDecoder::new(&Limits::default());
+    let mut src = BytesMut::from(&b"0000000000000000000000000000000fffffffffffffffff\r\n"[..]);
+    assert_eq!(
+        dec.decode(&mut src).unwrap_err(),
+        ChunkedError("chunk size too large")
+    );
+    // A run of zeros is bounded all the same.
+    let zeros = "0".repeat(usize::from(MAX_CHUNK_SIZE_DIGITS) + 1);
+    assert_eq!(
+        err(format!("{zeros}1\r\n").as_bytes()),
+        ChunkedError("chunk size has too many digits")
+    );
+    let at_bound = format!(
+        "{}1\r\nx\r\n0\r\n\r\n",
+        "0".repeat(usize::from(MAX_CHUNK_SIZE_DIGITS) - 1)
+    );
+    let mut dec = ChunkedDecoder::new(&Limits::default());
+    let mut src = BytesMut::from(at_bound.as_bytes());
+    assert_eq!(
+        dec.decode(&mut src).unwrap(),
+        ChunkedItem::Data(Bytes::from_static(b"x"))
     );
 }
 
