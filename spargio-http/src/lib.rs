@@ -39,6 +39,7 @@
 mod body;
 mod buffered;
 pub mod client;
+mod coarse_clock;
 #[cfg(test)]
 mod counting_waker;
 pub mod fs;

@@ -62,13 +62,11 @@ impl Validators {
     /// The validators of a file with these metadata (from an `fstat` just
     /// done).
     ///
-    /// The clock is read here, just after the `fstat`: the one-second
-    /// window that makes a recent mtime weak is far wider than that delay
-    /// and than the tick the kernel stamps mtimes with.
+    /// The clock ([`Validators::clock`]) is read here, just after the
+    /// `fstat`: the one-second window that makes a recent mtime weak is
+    /// far wider than that delay.
     pub(crate) fn new(meta: &Metadata) -> Self {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = Self::clock();
         let mtime = meta
             .modified()
             .ok()
@@ -93,6 +91,17 @@ impl Validators {
             modified_secs,
             date_is_strong: mtime_secs.is_some_and(|m| m < now_secs),
         }
+    }
+
+    /// The time a file's mtime is judged against: the coarse real-time
+    /// clock, which the kernel stamps mtimes from. The precise clock runs
+    /// up to a tick ahead of it: just after a second begins by the precise
+    /// clock, a write can still be stamped within the second before, so a
+    /// date of that second judged strong by the precise clock could be
+    /// shared by two contents, and a client revalidating by date alone get
+    /// a stale `304`.
+    fn clock() -> Duration {
+        crate::coarse_clock::coarse_now()
     }
 
     /// The `ETag` header value (`W/"..."` when weak).
@@ -300,6 +309,18 @@ mod tests {
 
     const DATE_1000: &str = "Thu, 01 Jan 1970 00:16:40 GMT";
     const DATE_999: &str = "Thu, 01 Jan 1970 00:16:39 GMT";
+
+    #[test]
+    fn fs_mtimes_are_judged_by_a_clock_never_ahead_of_the_one_that_stamps_them() {
+        // The precise clock is ahead of the coarse one by up to a tick
+        // nearly always; the coarse clock read after is never behind a
+        // coarse reading before it.
+        for _ in 0..100 {
+            let judged = Validators::clock();
+            let stamping = crate::coarse_clock::coarse_now();
+            assert!(judged <= stamping, "{judged:?} ahead of {stamping:?}");
+        }
+    }
 
     #[test]
     fn fs_parse_tags() {
