@@ -181,9 +181,12 @@ impl<T: OpData> OpCell<T> {
     /// Builds the SQE from the data at its final address.
     ///
     /// # Safety
-    /// Only before the op is registered with a driver (nobody else holds it).
+    /// Only once, before the op's SQE exists: until a CQE for it can
+    /// arrive, nothing else touches the data (the driver's table and the
+    /// slot queues may already hold the op, but use only its tag).
     pub(crate) unsafe fn entry(&self) -> Entry {
-        // SAFETY: the caller guarantees exclusive access before submission.
+        // SAFETY: the caller guarantees no SQE exists yet, so no completion
+        // can reach the data, and nothing else reads it meanwhile.
         let data = unsafe { &mut *self.data.get() };
         data.as_mut()
             .expect("op data present before submission")
