@@ -206,6 +206,9 @@ async fn serve_when_placed(
     match select(wait, stop).await {
         // Shutdown first, as in the accept loop.
         Either::Left(_) if shared.state.closing.is_cancelled() => false,
+        // Returning drops `wait`: a wake-up it was given and did not need
+        // (it found its place free) passes on to the next waiter (see the
+        // test `two_places_given_back_together_wake_two_paused_accept_loops`).
         Either::Left((permit, _)) => {
             hand_over(stream, permit, place, shared);
             true
@@ -288,6 +291,68 @@ mod tests {
             )
         };
         rc == 0
+    }
+
+    /// A waker that counts its wakes.
+    struct Flag(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Under `ReusePort` every shard's paused accept loop waits on the one
+    /// semaphore. async-lock gives a place back with a `notify(1)`, which
+    /// wakes nobody while a waiter is already woken and has not run: two
+    /// places given back in one turn (two connections ending at the same
+    /// idle-timeout tick) wake one loop. The second is still woken because
+    /// the first takes its place without consuming the notification, and
+    /// passes it on when its acquire future is dropped, which
+    /// [`serve_when_placed`] does as soon as it has handed the connection
+    /// over. This test keeps a change there, or a dependency upgrade, from
+    /// leaving a place free while a loop sleeps.
+    #[test]
+    fn two_places_given_back_together_wake_two_paused_accept_loops() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let permits = Arc::new(Semaphore::new(2));
+        let held = [
+            permits.try_acquire_arc().unwrap(),
+            permits.try_acquire_arc().unwrap(),
+        ];
+        let flags = [
+            Arc::new(Flag(Default::default())),
+            Arc::new(Flag(Default::default())),
+        ];
+        let wakers = flags.clone().map(Waker::from);
+        let mut waits = [
+            Some(Box::pin(permits.acquire_arc())),
+            Some(Box::pin(permits.acquire_arc())),
+        ];
+        for (wait, waker) in waits.iter_mut().zip(&wakers) {
+            let wait = wait.as_mut().unwrap();
+            let pending = wait.as_mut().poll(&mut Context::from_waker(waker));
+            assert!(pending.is_pending());
+        }
+        drop(held);
+        let first = flags.iter().position(|f| f.0.load(Ordering::SeqCst) > 0);
+        let first = first.expect("a place was given back and no waiter was woken");
+        let wait = waits[first].as_mut().unwrap();
+        let got = wait.as_mut().poll(&mut Context::from_waker(&wakers[first]));
+        let Poll::Ready(_place) = got else {
+            panic!("the woken waiter found no place");
+        };
+        // As `serve_when_placed` returns.
+        waits[first] = None;
+        let other = 1 - first;
+        assert!(
+            flags[other].0.load(Ordering::SeqCst) > 0,
+            "a place is free and the other waiter was never woken"
+        );
+        let wait = waits[other].as_mut().unwrap();
+        let got = wait.as_mut().poll(&mut Context::from_waker(&wakers[other]));
+        assert!(got.is_ready());
     }
 
     #[test]

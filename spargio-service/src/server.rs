@@ -3,6 +3,7 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
@@ -287,7 +288,15 @@ impl Server {
                 }
                 let info = acc.info();
                 let Accepted { stream, guard, .. } = acc;
-                let service = local::service(key, || factory(shard));
+                // A factory that panics fails this connection (counted),
+                // and runs again for the next one on this shard.
+                let built =
+                    catch_unwind(AssertUnwindSafe(|| local::service(key, || factory(shard))));
+                let Ok(service) = built else {
+                    state.counters.make_errors.add(1);
+                    drop((stream, guard));
+                    return;
+                };
                 let lingering = Arc::new(AtomicBool::new(false));
                 let conn = connection(&state, info, idle, lingering.clone());
                 let handler = ServiceHandler::<_, Local>::new(service, shard, shared);
@@ -446,16 +455,28 @@ async fn all_closed(state: &ServerState, deadline: Option<Instant>) -> bool {
     }
 }
 
-/// Calls a make-service for one connection.
+/// Calls a make-service for one connection. A panic in its `poll_ready`,
+/// its `call` or the future is an error like any other (the connection
+/// closes and counts in `make_errors`), not the end of the connection's
+/// task unseen.
 async fn make_service<M, S>(make: &mut M, info: ConnInfo) -> Result<S, BoxError>
 where
     M: Service<ConnInfo, Response = S>,
     M::Error: Into<BoxError>,
 {
-    poll_fn(|cx| make.poll_ready(cx))
-        .await
-        .map_err(Into::into)?;
-    make.call(info).await.map_err(Into::into)
+    use futures_util::FutureExt;
+    let build = async {
+        poll_fn(|cx| make.poll_ready(cx))
+            .await
+            .map_err(Into::into)?;
+        make.call(info).await.map_err(Into::into)
+    };
+    // The make-service is not used again after a panic: the connection
+    // ends, and the next one gets its own clone.
+    match AssertUnwindSafe(build).catch_unwind().await {
+        Ok(built) => built,
+        Err(_) => Err("the make-service panicked".into()),
+    }
 }
 
 /// A make-service that hands every connection a clone of one service.

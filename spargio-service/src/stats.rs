@@ -229,9 +229,11 @@ pub struct ServerStats {
     pub accept_backoffs: u64,
     /// Times accepting paused at `max_connections`.
     pub accept_pauses: u64,
-    /// Connections closed because the make-service failed to build their
-    /// service (or a clone of it, or of the protocol, panicked while the
-    /// connection was handed to its shard).
+    /// Connections closed because the make-service failed (or panicked)
+    /// building their service, or `serve_local`'s factory panicked
+    /// building its shard's service (or a clone of the make-service, or of
+    /// the protocol, panicked while the connection was handed to its
+    /// shard).
     pub make_errors: u64,
     /// How the graceful shutdown went (the report `serve` also returns),
     /// once it has finished; `None` while the server runs.

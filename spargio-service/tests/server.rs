@@ -807,6 +807,76 @@ fn shutdown_cuts_a_connection_whose_make_service_never_finishes() {
     });
 }
 
+/// Waits until no connection is open.
+async fn until_no_connection_is_open(stats: &StatsHandle) {
+    while stats.snapshot().active > 0 {
+        spargio_rt::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[test]
+fn a_panicking_make_service_closes_its_connection_and_is_counted() {
+    run2(|handle| async move {
+        let server = Server::builder().bind(&handle, "127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        // Panics for the first connection only.
+        let first = Arc::new(AtomicBool::new(true));
+        let make = service_fn(move |_info: spargio_service::ConnInfo| {
+            let panics = first.swap(false, Ordering::SeqCst);
+            async move {
+                assert!(!panics, "the make-service blew up");
+                Ok::<_, Infallible>(echo())
+            }
+        });
+        let serving = handle.spawn_local(server.serve(LengthDelimited::new(), make));
+        let mut refused = Client::connect(addr).await.unwrap();
+        assert!(refused.call(Bytes::from_static(b"x")).await.is_err());
+        until_no_connection_is_open(&stats).await;
+        assert_eq!(stats.snapshot().make_errors, 1);
+        // The server goes on: the next connection is served.
+        let mut served = Client::connect(addr).await.unwrap();
+        assert_eq!(ok(&mut served, b"y").await, Bytes::from_static(b"y"));
+        drop(served);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+        assert_eq!(stats.snapshot().make_errors, 1);
+    });
+}
+
+#[test]
+fn a_serve_local_factory_that_panics_on_one_shard_fails_its_connections_counted() {
+    run2(|handle| async move {
+        let server = Server::builder().bind(&handle, "127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let serving =
+            handle.spawn_local(server.serve_local(LengthDelimited::new(), move |shard| {
+                assert_ne!(shard, ShardId(1), "no service on shard 1");
+                echo()
+            }));
+        // Round robin: connections 0 and 2 on shard 0, 1 and 3 on shard 1.
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(Client::connect(addr).await.unwrap());
+        }
+        let mut answered = Vec::new();
+        for c in clients.iter_mut() {
+            answered.push(c.call(Bytes::from_static(b"z")).await.is_ok());
+        }
+        assert_eq!(answered, [true, false, true, false]);
+        // The factory runs again for each connection on shard 1, each
+        // failure counted.
+        assert_eq!(stats.snapshot().make_errors, 2);
+        drop(clients);
+        until_no_connection_is_open(&stats).await;
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}
+
 #[test]
 fn connections_queued_for_accept_when_shutdown_starts_are_not_served() {
     // The accept loop runs on shard 1. Block that shard, let connections
