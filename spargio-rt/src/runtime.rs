@@ -165,6 +165,10 @@ impl Runtime {
         }
         inner.background.shutdown(deadline);
         inner.blocking.shutdown(deadline);
+        // Tasks dropped on the pools' threads since the shards stopped
+        // handed their slots back to shards that are gone: their wakers
+        // would keep the runtime's state alive for ever.
+        inner.registry.reclaim_all();
     }
 }
 
@@ -181,5 +185,41 @@ impl std::fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("shards", &self.handle.shard_count())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ShardId;
+
+    #[test]
+    fn the_runtime_state_is_freed_after_a_task_ends_off_its_spawning_shard() {
+        let rt = Runtime::builder().shards(2).build().unwrap();
+        let h = rt.handle();
+        let state = Arc::downgrade(&h.inner);
+        // Shard 0 always has work, so it never parks (where it would take
+        // back the slots other shards freed in its partition).
+        let spinner = h.spawn_pinned(ShardId(0), async {
+            loop {
+                crate::yield_now().await;
+            }
+        });
+        // Spawned from shard 0 (its registry partition), finished on
+        // shard 1: the slot is handed back to shard 0 with the task's
+        // waker (and through it the runtime's state) still in it.
+        let spawned_there = h.spawn_pinned(ShardId(0), async {
+            RuntimeHandle::current()
+                .spawn_pinned(ShardId(1), async {})
+                .await
+                .unwrap();
+        });
+        rt.block_on(spawned_there).unwrap();
+        drop(rt);
+        drop((spinner, h));
+        assert!(
+            state.upgrade().is_none(),
+            "the runtime's state outlived it (a finished task's slot kept it)"
+        );
     }
 }

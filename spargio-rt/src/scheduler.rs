@@ -121,6 +121,10 @@ impl Inner {
             for s in self.shards.iter() {
                 s.close_doorbell_target();
             }
+            // Every shard has stopped: slots handed back to one after it
+            // took its own back go now (a runtime dropped from one of its
+            // own tasks has no joining thread to do it).
+            self.registry.reclaim_all();
         }
     }
 

@@ -203,6 +203,18 @@ impl Registry {
         drop(finished);
     }
 
+    /// Takes back the slots freed off their owner in every partition: at
+    /// shutdown, once the shards have stopped, so that no finished task's
+    /// waker outlives the runtime. Such a waker keeps its task's
+    /// allocation, and through its scheduler the runtime's state, which
+    /// holds the registry: a cycle nothing else would break when the
+    /// owning shard exited without parking after the slot came back.
+    pub(crate) fn reclaim_all(&self) {
+        for part in 0..self.parts.len() {
+            self.reclaim(part);
+        }
+    }
+
     /// Whether every task is being dropped (see [`abort_all`](Self::abort_all)).
     pub(crate) fn aborting(&self) -> bool {
         self.aborting.load(Ordering::Acquire)
