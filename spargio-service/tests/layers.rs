@@ -335,6 +335,71 @@ fn rate_limit_wakes_a_waiting_clone_when_a_slot_is_handed_back() {
 }
 
 #[test]
+fn rate_limit_clones_dropped_while_waiting_keep_no_waker_nor_the_hand_back() {
+    // Services shed while the window is used up (a connection that gives
+    // up and closes) must not stay listed: their wakers would keep their
+    // tasks alive for the rest of the window, and a slot handed back would
+    // wake one of them instead of the service still waiting.
+    spargio_rt::run(|_| async {
+        let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+        let mut a = RateLimit::new(echo, Rate::new(1, Duration::from_secs(3600)));
+        assert!(poll_ready_once(&mut a).await.is_ready()); // a holds the slot
+        let waiting = Arc::new(Flag(AtomicBool::new(false)));
+        let waiting_waker = Waker::from(waiting.clone());
+        let mut b = a.clone();
+        assert!(b
+            .poll_ready(&mut Context::from_waker(&waiting_waker))
+            .is_pending());
+        let gone: Vec<_> = (0..100)
+            .map(|_| {
+                let flag = Arc::new(Flag(AtomicBool::new(false)));
+                let mut shed = a.clone();
+                let waker = Waker::from(flag.clone());
+                assert!(shed
+                    .poll_ready(&mut Context::from_waker(&waker))
+                    .is_pending());
+                flag
+            })
+            .collect();
+        assert!(
+            gone.iter().all(|flag| Arc::strong_count(flag) == 1),
+            "a dropped service's waker is still held"
+        );
+        drop(a);
+        assert!(
+            waiting.0.load(Ordering::SeqCst),
+            "the waiting service missed the slot handed back"
+        );
+        assert!(b
+            .poll_ready(&mut Context::from_waker(&waiting_waker))
+            .is_ready());
+        assert_eq!(b.call(7).await.unwrap(), 7);
+    })
+    .unwrap();
+}
+
+#[test]
+fn rate_limit_hand_back_wakes_the_longest_waiting_service_first() {
+    spargio_rt::run(|_| async {
+        let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+        let mut a = RateLimit::new(echo, Rate::new(1, Duration::from_secs(3600)));
+        assert!(poll_ready_once(&mut a).await.is_ready());
+        let flags: Vec<_> = (0..3)
+            .map(|_| Arc::new(Flag(AtomicBool::new(false))))
+            .collect();
+        let wakers: Vec<_> = flags.iter().map(|f| Waker::from(f.clone())).collect();
+        let mut clones: Vec<_> = (0..3).map(|_| a.clone()).collect();
+        for (svc, waker) in clones.iter_mut().zip(&wakers) {
+            assert!(svc.poll_ready(&mut Context::from_waker(waker)).is_pending());
+        }
+        drop(a);
+        let woken: Vec<_> = flags.iter().map(|f| f.0.load(Ordering::SeqCst)).collect();
+        assert_eq!(woken, [true, false, false]);
+    })
+    .unwrap();
+}
+
+#[test]
 #[should_panic(expected = "poll_ready must return Ready")]
 fn rate_limit_call_without_poll_ready_panics() {
     let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });

@@ -1,7 +1,9 @@
 //! [`RateLimitLayer`] and [`RateLimit`]: at most `num` calls per `per`.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -166,6 +168,8 @@ pub struct RateLimit<S> {
 struct Shared {
     rate: Rate,
     window: Mutex<Window>,
+    /// The next clone's [`Slot::id`].
+    next_id: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -176,10 +180,24 @@ struct Window {
     end: Instant,
     /// Slots left in the current window.
     remaining: u64,
-    /// Services that found the current window used up, each listed once:
-    /// a slot handed back wakes one of them (the rest wait for the
-    /// window's end, on their own timers). Cleared when a window opens.
-    waiting: Vec<Waker>,
+    /// Services that found the current window used up, by
+    /// [`Slot::id`], each listed once, oldest first: a slot handed back
+    /// wakes the oldest (the rest wait for the window's end, on their own
+    /// timers). A service leaves the list when it takes a slot or is
+    /// dropped, so the list holds no waker of a task that no longer waits
+    /// (which would keep that task's allocation alive, and take the
+    /// wake-up of a slot handed back from a service that does wait).
+    /// Cleared when a window opens.
+    waiting: VecDeque<(u64, Waker)>,
+}
+
+impl Window {
+    /// Takes service `id` off the waiting list.
+    fn unlist(&mut self, id: u64) {
+        if let Some(at) = self.waiting.iter().position(|(listed, _)| *listed == id) {
+            self.waiting.remove(at);
+        }
+    }
 }
 
 impl Shared {
@@ -196,6 +214,12 @@ struct Slot {
     shared: Arc<Shared>,
     /// The epoch of the window the held slot belongs to.
     held: Option<u64>,
+    /// This service's key in [`Window::waiting`], unique among the clones.
+    id: u64,
+    /// Whether this service may be on the waiting list (it was listed and
+    /// has not taken itself off since; the list may have been cleared or
+    /// its entry woken meanwhile).
+    listed: bool,
 }
 
 impl Slot {
@@ -215,14 +239,31 @@ impl Slot {
             w.waiting.clear();
         }
         if w.remaining == 0 {
-            if !w.waiting.iter().any(|listed| listed.will_wake(waker)) {
-                w.waiting.push(waker.clone());
+            let id = self.id;
+            match w.waiting.iter_mut().find(|(listed, _)| *listed == id) {
+                Some((_, listed)) => listed.clone_from(waker),
+                None => w.waiting.push_back((id, waker.clone())),
             }
+            self.listed = true;
             return Err(w.end);
         }
         w.remaining -= 1;
         self.held = Some(w.epoch);
+        if std::mem::take(&mut self.listed) {
+            w.unlist(self.id);
+        }
         Ok(())
+    }
+
+    /// A slot of no service yet, sharing `shared`'s windows.
+    fn new(shared: Arc<Shared>) -> Slot {
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        Slot {
+            shared,
+            held: None,
+            id,
+            listed: false,
+        }
     }
 }
 
@@ -237,7 +278,7 @@ impl Slot {
             let mut w = self.shared.lock();
             if w.epoch == epoch {
                 w.remaining += 1;
-                let next = w.waiting.pop();
+                let next = w.waiting.pop_front().map(|(_, waker)| waker);
                 drop(w);
                 if let Some(waker) = next {
                     waker.wake();
@@ -258,6 +299,9 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.give_back();
+        if self.listed {
+            self.shared.lock().unlist(self.id);
+        }
     }
 }
 
@@ -270,12 +314,13 @@ impl<S> RateLimit<S> {
                 epoch: 0,
                 end: Instant::now(),
                 remaining: 0,
-                waiting: Vec::new(),
+                waiting: VecDeque::new(),
             }),
+            next_id: AtomicU64::new(0),
         });
         RateLimit {
             inner,
-            slot: Slot { shared, held: None },
+            slot: Slot::new(shared),
             sleep: None,
         }
     }
@@ -315,10 +360,7 @@ impl<S: Clone> Clone for RateLimit<S> {
     fn clone(&self) -> Self {
         RateLimit {
             inner: self.inner.clone(),
-            slot: Slot {
-                shared: self.slot.shared.clone(),
-                held: None,
-            },
+            slot: Slot::new(self.slot.shared.clone()),
             sleep: None,
         }
     }
