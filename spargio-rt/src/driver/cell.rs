@@ -108,6 +108,11 @@ impl OpTag {
         self.slot_queue.swap(queue, Ordering::AcqRel) != queue
     }
 
+    /// Whether the op waits in queue `queue` (its entry there is live).
+    pub(crate) fn waits_in(&self, queue: u64) -> bool {
+        self.slot_queue.load(Ordering::Acquire) == queue
+    }
+
     /// Takes the op out of queue `queue` if its entry there is live (it
     /// still waits there): the caller then wakes it or hands it a slot.
     pub(crate) fn leave(&self, queue: u64) -> bool {

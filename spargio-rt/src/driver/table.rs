@@ -37,6 +37,10 @@ pub(crate) fn new_queue_id() -> u64 {
     NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The smallest queue of ops waiting for a slot that is swept for dead
+/// entries (see `OpTable::sweep_at`).
+const MIN_SWEEP_AT: usize = 64;
+
 /// In-flight ops of one shard. Only the shard's thread touches it.
 pub(crate) struct OpTable {
     /// This table's id (never 0), which an op waiting in its queue records
@@ -53,6 +57,13 @@ pub(crate) struct OpTable {
     /// comes up. An entry is live only while its op's `slot_queue` names
     /// this table (see `OpTag::slot_queue`); others are skipped.
     waiting: VecDeque<Weak<dyn Completion>>,
+    /// `waiting`'s length at which its dead entries are swept out: while
+    /// the table stays full nothing comes up, and ops that wait and are
+    /// dropped (connections closed before their read got a slot) would
+    /// otherwise pile up for as long. Twice the live entries left by the
+    /// last sweep (at least [`MIN_SWEEP_AT`]), so sweeps cost O(1) per
+    /// entry queued.
+    sweep_at: usize,
     /// CQEs whose tag matched no live op (counted, never acted on).
     pub(crate) stale: u64,
 }
@@ -66,6 +77,7 @@ impl OpTable {
             live: 0,
             limit: limit.max(1),
             waiting: VecDeque::new(),
+            sweep_at: MIN_SWEEP_AT,
             stale: 0,
         }
     }
@@ -86,6 +98,9 @@ impl OpTable {
         if self.live >= self.limit {
             if op.op_tag().wait_in(self.id, waker) {
                 self.waiting.push_back(Arc::downgrade(&op));
+                if self.waiting.len() >= self.sweep_at {
+                    self.sweep_waiting();
+                }
             }
             return None;
         }
@@ -116,6 +131,15 @@ impl OpTable {
                 free -= 1;
             }
         }
+    }
+
+    /// Drops the queue's dead entries (ops gone, or waiting elsewhere or no
+    /// longer), keeping the order of the rest.
+    fn sweep_waiting(&mut self) {
+        let id = self.id;
+        self.waiting
+            .retain(|entry| entry.upgrade().is_some_and(|op| op.op_tag().waits_in(id)));
+        self.sweep_at = (2 * self.waiting.len()).max(MIN_SWEEP_AT);
     }
 
     /// The op of a queue entry taken off the queue, if the entry is live:
@@ -261,6 +285,29 @@ mod tests {
 
     fn noop_waker() -> Waker {
         futures_util::task::noop_waker()
+    }
+
+    #[test]
+    fn ops_dropped_while_the_table_is_full_do_not_pile_up_in_its_queue() {
+        let mut t = OpTable::new(1);
+        let new_op =
+            || -> Arc<dyn Completion> { Arc::new(Count(AtomicUsize::new(0), Default::default())) };
+        let held = new_op();
+        t.insert(held.clone(), &noop_waker()).unwrap();
+        let waiting = new_op();
+        assert!(t.insert(waiting.clone(), &noop_waker()).is_none());
+        for _ in 0..10_000 {
+            let gone = new_op();
+            assert!(t.insert(gone.clone(), &noop_waker()).is_none());
+        }
+        assert!(
+            t.waiting.len() <= MIN_SWEEP_AT,
+            "{} entries",
+            t.waiting.len()
+        );
+        // The op still waiting keeps its place at the front.
+        let front = t.waiting.front().and_then(Weak::upgrade).unwrap();
+        assert!(Arc::ptr_eq(&front, &waiting));
     }
 
     #[test]

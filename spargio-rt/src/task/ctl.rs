@@ -57,6 +57,20 @@ struct Slots {
 /// live task left (after a burst of spawns, say).
 const KEEP_SLOTS: usize = 1024;
 
+impl Slots {
+    /// Trims the arrays back to [`KEEP_SLOTS`] when no slot is held (after
+    /// a burst of spawns, ended here or taken back from other shards):
+    /// nothing refers to any index then.
+    fn trim_if_unused(&mut self) {
+        if self.live == 0 && self.wakers.len() > KEEP_SLOTS {
+            self.wakers.clear();
+            self.wakers.shrink_to(KEEP_SLOTS);
+            self.free.clear();
+            self.free.shrink_to(KEEP_SLOTS);
+        }
+    }
+}
+
 /// A task's place in the registry, held by its guard.
 #[derive(Debug)]
 pub(crate) struct Slot {
@@ -80,13 +94,7 @@ impl Slot {
             debug_assert!(waker.is_some(), "a registry slot released twice");
             slots.free.push(self.index);
             slots.live -= 1;
-            if slots.live == 0 && slots.wakers.len() > KEEP_SLOTS {
-                // No slot is held: nothing refers to any index.
-                slots.wakers.clear();
-                slots.wakers.shrink_to(KEEP_SLOTS);
-                slots.free.clear();
-                slots.free.shrink_to(KEEP_SLOTS);
-            }
+            slots.trim_if_unused();
             waker
         };
         // Outside the lock: a waker's drop may free its task, and with it
@@ -120,6 +128,7 @@ fn take_back(part: &Partition, slots: &mut Slots) -> Vec<Waker> {
         slots.free.push(i);
         slots.live -= 1;
     }
+    slots.trim_if_unused();
     wakers
 }
 
@@ -306,6 +315,23 @@ mod tests {
         }
         let p = lock(&r.parts[0].slots);
         assert!(p.wakers.is_empty() && p.wakers.capacity() <= KEEP_SLOTS);
+    }
+
+    #[test]
+    fn a_partition_emptied_through_its_returned_slots_gives_them_back() {
+        // Tasks of shard 0's partition that all ended elsewhere (this test
+        // thread is no shard): taken back, the slots shrink as if they had
+        // ended on their own shard.
+        let r = Registry::with_partitions([Some(0)]);
+        let w = Arc::new(Counted(AtomicUsize::new(0)));
+        let slots: Vec<_> = (0..3 * KEEP_SLOTS).map(|_| register(&r, 0, &w)).collect();
+        for s in &slots {
+            s.release();
+        }
+        r.reclaim(0);
+        let p = lock(&r.parts[0].slots);
+        assert!(p.wakers.is_empty() && p.wakers.capacity() <= KEEP_SLOTS);
+        assert!(p.free.capacity() <= KEEP_SLOTS);
     }
 
     #[test]
