@@ -121,9 +121,10 @@ impl Inner {
             for s in self.shards.iter() {
                 s.close_doorbell_target();
             }
-            // Every shard has stopped: slots handed back to one after it
-            // took its own back go now (a runtime dropped from one of its
-            // own tasks has no joining thread to do it).
+            // Every shard has stopped: the slots other shards handed back
+            // to each go now (see `Registry::reclaim_all`; a runtime
+            // dropped from one of its own tasks has no joining thread to
+            // do it, and a shard that exited without parking never did).
             self.registry.reclaim_all();
         }
     }

@@ -179,9 +179,6 @@ pub(crate) fn main(start: ShardStart) {
     // Drop what is still queued here, on this thread, until nothing comes
     // back (a dropped task's destructor may wake another).
     local.drop_queued();
-    // Finished tasks whose slots other shards handed back since this one
-    // last parked: their wakers go now (see `Registry::reclaim_all`).
-    inner.registry.reclaim(index);
     local.retire_ops();
     local.quiesce();
     local.settle_closes();
