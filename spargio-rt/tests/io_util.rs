@@ -725,3 +725,140 @@ fn compat_write_vectored_gathers_all_slices_in_order() {
     });
     assert!(ok);
 }
+
+/// A stream whose write op completes only once [`GATE`] is raised, and
+/// whose completion does not wake the op's waker on its own: the test
+/// wakes it later, as a driver that marks an op done before running its
+/// waker does.
+struct GatedWrites(UnixStream);
+
+static GATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static GATED_OP_WAKER: std::sync::Mutex<Option<std::task::Waker>> = std::sync::Mutex::new(None);
+
+impl io::Split for GatedWrites {
+    type Read = <UnixStream as io::Split>::Read;
+    type Write = <UnixStream as io::Split>::Write;
+
+    fn split_io(self) -> (Self::Read, Self::Write) {
+        self.0.split_io()
+    }
+
+    fn unsplit_io(read: Self::Read, write: Self::Write) -> Self {
+        GatedWrites(UnixStream::unsplit_io(read, write))
+    }
+}
+
+impl spargio_rt::io::compat::CompatIo for GatedWrites {
+    fn read_op(
+        read: Self::Read,
+        buf: Vec<u8>,
+    ) -> spargio_rt::io::compat::OpFuture<(std::io::Result<usize>, Vec<u8>, Self::Read)> {
+        Box::pin(async move {
+            std::future::pending::<()>().await;
+            (Ok(0), buf, read)
+        })
+    }
+
+    fn write_op(
+        write: Self::Write,
+        buf: Vec<u8>,
+    ) -> spargio_rt::io::compat::OpFuture<(std::io::Result<()>, Vec<u8>, Self::Write)> {
+        let mut parts = Some((buf, write));
+        Box::pin(poll_fn(move |cx| {
+            if GATE.load(std::sync::atomic::Ordering::SeqCst) {
+                let (buf, write) = parts.take().expect("polled after completion");
+                return Poll::Ready((Ok(()), buf, write));
+            }
+            *GATED_OP_WAKER.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        }))
+    }
+
+    fn flush_op(
+        write: Self::Write,
+    ) -> spargio_rt::io::compat::OpFuture<(std::io::Result<()>, Self::Write)> {
+        Box::pin(async move { (Ok(()), write) })
+    }
+
+    fn shutdown_op(
+        write: Self::Write,
+    ) -> spargio_rt::io::compat::OpFuture<(std::io::Result<()>, Self::Write)> {
+        Box::pin(async move { (Ok(()), write) })
+    }
+}
+
+#[test]
+fn compat_wakes_a_waiting_writer_when_another_task_finishes_its_write_first() {
+    // The driver marks an op done, then runs its waker. Between the two,
+    // another task (the reader half of a TLS session on another shard)
+    // may poll the write from the read side, see it done, and move on:
+    // the writer waiting on it must still be woken.
+    use futures_io::{AsyncRead as _, AsyncWrite as _};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    run(|| async {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let mut c = Compat::new(GatedWrites(a));
+        let writer = Arc::new(Count(AtomicUsize::new(0)));
+        let reader = Arc::new(Count(AtomicUsize::new(0)));
+        let writer_waker = Waker::from(writer.clone());
+        let reader_waker = Waker::from(reader.clone());
+        let mut wcx = Context::from_waker(&writer_waker);
+        assert!(matches!(
+            Pin::new(&mut c).poll_write(&mut wcx, b"x"),
+            Poll::Ready(Ok(1))
+        ));
+        // The writer waits for its write to go out.
+        assert!(Pin::new(&mut c).poll_flush(&mut wcx).is_pending());
+        // The op is done, its wake-up not yet run; the reader polls first.
+        GATE.store(true, Ordering::SeqCst);
+        let mut out = [0u8; 4];
+        let mut rcx = Context::from_waker(&reader_waker);
+        assert!(Pin::new(&mut c).poll_read(&mut rcx, &mut out).is_pending());
+        // Now the op's own wake-up runs.
+        if let Some(w) = GATED_OP_WAKER.lock().unwrap().take() {
+            w.wake();
+        }
+        assert!(
+            writer.0.load(Ordering::SeqCst) > 0,
+            "the writer waiting on the write was never woken"
+        );
+        // And, woken, it finds its flush done.
+        assert!(matches!(
+            Pin::new(&mut c).poll_flush(&mut wcx),
+            Poll::Ready(Ok(()))
+        ));
+    });
+}
+
+#[test]
+fn compat_closing_twice_succeeds_after_the_peer_closed_too() {
+    use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    run(|| async {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = spargio_rt::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let got = read_n(&mut s, 2).await;
+            let (r, _) = s.read(vec![0u8; 8]).await;
+            assert_eq!(r.unwrap(), 0, "the client's FIN");
+            got
+        });
+        let mut c = Compat::new(TcpStream::connect(addr).await.unwrap());
+        c.write_all(b"hi").await.unwrap();
+        c.close().await.unwrap();
+        assert_eq!(guard(server).await.unwrap(), b"hi");
+        // The peer has gone: both sides are closed.
+        let mut rest = Vec::new();
+        guard(c.read_to_end(&mut rest)).await.unwrap();
+        assert!(rest.is_empty());
+        guard(c.close()).await.expect("a second close is a no-op");
+    });
+}

@@ -178,6 +178,9 @@ pub struct Compat<T: CompatIo> {
 struct SideState {
     /// Why a write failed, once one has: later writes fail with it.
     write_failed: Option<FailedWrite>,
+    /// A close finished: another is a no-op (a second shutdown of a TCP
+    /// socket the peer has closed too fails with `ENOTCONN`).
+    closed: bool,
     /// The tasks waiting on the read op, and the waker it is polled with.
     read_waiters: Waiters,
     /// The same for the write side's op.
@@ -217,10 +220,19 @@ impl Waiters {
         &self.waker
     }
 
-    /// Forgets the waiting tasks (the op they waited for is done).
-    fn clear(&self) {
+    /// The op is done: empties the set, waking every task in it but
+    /// `current` (the one that saw it done). A driver marks an op done
+    /// before it runs the op's waker, so another task may see it done
+    /// first; the tasks still listed then would hear nothing, the op's
+    /// wake-up finding the set empty. Usually that wake-up came first and
+    /// only `current` is listed.
+    fn finish(&self, current: &Waker) {
         let taken = std::mem::take(&mut *self.set.lock());
-        drop(taken);
+        for w in taken {
+            if !w.will_wake(current) {
+                w.wake();
+            }
+        }
     }
 }
 
@@ -306,6 +318,7 @@ impl<T: CompatIo> Compat<T> {
             wbuf: Vec::new(),
             side: Box::new(SideState {
                 write_failed: None,
+                closed: false,
                 read_waiters: Waiters::new(),
                 write_waiters: Waiters::new(),
             }),
@@ -372,7 +385,7 @@ impl<T: CompatIo> Compat<T> {
             };
             let waker = self.side.read_waiters.join(cx.waker());
             let (res, buf, r) = ready!(fut.as_mut().poll(&mut Context::from_waker(waker)));
-            self.side.read_waiters.clear();
+            self.side.read_waiters.finish(cx.waker());
             self.read = ReadState::Idle(r);
             self.rbuf = buf;
             self.pos = 0;
@@ -415,7 +428,7 @@ impl<T: CompatIo> Compat<T> {
                 ready!(fut.as_mut().poll(&mut op_cx))
             }
         };
-        self.side.write_waiters.clear();
+        self.side.write_waiters.finish(cx.waker());
         self.write = WriteState::Idle(w);
         Poll::Ready(res)
     }
@@ -553,7 +566,8 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
 
     /// Waits for the last write, then shuts the write side down (a FIN for
     /// sockets). Reads still work. After a failed write, fails with its
-    /// error without shutting anything down.
+    /// error without shutting anything down. Once a close has finished,
+    /// closing again does nothing and succeeds.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
@@ -561,8 +575,13 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
                 WriteState::Idle(_) if this.side.write_failed.is_some() => {
                     return Poll::Ready(this.failed())
                 }
+                WriteState::Idle(_) if this.side.closed => return Poll::Ready(Ok(())),
                 WriteState::Idle(_) => this.start_write(|w| WriteState::Closing(T::shutdown_op(w))),
-                WriteState::Closing(_) => return this.poll_settle(cx),
+                WriteState::Closing(_) => {
+                    let done = this.poll_settle(cx);
+                    this.side.closed = matches!(done, Poll::Ready(Ok(())));
+                    return done;
+                }
                 WriteState::Writing(_) | WriteState::Flushing(_) | WriteState::Taken => {
                     ready!(this.poll_settle(cx))?
                 }
