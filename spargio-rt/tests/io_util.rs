@@ -20,6 +20,15 @@ fn run<T: Send + 'static, F: Future<Output = T> + 'static>(
     spargio_rt::run_with(Runtime::builder().shards(2), move |_| f()).unwrap()
 }
 
+/// A waker that counts its wake-ups.
+struct Count(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Count {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Fails the test instead of hanging it if `fut` deadlocks.
 async fn guard<T>(fut: impl Future<Output = T>) -> T {
     spargio_rt::time::timeout(Duration::from_secs(30), fut)
@@ -498,13 +507,7 @@ fn compat_wakes_every_task_waiting_on_a_side_and_none_before() {
     use futures_io::AsyncWrite as _;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use std::task::{Context, Wake, Waker};
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use std::task::{Context, Waker};
     run(|| async {
         let (a, mut b) = pair_with_small_send_buffer();
         let mut c = Compat::new(a);
@@ -796,13 +799,7 @@ fn compat_wakes_a_waiting_writer_when_another_task_finishes_its_write_first() {
     use futures_io::{AsyncRead as _, AsyncWrite as _};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use std::task::{Context, Wake, Waker};
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use std::task::{Context, Waker};
     run(|| async {
         let (a, _b) = UnixStream::pair().unwrap();
         let mut c = Compat::new(GatedWrites(a));
