@@ -854,6 +854,79 @@ fn client_request_body_failing_after_the_response_head_keeps_the_response() {
 }
 
 #[test]
+fn client_keeps_sending_the_body_after_an_early_success_on_a_kept_connection() {
+    run(|| async {
+        // The server takes the request (202) before its body is in, keeps
+        // the connection, and then reads the body: all of it must come,
+        // and the connection is reused after it.
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        let server = serve(move |mut peer, _, _| {
+            let seen = seen.clone();
+            async move {
+                while let Some(head) = peer.head().await {
+                    if head.starts_with("POST") {
+                        peer.write(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                    }
+                    let body = read_body(&mut peer, &head).await;
+                    seen.lock().unwrap().push(body);
+                    if head.starts_with("GET") {
+                        peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                    }
+                }
+            }
+        });
+        let (tx, rx) = async_channel_like();
+        let req = Request::post(server.url("/upload"))
+            .header("content-length", "8")
+            .body(StreamBody::new(rx))
+            .unwrap();
+        let client = Client::new();
+        tx.send(Frame::data(Bytes::from_static(b"abcd")));
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.status(), 202);
+        tx.send(Frame::data(Bytes::from_static(b"efgh")));
+        drop(tx);
+        eventually(|| !bodies.lock().unwrap().is_empty()).await;
+        assert_eq!(bodies.lock().unwrap()[0], b"abcdefgh");
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        assert_eq!(server.accepted(), 1, "the connection was not reused");
+    });
+}
+
+#[test]
+fn client_stops_sending_the_body_after_an_early_error_response() {
+    run(|| async {
+        // A 413 before the body is in: the rest is not sent, and the
+        // connection is not reused (the server may have read none of it).
+        let server = serve(|mut peer, _, _| async move {
+            if peer.head().await.is_none() {
+                return;
+            }
+            peer.write(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            while peer.fill().await {}
+        });
+        let (tx, rx) = async_channel_like();
+        let req = Request::post(server.url("/"))
+            .header("content-length", "8")
+            .body(StreamBody::new(rx))
+            .unwrap();
+        let client = Client::new();
+        tx.send(Frame::data(Bytes::from_static(b"abcd")));
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.status(), 413);
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(resp.status(), 413);
+        assert_eq!(server.accepted(), 2);
+        drop(tx);
+    });
+}
+
+#[test]
 fn client_large_bodies_both_ways() {
     run(|| async {
         const N: usize = 1 << 20;

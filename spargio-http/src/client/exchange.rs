@@ -233,6 +233,21 @@ enum Delivery {
     Later(Response<Body>),
     /// A response already handed over whose body was fed.
     Fed(Fed),
+    /// A whole response already handed over, body and all.
+    HandedOver,
+}
+
+/// Hands the response (or the end of its body) to the caller.
+fn hand_over(delivery: Delivery, reply: &mut Option<Reply>) {
+    match delivery {
+        Delivery::Later(response) => {
+            if let Some(reply) = reply.take() {
+                reply.send(Ok(response));
+            }
+        }
+        Delivery::Fed(Fed::Complete(sender)) => sender.finish(),
+        Delivery::Fed(Fed::Incomplete) | Delivery::HandedOver => {}
+    }
 }
 
 /// Polls the writer unless it has finished.
@@ -364,13 +379,41 @@ where
                 Delivery::Fed(fed)
             }
         };
-        (delivery, keep_alive)
+        let whole = matches!(
+            delivery,
+            Delivery::Later(_) | Delivery::Fed(Fed::Complete(_))
+        );
+        if whole && written.is_none() && keep_alive && status.is_success() {
+            // The server took the request before all of its body went out
+            // and keeps the connection: it means to read the rest, which
+            // goes on (RFC 9112 §9.5 has a client stop only for a server
+            // that is closing), under the request timeout, once the
+            // response is handed over.
+            hand_over(delivery, reply);
+            poll_fn(|cx| {
+                poll_writer(writer.as_mut(), &mut written, cx);
+                let timed_out = timer
+                    .as_mut()
+                    .as_pin_mut()
+                    .is_some_and(|timer| timer.poll(cx).is_ready());
+                if written.is_some() || timed_out {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            (Delivery::HandedOver, keep_alive)
+        } else {
+            (delivery, keep_alive)
+        }
         // An unfinished writer is dropped here: the response is complete
-        // without the rest of the request body, and the connection closes.
+        // without the rest of the request body (an error, a redirect, or
+        // the server closing), and the connection closes.
     };
 
     let complete = match &delivery {
-        Delivery::Later(_) | Delivery::Fed(Fed::Complete(_)) => true,
+        Delivery::Later(_) | Delivery::Fed(Fed::Complete(_)) | Delivery::HandedOver => true,
         Delivery::Fed(Fed::Incomplete) => false,
     };
     let conn = Conn {
@@ -388,15 +431,7 @@ where
         // Cut short: no `close_notify` that could pass for a clean end.
         drop(conn);
     }
-    match delivery {
-        Delivery::Later(response) => {
-            if let Some(reply) = reply.take() {
-                reply.send(Ok(response));
-            }
-        }
-        Delivery::Fed(Fed::Complete(sender)) => sender.finish(),
-        Delivery::Fed(Fed::Incomplete) => {}
-    }
+    hand_over(delivery, reply);
     if let Some(mut conn) = closing {
         // The response is whole and delivered: close the way TLS asks
         // (`close_notify`, then a FIN; a FIN on plain TCP), for a short

@@ -125,7 +125,11 @@ impl Client {
     ///   headers are replaced by this framing (an exact size hint wins
     ///   over the header). A body that yields more or fewer bytes than its
     ///   `Content-Length` fails the request with [`ClientError::Body`]. The
-    ///   body keeps streaming while the response comes in.
+    ///   body keeps streaming while the response comes in. A response that
+    ///   is whole before the body is sent ends the upload (and the
+    ///   connection), unless it is a success (2xx) and the server keeps the
+    ///   connection: then the rest goes out after it is handed over, under
+    ///   the request timeout if one is set.
     /// - `Expect: 100-continue` is not waited on: the body is sent at once,
     ///   and interim `1xx` responses are skipped. A `101 Switching
     ///   Protocols` response is returned as it is, with an empty body, and
