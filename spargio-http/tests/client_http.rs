@@ -212,6 +212,19 @@ async fn read_body<T: Transport>(peer: &mut Peer<T>, head: &str) -> Vec<u8> {
     }
 }
 
+/// A server that answers each connection's first request with `response`
+/// as soon as its head is in, then reads whatever comes until the client
+/// closes.
+fn answer_at_once_and_read_on(response: &'static str) -> Server {
+    serve(move |mut peer, _, _| async move {
+        if peer.head().await.is_none() {
+            return;
+        }
+        peer.write(response.as_bytes()).await;
+        while peer.fill().await {}
+    })
+}
+
 fn run<F, Fut, T>(test: F) -> T
 where
     F: FnOnce() -> Fut + Send + 'static,
@@ -829,14 +842,9 @@ fn client_request_body_failing_after_the_response_head_keeps_the_response() {
     run(|| async {
         // The server answers early (before the body ends); the body fails
         // after that. The answer stands, and the connection is not reused.
-        let server = serve(|mut peer, _, _| async move {
-            if peer.head().await.is_none() {
-                return;
-            }
-            peer.write(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!")
-                .await;
-            while peer.fill().await {}
-        });
+        let server = answer_at_once_and_read_on(
+            "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!",
+        );
         let (tx, rx) = async_channel_like();
         let req = Request::post(server.url("/"))
             .body(StreamBody::new(rx))
@@ -902,14 +910,9 @@ fn client_stops_sending_the_body_after_an_early_error_response() {
     run(|| async {
         // A 413 before the body is in: the rest is not sent, and the
         // connection is not reused (the server may have read none of it).
-        let server = serve(|mut peer, _, _| async move {
-            if peer.head().await.is_none() {
-                return;
-            }
-            peer.write(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")
-                .await;
-            while peer.fill().await {}
-        });
+        let server = answer_at_once_and_read_on(
+            "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n",
+        );
         let (tx, rx) = async_channel_like();
         let req = Request::post(server.url("/"))
             .header("content-length", "8")
