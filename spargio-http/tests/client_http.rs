@@ -1507,6 +1507,22 @@ fn client_https_truncation_without_close_notify_is_a_body_error() {
     });
 }
 
+#[test]
+fn client_https_server_closing_before_the_head_without_close_notify_is_closed() {
+    // Most HTTPS servers drop an unwanted connection without close_notify:
+    // that is the same `Closed` as over plain TCP, not an I/O error.
+    let fx = tls_fixture();
+    run(move || async move {
+        let server = serve_tls(fx.acceptor, |mut peer| async move {
+            peer.head().await.unwrap();
+        });
+        let client = Client::builder().tls(fx.connector).build();
+        let url = format!("https://localhost:{}/", server.addr.port());
+        let err = client.get(url.as_str()).await.unwrap_err();
+        assert!(matches!(err, ClientError::Closed { .. }), "{err:?}");
+    });
+}
+
 /// Whether the server saw the client's `close_notify` after one whole
 /// HTTPS exchange answered with `response`, the client's pool keeping
 /// idle connections or not (`pool_off`). `Ok(0)` from the server's read

@@ -630,19 +630,25 @@ async fn read_head(
             }
         }
         match input.fill().await {
-            Ok(0) => {
-                // Judged once more whatever the scan says: a malformed
-                // head cut short is a parse error, not just a close.
-                if !input.buf.is_empty() {
-                    if let Err(e) = parse_response(&input.buf, method, limits) {
-                        return Err(HeadError::Parse(e.0));
-                    }
-                }
-                return Err(HeadError::Closed { any_bytes });
+            Ok(0) => {}
+            Ok(_) => {
+                any_bytes = true;
+                continue;
             }
-            Ok(_) => any_bytes = true,
+            // A TLS session cut without `close_notify`: before a whole
+            // head no truncation can pass for an answer, and this is how
+            // most HTTPS servers close. A close, as over TCP.
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => {}
             Err(err) => return Err(HeadError::Io { err, any_bytes }),
         }
+        // Judged once more whatever the scan says: a malformed head cut
+        // short is a parse error, not just a close.
+        if !input.buf.is_empty() {
+            if let Err(e) = parse_response(&input.buf, method, limits) {
+                return Err(HeadError::Parse(e.0));
+            }
+        }
+        return Err(HeadError::Closed { any_bytes });
     }
 }
 
