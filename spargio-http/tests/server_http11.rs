@@ -1171,3 +1171,55 @@ fn a_response_under_way_when_a_graceful_shutdown_begins_arrives_whole_before_a_c
         assert_whole_then_clean_end(multishot, ended, &want);
     }
 }
+
+#[test]
+fn an_inline_handler_goes_on_while_earlier_responses_wait_for_a_slow_reader() {
+    // `/big` queues more than the socket takes while the client reads
+    // nothing; `/slow` is pending at its first poll. Its future must keep
+    // being polled while the server writes `/big` out (whatever it holds,
+    // a permit or a lock, is held until it is), not only once the client
+    // reads.
+    const BIG: usize = 32 << 20;
+    let started = Arc::new(AtomicBool::new(false));
+    let go = Arc::new(AtomicBool::new(false));
+    let proceeded = Arc::new(AtomicBool::new(false));
+    let (s, g, p) = (started.clone(), go.clone(), proceeded.clone());
+    let service = tower::service_fn(move |req: Request<Body>| {
+        let (started, go, proceeded) = (s.clone(), g.clone(), p.clone());
+        async move {
+            if req.uri().path() == "/big" {
+                return Ok::<_, Infallible>(Response::new(Body::from(vec![b'x'; BIG])));
+            }
+            started.store(true, Ordering::SeqCst);
+            while !go.load(Ordering::SeqCst) {
+                spargio_rt::time::sleep(Duration::from_millis(1)).await;
+            }
+            proceeded.store(true, Ordering::SeqCst);
+            Ok(text("done"))
+        }
+    });
+    let server = TestServer::start_with(
+        Http::new().write_buffer(64 << 20),
+        |b| b.handler_placement(spargio_service::HandlerPlacement::Inline),
+        service,
+    );
+    let mut c = server.connect();
+    c.send(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\nGET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+    // `/slow` is pending (the server now writes `/big` out) until told.
+    while !started.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    go.store(true, Ordering::SeqCst);
+    let mut waited = 0;
+    while !proceeded.load(Ordering::SeqCst) && waited < 500 {
+        std::thread::sleep(Duration::from_millis(20));
+        waited += 1;
+    }
+    assert!(
+        proceeded.load(Ordering::SeqCst),
+        "the handler was not polled while the client did not read"
+    );
+    let big = c.read_response();
+    assert_eq!(big.body.len(), BIG);
+    assert_eq!(c.read_response().body_str(), "done");
+}

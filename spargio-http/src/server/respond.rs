@@ -113,10 +113,11 @@ where
             }
             Poll::Pending => {
                 // Earlier pipelined responses go out while this one is
-                // being worked on.
-                out.flush().await?;
+                // being worked on (it is polled all through: whatever it
+                // holds, a permit or a lock, must not wait on how fast the
+                // client reads).
                 let res = match request.awaiting_continue() {
-                    None => fut.await,
+                    None => flush_beside(out.flush(), fut.as_mut()).await?,
                     Some(_) => Box::pin(wait_gated(out, fut.as_mut(), &mut request)).await?,
                 };
                 if request.feed_behind() {
@@ -514,7 +515,9 @@ fn request_body_allows_keep_alive(body: &BodyState) -> bool {
 
 /// Waits for the response to a request with `Expect: 100-continue`,
 /// sending `100 Continue` (and flushing it) as soon as the service first
-/// asks for the body, if the body has not arrived by then.
+/// asks for the body, if the body has not arrived by then. Output queued
+/// before (earlier pipelined responses) is flushed first, the service
+/// polled all the while.
 async fn wait_gated<W, F>(
     out: &mut Output<W>,
     mut fut: Pin<&mut F>,
@@ -525,10 +528,10 @@ where
     F: Future,
 {
     let Some(progress) = request.awaiting_continue() else {
-        return Ok(fut.await);
+        return flush_beside(out.flush(), fut).await;
     };
     let opened = pin!(progress.body.opened());
-    match select(fut.as_mut(), opened).await {
+    match flush_beside(out.flush(), select(fut.as_mut(), opened)).await? {
         Either::Left((res, _)) => Ok(res),
         Either::Right(((), _)) => {
             if request.continue_if_asked(out) {
