@@ -1223,3 +1223,53 @@ fn an_inline_handler_goes_on_while_earlier_responses_wait_for_a_slow_reader() {
     assert_eq!(big.body.len(), BIG);
     assert_eq!(c.read_response().body_str(), "done");
 }
+
+/// Serves a 16 MiB response to a client that starts reading it only
+/// after `wait`, then asks again on the same connection, with the server
+/// built by `builder` (and a write buffer that takes the whole response).
+fn slow_reader_asks_again(
+    http: Http<Body>,
+    builder: impl FnOnce(spargio_service::ServerBuilder) -> spargio_service::ServerBuilder
+        + Send
+        + 'static,
+    wait: Duration,
+) {
+    const BIG: usize = 16 << 20;
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        let body = match req.uri().path() {
+            "/big" => Body::from(vec![b'x'; BIG]),
+            _ => Body::from("again"),
+        };
+        Ok::<_, Infallible>(Response::new(body))
+    });
+    let server = TestServer::start_with(http.write_buffer(64 << 20), builder, service);
+    let mut c = server.connect();
+    c.send(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
+    // The response is queued whole; the kernel takes only part of it
+    // until the client reads.
+    std::thread::sleep(wait);
+    let big = c.read_response();
+    assert_eq!(big.body.len(), BIG);
+    assert_eq!(big.header("connection"), None);
+    // Promised keep-alive, and the client asks at once.
+    let again = c.roundtrip(b"GET /again HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(again.body_str(), "again");
+}
+
+#[test]
+fn the_idle_clock_starts_once_the_last_response_is_out() {
+    slow_reader_asks_again(
+        Http::new(),
+        |b| b.idle_timeout(Duration::from_millis(500)),
+        Duration::from_millis(1500),
+    );
+}
+
+#[test]
+fn the_header_read_clock_starts_once_the_last_response_is_out() {
+    slow_reader_asks_again(
+        Http::new().header_read_timeout(Duration::from_millis(500)),
+        |b| b,
+        Duration::from_millis(1500),
+    );
+}

@@ -173,9 +173,11 @@ enum Next {
 
 /// Reads until a whole request head is buffered. Queued responses are
 /// written alongside each read. The head must arrive within the header-read
-/// timeout, counted from now; while nothing of it has arrived, the wait
-/// is also bounded by the idle timeout and ended by a graceful shutdown
-/// (`watch` keeps those timers armed across requests). A head is parsed
+/// timeout, counted from now, or from when the queued responses are all
+/// out if they were not yet when it ran out; while nothing of it has
+/// arrived, the wait is also bounded by the idle timeout (the same) and
+/// ended by a graceful shutdown (`watch` keeps those timers armed across
+/// requests). A head is parsed
 /// into `head`; `scan` remembers what of it was looked at already.
 async fn read_head<R, W>(
     input: &mut Input<R>,
@@ -190,7 +192,7 @@ where
     W: TransportWrite,
 {
     // A timeout too long for the clock to express is no deadline at all.
-    let deadline = Instant::now().checked_add(cfg.header_read_timeout);
+    let mut deadline = Instant::now().checked_add(cfg.header_read_timeout);
     loop {
         if let Some(next) = parse_buffered(input, cfg, head, scan) {
             return Ok(next);
@@ -207,9 +209,18 @@ where
         // Both futures are pinned here, where they are built, and run
         // through references: moved into the combinator, each would be
         // copied once more per request.
-        let res = {
-            let read = pin!(watch.wait(input.fill(), deadline, idle));
-            let flush = pin!(out.flush());
+        // Whether the queued responses were all out when the wait ended.
+        let flushed = Cell::new(false);
+        let (res, flushed_first) = {
+            let read = pin!(async {
+                let res = watch.wait(input.fill(), deadline, idle).await;
+                (res, flushed.get())
+            });
+            let flush = pin!(async {
+                out.flush().await?;
+                flushed.set(true);
+                io::Result::Ok(())
+            });
             if W::QUIET_FLUSH {
                 flush_and_read(flush, read).await?
             } else {
@@ -217,6 +228,13 @@ where
             }
         };
         match res {
+            // The clocks ran while the last responses were still going out
+            // to a client that reads them slowly: the client was not idle,
+            // nor late with its next request; they start again now that
+            // those are out (once: nothing is queued any more).
+            Watched::TimedOut if !flushed_first => {
+                deadline = Instant::now().checked_add(cfg.header_read_timeout);
+            }
             Watched::Done(Ok(_)) => {}
             Watched::Done(Err(e)) if is_disconnect(&e) => return Ok(Next::Closed),
             Watched::Done(Err(e)) => return Err(e),
