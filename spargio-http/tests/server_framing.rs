@@ -337,6 +337,34 @@ fn malformed_chunked_body_is_400_and_closes_when_the_service_fails_on_it() {
 }
 
 #[test]
+fn a_body_the_client_stalls_is_408_when_the_service_fails_on_it() {
+    // The client's fault, not the server's: not a 500.
+    let server = TestServer::start_with(
+        Http::new().header_read_timeout(std::time::Duration::from_millis(200)),
+        |b| b,
+        collecting_service_that_fails_on_a_body_error(),
+    );
+    let mut c = server.connect();
+    c.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello");
+    let resp = c.read_response();
+    assert_eq!(resp.status, 408, "{resp:?}");
+    assert_eq!(resp.header("connection"), Some("close"));
+    assert!(c.is_closed());
+}
+
+#[test]
+fn a_body_the_client_cuts_short_is_400_when_the_service_fails_on_it() {
+    let server = TestServer::start(collecting_service_that_fails_on_a_body_error());
+    let mut c = server.connect();
+    c.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let resp = c.read_response();
+    assert_eq!(resp.status, 400, "{resp:?}");
+    assert_eq!(resp.header("connection"), Some("close"));
+    assert!(c.is_closed());
+}
+
+#[test]
 fn streamed_body_over_the_limit_is_413_and_closes_when_the_service_fails_on_it() {
     let server = TestServer::start_with(
         Http::new().max_body_bytes(10),

@@ -29,6 +29,11 @@ pub(crate) struct Progress {
     /// The body's framing was refused (bad chunk: 400; over the size limit:
     /// 413); a response not yet started is replaced by this status.
     pub refused: Cell<Option<http::StatusCode>>,
+    /// The client stopped sending the body before its end while the
+    /// service read it: `408` if it stalled past the header-read timeout,
+    /// `400` if it closed its side. A service that fails over it is
+    /// answered with this status rather than a `500`.
+    pub cut_short: Cell<Option<http::StatusCode>>,
     /// The service's side of the body.
     pub body: Gate,
     /// Bytes of a `Content-Length` body neither handed to the service nor
@@ -46,6 +51,7 @@ impl Progress {
             done: Cell::new(false),
             received: Cell::new(false),
             refused: Cell::new(None),
+            cut_short: Cell::new(None),
             body,
             left: Cell::new(length),
             drained: Cell::new(0),
@@ -253,14 +259,21 @@ pub(crate) async fn feed_body<R: TransportRead>(
                     read_limit: cfg.header_read_timeout,
                     drain_limit: cfg.drain_timeout,
                 };
-                let err = match wait.fill(input, &mut drain_deadline).await {
-                    Some(Ok(0)) => BodyError::Io(io::ErrorKind::UnexpectedEof.into()),
+                let (err, fault) = match wait.fill(input, &mut drain_deadline).await {
+                    Some(Ok(0)) => (
+                        io::ErrorKind::UnexpectedEof.into(),
+                        Some(http::StatusCode::BAD_REQUEST),
+                    ),
                     Some(Ok(_)) => continue,
-                    Some(Err(e)) => BodyError::Io(e),
-                    None => BodyError::Io(io::ErrorKind::TimedOut.into()),
+                    Some(Err(e)) => (e, None),
+                    None => (
+                        io::ErrorKind::TimedOut.into(),
+                        Some(http::StatusCode::REQUEST_TIMEOUT),
+                    ),
                 };
                 if let Some(s) = sender.take() {
-                    s.fail(err);
+                    progress.cut_short.set(fault);
+                    s.fail(BodyError::Io(err));
                 }
                 return FeedEnd::Close;
             }

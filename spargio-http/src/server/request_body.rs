@@ -38,6 +38,9 @@ pub(super) struct BodyState {
     pub undrainable: bool,
     /// The error the request body's feed answers instead, if any.
     pub refused: Option<http::StatusCode>,
+    /// The error a service failing over a body the client cut short is
+    /// answered with (see `Progress::cut_short`).
+    pub cut_short: Option<http::StatusCode>,
 }
 
 impl<'a> RequestBody<'a> {
@@ -140,6 +143,7 @@ impl<'a> RequestBody<'a> {
             dropped: p.is_some_and(|p| p.body.is_dropped()),
             undrainable: p.is_some_and(|p| unread_past(p, drain_limit)),
             refused: p.and_then(|p| p.refused.get()),
+            cut_short: p.and_then(|p| p.cut_short.get()),
         }
     }
 }

@@ -383,9 +383,13 @@ where
                 // refusal is load, not a fault: "try again later", as the
                 // server's own timeout.
                 e if e.is_overloaded() || e.is_timeout() => StatusCode::SERVICE_UNAVAILABLE,
-                HandlerError::Service(_) | HandlerError::Panicked(_) => {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
+                // Failed over a body the client stalled or cut short: the
+                // client's fault, not the server's.
+                HandlerError::Service(_) => cx
+                    .body
+                    .cut_short
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                HandlerError::Panicked(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             let keep_alive = cx.error_keeps_alive();
             error_page::write(&mut out.buf, cx.ex.version, status, keep_alive, head_only);
