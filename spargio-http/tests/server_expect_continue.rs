@@ -29,11 +29,9 @@ const PLACEMENTS: [HandlerPlacement; 3] = [
 /// Serves `service` with its handlers placed so.
 fn start_placed<S>(placement: HandlerPlacement, service: S) -> TestServer
 where
-    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Into<spargio_service::BoxError> + Send + 'static,
 {
     TestServer::start_with(
         Http::new(),
@@ -488,5 +486,23 @@ fn a_refused_body_is_answered_at_once_though_the_response_body_holds_it() {
             assert_eq!(resp.header("connection"), Some("close"), "{what}");
             assert!(c.is_closed(), "{what}");
         }
+    }
+}
+
+#[test]
+fn a_body_refused_before_the_service_asks_gets_no_100_continue() {
+    // The client sent a malformed chunk without waiting: the answer is the
+    // 400, not a 100 inviting more of a body already refused.
+    for placement in PLACEMENTS {
+        let service = tower::service_fn(|req: Request<Body>| async move {
+            let bytes = req.into_body().collect().await?.to_bytes();
+            Ok::<_, spargio_service::BoxError>(Response::new(Body::from(bytes)))
+        });
+        let server = start_placed(placement, service);
+        let mut c = connect(&server);
+        c.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\nzz\r\n");
+        let resp = c.read_response();
+        assert_eq!(resp.status, 400, "{placement:?}: {resp:?}");
+        assert!(c.is_closed());
     }
 }
