@@ -33,9 +33,12 @@ use crate::tls::TlsError;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The URI is not an absolute `http://` or `https://` URI with a host.
+    /// The URI is not an absolute `http://` or `https://` URI with a host
+    /// (a bracketed one an IPv6 address) and, if it has a port, one from 1
+    /// to 65535.
     InvalidUri {
-        /// The URI as given.
+        /// The URI as given, without its userinfo (a password there would
+        /// end up in logs).
         uri: String,
         /// What is wrong with it.
         reason: &'static str,

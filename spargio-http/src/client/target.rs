@@ -24,7 +24,7 @@ impl Target {
     /// host.
     pub(crate) fn from_uri(uri: &Uri) -> Result<Target, ClientError> {
         let invalid = |reason| ClientError::InvalidUri {
-            uri: uri.to_string(),
+            uri: shown(uri),
             reason,
         };
         let https = match uri.scheme() {
@@ -37,7 +37,17 @@ impl Target {
             Some(h) if !h.is_empty() => h,
             _ => return Err(invalid("the URI has no host")),
         };
-        let port = match uri.port_u16() {
+        // `http` takes whatever follows the host's last `:` for the port
+        // and, when that is no number, answers as if there were none: a
+        // mistyped port would quietly go to 80 (or 443).
+        let port = match port_text(uri) {
+            "" => None,
+            digits => match digits.parse::<u16>() {
+                Ok(p) if digits.bytes().all(|b| b.is_ascii_digit()) => Some(p),
+                _ => return Err(invalid("the port is not a number from 1 to 65535")),
+            },
+        };
+        let port = match port {
             Some(0) => return Err(invalid("port 0 cannot be connected to")),
             Some(p) => p,
             None if https => 443,
@@ -48,6 +58,9 @@ impl Target {
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
+        if bracketed && bare.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(invalid("the host in brackets is not an IPv6 address"));
+        }
         let bare = bare.to_ascii_lowercase();
         let authority = if bracketed {
             format!("[{bare}]:{port}")
@@ -60,5 +73,36 @@ impl Target {
             port,
             authority,
         })
+    }
+}
+
+/// What follows the host in `uri`'s authority, after its `:` (empty if
+/// there is no port, or only a `:`).
+fn port_text(uri: &Uri) -> &str {
+    let Some(authority) = uri.authority() else {
+        return "";
+    };
+    let after_userinfo = authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, rest)| rest);
+    let after_host = match after_userinfo.find(']') {
+        Some(end) if after_userinfo.starts_with('[') => &after_userinfo[end + 1..],
+        _ => after_userinfo
+            .find(':')
+            .map_or("", |colon| &after_userinfo[colon..]),
+    };
+    after_host.strip_prefix(':').unwrap_or(after_host)
+}
+
+/// `uri` as errors show it: without a password (or any userinfo).
+fn shown(uri: &Uri) -> String {
+    let text = uri.to_string();
+    match uri.authority().map(|a| a.as_str()) {
+        Some(authority) => match authority.rsplit_once('@') {
+            Some((_, host_port)) => text.replacen(authority, host_port, 1),
+            None => text,
+        },
+        None => text,
     }
 }

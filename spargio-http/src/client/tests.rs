@@ -63,6 +63,76 @@ fn client_target_refuses_what_cannot_be_reached() {
 }
 
 #[test]
+fn client_target_refuses_a_port_that_is_not_a_port() {
+    // `http` parses these, and reads no port from them: they went to 80.
+    for uri in [
+        "http://example.com:65536/",
+        "http://example.com:99999/",
+        "http://example.com:8080x/",
+        "http://example.com:abc/",
+        "http://example.com:+8080/",
+        "http://[::1]junk/",
+        "https://user@example.com:4430x/",
+    ] {
+        match target(uri) {
+            Err(ClientError::InvalidUri { reason, .. }) => {
+                assert_eq!(reason, "the port is not a number from 1 to 65535", "{uri}")
+            }
+            other => panic!("{uri}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn client_target_reads_ports_and_their_absence() {
+    for (uri, port) in [
+        ("http://example.com/", 80),
+        ("https://example.com/", 443),
+        ("http://example.com:/", 80),
+        ("https://example.com:8443/", 8443),
+        ("http://example.com:080/", 80),
+        ("http://[::1]:65535/", 65535),
+        ("http://[::1]/", 80),
+        ("http://u:p@example.com:81/", 81),
+        ("http://u:p@example.com/", 80),
+    ] {
+        assert_eq!(target(uri).unwrap().port, port, "{uri}");
+    }
+}
+
+#[test]
+fn client_target_refuses_brackets_around_what_is_no_ipv6_address() {
+    for uri in [
+        "http://[]/",
+        "https://[example.com]/",
+        "http://[127.0.0.1]:80/",
+    ] {
+        match target(uri) {
+            Err(ClientError::InvalidUri { reason, .. }) => {
+                assert!(
+                    reason == "the host in brackets is not an IPv6 address"
+                        || reason == "the URI has no host",
+                    "{uri}: {reason}"
+                )
+            }
+            other => panic!("{uri}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn client_invalid_uri_errors_do_not_show_the_password() {
+    for uri in [
+        "ftp://user:secret@example.com/",
+        "http://user:secret@example.com:0/",
+    ] {
+        let err = target(uri).unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(err.to_string().contains("example.com"), "{err}");
+    }
+}
+
+#[test]
 fn client_is_send_sync_and_its_futures_are_send() {
     fn send_sync<T: Send + Sync + 'static>() {}
     fn send_static<T: Send + 'static>(_: &T) {}
