@@ -141,6 +141,8 @@ impl ThreadPool {
                 );
                 let mut st = self.shared.lock();
                 st.threads -= 1;
+                // A shutdown may be waiting for the count to fall.
+                self.shared.exited.notify_all();
                 // With no thread at all, nothing would ever take the queue
                 // (until a later push started one): cancel what waits, so
                 // its `JoinHandle`s report it instead of hanging. Threads

@@ -140,18 +140,20 @@ impl Runtime {
         // thread, while the shards still run: their in-flight I/O is
         // cancelled on rings that are still there.
         inner.background.abort_all();
+        // Blocking jobs not yet started are cancelled now, and any pushed
+        // from now on: a pool thread that frees up while the shards are
+        // being joined must not start one.
+        inner.blocking.close();
         let on_own_shard = crate::shard::local::current_index(inner).is_some();
         let threads = std::mem::take(&mut self.threads);
         if on_own_shard {
             // Dropped from inside one of its own tasks: joining would wait
-            // for ourselves. The shards finish on their own. Blocking jobs
-            // not yet started are cancelled, as on the normal path, but the
-            // running ones are not waited for (one may be waiting for this
+            // for ourselves. The shards finish on their own. The running
+            // blocking jobs are not waited for (one may be waiting for this
             // very shard). The background pool stays open: its jobs were
             // all aborted above (each is dropped at its next turn, on a
             // pool thread), whereas a closed pool would drop a background
             // task woken by the shards' exit on the waking shard's thread.
-            inner.blocking.close();
             return;
         }
         let mut all_joined = true;

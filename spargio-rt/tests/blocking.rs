@@ -134,3 +134,54 @@ fn a_runtime_dropped_inside_its_own_task_cancels_queued_blocking_jobs() {
     );
     assert!(!ran.load(Ordering::SeqCst));
 }
+
+#[test]
+fn blocking_jobs_queued_when_shutdown_begins_never_start() {
+    // One pool thread, busy; a second job waits behind it. The runtime is
+    // dropped while a shard is still in a long poll (so joining the shards
+    // takes a while), and the busy job ends meanwhile: the queued one
+    // must not start during the shutdown.
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+    let rt = Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let busy = h.spawn_blocking(move || {
+        started_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    started_rx.recv().unwrap();
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let queued = h.spawn_blocking(move || r.store(true, Ordering::SeqCst));
+    let (polling_tx, polling_rx) = mpsc::channel();
+    drop(h.spawn(async move {
+        polling_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }));
+    polling_rx.recv().unwrap();
+    let probe = rt.handle();
+    let dropper = std::thread::spawn(move || drop(rt));
+    // Once the shutdown has begun, a task spawned is cancelled at once
+    // (the shard is still in its poll, for a while).
+    while !probe.spawn(async {}).is_finished() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    release_tx.send(()).unwrap();
+    dropper.join().unwrap();
+    spargio_rt::block_on(busy).unwrap();
+    let outcome = spargio_rt::block_on(queued);
+    assert!(
+        outcome.as_ref().is_err_and(|e| e.is_cancelled()),
+        "{outcome:?}"
+    );
+    assert!(
+        !ran.load(Ordering::SeqCst),
+        "a queued job started during shutdown"
+    );
+}
