@@ -402,6 +402,27 @@ impl<T: Send + 'static> TaskGroup<T> {
     }
 }
 
+/// What a group's map of tasks and completion queue keep of their room
+/// however few tasks are left.
+const KEEP_ROOM: usize = 64;
+
+/// Shrinks the map of tasks and the completion queue once they use a
+/// quarter of their room or less (to twice what they hold): after a burst
+/// of tasks, a drained group does not hold the burst's room for ever.
+/// Halving at a quarter keeps the cost of shrinking to a constant share of
+/// the removals.
+fn give_back_room<T>(tasks: &mut Tasks<T>, done: &Done) {
+    let handles = &mut tasks.handles;
+    if handles.capacity() > KEEP_ROOM && handles.len() <= handles.capacity() / 4 {
+        handles.shrink_to((handles.len() * 2).max(KEEP_ROOM));
+    }
+    let mut queue = lock(&done.queue);
+    if queue.capacity() > KEEP_ROOM && queue.len() <= queue.capacity() / 4 {
+        let keep = (queue.len() * 2).max(KEEP_ROOM);
+        queue.shrink_to(keep);
+    }
+}
+
 /// The result of the next task in the completion queue: `Ready(None)` when
 /// the queue is empty, `Pending` (the id kept at the front, `cx` woken
 /// when the output is stored) when the task's output is not stored yet.
@@ -423,6 +444,7 @@ fn poll_finished<T>(
             }
             Poll::Ready(r) => {
                 tasks.handles.remove(&id);
+                give_back_room(tasks, done);
                 let r = match r {
                     Ok(Some(v)) => Ok(v),
                     Ok(None) => Err(JoinError::cancelled()),
@@ -505,6 +527,30 @@ mod tests {
                 assert!(lock(&g.done.queue).is_empty());
                 assert_eq!(g.len(), 0);
             }
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_drained_group_gives_back_the_room_of_a_burst() {
+        crate::run_with(crate::Runtime::builder().shards(1), |h| async move {
+            let mut g = TaskGroup::new(h);
+            for i in 0..100_000u64 {
+                g.spawn_local(async move { i });
+            }
+            let mut n = 0;
+            while g.join_next().await.is_some() {
+                n += 1;
+            }
+            assert_eq!(n, 100_000);
+            let tasks = g.tasks.get_mut().unwrap();
+            assert!(
+                tasks.handles.capacity() <= 4 * KEEP_ROOM,
+                "{}",
+                tasks.handles.capacity()
+            );
+            let queue = lock(&g.done.queue).capacity();
+            assert!(queue <= 4 * KEEP_ROOM, "{queue}");
         })
         .unwrap();
     }
