@@ -20,7 +20,9 @@ pub enum ThreadAffinity {
     /// No binding (the default).
     #[default]
     None,
-    /// Shard `i` runs on CPU `i % available CPUs`.
+    /// Shard `i` runs on the `i % n`th of the `n` CPUs the building
+    /// thread may run on (its affinity mask: in a container or under
+    /// `taskset`, not necessarily CPUs `0..n`).
     PerShard,
     /// Shard `i` runs on `cpus[i % cpus.len()]`.
     Cpus(Vec<usize>),

@@ -12,6 +12,7 @@ use crate::handle::RuntimeHandle;
 use crate::scheduler::Inner;
 use crate::shard::ring;
 use crate::shard::worker::{self, Gate, ShardStart};
+use crate::ThreadAffinity;
 
 /// A running set of shards.
 ///
@@ -63,6 +64,10 @@ impl Runtime {
             rings.push(ring);
         }
         let go = Arc::new(Gate::default());
+        let allowed = match b.affinity {
+            ThreadAffinity::PerShard => worker::allowed_cpus(),
+            ThreadAffinity::None | ThreadAffinity::Cpus(_) => Vec::new(),
+        };
         let mut threads = Vec::with_capacity(n);
         let mut failure = None;
         for (index, ring) in rings.into_iter().enumerate() {
@@ -76,7 +81,7 @@ impl Runtime {
                 .name(format!("{}-{index}", b.thread_name))
                 .spawn(move || worker::main(start));
             let bound = spawned.and_then(|t| {
-                let res = worker::cpu_for(&b.affinity, index)
+                let res = worker::cpu_for(&b.affinity, index, &allowed)
                     .map_or(Ok(()), |cpu| worker::bind_to_cpu(&t, cpu));
                 threads.push(t);
                 res

@@ -259,3 +259,38 @@ fn pinned_tasks_queued_behind_a_busy_shard_are_counted() {
     drop(rt);
     assert_eq!(h.stats().shards[0].pinned_queue_depth, 0);
 }
+
+#[test]
+fn per_shard_affinity_stays_within_the_cpus_the_process_may_use() {
+    // As in a container pinned to some CPUs: the builder's thread may run
+    // on the last CPU only. Shards bound one per CPU must stay on it (CPU
+    // 0 onwards would leave the mask, or fail to bind).
+    let all = allowed_cpus();
+    let last = *all.last().unwrap();
+    let cpus = std::thread::spawn(move || {
+        // SAFETY: `set` is a zeroed cpu_set_t on the stack; CPU_SET writes
+        // inside it (`last` came from CPU_ISSET below CPU_SETSIZE); the
+        // kernel only reads it.
+        let rc = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(last, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+        };
+        assert_eq!(rc, 0, "sched_setaffinity");
+        let rt = Runtime::builder()
+            .shards(2)
+            .thread_affinity(true)
+            .build()
+            .unwrap();
+        let h = rt.handle();
+        (0..2)
+            .map(|s| {
+                rt.block_on(h.spawn_pinned(ShardId(s), async { allowed_cpus() }))
+                    .unwrap()
+            })
+            .collect::<Vec<_>>()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(cpus, vec![vec![last], vec![last]]);
+}

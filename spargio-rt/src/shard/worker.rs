@@ -104,16 +104,42 @@ fn drop_work_until_shutdown(inner: &Inner, index: usize) {
     }
 }
 
-/// The CPU shard `index` is bound to, if any.
-pub(crate) fn cpu_for(affinity: &ThreadAffinity, index: usize) -> Option<usize> {
+/// The CPU shard `index` is bound to, if any. `allowed`: the CPUs the
+/// building thread may run on ([`allowed_cpus`]), which
+/// [`ThreadAffinity::PerShard`] deals out.
+pub(crate) fn cpu_for(affinity: &ThreadAffinity, index: usize, allowed: &[usize]) -> Option<usize> {
     match affinity {
         ThreadAffinity::None => None,
         ThreadAffinity::PerShard => {
-            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-            Some(index % cpus)
+            if allowed.is_empty() {
+                // The mask could not be read: the first CPUs, as many as
+                // the process may use.
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                Some(index % cpus)
+            } else {
+                Some(allowed[index % allowed.len()])
+            }
         }
         ThreadAffinity::Cpus(list) if list.is_empty() => None,
         ThreadAffinity::Cpus(list) => Some(list[index % list.len()]),
+    }
+}
+
+/// The CPUs the calling thread may run on, in order (empty if the kernel
+/// would not say). In a container or under `taskset` these need not be
+/// the first ones.
+pub(crate) fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a zeroed cpu_set_t on the stack that the kernel
+    // fills (its size is passed); CPU_ISSET reads inside it, below
+    // CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
     }
 }
 
