@@ -311,16 +311,22 @@ impl RuntimeBuilder {
 
     /// Starts the shards. Fails with a clear error when io_uring cannot be
     /// set up (missing, disabled by `/proc/sys/kernel/io_uring_disabled`, or
-    /// refused for these parameters).
+    /// refused for these parameters), and with
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) for settings no runtime
+    /// can have: no shards, `ring_entries(0)`, a thread name with a NUL.
     pub fn build(self) -> io::Result<Runtime> {
         let shards = self
             .shards
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let invalid = |what| Err(io::Error::new(io::ErrorKind::InvalidInput, what));
         if shards == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "spargio: a runtime needs at least one shard",
-            ));
+            return invalid("spargio: a runtime needs at least one shard");
+        }
+        if self.ring_entries == 0 {
+            return invalid("spargio: ring_entries must be at least 1");
+        }
+        if self.thread_name.contains('\0') {
+            return invalid("spargio: thread_name must not contain a NUL byte");
         }
         Runtime::start(self, shards)
     }

@@ -5,14 +5,27 @@ use std::process::Command;
 use spargio_rt::Runtime;
 
 #[test]
-fn invalid_ring_parameters_are_reported() {
+fn a_ring_of_no_entries_is_refused_as_invalid_input() {
+    // Not an io_uring problem, so not reported as one.
     let err = Runtime::builder()
         .shards(2)
         .ring_entries(0)
         .build()
         .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     let msg = err.to_string();
-    assert!(msg.contains("could not set up an io_uring ring"), "{msg}");
+    assert!(msg.contains("ring_entries"), "{msg}");
+}
+
+#[test]
+fn a_thread_name_with_a_nul_is_refused_as_invalid_input() {
+    let err = Runtime::builder()
+        .shards(1)
+        .thread_name("a\0b")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("thread_name"), "{err}");
 }
 
 #[test]
