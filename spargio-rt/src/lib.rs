@@ -149,7 +149,13 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
 /// (it may be `!Send`), and shuts the runtime down when it finishes.
 ///
 /// A panic in the future is resumed on the caller; an error means the
-/// runtime could not start (io_uring unavailable, say).
+/// runtime could not start (io_uring unavailable, say), or shut down
+/// before the future finished (a shard's event loop failed: the error
+/// says so).
+///
+/// # Panics
+/// On a shard thread (a task of another runtime, or of this one): waiting
+/// for a whole runtime there would stall that shard. Nothing is started.
 ///
 /// ```
 /// let n = spargio_rt::run(|handle| async move { handle.shard_count() }).unwrap();
@@ -177,6 +183,12 @@ where
     Fut: Future<Output = T> + 'static,
     T: Send + 'static,
 {
+    assert!(
+        shard::local::current().is_none(),
+        "spargio: run called on a shard thread (a #[spargio_rt::main] or \
+         #[spargio_rt::test] function called from a task?); it would stall the \
+         shard. Await the function's body instead, or run it on spawn_blocking."
+    );
     let rt = builder.build()?;
     let handle = rt.handle();
     let task = rt
@@ -187,6 +199,9 @@ where
     match out {
         Ok(v) => Ok(v),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(std::io::Error::other(e)),
+        Err(_) => Err(std::io::Error::other(
+            "spargio: the runtime shut down before the entry future finished \
+             (a shard's event loop failed; see its message on stderr)",
+        )),
     }
 }

@@ -185,6 +185,16 @@ impl std::task::Wake for PanicsOnWake {
     }
 }
 
+/// A 1 ms timer registered with a waker that panics: the shard's loop
+/// panics when it fires (while the timer is kept).
+fn timer_whose_waker_panics() -> std::pin::Pin<Box<spargio_rt::time::Sleep>> {
+    let mut trap = Box::pin(sleep(Duration::from_millis(1)));
+    let waker = std::task::Waker::from(Arc::new(PanicsOnWake));
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(trap.as_mut().poll(&mut cx).is_pending());
+    trap
+}
+
 #[test]
 fn a_panic_in_the_shard_loop_shuts_the_runtime_down_cleanly() {
     let rt = Runtime::builder().shards(2).build().unwrap();
@@ -195,12 +205,7 @@ fn a_panic_in_the_shard_loop_shuts_the_runtime_down_cleanly() {
         sleep(Duration::from_secs(3600)).await;
     });
     let armed = h.spawn_pinned(ShardId(0), async {
-        let mut trap = Box::pin(sleep(Duration::from_millis(1)));
-        {
-            let waker = std::task::Waker::from(Arc::new(PanicsOnWake));
-            let mut cx = std::task::Context::from_waker(&waker);
-            assert!(trap.as_mut().poll(&mut cx).is_pending());
-        }
+        let trap = timer_whose_waker_panics();
         // Keep the timer registered (with its panicking waker) while this
         // task waits; the shard fires it from its loop.
         sleep(Duration::from_secs(3600)).await;
@@ -250,4 +255,19 @@ fn a_multishot_accept_polled_after_the_shards_exited_fails_instead_of_looping() 
         .expect("the accept ended (it re-armed in a loop)");
     let e = first.expect_err("no connection after shutdown");
     assert!(e.to_string().contains("shut down"), "{e}");
+}
+
+#[test]
+fn run_says_the_runtime_shut_down_when_a_shard_loop_fails_under_its_entry() {
+    let err = spargio_rt::run_with(Runtime::builder().shards(1), |_| async {
+        let trap = timer_whose_waker_panics();
+        sleep(Duration::from_secs(3600)).await;
+        drop(trap);
+    })
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("shut down before the entry future finished"),
+        "{msg}"
+    );
 }

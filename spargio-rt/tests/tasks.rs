@@ -218,6 +218,28 @@ fn block_on_inside_a_shard_is_refused() {
 }
 
 #[test]
+fn run_inside_a_shard_is_refused_before_anything_starts() {
+    // A `#[spargio_rt::main]` or `run` function called from a task: no
+    // runtime is built and its entry never runs.
+    let rt = rt();
+    let h = rt.handle();
+    let started = Arc::new(AtomicBool::new(false));
+    let s = started.clone();
+    let err = rt
+        .block_on(h.spawn_pinned(ShardId(0), async move {
+            spargio_rt::run_with(Runtime::builder().shards(1), move |_| async move {
+                s.store(true, Ordering::SeqCst);
+            })
+        }))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("run called on a shard thread"),
+        "{err}"
+    );
+    assert!(!started.load(Ordering::SeqCst), "the entry ran");
+}
+
+#[test]
 fn run_resumes_a_panic_of_the_main_future() {
     let r = std::panic::catch_unwind(|| {
         spargio_rt::run_with(Runtime::builder().shards(1), |_| async {

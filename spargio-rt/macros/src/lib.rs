@@ -54,7 +54,7 @@
 //!         },
 //!     ) {
 //!         Ok(v) => v,
-//!         Err(e) => panic!("spargio runtime failed to start: {}", e),
+//!         Err(e) => panic!("spargio runtime failed: {}", e),
 //!     }
 //! }
 //! ```
@@ -92,8 +92,9 @@ use syn::{Expr, ExprLit, FnArg, ItemFn, Lit, LitStr, Pat, Path, ReturnType, Toke
 /// body on shard 0 with `spargio_rt::run_with`, shuts the runtime down and
 /// returns the body's output. A panic in the body is resumed on the caller.
 /// If the runtime cannot be started (for example because `io_uring` is not
-/// available), the generated function panics with
-/// `spargio runtime failed to start: <error>`.
+/// available), or shuts down before the body finishes (a shard's event
+/// loop failed), the generated function panics with
+/// `spargio runtime failed: <error>`.
 ///
 /// The function may take no argument or one argument of type
 /// `RuntimeHandle` (with any pattern). It must be `async` and must not be
@@ -614,7 +615,7 @@ fn expand(
             match #call {
                 ::core::result::Result::Ok(#output) => #output,
                 ::core::result::Result::Err(#error) => {
-                    ::core::panic!("spargio runtime failed to start: {}", #error)
+                    ::core::panic!("spargio runtime failed: {}", #error)
                 }
             }
         }
