@@ -135,6 +135,13 @@ async fn test_panic_in_body_fails_the_test() {
 }
 
 #[spargio_rt::test]
+#[should_panic(expected = "boom with an explicit unit return")]
+#[allow(clippy::unused_unit)]
+async fn test_should_panic_with_an_explicit_unit_return() -> () {
+    panic!("boom with an explicit unit return");
+}
+
+#[spargio_rt::test]
 #[ignore = "checks that #[ignore] is kept on the generated test"]
 async fn test_ignore_attribute_is_kept() {
     panic!("an ignored test must not run");

@@ -568,8 +568,11 @@ fn expand(
     // would not coerce to `Box<dyn Error>`); its output comes back from
     // `run_with` as it is.
     let reported = kind == Kind::Test || ident == "main";
+    // An explicit `-> ()` is no return type: reported, it would make a
+    // test return `ExitCode`, which `#[should_panic]` refuses.
+    let unit = |ty: &syn::Type| matches!(ty, syn::Type::Tuple(t) if t.elems.is_empty());
     let (ret, body_item, call) = match &func.sig.output {
-        ReturnType::Type(_, ret_ty) => {
+        ReturnType::Type(_, ret_ty) if !unit(ret_ty) => {
             let body_fn = Ident::new("__spargio_body", Span::mixed_site());
             let (fn_param, call_arg) = match handle_arg {
                 Some((pat, ty)) => (quote!(#pat: #ty), quote!(#handle)),
@@ -595,7 +598,7 @@ fn expand(
                 (ret.to_token_stream(), body_item, call)
             }
         }
-        ReturnType::Default => {
+        ReturnType::Default | ReturnType::Type(..) => {
             let closure = quote! {
                 move |#param: #krate::RuntimeHandle| async move {
                     #binding
