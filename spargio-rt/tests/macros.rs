@@ -142,6 +142,21 @@ async fn test_should_panic_with_an_explicit_unit_return() -> () {
 }
 
 #[spargio_rt::test]
+#[deny(unused_variables)]
+async fn test_attributes_on_the_handle_argument_are_kept(
+    #[allow(unused_variables)] handle: RuntimeHandle,
+) {
+}
+
+#[spargio_rt::test]
+#[deny(unused_variables)]
+async fn test_attributes_on_the_handle_argument_are_kept_with_a_return_type(
+    #[allow(unused_variables)] handle: RuntimeHandle,
+) -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+#[spargio_rt::test]
 #[ignore = "checks that #[ignore] is kept on the generated test"]
 async fn test_ignore_attribute_is_kept() {
     panic!("an ignored test must not run");

@@ -82,7 +82,7 @@ use proc_macro::TokenStream;
 use proc_macro2::{Ident, Literal, Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, FnArg, ItemFn, Lit, LitStr, Pat, Path, ReturnType, Token, Type};
+use syn::{Expr, ExprLit, FnArg, ItemFn, Lit, LitStr, PatType, Path, ReturnType, Token};
 
 /// Runs an `async fn` to completion on a new spargio runtime.
 ///
@@ -406,7 +406,7 @@ fn respan(tokens: TokenStream2, span: Span) -> TokenStream2 {
 }
 
 /// Checks the function's shape; returns its handle argument, if any.
-fn check_fn(kind: Kind, func: &ItemFn) -> syn::Result<Option<(&Pat, &Type)>> {
+fn check_fn(kind: Kind, func: &ItemFn) -> syn::Result<Option<&PatType>> {
     let sig = &func.sig;
     let mut errors: Vec<syn::Error> = Vec::new();
 
@@ -471,7 +471,7 @@ fn check_fn(kind: Kind, func: &ItemFn) -> syn::Result<Option<(&Pat, &Type)>> {
                 arg,
                 "too many arguments: the function may take at most one argument, a `RuntimeHandle`",
             )),
-            FnArg::Typed(pat_type) => handle_arg = Some((&*pat_type.pat, &*pat_type.ty)),
+            FnArg::Typed(pat_type) => handle_arg = Some(pat_type),
         }
     }
 
@@ -492,7 +492,7 @@ fn expand(
     kind: Kind,
     options: &Options,
     func: &ItemFn,
-    handle_arg: Option<(&Pat, &Type)>,
+    handle_arg: Option<&PatType>,
 ) -> TokenStream2 {
     let krate = options
         .krate
@@ -522,13 +522,14 @@ fn expand(
     let error = Ident::new("__spargio_error", Span::mixed_site());
 
     let (param, binding) = match handle_arg {
-        Some((pat, ty)) => {
+        Some(PatType { attrs, pat, ty, .. }) => {
             // Same hygiene, but a type mismatch is reported at the user's type.
             let at_ty = Ident::new("__spargio_handle", Span::mixed_site().located_at(ty.span()));
             (
                 quote!(#handle),
                 quote! {
                     #[allow(clippy::no_effect_underscore_binding)]
+                    #(#attrs)*
                     let #pat: #ty = #at_ty;
                 },
             )
@@ -575,7 +576,9 @@ fn expand(
         ReturnType::Type(_, ret_ty) if !unit(ret_ty) => {
             let body_fn = Ident::new("__spargio_body", Span::mixed_site());
             let (fn_param, call_arg) = match handle_arg {
-                Some((pat, ty)) => (quote!(#pat: #ty), quote!(#handle)),
+                Some(PatType { attrs, pat, ty, .. }) => {
+                    (quote!(#(#attrs)* #pat: #ty), quote!(#handle))
+                }
                 None => (TokenStream2::new(), TokenStream2::new()),
             };
             let body_item = quote! {
