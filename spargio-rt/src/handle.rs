@@ -279,6 +279,7 @@ impl RuntimeHandle {
         RuntimeStats {
             shards,
             live_tasks: self.inner.registry.live(),
+            global_queue_depth: self.inner.global.len(),
             blocking_threads: self.inner.blocking.threads(),
             background_threads: self.inner.background.threads(),
             live_background_tasks: self.inner.background.registry().live(),

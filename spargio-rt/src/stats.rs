@@ -87,9 +87,13 @@ pub struct ShardStats {
     /// some to give (busy, with stealable tasks queued); looks that found
     /// nothing to take are not counted.
     pub steal_attempts: u64,
-    /// Doorbells (msg_ring CQEs or eventfd writes) sent *to* this shard.
+    /// Doorbells (msg_ring CQEs or eventfd writes) sent *to* this shard by
+    /// other threads to wake it for work.
     pub doorbells_sent: u64,
-    /// Doorbell completions this shard reaped.
+    /// Doorbell completions this shard reaped. Need not match
+    /// `doorbells_sent`: eventfd writes that arrive together are reaped as
+    /// one, and the runtime's own eventfd rings (shutdown, its last task
+    /// ending) are received without being counted sent.
     pub doorbells_received: u64,
     /// Times this shard blocked in `io_uring_enter` with nothing to do.
     pub parks: u64,
@@ -126,7 +130,9 @@ pub struct ShardStats {
     pub ops_completed: u64,
     /// Cancel requests this shard submitted (dropped in-flight ops).
     pub ops_cancelled: u64,
-    /// SQEs that found the SQ full and waited in the spill queue.
+    /// SQEs that waited in the spill queue instead of going straight into
+    /// the SQ: it was full, others were waiting there already, or the ring
+    /// was in use.
     pub sq_spills: u64,
     /// Reaps that found the kernel holding CQEs back in its overflow list
     /// because the CQ was full (they reach the CQ with a later enter;
@@ -149,7 +155,10 @@ pub struct ShardStats {
     pub ring_closes: u64,
     /// Pinned tasks waiting in this shard's queues right now.
     pub pinned_queue_depth: usize,
-    /// Stealable tasks waiting in this shard's queues right now.
+    /// Stealable tasks waiting in this shard's queues right now (its deque
+    /// and its injector; not the one task in its LIFO slot, nor tasks that
+    /// yielded and wait for the next turn, nor the runtime-wide queue: see
+    /// [`RuntimeStats::global_queue_depth`]).
     pub stealable_queue_depth: usize,
 }
 
@@ -168,6 +177,9 @@ pub struct RuntimeStats {
     pub shards: Vec<ShardStats>,
     /// Tasks spawned and not yet finished, over the whole runtime.
     pub live_tasks: usize,
+    /// Stealable tasks spawned from outside the runtime (any thread but a
+    /// shard's) waiting in the runtime-wide queue for a shard to take them.
+    pub global_queue_depth: usize,
     /// Threads in the blocking pool right now.
     pub blocking_threads: usize,
     /// Threads in the background pool right now

@@ -232,18 +232,24 @@ fn idle_shards_counts_the_shards_out_of_work() {
     wait_for("it goes idle again", &|| h.idle_shards() == 2);
 }
 
-#[test]
-fn pinned_tasks_queued_behind_a_busy_shard_are_counted() {
-    let rt = rt(2);
-    let h = rt.handle();
+/// Holds shard 0 inside one poll (of the returned task) until the
+/// returned sender sends; returns once it is held.
+fn hold_shard_0(h: &RuntimeHandle) -> (spargio_rt::JoinHandle<()>, std::sync::mpsc::Sender<()>) {
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    // Hold shard 0 inside one poll until released.
     let blocker = h.spawn_pinned(ShardId(0), async move {
         started_tx.send(()).unwrap();
         release_rx.recv().unwrap();
     });
     started_rx.recv().unwrap();
+    (blocker, release_tx)
+}
+
+#[test]
+fn pinned_tasks_queued_behind_a_busy_shard_are_counted() {
+    let rt = rt(2);
+    let h = rt.handle();
+    let (blocker, release_tx) = hold_shard_0(&h);
     let queued: Vec<_> = (0..10)
         .map(|i| h.spawn_pinned(ShardId(0), async move { i }))
         .collect();
@@ -258,6 +264,23 @@ fn pinned_tasks_queued_behind_a_busy_shard_are_counted() {
     // Dropping the runtime joins the shards; nothing is queued any more.
     drop(rt);
     assert_eq!(h.stats().shards[0].pinned_queue_depth, 0);
+}
+
+#[test]
+fn stealable_tasks_spawned_from_outside_are_counted_while_they_wait() {
+    let rt = rt(1);
+    let h = rt.handle();
+    let (blocker, release_tx) = hold_shard_0(&h);
+    // From this thread (no shard's): into the runtime-wide queue.
+    let queued: Vec<_> = (0..10).map(|i| h.spawn(async move { i })).collect();
+    let stats = h.stats();
+    assert_eq!(stats.global_queue_depth, 10, "{stats:?}");
+    release_tx.send(()).unwrap();
+    rt.block_on(blocker).unwrap();
+    for (i, task) in queued.into_iter().enumerate() {
+        assert_eq!(rt.block_on(task).unwrap(), i);
+    }
+    assert_eq!(h.stats().global_queue_depth, 0);
 }
 
 #[test]

@@ -24,10 +24,12 @@ impl LocalShard {
     pub(crate) fn push_sqe(&self, e: Entry) {
         let mut spill = self.spill.borrow_mut();
         if !spill.is_empty() {
+            self.shared().counters.sq_spills.bump();
             spill.push_back(e);
             return;
         }
         let Ok(mut ring) = self.ring.try_borrow_mut() else {
+            self.shared().counters.sq_spills.bump();
             spill.push_back(e);
             return;
         };
