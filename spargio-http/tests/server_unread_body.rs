@@ -241,3 +241,37 @@ fn an_error_answer_to_an_unread_chunked_body_all_here_keeps_the_connection() {
         assert_eq!(c.read_response().body_str(), "fine", "{placement:?}");
     }
 }
+
+#[test]
+fn trailers_a_body_kept_past_the_answer_never_gets_do_not_end_it_cleanly() {
+    // The service answers at once and reads the body later, in a task of
+    // its own; the chunked body and its trailers came whole with the head.
+    // The server stops feeding once the answer is out: the body may end in
+    // an error, but never look complete without its trailers.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Arc::new(Mutex::new(tx));
+    let service = tower::service_fn(move |req: Request<Body>| {
+        let tx = tx.clone();
+        async move {
+            spargio_rt::spawn(async move {
+                // Take nothing until the answer is out.
+                spargio_rt::time::sleep(Duration::from_millis(100)).await;
+                let got = req.into_body().collect().await;
+                let trailers = got.map(|c| c.trailers().cloned());
+                let _ = tx.lock().unwrap().send(trailers.map_err(|e| e.to_string()));
+            });
+            Ok::<_, Infallible>(Response::new(Body::from("ok")))
+        }
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    c.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-sum: 5\r\n\r\n");
+    assert_eq!(c.read_response().status, 200);
+    match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+        Ok(trailers) => {
+            let trailers = trailers.expect("the body ended cleanly without its trailers");
+            assert_eq!(trailers["x-sum"], "5");
+        }
+        Err(_aborted) => {}
+    }
+}

@@ -230,12 +230,23 @@ pub(crate) async fn feed_body<R: TransportRead>(
             }
             Some(Item::End(trailers)) => {
                 if let Some(s) = sender.take() {
-                    if let Some(t) = trailers {
-                        if let Want::Ready = want(&s, stop).await {
-                            s.send_trailers(t);
-                        }
+                    let whole = match trailers {
+                        None => true,
+                        Some(t) => match want(&s, stop).await {
+                            Want::Ready => {
+                                s.send_trailers(t);
+                                true
+                            }
+                            Want::Gone | Want::Stop => false,
+                        },
+                    };
+                    // Trailers not handed over (the response is complete,
+                    // so the feed stops): the sender is dropped and the
+                    // body ends aborted, as it would for data, never as if
+                    // whole without them.
+                    if whole {
+                        s.finish();
                     }
-                    s.finish();
                 }
                 progress.done.set(true);
                 return FeedEnd::Complete;
