@@ -7,8 +7,9 @@ use crate::runtime::Runtime;
 
 /// Which CPUs shard threads are bound to.
 ///
-/// `true` binds shard `i` to CPU `i % cpus`; `false` leaves placement to the
-/// kernel; a list binds shard `i` to `list[i % list.len()]`.
+/// `true` binds shard `i` to the `i % n`th of the `n` CPUs the building
+/// thread may use; `false` leaves placement to the kernel; a list binds
+/// shard `i` to `list[i % list.len()]`.
 ///
 /// ```
 /// use spargio_rt::ThreadAffinity;
