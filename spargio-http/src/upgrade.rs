@@ -54,12 +54,31 @@ use crate::transport::RawIo;
 
 /// Takes the pending upgrade out of a request's extensions. If the request
 /// did not ask for an upgrade, the returned future fails with
-/// [`UpgradeError::NotRequested`].
+/// [`UpgradeError::NotRequested`]; if it was taken out already (a second
+/// call), with [`UpgradeError::AlreadyTaken`] (clone the first
+/// [`OnUpgrade`] to share it).
 pub fn on<B>(req: &mut http::Request<B>) -> OnUpgrade {
-    req.extensions_mut()
-        .remove::<OnUpgrade>()
-        .unwrap_or(OnUpgrade { slot: None, key: 0 })
+    let extensions = req.extensions_mut();
+    match extensions.remove::<OnUpgrade>() {
+        Some(on) => {
+            extensions.insert(TakenOut);
+            on
+        }
+        None if extensions.get::<TakenOut>().is_some() => OnUpgrade {
+            slot: None,
+            key: TAKEN_OUT_BEFORE,
+        },
+        None => OnUpgrade { slot: None, key: 0 },
+    }
 }
+
+/// Left in a request's extensions by [`on`] in place of its upgrade.
+#[derive(Clone, Copy)]
+struct TakenOut;
+
+/// The key of an [`OnUpgrade`] without a slot that [`on`] gave for a
+/// request whose upgrade it had given already.
+const TAKEN_OUT_BEFORE: usize = usize::MAX;
 
 /// Why an upgrade did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,10 +121,9 @@ impl Clone for OnUpgrade {
     fn clone(&self) -> OnUpgrade {
         OnUpgrade {
             slot: self.slot.clone(),
-            key: self
-                .slot
-                .as_ref()
-                .map_or(0, |slot| slot.next_key.fetch_add(1, Ordering::Relaxed)),
+            key: self.slot.as_ref().map_or(self.key, |slot| {
+                slot.next_key.fetch_add(1, Ordering::Relaxed)
+            }),
         }
     }
 }
@@ -214,7 +232,10 @@ impl Future for OnUpgrade {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(slot) = &self.slot else {
-            return Poll::Ready(Err(UpgradeError::NotRequested));
+            return Poll::Ready(Err(match self.key {
+                TAKEN_OUT_BEFORE => UpgradeError::AlreadyTaken,
+                _ => UpgradeError::NotRequested,
+            }));
         };
         let mut st = slot.lock();
         if let State::Waiting(wakers) = &mut *st {
@@ -327,6 +348,27 @@ mod tests {
 
     /// A clone of an `OnUpgrade` with its wake-up counter and waker.
     type Waiting = (OnUpgrade, Arc<Counter>, Waker);
+
+    #[test]
+    fn a_second_on_for_one_request_says_the_upgrade_was_taken() {
+        let (first, _pending) = super::pending();
+        let mut req = http::Request::new(());
+        req.extensions_mut().insert(first);
+        let _taken = on(&mut req);
+        let mut again = on(&mut req);
+        let (_, waker) = counting_waker();
+        for attempt in [&mut again.clone(), &mut again] {
+            assert_eq!(
+                poll(attempt, &waker).map(|r| r.err()),
+                Poll::Ready(Some(UpgradeError::AlreadyTaken))
+            );
+        }
+        let mut never = on(&mut http::Request::new(()));
+        assert_eq!(
+            poll(&mut never, &waker).map(|r| r.err()),
+            Poll::Ready(Some(UpgradeError::NotRequested))
+        );
+    }
 
     /// An `OnUpgrade` and a clone of it, both polled (and waiting), and
     /// the connection's side.
