@@ -159,22 +159,32 @@ fn blocking_jobs_queued_when_shutdown_begins_never_start() {
     let ran = Arc::new(AtomicBool::new(false));
     let r = ran.clone();
     let queued = h.spawn_blocking(move || r.store(true, Ordering::SeqCst));
+    // The one shard stays inside this poll until told.
     let (polling_tx, polling_rx) = mpsc::channel();
+    let (hold_tx, hold_rx) = mpsc::channel::<()>();
     drop(h.spawn(async move {
         polling_tx.send(()).unwrap();
-        std::thread::sleep(Duration::from_millis(500));
+        let _ = hold_rx.recv();
     }));
     polling_rx.recv().unwrap();
     let probe = rt.handle();
     let dropper = std::thread::spawn(move || drop(rt));
-    // Once the shutdown has begun, a task spawned is cancelled at once
-    // (the shard is still in its poll, for a while).
-    while !probe.spawn(async {}).is_finished() {
+    // Once the shutdown has begun, a task spawned is cancelled at once.
+    // Before, it waits in the queue of the held shard, so finished means
+    // cancelled.
+    loop {
+        let task = probe.spawn(async {});
+        if task.is_finished() {
+            let outcome = spargio_rt::block_on(task);
+            assert!(outcome.is_err_and(|e| e.is_cancelled()));
+            break;
+        }
         std::thread::sleep(Duration::from_millis(1));
     }
     release_tx.send(()).unwrap();
-    dropper.join().unwrap();
     spargio_rt::block_on(busy).unwrap();
+    hold_tx.send(()).unwrap();
+    dropper.join().unwrap();
     let outcome = spargio_rt::block_on(queued);
     assert!(
         outcome.as_ref().is_err_and(|e| e.is_cancelled()),

@@ -166,26 +166,24 @@ fn call_waits_for_room_instead_of_failing() {
 
 #[test]
 fn unanswered_call_times_out_and_server_sees_it() {
-    let rt = runtime();
     let (client, server) = boundary::channel::<u8, u8>(4);
-    let (held_tx, held_rx) = std::sync::mpsc::channel();
-    rt.handle().spawn(async move {
-        // Receive but never answer; hand the request back to the test.
-        let req = server.recv().await.unwrap();
-        held_tx.send((req, server)).unwrap();
-    });
-    let r = client.call_blocking_with_timeout(1, Duration::from_millis(20));
-    assert_eq!(r, Err(BoundaryError::Timeout));
-    let (req, server) = held_rx.recv().unwrap();
+    // The call queues its request at its first poll; the server takes it
+    // at once (no deadline can have passed) and never answers.
+    let mut call = Box::pin(client.call_with_timeout(1, Duration::from_millis(20)));
+    assert!(poll_once(&mut call).is_pending());
+    let req = server
+        .try_recv()
+        .unwrap()
+        .expect("the call's request is queued");
+    assert_eq!(block_on(call), Err(BoundaryError::Timeout));
     assert!(req.deadline().is_some());
     assert!(req.is_expired());
     assert!(req.is_cancelled());
     assert_eq!(req.respond(9), Err(BoundaryError::Canceled));
 
-    // A timed-out call still in the queue is skipped by the server.
-    // 50 ms: long enough that the call is surely queued before its
-    // deadline, however the thread is scheduled.
-    let r = block_on(client.call_with_timeout(2, Duration::from_millis(50)));
+    // A timed-out call still in the queue (nobody served it in time) is
+    // skipped by the server.
+    let r = client.call_blocking_with_timeout(2, Duration::from_millis(20));
     assert_eq!(r, Err(BoundaryError::Timeout));
     assert!(server.try_recv().unwrap().is_none());
     assert_eq!(server.expired_count(), 1);

@@ -626,12 +626,19 @@ fn compat_wakes_the_writer_after_another_task_polled_its_write() {
         let data = pattern(4 << 20);
         let len = data.len();
         let c = shared.clone();
+        let waiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let w = waiting.clone();
         let writer = spargio_rt::spawn(async move {
             let mut off = 0;
             while off < data.len() {
                 off += poll_fn(|cx| {
                     let mut g = c.lock().unwrap();
-                    futures_io::AsyncWrite::poll_write(Pin::new(&mut *g), cx, &data[off..])
+                    let polled =
+                        futures_io::AsyncWrite::poll_write(Pin::new(&mut *g), cx, &data[off..]);
+                    if polled.is_pending() {
+                        w.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    polled
                 })
                 .await
                 .unwrap();
@@ -640,9 +647,16 @@ fn compat_wakes_the_writer_after_another_task_polled_its_write() {
                 .await
                 .unwrap();
         });
-        // The peer reads nothing yet: the writer is stuck on a write in
+        // The peer reads nothing yet: the writer gets stuck on a write in
         // flight. Another task polls that write once, and goes away.
-        spargio_rt::time::sleep(Duration::from_millis(50)).await;
+        let stuck_by = std::time::Instant::now() + Duration::from_secs(20);
+        while !waiting.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < stuck_by,
+                "the writer never waited"
+            );
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
         let c = shared.clone();
         let pending = spargio_rt::spawn(async move {
             poll_fn(|cx| {

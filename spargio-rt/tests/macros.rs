@@ -128,6 +128,43 @@ async fn test_returns_a_non_send_boxed_error(
     Ok(())
 }
 
+/// Set by [`a_test_returning_err_fails`] in the environment of the child
+/// it runs: [`test_returning_err_when_asked`] returns it as its error.
+const FAILURE_ASKED_FOR: &str = "SPARGIO_MACROS_TEST_FAILURE";
+
+#[spargio_rt::test]
+async fn test_returning_err_when_asked() -> Result<(), String> {
+    match std::env::var(FAILURE_ASKED_FOR) {
+        Ok(reason) => Err(reason),
+        Err(_) => Ok(()),
+    }
+}
+
+#[test]
+fn a_test_returning_err_fails() {
+    // The test's result goes through the macro's exit code: an `Err` must
+    // come out as a failed test that shows the error.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "test_returning_err_when_asked",
+            "--test-threads=1",
+        ])
+        .env(FAILURE_ASKED_FOR, "the failure this test asked for")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "the child passed: {stdout}");
+    assert!(
+        stdout.contains("test test_returning_err_when_asked ... FAILED"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the failure this test asked for"),
+        "the error is not shown: {stdout}"
+    );
+}
+
 #[spargio_rt::test]
 #[should_panic(expected = "boom from the test body")]
 async fn test_panic_in_body_fails_the_test() {

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,6 +19,29 @@ use spargio_rt::{Runtime, ShardId, TaskPlacement};
 
 /// Long enough that only a hang reaches it.
 const HANG: Duration = Duration::from_secs(20);
+
+/// Polls `fut` once, counts that in `polled`, then awaits it to the end:
+/// a test waits on the count to know the op has taken its slot or queued
+/// for one.
+async fn counted_after_first_poll<F: Future>(fut: F, polled: Arc<AtomicUsize>) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    polled.fetch_add(1, Ordering::SeqCst);
+    match first {
+        Poll::Ready(v) => v,
+        Poll::Pending => fut.await,
+    }
+}
+
+/// Waits until `cond` holds; panics naming `what` if it does not within
+/// [`HANG`].
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let by = std::time::Instant::now() + HANG;
+    while !cond() {
+        assert!(std::time::Instant::now() < by, "never: {what}");
+        spargio_rt::time::sleep(Duration::from_millis(1)).await;
+    }
+}
 
 fn one_shard_with_one_op_slot() -> Runtime {
     Runtime::builder()
@@ -35,16 +58,22 @@ fn waiting_ops_all_get_a_slot_when_some_waiters_are_aborted() {
     rt.block_on(async move {
         // The one slot: a read that waits for data we send later.
         let (mut reader, mut writer) = UnixStream::pair().unwrap();
+        let holding = Arc::new(AtomicUsize::new(0));
+        let took = holding.clone();
         let holder = handle.spawn_pinned(ShardId(0), async move {
-            let (n, buf) = reader.read(Vec::with_capacity(8)).await;
+            let (n, buf) = counted_after_first_poll(reader.read(Vec::with_capacity(8)), took).await;
             (n.unwrap(), buf)
         });
-        spargio_rt::time::sleep(Duration::from_millis(5)).await;
+        until("the holder's read took the slot", || {
+            holding.load(Ordering::SeqCst) == 1
+        })
+        .await;
 
         // Eight more reads queue for the slot, each on its own socket pair
         // whose peer writes at once (so each finishes as soon as it runs).
         let mut waiters = Vec::new();
         let mut peers = Vec::new();
+        let queued = Arc::new(AtomicUsize::new(0));
         for i in 0..8u8 {
             let (mut r, mut w) = UnixStream::pair().unwrap();
             peers.push(handle.spawn_pinned(ShardId(0), async move {
@@ -52,21 +81,29 @@ fn waiting_ops_all_get_a_slot_when_some_waiters_are_aborted() {
                 res.unwrap();
                 w
             }));
+            let queued = queued.clone();
             waiters.push(handle.spawn_with_placement(
                 TaskPlacement::Pinned(ShardId(0)),
                 async move {
-                    let (n, buf) = r.read(Vec::with_capacity(4)).await;
+                    let (n, buf) =
+                        counted_after_first_poll(r.read(Vec::with_capacity(4)), queued).await;
                     assert_eq!(n.unwrap(), 4);
                     buf[0]
                 },
             ));
         }
-        spargio_rt::time::sleep(Duration::from_millis(5)).await;
+        until("every waiter queued for the slot", || {
+            queued.load(Ordering::SeqCst) == 8
+        })
+        .await;
         // The first four waiters go away while they wait.
         for w in &waiters[..4] {
             w.abort();
         }
-        spargio_rt::time::sleep(Duration::from_millis(5)).await;
+        until("the aborted waiters ended", || {
+            waiters[..4].iter().all(|w| w.is_finished())
+        })
+        .await;
 
         // Free the slot: the four live waiters must each get it in turn.
         let (res, _) = writer.write_all(b"go".to_vec()).await;
@@ -105,29 +142,42 @@ fn a_waiting_op_polled_again_still_gets_its_slot() {
     let handle = rt.handle();
     rt.block_on(async move {
         let (mut reader, mut writer) = UnixStream::pair().unwrap();
+        let holding = Arc::new(AtomicUsize::new(0));
+        let took = holding.clone();
         let holder = handle.spawn_pinned(ShardId(0), async move {
-            let (n, _) = reader.read(Vec::with_capacity(8)).await;
+            let (n, _) = counted_after_first_poll(reader.read(Vec::with_capacity(8)), took).await;
             n.unwrap()
         });
-        spargio_rt::time::sleep(Duration::from_millis(5)).await;
+        until("the holder's read took the slot", || {
+            holding.load(Ordering::SeqCst) == 1
+        })
+        .await;
         let (mut r, mut w) = UnixStream::pair().unwrap();
+        let (res, _) = w.write_all(vec![1; 4]).await;
+        res.unwrap();
+        let repolls = Arc::new(AtomicUsize::new(0));
+        let polls = repolls.clone();
         let waiter = handle.spawn_pinned(ShardId(0), async move {
             let read = std::pin::pin!(r.read(Vec::with_capacity(4)));
             let mut read = read;
             // Poll the waiting read again and again (a select against a
             // ticking timer does this), then let it finish.
-            let mut polls = 0;
             loop {
                 let tick = spargio_rt::time::sleep(Duration::from_micros(200));
                 match futures_util::future::select(read.as_mut(), std::pin::pin!(tick)).await {
-                    futures_util::future::Either::Left(((n, _), _)) => return (n.unwrap(), polls),
-                    futures_util::future::Either::Right(_) => polls += 1,
+                    futures_util::future::Either::Left(((n, _), _)) => {
+                        return (n.unwrap(), polls.load(Ordering::SeqCst))
+                    }
+                    futures_util::future::Either::Right(_) => {
+                        polls.fetch_add(1, Ordering::SeqCst);
+                    }
                 }
             }
         });
-        let (res, _) = w.write_all(vec![1; 4]).await;
-        res.unwrap();
-        spargio_rt::time::sleep(Duration::from_millis(10)).await;
+        until("the waiting read was polled again", || {
+            repolls.load(Ordering::SeqCst) >= 2
+        })
+        .await;
         let (res, _) = writer.write_all(b"go".to_vec()).await;
         res.unwrap();
         assert_eq!(

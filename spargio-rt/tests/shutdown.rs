@@ -102,17 +102,26 @@ fn shutdown_timeout_returns_even_with_a_stuck_task() {
     let s2 = stuck.clone();
     let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let st2 = started.clone();
+    // Set when the task stops spinning: released, or given up after 30 s
+    // (so a shutdown that waited for it still ends, and fails below).
+    let exited = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ex2 = exited.clone();
     let _t = h.spawn_pinned(ShardId(1), async move {
         st2.store(true, Ordering::SeqCst);
         let give_up = Instant::now() + Duration::from_secs(30);
         while s2.load(Ordering::SeqCst) && Instant::now() < give_up {
             std::hint::spin_loop();
         }
+        ex2.store(true, Ordering::SeqCst);
     });
     while !started.load(Ordering::SeqCst) {
         std::thread::yield_now();
     }
     rt.shutdown_timeout(Duration::from_millis(50));
+    assert!(
+        !exited.load(Ordering::SeqCst),
+        "shutdown_timeout waited for the stuck task instead of returning at its deadline"
+    );
     // We got here although shard 1 is still spinning; release it.
     stuck.store(false, Ordering::SeqCst);
 }
