@@ -235,7 +235,14 @@ fn a_stopped_multishot_receive_hands_out_what_it_took_and_leaves_the_rest_in_the
         // Delivered while nobody asks: queued on the receive's completions.
         let (r, _) = a.write_all(b"second ".to_vec()).await;
         r.unwrap();
-        spargio_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+        let by = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while rx.queued() == 0 {
+            assert!(
+                std::time::Instant::now() < by,
+                "the second write was never received"
+            );
+            spargio_rt::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         rx.stop();
         while let Some(buf) = rx.next().await.unwrap() {
             got.extend_from_slice(&buf);
@@ -273,13 +280,22 @@ fn a_consumer_that_falls_behind_holds_only_about_its_queue_cap_of_buffers() {
         let (r, _) = a.write_all(pattern(total)).await;
         r.unwrap();
         drop(a);
+        let cancels = || -> u64 {
+            let stats = spargio_rt::RuntimeHandle::current().stats();
+            stats.shards.iter().map(|s| s.ops_cancelled).sum()
+        };
+        let cancels_before = cancels();
         let mut rx = b.recv_multishot(&ring);
         rx.max_queued(2);
         let mut got = Vec::new();
         got.extend_from_slice(&rx.next().await.unwrap().expect("data"));
         // Not consuming: without the cap the kernel would fill 127 more
-        // buffers and queue them all.
-        spargio_rt::time::sleep(std::time::Duration::from_millis(30)).await;
+        // buffers and queue them all. With it, the receive is cancelled
+        // once two wait (bounded wait: a receive never capped fails below).
+        let by = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while cancels() == cancels_before && std::time::Instant::now() < by {
+            spargio_rt::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         let taken_while_idle = rx.queued();
         while let Some(buf) = rx.next().await.unwrap() {
             got.extend_from_slice(&buf);

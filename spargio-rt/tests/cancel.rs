@@ -105,10 +105,8 @@ fn dropped_in_flight_ops_leak_no_fds_and_leave_sockets_working() {
     // Give the shards a moment to reap the last cancels (no timing
     // assertion: we wait for the count to settle, with a generous bound).
     let mut after = open_fds();
-    for _ in 0..200 {
-        if after <= before {
-            break;
-        }
+    let by = std::time::Instant::now() + Duration::from_secs(20);
+    while after > before && std::time::Instant::now() < by {
         std::thread::sleep(Duration::from_millis(10));
         after = open_fds();
     }
@@ -122,10 +120,8 @@ fn dropped_in_flight_ops_leak_no_fds_and_leave_sockets_working() {
         (sub, done)
     };
     let mut counts = settled(&h);
-    for _ in 0..500 {
-        if counts.0 == counts.1 {
-            break;
-        }
+    let by = std::time::Instant::now() + Duration::from_secs(20);
+    while counts.0 != counts.1 && std::time::Instant::now() < by {
         // Nudge the shards so they reap what the kernel posted.
         rt.block_on(async { spargio_rt::time::sleep(Duration::from_millis(1)).await });
         counts = settled(&h);
@@ -145,6 +141,8 @@ fn runtime_drop_with_ops_in_flight_reaps_them_first() {
     {
         let rt = Runtime::builder().shards(2).build().unwrap();
         let h = rt.handle();
+        let submitted = || -> u64 { h.stats().shards.iter().map(|s| s.ops_submitted).sum() };
+        let submitted_before = submitted();
         for _ in 0..64 {
             h.spawn(async {
                 let (mut a, _b) = UnixStream::pair().unwrap();
@@ -152,7 +150,15 @@ fn runtime_drop_with_ops_in_flight_reaps_them_first() {
                 let _ = a.read(Vec::with_capacity(16)).await;
             });
         }
-        rt.block_on(async { spargio_rt::time::sleep(Duration::from_millis(5)).await });
+        // Every read is in flight when the runtime is dropped.
+        let by = std::time::Instant::now() + Duration::from_secs(20);
+        while submitted() < submitted_before + 64 {
+            assert!(
+                std::time::Instant::now() < by,
+                "the reads were never submitted"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
     assert!(
         open_fds() <= before + 1,

@@ -1009,7 +1009,8 @@ fn files_dropped_on_a_shard_are_closed_through_its_ring() {
             drop(files);
             // Queued on the ring, not closed yet, until the shard submits:
             // the next await lets it (a bounded wait, in case it is slow).
-            for _ in 0..500 {
+            let by = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < by {
                 spargio_rt::time::sleep(Duration::from_millis(1)).await;
                 if open_fds() == 0 {
                     break;

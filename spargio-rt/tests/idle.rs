@@ -2,7 +2,21 @@
 
 use std::time::Duration;
 
-use spargio_rt::Runtime;
+use spargio_rt::{Runtime, RuntimeHandle};
+
+/// Waits (bounded) until no shard entered its ring for 20 ms: each has
+/// parked, whatever the machine's load delayed. A shard that spins never
+/// gets there, and the test's own check then reports it.
+fn settle(h: &RuntimeHandle) {
+    let enters = || -> Vec<u64> { h.stats().shards.iter().map(|s| s.ring_enters).collect() };
+    for _ in 0..250 {
+        let before = enters();
+        std::thread::sleep(Duration::from_millis(20));
+        if enters() == before {
+            return;
+        }
+    }
+}
 
 #[test]
 fn idle_shards_park_instead_of_spinning() {
@@ -14,7 +28,7 @@ fn idle_shards_park_instead_of_spinning() {
             spargio_rt::spawn(async {}).await.unwrap();
         }
     });
-    std::thread::sleep(Duration::from_millis(20));
+    settle(&h);
     let before = h.stats();
     std::thread::sleep(Duration::from_millis(200));
     let after = h.stats();
@@ -45,7 +59,7 @@ fn a_shard_whose_nearest_timer_is_centuries_away_parks() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(20));
+    settle(&h);
     let before = h.stats();
     std::thread::sleep(Duration::from_millis(200));
     let after = h.stats();
@@ -67,7 +81,7 @@ fn parked_shards_use_no_cpu_time() {
         .thread_name("idle-probe")
         .build()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(20));
+    settle(&rt.handle());
     let before = shard_cpu_ticks("idle-probe");
     std::thread::sleep(Duration::from_millis(300));
     let after = shard_cpu_ticks("idle-probe");

@@ -76,11 +76,13 @@ fn reads_in_a_row_that_must_wait_still_complete() {
     let mut a = UnixStream::from_std(a);
     let (asked_tx, asked_rx) = std::sync::mpsc::channel::<usize>();
     let rounds = 8usize;
+    let submitted = |h: &RuntimeHandle| -> u64 { h.stats().shards[0].ops_submitted };
+    let submitted_before = submitted(&handle);
     let task = handle.spawn_pinned(ShardId(0), async move {
         let mut got = Vec::new();
         for i in 0..rounds {
             // Tell the writer to send this round's byte, then read it: the
-            // read usually reaches the kernel before the byte does, so an
+            // writer waits until the read has reached the kernel, so an
             // inline read finds nothing and has to wait.
             asked_tx.send(i).unwrap();
             let (res, buf) = a.read_exact(Vec::with_capacity(1)).await;
@@ -89,9 +91,17 @@ fn reads_in_a_row_that_must_wait_still_complete() {
         }
         got
     });
+    let stats = handle.clone();
     let writer = std::thread::spawn(move || {
         while let Ok(i) = asked_rx.recv_timeout(HANG) {
-            std::thread::sleep(Duration::from_millis(5));
+            // Round i's read is the shard's op number i + 1. Bounded: if it
+            // never shows, the byte goes anyway and the checks below say so.
+            let by = std::time::Instant::now() + HANG;
+            while submitted(&stats) < submitted_before + i as u64 + 1
+                && std::time::Instant::now() < by
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             std::io::Write::write_all(&mut b, &[b'a' + i as u8]).unwrap();
             if i + 1 == rounds {
                 break;
@@ -102,10 +112,11 @@ fn reads_in_a_row_that_must_wait_still_complete() {
     writer.join().unwrap();
     let want: Vec<u8> = (0..rounds).map(|i| b'a' + i as u8).collect();
     assert_eq!(got, want);
-    // Each read after a completed one was submitted inline (whether the
-    // byte was there by then or not).
-    let (ops, _) = inline_counts(&handle);
-    assert!(ops > 0);
+    // Reads were submitted inline, and found no byte there: none
+    // completed in its enter.
+    let (ops, done) = inline_counts(&handle);
+    assert!(ops > 0, "no read went inline");
+    assert_eq!(done, 0, "an inline read completed before its byte was sent");
 }
 
 #[test]

@@ -126,13 +126,18 @@ fn stealing_can_be_turned_off() {
 
 #[test]
 fn skewed_fanout_uses_both_shards() {
+    // Spawn-time placement hands one task of each burst to shard 1; only
+    // stealing moves more. Bursts go on until shard 1 has stolen (at once
+    // on an idle machine; later if the machine keeps shard 1 off a CPU).
     let rt = Runtime::builder().shards(2).build().unwrap();
     let h = rt.handle();
+    let stolen_by_1 = move || h.stats().shards[1].stolen;
+    let h = rt.handle();
     let per_shard = rt
-        .block_on(h.spawn_pinned(ShardId(0), async {
+        .block_on(h.spawn_pinned(ShardId(0), async move {
             let h = RuntimeHandle::current();
             let mut per_shard = [0usize; 2];
-            for req in 0..8u64 {
+            for req in 0..2000u64 {
                 let branches: Vec<_> = (0..16u64)
                     .map(|b| {
                         h.spawn(async move {
@@ -145,11 +150,18 @@ fn skewed_fanout_uses_both_shards() {
                 for b in branches {
                     per_shard[b.await.unwrap()] += 1;
                 }
+                if req >= 7 && stolen_by_1() > 0 {
+                    break;
+                }
             }
             per_shard
         }))
         .unwrap();
     assert!(per_shard[0] > 0 && per_shard[1] > 0, "{per_shard:?}");
+    assert!(
+        rt.handle().stats().shards[1].stolen > 0,
+        "shard 1 never stole: {per_shard:?}"
+    );
 }
 
 #[test]
@@ -277,10 +289,20 @@ fn a_victim_busy_threshold_of_duration_max_never_robs_a_lone_task() {
     };
     let (rt, release, hogging) = hogged_two_shards(policy);
     let h = rt.handle();
+    let parks = || h.stats().shards[1].parks;
+    let parks_before = parks();
     let lone = h.spawn_stealable_on(ShardId(0), async { current() });
-    // Shard 1 looks at the lone task, declines, sleeps, looks again (its
-    // back-off once overflowed the duration and took the shard down).
-    std::thread::sleep(Duration::from_millis(50));
+    // Shard 1, told to come and steal, looks at the lone task, declines,
+    // and parks until it would qualify: its back-off once overflowed the
+    // duration there and took the shard down.
+    let by = std::time::Instant::now() + Duration::from_secs(20);
+    while parks() == parks_before && std::time::Instant::now() < by {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        parks() > parks_before,
+        "shard 1 never parked after its look"
+    );
     release.store(true, Ordering::SeqCst);
     assert!(within(&rt, hogging));
     assert_eq!(within(&rt, lone), 0, "never robbed");

@@ -58,6 +58,8 @@ fn native_multishot_max_queued_sets_the_cap() {
 fn accept_flood(set_cap: Option<usize>, extra: usize) {
     let cap = set_cap.unwrap_or(DEFAULT_MULTISHOT_MAX_QUEUED);
     let rt = one_shard();
+    let handle = rt.handle();
+    let cancels = move || handle.stats().shards[0].ops_cancelled;
     rt.block_on(async move {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -76,6 +78,7 @@ fn accept_flood(set_cap: Option<usize>, extra: usize) {
         }
         let mut clients = Vec::new();
         let mut accepted = Vec::new();
+        let cancels_before = cancels();
 
         // The first connection arms the op.
         clients.push(TcpStream::connect(addr).unwrap());
@@ -94,9 +97,9 @@ fn accept_flood(set_cap: Option<usize>, extra: usize) {
             clients.push(TcpStream::connect(addr).unwrap());
             wait_until("the connection is queued", || accepts.queued() == i).await;
         }
-        // The cap's cancel goes out with the next submit (a park submits
-        // whatever is queued).
-        spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        // The shard sends the cap's cancel to its ring as it queues the
+        // last CQE.
+        wait_until("the cap's cancel went out", || cancels() > cancels_before).await;
         // More connections, which must stay in the listen backlog.
         for _ in 0..extra {
             clients.push(TcpStream::connect(addr).unwrap());
