@@ -17,7 +17,7 @@ mod common;
 use std::convert::Infallible;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -590,25 +590,52 @@ fn limited_app(max_seen: Arc<AtomicUsize>) -> impl TestService<axum::body::Body>
     ServiceBuilder::new().concurrency_limit(1).service(router)
 }
 
+/// Waits (bounded) until `cond` holds; panics naming `what` otherwise.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let by = std::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < by, "never: {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn server_wide_concurrency_limit_serialises_connections() {
-    let max_seen = Arc::new(AtomicUsize::new(0));
-    let server = TestServer::start(limited_app(max_seen.clone()));
-    let addr = server.addr;
-    let threads: Vec<_> = (0..4)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut c = RawClient::connect(addr);
-                for _ in 0..3 {
-                    assert_text(&c.roundtrip(&get_req("/work")), 200, "worked");
+    // A request on one connection holds the one permit inside its handler
+    // until released; a request on another connection waits for the
+    // service to be ready instead of running beside it.
+    let entered = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(AtomicBool::new(false));
+    let (e, o) = (entered.clone(), open.clone());
+    let router = routes().route(
+        "/gated",
+        get(move || {
+            let (e, o) = (e.clone(), o.clone());
+            async move {
+                e.fetch_add(1, Ordering::SeqCst);
+                while !o.load(Ordering::SeqCst) {
+                    spargio_rt::time::sleep(Duration::from_millis(1)).await;
                 }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    assert_eq!(max_seen.load(Ordering::SeqCst), 1);
+                "passed"
+            }
+        }),
+    );
+    let server = TestServer::start(ServiceBuilder::new().concurrency_limit(1).service(router));
+    let mut a = server.connect();
+    let mut b = server.connect();
+    a.send(&get_req("/gated"));
+    eventually("the first handler runs", || {
+        entered.load(Ordering::SeqCst) == 1
+    });
+    b.send(&get_req("/gated"));
+    eventually("the second request waits for readiness", || {
+        server.stats.snapshot().requests_awaiting_ready >= 1
+    });
+    assert_eq!(entered.load(Ordering::SeqCst), 1, "ran past the limit");
+    open.store(true, Ordering::SeqCst);
+    assert_text(&a.read_response(), 200, "passed");
+    assert_text(&b.read_response(), 200, "passed");
+    assert_eq!(entered.load(Ordering::SeqCst), 2);
 }
 
 #[test]

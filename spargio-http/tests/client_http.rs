@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, StatusCode, Version};
 use http_body::Frame;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use spargio_http::tls::{TlsAcceptor, TlsConnector};
 use spargio_http::transport::{Transport, TransportRead, TransportWrite};
 use spargio_http::{Body, BodyError, Client, ClientError};
@@ -126,6 +126,9 @@ struct Server {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     heads: Arc<Mutex<Vec<String>>>,
+    /// Bumped by handlers once they have done what the test then waits
+    /// for (closed an idle connection, sent stray bytes).
+    marks: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -139,6 +142,15 @@ impl Server {
 
     fn heads(&self) -> Vec<String> {
         self.heads.lock().unwrap().clone()
+    }
+
+    fn mark(&self) {
+        self.marks.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Waits (bounded) until handlers have marked `n` times.
+    async fn marked(&self, n: usize) {
+        eventually(|| self.marks.load(Ordering::SeqCst) >= n).await;
     }
 }
 
@@ -163,6 +175,7 @@ where
         addr: std_listener.local_addr().unwrap(),
         accepted: Arc::default(),
         heads: Arc::default(),
+        marks: Arc::default(),
     };
     let s = server.clone();
     let _accept_loop = RuntimeHandle::current().spawn_local_on(ShardId(0), move || async move {
@@ -252,13 +265,14 @@ async fn send_body(client: &Client, method: Method, url: String, body: &'static 
 
 /// Waits until `cond` holds (polling every few ms), for up to 5 s.
 async fn eventually(mut cond: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if cond() {
-            return;
-        }
-        spargio_rt::time::sleep(Duration::from_millis(5)).await;
+    let by = std::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < by,
+            "condition not reached in 20 s"
+        );
+        spargio_rt::time::sleep(Duration::from_millis(2)).await;
     }
-    panic!("condition not reached in 5 s");
 }
 
 // ---------------------------------------------------------------------------
@@ -553,8 +567,30 @@ fn serve_closing_first() -> Server {
                 .await;
             if n == 0 {
                 peer.shutdown().await;
+                server.mark();
                 return;
             }
+        }
+    })
+}
+
+/// A server whose first connection answers one request (keep-alive), then
+/// reads the next request's head and closes without an answer, as a
+/// server whose keep-alive timeout fired just as the request arrived;
+/// later connections answer every request.
+fn serve_dropping_the_second_request_on_the_first_connection() -> Server {
+    serve(|mut peer, n, server| async move {
+        let mut answered = 0;
+        while let Some(head) = peer.head().await {
+            read_body(&mut peer, &head).await;
+            server.heads.lock().unwrap().push(head);
+            if n == 0 && answered == 1 {
+                peer.shutdown().await;
+                return;
+            }
+            peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+            answered += 1;
         }
     })
 }
@@ -562,15 +598,42 @@ fn serve_closing_first() -> Server {
 #[test]
 fn client_retries_a_stale_pooled_connection_once() {
     run(|| async {
-        let server = serve_closing_first();
+        let server = serve_dropping_the_second_request_on_the_first_connection();
         let client = Client::new();
-        let resp = client.get(server.url("/")).await.unwrap();
+        let resp = client.get(server.url("/first")).await.unwrap();
         assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
-        // Let the server's close arrive: the pooled connection is stale.
-        spargio_rt::time::sleep(Duration::from_millis(50)).await;
-        let resp = client.get(server.url("/")).await.unwrap();
+        // The pooled connection looks alive; the server drops the request
+        // sent on it unanswered, and the client sends it again on a new
+        // connection.
+        let resp = client.get(server.url("/second")).await.unwrap();
         assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
         assert_eq!(server.accepted(), 2);
+        let heads = server.heads();
+        assert_eq!(heads.len(), 3, "{heads:?}");
+        assert!(heads[1].starts_with("GET /second "), "{heads:?}");
+        assert!(heads[2].starts_with("GET /second "), "{heads:?}");
+    });
+}
+
+#[test]
+fn client_does_not_retry_a_bodiless_post_a_reused_connection_dropped() {
+    run(|| async {
+        let server = serve_dropping_the_second_request_on_the_first_connection();
+        let client = Client::new();
+        let resp = client.get(server.url("/first")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        // A POST may have been acted on: not sent again, though it has no
+        // body and went out on a reused connection.
+        let req = Request::post(server.url("/second"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let err = client.request(req).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Closed { .. } | ClientError::Io { .. }),
+            "{err:?}"
+        );
+        assert_eq!(server.accepted(), 1);
+        assert_eq!(server.heads().len(), 2);
     });
 }
 
@@ -584,7 +647,7 @@ fn client_sends_a_post_on_a_new_connection_after_the_server_closed_the_idle_one(
         // The server's close arrives while the connection is idle: the pool
         // sees it and does not hand the connection out, so even a POST,
         // which is never retried, goes out on a live one.
-        spargio_rt::time::sleep(Duration::from_millis(50)).await;
+        server.marked(1).await;
         let answer = send_body(&client, Method::POST, server.url("/"), b"once").await;
         assert_eq!(answer, "ok");
         assert_eq!(server.accepted(), 2);
@@ -605,6 +668,7 @@ fn client_skips_every_idle_connection_the_server_closed() {
                     .await;
                 spargio_rt::time::sleep(Duration::from_millis(30)).await;
                 peer.shutdown().await;
+                server.mark();
             }
         });
         let client = Client::new();
@@ -615,7 +679,7 @@ fn client_skips_every_idle_connection_the_server_closed() {
             assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
         }
         assert_eq!(server.accepted(), 2);
-        spargio_rt::time::sleep(Duration::from_millis(100)).await;
+        server.marked(2).await;
         let answer = send_body(&client, Method::PUT, server.url("/c"), b"body").await;
         assert_eq!(answer, "ok");
         assert_eq!(server.accepted(), 3);
@@ -636,12 +700,13 @@ fn client_does_not_use_an_idle_connection_with_unasked_for_bytes() {
                 spargio_rt::time::sleep(Duration::from_millis(20)).await;
                 peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale")
                     .await;
+                server.mark();
             }
         });
         let client = Client::new();
         let resp = client.get(server.url("/")).await.unwrap();
         assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "0");
-        spargio_rt::time::sleep(Duration::from_millis(80)).await;
+        server.marked(1).await;
         let answer = send_body(&client, Method::POST, server.url("/"), b"x").await;
         assert_eq!(answer, "1");
         assert_eq!(server.accepted(), 2);
@@ -1212,17 +1277,24 @@ fn client_body_read_timeout_fails_a_stalled_body_and_drops_the_connection() {
 #[test]
 fn client_body_read_timeout_runs_only_while_the_caller_waits_for_the_body() {
     run(|| async {
-        // The body comes 800 ms after the head, later than the 500 ms
-        // limit; but the caller only asks for it 600 ms after the head, so
-        // it waits less than the limit. The clock starts when the caller
-        // asks, not when the head is handed over.
-        let server = serve(|mut peer, _, _| async move {
-            peer.head().await;
-            peer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
-                .await;
-            spargio_rt::time::sleep(Duration::from_millis(800)).await;
-            peer.write(b"body").await;
-            peer.head().await;
+        // The caller asks for the body 600 ms after the head, longer than
+        // the 500 ms limit, and the body is sent only then: a clock started
+        // when the head was handed over would have run out already. The
+        // clock starts when the caller asks.
+        let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = asked.clone();
+        let server = serve(move |mut peer, _, _| {
+            let seen = seen.clone();
+            async move {
+                peer.head().await;
+                peer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
+                    .await;
+                while !seen.load(Ordering::SeqCst) {
+                    spargio_rt::time::sleep(Duration::from_millis(1)).await;
+                }
+                peer.write(b"body").await;
+                peer.head().await;
+            }
         });
         let client = Client::builder()
             .body_read_timeout(Duration::from_millis(500))
@@ -1231,6 +1303,7 @@ fn client_body_read_timeout_runs_only_while_the_caller_waits_for_the_body() {
         assert_eq!(resp.status(), StatusCode::OK);
         // The caller is busy with something else before it reads the body.
         spargio_rt::time::sleep(Duration::from_millis(600)).await;
+        asked.store(true, Ordering::SeqCst);
         let read = body_bytes(resp.into_body());
         let body = spargio_rt::time::timeout(Duration::from_secs(10), read)
             .await
@@ -1308,18 +1381,27 @@ fn client_invalid_uris() {
 fn client_dropped_request_closes_its_connection() {
     run(|| async {
         let closed = Arc::new(AtomicUsize::new(0));
-        let c = closed.clone();
+        let heads = Arc::new(AtomicUsize::new(0));
+        let (c, h) = (closed.clone(), heads.clone());
         let server = serve(move |mut peer, _, _| {
-            let closed = c.clone();
+            let (closed, heads) = (c.clone(), h.clone());
             async move {
-                peer.head().await;
+                if peer.head().await.is_some() {
+                    heads.fetch_add(1, Ordering::SeqCst);
+                }
                 while peer.fill().await {}
                 closed.fetch_add(1, Ordering::SeqCst);
             }
         });
         let client = Client::new();
-        let pending = client.get(server.url("/"));
-        let _ = spargio_rt::time::timeout(Duration::from_millis(50), pending).await;
+        // The request is dropped once the server has its head, while the
+        // client waits for the answer.
+        let pending = Box::pin(client.get(server.url("/")));
+        let head_read = Box::pin(eventually(|| heads.load(Ordering::SeqCst) == 1));
+        match futures_util::future::select(pending, head_read).await {
+            futures_util::future::Either::Left((answer, _)) => panic!("answered: {answer:?}"),
+            futures_util::future::Either::Right(((), pending)) => drop(pending),
+        }
         eventually(|| closed.load(Ordering::SeqCst) == 1).await;
     });
 }
@@ -1436,8 +1518,11 @@ fn https_stray_response_is_not_the_next_answer(gap: Duration) {
     let fx = tls_fixture();
     run(move || async move {
         let conns = Arc::new(AtomicUsize::new(0));
+        let strays = Arc::new(AtomicUsize::new(0));
+        let sent = strays.clone();
         let server = serve_tls(fx.acceptor, move |mut peer| {
             let n = conns.fetch_add(1, Ordering::SeqCst);
+            let sent = sent.clone();
             async move {
                 while peer.head().await.is_some() {
                     let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n{n}");
@@ -1445,6 +1530,7 @@ fn https_stray_response_is_not_the_next_answer(gap: Duration) {
                     spargio_rt::time::sleep(gap).await;
                     peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale")
                         .await;
+                    sent.fetch_add(1, Ordering::SeqCst);
                 }
             }
         });
@@ -1452,7 +1538,8 @@ fn https_stray_response_is_not_the_next_answer(gap: Duration) {
         let url = format!("https://localhost:{}/", server.addr.port());
         let resp = client.get(url.as_str()).await.unwrap();
         assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "0");
-        spargio_rt::time::sleep(gap * 4 + Duration::from_millis(20)).await;
+        // The stray response is out before the next request.
+        eventually(|| strays.load(Ordering::SeqCst) == 1).await;
         let resp = client.get(url.as_str()).await.unwrap();
         assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "1");
         assert_eq!(server.accepted(), 2);

@@ -193,7 +193,11 @@ fn curl_expect_continue_upload() {
     let data = "0123456789abcdef".repeat(200); // 3200 bytes
     std::fs::write(&file, &data).unwrap();
     let mut cmd = curl();
+    // curl sends the body anyway after 1 s without a 100 (its default); a
+    // loaded machine must not make that look like a server that never
+    // said it.
     cmd.args(["-sS", "--fail", "-v", "-H", "Expect: 100-continue"])
+        .args(["--expect100-timeout", "30"])
         .arg("--data-binary")
         .arg(format!("@{}", file.display()))
         .arg(url(server.addr, "/up"));

@@ -250,12 +250,16 @@ fn trailers_a_body_kept_past_the_answer_never_gets_do_not_end_it_cleanly() {
     // an error, but never look complete without its trailers.
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = Arc::new(Mutex::new(tx));
+    let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = answered.clone();
     let service = tower::service_fn(move |req: Request<Body>| {
-        let tx = tx.clone();
+        let (tx, seen) = (tx.clone(), seen.clone());
         async move {
             spargio_rt::spawn(async move {
-                // Take nothing until the answer is out.
-                spargio_rt::time::sleep(Duration::from_millis(100)).await;
+                // Take nothing until the client has read the answer.
+                while !seen.load(std::sync::atomic::Ordering::SeqCst) {
+                    spargio_rt::time::sleep(Duration::from_millis(1)).await;
+                }
                 let got = req.into_body().collect().await;
                 let trailers = got.map(|c| c.trailers().cloned());
                 let _ = tx.lock().unwrap().send(trailers.map_err(|e| e.to_string()));
@@ -267,6 +271,7 @@ fn trailers_a_body_kept_past_the_answer_never_gets_do_not_end_it_cleanly() {
     let mut c = server.connect();
     c.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-sum: 5\r\n\r\n");
     assert_eq!(c.read_response().status, 200);
+    answered.store(true, std::sync::atomic::Ordering::SeqCst);
     match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
         Ok(trailers) => {
             let trailers = trailers.expect("the body ended cleanly without its trailers");

@@ -96,8 +96,12 @@ pub(crate) async fn run_connection<F>(
         // `serve` (the socket, the service, its spawned handlers) is
         // dropped here, before the connection's place is given back.
     };
-    if cut && !lingering.load(Ordering::Relaxed) {
-        state.cut.add(1);
+    if cut {
+        if lingering.load(Ordering::Relaxed) {
+            state.ended_lingering.add(1);
+        } else {
+            state.cut.add(1);
+        }
     }
     drop(guard);
 }

@@ -394,6 +394,7 @@ impl Server {
             all_closed(&state, None).await;
         }
         report.cut = state.cut.get();
+        report.ended_lingering = state.ended_lingering.get();
         report.closed_gracefully = open_at_start.saturating_sub(report.cut);
         let _ = counters.shutdown.set(report);
         Ok(report)

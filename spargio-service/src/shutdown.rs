@@ -17,6 +17,8 @@ pub(crate) struct ServerState {
     pub(crate) force: CancellationToken,
     /// Connections cut at the deadline.
     pub(crate) cut: Counter,
+    /// Connections the deadline ended while they only lingered.
+    pub(crate) ended_lingering: Counter,
     /// Connections that ended before shutdown started.
     pub(crate) ended_before_shutdown: Counter,
     /// Notified whenever a connection ends.
@@ -30,6 +32,7 @@ impl ServerState {
             closing,
             force: CancellationToken::new(),
             cut: Counter::default(),
+            ended_lingering: Counter::default(),
             ended_before_shutdown: Counter::default(),
             conn_ended: Event::new(),
             counters,
@@ -65,6 +68,10 @@ pub struct ShutdownReport {
     /// or ended by the deadline while only lingering (every reply written;
     /// see [`Connection::lingering`](crate::Connection::lingering)).
     pub closed_gracefully: u64,
+    /// Of those, connections the deadline ended while they lingered: every
+    /// reply written, only draining what the client still sent before the
+    /// close (so that it reads its replies rather than a reset).
+    pub ended_lingering: u64,
     /// Connections still at work at the deadline, closed by force.
     pub cut: u64,
     /// Requests in flight on the cut connections: handed to the service,

@@ -15,7 +15,7 @@ use spargio_rt::{RuntimeHandle, ShardId};
 use spargio_service::codec::{Client, LengthDelimited, Status};
 use spargio_service::{
     AcceptMode, AdaptiveConfig, Connection, Handler, HandlerPlacement, Protocol, Server,
-    ServerBuilder, ShutdownHandle, ShutdownReport, StatsHandle,
+    ServerBuilder, ServerStats, ShutdownHandle, ShutdownReport, StatsHandle,
 };
 use tower::service_fn;
 
@@ -380,6 +380,10 @@ fn poll_ready_backpressure_holds_requests_until_the_service_is_ready() {
         let mut c = Client::connect(addr).await.unwrap();
         c.send(Bytes::from_static(b"one")).await.unwrap();
         c.send(Bytes::from_static(b"two")).await.unwrap();
+        until_stats(&stats, "a request waits for readiness", |s| {
+            s.requests_awaiting_ready >= 1
+        })
+        .await;
         // Give the server every chance to (wrongly) call the service.
         spargio_rt::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(gate.calls.load(Ordering::SeqCst), 0);
@@ -413,6 +417,7 @@ fn max_connections_pauses_accepting_and_resumes_when_one_closes() {
         // served while two are open.
         let mut c = Client::connect(addr).await.unwrap();
         c.send(Bytes::from_static(b"c")).await.unwrap();
+        until_stats(&stats, "accepting pauses", |s| s.accept_pauses >= 1).await;
         // (Not a `recv` under a timeout: a cancelled `recv` breaks the
         // client.) Time for a server that wrongly accepts it to do so.
         spargio_rt::time::sleep(Duration::from_millis(100)).await;
@@ -457,9 +462,11 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
 fn a_slow_request_times_out_and_the_connection_keeps_serving() {
     for placement in [HandlerPlacement::Inline, HandlerPlacement::Stealable] {
         run2(move |handle| async move {
+            // Long enough for the fast request on a loaded machine; the
+            // slow one sleeps 30 s.
             let server = Server::builder()
                 .handler_placement(placement)
-                .request_timeout(Duration::from_millis(50))
+                .request_timeout(Duration::from_secs(1))
                 .bind(&handle, "127.0.0.1:0")
                 .unwrap();
             let addr = server.local_addr();
@@ -692,9 +699,11 @@ fn a_shutdown_timeout_too_far_off_to_express_means_no_deadline() {
 #[test]
 fn shutdown_cuts_what_is_still_running_at_the_deadline_and_counts_it() {
     run2(|handle| async move {
+        // Long enough for the idle connection's graceful close on a loaded
+        // machine; the stuck request sleeps 60 s.
         let server = Server::builder()
             .handler_placement(HandlerPlacement::Stealable)
-            .shutdown_timeout(Duration::from_millis(50))
+            .shutdown_timeout(Duration::from_secs(2))
             .bind(&handle, "127.0.0.1:0")
             .unwrap();
         let addr = server.local_addr();
@@ -805,6 +814,20 @@ fn shutdown_cuts_a_connection_whose_make_service_never_finishes() {
         assert_eq!((report.open_at_start, report.cut), (1, 1));
         assert_eq!(stats.snapshot().active, 0);
     });
+}
+
+/// Waits until `stats` show `cond`; panics naming `what` if they do not
+/// within 20 s (a hang, not a slow machine).
+async fn until_stats(stats: &StatsHandle, what: &str, cond: impl Fn(&ServerStats) -> bool) {
+    let by = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = stats.snapshot();
+        if cond(&s) {
+            return;
+        }
+        assert!(std::time::Instant::now() < by, "never: {what}: {s:?}");
+        spargio_rt::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Waits until no connection is open.
@@ -1452,7 +1475,7 @@ impl HeldServer {
     }
 }
 
-/// Starts a server with a 300 ms shutdown timeout (well under the codec's
+/// Starts a server with an 800 ms shutdown timeout (under the codec's
 /// 1 s linger) and [`held_echo`]; sends the first of `reqs`, then the
 /// rest once the first is being handled (so they wait in the socket, not
 /// in the server's buffer), starts the shutdown, then releases the first.
@@ -1460,7 +1483,7 @@ impl HeldServer {
 /// connection open, as a connection pool would, until `serve` returns.
 fn shutdown_with_a_client_left_open(reqs: &'static [&'static [u8]]) -> ShutdownReport {
     run2(move |handle| async move {
-        let server = HeldServer::start(&handle, Duration::from_millis(300));
+        let server = HeldServer::start(&handle, Duration::from_millis(800));
         let mut c = Client::connect(server.addr).await.unwrap();
         c.feed(Bytes::from_static(reqs[0])).await.unwrap();
         c.flush().await.unwrap();
@@ -1489,6 +1512,7 @@ fn shutdown_does_not_wait_for_a_pooled_client_that_sent_nothing_after_its_last_r
     let report = shutdown_with_a_client_left_open(&[b"last"]);
     assert_eq!(report.open_at_start, 1);
     assert_eq!((report.cut, report.closed_gracefully), (0, 1));
+    assert_eq!(report.ended_lingering, 0, "{report:?}");
     assert_eq!(report.requests_cut, 0);
 }
 
@@ -1499,6 +1523,7 @@ fn a_connection_still_lingering_at_the_shutdown_deadline_is_not_counted_as_cut()
     let report = shutdown_with_a_client_left_open(&[b"last", b"unread"]);
     assert_eq!(report.open_at_start, 1);
     assert_eq!((report.cut, report.closed_gracefully), (0, 1));
+    assert_eq!(report.ended_lingering, 1, "{report:?}");
     assert_eq!(report.requests_cut, 0);
 }
 
