@@ -31,7 +31,8 @@
 //! their connection's. With connections spread evenly over busy shards
 //! there is little to steal; `ACCEPT=pinned` serves every connection from
 //! shard 0, so the other shards run only stolen handlers and the stealing
-//! shows even with a few requests.
+//! shows even with a few requests. `ACCEPT` takes `round-robin` (the
+//! default) or `pinned`; any other value stops the example at start.
 //!
 //! `TraceLayer` logs through `tracing`; install a subscriber (for example
 //! `tracing_subscriber::fmt::init()`) to see its lines.
@@ -234,9 +235,19 @@ async fn main(handle: RuntimeHandle) -> Result<(), support::Failure> {
 
     // Round-robin spreads connections over the shards; ACCEPT=pinned serves
     // them all from shard 0, so only stolen handlers run on the others.
-    let accept = match std::env::var("ACCEPT").as_deref() {
-        Ok("pinned") => AcceptMode::Pinned(ShardId(0)),
-        _ => AcceptMode::RoundRobin,
+    let accept = match std::env::var_os("ACCEPT") {
+        None => AcceptMode::RoundRobin,
+        Some(mode) => match mode.to_str() {
+            Some("round-robin") => AcceptMode::RoundRobin,
+            Some("pinned") => AcceptMode::Pinned(ShardId(0)),
+            _ => {
+                return Err(std::io::Error::other(format!(
+                    "ACCEPT={mode:?} is not an accept mode: use ACCEPT=round-robin \
+                     (the default) or ACCEPT=pinned"
+                ))
+                .into())
+            }
+        },
     };
     let server = Server::builder()
         .accept(accept)

@@ -7,11 +7,36 @@
 //! cargo run --release -p spargio-rt --example echo -- 0.0.0.0:9000
 //! printf 'hello\n' | nc -q1 127.0.0.1 7878
 //! ```
+//!
+//! A failed accept is reported and the loop goes on; when the process or
+//! the system is out of file descriptors or kernel memory (`EMFILE`,
+//! `ENFILE`, `ENOBUFS`, `ENOMEM`), it first sleeps 100 ms so that the
+//! next tries do not spin (and flood stderr) until some connection closes.
+
+use std::time::Duration;
 
 use spargio_rt::io::{AsyncRead, AsyncWriteExt};
 use spargio_rt::net::{TcpListener, TcpStream};
 use spargio_rt::{RuntimeHandle, TaskPlacement};
 
+/// How long accepting pauses after running out of file descriptors or
+/// kernel memory: retrying at once would fail the same way, in a hot loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Whether a failed accept means the process or the system is out of a
+/// resource (file descriptors, kernel memory) that only a closing
+/// connection gives back. Other errors, such as a connection the peer
+/// aborted before it was accepted (`ECONNABORTED`), concern one connection
+/// only: the next accept may well succeed.
+fn out_of_resources(err: &std::io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Echoes everything `conn` sends until it closes; returns how many bytes
+/// that was.
 async fn serve(mut conn: TcpStream) -> std::io::Result<u64> {
     let mut echoed = 0u64;
     let mut buf = Vec::with_capacity(16 * 1024);
@@ -55,6 +80,10 @@ async fn main(handle: RuntimeHandle) -> std::io::Result<()> {
                             Err(e) => println!("{peer:?}: {e}"),
                         }
                     });
+                }
+                Err(e) if out_of_resources(&e) => {
+                    eprintln!("accept: {e}; retrying in {ACCEPT_BACKOFF:?}");
+                    spargio_rt::time::sleep(ACCEPT_BACKOFF).await;
                 }
                 Err(e) => eprintln!("accept: {e}"),
             }

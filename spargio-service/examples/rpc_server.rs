@@ -1,5 +1,7 @@
-//! A tower service served over the length-delimited protocol, stopped
-//! gracefully by Ctrl-C.
+//! A tower service served over the length-delimited protocol. Ctrl-C stops
+//! it gracefully (open connections get 5 s to finish); a second Ctrl-C
+//! exits at once with status 130. If Ctrl-C cannot be listened for, the
+//! server does not start.
 //!
 //! ```text
 //! cargo run --release -p spargio-service --example rpc_server
@@ -7,9 +9,15 @@
 //!
 //! Requests whose first byte is `H` burn about a millisecond of CPU; the
 //! server keys routes by that byte, so under `Adaptive` placement only
-//! those move to stealable tasks. Every request is answered with its own
-//! payload upper-cased (after a status byte, 0 = ok). Try it with the
-//! codec's `Client`, or by hand:
+//! that route leaves the connection's task. With the default
+//! `AdaptiveConfig` a millisecond is past `background_poll` (500 µs), so
+//! once a shard has measured the route its `H` handlers run on the
+//! runtime's background pool (counted in `handlers_background`), or as
+//! stealable tasks (`handlers_stealable`) while the machine is too busy
+//! for the pool to help; every other route stays inline. The counts are
+//! printed at exit. Every request is answered with its own payload
+//! upper-cased (after a status byte, 0 = ok). Try it with the codec's
+//! `Client`, or by hand:
 //!
 //! ```text
 //! python3 -c "import socket; s = socket.create_connection(('127.0.0.1', 7879)); \
@@ -17,14 +25,47 @@
 //! ```
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use spargio_rt::signal::{signal, SignalKind};
 use spargio_service::codec::LengthDelimited;
 use spargio_service::layers::{ConcurrencyLimitLayer, TimeoutLayer};
 use spargio_service::{AcceptMode, HandlerPlacement, RouteKey, Server};
 use tower_layer::Layer;
 
+/// The shutdown signal, for `with_graceful_shutdown`: resolves at the
+/// first Ctrl-C, after saying so; a second Ctrl-C ends the process at once
+/// with exit status 130 (128 + `SIGINT`).
+///
+/// Listening starts when this is called, and a failure to listen is an
+/// error here (a server that could not be stopped gracefully is not
+/// started). Once the runtime listens for `SIGINT`, Ctrl-C no longer ends
+/// the process by itself, so the second one is handled here too, by a task
+/// the returned future spawns on the runtime.
+fn ctrl_c() -> io::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut interrupts = signal(SignalKind::interrupt())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen for Ctrl-C: {e}")))?;
+    Ok(async move {
+        // `None`: the runtime no longer reads signals, so stop as well.
+        if interrupts.recv().await.is_none() {
+            return;
+        }
+        println!("ctrl-c: shutting down (Ctrl-C again to exit now)");
+        // The server drops this future once it resolves: a detached task
+        // keeps listening until the runtime itself stops.
+        drop(spargio_rt::spawn(async move {
+            if interrupts.recv().await.is_some() {
+                eprintln!("second Ctrl-C: exiting without waiting for connections");
+                std::process::exit(130);
+            }
+        }));
+    })
+}
+
+/// Keeps the thread busy for `d`: the CPU work of an `H` request.
 fn burn(d: Duration) {
     let start = Instant::now();
     let mut x = 1u64;
@@ -43,10 +84,7 @@ async fn main(handle: spargio_rt::RuntimeHandle) -> std::io::Result<()> {
         .idle_timeout(Duration::from_secs(60))
         .shutdown_timeout(Duration::from_secs(5))
         .bind(&handle, "127.0.0.1:7879")?
-        .with_graceful_shutdown(async {
-            let _ = spargio_rt::signal::ctrl_c().await;
-            println!("ctrl-c: shutting down");
-        });
+        .with_graceful_shutdown(ctrl_c()?);
     let stats = server.stats();
     println!(
         "rpc server on {} ({} shards); ctrl-c stops it",
@@ -67,8 +105,14 @@ async fn main(handle: spargio_rt::RuntimeHandle) -> std::io::Result<()> {
     let report = server.serve_service(protocol, service).await?;
     let s = stats.snapshot();
     println!(
-        "served {} requests on {} connections (per shard {:?}); {} handlers stealable, {} stolen",
-        s.requests, s.accepted, s.accepted_per_shard, s.handlers_stealable, s.handler_steals
+        "served {} requests on {} connections (per shard {:?}); handlers: {} on the background \
+         pool, {} stealable ({} stolen)",
+        s.requests,
+        s.accepted,
+        s.accepted_per_shard,
+        s.handlers_background,
+        s.handlers_stealable,
+        s.handler_steals
     );
     println!(
         "shutdown: {} open, {} closed gracefully, {} cut ({} requests)",
