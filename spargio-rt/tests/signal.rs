@@ -158,9 +158,15 @@ fn a_delivery_of_one_signal_does_not_complete_another() {
         run(|| async {
             let mut usr1 = signal(SignalKind::user_defined1()).unwrap();
             let mut usr2 = signal(SignalKind::user_defined2()).unwrap();
+            let mut usr2_probe = signal(SignalKind::user_defined2()).unwrap();
             let usr2_waits = spargio_rt::spawn(async move { usr2.recv().await });
             kill_self(libc::SIGUSR1);
             assert_eq!(usr1.recv().await, Some(()));
+            // Looked at now, with USR1 delivered: no USR2 is there (this
+            // poll reads the delivery counts; the waiting task may be woken
+            // by the kick any time, so it is checked at its end only).
+            let probed = poll!(futures_util::future::poll_fn(|cx| usr2_probe.poll_recv(cx)));
+            assert!(probed.is_pending(), "USR1 counted as a USR2");
             assert!(!usr2_waits.is_finished());
             kill_self(libc::SIGUSR2);
             assert_eq!(usr2_waits.await.unwrap(), Some(()));

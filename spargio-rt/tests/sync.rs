@@ -20,6 +20,23 @@ where
     spargio_rt::run_with(Runtime::builder().shards(2), entry).unwrap()
 }
 
+/// Polls `fut` once; if it is pending, counts that in `waiting` (it has
+/// registered its waker) before awaiting it to the end.
+async fn waiting_after_first_poll<F: std::future::Future>(
+    fut: F,
+    waiting: &AtomicUsize,
+) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => {
+            waiting.fetch_add(1, Ordering::SeqCst);
+            fut.await
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // CancellationToken
 // ---------------------------------------------------------------------------
@@ -84,6 +101,7 @@ fn many_waiters_all_wake() {
     let woken = run2(|h| async move {
         let root = CancellationToken::new();
         let woken = Arc::new(AtomicUsize::new(0));
+        let waiting = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for i in 0..64 {
             // Half wait on the root itself, half on (grand)children of it.
@@ -92,20 +110,29 @@ fn many_waiters_all_wake() {
                 1 => root.child_token(),
                 _ => root.child_token().child_token(),
             };
-            let w = woken.clone();
+            let (w, waiting) = (woken.clone(), waiting.clone());
             tasks.push(h.spawn(async move {
                 // Several waiters per task, borrowed and owned.
                 let a = t.cancelled();
                 let b = t.clone().cancelled_owned();
-                a.await;
+                waiting_after_first_poll(a, &waiting).await;
                 b.await;
                 w.fetch_add(1, Ordering::SeqCst);
             }));
         }
         // A waiter on a plain thread too.
         let t = root.clone();
-        let thread = std::thread::spawn(move || spargio_rt::block_on(t.cancelled_owned()));
-        sleep(Duration::from_millis(5)).await;
+        let on_thread = waiting.clone();
+        let thread = std::thread::spawn(move || {
+            spargio_rt::block_on(waiting_after_first_poll(t.cancelled_owned(), &on_thread))
+        });
+        // Every waiter is registered (pending) when the root is cancelled:
+        // the cancel must wake them, not just be seen by a later first poll.
+        let by = std::time::Instant::now() + Duration::from_secs(20);
+        while waiting.load(Ordering::SeqCst) < 65 {
+            assert!(std::time::Instant::now() < by, "the waiters never waited");
+            sleep(Duration::from_millis(1)).await;
+        }
         root.cancel();
         for t in tasks {
             t.await.unwrap();
@@ -122,10 +149,16 @@ fn many_waiters_all_wake() {
 fn cancel_from_plain_thread_wakes_shard_waiter() {
     run2(|h| async move {
         let t = CancellationToken::new();
+        let waiting = Arc::new(AtomicUsize::new(0));
         let waiter = {
-            let t = t.child_token();
-            h.spawn_pinned(ShardId(1), async move { t.cancelled().await })
+            let (t, waiting) = (t.child_token(), waiting.clone());
+            h.spawn_pinned(ShardId(1), async move {
+                waiting_after_first_poll(t.cancelled(), &waiting).await
+            })
         };
+        while waiting.load(Ordering::SeqCst) == 0 {
+            sleep(Duration::from_millis(1)).await;
+        }
         let t2 = t.clone();
         std::thread::spawn(move || t2.cancel());
         waiter.await.unwrap();
@@ -183,7 +216,15 @@ fn dropped_waiter_does_not_break_others() {
         let r = spargio_rt::time::timeout(Duration::from_millis(1), t.cancelled()).await;
         assert!(r.is_err());
         let t2 = t.clone();
-        let w = h.spawn(async move { t2.cancelled_owned().await });
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let registered = waiting.clone();
+        let w =
+            h.spawn(
+                async move { waiting_after_first_poll(t2.cancelled_owned(), &registered).await },
+            );
+        while waiting.load(Ordering::SeqCst) == 0 {
+            sleep(Duration::from_millis(1)).await;
+        }
         t.cancel();
         w.await.unwrap();
     });
