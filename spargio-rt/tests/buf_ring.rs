@@ -4,6 +4,8 @@ use spargio_rt::io::{AsyncReadExt, AsyncWriteExt, BufRing};
 use spargio_rt::net::UnixStream;
 use spargio_rt::{Runtime, ShardId};
 
+mod common;
+
 fn on_shard<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
     f: impl FnOnce() -> F + Send + 'static,
 ) -> T {
@@ -235,14 +237,7 @@ fn a_stopped_multishot_receive_hands_out_what_it_took_and_leaves_the_rest_in_the
         // Delivered while nobody asks: queued on the receive's completions.
         let (r, _) = a.write_all(b"second ".to_vec()).await;
         r.unwrap();
-        let by = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while rx.queued() == 0 {
-            assert!(
-                std::time::Instant::now() < by,
-                "the second write was never received"
-            );
-            spargio_rt::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        common::eventually("the second write is received", || rx.queued() > 0).await;
         rx.stop();
         while let Some(buf) = rx.next().await.unwrap() {
             got.extend_from_slice(&buf);
@@ -291,11 +286,8 @@ fn a_consumer_that_falls_behind_holds_only_about_its_queue_cap_of_buffers() {
         got.extend_from_slice(&rx.next().await.unwrap().expect("data"));
         // Not consuming: without the cap the kernel would fill 127 more
         // buffers and queue them all. With it, the receive is cancelled
-        // once two wait (bounded wait: a receive never capped fails below).
-        let by = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while cancels() == cancels_before && std::time::Instant::now() < by {
-            spargio_rt::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        // once two wait.
+        common::eventually("the cap's cancel went out", || cancels() > cancels_before).await;
         let taken_while_idle = rx.queued();
         while let Some(buf) = rx.next().await.unwrap() {
             got.extend_from_slice(&buf);

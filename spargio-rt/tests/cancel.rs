@@ -13,6 +13,8 @@ use spargio_rt::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use spargio_rt::net::{TcpListener, TcpStream, UnixStream};
 use spargio_rt::{Runtime, RuntimeHandle};
 
+mod common;
+
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -151,14 +153,9 @@ fn runtime_drop_with_ops_in_flight_reaps_them_first() {
             });
         }
         // Every read is in flight when the runtime is dropped.
-        let by = std::time::Instant::now() + Duration::from_secs(20);
-        while submitted() < submitted_before + 64 {
-            assert!(
-                std::time::Instant::now() < by,
-                "the reads were never submitted"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        common::eventually_blocking("the reads are submitted", || {
+            submitted() >= submitted_before + 64
+        });
     }
     assert!(
         open_fds() <= before + 1,

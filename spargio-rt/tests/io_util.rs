@@ -14,6 +14,8 @@ use spargio_rt::io::{
 use spargio_rt::net::{TcpListener, TcpStream, UnixStream};
 use spargio_rt::{Runtime, RuntimeHandle};
 
+mod common;
+
 fn run<T: Send + 'static, F: Future<Output = T> + 'static>(
     f: impl FnOnce() -> F + Send + 'static,
 ) -> T {
@@ -649,14 +651,10 @@ fn compat_wakes_the_writer_after_another_task_polled_its_write() {
         });
         // The peer reads nothing yet: the writer gets stuck on a write in
         // flight. Another task polls that write once, and goes away.
-        let stuck_by = std::time::Instant::now() + Duration::from_secs(20);
-        while !waiting.load(std::sync::atomic::Ordering::SeqCst) {
-            assert!(
-                std::time::Instant::now() < stuck_by,
-                "the writer never waited"
-            );
-            spargio_rt::time::sleep(Duration::from_millis(1)).await;
-        }
+        common::eventually("the writer waits", || {
+            waiting.load(std::sync::atomic::Ordering::SeqCst)
+        })
+        .await;
         let c = shared.clone();
         let pending = spargio_rt::spawn(async move {
             poll_fn(|cx| {

@@ -17,6 +17,8 @@ use spargio_rt::net::UnixStream;
 use spargio_rt::uring::Cqe;
 use spargio_rt::{Runtime, ShardId, TaskPlacement};
 
+mod common;
+
 /// Long enough that only a hang reaches it.
 const HANG: Duration = Duration::from_secs(20);
 
@@ -30,16 +32,6 @@ async fn counted_after_first_poll<F: Future>(fut: F, polled: Arc<AtomicUsize>) -
     match first {
         Poll::Ready(v) => v,
         Poll::Pending => fut.await,
-    }
-}
-
-/// Waits until `cond` holds; panics naming `what` if it does not within
-/// [`HANG`].
-async fn until(what: &str, cond: impl Fn() -> bool) {
-    let by = std::time::Instant::now() + HANG;
-    while !cond() {
-        assert!(std::time::Instant::now() < by, "never: {what}");
-        spargio_rt::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -64,7 +56,7 @@ fn waiting_ops_all_get_a_slot_when_some_waiters_are_aborted() {
             let (n, buf) = counted_after_first_poll(reader.read(Vec::with_capacity(8)), took).await;
             (n.unwrap(), buf)
         });
-        until("the holder's read took the slot", || {
+        common::eventually("the holder's read took the slot", || {
             holding.load(Ordering::SeqCst) == 1
         })
         .await;
@@ -92,7 +84,7 @@ fn waiting_ops_all_get_a_slot_when_some_waiters_are_aborted() {
                 },
             ));
         }
-        until("every waiter queued for the slot", || {
+        common::eventually("every waiter queued for the slot", || {
             queued.load(Ordering::SeqCst) == 8
         })
         .await;
@@ -100,7 +92,7 @@ fn waiting_ops_all_get_a_slot_when_some_waiters_are_aborted() {
         for w in &waiters[..4] {
             w.abort();
         }
-        until("the aborted waiters ended", || {
+        common::eventually("the aborted waiters ended", || {
             waiters[..4].iter().all(|w| w.is_finished())
         })
         .await;
@@ -148,7 +140,7 @@ fn a_waiting_op_polled_again_still_gets_its_slot() {
             let (n, _) = counted_after_first_poll(reader.read(Vec::with_capacity(8)), took).await;
             n.unwrap()
         });
-        until("the holder's read took the slot", || {
+        common::eventually("the holder's read took the slot", || {
             holding.load(Ordering::SeqCst) == 1
         })
         .await;
@@ -174,7 +166,7 @@ fn a_waiting_op_polled_again_still_gets_its_slot() {
                 }
             }
         });
-        until("the waiting read was polled again", || {
+        common::eventually("the waiting read was polled again", || {
             repolls.load(Ordering::SeqCst) >= 2
         })
         .await;

@@ -295,14 +295,7 @@ fn a_victim_busy_threshold_of_duration_max_never_robs_a_lone_task() {
     // Shard 1, told to come and steal, looks at the lone task, declines,
     // and parks until it would qualify: its back-off once overflowed the
     // duration there and took the shard down.
-    let by = std::time::Instant::now() + Duration::from_secs(20);
-    while parks() == parks_before && std::time::Instant::now() < by {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    assert!(
-        parks() > parks_before,
-        "shard 1 never parked after its look"
-    );
+    common::eventually_blocking("shard 1 parks after its look", || parks() > parks_before);
     release.store(true, Ordering::SeqCst);
     assert!(within(&rt, hogging));
     assert_eq!(within(&rt, lone), 0, "never robbed");

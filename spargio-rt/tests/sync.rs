@@ -9,6 +9,8 @@ use spargio_rt::sync::{CancellationToken, TaskGroup};
 use spargio_rt::time::sleep;
 use spargio_rt::{Runtime, RuntimeHandle, ShardId, TaskPlacement};
 
+mod common;
+
 const LONG: Duration = Duration::from_secs(3600);
 
 fn run2<F, Fut, T>(entry: F) -> T
@@ -128,11 +130,10 @@ fn many_waiters_all_wake() {
         });
         // Every waiter is registered (pending) when the root is cancelled:
         // the cancel must wake them, not just be seen by a later first poll.
-        let by = std::time::Instant::now() + Duration::from_secs(20);
-        while waiting.load(Ordering::SeqCst) < 65 {
-            assert!(std::time::Instant::now() < by, "the waiters never waited");
-            sleep(Duration::from_millis(1)).await;
-        }
+        common::eventually("every waiter waits", || {
+            waiting.load(Ordering::SeqCst) == 65
+        })
+        .await;
         root.cancel();
         for t in tasks {
             t.await.unwrap();
@@ -156,9 +157,7 @@ fn cancel_from_plain_thread_wakes_shard_waiter() {
                 waiting_after_first_poll(t.cancelled(), &waiting).await
             })
         };
-        while waiting.load(Ordering::SeqCst) == 0 {
-            sleep(Duration::from_millis(1)).await;
-        }
+        common::eventually("the waiter waits", || waiting.load(Ordering::SeqCst) == 1).await;
         let t2 = t.clone();
         std::thread::spawn(move || t2.cancel());
         waiter.await.unwrap();
@@ -222,9 +221,7 @@ fn dropped_waiter_does_not_break_others() {
             h.spawn(
                 async move { waiting_after_first_poll(t2.cancelled_owned(), &registered).await },
             );
-        while waiting.load(Ordering::SeqCst) == 0 {
-            sleep(Duration::from_millis(1)).await;
-        }
+        common::eventually("the waiter waits", || waiting.load(Ordering::SeqCst) == 1).await;
         t.cancel();
         w.await.unwrap();
     });

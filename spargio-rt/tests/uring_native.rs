@@ -5,27 +5,19 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use io_uring::{opcode, types};
 use spargio_rt::uring::{self, DEFAULT_MULTISHOT_MAX_QUEUED};
 use spargio_rt::Runtime;
+
+mod common;
 
 /// Long enough that only a hang reaches it.
 const HANG: Duration = Duration::from_secs(20);
 
 fn one_shard() -> Runtime {
     Runtime::builder().shards(1).build().expect("build runtime")
-}
-
-/// Polls `cond` between loop turns of the runtime until it holds; panics
-/// (naming `what`) if it never does.
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < HANG, "never happened: {what}");
-        spargio_rt::time::sleep(Duration::from_millis(1)).await;
-    }
 }
 
 /// `fut`, or a panic naming `what` if it hangs.
@@ -95,11 +87,11 @@ fn accept_flood(set_cap: Option<usize>, extra: usize) {
         // queue is full...
         for i in 1..=cap {
             clients.push(TcpStream::connect(addr).unwrap());
-            wait_until("the connection is queued", || accepts.queued() == i).await;
+            common::eventually("the connection is queued", || accepts.queued() == i).await;
         }
         // The shard sends the cap's cancel to its ring as it queues the
         // last CQE.
-        wait_until("the cap's cancel went out", || cancels() > cancels_before).await;
+        common::eventually("the cap's cancel went out", || cancels() > cancels_before).await;
         // More connections, which must stay in the listen backlog.
         for _ in 0..extra {
             clients.push(TcpStream::connect(addr).unwrap());

@@ -76,3 +76,24 @@ pub fn unique_temp_path(prefix: &str, name: &str) -> std::path::PathBuf {
         std::process::id()
     ))
 }
+
+/// Waits, in a task, until `cond` holds; panics naming `what` if it does
+/// not within 20 s (a hang, not a slow machine).
+#[allow(dead_code)] // not every test file uses every helper
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < by, "never happened: {what}");
+        spargio_rt::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// [`eventually`] for a plain thread: sleeps between looks.
+#[allow(dead_code)] // not every test file uses every helper
+pub fn eventually_blocking(what: &str, mut cond: impl FnMut() -> bool) {
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < by, "never happened: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
