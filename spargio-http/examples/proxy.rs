@@ -449,7 +449,10 @@ async fn main(handle: spargio_rt::RuntimeHandle) -> Result<(), support::Failure>
     // No `request_timeout`: it would bound the whole upload as well (it
     // runs from the start of the request to the response head). The time
     // to the head is bounded in `forward` instead, by the upstream's
-    // stalls only.
+    // stalls only. No `response_timeout` either: it starts only once the
+    // request is fully written, so it cannot see an upstream that stops
+    // taking the upload (the last bytes included), and the wait after the
+    // upload is already within `forward`'s bound.
     let client = Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .body_read_timeout(UPSTREAM_STALL)

@@ -1243,6 +1243,164 @@ fn client_request_timeout() {
 }
 
 #[test]
+fn client_response_timeout_fails_a_silent_server_and_drops_the_connection() {
+    run(|| async {
+        // On its first connection the server reads the whole request and
+        // then never answers (until the client closes); on the next one it
+        // answers.
+        let closed = Arc::new(AtomicUsize::new(0));
+        let seen = closed.clone();
+        let server = serve(move |mut peer, n, server| {
+            let seen = seen.clone();
+            async move {
+                while let Some(head) = peer.head().await {
+                    let body = read_body(&mut peer, &head).await;
+                    server.heads.lock().unwrap().push(head);
+                    if n == 0 {
+                        if body == b"payload" {
+                            server.mark();
+                        }
+                        while peer.fill().await {}
+                        seen.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                    peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await;
+                }
+            }
+        });
+        let client = Client::builder()
+            .response_timeout(Duration::from_millis(200))
+            .build();
+        let req = Request::post(server.url("/"))
+            .body(Full::new(Bytes::from_static(b"payload")))
+            .unwrap();
+        let err = spargio_rt::time::timeout(Duration::from_secs(20), client.request(req))
+            .await
+            .expect("the response timeout did not end the request")
+            .unwrap_err();
+        match &err {
+            ClientError::ResponseTimeout { host, after } => {
+                assert_eq!(host, &server.addr.to_string());
+                assert_eq!(*after, Duration::from_millis(200));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.is_timeout());
+        assert!(!err.is_connect());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "no response from {} within 200ms after the request was sent (response timeout)",
+                server.addr
+            )
+        );
+        // The server had the whole request.
+        server.marked(1).await;
+        // The connection is closed, not pooled: the server sees it end,
+        // and the next request opens a new one and gets its answer.
+        eventually(|| closed.load(Ordering::SeqCst) == 1).await;
+        let resp = client.get(server.url("/")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+#[test]
+fn client_response_timeout_starts_only_once_the_request_is_written() {
+    run(|| async {
+        // The upload takes longer than the response timeout (5 pieces,
+        // each sent 500 ms after the server has the one before: at least
+        // 2.5 s against 2 s), and the server answers once it has the whole
+        // body. A clock started before the last byte went out would run
+        // out during the upload. With `Expect: 100-continue` the server
+        // sends `100 Continue` first; the client does not wait for it.
+        const PIECES: usize = 5;
+        const PACE: Duration = Duration::from_millis(500);
+        let server = serve(|mut peer, _, server| async move {
+            let Some(head) = peer.head().await else {
+                return;
+            };
+            server.heads.lock().unwrap().push(head);
+            peer.write(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+            for _ in 0..PIECES {
+                if peer.exact(5).await != b"piece" {
+                    return;
+                }
+                server.mark();
+            }
+            peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+            peer.head().await;
+        });
+        let client = Client::builder()
+            .response_timeout(Duration::from_secs(2))
+            .build();
+        let (tx, rx) = async_channel_like();
+        let req = Request::put(server.url("/upload"))
+            .header("expect", "100-continue")
+            .header("content-length", (5 * PIECES).to_string())
+            .body(StreamBody::new(rx))
+            .unwrap();
+        let uploader = {
+            let server = server.clone();
+            spargio_rt::spawn(async move {
+                for sent in 0..PIECES {
+                    spargio_rt::time::sleep(PACE).await;
+                    tx.send(Frame::data(Bytes::from_static(b"piece")));
+                    server.marked(sent + 1).await;
+                }
+            })
+        };
+        let resp = client
+            .request(req)
+            .await
+            .unwrap_or_else(|e| panic!("a slow upload must not hit the response timeout: {e}"));
+        uploader.await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        let head = &server.heads()[0];
+        assert!(head.contains("expect: 100-continue\r\n"), "{head}");
+    });
+}
+
+#[test]
+fn client_response_timeout_is_not_restarted_by_interim_responses() {
+    run(|| async {
+        // Once it has the request the server sends `103 Early Hints` every
+        // 50 ms and never a final answer: the response timeout bounds the
+        // wait for the final head, interim responses or not (the interim
+        // limit is set far out of reach).
+        let server = serve(|mut peer, _, _| async move {
+            if peer.head().await.is_none() {
+                return;
+            }
+            loop {
+                spargio_rt::time::sleep(Duration::from_millis(50)).await;
+                let hint = b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n";
+                if !peer.write(hint).await {
+                    return;
+                }
+            }
+        });
+        let client = Client::builder()
+            .response_timeout(Duration::from_millis(300))
+            .max_interim_responses(1_000_000)
+            .build();
+        let err = spargio_rt::time::timeout(Duration::from_secs(20), client.get(server.url("/")))
+            .await
+            .expect("the response timeout did not end the request")
+            .unwrap_err();
+        match err {
+            ClientError::ResponseTimeout { after, .. } => {
+                assert_eq!(after, Duration::from_millis(300))
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
 fn client_body_read_timeout_fails_a_stalled_body_and_drops_the_connection() {
     run(|| async {
         let server = serve(|mut peer, n, _| async move {

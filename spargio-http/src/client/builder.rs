@@ -23,6 +23,7 @@ pub(crate) const DEFAULT_MAX_INTERIM_RESPONSES: usize = 32;
 pub(crate) struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Option<Duration>,
+    pub(crate) response_timeout: Option<Duration>,
     pub(crate) body_read_timeout: Option<Duration>,
     /// Bounds on response heads and chunked response bodies
     /// (`max_uri_len` is unused: responses have no target).
@@ -49,6 +50,7 @@ pub(crate) struct Config {
 pub struct ClientBuilder {
     connect_timeout: Duration,
     request_timeout: Option<Duration>,
+    response_timeout: Option<Duration>,
     body_read_timeout: Option<Duration>,
     pool_idle_timeout: Duration,
     pool_max_idle_per_host: usize,
@@ -62,6 +64,7 @@ impl ClientBuilder {
         ClientBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: None,
+            response_timeout: None,
             body_read_timeout: None,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             pool_max_idle_per_host: DEFAULT_POOL_MAX_IDLE_PER_HOST,
@@ -92,7 +95,9 @@ impl ClientBuilder {
     /// How long a request may take until its response head has arrived:
     /// getting a connection, writing the request, and waiting for the
     /// answer. No limit by default. The response body is not covered: see
-    /// [`body_read_timeout`](Self::body_read_timeout).
+    /// [`body_read_timeout`](Self::body_read_timeout). To bound only the
+    /// wait for the answer, whatever the upload takes, see
+    /// [`response_timeout`](Self::response_timeout).
     /// Running out gives
     /// [`ClientError::Timeout`](super::ClientError::Timeout) with
     /// `connecting: false` (or `true` if it ran out while connecting).
@@ -106,6 +111,38 @@ impl ClientBuilder {
     /// ```
     pub fn request_timeout(mut self, timeout: Duration) -> ClientBuilder {
         self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// How long the server may take to answer once it has the whole
+    /// request: the longest wait for the response head after the request
+    /// head and body have been completely written. No limit by default.
+    /// Running out gives
+    /// [`ClientError::ResponseTimeout`](super::ClientError::ResponseTimeout),
+    /// and the connection is closed, not reused.
+    ///
+    /// The clock starts only when the last byte of the request is written,
+    /// so an upload, however long, is never timed out by it (a whole
+    /// exchange is bounded by [`request_timeout`](Self::request_timeout),
+    /// a stalled response body by
+    /// [`body_read_timeout`](Self::body_read_timeout)). A response head
+    /// that arrives before the request is fully written stops the clock
+    /// from ever starting. Interim `1xx` responses (`100 Continue`,
+    /// `103 Early Hints`) do not restart it: it bounds the wait for the
+    /// final response head. The client does not wait for `100 Continue`
+    /// before it sends a body (see [`Client::request`](super::Client::request)),
+    /// so with `Expect: 100-continue` as without it, the clock starts once
+    /// the body has been written.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = spargio_http::Client::builder()
+    ///     .response_timeout(Duration::from_secs(30))
+    ///     .build();
+    /// # drop(client);
+    /// ```
+    pub fn response_timeout(mut self, timeout: Duration) -> ClientBuilder {
+        self.response_timeout = Some(timeout);
         self
     }
 
@@ -274,6 +311,7 @@ impl ClientBuilder {
                 config: Config {
                     connect_timeout: self.connect_timeout,
                     request_timeout: self.request_timeout,
+                    response_timeout: self.response_timeout,
                     body_read_timeout: self.body_read_timeout,
                     limits: self.limits,
                     max_interim_responses: self.max_interim_responses,
@@ -300,6 +338,7 @@ impl fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("response_timeout", &self.response_timeout)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)

@@ -70,7 +70,8 @@ pub enum ClientError {
     },
     /// A time limit ran out: the connect timeout while connecting (TCP and
     /// TLS handshake), or the request timeout before the response head
-    /// arrived.
+    /// arrived. (The response timeout has its own variant,
+    /// [`ResponseTimeout`](ClientError::ResponseTimeout).)
     Timeout {
         /// The server the request was for.
         host: String,
@@ -79,6 +80,16 @@ pub enum ClientError {
         /// `true` if the connection was still being made, `false` if the
         /// request was waiting for its response.
         connecting: bool,
+    },
+    /// The response timeout
+    /// ([`ClientBuilder::response_timeout`](super::ClientBuilder::response_timeout))
+    /// ran out: the whole request was written, and no final response head
+    /// came within that time. The connection was closed.
+    ResponseTimeout {
+        /// The server the request was for.
+        host: String,
+        /// The limit that ran out.
+        after: Duration,
     },
     /// Writing the request or reading the response head failed.
     Io {
@@ -140,6 +151,7 @@ impl ClientError {
             | ClientError::Connect { host, .. }
             | ClientError::Tls { host, .. }
             | ClientError::Timeout { host, .. }
+            | ClientError::ResponseTimeout { host, .. }
             | ClientError::Io { host, .. }
             | ClientError::Parse { host, .. }
             | ClientError::Closed { host }
@@ -147,7 +159,8 @@ impl ClientError {
         }
     }
 
-    /// Whether this is a [`Timeout`](ClientError::Timeout).
+    /// Whether a time limit ran out: a [`Timeout`](ClientError::Timeout)
+    /// or a [`ResponseTimeout`](ClientError::ResponseTimeout).
     ///
     /// ```
     /// use spargio_http::Client;
@@ -159,7 +172,10 @@ impl ClientError {
     /// .unwrap();
     /// ```
     pub fn is_timeout(&self) -> bool {
-        matches!(self, ClientError::Timeout { .. })
+        matches!(
+            self,
+            ClientError::Timeout { .. } | ClientError::ResponseTimeout { .. }
+        )
     }
 
     /// Whether the connection could not be made: a
@@ -215,6 +231,10 @@ impl fmt::Display for ClientError {
                 after,
                 connecting: false,
             } => write!(f, "no response from {host} within {after:?}"),
+            ClientError::ResponseTimeout { host, after } => write!(
+                f,
+                "no response from {host} within {after:?} after the request was sent (response timeout)"
+            ),
             ClientError::Io { host, source } => {
                 write!(f, "connection to {host} failed: {source}")
             }
@@ -240,6 +260,7 @@ impl std::error::Error for ClientError {
             ClientError::InvalidUri { .. }
             | ClientError::InvalidRequest { .. }
             | ClientError::Timeout { .. }
+            | ClientError::ResponseTimeout { .. }
             | ClientError::Parse { .. }
             | ClientError::Closed { .. } => None,
         }

@@ -206,6 +206,14 @@ enum WriteEnd {
     Body(BoxError),
 }
 
+/// Which limit ran out while waiting for the response head.
+enum Expired {
+    /// The request timeout.
+    Request,
+    /// The response timeout, this long.
+    Response(Duration),
+}
+
 /// How reading the response head failed.
 enum HeadError {
     /// The server closed the connection.
@@ -290,10 +298,14 @@ where
         let mut writer = pin!(write_request(&mut output, body, framing, &head_in));
 
         // Until the head: write and read side by side, under the request
-        // timeout.
+        // timeout, and under the response timeout once the request is
+        // whole on the wire.
         let mut timer = pin!(ctx
             .deadline
             .map(|(at, _)| spargio_rt::time::sleep_until(at)));
+        let response_timeout = ctx.inner.config.response_timeout;
+        // Made (and registered) only when the write ends with the knob on.
+        let mut answer_timer: Option<Sleep> = None;
         let read = {
             let max_interim = ctx.inner.config.max_interim_responses;
             let mut reader = pin!(read_head(&mut input, ctx.method, limits, max_interim));
@@ -307,7 +319,18 @@ where
                 }
                 if let Some(timer) = timer.as_mut().as_pin_mut() {
                     if timer.poll(cx).is_ready() {
-                        return Poll::Ready(Some(Err(())));
+                        return Poll::Ready(Some(Err(Expired::Request)));
+                    }
+                }
+                if let (Some(limit), Some(WriteEnd::Done)) = (response_timeout, &written) {
+                    // The clock starts at the first poll that sees the
+                    // write done: the one in which it ended. Interim
+                    // responses read since do not restart it.
+                    let answer_timer = answer_timer.get_or_insert_with(|| {
+                        Sleep::until(Instant::now().checked_add(limit).unwrap_or_else(far_future))
+                    });
+                    if Pin::new(answer_timer).poll(cx).is_ready() {
+                        return Poll::Ready(Some(Err(Expired::Response(limit))));
                     }
                 }
                 Poll::Pending
@@ -324,11 +347,19 @@ where
                     source,
                 });
             }
-            Some(Err(())) => {
+            Some(Err(Expired::Request)) => {
                 return Attempt::Failed(ClientError::Timeout {
                     host: ctx.host(),
                     after: ctx.deadline.map_or(Duration::ZERO, |(_, after)| after),
                     connecting: false,
+                });
+            }
+            // The connection (dropped on return) is closed, not pooled: the
+            // server may still answer on it.
+            Some(Err(Expired::Response(after))) => {
+                return Attempt::Failed(ClientError::ResponseTimeout {
+                    host: ctx.host(),
+                    after,
                 });
             }
             Some(Ok(Err(e))) => return head_failed(ctx, e, written),
