@@ -1,6 +1,7 @@
 //! [`ClientBuilder`]: a [`Client`]'s settings.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -323,6 +324,7 @@ impl ClientBuilder {
                 )),
                 next_shard: Default::default(),
             }),
+            _body: PhantomData,
         }
     }
 }

@@ -8,6 +8,11 @@
 //! [`Client::request`] returns only waits for that task's answer, so it is
 //! `Send` and can be awaited in a stealable task (an axum handler, say),
 //! whatever shard it moves to.
+//!
+//! [`Client`] is also a tower `Service<Request<B>>` ([`ResponseFuture`]), so
+//! client-side middleware (tower's limits and retries, tower-http's
+//! `FollowRedirect`, `Decompression`, `SetRequestHeader`, `Trace`) wraps it
+//! unchanged.
 
 mod builder;
 mod connect;
@@ -15,6 +20,7 @@ mod error;
 mod exchange;
 mod oneshot;
 mod pool;
+mod service;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -22,6 +28,7 @@ mod tests;
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -36,6 +43,7 @@ pub use builder::ClientBuilder;
 use builder::Config;
 pub use error::ClientError;
 use pool::Pool;
+pub use service::ResponseFuture;
 use target::Target;
 
 /// An HTTP/1.1 client for `http://` and `https://` URIs.
@@ -61,9 +69,26 @@ use target::Target;
 /// .unwrap()
 /// .unwrap();
 /// ```
-#[derive(Clone)]
-pub struct Client {
+///
+/// The type parameter is the request body type the client takes as a
+/// tower [`Service`](tower_service::Service) (`Service<Request<B>>`, see
+/// [`ResponseFuture`]); it is [`Body`] unless
+/// [`with_body_type`](Client::with_body_type) says otherwise.
+/// [`request`](Client::request) takes any body type whatever it is.
+pub struct Client<B = Body> {
     inner: Arc<Inner>,
+    /// The body type of the `Service` impl only; `fn(B)` keeps the client
+    /// `Send + Sync` whatever `B` is.
+    _body: PhantomData<fn(B)>,
+}
+
+impl<B> Clone for Client<B> {
+    fn clone(&self) -> Client<B> {
+        Client {
+            inner: self.inner.clone(),
+            _body: PhantomData,
+        }
+    }
 }
 
 /// What the clones of a client share.
@@ -106,6 +131,27 @@ impl Client {
     /// ```
     pub fn builder() -> ClientBuilder {
         ClientBuilder::new()
+    }
+}
+
+impl<B> Client<B> {
+    /// This client (the same settings and idle connections) as a tower
+    /// `Service<Request<T>>`, for middleware whose requests have body type
+    /// `T` rather than [`Body`].
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::Full;
+    /// use spargio_http::Client;
+    ///
+    /// let client: Client<Full<Bytes>> = Client::new().with_body_type();
+    /// # drop(client);
+    /// ```
+    pub fn with_body_type<T>(&self) -> Client<T> {
+        Client {
+            inner: self.inner.clone(),
+            _body: PhantomData,
+        }
     }
 
     /// Sends `req` and resolves to the response once its head has arrived;
@@ -179,13 +225,13 @@ impl Client {
     ///
     /// # Panics
     /// When polled outside a spargio runtime.
-    pub fn request<B>(
+    pub fn request<T>(
         &self,
-        req: Request<B>,
+        req: Request<T>,
     ) -> impl Future<Output = Result<Response<Body>, ClientError>> + Send + 'static
     where
-        B: HttpBody + Send + 'static,
-        B::Error: Into<BoxError>,
+        T: HttpBody + Send + 'static,
+        T::Error: Into<BoxError>,
     {
         let inner = self.inner.clone();
         async move {
@@ -274,7 +320,7 @@ impl Default for Client {
     }
 }
 
-impl fmt::Debug for Client {
+impl<B> fmt::Debug for Client<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.inner.config;
         f.debug_struct("Client")
