@@ -203,45 +203,124 @@ impl ServerBuilder {
         let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing")
         })?;
+        let reuse_port = self.cfg.accept == AcceptMode::ReusePort;
+        // Shards are checked before anything is bound.
+        self.accepting_shard(handle)?;
+        let first = TcpListener::bind_with(addr, self.cfg.backlog, reuse_port)?;
+        self.serve_from(handle, first)
+    }
+
+    /// Builds the server on `listener`, a TCP socket already bound and
+    /// listening, instead of binding one: a socket passed by systemd socket
+    /// activation or `listenfd` (`std::net::TcpListener::from_raw_fd`), one
+    /// inherited from a parent process, or one the caller bound with socket
+    /// options of its own. The server owns it from now on (it is closed
+    /// with the server) and marks it close-on-exec. [`backlog`](Self::backlog)
+    /// does not apply: the socket listens already.
+    ///
+    /// Under [`AcceptMode::ReusePort`] the listener must have
+    /// `SO_REUSEPORT` set: it becomes shard 0's, and every other shard binds
+    /// a listener of its own to its address.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use spargio_service::codec::{Client, LengthDelimited};
+    /// use spargio_service::Server;
+    ///
+    /// spargio_rt::run(|handle| async move {
+    ///     // Bound elsewhere (here, by the standard library).
+    ///     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let server = Server::builder().listen(&handle, listener).unwrap();
+    ///     assert_eq!(server.local_addr(), addr);
+    ///     let stop = server.shutdown_handle();
+    ///     let service = tower::service_fn(|req: Bytes| async move {
+    ///         Ok::<_, std::convert::Infallible>(req)
+    ///     });
+    ///     let serving = handle.spawn_local(server.serve_service(LengthDelimited::new(), service));
+    ///     let mut client = Client::connect(addr).await.unwrap();
+    ///     let reply = client.call(Bytes::from_static(b"hi")).await.unwrap();
+    ///     assert_eq!(reply.unwrap(), Bytes::from_static(b"hi"));
+    ///     drop(client);
+    ///     stop.shutdown();
+    ///     serving.await.unwrap().unwrap();
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::InvalidInput`] when the socket is not an IPv4 or
+    /// IPv6 stream socket (a Unix or UDP socket, say), is not listening,
+    /// or lacks `SO_REUSEPORT` under [`AcceptMode::ReusePort`], and when
+    /// the accepting shard does not exist; the errors of querying the
+    /// socket and of binding the other shards' listeners.
+    pub fn listen(
+        self,
+        handle: &RuntimeHandle,
+        listener: std::net::TcpListener,
+    ) -> io::Result<Server> {
+        let listener = TcpListener::from_std(listener);
+        self.accepting_shard(handle)?;
+        let reuse_port = self.cfg.accept == AcceptMode::ReusePort;
+        listener.with_socket(|s| {
+            let refuse =
+                |why: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, why.to_owned()));
+            let domain = s.domain()?;
+            if domain != socket2::Domain::IPV4 && domain != socket2::Domain::IPV6 {
+                return refuse("the listener is not an IPv4 or IPv6 socket");
+            }
+            if s.r#type()? != socket2::Type::STREAM {
+                return refuse("the listener is not a stream (TCP) socket");
+            }
+            if !s.is_listener()? {
+                return refuse("the socket is not listening (bind it and call listen first)");
+            }
+            if reuse_port && !s.reuse_port()? {
+                return refuse(
+                    "AcceptMode::ReusePort needs a listener with SO_REUSEPORT set \
+                     (the other shards bind their own to its address)",
+                );
+            }
+            s.set_cloexec(true)
+        })?;
+        self.serve_from(handle, listener)
+    }
+
+    /// The shard that accepts (all of them under `ReusePort`: shard 0's
+    /// listener is the one given), checked to exist.
+    fn accepting_shard(&self, handle: &RuntimeHandle) -> io::Result<ShardId> {
         let shards = handle.shard_count();
-        let check = |s: ShardId| {
-            if s.0 >= shards {
-                Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("shard {} does not exist (the runtime has {shards})", s.0),
-                ))
-            } else {
-                Ok(s)
-            }
+        let shard = match self.cfg.accept {
+            AcceptMode::RoundRobin => self.cfg.accept_shard,
+            AcceptMode::Pinned(shard) => shard,
+            AcceptMode::ReusePort => ShardId(0),
         };
-        let listeners = match self.cfg.accept {
-            AcceptMode::RoundRobin => {
-                let shard = check(self.cfg.accept_shard)?;
-                vec![(
-                    shard,
-                    TcpListener::bind_with(addr, self.cfg.backlog, false)?,
-                )]
+        if shard.0 >= shards {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "shard {} does not exist (the runtime has {shards})",
+                    shard.0
+                ),
+            ));
+        }
+        Ok(shard)
+    }
+
+    /// The server on `first`, the accepting shard's listener; under
+    /// `ReusePort` every other shard binds one of its own to its address.
+    fn serve_from(self, handle: &RuntimeHandle, first: TcpListener) -> io::Result<Server> {
+        let shard = self.accepting_shard(handle)?;
+        let mut listeners = vec![(shard, first)];
+        if self.cfg.accept == AcceptMode::ReusePort {
+            let bound: SocketAddr = listeners[0].1.local_addr()?;
+            for s in 1..handle.shard_count() {
+                listeners.push((
+                    ShardId(s),
+                    TcpListener::bind_with(bound, self.cfg.backlog, true)?,
+                ));
             }
-            AcceptMode::Pinned(shard) => {
-                let shard = check(shard)?;
-                vec![(
-                    shard,
-                    TcpListener::bind_with(addr, self.cfg.backlog, false)?,
-                )]
-            }
-            AcceptMode::ReusePort => {
-                let first = TcpListener::bind_with(addr, self.cfg.backlog, true)?;
-                let bound: SocketAddr = first.local_addr()?;
-                let mut all = vec![(ShardId(0), first)];
-                for s in 1..shards {
-                    all.push((
-                        ShardId(s),
-                        TcpListener::bind_with(bound, self.cfg.backlog, true)?,
-                    ));
-                }
-                all
-            }
-        };
+        }
         Server::new(self.cfg, handle.clone(), listeners)
     }
 }

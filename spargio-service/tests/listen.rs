@@ -1,0 +1,196 @@
+//! `ServerBuilder::listen`: serving on a listener bound elsewhere (socket
+//! activation, `listenfd`, a parent process), and the sockets it refuses.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+
+use bytes::Bytes;
+use socket2::{Domain, SockAddr, Socket, Type};
+use spargio_rt::{RuntimeHandle, ShardId};
+use spargio_service::codec::{Client, LengthDelimited};
+use spargio_service::{AcceptMode, Server};
+use tower::service_fn;
+
+/// Runs `f` on a 2-shard runtime.
+fn run2<F, Fut, T>(f: F) -> T
+where
+    F: FnOnce(RuntimeHandle) -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    spargio_rt::run_with(spargio_rt::Runtime::builder().shards(2), f).expect("runtime")
+}
+
+/// Serves `server` with a service that answers with its connection's
+/// shard; opens `n` connections (kept open together) and returns how many
+/// landed on each shard, then shuts the server down.
+async fn serve_and_count(handle: &RuntimeHandle, server: Server, n: usize) -> Vec<usize> {
+    let addr = server.local_addr();
+    let stop = server.shutdown_handle();
+    let make = service_fn(|info: spargio_service::ConnInfo| async move {
+        let shard = info.shard.0;
+        Ok::<_, Infallible>(service_fn(move |_req: Bytes| async move {
+            Ok::<_, Infallible>(Bytes::from(vec![shard as u8]))
+        }))
+    });
+    let serving = handle.spawn_local(server.serve(LengthDelimited::new(), make));
+    let mut per_shard = vec![0; handle.shard_count()];
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        let mut c = Client::connect(addr).await.expect("connect");
+        let reply = c.call(Bytes::from_static(b"?")).await.expect("call");
+        per_shard[reply.expect("ok status")[0] as usize] += 1;
+        clients.push(c);
+    }
+    drop(clients);
+    stop.shutdown();
+    serving.await.unwrap().unwrap();
+    per_shard
+}
+
+/// A TCP socket bound to a free loopback port, not yet listening.
+fn bound_socket(reuse_port: bool) -> Socket {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    if reuse_port {
+        s.set_reuse_port(true).unwrap();
+    }
+    s.bind(&SockAddr::from(
+        "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(),
+    ))
+    .unwrap();
+    s
+}
+
+fn refusal(result: io::Result<Server>) -> io::Error {
+    match result {
+        Ok(_) => panic!("the socket was accepted"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn a_listener_bound_elsewhere_is_served_round_robin_and_closed_with_the_server() {
+    run2(|handle| async move {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = Server::builder().listen(&handle, listener).unwrap();
+        assert_eq!(server.local_addr(), addr);
+        assert_eq!(serve_and_count(&handle, server, 4).await, vec![2, 2]);
+        // The server owned the socket: nothing listens there any more.
+        let err = std::net::TcpStream::connect(addr).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    });
+}
+
+#[test]
+fn a_listener_passed_as_a_raw_fd_is_served_and_marked_close_on_exec() {
+    run2(|handle| async move {
+        // As systemd passes it: a listening socket without FD_CLOEXEC.
+        let s = Socket::new_raw(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.bind(&SockAddr::from(
+            "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(),
+        ))
+        .unwrap();
+        s.listen(16).unwrap();
+        let addr = s.local_addr().unwrap().as_socket().unwrap();
+        let fd = s.into_raw_fd();
+        // SAFETY: `fd` was just released by `into_raw_fd`, so this is its
+        // only owner.
+        let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        // SAFETY: F_GETFD only reads the descriptor's flags; `fd` is open
+        // (owned by `listener`).
+        assert_eq!(
+            unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC,
+            0
+        );
+        let server = Server::builder()
+            .accept(AcceptMode::Pinned(ShardId(1)))
+            .listen(&handle, listener)
+            .unwrap();
+        // SAFETY: as above; the server owns `fd` and keeps it open.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_ne!(
+            flags & libc::FD_CLOEXEC,
+            0,
+            "the listener is inherited by children"
+        );
+        assert_eq!(server.local_addr(), addr);
+        assert_eq!(serve_and_count(&handle, server, 3).await, vec![0, 3]);
+    });
+}
+
+#[test]
+fn a_socket_that_is_not_listening_is_refused() {
+    run2(|handle| async move {
+        let s = bound_socket(false);
+        let listener = std::net::TcpListener::from(OwnedFd::from(s));
+        let err = refusal(Server::builder().listen(&handle, listener));
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("not listening"), "{err}");
+    });
+}
+
+#[test]
+fn unix_and_udp_sockets_are_refused() {
+    run2(|handle| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let unix = std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
+        let listener = std::net::TcpListener::from(OwnedFd::from(unix));
+        let err = refusal(Server::builder().listen(&handle, listener));
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("not an IPv4 or IPv6"), "{err}");
+
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::from(OwnedFd::from(udp));
+        let err = refusal(Server::builder().listen(&handle, listener));
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("not a stream"), "{err}");
+    });
+}
+
+#[test]
+fn reuse_port_mode_needs_so_reuseport_on_the_listener() {
+    run2(|handle| async move {
+        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let err = refusal(
+            Server::builder()
+                .accept(AcceptMode::ReusePort)
+                .listen(&handle, plain),
+        );
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("SO_REUSEPORT"), "{err}");
+
+        let s = bound_socket(true);
+        s.listen(64).unwrap();
+        let listener = std::net::TcpListener::from(OwnedFd::from(s));
+        let addr = listener.local_addr().unwrap();
+        let server = Server::builder()
+            .accept(AcceptMode::ReusePort)
+            .listen(&handle, listener)
+            .unwrap();
+        assert_eq!(server.local_addr(), addr);
+        // Every connection is served, on whichever shard's listener the
+        // kernel picked.
+        let per_shard = serve_and_count(&handle, server, 16).await;
+        assert_eq!(per_shard.iter().sum::<usize>(), 16);
+    });
+}
+
+#[test]
+fn an_accepting_shard_that_does_not_exist_is_refused_and_the_socket_closed() {
+    run2(|handle| async move {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let err = refusal(
+            Server::builder()
+                .accept(AcceptMode::Pinned(ShardId(5)))
+                .listen(&handle, listener),
+        );
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("shard 5 does not exist"), "{err}");
+        let refused = std::net::TcpStream::connect(addr).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+    });
+}
