@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::convert::Infallible;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,17 +46,20 @@ struct Seen {
     gated: Arc<AtomicUsize>,
     /// Releases every `/gated` request.
     open: CancellationToken,
+    /// The Accept-Encoding of each request for `/big`.
+    big_accepts: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// `/old` redirects to `/new`; `/ua` answers with the request's
 /// User-Agent; `/big` is compressed when the client accepts gzip;
 /// `/gated` answers once the test opens the gate.
 fn start_server(seen: &Seen) -> TestServer {
-    let (old, new, gated, open) = (
+    let (old, new, gated, open, accepts) = (
         seen.old.clone(),
         seen.new.clone(),
         seen.gated.clone(),
         seen.open.clone(),
+        seen.big_accepts.clone(),
     );
     let app = Router::new()
         .route(
@@ -80,7 +84,16 @@ fn start_server(seen: &Seen) -> TestServer {
                     .map_or_else(|| "none".to_owned(), |v| v.to_str().unwrap().to_owned())
             }),
         )
-        .route("/big", get(|| async { big_text() }))
+        .route(
+            "/big",
+            get(move |headers: HeaderMap| async move {
+                let accept = headers
+                    .get(header::ACCEPT_ENCODING)
+                    .map_or_else(String::new, |v| v.to_str().unwrap().to_owned());
+                accepts.lock().unwrap().push(accept);
+                big_text()
+            }),
+        )
         .route(
             "/gated",
             get(move || async move {
@@ -131,6 +144,10 @@ async fn eventually(mut cond: impl FnMut() -> bool) {
 #[test]
 fn client_is_a_send_tower_service_with_a_nameable_future() {
     fn send_static<T: Send + 'static>(_: &T) {}
+    fn send_sync<T: Send + Sync>() {}
+    // Whatever its body type: a body that is neither Send nor Sync.
+    send_sync::<Client<http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>>>();
+    send_sync::<Client<std::rc::Rc<()>>>();
     let seen = Seen::default();
     let server = start_server(&seen);
     let req = get_req(&server, "/new");
@@ -254,6 +271,12 @@ fn tower_http_decompression_undoes_the_servers_gzip() {
         let resp = client.oneshot(decompressed).await.unwrap();
         assert!(resp.headers().get(header::CONTENT_ENCODING).is_none());
         assert_eq!(text(resp.into_body()).await, big_text());
+        let accepts = seen.big_accepts.lock().unwrap().clone();
+        assert_eq!(accepts.len(), 3);
+        assert!(
+            accepts[2].contains("gzip"),
+            "the layer did not ask for gzip: {accepts:?}"
+        );
     });
 }
 

@@ -215,12 +215,17 @@ impl ServerBuilder {
     /// activation or `listenfd` (`std::net::TcpListener::from_raw_fd`), one
     /// inherited from a parent process, or one the caller bound with socket
     /// options of its own. The server owns it from now on (it is closed
-    /// with the server) and marks it close-on-exec. [`backlog`](Self::backlog)
-    /// does not apply: the socket listens already.
+    /// with the server, or at once when it is refused) and marks it
+    /// close-on-exec. [`backlog`](Self::backlog) does not apply: the
+    /// socket listens already.
     ///
-    /// Under [`AcceptMode::ReusePort`] the listener must have
-    /// `SO_REUSEPORT` set: it becomes shard 0's, and every other shard binds
-    /// a listener of its own to its address.
+    /// [`AcceptMode::ReusePort`] is refused: it needs a listener per
+    /// shard, and sockets bound here for the other shards would not share
+    /// the given one's options (`IPV6_V6ONLY`, `SO_BINDTODEVICE`,
+    /// `IP_FREEBIND`, ...) or, for a socket made by another user (systemd
+    /// for a `User=` service), could not join its port at all. Use
+    /// [`RoundRobin`](AcceptMode::RoundRobin) (the default) or
+    /// [`Pinned`](AcceptMode::Pinned).
     ///
     /// ```
     /// use bytes::Bytes;
@@ -250,18 +255,23 @@ impl ServerBuilder {
     ///
     /// # Errors
     /// [`io::ErrorKind::InvalidInput`] when the socket is not an IPv4 or
-    /// IPv6 stream socket (a Unix or UDP socket, say), is not listening,
-    /// or lacks `SO_REUSEPORT` under [`AcceptMode::ReusePort`], and when
-    /// the accepting shard does not exist; the errors of querying the
-    /// socket and of binding the other shards' listeners.
+    /// IPv6 TCP socket (a Unix, UDP or SCTP socket, say) or is not
+    /// listening, under [`AcceptMode::ReusePort`], and when the accepting
+    /// shard does not exist; the errors of querying the socket.
     pub fn listen(
         self,
         handle: &RuntimeHandle,
         listener: std::net::TcpListener,
     ) -> io::Result<Server> {
         let listener = TcpListener::from_std(listener);
+        if self.cfg.accept == AcceptMode::ReusePort {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "AcceptMode::ReusePort binds a listener per shard: a listener made \
+                 elsewhere is served with RoundRobin or Pinned",
+            ));
+        }
         self.accepting_shard(handle)?;
-        let reuse_port = self.cfg.accept == AcceptMode::ReusePort;
         listener.with_socket(|s| {
             let refuse =
                 |why: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, why.to_owned()));
@@ -272,14 +282,11 @@ impl ServerBuilder {
             if s.r#type()? != socket2::Type::STREAM {
                 return refuse("the listener is not a stream (TCP) socket");
             }
+            if s.protocol()?.is_some_and(|p| p != socket2::Protocol::TCP) {
+                return refuse("the listener is a stream socket of another protocol than TCP");
+            }
             if !s.is_listener()? {
                 return refuse("the socket is not listening (bind it and call listen first)");
-            }
-            if reuse_port && !s.reuse_port()? {
-                return refuse(
-                    "AcceptMode::ReusePort needs a listener with SO_REUSEPORT set \
-                     (the other shards bind their own to its address)",
-                );
             }
             s.set_cloexec(true)
         })?;

@@ -78,9 +78,49 @@ fn a_listener_bound_elsewhere_is_served_round_robin_and_closed_with_the_server()
         let server = Server::builder().listen(&handle, listener).unwrap();
         assert_eq!(server.local_addr(), addr);
         assert_eq!(serve_and_count(&handle, server, 4).await, vec![2, 2]);
-        // The server owned the socket: nothing listens there any more.
-        let err = std::net::TcpStream::connect(addr).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        // The server owned the socket: nothing listens there any more once
+        // the ring let go of its accept (its cancel is reaped by the shard).
+        let refused = spargio_rt::time::timeout(std::time::Duration::from_secs(20), async {
+            loop {
+                match Client::connect(addr).await {
+                    Err(e) => return e.kind(),
+                    Ok(_) => spargio_rt::time::sleep(std::time::Duration::from_millis(10)).await,
+                }
+            }
+        })
+        .await
+        .expect("the listener stayed open after the server ended");
+        assert_eq!(refused, io::ErrorKind::ConnectionRefused);
+    });
+}
+
+#[test]
+fn a_nonblocking_listener_is_served_without_accept_errors() {
+    run2(|handle| async move {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let server = Server::builder().listen(&handle, listener).unwrap();
+        let stats = server.stats();
+        let addr = server.local_addr();
+        let stop = server.shutdown_handle();
+        let service = service_fn(|req: Bytes| async move { Ok::<_, Infallible>(req) });
+        let serving = handle.spawn_local(server.serve_service(LengthDelimited::new(), service));
+        // Connections arrive in bursts, some while no accept is pending.
+        for _round in 0..10 {
+            let mut clients = Vec::new();
+            for _ in 0..20 {
+                clients.push(Client::connect(addr).await.expect("connect"));
+            }
+            for c in &mut clients {
+                let reply = c.call(Bytes::from_static(b"hi")).await.expect("call");
+                assert_eq!(reply.expect("ok status"), Bytes::from_static(b"hi"));
+            }
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.accepted, 200);
+        assert_eq!(s.accept_errors, 0);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
     });
 }
 
@@ -151,30 +191,23 @@ fn unix_and_udp_sockets_are_refused() {
 }
 
 #[test]
-fn reuse_port_mode_needs_so_reuseport_on_the_listener() {
+fn reuse_port_mode_is_refused_even_with_so_reuseport_set() {
     run2(|handle| async move {
-        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let err = refusal(
-            Server::builder()
-                .accept(AcceptMode::ReusePort)
-                .listen(&handle, plain),
-        );
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-        assert!(err.to_string().contains("SO_REUSEPORT"), "{err}");
-
-        let s = bound_socket(true);
-        s.listen(64).unwrap();
-        let listener = std::net::TcpListener::from(OwnedFd::from(s));
-        let addr = listener.local_addr().unwrap();
-        let server = Server::builder()
-            .accept(AcceptMode::ReusePort)
-            .listen(&handle, listener)
-            .unwrap();
-        assert_eq!(server.local_addr(), addr);
-        // Every connection is served, on whichever shard's listener the
-        // kernel picked.
-        let per_shard = serve_and_count(&handle, server, 16).await;
-        assert_eq!(per_shard.iter().sum::<usize>(), 16);
+        for reuse_port in [false, true] {
+            let s = bound_socket(reuse_port);
+            s.listen(64).unwrap();
+            let listener = std::net::TcpListener::from(OwnedFd::from(s));
+            let addr = listener.local_addr().unwrap();
+            let err = refusal(
+                Server::builder()
+                    .accept(AcceptMode::ReusePort)
+                    .listen(&handle, listener),
+            );
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("RoundRobin or Pinned"), "{err}");
+            // Nothing was bound beside it: the port is free again.
+            drop(std::net::TcpListener::bind(addr).expect("the port is free"));
+        }
     });
 }
 

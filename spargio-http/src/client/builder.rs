@@ -122,8 +122,9 @@ impl ClientBuilder {
     /// [`ClientError::ResponseTimeout`](super::ClientError::ResponseTimeout),
     /// and the connection is closed, not reused.
     ///
-    /// The clock starts only when the last byte of the request is written,
-    /// so an upload, however long, is never timed out by it (a whole
+    /// The clock starts only when the last byte of the request has been
+    /// written, that is, handed to the kernel: the time the upload takes up
+    /// to then does not count (a whole
     /// exchange is bounded by [`request_timeout`](Self::request_timeout),
     /// a stalled response body by
     /// [`body_read_timeout`](Self::body_read_timeout)). A response head
@@ -134,6 +135,14 @@ impl ClientBuilder {
     /// before it sends a body (see [`Client::request`](super::Client::request)),
     /// so with `Expect: 100-continue` as without it, the clock starts once
     /// the body has been written.
+    ///
+    /// "Written" is the local side's view: up to a socket buffer or two of
+    /// the request (loopback, or a fast link: hundreds of KiB) may still be
+    /// on its way to a server that reads slowly when the clock starts, and
+    /// that time counts. Leave room for it, or bound the exchange with
+    /// [`request_timeout`](Self::request_timeout) instead. When writing the
+    /// request fails, the clock never starts; the failed read that usually
+    /// follows ends the request, and otherwise only `request_timeout` does.
     ///
     /// ```
     /// use std::time::Duration;

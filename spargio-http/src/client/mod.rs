@@ -10,9 +10,9 @@
 //! whatever shard it moves to.
 //!
 //! [`Client`] is also a tower `Service<Request<B>>` ([`ResponseFuture`]), so
-//! client-side middleware (tower's limits and retries, tower-http's
-//! `FollowRedirect`, `Decompression`, `SetRequestHeader`, `Trace`) wraps it
-//! unchanged.
+//! client-side middleware (tower's concurrency limit, spargio-service's
+//! runtime-native layers, tower-http's `FollowRedirect`, `Decompression`,
+//! `SetRequestHeader`, `Trace`) wraps it unchanged.
 
 mod builder;
 mod connect;
@@ -326,6 +326,8 @@ impl<B> fmt::Debug for Client<B> {
         f.debug_struct("Client")
             .field("connect_timeout", &c.connect_timeout)
             .field("request_timeout", &c.request_timeout)
+            .field("response_timeout", &c.response_timeout)
+            .field("body_read_timeout", &c.body_read_timeout)
             .finish_non_exhaustive()
     }
 }

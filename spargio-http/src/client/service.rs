@@ -47,7 +47,13 @@ impl fmt::Debug for ResponseFuture {
 /// through [`Client::with_body_type`]. The client is always ready: it has no
 /// limit of its own on requests in flight (each waits for a pooled or new
 /// connection), so put `tower`'s `ConcurrencyLimitLayer` or
-/// spargio-service's in front of it to bound them.
+/// spargio-service's in front of it to bound them. Such a limit holds its
+/// permit until the future resolves, at the response head: a response
+/// body still streaming after that keeps its connection busy without a
+/// permit, so the limit bounds requests waiting for an answer, not open
+/// connections. tower's `RetryLayer` needs a request body it can clone:
+/// use [`Client::with_body_type`] with one (`Full<Bytes>`, say); tower's
+/// own `TimeoutLayer` needs a tokio runtime, spargio-service's does not.
 ///
 /// ```no_run
 /// use bytes::Bytes;
@@ -57,7 +63,7 @@ impl fmt::Debug for ResponseFuture {
 /// use tower::{Service, ServiceBuilder, ServiceExt};
 ///
 /// spargio_rt::run(|_| async {
-///     // At most 8 requests in flight through this client.
+///     // At most 8 requests waiting for their response heads.
 ///     let mut client = ServiceBuilder::new()
 ///         .concurrency_limit(8)
 ///         .service(Client::new());
