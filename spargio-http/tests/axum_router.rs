@@ -682,3 +682,28 @@ fn uri_is_seen_by_axum_as_sent() {
         "\"/echo-uri\" Some(\"x=1&y=%20\")",
     );
 }
+
+#[test]
+fn a_single_page_app_behind_an_api_router() {
+    // axum's usual shape for a front end: API routes, and for every other
+    // path the app's files, with `index.html` for the client-side routes.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<div id=app>").unwrap();
+    std::fs::write(dir.path().join("app.js"), "boot()").unwrap();
+    let spa = spargio_http::fs::ServeDir::new(dir.path()).fallback(
+        spargio_http::fs::ServeFile::new(dir.path().join("index.html")),
+    );
+    let app = Router::new()
+        .route("/api/ping", get(|| async { "pong" }))
+        .fallback_service(spa);
+    let server = TestServer::start(app);
+    let mut c = server.connect();
+    assert_text(&c.roundtrip(&get_req("/api/ping")), 200, "pong");
+    assert_text(&c.roundtrip(&get_req("/app.js")), 200, "boot()");
+    assert_text(
+        &c.roundtrip(&get_req("/settings/profile")),
+        200,
+        "<div id=app>",
+    );
+    assert_text(&c.roundtrip(&get_req("/")), 200, "<div id=app>");
+}

@@ -10,7 +10,10 @@ use std::task::{ready, Context, Poll};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{maybe_done, MaybeDone};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt;
 use spargio_rt::fs::File;
+use spargio_service::BoxError;
 
 /// How much one read of a [`FileBody`] asks for, unless set otherwise.
 pub const DEFAULT_CHUNK_SIZE: usize = 64 * 1024;
@@ -64,6 +67,10 @@ enum Inner {
     Bytes(Option<Bytes>),
     /// A range of a file.
     File(FileStream),
+    /// Another service's body (a [`ServeDir`](super::ServeDir) fallback's).
+    /// Only reached through `&mut` (never locked): the mutex makes the
+    /// body `Sync`, as for a file's read.
+    Other(Mutex<UnsyncBoxBody<Bytes, io::Error>>),
 }
 
 struct FileStream {
@@ -111,6 +118,26 @@ impl FileBody {
                 chunk: DEFAULT_CHUNK_SIZE,
                 read: Mutex::new(None),
             }),
+        }
+    }
+
+    /// Another body, such as the response body of a
+    /// [`ServeDir::fallback`](super::ServeDir::fallback) service; its
+    /// errors become `io::Error`s.
+    ///
+    /// ```
+    /// # use spargio_http::fs::FileBody;
+    /// let body = FileBody::from_body(http_body_util::Full::new(bytes::Bytes::from("hi")));
+    /// # drop(body);
+    /// ```
+    pub fn from_body<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let body = body.map_err(|e| io::Error::other(e.into())).boxed_unsync();
+        FileBody {
+            inner: Inner::Other(Mutex::new(body)),
         }
     }
 
@@ -211,6 +238,7 @@ impl Body for FileBody {
             Inner::File(stream) => stream
                 .poll_chunk(cx)
                 .map(|chunk| chunk.map(|res| res.map(Frame::data))),
+            Inner::Other(body) => Pin::new(other(body)).poll_frame(cx),
         }
     }
 
@@ -218,6 +246,10 @@ impl Body for FileBody {
         match &self.inner {
             Inner::Bytes(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
             Inner::File(stream) => stream.remaining == 0,
+            Inner::Other(body) => body
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_end_stream(),
         }
     }
 
@@ -227,8 +259,19 @@ impl Body for FileBody {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             Inner::File(stream) => SizeHint::with_exact(stream.remaining),
+            Inner::Other(body) => body
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .size_hint(),
         }
     }
+}
+
+/// The body inside `Inner::Other`, reached through `&mut` (no lock).
+fn other(
+    body: &mut Mutex<UnsyncBoxBody<Bytes, io::Error>>,
+) -> &mut UnsyncBoxBody<Bytes, io::Error> {
+    body.get_mut().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Default for FileBody {
@@ -275,6 +318,7 @@ impl fmt::Debug for FileBody {
                 .field("remaining", &stream.remaining)
                 .field("chunk", &stream.chunk)
                 .finish(),
+            Inner::Other(_) => f.debug_struct("FileBody").field("other", &"..").finish(),
         }
     }
 }

@@ -58,6 +58,8 @@ mod serve_dir;
 mod serve_file;
 
 #[cfg(test)]
+mod fallback_tests;
+#[cfg(test)]
 mod listing_tests;
 #[cfg(test)]
 mod safety_tests;
@@ -66,5 +68,5 @@ mod tests;
 
 pub use body::{FileBody, DEFAULT_CHUNK_SIZE};
 pub use respond::ResponseFuture;
-pub use serve_dir::ServeDir;
+pub use serve_dir::{DefaultFallback, ServeDir};
 pub use serve_file::ServeFile;

@@ -1,14 +1,18 @@
 //! [`ServeDir`]: serves the files under a directory.
 
 use std::convert::Infallible;
+use std::fmt;
+use std::future::poll_fn;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use spargio_rt::fs::{File, Metadata};
+use spargio_service::BoxError;
 
 use super::body::FileBody;
 use super::confine::open_under;
@@ -70,9 +74,63 @@ use super::root::{ResolvedRoot, Root};
 /// .unwrap()
 /// .unwrap();
 /// ```
-#[derive(Debug, Clone)]
-pub struct ServeDir {
+///
+/// A request this service would answer `404` (no such file, a directory
+/// with nothing to serve, a path it refuses) can go to another service
+/// instead: [`fallback`](Self::fallback) or
+/// [`not_found_service`](Self::not_found_service), as in tower-http (a
+/// single-page app's `index.html` for every route, say).
+#[derive(Clone)]
+pub struct ServeDir<F = DefaultFallback> {
     config: Arc<DirConfig>,
+    fallback: Option<Fallback<F>>,
+}
+
+/// The service a [`ServeDir`] sends its would-be `404`s to.
+#[derive(Clone)]
+struct Fallback<F> {
+    service: F,
+    /// The fallback's answer goes out as `404 Not Found` whatever its
+    /// status ([`ServeDir::not_found_service`]).
+    status_404: bool,
+}
+
+/// The fallback type of a [`ServeDir`] without one: it answers `404 Not
+/// Found` with an empty body (the `ServeDir` does so itself and never
+/// calls it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultFallback;
+
+impl<B> tower_service::Service<Request<B>> for DefaultFallback {
+    type Response = Response<FileBody>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<FileBody>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Request<B>) -> Self::Future {
+        std::future::ready(Ok(respond::empty(StatusCode::NOT_FOUND)))
+    }
+}
+
+impl<F> fmt::Debug for ServeDir<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServeDir")
+            .field("config", &self.config)
+            .field(
+                "fallback",
+                &self.fallback.as_ref().map(|fb| {
+                    if fb.status_404 {
+                        "not found service"
+                    } else {
+                        "fallback"
+                    }
+                }),
+            )
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +159,53 @@ impl ServeDir {
                 list_directories: false,
                 serve_hidden: true,
                 options: ServeOptions::default(),
+            }),
+            fallback: None,
+        }
+    }
+}
+
+impl<F> ServeDir<F> {
+    /// Sends every request this service would answer `404 Not Found` to
+    /// `service` instead, whose response goes out as it is (its status
+    /// included): a path with no file, a directory with no index to serve
+    /// and no listing, and the paths refused as unsafe (`..`, hidden ones
+    /// with [`serve_hidden`](Self::serve_hidden) off), which the fallback
+    /// then answers as it sees fit. The fallback gets the whole request,
+    /// body included. Other answers (`405` to a method other than GET and
+    /// HEAD, `403`, `304`, `416`, redirects) are not the fallback's.
+    ///
+    /// ```no_run
+    /// use spargio_http::fs::{ServeDir, ServeFile};
+    /// // A single-page app: files from `dist`, `index.html` for any other path.
+    /// let app = ServeDir::new("dist").fallback(ServeFile::new("dist/index.html"));
+    /// # drop(app);
+    /// ```
+    pub fn fallback<F2>(self, service: F2) -> ServeDir<F2> {
+        ServeDir {
+            config: self.config,
+            fallback: Some(Fallback {
+                service,
+                status_404: false,
+            }),
+        }
+    }
+
+    /// As [`fallback`](Self::fallback), but the response goes out as `404
+    /// Not Found` whatever status `service` gave it: a custom not-found
+    /// page.
+    ///
+    /// ```no_run
+    /// use spargio_http::fs::{ServeDir, ServeFile};
+    /// let site = ServeDir::new("public").not_found_service(ServeFile::new("public/404.html"));
+    /// # drop(site);
+    /// ```
+    pub fn not_found_service<F2>(self, service: F2) -> ServeDir<F2> {
+        ServeDir {
+            config: self.config,
+            fallback: Some(Fallback {
+                service,
+                status_404: true,
             }),
         }
     }
@@ -182,7 +287,20 @@ impl ServeDir {
     }
 }
 
-impl<B: Send + 'static> tower_service::Service<Request<B>> for ServeDir {
+/// The fallback's response body is carried as a [`FileBody`]
+/// ([`FileBody::from_body`]); the fallback is cloned for each request it
+/// takes (and made ready first), as tower services are.
+impl<B, F, FB> tower_service::Service<Request<B>> for ServeDir<F>
+where
+    B: Send + 'static,
+    F: tower_service::Service<Request<B>, Response = Response<FB>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    F::Future: Send + 'static,
+    FB: http_body::Body<Data = Bytes> + Send + 'static,
+    FB::Error: Into<BoxError>,
+{
     type Response = Response<FileBody>;
     type Error = Infallible;
     type Future = ResponseFuture;
@@ -192,12 +310,32 @@ impl<B: Send + 'static> tower_service::Service<Request<B>> for ServeDir {
     }
 
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
-        let (parts, _body) = req.into_parts();
-        ResponseFuture::new(serve(Arc::clone(&self.config), parts))
+        let (parts, body) = req.into_parts();
+        let config = Arc::clone(&self.config);
+        let Some(fallback) = self.fallback.clone() else {
+            return ResponseFuture::new(async move { serve(config, &parts).await });
+        };
+        ResponseFuture::new(async move {
+            let res = serve(config, &parts).await;
+            if res.status() != StatusCode::NOT_FOUND {
+                return res;
+            }
+            let Fallback {
+                mut service,
+                status_404,
+            } = fallback;
+            let Ok(()) = poll_fn(|cx| service.poll_ready(cx)).await;
+            let Ok(res) = service.call(Request::from_parts(parts, body)).await;
+            let (mut head, body) = res.into_parts();
+            if status_404 {
+                head.status = StatusCode::NOT_FOUND;
+            }
+            Response::from_parts(head, FileBody::from_body(body))
+        })
     }
 }
 
-async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
+async fn serve(config: Arc<DirConfig>, parts: &Parts) -> Response<FileBody> {
     if !respond::method_allowed(&parts.method) {
         return respond::method_not_allowed();
     }
@@ -229,7 +367,7 @@ async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
                 return respond::empty(StatusCode::NOT_FOUND);
             }
             if !request_path.trailing_slash {
-                return redirect_to_dir(&request_path, &parts);
+                return redirect_to_dir(&request_path, parts);
             }
             let index = request_path.relative.join(INDEX);
             let found = if config.append_index_html {
@@ -248,7 +386,7 @@ async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
                 // No index to serve: the listing.
                 Ok(_) | Err(_) => {
                     let shown = listing::shown_path(parts.uri.path());
-                    return listing::list(&root, &request_path.relative, &shown, &parts).await;
+                    return listing::list(&root, &request_path.relative, &shown, parts).await;
                 }
             }
         }
@@ -260,14 +398,14 @@ async fn serve(config: Arc<DirConfig>, parts: Parts) -> Response<FileBody> {
         content_type: content_type_for(&served),
         gzip: false,
     };
-    if config.options.precompressed_gzip && respond::accepts_gzip(&parts) {
+    if config.options.precompressed_gzip && respond::accepts_gzip(parts) {
         if let Some((file, meta)) = open_gz(&root, &served).await {
             opened.file = file;
             opened.meta = meta;
             opened.gzip = true;
         }
     }
-    respond::respond(&parts, opened, &config.options)
+    respond::respond(parts, opened, &config.options)
 }
 
 /// The file a directory request serves.

@@ -1,0 +1,91 @@
+//! [`ServeDir::fallback`] and [`ServeDir::not_found_service`]: which
+//! requests reach the other service, and what goes out.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use tower_service::Service;
+
+use super::tests::{call, get, site};
+use super::{ServeDir, ServeFile};
+
+#[spargio_rt::test]
+async fn fs_fallback_answers_what_would_be_not_found() {
+    let site = site();
+    let mut app = ServeDir::new(&site.root).fallback(ServeFile::new(site.root.join("index.html")));
+    // Files are served as ever.
+    let (res, body) = call(&mut app, get("/hello.txt")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "hello, world\n");
+    // Every would-be 404: no such file, a directory with nothing to
+    // serve, a refused path (which must not reach the file behind it).
+    for uri in [
+        "/missing",
+        "/app/route/7",
+        "/noindex/",
+        "/../secret",
+        "/%2e%2e/secret",
+    ] {
+        let (res, body) = call(&mut app, get(uri)).await;
+        assert_eq!(res.status, StatusCode::OK, "{uri}");
+        assert_eq!(body, "<h1>home</h1>", "{uri}");
+    }
+    // Answers other than 404 are not the fallback's.
+    let post = Request::builder()
+        .method(Method::POST)
+        .uri("/missing")
+        .body(())
+        .unwrap();
+    let (res, body) = call(&mut app, post).await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(body.is_empty());
+    let (res, _) = call(&mut app, get("/docs")).await;
+    assert_eq!(res.status, StatusCode::PERMANENT_REDIRECT);
+}
+
+#[spargio_rt::test]
+async fn fs_not_found_service_answers_404_with_its_body() {
+    let site = site();
+    let page = tower::service_fn(|_req: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(String::from("custom not found")))
+    });
+    let mut app = ServeDir::new(&site.root).not_found_service(page);
+    let (res, body) = call(&mut app, get("/missing.txt")).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(body, "custom not found");
+    let (res, body) = call(&mut app, get("/hello.txt")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "hello, world\n");
+}
+
+#[spargio_rt::test]
+async fn fs_fallback_gets_the_whole_request() {
+    let site = site();
+    let echo = tower::service_fn(|req: Request<String>| async move {
+        let (parts, body) = req.into_parts();
+        let text = format!(
+            "{} {} {} {}",
+            parts.method,
+            parts.uri,
+            parts.headers["x-probe"].to_str().unwrap(),
+            body
+        );
+        let mut res = Response::new(text);
+        *res.status_mut() = StatusCode::IM_A_TEAPOT;
+        Ok::<_, Infallible>(res)
+    });
+    let mut app = ServeDir::new(&site.root).fallback(echo);
+    let req = Request::builder()
+        .method(Method::HEAD)
+        .uri("/nowhere?q=1")
+        .header("x-probe", "yes")
+        .body(String::from("the body"))
+        .unwrap();
+    let res = app.call(req).await.unwrap();
+    // The fallback's status goes out as it gave it.
+    assert_eq!(res.status(), StatusCode::IM_A_TEAPOT);
+    let bytes: Bytes = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(bytes, "HEAD /nowhere?q=1 yes the body");
+}
