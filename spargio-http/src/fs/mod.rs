@@ -47,6 +47,7 @@
 mod body;
 mod conditional;
 mod confine;
+mod encoding;
 mod listing;
 mod mime;
 mod open;

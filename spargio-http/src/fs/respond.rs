@@ -7,13 +7,12 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::header::{
-    HeaderValue, ACCEPT_ENCODING, ACCEPT_RANGES, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH,
-    CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED, LOCATION, VARY,
+    HeaderValue, ACCEPT_RANGES, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
+    CONTENT_TYPE, ETAG, LAST_MODIFIED, LOCATION, VARY,
 };
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
@@ -21,20 +20,22 @@ use spargio_rt::fs::{File, Metadata};
 
 use super::body::{FileBody, DEFAULT_CHUNK_SIZE};
 use super::conditional::{Precondition, Validators};
+use super::encoding::{Encoding, Encodings};
 use super::range::{self, RangeRequest};
 
 /// Settings both services have.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ServeOptions {
     pub(crate) chunk_size: usize,
-    pub(crate) precompressed_gzip: bool,
+    /// The codings whose sibling files are looked for.
+    pub(crate) precompressed: Encodings,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
-            precompressed_gzip: false,
+            precompressed: Encodings::default(),
         }
     }
 }
@@ -44,41 +45,9 @@ pub(crate) struct Opened {
     pub(crate) file: File,
     pub(crate) meta: Metadata,
     pub(crate) content_type: HeaderValue,
-    /// The file is the `.gz` sibling: send `Content-Encoding: gzip`.
-    pub(crate) gzip: bool,
-}
-
-/// `path` with `.gz` appended to its file name.
-pub(crate) fn gz_sibling(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".gz");
-    PathBuf::from(name)
-}
-
-/// Whether `Accept-Encoding` accepts `gzip` (or `x-gzip`, or `*` without
-/// gzip being listed) with a non-zero quality.
-pub(crate) fn accepts_gzip(parts: &Parts) -> bool {
-    let mut gzip = None;
-    let mut star = None;
-    for value in parts.headers.get_all(ACCEPT_ENCODING) {
-        let Ok(value) = value.to_str() else { continue };
-        for item in value.split(',') {
-            let mut params = item.split(';');
-            let coding = params.next().unwrap_or("").trim();
-            let q = params
-                .find_map(|p| {
-                    let (k, v) = p.split_once('=')?;
-                    k.trim().eq_ignore_ascii_case("q").then(|| v.trim())
-                })
-                .is_none_or(|q| q.parse::<f32>().is_ok_and(|q| q > 0.0));
-            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
-                gzip = Some(gzip.unwrap_or(false) || q);
-            } else if coding == "*" {
-                star = Some(q);
-            }
-        }
-    }
-    gzip.or(star).unwrap_or(false)
+    /// The file is a precompressed sibling in this coding: send it as
+    /// `Content-Encoding`.
+    pub(crate) encoding: Option<Encoding>,
 }
 
 /// Whether the method is one the services answer (anything else gets 405).
@@ -92,7 +61,7 @@ pub(crate) fn respond(parts: &Parts, opened: Opened, opts: &ServeOptions) -> Res
         file,
         meta,
         content_type,
-        gzip,
+        encoding,
     } = opened;
     let size = meta.len();
     let validators = Validators::new(&meta);
@@ -103,7 +72,7 @@ pub(crate) fn respond(parts: &Parts, opened: Opened, opts: &ServeOptions) -> Res
     if let Some(lm) = validators.last_modified_header() {
         headers.insert(LAST_MODIFIED, lm);
     }
-    if opts.precompressed_gzip {
+    if !opts.precompressed.is_empty() {
         headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
     }
 
@@ -154,8 +123,8 @@ pub(crate) fn respond(parts: &Parts, opened: Opened, opts: &ServeOptions) -> Res
     };
     let headers = res.headers_mut();
     headers.insert(CONTENT_TYPE, content_type);
-    if gzip {
-        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    if let Some(encoding) = encoding {
+        headers.insert(CONTENT_ENCODING, encoding.header_value());
     }
     headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
     if is_get && len > 0 {
@@ -260,28 +229,6 @@ impl fmt::Debug for ResponseFuture {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parts_with(accept: &[&'static str]) -> Parts {
-        let mut req = http::Request::new(());
-        for a in accept {
-            req.headers_mut()
-                .append(ACCEPT_ENCODING, HeaderValue::from_static(a));
-        }
-        req.into_parts().0
-    }
-
-    #[test]
-    fn fs_accept_encoding() {
-        assert!(accepts_gzip(&parts_with(&["gzip"])));
-        assert!(accepts_gzip(&parts_with(&["br, gzip;q=0.5"])));
-        assert!(accepts_gzip(&parts_with(&["deflate", "GZIP"])));
-        assert!(accepts_gzip(&parts_with(&["*"])));
-        assert!(!accepts_gzip(&parts_with(&["gzip;q=0"])));
-        assert!(!accepts_gzip(&parts_with(&["*, gzip;q=0"])));
-        assert!(!accepts_gzip(&parts_with(&["br"])));
-        assert!(!accepts_gzip(&parts_with(&[])));
-        assert!(!accepts_gzip(&parts_with(&["identity;q=1, *;q=0"])));
-    }
 
     #[test]
     fn fs_error_statuses() {

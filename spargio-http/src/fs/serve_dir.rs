@@ -16,6 +16,7 @@ use spargio_service::BoxError;
 
 use super::body::FileBody;
 use super::confine::open_under;
+use super::encoding::Encoding;
 use super::listing;
 use super::mime::content_type_for;
 use super::open::Found;
@@ -269,8 +270,44 @@ impl<F> ServeDir<F> {
     /// `alias.txt.gz`, not `hello.txt.gz`. `Content-Type` stays the
     /// original file's, and every response gets `Vary: accept-encoding`.
     /// Ranges and validators then apply to the compressed file.
-    pub fn precompressed_gzip(mut self) -> Self {
-        Arc::make_mut(&mut self.config).options.precompressed_gzip = true;
+    ///
+    /// With several precompressed codings on, the client's
+    /// `Accept-Encoding` picks: the accepted ones are tried by quality,
+    /// ties in the order br, zstd, gzip, deflate, and the first whose
+    /// sibling exists is served (else the file itself).
+    ///
+    /// ```no_run
+    /// use spargio_http::fs::ServeDir;
+    /// // `app.js.br`, `app.js.gz` or `app.js`, as the client accepts.
+    /// let assets = ServeDir::new("dist").precompressed_br().precompressed_gzip();
+    /// # drop(assets);
+    /// ```
+    pub fn precompressed_gzip(self) -> Self {
+        self.precompressed(Encoding::Gzip)
+    }
+
+    /// Serves `<file>.br` with `Content-Encoding: br` to clients that
+    /// accept Brotli; as [`precompressed_gzip`](Self::precompressed_gzip).
+    pub fn precompressed_br(self) -> Self {
+        self.precompressed(Encoding::Br)
+    }
+
+    /// Serves `<file>.zst` with `Content-Encoding: zstd` to clients that
+    /// accept Zstandard; as [`precompressed_gzip`](Self::precompressed_gzip).
+    pub fn precompressed_zstd(self) -> Self {
+        self.precompressed(Encoding::Zstd)
+    }
+
+    /// Serves `<file>.zz` with `Content-Encoding: deflate` (a zlib stream,
+    /// tower-http's name for it) to clients that accept deflate; as
+    /// [`precompressed_gzip`](Self::precompressed_gzip).
+    pub fn precompressed_deflate(self) -> Self {
+        self.precompressed(Encoding::Deflate)
+    }
+
+    fn precompressed(mut self, encoding: Encoding) -> Self {
+        let options = &mut Arc::make_mut(&mut self.config).options;
+        options.precompressed = options.precompressed.with(encoding);
         self
     }
 
@@ -396,13 +433,14 @@ async fn serve(config: Arc<DirConfig>, parts: &Parts) -> Response<FileBody> {
         file,
         meta,
         content_type: content_type_for(&served),
-        gzip: false,
+        encoding: None,
     };
-    if config.options.precompressed_gzip && respond::accepts_gzip(parts) {
-        if let Some((file, meta)) = open_gz(&root, &served).await {
+    for encoding in config.options.precompressed.accepted_by(parts) {
+        if let Some((file, meta)) = open_sibling(&root, &served, encoding).await {
             opened.file = file;
             opened.meta = meta;
-            opened.gzip = true;
+            opened.encoding = Some(encoding);
+            break;
         }
     }
     respond::respond(parts, opened, &config.options)
@@ -416,10 +454,10 @@ async fn canonical_root(config: &DirConfig) -> io::Result<Arc<Root>> {
     config.canonical_root.get(&config.root).await
 }
 
-/// The `.gz` twin of `served` (relative to the root), if it is a regular
-/// file under the root.
-async fn open_gz(root: &Root, served: &Path) -> Option<(File, Metadata)> {
-    match open_under(root, &respond::gz_sibling(served)).await {
+/// The sibling of `served` (relative to the root) in `encoding`, if it
+/// is a regular file under the root.
+async fn open_sibling(root: &Root, served: &Path, encoding: Encoding) -> Option<(File, Metadata)> {
+    match open_under(root, &encoding.sibling(served)).await {
         Ok(Found::File(file, meta)) => Some((file, meta)),
         _ => None,
     }

@@ -11,6 +11,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use spargio_rt::fs::{File, Metadata, ResolveFlags};
 
 use super::body::FileBody;
+use super::encoding::Encoding;
 use super::mime::content_type_for;
 use super::open::{self, Found, Location};
 use super::respond::{self, Opened, ResponseFuture, ServeOptions};
@@ -78,9 +79,33 @@ impl ServeFile {
 
     /// Serves `<path>.gz`, with `Content-Encoding: gzip`, when the client
     /// accepts gzip and that file exists; as
-    /// [`ServeDir::precompressed_gzip`](super::ServeDir::precompressed_gzip).
-    pub fn precompressed_gzip(mut self) -> Self {
-        Arc::make_mut(&mut self.config).options.precompressed_gzip = true;
+    /// [`ServeDir::precompressed_gzip`](super::ServeDir::precompressed_gzip)
+    /// (which also says how several codings are chosen between).
+    pub fn precompressed_gzip(self) -> Self {
+        self.precompressed(Encoding::Gzip)
+    }
+
+    /// Serves `<path>.br` (`Content-Encoding: br`); as
+    /// [`ServeDir::precompressed_br`](super::ServeDir::precompressed_br).
+    pub fn precompressed_br(self) -> Self {
+        self.precompressed(Encoding::Br)
+    }
+
+    /// Serves `<path>.zst` (`Content-Encoding: zstd`); as
+    /// [`ServeDir::precompressed_zstd`](super::ServeDir::precompressed_zstd).
+    pub fn precompressed_zstd(self) -> Self {
+        self.precompressed(Encoding::Zstd)
+    }
+
+    /// Serves `<path>.zz` (`Content-Encoding: deflate`); as
+    /// [`ServeDir::precompressed_deflate`](super::ServeDir::precompressed_deflate).
+    pub fn precompressed_deflate(self) -> Self {
+        self.precompressed(Encoding::Deflate)
+    }
+
+    fn precompressed(mut self, encoding: Encoding) -> Self {
+        let options = &mut Arc::make_mut(&mut self.config).options;
+        options.precompressed = options.precompressed.with(encoding);
         self
     }
 
@@ -125,13 +150,14 @@ async fn serve(config: Arc<FileConfig>, parts: Parts) -> Response<FileBody> {
         file,
         meta,
         content_type: config.content_type.clone(),
-        gzip: false,
+        encoding: None,
     };
-    if config.options.precompressed_gzip && respond::accepts_gzip(&parts) {
-        if let Ok(Some((file, meta))) = open_file(&respond::gz_sibling(&config.path)).await {
+    for encoding in config.options.precompressed.accepted_by(&parts) {
+        if let Ok(Some((file, meta))) = open_file(&encoding.sibling(&config.path)).await {
             opened.file = file;
             opened.meta = meta;
-            opened.gzip = true;
+            opened.encoding = Some(encoding);
+            break;
         }
     }
     respond::respond(&parts, opened, &config.options)

@@ -717,6 +717,63 @@ async fn fs_precompressed_gzip() {
 }
 
 #[spargio_rt::test]
+async fn fs_precompressed_codings_are_picked_by_quality_then_preference() {
+    let site = site();
+    // Not real compressed data: the service only picks the file.
+    std::fs::write(site.root.join("hello.txt.br"), "BR-hello").unwrap();
+    std::fs::write(site.root.join("hello.txt.zst"), "ZST-hello").unwrap();
+    std::fs::write(site.root.join("hello.txt.gz"), "GZ-hello").unwrap();
+    std::fs::write(site.root.join("hello.txt.zz"), "ZZ-hello").unwrap();
+    std::fs::write(site.root.join("index.html.gz"), "GZ-home").unwrap();
+    let mut svc = ServeDir::new(&site.root)
+        .precompressed_gzip()
+        .precompressed_br()
+        .precompressed_zstd()
+        .precompressed_deflate();
+    for (accept, coding, body) in [
+        ("gzip, deflate, br, zstd", "br", "BR-hello"),
+        ("gzip, zstd", "zstd", "ZST-hello"),
+        ("gzip;q=1, br;q=0.5", "gzip", "GZ-hello"),
+        ("deflate", "deflate", "ZZ-hello"),
+        ("br;q=0, *", "zstd", "ZST-hello"),
+    ] {
+        let (res, got) = call(
+            &mut svc,
+            request(Method::GET, "/hello.txt", &[(ACCEPT_ENCODING, accept)]),
+        )
+        .await;
+        assert_eq!(res.headers[CONTENT_ENCODING], coding, "{accept}");
+        assert_eq!(res.headers[CONTENT_TYPE], "text/plain; charset=utf-8");
+        assert_eq!(res.headers[VARY], "accept-encoding");
+        assert_eq!(got, body, "{accept}");
+    }
+    // The preferred sibling is missing: the next accepted one, then the file.
+    let br_gz = [(ACCEPT_ENCODING, "br, gzip")];
+    let (res, got) = call(&mut svc, request(Method::GET, "/index.html", &br_gz)).await;
+    assert_eq!(res.headers[CONTENT_ENCODING], "gzip");
+    assert_eq!(got, "GZ-home");
+    let (res, got) = call(&mut svc, request(Method::GET, "/docs/", &br_gz)).await;
+    assert!(!res.headers.contains_key(CONTENT_ENCODING));
+    assert_eq!(got, "<h1>docs</h1>");
+    // A coding the service does not look for is not served.
+    let mut only_gzip = ServeDir::new(&site.root).precompressed_gzip();
+    let (res, got) = call(
+        &mut only_gzip,
+        request(Method::GET, "/hello.txt", &[(ACCEPT_ENCODING, "br")]),
+    )
+    .await;
+    assert!(!res.headers.contains_key(CONTENT_ENCODING));
+    assert_eq!(got, "hello, world\n");
+
+    let mut file = ServeFile::new(site.root.join("hello.txt"))
+        .precompressed_br()
+        .precompressed_gzip();
+    let (res, got) = call(&mut file, request(Method::GET, "/", &br_gz)).await;
+    assert_eq!(res.headers[CONTENT_ENCODING], "br");
+    assert_eq!(got, "BR-hello");
+}
+
+#[spargio_rt::test]
 async fn fs_body_chunks() {
     let site = site();
     let mut svc = ServeDir::new(&site.root).with_buf_chunk_size(100_000);
