@@ -40,6 +40,13 @@ impl Default for ServeOptions {
     }
 }
 
+impl ServeOptions {
+    /// Looks for siblings in `encoding` too.
+    pub(crate) fn precompress(&mut self, encoding: Encoding) {
+        self.precompressed = self.precompressed.with(encoding);
+    }
+}
+
 /// An open file and what the response needs to know about it.
 pub(crate) struct Opened {
     pub(crate) file: File,

@@ -104,8 +104,9 @@ impl ServeFile {
     }
 
     fn precompressed(mut self, encoding: Encoding) -> Self {
-        let options = &mut Arc::make_mut(&mut self.config).options;
-        options.precompressed = options.precompressed.with(encoding);
+        Arc::make_mut(&mut self.config)
+            .options
+            .precompress(encoding);
         self
     }
 
