@@ -1,5 +1,8 @@
 //! Networking on the ring: TCP, UDP and Unix sockets.
 //!
+//! [`SocketStream`] holds a connected TCP or Unix stream socket as one
+//! type, for servers that listen on either.
+//!
 //! Every read, write, accept and connect is an io_uring op on the ring of
 //! the shard that polls it, with owned buffers (see [`crate::io`]).
 //! Errors are the kernel's, as `io::Error` (`ConnectionRefused`,
@@ -18,6 +21,7 @@ mod connect_race;
 mod datagram;
 mod recv_multi;
 mod socket;
+mod socket_stream;
 mod split;
 mod stream;
 mod tcp;
@@ -28,7 +32,8 @@ mod zc;
 pub use addr::ToSocketAddrs;
 pub use cmsg::{RecvMeta, SendOptions};
 pub use recv_multi::{RecvMultishot, DEFAULT_MAX_QUEUED};
+pub use socket_stream::{SocketStream, StreamAddr};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
-pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
+pub use unix::{PeerCred, UnixDatagram, UnixIncoming, UnixListener, UnixStream};

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
-use super::{TcpStream, UnixStream};
+use super::{SocketStream, TcpStream, UnixStream};
 use crate::io::{AsyncRead, AsyncWrite, BufResult, IoBuf, IoBufMut, Split};
 
 /// The read half of a [`TcpStream`] or [`UnixStream`], from `into_split`.
@@ -118,9 +118,7 @@ macro_rules! owned_split {
             /// different tasks; a read pending on one never delays the
             /// other's writes. [`OwnedReadHalf::reunite`] undoes it.
             pub fn into_split(self) -> (OwnedReadHalf<$t>, OwnedWriteHalf<$t>) {
-                let write = $t {
-                    fd: self.fd.clone(),
-                };
+                let write = self.same_socket();
                 (
                     OwnedReadHalf { stream: self },
                     OwnedWriteHalf { stream: write },
@@ -148,3 +146,4 @@ macro_rules! owned_split {
 
 owned_split!(TcpStream);
 owned_split!(UnixStream);
+owned_split!(SocketStream);

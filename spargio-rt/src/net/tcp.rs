@@ -190,6 +190,13 @@ impl TcpStream {
         }
     }
 
+    /// A second handle on the same socket, for the owned split halves.
+    pub(crate) fn same_socket(&self) -> TcpStream {
+        TcpStream {
+            fd: self.fd.clone(),
+        }
+    }
+
     /// Connects to `addr` (an `IORING_OP_CONNECT`).
     ///
     /// With several addresses (a host name that resolves to more than

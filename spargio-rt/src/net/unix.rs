@@ -60,7 +60,7 @@ fn unix_addr(a: SockAddr) -> io::Result<UnixAddr> {
 
 /// A socket's own (`getsockname`) or its peer's (`getpeername`) address,
 /// through std, which keeps a path that fills all of `sun_path`.
-fn std_addr(fd: &SharedFd, peer: bool) -> io::Result<UnixAddr> {
+pub(super) fn std_addr(fd: &SharedFd, peer: bool) -> io::Result<UnixAddr> {
     use std::os::fd::FromRawFd;
     // SAFETY: the fd is open (`fd` owns it) for as long as the borrowed
     // std socket lives, and `ManuallyDrop` never closes it.
@@ -174,10 +174,84 @@ impl UnixIncoming {
         std::future::poll_fn(|cx| self.poll_next_conn(cx)).await
     }
 
+    /// Stops accepting without losing a connection; see
+    /// [`Incoming::pause`](super::Incoming::pause).
+    pub fn pause(&mut self) {
+        self.accept.pause();
+    }
+
+    /// After [`pause`](Self::pause): the next connection accepted before
+    /// the pause, or `None` once there are no more.
+    pub async fn next_paused(&mut self) -> Option<io::Result<UnixStream>> {
+        std::future::poll_fn(|cx| {
+            self.accept
+                .poll_paused(cx)
+                .map(|o| o.map(|r| r.map(UnixStream::from_fd)))
+        })
+        .await
+    }
+
+    /// Accepts again after [`pause`](Self::pause) (so does
+    /// [`next`](Self::next)).
+    pub fn resume(&mut self) {
+        self.accept.resume();
+    }
+
     /// Polls for the next connection.
     pub fn poll_next_conn(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<UnixStream>> {
         self.accept.poll_accept(cx).map_ok(UnixStream::from_fd)
     }
+}
+
+impl futures_core::Stream for UnixIncoming {
+    type Item = io::Result<UnixStream>;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_next_conn(cx).map(Some)
+    }
+}
+
+/// Who is on the other end of a Unix socket connection: the process, user
+/// and group the kernel recorded for the peer when it connected (or made
+/// the pair). The ids are those of the connecting process at that moment;
+/// the process may since have exited, or changed its ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerCred {
+    /// The peer's process id.
+    pub pid: i32,
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
+}
+
+/// `SO_PEERCRED` of a connected Unix socket.
+pub(super) fn peer_cred(fd: &SharedFd) -> io::Result<PeerCred> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are live locals and `len` is `cred`'s size,
+    // which is what SO_PEERCRED writes; the fd is open while `fd` lives.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.raw(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(PeerCred {
+        pid: cred.pid,
+        uid: cred.uid,
+        gid: cred.gid,
+    })
 }
 
 /// A connected Unix stream socket.
@@ -193,6 +267,20 @@ impl UnixStream {
         UnixStream {
             fd: SharedFd::new(fd),
         }
+    }
+
+    /// A second handle on the same socket, for the owned split halves.
+    pub(crate) fn same_socket(&self) -> UnixStream {
+        UnixStream {
+            fd: self.fd.clone(),
+        }
+    }
+
+    /// The peer process's credentials, as the kernel recorded them when the
+    /// connection was made (`SO_PEERCRED`): who is on the other end, for a
+    /// server that decides by user or group.
+    pub fn peer_cred(&self) -> io::Result<PeerCred> {
+        peer_cred(&self.fd)
     }
 
     /// Connects to the socket at `path`.
