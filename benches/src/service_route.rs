@@ -11,7 +11,7 @@
 //! [`HandlerPlacement::Adaptive`]: spargio_service::HandlerPlacement::Adaptive
 
 use bytes::Bytes;
-use spargio_rt::net::TcpStream;
+use spargio_rt::net::SocketStream;
 use spargio_service::codec::LengthDelimited;
 use spargio_service::{Connection, Handler, HandlerError, Protocol, RouteKey};
 use std::future::Future;
@@ -34,7 +34,7 @@ impl Protocol for RouteByKind {
 
     fn serve_connection<H>(
         &self,
-        stream: TcpStream,
+        stream: SocketStream,
         handler: H,
         conn: Connection,
     ) -> impl Future<Output = io::Result<()>>

@@ -1,4 +1,4 @@
-//! The byte stream under an HTTP connection: plain TCP or TLS, split into
+//! The byte stream under an HTTP connection: plain (TCP or Unix) or TLS, split into
 //! a read side and a write side so a request body can be read while a
 //! response is written.
 
@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use futures_io::{AsyncRead as FuturesRead, AsyncWrite as FuturesWrite};
 use spargio_rt::io::compat::Compat;
 use spargio_rt::io::{AsyncRead, AsyncWrite, AsyncWriteExt, IoBuf};
-use spargio_rt::net::TcpStream;
+use spargio_rt::net::{SocketStream, TcpStream};
 
 /// A raw connection handed over after a `101 Switching Protocols`, as a
 /// poll-based `futures_io` stream (see [`Upgraded`](crate::upgrade::Upgraded)).
@@ -102,27 +102,40 @@ pub trait TransportWrite: 'static {
 /// (and the most a TLS read asks rustls for at once).
 pub(crate) const READ_CHUNK: usize = 16 * 1024;
 
-/// The read half of a plain TCP connection.
-pub struct TcpReader(pub(crate) spargio_rt::io::ReadHalf<TcpStream>);
+/// The read half of a plain (TCP or Unix) connection.
+pub struct SocketReader(pub(crate) spargio_rt::io::ReadHalf<SocketStream>);
 
-/// The write half of a plain TCP connection.
-pub struct TcpWriter(pub(crate) spargio_rt::io::WriteHalf<TcpStream>);
+/// The write half of a plain (TCP or Unix) connection.
+pub struct SocketWriter(pub(crate) spargio_rt::io::WriteHalf<SocketStream>);
 
-impl Transport for TcpStream {
-    type Reader = TcpReader;
-    type Writer = TcpWriter;
+impl Transport for SocketStream {
+    type Reader = SocketReader;
+    type Writer = SocketWriter;
 
-    fn split(self) -> (TcpReader, TcpWriter) {
+    fn split(self) -> (SocketReader, SocketWriter) {
         let (r, w) = spargio_rt::io::split(self);
-        (TcpReader(r), TcpWriter(w))
+        (SocketReader(r), SocketWriter(w))
     }
 
-    fn rejoin(read: TcpReader, write: TcpWriter) -> Box<dyn RawIo> {
+    fn rejoin(read: SocketReader, write: SocketWriter) -> Box<dyn RawIo> {
         Box::new(Compat::new(spargio_rt::io::unsplit(read.0, write.0)))
     }
 }
 
-impl TransportRead for TcpReader {
+impl Transport for TcpStream {
+    type Reader = SocketReader;
+    type Writer = SocketWriter;
+
+    fn split(self) -> (SocketReader, SocketWriter) {
+        SocketStream::from(self).split()
+    }
+
+    fn rejoin(read: SocketReader, write: SocketWriter) -> Box<dyn RawIo> {
+        SocketStream::rejoin(read, write)
+    }
+}
+
+impl TransportRead for SocketReader {
     async fn read_some(&mut self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
         if buf.len() == buf.capacity() {
             // An empty slice would read `Ok(0)`: a false end of stream.
@@ -137,11 +150,12 @@ impl TransportRead for TcpReader {
     /// A non-blocking `MSG_PEEK` of the socket's receive queue
     /// ([`spargio_service::input_waiting`]).
     fn input_waiting(&self) -> Option<bool> {
-        Some(spargio_service::input_waiting(self.0.get_ref().as_ref()))
+        let stream: &SocketStream = self.0.get_ref().as_ref();
+        Some(spargio_service::input_waiting(stream))
     }
 }
 
-impl TransportWrite for TcpWriter {
+impl TransportWrite for SocketWriter {
     /// A write that is not the last of a flush wakes the task: a partial
     /// one always, and `write_vectored_all` finishes a part-sent segment
     /// loudly when more follow.
@@ -165,9 +179,12 @@ impl TransportWrite for TcpWriter {
         AsyncWrite::shutdown(&mut self.0).await
     }
 
-    /// Sets `SO_LINGER` to (on, 0 s): the socket's close sends a reset.
+    /// Sets `SO_LINGER` to (on, 0 s): a TCP socket's close sends a reset.
+    /// (A Unix socket has no reset: its peer sees the end of the stream,
+    /// which a response body framed by its length or by chunks still
+    /// shows as cut short.)
     fn abort(&mut self) {
-        let stream: &TcpStream = self.0.get_ref().as_ref();
+        let stream: &SocketStream = self.0.get_ref().as_ref();
         let _ = stream.with_socket(|s| s.set_linger(Some(Duration::ZERO)));
     }
 }

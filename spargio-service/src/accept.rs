@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use async_lock::Semaphore;
 use futures_util::future::{select, Either};
-use spargio_rt::net::{Incoming, TcpListener, TcpStream};
+use spargio_rt::net::{SocketStream, TcpListener};
 use spargio_rt::ShardId;
 
 use crate::conn::{Accepted, ConnGuard};
+use crate::listener::{AnyIncoming, AnyListener};
 use crate::shutdown::ServerState;
 
 /// Hands an accepted connection to its session shard (spawns its task).
@@ -42,11 +43,15 @@ struct Placement {
 }
 
 impl Placement {
-    fn new(listener: &TcpListener, targets: Targets) -> Placement {
-        let local_addr = listener
-            .local_addr()
-            .ok()
-            .filter(|a| !a.ip().is_unspecified() && !is_transparent(listener, a));
+    fn new(listener: &AnyListener, targets: Targets) -> Placement {
+        let local_addr = match listener {
+            AnyListener::Tcp(l) => l
+                .local_addr()
+                .ok()
+                .filter(|a| !a.ip().is_unspecified() && !is_transparent(l, a)),
+            // A Unix connection's address is not an IP address.
+            AnyListener::Unix(_) => None,
+        };
         Placement {
             targets,
             turn: 0,
@@ -118,7 +123,7 @@ fn out_of_fds(e: &io::Error) -> bool {
 
 /// Accepts on `listener` until shutdown starts.
 pub(crate) async fn accept_loop(
-    listener: TcpListener,
+    listener: AnyListener,
     targets: Targets,
     shared: Arc<AcceptShared>,
 ) {
@@ -196,7 +201,7 @@ pub(crate) async fn accept_loop(
 /// Waits for a place for `stream` and hands it over. Returns false (and
 /// closes `stream`) when shutdown starts first.
 async fn serve_when_placed(
-    stream: TcpStream,
+    stream: SocketStream,
     place: &mut Placement,
     shared: &Arc<AcceptShared>,
 ) -> bool {
@@ -220,7 +225,7 @@ async fn serve_when_placed(
 /// Serves the connections a paused multishot accept had already taken,
 /// each as a place frees. Returns false when shutdown started meanwhile.
 async fn drain_paused(
-    incoming: &mut Incoming,
+    incoming: &mut AnyIncoming,
     place: &mut Placement,
     shared: &Arc<AcceptShared>,
 ) -> bool {
@@ -237,7 +242,7 @@ async fn drain_paused(
 }
 
 fn hand_over(
-    stream: TcpStream,
+    stream: SocketStream,
     permit: async_lock::SemaphoreGuardArc,
     place: &mut Placement,
     shared: &Arc<AcceptShared>,

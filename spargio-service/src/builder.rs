@@ -4,7 +4,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use spargio_rt::net::TcpListener;
+use spargio_rt::net::{TcpListener, UnixListener};
 use spargio_rt::{RuntimeHandle, ShardId};
 
 use crate::placement::{AdaptiveConfig, HandlerPlacement};
@@ -187,7 +187,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Whether accepted connections get `TCP_NODELAY` (default on).
+    /// Whether accepted TCP connections get `TCP_NODELAY` (default on;
+    /// Unix sockets have no send delay to turn off).
     pub fn nodelay(mut self, on: bool) -> Self {
         self.cfg.nodelay = on;
         self
@@ -291,6 +292,138 @@ impl ServerBuilder {
             s.set_cloexec(true)
         })?;
         self.serve_from(handle, listener)
+    }
+
+    /// Binds a Unix stream socket at `path` and listens on it (with the
+    /// [`backlog`](Self::backlog)): for a server behind a reverse proxy
+    /// on the same machine (nginx's `proxy_pass http://unix:...`), a
+    /// sidecar, or a local API whose access is the socket file's
+    /// permissions. A `path` whose first byte is NUL names a socket in
+    /// Linux's abstract namespace (no file).
+    ///
+    /// Connections are accepted and spread as for TCP
+    /// ([`RoundRobin`](AcceptMode::RoundRobin) or
+    /// [`Pinned`](AcceptMode::Pinned)), and the protocol serves them the
+    /// same way; each connection's [`ConnInfo`](crate::ConnInfo) has the
+    /// connecting process's credentials
+    /// ([`peer_cred`](crate::ConnInfo::peer_cred)) and no IP addresses.
+    ///
+    /// The socket file is the caller's: binding fails with `AddrInUse`
+    /// while one exists at `path` (from an earlier run, too), and the
+    /// server does not remove it when it ends. Remove a stale one before
+    /// binding, as below.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use spargio_service::codec::{Client, LengthDelimited};
+    /// use spargio_service::Server;
+    ///
+    /// spargio_rt::run(|handle| async move {
+    ///     let path = std::env::temp_dir().join(format!("demo-{}.sock", std::process::id()));
+    ///     let _ = std::fs::remove_file(&path); // a stale socket from an earlier run
+    ///     let server = Server::builder().bind_unix(&handle, &path).unwrap();
+    ///     assert_eq!(server.local_addr().as_pathname(), Some(path.as_path()));
+    ///     let stop = server.shutdown_handle();
+    ///     let service = tower::service_fn(|req: Bytes| async move {
+    ///         Ok::<_, std::convert::Infallible>(req)
+    ///     });
+    ///     let serving = handle.spawn_local(server.serve_service(LengthDelimited::new(), service));
+    ///     let mut client = Client::connect_unix(&path).await.unwrap();
+    ///     let reply = client.call(Bytes::from_static(b"hi")).await.unwrap();
+    ///     assert_eq!(reply.unwrap(), Bytes::from_static(b"hi"));
+    ///     drop(client);
+    ///     stop.shutdown();
+    ///     serving.await.unwrap().unwrap();
+    ///     std::fs::remove_file(&path).unwrap();
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::InvalidInput`] under [`AcceptMode::ReusePort`]
+    /// (Linux does not spread Unix socket connections over listeners) or
+    /// when the accepting shard does not exist, or for a path with a NUL
+    /// byte after the first; the kernel's errors binding the socket
+    /// (`AddrInUse`, `PermissionDenied`, a path too long for `sun_path`).
+    pub fn bind_unix(
+        self,
+        handle: &RuntimeHandle,
+        path: impl AsRef<std::path::Path>,
+    ) -> io::Result<Server<UnixListener>> {
+        self.refuse_reuse_port_for_unix()?;
+        self.accepting_shard(handle)?;
+        let path = path.as_ref();
+        use std::os::unix::ffi::OsStrExt;
+        if path.as_os_str().as_bytes().iter().skip(1).any(|&b| b == 0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a Unix socket path must not contain a NUL byte (other than a first one, \
+                 which names an abstract socket)",
+            ));
+        }
+        let socket =
+            socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM.cloexec(), None)?;
+        socket.bind(&socket2::SockAddr::unix(path)?)?;
+        socket.listen(self.cfg.backlog)?;
+        let std = std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(socket));
+        self.serve_unix_from(handle, UnixListener::from_std(std))
+    }
+
+    /// Builds the server on `listener`, a Unix stream socket already bound
+    /// and listening (systemd socket activation with `ListenStream=` a
+    /// path, a socket inherited from a parent): as
+    /// [`listen`](Self::listen) is for TCP, and served as
+    /// [`bind_unix`](Self::bind_unix) describes. The server owns it from
+    /// now on and marks it close-on-exec.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::InvalidInput`] when the socket is not a Unix
+    /// stream socket or is not listening, under
+    /// [`AcceptMode::ReusePort`], and when the accepting shard does not
+    /// exist; the errors of querying the socket.
+    pub fn listen_unix(
+        self,
+        handle: &RuntimeHandle,
+        listener: std::os::unix::net::UnixListener,
+    ) -> io::Result<Server<UnixListener>> {
+        let listener = UnixListener::from_std(listener);
+        self.refuse_reuse_port_for_unix()?;
+        self.accepting_shard(handle)?;
+        listener.with_socket(|s| {
+            let refuse =
+                |why: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, why.to_owned()));
+            if s.domain()? != socket2::Domain::UNIX {
+                return refuse("the listener is not a Unix socket");
+            }
+            if s.r#type()? != socket2::Type::STREAM {
+                return refuse("the listener is not a stream socket (SOCK_STREAM)");
+            }
+            if !s.is_listener()? {
+                return refuse("the socket is not listening (bind it and call listen first)");
+            }
+            s.set_cloexec(true)
+        })?;
+        self.serve_unix_from(handle, listener)
+    }
+
+    fn refuse_reuse_port_for_unix(&self) -> io::Result<()> {
+        if self.cfg.accept == AcceptMode::ReusePort {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "AcceptMode::ReusePort needs SO_REUSEPORT, which Linux does not offer \
+                 for Unix sockets: serve one with RoundRobin or Pinned",
+            ));
+        }
+        Ok(())
+    }
+
+    fn serve_unix_from(
+        self,
+        handle: &RuntimeHandle,
+        listener: UnixListener,
+    ) -> io::Result<Server<UnixListener>> {
+        let shard = self.accepting_shard(handle)?;
+        Server::new(self.cfg, handle.clone(), vec![(shard, listener)])
     }
 
     /// The shard that accepts (all of them under `ReusePort`: shard 0's

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_lock::SemaphoreGuardArc;
 use futures_util::future::{select, Either};
-use spargio_rt::net::TcpStream;
+use spargio_rt::net::SocketStream;
 use spargio_rt::ShardId;
 
 use crate::connection::{ConnInfo, Connection};
@@ -55,7 +55,7 @@ impl Drop for ConnGuard {
 
 /// What the accept loop hands to the session shard.
 pub(crate) struct Accepted {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: SocketStream,
     pub(crate) id: u64,
     pub(crate) guard: ConnGuard,
     /// The connection's local address when the accept loop knows it (its
@@ -66,10 +66,20 @@ pub(crate) struct Accepted {
 impl Accepted {
     /// The connection's facts, read on the session shard.
     pub(crate) fn info(&self) -> ConnInfo {
+        let s = &self.stream;
+        let (peer_addr, local_addr, peer_cred) = if s.is_unix() {
+            (None, None, s.peer_cred().ok())
+        } else {
+            let local = self
+                .local_addr
+                .or_else(|| s.local_addr().ok().and_then(|a| a.as_inet()));
+            (s.peer_addr().ok().and_then(|a| a.as_inet()), local, None)
+        };
         ConnInfo {
             id: self.id,
-            peer_addr: self.stream.peer_addr().ok(),
-            local_addr: self.local_addr.or_else(|| self.stream.local_addr().ok()),
+            peer_addr,
+            local_addr,
+            peer_cred,
             shard: self.guard.shard(),
         }
     }

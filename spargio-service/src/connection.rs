@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use spargio_rt::net::PeerCred;
 use spargio_rt::sync::CancellationToken;
 use spargio_rt::ShardId;
 
@@ -15,14 +16,23 @@ use crate::stats::Counters;
 /// Facts about an accepted connection; also the target a
 /// [`MakeService`](tower_service::Service) is called with to build the
 /// connection's service.
+///
+/// On a Unix socket server ([`ServerBuilder::bind_unix`](crate::ServerBuilder::bind_unix))
+/// the addresses are `None` and [`peer_cred`](Self::peer_cred) says which
+/// process connected; on TCP it is the other way round.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ConnInfo {
     /// Server-wide connection number, from 0.
     pub id: u64,
-    /// The client's address.
+    /// The client's address (TCP).
     pub peer_addr: Option<SocketAddr>,
-    /// The address the connection was accepted on.
+    /// The address the connection was accepted on (TCP).
     pub local_addr: Option<SocketAddr>,
+    /// The connecting process, user and group, as the kernel recorded them
+    /// when it connected (Unix sockets; `SO_PEERCRED`): what a server
+    /// behind a socket file decides access by.
+    pub peer_cred: Option<PeerCred>,
     /// The shard whose ring serves the connection's I/O.
     pub shard: ShardId,
 }
@@ -68,6 +78,7 @@ impl Connection {
             id: 0,
             peer_addr: None,
             local_addr: None,
+            peer_cred: None,
             shard: ShardId(0),
         };
         Connection::new(info, idle_timeout, closing.clone(), counters.clone())

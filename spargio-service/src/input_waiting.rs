@@ -5,9 +5,10 @@
 use std::io;
 use std::mem::MaybeUninit;
 
-use spargio_rt::net::TcpStream;
+use std::os::fd::AsRawFd;
 
-/// Whether input is waiting in `stream`'s receive queue: a non-blocking
+/// Whether input is waiting in `stream`'s receive queue (any connected
+/// stream socket: TCP, Unix, a split half of one): a non-blocking
 /// `MSG_PEEK` of one byte, which takes nothing. The end of the stream
 /// with nothing before it is not input; an error other than "nothing
 /// there" counts as input, so a caller deciding how long to linger takes
@@ -20,12 +21,22 @@ use spargio_rt::net::TcpStream;
 /// }
 /// # }
 /// ```
-pub fn input_waiting(stream: &TcpStream) -> bool {
-    let mut byte = [MaybeUninit::<u8>::uninit(); 1];
-    let peeked =
-        stream.with_socket(|s| s.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT));
-    match peeked {
-        Ok(n) => n > 0,
-        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+pub fn input_waiting(stream: &impl AsRawFd) -> bool {
+    let mut byte = MaybeUninit::<u8>::uninit();
+    // SAFETY: a one-byte receive into `byte`, a live local of that size
+    // (the kernel writes at most one byte); the fd is open while `stream`
+    // is borrowed. MSG_PEEK takes nothing off the socket, MSG_DONTWAIT
+    // keeps the call from blocking.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            byte.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n >= 0 {
+        return n > 0;
     }
+    io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock
 }

@@ -1,6 +1,6 @@
 //! Serve tower `Service`s on spargio-rt.
 //!
-//! A listener accepts connections and hands each to a *session shard*
+//! A listener (TCP, or a Unix socket) accepts connections and hands each to a *session shard*
 //! (round-robin, one `SO_REUSEPORT` listener per shard, or one pinned
 //! shard). The connection's task stays pinned there, so all of its socket
 //! I/O goes through that shard's ring. The wire protocol (HTTP in spargio-http, the
@@ -26,6 +26,7 @@ mod inline_call;
 mod input_waiting;
 pub mod layers;
 mod lazy_deadline;
+mod listener;
 mod local;
 mod measured;
 mod placement;
@@ -40,6 +41,7 @@ pub use builder::{AcceptMode, ServerBuilder};
 pub use connection::{ConnInfo, Connection};
 pub use error::{BoxError, HandlerError};
 pub use input_waiting::input_waiting;
+pub use listener::Listener;
 pub use placement::{AdaptiveConfig, HandlerPlacement};
 pub use protocol::{Handler, Protocol, RouteKey};
 pub use read_watch::{ReadWatch, ReadWatchWait, Watched};

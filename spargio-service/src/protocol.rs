@@ -5,7 +5,7 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::io;
 
-use spargio_rt::net::TcpStream;
+use spargio_rt::net::SocketStream;
 
 use crate::connection::Connection;
 use crate::error::HandlerError;
@@ -97,7 +97,10 @@ pub trait Handler<Req>: 'static {
 /// handler, writes the responses.
 ///
 /// The future runs on the connection's session shard, pinned: every read
-/// and write of `stream` stays on that shard's ring. It should call
+/// and write of `stream` stays on that shard's ring. `stream` is a TCP or
+/// a Unix socket connection, as the server listens
+/// ([`SocketStream::is_unix`] tells; reads and writes are the same
+/// either way). It should call
 /// [`Connection::idle`] around the wait for a new request (so idle timeouts
 /// and graceful shutdown close it), call [`Handler::ready`] once a request
 /// has arrived and before reading further, and stop after the current response once
@@ -113,7 +116,7 @@ pub trait Protocol: Clone + Send + Sync + 'static {
     /// Serves one connection until it closes.
     fn serve_connection<H>(
         &self,
-        stream: TcpStream,
+        stream: SocketStream,
         handler: H,
         conn: Connection,
     ) -> impl Future<Output = io::Result<()>>

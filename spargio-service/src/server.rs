@@ -2,7 +2,7 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
-use std::net::SocketAddr;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -23,6 +23,7 @@ use crate::conn::{connection, run_connection, Accepted, ConnTimeouts};
 use crate::connection::ConnInfo;
 use crate::error::BoxError;
 use crate::handler::{HandlerShared, Local, Placed, ServiceHandler};
+use crate::listener::{AnyListener, Listener};
 use crate::local;
 use crate::protocol::Protocol;
 use crate::shutdown::{ServerState, ShutdownHandle, ShutdownReport};
@@ -59,14 +60,19 @@ type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// })
 /// .unwrap();
 /// ```
-pub struct Server {
+///
+/// `L` is the kind of socket it listens on: TCP (the default, from
+/// [`ServerBuilder::bind`]) or [`UnixListener`](spargio_rt::net::UnixListener)
+/// (from [`ServerBuilder::bind_unix`]). Serving is the same for both.
+pub struct Server<L: Listener = TcpListener> {
     cfg: ServerConfig,
     handle: RuntimeHandle,
-    listeners: Vec<(ShardId, TcpListener)>,
-    local_addr: SocketAddr,
+    listeners: Vec<(ShardId, AnyListener)>,
+    local_addr: L::Addr,
     counters: Arc<Counters>,
     closing: CancellationToken,
     signal: Option<Signal>,
+    _listener: PhantomData<fn() -> L>,
 }
 
 impl Server {
@@ -74,13 +80,19 @@ impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder::new()
     }
+}
 
+impl<L: Listener> Server<L> {
     pub(crate) fn new(
         cfg: ServerConfig,
         handle: RuntimeHandle,
-        listeners: Vec<(ShardId, TcpListener)>,
-    ) -> io::Result<Server> {
-        let local_addr = listeners[0].1.local_addr()?;
+        listeners: Vec<(ShardId, L)>,
+    ) -> io::Result<Server<L>> {
+        let local_addr = listeners[0].1.listen_addr()?;
+        let listeners = listeners
+            .into_iter()
+            .map(|(shard, l)| (shard, l.into_any()))
+            .collect();
         let counters = Counters::new(handle.shard_count());
         Ok(Server {
             cfg,
@@ -90,12 +102,15 @@ impl Server {
             counters,
             closing: CancellationToken::new(),
             signal: None,
+            _listener: PhantomData,
         })
     }
 
-    /// The address the server listens on (the real port when bound to 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    /// The address the server listens on: for TCP a `SocketAddr` (the
+    /// real port when bound to 0), for a Unix socket its path (or abstract
+    /// name).
+    pub fn local_addr(&self) -> L::Addr {
+        self.local_addr.clone()
     }
 
     /// The server's live counters.

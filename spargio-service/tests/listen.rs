@@ -2,7 +2,6 @@
 //! activation, `listenfd`, a parent process), and the sockets it refuses.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
@@ -13,15 +12,8 @@ use spargio_service::codec::{Client, LengthDelimited};
 use spargio_service::{AcceptMode, Server};
 use tower::service_fn;
 
-/// Runs `f` on a 2-shard runtime.
-fn run2<F, Fut, T>(f: F) -> T
-where
-    F: FnOnce(RuntimeHandle) -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    spargio_rt::run_with(spargio_rt::Runtime::builder().shards(2), f).expect("runtime")
-}
+mod common;
+use common::run2;
 
 /// Serves `server` with a service that answers with its connection's
 /// shard; opens `n` connections (kept open together) and returns how many

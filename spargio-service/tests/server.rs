@@ -15,29 +15,12 @@ use spargio_rt::{RuntimeHandle, ShardId};
 use spargio_service::codec::{Client, LengthDelimited, Status};
 use spargio_service::{
     AcceptMode, AdaptiveConfig, Connection, Handler, HandlerPlacement, Protocol, Server,
-    ServerBuilder, ServerStats, ShutdownHandle, ShutdownReport, StatsHandle,
+    ServerBuilder, ShutdownHandle, ShutdownReport, StatsHandle,
 };
 use tower::service_fn;
 
-/// Runs `f` on a 2-shard runtime.
-fn run2<F, Fut, T>(f: F) -> T
-where
-    F: FnOnce(RuntimeHandle) -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    spargio_rt::run_with(spargio_rt::Runtime::builder().shards(2), f).expect("runtime")
-}
-
-fn echo() -> impl tower::Service<
-    Bytes,
-    Response = Bytes,
-    Error = Infallible,
-    Future = impl Future<Output = Result<Bytes, Infallible>> + Send,
-> + Clone
-       + Send {
-    service_fn(|req: Bytes| async move { Ok::<_, Infallible>(req) })
-}
+mod common;
+use common::{echo, ok, run2, slow_echo, until_stats};
 
 /// Burns about `d` of CPU without yielding.
 fn burn(d: Duration) {
@@ -49,14 +32,6 @@ fn burn(d: Duration) {
         }
         std::hint::black_box(x);
     }
-}
-
-async fn ok(client: &mut Client, payload: &'static [u8]) -> Bytes {
-    client
-        .call(Bytes::from_static(payload))
-        .await
-        .expect("call")
-        .expect("ok status")
 }
 
 /// Starts `server` with `service` on a local task; returns the wait for
@@ -126,7 +101,7 @@ impl Protocol for ShardChecked {
 
     fn serve_connection<H>(
         &self,
-        stream: spargio_rt::net::TcpStream,
+        stream: spargio_rt::net::SocketStream,
         handler: H,
         conn: Connection,
     ) -> impl Future<Output = std::io::Result<()>>
@@ -510,7 +485,7 @@ impl Protocol for LateFirstPoll {
 
     fn serve_connection<H>(
         &self,
-        _stream: spargio_rt::net::TcpStream,
+        _stream: spargio_rt::net::SocketStream,
         mut handler: H,
         _conn: Connection,
     ) -> impl Future<Output = std::io::Result<()>>
@@ -614,20 +589,6 @@ fn a_panicking_handler_fails_only_its_request() {
 
 /// Echoes each request after `delay`, counting in `started` the requests
 /// it has begun.
-fn slow_echo(
-    started: Arc<AtomicUsize>,
-    delay: Duration,
-) -> impl tower::Service<Bytes, Response = Bytes, Error = Infallible, Future: Send> + Clone + Send {
-    service_fn(move |req: Bytes| {
-        let started = started.clone();
-        async move {
-            started.fetch_add(1, Ordering::SeqCst);
-            spargio_rt::time::sleep(delay).await;
-            Ok::<_, Infallible>(req)
-        }
-    })
-}
-
 #[test]
 fn graceful_shutdown_lets_slow_requests_finish_before_the_deadline() {
     run2(|handle| async move {
@@ -814,20 +775,6 @@ fn shutdown_cuts_a_connection_whose_make_service_never_finishes() {
         assert_eq!((report.open_at_start, report.cut), (1, 1));
         assert_eq!(stats.snapshot().active, 0);
     });
-}
-
-/// Waits until `stats` show `cond`; panics naming `what` if they do not
-/// within 20 s (a hang, not a slow machine).
-async fn until_stats(stats: &StatsHandle, what: &str, cond: impl Fn(&ServerStats) -> bool) {
-    let by = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = stats.snapshot();
-        if cond(&s) {
-            return;
-        }
-        assert!(std::time::Instant::now() < by, "never: {what}: {s:?}");
-        spargio_rt::time::sleep(Duration::from_millis(1)).await;
-    }
 }
 
 /// Waits until no connection is open.

@@ -11,20 +11,20 @@ use spargio_rt::net::TcpStream;
 use super::target::Target;
 use super::{ClientError, Inner};
 use crate::tls::{TlsError, TlsReader, TlsWriter};
-use crate::transport::{TcpReader, TcpWriter, Transport, TransportRead, TransportWrite};
+use crate::transport::{SocketReader, SocketWriter, Transport, TransportRead, TransportWrite};
 
 /// How much room a read asks for.
 const READ_SIZE: usize = 16 * 1024;
 
 /// The read side of a plain or TLS connection.
 pub(crate) enum ConnReader {
-    Tcp(TcpReader),
+    Tcp(SocketReader),
     Tls(TlsReader),
 }
 
 /// The write side of a plain or TLS connection.
 pub(crate) enum ConnWriter {
-    Tcp(TcpWriter),
+    Tcp(SocketWriter),
     Tls(TlsWriter),
 }
 

@@ -7,7 +7,7 @@ mod error_page;
 mod feed;
 mod request_body;
 mod respond;
-mod ring_tcp;
+mod ring_recv;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use http_body::Body as HttpBody;
-use spargio_rt::net::TcpStream;
+use spargio_rt::net::SocketStream;
 use spargio_service::{BoxError, Connection, Handler, Protocol};
 
 use crate::body::Body;
@@ -24,7 +24,7 @@ use crate::h1::Limits;
 use crate::tls::{ServerTlsStream, TlsAcceptor, TlsError, ALPN_HTTP_11};
 use crate::transport::{Transport, TransportWrite};
 use config::HttpConfig;
-use ring_tcp::RingTcp;
+use ring_recv::RingRecv;
 
 /// The HTTP/1.1 protocol for [`spargio_service::Server`]: parses requests
 /// on each connection's session shard, hands them to the tower service as
@@ -241,7 +241,7 @@ where
 
     async fn serve_connection<H>(
         &self,
-        stream: TcpStream,
+        stream: SocketStream,
         handler: H,
         conn: Connection,
     ) -> std::io::Result<()>
@@ -250,7 +250,7 @@ where
     {
         match &self.tls {
             None if self.cfg.multishot_reads => {
-                conn::serve(RingTcp(stream), handler, &conn, &self.cfg).await
+                conn::serve(RingRecv(stream), handler, &conn, &self.cfg).await
             }
             None => conn::serve(stream, handler, &conn, &self.cfg).await,
             Some(acceptor) => match conn.idle(acceptor.accept(stream)).await {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rustls::ServerConfig;
 use spargio_rt::io::compat::Compat;
-use spargio_rt::net::TcpStream;
+use spargio_rt::net::SocketStream;
 
 use super::pem::{certs_from_pem, private_key_from_pem};
 use super::{provider, ServerTlsStream, TlsError, ALPN_HTTP_11, DEFAULT_HANDSHAKE_TIMEOUT};
@@ -126,7 +126,9 @@ impl TlsAcceptor {
         &self.config
     }
 
-    /// Runs the server side of the handshake on `tcp`.
+    /// Runs the server side of the handshake on `tcp`: a
+    /// [`TcpStream`](spargio_rt::net::TcpStream), or any
+    /// [`SocketStream`] (TLS over a Unix socket works the same).
     ///
     /// # Errors
     /// [`TlsError::Handshake`] if rustls rejects the client (an alert is
@@ -135,8 +137,8 @@ impl TlsAcceptor {
     /// client leaves, and [`TlsError::HandshakeTimeout`] if the handshake
     /// takes longer than the [timeout](Self::handshake_timeout). The
     /// connection is closed in every case.
-    pub async fn accept(&self, tcp: TcpStream) -> Result<ServerTlsStream, TlsError> {
-        let handshake = self.inner.accept(Compat::new(tcp)).into_fallible();
+    pub async fn accept(&self, tcp: impl Into<SocketStream>) -> Result<ServerTlsStream, TlsError> {
+        let handshake = self.inner.accept(Compat::new(tcp.into())).into_fallible();
         super::handshake::run(self.handshake_timeout, handshake, ServerTlsStream::new).await
     }
 }

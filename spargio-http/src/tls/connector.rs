@@ -7,7 +7,7 @@ use std::time::Duration;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::ServerName;
 use spargio_rt::io::compat::Compat;
-use spargio_rt::net::TcpStream;
+use spargio_rt::net::SocketStream;
 
 use super::{provider, ClientTlsStream, TlsError, ALPN_HTTP_11, DEFAULT_HANDSHAKE_TIMEOUT};
 
@@ -102,12 +102,15 @@ impl TlsConnector {
     pub async fn connect(
         &self,
         server_name: &str,
-        tcp: TcpStream,
+        tcp: impl Into<SocketStream>,
     ) -> Result<ClientTlsStream, TlsError> {
         let name = ServerName::try_from(server_name)
             .map_err(|_| TlsError::InvalidServerName(server_name.to_owned()))?
             .to_owned();
-        let handshake = self.inner.connect(name, Compat::new(tcp)).into_fallible();
+        let handshake = self
+            .inner
+            .connect(name, Compat::new(tcp.into()))
+            .into_fallible();
         super::handshake::run(self.handshake_timeout, handshake, ClientTlsStream::new).await
     }
 }

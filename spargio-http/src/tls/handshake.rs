@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::io::AsyncWriteExt;
 use spargio_rt::io::compat::Compat;
-use spargio_rt::net::TcpStream;
+use spargio_rt::net::SocketStream;
 
 use super::TlsError;
 
@@ -14,7 +14,7 @@ use super::TlsError;
 /// `timeout`, turning its result into ours with `wrap`.
 pub(super) async fn run<S, T>(
     timeout: Duration,
-    handshake: impl Future<Output = Result<S, (std::io::Error, Compat<TcpStream>)>>,
+    handshake: impl Future<Output = Result<S, (std::io::Error, Compat<SocketStream>)>>,
     wrap: impl FnOnce(S) -> T,
 ) -> Result<T, TlsError> {
     let attempt = async {

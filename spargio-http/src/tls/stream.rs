@@ -11,14 +11,14 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use rustls::{ClientConnection, ProtocolVersion, ServerConnection};
 use spargio_rt::io::compat::Compat;
-use spargio_rt::net::TcpStream;
+use spargio_rt::net::SocketStream;
 
 // `READ_CHUNK`: the most one `TlsReader::read_some` hands over, the
 // largest TLS record's plaintext (16 KiB).
 use crate::transport::{RawIo, Transport, TransportRead, TransportWrite, READ_CHUNK};
 
 /// Either side's TLS stream: what the halves share.
-type Inner = futures_rustls::TlsStream<Compat<TcpStream>>;
+type Inner = futures_rustls::TlsStream<Compat<SocketStream>>;
 
 /// A server-side TLS connection, from [`TlsAcceptor::accept`](super::TlsAcceptor::accept).
 ///
@@ -26,16 +26,16 @@ type Inner = futures_rustls::TlsStream<Compat<TcpStream>>;
 /// [`server_name`](Self::server_name)...) before [splitting](Transport::split)
 /// it for the HTTP driver.
 #[derive(Debug)]
-pub struct ServerTlsStream(futures_rustls::server::TlsStream<Compat<TcpStream>>);
+pub struct ServerTlsStream(futures_rustls::server::TlsStream<Compat<SocketStream>>);
 
 /// A client-side TLS connection, from [`TlsConnector::connect`](super::TlsConnector::connect).
 ///
 /// Ask it about the session before [splitting](Transport::split) it.
 #[derive(Debug)]
-pub struct ClientTlsStream(futures_rustls::client::TlsStream<Compat<TcpStream>>);
+pub struct ClientTlsStream(futures_rustls::client::TlsStream<Compat<SocketStream>>);
 
 impl ServerTlsStream {
-    pub(crate) fn new(s: futures_rustls::server::TlsStream<Compat<TcpStream>>) -> Self {
+    pub(crate) fn new(s: futures_rustls::server::TlsStream<Compat<SocketStream>>) -> Self {
         ServerTlsStream(s)
     }
 
@@ -64,7 +64,7 @@ impl ServerTlsStream {
 }
 
 impl ClientTlsStream {
-    pub(crate) fn new(s: futures_rustls::client::TlsStream<Compat<TcpStream>>) -> Self {
+    pub(crate) fn new(s: futures_rustls::client::TlsStream<Compat<SocketStream>>) -> Self {
         ClientTlsStream(s)
     }
 

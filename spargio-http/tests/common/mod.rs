@@ -135,75 +135,11 @@ impl RawClient {
     /// Reads one response; `head_request` says the request was HEAD (no
     /// body follows whatever the headers say).
     pub fn read_response_to(&mut self, head_request: bool) -> RawResponse {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("status line");
-        assert!(
-            line.ends_with("\r\n"),
-            "status line not CRLF-terminated: {line:?}"
-        );
-        let mut parts = line.trim_end().splitn(3, ' ');
-        let version = match parts.next().unwrap() {
-            "HTTP/1.1" => 1,
-            "HTTP/1.0" => 0,
-            v => panic!("bad version {v:?} in {line:?}"),
-        };
-        let status: u16 = parts.next().unwrap().parse().unwrap();
-        let headers = self.read_fields();
-        let mut resp = RawResponse {
-            version,
-            status,
-            headers,
-            body: Vec::new(),
-            trailers: Vec::new(),
-            chunked: false,
-        };
-        if head_request || status / 100 == 1 || status == 204 || status == 304 {
-            return resp;
-        }
-        if resp
-            .header("transfer-encoding")
-            .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
-        {
-            resp.chunked = true;
-            loop {
-                let mut size = String::new();
-                self.reader.read_line(&mut size).unwrap();
-                let size = size.trim_end().split(';').next().unwrap();
-                let n = usize::from_str_radix(size, 16).expect("chunk size");
-                if n == 0 {
-                    resp.trailers = self.read_fields();
-                    break;
-                }
-                let mut chunk = vec![0u8; n + 2];
-                self.reader.read_exact(&mut chunk).unwrap();
-                assert_eq!(&chunk[n..], b"\r\n");
-                resp.body.extend_from_slice(&chunk[..n]);
-            }
-        } else if let Some(len) = resp.header("content-length") {
-            let n: usize = len.parse().unwrap();
-            resp.body = vec![0u8; n];
-            self.reader.read_exact(&mut resp.body).unwrap();
-        } else {
-            self.reader.read_to_end(&mut resp.body).unwrap();
-        }
-        resp
+        read_response_from(&mut self.reader, head_request)
     }
 
     pub fn read_response(&mut self) -> RawResponse {
         self.read_response_to(false)
-    }
-
-    fn read_fields(&mut self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line).unwrap();
-            if line == "\r\n" || line.is_empty() {
-                return out;
-            }
-            let (n, v) = line.trim_end().split_once(':').expect("header line");
-            out.push((n.to_string(), v.trim().to_string()));
-        }
     }
 
     /// Whether the server closed the connection (EOF on the next read).
@@ -420,5 +356,75 @@ pub fn read_to_the_end(r: &mut impl Read) -> (Vec<u8>, std::io::Result<()>) {
                 return (got, Err(e));
             }
         }
+    }
+}
+
+/// Reads one response from `reader`; `head_request` says the request was
+/// HEAD (no body follows whatever the headers say).
+pub fn read_response_from(reader: &mut impl BufRead, head_request: bool) -> RawResponse {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("status line");
+    assert!(
+        line.ends_with("\r\n"),
+        "status line not CRLF-terminated: {line:?}"
+    );
+    let mut parts = line.trim_end().splitn(3, ' ');
+    let version = match parts.next().unwrap() {
+        "HTTP/1.1" => 1,
+        "HTTP/1.0" => 0,
+        v => panic!("bad version {v:?} in {line:?}"),
+    };
+    let status: u16 = parts.next().unwrap().parse().unwrap();
+    let headers = read_fields(reader);
+    let mut resp = RawResponse {
+        version,
+        status,
+        headers,
+        body: Vec::new(),
+        trailers: Vec::new(),
+        chunked: false,
+    };
+    if head_request || status / 100 == 1 || status == 204 || status == 304 {
+        return resp;
+    }
+    if resp
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+    {
+        resp.chunked = true;
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).unwrap();
+            let size = size.trim_end().split(';').next().unwrap();
+            let n = usize::from_str_radix(size, 16).expect("chunk size");
+            if n == 0 {
+                resp.trailers = read_fields(reader);
+                break;
+            }
+            let mut chunk = vec![0u8; n + 2];
+            reader.read_exact(&mut chunk).unwrap();
+            assert_eq!(&chunk[n..], b"\r\n");
+            resp.body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(len) = resp.header("content-length") {
+        let n: usize = len.parse().unwrap();
+        resp.body = vec![0u8; n];
+        reader.read_exact(&mut resp.body).unwrap();
+    } else {
+        reader.read_to_end(&mut resp.body).unwrap();
+    }
+    resp
+}
+
+fn read_fields(reader: &mut impl BufRead) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            return out;
+        }
+        let (n, v) = line.trim_end().split_once(':').expect("header line");
+        out.push((n.to_string(), v.trim().to_string()));
     }
 }

@@ -39,7 +39,7 @@ use std::task::{ready, Context, Poll, Wake, Waker};
 use super::ext::AsyncWriteExt;
 use super::split::Split;
 use super::traits::{AsyncRead, AsyncWrite};
-use crate::net::{TcpStream, UnixStream};
+use crate::net::{SocketStream, TcpStream, UnixStream};
 
 /// A boxed, owned op future, as [`CompatIo`] makes them.
 pub type OpFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -113,6 +113,7 @@ macro_rules! compat_io {
 
 compat_io!(TcpStream);
 compat_io!(UnixStream);
+compat_io!(SocketStream);
 
 type ReadFut<R> = OpFuture<(io::Result<usize>, Vec<u8>, R)>;
 type WriteFut<W> = OpFuture<(io::Result<()>, Vec<u8>, W)>;

@@ -173,6 +173,16 @@ impl SocketStream {
         }
     }
 
+    /// Whether sends go out without delay: `TCP_NODELAY` on a TCP
+    /// stream; always `true` on a Unix socket, which never holds back a
+    /// send.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        match self.family {
+            Family::Tcp => with_socket(&self.fd, |s| s.nodelay()),
+            Family::Unix => Ok(true),
+        }
+    }
+
     /// A multishot receive into `ring`'s buffers; see
     /// [`TcpStream::recv_multishot`] (the same rules on which task may
     /// poll it).

@@ -4,7 +4,7 @@ use std::io;
 
 use bytes::Bytes;
 use spargio_rt::io::{AsyncRead, IoBuf};
-use spargio_rt::net::{TcpStream, ToSocketAddrs};
+use spargio_rt::net::{SocketStream, TcpStream, ToSocketAddrs, UnixStream};
 
 use super::frame::{request_len, FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN};
 use super::read_buffer::ReadBuffer;
@@ -85,7 +85,7 @@ pub type Reply = Result<Bytes, (Status, String)>;
 /// # }
 /// ```
 pub struct Client {
-    stream: TcpStream,
+    stream: SocketStream,
     decoder: FrameDecoder,
     input: ReadBuffer,
     output: Output,
@@ -109,10 +109,17 @@ impl Client {
         Ok(Client::new(stream))
     }
 
-    /// A client on a connected stream.
-    pub fn new(stream: TcpStream) -> Client {
+    /// Connects to a server listening on the Unix socket at `path` (see
+    /// [`ServerBuilder::bind_unix`](crate::ServerBuilder::bind_unix)).
+    pub async fn connect_unix(path: impl AsRef<std::path::Path>) -> io::Result<Client> {
+        Ok(Client::new(UnixStream::connect(path).await?))
+    }
+
+    /// A client on a connected stream: a [`TcpStream`], a [`UnixStream`]
+    /// or a [`SocketStream`].
+    pub fn new(stream: impl Into<SocketStream>) -> Client {
         Client {
-            stream,
+            stream: stream.into(),
             decoder: FrameDecoder::with_max_frame_len(DEFAULT_MAX_FRAME_LEN),
             input: ReadBuffer::default(),
             output: Output::new(SendWatch::unbounded()),
@@ -297,14 +304,14 @@ impl Client {
     }
 
     /// The underlying stream.
-    pub fn get_ref(&self) -> &TcpStream {
+    pub fn get_ref(&self) -> &SocketStream {
         &self.stream
     }
 
     /// The underlying stream; responses already read but not yet
     /// [`recv`](Self::recv)ed, and requests [`feed`](Self::feed) queued but
     /// not flushed, are lost.
-    pub fn into_inner(self) -> TcpStream {
+    pub fn into_inner(self) -> SocketStream {
         self.stream
     }
 }

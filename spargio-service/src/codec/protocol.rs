@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use spargio_rt::io::{flush_and_read, AsyncRead, AsyncWrite, IoBuf};
-use spargio_rt::net::TcpStream;
+use spargio_rt::net::SocketStream;
 
 use super::frame::{FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN, MAX_RESPONSE_PAYLOAD};
 use super::read_buffer::{ReadBuffer, MIN_READ};
@@ -149,7 +149,7 @@ impl Protocol for LengthDelimited {
     /// socket error.
     async fn serve_connection<H>(
         &self,
-        stream: TcpStream,
+        stream: SocketStream,
         handler: H,
         conn: Connection,
     ) -> io::Result<()>
@@ -184,7 +184,7 @@ struct Conn<R, W> {
     output: Output,
 }
 
-impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
+impl<R: AsyncRead + AsRef<SocketStream>, W: AsyncWrite> Conn<R, W> {
     /// The next request: from the buffer if a whole one is there, otherwise
     /// after reading more (under [`Connection::idle`]) while the queued
     /// responses are flushed ([`flush_and_read`]: one task poll for the
@@ -353,7 +353,7 @@ impl<R: AsyncRead + AsRef<TcpStream>, W: AsyncWrite> Conn<R, W> {
 async fn serve<H>(
     decoder: FrameDecoder,
     route: fn(&Bytes) -> RouteKey,
-    stream: TcpStream,
+    stream: SocketStream,
     mut handler: H,
     conn: Connection,
 ) -> io::Result<()>

@@ -114,11 +114,14 @@ where
         id: 0,
         peer_addr: stream.peer_addr().ok(),
         local_addr: stream.local_addr().ok(),
+        peer_cred: None,
         shard: ShardId(0),
     };
     let conn = Connection::new(info, idle, closing.clone(), counters.clone());
     let server =
-        spargio_rt::spawn_local(async move { protocol.serve_connection(stream, h, conn).await });
+        spargio_rt::spawn_local(
+            async move { protocol.serve_connection(stream.into(), h, conn).await },
+        );
     (server, counters)
 }
 
@@ -463,7 +466,7 @@ async fn a_client_that_stops_reading_is_cut_by_the_send_timeout() {
     let calls = h.calls.clone();
     let server = spargio_rt::spawn_local(async move {
         LengthDelimited::new()
-            .serve_connection(stream, h, conn)
+            .serve_connection(stream.into(), h, conn)
             .await
     });
     let mut requests = BytesMut::new();
@@ -557,7 +560,7 @@ async fn a_client_closing_mid_frame_ends_the_connection_quietly() {
     let h = echo();
     let calls = h.calls.clone();
     let f = serve(h).await;
-    let mut stream: TcpStream = f.client.into_inner();
+    let mut stream = f.client.into_inner();
     // A header for 10 bytes and only 3 of them.
     let (res, _) = stream.write_all(vec![0, 0, 0, 10, 1, 2, 3]).await;
     res.unwrap();
@@ -898,6 +901,7 @@ async fn a_keep_alive_exchange_costs_the_connection_one_poll() {
             id: 0,
             peer_addr: None,
             local_addr: None,
+            peer_cred: None,
             shard: ShardId(0),
         },
         None,
@@ -908,7 +912,7 @@ async fn a_keep_alive_exchange_costs_the_connection_one_poll() {
     let server = spargio_rt::spawn_local(CountPolls {
         inner: Box::pin(async move {
             LengthDelimited::new()
-                .serve_connection(stream, echo(), conn)
+                .serve_connection(stream.into(), echo(), conn)
                 .await
         }),
         polls: polls.clone(),
@@ -1053,7 +1057,7 @@ async fn an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(e
     let done = finished.clone();
     let server = spargio_rt::spawn_local(async move {
         let res = LengthDelimited::new()
-            .serve_connection(stream, h, conn)
+            .serve_connection(stream.into(), h, conn)
             .await;
         done.set(true);
         res

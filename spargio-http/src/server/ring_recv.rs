@@ -1,4 +1,4 @@
-//! Plain-TCP connections of the server, read through one multishot receive
+//! Plain (TCP or Unix) connections of the server, read through one multishot receive
 //! into the shard's provided-buffer ring.
 //!
 //! A single-shot read per request costs a receive submission and, when the
@@ -23,9 +23,9 @@ use std::io;
 use bytes::BytesMut;
 use spargio_rt::io::compat::Compat;
 use spargio_rt::io::{BufRing, RingBuf};
-use spargio_rt::net::{RecvMultishot, TcpStream};
+use spargio_rt::net::{RecvMultishot, SocketStream};
 
-use crate::transport::{RawIo, TcpReader, TcpWriter, Transport, TransportRead};
+use crate::transport::{RawIo, SocketReader, SocketWriter, Transport, TransportRead};
 
 /// Buffers in a shard's receive ring.
 const RING_ENTRIES: u16 = 512;
@@ -50,13 +50,13 @@ fn shard_ring() -> Option<BufRing> {
     })
 }
 
-/// A served plain-TCP connection whose reads come from a multishot receive.
-pub(crate) struct RingTcp(pub(crate) TcpStream);
+/// A served plain connection whose reads come from a multishot receive.
+pub(crate) struct RingRecv(pub(crate) SocketStream);
 
-/// The read side of a [`RingTcp`].
-pub(crate) struct RingTcpReader {
+/// The read side of a [`RingRecv`].
+pub(crate) struct RingRecvReader {
     /// The socket's read half, read directly when there is no receive.
-    half: TcpReader,
+    half: SocketReader,
     /// The armed receive; `None` without a shard ring, or once released.
     recv: Option<RecvMultishot>,
     /// A received buffer that did not fit the last read, and how much of
@@ -64,35 +64,35 @@ pub(crate) struct RingTcpReader {
     rest: Option<(RingBuf, usize)>,
 }
 
-impl Transport for RingTcp {
-    type Reader = RingTcpReader;
-    type Writer = TcpWriter;
+impl Transport for RingRecv {
+    type Reader = RingRecvReader;
+    type Writer = SocketWriter;
 
-    fn split(self) -> (RingTcpReader, TcpWriter) {
+    fn split(self) -> (RingRecvReader, SocketWriter) {
         let recv = shard_ring().map(|ring| {
             let mut recv = self.0.recv_multishot(&ring);
             recv.max_queued(MAX_QUEUED_PER_CONN).fail_when_dry(true);
             recv
         });
         let (read, write) = spargio_rt::io::split(self.0);
-        let reader = RingTcpReader {
-            half: TcpReader(read),
+        let reader = RingRecvReader {
+            half: SocketReader(read),
             recv,
             rest: None,
         };
-        (reader, TcpWriter(write))
+        (reader, SocketWriter(write))
     }
 
     /// The receive must have been released first (the server does, before
     /// it hands a connection over); one still armed is cancelled here and
     /// what it held would be lost.
-    fn rejoin(read: RingTcpReader, write: TcpWriter) -> Box<dyn RawIo> {
+    fn rejoin(read: RingRecvReader, write: SocketWriter) -> Box<dyn RawIo> {
         debug_assert!(read.recv.is_none() && read.rest.is_none());
         Box::new(Compat::new(spargio_rt::io::unsplit(read.half.0, write.0)))
     }
 }
 
-impl RingTcpReader {
+impl RingRecvReader {
     /// Copies what fits of `got` (from offset `off`) into `buf`'s spare
     /// capacity; keeps the remainder for the next read.
     fn take_from(&mut self, got: RingBuf, off: usize, buf: &mut BytesMut) -> usize {
@@ -106,7 +106,7 @@ impl RingTcpReader {
     }
 }
 
-impl TransportRead for RingTcpReader {
+impl TransportRead for RingRecvReader {
     async fn read_some(&mut self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
         if buf.len() == buf.capacity() {
             // Copying into no room would read `Ok(0)`: a false end of stream.
@@ -162,7 +162,7 @@ mod tests {
     use spargio_rt::io::AsyncWriteExt;
     use spargio_rt::net::{TcpListener, TcpStream};
 
-    use super::RingTcp;
+    use super::RingRecv;
     use crate::transport::{Transport, TransportRead};
 
     #[spargio_rt::test]
@@ -172,7 +172,7 @@ mod tests {
             .await
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        let (mut reader, _writer) = RingTcp(server).split();
+        let (mut reader, _writer) = RingRecv(server.into()).split();
         let (res, _) = client.write_all(b"GET / HTTP/1.1\r\n".to_vec()).await;
         res.unwrap();
         // The first read keeps what does not fit for the next one.
