@@ -309,3 +309,73 @@ fn tls_over_a_unix_socket() {
     assert!(reply.contains("\r\n\r\npid="), "{reply}");
     assert!(reply.ends_with(" ip=false"), "{reply}");
 }
+
+/// The body of `resp` as text.
+async fn text_of(resp: Response<Body>) -> String {
+    use http_body_util::BodyExt;
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[test]
+fn the_client_talks_to_a_unix_socket_server_and_keeps_its_connection() {
+    let server = UnixServer::start(Http::new(), with_conn_info(app()));
+    let path = server.path.clone();
+    spargio_rt::run(move |_| async move {
+        let client = spargio_http::Client::builder().unix_socket(&path).build();
+        for _ in 0..2 {
+            let resp = client.get("http://localhost/whoami").await.unwrap();
+            assert_eq!(resp.status(), 200);
+            // The client is this process: the server saw its credentials.
+            let text = text_of(resp).await;
+            assert!(
+                text.starts_with(&format!("pid={} ", std::process::id())),
+                "{text}"
+            );
+        }
+        let req = Request::post("http://localhost/echo")
+            .body(Body::from("posted over the socket"))
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(text_of(resp).await, "posted over the socket");
+    })
+    .unwrap();
+    // Every request went over one kept-alive connection.
+    assert_eq!(server.stats.snapshot().accepted, 1);
+}
+
+#[test]
+fn the_client_reports_a_missing_socket_as_a_connect_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nobody.sock");
+    let err = spargio_rt::run(move |_| async move {
+        let client = spargio_http::Client::builder().unix_socket(&path).build();
+        client.get("http://localhost/").await.unwrap_err()
+    })
+    .unwrap();
+    assert!(err.is_connect(), "{err:?}");
+    match err {
+        spargio_http::ClientError::Connect { source, .. } => {
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound, "{source}")
+        }
+        other => panic!("not a connect error: {other:?}"),
+    }
+}
+
+#[test]
+fn the_client_runs_https_over_a_unix_socket() {
+    let (acceptor, connector) = common::localhost_tls();
+    let server = UnixServer::start(Http::new().tls(acceptor), with_conn_info(app()));
+    let path = server.path.clone();
+    let text = spargio_rt::run(move |_| async move {
+        let client = spargio_http::Client::builder()
+            .unix_socket(&path)
+            .tls(connector)
+            .build();
+        let resp = client.get("https://localhost/whoami").await.unwrap();
+        assert_eq!(resp.status(), 200);
+        text_of(resp).await
+    })
+    .unwrap();
+    assert!(text.ends_with(" ip=false"), "{text}");
+}

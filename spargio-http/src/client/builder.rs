@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub(crate) struct Config {
     pub(crate) limits: Limits,
     /// How many interim (1xx) responses may come before the final one.
     pub(crate) max_interim_responses: usize,
+    /// Where every connection goes instead of the URI's host, if set.
+    pub(crate) unix_socket: Option<PathBuf>,
 }
 
 /// Settings for a [`Client`]; make one with [`Client::builder`].
@@ -58,6 +61,7 @@ pub struct ClientBuilder {
     tls: Option<TlsConnector>,
     limits: Limits,
     max_interim_responses: usize,
+    unix_socket: Option<PathBuf>,
 }
 
 impl ClientBuilder {
@@ -72,7 +76,41 @@ impl ClientBuilder {
             tls: None,
             limits: Limits::default(),
             max_interim_responses: DEFAULT_MAX_INTERIM_RESPONSES,
+            unix_socket: None,
         }
+    }
+
+    /// Sends every request over the Unix socket at `path` instead of
+    /// connecting to the URI's host: for a local service that listens on a
+    /// socket file (the Docker daemon's `/var/run/docker.sock`, a sidecar,
+    /// a spargio server from
+    /// [`bind_unix`](spargio_service::ServerBuilder::bind_unix)). URIs stay
+    /// absolute (`http://localhost/v1.43/info`): their host is what the
+    /// `Host` header says, and keeps idle connections apart in the pool,
+    /// but nothing is resolved. An `https` URI runs TLS over the socket,
+    /// with the host as the server name. A `path` whose first byte is NUL
+    /// names a socket in Linux's abstract namespace.
+    ///
+    /// A socket that cannot be reached (no file, nobody listening, no
+    /// permission) gives [`ClientError::Connect`](super::ClientError::Connect)
+    /// with the kernel's error.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), spargio_http::ClientError> {
+    /// use http_body_util::BodyExt;
+    ///
+    /// let docker = spargio_http::Client::builder()
+    ///     .unix_socket("/var/run/docker.sock")
+    ///     .build();
+    /// let resp = docker.get("http://localhost/v1.43/version").await?;
+    /// let body = resp.into_body().collect().await.unwrap().to_bytes();
+    /// println!("{}", String::from_utf8_lossy(&body));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn unix_socket(mut self, path: impl Into<PathBuf>) -> ClientBuilder {
+        self.unix_socket = Some(path.into());
+        self
     }
 
     /// How long making a connection may take: name resolution, the TCP
@@ -325,6 +363,7 @@ impl ClientBuilder {
                     body_read_timeout: self.body_read_timeout,
                     limits: self.limits,
                     max_interim_responses: self.max_interim_responses,
+                    unix_socket: self.unix_socket,
                 },
                 tls,
                 pool: Arc::new(Pool::new(
@@ -356,6 +395,7 @@ impl fmt::Debug for ClientBuilder {
             .field("tls", &self.tls)
             .field("limits", &self.limits)
             .field("max_interim_responses", &self.max_interim_responses)
+            .field("unix_socket", &self.unix_socket)
             .finish()
     }
 }

@@ -1,4 +1,4 @@
-//! Making a connection (TCP, then TLS for `https`) and the buffered halves
+//! Making a connection (TCP or a Unix socket, then TLS for `https`) and the buffered halves
 //! the exchange drives.
 
 use std::io;
@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use spargio_rt::net::TcpStream;
+use spargio_rt::net::{SocketStream, TcpStream, UnixStream};
 
 use super::target::Target;
 use super::{ClientError, Inner};
@@ -119,7 +119,7 @@ impl Conn {
 /// from it: its socket.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Probe {
-    /// The connection's TCP socket; open as long as the `Conn` is.
+    /// The connection's socket; open as long as the `Conn` is.
     pub(crate) fd: RawFd,
 }
 
@@ -183,15 +183,25 @@ pub(crate) async fn connect(
     }
 }
 
+/// The socket to `target`: a TCP connection to its host, or the client's
+/// Unix socket.
+async fn open_socket(inner: &Inner, target: &Target) -> io::Result<SocketStream> {
+    if let Some(path) = &inner.config.unix_socket {
+        return UnixStream::connect(path).await.map(SocketStream::from);
+    }
+    let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
+    // Requests are written whole; no reason to let Nagle hold them back.
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp.into())
+}
+
 async fn establish(inner: &Inner, target: &Target) -> Result<Conn, ClientError> {
-    let tcp = TcpStream::connect((target.host.as_str(), target.port))
+    let tcp = open_socket(inner, target)
         .await
         .map_err(|source| ClientError::Connect {
             host: target.authority.clone(),
             source,
         })?;
-    // Requests are written whole; no reason to let Nagle hold them back.
-    let _ = tcp.set_nodelay(true);
     if !target.https {
         let probe = Probe {
             fd: tcp.as_raw_fd(),

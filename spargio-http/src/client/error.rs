@@ -52,8 +52,10 @@ pub enum ClientError {
         /// What is wrong with the request.
         reason: String,
     },
-    /// The TCP connection could not be made: the name did not resolve, or
-    /// the server refused or did not answer.
+    /// The connection could not be made: the name did not resolve, or the
+    /// server refused or did not answer (or, with
+    /// [`unix_socket`](super::ClientBuilder::unix_socket), the socket file
+    /// is missing, nobody listens on it, or it may not be opened).
     Connect {
         /// The server the connection was for.
         host: String,

@@ -328,6 +328,7 @@ impl<B> fmt::Debug for Client<B> {
             .field("request_timeout", &c.request_timeout)
             .field("response_timeout", &c.response_timeout)
             .field("body_read_timeout", &c.body_read_timeout)
+            .field("unix_socket", &c.unix_socket)
             .finish_non_exhaustive()
     }
 }
