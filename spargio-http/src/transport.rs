@@ -94,7 +94,8 @@ pub trait TransportWrite: 'static {
     /// of stream, so a response cut short cannot pass for a whole one.
     /// Bytes already written and not yet sent by the kernel may be
     /// discarded. Best effort; the default (a side with no socket to
-    /// reset) does nothing.
+    /// reset) does nothing, and so does it on a Unix socket, which has no
+    /// reset to send.
     fn abort(&mut self) {}
 }
 
@@ -180,9 +181,9 @@ impl TransportWrite for SocketWriter {
     }
 
     /// Sets `SO_LINGER` to (on, 0 s): a TCP socket's close sends a reset.
-    /// (A Unix socket has no reset: its peer sees the end of the stream,
-    /// which a response body framed by its length or by chunks still
-    /// shows as cut short.)
+    /// A Unix socket has no reset (the option changes nothing there): its
+    /// peer sees the end of the stream, which shows a sized or chunked
+    /// body cut short but not a close-delimited one.
     fn abort(&mut self) {
         let stream: &SocketStream = self.0.get_ref().as_ref();
         let _ = stream.with_socket(|s| s.set_linger(Some(Duration::ZERO)));

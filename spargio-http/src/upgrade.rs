@@ -260,7 +260,7 @@ impl Future for OnUpgrade {
 
 /// An upgraded connection: the bytes the client sent after the upgrade
 /// request that the server had already read, then the raw stream (plain
-/// TCP or TLS), as `futures_io` `AsyncRead + AsyncWrite`.
+/// TCP or Unix socket, or TLS), as `futures_io` `AsyncRead + AsyncWrite`.
 ///
 /// A write that has returned may not have gone out yet: it can still be in
 /// flight to the kernel, or (over TLS) held in the session's buffer. Flush

@@ -259,23 +259,44 @@ fn pipelined_requests_and_a_malformed_one_over_a_unix_socket() {
     assert_eq!(c.read_response().status, 200);
 }
 
+/// A client that sends its requests and closes its sending side at once:
+/// every answer comes, then the server's close. With `multishot_reads`
+/// on too: the kernel can drop the end of a Unix stream from a multishot
+/// receive that takes data and the close in one burst, which would leave
+/// the connection waiting for its idle timeout.
 #[test]
-fn multishot_reads_serve_unix_connections_whole() {
-    let server = UnixServer::start(Http::new().multishot_reads(true), with_conn_info(app()));
-    let mut c = server.connect();
-    // Larger than the receive ring's buffers (4 KiB) many times over.
-    let body: String = (0..100_000)
-        .map(|i| (b'a' + (i % 26) as u8) as char)
-        .collect();
-    let req = format!(
-        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    for _ in 0..3 {
-        c.send(req.as_bytes());
-        let resp = c.read_response();
-        assert_eq!(resp.status, 200);
-        assert_eq!(resp.body_str(), body);
+fn a_unix_client_that_sends_and_closes_gets_every_answer_then_the_end() {
+    for http in [Http::new(), Http::new().multishot_reads(true)] {
+        let server = UnixServer::start(http, with_conn_info(app()));
+        for round in 0..20 {
+            let mut c = server.connect();
+            let body: String = (0..200_000 + round)
+                .map(|i| (b'a' + (i % 26) as u8) as char)
+                .collect();
+            let req = format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let mut both = req.clone().into_bytes();
+            both.extend_from_slice(req.as_bytes());
+            c.send(&both);
+            c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+            for _ in 0..2 {
+                let resp = c.read_response();
+                assert_eq!(resp.status, 200);
+                assert_eq!(resp.body_str(), body);
+            }
+            assert!(c.is_closed(), "the server closes after the client's end");
+        }
+        // A small request and the close, likely there before the server's
+        // first read.
+        for _ in 0..20 {
+            let mut c = server.connect();
+            c.send(&get_req("/whoami"));
+            c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+            assert_eq!(c.read_response().status, 200);
+            assert!(c.is_closed(), "the server closes after the client's end");
+        }
     }
 }
 

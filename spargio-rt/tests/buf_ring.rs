@@ -432,3 +432,45 @@ fn group_ids_that_wrap_skip_a_live_ring_and_leave_it_working() {
     });
     assert_eq!(got, pattern(100));
 }
+
+/// A Unix stream's multishot receive asked to let many buffers wait still
+/// reports the end of the stream after a burst of data and the peer's
+/// close. Left to drain about 34 buffers or more in one wake-up, the
+/// kernel (6.18) drops the end-of-stream completion; the cap held to
+/// `UNIX_MAX_QUEUED` cuts the burst short and the re-armed receive sees
+/// the close.
+#[test]
+fn a_unix_multishot_receive_with_a_large_cap_still_sees_the_end() {
+    let outcomes = on_shard(|| async {
+        let mut outcomes = Vec::new();
+        for len in [140_000usize, 180_000] {
+            let ring = BufRing::new(512, 4096).unwrap();
+            let (mut a, b) = UnixStream::pair().unwrap();
+            // Within the socket's buffer: written whole before any read.
+            let (r, _) = a.write_all(pattern(len)).await;
+            r.unwrap();
+            drop(a);
+            let mut rx = b.recv_multishot(&ring);
+            rx.max_queued(1000);
+            let mut got = Vec::new();
+            let ended = loop {
+                let next = spargio_rt::time::timeout(std::time::Duration::from_secs(10), rx.next());
+                match next.await {
+                    Ok(Ok(Some(buf))) => got.extend_from_slice(&buf),
+                    Ok(Ok(None)) => break true,
+                    Ok(Err(e)) => panic!("receive failed: {e}"),
+                    // Ten seconds with everything received: the end
+                    // completion is not coming.
+                    Err(_) => break false,
+                }
+            };
+            outcomes.push((got == pattern(len), ended));
+        }
+        outcomes
+    });
+    assert_eq!(
+        outcomes,
+        [(true, true), (true, true)],
+        "(all data, end of stream seen) per burst"
+    );
+}

@@ -67,7 +67,7 @@ async fn a_unix_socket_stream_reads_writes_and_names_its_peer_process() {
 
     let cred = server.peer_cred().unwrap();
     assert_eq!(cred.pid, std::process::id() as i32);
-    // SAFETY: getuid and getgid cannot fail and touch no memory.
+    // SAFETY: geteuid and getegid cannot fail and touch no memory.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     assert_eq!((cred.uid, cred.gid), (uid, gid));
     assert_eq!(client.peer_cred().unwrap(), cred);

@@ -37,6 +37,31 @@ pub struct ConnInfo {
     pub shard: ShardId,
 }
 
+impl ConnInfo {
+    /// Facts about connection `id` on `shard`, with no addresses or
+    /// credentials (set the public fields as needed): for testing a
+    /// make-service or a handler that reads its connection's facts.
+    ///
+    /// ```
+    /// use spargio_rt::ShardId;
+    /// use spargio_service::ConnInfo;
+    ///
+    /// let mut info = ConnInfo::new(7, ShardId(0));
+    /// info.peer_addr = Some("127.0.0.1:4000".parse().unwrap());
+    /// assert_eq!(info.id, 7);
+    /// assert!(info.peer_cred.is_none());
+    /// ```
+    pub fn new(id: u64, shard: ShardId) -> ConnInfo {
+        ConnInfo {
+            id,
+            peer_addr: None,
+            local_addr: None,
+            peer_cred: None,
+            shard,
+        }
+    }
+}
+
 /// A protocol's view of its connection: who it is, whether it should stop,
 /// and the idle timeout.
 pub struct Connection {
@@ -124,7 +149,7 @@ impl Connection {
     /// shutdown; the protocol then closes the connection.
     ///
     /// ```no_run
-    /// # async fn demo(conn: &spargio_service::Connection, stream: &mut spargio_rt::net::TcpStream) {
+    /// # async fn demo(conn: &spargio_service::Connection, stream: &mut spargio_rt::net::SocketStream) {
     /// use spargio_rt::io::AsyncRead;
     /// match conn.idle(stream.read(vec![0u8; 4096])).await {
     ///     None => { /* idle too long or shutting down: close */ }

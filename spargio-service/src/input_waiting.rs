@@ -11,11 +11,11 @@ use std::os::fd::AsRawFd;
 /// stream socket: TCP, Unix, a split half of one): a non-blocking
 /// `MSG_PEEK` of one byte, which takes nothing. The end of the stream
 /// with nothing before it is not input; an error other than "nothing
-/// there" counts as input, so a caller deciding how long to linger takes
-/// the cautious way.
+/// there" counts as input (so does any fd that is not a socket), so a
+/// caller deciding how long to linger takes the cautious way.
 ///
 /// ```no_run
-/// # async fn demo(stream: spargio_rt::net::TcpStream) {
+/// # async fn demo(stream: spargio_rt::net::SocketStream) {
 /// if spargio_service::input_waiting(&stream) {
 ///     // Drain before closing, or the close resets the connection.
 /// }
@@ -23,10 +23,10 @@ use std::os::fd::AsRawFd;
 /// ```
 pub fn input_waiting(stream: &impl AsRawFd) -> bool {
     let mut byte = MaybeUninit::<u8>::uninit();
-    // SAFETY: a one-byte receive into `byte`, a live local of that size
-    // (the kernel writes at most one byte); the fd is open while `stream`
-    // is borrowed. MSG_PEEK takes nothing off the socket, MSG_DONTWAIT
-    // keeps the call from blocking.
+    // SAFETY: the kernel writes at most one byte, into `byte`, a live
+    // local of that size; whatever the fd is (closed, not a socket), the
+    // call touches no other memory and fails with an error. MSG_PEEK takes
+    // nothing off the socket, MSG_DONTWAIT keeps the call from blocking.
     let n = unsafe {
         libc::recv(
             stream.as_raw_fd(),

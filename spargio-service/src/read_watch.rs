@@ -35,7 +35,7 @@ pub enum Watched<T> {
 /// and the wait for shutdown stays registered between reads.
 ///
 /// ```no_run
-/// # async fn demo(conn: &spargio_service::Connection, stream: &mut spargio_rt::net::TcpStream) {
+/// # async fn demo(conn: &spargio_service::Connection, stream: &mut spargio_rt::net::SocketStream) {
 /// use spargio_rt::io::AsyncRead;
 /// use spargio_service::{ReadWatch, Watched};
 /// use std::time::{Duration, Instant};

@@ -34,7 +34,7 @@ pub const SEND_PIECE: usize = 256 * 1024;
 /// the armed one costs nothing until the armed one passes.
 ///
 /// ```no_run
-/// # async fn demo(conn: &spargio_service::Connection, stream: &mut spargio_rt::net::TcpStream) -> std::io::Result<()> {
+/// # async fn demo(conn: &spargio_service::Connection, stream: &mut spargio_rt::net::SocketStream) -> std::io::Result<()> {
 /// use spargio_rt::io::AsyncWriteExt;
 /// let mut send = conn.send_watch();
 /// let (res, _buf) = send.bound(stream.write_all(b"hello".to_vec())).await?;

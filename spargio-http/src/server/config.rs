@@ -31,8 +31,9 @@ pub(crate) struct HttpConfig {
     pub write_buffer: usize,
     /// The first read buffer of a connection.
     pub read_buffer: usize,
-    /// Plain-TCP reads through a multishot receive into the shard's
-    /// buffer ring (see `ring_tcp`), instead of one receive per read.
+    /// Plain (TCP or Unix) reads through a multishot receive into the
+    /// shard's buffer ring (see `ring_recv`), instead of one receive per
+    /// read.
     pub multishot_reads: bool,
 }
 

@@ -572,8 +572,8 @@ fn route_key(uri: &Uri) -> RouteKey {
 /// truncated stream. A chunked body lacks its last chunk and a sized one
 /// its last bytes, which a plain FIN shows well enough; a close-delimited
 /// body (an HTTP/1.0 response without a length) would look whole after a
-/// FIN, so with `reset` the plain-TCP connection ends with a TCP reset
-/// instead. The reset is kept to that case because it also discards what
+/// FIN, so with `reset` a plain TCP connection ends with a TCP reset
+/// instead (a Unix socket has none: its client sees an end of stream). The reset is kept to that case because it also discards what
 /// the kernel has not yet delivered, earlier pipelined responses included.
 async fn abort<W: TransportWrite>(out: &mut Output<W>, reset: bool) {
     out.abort(reset).await;

@@ -210,7 +210,7 @@ impl<B> Http<B> {
         self
     }
 
-    /// Read plain-TCP connections through one multishot receive each, into
+    /// Read plain (TCP or Unix socket) connections through one multishot receive each, into
     /// a ring of provided buffers per shard (512 × 4 KiB, shared by every
     /// connection of the shard), instead of one receive per read (default
     /// off). Each arrival is copied into the connection's read buffer and

@@ -48,7 +48,8 @@ pub(crate) enum Responded {
     /// a `500` replaces it). The client must not take what it got for a
     /// whole response, so the connection ends without a clean close.
     /// `reset`: the body was close-delimited, so only a TCP reset (not a
-    /// FIN, which would end it as if whole) tells a plain-TCP client.
+    /// FIN, which would end it as if whole) tells a plain-TCP client. (A
+    /// Unix socket has no reset: there the cut cannot be told from an end.)
     Aborted { reset: bool },
 }
 

@@ -11,7 +11,7 @@ use spargio_rt::net::SocketStream;
 use super::pem::{certs_from_pem, private_key_from_pem};
 use super::{provider, ServerTlsStream, TlsError, ALPN_HTTP_11, DEFAULT_HANDSHAKE_TIMEOUT};
 
-/// Turns accepted TCP connections into TLS ones.
+/// Turns accepted connections (TCP or Unix socket) into TLS ones.
 ///
 /// Cheap to clone (the configuration is shared), so every accept loop or
 /// shard can hold its own.

@@ -11,7 +11,7 @@ use spargio_rt::net::SocketStream;
 
 use super::{provider, ClientTlsStream, TlsError, ALPN_HTTP_11, DEFAULT_HANDSHAKE_TIMEOUT};
 
-/// Turns outgoing TCP connections into TLS ones, verifying the server's
+/// Turns outgoing connections (TCP or Unix socket) into TLS ones, verifying the server's
 /// certificate.
 ///
 /// Cheap to clone (the configuration is shared).

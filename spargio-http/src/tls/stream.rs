@@ -104,7 +104,7 @@ pub struct TlsReader {
 /// The write half of a TLS connection (either side).
 pub struct TlsWriter {
     half: WriteHalf<Inner>,
-    /// The TCP socket under the session, for [`TransportWrite::abort`];
+    /// The socket under the session, for [`TransportWrite::abort`];
     /// `None` if both its sides were busy with an op when it was split.
     /// `half` keeps the socket (so this fd) open.
     socket: Option<RawFd>,
@@ -332,14 +332,15 @@ impl TransportWrite for TlsWriter {
         (res, segments)
     }
 
-    /// Sends `close_notify`, then shuts the TCP write side down. The
+    /// Sends `close_notify`, then shuts the socket's write side down. The
     /// reader can still receive.
     async fn shutdown(&mut self) -> io::Result<()> {
         self.half.close().await
     }
 
     /// Sends no `close_notify` and sets `SO_LINGER` to (on, 0 s) on the
-    /// TCP socket: its close sends a reset.
+    /// socket: a TCP socket's close then sends a reset (a Unix socket has
+    /// none; its peer sees a stream cut without `close_notify`).
     fn abort(&mut self) {
         if let Some(fd) = self.socket {
             reset_on_close(fd);

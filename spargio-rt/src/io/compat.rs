@@ -52,7 +52,7 @@ const MAX_WRITE: usize = 64 * 1024;
 /// A stream [`Compat`] can drive: its halves' ops, boxed as `Send`
 /// futures that own the half (and buffer) and give them back.
 ///
-/// Implemented for [`TcpStream`] and [`UnixStream`]. A generic impl is not
+/// Implemented for [`TcpStream`], [`UnixStream`] and [`SocketStream`]. A generic impl is not
 /// possible because our traits' futures are `impl Future`, whose `Send`ness
 /// only a concrete type can vouch for; for another `Split` stream whose
 /// futures are `Send`, implement it with bodies like

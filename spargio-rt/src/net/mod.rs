@@ -31,7 +31,7 @@ mod zc;
 
 pub use addr::ToSocketAddrs;
 pub use cmsg::{RecvMeta, SendOptions};
-pub use recv_multi::{RecvMultishot, DEFAULT_MAX_QUEUED};
+pub use recv_multi::{RecvMultishot, DEFAULT_MAX_QUEUED, UNIX_MAX_QUEUED};
 pub use socket_stream::{SocketStream, StreamAddr};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
 pub use tcp::{Incoming, TcpListener, TcpStream};

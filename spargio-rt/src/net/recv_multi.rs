@@ -60,13 +60,37 @@ pub struct RecvMultishot {
     stopped: bool,
     /// A dry ring fails `next` with `ENOBUFS` instead of waiting.
     fail_when_dry: bool,
+    /// The highest queue cap [`max_queued`](RecvMultishot::max_queued)
+    /// may set: [`UNIX_MAX_QUEUED`] on a Unix stream, else unbounded.
+    cap_limit: usize,
 }
+
+/// The most received buffers a Unix stream's multishot receive lets wait.
+///
+/// On a Unix stream socket, a multishot receive whose one wake-up drains
+/// more than about 33 buffers and then finds the peer's close never posts
+/// the end-of-stream completion (Linux 6.18, the kernel's retry limit for
+/// one wake-up is 32): the stream would wait for an end that never comes.
+/// A queue cap at or below this cancels such a burst before its end and
+/// the re-armed receive sees the close at once; the test
+/// `a_unix_multishot_receive_with_a_large_cap_still_sees_the_end` in
+/// `tests/buf_ring.rs` checks it.
+pub const UNIX_MAX_QUEUED: usize = 32;
 
 /// Received buffers that may wait for the consumer before the receive
 /// pauses (the rest stays in the socket); see [`RecvMultishot::max_queued`].
 pub const DEFAULT_MAX_QUEUED: usize = 16;
 
 impl RecvMultishot {
+    /// A receive on a Unix stream socket: its queue cap is held to
+    /// [`UNIX_MAX_QUEUED`].
+    pub(crate) fn new_unix(fd: &SharedFd, ring: &BufRing) -> RecvMultishot {
+        let mut r = RecvMultishot::new(fd, ring);
+        r.cap_limit = UNIX_MAX_QUEUED;
+        r.max_queued(DEFAULT_MAX_QUEUED);
+        r
+    }
+
     pub(crate) fn new(fd: &SharedFd, ring: &BufRing) -> RecvMultishot {
         let op = MultiOp::new(RecvMultiData {
             fd: fd.clone(),
@@ -80,6 +104,7 @@ impl RecvMultishot {
             eof: false,
             stopped: false,
             fail_when_dry: false,
+            cap_limit: usize::MAX,
         }
     }
 
@@ -88,8 +113,11 @@ impl RecvMultishot {
     /// consumer that falls behind holds no more of the shared ring, and
     /// further data waits in the socket (TCP flow control) until `next`
     /// has taken the queued buffers and re-arms the receive.
+    ///
+    /// On a Unix stream socket `n` is held to at most [`UNIX_MAX_QUEUED`]
+    /// (a kernel quirk would otherwise lose the end of the stream).
     pub fn max_queued(&mut self, n: usize) -> &mut Self {
-        self.op.set_queue_cap(n);
+        self.op.set_queue_cap(n.min(self.cap_limit));
         self
     }
 

@@ -185,9 +185,12 @@ impl SocketStream {
 
     /// A multishot receive into `ring`'s buffers; see
     /// [`TcpStream::recv_multishot`] (the same rules on which task may
-    /// poll it).
+    /// poll it) and, for a Unix socket, [`UnixStream::recv_multishot`].
     pub fn recv_multishot(&self, ring: &crate::io::BufRing) -> super::RecvMultishot {
-        super::RecvMultishot::new(&self.fd, ring)
+        match self.family {
+            Family::Tcp => super::RecvMultishot::new(&self.fd, ring),
+            Family::Unix => super::RecvMultishot::new_unix(&self.fd, ring),
+        }
     }
 
     /// Any socket option, through the socket2 view.

@@ -299,8 +299,11 @@ impl UnixStream {
 
     /// A multishot receive into `ring`'s buffers; see
     /// [`TcpStream::recv_multishot`](super::TcpStream::recv_multishot).
+    /// Its [`max_queued`](super::RecvMultishot::max_queued) is held to at
+    /// most [`UNIX_MAX_QUEUED`](super::UNIX_MAX_QUEUED), which keeps a
+    /// kernel quirk from losing the end of the stream.
     pub fn recv_multishot(&self, ring: &crate::io::BufRing) -> super::RecvMultishot {
-        super::RecvMultishot::new(&self.fd, ring)
+        super::RecvMultishot::new_unix(&self.fd, ring)
     }
 
     /// Wraps a connected std stream.

@@ -1,4 +1,4 @@
-//! [`Client`]: the codec's client side on a spargio-rt TCP stream.
+//! [`Client`]: the codec's client side on a spargio-rt TCP or Unix stream.
 
 use std::io;
 
