@@ -53,6 +53,6 @@ pub use body::{Body, BodyError};
 pub use client::{Client, ClientBuilder, ClientError};
 pub use server::Http;
 pub use spargio_service::{
-    AcceptMode, AdaptiveConfig, HandlerPlacement, Server, ServerBuilder, ShutdownHandle,
-    ShutdownReport,
+    serve_connection, AcceptMode, AdaptiveConfig, HandlerPlacement, ServeConnection, Server,
+    ServerBuilder, ShutdownHandle, ShutdownReport,
 };

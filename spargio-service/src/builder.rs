@@ -12,7 +12,7 @@ use crate::server::Server;
 
 /// How long one write to a peer may take by default (see
 /// [`ServerBuilder::send_timeout`]).
-const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How connections are accepted and which shard serves each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -66,22 +66,7 @@ pub(crate) struct Accepted {
 impl Accepted {
     /// The connection's facts, read on the session shard.
     pub(crate) fn info(&self) -> ConnInfo {
-        let s = &self.stream;
-        let (peer_addr, local_addr, peer_cred) = if s.is_unix() {
-            (None, None, s.peer_cred().ok())
-        } else {
-            let local = self
-                .local_addr
-                .or_else(|| s.local_addr().ok().and_then(|a| a.as_inet()));
-            (s.peer_addr().ok().and_then(|a| a.as_inet()), local, None)
-        };
-        ConnInfo {
-            id: self.id,
-            peer_addr,
-            local_addr,
-            peer_cred,
-            shard: self.guard.shard(),
-        }
+        ConnInfo::of_stream(self.id, self.guard.shard(), &self.stream, self.local_addr)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use spargio_rt::net::PeerCred;
+use spargio_rt::net::{PeerCred, SocketStream};
 use spargio_rt::sync::CancellationToken;
 use spargio_rt::ShardId;
 
@@ -38,6 +38,33 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
+    /// The facts of connection `id` on `shard` read off `stream`;
+    /// `known_local` saves asking a TCP socket for its local address.
+    pub(crate) fn of_stream(
+        id: u64,
+        shard: ShardId,
+        stream: &SocketStream,
+        known_local: Option<SocketAddr>,
+    ) -> ConnInfo {
+        let (peer_addr, local_addr, peer_cred) = if stream.is_unix() {
+            (None, None, stream.peer_cred().ok())
+        } else {
+            let local = known_local.or_else(|| stream.local_addr().ok().and_then(|a| a.as_inet()));
+            (
+                stream.peer_addr().ok().and_then(|a| a.as_inet()),
+                local,
+                None,
+            )
+        };
+        ConnInfo {
+            id,
+            peer_addr,
+            local_addr,
+            peer_cred,
+            shard,
+        }
+    }
+
     /// Facts about connection `id` on `shard`, with no addresses or
     /// credentials (set the public fields as needed): for testing a
     /// make-service or a handler that reads its connection's facts.

@@ -35,6 +35,7 @@ mod read_watch;
 mod send_watch;
 mod server;
 mod shutdown;
+mod single;
 mod stats;
 
 pub use builder::{AcceptMode, ServerBuilder};
@@ -48,4 +49,5 @@ pub use read_watch::{ReadWatch, ReadWatchWait, Watched};
 pub use send_watch::{Pieces, SendWatch, SEND_PIECE};
 pub use server::Server;
 pub use shutdown::{ShutdownHandle, ShutdownReport};
+pub use single::{serve_connection, ServeConnection};
 pub use stats::{ServerStats, StatsHandle};
