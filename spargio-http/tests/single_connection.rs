@@ -2,6 +2,7 @@
 //! user's own accept loop, and one end of a socket pair.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use http::{Request, Response};
@@ -34,9 +35,10 @@ fn an_http_server_on_a_users_own_accept_loop() {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                drop(spargio_rt::spawn_local(
-                    ServeConnection::new(Http::new()).serve(stream, hello()),
-                ));
+                let sc = ServeConnection::new(Http::new());
+                drop(spargio_rt::spawn_local(async move {
+                    sc.serve(stream, hello()).await
+                }));
             }
         });
         let client = Client::new();
@@ -67,7 +69,8 @@ fn http_on_one_end_of_a_socket_pair_answers_and_ends_with_the_client() {
         res.unwrap();
         let mut got = BytesMut::new();
         loop {
-            let (res, buf) = read.read_some(got).await;
+            let next = spargio_rt::time::timeout(Duration::from_secs(20), read.read_some(got));
+            let (res, buf) = next.await.expect("the server never ended the connection");
             got = buf;
             if res.unwrap() == 0 {
                 break;
@@ -84,4 +87,45 @@ fn http_on_one_end_of_a_socket_pair_answers_and_ends_with_the_client() {
         text.contains("hello /one") && text.ends_with("hello /two"),
         "{text}"
     );
+}
+
+/// A response body that panics when polled.
+struct PanickingBody;
+
+impl http_body::Body for PanickingBody {
+    type Data = bytes::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Infallible>>> {
+        panic!("the body blew up");
+    }
+}
+
+#[test]
+fn a_response_body_that_panics_ends_only_its_connection_with_an_error() {
+    let err = spargio_rt::run(|_| async {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let service = tower::service_fn(|_req: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(PanickingBody))
+        });
+        let (mut read, mut write) = spargio_rt::net::SocketStream::from(theirs).split();
+        let (res, _) = write
+            .write_all(BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..]))
+            .await;
+        res.unwrap();
+        // Awaited right here, as an accept loop might: the panic comes
+        // back as an error, not an unwinding of this task.
+        let err = spargio_http::serve_connection(Http::new(), ours, service)
+            .await
+            .unwrap_err();
+        // The client sees the connection end.
+        let (res, _) = read.read_some(BytesMut::with_capacity(1024)).await;
+        assert!(matches!(res, Ok(0) | Err(_)), "{res:?}");
+        err
+    })
+    .unwrap();
+    assert!(err.to_string().contains("panicked"), "{err}");
 }

@@ -8,6 +8,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::panic::AssertUnwindSafe;
+
+use futures_util::future::{select, Either};
+use futures_util::FutureExt;
 use spargio_rt::net::SocketStream;
 use spargio_rt::sync::CancellationToken;
 use spargio_rt::RuntimeHandle;
@@ -28,9 +32,14 @@ use crate::stats::{Counters, StatsHandle};
 /// the counterpart of hyper's `http1::Builder::serve_connection`.
 ///
 /// The service is called on the connection's task, inline (so it may be
-/// `!Send`, `Rc` state and all); a panic in it fails only its request.
-/// Call [`serve`](Self::serve) from a task that stays on its shard (one
-/// from `spawn_local`), as the server's connection tasks do.
+/// `!Send`, `Rc` state and all); a panic in it fails only its request,
+/// and a panic anywhere else in serving the connection (a response body
+/// that panics) ends only this connection, with an error. Call
+/// [`serve`](Self::serve) from a task that stays on its shard (one from
+/// `spawn_local`, or `spawn_local_on` to spread connections over the
+/// shards, as the second example does), as the server's connection tasks
+/// do. Configure it once and clone it per connection: clones share the
+/// counters of [`stats`](Self::stats) when it was called before.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -43,9 +52,8 @@ use crate::stats::{Counters, StatsHandle};
 ///     let service = tower::service_fn(|req: Bytes| async move {
 ///         Ok::<_, std::convert::Infallible>(Bytes::from(req.to_ascii_uppercase()))
 ///     });
-///     let serving = spargio_rt::spawn_local(
-///         ServeConnection::new(LengthDelimited::new()).serve(ours, service),
-///     );
+///     let sc = ServeConnection::new(LengthDelimited::new());
+///     let serving = spargio_rt::spawn_local(async move { sc.serve(ours, service).await });
 ///     let mut client = Client::new(theirs);
 ///     let reply = client.call(Bytes::from_static(b"hi")).await.unwrap();
 ///     assert_eq!(reply.unwrap(), Bytes::from_static(b"HI"));
@@ -54,14 +62,58 @@ use crate::stats::{Counters, StatsHandle};
 /// })
 /// .unwrap();
 /// ```
+///
+/// A custom accept loop that spreads connections over the shards, with a
+/// graceful shutdown:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use spargio_rt::net::TcpListener;
+/// use spargio_rt::sync::CancellationToken;
+/// use spargio_rt::ShardId;
+/// use spargio_service::codec::LengthDelimited;
+/// use spargio_service::ServeConnection;
+///
+/// spargio_rt::run(|handle| async move {
+///     let stop = CancellationToken::new();
+///     let sc = ServeConnection::new(LengthDelimited::new())
+///         .idle_timeout(Duration::from_secs(30))
+///         .graceful_shutdown(stop.clone())
+///         .shutdown_timeout(Duration::from_secs(10));
+///     let listener = TcpListener::bind("127.0.0.1:9000").await.unwrap();
+///     let mut turn = 0;
+///     loop {
+///         let Ok((stream, _peer)) = listener.accept().await else { continue };
+///         let shard = ShardId(turn % handle.shard_count());
+///         turn += 1;
+///         let sc = sc.clone();
+///         drop(handle.spawn_local_on(shard, move || async move {
+///             let echo = tower::service_fn(|req: Bytes| async move {
+///                 Ok::<_, std::convert::Infallible>(req)
+///             });
+///             let _ = sc.serve(stream, echo).await;
+///         }));
+///     }
+/// })
+/// .unwrap();
+/// ```
 #[must_use = "a ServeConnection does nothing until serve() is called"]
+#[derive(Clone)]
 pub struct ServeConnection<P> {
     protocol: P,
     idle_timeout: Option<Duration>,
     send_timeout: Option<Duration>,
     request_timeout: Option<Duration>,
+    shutdown_timeout: Option<Duration>,
     closing: CancellationToken,
     counters: Option<Arc<Counters>>,
+}
+
+/// Counters for one connection (or the clones of one `ServeConnection`):
+/// a single slot each, as no other shard writes them.
+fn single_counters() -> Arc<Counters> {
+    Counters::new(1)
 }
 
 impl<P: Protocol> ServeConnection<P> {
@@ -73,6 +125,7 @@ impl<P: Protocol> ServeConnection<P> {
             idle_timeout: None,
             send_timeout: Some(DEFAULT_SEND_TIMEOUT),
             request_timeout: None,
+            shutdown_timeout: None,
             closing: CancellationToken::new(),
             counters: None,
         }
@@ -101,24 +154,33 @@ impl<P: Protocol> ServeConnection<P> {
 
     /// A token that, once cancelled, asks the connection to close after
     /// the request in progress (a graceful shutdown of this connection):
-    /// an idle connection closes at once, a busy one answers its current
-    /// request first. Cancelling `token`'s parent works too, so one token
-    /// can close many connections.
+    /// an idle one closes, a busy one answers its current request first;
+    /// `serve` returns after the protocol's short linger for the client's
+    /// close. A request the client sent that was not yet taken is not
+    /// answered. Cancelling `token`'s parent works too, so one token can
+    /// close many connections. Nothing bounds how long the request in
+    /// progress may take (a handler, or a client that stops in the middle
+    /// of one) unless [`shutdown_timeout`](Self::shutdown_timeout) does.
     pub fn graceful_shutdown(mut self, token: CancellationToken) -> Self {
         self.closing = token;
         self
     }
 
-    /// The connection's counters (requests, failures, timeouts...), live
-    /// while it is served; its `accepted`/`active` counts stay 0, there
-    /// being no listener.
+    /// How long the connection may go on once the graceful-shutdown token
+    /// is cancelled; then it is cut (closed with whatever was in progress)
+    /// and `serve` fails with `TimedOut`. Unset, it waits as long as the
+    /// request in progress takes.
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.shutdown_timeout = Some(d);
+        self
+    }
+
+    /// The counters (requests, failures, timeouts...) of the connections
+    /// this serves, live while they are served; `accepted` and `active`
+    /// stay 0, there being no listener. Clones made after this call count
+    /// into the same counters.
     pub fn stats(&mut self) -> StatsHandle {
-        let shards = RuntimeHandle::try_current().map_or(1, |h| h.shard_count());
-        let counters = self
-            .counters
-            .get_or_insert_with(|| Counters::new(shards))
-            .clone();
-        StatsHandle(counters)
+        StatsHandle(self.counters.get_or_insert_with(single_counters).clone())
     }
 
     /// Serves `stream` (a [`TcpStream`](spargio_rt::net::TcpStream),
@@ -129,9 +191,13 @@ impl<P: Protocol> ServeConnection<P> {
     /// token is cancelled and the request in progress is answered.
     ///
     /// # Errors
-    /// `Unsupported` when not called on a shard of a spargio-rt runtime;
-    /// otherwise what the protocol returns (I/O errors of the connection).
-    pub async fn serve<S>(self, stream: impl Into<SocketStream>, service: S) -> io::Result<()>
+    /// `Unsupported` when not called on a shard of a spargio-rt runtime
+    /// (the stream is closed); `TimedOut` when the
+    /// [`shutdown_timeout`](Self::shutdown_timeout) cut the connection;
+    /// an error saying so when serving it panicked (a response body's
+    /// panic); otherwise what the protocol returns (I/O errors of the
+    /// connection).
+    pub async fn serve<S>(&self, stream: impl Into<SocketStream>, service: S) -> io::Result<()>
     where
         S: Service<P::Request, Response = P::Response> + 'static,
         S::Future: 'static,
@@ -145,20 +211,44 @@ impl<P: Protocol> ServeConnection<P> {
                 "ServeConnection::serve runs on a spargio-rt shard (spawn_local it)",
             ));
         };
-        let shards = handle.shard_count();
-        let counters = self.counters.unwrap_or_else(|| Counters::new(shards));
+        let counters = self.counters.clone().unwrap_or_else(single_counters);
+        // Inline placement never consults the adaptive table: the
+        // smallest one will do.
+        let adaptive = AdaptiveConfig {
+            max_routes: 1,
+            ..AdaptiveConfig::default()
+        };
         let shared = Arc::new(HandlerShared {
             placement: HandlerPlacement::Inline,
-            adaptive: AdaptiveTable::new(AdaptiveConfig::default(), shards),
+            adaptive: AdaptiveTable::new(adaptive, 1),
             request_timeout: self.request_timeout,
             counters: counters.clone(),
             handle,
         });
         let info = ConnInfo::of_stream(0, shard, &stream, None);
-        let conn = Connection::new(info, self.idle_timeout, self.closing, counters)
+        let conn = Connection::new(info, self.idle_timeout, self.closing.clone(), counters)
             .with_send_timeout(self.send_timeout);
         let handler = ServiceHandler::<_, Local>::new(service, shard, shared);
-        self.protocol.serve_connection(stream, handler, conn).await
+        let serving =
+            AssertUnwindSafe(self.protocol.serve_connection(stream, handler, conn)).catch_unwind();
+        let cut = async {
+            self.closing.cancelled().await;
+            match self.shutdown_timeout {
+                Some(d) => spargio_rt::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        futures_util::pin_mut!(serving, cut);
+        match select(serving, cut).await {
+            Either::Left((Ok(res), _)) => res,
+            Either::Left((Err(_), _)) => Err(io::Error::other(
+                "serving the connection panicked (a response body, say); the connection is closed",
+            )),
+            Either::Right(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the connection was cut at its shutdown timeout",
+            )),
+        }
     }
 }
 

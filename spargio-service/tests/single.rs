@@ -13,6 +13,7 @@ use std::future::Future;
 
 use spargio_rt::net::{TcpListener, UnixStream};
 use spargio_rt::sync::CancellationToken;
+use spargio_rt::ShardId;
 use spargio_service::codec::{Client, LengthDelimited, Status};
 use spargio_service::{serve_connection, ServeConnection};
 use tower::service_fn;
@@ -63,7 +64,7 @@ fn a_not_send_service_runs_inline_and_a_panic_fails_only_its_request() {
         });
         let mut sc = ServeConnection::new(LengthDelimited::new());
         let stats = sc.stats();
-        let serving = spargio_rt::spawn_local(sc.serve(ours, service));
+        let serving = spargio_rt::spawn_local(async move { sc.serve(ours, service).await });
         let mut client = Client::new(theirs);
         assert_eq!(ok(&mut client, b"a").await, Bytes::from_static(b"1"));
         let reply = client.call(Bytes::from_static(b"boom")).await.unwrap();
@@ -77,17 +78,30 @@ fn a_not_send_service_runs_inline_and_a_panic_fails_only_its_request() {
     });
 }
 
+/// `fut`, or a failure naming `what` if it has not finished in 20 s (a
+/// hang, not a slow machine).
+async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
+    match spargio_rt::time::timeout(Duration::from_secs(20), fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("{what} never finished"),
+    }
+}
+
 #[test]
 fn the_graceful_shutdown_token_lets_the_request_in_progress_finish() {
-    run2(|_| async {
+    run2(|handle| async move {
         let (ours, theirs) = UnixStream::pair().unwrap();
         let started = Arc::new(AtomicUsize::new(0));
         let shutdown = CancellationToken::new();
-        let serving = spargio_rt::spawn_local(
-            ServeConnection::new(LengthDelimited::new())
-                .graceful_shutdown(shutdown.child_token())
-                .serve(ours, slow_echo(started.clone(), Duration::from_millis(100))),
-        );
+        let sc =
+            ServeConnection::new(LengthDelimited::new()).graceful_shutdown(shutdown.child_token());
+        let slow = slow_echo(started.clone(), Duration::from_millis(100));
+        // Served on the other shard than this test's.
+        let serving =
+            handle.spawn_local_on(
+                ShardId(1),
+                move || async move { sc.serve(ours, slow).await },
+            );
         let mut client = Client::new(theirs);
         client.send(Bytes::from_static(b"slow")).await.unwrap();
         while started.load(Ordering::SeqCst) == 0 {
@@ -95,10 +109,47 @@ fn the_graceful_shutdown_token_lets_the_request_in_progress_finish() {
         }
         shutdown.cancel();
         // Answered, then the connection ends without the client leaving.
-        let reply = client.recv().await.unwrap();
+        let reply = bounded("the reply", client.recv()).await.unwrap();
         assert_eq!(reply.unwrap(), Bytes::from_static(b"slow"));
-        serving.await.unwrap().unwrap();
+        bounded("serve", serving).await.unwrap().unwrap();
         assert!(client.recv().await.is_err(), "the connection is closed");
+    });
+}
+
+#[test]
+fn a_token_cancelled_before_serving_closes_an_idle_connection_at_once() {
+    run2(|_| async {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let token = CancellationToken::new();
+        token.cancel();
+        let sc = ServeConnection::new(LengthDelimited::new()).graceful_shutdown(token);
+        let serving = spargio_rt::spawn_local(async move { sc.serve(ours, echo()).await });
+        let mut client = Client::new(theirs);
+        bounded("serve", serving).await.unwrap().unwrap();
+        assert!(client.recv().await.is_err(), "the connection is closed");
+    });
+}
+
+#[test]
+fn the_shutdown_timeout_cuts_a_request_that_outlasts_it() {
+    run2(|_| async {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let started = Arc::new(AtomicUsize::new(0));
+        let token = CancellationToken::new();
+        let sc = ServeConnection::new(LengthDelimited::new())
+            .graceful_shutdown(token.clone())
+            .shutdown_timeout(Duration::from_millis(50));
+        let slow = slow_echo(started.clone(), Duration::from_secs(600));
+        let serving = spargio_rt::spawn_local(async move { sc.serve(ours, slow).await });
+        let mut client = Client::new(theirs);
+        client.send(Bytes::from_static(b"slow")).await.unwrap();
+        while started.load(Ordering::SeqCst) == 0 {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        token.cancel();
+        let cut = bounded("serve", serving).await.unwrap().unwrap_err();
+        assert_eq!(cut.kind(), io::ErrorKind::TimedOut);
+        assert!(client.recv().await.is_err(), "cut without a reply");
     });
 }
 
@@ -111,15 +162,35 @@ fn idle_and_request_timeouts_apply_to_a_single_connection() {
             .request_timeout(Duration::from_millis(50));
         let stats = sc.stats();
         let started = Arc::new(AtomicUsize::new(0));
-        let serving =
-            spargio_rt::spawn_local(sc.serve(ours, slow_echo(started, Duration::from_secs(30))));
+        let slow = slow_echo(started, Duration::from_secs(30));
+        let serving = spargio_rt::spawn_local(async move { sc.serve(ours, slow).await });
         let mut client = Client::new(theirs);
         let reply = client.call(Bytes::from_static(b"slow")).await.unwrap();
         assert_eq!(reply.unwrap_err().0, Status::TimedOut);
         // Then nothing: the idle timeout closes the connection.
-        serving.await.unwrap().unwrap();
+        bounded("serve", serving).await.unwrap().unwrap();
         let s = stats.snapshot();
         assert_eq!((s.request_timeouts, s.idle_timeouts), (1, 1), "{s:?}");
+    });
+}
+
+#[test]
+fn clones_made_after_stats_count_together() {
+    run2(|_| async {
+        let mut sc = ServeConnection::new(LengthDelimited::new());
+        let stats = sc.stats();
+        for n in 0..3u8 {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            let sc = sc.clone();
+            let serving = spargio_rt::spawn_local(async move { sc.serve(ours, echo()).await });
+            let mut client = Client::new(theirs);
+            for _ in 0..=n {
+                ok(&mut client, b"x").await;
+            }
+            drop(client);
+            bounded("serve", serving).await.unwrap().unwrap();
+        }
+        assert_eq!(stats.snapshot().requests, 1 + 2 + 3);
     });
 }
 
