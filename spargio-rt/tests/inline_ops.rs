@@ -76,32 +76,22 @@ fn reads_in_a_row_that_must_wait_still_complete() {
     let mut a = UnixStream::from_std(a);
     let (asked_tx, asked_rx) = std::sync::mpsc::channel::<usize>();
     let rounds = 8usize;
-    let submitted = |h: &RuntimeHandle| -> u64 { h.stats().shards[0].ops_submitted };
-    let submitted_before = submitted(&handle);
     let task = handle.spawn_pinned(ShardId(0), async move {
         let mut got = Vec::new();
         for i in 0..rounds {
-            // Tell the writer to send this round's byte, then read it: the
-            // writer waits until the read has reached the kernel, so an
-            // inline read finds nothing and has to wait.
-            asked_tx.send(i).unwrap();
-            let (res, buf) = a.read_exact(Vec::with_capacity(1)).await;
+            // Ask for this round's byte only once the read's first poll
+            // has returned pending: an inline read has been through its
+            // enter by then and found nothing, so it has to wait.
+            let asked = asked_tx.clone();
+            let read = a.read_exact(Vec::with_capacity(1));
+            let (res, buf) = after_first_pending(read, move || asked.send(i).unwrap()).await;
             res.unwrap();
             got.extend_from_slice(&buf);
         }
         got
     });
-    let stats = handle.clone();
     let writer = std::thread::spawn(move || {
         while let Ok(i) = asked_rx.recv_timeout(HANG) {
-            // Round i's read is the shard's op number i + 1. Bounded: if it
-            // never shows, the byte goes anyway and the checks below say so.
-            let by = std::time::Instant::now() + HANG;
-            while submitted(&stats) < submitted_before + i as u64 + 1
-                && std::time::Instant::now() < by
-            {
-                std::thread::sleep(Duration::from_millis(1));
-            }
             std::io::Write::write_all(&mut b, &[b'a' + i as u8]).unwrap();
             if i + 1 == rounds {
                 break;
@@ -117,6 +107,24 @@ fn reads_in_a_row_that_must_wait_still_complete() {
     let (ops, done) = inline_counts(&handle);
     assert!(ops > 0, "no read went inline");
     assert_eq!(done, 0, "an inline read completed before its byte was sent");
+}
+
+/// Polls `fut` to its end, calling `on_pending` once, right after the
+/// first poll that returned pending (so whatever that poll submitted has
+/// been submitted).
+async fn after_first_pending<F: Future>(fut: F, on_pending: impl FnOnce()) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut on_pending = Some(on_pending);
+    std::future::poll_fn(|cx| {
+        let poll = fut.as_mut().poll(cx);
+        if poll.is_pending() {
+            if let Some(f) = on_pending.take() {
+                f();
+            }
+        }
+        poll
+    })
+    .await
 }
 
 #[test]
