@@ -20,7 +20,8 @@ struct Read<B> {
     fd: SharedFd,
     buf: B,
     offset: u64,
-    recv: bool,
+    /// `Some(flags)`: a socket `recv` with these flags; `None`: a `read`.
+    recv: Option<i32>,
 }
 
 impl<B: IoBufMut> OpData for Read<B> {
@@ -29,8 +30,10 @@ impl<B: IoBufMut> OpData for Read<B> {
     fn entry(&mut self) -> Entry {
         let ptr = self.buf.stable_mut_ptr();
         let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
-        if self.recv {
-            opcode::Recv::new(self.fd.uring(), ptr, len).build()
+        if let Some(flags) = self.recv {
+            opcode::Recv::new(self.fd.uring(), ptr, len)
+                .flags(flags)
+                .build()
         } else {
             opcode::Read::new(self.fd.uring(), ptr, len)
                 .offset(self.offset)
@@ -49,7 +52,7 @@ pub(crate) async fn read_at<B: IoBufMut>(
         fd: fd.clone(),
         buf,
         offset,
-        recv: false,
+        recv: None,
     })
     .await
 }
@@ -60,7 +63,19 @@ pub(crate) async fn recv<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize,
         fd: fd.clone(),
         buf,
         offset: 0,
-        recv: true,
+        recv: Some(0),
+    })
+    .await
+}
+
+/// Receives into `buf` from a socket without taking the bytes off its
+/// queue (`MSG_PEEK`): the next receive gets them again.
+pub(crate) async fn recv_peek<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
+    run_read(Read {
+        fd: fd.clone(),
+        buf,
+        offset: 0,
+        recv: Some(libc::MSG_PEEK),
     })
     .await
 }
