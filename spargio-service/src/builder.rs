@@ -8,6 +8,7 @@ use spargio_rt::net::{TcpListener, UnixListener};
 use spargio_rt::{RuntimeHandle, ShardId};
 
 use crate::placement::{AdaptiveConfig, HandlerPlacement};
+use crate::proxy::ProxyProtocol;
 use crate::server::Server;
 
 /// How long one write to a peer may take by default (see
@@ -46,6 +47,7 @@ pub(crate) struct ServerConfig {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) backlog: i32,
     pub(crate) nodelay: bool,
+    pub(crate) proxy: Option<ProxyProtocol>,
 }
 
 /// Builds a [`Server`]: `Server::builder()...bind(&handle, addr)`.
@@ -87,6 +89,7 @@ impl Default for ServerBuilder {
                 shutdown_timeout: Duration::from_secs(30),
                 backlog: 1024,
                 nodelay: true,
+                proxy: None,
             },
         }
     }
@@ -191,6 +194,25 @@ impl ServerBuilder {
     /// Unix sockets have no send delay to turn off).
     pub fn nodelay(mut self, on: bool) -> Self {
         self.cfg.nodelay = on;
+        self
+    }
+
+    /// Reads a PROXY protocol header (version 1 or 2) at the start of
+    /// every connection, for a server behind a load balancer that sends
+    /// one (HAProxy's `send-proxy`, an AWS NLB's proxy protocol v2,
+    /// Envoy, nginx). The header is taken off the connection on its
+    /// session shard before the make-service is called, and is in
+    /// [`ConnInfo::proxy`](crate::ConnInfo::proxy); the protocol starts at
+    /// the byte after it (with TLS, the ClientHello).
+    ///
+    /// A connection whose header is malformed, missing (when
+    /// [`required`](ProxyProtocol::required)) or not whole within the
+    /// header timeout is closed without a reply and counted in
+    /// [`ServerStats::proxy_refused`](crate::ServerStats::proxy_refused).
+    /// See the [`proxy`](crate::proxy) module for an example. Off by
+    /// default.
+    pub fn proxy_protocol(mut self, proxy: ProxyProtocol) -> Self {
+        self.cfg.proxy = Some(proxy);
         self
     }
 

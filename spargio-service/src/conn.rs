@@ -12,6 +12,7 @@ use spargio_rt::net::SocketStream;
 use spargio_rt::ShardId;
 
 use crate::connection::{ConnInfo, Connection};
+use crate::proxy::ProxyProtocol;
 use crate::shutdown::ServerState;
 
 /// Holds a connection's place: counted open from accept until dropped
@@ -67,6 +68,42 @@ impl Accepted {
     /// The connection's facts, read on the session shard.
     pub(crate) fn info(&self) -> ConnInfo {
         ConnInfo::of_stream(self.id, self.guard.shard(), &self.stream, self.local_addr)
+    }
+}
+
+/// Reads the connection's PROXY header when the server wants one, into
+/// `info`; counts it. `false`: the connection is to be closed (the
+/// header was malformed, missing, cut short or late: counted; or the
+/// server began shutting down while it waited, as an idle connection
+/// would be closed then).
+pub(crate) async fn take_proxy_header(
+    stream: &mut SocketStream,
+    proxy: Option<ProxyProtocol>,
+    info: &mut ConnInfo,
+    state: &ServerState,
+) -> bool {
+    let Some(proxy) = proxy else {
+        return true;
+    };
+    let counters = &state.counters;
+    let read = crate::proxy::read_header(stream, proxy);
+    let closing = state.closing.cancelled();
+    futures_util::pin_mut!(read, closing);
+    let Either::Left((read, _)) = select(read, closing).await else {
+        return false;
+    };
+    match read {
+        Ok(header) => {
+            if header.is_some() {
+                counters.proxy_headers.add(1);
+            }
+            info.proxy = header;
+            true
+        }
+        Err(_) => {
+            counters.proxy_refused.add(1);
+            false
+        }
     }
 }
 

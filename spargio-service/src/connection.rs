@@ -10,6 +10,7 @@ use spargio_rt::net::{PeerCred, SocketStream};
 use spargio_rt::sync::CancellationToken;
 use spargio_rt::ShardId;
 
+use crate::proxy::ProxyHeader;
 use crate::send_watch::SendWatch;
 use crate::stats::Counters;
 
@@ -33,6 +34,11 @@ pub struct ConnInfo {
     /// when it connected (Unix sockets; `SO_PEERCRED`): what a server
     /// behind a socket file decides access by.
     pub peer_cred: Option<PeerCred>,
+    /// The PROXY protocol header the connection started with, when the
+    /// server reads one ([`ServerBuilder::proxy_protocol`](crate::ServerBuilder::proxy_protocol)):
+    /// who the load balancer says the client is. `peer_addr` stays the
+    /// socket's peer (the balancer); see [`client_addr`](Self::client_addr).
+    pub proxy: Option<ProxyHeader>,
     /// The shard whose ring serves the connection's I/O.
     pub shard: ShardId,
 }
@@ -61,6 +67,7 @@ impl ConnInfo {
             peer_addr,
             local_addr,
             peer_cred,
+            proxy: None,
             shard,
         }
     }
@@ -84,8 +91,34 @@ impl ConnInfo {
             peer_addr: None,
             local_addr: None,
             peer_cred: None,
+            proxy: None,
             shard,
         }
+    }
+
+    /// The client's address: the one a PROXY header names (its source,
+    /// for a header that speaks for a client over IP), else the socket's
+    /// peer. `None` on a Unix socket without such a header.
+    ///
+    /// ```
+    /// use spargio_rt::ShardId;
+    /// use spargio_service::proxy::{parse, Parsed};
+    /// use spargio_service::ConnInfo;
+    ///
+    /// let mut info = ConnInfo::new(1, ShardId(0));
+    /// info.peer_addr = Some("10.0.0.5:61000".parse().unwrap()); // the balancer
+    /// assert_eq!(info.client_addr(), info.peer_addr);
+    /// let Ok(Parsed::Header(header, _)) = parse(b"PROXY TCP4 198.51.100.3 10.0.0.9 5123 80\r\n") else {
+    ///     panic!()
+    /// };
+    /// info.proxy = Some(header);
+    /// assert_eq!(info.client_addr(), Some("198.51.100.3:5123".parse().unwrap()));
+    /// ```
+    pub fn client_addr(&self) -> Option<SocketAddr> {
+        self.proxy
+            .as_ref()
+            .and_then(|p| p.source())
+            .or(self.peer_addr)
     }
 }
 
@@ -131,6 +164,7 @@ impl Connection {
             peer_addr: None,
             local_addr: None,
             peer_cred: None,
+            proxy: None,
             shard: ShardId(0),
         };
         Connection::new(info, idle_timeout, closing.clone(), counters.clone())

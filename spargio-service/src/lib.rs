@@ -31,6 +31,7 @@ mod local;
 mod measured;
 mod placement;
 mod protocol;
+pub mod proxy;
 mod read_watch;
 mod send_watch;
 mod server;

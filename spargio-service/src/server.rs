@@ -19,7 +19,7 @@ use tower_service::Service;
 use crate::accept::{accept_loop, AcceptShared, Dispatch, Targets};
 use crate::adaptive::AdaptiveTable;
 use crate::builder::{AcceptMode, ServerBuilder, ServerConfig};
-use crate::conn::{connection, run_connection, Accepted, ConnTimeouts};
+use crate::conn::{connection, run_connection, take_proxy_header, Accepted, ConnTimeouts};
 use crate::connection::ConnInfo;
 use crate::error::BoxError;
 use crate::handler::{HandlerShared, Local, Placed, ServiceHandler};
@@ -177,6 +177,7 @@ impl<L: Listener> Server<L> {
         let handle = self.handle.clone();
         let make = Mutex::new(make);
         let st = state.clone();
+        let proxy = self.cfg.proxy;
         let dispatch: Dispatch = Arc::new(move |acc: Accepted| {
             let shard = acc.guard.shard();
             let protocol = protocol.clone();
@@ -184,16 +185,21 @@ impl<L: Listener> Server<L> {
             let shared = shared.clone();
             let state = st.clone();
             drop(handle.spawn_local_on(shard, move || async move {
-                let info = acc.info();
-                let Accepted { stream, guard, .. } = acc;
+                let mut info = acc.info();
+                let Accepted {
+                    mut stream, guard, ..
+                } = acc;
                 let mut make = make;
                 let st = state.clone();
                 let lingering = Arc::new(AtomicBool::new(false));
                 let linger = lingering.clone();
-                // Building the service is part of the connection's life:
-                // the shutdown deadline cuts a make-service that never
-                // finishes like any other connection.
+                // Reading a PROXY header and building the service are
+                // part of the connection's life: the shutdown deadline
+                // cuts them like any other connection.
                 let serve = async move {
+                    if !take_proxy_header(&mut stream, proxy, &mut info, &st).await {
+                        return Ok(());
+                    }
                     let Ok(service) = make_service(&mut make, info.clone()).await else {
                         st.counters.make_errors.add(1);
                         return Ok(());
@@ -285,6 +291,7 @@ impl<L: Listener> Server<L> {
         let key = local::server_key();
         let factory = Arc::new(factory);
         let st = state.clone();
+        let proxy = self.cfg.proxy;
         let dispatch: Dispatch = Arc::new(move |acc: Accepted| {
             let shard = acc.guard.shard();
             let protocol = protocol.clone();
@@ -301,8 +308,10 @@ impl<L: Listener> Server<L> {
                     drop(acc);
                     return;
                 }
-                let info = acc.info();
-                let Accepted { stream, guard, .. } = acc;
+                let mut info = acc.info();
+                let Accepted {
+                    mut stream, guard, ..
+                } = acc;
                 // A factory that panics fails this connection (counted),
                 // and runs again for the next one on this shard.
                 let built =
@@ -313,9 +322,16 @@ impl<L: Listener> Server<L> {
                     return;
                 };
                 let lingering = Arc::new(AtomicBool::new(false));
-                let conn = connection(&state, info, idle, lingering.clone());
-                let handler = ServiceHandler::<_, Local>::new(service, shard, shared);
-                let serve = protocol.serve_connection(stream, handler, conn);
+                let linger = lingering.clone();
+                let st = state.clone();
+                let serve = async move {
+                    if !take_proxy_header(&mut stream, proxy, &mut info, &st).await {
+                        return Ok(());
+                    }
+                    let conn = connection(&st, info, idle, linger);
+                    let handler = ServiceHandler::<_, Local>::new(service, shard, shared);
+                    protocol.serve_connection(stream, handler, conn).await
+                };
                 run_connection(state.clone(), guard, lingering, serve).await;
             }));
         });

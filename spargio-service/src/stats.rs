@@ -99,6 +99,8 @@ pub(crate) struct Counters {
     pub(crate) accept_backoffs: Counter,
     pub(crate) accept_pauses: Counter,
     pub(crate) make_errors: Counter,
+    pub(crate) proxy_headers: Counter,
+    pub(crate) proxy_refused: Counter,
     /// How the shutdown went, once it has finished.
     pub(crate) shutdown: OnceLock<ShutdownReport>,
 }
@@ -126,6 +128,8 @@ impl Counters {
             accept_backoffs: Counter::default(),
             accept_pauses: Counter::default(),
             make_errors: Counter::default(),
+            proxy_headers: Counter::default(),
+            proxy_refused: Counter::default(),
             shutdown: OnceLock::new(),
         })
     }
@@ -172,6 +176,8 @@ impl Counters {
             accept_backoffs: self.accept_backoffs.get(),
             accept_pauses: self.accept_pauses.get(),
             make_errors: self.make_errors.get(),
+            proxy_headers: self.proxy_headers.get(),
+            proxy_refused: self.proxy_refused.get(),
             shutdown: self.shutdown.get().copied(),
         }
     }
@@ -235,6 +241,12 @@ pub struct ServerStats {
     /// the protocol, panicked while the connection was handed to its
     /// shard).
     pub make_errors: u64,
+    /// Connections that started with a PROXY protocol header the server
+    /// read ([`ServerBuilder::proxy_protocol`](crate::ServerBuilder::proxy_protocol)).
+    pub proxy_headers: u64,
+    /// Connections closed because their PROXY header was malformed,
+    /// missing (required), cut short or too slow to arrive.
+    pub proxy_refused: u64,
     /// How the graceful shutdown went (the report `serve` also returns),
     /// once it has finished; `None` while the server runs.
     pub shutdown: Option<ShutdownReport>,

@@ -115,6 +115,7 @@ where
         peer_addr: stream.peer_addr().ok(),
         local_addr: stream.local_addr().ok(),
         peer_cred: None,
+        proxy: None,
         shard: ShardId(0),
     };
     let conn = Connection::new(info, idle, closing.clone(), counters.clone());
@@ -902,6 +903,7 @@ async fn a_keep_alive_exchange_costs_the_connection_one_poll() {
             peer_addr: None,
             local_addr: None,
             peer_cred: None,
+            proxy: None,
             shard: ShardId(0),
         },
         None,
