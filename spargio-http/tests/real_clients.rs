@@ -447,3 +447,36 @@ fn python_h11_strict_client() {
     let server = TestServer::start(client_service());
     python("h11_client.py", server.addr);
 }
+
+#[test]
+fn curl_haproxy_protocol_header_names_curls_own_end() {
+    use spargio_service::proxy::ProxyProtocol;
+    let make = tower::service_fn(|info: spargio_service::ConnInfo| async move {
+        let proxy = info.proxy.clone().expect("a PROXY header");
+        // curl names its own end of the connection as the client, and
+        // the server's as the destination.
+        let said = format!(
+            "{} {} {}",
+            proxy.version(),
+            proxy.source().unwrap() == info.peer_addr.unwrap(),
+            proxy.destination().unwrap() == info.local_addr.unwrap()
+        );
+        Ok::<_, Infallible>(tower::service_fn(move |_req: Request<Body>| {
+            let said = said.clone();
+            async move { Ok::<_, Infallible>(Response::new(Body::from(said))) }
+        }))
+    });
+    let server = common::start_make_with(
+        Http::new(),
+        |b| b.proxy_protocol(ProxyProtocol::required()),
+        make,
+    );
+    let mut cmd = curl();
+    cmd.arg("-s")
+        .arg("--haproxy-protocol")
+        .arg(url(server.addr, "/who"));
+    let out = run_ok(cmd);
+    assert_eq!(text(&out), "1 true true");
+    assert_eq!(server.stats.snapshot().proxy_headers, 1);
+    server.stop();
+}

@@ -232,7 +232,28 @@ where
     B: HttpBody + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    run_server(|b| b, move |server| server.serve(Http::new(), make))
+    start_make_with(Http::new(), |b| b, make)
+}
+
+/// [`start_make`] with `http` and a server builder tweaked by `builder`.
+pub fn start_make_with<M, S, B>(
+    http: Http<B>,
+    builder: impl FnOnce(spargio_service::ServerBuilder) -> spargio_service::ServerBuilder
+        + Send
+        + 'static,
+    make: M,
+) -> TestServer
+where
+    M: Service<spargio_service::ConnInfo, Response = S> + Clone + Send + 'static,
+    M::Future: 'static,
+    M::Error: Into<BoxError>,
+    S: Service<Request<Body>, Response = Response<B>> + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    B: HttpBody + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    run_server(builder, move |server| server.serve(http, make))
 }
 
 /// Binds a server on 127.0.0.1 (2 shards, 5 s shutdown timeout, then
