@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs each fuzz target of the HTTP/1.1 codec for $FUZZ_SECS seconds
+# Runs each fuzz target (the HTTP/1.1 codec, the PROXY header parser) for $FUZZ_SECS seconds
 # (default 120). Needs a nightly toolchain; installs cargo-fuzz if missing.
 #
 #   FUZZ_SECS=600 ./run.sh              # all targets
@@ -15,10 +15,14 @@ fi
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(request_head chunked)
+    targets=(request_head chunked proxy_header)
 fi
 
 for target in "${targets[@]}"; do
     echo "== fuzzing $target for ${FUZZ_SECS}s"
-    cargo +nightly fuzz run "$target" -- -max_total_time="$FUZZ_SECS" -dict="$PWD/dict/http.dict"
+    dict="$PWD/dict/http.dict"
+    if [ "$target" = proxy_header ]; then
+        dict="$PWD/dict/proxy.dict"
+    fi
+    cargo +nightly fuzz run "$target" -- -max_total_time="$FUZZ_SECS" -dict="$dict"
 done
