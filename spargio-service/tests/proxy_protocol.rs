@@ -10,10 +10,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};
+use spargio_rt::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use spargio_rt::net::{TcpStream, UnixStream};
 use spargio_service::codec::{Client, LengthDelimited};
-use spargio_service::proxy::ProxyProtocol;
+use spargio_service::proxy::{self, ProxyProtocol};
 use spargio_service::{ConnInfo, Server, ServerBuilder};
 use tower::service_fn;
 
@@ -311,4 +311,64 @@ fn a_graceful_shutdown_closes_connections_still_waiting_for_their_header() {
         assert_eq!(report.cut, 0);
         assert_eq!(stats.snapshot().proxy_refused, 0);
     });
+}
+
+/// A Unix socket pair, the server's end as a `SocketStream`.
+fn pair() -> (UnixStream, spargio_rt::net::SocketStream) {
+    let (peer, server) = UnixStream::pair().unwrap();
+    (peer, server.into())
+}
+
+#[spargio_rt::test]
+async fn read_header_waits_out_an_ambiguous_start_that_becomes_a_header() {
+    let (mut peer, mut server) = pair();
+    // The first look sees only "\r\n": a header, or a protocol's bytes.
+    let header = v2_inet(
+        "192.0.2.44:1234".parse().unwrap(),
+        "192.0.2.1:80".parse().unwrap(),
+    );
+    let (res, _) = peer.write_all(header[..2].to_vec()).await;
+    res.unwrap();
+    let rest = [&header[2..], b"after"].concat();
+    let writer = spargio_rt::spawn_local(async move {
+        spargio_rt::time::sleep(Duration::from_millis(20)).await;
+        let (res, _) = peer.write_all(rest).await;
+        res.unwrap();
+        peer
+    });
+    let got = proxy::read_header(&mut server, ProxyProtocol::optional().header_timeout(HANG))
+        .await
+        .unwrap()
+        .expect("a header");
+    assert_eq!(got.source(), Some("192.0.2.44:1234".parse().unwrap()));
+    let (res, after) = server.read_exact(Vec::with_capacity(5)).await;
+    res.unwrap();
+    assert_eq!(after, b"after");
+    drop(writer.await.unwrap());
+}
+
+#[spargio_rt::test]
+async fn read_header_leaves_an_ambiguous_start_to_the_protocol_when_the_peer_closes() {
+    let (mut peer, mut server) = pair();
+    let (res, _) = peer.write_all(b"P".to_vec()).await;
+    res.unwrap();
+    peer.shutdown().await.unwrap();
+    // Not the header timeout: the close tells.
+    let got = proxy::read_header(&mut server, ProxyProtocol::optional().header_timeout(HANG));
+    let got = spargio_rt::time::timeout(HANG / 2, got)
+        .await
+        .expect("waited");
+    assert_eq!(got.unwrap(), None);
+    let (res, all) = server.read_to_end(Vec::new()).await;
+    res.unwrap();
+    assert_eq!(all, b"P");
+    // Required, the same bytes are a header cut short.
+    let (mut peer, mut server) = pair();
+    let (res, _) = peer.write_all(b"P".to_vec()).await;
+    res.unwrap();
+    drop(peer);
+    let err = proxy::read_header(&mut server, ProxyProtocol::required().header_timeout(HANG))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
 }

@@ -2,6 +2,7 @@
 //! protocol behind it starts at the connection's own first byte.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use spargio_rt::io::AsyncReadExt;
@@ -59,10 +60,14 @@ impl ProxyProtocol {
     /// the socket's peer.
     ///
     /// A connection whose first bytes could begin either a header or the
-    /// protocol's traffic (`PRO`, or `\r\n`, and nothing after them yet)
-    /// is looked at again after short pauses (1 ms doubling to 64 ms)
-    /// until it tells, for at most the header timeout: the bytes cannot
-    /// be taken before that is known.
+    /// protocol's traffic (any start of `PROXY ` or of the version 2
+    /// signature, such as `P` or `\r\n`, with nothing after them yet) is
+    /// looked at again after short pauses (1 ms doubling to 64 ms) until
+    /// it tells or the peer closes, for at most the header timeout: the
+    /// bytes cannot be taken before that is known. A direct client that
+    /// sends nothing at all (a protocol where the server speaks first) is
+    /// closed at the header timeout: optional headers suit protocols whose
+    /// clients speak first, such as HTTP.
     pub fn optional() -> ProxyProtocol {
         ProxyProtocol {
             required: false,
@@ -103,8 +108,10 @@ impl ProxyProtocol {
 ///
 /// `InvalidData` with a [`ProxyError`] inside for a malformed header, or a
 /// missing one that `proxy` requires; `UnexpectedEof` when the peer closes
-/// before the header is whole; `TimedOut` after the header timeout; and
-/// the socket's own errors.
+/// before the header is whole (in optional mode, a peer that closes after
+/// bytes that only could have begun a header gets `Ok(None)` instead:
+/// they are left for the protocol, with the end behind them); `TimedOut`
+/// after the header timeout; and the socket's own errors.
 ///
 /// ```
 /// use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};
@@ -176,13 +183,33 @@ async fn take_header(stream: &mut SocketStream, required: bool) -> io::Result<Op
             }
             Parsed::Incomplete(_) => {
                 // Optional, and these bytes could still be the protocol's:
-                // leave them, look again in a while.
+                // leave them, look again in a while. (Nothing was taken:
+                // bytes are only taken once they are known to be a
+                // header's.) A peer that has closed will send no more:
+                // they are the protocol's, with the end behind them.
                 taken.truncate(before);
+                if peer_closed(stream) {
+                    return Ok(None);
+                }
                 spargio_rt::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_AMBIGUOUS_PAUSE);
             }
         }
     }
+}
+
+/// Whether the peer has shut down its sending side (its end of stream is
+/// queued behind what is unread): `POLLRDHUP`, asked without waiting.
+fn peer_closed(stream: &SocketStream) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid `pollfd` and a count of 1; a timeout of 0 makes
+    // `poll` return at once, having written only `revents`.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// Takes `n` bytes (already seen by a peek) off the socket.

@@ -44,14 +44,17 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Option<Parsed>, ProxyError> {
 
 /// Parses what follows `PROXY ` up to the CR.
 fn parse_line(line: &[u8]) -> Result<ProxyHeader, ProxyError> {
-    let text = std::str::from_utf8(line)
-        .map_err(|_| ProxyError::V1Malformed("bytes that are not text"))?;
-    let (proto, rest) = text.split_once(' ').unwrap_or((text, ""));
+    let (proto, rest) = match line.iter().position(|&b| b == b' ') {
+        Some(sp) => (&line[..sp], &line[sp + 1..]),
+        None => (line, &[][..]),
+    };
+    let text =
+        |b| std::str::from_utf8(b).map_err(|_| ProxyError::V1Malformed("bytes that are not text"));
     let addresses = match proto {
-        // Anything may follow UNKNOWN; it is ignored.
-        "UNKNOWN" => ProxyAddresses::Unknown,
-        "TCP4" => inet(rest, |s| s.parse::<Ipv4Addr>().ok().map(IpAddr::V4))?,
-        "TCP6" => inet(rest, |s| s.parse::<Ipv6Addr>().ok().map(IpAddr::V6))?,
+        // Anything may follow UNKNOWN (text or not); it is ignored.
+        b"UNKNOWN" => ProxyAddresses::Unknown,
+        b"TCP4" => inet(text(rest)?, |s| s.parse::<Ipv4Addr>().ok().map(IpAddr::V4))?,
+        b"TCP6" => inet(text(rest)?, |s| s.parse::<Ipv6Addr>().ok().map(IpAddr::V6))?,
         _ => {
             return Err(ProxyError::V1Malformed(
                 "protocol not TCP4, TCP6 or UNKNOWN",
@@ -135,6 +138,7 @@ mod tests {
         for line in [
             &b"PROXY UNKNOWN\r\n"[..],
             b"PROXY UNKNOWN ffff::1 what ever\r\n",
+            b"PROXY UNKNOWN \xff\x00\r\n",
         ] {
             let (h, n) = header(line);
             assert_eq!(n, line.len());

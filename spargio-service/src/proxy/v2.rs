@@ -35,19 +35,24 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Option<Parsed>, ProxyError> {
         1 => ProxyCommand::Proxy,
         other => return Err(ProxyError::V2Command(other)),
     };
-    let (family, transport) = (buf[13] >> 4, buf[13] & 0x0f);
-    let transport = match transport {
-        0 => ProxyTransport::Unspecified,
-        1 => ProxyTransport::Stream,
-        2 => ProxyTransport::Datagram,
-        _ => return Err(ProxyError::V2Family(buf[13])),
+    // The family/transport pairs the protocol defines; any other is
+    // refused, except under LOCAL, whose block (family included) is to be
+    // ignored.
+    let fam = buf[13];
+    let known = matches!(fam, 0x00 | 0x11 | 0x12 | 0x21 | 0x22 | 0x31 | 0x32);
+    if !known && command == ProxyCommand::Proxy {
+        return Err(ProxyError::V2Family(fam));
+    }
+    let transport = match (known, fam & 0x0f) {
+        (true, 1) => ProxyTransport::Stream,
+        (true, 2) => ProxyTransport::Datagram,
+        _ => ProxyTransport::Unspecified,
     };
-    let addr_len = match family {
-        0 => 0,
-        1 => 12,
-        2 => 36,
-        3 => 2 * UNIX_PATH,
-        _ => return Err(ProxyError::V2Family(buf[13])),
+    let addr_len = match (known, fam >> 4) {
+        (true, 1) => 12,
+        (true, 2) => 36,
+        (true, 3) => 2 * UNIX_PATH,
+        _ => 0,
     };
     let total = FIXED + usize::from(u16::from_be_bytes([buf[14], buf[15]]));
     if buf.len() < total {
@@ -62,16 +67,28 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Option<Parsed>, ProxyError> {
         addresses: ProxyAddresses::Unknown,
         tlvs: Bytes::new(),
     };
-    // LOCAL (the proxy's own connection) and an unspecified family: the
-    // block is to be ignored, whatever it holds.
-    if command == ProxyCommand::Local || family == 0 {
+    if command == ProxyCommand::Local {
+        // The proxy's own connection (a health check): its addresses are
+        // ignored and it is accepted whatever its block holds. TLVs behind
+        // a known family's addresses are kept when well formed; a checksum
+        // that does not match still refuses it (the bytes were damaged).
+        if let Some(area) = block.get(addr_len..).filter(|_| known) {
+            match check_tlv_area(header, FIXED + addr_len, area) {
+                Ok(()) => parsed.tlvs = Bytes::copy_from_slice(area),
+                Err(ProxyError::V2Checksum) => return Err(ProxyError::V2Checksum),
+                Err(_) => {}
+            }
+        }
         return Ok(Some(Parsed::Header(parsed, total)));
     }
     if block.len() < addr_len {
         return Err(ProxyError::V2AddressTooShort);
     }
+    // An unspecified family (0x00) has no addresses: the socket's own are
+    // to be used, and TLVs may follow at once.
     let (addrs, tlvs) = block.split_at(addr_len);
-    parsed.addresses = match family {
+    parsed.addresses = match fam >> 4 {
+        0 => ProxyAddresses::Unknown,
         1 => {
             let ip = |at: usize| Ipv4Addr::from(<[u8; 4]>::try_from(&addrs[at..at + 4]).unwrap());
             ProxyAddresses::Inet {
@@ -91,14 +108,19 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Option<Parsed>, ProxyError> {
             destination: unix_path(&addrs[UNIX_PATH..]),
         },
     };
-    let tlv_start = FIXED + addr_len;
-    check_tlvs(tlvs, |kind, at, value| match kind {
-        tlv::CRC32C => check_crc(header, tlv_start + at, value),
-        tlv::SSL => check_ssl(value),
-        _ => Ok(()),
-    })?;
+    check_tlv_area(header, FIXED + addr_len, tlvs)?;
     parsed.tlvs = Bytes::copy_from_slice(tlvs);
     Ok(Some(Parsed::Header(parsed, total)))
+}
+
+/// Checks the TLV area `area` of `header`, which starts at `area_start`:
+/// well formed, its checksum (if any) matching, its SSL TLV well formed.
+fn check_tlv_area(header: &[u8], area_start: usize, area: &[u8]) -> Result<(), ProxyError> {
+    check_tlvs(area, |kind, at, value| match kind {
+        tlv::CRC32C => check_crc(header, area_start + at, value),
+        tlv::SSL => check_ssl(value),
+        _ => Ok(()),
+    })
 }
 
 /// A big-endian port at the start of `b`.
@@ -251,17 +273,61 @@ mod tests {
     }
 
     #[test]
-    fn local_and_unspecified_ignore_their_block() {
+    fn local_ignores_its_block_and_unspecified_has_no_addresses() {
         // A LOCAL header with an IPv4 block (a health check) and junk.
         let (h, n) = header(&build(0, 0x11, &inet4(), &[0xff]));
         assert_eq!(n, 16 + 13);
         assert_eq!(
-            (h.command(), h.addresses()),
-            (ProxyCommand::Local, &ProxyAddresses::Unknown)
+            (h.command(), h.addresses(), h.tlvs().count()),
+            (ProxyCommand::Local, &ProxyAddresses::Unknown, 0)
         );
-        let (h, _) = header(&build(1, 0x00, &[1, 2, 3], &[]));
+        // LOCAL with a family the protocol does not define: still accepted.
+        let (h, _) = header(&build(0, 0x41, &[], &[]));
+        assert_eq!(h.transport(), ProxyTransport::Unspecified);
+        // LOCAL keeps well-formed TLVs behind its addresses.
+        let (h, _) = header(&build(
+            0,
+            0x11,
+            &inet4(),
+            &tlv_bytes(tlv::UNIQUE_ID, b"hc-1"),
+        ));
+        assert_eq!(h.unique_id(), Some(&b"hc-1"[..]));
+        assert_eq!(h.source(), None);
+        // PROXY over an unspecified family: no addresses, TLVs at once.
+        let (h, _) = header(&build(
+            1,
+            0x00,
+            &[],
+            &tlv_bytes(tlv::AUTHORITY, b"a.example"),
+        ));
         assert_eq!(h.addresses(), &ProxyAddresses::Unknown);
         assert_eq!(h.transport(), ProxyTransport::Unspecified);
+        assert_eq!(h.authority(), Some("a.example"));
+        assert_eq!(
+            parse(&build(1, 0x00, &[1, 2, 3], &[])),
+            Err(ProxyError::V2Tlv)
+        );
+    }
+
+    #[test]
+    fn a_checksum_computed_elsewhere_is_accepted() {
+        // Computed by an independent bitwise CRC-32C (not this crate's
+        // table): the header with its checksum field zeroed, sent
+        // big-endian.
+        let mut tlv = vec![tlv::CRC32C, 0, 4];
+        tlv.extend_from_slice(&0xf1ab_8985u32.to_be_bytes());
+        let bytes = build(1, 0x11, &inet4(), &tlv);
+        let (h, _) = header(&bytes);
+        assert_eq!(h.tlv(tlv::CRC32C), Some(&0xf1ab_8985u32.to_be_bytes()[..]));
+        // The same value little-endian is refused.
+        let mut le = bytes.clone();
+        let at = le.len() - 4;
+        le[at..].copy_from_slice(&0xf1ab_8985u32.to_le_bytes());
+        assert_eq!(parse(&le), Err(ProxyError::V2Checksum));
+        // And a LOCAL header with a damaged checksum is refused too.
+        let mut local = bytes;
+        local[12] = 0x20;
+        assert_eq!(parse(&local), Err(ProxyError::V2Checksum));
     }
 
     #[test]
@@ -335,14 +401,13 @@ mod tests {
             parse(&build(2, 0x11, &inet4(), &[])),
             Err(ProxyError::V2Command(2))
         );
-        assert_eq!(
-            parse(&build(1, 0x41, &inet4(), &[])),
-            Err(ProxyError::V2Family(0x41))
-        );
-        assert_eq!(
-            parse(&build(1, 0x13, &inet4(), &[])),
-            Err(ProxyError::V2Family(0x13))
-        );
+        // Only the pairs the protocol defines, under PROXY.
+        for fam in [0x41, 0x13, 0x10, 0x20, 0x30, 0x01, 0x02, 0x03] {
+            assert_eq!(
+                parse(&build(1, fam, &inet4(), &[])),
+                Err(ProxyError::V2Family(fam))
+            );
+        }
         assert_eq!(
             parse(&build(1, 0x21, &inet4(), &[])),
             Err(ProxyError::V2AddressTooShort)
