@@ -221,7 +221,9 @@ impl<'a> ProxySsl<'a> {
         self.text(tlv::SSL_VERSION)
     }
 
-    /// The client certificate's subject common name.
+    /// The client certificate's subject common name, as the balancer
+    /// sent it whether or not it verified the certificate: trust it only
+    /// when [`client_cert_verified`](Self::client_cert_verified).
     pub fn common_name(&self) -> Option<&'a str> {
         self.text(tlv::SSL_CN)
     }
