@@ -151,3 +151,48 @@ fn a_request_without_the_required_header_is_closed_unanswered() {
     assert_eq!(server.stats.snapshot().requests, 0);
     server.stop();
 }
+
+#[test]
+fn conn_info_in_extensions_reaches_an_axum_router_under_serve_local() {
+    use axum::{routing::get, Extension, Router};
+    // Thread-per-core: the router is built per shard and never sees a
+    // connection; `conn_info(true)` hands each request its ConnInfo.
+    let server = common::run_server(
+        |b| b.proxy_protocol(ProxyProtocol::required()),
+        |server| {
+            server.serve_local(Http::new().conn_info(true), |_shard| {
+                Router::new().route(
+                    "/whoami",
+                    get(|Extension(info): Extension<ConnInfo>| async move {
+                        format!("{} on {}", info.client_addr().unwrap(), info.shard.0)
+                    }),
+                )
+            })
+        },
+    );
+    let mut tcp = connect(&server);
+    tcp.write_all(
+        b"PROXY TCP6 2001:db8::9 2001:db8::1 40404 443\r\n\
+          GET /whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let resp = read_response_from(&mut BufReader::new(tcp), false);
+    assert_eq!(resp.status, 200);
+    let body = String::from_utf8(resp.body).unwrap();
+    assert!(body.starts_with("[2001:db8::9]:40404 on "), "{body}");
+    server.stop();
+}
+
+#[test]
+fn without_conn_info_requests_carry_none() {
+    let server = TestServer::start(service_fn(|req: Request<Body>| async move {
+        let has = req.extensions().get::<ConnInfo>().is_some();
+        Ok::<_, Infallible>(Response::new(Body::from(has.to_string())))
+    }));
+    let mut tcp = connect(&server);
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let resp = read_response_from(&mut BufReader::new(tcp), false);
+    assert_eq!(String::from_utf8(resp.body).unwrap(), "false");
+    server.stop();
+}

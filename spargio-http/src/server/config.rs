@@ -35,6 +35,8 @@ pub(crate) struct HttpConfig {
     /// shard's buffer ring (see `ring_recv`), instead of one receive per
     /// read.
     pub multishot_reads: bool,
+    /// Put the connection's `ConnInfo` in every request's extensions.
+    pub conn_info: bool,
 }
 
 impl Default for HttpConfig {
@@ -49,6 +51,7 @@ impl Default for HttpConfig {
             write_buffer: 64 * 1024,
             read_buffer: 8 * 1024,
             multishot_reads: false,
+            conn_info: false,
         }
     }
 }

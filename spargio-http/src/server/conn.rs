@@ -434,6 +434,9 @@ where
     *req.uri_mut() = std::mem::take(uri);
     *req.version_mut() = version;
     *req.headers_mut() = std::mem::take(headers);
+    if cfg.conn_info {
+        req.extensions_mut().insert(conn.info().clone());
+    }
     let pending = if upgrade {
         let (on, pending) = upgrade::pending();
         req.extensions_mut().insert(on);

@@ -229,6 +229,35 @@ impl<B> Http<B> {
         self.cfg_mut().multishot_reads = on;
         self
     }
+
+    /// Puts the connection's [`ConnInfo`](spargio_service::ConnInfo) (its
+    /// peer, local address, Unix credentials, PROXY header, connection id
+    /// and shard) in every request's extensions, where axum's
+    /// `Extension<ConnInfo>` extractor (or `req.extensions().get()`) finds
+    /// it: axum's `ConnectInfo` without a make-service, and the way a
+    /// service under [`Server::serve_local`](spargio_service::Server::serve_local),
+    /// which is built per shard and never sees a connection, learns who
+    /// it serves. Off by default (it costs an extensions map per request).
+    ///
+    /// ```
+    /// use axum::{routing::get, Extension, Router};
+    /// use spargio_http::Http;
+    /// use spargio_service::ConnInfo;
+    ///
+    /// let app: Router = Router::new().route(
+    ///     "/whoami",
+    ///     get(|Extension(info): Extension<ConnInfo>| async move {
+    ///         format!("{:?}", info.client_addr())
+    ///     }),
+    /// );
+    /// let http: Http<axum::body::Body> = Http::new().conn_info(true);
+    /// // server.serve_local(http, move |_shard| app.clone()) on a `Server`
+    /// # let _ = (app, http);
+    /// ```
+    pub fn conn_info(mut self, on: bool) -> Self {
+        self.cfg_mut().conn_info = on;
+        self
+    }
 }
 
 impl<B> Protocol for Http<B>

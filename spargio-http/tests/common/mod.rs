@@ -258,7 +258,7 @@ where
 
 /// Binds a server on 127.0.0.1 (2 shards, 5 s shutdown timeout, then
 /// `builder`'s tweaks) on a thread of its own and runs `serve` on it.
-fn run_server<F, Fut>(
+pub fn run_server<F, Fut>(
     builder: impl FnOnce(spargio_service::ServerBuilder) -> spargio_service::ServerBuilder
         + Send
         + 'static,
