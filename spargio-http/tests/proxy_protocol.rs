@@ -196,3 +196,57 @@ fn without_conn_info_requests_carry_none() {
     assert_eq!(String::from_utf8(resp.body).unwrap(), "false");
     server.stop();
 }
+
+#[test]
+fn serve_connection_reads_the_header_and_hands_it_to_requests() {
+    use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};
+    use spargio_rt::net::UnixStream;
+    use spargio_service::ServeConnection;
+    let service = service_fn(|req: Request<Body>| async move {
+        let info = req
+            .extensions()
+            .get::<ConnInfo>()
+            .expect("ConnInfo")
+            .clone();
+        let said = format!("{}", info.client_addr().unwrap());
+        Ok::<_, Infallible>(Response::new(Body::from(said)))
+    });
+    spargio_rt::run(move |_| async move {
+        let mut sc = ServeConnection::new(Http::new().conn_info(true))
+            .proxy_protocol(ProxyProtocol::required());
+        let stats = sc.stats();
+        // A header and a request: answered with the header's client.
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let serving = {
+            let (sc, service) = (sc.clone(), service.clone());
+            spargio_rt::spawn_local(async move { sc.serve(ours, service).await })
+        };
+        let request = b"PROXY TCP4 192.0.2.200 192.0.2.1 3333 80\r\n\
+            GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let (res, _) = theirs.write_all(request.to_vec()).await;
+        res.unwrap();
+        let read =
+            spargio_rt::time::timeout(Duration::from_secs(20), theirs.read_to_end(Vec::new()));
+        let (res, got) = read.await.expect("no answer");
+        res.unwrap();
+        let got = String::from_utf8(got).unwrap();
+        assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+        assert!(got.ends_with("\r\n\r\n192.0.2.200:3333"), "{got}");
+        serving.await.unwrap().unwrap();
+        // No header: `serve` says why, and nothing is answered.
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let serving = spargio_rt::spawn_local(async move { sc.serve(ours, service).await });
+        let (res, _) = theirs
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec())
+            .await;
+        res.unwrap();
+        let err = serving.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        // The end, or a reset (the request was left unread): no reply.
+        let (_, got) = theirs.read_to_end(Vec::new()).await;
+        assert!(got.is_empty());
+        let s = stats.snapshot();
+        assert_eq!((s.proxy_headers, s.proxy_refused, s.requests), (1, 1, 1));
+    })
+    .unwrap();
+}

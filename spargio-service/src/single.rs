@@ -24,6 +24,7 @@ use crate::error::BoxError;
 use crate::handler::{HandlerShared, Local, ServiceHandler};
 use crate::placement::{AdaptiveConfig, HandlerPlacement};
 use crate::protocol::Protocol;
+use crate::proxy::ProxyProtocol;
 use crate::stats::{Counters, StatsHandle};
 
 /// Serves one connection you accepted yourself (your own accept loop, a
@@ -108,6 +109,7 @@ pub struct ServeConnection<P> {
     shutdown_timeout: Option<Duration>,
     closing: CancellationToken,
     counters: Option<Arc<Counters>>,
+    proxy: Option<ProxyProtocol>,
 }
 
 /// Counters for one connection (or the clones of one `ServeConnection`):
@@ -128,7 +130,21 @@ impl<P: Protocol> ServeConnection<P> {
             shutdown_timeout: None,
             closing: CancellationToken::new(),
             counters: None,
+            proxy: None,
         }
+    }
+
+    /// Reads a PROXY protocol header at the start of the connection before
+    /// serving it, as [`ServerBuilder::proxy_protocol`](crate::ServerBuilder::proxy_protocol)
+    /// does: the protocol sees it in its [`ConnInfo::proxy`] (over HTTP,
+    /// with `conn_info(true)`, so do the requests). A malformed, missing
+    /// (required), cut or late header makes [`serve`](Self::serve) fail
+    /// with what [`read_header`](crate::proxy::read_header) says (counted
+    /// in [`ServerStats::proxy_refused`](crate::ServerStats::proxy_refused));
+    /// the graceful-shutdown token ends the wait (`Ok`, nothing served).
+    pub fn proxy_protocol(mut self, proxy: ProxyProtocol) -> Self {
+        self.proxy = Some(proxy);
+        self
     }
 
     /// Closes the connection once it has waited this long for a request
@@ -225,7 +241,28 @@ impl<P: Protocol> ServeConnection<P> {
             counters: counters.clone(),
             handle,
         });
-        let info = ConnInfo::of_stream(0, shard, &stream, None);
+        let mut stream = stream;
+        let mut info = ConnInfo::of_stream(0, shard, &stream, None);
+        if let Some(proxy) = self.proxy {
+            let read = crate::proxy::read_header(&mut stream, proxy);
+            let closing = self.closing.cancelled();
+            futures_util::pin_mut!(read, closing);
+            let Either::Left((read, _)) = select(read, closing).await else {
+                return Ok(());
+            };
+            match read {
+                Ok(header) => {
+                    if header.is_some() {
+                        counters.proxy_headers.add(1);
+                    }
+                    info.proxy = header;
+                }
+                Err(e) => {
+                    counters.proxy_refused.add(1);
+                    return Err(e);
+                }
+            }
+        }
         let conn = Connection::new(info, self.idle_timeout, self.closing.clone(), counters)
             .with_send_timeout(self.send_timeout);
         let handler = ServiceHandler::<_, Local>::new(service, shard, shared);
