@@ -218,7 +218,7 @@ fn serve_connection_reads_the_header_and_hands_it_to_requests() {
         // A header and a request: answered with the header's client.
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         let serving = {
-            let (sc, service) = (sc.clone(), service.clone());
+            let sc = sc.clone();
             spargio_rt::spawn_local(async move { sc.serve(ours, service).await })
         };
         let request = b"PROXY TCP4 192.0.2.200 192.0.2.1 3333 80\r\n\
