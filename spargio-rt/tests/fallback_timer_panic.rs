@@ -44,12 +44,13 @@ fn run_for<F: Future + Unpin>(mut fut: F, limit: Duration) -> Option<F::Output> 
 #[test]
 fn a_waker_that_panics_does_not_stop_later_timers_off_the_runtime() {
     let bad = Waker::from(Arc::new(PanickingWaker));
-    let mut first = spargio_rt::time::sleep(Duration::from_millis(1));
+    // Not due before its first poll, even on a preempted thread.
+    let mut first = spargio_rt::time::sleep(Duration::from_millis(20));
     assert!(Pin::new(&mut first)
         .poll(&mut Context::from_waker(&bad))
         .is_pending());
     // Its deadline passes and the timer thread calls the panicking waker.
-    std::thread::sleep(Duration::from_millis(50));
+    std::thread::sleep(Duration::from_millis(100));
     let later = spargio_rt::time::sleep(Duration::from_millis(5));
     assert!(
         run_for(later, Duration::from_secs(10)).is_some(),

@@ -194,10 +194,11 @@ impl std::task::Wake for PanicsOnWake {
     }
 }
 
-/// A 1 ms timer registered with a waker that panics: the shard's loop
-/// panics when it fires (while the timer is kept).
+/// A 20 ms timer (not due before its first poll, even on a preempted
+/// thread) registered with a waker that panics: the shard's loop panics
+/// when it fires (while the timer is kept).
 fn timer_whose_waker_panics() -> std::pin::Pin<Box<spargio_rt::time::Sleep>> {
-    let mut trap = Box::pin(sleep(Duration::from_millis(1)));
+    let mut trap = Box::pin(sleep(Duration::from_millis(20)));
     let waker = std::task::Waker::from(Arc::new(PanicsOnWake));
     let mut cx = std::task::Context::from_waker(&waker);
     assert!(trap.as_mut().poll(&mut cx).is_pending());

@@ -115,9 +115,10 @@ fn sleep_reset_moves_the_deadline_both_ways() {
             s.reset(soon);
             (&mut s).await;
             let a = Instant::now() >= soon;
-            // Later, after it was registered.
-            let mut s = sleep(Duration::from_micros(100));
-            let later = Instant::now() + Duration::from_millis(3);
+            // Later, after it was registered. (Long enough that a
+            // preempted test thread still polls it before it is due.)
+            let mut s = sleep(Duration::from_millis(20));
+            let later = Instant::now() + Duration::from_millis(40);
             let polled_early = futures_util::poll!(&mut s).is_pending();
             s.reset(later);
             s.await;
@@ -299,9 +300,10 @@ impl Future for ResetAfterFire {
 fn a_sleep_reset_in_the_poll_its_fire_woke_still_wakes_its_task() {
     let rt = rt();
     let task = rt.handle().spawn_pinned(ShardId(0), async {
-        let to = Instant::now() + Duration::from_millis(30);
+        let to = Instant::now() + Duration::from_millis(60);
         let fut = ResetAfterFire {
-            sleep: sleep(Duration::from_millis(1)),
+            // Not due before its first poll, even on a preempted thread.
+            sleep: sleep(Duration::from_millis(20)),
             polls: 0,
             to,
         };
@@ -440,7 +442,8 @@ fn a_waker_fired_by_a_timer_may_set_a_timer_on_the_same_shard() {
     let h = rt.handle();
     let (tx, rx) = std::sync::mpsc::channel();
     let task = h.spawn_pinned(ShardId(0), async move {
-        let mut trap = Box::pin(sleep(Duration::from_millis(1)));
+        // Not due before its first poll, even on a preempted thread.
+        let mut trap = Box::pin(sleep(Duration::from_millis(20)));
         {
             let waker = std::task::Waker::from(Arc::new(SetsATimerOnWake { done: tx }));
             let mut cx = std::task::Context::from_waker(&waker);
@@ -448,7 +451,7 @@ fn a_waker_fired_by_a_timer_may_set_a_timer_on_the_same_shard() {
         }
         // Keep the timer registered while its waker is the custom one; the
         // shard fires it from its loop.
-        sleep(Duration::from_millis(50)).await;
+        sleep(Duration::from_millis(200)).await;
         drop(trap);
     });
     let woke = rx.recv_timeout(Duration::from_secs(20));
@@ -473,8 +476,9 @@ fn a_waker_fired_by_a_timer_may_set_a_timer_on_the_same_shard() {
 fn a_waker_fired_by_the_off_runtime_timer_thread_may_set_a_timer() {
     let (tx, rx) = std::sync::mpsc::channel();
     // Polled on this test thread (no shard), the sleep is registered with
-    // the fallback timer thread, which runs the waker.
-    let mut trap = Box::pin(sleep(Duration::from_millis(1)));
+    // the fallback timer thread, which runs the waker. (Not due before
+    // its first poll, even on a preempted thread.)
+    let mut trap = Box::pin(sleep(Duration::from_millis(20)));
     let waker = std::task::Waker::from(Arc::new(SetsATimerOnWake { done: tx }));
     assert!(trap
         .as_mut()
