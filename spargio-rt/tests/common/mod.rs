@@ -35,10 +35,17 @@ pub fn spin_until(release: &std::sync::atomic::AtomicBool, limit: std::time::Dur
     true
 }
 
-/// Yields the calling thread until `flag` is set.
+/// Yields the calling thread until `flag` is set; panics after 20 s (a
+/// hang, not a slow machine), so a broken runtime fails the test instead
+/// of hanging CI.
 #[allow(dead_code)] // not every test file uses every helper
 pub fn wait_for(flag: &std::sync::atomic::AtomicBool) {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the flag was never set (20 s)"
+        );
         std::thread::yield_now();
     }
 }
