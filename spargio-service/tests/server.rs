@@ -238,9 +238,10 @@ fn reuse_port_below_the_limit_serves_a_connection_on_any_shard() {
             assert_eq!(answered, Bytes::from_static(b"hi"));
             drop(c);
             // Its place is free again once the server saw it close.
-            while stats.snapshot().active != 0 {
-                spargio_rt::time::sleep(Duration::from_millis(1)).await;
-            }
+            common::until("stats.snapshot().active != 0 turns false", || {
+                !(stats.snapshot().active != 0)
+            })
+            .await;
         }
         let s = stats.snapshot();
         assert_eq!(s.accepted, 24);
@@ -610,9 +611,11 @@ fn graceful_shutdown_lets_slow_requests_finish_before_the_deadline() {
             busy.push(c);
         }
         let idle = Client::connect(addr).await.unwrap();
-        while started.load(Ordering::SeqCst) < 3 || stats.snapshot().accepted < 4 {
-            spargio_rt::time::sleep(Duration::from_millis(1)).await;
-        }
+        common::until(
+            "started.load(Ordering::SeqCst) < 3 || stats.snapshot().accepted < 4 turns false",
+            || !(started.load(Ordering::SeqCst) < 3 || stats.snapshot().accepted < 4),
+        )
+        .await;
         stop.shutdown();
         // Every in-flight request is answered, then the server closes.
         for c in busy.iter_mut() {
@@ -645,9 +648,10 @@ fn a_shutdown_timeout_too_far_off_to_express_means_no_deadline() {
         let serving = start(&handle, server, service);
         let mut c = Client::connect(addr).await.unwrap();
         c.send(Bytes::from_static(b"slow")).await.unwrap();
-        while started.load(Ordering::SeqCst) < 1 {
-            spargio_rt::time::sleep(Duration::from_millis(1)).await;
-        }
+        common::until("started.load(Ordering::SeqCst) < 1 turns false", || {
+            !(started.load(Ordering::SeqCst) < 1)
+        })
+        .await;
         // Used to panic computing the deadline.
         stop.shutdown();
         let answer = c.recv().await.unwrap().unwrap();
@@ -681,9 +685,11 @@ fn shutdown_cuts_what_is_still_running_at_the_deadline_and_counts_it() {
         let mut quick = Client::connect(addr).await.unwrap();
         ok(&mut quick, b"q").await;
         stuck.send(Bytes::from_static(b"stuck")).await.unwrap();
-        while stats.snapshot().requests_in_flight < 1 {
-            spargio_rt::time::sleep(Duration::from_millis(1)).await;
-        }
+        common::until(
+            "stats.snapshot().requests_in_flight < 1 turns false",
+            || !(stats.snapshot().requests_in_flight < 1),
+        )
+        .await;
         assert_eq!(stats.snapshot().shutdown, None, "still serving");
         stop.shutdown();
         let report = serving.await.unwrap().unwrap();
@@ -726,14 +732,18 @@ fn shutdown_counts_requests_waiting_for_readiness_as_cut() {
         let mut holding = Client::connect(addr).await.unwrap();
         let mut waiting = Client::connect(addr).await.unwrap();
         holding.send(Bytes::from_static(b"a")).await.unwrap();
-        while stats.snapshot().requests_in_flight < 1 {
-            spargio_rt::time::sleep(Duration::from_millis(1)).await;
-        }
+        common::until(
+            "stats.snapshot().requests_in_flight < 1 turns false",
+            || !(stats.snapshot().requests_in_flight < 1),
+        )
+        .await;
         waiting.send(Bytes::from_static(b"b")).await.unwrap();
-        while stats.snapshot().requests_awaiting_ready < 1 {
-            spargio_rt::time::sleep(Duration::from_millis(1)).await;
-        }
-        assert_eq!(stats.snapshot().requests, 1, "not handed over yet");
+        common::until(
+            "stats.snapshot().requests_awaiting_ready < 1 turns false",
+            || !(stats.snapshot().requests_awaiting_ready < 1),
+        )
+        .await;
+        assert_eq!(stats.snapshot().requests, 1, "handed over yet turns false");
         stop.shutdown();
         let report = serving.await.unwrap().unwrap();
         assert_eq!(report.cut, 2);
@@ -763,9 +773,10 @@ fn shutdown_cuts_a_connection_whose_make_service_never_finishes() {
         });
         let serving = handle.spawn_local(server.serve(LengthDelimited::new(), make));
         let _client = Client::connect(addr).await.unwrap();
-        while stats.snapshot().active < 1 {
-            spargio_rt::time::sleep(Duration::from_millis(1)).await;
-        }
+        common::until("stats.snapshot().active < 1 turns false", || {
+            !(stats.snapshot().active < 1)
+        })
+        .await;
         stop.shutdown();
         let report = spargio_rt::time::timeout(Duration::from_secs(20), serving)
             .await
@@ -779,9 +790,7 @@ fn shutdown_cuts_a_connection_whose_make_service_never_finishes() {
 
 /// Waits until no connection is open.
 async fn until_no_connection_is_open(stats: &StatsHandle) {
-    while stats.snapshot().active > 0 {
-        spargio_rt::time::sleep(Duration::from_millis(1)).await;
-    }
+    until_stats(stats, "no connection open", |s| s.active == 0).await;
 }
 
 #[test]
@@ -866,9 +875,10 @@ fn connections_queued_for_accept_when_shutdown_starts_are_not_served() {
         let mut first = Client::connect(addr).await.unwrap();
         ok(&mut first, b"armed").await;
         drop(first);
-        while stats.snapshot().active > 0 {
-            spargio_rt::time::sleep(Duration::from_millis(1)).await;
-        }
+        common::until("stats.snapshot().active > 0 turns false", || {
+            !(stats.snapshot().active > 0)
+        })
+        .await;
 
         let (blocked_tx, blocked_rx) = std::sync::mpsc::channel::<()>();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
@@ -1407,9 +1417,10 @@ impl HeldServer {
 
     /// Waits until a request is in the service.
     async fn handling(&self) {
-        while self.stats.snapshot().requests_in_flight < 1 {
-            spargio_rt::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_stats(&self.stats, "a request in flight", |s| {
+            s.requests_in_flight >= 1
+        })
+        .await;
     }
 
     /// Waits (bounded) for `serve` to return its report.
@@ -1567,9 +1578,10 @@ fn dropping_the_serve_local_future_drops_the_per_shard_services() {
         serving.abort();
         assert!(serving.await.unwrap_err().is_cancelled());
         spargio_rt::time::timeout(Duration::from_secs(20), async {
-            while live.load(Ordering::SeqCst) > 0 {
-                spargio_rt::time::sleep(Duration::from_millis(1)).await;
-            }
+            common::until("live.load(Ordering::SeqCst) > 0 turns false", || {
+                !(live.load(Ordering::SeqCst) > 0)
+            })
+            .await;
         })
         .await
         .expect("a per-shard service outlived the dropped serve future");

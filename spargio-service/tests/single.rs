@@ -104,9 +104,10 @@ fn the_graceful_shutdown_token_lets_the_request_in_progress_finish() {
             );
         let mut client = Client::new(theirs);
         client.send(Bytes::from_static(b"slow")).await.unwrap();
-        while started.load(Ordering::SeqCst) == 0 {
-            spargio_rt::time::sleep(Duration::from_millis(1)).await;
-        }
+        common::until("started.load(Ordering::SeqCst) == 0 turns false", || {
+            !(started.load(Ordering::SeqCst) == 0)
+        })
+        .await;
         shutdown.cancel();
         // Answered, then the connection ends without the client leaving.
         let reply = bounded("the reply", client.recv()).await.unwrap();
@@ -143,9 +144,10 @@ fn the_shutdown_timeout_cuts_a_request_that_outlasts_it() {
         let serving = spargio_rt::spawn_local(async move { sc.serve(ours, slow).await });
         let mut client = Client::new(theirs);
         client.send(Bytes::from_static(b"slow")).await.unwrap();
-        while started.load(Ordering::SeqCst) == 0 {
-            spargio_rt::time::sleep(Duration::from_millis(1)).await;
-        }
+        common::until("started.load(Ordering::SeqCst) == 0 turns false", || {
+            !(started.load(Ordering::SeqCst) == 0)
+        })
+        .await;
         token.cancel();
         let cut = bounded("serve", serving).await.unwrap().unwrap_err();
         assert_eq!(cut.kind(), io::ErrorKind::TimedOut);

@@ -190,8 +190,8 @@ fn listen_unix_serves_a_listener_made_elsewhere_and_refuses_other_sockets() {
         serving.await.unwrap().unwrap();
 
         for (name, ty, listening, why) in [
-            ("idle.sock", Type::STREAM, false, "not listening"),
-            ("seq.sock", Type::SEQPACKET, true, "not a stream"),
+            ("idle.sock", Type::STREAM, false, "listening turns false"),
+            ("seq.sock", Type::SEQPACKET, true, "a stream turns false"),
         ] {
             let s = unix_socket(&dir.path().join(name), ty, listening);
             let err = Server::builder()
@@ -263,9 +263,10 @@ fn graceful_shutdown_of_a_unix_server_lets_slow_requests_finish() {
             c.send(Bytes::from_static(b"slow")).await.unwrap();
             busy.push(c);
         }
-        while started.load(Ordering::SeqCst) < 2 {
-            spargio_rt::time::sleep(Duration::from_millis(1)).await;
-        }
+        common::until("started.load(Ordering::SeqCst) < 2 turns false", || {
+            !(started.load(Ordering::SeqCst) < 2)
+        })
+        .await;
         stop.shutdown();
         for c in busy.iter_mut() {
             assert_eq!(

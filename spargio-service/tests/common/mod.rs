@@ -58,6 +58,16 @@ pub async fn until_stats(stats: &StatsHandle, what: &str, cond: impl Fn(&ServerS
     }
 }
 
+/// Waits until `done()` holds; panics naming `what` if it does not within
+/// 20 s (a hang, not a slow machine).
+pub async fn until(what: &str, done: impl Fn() -> bool) {
+    let by = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < by, "never: {what}");
+        spargio_rt::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// An echo that counts each request in `started` as it begins, then
 /// sleeps `delay` before answering.
 pub fn slow_echo(
