@@ -239,7 +239,7 @@ fn reuse_port_below_the_limit_serves_a_connection_on_any_shard() {
             drop(c);
             // Its place is free again once the server saw it close.
             common::until("stats.snapshot().active != 0 turns false", || {
-                !(stats.snapshot().active != 0)
+                stats.snapshot().active == 0
             })
             .await;
         }
@@ -649,7 +649,7 @@ fn a_shutdown_timeout_too_far_off_to_express_means_no_deadline() {
         let mut c = Client::connect(addr).await.unwrap();
         c.send(Bytes::from_static(b"slow")).await.unwrap();
         common::until("started.load(Ordering::SeqCst) < 1 turns false", || {
-            !(started.load(Ordering::SeqCst) < 1)
+            started.load(Ordering::SeqCst) >= 1
         })
         .await;
         // Used to panic computing the deadline.
@@ -687,7 +687,7 @@ fn shutdown_cuts_what_is_still_running_at_the_deadline_and_counts_it() {
         stuck.send(Bytes::from_static(b"stuck")).await.unwrap();
         common::until(
             "stats.snapshot().requests_in_flight < 1 turns false",
-            || !(stats.snapshot().requests_in_flight < 1),
+            || stats.snapshot().requests_in_flight >= 1,
         )
         .await;
         assert_eq!(stats.snapshot().shutdown, None, "still serving");
@@ -734,13 +734,13 @@ fn shutdown_counts_requests_waiting_for_readiness_as_cut() {
         holding.send(Bytes::from_static(b"a")).await.unwrap();
         common::until(
             "stats.snapshot().requests_in_flight < 1 turns false",
-            || !(stats.snapshot().requests_in_flight < 1),
+            || stats.snapshot().requests_in_flight >= 1,
         )
         .await;
         waiting.send(Bytes::from_static(b"b")).await.unwrap();
         common::until(
             "stats.snapshot().requests_awaiting_ready < 1 turns false",
-            || !(stats.snapshot().requests_awaiting_ready < 1),
+            || stats.snapshot().requests_awaiting_ready >= 1,
         )
         .await;
         assert_eq!(stats.snapshot().requests, 1, "handed over yet turns false");
@@ -774,7 +774,7 @@ fn shutdown_cuts_a_connection_whose_make_service_never_finishes() {
         let serving = handle.spawn_local(server.serve(LengthDelimited::new(), make));
         let _client = Client::connect(addr).await.unwrap();
         common::until("stats.snapshot().active < 1 turns false", || {
-            !(stats.snapshot().active < 1)
+            stats.snapshot().active >= 1
         })
         .await;
         stop.shutdown();
@@ -876,7 +876,7 @@ fn connections_queued_for_accept_when_shutdown_starts_are_not_served() {
         ok(&mut first, b"armed").await;
         drop(first);
         common::until("stats.snapshot().active > 0 turns false", || {
-            !(stats.snapshot().active > 0)
+            stats.snapshot().active == 0
         })
         .await;
 
@@ -1579,7 +1579,7 @@ fn dropping_the_serve_local_future_drops_the_per_shard_services() {
         assert!(serving.await.unwrap_err().is_cancelled());
         spargio_rt::time::timeout(Duration::from_secs(20), async {
             common::until("live.load(Ordering::SeqCst) > 0 turns false", || {
-                !(live.load(Ordering::SeqCst) > 0)
+                live.load(Ordering::SeqCst) == 0
             })
             .await;
         })

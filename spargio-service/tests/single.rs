@@ -105,7 +105,7 @@ fn the_graceful_shutdown_token_lets_the_request_in_progress_finish() {
         let mut client = Client::new(theirs);
         client.send(Bytes::from_static(b"slow")).await.unwrap();
         common::until("started.load(Ordering::SeqCst) == 0 turns false", || {
-            !(started.load(Ordering::SeqCst) == 0)
+            started.load(Ordering::SeqCst) != 0
         })
         .await;
         shutdown.cancel();
@@ -145,7 +145,7 @@ fn the_shutdown_timeout_cuts_a_request_that_outlasts_it() {
         let mut client = Client::new(theirs);
         client.send(Bytes::from_static(b"slow")).await.unwrap();
         common::until("started.load(Ordering::SeqCst) == 0 turns false", || {
-            !(started.load(Ordering::SeqCst) == 0)
+            started.load(Ordering::SeqCst) != 0
         })
         .await;
         token.cancel();

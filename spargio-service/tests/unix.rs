@@ -264,7 +264,7 @@ fn graceful_shutdown_of_a_unix_server_lets_slow_requests_finish() {
             busy.push(c);
         }
         common::until("started.load(Ordering::SeqCst) < 2 turns false", || {
-            !(started.load(Ordering::SeqCst) < 2)
+            started.load(Ordering::SeqCst) >= 2
         })
         .await;
         stop.shutdown();
