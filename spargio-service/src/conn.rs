@@ -2,6 +2,7 @@
 //! protocol, cut at the shutdown deadline, counted closed.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,11 +10,13 @@ use std::sync::Arc;
 use async_lock::SemaphoreGuardArc;
 use futures_util::future::{select, Either};
 use spargio_rt::net::SocketStream;
+use spargio_rt::sync::CancellationToken;
 use spargio_rt::ShardId;
 
 use crate::connection::{ConnInfo, Connection};
 use crate::proxy::ProxyProtocol;
 use crate::shutdown::ServerState;
+use crate::stats::Counters;
 
 /// Holds a connection's place: counted open from accept until dropped
 /// (also when its task never got to run), and its `max_connections` permit.
@@ -71,26 +74,26 @@ impl Accepted {
     }
 }
 
-/// Reads the connection's PROXY header when the server wants one, into
-/// `info`; counts it. `false`: the connection is to be closed (the
-/// header was malformed, missing, cut short or late: counted; or the
-/// server began shutting down while it waited, as an idle connection
-/// would be closed then).
+/// Reads the connection's PROXY header when `proxy` asks for one, into
+/// `info`, and counts it: `Ok(true)` to serve on; `Ok(false)` when
+/// `closing` was cancelled while it waited (the connection is closed as an
+/// idle one would be); an error (counted in `proxy_refused`) when the
+/// header was malformed, missing, cut short or late.
 pub(crate) async fn take_proxy_header(
     stream: &mut SocketStream,
     proxy: Option<ProxyProtocol>,
     info: &mut ConnInfo,
-    state: &ServerState,
-) -> bool {
+    closing: &CancellationToken,
+    counters: &Counters,
+) -> io::Result<bool> {
     let Some(proxy) = proxy else {
-        return true;
+        return Ok(true);
     };
-    let counters = &state.counters;
     let read = crate::proxy::read_header(stream, proxy);
-    let closing = state.closing.cancelled();
-    futures_util::pin_mut!(read, closing);
-    let Either::Left((read, _)) = select(read, closing).await else {
-        return false;
+    let cancelled = closing.cancelled();
+    futures_util::pin_mut!(read, cancelled);
+    let Either::Left((read, _)) = select(read, cancelled).await else {
+        return Ok(false);
     };
     match read {
         Ok(header) => {
@@ -98,11 +101,11 @@ pub(crate) async fn take_proxy_header(
                 counters.proxy_headers.add(1);
             }
             info.proxy = header;
-            true
+            Ok(true)
         }
-        Err(_) => {
+        Err(e) => {
             counters.proxy_refused.add(1);
-            false
+            Err(e)
         }
     }
 }
@@ -119,7 +122,7 @@ pub(crate) async fn run_connection<F>(
     lingering: Arc<AtomicBool>,
     serve: F,
 ) where
-    F: Future<Output = std::io::Result<()>>,
+    F: Future<Output = io::Result<()>>,
 {
     let cut = {
         let forced = state.force.cancelled();

@@ -197,7 +197,9 @@ impl<L: Listener> Server<L> {
                 // part of the connection's life: the shutdown deadline
                 // cuts them like any other connection.
                 let serve = async move {
-                    if !take_proxy_header(&mut stream, proxy, &mut info, &st).await {
+                    let taken =
+                        take_proxy_header(&mut stream, proxy, &mut info, &st.closing, &st.counters);
+                    if !matches!(taken.await, Ok(true)) {
                         return Ok(());
                     }
                     let Ok(service) = make_service(&mut make, info.clone()).await else {
@@ -325,7 +327,9 @@ impl<L: Listener> Server<L> {
                 let linger = lingering.clone();
                 let st = state.clone();
                 let serve = async move {
-                    if !take_proxy_header(&mut stream, proxy, &mut info, &st).await {
+                    let taken =
+                        take_proxy_header(&mut stream, proxy, &mut info, &st.closing, &st.counters);
+                    if !matches!(taken.await, Ok(true)) {
                         return Ok(());
                     }
                     let conn = connection(&st, info, idle, linger);

@@ -19,6 +19,7 @@ use tower_service::Service;
 
 use crate::adaptive::AdaptiveTable;
 use crate::builder::DEFAULT_SEND_TIMEOUT;
+use crate::conn::take_proxy_header;
 use crate::connection::{ConnInfo, Connection};
 use crate::error::BoxError;
 use crate::handler::{HandlerShared, Local, ServiceHandler};
@@ -243,25 +244,9 @@ impl<P: Protocol> ServeConnection<P> {
         });
         let mut stream = stream;
         let mut info = ConnInfo::of_stream(0, shard, &stream, None);
-        if let Some(proxy) = self.proxy {
-            let read = crate::proxy::read_header(&mut stream, proxy);
-            let closing = self.closing.cancelled();
-            futures_util::pin_mut!(read, closing);
-            let Either::Left((read, _)) = select(read, closing).await else {
-                return Ok(());
-            };
-            match read {
-                Ok(header) => {
-                    if header.is_some() {
-                        counters.proxy_headers.add(1);
-                    }
-                    info.proxy = header;
-                }
-                Err(e) => {
-                    counters.proxy_refused.add(1);
-                    return Err(e);
-                }
-            }
+        let taken = take_proxy_header(&mut stream, self.proxy, &mut info, &self.closing, &counters);
+        if !taken.await? {
+            return Ok(()); // the graceful-shutdown token ended the wait
         }
         let conn = Connection::new(info, self.idle_timeout, self.closing.clone(), counters)
             .with_send_timeout(self.send_timeout);
