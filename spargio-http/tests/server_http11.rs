@@ -1249,7 +1249,9 @@ fn an_inline_handler_goes_on_while_earlier_responses_wait_for_a_slow_reader() {
     let mut c = server.connect();
     c.send(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\nGET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
     // `/slow` is pending (the server now writes `/big` out) until told.
+    let give_up = std::time::Instant::now() + Duration::from_secs(20);
     while !started.load(Ordering::SeqCst) {
+        assert!(std::time::Instant::now() < give_up, "/slow never started");
         std::thread::sleep(Duration::from_millis(5));
     }
     go.store(true, Ordering::SeqCst);

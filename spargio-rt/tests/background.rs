@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use spargio_rt::{Runtime, RuntimeHandle};
 
+mod common;
+
 /// The calling thread's nice value.
 fn own_nice() -> i32 {
     // SAFETY: `getpriority` only reads; on Linux `who == 0` with
@@ -184,9 +186,7 @@ fn shutdown_drops_pending_background_tasks() {
         s.store(true, Ordering::SeqCst);
         pending::<()>().await;
     });
-    while !started.load(Ordering::SeqCst) {
-        std::thread::yield_now();
-    }
+    common::wait_for(&started);
     rt.shutdown_timeout(Duration::from_secs(5));
     assert!(dropped.load(Ordering::SeqCst), "the future was dropped");
     assert!(task.is_finished());

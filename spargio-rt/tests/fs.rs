@@ -1136,11 +1136,20 @@ fn an_open_completed_after_its_future_was_dropped_is_closed_through_the_ring() {
         assert!(first, "an open goes to the ring before it completes");
         // Let the shard submit the open and reap its completion; the
         // result waits in the op for a poll that never comes.
+        let give_up = std::time::Instant::now() + Duration::from_secs(20);
         while fds_on(&t2) == 0 {
+            assert!(
+                std::time::Instant::now() < give_up,
+                "the open never completed"
+            );
             spargio_rt::time::sleep(Duration::from_millis(1)).await;
         }
         drop(open);
         while fds_on(&t2) != 0 {
+            assert!(
+                std::time::Instant::now() < give_up,
+                "the dropped open's fd was never closed"
+            );
             spargio_rt::time::sleep(Duration::from_millis(1)).await;
         }
     }))

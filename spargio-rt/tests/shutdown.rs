@@ -64,9 +64,9 @@ fn drop_with_thousands_of_pending_tasks_and_timers_leaks_nothing() {
         expected += 1;
     }
     // Let every task reach its await.
-    while h.stats().total_polled() < expected as u64 {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    common::until("every task polled once", || {
+        h.stats().total_polled() >= expected as u64
+    });
     assert_eq!(h.stats().live_tasks, expected);
     drop(rt);
     assert_eq!(
@@ -114,9 +114,7 @@ fn shutdown_timeout_returns_even_with_a_stuck_task() {
         }
         ex2.store(true, Ordering::SeqCst);
     });
-    while !started.load(Ordering::SeqCst) {
-        std::thread::yield_now();
-    }
+    common::wait_for(&started);
     rt.shutdown_timeout(Duration::from_millis(50));
     assert!(
         !exited.load(Ordering::SeqCst),
@@ -178,9 +176,7 @@ fn shutdown_cancels_tasks_on_shards_that_never_run_out_of_work() {
             }
         }));
     }
-    while running.load(Ordering::SeqCst) < 2 {
-        std::thread::yield_now();
-    }
+    common::until("both tasks running", || running.load(Ordering::SeqCst) >= 2);
     assert!(common::drops_in_time(rt), "dropping the runtime hung");
 }
 

@@ -337,9 +337,9 @@ fn injected_tasks_run_while_two_tasks_keep_waking_each_other() {
         }
     });
     // The ping-pong is under way before the outside spawn.
-    while rounds.load(Ordering::SeqCst) <= 100 && !pinger.is_finished() {
-        std::thread::yield_now();
-    }
+    common::until("100 ping-pong rounds", || {
+        rounds.load(Ordering::SeqCst) > 100 || pinger.is_finished()
+    });
     let limit_at = rounds.load(Ordering::SeqCst) + ROUNDS;
     limit.store(limit_at, Ordering::SeqCst);
     let seen_at = {

@@ -137,7 +137,12 @@ fn a_detached_task_whose_output_or_panic_panics_when_dropped_leaves_the_shard_se
             PanicsOnDrop(flag)
         }));
         rt.block_on(async {
+            let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
             while !dropped.load(Ordering::SeqCst) {
+                assert!(
+                    std::time::Instant::now() < give_up,
+                    "the unclaimed result was never dropped"
+                );
                 spargio_rt::yield_now().await;
             }
         });

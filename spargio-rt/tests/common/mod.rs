@@ -50,6 +50,20 @@ pub fn wait_for(flag: &std::sync::atomic::AtomicBool) {
     }
 }
 
+/// Yields the calling thread until `cond` holds; panics naming `what`
+/// after 20 s (a hang, not a slow machine).
+#[allow(dead_code)] // not every test file uses every helper
+pub fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "waited 20 s for: {what}"
+        );
+        std::thread::yield_now();
+    }
+}
+
 /// Drops `rt` on another thread; true if the drop returned within a
 /// generous bound (a hang is the failure this guards against).
 #[allow(dead_code)] // not every test file uses every helper
