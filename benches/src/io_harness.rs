@@ -106,7 +106,17 @@ pub fn spargio_rt() -> IoHarness {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(50);
-        let rt = spargio_rt::Runtime::builder()
+        // `SPARGIO_BENCH_BUSY_YIELD_US` overrides how long a shard runs
+        // tasks without a break before it yields the CPU.
+        let busy_yield = std::env::var("SPARGIO_BENCH_BUSY_YIELD_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_micros);
+        let mut builder = spargio_rt::Runtime::builder();
+        if let Some(after) = busy_yield {
+            builder = builder.busy_yield(after);
+        }
+        let rt = builder
             .shards(WORKERS)
             .park_spin(Duration::from_micros(spin))
             .thread_name("bench-io-spargio-rt")
