@@ -31,8 +31,8 @@
 //! Modules: [`h1`] is the sans-IO codec (parse and encode, no sockets);
 //! [`tls`] wraps rustls (ring provider); [`fs`] serves files from
 //! spargio-rt's io_uring file API; [`upgrade`] hands a connection over
-//! after `101 Switching Protocols`; [`transport`] is the byte-stream
-//! seam under it all.
+//! after `101 Switching Protocols`, and [`ws`] speaks WebSockets over it;
+//! [`transport`] is the byte-stream seam under it all.
 
 #![warn(missing_docs)]
 
@@ -48,6 +48,7 @@ mod server;
 pub mod tls;
 pub mod transport;
 pub mod upgrade;
+pub mod ws;
 
 pub use body::{Body, BodyError};
 pub use client::{Client, ClientBuilder, ClientError};

@@ -58,7 +58,15 @@ use crate::transport::RawIo;
 /// call), with [`UpgradeError::AlreadyTaken`] (clone the first
 /// [`OnUpgrade`] to share it).
 pub fn on<B>(req: &mut http::Request<B>) -> OnUpgrade {
-    let extensions = req.extensions_mut();
+    on_extensions(req.extensions_mut())
+}
+
+/// [`on`] for a request taken apart (an axum extractor's `Parts`).
+pub fn on_parts(parts: &mut http::request::Parts) -> OnUpgrade {
+    on_extensions(&mut parts.extensions)
+}
+
+fn on_extensions(extensions: &mut http::Extensions) -> OnUpgrade {
     match extensions.remove::<OnUpgrade>() {
         Some(on) => {
             extensions.insert(TakenOut);
@@ -115,6 +123,15 @@ pub struct OnUpgrade {
     slot: Option<Arc<Slot>>,
     /// This clone's key for its waker in the slot.
     key: usize,
+}
+
+impl OnUpgrade {
+    /// Whether the request asked for an upgrade that this handle can still
+    /// take (false for one from a request that did not ask, or whose
+    /// upgrade [`on`] had already given out).
+    pub fn is_requested(&self) -> bool {
+        self.slot.is_some()
+    }
 }
 
 impl Clone for OnUpgrade {
