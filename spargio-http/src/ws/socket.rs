@@ -327,3 +327,133 @@ fn masking_key() -> [u8; 4] {
     }
     key
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use futures_util::task::noop_waker_ref;
+
+    use crate::ws::codec::Decoder;
+
+    /// A connection that takes writes only while `open`, and has
+    /// `incoming` to read (then nothing yet).
+    struct Mock {
+        open: bool,
+        written: Vec<u8>,
+        incoming: Vec<u8>,
+    }
+
+    impl AsyncRead for Mock {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.incoming.is_empty() {
+                return Poll::Pending;
+            }
+            let n = buf.len().min(self.incoming.len());
+            buf[..n].copy_from_slice(&self.incoming[..n]);
+            self.incoming.drain(..n);
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    impl AsyncWrite for Mock {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            if !self.open {
+                return Poll::Pending;
+            }
+            self.written.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn socket(open: bool, role: Role) -> WebSocket<Mock> {
+        let io = Mock {
+            open,
+            written: Vec::new(),
+            incoming: Vec::new(),
+        };
+        let config = WebSocketConfig::default().write_buffer_limit(1024);
+        WebSocket::from_raw(io, role, config)
+    }
+
+    #[test]
+    fn a_send_waits_while_the_queue_is_over_its_limit() {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut ws = socket(false, Role::Server);
+        let mut pinned = Pin::new(&mut ws);
+        assert!(pinned.as_mut().poll_ready(&mut cx).is_ready());
+        pinned
+            .as_mut()
+            .start_send(Message::binary(vec![0u8; 2000]))
+            .unwrap();
+        assert!(
+            pinned.as_mut().poll_ready(&mut cx).is_pending(),
+            "2000 bytes queued over a 1024-byte limit"
+        );
+        pinned.as_mut().get_mut().io.open = true;
+        assert!(matches!(
+            pinned.as_mut().poll_ready(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        assert_eq!(ws.io.written.len(), 4 + 2000);
+    }
+
+    #[test]
+    fn a_client_masks_its_frames_and_a_server_reads_them() {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut ws = socket(true, Role::Client);
+        let mut pinned = Pin::new(&mut ws);
+        pinned.as_mut().start_send(Message::text("masked")).unwrap();
+        assert!(pinned.as_mut().poll_flush(&mut cx).is_ready());
+        let mut wire = BytesMut::from(&ws.io.written[..]);
+        assert_ne!(wire[1] & 0x80, 0, "the mask bit is set");
+        let mut server = Decoder::new(Role::Server, 1 << 20, 1 << 20);
+        assert_eq!(server.decode(&mut wire), Ok(Some(Message::text("masked"))));
+    }
+
+    #[test]
+    fn after_a_close_is_sent_sends_are_refused() {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut ws = socket(true, Role::Server);
+        let mut pinned = Pin::new(&mut ws);
+        pinned.as_mut().start_send(Message::Close(None)).unwrap();
+        assert!(matches!(
+            pinned.as_mut().poll_ready(&mut cx),
+            Poll::Ready(Err(WsError::AlreadyClosed))
+        ));
+        assert!(matches!(
+            pinned.as_mut().start_send(Message::Ping(Bytes::new())),
+            Err(WsError::AlreadyClosed)
+        ));
+    }
+
+    #[test]
+    fn a_ping_is_answered_while_reading() {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut ws = socket(true, Role::Client);
+        // An unmasked server ping.
+        ws.io.incoming = vec![0x89, 0x02, b'h', b'i'];
+        let got = Pin::new(&mut ws).poll_next(&mut cx);
+        assert!(matches!(got, Poll::Ready(Some(Ok(Message::Ping(ref p)))) if p == "hi"));
+        let mut wire = BytesMut::from(&ws.io.written[..]);
+        let mut server = Decoder::new(Role::Server, 1 << 20, 1 << 20);
+        assert_eq!(
+            server.decode(&mut wire),
+            Ok(Some(Message::Pong(Bytes::from_static(b"hi"))))
+        );
+    }
+}
