@@ -407,29 +407,10 @@ fn curl_https_without_the_ca_fails_verification() {
     assert_eq!(text(&run_ok(cmd)), "GET / len=0 body=");
 }
 
-/// Runs `tests/clients/<script> PORT` with python3.
-fn python(script: &str, addr: SocketAddr) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients")
-        .join(script);
-    let out = Command::new("python3")
-        .arg(&path)
-        .arg(addr.port().to_string())
-        .output()
-        .unwrap_or_else(|e| panic!("python3 is needed for {script}: {e}"));
-    assert!(
-        out.status.success(),
-        "{script} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn python_http_client() {
     let server = TestServer::start(client_service());
-    python("http_client.py", server.addr);
+    common::python("http_client.py", server.addr);
 }
 
 #[test]
@@ -445,7 +426,7 @@ fn python_h11_strict_client() {
          (.ci/run installs it)"
     );
     let server = TestServer::start(client_service());
-    python("h11_client.py", server.addr);
+    common::python("h11_client.py", server.addr);
 }
 
 #[test]

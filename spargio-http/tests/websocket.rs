@@ -297,3 +297,20 @@ fn a_client_that_vanishes_without_a_close_is_an_error_to_the_handler() {
     assert_eq!(next(&seen), "end");
     assert!(c.is_closed(), "the server ends its side too");
 }
+
+#[test]
+fn the_python_websockets_client_talks_to_an_axum_route() {
+    let has_websockets = std::process::Command::new("python3")
+        .args(["-c", "import websockets.sync.client"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        has_websockets,
+        "python3's websockets (11 or later) is not installed: run \
+         `python3 -m pip install websockets` (.ci/test-tools installs it)"
+    );
+    let (tx, _seen) = mpsc::channel();
+    let server = TestServer::start(echo_app(tx));
+    common::python("ws_client.py", server.addr);
+}

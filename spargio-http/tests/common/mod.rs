@@ -5,6 +5,8 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -448,4 +450,23 @@ fn read_fields(reader: &mut impl BufRead) -> Vec<(String, String)> {
         let (n, v) = line.trim_end().split_once(':').expect("header line");
         out.push((n.to_string(), v.trim().to_string()));
     }
+}
+
+/// Runs `tests/clients/<script> PORT` with python3.
+pub fn python(script: &str, addr: SocketAddr) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(&path)
+        .arg(addr.port().to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is needed for {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
