@@ -415,13 +415,8 @@ fn python_http_client() {
 
 #[test]
 fn python_h11_strict_client() {
-    let has_h11 = Command::new("python3")
-        .args(["-c", "import h11"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
     assert!(
-        has_h11,
+        common::python_imports("h11"),
         "python3's h11 is not installed: run `python3 -m pip install h11` \
          (.ci/run installs it)"
     );

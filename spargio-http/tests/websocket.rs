@@ -300,13 +300,8 @@ fn a_client_that_vanishes_without_a_close_is_an_error_to_the_handler() {
 
 #[test]
 fn the_python_websockets_client_talks_to_an_axum_route() {
-    let has_websockets = std::process::Command::new("python3")
-        .args(["-c", "import websockets.sync.client"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
     assert!(
-        has_websockets,
+        common::python_imports("websockets.sync.client"),
         "python3's websockets (11 or later) is not installed: run \
          `python3 -m pip install websockets` (.ci/test-tools installs it)"
     );

@@ -470,3 +470,12 @@ pub fn python(script: &str, addr: SocketAddr) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Whether python3 can import `module`.
+pub fn python_imports(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
