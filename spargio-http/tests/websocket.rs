@@ -209,6 +209,7 @@ fn refused_handshakes_get_their_status_and_the_connection_serves_on() {
     let resp = c.roundtrip(old.as_bytes());
     assert_eq!(resp.status, 426);
     assert_eq!(resp.header("sec-websocket-version"), Some("13"));
+    assert_eq!(resp.header("upgrade"), Some("websocket"));
     // A key that is not 16 bytes of base64: 400.
     let bad_key = handshake("/ws", "").replace(KEY, "c2hvcnQ=");
     let resp = c.roundtrip(bad_key.as_bytes());
@@ -240,6 +241,8 @@ fn broken_rules_close_with_their_codes_and_the_handler_hears_why() {
         c.send(&bytes);
         assert_eq!(read_close(&mut c), code, "{why}");
         assert!(c.is_closed(), "{why}: the server shuts its side");
+        // The server lingers (reading) until the client ends its side.
+        c.stream.shutdown(std::net::Shutdown::Write).unwrap();
         let error = next(&seen);
         assert!(
             error.starts_with("error websocket protocol error"),

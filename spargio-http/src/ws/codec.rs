@@ -8,6 +8,10 @@ use super::error::{ProtocolError, WsError};
 use super::frame::{apply_mask, parse_header, put_header, OpCode, MAX_CONTROL_PAYLOAD};
 use super::message::{CloseCode, CloseFrame, Message};
 
+/// Payloads shorter than this are copied out of the read buffer; longer
+/// ones take their bytes of it without a copy.
+const COPY_BELOW: usize = 16 * 1024;
+
 /// Which end of the connection this is: a server's peer masks every
 /// frame and a server masks none; a client is the other way round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +84,16 @@ impl Decoder {
                 return Ok(None);
             }
             buf.advance(header_len);
-            let mut payload = buf.split_to(len);
+            let mut payload = if len < COPY_BELOW {
+                // A small payload gets its own allocation: sharing the
+                // read buffer's would keep all of it alive as long as the
+                // message lives.
+                let copy = BytesMut::from(&buf[..len]);
+                buf.advance(len);
+                copy
+            } else {
+                buf.split_to(len)
+            };
             if let Some(key) = header.mask {
                 apply_mask(&mut payload, key, 0);
             }
@@ -169,6 +182,11 @@ pub(crate) fn encode(
             b
         }
         Message::Close(frame) => {
+            if let Some(code) = frame.as_ref().map(|f| f.code) {
+                if !code.is_sendable() {
+                    return Err(WsError::InvalidCloseCode(code));
+                }
+            }
             opcode = OpCode::Close;
             close_body = close_payload(frame.as_ref());
             &close_body
@@ -372,11 +390,45 @@ mod tests {
         assert_eq!(d.decode(&mut header), Err(ProtocolError::FrameTooLarge));
         let mut d = Decoder::new(Role::Server, 100, 150);
         let mut buf = encode_fragments(false, &[&[0u8; 100], &[0u8; 51]], KEY);
+        // The first fragment and only the second one's header.
+        buf.truncate(2 + 4 + 100 + 2 + 4);
         assert_eq!(d.decode(&mut buf), Err(ProtocolError::MessageTooLarge));
         let mut d = Decoder::new(Role::Server, 100, 150);
         let buf = encode_fragments(false, &[&[0u8; 100], &[0u8; 50]], KEY);
         let got = decode_all(&mut d, buf).unwrap();
         assert_eq!(got[0].as_bytes().len(), 150);
+    }
+
+    #[test]
+    fn a_close_code_no_endpoint_may_send_is_refused() {
+        for code in [0u16, 999, 1004, 1005, 1006, 1015, 2999, 5000] {
+            let mut dst = BytesMut::new();
+            let close = Message::Close(Some(CloseFrame::new(code.into(), "")));
+            assert!(
+                matches!(encode(&mut dst, &close, None), Err(WsError::InvalidCloseCode(c)) if c.as_u16() == code),
+                "{code}"
+            );
+            assert!(dst.is_empty());
+        }
+    }
+
+    #[test]
+    fn small_payloads_do_not_keep_the_read_buffer_alive() {
+        let mut buf = client_frame(&Message::binary(vec![1u8; 100_000]));
+        buf.extend_from_slice(&client_frame(&Message::binary(vec![2u8; 10])));
+        let mut d = server();
+        let big = d.decode(&mut buf).unwrap().unwrap();
+        let small = d.decode(&mut buf).unwrap().unwrap();
+        drop(big);
+        let Message::Binary(small) = small else {
+            panic!("binary expected")
+        };
+        // Its own allocation: turning it back into a unique buffer needs
+        // no copy, and holds just its bytes.
+        let back = small
+            .try_into_mut()
+            .expect("the only owner of its allocation");
+        assert!(back.capacity() < 1024, "{}", back.capacity());
     }
 
     #[test]

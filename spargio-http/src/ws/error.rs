@@ -96,6 +96,9 @@ pub enum WsError {
     /// A ping, pong or close message longer than 125 bytes (a close's is
     /// its code and reason) was given to send.
     ControlTooLong,
+    /// A close with a code no endpoint may send (see
+    /// [`CloseCode::is_sendable`]) was given to send.
+    InvalidCloseCode(CloseCode),
 }
 
 impl fmt::Display for WsError {
@@ -105,6 +108,7 @@ impl fmt::Display for WsError {
             WsError::Io(e) => write!(f, "websocket connection error: {e}"),
             WsError::AlreadyClosed => f.write_str("the websocket is closed"),
             WsError::ControlTooLong => f.write_str("a control message over 125 bytes"),
+            WsError::InvalidCloseCode(code) => write!(f, "close code {code} may not be sent"),
         }
     }
 }
@@ -139,7 +143,7 @@ pub enum HandshakeError {
     /// The method is not GET (405).
     MethodNotGet,
     /// `Connection` does not list `upgrade`, or `Upgrade` does not name
-    /// `websocket` (426, with `Upgrade: websocket`).
+    /// `websocket` (426).
     NotWebSocketUpgrade,
     /// `Sec-WebSocket-Version` is missing or not 13 (426, with
     /// `Sec-WebSocket-Version: 13`).
@@ -166,8 +170,9 @@ impl HandshakeError {
     }
 
     /// The response that refuses the handshake: the status, the headers
-    /// RFC 6455 and RFC 9110 ask for (`Allow`, `Upgrade`,
-    /// `Sec-WebSocket-Version`) and the reason as text.
+    /// RFC 6455 and RFC 9110 ask for (`Allow` on a 405, `Upgrade:
+    /// websocket` on every 426, `Sec-WebSocket-Version` when the version
+    /// was refused) and the reason as text.
     pub fn response(&self) -> Response<Body> {
         let mut resp = Response::new(Body::from(format!("{self}\n")));
         *resp.status_mut() = self.status();
@@ -186,11 +191,12 @@ impl HandshakeError {
                     HeaderValue::from_static("13"),
                 );
             }
-            HandshakeError::NotWebSocketUpgrade => {
-                headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-                headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            }
             _ => {}
+        }
+        if self.status() == StatusCode::UPGRADE_REQUIRED {
+            // A 426 names the protocol to upgrade to (RFC 9110 §15.5.22).
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
         resp
     }

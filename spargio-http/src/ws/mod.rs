@@ -13,9 +13,13 @@
 //!
 //! async fn chat(ws: WebSocketUpgrade) -> impl axum::response::IntoResponse {
 //!     ws.on_upgrade(|mut socket: WebSocket| async move {
-//!         while let Some(Ok(Message::Text(text))) = socket.recv().await {
-//!             if socket.send(Message::text(text)).await.is_err() {
-//!                 break;
+//!         // Until `None`: pings, pongs and the close come through here
+//!         // too, and the socket's answers to them go out as it is read.
+//!         while let Some(Ok(message)) = socket.recv().await {
+//!             if let Message::Text(text) = message {
+//!                 if socket.send(Message::text(text)).await.is_err() {
+//!                     break;
+//!                 }
 //!             }
 //!         }
 //!     })

@@ -5,11 +5,13 @@ use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{Future, Sink, SinkExt, Stream, StreamExt};
 use http::HeaderValue;
+use spargio_rt::time::{sleep, Sleep};
 
 use super::codec::{encode, error_close, Decoder, Role};
 use super::config::WebSocketConfig;
@@ -20,16 +22,28 @@ use crate::upgrade::Upgraded;
 /// Bytes asked of the connection per read.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// How long a server whose peer broke the protocol goes on reading (and
+/// discarding) after its close: closing a socket with input unread sends a
+/// TCP reset, which can discard the close frame before the peer reads it.
+const ERROR_LINGER: Duration = Duration::from_secs(2);
+
 /// One WebSocket connection.
 ///
 /// Receive with [`recv`](Self::recv) (or as a `Stream`), send with
 /// [`send`](Self::send) (or as a `Sink`); `futures_util::StreamExt::split`
-/// gives halves for two tasks. The socket answers pings with pongs and a
-/// close with a close by itself, as RFC 6455 asks; those answers go out
-/// while it is read (or with the next send). After a close has been
-/// received, or the peer broke the protocol (it is then sent a close
-/// with code 1002, 1007 or 1009), `recv` gives `None` once the answer is
-/// written, and a server's side of the connection is shut.
+/// gives halves for two tasks. The socket answers pings with pongs (only
+/// the latest ping's, if pings come faster than the connection takes the
+/// answers, as RFC 6455 §5.5.3 allows) and a close with a close by
+/// itself; those answers go out while it is read (or with the next send).
+/// After a close has been received, or the peer broke the protocol (it is
+/// then sent a close with code 1002, 1007 or 1009), `recv` gives `None`
+/// once the answer is written and a server's side of the connection is
+/// shut (after a broken rule, once the peer has closed its side too, or
+/// after 2 s, so that unread input does not turn the close into a reset).
+///
+/// Keep receiving until `None` (or flush with `send`/`close`) before
+/// dropping the socket: a pong or a close's answer may still be queued,
+/// and dropping it drops them.
 ///
 /// A send waits (backpressure) while more than the configured
 /// [`write_buffer_limit`](WebSocketConfig::write_buffer_limit) is queued
@@ -42,16 +56,28 @@ pub struct WebSocket<S = Upgraded> {
     output: BytesMut,
     write_limit: usize,
     protocol: Option<HeaderValue>,
+    /// The answer to the latest ping, not yet queued (the queue was full).
+    pong: Option<Bytes>,
+    /// Bytes were written since the connection was last flushed (a TLS
+    /// stream may hold them until then).
+    unflushed: bool,
     /// This side's close frame is queued or sent.
     sent_close: bool,
     /// Nothing more will be received: a close came, the peer broke the
     /// protocol, or the connection ended or failed.
     read_done: bool,
+    /// The peer broke the protocol: linger before the end.
+    errored: bool,
+    /// The linger's deadline, once it has begun.
+    linger: Option<Sleep>,
     /// The connection's write side is shut (or failed): nothing more goes
     /// out.
     write_done: bool,
-    /// The task last waiting to send, woken when a read wrote queued
-    /// bytes in its place (the halves of a split socket wait apart).
+    /// The end of the conversation is done: `recv` gives `None`.
+    finished: bool,
+    /// The task last waiting to send, woken when a read wrote queued bytes
+    /// in its place or had to wait for the connection itself (the halves
+    /// of a split socket wait apart, and a connection may keep one waker).
     sender: Option<Waker>,
 }
 
@@ -81,9 +107,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             output: BytesMut::new(),
             write_limit: config.write_buffer_limit,
             protocol: None,
+            pong: None,
+            unflushed: false,
             sent_close: false,
             read_done: false,
+            errored: false,
+            linger: None,
             write_done: false,
+            finished: false,
             sender: None,
         }
     }
@@ -125,14 +156,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         encode(&mut self.output, message, mask)?;
         if matches!(message, Message::Close(_)) {
             self.sent_close = true;
+            // A pong after a close is not allowed.
+            self.pong = None;
         }
         Ok(())
+    }
+
+    /// Answers a ping: queued at once while the queue has room, else kept
+    /// (replacing an older unsent answer) until it has.
+    fn answer_ping(&mut self, payload: Bytes) {
+        if self.sent_close {
+            return;
+        }
+        self.pong = Some(payload);
+        self.queue_pong();
+    }
+
+    /// Queues the kept pong if the queue has room for it.
+    fn queue_pong(&mut self) {
+        if self.output.len() >= self.write_limit {
+            return;
+        }
+        if let Some(payload) = self.pong.take() {
+            // At most 125 bytes: checked on receipt.
+            let _ = self.queue(&Message::Pong(payload));
+        }
     }
 
     /// Writes queued bytes until they are all out (`Ready(Ok)`), the
     /// connection would block, or it fails.
     fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.output.is_empty() {
+        loop {
+            if self.output.is_empty() {
+                self.queue_pong();
+                if self.output.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+            }
             if self.write_done {
                 return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
             }
@@ -142,53 +202,86 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     self.write_done = true;
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
-                Ok(n) => self.output.advance(n),
+                Ok(n) => {
+                    self.output.advance(n);
+                    self.unflushed = true;
+                    self.queue_pong();
+                }
                 Err(e) => {
                     self.write_done = true;
                     return Poll::Ready(Err(e));
                 }
             }
         }
+    }
+
+    /// Writes what is queued and flushes the connection.
+    fn poll_write_and_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_write_queued(cx))?;
+        if self.unflushed && !self.write_done {
+            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            self.unflushed = false;
+        }
         Poll::Ready(Ok(()))
     }
 
-    /// From the reading side: writes what is queued (pongs, a close's
-    /// answer, a sender's frames) as far as it goes without waiting on
-    /// anything but this task, and wakes a sender whose bytes moved.
+    /// From the reading side: writes and flushes what is queued (pongs, a
+    /// close's answer, a sender's frames) as far as it goes now. A sender
+    /// waiting is woken whether this moved its bytes or had to wait for
+    /// the connection itself (which may then hold this task's waker, not
+    /// the sender's): it looks again and waits on its own.
     fn push_queued(&mut self, cx: &mut Context<'_>) {
-        if self.output.is_empty() {
+        if self.output.is_empty() && self.pong.is_none() && !self.unflushed {
             return;
         }
-        let before = self.output.len();
-        let done = matches!(self.poll_write_queued(cx), Poll::Ready(_));
-        if done || self.output.len() != before {
+        let _ = self.poll_write_and_flush(cx);
+        if let Some(sender) = self.sender.take() {
+            sender.wake();
+        }
+    }
+
+    /// The end of the conversation: the queued bytes written, a server's
+    /// write side shut, and after a broken rule a linger that reads and
+    /// discards until the peer closes (or [`ERROR_LINGER`] passes).
+    /// Errors end it too: there is nobody left to tell.
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.finished {
+            return Poll::Ready(());
+        }
+        if !self.write_done {
+            let flushed = ready!(self.poll_write_and_flush(cx));
+            // A client leaves closing the connection to the server (RFC
+            // 6455 §7.1.1); a server shuts its side.
+            if flushed.is_ok() && self.role == Role::Server {
+                let _ = ready!(Pin::new(&mut self.io).poll_close(cx));
+            }
+            self.write_done = true;
             if let Some(sender) = self.sender.take() {
                 sender.wake();
             }
         }
+        if self.errored && self.role == Role::Server {
+            ready!(self.poll_linger(cx));
+        }
+        self.finished = true;
+        self.input = BytesMut::new();
+        Poll::Ready(())
     }
 
-    /// The end of the conversation: the queued bytes written, then (a
-    /// server's) write side shut. Errors end it too: there is nobody
-    /// left to tell.
-    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.write_done {
+    /// Reads and discards until the peer's end of stream, an error, or the
+    /// linger's deadline.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self.linger.get_or_insert_with(|| sleep(ERROR_LINGER));
+        if Pin::new(deadline).poll(cx).is_ready() {
             return Poll::Ready(());
         }
-        if ready!(self.poll_write_queued(cx)).is_err() {
-            return Poll::Ready(());
+        loop {
+            self.input.clear();
+            match ready!(self.poll_fill(cx)) {
+                Ok(true) => {}
+                Ok(false) | Err(_) => return Poll::Ready(()),
+            }
         }
-        let flushed = ready!(Pin::new(&mut self.io).poll_flush(cx));
-        // A client leaves closing the connection to the server (RFC 6455
-        // §7.1.1); a server shuts its side.
-        if flushed.is_ok() && self.role == Role::Server {
-            let _ = ready!(Pin::new(&mut self.io).poll_close(cx));
-        }
-        self.write_done = true;
-        if let Some(sender) = self.sender.take() {
-            sender.wake();
-        }
-        Poll::Ready(())
     }
 
     /// Reads once more into the input buffer: `Ready(Ok(false))` at the
@@ -220,9 +313,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
             match this.decoder.decode(&mut this.input) {
                 Ok(Some(message)) => {
                     match &message {
-                        Message::Ping(payload) if !this.sent_close => {
-                            // At most 125 bytes: checked on receipt.
-                            let _ = this.queue(&Message::Pong(payload.clone()));
+                        Message::Ping(payload) => {
+                            this.answer_ping(payload.clone());
                             this.push_queued(cx);
                         }
                         Message::Close(frame) => {
@@ -241,6 +333,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
                 Ok(None) => {}
                 Err(e) => {
                     this.read_done = true;
+                    this.errored = true;
                     if !this.sent_close {
                         let _ = this.queue(&error_close(e));
                     }
@@ -255,6 +348,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
                     if this.sent_close {
                         // Our close went out; the peer ended without
                         // answering it, which ends the conversation too.
+                        ready!(this.poll_finish(cx));
                         return Poll::Ready(None);
                     }
                     return Poll::Ready(Some(Err(WsError::Io(io::Error::new(
@@ -293,11 +387,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         let this = self.get_mut();
         this.sender = Some(cx.waker().clone());
-        ready!(this.poll_write_queued(cx))?;
-        if this.write_done {
-            return Poll::Ready(Ok(()));
-        }
-        ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+        ready!(this.poll_write_and_flush(cx))?;
         Poll::Ready(Ok(()))
     }
 
@@ -336,12 +426,20 @@ mod tests {
 
     use crate::ws::codec::Decoder;
 
-    /// A connection that takes writes only while `open`, and has
-    /// `incoming` to read (then nothing yet).
+    /// A connection that takes writes only while `open` (holding them
+    /// until a flush if `hold_until_flush`, as a TLS stream may), has
+    /// `incoming` to read (then nothing yet, or the end if `eof`), and
+    /// keeps one write waker, as some connections do.
+    #[derive(Default)]
     struct Mock {
         open: bool,
+        hold_until_flush: bool,
+        held: Vec<u8>,
         written: Vec<u8>,
         incoming: Vec<u8>,
+        eof: bool,
+        closed: bool,
+        write_waker: Option<Waker>,
     }
 
     impl AsyncRead for Mock {
@@ -351,7 +449,11 @@ mod tests {
             buf: &mut [u8],
         ) -> Poll<io::Result<usize>> {
             if self.incoming.is_empty() {
-                return Poll::Pending;
+                return if self.eof {
+                    Poll::Ready(Ok(0))
+                } else {
+                    Poll::Pending
+                };
             }
             let n = buf.len().min(self.incoming.len());
             buf[..n].copy_from_slice(&self.incoming[..n]);
@@ -363,19 +465,28 @@ mod tests {
     impl AsyncWrite for Mock {
         fn poll_write(
             mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
+            cx: &mut Context<'_>,
             buf: &[u8],
         ) -> Poll<io::Result<usize>> {
             if !self.open {
+                self.write_waker = Some(cx.waker().clone());
                 return Poll::Pending;
             }
-            self.written.extend_from_slice(buf);
+            if self.hold_until_flush {
+                self.held.extend_from_slice(buf);
+            } else {
+                self.written.extend_from_slice(buf);
+            }
             Poll::Ready(Ok(buf.len()))
         }
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let held = std::mem::take(&mut self.held);
+            self.written.extend_from_slice(&held);
             Poll::Ready(Ok(()))
         }
-        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            ready!(self.as_mut().poll_flush(cx))?;
+            self.closed = true;
             Poll::Ready(Ok(()))
         }
     }
@@ -383,8 +494,7 @@ mod tests {
     fn socket(open: bool, role: Role) -> WebSocket<Mock> {
         let io = Mock {
             open,
-            written: Vec::new(),
-            incoming: Vec::new(),
+            ..Mock::default()
         };
         let config = WebSocketConfig::default().write_buffer_limit(1024);
         WebSocket::from_raw(io, role, config)
@@ -455,5 +565,122 @@ mod tests {
             server.decode(&mut wire),
             Ok(Some(Message::Pong(Bytes::from_static(b"hi"))))
         );
+    }
+
+    /// A masked client frame of `opcode` with `payload` (at most 125 bytes).
+    fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let key = [1, 2, 3, 4];
+        let mut out = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+        out.extend_from_slice(&key);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        out
+    }
+
+    #[test]
+    fn a_ping_flood_at_a_stalled_connection_keeps_one_pong() {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut ws = socket(false, Role::Server);
+        for i in 0..10_000u32 {
+            let payload = [i.to_be_bytes().as_slice(), &[0u8; 121]].concat();
+            ws.io.incoming.extend_from_slice(&masked(0x9, &payload));
+        }
+        let mut pings = 0;
+        while let Poll::Ready(Some(Ok(Message::Ping(_)))) = Pin::new(&mut ws).poll_next(&mut cx) {
+            pings += 1;
+        }
+        assert_eq!(pings, 10_000);
+        assert!(
+            ws.output.len() <= ws.write_limit + 127,
+            "{} bytes queued",
+            ws.output.len()
+        );
+        // Once the connection takes bytes, the latest ping's answer is
+        // among them.
+        ws.io.open = true;
+        assert!(Pin::new(&mut ws).poll_next(&mut cx).is_pending());
+        let last = [9_999u32.to_be_bytes().as_slice(), &[0u8; 121]].concat();
+        let mut wire = BytesMut::from(&ws.io.written[..]);
+        let mut client = Decoder::new(Role::Client, 1 << 20, 1 << 20);
+        let mut pongs = Vec::new();
+        while let Ok(Some(m)) = client.decode(&mut wire) {
+            pongs.push(m);
+        }
+        assert!(pongs.len() < 20, "{} pongs", pongs.len());
+        assert_eq!(pongs.last(), Some(&Message::Pong(last.into())));
+    }
+
+    #[test]
+    fn pongs_are_flushed_through_a_connection_that_holds_writes() {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut ws = socket(true, Role::Server);
+        ws.io.hold_until_flush = true;
+        ws.io.incoming.extend_from_slice(&masked(0x9, b"one"));
+        ws.io.incoming.extend_from_slice(&masked(0x9, b"two"));
+        for _ in 0..2 {
+            assert!(Pin::new(&mut ws).poll_next(&mut cx).is_ready());
+        }
+        let mut wire = BytesMut::from(&ws.io.written[..]);
+        let mut client = Decoder::new(Role::Client, 1 << 20, 1 << 20);
+        assert_eq!(
+            client.decode(&mut wire),
+            Ok(Some(Message::Pong("one".into())))
+        );
+        assert_eq!(
+            client.decode(&mut wire),
+            Ok(Some(Message::Pong("two".into())))
+        );
+    }
+
+    #[test]
+    fn a_read_that_takes_the_connections_write_waker_wakes_the_sender() {
+        let (sender_wakes, sender_waker) = crate::counting_waker::counting_waker();
+        let mut ws = socket(false, Role::Server);
+        let mut sender_cx = Context::from_waker(&sender_waker);
+        Pin::new(&mut ws)
+            .start_send(Message::text("queued"))
+            .unwrap();
+        assert!(Pin::new(&mut ws).poll_flush(&mut sender_cx).is_pending());
+        // The reader polls: its write attempt replaces the sender's waker
+        // in the connection; the sender must hear of it.
+        ws.io.incoming.extend_from_slice(&masked(0x9, b"p"));
+        let mut reader_cx = Context::from_waker(noop_waker_ref());
+        assert!(Pin::new(&mut ws).poll_next(&mut reader_cx).is_ready());
+        assert!(crate::counting_waker::woken(&sender_wakes) >= 1);
+    }
+
+    #[test]
+    fn the_end_of_stream_after_our_close_finishes_at_once() {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut ws = socket(true, Role::Server);
+        Pin::new(&mut ws).start_send(Message::Close(None)).unwrap();
+        ws.io.eof = true;
+        assert!(matches!(
+            Pin::new(&mut ws).poll_next(&mut cx),
+            Poll::Ready(None)
+        ));
+        assert!(ws.io.closed, "the server's side is shut");
+        assert_eq!(ws.io.written, [0x88, 0x00], "the close went out");
+    }
+
+    #[test]
+    fn after_a_broken_rule_a_server_reads_on_until_the_peer_closes() {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut ws = socket(true, Role::Server);
+        // Unmasked: a broken rule. More input follows it.
+        ws.io.incoming.extend_from_slice(&[0x81, 0x01, b'x']);
+        ws.io.incoming.extend_from_slice(&[7u8; 30_000]);
+        assert!(matches!(
+            Pin::new(&mut ws).poll_next(&mut cx),
+            Poll::Ready(Some(Err(WsError::Protocol(_))))
+        ));
+        // Reads and discards what came after, then waits for the end.
+        assert!(Pin::new(&mut ws).poll_next(&mut cx).is_pending());
+        assert!(ws.io.incoming.is_empty(), "the rest of the input was read");
+        assert!(ws.io.closed, "the server's side was shut first");
+        ws.io.eof = true;
+        assert!(matches!(
+            Pin::new(&mut ws).poll_next(&mut cx),
+            Poll::Ready(None)
+        ));
     }
 }

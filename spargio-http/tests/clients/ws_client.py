@@ -7,7 +7,7 @@ superchat and chat), `/ws-small` does the same with a 1 KiB message limit.
 Checks the handshake with a subprotocol and a permessage-deflate offer
 the server declines, text and binary echoes (one of 1 MiB), a ping's pong,
 a clean close with its code, and the 1009 close for a message over the
-limit. Exits non-zero with a message on the first mismatch.
+limit (4 MiB sent to the 1 KiB route). Exits non-zero with a message on the first mismatch.
 """
 
 import sys
@@ -48,7 +48,10 @@ with connect(
     expect("close code sent back", ws.close_code, 1000)
 
 with connect("ws://127.0.0.1:%s/ws-small" % port, open_timeout=20) as ws:
-    ws.send(b"x" * 2000)
+    # Far more than one read: the server must close with 1009 and read
+    # on until this side closes, not reset the connection over the unread
+    # rest (which could lose the close frame).
+    ws.send(b"x" * (4 << 20))
     try:
         ws.recv(timeout=20)
         fail("a message over the limit was echoed")
