@@ -312,3 +312,25 @@ fn the_python_websockets_client_talks_to_an_axum_route() {
     let server = TestServer::start(echo_app(tx));
     common::python("ws_client.py", server.addr);
 }
+
+#[test]
+fn the_python_websockets_client_talks_over_tls() {
+    assert!(
+        common::python_imports("websockets.sync.client"),
+        "python3's websockets (11 or later) is not installed: run \
+         `python3 -m pip install websockets` (.ci/test-tools installs it)"
+    );
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("cert.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let acceptor = spargio_http::tls::TlsAcceptor::from_pem(
+        cert.cert.pem().as_bytes(),
+        cert.key_pair.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    let (tx, _seen) = mpsc::channel();
+    let server =
+        TestServer::start_with(spargio_http::Http::new().tls(acceptor), |b| b, echo_app(tx));
+    common::python_with("ws_client.py", server.addr, &[ca.as_os_str()]);
+}

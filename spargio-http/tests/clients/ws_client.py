@@ -1,7 +1,7 @@
 """The `websockets` library's client against a spargio-http WebSocket route.
 
-Run by tests/websocket.rs as `python3 ws_client.py PORT` against its echo
-app: `/ws` echoes text and binary messages (and offers the subprotocols
+Run by tests/websocket.rs as `python3 ws_client.py PORT [CA_FILE]` against
+its echo app (with a CA file: over TLS, as wss://localhost): `/ws` echoes text and binary messages (and offers the subprotocols
 superchat and chat), `/ws-small` does the same with a 1 KiB message limit.
 
 Checks the handshake with a subprotocol and a permessage-deflate offer
@@ -10,6 +10,7 @@ a clean close with its code, and the 1009 close for a message over the
 limit (4 MiB sent to the 1 KiB route). Exits non-zero with a message on the first mismatch.
 """
 
+import ssl
 import sys
 
 from websockets.exceptions import ConnectionClosedError
@@ -27,9 +28,16 @@ def expect(what, got, want):
 
 
 port = sys.argv[1]
+if len(sys.argv) > 2:
+    context = ssl.create_default_context(cafile=sys.argv[2])
+    base = "wss://localhost:%s" % port
+else:
+    context = None
+    base = "ws://127.0.0.1:%s" % port
 
 with connect(
-    "ws://127.0.0.1:%s/ws" % port,
+    base + "/ws",
+    ssl=context,
     subprotocols=["chat", "superchat"],
     max_size=4 << 20,
     open_timeout=20,
@@ -42,12 +50,14 @@ with connect(
     big = bytes(i % 251 for i in range(1 << 20))
     ws.send(big)
     expect("binary echo", ws.recv(timeout=20), big)
-    if not ws.ping(b"beat").wait(timeout=20):
-        fail("no pong within 20 s")
+    # Two pings at once: both answered while the server only reads.
+    first, second = ws.ping(b"beat1"), ws.ping(b"beat2")
+    if not (first.wait(timeout=20) and second.wait(timeout=20)):
+        fail("a ping got no pong within 20 s")
     ws.close(code=1000, reason="done")
     expect("close code sent back", ws.close_code, 1000)
 
-with connect("ws://127.0.0.1:%s/ws-small" % port, open_timeout=20) as ws:
+with connect(base + "/ws-small", ssl=context, open_timeout=20) as ws:
     # Far more than one read: the server must close with 1009 and read
     # on until this side closes, not reset the connection over the unread
     # rest (which could lose the close frame).

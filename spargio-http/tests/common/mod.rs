@@ -454,12 +454,18 @@ fn read_fields(reader: &mut impl BufRead) -> Vec<(String, String)> {
 
 /// Runs `tests/clients/<script> PORT` with python3.
 pub fn python(script: &str, addr: SocketAddr) {
+    python_with(script, addr, &[]);
+}
+
+/// Runs `tests/clients/<script> PORT ARGS...` with python3.
+pub fn python_with(script: &str, addr: SocketAddr, args: &[&std::ffi::OsStr]) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients")
         .join(script);
     let out = Command::new("python3")
         .arg(&path)
         .arg(addr.port().to_string())
+        .args(args)
         .output()
         .unwrap_or_else(|e| panic!("python3 is needed for {script}: {e}"));
     assert!(
