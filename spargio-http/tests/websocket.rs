@@ -303,11 +303,7 @@ fn a_client_that_vanishes_without_a_close_is_an_error_to_the_handler() {
 
 #[test]
 fn the_python_websockets_client_talks_to_an_axum_route() {
-    assert!(
-        common::python_imports("websockets.sync.client"),
-        "python3's websockets (11 or later) is not installed: run \
-         `python3 -m pip install websockets` (.ci/test-tools installs it)"
-    );
+    require_python_websockets();
     let (tx, _seen) = mpsc::channel();
     let server = TestServer::start(echo_app(tx));
     common::python("ws_client.py", server.addr);
@@ -315,11 +311,7 @@ fn the_python_websockets_client_talks_to_an_axum_route() {
 
 #[test]
 fn the_python_websockets_client_talks_over_tls() {
-    assert!(
-        common::python_imports("websockets.sync.client"),
-        "python3's websockets (11 or later) is not installed: run \
-         `python3 -m pip install websockets` (.ci/test-tools installs it)"
-    );
+    require_python_websockets();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("cert.pem");
@@ -333,4 +325,13 @@ fn the_python_websockets_client_talks_over_tls() {
     let server =
         TestServer::start_with(spargio_http::Http::new().tls(acceptor), |b| b, echo_app(tx));
     common::python_with("ws_client.py", server.addr, &[ca.as_os_str()]);
+}
+
+/// Fails unless python3 has the `websockets` client the scripts use.
+fn require_python_websockets() {
+    assert!(
+        common::python_imports("websockets.sync.client"),
+        "python3's websockets (11 or later) is not installed: run \
+         `python3 -m pip install websockets` (.ci/test-tools installs it)"
+    );
 }
