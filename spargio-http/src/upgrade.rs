@@ -9,6 +9,11 @@
 //! server has written that head. A switch nobody takes closes the
 //! connection.
 //!
+//! On the client, a `101` response from
+//! [`Client::request`](crate::Client::request) carries the [`OnUpgrade`]:
+//! [`on`]`(&mut response)` gives the connection once the client has
+//! handed it over (with any bytes the server sent right after the head).
+//!
 //! ```no_run
 //! use futures_util::{AsyncReadExt, AsyncWriteExt};
 //! use http::{Request, Response, StatusCode};
@@ -52,13 +57,57 @@ use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::transport::RawIo;
 
-/// Takes the pending upgrade out of a request's extensions. If the request
-/// did not ask for an upgrade, the returned future fails with
+/// Takes the pending upgrade out of a request's extensions (the server's
+/// side) or a `101` response's (the client's side: see
+/// [`Client::request`](crate::Client::request)). If the message carries
+/// none (a request that did not ask for an upgrade, a response that did
+/// not switch), the returned future fails with
 /// [`UpgradeError::NotRequested`]; if it was taken out already (a second
 /// call), with [`UpgradeError::AlreadyTaken`] (clone the first
 /// [`OnUpgrade`] to share it).
-pub fn on<B>(req: &mut http::Request<B>) -> OnUpgrade {
-    on_extensions(req.extensions_mut())
+///
+/// It takes the message by value or by `&mut`, as hyper's does.
+pub fn on<M: CanUpgrade>(message: M) -> OnUpgrade {
+    message.take_on_upgrade()
+}
+
+/// A message that can carry a pending upgrade: `http::Request` and
+/// `http::Response`, by value or by `&mut` (see [`on`]). Sealed.
+pub trait CanUpgrade: sealed::Sealed {
+    /// Takes the pending upgrade out; see [`on`].
+    fn take_on_upgrade(self) -> OnUpgrade;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<B> Sealed for http::Request<B> {}
+    impl<B> Sealed for &mut http::Request<B> {}
+    impl<B> Sealed for http::Response<B> {}
+    impl<B> Sealed for &mut http::Response<B> {}
+}
+
+impl<B> CanUpgrade for &mut http::Request<B> {
+    fn take_on_upgrade(self) -> OnUpgrade {
+        on_extensions(self.extensions_mut())
+    }
+}
+
+impl<B> CanUpgrade for http::Request<B> {
+    fn take_on_upgrade(mut self) -> OnUpgrade {
+        on_extensions(self.extensions_mut())
+    }
+}
+
+impl<B> CanUpgrade for &mut http::Response<B> {
+    fn take_on_upgrade(self) -> OnUpgrade {
+        on_extensions(self.extensions_mut())
+    }
+}
+
+impl<B> CanUpgrade for http::Response<B> {
+    fn take_on_upgrade(mut self) -> OnUpgrade {
+        on_extensions(self.extensions_mut())
+    }
 }
 
 /// [`on`] for a request taken apart (an axum extractor's `Parts`).
@@ -91,10 +140,11 @@ const TAKEN_OUT_BEFORE: usize = usize::MAX;
 /// Why an upgrade did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpgradeError {
-    /// The request did not ask for an upgrade.
+    /// The request did not ask for an upgrade (or the response given to
+    /// [`on`] was not a switch).
     NotRequested,
     /// The response was not `101 Switching Protocols`, or the connection
-    /// closed before it was sent.
+    /// closed (or failed) before the switch was complete.
     NotSwitched,
     /// Another clone of the [`OnUpgrade`] already took the connection.
     AlreadyTaken,
@@ -275,9 +325,10 @@ impl Future for OnUpgrade {
     }
 }
 
-/// An upgraded connection: the bytes the client sent after the upgrade
-/// request that the server had already read, then the raw stream (plain
-/// TCP or Unix socket, or TLS), as `futures_io` `AsyncRead + AsyncWrite`.
+/// An upgraded connection: the bytes the peer sent after the upgrade
+/// request (on the server) or after the `101` head (on the client) that
+/// were already read, then the raw stream (plain TCP or Unix socket, or
+/// TLS), as `futures_io` `AsyncRead + AsyncWrite`.
 ///
 /// A write that has returned may not have gone out yet: it can still be in
 /// flight to the kernel, or (over TLS) held in the session's buffer. Flush
@@ -306,7 +357,7 @@ impl Upgraded {
         Upgraded { read_ahead, io }
     }
 
-    /// The bytes already read from the client and the raw stream (flush or
+    /// The bytes already read from the peer and the raw stream (flush or
     /// close it before dropping it, as for `Upgraded`).
     pub fn into_parts(self) -> (Bytes, Box<dyn RawIo>) {
         (self.read_ahead, self.io)
@@ -380,7 +431,7 @@ mod tests {
                 Poll::Ready(Some(UpgradeError::AlreadyTaken))
             );
         }
-        let mut never = on(&mut http::Request::new(()));
+        let mut never = on(http::Request::new(()));
         assert_eq!(
             poll(&mut never, &waker).map(|r| r.err()),
             Poll::Ready(Some(UpgradeError::NotRequested))

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use common::run;
 use http::{Method, Request, StatusCode, Version};
 use http_body::Frame;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
@@ -236,16 +237,6 @@ fn answer_at_once_and_read_on(response: &'static str) -> Server {
         peer.write(response.as_bytes()).await;
         while peer.fill().await {}
     })
-}
-
-fn run<F, Fut, T>(test: F) -> T
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    let rt = spargio_rt::Runtime::builder().shards(2);
-    spargio_rt::run_with(rt, move |_| test()).unwrap()
 }
 
 async fn body_bytes(body: Body) -> Result<Bytes, BodyError> {

@@ -23,6 +23,7 @@ use spargio_service::BoxError;
 
 use super::connect::{connect, far_future, Conn, Input, Output};
 use super::oneshot;
+use super::switch::switch;
 use super::target::Target;
 use super::{ClientError, Inner};
 use crate::body::{Body, BodyError, BodySender, Demand, Watch};
@@ -30,6 +31,7 @@ use crate::h1::{
     connection_has_token, encode_last_chunk, encode_request_head, parse_response, BodyLength,
     ChunkedDecoder, ChunkedError, ChunkedItem, HeadScan, Limits, ResponseBodyLength, ResponseHead,
 };
+use crate::upgrade;
 
 /// Where the task hands the response (or the error) to the caller.
 pub(crate) type Reply = oneshot::Sender<Result<Response<Body>, ClientError>>;
@@ -291,6 +293,8 @@ where
     output.buf.extend_from_slice(head);
     let limits = &ctx.inner.config.limits;
     let mut written: Option<WriteEnd> = None;
+    // A `101`'s connection, waiting to be handed over.
+    let mut switching = None;
     let (delivery, keep_alive) = {
         // Set once the response head is in: from then on a failing request
         // body shuts the write side down and the response goes on coming.
@@ -373,9 +377,12 @@ where
         let mut response = response_from(head);
         let framing = match body_length {
             _ if status == StatusCode::SWITCHING_PROTOCOLS => {
-                // The connection now speaks another protocol, which the
-                // client does not; it is closed.
+                // The connection now speaks another protocol: it goes to
+                // whoever takes the response's upgrade, never to the pool.
                 keep_alive = false;
+                let (on_upgrade, pending) = upgrade::pending();
+                response.extensions_mut().insert(on_upgrade);
+                switching = Some(pending);
                 None
             }
             ResponseBodyLength::Empty | ResponseBodyLength::Length(0) => None,
@@ -414,9 +421,11 @@ where
             delivery,
             Delivery::Later(_) | Delivery::Fed(Fed::Complete(_))
         );
-        if whole && written.is_none() && keep_alive && status.is_success() {
+        let switched = switching.is_some();
+        if whole && written.is_none() && (keep_alive && status.is_success() || switched) {
             // The server took the request before all of its body went out
-            // and keeps the connection: it means to read the rest, which
+            // and keeps the connection (or switches it, which happens
+            // after the request ends): it means to read the rest, which
             // goes on (RFC 9112 §9.5 has a client stop only for a server
             // that is closing), under the request timeout, once the
             // response is handed over.
@@ -452,6 +461,16 @@ where
         output,
         probe,
     };
+    if let Some(pending) = switching {
+        hand_over(delivery, reply);
+        // Switched only once the whole request is out: a request body cut
+        // short (or still going when the request timeout ran out) leaves
+        // the connection in no state to hand over.
+        if matches!(written, Some(WriteEnd::Done)) {
+            switch(conn, pending).await;
+        }
+        return Attempt::Done;
+    }
     let mut closing = None;
     let reusable = keep_alive && matches!(written, Some(WriteEnd::Done)) && conn.is_clean();
     if complete && reusable && ctx.inner.pool.keeps_idle() {

@@ -21,6 +21,7 @@ mod exchange;
 mod oneshot;
 mod pool;
 mod service;
+mod switch;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -177,10 +178,15 @@ impl<B> Client<B> {
     ///   connection: then the rest goes out after it is handed over, under
     ///   the request timeout if one is set.
     /// - `Expect: 100-continue` is not waited on: the body is sent at once,
-    ///   and interim `1xx` responses are skipped. A `101 Switching
-    ///   Protocols` response is returned as it is, with an empty body, and
-    ///   its connection is closed: upgrades are not supported on the
-    ///   client side.
+    ///   and interim `1xx` responses are skipped.
+    /// - A `101 Switching Protocols` response comes with an empty body
+    ///   and the connection's upgrade in its extensions:
+    ///   [`upgrade::on`](crate::upgrade::on)`(&mut response)` resolves to
+    ///   the connection (with any bytes the server sent after the head)
+    ///   once the whole request is written. It never goes back to the
+    ///   pool; a switch nobody takes closes it. The request must ask for
+    ///   the upgrade itself (`Connection: upgrade` and `Upgrade`);
+    ///   [`ws::connect`](crate::ws::connect) does that for WebSockets.
     /// - The response body is [`Body`], framed by `Content-Length`, chunked
     ///   (trailers arrive as a trailers frame) or the closing of the
     ///   connection, and empty for HEAD, 204, 304. A connection that fails

@@ -219,3 +219,68 @@ impl fmt::Display for HandshakeError {
 }
 
 impl std::error::Error for HandshakeError {}
+
+/// Why [`connect`](super::connect) or [`connect_with`](super::connect_with)
+/// did not open a WebSocket. The connection, if one was made, is closed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URI does not parse.
+    InvalidUri(http::Error),
+    /// The request cannot be a handshake (not a GET, a URI that is not
+    /// absolute `ws`, `wss`, `http` or `https`, subprotocols offered that
+    /// are not tokens or are offered twice).
+    InvalidRequest(&'static str),
+    /// Connecting, or sending the request, or reading the answer failed.
+    Http(crate::ClientError),
+    /// The server answered without switching (a redirect, 401, 426...):
+    /// its whole response, body still to read.
+    NotSwitched(Box<Response<Body>>),
+    /// The server switched but broke the handshake's rules (RFC 6455
+    /// §4.1): what was wrong.
+    InvalidResponse(&'static str),
+    /// The connection failed or closed before it was handed over.
+    Upgrade(crate::upgrade::UpgradeError),
+}
+
+impl ConnectError {
+    /// The status of a server's answer that did not switch.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ConnectError::NotSwitched(response) => Some(response.status()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::InvalidUri(e) => write!(f, "invalid websocket uri: {e}"),
+            ConnectError::InvalidRequest(what) => {
+                write!(f, "not a websocket handshake request: {what}")
+            }
+            ConnectError::Http(e) => write!(f, "websocket handshake failed: {e}"),
+            ConnectError::NotSwitched(response) => write!(
+                f,
+                "the server did not switch to websocket: it answered {}",
+                response.status()
+            ),
+            ConnectError::InvalidResponse(what) => {
+                write!(f, "invalid websocket handshake response: {what}")
+            }
+            ConnectError::Upgrade(e) => write!(f, "websocket handshake failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectError::InvalidUri(e) => Some(e),
+            ConnectError::Http(e) => Some(e),
+            ConnectError::Upgrade(e) => Some(e),
+            _ => None,
+        }
+    }
+}

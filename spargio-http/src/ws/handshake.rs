@@ -5,18 +5,16 @@
 use std::borrow::Cow;
 use std::future::Future;
 
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 
 use super::codec::Role;
 use super::config::WebSocketConfig;
 use super::error::HandshakeError;
+use super::keys::{accept_value, is_base64_of_16_bytes, lists_token};
 use super::socket::WebSocket;
 use crate::upgrade::{self, OnUpgrade};
 use crate::Body;
-
-/// The GUID RFC 6455 §1.3 appends to the client's key.
-const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// A checked WebSocket handshake request, waiting for the application to
 /// accept it with [`on_upgrade`](Self::on_upgrade).
@@ -220,61 +218,6 @@ fn check(
     Ok((accept_value(key), offered))
 }
 
-/// Whether some `name` field's comma-separated list holds `token`.
-fn lists_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    })
-}
-
-/// `Sec-WebSocket-Accept` for `key`: base64(SHA-1(key + GUID)).
-///
-/// ```text
-/// dGhlIHNhbXBsZSBub25jZQ== -> s3pPLMBiTxaQ9kYGzzhZRbK+xOo=   (RFC 6455 §1.3)
-/// ```
-pub(crate) fn accept_value(key: &[u8]) -> HeaderValue {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
-    ctx.update(key);
-    ctx.update(ACCEPT_GUID);
-    let encoded = base64(ctx.finish().as_ref());
-    HeaderValue::from_str(&encoded).expect("base64 is a valid header value")
-}
-
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding.
-fn base64(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(BASE64[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Whether `key` is the padded base64 of exactly 16 bytes: 22 characters
-/// of the alphabet, the last of them carrying no bits past the 128th
-/// (`A`, `Q`, `g` or `w`), then `==`.
-fn is_base64_of_16_bytes(key: &[u8]) -> bool {
-    key.len() == 24
-        && key.ends_with(b"==")
-        && key[..22].iter().all(|b| BASE64.contains(b))
-        && matches!(key[21], b'A' | b'Q' | b'g' | b'w')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,21 +249,6 @@ mod tests {
         let (accept, offered) = check(&Method::GET, &handshake_headers()).unwrap();
         assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         assert_eq!(offered, None);
-    }
-
-    #[test]
-    fn base64_matches_known_vectors() {
-        for (plain, encoded) in [
-            (&b""[..], ""),
-            (b"f", "Zg=="),
-            (b"fo", "Zm8="),
-            (b"foo", "Zm9v"),
-            (b"foob", "Zm9vYg=="),
-            (b"fooba", "Zm9vYmE="),
-            (b"foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain), encoded);
-        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! WebSockets (RFC 6455) on spargio's HTTP/1.1 server.
+//! WebSockets (RFC 6455) on spargio's HTTP/1.1 server and client.
 //!
 //! A handler checks the handshake with [`WebSocketUpgrade`], answers with
 //! the `101` response [`on_upgrade`](WebSocketUpgrade::on_upgrade) gives,
@@ -32,22 +32,29 @@
 //! closes with 1002, 1007 or 1009 and reports a [`ProtocolError`]. Limits
 //! ([`WebSocketConfig`]) bound the frames and messages it buffers, and a
 //! send waits while too much is queued. No extension is negotiated
-//! (`permessage-deflate` offers are declined by not answering them), and
-//! only the server side of the handshake is here: [`WebSocket::from_raw`]
-//! with [`Role::Client`] speaks the client's framing over a connection
-//! whose handshake the caller made.
+//! (`permessage-deflate` offers are declined by not answering them).
+//!
+//! The client's side: [`connect`] (or [`connect_with`], for subprotocols,
+//! headers, limits and a shared [`Client`](crate::Client)) makes the
+//! handshake over the HTTP client, plain or TLS, and gives the same
+//! [`WebSocket`], masking what it sends. [`WebSocket::from_raw`] speaks
+//! either side's framing over a connection whose handshake was made
+//! elsewhere.
 
 mod codec;
 mod config;
+mod connect;
 mod error;
 mod frame;
 mod handshake;
+mod keys;
 mod message;
 mod socket;
 
 pub use codec::Role;
 pub use config::WebSocketConfig;
-pub use error::{HandshakeError, ProtocolError, WsError};
+pub use connect::{connect, connect_with};
+pub use error::{ConnectError, HandshakeError, ProtocolError, WsError};
 pub use handshake::WebSocketUpgrade;
 pub use message::{CloseCode, CloseFrame, Message};
 pub use socket::WebSocket;

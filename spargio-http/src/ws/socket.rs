@@ -406,16 +406,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
 /// A fresh masking key for a client frame (RFC 6455 §5.3 wants it
 /// unpredictable).
 fn masking_key() -> [u8; 4] {
-    use ring::rand::SecureRandom;
-    let mut key = [0u8; 4];
-    if ring::rand::SystemRandom::new().fill(&mut key).is_err() {
-        // The system's generator failed: any key keeps the framing valid.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        key = nanos.to_ne_bytes();
-    }
-    key
+    super::keys::random()
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod ws_echo;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -484,4 +486,15 @@ pub fn python_imports(module: &str) -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
+}
+
+/// Runs `test` on a fresh 2-shard runtime and returns what it returns.
+pub fn run<F, Fut, T>(test: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    let rt = spargio_rt::Runtime::builder().shards(2);
+    spargio_rt::run_with(rt, move |_| test()).unwrap()
 }

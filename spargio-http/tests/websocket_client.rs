@@ -1,0 +1,387 @@
+//! The WebSocket client (`spargio_http::ws::connect`) and client-side
+//! upgrades (`upgrade::on` on a `101` from `Client::request`): against
+//! spargio's own server (plain and TLS), python's `websockets` server, and
+//! raw servers here that answer byte by byte.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::{AsyncReadExt, AsyncWriteExt};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use spargio_http::ws::{self, CloseCode, CloseFrame, ConnectError, Message, WebSocketConfig};
+use spargio_http::{upgrade, Body, Client};
+
+use common::ws_echo::echo_app;
+use common::{run, TestServer};
+
+/// A GET to `uri` offering `protocols`.
+fn handshake(uri: &str, protocols: &str) -> Request<()> {
+    let mut req = Request::get(uri);
+    if !protocols.is_empty() {
+        req = req.header("sec-websocket-protocol", protocols);
+    }
+    req.body(()).unwrap()
+}
+
+/// The next message, within 20 s.
+async fn next(socket: &mut ws::WebSocket) -> Option<Message> {
+    spargio_rt::time::timeout(Duration::from_secs(20), socket.recv())
+        .await
+        .expect("no message within 20 s")
+        .map(|m| m.expect("a websocket error"))
+}
+
+fn test_pattern(n: usize) -> Bytes {
+    Bytes::from(common::pattern(n))
+}
+
+#[test]
+fn the_client_talks_to_an_axum_route_on_spargio() {
+    let (tx, seen) = mpsc::channel();
+    let server = TestServer::start(echo_app(tx));
+    let uri = format!("ws://{}/ws", server.addr);
+    run(move || async move {
+        let req = handshake(&uri, "chat, superchat");
+        let (mut socket, response) = ws::connect_with(&Client::new(), req, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(socket.protocol().unwrap(), "superchat");
+        // The server refuses unmasked frames: an echo shows the masking.
+        socket.send(Message::text("héllo")).await.unwrap();
+        assert_eq!(next(&mut socket).await, Some(Message::text("héllo")));
+        let big = test_pattern(1 << 20);
+        socket.send(Message::Binary(big.clone())).await.unwrap();
+        assert_eq!(next(&mut socket).await, Some(Message::Binary(big)));
+        socket
+            .send(Message::Ping(Bytes::from_static(b"p")))
+            .await
+            .unwrap();
+        assert_eq!(
+            next(&mut socket).await,
+            Some(Message::Pong(Bytes::from_static(b"p")))
+        );
+        socket
+            .close(Some(CloseFrame::new(CloseCode::NORMAL, "done")))
+            .await
+            .unwrap();
+        match next(&mut socket).await {
+            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::NORMAL),
+            other => panic!("expected the close echoed, got {other:?}"),
+        }
+        assert_eq!(next(&mut socket).await, None);
+    });
+    let seen: Vec<String> = seen.try_iter().collect();
+    assert_eq!(seen.first().map(String::as_str), Some("protocol superchat"));
+    assert!(seen.iter().any(|s| s.starts_with("Ping")), "{seen:?}");
+    assert!(seen.iter().any(|s| s.contains("done")), "{seen:?}");
+}
+
+#[test]
+fn the_client_talks_over_tls() {
+    let (acceptor, connector) = common::localhost_tls();
+    let (tx, _seen) = mpsc::channel();
+    let server =
+        TestServer::start_with(spargio_http::Http::new().tls(acceptor), |b| b, echo_app(tx));
+    let uri = format!("wss://localhost:{}/ws", server.addr.port());
+    run(move || async move {
+        let client = Client::builder().tls(connector).build();
+        let (mut socket, _) = ws::connect_with(&client, handshake(&uri, ""), Default::default())
+            .await
+            .unwrap();
+        assert_eq!(socket.protocol(), None);
+        let big = test_pattern(300 << 10);
+        socket.send(Message::Binary(big.clone())).await.unwrap();
+        assert_eq!(next(&mut socket).await, Some(Message::Binary(big)));
+        socket.close(None).await.unwrap();
+        assert!(matches!(next(&mut socket).await, Some(Message::Close(_))));
+        assert_eq!(next(&mut socket).await, None);
+    });
+}
+
+/// python's `websockets` server (`tests/clients/ws_server.py`), stopped
+/// when dropped.
+struct PythonServer {
+    child: Child,
+    port: u16,
+}
+
+impl PythonServer {
+    fn start() -> PythonServer {
+        assert!(
+            common::python_imports("websockets.sync.server"),
+            "python3's websockets (13 or later) is not installed: run \
+             `python3 -m pip install websockets` (.ci/test-tools installs it)"
+        );
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/ws_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 is needed for ws_server.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("ws_server.py printed {line:?}, not its port"));
+        PythonServer { child, port }
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        // Closing its stdin stops it.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_client_talks_to_python_websockets_server() {
+    let server = PythonServer::start();
+    let base = format!("ws://127.0.0.1:{}/", server.port);
+    run(move || async move {
+        let client = Client::new();
+        let req = handshake(&base, "chat");
+        let (mut socket, _) = ws::connect_with(&client, req, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(socket.protocol().unwrap(), "chat");
+        // Sent by the server as soon as the handshake is done.
+        assert_eq!(next(&mut socket).await, Some(Message::text("welcome chat")));
+        socket.send(Message::text("héllo")).await.unwrap();
+        assert_eq!(next(&mut socket).await, Some(Message::text("héllo")));
+        let big = test_pattern(100 << 10);
+        socket.send(Message::Binary(big.clone())).await.unwrap();
+        assert_eq!(next(&mut socket).await, Some(Message::Binary(big)));
+        socket.send(Message::text("close please")).await.unwrap();
+        match next(&mut socket).await {
+            Some(Message::Close(Some(frame))) => {
+                assert_eq!(frame.code, CloseCode::from(4000));
+                assert_eq!(frame.reason, "bye");
+            }
+            other => panic!("expected the server's close, got {other:?}"),
+        }
+        assert_eq!(next(&mut socket).await, None);
+
+        // A refusal comes back whole.
+        let mut req = handshake(&base, "");
+        req.headers_mut()
+            .insert("x-refuse", http::HeaderValue::from_static("1"));
+        match ws::connect_with(&client, req, WebSocketConfig::default()).await {
+            Err(ConnectError::NotSwitched(response)) => {
+                assert_eq!(response.status(), StatusCode::FORBIDDEN);
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(&body[..], b"refused\n");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    });
+}
+
+/// A server thread that takes one connection, reads the request head and
+/// runs `then` with the stream and the head's fields (names lowercased).
+fn raw_server<T: Send + 'static>(
+    then: impl FnOnce(TcpStream, Vec<(String, String)>) -> T + Send + 'static,
+) -> (SocketAddr, JoinHandle<T>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let thread = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut fields = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                fields.push((name.to_ascii_lowercase(), value.trim().to_string()));
+            }
+        }
+        assert!(reader.buffer().is_empty(), "the request had a body");
+        then(stream, fields)
+    });
+    (addr, thread)
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {name} in {fields:?}"))
+}
+
+/// `Sec-WebSocket-Accept` for `key`, computed here.
+fn accept_for(key: &str) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(key.as_bytes());
+    ctx.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(ctx.finish())
+}
+
+/// Whether the peer closed `stream` (end of stream or reset) within 20 s,
+/// reading and dropping whatever comes first.
+fn peer_closes(mut stream: TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn what_the_server_sends_with_the_switch_reaches_the_socket() {
+    let (addr, server) = raw_server(|mut stream, fields| {
+        assert_eq!(field(&fields, "sec-websocket-version"), "13");
+        assert!(field(&fields, "upgrade").eq_ignore_ascii_case("websocket"));
+        let accept = accept_for(field(&fields, "sec-websocket-key"));
+        // The head and a first (unmasked) text frame in one write, so the
+        // client reads the frame with the head.
+        let mut out = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        out.extend_from_slice(&[0x81, 5]);
+        out.extend_from_slice(b"early");
+        stream.write_all(&out).unwrap();
+        // The client's close: masked, code 1000.
+        let mut close = [0u8; 8];
+        stream.read_exact(&mut close).unwrap();
+        assert_eq!(close[..2], [0x88, 0x82], "a masked 2-byte close");
+        let code = [close[6] ^ close[2], close[7] ^ close[3]];
+        assert_eq!(u16::from_be_bytes(code), 1000);
+    });
+    run(move || async move {
+        let (mut socket, _) = ws::connect(format!("ws://{addr}/")).await.unwrap();
+        assert_eq!(next(&mut socket).await, Some(Message::text("early")));
+        socket
+            .close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
+            .await
+            .unwrap();
+    });
+    server.join().unwrap();
+}
+
+#[test]
+fn a_switch_that_breaks_the_handshake_is_refused_and_its_connection_closed() {
+    let (addr, server) = raw_server(|mut stream, _| {
+        // The accept value of another key.
+        let accept = accept_for("dGhlIHNhbXBsZSBub25jZQ==");
+        write!(
+            stream,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .unwrap();
+        peer_closes(stream)
+    });
+    let closed = run(move || async move {
+        match ws::connect(format!("ws://{addr}/")).await {
+            Err(ConnectError::InvalidResponse(why)) => assert!(why.contains("Accept"), "{why}"),
+            other => panic!("expected an invalid response, got {:?}", other.map(|_| ())),
+        }
+        // Waited for with the runtime still up (its end would close
+        // whatever it still held).
+        joined(server).await
+    });
+    assert!(closed, "the client kept the connection");
+}
+
+/// `thread`'s result, waited for on the blocking pool.
+async fn joined<T: Send + 'static>(thread: JoinHandle<T>) -> T {
+    spargio_rt::spawn_blocking(move || thread.join().unwrap())
+        .await
+        .unwrap()
+}
+
+#[test]
+fn a_client_request_can_be_upgraded_to_any_protocol() {
+    let (addr, server) = raw_server(|mut stream, fields| {
+        assert_eq!(field(&fields, "upgrade"), "echo");
+        stream
+            .write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+            )
+            .unwrap();
+        // Echo until the client closes.
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf).unwrap() {
+                0 => return,
+                n => stream.write_all(&buf[..n]).unwrap(),
+            }
+        }
+    });
+    run(move || async move {
+        let req = Request::get(format!("http://{addr}/tunnel"))
+            .header("connection", "upgrade")
+            .header("upgrade", "echo")
+            .body(Body::empty())
+            .unwrap();
+        let mut response = Client::new().request(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        let mut io = upgrade::on(&mut response).await.unwrap();
+        io.write_all(b"over the switched connection").await.unwrap();
+        io.flush().await.unwrap();
+        let mut echoed = [0u8; 28];
+        io.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"over the switched connection");
+        io.close().await.unwrap();
+        // A response taken a second time has no upgrade left.
+        assert_eq!(
+            upgrade::on(&mut response).await.err(),
+            Some(upgrade::UpgradeError::AlreadyTaken)
+        );
+    });
+    server.join().unwrap();
+}
+
+#[test]
+fn a_switch_nobody_takes_closes_its_connection() {
+    let (addr, server) = raw_server(|mut stream, _| {
+        stream
+            .write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+            )
+            .unwrap();
+        peer_closes(stream)
+    });
+    let closed = run(move || async move {
+        let req = Request::get(format!("http://{addr}/"))
+            .header("connection", "upgrade")
+            .header("upgrade", "echo")
+            .body(Body::empty())
+            .unwrap();
+        let response = Client::new().request(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        drop(response);
+        joined(server).await
+    });
+    assert!(closed, "the client kept the connection");
+}
