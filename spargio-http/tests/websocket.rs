@@ -278,7 +278,7 @@ fn the_python_websockets_client_talks_over_tls() {
 fn require_python_websockets() {
     assert!(
         common::python_imports("websockets.sync.client"),
-        "python3's websockets (11 or later) is not installed: run \
+        "python3's websockets (13 or later) is not installed: run \
          `python3 -m pip install websockets` (.ci/test-tools installs it)"
     );
 }
