@@ -235,6 +235,43 @@ fn a_server_that_closes_first_hears_the_client_answer() {
 }
 
 #[test]
+fn a_switch_a_middleware_undoes_is_reported_to_on_failed_upgrade() {
+    let (tx, seen) = mpsc::channel::<String>();
+    let app = Router::new()
+        .route(
+            "/ws",
+            get(move |ws: WebSocketUpgrade| {
+                let (failed, upgraded) = (tx.clone(), tx.clone());
+                async move {
+                    ws.on_failed_upgrade(move |e| {
+                        let _ = failed.send(format!("failed: {e}"));
+                    })
+                    .on_upgrade(move |_| async move {
+                        let _ = upgraded.send("upgraded".into());
+                    })
+                }
+            }),
+        )
+        // A layer that answers for the handler: no 101 goes out.
+        .layer(tower::util::MapResponseLayer::new(
+            |_: axum::response::Response| {
+                axum::response::Response::new(axum::body::Body::from("not today"))
+            },
+        ));
+    let server = TestServer::start(app);
+    let mut c = server.connect();
+    let resp = c.roundtrip(handshake("/ws", "").as_bytes());
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(
+        next(&seen),
+        "failed: the connection was not switched (no 101 response)"
+    );
+    // The connection serves on as HTTP.
+    let again = c.roundtrip(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(again.status, 200);
+}
+
+#[test]
 fn a_client_that_vanishes_without_a_close_is_an_error_to_the_handler() {
     let (tx, seen) = mpsc::channel();
     let server = TestServer::start(echo_app(tx));

@@ -3,6 +3,7 @@
 //! the switched connection to the application.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::future::Future;
 
 use http::header::{self, HeaderMap};
@@ -13,7 +14,7 @@ use super::config::WebSocketConfig;
 use super::error::HandshakeError;
 use super::keys::{accept_value, is_base64_of_16_bytes, lists_token};
 use super::socket::WebSocket;
-use crate::upgrade::{self, OnUpgrade};
+use crate::upgrade::{self, OnUpgrade, UpgradeError};
 use crate::Body;
 
 /// A checked WebSocket handshake request, waiting for the application to
@@ -45,13 +46,27 @@ use crate::Body;
 ///     }))
 /// }
 /// ```
-#[derive(Debug)]
 pub struct WebSocketUpgrade {
     accept: HeaderValue,
     offered: Option<HeaderValue>,
     selected: Option<HeaderValue>,
     on_upgrade: OnUpgrade,
     config: WebSocketConfig,
+    on_failed: Option<FailedCallback>,
+}
+
+/// What [`WebSocketUpgrade::on_failed_upgrade`] runs.
+type FailedCallback = Box<dyn FnOnce(UpgradeError) + Send>;
+
+impl fmt::Debug for WebSocketUpgrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketUpgrade")
+            .field("offered", &self.offered)
+            .field("selected", &self.selected)
+            .field("config", &self.config)
+            .field("on_failed_upgrade", &self.on_failed.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl WebSocketUpgrade {
@@ -92,6 +107,7 @@ impl WebSocketUpgrade {
             selected: None,
             on_upgrade,
             config: WebSocketConfig::default(),
+            on_failed: None,
         })
     }
 
@@ -150,11 +166,32 @@ impl WebSocketUpgrade {
         self
     }
 
+    /// Runs `callback` with the reason if the connection is never switched
+    /// after [`on_upgrade`](Self::on_upgrade) accepted the handshake: the
+    /// connection closed or failed before the `101` was written, or a
+    /// middleware replaced the `101` with another response. Without it
+    /// that case passes silently (the socket's callback is not called).
+    ///
+    /// ```no_run
+    /// # fn demo(ws: spargio_http::ws::WebSocketUpgrade) -> http::Response<spargio_http::Body> {
+    /// ws.on_failed_upgrade(|error| eprintln!("websocket upgrade failed: {error}"))
+    ///     .on_upgrade(|socket| async move { drop(socket) })
+    /// # }
+    /// ```
+    pub fn on_failed_upgrade<C>(mut self, callback: C) -> WebSocketUpgrade
+    where
+        C: FnOnce(UpgradeError) + Send + 'static,
+    {
+        self.on_failed = Some(Box::new(callback));
+        self
+    }
+
     /// Accepts the handshake: returns the `101 Switching Protocols`
     /// response for the handler to return, and spawns a stealable task
     /// that runs `callback` with the socket once the server has written
     /// that response. If the connection closes first, `callback` is not
-    /// called. Call it on the runtime (a handler always runs there).
+    /// called ([`on_failed_upgrade`](Self::on_failed_upgrade) hears of
+    /// it). Call it on the runtime (a handler always runs there).
     pub fn on_upgrade<F, Fut>(self, callback: F) -> Response<Body>
     where
         F: FnOnce(WebSocket) -> Fut + Send + 'static,
@@ -170,10 +207,19 @@ impl WebSocketUpgrade {
             headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol.clone());
         }
         let (on_upgrade, config, selected) = (self.on_upgrade, self.config, self.selected);
+        let on_failed = self.on_failed;
         drop(spargio_rt::spawn(async move {
-            if let Ok(io) = on_upgrade.await {
-                let socket = WebSocket::from_raw(io, Role::Server, config).with_protocol(selected);
-                callback(socket).await;
+            match on_upgrade.await {
+                Ok(io) => {
+                    let socket =
+                        WebSocket::from_raw(io, Role::Server, config).with_protocol(selected);
+                    callback(socket).await;
+                }
+                Err(e) => {
+                    if let Some(on_failed) = on_failed {
+                        on_failed(e);
+                    }
+                }
             }
         }));
         resp
