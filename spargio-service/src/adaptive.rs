@@ -48,7 +48,9 @@ pub(crate) struct AdaptiveTable {
 impl AdaptiveTable {
     /// A table for `shards` shards.
     pub(crate) fn new(cfg: AdaptiveConfig, shards: usize) -> AdaptiveTable {
-        let n = cfg.max_routes.max(1);
+        // A power of two: the slot is found with a mask (a division on
+        // every request cost more than the rest of the lookup).
+        let n = cfg.max_routes.max(1).next_power_of_two();
         AdaptiveTable {
             shards: (0..shards.max(1))
                 .map(|_| (0..n).map(|_| AtomicU64::new(0)).collect())
@@ -59,10 +61,14 @@ impl AdaptiveTable {
     }
 
     fn slot(&self, shard: usize, route: RouteKey) -> &AtomicU64 {
-        let slots = &self.shards[shard % self.shards.len()];
+        let slots = match self.shards.get(shard) {
+            Some(slots) => slots,
+            None => &self.shards[shard % self.shards.len()],
+        };
         // Spread keys that differ only in high bits over the slots too.
         let h = route.0 ^ (route.0 >> 29) ^ (route.0 >> 47);
-        &slots[(h % slots.len() as u64) as usize]
+        // (The length is a power of two.)
+        &slots[h as usize & (slots.len() - 1)]
     }
 
     /// The tier one request's longest poll calls for, without hysteresis

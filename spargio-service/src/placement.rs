@@ -58,8 +58,8 @@ pub struct AdaptiveConfig {
     /// Default 500 µs: a poll that long holds a shard's connections for
     /// half a millisecond, far more than a pool hop costs.
     pub background_poll: Option<Duration>,
-    /// Routes tracked at once per shard (8 bytes each); requests of further
-    /// routes share one slot.
+    /// Routes tracked at once per shard (8 bytes each; rounded up to a
+    /// power of two); requests of further routes share one slot.
     pub max_routes: usize,
 }
 
