@@ -154,7 +154,9 @@ impl fmt::Display for UpgradeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             UpgradeError::NotRequested => "the request did not ask for an upgrade",
-            UpgradeError::NotSwitched => "the connection was not switched (no 101 response)",
+            UpgradeError::NotSwitched => {
+                "the connection was not switched (no 101 response, or the connection failed first)"
+            }
             UpgradeError::AlreadyTaken => "the upgraded connection was already taken",
         })
     }
@@ -176,9 +178,9 @@ pub struct OnUpgrade {
 }
 
 impl OnUpgrade {
-    /// Whether the request asked for an upgrade that this handle can still
-    /// take (false for one from a request that did not ask, or whose
-    /// upgrade [`on`] had already given out).
+    /// Whether this handle can still take a connection: its request asked
+    /// for an upgrade (or its response is a client's `101`) and [`on`] had
+    /// not already given that upgrade out.
     pub fn is_requested(&self) -> bool {
         self.slot.is_some()
     }
@@ -189,6 +191,7 @@ impl Clone for OnUpgrade {
         OnUpgrade {
             slot: self.slot.clone(),
             key: self.slot.as_ref().map_or(self.key, |slot| {
+                slot.handles.fetch_add(1, Ordering::SeqCst);
                 slot.next_key.fetch_add(1, Ordering::Relaxed)
             }),
         }
@@ -197,11 +200,23 @@ impl Clone for OnUpgrade {
 
 impl Drop for OnUpgrade {
     fn drop(&mut self) {
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
         // A clone dropped while waiting leaves no waker behind.
-        if let Some(slot) = &self.slot {
-            if let State::Waiting(wakers) = &mut *slot.lock() {
-                wakers.retain(|(key, _)| *key != self.key);
-            }
+        if let State::Waiting(wakers) = &mut *slot.lock() {
+            wakers.retain(|(key, _)| *key != self.key);
+        }
+        // The connection's side, if it waits on whether anyone still wants
+        // the connection, looks again (once this handle no longer counts).
+        slot.handles.fetch_sub(1, Ordering::SeqCst);
+        let watcher = slot
+            .watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(watcher) = watcher {
+            watcher.wake();
         }
     }
 }
@@ -218,6 +233,10 @@ struct Slot {
     state: Mutex<State>,
     /// The key the next clone of the [`OnUpgrade`] gets.
     next_key: AtomicUsize,
+    /// The connection's side, waiting in [`Pending::poll_unwanted`].
+    watcher: Mutex<Option<Waker>>,
+    /// How many [`OnUpgrade`]s for it are alive.
+    handles: AtomicUsize,
 }
 
 impl Slot {
@@ -252,6 +271,8 @@ pub(crate) fn pending() -> (OnUpgrade, Pending) {
     let slot = Arc::new(Slot {
         state: Mutex::new(State::Waiting(Vec::new())),
         next_key: AtomicUsize::new(1),
+        watcher: Mutex::new(None),
+        handles: AtomicUsize::new(1),
     });
     (
         OnUpgrade {
@@ -266,7 +287,25 @@ impl Pending {
     /// Whether any [`OnUpgrade`] for this request is still alive (if none
     /// is, nobody can take the connection).
     pub(crate) fn is_wanted(&self) -> bool {
-        Arc::strong_count(&self.slot) > 1
+        self.slot.handles.load(Ordering::SeqCst) > 0
+    }
+
+    /// Ready once no [`OnUpgrade`] for this request is left: nobody can
+    /// take the connection any more (a task waiting for something before
+    /// the hand-over can give up then).
+    pub(crate) fn poll_unwanted(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.is_wanted() {
+            return Poll::Ready(());
+        }
+        *self.slot.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        // Looked at again after the waker is in place: a handle dropped in
+        // between may have found no waker to wake (one dropped later finds
+        // it).
+        if self.is_wanted() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     }
 
     /// Hands the connection over.
@@ -490,6 +529,22 @@ mod tests {
                 Poll::Ready(Err(UpgradeError::NotSwitched))
             ));
         }
+    }
+
+    #[test]
+    fn the_connection_side_hears_when_the_last_handle_is_dropped() {
+        let (first, pending) = super::pending();
+        let second = first.clone();
+        let (count, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(pending.poll_unwanted(&mut cx).is_pending());
+        drop(first);
+        assert_eq!(woken(&count), 1);
+        assert!(pending.poll_unwanted(&mut cx).is_pending(), "a clone is left");
+        drop(second);
+        assert_eq!(woken(&count), 2);
+        assert!(pending.poll_unwanted(&mut cx).is_ready());
+        assert!(!pending.is_wanted());
     }
 
     #[test]

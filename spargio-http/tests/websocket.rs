@@ -262,9 +262,10 @@ fn a_switch_a_middleware_undoes_is_reported_to_on_failed_upgrade() {
     let mut c = server.connect();
     let resp = c.roundtrip(handshake("/ws", "").as_bytes());
     assert_eq!(resp.status, 200, "{resp:?}");
-    assert_eq!(
-        next(&seen),
-        "failed: the connection was not switched (no 101 response)"
+    let failed = next(&seen);
+    assert!(
+        failed.starts_with("failed: the connection was not switched"),
+        "{failed}"
     );
     // The connection serves on as HTTP.
     let again = c.roundtrip(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n");

@@ -16,6 +16,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use http::{Request, StatusCode};
+use http_body::Frame;
 use http_body_util::BodyExt;
 use spargio_http::ws::{self, CloseCode, CloseFrame, ConnectError, Message, WebSocketConfig};
 use spargio_http::{upgrade, Body, Client};
@@ -80,10 +81,17 @@ fn the_client_talks_to_an_axum_route_on_spargio() {
         }
         assert_eq!(next(&mut socket).await, None);
     });
-    let seen: Vec<String> = seen.try_iter().collect();
-    assert_eq!(seen.first().map(String::as_str), Some("protocol superchat"));
-    assert!(seen.iter().any(|s| s.starts_with("Ping")), "{seen:?}");
-    assert!(seen.iter().any(|s| s.contains("done")), "{seen:?}");
+    // What the server's handler saw, up to its end.
+    let mut saw = Vec::new();
+    while saw.last().map(String::as_str) != Some("end") {
+        let s = seen
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("the handler did not end; it saw {saw:?}"));
+        saw.push(s);
+    }
+    assert_eq!(saw.first().map(String::as_str), Some("protocol superchat"));
+    assert!(saw.iter().any(|s| s.starts_with("Ping")), "{saw:?}");
+    assert!(saw.iter().any(|s| s.contains("done")), "{saw:?}");
 }
 
 #[test]
@@ -302,7 +310,11 @@ fn a_switch_that_breaks_the_handshake_is_refused_and_its_connection_closed() {
         peer_closes(stream)
     });
     let closed = run(move || async move {
-        match ws::connect(format!("ws://{addr}/")).await {
+        // Kept until the server has seen the close: dropping the client
+        // (and its pool) would close a connection it wrongly kept.
+        let client = Client::new();
+        let req = handshake(&format!("ws://{addr}/"), "");
+        match ws::connect_with(&client, req, WebSocketConfig::default()).await {
             Err(ConnectError::InvalidResponse(why)) => assert!(why.contains("Accept"), "{why}"),
             other => panic!("expected an invalid response, got {:?}", other.map(|_| ())),
         }
@@ -378,10 +390,93 @@ fn a_switch_nobody_takes_closes_its_connection() {
             .header("upgrade", "echo")
             .body(Body::empty())
             .unwrap();
-        let response = Client::new().request(req).await.unwrap();
+        let client = Client::new();
+        let response = client.request(req).await.unwrap();
         assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
         drop(response);
         joined(server).await
+    });
+    assert!(closed, "the client kept the connection");
+}
+
+/// Frames for a request body, as the test sends them.
+type Feed = futures_channel::mpsc::UnboundedSender<Result<Frame<Bytes>, std::io::Error>>;
+
+/// A request asking to switch to the `echo` protocol, with a body of
+/// `len` bytes that comes as the returned feed sends it (and never ends
+/// while the feed lives).
+fn echo_upgrade(
+    addr: SocketAddr,
+    len: u64,
+) -> (
+    Feed,
+    Request<impl http_body::Body<Data = Bytes, Error = std::io::Error>>,
+) {
+    let (feed, frames) = futures_channel::mpsc::unbounded();
+    let req = Request::post(format!("http://{addr}/"))
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .header("content-length", len)
+        .body(http_body_util::StreamBody::new(frames))
+        .unwrap();
+    (feed, req)
+}
+
+#[test]
+fn a_switch_before_the_request_body_ends_waits_for_it() {
+    let (addr, server) = raw_server(|mut stream, fields| {
+        assert_eq!(field(&fields, "content-length"), "5");
+        stream
+            .write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+            )
+            .unwrap();
+        // The request's body, then the new protocol.
+        let mut body = [0u8; 5];
+        stream.read_exact(&mut body).unwrap();
+        assert_eq!(&body, b"hello");
+        let mut buf = [0u8; 6];
+        stream.read_exact(&mut buf).unwrap();
+        stream.write_all(&buf).unwrap();
+    });
+    run(move || async move {
+        let (feed, req) = echo_upgrade(addr, 5);
+        let mut response = Client::new().request(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        // The body goes out after the 101 came; the switch waits for it.
+        feed.unbounded_send(Ok(Frame::data(Bytes::from_static(b"hello"))))
+            .unwrap();
+        let mut io = upgrade::on(&mut response).await.unwrap();
+        io.write_all(b"echoed").await.unwrap();
+        io.flush().await.unwrap();
+        let mut echoed = [0u8; 6];
+        io.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"echoed");
+        drop(feed);
+    });
+    server.join().unwrap();
+}
+
+#[test]
+fn a_switch_whose_request_body_never_ends_closes_once_nobody_wants_it() {
+    let (addr, server) = raw_server(|mut stream, _| {
+        stream
+            .write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+            )
+            .unwrap();
+        peer_closes(stream)
+    });
+    let closed = run(move || async move {
+        let client = Client::new();
+        // A body of 8 MiB of which nothing ever comes.
+        let (feed, req) = echo_upgrade(addr, 8 << 20);
+        let response = client.request(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        drop(response);
+        let closed = joined(server).await;
+        drop(feed);
+        closed
     });
     assert!(closed, "the client kept the connection");
 }

@@ -35,6 +35,20 @@ impl TransportRead for ConnReader {
             ConnReader::Tls(r) => r.read_some(buf).await,
         }
     }
+
+    async fn release(&mut self, buf: &mut BytesMut) -> io::Result<()> {
+        match self {
+            ConnReader::Tcp(r) => r.release(buf).await,
+            ConnReader::Tls(r) => r.release(buf).await,
+        }
+    }
+
+    fn input_waiting(&self) -> Option<bool> {
+        match self {
+            ConnReader::Tcp(r) => r.input_waiting(),
+            ConnReader::Tls(r) => r.input_waiting(),
+        }
+    }
 }
 
 impl TransportWrite for ConnWriter {

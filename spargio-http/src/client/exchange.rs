@@ -428,7 +428,8 @@ where
             // after the request ends): it means to read the rest, which
             // goes on (RFC 9112 §9.5 has a client stop only for a server
             // that is closing), under the request timeout, once the
-            // response is handed over.
+            // response is handed over. For a switch, only while someone
+            // still wants the connection.
             hand_over(delivery, reply);
             poll_fn(|cx| {
                 poll_writer(writer.as_mut(), &mut written, cx);
@@ -436,7 +437,10 @@ where
                     .as_mut()
                     .as_pin_mut()
                     .is_some_and(|timer| timer.poll(cx).is_ready());
-                if written.is_some() || timed_out {
+                let unwanted = switching
+                    .as_ref()
+                    .is_some_and(|pending| pending.poll_unwanted(cx).is_ready());
+                if written.is_some() || timed_out || unwanted {
                     Poll::Ready(())
                 } else {
                     Poll::Pending

@@ -138,7 +138,10 @@ fn handshake_request(
 
 /// `uri` with `ws` as `http` and `wss` as `https`.
 fn http_uri(uri: Uri) -> Result<Uri, ConnectError> {
-    let scheme = match uri.scheme_str() {
+    // Schemes are case-insensitive (RFC 3986 §3.1); `http` only
+    // normalizes its own two.
+    let scheme = uri.scheme_str().map(str::to_ascii_lowercase);
+    let scheme = match scheme.as_deref() {
         Some("ws" | "http") => Scheme::HTTP,
         Some("wss" | "https") => Scheme::HTTPS,
         _ => {
@@ -186,8 +189,15 @@ fn check_response(
     offered: &[HeaderValue],
 ) -> Result<Option<HeaderValue>, ConnectError> {
     let invalid = ConnectError::InvalidResponse;
-    if !lists_token(headers, &header::UPGRADE, "websocket") {
-        return Err(invalid("Upgrade is not websocket"));
+    // One Upgrade, `websocket` and nothing else (RFC 6455 §4.1).
+    let mut upgrades = headers.get_all(header::UPGRADE).iter();
+    match (upgrades.next(), upgrades.next()) {
+        (Some(upgrade), None)
+            if upgrade
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"websocket") => {}
+        _ => return Err(invalid("Upgrade is not websocket")),
     }
     if !lists_token(headers, &header::CONNECTION, "upgrade") {
         return Err(invalid("Connection does not list upgrade"));
@@ -198,7 +208,16 @@ fn check_response(
         (None, _) => return Err(invalid("no Sec-WebSocket-Accept")),
         _ => return Err(invalid("Sec-WebSocket-Accept does not match the key")),
     }
-    if headers.contains_key(header::SEC_WEBSOCKET_EXTENSIONS) {
+    // An empty field names no extension.
+    let extension = headers
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .any(|v| {
+            v.as_bytes()
+                .split(|&b| b == b',')
+                .any(|e| !e.trim_ascii().is_empty())
+        });
+    if extension {
         return Err(invalid("an extension the client did not offer"));
     }
     let mut chosen = headers.get_all(header::SEC_WEBSOCKET_PROTOCOL).iter();
@@ -251,6 +270,8 @@ mod tests {
         assert!(offered.is_empty());
         let (plain, _, _) = handshake_request(request("ws://example.com/")).unwrap();
         assert_eq!(plain.uri(), "http://example.com/");
+        let (upper, _, _) = handshake_request(request("WSS://example.com/")).unwrap();
+        assert_eq!(upper.uri(), "https://example.com/");
     }
 
     #[test]
@@ -308,10 +329,15 @@ mod tests {
             HeaderValue::from_static("chat"),
         );
         assert_eq!(check_response(&h, &key, &offered).unwrap().unwrap(), "chat");
-        // Connection may list other tokens too.
+        // Connection may list other tokens too, and an empty extensions
+        // field names none.
         h.insert(
             header::CONNECTION,
             HeaderValue::from_static("keep-alive, upgrade"),
+        );
+        h.insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(""),
         );
         assert!(check_response(&h, &key, &offered).is_ok());
     }
@@ -322,12 +348,24 @@ mod tests {
         let offered = [HeaderValue::from_static("chat")];
         let other_key = new_key();
         type Breaks = Box<dyn Fn(&mut HeaderMap)>;
-        let cases: [(&str, Breaks); 8] = [
+        let cases: [(&str, Breaks); 10] = [
             ("no upgrade", Box::new(|h| drop(h.remove(header::UPGRADE)))),
             (
                 "upgrade to something else",
                 Box::new(|h| {
                     h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+                }),
+            ),
+            (
+                "websocket among other upgrades",
+                Box::new(|h| {
+                    h.insert(header::UPGRADE, HeaderValue::from_static("h2c, websocket"));
+                }),
+            ),
+            (
+                "two upgrade fields",
+                Box::new(|h| {
+                    h.append(header::UPGRADE, HeaderValue::from_static("websocket"));
                 }),
             ),
             (

@@ -221,7 +221,10 @@ impl fmt::Display for HandshakeError {
 impl std::error::Error for HandshakeError {}
 
 /// Why [`connect`](super::connect) or [`connect_with`](super::connect_with)
-/// did not open a WebSocket. The connection, if one was made, is closed.
+/// did not open a WebSocket. The connection, if one was made, is closed,
+/// except for [`NotSwitched`](Self::NotSwitched): its response holds the
+/// connection until the body is read to its end (a keep-alive answer then
+/// goes back to the client's pool) or dropped.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConnectError {
