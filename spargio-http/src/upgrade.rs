@@ -540,7 +540,10 @@ mod tests {
         assert!(pending.poll_unwanted(&mut cx).is_pending());
         drop(first);
         assert_eq!(woken(&count), 1);
-        assert!(pending.poll_unwanted(&mut cx).is_pending(), "a clone is left");
+        assert!(
+            pending.poll_unwanted(&mut cx).is_pending(),
+            "a clone is left"
+        );
         drop(second);
         assert_eq!(woken(&count), 2);
         assert!(pending.poll_unwanted(&mut cx).is_ready());
