@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use common::ws_echo::echo_app;
 use common::{RawClient, TestServer};
-use spargio_http::ws::{CloseCode, CloseFrame, Message, WebSocketUpgrade};
+use spargio_http::ws::{close_code, CloseFrame, Message, WebSocketUpgrade};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
@@ -123,9 +123,7 @@ fn an_axum_route_echoes_text_and_fragmented_binary_and_answers_ping_and_close() 
     c.send(&frame(true, 0x8, &close));
     assert_eq!(read_close(&mut c), 1000, "the close's code is echoed");
     assert!(c.is_closed(), "the server shuts its side after the closes");
-    assert!(
-        next(&seen).starts_with("Close(Some(CloseFrame { code: CloseCode(1000), reason: \"bye\"")
-    );
+    assert!(next(&seen).starts_with("Close(Some(CloseFrame { code: 1000, reason: \"bye\""));
     assert_eq!(next(&seen), "end");
 }
 
@@ -210,7 +208,7 @@ fn a_server_that_closes_first_hears_the_client_answer() {
             async move {
                 ws.on_upgrade(move |mut socket| async move {
                     socket.send(Message::text("last words")).await.unwrap();
-                    let frame = CloseFrame::new(CloseCode::AWAY, "shutting down");
+                    let frame = CloseFrame::new(close_code::AWAY, "shutting down");
                     socket.close(Some(frame)).await.unwrap();
                     let refused = socket.send(Message::text("after close")).await;
                     let _ = seen.send(format!("send after close: {}", refused.is_err()));
@@ -229,7 +227,7 @@ fn a_server_that_closes_first_hears_the_client_answer() {
     assert_eq!(next(&seen), "send after close: true");
     // The client answers; the server then ends the connection.
     c.send(&frame(true, 0x8, &1001u16.to_be_bytes()));
-    assert!(next(&seen).starts_with("Ok(Close(Some(CloseFrame { code: CloseCode(1001)"));
+    assert!(next(&seen).starts_with("Ok(Close(Some(CloseFrame { code: 1001"));
     assert_eq!(next(&seen), "end");
     assert!(c.is_closed());
 }

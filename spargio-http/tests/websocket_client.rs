@@ -18,7 +18,7 @@ use futures_util::{AsyncReadExt, AsyncWriteExt};
 use http::{Request, StatusCode};
 use http_body::Frame;
 use http_body_util::BodyExt;
-use spargio_http::ws::{self, CloseCode, CloseFrame, ConnectError, Message, WebSocketConfig};
+use spargio_http::ws::{self, close_code, CloseFrame, ConnectError, Message, WebSocketConfig};
 use spargio_http::{upgrade, Body, Client};
 
 use common::ws_echo::echo_app;
@@ -72,11 +72,11 @@ fn the_client_talks_to_an_axum_route_on_spargio() {
             Some(Message::Pong(Bytes::from_static(b"p")))
         );
         socket
-            .close(Some(CloseFrame::new(CloseCode::NORMAL, "done")))
+            .close(Some(CloseFrame::new(close_code::NORMAL, "done")))
             .await
             .unwrap();
         match next(&mut socket).await {
-            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::NORMAL),
+            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, close_code::NORMAL),
             other => panic!("expected the close echoed, got {other:?}"),
         }
         assert_eq!(next(&mut socket).await, None);
@@ -92,6 +92,100 @@ fn the_client_talks_to_an_axum_route_on_spargio() {
     assert_eq!(saw.first().map(String::as_str), Some("protocol superchat"));
     assert!(saw.iter().any(|s| s.starts_with("Ping")), "{saw:?}");
     assert!(saw.iter().any(|s| s.contains("done")), "{saw:?}");
+}
+
+/// A handler as axum 0.8's WebSocket examples write one; only its imports
+/// (`spargio_http::ws` for `axum::extract::ws`) differ.
+mod written_for_axum {
+    use axum::response::IntoResponse;
+    use bytes::Bytes;
+    use spargio_http::ws::{
+        close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
+    };
+
+    pub async fn ws_handler(mut ws: WebSocketUpgrade) -> impl IntoResponse {
+        if let Some(protocol) = ws.requested_protocols().last() {
+            ws.set_selected_protocol(protocol);
+        }
+        ws.max_message_size(1 << 20)
+            .on_failed_upgrade(|error| println!("upgrade failed: {error}"))
+            .on_upgrade(handle_socket)
+    }
+
+    async fn handle_socket(mut socket: WebSocket) {
+        if socket
+            .send(Message::Ping(Bytes::from_static(&[1, 2, 3])))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        while let Some(msg) = socket.recv().await {
+            let Ok(msg) = msg else { return };
+            match msg {
+                Message::Text(t) if t.as_str() == "bye" => break,
+                Message::Text(t) => {
+                    let answer = format!("you said {t} ({} bytes)", t.len());
+                    if socket.send(Message::Text(answer.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Message::Binary(d) => {
+                    let text = Message::Binary(d.clone()).into_text().unwrap_or_default();
+                    if socket.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                Message::Close(c) => {
+                    if let Some(cf) = c {
+                        println!("close with code {} and reason `{}`", cf.code, cf.reason);
+                    }
+                    return;
+                }
+                Message::Ping(_) | Message::Pong(_) => {}
+            }
+        }
+        let _ = socket
+            .send(Message::Close(Some(CloseFrame {
+                code: close_code::NORMAL,
+                reason: Utf8Bytes::from_static("Goodbye"),
+            })))
+            .await;
+    }
+}
+
+#[test]
+fn a_handler_written_for_axum_runs_with_only_its_imports_changed() {
+    let app = axum::Router::new().route("/ws", axum::routing::get(written_for_axum::ws_handler));
+    let server = TestServer::start(app);
+    let uri = format!("ws://{}/ws", server.addr);
+    run(move || async move {
+        let req = handshake(&uri, "v1, v2");
+        let (mut socket, _) = ws::connect_with(&Client::new(), req, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(socket.protocol().unwrap(), "v2");
+        assert_eq!(
+            next(&mut socket).await,
+            Some(Message::Ping(Bytes::from_static(&[1, 2, 3])))
+        );
+        socket.send(Message::text("héllo")).await.unwrap();
+        assert_eq!(
+            next(&mut socket).await,
+            Some(Message::text("you said héllo (6 bytes)"))
+        );
+        socket.send(Message::binary(&b"as text"[..])).await.unwrap();
+        assert_eq!(next(&mut socket).await, Some(Message::text("as text")));
+        socket.send(Message::text("bye")).await.unwrap();
+        match next(&mut socket).await {
+            Some(Message::Close(Some(frame))) => {
+                assert_eq!(frame.code, close_code::NORMAL);
+                assert_eq!(frame.reason, "Goodbye");
+            }
+            other => panic!("expected the handler's close, got {other:?}"),
+        }
+        assert_eq!(next(&mut socket).await, None);
+    });
 }
 
 #[test]
@@ -179,7 +273,7 @@ fn the_client_talks_to_python_websockets_server() {
         socket.send(Message::text("close please")).await.unwrap();
         match next(&mut socket).await {
             Some(Message::Close(Some(frame))) => {
-                assert_eq!(frame.code, CloseCode::from(4000));
+                assert_eq!(frame.code, 4000);
                 assert_eq!(frame.reason, "bye");
             }
             other => panic!("expected the server's close, got {other:?}"),
@@ -289,7 +383,7 @@ fn what_the_server_sends_with_the_switch_reaches_the_socket() {
         let (mut socket, _) = ws::connect(format!("ws://{addr}/")).await.unwrap();
         assert_eq!(next(&mut socket).await, Some(Message::text("early")));
         socket
-            .close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
+            .close(Some(CloseFrame::new(close_code::NORMAL, "")))
             .await
             .unwrap();
     });

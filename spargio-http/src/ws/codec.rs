@@ -6,7 +6,8 @@ use bytes::{Buf, BufMut, BytesMut};
 
 use super::error::{ProtocolError, WsError};
 use super::frame::{apply_mask, parse_header, put_header, OpCode, MAX_CONTROL_PAYLOAD};
-use super::message::{CloseCode, CloseFrame, Message};
+use super::message::{close_code, CloseFrame, Message};
+use super::utf8::Utf8Bytes;
 
 /// Payloads shorter than this are copied out of the read buffer; longer
 /// ones take their bytes of it without a copy.
@@ -135,9 +136,9 @@ fn whole(text: bool, data: BytesMut) -> Result<Message, ProtocolError> {
     if !text {
         return Ok(Message::Binary(data.freeze()));
     }
-    String::from_utf8(Vec::from(data))
-        .map(Message::Text)
-        .map_err(|_| ProtocolError::InvalidUtf8)
+    // Checked in place; the text keeps the payload's memory.
+    std::str::from_utf8(&data).map_err(|_| ProtocolError::InvalidUtf8)?;
+    Ok(Message::Text(Utf8Bytes::from_checked(data.freeze())))
 }
 
 /// A close frame's body: empty, or a sendable code and a UTF-8 reason.
@@ -146,12 +147,12 @@ fn parse_close(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
         [] => Ok(None),
         [_] => Err(ProtocolError::InvalidClose),
         [hi, lo, reason @ ..] => {
-            let code = CloseCode::from(u16::from_be_bytes([*hi, *lo]));
-            if !code.is_sendable() {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !close_code::is_sendable(code) {
                 return Err(ProtocolError::InvalidClose);
             }
             let reason = std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
-            Ok(Some(CloseFrame::new(code, reason.to_string())))
+            Ok(Some(CloseFrame::new(code, reason)))
         }
     }
 }
@@ -183,7 +184,7 @@ pub(crate) fn encode(
         }
         Message::Close(frame) => {
             if let Some(code) = frame.as_ref().map(|f| f.code) {
-                if !code.is_sendable() {
+                if !close_code::is_sendable(code) {
                     return Err(WsError::InvalidCloseCode(code));
                 }
             }
@@ -211,14 +212,17 @@ fn close_payload(frame: Option<&CloseFrame>) -> Vec<u8> {
         return Vec::new();
     };
     let mut body = Vec::with_capacity(2 + frame.reason.len());
-    body.extend_from_slice(&frame.code.as_u16().to_be_bytes());
+    body.extend_from_slice(&frame.code.to_be_bytes());
     body.extend_from_slice(frame.reason.as_bytes());
     body
 }
 
 /// The close frame that answers a protocol error.
 pub(crate) fn error_close(e: ProtocolError) -> Message {
-    Message::Close(Some(CloseFrame::new(e.close_code(), e.reason())))
+    Message::Close(Some(CloseFrame::new(
+        e.close_code(),
+        Utf8Bytes::from_static(e.reason()),
+    )))
 }
 
 /// The frames of a message sent in pieces: for tests of the decoder and
@@ -277,7 +281,7 @@ mod tests {
             Message::binary(vec![7u8; 70_000]),
             Message::Ping(Bytes::from_static(b"p")),
             Message::Pong(Bytes::new()),
-            Message::Close(Some(CloseFrame::new(CloseCode::AWAY, "bye"))),
+            Message::Close(Some(CloseFrame::new(close_code::AWAY, "bye"))),
             Message::Close(None),
         ];
         for m in &messages {
@@ -376,7 +380,7 @@ mod tests {
         for (buf, want, code) in cases {
             let got = decode_all(&mut server(), buf);
             assert_eq!(got, Err(want));
-            assert_eq!(want.close_code().as_u16(), code);
+            assert_eq!(want.close_code(), code);
         }
     }
 
@@ -403,9 +407,9 @@ mod tests {
     fn a_close_code_no_endpoint_may_send_is_refused() {
         for code in [0u16, 999, 1004, 1005, 1006, 1015, 2999, 5000] {
             let mut dst = BytesMut::new();
-            let close = Message::Close(Some(CloseFrame::new(code.into(), "")));
+            let close = Message::Close(Some(CloseFrame::new(code, "")));
             assert!(
-                matches!(encode(&mut dst, &close, None), Err(WsError::InvalidCloseCode(c)) if c.as_u16() == code),
+                matches!(encode(&mut dst, &close, None), Err(WsError::InvalidCloseCode(c)) if c == code),
                 "{code}"
             );
             assert!(dst.is_empty());
@@ -440,7 +444,7 @@ mod tests {
             Err(WsError::ControlTooLong)
         ));
         let reason = "r".repeat(124);
-        let close = Message::Close(Some(CloseFrame::new(CloseCode::NORMAL, reason)));
+        let close = Message::Close(Some(CloseFrame::new(close_code::NORMAL, reason)));
         assert!(matches!(
             encode(&mut dst, &close, None),
             Err(WsError::ControlTooLong)

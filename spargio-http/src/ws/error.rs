@@ -6,7 +6,7 @@ use std::io;
 
 use http::{header, HeaderValue, Response, StatusCode};
 
-use super::message::CloseCode;
+use super::message::{close_code, CloseCode};
 use crate::Body;
 
 /// A rule of RFC 6455 the peer broke; the connection is closed with the
@@ -44,9 +44,9 @@ impl ProtocolError {
     /// The close code sent to the peer for this error (1002, 1007 or 1009).
     pub fn close_code(self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_DATA,
-            ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => CloseCode::TOO_BIG,
-            _ => CloseCode::PROTOCOL,
+            ProtocolError::InvalidUtf8 => close_code::INVALID,
+            ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => close_code::SIZE,
+            _ => close_code::PROTOCOL,
         }
     }
 
@@ -97,7 +97,7 @@ pub enum WsError {
     /// its code and reason) was given to send.
     ControlTooLong,
     /// A close with a code no endpoint may send (see
-    /// [`CloseCode::is_sendable`]) was given to send.
+    /// [`close_code::is_sendable`]) was given to send.
     InvalidCloseCode(CloseCode),
 }
 

@@ -132,6 +132,24 @@ impl WebSocketUpgrade {
         self
     }
 
+    /// Each subprotocol the client offered, in its order of preference.
+    pub fn requested_protocols(&self) -> impl Iterator<Item = HeaderValue> + '_ {
+        self.offered
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| HeaderValue::from_bytes(p).ok())
+    }
+
+    /// Chooses `protocol` as the connection's subprotocol, whatever the
+    /// client offered (the application's own choice, say among
+    /// [`requested_protocols`](Self::requested_protocols)); it replaces
+    /// what [`protocols`](Self::protocols) chose.
+    pub fn set_selected_protocol(&mut self, protocol: HeaderValue) {
+        self.selected = Some(protocol);
+    }
+
     /// The subprotocol chosen by [`protocols`](Self::protocols), if any.
     pub fn selected_protocol(&self) -> Option<&HeaderValue> {
         self.selected.as_ref()
@@ -164,6 +182,12 @@ impl WebSocketUpgrade {
     pub fn write_buffer_limit(mut self, bytes: usize) -> WebSocketUpgrade {
         self.config.write_buffer_limit = bytes;
         self
+    }
+
+    /// [`write_buffer_limit`](Self::write_buffer_limit) by axum's name for
+    /// it: past this many unwritten bytes a send waits.
+    pub fn max_write_buffer_size(self, bytes: usize) -> WebSocketUpgrade {
+        self.write_buffer_limit(bytes)
     }
 
     /// Runs `callback` with the reason if the connection is never switched
@@ -389,7 +413,11 @@ mod tests {
         .unwrap();
         let ws = ws.protocols(["v2.chat", "superchat", "chat"]);
         assert_eq!(ws.selected_protocol().unwrap(), "superchat");
-        let ws = ws.protocols(["other"]);
+        let mut ws = ws.protocols(["other"]);
         assert_eq!(ws.selected_protocol(), None);
+        let requested: Vec<_> = ws.requested_protocols().collect();
+        assert_eq!(requested, ["chat", "superchat"]);
+        ws.set_selected_protocol(requested[1].clone());
+        assert_eq!(ws.selected_protocol().unwrap(), "superchat");
     }
 }

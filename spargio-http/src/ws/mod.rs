@@ -50,14 +50,16 @@ mod handshake;
 mod keys;
 mod message;
 mod socket;
+mod utf8;
 
 pub use codec::Role;
 pub use config::WebSocketConfig;
 pub use connect::{connect, connect_with};
 pub use error::{ConnectError, HandshakeError, ProtocolError, WsError};
 pub use handshake::WebSocketUpgrade;
-pub use message::{CloseCode, CloseFrame, Message};
+pub use message::{close_code, CloseCode, CloseFrame, Message};
 pub use socket::WebSocket;
+pub use utf8::Utf8Bytes;
 
 #[cfg(feature = "axum")]
 mod axum_extract {
