@@ -209,7 +209,7 @@ fn a_server_that_closes_first_hears_the_client_answer() {
                 ws.on_upgrade(move |mut socket| async move {
                     socket.send(Message::text("last words")).await.unwrap();
                     let frame = CloseFrame::new(close_code::AWAY, "shutting down");
-                    socket.close(Some(frame)).await.unwrap();
+                    socket.close_with(Some(frame)).await.unwrap();
                     let refused = socket.send(Message::text("after close")).await;
                     let _ = seen.send(format!("send after close: {}", refused.is_err()));
                     while let Some(m) = socket.recv().await {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use futures_util::stream::FusedStream;
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use http::{Request, StatusCode};
 use http_body::Frame;
@@ -72,7 +73,7 @@ fn the_client_talks_to_an_axum_route_on_spargio() {
             Some(Message::Pong(Bytes::from_static(b"p")))
         );
         socket
-            .close(Some(CloseFrame::new(close_code::NORMAL, "done")))
+            .close_with(Some(CloseFrame::new(close_code::NORMAL, "done")))
             .await
             .unwrap();
         match next(&mut socket).await {
@@ -104,7 +105,7 @@ mod written_for_axum {
     };
 
     pub async fn ws_handler(mut ws: WebSocketUpgrade) -> impl IntoResponse {
-        if let Some(protocol) = ws.requested_protocols().last() {
+        if let Some(protocol) = ws.requested_protocols().last().cloned() {
             ws.set_selected_protocol(protocol);
         }
         ws.max_message_size(1 << 20)
@@ -204,9 +205,11 @@ fn the_client_talks_over_tls() {
         let big = test_pattern(300 << 10);
         socket.send(Message::Binary(big.clone())).await.unwrap();
         assert_eq!(next(&mut socket).await, Some(Message::Binary(big)));
-        socket.close(None).await.unwrap();
+        assert!(!socket.is_terminated());
+        socket.close().await.unwrap();
         assert!(matches!(next(&mut socket).await, Some(Message::Close(_))));
         assert_eq!(next(&mut socket).await, None);
+        assert!(socket.is_terminated(), "a FusedStream once it ended");
     });
 }
 
@@ -383,7 +386,7 @@ fn what_the_server_sends_with_the_switch_reaches_the_socket() {
         let (mut socket, _) = ws::connect(format!("ws://{addr}/")).await.unwrap();
         assert_eq!(next(&mut socket).await, Some(Message::text("early")));
         socket
-            .close(Some(CloseFrame::new(close_code::NORMAL, "")))
+            .close_with(Some(CloseFrame::new(close_code::NORMAL, "")))
             .await
             .unwrap();
     });

@@ -137,8 +137,9 @@ fn whole(text: bool, data: BytesMut) -> Result<Message, ProtocolError> {
         return Ok(Message::Binary(data.freeze()));
     }
     // Checked in place; the text keeps the payload's memory.
-    std::str::from_utf8(&data).map_err(|_| ProtocolError::InvalidUtf8)?;
-    Ok(Message::Text(Utf8Bytes::from_checked(data.freeze())))
+    Utf8Bytes::try_from(data.freeze())
+        .map(Message::Text)
+        .map_err(|_| ProtocolError::InvalidUtf8)
 }
 
 /// A close frame's body: empty, or a sendable code and a UTF-8 reason.

@@ -30,7 +30,7 @@ use crate::{upgrade, Body, Client};
 ///     if let Some(Ok(Message::Text(echo))) = socket.recv().await {
 ///         println!("the server said {echo}");
 ///     }
-///     socket.close(None).await?;
+///     socket.close().await?;
 ///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
 /// })
 /// .unwrap()

@@ -49,6 +49,8 @@ use crate::Body;
 pub struct WebSocketUpgrade {
     accept: HeaderValue,
     offered: Option<HeaderValue>,
+    /// `offered`, one subprotocol per entry.
+    requested: Vec<HeaderValue>,
     selected: Option<HeaderValue>,
     on_upgrade: OnUpgrade,
     config: WebSocketConfig,
@@ -101,9 +103,17 @@ impl WebSocketUpgrade {
         if !on_upgrade.is_requested() {
             return Err(HandshakeError::NotUpgradable);
         }
+        let requested = offered
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| HeaderValue::from_bytes(p).ok())
+            .collect();
         Ok(WebSocketUpgrade {
             accept,
             offered,
+            requested,
             selected: None,
             on_upgrade,
             config: WebSocketConfig::default(),
@@ -120,26 +130,18 @@ impl WebSocketUpgrade {
         I: IntoIterator,
         I::Item: Into<Cow<'static, str>>,
     {
-        self.selected = None;
-        if let Some(offered) = self.offered.as_ref().and_then(|v| v.to_str().ok()) {
-            let offered: Vec<&str> = offered.split(',').map(str::trim).collect();
-            self.selected = protocols
-                .into_iter()
-                .map(Into::into)
-                .find(|p| offered.contains(&p.as_ref()))
-                .and_then(|p| HeaderValue::from_str(&p).ok());
-        }
+        let requested = &self.requested;
+        self.selected = protocols
+            .into_iter()
+            .map(Into::into)
+            .find(|p| requested.iter().any(|r| r.as_bytes() == p.as_bytes()))
+            .and_then(|p| HeaderValue::from_str(&p).ok());
         self
     }
 
     /// Each subprotocol the client offered, in its order of preference.
-    pub fn requested_protocols(&self) -> impl Iterator<Item = HeaderValue> + '_ {
-        self.offered
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii)
-            .filter(|p| !p.is_empty())
-            .filter_map(|p| HeaderValue::from_bytes(p).ok())
+    pub fn requested_protocols(&self) -> impl Iterator<Item = &HeaderValue> {
+        self.requested.iter()
     }
 
     /// Chooses `protocol` as the connection's subprotocol, whatever the
@@ -150,7 +152,8 @@ impl WebSocketUpgrade {
         self.selected = Some(protocol);
     }
 
-    /// The subprotocol chosen by [`protocols`](Self::protocols), if any.
+    /// The subprotocol chosen by [`protocols`](Self::protocols) or
+    /// [`set_selected_protocol`](Self::set_selected_protocol), if any.
     pub fn selected_protocol(&self) -> Option<&HeaderValue> {
         self.selected.as_ref()
     }
@@ -417,7 +420,18 @@ mod tests {
         assert_eq!(ws.selected_protocol(), None);
         let requested: Vec<_> = ws.requested_protocols().collect();
         assert_eq!(requested, ["chat", "superchat"]);
-        ws.set_selected_protocol(requested[1].clone());
+        let second = requested[1].clone();
+        ws.set_selected_protocol(second);
         assert_eq!(ws.selected_protocol().unwrap(), "superchat");
+
+        // An offer with a byte outside ASCII still chooses among the rest.
+        let (on_upgrade, _pending) = crate::upgrade::pending();
+        let ws = WebSocketUpgrade::taking(
+            on_upgrade,
+            accept_value(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            Some(HeaderValue::from_bytes(b"chat, \xe9x").unwrap()),
+        )
+        .unwrap();
+        assert_eq!(ws.protocols(["chat"]).selected_protocol().unwrap(), "chat");
     }
 }

@@ -109,6 +109,19 @@ impl From<Vec<u8>> for Message {
     }
 }
 
+impl From<&[u8]> for Message {
+    fn from(b: &[u8]) -> Message {
+        Message::Binary(Bytes::copy_from_slice(b))
+    }
+}
+
+impl From<Message> for Vec<u8> {
+    /// The payload (a close's is its reason).
+    fn from(message: Message) -> Vec<u8> {
+        message.into_data().into()
+    }
+}
+
 /// A close status code (RFC 6455 §7.4): a number, as in axum 0.8, with
 /// the assigned ones in [`close_code`].
 pub type CloseCode = u16;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_io::{AsyncRead, AsyncWrite};
+use futures_util::stream::FusedStream;
 use futures_util::{Future, Sink, SinkExt, Stream, StreamExt};
 use http::HeaderValue;
 use spargio_rt::time::{sleep, Sleep};
@@ -140,11 +141,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         SinkExt::send(self, message).await
     }
 
-    /// Sends a close frame (`None`: one without a code) and waits until it
-    /// is written. Keep receiving until `None` to see the peer's answer;
-    /// nothing more can be sent.
-    pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), WsError> {
+    /// Sends a close frame with `frame`'s code and reason (`None`: one
+    /// without a code) and waits until it is written; the same as sending
+    /// [`Message::Close`]. Keep receiving until `None` to see the peer's
+    /// answer; nothing more can be sent.
+    pub async fn close_with(&mut self, frame: Option<CloseFrame>) -> Result<(), WsError> {
         self.send(Message::Close(frame)).await
+    }
+
+    /// Sends a close frame without a code (unless one went out already) and
+    /// waits until everything queued is written: `SinkExt::close`, which an
+    /// axum handler's `socket.close().await` calls.
+    pub async fn close(&mut self) -> Result<(), WsError> {
+        SinkExt::close(self).await
     }
 
     /// Queues `message`'s frame; whether it is a close.
@@ -296,6 +305,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         };
         self.input.truncate(start + got);
         res.map_ok(|n| n > 0)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> FusedStream for WebSocket<S> {
+    /// True once the stream has ended (`None` was returned), so
+    /// `futures::select!` can poll it.
+    fn is_terminated(&self) -> bool {
+        self.finished
     }
 }
 

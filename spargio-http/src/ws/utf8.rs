@@ -17,6 +17,8 @@ use bytes::Bytes;
 /// assert_eq!(text.as_str(), "héllo");
 /// assert_eq!(text.len(), 6); // str methods through Deref
 /// assert_eq!(text, "héllo");
+/// assert_eq!(text, String::from("héllo"));
+/// assert_eq!(text, std::borrow::Cow::from("héllo"));
 /// assert!(Utf8Bytes::try_from(bytes::Bytes::from_static(b"\xff")).is_err());
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,14 +33,9 @@ impl Utf8Bytes {
     /// The text.
     pub fn as_str(&self) -> &str {
         // SAFETY: every constructor takes a `str` or checks the bytes
-        // with `str::from_utf8`, and the bytes are never changed after.
+        // with `str::from_utf8` (`TryFrom`), and `Bytes` never changes
+        // the bytes it shares.
         unsafe { std::str::from_utf8_unchecked(&self.0) }
-    }
-
-    /// Bytes already checked as UTF-8, by the caller.
-    pub(crate) fn from_checked(bytes: Bytes) -> Utf8Bytes {
-        debug_assert!(std::str::from_utf8(&bytes).is_ok());
-        Utf8Bytes(bytes)
     }
 }
 
@@ -121,27 +118,14 @@ impl TryFrom<Vec<u8>> for Utf8Bytes {
     }
 }
 
-impl PartialEq<str> for Utf8Bytes {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for Utf8Bytes {
-    fn eq(&self, other: &&str) -> bool {
+impl<T> PartialEq<T> for Utf8Bytes
+where
+    for<'a> &'a str: PartialEq<T>,
+{
+    /// Compares the text with anything a `&str` compares with (`&str`,
+    /// `String`, `&String`, `Cow<str>`), as axum's does.
+    fn eq(&self, other: &T) -> bool {
         self.as_str() == *other
-    }
-}
-
-impl PartialEq<String> for Utf8Bytes {
-    fn eq(&self, other: &String) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<Utf8Bytes> for &str {
-    fn eq(&self, other: &Utf8Bytes) -> bool {
-        *self == other.as_str()
     }
 }
 
