@@ -429,15 +429,24 @@ async fn joined<T: Send + 'static>(thread: JoinHandle<T>) -> T {
         .unwrap()
 }
 
+/// A `101` to the `echo` protocol.
+const SWITCH_TO_ECHO: &[u8] =
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n";
+
+/// A raw server that answers [`SWITCH_TO_ECHO`] and then tells whether the
+/// client closed the connection.
+fn switches_then_waits_for_the_close() -> (SocketAddr, JoinHandle<bool>) {
+    raw_server(|mut stream, _| {
+        stream.write_all(SWITCH_TO_ECHO).unwrap();
+        peer_closes(stream)
+    })
+}
+
 #[test]
 fn a_client_request_can_be_upgraded_to_any_protocol() {
     let (addr, server) = raw_server(|mut stream, fields| {
         assert_eq!(field(&fields, "upgrade"), "echo");
-        stream
-            .write_all(
-                b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
-            )
-            .unwrap();
+        stream.write_all(SWITCH_TO_ECHO).unwrap();
         // Echo until the client closes.
         let mut buf = [0u8; 1024];
         loop {
@@ -473,14 +482,7 @@ fn a_client_request_can_be_upgraded_to_any_protocol() {
 
 #[test]
 fn a_switch_nobody_takes_closes_its_connection() {
-    let (addr, server) = raw_server(|mut stream, _| {
-        stream
-            .write_all(
-                b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
-            )
-            .unwrap();
-        peer_closes(stream)
-    });
+    let (addr, server) = switches_then_waits_for_the_close();
     let closed = run(move || async move {
         let req = Request::get(format!("http://{addr}/"))
             .header("connection", "upgrade")
@@ -523,11 +525,7 @@ fn echo_upgrade(
 fn a_switch_before_the_request_body_ends_waits_for_it() {
     let (addr, server) = raw_server(|mut stream, fields| {
         assert_eq!(field(&fields, "content-length"), "5");
-        stream
-            .write_all(
-                b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
-            )
-            .unwrap();
+        stream.write_all(SWITCH_TO_ECHO).unwrap();
         // The request's body, then the new protocol.
         let mut body = [0u8; 5];
         stream.read_exact(&mut body).unwrap();
@@ -556,14 +554,7 @@ fn a_switch_before_the_request_body_ends_waits_for_it() {
 
 #[test]
 fn a_switch_whose_request_body_never_ends_closes_once_nobody_wants_it() {
-    let (addr, server) = raw_server(|mut stream, _| {
-        stream
-            .write_all(
-                b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
-            )
-            .unwrap();
-        peer_closes(stream)
-    });
+    let (addr, server) = switches_then_waits_for_the_close();
     let closed = run(move || async move {
         let client = Client::new();
         // A body of 8 MiB of which nothing ever comes.
