@@ -232,20 +232,28 @@ pub(super) fn host_is_valid(value: &[u8]) -> bool {
 /// or IPv4 address of letters, digits, `.` and `-`, and an optional port
 /// of 1 to 5 digits up to 65535. Anything else takes the full parse.
 fn is_plain_host(value: &[u8]) -> bool {
-    let (host, port) = match value.iter().position(|&b| b == b':') {
-        Some(i) => (&value[..i], Some(&value[i + 1..])),
-        None => (value, None),
-    };
-    let host_ok = !host.is_empty()
-        && host
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-    let port_ok = port.is_none_or(|p| {
-        (1..=5).contains(&p.len())
-            && p.iter().all(u8::is_ascii_digit)
-            && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
-    });
-    host_ok && port_ok
+    // One pass: the name's bytes up to the first one that is not, which
+    // must be the end or the port's colon (this runs for every request).
+    let name_len = value
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+        .unwrap_or(value.len());
+    if name_len == 0 {
+        return false;
+    }
+    match value[name_len..] {
+        [] => true,
+        [b':', ref port @ ..] => {
+            (1..=5).contains(&port.len())
+                && port
+                    .iter()
+                    .try_fold(0u32, |n, &d| {
+                        d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+                    })
+                    .is_some_and(|n| n <= 65535)
+        }
+        _ => false,
+    }
 }
 
 /// Writes `n` in decimal.
@@ -312,6 +320,7 @@ mod tests {
             "user@host",
             "ho st",
             "host:8a",
+            "host:1:2",
         ] {
             assert!(!is_plain_host(v.as_bytes()), "{v}");
         }
