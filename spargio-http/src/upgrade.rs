@@ -10,7 +10,8 @@
 //! connection.
 //!
 //! On the client, a `101` response from
-//! [`Client::request`](crate::Client::request) carries the [`OnUpgrade`]:
+//! [`Client::request`](crate::Client::request), or a 2xx response to a
+//! `CONNECT` request (a tunnel), carries the [`OnUpgrade`]:
 //! [`on`]`(&mut response)` gives the connection once the client has
 //! handed it over (with any bytes the server sent right after the head).
 //!
@@ -58,8 +59,8 @@ use futures_io::{AsyncRead, AsyncWrite};
 use crate::transport::RawIo;
 
 /// Takes the pending upgrade out of a request's extensions (the server's
-/// side) or a `101` response's (the client's side: see
-/// [`Client::request`](crate::Client::request)). If the message carries
+/// side) or a `101` response's, or a 2xx to `CONNECT` (the client's side:
+/// see [`Client::request`](crate::Client::request)). If the message carries
 /// none (a request that did not ask for an upgrade, a response that did
 /// not switch), the returned future fails with
 /// [`UpgradeError::NotRequested`]; if it was taken out already (a second

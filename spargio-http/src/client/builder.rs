@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::pool::Pool;
+use super::proxy::Proxy;
 use super::{Client, Inner};
 use crate::h1::Limits;
 use crate::tls::TlsConnector;
@@ -34,6 +35,8 @@ pub(crate) struct Config {
     pub(crate) max_interim_responses: usize,
     /// Where every connection goes instead of the URI's host, if set.
     pub(crate) unix_socket: Option<PathBuf>,
+    /// The forward proxy every request goes through, if set.
+    pub(crate) proxy: Option<Proxy>,
 }
 
 /// Settings for a [`Client`]; make one with [`Client::builder`].
@@ -62,6 +65,7 @@ pub struct ClientBuilder {
     limits: Limits,
     max_interim_responses: usize,
     unix_socket: Option<PathBuf>,
+    proxy: Option<Proxy>,
 }
 
 impl ClientBuilder {
@@ -77,6 +81,7 @@ impl ClientBuilder {
             limits: Limits::default(),
             max_interim_responses: DEFAULT_MAX_INTERIM_RESPONSES,
             unix_socket: None,
+            proxy: None,
         }
     }
 
@@ -110,6 +115,39 @@ impl ClientBuilder {
     /// ```
     pub fn unix_socket(mut self, path: impl Into<PathBuf>) -> ClientBuilder {
         self.unix_socket = Some(path.into());
+        self
+    }
+
+    /// Sends every request through the forward proxy `proxy`: an `http`
+    /// request goes to the proxy with its whole URI as the target (the
+    /// absolute form, RFC 9112 §3.2.2); an `https` request goes through a
+    /// tunnel the proxy opens with `CONNECT host:port`, and TLS runs inside
+    /// it with the server itself, so the proxy sees only the server's
+    /// name. The proxy's credentials, if its URI has them, go only to the
+    /// proxy. A tunnel the proxy refuses gives
+    /// [`ClientError::ProxyRefused`](super::ClientError::ProxyRefused) with
+    /// its answer's status. Idle connections are pooled per server as
+    /// without a proxy. With [`unix_socket`](ClientBuilder::unix_socket)
+    /// too, the proxy is the one listening on that socket.
+    ///
+    /// A request whose method is `CONNECT` is sent to the proxy as it is
+    /// (its URI naming the tunnel's far end): a 2xx answer hands the tunnel
+    /// over as an upgrade ([`upgrade::on`](crate::upgrade::on)).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use spargio_http::client::Proxy;
+    ///
+    /// let client = spargio_http::Client::builder()
+    ///     .proxy(Proxy::new("http://proxy.internal:3128")?)
+    ///     .build();
+    /// let resp = client.get("https://example.com/").await?;
+    /// println!("{}", resp.status());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn proxy(mut self, proxy: Proxy) -> ClientBuilder {
+        self.proxy = Some(proxy);
         self
     }
 
@@ -365,6 +403,7 @@ impl ClientBuilder {
                     limits: self.limits,
                     max_interim_responses: self.max_interim_responses,
                     unix_socket: self.unix_socket,
+                    proxy: self.proxy,
                 },
                 tls,
                 pool: Arc::new(Pool::new(
@@ -397,6 +436,7 @@ impl fmt::Debug for ClientBuilder {
             .field("limits", &self.limits)
             .field("max_interim_responses", &self.max_interim_responses)
             .field("unix_socket", &self.unix_socket)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }

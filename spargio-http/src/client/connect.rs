@@ -197,20 +197,24 @@ pub(crate) async fn connect(
     }
 }
 
-/// The socket to `target`: a TCP connection to its host, or the client's
-/// Unix socket.
+/// The socket to `target`: a TCP connection to its host (or to the
+/// client's proxy), or the client's Unix socket.
 async fn open_socket(inner: &Inner, target: &Target) -> io::Result<SocketStream> {
     if let Some(path) = &inner.config.unix_socket {
         return UnixStream::connect(path).await.map(SocketStream::from);
     }
-    let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
+    let (host, port) = match &inner.config.proxy {
+        Some(proxy) => (proxy.host(), proxy.port()),
+        None => (target.host.as_str(), target.port),
+    };
+    let tcp = TcpStream::connect((host, port)).await?;
     // Requests are written whole; no reason to let Nagle hold them back.
     let _ = tcp.set_nodelay(true);
     Ok(tcp.into())
 }
 
 async fn establish(inner: &Inner, target: &Target) -> Result<Conn, ClientError> {
-    let tcp = open_socket(inner, target)
+    let mut tcp = open_socket(inner, target)
         .await
         .map_err(|source| ClientError::Connect {
             host: target.authority.clone(),
@@ -223,6 +227,12 @@ async fn establish(inner: &Inner, target: &Target) -> Result<Conn, ClientError> 
         return Ok(Conn::new(tcp, probe, |r, w| {
             (ConnReader::Tcp(r), ConnWriter::Tcp(w))
         }));
+    }
+    if let Some(proxy) = &inner.config.proxy {
+        // TLS runs with the server itself, inside the proxy's tunnel.
+        proxy
+            .open_tunnel(&mut tcp, target, &inner.config.limits)
+            .await?;
     }
     let probe = Probe {
         fd: tcp.as_raw_fd(),

@@ -114,6 +114,26 @@ pub enum ClientError {
         /// The server the request was for.
         host: String,
     },
+    /// The [proxy](super::ClientBuilder::proxy) refused to open a tunnel
+    /// to the server (an `https` request goes through a `CONNECT` tunnel):
+    /// it answered `CONNECT` with this status, `407 Proxy Authentication
+    /// Required` when its credentials are missing or wrong. Nothing was
+    /// sent to the server.
+    ProxyRefused {
+        /// The server the tunnel was for.
+        host: String,
+        /// The proxy's answer.
+        status: http::StatusCode,
+    },
+    /// The tunnel through the [proxy](super::ClientBuilder::proxy) could
+    /// not be opened: the connection to the proxy failed or closed, or its
+    /// answer to `CONNECT` was not valid HTTP/1.x.
+    Proxy {
+        /// The server the tunnel was for.
+        host: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The request body failed: its `poll_frame` returned an error, or it
     /// produced a different number of bytes than the `Content-Length` it
     /// was sent with (its exact size hint, or else the request's own
@@ -157,6 +177,8 @@ impl ClientError {
             | ClientError::Io { host, .. }
             | ClientError::Parse { host, .. }
             | ClientError::Closed { host }
+            | ClientError::ProxyRefused { host, .. }
+            | ClientError::Proxy { host, .. }
             | ClientError::Body { host, .. } => Some(host),
         }
     }
@@ -181,8 +203,10 @@ impl ClientError {
     }
 
     /// Whether the connection could not be made: a
-    /// [`Connect`](ClientError::Connect), a [`Tls`](ClientError::Tls), or
-    /// a [`Timeout`](ClientError::Timeout) while connecting. The request
+    /// [`Connect`](ClientError::Connect), a [`Tls`](ClientError::Tls), a
+    /// [`Timeout`](ClientError::Timeout) while connecting, or a tunnel the
+    /// proxy refused or failed to open ([`ProxyRefused`](ClientError::ProxyRefused),
+    /// [`Proxy`](ClientError::Proxy)). The request
     /// was not sent on the connection that failed. It reached no server
     /// unless it was being retried: a request sent on a pooled connection
     /// the server had closed, without any answer, is retried once on a new
@@ -204,6 +228,8 @@ impl ClientError {
             self,
             ClientError::Connect { .. }
                 | ClientError::Tls { .. }
+                | ClientError::ProxyRefused { .. }
+                | ClientError::Proxy { .. }
                 | ClientError::Timeout {
                     connecting: true,
                     ..
@@ -246,6 +272,12 @@ impl fmt::Display for ClientError {
             ClientError::Closed { host } => {
                 write!(f, "{host} closed the connection before responding")
             }
+            ClientError::ProxyRefused { host, status } => {
+                write!(f, "the proxy refused a tunnel to {host}: {status}")
+            }
+            ClientError::Proxy { host, reason } => {
+                write!(f, "tunnel to {host} through the proxy failed: {reason}")
+            }
             ClientError::Body { host, source } => {
                 write!(f, "request body for {host} failed: {source}")
             }
@@ -264,6 +296,8 @@ impl std::error::Error for ClientError {
             | ClientError::Timeout { .. }
             | ClientError::ResponseTimeout { .. }
             | ClientError::Parse { .. }
+            | ClientError::ProxyRefused { .. }
+            | ClientError::Proxy { .. }
             | ClientError::Closed { .. } => None,
         }
     }

@@ -106,7 +106,17 @@ where
         let at = Instant::now().checked_add(after).unwrap_or_else(far_future);
         (at, after)
     });
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // A plain `http` request through a proxy goes to the proxy itself:
+    // the whole URI as its target, and the proxy's credentials (an `https`
+    // one goes through a tunnel, where the proxy sees none of it).
+    let to_proxy = match &inner.config.proxy {
+        Some(proxy) if !target.https => {
+            proxy.authorize(&mut parts.headers);
+            true
+        }
+        _ => false,
+    };
     let framing = request_framing(&body, &parts.headers);
     let mut body = match framing {
         BodyLength::Empty => None,
@@ -119,7 +129,7 @@ where
         &parts.uri,
         &parts.headers,
         framing,
-        false,
+        to_proxy,
     )
     .map_err(|e| ClientError::InvalidRequest {
         host: target.authority.clone(),
@@ -376,8 +386,11 @@ where
         let status = head.status;
         let mut response = response_from(head);
         let framing = match body_length {
-            _ if status == StatusCode::SWITCHING_PROTOCOLS => {
-                // The connection now speaks another protocol: it goes to
+            _ if status == StatusCode::SWITCHING_PROTOCOLS
+                || (*ctx.method == Method::CONNECT && status.is_success()) =>
+            {
+                // The connection now speaks another protocol (or is a
+                // tunnel: a 2xx to CONNECT, RFC 9110 §9.3.6): it goes to
                 // whoever takes the response's upgrade, never to the pool.
                 keep_alive = false;
                 let (on_upgrade, pending) = upgrade::pending();

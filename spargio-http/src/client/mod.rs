@@ -20,6 +20,7 @@ mod error;
 mod exchange;
 mod oneshot;
 mod pool;
+mod proxy;
 mod service;
 mod switch;
 mod target;
@@ -44,6 +45,7 @@ pub use builder::ClientBuilder;
 use builder::Config;
 pub use error::ClientError;
 use pool::Pool;
+pub use proxy::{InvalidProxy, Proxy};
 pub use service::ResponseFuture;
 use target::Target;
 
@@ -187,6 +189,10 @@ impl<B> Client<B> {
     ///   pool; a switch nobody takes closes it. The request must ask for
     ///   the upgrade itself (`Connection: upgrade` and `Upgrade`);
     ///   [`ws::connect`](crate::ws::connect) does that for WebSockets.
+    ///   A 2xx response to a `CONNECT` request is handed over the same
+    ///   way: the connection is then a tunnel (RFC 9110 §9.3.6) to the
+    ///   `host:port` of the request's `http://` URI (sent to that address
+    ///   itself, or to the client's [proxy](ClientBuilder::proxy)).
     /// - The response body is [`Body`], framed by `Content-Length`, chunked
     ///   (trailers arrive as a trailers frame) or the closing of the
     ///   connection, and empty for HEAD, 204, 304. A connection that fails

@@ -1,4 +1,5 @@
-//! A `101 Switching Protocols` answer on the client: the connection, with
+//! A `101 Switching Protocols` answer (or a 2xx to `CONNECT`: a tunnel) on
+//! the client: the connection, with
 //! whatever the server sent right after the head, goes to the response's
 //! [`OnUpgrade`](crate::upgrade::OnUpgrade).
 

@@ -47,7 +47,7 @@ mod connect;
 mod error;
 mod frame;
 mod handshake;
-mod keys;
+pub(crate) mod keys;
 mod message;
 mod socket;
 mod utf8;

@@ -1,0 +1,192 @@
+//! A forward HTTP proxy for the client: plain `http` requests go to it in
+//! absolute form; `https` requests go through a `CONNECT` tunnel it opens,
+//! with TLS to the server inside.
+
+use std::fmt;
+
+use bytes::BytesMut;
+use http::header::{HeaderValue, PROXY_AUTHORIZATION};
+use http::uri::Scheme;
+use http::{HeaderMap, Method, Uri};
+use spargio_rt::io::{AsyncRead, AsyncWriteExt};
+use spargio_rt::net::SocketStream;
+
+use super::target::Target;
+use super::ClientError;
+use crate::h1::{self, BodyLength, Limits};
+
+/// A forward proxy every request of a [`Client`](crate::Client) goes
+/// through (see [`ClientBuilder::proxy`](crate::ClientBuilder::proxy)).
+///
+/// Made from the proxy's `http://host:port` URI; credentials in it
+/// (`http://user:password@host:port`) are sent to the proxy as
+/// `Proxy-Authorization: Basic ...`, never to the servers behind it.
+/// Proxies reached over TLS (`https://` proxy URIs) are not supported.
+///
+/// ```
+/// let proxy = spargio_http::client::Proxy::new("http://user:secret@proxy.internal:3128")?;
+/// let client = spargio_http::Client::builder().proxy(proxy).build();
+/// # let _ = client;
+/// # Ok::<(), spargio_http::client::InvalidProxy>(())
+/// ```
+#[derive(Clone)]
+pub struct Proxy {
+    host: String,
+    port: u16,
+    authorization: Option<HeaderValue>,
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The credentials stay out of logs.
+        f.debug_struct("Proxy")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("authorization", &self.authorization.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+/// Why a proxy URI was refused by [`Proxy::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidProxy(String);
+
+impl fmt::Display for InvalidProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid proxy URI: {}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidProxy {}
+
+impl Proxy {
+    /// The proxy at `uri`: `http://host:port` (port 80 if left out), with
+    /// optional `user:password@` credentials (percent-encoding in them is
+    /// taken as it is written).
+    pub fn new<U>(uri: U) -> Result<Proxy, InvalidProxy>
+    where
+        U: TryInto<Uri>,
+        U::Error: fmt::Display,
+    {
+        let uri: Uri = uri
+            .try_into()
+            .map_err(|e| InvalidProxy(format!("not a URI: {e}")))?;
+        match uri.scheme() {
+            Some(s) if *s == Scheme::HTTP => {}
+            Some(s) if *s == Scheme::HTTPS => {
+                return Err(InvalidProxy("https proxies are not supported".into()))
+            }
+            _ => return Err(InvalidProxy("an http://host:port URI is required".into())),
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| InvalidProxy("the URI has no host".into()))?;
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err(InvalidProxy("a proxy URI has no path or query".into()));
+        }
+        let (credentials, host_port) = match authority.as_str().rsplit_once('@') {
+            Some((creds, rest)) => (Some(creds), rest),
+            None => (None, authority.as_str()),
+        };
+        // The host and port are checked as any request target's are.
+        let plain: Uri = format!("http://{host_port}/")
+            .parse()
+            .map_err(|e| InvalidProxy(format!("bad host: {e}")))?;
+        let target = Target::from_uri(&plain).map_err(|e| InvalidProxy(e.to_string()))?;
+        let authorization = credentials
+            .map(|creds| {
+                let encoded = crate::ws::keys::base64(creds.as_bytes());
+                HeaderValue::try_from(format!("Basic {encoded}"))
+                    .map_err(|_| InvalidProxy("unusable credentials".into()))
+            })
+            .transpose()?;
+        Ok(Proxy {
+            host: target.host,
+            port: target.port,
+            authorization,
+        })
+    }
+
+    /// The proxy's host, as connected to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The proxy's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Adds `Proxy-Authorization` to `headers` (a request sent to the proxy
+    /// itself) unless the caller set one.
+    pub(crate) fn authorize(&self, headers: &mut HeaderMap) {
+        if let Some(value) = &self.authorization {
+            if !headers.contains_key(PROXY_AUTHORIZATION) {
+                headers.insert(PROXY_AUTHORIZATION, value.clone());
+            }
+        }
+    }
+
+    /// Asks the proxy, over `socket`, for a tunnel to `target`; returns
+    /// once the proxy said yes (a 2xx), after which `socket` carries bytes
+    /// to and from `target`.
+    pub(crate) async fn open_tunnel(
+        &self,
+        socket: &mut SocketStream,
+        target: &Target,
+        limits: &Limits,
+    ) -> Result<(), ClientError> {
+        let failed = |reason: String| ClientError::Proxy {
+            host: target.authority.clone(),
+            reason,
+        };
+        let io_failed = |e: std::io::Error| failed(format!("the tunnel was not opened: {e}"));
+        let authority: Uri = target
+            .authority
+            .parse()
+            .map_err(|e| failed(format!("bad tunnel target: {e}")))?;
+        let mut headers = HeaderMap::new();
+        self.authorize(&mut headers);
+        let mut head = BytesMut::new();
+        h1::encode_request_head(
+            &mut head,
+            &Method::CONNECT,
+            &authority,
+            &headers,
+            BodyLength::Empty,
+            false,
+        )
+        .map_err(|e| failed(e.to_string()))?;
+        let (res, _) = socket.write_all(head).await;
+        res.map_err(io_failed)?;
+        // The proxy's answer, read until its head is whole. Nothing may
+        // follow a 2xx head before the client speaks: the tunnel is silent
+        // until TLS starts.
+        let mut got = BytesMut::new();
+        loop {
+            if let Some((resp, len)) = h1::parse_response(&got, &Method::CONNECT, limits)
+                .map_err(|e| failed(e.to_string()))?
+            {
+                if !resp.status.is_success() {
+                    return Err(ClientError::ProxyRefused {
+                        host: target.authority.clone(),
+                        status: resp.status,
+                    });
+                }
+                if got.len() > len {
+                    return Err(failed("the proxy sent bytes after its 2xx head".into()));
+                }
+                return Ok(());
+            }
+            if got.len() >= limits.max_head_bytes {
+                return Err(failed("the proxy's answer head is too large".into()));
+            }
+            let buf = Vec::with_capacity(4096);
+            let (res, buf) = socket.read(buf).await;
+            match res.map_err(io_failed)? {
+                0 => return Err(failed("the proxy closed the connection".into())),
+                n => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+}

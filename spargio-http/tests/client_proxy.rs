@@ -1,0 +1,240 @@
+//! The client through a forward proxy (`ClientBuilder::proxy`): plain
+//! `http` in absolute form with the proxy's credentials, `https` through a
+//! `CONNECT` tunnel with TLS to the server inside, refusals; and a `CONNECT`
+//! request of the caller's own whose 2xx hands the tunnel over. The proxy
+//! is an independent one in python (`tests/clients/proxy.py`).
+
+mod common;
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::{echo_service, run, TestServer};
+use futures_util::{AsyncReadExt, AsyncWriteExt};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use spargio_http::client::{InvalidProxy, Proxy};
+use spargio_http::{upgrade, Body, Client, ClientError, Http};
+
+/// `tests/clients/proxy.py`, stopped when dropped.
+struct PythonProxy {
+    child: Child,
+    port: u16,
+}
+
+impl PythonProxy {
+    /// A proxy; with `credentials` (`user:password`) it wants them.
+    fn start(credentials: Option<&str>) -> PythonProxy {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/proxy.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(credentials)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 is needed for proxy.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("proxy.py printed {line:?}, not its port"));
+        PythonProxy { child, port }
+    }
+
+    fn uri(&self, credentials: Option<&str>) -> String {
+        match credentials {
+            Some(c) => format!("http://{c}@127.0.0.1:{}", self.port),
+            None => format!("http://127.0.0.1:{}", self.port),
+        }
+    }
+}
+
+impl Drop for PythonProxy {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn text(resp: Response<Body>) -> String {
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[test]
+fn http_requests_go_to_the_proxy_whole_with_its_credentials() {
+    let proxy = PythonProxy::start(Some("alice:s3cret"));
+    let uri = proxy.uri(Some("alice:s3cret"));
+    run(move || async move {
+        let client = Client::builder().proxy(Proxy::new(uri).unwrap()).build();
+        // The host need not resolve: only the proxy is connected to.
+        for path in ["/a?q=1", "/b"] {
+            let resp = client
+                .get(format!("http://backend.invalid:8080{path}"))
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_eq!(
+                text(resp).await,
+                format!(
+                    "GET http://backend.invalid:8080{path} host=backend.invalid:8080 \
+                     auth=Basic YWxpY2U6czNjcmV0"
+                )
+            );
+        }
+    });
+}
+
+#[test]
+fn https_goes_through_a_tunnel_with_tls_to_the_server_itself() {
+    let (acceptor, connector) = common::localhost_tls();
+    let server = TestServer::start_with(Http::new().tls(acceptor), |b| b, echo_service());
+    let port = server.addr.port();
+    let proxy = PythonProxy::start(Some("bob:pw"));
+    let uri = proxy.uri(Some("bob:pw"));
+    run(move || async move {
+        let client = Client::builder()
+            .tls(connector)
+            .proxy(Proxy::new(uri).unwrap())
+            .build();
+        let url = format!("https://localhost:{port}/secret");
+        for _ in 0..2 {
+            let resp = client.get(&url).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            // The server got the request as it would without a proxy: the
+            // origin form, and no proxy credentials (the tunnel hides them).
+            assert_eq!(text(resp).await, "GET /secret len=0 body=");
+        }
+        let req = Request::post(&url).body(Body::from("through")).unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(text(resp).await, "POST /secret len=7 body=through");
+    });
+    drop(server);
+}
+
+#[test]
+fn a_proxy_that_refuses_the_tunnel_is_a_typed_error() {
+    let proxy = PythonProxy::start(Some("alice:s3cret"));
+    let wrong = proxy.uri(Some("alice:nope"));
+    let none = proxy.uri(None);
+    run(move || async move {
+        let client = Client::builder().proxy(Proxy::new(wrong).unwrap()).build();
+        let err = client.get("https://localhost:1/").await.unwrap_err();
+        match &err {
+            ClientError::ProxyRefused { host, status } => {
+                assert_eq!(host, "localhost:1");
+                assert_eq!(*status, StatusCode::PROXY_AUTHENTICATION_REQUIRED);
+            }
+            other => panic!("expected ProxyRefused, got {other:?}"),
+        }
+        assert!(err.is_connect(), "{err}");
+        assert!(err.to_string().contains("407"), "{err}");
+        // A plain request gets the proxy's answer as its response.
+        let client = Client::builder().proxy(Proxy::new(none).unwrap()).build();
+        let resp = client.get("http://backend.invalid/").await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PROXY_AUTHENTICATION_REQUIRED);
+    });
+}
+
+#[test]
+fn a_proxy_that_is_not_there_is_a_connect_error() {
+    // Bound and closed: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    run(move || async move {
+        let proxy = Proxy::new(format!("http://127.0.0.1:{port}")).unwrap();
+        let client = Client::builder().proxy(proxy).build();
+        let err = client.get("https://localhost/").await.unwrap_err();
+        assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+    });
+}
+
+#[test]
+fn proxy_uris_are_checked_and_credentials_stay_out_of_debug() {
+    let proxy = Proxy::new("http://user:secret@proxy.internal:3128").unwrap();
+    assert_eq!((proxy.host(), proxy.port()), ("proxy.internal", 3128));
+    let shown = format!("{proxy:?}");
+    assert!(
+        !shown.contains("secret") && !shown.contains("dXNlcjpzZWNyZXQ"),
+        "{shown}"
+    );
+    assert_eq!(Proxy::new("http://proxy.internal").unwrap().port(), 80);
+    for bad in [
+        "https://proxy.internal:3128",
+        "socks5://proxy.internal:1080",
+        "proxy.internal:3128",
+        "http://proxy.internal:3128/path",
+        "http://proxy.internal:99999",
+        "not a uri",
+    ] {
+        let err: InvalidProxy = Proxy::new(bad).unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid proxy URI"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_2xx_to_the_callers_own_connect_hands_the_tunnel_over() {
+    // A server that answers CONNECT with 200 and then shouts back what
+    // comes through the tunnel.
+    let service = tower::service_fn(|mut req: Request<Body>| async move {
+        if req.method() != Method::CONNECT {
+            let resp = Response::builder().status(405).body(Body::empty()).unwrap();
+            return Ok::<_, Infallible>(resp);
+        }
+        let on = upgrade::on(&mut req);
+        spargio_rt::spawn(async move {
+            if let Ok(mut io) = on.await {
+                let mut buf = [0u8; 64];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let shout = buf[..n].to_ascii_uppercase();
+                    if io.write_all(&shout).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Body::empty()))
+    });
+    let server = TestServer::start(service);
+    let addr = server.addr;
+    run(move || async move {
+        let client = Client::new();
+        let req = Request::builder()
+            .method(Method::CONNECT)
+            .uri(format!("http://{addr}"))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let mut resp = client.request(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut tunnel = upgrade::on(&mut resp).await.unwrap();
+        tunnel.write_all(b"hello tunnel").await.unwrap();
+        let mut got = [0u8; 12];
+        tunnel.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"HELLO TUNNEL");
+
+        // A refused CONNECT is an ordinary response, with no tunnel in it.
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(format!("http://{addr}/"))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let mut resp = client.request(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert!(upgrade::on(&mut resp).await.is_err());
+    });
+}

@@ -1,0 +1,107 @@
+"""A small forward HTTP proxy, for spargio-http's client proxy support.
+
+Run by tests/client_proxy.rs as `python3 proxy.py [USER:PASSWORD]`: listens
+on 127.0.0.1 with a port of its own choosing, prints that port on its first
+line, and serves until its stdin closes.
+
+With credentials given, a request without `Proxy-Authorization: Basic
+<base64 of USER:PASSWORD>` is answered `407` and the connection closed.
+`CONNECT host:port` connects there, answers `200`, and then copies bytes
+both ways until either side closes. Any other request (absolute form) is
+answered by the proxy itself, keep-alive, with the text body
+`<method> <target> host=<Host field> auth=<Proxy-Authorization or ->`,
+so the test sees exactly what the client sent to the proxy.
+"""
+
+import base64
+import socket
+import sys
+import threading
+
+CREDENTIALS = sys.argv[1] if len(sys.argv) > 1 else None
+
+
+def read_head(conn, buf):
+    """Reads until a whole head is in `buf`; returns (head, rest) or None."""
+    while b"\r\n\r\n" not in buf:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return head.decode("latin-1"), rest
+
+
+def pipe(src, dst):
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    for s in (dst, src):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def serve(conn):
+    buf = b""
+    while True:
+        got = read_head(conn, buf)
+        if got is None:
+            conn.close()
+            return
+        head, buf = got
+        lines = head.split("\r\n")
+        method, target, _version = lines[0].split(" ", 2)
+        fields = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+        auth = fields.get("proxy-authorization")
+        if CREDENTIALS is not None:
+            wanted = "Basic " + base64.b64encode(CREDENTIALS.encode()).decode()
+            if auth != wanted:
+                conn.sendall(
+                    b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                    b'Proxy-Authenticate: Basic realm="test"\r\n'
+                    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                conn.close()
+                return
+        if method == "CONNECT":
+            host, _, port = target.rpartition(":")
+            upstream = socket.create_connection((host, int(port)))
+            conn.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            if buf:
+                upstream.sendall(buf)
+            threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+            pipe(conn, upstream)
+            return
+        body = "%s %s host=%s auth=%s" % (method, target, fields.get("host"), auth or "-")
+        body = body.encode()
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+
+
+def accept(listener):
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(64)
+print(listener.getsockname()[1], flush=True)
+threading.Thread(target=accept, args=(listener,), daemon=True).start()
+sys.stdin.read()
