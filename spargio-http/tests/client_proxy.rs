@@ -7,8 +7,7 @@
 mod common;
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use common::{echo_service, run, TestServer};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
@@ -26,23 +25,8 @@ struct PythonProxy {
 impl PythonProxy {
     /// A proxy; with `credentials` (`user:password`) it wants them.
     fn start(credentials: Option<&str>) -> PythonProxy {
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/proxy.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .args(credentials)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 is needed for proxy.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("proxy.py printed {line:?}, not its port"));
+        let args: Vec<&str> = credentials.into_iter().collect();
+        let (child, port) = common::python_server("proxy.py", &args);
         PythonProxy { child, port }
     }
 
@@ -144,12 +128,7 @@ fn a_proxy_that_refuses_the_tunnel_is_a_typed_error() {
 
 #[test]
 fn a_proxy_that_is_not_there_is_a_connect_error() {
-    // Bound and closed: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::closed_port();
     run(move || async move {
         let proxy = Proxy::new(format!("http://127.0.0.1:{port}")).unwrap();
         let client = Client::builder().proxy(proxy).build();

@@ -173,12 +173,7 @@ fn client_is_a_send_tower_service_with_a_nameable_future() {
 
 #[test]
 fn client_errors_come_through_the_service_as_client_errors() {
-    // A port nobody listens on: bound, then closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::closed_port();
     run(move || async move {
         let req = Request::get(format!("http://127.0.0.1:{port}/"))
             .body(Body::empty())

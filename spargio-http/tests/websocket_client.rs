@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -227,22 +227,7 @@ impl PythonServer {
             "python3's websockets (13 or later) is not installed: run \
              `python3 -m pip install websockets` (.ci/test-tools installs it)"
         );
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/ws_server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 is needed for ws_server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("ws_server.py printed {line:?}, not its port"));
+        let (child, port) = common::python_server("ws_server.py", &[]);
         PythonServer { child, port }
     }
 }

@@ -479,6 +479,42 @@ pub fn python_with(script: &str, addr: SocketAddr, args: &[&std::ffi::OsStr]) {
     );
 }
 
+/// Starts `tests/clients/<script> ARGS...` with python3, stdin and stdout
+/// piped, and reads the port it prints on its first line: a python server
+/// that serves until its stdin closes.
+pub fn python_server(script: &str, args: &[&str]) -> (std::process::Child, u16) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let mut child = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 is needed for {script}: {e}"));
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{script} printed {line:?}, not its port"));
+    (child, port)
+}
+
+/// A loopback port nobody listens on: bound, then closed.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Whether python3 can import `module`.
 pub fn python_imports(module: &str) -> bool {
     Command::new("python3")
