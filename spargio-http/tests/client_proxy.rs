@@ -75,10 +75,19 @@ fn http_requests_go_to_the_proxy_whole_with_its_credentials() {
     });
 }
 
+/// The method, target and any `Proxy-Authorization` a request came with.
+fn what_came() -> impl common::TestService<Body> {
+    tower::service_fn(|req: Request<Body>| async move {
+        let auth = req.headers().get("proxy-authorization").cloned();
+        let text = format!("{} {} proxy-auth={auth:?}", req.method(), req.uri());
+        Ok::<_, Infallible>(Response::new(Body::from(text)))
+    })
+}
+
 #[test]
 fn https_goes_through_a_tunnel_with_tls_to_the_server_itself() {
     let (acceptor, connector) = common::localhost_tls();
-    let server = TestServer::start_with(Http::new().tls(acceptor), |b| b, echo_service());
+    let server = TestServer::start_with(Http::new().tls(acceptor), |b| b, what_came());
     let port = server.addr.port();
     let proxy = PythonProxy::start(Some("bob:pw"));
     let uri = proxy.uri(Some("bob:pw"));
@@ -88,16 +97,31 @@ fn https_goes_through_a_tunnel_with_tls_to_the_server_itself() {
             .proxy(Proxy::new(uri).unwrap())
             .build();
         let url = format!("https://localhost:{port}/secret");
-        for _ in 0..2 {
-            let resp = client.get(&url).await.unwrap();
-            assert_eq!(resp.status(), StatusCode::OK);
-            // The server got the request as it would without a proxy: the
-            // origin form, and no proxy credentials (the tunnel hides them).
-            assert_eq!(text(resp).await, "GET /secret len=0 body=");
-        }
-        let req = Request::post(&url).body(Body::from("through")).unwrap();
+        let resp = client.get(&url).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        // The server got the request as it would without a proxy: the
+        // origin form, and none of the proxy's credentials (not even ones
+        // the caller set on the request).
+        assert_eq!(text(resp).await, "GET /secret proxy-auth=None");
+        let req = Request::post(&url)
+            .header("proxy-authorization", "Basic c2VjcmV0")
+            .body(Body::from("through"))
+            .unwrap();
         let resp = client.request(req).await.unwrap();
-        assert_eq!(text(resp).await, "POST /secret len=7 body=through");
+        assert_eq!(text(resp).await, "POST /secret proxy-auth=None");
+        // And it went through the proxy's tunnel.
+        let stats = client.get("http://proxy.stats/").await.unwrap();
+        let stats = text(stats).await;
+        assert!(
+            stats.starts_with("connects=") && stats != "connects=0",
+            "{stats}"
+        );
+        // A tunnel the proxy cannot open is its refusal.
+        let err = client.get("https://localhost:1/").await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::ProxyRefused { status, .. } if status == StatusCode::BAD_GATEWAY),
+            "{err:?}"
+        );
     });
     drop(server);
 }
@@ -128,11 +152,15 @@ fn a_proxy_that_refuses_the_tunnel_is_a_typed_error() {
 
 #[test]
 fn a_proxy_that_is_not_there_is_a_connect_error() {
+    // The server itself is up: a client that went around the proxy would
+    // reach it.
+    let server = TestServer::start(echo_service());
+    let addr = server.addr;
     let port = common::closed_port();
     run(move || async move {
         let proxy = Proxy::new(format!("http://127.0.0.1:{port}")).unwrap();
         let client = Client::builder().proxy(proxy).build();
-        let err = client.get("https://localhost/").await.unwrap_err();
+        let err = client.get(format!("http://{addr}/")).await.unwrap_err();
         assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
     });
 }
@@ -172,6 +200,10 @@ fn a_2xx_to_the_callers_own_connect_hands_the_tunnel_over() {
             let resp = Response::builder().status(405).body(Body::empty()).unwrap();
             return Ok::<_, Infallible>(resp);
         }
+        if req.headers().contains_key("x-refuse") {
+            let resp = Response::builder().status(403).body(Body::empty()).unwrap();
+            return Ok(resp);
+        }
         let on = upgrade::on(&mut req);
         spargio_rt::spawn(async move {
             if let Ok(mut io) = on.await {
@@ -191,6 +223,8 @@ fn a_2xx_to_the_callers_own_connect_hands_the_tunnel_over() {
     });
     let server = TestServer::start(service);
     let addr = server.addr;
+    let proxy = PythonProxy::start(None);
+    let proxy_uri = proxy.uri(None);
     run(move || async move {
         let client = Client::new();
         let req = Request::builder()
@@ -208,12 +242,43 @@ fn a_2xx_to_the_callers_own_connect_hands_the_tunnel_over() {
 
         // A refused CONNECT is an ordinary response, with no tunnel in it.
         let req = Request::builder()
-            .method(Method::GET)
-            .uri(format!("http://{addr}/"))
+            .method(Method::CONNECT)
+            .uri(format!("http://{addr}"))
+            .header("x-refuse", "1")
             .body(Empty::<bytes::Bytes>::new())
             .unwrap();
         let mut resp = client.request(req).await.unwrap();
-        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         assert!(upgrade::on(&mut resp).await.is_err());
+
+        // A CONNECT without a port is refused before anything is sent.
+        let req = Request::builder()
+            .method(Method::CONNECT)
+            .uri("http://127.0.0.1")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let err = client.request(req).await.unwrap_err();
+        assert!(matches!(err, ClientError::InvalidRequest { .. }), "{err:?}");
+
+        // Through a proxy, the caller's CONNECT is the proxy's to answer:
+        // its tunnel reaches the server, which then sees plain HTTP.
+        let proxied = Client::builder()
+            .proxy(Proxy::new(proxy_uri).unwrap())
+            .build();
+        let req = Request::builder()
+            .method(Method::CONNECT)
+            .uri(format!("http://{addr}"))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let mut resp = proxied.request(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut tunnel = upgrade::on(&mut resp).await.unwrap();
+        tunnel
+            .write_all(b"GET /x HTTP/1.1\r\nhost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        tunnel.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 405");
     });
 }

@@ -153,7 +153,8 @@ impl ClientBuilder {
 
     /// How long making a connection may take: name resolution, the TCP
     /// connect (or the Unix socket's, with
-    /// [`unix_socket`](Self::unix_socket)) and, for `https`, the TLS handshake (which also has the
+    /// [`unix_socket`](Self::unix_socket)), the tunnel through a
+    /// [proxy](Self::proxy) and, for `https`, the TLS handshake (which also has the
     /// connector's own handshake timeout). 10 seconds by default; running
     /// out gives [`ClientError::Timeout`](super::ClientError::Timeout) with
     /// `connecting: true`.

@@ -126,8 +126,10 @@ pub enum ClientError {
         status: http::StatusCode,
     },
     /// The tunnel through the [proxy](super::ClientBuilder::proxy) could
-    /// not be opened: the connection to the proxy failed or closed, or its
-    /// answer to `CONNECT` was not valid HTTP/1.x.
+    /// not be opened: the proxy closed the connection or failed on it
+    /// while asked for the tunnel, or its answer to `CONNECT` was not valid
+    /// HTTP/1.x (a proxy that cannot be connected to at all is
+    /// [`Connect`](ClientError::Connect)).
     Proxy {
         /// The server the tunnel was for.
         host: String,

@@ -115,7 +115,13 @@ where
             proxy.authorize(&mut parts.headers);
             true
         }
-        _ => false,
+        Some(_) => {
+            // Credentials meant for the proxy never reach the server at
+            // the tunnel's end.
+            parts.headers.remove(http::header::PROXY_AUTHORIZATION);
+            false
+        }
+        None => false,
     };
     let framing = request_framing(&body, &parts.headers);
     let mut body = match framing {

@@ -163,8 +163,10 @@ impl<B> Client<B> {
     /// - The URI must be absolute, `http` or `https`, with a host (else
     ///   [`ClientError::InvalidUri`]); the port defaults to 80 or 443. The
     ///   request goes out as HTTP/1.1 in origin form (`GET /path?q
-    ///   HTTP/1.1`) whatever `req.version()` says, with a `Host` header
-    ///   from the URI unless `req` has one.
+    ///   HTTP/1.1`; in absolute form to a [proxy](ClientBuilder::proxy)
+    ///   for `http`; `CONNECT host:port`, which needs the port in the URI)
+    ///   whatever `req.version()` says, with a `Host` header from the URI
+    ///   unless `req` has one.
     /// - The body is sent with `Content-Length` when its size hint is
     ///   exact; else, if `req` has a valid `Content-Length` header, with
     ///   that length (a stream whose length the caller knows: many servers

@@ -61,8 +61,8 @@ impl std::error::Error for InvalidProxy {}
 
 impl Proxy {
     /// The proxy at `uri`: `http://host:port` (port 80 if left out), with
-    /// optional `user:password@` credentials (percent-encoding in them is
-    /// taken as it is written).
+    /// optional `user:password@` credentials, percent-decoded (`p%40ss` is
+    /// the password `p@ss`); a user without a password has an empty one.
     pub fn new<U>(uri: U) -> Result<Proxy, InvalidProxy>
     where
         U: TryInto<Uri>,
@@ -93,13 +93,7 @@ impl Proxy {
             .parse()
             .map_err(|e| InvalidProxy(format!("bad host: {e}")))?;
         let target = Target::from_uri(&plain).map_err(|e| InvalidProxy(e.to_string()))?;
-        let authorization = credentials
-            .map(|creds| {
-                let encoded = crate::ws::keys::base64(creds.as_bytes());
-                HeaderValue::try_from(format!("Basic {encoded}"))
-                    .map_err(|_| InvalidProxy("unusable credentials".into()))
-            })
-            .transpose()?;
+        let authorization = credentials.map(basic_credentials).transpose()?;
         Ok(Proxy {
             host: target.host,
             port: target.port,
@@ -188,5 +182,75 @@ impl Proxy {
                 n => got.extend_from_slice(&buf[..n]),
             }
         }
+    }
+}
+
+/// `Basic <base64 of user:password>` from the URI's userinfo, its
+/// percent-encoding decoded (RFC 3986 §3.2.1; RFC 7617 §2).
+fn basic_credentials(userinfo: &str) -> Result<HeaderValue, InvalidProxy> {
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let user = percent_decode(user)?;
+    if user.is_empty() {
+        return Err(InvalidProxy("the credentials have no user name".into()));
+    }
+    let mut pair = user;
+    pair.push(b':');
+    pair.extend_from_slice(&percent_decode(password)?);
+    let encoded = crate::ws::keys::base64(&pair);
+    let mut value = HeaderValue::try_from(format!("Basic {encoded}"))
+        .map_err(|_| InvalidProxy("unusable credentials".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// `text` with each `%XX` replaced by the byte it encodes.
+fn percent_decode(text: &str) -> Result<Vec<u8>, InvalidProxy> {
+    let bad = || InvalidProxy("a bad percent-encoding in the credentials".into());
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'%' {
+            out.push(b);
+            continue;
+        }
+        let hex = |d: Option<u8>| d.and_then(|d| (d as char).to_digit(16)).ok_or_else(bad);
+        let (hi, lo) = (hex(bytes.next())?, hex(bytes.next())?);
+        out.push((hi * 16 + lo) as u8);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_of(uri: &str) -> String {
+        let proxy = Proxy::new(uri).unwrap();
+        let mut headers = HeaderMap::new();
+        proxy.authorize(&mut headers);
+        headers[PROXY_AUTHORIZATION].to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn credentials_are_percent_decoded_and_a_missing_password_is_empty() {
+        // base64("u:p/ss@x")
+        assert_eq!(header_of("http://u:p%2Fss%40x@h:1"), "Basic dTpwL3NzQHg=");
+        // base64("user:")
+        assert_eq!(header_of("http://user@h:1"), "Basic dXNlcjo=");
+        assert!(Proxy::new("http://@h:1").is_err());
+        assert!(Proxy::new("http://u:p%zz@h:1").is_err());
+        assert!(Proxy::new("http://u:p%2@h:1").is_err());
+    }
+
+    #[test]
+    fn the_callers_own_header_wins_and_the_value_is_sensitive() {
+        let proxy = Proxy::new("http://u:p@h:1").unwrap();
+        let mut headers = HeaderMap::new();
+        proxy.authorize(&mut headers);
+        assert!(headers[PROXY_AUTHORIZATION].is_sensitive());
+        let mut own = HeaderMap::new();
+        own.insert(PROXY_AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        proxy.authorize(&mut own);
+        assert_eq!(own[PROXY_AUTHORIZATION], "Bearer t");
     }
 }

@@ -284,7 +284,7 @@ pub(super) fn encode_last_chunk_fields<F: Fields + ?Sized>(
 /// 0` for POST, PUT and PATCH. Then the empty line.
 ///
 /// A header value with CR, LF or NUL, an absolute-form request for a `uri`
-/// without scheme and authority, or a CONNECT without authority is refused
+/// without scheme and authority, or a CONNECT without authority or port is refused
 /// with an error and `dst` is left unchanged.
 pub fn encode_request_head(
     dst: &mut BytesMut,
@@ -322,8 +322,11 @@ pub(super) fn encode_request_fields(
     }
     let authority = uri.authority().map(|a| a.as_str());
     let connect = *method == Method::CONNECT;
-    if connect && authority.is_none() {
-        return Err(EncodeError("CONNECT needs a uri with an authority".into()));
+    if connect && (authority.is_none() || uri.port().is_none()) {
+        // RFC 9110 §9.3.6: the target is `host:port`, the port required.
+        return Err(EncodeError(
+            "CONNECT needs a uri with an authority and a port".into(),
+        ));
     }
     if absolute_form && !connect && (uri.scheme().is_none() || authority.is_none()) {
         return Err(EncodeError(

@@ -6,9 +6,11 @@ line, and serves until its stdin closes.
 
 With credentials given, a request without `Proxy-Authorization: Basic
 <base64 of USER:PASSWORD>` is answered `407` and the connection closed.
-`CONNECT host:port` connects there, answers `200`, and then copies bytes
-both ways until either side closes. Any other request (absolute form) is
-answered by the proxy itself, keep-alive, with the text body
+`CONNECT host:port` connects there, answers `200` (or `502` if it cannot),
+and then copies bytes both ways until either side closes. `GET
+http://proxy.stats/` is answered `connects=<tunnels opened so far>`. Any
+other request (absolute form) is answered by the proxy itself, keep-alive,
+with the text body
 `<method> <target> host=<Host field> auth=<Proxy-Authorization or ->`,
 so the test sees exactly what the client sent to the proxy.
 """
@@ -19,6 +21,7 @@ import sys
 import threading
 
 CREDENTIALS = sys.argv[1] if len(sys.argv) > 1 else None
+CONNECTS = [0]
 
 
 def read_head(conn, buf):
@@ -75,14 +78,23 @@ def serve(conn):
                 return
         if method == "CONNECT":
             host, _, port = target.rpartition(":")
-            upstream = socket.create_connection((host, int(port)))
+            try:
+                upstream = socket.create_connection((host, int(port)))
+            except (OSError, ValueError):
+                conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                conn.close()
+                return
+            CONNECTS[0] += 1
             conn.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
             if buf:
                 upstream.sendall(buf)
             threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
             pipe(conn, upstream)
             return
-        body = "%s %s host=%s auth=%s" % (method, target, fields.get("host"), auth or "-")
+        if target == "http://proxy.stats/":
+            body = "connects=%d" % CONNECTS[0]
+        else:
+            body = "%s %s host=%s auth=%s" % (method, target, fields.get("host"), auth or "-")
         body = body.encode()
         conn.sendall(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"

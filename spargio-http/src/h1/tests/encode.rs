@@ -739,6 +739,16 @@ fn request_head_refuses_impossible_forms() {
         false
     )
     .is_err());
+    // RFC 9110 §9.3.6: a CONNECT target needs its port.
+    assert!(encode_request_head(
+        &mut dst,
+        &Method::CONNECT,
+        &"http://example.com".parse().unwrap(),
+        &none,
+        BodyLength::Empty,
+        false
+    )
+    .is_err());
     assert!(dst.is_empty());
 }
 
