@@ -1,6 +1,7 @@
 //! The client through a forward proxy (`ClientBuilder::proxy`): plain
-//! `http` in absolute form with the proxy's credentials, `https` through a
-//! `CONNECT` tunnel with TLS to the server inside, refusals; and a `CONNECT`
+//! `http` in absolute form with the proxy's credentials, `https` and `ws://`
+//! handshakes through a `CONNECT` tunnel (with TLS to the server inside),
+//! refusals, proxies for one scheme and `no_proxy` lists; and a `CONNECT`
 //! request of the caller's own whose 2xx hands the tunnel over. The proxy
 //! is an independent one in python (`tests/clients/proxy.py`).
 
@@ -13,7 +14,8 @@ use common::{echo_service, run, TestServer};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
-use spargio_http::client::{InvalidProxy, Proxy};
+use spargio_http::client::{InvalidProxy, NoProxy, Proxy};
+use spargio_http::ws::{self, Message};
 use spargio_http::{upgrade, Body, Client, ClientError, Http};
 
 /// `tests/clients/proxy.py`, stopped when dropped.
@@ -162,7 +164,122 @@ fn a_proxy_that_is_not_there_is_a_connect_error() {
         let client = Client::builder().proxy(proxy).build();
         let err = client.get(format!("http://{addr}/")).await.unwrap_err();
         assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+        // The error is the request's, and says it was the proxy that could
+        // not be reached.
+        let shown = err.to_string();
+        assert!(shown.contains(&addr.to_string()), "{shown}");
+        assert!(
+            shown.contains(&format!("the proxy 127.0.0.1:{port}")),
+            "{shown}"
+        );
     });
+}
+
+/// How many tunnels `proxy` opened so far, asked of it directly.
+async fn tunnels_opened(proxy_uri: &str) -> String {
+    let client = Client::builder()
+        .proxy(Proxy::new(proxy_uri).unwrap())
+        .build();
+    text(client.get("http://proxy.stats/").await.unwrap()).await
+}
+
+#[test]
+fn a_ws_handshake_goes_through_a_tunnel_not_in_absolute_form() {
+    let (tx, _seen) = std::sync::mpsc::channel();
+    let server = TestServer::start(common::ws_echo::echo_app(tx));
+    let addr = server.addr;
+    let proxy = PythonProxy::start(Some("carol:pw"));
+    let uri = proxy.uri(Some("carol:pw"));
+    run(move || async move {
+        let client = Client::builder().proxy(Proxy::new(&*uri).unwrap()).build();
+        // An absolute-form GET would be answered by the proxy itself (200,
+        // no upgrade), so an echo proves the tunnel.
+        let req = Request::get(format!("ws://{addr}/ws")).body(()).unwrap();
+        let (mut socket, resp) = ws::connect_with(&client, req, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+        socket.send(Message::text("through")).await.unwrap();
+        let echo = spargio_rt::time::timeout(std::time::Duration::from_secs(20), socket.recv())
+            .await
+            .expect("no echo within 20 s");
+        assert_eq!(echo.unwrap().unwrap(), Message::text("through"));
+        socket.close().await.unwrap();
+        assert_eq!(tunnels_opened(&uri).await, "connects=1");
+        // Plain requests to the same server still go in absolute form.
+        let resp = client.get(format!("http://{addr}/plain")).await.unwrap();
+        let shown = text(resp).await;
+        assert!(
+            shown.starts_with(&format!("GET http://{addr}/plain ")),
+            "{shown}"
+        );
+        assert_eq!(tunnels_opened(&uri).await, "connects=1");
+    });
+    drop(server);
+}
+
+#[test]
+fn no_proxy_lists_and_per_scheme_proxies_send_some_requests_straight() {
+    let (acceptor, connector) = common::localhost_tls();
+    let tls_server = TestServer::start_with(Http::new().tls(acceptor), |b| b, what_came());
+    let tls_port = tls_server.addr.port();
+    let server = TestServer::start(what_came());
+    let addr = server.addr;
+    let proxy = PythonProxy::start(None);
+    let uri = proxy.uri(None);
+    run(move || async move {
+        let via_proxy = |resp: String| resp.starts_with("GET http://");
+        // Around the proxy for the listed address, through it for others.
+        let bypass = NoProxy::new("localhost, 127.0.0.1").unwrap();
+        let client = Client::builder()
+            .proxy(Proxy::new(&*uri).unwrap().no_proxy(bypass))
+            .build();
+        let direct = text(client.get(format!("http://{addr}/a")).await.unwrap()).await;
+        assert_eq!(direct, "GET /a proxy-auth=None");
+        let proxied = text(client.get("http://elsewhere.invalid/b").await.unwrap()).await;
+        assert!(via_proxy(proxied.clone()), "{proxied}");
+
+        // A proxy for https only: http goes straight, https is tunnelled.
+        let client = Client::builder()
+            .tls(connector.clone())
+            .proxy(Proxy::https(&*uri).unwrap())
+            .build();
+        let direct = text(client.get(format!("http://{addr}/c")).await.unwrap()).await;
+        assert_eq!(direct, "GET /c proxy-auth=None");
+        let tunnelled = client.get(format!("https://localhost:{tls_port}/d"));
+        assert_eq!(
+            text(tunnelled.await.unwrap()).await,
+            "GET /d proxy-auth=None"
+        );
+        assert_eq!(tunnels_opened(&uri).await, "connects=1");
+
+        // A proxy for http only, then one for everything: https takes the
+        // second (the first that is for it); with both bypassing
+        // localhost, nothing goes through a proxy.
+        let client = Client::builder()
+            .tls(connector.clone())
+            .proxy(Proxy::http("http://127.0.0.1:1").unwrap())
+            .proxy(Proxy::new(&*uri).unwrap())
+            .build();
+        let tunnelled = client.get(format!("https://localhost:{tls_port}/e"));
+        assert_eq!(
+            text(tunnelled.await.unwrap()).await,
+            "GET /e proxy-auth=None"
+        );
+        assert_eq!(tunnels_opened(&uri).await, "connects=2");
+        let err = client.get(format!("http://{addr}/f")).await.unwrap_err();
+        assert!(err.to_string().contains("the proxy 127.0.0.1:1"), "{err}");
+
+        let everything = NoProxy::new("*").unwrap();
+        let client = Client::builder()
+            .tls(connector)
+            .proxy(Proxy::new(&*uri).unwrap().no_proxy(everything))
+            .build();
+        let direct = client.get(format!("https://localhost:{tls_port}/g"));
+        assert_eq!(text(direct.await.unwrap()).await, "GET /g proxy-auth=None");
+        assert_eq!(tunnels_opened(&uri).await, "connects=2");
+    });
+    drop((server, tls_server));
 }
 
 #[test]

@@ -7,7 +7,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::pool::Pool;
-use super::proxy::Proxy;
+use super::proxy::{InvalidProxy, Proxy};
+use super::proxy_env::proxies_from;
+use super::target::{Target, Via};
 use super::{Client, Inner};
 use crate::h1::Limits;
 use crate::tls::TlsConnector;
@@ -35,8 +37,23 @@ pub(crate) struct Config {
     pub(crate) max_interim_responses: usize,
     /// Where every connection goes instead of the URI's host, if set.
     pub(crate) unix_socket: Option<PathBuf>,
-    /// The forward proxy every request goes through, if set.
-    pub(crate) proxy: Option<Proxy>,
+    /// The forward proxies, in the order they were added: a request goes
+    /// through the first that is for it.
+    pub(crate) proxies: Vec<Proxy>,
+}
+
+impl Config {
+    /// How a request to `target` goes: through which proxy, if any, and
+    /// whether through a tunnel (always for `https`; for a plain request
+    /// when it asks to `upgrade` the connection, which absolute form to the
+    /// proxy would not carry to the server).
+    pub(crate) fn route(&self, target: &Target, upgrade: bool) -> Option<Via> {
+        let proxy = self.proxies.iter().position(|p| p.is_for(target))?;
+        Some(Via {
+            proxy,
+            tunnel: target.https || upgrade,
+        })
+    }
 }
 
 /// Settings for a [`Client`]; make one with [`Client::builder`].
@@ -65,7 +82,7 @@ pub struct ClientBuilder {
     limits: Limits,
     max_interim_responses: usize,
     unix_socket: Option<PathBuf>,
-    proxy: Option<Proxy>,
+    proxies: Vec<Proxy>,
 }
 
 impl ClientBuilder {
@@ -81,7 +98,7 @@ impl ClientBuilder {
             limits: Limits::default(),
             max_interim_responses: DEFAULT_MAX_INTERIM_RESPONSES,
             unix_socket: None,
-            proxy: None,
+            proxies: Vec::new(),
         }
     }
 
@@ -118,16 +135,27 @@ impl ClientBuilder {
         self
     }
 
-    /// Sends every request through the forward proxy `proxy`: an `http`
-    /// request goes to the proxy with its whole URI as the target (the
-    /// absolute form, RFC 9112 §3.2.2); an `https` request goes through a
-    /// tunnel the proxy opens with `CONNECT host:port`, and TLS runs inside
-    /// it with the server itself, so the proxy sees only the server's
-    /// name. The proxy's credentials, if its URI has them, go only to the
-    /// proxy. A tunnel the proxy refuses gives
+    /// Sends the requests `proxy` is for (all of them, or those of one
+    /// scheme, less its [`no_proxy`](Proxy::no_proxy) list) through that
+    /// forward proxy. Called more than once, a request goes through the
+    /// first proxy added that is for it, and straight to the server if
+    /// none is.
+    ///
+    /// An `http` request goes to the proxy with its whole URI as the
+    /// target (the absolute form, RFC 9112 §3.2.2); an `https` request goes
+    /// through a tunnel the proxy opens with `CONNECT host:port`, and TLS
+    /// runs inside it with the server itself, so the proxy sees only the
+    /// server's name. A plain `http` request that asks to upgrade the
+    /// connection (`Connection: upgrade` with `Upgrade`, as a `ws://`
+    /// WebSocket handshake does) goes through a tunnel too (RFC 6455 §4.1),
+    /// since a proxy answering absolute-form requests need not pass the
+    /// upgrade on. The proxy's credentials, if its URI has them, go only
+    /// to the proxy. A tunnel the proxy refuses gives
     /// [`ClientError::ProxyRefused`](super::ClientError::ProxyRefused) with
-    /// its answer's status. Idle connections are pooled per server as
-    /// without a proxy. With [`unix_socket`](ClientBuilder::unix_socket)
+    /// its answer's status; a proxy that cannot be connected to gives
+    /// [`ClientError::Connect`](super::ClientError::Connect) naming the
+    /// server, whose error names the proxy. Idle connections are pooled
+    /// per server and route. With [`unix_socket`](ClientBuilder::unix_socket)
     /// too, the proxy is the one listening on that socket.
     ///
     /// A request whose method is `CONNECT` is sent to the proxy as it is
@@ -147,8 +175,40 @@ impl ClientBuilder {
     /// # }
     /// ```
     pub fn proxy(mut self, proxy: Proxy) -> ClientBuilder {
-        self.proxy = Some(proxy);
+        self.proxies.push(proxy);
         self
+    }
+
+    /// Adds the proxies the environment names, as curl reads them: a
+    /// proxy for `http` requests from `http_proxy`, one for `https` from
+    /// `https_proxy`, one for both from `all_proxy` (each also in
+    /// uppercase; the lowercase name wins), all of them not used for the
+    /// servers in `no_proxy` (a [`NoProxy`](super::NoProxy) list). A value
+    /// without a scheme (`proxy.internal:3128`) is an `http://` URI; empty
+    /// variables count as unset. `HTTP_PROXY` in uppercase is ignored when
+    /// `REQUEST_METHOD` is set: in a CGI program it can come from a
+    /// request's `Proxy:` header.
+    ///
+    /// The client reads nothing from the environment unless this is
+    /// called. Proxies added before it come first (see
+    /// [`proxy`](Self::proxy)).
+    ///
+    /// ```no_run
+    /// // With `https_proxy=http://proxy.internal:3128` and
+    /// // `no_proxy=localhost,.internal` in the environment:
+    /// let client = spargio_http::Client::builder().proxy_from_env()?.build();
+    /// # let _ = client;
+    /// # Ok::<(), spargio_http::client::InvalidProxy>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`InvalidProxy`] naming the variable whose value is not a
+    /// supported proxy URI (`socks5://...`, an `https://` proxy) or not a
+    /// valid `no_proxy` list.
+    pub fn proxy_from_env(mut self) -> Result<ClientBuilder, InvalidProxy> {
+        let found = proxies_from(|name| std::env::var(name).ok())?;
+        self.proxies.extend(found);
+        Ok(self)
     }
 
     /// How long making a connection may take: name resolution, the TCP
@@ -404,7 +464,7 @@ impl ClientBuilder {
                     limits: self.limits,
                     max_interim_responses: self.max_interim_responses,
                     unix_socket: self.unix_socket,
-                    proxy: self.proxy,
+                    proxies: self.proxies,
                 },
                 tls,
                 pool: Arc::new(Pool::new(
@@ -437,7 +497,7 @@ impl fmt::Debug for ClientBuilder {
             .field("limits", &self.limits)
             .field("max_interim_responses", &self.max_interim_responses)
             .field("unix_socket", &self.unix_socket)
-            .field("proxy", &self.proxy)
+            .field("proxies", &self.proxies)
             .finish()
     }
 }

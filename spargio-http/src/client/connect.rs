@@ -198,16 +198,25 @@ pub(crate) async fn connect(
 }
 
 /// The socket to `target`: a TCP connection to its host (or to the
-/// client's proxy), or the client's Unix socket.
+/// proxy it goes through), or the client's Unix socket.
 async fn open_socket(inner: &Inner, target: &Target) -> io::Result<SocketStream> {
     if let Some(path) = &inner.config.unix_socket {
         return UnixStream::connect(path).await.map(SocketStream::from);
     }
-    let (host, port) = match &inner.config.proxy {
-        Some(proxy) => (proxy.host(), proxy.port()),
-        None => (target.host.as_str(), target.port),
+    let tcp = match target.via {
+        Some(via) => {
+            let proxy = &inner.config.proxies[via.proxy];
+            TcpStream::connect((proxy.host(), proxy.port()))
+                .await
+                // The error is the target's; say it was the proxy that
+                // could not be reached.
+                .map_err(|e| {
+                    let text = format!("the proxy {}:{}: {e}", proxy.host(), proxy.port());
+                    io::Error::new(e.kind(), text)
+                })?
+        }
+        None => TcpStream::connect((target.host.as_str(), target.port)).await?,
     };
-    let tcp = TcpStream::connect((host, port)).await?;
     // Requests are written whole; no reason to let Nagle hold them back.
     let _ = tcp.set_nodelay(true);
     Ok(tcp.into())
@@ -220,6 +229,13 @@ async fn establish(inner: &Inner, target: &Target) -> Result<Conn, ClientError> 
             host: target.authority.clone(),
             source,
         })?;
+    if let Some(via) = target.via.filter(|via| via.tunnel) {
+        // A tunnel to the server; TLS, if any, runs with the server
+        // itself inside it.
+        inner.config.proxies[via.proxy]
+            .open_tunnel(&mut tcp, target, &inner.config.limits)
+            .await?;
+    }
     if !target.https {
         let probe = Probe {
             fd: tcp.as_raw_fd(),
@@ -227,12 +243,6 @@ async fn establish(inner: &Inner, target: &Target) -> Result<Conn, ClientError> 
         return Ok(Conn::new(tcp, probe, |r, w| {
             (ConnReader::Tcp(r), ConnWriter::Tcp(w))
         }));
-    }
-    if let Some(proxy) = &inner.config.proxy {
-        // TLS runs with the server itself, inside the proxy's tunnel.
-        proxy
-            .open_tunnel(&mut tcp, target, &inner.config.limits)
-            .await?;
     }
     let probe = Probe {
         fd: tcp.as_raw_fd(),

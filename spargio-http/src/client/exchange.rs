@@ -110,9 +110,9 @@ where
     // A plain `http` request through a proxy goes to the proxy itself:
     // the whole URI as its target, and the proxy's credentials (an `https`
     // one goes through a tunnel, where the proxy sees none of it).
-    let to_proxy = match &inner.config.proxy {
-        Some(proxy) if !target.https => {
-            proxy.authorize(&mut parts.headers);
+    let to_proxy = match target.via {
+        Some(via) if !via.tunnel => {
+            inner.config.proxies[via.proxy].authorize(&mut parts.headers);
             true
         }
         Some(_) => {

@@ -18,9 +18,11 @@ mod builder;
 mod connect;
 mod error;
 mod exchange;
+mod no_proxy;
 mod oneshot;
 mod pool;
 mod proxy;
+mod proxy_env;
 mod service;
 mod switch;
 mod target;
@@ -40,10 +42,12 @@ use spargio_rt::{JoinHandle, RuntimeHandle, ShardId};
 use spargio_service::BoxError;
 
 use crate::body::Body;
+use crate::h1::connection_has_token;
 use crate::tls::TlsConnector;
 pub use builder::ClientBuilder;
 use builder::Config;
 pub use error::ClientError;
+pub use no_proxy::NoProxy;
 use pool::Pool;
 pub use proxy::{InvalidProxy, Proxy};
 pub use service::ResponseFuture;
@@ -249,7 +253,12 @@ impl<B> Client<B> {
     {
         let inner = self.inner.clone();
         async move {
-            let target = Target::from_uri(req.uri())?;
+            let mut target = Target::from_uri(req.uri())?;
+            // A caller's own `CONNECT` goes to the proxy as it is.
+            let upgrade = req.method() != http::Method::CONNECT
+                && req.headers().contains_key(http::header::UPGRADE)
+                && connection_has_token(req.headers(), "upgrade");
+            target.via = inner.config.route(&target, upgrade);
             let host = target.authority.clone();
             let handle = RuntimeHandle::current();
             let (reply, answer) = oneshot::channel();

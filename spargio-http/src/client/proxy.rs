@@ -1,6 +1,6 @@
 //! A forward HTTP proxy for the client: plain `http` requests go to it in
-//! absolute form; `https` requests go through a `CONNECT` tunnel it opens,
-//! with TLS to the server inside.
+//! absolute form; `https` requests (and plain WebSocket handshakes) go
+//! through a `CONNECT` tunnel it opens, with TLS to the server inside.
 
 use std::fmt;
 
@@ -11,20 +11,28 @@ use http::{HeaderMap, Method, Uri};
 use spargio_rt::io::{AsyncRead, AsyncWriteExt};
 use spargio_rt::net::SocketStream;
 
+use super::no_proxy::NoProxy;
 use super::target::Target;
 use super::ClientError;
 use crate::h1::{self, BodyLength, Limits};
 
-/// A forward proxy every request of a [`Client`](crate::Client) goes
-/// through (see [`ClientBuilder::proxy`](crate::ClientBuilder::proxy)).
+/// A forward proxy requests of a [`Client`](crate::Client) go through
+/// (see [`ClientBuilder::proxy`](crate::ClientBuilder::proxy)): for every
+/// request ([`Proxy::new`]), only `http` ones ([`Proxy::http`]) or only
+/// `https` ones ([`Proxy::https`]), except those to the servers of its
+/// [`no_proxy`](Proxy::no_proxy) list.
 ///
 /// Made from the proxy's `http://host:port` URI; credentials in it
 /// (`http://user:password@host:port`) are sent to the proxy as
 /// `Proxy-Authorization: Basic ...`, never to the servers behind it.
-/// Proxies reached over TLS (`https://` proxy URIs) are not supported.
+/// Proxies reached over TLS (`https://` proxy URIs) and SOCKS proxies are
+/// not supported.
 ///
 /// ```
-/// let proxy = spargio_http::client::Proxy::new("http://user:secret@proxy.internal:3128")?;
+/// use spargio_http::client::{NoProxy, Proxy};
+///
+/// let proxy = Proxy::new("http://user:secret@proxy.internal:3128")?
+///     .no_proxy(NoProxy::new("localhost, 127.0.0.1, .svc.cluster.local")?);
 /// let client = spargio_http::Client::builder().proxy(proxy).build();
 /// # let _ = client;
 /// # Ok::<(), spargio_http::client::InvalidProxy>(())
@@ -34,6 +42,16 @@ pub struct Proxy {
     host: String,
     port: u16,
     authorization: Option<HeaderValue>,
+    scope: Scope,
+    bypass: NoProxy,
+}
+
+/// Which requests a proxy is for, by their scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    All,
+    Http,
+    Https,
 }
 
 impl fmt::Debug for Proxy {
@@ -43,6 +61,8 @@ impl fmt::Debug for Proxy {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("authorization", &self.authorization.as_ref().map(|_| ".."))
+            .field("scope", &self.scope)
+            .field("no_proxy", &self.bypass)
             .finish()
     }
 }
@@ -51,38 +71,115 @@ impl fmt::Debug for Proxy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidProxy(String);
 
+impl InvalidProxy {
+    /// An error that says `message`.
+    pub(crate) fn new(message: String) -> InvalidProxy {
+        InvalidProxy(message)
+    }
+
+    /// A proxy URI refused for `reason`.
+    fn uri(reason: impl fmt::Display) -> InvalidProxy {
+        InvalidProxy(format!("invalid proxy URI: {reason}"))
+    }
+
+    /// This error, said of the environment variable `name`.
+    pub(crate) fn in_variable(self, name: &str) -> InvalidProxy {
+        InvalidProxy(format!("{name}: {}", self.0))
+    }
+}
+
 impl fmt::Display for InvalidProxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid proxy URI: {}", self.0)
+        f.write_str(&self.0)
     }
 }
 
 impl std::error::Error for InvalidProxy {}
 
 impl Proxy {
-    /// The proxy at `uri`: `http://host:port` (port 80 if left out), with
-    /// optional `user:password@` credentials, percent-decoded (`p%40ss` is
-    /// the password `p@ss`); a user without a password has an empty one.
+    /// The proxy at `uri`, for every request: `http://host:port` (port 80
+    /// if left out), with optional `user:password@` credentials,
+    /// percent-decoded (`p%40ss` is the password `p@ss`); a user without a
+    /// password has an empty one.
+    ///
+    /// # Errors
+    /// [`InvalidProxy`] saying why `uri` is not such a URI.
     pub fn new<U>(uri: U) -> Result<Proxy, InvalidProxy>
+    where
+        U: TryInto<Uri>,
+        U::Error: fmt::Display,
+    {
+        Proxy::scoped(uri, Scope::All)
+    }
+
+    /// The proxy at `uri` (as [`new`](Proxy::new) takes it), for `http`
+    /// requests only.
+    ///
+    /// # Errors
+    /// As [`new`](Proxy::new).
+    pub fn http<U>(uri: U) -> Result<Proxy, InvalidProxy>
+    where
+        U: TryInto<Uri>,
+        U::Error: fmt::Display,
+    {
+        Proxy::scoped(uri, Scope::Http)
+    }
+
+    /// The proxy at `uri` (as [`new`](Proxy::new) takes it; the proxy
+    /// itself is still spoken to in plain HTTP), for `https` requests
+    /// only, which it tunnels.
+    ///
+    /// # Errors
+    /// As [`new`](Proxy::new).
+    pub fn https<U>(uri: U) -> Result<Proxy, InvalidProxy>
+    where
+        U: TryInto<Uri>,
+        U::Error: fmt::Display,
+    {
+        Proxy::scoped(uri, Scope::Https)
+    }
+
+    /// This proxy, not used for the servers in `list`: requests to them go
+    /// straight to the server (or to the next proxy of the client that
+    /// covers them). Replaces any list set before.
+    pub fn no_proxy(mut self, list: NoProxy) -> Proxy {
+        self.bypass = list;
+        self
+    }
+
+    /// Whether a request to `target` goes through this proxy.
+    pub(crate) fn is_for(&self, target: &Target) -> bool {
+        let scheme_ok = match self.scope {
+            Scope::All => true,
+            Scope::Http => !target.https,
+            Scope::Https => target.https,
+        };
+        scheme_ok && !self.bypass.covers(&target.host, target.port)
+    }
+
+    fn scoped<U>(uri: U, scope: Scope) -> Result<Proxy, InvalidProxy>
     where
         U: TryInto<Uri>,
         U::Error: fmt::Display,
     {
         let uri: Uri = uri
             .try_into()
-            .map_err(|e| InvalidProxy(format!("not a URI: {e}")))?;
+            .map_err(|e| InvalidProxy::uri(format!("not a URI: {e}")))?;
         match uri.scheme() {
             Some(s) if *s == Scheme::HTTP => {}
             Some(s) if *s == Scheme::HTTPS => {
-                return Err(InvalidProxy("https proxies are not supported".into()))
+                return Err(InvalidProxy::uri("https proxies are not supported"))
             }
-            _ => return Err(InvalidProxy("an http://host:port URI is required".into())),
+            Some(s) if s.as_str().starts_with("socks") => {
+                return Err(InvalidProxy::uri("SOCKS proxies are not supported"))
+            }
+            _ => return Err(InvalidProxy::uri("an http://host:port URI is required")),
         }
         let authority = uri
             .authority()
-            .ok_or_else(|| InvalidProxy("the URI has no host".into()))?;
+            .ok_or_else(|| InvalidProxy::uri("the URI has no host"))?;
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return Err(InvalidProxy("a proxy URI has no path or query".into()));
+            return Err(InvalidProxy::uri("a proxy URI has no path or query"));
         }
         let (credentials, host_port) = match authority.as_str().rsplit_once('@') {
             Some((creds, rest)) => (Some(creds), rest),
@@ -91,13 +188,15 @@ impl Proxy {
         // The host and port are checked as any request target's are.
         let plain: Uri = format!("http://{host_port}/")
             .parse()
-            .map_err(|e| InvalidProxy(format!("bad host: {e}")))?;
-        let target = Target::from_uri(&plain).map_err(|e| InvalidProxy(e.to_string()))?;
+            .map_err(|e| InvalidProxy::uri(format!("bad host: {e}")))?;
+        let target = Target::from_uri(&plain).map_err(InvalidProxy::uri)?;
         let authorization = credentials.map(basic_credentials).transpose()?;
         Ok(Proxy {
             host: target.host,
             port: target.port,
             authorization,
+            scope,
+            bypass: NoProxy::default(),
         })
     }
 
@@ -191,21 +290,21 @@ fn basic_credentials(userinfo: &str) -> Result<HeaderValue, InvalidProxy> {
     let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
     let user = percent_decode(user)?;
     if user.is_empty() {
-        return Err(InvalidProxy("the credentials have no user name".into()));
+        return Err(InvalidProxy::uri("the credentials have no user name"));
     }
     let mut pair = user;
     pair.push(b':');
     pair.extend_from_slice(&percent_decode(password)?);
     let encoded = crate::ws::keys::base64(&pair);
     let mut value = HeaderValue::try_from(format!("Basic {encoded}"))
-        .map_err(|_| InvalidProxy("unusable credentials".into()))?;
+        .map_err(|_| InvalidProxy::uri("unusable credentials"))?;
     value.set_sensitive(true);
     Ok(value)
 }
 
 /// `text` with each `%XX` replaced by the byte it encodes.
 fn percent_decode(text: &str) -> Result<Vec<u8>, InvalidProxy> {
-    let bad = || InvalidProxy("a bad percent-encoding in the credentials".into());
+    let bad = || InvalidProxy::uri("a bad percent-encoding in the credentials");
     let mut out = Vec::with_capacity(text.len());
     let mut bytes = text.bytes();
     while let Some(b) = bytes.next() {

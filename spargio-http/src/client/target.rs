@@ -17,6 +17,20 @@ pub(crate) struct Target {
     pub(crate) port: u16,
     /// `host:port` as shown in errors (IPv6 in brackets).
     pub(crate) authority: String,
+    /// The proxy the request goes through, if any (connections through
+    /// a proxy are kept apart from direct ones in the pool).
+    pub(crate) via: Option<Via>,
+}
+
+/// How a request goes through one of the client's proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Via {
+    /// Which of the client's proxies (an index into its list).
+    pub(crate) proxy: usize,
+    /// Through a `CONNECT` tunnel to the server (`https`, and plain
+    /// requests that upgrade the connection); otherwise the request goes
+    /// to the proxy itself, in absolute form.
+    pub(crate) tunnel: bool,
 }
 
 impl Target {
@@ -72,6 +86,7 @@ impl Target {
             host: bare,
             port,
             authority,
+            via: None,
         })
     }
 }
