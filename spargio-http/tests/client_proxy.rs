@@ -175,6 +175,41 @@ fn a_proxy_that_is_not_there_is_a_connect_error() {
     });
 }
 
+#[test]
+fn a_silent_proxy_times_out_and_a_chatty_one_is_a_proxy_error() {
+    let proxy = PythonProxy::start(None);
+    let uri = proxy.uri(None);
+    run(move || async move {
+        let client = Client::builder()
+            .proxy(Proxy::new(uri).unwrap())
+            .connect_timeout(std::time::Duration::from_millis(300))
+            .build();
+        // The tunnel is asked for inside the connect timeout.
+        let err = client.get("https://silent.test:1/").await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Timeout {
+                    connecting: true,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.is_connect() && err.is_timeout(), "{err}");
+        // Bytes before the client spoke are no TLS server's: the tunnel is
+        // refused as broken instead of handing them to the handshake.
+        let err = client.get("https://chatty.test:1/").await.unwrap_err();
+        match &err {
+            ClientError::Proxy { host, reason } => {
+                assert_eq!(host, "chatty.test:1");
+                assert!(reason.contains("after its 2xx"), "{reason}");
+            }
+            other => panic!("expected Proxy, got {other:?}"),
+        }
+    });
+}
+
 /// How many tunnels `proxy` opened so far, asked of it directly.
 async fn tunnels_opened(proxy_uri: &str) -> String {
     let client = Client::builder()
@@ -227,6 +262,7 @@ fn no_proxy_lists_and_per_scheme_proxies_send_some_requests_straight() {
     let addr = server.addr;
     let proxy = PythonProxy::start(None);
     let uri = proxy.uri(None);
+    let closed = common::closed_port();
     run(move || async move {
         let via_proxy = |resp: String| resp.starts_with("GET http://");
         // Around the proxy for the listed address, through it for others.
@@ -253,12 +289,12 @@ fn no_proxy_lists_and_per_scheme_proxies_send_some_requests_straight() {
         );
         assert_eq!(tunnels_opened(&uri).await, "connects=1");
 
-        // A proxy for http only, then one for everything: https takes the
-        // second (the first that is for it); with both bypassing
-        // localhost, nothing goes through a proxy.
+        // A proxy for http only (one that is not there), then one for
+        // everything: https takes the second (the first that is for it),
+        // http the first.
         let client = Client::builder()
             .tls(connector.clone())
-            .proxy(Proxy::http("http://127.0.0.1:1").unwrap())
+            .proxy(Proxy::http(format!("http://127.0.0.1:{closed}")).unwrap())
             .proxy(Proxy::new(&*uri).unwrap())
             .build();
         let tunnelled = client.get(format!("https://localhost:{tls_port}/e"));
@@ -268,8 +304,13 @@ fn no_proxy_lists_and_per_scheme_proxies_send_some_requests_straight() {
         );
         assert_eq!(tunnels_opened(&uri).await, "connects=2");
         let err = client.get(format!("http://{addr}/f")).await.unwrap_err();
-        assert!(err.to_string().contains("the proxy 127.0.0.1:1"), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("the proxy 127.0.0.1:{closed}")),
+            "{err}"
+        );
 
+        // `*` bypasses every proxy for every server.
         let everything = NoProxy::new("*").unwrap();
         let client = Client::builder()
             .tls(connector)
@@ -292,6 +333,8 @@ fn proxy_uris_are_checked_and_credentials_stay_out_of_debug() {
         "{shown}"
     );
     assert_eq!(Proxy::new("http://proxy.internal").unwrap().port(), 80);
+    let v6 = Proxy::https("http://[::1]:3128").unwrap();
+    assert_eq!((v6.host(), v6.port()), ("::1", 3128));
     for bad in [
         "https://proxy.internal:3128",
         "socks5://proxy.internal:1080",

@@ -152,15 +152,24 @@ impl ClientBuilder {
     /// upgrade on. The proxy's credentials, if its URI has them, go only
     /// to the proxy. A tunnel the proxy refuses gives
     /// [`ClientError::ProxyRefused`](super::ClientError::ProxyRefused) with
-    /// its answer's status; a proxy that cannot be connected to gives
+    /// its answer's status; a proxy that refuses the connection gives
     /// [`ClientError::Connect`](super::ClientError::Connect) naming the
-    /// server, whose error names the proxy. Idle connections are pooled
-    /// per server and route. With [`unix_socket`](ClientBuilder::unix_socket)
-    /// too, the proxy is the one listening on that socket.
+    /// server, whose error names the proxy (one that does not answer at
+    /// all runs into the [connect timeout](Self::connect_timeout)). Idle
+    /// connections are pooled per server and route. A tunnel for a plain
+    /// request goes to the server's port, often 80: proxies that allow
+    /// `CONNECT` to port 443 only (Squid's default) refuse it.
     ///
-    /// A request whose method is `CONNECT` is sent to the proxy as it is
-    /// (its URI naming the tunnel's far end): a 2xx answer hands the tunnel
-    /// over as an upgrade ([`upgrade::on`](crate::upgrade::on)).
+    /// With [`unix_socket`](ClientBuilder::unix_socket) too, every
+    /// connection goes to that socket, proxied or not: the proxy is the
+    /// one listening there, and the route only decides how a request is
+    /// written (in absolute form, through a tunnel, or as to the server).
+    ///
+    /// A request whose method is `CONNECT` is routed by its URI
+    /// (`http://host:port`) like any plain `http` request: to the first
+    /// proxy for it, as it is (its URI naming the tunnel's far end), or,
+    /// if no proxy is for it, straight to that host. A 2xx answer hands
+    /// the tunnel over as an upgrade ([`upgrade::on`](crate::upgrade::on)).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -179,15 +188,19 @@ impl ClientBuilder {
         self
     }
 
-    /// Adds the proxies the environment names, as curl reads them: a
-    /// proxy for `http` requests from `http_proxy`, one for `https` from
-    /// `https_proxy`, one for both from `all_proxy` (each also in
-    /// uppercase; the lowercase name wins), all of them not used for the
-    /// servers in `no_proxy` (a [`NoProxy`](super::NoProxy) list). A value
-    /// without a scheme (`proxy.internal:3128`) is an `http://` URI; empty
-    /// variables count as unset. `HTTP_PROXY` in uppercase is ignored when
+    /// Adds the proxies the environment names, by the convention curl,
+    /// Go's `net/http` and reqwest share: a proxy for `http` requests from
+    /// `http_proxy`, one for `https` from `https_proxy`, one for both from
+    /// `all_proxy` (each also in uppercase; the lowercase name wins), all
+    /// of them not used for the servers in `no_proxy` (a
+    /// [`NoProxy`](super::NoProxy) list, whose entries this reads leniently:
+    /// one it cannot read, such as `10.*` or `<local>`, is skipped, as the
+    /// others do). A value without a scheme (`proxy.internal:3128`) is an
+    /// `http://` URI, port 80 if it has none (curl would take 1080); empty
+    /// variables count as unset. As in Go and reqwest (curl never reads
+    /// it), `HTTP_PROXY` in uppercase is read too, except when
     /// `REQUEST_METHOD` is set: in a CGI program it can come from a
-    /// request's `Proxy:` header.
+    /// request's `Proxy:` header ("httpoxy").
     ///
     /// The client reads nothing from the environment unless this is
     /// called. Proxies added before it come first (see
@@ -203,8 +216,7 @@ impl ClientBuilder {
     ///
     /// # Errors
     /// [`InvalidProxy`] naming the variable whose value is not a
-    /// supported proxy URI (`socks5://...`, an `https://` proxy) or not a
-    /// valid `no_proxy` list.
+    /// supported proxy URI (`socks5://...`, an `https://` proxy).
     pub fn proxy_from_env(mut self) -> Result<ClientBuilder, InvalidProxy> {
         let found = proxies_from(|name| std::env::var(name).ok())?;
         self.proxies.extend(found);

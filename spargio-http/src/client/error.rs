@@ -115,7 +115,8 @@ pub enum ClientError {
         host: String,
     },
     /// The [proxy](super::ClientBuilder::proxy) refused to open a tunnel
-    /// to the server (an `https` request goes through a `CONNECT` tunnel):
+    /// to the server (an `https` request, or a plain one that upgrades the
+    /// connection, goes through a `CONNECT` tunnel):
     /// it answered `CONNECT` with this status, `407 Proxy Authentication
     /// Required` when its credentials are missing or wrong. Nothing was
     /// sent to the server.

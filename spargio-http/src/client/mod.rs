@@ -168,7 +168,8 @@ impl<B> Client<B> {
     ///   [`ClientError::InvalidUri`]); the port defaults to 80 or 443. The
     ///   request goes out as HTTP/1.1 in origin form (`GET /path?q
     ///   HTTP/1.1`; in absolute form to a [proxy](ClientBuilder::proxy)
-    ///   for `http`; `CONNECT host:port`, which needs the port in the URI)
+    ///   for `http`, unless it upgrades the connection; `CONNECT
+    ///   host:port`, which needs the port in the URI)
     ///   whatever `req.version()` says, with a `Host` header from the URI
     ///   unless `req` has one.
     /// - The body is sent with `Content-Length` when its size hint is

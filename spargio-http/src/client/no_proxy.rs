@@ -15,7 +15,7 @@ use super::proxy::InvalidProxy;
 /// - `10.0.0.0/8`, `fd00::/8`: every address in that network;
 /// - any host or address entry may end in `:port` (an IPv6 one in
 ///   brackets, `[::1]:8080`) to cover that port only;
-/// - `*` alone: every server.
+/// - `*`: every server (wherever it stands in the list).
 ///
 /// Names are compared without regard to case and are not resolved: a host
 /// name never matches an address entry. Spaces around entries and empty
@@ -70,6 +70,18 @@ impl NoProxy {
             })
             .collect::<Result<_, _>>()?;
         Ok(NoProxy { entries })
+    }
+
+    /// The servers in `list`, skipping the entries [`new`](NoProxy::new)
+    /// would refuse (for lists from the environment, which other tools
+    /// read that way).
+    pub(crate) fn lenient(list: &str) -> NoProxy {
+        let entries = list
+            .split(',')
+            .map(str::trim)
+            .filter_map(parse_entry)
+            .collect();
+        NoProxy { entries }
     }
 
     /// Whether the list has no entry (it covers no server).
@@ -234,6 +246,10 @@ mod tests {
         assert!(covers(" a.test , , *", "anything.else", 1));
         assert!(!covers("", "anything", 1));
         assert!(NoProxy::new(" , ").unwrap().is_empty());
+        assert_eq!(
+            NoProxy::lenient("a.test, 10.*, , <local>"),
+            NoProxy::new("a.test").unwrap()
+        );
     }
 
     #[test]

@@ -1,17 +1,19 @@
 //! Proxies from the environment: `http_proxy`, `https_proxy`, `all_proxy`
-//! and `no_proxy`, in either case, as curl reads them.
+//! and `no_proxy`, in either case, by the convention curl, Go and reqwest
+//! share.
 
 use super::no_proxy::NoProxy;
 use super::proxy::{InvalidProxy, Proxy};
 
 /// The proxies the variables that `var` looks up name, most specific
 /// first: the `http` one, the `https` one, then the one for both. Each
-/// takes the `no_proxy` list. Empty variables count as unset.
+/// takes the `no_proxy` list, whose unreadable entries are skipped.
+/// Empty variables count as unset.
 ///
 /// The lowercase name wins over the uppercase one. `HTTP_PROXY` is not
 /// read when `REQUEST_METHOD` is set: in a CGI program a request's `Proxy:`
 /// header arrives as `HTTP_PROXY` ("httpoxy"), so only `http_proxy` is
-/// trusted there, as curl does.
+/// trusted there (Go and reqwest do the same; curl never reads it).
 pub(crate) fn proxies_from(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<Proxy>, InvalidProxy> {
@@ -21,10 +23,11 @@ pub(crate) fn proxies_from(
             .map(|value| (lower, value))
             .or_else(|| read(upper).map(|value| (upper, value)))
     };
-    let bypass = match either("no_proxy", "NO_PROXY") {
-        Some((name, list)) => NoProxy::new(&list).map_err(|e| e.in_variable(name))?,
-        None => NoProxy::default(),
-    };
+    // Other tools skip what they cannot read in this list (`10.*`,
+    // `<local>`); failing on it would stop a program that uses no proxy.
+    let bypass = either("no_proxy", "NO_PROXY")
+        .map(|(_, list)| NoProxy::lenient(&list))
+        .unwrap_or_default();
     let cgi = var("REQUEST_METHOD").is_some();
     let http = if cgi {
         read("http_proxy").map(|value| ("http_proxy", value))
@@ -126,7 +129,20 @@ mod tests {
     fn a_bad_value_is_an_error_naming_its_variable() {
         let err = proxies(&[("HTTPS_PROXY", "socks5://s:1")]).unwrap_err();
         assert!(err.to_string().starts_with("HTTPS_PROXY: "), "{err}");
-        let err = proxies(&[("http_proxy", "h:1"), ("no_proxy", "10.0.0.0/40")]).unwrap_err();
-        assert!(err.to_string().starts_with("no_proxy: "), "{err}");
+        let err = proxies(&[("all_proxy", "http://h:1/path")]).unwrap_err();
+        assert!(err.to_string().starts_with("all_proxy: "), "{err}");
+    }
+
+    #[test]
+    fn unreadable_no_proxy_entries_are_skipped() {
+        assert_eq!(
+            proxies(&[("no_proxy", "localhost,10.*,<local>")]).unwrap(),
+            Vec::<String>::new()
+        );
+        let got = proxies(&[
+            ("http_proxy", "h:1"),
+            ("NO_PROXY", "10.*, skip.test, ::/999"),
+        ]);
+        assert_eq!(got.unwrap(), [r#"h:1 ["http://a.test/"]"#]);
     }
 }

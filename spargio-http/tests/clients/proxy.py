@@ -7,7 +7,11 @@ line, and serves until its stdin closes.
 With credentials given, a request without `Proxy-Authorization: Basic
 <base64 of USER:PASSWORD>` is answered `407` and the connection closed.
 `CONNECT host:port` connects there, answers `200` (or `502` if it cannot),
-and then copies bytes both ways until either side closes. `GET
+and then copies bytes both ways until either side closes, except for two
+made-up hosts: `CONNECT silent.test:<port>` is never answered (the
+connection stays open until the client closes it), and `CONNECT
+chatty.test:<port>` is answered `200` followed at once by bytes no server
+sent. `GET
 http://proxy.stats/` is answered `connects=<tunnels opened so far>`. Any
 other request (absolute form) is answered by the proxy itself, keep-alive,
 with the text body
@@ -78,6 +82,17 @@ def serve(conn):
                 return
         if method == "CONNECT":
             host, _, port = target.rpartition(":")
+            if host == "silent.test":
+                while conn.recv(65536):
+                    pass
+                conn.close()
+                return
+            if host == "chatty.test":
+                conn.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\nunasked-for bytes")
+                while conn.recv(65536):
+                    pass
+                conn.close()
+                return
             try:
                 upstream = socket.create_connection((host, int(port)))
             except (OSError, ValueError):
