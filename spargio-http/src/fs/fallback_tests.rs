@@ -61,6 +61,50 @@ async fn fs_not_found_service_answers_404_with_its_body() {
 }
 
 #[spargio_rt::test]
+async fn fs_a_not_found_page_is_never_conditional_or_partial() {
+    let site = site();
+    let mut app =
+        ServeDir::new(&site.root).not_found_service(ServeFile::new(site.root.join("index.html")));
+    let (res, body) = call(&mut app, get("/missing")).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(body, "<h1>home</h1>");
+    for name in ["etag", "last-modified", "accept-ranges", "content-range"] {
+        assert!(!res.headers.contains_key(name), "{name} on a 404");
+    }
+    // The page itself (served as a file) has an ETag a browser would send.
+    let (page, _) = call(&mut app, get("/index.html")).await;
+    let etag = page.headers["etag"].to_str().unwrap().to_owned();
+    let modified = page.headers["last-modified"].to_str().unwrap().to_owned();
+    let conditional = [
+        ("if-none-match", etag.as_str()),
+        ("if-modified-since", modified.as_str()),
+        ("range", "bytes=0-3"),
+        ("if-match", "\"nothing-like-it\""),
+        ("if-unmodified-since", "Thu, 01 Jan 1970 00:00:00 GMT"),
+    ];
+    for (name, value) in conditional {
+        let req = Request::get("/missing")
+            .header(name, value)
+            .body(())
+            .unwrap();
+        let (res, body) = call(&mut app, req).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{name}");
+        assert_eq!(body, "<h1>home</h1>", "{name}");
+        assert!(!res.headers.contains_key("content-range"), "{name}");
+    }
+    // A fallback that is no not-found page still answers conditionally
+    // (a single-page app's index.html is revalidated as usual).
+    let mut spa = ServeDir::new(&site.root).fallback(ServeFile::new(site.root.join("index.html")));
+    let req = Request::get("/app/route")
+        .header("if-none-match", etag.as_str())
+        .body(())
+        .unwrap();
+    let (res, body) = call(&mut spa, req).await;
+    assert_eq!(res.status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+}
+
+#[spargio_rt::test]
 async fn fs_fallback_gets_the_whole_request() {
     let site = site();
     let echo = tower::service_fn(|req: Request<String>| async move {

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Request, Response, StatusCode};
+use http::{header, Request, Response, StatusCode};
 use spargio_rt::fs::{File, Metadata};
 use spargio_service::BoxError;
 
@@ -362,16 +362,50 @@ where
                 mut service,
                 status_404,
             } = fallback;
+            let mut parts = parts;
+            if status_404 {
+                // Conditions and ranges are for the resource asked for,
+                // and apply only to a 2xx (RFC 9110 §13.2.1, §14.2): the
+                // not-found page must not come back as an empty 304 or a
+                // slice of itself.
+                for name in PRECONDITIONS_AND_RANGES {
+                    parts.headers.remove(name);
+                }
+            }
             let Ok(()) = poll_fn(|cx| service.poll_ready(cx)).await;
             let Ok(res) = service.call(Request::from_parts(parts, body)).await;
             let (mut head, body) = res.into_parts();
             if status_404 {
                 head.status = StatusCode::NOT_FOUND;
+                // The page's own validators would invite conditional
+                // requests that the 404 never honours.
+                for name in VALIDATORS {
+                    head.headers.remove(name);
+                }
             }
             Response::from_parts(head, FileBody::from_body(body))
         })
     }
 }
+
+/// Request fields that make a response conditional or partial, taken off
+/// a request before a [`ServeDir::not_found_service`] answers it.
+const PRECONDITIONS_AND_RANGES: [header::HeaderName; 6] = [
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+];
+
+/// Response fields about the file served, taken off a not-found page.
+const VALIDATORS: [header::HeaderName; 4] = [
+    header::ETAG,
+    header::LAST_MODIFIED,
+    header::ACCEPT_RANGES,
+    header::CONTENT_RANGE,
+];
 
 async fn serve(config: Arc<DirConfig>, parts: &Parts) -> Response<FileBody> {
     if !respond::method_allowed(&parts.method) {
