@@ -61,6 +61,36 @@ async fn fs_not_found_service_answers_404_with_its_body() {
 }
 
 #[spargio_rt::test]
+async fn fs_other_methods_reach_the_fallback_only_when_asked() {
+    let site = site();
+    let api = tower::service_fn(|req: Request<()>| async move {
+        let mut res = Response::new(format!("api got {} {}", req.method(), req.uri()));
+        *res.status_mut() = StatusCode::CREATED;
+        Ok::<_, Infallible>(res)
+    });
+    let post = |uri: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .body(())
+            .unwrap()
+    };
+    let mut app = ServeDir::new(&site.root).fallback(api);
+    let (res, _) = call(&mut app, post("/items")).await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+    let mut app = app.call_fallback_on_method_not_allowed(true);
+    // Even where a file is: the file answers GET and HEAD only.
+    for uri in ["/items", "/hello.txt"] {
+        let (res, body) = call(&mut app, post(uri)).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{uri}");
+        assert_eq!(body, format!("api got POST {uri}"));
+    }
+    let (res, body) = call(&mut app, get("/hello.txt")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "hello, world\n");
+}
+
+#[spargio_rt::test]
 async fn fs_a_not_found_page_is_never_conditional_or_partial() {
     let site = site();
     let mut app =

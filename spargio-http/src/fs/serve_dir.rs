@@ -145,6 +145,9 @@ struct DirConfig {
     list_directories: bool,
     /// Whether paths with a segment starting with `.` are served.
     serve_hidden: bool,
+    /// Whether requests with another method than GET or HEAD go to the
+    /// fallback instead of being answered `405`.
+    fallback_on_method_not_allowed: bool,
     options: ServeOptions,
 }
 
@@ -159,6 +162,7 @@ impl ServeDir {
                 append_index_html: true,
                 list_directories: false,
                 serve_hidden: true,
+                fallback_on_method_not_allowed: false,
                 options: ServeOptions::default(),
             }),
             fallback: None,
@@ -241,6 +245,26 @@ impl<F> ServeDir<F> {
     /// ```
     pub fn list_directories(mut self, list: bool) -> Self {
         Arc::make_mut(&mut self.config).list_directories = list;
+        self
+    }
+
+    /// Whether a request whose method is neither `GET` nor `HEAD` goes to
+    /// the [`fallback`](Self::fallback) (or the
+    /// [`not_found_service`](Self::not_found_service)) instead of being
+    /// answered `405 Method Not Allowed` (default `false`, as tower-http's
+    /// option of the same name): files first, and an API behind them that
+    /// takes its `POST`s.
+    ///
+    /// ```no_run
+    /// use spargio_http::fs::ServeDir;
+    /// # let api = spargio_http::fs::ServeFile::new("api.json");
+    /// let app = ServeDir::new("public")
+    ///     .call_fallback_on_method_not_allowed(true)
+    ///     .fallback(api);
+    /// # drop(app);
+    /// ```
+    pub fn call_fallback_on_method_not_allowed(mut self, call: bool) -> Self {
+        Arc::make_mut(&mut self.config).fallback_on_method_not_allowed = call;
         self
     }
 
@@ -354,8 +378,14 @@ where
             return ResponseFuture::new(async move { serve(config, &parts).await });
         };
         ResponseFuture::new(async move {
+            let on_405 = config.fallback_on_method_not_allowed;
             let res = serve(config, &parts).await;
-            if res.status() != StatusCode::NOT_FOUND {
+            let fall_back = match res.status() {
+                StatusCode::NOT_FOUND => true,
+                StatusCode::METHOD_NOT_ALLOWED => on_405,
+                _ => false,
+            };
+            if !fall_back {
                 return res;
             }
             let Fallback {
