@@ -1,12 +1,14 @@
 //! Validators (`ETag`, `Last-Modified`) and the conditional request
 //! headers that use them (RFC 9110 §8.8 and §13).
 //!
-//! The `ETag` is `"<inode>-<size>-<mtime>"`, each in lowercase hex, the
-//! mtime in nanoseconds since the Unix epoch (`0` when the filesystem
-//! gives none). Rewriting a file in place changes its mtime; replacing it
-//! (rename over) changes its inode; so two different contents practically
-//! never share a tag, and the tag is strong, usable with `If-Range` and
-//! `If-Match`. Except while the mtime is less than a second old (or in the
+//! The `ETag` is `"<size>-<mtime>"`, each in lowercase hex, the mtime in
+//! nanoseconds since the Unix epoch (`0` when the filesystem gives none),
+//! as nginx's is: no inode, so replicas deployed with the same mtimes
+//! (rsync -a, tar, image layers) give the same tags. Writing a file, in
+//! place or by renaming a new one over it, gives it a new mtime unless a
+//! tool copies an old one over, which deploy tools do for the same
+//! contents; so two different contents practically never share a tag,
+//! and the tag is strong, usable with `If-Range` and `If-Match`. Except while the mtime is less than a second old (or in the
 //! future, or missing): the kernel stamps mtimes from a clock that ticks
 //! coarsely, so a second write within the same tick, of the same size,
 //! would leave the tag unchanged. Such a tag is sent weak (`W/"..."`), and
@@ -32,7 +34,8 @@ const MAX_HTTP_DATE_SECS: u64 = 253_402_300_799;
 /// A file's validators.
 #[derive(Debug, Clone)]
 pub(crate) struct Validators {
-    /// The quoted entity tag, e.g. `"1a2b-400-17f..."`, without `W/`.
+    /// The quoted entity tag, `"<size>-<mtime in ns>"` in hex (e.g.
+    /// `"400-17f..."`), without `W/`.
     etag: String,
     /// Whether the tag is weak: the mtime is too recent (or unknown) for
     /// the tag to be sure to change with the content.
@@ -72,7 +75,12 @@ impl Validators {
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
         let mtime_nanos = mtime.map_or(0, |d| d.as_nanos());
-        let etag = format!("\"{:x}-{:x}-{:x}\"", meta.ino(), meta.len(), mtime_nanos);
+        // Size and mtime, as nginx does, and no inode: replicas behind a
+        // load balancer deployed with the same mtimes (rsync -a, tar,
+        // container layers) give the same tags, so a revalidation or a
+        // resumed download that lands on another node still matches; and
+        // inode numbers stay private.
+        let etag = format!("\"{:x}-{:x}\"", meta.len(), mtime_nanos);
         // A modification time in the future (clock skew, an unpacked
         // archive) makes a weak date (`date_is_strong` below), so it is
         // never sent as `Last-Modified` nor used to answer

@@ -19,7 +19,7 @@
 //! `; charset=utf-8` for text), `Content-Length` (set explicitly, so a
 //! `HEAD` response reports the real length though its body is empty),
 //! `Accept-Ranges: bytes`, `ETag` and `Last-Modified`. The `ETag` is
-//! `"<inode>-<size>-<mtime ns>"` in hex, strong once the mtime is a second
+//! `"<size>-<mtime ns>"` in hex (no inode, so replicas agree), strong once the mtime is a second
 //! old, weak (`W/"..."`) before that (a second write within the same
 //! clock tick could leave it unchanged); `Last-Modified` is the mtime,
 //! omitted if the filesystem has none and while it is weak (less than a
