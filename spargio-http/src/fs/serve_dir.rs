@@ -298,7 +298,9 @@ impl<F> ServeDir<F> {
     /// With several precompressed codings on, the client's
     /// `Accept-Encoding` picks: the accepted ones are tried by quality,
     /// ties in the order br, zstd, gzip, deflate, and the first whose
-    /// sibling exists is served (else the file itself).
+    /// sibling exists is served (else the file itself). A sibling whose
+    /// original is missing (`app.js.gz` alone) is served too, to clients
+    /// that take its encoding (others get `404`).
     ///
     /// ```no_run
     /// use spargio_http::fs::ServeDir;
@@ -455,6 +457,24 @@ async fn serve(config: Arc<DirConfig>, parts: &Parts) -> Response<FileBody> {
     // it picks the Content-Type (a symlink `latest` -> `v2.css` is typed
     // by `latest`) and names the `.gz` twin.
     let (file, meta, served) = match open_under(&root, &request_path.relative).await {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && !request_path.trailing_slash => {
+            // Only a precompressed sibling may be there (`app.js.gz`
+            // deployed alone): served to a client that takes its encoding,
+            // as tower-http does.
+            let served = request_path.relative;
+            for encoding in config.options.precompressed.accepted_by(parts) {
+                if let Some((file, meta)) = open_sibling(&root, &served, encoding).await {
+                    let opened = Opened {
+                        file,
+                        meta,
+                        content_type: content_type_for(&served),
+                        encoding: Some(encoding),
+                    };
+                    return respond::respond(parts, opened, &config.options);
+                }
+            }
+            return respond::io_error(&e);
+        }
         Err(e) => return respond::io_error(&e),
         Ok(Found::Other) => return respond::empty(StatusCode::NOT_FOUND),
         Ok(Found::File(file, meta)) => {

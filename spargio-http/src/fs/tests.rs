@@ -710,6 +710,22 @@ async fn fs_precompressed_gzip() {
     let (res, body) = call(&mut file, request(Method::GET, "/", &gz)).await;
     assert_eq!(res.headers[CONTENT_ENCODING], "gzip");
     assert_eq!(body, "GZ-hello");
+
+    // A sibling deployed without its original: served to a client that
+    // takes the encoding, a 404 to one that does not (or without the
+    // option), as tower-http does.
+    std::fs::write(site.root.join("only.js.gz"), "GZ-only").unwrap();
+    let (res, body) = call(&mut svc, request(Method::GET, "/only.js", &gz)).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.headers[CONTENT_ENCODING], "gzip");
+    assert_eq!(res.headers[CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert_eq!(body, "GZ-only");
+    let (res, _) = call(&mut svc, get("/only.js")).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    let (res, _) = call(&mut plain, request(Method::GET, "/only.js", &gz)).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    let (res, _) = call(&mut svc, request(Method::GET, "/only.js/", &gz)).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
 }
 
 #[spargio_rt::test]
