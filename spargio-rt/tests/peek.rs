@@ -4,20 +4,14 @@
 use std::time::Duration;
 
 use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};
-use spargio_rt::net::{SocketStream, TcpListener, TcpStream, UnixStream};
+use spargio_rt::net::{SocketStream, UnixStream};
 use spargio_rt::time::timeout;
+
+mod common;
+use common::tcp_pair;
 
 /// Long enough that only a hang reaches it.
 const HANG: Duration = Duration::from_secs(20);
-
-async fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (server, _) = listener.accept().await.unwrap();
-    (client, server)
-}
 
 #[spargio_rt::test]
 async fn a_tcp_peek_leaves_the_bytes_for_the_next_read() {

@@ -17,8 +17,12 @@ pub(crate) const DEFAULT_BUF: usize = 8 * 1024;
 ///
 /// The buffer is allocated once and reused for every read (it travels to
 /// the kernel and back by value). If a read of the stream is cancelled
-/// (its future dropped), the bytes in that read are lost and the buffer is
-/// allocated again on the next fill.
+/// (its future dropped), the buffer is allocated again on the next fill;
+/// over this crate's sockets and pipes the bytes that read took are not
+/// lost (the stream hands them to its next read, see [`crate::io`]), so
+/// `timeout(d, reader.read_line(..))` in a loop sees every line whole and
+/// in order. Over a reader that drops what a cancelled read took, they are
+/// lost.
 ///
 /// ```
 /// use spargio_rt::io::{AsyncWriteExt, BufReader};
@@ -123,8 +127,9 @@ impl<R: AsyncRead> BufReader<R> {
     /// Bytes are appended as they are taken: if the future is dropped
     /// before it finishes (a timeout, a lost `select`), what it took is in
     /// `out`, and calling it again with the same `out` goes on where it
-    /// stopped. (Only the bytes of a fill in flight at that moment can be
-    /// lost, as with any cancelled read.)
+    /// stopped. (Over a stream that drops what a cancelled read took,
+    /// unlike this crate's sockets and pipes, the bytes of a fill in
+    /// flight at that moment are lost.)
     pub async fn read_until(&mut self, byte: u8, out: &mut Vec<u8>) -> io::Result<usize> {
         let mut n = 0;
         loop {
@@ -153,8 +158,9 @@ impl<R: AsyncRead> BufReader<R> {
     /// Cancel-safe as far as a read can be: if the future is dropped (or
     /// a read fails) before the line is whole, the part of it already
     /// taken goes back in front of the buffer, and the next call reads the
-    /// whole line. (Only the bytes of a fill in flight at that moment can
-    /// be lost, as with any cancelled read.)
+    /// whole line. (Over a stream that drops what a cancelled read took,
+    /// unlike this crate's sockets and pipes, the bytes of a fill in
+    /// flight at that moment are lost.)
     pub async fn read_line(&mut self, out: &mut String) -> io::Result<usize> {
         let mut partial = PartialLine {
             reader: self,

@@ -3,6 +3,8 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
+use super::carry::ReadCarry;
+
 /// An fd that stays open while any in-flight op uses it: every op holds a
 /// clone, so dropping the stream while an op is queued or in flight never
 /// lets the number be reused under the kernel. Closed when the last clone
@@ -26,6 +28,8 @@ struct ClosingFd {
     raw: RawFd,
     /// Close through the ring when dropped on a shard.
     on_ring: bool,
+    /// What cancelled stream reads of this fd took (see `io::carry`).
+    carry: ReadCarry,
 }
 
 impl Drop for ClosingFd {
@@ -55,6 +59,7 @@ impl SharedFd {
             fd: Some(fd),
             raw,
             on_ring,
+            carry: ReadCarry::default(),
         }))
     }
 
@@ -65,6 +70,11 @@ impl SharedFd {
             Ok(mut closing) => Ok(closing.fd.take().expect("taken only while dropping")),
             Err(shared) => Err(SharedFd(shared)),
         }
+    }
+
+    /// The fd's read carry: bytes cancelled stream reads took.
+    pub(crate) fn carry(&self) -> &ReadCarry {
+        &self.0.carry
     }
 
     pub(crate) fn raw(&self) -> RawFd {

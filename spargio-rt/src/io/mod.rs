@@ -4,8 +4,12 @@
 //! [`BufResult`]. While the op is in flight the kernel owns the buffer; if
 //! the future is dropped, the runtime cancels the op and keeps the buffer
 //! (and the fd) alive until the kernel's completion arrives, then frees it.
-//! A cancelled read may still have consumed bytes from the stream: they are
-//! lost with the buffer, as with any cancelled read.
+//! A cancelled read of a byte stream (a TCP or Unix stream socket, a
+//! child's pipe) may still have taken bytes off the stream: they are kept
+//! on the stream and handed out by its next read (or peek), so dropping a
+//! read's future — a `timeout`, a lost `select` — never loses data. (A
+//! cancelled read of a file at its current position, or a datagram
+//! receive, gives up what it took.)
 //!
 //! - [`IoBuf`] / [`IoBufMut`]: `Vec<u8>`, `Box<[u8]>`, `bytes::Bytes` /
 //!   `BytesMut`, `&'static [u8]`, and [`Slice`]s of them.
@@ -44,6 +48,7 @@ mod buf;
 mod buf_reader;
 pub(crate) mod buf_ring;
 mod buf_writer;
+mod carry;
 pub mod compat;
 mod copy;
 mod ext;

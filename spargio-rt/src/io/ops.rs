@@ -4,6 +4,7 @@
 use io_uring::{opcode, squeue::Entry, types};
 
 use super::buf::{BufResult, IoBuf, IoBufMut};
+use super::carry::{Carried, Counted};
 use super::fd::SharedFd;
 use crate::driver::{Cqe, Op, OpData};
 
@@ -17,6 +18,9 @@ fn bytes(res: std::io::Result<Cqe>) -> std::io::Result<usize> {
 }
 
 struct Read<B> {
+    /// A stream read, counted in its fd's carry (see `io::carry`); before
+    /// `fd`, which keeps that carry alive, so it is dropped first.
+    counted: Option<Counted>,
     fd: SharedFd,
     buf: B,
     offset: u64,
@@ -40,15 +44,25 @@ impl<B: IoBufMut> OpData for Read<B> {
                 .build()
         }
     }
+
+    fn orphaned(&mut self, cqe: Cqe) {
+        if let Some(counted) = &self.counted {
+            // SAFETY: a positive result is how many bytes the kernel wrote
+            // from the buffer's start.
+            unsafe { counted.carry().keep(self.buf.stable_ptr(), cqe.res) };
+        }
+    }
 }
 
-/// Reads into `buf` at `offset` (or the current position).
+/// Reads into `buf` at `offset` (or the current position), as a file's
+/// positional read: a cancelled read's bytes are not kept.
 pub(crate) async fn read_at<B: IoBufMut>(
     fd: &SharedFd,
     buf: B,
     offset: u64,
 ) -> BufResult<usize, B> {
     run_read(Read {
+        counted: None,
         fd: fd.clone(),
         buf,
         offset,
@@ -57,9 +71,47 @@ pub(crate) async fn read_at<B: IoBufMut>(
     .await
 }
 
-/// Receives into `buf` from a socket.
+/// Reads a stream (a pipe, a file at its current position) into `buf`.
+/// Cancel-safe: what a dropped read took is handed out by the next one
+/// (see `io::carry`).
+pub(crate) async fn read_stream<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
+    stream_read(fd, buf, None).await
+}
+
+/// Receives into `buf` from a stream socket, cancel-safe as
+/// [`read_stream`].
+pub(crate) async fn recv_stream<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
+    stream_read(fd, buf, Some(0)).await
+}
+
+async fn stream_read<B: IoBufMut>(
+    fd: &SharedFd,
+    mut buf: B,
+    recv: Option<i32>,
+) -> BufResult<usize, B> {
+    let carry = fd.carry();
+    if carry.busy() && buf.bytes_total() > 0 {
+        match std::future::poll_fn(|cx| carry.poll_take(cx, &mut buf)).await {
+            Carried::Nothing => {}
+            Carried::Bytes(n) => return (Ok(n), buf),
+            Carried::Error(e) => return (Err(e), buf),
+        }
+    }
+    run_read(Read {
+        counted: Some(carry.count()),
+        fd: fd.clone(),
+        buf,
+        offset: CURRENT_POS,
+        recv,
+    })
+    .await
+}
+
+/// Receives into `buf` from a datagram socket (whose receives may run
+/// side by side; a cancelled one's datagram is not kept).
 pub(crate) async fn recv<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
     run_read(Read {
+        counted: None,
         fd: fd.clone(),
         buf,
         offset: 0,
@@ -72,12 +124,57 @@ pub(crate) async fn recv<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize,
 /// queue (`MSG_PEEK`): the next receive gets them again.
 pub(crate) async fn recv_peek<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
     run_read(Read {
+        counted: None,
         fd: fd.clone(),
         buf,
         offset: 0,
         recv: Some(libc::MSG_PEEK),
     })
     .await
+}
+
+/// Peeks a stream socket: bytes a cancelled read took (see `io::carry`)
+/// come first, then what the socket has queued (without waiting for more
+/// once something was kept).
+pub(crate) async fn recv_peek_stream<B: IoBufMut>(
+    fd: &SharedFd,
+    mut buf: B,
+) -> BufResult<usize, B> {
+    let carry = fd.carry();
+    if !carry.busy() {
+        return recv_peek(fd, buf).await;
+    }
+    let kept = std::future::poll_fn(|cx| carry.poll_peek(cx)).await;
+    if kept.is_empty() {
+        return recv_peek(fd, buf).await;
+    }
+    let total = buf.bytes_total();
+    let first = kept.len().min(total);
+    let mut more = Vec::new();
+    if first < total {
+        let (res, data) = run_read(Read {
+            counted: None,
+            fd: fd.clone(),
+            buf: Vec::with_capacity(total - first),
+            offset: 0,
+            recv: Some(libc::MSG_PEEK | libc::MSG_DONTWAIT),
+        })
+        .await;
+        if res.is_ok() {
+            more = data;
+        }
+    }
+    // SAFETY: `buf` is valid for writes of `bytes_total` bytes, which
+    // `first + more.len()` does not exceed (`more` has room for the rest
+    // only); both sources are separate allocations; the bytes are written
+    // before they are marked initialised.
+    unsafe {
+        let to = buf.stable_mut_ptr();
+        std::ptr::copy_nonoverlapping(kept.as_ptr(), to, first);
+        std::ptr::copy_nonoverlapping(more.as_ptr(), to.add(first), more.len());
+        buf.set_init(first + more.len());
+    }
+    (Ok(first + more.len()), buf)
 }
 
 async fn run_read<B: IoBufMut>(op: Read<B>) -> BufResult<usize, B> {

@@ -223,6 +223,15 @@ impl RecvMultishot {
             if !local && self.op.needs_arming() {
                 return off_shard();
             }
+            if self.op.needs_arming() && self.op.data().fd.carry().busy() {
+                // A cancelled single read kept what it took (see
+                // `io::carry`), or has yet to be reaped: receiving now
+                // would hand out later bytes before those.
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "spargio: a cancelled read of this stream kept bytes (or is still being                      cancelled): read them with a plain read before a multishot receive",
+                )));
+            }
             let cqe = match self.op.poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),

@@ -42,7 +42,7 @@ macro_rules! stream_io {
                 &self,
                 buf: B,
             ) -> $crate::io::BufResult<usize, B> {
-                $crate::io::ops::recv_peek(&self.fd, buf).await
+                $crate::io::ops::recv_peek_stream(&self.fd, buf).await
             }
         }
 
@@ -51,7 +51,7 @@ macro_rules! stream_io {
                 &mut self,
                 buf: B,
             ) -> impl std::future::Future<Output = $crate::io::BufResult<usize, B>> {
-                $crate::io::ops::recv(&self.fd, buf)
+                $crate::io::ops::recv_stream(&self.fd, buf)
             }
         }
 

@@ -274,6 +274,10 @@ impl TcpStream {
     /// the receive would have to be armed again (at first, after the ring
     /// ran dry, after the queue cap, or when the kernel ended it); what
     /// was not received by then stays in the socket for plain reads.
+    ///
+    /// Bytes a cancelled plain read kept for the next read (see
+    /// [`crate::io`]) come before anything the receive would get: while
+    /// some are kept, arming fails with `InvalidInput`; read them first.
     pub fn recv_multishot(&self, ring: &crate::io::BufRing) -> super::RecvMultishot {
         super::RecvMultishot::new(&self.fd, ring)
     }

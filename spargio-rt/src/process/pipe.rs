@@ -91,13 +91,13 @@ impl AsyncWrite for ChildStdin {
 
 impl AsyncRead for ChildStdout {
     async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
-        ops::read_at(&self.fd, buf, CURRENT_POS).await
+        ops::read_stream(&self.fd, buf).await
     }
 }
 
 impl AsyncRead for ChildStderr {
     async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
-        ops::read_at(&self.fd, buf, CURRENT_POS).await
+        ops::read_stream(&self.fd, buf).await
     }
 }
 

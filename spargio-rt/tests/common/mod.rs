@@ -118,3 +118,16 @@ pub fn eventually_blocking(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
+
+/// A connected TCP pair on the loopback: (client, server).
+#[allow(dead_code)] // not every test file uses every helper
+pub async fn tcp_pair() -> (spargio_rt::net::TcpStream, spargio_rt::net::TcpStream) {
+    let listener = spargio_rt::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let client = spargio_rt::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    (client, server)
+}
