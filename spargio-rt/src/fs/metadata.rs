@@ -165,23 +165,29 @@ impl Metadata {
 
     /// Last modification time.
     pub fn modified(&self) -> io::Result<SystemTime> {
-        self.time(libc::STATX_MTIME, self.stx.stx_mtime)
+        self.time(self.stx.stx_mtime)
     }
 
     /// Last access time.
     pub fn accessed(&self) -> io::Result<SystemTime> {
-        self.time(libc::STATX_ATIME, self.stx.stx_atime)
+        self.time(self.stx.stx_atime)
     }
 
     /// Creation (birth) time; an `Unsupported` error where the filesystem
     /// does not record it.
     pub fn created(&self) -> io::Result<SystemTime> {
-        self.time(libc::STATX_BTIME, self.stx.stx_btime)
+        if self.stx.stx_mask & libc::STATX_BTIME == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the creation time is not available on this filesystem",
+            ));
+        }
+        self.time(self.stx.stx_btime)
     }
 
     /// Last status change time (`st_ctime`).
     pub fn changed(&self) -> io::Result<SystemTime> {
-        self.time(libc::STATX_CTIME, self.stx.stx_ctime)
+        self.time(self.stx.stx_ctime)
     }
 
     /// Inode number.
@@ -224,13 +230,10 @@ impl Metadata {
         self.stx.stx_blocks
     }
 
-    fn time(&self, mask: u32, ts: libc::statx_timestamp) -> io::Result<SystemTime> {
-        if self.stx.stx_mask & mask == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "this timestamp is not available on this filesystem",
-            ));
-        }
+    /// A timestamp as the kernel gave it. As std does, only the birth
+    /// time is refused when its mask bit is clear: some FUSE and network
+    /// filesystems leave the other bits out yet fill the fields.
+    fn time(&self, ts: libc::statx_timestamp) -> io::Result<SystemTime> {
         let overflow = || io::Error::other("timestamp out of SystemTime's range");
         let nanos = Duration::from_nanos(u64::from(ts.tv_nsec));
         let base = if ts.tv_sec >= 0 {
@@ -255,5 +258,33 @@ impl fmt::Debug for Metadata {
             .field("gid", &self.gid())
             .field("modified", &self.modified().ok())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metadata;
+
+    #[test]
+    fn times_come_without_their_mask_bits_as_std_gives_them_but_birth_does_not() {
+        // SAFETY: statx is plain integers; all zeroes is a valid value.
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        stx.stx_mask = libc::STATX_TYPE | libc::STATX_MODE;
+        stx.stx_mtime.tv_sec = 1_700_000_000;
+        let md = Metadata::from_statx(stx);
+        let mtime = md.modified().unwrap();
+        assert_eq!(
+            mtime
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            1_700_000_000
+        );
+        assert!(md.accessed().is_ok());
+        assert!(md.changed().is_ok());
+        assert_eq!(
+            md.created().unwrap_err().kind(),
+            std::io::ErrorKind::Unsupported
+        );
     }
 }

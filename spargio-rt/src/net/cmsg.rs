@@ -51,7 +51,9 @@ pub struct RecvMeta {
 impl RecvMeta {
     /// The datagram boundaries in the received bytes: `len` split into
     /// `segment_size` pieces (one piece without GRO; none for an empty
-    /// datagram, which `len == 0` tells).
+    /// datagram, which `len == 0` tells). When [`truncated`](Self::truncated)
+    /// is set the buffer was too small and the last piece is the start of
+    /// a datagram, not a whole one.
     pub fn segments(&self) -> impl Iterator<Item = std::ops::Range<usize>> {
         let len = self.len;
         let step = self.segment_size.unwrap_or(len).max(1);

@@ -82,7 +82,8 @@ impl UdpSocket {
         .await
     }
 
-    /// Receives one datagram and its sender.
+    /// Receives one datagram and its sender (several joined together
+    /// once [`set_gro`](Self::set_gro) is on: use `recv_msg` then).
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
         let (res, buf) = datagram::recv_msg(&self.fd, buf, 0).await;
         (res.and_then(|m| Ok((m.len, socket::ip(m.addr)?))), buf)
@@ -93,7 +94,9 @@ impl UdpSocket {
         crate::io::ops::send(&self.fd, buf).await
     }
 
-    /// Receives one datagram from the connected peer.
+    /// Receives one datagram from the connected peer (several joined
+    /// together once [`set_gro`](Self::set_gro) is on: use `recv_msg`
+    /// then).
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         crate::io::ops::recv(&self.fd, buf).await
     }
@@ -139,6 +142,12 @@ impl UdpSocket {
 
     /// Turns UDP GRO on: the kernel may merge datagrams of one flow into
     /// one receive, reported in [`RecvMeta::segment_size`].
+    ///
+    /// With GRO on, receive with [`recv_msg`](Self::recv_msg) and split
+    /// with [`RecvMeta::segments`]: [`recv`](Self::recv) and
+    /// [`recv_from`](Self::recv_from) have nowhere to report the segment
+    /// size, so one of their receives may hand out several datagrams
+    /// joined together.
     pub fn set_gro(&self, on: bool) -> io::Result<()> {
         self.set_int(libc::SOL_UDP, libc::UDP_GRO, on as i32)
     }

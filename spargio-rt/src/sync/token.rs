@@ -109,6 +109,7 @@ impl Node {
             .is_some_and(|w| std::ptr::eq(w.as_ptr(), child))
         {
             st.children.remove(key);
+            give_back_room(&mut st.children);
         }
     }
 
@@ -143,11 +144,26 @@ impl Node {
             let old = if self.cancelled.load(Ordering::Acquire) {
                 None
             } else {
-                st.waiters.try_remove(key)
+                let old = st.waiters.try_remove(key);
+                give_back_room(&mut st.waiters);
+                old
             };
             drop(st);
             drop(old);
         }
+    }
+}
+
+/// Entries a node's lists keep room for after they empty.
+const KEEP_ROOM: usize = 64;
+
+/// Frees an emptied list's room once it grew past [`KEEP_ROOM`]: a root
+/// that once had a million children (or waiters) at a time does not keep
+/// their memory for its whole life. Keys of live entries must stay put, so
+/// only an empty list is replaced.
+fn give_back_room<T>(list: &mut Slab<T>) {
+    if list.is_empty() && list.capacity() > KEEP_ROOM {
+        *list = Slab::new();
     }
 }
 
@@ -609,6 +625,19 @@ mod tests {
             assert_eq!(children_len(&root), 0);
         }
         assert_eq!(Arc::strong_count(&root.node), 1);
+    }
+
+    #[test]
+    fn a_root_gives_back_the_room_of_children_it_no_longer_has() {
+        let root = CancellationToken::new();
+        let many: Vec<_> = (0..100_000).map(|_| root.child_token()).collect();
+        assert!(lock(&root.node.state).children.capacity() >= 100_000);
+        drop(many);
+        assert!(lock(&root.node.state).children.capacity() <= KEEP_ROOM);
+        // And still takes and cancels children.
+        let c = root.child_token();
+        root.cancel();
+        assert!(c.is_cancelled());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use spargio_rt::io::AsyncReadExt;
+use spargio_rt::io::{AsyncReadExt, IoBuf};
 use spargio_rt::net::SocketStream;
 
 use super::header::ProxyHeader;
@@ -214,7 +214,10 @@ fn peer_closed(stream: &SocketStream) -> bool {
 
 /// Takes `n` bytes (already seen by a peek) off the socket.
 async fn take(stream: &mut SocketStream, n: usize) -> io::Result<()> {
-    let (res, _) = stream.read_exact(Vec::with_capacity(n)).await;
+    // A read fills its buffer's capacity, which for a `Vec` may exceed
+    // what was asked: the slice bounds it to the header's `n` bytes, so
+    // not one byte of the application's stream is taken.
+    let (res, _) = stream.read_exact(Vec::with_capacity(n).slice(..n)).await;
     res
 }
 
