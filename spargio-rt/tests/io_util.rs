@@ -372,8 +372,10 @@ fn buf_writer_cancelled_while_writing_its_buffer_fails_every_later_call() {
         assert!(r.unwrap() < 8 << 20);
         let (r, _) = w.write_all(&b"buffered"[..]).await;
         r.unwrap();
+        assert!(!w.is_broken());
         let cancelled = spargio_rt::time::timeout(Duration::from_millis(50), w.flush()).await;
         assert!(cancelled.is_err(), "the flush could not have finished");
+        assert!(w.is_broken());
         // The buffered bytes went with the cancelled write: going on
         // would leave a hole in the stream.
         let (r, _) = w.write_all(&b"more"[..]).await;

@@ -75,6 +75,14 @@ impl<W> BufWriter<W> {
         self.cap
     }
 
+    /// Whether a cancelled write of the buffer took the buffered bytes with
+    /// it (see the type's doc): every later call fails, and what
+    /// [`buffer`](Self::buffer) shows is not all that was written to it.
+    /// Drop the stream (the peer sees it end early) rather than go on.
+    pub fn is_broken(&self) -> bool {
+        self.writing
+    }
+
     /// The stream.
     pub fn get_ref(&self) -> &W {
         &self.inner
@@ -180,6 +188,12 @@ impl<W: AsyncWrite> AsyncWrite for BufWriter<W> {
     }
 
     /// Writes out the buffer, then flushes the stream.
+    ///
+    /// Not cancel-safe: dropping this future while the buffer is being
+    /// written (under a `timeout`, say) loses the buffered bytes and
+    /// breaks the writer ([`is_broken`](BufWriter::is_broken)). To bound
+    /// the wait, put the timeout around the whole exchange and drop the
+    /// stream when it fires.
     async fn flush(&mut self) -> io::Result<()> {
         // Loud: the stream's own flush may be I/O of its own (a buffered
         // writer over another).

@@ -40,9 +40,12 @@ pub(crate) struct TimerHeap {
     seq: u64,
     /// Size after the last sweep of cancelled entries, less the entries
     /// popped since: the next sweep comes once the inserts since the last
-    /// one outnumber it. Shrinking it as timers fire keeps dead entries in
-    /// step with the live size rather than with the largest size the heap
-    /// ever had.
+    /// one outnumber it. Shrinking it as timers fire keeps sweeps in step
+    /// with the live size rather than with the largest size the heap ever
+    /// had. Cancellations alone do not sweep: after many timers are
+    /// cancelled at once (connections closing) their entries wait for
+    /// their deadlines or for the next sweep, so the heap holds at most
+    /// about twice its largest live size.
     swept_len: usize,
 }
 
