@@ -100,10 +100,15 @@ async fn a_reset_met_by_a_dropped_read_is_the_next_reads_error() {
     drop(peer);
     sleep(SETTLE).await;
     drop(pending);
+    // The kernel reports a reset once; the dropped read took it, and a
+    // peek says what the next read will get.
+    let (res, _) = timeout(HANG, server.peek(Vec::with_capacity(64)))
+        .await
+        .unwrap();
+    assert_eq!(res.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
     let (res, _) = timeout(HANG, server.read(Vec::with_capacity(64)))
         .await
         .unwrap();
-    // The kernel reports a reset once; the dropped read took it.
     assert_eq!(res.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
 }
 
@@ -175,4 +180,58 @@ async fn a_multishot_receive_will_not_skip_bytes_a_dropped_read_kept() {
     assert_eq!(read_n(&mut server, 4).await, b"abcd");
     let got = server.recv_multishot(&ring).next().await.unwrap().unwrap();
     assert_eq!(&*got, b"efgh");
+}
+
+#[spargio_rt::test]
+async fn a_multishot_receive_arms_once_an_abandoned_read_that_took_nothing_is_reaped() {
+    use std::io::Write;
+    let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut b = UnixStream::from_std(b);
+    let ring = spargio_rt::io::BufRing::new(8, 4096).unwrap();
+    // A read that times out, and a second one dropped while it waits for
+    // the first to be reaped; then, with no yield in between (the first's
+    // cancel is not reaped yet), a multishot receive.
+    let timed_out = timeout(Duration::from_millis(1), b.read(Vec::with_capacity(8))).await;
+    assert!(timed_out.is_err());
+    drop(submitted(Box::pin(b.read(Vec::with_capacity(8)))).await);
+    a.write_all(b"x").unwrap();
+    let mut recv = b.recv_multishot(&ring);
+    let got = timeout(HANG, recv.next()).await.unwrap();
+    let got = match got {
+        Ok(Some(got)) => got.to_vec(),
+        // The abandoned read lost the race with its cancel and kept "x".
+        Err(_) if recv.has_kept_input() => {
+            drop(recv);
+            read_n(&mut b, 1).await
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(got, b"x");
+}
+
+#[spargio_rt::test]
+async fn every_task_waiting_for_an_abandoned_read_is_woken() {
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let timed_out = timeout(Duration::from_millis(1), b.read(Vec::with_capacity(8))).await;
+    assert!(timed_out.is_err());
+    // Two tasks peek while the abandoned read is being cancelled.
+    let b = std::rc::Rc::new(b);
+    let peeks: Vec<_> = (0..2)
+        .map(|_| {
+            let b = b.clone();
+            spargio_rt::spawn_local(async move {
+                let (res, seen) = b.peek(Vec::with_capacity(8)).await;
+                res.unwrap();
+                seen
+            })
+        })
+        .collect();
+    let (res, _) = a.write_all(b"x".to_vec()).await;
+    res.unwrap();
+    for peek in peeks {
+        let seen = timeout(HANG, peek)
+            .await
+            .expect("a peeking task was never woken");
+        assert_eq!(seen.unwrap(), b"x");
+    }
 }

@@ -129,6 +129,9 @@ impl TransportRead for RingRecvReader {
             // this read goes straight to the socket, where the data waits,
             // instead of waiting for them.
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => self.half.read_some(buf).await,
+            // A plain read (the dry-ring path above) cut short by a timeout
+            // kept what it took: a plain read hands it out first.
+            Err(_) if recv.has_kept_input() => self.half.read_some(buf).await,
             Err(e) => (Err(e), buf),
         }
     }

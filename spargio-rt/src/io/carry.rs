@@ -19,16 +19,16 @@
 //!
 //! State, one atomic word: the number of counted reads whose op is alive
 //! (their op data, which holds a [`Counted`], not yet dropped), a bit
-//! that says a reader waits for that number to reach zero, and a bit that
+//! that says a task waits for that number to reach zero (its waker is in
+//! the list under the mutex, pushed before the bit is set; the read whose
+//! op data takes the number to zero wakes the whole list), and a bit that
 //! says something is kept. A read whose word is zero (the usual case) pays
 //! one load, one increment and one decrement.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
-use std::task::{ready, Context, Poll};
-
-use futures_util::task::AtomicWaker;
+use std::task::{ready, Context, Poll, Waker};
 
 use super::buf::IoBufMut;
 
@@ -45,15 +45,17 @@ const COUNT: u32 = WAITING - 1;
 pub(crate) struct ReadCarry {
     state: AtomicU32,
     kept: Mutex<Kept>,
-    waker: AtomicWaker,
 }
 
-/// The bytes, then the error, that cancelled reads met.
+/// The bytes, then the error, that cancelled reads met, and the tasks
+/// waiting for abandoned reads to be reaped.
 #[derive(Debug, Default)]
 struct Kept {
     bytes: Vec<u8>,
     /// An errno (not `ECANCELED`) a cancelled read completed with.
     error: Option<i32>,
+    /// More than one task may wait: a peek takes `&self`.
+    waiters: Vec<Waker>,
 }
 
 /// What [`ReadCarry::poll_take`] found.
@@ -115,27 +117,58 @@ impl ReadCarry {
         Poll::Ready(out)
     }
 
-    /// The kept bytes, copied (for a peek: they stay kept), after
-    /// abandoned reads are reaped.
-    pub(crate) fn poll_peek(&self, cx: &mut Context<'_>) -> Poll<Vec<u8>> {
+    /// The kept bytes, copied (for a peek: they stay kept), or the kept
+    /// error when no bytes are, after abandoned reads are reaped.
+    pub(crate) fn poll_peek(&self, cx: &mut Context<'_>) -> Poll<io::Result<Vec<u8>>> {
         if !ready!(self.poll_settled(cx)) {
-            return Poll::Ready(Vec::new());
+            return Poll::Ready(Ok(Vec::new()));
         }
-        Poll::Ready(lock(&self.kept).bytes.clone())
+        let kept = lock(&self.kept);
+        Poll::Ready(match (kept.bytes.is_empty(), kept.error) {
+            (true, Some(errno)) => Err(io::Error::from_raw_os_error(errno)),
+            _ => Ok(kept.bytes.clone()),
+        })
+    }
+
+    /// Whether bytes or an error are kept for the next read.
+    pub(crate) fn has_kept(&self) -> bool {
+        self.state.load(Ordering::Acquire) & KEPT != 0
     }
 
     /// Waits for abandoned reads to be reaped; then whether something is
     /// kept.
-    fn poll_settled(&self, cx: &mut Context<'_>) -> Poll<bool> {
+    pub(crate) fn poll_settled(&self, cx: &mut Context<'_>) -> Poll<bool> {
         if self.state.load(Ordering::Acquire) & COUNT != 0 {
-            self.waker.register(cx.waker());
+            {
+                let mut kept = lock(&self.kept);
+                if !kept.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    kept.waiters.push(cx.waker().clone());
+                }
+            }
             let s = self.state.fetch_or(WAITING, Ordering::AcqRel);
             if s & COUNT != 0 {
                 return Poll::Pending;
             }
         }
         let s = self.state.fetch_and(!WAITING, Ordering::AcqRel);
+        // Wakers left in the list (a waiter that settled on its own, or
+        // gave up) are woken rather than dropped: another task's may be
+        // among them, and a spurious wake-up costs only a poll.
+        self.wake_all();
         Poll::Ready(s & KEPT != 0)
+    }
+
+    fn wake_all(&self) {
+        let waiters = {
+            let mut kept = lock(&self.kept);
+            if kept.waiters.is_empty() {
+                return;
+            }
+            std::mem::take(&mut kept.waiters)
+        };
+        for w in waiters {
+            w.wake();
+        }
     }
 
     /// Keeps what a read nobody will look at completed with: `res` bytes
@@ -163,7 +196,8 @@ impl ReadCarry {
     fn uncount(&self) {
         let prev = self.state.fetch_sub(1, Ordering::AcqRel);
         if prev & WAITING != 0 && prev & COUNT == 1 {
-            self.waker.wake();
+            self.state.fetch_and(!WAITING, Ordering::AcqRel);
+            self.wake_all();
         }
     }
 }

@@ -144,7 +144,11 @@ pub(crate) async fn recv_peek_stream<B: IoBufMut>(
     if !carry.busy() {
         return recv_peek(fd, buf).await;
     }
-    let kept = std::future::poll_fn(|cx| carry.poll_peek(cx)).await;
+    let kept = match std::future::poll_fn(|cx| carry.poll_peek(cx)).await {
+        Ok(kept) => kept,
+        // A kept error is what the next read gets: the peek says so too.
+        Err(e) => return (Err(e), buf),
+    };
     if kept.is_empty() {
         return recv_peek(fd, buf).await;
     }
@@ -162,11 +166,13 @@ pub(crate) async fn recv_peek_stream<B: IoBufMut>(
         .await;
         if res.is_ok() {
             more = data;
+            // The room asked for bounds it, whatever capacity it came with.
+            more.truncate(total - first);
         }
     }
     // SAFETY: `buf` is valid for writes of `bytes_total` bytes, which
-    // `first + more.len()` does not exceed (`more` has room for the rest
-    // only); both sources are separate allocations; the bytes are written
+    // `first + more.len()` does not exceed (`more` is truncated to the
+    // rest); both sources are separate allocations; the bytes are written
     // before they are marked initialised.
     unsafe {
         let to = buf.stable_mut_ptr();

@@ -127,6 +127,14 @@ impl RecvMultishot {
         self.op.queued()
     }
 
+    /// Whether bytes (or an error) that a cancelled plain read of this
+    /// socket took are kept for the next plain read (see
+    /// [`crate::io`]). While they are, arming this receive fails with
+    /// `InvalidInput`: read them with a plain read first.
+    pub fn has_kept_input(&self) -> bool {
+        self.op.data().fd.carry().has_kept()
+    }
+
     /// When the ring runs dry, make [`next`](Self::next) fail with
     /// `ENOBUFS` (at once, and again while the ring stays dry) instead of
     /// waiting for a buffer to come back (default: wait). Nothing is lost:
@@ -223,14 +231,21 @@ impl RecvMultishot {
             if !local && self.op.needs_arming() {
                 return off_shard();
             }
-            if self.op.needs_arming() && self.op.data().fd.carry().busy() {
+            if self.op.needs_arming() {
                 // A cancelled single read kept what it took (see
-                // `io::carry`), or has yet to be reaped: receiving now
-                // would hand out later bytes before those.
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "spargio: a cancelled read of this stream kept bytes (or is still being                      cancelled): read them with a plain read before a multishot receive",
-                )));
+                // `io::carry`): receiving now would hand out later bytes
+                // before those. One still being cancelled is waited for.
+                match self.op.data().fd.carry().poll_settled(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(true) => {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            "spargio: a cancelled read of this stream kept bytes: read them \
+                             with a plain read before a multishot receive",
+                        )))
+                    }
+                    Poll::Ready(false) => {}
+                }
             }
             let cqe = match self.op.poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
