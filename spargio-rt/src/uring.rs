@@ -21,7 +21,21 @@
 //!    `data`, or make sure they outlive the op);
 //! 3. does not set `user_data` (the runtime sets it) and, for
 //!    `submit`, asks for at most one CQE, except `IORING_OP_SEND_ZC`-style
-//!    ops whose extra CQE is a notification.
+//!    ops whose extra CQE is a notification (so no opcode-level multishot
+//!    flag such as `IORING_ACCEPT_MULTISHOT` or `IORING_POLL_ADD_MULTI`
+//!    with `submit`: use `submit_multishot`);
+//! 4. does not act on the runtime's rings or on other ops: no
+//!    `IORING_OP_MSG_RING` to a ring the runtime owns (a posted CQE
+//!    carries whatever `user_data` and flags the sender chose, and could
+//!    complete another task's op while the kernel still writes into its
+//!    buffer), no `IORING_OP_ASYNC_CANCEL` by fd or with
+//!    `IORING_ASYNC_CANCEL_ANY`/`ALL`, no `IORING_OP_POLL_REMOVE` that
+//!    updates another op's `user_data`. Message rings of your own;
+//!    cancel your own ops by dropping their futures;
+//! 5. for `submit_multishot`, points the kernel's writes only at memory
+//!    reached through raw pointers or `UnsafeCell` inside `data` (the
+//!    builder and [`NativeMultishot::data`] see `data` through a shared
+//!    reference while the kernel may be writing).
 //!
 //! The runtime refuses, with an [`io::ErrorKind::InvalidInput`] error
 //! naming the flag and without submitting anything, an SQE that sets one

@@ -104,9 +104,11 @@ impl BufRing {
     }
 
     fn register(l: &local::LocalShard, entries: u16, buf_len: usize) -> io::Result<BufRing> {
+        // The kernel takes a ring only at a page boundary: 4 KiB on x86,
+        // 16 or 64 KiB on some arm64 and ppc64 kernels.
         let ring_layout = Layout::from_size_align(
             usize::from(entries) * std::mem::size_of::<BufRingEntry>(),
-            4096,
+            page_size(),
         )
         .map_err(io::Error::other)?;
         let bufs_layout = Layout::from_size_align(usize::from(entries) * buf_len, 64)
@@ -377,6 +379,16 @@ impl Drop for RingBuf {
     fn drop(&mut self) {
         self.ring.give_back(self.bid);
     }
+}
+
+/// The kernel's page size.
+fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system value.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n)
+        .ok()
+        .filter(|n| n.is_power_of_two())
+        .unwrap_or(4096)
 }
 
 #[cfg(test)]
