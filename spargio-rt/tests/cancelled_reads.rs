@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use spargio_rt::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use spargio_rt::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use spargio_rt::net::{TcpListener, UnixStream};
 use spargio_rt::process::{Command, Stdio};
 use spargio_rt::time::{sleep, timeout};
@@ -33,6 +33,20 @@ async fn submitted<F: Future + Unpin>(mut fut: F) -> F {
     fut
 }
 
+/// Starts a read of `reader`, has `writer` send `bytes` (which that read
+/// takes), and drops the read without looking at its result.
+async fn drop_a_read_that_took<R: AsyncRead, W: AsyncWrite>(
+    reader: &mut R,
+    writer: &mut W,
+    bytes: &[u8],
+) {
+    let pending = submitted(Box::pin(reader.read(Vec::with_capacity(64)))).await;
+    let (res, _) = writer.write_all(bytes.to_vec()).await;
+    res.unwrap();
+    sleep(SETTLE).await;
+    drop(pending);
+}
+
 async fn read_n<R: AsyncRead>(r: &mut R, n: usize) -> Vec<u8> {
     let (res, buf) = timeout(HANG, r.read_exact(Vec::with_capacity(n)))
         .await
@@ -44,11 +58,7 @@ async fn read_n<R: AsyncRead>(r: &mut R, n: usize) -> Vec<u8> {
 #[spargio_rt::test]
 async fn a_tcp_read_dropped_after_its_bytes_came_hands_them_to_the_next_read() {
     let (mut client, mut server) = tcp_pair().await;
-    let pending = submitted(Box::pin(server.read(Vec::with_capacity(64)))).await;
-    let (res, _) = client.write_all(b"hello".to_vec()).await;
-    res.unwrap();
-    sleep(SETTLE).await;
-    drop(pending);
+    drop_a_read_that_took(&mut server, &mut client, b"hello").await;
     let (res, _) = client.write_all(b" world".to_vec()).await;
     res.unwrap();
     // A small buffer takes part of what was kept; the rest follows, then
@@ -60,22 +70,14 @@ async fn a_tcp_read_dropped_after_its_bytes_came_hands_them_to_the_next_read() {
 #[spargio_rt::test]
 async fn a_unix_read_dropped_after_its_bytes_came_hands_them_to_the_next_read() {
     let (mut a, mut b) = UnixStream::pair().unwrap();
-    let pending = submitted(Box::pin(b.read(Vec::with_capacity(64)))).await;
-    let (res, _) = a.write_all(b"kept".to_vec()).await;
-    res.unwrap();
-    sleep(SETTLE).await;
-    drop(pending);
+    drop_a_read_that_took(&mut b, &mut a, b"kept").await;
     assert_eq!(read_n(&mut b, 4).await, b"kept");
 }
 
 #[spargio_rt::test]
 async fn a_peek_sees_the_kept_bytes_then_the_socket_and_a_read_takes_both() {
     let (mut client, mut server) = tcp_pair().await;
-    let pending = submitted(Box::pin(server.read(Vec::with_capacity(64)))).await;
-    let (res, _) = client.write_all(b"PROXY ".to_vec()).await;
-    res.unwrap();
-    sleep(SETTLE).await;
-    drop(pending);
+    drop_a_read_that_took(&mut server, &mut client, b"PROXY ").await;
     let (res, _) = client.write_all(b"TCP4".to_vec()).await;
     res.unwrap();
     sleep(SETTLE).await;
@@ -167,11 +169,7 @@ async fn lines_read_under_short_timeouts_come_whole_and_in_order() {
 async fn a_multishot_receive_will_not_skip_bytes_a_dropped_read_kept() {
     let (mut client, mut server) = tcp_pair().await;
     let ring = spargio_rt::io::BufRing::new(8, 4096).unwrap();
-    let pending = submitted(Box::pin(server.read(Vec::with_capacity(64)))).await;
-    let (res, _) = client.write_all(b"abcd".to_vec()).await;
-    res.unwrap();
-    sleep(SETTLE).await;
-    drop(pending);
+    drop_a_read_that_took(&mut server, &mut client, b"abcd").await;
     let (res, _) = client.write_all(b"efgh".to_vec()).await;
     res.unwrap();
     let err = server.recv_multishot(&ring).next().await.unwrap_err();

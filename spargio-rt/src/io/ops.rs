@@ -71,7 +71,7 @@ pub(crate) async fn read_at<B: IoBufMut>(
     .await
 }
 
-/// Reads a stream (a pipe, a file at its current position) into `buf`.
+/// Reads a stream (a child's pipe) into `buf`.
 /// Cancel-safe: what a dropped read took is handed out by the next one
 /// (see `io::carry`).
 pub(crate) async fn read_stream<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
