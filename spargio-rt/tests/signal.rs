@@ -248,3 +248,63 @@ fn signal_and_ctrl_c_futures_are_send() {
         send(&s);
     });
 }
+
+static EARLIER_PLAIN_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static EARLIER_INFO_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn earlier_plain(sig: libc::c_int) {
+    if sig == libc::SIGUSR1 {
+        EARLIER_PLAIN_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+extern "C" fn earlier_info(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    if sig == libc::SIGUSR2 && !info.is_null() && unsafe { (*info).si_signo } == libc::SIGUSR2 {
+        EARLIER_INFO_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Installs `handler` for `sig` the way a library other than spargio
+/// would, before spargio listens for it.
+fn install_earlier(sig: i32, handler: libc::sighandler_t, siginfo: bool) {
+    // SAFETY: sigaction is plain old data; all-zero is a valid start.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler;
+    action.sa_flags = if siginfo { libc::SA_SIGINFO } else { 0 };
+    // SAFETY: `action` is initialised; the handlers only touch atomics.
+    assert_eq!(
+        unsafe { libc::sigaction(sig, &action, std::ptr::null_mut()) },
+        0
+    );
+}
+
+#[test]
+fn a_handler_installed_earlier_still_runs() {
+    use std::sync::atomic::Ordering::SeqCst;
+    isolated("a_handler_installed_earlier_still_runs", || {
+        install_earlier(
+            libc::SIGUSR1,
+            earlier_plain as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            false,
+        );
+        install_earlier(
+            libc::SIGUSR2,
+            earlier_info as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+                as libc::sighandler_t,
+            true,
+        );
+        run(|| async {
+            let mut usr1 = signal(SignalKind::user_defined1()).unwrap();
+            let mut usr2 = signal(SignalKind::user_defined2()).unwrap();
+            raise(libc::SIGUSR1);
+            assert_eq!(usr1.recv().await, Some(()));
+            raise(libc::SIGUSR2);
+            raise(libc::SIGUSR2);
+            assert_eq!(usr2.recv().await, Some(()));
+            assert_eq!(usr2.recv().await, Some(()));
+        });
+        assert_eq!(EARLIER_PLAIN_CALLS.load(SeqCst), 1);
+        assert_eq!(EARLIER_INFO_CALLS.load(SeqCst), 2);
+    });
+}

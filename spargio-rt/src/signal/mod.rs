@@ -27,9 +27,16 @@
 //! - **The handler stays.** Once a signal has been listened for, its
 //!   default action is gone for the life of the process, even after every
 //!   [`Signal`] is dropped: after [`ctrl_c`], Ctrl-C no longer ends the
-//!   program by itself. A handler installed earlier by someone else is
-//!   replaced, not chained. Children get default dispositions again at
+//!   program by itself. Children get default dispositions again at
 //!   `exec`.
+//! - **A handler installed earlier is kept.** If the signal already had
+//!   a handler function (another runtime's, such as tokio's beside
+//!   spargio, or a C library's), ours calls it after its own work on
+//!   every delivery, with the kernel's `siginfo` and context if it was
+//!   installed with `SA_SIGINFO`. The default action and "ignore" are
+//!   not kept: those are what listening replaces. A handler installed
+//!   after ours replaces ours unless it calls the one it replaced (tokio's
+//!   does).
 //! - **Any thread may run the handler.** It is installed with
 //!   `SA_RESTART`, but calls the kernel never restarts after a handler
 //!   (`poll`, `epoll_wait`, `nanosleep`, socket calls with a timeout) fail

@@ -3,11 +3,14 @@
 //! list of listeners to wake when a kick is read.
 //!
 //! The handler is async-signal-safe: it touches only atomics and calls
-//! `write(2)`, saving and restoring `errno` around it.
+//! `write(2)`, saving and restoring `errno` around it. A handler someone
+//! else installed before ours (another runtime's, a C library's) is kept
+//! and called after ours, so both see every delivery.
 
+use std::ffi::c_void;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::Waker;
 
@@ -19,6 +22,14 @@ const SLOTS: usize = 65;
 /// How many times each signal has been delivered since its handler was
 /// installed.
 static DELIVERIES: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+
+/// The handler each signal had before ours went in, as its address (0:
+/// none to call: the default action, ignore, or nothing recorded yet).
+static PREVIOUS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+
+/// Whether that previous handler takes `(signum, info, context)`
+/// (`SA_SIGINFO`) rather than `(signum)`.
+static PREVIOUS_SIGINFO: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
 
 /// The eventfd the handler writes to (-1 until it exists).
 static KICK_FD: AtomicI32 = AtomicI32::new(-1);
@@ -88,23 +99,61 @@ pub(crate) fn register(signum: i32) -> io::Result<SharedFd> {
     Ok(st.kick.clone())
 }
 
+/// The type of our handler (`SA_SIGINFO` flavour).
+type InfoHandler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void);
+
+/// Our handler's address, as `sigaction` reports it.
+fn our_handler() -> libc::sighandler_t {
+    handler as InfoHandler as libc::sighandler_t
+}
+
+/// Installs our handler for `signum`, recording the one it replaces so
+/// that ours calls it after its own work.
 fn install(signum: i32) -> io::Result<()> {
+    // The current action is read and recorded before ours goes in, so a
+    // delivery right after the swap already finds it; what the swap
+    // itself reports replacing is recorded again, in case another thread
+    // changed the action in between.
     // SAFETY: sigaction is plain old data; all-zero is a valid start.
-    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    action.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
-    // SAFETY: `sa_mask` is a valid sigset_t to initialise.
-    unsafe { libc::sigemptyset(&mut action.sa_mask) };
-    // SAFETY: `action` is fully initialised; the handler is async-signal-
-    // safe; a null old-action pointer is allowed.
-    if unsafe { libc::sigaction(signum, &action, std::ptr::null_mut()) } < 0 {
+    let mut before: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new-action pointer only reads the current action
+    // into `before`, a valid out-pointer.
+    if unsafe { libc::sigaction(signum, std::ptr::null(), &mut before) } < 0 {
         return Err(io::Error::last_os_error());
     }
+    remember_previous(signum, &before);
+    // SAFETY: sigaction is plain old data; all-zero is a valid start.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = our_handler();
+    action.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK | libc::SA_SIGINFO;
+    // SAFETY: `sa_mask` is a valid sigset_t to initialise.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: sigaction is plain old data; all-zero is a valid start.
+    let mut replaced: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: `action` is fully initialised; the handler is async-signal-
+    // safe; `replaced` is a valid out-pointer.
+    if unsafe { libc::sigaction(signum, &action, &mut replaced) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    remember_previous(signum, &replaced);
     Ok(())
 }
 
-/// The signal handler: count the delivery, kick the eventfd.
-extern "C" fn handler(signum: libc::c_int) {
+/// Records `old` as the handler to call after ours for `signum`, unless
+/// it is a disposition rather than a function (default, ignore) or ours.
+fn remember_previous(signum: i32, old: &libc::sigaction) {
+    let address = old.sa_sigaction;
+    let callable = address != libc::SIG_DFL && address != libc::SIG_IGN && address != our_handler();
+    let slot = signum as usize;
+    // The flavour is stored first: a handler that loads the new address
+    // (both `SeqCst`) also sees the flavour that goes with it.
+    PREVIOUS_SIGINFO[slot].store(old.sa_flags & libc::SA_SIGINFO != 0, Ordering::SeqCst);
+    PREVIOUS[slot].store(if callable { address } else { 0 }, Ordering::SeqCst);
+}
+
+/// The signal handler: count the delivery, kick the eventfd, then call
+/// the handler ours replaced, if there was one.
+extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
     // SAFETY: `__errno_location` returns this thread's errno slot; the
     // handler saves it and puts it back so the interrupted code never sees
     // the `write`'s errno.
@@ -123,6 +172,33 @@ extern "C" fn handler(signum: libc::c_int) {
     }
     // SAFETY: as above.
     unsafe { *errno = saved };
+    call_previous(signum, info, context);
+}
+
+/// Calls the handler `signum` had before ours, the way it was installed
+/// to be called (it sees the same `errno` as ours did).
+fn call_previous(signum: libc::c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
+    let Some(slot) = usize::try_from(signum).ok().filter(|&s| s < SLOTS) else {
+        return;
+    };
+    let address = PREVIOUS[slot].load(Ordering::SeqCst);
+    if address == 0 {
+        return;
+    }
+    if PREVIOUS_SIGINFO[slot].load(Ordering::SeqCst) {
+        // SAFETY: `address` came from a `sigaction` whose flags had
+        // `SA_SIGINFO`, so it is a three-argument handler, and it is not
+        // `SIG_DFL`/`SIG_IGN` (0, 1); it gets the kernel's own `info` and
+        // `context` for this delivery.
+        let previous: InfoHandler = unsafe { std::mem::transmute::<usize, InfoHandler>(address) };
+        previous(signum, info, context);
+    } else {
+        // SAFETY: `address` came from a `sigaction` without `SA_SIGINFO`
+        // and is neither `SIG_DFL` nor `SIG_IGN`: a one-argument handler.
+        let previous: extern "C" fn(libc::c_int) =
+            unsafe { std::mem::transmute::<usize, extern "C" fn(libc::c_int)>(address) };
+        previous(signum);
+    }
 }
 
 /// How many times `signum` has been delivered.
