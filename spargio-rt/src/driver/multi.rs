@@ -43,6 +43,16 @@ fn cancel_for_cap(queued: usize, cap: usize, capped_at: usize) -> bool {
     }
 }
 
+/// Whether the `n`th CQE an abandoned op posts after it was abandoned
+/// (1-based) calls for another cancel: the first cancel may have failed
+/// (`EALREADY` for an op running in a kernel worker) and nobody else will
+/// stop the op. A few CQEs already on their way when the first cancel
+/// went out are expected, so the first retry waits for 16; later ones go
+/// out at 32, 64, ..., a handful of cancels however long the op runs.
+fn recancel_abandoned(n: usize) -> bool {
+    n >= 16 && n.is_power_of_two()
+}
+
 /// A multishot op's shared state.
 pub(crate) struct MultiCell<T> {
     queue: Injector<Cqe>,
@@ -50,6 +60,8 @@ pub(crate) struct MultiCell<T> {
     /// Set when the kernel posted the op's last CQE (no `F_MORE`).
     ended: AtomicBool,
     abandoned: AtomicBool,
+    /// CQEs that came with `F_MORE` after the op was abandoned.
+    after_abandon: AtomicUsize,
     /// Queued CQEs at which the driver cancels the op until the consumer
     /// catches up (`usize::MAX`: never).
     cap: AtomicUsize,
@@ -69,6 +81,7 @@ impl<T: MultiData> MultiCell<T> {
             queued: AtomicUsize::new(0),
             ended: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
+            after_abandon: AtomicUsize::new(0),
             cap: AtomicUsize::new(usize::MAX),
             capped_at: AtomicUsize::new(0),
             waker: AtomicWaker::new(),
@@ -190,6 +203,11 @@ impl<T: MultiData> Completion for MultiCell<T> {
             while let Some(c) = self.pop() {
                 self.data.orphaned(c);
             }
+            let n = self.after_abandon.fetch_add(1, Ordering::Relaxed) + 1;
+            if !last && recancel_abandoned(n) {
+                let ud = self.tag();
+                crate::shard::local::with_current(|l| l.cancel_op(ud));
+            }
         } else {
             self.waker.wake();
         }
@@ -271,6 +289,14 @@ mod tests {
         }
         assert_eq!(consumer.join().unwrap(), N);
         assert_eq!(cell.queued(), 0);
+    }
+
+    #[test]
+    fn an_abandoned_op_that_keeps_posting_is_cancelled_again_a_few_times() {
+        let retries: Vec<usize> = (1..=1 << 20).filter(|&n| recancel_abandoned(n)).collect();
+        assert_eq!(retries.first(), Some(&16), "not before a few stragglers");
+        assert!(retries.len() <= 17, "bounded: {}", retries.len());
+        assert!(retries.windows(2).all(|w| w[1] == 2 * w[0]));
     }
 
     #[test]
