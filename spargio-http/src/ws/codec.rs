@@ -13,6 +13,9 @@ use super::utf8::Utf8Bytes;
 /// ones take their bytes of it without a copy.
 const COPY_BELOW: usize = 16 * 1024;
 
+/// The most room reserved ahead of a frame's bytes arriving.
+const RESERVE_STEP: usize = 64 * 1024;
+
 /// Which end of the connection this is: a server's peer masks every
 /// frame and a server masks none; a client is the other way round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +30,27 @@ pub enum Role {
 struct Partial {
     text: bool,
     data: BytesMut,
+    /// For text: how much of `data` is known to be valid UTF-8 (what
+    /// follows is at most an unfinished character).
+    checked: usize,
+}
+
+impl Partial {
+    /// Checks the text received since the last check, so that invalid
+    /// UTF-8 ends the message at the fragment that brought it, not after
+    /// the whole message was buffered (RFC 6455 §8.1 "fail fast"). A
+    /// character split between fragments waits for its end.
+    fn check_text(&mut self) -> Result<(), ProtocolError> {
+        if !self.text {
+            return Ok(());
+        }
+        match std::str::from_utf8(&self.data[self.checked..]) {
+            Ok(_) => self.checked = self.data.len(),
+            Err(e) if e.error_len().is_none() => self.checked += e.valid_up_to(),
+            Err(_) => return Err(ProtocolError::InvalidUtf8),
+        }
+        Ok(())
+    }
 }
 
 /// Turns received bytes into messages, checking every rule of RFC 6455
@@ -80,8 +104,9 @@ impl Decoder {
                 _ => {}
             }
             if buf.len() < header_len + len {
-                // Room for the rest of the frame, once.
-                buf.reserve(header_len + len - buf.len());
+                // Room for more of the frame, up to a step: a header alone
+                // must not make the buffer take what it announces.
+                buf.reserve((header_len + len - buf.len()).min(RESERVE_STEP));
                 return Ok(None);
             }
             buf.advance(header_len);
@@ -105,10 +130,13 @@ impl Decoder {
                 OpCode::Text | OpCode::Binary => {
                     let text = header.opcode == OpCode::Text;
                     if !header.fin {
-                        self.partial = Some(Partial {
+                        let mut partial = Partial {
                             text,
                             data: payload,
-                        });
+                            checked: 0,
+                        };
+                        partial.check_text()?;
+                        self.partial = Some(partial);
                         continue;
                     }
                     whole(text, payload)?
@@ -120,6 +148,7 @@ impl Decoder {
                         .expect("checked above: a message is being continued");
                     partial.data.extend_from_slice(&payload);
                     if !header.fin {
+                        partial.check_text()?;
                         continue;
                     }
                     let done = self.partial.take().expect("present");
@@ -402,6 +431,48 @@ mod tests {
         let buf = encode_fragments(false, &[&[0u8; 100], &[0u8; 50]], KEY);
         let got = decode_all(&mut d, buf).unwrap();
         assert_eq!(got[0].as_bytes().len(), 150);
+    }
+
+    #[test]
+    fn a_header_alone_does_not_reserve_the_frame_it_announces() {
+        let mut d = Decoder::new(Role::Server, 16 << 20, 64 << 20);
+        let mut buf = BytesMut::new();
+        put_header(&mut buf, true, OpCode::Binary, KEY, 16 << 20);
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        assert!(buf.capacity() <= 2 * RESERVE_STEP, "{}", buf.capacity());
+        // A limit of "no limit" and a huge announced length: no panic.
+        let mut d = Decoder::new(Role::Server, usize::MAX, usize::MAX);
+        let mut buf = BytesMut::new();
+        put_header(&mut buf, true, OpCode::Binary, KEY, 1 << 62);
+        assert_eq!(d.decode(&mut buf), Ok(None));
+    }
+
+    #[test]
+    fn invalid_text_fails_at_the_fragment_that_brings_it() {
+        // The message is not finished, but its first fragment is already
+        // not UTF-8: refused now, not once the whole message is buffered.
+        let mut buf = encode_fragments(true, &[b"ok", &[0xFF], b"never"], KEY);
+        buf.truncate(2 + 4 + 2 + 2 + 4 + 1);
+        assert_eq!(server().decode(&mut buf), Err(ProtocolError::InvalidUtf8));
+        // A character split over three fragments waits for its end; one
+        // left unfinished at the last fragment is refused.
+        let euro = "€".as_bytes();
+        let buf = encode_fragments(true, &[&euro[..1], &euro[1..2], &euro[2..]], KEY);
+        assert_eq!(
+            decode_all(&mut server(), buf).unwrap(),
+            vec![Message::text("€")]
+        );
+        let buf = encode_fragments(true, &[b"a", &euro[..2]], KEY);
+        assert_eq!(
+            decode_all(&mut server(), buf),
+            Err(ProtocolError::InvalidUtf8)
+        );
+        // Binary fragments are not text.
+        let buf = encode_fragments(false, &[&[0xFF], &[0xFE]], KEY);
+        assert_eq!(
+            decode_all(&mut server(), buf).unwrap(),
+            vec![Message::binary(vec![0xFF, 0xFE])]
+        );
     }
 
     #[test]
