@@ -1,5 +1,7 @@
 //! A WebSocket's limits.
 
+use std::time::Duration;
+
 /// Limits of one WebSocket connection.
 ///
 /// ```
@@ -22,6 +24,14 @@ pub struct WebSocketConfig {
     /// Bytes queued unwritten before a send waits for the connection
     /// (default 128 KiB). A single message is queued whole, however large.
     pub write_buffer_limit: usize,
+    /// How long the end of a conversation may take once it has begun
+    /// (default 10 s): from the first time the socket is seen closing (a
+    /// close sent or received, a broken rule, the connection ended) until
+    /// the peer's close has come and everything queued is written. A peer
+    /// that never answers a close, or stops reading while a close's answer
+    /// waits to go out, then ends it anyway: `recv` gives `None` and a
+    /// waiting `close` fails with `TimedOut`.
+    pub close_timeout: Duration,
 }
 
 impl Default for WebSocketConfig {
@@ -30,6 +40,7 @@ impl Default for WebSocketConfig {
             max_message_size: 64 << 20,
             max_frame_size: 16 << 20,
             write_buffer_limit: 128 << 10,
+            close_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -50,6 +61,13 @@ impl WebSocketConfig {
     /// Sets [`write_buffer_limit`](Self::write_buffer_limit).
     pub fn write_buffer_limit(mut self, bytes: usize) -> WebSocketConfig {
         self.write_buffer_limit = bytes;
+        self
+    }
+
+    /// Sets [`close_timeout`](Self::close_timeout) (`Duration::MAX`:
+    /// wait as long as the peer takes).
+    pub fn close_timeout(mut self, timeout: Duration) -> WebSocketConfig {
+        self.close_timeout = timeout;
         self
     }
 }

@@ -41,6 +41,9 @@ const ERROR_LINGER: Duration = Duration::from_secs(2);
 /// once the answer is written and a server's side of the connection is
 /// shut (after a broken rule, once the peer has closed its side too, or
 /// after 2 s, so that unread input does not turn the close into a reset).
+/// The whole end is bounded by
+/// [`close_timeout`](WebSocketConfig::close_timeout): a peer that never
+/// answers a close or stops reading cannot hold the socket open.
 ///
 /// Keep receiving until `None` (or flush with `send`/`close`) before
 /// dropping the socket: a pong or a close's answer may still be queued,
@@ -71,6 +74,10 @@ pub struct WebSocket<S = Upgraded> {
     errored: bool,
     /// The linger's deadline, once it has begun.
     linger: Option<Sleep>,
+    /// How long the end of the conversation may take.
+    close_timeout: Duration,
+    /// The end's deadline, from when the socket was first seen closing.
+    closing: Option<Sleep>,
     /// The connection's write side is shut (or failed): nothing more goes
     /// out.
     write_done: bool,
@@ -114,6 +121,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             read_done: false,
             errored: false,
             linger: None,
+            close_timeout: config.close_timeout,
+            closing: None,
             write_done: false,
             finished: false,
             sender: None,
@@ -277,6 +286,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Poll::Ready(())
     }
 
+    /// Whether the end of the conversation has run past its deadline,
+    /// which starts the first time this is asked while the socket is
+    /// closing.
+    fn close_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if !(self.sent_close || self.read_done) || self.finished {
+            return false;
+        }
+        let timeout = self.close_timeout;
+        let deadline = self.closing.get_or_insert_with(|| sleep(timeout));
+        Pin::new(deadline).poll(cx).is_ready()
+    }
+
+    /// Ends the conversation now, whatever is still queued or unanswered:
+    /// the close deadline passed.
+    fn abandon_close(&mut self) {
+        self.read_done = true;
+        self.write_done = true;
+        self.finished = true;
+        self.input = BytesMut::new();
+        self.output = BytesMut::new();
+        self.pong = None;
+        if let Some(sender) = self.sender.take() {
+            sender.wake();
+        }
+    }
+
     /// Reads and discards until the peer's end of stream, an error, or the
     /// linger's deadline.
     fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -321,6 +356,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if this.close_expired(cx) {
+            this.abandon_close();
+            return Poll::Ready(None);
+        }
         if this.read_done {
             ready!(this.poll_finish(cx));
             return Poll::Ready(None);
@@ -415,6 +454,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         let this = self.get_mut();
         if !this.sent_close && !this.write_done {
             this.queue(&Message::Close(None))?;
+        }
+        if this.close_expired(cx) {
+            this.abandon_close();
+            return Poll::Ready(Err(WsError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer took no more of the connection's bytes within the close timeout",
+            ))));
         }
         Pin::new(this).poll_flush(cx)
     }
@@ -690,5 +736,62 @@ mod tests {
             Pin::new(&mut ws).poll_next(&mut cx),
             Poll::Ready(None)
         ));
+    }
+
+    /// Runs `body` on a one-shard runtime (for the close deadline's timer).
+    fn on_runtime<F: std::future::Future<Output = ()> + 'static>(
+        body: impl FnOnce() -> F + Send + 'static,
+    ) {
+        spargio_rt::run_with(spargio_rt::Runtime::builder().shards(1), |_| body()).unwrap();
+    }
+
+    fn quick_close(role: Role, open: bool) -> WebSocket<Mock> {
+        let io = Mock {
+            open,
+            ..Mock::default()
+        };
+        let config = WebSocketConfig::default().close_timeout(Duration::from_millis(20));
+        WebSocket::from_raw(io, role, config)
+    }
+
+    #[test]
+    fn a_close_whose_answer_cannot_be_written_ends_at_the_close_timeout() {
+        on_runtime(|| async {
+            // The peer sends a close and then never reads again.
+            let mut ws = quick_close(Role::Server, false);
+            ws.io.incoming = masked(0x8, &1000u16.to_be_bytes());
+            assert!(matches!(ws.recv().await, Some(Ok(Message::Close(_)))));
+            assert!(ws.recv().await.is_none(), "ended at the deadline");
+            assert!(ws.is_terminated());
+            assert!(ws.io.written.is_empty(), "nothing could be written");
+        });
+    }
+
+    #[test]
+    fn a_close_the_peer_never_answers_ends_at_the_close_timeout() {
+        on_runtime(|| async {
+            let mut ws = quick_close(Role::Client, true);
+            ws.close().await.unwrap();
+            assert!(!ws.io.written.is_empty(), "our close went out");
+            // No answer and no end of stream: the deadline ends it.
+            assert!(ws.recv().await.is_none());
+        });
+    }
+
+    #[test]
+    fn a_close_that_cannot_be_written_fails_at_the_close_timeout() {
+        on_runtime(|| async {
+            let mut ws = quick_close(Role::Server, false);
+            let err = ws.close().await.unwrap_err();
+            assert!(
+                matches!(&err, WsError::Io(e) if e.kind() == io::ErrorKind::TimedOut),
+                "{err:?}"
+            );
+            assert!(ws.recv().await.is_none());
+            assert!(matches!(
+                ws.send(Message::text("late")).await,
+                Err(WsError::AlreadyClosed)
+            ));
+        });
     }
 }
