@@ -258,9 +258,19 @@ impl TlsReader {
         }
         let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
         let mut byte = [0u8; 1];
-        Pin::new(&mut self.half)
-            .poll_read(&mut cx, &mut byte)
-            .is_ready()
+        match Pin::new(&mut self.half).poll_read(&mut cx, &mut byte) {
+            Poll::Pending => false,
+            Poll::Ready(Err(e)) => {
+                // A server-side rustls stream reports a truncation once
+                // and then ends cleanly: latch it, as `read_some` does, so
+                // no later read takes the cut for a `close_notify`.
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    self.truncated = true;
+                }
+                true
+            }
+            Poll::Ready(Ok(_)) => true,
+        }
     }
 }
 

@@ -303,6 +303,30 @@ fn tls_truncation_without_close_notify_is_an_error() {
 }
 
 #[test]
+fn tls_truncation_found_by_a_probe_stays_an_error() {
+    let (acceptor, connector) = localhost_pair();
+    let client_config = Arc::clone(connector.config());
+    run(move || async move {
+        let (l, addr) = listen().await;
+        let client = truncating_client(addr, client_config, b"ping");
+        let (tcp, _) = l.accept().await.unwrap();
+        let (mut r, w) = acceptor.accept(tcp).await.unwrap().split();
+        assert_eq!(read_n(&mut r, 4).await.unwrap(), b"ping");
+        // The probe meets the cut (rustls's server side reports it once).
+        while !r.has_input_now() {
+            spargio_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (res, _) = r.read_some(BytesMut::with_capacity(16)).await;
+        assert_eq!(
+            res.expect_err("a truncation is not a clean end").kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        drop((r, w));
+        client.await.unwrap();
+    });
+}
+
+#[test]
 fn tls_dropped_client_is_an_error_not_eof() {
     let (acceptor, connector) = localhost_pair();
     run(move || async move {
