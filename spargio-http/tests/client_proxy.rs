@@ -129,6 +129,32 @@ fn https_goes_through_a_tunnel_with_tls_to_the_server_itself() {
 }
 
 #[test]
+fn a_proxy_authorization_set_on_the_proxy_opens_tunnels_and_goes_with_http() {
+    let (acceptor, connector) = common::localhost_tls();
+    let server = TestServer::start_with(Http::new().tls(acceptor), |b| b, what_came());
+    let port = server.addr.port();
+    let proxy = PythonProxy::start(Some("alice:s3cret"));
+    let uri = proxy.uri(None);
+    run(move || async move {
+        // alice:s3cret, given as a header value rather than in the URI.
+        let value = http::HeaderValue::from_static("Basic YWxpY2U6czNjcmV0");
+        let client = Client::builder()
+            .tls(connector)
+            .proxy(Proxy::new(uri).unwrap().authorization(value))
+            .build();
+        let url = format!("https://localhost:{port}/inside");
+        let resp = client.get(&url).await.unwrap();
+        assert_eq!(text(resp).await, "GET /inside proxy-auth=None");
+        let resp = client.get("http://backend.invalid/x").await.unwrap();
+        assert_eq!(
+            text(resp).await,
+            "GET http://backend.invalid/x host=backend.invalid auth=Basic YWxpY2U6czNjcmV0"
+        );
+    });
+    drop(server);
+}
+
+#[test]
 fn a_proxy_that_refuses_the_tunnel_is_a_typed_error() {
     let proxy = PythonProxy::start(Some("alice:s3cret"));
     let wrong = proxy.uri(Some("alice:nope"));
@@ -272,6 +298,14 @@ fn no_proxy_lists_and_per_scheme_proxies_send_some_requests_straight() {
             .build();
         let direct = text(client.get(format!("http://{addr}/a")).await.unwrap()).await;
         assert_eq!(direct, "GET /a proxy-auth=None");
+        // A proxy credential the caller's stack added does not reach a
+        // server the proxy is bypassed for.
+        let req = Request::get(format!("http://{addr}/a2"))
+            .header("proxy-authorization", "Bearer for-the-proxy")
+            .body(Body::empty())
+            .unwrap();
+        let direct = text(client.request(req).await.unwrap()).await;
+        assert_eq!(direct, "GET /a2 proxy-auth=None");
         let proxied = text(client.get("http://elsewhere.invalid/b").await.unwrap()).await;
         assert!(via_proxy(proxied.clone()), "{proxied}");
 

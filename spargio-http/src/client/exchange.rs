@@ -121,7 +121,15 @@ where
             parts.headers.remove(http::header::PROXY_AUTHORIZATION);
             false
         }
-        None => false,
+        None => {
+            // Around the client's proxies (a `no_proxy` server, a scheme
+            // none covers): a `Proxy-Authorization` the caller's stack
+            // added for them is not the server's to see.
+            if !inner.config.proxies.is_empty() {
+                parts.headers.remove(http::header::PROXY_AUTHORIZATION);
+            }
+            false
+        }
     };
     let framing = request_framing(&body, &parts.headers);
     let mut body = match framing {

@@ -147,6 +147,29 @@ impl Proxy {
         self
     }
 
+    /// This proxy, with `value` as the `Proxy-Authorization` it is sent,
+    /// in place of credentials in its URI: any scheme (`Bearer`, a
+    /// `Negotiate` token...), not only `Basic`. It goes with every plain
+    /// `http` request through the proxy (unless the request carries its
+    /// own) and with the `CONNECT` that opens a tunnel for `https` (where
+    /// a request's own header cannot go: it would reach the server at the
+    /// tunnel's end). Marked sensitive and kept out of `Debug` output.
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use spargio_http::client::Proxy;
+    ///
+    /// let token = HeaderValue::from_static("Bearer abc123");
+    /// let proxy = Proxy::new("http://proxy.internal:3128")?.authorization(token);
+    /// assert!(!format!("{proxy:?}").contains("abc123"));
+    /// # Ok::<(), spargio_http::client::InvalidProxy>(())
+    /// ```
+    pub fn authorization(mut self, mut value: HeaderValue) -> Proxy {
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        self
+    }
+
     /// Whether a request to `target` goes through this proxy.
     pub(crate) fn is_for(&self, target: &Target) -> bool {
         let scheme_ok = match self.scope {
