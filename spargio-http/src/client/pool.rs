@@ -5,9 +5,9 @@
 //! own idle lists behind its own lock, which only that shard takes.
 //!
 //! While a shard holds idle connections, a sweeper task on that shard
-//! closes the ones that expire, so a client that goes quiet does not keep
-//! its sockets (and the servers' connection slots) open until its next
-//! request.
+//! closes the ones that expire or that the server closed, so a client that
+//! goes quiet does not keep its sockets (and the servers' connection
+//! slots, or half-closed sockets) open until its next request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -39,6 +39,11 @@ struct ShardPool {
 /// The shortest wait between two sweeps (a very short idle timeout must
 /// not make the sweeper spin).
 const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The longest wait between two sweeps: connections the servers closed
+/// (many close idle ones after a few seconds) are let go within this, not
+/// kept half-closed until they expire.
+const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A shard's sweeper: every `every`, closes the expired connections;
 /// ends when the shard has no idle connection left or the client is gone.
@@ -194,7 +199,7 @@ impl Pool {
             shard,
             stopped_itself: false,
         };
-        let every = (self.idle_timeout / 2).max(MIN_SWEEP_INTERVAL);
+        let every = (self.idle_timeout / 2).clamp(MIN_SWEEP_INTERVAL, MAX_SWEEP_INTERVAL);
         drop(
             handle.spawn_local_on(ShardId(shard % handle.shard_count().max(1)), move || {
                 sweep_while_idle(guard, every)
@@ -203,8 +208,9 @@ impl Pool {
         true
     }
 
-    /// Closes `shard`'s expired connections; returns whether any idle
-    /// connection is left (if not, the sweeper stops and says so).
+    /// Closes `shard`'s expired connections and those the server closed
+    /// (or sent unasked-for bytes on); returns whether any idle connection
+    /// is left (if not, the sweeper stops and says so).
     fn sweep(&self, shard: usize) -> bool {
         let now = Instant::now();
         let mut dead = Vec::new();
@@ -217,6 +223,16 @@ impl Pool {
                     .position(|idle| !self.expired(idle, now))
                     .unwrap_or(list.len());
                 dead.extend(list.drain(..live));
+                // The socket alone is asked (one `poll(2)` each): a TLS
+                // connection's `close_notify` shows as input there too.
+                let mut i = 0;
+                while i < list.len() {
+                    if list[i].conn.probe.looks_alive() {
+                        i += 1;
+                    } else {
+                        dead.push(list.remove(i));
+                    }
+                }
                 !list.is_empty()
             });
             let left = !pool.idle.is_empty();

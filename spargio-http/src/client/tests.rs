@@ -242,6 +242,33 @@ fn client_pool_closes_expired_connections_without_being_used_again() {
 }
 
 #[test]
+fn client_pool_lets_go_of_connections_the_server_closed_before_they_expire() {
+    spargio_rt::run(|_| async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = target("http://a.test/").unwrap();
+        let pool = Arc::new(Pool::new(Duration::from_secs(3600), 4));
+        let kept = tcp_conn(&listener).await;
+        let (kept_server, _) = listener.accept().await.unwrap();
+        let closed = tcp_conn(&listener).await;
+        let (closed_server, _) = listener.accept().await.unwrap();
+        pool.checkin(0, &a, kept);
+        pool.checkin(0, &a, closed);
+        drop(closed_server);
+        // Far from expiry, the sweeper drops the one the server closed.
+        for _ in 0..2000 {
+            if pool.idle_count(0) == 1 {
+                break;
+            }
+            spargio_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(pool.idle_count(0), 1, "a half-closed connection stayed");
+        assert!(pool.checkout(0, &a).is_some(), "the open one is kept");
+        drop(kept_server);
+    })
+    .unwrap();
+}
+
+#[test]
 fn client_pool_sweeps_again_on_a_new_runtime_after_the_first_shut_down() {
     // A client that outlives a runtime (a static one shared by several):
     // its sweeper was aborted with the first runtime, and the next
