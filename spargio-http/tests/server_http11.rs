@@ -292,12 +292,12 @@ fn head_gets_headers_and_no_body() {
 }
 
 #[test]
-fn status_204_and_304_have_no_body() {
+fn status_204_205_and_304_have_no_body() {
     let service = tower::service_fn(|req: Request<Body>| async move {
-        let status = if req.uri().path() == "/204" {
-            StatusCode::NO_CONTENT
-        } else {
-            StatusCode::NOT_MODIFIED
+        let status = match req.uri().path() {
+            "/204" => StatusCode::NO_CONTENT,
+            "/205" => StatusCode::RESET_CONTENT,
+            _ => StatusCode::NOT_MODIFIED,
         };
         let mut r = text("ignored body");
         *r.status_mut() = status;
@@ -311,6 +311,11 @@ fn status_204_and_304_have_no_body() {
     assert!(resp.header("transfer-encoding").is_none());
     let resp = c.roundtrip(b"GET /304 HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(resp.status, 304);
+    // A 205 says its length is 0 (a client frames it like any response).
+    let resp = c.roundtrip(b"GET /205 HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(resp.status, 205);
+    assert_eq!(resp.header("content-length"), Some("0"));
+    assert_eq!(resp.body_str(), "");
     assert_eq!(
         c.roundtrip(b"GET /204 HTTP/1.1\r\nHost: a\r\n\r\n").status,
         204

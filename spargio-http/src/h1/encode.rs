@@ -37,8 +37,9 @@ pub enum ResponseFraming {
 /// Decides how a response body is framed.
 ///
 /// 2xx responses to CONNECT open a tunnel ([`ResponseFraming::Tunnel`]);
-/// 1xx, 204 and 304 responses and responses to HEAD have no body
-/// ([`ResponseFraming::NoBody`]). Otherwise an exact body size
+/// 1xx, 204, 205 and 304 responses and responses to HEAD have no body
+/// ([`ResponseFraming::NoBody`]; a 205's head says `content-length: 0`,
+/// whatever body the service gave it). Otherwise an exact body size
 /// (`exact_size`, e.g. from `http_body::Body::size_hint`) gives `Length(n)`
 /// (replacing any Content-Length the service set); else a valid
 /// Content-Length set by the service gives `Length(n)`; else HTTP/1.1 gets
@@ -59,6 +60,7 @@ pub fn response_framing(
     }
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
+        || status == StatusCode::RESET_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || *req_method == Method::HEAD
     {
@@ -182,6 +184,11 @@ pub(super) fn encode_response_fields(
     if !no_framing_fields {
         match framing {
             ResponseFraming::Length(n) => put_content_length(dst, n),
+            // A 205 has no content (RFC 9110 §15.3.6), and a client
+            // frames it as any other response: it is told the length is 0.
+            ResponseFraming::NoBody if status == StatusCode::RESET_CONTENT => {
+                put_content_length(dst, 0)
+            }
             ResponseFraming::NoBody => {
                 let user = user_length.ok().and_then(|cl| cl.value);
                 if let Some(n) = head_length.or(user) {

@@ -82,7 +82,7 @@ fn raw(pairs: &[(&'static str, &'static [u8])]) -> Vec<(HeaderName, &'static [u8
 
 #[test]
 fn framing_no_body_statuses() {
-    for status in [100, 101, 103, 204, 304] {
+    for status in [100, 101, 103, 204, 205, 304] {
         assert_eq!(
             framing(Method::GET, Version::HTTP_11, status, &[], Some(5)),
             ResponseFraming::NoBody,
@@ -358,6 +358,26 @@ fn response_head_204_has_no_length() {
         true,
     );
     assert_eq!(without_date(&head), "HTTP/1.1 204 No Content\r\n\r\n");
+}
+
+/// A 205 carries no content (RFC 9110 §15.3.6) but is framed like any
+/// response by clients: its head says the length is 0, whatever the
+/// service set or the body's size was.
+#[test]
+fn response_head_205_says_its_length_is_zero() {
+    let h = headers(&[("content-length", "5"), ("transfer-encoding", "chunked")]);
+    let head = response(
+        Version::HTTP_11,
+        205,
+        &h,
+        ResponseFraming::NoBody,
+        Some(5),
+        true,
+    );
+    assert_eq!(
+        without_date(&head),
+        "HTTP/1.1 205 Reset Content\r\ncontent-length: 0\r\n\r\n"
+    );
 }
 
 /// A 2xx to CONNECT gets no Content-Length or Transfer-Encoding, not
