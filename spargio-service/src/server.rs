@@ -185,6 +185,14 @@ impl<L: Listener> Server<L> {
             let shared = shared.clone();
             let state = st.clone();
             drop(handle.spawn_local_on(shard, move || async move {
+                if state.force.is_cancelled() {
+                    // Cut (the shutdown deadline passed, or the serve
+                    // future was dropped) before its task ran: the
+                    // make-service is not called for it.
+                    state.cut.add(1);
+                    drop(acc);
+                    return;
+                }
                 let mut info = acc.info();
                 let Accepted {
                     mut stream, guard, ..
@@ -202,7 +210,20 @@ impl<L: Listener> Server<L> {
                     if !matches!(taken.await, Ok(true)) {
                         return Ok(());
                     }
-                    let Ok(service) = make_service(&mut make, info.clone()).await else {
+                    // A make-service that is not ready (a limit on it, say)
+                    // when the graceful shutdown begins leaves a connection
+                    // with no request in progress: it closes now, it is not
+                    // left for the deadline to cut.
+                    let built = {
+                        let building = make_service(&mut make, info.clone());
+                        let closing = st.closing.cancelled();
+                        futures_util::pin_mut!(building, closing);
+                        match select(building, closing).await {
+                            Either::Left((built, _)) => built,
+                            Either::Right(_) => return Ok(()),
+                        }
+                    };
+                    let Ok(service) = built else {
                         st.counters.make_errors.add(1);
                         return Ok(());
                     };

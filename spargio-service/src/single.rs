@@ -116,7 +116,8 @@ pub struct ServeConnection<P> {
 /// Counters for one connection (or the clones of one `ServeConnection`):
 /// a single slot each, as no other shard writes them.
 fn single_counters() -> Arc<Counters> {
-    Counters::new(1)
+    // Clones may serve on every shard, of a runtime not known yet.
+    Counters::shared()
 }
 
 impl<P: Protocol> ServeConnection<P> {

@@ -29,53 +29,80 @@ impl Counter {
 /// A counter that every shard bumps on every request: one slot per shard,
 /// each on its own cache line, summed when read.
 ///
-/// Each slot has one writer, the thread of its shard: updates are a plain
-/// load and store (no locked read-modify-write on the request path), which
-/// would lose counts if two threads wrote one slot, though never memory
-/// safety. Callers hold something `!Send` made on the shard they name
-/// (`Tracked` holds an `Rc`), which keeps them on that shard's thread.
+/// A server's counters (`exclusive`) have one writer per slot, the thread
+/// of its shard: updates are a plain load and store (no locked
+/// read-modify-write on the request path), which would lose counts if two
+/// threads wrote one slot, though never memory safety. Callers hold
+/// something `!Send` made on the shard they name (`Tracked` holds an
+/// `Rc`), which keeps them on that shard's thread. Counters shared by
+/// connections served on any shards ([`ServeConnection`](crate::ServeConnection)
+/// clones, whose runtime is not known when the counters are made) use
+/// atomic read-modify-writes instead.
 #[derive(Debug)]
-pub(crate) struct ShardedCounter(Box<[CachePadded<AtomicU64>]>);
+pub(crate) struct ShardedCounter {
+    slots: Box<[CachePadded<AtomicU64>]>,
+    exclusive: bool,
+}
 
 impl ShardedCounter {
+    /// One slot per shard, each written only by its shard's thread.
     pub(crate) fn new(shards: usize) -> ShardedCounter {
-        ShardedCounter(
-            (0..shards.max(1))
+        ShardedCounter {
+            slots: (0..shards.max(1))
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
-        )
+            exclusive: true,
+        }
+    }
+
+    /// One slot that any thread may write.
+    pub(crate) fn shared() -> ShardedCounter {
+        ShardedCounter {
+            exclusive: false,
+            ..ShardedCounter::new(1)
+        }
     }
 
     fn slot(&self, shard: usize) -> &AtomicU64 {
         // `shard` is a shard of the runtime, so in range: the request
         // path pays no division. Out of range wraps.
-        match self.0.get(shard) {
+        match self.slots.get(shard) {
             Some(slot) => slot,
-            None => &self.0[shard % self.0.len()],
+            None => &self.slots[shard % self.slots.len()],
         }
     }
 
-    /// Adds `n` on `shard`'s slot; only `shard`'s thread may call this.
+    /// Adds `n` on `shard`'s slot; only `shard`'s thread may call this
+    /// (any thread, if the counter is shared).
     pub(crate) fn add(&self, shard: usize, n: u64) {
         let slot = self.slot(shard);
-        slot.store(
-            slot.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
+        if self.exclusive {
+            slot.store(
+                slot.load(Ordering::Relaxed).wrapping_add(n),
+                Ordering::Relaxed,
+            );
+        } else {
+            slot.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
-    /// Takes `n` off `shard`'s slot; only `shard`'s thread may call this.
+    /// Takes `n` off `shard`'s slot; only `shard`'s thread may call this
+    /// (any thread, if the counter is shared).
     pub(crate) fn sub(&self, shard: usize, n: u64) {
         let slot = self.slot(shard);
-        slot.store(
-            slot.load(Ordering::Relaxed).wrapping_sub(n),
-            Ordering::Relaxed,
-        );
+        if self.exclusive {
+            slot.store(
+                slot.load(Ordering::Relaxed).wrapping_sub(n),
+                Ordering::Relaxed,
+            );
+        } else {
+            slot.fetch_sub(n, Ordering::Relaxed);
+        }
     }
 
     /// The sum over all slots.
     pub(crate) fn get(&self) -> u64 {
-        self.0
+        self.slots
             .iter()
             .fold(0u64, |sum, c| sum.wrapping_add(c.load(Ordering::Relaxed)))
     }
@@ -111,15 +138,41 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    /// A server's counters, for a runtime of `shards` shards.
     pub(crate) fn new(shards: usize) -> Arc<Counters> {
-        Arc::new(Counters {
+        Arc::new(Counters::with_slots(
+            shards,
+            ShardedCounter::new(shards),
+            ShardedCounter::new(shards),
+            ShardedCounter::new(shards),
+        ))
+    }
+
+    /// Counters that connections on any shards of any runtime may share
+    /// (a [`ServeConnection`](crate::ServeConnection) and its clones).
+    pub(crate) fn shared() -> Arc<Counters> {
+        Arc::new(Counters::with_slots(
+            1,
+            ShardedCounter::shared(),
+            ShardedCounter::shared(),
+            ShardedCounter::shared(),
+        ))
+    }
+
+    fn with_slots(
+        shards: usize,
+        requests: ShardedCounter,
+        in_flight: ShardedCounter,
+        awaiting_ready: ShardedCounter,
+    ) -> Counters {
+        Counters {
             accepted: Counter::default(),
             active: Counter::default(),
             per_shard_active: (0..shards).map(|_| Counter::default()).collect(),
             per_shard_accepted: (0..shards).map(|_| Counter::default()).collect(),
-            requests: ShardedCounter::new(shards),
-            in_flight: ShardedCounter::new(shards),
-            awaiting_ready: ShardedCounter::new(shards),
+            requests,
+            in_flight,
+            awaiting_ready,
             requests_failed: Counter::default(),
             panics: Counter::default(),
             request_timeouts: Counter::default(),
@@ -136,7 +189,7 @@ impl Counters {
             proxy_headers: Counter::default(),
             proxy_refused: Counter::default(),
             shutdown: OnceLock::new(),
-        })
+        }
     }
 
     /// Counts a failed request: in `requests_failed`, and in `panics` or

@@ -197,6 +197,45 @@ fn clones_made_after_stats_count_together() {
 }
 
 #[test]
+fn clones_serving_on_every_shard_at_once_count_every_request() {
+    // The counters are made before the runtime's shard count is known and
+    // written by connections on every shard at the same time: no update
+    // may be lost (a lost one left `requests_in_flight` wrapped near 2^64).
+    const CONNECTIONS: usize = 8;
+    const CALLS: usize = 1000;
+    run2(|handle| async move {
+        let mut sc = ServeConnection::new(LengthDelimited::new());
+        let stats = sc.stats();
+        let mut served = Vec::new();
+        let mut clients = Vec::new();
+        for i in 0..CONNECTIONS {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            let sc = sc.clone();
+            served.push(handle.spawn_local_on(ShardId(i % 2), move || async move {
+                sc.serve(ours, echo()).await
+            }));
+            clients.push(
+                handle.spawn_local_on(ShardId((i + 1) % 2), move || async move {
+                    let mut client = Client::new(theirs);
+                    for _ in 0..CALLS {
+                        ok(&mut client, b"x").await;
+                    }
+                }),
+            );
+        }
+        for client in clients {
+            client.await.unwrap();
+        }
+        for serving in served {
+            bounded("serve", serving).await.unwrap().unwrap();
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.requests, (CONNECTIONS * CALLS) as u64);
+        assert_eq!((s.requests_in_flight, s.requests_awaiting_ready), (0, 0));
+    });
+}
+
+#[test]
 fn serving_off_a_shard_is_refused() {
     let (ours, _theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     let stream = UnixStream::from_std(ours);
