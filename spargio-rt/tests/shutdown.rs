@@ -94,6 +94,50 @@ fn spawning_after_shutdown_reports_cancellation() {
     assert!(e.is_cancelled());
 }
 
+/// Spawns, when dropped, a task on shard `to` whose closure holds a
+/// `Counted`: what a connection handed to another shard during shutdown
+/// does (the closure holds the socket).
+struct HandOffOnDrop {
+    handle: RuntimeHandle,
+    to: ShardId,
+    dropped: Arc<AtomicUsize>,
+}
+
+impl Drop for HandOffOnDrop {
+    fn drop(&mut self) {
+        let held = Counted(self.dropped.clone());
+        drop(self.handle.spawn_local_on(self.to, move || {
+            let held = held;
+            async move { drop(held) }
+        }));
+    }
+}
+
+#[test]
+fn a_task_handed_to_a_shard_that_already_exited_releases_what_its_closure_holds() {
+    // Each shard, as it exits, drops a task that hands work to the other
+    // shard, which may be gone already. The runtime is shutting down, so
+    // the task never runs, and its closure (and what it captured) must be
+    // dropped, not leaked.
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    for (on, to) in [(0, 1), (1, 0)] {
+        let guard = HandOffOnDrop {
+            handle: h.clone(),
+            to: ShardId(to),
+            dropped: dropped.clone(),
+        };
+        drop(h.spawn_pinned(ShardId(on), async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        }));
+    }
+    rt.block_on(sleep(Duration::from_millis(20)));
+    drop(rt);
+    assert_eq!(dropped.load(Ordering::SeqCst), 2, "a closure was leaked");
+}
+
 #[test]
 fn shutdown_timeout_returns_even_with_a_stuck_task() {
     let rt = Runtime::builder().shards(2).build().unwrap();
