@@ -277,7 +277,7 @@ impl Inner {
         let (task, handle) = register(&self.registry, part, fut, |guard| {
             async_task::Builder::new()
                 .metadata(TaskMeta::new(home, first))
-                .spawn(move |_| guard, self.scheduler())
+                .spawn(move |meta: &TaskMeta| guard.of_task(meta), self.scheduler())
         });
         self.start(task, placement == TaskPlacement::Stealable);
         handle
@@ -346,7 +346,7 @@ impl Inner {
             unsafe {
                 async_task::Builder::new()
                     .metadata(TaskMeta::new(Home::Local(shard), shard))
-                    .spawn_unchecked(move |_| guard, self.scheduler())
+                    .spawn_unchecked(move |meta: &TaskMeta| guard.of_task(meta), self.scheduler())
             }
         });
         self.start(task, false);
@@ -386,7 +386,7 @@ impl Inner {
         let (task, handle) = register(pool.registry(), 0, fut, |guard| {
             async_task::Builder::new()
                 .metadata(TaskMeta::new(home, 0))
-                .spawn(move |_| guard, self.scheduler())
+                .spawn(move |meta: &TaskMeta| guard.of_task(meta), self.scheduler())
         });
         if self.is_shutdown() {
             task.metadata().abort();

@@ -5,7 +5,9 @@
 //! the registry's `aborting` flag, before each poll, and drops an aborted
 //! task's runnable instead of polling it: async-task then drops the future
 //! there, on the thread that owns it, and the task's `JoinHandle` reports
-//! it cancelled. [`JoinHandle::abort`](super::JoinHandle::abort) sets the
+//! it cancelled. The task's [`Guard`](super::guard::Guard) checks its flag
+//! again inside the poll, for an abort that lands after the runner's check
+//! (its wake-up found the task still scheduled and did nothing). [`JoinHandle::abort`](super::JoinHandle::abort) sets the
 //! flag and wakes the task so that this happens at once.
 //!
 //! The registry is what lets shutdown reach tasks that nothing would ever

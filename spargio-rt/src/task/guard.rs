@@ -7,7 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::ctl::Slot;
-use super::join::JoinError;
+use super::join::{JoinError, MetaRef};
+use super::TaskMeta;
 
 /// Wraps a user future. Its output is an [`Outcome`]: the `Result` a
 /// `JoinHandle` yields.
@@ -16,6 +17,9 @@ pub(crate) struct Guard<F> {
     fut: Option<F>,
     /// The task's registry slot, released when the guard is dropped.
     slot: Slot,
+    /// The metadata of the task this guard is the future of (set when the
+    /// task is built), whose abort flag each poll checks.
+    meta: Option<MetaRef>,
 }
 
 impl<F> Guard<F> {
@@ -23,7 +27,32 @@ impl<F> Guard<F> {
         Guard {
             fut: Some(fut),
             slot,
+            meta: None,
         }
+    }
+
+    /// This guard, as the future of the task whose metadata is `meta`
+    /// (called by the task's builder with the task's own metadata).
+    ///
+    /// The runner checks the abort flag before it runs a task, but an
+    /// abort can land between that check and the poll: its wake-up finds
+    /// the task still scheduled and does nothing, and the poll would go on
+    /// and leave the task waiting for something else (a long sleep) with
+    /// nobody to drop it. The poll checks the flag again once the task is
+    /// marked running, when a later abort's wake-up schedules it anew.
+    pub(crate) fn of_task(mut self, meta: &TaskMeta) -> Self {
+        self.meta = Some(MetaRef::new(meta));
+        self
+    }
+
+    /// Whether the task was aborted.
+    fn aborted(&self) -> bool {
+        self.meta.as_ref().is_some_and(|m| {
+            // SAFETY: the guard is the future of the task `m` points into
+            // (`of_task`), so the task's allocation, which holds both,
+            // exists while the guard does.
+            unsafe { m.get() }.is_aborted()
+        })
     }
 
     /// Drops the inner future now; a panic in its destructor is swallowed
@@ -81,6 +110,9 @@ impl<F: Future> Guard<F> {
         // has no `Unpin` impl that would let it move while pinned. The other
         // fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
+        if this.aborted() {
+            this.drop_future();
+        }
         let Some(fut) = this.fut.as_mut() else {
             return Poll::Ready(Err(JoinError::cancelled()));
         };
@@ -105,5 +137,67 @@ impl<F> Drop for Guard<F> {
     fn drop(&mut self) {
         self.drop_future();
         self.slot.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use futures_util::FutureExt;
+
+    use super::*;
+    use crate::task::ctl::Registry;
+    use crate::task::Home;
+
+    /// Sets its flag when dropped.
+    struct DropFlag(Arc<AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn an_abort_that_lands_after_the_runners_check_is_seen_by_the_poll() {
+        let registry = Registry::for_pool();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let polled = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let saw_poll = polled.clone();
+        let fut = async move {
+            let _flag = flag;
+            saw_poll.store(true, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        };
+        let (runnable, task) = registry.insert(0, |slot| {
+            let guard = Guard::new(fut, slot);
+            let (runnable, task) = async_task::Builder::new()
+                .metadata(TaskMeta::new(Home::Stealable, 0))
+                .spawn(
+                    move |meta: &TaskMeta| guard.of_task(meta),
+                    |r: async_task::Runnable<TaskMeta>| drop(r),
+                );
+            let waker = runnable.waker();
+            ((runnable, task), waker)
+        });
+        // The runner looked at the flag (not aborted) and is about to run
+        // the task when the abort lands; its wake-up finds the task
+        // scheduled and does nothing.
+        runnable.metadata().abort();
+        runnable.waker().wake();
+        runnable.run();
+        assert!(
+            !polled.load(Ordering::SeqCst),
+            "an aborted future was polled"
+        );
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the aborted future was kept"
+        );
+        let outcome = task.now_or_never().expect("the task has ended");
+        assert!(outcome.take().unwrap_err().is_cancelled());
     }
 }

@@ -41,7 +41,25 @@ pub struct JoinHandle<T> {
 /// so the address is taken from the `Task` it is made from (and wraps):
 /// the metadata lives in the task's allocation, which does not move and
 /// is not freed while that `Task` exists.
-struct MetaRef(NonNull<TaskMeta>);
+pub(crate) struct MetaRef(NonNull<TaskMeta>);
+
+impl MetaRef {
+    /// A reference to `meta`, for a holder that `meta`'s task allocation
+    /// outlives (see the callers' `SAFETY` notes when it is read).
+    pub(crate) fn new(meta: &TaskMeta) -> MetaRef {
+        MetaRef(NonNull::from(meta))
+    }
+
+    /// The metadata.
+    ///
+    /// # Safety
+    /// The task allocation the metadata lives in must still exist.
+    pub(crate) unsafe fn get(&self) -> &TaskMeta {
+        // SAFETY: the caller promises the allocation is alive; the
+        // metadata never moves within it.
+        unsafe { self.0.as_ref() }
+    }
+}
 
 // SAFETY: a `MetaRef` only hands out `&TaskMeta`, and `TaskMeta` is `Sync`
 // (atomics and plain data), so sharing or sending the pointer across
@@ -52,7 +70,7 @@ unsafe impl Sync for MetaRef {}
 
 impl<T> JoinHandle<T> {
     pub(crate) fn new(task: async_task::Task<Outcome<T>, TaskMeta>, waker: Waker) -> Self {
-        let meta = MetaRef(NonNull::from(task.metadata()));
+        let meta = MetaRef::new(task.metadata());
         JoinHandle {
             task: Some(task.fallible()),
             meta,
@@ -79,7 +97,7 @@ impl<T> JoinHandle<T> {
         // SAFETY: `task` is `Some`, so the `Task` the pointer was taken
         // from is alive (inside the `FallibleTask`), and with it the
         // allocation that holds the metadata (see `MetaRef`).
-        let meta = unsafe { self.meta.0.as_ref() };
+        let meta = unsafe { self.meta.get() };
         meta.abort();
         Some(self.waker.clone())
     }
