@@ -282,17 +282,9 @@ fn lower_priority(nice: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::guard::tests::DropFlag;
     use crate::task::{Home, TaskMeta};
     use std::sync::atomic::AtomicBool;
-
-    /// Sets its flag when dropped.
-    struct DropFlag(Arc<AtomicBool>);
-
-    impl Drop for DropFlag {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
 
     /// A job whose every thread fails to start is cancelled at once
     /// instead of waiting in a queue that no thread will ever take.

@@ -141,7 +141,7 @@ impl<F> Drop for Guard<F> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
@@ -151,8 +151,8 @@ mod tests {
     use crate::task::ctl::Registry;
     use crate::task::Home;
 
-    /// Sets its flag when dropped.
-    struct DropFlag(Arc<AtomicBool>);
+    /// Sets its flag when dropped (also for the pool's tests).
+    pub(crate) struct DropFlag(pub(crate) Arc<AtomicBool>);
 
     impl Drop for DropFlag {
         fn drop(&mut self) {
