@@ -5,9 +5,9 @@
 //! the registry's `aborting` flag, before each poll, and drops an aborted
 //! task's runnable instead of polling it: async-task then drops the future
 //! there, on the thread that owns it, and the task's `JoinHandle` reports
-//! it cancelled. The task's [`Guard`](super::guard::Guard) checks its flag
-//! again inside the poll, for an abort that lands after the runner's check
-//! (its wake-up found the task still scheduled and did nothing). [`JoinHandle::abort`](super::JoinHandle::abort) sets the
+//! it cancelled. The task's [`Guard`](super::guard::Guard) checks both
+//! flags again inside the poll, for an abort that lands after the runner's
+//! check (its wake-up found the task still scheduled and did nothing). [`JoinHandle::abort`](super::JoinHandle::abort) sets the
 //! flag and wakes the task so that this happens at once.
 //!
 //! The registry is what lets shutdown reach tasks that nothing would ever
@@ -45,6 +45,10 @@ pub(crate) struct Partition {
     /// wakers, to go back to `slots`. On a cache line of its own: other
     /// shards write it while the owner works on `slots`.
     returned: CachePadded<Mutex<Vec<u32>>>,
+    /// The registry's `aborting`, copied here for the guards of this
+    /// partition's tasks to check inside their polls (see `Slot::aborting`);
+    /// read on every poll, so on a line of its own.
+    aborting: CachePadded<AtomicBool>,
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +85,13 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// Whether every task of the registry is being dropped (shutdown):
+    /// the task's guard checks it inside each poll, as it does the task's
+    /// own abort flag, for a wake-up that found the task still scheduled.
+    pub(crate) fn aborting(&self) -> bool {
+        self.part.aborting.load(Ordering::Acquire)
+    }
+
     /// Frees the slot; the task is no longer live. Called once, when the
     /// task's future is dropped.
     pub(crate) fn release(&self) {
@@ -242,6 +253,9 @@ impl Registry {
     /// nothing). Returns how many were woken.
     pub(crate) fn abort_all(&self) -> usize {
         self.aborting.store(true, Ordering::Release);
+        for part in self.parts.iter() {
+            part.aborting.store(true, Ordering::Release);
+        }
         let mut n = 0;
         for part in self.parts.iter() {
             // Woken outside the lock: a wake-up can drop the task on this

@@ -45,14 +45,16 @@ impl<F> Guard<F> {
         self
     }
 
-    /// Whether the task was aborted.
+    /// Whether the task was aborted, alone or with every task of its
+    /// registry (shutdown).
     fn aborted(&self) -> bool {
-        self.meta.as_ref().is_some_and(|m| {
+        let alone = self.meta.as_ref().is_some_and(|m| {
             // SAFETY: the guard is the future of the task `m` points into
             // (`of_task`), so the task's allocation, which holds both,
             // exists while the guard does.
             unsafe { m.get() }.is_aborted()
-        })
+        });
+        alone || self.slot.aborting()
     }
 
     /// Drops the inner future now; a panic in its destructor is swallowed
@@ -160,6 +162,31 @@ pub(crate) mod tests {
         }
     }
 
+    /// A task of `registry` around `fut`, built as the scheduler builds
+    /// them, with a schedule function that drops what it is given.
+    fn task_in<F: Future + Send + 'static>(
+        registry: &Registry,
+        fut: F,
+    ) -> (
+        async_task::Runnable<TaskMeta>,
+        async_task::Task<Outcome<F::Output>, TaskMeta>,
+    )
+    where
+        F::Output: Send,
+    {
+        registry.insert(0, |slot| {
+            let guard = Guard::new(fut, slot);
+            let (runnable, task) = async_task::Builder::new()
+                .metadata(TaskMeta::new(Home::Stealable, 0))
+                .spawn(
+                    move |meta: &TaskMeta| guard.of_task(meta),
+                    |r: async_task::Runnable<TaskMeta>| drop(r),
+                );
+            let waker = runnable.waker();
+            ((runnable, task), waker)
+        })
+    }
+
     #[test]
     fn an_abort_that_lands_after_the_runners_check_is_seen_by_the_poll() {
         let registry = Registry::for_pool();
@@ -172,17 +199,7 @@ pub(crate) mod tests {
             saw_poll.store(true, Ordering::SeqCst);
             std::future::pending::<()>().await;
         };
-        let (runnable, task) = registry.insert(0, |slot| {
-            let guard = Guard::new(fut, slot);
-            let (runnable, task) = async_task::Builder::new()
-                .metadata(TaskMeta::new(Home::Stealable, 0))
-                .spawn(
-                    move |meta: &TaskMeta| guard.of_task(meta),
-                    |r: async_task::Runnable<TaskMeta>| drop(r),
-                );
-            let waker = runnable.waker();
-            ((runnable, task), waker)
-        });
+        let (runnable, task) = task_in(&registry, fut);
         // The runner looked at the flag (not aborted) and is about to run
         // the task when the abort lands; its wake-up finds the task
         // scheduled and does nothing.
@@ -197,6 +214,28 @@ pub(crate) mod tests {
             dropped.load(Ordering::SeqCst),
             "the aborted future was kept"
         );
+        let outcome = task.now_or_never().expect("the task has ended");
+        assert!(outcome.take().unwrap_err().is_cancelled());
+    }
+
+    #[test]
+    fn a_shutdown_that_lands_after_the_runners_check_is_seen_by_the_poll() {
+        let registry = Registry::for_pool();
+        let polled = Arc::new(AtomicBool::new(false));
+        let saw_poll = polled.clone();
+        let fut = async move {
+            saw_poll.store(true, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        };
+        let (runnable, task) = task_in(&registry, fut);
+        // The runner saw no shutdown; then every task is aborted.
+        assert_eq!(registry.abort_all(), 1);
+        runnable.run();
+        assert!(
+            !polled.load(Ordering::SeqCst),
+            "an aborted future was polled"
+        );
+        assert_eq!(registry.live(), 0, "the task's slot was kept");
         let outcome = task.now_or_never().expect("the task has ended");
         assert!(outcome.take().unwrap_err().is_cancelled());
     }
