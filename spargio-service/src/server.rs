@@ -185,11 +185,7 @@ impl<L: Listener> Server<L> {
             let shared = shared.clone();
             let state = st.clone();
             drop(handle.spawn_local_on(shard, move || async move {
-                if state.force.is_cancelled() {
-                    // Cut (the shutdown deadline passed, or the serve
-                    // future was dropped) before its task ran: the
-                    // make-service is not called for it.
-                    state.cut.add(1);
+                if state.cut_before_start() {
                     drop(acc);
                     return;
                 }
@@ -322,12 +318,9 @@ impl<L: Listener> Server<L> {
             let shared = shared.clone();
             let state = st.clone();
             drop(handle.spawn_local_on(shard, move || async move {
-                if state.force.is_cancelled() {
-                    // Cut (the shutdown deadline passed, or the serve
-                    // future was dropped) before its task ran: no service
-                    // is built, which after a dropped serve future nobody
-                    // would ever drop again.
-                    state.cut.add(1);
+                if state.cut_before_start() {
+                    // After a dropped serve future nobody would ever drop
+                    // a service built now.
                     drop(acc);
                     return;
                 }

@@ -38,6 +38,17 @@ impl ServerState {
             counters,
         })
     }
+
+    /// Whether the shutdown deadline already cut the connections (or the
+    /// serve future was dropped); if so, counts one more connection cut
+    /// before its task ran, which then builds no service for it.
+    pub(crate) fn cut_before_start(&self) -> bool {
+        let forced = self.force.is_cancelled();
+        if forced {
+            self.cut.add(1);
+        }
+        forced
+    }
 }
 
 /// Starts a server's graceful shutdown from anywhere

@@ -273,15 +273,27 @@ fn truncating_client(
     })
 }
 
+/// The server's halves of a connection from a [`truncating_client`] that
+/// sent `data`, and the client's task.
+async fn truncated_connection(
+    acceptor: &TlsAcceptor,
+    client_config: Arc<rustls::ClientConfig>,
+    data: &'static [u8],
+) -> (TlsReader, TlsWriter, spargio_rt::JoinHandle<()>) {
+    let (l, addr) = listen().await;
+    let client = truncating_client(addr, client_config, data);
+    let (tcp, _) = l.accept().await.unwrap();
+    let (r, w) = acceptor.accept(tcp).await.unwrap().split();
+    (r, w, client)
+}
+
 #[test]
 fn tls_truncation_without_close_notify_is_an_error() {
     let (acceptor, connector) = localhost_pair();
     let client_config = Arc::clone(connector.config());
     run(move || async move {
-        let (l, addr) = listen().await;
-        let client = truncating_client(addr, client_config, b"partial request");
-        let (tcp, _) = l.accept().await.unwrap();
-        let (mut r, w) = acceptor.accept(tcp).await.unwrap().split();
+        let (mut r, w, client) =
+            truncated_connection(&acceptor, client_config, b"partial request").await;
         let mut buf = BytesMut::with_capacity(4096);
         let err = loop {
             let (res, b) = r.read_some(buf).await;
@@ -307,10 +319,7 @@ fn tls_truncation_found_by_a_probe_stays_an_error() {
     let (acceptor, connector) = localhost_pair();
     let client_config = Arc::clone(connector.config());
     run(move || async move {
-        let (l, addr) = listen().await;
-        let client = truncating_client(addr, client_config, b"ping");
-        let (tcp, _) = l.accept().await.unwrap();
-        let (mut r, w) = acceptor.accept(tcp).await.unwrap().split();
+        let (mut r, w, client) = truncated_connection(&acceptor, client_config, b"ping").await;
         assert_eq!(read_n(&mut r, 4).await.unwrap(), b"ping");
         // The probe meets the cut (rustls's server side reports it once).
         while !r.has_input_now() {
@@ -599,11 +608,8 @@ fn tls_rejoined_stream_keeps_reporting_a_truncation() {
     let (acceptor, connector) = localhost_pair();
     let client_config = Arc::clone(connector.config());
     run(move || async move {
-        let (l, addr) = listen().await;
         // (After an upgrade, say.)
-        let client = truncating_client(addr, client_config, b"ping");
-        let (tcp, _) = l.accept().await.unwrap();
-        let (mut r, w) = acceptor.accept(tcp).await.unwrap().split();
+        let (mut r, w, client) = truncated_connection(&acceptor, client_config, b"ping").await;
         assert_eq!(read_n(&mut r, 4).await.unwrap(), b"ping");
         let mut raw = ServerTlsStream::rejoin(r, w);
         let mut buf = [0u8; 16];

@@ -546,11 +546,18 @@ mod tests {
     }
 
     fn socket(open: bool, role: Role) -> WebSocket<Mock> {
+        socket_with(
+            open,
+            role,
+            WebSocketConfig::default().write_buffer_limit(1024),
+        )
+    }
+
+    fn socket_with(open: bool, role: Role, config: WebSocketConfig) -> WebSocket<Mock> {
         let io = Mock {
             open,
             ..Mock::default()
         };
-        let config = WebSocketConfig::default().write_buffer_limit(1024);
         WebSocket::from_raw(io, role, config)
     }
 
@@ -746,12 +753,8 @@ mod tests {
     }
 
     fn quick_close(role: Role, open: bool) -> WebSocket<Mock> {
-        let io = Mock {
-            open,
-            ..Mock::default()
-        };
         let config = WebSocketConfig::default().close_timeout(Duration::from_millis(20));
-        WebSocket::from_raw(io, role, config)
+        socket_with(open, role, config)
     }
 
     #[test]
