@@ -38,6 +38,24 @@ fn exit_code_is_reported() {
 }
 
 #[test]
+fn status_with_piped_output_does_not_wait_on_a_full_pipe() {
+    // Nobody can read a pipe that `status` keeps: it is closed before the
+    // wait, so the writer gets EPIPE instead of blocking on a full pipe.
+    let status = run(|| async {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", "head -c 1000000 /dev/zero; exit 7"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        spargio_rt::time::timeout(std::time::Duration::from_secs(60), command.status())
+            .await
+            .expect("the child blocked on a pipe nobody reads")
+            .unwrap()
+    });
+    assert_eq!(status.code(), Some(7));
+}
+
+#[test]
 fn output_collects_stderr_and_failure() {
     let out = run(|| async {
         Command::new("sh")

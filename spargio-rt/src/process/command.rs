@@ -171,9 +171,15 @@ impl Command {
     }
 
     /// Runs the child to completion and returns its exit status. Streams
-    /// left unset are inherited.
+    /// left unset are inherited. Streams set to [`Stdio::piped`] are closed
+    /// on our side before the wait (nobody could read or write them), so a
+    /// child that writes more than a pipe holds gets `EPIPE` instead of
+    /// blocking forever.
     pub async fn status(&mut self) -> io::Result<ExitStatus> {
         let mut child = self.spawn()?;
+        drop(child.stdin.take());
+        drop(child.stdout.take());
+        drop(child.stderr.take());
         child.wait().await
     }
 
