@@ -236,3 +236,25 @@ async fn a_quiet_buffered_shutdown_writes_out_the_buffer_then_ends_the_stream() 
     assert_eq!(got, b"bye");
     writer.await.unwrap().unwrap();
 }
+
+#[spargio_rt::test]
+async fn a_quiet_copy_goes_on_after_each_full_write() {
+    use spargio_rt::io::{AsyncReadExt, AsyncWriteExt};
+    const LEN: usize = 200_000;
+    let (mut client, _rd, mut wr) = served_pair().await;
+    let (mut feed, mut src) = UnixStream::pair().unwrap();
+    spargio_rt::spawn_local(async move {
+        let (res, _) = feed.write_all(vec![7u8; LEN]).await;
+        res.unwrap();
+    });
+    // Each chunk's write is followed by another read: its completion must
+    // wake the task though the copy is polled quietly.
+    let copier = spawn_quiet(async move { spargio_rt::io::copy(&mut src, &mut wr).await });
+    let (res, got) =
+        spargio_rt::time::timeout(Duration::from_secs(10), client.read_exact(vec![0u8; LEN]))
+            .await
+            .expect("the copy stalled after a full write");
+    res.unwrap();
+    assert!(got.iter().all(|&b| b == 7));
+    assert_eq!(copier.await.unwrap().unwrap(), LEN as u64);
+}

@@ -3,6 +3,7 @@
 use std::io;
 
 use super::ext::AsyncWriteExt;
+use super::quiet::loud;
 use super::traits::{AsyncRead, AsyncWrite};
 
 /// The size of [`copy`]'s buffer.
@@ -13,7 +14,8 @@ const COPY_BUF: usize = 64 * 1024;
 ///
 /// One 64 KiB buffer is allocated up front and reused for every read; each
 /// read's bytes are written in full (continuing after partial writes)
-/// before the next read. On error, bytes already read may or may not have
+/// before the next read (even when polled inside
+/// [`quiet_writes`](super::quiet_writes)). On error, bytes already read may or may not have
 /// reached `writer`.
 ///
 /// ```
@@ -47,7 +49,9 @@ where
         match res {
             Ok(0) => return Ok(total),
             Ok(n) => {
-                let (res, b) = writer.write_all(buf).await;
+                // Loud: another read follows, so a caller polling the copy
+                // inside `quiet_writes` must still be woken to go on.
+                let (res, b) = loud(writer.write_all(buf)).await;
                 buf = b;
                 res?;
                 total += n as u64;
