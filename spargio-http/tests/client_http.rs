@@ -438,6 +438,20 @@ fn client_101_is_returned_and_its_connection_not_reused() {
 }
 
 #[test]
+fn client_refuses_a_101_to_a_request_that_asked_for_no_upgrade() {
+    run(|| async {
+        let server = serve_fixed(
+            "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nnot http",
+        );
+        let err = Client::new().get(server.url("/")).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Parse { .. }),
+            "an unasked-for 101 was taken as an answer: {err:?}"
+        );
+    });
+}
+
+#[test]
 fn client_http10_response_closes_unless_keep_alive() {
     run(|| async {
         let plain = serve_fixed("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\na");

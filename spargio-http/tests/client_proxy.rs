@@ -236,6 +236,33 @@ fn a_silent_proxy_times_out_and_a_chatty_one_is_a_proxy_error() {
     });
 }
 
+#[test]
+fn interim_answers_before_the_proxys_2xx_are_skipped() {
+    let (tx, _seen) = std::sync::mpsc::channel();
+    let server = TestServer::start(common::ws_echo::echo_app(tx));
+    let port = server.addr.port();
+    let proxy = PythonProxy::start(None);
+    let uri = proxy.uri(None);
+    run(move || async move {
+        let client = Client::builder().proxy(Proxy::new(&*uri).unwrap()).build();
+        // The proxy answers this CONNECT with a 100 and a 103 before its 200.
+        let req = Request::get(format!("ws://interim.test:{port}/ws"))
+            .body(())
+            .unwrap();
+        let (mut socket, resp) = ws::connect_with(&client, req, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+        socket.send(Message::text("after 1xx")).await.unwrap();
+        let echo = spargio_rt::time::timeout(std::time::Duration::from_secs(20), socket.recv())
+            .await
+            .expect("no echo within 20 s");
+        assert_eq!(echo.unwrap().unwrap(), Message::text("after 1xx"));
+        socket.close().await.unwrap();
+    });
+    drop(server);
+}
+
 /// How many tunnels `proxy` opened so far, asked of it directly.
 async fn tunnels_opened(proxy_uri: &str) -> String {
     let client = Client::builder()

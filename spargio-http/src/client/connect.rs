@@ -233,7 +233,12 @@ async fn establish(inner: &Inner, target: &Target) -> Result<Conn, ClientError> 
         // A tunnel to the server; TLS, if any, runs with the server
         // itself inside it.
         inner.config.proxies[via.proxy]
-            .open_tunnel(&mut tcp, target, &inner.config.limits)
+            .open_tunnel(
+                &mut tcp,
+                target,
+                &inner.config.limits,
+                inner.config.max_interim_responses,
+            )
             .await?;
     }
     if !target.https {

@@ -71,6 +71,9 @@ struct Ctx<'a> {
     deadline: Option<(Instant, Duration)>,
     /// The request did not ask to close the connection.
     reuse_allowed: bool,
+    /// The request carries an `Upgrade` header: only then may a `101`
+    /// answer it.
+    upgrade_asked: bool,
 }
 
 impl Ctx<'_> {
@@ -157,6 +160,7 @@ where
         deadline,
         reuse_allowed: parts.method != Method::CONNECT
             && !connection_has_token(&parts.headers, "close"),
+        upgrade_asked: parts.headers.contains_key(http::header::UPGRADE),
     };
     // Only a request that can be sent twice without harm, and whose
     // (empty) body is not consumed by the first try, is retried.
@@ -336,7 +340,13 @@ where
         let mut answer_timer: Option<Sleep> = None;
         let read = {
             let max_interim = ctx.inner.config.max_interim_responses;
-            let mut reader = pin!(read_head(&mut input, ctx.method, limits, max_interim));
+            let mut reader = pin!(read_head(
+                &mut input,
+                ctx.method,
+                limits,
+                max_interim,
+                ctx.upgrade_asked
+            ));
             poll_fn(|cx| {
                 poll_writer(writer.as_mut(), &mut written, cx);
                 if let Some(WriteEnd::Body(_)) = written {
@@ -676,11 +686,15 @@ async fn body_failed(out: &mut Output, err: BoxError, head_in: &AtomicBool) -> W
 
 /// Reads up to the final response head, skipping interim (1xx) responses
 /// other than `101 Switching Protocols` (at most `max_interim` of them).
+/// A `101` to a request without `Upgrade` is refused (RFC 9110 §15.2.2: a
+/// server switches only to a protocol the client named): the bytes after
+/// it are not HTTP, and nobody waits for them.
 async fn read_head(
     input: &mut Input,
     method: &Method,
     limits: &Limits,
     max_interim: usize,
+    upgrade_asked: bool,
 ) -> Result<ResponseHead, HeadError> {
     let mut any_bytes = !input.buf.is_empty();
     let mut interim = 0;
@@ -693,6 +707,11 @@ async fn read_head(
                 Ok(Some((head, n))) => {
                     input.buf.advance(n);
                     scan.reset();
+                    if head.status == StatusCode::SWITCHING_PROTOCOLS && !upgrade_asked {
+                        return Err(HeadError::Parse(
+                            "101 Switching Protocols to a request that asked for no upgrade",
+                        ));
+                    }
                     if head.status.is_informational()
                         && head.status != StatusCode::SWITCHING_PROTOCOLS
                     {

@@ -4,10 +4,10 @@
 
 use std::fmt;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use http::header::{HeaderValue, PROXY_AUTHORIZATION};
 use http::uri::Scheme;
-use http::{HeaderMap, Method, Uri};
+use http::{HeaderMap, Method, StatusCode, Uri};
 use spargio_rt::io::{AsyncRead, AsyncWriteExt};
 use spargio_rt::net::SocketStream;
 
@@ -245,12 +245,14 @@ impl Proxy {
 
     /// Asks the proxy, over `socket`, for a tunnel to `target`; returns
     /// once the proxy said yes (a 2xx), after which `socket` carries bytes
-    /// to and from `target`.
+    /// to and from `target`. Interim (1xx) answers before it are skipped,
+    /// at most `max_interim` of them.
     pub(crate) async fn open_tunnel(
         &self,
         socket: &mut SocketStream,
         target: &Target,
         limits: &Limits,
+        max_interim: usize,
     ) -> Result<(), ClientError> {
         let failed = |reason: String| ClientError::Proxy {
             host: target.authority.clone(),
@@ -279,10 +281,20 @@ impl Proxy {
         // follow a 2xx head before the client speaks: the tunnel is silent
         // until TLS starts.
         let mut got = BytesMut::new();
+        let mut interim = 0;
         loop {
             if let Some((resp, len)) = h1::parse_response(&got, &Method::CONNECT, limits)
                 .map_err(|e| failed(e.to_string()))?
             {
+                if resp.status.is_informational() && resp.status != StatusCode::SWITCHING_PROTOCOLS
+                {
+                    interim += 1;
+                    if interim > max_interim {
+                        return Err(failed("too many interim (1xx) answers".into()));
+                    }
+                    got.advance(len);
+                    continue;
+                }
                 if !resp.status.is_success() {
                     return Err(ClientError::ProxyRefused {
                         host: target.authority.clone(),

@@ -11,7 +11,8 @@ and then copies bytes both ways until either side closes, except for two
 made-up hosts: `CONNECT silent.test:<port>` is never answered (the
 connection stays open until the client closes it), and `CONNECT
 chatty.test:<port>` is answered `200` followed at once by bytes no server
-sent. `GET
+sent, and `CONNECT interim.test:<port>` is a tunnel to 127.0.0.1:<port>
+whose `200` comes after two interim answers (`100` and `103`). `GET
 http://proxy.stats/` is answered `connects=<tunnels opened so far>`. Any
 other request (absolute form) is answered by the proxy itself, keep-alive,
 with the text body
@@ -93,6 +94,9 @@ def serve(conn):
                     pass
                 conn.close()
                 return
+            interim = host == "interim.test"
+            if interim:
+                host = "127.0.0.1"
             try:
                 upstream = socket.create_connection((host, int(port)))
             except (OSError, ValueError):
@@ -100,6 +104,11 @@ def serve(conn):
                 conn.close()
                 return
             CONNECTS[0] += 1
+            if interim:
+                conn.sendall(
+                    b"HTTP/1.1 100 Continue\r\n\r\n"
+                    b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+                )
             conn.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
             if buf:
                 upstream.sendall(buf)
