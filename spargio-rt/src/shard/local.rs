@@ -817,9 +817,14 @@ impl Drop for Refire<'_> {
             }
         }
         self.due.clear();
+        // The batch buffer is reused; a burst's worth of room is not kept.
+        self.due.shrink_to(DUE_TIMERS_KEPT);
         self.shard.due_timers.set(std::mem::take(&mut self.due));
     }
 }
+
+/// How many due timers' room the firing buffer keeps between turns.
+const DUE_TIMERS_KEPT: usize = 1024;
 
 /// Clears a shard's in-poll state when a task poll ends, also by unwinding.
 struct PollScope<'a>(&'a LocalShard);

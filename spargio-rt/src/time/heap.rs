@@ -71,6 +71,20 @@ impl TimerHeap {
     fn sweep(&mut self) {
         self.heap.retain(|Reverse(s)| !s.entry.is_cancelled());
         self.swept_len = self.heap.len().max(SWEEP_FLOOR / 2);
+        self.give_back_room();
+    }
+
+    /// Gives memory back after a burst: once the heap holds less than a
+    /// quarter of its capacity (and more than the floor's worth), the
+    /// capacity comes down to twice the length. A million timeouts that
+    /// fired would otherwise keep their 32 MB for the shard's life; the
+    /// margins keep a heap that grows and shrinks from reallocating each
+    /// time.
+    fn give_back_room(&mut self) {
+        let len = self.heap.len();
+        if self.heap.capacity() > SWEEP_FLOOR && self.heap.capacity() / 4 > len {
+            self.heap.shrink_to((2 * len).max(SWEEP_FLOOR));
+        }
     }
 
     /// Moves every timer due at `now` into `due`, in deadline order; the
@@ -88,6 +102,7 @@ impl TimerHeap {
                 due.push(slot.entry);
             }
         }
+        self.give_back_room();
     }
 
     /// The nearest deadline of a timer that is still wanted.
@@ -195,5 +210,27 @@ mod tests {
         // which no sweep happens), not by the burst's peak.
         let bound = 2 * (long as usize).max(SWEEP_FLOOR / 2) + 1;
         assert!(peak <= bound, "{peak} entries for {long} live ones");
+    }
+
+    #[test]
+    fn a_burst_that_fired_gives_its_memory_back() {
+        let now = Instant::now();
+        let mut h = TimerHeap::default();
+        let w = Waker::noop();
+        for i in 0..200_000u64 {
+            let at = now + Duration::from_micros(i % 1000);
+            h.insert(Arc::new(TimerEntry::new(at, w)));
+        }
+        let kept = Arc::new(TimerEntry::new(now + Duration::from_secs(60), w));
+        h.insert(kept);
+        let mut due = Vec::new();
+        h.take_due(now + Duration::from_secs(1), &mut due);
+        assert_eq!(due.len(), 200_000);
+        assert_eq!(h.heap.len(), 1);
+        assert!(
+            h.heap.capacity() <= SWEEP_FLOOR,
+            "{} slots kept for one timer",
+            h.heap.capacity()
+        );
     }
 }
