@@ -73,6 +73,11 @@ pub trait CompatIo: Split {
     /// Flushes the write side.
     fn flush_op(write: Self::Write) -> OpFuture<(io::Result<()>, Self::Write)>;
 
+    /// Whether [`flush_op`](Self::flush_op) does nothing (a socket has no
+    /// buffer of ours to write out): a flush then only waits for the
+    /// writes in flight, without building an op.
+    const FLUSH_DOES_NOTHING: bool = false;
+
     /// Shuts the write side down.
     fn shutdown_op(write: Self::Write) -> OpFuture<(io::Result<()>, Self::Write)>;
 }
@@ -80,6 +85,8 @@ pub trait CompatIo: Split {
 macro_rules! compat_io {
     ($t:ty) => {
         impl CompatIo for $t {
+            const FLUSH_DOES_NOTHING: bool = true;
+
             fn read_op(
                 mut read: Self::Read,
                 buf: Vec<u8>,
@@ -556,6 +563,9 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
                 WriteState::Idle(_) if this.side.write_failed.is_some() => {
                     return Poll::Ready(this.failed())
                 }
+                // TLS flushes after every record it hands over; a socket's
+                // flush is then only the wait for that write, done above.
+                WriteState::Idle(_) if T::FLUSH_DOES_NOTHING => return Poll::Ready(Ok(())),
                 WriteState::Idle(_) => this.start_write(|w| WriteState::Flushing(T::flush_op(w))),
                 WriteState::Flushing(_) => return this.poll_settle(cx),
                 WriteState::Writing(_) | WriteState::Closing(_) | WriteState::Taken => {
