@@ -4,11 +4,13 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_lock::SemaphoreGuardArc;
 use futures_util::future::{select, Either};
+use futures_util::FutureExt;
 use spargio_rt::net::SocketStream;
 use spargio_rt::sync::CancellationToken;
 use spargio_rt::ShardId;
@@ -110,8 +112,8 @@ pub(crate) async fn take_proxy_header(
     }
 }
 
-/// Runs `serve` (the protocol on this connection) until it ends or the
-/// shutdown deadline cuts it; then releases the connection's place.
+/// Runs `serve` (the protocol on this connection) until it ends, panics or
+/// the shutdown deadline cuts it; then releases the connection's place.
 ///
 /// `lingering` is the flag of the connection's [`Connection::lingering`]:
 /// a connection the deadline ends while it lingers (every reply written,
@@ -124,13 +126,27 @@ pub(crate) async fn run_connection<F>(
 ) where
     F: Future<Output = io::Result<()>>,
 {
-    let cut = {
+    let (cut, panicked) = {
+        // A panic while serving (in the protocol, or in a response body it
+        // polls) ends this connection only; it is counted, not passed on.
+        let serve = AssertUnwindSafe(serve).catch_unwind();
         let forced = state.force.cancelled();
         futures_util::pin_mut!(serve, forced);
-        matches!(select(serve, forced).await, Either::Right(((), _)))
+        match select(serve, forced).await {
+            Either::Left((Ok(_), _)) => (false, false),
+            Either::Left((Err(_), _)) => (false, true),
+            Either::Right(((), _)) => (true, false),
+        }
         // `serve` (the socket, the service, its spawned handlers) is
         // dropped here, before the connection's place is given back.
     };
+    if panicked {
+        state.counters.protocol_panics.add(1);
+        if state.closing.is_cancelled() {
+            // Not a graceful end of a connection the shutdown waited for.
+            state.failed.add(1);
+        }
+    }
     if cut {
         if lingering.load(Ordering::Relaxed) {
             state.ended_lingering.add(1);

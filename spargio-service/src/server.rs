@@ -444,7 +444,10 @@ impl<L: Listener> Server<L> {
         }
         report.cut = state.cut.get();
         report.ended_lingering = state.ended_lingering.get();
-        report.closed_gracefully = open_at_start.saturating_sub(report.cut);
+        report.failed = state.failed.get();
+        report.closed_gracefully = open_at_start
+            .saturating_sub(report.cut)
+            .saturating_sub(report.failed);
         let _ = counters.shutdown.set(report);
         Ok(report)
     }

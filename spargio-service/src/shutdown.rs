@@ -19,6 +19,8 @@ pub(crate) struct ServerState {
     pub(crate) cut: Counter,
     /// Connections the deadline ended while they only lingered.
     pub(crate) ended_lingering: Counter,
+    /// Connections whose serving panicked after shutdown started.
+    pub(crate) failed: Counter,
     /// Connections that ended before shutdown started.
     pub(crate) ended_before_shutdown: Counter,
     /// Notified whenever a connection ends.
@@ -33,6 +35,7 @@ impl ServerState {
             force: CancellationToken::new(),
             cut: Counter::default(),
             ended_lingering: Counter::default(),
+            failed: Counter::default(),
             ended_before_shutdown: Counter::default(),
             conn_ended: Event::new(),
             counters,
@@ -85,6 +88,11 @@ pub struct ShutdownReport {
     pub ended_lingering: u64,
     /// Connections still at work at the deadline, closed by force.
     pub cut: u64,
+    /// Connections that ended during the shutdown because serving them
+    /// panicked (the protocol, or a response body it was sending): neither
+    /// graceful nor cut. Also counted in
+    /// [`ServerStats::protocol_panics`](crate::ServerStats::protocol_panics).
+    pub failed: u64,
     /// Requests in flight on the cut connections: handed to the service,
     /// or arrived and waiting for it to be ready.
     pub requests_cut: u64,

@@ -120,6 +120,7 @@ pub(crate) struct Counters {
     pub(crate) awaiting_ready: ShardedCounter,
     pub(crate) requests_failed: Counter,
     pub(crate) panics: Counter,
+    pub(crate) protocol_panics: Counter,
     pub(crate) request_timeouts: Counter,
     pub(crate) idle_timeouts: Counter,
     pub(crate) send_timeouts: Counter,
@@ -175,6 +176,7 @@ impl Counters {
             awaiting_ready,
             requests_failed: Counter::default(),
             panics: Counter::default(),
+            protocol_panics: Counter::default(),
             request_timeouts: Counter::default(),
             idle_timeouts: Counter::default(),
             send_timeouts: Counter::default(),
@@ -223,6 +225,7 @@ impl Counters {
             requests_awaiting_ready: self.awaiting_ready.get(),
             requests_failed: self.requests_failed.get(),
             panics: self.panics.get(),
+            protocol_panics: self.protocol_panics.get(),
             request_timeouts: self.request_timeouts.get(),
             idle_timeouts: self.idle_timeouts.get(),
             send_timeouts: self.send_timeouts.get(),
@@ -268,6 +271,10 @@ pub struct ServerStats {
     /// Panics contained to their request: in the service's `call` or its
     /// future, in its `poll_ready`, or in the protocol's routing function.
     pub panics: u64,
+    /// Connections closed because serving them panicked outside any one
+    /// request's handler: in the protocol itself, or in a response body it
+    /// was sending. The panic ends that connection only.
+    pub protocol_panics: u64,
     /// Requests dropped by the request timeout.
     pub request_timeouts: u64,
     /// Connections closed by the idle timeout.
