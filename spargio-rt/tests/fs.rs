@@ -718,6 +718,68 @@ async fn listing_a_directory() {
     assert!(rd.next_entry().await.unwrap().is_none());
 }
 
+/// An entry is looked up in the directory that was listed, not by its
+/// joined path: renaming the directory afterwards, and putting another
+/// file where the entry's path was, does not change its metadata.
+#[spargio_rt::test]
+async fn an_entry_follows_its_directory_through_a_rename() {
+    let dir = TempDir::new("entry-rename");
+    let (listed, moved) = (dir.join("listed"), dir.join("moved"));
+    std::fs::create_dir(&listed).unwrap();
+    std::fs::write(listed.join("f"), b"12345").unwrap();
+
+    let mut rd = fs::read_dir(&listed).await.unwrap();
+    let entry = rd.next_entry().await.unwrap().unwrap();
+    assert!(rd.next_entry().await.unwrap().is_none());
+    drop(rd); // the entry keeps the directory by itself
+    assert_eq!(entry.path(), listed.join("f"));
+
+    std::fs::rename(&listed, &moved).unwrap();
+    let m = entry.metadata().await.unwrap();
+    assert_eq!((m.len(), m.ino()), (5, entry.ino()));
+
+    // another file now where the entry's path leads
+    std::fs::create_dir(&listed).unwrap();
+    std::fs::write(listed.join("f"), b"a longer decoy").unwrap();
+    let m = entry.metadata().await.unwrap();
+    assert_eq!((m.len(), m.ino()), (5, entry.ino()));
+    assert!(entry.file_type().await.unwrap().is_file());
+    // and a clone keeps it too
+    let copy = entry.clone();
+    drop(entry);
+    assert_eq!(copy.metadata().await.unwrap().len(), 5);
+}
+
+/// A symlink's entry describes the link itself, whether or not its target
+/// exists.
+#[spargio_rt::test]
+async fn a_symlink_entry_is_the_link_not_its_target() {
+    let dir = TempDir::new("entry-symlink");
+    std::fs::write(dir.join("target"), b"target contents").unwrap();
+    std::os::unix::fs::symlink("target", dir.join("ln")).unwrap();
+    std::os::unix::fs::symlink("nowhere", dir.join("dangling")).unwrap();
+
+    let mut rd = fs::read_dir(dir.path()).await.unwrap();
+    let mut links = 0;
+    while let Some(e) = rd.next_entry().await.unwrap() {
+        let m = e.metadata().await.unwrap();
+        let own = std::fs::symlink_metadata(e.path()).unwrap();
+        assert_eq!((m.ino(), m.len()), (own.ino(), own.len()), "{e:?}");
+        match e.file_name().to_str().unwrap() {
+            "target" => assert!(m.is_file() && m.len() == 15),
+            link => {
+                let target_len = if link == "ln" { "target" } else { "nowhere" }.len();
+                assert!(m.is_symlink() && !m.is_file(), "{e:?}");
+                assert!(e.file_type().await.unwrap().is_symlink());
+                // a symlink's size is the length of what it points at
+                assert_eq!(m.len(), target_len as u64);
+                links += 1;
+            }
+        }
+    }
+    assert_eq!(links, 2);
+}
+
 #[spargio_rt::test]
 async fn dropped_in_flight_ops_leave_files_intact() {
     let dir = TempDir::new("cancel");

@@ -57,7 +57,7 @@
 //! | [`remove_dir_all`] | blocking pool |
 //! | [`set_permissions`], [`File::set_permissions`] | blocking pool |
 //! | [`canonicalize`], [`read_link`] | blocking pool |
-//! | [`read_dir`], [`ReadDir::next_entry`] | blocking pool (entries fetched in batches) |
+//! | [`read_dir`], [`ReadDir::next_entry`] | `IORING_OP_OPENAT`, then the blocking pool (entries fetched in batches) |
 //! | [`File::seek`], [`File::stream_position`] | `lseek` on the calling thread (no I/O); [`File::seek`] to `SeekFrom::End` on the blocking pool (NFS and FUSE refresh the size first) |
 //! | [`File::try_clone`], [`File::into_std`] | `dup` on the calling thread (no I/O) |
 //!

@@ -129,8 +129,8 @@ pub(crate) async fn open2(
     }
 }
 
-/// `statx` of a path (relative to the cwd) or, with an empty path and
-/// `AT_EMPTY_PATH`, of an open fd.
+/// `statx` of a path relative to the cwd (`fd` is `None`) or to an open
+/// directory, or, with an empty path and `AT_EMPTY_PATH`, of an open fd.
 struct Statx {
     fd: Option<SharedFd>,
     path: CString,
@@ -152,35 +152,35 @@ impl OpData for Statx {
     }
 }
 
-fn zeroed_statx() -> Box<libc::statx> {
+/// Runs one [`Statx`] op and returns what the kernel filled in.
+async fn statx(fd: Option<SharedFd>, path: CString, flags: i32) -> io::Result<libc::statx> {
     // SAFETY: statx is plain old data; all-zero is a valid value.
-    Box::new(unsafe { std::mem::zeroed() })
+    let out = Box::new(unsafe { std::mem::zeroed() });
+    let (res, data) = Op::new(Statx {
+        fd,
+        path,
+        flags,
+        out,
+    })
+    .await;
+    result(res)?;
+    Ok(*data.out)
 }
 
 /// `statx(AT_FDCWD, path, flags)`.
 pub(crate) async fn statx_path(path: CString, flags: i32) -> io::Result<libc::statx> {
-    let (res, data) = Op::new(Statx {
-        fd: None,
-        path,
-        flags,
-        out: zeroed_statx(),
-    })
-    .await;
-    result(res)?;
-    Ok(*data.out)
+    statx(None, path, flags).await
+}
+
+/// `statx(dir, path, flags)`: `path` looked up relative to the open
+/// directory `dir`, which the op keeps open until the kernel is done.
+pub(crate) async fn statx_at(dir: &SharedFd, path: CString, flags: i32) -> io::Result<libc::statx> {
+    statx(Some(dir.clone()), path, flags).await
 }
 
 /// `statx(fd, "", AT_EMPTY_PATH)`.
 pub(crate) async fn statx_fd(fd: &SharedFd) -> io::Result<libc::statx> {
-    let (res, data) = Op::new(Statx {
-        fd: Some(fd.clone()),
-        path: CString::default(),
-        flags: libc::AT_EMPTY_PATH,
-        out: zeroed_statx(),
-    })
-    .await;
-    result(res)?;
-    Ok(*data.out)
+    statx(Some(fd.clone()), CString::default(), libc::AT_EMPTY_PATH).await
 }
 
 /// The single- and two-path ops, all relative to the cwd.

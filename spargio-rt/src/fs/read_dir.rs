@@ -1,31 +1,39 @@
 //! Listing a directory: [`read_dir`], [`ReadDir`] and [`DirEntry`].
 //!
-//! io_uring has no `getdents` opcode, so the directory is read on the
-//! blocking pool, a batch of entries at a time.
+//! The directory is opened once through the ring. io_uring has no
+//! `getdents` opcode, so the listing is read from that open directory on
+//! the blocking pool, a batch of entries at a time. Each entry keeps the
+//! directory open, and looks itself up relative to it (as
+//! `std::fs::DirEntry` does), so a rename of the directory or of a parent
+//! does not send [`DirEntry::metadata`] to the wrong file.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::DirEntryExt;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
-use super::blocking::{asyncify, no_runtime};
+use super::blocking::{cstr, no_runtime};
 use super::metadata::{FileType, Metadata};
-use super::path_ops::symlink_metadata;
+use super::ops;
+use crate::io::fd::SharedFd;
 use crate::{JoinHandle, RuntimeHandle};
 
 /// How many entries one trip to the blocking pool reads.
 const BATCH: usize = 64;
 
-type Batch = (std::fs::ReadDir, VecDeque<io::Result<DirEntry>>, bool);
+type Batch = (Lister, VecDeque<io::Result<DirEntry>>, bool);
 
-/// Opens the directory `path` for listing (on the blocking pool). Fails
-/// with `NotFound` if it does not exist and `NotADirectory` if it is not a
-/// directory. The entries `.` and `..` are not listed.
+/// Opens the directory `path` for listing (`openat` through the ring; the
+/// entries are read on the blocking pool). Fails with `NotFound` if it does not
+/// exist and `NotADirectory` if it is not a directory. The entries `.` and
+/// `..` are not listed.
 ///
 /// ```
 /// spargio_rt::run(|_| async {
@@ -42,11 +50,17 @@ type Batch = (std::fs::ReadDir, VecDeque<io::Result<DirEntry>>, bool);
 /// ```
 pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
     let handle = RuntimeHandle::try_current().ok_or_else(no_runtime)?;
-    let path = path.as_ref().to_owned();
-    let inner = asyncify(move || std::fs::read_dir(path)).await?;
+    let root = path.as_ref().to_owned();
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    let fd = ops::open(None, cstr(&root)?, flags, 0).await?;
+    // The stream reads (and `closedir` closes) its own copy; the entries
+    // share the original. It is made on the first batch's trip to the
+    // pool, not on one of its own.
+    let stream = Stream::Unopened(fd.try_clone()?);
+    let dir = SharedFd::for_file(fd);
     Ok(ReadDir {
         handle,
-        inner: Some(inner),
+        inner: Some(Lister { stream, dir, root }),
         cut: false,
         buf: VecDeque::new(),
         pending: None,
@@ -63,7 +77,7 @@ pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
 pub struct ReadDir {
     handle: RuntimeHandle,
     /// `None` once the listing is exhausted (or failed in the pool).
-    inner: Option<std::fs::ReadDir>,
+    inner: Option<Lister>,
     buf: VecDeque<io::Result<DirEntry>>,
     pending: Option<JoinHandle<Batch>>,
     /// A batch was lost in the pool (shutdown, panic): the listing is
@@ -107,17 +121,7 @@ impl ReadDir {
                 return Poll::Ready(Ok(None));
             };
             self.pending = Some(self.handle.spawn_blocking(move || {
-                let mut batch = VecDeque::with_capacity(BATCH);
-                let mut more = true;
-                while batch.len() < BATCH {
-                    match inner.next() {
-                        Some(entry) => batch.push_back(entry.map(DirEntry::from_std)),
-                        None => {
-                            more = false;
-                            break;
-                        }
-                    }
-                }
+                let (batch, more) = inner.batch();
                 (inner, batch, more)
             }));
         }
@@ -141,35 +145,182 @@ impl fmt::Debug for ReadDir {
     }
 }
 
-/// One entry of a directory listing.
+/// What a listing reads from, moved to the blocking pool and back for
+/// each batch.
+struct Lister {
+    stream: Stream,
+    /// The directory itself, shared with every entry.
+    dir: SharedFd,
+    /// The path given to [`read_dir`], for [`DirEntry::path`].
+    root: PathBuf,
+}
+
+impl Lister {
+    /// Reads up to [`BATCH`] entries; the flag says whether more may
+    /// follow (false at the end, or after an error).
+    fn batch(&mut self) -> (VecDeque<io::Result<DirEntry>>, bool) {
+        let mut batch = VecDeque::with_capacity(BATCH);
+        let stream = match self.stream.open() {
+            Ok(stream) => stream,
+            Err(e) => {
+                batch.push_back(Err(e));
+                return (batch, false);
+            }
+        };
+        while batch.len() < BATCH {
+            match stream.next() {
+                Some(Ok((name, ino, file_type))) => batch.push_back(Ok(DirEntry {
+                    path: self.root.join(OsStr::from_bytes(name.as_bytes())),
+                    dir: self.dir.clone(),
+                    name,
+                    ino,
+                    file_type,
+                })),
+                Some(Err(e)) => {
+                    batch.push_back(Err(e));
+                    return (batch, false);
+                }
+                None => return (batch, false),
+            }
+        }
+        (batch, true)
+    }
+}
+
+/// A listing's directory stream, opened on the pool by the first batch.
+enum Stream {
+    /// The copy of the directory's fd the stream will own.
+    Unopened(OwnedFd),
+    Open(DirStream),
+    /// Opening failed (the error went out with the first batch).
+    Failed,
+}
+
+impl Stream {
+    /// The open stream, opening it first if need be (a blocking call).
+    fn open(&mut self) -> io::Result<&mut DirStream> {
+        match std::mem::replace(self, Stream::Failed) {
+            Stream::Unopened(fd) => *self = Stream::Open(DirStream::open(fd)?),
+            other => *self = other,
+        }
+        match self {
+            Stream::Open(stream) => Ok(stream),
+            _ => Err(io::Error::other(
+                "spargio: the directory stream could not be opened",
+            )),
+        }
+    }
+}
+
+/// An open `DIR*` stream: `readdir64` on the blocking pool, `closedir` on
+/// drop.
+struct DirStream(NonNull<libc::DIR>);
+
+// SAFETY: the `DIR*` is owned by this wrapper alone, and a glibc directory
+// stream may be used from any thread, one at a time: `next` and `drop`
+// need `&mut self` (or ownership), and `&self` gives no access at all, so
+// sharing a reference is harmless too.
+unsafe impl Send for DirStream {}
+// SAFETY: see `Send` above: nothing can be done through `&DirStream`.
+unsafe impl Sync for DirStream {}
+
+impl DirStream {
+    /// Wraps `fd`, an open directory, in a stream that owns (and will
+    /// close) it.
+    fn open(fd: OwnedFd) -> io::Result<DirStream> {
+        // SAFETY: `fd` is an open fd we own; on success the stream takes
+        // it over (we give it up below), on failure it stays ours.
+        let dir = unsafe { libc::fdopendir(fd.as_raw_fd()) };
+        match NonNull::new(dir) {
+            Some(dir) => {
+                let _ = fd.into_raw_fd();
+                Ok(DirStream(dir))
+            }
+            // Read errno before `fd` is closed.
+            None => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// The next entry other than `.` and `..` (its name, inode number and
+    /// type if `d_type` gave one), an error, or `None` at the end.
+    fn next(&mut self) -> Option<io::Result<(CString, u64, Option<FileType>)>> {
+        loop {
+            // SAFETY: errno is this thread's own; zeroing it lets a NULL
+            // from `readdir64` tell the end (errno untouched) from an error.
+            unsafe { *libc::__errno_location() = 0 };
+            // SAFETY: `self.0` is an open stream that only we use.
+            let ent = unsafe { libc::readdir64(self.0.as_ptr()) };
+            if ent.is_null() {
+                let err = io::Error::last_os_error();
+                return (err.raw_os_error() != Some(0)).then_some(Err(err));
+            }
+            // SAFETY: `ent` points at an entry that stays valid until the
+            // next `readdir64` or `closedir` of this stream (both need
+            // `&mut self`), and `d_name` is NUL-terminated inside it. The
+            // fields are read through the raw pointer, never a reference to
+            // the whole `dirent64`, which glibc may allocate shorter than
+            // its declared size.
+            let (name, ino, d_type) = unsafe {
+                let name = CStr::from_ptr((&raw const (*ent).d_name).cast());
+                (name.to_owned(), (*ent).d_ino, (*ent).d_type)
+            };
+            if name.as_bytes() != b"." && name.as_bytes() != b".." {
+                return Some(Ok((name, ino, file_type_of(d_type))));
+            }
+        }
+    }
+}
+
+impl Drop for DirStream {
+    fn drop(&mut self) {
+        // SAFETY: the stream is open and ours, and nothing uses it after
+        // this; `closedir` also closes its fd.
+        unsafe { libc::closedir(self.0.as_ptr()) };
+    }
+}
+
+/// The type a `d_type` names; `None` for `DT_UNKNOWN` (the filesystem did
+/// not say) or anything unexpected.
+fn file_type_of(d_type: u8) -> Option<FileType> {
+    let fmt = match d_type {
+        libc::DT_REG => libc::S_IFREG,
+        libc::DT_DIR => libc::S_IFDIR,
+        libc::DT_LNK => libc::S_IFLNK,
+        libc::DT_BLK => libc::S_IFBLK,
+        libc::DT_CHR => libc::S_IFCHR,
+        libc::DT_FIFO => libc::S_IFIFO,
+        libc::DT_SOCK => libc::S_IFSOCK,
+        _ => return None,
+    };
+    Some(FileType::from_mode(fmt))
+}
+
+/// One entry of a directory listing. It keeps the listed directory open
+/// (until the last entry, the [`ReadDir`] and any op using it are gone):
+/// [`metadata`](Self::metadata) looks the entry up by name in that
+/// directory, wherever the directory has moved since.
 #[derive(Clone)]
 pub struct DirEntry {
     path: PathBuf,
-    name: OsString,
+    /// The directory the entry was listed in.
+    dir: SharedFd,
+    name: CString,
     ino: u64,
     /// From the listing's `d_type` when the filesystem gave one.
     file_type: Option<FileType>,
 }
 
 impl DirEntry {
-    fn from_std(entry: std::fs::DirEntry) -> DirEntry {
-        DirEntry {
-            path: entry.path(),
-            name: entry.file_name(),
-            ino: entry.ino(),
-            file_type: entry.file_type().ok().map(FileType::from),
-        }
-    }
-
     /// The full path: the directory given to [`read_dir`] joined with the
-    /// entry's name.
+    /// entry's name. It is only a name: if the directory (or a parent) was
+    /// renamed since the listing, it no longer leads to this entry.
     pub fn path(&self) -> PathBuf {
         self.path.clone()
     }
 
     /// The entry's name within its directory.
     pub fn file_name(&self) -> OsString {
-        self.name.clone()
+        OsStr::from_bytes(self.name.as_bytes()).to_owned()
     }
 
     /// The inode number the listing reported.
@@ -178,7 +329,8 @@ impl DirEntry {
     }
 
     /// The entry's type, not following symlinks. Usually known from the
-    /// listing itself; otherwise found with `statx`.
+    /// listing itself; otherwise found with `statx` (see
+    /// [`metadata`](Self::metadata)).
     pub async fn file_type(&self) -> io::Result<FileType> {
         match self.file_type {
             Some(ft) => Ok(ft),
@@ -186,10 +338,14 @@ impl DirEntry {
         }
     }
 
-    /// The entry's metadata, not following symlinks (`statx` with
-    /// `AT_SYMLINK_NOFOLLOW`, as `std::fs::DirEntry::metadata`).
+    /// The entry's metadata, not following symlinks: `statx` of its name
+    /// relative to the listed directory, with `AT_SYMLINK_NOFOLLOW` (as
+    /// `std::fs::DirEntry::metadata`), so it still finds this entry after
+    /// the directory was renamed or the cwd changed.
     pub async fn metadata(&self) -> io::Result<Metadata> {
-        symlink_metadata(&self.path).await
+        ops::statx_at(&self.dir, self.name.clone(), libc::AT_SYMLINK_NOFOLLOW)
+            .await
+            .map(Metadata::from_statx)
     }
 }
 
