@@ -395,6 +395,71 @@ fn rate_limit_clones_dropped_while_waiting_keep_no_waker_nor_the_hand_back() {
 }
 
 #[test]
+fn rate_limit_hand_back_goes_on_when_the_woken_clone_is_dropped() {
+    // `b` is woken for the slot `a` hands back, but goes away (its
+    // connection closed) before it takes it: `c`, waiting behind it, must
+    // hear of the slot instead of sleeping out the hour-long window.
+    spargio_rt::run(|_| async {
+        let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+        let mut a = RateLimit::new(echo, Rate::new(1, Duration::from_secs(3600)));
+        assert!(poll_ready_once(&mut a).await.is_ready());
+        let (fb, fc) = (
+            Arc::new(Flag(AtomicBool::new(false))),
+            Arc::new(Flag(AtomicBool::new(false))),
+        );
+        let (wb, wc) = (Waker::from(fb.clone()), Waker::from(fc.clone()));
+        let (mut b, mut c) = (a.clone(), a.clone());
+        assert!(b.poll_ready(&mut Context::from_waker(&wb)).is_pending());
+        assert!(c.poll_ready(&mut Context::from_waker(&wc)).is_pending());
+        drop(a);
+        assert!(fb.0.load(Ordering::SeqCst), "b was not woken");
+        assert!(!fc.0.load(Ordering::SeqCst), "one slot woke two waiters");
+        drop(b);
+        assert!(fc.0.load(Ordering::SeqCst), "c sleeps with a slot free");
+        assert!(c.poll_ready(&mut Context::from_waker(&wc)).is_ready());
+        assert_eq!(c.call(9).await.unwrap(), 9);
+    })
+    .unwrap();
+}
+
+#[test]
+fn rate_limit_a_woken_clone_beaten_to_the_slot_keeps_its_place() {
+    spargio_rt::run(|_| async {
+        let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+        let mut a = RateLimit::new(echo, Rate::new(1, Duration::from_secs(3600)));
+        assert!(poll_ready_once(&mut a).await.is_ready());
+        let flags: Vec<_> = (0..2)
+            .map(|_| Arc::new(Flag(AtomicBool::new(false))))
+            .collect();
+        let wakers: Vec<_> = flags.iter().map(|f| Waker::from(f.clone())).collect();
+        let (mut b, mut c) = (a.clone(), a.clone());
+        let mut late = a.clone();
+        assert!(b
+            .poll_ready(&mut Context::from_waker(&wakers[0]))
+            .is_pending());
+        assert!(c
+            .poll_ready(&mut Context::from_waker(&wakers[1]))
+            .is_pending());
+        drop(a); // wakes b
+                 // A clone that was not waiting takes the slot first.
+        assert!(poll_ready_once(&mut late).await.is_ready());
+        assert!(b
+            .poll_ready(&mut Context::from_waker(&wakers[0]))
+            .is_pending());
+        flags[0].0.store(false, Ordering::SeqCst);
+        // The next slot handed back goes to b again, still ahead of c.
+        drop(late);
+        let woken: Vec<_> = flags.iter().map(|f| f.0.load(Ordering::SeqCst)).collect();
+        assert_eq!(woken, [true, false]);
+        assert!(b
+            .poll_ready(&mut Context::from_waker(&wakers[0]))
+            .is_ready());
+        drop(c);
+    })
+    .unwrap();
+}
+
+#[test]
 fn rate_limit_hand_back_wakes_the_longest_waiting_service_first() {
     spargio_rt::run(|_| async {
         let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });

@@ -123,7 +123,10 @@ impl<S> Layer<S> for RateLimitLayer {
 ///   next [`call`](Service::call) uses. A service dropped while holding an
 ///   unused slot gives it back to its window (if that window is still the
 ///   current one), and a clone waiting for a slot of that window is woken
-///   to take it. A call counts against the window its slot came from.
+///   to take it (the longest waiting first; one woken clone per slot). A
+///   woken clone dropped before it takes the slot passes the wake-up on;
+///   one that is kept but never polled again holds it until the window
+///   ends. A call counts against the window its slot came from.
 /// * **Waiting is a timer, never a spin.** When the window is used up,
 ///   `poll_ready` returns `Pending` with a spargio-rt timer set for the
 ///   window's end, and tries again when it fires.
@@ -180,23 +183,51 @@ struct Window {
     end: Instant,
     /// Slots left in the current window.
     remaining: u64,
-    /// Services that found the current window used up, by
-    /// [`Slot::id`], each listed once, oldest first: a slot handed back
-    /// wakes the oldest (the rest wait for the window's end, on their own
-    /// timers). A service leaves the list when it takes a slot or is
-    /// dropped, so the list holds no waker of a task that no longer waits
-    /// (which would keep that task's allocation alive, and take the
-    /// wake-up of a slot handed back from a service that does wait).
-    /// Cleared when a window opens.
-    waiting: VecDeque<(u64, Waker)>,
+    /// Services that found the current window used up, each listed once,
+    /// oldest first: a slot handed back wakes the oldest one not woken yet
+    /// (the rest wait for the window's end, on their own timers). A service
+    /// leaves the list when it takes a slot or is dropped, so the list
+    /// holds no waker of a task that no longer waits (which would keep
+    /// that task's allocation alive, and take the wake-up of a slot handed
+    /// back from a service that does wait); one dropped after it was woken
+    /// passes its wake-up on. Cleared when a window opens.
+    waiting: VecDeque<Waiter>,
+}
+
+/// A service waiting for a slot of the current window.
+#[derive(Debug)]
+struct Waiter {
+    /// The service's [`Slot::id`].
+    id: u64,
+    waker: Waker,
+    /// Woken for a slot handed back, and not polled since.
+    woken: bool,
 }
 
 impl Window {
-    /// Takes service `id` off the waiting list.
-    fn unlist(&mut self, id: u64) {
-        if let Some(at) = self.waiting.iter().position(|(listed, _)| *listed == id) {
-            self.waiting.remove(at);
+    /// Takes service `id` off the waiting list; if it had been woken for
+    /// a slot it never took, the wake-up goes to the next waiter.
+    fn unlist(&mut self, id: u64) -> Option<Waker> {
+        let at = self.waiting.iter().position(|w| w.id == id)?;
+        let gone = self.waiting.remove(at)?;
+        if gone.woken {
+            self.wake_next()
+        } else {
+            None
         }
+    }
+
+    /// The waker of the oldest waiter not yet woken, marked woken, while
+    /// fewer waiters are woken than slots are free (each woken waiter is
+    /// on its way to take one).
+    fn wake_next(&mut self) -> Option<Waker> {
+        let woken = self.waiting.iter().filter(|w| w.woken).count() as u64;
+        if woken >= self.remaining {
+            return None;
+        }
+        let next = self.waiting.iter_mut().find(|w| !w.woken)?;
+        next.woken = true;
+        Some(next.waker.clone())
     }
 }
 
@@ -240,9 +271,17 @@ impl Slot {
         }
         if w.remaining == 0 {
             let id = self.id;
-            match w.waiting.iter_mut().find(|(listed, _)| *listed == id) {
-                Some((_, listed)) => listed.clone_from(waker),
-                None => w.waiting.push_back((id, waker.clone())),
+            match w.waiting.iter_mut().find(|listed| listed.id == id) {
+                // Woken and beaten to the slot: it keeps its place.
+                Some(listed) => {
+                    listed.waker.clone_from(waker);
+                    listed.woken = false;
+                }
+                None => w.waiting.push_back(Waiter {
+                    id,
+                    waker: waker.clone(),
+                    woken: false,
+                }),
             }
             self.listed = true;
             return Err(w.end);
@@ -250,7 +289,11 @@ impl Slot {
         w.remaining -= 1;
         self.held = Some(w.epoch);
         if std::mem::take(&mut self.listed) {
-            w.unlist(self.id);
+            // Whether it was woken or not, one slot went to one waiter:
+            // no wake-up to pass on.
+            if let Some(at) = w.waiting.iter().position(|listed| listed.id == self.id) {
+                w.waiting.remove(at);
+            }
         }
         Ok(())
     }
@@ -278,7 +321,7 @@ impl Slot {
             let mut w = self.shared.lock();
             if w.epoch == epoch {
                 w.remaining += 1;
-                let next = w.waiting.pop_front().map(|(_, waker)| waker);
+                let next = w.wake_next();
                 drop(w);
                 if let Some(waker) = next {
                     waker.wake();
@@ -300,7 +343,10 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.give_back();
         if self.listed {
-            self.shared.lock().unlist(self.id);
+            let next = self.shared.lock().unlist(self.id);
+            if let Some(waker) = next {
+                waker.wake();
+            }
         }
     }
 }
