@@ -120,7 +120,9 @@ impl Client {
     pub fn new(stream: impl Into<SocketStream>) -> Client {
         Client {
             stream: stream.into(),
-            decoder: FrameDecoder::with_max_frame_len(DEFAULT_MAX_FRAME_LEN),
+            // A response frame counts its status byte: the server's
+            // largest request, echoed, must fit.
+            decoder: FrameDecoder::with_max_frame_len(DEFAULT_MAX_FRAME_LEN + 1),
             input: ReadBuffer::default(),
             output: Output::new(SendWatch::unbounded()),
             cut: None,
@@ -190,8 +192,9 @@ impl Client {
     }
 
     /// Refuses response frames longer than `max` bytes (status byte
-    /// included); the default is
-    /// [`DEFAULT_MAX_FRAME_LEN`](super::DEFAULT_MAX_FRAME_LEN).
+    /// included); the default is one more than
+    /// [`DEFAULT_MAX_FRAME_LEN`](super::DEFAULT_MAX_FRAME_LEN), so a
+    /// payload as large as a default server takes comes back whole.
     pub fn max_frame_len(mut self, max: usize) -> Client {
         self.decoder = FrameDecoder::with_max_frame_len(max);
         self
@@ -210,12 +213,25 @@ impl Client {
     pub async fn call(&mut self, payload: Bytes) -> io::Result<Reply> {
         request_len(payload.len())?;
         self.begin("call")?;
-        let result = async {
+        let written = async {
             self.output.request(&mut self.stream, payload).await?;
-            self.output.flush(&mut self.stream).await?;
-            self.read_response().await
+            self.output.flush(&mut self.stream).await
         }
         .await;
+        let result = match written {
+            Ok(()) => self.read_response().await,
+            // The server may have answered and closed before the request
+            // was all out (one over its frame limit gets `BadRequest`,
+            // then a close): its answer says more than the broken pipe.
+            Err(e) if closed_by_peer(&e) => match self.read_response().await {
+                Ok(reply) => {
+                    self.write_failed = Some(format!("an earlier call's write failed ({e})"));
+                    Ok(reply)
+                }
+                Err(_) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
         self.done(result)
     }
 
@@ -314,6 +330,15 @@ impl Client {
     pub fn into_inner(self) -> SocketStream {
         self.stream
     }
+}
+
+/// Whether a write failed because the peer closed or reset the
+/// connection (what it sent before may still be read).
+fn closed_by_peer(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Whether a failed operation's error leaves the stream at a frame

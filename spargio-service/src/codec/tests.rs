@@ -827,6 +827,49 @@ async fn the_client_refuses_a_response_over_its_limit() {
 }
 
 #[spargio_rt::test(shards = 1)]
+async fn the_largest_request_a_default_server_takes_comes_back_whole_to_a_default_client() {
+    let mut f = serve(echo()).await;
+    let big = pattern(DEFAULT_MAX_FRAME_LEN, 3);
+    let got = bounded(f.client.call(big.clone())).await.unwrap();
+    assert!(got == Ok(big), "the echo did not come back whole");
+    bounded(f.served()).await;
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_call_whose_write_fails_still_gets_the_answer_the_server_sent() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A server by hand that refuses the request it expects, as a server
+    // does one over its limit, before the request is all out.
+    let server = spargio_rt::spawn(async move {
+        let (mut conn, _) = listener.accept().await?;
+        let mut frames = BytesMut::new();
+        encode_response(Status::BadRequest, b"too large", &mut frames);
+        let (res, _) = conn.write_all(frames).await;
+        res?;
+        io::Result::Ok(conn)
+    });
+    let stream = TcpStream::connect(addr).await.unwrap();
+    // Our write side is shut: the call's write fails (EPIPE).
+    stream
+        .shutdown_std(std::net::Shutdown::Write)
+        .await
+        .unwrap();
+    let mut client = Client::new(stream);
+    let got = bounded(client.call(Bytes::from_static(b"x")))
+        .await
+        .unwrap();
+    assert_eq!(got, Err((Status::BadRequest, "too large".to_string())));
+    // The write side is gone: later writes say so.
+    assert!(client.is_broken());
+    let e = bounded(client.send(Bytes::from_static(b"y")))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("write failed"), "{e}");
+    drop(bounded(server).await.unwrap().unwrap());
+}
+
+#[spargio_rt::test(shards = 1)]
 async fn a_response_with_an_unknown_status_is_consumed_and_the_client_goes_on() {
     use spargio_rt::io::AsyncReadExt;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
