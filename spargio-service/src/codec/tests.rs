@@ -837,25 +837,10 @@ async fn the_largest_request_a_default_server_takes_comes_back_whole_to_a_defaul
 
 #[spargio_rt::test(shards = 1)]
 async fn a_call_whose_write_fails_still_gets_the_answer_the_server_sent() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    // A server by hand that refuses the request it expects, as a server
-    // does one over its limit, before the request is all out.
-    let server = spargio_rt::spawn(async move {
-        let (mut conn, _) = listener.accept().await?;
-        let mut frames = BytesMut::new();
-        encode_response(Status::BadRequest, b"too large", &mut frames);
-        let (res, _) = conn.write_all(frames).await;
-        res?;
-        io::Result::Ok(conn)
-    });
-    let stream = TcpStream::connect(addr).await.unwrap();
-    // Our write side is shut: the call's write fails (EPIPE).
-    stream
-        .shutdown_std(std::net::Shutdown::Write)
-        .await
-        .unwrap();
-    let mut client = Client::new(stream);
+    // The server refuses the request it expects, as a server does one
+    // over its limit, before the request is all out.
+    let (mut client, server) =
+        answered_client_that_cannot_write(Status::BadRequest, b"too large").await;
     let got = bounded(client.call(Bytes::from_static(b"x")))
         .await
         .unwrap();
@@ -1166,26 +1151,34 @@ async fn an_idle_timeout_midway_through_a_request_still_delivers_an_unread_reply
     .await;
 }
 
-#[spargio_rt::test(shards = 1)]
-async fn after_a_failed_send_the_responses_already_sent_can_still_be_received() {
+/// A client whose server (by hand) answers at once with `status` and
+/// `payload` and keeps the connection, and whose own write side is shut:
+/// every write fails (EPIPE). The server's task gives the connection back.
+async fn answered_client_that_cannot_write(
+    status: Status,
+    payload: &'static [u8],
+) -> (Client, JoinHandle<io::Result<TcpStream>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    // A server by hand: answers "ok" at once and keeps the connection.
     let server = spargio_rt::spawn(async move {
         let (mut conn, _) = listener.accept().await?;
         let mut frames = BytesMut::new();
-        encode_response(Status::Ok, b"ok", &mut frames);
+        encode_response(status, payload, &mut frames);
         let (res, _) = conn.write_all(frames).await;
         res?;
         io::Result::Ok(conn)
     });
     let stream = TcpStream::connect(addr).await.unwrap();
-    // Our write side is shut: every send fails (EPIPE).
     stream
         .shutdown_std(std::net::Shutdown::Write)
         .await
         .unwrap();
-    let mut client = Client::new(stream);
+    (Client::new(stream), server)
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn after_a_failed_send_the_responses_already_sent_can_still_be_received() {
+    let (mut client, server) = answered_client_that_cannot_write(Status::Ok, b"ok").await;
     let e = bounded(client.send(Bytes::from_static(b"x")))
         .await
         .unwrap_err();
