@@ -461,3 +461,38 @@ fn an_op_from_outside_the_runtime_whose_builder_panics_gives_its_slot_back() {
     let done = rt.block_on(spargio_rt::time::timeout(HANG, nop(())));
     assert_eq!(done.expect("the slot is free").0.unwrap().res, 0);
 }
+
+/// A waker that panics when woken.
+struct PanicOnWake;
+
+impl std::task::Wake for PanicOnWake {
+    fn wake(self: Arc<Self>) {
+        panic!("a waker that panics (on purpose)");
+    }
+}
+
+#[test]
+fn a_slot_waiter_whose_waker_panics_does_not_lose_the_op_that_freed_the_slot() {
+    let rt = one_shard_with_one_op_slot();
+    // The slot: a read submitted on shard 0, awaited from outside later.
+    let (hold, mut hold_peer) = blocked_read();
+    let hold = first_poll_on(&rt, 0, hold);
+    // A second read on shard 0 queues for the slot with a waker that
+    // panics when the slot frees.
+    let h = rt.handle();
+    let (waiting, _waiting_peer) = rt
+        .block_on(h.spawn_pinned(ShardId(0), async {
+            let (mut op, peer) = blocked_read();
+            let waker = std::task::Waker::from(Arc::new(PanicOnWake));
+            let polled = Pin::new(&mut op).poll(&mut Context::from_waker(&waker));
+            assert!(polled.is_pending(), "the table is full: the op waits");
+            (op, peer)
+        }))
+        .unwrap();
+    hold_peer.write_all(b"x").unwrap();
+    let (read, _) = rt
+        .block_on(spargio_rt::time::timeout(HANG, hold))
+        .expect("the read that freed the slot never completed");
+    assert_eq!(read.unwrap().res, 1);
+    drop(waiting);
+}

@@ -210,8 +210,12 @@ impl OpTable {
     }
 
     /// Looks up the op a CQE belongs to. When the CQE ends it, the slot is
-    /// freed (the caller holds the last driver-side reference). `None` for
-    /// a stale tag.
+    /// freed (the caller holds the last driver-side reference), and the
+    /// caller wakes a waiter for it with
+    /// [`wake_for_free_slots`](Self::wake_for_free_slots) once the op is
+    /// completed: a waiter's waker is arbitrary code, and if it panicked
+    /// before the op's completion, that completion would be lost with the
+    /// unwinding. `None` for a stale tag.
     pub(crate) fn lookup(&mut self, ud: u64, cqe: Cqe) -> Option<Found> {
         let (gen, idx) = user_data::decode(ud)?;
         let found = self
@@ -228,7 +232,6 @@ impl OpTable {
             let op = slot.op.take().expect("checked");
             self.free.push(idx);
             self.live -= 1;
-            self.wake_for_free_slots();
             op
         } else {
             slot.op.clone().expect("checked")
@@ -331,8 +334,15 @@ mod tests {
         let op: Arc<dyn Completion> = Arc::new(Count(AtomicUsize::new(0), Default::default()));
         let a = t.insert(op.clone(), &noop_waker()).unwrap();
         assert!(t.insert(op.clone(), &noop_waker()).is_none());
-        t.lookup(a, Cqe { res: 0, flags: 0 });
+        end(&mut t, a);
         assert!(t.insert(op, &noop_waker()).is_some());
+    }
+
+    /// Ends op `ud` as the shard does: its final CQE, then a wake-up for
+    /// the slot it freed.
+    fn end(t: &mut OpTable, ud: u64) {
+        assert!(t.lookup(ud, Cqe { res: 0, flags: 0 }).is_some());
+        t.wake_for_free_slots();
     }
 
     /// A waker that counts its wake-ups.
@@ -362,7 +372,7 @@ mod tests {
         let c = count_op();
         let (c_wakes, c_waker) = counting_waker();
         assert!(t.insert(c.clone(), &c_waker).is_none());
-        t.lookup(a, Cqe { res: 0, flags: 0 });
+        end(&mut t, a);
         assert_eq!(
             c_wakes.0.load(Ordering::SeqCst),
             1,
@@ -381,7 +391,7 @@ mod tests {
         assert!(t.insert(b.clone(), &first_waker).is_none());
         assert!(t.insert(b.clone(), &last_waker).is_none());
         assert_eq!(t.waiting.len(), 1);
-        t.lookup(a, Cqe { res: 0, flags: 0 });
+        end(&mut t, a);
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
         assert_eq!(last.0.load(Ordering::SeqCst), 1);
     }
@@ -396,7 +406,7 @@ mod tests {
         let (c_wakes, c_waker) = counting_waker();
         assert!(t.insert(b.clone(), &b_waker).is_none());
         assert!(t.insert(c.clone(), &c_waker).is_none());
-        t.lookup(a, Cqe { res: 0, flags: 0 });
+        end(&mut t, a);
         assert_eq!(b_wakes.0.load(Ordering::SeqCst), 1);
         // B's task was aborted after its wake-up, before it polled: no op
         // completes again, but the next turn's check hands the slot on.
@@ -426,13 +436,13 @@ mod tests {
         let (c_wakes, c_waker) = counting_waker();
         assert!(first.insert(c.clone(), &c_waker).is_none());
 
-        second.lookup(b, Cqe { res: 0, flags: 0 });
+        end(&mut second, b);
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the second shard's slot");
         assert!(second.insert(op.clone(), &waker).is_some());
 
         // The entry left on the first shard is stale: the first shard's
         // free slot goes to the op still waiting there.
-        first.lookup(a, Cqe { res: 0, flags: 0 });
+        end(&mut first, a);
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
         assert_eq!(c_wakes.0.load(Ordering::SeqCst), 1);
         assert!(first.insert(c, &c_waker).is_some());

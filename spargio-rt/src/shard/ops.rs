@@ -165,12 +165,18 @@ impl LocalShard {
         let found = self.ops.borrow_mut().lookup(ud, cqe);
         match found {
             Some(Found { op, last, remote }) => {
-                op.complete(cqe);
                 if last {
                     self.shared().counters.ops_completed.bump();
                     if remote {
                         self.inner.remote_slots.release();
                     }
+                }
+                // The op first: the wake-ups below run other tasks' wakers,
+                // and one that panicked must not take this completion with
+                // it.
+                op.complete(cqe);
+                if last {
+                    self.ops.borrow_mut().wake_for_free_slots();
                 }
             }
             None if ud != UD_IGNORE => self.shared().counters.stale_cqes.bump(),
