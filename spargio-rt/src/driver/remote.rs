@@ -100,7 +100,7 @@ pub(crate) fn submit(
         super::check_native(&e)?;
     }
     if inner.shards[shard]
-        .push_remote(RemoteReq::Submit(e, op))
+        .push_remote(RemoteReq::Submit(e, op), &inner.remote_slots)
         .is_err()
     {
         // The shard has exited, as every shard does only once the runtime
@@ -172,7 +172,7 @@ pub(crate) fn cancel(owner: &Owner, op: Arc<dyn Completion>) {
     let tag = op.tag();
     // A refused push means the shard has exited, after reaping every op.
     if owner.inner.shards[owner.shard]
-        .push_remote(RemoteReq::Cancel(tag, op))
+        .push_remote(RemoteReq::Cancel(tag, op), &owner.inner.remote_slots)
         .is_ok()
     {
         park::wake(&owner.inner, owner.shard);
@@ -200,7 +200,9 @@ pub(crate) fn run_on(
     if here == Some(true) {
         return Ok(());
     }
-    match inner.shards[shard].push_remote(RemoteReq::Run(f.take().expect("once"))) {
+    match inner.shards[shard]
+        .push_remote(RemoteReq::Run(f.take().expect("once")), &inner.remote_slots)
+    {
         Ok(()) => {
             park::wake(inner, shard);
             Ok(())

@@ -49,7 +49,7 @@ impl RemoteSlots {
 
     /// Ops holding a slot.
     #[cfg(test)]
-    fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
     }
 

@@ -11,6 +11,7 @@ use crossbeam_deque::{Injector, Stealer};
 use crossbeam_utils::CachePadded;
 
 use crate::driver::remote::RemoteReq;
+use crate::driver::remote_slots::RemoteSlots;
 use crate::shard::inbox::Inbox;
 use crate::shard::poll_cost::PollCost;
 use crate::stats::ShardCounters;
@@ -174,26 +175,34 @@ impl ShardShared {
     /// drain takes the request, or this thread sees the flag and fails
     /// whatever is still queued itself (an op gets `ECANCELED`): no request
     /// is left in a queue nobody reads.
-    pub(crate) fn push_remote(&self, req: RemoteReq) -> Result<(), RemoteReq> {
+    /// `slots` are the runtime's slots for ops from outside it, one of
+    /// which every queued op holds.
+    pub(crate) fn push_remote(&self, req: RemoteReq, slots: &RemoteSlots) -> Result<(), RemoteReq> {
         if self.remote_closed.load(Ordering::SeqCst) {
             return Err(req);
         }
         self.remote.push(req);
         fence(Ordering::SeqCst);
         if self.remote_closed.load(Ordering::SeqCst) {
-            self.fail_stranded_remote();
+            self.fail_stranded_remote(Some(slots));
         }
         Ok(())
     }
 
     /// Fails the requests left in the queue of a shard that has closed it:
-    /// an op that never reached the ring completes with `ECANCELED`; a
+    /// an op that never reached the ring completes with `ECANCELED` and
+    /// gives its slot back to `slots` (none once the runtime is gone); a
     /// cancel has nothing left to do, and dropping a closure for the gone
     /// ring releases what it owned (e.g. the memory of a buffer ring).
-    pub(crate) fn fail_stranded_remote(&self) {
+    pub(crate) fn fail_stranded_remote(&self, slots: Option<&RemoteSlots>) {
         while let Some(req) = self.pop_remote() {
             match req {
-                RemoteReq::Submit(_, op) => op.fail_unsubmitted(libc::ECANCELED),
+                RemoteReq::Submit(_, op) => {
+                    op.fail_unsubmitted(libc::ECANCELED);
+                    if let Some(slots) = slots {
+                        slots.release();
+                    }
+                }
                 RemoteReq::Cancel(..) => {}
                 RemoteReq::Run(f) => drop(f),
             }
@@ -262,7 +271,46 @@ impl Drop for ShardShared {
         while let Some(t) = crate::queue::take(&self.injector) {
             crate::scheduler::dead_letter(t);
         }
-        // Ops that never reached the ring: fail them (nothing to free).
-        self.fail_stranded_remote();
+        // Ops that never reached the ring: fail them (nothing to free; the
+        // runtime and its slots are gone).
+        self.fail_stranded_remote(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::cell::{Completion, OpTag};
+    use crate::driver::Cqe;
+    use std::sync::Arc;
+
+    /// An op that remembers how it ended.
+    #[derive(Default)]
+    struct Op(OpTag, std::sync::atomic::AtomicI32);
+    impl Completion for Op {
+        fn complete(&self, cqe: Cqe) -> bool {
+            self.1.store(cqe.res, Ordering::SeqCst);
+            true
+        }
+        fn op_tag(&self) -> &OpTag {
+            &self.0
+        }
+    }
+
+    #[test]
+    fn an_op_stranded_in_a_closed_queue_fails_and_gives_its_slot_back() {
+        let shared = ShardShared::new(0).unwrap();
+        let slots = RemoteSlots::new(1);
+        let op = Arc::new(Op::default());
+        let dyn_op: Arc<dyn Completion> = op.clone();
+        assert!(slots.acquire(&dyn_op, std::task::Waker::noop()));
+        let nop = io_uring::opcode::Nop::new().build();
+        // Pushed just before the shard closed its queue and made its last
+        // drain; the pusher (or the shard standing in) fails it.
+        shared.remote.push(RemoteReq::Submit(nop, dyn_op));
+        shared.close_remote();
+        shared.fail_stranded_remote(Some(&slots));
+        assert_eq!(op.1.load(Ordering::SeqCst), -libc::ECANCELED);
+        assert_eq!(slots.in_flight(), 0, "the failed op kept its slot");
     }
 }

@@ -89,7 +89,7 @@ fn drop_work_until_shutdown(inner: &Inner, index: usize) {
     shared.close_doorbell_target();
     shared.close_remote();
     loop {
-        shared.fail_stranded_remote();
+        shared.fail_stranded_remote(Some(&inner.remote_slots));
         let mut tasks = VecDeque::new();
         shared.drain_inbox(&mut tasks);
         while let Some(t) = crate::queue::take(&shared.injector) {
