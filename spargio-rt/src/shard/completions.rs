@@ -141,19 +141,24 @@ impl LocalShard {
         let wait = self.submit_spill() && wait;
         let ring = self.ring.borrow();
         self.shared().counters.ring_enters.bump();
-        if self.spill.borrow().is_empty() {
-            self.closes_unsubmitted.set(false);
-        }
-        match ring::enter(&ring, wait, timeout) {
+        let entered = ring::enter(&ring, wait, timeout);
+        drop(ring);
+        match entered {
             Ok(ring::Entered::Busy) => self.shared().counters.submit_busy.bump(),
             Ok(ring::Entered::Done) => {}
-            Ok(ring::Entered::CqesLost) => {
-                drop(ring);
-                self.note_cqes_lost();
-            }
+            Ok(ring::Entered::CqesLost) => self.note_cqes_lost(),
             // Only programming errors (EFAULT, EBADF...) land here; say so
             // instead of spinning silently.
             Err(e) => eprintln!("spargio: shard {} io_uring_enter failed: {e}", self.index),
+        }
+        // Queued closes count as submitted only once the kernel has taken
+        // every SQE (an enter refused with `EBUSY` leaves them queued, and
+        // `submit_ring_closes` must try again).
+        if self.closes_unsubmitted.get()
+            && self.spill.borrow().is_empty()
+            && self.ring.borrow_mut().submission().is_empty()
+        {
+            self.closes_unsubmitted.set(false);
         }
     }
 
