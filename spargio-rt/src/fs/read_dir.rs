@@ -254,12 +254,11 @@ impl DirStream {
                 let err = io::Error::last_os_error();
                 return (err.raw_os_error() != Some(0)).then_some(Err(err));
             }
-            // SAFETY: `ent` points at an entry that stays valid until the
-            // next `readdir64` or `closedir` of this stream (both need
-            // `&mut self`), and `d_name` is NUL-terminated inside it. The
-            // fields are read through the raw pointer, never a reference to
-            // the whole `dirent64`, which glibc may allocate shorter than
-            // its declared size.
+            // The fields are read through the raw pointer, never a
+            // reference to the whole `dirent64`, which glibc may allocate
+            // shorter than its declared size.
+            // SAFETY: `ent` is valid until this stream's next `readdir64`
+            // or `closedir` (both need `&mut self`); `d_name` ends in a NUL.
             let (name, ino, d_type) = unsafe {
                 let name = CStr::from_ptr((&raw const (*ent).d_name).cast());
                 (name.to_owned(), (*ent).d_ino, (*ent).d_type)
