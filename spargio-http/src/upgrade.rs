@@ -9,6 +9,14 @@
 //! server has written that head. A switch nobody takes closes the
 //! connection.
 //!
+//! A request body the handler did not read belongs to HTTP/1.1: the
+//! server reads and discards it (up to
+//! [`Http::drain_limit`](crate::Http::drain_limit)) before it hands the
+//! connection over, so the upgraded stream starts right after it. A client
+//! holding the body back for `Expect: 100-continue` is sent `100 Continue`
+//! ahead of the `101` (RFC 9110, 7.8). A body over the drain limit, or one
+//! the client never sends, closes the connection instead.
+//!
 //! On the client, a `101` response from
 //! [`Client::request`](crate::Client::request), or a 2xx response to a
 //! `CONNECT` request (a tunnel), carries the [`OnUpgrade`]:

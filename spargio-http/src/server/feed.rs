@@ -36,6 +36,10 @@ pub(crate) struct Progress {
     pub cut_short: Cell<Option<http::StatusCode>>,
     /// The service's side of the body.
     pub body: Gate,
+    /// `100 Continue` was queued for the body (the service asked for it,
+    /// or the answer switches protocols over it): the client sends it, so
+    /// the feed waits for it even once the service no longer reads it.
+    pub continued: Cell<bool>,
     /// Bytes of a `Content-Length` body neither handed to the service nor
     /// drained yet; `None` for a chunked body (its length is unknown).
     left: Cell<Option<u64>>,
@@ -53,6 +57,7 @@ impl Progress {
             refused: Cell::new(None),
             cut_short: Cell::new(None),
             body,
+            continued: Cell::new(false),
             left: Cell::new(length),
             drained: Cell::new(0),
         }
@@ -260,8 +265,19 @@ pub(crate) async fn feed_body<R: TransportRead>(
                     }
                 }
                 if !gate_open {
-                    // Never asked for, and the client was never told to
-                    // send it: do not wait for bytes that may not come.
+                    // Never asked for, and the client was not told to send
+                    // it. The answer may still tell it (a `101` over the
+                    // body): that is known once the answer is written.
+                    poll_fn(|_| match stop.get() {
+                        true => Poll::Ready(()),
+                        false => Poll::Pending,
+                    })
+                    .await;
+                    gate_open = progress.continued.get();
+                }
+                if !gate_open {
+                    // Nobody told the client to send it: do not wait for
+                    // bytes that may not come.
                     return FeedEnd::Abandoned;
                 }
                 let wait = Wait {

@@ -70,10 +70,33 @@ impl<'a> RequestBody<'a> {
             .awaiting_continue()
             .is_some_and(|p| p.body.was_asked() && !p.body.is_dropped() && p.rest_to_come());
         if asked {
-            out.buf.extend_from_slice(h1::CONTINUE);
-            self.continue_sent = true;
+            self.send_continue(out);
         }
         asked
+    }
+
+    /// Queues `100 Continue` ahead of an answer that switches protocols
+    /// (a `101`, or a 2xx to `CONNECT`) if the client is holding the body
+    /// back for it: the body belongs to the old protocol and must be read
+    /// (drained) before the connection is handed over, and the client
+    /// sends it only once told to (RFC 9110, 7.8: the `100` goes before
+    /// the `101`). Not for a body the server would refuse or not drain
+    /// whole anyway: the connection then closes instead of switching.
+    pub(super) fn continue_for_switch<W>(&mut self, out: &mut Output<W>, drain_limit: u64) {
+        let due = self.awaiting_continue().is_some_and(|p| {
+            p.rest_to_come() && p.refused.get().is_none() && !p.drain_overflows(drain_limit)
+        });
+        if due {
+            self.send_continue(out);
+        }
+    }
+
+    fn send_continue<W>(&mut self, out: &mut Output<W>) {
+        out.buf.extend_from_slice(h1::CONTINUE);
+        self.continue_sent = true;
+        if let Some(p) = self.progress {
+            p.continued.set(true);
+        }
     }
 
     /// Whether the service dropped the body while part of it is still to

@@ -158,6 +158,9 @@ where
     B: HttpBody,
 {
     request.continue_if_asked(out);
+    if ex.upgrade_requested && matches!(&res, Ok(resp) if switches(ex, resp.status())) {
+        request.continue_for_switch(out, cfg.drain_limit);
+    }
     match res {
         Ok(resp) if request.probe_wanted(cfg.drain_limit) && writes_body(ex, &resp) => {
             Answer::Probe(resp)
@@ -419,11 +422,8 @@ where
         Head::Done(Responded::Done { keep_alive })
     };
 
-    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-    // A 2xx to CONNECT turns the connection into a tunnel (RFC 9110,
-    // 9.3.6), handed over like a 101.
-    let tunnel = ex.method == Method::CONNECT && status.is_success();
-    if switching || tunnel {
+    if switches(ex, status) {
+        let tunnel = status != StatusCode::SWITCHING_PROTOCOLS;
         if !ex.upgrade_requested {
             // A 101 to a request that did not ask to switch would leave the
             // client reading a stream it cannot parse.
@@ -501,6 +501,14 @@ where
             start,
         },
     }
+}
+
+/// Whether an answer with `status` to `ex` hands the connection over: a
+/// `101`, or a 2xx to `CONNECT`, which turns the connection into a tunnel
+/// (RFC 9110, 9.3.6).
+fn switches(ex: &Exchange, status: StatusCode) -> bool {
+    status == StatusCode::SWITCHING_PROTOCOLS
+        || (ex.method == Method::CONNECT && status.is_success())
 }
 
 /// Whether, as far as the request body goes, the head of an answer the
