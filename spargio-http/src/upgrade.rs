@@ -384,7 +384,9 @@ impl Future for OnUpgrade {
 /// ([`AsyncWriteExt::close`](futures_util::AsyncWriteExt::close), which
 /// also sends TLS's `close_notify` and shuts the write side down) before
 /// dropping it, or the last bytes written may be lost. The same holds for
-/// the stream [`into_parts`](Self::into_parts) gives.
+/// the stream [`into_parts`](Self::into_parts) gives. A read sends what
+/// was written before it, so an exchange that writes and then waits for
+/// the peer's answer needs no flush in between.
 pub struct Upgraded {
     read_ahead: Bytes,
     io: Box<dyn RawIo>,

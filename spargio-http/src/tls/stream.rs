@@ -148,6 +148,15 @@ fn rejoin_inner(read: TlsReader, write: TlsWriter) -> Box<dyn RawIo> {
 /// [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) error, and then `Ok(0)`
 /// as if the stream had ended cleanly; this says it again on every read,
 /// as [`TlsReader`] does.
+///
+/// Its reads also send what the session holds back: futures-rustls keeps
+/// a sealed record when the socket's write side is busy and reports the
+/// write done, and only a later write or flush sends it. A caller that
+/// writes and then waits to read (an echo that does not flush) would wait
+/// for an answer to bytes the peer never got.
+///
+/// An empty read returns `Ok(0)` without reaching the session, which takes
+/// a read of 0 bytes for the end of the stream.
 struct Truncation<S> {
     inner: S,
     truncated: bool,
@@ -159,7 +168,7 @@ impl<S> Truncation<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Truncation<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Truncation<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -168,6 +177,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Truncation<S> {
         if self.truncated {
             return Poll::Ready(Err(truncation_error()));
         }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        // Whatever it gives: a flush still waiting is woken with `cx` (the
+        // read goes on meanwhile), and a failed one fails the next write.
+        let _ = Pin::new(&mut self.inner).poll_flush(cx);
         let res = std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
         if matches!(&res, Err(e) if e.kind() == io::ErrorKind::UnexpectedEof) {
             self.truncated = true;
