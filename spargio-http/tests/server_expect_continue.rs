@@ -8,6 +8,7 @@
 mod common;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -323,7 +324,6 @@ impl<B: http_body::Body + Unpin> http_body::Body for AfterWait<B> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
-        use std::future::Future;
         if let Some(wait) = self.wait.as_mut() {
             std::task::ready!(std::pin::Pin::new(wait).poll(cx));
             self.wait = None;
@@ -400,7 +400,6 @@ impl http_body::Body for Quiet {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Infallible>>> {
-        use std::future::Future;
         std::task::ready!(std::pin::Pin::new(&mut self.until).poll(cx));
         std::task::Poll::Ready(None)
     }
@@ -489,20 +488,82 @@ fn a_refused_body_is_answered_at_once_though_the_response_body_holds_it() {
     }
 }
 
-#[test]
-fn a_body_refused_before_the_service_asks_gets_no_100_continue() {
-    // The client sent a malformed chunk without waiting: the answer is the
-    // 400, not a 100 inviting more of a body already refused.
+/// Sends a gated chunked request whose first chunk is malformed, with its
+/// head: the answer under every placement is the 400 and a close, never a
+/// 100 inviting more of a body already refused.
+fn assert_a_refused_body_gets_no_100<S>(service: S)
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<spargio_service::BoxError> + Send + 'static,
+{
     for placement in PLACEMENTS {
-        let service = tower::service_fn(|req: Request<Body>| async move {
-            let bytes = req.into_body().collect().await?.to_bytes();
-            Ok::<_, spargio_service::BoxError>(Response::new(Body::from(bytes)))
-        });
-        let server = start_placed(placement, service);
+        let server = start_placed(placement, service.clone());
         let mut c = connect(&server);
         c.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\nzz\r\n");
         let resp = c.read_response();
         assert_eq!(resp.status, 400, "{placement:?}: {resp:?}");
         assert!(c.is_closed());
     }
+}
+
+#[test]
+fn a_body_refused_before_the_service_asks_gets_no_100_continue() {
+    // The client sent a malformed chunk without waiting.
+    assert_a_refused_body_gets_no_100(tower::service_fn(|req: Request<Body>| async move {
+        let bytes = req.into_body().collect().await?.to_bytes();
+        Ok::<_, spargio_service::BoxError>(Response::new(Body::from(bytes)))
+    }));
+}
+
+#[test]
+fn a_body_refused_while_the_handler_still_holds_it_gets_no_100_continue() {
+    // The handler reads the malformed chunk's error and keeps the body a
+    // while before it answers.
+    assert_a_refused_body_gets_no_100(tower::service_fn(|req: Request<Body>| async move {
+        let mut body = req.into_body();
+        assert!(body.frame().await.is_some_and(|f| f.is_err()));
+        spargio_rt::time::sleep(Duration::from_millis(50)).await;
+        drop(body);
+        Ok::<_, Infallible>(Response::new(Body::from("x")))
+    }));
+}
+
+#[test]
+fn a_body_asked_for_and_kept_unread_past_the_answer_is_drained_and_the_connection_kept() {
+    // Part of the body came with the head. The handler asks for the body
+    // once, answers in the same poll and hands the body to a task that
+    // drops it later: the 100 and a kept-alive head go out, so the rest
+    // the client then sends is drained and the connection serves on.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        if req.uri().path() == "/next" {
+            return Ok::<_, Infallible>(Response::new(Body::from("next")));
+        }
+        let mut body = req.into_body();
+        let asked = {
+            let mut frame = std::pin::pin!(body.frame());
+            std::future::poll_fn(|cx| std::task::Poll::Ready(frame.as_mut().poll(cx).is_pending()))
+                .await
+        };
+        assert!(asked, "the frame is handed over later");
+        spargio_rt::spawn(async move {
+            spargio_rt::time::sleep(Duration::from_millis(100)).await;
+            drop(body);
+        });
+        Ok(Response::new(Body::from("x")))
+    });
+    let server = start_placed(HandlerPlacement::Inline, service);
+    let mut c = connect(&server);
+    let mut req =
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"
+            .to_vec();
+    req.extend_from_slice(b"hello");
+    c.send(&req);
+    expect_continue(&mut c, "asked");
+    let resp = c.read_response();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("connection"), None, "kept alive");
+    c.send(b"world");
+    let resp = c.roundtrip(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(resp.body_str(), "next");
 }

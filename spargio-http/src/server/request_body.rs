@@ -62,13 +62,18 @@ impl<'a> RequestBody<'a> {
 
     /// Queues `100 Continue` if it is due: the client is waiting for it
     /// (gated, not yet sent), the service has asked for the body and still
-    /// holds it, and the body has not all arrived. Returns whether it was
+    /// holds it, the body has not all arrived, and what did arrive was not
+    /// refused (a bad chunk, or over the size limit: the answer is that
+    /// error, and the rest is not wanted). Returns whether it was
     /// queued; the caller flushes it (or queues the final head right
     /// behind it).
     pub(super) fn continue_if_asked<W>(&mut self, out: &mut Output<W>) -> bool {
-        let asked = self
-            .awaiting_continue()
-            .is_some_and(|p| p.body.was_asked() && !p.body.is_dropped() && p.rest_to_come());
+        let asked = self.awaiting_continue().is_some_and(|p| {
+            p.body.was_asked()
+                && !p.body.is_dropped()
+                && p.rest_to_come()
+                && p.refused.get().is_none()
+        });
         if asked {
             self.send_continue(out);
         }
