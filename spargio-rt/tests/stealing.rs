@@ -307,10 +307,78 @@ fn a_victim_busy_threshold_of_duration_max_never_robs_a_lone_task() {
 /// waits in an injector) must still run while they go on.
 #[test]
 fn injected_tasks_run_while_two_tasks_keep_waking_each_other() {
+    outside_spawn_runs_during_a_ping_pong(0);
+}
+
+/// The same with tasks woken from another thread all the while, so the
+/// shard's own injector is seldom empty: the outside spawn, which waits in
+/// the global injector, still runs (it waited for the ping-pong's end when
+/// the own injector was always looked at first).
+#[test]
+fn outside_spawns_run_while_other_threads_keep_waking_tasks() {
+    outside_spawn_runs_during_a_ping_pong(256);
+}
+
+/// A task that asks another thread to wake it at every poll, until `stop`.
+struct WokenFromOutside {
+    waker_to: std::sync::mpsc::Sender<std::task::Waker>,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::future::Future for WokenFromOutside {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.stop.load(Ordering::SeqCst) {
+            return std::task::Poll::Ready(());
+        }
+        let _ = self.waker_to.send(cx.waker().clone());
+        std::task::Poll::Pending
+    }
+}
+
+/// On one shard, two tasks wake each other for ever (the deque never runs
+/// empty) beside `woken_from_outside` tasks a thread keeps waking; a task
+/// spawned from outside the runtime must run before the ping-pong ends by
+/// itself.
+fn outside_spawn_runs_during_a_ping_pong(woken_from_outside: usize) {
     use std::sync::atomic::AtomicU64;
     const ROUNDS: u64 = 200_000;
-    let rt = Runtime::builder().shards(1).build().unwrap();
+    // One task per take from an injector: the tasks woken from outside
+    // move into the deque no faster than they run, so they keep the own
+    // injector from running empty.
+    let policy = spargio_rt::StealPolicy {
+        batch: 1,
+        ..Default::default()
+    };
+    let rt = Runtime::builder()
+        .shards(1)
+        .steal_policy(policy)
+        .build()
+        .unwrap();
     let h = rt.handle();
+    let stop_feeders = Arc::new(AtomicBool::new(false));
+    let (waker_to, wakers) = std::sync::mpsc::channel::<std::task::Waker>();
+    let waking = std::thread::spawn(move || {
+        for w in wakers {
+            w.wake();
+        }
+    });
+    let feeders: Vec<_> = (0..woken_from_outside)
+        .map(|_| {
+            let feeder = WokenFromOutside {
+                waker_to: waker_to.clone(),
+                stop: stop_feeders.clone(),
+            };
+            // On the shard (not the global injector): woken from the
+            // thread, they go to its own injector.
+            h.spawn_stealable_on(ShardId(0), feeder)
+        })
+        .collect();
+    drop(waker_to);
     let rounds = Arc::new(AtomicU64::new(0));
     // The ping-pong stops by itself `ROUNDS` after the outside spawn.
     let limit = Arc::new(AtomicU64::new(u64::MAX));
@@ -353,6 +421,12 @@ fn injected_tasks_run_while_two_tasks_keep_waking_each_other() {
     };
     rt.block_on(pinger).unwrap();
     rt.block_on(ponger).unwrap();
+    stop_feeders.store(true, Ordering::SeqCst);
+    for f in feeders {
+        rt.block_on(f).unwrap();
+    }
+    drop(rt);
+    waking.join().unwrap();
     assert!(
         seen_at < limit_at,
         "the injected task ran only once the ping-pong had ended"

@@ -484,8 +484,11 @@ impl LocalShard {
         if tick.is_multiple_of(INJECTED_FIRST_EVERY) {
             // Tasks woken or spawned from other threads wait in the
             // injectors, behind a deque that two tasks waking each other
-            // can keep from ever running empty.
-            if let Some(t) = self.pop_injected() {
+            // can keep from ever running empty. Which injector goes first
+            // alternates: wake-ups from other threads keep the own one
+            // busy, and outside spawns wait in the global one.
+            let global_first = (tick / INJECTED_FIRST_EVERY) % 2 == 1;
+            if let Some(t) = self.pop_injected(global_first) {
                 return Some((t, true));
             }
         }
@@ -502,21 +505,25 @@ impl LocalShard {
 
     /// From the own deque, then the injectors.
     fn pop_stealable(&self) -> Option<Runnable> {
-        self.worker.pop().or_else(|| self.pop_injected())
+        self.worker.pop().or_else(|| self.pop_injected(false))
     }
 
-    /// From the own injector, then the global one, taking a batch into the
-    /// deque with the task.
-    fn pop_injected(&self) -> Option<Runnable> {
+    /// From the own injector, then the global one (the other way round if
+    /// `global_first`), taking a batch into the deque with the task.
+    fn pop_injected(&self, global_first: bool) -> Option<Runnable> {
         let batch = self.inner.steal.batch;
-        [&self.shared().injector, &self.inner.global]
-            .into_iter()
-            .find_map(|inj| {
-                crate::queue::steal_batch(inj, |q| {
-                    q.steal_batch_with_limit_and_pop(&self.worker, batch)
-                })
-                .success()
+        let (own, global) = (&self.shared().injector, &self.inner.global);
+        let order = if global_first {
+            [global, own]
+        } else {
+            [own, global]
+        };
+        order.into_iter().find_map(|inj| {
+            crate::queue::steal_batch(inj, |q| {
+                q.steal_batch_with_limit_and_pop(&self.worker, batch)
             })
+            .success()
+        })
     }
 
     /// Tells idle shards that `queued` stealable tasks wait here
