@@ -68,21 +68,29 @@ impl Gate {
 
 /// Enables the shard's ring on its own thread (which becomes the ring's
 /// single issuer). In unit tests, a shard whose thread name ends in
-/// `-enable-fails-1` fails here instead, to exercise that path.
+/// `-enable-fails-1` fails here instead, to exercise that path, and every
+/// shard of a runtime whose thread names contain `-enable-fails-late-`
+/// fails after 100 ms (work spawned right after the build is queued by
+/// then).
 fn enable(ring: &IoUring) -> std::io::Result<()> {
     #[cfg(test)]
-    if std::thread::current()
-        .name()
-        .is_some_and(|n| n.ends_with("-enable-fails-1"))
-    {
-        return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+    if let Some(name) = std::thread::current().name() {
+        let late = name.contains("-enable-fails-late-");
+        if late {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if late || name.ends_with("-enable-fails-1") {
+            return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+        }
     }
     ring::enable(ring)
 }
 
 /// Stands in for a shard that cannot use its ring while the runtime shuts
 /// down: fails every op request and drops every task sent to it (on this,
-/// their home thread), until no task of the runtime is left.
+/// their home thread), and those spawned from outside the runtime into the
+/// global injector (`Send`: any thread may drop them; with every shard
+/// failed, nothing else would), until no task of the runtime is left.
 fn drop_work_until_shutdown(inner: &Inner, index: usize) {
     let shared = &inner.shards[index];
     // Others ring the eventfd instead of a ring that will never look.
@@ -93,6 +101,9 @@ fn drop_work_until_shutdown(inner: &Inner, index: usize) {
         let mut tasks = VecDeque::new();
         shared.drain_inbox(&mut tasks);
         while let Some(t) = crate::queue::take(&shared.injector) {
+            tasks.push_back(t);
+        }
+        while let Some(t) = crate::queue::take(&inner.global) {
             tasks.push_back(t);
         }
         let dropped = !tasks.is_empty();
@@ -589,6 +600,29 @@ mod tests {
             .expect("the tasks sent to the failed shard were stranded");
         assert!(pinned.unwrap_err().is_cancelled());
         assert!(stealable.unwrap_err().is_cancelled());
+    }
+
+    /// With every shard unable to enable its ring, a task spawned from
+    /// outside the runtime before they gave up (it waits in the global
+    /// injector) is cancelled, and dropping the runtime returns.
+    #[test]
+    fn an_outside_spawn_is_not_stranded_when_every_shard_fails() {
+        let rt = RuntimeBuilder::new()
+            .shards(1)
+            .thread_name("spargio-enable-fails-late")
+            .build()
+            .expect("build does not wait for the shards");
+        let task = rt.handle().spawn(std::future::pending::<()>());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = crate::block_on(task);
+            drop(rt);
+            let _ = tx.send(outcome);
+        });
+        let outcome = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the task in the global injector was stranded");
+        assert!(outcome.unwrap_err().is_cancelled());
     }
 
     /// A park that declined a steal but found a timer already due leaves at
