@@ -217,18 +217,34 @@ pub(crate) fn listener_id() -> u64 {
 }
 
 /// Records that listener `id` waits, to be woken by `waker`.
+///
+/// A replaced waker is dropped after the lock is released, as in
+/// [`forget`]: dropping a task's last waker can drop the task's future
+/// (its runtime is gone), and a `Signal` it owns would `forget` itself,
+/// taking the lock again on this thread.
 pub(crate) fn listen(id: u64, waker: &Waker) {
     let mut wakers = WAKERS.lock().unwrap_or_else(|e| e.into_inner());
-    match wakers.iter_mut().find(|(i, _)| *i == id) {
-        Some((_, w)) => w.clone_from(waker),
-        None => wakers.push((id, waker.clone())),
-    }
+    let _replaced = match wakers.iter_mut().find(|(i, _)| *i == id) {
+        Some((_, w)) if w.will_wake(waker) => None,
+        Some((_, w)) => Some(std::mem::replace(w, waker.clone())),
+        None => {
+            wakers.push((id, waker.clone()));
+            None
+        }
+    };
+    drop(wakers);
 }
 
-/// Removes listener `id` (it was dropped).
+/// Removes listener `id` (it was dropped). Its waker is dropped after the
+/// lock is released (see [`listen`]).
 pub(crate) fn forget(id: u64) {
     let mut wakers = WAKERS.lock().unwrap_or_else(|e| e.into_inner());
-    wakers.retain(|(i, _)| *i != id);
+    let gone = wakers
+        .iter()
+        .position(|(i, _)| *i == id)
+        .map(|at| wakers.swap_remove(at));
+    drop(wakers);
+    drop(gone);
 }
 
 /// Wakes every waiting listener: a kick was read, some counter moved.
