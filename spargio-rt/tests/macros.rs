@@ -371,3 +371,50 @@ fn main_can_run_repeatedly() {
         assert_eq!(entry_three_shards(), 3);
     }
 }
+
+/// A type whose associated functions run on a runtime of their own.
+struct Server {
+    port: u16,
+}
+
+impl Server {
+    fn default_port() -> u16 {
+        8080
+    }
+
+    /// The body names `Self`, and the return type is `Self`.
+    #[spargio_rt::main(shards = 2)]
+    async fn start(h: RuntimeHandle) -> Self {
+        let port = h.spawn(async { Self::default_port() }).await.unwrap();
+        Self { port }
+    }
+
+    /// A value other than `Self`, from a body that names `Self`.
+    #[spargio_rt::main(shards = 1)]
+    async fn port_on_a_runtime() -> u16 {
+        Self::default_port() + 1
+    }
+}
+
+/// A generic type whose associated function uses the impl's parameter.
+struct Maker<T>(std::marker::PhantomData<T>);
+
+impl<T: Default + Send + 'static> Maker<T> {
+    fn fresh() -> T {
+        T::default()
+    }
+
+    /// Returns the impl's parameter, through a body that names `Self`.
+    #[spargio_rt::main(shards = 1)]
+    async fn make() -> T {
+        Self::fresh()
+    }
+}
+
+#[test]
+fn main_on_associated_functions_sees_self_and_the_impls_generics() {
+    assert_eq!(Server::start().port, 8080);
+    assert_eq!(Server::port_on_a_runtime(), 8081);
+    assert_eq!(Maker::<u32>::make(), 0);
+    assert_eq!(Maker::<String>::make(), "");
+}

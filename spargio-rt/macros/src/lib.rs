@@ -74,6 +74,16 @@
 //! Attributes (doc comments, `#[allow]`, ...) and the visibility of the
 //! function are kept.
 //!
+//! On an associated function (in an `impl`): a body that returns
+//! something becomes a nested `async fn` (so a `return` in it is coerced
+//! to the declared type, as in any function), which cannot see the impl
+//! around it; so a body or return type that names `Self` stays an `async`
+//! block inside the function instead, and can use `Self` and the impl's
+//! generics (a `return` there is not coerced: write
+//! `return Err(Box::new(e) as Box<dyn Error>)`). A body that uses the
+//! impl's generic parameters without naming `Self` can name them through
+//! `Self` (`Self::make()`), or return `()`.
+//!
 //! [`spargio-rt`]: https://docs.rs/spargio-rt
 
 #![warn(missing_docs)]
@@ -572,7 +582,44 @@ fn expand(
     // An explicit `-> ()` is no return type: reported, it would make a
     // test return `ExitCode`, which `#[should_panic]` refuses.
     let unit = |ty: &syn::Type| matches!(ty, syn::Type::Tuple(t) if t.elems.is_empty());
+    // A body that names `Self` (a method's) cannot be a nested `async fn`
+    // (an inner item sees nothing of the impl around it): it stays an
+    // `async` block inside the function, passed through a helper that
+    // names its output, so its type is checked (though a `return` in it
+    // is not coerced to the declared type).
+    let names_self =
+        names_self(func.sig.output.to_token_stream()) || names_self(func.block.to_token_stream());
     let (ret, body_item, call) = match &func.sig.output {
+        ReturnType::Type(_, ret_ty) if !unit(ret_ty) && names_self => {
+            let typed = Ident::new("__spargio_typed", Span::mixed_site());
+            let body_item = quote! {
+                fn #typed<T, F: ::core::future::Future<Output = T>>(body: F) -> F {
+                    body
+                }
+            };
+            let body = quote! {
+                #typed::<#ret_ty, _>(async move {
+                    #binding
+                    #(#stmts)*
+                })
+            };
+            let call = if reported {
+                quote! {
+                    #krate::run_with(#builder, move |#param: #krate::RuntimeHandle| async move {
+                        ::std::process::Termination::report(#body.await)
+                    })
+                }
+            } else {
+                let closure = quote!(move |#param: #krate::RuntimeHandle| #body);
+                quote_spanned!(run_with_span=> #run_with(#builder, #closure))
+            };
+            let ret = if reported {
+                quote!(-> ::std::process::ExitCode)
+            } else {
+                ret.to_token_stream()
+            };
+            (ret, body_item, call)
+        }
         ReturnType::Type(_, ret_ty) if !unit(ret_ty) => {
             let body_fn = Ident::new("__spargio_body", Span::mixed_site());
             let (fn_param, call_arg) = match handle_arg {
@@ -626,6 +673,15 @@ fn expand(
             }
         }
     }
+}
+
+/// Whether `tokens` name `Self` anywhere (in nested groups too).
+fn names_self(tokens: TokenStream2) -> bool {
+    tokens.into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => i == "Self",
+        proc_macro2::TokenTree::Group(g) => names_self(g.stream()),
+        _ => false,
+    })
 }
 
 #[cfg(test)]
