@@ -314,7 +314,15 @@ impl RuntimeBuilder {
     /// set up (missing, disabled by `/proc/sys/kernel/io_uring_disabled`, or
     /// refused for these parameters), and with
     /// [`InvalidInput`](io::ErrorKind::InvalidInput) for settings no runtime
-    /// can have: no shards, `ring_entries(0)`, a thread name with a NUL.
+    /// can have: no shards, `ring_entries(0)`, a thread name with a NUL,
+    /// an empty `thread_affinity` CPU list. A shard that cannot be bound
+    /// to its CPU (one this process may not use, or past the machine's)
+    /// fails it with an error naming the shard and the CPU, whose
+    /// [`source`](std::error::Error::source) is the kernel's error.
+    /// An io_uring setup error's [`source`](std::error::Error::source) is
+    /// the kernel's `io::Error`, whose `raw_os_error` says which (`ENOSYS`:
+    /// no io_uring; `EPERM`: disabled or refused), for a program that
+    /// falls back to another runtime.
     pub fn build(self) -> io::Result<Runtime> {
         let shards = self
             .shards
@@ -328,6 +336,11 @@ impl RuntimeBuilder {
         }
         if self.thread_name.contains('\0') {
             return invalid("spargio: thread_name must not contain a NUL byte");
+        }
+        if self.affinity == ThreadAffinity::Cpus(Vec::new()) {
+            return invalid(
+                "spargio: thread_affinity was given an empty CPU list (use `false` for no binding)",
+            );
         }
         Runtime::start(self, shards)
     }

@@ -45,6 +45,7 @@ pub mod boundary;
 mod builder;
 mod deadline_wait;
 mod driver;
+mod explained;
 pub mod fs;
 mod handle;
 pub mod io;

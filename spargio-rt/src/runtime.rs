@@ -81,8 +81,9 @@ impl Runtime {
                 .name(format!("{}-{index}", b.thread_name))
                 .spawn(move || worker::main(start));
             let bound = spawned.and_then(|t| {
-                let res = worker::cpu_for(&b.affinity, index, &allowed)
-                    .map_or(Ok(()), |cpu| worker::bind_to_cpu(&t, cpu));
+                let res = worker::cpu_for(&b.affinity, index, &allowed).map_or(Ok(()), |cpu| {
+                    worker::bind_to_cpu(&t, cpu).map_err(|e| worker::bind_error(index, cpu, e))
+                });
                 threads.push(t);
                 res
             });

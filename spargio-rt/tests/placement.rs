@@ -191,7 +191,15 @@ fn binding_to_a_cpu_that_does_not_exist_fails_the_build() {
         .thread_affinity(vec![0, 1000])
         .build()
         .unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
+    let os = std::error::Error::source(&err)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .and_then(std::io::Error::raw_os_error);
+    assert_eq!(os, Some(libc::EINVAL), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("shard 1") && message.contains("CPU 1000"),
+        "{message}"
+    );
     // Nothing is left behind that stops a new runtime from starting.
     let rt = Runtime::builder().shards(2).build().unwrap();
     let h = rt.handle();
@@ -200,6 +208,16 @@ fn binding_to_a_cpu_that_does_not_exist_fails_the_build() {
             .unwrap(),
         7
     );
+}
+
+#[test]
+fn an_empty_cpu_list_is_refused() {
+    let err = Runtime::builder()
+        .shards(1)
+        .thread_affinity(Vec::<usize>::new())
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
 }
 
 #[test]

@@ -113,9 +113,11 @@ pub(crate) fn setup_error(e: io::Error) -> io::Error {
     describe_setup_error(e, sysctl.as_deref())
 }
 
-/// The pure part of [`setup_error`], given the sysctl's contents (if readable).
+/// The pure part of [`setup_error`], given the sysctl's contents (if
+/// readable). The kernel's error is the result's
+/// [`source`](std::error::Error::source), so a caller can still match on
+/// the errno (`ENOSYS`, `EPERM`) to fall back to another runtime.
 pub(crate) fn describe_setup_error(e: io::Error, sysctl: Option<&str>) -> io::Error {
-    let kind = e.kind();
     let msg = match e.raw_os_error() {
         Some(libc::ENOSYS) => {
             "spargio: io_uring is not available: this kernel has no io_uring_setup (ENOSYS); \
@@ -138,7 +140,7 @@ pub(crate) fn describe_setup_error(e: io::Error, sysctl: Option<&str>) -> io::Er
         ),
         _ => format!("spargio: could not set up an io_uring ring: {e}"),
     };
-    io::Error::new(kind, msg)
+    crate::explained::explained(msg, e)
 }
 
 /// A `MSG_RING` doorbell aimed at `target_fd`, tagged with the target index
@@ -261,6 +263,17 @@ mod tests {
     fn missing_syscall_is_explained() {
         let e = describe_setup_error(io::Error::from_raw_os_error(libc::ENOSYS), None);
         assert!(e.to_string().contains("not available"));
+    }
+
+    #[test]
+    fn the_kernels_errno_is_kept_as_the_source() {
+        for errno in [libc::ENOSYS, libc::EPERM, libc::ENOMEM, libc::EINVAL] {
+            let e = describe_setup_error(io::Error::from_raw_os_error(errno), Some("0"));
+            let os = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<io::Error>())
+                .and_then(io::Error::raw_os_error);
+            assert_eq!(os, Some(errno), "{e}");
+        }
     }
 
     #[test]

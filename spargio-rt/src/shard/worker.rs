@@ -131,6 +131,7 @@ pub(crate) fn cpu_for(affinity: &ThreadAffinity, index: usize, allowed: &[usize]
                 Some(allowed[index % allowed.len()])
             }
         }
+        // (An empty list is refused by `build`.)
         ThreadAffinity::Cpus(list) if list.is_empty() => None,
         ThreadAffinity::Cpus(list) => Some(list[index % list.len()]),
     }
@@ -176,6 +177,15 @@ pub(crate) fn bind_to_cpu(thread: &std::thread::JoinHandle<()>, cpu: usize) -> s
         return Err(std::io::Error::from_raw_os_error(rc));
     }
     Ok(())
+}
+
+/// A failure to bind shard `index` to `cpu`, saying which (the kernel's
+/// error is the [`source`](std::error::Error::source)).
+pub(crate) fn bind_error(index: usize, cpu: usize, e: std::io::Error) -> std::io::Error {
+    crate::explained::explained(
+        format!("spargio: could not bind shard {index} to CPU {cpu} (thread_affinity): {e}"),
+        e,
+    )
 }
 
 /// Body of a shard thread.
