@@ -101,6 +101,19 @@ impl ConnShared {
         }
     }
 
+    /// Whether a spawned request of `route` is recorded in the route's
+    /// average: always when the route's own record sent it (a stealable
+    /// route learns from every request, so it can come back), else (an
+    /// unrouted request its connection's last one sent) as often as the
+    /// route's inline requests are, or a hot connection's requests would
+    /// weigh [`SAMPLE_EVERY`](crate::adaptive::SAMPLE_EVERY) times the
+    /// cheap ones' and move the whole route back and forth.
+    fn spawned_records_route(&self, route: RouteKey) -> bool {
+        self.adaptive()
+            && (self.adaptive.tier(self.home, route) != Tier::Inline
+                || self.adaptive.should_time(self.home, route))
+    }
+
     /// Records one adaptive request's polls: the connection's last-request
     /// flag, and with `to_route` the route's average.
     pub(crate) fn learn(&self, route: RouteKey, report: &PollReport, to_route: bool) {
@@ -137,6 +150,7 @@ impl ConnShared {
         home: ShardId,
         fut: F,
         tier: Tier,
+        to_route: bool,
         deadline: Option<Sleep>,
     ) -> Result<T, HandlerError>
     where
@@ -165,7 +179,7 @@ impl ConnShared {
                 if report.moved {
                     self.counters.handler_steals.add(1);
                 }
-                self.learn(route, &report, true);
+                self.learn(route, &report, to_route);
                 out.map_err(|e| HandlerError::Service(e.into()))
             }
             Err(e) if e.is_panic() => Err(HandlerError::from_panic(&*e.into_panic())),
@@ -399,11 +413,12 @@ where
                 // The request timeout counts from this call, as on the
                 // inline path, not from the call future's first poll.
                 let deadline = tracked.shared.request_timeout.map(spargio_rt::time::sleep);
+                let to_route = tracked.shared.spawned_records_route(route);
                 Call::Spawned {
                     call: Box::pin(async move {
                         let res = tracked
                             .shared
-                            .run_spawned(route, home, fut, tier, deadline)
+                            .run_spawned(route, home, fut, tier, to_route, deadline)
                             .await;
                         tracked.finished(res)
                     }),

@@ -1294,6 +1294,53 @@ fn adaptive_sends_a_hot_connections_next_request_stealable_while_its_route_stays
 }
 
 #[test]
+fn adaptive_a_hot_connection_does_not_move_its_shared_route() {
+    run2(|handle| async move {
+        let cfg = AdaptiveConfig {
+            heavy_poll: Duration::from_millis(u64::from(SCALE) / 5),
+            ..shards_only()
+        };
+        // One shard serves both connections, so they share its route
+        // record (the codec keys every request RouteKey::DEFAULT).
+        let (server, addr, stats, stop) = bound(
+            &handle,
+            ServerBuilder::new()
+                .accept(AcceptMode::Pinned(ShardId(0)))
+                .handler_placement(HandlerPlacement::Adaptive)
+                .adaptive(cfg),
+        );
+        let service = burning_echo(|req| req == b"heavy", cfg.heavy_poll * 3);
+        let serving = start(&handle, server, service);
+        let mut hot = Client::connect(addr).await.unwrap();
+        let mut cheap = Client::connect(addr).await.unwrap();
+        // The hot connection's requests after its first go stealable (its
+        // last one was heavy); the route's average is a sixteenth heavy
+        // requests, well under the threshold. Before, those spawned
+        // requests were all recorded while one cheap request in eight was,
+        // so the route went heavy and back again, and cheap requests on
+        // the other connection were spawned too.
+        const CYCLES: u64 = 30;
+        for _ in 0..CYCLES {
+            ok(&mut hot, b"heavy").await;
+            for _ in 0..16 {
+                ok(&mut cheap, b"light").await;
+            }
+        }
+        // The hot connection's requests (but its first), plus room for one
+        // chance streak of sampled heavy requests (a few cheap requests
+        // spawned before the route comes back).
+        let spawned = stats.snapshot().handlers_stealable;
+        assert!(
+            spawned <= CYCLES - 1 + 16,
+            "cheap requests were spawned: {spawned} requests ran stealable"
+        );
+        drop((hot, cheap));
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}
+
+#[test]
 fn adaptive_with_routes_moves_the_heavy_method_and_keeps_the_cheap_one_inline() {
     run2(|handle| async move {
         let (server, addr, stats, stop) = adaptive_server(&handle, shards_only());
