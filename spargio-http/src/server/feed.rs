@@ -268,9 +268,14 @@ pub(crate) async fn feed_body<R: TransportRead>(
                     // Never asked for, and the client was not told to send
                     // it. The answer may still tell it (a `101` over the
                     // body): that is known once the answer is written.
-                    poll_fn(|_| match stop.get() {
-                        true => Poll::Ready(()),
-                        false => Poll::Pending,
+                    // No waker: the exchange polls the feed again right
+                    // after it sets `stop`, as `want` relies on too.
+                    poll_fn(|_| {
+                        if stop.get() {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending
+                        }
                     })
                     .await;
                     gate_open = progress.continued.get();
