@@ -589,7 +589,9 @@ fn expand(
     // is not coerced to the declared type).
     let names_self =
         names_self(func.sig.output.to_token_stream()) || names_self(func.block.to_token_stream());
-    let (ret, body_item, call) = match &func.sig.output {
+    // For a body with a return type: a helper item and the expression of
+    // the body's future.
+    let typed_body = match &func.sig.output {
         ReturnType::Type(_, ret_ty) if !unit(ret_ty) && names_self => {
             let typed = Ident::new("__spargio_typed", Span::mixed_site());
             let body_item = quote! {
@@ -597,28 +599,13 @@ fn expand(
                     body
                 }
             };
-            let body = quote! {
+            let fut = quote! {
                 #typed::<#ret_ty, _>(async move {
                     #binding
                     #(#stmts)*
                 })
             };
-            let call = if reported {
-                quote! {
-                    #krate::run_with(#builder, move |#param: #krate::RuntimeHandle| async move {
-                        ::std::process::Termination::report(#body.await)
-                    })
-                }
-            } else {
-                let closure = quote!(move |#param: #krate::RuntimeHandle| #body);
-                quote_spanned!(run_with_span=> #run_with(#builder, #closure))
-            };
-            let ret = if reported {
-                quote!(-> ::std::process::ExitCode)
-            } else {
-                ret.to_token_stream()
-            };
-            (ret, body_item, call)
+            Some((body_item, fut))
         }
         ReturnType::Type(_, ret_ty) if !unit(ret_ty) => {
             let body_fn = Ident::new("__spargio_body", Span::mixed_site());
@@ -633,22 +620,27 @@ fn expand(
                     #(#stmts)*
                 }
             };
-            if reported {
-                let call = quote! {
-                    #krate::run_with(#builder, move |#param: #krate::RuntimeHandle| async move {
-                        ::std::process::Termination::report(#body_fn(#call_arg).await)
-                    })
-                };
-                (quote!(-> ::std::process::ExitCode), body_item, call)
-            } else {
-                let closure = quote! {
-                    move |#param: #krate::RuntimeHandle| async move { #body_fn(#call_arg).await }
-                };
-                let call = quote_spanned!(run_with_span=> #run_with(#builder, #closure));
-                (ret.to_token_stream(), body_item, call)
-            }
+            Some((body_item, quote!(#body_fn(#call_arg))))
         }
-        ReturnType::Default | ReturnType::Type(..) => {
+        ReturnType::Default | ReturnType::Type(..) => None,
+    };
+    let (ret, body_item, call) = match typed_body {
+        Some((body_item, fut)) if reported => {
+            let call = quote! {
+                #krate::run_with(#builder, move |#param: #krate::RuntimeHandle| async move {
+                    ::std::process::Termination::report(#fut.await)
+                })
+            };
+            (quote!(-> ::std::process::ExitCode), body_item, call)
+        }
+        Some((body_item, fut)) => {
+            let closure = quote! {
+                move |#param: #krate::RuntimeHandle| async move { #fut.await }
+            };
+            let call = quote_spanned!(run_with_span=> #run_with(#builder, #closure));
+            (ret.to_token_stream(), body_item, call)
+        }
+        None => {
             let closure = quote! {
                 move |#param: #krate::RuntimeHandle| async move {
                     #binding
