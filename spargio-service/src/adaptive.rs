@@ -2,15 +2,26 @@
 //! poll, and whether the route runs inline, stealable or on the background
 //! pool.
 //!
-//! Each shard has its own table, a fixed array of slots indexed by the
-//! route key, which only that shard's connections read and write: a
-//! shard learns a route from its own requests, and no cache line is shared
-//! between shards on the request path (a table shared by all shards had
-//! every sampled request write a line that every other shard then read).
-//! Routes beyond the table size share slots (documented on
-//! `AdaptiveConfig::max_routes`).
+//! Each shard has its own table, which only that shard's connections read
+//! and write: a shard learns a route from its own requests, and no cache
+//! line is shared between shards on the request path (a table shared by
+//! all shards had every sampled request write a line that every other
+//! shard then read).
+//!
+//! A route owns a slot, tagged with its key, so no other route's requests
+//! move its average. Route keys can come from clients (HTTP keys requests
+//! by their path's first segment), so the slots a key may take are picked
+//! by a hash keyed with random numbers drawn per table: a client cannot
+//! work out offline which path lands on a heavy route's slots. A route
+//! takes the first free one of its two candidate slots and keeps it for
+//! the table's life; a route that finds both taken by other routes counts
+//! towards one shared overflow slot (documented on
+//! `AdaptiveConfig::max_routes`). A flood of made-up paths can fill free
+//! slots, never take one a route already holds.
 
 use std::cell::Cell;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -35,11 +46,69 @@ pub(crate) enum Tier {
     Background,
 }
 
+/// One route's record. The fields are atomics only so the table can be
+/// shared; each shard's slots have one thread using them.
+#[derive(Default)]
+struct Slot {
+    /// The route that holds the slot (meaningless while `state` is 0).
+    route: AtomicU64,
+    /// The flags and the average; 0: free (no sample yet).
+    state: AtomicU64,
+}
+
+/// Where a route's record is.
+enum Place<'a> {
+    /// In a slot it holds, or (both of its slots held by others) in the
+    /// overflow slot.
+    Held(&'a Slot),
+    /// Not recorded yet; this free slot is where it will go.
+    Free(&'a Slot),
+}
+
+/// A keyed multiply-shift hash: for two different keys and random
+/// multipliers, the chance that they pick the same slot is about 2 in the
+/// slot count, whichever keys a client chose.
+#[derive(Clone, Copy)]
+struct SlotHash {
+    /// Random, odd.
+    mul: [u64; 2],
+    /// Random.
+    add: [u64; 2],
+}
+
+impl SlotHash {
+    fn random() -> SlotHash {
+        let state = RandomState::new();
+        let draw = |n: u64| {
+            let mut h = state.build_hasher();
+            h.write_u64(n);
+            h.finish()
+        };
+        SlotHash {
+            mul: [draw(0) | 1, draw(1) | 1],
+            add: [draw(2), draw(3)],
+        }
+    }
+
+    /// The route's two candidate indexes among `2^bits` slots.
+    fn candidates(&self, route: RouteKey, bits: u32) -> [usize; 2] {
+        let pick = |i: usize| {
+            let h = route.0.wrapping_mul(self.mul[i]).wrapping_add(self.add[i]);
+            // The top bits are the well-mixed ones; with one slot
+            // (`bits == 0`) the shift would be out of range.
+            h.checked_shr(64 - bits).unwrap_or(0) as usize
+        };
+        [pick(0), pick(1)]
+    }
+}
+
 /// Per-shard, per-route poll-time averages and placement decisions.
 pub(crate) struct AdaptiveTable {
-    /// One slot array per shard. The slots are atomics only so the table
-    /// can be shared; each array has one thread using it.
-    shards: Box<[Box<[AtomicU64]>]>,
+    /// One slot array per shard: `2^bits` route slots, then the overflow
+    /// slot.
+    shards: Box<[Box<[Slot]>]>,
+    bits: u32,
+    hash: SlotHash,
     heavy_ns: u64,
     /// `u64::MAX`: never background.
     background_ns: u64,
@@ -48,27 +117,51 @@ pub(crate) struct AdaptiveTable {
 impl AdaptiveTable {
     /// A table for `shards` shards.
     pub(crate) fn new(cfg: AdaptiveConfig, shards: usize) -> AdaptiveTable {
-        // A power of two: the slot is found with a mask (a division on
+        // A power of two: a slot is picked with a shift (a division on
         // every request cost more than the rest of the lookup).
         let n = cfg.max_routes.max(1).next_power_of_two();
         AdaptiveTable {
             shards: (0..shards.max(1))
-                .map(|_| (0..n).map(|_| AtomicU64::new(0)).collect())
+                .map(|_| (0..=n).map(|_| Slot::default()).collect())
                 .collect(),
+            bits: n.trailing_zeros(),
+            hash: SlotHash::random(),
             heavy_ns: nanos(cfg.heavy_poll).max(1),
             background_ns: cfg.background_poll.map_or(u64::MAX, |d| nanos(d).max(1)),
         }
     }
 
-    fn slot(&self, shard: usize, route: RouteKey) -> &AtomicU64 {
+    /// Where `route`'s record on `shard` is: a slot it holds, else a free
+    /// candidate slot, else the overflow slot.
+    fn place(&self, shard: usize, route: RouteKey) -> Place<'_> {
         let slots = match self.shards.get(shard) {
             Some(slots) => slots,
             None => &self.shards[shard % self.shards.len()],
         };
-        // Spread keys that differ only in high bits over the slots too.
-        let h = route.0 ^ (route.0 >> 29) ^ (route.0 >> 47);
-        // (The length is a power of two.)
-        &slots[h as usize & (slots.len() - 1)]
+        let mut free = None;
+        for i in self.hash.candidates(route, self.bits) {
+            let slot = &slots[i];
+            if slot.state.load(Ordering::Relaxed) == 0 {
+                // Slots are never freed: a route that holds its second
+                // candidate found the first taken, so a free first
+                // candidate means the route holds neither.
+                free.get_or_insert(slot);
+            } else if slot.route.load(Ordering::Relaxed) == route.0 {
+                return Place::Held(slot);
+            }
+        }
+        match free {
+            Some(slot) => Place::Free(slot),
+            None => Place::Held(&slots[slots.len() - 1]),
+        }
+    }
+
+    /// The flags and average `route` counts under on `shard` (0: none yet).
+    fn state(&self, shard: usize, route: RouteKey) -> u64 {
+        match self.place(shard, route) {
+            Place::Held(slot) => slot.state.load(Ordering::Relaxed),
+            Place::Free(_) => 0,
+        }
     }
 
     /// The tier one request's longest poll calls for, without hysteresis
@@ -86,7 +179,7 @@ impl AdaptiveTable {
 
     /// Where requests of `route` should run now.
     pub(crate) fn tier(&self, shard: usize, route: RouteKey) -> Tier {
-        let slot = self.slot(shard, route).load(Ordering::Relaxed);
+        let slot = self.state(shard, route);
         if slot & BACKGROUND != 0 {
             Tier::Background
         } else if slot & HEAVY != 0 {
@@ -104,7 +197,7 @@ impl AdaptiveTable {
     /// pay on every request. (Unrouted requests are also timed on every
     /// poll for their connection's own record.)
     pub(crate) fn should_time(&self, shard: usize, route: RouteKey) -> bool {
-        self.slot(shard, route).load(Ordering::Relaxed) == 0 || sampled()
+        self.state(shard, route) == 0 || sampled()
     }
 
     /// Records that a request of `route` had `longest` as its longest
@@ -113,8 +206,14 @@ impl AdaptiveTable {
     /// again below half of its threshold.
     pub(crate) fn record(&self, shard: usize, route: RouteKey, longest: Duration) {
         let sample = nanos(longest).min(AVG);
-        let slot = self.slot(shard, route);
-        let old = slot.load(Ordering::Relaxed);
+        let slot = match self.place(shard, route) {
+            Place::Held(slot) => slot,
+            Place::Free(slot) => {
+                slot.route.store(route.0, Ordering::Relaxed);
+                slot
+            }
+        };
+        let old = slot.state.load(Ordering::Relaxed);
         let avg = old & AVG;
         // Exponential average with weight 1/8 for the new sample; never 0
         // once recorded (0 means "no sample yet").
@@ -138,7 +237,7 @@ impl AdaptiveTable {
         if above(BACKGROUND, self.background_ns) {
             new |= BACKGROUND;
         }
-        slot.store(new, Ordering::Relaxed);
+        slot.state.store(new, Ordering::Relaxed);
     }
 }
 
@@ -280,5 +379,49 @@ mod tests {
         t.record(0, RouteKey(2), Duration::from_micros(1));
         assert_ne!(t.tier(0, RouteKey(1)), Tier::Inline);
         assert_eq!(t.tier(0, RouteKey(2)), Tier::Inline);
+    }
+
+    #[test]
+    fn a_flood_of_other_routes_leaves_a_held_route_alone() {
+        let t = table();
+        let heavy = RouteKey::of("render");
+        t.record(0, heavy, Duration::from_millis(1));
+        // Made-up paths, each cheap, far more of them than there are slots.
+        for i in 0..4096 {
+            record_n(
+                &t,
+                RouteKey::of(&format!("x{i}")),
+                8,
+                Duration::from_micros(1),
+            );
+        }
+        assert_ne!(t.tier(0, heavy), Tier::Inline);
+    }
+
+    #[test]
+    fn routes_that_find_no_free_slot_share_the_overflow_slot() {
+        let t = AdaptiveTable::new(
+            AdaptiveConfig {
+                max_routes: 1,
+                ..AdaptiveConfig::default()
+            },
+            1,
+        );
+        let (first, second, third) = (RouteKey(1), RouteKey(2), RouteKey(3));
+        t.record(0, first, Duration::from_micros(1));
+        t.record(0, second, Duration::from_millis(1));
+        assert_eq!(t.tier(0, first), Tier::Inline, "the one slot is first's");
+        assert_ne!(t.tier(0, second), Tier::Inline);
+        assert_eq!(t.tier(0, third), t.tier(0, second), "one overflow slot");
+    }
+
+    #[test]
+    fn each_table_places_routes_its_own_way() {
+        let (a, b) = (SlotHash::random(), SlotHash::random());
+        let differ = (0..64)
+            .map(RouteKey)
+            .filter(|&r| a.candidates(r, 10) != b.candidates(r, 10))
+            .count();
+        assert!(differ > 0, "the slot hash is keyed per table");
     }
 }

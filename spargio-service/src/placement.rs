@@ -58,8 +58,14 @@ pub struct AdaptiveConfig {
     /// Default 500 µs: a poll that long holds a shard's connections for
     /// half a millisecond, far more than a pool hop costs.
     pub background_poll: Option<Duration>,
-    /// Routes tracked at once per shard (8 bytes each; rounded up to a
-    /// power of two); requests of further routes share one slot.
+    /// Routes tracked apart per shard (16 bytes each; rounded up to a
+    /// power of two). A route keeps the slot it first took for the
+    /// server's life, and no other route's requests change its average;
+    /// a route whose two candidate slots (picked by a hash keyed per
+    /// server, so clients cannot aim at a route's slots) are both held by
+    /// others shares one overflow average with every such route. Made-up
+    /// routes, such as a scanner's paths, can fill free slots but never
+    /// take one a route holds.
     pub max_routes: usize,
 }
 

@@ -35,9 +35,12 @@ impl RouteKey {
     }
 }
 
-/// FNV-1a: keys are computed on every request from short, trusted route
-/// names, where SipHash's flooding resistance buys nothing and costs more
-/// than the rest of the lookup.
+/// FNV-1a: keys are computed on every request from short route names,
+/// where SipHash costs more than the rest of the lookup. The names may be
+/// a client's (an HTTP path's first segment); the adaptive table picks a
+/// key's slots with a hash keyed per server and tags each slot with its
+/// route, so a client gains nothing from FNV's known constants short of
+/// a full 64-bit match with a route's key.
 struct Fnv1a(u64);
 
 impl Default for Fnv1a {
