@@ -207,6 +207,21 @@ impl Validators {
     }
 }
 
+/// Evaluates the preconditions of a GET or HEAD request for a
+/// representation that exists but has neither an entity tag nor a
+/// modification date (a directory listing): `If-Match` holds only as `*`,
+/// `If-None-Match: *` answers 304, and the date conditions are ignored
+/// (RFC 9110 §13.1.1-§13.1.4).
+pub(crate) fn precondition_without_validators(headers: &HeaderMap) -> Precondition {
+    if tag_list(headers, &IF_MATCH).is_some_and(|list| list != TagList::Any) {
+        return Precondition::Failed;
+    }
+    if tag_list(headers, &IF_NONE_MATCH) == Some(TagList::Any) {
+        return Precondition::NotModified;
+    }
+    Precondition::Proceed
+}
+
 /// A parsed `If-Match` / `If-None-Match` value.
 #[derive(Debug, PartialEq, Eq)]
 enum TagList<'a> {

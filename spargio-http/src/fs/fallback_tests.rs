@@ -163,3 +163,23 @@ async fn fs_fallback_gets_the_whole_request() {
     let bytes: Bytes = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(bytes, "HEAD /nowhere?q=1 yes the body");
 }
+
+#[spargio_rt::test]
+async fn fs_a_fallback_answer_that_turned_on_the_encoding_says_so() {
+    let site = site();
+    std::fs::write(site.root.join("only.js.gz"), "GZ-only").unwrap();
+    let mut app = ServeDir::new(&site.root)
+        .precompressed_gzip()
+        .fallback(ServeFile::new(site.root.join("index.html")));
+    // Without gzip, `/only.js` is the fallback's page; with it, the file.
+    let (res, body) = call(&mut app, get("/only.js")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "<h1>home</h1>");
+    assert_eq!(
+        res.headers.get_all(http::header::VARY).iter().count(),
+        1,
+        "one Vary: {:?}",
+        res.headers
+    );
+    assert_eq!(res.headers[http::header::VARY], "accept-encoding");
+}

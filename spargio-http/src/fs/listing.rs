@@ -9,10 +9,11 @@ use std::path::Path;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
-use http::{HeaderValue, Method, Response};
+use http::{HeaderValue, Method, Response, StatusCode};
 use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::body::FileBody;
+use super::conditional::{precondition_without_validators, Precondition};
 use super::confine::open_dir_under;
 use super::respond;
 use super::root::Root;
@@ -49,6 +50,25 @@ pub(crate) async fn list(
         Ok(dir) => dir,
         Err(e) => return respond::io_error(&e),
     };
+    // A listing exists but has no validators: only `If-Match: *` and
+    // `If-None-Match` without `*` let it through.
+    match precondition_without_validators(&parts.headers) {
+        Precondition::Proceed => {}
+        Precondition::NotModified => {
+            let mut res = Response::new(FileBody::empty());
+            *res.status_mut() = StatusCode::NOT_MODIFIED;
+            res.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            return res;
+        }
+        Precondition::Failed => {
+            let mut res = Response::new(FileBody::empty());
+            *res.status_mut() = StatusCode::PRECONDITION_FAILED;
+            res.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(0u64));
+            return res;
+        }
+    }
     let fd = match dir.into_std() {
         Ok(dir) => OwnedFd::from(dir),
         Err(e) => return respond::io_error(&e),

@@ -110,3 +110,37 @@ async fn fs_listing_never_leaves_the_root() {
         assert!(!String::from_utf8_lossy(&body).contains("secret"), "{uri}");
     }
 }
+
+/// `uri` with one request header.
+fn get_with(uri: &str, name: &str, value: &str) -> Request<()> {
+    Request::builder()
+        .uri(uri)
+        .header(name, value)
+        .body(())
+        .unwrap()
+}
+
+#[spargio_rt::test]
+async fn fs_listing_answers_tag_conditions_it_cannot_meet() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root).list_directories(true);
+
+    // The listing has no entity tag: no tag matches it.
+    let (res, body) = call(&mut svc, get_with("/noindex/", "if-match", "\"x\"")).await;
+    assert_eq!(res.status, StatusCode::PRECONDITION_FAILED);
+    assert!(body.is_empty());
+    // It exists, so `*` does.
+    let (res, _) = call(&mut svc, get_with("/noindex/", "if-match", "*")).await;
+    assert_eq!(res.status, StatusCode::OK);
+
+    let (res, body) = call(&mut svc, get_with("/noindex/", "if-none-match", "*")).await;
+    assert_eq!(res.status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+    let (res, _) = call(&mut svc, get_with("/noindex/", "if-none-match", "\"x\"")).await;
+    assert_eq!(res.status, StatusCode::OK);
+
+    // No modification date: the date conditions are ignored.
+    let date = "Thu, 01 Jan 1970 00:00:00 GMT";
+    let (res, _) = call(&mut svc, get_with("/noindex/", "if-unmodified-since", date)).await;
+    assert_eq!(res.status, StatusCode::OK);
+}

@@ -57,6 +57,26 @@ pub(crate) struct Opened {
     pub(crate) encoding: Option<Encoding>,
 }
 
+/// Adds `accept-encoding` to `Vary` unless it is there already (or `*`
+/// is): with precompressed files on, every answer may depend on it — a
+/// `404` to a client that does not take gzip can be a `200` with
+/// `app.js.gz` to one that does — and a shared cache must not hand one
+/// client's answer to the other.
+pub(crate) fn vary_on_accept_encoding(res: &mut Response<FileBody>) {
+    let listed = res.headers().get_all(VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|token| {
+                let token = token.trim();
+                token == "*" || token.eq_ignore_ascii_case("accept-encoding")
+            })
+        })
+    });
+    if !listed {
+        res.headers_mut()
+            .append(VARY, HeaderValue::from_static("accept-encoding"));
+    }
+}
+
 /// Whether the method is one the services answer (anything else gets 405).
 pub(crate) fn method_allowed(method: &Method) -> bool {
     method == Method::GET || method == Method::HEAD

@@ -292,7 +292,8 @@ impl<F> ServeDir<F> {
     /// asked for (`index.html` under it for a directory), as in
     /// tower-http: a symlink `alias.txt -> hello.txt` has the twin
     /// `alias.txt.gz`, not `hello.txt.gz`. `Content-Type` stays the
-    /// original file's, and every response gets `Vary: accept-encoding`.
+    /// original file's, and every response (a `404`, a redirect and a
+    /// fallback's answer too) gets `Vary: accept-encoding`.
     /// Ranges and validators then apply to the compressed file.
     ///
     /// With several precompressed codings on, the client's
@@ -376,12 +377,22 @@ where
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
         let (parts, body) = req.into_parts();
         let config = Arc::clone(&self.config);
+        let vary = !config.options.precompressed.is_empty();
         let Some(fallback) = self.fallback.clone() else {
-            return ResponseFuture::new(async move { serve(config, &parts).await });
+            return ResponseFuture::new(async move {
+                let mut res = serve(config, &parts).await;
+                if vary {
+                    respond::vary_on_accept_encoding(&mut res);
+                }
+                res
+            });
         };
         ResponseFuture::new(async move {
             let on_405 = config.fallback_on_method_not_allowed;
-            let res = serve(config, &parts).await;
+            let mut res = serve(config, &parts).await;
+            if vary {
+                respond::vary_on_accept_encoding(&mut res);
+            }
             let fall_back = match res.status() {
                 StatusCode::NOT_FOUND => true,
                 StatusCode::METHOD_NOT_ALLOWED => on_405,
@@ -415,7 +426,13 @@ where
                     head.headers.remove(name);
                 }
             }
-            Response::from_parts(head, FileBody::from_body(body))
+            let mut res = Response::from_parts(head, FileBody::from_body(body));
+            if vary {
+                // Whether the fallback was asked at all turned on the
+                // client's `Accept-Encoding` too.
+                respond::vary_on_accept_encoding(&mut res);
+            }
+            res
         })
     }
 }

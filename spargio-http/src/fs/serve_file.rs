@@ -134,7 +134,15 @@ impl<B: Send + 'static> tower_service::Service<Request<B>> for ServeFile {
 
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
         let (parts, _body) = req.into_parts();
-        ResponseFuture::new(serve(Arc::clone(&self.config), parts))
+        let config = Arc::clone(&self.config);
+        ResponseFuture::new(async move {
+            let vary = !config.options.precompressed.is_empty();
+            let mut res = serve(config, parts).await;
+            if vary {
+                respond::vary_on_accept_encoding(&mut res);
+            }
+            res
+        })
     }
 }
 
@@ -145,6 +153,22 @@ async fn serve(config: Arc<FileConfig>, parts: Parts) -> Response<FileBody> {
     let (file, meta) = match open_file(&config.path).await {
         Ok(Some(opened)) => opened,
         Ok(None) => return respond::empty(StatusCode::NOT_FOUND),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            // Only a precompressed sibling may be there: served to a
+            // client that takes its encoding, as `ServeDir` does.
+            for encoding in config.options.precompressed.accepted_by(&parts) {
+                if let Ok(Some((file, meta))) = open_file(&encoding.sibling(&config.path)).await {
+                    let opened = Opened {
+                        file,
+                        meta,
+                        content_type: config.content_type.clone(),
+                        encoding: Some(encoding),
+                    };
+                    return respond::respond(&parts, opened, &config.options);
+                }
+            }
+            return respond::io_error(&e);
+        }
         Err(e) => return respond::io_error(&e),
     };
     let mut opened = Opened {

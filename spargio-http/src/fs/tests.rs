@@ -722,6 +722,9 @@ async fn fs_precompressed_gzip() {
     assert_eq!(body, "GZ-only");
     let (res, _) = call(&mut svc, get("/only.js")).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
+    // The 404 turned on `Accept-Encoding` too: a cache must not give it
+    // to a client that takes gzip.
+    assert_eq!(res.headers[VARY], "accept-encoding");
     let (res, _) = call(&mut plain, request(Method::GET, "/only.js", &gz)).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     let (res, _) = call(&mut svc, request(Method::GET, "/only.js/", &gz)).await;
@@ -986,4 +989,20 @@ async fn fs_etag_is_weak_while_the_mtime_is_this_second() {
     let (res, _) = call(&mut svc, get("/hello.txt")).await;
     let etag = res.headers[ETAG].to_str().unwrap();
     assert!(etag.starts_with('"'), "{etag}");
+}
+
+#[spargio_rt::test]
+async fn fs_serve_file_serves_a_sibling_deployed_alone() {
+    let site = site();
+    std::fs::write(site.root.join("only.js.gz"), "GZ-only").unwrap();
+    let mut svc = ServeFile::new(site.root.join("only.js")).precompressed_gzip();
+    let gz = [(ACCEPT_ENCODING, "gzip")];
+    let (res, body) = call(&mut svc, request(Method::GET, "/", &gz)).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.headers[CONTENT_ENCODING], "gzip");
+    assert_eq!(res.headers[VARY], "accept-encoding");
+    assert_eq!(body, "GZ-only");
+    let (res, _) = call(&mut svc, get("/")).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(res.headers[VARY], "accept-encoding");
 }
