@@ -653,6 +653,22 @@ fn switching(req: &mut Request<Body>, take: bool) -> Response<Body> {
 }
 
 #[test]
+fn a_101_to_connect_is_a_500_and_a_close() {
+    // The client waits for a 2xx to open its tunnel; an HTTP/1.0 one must
+    // get no 1xx at all.
+    for version in ["1.1", "1.0"] {
+        let service = tower::service_fn(|mut req: Request<Body>| async move {
+            Ok::<_, Infallible>(switching(&mut req, true))
+        });
+        let server = TestServer::start(service);
+        let mut c = server.connect();
+        c.send(format!("CONNECT a:443 HTTP/{version}\r\nHost: a:443\r\n\r\n").as_bytes());
+        assert_eq!(c.read_response().status, 500, "HTTP/{version}");
+        assert!(c.is_closed(), "HTTP/{version}");
+    }
+}
+
+#[test]
 fn a_101_to_a_request_that_asked_for_no_upgrade_is_a_500_and_a_close() {
     let service = tower::service_fn(|mut req: Request<Body>| async move {
         Ok::<_, Infallible>(switching(&mut req, false))

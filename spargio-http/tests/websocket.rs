@@ -149,6 +149,8 @@ fn refused_handshakes_get_their_status_and_the_connection_serves_on() {
     let resp = c.roundtrip(b"GET /ws HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(resp.status, 426);
     assert_eq!(resp.header("upgrade"), Some("websocket"));
+    // A sender of Upgrade names it in Connection too (RFC 9110 §7.8).
+    assert_eq!(resp.header("connection"), Some("upgrade"));
     // A version this server does not speak: 426 naming the one it does.
     let old = handshake("/ws", "").replace("Version: 13", "Version: 8");
     let resp = c.roundtrip(old.as_bytes());

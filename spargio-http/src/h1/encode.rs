@@ -92,10 +92,13 @@ pub fn response_framing(
 ///   304) a `content-length` from `head_length` if it is `Some`, else the
 ///   service's Content-Length if it is valid (written as one field); 1xx and
 ///   204 responses, and `Tunnel` (a 2xx to CONNECT), never get either;
-/// * `connection: close` when `!keep_alive` on HTTP/1.1, `connection:
-///   keep-alive` when `keep_alive` on HTTP/1.0 (`CloseDelimited` always
-///   counts as not keep-alive); none for 1xx, and a 101 response keeps the
-///   service's own Connection and Upgrade headers untouched;
+/// * one `connection` field with the service's own Connection options
+///   other than `close` and `keep-alive` (`upgrade` on a `426` that offers
+///   an `Upgrade`, a hop-by-hop field it names), then `close` when
+///   `!keep_alive` on HTTP/1.1 or `keep-alive` when `keep_alive` on
+///   HTTP/1.0 (`CloseDelimited` always counts as not keep-alive); none for
+///   1xx, and a 101 response keeps the service's own Connection and
+///   Upgrade headers untouched;
 /// * `date` unless the service set one (not on 1xx);
 /// * the empty line.
 ///
@@ -143,6 +146,10 @@ pub(super) fn encode_response_fields(
     // Check every value before writing anything, and size the head.
     let mut size = 64 + DATE_LEN;
     let mut has_date = false;
+    // Whether the service's Connection fields name options other than
+    // `close` / `keep-alive` (`upgrade` beside an `Upgrade` field, a
+    // hop-by-hop field of its own): those are kept (RFC 9110 §7.6.1, §7.8).
+    let mut connection_options = false;
     // The service's Content-Length, kept for NoBody without `head_length`;
     // `Err` once a value is invalid or values differ.
     let mut user_length = Ok(ContentLength::default());
@@ -154,6 +161,13 @@ pub(super) fn encode_response_fields(
                         user_length = Err(());
                     }
                 }
+            }
+            if *name == header::CONNECTION && options(value).next().is_some() {
+                if !value_is_writable(value) {
+                    return Err(bad_value(name));
+                }
+                connection_options = true;
+                size += value.len() + 16;
             }
             continue;
         }
@@ -202,10 +216,33 @@ pub(super) fn encode_response_fields(
 
     if !informational {
         let keep_alive = keep_alive && framing != ResponseFraming::CloseDelimited;
-        if http10 && keep_alive {
-            dst.extend_from_slice(b"connection: keep-alive\r\n");
+        let own: &[u8] = if http10 && keep_alive {
+            b"keep-alive"
         } else if !http10 && !keep_alive {
-            dst.extend_from_slice(b"connection: close\r\n");
+            b"close"
+        } else {
+            b""
+        };
+        let mut first = true;
+        let mut put_option = |dst: &mut BytesMut, option: &[u8]| {
+            dst.extend_from_slice(if first { b"connection: " } else { b", " });
+            dst.extend_from_slice(option);
+            first = false;
+        };
+        if connection_options {
+            for (name, value) in headers.fields() {
+                if *name == header::CONNECTION {
+                    for option in options(value) {
+                        put_option(dst, option);
+                    }
+                }
+            }
+        }
+        if !own.is_empty() {
+            put_option(dst, own);
+        }
+        if !first {
+            dst.extend_from_slice(b"\r\n");
         }
         if !has_date {
             dst.extend_from_slice(b"date: ");
@@ -215,6 +252,19 @@ pub(super) fn encode_response_fields(
     }
     dst.extend_from_slice(b"\r\n");
     Ok(())
+}
+
+/// The options of one `Connection` field other than `close` and
+/// `keep-alive` (which the server decides), trimmed.
+fn options(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|o| {
+            !o.is_empty()
+                && !o.eq_ignore_ascii_case(b"close")
+                && !o.eq_ignore_ascii_case(b"keep-alive")
+        })
 }
 
 /// Appends one chunk: the size in hex, CRLF, `data`, CRLF. Nothing for

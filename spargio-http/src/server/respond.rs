@@ -422,6 +422,11 @@ where
         Head::Done(Responded::Done { keep_alive })
     };
 
+    if status == StatusCode::SWITCHING_PROTOCOLS && ex.method == Method::CONNECT {
+        // A CONNECT client waits for a 2xx to open its tunnel and reads a
+        // 101 as an interim answer (and an HTTP/1.0 one must get no 1xx).
+        return internal_error(out, false);
+    }
     if switches(ex, status) {
         let tunnel = status != StatusCode::SWITCHING_PROTOCOLS;
         if !ex.upgrade_requested {
@@ -504,11 +509,14 @@ where
 }
 
 /// Whether an answer with `status` to `ex` hands the connection over: a
-/// `101`, or a 2xx to `CONNECT`, which turns the connection into a tunnel
-/// (RFC 9110, 9.3.6).
+/// `101` (not to `CONNECT`), or a 2xx to `CONNECT`, which turns the
+/// connection into a tunnel (RFC 9110, 9.3.6).
 fn switches(ex: &Exchange, status: StatusCode) -> bool {
-    status == StatusCode::SWITCHING_PROTOCOLS
-        || (ex.method == Method::CONNECT && status.is_success())
+    if ex.method == Method::CONNECT {
+        status.is_success()
+    } else {
+        status == StatusCode::SWITCHING_PROTOCOLS
+    }
 }
 
 /// Whether, as far as the request body goes, the head of an answer the

@@ -921,3 +921,72 @@ fn error_display() {
         "unsupported HTTP version"
     );
 }
+
+#[test]
+fn response_head_keeps_the_services_connection_options() {
+    // A 426 offering an upgrade must name it in Connection (RFC 9110
+    // §7.8); `close` / `keep-alive` stay the server's to say.
+    let h = headers(&[
+        ("upgrade", "websocket"),
+        ("connection", "Upgrade, keep-alive"),
+        ("connection", "x-hop"),
+        ("x-hop", "1"),
+    ]);
+    let head = response(
+        Version::HTTP_11,
+        426,
+        &h,
+        ResponseFraming::Length(0),
+        None,
+        false,
+    );
+    assert_eq!(
+        without_date(&head),
+        "HTTP/1.1 426 Upgrade Required\r\nupgrade: websocket\r\nx-hop: 1\r\n\
+         content-length: 0\r\nconnection: Upgrade, x-hop, close\r\n\r\n"
+    );
+    // Kept alive on HTTP/1.1: the options alone.
+    let head = response(
+        Version::HTTP_11,
+        426,
+        &h,
+        ResponseFraming::Length(0),
+        None,
+        true,
+    );
+    assert!(
+        head.contains("\r\nconnection: Upgrade, x-hop\r\n"),
+        "{head}"
+    );
+    // HTTP/1.0 kept alive: the options, then keep-alive.
+    let head = response(
+        Version::HTTP_10,
+        200,
+        &headers(&[("connection", "x-hop")]),
+        ResponseFraming::Length(0),
+        None,
+        true,
+    );
+    assert!(
+        head.contains("\r\nconnection: x-hop, keep-alive\r\n"),
+        "{head}"
+    );
+}
+
+#[test]
+fn response_head_refuses_a_bad_connection_option() {
+    let fields = raw(&[("connection", b"x-hop\r\nx-evil: 1")]);
+    let mut dst = BytesMut::from(&b"previous"[..]);
+    let e = encode_response_fields(
+        &mut dst,
+        Version::HTTP_11,
+        StatusCode::OK,
+        &fields[..],
+        ResponseFraming::Length(0),
+        None,
+        true,
+    )
+    .unwrap_err();
+    assert_eq!(&dst[..], b"previous");
+    assert_eq!(e.0, "CR/LF/NUL in value of header connection");
+}
