@@ -299,7 +299,7 @@ impl Inner {
         // Before its first poll the future holds only `make`, which is
         // `Send`: dropping it unstarted on another thread (shutdown raced
         // the spawn) is fine.
-        self.spawn_local_unchecked(shard, BuildThere::new(make))
+        self.spawn_local_unchecked(shard, BuildThere::new(make), true)
     }
 
     /// Spawns a `!Send` future on the current shard.
@@ -313,7 +313,7 @@ impl Inner {
     {
         let shard = local::current_index(self)
             .expect("spargio: spawn_local must be called on a shard of this runtime (use spawn_local_on from elsewhere)");
-        self.spawn_local_unchecked(shard, fut)
+        self.spawn_local_unchecked(shard, fut, false)
     }
 
     /// Spawns a task that lives on shard `shard` only (`Home::Local`).
@@ -322,7 +322,14 @@ impl Inner {
     /// until its first poll (it is `Send` until then, or this is `shard`'s
     /// own thread), and that a `!Send` output is only taken on `shard`'s
     /// thread (true when `F::Output: !Send`, as `JoinHandle` is then `!Send`).
-    fn spawn_local_unchecked<F>(self: &Arc<Self>, shard: usize, fut: F) -> JoinHandle<F::Output>
+    /// `send_until_started`: `fut` is `Send` until its first poll, so an
+    /// unstarted task stranded by shutdown is dropped, not leaked.
+    fn spawn_local_unchecked<F>(
+        self: &Arc<Self>,
+        shard: usize,
+        fut: F,
+        send_until_started: bool,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
@@ -340,12 +347,18 @@ impl Inner {
         // `!Send`: `JoinHandle<T>` is then `!Send` too (async-task's
         // `Task<T>` is `Send` only for `T: Send`), so it is taken out on the
         // shard's thread. The future and its output are `'static`.
+        let meta = TaskMeta::new(Home::Local(shard), shard);
+        let meta = if send_until_started {
+            meta.send_until_started()
+        } else {
+            meta
+        };
         let (task, handle) = register(&self.registry, part, fut, |guard| {
             // SAFETY: the task is only polled and dropped on its own shard,
             // as argued above.
             unsafe {
                 async_task::Builder::new()
-                    .metadata(TaskMeta::new(Home::Local(shard), shard))
+                    .metadata(meta)
                     .spawn_unchecked(move |meta: &TaskMeta| guard.of_task(meta), self.scheduler())
             }
         });
@@ -501,14 +514,16 @@ impl Inner {
     }
 }
 
-/// A task woken after its shard exited. A `Local` task's future may be
-/// `!Send`, so it is leaked rather than dropped on this thread; any other
-/// task is dropped (which cancels it).
+/// A task woken after its shard exited. A started `Local` task's future
+/// may be `!Send`, so it is leaked rather than dropped on this thread; any
+/// other task (an unstarted `spawn_local_on` one included: its future
+/// still only holds the `Send` closure, which may own a socket) is dropped,
+/// which cancels it.
 pub(crate) fn dead_letter(task: Runnable) {
-    if matches!(task.metadata().home, Home::Local(_)) {
-        std::mem::forget(task);
-    } else {
+    if task.metadata().droppable_anywhere() {
         drop(task);
+    } else {
+        std::mem::forget(task);
     }
 }
 
@@ -530,4 +545,60 @@ fn register<F: Future>(
     });
     let waker = task.waker();
     (task, JoinHandle::new(handle, waker))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::dead_letter;
+    use crate::task::ctl::Registry;
+    use crate::task::{Home, Runnable, TaskMeta};
+
+    /// A `Local` task around a future that holds `held` and never ends,
+    /// woken as if after its shard exited: its schedule function hands the
+    /// runnable to the dead letters.
+    fn local_task(meta: TaskMeta, held: Arc<()>) -> Runnable {
+        let fut = async move {
+            let _held = held;
+            std::future::pending::<()>().await;
+        };
+        let (runnable, task) = async_task::Builder::new()
+            .metadata(meta)
+            .spawn(move |_: &TaskMeta| fut, dead_letter);
+        task.detach();
+        runnable
+    }
+
+    #[test]
+    fn a_stranded_local_task_that_never_started_from_a_send_closure_is_dropped() {
+        let held = Arc::new(());
+        let meta = TaskMeta::new(Home::Local(0), 0).send_until_started();
+        dead_letter(local_task(meta, held.clone()));
+        assert_eq!(Arc::strong_count(&held), 1, "what it held was leaked");
+    }
+
+    #[test]
+    fn a_stranded_local_task_that_started_is_leaked() {
+        // Once polled, the future may be `!Send`: never dropped elsewhere.
+        let held = Arc::new(());
+        let meta = TaskMeta::new(Home::Local(0), 0).send_until_started();
+        let task = local_task(meta, held.clone());
+        let waker = task.waker();
+        crate::task::run(task, &Registry::for_pool());
+        waker.wake();
+        assert_eq!(
+            Arc::strong_count(&held),
+            2,
+            "a started local task was dropped"
+        );
+        // And one spawned on its own shard (`spawn_local`) never was
+        // droppable elsewhere.
+        let unmarked = Arc::new(());
+        dead_letter(local_task(
+            TaskMeta::new(Home::Local(0), 0),
+            unmarked.clone(),
+        ));
+        assert_eq!(Arc::strong_count(&unmarked), 2);
+    }
 }

@@ -61,6 +61,11 @@ pub(crate) struct TaskMeta {
     /// The task queued before this one in a shard's inbox, while this
     /// task's runnable is in it (see `shard::inbox`).
     pub(crate) inbox_next: AtomicPtr<()>,
+    /// A `Local` task whose future is `Send` until its first poll (built
+    /// by `spawn_local_on` from a `Send` closure) and has not been polled
+    /// yet: it may be dropped on any thread (see `scheduler::dead_letter`).
+    /// Cleared by [`run`] before the first poll.
+    send_until_started: AtomicBool,
 }
 
 /// Polls `task` once, or drops it if it was aborted, alone or with every
@@ -68,9 +73,13 @@ pub(crate) struct TaskMeta {
 /// here, on the thread that polls the task, and its `JoinHandle` reports
 /// cancellation.
 pub(crate) fn run(task: Runnable, registry: &ctl::Registry) {
-    if task.metadata().is_aborted() || registry.aborting() {
+    let meta = task.metadata();
+    if meta.is_aborted() || registry.aborting() {
         drop(task);
     } else {
+        if meta.send_until_started.load(Ordering::Relaxed) {
+            meta.send_until_started.store(false, Ordering::Relaxed);
+        }
         task.run();
     }
 }
@@ -85,7 +94,22 @@ impl TaskMeta {
             ops_done: AtomicU8::new(0),
             aborted: AtomicBool::new(false),
             inbox_next: AtomicPtr::new(std::ptr::null_mut()),
+            send_until_started: AtomicBool::new(false),
         }
+    }
+
+    /// Marks a `Local` task whose future is `Send` until its first poll.
+    pub(crate) fn send_until_started(self) -> Self {
+        self.send_until_started.store(true, Ordering::Relaxed);
+        self
+    }
+
+    /// Whether the task may be dropped on any thread: it is not `Local`,
+    /// or it is one whose future is still `Send` (never polled). The
+    /// runnable's hand-off through a queue orders this read after the
+    /// last poll's write.
+    pub(crate) fn droppable_anywhere(&self) -> bool {
+        !matches!(self.home, Home::Local(_)) || self.send_until_started.load(Ordering::Relaxed)
     }
 
     /// Asks for the task to be dropped at its next scheduling point.
