@@ -1,6 +1,8 @@
 //! `quiet_writes`: a write that completes in full inside it does not wake
 //! the task; a loud poll afterwards, a partial write or an error does.
 
+mod common;
+
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -257,4 +259,23 @@ async fn a_quiet_copy_goes_on_after_each_full_write() {
     res.unwrap();
     assert!(got.iter().all(|&b| b == 7));
     assert_eq!(copier.await.unwrap().unwrap(), LEN as u64);
+}
+
+#[spargio_rt::test]
+async fn a_quiet_fs_copy_goes_on_after_each_chunk() {
+    let from = common::unique_temp_path("quiet", "copy-from");
+    let to = common::unique_temp_path("quiet", "copy-to");
+    let (from2, to2) = (from.clone(), to.clone());
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| i as u8).collect();
+    spargio_rt::fs::write(&from, data.clone()).await.unwrap();
+    let copy = spawn_quiet(async move { spargio_rt::fs::copy(from2, to2).await });
+    let copied = spargio_rt::time::timeout(Duration::from_secs(20), copy)
+        .await
+        .expect("the copy stopped after a quiet full write")
+        .unwrap()
+        .unwrap();
+    assert_eq!(copied, data.len() as u64);
+    assert_eq!(std::fs::read(&to).unwrap(), data);
+    let _ = std::fs::remove_file(from);
+    let _ = std::fs::remove_file(to);
 }

@@ -92,7 +92,9 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        let (res, b) = dst.write_all_at(buf, pos).await;
+        // Loud even inside `quiet_writes`: another read follows, so a
+        // finished write must wake the task.
+        let (res, b) = crate::io::loud(dst.write_all_at(buf, pos)).await;
         buf = b;
         res?;
         pos += n as u64;
