@@ -85,7 +85,11 @@ impl Decoder {
             if header.mask.is_some() != (self.role == Role::Server) {
                 return Err(ProtocolError::BadMasking);
             }
-            if header.len > self.max_frame as u64 {
+            // The frame, header included, must fit in memory (only a
+            // 32-bit target with no limit set can announce more).
+            let too_large =
+                header.len > self.max_frame as u64 || header.len > (usize::MAX - header_len) as u64;
+            if too_large {
                 return Err(ProtocolError::FrameTooLarge);
             }
             let len = header.len as usize;

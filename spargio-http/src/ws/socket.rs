@@ -190,9 +190,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.queue_pong();
     }
 
-    /// Queues the kept pong if the queue has room for it.
+    /// Queues the kept pong if the queue has room for it (an empty queue
+    /// always has, even with a write limit of 0).
     fn queue_pong(&mut self) {
-        if self.output.len() >= self.write_limit {
+        if !self.output.is_empty() && self.output.len() >= self.write_limit {
             return;
         }
         if let Some(payload) = self.pong.take() {
@@ -624,6 +625,25 @@ mod tests {
         let mut server = Decoder::new(Role::Server, 1 << 20, 1 << 20);
         assert_eq!(
             server.decode(&mut wire),
+            Ok(Some(Message::Pong(Bytes::from_static(b"hi"))))
+        );
+    }
+
+    #[test]
+    fn a_zero_write_limit_still_answers_pings() {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let config = WebSocketConfig::default().write_buffer_limit(0);
+        let mut ws = socket_with(true, Role::Server, config);
+        ws.io.incoming = masked(0x9, b"hi");
+        assert!(matches!(
+            Pin::new(&mut ws).poll_next(&mut cx),
+            Poll::Ready(Some(Ok(Message::Ping(_))))
+        ));
+        assert!(Pin::new(&mut ws).poll_next(&mut cx).is_pending());
+        let mut wire = BytesMut::from(&ws.io.written[..]);
+        let mut client = Decoder::new(Role::Client, 1 << 20, 1 << 20);
+        assert_eq!(
+            client.decode(&mut wire),
             Ok(Some(Message::Pong(Bytes::from_static(b"hi"))))
         );
     }
