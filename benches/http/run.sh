@@ -326,7 +326,7 @@ REPORT=$LOG_DIR/report.md
     echo
     echo "- commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(uname -sr), $(nproc) cores"
     echo "- wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), \`-t1\`, ${SECS} s per cell after ${WARMUP} s of warm-up; one fresh server process per cell"
-    echo "- every server runs 2 shards / 2 worker threads; **wrk runs on the same cores**, so every server shares its CPU with the load generator alike"
+    echo "- every server runs 2 shards / 2 worker threads; spargio's adaptive and background placements also have a background pool (up to one thread per shard, at nice 5) that takes handlers with polls of 500 µs and more (\`/burn\`), where hyper and axum-tokio burn on their 2 workers at nice 0; **wrk runs on the same cores**, so every server shares its CPU with the load generator alike"
     echo "- open-loop rows (\`mix-open-*\`) are driven by \`http_load\` (one thread, like wrk): each connection sends on a Poisson schedule, ${OPEN_RATE} req/s over all, and a latency counts from the request's due time (no coordinated omission); their req/s is the offered rate met, not capacity"
     echo "- req/s and latency percentiles are wrk's (\`--latency\`); CPU/req is the server process's utime + stime over the measured run (from /proc, ${CLK_TCK} Hz ticks) divided by the requests; server CPU is that time over the run's wall time (200% = both cores)"
     echo "- ratios are against hyper: req/s above 1 is faster, p99 below 1 is better"

@@ -29,6 +29,7 @@ pub mod service_route;
 pub mod service_tokio;
 pub mod service_workload;
 pub mod spargio_msg_ring;
+pub mod spin;
 pub mod workloads;
 
 pub use harness::{Bench, Peer, Row};

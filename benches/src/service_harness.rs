@@ -176,6 +176,9 @@ pub struct ServiceRunner {
 impl ServiceRunner {
     /// Builds the server and the load generator, connects, warms up.
     pub fn new(peer: ServicePeer, row: ServiceRow) -> ServiceRunner {
+        // The burn's loop is calibrated once per process, before any
+        // server or load runs.
+        crate::spin::steps_per_sec();
         let server = peer.start();
         let mut load = LoadGen::start(server.addr);
         load.run(LoadCmd {

@@ -12,9 +12,9 @@
 //! bytes 8..  filler
 //! ```
 //!
-//! The service ([`WorkService`]) reads that, busy-loops on
-//! `Instant::elapsed` for the burn (inside its response future's poll, so
-//! a stealable placement can move it), and echoes the request. A yielding
+//! The service ([`WorkService`]) reads that, spins a calibrated number of
+//! loop steps for the burn ([`crate::spin`]; inside its response future's
+//! poll, so a stealable placement can move it), and echoes the request. A yielding
 //! heavy request burns in slices, waking its own task and returning
 //! `Pending` between them (the runtime-agnostic cooperative yield), so the
 //! same code yields on every runtime. The server
@@ -25,7 +25,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Client connections per run.
 pub const CONNECTIONS: usize = 64;
@@ -188,15 +188,11 @@ pub fn requested_burn(payload: &[u8]) -> Duration {
     }
 }
 
-/// Busy-loops for `d` of wall time, checking `Instant::elapsed`.
+/// Spins for about `d` of CPU time: the same loop steps on every peer
+/// (see [`crate::spin`]), not the same wall time, which a peer with more
+/// threads than cores would finish with less work.
 pub fn burn(d: Duration) {
-    if d.is_zero() {
-        return;
-    }
-    let start = Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
+    crate::spin::burn(d);
 }
 
 /// The tower service every server peer runs: burns what the payload asks

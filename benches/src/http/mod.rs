@@ -8,7 +8,7 @@
 //! | `spargio-stealable` | the same, `HandlerPlacement::Stealable` |
 //! | `spargio-background` | the same, `HandlerPlacement::Background` |
 //! | `hyper` | hyper 1.x `http1` on tokio, the same service through `TowerToHyperService` |
-//! | `axum-tokio` | an axum `Router` with the same routes, `axum::serve` on tokio |
+//! | `axum-tokio` | an axum `Router` with the same routes, through the same hyper setup as `hyper` on tokio |
 //! | `axum-spargio` | the same `Router` on spargio-http (adaptive placement) |
 //! | `limit` | a hand-written io_uring loop answering `/plaintext` bytes ([`limit`]) |
 //!
@@ -34,7 +34,7 @@ pub enum ServerKind {
     Spargio(HandlerPlacement),
     /// hyper 1.x on tokio serving [`service::BenchService`].
     Hyper,
-    /// The axum router on tokio (`axum::serve`).
+    /// The axum router on tokio (hyper `http1`, as `Hyper`).
     AxumTokio,
     /// The axum router on spargio-http.
     AxumSpargio,
@@ -88,6 +88,10 @@ impl ServerKind {
 
 /// Announces that the server listens; the driver waits for this line.
 fn ready(addr: SocketAddr) {
+    // `/burn`'s loop is calibrated here, before any load arrives, and the
+    // same way in every server process.
+    let rate = crate::spin::steps_per_sec();
+    eprintln!("burn calibration: {rate:.0} loop steps per second");
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "ready {addr}");
     let _ = out.flush();

@@ -25,13 +25,12 @@ use http_body_util::Full;
 use serde::Serialize;
 use std::convert::Infallible;
 use std::future::Future;
-use std::hint::black_box;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tower_service::Service;
 
 /// The `/plaintext` body.
@@ -89,42 +88,12 @@ pub fn not_found() -> FixedResponse {
     resp
 }
 
-/// One step of the busy loop: a multiply-xorshift that the optimizer cannot
-/// fold away (the state goes through [`black_box`]).
-fn spin_step(x: u64) -> u64 {
-    let x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (x >> 29);
-    black_box(x)
-}
-
-fn spin(iters: u64) -> u64 {
-    let mut x = 1;
-    for _ in 0..iters {
-        x = spin_step(x);
-    }
-    x
-}
-
-/// Spins for about [`BURN`] of CPU time: a fixed number of loop steps,
-/// calibrated once per process, so a thread preempted mid-request (wrk
-/// shares the cores) still does the same work rather than the same wall
-/// time.
+/// Spins for about [`BURN`] of CPU time: a fixed number of loop steps
+/// (see [`crate::spin`]), so a thread preempted mid-request (wrk shares the
+/// cores) still does the same work rather than the same wall time. The
+/// servers calibrate before they print `ready`.
 pub fn burn_cpu() {
-    static ITERS: OnceLock<u64> = OnceLock::new();
-    let iters = *ITERS.get_or_init(|| {
-        const PROBE: u64 = 200_000;
-        // The fastest of a few probes: the one least disturbed by others.
-        let best = (0..5)
-            .map(|_| {
-                let start = Instant::now();
-                black_box(spin(PROBE));
-                start.elapsed()
-            })
-            .min()
-            .unwrap_or(BURN)
-            .max(Duration::from_nanos(1));
-        (PROBE as f64 * BURN.as_secs_f64() / best.as_secs_f64()) as u64
-    });
-    black_box(spin(iters));
+    crate::spin::burn(BURN);
 }
 
 /// The routes answered from memory.
@@ -209,6 +178,55 @@ where
         Either::Left(FixedFuture {
             route: Some(route),
             _body: PhantomData,
+        })
+    }
+}
+
+/// A file service shared by `Arc`, for a server that clones its service
+/// per request (hyper-util's `TowerToHyperService` does): the clone costs
+/// a reference count instead of a copy of the `ServeDir` (whose root
+/// `PathBuf` would be allocated on every request, `/plaintext` included).
+/// `/file` clones the inner service once, drives it to ready, and calls it.
+#[derive(Debug)]
+pub struct SharedFiles<F>(Arc<F>);
+
+impl<F> SharedFiles<F> {
+    /// Shares `files`.
+    pub fn new(files: F) -> SharedFiles<F> {
+        SharedFiles(Arc::new(files))
+    }
+}
+
+impl<F> Clone for SharedFiles<F> {
+    fn clone(&self) -> Self {
+        SharedFiles(Arc::clone(&self.0))
+    }
+}
+
+/// [`SharedFiles`]'s future.
+pub type SharedFilesFuture<R> = Pin<Box<dyn Future<Output = Result<R, Infallible>> + Send>>;
+
+impl<B, F> Service<Request<B>> for SharedFiles<F>
+where
+    B: Send + 'static,
+    F: Service<Request<B>, Error = Infallible> + Clone + Send + Sync + 'static,
+    F::Future: Send,
+    F::Response: Send + 'static,
+{
+    type Response = F::Response;
+    type Error = Infallible;
+    type Future = SharedFilesFuture<F::Response>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Readiness is the clone's, checked in the future.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let mut files = F::clone(&self.0);
+        Box::pin(async move {
+            std::future::poll_fn(|cx| files.poll_ready(cx)).await?;
+            files.call(req).await
         })
     }
 }

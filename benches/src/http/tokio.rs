@@ -5,17 +5,19 @@
 //!   accept loop, [`BenchService`] through hyper-util's
 //!   `TowerToHyperService`; keep-alive on, `pipeline_flush(true)`,
 //!   `TCP_NODELAY`. No timer, so (hyper's default) no header read timeout.
-//! - `axum-tokio`: the axum [`router`] through `axum::serve`, with
-//!   `TCP_NODELAY` set by `tap_io`.
+//! - `axum-tokio`: the axum [`router`] through the same hyper setup (not
+//!   `axum::serve`, whose hyper default flushes every pipelined response;
+//!   see [`run_axum`]).
 //!
 //! Both stop when the process gets `SIGINT` or `SIGTERM` (their default
 //! action: the process ends).
 
 use super::ready;
 use super::router::router;
-use super::service::{file_dir, BenchService};
+use super::service::{file_dir, BenchService, SharedFiles};
 use crate::harness::WORKERS;
-use axum::serve::ListenerExt;
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -40,43 +42,69 @@ pub fn run_hyper(addr: SocketAddr) -> io::Result<()> {
     let serving: tokio::task::JoinHandle<io::Result<()>> = rt.spawn(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         ready(listener.local_addr()?);
-        let service = BenchService::new(ServeDir::new(file_dir()));
-        let mut http = http1::Builder::new();
-        http.keep_alive(true).pipeline_flush(true);
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                // Out of descriptors, a connection reset before accept...:
-                // back off a little and go on.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let conn = http.serve_connection(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service.clone()),
-            );
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-        }
+        // Shared: hyper-util clones the service for every request.
+        let service = BenchService::new(SharedFiles::new(ServeDir::new(file_dir())));
+        serve_connections(listener, service).await
     });
     rt.block_on(serving).map_err(io::Error::other)?
 }
 
-/// Serves the axum [`router`] with `axum::serve` on `addr`; prints `ready`
-/// once listening. Runs until the process is stopped.
+/// The accept loop of both tokio servers: hyper's `http1` per connection,
+/// keep-alive on, `pipeline_flush(true)`, `TCP_NODELAY`, `service` through
+/// hyper-util's `TowerToHyperService` (which clones it per request).
+async fn serve_connections<S, RespBody>(
+    listener: tokio::net::TcpListener,
+    service: S,
+) -> io::Result<()>
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<RespBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    RespBody: hyper::body::Body + Send + 'static,
+    RespBody::Data: Send,
+    RespBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut http = http1::Builder::new();
+    http.keep_alive(true).pipeline_flush(true);
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of descriptors, a connection reset before accept...:
+            // back off a little and go on.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(service.clone()),
+        );
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
+
+/// Serves the axum [`router`] on `addr` with the same hyper connection
+/// setup as [`run_hyper`]; prints `ready` once listening. Runs until the
+/// process is stopped.
+///
+/// Not `axum::serve`: that runs hyper-util's auto builder with hyper's
+/// default `pipeline_flush(false)`, a write per pipelined response, where
+/// hyper here and spargio-http batch them; the pipelined row would then
+/// measure that setting rather than the runtime (axum-tokio did 337k
+/// req/s through `axum::serve` where hyper did 823k).
 pub fn run_axum(addr: SocketAddr) -> io::Result<()> {
     let rt = runtime()?;
-    let serving = rt.spawn(async move {
+    let serving: tokio::task::JoinHandle<io::Result<()>> = rt.spawn(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         ready(listener.local_addr()?);
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, router(ServeDir::new(file_dir()))).await
+        serve_connections(listener, router(ServeDir::new(file_dir()))).await
     });
     rt.block_on(serving).map_err(io::Error::other)?
 }
