@@ -390,15 +390,15 @@ where
         ResponseFuture::new(async move {
             let on_405 = config.fallback_on_method_not_allowed;
             let mut res = serve(config, &parts).await;
-            if vary {
-                respond::vary_on_accept_encoding(&mut res);
-            }
             let fall_back = match res.status() {
                 StatusCode::NOT_FOUND => true,
                 StatusCode::METHOD_NOT_ALLOWED => on_405,
                 _ => false,
             };
             if !fall_back {
+                if vary {
+                    respond::vary_on_accept_encoding(&mut res);
+                }
                 return res;
             }
             let Fallback {
