@@ -30,8 +30,9 @@ const OWN_FRAME_DIVISOR: usize = 4;
 pub(crate) struct Input<R> {
     reader: R,
     /// Bytes read and not yet parsed. A read cancelled mid-flight leaves
-    /// what was here before it (what it received itself is lost); the
-    /// connection closes then, judging a partial head on what came.
+    /// what was here before it; what it received itself is not lost, but
+    /// kept below the transport for the next read (spargio-rt's stream
+    /// reads carry it over, and so does the TLS adapter's read in flight).
     pub buf: BytesMut,
     /// The peer closed its side.
     pub eof: bool,
@@ -377,6 +378,13 @@ impl<W: TransportWrite> Output<W> {
         if reset {
             self.writer.abort();
         }
+    }
+
+    /// Writes out what is queued (best effort), then ends the write side
+    /// without a TLS `close_notify` (see [`TransportWrite::cut`]).
+    pub(crate) async fn cut(&mut self) {
+        let _ = self.flush().await;
+        self.writer.cut();
     }
 
     /// The write side, for an upgrade.

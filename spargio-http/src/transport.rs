@@ -97,6 +97,16 @@ pub trait TransportWrite: 'static {
     /// reset) does nothing, and so does it on a Unix socket, which has no
     /// reset to send.
     fn abort(&mut self) {}
+
+    /// Ends the write side at the socket (TCP: a FIN) without a TLS
+    /// `close_notify`, in place of [`shutdown`](Self::shutdown), for a
+    /// response cut short: a TLS client sees a truncated stream, a plain
+    /// one the end of the stream, while the read side stays open so the
+    /// server can read what the client still sends before it closes (a
+    /// socket closed with input unread sends a reset, which discards what
+    /// the kernel has not yet delivered). Best effort; the default (a side
+    /// with no socket) does nothing.
+    fn cut(&mut self) {}
 }
 
 /// What a `read_some` reserves when the caller's buffer has no spare room
@@ -187,6 +197,13 @@ impl TransportWrite for SocketWriter {
     fn abort(&mut self) {
         let stream: &SocketStream = self.0.get_ref().as_ref();
         let _ = stream.with_socket(|s| s.set_linger(Some(Duration::ZERO)));
+    }
+
+    /// `shutdown(SHUT_WR)` on the socket, at once (the call does not
+    /// block).
+    fn cut(&mut self) {
+        let stream: &SocketStream = self.0.get_ref().as_ref();
+        let _ = stream.with_socket(|s| s.shutdown(std::net::Shutdown::Write));
     }
 }
 

@@ -115,3 +115,73 @@ fn a_pipelined_response_before_a_failing_body_arrives_whole_then_the_500() {
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
     end.expect("a clean close after the 500");
 }
+
+/// A body that panics when polled: `/boom` answers with it.
+struct Panicking;
+
+impl http_body::Body for Panicking {
+    type Data = bytes::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Infallible>>> {
+        panic!("the response body panics on purpose");
+    }
+}
+
+#[test]
+fn a_response_body_that_panics_is_a_500_after_the_pipelined_answer_before_it() {
+    // Inline handlers: the first answer is still queued, unsent, when the
+    // second's body panics. The panic used to unwind out of the
+    // connection's task, which dropped the connection with the first
+    // answer in its write buffer: the client got nothing at all.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        let body = match req.uri().path() {
+            "/boom" => http_body_util::Either::Left(Panicking),
+            _ => http_body_util::Either::Right(frames(vec![Ok(b"fine")])),
+        };
+        Ok::<_, Infallible>(Response::new(body))
+    });
+    let server = TestServer::start_with(
+        Http::new(),
+        |b| b.handler_placement(HandlerPlacement::Inline),
+        service,
+    );
+    let mut c = server.connect();
+    c.send(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /boom HTTP/1.1\r\nHost: a\r\n\r\n");
+    let first = c.read_response();
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(first.body_str(), "fine");
+    let second = c.read_response();
+    assert_eq!(second.status, 500, "{second:?}");
+    assert_eq!(second.header("connection"), Some("close"), "{second:?}");
+    let (rest, end) = read_to_the_end(&mut c.reader);
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    end.expect("a clean close after the 500");
+}
+
+#[test]
+fn a_cut_chunked_body_with_requests_pipelined_behind_it_ends_cleanly() {
+    // The client sent far more than one read takes after the request whose
+    // body fails. Closing the socket with that input unread made the
+    // kernel send a reset in place of the end of stream (and discard what
+    // it had not yet delivered): the server ends its side first and reads
+    // what is left, as any close does.
+    let server = TestServer::start(failing_bodies());
+    let mut c = server.connect();
+    let mut sent = b"GET /partial HTTP/1.1\r\nHost: a\r\n\r\n".to_vec();
+    for _ in 0..1000 {
+        sent.extend_from_slice(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    }
+    c.send(&sent);
+    let (got, end) = read_to_the_end(&mut c.reader);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.ends_with("7\r\npartial\r\n"),
+        "no last chunk: {text:?}"
+    );
+    end.expect("a clean close after the cut chunked body");
+}

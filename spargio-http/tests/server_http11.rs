@@ -1339,3 +1339,28 @@ fn the_header_read_clock_starts_once_the_last_response_is_out() {
         Duration::from_millis(1500),
     );
 }
+
+/// Bytes sent right behind a CONNECT the service refuses may be the
+/// tunnel's (a client that does not wait, or a proxy in front that
+/// forwarded the CONNECT and passes what follows uninspected): they are
+/// never read as requests. The refusal says the connection closes.
+#[test]
+fn a_refused_connect_closes_and_what_follows_it_is_not_answered() {
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        let status = if req.method() == http::Method::CONNECT {
+            http::StatusCode::METHOD_NOT_ALLOWED
+        } else {
+            http::StatusCode::OK
+        };
+        let mut r = Response::new(Body::from(req.uri().to_string()));
+        *r.status_mut() = status;
+        Ok::<_, Infallible>(r)
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    c.send(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n");
+    let resp = c.read_response();
+    assert_eq!(resp.status, 405, "{resp:?}");
+    assert_eq!(resp.header("connection"), Some("close"), "{resp:?}");
+    assert!(c.is_closed(), "the request behind the CONNECT was read");
+}

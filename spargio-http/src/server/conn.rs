@@ -139,8 +139,15 @@ where
             After::Close => {
                 return close_lingering(&mut input, &mut out, conn, cfg, Linger::Full).await;
             }
-            After::Abort { reset } => {
-                abort(&mut out, reset).await;
+            After::Abort { reset: true } => {
+                out.abort(true).await;
+                return Ok(());
+            }
+            After::Abort { reset: false } => {
+                out.cut().await;
+                if !input.eof {
+                    linger_on(&mut input, conn, cfg, Linger::Between).await;
+                }
                 return Ok(());
             }
             After::Switch(pending) => {
@@ -336,8 +343,18 @@ fn is_disconnect(e: &io::Error) -> bool {
 enum After {
     KeepAlive,
     Close,
-    /// The response was cut short: end the connection without a clean
-    /// close (see [`abort`]); `reset` for a close-delimited body.
+    /// The response was cut short (its body failed or broke its
+    /// framing): what is queued goes out, then the connection ends without
+    /// a TLS `close_notify`, so a TLS client sees a truncated stream. A
+    /// chunked body lacks its last chunk and a sized one its last bytes,
+    /// which a plain end of stream shows well enough: the write side ends
+    /// (a FIN) and the close lingers like any other, so that input the
+    /// client already sent (pipelined requests) does not turn it into a
+    /// reset, which would discard what the kernel has not yet delivered,
+    /// earlier responses included. A close-delimited body (an HTTP/1.0
+    /// response without a length) would look whole after a FIN: with
+    /// `reset`, a plain TCP connection ends with a TCP reset instead (a
+    /// Unix socket has none: its client sees an end of stream).
     Abort {
         reset: bool,
     },
@@ -444,10 +461,14 @@ where
     } else {
         None
     };
+    // A CONNECT answered with anything but a tunnel closes: the client (or
+    // a proxy in front that forwarded the CONNECT) may already be sending
+    // the tunnel's bytes, which must never be read as requests.
+    let refused_tunnel = *method == Method::CONNECT;
     let ex = Exchange {
         method: std::mem::take(method),
         version,
-        keep_alive: keep_alive && cfg.keep_alive && !must_close,
+        keep_alive: keep_alive && cfg.keep_alive && !must_close && !refused_tunnel,
         upgrade_requested: pending.is_some(),
         gated,
     };
@@ -569,19 +590,6 @@ fn route_key(uri: &Uri) -> RouteKey {
     RouteKey::of(&path[start..start + len])
 }
 
-/// Ends a connection whose last response was cut short (its body failed
-/// or broke its framing): what is queued goes out, and the connection is
-/// then dropped without a TLS `close_notify`, so a TLS client sees a
-/// truncated stream. A chunked body lacks its last chunk and a sized one
-/// its last bytes, which a plain FIN shows well enough; a close-delimited
-/// body (an HTTP/1.0 response without a length) would look whole after a
-/// FIN, so with `reset` a plain TCP connection ends with a TCP reset
-/// instead (a Unix socket has none: its client sees an end of stream). The reset is kept to that case because it also discards what
-/// the kernel has not yet delivered, earlier pipelined responses included.
-async fn abort<W: TransportWrite>(out: &mut Output<W>, reset: bool) {
-    out.abort(reset).await;
-}
-
 /// How long a close lingers, reading and discarding input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Linger {
@@ -627,6 +635,18 @@ where
     if out.shutdown().await.is_err() || input.eof {
         return Ok(());
     }
+    linger_on(input, conn, cfg, linger).await;
+    Ok(())
+}
+
+/// Reads and discards input for as long as `linger` says, once the write
+/// side has ended, so that the close does not turn into a reset.
+async fn linger_on<R: TransportRead>(
+    input: &mut Input<R>,
+    conn: &Connection,
+    cfg: &HttpConfig,
+    linger: Linger,
+) {
     // Asked once the write side has ended, which gives requests already
     // on their way more time to show.
     let unread = match linger {
@@ -651,7 +671,6 @@ where
         }
     };
     let _ = spargio_rt::time::timeout(limit, drain).await;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod config;
 mod conn;
 mod error_page;
 mod feed;
+mod panic_safe_body;
 mod request_body;
 mod respond;
 mod ring_recv;

@@ -17,6 +17,7 @@ use spargio_service::{BoxError, Connection, HandlerError};
 use super::config::HttpConfig;
 use super::error_page;
 use super::feed::Progress;
+use super::panic_safe_body::PanicSafe;
 use super::request_body::{BodyState, Probed, RequestBody};
 use crate::buffered::{Mark, Output};
 use crate::h1::{self, ResponseFraming};
@@ -106,11 +107,11 @@ where
         let mut fut = pin!(fut);
         match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
             Poll::Ready(res) if !request.feed_behind() => {
-                take_answer(out, res, ex, &mut request, conn, cfg)
+                take_answer(out, guarded(res), ex, &mut request, conn, cfg)
             }
             Poll::Ready(res) => {
                 spargio_rt::yield_now().await;
-                take_answer(out, res, ex, &mut request, conn, cfg)
+                take_answer(out, guarded(res), ex, &mut request, conn, cfg)
             }
             Poll::Pending => {
                 // Earlier pipelined responses go out while this one is
@@ -124,7 +125,7 @@ where
                 if request.feed_behind() {
                     spargio_rt::yield_now().await;
                 }
-                take_answer(out, res, ex, &mut request, conn, cfg)
+                take_answer(out, guarded(res), ex, &mut request, conn, cfg)
             }
         }
     };
@@ -132,6 +133,13 @@ where
         Answer::Write(head) => send_rest(out, head, ex, cfg).await,
         Answer::Probe(resp) => Box::pin(respond_probed(out, resp, ex, request, conn, cfg)).await,
     }
+}
+
+/// `res` with its body's panics caught: see [`PanicSafe`].
+fn guarded<B>(
+    res: Result<Response<B>, HandlerError>,
+) -> Result<Response<PanicSafe<B>>, HandlerError> {
+    res.map(|resp| resp.map(PanicSafe::new))
 }
 
 /// What to do with the service's answer.

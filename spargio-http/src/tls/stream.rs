@@ -371,6 +371,19 @@ impl TransportWrite for TlsWriter {
             reset_on_close(fd);
         }
     }
+
+    /// Sends no `close_notify`: `shutdown(SHUT_WR)` on the socket under
+    /// the session, at once (the call does not block).
+    fn cut(&mut self) {
+        if let Some(fd) = self.socket {
+            // SAFETY: `fd` is the socket under the session, kept open by
+            // `half` (see `socket`); shutdown(2) takes no pointers, and an
+            // error (e.g. not connected) is ignored: best effort.
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_WR);
+            }
+        }
+    }
 }
 
 /// Sets `SO_LINGER` to on with a zero timeout on the socket `fd`, so its
