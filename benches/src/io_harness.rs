@@ -38,15 +38,17 @@ pub struct IoHarness {
 }
 
 /// What a runtime's driver needs: where the file is and whom to connect to.
-struct Setup {
-    path: PathBuf,
-    addr: SocketAddr,
-    cmds: async_channel::Receiver<IoCmd>,
-    replies: std_mpsc::Sender<u64>,
+pub(crate) struct Setup {
+    pub(crate) path: PathBuf,
+    pub(crate) addr: SocketAddr,
+    pub(crate) cmds: async_channel::Receiver<IoCmd>,
+    pub(crate) replies: std_mpsc::Sender<u64>,
 }
 
 impl IoHarness {
-    fn build(
+    /// Starts the fixture and echo peer, then the runtime under test with
+    /// `start`, which gives back how to stop it.
+    pub(crate) fn build(
         name: &'static str,
         start: impl FnOnce(Setup) -> Box<dyn FnOnce() + Send>,
     ) -> IoHarness {
@@ -244,6 +246,8 @@ pub enum IoPeer {
     Tokio,
     /// compio, one thread.
     Compio,
+    /// compio, one runtime per core (8-stream rows only).
+    CompioPerCore,
     /// spargio 0.5.13, 2 shards, its uring-native net and fs.
     Spargio,
     /// No runtime: one thread, one ring, one op at a time (`raw_io.rs`).
@@ -257,6 +261,7 @@ impl IoPeer {
             IoPeer::SpargioRt => "spargio_rt",
             IoPeer::Tokio => "tokio_mt_2",
             IoPeer::Compio => "compio",
+            IoPeer::CompioPerCore => "compio_x2",
             IoPeer::Spargio => "spargio_0_5_13",
             IoPeer::RawUring => "raw_io_uring_limit",
         }
@@ -268,6 +273,7 @@ impl IoPeer {
             IoPeer::SpargioRt => Box::new(spargio_rt()),
             IoPeer::Tokio => Box::new(tokio_mt()),
             IoPeer::Compio => Box::new(compio()),
+            IoPeer::CompioPerCore => Box::new(crate::io_compio_cores::compio_per_core()),
             IoPeer::Spargio => Box::new(spargio_0_5_13()),
             IoPeer::RawUring => Box::new(crate::raw_io::RawIoHarness::new()),
         }
@@ -323,18 +329,27 @@ impl IoRow {
     }
 
     /// The peers this row compares, ours first. The raw limit has the
-    /// single-stream rows only (one ring, one op at a time).
+    /// single-stream rows only (one ring, one op at a time); compio with
+    /// one runtime per core has the 8-stream rows only (one stream is one
+    /// thread's work, so on the others it is the one-thread compio).
     pub fn peers(self) -> &'static [IoPeer] {
-        const ALL: &[IoPeer] = &[
+        const SINGLE: &[IoPeer] = &[
             IoPeer::SpargioRt,
             IoPeer::Tokio,
             IoPeer::Compio,
             IoPeer::Spargio,
             IoPeer::RawUring,
         ];
+        const MULTI: &[IoPeer] = &[
+            IoPeer::SpargioRt,
+            IoPeer::Tokio,
+            IoPeer::Compio,
+            IoPeer::CompioPerCore,
+            IoPeer::Spargio,
+        ];
         match self {
-            IoRow::Imbalanced | IoRow::HotspotRotation | IoRow::Pipeline => &ALL[..4],
-            _ => ALL,
+            IoRow::Imbalanced | IoRow::HotspotRotation | IoRow::Pipeline => MULTI,
+            _ => SINGLE,
         }
     }
 

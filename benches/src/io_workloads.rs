@@ -337,6 +337,32 @@ pub fn stream_jobs(cmd: IoCmd) -> Option<Vec<StreamJob>> {
     Some(jobs)
 }
 
+/// Runs one runtime's share of a multi-stream command: the jobs of
+/// streams `runtime`, `runtime + runtimes`, ... on `streams` (which hold
+/// exactly those streams, in that order), one task each through
+/// `spawner`. Gives the wrapping sum of their checksums; summed over every
+/// runtime it equals what [`serve`] gives for the same command.
+pub async fn serve_share<S, X>(
+    spawner: &X,
+    streams: &mut Vec<S>,
+    jobs: Vec<StreamJob>,
+    runtime: usize,
+    runtimes: usize,
+) -> u64
+where
+    S: NetStream,
+    X: StreamSpawner<S>,
+{
+    let mine = jobs.into_iter().skip(runtime).step_by(runtimes);
+    let pairs: Vec<(S, StreamJob)> = std::mem::take(streams).into_iter().zip(mine).collect();
+    let mut sum = 0u64;
+    for (stream, value) in spawner.run_all(pairs).await {
+        sum = sum.wrapping_add(value);
+        streams.push(stream);
+    }
+    sum
+}
+
 /// Runs one command on the driver: single-stream rows on stream 0,
 /// multi-stream rows one task per stream through `spawner`.
 pub async fn serve<S, F, X>(spawner: &X, file: &F, streams: &mut Vec<S>, cmd: IoCmd) -> u64

@@ -15,6 +15,7 @@ pub mod exec;
 pub mod fd_handoff;
 pub mod harness;
 pub mod http;
+pub mod io_compio_cores;
 pub mod io_fixture;
 pub mod io_harness;
 pub mod io_impls;
