@@ -249,3 +249,38 @@ fn a_chunked_response_whose_body_fails_gets_no_last_chunk_nor_close_notify() {
         "{err}: {text}"
     );
 }
+
+/// A client that refuses the server's certificate (curl without `-k`
+/// against a self-signed server) sends an alert and leaves: its choice,
+/// not bad TLS, so nothing is counted.
+#[test]
+fn a_client_that_refuses_the_certificate_is_not_counted_as_a_bad_request() {
+    let (server, _) = tls_server(&[b"http/1.1"], &[b"http/1.1"]);
+    // Trusts another self-signed certificate only.
+    let (_, stranger) = common::localhost_tls();
+    let tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let conn =
+        ClientConnection::new(stranger.config().clone(), "localhost".try_into().unwrap()).unwrap();
+    let mut tls = StreamOwned::new(conn, tcp);
+    let mut refused = false;
+    while tls.conn.is_handshaking() {
+        // On the error rustls writes its alert before returning.
+        if tls.conn.complete_io(&mut tls.sock).is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the client trusted a certificate it does not know");
+    drop(tls);
+    let mut stats = server.stats.snapshot();
+    for _ in 0..1000 {
+        if stats.accepted == 1 && stats.active == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        stats = server.stats.snapshot();
+    }
+    assert_eq!((stats.accepted, stats.active), (1, 0), "{stats:?}");
+    assert_eq!(stats.bad_requests, 0, "{stats:?}");
+}

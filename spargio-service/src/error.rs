@@ -104,6 +104,16 @@ fn in_chain<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'stat
         if e.is::<T>() {
             return true;
         }
+        // An `io::Error`'s `source()` skips the error it wraps (it gives
+        // that error's source): the wrapped one is looked at through
+        // `get_ref`, its sources after it.
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            next = Some(inner);
+            continue;
+        }
         next = e.source();
     }
     false
@@ -126,5 +136,25 @@ impl std::error::Error for HandlerError {
             HandlerError::Service(e) => Some(&**e),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HandlerError;
+    use crate::layers::{Elapsed, Overloaded};
+
+    /// A service whose error type is `io::Error` wraps the layers' errors
+    /// in it (`Elapsed` converts into one). `io::Error::source` skips
+    /// what it wraps, so a walk by `source()` alone never saw them.
+    #[test]
+    fn a_timeout_or_overload_inside_an_io_error_is_recognised() {
+        let timed_out: std::io::Error = Elapsed::new().into();
+        assert!(HandlerError::Service(Box::new(timed_out)).is_timeout());
+        let shed = std::io::Error::other(Overloaded::new());
+        let nested = std::io::Error::other(shed);
+        assert!(HandlerError::Service(Box::new(nested)).is_overloaded());
+        let plain = std::io::Error::other("boom");
+        assert!(!HandlerError::Service(Box::new(plain)).is_timeout());
     }
 }

@@ -330,7 +330,8 @@ impl ClientBuilder {
 
     /// How long an idle connection is kept for reuse. 90 seconds by
     /// default. While a shard holds idle connections, a task on that
-    /// shard closes the expired ones (checking every half timeout, at most
+    /// shard closes the expired ones and those the server closed
+    /// (checking every half timeout, but at least every 5 s and at most
     /// every 100 ms), whether or not the client is used again.
     ///
     /// ```
@@ -345,8 +346,12 @@ impl ClientBuilder {
         self
     }
 
-    /// How many idle connections are kept per host (scheme, host and port)
-    /// on each shard. 32 by default; 0 turns connection reuse off.
+    /// How many idle connections are kept per host (scheme, host and port,
+    /// and the proxy the connection goes through, if any) on each shard.
+    /// 32 by default; 0 turns connection reuse off. There is no cap over
+    /// all hosts: a client that talks to many hosts keeps up to this many
+    /// idle connections to each until they expire
+    /// ([`pool_idle_timeout`](Self::pool_idle_timeout)).
     ///
     /// ```
     /// let no_reuse = spargio_http::Client::builder().pool_max_idle_per_host(0).build();

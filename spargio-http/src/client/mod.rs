@@ -180,12 +180,19 @@ impl<B> Client<B> {
     ///   and PATCH). `req`'s own `Content-Length` and `Transfer-Encoding`
     ///   headers are replaced by this framing (an exact size hint wins
     ///   over the header). A body that yields more or fewer bytes than its
-    ///   `Content-Length` fails the request with [`ClientError::Body`]. The
-    ///   body keeps streaming while the response comes in. A response that
-    ///   is whole before the body is sent ends the upload (and the
-    ///   connection), unless it is a success (2xx) and the server keeps the
-    ///   connection: then the rest goes out after it is handed over, under
-    ///   the request timeout if one is set.
+    ///   `Content-Length` fails the request with [`ClientError::Body`]
+    ///   while the response head has not arrived. The body keeps streaming
+    ///   while the response comes in. A response that is whole before the
+    ///   body is sent ends the upload (and the connection), unless it is a
+    ///   success (2xx) and the server keeps the connection: then the rest
+    ///   goes out after the response is handed over, under the request
+    ///   timeout if one is set, and a failure of the upload from then on
+    ///   (the body's error, a write error, the timeout) only closes the
+    ///   connection instead of returning it to the pool: the response was
+    ///   already handed over and is not changed. A server that answers
+    ///   early and then stops reading holds the connection and the task
+    ///   writing to it (not the caller) until the request timeout; set one
+    ///   if that matters.
     /// - `Expect: 100-continue` is not waited on: the body is sent at once,
     ///   and interim `1xx` responses are skipped.
     /// - A `101 Switching Protocols` response comes with an empty body

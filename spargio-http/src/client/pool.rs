@@ -75,8 +75,13 @@ impl Drop for Sweeping {
         if self.stopped_itself {
             return;
         }
-        if let Some(pool) = self.pool.upgrade() {
-            pool.lock(self.shard).sweeping = false;
+        if let Some(mut shard) = self
+            .pool
+            .upgrade()
+            .as_deref()
+            .and_then(|p| p.lock(self.shard))
+        {
+            shard.sweeping = false;
         }
     }
 }
@@ -95,16 +100,20 @@ impl Pool {
         }
     }
 
-    fn lock(&self, shard: usize) -> MutexGuard<'_, ShardPool> {
+    /// `shard`'s idle lists; `None` for a shard past those the pool was
+    /// sized for (a client shared with a later runtime that has more
+    /// shards): its connections are not kept, since handing them to
+    /// another shard would move their I/O off the ring they belong to.
+    fn lock(&self, shard: usize) -> Option<MutexGuard<'_, ShardPool>> {
         let shards = self.shards.get_or_init(|| {
             let n = RuntimeHandle::try_current().map_or(1, |h| h.shard_count());
             (0..n.max(1)).map(|_| Mutex::default()).collect()
         });
         // Only a panic inside one of the short sections below could poison
         // it, and they leave the maps consistent.
-        shards[shard % shards.len()]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        shards
+            .get(shard)
+            .map(|slot| slot.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn expired(&self, idle: &Idle, now: Instant) -> bool {
@@ -121,7 +130,7 @@ impl Pool {
         let now = Instant::now();
         let mut dead = Vec::new();
         let found = {
-            let mut pool = self.lock(shard);
+            let mut pool = self.lock(shard)?;
             let list = pool.idle.get_mut(target)?;
             let mut found = None;
             while let Some(mut idle) = list.pop() {
@@ -164,7 +173,9 @@ impl Pool {
         let now = Instant::now();
         let mut dead = Vec::new();
         let start_sweeper = {
-            let mut pool = self.lock(shard);
+            let Some(mut pool) = self.lock(shard) else {
+                return;
+            };
             let idle = Idle { conn, since: now };
             match pool.idle.get_mut(target) {
                 Some(list) => {
@@ -183,7 +194,9 @@ impl Pool {
         if start_sweeper && !self.spawn_sweeper(shard) {
             // No runtime to run it on: expired connections to a target are
             // still dropped when a request to it checks out.
-            self.lock(shard).sweeping = false;
+            if let Some(mut pool) = self.lock(shard) {
+                pool.sweeping = false;
+            }
         }
     }
 
@@ -215,7 +228,9 @@ impl Pool {
         let now = Instant::now();
         let mut dead = Vec::new();
         let left = {
-            let mut pool = self.lock(shard);
+            let Some(mut pool) = self.lock(shard) else {
+                return false;
+            };
             pool.idle.retain(|_, list| {
                 // Oldest first: the expired ones are a prefix.
                 let live = list
@@ -249,6 +264,7 @@ impl Pool {
     /// How many idle connections `shard` holds (for tests).
     #[cfg(test)]
     pub(crate) fn idle_count(&self, shard: usize) -> usize {
-        self.lock(shard).idle.values().map(Vec::len).sum()
+        self.lock(shard)
+            .map_or(0, |pool| pool.idle.values().map(Vec::len).sum())
     }
 }

@@ -295,3 +295,31 @@ fn client_pool_sweeps_again_on_a_new_runtime_after_the_first_shut_down() {
     })
     .unwrap();
 }
+
+/// A client shared by runtimes: its pool is sized by the first runtime's
+/// shards. A later runtime with more shards must not have its shards'
+/// connections kept in (and handed out from) another shard's slot.
+#[test]
+fn client_pool_keeps_no_connection_of_a_shard_it_was_not_sized_for() {
+    let pool = Arc::new(Pool::new(Duration::from_secs(60), 4));
+    let one = spargio_rt::Runtime::builder().shards(1).build().unwrap();
+    let a = target("http://a.test/").unwrap();
+    one.block_on({
+        let (pool, a) = (pool.clone(), a.clone());
+        async move { assert!(pool.checkout(0, &a).is_none()) }
+    });
+    drop(one);
+    let four = spargio_rt::Runtime::builder().shards(4).build().unwrap();
+    four.block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        pool.checkin(3, &a, tcp_conn(&listener).await);
+        assert!(
+            pool.checkout(0, &a).is_none(),
+            "shard 3's connection was handed to shard 0"
+        );
+        assert_eq!(pool.idle_count(3), 0);
+        // Shard 0, which the pool was sized for, still pools.
+        pool.checkin(0, &a, tcp_conn(&listener).await);
+        assert!(pool.checkout(0, &a).is_some());
+    });
+}

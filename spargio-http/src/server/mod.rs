@@ -296,8 +296,13 @@ where
                 // TLS the server refused counts as a bad request: a client
                 // that connects and leaves (a TCP health check) or stalls
                 // counts as nothing, as on plain HTTP.
-                Some(Err(TlsError::Handshake(_))) => {
-                    conn.record_bad_request();
+                Some(Err(TlsError::Handshake(e))) => {
+                    // An alert the client sent (it refused our
+                    // certificate, say) is the client's choice, not bad
+                    // TLS.
+                    if !matches!(e, rustls::Error::AlertReceived(_)) {
+                        conn.record_bad_request();
+                    }
                     Ok(())
                 }
                 Some(Err(_)) => Ok(()),

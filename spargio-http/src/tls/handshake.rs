@@ -10,26 +10,28 @@ use spargio_rt::net::SocketStream;
 
 use super::TlsError;
 
+/// How long a failed handshake's close may take (see [`run`]).
+const CLOSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
 /// Runs `handshake` (futures-rustls's fallible accept or connect) within
 /// `timeout`, turning its result into ours with `wrap`.
+///
+/// A handshake that fails is closed best effort: what the adapter is still
+/// writing (the alert rustls wrote for the peer, if it got that far) goes
+/// out, then our FIN, for at most [`CLOSE_AFTER_FAILURE`], counted apart
+/// from `timeout`: a peer that reads nothing cannot turn the failure into
+/// a [`TlsError::HandshakeTimeout`].
 pub(super) async fn run<S, T>(
     timeout: Duration,
     handshake: impl Future<Output = Result<S, (std::io::Error, Compat<SocketStream>)>>,
     wrap: impl FnOnce(S) -> T,
 ) -> Result<T, TlsError> {
-    let attempt = async {
-        match handshake.await {
-            Ok(stream) => Ok(wrap(stream)),
-            Err((e, mut io)) => {
-                // rustls may have queued an alert for the peer: let it go
-                // out, then send our FIN.
-                let _ = io.close().await;
-                Err(TlsError::from_handshake(e))
-            }
+    match spargio_rt::time::timeout(timeout, handshake).await {
+        Ok(Ok(stream)) => Ok(wrap(stream)),
+        Ok(Err((e, mut io))) => {
+            let _ = spargio_rt::time::timeout(CLOSE_AFTER_FAILURE, io.close()).await;
+            Err(TlsError::from_handshake(e))
         }
-    };
-    match spargio_rt::time::timeout(timeout, attempt).await {
-        Ok(res) => res,
         Err(_) => Err(TlsError::HandshakeTimeout(timeout)),
     }
 }

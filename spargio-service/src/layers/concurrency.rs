@@ -83,12 +83,15 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
 /// one more waiter than are already awake, so a waiter whose caller gave
 /// up can absorb at most the wake-up it was sent, never the later ones.
 ///
-/// That one wake-up is still lost, though: waiters are woken in the order
-/// they began to wait, so if a clone whose caller gave up while it waited
+/// That wake-up is still lost, though: waiters are woken in the order
+/// they began to wait, so each clone whose caller gave up while it waited
 /// (its service kept alive, say behind a `LoadShed`, or after
-/// `timeout(.., svc.ready())`) is first in line, the next release wakes it
-/// and a live waiter behind it sleeps, with the permit free, until another
-/// release or until any caller asks (and gets the free permit). Waking
+/// `timeout(.., svc.ready())`) and that is ahead of a live waiter takes
+/// one release's wake-up: with `k` of them ahead, the live waiter sleeps,
+/// with permits free, through `k` releases, or until any caller asks (and
+/// gets a free permit). A woken waiter that finds the permit taken by a
+/// caller that asked first listens again, behind those that began to wait
+/// after it. Waking
 /// every waiter on each release would close that gap at the cost of a
 /// thundering herd (every waiting connection polled per released permit);
 /// we chose not to. Drop a clone you stop polling (its place in line goes

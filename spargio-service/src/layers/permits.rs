@@ -6,6 +6,8 @@
 //! and never polls again (a shed request whose connection keeps its
 //! service clone) would otherwise count as the woken one for every later
 //! release, and the callers still waiting would sleep with permits free.
+//! Each such waiter still takes the one wake-up it was sent (see
+//! [`ConcurrencyLimit`](super::ConcurrencyLimit)'s docs).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -56,8 +56,11 @@ impl<S> Layer<S> for TimeoutLayer {
 }
 
 /// Fails a call with [`Elapsed`] when the inner service's response future
-/// has not finished `timeout` after [`call`](Service::call); the inner
-/// future is dropped then (cancelling it).
+/// has not finished `timeout` after [`call`](Service::call). The inner
+/// future is dropped (cancelled) when the [`TimeoutFuture`] is, as with
+/// tower's: drop it once it gave `Elapsed` to free what the inner future
+/// holds (a permit of a concurrency limit below it, say); the servers
+/// here do.
 ///
 /// The timer is spargio-rt's ([`spargio_rt::time`]): on a shard it lives in
 /// the shard's timer heap and costs no submission, and it never fires
