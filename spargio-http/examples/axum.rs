@@ -34,8 +34,9 @@
 //! shows even with a few requests. `ACCEPT` takes `round-robin` (the
 //! default) or `pinned`; any other value stops the example at start.
 //!
-//! `TraceLayer` logs through `tracing`; install a subscriber (for example
-//! `tracing_subscriber::fmt::init()`) to see its lines.
+//! `TraceLayer` logs one line per response at `INFO` (method, URI, status,
+//! latency) through a `tracing_subscriber::fmt` subscriber on stdout;
+//! `QUIET=1` turns the lines off.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -56,7 +57,9 @@ use spargio_rt::{RuntimeHandle, ShardId};
 use spargio_service::{AcceptMode, HandlerPlacement, Server, StatsHandle};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{Any, CorsLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
+use tracing::Level;
 
 /// What every handler can reach through `State`.
 #[derive(Clone)]
@@ -220,11 +223,25 @@ fn app(state: AppState) -> Router {
         .with_state(state)
         .layer(CompressionLayer::new())
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
+        )
 }
 
 #[spargio_rt::main]
 async fn main(handle: RuntimeHandle) -> Result<(), support::Failure> {
+    if std::env::var_os("QUIET").is_none() {
+        tracing_subscriber::fmt()
+            .with_max_level(Level::INFO)
+            .with_ansi(false)
+            .init();
+    }
     let port = match std::env::var("PORT") {
         Ok(p) => p
             .parse()

@@ -13,6 +13,7 @@
 //! `ENFILE`, `ENOBUFS`, `ENOMEM`), it first sleeps 100 ms so that the
 //! next tries do not spin (and flood stderr) until some connection closes.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use spargio_rt::io::{AsyncRead, AsyncWriteExt};
@@ -55,11 +56,25 @@ async fn serve(mut conn: TcpStream) -> std::io::Result<u64> {
 }
 
 #[spargio_rt::main]
-async fn main(handle: RuntimeHandle) -> std::io::Result<()> {
+async fn main(handle: RuntimeHandle) -> ExitCode {
+    match run(handle).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Listens on the address given as the first argument and echoes until
+/// Ctrl-C.
+async fn run(handle: RuntimeHandle) -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7878".to_string());
-    let listener = TcpListener::bind(addr.as_str()).await?;
+    let listener = TcpListener::bind(addr.as_str())
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     println!(
         "spargio echo server on {} with {} shards; Ctrl-C to stop",
         listener.local_addr()?,

@@ -123,3 +123,51 @@ fn deny_io_uring_setup() {
         );
     }
 }
+
+/// A program's `main` under `#[spargio_rt::main]`: a module's `fn main` is
+/// expanded as a program's main is.
+mod program {
+    #[spargio_rt::main(shards = 2)]
+    pub async fn main() {
+        println!("CHILD-RAN-THE-BODY");
+    }
+}
+
+const MAIN_CHILD_ENV: &str = "SPARGIO_TEST_MAIN_WITHOUT_URING";
+
+/// A `#[spargio_rt::main]` program whose runtime cannot start says why on
+/// stderr and exits with code 1, as a program reports a failure, rather
+/// than panicking.
+#[test]
+fn a_main_without_io_uring_reports_the_error_and_exits_1() {
+    if std::env::var_os(MAIN_CHILD_ENV).is_some() {
+        deny_io_uring_setup();
+        program::main();
+        println!("CHILD-RETURNED");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_main_without_io_uring_reports_the_error_and_exits_1",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(MAIN_CHILD_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout} {stderr}");
+    assert!(!stdout.contains("CHILD-RAN-THE-BODY"), "{stdout}");
+    assert!(!stdout.contains("CHILD-RETURNED"), "{stdout}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: spargio runtime failed: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(
+        line.contains("/proc/sys/kernel/io_uring_disabled"),
+        "{line}"
+    );
+}

@@ -4,7 +4,8 @@
 //! server does not start.
 //!
 //! ```text
-//! cargo run --release -p spargio-service --example rpc_server
+//! cargo run --release -p spargio-service --example rpc_server              # 127.0.0.1:7879
+//! cargo run --release -p spargio-service --example rpc_server -- 0.0.0.0:9000
 //! ```
 //!
 //! Requests whose first byte is `H` burn about a millisecond of CPU; the
@@ -27,6 +28,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -76,14 +78,30 @@ fn burn(d: Duration) {
 }
 
 #[spargio_rt::main]
-async fn main(handle: spargio_rt::RuntimeHandle) -> std::io::Result<()> {
+async fn main(handle: spargio_rt::RuntimeHandle) -> ExitCode {
+    match serve(handle).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves on the address given as the first argument until Ctrl-C, then
+/// prints the counters.
+async fn serve(handle: spargio_rt::RuntimeHandle) -> io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:7879".to_string());
     let server = Server::builder()
         .accept(AcceptMode::RoundRobin)
         .max_connections(10_000)
         .handler_placement(HandlerPlacement::Adaptive)
         .idle_timeout(Duration::from_secs(60))
         .shutdown_timeout(Duration::from_secs(5))
-        .bind(&handle, "127.0.0.1:7879")?
+        .bind(&handle, addr.as_str())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?
         .with_graceful_shutdown(ctrl_c()?);
     let stats = server.stats();
     println!(

@@ -54,10 +54,16 @@
 //!         },
 //!     ) {
 //!         Ok(v) => v,
-//!         Err(e) => panic!("spargio runtime failed: {}", e),
+//!         Err(e) => {
+//!             eprintln!("error: spargio runtime failed: {}", e);
+//!             std::process::exit(1)
+//!         }
 //!     }
 //! }
 //! ```
+//!
+//! (On a function not named `main`, and in `#[spargio_rt::test]`, the
+//! `Err` arm panics with the same message instead.)
 //!
 //! The body runs on shard 0 and need not be `Send`; its output is handed
 //! back to the calling thread, so the return type must be `Send + 'static`.
@@ -103,7 +109,9 @@ use syn::{Expr, ExprLit, FnArg, ItemFn, Lit, LitStr, PatType, Path, ReturnType, 
 /// returns the body's output. A panic in the body is resumed on the caller.
 /// If the runtime cannot be started (for example because `io_uring` is not
 /// available), or shuts down before the body finishes (a shard's event
-/// loop failed), the generated function panics with
+/// loop failed), a program's `main` prints
+/// `error: spargio runtime failed: <error>` on stderr and exits with
+/// code 1; a function with another name panics with
 /// `spargio runtime failed: <error>`.
 ///
 /// The function may take no argument or one argument of type
@@ -652,6 +660,19 @@ fn expand(
         }
     };
 
+    // A program's `main` whose runtime cannot start (no io_uring, say)
+    // reports that as a program does: the error on stderr and exit code 1,
+    // not a panic with a backtrace hint. A test or another function panics,
+    // so its caller (libtest, or the program) sees the failure.
+    let failed = if kind == Kind::Main && ident == "main" {
+        quote! {
+            ::std::eprintln!("error: spargio runtime failed: {}", #error);
+            ::std::process::exit(1)
+        }
+    } else {
+        quote!(::core::panic!("spargio runtime failed: {}", #error))
+    };
+
     quote! {
         #test_attr
         #(#attrs)*
@@ -660,7 +681,7 @@ fn expand(
             match #call {
                 ::core::result::Result::Ok(#output) => #output,
                 ::core::result::Result::Err(#error) => {
-                    ::core::panic!("spargio runtime failed: {}", #error)
+                    #failed
                 }
             }
         }
