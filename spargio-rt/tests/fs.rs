@@ -659,6 +659,28 @@ async fn copy_contents_and_permissions() {
 }
 
 #[spargio_rt::test]
+async fn copy_onto_the_source_itself_is_refused_and_loses_nothing() {
+    let dir = TempDir::new("copy-self");
+    let src = dir.join("src");
+    let data = pattern(10_000);
+    fs::write(&src, &data).await.unwrap();
+    let hard = dir.join("hard");
+    fs::hard_link(&src, &hard).await.unwrap();
+    let soft = dir.join("soft");
+    fs::symlink("src", &soft).await.unwrap();
+    let dotted = dir.path().join(".").join("src");
+    for to in [&src, &hard, &soft, &dotted] {
+        let err = fs::copy(&src, to).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{to:?}: {err}");
+        assert!(err.to_string().contains("same file"), "{err}");
+        assert!(fs::read(&src).await.unwrap() == data, "{to:?} emptied it");
+    }
+    // a link's own source copied onto the original is the same file too
+    assert_eq!(kind(fs::copy(&hard, &src).await), ErrorKind::InvalidInput);
+    assert!(fs::read(&src).await.unwrap() == data);
+}
+
+#[spargio_rt::test]
 async fn listing_a_directory() {
     use futures_util::StreamExt;
 

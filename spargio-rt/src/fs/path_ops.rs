@@ -55,7 +55,10 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
 /// Copies the contents and permission bits of the file `from` to `to`,
 /// creating or truncating `to`; returns the number of bytes copied.
 ///
-/// Fails with `InvalidInput` if `from` is not a regular file.
+/// Fails with `InvalidInput` if `from` is not a regular file, or if `to`
+/// is the same file as `from` (the same path, a hard link or a symlink to
+/// it), which is left as it was: truncating the destination would have
+/// emptied the source.
 pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
     let src = File::open(from).await?;
     let meta = src.metadata().await?;
@@ -66,14 +69,24 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
         ));
     }
     let perm = meta.permissions();
+    // Opened without `O_TRUNC`: the destination is emptied only once it is
+    // known not to be the source itself.
     let dst = OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
         .mode(perm.mode())
         .open(to)
         .await?;
     let dst_meta = dst.metadata().await?;
+    if (dst_meta.dev(), dst_meta.ino()) == (meta.dev(), meta.ino()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the source and destination are the same file",
+        ));
+    }
+    if dst_meta.is_file() && dst_meta.len() > 0 {
+        dst.set_len(0).await?;
+    }
     if dst_meta.is_file() && dst_meta.permissions().mode() != perm.mode() {
         // An existing destination keeps its mode through O_CREAT, and a
         // new one's is cut by the umask.
