@@ -580,16 +580,19 @@ fn serve_closing_first() -> Server {
 }
 
 /// A server whose first connection answers one request (keep-alive), then
-/// reads the next request's head and closes without an answer, as a
-/// server whose keep-alive timeout fired just as the request arrived;
-/// later connections answer every request.
-fn serve_dropping_the_second_request_on_the_first_connection() -> Server {
-    serve(|mut peer, n, server| async move {
+/// reads the next request's head, writes `last` (nothing, or a closing
+/// answer) and closes, as a server whose keep-alive timeout fired just as
+/// the request arrived; later connections answer every request.
+fn serve_ending_the_first_connection_at_its_second_request(last: &'static [u8]) -> Server {
+    serve(move |mut peer, n, server| async move {
         let mut answered = 0;
         while let Some(head) = peer.head().await {
             read_body(&mut peer, &head).await;
             server.heads.lock().unwrap().push(head);
             if n == 0 && answered == 1 {
+                if !last.is_empty() {
+                    peer.write(last).await;
+                }
                 peer.shutdown().await;
                 return;
             }
@@ -598,6 +601,12 @@ fn serve_dropping_the_second_request_on_the_first_connection() -> Server {
             answered += 1;
         }
     })
+}
+
+/// [`serve_ending_the_first_connection_at_its_second_request`] without an
+/// answer.
+fn serve_dropping_the_second_request_on_the_first_connection() -> Server {
+    serve_ending_the_first_connection_at_its_second_request(b"")
 }
 
 #[test]
@@ -617,6 +626,58 @@ fn client_retries_a_stale_pooled_connection_once() {
         assert_eq!(heads.len(), 3, "{heads:?}");
         assert!(heads[1].starts_with("GET /second "), "{heads:?}");
         assert!(heads[2].starts_with("GET /second "), "{heads:?}");
+    });
+}
+
+/// [`serve_ending_the_first_connection_at_its_second_request`] with a
+/// closing `408` as the answer.
+fn serve_timing_out_the_second_request_on_the_first_connection() -> Server {
+    serve_ending_the_first_connection_at_its_second_request(
+        b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+    )
+}
+
+#[test]
+fn client_retries_a_get_a_reused_connection_answered_with_a_closing_408() {
+    run(|| async {
+        let server = serve_timing_out_the_second_request_on_the_first_connection();
+        let client = Client::new();
+        let resp = client.get(server.url("/first")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        let resp = client.get(server.url("/second")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        assert_eq!(server.accepted(), 2);
+        assert_eq!(server.heads().len(), 3);
+        // The retry's connection went back to the pool and serves on.
+        let resp = client.get(server.url("/third")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+#[test]
+fn client_hands_over_a_408_to_a_post_and_on_a_new_connection() {
+    run(|| async {
+        let server = serve_timing_out_the_second_request_on_the_first_connection();
+        let client = Client::new();
+        let resp = client.get(server.url("/first")).await.unwrap();
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        let req = Request::post(server.url("/second"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(server.accepted(), 1);
+    });
+    // On a fresh connection a 408 is the server's answer, not a race.
+    run(|| async {
+        let server = serve_fixed(
+            "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+        );
+        let resp = Client::new().get(server.url("/")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(server.accepted(), 1);
     });
 }
 

@@ -88,9 +88,11 @@ enum Attempt {
     Done,
     /// The request failed.
     Failed(ClientError),
-    /// The connection failed before any response byte came: a reused
-    /// connection the server had closed; the request may be retried on a
-    /// new one.
+    /// The connection failed before any response byte came (a reused
+    /// connection the server had closed), or a retryable request on a
+    /// reused connection got a closing `408` (the server timed the idle
+    /// connection out as the request went out): the request may be retried
+    /// on a new one.
     Stale(ClientError),
 }
 
@@ -177,7 +179,11 @@ where
             Some(conn) => (conn, true),
             None => (connect(inner, target, deadline).await?, false),
         };
-        match attempt(&ctx, conn, &head, framing, body.take(), reply).await {
+        // A closing `408` on a reused connection is the server's idle
+        // timeout racing the request (as Go's client reads it too): retried
+        // like a connection closed without an answer.
+        let stale_on_408 = reused && may_retry;
+        match attempt(&ctx, conn, &head, framing, body.take(), reply, stale_on_408).await {
             Attempt::Done => return Ok(()),
             Attempt::Failed(e) => return Err(e),
             Attempt::Stale(e) => {
@@ -308,6 +314,7 @@ async fn attempt<B>(
     framing: BodyLength,
     body: Option<B>,
     reply: &mut Option<Reply>,
+    stale_on_408: bool,
 ) -> Attempt
 where
     B: HttpBody,
@@ -403,6 +410,9 @@ where
             Some(Ok(Err(e))) => return head_failed(ctx, e, written),
             Some(Ok(Ok(head))) => head,
         };
+        if stale_on_408 && head.status == StatusCode::REQUEST_TIMEOUT && !head.keep_alive {
+            return Attempt::Stale(ClientError::Closed { host: ctx.host() });
+        }
         head_in.store(true, Ordering::Relaxed);
 
         let mut keep_alive = head.keep_alive && ctx.reuse_allowed;

@@ -217,7 +217,9 @@ impl<B> Client<B> {
     /// read to its end (or dropped with the rest already received), the
     /// whole request was sent, and neither side asked to close it. A
     /// pooled connection that turns out to have been closed by the server
-    /// (nothing came back on it) is replaced by a fresh one, once, for a
+    /// (nothing came back on it, or only a `408 Request Timeout` with
+    /// `Connection: close`: its idle timeout fired as the request went
+    /// out) is replaced by a fresh one, once, for a
     /// request with an empty body and an idempotent method (GET, HEAD,
     /// PUT, DELETE, OPTIONS, TRACE). If that new connection cannot be made,
     /// its error is returned (a [`ClientError::is_connect`] one), although

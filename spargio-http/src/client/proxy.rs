@@ -14,7 +14,7 @@ use spargio_rt::net::SocketStream;
 use super::no_proxy::NoProxy;
 use super::target::Target;
 use super::ClientError;
-use crate::h1::{self, BodyLength, Limits};
+use crate::h1::{self, BodyLength, HeadScan, Limits};
 
 /// A forward proxy requests of a [`Client`](crate::Client) go through
 /// (see [`ClientBuilder::proxy`](crate::ClientBuilder::proxy)): for every
@@ -282,10 +282,17 @@ impl Proxy {
         // until TLS starts.
         let mut got = BytesMut::new();
         let mut interim = 0;
+        // A head dripped a byte at a time is not parsed again from its
+        // start after every read.
+        let mut scan = HeadScan::default();
         loop {
-            if let Some((resp, len)) = h1::parse_response(&got, &Method::CONNECT, limits)
-                .map_err(|e| failed(e.to_string()))?
-            {
+            let parsed = if scan.worth_parsing(&got, limits.max_head_bytes, None) {
+                h1::parse_response(&got, &Method::CONNECT, limits)
+                    .map_err(|e| failed(e.to_string()))?
+            } else {
+                None
+            };
+            if let Some((resp, len)) = parsed {
                 if resp.status.is_informational() && resp.status != StatusCode::SWITCHING_PROTOCOLS
                 {
                     interim += 1;
@@ -293,6 +300,7 @@ impl Proxy {
                         return Err(failed("too many interim (1xx) answers".into()));
                     }
                     got.advance(len);
+                    scan.reset();
                     continue;
                 }
                 if !resp.status.is_success() {

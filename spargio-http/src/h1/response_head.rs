@@ -36,8 +36,9 @@ pub struct ResponseHead {
     pub body: ResponseBodyLength,
     /// Whether the connection can carry another request after this
     /// response's body: HTTP/1.1 unless `Connection: close`, HTTP/1.0 only
-    /// with `Connection: keep-alive`; never for close-delimited bodies or
-    /// when both Transfer-Encoding and Content-Length were present.
+    /// with `Connection: keep-alive`; never for close-delimited bodies,
+    /// when both Transfer-Encoding and Content-Length were present, or for
+    /// an HTTP/1.0 response with Transfer-Encoding (even one without a body).
     pub keep_alive: bool,
 }
 
@@ -141,6 +142,12 @@ fn build(
     }
 
     let body = if no_body {
+        // No body to frame, but the signals a smuggled message gives still
+        // end the connection: Transfer-Encoding beside Content-Length, or on
+        // HTTP/1.0 (RFC 9112 §6.1: close after such a message).
+        if te.present && (s.content_length.value.is_some() || !http11) {
+            keep_alive = false;
+        }
         ResponseBodyLength::Empty
     } else if te.present {
         if s.content_length.value.is_some() {

@@ -12,7 +12,8 @@ made-up hosts: `CONNECT silent.test:<port>` is never answered (the
 connection stays open until the client closes it), and `CONNECT
 chatty.test:<port>` is answered `200` followed at once by bytes no server
 sent, and `CONNECT interim.test:<port>` is a tunnel to 127.0.0.1:<port>
-whose `200` comes after two interim answers (`100` and `103`). `GET
+whose `200` comes after two interim answers (`100` and `103`), all three
+written a byte at a time. `GET
 http://proxy.stats/` is answered `connects=<tunnels opened so far>`. Any
 other request (absolute form) is answered by the proxy itself, keep-alive,
 with the text body
@@ -105,11 +106,18 @@ def serve(conn):
                 return
             CONNECTS[0] += 1
             if interim:
-                conn.sendall(
+                # Dripped a byte per write, so the client's reads end
+                # anywhere in the three heads.
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                answer = (
                     b"HTTP/1.1 100 Continue\r\n\r\n"
                     b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+                    b"HTTP/1.1 200 Connection Established\r\nVia: 1.1 test-proxy\r\n\r\n"
                 )
-            conn.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                for i in range(len(answer)):
+                    conn.sendall(answer[i : i + 1])
+            else:
+                conn.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
             if buf:
                 upstream.sendall(buf)
             threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()

@@ -155,7 +155,38 @@ fn response_te_rules() {
     ] {
         let h = head(raw, method);
         assert_eq!(h.body, ResponseBodyLength::Empty, "{raw}");
+        assert!(h.keep_alive, "{raw}");
     }
+}
+
+#[test]
+fn bodiless_responses_with_smuggling_signals_end_the_connection() {
+    // Transfer-Encoding beside Content-Length, and Transfer-Encoding on
+    // HTTP/1.0, close the connection even where no body is read.
+    for (raw, method) in [
+        (
+            "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            Method::GET,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            Method::HEAD,
+        ),
+        (
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Method::HEAD,
+        ),
+    ] {
+        let h = head(raw, method);
+        assert_eq!(h.body, ResponseBodyLength::Empty, "{raw}");
+        assert!(!h.keep_alive, "{raw}");
+    }
+    // The same HTTP/1.0 head without Transfer-Encoding keeps it.
+    let h = head(
+        "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n",
+        Method::HEAD,
+    );
+    assert!(h.keep_alive);
 }
 
 #[test]
