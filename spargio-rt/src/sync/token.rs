@@ -69,11 +69,15 @@ impl Node {
                     continue;
                 }
                 node.cancelled.store(true, Ordering::Release);
-                wakers.extend(st.waiters.drain());
+                // The lists are taken whole, not drained: a cancelled node's
+                // lists never refill, and a drained one would keep its room
+                // (a million children's or waiters') for the node's life.
+                wakers.extend(std::mem::take(&mut st.waiters).into_iter().map(|(_, w)| w));
                 // A child being dropped right now fails to upgrade; it was
                 // already cancelled-or-unreachable, and its own drop finds
                 // its entry gone.
-                stack.extend(st.children.drain().filter_map(|w| w.upgrade()));
+                let children = std::mem::take(&mut st.children);
+                stack.extend(children.into_iter().filter_map(|(_, w)| w.upgrade()));
             }
             for w in wakers.drain(..) {
                 w.wake();
@@ -638,6 +642,34 @@ mod tests {
         let c = root.child_token();
         root.cancel();
         assert!(c.is_cancelled());
+    }
+
+    #[test]
+    fn a_cancelled_root_gives_back_the_room_of_its_lists() {
+        let root = CancellationToken::new();
+        let children: Vec<_> = (0..100_000).map(|_| root.child_token()).collect();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut waiting: Vec<_> = (0..100_000).map(|_| Box::pin(root.cancelled())).collect();
+        for w in &mut waiting {
+            assert!(w.as_mut().poll(&mut cx).is_pending());
+        }
+        root.cancel();
+        assert!(children.iter().all(|c| c.is_cancelled()));
+        for w in &mut waiting {
+            assert!(w.as_mut().poll(&mut cx).is_ready());
+        }
+        drop((children, waiting));
+        let st = lock(&root.node.state);
+        assert!(
+            st.children.capacity() <= KEEP_ROOM,
+            "{}",
+            st.children.capacity()
+        );
+        assert!(
+            st.waiters.capacity() <= KEEP_ROOM,
+            "{}",
+            st.waiters.capacity()
+        );
     }
 
     #[test]

@@ -5,7 +5,12 @@
 //! and resolution is the kernel's high-resolution timer (microseconds, where
 //! tokio rounds to milliseconds). A timer never fires before its deadline.
 //! Futures polled off the runtime's shards (inside `Runtime::block_on`, on a
-//! tokio thread) use one shared fallback timer thread instead.
+//! tokio thread) use one shared fallback timer thread instead. That thread
+//! starts when the first such timer is polled; if the process cannot start
+//! a thread then (`RLIMIT_NPROC` or a cgroup's `pids.max` reached), that
+//! poll panics with `spargio: could not start the fallback timer thread`,
+//! as tokio's `spawn_blocking` does when it cannot start a thread, and a
+//! later poll tries again.
 
 mod entry;
 mod fallback;
