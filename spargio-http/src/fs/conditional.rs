@@ -11,8 +11,10 @@
 //! and the tag is strong, usable with `If-Range` and `If-Match`. Except while the mtime is less than a second old (or in the
 //! future, or missing): the kernel stamps mtimes from a clock that ticks
 //! coarsely, so a second write within the same tick, of the same size,
-//! would leave the tag unchanged. Such a tag is sent weak (`W/"..."`), and
-//! only weak comparison (`If-None-Match`) matches it.
+//! would leave the tag unchanged. No tag is sent then (not even a weak
+//! one: a client holding it would get a stale `304` for the second
+//! write's contents, now and once the tag turns strong), and no tag in
+//! `If-None-Match`, `If-Match` or `If-Range` matches it (`*` still does).
 //!
 //! The `Last-Modified` date, in whole seconds, is weak in that window
 //! too: a second write within the same second leaves it unchanged. It is
@@ -38,7 +40,8 @@ pub(crate) struct Validators {
     /// `"400-17f..."`), without `W/`.
     etag: String,
     /// Whether the tag is weak: the mtime is too recent (or unknown) for
-    /// the tag to be sure to change with the content.
+    /// the tag to be sure to change with the content. A weak tag is
+    /// neither sent nor matched.
     etag_is_weak: bool,
     /// Modification time in whole seconds since the epoch, if the
     /// filesystem reports one that an HTTP date can carry.
@@ -112,15 +115,17 @@ impl Validators {
         crate::coarse_clock::coarse_now()
     }
 
-    /// The `ETag` header value (`W/"..."` when weak).
-    pub(crate) fn etag_header(&self) -> HeaderValue {
-        let value = if self.etag_is_weak {
-            format!("W/{}", self.etag)
-        } else {
-            self.etag.clone()
-        };
-        // Hex digits, dashes, quotes and `W/` only: always a valid value.
-        HeaderValue::from_str(&value).expect("an ETag of hex digits is a valid header value")
+    /// The `ETag` header value, if the tag is strong (see the module docs:
+    /// a weak one is not sent).
+    pub(crate) fn etag_header(&self) -> Option<HeaderValue> {
+        if self.etag_is_weak {
+            return None;
+        }
+        // Hex digits, dashes and quotes only: always a valid value.
+        Some(
+            HeaderValue::from_str(&self.etag)
+                .expect("an ETag of hex digits is a valid header value"),
+        )
     }
 
     /// The `Last-Modified` header value, if there is a usable mtime and
@@ -140,7 +145,12 @@ impl Validators {
                 return Precondition::Failed;
             }
         } else if let Some(since) = date(headers, &IF_UNMODIFIED_SINCE) {
-            if self.modified_secs.is_some_and(|m| m > since) {
+            // A weak date (modified this second) cannot show that no write
+            // came after `since` within that second: the cautious answer.
+            if self
+                .modified_secs
+                .is_some_and(|m| m > since || !self.date_is_strong)
+            {
                 return Precondition::Failed;
             }
         }
@@ -196,13 +206,17 @@ impl Validators {
     }
 
     /// Whether `list` matches our tag: strong comparison (both strong and
-    /// equal) or weak comparison (opaque parts equal).
+    /// equal) or weak comparison (opaque parts equal). A weak tag of ours
+    /// matches no listed tag at all: it was never sent, and the contents
+    /// may have changed under it (a client's tag equal to it names an
+    /// earlier write within the same tick).
     fn matches(&self, list: &TagList<'_>, strong: bool) -> bool {
         match list {
             TagList::Any => true,
+            TagList::Tags(_) if self.etag_is_weak => false,
             TagList::Tags(tags) => tags
                 .iter()
-                .any(|t| t.opaque == self.opaque() && !(strong && (t.weak || self.etag_is_weak))),
+                .any(|t| t.opaque == self.opaque() && !(strong && t.weak)),
         }
     }
 }
@@ -425,6 +439,21 @@ mod tests {
         assert_eq!(pre(IF_MATCH, r#""x""#), Precondition::Failed);
         assert_eq!(pre(IF_UNMODIFIED_SINCE, DATE_1000), Precondition::Proceed);
         assert_eq!(pre(IF_UNMODIFIED_SINCE, DATE_999), Precondition::Failed);
+        // Modified within the current second: a later write in that second
+        // would keep the date, so even a date not before it fails.
+        let recent = Validators {
+            date_is_strong: false,
+            ..validators(Some(1000))
+        };
+        assert_eq!(
+            recent.precondition(&headers(&[(IF_UNMODIFIED_SINCE, DATE_1000)])),
+            Precondition::Failed
+        );
+        // No date at all: the condition cannot be evaluated and is ignored.
+        assert_eq!(
+            validators(None).precondition(&headers(&[(IF_UNMODIFIED_SINCE, DATE_1000)])),
+            Precondition::Proceed
+        );
     }
 
     #[test]
@@ -455,18 +484,20 @@ mod tests {
             etag_is_weak: true,
             ..validators(Some(1000))
         };
-        assert_eq!(v.etag_header(), "W/\"abc-10-ff\"");
-        assert_eq!(validators(Some(1000)).etag_header(), "\"abc-10-ff\"");
+        assert_eq!(v.etag_header(), None);
+        assert_eq!(
+            validators(Some(1000)).etag_header().unwrap(),
+            "\"abc-10-ff\""
+        );
         let pre = |n: HeaderName, s| v.precondition(&headers(&[(n, s)]));
-        // Weak comparison: If-None-Match matches either form.
+        // Not even weak comparison matches a weak tag: the contents may
+        // have changed under it. `*` still answers 304.
         assert_eq!(
             pre(IF_NONE_MATCH, r#"W/"abc-10-ff""#),
-            Precondition::NotModified
+            Precondition::Proceed
         );
-        assert_eq!(
-            pre(IF_NONE_MATCH, r#""abc-10-ff""#),
-            Precondition::NotModified
-        );
+        assert_eq!(pre(IF_NONE_MATCH, r#""abc-10-ff""#), Precondition::Proceed);
+        assert_eq!(pre(IF_NONE_MATCH, "*"), Precondition::NotModified);
         // Strong comparison never matches a weak tag: If-Match fails
         // (unless `*`), If-Range sends everything.
         assert_eq!(pre(IF_MATCH, r#""abc-10-ff""#), Precondition::Failed);

@@ -19,11 +19,13 @@
 //! `; charset=utf-8` for text), `Content-Length` (set explicitly, so a
 //! `HEAD` response reports the real length though its body is empty),
 //! `Accept-Ranges: bytes`, `ETag` and `Last-Modified`. The `ETag` is
-//! `"<size>-<mtime ns>"` in hex (no inode, so replicas agree), strong once the mtime is a second
-//! old, weak (`W/"..."`) before that (a second write within the same
-//! clock tick could leave it unchanged); `Last-Modified` is the mtime,
-//! omitted if the filesystem has none and while it is weak (less than a
-//! second old, or in the future), when `If-Modified-Since` is ignored.
+//! `"<size>-<mtime ns>"` in hex (no inode, so replicas agree), sent once
+//! the mtime is a second old and left out before that (a second write of
+//! the same size within the same clock tick could leave it unchanged, and
+//! a client holding it would get stale `304`s); `Last-Modified` is the
+//! mtime, left out likewise (and if the filesystem has none). While they
+//! are left out, `If-None-Match` (but `*`) and `If-Modified-Since` never
+//! answer `304`.
 //!
 //! | Situation | Status |
 //! |---|---|
@@ -33,10 +35,10 @@
 //! | the OS denies access (`EACCES` / `EPERM`) | `403` |
 //! | directory without trailing slash (index or listing on) | `308`, `Location: ./name/` |
 //! | directory with no `index.html` to serve | `404`, or with [`ServeDir::list_directories`] a `200` HTML page linking its entries |
-//! | `If-Match` / `If-Unmodified-Since` fails | `412` |
-//! | `If-None-Match` matches (weak comparison, `*` too), or, without it, `If-Modified-Since` is not older than a strong `Last-Modified` | `304` with `ETag` / `Last-Modified`, no body |
+//! | `If-Match` / `If-Unmodified-Since` fails (the latter always for a file modified within the current second) | `412` |
+//! | `If-None-Match` matches (weak comparison, `*` too; only `*` for a file modified within the current second), or, without it, `If-Modified-Since` is not older than a strong `Last-Modified` | `304` with `ETag` / `Last-Modified`, no body |
 //! | `GET` with one satisfiable `Range` (`a-b`, `a-`, `-n`), `If-Range` absent or matching | `206`, `Content-Range: bytes a-b/size` |
-//! | one `Range` wholly past the end (or `-0`) | `416`, `Content-Range: bytes */size` |
+//! | one `Range` wholly past the end (or `-0`), `If-Range` absent or matching, whatever the other preconditions say (RFC 9110 §13.2.1) | `416`, `Content-Range: bytes */size` |
 //! | malformed `Range`, another unit, several ranges, a range on an empty file, `If-Range` not matching (strong `ETag`, or the exact date when that date is strong: the file was not modified within the current second), or `HEAD` | `200` with the whole file |
 //! | any other I/O error | `500` |
 //!

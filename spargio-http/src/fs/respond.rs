@@ -95,7 +95,9 @@ pub(crate) fn respond(parts: &Parts, opened: Opened, opts: &ServeOptions) -> Res
 
     let mut res = Response::new(FileBody::empty());
     let headers = res.headers_mut();
-    headers.insert(ETAG, validators.etag_header());
+    if let Some(etag) = validators.etag_header() {
+        headers.insert(ETAG, etag);
+    }
     if let Some(lm) = validators.last_modified_header() {
         headers.insert(LAST_MODIFIED, lm);
     }
@@ -103,7 +105,20 @@ pub(crate) fn respond(parts: &Parts, opened: Opened, opts: &ServeOptions) -> Res
         headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
     }
 
-    match validators.precondition(&parts.headers) {
+    let is_get = parts.method == Method::GET;
+    let range = if is_get && validators.if_range_allows(&parts.headers) {
+        range::evaluate(&parts.headers, size)
+    } else {
+        RangeRequest::Full
+    };
+    // Preconditions count only where the unconditional answer would be a
+    // 2xx (RFC 9110 §13.2.1): an unsatisfiable range is a 416 whatever
+    // they say.
+    let precondition = match range {
+        RangeRequest::Unsatisfiable => Precondition::Proceed,
+        _ => validators.precondition(&parts.headers),
+    };
+    match precondition {
         Precondition::Proceed => {}
         Precondition::NotModified => {
             *res.status_mut() = StatusCode::NOT_MODIFIED;
@@ -119,12 +134,6 @@ pub(crate) fn respond(parts: &Parts, opened: Opened, opts: &ServeOptions) -> Res
 
     let headers = res.headers_mut();
     headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    let is_get = parts.method == Method::GET;
-    let range = if is_get && validators.if_range_allows(&parts.headers) {
-        range::evaluate(&parts.headers, size)
-    } else {
-        RangeRequest::Full
-    };
     let (start, len) = match range {
         RangeRequest::Full => (0, size),
         RangeRequest::Partial { start, end } => {

@@ -478,19 +478,10 @@ async fn serve(config: Arc<DirConfig>, parts: &Parts) -> Response<FileBody> {
             // Only a precompressed sibling may be there (`app.js.gz`
             // deployed alone): served to a client that takes its encoding,
             // as tower-http does.
-            let served = request_path.relative;
-            for encoding in config.options.precompressed.accepted_by(parts) {
-                if let Some((file, meta)) = open_sibling(&root, &served, encoding).await {
-                    let opened = Opened {
-                        file,
-                        meta,
-                        content_type: content_type_for(&served),
-                        encoding: Some(encoding),
-                    };
-                    return respond::respond(parts, opened, &config.options);
-                }
-            }
-            return respond::io_error(&e);
+            return match serve_sibling_alone(&root, &request_path.relative, parts, &config).await {
+                Some(res) => res,
+                None => respond::io_error(&e),
+            };
         }
         Err(e) => return respond::io_error(&e),
         Ok(Found::Other) => return respond::empty(StatusCode::NOT_FOUND),
@@ -519,11 +510,20 @@ async fn serve(config: Arc<DirConfig>, parts: &Parts) -> Response<FileBody> {
                 Ok(Found::Dir | Found::Other) if !config.list_directories => {
                     return respond::empty(StatusCode::NOT_FOUND)
                 }
-                Err(e) if !config.list_directories || e.kind() != io::ErrorKind::NotFound => {
-                    return respond::io_error(&e)
+                // `index.html.gz` deployed alone, as for any other file.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if let Some(res) = serve_sibling_alone(&root, &index, parts, &config).await {
+                        return res;
+                    }
+                    if !config.list_directories {
+                        return respond::io_error(&e);
+                    }
+                    let shown = listing::shown_path(parts.uri.path());
+                    return listing::list(&root, &request_path.relative, &shown, parts).await;
                 }
+                Err(e) => return respond::io_error(&e),
                 // No index to serve: the listing.
-                Ok(_) | Err(_) => {
+                Ok(_) => {
                     let shown = listing::shown_path(parts.uri.path());
                     return listing::list(&root, &request_path.relative, &shown, parts).await;
                 }
@@ -558,6 +558,29 @@ async fn canonical_root(config: &DirConfig) -> io::Result<Arc<Root>> {
 
 /// The sibling of `served` (relative to the root) in `encoding`, if it
 /// is a regular file under the root.
+/// The response for a precompressed sibling of `served` (`app.js.gz`)
+/// deployed without `served` itself, if the client takes one of the
+/// configured encodings and such a sibling is there; as tower-http does.
+async fn serve_sibling_alone(
+    root: &Root,
+    served: &Path,
+    parts: &Parts,
+    config: &DirConfig,
+) -> Option<Response<FileBody>> {
+    for encoding in config.options.precompressed.accepted_by(parts) {
+        if let Some((file, meta)) = open_sibling(root, served, encoding).await {
+            let opened = Opened {
+                file,
+                meta,
+                content_type: content_type_for(served),
+                encoding: Some(encoding),
+            };
+            return Some(respond::respond(parts, opened, &config.options));
+        }
+    }
+    None
+}
+
 async fn open_sibling(root: &Root, served: &Path, encoding: Encoding) -> Option<(File, Metadata)> {
     match open_under(root, &encoding.sibling(served)).await {
         Ok(Found::File(file, meta)) => Some((file, meta)),

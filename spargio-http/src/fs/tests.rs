@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{
     ACCEPT_ENCODING, ACCEPT_RANGES, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
-    CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, LOCATION, RANGE,
-    VARY,
+    CONTENT_TYPE, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED,
+    LOCATION, RANGE, VARY,
 };
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -48,8 +48,8 @@ pub(super) fn site() -> Site {
     std::fs::write(root.join("empty.txt"), "").unwrap();
     std::fs::write(base.join("secret"), "top secret").unwrap();
     // Written a while ago, as served files usually are: their validators
-    // are strong. (A file modified within the last second has a weak
-    // `ETag`; the tests that want one set the mtime themselves.)
+    // are strong. (A file modified within the last second has none sent;
+    // the tests that want one set the mtime themselves.)
     let past = std::time::SystemTime::now() - Duration::from_secs(3600);
     for file in [
         "big.bin",
@@ -221,6 +221,50 @@ async fn fs_ranges() {
         assert_eq!(content_length(&res.headers), end - start + 1);
         assert!(body == content[start as usize..=end as usize], "{range}");
         assert_eq!(res.headers[CONTENT_TYPE], "application/octet-stream");
+    }
+}
+
+/// RFC 9110 §13.2.1: preconditions count only where the answer without
+/// them would be a 2xx, so an unsatisfiable range is a 416 even when
+/// `If-None-Match` matches (not a 304) or `If-Match` fails (not a 412).
+#[spargio_rt::test]
+async fn fs_unsatisfiable_range_beats_preconditions() {
+    let site = site();
+    let mut svc = ServeDir::new(&site.root);
+    let (first, _) = call(&mut svc, get("/hello.txt")).await;
+    let etag = first.headers[ETAG].to_str().unwrap().to_owned();
+    for condition in [(IF_NONE_MATCH, etag.as_str()), (IF_MATCH, "\"other\"")] {
+        let (res, body) = call(
+            &mut svc,
+            request(
+                Method::GET,
+                "/hello.txt",
+                &[(RANGE, "bytes=999-"), condition.clone()],
+            ),
+        )
+        .await;
+        assert_eq!(
+            res.status,
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "{condition:?}"
+        );
+        assert_eq!(res.headers[CONTENT_RANGE], "bytes */13");
+        assert!(body.is_empty());
+        // A satisfiable range with the same condition is decided by it.
+        let (res, _) = call(
+            &mut svc,
+            request(
+                Method::GET,
+                "/hello.txt",
+                &[(RANGE, "bytes=0-1"), condition],
+            ),
+        )
+        .await;
+        assert!(
+            res.status == StatusCode::NOT_MODIFIED || res.status == StatusCode::PRECONDITION_FAILED,
+            "{}",
+            res.status
+        );
     }
 }
 
@@ -952,30 +996,50 @@ async fn fs_gzip_twin_is_the_requested_name_and_stays_inside() {
 }
 
 /// A file modified within the current second could change again without
-/// its mtime (or size) changing, so its `ETag` is weak (and its
-/// `Last-Modified` left out); once that second has passed it is strong.
-/// (The weak case failed on the old code, whose tag was always strong.)
+/// its mtime (or size) changing, so it gets no `ETag` (and no
+/// `Last-Modified`), and no tag revalidates it: a client holding a tag of
+/// the first write would get a `304` for the second's contents. Once
+/// that second has passed the tag is sent, strong.
 #[spargio_rt::test]
-async fn fs_etag_is_weak_while_the_mtime_is_this_second() {
+async fn fs_no_etag_while_the_mtime_is_this_second() {
     let (site, mut svc) = site_with_hello_this_second();
     let hello = site.root.join("hello.txt");
-    let (res, _) = call(&mut svc, get("/hello.txt")).await;
-    let etag = res.headers[ETAG].to_str().unwrap().to_owned();
-    assert!(etag.starts_with("W/\""), "{etag}");
-    // Weak comparison still lets If-None-Match answer 304 ...
+    let (res, body) = call(&mut svc, get("/hello.txt")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "hello, world\n");
+    assert!(!res.headers.contains_key(ETAG), "{:?}", res.headers);
+    assert!(!res.headers.contains_key(LAST_MODIFIED));
+    // The tag the file will have once its second has passed, weak or
+    // strong, revalidates nothing yet; `*` (it exists) still does.
+    let mtime = std::fs::metadata(&hello).unwrap().modified().unwrap();
+    let ns = mtime
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let tag = format!("\"{:x}-{ns:x}\"", "hello, world\n".len());
+    let weak = format!("W/{tag}");
+    for inm in [tag.as_str(), weak.as_str()] {
+        let (res, body) = call(
+            &mut svc,
+            request(Method::GET, "/hello.txt", &[(IF_NONE_MATCH, inm)]),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::OK, "{inm}");
+        assert_eq!(body, "hello, world\n");
+    }
     let (res, _) = call(
         &mut svc,
-        request(Method::GET, "/hello.txt", &[(IF_NONE_MATCH, &etag)]),
+        request(Method::GET, "/hello.txt", &[(IF_NONE_MATCH, "*")]),
     )
     .await;
     assert_eq!(res.status, StatusCode::NOT_MODIFIED);
-    // ... but If-Range needs a strong tag: the whole file.
+    // If-Range with that tag sends the whole file.
     let (res, body) = call(
         &mut svc,
         request(
             Method::GET,
             "/hello.txt",
-            &[(RANGE, "bytes=0-4"), (IF_RANGE, &etag)],
+            &[(RANGE, "bytes=0-4"), (IF_RANGE, &tag)],
         ),
     )
     .await;
@@ -1005,4 +1069,34 @@ async fn fs_serve_file_serves_a_sibling_deployed_alone() {
     let (res, _) = call(&mut svc, get("/")).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     assert_eq!(res.headers[VARY], "accept-encoding");
+}
+
+/// A directory whose only index is precompressed (`index.html.gz`
+/// deployed alone) serves it to a client that takes the encoding, as a
+/// request for `index.html` itself does (and tower-http does).
+#[spargio_rt::test]
+async fn fs_index_sibling_deployed_alone() {
+    let site = site();
+    std::fs::write(site.root.join("noindex/index.html.gz"), "GZ-index").unwrap();
+    let gz = [(ACCEPT_ENCODING, "gzip")];
+    for list in [false, true] {
+        let mut svc = ServeDir::new(&site.root)
+            .precompressed_gzip()
+            .list_directories(list);
+        let (res, body) = call(&mut svc, request(Method::GET, "/noindex/", &gz)).await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert_eq!(res.headers[CONTENT_ENCODING], "gzip");
+        assert_eq!(res.headers[CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(body, "GZ-index");
+        // A client that does not take gzip gets what it got before: a 404,
+        // or the listing.
+        let (res, _) = call(&mut svc, get("/noindex/")).await;
+        let want = if list {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        assert_eq!(res.status, want);
+        assert!(!res.headers.contains_key(CONTENT_ENCODING));
+    }
 }
