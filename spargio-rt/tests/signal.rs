@@ -308,3 +308,17 @@ fn a_handler_installed_earlier_still_runs() {
         assert_eq!(EARLIER_INFO_CALLS.load(SeqCst), 2);
     });
 }
+
+#[test]
+fn ctrl_c_awaited_off_the_runtime_says_so() {
+    isolated("ctrl_c_awaited_off_the_runtime_says_so", || {
+        let mut c = Box::pin(ctrl_c());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let err = match std::future::Future::poll(c.as_mut(), &mut cx) {
+            std::task::Poll::Ready(r) => r.unwrap_err(),
+            std::task::Poll::Pending => panic!("pending off the runtime"),
+        };
+        let msg = err.to_string();
+        assert!(msg.contains("outside a spargio runtime"), "{msg}");
+    });
+}

@@ -34,7 +34,11 @@
 //!   pidfd (checked when it is taken), after a reap finds it gone without
 //!   one; waiting for it fails with `ECHILD`. (One race is left: a child
 //!   reaped elsewhere between the fork and `pidfd_open` whose pid was
-//!   already reused by another child of this process.)
+//!   already reused by another child of this process. And a child without
+//!   a pidfd, because `pidfd_open` failed (out of file descriptors), is
+//!   waited for by its bare pid: if it was reaped elsewhere and its pid
+//!   reused by another child of this process, the wait reaps that child
+//!   and reports its status, and the other child's owner gets `ECHILD`.)
 //! - **Dropping** a [`Child`] does not kill the process (as with `std`)
 //!   unless [`Command::kill_on_drop`] is set; a child still running is
 //!   reaped by a task on the runtime when it exits, never left a zombie.

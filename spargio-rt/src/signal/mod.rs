@@ -104,8 +104,11 @@ pub fn ctrl_c() -> impl Future<Output = io::Result<()>> + Send + 'static {
     let sig = signal(SignalKind::interrupt());
     async move {
         let mut sig = sig?;
-        sig.recv()
-            .await
-            .ok_or_else(|| io::Error::other("spargio: the runtime stopped reading signals"))
+        sig.recv().await.ok_or_else(|| {
+            io::Error::other(
+                "spargio: signals cannot be read here: ctrl_c() was awaited outside a \
+                 spargio runtime, or its runtime is shutting down",
+            )
+        })
     }
 }
