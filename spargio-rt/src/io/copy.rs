@@ -16,7 +16,8 @@ const COPY_BUF: usize = 64 * 1024;
 /// read's bytes are written in full (continuing after partial writes)
 /// before the next read (even when polled inside
 /// [`quiet_writes`](super::quiet_writes)). On error, bytes already read may or may not have
-/// reached `writer`.
+/// reached `writer`. Not cancel-safe: dropping the future loses the bytes
+/// read but not yet written.
 ///
 /// ```
 /// use spargio_rt::io::{self, AsyncReadExt, AsyncWriteExt};

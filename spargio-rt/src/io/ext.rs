@@ -24,7 +24,14 @@ use super::traits::{AsyncRead, AsyncWrite};
 pub trait AsyncReadExt: AsyncRead {
     /// Fills `buf` to its full capacity (`bytes_total`), reading as often as
     /// needed. Fails with `UnexpectedEof` if the stream ends first; the
-    /// bytes read so far are in the returned buffer.
+    /// bytes read so far are at the front of the returned buffer, and the
+    /// error's message says how many (the buffer's length does not: a
+    /// `Vec` passed in with length 10 comes back with length 10).
+    ///
+    /// Not cancel-safe: if the future is dropped after some reads, the
+    /// bytes they read go with it (only the read in flight is kept on the
+    /// stream). Read frames through a [`BufReader`](super::BufReader) where
+    /// a `timeout` or `select` may drop the read.
     fn read_exact<B: IoBufMut>(
         &mut self,
         buf: B,
@@ -57,6 +64,9 @@ pub trait AsyncReadExt: AsyncRead {
 
     /// Reads until end of stream, appending to `buf`; returns how many
     /// bytes were appended.
+    ///
+    /// Not cancel-safe: if the future is dropped, the bytes appended so far
+    /// go with it.
     fn read_to_end(
         &mut self,
         buf: Vec<u8>,

@@ -9,7 +9,12 @@
 //! on the stream and handed out by its next read (or peek), so dropping a
 //! read's future — a `timeout`, a lost `select` — never loses data. (A
 //! cancelled read of a file at its current position, or a datagram
-//! receive, gives up what it took.)
+//! receive, gives up what it took.) That holds for one `read`; loops of
+//! several reads into one owned buffer ([`AsyncReadExt::read_exact`],
+//! [`AsyncReadExt::read_to_end`], [`copy`]) are **not cancel-safe**: the
+//! bytes earlier reads put in the buffer go with the dropped future. For
+//! framing that survives a `timeout` or `select`, read through a
+//! [`BufReader`], whose buffer stays with the reader.
 //!
 //! - [`IoBuf`] / [`IoBufMut`]: `Vec<u8>`, `Box<[u8]>`, `bytes::Bytes` /
 //!   `BytesMut`, `&'static [u8]`, and [`Slice`]s of them.
