@@ -149,14 +149,9 @@ fn an_answer_that_leaves_less_than_the_drain_limit_unread_keeps_the_connection()
     assert_eq!((resp.status, resp.body_str()), (200, "kept"));
 }
 
-#[test]
-fn a_streaming_echo_of_a_body_over_the_drain_limit_keeps_the_connection() {
-    // The answer's head goes out before the body is read, but the answer
-    // reads all of it: nothing is left to drain.
-    let service = tower::service_fn(|req: Request<Body>| async move {
-        Ok::<_, Infallible>(Response::new(req.into_body()))
-    });
-    let server = TestServer::start(service);
+/// Sends a 1 MB body to `server` (an echo) while reading the answer: the
+/// answer is the body, and the connection serves on.
+fn assert_echoes_a_large_body_and_keeps_the_connection(server: &TestServer) {
     let mut c = server.connect();
     let body = common::pattern(1_000_000);
     c.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n");
@@ -172,6 +167,120 @@ fn a_streaming_echo_of_a_body_over_the_drain_limit_keeps_the_connection() {
     assert_eq!(resp.header("connection"), None);
     let resp = c.roundtrip(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(resp.status, 200);
+}
+
+#[test]
+fn a_streaming_echo_of_a_body_over_the_drain_limit_keeps_the_connection() {
+    // The answer's head goes out before the body is read, but the answer
+    // reads all of it: nothing is left to drain.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        Ok::<_, Infallible>(Response::new(req.into_body()))
+    });
+    assert_echoes_a_large_body_and_keeps_the_connection(&TestServer::start(service));
+}
+
+/// A service that reads the first frame of the body, hands the body to a
+/// task that goes on reading it, and answers at once with `text`; the
+/// task's outcome goes to `outcome`.
+fn read_some_then_keep_elsewhere(
+    outcome: Arc<Mutex<Option<Result<usize, String>>>>,
+) -> impl TestService<Body> {
+    tower::service_fn(move |req: Request<Body>| {
+        let outcome = outcome.clone();
+        async move {
+            let mut body = req.into_body();
+            let first = body.frame().await.unwrap().unwrap();
+            let first = first.into_data().unwrap().len();
+            spargio_rt::spawn(async move {
+                let rest = body.collect().await;
+                *outcome.lock().unwrap() = Some(
+                    rest.map(|b| first + b.to_bytes().len())
+                        .map_err(|e| e.to_string()),
+                );
+            });
+            Ok::<_, Infallible>(Response::new(Body::from("accepted")))
+        }
+    })
+}
+
+#[test]
+fn an_answer_that_read_part_of_a_body_over_the_drain_limit_and_kept_it_says_it_closes() {
+    // The body is fed only until the answer is written: the rest, far
+    // over the drain limit, cannot go to the task that kept the body nor
+    // be drained, so the connection closes, and the head says so.
+    let outcome = Arc::new(Mutex::new(None));
+    let server = TestServer::start(read_some_then_keep_elsewhere(outcome.clone()));
+    let mut c = server.connect();
+    c.send(LONG_PARTIAL);
+    let resp = c.read_response();
+    assert_eq!((resp.status, resp.body_str()), (200, "accepted"));
+    assert_eq!(resp.header("connection"), Some("close"));
+    // The task that kept the body learns it was cut off, never that it
+    // ended whole.
+    for _ in 0..500 {
+        if outcome.lock().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let got = outcome.lock().unwrap().clone();
+    assert!(matches!(got, Some(Err(_))), "{got:?}");
+}
+
+#[test]
+fn an_answer_that_read_part_of_a_small_body_and_kept_it_keeps_the_connection() {
+    // The same with a rest under the drain limit: drained, and the
+    // connection serves on.
+    let outcome = Arc::new(Mutex::new(None));
+    let server = TestServer::start(read_some_then_keep_elsewhere(outcome));
+    let mut c = server.connect();
+    c.send(PARTIAL);
+    let resp = c.read_response();
+    assert_eq!((resp.status, resp.body_str()), (200, "accepted"));
+    assert_eq!(resp.header("connection"), None);
+    c.send(&[b'x'; 95]);
+    let resp = c.roundtrip(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi");
+    assert_eq!((resp.status, resp.body_str()), (200, "accepted"));
+}
+
+/// A response body: `first`, then the rest of the request body.
+struct FirstThenRest {
+    first: Option<bytes::Bytes>,
+    rest: Body,
+}
+
+impl http_body::Body for FirstThenRest {
+    type Data = bytes::Bytes;
+    type Error = spargio_http::BodyError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if let Some(first) = self.first.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(first))));
+        }
+        std::pin::Pin::new(&mut self.rest).poll_frame(cx)
+    }
+}
+
+#[test]
+fn an_echo_of_the_rest_after_reading_a_first_frame_keeps_the_connection() {
+    // The answer's body is what reads the rest: nothing is left to drain.
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        let mut rest = req.into_body();
+        // The GET that follows has no body.
+        let first = match rest.frame().await {
+            Some(frame) => frame.unwrap().into_data().unwrap(),
+            None => bytes::Bytes::new(),
+        };
+        let echo = FirstThenRest {
+            first: Some(first),
+            rest,
+        };
+        Ok::<_, Infallible>(Response::new(echo))
+    });
+    assert_echoes_a_large_body_and_keeps_the_connection(&TestServer::start(service));
 }
 
 /// The bytes of a chunked POST to `/first` in several chunks with a

@@ -164,11 +164,16 @@ impl<B> Http<B> {
     /// before the client sent all of it, the response says
     /// `Connection: close` and the rest is not waited for. It also says so
     /// when what is left of a `Content-Length` body is over this limit and
-    /// nothing has asked for any of the body (the service keeps it unread,
-    /// and the response's body does not read it either when first polled).
+    /// the response cannot be what reads it: nothing has asked for any of
+    /// the body (the service keeps it unread, and the response's body does
+    /// not read it either when first polled), or the service read part of
+    /// it and answers with no body or one that came whole when first
+    /// polled. The request body is fed only until the response is written:
+    /// a task the service handed the body to gets the rest only while the
+    /// response goes out, then sees the body end in an error.
     ///
     /// What only turns out after the head went out cannot be in it: a
-    /// service that read part of the body and keeps the rest unread, a
+    /// streaming response body that does not read the rest after all, a
     /// chunked body whose rest proves longer than this limit, a client
     /// that sends the rest too slowly or not at all. The response then
     /// promised keep-alive and arrives whole, and the connection closes

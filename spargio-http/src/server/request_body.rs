@@ -149,27 +149,30 @@ impl<'a> RequestBody<'a> {
 
     /// Whether the head of an answer with a body depends on whether that
     /// body reads the request body, so its first frame is polled before
-    /// the head is written (see [`Probed`]): the service holds a body it
-    /// has never asked for, and either the client waits for
-    /// `100 Continue` or the rest is more than the server drains.
+    /// the head is written (see [`Probed`]): the service holds a body
+    /// whose rest is more than the server drains (read in part or not at
+    /// all), or one it has never asked for while the client waits for
+    /// `100 Continue`.
     pub(super) fn probe_wanted(&self, drain_limit: u64) -> bool {
         let Some(p) = self.progress else {
             return false;
         };
-        if p.body.is_dropped() || p.body.was_asked() || p.done.get() {
+        if p.body.is_dropped() || p.done.get() {
             return false;
         }
-        self.held_back() || p.drain_overflows(drain_limit)
+        (self.held_back() && !p.body.was_asked()) || p.drain_overflows(drain_limit)
     }
 
-    /// The state the head depends on.
-    pub(super) fn state(&self, drain_limit: u64) -> BodyState {
+    /// The state the head depends on. `answer_reads`: the answer's body
+    /// may read the request body (it did not come whole at once when
+    /// probed; a bodiless answer reads nothing).
+    pub(super) fn state(&self, drain_limit: u64, answer_reads: bool) -> BodyState {
         let p = self.progress;
         BodyState {
             held_back: self.held_back(),
             rest_to_come: p.is_some_and(Progress::rest_to_come),
             dropped: p.is_some_and(|p| p.body.is_dropped()),
-            undrainable: p.is_some_and(|p| unread_past(p, drain_limit)),
+            undrainable: p.is_some_and(|p| unread_past(p, drain_limit, answer_reads)),
             refused: p.and_then(|p| p.refused.get()),
             cut_short: p.and_then(|p| p.cut_short.get()),
         }
@@ -178,10 +181,13 @@ impl<'a> RequestBody<'a> {
 
 /// Whether the rest of the body is left to be drained and is more than
 /// `drain_limit`: the service dropped the body, or never asked for any of
-/// it (nor did the answer's body, when it was probed). A service that has
-/// read some of the body and keeps it is taken to read the rest.
-fn unread_past(p: &Progress, drain_limit: u64) -> bool {
-    let unread = p.body.is_dropped() || !p.body.was_asked();
+/// it (nor did the answer's body, when it was probed), or the answer
+/// cannot be what reads the rest (`answer_reads` false). The body is fed
+/// only until the answer is written: a service that read part of it and
+/// keeps it elsewhere (a spawned task) gets the rest only while the
+/// answer is still going out; after that the rest is drained.
+fn unread_past(p: &Progress, drain_limit: u64, answer_reads: bool) -> bool {
+    let unread = p.body.is_dropped() || !p.body.was_asked() || !answer_reads;
     unread && p.drain_overflows(drain_limit)
 }
 
@@ -221,6 +227,16 @@ impl<B: HttpBody> Probed<B> {
             }
         }
         self.first.is_some()
+    }
+
+    /// Whether the probe found the whole body at once (its end, its only
+    /// frame, or an error): such a body does not read the request body.
+    pub(super) fn whole_at_once(&self) -> bool {
+        match &self.first {
+            None => false,
+            Some(None | Some(Err(_))) => true,
+            Some(Some(Ok(_))) => self.body.is_end_stream(),
+        }
     }
 }
 

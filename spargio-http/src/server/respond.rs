@@ -174,19 +174,23 @@ where
             Answer::Probe(resp)
         }
         res => {
-            let body = request.state(cfg.drain_limit);
+            // Not probed: a bodiless answer (or an error page), or a body
+            // whose reading does not decide the head.
+            let answer_reads = matches!(&res, Ok(resp) if writes_body(ex, resp));
+            let body = request.state(cfg.drain_limit, answer_reads);
             Answer::Write(write_head(out, res, HeadContext { ex, body, conn }))
         }
     }
 }
 
 /// Writes an answer whose head depends on what its body does with the
-/// request body, which the service holds but has never asked for, while
-/// the client waits for `100 Continue` or while the rest is more than the
-/// server drains. The answer's body is polled before the head: if that
-/// asks for the request body (an echo), `100 Continue` goes out ahead of
-/// the head and the body is being read, so the connection may stay open.
-/// If not, the head says the connection closes.
+/// request body, which the service holds: never asked for while the
+/// client waits for `100 Continue`, or with a rest more than the server
+/// drains (asked for or not). The answer's body is polled before the
+/// head: if that asks for the request body (an echo), `100 Continue` goes
+/// out ahead of the head and the body is being read, so the connection may
+/// stay open. If not (or if the answer's body came whole at once, so it
+/// cannot be what reads the rest), the head says the connection closes.
 ///
 /// While the client waits for `100 Continue`, the head waits for the
 /// answer's body to decide: to ask for the request body, drop it, or give
@@ -239,7 +243,7 @@ where
     request.continue_if_asked(out);
     let cx = HeadContext {
         ex,
-        body: request.state(cfg.drain_limit),
+        body: request.state(cfg.drain_limit, !body.whole_at_once()),
         conn,
     };
     let head = write_head(out, Ok(Response::from_parts(parts, body)), cx);
