@@ -85,6 +85,17 @@ impl Decoder {
             if header.mask.is_some() != (self.role == Role::Server) {
                 return Err(ProtocolError::BadMasking);
             }
+            // Broken fragmentation is a protocol error (1002) whatever the
+            // frame's size.
+            match header.opcode {
+                OpCode::Continuation if self.partial.is_none() => {
+                    return Err(ProtocolError::UnexpectedContinuation)
+                }
+                OpCode::Text | OpCode::Binary if self.partial.is_some() => {
+                    return Err(ProtocolError::UnfinishedMessage)
+                }
+                _ => {}
+            }
             // The frame, header included, must fit in memory (only a
             // 32-bit target with no limit set can announce more).
             let too_large =
@@ -97,15 +108,6 @@ impl Decoder {
             let data_frame = !header.opcode.is_control();
             if data_frame && so_far.saturating_add(len) > self.max_message {
                 return Err(ProtocolError::MessageTooLarge);
-            }
-            match header.opcode {
-                OpCode::Continuation if self.partial.is_none() => {
-                    return Err(ProtocolError::UnexpectedContinuation)
-                }
-                OpCode::Text | OpCode::Binary if self.partial.is_some() => {
-                    return Err(ProtocolError::UnfinishedMessage)
-                }
-                _ => {}
             }
             if buf.len() < header_len + len {
                 // Room for more of the frame, up to a step: a header alone
@@ -435,6 +437,26 @@ mod tests {
         let buf = encode_fragments(false, &[&[0u8; 100], &[0u8; 50]], KEY);
         let got = decode_all(&mut d, buf).unwrap();
         assert_eq!(got[0].as_bytes().len(), 150);
+    }
+
+    #[test]
+    fn broken_fragmentation_is_a_protocol_error_whatever_the_size() {
+        // A continuation with no message open, announcing more than the
+        // frame limit: 1002, not 1009.
+        let mut d = Decoder::new(Role::Server, 100, 150);
+        let mut header = BytesMut::new();
+        put_header(&mut header, true, OpCode::Continuation, KEY, 1000);
+        assert_eq!(
+            d.decode(&mut header),
+            Err(ProtocolError::UnexpectedContinuation)
+        );
+        // A new message while one is open, which with the open one would
+        // pass the message limit: 1002, not 1009.
+        let mut d = Decoder::new(Role::Server, 100, 150);
+        let mut buf = encode_fragments(false, &[&[0u8; 100], &[0u8; 1]], KEY);
+        buf.truncate(2 + 4 + 100);
+        put_header(&mut buf, true, OpCode::Binary, KEY, 100);
+        assert_eq!(d.decode(&mut buf), Err(ProtocolError::UnfinishedMessage));
     }
 
     #[test]

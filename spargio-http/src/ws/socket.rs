@@ -155,7 +155,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// [`Message::Close`]. Keep receiving until `None` to see the peer's
     /// answer; nothing more can be sent.
     pub async fn close_with(&mut self, frame: Option<CloseFrame>) -> Result<(), WsError> {
-        self.send(Message::Close(frame)).await
+        // Queued past the write limit (a close is at most 129 bytes): a
+        // peer that stopped reading must not hold it back unbounded; the
+        // close timeout bounds the rest.
+        self.queue(&Message::Close(frame))?;
+        SinkExt::close(self).await
     }
 
     /// Sends a close frame without a code (unless one went out already) and
@@ -270,8 +274,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if !self.write_done {
             let flushed = ready!(self.poll_write_and_flush(cx));
             // A client leaves closing the connection to the server (RFC
-            // 6455 §7.1.1); a server shuts its side.
-            if flushed.is_ok() && self.role == Role::Server {
+            // 6455 §7.1.1), unless it failed the connection (§7.1.7: the
+            // failing endpoint closes it); a server shuts its side.
+            if flushed.is_ok() && (self.role == Role::Server || self.errored) {
                 let _ = ready!(Pin::new(&mut self.io).poll_close(cx));
             }
             self.write_done = true;
@@ -443,6 +448,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         let this = self.get_mut();
+        // A close sent through the sink (`send(Message::Close(..))`) is
+        // bounded by the close timeout as `close` is.
+        if this.close_expired(cx) {
+            this.abandon_close();
+            return Poll::Ready(Err(close_timed_out()));
+        }
         this.sender = Some(cx.waker().clone());
         ready!(this.poll_write_and_flush(cx))?;
         Poll::Ready(Ok(()))
@@ -456,15 +467,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         if !this.sent_close && !this.write_done {
             this.queue(&Message::Close(None))?;
         }
-        if this.close_expired(cx) {
-            this.abandon_close();
-            return Poll::Ready(Err(WsError::Io(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the peer took no more of the connection's bytes within the close timeout",
-            ))));
-        }
         Pin::new(this).poll_flush(cx)
     }
+}
+
+/// The error of a close whose bytes the peer did not take in time.
+fn close_timed_out() -> WsError {
+    WsError::Io(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the peer took no more of the connection's bytes within the close timeout",
+    ))
 }
 
 /// A fresh masking key for a client frame (RFC 6455 §5.3 wants it
@@ -778,6 +790,20 @@ mod tests {
     }
 
     #[test]
+    fn a_client_that_fails_the_connection_closes_it() {
+        on_runtime(|| async {
+            // A masked frame from the server breaks the rules: the client
+            // sends 1002 and closes its side, not waiting for the server.
+            let mut ws = socket(true, Role::Client);
+            ws.io.incoming = masked(0x1, b"x");
+            assert!(matches!(ws.recv().await, Some(Err(WsError::Protocol(_)))));
+            assert!(ws.recv().await.is_none());
+            assert!(ws.io.closed, "the client closed the connection");
+            assert!(!ws.io.written.is_empty(), "its close went out first");
+        });
+    }
+
+    #[test]
     fn a_close_whose_answer_cannot_be_written_ends_at_the_close_timeout() {
         on_runtime(|| async {
             // The peer sends a close and then never reads again.
@@ -797,6 +823,29 @@ mod tests {
             ws.close().await.unwrap();
             assert!(!ws.io.written.is_empty(), "our close went out");
             // No answer and no end of stream: the deadline ends it.
+            assert!(ws.recv().await.is_none());
+        });
+    }
+
+    #[test]
+    fn a_close_with_a_code_that_cannot_be_written_fails_at_the_close_timeout() {
+        on_runtime(|| async {
+            let mut ws = quick_close(Role::Server, false);
+            // More queued than the write limit: the close goes in anyway.
+            let big = Message::binary(vec![0u8; 200_000]);
+            ws.queue(&big).unwrap();
+            let closing = spargio_rt::time::timeout(
+                Duration::from_secs(5),
+                ws.close_with(Some(CloseFrame::new(1001, "going away"))),
+            );
+            let err = closing
+                .await
+                .expect("bounded by the close timeout")
+                .unwrap_err();
+            assert!(
+                matches!(&err, WsError::Io(e) if e.kind() == io::ErrorKind::TimedOut),
+                "{err:?}"
+            );
             assert!(ws.recv().await.is_none());
         });
     }
