@@ -214,6 +214,16 @@ impl Counters {
         self.count_failure(e);
     }
 
+    /// Counts a request answered without being processed (pipelined
+    /// behind one the service could not take, or at a graceful shutdown):
+    /// as a request on `shard`'s slot and as a failure, but not as the
+    /// panic or timeout that refused the one before it. Only `shard`'s
+    /// thread may call this.
+    pub(crate) fn count_unprocessed(&self, shard: usize) {
+        self.requests.add(shard, 1);
+        self.requests_failed.add(1);
+    }
+
     pub(crate) fn snapshot(&self) -> ServerStats {
         ServerStats {
             accepted: self.accepted.get(),

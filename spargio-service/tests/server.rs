@@ -1477,6 +1477,39 @@ fn a_failed_poll_ready_counts_as_a_failed_request() {
     }
 }
 
+#[test]
+fn a_poll_ready_panic_counts_once_though_requests_were_pipelined_behind_it() {
+    run2(|handle| async move {
+        let server = Server::builder().bind(&handle, "127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        // Asked once already: the next poll_ready panics.
+        let service = NeverReady {
+            asked: Arc::new(AtomicUsize::new(1)),
+        };
+        let serving = start(&handle, server, service);
+        let mut c = Client::connect(addr).await.unwrap();
+        for payload in [&b"a"[..], b"b", b"c"] {
+            c.feed(Bytes::from_static(payload)).await.unwrap();
+        }
+        c.flush().await.unwrap();
+        // The first is answered with the panic; those read with it are
+        // refused unprocessed; any not read yet are lost with the close.
+        let mut answered = 0;
+        while let Ok(reply) = c.recv().await {
+            assert!(reply.is_err(), "{reply:?}");
+            answered += 1;
+        }
+        assert!(answered >= 1);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+        let s = stats.snapshot();
+        assert_eq!(s.panics, 1, "{s:?}");
+        assert_eq!((s.requests, s.requests_failed), (answered, answered));
+    });
+}
+
 /// Echoes each request once `release` is cancelled.
 fn held_echo(
     release: CancellationToken,

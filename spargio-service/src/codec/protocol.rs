@@ -5,7 +5,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use spargio_rt::io::{flush_and_read, AsyncRead, AsyncWrite, IoBuf};
 use spargio_rt::net::SocketStream;
 
@@ -25,6 +25,10 @@ use crate::read_watch::{ReadWatch, Watched};
 /// replies (closing with unread input would send a reset that can discard
 /// them), reads and discards input for at most this long ...
 const LINGER: Duration = Duration::from_secs(1);
+
+/// The most [`Conn::refuse_waiting`]'s one read waits (it only reads when
+/// bytes are already waiting).
+const REFUSE_READ_WAIT: Duration = Duration::from_millis(100);
 
 /// How long a close lingers when no input was unread at the time: long
 /// enough for requests the client sent just before the server ended its
@@ -167,10 +171,13 @@ enum Next {
     /// The client closed the connection (EOF): nothing is left to read.
     Closed,
     /// The server ends the connection: it sat idle too long (perhaps with
-    /// part of a request read), or a graceful shutdown began while it
-    /// waited for a request. The client may still send, and may not have
+    /// part of a request read). The client may still send, and may not have
     /// read every reply: close it with [`Conn::close`].
     Ended,
+    /// A graceful shutdown began while the connection waited between
+    /// requests: requests already sent are refused
+    /// ([`Conn::refuse_waiting`]), then it closes as for `Ended`.
+    Closing,
     /// A frame the decoder refused.
     Bad(FrameError),
 }
@@ -224,7 +231,7 @@ impl<R: AsyncRead + AsRef<SocketStream>, W: AsyncWrite> Conn<R, W> {
                     conn.count_idle_timeout();
                     return Ok(Next::Ended);
                 }
-                Watched::Closing => return Ok(Next::Ended),
+                Watched::Closing => return Ok(Next::Closing),
             };
             self.input.put_back(buf.into_inner());
             match res {
@@ -282,10 +289,38 @@ impl<R: AsyncRead + AsRef<SocketStream>, W: AsyncWrite> Conn<R, W> {
         refused: &HandlerError,
     ) -> io::Result<()> {
         while let Ok(Some(_)) = self.decoder.decode(&mut self.input.bytes) {
-            conn.counters().count_refused(conn.info().shard.0, refused);
+            conn.counters().count_unprocessed(conn.info().shard.0);
             self.fail(refused).await?;
         }
         Ok(())
+    }
+
+    /// At a graceful shutdown between requests: whole requests the client
+    /// has already sent (pipelined behind the last reply, or sent on a
+    /// connection handed to its shard just as the shutdown began) are read
+    /// once, without waiting for more, and answered
+    /// [`Status::ShuttingDown`] like those already buffered, instead of
+    /// being discarded by the close's linger: the client learns they were
+    /// not processed and may retry them elsewhere.
+    async fn refuse_waiting(&mut self, conn: &Connection) -> io::Result<()> {
+        if crate::input_waiting(self.reader.as_ref()) {
+            let needed = self.decoder.bytes_needed(&self.input.bytes).unwrap_or(0);
+            let buf = self.input.take_for_read(needed);
+            let filled = buf.len();
+            // The bytes are there, so the read completes at once; the bound
+            // is for a peek that saw an error rather than input.
+            let read =
+                spargio_rt::time::timeout(REFUSE_READ_WAIT, self.reader.read(buf.slice(filled..)))
+                    .await;
+            match read {
+                Ok((_, buf)) => self.input.put_back(buf.into_inner()),
+                // The cancelled read keeps what it took on the stream, and
+                // the buffer went with it: start again from nothing (the
+                // close lingers over the rest).
+                Err(_) => self.input.put_back(BytesMut::new()),
+            }
+        }
+        self.refuse_buffered(conn, &HandlerError::Cancelled).await
     }
 
     /// Whether the client has sent input that nothing has read: bytes
@@ -379,6 +414,10 @@ where
             // answer that with a reset, which discards the replies still
             // in the send queue.
             Next::Ended => return c.close(&conn).await,
+            Next::Closing => {
+                c.refuse_waiting(&conn).await?;
+                return c.close(&conn).await;
+            }
             Next::Bad(bad) => return c.bad_request(&conn, bad).await,
         };
         // `route` runs on the peer's bytes; a panic in it fails only this

@@ -498,6 +498,34 @@ async fn closing_while_idle_closes_the_connection() {
 }
 
 #[spargio_rt::test(shards = 1)]
+async fn requests_sent_before_a_connection_is_first_served_after_closing_are_refused() {
+    // A connection handed to its shard just as the shutdown began: its
+    // client's requests are already in the socket when it is first
+    // served, with the server closing. They are answered ShuttingDown
+    // (not processed, safe to retry), not discarded by the close.
+    let closing = CancellationToken::new();
+    closing.cancel();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (client, accepted) = futures_util::join!(Client::connect(addr), listener.accept());
+    let mut client = client.unwrap();
+    let (stream, _) = accepted.unwrap();
+    client.feed(Bytes::from_static(b"one")).await.unwrap();
+    client.feed(Bytes::from_static(b"two")).await.unwrap();
+    client.flush().await.unwrap();
+    let h = echo();
+    let calls = h.calls.clone();
+    let (server, _counters) = spawn_server(LengthDelimited::new(), h, None, &closing, stream);
+    for _ in 0..2 {
+        let refused = bounded(client.recv()).await.unwrap();
+        assert_eq!(refused.map_err(|(s, _)| s), Err(Status::ShuttingDown));
+    }
+    assert_eof(bounded(client.recv()).await);
+    assert_eq!(calls.get(), 0);
+    bounded(server).await.unwrap().unwrap();
+}
+
+#[spargio_rt::test(shards = 1)]
 async fn closing_during_a_request_answers_it_refuses_the_pipelined_rest_then_closes() {
     let closing = CancellationToken::new();
     let k = closing.clone();
