@@ -609,13 +609,20 @@ fn serve_dropping_the_second_request_on_the_first_connection() -> Server {
     serve_ending_the_first_connection_at_its_second_request(b"")
 }
 
+/// A client whose GET `/first` to `server` was answered `ok`, leaving its
+/// connection in the pool.
+async fn client_with_a_pooled_connection(server: &Server) -> Client {
+    let client = Client::new();
+    let resp = client.get(server.url("/first")).await.unwrap();
+    assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+    client
+}
+
 #[test]
 fn client_retries_a_stale_pooled_connection_once() {
     run(|| async {
         let server = serve_dropping_the_second_request_on_the_first_connection();
-        let client = Client::new();
-        let resp = client.get(server.url("/first")).await.unwrap();
-        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        let client = client_with_a_pooled_connection(&server).await;
         // The pooled connection looks alive; the server drops the request
         // sent on it unanswered, and the client sends it again on a new
         // connection.
@@ -641,9 +648,7 @@ fn serve_timing_out_the_second_request_on_the_first_connection() -> Server {
 fn client_retries_a_get_a_reused_connection_answered_with_a_closing_408() {
     run(|| async {
         let server = serve_timing_out_the_second_request_on_the_first_connection();
-        let client = Client::new();
-        let resp = client.get(server.url("/first")).await.unwrap();
-        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        let client = client_with_a_pooled_connection(&server).await;
         let resp = client.get(server.url("/second")).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
@@ -660,9 +665,7 @@ fn client_retries_a_get_a_reused_connection_answered_with_a_closing_408() {
 fn client_hands_over_a_408_to_a_post_and_on_a_new_connection() {
     run(|| async {
         let server = serve_timing_out_the_second_request_on_the_first_connection();
-        let client = Client::new();
-        let resp = client.get(server.url("/first")).await.unwrap();
-        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        let client = client_with_a_pooled_connection(&server).await;
         let req = Request::post(server.url("/second"))
             .body(Empty::<Bytes>::new())
             .unwrap();
@@ -685,9 +688,7 @@ fn client_hands_over_a_408_to_a_post_and_on_a_new_connection() {
 fn client_does_not_retry_a_bodiless_post_a_reused_connection_dropped() {
     run(|| async {
         let server = serve_dropping_the_second_request_on_the_first_connection();
-        let client = Client::new();
-        let resp = client.get(server.url("/first")).await.unwrap();
-        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
+        let client = client_with_a_pooled_connection(&server).await;
         // A POST may have been acted on: not sent again, though it has no
         // body and went out on a reused connection.
         let req = Request::post(server.url("/second"))
