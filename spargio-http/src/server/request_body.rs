@@ -163,10 +163,11 @@ impl<'a> RequestBody<'a> {
         (self.held_back() && !p.body.was_asked()) || p.drain_overflows(drain_limit)
     }
 
-    /// The state the head depends on. `answer_reads`: the answer's body
-    /// may read the request body (it did not come whole at once when
-    /// probed; a bodiless answer reads nothing).
-    pub(super) fn state(&self, drain_limit: u64, answer_reads: bool) -> BodyState {
+    /// The state the head depends on. `answer_reads`: whether the answer's
+    /// body may read the request body (it did not come whole at once when
+    /// probed; a bodiless answer reads nothing), asked only when a rest
+    /// over the drain limit makes it matter.
+    pub(super) fn state(&self, drain_limit: u64, answer_reads: impl FnOnce() -> bool) -> BodyState {
         let p = self.progress;
         BodyState {
             held_back: self.held_back(),
@@ -186,9 +187,9 @@ impl<'a> RequestBody<'a> {
 /// only until the answer is written: a service that read part of it and
 /// keeps it elsewhere (a spawned task) gets the rest only while the
 /// answer is still going out; after that the rest is drained.
-fn unread_past(p: &Progress, drain_limit: u64, answer_reads: bool) -> bool {
-    let unread = p.body.is_dropped() || !p.body.was_asked() || !answer_reads;
-    unread && p.drain_overflows(drain_limit)
+fn unread_past(p: &Progress, drain_limit: u64, answer_reads: impl FnOnce() -> bool) -> bool {
+    p.drain_overflows(drain_limit)
+        && (p.body.is_dropped() || !p.body.was_asked() || !answer_reads())
 }
 
 /// The result of one poll of a body for a frame.

@@ -176,7 +176,7 @@ where
         res => {
             // Not probed: a bodiless answer (or an error page), or a body
             // whose reading does not decide the head.
-            let answer_reads = matches!(&res, Ok(resp) if writes_body(ex, resp));
+            let answer_reads = || matches!(&res, Ok(resp) if writes_body(ex, resp));
             let body = request.state(cfg.drain_limit, answer_reads);
             Answer::Write(write_head(out, res, HeadContext { ex, body, conn }))
         }
@@ -243,7 +243,7 @@ where
     request.continue_if_asked(out);
     let cx = HeadContext {
         ex,
-        body: request.state(cfg.drain_limit, !body.whole_at_once()),
+        body: request.state(cfg.drain_limit, || !body.whole_at_once()),
         conn,
     };
     let head = write_head(out, Ok(Response::from_parts(parts, body)), cx);
