@@ -87,6 +87,10 @@ pub struct WebSocket<S = Upgraded> {
     /// in its place or had to wait for the connection itself (the halves
     /// of a split socket wait apart, and a connection may keep one waker).
     sender: Option<Waker>,
+    /// The task ending the conversation while it waits on a write, woken
+    /// when a sender's write or flush comes through in its place (the
+    /// sender's wait may have taken the connection's one waker from it).
+    finisher: Option<Waker>,
 }
 
 impl<S> fmt::Debug for WebSocket<S> {
@@ -126,6 +130,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             write_done: false,
             finished: false,
             sender: None,
+            finisher: None,
         }
     }
 
@@ -272,12 +277,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             return Poll::Ready(());
         }
         if !self.write_done {
-            let flushed = ready!(self.poll_write_and_flush(cx));
+            let Poll::Ready(flushed) = self.poll_write_and_flush(cx) else {
+                self.wait_on_write(cx);
+                return Poll::Pending;
+            };
             // A client leaves closing the connection to the server (RFC
             // 6455 §7.1.1), unless it failed the connection (§7.1.7: the
             // failing endpoint closes it); a server shuts its side.
-            if flushed.is_ok() && (self.role == Role::Server || self.errored) {
-                let _ = ready!(Pin::new(&mut self.io).poll_close(cx));
+            if flushed.is_ok()
+                && (self.role == Role::Server || self.errored)
+                && Pin::new(&mut self.io).poll_close(cx).is_pending()
+            {
+                self.wait_on_write(cx);
+                return Poll::Pending;
             }
             self.write_done = true;
             if let Some(sender) = self.sender.take() {
@@ -290,6 +302,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.finished = true;
         self.input = BytesMut::new();
         Poll::Ready(())
+    }
+
+    /// The end of the conversation waits on the connection's write side:
+    /// it is woken by the connection or by a sender whose write comes
+    /// through first. A sender waiting is woken too, as the connection may
+    /// now hold this task's waker instead of its own.
+    fn wait_on_write(&mut self, cx: &mut Context<'_>) {
+        self.finisher = Some(cx.waker().clone());
+        if let Some(sender) = self.sender.take() {
+            sender.wake();
+        }
+    }
+
+    /// A sender's write or flush came through: the end of the
+    /// conversation, if it waits on one, looks again.
+    fn wake_finisher(&mut self) {
+        if let Some(finisher) = self.finisher.take() {
+            finisher.wake();
+        }
     }
 
     /// Whether the end of the conversation has run past its deadline,
@@ -316,6 +347,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if let Some(sender) = self.sender.take() {
             sender.wake();
         }
+        self.wake_finisher();
     }
 
     /// Reads and discards until the peer's end of stream, an error, or the
@@ -437,7 +469,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         }
         if this.output.len() >= this.write_limit {
             this.sender = Some(cx.waker().clone());
-            ready!(this.poll_write_queued(cx))?;
+            let written = ready!(this.poll_write_queued(cx));
+            this.wake_finisher();
+            written?;
         }
         Poll::Ready(Ok(()))
     }
@@ -455,7 +489,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
             return Poll::Ready(Err(close_timed_out()));
         }
         this.sender = Some(cx.waker().clone());
-        ready!(this.poll_write_and_flush(cx))?;
+        let flushed = ready!(this.poll_write_and_flush(cx));
+        this.wake_finisher();
+        flushed?;
         Poll::Ready(Ok(()))
     }
 
@@ -739,6 +775,35 @@ mod tests {
         let mut reader_cx = Context::from_waker(noop_waker_ref());
         assert!(Pin::new(&mut ws).poll_next(&mut reader_cx).is_ready());
         assert!(crate::counting_waker::woken(&sender_wakes) >= 1);
+    }
+
+    #[test]
+    fn a_sender_whose_flush_comes_through_wakes_the_end_of_the_conversation() {
+        let (reader_wakes, reader_waker) = crate::counting_waker::counting_waker();
+        let mut ws = socket(false, Role::Server);
+        // The peer's close came: the reader answers it and waits on the
+        // connection's write side to finish.
+        ws.io.incoming.extend_from_slice(&masked(0x8, b""));
+        let mut reader_cx = Context::from_waker(&reader_waker);
+        assert!(matches!(
+            Pin::new(&mut ws).poll_next(&mut reader_cx),
+            Poll::Ready(Some(Ok(Message::Close(None))))
+        ));
+        assert!(Pin::new(&mut ws).poll_next(&mut reader_cx).is_pending());
+        // The sender's flush takes the connection's one waker, then comes
+        // through: the reader must hear of it, or it waits for the close
+        // timeout.
+        let mut sender_cx = Context::from_waker(noop_waker_ref());
+        assert!(Pin::new(&mut ws).poll_flush(&mut sender_cx).is_pending());
+        let before = crate::counting_waker::woken(&reader_wakes);
+        ws.io.open = true;
+        assert!(Pin::new(&mut ws).poll_flush(&mut sender_cx).is_ready());
+        assert!(crate::counting_waker::woken(&reader_wakes) > before);
+        assert!(matches!(
+            Pin::new(&mut ws).poll_next(&mut reader_cx),
+            Poll::Ready(None)
+        ));
+        assert!(ws.io.closed, "the server's side is shut");
     }
 
     #[test]
