@@ -5,7 +5,6 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_lock::SemaphoreGuardArc;
@@ -15,6 +14,7 @@ use spargio_rt::net::SocketStream;
 use spargio_rt::sync::CancellationToken;
 use spargio_rt::ShardId;
 
+use crate::conn_end::ConnEnd;
 use crate::connection::{ConnInfo, Connection};
 use crate::proxy::ProxyProtocol;
 use crate::shutdown::ServerState;
@@ -115,13 +115,14 @@ pub(crate) async fn take_proxy_header(
 /// Runs `serve` (the protocol on this connection) until it ends, panics or
 /// the shutdown deadline cuts it; then releases the connection's place.
 ///
-/// `lingering` is the flag of the connection's [`Connection::lingering`]:
-/// a connection the deadline ends while it lingers (every reply written,
-/// only draining input before its close) is not counted as cut.
+/// `end` holds the connection's end flags: a connection the deadline ends
+/// while it lingers ([`Connection::lingering`]: every reply written, only
+/// draining input before its close) is not counted as cut, and one that
+/// a send timeout ended during the shutdown is not counted as graceful.
 pub(crate) async fn run_connection<F>(
     state: Arc<ServerState>,
     guard: ConnGuard,
-    lingering: Arc<AtomicBool>,
+    end: Arc<ConnEnd>,
     serve: F,
 ) where
     F: Future<Output = io::Result<()>>,
@@ -147,8 +148,12 @@ pub(crate) async fn run_connection<F>(
             state.failed.add(1);
         }
     }
+    if !cut && !panicked && end.send_timed_out() && state.closing.is_cancelled() {
+        // Its replies were not all delivered.
+        state.send_timeouts.add(1);
+    }
     if cut {
-        if lingering.load(Ordering::Relaxed) {
+        if end.is_lingering() {
             state.ended_lingering.add(1);
         } else {
             state.cut.add(1);
@@ -157,12 +162,12 @@ pub(crate) async fn run_connection<F>(
     drop(guard);
 }
 
-/// The [`Connection`] a protocol gets for `info`; `lingering` is the flag [`run_connection`] reads.
+/// The [`Connection`] a protocol gets for `info`; `end` holds the flags [`run_connection`] reads.
 pub(crate) fn connection(
     state: &ServerState,
     info: ConnInfo,
     timeouts: ConnTimeouts,
-    lingering: Arc<AtomicBool>,
+    end: Arc<ConnEnd>,
 ) -> Connection {
     Connection::new(
         info,
@@ -171,7 +176,7 @@ pub(crate) fn connection(
         state.counters.clone(),
     )
     .with_send_timeout(timeouts.send)
-    .with_lingering_flag(lingering)
+    .with_end_flags(end)
 }
 
 /// The timeouts every connection of a server gets.

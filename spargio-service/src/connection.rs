@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use spargio_rt::net::{PeerCred, SocketStream};
 use spargio_rt::sync::CancellationToken;
 use spargio_rt::ShardId;
 
+use crate::conn_end::ConnEnd;
 use crate::proxy::ProxyHeader;
 use crate::send_watch::SendWatch;
 use crate::stats::Counters;
@@ -130,9 +130,10 @@ pub struct Connection {
     send_timeout: Option<Duration>,
     closing: CancellationToken,
     counters: Arc<Counters>,
-    /// Set by [`Connection::lingering`]; the server reads it when the
-    /// shutdown deadline cuts the connection. `None`: nobody reads it.
-    lingering: Option<Arc<AtomicBool>>,
+    /// Set by [`Connection::lingering`] and by this connection's send
+    /// watches; the server reads them when the connection ends. `None`:
+    /// nobody reads them.
+    end: Option<Arc<ConnEnd>>,
 }
 
 impl Connection {
@@ -148,7 +149,7 @@ impl Connection {
             send_timeout: None,
             closing,
             counters,
-            lingering: None,
+            end: None,
         }
     }
 
@@ -176,11 +177,16 @@ impl Connection {
         self
     }
 
-    /// The same connection, with `flag` set when the protocol calls
-    /// [`lingering`](Self::lingering).
-    pub(crate) fn with_lingering_flag(mut self, flag: Arc<AtomicBool>) -> Connection {
-        self.lingering = Some(flag);
+    /// The same connection, telling `end` when the protocol calls
+    /// [`lingering`](Self::lingering) and when a send times out.
+    pub(crate) fn with_end_flags(mut self, end: Arc<ConnEnd>) -> Connection {
+        self.end = Some(end);
         self
+    }
+
+    /// Where this connection's end is noted, if the server reads it.
+    pub(crate) fn end_flags(&self) -> Option<&Arc<ConnEnd>> {
+        self.end.as_ref()
     }
 
     /// Tells the server that the connection is only lingering before its
@@ -194,8 +200,8 @@ impl Connection {
     /// the server finished all of its work on it. (The close may then send
     /// a reset, if the client went on sending.)
     pub fn lingering(&self) {
-        if let Some(flag) = &self.lingering {
-            flag.store(true, Ordering::Relaxed);
+        if let Some(end) = &self.end {
+            end.set_lingering();
         }
     }
 

@@ -163,7 +163,7 @@ impl ConnShared {
         if deadline.as_ref().is_some_and(Sleep::is_elapsed) {
             return Err(HandlerError::TimedOut);
         }
-        let measured = Measured::new(fut, home, self.adaptive(), Some(self.handle.clone()));
+        let measured = Measured::new(fut, home, self.adaptive(), self.shared.clone());
         let task = AbortOnDrop(if self.on_background(tier) {
             self.counters.handlers_background.add(1);
             self.handle.spawn_background(measured)
@@ -176,9 +176,6 @@ impl ConnShared {
         };
         match joined {
             Ok((out, report)) => {
-                if report.moved {
-                    self.counters.handler_steals.add(1);
-                }
                 self.learn(route, &report, to_route);
                 out.map_err(|e| HandlerError::Service(e.into()))
             }

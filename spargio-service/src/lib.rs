@@ -19,6 +19,7 @@ mod adaptive;
 mod builder;
 pub mod codec;
 mod conn;
+mod conn_end;
 mod connection;
 mod error;
 mod handler;

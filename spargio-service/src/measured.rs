@@ -1,21 +1,22 @@
 //! A future wrapper that measures a handler's polls: the longest single
-//! poll (what holds a shard up) and whether it ran away from its
-//! connection's shard.
+//! poll (what holds a shard up), and counts the handler in the server's
+//! steals the first time it runs away from its connection's shard.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use spargio_rt::{RuntimeHandle, ShardId};
+use spargio_rt::ShardId;
+
+use crate::handler::HandlerShared;
 
 /// What [`Measured`] saw.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PollReport {
     /// The longest single poll (zero when timing was off).
     pub(crate) longest: Duration,
-    /// Whether any poll ran on a shard other than the connection's.
-    pub(crate) moved: bool,
 }
 
 impl PollReport {
@@ -43,26 +44,25 @@ pin_project_lite::pin_project! {
         inner: F,
         home: ShardId,
         timed: bool,
-        runtime: Option<RuntimeHandle>,
+        shared: Arc<HandlerShared>,
+        moved: bool,
         report: PollReport,
     }
 }
 
 impl<F> Measured<F> {
-    /// `timed` turns on poll timing (two clock reads per poll); with
-    /// `runtime`, each poll's shard (a thread-local lookup) is compared with
-    /// `home` until one differs.
-    pub(crate) fn new(
-        inner: F,
-        home: ShardId,
-        timed: bool,
-        runtime: Option<RuntimeHandle>,
-    ) -> Self {
+    /// `timed` turns on poll timing (two clock reads per poll). Each poll's
+    /// shard (a thread-local lookup) is compared with `home` until one
+    /// differs, which counts in the server's handler steals at once: a
+    /// stolen handler that then panics, times out or is dropped was
+    /// stolen all the same.
+    pub(crate) fn new(inner: F, home: ShardId, timed: bool, shared: Arc<HandlerShared>) -> Self {
         Measured {
             inner,
             home,
             timed,
-            runtime,
+            shared,
+            moved: false,
             report: PollReport::default(),
         }
     }
@@ -73,10 +73,15 @@ impl<F: Future> Future for Measured<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let (Some(rt), false) = (this.runtime.as_ref(), this.report.moved) {
-            if rt.current_shard().is_some_and(|s| s != *this.home) {
-                this.report.moved = true;
-            }
+        if !*this.moved
+            && this
+                .shared
+                .handle
+                .current_shard()
+                .is_some_and(|s| s != *this.home)
+        {
+            *this.moved = true;
+            this.shared.counters.handler_steals.add(1);
         }
         let inner = this.inner;
         let out = this.report.time(*this.timed, || inner.poll(cx));

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::conn_end::ConnEnd;
 use crate::connection::Connection;
 use crate::lazy_deadline::LazyDeadline;
 use crate::stats::Counters;
@@ -44,6 +45,8 @@ pub const SEND_PIECE: usize = 256 * 1024;
 pub struct SendWatch {
     limit: Option<Duration>,
     counters: Option<Arc<Counters>>,
+    /// The connection's end flags, told of a timeout.
+    end: Option<Arc<ConnEnd>>,
     /// Armed at or before the deadline of the current write (never after).
     timer: LazyDeadline,
 }
@@ -54,6 +57,7 @@ impl SendWatch {
         SendWatch {
             limit: None,
             counters: None,
+            end: None,
             timer: LazyDeadline::default(),
         }
     }
@@ -63,6 +67,7 @@ impl SendWatch {
         SendWatch {
             limit,
             counters: None,
+            end: None,
             timer: LazyDeadline::default(),
         }
     }
@@ -71,6 +76,7 @@ impl SendWatch {
         SendWatch {
             limit: conn.send_timeout(),
             counters: Some(conn.counters().clone()),
+            end: conn.end_flags().cloned(),
             timer: LazyDeadline::default(),
         }
     }
@@ -120,6 +126,9 @@ impl SendWatch {
                 self.timer.disarm();
                 if let Some(counters) = &self.counters {
                     counters.send_timeouts.add(1);
+                }
+                if let Some(end) = &self.end {
+                    end.set_send_timed_out();
                 }
                 Err(io::Error::new(
                     io::ErrorKind::TimedOut,

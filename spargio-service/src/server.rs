@@ -5,7 +5,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -20,6 +20,7 @@ use crate::accept::{accept_loop, AcceptShared, Dispatch, Targets};
 use crate::adaptive::AdaptiveTable;
 use crate::builder::{AcceptMode, ServerBuilder, ServerConfig};
 use crate::conn::{connection, run_connection, take_proxy_header, Accepted, ConnTimeouts};
+use crate::conn_end::ConnEnd;
 use crate::connection::ConnInfo;
 use crate::error::BoxError;
 use crate::handler::{HandlerShared, Local, Placed, ServiceHandler};
@@ -195,8 +196,8 @@ impl<L: Listener> Server<L> {
                 } = acc;
                 let mut make = make;
                 let st = state.clone();
-                let lingering = Arc::new(AtomicBool::new(false));
-                let linger = lingering.clone();
+                let end = Arc::new(ConnEnd::default());
+                let flags = end.clone();
                 // Reading a PROXY header and building the service are
                 // part of the connection's life: the shutdown deadline
                 // cuts them like any other connection.
@@ -223,11 +224,11 @@ impl<L: Listener> Server<L> {
                         st.counters.make_errors.add(1);
                         return Ok(());
                     };
-                    let conn = connection(&st, info, idle, linger);
+                    let conn = connection(&st, info, idle, flags);
                     let handler = ServiceHandler::<_, Placed>::new(service, shard, shared);
                     protocol.serve_connection(stream, handler, conn).await
                 };
-                run_connection(state, guard, lingering, serve).await;
+                run_connection(state, guard, end, serve).await;
             }));
         });
         self.run(state, dispatch).await
@@ -337,8 +338,8 @@ impl<L: Listener> Server<L> {
                     drop((stream, guard));
                     return;
                 };
-                let lingering = Arc::new(AtomicBool::new(false));
-                let linger = lingering.clone();
+                let end = Arc::new(ConnEnd::default());
+                let flags = end.clone();
                 let st = state.clone();
                 let serve = async move {
                     let taken =
@@ -346,11 +347,11 @@ impl<L: Listener> Server<L> {
                     if !matches!(taken.await, Ok(true)) {
                         return Ok(());
                     }
-                    let conn = connection(&st, info, idle, linger);
+                    let conn = connection(&st, info, idle, flags);
                     let handler = ServiceHandler::<_, Local>::new(service, shard, shared);
                     protocol.serve_connection(stream, handler, conn).await
                 };
-                run_connection(state.clone(), guard, lingering, serve).await;
+                run_connection(state.clone(), guard, end, serve).await;
             }));
         });
         let mut services = ForgetServices {
@@ -445,9 +446,11 @@ impl<L: Listener> Server<L> {
         report.cut = state.cut.get();
         report.ended_lingering = state.ended_lingering.get();
         report.failed = state.failed.get();
+        report.send_timeouts = state.send_timeouts.get();
         report.closed_gracefully = open_at_start
             .saturating_sub(report.cut)
-            .saturating_sub(report.failed);
+            .saturating_sub(report.failed)
+            .saturating_sub(report.send_timeouts);
         let _ = counters.shutdown.set(report);
         Ok(report)
     }

@@ -21,6 +21,8 @@ pub(crate) struct ServerState {
     pub(crate) ended_lingering: Counter,
     /// Connections whose serving panicked after shutdown started.
     pub(crate) failed: Counter,
+    /// Connections a send timeout ended after shutdown started.
+    pub(crate) send_timeouts: Counter,
     /// Connections that ended before shutdown started.
     pub(crate) ended_before_shutdown: Counter,
     /// Notified whenever a connection ends.
@@ -36,6 +38,7 @@ impl ServerState {
             cut: Counter::default(),
             ended_lingering: Counter::default(),
             failed: Counter::default(),
+            send_timeouts: Counter::default(),
             ended_before_shutdown: Counter::default(),
             conn_ended: Event::new(),
             counters,
@@ -80,7 +83,9 @@ pub struct ShutdownReport {
     /// Of those, connections whose work ended before the deadline: closed
     /// by themselves (idle ones, and busy ones after their last response),
     /// or ended by the deadline while only lingering (every reply written;
-    /// see [`Connection::lingering`](crate::Connection::lingering)).
+    /// see [`Connection::lingering`](crate::Connection::lingering)). The
+    /// rest are in [`cut`](Self::cut), [`failed`](Self::failed) and
+    /// [`send_timeouts`](Self::send_timeouts).
     pub closed_gracefully: u64,
     /// Of those, connections the deadline ended while they lingered: every
     /// reply written, only draining what the client still sent before the
@@ -93,7 +98,15 @@ pub struct ShutdownReport {
     /// graceful nor cut. Also counted in
     /// [`ServerStats::protocol_panics`](crate::ServerStats::protocol_panics).
     pub failed: u64,
+    /// Connections that ended during the shutdown because the client took
+    /// no data for the send timeout, so replies went undelivered: neither
+    /// graceful nor cut. Also counted in
+    /// [`ServerStats::send_timeouts`](crate::ServerStats::send_timeouts).
+    pub send_timeouts: u64,
     /// Requests in flight on the cut connections: handed to the service,
-    /// or arrived and waiting for it to be ready.
+    /// or arrived and waiting for it to be ready. A request whose
+    /// service has answered is no longer counted, even while its reply is
+    /// still being written when the cut comes (the connection is in
+    /// [`cut`](Self::cut)).
     pub requests_cut: u64,
 }

@@ -20,19 +20,9 @@ use spargio_service::{
 use tower::service_fn;
 
 mod common;
-use common::{echo, ok, run2, slow_echo, until_stats};
-
-/// Burns about `d` of CPU without yielding.
-fn burn(d: Duration) {
-    let start = std::time::Instant::now();
-    let mut x = 1u64;
-    while start.elapsed() < d {
-        for _ in 0..1000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-        }
-        std::hint::black_box(x);
-    }
-}
+use common::{
+    burn, echo, four_clients_from_shard_1, ok, run2, slow_echo, stealable_on_shard_0, until_stats,
+};
 
 /// Starts `server` with `service` on a local task; returns the wait for
 /// its report.
@@ -125,11 +115,7 @@ impl Protocol for ShardChecked {
 #[test]
 fn connection_io_stays_on_its_shard_while_stealable_handlers_run_elsewhere() {
     run2(|handle| async move {
-        let server = Server::builder()
-            .accept(AcceptMode::Pinned(ShardId(0)))
-            .handler_placement(HandlerPlacement::Stealable)
-            .bind(&handle, "127.0.0.1:0")
-            .unwrap();
+        let server = stealable_on_shard_0(&handle);
         let addr = server.local_addr();
         let stats = server.stats();
         let stop = server.shutdown_handle();
@@ -151,19 +137,8 @@ fn connection_io_stays_on_its_shard_while_stealable_handlers_run_elsewhere() {
         };
         let (wrong, polls) = (protocol.wrong.clone(), protocol.polls.clone());
         let serving = handle.spawn_local(server.serve_service(protocol, service));
-        // Four clients (on shard 1, away from the connections) keep
-        // several CPU-heavy requests queued at once.
-        let mut tasks = Vec::new();
-        for _ in 0..4 {
-            tasks.push(handle.spawn_pinned(ShardId(1), async move {
-                let mut c = Client::connect(addr).await.unwrap();
-                for _ in 0..8 {
-                    c.call(Bytes::from_static(b"x")).await.unwrap().unwrap();
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
+        for answer in four_clients_from_shard_1(&handle, addr).await {
+            answer.unwrap();
         }
         stop.shutdown();
         serving.await.unwrap().unwrap();

@@ -1079,7 +1079,6 @@ enum IdleEnd {
 /// (end its write side, drain the input), and the client read the whole
 /// reply, then EOF.
 async fn an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(end: IdleEnd) {
-    use std::sync::atomic::{AtomicBool, Ordering};
     const BIG: usize = 1 << 20;
     let reply = pattern(BIG, 5);
     let r = reply.clone();
@@ -1108,9 +1107,8 @@ async fn an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(e
     };
     let closing = CancellationToken::new();
     let counters = Counters::new(1);
-    let lingering = Arc::new(AtomicBool::new(false));
-    let conn =
-        Connection::for_test(idle, &closing, &counters).with_lingering_flag(lingering.clone());
+    let lingering = Arc::new(crate::conn_end::ConnEnd::default());
+    let conn = Connection::for_test(idle, &closing, &counters).with_end_flags(lingering.clone());
     let finished = Rc::new(Cell::new(false));
     let done = finished.clone();
     let server = spargio_rt::spawn_local(async move {
@@ -1141,8 +1139,8 @@ async fn an_idle_connection_ended_by_the_server_still_delivers_an_unread_reply(e
     }
     // The server ends the connection: it lingers, or (closing at once) its
     // task ends; the pause then lets the socket's close land.
-    until(|| lingering.load(Ordering::Relaxed) || finished.get()).await;
-    if !lingering.load(Ordering::Relaxed) {
+    until(|| lingering.is_lingering() || finished.get()).await;
+    if !lingering.is_lingering() {
         spargio_rt::time::sleep(Duration::from_millis(50)).await;
     }
     if let IdleEnd::IdleTimeoutMidRequest = end {

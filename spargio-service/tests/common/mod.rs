@@ -24,6 +24,53 @@ where
     spargio_rt::run_with(spargio_rt::Runtime::builder().shards(2), f).expect("runtime")
 }
 
+/// Burns about `d` of CPU without yielding.
+pub fn burn(d: Duration) {
+    let start = std::time::Instant::now();
+    let mut x = 1u64;
+    while start.elapsed() < d {
+        for _ in 0..1000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+    }
+}
+
+/// A server on `handle` that accepts and serves on shard 0 and spawns its
+/// handlers stealable.
+pub fn stealable_on_shard_0(handle: &RuntimeHandle) -> spargio_service::Server {
+    spargio_service::Server::builder()
+        .accept(spargio_service::AcceptMode::Pinned(spargio_rt::ShardId(0)))
+        .handler_placement(spargio_service::HandlerPlacement::Stealable)
+        .bind(handle, "127.0.0.1:0")
+        .unwrap()
+}
+
+/// Four clients on shard 1 (away from connections on shard 0) make eight
+/// calls each to `addr`, keeping several requests queued at once; the
+/// answers.
+pub async fn four_clients_from_shard_1(
+    handle: &RuntimeHandle,
+    addr: std::net::SocketAddr,
+) -> Vec<Result<Bytes, (spargio_service::codec::Status, String)>> {
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        tasks.push(handle.spawn_pinned(spargio_rt::ShardId(1), async move {
+            let mut c = Client::connect(addr).await.unwrap();
+            let mut answers = Vec::new();
+            for _ in 0..8 {
+                answers.push(c.call(Bytes::from_static(b"x")).await.unwrap());
+            }
+            answers
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.extend(t.await.unwrap());
+    }
+    answers
+}
+
 /// A service that answers every request with the request.
 pub fn echo() -> impl tower::Service<
     Bytes,
