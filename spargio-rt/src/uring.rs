@@ -23,7 +23,11 @@
 //!    `submit`, asks for at most one CQE, except `IORING_OP_SEND_ZC`-style
 //!    ops whose extra CQE is a notification (so no opcode-level multishot
 //!    flag such as `IORING_ACCEPT_MULTISHOT` or `IORING_POLL_ADD_MULTI`
-//!    with `submit`: use `submit_multishot`);
+//!    with `submit`: use `submit_multishot`). Such an op resolves once its
+//!    notification has come, to its result CQE with `IORING_CQE_F_MORE`
+//!    cleared and `IORING_CQE_F_NOTIF` set; the notification's own `res`
+//!    (`IORING_NOTIF_USAGE_ZC_COPIED` under
+//!    `IORING_SEND_ZC_REPORT_USAGE`) is not handed out;
 //! 4. does not act on the runtime's rings or on other ops: no
 //!    `IORING_OP_MSG_RING` to a ring the runtime owns (a posted CQE
 //!    carries whatever `user_data` and flags the sender chose, and could

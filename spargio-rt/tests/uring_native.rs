@@ -201,3 +201,32 @@ fn native_submit_with_io_link_is_refused() {
         assert!(polls.next_cqe().await.is_none());
     });
 }
+
+/// A native zero-copy send resolves once its notification has come, to
+/// its result: `F_MORE` cleared (nothing more comes), `F_NOTIF` set.
+#[test]
+fn a_native_zero_copy_send_resolves_to_its_result_marked_notified() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sender = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut receiver, _) = listener.accept().unwrap();
+    let rt = one_shard();
+    let cqe = rt.block_on(async move {
+        let data = (sender, vec![5u8; 64 * 1024]);
+        // SAFETY: the SQE points into `d.1` and names `d.0`'s fd, both
+        // owned by the op's data until its final CQE.
+        let op = unsafe {
+            uring::submit(data, |d| {
+                opcode::SendZc::new(types::Fd(d.0.as_raw_fd()), d.1.as_ptr(), d.1.len() as u32)
+                    .build()
+            })
+        };
+        let (res, _data) = in_time("a zero-copy send", op).await;
+        res.expect("submitted")
+    });
+    assert_eq!(cqe.result().unwrap(), 64 * 1024);
+    assert!(!cqe.more(), "nothing more comes: {cqe:?}");
+    assert!(io_uring::cqueue::notif(cqe.flags), "{cqe:?}");
+    let mut got = vec![0u8; 64 * 1024];
+    std::io::Read::read_exact(&mut receiver, &mut got).unwrap();
+    assert!(got.iter().all(|&b| b == 5));
+}

@@ -96,9 +96,10 @@ impl ClientTlsStream {
 pub struct TlsReader {
     half: ReadHalf<Inner>,
     scratch: Vec<u8>,
-    /// The peer cut the connection without `close_notify`: every later
-    /// read says so again (futures-rustls would report `Ok(0)`).
-    truncated: bool,
+    /// A read failed (the peer cut the connection without
+    /// `close_notify`, the socket failed): every later read fails the
+    /// same way (futures-rustls would report `Ok(0)`, a clean end).
+    failed: Option<io::ErrorKind>,
 }
 
 /// The write half of a TLS connection (either side).
@@ -120,7 +121,7 @@ fn split_inner(stream: Inner) -> (TlsReader, TlsWriter) {
     let reader = TlsReader {
         half: read,
         scratch: Vec::new(),
-        truncated: false,
+        failed: None,
     };
     (
         reader,
@@ -132,22 +133,22 @@ fn split_inner(stream: Inner) -> (TlsReader, TlsWriter) {
 }
 
 fn rejoin_inner(read: TlsReader, write: TlsWriter) -> Box<dyn RawIo> {
-    let truncated = read.truncated;
+    let failed = read.failed;
     match read.half.reunite(write.half) {
-        Ok(stream) => Box::new(Truncation::latch(stream, truncated)),
+        Ok(stream) => Box::new(Truncation::latch(stream, failed)),
         // Halves of two different connections: keep them paired as they
         // were given rather than panic.
         Err(futures_util::io::ReuniteError(read, write)) => {
-            Box::new(Truncation::latch(Unmatched { read, write }, truncated))
+            Box::new(Truncation::latch(Unmatched { read, write }, failed))
         }
     }
 }
 
-/// A rejoined TLS stream that keeps reporting a truncation: futures-rustls
-/// reports a connection cut without `close_notify` once, as an
-/// [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) error, and then `Ok(0)`
-/// as if the stream had ended cleanly; this says it again on every read,
-/// as [`TlsReader`] does.
+/// A rejoined TLS stream that keeps reporting a truncation or a failed
+/// read: futures-rustls reports a connection cut without `close_notify`
+/// (an [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) error) or a failed
+/// socket read once, and then `Ok(0)` as if the stream had ended cleanly;
+/// this says it again on every read, as [`TlsReader`] does.
 ///
 /// Its reads also send what the session holds back: futures-rustls keeps
 /// a sealed record when the socket's write side is busy and reports the
@@ -159,12 +160,13 @@ fn rejoin_inner(read: TlsReader, write: TlsWriter) -> Box<dyn RawIo> {
 /// a read of 0 bytes for the end of the stream.
 struct Truncation<S> {
     inner: S,
-    truncated: bool,
+    /// The kind of the read error that every later read repeats.
+    failed: Option<io::ErrorKind>,
 }
 
 impl<S> Truncation<S> {
-    fn latch(inner: S, truncated: bool) -> Self {
-        Truncation { inner, truncated }
+    fn latch(inner: S, failed: Option<io::ErrorKind>) -> Self {
+        Truncation { inner, failed }
     }
 }
 
@@ -174,8 +176,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Truncation<S> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        if self.truncated {
-            return Poll::Ready(Err(truncation_error()));
+        if let Some(kind) = self.failed {
+            return Poll::Ready(Err(failed_before(kind)));
         }
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
@@ -184,8 +186,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Truncation<S> {
         // read goes on meanwhile), and a failed one fails the next write.
         let _ = Pin::new(&mut self.inner).poll_flush(cx);
         let res = std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
-        if matches!(&res, Err(e) if e.kind() == io::ErrorKind::UnexpectedEof) {
-            self.truncated = true;
+        if let Err(e) = &res {
+            self.failed = self.failed.or(lasting(e));
         }
         Poll::Ready(res)
     }
@@ -250,10 +252,28 @@ impl Transport for ClientTlsStream {
     }
 }
 
-fn truncation_error() -> io::Error {
+/// The kind of a read error that every later read must repeat: after a
+/// truncation or a failed socket read, futures-rustls reports `Ok(0)`,
+/// which a caller would take for the peer's `close_notify`. `None` for
+/// errors a read may recover from.
+fn lasting(e: &io::Error) -> Option<io::ErrorKind> {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
+        kind => Some(kind),
+    }
+}
+
+/// The error a read repeats after one of `kind` failed it.
+fn failed_before(kind: io::ErrorKind) -> io::Error {
+    if kind == io::ErrorKind::UnexpectedEof {
+        return io::Error::new(
+            kind,
+            "peer closed connection without sending TLS close_notify",
+        );
+    }
     io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "peer closed connection without sending TLS close_notify",
+        kind,
+        "an earlier read of the TLS connection failed; it has no clean end",
     )
 }
 
@@ -268,7 +288,7 @@ impl TlsReader {
     /// of plaintext found this way is consumed: the caller is expected to
     /// drop the connection then.
     pub(crate) fn has_input_now(&mut self) -> bool {
-        if self.truncated {
+        if self.failed.is_some() {
             return true;
         }
         let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
@@ -276,12 +296,11 @@ impl TlsReader {
         match Pin::new(&mut self.half).poll_read(&mut cx, &mut byte) {
             Poll::Pending => false,
             Poll::Ready(Err(e)) => {
-                // A server-side rustls stream reports a truncation once
-                // and then ends cleanly: latch it, as `read_some` does, so
-                // no later read takes the cut for a `close_notify`.
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    self.truncated = true;
-                }
+                // A rustls stream reports a truncation or a failed socket
+                // read once and then ends cleanly: latch it, as
+                // `read_some` does, so no later read takes the failure
+                // for a `close_notify`.
+                self.failed = self.failed.or(lasting(&e));
                 true
             }
             Poll::Ready(Ok(_)) => true,
@@ -294,11 +313,11 @@ impl TransportRead for TlsReader {
     /// 16 KiB if there is none, growing `buf`). `Ok(0)` only after the
     /// peer's `close_notify`; a connection closed without one is an
     /// [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) error, now and on
-    /// every later call. Cancel-safe: bytes are appended only when the
+    /// every later call (any other failed read is repeated too). Cancel-safe: bytes are appended only when the
     /// read completes.
     async fn read_some(&mut self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
-        if self.truncated {
-            return (Err(truncation_error()), buf);
+        if let Some(kind) = self.failed {
+            return (Err(failed_before(kind)), buf);
         }
         let spare = buf.capacity() - buf.len();
         let want = if spare == 0 {
@@ -315,9 +334,7 @@ impl TransportRead for TlsReader {
                 (Ok(n), buf)
             }
             Err(e) => {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    self.truncated = true;
-                }
+                self.failed = self.failed.or(lasting(&e));
                 (Err(e), buf)
             }
         }
@@ -411,7 +428,7 @@ fn reset_on_close(fd: RawFd) {
 impl fmt::Debug for TlsReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsReader")
-            .field("truncated", &self.truncated)
+            .field("failed", &self.failed)
             .finish_non_exhaustive()
     }
 }
@@ -453,5 +470,72 @@ impl AsyncWrite for Unmatched {
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.write).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::task::noop_waker_ref;
+
+    /// A connection whose first read fails with `first`, then ends
+    /// cleanly, as futures-rustls's stream does after a failed read.
+    struct FailsOnce(Option<io::ErrorKind>);
+
+    impl AsyncRead for FailsOnce {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(match self.0.take() {
+                Some(kind) => Err(kind.into()),
+                None => Ok(0),
+            })
+        }
+    }
+
+    impl AsyncWrite for FailsOnce {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            b: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(b.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn read(stream: &mut Truncation<FailsOnce>) -> io::Result<usize> {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        match Pin::new(stream).poll_read(&mut cx, &mut [0u8; 8]) {
+            Poll::Ready(res) => res,
+            Poll::Pending => panic!("the mock never waits"),
+        }
+    }
+
+    #[test]
+    fn a_failed_read_is_repeated_not_followed_by_a_clean_end() {
+        for kind in [
+            io::ErrorKind::UnexpectedEof,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::ConnectionReset,
+        ] {
+            let mut stream = Truncation::latch(FailsOnce(Some(kind)), None);
+            assert_eq!(read(&mut stream).unwrap_err().kind(), kind);
+            assert_eq!(read(&mut stream).unwrap_err().kind(), kind, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn an_interrupted_read_is_not_repeated() {
+        let mut stream = Truncation::latch(FailsOnce(Some(io::ErrorKind::Interrupted)), None);
+        assert!(read(&mut stream).is_err());
+        assert_eq!(read(&mut stream).unwrap(), 0);
     }
 }

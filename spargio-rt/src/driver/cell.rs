@@ -143,6 +143,11 @@ pub(crate) struct OpCell<T> {
 /// `quiet_res` of an op whose completions always wake.
 const NOT_QUIET: i32 = i32::MIN;
 
+/// `IORING_CQE_F_MORE`: more CQEs follow for this op.
+const CQE_F_MORE: u32 = 1 << 1;
+/// `IORING_CQE_F_NOTIF`: a zero-copy send's notification.
+const CQE_F_NOTIF: u32 = 1 << 3;
+
 // SAFETY: `data` is reached by one side at a time, decided by `state`:
 // the future before submission and after DONE; the completing side (the
 // owner shard's driver, or the thread that fails an op left in the remote
@@ -268,7 +273,14 @@ impl<T: OpData> Completion for OpCell<T> {
             }
             return false;
         }
-        if !io_uring::cqueue::notif(cqe.flags) {
+        if io_uring::cqueue::notif(cqe.flags) {
+            // The notification after a zero-copy send's result: that
+            // result is the op's CQE, now its last (no `F_MORE`), marked
+            // as notified.
+            let flags = self.flags.load(Ordering::Relaxed);
+            self.flags
+                .store((flags & !CQE_F_MORE) | CQE_F_NOTIF, Ordering::Relaxed);
+        } else {
             self.res.store(cqe.res, Ordering::Relaxed);
             self.flags.store(cqe.flags, Ordering::Relaxed);
         }

@@ -83,7 +83,10 @@ impl UdpSocket {
     }
 
     /// Receives one datagram and its sender (several joined together
-    /// once [`set_gro`](Self::set_gro) is on: use `recv_msg` then).
+    /// once [`set_gro`](Self::set_gro) is on: use `recv_msg` then). A
+    /// datagram longer than `buf`'s room is cut to fit and its rest
+    /// discarded, as with std, without a sign here:
+    /// [`recv_msg`](Self::recv_msg) reports it in `truncated`.
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
         let (res, buf) = datagram::recv_msg(&self.fd, buf, 0).await;
         (res.and_then(|m| Ok((m.len, socket::ip(m.addr)?))), buf)

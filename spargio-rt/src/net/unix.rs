@@ -389,7 +389,9 @@ impl UnixDatagram {
         (res, buf)
     }
 
-    /// Receives one datagram and its sender's address. A sender bound to
+    /// Receives one datagram and its sender's address. A datagram longer
+    /// than `buf`'s room is cut to fit and its rest discarded, as with
+    /// std, without a sign. A sender bound to
     /// a path that fills all of `sun_path` (which std cannot represent) is
     /// reported unnamed, like a sender that never bound: the datagram is
     /// kept, but cannot be answered.
