@@ -124,7 +124,17 @@ impl Decoder {
                 buf.advance(len);
                 copy
             } else {
-                buf.split_to(len)
+                let payload = buf.split_to(len);
+                if len >= RESERVE_STEP {
+                    // What follows a large frame moves to a buffer of its
+                    // own. Left in the frame's, it would take all of that
+                    // memory back once the message is dropped, and every
+                    // later message split from it would keep it alive
+                    // (a chat that keeps 20 KiB messages would hold a
+                    // 16 MiB buffer for each).
+                    *buf = BytesMut::from(&buf[..]);
+                }
+                payload
             };
             if let Some(key) = header.mask {
                 apply_mask(&mut payload, key, 0);
@@ -457,6 +467,21 @@ mod tests {
         buf.truncate(2 + 4 + 100);
         put_header(&mut buf, true, OpCode::Binary, KEY, 100);
         assert_eq!(d.decode(&mut buf), Err(ProtocolError::UnfinishedMessage));
+    }
+
+    #[test]
+    fn what_follows_a_large_frame_does_not_keep_its_buffer() {
+        let mut d = Decoder::new(Role::Server, 16 << 20, 16 << 20);
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&client_frame(&Message::binary(vec![1u8; 4 << 20])));
+        buf.extend_from_slice(&client_frame(&Message::binary(vec![2u8; 20 << 10])));
+        let big = d.decode(&mut buf).unwrap().unwrap();
+        drop(big);
+        // The next read's room: the big frame's memory is not taken back.
+        buf.reserve(8 * 1024);
+        assert!(buf.capacity() <= 2 * RESERVE_STEP, "{}", buf.capacity());
+        let next = d.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(next, Message::binary(vec![2u8; 20 << 10]));
     }
 
     #[test]
