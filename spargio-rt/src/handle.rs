@@ -283,6 +283,7 @@ impl RuntimeHandle {
             blocking_threads: self.inner.blocking.threads(),
             background_threads: self.inner.background.threads(),
             live_background_tasks: self.inner.background.registry().live(),
+            live_blocking_tasks: self.inner.blocking.registry().live(),
         }
     }
 

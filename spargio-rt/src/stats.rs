@@ -175,7 +175,10 @@ pub struct ShardStats {
 pub struct RuntimeStats {
     /// One entry per shard, in shard order.
     pub shards: Vec<ShardStats>,
-    /// Tasks spawned and not yet finished, over the whole runtime.
+    /// Tasks of the shards (stealable and pinned, over all shards) spawned
+    /// and not yet finished. Blocking jobs and background tasks are
+    /// counted apart: [`live_blocking_tasks`](Self::live_blocking_tasks),
+    /// [`live_background_tasks`](Self::live_background_tasks).
     pub live_tasks: usize,
     /// Stealable tasks spawned from outside the runtime (any thread but a
     /// shard's) waiting in the runtime-wide queue for a shard to take them.
@@ -187,6 +190,9 @@ pub struct RuntimeStats {
     pub background_threads: usize,
     /// Background tasks spawned and not yet finished.
     pub live_background_tasks: usize,
+    /// Blocking jobs ([`spawn_blocking`](crate::spawn_blocking)) queued or
+    /// running.
+    pub live_blocking_tasks: usize,
 }
 
 impl RuntimeStats {

@@ -195,3 +195,21 @@ fn blocking_jobs_queued_when_shutdown_begins_never_start() {
         "a queued job started during shutdown"
     );
 }
+
+#[test]
+fn running_blocking_jobs_show_in_the_stats() {
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let inside = barrier.clone();
+    let job = h.spawn_blocking(move || {
+        inside.wait();
+        inside.wait();
+    });
+    barrier.wait();
+    let stats = h.stats();
+    assert_eq!(stats.live_blocking_tasks, 1, "{stats:?}");
+    barrier.wait();
+    rt.block_on(job).unwrap();
+    assert_eq!(h.stats().live_blocking_tasks, 0);
+}
