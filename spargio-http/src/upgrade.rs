@@ -147,7 +147,7 @@ struct TakenOut;
 const TAKEN_OUT_BEFORE: usize = usize::MAX;
 
 /// Why an upgrade did not happen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum UpgradeError {
     /// The request did not ask for an upgrade (or the response given to
     /// [`on`] was not a switch).
@@ -157,7 +157,25 @@ pub enum UpgradeError {
     NotSwitched,
     /// Another clone of the [`OnUpgrade`] already took the connection.
     AlreadyTaken,
+    /// The switch was agreed, but the connection failed while it was
+    /// handed over (flushing what was buffered for the peer, or taking
+    /// back a read in flight); the error is the connection's, also given
+    /// by [`source`](std::error::Error::source).
+    HandOver(Arc<io::Error>),
 }
+
+/// Equal when of one variant; [`HandOver`](UpgradeError::HandOver)s
+/// compare their errors' kinds.
+impl PartialEq for UpgradeError {
+    fn eq(&self, other: &UpgradeError) -> bool {
+        match (self, other) {
+            (UpgradeError::HandOver(a), UpgradeError::HandOver(b)) => a.kind() == b.kind(),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl Eq for UpgradeError {}
 
 impl fmt::Display for UpgradeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -167,19 +185,30 @@ impl fmt::Display for UpgradeError {
                 "the connection was not switched (no 101 response, or the connection failed first)"
             }
             UpgradeError::AlreadyTaken => "the upgraded connection was already taken",
+            UpgradeError::HandOver(e) => {
+                return write!(f, "the connection failed while it was handed over: {e}");
+            }
         })
     }
 }
 
-impl std::error::Error for UpgradeError {}
+impl std::error::Error for UpgradeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UpgradeError::HandOver(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
 
 /// A future of the upgraded connection; see the [module docs](self).
 ///
 /// Clones share the one connection: once the server has switched it, the
 /// first clone polled gets the [`Upgraded`] stream and every other clone
 /// [`UpgradeError::AlreadyTaken`]; if it is not switched, every clone gets
-/// [`UpgradeError::NotSwitched`]. Every clone waiting at that moment is
-/// woken.
+/// [`UpgradeError::NotSwitched`] ([`UpgradeError::HandOver`] if the
+/// connection failed while it was handed over). Every clone waiting at
+/// that moment is woken.
 pub struct OnUpgrade {
     slot: Option<Arc<Slot>>,
     /// This clone's key for its waker in the slot.
@@ -267,6 +296,8 @@ enum State {
     Taken,
     /// Not switched (or the connection closed first).
     Failed,
+    /// Switched, but the connection failed while it was handed over.
+    HandOverFailed(Arc<io::Error>),
 }
 
 /// The connection's side of an [`OnUpgrade`].
@@ -322,6 +353,13 @@ impl Pending {
         self.finish(State::Ready(io));
     }
 
+    /// The switch was agreed, but the connection failed with `e` on its
+    /// way to the new owner: every clone gets
+    /// [`UpgradeError::HandOver`].
+    pub(crate) fn fail(self, e: io::Error) {
+        self.finish(State::HandOverFailed(Arc::new(e)));
+    }
+
     /// Decides the switch and wakes every clone waiting for it.
     fn finish(&self, new: State) {
         let mut st = self.slot.lock();
@@ -368,6 +406,10 @@ impl Future for OnUpgrade {
             State::Failed => {
                 *st = State::Failed;
                 Poll::Ready(Err(UpgradeError::NotSwitched))
+            }
+            State::HandOverFailed(e) => {
+                *st = State::HandOverFailed(e.clone());
+                Poll::Ready(Err(UpgradeError::HandOver(e)))
             }
         }
     }
@@ -523,6 +565,25 @@ mod tests {
             poll(&mut first, &first_waker),
             Poll::Ready(Err(UpgradeError::AlreadyTaken))
         ));
+    }
+
+    #[test]
+    fn every_waiting_clone_hears_why_the_hand_over_failed() {
+        let (first, second, pending) = two_waiting_clones();
+        let (mut first, first_count, _) = first;
+        let (mut second, _, _) = second;
+
+        pending.fail(io::ErrorKind::ConnectionReset.into());
+        assert_eq!(woken(&first_count), 1, "the first clone was not woken");
+        for on in [&mut first, &mut second] {
+            let Poll::Ready(Err(e)) = poll(on, Waker::noop()) else {
+                panic!("the failure is given to every clone");
+            };
+            assert!(matches!(e, UpgradeError::HandOver(_)), "{e:?}");
+            let cause = std::error::Error::source(&e).expect("the connection's error");
+            let cause = cause.downcast_ref::<io::Error>().expect("an io::Error");
+            assert_eq!(cause.kind(), io::ErrorKind::ConnectionReset);
+        }
     }
 
     #[test]

@@ -11,8 +11,8 @@ use spargio_rt::net::SocketStream;
 
 /// Hands `conn` over to whoever holds the response's `OnUpgrade` (if
 /// nobody does any more, the connection is closed). A connection that
-/// fails on the way is dropped, which tells the waiting side
-/// [`UpgradeError::NotSwitched`](crate::upgrade::UpgradeError::NotSwitched).
+/// fails on the way is dropped, and the waiting side gets its error as
+/// [`UpgradeError::HandOver`](crate::upgrade::UpgradeError::HandOver).
 pub(crate) async fn switch(conn: Conn, pending: Pending) {
     if !pending.is_wanted() {
         return;
@@ -25,8 +25,11 @@ pub(crate) async fn switch(conn: Conn, pending: Pending) {
     // Nothing of the request is left to write (the switch waits for it),
     // but a write may still be buffered; and a read kept armed would take
     // the next bytes from under the new owner.
-    if output.flush().await.is_err() || input.release().await.is_err() {
-        return;
+    if let Err(e) = output.flush().await {
+        return pending.fail(e);
+    }
+    if let Err(e) = input.release().await {
+        return pending.fail(e);
     }
     let (reader, read_ahead) = input.into_parts();
     let io = rejoin(reader, output.into_writer());

@@ -151,8 +151,17 @@ where
                 return Ok(());
             }
             After::Switch(pending) => {
-                out.flush().await?;
-                input.release().await?;
+                // A failure here is the handler's to hear of too.
+                if let Err(e) = out.flush().await {
+                    let kind = e.kind();
+                    pending.fail(e);
+                    return Err(kind.into());
+                }
+                if let Err(e) = input.release().await {
+                    let kind = e.kind();
+                    pending.fail(e);
+                    return Err(kind.into());
+                }
                 let (reader, read_ahead) = input.into_parts();
                 let io = T::rejoin(reader, out.into_writer());
                 pending.fulfill(Upgraded::new(read_ahead.freeze(), io));

@@ -2,6 +2,8 @@
 //! request, the checks on the server's `101`, and the socket over the
 //! switched connection.
 
+use std::time::Duration;
+
 use http::header::{self, HeaderMap};
 use http::uri::Scheme;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -19,7 +21,9 @@ use crate::{upgrade, Body, Client};
 /// headers, limits or a shared client.
 ///
 /// Resolves to the socket and the server's `101` head once the handshake
-/// is complete.
+/// is complete. The whole handshake (connection, TLS, the `101`) must be
+/// done within [`CONNECT_TIMEOUT`], or it fails with a timeout; for
+/// another bound, use [`connect_with`] and a client of your own.
 ///
 /// ```no_run
 /// use spargio_http::ws::{self, Message};
@@ -44,10 +48,27 @@ where
     Uri: TryFrom<U>,
     <Uri as TryFrom<U>>::Error: Into<http::Error>,
 {
+    connect_within(uri, CONNECT_TIMEOUT).await
+}
+
+/// How long [`connect`]'s handshake may take: a server that accepts the
+/// connection and never answers must not hold the caller for ever.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// [`connect`], with the handshake bounded by `limit`.
+async fn connect_within<U>(
+    uri: U,
+    limit: Duration,
+) -> Result<(WebSocket, Response<()>), ConnectError>
+where
+    Uri: TryFrom<U>,
+    <Uri as TryFrom<U>>::Error: Into<http::Error>,
+{
     let uri = Uri::try_from(uri).map_err(|e| ConnectError::InvalidUri(e.into()))?;
     let mut request = Request::new(());
     *request.uri_mut() = uri;
-    connect_with(&Client::new(), request, WebSocketConfig::default()).await
+    let client = Client::builder().request_timeout(limit).build();
+    connect_with(&client, request, WebSocketConfig::default()).await
 }
 
 /// Opens a WebSocket with `request` on `client`.
@@ -243,6 +264,31 @@ mod tests {
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept_value(key.as_bytes()));
         h
+    }
+
+    #[test]
+    fn connect_gives_up_on_a_server_that_never_answers() {
+        spargio_rt::run_with(spargio_rt::Runtime::builder().shards(1), |_| async {
+            let listener = spargio_rt::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap();
+            let addr = listener.local_addr().unwrap();
+            // Accepted and held, never answered.
+            let held = spargio_rt::spawn(async move { listener.accept().await });
+            let uri = format!("ws://{addr}/");
+            let res = spargio_rt::time::timeout(
+                Duration::from_secs(20),
+                connect_within(uri.as_str(), Duration::from_millis(100)),
+            )
+            .await
+            .expect("the handshake's own bound ends the wait");
+            match res {
+                Err(ConnectError::Http(crate::ClientError::Timeout { .. })) => {}
+                other => panic!("expected a timeout, got {:?}", other.map(|_| ())),
+            }
+            drop(held);
+        })
+        .unwrap();
     }
 
     #[test]

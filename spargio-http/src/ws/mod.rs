@@ -54,7 +54,7 @@ mod utf8;
 
 pub use codec::Role;
 pub use config::WebSocketConfig;
-pub use connect::{connect, connect_with};
+pub use connect::{connect, connect_with, CONNECT_TIMEOUT};
 pub use error::{ConnectError, HandshakeError, ProtocolError, WsError};
 pub use handshake::WebSocketUpgrade;
 pub use message::{close_code, CloseCode, CloseFrame, Message};
