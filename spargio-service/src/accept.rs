@@ -48,7 +48,7 @@ impl Placement {
             AnyListener::Tcp(l) => l
                 .local_addr()
                 .ok()
-                .filter(|a| !a.ip().is_unspecified() && !is_transparent(l, a)),
+                .filter(|a| binds_one_ip(a) && !is_transparent(l, a)),
             // A Unix connection's address is not an IP address.
             AnyListener::Unix(_) => None,
         };
@@ -75,6 +75,18 @@ impl Placement {
 /// to other addresses than its own: `IP_TRANSPARENT` / `IPV6_TRANSPARENT`
 /// (a TPROXY listener), whose connections keep their original destination
 /// as their local address. `true` when it cannot tell.
+/// Whether a listener bound to `addr` takes connections to that one IP
+/// only: not `0.0.0.0`, `[::]`, or `[::ffff:0.0.0.0]` (which a dual-stack
+/// socket takes for every IPv4 address).
+fn binds_one_ip(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        std::net::IpAddr::V4(v4) => !v4.is_unspecified(),
+        std::net::IpAddr::V6(v6) => {
+            !v6.is_unspecified() && !v6.to_ipv4_mapped().is_some_and(|v4| v4.is_unspecified())
+        }
+    }
+}
+
 fn is_transparent(listener: &TcpListener, addr: &SocketAddr) -> bool {
     use std::os::fd::AsRawFd;
     let (level, name) = if addr.is_ipv4() {

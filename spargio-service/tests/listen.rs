@@ -219,3 +219,33 @@ fn an_accepting_shard_that_does_not_exist_is_refused_and_the_socket_closed() {
         assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
     });
 }
+
+#[test]
+fn a_listener_on_the_v4_mapped_wildcard_reports_each_connections_own_address() {
+    run2(|handle| async move {
+        // A dual-stack socket bound here takes every IPv4 address.
+        let server = Server::builder()
+            .bind(&handle, "[::ffff:0.0.0.0]:0")
+            .unwrap();
+        let port = server.local_addr().port();
+        let stop = server.shutdown_handle();
+        let make = service_fn(|info: spargio_service::ConnInfo| async move {
+            let local = info
+                .local_addr
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            Ok::<_, Infallible>(service_fn(move |_req: Bytes| {
+                let local = local.clone();
+                async move { Ok::<_, Infallible>(Bytes::from(local)) }
+            }))
+        });
+        let serving = handle.spawn_local(server.serve(LengthDelimited::new(), make));
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut c = Client::connect(addr).await.expect("connect");
+        let reply = c.call(Bytes::from_static(b"?")).await.expect("call");
+        assert_eq!(reply.expect("ok status"), "::ffff:127.0.0.1");
+        drop(c);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+}
