@@ -47,7 +47,7 @@
 //! | [`File::fallocate`] | `IORING_OP_FALLOCATE` |
 //! | [`read`], [`read_to_string`] | `OPENAT` + `STATX` + `READ` |
 //! | [`write()`] | `OPENAT` + `WRITE` |
-//! | [`copy`] | `OPENAT` + `STATX` + `READ`/`WRITE` loop (`fchmod` on the blocking pool only if the destination's mode differs from the source's: an existing file, or a new one the umask cut) |
+//! | [`copy`] | `OPENAT` + `STATX` + `READ`/`WRITE` loop; an existing destination that is not empty is emptied with `IORING_OP_FTRUNCATE` (on the blocking pool before kernel 6.9); `fchmod` on the blocking pool only if the destination's mode differs from the source's (an existing file, or a new one the umask cut) |
 //! | [`create_dir`], [`create_dir_all`], [`DirBuilder::create`] | `IORING_OP_MKDIRAT` (+ `STATX` when a component exists) |
 //! | [`remove_file`] | `IORING_OP_UNLINKAT` |
 //! | [`remove_dir`] | `IORING_OP_UNLINKAT` with `AT_REMOVEDIR` |
