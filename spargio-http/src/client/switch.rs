@@ -25,10 +25,11 @@ pub(crate) async fn switch(conn: Conn, pending: Pending) {
     // Nothing of the request is left to write (the switch waits for it),
     // but a write may still be buffered; and a read kept armed would take
     // the next bytes from under the new owner.
-    if let Err(e) = output.flush().await {
-        return pending.fail(e);
-    }
-    if let Err(e) = input.release().await {
+    let handed = match output.flush().await {
+        Ok(()) => input.release().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = handed {
         return pending.fail(e);
     }
     let (reader, read_ahead) = input.into_parts();

@@ -151,13 +151,12 @@ where
                 return Ok(());
             }
             After::Switch(pending) => {
-                // A failure here is the handler's to hear of too.
-                if let Err(e) = out.flush().await {
-                    let kind = e.kind();
-                    pending.fail(e);
-                    return Err(kind.into());
-                }
-                if let Err(e) = input.release().await {
+                let handed = match out.flush().await {
+                    Ok(()) => input.release().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = handed {
+                    // The handler waiting for the connection hears why.
                     let kind = e.kind();
                     pending.fail(e);
                     return Err(kind.into());
