@@ -218,6 +218,44 @@ fn buf_reader_lines_and_delimiters_cross_buffer_boundaries() {
 }
 
 #[test]
+fn consuming_more_than_is_buffered_empties_the_buffer() {
+    use futures_io::AsyncBufRead as _;
+    run(|| async {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let (r, _) = a.write_all(b"abcdef".to_vec()).await;
+        r.unwrap();
+        let mut rd = BufReader::with_capacity(64, b);
+        assert_eq!(rd.fill_buf().await.unwrap(), b"abcdef");
+        rd.consume(3);
+        // "Everything": must not wrap around to an earlier position.
+        rd.consume(usize::MAX);
+        assert!(rd.buffer().is_empty(), "bytes served again");
+
+        let (c, mut d) = UnixStream::pair().unwrap();
+        let (r, _) = d.write_all(b"ghijkl".to_vec()).await;
+        r.unwrap();
+        let mut c = Compat::new(c);
+        let got = poll_fn(|cx| {
+            Pin::new(&mut c)
+                .poll_fill_buf(cx)
+                .map(|r| r.unwrap().to_vec())
+        })
+        .await;
+        assert_eq!(got, b"ghijkl");
+        Pin::new(&mut c).consume(3);
+        Pin::new(&mut c).consume(usize::MAX);
+        drop(d);
+        let rest = poll_fn(|cx| {
+            Pin::new(&mut c)
+                .poll_fill_buf(cx)
+                .map(|r| r.unwrap().to_vec())
+        })
+        .await;
+        assert!(rest.is_empty(), "compat served consumed bytes again");
+    });
+}
+
+#[test]
 fn buf_reader_serves_reads_from_its_buffer_and_bypasses_it_for_large_ones() {
     let ok = run(|| async {
         let (mut a, b) = UnixStream::pair().unwrap();

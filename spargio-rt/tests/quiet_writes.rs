@@ -279,3 +279,61 @@ async fn a_quiet_fs_copy_goes_on_after_each_chunk() {
     let _ = std::fs::remove_file(from);
     let _ = std::fs::remove_file(to);
 }
+
+/// What the compat tests write: three of its 64 KiB writes.
+const COMPAT_LEN: usize = 192 * 1024;
+
+/// Reads `len` bytes of 7 from `client`, failing if the writer stalls.
+async fn expect_sevens(client: &mut UnixStream, len: usize) {
+    use spargio_rt::io::AsyncReadExt;
+    let (res, got) =
+        spargio_rt::time::timeout(Duration::from_secs(10), client.read_exact(vec![0u8; len]))
+            .await
+            .expect("the compat write stalled after a full write");
+    res.unwrap();
+    assert!(got.iter().all(|&b| b == 7));
+}
+
+#[spargio_rt::test]
+async fn a_quiet_compat_write_goes_on_after_each_full_write() {
+    use futures_util::io::AsyncWriteExt as _;
+    use spargio_rt::io::compat::Compat;
+    let (a, mut client) = UnixStream::pair().unwrap();
+    let mut c = Compat::new(a);
+    // Compat writes behind: each `poll_write` waits for the write before
+    // it, whose full completion must wake the task to hand over the next
+    // piece, though it is polled quietly (as a TLS flush inside
+    // `flush_and_read` is).
+    let writer = spawn_quiet(async move {
+        c.write_all(&vec![7u8; COMPAT_LEN]).await?;
+        c.flush().await
+    });
+    expect_sevens(&mut client, COMPAT_LEN).await;
+    writer.await.unwrap().unwrap();
+}
+
+#[spargio_rt::test]
+async fn a_quiet_compat_read_does_not_silence_the_write_its_half_waits_on() {
+    use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use spargio_rt::io::compat::Compat;
+    use spargio_rt::io::AsyncWriteExt;
+    let (a, mut client) = UnixStream::pair().unwrap();
+    let (mut rd, mut wr) = Compat::new(a).split();
+    // The write half's task waits on its first write; then the read half,
+    // polled quietly on another task, drives that same write while it
+    // waits for the answer. Its quiet poll must not leave the write half's
+    // task without the wake-up of the write's full completion.
+    let writer = spargio_rt::spawn_local(async move {
+        wr.write_all(&vec![7u8; COMPAT_LEN]).await?;
+        wr.flush().await
+    });
+    let reader = spawn_quiet(async move {
+        let mut answer = [0u8; 4];
+        rd.read_exact(&mut answer).await.map(|()| answer)
+    });
+    expect_sevens(&mut client, COMPAT_LEN).await;
+    writer.await.unwrap().unwrap();
+    let (res, _) = client.write_all(b"done".to_vec()).await;
+    res.unwrap();
+    assert_eq!(&reader.await.unwrap().unwrap(), b"done");
+}

@@ -77,7 +77,9 @@ impl<R> BufReader<R> {
 
     /// Marks `n` buffered bytes as read (at most all of them).
     pub fn consume(&mut self, n: usize) {
-        self.pos = (self.pos + n).min(self.buf.len());
+        // Saturating: `consume(usize::MAX)` ("all of them") must not wrap
+        // back to an earlier position.
+        self.pos = self.pos.saturating_add(n).min(self.buf.len());
     }
 
     /// The stream.

@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll, Wake, Waker};
 
 use super::ext::AsyncWriteExt;
+use super::quiet::loudly;
 use super::split::Split;
 use super::traits::{AsyncRead, AsyncWrite};
 use crate::net::{SocketStream, TcpStream, UnixStream};
@@ -221,11 +222,17 @@ impl Waiters {
     /// not listed again, so the set holds at most one waker for each task
     /// waiting on the op); returns the waker to poll the op with.
     fn join(&self, waker: &Waker) -> &Waker {
+        self.join_alone(waker).0
+    }
+
+    /// As [`join`](Self::join), also telling whether `waker`'s task is
+    /// the only one listed.
+    fn join_alone(&self, waker: &Waker) -> (&Waker, bool) {
         let mut listed = self.set.lock();
         if !listed.iter().any(|w| w.will_wake(waker)) {
             listed.push(waker.clone());
         }
-        &self.waker
+        (&self.waker, listed.len() == 1)
     }
 
     /// The op is done: empties the set, waking every task in it but
@@ -408,22 +415,35 @@ impl<T: CompatIo> Compat<T> {
     }
 
     fn consume_read(&mut self, n: usize) {
-        self.pos = (self.pos + n).min(self.rbuf.len());
+        self.pos = self.pos.saturating_add(n).min(self.rbuf.len());
     }
 
     /// Waits until no write, flush or close is in flight; the error of the
     /// one that just finished, or of any write before, if one failed.
-    fn poll_settle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    ///
+    /// `last`: the caller's work ends with the op (nothing of it starts
+    /// after), so the op may be polled quietly when the caller is inside
+    /// [`quiet_writes`](super::quiet_writes). Otherwise, or when another
+    /// task also waits on the op, it is polled loudly: its completion must
+    /// wake whoever goes on after it (an op keeps only its last poll's
+    /// quietness, so one quiet poll would silence every waiter).
+    fn poll_settle(&mut self, cx: &mut Context<'_>, last: bool) -> Poll<io::Result<()>> {
         if let WriteState::Idle(_) = self.write {
             return Poll::Ready(self.failed());
         }
-        let waker = self.side.write_waiters.join(cx.waker());
+        let (waker, alone) = self.side.write_waiters.join_alone(cx.waker());
         let mut op_cx = Context::from_waker(waker);
+        let quiet_ok = last && alone;
         let (res, w) = match &mut self.write {
             WriteState::Idle(_) => unreachable!("checked above"),
             WriteState::Taken => unreachable!("spargio: compat write half lost"),
             WriteState::Writing(fut) => {
-                let (res, buf, w) = ready!(fut.as_mut().poll(&mut op_cx));
+                let polled = if quiet_ok {
+                    fut.as_mut().poll(&mut op_cx)
+                } else {
+                    loudly(|| fut.as_mut().poll(&mut op_cx))
+                };
+                let (res, buf, w) = ready!(polled);
                 self.wbuf = buf;
                 if let Err(e) = &res {
                     self.side
@@ -433,7 +453,11 @@ impl<T: CompatIo> Compat<T> {
                 (res, w)
             }
             WriteState::Flushing(fut) | WriteState::Closing(fut) => {
-                ready!(fut.as_mut().poll(&mut op_cx))
+                if quiet_ok {
+                    ready!(fut.as_mut().poll(&mut op_cx))
+                } else {
+                    ready!(loudly(|| fut.as_mut().poll(&mut op_cx)))
+                }
             }
         };
         self.side.write_waiters.finish(cx.waker());
@@ -449,8 +473,9 @@ impl<T: CompatIo> Compat<T> {
     /// it, as it would have).
     fn advance_write(&mut self, cx: &mut Context<'_>) {
         if let WriteState::Writing(_) = self.write {
-            // Ignored here: a failure is kept in `write_failed`.
-            let _ = self.poll_settle(cx);
+            // Ignored here: a failure is kept in `write_failed`. Loud: the
+            // write side may be waiting on this op to go on.
+            let _ = self.poll_settle(cx, false);
         }
     }
 
@@ -508,7 +533,7 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        ready!(this.poll_settle(cx))?;
+        ready!(this.poll_settle(cx, false))?;
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -518,7 +543,7 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
         buf.extend_from_slice(&data[..n]);
         this.start_write(|w| WriteState::Writing(T::write_op(w, buf)));
         // Submit now; a failure this early is reported for these bytes.
-        match this.poll_settle(cx) {
+        match this.poll_settle(cx, true) {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             _ => Poll::Ready(Ok(n)),
         }
@@ -533,7 +558,7 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        ready!(this.poll_settle(cx))?;
+        ready!(this.poll_settle(cx, false))?;
         let mut buf = std::mem::take(&mut this.wbuf);
         buf.clear();
         for slice in bufs {
@@ -549,7 +574,7 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
             return Poll::Ready(Ok(0));
         }
         this.start_write(|w| WriteState::Writing(T::write_op(w, buf)));
-        match this.poll_settle(cx) {
+        match this.poll_settle(cx, true) {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             _ => Poll::Ready(Ok(n)),
         }
@@ -567,9 +592,9 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
                 // flush is then only the wait for that write, done above.
                 WriteState::Idle(_) if T::FLUSH_DOES_NOTHING => return Poll::Ready(Ok(())),
                 WriteState::Idle(_) => this.start_write(|w| WriteState::Flushing(T::flush_op(w))),
-                WriteState::Flushing(_) => return this.poll_settle(cx),
+                WriteState::Flushing(_) => return this.poll_settle(cx, true),
                 WriteState::Writing(_) | WriteState::Closing(_) | WriteState::Taken => {
-                    ready!(this.poll_settle(cx))?
+                    ready!(this.poll_settle(cx, T::FLUSH_DOES_NOTHING))?
                 }
             }
         }
@@ -589,12 +614,12 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
                 WriteState::Idle(_) if this.side.closed => return Poll::Ready(Ok(())),
                 WriteState::Idle(_) => this.start_write(|w| WriteState::Closing(T::shutdown_op(w))),
                 WriteState::Closing(_) => {
-                    let done = this.poll_settle(cx);
+                    let done = this.poll_settle(cx, true);
                     this.side.closed = matches!(done, Poll::Ready(Ok(())));
                     return done;
                 }
                 WriteState::Writing(_) | WriteState::Flushing(_) | WriteState::Taken => {
-                    ready!(this.poll_settle(cx))?
+                    ready!(this.poll_settle(cx, false))?
                 }
             }
         }

@@ -77,6 +77,14 @@ impl Drop for Quietness {
     }
 }
 
+/// Runs `f` with ring writes loud, even inside [`quiet_writes`]: for a
+/// poll of a write whose completion must wake the task because more
+/// follows it. The synchronous form of [`loud`].
+pub(crate) fn loudly<R>(f: impl FnOnce() -> R) -> R {
+    let _restore = Quietness::set(false);
+    f()
+}
+
 /// Whether an op polled now may complete quietly.
 pub(crate) fn is_quiet() -> bool {
     QUIET.with(Cell::get)
