@@ -330,6 +330,14 @@ fn build_into(
         s.conn_keep_alive && !s.conn_close
     };
     let upgrade = (http11 && s.conn_upgrade && s.upgrade) || method == Method::CONNECT;
+    if upgrade && must_close {
+        // The connection must close after the answer, so it cannot be
+        // handed over; and which bytes are the body (and which the new
+        // protocol's) depends on which framing header a hop believed.
+        return Err(RequestError::Malformed(
+            "transfer-encoding with content-length in a request to switch protocols",
+        ));
+    }
     out.method = method;
     out.uri = uri;
     out.version = version;

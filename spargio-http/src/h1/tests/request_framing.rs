@@ -216,3 +216,16 @@ fn te_empty_list_elements_are_ignored() {
         BodyLength::Chunked
     );
 }
+
+#[test]
+fn te_with_cl_in_a_request_to_switch_protocols_is_rejected() {
+    // It must close after the answer, so it can never be handed over.
+    assert_bad_request(
+        "POST / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: x\r\n\
+         Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+    );
+    assert_bad_request(
+        "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\
+         Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+    );
+}
