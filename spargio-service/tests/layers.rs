@@ -459,23 +459,69 @@ fn rate_limit_a_woken_clone_beaten_to_the_slot_keeps_its_place() {
     .unwrap();
 }
 
+/// Three clones of `svc`, each polled not ready once with a waker of its
+/// own (in order: the first waits longest); with each waker's flag.
+fn three_waiting<S: Service<u32> + Clone>(svc: &S) -> (Vec<Arc<Flag>>, Vec<Waker>, Vec<S>) {
+    let flags: Vec<_> = (0..3)
+        .map(|_| Arc::new(Flag(AtomicBool::new(false))))
+        .collect();
+    let wakers: Vec<_> = flags.iter().map(|f| Waker::from(f.clone())).collect();
+    let mut clones: Vec<_> = (0..3).map(|_| svc.clone()).collect();
+    for (svc, waker) in clones.iter_mut().zip(&wakers) {
+        assert!(svc.poll_ready(&mut Context::from_waker(waker)).is_pending());
+    }
+    (flags, wakers, clones)
+}
+
 #[test]
 fn rate_limit_hand_back_wakes_the_longest_waiting_service_first() {
     spargio_rt::run(|_| async {
         let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
         let mut a = RateLimit::new(echo, Rate::new(1, Duration::from_secs(3600)));
         assert!(poll_ready_once(&mut a).await.is_ready());
-        let flags: Vec<_> = (0..3)
-            .map(|_| Arc::new(Flag(AtomicBool::new(false))))
-            .collect();
-        let wakers: Vec<_> = flags.iter().map(|f| Waker::from(f.clone())).collect();
-        let mut clones: Vec<_> = (0..3).map(|_| a.clone()).collect();
-        for (svc, waker) in clones.iter_mut().zip(&wakers) {
-            assert!(svc.poll_ready(&mut Context::from_waker(waker)).is_pending());
-        }
+        let (flags, _wakers, _clones) = three_waiting(&a);
         drop(a);
         let woken: Vec<_> = flags.iter().map(|f| f.0.load(Ordering::SeqCst)).collect();
         assert_eq!(woken, [true, false, false]);
+    })
+    .unwrap();
+}
+
+#[test]
+fn concurrency_limit_hands_a_released_permit_to_one_waiter_and_keeps_the_line() {
+    spargio_rt::run(|_| async {
+        let echo = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+        let mut a = ConcurrencyLimit::new(echo, 1);
+        assert!(poll_ready_once(&mut a).await.is_ready());
+        let held = a.call(1);
+        let (flags, wakers, mut clones) = three_waiting(&a);
+        let woken = |flags: &[Arc<Flag>]| -> Vec<bool> {
+            flags
+                .iter()
+                .map(|f| f.0.swap(false, Ordering::SeqCst))
+                .collect()
+        };
+        drop(held);
+        assert_eq!(woken(&flags), [true, false, false]);
+        // The first in line takes the permit: nobody else is woken (there
+        // is nothing for them), and the second stays next in line.
+        assert!(clones[0]
+            .poll_ready(&mut Context::from_waker(&wakers[0]))
+            .is_ready());
+        assert_eq!(
+            woken(&flags),
+            [false, false, false],
+            "a waiter was woken for nothing"
+        );
+        drop(clones[0].call(2));
+        assert_eq!(
+            woken(&flags),
+            [false, true, false],
+            "the second in line lost its place"
+        );
+        assert!(clones[1]
+            .poll_ready(&mut Context::from_waker(&wakers[1]))
+            .is_ready());
     })
     .unwrap();
 }

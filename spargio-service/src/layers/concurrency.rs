@@ -222,7 +222,16 @@ where
             // Uncontended: no listener, no allocation.
             if let Some(permit) = self.permits.try_acquire() {
                 self.permit = Some(permit);
-                self.listener = None;
+                if let Some(mut listener) = self.listener.take() {
+                    // The wake-up a release sent this waiter is used up
+                    // with the permit: a listener dropped with it unread
+                    // hands it to the next waiter, which would find no
+                    // permit and listen again behind every later waiter
+                    // (two wake-ups per hand-off, and the second in line
+                    // sent to the back each time). Read, it is not passed
+                    // on.
+                    let _ = Pin::new(&mut listener).poll(cx);
+                }
                 break;
             }
             match &mut self.listener {
