@@ -37,7 +37,8 @@ const MAX_HTTP_DATE_SECS: u64 = 253_402_300_799;
 #[derive(Debug, Clone)]
 pub(crate) struct Validators {
     /// The quoted entity tag, `"<size>-<mtime in ns>"` in hex (e.g.
-    /// `"400-17f..."`), without `W/`.
+    /// `"400-17f..."`), with `-<coding>` after for a precompressed file
+    /// (`"400-17f...-gzip"`), without `W/`.
     etag: String,
     /// Whether the tag is weak: the mtime is too recent (or unknown) for
     /// the tag to be sure to change with the content. A weak tag is
@@ -51,6 +52,9 @@ pub(crate) struct Validators {
     /// within it unseen. A file written this second (or dated in the
     /// future) has only a weak date.
     date_is_strong: bool,
+    /// The judging clock's second when the validators were made: an
+    /// `If-Unmodified-Since` date after it passes even with a weak date.
+    now_secs: u64,
 }
 
 /// What the preconditions decided.
@@ -71,7 +75,13 @@ impl Validators {
     /// The clock ([`Validators::clock`]) is read here, just after the
     /// `fstat`: the one-second window that makes a recent mtime weak is
     /// far wider than that delay.
-    pub(crate) fn new(meta: &Metadata) -> Self {
+    ///
+    /// `coding` is the content coding of a precompressed file served in
+    /// the original's place: it goes into the tag, since the `.gz` and
+    /// `.zst` siblings of one file (compressors copy the original's mtime)
+    /// of equal size are different representations, whose strong tags
+    /// must differ (RFC 9110, 8.8.3).
+    pub(crate) fn new(meta: &Metadata, coding: Option<&str>) -> Self {
         let now = Self::clock();
         let mtime = meta
             .modified()
@@ -83,7 +93,10 @@ impl Validators {
         // container layers) give the same tags, so a revalidation or a
         // resumed download that lands on another node still matches; and
         // inode numbers stay private.
-        let etag = format!("\"{:x}-{:x}\"", meta.len(), mtime_nanos);
+        let etag = match coding {
+            None => format!("\"{:x}-{:x}\"", meta.len(), mtime_nanos),
+            Some(coding) => format!("\"{:x}-{:x}-{coding}\"", meta.len(), mtime_nanos),
+        };
         // A modification time in the future (clock skew, an unpacked
         // archive) makes a weak date (`date_is_strong` below), so it is
         // never sent as `Last-Modified` nor used to answer
@@ -101,6 +114,7 @@ impl Validators {
             etag_is_weak: mtime.is_none_or(|m| m + Duration::from_secs(1) > now),
             modified_secs,
             date_is_strong: mtime_secs.is_some_and(|m| m < now_secs),
+            now_secs,
         }
     }
 
@@ -121,7 +135,8 @@ impl Validators {
         if self.etag_is_weak {
             return None;
         }
-        // Hex digits, dashes and quotes only: always a valid value.
+        // Hex digits, dashes, quotes and a coding's token only: always a
+        // valid value.
         Some(
             HeaderValue::from_str(&self.etag)
                 .expect("an ETag of hex digits is a valid header value"),
@@ -146,10 +161,12 @@ impl Validators {
             }
         } else if let Some(since) = date(headers, &IF_UNMODIFIED_SINCE) {
             // A weak date (modified this second) cannot show that no write
-            // came after `since` within that second: the cautious answer.
+            // came after `since` within that second: the cautious answer,
+            // unless `since` is a later second than now, after which
+            // nothing has been written yet.
             if self
                 .modified_secs
-                .is_some_and(|m| m > since || !self.date_is_strong)
+                .is_some_and(|m| m > since || (!self.date_is_strong && since <= self.now_secs))
             {
                 return Precondition::Failed;
             }
@@ -333,6 +350,7 @@ mod tests {
             etag_is_weak: false,
             modified_secs,
             date_is_strong: true,
+            now_secs: 2000,
         }
     }
 
@@ -346,6 +364,7 @@ mod tests {
 
     const DATE_1000: &str = "Thu, 01 Jan 1970 00:16:40 GMT";
     const DATE_999: &str = "Thu, 01 Jan 1970 00:16:39 GMT";
+    const DATE_1001: &str = "Thu, 01 Jan 1970 00:16:41 GMT";
 
     #[test]
     fn fs_mtimes_are_judged_by_a_clock_never_ahead_of_the_one_that_stamps_them() {
@@ -448,6 +467,20 @@ mod tests {
         assert_eq!(
             recent.precondition(&headers(&[(IF_UNMODIFIED_SINCE, DATE_1000)])),
             Precondition::Failed
+        );
+        // ... up to now (the clock's second when the file was looked at);
+        // a date after now passes, as nothing was written after it yet.
+        let now = Validators {
+            now_secs: 1000,
+            ..recent
+        };
+        assert_eq!(
+            now.precondition(&headers(&[(IF_UNMODIFIED_SINCE, DATE_1000)])),
+            Precondition::Failed
+        );
+        assert_eq!(
+            now.precondition(&headers(&[(IF_UNMODIFIED_SINCE, DATE_1001)])),
+            Precondition::Proceed
         );
         // No date at all: the condition cannot be evaluated and is ignored.
         assert_eq!(

@@ -27,7 +27,7 @@ impl Encoding {
     ];
 
     /// The token in `Accept-Encoding` and `Content-Encoding`.
-    fn token(self) -> &'static str {
+    pub(crate) fn token(self) -> &'static str {
         match self {
             Encoding::Br => "br",
             Encoding::Zstd => "zstd",

@@ -19,7 +19,10 @@
 //! `; charset=utf-8` for text), `Content-Length` (set explicitly, so a
 //! `HEAD` response reports the real length though its body is empty),
 //! `Accept-Ranges: bytes`, `ETag` and `Last-Modified`. The `ETag` is
-//! `"<size>-<mtime ns>"` in hex (no inode, so replicas agree), sent once
+//! `"<size>-<mtime ns>"` in hex (no inode, so replicas agree), with the
+//! content coding after it for a precompressed sibling
+//! (`"<size>-<mtime ns>-gzip"`: compressors copy the original's mtime, and
+//! two codings' files of one size must not share a tag), sent once
 //! the mtime is a second old and left out before that (a second write of
 //! the same size within the same clock tick could leave it unchanged, and
 //! a client holding it would get stale `304`s); `Last-Modified` is the
@@ -35,7 +38,7 @@
 //! | the OS denies access (`EACCES` / `EPERM`) | `403` |
 //! | directory without trailing slash (index or listing on) | `308`, `Location: ./name/` |
 //! | directory with no `index.html` to serve | `404`, or with [`ServeDir::list_directories`] a `200` HTML page linking its entries |
-//! | `If-Match` / `If-Unmodified-Since` fails (the latter always for a file modified within the current second) | `412` |
+//! | `If-Match` / `If-Unmodified-Since` fails (the latter, for a file modified within the current second, whenever its date is not after now) | `412` |
 //! | `If-None-Match` matches (weak comparison, `*` too; only `*` for a file modified within the current second), or, without it, `If-Modified-Since` is not older than a strong `Last-Modified` | `304` with `ETag` / `Last-Modified`, no body |
 //! | `GET` with one satisfiable `Range` (`a-b`, `a-`, `-n`), `If-Range` absent or matching | `206`, `Content-Range: bytes a-b/size` |
 //! | one `Range` wholly past the end (or `-0`), `If-Range` absent or matching, whatever the other preconditions say (RFC 9110 §13.2.1) | `416`, `Content-Range: bytes */size` |

@@ -91,7 +91,7 @@ pub(crate) fn respond(parts: &Parts, opened: Opened, opts: &ServeOptions) -> Res
         encoding,
     } = opened;
     let size = meta.len();
-    let validators = Validators::new(&meta);
+    let validators = Validators::new(&meta, encoding.map(Encoding::token));
 
     let mut res = Response::new(FileBody::empty());
     let headers = res.headers_mut();

@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{
     ACCEPT_ENCODING, ACCEPT_RANGES, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
-    CONTENT_TYPE, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED,
-    LOCATION, RANGE, VARY,
+    CONTENT_TYPE, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE,
+    LAST_MODIFIED, LOCATION, RANGE, VARY,
 };
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -497,7 +497,28 @@ async fn fs_if_range() {
     assert_eq!(body, "hello, world\n");
 }
 
-/// Sets a file's modification time.
+/// `If-Unmodified-Since` against a weak date (here an mtime in the
+/// future, taken as now): a date up to now fails (a write could still come
+/// in this second), a date after now passes (nothing is written after it
+/// yet).
+#[spargio_rt::test]
+async fn fs_if_unmodified_since_after_now_passes_with_a_weak_date() {
+    let (_site, mut svc) = site_with_hello_this_second();
+    let now = std::time::SystemTime::now();
+    for (since, status) in [
+        (now, StatusCode::PRECONDITION_FAILED),
+        (now + Duration::from_secs(3600), StatusCode::OK),
+    ] {
+        let since = httpdate::fmt_http_date(since);
+        let (res, _) = call(
+            &mut svc,
+            request(Method::GET, "/hello.txt", &[(IF_UNMODIFIED_SINCE, &since)]),
+        )
+        .await;
+        assert_eq!(res.status, status, "{since}");
+    }
+}
+
 /// A site whose `hello.txt` counts as modified within the current second
 /// (its mtime a minute ahead, which stays "not yet a second old" however
 /// slowly the requests are served), and a `ServeDir` over it.
@@ -511,6 +532,7 @@ fn site_with_hello_this_second() -> (Site, ServeDir) {
     (site, svc)
 }
 
+/// Sets a file's modification time.
 pub(super) fn set_mtime(path: &std::path::Path, time: std::time::SystemTime) {
     std::fs::File::options()
         .write(true)
@@ -773,6 +795,47 @@ async fn fs_precompressed_gzip() {
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     let (res, _) = call(&mut svc, request(Method::GET, "/only.js/", &gz)).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
+}
+
+#[spargio_rt::test]
+async fn fs_precompressed_siblings_of_one_size_and_mtime_have_different_tags() {
+    let site = site();
+    // Compressors copy the original's mtime onto what they write.
+    let mtime = std::fs::metadata(site.root.join("hello.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    for (name, body) in [("hello.txt.gz", "GZ-hello"), ("hello.txt.zst", "ZS-hello")] {
+        std::fs::write(site.root.join(name), body).unwrap();
+        set_mtime(&site.root.join(name), mtime);
+    }
+    let mut svc = ServeDir::new(&site.root)
+        .precompressed_gzip()
+        .precompressed_zstd();
+    let mut tags = Vec::new();
+    for accept in ["gzip", "zstd", "identity"] {
+        let (res, _) = call(
+            &mut svc,
+            request(Method::GET, "/hello.txt", &[(ACCEPT_ENCODING, accept)]),
+        )
+        .await;
+        tags.push(res.headers[ETAG].to_str().unwrap().to_owned());
+    }
+    assert!(tags[0].ends_with("-gzip\""), "{tags:?}");
+    assert!(tags[1].ends_with("-zstd\""), "{tags:?}");
+    assert!(tags[0] != tags[1] && tags[1] != tags[2] && tags[0] != tags[2]);
+    // A client holding the gzip one's tag gets the zstd one whole.
+    let (res, body) = call(
+        &mut svc,
+        request(
+            Method::GET,
+            "/hello.txt",
+            &[(ACCEPT_ENCODING, "zstd"), (IF_NONE_MATCH, tags[0].as_str())],
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(body, "ZS-hello");
 }
 
 #[spargio_rt::test]
