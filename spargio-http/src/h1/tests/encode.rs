@@ -978,3 +978,13 @@ fn response_head_keeps_the_services_connection_options() {
         "{head}"
     );
 }
+
+#[test]
+fn decimals_are_appended_whole() {
+    let mut dst = BytesMut::from(&b"n="[..]);
+    for n in [0, 7, 10, 1234, u64::MAX] {
+        crate::h1::fields::put_decimal(&mut dst, n);
+        dst.extend_from_slice(b",");
+    }
+    assert_eq!(&dst[..], b"n=0,7,10,1234,18446744073709551615,");
+}
