@@ -64,8 +64,9 @@
 //! stay unready long should refuse instead of waiting (a
 //! [`LoadShed`](crate::layers::LoadShed) layer does). A readiness that
 //! fails ends the connection: the request and every whole one pipelined
-//! behind it are answered with that error (none reached the service),
-//! then the connection closes.
+//! behind it (buffered, or waiting in the socket: read without waiting
+//! for more, up to 256 KiB) are answered with that error (none reached
+//! the service), then the connection closes.
 //!
 //! # Pieces
 //!

@@ -26,9 +26,13 @@ use crate::read_watch::{ReadWatch, Watched};
 /// them), reads and discards input for at most this long ...
 const LINGER: Duration = Duration::from_secs(1);
 
-/// The most [`Conn::refuse_waiting`]'s one read waits (it only reads when
+/// The most each of [`Conn::refuse_waiting`]'s reads waits (it only reads when
 /// bytes are already waiting).
 const REFUSE_READ_WAIT: Duration = Duration::from_millis(100);
+
+/// The most a closing connection reads to answer the requests its client
+/// already sent (see `Conn::refuse_waiting`).
+const REFUSE_READ_LIMIT: usize = 256 * 1024;
 
 /// How long a close lingers when no input was unread at the time: long
 /// enough for requests the client sent just before the server ended its
@@ -295,15 +299,26 @@ impl<R: AsyncRead + AsRef<SocketStream>, W: AsyncWrite> Conn<R, W> {
         Ok(())
     }
 
-    /// At a graceful shutdown between requests: whole requests the client
-    /// has already sent (pipelined behind the last reply, or sent on a
-    /// connection handed to its shard just as the shutdown began) are read
-    /// once, without waiting for more, and answered
-    /// [`Status::ShuttingDown`] like those already buffered, instead of
-    /// being discarded by the close's linger: the client learns they were
-    /// not processed and may retry them elsewhere.
-    async fn refuse_waiting(&mut self, conn: &Connection) -> io::Result<()> {
-        if crate::input_waiting(self.reader.as_ref()) {
+    /// At a close the server decides (a graceful shutdown, a service that
+    /// takes no more requests): whole requests the client has already sent
+    /// (pipelined behind the last reply, or sent on a connection handed to
+    /// its shard just as the shutdown began) are answered with `refused`
+    /// (their status) like those already buffered, instead of being
+    /// discarded by the close's linger: the client learns they were not
+    /// processed and may retry them elsewhere. What waits in the socket is
+    /// read without waiting for more, up to [`REFUSE_READ_LIMIT`] bytes (a
+    /// client that keeps sending does not hold the close open).
+    async fn refuse_waiting(
+        &mut self,
+        conn: &Connection,
+        refused: &HandlerError,
+    ) -> io::Result<()> {
+        let mut taken = 0;
+        loop {
+            self.refuse_buffered(conn, refused).await?;
+            if taken >= REFUSE_READ_LIMIT || !crate::input_waiting(self.reader.as_ref()) {
+                return Ok(());
+            }
             let needed = self.decoder.bytes_needed(&self.input.bytes).unwrap_or(0);
             let buf = self.input.take_for_read(needed);
             let filled = buf.len();
@@ -313,14 +328,25 @@ impl<R: AsyncRead + AsRef<SocketStream>, W: AsyncWrite> Conn<R, W> {
                 spargio_rt::time::timeout(REFUSE_READ_WAIT, self.reader.read(buf.slice(filled..)))
                     .await;
             match read {
-                Ok((_, buf)) => self.input.put_back(buf.into_inner()),
+                Ok((Ok(n), buf)) if n > 0 => {
+                    taken += n;
+                    self.input.put_back(buf.into_inner());
+                }
+                // The end of the stream, or an error: what came before it
+                // is answered, and that is all.
+                Ok((_, buf)) => {
+                    self.input.put_back(buf.into_inner());
+                    return self.refuse_buffered(conn, refused).await;
+                }
                 // The cancelled read keeps what it took on the stream, and
                 // the buffer went with it: start again from nothing (the
                 // close lingers over the rest).
-                Err(_) => self.input.put_back(BytesMut::new()),
+                Err(_) => {
+                    self.input.put_back(BytesMut::new());
+                    return Ok(());
+                }
             }
         }
-        self.refuse_buffered(conn, &HandlerError::Cancelled).await
     }
 
     /// Whether the client has sent input that nothing has read: bytes
@@ -415,7 +441,7 @@ where
             // in the send queue.
             Next::Ended => return c.close(&conn).await,
             Next::Closing => {
-                c.refuse_waiting(&conn).await?;
+                c.refuse_waiting(&conn, &HandlerError::Cancelled).await?;
                 return c.close(&conn).await;
             }
             Next::Bad(bad) => return c.bad_request(&conn, bad).await,
@@ -431,7 +457,7 @@ where
                 conn.counters().count_refused(conn.info().shard.0, &e);
                 c.fail(&e).await?;
                 if conn.is_closing() {
-                    c.refuse_buffered(&conn, &HandlerError::Cancelled).await?;
+                    c.refuse_waiting(&conn, &HandlerError::Cancelled).await?;
                     return c.close(&conn).await;
                 }
                 continue;
@@ -450,7 +476,7 @@ where
             // those pipelined behind it, then close. (The server's handler
             // has counted this one's failure.)
             c.fail(&e).await?;
-            c.refuse_buffered(&conn, &e).await?;
+            c.refuse_waiting(&conn, &e).await?;
             return c.close(&conn).await;
         }
         let res = c
@@ -462,7 +488,7 @@ where
             Err(e) => c.fail(&e).await?,
         }
         if conn.is_closing() {
-            c.refuse_buffered(&conn, &HandlerError::Cancelled).await?;
+            c.refuse_waiting(&conn, &HandlerError::Cancelled).await?;
             return c.close(&conn).await;
         }
     }

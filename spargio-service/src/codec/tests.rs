@@ -703,9 +703,11 @@ async fn until(mut cond: impl FnMut() -> bool) {
 }
 
 #[spargio_rt::test(shards = 1)]
-async fn closing_with_a_request_unread_still_delivers_the_last_reply_and_eof() {
+async fn closing_with_a_request_unread_refuses_it_and_still_delivers_the_last_reply_and_eof() {
     // Closing a socket with unread input sends a reset, which can discard
     // the last reply and makes the client read an error instead of EOF.
+    // The request that arrived while the last one was handled is read and
+    // refused (not processed, safe to retry), not discarded.
     let gate = CancellationToken::new();
     let g = gate.clone();
     let h = handler(move |req: Bytes| {
@@ -729,6 +731,8 @@ async fn closing_with_a_request_unread_still_delivers_the_last_reply_and_eof() {
     gate.cancel();
     let reply = bounded(client.recv()).await.unwrap();
     assert_eq!(reply, Ok(Bytes::from_static(b"A")));
+    let refused = bounded(client.recv()).await.unwrap();
+    assert_eq!(refused.map_err(|(s, _)| s), Err(Status::ShuttingDown));
     assert_eof(bounded(client.recv()).await);
     assert_eq!(calls.get(), 1);
     drop(client);
@@ -834,6 +838,38 @@ async fn a_failed_ready_answers_every_pipelined_request_then_closes() {
     assert_eof(bounded(f.client.recv()).await);
     assert_eq!(calls.get(), 0);
     bounded(f.served()).await;
+}
+
+#[spargio_rt::test(shards = 1)]
+async fn a_failed_ready_answers_requests_sent_while_it_waited() {
+    let gate = CancellationToken::new();
+    let mut h = echo();
+    h.gate = Some(gate.clone());
+    h.fail_ready = true;
+    let readies = h.readies.clone();
+    let closing = CancellationToken::new();
+    let (mut client, watch, server) = serve_watched(LengthDelimited::new(), h, &closing).await;
+    client.send(Bytes::from_static(b"a")).await.unwrap();
+    until(|| readies.get() == 1 && unread(&watch) == 0).await;
+    // Sent while the service decides, after "a" was read.
+    client.send(Bytes::from_static(b"b")).await.unwrap();
+    until(|| unread(&watch) == 5).await;
+    drop(watch);
+    gate.cancel();
+    for req in ["a", "b"] {
+        let reply = bounded(client.recv()).await.unwrap();
+        assert_eq!(
+            reply,
+            Err((
+                Status::ServiceError,
+                "service error: overloaded".to_string()
+            )),
+            "request {req}"
+        );
+    }
+    assert_eof(bounded(client.recv()).await);
+    drop(client);
+    bounded(server).await.unwrap().unwrap();
 }
 
 #[spargio_rt::test(shards = 1)]
