@@ -26,8 +26,9 @@ use crate::read_watch::{ReadWatch, Watched};
 /// them), reads and discards input for at most this long ...
 const LINGER: Duration = Duration::from_secs(1);
 
-/// The most each of [`Conn::refuse_waiting`]'s reads waits (it only reads when
-/// bytes are already waiting).
+/// The most [`Conn::refuse_waiting`] spends reading (it only reads bytes
+/// already waiting, which takes far less; a client that keeps trickling
+/// bytes in does not hold the close open).
 const REFUSE_READ_WAIT: Duration = Duration::from_millis(100);
 
 /// The most a closing connection reads to answer the requests its client
@@ -306,17 +307,22 @@ impl<R: AsyncRead + AsRef<SocketStream>, W: AsyncWrite> Conn<R, W> {
     /// (their status) like those already buffered, instead of being
     /// discarded by the close's linger: the client learns they were not
     /// processed and may retry them elsewhere. What waits in the socket is
-    /// read without waiting for more, up to [`REFUSE_READ_LIMIT`] bytes (a
-    /// client that keeps sending does not hold the close open).
+    /// read without waiting for more, up to [`REFUSE_READ_LIMIT`] bytes and
+    /// for at most [`REFUSE_READ_WAIT`] (a client that keeps sending does
+    /// not hold the close open).
     async fn refuse_waiting(
         &mut self,
         conn: &Connection,
         refused: &HandlerError,
     ) -> io::Result<()> {
+        let deadline = Instant::now() + REFUSE_READ_WAIT;
         let mut taken = 0;
         loop {
             self.refuse_buffered(conn, refused).await?;
-            if taken >= REFUSE_READ_LIMIT || !crate::input_waiting(self.reader.as_ref()) {
+            if taken >= REFUSE_READ_LIMIT
+                || Instant::now() >= deadline
+                || !crate::input_waiting(self.reader.as_ref())
+            {
                 return Ok(());
             }
             let needed = self.decoder.bytes_needed(&self.input.bytes).unwrap_or(0);
@@ -325,8 +331,7 @@ impl<R: AsyncRead + AsRef<SocketStream>, W: AsyncWrite> Conn<R, W> {
             // The bytes are there, so the read completes at once; the bound
             // is for a peek that saw an error rather than input.
             let read =
-                spargio_rt::time::timeout(REFUSE_READ_WAIT, self.reader.read(buf.slice(filled..)))
-                    .await;
+                spargio_rt::time::timeout_at(deadline, self.reader.read(buf.slice(filled..))).await;
             match read {
                 Ok((Ok(n), buf)) if n > 0 => {
                     taken += n;
