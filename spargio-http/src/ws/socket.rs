@@ -40,8 +40,10 @@ const ERROR_LINGER: Duration = Duration::from_secs(2);
 /// then sent a close with code 1002, 1007 or 1009), `recv` gives `None`
 /// once the answer is written and a server's side of the connection is
 /// shut (after a broken rule, once the peer has closed its side too, or
-/// after 2 s, so that unread input does not turn the close into a reset).
-/// The whole end is bounded by
+/// after 2 s, so that unread input does not turn the close into a reset);
+/// a client's, once the server has ended the connection too (RFC 6455
+/// §7.1.1: the server closes first, unless the client broke off over a
+/// broken rule). The whole end is bounded by
 /// [`close_timeout`](WebSocketConfig::close_timeout): a peer that never
 /// answers a close or stops reading cannot hold the socket open.
 ///
@@ -81,6 +83,9 @@ pub struct WebSocket<S = Upgraded> {
     /// The connection's write side is shut (or failed): nothing more goes
     /// out.
     write_done: bool,
+    /// The peer's end of stream was read (or reading failed): nothing
+    /// more can come in.
+    peer_ended: bool,
     /// The end of the conversation is done: `recv` gives `None`.
     finished: bool,
     /// The task last waiting to send, woken when a read wrote queued bytes
@@ -128,6 +133,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             close_timeout: config.close_timeout,
             closing: None,
             write_done: false,
+            peer_ended: false,
             finished: false,
             sender: None,
             finisher: None,
@@ -299,6 +305,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if self.errored && self.role == Role::Server {
             ready!(self.poll_linger(cx));
         }
+        if self.role == Role::Client && !self.errored {
+            // After a clean close the server closes the connection first
+            // (RFC 6455 §7.1.1, so that it, not the client, holds the TCP
+            // TIME_WAIT): the client reads on until the server's end of
+            // stream, bounded by the close timeout.
+            ready!(self.poll_until_peer_ends(cx));
+        }
         self.finished = true;
         self.input = BytesMut::new();
         Poll::Ready(())
@@ -366,6 +379,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
     }
 
+    /// Reads and discards until the peer's end of stream or an error
+    /// (nothing is left to read after a close frame).
+    fn poll_until_peer_ends(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while !self.peer_ended {
+            self.input.clear();
+            let _ = ready!(self.poll_fill(cx));
+        }
+        Poll::Ready(())
+    }
+
     /// Reads once more into the input buffer: `Ready(Ok(false))` at the
     /// end of the connection.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
@@ -377,6 +400,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             _ => 0,
         };
         self.input.truncate(start + got);
+        if matches!(res, Poll::Ready(Ok(0) | Err(_))) {
+            self.peer_ended = true;
+        }
         res.map_ok(|n| n > 0)
     }
 }
@@ -865,6 +891,40 @@ mod tests {
             assert!(ws.recv().await.is_none());
             assert!(ws.io.closed, "the client closed the connection");
             assert!(!ws.io.written.is_empty(), "its close went out first");
+        });
+    }
+
+    #[test]
+    fn after_the_close_handshake_a_client_waits_for_the_server_to_end_the_connection() {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut ws = socket(true, Role::Client);
+        // The server's close (1000), then nothing yet: no end of stream.
+        ws.io.incoming = vec![0x88, 0x02, 0x03, 0xE8];
+        assert!(matches!(
+            Pin::new(&mut ws).poll_next(&mut cx),
+            Poll::Ready(Some(Ok(Message::Close(_))))
+        ));
+        assert!(
+            Pin::new(&mut ws).poll_next(&mut cx).is_pending(),
+            "the server closes the connection first"
+        );
+        assert!(!ws.io.written.is_empty(), "the close was answered");
+        assert!(!ws.io.closed, "the client leaves its side open");
+        ws.io.eof = true;
+        assert!(matches!(
+            Pin::new(&mut ws).poll_next(&mut cx),
+            Poll::Ready(None)
+        ));
+    }
+
+    #[test]
+    fn a_client_whose_server_never_ends_the_connection_finishes_at_the_close_timeout() {
+        on_runtime(|| async {
+            let mut ws = quick_close(Role::Client, true);
+            ws.io.incoming = vec![0x88, 0x02, 0x03, 0xE8];
+            assert!(matches!(ws.recv().await, Some(Ok(Message::Close(_)))));
+            assert!(ws.recv().await.is_none(), "ended at the deadline");
+            assert!(ws.is_terminated());
         });
     }
 
