@@ -452,6 +452,26 @@ fn client_refuses_a_101_to_a_request_that_asked_for_no_upgrade() {
 }
 
 #[test]
+fn client_refuses_a_101_to_an_upgrade_header_not_named_in_connection() {
+    run(|| async {
+        let server = serve_fixed(
+            "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nnot http",
+        );
+        // Without `Connection: upgrade` the `Upgrade` field asks for
+        // nothing (RFC 9110 §7.8): a server must ignore it.
+        let req = Request::get(server.url("/"))
+            .header("upgrade", "echo")
+            .body(Body::empty())
+            .unwrap();
+        let err = Client::new().request(req).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Parse { .. }),
+            "an unasked-for 101 was taken as an answer: {err:?}"
+        );
+    });
+}
+
+#[test]
 fn client_http10_response_closes_unless_keep_alive() {
     run(|| async {
         let plain = serve_fixed("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\na");

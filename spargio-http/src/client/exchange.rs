@@ -162,7 +162,7 @@ where
         deadline,
         reuse_allowed: parts.method != Method::CONNECT
             && !connection_has_token(&parts.headers, "close"),
-        upgrade_asked: parts.headers.contains_key(http::header::UPGRADE),
+        upgrade_asked: super::asks_to_upgrade(&parts.headers),
     };
     // Only a request that can be sent twice without harm, and whose
     // (empty) body is not consumed by the first try, is retried.

@@ -265,9 +265,7 @@ impl<B> Client<B> {
         async move {
             let mut target = Target::from_uri(req.uri())?;
             // A caller's own `CONNECT` goes to the proxy as it is.
-            let upgrade = req.method() != http::Method::CONNECT
-                && req.headers().contains_key(http::header::UPGRADE)
-                && connection_has_token(req.headers(), "upgrade");
+            let upgrade = req.method() != http::Method::CONNECT && asks_to_upgrade(req.headers());
             target.via = inner.config.route(&target, upgrade);
             let host = target.authority.clone();
             let handle = RuntimeHandle::current();
@@ -387,4 +385,11 @@ impl Drop for AbortOnDrop {
             task.abort();
         }
     }
+}
+
+/// Whether a request with `headers` asks to switch protocols: an `Upgrade`
+/// field that `Connection` names (RFC 9110 §7.8; without it a server must
+/// ignore the field, so a `101` answer is not one the request asked for).
+pub(crate) fn asks_to_upgrade(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::UPGRADE) && connection_has_token(headers, "upgrade")
 }
