@@ -2,9 +2,6 @@
 //! after the kernel gave it bytes loses nothing: the next read, or peek,
 //! of that stream gets them first, in order.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
 use std::time::Duration;
 
 use spargio_rt::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -13,25 +10,7 @@ use spargio_rt::process::{Command, Stdio};
 use spargio_rt::time::{sleep, timeout};
 
 mod common;
-use common::tcp_pair;
-
-/// Long enough that only a hang reaches it.
-const HANG: Duration = Duration::from_secs(20);
-/// Time for the shard to reap a completion nobody polls for.
-const SETTLE: Duration = Duration::from_millis(50);
-
-/// Polls `fut` once (which submits its op) and hands it back unfinished.
-async fn submitted<F: Future + Unpin>(mut fut: F) -> F {
-    std::future::poll_fn(|cx| {
-        assert!(
-            Pin::new(&mut fut).poll(cx).is_pending(),
-            "nothing to read yet"
-        );
-        Poll::Ready(())
-    })
-    .await;
-    fut
-}
+use common::{submitted, tcp_pair, HANG, SETTLE};
 
 /// Starts a read of `reader`, has `writer` send `bytes` (which that read
 /// takes), and drops the read without looking at its result.

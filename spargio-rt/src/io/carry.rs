@@ -25,17 +25,19 @@
 //! says something is kept. A read whose word is zero (the usual case) pays
 //! one load, one increment and one decrement.
 
+use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::task::{ready, Context, Poll, Waker};
 
 use super::buf::IoBufMut;
+use super::carry_whole::KeptWhole;
 
 /// A reader waits for the live count to reach zero.
 const WAITING: u32 = 1 << 30;
-/// Bytes or an error are kept.
-const KEPT: u32 = 1 << 31;
+/// Bytes, an error or whole completions are kept.
+pub(super) const KEPT: u32 = 1 << 31;
 /// The live count.
 const COUNT: u32 = WAITING - 1;
 
@@ -43,19 +45,25 @@ const COUNT: u32 = WAITING - 1;
 /// after them.
 #[derive(Debug, Default)]
 pub(crate) struct ReadCarry {
-    state: AtomicU32,
-    kept: Mutex<Kept>,
+    pub(super) state: AtomicU32,
+    pub(super) kept: Mutex<Kept>,
+    /// Datagram receives and accepts, and their ops, alive (see
+    /// `io::carry_whole`).
+    pub(super) whole_count: AtomicU64,
 }
 
 /// The bytes, then the error, that cancelled reads met, and the tasks
 /// waiting for abandoned reads to be reaped.
 #[derive(Debug, Default)]
-struct Kept {
+pub(super) struct Kept {
     bytes: Vec<u8>,
     /// An errno (not `ECANCELED`) a cancelled read completed with.
     error: Option<i32>,
     /// More than one task may wait: a peek takes `&self`.
-    waiters: Vec<Waker>,
+    pub(super) waiters: Vec<Waker>,
+    /// Whole completions of cancelled datagram receives and accepts (see
+    /// `io::carry_whole`), oldest first.
+    pub(super) whole: VecDeque<KeptWhole>,
 }
 
 /// What [`ReadCarry::poll_take`] found.
@@ -110,7 +118,7 @@ impl ReadCarry {
                 None => Carried::Nothing,
             }
         };
-        if kept.bytes.is_empty() && kept.error.is_none() {
+        if kept.bytes.is_empty() && kept.error.is_none() && kept.whole.is_empty() {
             kept.bytes = Vec::new();
             self.state.fetch_and(!KEPT, Ordering::AcqRel);
         }
@@ -158,7 +166,7 @@ impl ReadCarry {
         Poll::Ready(s & KEPT != 0)
     }
 
-    fn wake_all(&self) {
+    pub(super) fn wake_all(&self) {
         let waiters = {
             let mut kept = lock(&self.kept);
             if kept.waiters.is_empty() {
@@ -202,7 +210,14 @@ impl ReadCarry {
     }
 }
 
-fn lock(m: &Mutex<Kept>) -> std::sync::MutexGuard<'_, Kept> {
+impl Kept {
+    /// Whether no stream bytes and no stream error are kept.
+    pub(super) fn is_clear(&self) -> bool {
+        self.bytes.is_empty() && self.error.is_none()
+    }
+}
+
+pub(super) fn lock(m: &Mutex<Kept>) -> std::sync::MutexGuard<'_, Kept> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -7,9 +7,11 @@
 //! A cancelled read of a byte stream (a TCP or Unix stream socket, a
 //! child's pipe) may still have taken bytes off the stream: they are kept
 //! on the stream and handed out by its next read (or peek), so dropping a
-//! read's future — a `timeout`, a lost `select` — never loses data. (A
-//! cancelled read of a file at its current position, or a datagram
-//! receive, gives up what it took.) That holds for one `read`; loops of
+//! read's future — a `timeout`, a lost `select` — never loses data; a
+//! datagram socket keeps a cancelled receive's datagram, and a listener a
+//! cancelled `accept`'s connection, the same way. (A cancelled read of a
+//! file at its current position gives up what it took.) That holds for
+//! one `read`; loops of
 //! several reads into one owned buffer ([`AsyncReadExt::read_exact`],
 //! [`AsyncReadExt::read_to_end`], [`copy`]) are **not cancel-safe**: the
 //! bytes earlier reads put in the buffer go with the dropped future. For
@@ -54,6 +56,7 @@ mod buf_reader;
 pub(crate) mod buf_ring;
 mod buf_writer;
 mod carry;
+pub(crate) mod carry_whole;
 pub mod compat;
 mod copy;
 mod ext;

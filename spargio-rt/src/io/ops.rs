@@ -107,19 +107,6 @@ async fn stream_read<B: IoBufMut>(
     .await
 }
 
-/// Receives into `buf` from a datagram socket (whose receives may run
-/// side by side; a cancelled one's datagram is not kept).
-pub(crate) async fn recv<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
-    run_read(Read {
-        counted: None,
-        fd: fd.clone(),
-        buf,
-        offset: 0,
-        recv: Some(0),
-    })
-    .await
-}
-
 /// Receives into `buf` from a socket without taking the bytes off its
 /// queue (`MSG_PEEK`): the next receive gets them again.
 pub(crate) async fn recv_peek<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {

@@ -8,9 +8,13 @@ use io_uring::{opcode, squeue::Entry};
 
 use super::addr::AddrBuf;
 use crate::driver::{Cqe, MultiData, MultiOp, Op, OpData};
+use crate::io::carry_whole::{KeptWhole, WholeOp};
 use crate::io::fd::SharedFd;
 
 struct Accept {
+    /// Counted in the listener's carry (see `io::carry_whole`); before
+    /// `fd`, which keeps that carry alive, so it is dropped first.
+    counted: WholeOp,
     fd: SharedFd,
     addr: AddrBuf,
 }
@@ -27,10 +31,17 @@ impl OpData for Accept {
     }
 
     fn orphaned(&mut self, cqe: Cqe) {
-        // The accept won the race against its cancel: close the connection
-        // nobody will take.
+        // The accept won the race against its cancel: the connection goes
+        // to the listener's next accept (see `io::carry_whole`).
         if cqe.res >= 0 {
-            close(cqe.res);
+            // SAFETY: a successful accept returns a new fd that only this
+            // op owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(cqe.res) };
+            let peer = AddrBuf {
+                storage: self.addr.storage,
+                len: self.addr.len,
+            };
+            self.fd.carry().keep_whole(KeptWhole::Accepted { fd, peer });
         }
     }
 }
@@ -42,16 +53,31 @@ fn close(fd: i32) {
 }
 
 /// Accepts one connection; returns its fd and the peer's address storage.
+/// Cancel-safe: a connection a dropped accept took is handed out by the
+/// next one.
 pub(crate) async fn accept(fd: &SharedFd) -> io::Result<(OwnedFd, AddrBuf)> {
+    let carry = fd.carry();
+    while let Some(kept) = std::future::poll_fn(|cx| carry.poll_take_whole(cx)).await {
+        if let KeptWhole::Accepted { fd, peer } = kept {
+            return Ok((fd, peer));
+        }
+        // (Nothing else is kept on a listener.)
+    }
+    let call = carry.whole_call();
     let (res, data) = Op::new(Accept {
+        counted: carry.whole_op(),
         fd: fd.clone(),
         addr: AddrBuf::new(),
     })
     .await;
+    let Accept { counted, addr, .. } = data;
+    // The op before its call: see `io::carry_whole`.
+    drop(counted);
+    drop(call);
     let n = res?.result()?;
     // SAFETY: a successful accept returns a new fd that only we own.
     let conn = unsafe { OwnedFd::from_raw_fd(n as i32) };
-    Ok((conn, data.addr))
+    Ok((conn, addr))
 }
 
 struct AcceptMulti {

@@ -8,7 +8,8 @@ use socket2::SockAddr;
 
 use super::addr::AddrBuf;
 use super::cmsg::CmsgBuf;
-use crate::driver::{Op, OpData};
+use crate::driver::{Cqe, Op, OpData};
+use crate::io::carry_whole::{KeptWhole, WholeOp};
 use crate::io::fd::SharedFd;
 use crate::io::{BufResult, IoBuf, IoBufMut};
 
@@ -77,6 +78,9 @@ pub(crate) async fn send_msg<B: IoBuf>(
 }
 
 struct RecvMsg<B> {
+    /// Counted in the fd's carry (see `io::carry_whole`); before `fd`,
+    /// which keeps that carry alive, so it is dropped first.
+    counted: WholeOp,
     fd: SharedFd,
     buf: B,
     addr: AddrBuf,
@@ -108,6 +112,38 @@ impl<B: IoBufMut> OpData for RecvMsg<B> {
         }
         opcode::RecvMsg::new(self.fd.uring(), &mut self.msg).build()
     }
+
+    fn orphaned(&mut self, cqe: Cqe) {
+        // The receive's future was dropped but the kernel completed it:
+        // its datagram (or error) goes to the next receive.
+        let whole = match usize::try_from(cqe.res) {
+            Ok(n) => {
+                // SAFETY: a successful receive wrote `n` bytes (at most the
+                // buffer's room) from the buffer's start.
+                let data = unsafe { std::slice::from_raw_parts(self.buf.stable_ptr(), n) };
+                self.control.truncate(controllen(&self.msg));
+                KeptWhole::Datagram {
+                    data: data.to_vec(),
+                    from: AddrBuf {
+                        storage: self.addr.storage,
+                        len: self.msg.msg_namelen,
+                    },
+                    control: self.control.as_mut_bytes().to_vec(),
+                    flags: self.msg.msg_flags,
+                }
+            }
+            Err(_) => KeptWhole::Failed(-cqe.res),
+        };
+        self.fd.carry().keep_whole(whole);
+    }
+}
+
+/// The control-message length the kernel wrote back into `msg`.
+fn controllen(msg: &libc::msghdr) -> usize {
+    // `msg_controllen` is `size_t` on glibc and `socklen_t` on musl.
+    #[allow(clippy::unnecessary_cast)]
+    let len = msg.msg_controllen as usize;
+    len
 }
 
 /// What one `recvmsg` delivered.
@@ -121,13 +157,33 @@ pub(crate) struct Received {
 }
 
 /// One `recvmsg` into `buf`, with room for `control_space` bytes of
-/// control messages.
+/// control messages. Cancel-safe: a datagram a dropped receive took is
+/// handed out by the next one (see `io::carry_whole`).
 pub(crate) async fn recv_msg<B: IoBufMut>(
     fd: &SharedFd,
-    buf: B,
+    mut buf: B,
     control_space: usize,
 ) -> BufResult<Received, B> {
+    let carry = fd.carry();
+    while let Some(kept) = std::future::poll_fn(|cx| carry.poll_take_whole(cx)).await {
+        match kept {
+            KeptWhole::Datagram {
+                data,
+                from,
+                control,
+                flags,
+            } => {
+                let received = hand_out(&data, from, &control, flags, &mut buf, control_space);
+                return (Ok(received), buf);
+            }
+            KeptWhole::Failed(errno) => return (Err(io::Error::from_raw_os_error(errno)), buf),
+            // Not on a datagram socket; closed if it were.
+            KeptWhole::Accepted { .. } => {}
+        }
+    }
+    let call = carry.whole_call();
     let (res, mut data) = Op::new(RecvMsg {
+        counted: carry.whole_op(),
         fd: fd.clone(),
         buf,
         addr: AddrBuf::new(),
@@ -146,9 +202,7 @@ pub(crate) async fn recv_msg<B: IoBufMut>(
         unsafe { data.buf.set_init(n) };
         data.addr.len = data.msg.msg_namelen;
         let mut control = std::mem::take(&mut data.control);
-        // `msg_controllen` is `size_t` on glibc and `socklen_t` on musl.
-        #[allow(clippy::unnecessary_cast)]
-        control.truncate(data.msg.msg_controllen as usize);
+        control.truncate(controllen(&data.msg));
         Received {
             len: n,
             addr: data.addr.to_sockaddr(),
@@ -156,5 +210,48 @@ pub(crate) async fn recv_msg<B: IoBufMut>(
             flags: data.msg.msg_flags,
         }
     });
-    (res, data.buf)
+    let RecvMsg { buf, counted, .. } = data;
+    // The op before its call: see `io::carry_whole`.
+    drop(counted);
+    drop(call);
+    (res, buf)
+}
+
+/// A kept datagram as one receive into `buf` with room for
+/// `control_space` bytes of control messages gets it: cut to `buf`'s room
+/// (`MSG_TRUNC`), its control messages dropped if they do not fit
+/// (`MSG_CTRUNC`), as the kernel would.
+fn hand_out<B: IoBufMut>(
+    data: &[u8],
+    from: AddrBuf,
+    control: &[u8],
+    mut flags: i32,
+    buf: &mut B,
+    control_space: usize,
+) -> Received {
+    let n = data.len().min(buf.bytes_total());
+    // SAFETY: `buf` is valid for writes of `bytes_total >= n` bytes and
+    // owned by the caller, so it cannot overlap `data`; the bytes are
+    // written before they are marked initialised.
+    unsafe {
+        std::ptr::copy_nonoverlapping(data.as_ptr(), buf.stable_mut_ptr(), n);
+        buf.set_init(n);
+    }
+    if n < data.len() {
+        flags |= libc::MSG_TRUNC;
+    }
+    let control = if control.len() <= control_space {
+        let mut kept = CmsgBuf::zeroed(control.len());
+        kept.as_mut_bytes().copy_from_slice(control);
+        kept
+    } else {
+        flags |= libc::MSG_CTRUNC;
+        CmsgBuf::default()
+    };
+    Received {
+        len: n,
+        addr: from.to_sockaddr(),
+        control,
+        flags,
+    }
 }

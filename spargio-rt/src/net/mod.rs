@@ -15,7 +15,7 @@
 //! GSO, GRO, ECN and packet-info control messages.
 
 mod accept;
-mod addr;
+pub(crate) mod addr;
 mod cmsg;
 mod connect_race;
 mod datagram;

@@ -72,11 +72,12 @@ impl TcpListener {
 
     /// Accepts one connection (an `IORING_OP_ACCEPT`).
     ///
-    /// Not cancel-safe: if the future is dropped (a `select` or timeout
+    /// Cancel-safe: if the future is dropped (a `select` or timeout
     /// around it) just as the kernel accepts a connection, that connection
-    /// is closed, and its client sees the end of the stream or a reset.
-    /// Accept in a loop of its own, or use [`incoming`](Self::incoming),
-    /// whose stream keeps connections accepted while nobody polled it.
+    /// is kept on the listener and the next `accept` returns it (one that
+    /// starts while the dropped one is still being cancelled waits for it,
+    /// one loop turn). An `accept` already waiting in another task does
+    /// not see it: the next one to start does.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (fd, addr) = accept::accept(&self.fd).await?;
         Ok((TcpStream::from_fd(fd), addr.to_socket_addr()?))

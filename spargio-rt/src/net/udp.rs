@@ -87,6 +87,9 @@ impl UdpSocket {
     /// datagram longer than `buf`'s room is cut to fit and its rest
     /// discarded, as with std, without a sign here:
     /// [`recv_msg`](Self::recv_msg) reports it in `truncated`.
+    ///
+    /// Cancel-safe: a datagram a dropped receive took goes to the next
+    /// receive (see [`io`](crate::io)).
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
         let (res, buf) = datagram::recv_msg(&self.fd, buf, 0).await;
         (res.and_then(|m| Ok((m.len, socket::ip(m.addr)?))), buf)
@@ -100,8 +103,12 @@ impl UdpSocket {
     /// Receives one datagram from the connected peer (several joined
     /// together once [`set_gro`](Self::set_gro) is on: use `recv_msg`
     /// then).
+    ///
+    /// Cancel-safe: a datagram a dropped receive took goes to the next
+    /// receive (see [`io`](crate::io)).
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        crate::io::ops::recv(&self.fd, buf).await
+        let (res, buf) = datagram::recv_msg(&self.fd, buf, 0).await;
+        (res.map(|m| m.len), buf)
     }
 
     /// `sendmsg` with options: GSO segment size, ECN, source IP. `to` is
@@ -126,6 +133,9 @@ impl UdpSocket {
     /// ECN, destination IP (turn them on with [`set_gro`](Self::set_gro),
     /// [`set_recv_ecn`](Self::set_recv_ecn),
     /// [`set_recv_pktinfo`](Self::set_recv_pktinfo)).
+    ///
+    /// Cancel-safe: a datagram a dropped receive took goes to the next
+    /// receive (see [`io`](crate::io)).
     pub async fn recv_msg<B: IoBufMut>(&self, buf: B) -> BufResult<RecvMeta, B> {
         let (res, buf) = datagram::recv_msg(&self.fd, buf, cmsg::RECV_SPACE).await;
         let res = res.and_then(|mut m| {

@@ -116,11 +116,12 @@ impl UnixListener {
 
     /// Accepts one connection.
     ///
-    /// Not cancel-safe: if the future is dropped (a `select` or timeout
+    /// Cancel-safe: if the future is dropped (a `select` or timeout
     /// around it) just as the kernel accepts a connection, that connection
-    /// is closed, and its client sees the end of the stream or a reset.
-    /// Accept in a loop of its own, or use [`incoming`](Self::incoming),
-    /// whose stream keeps connections accepted while nobody polled it.
+    /// is kept on the listener and the next `accept` returns it (one that
+    /// starts while the dropped one is still being cancelled waits for it,
+    /// one loop turn). An `accept` already waiting in another task does
+    /// not see it: the next one to start does.
     pub async fn accept(&self) -> io::Result<(UnixStream, UnixAddr)> {
         let (fd, addr) = accept::accept(&self.fd).await?;
         let stream = UnixStream::from_fd(fd);
@@ -375,8 +376,12 @@ impl UnixDatagram {
     }
 
     /// Receives one datagram from the connected peer.
+    ///
+    /// Cancel-safe: a datagram a dropped receive took goes to the next
+    /// receive (see [`io`](crate::io)).
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        crate::io::ops::recv(&self.fd, buf).await
+        let (res, buf) = datagram::recv_msg(&self.fd, buf, 0).await;
+        (res.map(|m| m.len), buf)
     }
 
     /// Sends one datagram to `path`.
@@ -395,6 +400,9 @@ impl UnixDatagram {
     /// a path that fills all of `sun_path` (which std cannot represent) is
     /// reported unnamed, like a sender that never bound: the datagram is
     /// kept, but cannot be answered.
+    ///
+    /// Cancel-safe: a datagram a dropped receive took goes to the next
+    /// receive (see [`io`](crate::io)).
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, UnixAddr), B> {
         let (res, buf) = datagram::recv_msg(&self.fd, buf, 0).await;
         let res = res.and_then(|m| {

@@ -131,3 +131,26 @@ pub async fn tcp_pair() -> (spargio_rt::net::TcpStream, spargio_rt::net::TcpStre
     let (server, _) = listener.accept().await.unwrap();
     (client, server)
 }
+
+/// Long enough that only a hang reaches it.
+#[allow(dead_code)] // not every test file uses every helper
+pub const HANG: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Time for a shard to reap a completion nobody polls for.
+#[allow(dead_code)] // not every test file uses every helper
+pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Polls `fut` once (which submits its op, with nothing for it yet) and
+/// hands it back unfinished.
+#[allow(dead_code)] // not every test file uses every helper
+pub async fn submitted<F: std::future::Future + Unpin>(mut fut: F) -> F {
+    std::future::poll_fn(|cx| {
+        assert!(
+            std::pin::Pin::new(&mut fut).poll(cx).is_pending(),
+            "nothing has arrived for it yet"
+        );
+        std::task::Poll::Ready(())
+    })
+    .await;
+    fut
+}
