@@ -462,6 +462,21 @@ fn an_op_from_outside_the_runtime_whose_builder_panics_gives_its_slot_back() {
     assert_eq!(done.expect("the slot is free").0.unwrap().res, 0);
 }
 
+/// Writes to `peer`, which completes `hold` (the read holding the slot),
+/// and checks that the read completes although the waiter woken for the
+/// slot panics.
+fn free_the_slot_and_see_its_op_complete(
+    rt: &Runtime,
+    hold: impl Future<Output = ReadOutput>,
+    peer: &mut Socket,
+) {
+    peer.write_all(b"x").unwrap();
+    let (read, _) = rt
+        .block_on(spargio_rt::time::timeout(HANG, hold))
+        .expect("the read that freed the slot never completed");
+    assert_eq!(read.unwrap().res, 1);
+}
+
 /// A waker that panics when woken.
 struct PanicOnWake;
 
@@ -489,10 +504,23 @@ fn a_slot_waiter_whose_waker_panics_does_not_lose_the_op_that_freed_the_slot() {
             (op, peer)
         }))
         .unwrap();
-    hold_peer.write_all(b"x").unwrap();
-    let (read, _) = rt
-        .block_on(spargio_rt::time::timeout(HANG, hold))
-        .expect("the read that freed the slot never completed");
-    assert_eq!(read.unwrap().res, 1);
+    free_the_slot_and_see_its_op_complete(&rt, hold, &mut hold_peer);
+    drop(waiting);
+}
+
+#[test]
+fn a_remote_slot_waiter_whose_waker_panics_does_not_lose_the_op_that_freed_the_slot() {
+    let rt = one_shard_with_one_op_slot();
+    // Both ops come from outside the runtime: the first holds the one slot
+    // such ops share, the second waits for it with a waker that panics.
+    let (mut hold, mut hold_peer) = blocked_read();
+    let (mut waiting, _waiting_peer) = blocked_read();
+    rt.block_on(async {
+        assert!(poll_once(&mut hold).await.is_pending());
+        let waker = std::task::Waker::from(Arc::new(PanicOnWake));
+        let polled = Pin::new(&mut waiting).poll(&mut Context::from_waker(&waker));
+        assert!(polled.is_pending(), "the slot is taken: the op waits");
+    });
+    free_the_slot_and_see_its_op_complete(&rt, hold, &mut hold_peer);
     drop(waiting);
 }

@@ -167,15 +167,16 @@ impl LocalShard {
             Some(Found { op, last, remote }) => {
                 if last {
                     self.shared().counters.ops_completed.bump();
+                }
+                // The op first: the wake-ups below (a remote slot's
+                // release, the table's free slots) run other tasks'
+                // wakers, and one that panicked must not take this
+                // completion with it.
+                op.complete(cqe);
+                if last {
                     if remote {
                         self.inner.remote_slots.release();
                     }
-                }
-                // The op first: the wake-ups below run other tasks' wakers,
-                // and one that panicked must not take this completion with
-                // it.
-                op.complete(cqe);
-                if last {
                     self.ops.borrow_mut().wake_for_free_slots();
                 }
             }
