@@ -524,3 +524,39 @@ fn a_remote_slot_waiter_whose_waker_panics_does_not_lose_the_op_that_freed_the_s
     free_the_slot_and_see_its_op_complete(&rt, hold, &mut hold_peer);
     drop(waiting);
 }
+
+#[test]
+fn a_task_that_keeps_submitting_does_not_starve_an_op_queued_before_it() {
+    const BUSY_OPS: usize = 10_000;
+    let rt = one_shard_with_one_op_slot();
+    let h = rt.handle();
+    let done = Arc::new(AtomicUsize::new(0));
+    let busy = {
+        let done = done.clone();
+        h.spawn_pinned(ShardId(0), async move {
+            for _ in 0..BUSY_OPS {
+                let (res, ()) = nop(()).await;
+                res.unwrap();
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let queued = {
+        let done = done.clone();
+        h.spawn_pinned(ShardId(0), async move {
+            // Queued behind the busy task's op, which holds the one slot.
+            let (res, ()) = nop(()).await;
+            res.unwrap();
+            done.load(Ordering::SeqCst)
+        })
+    };
+    let busy_ops_before = rt
+        .block_on(spargio_rt::time::timeout(HANG, queued))
+        .expect("the queued op got no slot")
+        .unwrap();
+    rt.block_on(busy).unwrap();
+    assert!(
+        busy_ops_before < 100,
+        "the queued op waited for {busy_ops_before} of the busy task's ops"
+    );
+}

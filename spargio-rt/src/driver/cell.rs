@@ -120,7 +120,25 @@ impl OpTag {
             .compare_exchange(queue, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
     }
+
+    /// Takes the op out of queue `queue`, if its entry there is live, with
+    /// a slot of that table set aside for it (see `OpTable::insert`).
+    pub(crate) fn claim(&self, queue: u64) -> bool {
+        self.slot_queue
+            .compare_exchange(queue, queue | CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Whether a slot of table `queue` is set aside for the op.
+    pub(crate) fn holds_claim(&self, queue: u64) -> bool {
+        self.slot_queue.load(Ordering::Acquire) == queue | CLAIMED
+    }
 }
+
+/// Marks `OpTag::slot_queue` as naming the table that set a slot aside
+/// for the op (woken from its queue), not a queue it waits in. Queue ids
+/// count up from 1 and never reach it.
+const CLAIMED: u64 = 1 << 63;
 
 const IN_FLIGHT: u8 = 0;
 const DONE: u8 = 1;

@@ -48,8 +48,12 @@
 //! - **Bounded.** Each shard's table holds at most `max_ops_in_flight` ops;
 //!   an op that finds it full waits for a slot (backpressure). Waiting ops
 //!   queue once each per shard, oldest first; every freed slot, and every
-//!   loop turn while slots are free, wakes the next one, skipping ops whose
-//!   futures were dropped, so an aborted waiter never strands the rest. The
+//!   loop turn while slots are free, wakes the next one with that slot set
+//!   aside for it (a fresh op takes only slots nobody woken is owed, so a
+//!   task that keeps submitting cannot take every freed slot first),
+//!   skipping ops whose futures were dropped, so an aborted waiter never
+//!   strands the rest (a slot set aside for an op that is dropped, or
+//!   moves to another shard, is given back at the next loop turn). The
 //!   queue holds ops weakly: a future dropped while it waits releases its
 //!   buffers and fd at once. An op whose task moves to another shard while
 //!   it waits waits for that shard's slots from its next poll there; the

@@ -57,6 +57,12 @@ pub(crate) struct OpTable {
     /// comes up. An entry is live only while its op's `slot_queue` names
     /// this table (see `OpTag::slot_queue`); others are skipped.
     waiting: VecDeque<Weak<dyn Completion>>,
+    /// Ops woken from `waiting` with a slot set aside for each: until
+    /// they come back for it (or are gone, or wait elsewhere), fresh ops
+    /// do not take those slots, so a task that keeps submitting cannot
+    /// starve the ops queued before it (it would take each slot freed
+    /// before the woken op ran).
+    claimed: Vec<Weak<dyn Completion>>,
     /// `waiting`'s length at which its dead entries are swept out: while
     /// the table stays full nothing comes up, and ops that wait and are
     /// dropped (connections closed before their read got a slot) would
@@ -77,6 +83,7 @@ impl OpTable {
             live: 0,
             limit: limit.max(1),
             waiting: VecDeque::new(),
+            claimed: Vec::new(),
             sweep_at: MIN_SWEEP_AT,
             stale: 0,
         }
@@ -94,8 +101,14 @@ impl OpTable {
     /// An op already waiting in another table's queue (its future moved
     /// here from another shard) queues here too, and from then on waits
     /// for this table's slots only.
+    ///
+    /// Slots are handed out in queue order: an op woken for a slot finds
+    /// it set aside, and a fresh op takes only slots no woken op is owed.
     pub(crate) fn insert(&mut self, op: Arc<dyn Completion>, waker: &Waker) -> Option<u64> {
-        if self.live >= self.limit {
+        if self.take_claim(&op) {
+            return Some(self.insert_unbounded(op, false));
+        }
+        if self.live + self.claimed.len() >= self.limit {
             if op.op_tag().wait_in(self.id, waker) {
                 self.waiting.push_back(Arc::downgrade(&op));
                 if self.waiting.len() >= self.sweep_at {
@@ -107,9 +120,36 @@ impl OpTable {
         Some(self.insert_unbounded(op, false))
     }
 
-    /// Whether ops are queued for a slot.
+    /// Whether ops are queued for a slot, or woken ops owed one.
     pub(crate) fn has_waiting(&self) -> bool {
-        !self.waiting.is_empty()
+        !self.waiting.is_empty() || !self.claimed.is_empty()
+    }
+
+    /// Takes the slot set aside for `op`, if there is one.
+    fn take_claim(&mut self, op: &Arc<dyn Completion>) -> bool {
+        if self.claimed.is_empty() || !op.op_tag().holds_claim(self.id) {
+            return false;
+        }
+        let at = self
+            .claimed
+            .iter()
+            .position(|c| std::ptr::addr_eq(c.as_ptr(), Arc::as_ptr(op)));
+        match at {
+            Some(i) => {
+                self.claimed.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Gives back the slots set aside for ops that will not come for them:
+    /// gone (their future was dropped), waiting in another queue (stolen
+    /// to another shard), or placed elsewhere.
+    fn release_stale_claims(&mut self) {
+        let id = self.id;
+        self.claimed
+            .retain(|c| c.upgrade().is_some_and(|op| op.op_tag().holds_claim(id)));
     }
 
     /// Wakes queued ops, one per free slot, oldest first. An entry whose
@@ -121,12 +161,16 @@ impl OpTable {
     /// so a woken op that never came back for its slot (its task was
     /// aborted before it ran) does not strand the ones behind it.
     pub(crate) fn wake_for_free_slots(&mut self) {
-        let mut free = self.limit.saturating_sub(self.live);
+        if !self.claimed.is_empty() {
+            self.release_stale_claims();
+        }
+        let mut free = self.limit.saturating_sub(self.live + self.claimed.len());
         while free > 0 {
             let Some(entry) = self.waiting.pop_front() else {
                 return;
             };
             if let Some(op) = self.take_entry(&entry) {
+                self.claimed.push(entry);
                 op.op_tag().slot_waker.wake();
                 free -= 1;
             }
@@ -144,10 +188,10 @@ impl OpTable {
 
     /// The op of a queue entry taken off the queue, if the entry is live:
     /// the op exists and waits in this table's queue (which it then no
-    /// longer does).
+    /// longer does: a slot is set aside for it instead).
     fn take_entry(&self, entry: &Weak<dyn Completion>) -> Option<Arc<dyn Completion>> {
         let op = entry.upgrade()?;
-        op.op_tag().leave(self.id).then_some(op)
+        op.op_tag().claim(self.id).then_some(op)
     }
 
     /// Registers `op` even past the limit: `remote`, an op from outside
