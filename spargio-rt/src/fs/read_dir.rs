@@ -122,9 +122,44 @@ impl ReadDir {
             };
             self.pending = Some(self.handle.spawn_blocking(move || {
                 let (batch, more) = inner.batch();
+                if !more {
+                    // `closedir` is a `close(2)`, which can wait (a FUSE
+                    // mount answers RELEASEDIR synchronously): done here,
+                    // not on the shard that takes the last batch.
+                    inner.stream = Stream::Failed;
+                }
                 (inner, batch, more)
             }));
         }
+    }
+}
+
+impl Drop for ReadDir {
+    fn drop(&mut self) {
+        // A listing dropped before its end closes its stream on the pool
+        // too (see `poll_next_entry`), including one a batch in the pool
+        // still holds: a finished job's output would otherwise be dropped
+        // with its `JoinHandle`, here.
+        if let Some(inner) = self.inner.take() {
+            close_stream_on_pool(&self.handle, inner);
+        }
+        if let Some(pending) = self.pending.take() {
+            let handle = self.handle.clone();
+            drop(self.handle.spawn(async move {
+                if let Ok((inner, _, _)) = pending.await {
+                    close_stream_on_pool(&handle, inner);
+                }
+            }));
+        }
+    }
+}
+
+/// Closes a listing's directory stream on the blocking pool (`closedir`
+/// can wait); the rest of the listing goes as usual.
+fn close_stream_on_pool(handle: &RuntimeHandle, inner: Lister) {
+    let Lister { stream, .. } = inner;
+    if !matches!(stream, Stream::Failed) {
+        drop(handle.spawn_blocking(move || drop(stream)));
     }
 }
 
@@ -270,8 +305,21 @@ impl DirStream {
     }
 }
 
+/// How many directory streams were closed on a shard thread (kept at 0),
+/// and in all (only this module's test lists directories).
+#[cfg(test)]
+static CLOSED_ON_A_SHARD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+#[cfg(test)]
+static CLOSED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 impl Drop for DirStream {
     fn drop(&mut self) {
+        #[cfg(test)]
+        CLOSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(test)]
+        if crate::shard::local::current().is_some() {
+            CLOSED_ON_A_SHARD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         // SAFETY: the stream is open and ours, and nothing uses it after
         // this; `closedir` also closes its fd.
         unsafe { libc::closedir(self.0.as_ptr()) };
@@ -351,5 +399,56 @@ impl DirEntry {
 impl fmt::Debug for DirEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("DirEntry").field(&self.path).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    /// Lists a directory of `n` files: to its end, and dropped after one
+    /// entry (its stream open and a batch in hand), and dropped with a
+    /// batch still in the pool.
+    #[test]
+    fn directory_streams_are_closed_off_the_shards() {
+        let dir =
+            std::env::temp_dir().join(format!("spargio-read-dir-close-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..(BATCH * 2 + 3) {
+            std::fs::write(dir.join(format!("f{i}")), b"").unwrap();
+        }
+        let runtime = crate::Runtime::builder().shards(1).build().unwrap();
+        // On a shard, where the listings' own drops run.
+        let on_shard = runtime.handle().spawn_pinned(crate::ShardId(0), {
+            let dir = dir.clone();
+            async move {
+                let mut all = read_dir(&dir).await.unwrap();
+                let mut listed = 0;
+                while all.next_entry().await.unwrap().is_some() {
+                    listed += 1;
+                }
+                drop(all);
+                let mut part = read_dir(&dir).await.unwrap();
+                part.next_entry().await.unwrap().unwrap();
+                drop(part);
+                let mut pending = read_dir(&dir).await.unwrap();
+                let waker = std::task::Waker::noop();
+                let _ = pending.poll_next_entry(&mut Context::from_waker(waker));
+                assert!(pending.pending.is_some(), "a batch is in the pool");
+                drop(pending);
+                // All three streams were opened (each listing read a
+                // batch); wait until all three are closed.
+                while CLOSED.load(Ordering::Relaxed) < 3 {
+                    crate::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                listed
+            }
+        });
+        let listed = runtime.block_on(on_shard).unwrap();
+        drop(runtime);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(listed, BATCH * 2 + 3);
+        assert_eq!(CLOSED_ON_A_SHARD.load(Ordering::Relaxed), 0);
     }
 }
