@@ -102,6 +102,10 @@ impl SlotHash {
     }
 }
 
+/// The most routes a table tracks apart per shard (1 MiB of slots); a
+/// larger [`AdaptiveConfig::max_routes`] is capped to it.
+pub(crate) const MAX_ROUTES: usize = 1 << 16;
+
 /// Per-shard, per-route poll-time averages and placement decisions.
 pub(crate) struct AdaptiveTable {
     /// One slot array per shard: `2^bits` route slots, then the overflow
@@ -119,7 +123,7 @@ impl AdaptiveTable {
     pub(crate) fn new(cfg: AdaptiveConfig, shards: usize) -> AdaptiveTable {
         // A power of two: a slot is picked with a shift (a division on
         // every request cost more than the rest of the lookup).
-        let n = cfg.max_routes.max(1).next_power_of_two();
+        let n = cfg.max_routes.clamp(1, MAX_ROUTES).next_power_of_two();
         AdaptiveTable {
             shards: (0..shards.max(1))
                 .map(|_| (0..=n).map(|_| Slot::default()).collect())
@@ -129,6 +133,16 @@ impl AdaptiveTable {
             heavy_ns: nanos(cfg.heavy_poll).max(1),
             background_ns: cfg.background_poll.map_or(u64::MAX, |d| nanos(d).max(1)),
         }
+    }
+
+    /// The smallest table (one shard, one route slot), for a server whose
+    /// placement never consults it.
+    pub(crate) fn unused() -> AdaptiveTable {
+        let cfg = AdaptiveConfig {
+            max_routes: 1,
+            ..AdaptiveConfig::default()
+        };
+        AdaptiveTable::new(cfg, 1)
     }
 
     /// Where `route`'s record on `shard` is: a slot it holds, else a free
@@ -265,6 +279,19 @@ fn sampled() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_route_count_is_capped_not_a_panic() {
+        let cfg = AdaptiveConfig {
+            max_routes: usize::MAX,
+            ..AdaptiveConfig::default()
+        };
+        let table = AdaptiveTable::new(cfg, 2);
+        assert_eq!(table.shards[0].len(), MAX_ROUTES + 1);
+        for route in 0..1000 {
+            table.state(1, RouteKey(route * 0x9e37_79b9));
+        }
+    }
 
     /// Records `n` polls of `poll` for route `r` on shard 0.
     fn record_n(t: &AdaptiveTable, r: RouteKey, n: usize, poll: Duration) {

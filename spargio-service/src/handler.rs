@@ -20,6 +20,7 @@ use crate::inline_call::{Call, InlineCall};
 use crate::measured::{Measured, PollReport};
 use crate::placement::HandlerPlacement;
 use crate::protocol::{Handler, RouteKey};
+use crate::spawned::SpawnedHandlers;
 use crate::stats::Counters;
 
 /// What every handler of one server shares.
@@ -29,6 +30,8 @@ pub(crate) struct HandlerShared {
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) handle: RuntimeHandle,
+    /// The server's spawned handler futures that still exist.
+    pub(crate) spawned: Arc<SpawnedHandlers>,
 }
 
 impl HandlerShared {

@@ -38,6 +38,7 @@ mod send_watch;
 mod server;
 mod shutdown;
 mod single;
+mod spawned;
 mod stats;
 
 pub use builder::{AcceptMode, ServerBuilder};

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use spargio_rt::ShardId;
 
 use crate::handler::HandlerShared;
+use crate::spawned::SpawnedGuard;
 
 /// What [`Measured`] saw.
 #[derive(Clone, Copy, Debug, Default)]
@@ -42,6 +43,8 @@ pin_project_lite::pin_project! {
     pub(crate) struct Measured<F> {
         #[pin]
         inner: F,
+        // Declared after `inner`, so dropped after it.
+        _alive: SpawnedGuard,
         home: ShardId,
         timed: bool,
         shared: Arc<HandlerShared>,
@@ -59,6 +62,7 @@ impl<F> Measured<F> {
     pub(crate) fn new(inner: F, home: ShardId, timed: bool, shared: Arc<HandlerShared>) -> Self {
         Measured {
             inner,
+            _alive: shared.spawned.enter(),
             home,
             timed,
             shared,

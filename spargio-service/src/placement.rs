@@ -65,7 +65,9 @@ pub struct AdaptiveConfig {
     /// server, so clients cannot aim at a route's slots) are both held by
     /// others shares one overflow average with every such route. Made-up
     /// routes, such as a scanner's paths, can fill free slots but never
-    /// take one a route holds.
+    /// take one a route holds. At most 65,536 (1 MiB per shard): a larger
+    /// value is capped. The table exists only under
+    /// [`HandlerPlacement::Adaptive`].
     pub max_routes: usize,
 }
 

@@ -26,6 +26,7 @@ use crate::error::BoxError;
 use crate::handler::{HandlerShared, Local, Placed, ServiceHandler};
 use crate::listener::{AnyListener, Listener};
 use crate::local;
+use crate::placement::HandlerPlacement;
 use crate::protocol::Protocol;
 use crate::shutdown::{ServerState, ShutdownHandle, ShutdownReport};
 use crate::stats::{Counters, StatsHandle};
@@ -148,7 +149,10 @@ impl<L: Listener> Server<L> {
     /// requests to the service it returns, placed per the builder's
     /// [`HandlerPlacement`](crate::HandlerPlacement).
     ///
-    /// Returns when the graceful shutdown is over, with its report.
+    /// Returns when the graceful shutdown is over, with its report: every
+    /// connection has ended and every handler future spawned for them is
+    /// gone (one the deadline cut in the middle of a long poll on the
+    /// background pool ends that poll first; nothing can stop a poll).
     /// Dropping the returned future before that (it lost a `select`, or
     /// its task was aborted) stops the server at once: accepting stops, the
     /// listeners close and open connections are cut.
@@ -163,14 +167,21 @@ impl<L: Listener> Server<L> {
         S::Future: Send + 'static,
         S::Error: Into<BoxError> + Send + 'static,
     {
+        let state = ServerState::new(self.closing.clone(), self.counters.clone());
+        let adaptive = match self.cfg.placement {
+            HandlerPlacement::Adaptive => {
+                AdaptiveTable::new(self.cfg.adaptive, self.handle.shard_count())
+            }
+            _ => AdaptiveTable::unused(),
+        };
         let shared = Arc::new(HandlerShared {
             placement: self.cfg.placement,
-            adaptive: AdaptiveTable::new(self.cfg.adaptive, self.handle.shard_count()),
+            adaptive,
             request_timeout: self.cfg.request_timeout,
             counters: self.counters.clone(),
             handle: self.handle.clone(),
+            spawned: state.spawned.clone(),
         });
-        let state = ServerState::new(self.closing.clone(), self.counters.clone());
         let idle = ConnTimeouts {
             idle: self.cfg.idle_timeout,
             send: self.cfg.send_timeout,
@@ -295,14 +306,16 @@ impl<L: Listener> Server<L> {
         S: Service<P::Request, Response = P::Response> + Clone + 'static,
         S::Error: Into<BoxError> + 'static,
     {
+        let state = ServerState::new(self.closing.clone(), self.counters.clone());
+        // Handlers run inline here: the adaptive table is never consulted.
         let shared = Arc::new(HandlerShared {
-            placement: crate::HandlerPlacement::Inline,
-            adaptive: AdaptiveTable::new(self.cfg.adaptive, self.handle.shard_count()),
+            placement: HandlerPlacement::Inline,
+            adaptive: AdaptiveTable::unused(),
             request_timeout: self.cfg.request_timeout,
             counters: self.counters.clone(),
             handle: self.handle.clone(),
+            spawned: state.spawned.clone(),
         });
-        let state = ServerState::new(self.closing.clone(), self.counters.clone());
         let idle = ConnTimeouts {
             idle: self.cfg.idle_timeout,
             send: self.cfg.send_timeout,
@@ -443,6 +456,11 @@ impl<L: Listener> Server<L> {
             state.force.cancel();
             all_closed(&state, None).await;
         }
+        // The connections' spawned handlers were aborted with them; each
+        // is dropped when its task next runs (one on the background pool
+        // finishes the poll it is in). Return only once they are gone, so
+        // nothing they hold outlives `serve`.
+        state.spawned.all_gone().await;
         report.cut = state.cut.get();
         report.ended_lingering = state.ended_lingering.get();
         report.failed = state.failed.get();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use event_listener::Event;
 use spargio_rt::sync::CancellationToken;
 
+use crate::spawned::SpawnedHandlers;
 use crate::stats::{Counter, Counters};
 
 /// State every task of one running server shares.
@@ -27,6 +28,9 @@ pub(crate) struct ServerState {
     pub(crate) ended_before_shutdown: Counter,
     /// Notified whenever a connection ends.
     pub(crate) conn_ended: Event,
+    /// The server's spawned handler futures that still exist: `serve`
+    /// returns once they are gone too.
+    pub(crate) spawned: Arc<SpawnedHandlers>,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -41,6 +45,7 @@ impl ServerState {
             send_timeouts: Counter::default(),
             ended_before_shutdown: Counter::default(),
             conn_ended: Event::new(),
+            spawned: Arc::default(),
             counters,
         })
     }

@@ -23,7 +23,7 @@ use crate::conn::take_proxy_header;
 use crate::connection::{ConnInfo, Connection};
 use crate::error::BoxError;
 use crate::handler::{HandlerShared, Local, ServiceHandler};
-use crate::placement::{AdaptiveConfig, HandlerPlacement};
+use crate::placement::HandlerPlacement;
 use crate::protocol::Protocol;
 use crate::proxy::ProxyProtocol;
 use crate::stats::{Counters, StatsHandle};
@@ -230,18 +230,15 @@ impl<P: Protocol> ServeConnection<P> {
             ));
         };
         let counters = self.counters.clone().unwrap_or_else(single_counters);
-        // Inline placement never consults the adaptive table: the
-        // smallest one will do.
-        let adaptive = AdaptiveConfig {
-            max_routes: 1,
-            ..AdaptiveConfig::default()
-        };
+        // Inline placement never consults the adaptive table, and spawns
+        // no handler.
         let shared = Arc::new(HandlerShared {
             placement: HandlerPlacement::Inline,
-            adaptive: AdaptiveTable::new(adaptive, 1),
+            adaptive: AdaptiveTable::unused(),
             request_timeout: self.request_timeout,
             counters: counters.clone(),
             handle,
+            spawned: Arc::default(),
         });
         let mut stream = stream;
         let mut info = ConnInfo::of_stream(0, shard, &stream, None);

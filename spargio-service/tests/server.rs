@@ -738,6 +738,50 @@ fn shutdown_cuts_what_is_still_running_at_the_deadline_and_counts_it() {
 }
 
 #[test]
+fn serve_returns_only_once_the_cut_handlers_are_gone() {
+    // A background handler is in the middle of a long poll when the
+    // deadline cuts its connection: its task is aborted, but its future
+    // (and what it holds) lives until that poll ends. `serve` waits.
+    run2(|handle| async move {
+        let server = Server::builder()
+            .handler_placement(HandlerPlacement::Background)
+            .shutdown_timeout(Duration::from_millis(50))
+            .bind(&handle, "127.0.0.1:0")
+            .unwrap();
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let stop = server.shutdown_handle();
+        let held = Arc::new(AtomicUsize::new(0));
+        let service = service_fn({
+            let held = held.clone();
+            move |req: Bytes| {
+                let holding = Live::new(held.clone());
+                async move {
+                    let _holding = holding;
+                    std::thread::sleep(Duration::from_millis(800));
+                    Ok::<_, Infallible>(req)
+                }
+            }
+        });
+        let serving = start(&handle, server, service);
+        let mut c = Client::connect(addr).await.unwrap();
+        c.send(Bytes::from_static(b"slow")).await.unwrap();
+        common::until("the slow request is in flight", || {
+            stats.snapshot().requests_in_flight >= 1 && held.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        stop.shutdown();
+        let report = serving.await.unwrap().unwrap();
+        assert_eq!(report.cut, 1);
+        assert_eq!(
+            held.load(Ordering::SeqCst),
+            0,
+            "a cut handler outlived serve"
+        );
+    });
+}
+
+#[test]
 fn shutdown_counts_requests_waiting_for_readiness_as_cut() {
     // One request holds the only concurrency permit; a second has arrived
     // on another connection and waits for the service to be ready. Both
