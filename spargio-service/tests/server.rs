@@ -568,14 +568,11 @@ fn a_panicking_handler_fails_only_its_request() {
 #[test]
 fn graceful_shutdown_lets_slow_requests_finish_before_the_deadline() {
     run2(|handle| async move {
-        let server = Server::builder()
-            .handler_placement(HandlerPlacement::Stealable)
-            .shutdown_timeout(Duration::from_secs(20))
-            .bind(&handle, "127.0.0.1:0")
-            .unwrap();
-        let addr = server.local_addr();
-        let stats = server.stats();
-        let stop = server.shutdown_handle();
+        let (server, addr, stats, stop) = shutting_server(
+            &handle,
+            HandlerPlacement::Stealable,
+            Duration::from_secs(20),
+        );
         let started = Arc::new(AtomicUsize::new(0));
         let service = slow_echo(started.clone(), Duration::from_millis(200));
         let serving = start(&handle, server, service);
@@ -693,14 +690,8 @@ fn shutdown_cuts_what_is_still_running_at_the_deadline_and_counts_it() {
     run2(|handle| async move {
         // Long enough for the idle connection's graceful close on a loaded
         // machine; the stuck request sleeps 60 s.
-        let server = Server::builder()
-            .handler_placement(HandlerPlacement::Stealable)
-            .shutdown_timeout(Duration::from_secs(2))
-            .bind(&handle, "127.0.0.1:0")
-            .unwrap();
-        let addr = server.local_addr();
-        let stats = server.stats();
-        let stop = server.shutdown_handle();
+        let (server, addr, stats, stop) =
+            shutting_server(&handle, HandlerPlacement::Stealable, Duration::from_secs(2));
         let service = service_fn(|req: Bytes| async move {
             if &req[..] == b"stuck" {
                 spargio_rt::time::sleep(Duration::from_secs(60)).await;
@@ -743,14 +734,11 @@ fn serve_returns_only_once_the_cut_handlers_are_gone() {
     // deadline cuts its connection: its task is aborted, but its future
     // (and what it holds) lives until that poll ends. `serve` waits.
     run2(|handle| async move {
-        let server = Server::builder()
-            .handler_placement(HandlerPlacement::Background)
-            .shutdown_timeout(Duration::from_millis(50))
-            .bind(&handle, "127.0.0.1:0")
-            .unwrap();
-        let addr = server.local_addr();
-        let stats = server.stats();
-        let stop = server.shutdown_handle();
+        let (server, addr, stats, stop) = shutting_server(
+            &handle,
+            HandlerPlacement::Background,
+            Duration::from_millis(50),
+        );
         let held = Arc::new(AtomicUsize::new(0));
         let service = service_fn({
             let held = held.clone();
@@ -1677,6 +1665,26 @@ fn requests_pipelined_behind_the_last_one_at_shutdown_are_answered_shutting_down
         let s = stats.snapshot();
         assert_eq!((s.requests, s.requests_failed), (3, 2));
     });
+}
+
+/// A server with `placement` and `shutdown_timeout` on port 0, its
+/// address, stats and shutdown handle.
+fn shutting_server(
+    handle: &RuntimeHandle,
+    placement: HandlerPlacement,
+    shutdown_timeout: Duration,
+) -> (Server, std::net::SocketAddr, StatsHandle, ShutdownHandle) {
+    let server = Server::builder()
+        .handler_placement(placement)
+        .shutdown_timeout(shutdown_timeout)
+        .bind(handle, "127.0.0.1:0")
+        .unwrap();
+    let (addr, stats, stop) = (
+        server.local_addr(),
+        server.stats(),
+        server.shutdown_handle(),
+    );
+    (server, addr, stats, stop)
 }
 
 /// A service that counts its live instances in `live`.
