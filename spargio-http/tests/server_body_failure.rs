@@ -117,40 +117,82 @@ fn a_pipelined_response_before_a_failing_body_arrives_whole_then_the_500() {
 }
 
 /// A body that panics when polled: `/boom` answers with it.
-struct Panicking;
+/// A response body that panics in one of its methods.
+enum Panicking {
+    /// In `poll_frame`.
+    Poll,
+    /// In `size_hint`.
+    SizeHint,
+    /// In `is_end_stream`.
+    EndStream,
+    /// In its `Drop`, after one frame and its end.
+    Drop { polled: u8 },
+}
 
 impl http_body::Body for Panicking {
     type Data = bytes::Bytes;
     type Error = Infallible;
 
     fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
+        mut self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Infallible>>> {
-        panic!("the response body panics on purpose");
+        match &mut *self {
+            Panicking::Drop { polled } => {
+                *polled += 1;
+                let frame = (*polled == 1)
+                    .then(|| Ok(http_body::Frame::data(bytes::Bytes::from_static(b"bye"))));
+                std::task::Poll::Ready(frame)
+            }
+            _ => panic!("the response body panics on purpose"),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Panicking::SizeHint => panic!("size_hint panics on purpose"),
+            _ => http_body::SizeHint::default(),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Panicking::EndStream => panic!("is_end_stream panics on purpose"),
+            _ => false,
+        }
     }
 }
 
-#[test]
-fn a_response_body_that_panics_is_a_500_after_the_pipelined_answer_before_it() {
-    // Inline handlers: the first answer is still queued, unsent, when the
-    // second's body panics. The panic used to unwind out of the
-    // connection's task, which dropped the connection with the first
-    // answer in its write buffer: the client got nothing at all.
-    let service = tower::service_fn(|req: Request<Body>| async move {
+impl Drop for Panicking {
+    fn drop(&mut self) {
+        if matches!(self, Panicking::Drop { .. }) && !std::thread::panicking() {
+            panic!("the response body's drop panics on purpose");
+        }
+    }
+}
+
+/// Inline handlers: `/ok` answers "fine", `/panic` with `make()`'s body.
+fn panicking_at(make: fn() -> Panicking) -> TestServer {
+    let service = tower::service_fn(move |req: Request<Body>| async move {
         let body = match req.uri().path() {
-            "/boom" => http_body_util::Either::Left(Panicking),
+            "/panic" => http_body_util::Either::Left(make()),
             _ => http_body_util::Either::Right(frames(vec![Ok(b"fine")])),
         };
         Ok::<_, Infallible>(Response::new(body))
     });
-    let server = TestServer::start_with(
+    TestServer::start_with(
         Http::new(),
         |b| b.handler_placement(HandlerPlacement::Inline),
         service,
-    );
+    )
+}
+
+/// The first answer is still queued, unsent, when the second's body
+/// panics: the client gets it, then a 500 and a clean close.
+fn first_answer_then_500(make: fn() -> Panicking) {
+    let server = panicking_at(make);
     let mut c = server.connect();
-    c.send(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /boom HTTP/1.1\r\nHost: a\r\n\r\n");
+    c.send(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /panic HTTP/1.1\r\nHost: a\r\n\r\n");
     let first = c.read_response();
     assert_eq!(first.status, 200, "{first:?}");
     assert_eq!(first.body_str(), "fine");
@@ -160,6 +202,35 @@ fn a_response_body_that_panics_is_a_500_after_the_pipelined_answer_before_it() {
     let (rest, end) = read_to_the_end(&mut c.reader);
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
     end.expect("a clean close after the 500");
+}
+
+#[test]
+fn a_response_body_that_panics_is_a_500_after_the_pipelined_answer_before_it() {
+    // The panic used to unwind out of the connection's task, which dropped
+    // the connection with the first answer in its write buffer: the client
+    // got nothing at all.
+    first_answer_then_500(|| Panicking::Poll);
+}
+
+#[test]
+fn a_response_body_whose_size_hint_panics_is_a_500_after_the_answer_before_it() {
+    first_answer_then_500(|| Panicking::SizeHint);
+}
+
+#[test]
+fn a_response_body_whose_end_check_panics_is_a_500_after_the_answer_before_it() {
+    first_answer_then_500(|| Panicking::EndStream);
+}
+
+#[test]
+fn a_response_body_whose_drop_panics_is_sent_whole_and_the_connection_goes_on() {
+    let server = panicking_at(|| Panicking::Drop { polled: 0 });
+    let mut c = server.connect();
+    c.send(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /panic HTTP/1.1\r\nHost: a\r\n\r\nGET /ok HTTP/1.1\r\nHost: a\r\n\r\n");
+    for want in ["fine", "bye", "fine"] {
+        let resp = c.read_response();
+        assert_eq!((resp.status, resp.body_str()), (200, want), "{resp:?}");
+    }
 }
 
 #[test]

@@ -37,6 +37,29 @@ fn an_answer_that_left_the_body_unread_goes_out_while_the_rest_is_awaited() {
 }
 
 #[test]
+fn a_dropped_body_the_client_already_sent_whole_is_drained_and_the_connection_kept() {
+    // The client sent the whole body with its head, more than one read of
+    // the server's takes; the service answers without reading it. The
+    // rest waits in the socket: the server drains it and goes on.
+    let service = tower::service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(Response::builder().status(401).body(Body::empty()).unwrap())
+    });
+    let server = TestServer::start(service);
+    let mut c = server.connect();
+    let mut request = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 60000\r\n\r\n".to_vec();
+    request.extend(std::iter::repeat_n(b'x', 60_000));
+    c.send(&request);
+    let resp = c.read_response();
+    assert_eq!(resp.status, 401);
+    assert_eq!(resp.header("connection"), None, "{resp:?}");
+    let next = c.roundtrip(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(
+        next.status, 401,
+        "the body's bytes were not read as a request"
+    );
+}
+
+#[test]
 fn a_timed_out_handler_is_answered_while_its_body_is_still_awaited() {
     // The handler waits for a body that stalls; the request timeout ends it
     // while the connection is waiting on the socket for the body.

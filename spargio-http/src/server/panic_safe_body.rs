@@ -9,6 +9,8 @@
 //! of the body was queued yet, else a connection cut short, after what was
 //! queued before it has gone out.
 
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -17,22 +19,53 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use spargio_service::BoxError;
 
-pin_project_lite::pin_project! {
-    /// `B`, with panics in `poll_frame` caught (see the module docs).
-    pub(super) struct PanicSafe<B> {
-        #[pin]
-        body: B,
-        // Set once `poll_frame` panicked: the body is not polled again.
-        panicked: bool,
-    }
+/// `B`, with panics caught in all of its methods and its drop (see the
+/// module docs). `body` is pinned with the wrapper (structurally) and
+/// dropped in place, by hand, under `catch_unwind`.
+pub(super) struct PanicSafe<B> {
+    body: ManuallyDrop<B>,
+    /// Set once a method of the body panicked: it is not called again.
+    panicked: Cell<bool>,
 }
 
 impl<B> PanicSafe<B> {
     /// Wraps `body`.
     pub(super) fn new(body: B) -> PanicSafe<B> {
         PanicSafe {
-            body,
-            panicked: false,
+            body: ManuallyDrop::new(body),
+            panicked: Cell::new(false),
+        }
+    }
+}
+
+/// Runs `f`, a call into a body; a panic sets `panicked` and gives `None`.
+fn guard<R>(panicked: &Cell<bool>, f: impl FnOnce() -> R) -> Option<R> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(out) => Some(out),
+        Err(payload) => {
+            panicked.set(true);
+            forget_payload(payload);
+            None
+        }
+    }
+}
+
+/// Drops a caught panic's payload; its drop may panic too (a payload with
+/// a panicking `Drop`): caught and forgotten.
+fn forget_payload(payload: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+        std::mem::forget(again);
+    }
+}
+
+impl<B> Drop for PanicSafe<B> {
+    fn drop(&mut self) {
+        let body = &mut self.body;
+        // SAFETY: `body` is dropped here, in place (as pinning requires),
+        // exactly once, and never used again: this is the wrapper's drop.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(body) }));
+        if let Err(payload) = dropped {
+            forget_payload(payload);
         }
     }
 }
@@ -61,31 +94,33 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
-        let this = self.project();
-        if *this.panicked {
+        if self.panicked.get() {
             return Poll::Ready(Some(Err(Box::new(BodyPanicked))));
         }
-        let body = this.body;
-        match catch_unwind(AssertUnwindSafe(|| body.poll_frame(cx))) {
-            Ok(polled) => polled.map(|frame| frame.map(|res| res.map_err(Into::into))),
-            Err(payload) => {
-                *this.panicked = true;
-                // Its drop may panic too (a payload with a panicking
-                // `Drop`): caught and forgotten.
-                if let Err(again) = catch_unwind(AssertUnwindSafe(|| drop(payload))) {
-                    std::mem::forget(again);
-                }
-                Poll::Ready(Some(Err(Box::new(BodyPanicked))))
-            }
+        // SAFETY: `body` is pinned structurally: it is never moved out of
+        // the wrapper (only dropped in place, in `Drop`), and the wrapper
+        // is `Unpin` only when `B` is.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above; `this` is not moved either.
+        let body = unsafe { Pin::new_unchecked(&mut *this.body) };
+        match guard(&this.panicked, || body.poll_frame(cx)) {
+            Some(polled) => polled.map(|frame| frame.map(|res| res.map_err(Into::into))),
+            None => Poll::Ready(Some(Err(Box::new(BodyPanicked)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        !self.panicked && self.body.is_end_stream()
+        // A body that panicked ends with an error frame: not ended yet.
+        !self.panicked.get() && guard(&self.panicked, || self.body.is_end_stream()).unwrap_or(false)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        if self.panicked.get() {
+            return SizeHint::default();
+        }
+        // Unknown after a panic: nothing is promised for a body that will
+        // end with an error.
+        guard(&self.panicked, || self.body.size_hint()).unwrap_or_default()
     }
 }
 
