@@ -284,3 +284,82 @@ fn a_client_that_refuses_the_certificate_is_not_counted_as_a_bad_request() {
     assert_eq!((stats.accepted, stats.active), (1, 0), "{stats:?}");
     assert_eq!(stats.bad_requests, 0, "{stats:?}");
 }
+
+/// A server asking for optional client certificates, trusting
+/// `client_cert_pem` (self-signed), whose service answers with what the
+/// request's [`TlsInfo`](spargio_http::tls::TlsInfo) says; and the server's
+/// certificate PEM.
+fn client_auth_server(client_cert_pem: &str) -> (TestServer, String) {
+    use rustls::server::WebPkiClientVerifier;
+    use spargio_http::tls::{certs_from_pem, private_key_from_pem, root_store_from_pem, TlsInfo};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let client_roots = root_store_from_pem(client_cert_pem.as_bytes()).unwrap();
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(client_roots), provider.clone())
+            .allow_unauthenticated()
+            .build()
+            .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            certs_from_pem(server_cert.cert.pem().as_bytes()).unwrap(),
+            private_key_from_pem(server_cert.key_pair.serialize_pem().as_bytes()).unwrap(),
+        )
+        .unwrap();
+    let service = tower::service_fn(|req: Request<Body>| async move {
+        let said = match req.extensions().get::<TlsInfo>() {
+            Some(tls) => format!(
+                "{} {} {}",
+                tls.server_name().unwrap_or("-"),
+                String::from_utf8_lossy(tls.alpn_protocol().unwrap_or(b"-")),
+                tls.peer_certificates().map_or(0, <[_]>::len),
+            ),
+            None => "no tls info".to_owned(),
+        };
+        Ok::<_, Infallible>(Response::new(Body::from(said)))
+    });
+    let http = Http::new()
+        .tls(TlsAcceptor::new(Arc::new(config)))
+        .conn_info(true);
+    let server = TestServer::start_with(http, |b| b, service);
+    (server, server_cert.cert.pem())
+}
+
+#[test]
+fn handlers_see_the_sni_name_alpn_and_client_certificate_of_their_connection() {
+    use spargio_http::tls::{certs_from_pem, private_key_from_pem, root_store_from_pem};
+    let client_cert = rcgen::generate_simple_self_signed(vec!["client".into()]).unwrap();
+    let (server, server_pem) = client_auth_server(&client_cert.cert.pem());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = root_store_from_pem(server_pem.as_bytes()).unwrap();
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut with_cert = builder
+        .clone()
+        .with_client_auth_cert(
+            certs_from_pem(client_cert.cert.pem().as_bytes()).unwrap(),
+            private_key_from_pem(client_cert.key_pair.serialize_pem().as_bytes()).unwrap(),
+        )
+        .unwrap();
+    with_cert.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let without_cert = builder.with_no_client_auth();
+    for (cfg, want) in [
+        (with_cert, "localhost http/1.1 1"),
+        (without_cert, "localhost - 0"),
+    ] {
+        let mut c = BufReader::new(connect(&server, &Arc::new(cfg)));
+        c.get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let (status, body) = read_response(&mut c);
+        assert_eq!(
+            (status, String::from_utf8_lossy(&body).as_ref()),
+            (200, want)
+        );
+    }
+}

@@ -21,6 +21,7 @@ use super::respond::{flush_while_pending, respond, Exchange, Responded};
 use crate::body::Body;
 use crate::buffered::{Input, Output};
 use crate::h1::{self, BodyLength, ChunkedDecoder, HeadScan, RequestHead};
+use crate::tls::TlsInfo;
 use crate::transport::{Transport, TransportRead, TransportWrite};
 use crate::upgrade::{self, Upgraded};
 
@@ -41,6 +42,7 @@ pub(crate) async fn serve<T, H, B>(
     mut handler: H,
     conn: &Connection,
     cfg: &HttpConfig,
+    tls: Option<TlsInfo>,
 ) -> io::Result<()>
 where
     T: Transport,
@@ -112,7 +114,7 @@ where
         // Futures are moved whole when awaited, so the common case (a
         // bodiless request) awaits only what it needs; the body path's
         // larger future is boxed.
-        let after = match start(&mut out, &mut handler, &mut head, conn, cfg) {
+        let after = match start(&mut out, &mut handler, &mut head, conn, cfg, tls.as_ref()) {
             Started::Bodiless(Call { fut, ex, pending }) => {
                 let responded = respond(&mut out, fut, &ex, None, conn, cfg).await?;
                 after(responded, FeedEnd::Complete, pending)
@@ -396,6 +398,7 @@ fn start<'h, W, H, B>(
     head: &mut RequestHead,
     conn: &Connection,
     cfg: &HttpConfig,
+    tls: Option<&TlsInfo>,
 ) -> Started<impl Future<Output = Result<Response<B>, HandlerError>> + 'static + use<'h, W, H, B>>
 where
     W: TransportWrite,
@@ -461,6 +464,9 @@ where
     *req.headers_mut() = std::mem::take(headers);
     if cfg.conn_info {
         req.extensions_mut().insert(conn.info().clone());
+        if let Some(tls) = tls {
+            req.extensions_mut().insert(tls.clone());
+        }
     }
     let pending = if upgrade {
         let (on, pending) = upgrade::pending();

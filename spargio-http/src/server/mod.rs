@@ -22,7 +22,7 @@ use spargio_service::{BoxError, Connection, Handler, Protocol};
 
 use crate::body::Body;
 use crate::h1::Limits;
-use crate::tls::{ServerTlsStream, TlsAcceptor, TlsError, ALPN_HTTP_11};
+use crate::tls::{ServerTlsStream, TlsAcceptor, TlsError, TlsInfo, ALPN_HTTP_11};
 use crate::transport::{Transport, TransportWrite};
 use config::HttpConfig;
 use ring_recv::RingRecv;
@@ -243,7 +243,9 @@ impl<B> Http<B> {
     /// it: axum's `ConnectInfo` without a make-service, and the way a
     /// service under [`Server::serve_local`](spargio_service::Server::serve_local),
     /// which is built per shard and never sees a connection, learns who
-    /// it serves. Off by default (it costs an extensions map per request).
+    /// it serves. Over TLS, the handshake's [`TlsInfo`] (SNI name, ALPN,
+    /// the client's certificates) goes in too. Off by default (it costs an
+    /// extensions map per request).
     ///
     /// ```
     /// use axum::{routing::get, Extension, Router};
@@ -285,9 +287,9 @@ where
     {
         match &self.tls {
             None if self.cfg.multishot_reads => {
-                conn::serve(RingRecv(stream), handler, &conn, &self.cfg).await
+                conn::serve(RingRecv(stream), handler, &conn, &self.cfg, None).await
             }
-            None => conn::serve(stream, handler, &conn, &self.cfg).await,
+            None => conn::serve(stream, handler, &conn, &self.cfg, None).await,
             Some(acceptor) => match conn.idle(acceptor.accept(stream)).await {
                 Some(Ok(tls)) if speaks_other_protocol(&tls) => {
                     conn.record_bad_request();
@@ -295,7 +297,10 @@ where
                     let _ = conn.send_watch().bound(writer.shutdown()).await;
                     Ok(())
                 }
-                Some(Ok(tls)) => conn::serve(tls, handler, &conn, &self.cfg).await,
+                Some(Ok(tls)) => {
+                    let info = self.cfg.conn_info.then(|| TlsInfo::new(tls.connection()));
+                    conn::serve(tls, handler, &conn, &self.cfg, info).await
+                }
                 // A failed handshake is the client's problem (a scanner, a
                 // wrong certificate, a timeout); the server goes on. Only
                 // TLS the server refused counts as a bad request: a client

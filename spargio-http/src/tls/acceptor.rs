@@ -79,9 +79,19 @@ impl TlsAcceptor {
     ///
     /// The stream's [`server_name`](ServerTlsStream::server_name) then
     /// tells which name the client asked for.
+    ///
+    /// TLS 1.3 early data (0-RTT) is turned off (`max_early_data_size` is
+    /// set to 0): the stream reads only data sent after the handshake, so
+    /// a request sent as early data would be accepted by the handshake and
+    /// then never seen, and early data can be replayed by an attacker.
+    /// Resumption itself (session tickets, if the configuration has a
+    /// ticketer) works as set.
     pub fn new(mut config: Arc<ServerConfig>) -> TlsAcceptor {
         if config.alpn_protocols.is_empty() {
             Arc::make_mut(&mut config).alpn_protocols = vec![ALPN_HTTP_11.to_vec()];
+        }
+        if config.max_early_data_size != 0 {
+            Arc::make_mut(&mut config).max_early_data_size = 0;
         }
         TlsAcceptor {
             inner: futures_rustls::TlsAcceptor::from(Arc::clone(&config)),

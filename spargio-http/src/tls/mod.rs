@@ -12,6 +12,10 @@
 //!   [`Transport`](crate::transport::Transport): it splits into a
 //!   [`TlsReader`] and a [`TlsWriter`] that work concurrently.
 //!
+//! - [`TlsInfo`] is what a server's handshake settled (SNI name, ALPN,
+//!   client certificates), in each request's extensions with
+//!   [`Http::conn_info`](crate::Http::conn_info).
+//!
 //! Handshakes are bounded by a timeout (10 s unless set) and fail with a
 //! typed [`TlsError`]. Both sides offer ALPN `http/1.1` by default; the
 //! module knows nothing else about HTTP.
@@ -77,6 +81,7 @@ mod acceptor;
 mod connector;
 mod error;
 mod handshake;
+mod info;
 mod pem;
 mod stream;
 #[cfg(test)]
@@ -85,6 +90,7 @@ mod tests;
 pub use acceptor::TlsAcceptor;
 pub use connector::TlsConnector;
 pub use error::TlsError;
+pub use info::TlsInfo;
 pub use pem::{certs_from_pem, private_key_from_pem, root_store_from_pem};
 pub use stream::{ClientTlsStream, ServerTlsStream, TlsReader, TlsWriter};
 

@@ -832,3 +832,14 @@ fn tls_debug_output_names_the_settings() {
     let c = format!("{connector:?}");
     assert!(c.contains("http/1.1") && c.contains("10s"), "{c}");
 }
+
+#[test]
+fn an_acceptor_turns_early_data_off() {
+    // A request sent as 0-RTT early data would be accepted by the
+    // handshake and never read (the stream reads only what follows it).
+    let (acceptor, _) = localhost_pair();
+    let mut config = (**acceptor.config()).clone();
+    config.max_early_data_size = 16 * 1024;
+    let acceptor = TlsAcceptor::new(Arc::new(config));
+    assert_eq!(acceptor.config().max_early_data_size, 0);
+}
