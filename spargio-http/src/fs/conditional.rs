@@ -16,6 +16,13 @@
 //! write's contents, now and once the tag turns strong), and no tag in
 //! `If-None-Match`, `If-Match` or `If-Range` matches it (`*` still does).
 //!
+//! An mtime before 1980 is not taken as one: it is a time pinned by a
+//! build or packaging tool (the Nix store stamps every file with 1 s after
+//! the epoch; some tools zero it), shared by every version of the file, so
+//! two contents of one size would share the tag (a stale `304`, or an
+//! `If-Range` resume that splices two versions). Such a file gets no
+//! validators, as one whose filesystem gives no mtime.
+//!
 //! The `Last-Modified` date, in whole seconds, is weak in that window
 //! too: a second write within the same second leaves it unchanged. It is
 //! left out then, and neither `If-Modified-Since` nor a date in
@@ -29,6 +36,10 @@ use http::header::{
     IF_UNMODIFIED_SINCE,
 };
 use spargio_rt::fs::Metadata;
+
+/// 1 Jan 1980 00:00:00 UTC: an mtime before it is a pinned one, not a
+/// time the file was written (see the module docs).
+const FIRST_REAL_MTIME_SECS: u64 = 315_532_800;
 
 /// The last second `httpdate` can format (31 Dec 9999 23:59:59 UTC).
 const MAX_HTTP_DATE_SECS: u64 = 253_402_300_799;
@@ -86,7 +97,8 @@ impl Validators {
         let mtime = meta
             .modified()
             .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .filter(|d| d.as_secs() >= FIRST_REAL_MTIME_SECS);
         let mtime_nanos = mtime.map_or(0, |d| d.as_nanos());
         // Size and mtime, as nginx does, and no inode: replicas behind a
         // load balancer deployed with the same mtimes (rsync -a, tar,

@@ -99,6 +99,13 @@ pub(crate) async fn list(
 /// all but `.`, `..` and hidden ones (names starting with `.`), at most
 /// [`MAX_LISTED`] of them, sorted.
 pub(crate) fn read_listing(fd: OwnedFd) -> io::Result<Listing> {
+    read_listing_up_to(fd, MAX_LISTED)
+}
+
+/// [`read_listing`], showing at most `max` entries: the first `max` in the
+/// listing's order (directories first, then by name), whatever order the
+/// directory gives them in. At most `2 * max` are held at once.
+fn read_listing_up_to(fd: OwnedFd, max: usize) -> io::Result<Listing> {
     // SAFETY: `fd` is an open directory fd we own; `fdopendir` takes it
     // over on success (closed by `closedir` below) and leaves it to us on
     // failure, when it is closed by the `OwnedFd` rebuilt below.
@@ -138,10 +145,6 @@ pub(crate) fn read_listing(fd: OwnedFd) -> io::Result<Listing> {
         if name.first() == Some(&b'.') {
             continue;
         }
-        if listing.entries.len() == MAX_LISTED {
-            listing.not_listed += 1;
-            continue;
-        }
         let is_dir = match kind {
             libc::DT_DIR => true,
             // The filesystem does not say: look (without following a
@@ -155,14 +158,28 @@ pub(crate) fn read_listing(fd: OwnedFd) -> io::Result<Listing> {
             name: name.to_vec(),
             is_dir,
         });
+        if listing.entries.len() >= max.saturating_mul(2) {
+            listing.keep_first(max);
+        }
     };
     // SAFETY: `dir` came from `fdopendir` and is closed once, here.
     unsafe { libc::closedir(dir) };
     read?;
-    listing
-        .entries
-        .sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
+    listing.keep_first(max);
     Ok(listing)
+}
+
+impl Listing {
+    /// Sorts the entries (directories first, then by name) and keeps the
+    /// first `max`, counting the rest as not listed.
+    fn keep_first(&mut self, max: usize) {
+        self.entries
+            .sort_unstable_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
+        if self.entries.len() > max {
+            self.not_listed += self.entries.len() - max;
+            self.entries.truncate(max);
+        }
+    }
 }
 
 /// Whether `name` in the directory `dirfd` is a directory (not following
@@ -262,6 +279,23 @@ mod tests {
             name: name.to_vec(),
             is_dir,
         }
+    }
+
+    #[test]
+    fn a_cut_listing_shows_the_first_entries_in_its_order_not_the_directory_s() {
+        let dir = std::env::temp_dir().join(format!("spargio-listing-cut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        for name in ["m", "c", "x", "a", "q", "b", "k"] {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        std::fs::create_dir(dir.join("zz")).unwrap();
+        let fd = OwnedFd::from(std::fs::File::open(&dir).unwrap());
+        let listing = read_listing_up_to(fd, 3).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let names: Vec<_> = listing.entries.iter().map(|e| e.name.as_slice()).collect();
+        assert_eq!(names, [&b"zz"[..], b"a", b"b"]);
+        assert_eq!(listing.not_listed, 5);
     }
 
     #[test]

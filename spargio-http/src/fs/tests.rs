@@ -1119,6 +1119,42 @@ async fn fs_no_etag_while_the_mtime_is_this_second() {
 }
 
 #[spargio_rt::test]
+async fn fs_a_pinned_mtime_gives_no_validators() {
+    // Two versions of one size, both stamped 1 s after the epoch (as the
+    // Nix store stamps every file): a tag or date from the first must not
+    // answer `304` for the second.
+    let site = site();
+    let path = site.root.join("app.js");
+    let pinned = std::time::UNIX_EPOCH + Duration::from_secs(1);
+    std::fs::write(&path, b"v1aaaaaa").unwrap();
+    set_mtime(&path, pinned);
+    let mut svc = ServeDir::new(&site.root);
+    let (res, body) = call(&mut svc, get("/app.js")).await;
+    assert_eq!(
+        (res.status, body.as_ref()),
+        (StatusCode::OK, &b"v1aaaaaa"[..])
+    );
+    assert_eq!(res.headers.get(ETAG), None);
+    assert_eq!(res.headers.get(LAST_MODIFIED), None);
+    std::fs::write(&path, b"v2bbbbbb").unwrap();
+    set_mtime(&path, pinned);
+    let pinned_date = httpdate::fmt_http_date(pinned);
+    let asks = [
+        (IF_MODIFIED_SINCE, pinned_date.as_str()),
+        (IF_NONE_MATCH, "\"8-3b9aca00\""),
+    ];
+    for ask in asks {
+        let (res, body) = call(
+            &mut svc,
+            request(Method::GET, "/app.js", std::slice::from_ref(&ask)),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::OK, "{ask:?}");
+        assert_eq!(body.as_ref(), b"v2bbbbbb");
+    }
+}
+
+#[spargio_rt::test]
 async fn fs_serve_file_serves_a_sibling_deployed_alone() {
     let site = site();
     std::fs::write(site.root.join("only.js.gz"), "GZ-only").unwrap();
