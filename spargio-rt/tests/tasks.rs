@@ -327,3 +327,14 @@ fn yield_now_resumes_off_a_shard_too() {
     });
     rt.block_on(done).unwrap();
 }
+
+#[test]
+#[should_panic(expected = "polled after it gave its task's result")]
+fn a_join_handle_polled_after_its_result_panics_rather_than_report_a_false_cancel() {
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    rt.block_on(async {
+        let mut task = spargio_rt::spawn(async { 1 });
+        assert_eq!((&mut task).await.unwrap(), 1);
+        let _ = (&mut task).await;
+    });
+}

@@ -19,6 +19,11 @@ type Inner<T> = async_task::FallibleTask<Outcome<T>, TaskMeta>;
 /// aborted, cancelled by runtime shutdown, or panicked. Dropping the handle
 /// detaches the task: it keeps running.
 ///
+/// # Panics
+/// Polled again after it gave its result (as tokio's does; in a `select!`
+/// loop, stop polling a branch once it is done). It used to answer
+/// `Cancelled` then, a false outcome for a task that finished.
+///
 /// ```
 /// spargio_rt::run(|handle| async move {
 ///     let task = handle.spawn(async { 6 * 7 });
@@ -113,7 +118,7 @@ impl<T> Future for JoinHandle<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(task) = self.task.as_mut() else {
-            return Poll::Ready(Err(JoinError::cancelled()));
+            panic!("spargio: a JoinHandle was polled after it gave its task's result");
         };
         match Pin::new(task).poll(cx) {
             Poll::Pending => Poll::Pending,
