@@ -283,16 +283,14 @@ mod tests {
 
     #[test]
     fn a_cut_listing_shows_the_first_entries_in_its_order_not_the_directory_s() {
-        let dir = std::env::temp_dir().join(format!("spargio-listing-cut-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
+        let tmp = tempfile::TempDir::new().unwrap();
+        let dir = tmp.path();
         for name in ["m", "c", "x", "a", "q", "b", "k"] {
             std::fs::write(dir.join(name), b"").unwrap();
         }
         std::fs::create_dir(dir.join("zz")).unwrap();
-        let fd = OwnedFd::from(std::fs::File::open(&dir).unwrap());
+        let fd = OwnedFd::from(std::fs::File::open(dir).unwrap());
         let listing = read_listing_up_to(fd, 3).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         let names: Vec<_> = listing.entries.iter().map(|e| e.name.as_slice()).collect();
         assert_eq!(names, [&b"zz"[..], b"a", b"b"]);
         assert_eq!(listing.not_listed, 5);
