@@ -418,7 +418,12 @@ mod tests {
         for i in 0..(BATCH * 2 + 3) {
             std::fs::write(dir.join(format!("f{i}")), b"").unwrap();
         }
-        let runtime = crate::Runtime::builder().shards(1).build().unwrap();
+        // One pool thread, so a job holding it keeps a batch in the pool.
+        let runtime = crate::Runtime::builder()
+            .shards(1)
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
         // On a shard, where the listings' own drops run.
         let on_shard = runtime.handle().spawn_pinned(crate::ShardId(0), {
             let dir = dir.clone();
@@ -433,10 +438,14 @@ mod tests {
                 part.next_entry().await.unwrap().unwrap();
                 drop(part);
                 let mut pending = read_dir(&dir).await.unwrap();
+                let (release, held) = std::sync::mpsc::channel::<()>();
+                let holder = crate::spawn_blocking(move || held.recv());
                 let waker = std::task::Waker::noop();
                 let _ = pending.poll_next_entry(&mut Context::from_waker(waker));
                 assert!(pending.pending.is_some(), "a batch is in the pool");
                 drop(pending);
+                release.send(()).unwrap();
+                holder.await.unwrap().unwrap();
                 // All three streams were opened (each listing read a
                 // batch); wait until all three are closed.
                 while CLOSED.load(Ordering::Relaxed) < 3 {
