@@ -54,13 +54,20 @@ fn task_queued_behind_a_busy_shard_runs_on_the_other() {
     assert!(stats.shards[1].stolen >= 1, "{stats:?}");
 }
 
-#[test]
-fn task_that_already_ran_is_stolen_when_woken_behind_a_busy_shard() {
-    let rt = Runtime::builder().shards(2).build().unwrap();
-    let h = rt.handle();
+/// A stealable task started on shard 0 that waits for a message on the
+/// returned sender, then sets the returned flag; it answers the shards of
+/// its first poll and of the poll after the message. Returns once the first
+/// poll happened.
+fn waiting_task_on_shard_0(
+    h: &RuntimeHandle,
+) -> (
+    spargio_rt::JoinHandle<(usize, usize)>,
+    async_channel::Sender<()>,
+    Arc<AtomicBool>,
+) {
     let (tx, rx) = async_channel::bounded::<()>(1);
-    let release = Arc::new(AtomicBool::new(false));
-    let r2 = release.clone();
+    let resumed = Arc::new(AtomicBool::new(false));
+    let r2 = resumed.clone();
     let first_poll = Arc::new(AtomicBool::new(false));
     let fp = first_poll.clone();
     let task = h.spawn_stealable_on(ShardId(0), async move {
@@ -72,8 +79,16 @@ fn task_that_already_ran_is_stolen_when_woken_behind_a_busy_shard() {
         (first, second)
     });
     wait_for(&first_poll);
+    (task, tx, resumed)
+}
+
+#[test]
+fn task_that_already_ran_is_stolen_when_woken_behind_a_busy_shard() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let (task, tx, release) = waiting_task_on_shard_0(&h);
     let started = Arc::new(AtomicBool::new(false));
-    let hogging = h.spawn_pinned(ShardId(0), hog(release.clone(), started.clone()));
+    let hogging = h.spawn_pinned(ShardId(0), hog(release, started.clone()));
     wait_for(&started);
     // Wake the task from outside while its last shard (0) is stuck.
     tx.send_blocking(()).unwrap();
@@ -81,6 +96,34 @@ fn task_that_already_ran_is_stolen_when_woken_behind_a_busy_shard() {
     assert_eq!(first, 0, "first poll on its preferred shard");
     assert_eq!(second, 1, "resumed by the idle shard after being stolen");
     assert!(rt.block_on(hogging).unwrap());
+}
+
+#[test]
+fn a_task_woken_into_the_lifo_slot_of_a_long_poll_is_stolen() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let (task, tx, resumed) = waiting_task_on_shard_0(&h);
+    let hogging = h.spawn_pinned(ShardId(0), async move {
+        // Shard 0's polls are long ones (what a helper is worth waking for).
+        for _ in 0..10 {
+            let until = Instant::now() + Duration::from_millis(5);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            spargio_rt::yield_now().await;
+        }
+        // Woken by this poll, the task goes to shard 0's LIFO slot, to run
+        // when the poll ends; the poll then waits for it to run.
+        tx.try_send(()).unwrap();
+        common::spin_until(&resumed, Duration::from_secs(10))
+    });
+    let (first, second) = rt.block_on(task).unwrap();
+    assert!(
+        rt.block_on(hogging).unwrap(),
+        "the woken task waited for the poll that woke it to end"
+    );
+    assert_eq!(first, 0, "first poll on its preferred shard");
+    assert_eq!(second, 1, "stolen from the LIFO slot by the idle shard");
 }
 
 #[test]

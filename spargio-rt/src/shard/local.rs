@@ -1,5 +1,6 @@
 //! The part of a shard only its own thread touches: the ring, the pinned
-//! queue, the stealable deque's owner end, the LIFO slot and the timer heap.
+//! queue, the stealable deque's owner end and the timer heap (the LIFO
+//! slot, which thieves may empty, is in `ShardShared`).
 //!
 //! A pointer to the running shard's `LocalShard` sits in a thread-local so
 //! wakers, spawns and timers issued on a shard thread find it. Every borrow
@@ -46,7 +47,7 @@ pub(crate) struct LocalShard {
     pub(crate) ring: RefCell<ManuallyDrop<IoUring>>,
     pub(super) pinned: RefCell<VecDeque<Runnable>>,
     pub(super) worker: Worker<Runnable>,
-    pub(super) lifo: Cell<Option<Runnable>>,
+    /// Polls in a row taken from the LIFO slot (`ShardShared::lifo`).
     pub(super) lifo_streak: Cell<usize>,
     pub(super) in_poll: Cell<bool>,
     /// Stealable spawns this poll has placed on other shards.
@@ -230,9 +231,20 @@ pub(crate) fn push_stealable_here(
         }
         let t = task.take().expect("once");
         if lifo && l.in_poll.get() && !l.inline_reap.get() && l.inner.steal.lifo_cap > 0 {
-            if let Some(prev) = l.lifo.replace(Some(t)) {
+            let shared = l.shared();
+            if let Some(prev) = shared.lifo.put(t) {
                 l.worker.push(prev);
-                l.announce(l.worker.len());
+                l.announce(l.worker.len() + 1);
+            } else if shared.poll_cost.worth_a_helper(1) {
+                // The slot's task waits for the rest of this poll. Where
+                // polls are usually long that may be a while: let an idle
+                // shard know, so it can take the task once the poll has
+                // run for `min_victim_busy`. Where they are quick (two
+                // tasks passing messages) the poll is about to end, and a
+                // helper woken per message would cost more than it saves;
+                // an awake helper (spinning, searching, or re-checking a
+                // busy shard) still sees the slot.
+                l.announce(1);
             }
         } else {
             l.worker.push(t);
@@ -383,7 +395,6 @@ impl LocalShard {
             ring: RefCell::new(ManuallyDrop::new(ring)),
             pinned: RefCell::new(VecDeque::new()),
             worker,
-            lifo: Cell::new(None),
             lifo_streak: Cell::new(0),
             in_poll: Cell::new(false),
             placed_away: Cell::new(0),
@@ -469,12 +480,13 @@ impl LocalShard {
     /// The next task to run, or `None` when every local queue is empty.
     fn next_local(&self) -> Option<(Runnable, bool)> {
         let cap = self.inner.steal.lifo_cap;
+        let lifo = &self.shared().lifo;
         if self.lifo_streak.get() < cap {
-            if let Some(t) = self.lifo.take() {
+            if let Some(t) = lifo.take() {
                 self.lifo_streak.set(self.lifo_streak.get() + 1);
                 return Some((t, true));
             }
-        } else if let Some(t) = self.lifo.take() {
+        } else if let Some(t) = lifo.take() {
             // Streak over: the LIFO task goes behind the queue.
             self.worker.push(t);
         }
@@ -690,21 +702,14 @@ impl LocalShard {
     /// Whether anything is runnable on this shard without stealing.
     pub(crate) fn has_local_work(&self) -> bool {
         let shared = self.shared();
-        if !self.pinned.borrow().is_empty()
+        !self.pinned.borrow().is_empty()
             || !self.deferred.borrow().is_empty()
             || !self.worker.is_empty()
             || shared.has_inbox()
             || !shared.injector.is_empty()
             || !self.inner.global.is_empty()
             || shared.has_remote()
-        {
-            return true;
-        }
-        // The LIFO slot is a `Cell<Option<_>>`: look by taking and putting back.
-        let lifo = self.lifo.take();
-        let has_lifo = lifo.is_some();
-        self.lifo.set(lifo);
-        has_lifo
+            || shared.lifo.is_occupied()
     }
 
     /// Takes the next pinned task off the queue, publishing the depth left.
@@ -769,7 +774,7 @@ impl LocalShard {
     /// pinned `!Send` futures are dropped where they live.
     pub(crate) fn drop_queued(&self) {
         loop {
-            let lifo = self.lifo.take();
+            let lifo = self.shared().lifo.take();
             let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
             let inbox = self.shared().close_inbox();
             let pinned = std::mem::take(&mut *self.pinned.borrow_mut());

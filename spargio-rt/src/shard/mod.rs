@@ -3,6 +3,7 @@
 pub(crate) mod completions;
 pub(crate) mod inbox;
 pub(crate) mod inline;
+pub(crate) mod lifo;
 pub(crate) mod local;
 pub(crate) mod ops;
 pub(crate) mod park;

@@ -13,6 +13,7 @@ use crossbeam_utils::CachePadded;
 use crate::driver::remote::RemoteReq;
 use crate::driver::remote_slots::RemoteSlots;
 use crate::shard::inbox::Inbox;
+use crate::shard::lifo::LifoSlot;
 use crate::shard::poll_cost::PollCost;
 use crate::stats::ShardCounters;
 use crate::task::Runnable;
@@ -29,6 +30,9 @@ pub(crate) struct ShardShared {
     pub(crate) injector: Injector<Runnable>,
     /// Steals from the shard's own deque; set when the shard starts.
     pub(crate) stealer: OnceLock<Stealer<Runnable>>,
+    /// The task to run after the current poll (see `lifo.rs`); other
+    /// shards may steal it when that poll runs long.
+    pub(crate) lifo: CachePadded<LifoSlot>,
     /// Pinned tasks woken (or spawned) from other threads; lock-free.
     inbox: Inbox,
     /// Set when the shard has exited; later pushes are refused.
@@ -86,6 +90,7 @@ impl ShardShared {
             index,
             injector: Injector::new(),
             stealer: OnceLock::new(),
+            lifo: CachePadded::new(LifoSlot::new()),
             inbox: Inbox::new(),
             inbox_closed: AtomicBool::new(false),
             ring_fd: AtomicI32::new(-1),
@@ -240,9 +245,16 @@ impl ShardShared {
         self.pinned_depth.load(Ordering::Relaxed) + self.inbox.len()
     }
 
-    /// Stealable tasks queued on this shard (its deque and its injector).
+    /// Stealable tasks queued on this shard (its deque and its injector;
+    /// what placement and stats count).
     pub(crate) fn stealable_len(&self) -> usize {
         self.injector.len() + self.stealer.get().map_or(0, |s| s.len())
+    }
+
+    /// Stealable tasks another shard could take from this one: those
+    /// queued, and the one in the LIFO slot.
+    pub(crate) fn stealable_waiting(&self) -> usize {
+        self.stealable_len() + usize::from(self.lifo.is_occupied())
     }
 
     /// Rings the eventfd doorbell (any thread).

@@ -1,7 +1,8 @@
 //! Stealing: which busy shard to rob, when, and how much.
 //!
-//! A shard looks at another shard's stealable queue only when that shard is
-//! inside a task poll (busy). Two or more queued tasks are taken at once (up
+//! A shard looks at another shard's stealable queue (its deque, its
+//! injector and its LIFO slot) only when that shard is inside a task poll
+//! (busy). Two or more queued tasks are taken at once (up
 //! to half the queue, at most `StealPolicy::batch`); a single queued task is
 //! taken only once the victim has been inside one poll for
 //! `StealPolicy::min_victim_busy`, so a shard about to finish its poll keeps
@@ -62,6 +63,14 @@ impl LocalShard {
                 })
                 .is_success();
             }
+            if !got {
+                // Last, the task the victim's current poll woke: it waits
+                // for that poll to end, which is taking long.
+                if let Some(t) = victim.lifo.take() {
+                    self.worker.push(t);
+                    got = true;
+                }
+            }
             if got {
                 let moved = self.worker.len().saturating_sub(before).max(1);
                 counters.stolen.add(moved as u64);
@@ -76,7 +85,7 @@ impl LocalShard {
     /// queue, and taking its task would only move it away from its ring, so
     /// it gets a second look instead.
     pub(super) fn look_at(&self, v: &ShardShared) -> Victim {
-        let queued = v.stealable_len();
+        let queued = v.stealable_waiting();
         if queued == 0 {
             return Victim::Nothing;
         }
