@@ -309,6 +309,39 @@ fn client_chunked_body_with_trailers() {
 }
 
 #[test]
+fn client_reads_a_body_under_other_transfer_codings_as_rfc_9112_frames_it() {
+    run(|| async {
+        // `gzip, chunked`: the chunking is undone, the gzip coding left to
+        // the caller (the field says so); the connection is kept.
+        let server = serve_fixed(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n\
+             4\r\nzzzz\r\n0\r\n\r\n",
+        );
+        let client = Client::new();
+        for _ in 0..2 {
+            let resp = client.get(server.url("/")).await.unwrap();
+            assert_eq!(resp.headers()["transfer-encoding"], "gzip, chunked");
+            assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "zzzz");
+        }
+        assert_eq!(server.accepted(), 1);
+
+        // Last coding not chunked: the body runs until the server closes.
+        let server = serve(|mut peer, _, _| async move {
+            peer.head().await.unwrap();
+            peer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\nzz")
+                .await;
+            peer.write(b"zz").await;
+            peer.shutdown().await;
+        });
+        for _ in 0..2 {
+            let resp = client.get(server.url("/")).await.unwrap();
+            assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "zzzz");
+        }
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
+#[test]
 fn client_close_delimited_body_is_read_to_eof_and_not_reused() {
     run(|| async {
         let server = serve(|mut peer, _, _| async move {

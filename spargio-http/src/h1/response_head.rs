@@ -136,9 +136,6 @@ fn build(
         if te.chunked > 1 {
             return Err(ResponseError("chunked applied more than once"));
         }
-        if !te.last_is_chunked || te.other {
-            return Err(ResponseError("unsupported transfer coding"));
-        }
     }
 
     let body = if no_body {
@@ -154,7 +151,16 @@ fn build(
             keep_alive = false;
             s.headers.remove(header::CONTENT_LENGTH);
         }
-        ResponseBodyLength::Chunked
+        if te.last_is_chunked {
+            // Other codings under the chunking (`gzip, chunked`) stay on
+            // the body bytes, as the kept Transfer-Encoding field says.
+            ResponseBodyLength::Chunked
+        } else {
+            // RFC 9112 §6.3: a response whose last coding is not chunked
+            // (`gzip`, `chunked, gzip`) runs until the server closes.
+            keep_alive = false;
+            ResponseBodyLength::CloseDelimited
+        }
     } else if let Some(len) = s.content_length.value {
         ResponseBodyLength::Length(len)
     } else {

@@ -134,9 +134,26 @@ fn response_te_rules() {
         "transfer-encoding in an HTTP/1.0 response"
     );
     error("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n");
-    error("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
-    error("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
-    error("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+    // RFC 9112 §6.3: chunked last frames the body (the codings under it
+    // stay on the bytes, as the kept field says); any other last coding
+    // makes the body run until the server closes.
+    let h = head(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        Method::GET,
+    );
+    assert_eq!(h.body, ResponseBodyLength::Chunked);
+    assert_eq!(h.headers["transfer-encoding"], "gzip, chunked");
+    assert!(h.keep_alive);
+    for raw in [
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\n",
+    ] {
+        let h = head(raw, Method::GET);
+        assert_eq!(h.body, ResponseBodyLength::CloseDelimited, "{raw}");
+        assert!(!h.keep_alive, "{raw}");
+        assert!(!h.headers.contains_key("content-length"), "{raw}");
+    }
     // Without a body there is nothing to decode: the codings a GET would
     // have had are fine on HEAD, 204 and 304.
     for (raw, method) in [
