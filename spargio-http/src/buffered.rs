@@ -222,6 +222,9 @@ pub(crate) struct Output<W> {
     taken: u64,
     /// Bounds each write by the connection's send timeout.
     send: SendWatch,
+    /// The connection ends with a reset unless `shutdown` gets everything
+    /// out first (see [`arm_reset`](Self::arm_reset)).
+    reset_armed: bool,
 }
 
 impl<W> Output<W> {
@@ -233,6 +236,7 @@ impl<W> Output<W> {
             queued_len: 0,
             taken: 0,
             send: SendWatch::unbounded(),
+            reset_armed: false,
         }
     }
 
@@ -367,7 +371,21 @@ impl<W: TransportWrite> Output<W> {
     /// Flushes, then closes the write side.
     pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
         self.flush().await?;
+        if self.reset_armed {
+            // Everything is out: the close is a clean one after all.
+            self.reset_armed = false;
+            self.writer.reset_on_close(false);
+        }
         self.send.bound(self.writer.shutdown()).await?
+    }
+
+    /// Has the connection end with a reset (see
+    /// [`TransportWrite::reset_on_close`]) unless a later
+    /// [`shutdown`](Self::shutdown) gets everything queued out first: for
+    /// a close-delimited body, which nothing but a clean close may end.
+    pub(crate) fn arm_reset(&mut self) {
+        self.reset_armed = true;
+        self.writer.reset_on_close(true);
     }
 
     /// Writes out what is queued (best effort); with `reset`, has the

@@ -98,6 +98,16 @@ pub trait TransportWrite: 'static {
     /// reset to send.
     fn abort(&mut self) {}
 
+    /// Turns [`abort`](Self::abort)'s reset-on-close on or off ahead of
+    /// time: on while a close-delimited response body goes out, so that
+    /// however the connection ends before the body is whole (a failed or
+    /// timed-out write, a forced shutdown dropping the connection) the
+    /// client sees a reset, not an end of stream it would take for the end
+    /// of the body; off again once the body is all sent, before the clean
+    /// close. Best effort; the default does nothing (a TLS side: a cut
+    /// session lacks its `close_notify` anyway).
+    fn reset_on_close(&mut self, _on: bool) {}
+
     /// Ends the write side at the socket (TCP: a FIN) without a TLS
     /// `close_notify`, in place of [`shutdown`](Self::shutdown), for a
     /// response cut short: a TLS client sees a truncated stream, a plain
@@ -195,8 +205,14 @@ impl TransportWrite for SocketWriter {
     /// peer sees the end of the stream, which shows a sized or chunked
     /// body cut short but not a close-delimited one.
     fn abort(&mut self) {
+        self.reset_on_close(true);
+    }
+
+    /// `SO_LINGER` (on, 0 s) or off.
+    fn reset_on_close(&mut self, on: bool) {
         let stream: &SocketStream = self.0.get_ref().as_ref();
-        let _ = stream.with_socket(|s| s.set_linger(Some(Duration::ZERO)));
+        let linger = on.then_some(Duration::ZERO);
+        let _ = stream.with_socket(|s| s.set_linger(linger));
     }
 
     /// `shutdown(SHUT_WR)` on the socket, at once (the call does not

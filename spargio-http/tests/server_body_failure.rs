@@ -45,6 +45,49 @@ fn a_close_delimited_response_whose_body_fails_ends_with_a_reset() {
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
 }
 
+#[test]
+fn a_close_delimited_response_cut_by_the_send_timeout_ends_with_a_reset() {
+    // The body fails nowhere: the client stops reading, the server's send
+    // timeout ends the connection mid-body, and the client, reading on,
+    // must not see that end as the end of the body.
+    static MIB: [u8; 1 << 20] = [b'x'; 1 << 20];
+    let service = tower::service_fn(|_req: Request<Body>| async move {
+        Ok::<_, Infallible>(Response::new(frames(vec![Ok(&MIB[..]); 32])))
+    });
+    let server = TestServer::start_with(
+        Http::new(),
+        |b| b.send_timeout(std::time::Duration::from_millis(100)),
+        service,
+    );
+    let mut c = server.connect();
+    c.send(b"GET / HTTP/1.0\r\n\r\n");
+    // Not reading is the point, until the send timeout has fired.
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.stats.snapshot().send_timeouts == 0 {
+        assert!(
+            std::time::Instant::now() < by,
+            "the send timeout never fired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let (got, end) = read_to_the_end(&mut c.reader);
+    assert!(got.len() < 32 << 20, "the whole body arrived");
+    let err = end.expect_err("a cut body ended with a clean close");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+}
+
+/// A close-delimited body sent whole still ends with a clean close.
+#[test]
+fn a_close_delimited_response_sent_whole_ends_with_a_clean_close() {
+    let server = TestServer::start(failing_bodies());
+    let mut c = server.connect();
+    c.send(b"GET /whole HTTP/1.0\r\n\r\n");
+    let (got, end) = read_to_the_end(&mut c.reader);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.ends_with("\r\n\r\nfine"), "{text:?}");
+    end.expect("a clean close after the whole body");
+}
+
 /// A chunked body cut short lacks its last chunk, which the client sees
 /// at the clean close; a reset there would also throw away whatever the
 /// kernel had not yet delivered (earlier pipelined responses), so there

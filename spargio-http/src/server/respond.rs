@@ -291,6 +291,13 @@ where
             keep_alive,
             start,
         } => {
+            if framing == ResponseFraming::CloseDelimited {
+                // Only a clean close ends this body: any other end of the
+                // connection before it is all out (a write that fails or
+                // times out, a forced shutdown dropping the connection)
+                // must show as a reset, not as the end of the body.
+                out.arm_reset();
+            }
             let mut body = pin!(body);
             let mut written = 0;
             let ready = poll_fn(|cx| {
@@ -575,9 +582,16 @@ where
     }
 }
 
+/// Frames in a row that queue nothing (empty data, trailers a non-chunked
+/// response drops) before the connection task yields: a body that is
+/// always ready with such frames never fills the write buffer, so nothing
+/// else would make the task give its shard back.
+const EMPTY_FRAMES_BEFORE_YIELD: u32 = 16;
+
 /// Appends the body frames that are ready now, until the body ends
-/// (`Some(complete)`, see [`write_body`]), or it is not ready or the write
-/// buffer is full (`None`: [`write_body`] goes on from here).
+/// (`Some(complete)`, see [`write_body`]), or it is not ready, the write
+/// buffer is full or [`EMPTY_FRAMES_BEFORE_YIELD`] frames in a row queued
+/// nothing (`None`: [`write_body`] goes on from here).
 fn put_ready_frames<W, B>(
     out: &mut Output<W>,
     mut body: Pin<&mut B>,
@@ -589,16 +603,23 @@ fn put_ready_frames<W, B>(
 where
     B: HttpBody,
 {
-    while out.pending() < cfg.write_buffer {
+    let mut empty = 0;
+    while out.pending() < cfg.write_buffer && empty < EMPTY_FRAMES_BEFORE_YIELD {
         if length_met(framing, *written) {
             return Some(true);
         }
         match body.as_mut().poll_frame(cx) {
             Poll::Pending => return None,
             Poll::Ready(frame) => {
+                let before = out.pending();
                 if let Some(complete) = put_frame(out, frame, framing, written) {
                     return Some(complete);
                 }
+                empty = if out.pending() == before {
+                    empty + 1
+                } else {
+                    0
+                };
             }
         }
     }
@@ -620,12 +641,17 @@ where
     W: TransportWrite,
     B: HttpBody,
 {
+    let mut empty = 0;
     loop {
         if length_met(framing, *written) {
             return Ok(true);
         }
         if out.pending() >= cfg.write_buffer {
             out.flush().await?;
+        }
+        if empty >= EMPTY_FRAMES_BEFORE_YIELD {
+            empty = 0;
+            spargio_rt::yield_now().await;
         }
         let frame = match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
             Poll::Ready(f) => f,
@@ -634,9 +660,15 @@ where
                 poll_fn(|cx| body.as_mut().poll_frame(cx)).await
             }
         };
+        let before = out.pending();
         if let Some(complete) = put_frame(out, frame, framing, written) {
             return Ok(complete);
         }
+        empty = if out.pending() == before {
+            empty + 1
+        } else {
+            0
+        };
     }
 }
 
