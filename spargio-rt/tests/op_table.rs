@@ -560,3 +560,105 @@ fn a_task_that_keeps_submitting_does_not_starve_an_op_queued_before_it() {
         "the queued op waited for {busy_ops_before} of the busy task's ops"
     );
 }
+
+#[test]
+fn a_slot_set_aside_for_an_op_dropped_on_another_thread_goes_to_the_next_waiter() {
+    let rt = one_shard_with_one_op_slot();
+    let h = rt.handle();
+    let (hold, mut peer) = blocked_read();
+    let hold = first_poll_on(&rt, 0, hold);
+    // X waits for the slot, Y behind it.
+    let x = first_poll_on(&rt, 0, nop(()));
+    let polled = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let y = {
+        let (polled, done) = (polled.clone(), done.clone());
+        h.spawn_pinned(ShardId(0), async move {
+            let (res, ()) = counted_after_first_poll(nop(()), polled).await;
+            done.store(true, Ordering::SeqCst);
+            res.unwrap().res
+        })
+    };
+    let by = std::time::Instant::now() + HANG;
+    while polled.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < by, "Y never polled");
+        std::thread::yield_now();
+    }
+    // The slot frees and is set aside for X; the shard then has nothing
+    // to do and sleeps.
+    let parks = || rt.handle().stats().shards[0].parks;
+    let before = parks();
+    peer.write_all(b"x").unwrap();
+    assert_eq!(rt.block_on(hold).0.unwrap().res, 1);
+    while parks() == before {
+        assert!(std::time::Instant::now() < by, "shard 0 never slept");
+        std::thread::yield_now();
+    }
+    // X is dropped here, off the shard, which is not told. Y must still
+    // get the slot (watched from this thread: a runtime timer would wake
+    // the shard and hide a stranded Y).
+    drop(x);
+    while !done.load(Ordering::SeqCst) {
+        assert!(
+            std::time::Instant::now() < by,
+            "Y waits for a slot set aside for an op that is gone"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(rt.block_on(y).unwrap(), 0);
+}
+
+/// A waker that, when woken, polls an op of its own right there: on the
+/// shard, inside the wake-up.
+struct SubmitsWhenWoken<F> {
+    op: std::sync::Mutex<Option<F>>,
+    submitted: AtomicBool,
+}
+
+impl<F: Future + Send + Unpin> std::task::Wake for SubmitsWhenWoken<F> {
+    fn wake(self: Arc<Self>) {
+        let taken = self.op.lock().unwrap().take();
+        if let Some(mut op) = taken {
+            let waker = futures_util::task::noop_waker();
+            let _ = Pin::new(&mut op).poll(&mut Context::from_waker(&waker));
+            self.submitted.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn a_slot_waker_that_submits_an_op_at_once_does_not_break_the_shard() {
+    let rt = one_shard_with_one_op_slot();
+    let h = rt.handle();
+    let (hold, mut peer) = blocked_read();
+    let hold = first_poll_on(&rt, 0, hold);
+    let wake = Arc::new(SubmitsWhenWoken {
+        op: std::sync::Mutex::new(Some(nop(()))),
+        submitted: AtomicBool::new(false),
+    });
+    let waiting = {
+        let wake = wake.clone();
+        // The task hands its half-polled op out on purpose.
+        #[allow(clippy::async_yields_async)]
+        rt.block_on(h.spawn_pinned(ShardId(0), async move {
+            let mut op = nop(());
+            let waker = std::task::Waker::from(wake);
+            let first = Pin::new(&mut op).poll(&mut Context::from_waker(&waker));
+            assert!(first.is_pending(), "the table is full");
+            op
+        }))
+        .unwrap()
+    };
+    // The slot frees: the waiting op's waker runs on the shard and submits
+    // an op while the shard hands out the slot.
+    peer.write_all(b"x").unwrap();
+    assert_eq!(rt.block_on(hold).0.unwrap().res, 1);
+    let by = std::time::Instant::now() + HANG;
+    while !wake.submitted.load(Ordering::SeqCst) {
+        assert!(std::time::Instant::now() < by, "the waker never ran");
+        std::thread::yield_now();
+    }
+    // The shard still runs ops: the waiting one takes its slot.
+    let (res, ()) = rt.block_on(h.spawn_pinned(ShardId(0), waiting)).unwrap();
+    assert_eq!(res.unwrap().res, 0);
+}

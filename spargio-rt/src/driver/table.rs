@@ -28,6 +28,20 @@ pub(crate) struct Found {
     pub(crate) remote: bool,
 }
 
+/// Ops a table set a slot aside for, to be woken after the table's borrow
+/// ends.
+#[must_use = "the ops given slots must be woken"]
+pub(crate) struct SlotWakeups(Vec<Arc<dyn Completion>>);
+
+impl SlotWakeups {
+    /// Wakes each op's task, oldest first.
+    pub(crate) fn wake(self) {
+        for op in self.0 {
+            op.op_tag().slot_waker.wake();
+        }
+    }
+}
+
 /// Where ids of queues for a slot come from (op tables, `RemoteSlots`):
 /// each queue gets its own, never reused.
 static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
@@ -96,7 +110,7 @@ impl OpTable {
 
     /// Registers `op`; returns its `user_data`, or `None` when the table is
     /// full (then `waker` is woken when a slot frees up; see
-    /// [`wake_for_free_slots`](Self::wake_for_free_slots)).
+    /// [`hand_out_free_slots`](Self::hand_out_free_slots)).
     ///
     /// An op already waiting in another table's queue (its future moved
     /// here from another shard) queues here too, and from then on waits
@@ -152,29 +166,43 @@ impl OpTable {
             .retain(|c| c.upgrade().is_some_and(|op| op.op_tag().holds_claim(id)));
     }
 
-    /// Wakes queued ops, one per free slot, oldest first. An entry whose
-    /// op is gone (its future was dropped while it waited) or no longer
-    /// waits here (it moved to another shard's queue, or got a slot
-    /// meanwhile) leaves the queue without taking a wake-up from a live one.
+    /// Sets free slots aside for queued ops, one each, oldest first, and
+    /// returns them to be woken once the table is no longer borrowed (a
+    /// waker is arbitrary code, which may submit an op of its own). An
+    /// entry whose op is gone (its future was dropped while it waited) or
+    /// no longer waits here (it moved to another shard's queue, or got a
+    /// slot meanwhile) leaves the queue without taking a slot from a live
+    /// one.
     ///
     /// Called whenever a slot frees and on every loop turn while ops wait,
     /// so a woken op that never came back for its slot (its task was
     /// aborted before it ran) does not strand the ones behind it.
-    pub(crate) fn wake_for_free_slots(&mut self) {
+    #[must_use = "the ops given slots must be woken"]
+    pub(crate) fn hand_out_free_slots(&mut self) -> SlotWakeups {
+        let mut woken = SlotWakeups(Vec::new());
         if !self.claimed.is_empty() {
             self.release_stale_claims();
         }
         let mut free = self.limit.saturating_sub(self.live + self.claimed.len());
         while free > 0 {
             let Some(entry) = self.waiting.pop_front() else {
-                return;
+                break;
             };
             if let Some(op) = self.take_entry(&entry) {
                 self.claimed.push(entry);
-                op.op_tag().slot_waker.wake();
+                woken.0.push(op);
                 free -= 1;
             }
         }
+        woken
+    }
+
+    /// Whether slots are set aside for ops that have not come for them
+    /// yet. A claim goes stale without this table hearing of it when its
+    /// op is dropped, or polled, on another thread: the shard looks again
+    /// while it sleeps (see `worker::park_or_spin`).
+    pub(crate) fn has_claims(&self) -> bool {
+        !self.claimed.is_empty()
     }
 
     /// Drops the queue's dead entries (ops gone, or waiting elsewhere or no
@@ -223,20 +251,25 @@ impl OpTable {
     }
 
     /// Frees the slot of an op whose SQE was never queued (building it
-    /// panicked), so it does not hold a slot for good.
-    pub(crate) fn release_unsubmitted(&mut self, ud: u64) {
+    /// panicked), so it does not hold a slot for good. Returns the ops
+    /// given a slot to wake, as [`hand_out_free_slots`](Self::hand_out_free_slots).
+    #[must_use = "the ops given slots must be woken"]
+    pub(crate) fn release_unsubmitted(&mut self, ud: u64) -> SlotWakeups {
         let Some((gen, idx)) = user_data::decode(ud) else {
-            return;
+            return SlotWakeups(Vec::new());
         };
-        if let Some(slot) = self
+        match self
             .slots
             .get_mut(idx as usize)
             .filter(|s| s.gen == gen && s.op.is_some())
         {
-            slot.op = None;
-            self.free.push(idx);
-            self.live -= 1;
-            self.wake_for_free_slots();
+            Some(slot) => {
+                slot.op = None;
+                self.free.push(idx);
+                self.live -= 1;
+                self.hand_out_free_slots()
+            }
+            None => SlotWakeups(Vec::new()),
         }
     }
 
@@ -256,7 +289,7 @@ impl OpTable {
     /// Looks up the op a CQE belongs to. When the CQE ends it, the slot is
     /// freed (the caller holds the last driver-side reference), and the
     /// caller wakes a waiter for it with
-    /// [`wake_for_free_slots`](Self::wake_for_free_slots) once the op is
+    /// [`hand_out_free_slots`](Self::hand_out_free_slots) once the op is
     /// completed: a waiter's waker is arbitrary code, and if it panicked
     /// before the op's completion, that completion would be lost with the
     /// unwinding. `None` for a stale tag.
@@ -386,7 +419,7 @@ mod tests {
     /// the slot it freed.
     fn end(t: &mut OpTable, ud: u64) {
         assert!(t.lookup(ud, Cqe { res: 0, flags: 0 }).is_some());
-        t.wake_for_free_slots();
+        t.hand_out_free_slots().wake();
     }
 
     /// A waker that counts its wake-ups.
@@ -456,7 +489,7 @@ mod tests {
         // completes again, but the next turn's check hands the slot on.
         drop(b);
         assert_eq!(c_wakes.0.load(Ordering::SeqCst), 0);
-        t.wake_for_free_slots();
+        t.hand_out_free_slots().wake();
         assert_eq!(c_wakes.0.load(Ordering::SeqCst), 1);
         assert!(t.insert(c, &c_waker).is_some());
         assert!(!t.has_waiting());

@@ -74,11 +74,12 @@ impl LocalShard {
         }
         // Ops queued for a slot in a full table: hand out the free ones
         // (also those a woken op never came back for).
-        {
+        let woken = {
             let mut ops = self.ops.borrow_mut();
-            if ops.has_waiting() {
-                ops.wake_for_free_slots();
-            }
+            ops.has_waiting().then(|| ops.hand_out_free_slots())
+        };
+        if let Some(woken) = woken {
+            woken.wake();
         }
         // Room freed in the CQ: move spilled SQEs in.
         self.flush_spill();

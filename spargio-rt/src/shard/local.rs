@@ -98,6 +98,9 @@ pub(crate) struct LocalShard {
     pub(crate) idle_rounds: Cell<u32>,
     /// Parks during shutdown so far (their timeout backs off).
     pub(crate) shutdown_polls: Cell<u32>,
+    /// Sleeps in a row with op-table slots set aside for ops that did not
+    /// come for them (their timeout backs off; see `worker::park_or_spin`).
+    pub(crate) claim_rechecks: Cell<u32>,
     /// Whether to spin before parking, from recent idle gaps.
     pub(crate) spin: SpinPolicy,
     /// In-flight ops (see `driver`).
@@ -418,6 +421,7 @@ impl LocalShard {
             declined: Cell::new(false),
             idle_rounds: Cell::new(0),
             shutdown_polls: Cell::new(0),
+            claim_rechecks: Cell::new(0),
             spin,
             ops: RefCell::new(OpTable::new(inner_ops_limit)),
             spill: RefCell::new(VecDeque::new()),

@@ -172,12 +172,14 @@ impl LocalShard {
                 // release, the table's free slots) run other tasks'
                 // wakers, and one that panicked must not take this
                 // completion with it.
+                let remote_slot = (last && remote).then(|| ReleaseRemoteSlot(self));
                 op.complete(cqe);
+                // Given back even if `complete` unwound (a waker panicked
+                // in an inline reap, which the shard survives).
+                drop(remote_slot);
                 if last {
-                    if remote {
-                        self.inner.remote_slots.release();
-                    }
-                    self.ops.borrow_mut().wake_for_free_slots();
+                    let woken = self.ops.borrow_mut().hand_out_free_slots();
+                    woken.wake();
                 }
             }
             None if ud != UD_IGNORE => self.shared().counters.stale_cqes.bump(),
@@ -265,8 +267,20 @@ struct ReleaseOnUnwind<'a> {
 
 impl Drop for ReleaseOnUnwind<'_> {
     fn drop(&mut self) {
-        if let Ok(mut ops) = self.shard.ops.try_borrow_mut() {
-            ops.release_unsubmitted(self.ud);
-        }
+        let woken = match self.shard.ops.try_borrow_mut() {
+            Ok(mut ops) => ops.release_unsubmitted(self.ud),
+            Err(_) => return,
+        };
+        woken.wake();
+    }
+}
+
+/// Gives one of the runtime's `RemoteSlots` back when dropped: the slot of
+/// an op from outside the runtime that has had its last CQE.
+struct ReleaseRemoteSlot<'a>(&'a LocalShard);
+
+impl Drop for ReleaseRemoteSlot<'_> {
+    fn drop(&mut self) {
+        self.0.inner.remote_slots.release();
     }
 }

@@ -432,6 +432,20 @@ fn park_or_spin(local: &LocalShard, shutting_down: bool, entered: Instant) {
         timeout = Some(timeout.map_or(again, |t| t.min(again)));
         local.idle_rounds.set(rounds + 1);
     }
+    if local.ops.borrow().has_claims() {
+        // Op-table slots are set aside for woken ops that have not come for
+        // them. If such an op is dropped, or polled, on another thread
+        // meanwhile, the claim goes stale without this shard hearing of
+        // it, and the ops queued behind it would wait for whatever next
+        // wakes this shard: look again (each loop turn releases stale
+        // claims), backing off (up to 128x) while claims stay.
+        let rounds = local.claim_rechecks.get().min(7);
+        let again = CLAIM_RECHECK.saturating_mul(1 << rounds);
+        timeout = Some(timeout.map_or(again, |t| t.min(again)));
+        local.claim_rechecks.set(rounds + 1);
+    } else {
+        local.claim_rechecks.set(0);
+    }
     if shutting_down {
         // Tasks are finishing on other shards; look again soon. The shard
         // that sees the last one go rings the others, so this is only a
@@ -579,6 +593,10 @@ impl BusyClock {
 const YIELD_AFTER: Duration = Duration::from_micros(3);
 
 const SHUTDOWN_POLL: Duration = Duration::from_micros(20);
+
+/// The first re-check timeout of a shard sleeping with op-table slots set
+/// aside for ops that have not come for them.
+const CLAIM_RECHECK: Duration = Duration::from_millis(1);
 
 #[cfg(test)]
 mod tests {
