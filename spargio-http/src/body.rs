@@ -26,6 +26,8 @@ pub enum BodyError {
     /// sent and the rest of the body was not wanted, or the server is
     /// shutting down.
     Aborted,
+    /// A body wrapped with [`Body::new`] failed; its error is the source.
+    Other(spargio_service::BoxError),
 }
 
 impl fmt::Display for BodyError {
@@ -35,6 +37,7 @@ impl fmt::Display for BodyError {
             BodyError::Malformed(why) => write!(f, "malformed body: {why}"),
             BodyError::TooLarge { limit } => write!(f, "body larger than {limit} bytes"),
             BodyError::Aborted => f.write_str("body reading was aborted"),
+            BodyError::Other(e) => write!(f, "body failed: {e}"),
         }
     }
 }
@@ -43,13 +46,14 @@ impl std::error::Error for BodyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BodyError::Io(e) => Some(e),
+            BodyError::Other(e) => Some(&**e),
             _ => None,
         }
     }
 }
 
-/// An HTTP body with `Data = Bytes`: empty, a whole buffer, or streamed
-/// from a connection.
+/// An HTTP body with `Data = Bytes`: empty, a whole buffer, streamed
+/// from a connection, or any other body wrapped with [`Body::new`].
 ///
 /// A server hands each request's body to the service as a `Body`. Its
 /// bytes are read from the socket only as the service asks for them (one
@@ -83,9 +87,67 @@ enum Kind {
     Empty,
     Full(Option<Bytes>),
     Incoming(Incoming),
+    Wrapped(Pin<Box<dyn WrappedBody>>),
+}
+
+/// A body wrapped by [`Body::new`], its error boxed.
+trait WrappedBody: Send + Sync {
+    fn poll_wrapped(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>>;
+    fn wrapped_end(&self) -> bool;
+    fn wrapped_hint(&self) -> SizeHint;
+}
+
+impl<B> WrappedBody for B
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync,
+    B::Error: Into<spargio_service::BoxError>,
+{
+    fn poll_wrapped(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        http_body::Body::poll_frame(self, cx).map_err(|e| BodyError::Other(e.into()))
+    }
+
+    fn wrapped_end(&self) -> bool {
+        http_body::Body::is_end_stream(self)
+    }
+
+    fn wrapped_hint(&self) -> SizeHint {
+        http_body::Body::size_hint(self)
+    }
 }
 
 impl Body {
+    /// Wraps any body with `Data = Bytes` (a stream, a body from another
+    /// crate), for a service or layer whose type says `Body`. Its errors
+    /// come out as [`BodyError::Other`]; its size hint and end are its own.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body::Frame;
+    /// use http_body_util::{BodyExt, StreamBody};
+    /// use spargio_http::Body;
+    ///
+    /// # spargio_rt::run(|_| async {
+    /// let chunks = ["hel", "lo"].map(|s| Ok::<_, std::io::Error>(Frame::data(Bytes::from(s))));
+    /// let body = Body::new(StreamBody::new(futures_util::stream::iter(chunks)));
+    /// assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
+    /// # }).unwrap();
+    /// ```
+    pub fn new<B>(body: B) -> Body
+    where
+        B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<spargio_service::BoxError>,
+    {
+        Body {
+            kind: Kind::Wrapped(Box::pin(body)),
+        }
+    }
+
     /// A body with no bytes.
     pub const fn empty() -> Body {
         Body { kind: Kind::Empty }
@@ -139,6 +201,7 @@ impl fmt::Debug for Body {
             Kind::Empty => f.write_str("Body::Empty"),
             Kind::Full(b) => write!(f, "Body::Full({} bytes)", b.as_ref().map_or(0, Bytes::len)),
             Kind::Incoming(i) => write!(f, "Body::Incoming(remaining: {:?})", i.remaining),
+            Kind::Wrapped(b) => write!(f, "Body::Wrapped({:?})", b.wrapped_hint()),
         }
     }
 }
@@ -191,6 +254,7 @@ impl http_body::Body for Body {
             Kind::Empty => Poll::Ready(None),
             Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Kind::Incoming(i) => i.poll_frame(cx),
+            Kind::Wrapped(b) => b.as_mut().poll_wrapped(cx),
         }
     }
 
@@ -199,6 +263,7 @@ impl http_body::Body for Body {
             Kind::Empty => true,
             Kind::Full(b) => b.is_none(),
             Kind::Incoming(i) => i.done,
+            Kind::Wrapped(b) => b.wrapped_end(),
         }
     }
 
@@ -211,6 +276,7 @@ impl http_body::Body for Body {
                 (false, Some(n)) => SizeHint::with_exact(n),
                 (false, None) => SizeHint::default(),
             },
+            Kind::Wrapped(b) => b.wrapped_hint(),
         }
     }
 }
@@ -677,6 +743,35 @@ mod tests {
         assert!(matches!(tx.watch(&mut cx), Watch::Idle));
         assert!(poll(&mut body).is_pending());
         assert_eq!(woken(&count), after_frame + 1, "a new wait went unheard");
+    }
+
+    #[test]
+    fn a_wrapped_body_keeps_its_frames_hint_and_end_and_boxes_its_error() {
+        let frames = vec![
+            Ok(Frame::data(Bytes::from_static(b"ab"))),
+            Err(std::io::Error::other("inner failure")),
+        ];
+        let inner = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        let mut b = Body::new(inner);
+        assert_eq!(b.size_hint().exact(), None);
+        let Poll::Ready(Some(Ok(f))) = poll(&mut b) else {
+            panic!("expected a frame")
+        };
+        assert_eq!(f.into_data().unwrap(), "ab");
+        let Poll::Ready(Some(Err(e))) = poll(&mut b) else {
+            panic!("expected the inner error")
+        };
+        assert!(matches!(e, BodyError::Other(_)), "{e:?}");
+        let source = std::error::Error::source(&e).expect("the inner error");
+        assert_eq!(source.to_string(), "inner failure");
+        assert!(matches!(poll(&mut b), Poll::Ready(None)));
+
+        let mut sized = Body::new(http_body_util::Full::new(Bytes::from_static(b"xyz")));
+        assert_eq!(sized.size_hint().exact(), Some(3));
+        assert!(!sized.is_end_stream());
+        assert!(matches!(poll(&mut sized), Poll::Ready(Some(Ok(_)))));
+        assert!(sized.is_end_stream());
+        assert!(matches!(poll(&mut sized), Poll::Ready(None)));
     }
 
     #[test]
