@@ -42,9 +42,13 @@ pub struct RecvMeta {
     /// Whether the datagram was longer than the buffer (`MSG_TRUNC`).
     pub truncated: bool,
     /// Whether the kernel had more control messages than fit the room
-    /// `recv_msg` gives them (`MSG_CTRUNC`): some of `segment_size`,
-    /// `ecn` and `dst_ip` may be missing. Happens only when options
-    /// beyond these (timestamps, say, through `with_socket`) are also on.
+    /// it was given (`MSG_CTRUNC`): some of `segment_size`, `ecn` and
+    /// `dst_ip` may be missing. Happens when options beyond these
+    /// (timestamps, say, through `with_socket`) are also on, and for a
+    /// datagram a plain `recv`/`recv_from` received but was dropped before
+    /// it gave it back (it is kept for the next receive, without the
+    /// control messages a plain receive has no room for). With GRO on, a
+    /// truncated datagram may hold several segments of unknown size.
     pub control_truncated: bool,
 }
 
@@ -204,12 +208,21 @@ pub(crate) fn encode(opts: &SendOptions, v6: bool, v4_destination: bool) -> io::
     Ok(buf)
 }
 
-fn pod_bytes<T: Copy>(v: &T) -> Vec<u8> {
-    // SAFETY: `T` is a plain C struct with no padding we rely on; reading
-    // its bytes is reading initialised memory of its size.
+/// A packet-info struct's bytes, as the kernel reads them from a control
+/// message.
+fn pod_bytes<T: PacketInfo>(v: &T) -> Vec<u8> {
+    // SAFETY: `PacketInfo` is only implemented for `in_pktinfo` and
+    // `in6_pktinfo`, C structs made of integers and byte arrays with no
+    // padding (12 and 20 bytes): every byte of `*v` is initialised, and
+    // the slice covers exactly `*v`, borrowed for the call.
     unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
         .to_vec()
 }
+
+/// The packet-info structs [`pod_bytes`] may read: no padding bytes.
+trait PacketInfo: Copy {}
+impl PacketInfo for libc::in_pktinfo {}
+impl PacketInfo for libc::in6_pktinfo {}
 
 /// What the decoded control messages said.
 #[derive(Default)]
