@@ -48,6 +48,14 @@ async fn test_without_handle_argument() {
 }
 
 #[spargio_rt::test]
+async fn test_body_with_an_inner_attribute(handle: RuntimeHandle) {
+    // An inner attribute is the body's first line (syn hands it over with
+    // the function's own attributes); it must stay inside the function.
+    #![allow(unused_variables)]
+    let unused = handle.shard_count();
+}
+
+#[spargio_rt::test]
 async fn test_underscore_handle_argument(_h: RuntimeHandle) {
     assert!(RuntimeHandle::try_current().is_some());
 }

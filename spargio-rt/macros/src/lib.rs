@@ -563,7 +563,13 @@ fn expand(
     };
     let run_with = respan(quote!(#krate::run_with), run_with_span);
 
-    let attrs = &func.attrs;
+    // syn keeps a body's inner attributes (`#![allow(..)]` as its first
+    // line) with the function's own: they go back inside, at the top of
+    // the generated body, where they cover the whole of it.
+    let (inner_attrs, attrs): (Vec<_>, Vec<_>) = func
+        .attrs
+        .iter()
+        .partition(|a| matches!(a.style, syn::AttrStyle::Inner(_)));
     let vis = &func.vis;
     let ident = &func.sig.ident;
     let ret = &func.sig.output;
@@ -677,6 +683,7 @@ fn expand(
         #test_attr
         #(#attrs)*
         #vis fn #ident() #ret {
+            #(#inner_attrs)*
             #body_item
             match #call {
                 ::core::result::Result::Ok(#output) => #output,
