@@ -61,6 +61,12 @@ pub(crate) fn block_on_here<F: Future>(rt: Option<RuntimeHandle>, fut: F) -> F::
         "spargio: block_on called on a shard thread; it would stall the shard. \
          Await the future instead."
     );
+    assert!(
+        !crate::pool::on_future_pool_thread(),
+        "spargio: block_on called on a background-pool thread; it would stall \
+         the futures queued there (and hang if it waits for one of them). \
+         Await the future instead."
+    );
     let _restore = match rt {
         Some(h) => Restore(ENTERED.with(|e| e.borrow_mut().replace(h))),
         None => Restore(entered()),

@@ -141,7 +141,9 @@ where
 /// ```
 ///
 /// # Panics
-/// On a shard thread (it would stall the shard).
+/// On a shard thread (it would stall the shard) or a background-pool
+/// thread (it would stall the futures queued there). A
+/// [`spawn_blocking`] closure may call it.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     block_on::block_on_here(None, fut)
 }

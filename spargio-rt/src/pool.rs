@@ -31,6 +31,10 @@ pub(crate) struct PoolConfig {
     pub(crate) keep_alive: Duration,
     /// Nice value each thread sets for itself when it starts (0: leave it).
     pub(crate) nice: i32,
+    /// Whether the pool polls futures (the background pool), which a
+    /// `block_on` on its thread would stall; the blocking pool runs
+    /// closures, which may block.
+    pub(crate) runs_futures: bool,
 }
 
 pub(crate) struct ThreadPool {
@@ -56,6 +60,14 @@ std::thread_local! {
     /// The pool (its `PoolShared` address) whose thread this is; 0 on
     /// other threads.
     static CURRENT_POOL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Whether this thread belongs to a pool that polls futures.
+    static POLLS_FUTURES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is a thread of a pool that polls futures (the
+/// background pool): blocking it stalls the futures queued there.
+pub(crate) fn on_future_pool_thread() -> bool {
+    POLLS_FUTURES.with(|p| p.get())
 }
 
 #[derive(Default)]
@@ -222,6 +234,7 @@ impl PoolShared {
     fn run(&self) {
         lower_priority(self.config.nice);
         CURRENT_POOL.with(|c| c.set(self as *const PoolShared as usize));
+        POLLS_FUTURES.with(|p| p.set(self.config.runs_futures));
         let mut st = self.lock();
         loop {
             if let Some(task) = st.queue.pop_front() {
@@ -295,6 +308,7 @@ mod tests {
             max_threads: 2,
             keep_alive: Duration::from_secs(1),
             nice: 0,
+            runs_futures: false,
         });
         let dropped = Arc::new(AtomicBool::new(false));
         let flag = DropFlag(dropped.clone());

@@ -120,7 +120,8 @@ impl Runtime {
     ///
     /// # Panics
     /// When called on a shard thread of any spargio runtime (it would stall
-    /// the shard).
+    /// the shard) or on a background-pool thread (it would stall the
+    /// futures queued there).
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         block_on_here(Some(self.handle.clone()), fut)
     }
@@ -139,7 +140,16 @@ impl Runtime {
         self.shutdown(Some(Instant::now()));
     }
 
+    /// Shuts down with this runtime entered on the calling thread: queued
+    /// jobs and tasks are dropped here, and a destructor of theirs that
+    /// spawns (cancelled at once) or asks for the current runtime must
+    /// find this one, not panic for want of any.
     fn shutdown(&mut self, deadline: Option<Instant>) {
+        let handle = self.handle.clone();
+        crate::block_on::with_entered(handle, || self.shutdown_entered(deadline));
+    }
+
+    fn shutdown_entered(&mut self, deadline: Option<Instant>) {
         let inner = &self.handle.inner;
         inner.begin_shutdown();
         // Background tasks are dropped at their next poll, on a pool

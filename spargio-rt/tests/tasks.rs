@@ -223,6 +223,79 @@ fn block_on_inside_a_shard_is_refused() {
 }
 
 #[test]
+fn block_on_on_a_background_pool_thread_is_refused() {
+    // The only background thread would wait for a task queued behind
+    // itself: refused at once instead of hanging.
+    let rt = Runtime::builder()
+        .shards(1)
+        .background_threads(1)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    let err = rt
+        .block_on(spargio_rt::time::timeout(
+            Duration::from_secs(10),
+            h.spawn_background(async {
+                spargio_rt::block_on(spargio_rt::spawn_background(async { 1 }))
+            }),
+        ))
+        .expect("the background thread hung in block_on")
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("block_on called on a background-pool thread"),
+        "{err}"
+    );
+    // A blocking-pool closure may still block on a future.
+    let got = rt.block_on(h.spawn_blocking(|| spargio_rt::block_on(async { 2 })));
+    assert_eq!(got.unwrap(), 2);
+}
+
+#[test]
+fn a_queued_job_whose_drop_spawns_is_cancelled_quietly_at_shutdown() {
+    /// Spawns a task when dropped (noting whether that panicked), and
+    /// lets the running job go.
+    struct SpawnOnDrop {
+        _release: std::sync::mpsc::Sender<()>,
+        panicked: Arc<AtomicBool>,
+    }
+    impl Drop for SpawnOnDrop {
+        fn drop(&mut self) {
+            let spawned = std::panic::catch_unwind(|| drop(spargio_rt::spawn(async {})));
+            self.panicked.store(spawned.is_err(), Ordering::SeqCst);
+        }
+    }
+    let rt = Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    // The one blocking thread waits until the queued job is dropped.
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let (started, running) = std::sync::mpsc::channel();
+    let running_job = h.spawn_blocking(move || {
+        started.send(()).unwrap();
+        let _ = wait.recv();
+    });
+    running.recv().unwrap();
+    let panicked = Arc::new(AtomicBool::new(false));
+    let queued = SpawnOnDrop {
+        _release: release,
+        panicked: panicked.clone(),
+    };
+    drop(h.spawn_blocking(move || drop(queued)));
+    drop(running_job);
+    // Shutdown cancels the queued job on this thread: its drop spawns,
+    // which must find this (shutting down) runtime, not panic.
+    drop(rt);
+    assert!(
+        !panicked.load(Ordering::SeqCst),
+        "a spawn in a destructor run by the shutdown found no runtime"
+    );
+}
+
+#[test]
 fn run_inside_a_shard_is_refused_before_anything_starts() {
     // A `#[spargio_rt::main]` or `run` function called from a task: no
     // runtime is built and its entry never runs.
