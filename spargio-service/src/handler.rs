@@ -17,7 +17,7 @@ use tower_service::Service;
 use crate::adaptive::{AdaptiveTable, Tier};
 use crate::error::{BoxError, HandlerError};
 use crate::inline_call::{Call, InlineCall};
-use crate::measured::{Measured, PollReport};
+use crate::measured::{Measured, PollWatch};
 use crate::placement::HandlerPlacement;
 use crate::protocol::{Handler, RouteKey};
 use crate::spawned::SpawnedHandlers;
@@ -117,16 +117,15 @@ impl ConnShared {
                 || self.adaptive.should_time(self.home, route))
     }
 
-    /// Records one adaptive request's polls: the connection's last-request
-    /// flag, and with `to_route` the route's average.
-    pub(crate) fn learn(&self, route: RouteKey, report: &PollReport, to_route: bool) {
+    /// Records one adaptive request's longest poll: the connection's
+    /// last-request flag, and with `to_route` the route's average.
+    pub(crate) fn learn(&self, route: RouteKey, longest: Duration, to_route: bool) {
         if !self.adaptive() {
             return;
         }
-        self.last_tier
-            .set(self.adaptive.tier_of_poll(report.longest));
+        self.last_tier.set(self.adaptive.tier_of_poll(longest));
         if to_route {
-            self.adaptive.record(self.home, route, report.longest);
+            self.adaptive.record(self.home, route, longest);
         }
     }
 
@@ -166,7 +165,17 @@ impl ConnShared {
         if deadline.as_ref().is_some_and(Sleep::is_elapsed) {
             return Err(HandlerError::TimedOut);
         }
-        let measured = Measured::new(fut, home, self.adaptive(), self.shared.clone());
+        let watch = self.adaptive().then(|| Arc::new(PollWatch::new()));
+        // Learns from the handler's polls however this ends: answered,
+        // failed, panicked, timed out, or this wait dropped (a route whose
+        // handlers all time out or panic is learned from all the same).
+        let _learn = watch.clone().map(|watch| LearnOnExit {
+            conn: self,
+            route,
+            to_route,
+            watch,
+        });
+        let measured = Measured::new(fut, home, watch, self.shared.clone());
         let task = AbortOnDrop(if self.on_background(tier) {
             self.counters.handlers_background.add(1);
             self.handle.spawn_background(measured)
@@ -178,12 +187,27 @@ impl ConnShared {
             return Err(HandlerError::TimedOut);
         };
         match joined {
-            Ok((out, report)) => {
-                self.learn(route, &report, to_route);
-                out.map_err(|e| HandlerError::Service(e.into()))
-            }
+            Ok(out) => out.map_err(|e| HandlerError::Service(e.into())),
             Err(e) if e.is_panic() => Err(HandlerError::from_panic(&*e.into_panic())),
             Err(_) => Err(HandlerError::Cancelled),
+        }
+    }
+}
+
+/// Learns from a spawned handler's [`PollWatch`] when dropped: at the end
+/// of the wait for it, however that ends. A handler never polled (aborted
+/// before it ran) teaches nothing.
+struct LearnOnExit<'a> {
+    conn: &'a ConnShared,
+    route: RouteKey,
+    to_route: bool,
+    watch: Arc<PollWatch>,
+}
+
+impl Drop for LearnOnExit<'_> {
+    fn drop(&mut self) {
+        if let Some(longest) = self.watch.longest() {
+            self.conn.learn(self.route, longest, self.to_route);
         }
     }
 }
@@ -460,3 +484,7 @@ where
         InlineCall::new(started, tracked, route, timing, limit)
     }
 }
+
+#[cfg(test)]
+#[path = "handler_tests.rs"]
+mod tests;

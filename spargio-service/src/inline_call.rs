@@ -38,6 +38,21 @@ pin_project_lite::pin_project! {
         report: PollReport,
         deadline: Option<Sleep>,
     }
+
+    impl<F> PinnedDrop for InlineCall<F> {
+        // Dropped before it finished (its connection failed or was cut):
+        // the polls it had are learned all the same, or a route whose
+        // calls all end this way would stay inline for ever.
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if this.fut.is_some() && this.timing.timed() && this.report.timed_any {
+                let to_route = *this.timing == Timing::Route;
+                this.tracked
+                    .shared
+                    .learn(*this.route, this.report.longest, to_route);
+            }
+        }
+    }
 }
 
 impl<F> InlineCall<F> {
@@ -104,7 +119,7 @@ where
             let to_route = *this.timing == Timing::Route;
             this.tracked
                 .shared
-                .learn(*this.route, this.report, to_route);
+                .learn(*this.route, this.report.longest, to_route);
         }
         let failed = match polled {
             Ok(Poll::Ready(Ok(out))) => {
