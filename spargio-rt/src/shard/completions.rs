@@ -142,7 +142,7 @@ impl LocalShard {
         let wait = self.submit_spill() && wait;
         let ring = self.ring.borrow();
         self.shared().counters.ring_enters.bump();
-        let entered = ring::enter(&ring, wait, timeout);
+        let entered = ring::enter(&ring, &self.ring_fd, wait, timeout);
         drop(ring);
         match entered {
             Ok(ring::Entered::Busy) => self.shared().counters.submit_busy.bump(),
@@ -177,7 +177,7 @@ impl LocalShard {
             let queued = self.ring.borrow_mut().submission().len();
             self.shared().counters.ring_enters.bump();
             // An error shows again, and is reported, in the caller's enter.
-            let _ = ring::enter(&self.ring.borrow(), false, None);
+            let _ = ring::enter(&self.ring.borrow(), &self.ring_fd, false, None);
             if self.ring.borrow_mut().submission().len() >= queued {
                 return false;
             }

@@ -25,6 +25,7 @@ use io_uring::{opcode, types, IoUring};
 use crate::driver::remote::OwnerShard;
 use crate::driver::table::OpTable;
 use crate::scheduler::Inner;
+use crate::shard::ring_fd::RingFd;
 use crate::shard::shared::ShardShared;
 use crate::shard::spin::SpinPolicy;
 use crate::shard::{park, ring};
@@ -45,6 +46,9 @@ pub(crate) struct LocalShard {
     /// The shard's ring; handed to [`Inner::retire_ring`] when the shard
     /// is dropped (hence `ManuallyDrop`).
     pub(crate) ring: RefCell<ManuallyDrop<IoUring>>,
+    /// How this thread names `ring` to `io_uring_enter` (a registered
+    /// ring fd when the kernel takes one).
+    pub(crate) ring_fd: RingFd,
     pub(super) pinned: RefCell<VecDeque<Runnable>>,
     pub(super) worker: Worker<Runnable>,
     /// Polls in a row taken from the LIFO slot (`ShardShared::lifo`).
@@ -395,6 +399,7 @@ impl LocalShard {
             index,
             owner: OwnerShard::new(inner.clone(), index),
             inner,
+            ring_fd: RingFd::register(&ring),
             ring: RefCell::new(ManuallyDrop::new(ring)),
             pinned: RefCell::new(VecDeque::new()),
             worker,
@@ -810,6 +815,8 @@ impl Drop for LocalShard {
         // SAFETY: the ring is taken out once, here, and the field is not
         // touched again (the shard is being dropped).
         let ring = unsafe { ManuallyDrop::take(self.ring.get_mut()) };
+        // On this shard's thread, which made the registration.
+        self.ring_fd.unregister(&ring);
         self.inner.retire_ring(ring);
     }
 }

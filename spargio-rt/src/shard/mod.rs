@@ -9,6 +9,7 @@ pub(crate) mod ops;
 pub(crate) mod park;
 pub(crate) mod poll_cost;
 pub(crate) mod ring;
+pub(crate) mod ring_fd;
 pub(crate) mod shared;
 pub(crate) mod spin;
 pub(crate) mod steal;

@@ -15,9 +15,6 @@ use crate::driver::table::Found;
 use crate::driver::user_data::UD_IGNORE;
 use crate::driver::Cqe;
 
-/// `IORING_ENTER_GETEVENTS` (the io-uring crate keeps its flag constants private).
-const IORING_ENTER_GETEVENTS: u32 = 1;
-
 impl LocalShard {
     /// Queues `e` for submission; an SQE that does not fit goes to the spill
     /// queue (in order) instead of failing or blocking.
@@ -44,7 +41,7 @@ impl LocalShard {
         }
         // Full: submit what is there (no wait) and try once more.
         self.shared().counters.ring_enters.bump();
-        let _ = ring.submit();
+        let _ = self.ring_fd.enter(&ring, 0, false, None);
         // SAFETY: as above.
         if unsafe { ring.submission().push(&e) }.is_err() {
             self.shared().counters.sq_spills.bump();
@@ -123,17 +120,11 @@ impl LocalShard {
     /// listener's exclusive wake-up to the dying entry and never complete.
     /// Running the task work right away closes that window.
     fn settle_cancel(&self) {
-        let Ok(mut ring) = self.ring.try_borrow_mut() else {
+        let Ok(ring) = self.ring.try_borrow_mut() else {
             return; // queued in the spill; it goes with the next enter
         };
-        let pending = ring.submission().len() as u32;
         self.shared().counters.ring_enters.bump();
-        // SAFETY: a plain io_uring_enter with no argument struct; every SQE
-        // it submits obeys `push_sqe`'s rule.
-        let _ = unsafe {
-            ring.submitter()
-                .enter::<libc::sigset_t>(pending, 0, IORING_ENTER_GETEVENTS, None)
-        };
+        let _ = self.ring_fd.enter(&ring, 0, true, None);
     }
 
     /// Handles requests other threads queued for this shard's ring.

@@ -26,6 +26,8 @@ use std::time::Duration;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
+use crate::shard::ring_fd::RingFd;
+
 /// `user_data` of a doorbell CQE that another shard posted into this ring.
 pub(crate) const UD_DOORBELL: u64 = u64::MAX;
 /// `user_data` of this shard's eventfd read.
@@ -188,8 +190,14 @@ pub(crate) enum Entered {
 const MAX_WAIT: Duration = Duration::from_secs(86_400);
 
 /// Submits what is queued and, when `wait` is set, blocks until one CQE
-/// arrives or `timeout` passes (at most [`MAX_WAIT`] at a time).
-pub(crate) fn enter(ring: &IoUring, wait: bool, timeout: Option<Duration>) -> io::Result<Entered> {
+/// arrives or `timeout` passes (at most [`MAX_WAIT`] at a time). `ring_fd`
+/// is how this thread names `ring` to the kernel.
+pub(crate) fn enter(
+    ring: &IoUring,
+    ring_fd: &RingFd,
+    wait: bool,
+    timeout: Option<Duration>,
+) -> io::Result<Entered> {
     let res = if wait {
         match timeout {
             Some(d) => {
@@ -203,12 +211,12 @@ pub(crate) fn enter(ring: &IoUring, wait: bool, timeout: Option<Duration>) -> io
                     .sec(d.as_secs())
                     .nsec(d.subsec_nanos());
                 let args = types::SubmitArgs::new().timespec(&ts);
-                ring.submitter().submit_with_args(1, &args)
+                ring_fd.enter(ring, 1, false, Some(&args))
             }
-            None => ring.submitter().submit_and_wait(1),
+            None => ring_fd.enter(ring, 1, false, None),
         }
     } else {
-        ring.submitter().submit()
+        ring_fd.enter(ring, 0, false, None)
     };
     entered(res)
 }
