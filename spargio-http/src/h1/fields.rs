@@ -225,7 +225,61 @@ pub(super) fn host_is_valid(value: &[u8]) -> bool {
     if value.contains(&b'@') {
         return false;
     }
-    http::uri::Authority::try_from(value).is_ok()
+    host_port_shape_is_valid(value) && http::uri::Authority::try_from(value).is_ok()
+}
+
+/// The parts of `uri-host [":" port]` (RFC 9112 §3.2, RFC 3986 §3.2.2)
+/// that `http::uri::Authority` does not check: the port is digits only
+/// (`host:8a`, `evil.example:.victim.example` are refused), and brackets
+/// appear only around a whole IP-literal host (`[::1]`, `[v1.x]`), never
+/// inside a name (`a[b]c`).
+pub(super) fn host_port_shape_is_valid(value: &[u8]) -> bool {
+    let port_part = if let Some(literal) = value.strip_prefix(b"[") {
+        let Some(end) = literal.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        if !ip_literal_is_valid(&literal[..end]) {
+            return false;
+        }
+        &literal[end + 1..]
+    } else {
+        if value.iter().any(|&b| b == b'[' || b == b']') {
+            return false;
+        }
+        match value.iter().rposition(|&b| b == b':') {
+            Some(colon) => &value[colon..],
+            None => &[],
+        }
+    };
+    match port_part.split_first() {
+        None => true,
+        Some((b':', port)) => port.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    }
+}
+
+/// The inside of an IP-literal: an IPv6 address (RFC 3986's forms, which
+/// `Ipv6Addr` parses; no zone id) or an IPvFuture (`v` hex digits `.` then
+/// unreserved, sub-delims or `:`).
+fn ip_literal_is_valid(inside: &[u8]) -> bool {
+    if let Some(rest) = inside
+        .strip_prefix(b"v")
+        .or_else(|| inside.strip_prefix(b"V"))
+    {
+        let hex = rest.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let Some((b'.', tail)) = rest[hex..].split_first() else {
+            return false;
+        };
+        return hex > 0
+            && !tail.is_empty()
+            && tail
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:".contains(&b));
+    }
+    std::str::from_utf8(inside)
+        .ok()
+        .and_then(|s| s.parse::<std::net::Ipv6Addr>().ok())
+        .is_some()
 }
 
 /// The common Host shape, checked without a full authority parse: a name
@@ -331,6 +385,9 @@ mod tests {
             assert!(!is_plain_host(v.as_bytes()), "{v}");
         }
         assert!(host_is_valid(b"[::1]:8080"));
+        assert!(host_is_valid(b"[::1]"));
+        assert!(host_is_valid(b"[v1.fe80::a+en1]:80"));
+        assert!(host_is_valid(b"host:"));
         assert!(host_is_valid(b""));
         assert!(!host_is_valid(b"user@host"));
         assert!(!host_is_valid(b"ho st"));

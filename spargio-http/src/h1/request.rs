@@ -384,6 +384,14 @@ fn check_target(method: &Method, path: &[u8], uri: &Uri) -> Result<(), RequestEr
             (Some(_), Some(a)) if a.as_str().contains('@') => {
                 Err(RequestError::Malformed("userinfo in request target"))
             }
+            (Some(_), Some(a))
+                if a.as_str().is_empty()
+                    || !super::fields::host_port_shape_is_valid(a.as_str().as_bytes()) =>
+            {
+                Err(RequestError::Malformed(
+                    "invalid authority in request target",
+                ))
+            }
             (Some(_), Some(_)) => Ok(()),
             _ => Err(RequestError::Malformed("invalid request target")),
         },

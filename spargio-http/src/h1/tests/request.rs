@@ -282,6 +282,39 @@ fn http10_without_host_is_accepted() {
     assert_eq!(head("GET / HTTP/1.0\r\n\r\n").version, Version::HTTP_10);
 }
 
+/// RFC 9112 §3.2: a Host whose port is not digits, or with brackets that
+/// do not wrap a whole IP-literal, is invalid (400). `http`'s own authority
+/// parse lets these through, and a service matching the host with
+/// `ends_with(".victim.example")` would take the second for its own.
+#[test]
+fn host_with_a_bad_port_or_stray_brackets_is_rejected() {
+    for host in [
+        "host:8a",
+        "evil.example:.victim.example",
+        "a[b]c",
+        "[::1]x",
+        "[::1]:8a",
+        "[not-an-address]",
+        "[::1",
+    ] {
+        assert_bad_request(&format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+    }
+    for host in ["[::1]:8080", "[::1]", "h:", "example.com:65535"] {
+        let h = head(&format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+        assert_eq!(h.headers["host"], host);
+    }
+}
+
+/// The same rule for an absolute-form target's authority, and an empty
+/// host there (RFC 9110 §4.2.1).
+#[test]
+fn absolute_form_with_a_bad_authority_is_rejected() {
+    assert_bad_request("GET http://h:8a/ HTTP/1.1\r\nHost: h:8a\r\n\r\n");
+    assert_bad_request("GET http://a[b]c/ HTTP/1.1\r\nHost: h\r\n\r\n");
+    let h = head("GET http://[::1]:81/a HTTP/1.1\r\nHost: [::1]:81\r\n\r\n");
+    assert_eq!(h.uri.port_u16(), Some(81));
+}
+
 #[test]
 fn more_than_one_host_is_rejected() {
     assert_bad_request("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n");
