@@ -281,8 +281,12 @@ impl RuntimeBuilder {
         self
     }
 
-    /// The nice value of background-pool threads (default 5, clamped to
-    /// 0..=19; 0 runs them at the shards' priority). Against a busy thread
+    /// How far above the runtime's nice value background-pool threads run:
+    /// they take the nice value of the thread that builds the runtime plus
+    /// this (default 5, clamped to 0..=19, the sum to at most 19; 0 runs
+    /// them at the shards' priority). Relative, so a service started with
+    /// `nice -n 10` gets background threads at 15, not a refused raise to
+    /// 5. Against a busy thread
     /// at nice 0, a thread at nice 5 gets about a quarter of a shared core
     /// (nice 10: about a tenth): a background computation is slowed, never
     /// starved, while the shards are busy, and takes whole cores when they

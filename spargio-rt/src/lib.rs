@@ -64,6 +64,7 @@ mod task;
 mod thread_join;
 pub mod time;
 pub mod uring;
+mod warn;
 
 use std::future::Future;
 

@@ -29,7 +29,8 @@ pub(crate) struct PoolConfig {
     pub(crate) name: String,
     pub(crate) max_threads: usize,
     pub(crate) keep_alive: Duration,
-    /// Nice value each thread sets for itself when it starts (0: leave it).
+    /// How much higher than the building thread's nice value each thread
+    /// runs (0: the same).
     pub(crate) nice: i32,
     /// Whether the pool polls futures (the background pool), which a
     /// `block_on` on its thread would stall; the blocking pool runs
@@ -54,6 +55,9 @@ struct PoolShared {
     /// Task runs queued or running right now (a hint for callers deciding
     /// whether to use the pool; read without the lock).
     pending_runs: AtomicUsize,
+    /// The nice value the pool's threads run at: the building thread's
+    /// plus `config.nice`, at most 19.
+    target_nice: i32,
 }
 
 std::thread_local! {
@@ -62,6 +66,9 @@ std::thread_local! {
     static CURRENT_POOL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Whether this thread belongs to a pool that polls futures.
     static POLLS_FUTURES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The task this pool thread is running (its metadata's address); 0
+    /// between tasks.
+    static RUNNING_TASK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Whether this thread is a thread of a pool that polls futures (the
@@ -80,9 +87,14 @@ struct State {
 }
 
 impl ThreadPool {
+    /// A pool whose threads run `config.nice` above the calling thread's
+    /// nice value (the runtime's builder: normally the shards' own).
     pub(crate) fn new(config: PoolConfig) -> Self {
+        let base = thread_nice().unwrap_or(0);
+        let target_nice = base.saturating_add(config.nice.max(0)).min(MAX_NICE);
         ThreadPool {
             shared: Arc::new(PoolShared {
+                target_nice,
                 registry: Registry::for_pool(),
                 state: Mutex::new(State::default()),
                 work: Condvar::new(),
@@ -128,8 +140,16 @@ impl ThreadPool {
             drop(task); // cancels it; its JoinHandle reports cancellation
             return;
         }
+        // A task woken during its own run on one of this pool's threads
+        // (a yield, or I/O that completed meanwhile): that thread takes it
+        // again as soon as the poll returns, so it needs no other thread.
+        let self_wake = CURRENT_POOL.with(|c| c.get()) == Arc::as_ptr(&self.shared) as usize
+            && RUNNING_TASK.with(|r| r.get()) == task_id(&task);
         st.queue.push_back(task);
         self.shared.pending_runs.fetch_add(1, Ordering::Relaxed);
+        if self_wake {
+            return;
+        }
         // Each queued task needs an idle thread of its own: a thread that
         // was notified stays counted idle until it takes the lock again,
         // so a second push before then must not count it a second time.
@@ -146,38 +166,8 @@ impl ThreadPool {
             st.spawned += 1;
             let id = st.spawned;
             drop(st);
-            if let Err(e) = self.start_thread(id) {
-                eprintln!(
-                    "spargio: could not start a {} thread: {e}",
-                    self.shared.config.name
-                );
-                let mut st = self.shared.lock();
-                st.threads -= 1;
-                // A shutdown may be waiting for the count to fall.
-                self.shared.exited.notify_all();
-                // With no thread at all, nothing would ever take the queue
-                // (until a later push started one): cancel what waits, so
-                // its `JoinHandle`s report it instead of hanging. Threads
-                // that are busy will come back to the queue by themselves.
-                if st.threads == 0 {
-                    self.cancel_queued(st);
-                }
-            }
+            self.shared.start_for(id);
         }
-    }
-
-    /// Starts pool thread number `id`. (In unit tests, a pool whose name
-    /// ends in `-spawn-fails` fails here, to exercise that path.)
-    fn start_thread(&self, id: usize) -> std::io::Result<()> {
-        #[cfg(test)]
-        if self.shared.config.name.ends_with("-spawn-fails") {
-            return Err(std::io::Error::from_raw_os_error(libc::EAGAIN));
-        }
-        let shared = self.shared.clone();
-        std::thread::Builder::new()
-            .name(format!("{}-{id}", self.shared.config.name))
-            .spawn(move || shared.run())
-            .map(drop)
     }
 
     /// Asks every live task of the pool to stop (each is dropped at its
@@ -193,20 +183,8 @@ impl ThreadPool {
     pub(crate) fn close(&self) {
         let mut st = self.shared.lock();
         st.shutdown = true;
-        self.cancel_queued(st);
+        self.shared.cancel_queued(st);
         self.shared.work.notify_all();
-    }
-
-    /// Drops every queued job (their `JoinHandle`s report cancellation),
-    /// after letting go of the lock `st`: a job's drop may push to this
-    /// pool.
-    fn cancel_queued(&self, mut st: std::sync::MutexGuard<'_, State>) {
-        let queued = std::mem::take(&mut st.queue);
-        drop(st);
-        self.shared
-            .pending_runs
-            .fetch_sub(queued.len(), Ordering::Relaxed);
-        drop(queued);
     }
 
     /// [`close`](Self::close)s the pool and waits until `deadline` for
@@ -231,14 +209,86 @@ impl PoolShared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Starts thread number `id`, already counted in `threads`. A thread
+    /// inherits its creator's nice value and could not raise it back: when
+    /// the calling thread runs at a lower priority than this pool's (a
+    /// background future that needs a blocking thread), a shard starts it
+    /// instead.
+    fn start_for(self: &Arc<Self>, id: usize) {
+        let start = StartThread {
+            shared: self.clone(),
+            id: Some(id),
+        };
+        if thread_nice().is_some_and(|now| now > self.target_nice) {
+            if let Some(inner) = self.runtime.get().and_then(Weak::upgrade) {
+                // Dropped unrun (the runtime is shutting down), it starts
+                // the thread where it is dropped.
+                drop(inner.spawn(crate::TaskPlacement::Stealable, async move {
+                    start.now();
+                }));
+                return;
+            }
+        }
+        start.now();
+    }
+
+    /// Starts thread number `id`, already counted in `threads`; on failure
+    /// takes it off the count again. (In unit tests, a pool whose name
+    /// ends in `-spawn-fails` fails here, to exercise that path.)
+    fn start_counted(self: &Arc<Self>, id: usize) {
+        let started = if cfg!(test) && self.config.name.ends_with("-spawn-fails") {
+            Err(std::io::Error::from_raw_os_error(libc::EAGAIN))
+        } else {
+            let shared = self.clone();
+            std::thread::Builder::new()
+                .name(format!("{}-{id}", self.config.name))
+                .spawn(move || shared.run())
+                .map(drop)
+        };
+        let Err(e) = started else {
+            return;
+        };
+        crate::warn::warn_stderr!(
+            "spargio: could not start a {} thread: {e}",
+            self.config.name
+        );
+        let mut st = self.lock();
+        st.threads -= 1;
+        // A shutdown may be waiting for the count to fall.
+        self.exited.notify_all();
+        // With no thread at all, nothing would ever take the queue (until a
+        // later push started one): cancel what waits, so its `JoinHandle`s
+        // report it instead of hanging. Threads that are busy will come
+        // back to the queue by themselves.
+        if st.threads == 0 {
+            self.cancel_queued(st);
+        }
+    }
+
+    /// Drops every queued job (their `JoinHandle`s report cancellation),
+    /// after letting go of the lock `st`: a job's drop may push to this
+    /// pool.
+    fn cancel_queued(&self, mut st: MutexGuard<'_, State>) {
+        let queued = std::mem::take(&mut st.queue);
+        drop(st);
+        self.pending_runs.fetch_sub(queued.len(), Ordering::Relaxed);
+        drop(queued);
+    }
+
     fn run(&self) {
-        lower_priority(self.config.nice);
+        // A thread started from one at a lower priority (a background
+        // future that needed a blocking thread) inherits it, and cannot
+        // raise it back without privilege: it serves the jobs queued now
+        // and exits, rather than serving everyone's at that priority for
+        // its keep-alive time.
+        let inherited_lower = !settle_priority(self.target_nice);
         CURRENT_POOL.with(|c| c.set(self as *const PoolShared as usize));
         POLLS_FUTURES.with(|p| p.set(self.config.runs_futures));
         let mut st = self.lock();
         loop {
             if let Some(task) = st.queue.pop_front() {
                 drop(st);
+                RUNNING_TASK.with(|r| r.set(task_id(&task)));
                 match self.runtime.get().and_then(Weak::upgrade) {
                     Some(inner) => {
                         crate::block_on::with_entered(crate::RuntimeHandle { inner }, || {
@@ -249,11 +299,12 @@ impl PoolShared {
                         crate::task::run(task, &self.registry);
                     }
                 }
+                RUNNING_TASK.with(|r| r.set(0));
                 self.pending_runs.fetch_sub(1, Ordering::Relaxed);
                 st = self.lock();
                 continue;
             }
-            if st.shutdown {
+            if st.shutdown || inherited_lower {
                 break;
             }
             st.idle += 1;
@@ -273,23 +324,70 @@ impl PoolShared {
     }
 }
 
-/// Raises the calling thread's nice value to `nice` (a lower CPU priority);
-/// nothing for 0. Lowering one's own priority needs no privilege; should it
-/// fail anyway, the thread runs at its old priority.
-fn lower_priority(nice: i32) {
-    if nice <= 0 {
-        return;
+/// A counted pool thread to start, once: by [`now`](Self::now), or when
+/// dropped without that (a start handed to a shard that never ran).
+struct StartThread {
+    shared: Arc<PoolShared>,
+    id: Option<usize>,
+}
+
+impl StartThread {
+    fn now(mut self) {
+        if let Some(id) = self.id.take() {
+            self.shared.start_counted(id);
+        }
     }
-    // SAFETY: `setpriority` only reads its arguments. On Linux the nice
-    // value is per thread and `who == 0` names the calling thread, so this
-    // changes no other thread of the process.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+}
+
+impl Drop for StartThread {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.shared.start_counted(id);
+        }
+    }
+}
+
+/// A task's identity while it exists: the address of its metadata.
+fn task_id(task: &Runnable) -> usize {
+    task.metadata() as *const crate::task::TaskMeta as usize
+}
+
+/// The highest nice value (the lowest priority).
+const MAX_NICE: i32 = 19;
+
+/// The calling thread's nice value (on Linux each thread has its own).
+fn thread_nice() -> Option<i32> {
+    // SAFETY: `errno` is this thread's; `getpriority` only reads its
+    // arguments, and `who == 0` names the calling thread. It can return -1
+    // as a value, so errno is cleared first to tell that from a failure.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+        (nice != -1 || *libc::__errno_location() == 0).then_some(nice)
+    }
+}
+
+/// Moves the calling thread to nice value `target` if that lowers its
+/// priority (which needs no privilege). Returns whether the thread now
+/// runs at `target` or above it in priority; `false` when it inherited a
+/// higher nice value than `target`, which only a privileged thread could
+/// undo.
+fn settle_priority(target: i32) -> bool {
+    let Some(now) = thread_nice() else {
+        return true;
+    };
+    if now >= target {
+        return now == target;
+    }
+    // SAFETY: as in `thread_nice`; this changes no other thread.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, target) };
     if rc != 0 {
-        eprintln!(
-            "spargio: could not lower a pool thread's priority to nice {nice}: {}",
+        crate::warn::warn_stderr!(
+            "spargio: could not lower a pool thread's priority to nice {target}: {}",
             std::io::Error::last_os_error()
         );
     }
+    true
 }
 
 #[cfg(test)]

@@ -50,6 +50,9 @@ impl Runtime {
 
     /// Starts `n` shards (`n` ≥ 1, resolved by the builder).
     pub(crate) fn start(b: RuntimeBuilder, n: usize) -> io::Result<Runtime> {
+        // Here rather than at the first timer off the shards; see
+        // `ensure_started`.
+        crate::time::fallback::ensure_started()?;
         let inner = Arc::new(Inner::new(&b, n)?);
         inner.blocking.set_runtime(Arc::downgrade(&inner));
         inner.background.set_runtime(Arc::downgrade(&inner));

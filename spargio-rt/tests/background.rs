@@ -41,7 +41,11 @@ fn background_threads_run_at_a_lower_priority() {
     let base = own_nice();
     let rt = Runtime::builder().shards(1).build().unwrap();
     let nice = rt.block_on(rt.handle().spawn_background(async { own_nice() }));
-    assert_eq!(nice.unwrap(), base.max(5), "default nice 5");
+    assert_eq!(
+        nice.unwrap(),
+        (base + 5).min(19),
+        "default: 5 above the builder's"
+    );
 
     let rt = Runtime::builder()
         .shards(1)
@@ -50,6 +54,60 @@ fn background_threads_run_at_a_lower_priority() {
         .unwrap();
     let nice = rt.block_on(rt.handle().spawn_background(async { own_nice() }));
     assert_eq!(nice.unwrap(), base, "nice 0 leaves the priority alone");
+}
+
+/// The background nice value counts from the building thread's: a
+/// service started at nice 3 gets background threads at 8 (setting 5 was
+/// a raise, refused without privilege, which left them at the shards'
+/// priority).
+#[test]
+fn the_background_nice_value_counts_from_the_builders() {
+    let base = own_nice();
+    let nice = std::thread::spawn(move || {
+        // SAFETY: as in `own_nice`; this changes only this thread's value.
+        assert_eq!(
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, base + 3) },
+            0
+        );
+        let rt = Runtime::builder().shards(1).build().unwrap();
+        rt.block_on(rt.handle().spawn_background(async { own_nice() }))
+            .unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(nice, (base + 8).min(19));
+}
+
+/// A blocking thread that a background task needs is started by a shard:
+/// started by the background thread, it inherited that thread's lower
+/// priority and served every shard's blocking jobs at it for its
+/// keep-alive time (a thread cannot raise its own priority back).
+#[test]
+fn blocking_threads_a_background_task_starts_run_at_the_shards_priority() {
+    let base = own_nice();
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    let nice = rt
+        .block_on(h.spawn_background(async { spargio_rt::spawn_blocking(own_nice).await.unwrap() }))
+        .unwrap();
+    assert_eq!(nice, base);
+    // And the thread serves shard jobs at that priority afterwards.
+    assert_eq!(rt.block_on(h.spawn_blocking(own_nice)).unwrap(), base);
+}
+
+/// A background task woken during its own poll (a yield) is taken again
+/// by the thread that ran it: no second thread is started for it.
+#[test]
+fn a_background_task_that_yields_keeps_to_one_thread() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    rt.block_on(h.spawn_background(async {
+        for _ in 0..16 {
+            spargio_rt::yield_now().await;
+        }
+    }))
+    .unwrap();
+    assert_eq!(h.stats().background_threads, 1);
 }
 
 #[test]

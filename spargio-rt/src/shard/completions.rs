@@ -150,7 +150,10 @@ impl LocalShard {
             Ok(ring::Entered::CqesLost) => self.note_cqes_lost(),
             // Only programming errors (EFAULT, EBADF...) land here; say so
             // instead of spinning silently.
-            Err(e) => eprintln!("spargio: shard {} io_uring_enter failed: {e}", self.index),
+            Err(e) => crate::warn::warn_stderr!(
+                "spargio: shard {} io_uring_enter failed: {e}",
+                self.index
+            ),
         }
         // Queued closes count as submitted only once the kernel has taken
         // every SQE (an enter refused with `EBUSY` leaves them queued, and

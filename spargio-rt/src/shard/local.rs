@@ -770,7 +770,7 @@ impl LocalShard {
             self.submit(true, Some(std::time::Duration::from_millis(10)));
             self.reap();
         }
-        eprintln!(
+        crate::warn::warn_stderr!(
             "spargio: shard {} exits with {} ring closes the kernel never completed",
             self.index,
             self.closes_in_flight.get()

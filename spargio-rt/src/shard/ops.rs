@@ -205,7 +205,7 @@ impl LocalShard {
         if self.note_cq_overflow() == 0 {
             self.shared().counters.cqes_lost.bump();
         }
-        eprintln!(
+        crate::warn::warn_stderr!(
             "spargio: shard {} lost CQEs: the kernel found no memory to queue them \
              (io_uring_enter: EBADR); ops whose completion was lost never finish",
             self.index
@@ -238,7 +238,7 @@ impl LocalShard {
             self.submit(true, Some(std::time::Duration::from_millis(5)));
             self.reap();
         }
-        eprintln!(
+        crate::warn::warn_stderr!(
             "spargio: shard {} exits with {} io_uring ops the kernel never completed; \
              their buffers are leaked",
             self.index,

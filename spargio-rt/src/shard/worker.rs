@@ -207,7 +207,7 @@ pub(crate) fn main(start: ShardStart) {
         // this shard: say so, shut it down, and drop whatever is sent here
         // meanwhile so no task is stranded (`build` does not wait for the
         // shards to come up, so this cannot fail it).
-        eprintln!(
+        crate::warn::warn_stderr!(
             "spargio: shard {index} could not enable its io_uring ring: {e}; shutting the runtime down"
         );
         inner.begin_shutdown();
@@ -264,13 +264,13 @@ fn run_to_exit(local: &LocalShard) {
         panics += 1;
         local.shared().counters.loop_panics.bump();
         if panics >= LOOP_PANICS_BEFORE_ABORT {
-            eprintln!(
+            crate::warn::warn_stderr!(
                 "spargio: shard {}'s event loop panicked {panics} times while shutting down; aborting",
                 local.index
             );
             std::process::abort();
         }
-        eprintln!(
+        crate::warn::warn_stderr!(
             "spargio: shard {}'s event loop panicked outside any task (see the message above); \
              shutting the runtime down",
             local.index
@@ -284,7 +284,7 @@ struct AbortOnUnwind(usize);
 
 impl Drop for AbortOnUnwind {
     fn drop(&mut self) {
-        eprintln!(
+        crate::warn::warn_stderr!(
             "spargio: shard {} panicked while retiring its io_uring ops; aborting, since the \
              kernel may still write into their buffers",
             self.0

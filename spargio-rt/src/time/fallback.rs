@@ -2,30 +2,48 @@
 //! thread using `boundary`, a blocking-pool closure): one lazily started
 //! thread with its own heap, sleeping on a condvar until the nearest deadline.
 
+use std::io;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 use super::entry::TimerEntry;
 use super::heap::TimerHeap;
 
-struct Fallback {
+/// The heap of timers set off the shards, and the wake-up of its thread.
+pub(crate) struct Fallback {
     heap: Mutex<TimerHeap>,
     changed: Condvar,
 }
 
+/// The fallback heap, once its thread runs.
+static FALLBACK: OnceLock<&'static Fallback> = OnceLock::new();
+
+/// Starts the fallback timer thread unless it runs already, and gives its
+/// heap. `Runtime` building calls it, so the thread takes the building
+/// thread's CPU priority rather than that of whichever thread first sets a
+/// timer off the shards: a background-pool thread would hand it a lower
+/// priority that it keeps for the life of the process.
+pub(crate) fn ensure_started() -> io::Result<&'static Fallback> {
+    if let Some(fb) = FALLBACK.get() {
+        return Ok(fb);
+    }
+    static STARTING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(fb) = FALLBACK.get() {
+        return Ok(fb);
+    }
+    let fb: &'static Fallback = Box::leak(Box::new(Fallback {
+        heap: Mutex::new(TimerHeap::default()),
+        changed: Condvar::new(),
+    }));
+    std::thread::Builder::new()
+        .name("spargio-timer".into())
+        .spawn(move || run(fb))?;
+    Ok(FALLBACK.get_or_init(|| fb))
+}
+
 fn fallback() -> &'static Fallback {
-    static FALLBACK: OnceLock<&'static Fallback> = OnceLock::new();
-    FALLBACK.get_or_init(|| {
-        let fb: &'static Fallback = Box::leak(Box::new(Fallback {
-            heap: Mutex::new(TimerHeap::default()),
-            changed: Condvar::new(),
-        }));
-        std::thread::Builder::new()
-            .name("spargio-timer".into())
-            .spawn(move || run(fb))
-            .expect("spargio: could not start the fallback timer thread");
-        fb
-    })
+    ensure_started().expect("spargio: could not start the fallback timer thread")
 }
 
 fn run(fb: &'static Fallback) {

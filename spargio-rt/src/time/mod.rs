@@ -13,7 +13,7 @@
 //! later poll tries again.
 
 mod entry;
-mod fallback;
+pub(crate) mod fallback;
 pub(crate) mod heap;
 mod interval;
 mod sleep;
