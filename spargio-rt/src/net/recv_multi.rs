@@ -108,11 +108,14 @@ impl RecvMultishot {
         }
     }
 
-    /// At most `n` received buffers wait for [`next`](Self::next) (default
-    /// [`DEFAULT_MAX_QUEUED`]); at `n` the receive is cancelled, so a
-    /// consumer that falls behind holds no more of the shared ring, and
-    /// further data waits in the socket (TCP flow control) until `next`
-    /// has taken the queued buffers and re-arms the receive.
+    /// About `n` received buffers wait for [`next`](Self::next) (default
+    /// [`DEFAULT_MAX_QUEUED`]): when the `n`-th arrives the receive is
+    /// cancelled, so a consumer that falls behind stops taking more of the
+    /// shared ring, and further data waits in the socket (TCP flow
+    /// control) until `next` has taken the queued buffers and re-arms the
+    /// receive. A soft cap: buffers the kernel filled before the cancel
+    /// reached it (one wake-up's burst, up to the ring's free buffers)
+    /// are queued too.
     ///
     /// On a Unix stream socket `n` is held to at most [`UNIX_MAX_QUEUED`]
     /// (a kernel quirk would otherwise lose the end of the stream).
