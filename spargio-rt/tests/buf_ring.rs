@@ -474,3 +474,63 @@ fn a_unix_multishot_receive_with_a_large_cap_still_sees_the_end() {
         "(all data, end of stream seen) per burst"
     );
 }
+
+/// A waker that counts nothing: its `Arc`'s strong count says who holds it.
+struct HeldWaker;
+
+impl std::task::Wake for HeldWaker {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+#[test]
+fn a_receive_dropped_while_the_ring_is_dry_lets_go_of_its_waker() {
+    let (registered, after_drop) = on_shard(|| async {
+        use std::future::Future;
+        use std::sync::Arc;
+        use std::task::{Context, Poll, Waker};
+
+        let ring = BufRing::new(1, 64).unwrap();
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let (r, _) = a.write_all(pattern(500)).await;
+        r.unwrap();
+        let mut rx = b.recv_multishot(&ring);
+        // Holds the ring's only buffer: the receive runs dry behind it.
+        let held = rx.next().await.unwrap().unwrap();
+        let flag = Arc::new(HeldWaker);
+        let waker = Waker::from(flag.clone());
+        let mut registered = false;
+        for _ in 0..5000 {
+            let mut next = std::pin::pin!(rx.next());
+            if let Poll::Ready(got) = next.as_mut().poll(&mut Context::from_waker(&waker)) {
+                // A buffer queued before the ring ran dry: keep draining.
+                drop(got);
+                continue;
+            }
+            // Held by `flag`, `waker`, and now a waiter list.
+            if ring.available() == 0 && Arc::strong_count(&flag) > 2 {
+                registered = true;
+                break;
+            }
+            spargio_rt::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        drop(waker);
+        drop(rx);
+        // The op's own copy goes with its final completion; the ring's
+        // list must not keep one (bounded wait for the cancel).
+        let mut after_drop = Arc::strong_count(&flag);
+        for _ in 0..2000 {
+            if after_drop == 1 {
+                break;
+            }
+            spargio_rt::time::sleep(std::time::Duration::from_millis(1)).await;
+            after_drop = Arc::strong_count(&flag);
+        }
+        drop(held);
+        (registered, after_drop)
+    });
+    assert!(registered, "the receive never waited for a buffer");
+    assert_eq!(
+        after_drop, 1,
+        "the dry ring still lists the dropped receive's waker"
+    );
+}

@@ -59,7 +59,9 @@ pub(crate) struct RingInner {
     /// The producer side (our tail); buffers come back from any thread.
     tail: Mutex<u16>,
     available: AtomicUsize,
-    waiters: Mutex<Vec<Waker>>,
+    /// Receives waiting for a buffer to come back, each under an id of
+    /// its own (so a receive dropped while it waits takes itself off).
+    waiters: Mutex<Waiters>,
     owner: (Arc<Inner>, usize),
     /// Whether the kernel took the ring under `bgid`: only then does the
     /// drop unregister `bgid` (which may belong to another ring otherwise).
@@ -148,7 +150,7 @@ impl BufRing {
             bufs_layout,
             tail: Mutex::new(0),
             available: AtomicUsize::new(0),
-            waiters: Mutex::new(Vec::new()),
+            waiters: Mutex::new(Waiters::default()),
             owner: (l.inner.clone(), l.index),
             registered: false,
         };
@@ -240,8 +242,14 @@ impl RingInner {
             (*t).store(*tail, Ordering::Release);
         }
         drop(tail);
-        let waiters = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|p| p.into_inner()));
-        for w in waiters {
+        let waiters = std::mem::take(
+            &mut self
+                .waiters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .listed,
+        );
+        for (_, w) in waiters {
             w.wake();
         }
     }
@@ -263,18 +271,44 @@ impl RingInner {
     }
 
     /// Registers `waker` to be woken when a buffer comes back; returns
-    /// false if one is already available.
-    pub(crate) fn wait_for_buffer(&self, waker: &Waker) -> bool {
+    /// false if one is already available. `id` is the caller's place in
+    /// the list (kept between polls; give it to
+    /// [`forget_waiter`](Self::forget_waiter) when the caller goes away
+    /// while still waiting).
+    pub(crate) fn wait_for_buffer(&self, waker: &Waker, id: &mut Option<u64>) -> bool {
         let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
         if self.available.load(Ordering::Acquire) > 0 {
             return false;
         }
         // A task that polls again while it waits is listed once (the list
-        // is bounded by the tasks waiting, not by their polls).
-        if !w.iter().any(|listed| listed.will_wake(waker)) {
-            w.push(waker.clone());
+        // is bounded by the receives waiting, not by their polls).
+        let listed = id.and_then(|id| w.listed.iter_mut().find(|(i, _)| *i == id));
+        match listed {
+            Some((_, listed)) => {
+                if !listed.will_wake(waker) {
+                    *listed = waker.clone();
+                }
+            }
+            None => {
+                let new = w.next_id;
+                w.next_id += 1;
+                w.listed.push((new, waker.clone()));
+                *id = Some(new);
+            }
         }
         true
+    }
+
+    /// Takes the waiter `id` off the list, if it is still there: its
+    /// receive was dropped while it waited (with the ring dry and
+    /// connections coming and going, the list would otherwise keep every
+    /// dead task's waker, and the task's memory, until a buffer came
+    /// back).
+    pub(crate) fn forget_waiter(&self, id: u64) {
+        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = w.listed.iter().position(|(i, _)| *i == id) {
+            w.listed.swap_remove(at);
+        }
     }
 
     /// The bytes of buffer `bid`.
@@ -381,6 +415,13 @@ impl Drop for RingBuf {
     }
 }
 
+/// The receives waiting for a buffer of one ring.
+#[derive(Default)]
+struct Waiters {
+    listed: Vec<(u64, Waker)>,
+    next_id: u64,
+}
+
 /// The kernel's page size.
 fn page_size() -> usize {
     // SAFETY: sysconf only reads a system value.
@@ -413,14 +454,53 @@ mod tests {
                 ring.inner.taken();
                 // The waker of the task polling (a clone of it each poll).
                 let waker = std::task::Waker::from(std::sync::Arc::new(NoWake));
+                let mut id = None;
                 for _ in 0..1000 {
-                    assert!(ring.inner.wait_for_buffer(&waker.clone()));
+                    assert!(ring.inner.wait_for_buffer(&waker.clone(), &mut id));
                 }
-                let listed = ring.inner.waiters.lock().unwrap().len();
+                let listed = ring.inner.waiters.lock().unwrap().listed.len();
                 ring.inner.available.fetch_add(1, Ordering::AcqRel);
                 listed
             }))
             .unwrap();
         assert_eq!(listed, 1);
+    }
+
+    #[test]
+    fn a_waiter_that_goes_away_is_taken_off_the_list() {
+        let rt = crate::Runtime::builder().shards(1).build().unwrap();
+        let h = rt.handle();
+        let left = rt
+            .block_on(h.spawn_local_on(crate::ShardId(0), || async {
+                let ring = BufRing::new(1, 64).unwrap();
+                ring.inner.taken();
+                let mut ids = Vec::new();
+                for _ in 0..100 {
+                    let waker = std::task::Waker::from(std::sync::Arc::new(NoWake));
+                    let mut id = None;
+                    assert!(ring.inner.wait_for_buffer(&waker, &mut id));
+                    ids.push(id.expect("listed"));
+                }
+                for id in &ids[..99] {
+                    ring.inner.forget_waiter(*id);
+                }
+                let left: Vec<u64> = ring
+                    .inner
+                    .waiters
+                    .lock()
+                    .unwrap()
+                    .listed
+                    .iter()
+                    .map(|(i, _)| *i)
+                    .collect();
+                ring.inner.available.fetch_add(1, Ordering::AcqRel);
+                (left, ids[99])
+            }))
+            .unwrap();
+        assert_eq!(
+            left.0,
+            vec![left.1],
+            "only the waiter still there is listed"
+        );
     }
 }

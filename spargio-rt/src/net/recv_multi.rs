@@ -63,6 +63,17 @@ pub struct RecvMultishot {
     /// The highest queue cap [`max_queued`](RecvMultishot::max_queued)
     /// may set: [`UNIX_MAX_QUEUED`] on a Unix stream, else unbounded.
     cap_limit: usize,
+    /// This receive's place among the ring's waiters, once it waited for a
+    /// buffer.
+    waiter: Option<u64>,
+}
+
+impl Drop for RecvMultishot {
+    fn drop(&mut self) {
+        if let Some(id) = self.waiter {
+            self.ring.forget_waiter(id);
+        }
+    }
 }
 
 /// The most received buffers a Unix stream's multishot receive lets wait.
@@ -105,6 +116,7 @@ impl RecvMultishot {
             stopped: false,
             fail_when_dry: false,
             cap_limit: usize::MAX,
+            waiter: None,
         }
     }
 
@@ -226,7 +238,7 @@ impl RecvMultishot {
                     // Waiting for a buffer would end in a re-arm, which
                     // cannot happen here.
                     return off_shard();
-                } else if self.ring.wait_for_buffer(cx.waker()) {
+                } else if self.ring.wait_for_buffer(cx.waker(), &mut self.waiter) {
                     return Poll::Pending;
                 }
                 self.starved = false;
