@@ -115,11 +115,12 @@ impl RingFd {
         getevents: bool,
         args: Option<&types::SubmitArgs<'_, '_>>,
     ) -> io::Result<usize> {
-        // SAFETY: only this thread submits to the ring (its single issuer),
-        // and no other submission queue handle is alive: the shard takes
-        // them only for a push or a length and drops them before it enters.
-        // Dropping this one writes back the tail it read, unchanged.
+        // Only this thread submits to the ring (its single issuer), and the
+        // shard takes submission queue handles only for a push or a length,
+        // dropping them before it enters. Dropping this one writes back the
+        // tail it read, unchanged.
         let (to_submit, taskrun, overflow) = {
+            // SAFETY: no other submission queue handle is alive (above).
             let sq = unsafe { ring.submission_shared() };
             (sq.len() as u32, sq.taskrun(), sq.cq_overflow())
         };
@@ -140,11 +141,11 @@ impl RingFd {
             }
             None => (std::ptr::null(), 0),
         };
-        // SAFETY: `fd` names this thread's ring (registered index or fd);
-        // the SQEs it submits obey `LocalShard::push_sqe`'s rule; `arg` is
-        // null or the `io_uring_getevents_arg` that `SubmitArgs` wraps (the
-        // io-uring crate hands the kernel the same struct), alive across
-        // the call.
+        // `fd` names this thread's ring (registered index or fd); the SQEs
+        // it submits obey `LocalShard::push_sqe`'s rule; `arg` is null or
+        // the `io_uring_getevents_arg` that `SubmitArgs` wraps (the io-uring
+        // crate hands the kernel the same struct), alive across the call.
+        // SAFETY: the arguments are valid for io_uring_enter, as said above.
         let res = unsafe {
             libc::syscall(
                 libc::SYS_io_uring_enter,
