@@ -332,10 +332,9 @@ struct StartThread {
 }
 
 impl StartThread {
-    fn now(mut self) {
-        if let Some(id) = self.id.take() {
-            self.shared.start_counted(id);
-        }
+    /// Starts the thread here (what the drop does).
+    fn now(self) {
+        drop(self);
     }
 }
 
