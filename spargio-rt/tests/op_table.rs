@@ -662,3 +662,42 @@ fn a_slot_waker_that_submits_an_op_at_once_does_not_break_the_shard() {
     let (res, ()) = rt.block_on(h.spawn_pinned(ShardId(0), waiting)).unwrap();
     assert_eq!(res.unwrap().res, 0);
 }
+
+#[test]
+fn a_paused_accept_that_waited_for_a_slot_does_not_keep_one() {
+    let rt = one_shard_with_one_op_slot();
+    let h = rt.handle();
+    // The one slot is taken.
+    let (hold, mut peer) = blocked_read();
+    let hold = first_poll_on(&rt, 0, hold);
+    // A multishot accept queues for it, and is paused while it waits.
+    let incoming = rt
+        .block_on(h.spawn_pinned(ShardId(0), async move {
+            let listener =
+                spargio_rt::net::TcpListener::bind_with(([127, 0, 0, 1], 0).into(), 16, false)
+                    .unwrap();
+            let mut incoming = listener.incoming();
+            let first = std::future::poll_fn(|cx| Poll::Ready(incoming.poll_next_conn(cx))).await;
+            assert!(first.is_pending(), "the accept waits for a slot");
+            incoming.pause();
+            assert!(incoming.next_paused().await.is_none());
+            incoming
+        }))
+        .unwrap();
+    // The slot frees; the paused accept is not polled for it, so it goes
+    // to the next op instead of staying set aside.
+    peer.write_all(b"1").unwrap();
+    let (read, _) = rt.block_on(hold);
+    assert_eq!(read.unwrap().res, 1);
+    let res = rt
+        .block_on(h.spawn_pinned(ShardId(0), async {
+            spargio_rt::time::timeout(HANG, nop(())).await
+        }))
+        .unwrap()
+        .expect("a paused accept kept the only slot")
+        .0
+        .unwrap()
+        .res;
+    assert_eq!(res, 0);
+    drop(incoming);
+}

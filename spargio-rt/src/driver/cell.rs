@@ -129,6 +129,17 @@ impl OpTag {
             .is_ok()
     }
 
+    /// Takes the op out of whatever queue for a slot it waits in, and
+    /// gives up a slot set aside for it: the entry, or the claim, goes
+    /// stale, and its table hands the slot on at its next look (for an op
+    /// that will not be polled for its slot for a while: a paused
+    /// multishot op).
+    pub(crate) fn stop_waiting(&self) {
+        if self.slot_queue.load(Ordering::Acquire) != 0 {
+            self.slot_queue.store(0, Ordering::Release);
+        }
+    }
+
     /// Whether a slot of table `queue` is set aside for the op.
     pub(crate) fn holds_claim(&self, queue: u64) -> bool {
         self.slot_queue.load(Ordering::Acquire) == queue | CLAIMED

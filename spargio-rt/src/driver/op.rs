@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::cell::{Direction, OpCell, OpData};
+use super::cell::{Completion, Direction, OpCell, OpData};
 use super::multi::{MultiCell, MultiData};
 use super::remote::{self, Owner};
 use super::Cqe;
@@ -150,6 +150,12 @@ impl<T: MultiData> MultiOp<T> {
             return;
         }
         self.paused = true;
+        if !self.armed {
+            // It may wait for a slot in a full op table: a paused op is not
+            // polled for it, so it must not hold the queue's place (or a
+            // slot set aside for it) until it resumes.
+            self.cell.op_tag().stop_waiting();
+        }
         if self.armed && !self.cell.ended() {
             if let Some(owner) = &self.owner {
                 remote::cancel(owner, self.cell.clone());
