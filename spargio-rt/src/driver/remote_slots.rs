@@ -13,6 +13,13 @@
 //! do not have. Waiting here is the exception (it needs `max_ops_in_flight`
 //! ops in flight from outside the runtime), so the herd is cheap.
 //!
+//! Entries of ops that are gone (a future polled once, queued, then
+//! dropped) or wait no more are swept out once the queue has doubled since
+//! the last sweep, as in `OpTable`: a loop that keeps starting and
+//! dropping ops while every slot stays taken would otherwise grow the queue,
+//! and keep each dropped op's allocation alive through its `Weak`, until a
+//! slot freed.
+//!
 //! No lost wake-up: a submitter that finds the count at its limit queues
 //! itself under the lock and then tries once more; a slot is freed by a
 //! decrement followed by a look at the queue. Either the retry sees the
@@ -24,6 +31,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::Waker;
 
 use super::cell::Completion;
+use super::table::MIN_SWEEP_AT;
 
 /// Slots for ops submitted to a runtime's shards from outside it.
 pub(crate) struct RemoteSlots {
@@ -32,7 +40,16 @@ pub(crate) struct RemoteSlots {
     limit: usize,
     /// Entries in `waiting`, live or not (read without the lock).
     queued: AtomicUsize,
-    waiting: Mutex<VecDeque<Weak<dyn Completion>>>,
+    waiting: Mutex<Waiting>,
+}
+
+/// The queue of ops waiting for a slot.
+struct Waiting {
+    entries: VecDeque<Weak<dyn Completion>>,
+    /// The length at which the next push sweeps out dead entries: twice
+    /// the live ones after the last sweep (at least [`MIN_SWEEP_AT`]), so
+    /// sweeps cost O(1) a push.
+    sweep_at: usize,
 }
 
 impl RemoteSlots {
@@ -43,7 +60,10 @@ impl RemoteSlots {
             in_flight: AtomicUsize::new(0),
             limit: limit.max(1),
             queued: AtomicUsize::new(0),
-            waiting: Mutex::new(VecDeque::new()),
+            waiting: Mutex::new(Waiting {
+                entries: VecDeque::new(),
+                sweep_at: MIN_SWEEP_AT,
+            }),
         }
     }
 
@@ -70,13 +90,29 @@ impl RemoteSlots {
         {
             let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
             if op.op_tag().wait_in(self.id, waker) {
-                waiting.push_back(Arc::downgrade(op));
+                if waiting.entries.len() >= waiting.sweep_at {
+                    self.sweep(&mut waiting);
+                }
+                waiting.entries.push_back(Arc::downgrade(op));
                 self.queued.fetch_add(1, Ordering::SeqCst);
             }
         }
         // Got one after all: the entry left behind is stale (the caller
         // clears `slot_queue`).
         self.try_acquire()
+    }
+
+    /// Drops the entries of ops that are gone or no longer wait here,
+    /// keeping the order of the rest.
+    fn sweep(&self, waiting: &mut Waiting) {
+        let id = self.id;
+        let before = waiting.entries.len();
+        waiting
+            .entries
+            .retain(|entry| entry.upgrade().is_some_and(|op| op.op_tag().waits_in(id)));
+        self.queued
+            .fetch_sub(before - waiting.entries.len(), Ordering::SeqCst);
+        waiting.sweep_at = (2 * waiting.entries.len()).max(MIN_SWEEP_AT);
     }
 
     /// Gives a slot back and wakes the ops waiting for one.
@@ -91,8 +127,10 @@ impl RemoteSlots {
     pub(crate) fn wake_all(&self) {
         let taken = {
             let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-            self.queued.fetch_sub(waiting.len(), Ordering::SeqCst);
-            std::mem::take(&mut *waiting)
+            self.queued
+                .fetch_sub(waiting.entries.len(), Ordering::SeqCst);
+            waiting.sweep_at = MIN_SWEEP_AT;
+            std::mem::take(&mut waiting.entries)
         };
         for entry in taken {
             let Some(op) = entry.upgrade() else {
@@ -180,6 +218,29 @@ mod tests {
         slots.release();
         // `gone` was woken too, and is dropped without coming back.
         drop(gone);
+        assert!(woken.0.load(Ordering::SeqCst));
+        assert!(slots.acquire(&live, &wl));
+    }
+
+    #[test]
+    fn ops_dropped_while_they_wait_do_not_pile_up() {
+        let slots = RemoteSlots::new(1);
+        let (_, w) = waker();
+        let held = op();
+        assert!(slots.acquire(&held, &w));
+        let live = op();
+        let (woken, wl) = waker();
+        assert!(!slots.acquire(&live, &wl));
+        // A loop that starts an op, finds every slot taken, and drops it.
+        for _ in 0..10_000 {
+            let o = op();
+            assert!(!slots.acquire(&o, &w));
+        }
+        let queued = slots.waiting.lock().unwrap().entries.len();
+        assert!(queued <= 2 * MIN_SWEEP_AT, "{queued} entries kept");
+        assert_eq!(slots.queued.load(Ordering::SeqCst), queued);
+        // The live waiter kept its place.
+        slots.release();
         assert!(woken.0.load(Ordering::SeqCst));
         assert!(slots.acquire(&live, &wl));
     }

@@ -53,7 +53,7 @@ pub(crate) fn new_queue_id() -> u64 {
 
 /// The smallest queue of ops waiting for a slot that is swept for dead
 /// entries (see `OpTable::sweep_at`).
-const MIN_SWEEP_AT: usize = 64;
+pub(crate) const MIN_SWEEP_AT: usize = 64;
 
 /// In-flight ops of one shard. Only the shard's thread touches it.
 pub(crate) struct OpTable {
