@@ -6,7 +6,9 @@
 //! whose thread first polls it (inside `Runtime::block_on`, on a shard the
 //! runtime picks). Dropping the future in flight submits an
 //! `IORING_OP_ASYNC_CANCEL` and keeps `data` alive until the kernel's final
-//! CQE; only then is it dropped.
+//! CQE; only then is it dropped, on the event loop of the shard that owns
+//! the op: its destructor must not block (the shard's other tasks wait
+//! meanwhile). Should it panic, the panic is reported and goes no further.
 //!
 //! ## Safety contract
 //!
@@ -114,9 +116,33 @@ use crate::driver::{MultiData, MultiOp, Op, OpData};
 
 pub use crate::driver::Cqe;
 
+/// Drops `data`, the data of an op whose future let go of it (dropped in
+/// flight, so the driver drops it at the final CQE, on the shard's event
+/// loop): a panic in its destructor is reported and goes no further, as a
+/// task's panic does not, instead of unwinding out of the event loop (which
+/// shuts the runtime down).
+fn drop_contained<T>(data: T) {
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(data)));
+    if dropped.is_err() {
+        crate::warn::warn_stderr!(
+            "spargio: the destructor of a native op's data panicked (see the message above); \
+             the panic went no further"
+        );
+    }
+}
+
 struct Native<T, F> {
-    data: T,
+    /// Taken when the op's future takes the data back.
+    data: Option<T>,
     build: Option<F>,
+}
+
+impl<T, F> Drop for Native<T, F> {
+    fn drop(&mut self) {
+        if let Some(data) = self.data.take() {
+            drop_contained(data);
+        }
+    }
 }
 
 impl<T, F> OpData for Native<T, F>
@@ -128,7 +154,11 @@ where
 
     fn entry(&mut self) -> Entry {
         let build = self.build.take().expect("entry built once");
-        build(&mut self.data)
+        build(
+            self.data
+                .as_mut()
+                .expect("op data present before submission"),
+        )
     }
 }
 
@@ -149,7 +179,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.op)
             .poll(cx)
-            .map(|(res, native)| (res, native.data))
+            .map(|(res, mut native)| (res, native.data.take().expect("op data taken once")))
     }
 }
 
@@ -170,15 +200,24 @@ where
 {
     NativeOp {
         op: Op::new(Native {
-            data,
+            data: Some(data),
             build: Some(build),
         }),
     }
 }
 
 struct NativeMulti<T, F> {
-    data: T,
+    /// Dropped through [`drop_contained`]; never moved out.
+    data: std::mem::ManuallyDrop<T>,
     build: F,
+}
+
+impl<T, F> Drop for NativeMulti<T, F> {
+    fn drop(&mut self) {
+        // SAFETY: `data` is taken once, here, and not touched after.
+        let data = unsafe { std::mem::ManuallyDrop::take(&mut self.data) };
+        drop_contained(data);
+    }
 }
 
 impl<T, F> MultiData for NativeMulti<T, F>
@@ -312,7 +351,10 @@ where
     T: Send + Sync + 'static,
     F: Fn(&T) -> Entry + Send + Sync + 'static,
 {
-    let op = MultiOp::new(NativeMulti { data, build });
+    let op = MultiOp::new(NativeMulti {
+        data: std::mem::ManuallyDrop::new(data),
+        build,
+    });
     op.set_queue_cap(DEFAULT_MULTISHOT_MAX_QUEUED);
     NativeMultishot { op, ended: false }
 }

@@ -230,3 +230,67 @@ fn a_native_zero_copy_send_resolves_to_its_result_marked_notified() {
     std::io::Read::read_exact(&mut receiver, &mut got).unwrap();
     assert!(got.iter().all(|&b| b == 5));
 }
+
+/// Op data whose destructor panics, holding the timespec a timeout's SQE
+/// points at.
+struct PanicsOnDrop(Box<types::Timespec>);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("op data destructor panicked (on purpose)");
+    }
+}
+
+#[test]
+fn a_native_op_data_destructor_that_panics_does_not_take_the_runtime_down() {
+    let rt = one_shard();
+    let h = rt.handle();
+    rt.block_on(h.spawn(async {
+        // SAFETY: the SQE points at the timespec the op's data owns.
+        let single = unsafe {
+            uring::submit(
+                PanicsOnDrop(Box::new(types::Timespec::new().sec(60))),
+                |d| opcode::Timeout::new(&*d.0).build(),
+            )
+        };
+        // SAFETY: as above; a multishot timeout fires once a minute.
+        let multi = unsafe {
+            uring::submit_multishot(
+                PanicsOnDrop(Box::new(types::Timespec::new().sec(60))),
+                |d| {
+                    opcode::Timeout::new(&*d.0)
+                        .flags(types::TimeoutFlags::MULTISHOT)
+                        .build()
+                },
+            )
+        };
+        let mut multi = multi;
+        let mut single = std::pin::pin!(single);
+        // Both go in flight, and are dropped there: the driver drops their
+        // data at their final CQEs (after the cancels), on the event loop.
+        {
+            let mut next = std::pin::pin!(multi.next_cqe());
+            std::future::poll_fn(|cx| {
+                assert!(single.as_mut().poll(cx).is_pending());
+                assert!(next.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+        }
+    }))
+    .expect("the task ran");
+    // The runtime is still up: later ops and tasks run, and no panic
+    // reached the event loop.
+    for _ in 0..3 {
+        let n = rt
+            .block_on(h.spawn(async {
+                spargio_rt::time::sleep(Duration::from_millis(1)).await;
+                spargio_rt::fs::read("Cargo.toml").await.map(|b| b.len())
+            }))
+            .expect("a task runs after the panic")
+            .expect("a file read runs after the panic");
+        assert!(n > 0);
+    }
+    let stats = h.stats();
+    assert_eq!(stats.shards.iter().map(|s| s.loop_panics).sum::<u64>(), 0);
+}
