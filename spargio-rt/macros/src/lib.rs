@@ -455,9 +455,17 @@ fn check_fn(kind: Kind, func: &ItemFn) -> syn::Result<Option<&PatType>> {
             "the function cannot have an `extern` ABI",
         ));
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+    // `Generics` prints its parameters only (no `where` clause, and nothing
+    // at all without parameters), so a `where` clause alone is pointed at
+    // by itself.
+    let generic: Option<&dyn quote::ToTokens> = match &sig.generics.where_clause {
+        _ if !sig.generics.params.is_empty() => Some(&sig.generics),
+        Some(where_clause) => Some(where_clause),
+        None => None,
+    };
+    if let Some(generic) = generic {
         errors.push(syn::Error::new_spanned(
-            &sig.generics,
+            generic,
             "the function cannot be generic (no type, lifetime or const parameters, no `where` clause)",
         ));
     }
