@@ -107,7 +107,12 @@ impl LocalShard {
     /// submitted (not over this poll's budget, nothing spilled).
     fn submit_inline(&self) -> bool {
         let left = self.inline_left.get();
-        if left == 0 || !self.spill.borrow().is_empty() {
+        // Not from inside an inline reap (a waker there that polls a
+        // future of its own on the spot): a nested reap would act on the
+        // CQEs it takes before the older ones the outer reap still holds,
+        // so a multishot op's last CQE could free it before an earlier
+        // one (whose buffer or fd would then be dropped as stale).
+        if left == 0 || self.inline_reap.get() || !self.spill.borrow().is_empty() {
             return false;
         }
         self.inline_left.set(left - 1);
