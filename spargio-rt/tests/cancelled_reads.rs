@@ -93,6 +93,55 @@ async fn a_reset_met_by_a_dropped_read_is_the_next_reads_error() {
     assert_eq!(res.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
 }
 
+/// Resets `peer`'s connection: a close with a zero linger sends a reset.
+fn reset(peer: spargio_rt::net::TcpStream) {
+    peer.with_socket(|s| s.set_linger(Some(Duration::ZERO)))
+        .unwrap();
+    drop(peer);
+}
+
+#[spargio_rt::test]
+async fn a_reset_a_peek_meets_beside_kept_bytes_is_the_read_after_them() {
+    let (mut client, mut server) = tcp_pair().await;
+    drop_a_read_that_took(&mut server, &mut client, b"ab").await;
+    reset(client);
+    sleep(SETTLE).await;
+    // The peek hands out the kept bytes; its look at the socket meets the
+    // reset, which the kernel reports only once.
+    let (res, seen) = timeout(HANG, server.peek(Vec::with_capacity(64)))
+        .await
+        .unwrap();
+    assert_eq!(res.unwrap(), 2);
+    assert_eq!(seen, b"ab");
+    assert_eq!(read_n(&mut server, 2).await, b"ab");
+    let (res, _) = timeout(HANG, server.read(Vec::with_capacity(64)))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.expect_err("the reset was lost: it read as an end of stream")
+            .kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
+}
+
+#[spargio_rt::test]
+async fn a_reset_met_by_a_dropped_peek_is_the_next_reads_error() {
+    let (client, server) = tcp_pair().await;
+    let pending = submitted(Box::pin(server.peek(Vec::with_capacity(64)))).await;
+    reset(client);
+    sleep(SETTLE).await;
+    drop(pending);
+    let mut server = server;
+    let (res, _) = timeout(HANG, server.read(Vec::with_capacity(64)))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.expect_err("the reset was lost: it read as an end of stream")
+            .kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
+}
+
 #[spargio_rt::test]
 async fn a_pipe_read_dropped_after_its_bytes_came_hands_them_to_the_next_read() {
     let mut child = Command::new("sh")

@@ -46,11 +46,22 @@ impl<B: IoBufMut> OpData for Read<B> {
     }
 
     fn orphaned(&mut self, cqe: Cqe) {
-        if let Some(counted) = &self.counted {
-            // SAFETY: a positive result is how many bytes the kernel wrote
-            // from the buffer's start.
-            unsafe { counted.carry().keep(self.buf.stable_ptr(), cqe.res) };
+        let Some(counted) = &self.counted else {
+            return;
+        };
+        if self.recv.is_some_and(|flags| flags & libc::MSG_PEEK != 0) {
+            // A peek took no bytes off the stream, but an error it met is
+            // gone from the socket (the kernel reports a reset once, to
+            // whichever call sees it first): the next read's.
+            if cqe.res < 0 {
+                // SAFETY: a negative result reads no bytes.
+                unsafe { counted.carry().keep(std::ptr::null(), cqe.res) };
+            }
+            return;
         }
+        // SAFETY: a positive result is how many bytes the kernel wrote
+        // from the buffer's start.
+        unsafe { counted.carry().keep(self.buf.stable_ptr(), cqe.res) };
     }
 }
 
@@ -107,15 +118,17 @@ async fn stream_read<B: IoBufMut>(
     .await
 }
 
-/// Receives into `buf` from a socket without taking the bytes off its
-/// queue (`MSG_PEEK`): the next receive gets them again.
-pub(crate) async fn recv_peek<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
+/// Receives into `buf` from a stream socket without taking the bytes off
+/// its queue (`MSG_PEEK` and `flags`): the next receive gets them again.
+/// Counted in the fd's carry, so that an error it meets after its future
+/// was dropped is kept for the next read (see `Read::orphaned`).
+async fn recv_peek<B: IoBufMut>(fd: &SharedFd, buf: B, flags: i32) -> BufResult<usize, B> {
     run_read(Read {
-        counted: None,
+        counted: Some(fd.carry().count()),
         fd: fd.clone(),
         buf,
         offset: 0,
-        recv: Some(libc::MSG_PEEK),
+        recv: Some(libc::MSG_PEEK | flags),
     })
     .await
 }
@@ -129,7 +142,7 @@ pub(crate) async fn recv_peek_stream<B: IoBufMut>(
 ) -> BufResult<usize, B> {
     let carry = fd.carry();
     if !carry.busy() {
-        return recv_peek(fd, buf).await;
+        return recv_peek(fd, buf, 0).await;
     }
     let kept = match std::future::poll_fn(|cx| carry.poll_peek(cx)).await {
         Ok(kept) => kept,
@@ -137,24 +150,30 @@ pub(crate) async fn recv_peek_stream<B: IoBufMut>(
         Err(e) => return (Err(e), buf),
     };
     if kept.is_empty() {
-        return recv_peek(fd, buf).await;
+        return recv_peek(fd, buf, 0).await;
     }
     let total = buf.bytes_total();
     let first = kept.len().min(total);
     let mut more = Vec::new();
     if first < total {
-        let (res, data) = run_read(Read {
-            counted: None,
-            fd: fd.clone(),
-            buf: Vec::with_capacity(total - first),
-            offset: 0,
-            recv: Some(libc::MSG_PEEK | libc::MSG_DONTWAIT),
-        })
-        .await;
-        if res.is_ok() {
-            more = data;
-            // The room asked for bounds it, whatever capacity it came with.
-            more.truncate(total - first);
+        let (res, data) =
+            recv_peek(fd, Vec::with_capacity(total - first), libc::MSG_DONTWAIT).await;
+        match res {
+            Ok(_) => {
+                more = data;
+                // The room asked for bounds it, whatever capacity it came
+                // with.
+                more.truncate(total - first);
+            }
+            // The socket reported its error to this peek, and only once:
+            // it follows the kept bytes, for the read that gets there (the
+            // peek hands out the bytes).
+            Err(e) => {
+                if let Some(errno) = e.raw_os_error() {
+                    // SAFETY: a negative result reads no bytes.
+                    unsafe { carry.keep(std::ptr::null(), -errno) };
+                }
+            }
         }
     }
     // SAFETY: `buf` is valid for writes of `bytes_total` bytes, which
