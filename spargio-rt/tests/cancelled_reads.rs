@@ -100,6 +100,18 @@ fn reset(peer: spargio_rt::net::TcpStream) {
     drop(peer);
 }
 
+/// Asserts that the next read of `server` fails with the reset.
+async fn next_read_is_the_reset(server: &mut spargio_rt::net::TcpStream) {
+    let (res, _) = timeout(HANG, server.read(Vec::with_capacity(64)))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.expect_err("the reset was lost: it read as an end of stream")
+            .kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
+}
+
 #[spargio_rt::test]
 async fn a_reset_a_peek_meets_beside_kept_bytes_is_the_read_after_them() {
     let (mut client, mut server) = tcp_pair().await;
@@ -114,14 +126,7 @@ async fn a_reset_a_peek_meets_beside_kept_bytes_is_the_read_after_them() {
     assert_eq!(res.unwrap(), 2);
     assert_eq!(seen, b"ab");
     assert_eq!(read_n(&mut server, 2).await, b"ab");
-    let (res, _) = timeout(HANG, server.read(Vec::with_capacity(64)))
-        .await
-        .unwrap();
-    assert_eq!(
-        res.expect_err("the reset was lost: it read as an end of stream")
-            .kind(),
-        std::io::ErrorKind::ConnectionReset
-    );
+    next_read_is_the_reset(&mut server).await;
 }
 
 #[spargio_rt::test]
@@ -132,14 +137,7 @@ async fn a_reset_met_by_a_dropped_peek_is_the_next_reads_error() {
     sleep(SETTLE).await;
     drop(pending);
     let mut server = server;
-    let (res, _) = timeout(HANG, server.read(Vec::with_capacity(64)))
-        .await
-        .unwrap();
-    assert_eq!(
-        res.expect_err("the reset was lost: it read as an end of stream")
-            .kind(),
-        std::io::ErrorKind::ConnectionReset
-    );
+    next_read_is_the_reset(&mut server).await;
 }
 
 #[spargio_rt::test]
