@@ -7,7 +7,7 @@ use std::pin::pin;
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
-use spargio_rt::io::{flush_beside, AsyncWrite, AsyncWriteExt};
+use spargio_rt::io::{flush_beside, loud, AsyncWrite, AsyncWriteExt};
 
 use crate::send_watch::{SendWatch, SEND_PIECE};
 
@@ -83,13 +83,24 @@ impl Output {
     }
 
     /// Writes `segments` as bounded writes of at most [`SEND_PIECE`] bytes.
+    ///
+    /// Every piece but the last is written [`loud`]ly: polled inside
+    /// `quiet_writes` (a flush beside the next request's read), a piece
+    /// that went out in full would otherwise not wake the task, and the
+    /// next one would wait for the read (or the send timeout's timer).
     async fn write_pieces<S: AsyncWrite>(
         &mut self,
         stream: &mut S,
         segments: Vec<Bytes>,
     ) -> io::Result<()> {
-        for piece in self.send.pieces(segments) {
-            let (res, _) = self.send.bound(stream.write_vectored_all(piece)).await?;
+        let mut pieces = self.send.pieces(segments).peekable();
+        while let Some(piece) = pieces.next() {
+            let write = stream.write_vectored_all(piece);
+            let (res, _) = if pieces.peek().is_some() {
+                self.send.bound(loud(write)).await?
+            } else {
+                self.send.bound(write).await?
+            };
             res?;
         }
         Ok(())
@@ -134,5 +145,44 @@ impl Output {
             return Ok(v);
         }
         flush_beside(self.flush(stream), fut).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::time::Duration;
+
+    use spargio_rt::io::{flush_and_read, AsyncRead, AsyncReadExt, AsyncWriteExt};
+    use spargio_rt::net::UnixStream;
+
+    use super::*;
+
+    #[spargio_rt::test(shards = 1)]
+    async fn a_flush_in_pieces_beside_a_read_goes_on_after_each_piece() {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        let (mut reader, mut writer) = ours.into_split();
+        // A send timeout far longer than the test: each piece is bounded,
+        // and its timer must not be what moves the flush on.
+        let mut out = Output::new(SendWatch::with_limit(Some(Duration::from_secs(3600))));
+        let total = 3 * SEND_PIECE + 10;
+        out.buf.extend_from_slice(&vec![7u8; total]);
+        // The peer answers only once it has every byte: the read beside
+        // the flush cannot finish first and wake the task.
+        let answer = spargio_rt::spawn_local(async move {
+            let (res, got) = peer.read_exact(vec![0u8; total]).await;
+            res.unwrap();
+            let (res, _) = peer.write_all(b"!".to_vec()).await;
+            res.unwrap();
+            got.iter().all(|&b| b == 7)
+        });
+        let flush = pin!(out.flush(&mut writer));
+        let read = pin!(reader.read(Vec::with_capacity(1)));
+        let done = spargio_rt::time::timeout(Duration::from_secs(20), flush_and_read(flush, read))
+            .await
+            .expect("the flush stopped after a piece");
+        let (n, _) = done.expect("the flush failed");
+        assert_eq!(n.unwrap(), 1);
+        assert!(answer.await.unwrap(), "the bytes came whole");
     }
 }
