@@ -434,6 +434,7 @@ impl<T: CompatIo> Compat<T> {
         let (waker, alone) = self.side.write_waiters.join_alone(cx.waker());
         let mut op_cx = Context::from_waker(waker);
         let quiet_ok = last && alone;
+        let closing = matches!(self.write, WriteState::Closing(_));
         let (res, w) = match &mut self.write {
             WriteState::Idle(_) => unreachable!("checked above"),
             WriteState::Taken => unreachable!("spargio: compat write half lost"),
@@ -462,6 +463,12 @@ impl<T: CompatIo> Compat<T> {
         };
         self.side.write_waiters.finish(cx.waker());
         self.write = WriteState::Idle(w);
+        // A shutdown finished, whichever call waited for it (a close, or a
+        // flush or write after a close that was dropped unfinished): a
+        // later close does nothing.
+        if closing && res.is_ok() {
+            self.side.closed = true;
+        }
         Poll::Ready(res)
     }
 
@@ -613,11 +620,7 @@ impl<T: CompatIo> futures_io::AsyncWrite for Compat<T> {
                 }
                 WriteState::Idle(_) if this.side.closed => return Poll::Ready(Ok(())),
                 WriteState::Idle(_) => this.start_write(|w| WriteState::Closing(T::shutdown_op(w))),
-                WriteState::Closing(_) => {
-                    let done = this.poll_settle(cx, true);
-                    this.side.closed = matches!(done, Poll::Ready(Ok(())));
-                    return done;
-                }
+                WriteState::Closing(_) => return this.poll_settle(cx, true),
                 WriteState::Writing(_) | WriteState::Flushing(_) | WriteState::Taken => {
                     ready!(this.poll_settle(cx, false))?
                 }
